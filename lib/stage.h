@@ -1,0 +1,43 @@
+/* What every stage's main does first: parse --help/--config/-v, load and
+ * validate the configuration, set up logging, the loop, the ZeroMQ context,
+ * the bus, the counters, the periodic stats publication and the optional
+ * per-stage HTTP endpoint (/metrics, /healthz). */
+#ifndef SKYPROF_STAGE_H
+#define SKYPROF_STAGE_H
+
+#include "bus.h"
+#include "config.h"
+#include "loop.h"
+#include "stats.h"
+
+typedef struct {
+    const char *name;         /* "collector", used in topics and config */
+    const char *summary;      /* one line for --help */
+    const char *extra_help;   /* stage-specific options text, or NULL */
+} stage_desc_t;
+
+typedef struct stage {
+    const stage_desc_t *desc;
+    config_t *cfg;
+    loop_t *loop;
+    void *zmq_ctx;
+    bus_t *bus;
+    stats_t *stats;
+    char instance[48];
+    char sender[64];          /* "<name>/<instance>" */
+    void *http;               /* per-stage health/metrics server */
+    int verbose;
+} stage_t;
+
+/* Parses the command line and starts the common machinery. Returns NULL
+ * and sets *exit_code (0 after --help, 2 on usage or config errors, 1 on
+ * other failures). */
+stage_t *stage_new(const stage_desc_t *desc, int argc, char **argv,
+                   int *exit_code);
+void stage_destroy(stage_t **self_p);
+
+/* Encodes with the given encoder into a scratch buffer and publishes. */
+int stage_publish(stage_t *self, const char *topic, const void *buf,
+                  size_t len);
+
+#endif

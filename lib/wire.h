@@ -1,0 +1,324 @@
+/* The bus wire codec: the only place that packs or unpacks bus payloads.
+ *
+ * Every payload is one msgpack array whose first four elements are the
+ * header [version, sender, seq, ts_ns] followed by the body of the message
+ * type. docs/wire.md documents every topic and field. Decoders validate
+ * every type, length and bound and never trust a count from the wire: a
+ * malformed payload fails with a reason in `err` and nothing leaks.
+ *
+ * Decoded structures point into an arena owned by the caller; free them by
+ * resetting or destroying the arena. Encoders append to a wire_buf_t. */
+#ifndef SKYPROF_WIRE_H
+#define SKYPROF_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+
+#define WIRE_VERSION 1
+
+/* Bounds enforced by every decoder (and by encoders, which refuse to build
+ * what a peer would reject). */
+#define WIRE_MAX_FRAMES      256      /* kernel or user frames per stack */
+#define WIRE_MAX_SAMPLES     65536    /* samples per batch */
+#define WIRE_MAX_OBJECTS     65536    /* object table entries per batch */
+#define WIRE_MAX_PROCS       65536    /* process entries per batch */
+#define WIRE_MAX_STRINGS     262144   /* interned frame names per batch */
+#define WIRE_MAX_TASKS       4096     /* tasks per set / per sample */
+#define WIRE_MAX_PIDS        65536    /* pids per task */
+#define WIRE_MAX_STR         4096     /* bytes in one string (paths, names) */
+#define WIRE_MAX_LONG_STR    65536    /* bytes in cmdlines and JSON blobs */
+#define WIRE_MAX_BUILD_ID    64
+#define WIRE_MAX_METRICS     4096
+#define WIRE_MAX_PAYLOAD     (64u << 20)
+#define WIRE_COMM_LEN        16
+#define WIRE_BUCKETS         64       /* pid buckets in sharded topics */
+#define WIRE_NO_OBJECT       0xffffffffu
+
+/* ------------------------------------------------------------- topics */
+/* Sharded topics end in two decimal digits: the pid's bucket. */
+#define TOPIC_RAW_STACKS     "raw.stacks."   /* + "BB" */
+#define TOPIC_SYM_STACKS     "sym.stacks."   /* + "BB" */
+#define TOPIC_PROC_EVENTS    "proc.events"
+#define TOPIC_CTL_TASKS      "ctl.tasks"     /* desired active task set */
+#define TOPIC_TASK_REQUEST   "task.request"  /* new tasks for policy-engine */
+#define TOPIC_AGG_PROFILE    "agg.profile"   /* per-task flush for uplink */
+#define TOPIC_PROC_IDS       "proc.ids"      /* OAP process ids (uplink) */
+#define TOPIC_STATS          "stats."        /* + stage name */
+#define TOPIC_HELLO          "ctl.hello."    /* + role: replica membership */
+
+uint32_t wire_pid_bucket(uint32_t pid);
+/* Writes e.g. "raw.stacks.07" into out (size >= 32). */
+void wire_sharded_topic(char *out, size_t size, const char *prefix,
+                        uint32_t pid);
+
+/* -------------------------------------------------------- output buffer */
+typedef struct {
+    char *data;
+    size_t len;
+    size_t cap;
+} wire_buf_t;
+
+void wire_buf_init(wire_buf_t *b);
+void wire_buf_reset(wire_buf_t *b);
+void wire_buf_release(wire_buf_t *b);
+
+/* ------------------------------------------------------------- header */
+typedef struct {
+    uint32_t version;
+    char sender[64];   /* "<stage>/<instance>" */
+    uint64_t seq;      /* per (sender, topic), starts at 1 */
+    uint64_t ts_ns;    /* CLOCK_REALTIME when built */
+} wire_header_t;
+
+/* --------------------------------------------------------- enumerations */
+enum wire_sample_kind { WIRE_KIND_ON_CPU = 0, WIRE_KIND_OFF_CPU = 1 };
+
+enum wire_object_type {
+    WIRE_OBJ_EXE = 0,     /* the main executable */
+    WIRE_OBJ_LIB = 1,     /* a shared object */
+    WIRE_OBJ_VDSO = 2,
+    WIRE_OBJ_JIT = 3,     /* anonymous code covered by /tmp/perf-PID.map */
+    WIRE_OBJ_ANON = 4,    /* anonymous memory with no map: raw address */
+    WIRE_OBJ_TYPE_MAX = 4
+};
+
+enum wire_frame_type {
+    WIRE_FRAME_KERNEL = 0,
+    WIRE_FRAME_USER = 1,  /* function of the main executable */
+    WIRE_FRAME_LIB = 2,   /* function of a shared library */
+    WIRE_FRAME_JIT = 3,
+    WIRE_FRAME_UNKNOWN = 4, /* unresolved: name is "object+0xoffset" */
+    WIRE_FRAME_TYPE_MAX = 4
+};
+
+enum wire_target { WIRE_TARGET_ON_CPU = 0, WIRE_TARGET_OFF_CPU = 1,
+                   WIRE_TARGET_NETWORK = 2, WIRE_TARGET_MAX = 2 };
+enum wire_trigger { WIRE_TRIGGER_FIXED_TIME = 0,
+                    WIRE_TRIGGER_CONTINUOUS = 1, WIRE_TRIGGER_MAX = 1 };
+enum wire_task_source { WIRE_SRC_OAP = 0, WIRE_SRC_LOCAL = 1,
+                        WIRE_SRC_API = 2, WIRE_SRC_POLICY = 3,
+                        WIRE_SRC_MAX = 3 };
+
+enum wire_proc_event_type { WIRE_PROC_START = 0, WIRE_PROC_EXEC = 1,
+                            WIRE_PROC_EXIT = 2, WIRE_PROC_EVENT_MAX = 2 };
+
+/* ---------------------------------------------------- raw stack batch */
+/* An object (file) some user frame of the batch lies in. */
+typedef struct {
+    uint32_t id;          /* collector-wide stable id; frames refer to it */
+    uint8_t type;         /* enum wire_object_type */
+    uint8_t build_id_len; /* 0 = none */
+    uint8_t build_id[WIRE_MAX_BUILD_ID];
+    uint64_t dev;         /* st_dev of the file as the kernel sees it */
+    uint64_t ino;
+    uint32_t pid;         /* a pid whose /proc/PID/root reaches `path`;
+                             0 = the host root */
+    const char *path;     /* as the process sees it (mapping path) */
+} wire_object_t;
+
+typedef struct {
+    uint32_t object;      /* wire_object_t.id, or WIRE_NO_OBJECT */
+    uint64_t offset;      /* file offset in the object; the raw address
+                             when object == WIRE_NO_OBJECT */
+} wire_uframe_t;
+
+typedef struct {
+    uint32_t pid, tid, cpu;
+    uint8_t kind;          /* enum wire_sample_kind */
+    uint64_t ts_ns;        /* first occurrence in the batch (realtime) */
+    uint64_t count;        /* samples (on-CPU) or switches (off-CPU) */
+    uint64_t weight_ns;    /* CPU ns represented, or ns spent off CPU */
+    char comm[WIRE_COMM_LEN]; /* thread name, NUL terminated */
+    uint32_t nk, nu;
+    const uint64_t *kframes;      /* leaf first */
+    const wire_uframe_t *uframes; /* leaf first */
+    uint32_t ntasks;
+    const uint32_t *tasks;        /* indices into the batch's task_ids */
+} wire_raw_sample_t;
+
+typedef struct {
+    uint32_t pid;
+    uint32_t nspid;        /* pid inside its namespace (0 = unknown) */
+    const char *name;      /* process name (comm of the main thread) */
+    const char *container_id; /* "" when on the host */
+} wire_proc_t;
+
+typedef struct {
+    wire_header_t hdr;
+    uint32_t nobjects;
+    const wire_object_t *objects;
+    uint32_t nprocs;
+    const wire_proc_t *procs;
+    uint32_t ntask_ids;
+    const char *const *task_ids;
+    uint32_t nsamples;
+    const wire_raw_sample_t *samples;
+} wire_raw_batch_t;
+
+/* ---------------------------------------------- symbolized stack batch */
+typedef struct {
+    const char *name;     /* function, or "object+0xoffset" when unknown */
+    uint8_t type;         /* enum wire_frame_type */
+} wire_frame_t;
+
+typedef struct {
+    uint32_t pid, tid, cpu;
+    uint8_t kind;
+    uint64_t ts_ns;
+    uint64_t count;
+    uint64_t weight_ns;
+    char comm[WIRE_COMM_LEN];
+    uint32_t nframes;
+    const uint32_t *frames; /* indices into the batch frame table, leaf
+                               first: kernel frames, then user frames */
+    uint32_t nkernel;       /* how many of frames are kernel frames */
+    uint32_t ntasks;
+    const uint32_t *tasks;
+} wire_sym_sample_t;
+
+typedef struct {
+    wire_header_t hdr;
+    uint32_t nframes;
+    const wire_frame_t *frames;
+    uint32_t nprocs;
+    const wire_proc_t *procs;
+    uint32_t ntask_ids;
+    const char *const *task_ids;
+    uint32_t nsamples;
+    const wire_sym_sample_t *samples;
+} wire_sym_batch_t;
+
+/* ----------------------------------------------------- process events */
+typedef struct {
+    uint8_t type;          /* enum wire_proc_event_type */
+    uint32_t pid, ppid, nspid;
+    uint64_t ts_ns;
+    const char *comm;
+    const char *exe;       /* path of the executable, "" if unknown */
+    const char *cmdline;   /* arguments joined by spaces */
+    const char *container_id;
+} wire_proc_event_t;
+
+typedef struct {
+    wire_header_t hdr;
+    uint32_t nevents;
+    const wire_proc_event_t *events;
+} wire_proc_events_t;
+
+/* ------------------------------------------------------------- tasks */
+typedef struct {
+    const char *task_id;
+    uint8_t target;        /* enum wire_target */
+    uint8_t trigger;       /* enum wire_trigger */
+    uint8_t source;        /* enum wire_task_source */
+    uint64_t start_ms;     /* wall clock; 0 = as soon as received */
+    uint64_t duration_ms;
+    uint64_t update_ms;    /* TaskUpdateTime from the OAP, else creation */
+    uint32_t npids;
+    const uint32_t *pids;
+    /* OAP process id per pid (same order), or NULL when local. */
+    const char *const *process_ids;
+    const char *extension_json; /* "" when none */
+} wire_task_t;
+
+/* Used for both ctl.tasks (desired state; generation increases on every
+ * change) and task.request (generation unused, 0). */
+typedef struct {
+    wire_header_t hdr;
+    uint64_t generation;
+    uint32_t ntasks;
+    const wire_task_t *tasks;
+} wire_task_set_t;
+
+/* ------------------------------------------------ aggregated profiles */
+typedef struct {
+    uint32_t nk;
+    const char *const *kframes;   /* leaf first */
+    uint32_t nu;
+    const char *const *uframes;   /* leaf first */
+    uint64_t count;               /* dumpCount or switchCount */
+    uint64_t duration_ns;         /* off-CPU time; on-CPU: CPU ns */
+} wire_prof_stack_t;
+
+typedef struct {
+    const char *task_id;
+    uint32_t pid;
+    const char *process_id;       /* OAP process id, "" when unknown */
+    uint8_t target;
+    uint64_t start_ms;            /* when this task started profiling */
+    uint64_t window_start_ms, window_end_ms;
+    uint32_t nstacks;
+    const wire_prof_stack_t *stacks;
+} wire_task_profile_t;
+
+typedef struct {
+    wire_header_t hdr;
+    uint32_t nprofiles;
+    const wire_task_profile_t *profiles;
+} wire_profile_batch_t;
+
+/* --------------------------------------------------------------- stats */
+enum wire_metric_type { WIRE_METRIC_COUNTER = 0, WIRE_METRIC_GAUGE = 1 };
+
+typedef struct {
+    const char *name;     /* skyprof_<stage>_<what> */
+    const char *labels;   /* Prometheus label body without braces, or "" */
+    uint8_t type;
+    double value;
+} wire_metric_t;
+
+typedef struct {
+    wire_header_t hdr;
+    const char *stage;
+    const char *instance;
+    uint32_t nmetrics;
+    const wire_metric_t *metrics;
+} wire_stats_t;
+
+/* ------------------------------------------------- replica membership */
+typedef struct {
+    wire_header_t hdr;
+    const char *role;      /* "symbolizer", "aggregator" */
+    const char *instance;  /* unique per replica */
+    uint64_t started_ms;
+    uint8_t leaving;       /* 1 on clean shutdown */
+} wire_hello_t;
+
+/* ------------------------------------------------------- functions */
+/* Encoders return 0, or -1 when the message breaks a bound (nothing is
+ * appended then). Decoders return 0, or -1 with a reason in err. */
+int wire_encode_raw_batch(const wire_raw_batch_t *m, wire_buf_t *out);
+int wire_decode_raw_batch(const void *data, size_t len, arena_t *arena,
+                          wire_raw_batch_t *m, char *err, size_t errlen);
+
+int wire_encode_sym_batch(const wire_sym_batch_t *m, wire_buf_t *out);
+int wire_decode_sym_batch(const void *data, size_t len, arena_t *arena,
+                          wire_sym_batch_t *m, char *err, size_t errlen);
+
+int wire_encode_proc_events(const wire_proc_events_t *m, wire_buf_t *out);
+int wire_decode_proc_events(const void *data, size_t len, arena_t *arena,
+                            wire_proc_events_t *m, char *err, size_t errlen);
+
+int wire_encode_task_set(const wire_task_set_t *m, wire_buf_t *out);
+int wire_decode_task_set(const void *data, size_t len, arena_t *arena,
+                         wire_task_set_t *m, char *err, size_t errlen);
+
+int wire_encode_profile_batch(const wire_profile_batch_t *m, wire_buf_t *out);
+int wire_decode_profile_batch(const void *data, size_t len, arena_t *arena,
+                              wire_profile_batch_t *m, char *err,
+                              size_t errlen);
+
+int wire_encode_stats(const wire_stats_t *m, wire_buf_t *out);
+int wire_decode_stats(const void *data, size_t len, arena_t *arena,
+                      wire_stats_t *m, char *err, size_t errlen);
+
+int wire_encode_hello(const wire_hello_t *m, wire_buf_t *out);
+int wire_decode_hello(const void *data, size_t len, arena_t *arena,
+                      wire_hello_t *m, char *err, size_t errlen);
+
+/* Fill a header: version, sender, seq, now. */
+void wire_header_set(wire_header_t *h, const char *sender, uint64_t seq);
+
+#endif

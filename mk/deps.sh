@@ -1,0 +1,42 @@
+#!/bin/sh
+# Install the Debian 12 packages skyprof needs to build, test, run and bench.
+# Idempotent: asks apt only for what dpkg says is missing.
+set -eu
+
+PACKAGES="
+gcc make pkg-config clang llvm bpftool linux-perf
+libbpf-dev libelf-dev libzmq3-dev libmsgpack-dev
+libprotobuf-c-dev protobuf-c-compiler libgrpc-dev
+libyaml-dev libmicrohttpd-dev libsqlite3-dev libiberty-dev zlib1g-dev
+check libsubunit-dev
+elfutils binutils procps curl python3
+chromium
+"
+[ -n "${SKYPROF_EXTRA_PACKAGES:-}" ] && PACKAGES="$PACKAGES $SKYPROF_EXTRA_PACKAGES"
+
+missing=""
+for p in $PACKAGES; do
+    st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    case "$st" in
+        *"install ok installed"*) ;;
+        *) missing="$missing $p" ;;
+    esac
+done
+
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "deps: missing packages:$missing" >&2
+    echo "deps: run 'make deps' as root (or install them with apt-get)" >&2
+    exit 1
+fi
+
+echo "deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+# Refresh the package lists once if they are absent or older than a day.
+if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mtime -1 2>/dev/null | head -n 1)" ]; then
+    apt-get update -qq
+fi
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
+echo "deps: done"
