@@ -1,0 +1,111 @@
+/* Every configuration key skyprof knows: X-macro table.
+ *
+ *   CFG(key, type, default, rover_env_alias, help)
+ *
+ * The environment name is always SKYPROF_<KEY> (dots and brackets become
+ * underscores, upper case); rover_env_alias is the reference agent's name
+ * for the same setting (seed 003) or NULL when it has none or the meaning
+ * differs. Types: STR, BOOL, INT, DURATION, SIZE, LEVEL. */
+CFG("log.level", LEVEL, "info", "ROVER_LOGGER_LEVEL",
+    "error, warn, info or debug")
+CFG("runtime_dir", STR, "/run/skyprof", NULL,
+    "directory for ipc:// endpoints; created mode 0700")
+CFG("bus.in", STR, "", NULL,
+    "broker endpoint publishers connect to (default ipc://RUNTIME_DIR/bus-in)")
+CFG("bus.out", STR, "", NULL,
+    "broker endpoint subscribers connect to (default ipc://RUNTIME_DIR/bus-out)")
+CFG("bus.hwm", INT, "2000", NULL,
+    "ZeroMQ high-water mark in messages for every socket")
+CFG("bus.stats_interval", DURATION, "2s", NULL,
+    "how often each stage publishes its counters on the bus")
+
+CFG("core.cluster_name", STR, "", "ROVER_CORE_CLUSTER_NAME",
+    "cluster name added to process entities")
+CFG("core.backend.addr", STR, "", "ROVER_CORE_BACKEND_ADDR",
+    "SkyWalking OAP gRPC address host:port; empty = local mode")
+CFG("core.backend.enable_TLS", BOOL, "false", "ROVER_CORE_BACKEND_ENABLE_TLS",
+    "use TLS to the OAP")
+CFG("core.backend.ca_pem_path", STR, "", "ROVER_CORE_BACKEND_TLS_CA_PEM_PATH",
+    "CA bundle for the OAP certificate (default: system roots)")
+CFG("core.backend.client_pem_path", STR, "", "ROVER_CORE_BACKEND_TLS_CLIENT_PEM_PATH",
+    "client certificate for mutual TLS")
+CFG("core.backend.client_key_path", STR, "", "ROVER_CORE_BACKEND_TLS_CLIENT_KEY_PATH",
+    "client key for mutual TLS")
+CFG("core.backend.insecure_skip_verify", BOOL, "false", "ROVER_CORE_BACKEND_TLS_INSECURE_SKIP_VERIFY",
+    "do not verify the OAP certificate")
+CFG("core.backend.authentication", STR, "", "ROVER_CORE_BACKEND_AUTHENTICATION",
+    "token sent as the 'authentication' metadata on every call")
+CFG("core.backend.upstream_timeout", DURATION, "5s", "ROVER_CORE_BACKEND_UPSTREAM_TIMEOUT",
+    "deadline of each gRPC call")
+CFG("core.backend.buffer_size", SIZE, "4MB", NULL,
+    "profiling data kept while the OAP is unreachable; oldest dropped first")
+
+CFG("process_discovery.heartbeat_period", DURATION, "20s", "ROVER_PROCESS_DISCOVERY_HEARTBEAT_PERIOD",
+    "keepAlive period of reported processes")
+CFG("process_discovery.properties_report_period", INT, "10", "ROVER_PROCESS_DISCOVERY_PROPERTIES_REPORT_PERIOD",
+    "re-report all processes every N heartbeats")
+
+CFG("profiling.active", BOOL, "true", "ROVER_PROFILING_ACTIVE",
+    "profile processes at all")
+CFG("profiling.check_interval", DURATION, "10s", "ROVER_PROFILING_CHECK_INTERVAL",
+    "how often the OAP is asked for new tasks")
+CFG("profiling.flush_interval", DURATION, "5s", "ROVER_PROFILING_FLUSH_INTERVAL",
+    "aggregation window and report interval")
+CFG("profiling.task.on_cpu.dump_period", DURATION, "9ms", "ROVER_PROFILING_TASK_ON_CPU_DUMP_PERIOD",
+    "on-CPU sampling period of profiling tasks")
+CFG("profiling.continuous.meter_prefix", STR, "rover_con_p", "ROVER_PROFILING_CONTINUOUS_METER_PREFIX",
+    "prefix of continuous-profiling meters")
+CFG("profiling.continuous.fetch_interval", DURATION, "1s", "ROVER_PROFILING_CONTINUOUS_FETCH_INTERVAL",
+    "how often monitors read process and system metrics")
+CFG("profiling.continuous.check_interval", DURATION, "5s", "ROVER_PROFILING_CONTINUOUS_CHECK_INTERVAL",
+    "how often thresholds are checked")
+CFG("profiling.continuous.trigger.execute_duration", DURATION, "10m", "ROVER_PROFILING_CONTINUOUS_TRIGGER_EXECUTE_DURATION",
+    "duration of a triggered profiling task")
+CFG("profiling.continuous.trigger.silence_duration", DURATION, "20m", "ROVER_PROFILING_CONTINUOUS_TRIGGER_SILENCE_DURATION",
+    "minimal time between two triggers of the same process and target")
+
+CFG("collector.host_wide", BOOL, "true", NULL,
+    "sample every process on the host (the Total view) besides task targets")
+CFG("collector.host_period", DURATION, "20ms", NULL,
+    "sampling period of the host-wide view (rounded to a multiple of dump_period)")
+CFG("collector.ringbuf_size", SIZE, "8MB", NULL,
+    "BPF ring buffer size for samples (power of two)")
+CFG("collector.drain_interval", DURATION, "100ms", NULL,
+    "how often the sample ring buffer is drained (no per-sample wakeups)")
+CFG("collector.proc_grace", DURATION, "30s", NULL,
+    "how long the mappings of an exited process are kept for late samples")
+CFG("collector.max_batch_samples", INT, "4096", NULL,
+    "distinct stacks per published batch")
+CFG("collector.http_addr", STR, "", NULL,
+    "host:port for /metrics and /healthz of this stage; empty = off")
+
+CFG("symbolizer.cache_size", SIZE, "64MB", NULL,
+    "memory for cached symbol tables (LRU by object)")
+CFG("symbolizer.debug_dirs", STR, "/usr/lib/debug", NULL,
+    "colon-separated roots searched for separate debug files")
+CFG("symbolizer.http_addr", STR, "", NULL,
+    "host:port for /metrics and /healthz of this stage; empty = off")
+
+CFG("aggregator.http_addr", STR, "127.0.0.1:8080", NULL,
+    "host:port of the HTTP API and flame-graph pages")
+CFG("aggregator.history", DURATION, "1h", NULL,
+    "how long flush windows are kept in memory")
+CFG("aggregator.store_path", STR, "/var/lib/skyprof/history.db", NULL,
+    "SQLite file keeping recent windows across restarts; empty = memory only")
+CFG("aggregator.store_retention", DURATION, "24h", NULL,
+    "how long windows are kept in the store")
+CFG("aggregator.max_nodes", INT, "200000", NULL,
+    "most nodes of one flame tree; deeper paths are folded")
+
+CFG("policy.http_addr", STR, "", NULL,
+    "host:port for /metrics and /healthz of this stage; empty = off")
+CFG("policy.republish_interval", DURATION, "2s", NULL,
+    "how often the full desired task set is republished")
+
+CFG("uplink.agent_id", STR, "", NULL,
+    "ebpfAgentID / roverInstanceId reported to the OAP (default: hostname-pid)")
+CFG("uplink.http_addr", STR, "", NULL,
+    "host:port for /metrics and /healthz of this stage; empty = off")
+
+CFG("broker.http_addr", STR, "", NULL,
+    "host:port for /metrics and /healthz of the broker; empty = off")
