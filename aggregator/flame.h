@@ -3,8 +3,10 @@
  * counts (samples, or context switches), so the API can answer in
  * microseconds (seed 004) and in dump counts (seed 001) from one tree.
  *
- * Children are kept in a per-node hash for O(1) lookup while merging and in
- * a sibling list for traversal. Names are interned in the tree. */
+ * Children are found through one tree-wide hash keyed by (parent, name,
+ * type) for O(1) lookup while merging, and kept in a sibling list for
+ * traversal. Names are interned in the tree. Invariant kept by every
+ * operation: total = self + sum(children's total), for ns and counts. */
 #ifndef SKYPROF_FLAME_H
 #define SKYPROF_FLAME_H
 
@@ -62,8 +64,34 @@ typedef int (*flame_visit_fn)(const flame_node_t *node, int depth, void *arg);
 int flame_visit(const flame_t *self, flame_visit_fn fn, void *arg);
 
 /* Keeps only the subtree under the first child of the root whose name
- * matches (used to cut one process out of the host-wide tree). */
+ * matches (used to cut one process out of the host-wide tree). The result
+ * is rooted at child_name; it is empty (root only) when nothing matches.
+ * NULL only on allocation failure. */
 flame_t *flame_subtree(const flame_t *self, const char *child_name,
                        size_t max_nodes);
+
+/* ---- extensions used by the aggregator's windows and queries ---- */
+
+const char *flame_root_name(const flame_t *self);
+
+/* The child of parent with this name and type, or NULL. */
+flame_node_t *flame_find_child(const flame_t *self, const flame_node_t *parent,
+                               const char *name, uint8_t type);
+
+/* Finds or creates the child (values 0). NULL when the node bound is
+ * reached or allocation fails; the caller then folds what it would have
+ * added into the parent (flame_credit). */
+flame_node_t *flame_child(flame_t *self, flame_node_t *parent,
+                          const char *name, uint8_t type);
+
+/* Credits node's self and the total of node and every ancestor. */
+void flame_credit(flame_t *self, flame_node_t *node, uint64_t ns,
+                  uint64_t count);
+
+/* Merges the subtree of src (a node of another tree) into `at`: at gets
+ * src's values, src's children merge into at's children, and at's
+ * ancestors' totals grow by src's total. Paths past the node bound fold
+ * into "[truncated]" (counted). 0, or -1 on allocation failure. */
+int flame_merge_node(flame_t *self, flame_node_t *at, const flame_node_t *src);
 
 #endif
