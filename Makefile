@@ -200,4 +200,6 @@ images: all
 clean:
 	rm -rf build
 
+.SECONDARY:
+
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

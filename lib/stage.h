@@ -36,6 +36,11 @@ stage_t *stage_new(const stage_desc_t *desc, int argc, char **argv,
                    int *exit_code);
 void stage_destroy(stage_t **self_p);
 
+/* The broker endpoints from bus.in / bus.out, defaulting to ipc:// sockets
+ * in runtime_dir. */
+void stage_endpoints(const config_t *cfg, char *in, size_t in_size, char *out,
+                     size_t out_size);
+
 /* Encodes with the given encoder into a scratch buffer and publishes. */
 int stage_publish(stage_t *self, const char *topic, const void *buf,
                   size_t len);

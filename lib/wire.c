@@ -1,0 +1,1139 @@
+/* Bus payload codec. Encoding uses msgpack-c's packer. Decoding uses a
+ * bounded cursor of our own instead of msgpack_unpack: msgpack-c allocates
+ * an array's storage from the count in its header before reading any
+ * element, so a 6-byte payload could ask for gigabytes. Here every count is
+ * checked against the bytes that remain (each element takes at least one)
+ * and against the per-field bound before anything is allocated. */
+#include "wire.h"
+
+#include <msgpack.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ================================================================ buffer */
+
+void wire_buf_init(wire_buf_t *b) { memset(b, 0, sizeof *b); }
+void wire_buf_reset(wire_buf_t *b) { b->len = 0; }
+
+void wire_buf_release(wire_buf_t *b)
+{
+    free(b->data);
+    memset(b, 0, sizeof *b);
+}
+
+static int s_buf_write(void *data, const char *buf, size_t len)
+{
+    wire_buf_t *b = data;
+    if (b->len + len > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + len)
+            cap *= 2;
+        char *grown = realloc(b->data, cap);
+        if (!grown)
+            return -1;
+        b->data = grown;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, buf, len);
+    b->len += len;
+    return 0;
+}
+
+/* ================================================================ topics */
+
+uint32_t wire_pid_bucket(uint32_t pid)
+{
+    /* Multiplicative hash so consecutive pids spread over the buckets. */
+    return (uint32_t)((pid * 2654435761u) >> 16) % WIRE_BUCKETS;
+}
+
+void wire_sharded_topic(char *out, size_t size, const char *prefix,
+                        uint32_t pid)
+{
+    snprintf(out, size, "%s%02u", prefix, wire_pid_bucket(pid));
+}
+
+void wire_header_set(wire_header_t *h, const char *sender, uint64_t seq)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    h->version = WIRE_VERSION;
+    snprintf(h->sender, sizeof h->sender, "%s", sender ? sender : "");
+    h->seq = seq;
+    h->ts_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ================================================================ reader */
+
+typedef struct {
+    const uint8_t *p;
+    const uint8_t *end;
+    arena_t *arena;
+    char *err;
+    size_t errlen;
+    const char *field;   /* what is being read, for the error message */
+} rd_t;
+
+static int s_fail(rd_t *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int s_fail(rd_t *r, const char *fmt, ...)
+{
+    if (r->err && r->errlen && !r->err[0]) {
+        char what[200];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(what, sizeof what, fmt, ap);
+        va_end(ap);
+        snprintf(r->err, r->errlen, "%s: %s", r->field ? r->field : "payload",
+                 what);
+    }
+    return -1;
+}
+
+static size_t s_left(const rd_t *r) { return (size_t)(r->end - r->p); }
+
+static int s_take(rd_t *r, size_t n, const uint8_t **out)
+{
+    if (s_left(r) < n)
+        return s_fail(r, "truncated");
+    *out = r->p;
+    r->p += n;
+    return 0;
+}
+
+static uint64_t s_be(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static int s_array(rd_t *r, uint32_t *n, uint32_t max)
+{
+    const uint8_t *p = NULL;
+    if (s_take(r, 1, &p))
+        return -1;
+    uint64_t count;
+    if ((*p & 0xf0) == 0x90) {
+        count = *p & 0x0f;
+    } else if (*p == 0xdc || *p == 0xdd) {
+        int w = *p == 0xdc ? 2 : 4;
+        if (s_take(r, (size_t)w, &p))
+            return -1;
+        count = s_be(p, w);
+    } else {
+        return s_fail(r, "expected an array (type byte 0x%02x)", *p);
+    }
+    if (count > max)
+        return s_fail(r, "%llu elements exceed the bound %u",
+                      (unsigned long long)count, max);
+    if (count > s_left(r))
+        return s_fail(r, "%llu elements cannot fit in %zu bytes",
+                      (unsigned long long)count, s_left(r));
+    *n = (uint32_t)count;
+    return 0;
+}
+
+/* Non-negative integer up to max. */
+static int s_uint(rd_t *r, uint64_t *v, uint64_t max)
+{
+    const uint8_t *p = NULL;
+    if (s_take(r, 1, &p))
+        return -1;
+    uint8_t t = *p;
+    uint64_t val;
+    if (t <= 0x7f) {
+        val = t;
+    } else if (t >= 0xcc && t <= 0xcf) {
+        int w = 1 << (t - 0xcc);
+        if (s_take(r, (size_t)w, &p))
+            return -1;
+        val = s_be(p, w);
+    } else if (t >= 0xd0 && t <= 0xd3) {
+        int w = 1 << (t - 0xd0);
+        if (s_take(r, (size_t)w, &p))
+            return -1;
+        int64_t sv = (int64_t)s_be(p, w);
+        if (w < 8) { /* sign-extend */
+            int shift = 64 - 8 * w;
+            sv = (int64_t)((uint64_t)sv << shift) >> shift;
+        }
+        if (sv < 0)
+            return s_fail(r, "negative integer %lld", (long long)sv);
+        val = (uint64_t)sv;
+    } else {
+        return s_fail(r, "expected an unsigned integer (type byte 0x%02x)", t);
+    }
+    if (val > max)
+        return s_fail(r, "value %llu exceeds %llu", (unsigned long long)val,
+                      (unsigned long long)max);
+    *v = val;
+    return 0;
+}
+
+static int s_u32(rd_t *r, uint32_t *v, uint32_t max)
+{
+    uint64_t x;
+    if (s_uint(r, &x, max))
+        return -1;
+    *v = (uint32_t)x;
+    return 0;
+}
+
+static int s_u8(rd_t *r, uint8_t *v, uint8_t max)
+{
+    uint64_t x;
+    if (s_uint(r, &x, max))
+        return -1;
+    *v = (uint8_t)x;
+    return 0;
+}
+
+static int s_double(rd_t *r, double *v)
+{
+    if (s_left(r) < 1)
+        return s_fail(r, "truncated");
+    uint8_t t = *r->p;
+    const uint8_t *p = NULL;
+    if (t == 0xcb || t == 0xca) {
+        r->p++;
+        int w = t == 0xcb ? 8 : 4;
+        if (s_take(r, (size_t)w, &p))
+            return -1;
+        uint64_t bits = s_be(p, w);
+        if (w == 8) {
+            memcpy(v, &bits, 8);
+        } else {
+            uint32_t b32 = (uint32_t)bits;
+            float f;
+            memcpy(&f, &b32, 4);
+            *v = f;
+        }
+        return 0;
+    }
+    uint64_t u;
+    if (s_uint(r, &u, UINT64_MAX))
+        return -1;
+    *v = (double)u;
+    return 0;
+}
+
+/* Raw bytes of a str or bin, pointing into the payload. */
+static int s_bytes(rd_t *r, int want_bin, const uint8_t **out, uint32_t *len,
+                   uint32_t max)
+{
+    const uint8_t *p = NULL;
+    if (s_take(r, 1, &p))
+        return -1;
+    uint8_t t = *p;
+    uint64_t n;
+    if (!want_bin && (t & 0xe0) == 0xa0) {
+        n = t & 0x1f;
+    } else if ((!want_bin && t >= 0xd9 && t <= 0xdb) ||
+               (want_bin && t >= 0xc4 && t <= 0xc6)) {
+        int w = 1 << (want_bin ? t - 0xc4 : t - 0xd9);
+        if (s_take(r, (size_t)w, &p))
+            return -1;
+        n = s_be(p, w);
+    } else {
+        return s_fail(r, "expected %s (type byte 0x%02x)",
+                      want_bin ? "binary" : "a string", t);
+    }
+    if (n > max)
+        return s_fail(r, "%llu bytes exceed the bound %u",
+                      (unsigned long long)n, max);
+    if (s_take(r, (size_t)n, out))
+        return -1;
+    *len = (uint32_t)n;
+    return 0;
+}
+
+/* A string copied into the arena, NUL terminated; embedded NULs refused. */
+static int s_str(rd_t *r, const char **out, uint32_t max)
+{
+    const uint8_t *b;
+    uint32_t n;
+    if (s_bytes(r, 0, &b, &n, max))
+        return -1;
+    if (n && memchr(b, 0, n))
+        return s_fail(r, "string contains a NUL byte");
+    char *s = arena_strndup(r->arena, (const char *)b, n);
+    if (!s)
+        return s_fail(r, "arena limit reached");
+    *out = s;
+    return 0;
+}
+
+static int s_str_into(rd_t *r, char *out, size_t size)
+{
+    const uint8_t *b;
+    uint32_t n;
+    if (s_bytes(r, 0, &b, &n, (uint32_t)size - 1))
+        return -1;
+    if (n && memchr(b, 0, n))
+        return s_fail(r, "string contains a NUL byte");
+    memcpy(out, b, n);
+    out[n] = '\0';
+    return 0;
+}
+
+static int s_is_nil(rd_t *r)
+{
+    if (s_left(r) >= 1 && *r->p == 0xc0) {
+        r->p++;
+        return 1;
+    }
+    return 0;
+}
+
+static void *s_alloc(rd_t *r, size_t n, size_t size)
+{
+    void *p = arena_calloc(r->arena, n ? n : 1, size);
+    if (!p)
+        s_fail(r, "arena limit reached");
+    return p;
+}
+
+static int s_reader_init(rd_t *r, const void *data, size_t len,
+                         arena_t *arena, char *err, size_t errlen)
+{
+    memset(r, 0, sizeof *r);
+    r->p = data;
+    r->end = r->p + len;
+    r->arena = arena;
+    r->err = err;
+    r->errlen = errlen;
+    if (err && errlen)
+        err[0] = '\0';
+    if (!data || !arena)
+        return s_fail(r, "no payload");
+    if (len > WIRE_MAX_PAYLOAD)
+        return s_fail(r, "payload of %zu bytes exceeds %u", len,
+                      WIRE_MAX_PAYLOAD);
+    return 0;
+}
+
+/* [version, sender, seq, ts, ...body]: reads the envelope and checks that
+ * the array has exactly 4 + body_fields elements. */
+static int s_header(rd_t *r, wire_header_t *h, uint32_t body_fields)
+{
+    uint32_t n;
+    r->field = "envelope";
+    if (s_array(r, &n, 64))
+        return -1;
+    r->field = "version";
+    uint64_t v;
+    if (s_uint(r, &v, UINT32_MAX))
+        return -1;
+    if (v != WIRE_VERSION)
+        return s_fail(r, "unsupported schema version %llu (want %d)",
+                      (unsigned long long)v, WIRE_VERSION);
+    h->version = (uint32_t)v;
+    if (n != 4 + body_fields) {
+        r->field = "envelope";
+        return s_fail(r, "%u fields, want %u", n, 4 + body_fields);
+    }
+    r->field = "sender";
+    if (s_str_into(r, h->sender, sizeof h->sender))
+        return -1;
+    r->field = "seq";
+    if (s_uint(r, &h->seq, UINT64_MAX))
+        return -1;
+    r->field = "ts_ns";
+    return s_uint(r, &h->ts_ns, UINT64_MAX);
+}
+
+static int s_finish(rd_t *r)
+{
+    if (r->p != r->end) {
+        r->field = "payload";
+        return s_fail(r, "%zu trailing bytes", s_left(r));
+    }
+    return 0;
+}
+
+static int s_expect_fields(rd_t *r, const char *what, uint32_t want)
+{
+    uint32_t n;
+    const char *saved = r->field;
+    r->field = what;
+    if (s_array(r, &n, 64))
+        return -1;
+    if (n != want)
+        return s_fail(r, "%u fields, want %u", n, want);
+    r->field = saved;
+    return 0;
+}
+
+static int s_str_list(rd_t *r, const char *field, uint32_t max_n,
+                      uint32_t max_len, uint32_t *n, const char *const **out)
+{
+    r->field = field;
+    if (s_array(r, n, max_n))
+        return -1;
+    const char **list = s_alloc(r, *n, sizeof *list);
+    if (!list)
+        return -1;
+    for (uint32_t i = 0; i < *n; i++)
+        if (s_str(r, &list[i], max_len))
+            return -1;
+    *out = list;
+    return 0;
+}
+
+static int s_index_list(rd_t *r, const char *field, uint32_t max_n,
+                        uint32_t limit, uint32_t *n, const uint32_t **out)
+{
+    r->field = field;
+    if (s_array(r, n, max_n))
+        return -1;
+    uint32_t *list = s_alloc(r, *n, sizeof *list);
+    if (!list)
+        return -1;
+    for (uint32_t i = 0; i < *n; i++) {
+        if (s_u32(r, &list[i], UINT32_MAX))
+            return -1;
+        if (list[i] >= limit)
+            return s_fail(r, "index %u out of range (%u entries)", list[i],
+                          limit);
+    }
+    *out = list;
+    return 0;
+}
+
+/* ================================================================ writer */
+
+typedef struct {
+    msgpack_packer pk;
+    wire_buf_t *out;
+    size_t start;
+} wr_t;
+
+static void s_writer_init(wr_t *w, wire_buf_t *out)
+{
+    w->out = out;
+    w->start = out->len;
+    msgpack_packer_init(&w->pk, out, s_buf_write);
+}
+
+static void s_w_str(wr_t *w, const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    msgpack_pack_str(&w->pk, n);
+    msgpack_pack_str_body(&w->pk, s ? s : "", n);
+}
+
+static void s_w_u64(wr_t *w, uint64_t v) { msgpack_pack_uint64(&w->pk, v); }
+
+static void s_w_header(wr_t *w, const wire_header_t *h, uint32_t body_fields)
+{
+    msgpack_pack_array(&w->pk, 4 + body_fields);
+    s_w_u64(w, WIRE_VERSION);
+    s_w_str(w, h->sender);
+    s_w_u64(w, h->seq);
+    s_w_u64(w, h->ts_ns);
+}
+
+static void s_w_str_list(wr_t *w, uint32_t n, const char *const *list)
+{
+    msgpack_pack_array(&w->pk, n);
+    for (uint32_t i = 0; i < n; i++)
+        s_w_str(w, list[i]);
+}
+
+static void s_w_u32_list(wr_t *w, uint32_t n, const uint32_t *list)
+{
+    msgpack_pack_array(&w->pk, n);
+    for (uint32_t i = 0; i < n; i++)
+        s_w_u64(w, list[i]);
+}
+
+static int s_writer_done(wr_t *w, int ok)
+{
+    if (!ok || w->out->len > w->start + WIRE_MAX_PAYLOAD) {
+        w->out->len = w->start;
+        return -1;
+    }
+    return 0;
+}
+
+static int s_strlen_ok(const char *s, size_t max)
+{
+    return !s || strnlen(s, max + 1) <= max;
+}
+
+/* ============================================================ procs table */
+
+static void s_w_procs(wr_t *w, uint32_t n, const wire_proc_t *procs)
+{
+    msgpack_pack_array(&w->pk, n);
+    for (uint32_t i = 0; i < n; i++) {
+        msgpack_pack_array(&w->pk, 4);
+        s_w_u64(w, procs[i].pid);
+        s_w_u64(w, procs[i].nspid);
+        s_w_str(w, procs[i].name);
+        s_w_str(w, procs[i].container_id);
+    }
+}
+
+static int s_procs_ok(uint32_t n, const wire_proc_t *procs)
+{
+    if (n > WIRE_MAX_PROCS)
+        return 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (!s_strlen_ok(procs[i].name, WIRE_MAX_STR) ||
+            !s_strlen_ok(procs[i].container_id, WIRE_MAX_STR))
+            return 0;
+    return 1;
+}
+
+static int s_r_procs(rd_t *r, uint32_t *n, const wire_proc_t **out)
+{
+    r->field = "procs";
+    if (s_array(r, n, WIRE_MAX_PROCS))
+        return -1;
+    wire_proc_t *procs = s_alloc(r, *n, sizeof *procs);
+    if (!procs)
+        return -1;
+    for (uint32_t i = 0; i < *n; i++) {
+        if (s_expect_fields(r, "procs[]", 4) ||
+            s_u32(r, &procs[i].pid, UINT32_MAX) ||
+            s_u32(r, &procs[i].nspid, UINT32_MAX) ||
+            s_str(r, &procs[i].name, WIRE_MAX_STR) ||
+            s_str(r, &procs[i].container_id, WIRE_MAX_STR))
+            return -1;
+    }
+    *out = procs;
+    return 0;
+}
+
+/* ====================================================== raw stack batch */
+
+int wire_encode_raw_batch(const wire_raw_batch_t *m, wire_buf_t *out)
+{
+    wr_t w;
+    s_writer_init(&w, out);
+    int ok = m->nobjects <= WIRE_MAX_OBJECTS && m->nsamples <= WIRE_MAX_SAMPLES &&
+             m->ntask_ids <= WIRE_MAX_TASKS && s_procs_ok(m->nprocs, m->procs);
+    if (!ok)
+        return -1;
+    s_w_header(&w, &m->hdr, 4);
+    msgpack_pack_array(&w.pk, m->nobjects);
+    for (uint32_t i = 0; i < m->nobjects && ok; i++) {
+        const wire_object_t *o = &m->objects[i];
+        ok = o->type <= WIRE_OBJ_TYPE_MAX && o->build_id_len <= WIRE_MAX_BUILD_ID &&
+             s_strlen_ok(o->path, WIRE_MAX_STR);
+        msgpack_pack_array(&w.pk, 7);
+        s_w_u64(&w, o->id);
+        s_w_u64(&w, o->type);
+        msgpack_pack_bin(&w.pk, o->build_id_len);
+        msgpack_pack_bin_body(&w.pk, o->build_id, o->build_id_len);
+        s_w_u64(&w, o->dev);
+        s_w_u64(&w, o->ino);
+        s_w_u64(&w, o->pid);
+        s_w_str(&w, o->path);
+    }
+    s_w_procs(&w, m->nprocs, m->procs);
+    s_w_str_list(&w, m->ntask_ids, m->task_ids);
+    msgpack_pack_array(&w.pk, m->nsamples);
+    for (uint32_t i = 0; i < m->nsamples && ok; i++) {
+        const wire_raw_sample_t *s = &m->samples[i];
+        ok = s->kind <= WIRE_KIND_OFF_CPU && s->nk <= WIRE_MAX_FRAMES &&
+             s->nu <= WIRE_MAX_FRAMES && s->ntasks <= WIRE_MAX_TASKS;
+        msgpack_pack_array(&w.pk, 11);
+        s_w_u64(&w, s->pid);
+        s_w_u64(&w, s->tid);
+        s_w_u64(&w, s->cpu);
+        s_w_u64(&w, s->kind);
+        s_w_u64(&w, s->ts_ns);
+        s_w_u64(&w, s->count);
+        s_w_u64(&w, s->weight_ns);
+        char comm[WIRE_COMM_LEN + 1];
+        memcpy(comm, s->comm, WIRE_COMM_LEN);
+        comm[WIRE_COMM_LEN] = '\0';
+        s_w_str(&w, comm);
+        msgpack_pack_array(&w.pk, s->nk);
+        for (uint32_t k = 0; k < s->nk; k++)
+            s_w_u64(&w, s->kframes[k]);
+        /* User frames flattened as object, offset pairs. */
+        msgpack_pack_array(&w.pk, s->nu * 2);
+        for (uint32_t k = 0; k < s->nu; k++) {
+            s_w_u64(&w, s->uframes[k].object);
+            s_w_u64(&w, s->uframes[k].offset);
+        }
+        s_w_u32_list(&w, s->ntasks, s->tasks);
+    }
+    return s_writer_done(&w, ok);
+}
+
+static int s_cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int wire_decode_raw_batch(const void *data, size_t len, arena_t *arena,
+                          wire_raw_batch_t *m, char *err, size_t errlen)
+{
+    rd_t r;
+    memset(m, 0, sizeof *m);
+    if (s_reader_init(&r, data, len, arena, err, errlen) ||
+        s_header(&r, &m->hdr, 4))
+        return -1;
+
+    r.field = "objects";
+    if (s_array(&r, &m->nobjects, WIRE_MAX_OBJECTS))
+        return -1;
+    wire_object_t *objs = s_alloc(&r, m->nobjects, sizeof *objs);
+    uint32_t *ids = s_alloc(&r, m->nobjects, sizeof *ids);
+    if (!objs || !ids)
+        return -1;
+    for (uint32_t i = 0; i < m->nobjects; i++) {
+        wire_object_t *o = &objs[i];
+        const uint8_t *bid;
+        uint32_t bid_len;
+        if (s_expect_fields(&r, "objects[]", 7) ||
+            s_u32(&r, &o->id, UINT32_MAX - 1) ||
+            s_u8(&r, &o->type, WIRE_OBJ_TYPE_MAX) ||
+            s_bytes(&r, 1, &bid, &bid_len, WIRE_MAX_BUILD_ID) ||
+            s_uint(&r, &o->dev, UINT64_MAX) ||
+            s_uint(&r, &o->ino, UINT64_MAX) ||
+            s_u32(&r, &o->pid, UINT32_MAX) ||
+            s_str(&r, &o->path, WIRE_MAX_STR))
+            return -1;
+        memcpy(o->build_id, bid, bid_len);
+        o->build_id_len = (uint8_t)bid_len;
+        ids[i] = o->id;
+    }
+    qsort(ids, m->nobjects, sizeof *ids, s_cmp_u32);
+    for (uint32_t i = 1; i < m->nobjects; i++)
+        if (ids[i] == ids[i - 1]) {
+            r.field = "objects";
+            return s_fail(&r, "duplicate object id %u", ids[i]);
+        }
+    m->objects = objs;
+
+    if (s_r_procs(&r, &m->nprocs, &m->procs) ||
+        s_str_list(&r, "task_ids", WIRE_MAX_TASKS, WIRE_MAX_STR, &m->ntask_ids,
+                   &m->task_ids))
+        return -1;
+
+    r.field = "samples";
+    if (s_array(&r, &m->nsamples, WIRE_MAX_SAMPLES))
+        return -1;
+    wire_raw_sample_t *samples = s_alloc(&r, m->nsamples, sizeof *samples);
+    if (!samples)
+        return -1;
+    for (uint32_t i = 0; i < m->nsamples; i++) {
+        wire_raw_sample_t *s = &samples[i];
+        if (s_expect_fields(&r, "samples[]", 11))
+            return -1;
+        r.field = "samples[].ids";
+        if (s_u32(&r, &s->pid, UINT32_MAX) || s_u32(&r, &s->tid, UINT32_MAX) ||
+            s_u32(&r, &s->cpu, UINT32_MAX))
+            return -1;
+        r.field = "samples[].kind";
+        if (s_u8(&r, &s->kind, WIRE_KIND_OFF_CPU))
+            return -1;
+        r.field = "samples[].values";
+        if (s_uint(&r, &s->ts_ns, UINT64_MAX) ||
+            s_uint(&r, &s->count, UINT64_MAX) ||
+            s_uint(&r, &s->weight_ns, UINT64_MAX))
+            return -1;
+        r.field = "samples[].comm";
+        if (s_str_into(&r, s->comm, sizeof s->comm))
+            return -1;
+        r.field = "samples[].kframes";
+        if (s_array(&r, &s->nk, WIRE_MAX_FRAMES))
+            return -1;
+        uint64_t *kf = s_alloc(&r, s->nk, sizeof *kf);
+        if (!kf)
+            return -1;
+        for (uint32_t k = 0; k < s->nk; k++)
+            if (s_uint(&r, &kf[k], UINT64_MAX))
+                return -1;
+        s->kframes = kf;
+        r.field = "samples[].uframes";
+        uint32_t nu2;
+        if (s_array(&r, &nu2, WIRE_MAX_FRAMES * 2))
+            return -1;
+        if (nu2 % 2)
+            return s_fail(&r, "odd length %u (object, offset pairs)", nu2);
+        s->nu = nu2 / 2;
+        wire_uframe_t *uf = s_alloc(&r, s->nu, sizeof *uf);
+        if (!uf)
+            return -1;
+        for (uint32_t k = 0; k < s->nu; k++) {
+            if (s_u32(&r, &uf[k].object, UINT32_MAX) ||
+                s_uint(&r, &uf[k].offset, UINT64_MAX))
+                return -1;
+            if (uf[k].object != WIRE_NO_OBJECT &&
+                !bsearch(&uf[k].object, ids, m->nobjects, sizeof *ids,
+                         s_cmp_u32))
+                return s_fail(&r, "frame refers to unknown object %u",
+                              uf[k].object);
+        }
+        s->uframes = uf;
+        if (s_index_list(&r, "samples[].tasks", WIRE_MAX_TASKS, m->ntask_ids,
+                         &s->ntasks, &s->tasks))
+            return -1;
+    }
+    m->samples = samples;
+    return s_finish(&r);
+}
+
+/* ================================================ symbolized stack batch */
+
+int wire_encode_sym_batch(const wire_sym_batch_t *m, wire_buf_t *out)
+{
+    wr_t w;
+    s_writer_init(&w, out);
+    int ok = m->nframes <= WIRE_MAX_STRINGS && m->nsamples <= WIRE_MAX_SAMPLES &&
+             m->ntask_ids <= WIRE_MAX_TASKS && s_procs_ok(m->nprocs, m->procs);
+    if (!ok)
+        return -1;
+    s_w_header(&w, &m->hdr, 4);
+    msgpack_pack_array(&w.pk, m->nframes);
+    for (uint32_t i = 0; i < m->nframes && ok; i++) {
+        ok = m->frames[i].type <= WIRE_FRAME_TYPE_MAX &&
+             s_strlen_ok(m->frames[i].name, WIRE_MAX_STR);
+        msgpack_pack_array(&w.pk, 2);
+        s_w_str(&w, m->frames[i].name);
+        s_w_u64(&w, m->frames[i].type);
+    }
+    s_w_procs(&w, m->nprocs, m->procs);
+    s_w_str_list(&w, m->ntask_ids, m->task_ids);
+    msgpack_pack_array(&w.pk, m->nsamples);
+    for (uint32_t i = 0; i < m->nsamples && ok; i++) {
+        const wire_sym_sample_t *s = &m->samples[i];
+        ok = s->kind <= WIRE_KIND_OFF_CPU && s->nframes <= 2 * WIRE_MAX_FRAMES &&
+             s->nkernel <= s->nframes && s->ntasks <= WIRE_MAX_TASKS;
+        for (uint32_t k = 0; k < s->nframes && ok; k++)
+            ok = s->frames[k] < m->nframes;
+        msgpack_pack_array(&w.pk, 11);
+        s_w_u64(&w, s->pid);
+        s_w_u64(&w, s->tid);
+        s_w_u64(&w, s->cpu);
+        s_w_u64(&w, s->kind);
+        s_w_u64(&w, s->ts_ns);
+        s_w_u64(&w, s->count);
+        s_w_u64(&w, s->weight_ns);
+        char comm[WIRE_COMM_LEN + 1];
+        memcpy(comm, s->comm, WIRE_COMM_LEN);
+        comm[WIRE_COMM_LEN] = '\0';
+        s_w_str(&w, comm);
+        s_w_u64(&w, s->nkernel);
+        s_w_u32_list(&w, s->nframes, s->frames);
+        s_w_u32_list(&w, s->ntasks, s->tasks);
+    }
+    return s_writer_done(&w, ok);
+}
+
+int wire_decode_sym_batch(const void *data, size_t len, arena_t *arena,
+                          wire_sym_batch_t *m, char *err, size_t errlen)
+{
+    rd_t r;
+    memset(m, 0, sizeof *m);
+    if (s_reader_init(&r, data, len, arena, err, errlen) ||
+        s_header(&r, &m->hdr, 4))
+        return -1;
+    r.field = "frames";
+    if (s_array(&r, &m->nframes, WIRE_MAX_STRINGS))
+        return -1;
+    wire_frame_t *frames = s_alloc(&r, m->nframes, sizeof *frames);
+    if (!frames)
+        return -1;
+    for (uint32_t i = 0; i < m->nframes; i++) {
+        if (s_expect_fields(&r, "frames[]", 2))
+            return -1;
+        r.field = "frames[]";
+        if (s_str(&r, &frames[i].name, WIRE_MAX_STR) ||
+            s_u8(&r, &frames[i].type, WIRE_FRAME_TYPE_MAX))
+            return -1;
+    }
+    m->frames = frames;
+    if (s_r_procs(&r, &m->nprocs, &m->procs) ||
+        s_str_list(&r, "task_ids", WIRE_MAX_TASKS, WIRE_MAX_STR, &m->ntask_ids,
+                   &m->task_ids))
+        return -1;
+    r.field = "samples";
+    if (s_array(&r, &m->nsamples, WIRE_MAX_SAMPLES))
+        return -1;
+    wire_sym_sample_t *samples = s_alloc(&r, m->nsamples, sizeof *samples);
+    if (!samples)
+        return -1;
+    for (uint32_t i = 0; i < m->nsamples; i++) {
+        wire_sym_sample_t *s = &samples[i];
+        if (s_expect_fields(&r, "samples[]", 11))
+            return -1;
+        r.field = "samples[].fields";
+        if (s_u32(&r, &s->pid, UINT32_MAX) || s_u32(&r, &s->tid, UINT32_MAX) ||
+            s_u32(&r, &s->cpu, UINT32_MAX) ||
+            s_u8(&r, &s->kind, WIRE_KIND_OFF_CPU) ||
+            s_uint(&r, &s->ts_ns, UINT64_MAX) ||
+            s_uint(&r, &s->count, UINT64_MAX) ||
+            s_uint(&r, &s->weight_ns, UINT64_MAX) ||
+            s_str_into(&r, s->comm, sizeof s->comm) ||
+            s_u32(&r, &s->nkernel, 2 * WIRE_MAX_FRAMES))
+            return -1;
+        if (s_index_list(&r, "samples[].frames", 2 * WIRE_MAX_FRAMES,
+                         m->nframes, &s->nframes, &s->frames))
+            return -1;
+        if (s->nkernel > s->nframes)
+            return s_fail(&r, "nkernel %u > %u frames", s->nkernel,
+                          s->nframes);
+        if (s_index_list(&r, "samples[].tasks", WIRE_MAX_TASKS, m->ntask_ids,
+                         &s->ntasks, &s->tasks))
+            return -1;
+    }
+    m->samples = samples;
+    return s_finish(&r);
+}
+
+/* ======================================================= process events */
+
+int wire_encode_proc_events(const wire_proc_events_t *m, wire_buf_t *out)
+{
+    wr_t w;
+    s_writer_init(&w, out);
+    int ok = m->nevents <= WIRE_MAX_PROCS;
+    if (!ok)
+        return -1;
+    s_w_header(&w, &m->hdr, 1);
+    msgpack_pack_array(&w.pk, m->nevents);
+    for (uint32_t i = 0; i < m->nevents && ok; i++) {
+        const wire_proc_event_t *e = &m->events[i];
+        ok = e->type <= WIRE_PROC_EVENT_MAX && s_strlen_ok(e->comm, WIRE_MAX_STR) &&
+             s_strlen_ok(e->exe, WIRE_MAX_STR) &&
+             s_strlen_ok(e->cmdline, WIRE_MAX_LONG_STR) &&
+             s_strlen_ok(e->container_id, WIRE_MAX_STR);
+        msgpack_pack_array(&w.pk, 9);
+        s_w_u64(&w, e->type);
+        s_w_u64(&w, e->pid);
+        s_w_u64(&w, e->ppid);
+        s_w_u64(&w, e->nspid);
+        s_w_u64(&w, e->ts_ns);
+        s_w_str(&w, e->comm);
+        s_w_str(&w, e->exe);
+        s_w_str(&w, e->cmdline);
+        s_w_str(&w, e->container_id);
+    }
+    return s_writer_done(&w, ok);
+}
+
+int wire_decode_proc_events(const void *data, size_t len, arena_t *arena,
+                            wire_proc_events_t *m, char *err, size_t errlen)
+{
+    rd_t r;
+    memset(m, 0, sizeof *m);
+    if (s_reader_init(&r, data, len, arena, err, errlen) ||
+        s_header(&r, &m->hdr, 1))
+        return -1;
+    r.field = "events";
+    if (s_array(&r, &m->nevents, WIRE_MAX_PROCS))
+        return -1;
+    wire_proc_event_t *ev = s_alloc(&r, m->nevents, sizeof *ev);
+    if (!ev)
+        return -1;
+    for (uint32_t i = 0; i < m->nevents; i++) {
+        wire_proc_event_t *e = &ev[i];
+        if (s_expect_fields(&r, "events[]", 9))
+            return -1;
+        r.field = "events[]";
+        if (s_u8(&r, &e->type, WIRE_PROC_EVENT_MAX) ||
+            s_u32(&r, &e->pid, UINT32_MAX) || s_u32(&r, &e->ppid, UINT32_MAX) ||
+            s_u32(&r, &e->nspid, UINT32_MAX) ||
+            s_uint(&r, &e->ts_ns, UINT64_MAX) ||
+            s_str(&r, &e->comm, WIRE_MAX_STR) ||
+            s_str(&r, &e->exe, WIRE_MAX_STR) ||
+            s_str(&r, &e->cmdline, WIRE_MAX_LONG_STR) ||
+            s_str(&r, &e->container_id, WIRE_MAX_STR))
+            return -1;
+    }
+    m->events = ev;
+    return s_finish(&r);
+}
+
+/* ================================================================ tasks */
+
+int wire_encode_task_set(const wire_task_set_t *m, wire_buf_t *out)
+{
+    wr_t w;
+    s_writer_init(&w, out);
+    int ok = m->ntasks <= WIRE_MAX_TASKS;
+    if (!ok)
+        return -1;
+    s_w_header(&w, &m->hdr, 2);
+    s_w_u64(&w, m->generation);
+    msgpack_pack_array(&w.pk, m->ntasks);
+    for (uint32_t i = 0; i < m->ntasks && ok; i++) {
+        const wire_task_t *t = &m->tasks[i];
+        ok = t->task_id && t->task_id[0] && s_strlen_ok(t->task_id, WIRE_MAX_STR) &&
+             t->target <= WIRE_TARGET_MAX && t->trigger <= WIRE_TRIGGER_MAX &&
+             t->source <= WIRE_SRC_MAX && t->npids <= WIRE_MAX_PIDS &&
+             s_strlen_ok(t->extension_json, WIRE_MAX_LONG_STR);
+        msgpack_pack_array(&w.pk, 10);
+        s_w_str(&w, t->task_id);
+        s_w_u64(&w, t->target);
+        s_w_u64(&w, t->trigger);
+        s_w_u64(&w, t->source);
+        s_w_u64(&w, t->start_ms);
+        s_w_u64(&w, t->duration_ms);
+        s_w_u64(&w, t->update_ms);
+        s_w_u32_list(&w, t->npids, t->pids);
+        if (t->process_ids)
+            s_w_str_list(&w, t->npids, t->process_ids);
+        else
+            msgpack_pack_nil(&w.pk);
+        s_w_str(&w, t->extension_json);
+    }
+    return s_writer_done(&w, ok);
+}
+
+int wire_decode_task_set(const void *data, size_t len, arena_t *arena,
+                         wire_task_set_t *m, char *err, size_t errlen)
+{
+    rd_t r;
+    memset(m, 0, sizeof *m);
+    if (s_reader_init(&r, data, len, arena, err, errlen) ||
+        s_header(&r, &m->hdr, 2))
+        return -1;
+    r.field = "generation";
+    if (s_uint(&r, &m->generation, UINT64_MAX))
+        return -1;
+    r.field = "tasks";
+    if (s_array(&r, &m->ntasks, WIRE_MAX_TASKS))
+        return -1;
+    wire_task_t *tasks = s_alloc(&r, m->ntasks, sizeof *tasks);
+    if (!tasks)
+        return -1;
+    for (uint32_t i = 0; i < m->ntasks; i++) {
+        wire_task_t *t = &tasks[i];
+        if (s_expect_fields(&r, "tasks[]", 10))
+            return -1;
+        r.field = "tasks[].task_id";
+        if (s_str(&r, &t->task_id, WIRE_MAX_STR))
+            return -1;
+        if (!t->task_id[0])
+            return s_fail(&r, "empty task id");
+        r.field = "tasks[].fields";
+        if (s_u8(&r, &t->target, WIRE_TARGET_MAX) ||
+            s_u8(&r, &t->trigger, WIRE_TRIGGER_MAX) ||
+            s_u8(&r, &t->source, WIRE_SRC_MAX) ||
+            s_uint(&r, &t->start_ms, UINT64_MAX) ||
+            s_uint(&r, &t->duration_ms, UINT64_MAX) ||
+            s_uint(&r, &t->update_ms, UINT64_MAX))
+            return -1;
+        if (s_index_list(&r, "tasks[].pids", WIRE_MAX_PIDS, UINT32_MAX,
+                         &t->npids, &t->pids))
+            return -1;
+        r.field = "tasks[].process_ids";
+        if (!s_is_nil(&r)) {
+            uint32_t n;
+            if (s_str_list(&r, "tasks[].process_ids", WIRE_MAX_PIDS,
+                           WIRE_MAX_STR, &n, &t->process_ids))
+                return -1;
+            if (n != t->npids)
+                return s_fail(&r, "%u process ids for %u pids", n, t->npids);
+        }
+        r.field = "tasks[].extension_json";
+        if (s_str(&r, &t->extension_json, WIRE_MAX_LONG_STR))
+            return -1;
+    }
+    m->tasks = tasks;
+    return s_finish(&r);
+}
+
+/* =================================================== aggregated profiles */
+
+int wire_encode_profile_batch(const wire_profile_batch_t *m, wire_buf_t *out)
+{
+    wr_t w;
+    s_writer_init(&w, out);
+    int ok = m->nprofiles <= WIRE_MAX_TASKS * 16;
+    if (!ok)
+        return -1;
+    s_w_header(&w, &m->hdr, 1);
+    msgpack_pack_array(&w.pk, m->nprofiles);
+    for (uint32_t i = 0; i < m->nprofiles && ok; i++) {
+        const wire_task_profile_t *p = &m->profiles[i];
+        ok = p->task_id && s_strlen_ok(p->task_id, WIRE_MAX_STR) &&
+             s_strlen_ok(p->process_id, WIRE_MAX_STR) &&
+             p->target <= WIRE_TARGET_MAX && p->nstacks <= WIRE_MAX_SAMPLES;
+        msgpack_pack_array(&w.pk, 8);
+        s_w_str(&w, p->task_id);
+        s_w_u64(&w, p->pid);
+        s_w_str(&w, p->process_id);
+        s_w_u64(&w, p->target);
+        s_w_u64(&w, p->start_ms);
+        s_w_u64(&w, p->window_start_ms);
+        s_w_u64(&w, p->window_end_ms);
+        msgpack_pack_array(&w.pk, p->nstacks);
+        for (uint32_t k = 0; k < p->nstacks && ok; k++) {
+            const wire_prof_stack_t *s = &p->stacks[k];
+            ok = s->nk <= WIRE_MAX_FRAMES && s->nu <= WIRE_MAX_FRAMES;
+            for (uint32_t j = 0; j < s->nk && ok; j++)
+                ok = s_strlen_ok(s->kframes[j], WIRE_MAX_STR);
+            for (uint32_t j = 0; j < s->nu && ok; j++)
+                ok = s_strlen_ok(s->uframes[j], WIRE_MAX_STR);
+            msgpack_pack_array(&w.pk, 4);
+            s_w_str_list(&w, s->nk, s->kframes);
+            s_w_str_list(&w, s->nu, s->uframes);
+            s_w_u64(&w, s->count);
+            s_w_u64(&w, s->duration_ns);
+        }
+    }
+    return s_writer_done(&w, ok);
+}
+
+int wire_decode_profile_batch(const void *data, size_t len, arena_t *arena,
+                              wire_profile_batch_t *m, char *err,
+                              size_t errlen)
+{
+    rd_t r;
+    memset(m, 0, sizeof *m);
+    if (s_reader_init(&r, data, len, arena, err, errlen) ||
+        s_header(&r, &m->hdr, 1))
+        return -1;
+    r.field = "profiles";
+    if (s_array(&r, &m->nprofiles, WIRE_MAX_TASKS * 16))
+        return -1;
+    wire_task_profile_t *profs = s_alloc(&r, m->nprofiles, sizeof *profs);
+    if (!profs)
+        return -1;
+    for (uint32_t i = 0; i < m->nprofiles; i++) {
+        wire_task_profile_t *p = &profs[i];
+        if (s_expect_fields(&r, "profiles[]", 8))
+            return -1;
+        r.field = "profiles[]";
+        if (s_str(&r, &p->task_id, WIRE_MAX_STR) ||
+            s_u32(&r, &p->pid, UINT32_MAX) ||
+            s_str(&r, &p->process_id, WIRE_MAX_STR) ||
+            s_u8(&r, &p->target, WIRE_TARGET_MAX) ||
+            s_uint(&r, &p->start_ms, UINT64_MAX) ||
+            s_uint(&r, &p->window_start_ms, UINT64_MAX) ||
+            s_uint(&r, &p->window_end_ms, UINT64_MAX))
+            return -1;
+        r.field = "profiles[].stacks";
+        if (s_array(&r, &p->nstacks, WIRE_MAX_SAMPLES))
+            return -1;
+        wire_prof_stack_t *stacks = s_alloc(&r, p->nstacks, sizeof *stacks);
+        if (!stacks)
+            return -1;
+        for (uint32_t k = 0; k < p->nstacks; k++) {
+            wire_prof_stack_t *s = &stacks[k];
+            if (s_expect_fields(&r, "stacks[]", 4) ||
+                s_str_list(&r, "stacks[].kframes", WIRE_MAX_FRAMES,
+                           WIRE_MAX_STR, &s->nk, &s->kframes) ||
+                s_str_list(&r, "stacks[].uframes", WIRE_MAX_FRAMES,
+                           WIRE_MAX_STR, &s->nu, &s->uframes))
+                return -1;
+            r.field = "stacks[].values";
+            if (s_uint(&r, &s->count, UINT64_MAX) ||
+                s_uint(&r, &s->duration_ns, UINT64_MAX))
+                return -1;
+        }
+        p->stacks = stacks;
+    }
+    m->profiles = profs;
+    return s_finish(&r);
+}
+
+/* ================================================================ stats */
+
+int wire_encode_stats(const wire_stats_t *m, wire_buf_t *out)
+{
+    wr_t w;
+    s_writer_init(&w, out);
+    int ok = m->nmetrics <= WIRE_MAX_METRICS &&
+             s_strlen_ok(m->stage, WIRE_MAX_STR) &&
+             s_strlen_ok(m->instance, WIRE_MAX_STR);
+    if (!ok)
+        return -1;
+    s_w_header(&w, &m->hdr, 3);
+    s_w_str(&w, m->stage);
+    s_w_str(&w, m->instance);
+    msgpack_pack_array(&w.pk, m->nmetrics);
+    for (uint32_t i = 0; i < m->nmetrics && ok; i++) {
+        const wire_metric_t *x = &m->metrics[i];
+        ok = x->type <= WIRE_METRIC_GAUGE && s_strlen_ok(x->name, WIRE_MAX_STR) &&
+             s_strlen_ok(x->labels, WIRE_MAX_STR);
+        msgpack_pack_array(&w.pk, 4);
+        s_w_str(&w, x->name);
+        s_w_str(&w, x->labels);
+        s_w_u64(&w, x->type);
+        msgpack_pack_double(&w.pk, x->value);
+    }
+    return s_writer_done(&w, ok);
+}
+
+int wire_decode_stats(const void *data, size_t len, arena_t *arena,
+                      wire_stats_t *m, char *err, size_t errlen)
+{
+    rd_t r;
+    memset(m, 0, sizeof *m);
+    if (s_reader_init(&r, data, len, arena, err, errlen) ||
+        s_header(&r, &m->hdr, 3))
+        return -1;
+    r.field = "stage";
+    if (s_str(&r, &m->stage, WIRE_MAX_STR) ||
+        s_str(&r, &m->instance, WIRE_MAX_STR))
+        return -1;
+    r.field = "metrics";
+    if (s_array(&r, &m->nmetrics, WIRE_MAX_METRICS))
+        return -1;
+    wire_metric_t *x = s_alloc(&r, m->nmetrics, sizeof *x);
+    if (!x)
+        return -1;
+    for (uint32_t i = 0; i < m->nmetrics; i++) {
+        if (s_expect_fields(&r, "metrics[]", 4))
+            return -1;
+        r.field = "metrics[]";
+        if (s_str(&r, &x[i].name, WIRE_MAX_STR) ||
+            s_str(&r, &x[i].labels, WIRE_MAX_STR) ||
+            s_u8(&r, &x[i].type, WIRE_METRIC_GAUGE) || s_double(&r, &x[i].value))
+            return -1;
+    }
+    m->metrics = x;
+    return s_finish(&r);
+}
+
+/* ================================================================ hello */
+
+int wire_encode_hello(const wire_hello_t *m, wire_buf_t *out)
+{
+    wr_t w;
+    s_writer_init(&w, out);
+    if (!s_strlen_ok(m->role, WIRE_MAX_STR) ||
+        !s_strlen_ok(m->instance, WIRE_MAX_STR))
+        return -1;
+    s_w_header(&w, &m->hdr, 4);
+    s_w_str(&w, m->role);
+    s_w_str(&w, m->instance);
+    s_w_u64(&w, m->started_ms);
+    s_w_u64(&w, m->leaving ? 1 : 0);
+    return s_writer_done(&w, 1);
+}
+
+int wire_decode_hello(const void *data, size_t len, arena_t *arena,
+                      wire_hello_t *m, char *err, size_t errlen)
+{
+    rd_t r;
+    memset(m, 0, sizeof *m);
+    if (s_reader_init(&r, data, len, arena, err, errlen) ||
+        s_header(&r, &m->hdr, 4))
+        return -1;
+    r.field = "hello";
+    if (s_str(&r, &m->role, WIRE_MAX_STR) ||
+        s_str(&r, &m->instance, WIRE_MAX_STR) ||
+        s_uint(&r, &m->started_ms, UINT64_MAX) || s_u8(&r, &m->leaving, 1))
+        return -1;
+    if (!m->instance[0])
+        return s_fail(&r, "empty instance");
+    return s_finish(&r);
+}
