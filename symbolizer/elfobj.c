@@ -1,0 +1,380 @@
+/* ELF reading through libelf (gelf). Files are opened with ELF_C_READ, not
+ * ELF_C_READ_MMAP: libelf then pread()s only the sections asked for, and a
+ * binary truncated by someone else while we read it gives a read error
+ * instead of a SIGBUS. */
+#include "symbolizer/elfobj.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#ifndef NT_GNU_BUILD_ID
+#define NT_GNU_BUILD_ID 3
+#endif
+
+struct elfobj {
+    int fd;
+    Elf *elf;
+    bool little_endian;
+    uint8_t build_id[ELFOBJ_MAX_BUILD_ID];
+    size_t build_id_len;
+    char *debuglink;
+    uint32_t debuglink_crc;
+    elf_load_t loads[ELFOBJ_MAX_LOADS];
+    size_t nloads;
+};
+
+static int
+s_libelf_ready(void)
+{
+    static int state = 0;   /* 0 unknown, 1 ok, -1 unusable */
+    if (state == 0)
+        state = elf_version(EV_CURRENT) == EV_NONE ? -1 : 1;
+    return state == 1 ? 0 : -1;
+}
+
+/* Scans one block of notes for the GNU build-id. */
+static void
+s_scan_notes(elfobj_t *self, Elf_Data *data)
+{
+    GElf_Nhdr nhdr;
+    size_t off = 0, name_off, desc_off, next;
+    while (data && off < data->d_size &&
+           (next = gelf_getnote(data, off, &nhdr, &name_off, &desc_off)) > 0) {
+        const char *name = (const char *)data->d_buf + name_off;
+        if (nhdr.n_type == NT_GNU_BUILD_ID && nhdr.n_namesz == 4 &&
+            memcmp(name, "GNU", 4) == 0 && nhdr.n_descsz > 0 &&
+            nhdr.n_descsz <= ELFOBJ_MAX_BUILD_ID) {
+            memcpy(self->build_id, (const char *)data->d_buf + desc_off,
+                   nhdr.n_descsz);
+            self->build_id_len = nhdr.n_descsz;
+            return;
+        }
+        off = next;
+    }
+}
+
+static void
+s_read_build_id(elfobj_t *self)
+{
+    Elf_Scn *scn = NULL;
+    while (!self->build_id_len && (scn = elf_nextscn(self->elf, scn))) {
+        GElf_Shdr shdr;
+        if (!gelf_getshdr(scn, &shdr) || shdr.sh_type != SHT_NOTE)
+            continue;
+        s_scan_notes(self, elf_getdata(scn, NULL));
+    }
+    if (self->build_id_len)
+        return;
+    /* Section headers may be gone (sstrip); the PT_NOTE segments stay. */
+    size_t nph = 0;
+    if (elf_getphdrnum(self->elf, &nph) != 0)
+        return;
+    for (size_t i = 0; i < nph && !self->build_id_len; i++) {
+        GElf_Phdr phdr;
+        if (!gelf_getphdr(self->elf, (int)i, &phdr) || phdr.p_type != PT_NOTE)
+            continue;
+        s_scan_notes(self, elf_getdata_rawchunk(self->elf,
+                                                (int64_t)phdr.p_offset,
+                                                phdr.p_filesz, ELF_T_NHDR));
+    }
+}
+
+static void
+s_read_debuglink(elfobj_t *self)
+{
+    size_t shstrndx;
+    if (elf_getshdrstrndx(self->elf, &shstrndx) != 0)
+        return;
+    Elf_Scn *scn = NULL;
+    while ((scn = elf_nextscn(self->elf, scn))) {
+        GElf_Shdr shdr;
+        if (!gelf_getshdr(scn, &shdr) || shdr.sh_type != SHT_PROGBITS)
+            continue;
+        const char *sname = elf_strptr(self->elf, shstrndx, shdr.sh_name);
+        if (!sname || strcmp(sname, ".gnu_debuglink") != 0)
+            continue;
+        Elf_Data *data = elf_getdata(scn, NULL);
+        if (!data || !data->d_buf)
+            return;
+        const char *buf = data->d_buf;
+        size_t len = strnlen(buf, data->d_size);
+        size_t crc_off = (len + 4) & ~(size_t)3;   /* NUL, pad to 4 */
+        /* A plain file name only: a path here would let a binary point us
+         * anywhere on the host. */
+        if (len == 0 || len >= data->d_size || crc_off + 4 > data->d_size ||
+            memchr(buf, '/', len))
+            return;
+        const unsigned char *c = (const unsigned char *)buf + crc_off;
+        self->debuglink_crc = self->little_endian
+            ? (uint32_t)c[0] | (uint32_t)c[1] << 8 | (uint32_t)c[2] << 16 |
+              (uint32_t)c[3] << 24
+            : (uint32_t)c[3] | (uint32_t)c[2] << 8 | (uint32_t)c[1] << 16 |
+              (uint32_t)c[0] << 24;
+        self->debuglink = strndup(buf, len);
+        return;
+    }
+}
+
+static void
+s_read_loads(elfobj_t *self)
+{
+    size_t nph = 0;
+    if (elf_getphdrnum(self->elf, &nph) != 0)
+        return;
+    for (size_t i = 0; i < nph && self->nloads < ELFOBJ_MAX_LOADS; i++) {
+        GElf_Phdr phdr;
+        if (!gelf_getphdr(self->elf, (int)i, &phdr) || phdr.p_type != PT_LOAD)
+            continue;
+        elf_load_t *l = &self->loads[self->nloads++];
+        l->offset = phdr.p_offset;
+        l->filesz = phdr.p_filesz;
+        l->vaddr = phdr.p_vaddr;
+    }
+}
+
+static elfobj_t *
+s_open(int fd, Elf *elf, const char *what)
+{
+    elfobj_t *self = NULL;
+    GElf_Ehdr ehdr;
+    if (!elf || elf_kind(elf) != ELF_K_ELF || !gelf_getehdr(elf, &ehdr)) {
+        log_debug("symbolizer: %s: not an ELF file", what);
+        goto fail;
+    }
+    if (ehdr.e_type != ET_EXEC && ehdr.e_type != ET_DYN) {
+        log_debug("symbolizer: %s: ELF type %u is not loadable", what,
+                  (unsigned)ehdr.e_type);
+        goto fail;
+    }
+    self = calloc(1, sizeof(*self));
+    if (!self)
+        goto fail;
+    self->fd = fd;
+    self->elf = elf;
+    self->little_endian = ehdr.e_ident[EI_DATA] == ELFDATA2LSB;
+    s_read_build_id(self);
+    s_read_debuglink(self);
+    s_read_loads(self);
+    return self;
+fail:
+    if (elf)
+        elf_end(elf);
+    if (fd >= 0)
+        close(fd);
+    return NULL;
+}
+
+int
+elf_open_regular(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    struct stat st;
+    if (fd < 0)
+        goto cleanup;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        fd = -1;
+        errno = EINVAL;
+        goto cleanup;
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags >= 0)
+        (void)fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+cleanup:
+    return fd;
+}
+
+elfobj_t *
+elfobj_open_fd(int fd, const char *what)
+{
+    if (fd < 0)
+        return NULL;
+    if (s_libelf_ready() < 0) {
+        close(fd);
+        return NULL;
+    }
+    return s_open(fd, elf_begin(fd, ELF_C_READ, NULL), what);
+}
+
+elfobj_t *
+elfobj_open_mem(const void *image, size_t size, const char *what)
+{
+    if (!image || size == 0 || s_libelf_ready() < 0)
+        return NULL;
+    /* libelf wants a mutable pointer but only reads in ELF_C_READ mode. */
+    return s_open(-1, elf_memory((char *)(uintptr_t)image, size), what);
+}
+
+void
+elfobj_destroy(elfobj_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    elfobj_t *self = *self_p;
+    elf_end(self->elf);
+    if (self->fd >= 0)
+        close(self->fd);
+    free(self->debuglink);
+    free(self);
+    *self_p = NULL;
+}
+
+size_t
+elfobj_build_id(const elfobj_t *self, uint8_t *out)
+{
+    memcpy(out, self->build_id, self->build_id_len);
+    return self->build_id_len;
+}
+
+const char *
+elfobj_debuglink(const elfobj_t *self, uint32_t *crc)
+{
+    if (crc)
+        *crc = self->debuglink_crc;
+    return self->debuglink;
+}
+
+size_t
+elfobj_loads(const elfobj_t *self, elf_load_t *out, size_t max)
+{
+    size_t n = self->nloads < max ? self->nloads : max;
+    memcpy(out, self->loads, n * sizeof(*out));
+    return n;
+}
+
+static bool
+s_is_function(const GElf_Sym *sym)
+{
+    int type = GELF_ST_TYPE(sym->st_info);
+    return (type == STT_FUNC || type == STT_GNU_IFUNC) &&
+           sym->st_shndx != SHN_UNDEF && sym->st_shndx < SHN_LORESERVE &&
+           sym->st_value != 0;
+}
+
+int
+elfobj_has_full_symtab(const elfobj_t *self)
+{
+    Elf_Scn *scn = NULL;
+    while ((scn = elf_nextscn(self->elf, scn))) {
+        GElf_Shdr shdr;
+        if (!gelf_getshdr(scn, &shdr) || shdr.sh_type != SHT_SYMTAB ||
+            shdr.sh_entsize == 0)
+            continue;
+        Elf_Data *data = elf_getdata(scn, NULL);
+        if (!data)
+            continue;
+        size_t n = data->d_size / shdr.sh_entsize;
+        for (size_t i = 0; i < n; i++) {
+            GElf_Sym sym;
+            if (gelf_getsym(data, (int)i, &sym) && s_is_function(&sym))
+                return 1;
+        }
+    }
+    return 0;
+}
+
+static int
+s_rank(const GElf_Sym *sym)
+{
+    switch (GELF_ST_BIND(sym->st_info)) {
+    case STB_GLOBAL: return SYMTAB_RANK_GLOBAL;
+    case STB_WEAK:   return SYMTAB_RANK_WEAK;
+    default:         return SYMTAB_RANK_LOCAL;
+    }
+}
+
+/* Symbols of one symbol-table section. section_end[i] is the end address
+ * of section i: the bound for symbols whose size is 0. */
+static long
+s_add_section(const elfobj_t *self, Elf_Scn *scn, const GElf_Shdr *shdr,
+              const uint64_t *section_end, size_t nsections, symtab_t *tab)
+{
+    long added = 0;
+    Elf_Data *data = elf_getdata(scn, NULL);
+    if (!data || shdr->sh_entsize == 0)
+        goto cleanup;
+    size_t n = data->d_size / shdr->sh_entsize;
+    for (size_t i = 0; i < n; i++) {
+        GElf_Sym sym;
+        if (!gelf_getsym(data, (int)i, &sym) || !s_is_function(&sym))
+            continue;
+        const char *name = elf_strptr(self->elf, shdr->sh_link, sym.st_name);
+        if (!name || !name[0])
+            continue;
+        uint64_t limit = sym.st_shndx < nsections ? section_end[sym.st_shndx]
+                                                  : sym.st_value + 1;
+        if (symtab_add(tab, sym.st_value, sym.st_size, limit, name,
+                       strlen(name), s_rank(&sym)) < 0) {
+            added = -1;
+            goto cleanup;
+        }
+        added++;
+    }
+cleanup:
+    return added;
+}
+
+long
+elfobj_add_symbols(const elfobj_t *self, symtab_t *tab)
+{
+    long total = 0;
+    uint64_t *section_end = NULL;
+    size_t nsections = 0;
+    if (elf_getshdrnum(self->elf, &nsections) != 0 || nsections == 0)
+        goto cleanup;
+    /* Bound what a hostile e_shnum can make us allocate: the table needs
+     * real section headers behind it, which libelf has already read. */
+    if (nsections > 1u << 20)
+        nsections = 1u << 20;
+    section_end = calloc(nsections, sizeof(*section_end));
+    if (!section_end) {
+        total = -1;
+        goto cleanup;
+    }
+    Elf_Scn *scn = NULL;
+    while ((scn = elf_nextscn(self->elf, scn))) {
+        size_t idx = elf_ndxscn(scn);
+        GElf_Shdr shdr;
+        if (idx < nsections && gelf_getshdr(scn, &shdr))
+            section_end[idx] = shdr.sh_addr + shdr.sh_size;
+    }
+    scn = NULL;
+    while ((scn = elf_nextscn(self->elf, scn))) {
+        GElf_Shdr shdr;
+        if (!gelf_getshdr(scn, &shdr) ||
+            (shdr.sh_type != SHT_SYMTAB && shdr.sh_type != SHT_DYNSYM))
+            continue;
+        long n = s_add_section(self, scn, &shdr, section_end, nsections, tab);
+        if (n < 0) {
+            total = -1;
+            goto cleanup;
+        }
+        total += n;
+    }
+cleanup:
+    free(section_end);
+    return total;
+}
+
+int
+elf_offset_to_vaddr(const elf_load_t *loads, size_t nloads, uint64_t offset,
+                    uint64_t *vaddr)
+{
+    for (size_t i = 0; i < nloads; i++) {
+        const elf_load_t *l = &loads[i];
+        if (offset >= l->offset && offset - l->offset < l->filesz) {
+            *vaddr = offset - l->offset + l->vaddr;
+            return 0;
+        }
+    }
+    return -1;
+}

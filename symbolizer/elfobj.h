@@ -1,0 +1,58 @@
+/* Reading what the symbolizer needs from one ELF image (file or memory)
+ * through libelf: the build-id, the .gnu_debuglink, the PT_LOAD segments
+ * (file offset -> virtual address) and the function symbols of .symtab and
+ * .dynsym. Every read is bounds-checked: a truncated or hostile file gives
+ * an error, never a crash. */
+#ifndef SKYPROF_SYMBOLIZER_ELFOBJ_H
+#define SKYPROF_SYMBOLIZER_ELFOBJ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "symbolizer/symtab.h"
+
+#define ELFOBJ_MAX_BUILD_ID 64
+#define ELFOBJ_MAX_LOADS 16
+
+typedef struct elfobj elfobj_t;
+
+typedef struct {
+    uint64_t offset;   /* p_offset */
+    uint64_t filesz;   /* p_filesz */
+    uint64_t vaddr;    /* p_vaddr */
+} elf_load_t;
+
+/* Opens a path for reading only if it is a regular file: O_NONBLOCK so a
+ * FIFO planted where a binary or debug file is expected cannot block us.
+ * Returns the fd (O_CLOEXEC, blocking mode restored) or -1 with errno. */
+int elf_open_regular(const char *path);
+
+/* Takes ownership of fd (closed by destroy, also on failure). what names
+ * the file in log lines. NULL when the file is not a usable ELF. */
+elfobj_t *elfobj_open_fd(int fd, const char *what);
+/* An image already in memory (the vdso); not copied, must outlive. */
+elfobj_t *elfobj_open_mem(const void *image, size_t size, const char *what);
+void elfobj_destroy(elfobj_t **self_p);
+
+/* Build-id length (0 when absent); copies up to ELFOBJ_MAX_BUILD_ID. */
+size_t elfobj_build_id(const elfobj_t *self, uint8_t *out);
+/* The .gnu_debuglink file name and its CRC32, or NULL. */
+const char *elfobj_debuglink(const elfobj_t *self, uint32_t *crc);
+
+/* PT_LOAD segments, at most ELFOBJ_MAX_LOADS. */
+size_t elfobj_loads(const elfobj_t *self, elf_load_t *out, size_t max);
+
+/* 1 when the image has a .symtab with at least one function symbol
+ * (i.e. it is not stripped), else 0. */
+int elfobj_has_full_symtab(const elfobj_t *self);
+
+/* Adds the function symbols (STT_FUNC, STT_GNU_IFUNC) of .symtab and
+ * .dynsym to tab. Returns how many were added, -1 on allocation failure. */
+long elfobj_add_symbols(const elfobj_t *self, symtab_t *tab);
+
+/* File offset -> virtual address through the PT_LOAD segments; 0 and the
+ * address in *vaddr, -1 when no segment holds the offset. */
+int elf_offset_to_vaddr(const elf_load_t *loads, size_t nloads,
+                        uint64_t offset, uint64_t *vaddr);
+
+#endif

@@ -1,0 +1,699 @@
+/* The symbolizer: finds, verifies, loads and caches the symbol table of
+ * each object, and answers frame lookups from it. */
+#include "symbolizer/symbolize.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "symbolizer/debugfile.h"
+#include "symbolizer/elfobj.h"
+#include "symbolizer/kallsyms.h"
+#include "symbolizer/objcache.h"
+#include "symbolizer/perfmap.h"
+#include "symbolizer/symtab.h"
+
+#define SYM_PATH_MAX 4096
+/* Key: one kind byte + up to a pid and a path. */
+#define SYM_KEY_MAX (1 + 4 + SYM_PATH_MAX)
+
+enum symobj_state {
+    SYMOBJ_OK = 0,
+    SYMOBJ_UNREADABLE = 1,   /* no usable file: retry later */
+    SYMOBJ_TOO_LARGE = 2,    /* loaded, but bigger than the whole cache */
+};
+
+/* What the cache holds per object. */
+typedef struct {
+    uint8_t state;
+    uint8_t obj_type;            /* enum wire_object_type */
+    uint64_t retry_at_ms;        /* for UNREADABLE and TOO_LARGE */
+    symtab_t *syms;              /* SYMOBJ_OK only */
+    elf_load_t loads[ELFOBJ_MAX_LOADS];
+    size_t nloads;
+    char *map_path;              /* JIT: the perf map read */
+    perfmap_stamp_t stamp;       /* JIT: version read */
+} symobj_t;
+
+struct symbolizer {
+    symbolizer_opts_t opts;
+    char *debug_dirs;
+    char *kallsyms_path;
+    objcache_t *cache;
+
+    symtab_t *ksyms;
+    uint64_t ksyms_loaded_ms;
+    bool ksyms_tried;
+    bool ksyms_restricted;
+    bool ksyms_warned;
+
+    symbolizer_stats_t st;
+    char name_buf[WIRE_MAX_STR];
+};
+
+void
+symbolizer_opts_default(symbolizer_opts_t *opts)
+{
+    memset(opts, 0, sizeof(*opts));
+    opts->cache_size = 64u << 20;
+    opts->debug_dirs = "/usr/lib/debug";
+    opts->kallsyms_path = "/proc/kallsyms";
+    opts->retry_ms = 60000;
+    opts->kernel_refresh_ms = 30000;
+}
+
+static void
+s_symobj_free(void *value)
+{
+    symobj_t *so = value;
+    if (!so)
+        return;
+    symtab_destroy(&so->syms);
+    free(so->map_path);
+    free(so);
+}
+
+static size_t
+s_symobj_bytes(const symobj_t *so)
+{
+    size_t bytes = sizeof(*so);
+    if (so->syms)
+        bytes += symtab_bytes(so->syms);
+    if (so->map_path)
+        bytes += strlen(so->map_path) + 1;
+    return bytes;
+}
+
+symbolizer_t *
+symbolizer_new(const symbolizer_opts_t *opts)
+{
+    symbolizer_t *self = calloc(1, sizeof(*self));
+    if (!self)
+        goto fail;
+    symbolizer_opts_default(&self->opts);
+    if (opts)
+        self->opts = *opts;
+    self->debug_dirs = strdup(self->opts.debug_dirs ? self->opts.debug_dirs
+                                                    : "");
+    self->kallsyms_path = strdup(self->opts.kallsyms_path
+                                 ? self->opts.kallsyms_path
+                                 : "/proc/kallsyms");
+    self->cache = objcache_new(self->opts.cache_size, s_symobj_free);
+    if (!self->debug_dirs || !self->kallsyms_path || !self->cache)
+        goto fail;
+    /* The copies own the strings now; callers' buffers may go away. */
+    self->opts.debug_dirs = self->debug_dirs;
+    self->opts.kallsyms_path = self->kallsyms_path;
+    return self;
+fail:
+    symbolizer_destroy(&self);
+    return NULL;
+}
+
+void
+symbolizer_destroy(symbolizer_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    symbolizer_t *self = *self_p;
+    objcache_destroy(&self->cache);
+    symtab_destroy(&self->ksyms);
+    free(self->debug_dirs);
+    free(self->kallsyms_path);
+    free(self);
+    *self_p = NULL;
+}
+
+/* ------------------------------------------------------------ naming */
+
+static const char *
+s_set_name(symbolizer_t *self, const char *name)
+{
+    snprintf(self->name_buf, sizeof(self->name_buf), "%s", name);
+    return self->name_buf;
+}
+
+static const char *
+s_unknown_user(symbolizer_t *self, const wire_object_t *obj, uint64_t offset)
+{
+    const char *path = obj->path && obj->path[0] ? obj->path : "[anon]";
+    /* Leave room for "+0x" and 16 digits within the wire's string bound. */
+    snprintf(self->name_buf, sizeof(self->name_buf), "%.*s+0x%" PRIx64,
+             (int)(sizeof(self->name_buf) - 32), path, offset);
+    return self->name_buf;
+}
+
+static uint8_t
+s_frame_type(uint8_t obj_type)
+{
+    switch (obj_type) {
+    case WIRE_OBJ_EXE:  return WIRE_FRAME_USER;
+    case WIRE_OBJ_LIB:  return WIRE_FRAME_LIB;
+    case WIRE_OBJ_VDSO: return WIRE_FRAME_LIB;
+    case WIRE_OBJ_JIT:  return WIRE_FRAME_JIT;
+    default:            return WIRE_FRAME_UNKNOWN;
+    }
+}
+
+/* --------------------------------------------------------------- keys */
+
+/* The cache key of an object. ELF objects are shared across processes by
+ * build-id, else by device + inode; a perf map belongs to one process. */
+static size_t
+s_make_key(const wire_object_t *obj, unsigned char *key)
+{
+    size_t len = 0;
+    uint32_t pid = obj->pid;
+    size_t plen = obj->path ? strnlen(obj->path, SYM_PATH_MAX) : 0;
+    if (obj->type == WIRE_OBJ_VDSO) {
+        key[len++] = 'V';        /* one kernel, one vdso image */
+    } else if (obj->type == WIRE_OBJ_JIT) {
+        key[len++] = 'J';
+        memcpy(key + len, &pid, sizeof(pid));
+        len += sizeof(pid);
+        memcpy(key + len, obj->path ? obj->path : "", plen);
+        len += plen;
+    } else if (obj->build_id_len && obj->build_id_len <= WIRE_MAX_BUILD_ID) {
+        key[len++] = 'B';
+        memcpy(key + len, obj->build_id, obj->build_id_len);
+        len += obj->build_id_len;
+    } else if (obj->dev || obj->ino) {
+        key[len++] = 'I';
+        memcpy(key + len, &obj->dev, sizeof(obj->dev));
+        len += sizeof(obj->dev);
+        memcpy(key + len, &obj->ino, sizeof(obj->ino));
+        len += sizeof(obj->ino);
+    } else {
+        /* Nothing identifies the file but its name in its process. */
+        key[len++] = 'P';
+        memcpy(key + len, &pid, sizeof(pid));
+        len += sizeof(pid);
+        memcpy(key + len, obj->path ? obj->path : "", plen);
+        len += plen;
+    }
+    return len;
+}
+
+/* ----------------------------------------------------- opening files */
+
+/* The kernel encodes dev_t as major << 20 | minor; userspace (glibc
+ * makedev) differently. The collector may send either, so accept both. */
+static bool
+s_same_dev(uint64_t wire_dev, dev_t st_dev)
+{
+    if (wire_dev == (uint64_t)st_dev)
+        return true;
+    dev_t kernel_form = makedev((unsigned)(wire_dev >> 20),
+                                (unsigned)(wire_dev & 0xfffff));
+    return kernel_form == st_dev;
+}
+
+/* Is this opened file the object the collector saw? */
+static bool
+s_verify(const wire_object_t *obj, const elfobj_t *elf, const struct stat *st,
+         const char *path)
+{
+    bool ok = false;
+    if (obj->build_id_len) {
+        uint8_t id[ELFOBJ_MAX_BUILD_ID];
+        size_t len = elfobj_build_id(elf, id);
+        ok = len == obj->build_id_len && memcmp(id, obj->build_id, len) == 0;
+        if (!ok)
+            log_debug("symbolizer: %s: build-id differs from the mapped "
+                      "object, ignored", path);
+    } else if (obj->dev || obj->ino) {
+        ok = (uint64_t)st->st_ino == obj->ino && s_same_dev(obj->dev, st->st_dev);
+        if (!ok)
+            log_debug("symbolizer: %s: device/inode differ from the mapped "
+                      "object, ignored", path);
+    } else {
+        ok = true;
+    }
+    return ok;
+}
+
+/* Copies path without the " (deleted)" suffix the kernel appends to
+ * mappings of unlinked files. */
+static void
+s_clean_path(const char *in, char *out, size_t size)
+{
+    static const char deleted[] = " (deleted)";
+    size_t len = strnlen(in, size - 1);
+    size_t dl = sizeof(deleted) - 1;
+    if (len > dl && strcmp(in + len - dl, deleted) == 0)
+        len -= dl;
+    memcpy(out, in, len);
+    out[len] = '\0';
+}
+
+/* Opens the object: through the process's root while it lives, else on
+ * the host. root_out receives the prefix used ("" for the host). */
+static elfobj_t *
+s_open_object(const wire_object_t *obj, const char *path, char *root_out,
+              size_t root_size)
+{
+    elfobj_t *elf = NULL;
+    char roots[2][64];
+    int nroots = 0;
+    if (obj->pid)
+        snprintf(roots[nroots++], sizeof(roots[0]), "/proc/%u/root",
+                 obj->pid);
+    snprintf(roots[nroots++], sizeof(roots[0]), "%s", "");
+    for (int i = 0; i < nroots && !elf; i++) {
+        char full[SYM_PATH_MAX + 64];
+        struct stat st;
+        int n = snprintf(full, sizeof(full), "%s%s", roots[i], path);
+        if (n < 0 || (size_t)n >= sizeof(full))
+            continue;
+        int fd = elf_open_regular(full);
+        if (fd < 0)
+            continue;              /* gone with its process: normal */
+        if (fstat(fd, &st) < 0) {
+            close(fd);
+            continue;
+        }
+        elf = elfobj_open_fd(fd, full);
+        if (elf && !s_verify(obj, elf, &st, full))
+            elfobj_destroy(&elf);
+        if (elf) {
+            size_t len = strnlen(roots[i], root_size - 1);
+            memcpy(root_out, roots[i], len);
+            root_out[len] = '\0';
+        }
+    }
+    return elf;
+}
+
+/* --------------------------------------------------------- loading */
+
+static symobj_t *
+s_symobj_new(uint8_t obj_type)
+{
+    symobj_t *so = calloc(1, sizeof(*so));
+    if (so)
+        so->obj_type = obj_type;
+    return so;
+}
+
+/* Fills so->syms from an opened object, preferring its own .symtab, then
+ * a separate debug file's, and always adding .dynsym. */
+static int
+s_load_symbols(symbolizer_t *self, symobj_t *so, elfobj_t *elf,
+               const wire_object_t *obj, const char *root, const char *path)
+{
+    int rc = -1;
+    elfobj_t *debug = NULL;
+    so->nloads = elfobj_loads(elf, so->loads, ELFOBJ_MAX_LOADS);
+    so->syms = symtab_new();
+    if (!so->syms)
+        goto cleanup;
+    if (!elfobj_has_full_symtab(elf) && obj->type != WIRE_OBJ_VDSO) {
+        uint8_t id[ELFOBJ_MAX_BUILD_ID];
+        debugfile_query_t q = {
+            .debug_dirs = self->debug_dirs,
+            .root = root,
+            .bin_path = path,
+            .build_id = id,
+            .build_id_len = elfobj_build_id(elf, id),
+        };
+        q.debuglink = elfobj_debuglink(elf, &q.debuglink_crc);
+        char found[SYM_PATH_MAX];
+        debug = debugfile_find(&q, found, sizeof(found));
+        if (debug && !elfobj_has_full_symtab(debug))
+            elfobj_destroy(&debug);
+        if (debug) {
+            log_debug("symbolizer: %s: symbols from %s", path, found);
+            if (elfobj_add_symbols(debug, so->syms) < 0)
+                goto cleanup;
+        }
+    }
+    if (elfobj_add_symbols(elf, so->syms) < 0 ||
+        symtab_finish(so->syms, 0) < 0)
+        goto cleanup;
+    if (symtab_count(so->syms) == 0)
+        log_debug("symbolizer: %s: no function symbols (stripped, no debug "
+                  "file found)", path);
+    rc = 0;
+cleanup:
+    elfobj_destroy(&debug);
+    return rc;
+}
+
+/* The binary itself is gone (its process exited, the file was replaced),
+ * but a debug file found by build-id still describes it completely. */
+static elfobj_t *
+s_open_debug_only(symbolizer_t *self, const wire_object_t *obj)
+{
+    elfobj_t *debug = NULL;
+    if (!obj->build_id_len)
+        goto cleanup;
+    debugfile_query_t q = {
+        .debug_dirs = self->debug_dirs,
+        .root = "",
+        .bin_path = obj->path,
+        .build_id = obj->build_id,
+        .build_id_len = obj->build_id_len,
+    };
+    debug = debugfile_find(&q, NULL, 0);
+    if (debug && !elfobj_has_full_symtab(debug))
+        elfobj_destroy(&debug);
+cleanup:
+    return debug;
+}
+
+static const void *
+s_vdso_image(size_t *size)
+{
+    const void *image = (const void *)(uintptr_t)getauxval(AT_SYSINFO_EHDR);
+    *size = 0;
+    if (!image)
+        goto cleanup;
+    /* The vdso's extent is in our own maps. */
+    FILE *f = fopen("/proc/self/maps", "re");
+    char line[512];
+    while (f && fgets(line, sizeof(line), f)) {
+        unsigned long start, end;
+        if (strstr(line, "[vdso]") &&
+            sscanf(line, "%lx-%lx", &start, &end) == 2 &&
+            start == (uintptr_t)image && end > start) {
+            *size = end - start;
+            break;
+        }
+    }
+    if (f)
+        fclose(f);
+cleanup:
+    return *size ? image : NULL;
+}
+
+static symobj_t *
+s_load_elf(symbolizer_t *self, const wire_object_t *obj)
+{
+    symobj_t *so = s_symobj_new(obj->type);
+    elfobj_t *elf = NULL;
+    char path[SYM_PATH_MAX];
+    char root[64] = "";
+    if (!so)
+        goto cleanup;
+    if (obj->type == WIRE_OBJ_VDSO) {
+        size_t size;
+        const void *image = s_vdso_image(&size);
+        snprintf(path, sizeof(path), "[vdso]");
+        elf = image ? elfobj_open_mem(image, size, "[vdso]") : NULL;
+    } else if (obj->path && obj->path[0] == '/') {
+        s_clean_path(obj->path, path, sizeof(path));
+        elf = s_open_object(obj, path, root, sizeof(root));
+        if (!elf)
+            elf = s_open_debug_only(self, obj);
+    }
+    if (!elf) {
+        so->state = SYMOBJ_UNREADABLE;
+        goto cleanup;
+    }
+    if (s_load_symbols(self, so, elf, obj, root, path) < 0) {
+        symtab_destroy(&so->syms);
+        so->state = SYMOBJ_UNREADABLE;
+    }
+cleanup:
+    elfobj_destroy(&elf);
+    return so;
+}
+
+/* The perf map of a process: named after its pid in its own namespace,
+ * found in /tmp of its own root. */
+static int
+s_perfmap_path(const wire_object_t *obj, uint32_t nspid, char *out,
+               size_t size)
+{
+    uint32_t mapped_pid = nspid ? nspid : obj->pid;
+    int n;
+    if (obj->pid)
+        n = snprintf(out, size, "/proc/%u/root/tmp/perf-%u.map", obj->pid,
+                     mapped_pid);
+    else
+        n = snprintf(out, size, "/tmp/perf-%u.map", mapped_pid);
+    return n > 0 && (size_t)n < size ? 0 : -1;
+}
+
+static symobj_t *
+s_load_perfmap(symbolizer_t *self, const wire_object_t *obj, uint32_t nspid)
+{
+    symobj_t *so = s_symobj_new(obj->type);
+    char path[SYM_PATH_MAX];
+    perfmap_stamp_t stamp;
+    if (!so)
+        goto cleanup;
+    so->state = SYMOBJ_UNREADABLE;
+    if (s_perfmap_path(obj, nspid, path, sizeof(path)) < 0 ||
+        !(so->map_path = strdup(path)))
+        goto cleanup;
+    /* Refuse before reading what could never fit: the table costs about
+     * what the text does. */
+    if (perfmap_stamp(path, &stamp) < 0)
+        goto cleanup;
+    if (stamp.size / 2 > self->opts.cache_size) {
+        so->state = SYMOBJ_TOO_LARGE;
+        goto cleanup;
+    }
+    uint64_t bad = 0;
+    so->syms = perfmap_load(path, &so->stamp, &bad);
+    if (so->syms)
+        so->state = SYMOBJ_OK;
+    if (bad)
+        log_debug("symbolizer: %s: %" PRIu64 " malformed lines skipped",
+                  path, bad);
+cleanup:
+    return so;
+}
+
+/* Loads an object that missed the cache and inserts it (negative entries
+ * too). Returns the entry or NULL when even that failed. */
+static objcache_entry_t *
+s_load(symbolizer_t *self, const wire_object_t *obj, uint32_t nspid,
+       const unsigned char *key, size_t keylen)
+{
+    objcache_entry_t *entry = NULL;
+    uint64_t now = now_mono_ms();
+    symobj_t *so = obj->type == WIRE_OBJ_JIT ? s_load_perfmap(self, obj, nspid)
+                                             : s_load_elf(self, obj);
+    if (!so)
+        goto cleanup;
+    if (so->state == SYMOBJ_OK) {
+        entry = objcache_insert(self->cache, key, keylen, so,
+                                s_symobj_bytes(so));
+        if (entry)
+            goto cleanup;
+        log_warn("symbolizer: %s: symbol table of %zu bytes does not fit "
+                 "symbolizer.cache_size (%" PRIu64 " bytes); its frames stay "
+                 "unresolved", obj->path ? obj->path : "?",
+                 s_symobj_bytes(so), self->opts.cache_size);
+        symtab_destroy(&so->syms);
+        so->state = SYMOBJ_TOO_LARGE;
+    }
+    if (so->state == SYMOBJ_TOO_LARGE)
+        self->st.objects_too_large++;
+    else
+        self->st.objects_unreadable++;
+    so->retry_at_ms = now + self->opts.retry_ms;
+    entry = objcache_insert(self->cache, key, keylen, so, s_symobj_bytes(so));
+cleanup:
+    if (!entry)
+        s_symobj_free(so);
+    return entry;
+}
+
+/* A JIT address missed: if the map changed since it was read, read it
+ * again. Returns the entry, or NULL when it had to be dropped. */
+static objcache_entry_t *
+s_refresh_perfmap(symbolizer_t *self, objcache_entry_t *entry)
+{
+    symobj_t *so = objcache_value(entry);
+    perfmap_stamp_t now;
+    if (!so->map_path || perfmap_stamp(so->map_path, &now) < 0 ||
+        (now.size == so->stamp.size && now.ino == so->stamp.ino &&
+         now.mtime_ns == so->stamp.mtime_ns))
+        goto cleanup;
+    if (now.size / 2 > self->opts.cache_size)
+        goto cleanup;
+    symtab_t *fresh = perfmap_load(so->map_path, &so->stamp, NULL);
+    if (!fresh)
+        goto cleanup;
+    symtab_destroy(&so->syms);
+    so->syms = fresh;
+    self->st.perfmap_reloads++;
+    if (objcache_resize(self->cache, entry, s_symobj_bytes(so)) < 0) {
+        self->st.objects_too_large++;
+        entry = NULL;
+    }
+cleanup:
+    return entry;
+}
+
+/* Looks addr up in a cached object and copies the name out. Accounts for
+ * growth of the table (lazy demangling) afterwards: the name is already
+ * copied, so evicting the entry then is harmless. */
+static const char *
+s_lookup(symbolizer_t *self, objcache_entry_t *entry, uint64_t addr)
+{
+    symobj_t *so = objcache_value(entry);
+    const char *out = NULL;
+    size_t before = symtab_bytes(so->syms);
+    const char *name = symtab_lookup(so->syms, addr, NULL);
+    if (!name)
+        goto cleanup;
+    out = s_set_name(self, name);
+    if (symtab_bytes(so->syms) != before &&
+        objcache_resize(self->cache, entry, s_symobj_bytes(so)) < 0)
+        self->st.objects_too_large++;
+cleanup:
+    return out;
+}
+
+int
+symbolizer_resolve_user(symbolizer_t *self, const wire_object_t *obj,
+                        uint32_t nspid, uint64_t offset, const char **name,
+                        uint8_t *type)
+{
+    int rc = -1;
+    const char *resolved = NULL;
+    unsigned char key[SYM_KEY_MAX];
+    *type = WIRE_FRAME_UNKNOWN;
+    if (!obj) {
+        snprintf(self->name_buf, sizeof(self->name_buf),
+                 "[unknown] 0x%016" PRIx64, offset);
+        *name = self->name_buf;
+        goto cleanup;
+    }
+    *name = NULL;
+    if (obj->type > WIRE_OBJ_TYPE_MAX || obj->type == WIRE_OBJ_ANON)
+        goto cleanup;
+
+    size_t keylen = s_make_key(obj, key);
+    objcache_entry_t *entry = objcache_find(self->cache, key, keylen);
+    if (entry) {
+        symobj_t *so = objcache_value(entry);
+        if (so->state != SYMOBJ_OK && now_mono_ms() >= so->retry_at_ms) {
+            objcache_remove(self->cache, entry);
+            entry = NULL;
+        } else {
+            self->st.cache_hits++;
+        }
+    }
+    if (!entry) {
+        self->st.cache_misses++;
+        entry = s_load(self, obj, nspid, key, keylen);
+    }
+    if (!entry || ((symobj_t *)objcache_value(entry))->state != SYMOBJ_OK)
+        goto cleanup;
+
+    symobj_t *so = objcache_value(entry);
+    if (obj->type == WIRE_OBJ_JIT) {
+        /* JIT frames carry the absolute address. */
+        resolved = s_lookup(self, entry, offset);
+        if (!resolved && (entry = s_refresh_perfmap(self, entry)))
+            resolved = s_lookup(self, entry, offset);
+    } else {
+        uint64_t vaddr;
+        if (elf_offset_to_vaddr(so->loads, so->nloads, offset, &vaddr) == 0)
+            resolved = s_lookup(self, entry, vaddr);
+    }
+    if (resolved) {
+        *name = resolved;
+        *type = s_frame_type(obj->type);
+        rc = 0;
+    }
+cleanup:
+    if (!*name)
+        *name = s_unknown_user(self, obj, offset);
+    if (rc == 0)
+        self->st.frames_resolved++;
+    else
+        self->st.frames_unknown++;
+    return rc;
+}
+
+/* ------------------------------------------------------------ kernel */
+
+static void
+s_load_kernel(symbolizer_t *self)
+{
+    bool restricted = false;
+    symtab_t *tab = kallsyms_load(self->kallsyms_path, &restricted);
+    self->ksyms_tried = true;
+    self->ksyms_loaded_ms = now_mono_ms();
+    if (!tab) {
+        if (!self->ksyms_warned)
+            log_warn("symbolizer: cannot read %s (%s): kernel frames stay "
+                     "raw addresses", self->kallsyms_path, strerror(errno));
+        self->ksyms_warned = true;
+        return;
+    }
+    self->ksyms_restricted = restricted;
+    if (restricted && !self->ksyms_warned) {
+        log_warn("symbolizer: %s shows only zero addresses (kptr_restrict; "
+                 "the symbolizer needs CAP_SYSLOG or kernel.kptr_restrict=0): "
+                 "kernel frames stay raw addresses", self->kallsyms_path);
+        self->ksyms_warned = true;
+    }
+    symtab_destroy(&self->ksyms);
+    self->ksyms = tab;
+    self->st.kernel_reloads++;
+}
+
+int
+symbolizer_resolve_kernel(symbolizer_t *self, uint64_t addr,
+                          const char **name, uint8_t *type)
+{
+    int rc = -1;
+    const char *found = NULL;
+    if (!self->ksyms_tried)
+        s_load_kernel(self);
+    if (self->ksyms)
+        found = symtab_lookup(self->ksyms, addr, NULL);
+    /* Modules and BPF programs load after us: a miss may mean the table is
+     * stale, so re-read it, but not on every miss. */
+    if (!found && !self->ksyms_restricted &&
+        now_mono_ms() - self->ksyms_loaded_ms >= self->opts.kernel_refresh_ms) {
+        s_load_kernel(self);
+        if (self->ksyms)
+            found = symtab_lookup(self->ksyms, addr, NULL);
+    }
+    if (found) {
+        *name = s_set_name(self, found);
+        *type = WIRE_FRAME_KERNEL;
+        self->st.frames_resolved++;
+        rc = 0;
+    } else {
+        snprintf(self->name_buf, sizeof(self->name_buf), "[k] 0x%016" PRIx64,
+                 addr);
+        *name = self->name_buf;
+        *type = WIRE_FRAME_UNKNOWN;
+        self->st.frames_unknown++;
+    }
+    return rc;
+}
+
+void
+symbolizer_reload_kernel(symbolizer_t *self)
+{
+    symtab_destroy(&self->ksyms);
+    self->ksyms_tried = false;
+}
+
+void
+symbolizer_get_stats(const symbolizer_t *self, symbolizer_stats_t *out)
+{
+    *out = self->st;
+    out->cache_bytes = objcache_bytes(self->cache);
+    out->cache_objects = objcache_count(self->cache);
+    out->cache_evictions = objcache_evictions(self->cache);
+    out->kernel_bytes = self->ksyms ? symtab_bytes(self->ksyms) : 0;
+}

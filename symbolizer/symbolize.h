@@ -1,0 +1,81 @@
+/* The symbolizer library: (object, file offset) and kernel addresses ->
+ * function names. Used by the stage main, the tests and the benchmark
+ * driver; it knows nothing about the bus.
+ *
+ *   symbolizer_opts_t o;
+ *   symbolizer_opts_default(&o);
+ *   symbolizer_t *s = symbolizer_new(&o);
+ *   const char *name; uint8_t type;
+ *   symbolizer_resolve_user(s, &obj, nspid, offset, &name, &type);
+ *   symbolizer_resolve_kernel(s, addr, &name, &type);
+ *
+ * Names are always set, resolved or not, so no frame vanishes: an
+ * unresolved user frame reads "path+0xoffset", a frame without an object
+ * "[unknown] 0x<address>", an unresolved kernel frame "[k] 0x<address>";
+ * these come with type WIRE_FRAME_UNKNOWN. A returned name is valid until
+ * the next call on the same symbolizer (copy or intern it).
+ *
+ * Objects are cached by build-id (else device + inode), shared across
+ * processes, in an LRU bounded by cache_size bytes; objects that cannot be
+ * opened are remembered as such and retried after retry_ms. Not
+ * thread-safe: one symbolizer per thread. */
+#ifndef SKYPROF_SYMBOLIZER_SYMBOLIZE_H
+#define SKYPROF_SYMBOLIZER_SYMBOLIZE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wire.h"
+
+typedef struct symbolizer symbolizer_t;
+
+typedef struct {
+    uint64_t cache_size;        /* bytes of cached object symbol tables */
+    const char *debug_dirs;     /* colon separated; "" = none */
+    const char *kallsyms_path;  /* "/proc/kallsyms" */
+    uint64_t retry_ms;          /* retry unreadable objects after this */
+    uint64_t kernel_refresh_ms; /* re-read kallsyms on a miss at most this
+                                   often (modules, BPF programs come and go) */
+} symbolizer_opts_t;
+
+typedef struct {
+    uint64_t frames_resolved;
+    uint64_t frames_unknown;
+    uint64_t cache_hits;         /* object found in the cache */
+    uint64_t cache_misses;       /* object had to be loaded */
+    uint64_t cache_evictions;
+    uint64_t objects_unreadable; /* loads that found no usable file */
+    uint64_t objects_too_large;  /* symbol tables larger than the cache */
+    uint64_t perfmap_reloads;
+    uint64_t kernel_reloads;
+    uint64_t cache_bytes;        /* gauge */
+    uint64_t cache_objects;      /* gauge */
+    uint64_t kernel_bytes;       /* gauge: the kallsyms table (not in the
+                                    LRU: there is only one) */
+} symbolizer_stats_t;
+
+/* Defaults: 64 MiB cache, /usr/lib/debug, /proc/kallsyms, retry after 60 s,
+ * kernel refresh at most every 30 s. */
+void symbolizer_opts_default(symbolizer_opts_t *opts);
+
+symbolizer_t *symbolizer_new(const symbolizer_opts_t *opts);
+void symbolizer_destroy(symbolizer_t **self_p);
+
+/* Resolves a user frame. obj NULL means the frame had no object
+ * (WIRE_NO_OBJECT) and offset is the raw address. nspid is the process's
+ * pid in its own namespace (perf maps are named after it); 0 = obj->pid.
+ * Returns 0 when resolved, -1 when the fallback name was produced. */
+int symbolizer_resolve_user(symbolizer_t *self, const wire_object_t *obj,
+                            uint32_t nspid, uint64_t offset,
+                            const char **name, uint8_t *type);
+
+/* Resolves a kernel address. Returns 0 when resolved, -1 otherwise. */
+int symbolizer_resolve_kernel(symbolizer_t *self, uint64_t addr,
+                              const char **name, uint8_t *type);
+
+/* Drop the kernel table so the next lookup re-reads kallsyms (SIGHUP). */
+void symbolizer_reload_kernel(symbolizer_t *self);
+
+void symbolizer_get_stats(const symbolizer_t *self, symbolizer_stats_t *out);
+
+#endif
