@@ -103,9 +103,10 @@ void *arena_calloc(arena_t *self, size_t n, size_t size)
 {
     if (size && n > SIZE_MAX / size)
         return NULL;
-    void *p = arena_alloc(self, n * size ? n * size : 1);
+    size_t bytes = n * size;
+    void *p = arena_alloc(self, bytes ? bytes : 1);
     if (p)
-        memset(p, 0, n * size);
+        memset(p, 0, bytes);
     return p;
 }
 

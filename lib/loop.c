@@ -38,6 +38,7 @@ struct loop {
     int error;
     int stop_signal;
     int reload;
+    int items_changed;  /* set when a handler removed an item */
 };
 
 loop_t *loop_new(void)
@@ -102,6 +103,7 @@ int loop_remove_fd(loop_t *self, int fd)
             memmove(&self->items[i], &self->items[i + 1],
                     (size_t)(self->nitems - i - 1) * sizeof self->items[0]);
             self->nitems--;
+            self->items_changed = 1;
             return 0;
         }
     }
@@ -219,7 +221,8 @@ int loop_run(loop_t *self)
         }
         if (items[n].revents & ZMQ_POLLIN)
             s_read_signals(self);
-        for (int i = 0; i < n && !self->stop; i++) {
+        self->items_changed = 0;
+        for (int i = 0; i < n && !self->stop && !self->items_changed; i++) {
             if (!(items[i].revents & ZMQ_POLLIN))
                 continue;
             /* A handler may add or remove items; the copy keeps this

@@ -1,0 +1,60 @@
+#!/bin/sh
+# Runs every check test binary of a build and prints one closing line:
+#   N passed, N failed, N skipped
+# A binary that crashes or exits non-zero without a check summary counts as
+# one failure. Skipped tests print "SKIP: name: why" and are not run.
+set -u
+BUILD=${SKYPROF_BUILD:-build}
+export SKYPROF_BUILD="$BUILD"
+# Integration tests start real pipelines; check's 4 s default is too short.
+export CK_DEFAULT_TIMEOUT=${CK_DEFAULT_TIMEOUT:-300}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:allocator_may_return_null=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$(pwd)/tests/lsan.supp:print_suppressions=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+passed=0 failed=0 skipped=0
+failed_names=""
+logdir="$BUILD/test-logs"
+mkdir -p "$logdir"
+
+for t in "$BUILD"/tests/test_*; do
+    [ -x "$t" ] || continue
+    name=$(basename "$t")
+    if [ -n "${TESTS:-}" ] && ! echo " $TESTS " | grep -q " $name "; then
+        continue
+    fi
+    log="$logdir/$name.log"
+    printf '== %s\n' "$name"
+    timeout -k 10 1200 "$t" >"$log" 2>&1
+    rc=$?
+    grep -E '^(SKIP:|[0-9]+%: Checks:)|:[EF]:' "$log" | sed 's/^/   /'
+    s=$(grep -c '^SKIP:' "$log")
+    summary=$(grep -E '^[0-9]+%: Checks: ' "$log" | tail -n 1)
+    if [ -n "$summary" ]; then
+        checks=$(echo "$summary" | sed -E 's/.*Checks: ([0-9]+).*/\1/')
+        fails=$(echo "$summary" | sed -E 's/.*Failures: ([0-9]+).*/\1/')
+        errs=$(echo "$summary" | sed -E 's/.*Errors: ([0-9]+).*/\1/')
+        bad=$((fails + errs))
+        passed=$((passed + checks - bad))
+        failed=$((failed + bad))
+        if [ "$bad" -eq 0 ] && [ "$rc" -ne 0 ]; then
+            # All checks passed but the process failed afterwards
+            # (sanitizer report at exit, crash in teardown).
+            failed=$((failed + 1))
+            bad=1
+        fi
+    else
+        bad=1
+        failed=$((failed + 1))
+    fi
+    skipped=$((skipped + s))
+    if [ "$bad" -ne 0 ]; then
+        failed_names="$failed_names $name"
+        echo "   FAILED (exit $rc), last lines of $log:"
+        tail -n 40 "$log" | sed 's/^/   | /'
+    fi
+done
+
+[ -n "$failed_names" ] && echo "failing:$failed_names"
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,475 @@
+/* Codec round trips for every bus message, and rejection of truncated,
+ * oversized, wrongly typed and wrong-version payloads. */
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+#include "wire.h"
+
+static arena_t *s_arena;
+static wire_buf_t s_buf;
+static char s_err[256];
+
+static void setup(void)
+{
+    s_arena = arena_new(1 << 20);
+    wire_buf_init(&s_buf);
+    s_err[0] = '\0';
+}
+
+static void teardown(void)
+{
+    arena_destroy(&s_arena);
+    wire_buf_release(&s_buf);
+}
+
+/* A raw batch with two objects, one proc, two tasks, two samples. */
+static void s_make_raw(wire_raw_batch_t *m, wire_object_t objs[2],
+                       wire_raw_sample_t samples[2])
+{
+    static const uint64_t kf[] = {0xffffffff81000010ull, 0xffffffff81000020ull};
+    static const wire_uframe_t uf[] = {{7, 0x1130}, {9, 0x2a0}, {WIRE_NO_OBJECT, 0x7f0012345678ull}};
+    static const uint32_t tasks0[] = {1};
+    static const char *const task_ids[] = {"task-a", "task-b"};
+    static const wire_proc_t procs[] = {{4242, 12, "cpu_workload", "abc123"}};
+    memset(m, 0, sizeof *m);
+    memset(objs, 0, 2 * sizeof objs[0]);
+    memset(samples, 0, 2 * sizeof samples[0]);
+    objs[0] = (wire_object_t){.id = 7, .type = WIRE_OBJ_EXE, .build_id_len = 20,
+                              .dev = 2049, .ino = 1234, .pid = 4242,
+                              .path = "/usr/bin/cpu_workload"};
+    memset(objs[0].build_id, 0xab, 20);
+    objs[1] = (wire_object_t){.id = 9, .type = WIRE_OBJ_LIB, .dev = 2049,
+                              .ino = 99, .path = "/lib/libskyload.so"};
+    samples[0] = (wire_raw_sample_t){.pid = 4242, .tid = 4243, .cpu = 1,
+                                     .kind = WIRE_KIND_ON_CPU, .ts_ns = 111,
+                                     .count = 3, .weight_ns = 27000000,
+                                     .comm = "worker", .nk = 2, .kframes = kf,
+                                     .nu = 3, .uframes = uf, .ntasks = 1,
+                                     .tasks = tasks0};
+    samples[1] = (wire_raw_sample_t){.pid = 4242, .tid = 4242,
+                                     .kind = WIRE_KIND_OFF_CPU, .count = 5,
+                                     .weight_ns = 123456789, .comm = "main",
+                                     .nu = 1, .uframes = uf};
+    wire_header_set(&m->hdr, "collector/test", 42);
+    m->nobjects = 2;
+    m->objects = objs;
+    m->nprocs = 1;
+    m->procs = procs;
+    m->ntask_ids = 2;
+    m->task_ids = task_ids;
+    m->nsamples = 2;
+    m->samples = samples;
+}
+
+START_TEST(raw_batch_round_trip)
+{
+    wire_raw_batch_t in, out;
+    wire_object_t objs[2];
+    wire_raw_sample_t samples[2];
+    s_make_raw(&in, objs, samples);
+    ck_assert_int_eq(wire_encode_raw_batch(&in, &s_buf), 0);
+    ck_assert_int_eq(wire_decode_raw_batch(s_buf.data, s_buf.len, s_arena,
+                                           &out, s_err, sizeof s_err), 0);
+    ck_assert_str_eq(out.hdr.sender, "collector/test");
+    ck_assert_uint_eq(out.hdr.seq, 42);
+    ck_assert_uint_eq(out.nobjects, 2);
+    ck_assert_uint_eq(out.objects[0].build_id_len, 20);
+    ck_assert_uint_eq(out.objects[0].build_id[19], 0xab);
+    ck_assert_str_eq(out.objects[1].path, "/lib/libskyload.so");
+    ck_assert_str_eq(out.procs[0].container_id, "abc123");
+    ck_assert_str_eq(out.task_ids[1], "task-b");
+    ck_assert_uint_eq(out.nsamples, 2);
+    ck_assert_uint_eq(out.samples[0].nk, 2);
+    ck_assert_uint_eq(out.samples[0].kframes[1], 0xffffffff81000020ull);
+    ck_assert_uint_eq(out.samples[0].nu, 3);
+    ck_assert_uint_eq(out.samples[0].uframes[1].object, 9);
+    ck_assert_uint_eq(out.samples[0].uframes[2].object, WIRE_NO_OBJECT);
+    ck_assert_uint_eq(out.samples[0].uframes[2].offset, 0x7f0012345678ull);
+    ck_assert_uint_eq(out.samples[0].tasks[0], 1);
+    ck_assert_str_eq(out.samples[0].comm, "worker");
+    ck_assert_uint_eq(out.samples[1].weight_ns, 123456789);
+    ck_assert_uint_eq(out.samples[1].kind, WIRE_KIND_OFF_CPU);
+}
+END_TEST
+
+START_TEST(raw_batch_rejects_every_truncation)
+{
+    wire_raw_batch_t in, out;
+    wire_object_t objs[2];
+    wire_raw_sample_t samples[2];
+    s_make_raw(&in, objs, samples);
+    ck_assert_int_eq(wire_encode_raw_batch(&in, &s_buf), 0);
+    for (size_t len = 0; len < s_buf.len; len++) {
+        arena_reset(s_arena);
+        s_err[0] = '\0';
+        ck_assert_int_eq(wire_decode_raw_batch(s_buf.data, len, s_arena, &out,
+                                               s_err, sizeof s_err), -1);
+        ck_assert(s_err[0] != '\0');
+    }
+}
+END_TEST
+
+START_TEST(raw_batch_rejects_unknown_object_and_bad_task_index)
+{
+    wire_raw_batch_t in, out;
+    wire_object_t objs[2];
+    wire_raw_sample_t samples[2];
+    s_make_raw(&in, objs, samples);
+    static const wire_uframe_t bad_uf[] = {{8, 0x10}};
+    samples[1].uframes = bad_uf;
+    samples[1].nu = 1;
+    ck_assert_int_eq(wire_encode_raw_batch(&in, &s_buf), 0);
+    ck_assert_int_eq(wire_decode_raw_batch(s_buf.data, s_buf.len, s_arena,
+                                           &out, s_err, sizeof s_err), -1);
+    ck_assert_ptr_nonnull(strstr(s_err, "unknown object"));
+
+    s_make_raw(&in, objs, samples);
+    static const uint32_t bad_tasks[] = {2};
+    samples[0].tasks = bad_tasks;
+    wire_buf_reset(&s_buf);
+    ck_assert_int_eq(wire_encode_raw_batch(&in, &s_buf), 0);
+    ck_assert_int_eq(wire_decode_raw_batch(s_buf.data, s_buf.len, s_arena,
+                                           &out, s_err, sizeof s_err), -1);
+    ck_assert_ptr_nonnull(strstr(s_err, "out of range"));
+}
+END_TEST
+
+/* Hand-built payloads through msgpack-c's packer. */
+static msgpack_sbuffer s_sb;
+static msgpack_packer s_pk;
+
+static void s_pk_begin(void)
+{
+    msgpack_sbuffer_init(&s_sb);
+    msgpack_packer_init(&s_pk, &s_sb, msgpack_sbuffer_write);
+}
+
+static void s_pk_header(uint32_t fields, uint64_t version)
+{
+    msgpack_pack_array(&s_pk, fields);
+    msgpack_pack_uint64(&s_pk, version);
+    msgpack_pack_str(&s_pk, 1);
+    msgpack_pack_str_body(&s_pk, "x", 1);
+    msgpack_pack_uint64(&s_pk, 1);
+    msgpack_pack_uint64(&s_pk, 1);
+}
+
+START_TEST(rejects_wrong_version)
+{
+    wire_proc_events_t ev;
+    s_pk_begin();
+    s_pk_header(5, 2);
+    msgpack_pack_array(&s_pk, 0);
+    ck_assert_int_eq(wire_decode_proc_events(s_sb.data, s_sb.size, s_arena,
+                                             &ev, s_err, sizeof s_err), -1);
+    ck_assert_ptr_nonnull(strstr(s_err, "version"));
+    msgpack_sbuffer_destroy(&s_sb);
+
+    s_pk_begin();
+    s_pk_header(5, 1);
+    msgpack_pack_array(&s_pk, 0);
+    ck_assert_int_eq(wire_decode_proc_events(s_sb.data, s_sb.size, s_arena,
+                                             &ev, s_err, sizeof s_err), 0);
+    msgpack_sbuffer_destroy(&s_sb);
+}
+END_TEST
+
+START_TEST(rejects_huge_counts_without_allocating)
+{
+    /* An array header claiming 4 billion samples in a few bytes. */
+    wire_raw_batch_t m;
+    s_pk_begin();
+    s_pk_header(8, 1);
+    msgpack_pack_array(&s_pk, 0);
+    msgpack_pack_array(&s_pk, 0);
+    msgpack_pack_array(&s_pk, 0);
+    static const char huge[] = {(char)0xdd, (char)0xff, (char)0xff,
+                                (char)0xff, (char)0xff};
+    msgpack_sbuffer_write(&s_sb, huge, sizeof huge);
+    ck_assert_int_eq(wire_decode_raw_batch(s_sb.data, s_sb.size, s_arena, &m,
+                                           s_err, sizeof s_err), -1);
+    ck_assert_ptr_nonnull(strstr(s_err, "exceed"));
+    ck_assert_uint_lt(arena_used(s_arena), 4096);
+    msgpack_sbuffer_destroy(&s_sb);
+
+    /* Within the bound but larger than the bytes that follow. */
+    s_pk_begin();
+    s_pk_header(8, 1);
+    msgpack_pack_array(&s_pk, 0);
+    msgpack_pack_array(&s_pk, 0);
+    msgpack_pack_array(&s_pk, 0);
+    msgpack_pack_array(&s_pk, 60000);
+    ck_assert_int_eq(wire_decode_raw_batch(s_sb.data, s_sb.size, s_arena, &m,
+                                           s_err, sizeof s_err), -1);
+    ck_assert_ptr_nonnull(strstr(s_err, "cannot fit"));
+    msgpack_sbuffer_destroy(&s_sb);
+}
+END_TEST
+
+START_TEST(rejects_wrong_types_and_trailing_bytes)
+{
+    wire_task_set_t ts;
+    /* generation as a string */
+    s_pk_begin();
+    s_pk_header(6, 1);
+    msgpack_pack_str(&s_pk, 3);
+    msgpack_pack_str_body(&s_pk, "abc", 3);
+    msgpack_pack_array(&s_pk, 0);
+    ck_assert_int_eq(wire_decode_task_set(s_sb.data, s_sb.size, s_arena, &ts,
+                                          s_err, sizeof s_err), -1);
+    ck_assert_ptr_nonnull(strstr(s_err, "generation"));
+    msgpack_sbuffer_destroy(&s_sb);
+
+    /* negative integer where unsigned expected */
+    s_pk_begin();
+    s_pk_header(6, 1);
+    msgpack_pack_int64(&s_pk, -5);
+    msgpack_pack_array(&s_pk, 0);
+    ck_assert_int_eq(wire_decode_task_set(s_sb.data, s_sb.size, s_arena, &ts,
+                                          s_err, sizeof s_err), -1);
+    msgpack_sbuffer_destroy(&s_sb);
+
+    /* valid then one extra byte */
+    s_pk_begin();
+    s_pk_header(6, 1);
+    msgpack_pack_uint64(&s_pk, 3);
+    msgpack_pack_array(&s_pk, 0);
+    ck_assert_int_eq(wire_decode_task_set(s_sb.data, s_sb.size, s_arena, &ts,
+                                          s_err, sizeof s_err), 0);
+    ck_assert_uint_eq(ts.generation, 3);
+    msgpack_pack_nil(&s_pk);
+    ck_assert_int_eq(wire_decode_task_set(s_sb.data, s_sb.size, s_arena, &ts,
+                                          s_err, sizeof s_err), -1);
+    ck_assert_ptr_nonnull(strstr(s_err, "trailing"));
+    msgpack_sbuffer_destroy(&s_sb);
+
+    /* not even an array */
+    static const char junk[] = "hello world";
+    ck_assert_int_eq(wire_decode_task_set(junk, sizeof junk, s_arena, &ts,
+                                          s_err, sizeof s_err), -1);
+}
+END_TEST
+
+START_TEST(rejects_string_with_nul_and_oversized_string)
+{
+    wire_hello_t h;
+    s_pk_begin();
+    s_pk_header(8, 1);
+    msgpack_pack_str(&s_pk, 3);
+    msgpack_pack_str_body(&s_pk, "a\0b", 3);
+    msgpack_pack_str(&s_pk, 1);
+    msgpack_pack_str_body(&s_pk, "i", 1);
+    msgpack_pack_uint64(&s_pk, 1);
+    msgpack_pack_uint64(&s_pk, 0);
+    ck_assert_int_eq(wire_decode_hello(s_sb.data, s_sb.size, s_arena, &h,
+                                       s_err, sizeof s_err), -1);
+    ck_assert_ptr_nonnull(strstr(s_err, "NUL"));
+    msgpack_sbuffer_destroy(&s_sb);
+
+    char *big = malloc(WIRE_MAX_STR + 10);
+    memset(big, 'x', WIRE_MAX_STR + 10);
+    s_pk_begin();
+    s_pk_header(8, 1);
+    msgpack_pack_str(&s_pk, WIRE_MAX_STR + 10);
+    msgpack_pack_str_body(&s_pk, big, WIRE_MAX_STR + 10);
+    msgpack_pack_str(&s_pk, 1);
+    msgpack_pack_str_body(&s_pk, "i", 1);
+    msgpack_pack_uint64(&s_pk, 1);
+    msgpack_pack_uint64(&s_pk, 0);
+    ck_assert_int_eq(wire_decode_hello(s_sb.data, s_sb.size, s_arena, &h,
+                                       s_err, sizeof s_err), -1);
+    msgpack_sbuffer_destroy(&s_sb);
+    free(big);
+}
+END_TEST
+
+START_TEST(sym_batch_round_trip_and_index_checks)
+{
+    static const wire_frame_t frames[] = {{"do_syscall_64", WIRE_FRAME_KERNEL},
+                                          {"sky_alpha_leaf", WIRE_FRAME_USER},
+                                          {"skylib_beta_leaf", WIRE_FRAME_LIB}};
+    static const uint32_t f0[] = {0, 1};
+    static const uint32_t f1[] = {2};
+    static const char *const tids[] = {"t1"};
+    static const uint32_t tk[] = {0};
+    wire_sym_sample_t samples[2] = {
+        {.pid = 1, .tid = 2, .count = 4, .weight_ns = 36000000, .comm = "a",
+         .nframes = 2, .frames = f0, .nkernel = 1, .ntasks = 1, .tasks = tk},
+        {.pid = 1, .tid = 3, .kind = WIRE_KIND_OFF_CPU, .count = 1,
+         .weight_ns = 5, .comm = "b", .nframes = 1, .frames = f1},
+    };
+    wire_sym_batch_t in = {.nframes = 3, .frames = frames, .ntask_ids = 1,
+                           .task_ids = tids, .nsamples = 2, .samples = samples};
+    wire_header_set(&in.hdr, "symbolizer/x", 7);
+    wire_sym_batch_t out;
+    ck_assert_int_eq(wire_encode_sym_batch(&in, &s_buf), 0);
+    ck_assert_int_eq(wire_decode_sym_batch(s_buf.data, s_buf.len, s_arena,
+                                           &out, s_err, sizeof s_err), 0);
+    ck_assert_uint_eq(out.nframes, 3);
+    ck_assert_str_eq(out.frames[2].name, "skylib_beta_leaf");
+    ck_assert_uint_eq(out.frames[2].type, WIRE_FRAME_LIB);
+    ck_assert_uint_eq(out.samples[0].nkernel, 1);
+    ck_assert_uint_eq(out.samples[0].frames[1], 1);
+    ck_assert_uint_eq(out.samples[1].weight_ns, 5);
+
+    /* An encoder refuses a frame index out of range. */
+    static const uint32_t bad[] = {3};
+    samples[1].frames = bad;
+    wire_buf_reset(&s_buf);
+    ck_assert_int_eq(wire_encode_sym_batch(&in, &s_buf), -1);
+    ck_assert_uint_eq(s_buf.len, 0);
+}
+END_TEST
+
+START_TEST(task_set_round_trip)
+{
+    static const uint32_t pids[] = {10, 20};
+    static const char *const pids_oap[] = {"p10", "p20"};
+    wire_task_t tasks[2] = {
+        {.task_id = "oap-1", .target = WIRE_TARGET_OFF_CPU,
+         .trigger = WIRE_TRIGGER_FIXED_TIME, .source = WIRE_SRC_OAP,
+         .start_ms = 1700000000000ull, .duration_ms = 60000,
+         .update_ms = 1700000000001ull, .npids = 2, .pids = pids,
+         .process_ids = pids_oap, .extension_json = "null"},
+        {.task_id = "local-1", .source = WIRE_SRC_API, .npids = 1,
+         .pids = pids, .extension_json = ""},
+    };
+    wire_task_set_t in = {.generation = 9, .ntasks = 2, .tasks = tasks};
+    wire_header_set(&in.hdr, "policy/x", 1);
+    wire_task_set_t out;
+    ck_assert_int_eq(wire_encode_task_set(&in, &s_buf), 0);
+    ck_assert_int_eq(wire_decode_task_set(s_buf.data, s_buf.len, s_arena,
+                                          &out, s_err, sizeof s_err), 0);
+    ck_assert_uint_eq(out.generation, 9);
+    ck_assert_str_eq(out.tasks[0].task_id, "oap-1");
+    ck_assert_uint_eq(out.tasks[0].target, WIRE_TARGET_OFF_CPU);
+    ck_assert_uint_eq(out.tasks[0].duration_ms, 60000);
+    ck_assert_str_eq(out.tasks[0].process_ids[1], "p20");
+    ck_assert_str_eq(out.tasks[0].extension_json, "null");
+    ck_assert_ptr_null(out.tasks[1].process_ids);
+    ck_assert_uint_eq(out.tasks[1].pids[0], 10);
+
+    tasks[0].target = 9; /* out of range */
+    wire_buf_reset(&s_buf);
+    ck_assert_int_eq(wire_encode_task_set(&in, &s_buf), -1);
+}
+END_TEST
+
+START_TEST(profile_batch_round_trip)
+{
+    static const char *const kf[] = {"finish_task_switch", "schedule"};
+    static const char *const uf[] = {"sky_alpha_leaf", "main"};
+    wire_prof_stack_t stacks[1] = {{.nk = 2, .kframes = kf, .nu = 2,
+                                    .uframes = uf, .count = 17,
+                                    .duration_ns = 999}};
+    wire_task_profile_t profs[1] = {{.task_id = "t", .pid = 5,
+                                     .process_id = "oap-p", .start_ms = 3,
+                                     .window_start_ms = 4, .window_end_ms = 5,
+                                     .nstacks = 1, .stacks = stacks}};
+    wire_profile_batch_t in = {.nprofiles = 1, .profiles = profs};
+    wire_header_set(&in.hdr, "aggregator/x", 1);
+    wire_profile_batch_t out;
+    ck_assert_int_eq(wire_encode_profile_batch(&in, &s_buf), 0);
+    ck_assert_int_eq(wire_decode_profile_batch(s_buf.data, s_buf.len, s_arena,
+                                               &out, s_err, sizeof s_err), 0);
+    ck_assert_str_eq(out.profiles[0].process_id, "oap-p");
+    ck_assert_uint_eq(out.profiles[0].stacks[0].count, 17);
+    ck_assert_str_eq(out.profiles[0].stacks[0].uframes[0], "sky_alpha_leaf");
+    ck_assert_str_eq(out.profiles[0].stacks[0].kframes[1], "schedule");
+}
+END_TEST
+
+START_TEST(stats_hello_proc_events_round_trip)
+{
+    wire_metric_t metrics[2] = {{"skyprof_x_a_total", "topic=\"raw\"", 0, 12},
+                                {"skyprof_x_g", "", 1, 0.25}};
+    wire_stats_t st = {.stage = "collector", .instance = "i1", .nmetrics = 2,
+                       .metrics = metrics};
+    wire_header_set(&st.hdr, "collector/i1", 1);
+    wire_stats_t sto;
+    ck_assert_int_eq(wire_encode_stats(&st, &s_buf), 0);
+    ck_assert_int_eq(wire_decode_stats(s_buf.data, s_buf.len, s_arena, &sto,
+                                       s_err, sizeof s_err), 0);
+    ck_assert_double_eq(sto.metrics[1].value, 0.25);
+    ck_assert_str_eq(sto.metrics[0].labels, "topic=\"raw\"");
+
+    wire_hello_t h = {.role = "symbolizer", .instance = "s2", .started_ms = 5,
+                      .leaving = 1}, ho;
+    wire_header_set(&h.hdr, "symbolizer/s2", 1);
+    wire_buf_reset(&s_buf);
+    ck_assert_int_eq(wire_encode_hello(&h, &s_buf), 0);
+    ck_assert_int_eq(wire_decode_hello(s_buf.data, s_buf.len, s_arena, &ho,
+                                       s_err, sizeof s_err), 0);
+    ck_assert_str_eq(ho.instance, "s2");
+    ck_assert_uint_eq(ho.leaving, 1);
+
+    wire_proc_event_t evs[1] = {{.type = WIRE_PROC_EXIT, .pid = 77, .ppid = 1,
+                                 .comm = "sh", .exe = "/bin/sh",
+                                 .cmdline = "sh -c true", .container_id = ""}};
+    wire_proc_events_t pe = {.nevents = 1, .events = evs}, peo;
+    wire_header_set(&pe.hdr, "collector/i1", 2);
+    wire_buf_reset(&s_buf);
+    ck_assert_int_eq(wire_encode_proc_events(&pe, &s_buf), 0);
+    ck_assert_int_eq(wire_decode_proc_events(s_buf.data, s_buf.len, s_arena,
+                                             &peo, s_err, sizeof s_err), 0);
+    ck_assert_uint_eq(peo.events[0].type, WIRE_PROC_EXIT);
+    ck_assert_str_eq(peo.events[0].cmdline, "sh -c true");
+}
+END_TEST
+
+START_TEST(arena_limit_bounds_decoding)
+{
+    /* A valid batch that needs more than the arena allows fails cleanly. */
+    wire_raw_batch_t in, out;
+    wire_object_t objs[2];
+    wire_raw_sample_t samples[2];
+    s_make_raw(&in, objs, samples);
+    ck_assert_int_eq(wire_encode_raw_batch(&in, &s_buf), 0);
+    arena_t *tiny = arena_new(64);
+    ck_assert_int_eq(wire_decode_raw_batch(s_buf.data, s_buf.len, tiny, &out,
+                                           s_err, sizeof s_err), -1);
+    ck_assert_ptr_nonnull(strstr(s_err, "arena"));
+    arena_destroy(&tiny);
+    ck_assert_ptr_null(tiny);
+}
+END_TEST
+
+START_TEST(pid_buckets_spread_and_topics)
+{
+    int seen[WIRE_BUCKETS] = {0};
+    for (uint32_t pid = 1; pid <= 6400; pid++)
+        seen[wire_pid_bucket(pid)]++;
+    for (int b = 0; b < WIRE_BUCKETS; b++) {
+        ck_assert_int_gt(seen[b], 50);
+        ck_assert_int_lt(seen[b], 150);
+    }
+    char topic[32];
+    wire_sharded_topic(topic, sizeof topic, TOPIC_RAW_STACKS, 1);
+    ck_assert_int_eq(strncmp(topic, "raw.stacks.", 11), 0);
+    ck_assert_uint_eq(strlen(topic), 13);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("wire");
+    TCase *tc = tcase_create("codec");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, raw_batch_round_trip);
+    tcase_add_test(tc, raw_batch_rejects_every_truncation);
+    tcase_add_test(tc, raw_batch_rejects_unknown_object_and_bad_task_index);
+    tcase_add_test(tc, rejects_wrong_version);
+    tcase_add_test(tc, rejects_huge_counts_without_allocating);
+    tcase_add_test(tc, rejects_wrong_types_and_trailing_bytes);
+    tcase_add_test(tc, rejects_string_with_nul_and_oversized_string);
+    tcase_add_test(tc, sym_batch_round_trip_and_index_checks);
+    tcase_add_test(tc, task_set_round_trip);
+    tcase_add_test(tc, profile_batch_round_trip);
+    tcase_add_test(tc, stats_hello_proc_events_round_trip);
+    tcase_add_test(tc, arena_limit_bounds_decoding);
+    tcase_add_test(tc, pid_buckets_spread_and_topics);
+    suite_add_tcase(s, tc);
+    return tu_run(s);
+}
