@@ -347,28 +347,6 @@ cleanup:
     return rc;
 }
 
-/* The binary itself is gone (its process exited, the file was replaced),
- * but a debug file found by build-id still describes it completely. */
-static elfobj_t *
-s_open_debug_only(symbolizer_t *self, const wire_object_t *obj)
-{
-    elfobj_t *debug = NULL;
-    if (!obj->build_id_len)
-        goto cleanup;
-    debugfile_query_t q = {
-        .debug_dirs = self->debug_dirs,
-        .root = "",
-        .bin_path = obj->path,
-        .build_id = obj->build_id,
-        .build_id_len = obj->build_id_len,
-    };
-    debug = debugfile_find(&q, NULL, 0);
-    if (debug && !elfobj_has_full_symtab(debug))
-        elfobj_destroy(&debug);
-cleanup:
-    return debug;
-}
-
 static const void *
 s_vdso_image(size_t *size)
 {
@@ -410,9 +388,9 @@ s_load_elf(symbolizer_t *self, const wire_object_t *obj)
         elf = image ? elfobj_open_mem(image, size, "[vdso]") : NULL;
     } else if (obj->path && obj->path[0] == '/') {
         s_clean_path(obj->path, path, sizeof(path));
+        /* A debug file alone cannot stand in for a vanished binary: its
+         * PT_LOAD headers lose the file offsets we translate from. */
         elf = s_open_object(obj, path, root, sizeof(root));
-        if (!elf)
-            elf = s_open_debug_only(self, obj);
     }
     if (!elf) {
         so->state = SYMOBJ_UNREADABLE;
