@@ -1,0 +1,288 @@
+/* skyprof-policy: owns the task set. Takes fixed-time tasks from the OAP
+ * (through the uplink), the local configuration and the HTTP API (through
+ * the aggregator), all on "task.request", decides what is active, and
+ * republishes the full desired set on "ctl.tasks" on every change and every
+ * policy.republish_interval, so a restarted collector converges. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "log.h"
+#include "stage.h"
+#include "taskset.h"
+#include "wire.h"
+
+typedef struct {
+    stage_t *stage;
+    taskset_t *tasks;
+    arena_t *arena;
+    wire_buf_t buf;
+    uint64_t published_generation;
+    uint64_t epoch;              /* start time: makes generations monotonic
+                                    across restarts of this stage */
+    log_ratelimit_t rl;
+    stats_metric_t *offered[TASKS_FULL + 1];
+    stats_metric_t *active;
+    stats_metric_t *sets_published;
+    stats_metric_t *ended;
+} policy_t;
+
+static const stage_desc_t s_desc = {
+    .name = "policy",
+    .summary = "skyprof policy engine: owns profiling tasks (OAP, local "
+               "config, HTTP API) and publishes the desired active set.",
+    .extra_help =
+        "Local tasks come from the configuration file:\n"
+        "  policy:\n"
+        "    tasks:\n"
+        "      - pid: 1234          # or a list: pids: [1, 2]\n"
+        "        target: ON_CPU     # ON_CPU or OFF_CPU\n"
+        "        duration: 60s\n"
+        "        id: my-task        # optional",
+};
+
+static int s_publish(policy_t *self)
+{
+    const wire_task_t *tasks;
+    size_t n = taskset_snapshot(self->tasks, &tasks);
+    wire_task_set_t msg = {
+        .generation = self->epoch + taskset_generation(self->tasks),
+        .ntasks = (uint32_t)n,
+        .tasks = tasks,
+    };
+    wire_header_set(&msg.hdr, self->stage->sender,
+                    bus_next_seq(self->stage->bus, TOPIC_CTL_TASKS));
+    wire_buf_reset(&self->buf);
+    if (wire_encode_task_set(&msg, &self->buf) != 0) {
+        log_error("cannot encode the task set (%zu tasks)", n);
+        return 0;
+    }
+    bus_publish(self->stage->bus, TOPIC_CTL_TASKS, self->buf.data,
+                self->buf.len);
+    stats_inc(self->sets_published);
+    stats_set(self->active, (double)n);
+    self->published_generation = taskset_generation(self->tasks);
+    return 0;
+}
+
+static int s_pid_alive(uint32_t pid, void *arg)
+{
+    char path[32];
+    struct stat st;
+    snprintf(path, sizeof path, "/proc/%u", pid);
+    return stat(path, &st) == 0;
+}
+
+static void s_offer(policy_t *self, const wire_task_t *t)
+{
+    enum taskset_offer_result r = taskset_offer(self->tasks, t, now_wall_ms());
+    stats_inc(self->offered[r]);
+    if (r == TASKS_ADDED || r == TASKS_REPLACED)
+        log_info("task %s %s: target %d, %u pid(s), %llu ms", t->task_id,
+                 taskset_offer_result_name(r), t->target, t->npids,
+                 (unsigned long long)t->duration_ms);
+    else if (r != TASKS_DUPLICATE)
+        log_warn_rl(&self->rl, "task %s %s", t->task_id,
+                    taskset_offer_result_name(r));
+}
+
+static int s_on_timer(loop_t *loop, void *arg)
+{
+    policy_t *self = arg;
+    size_t ended = taskset_expire(self->tasks, now_wall_ms());
+    ended += taskset_prune(self->tasks, s_pid_alive, NULL);
+    stats_add(self->ended, ended);
+    return s_publish(self);
+}
+
+static void s_on_task_request(policy_t *self, const char *topic,
+                              const void *data, size_t len)
+{
+    wire_task_set_t req;
+    char err[256];
+    if (wire_decode_task_set(data, len, self->arena, &req, err, sizeof err)) {
+        bus_count_invalid(self->stage->bus, topic);
+        log_warn_rl(&self->rl, "dropped a malformed %s: %s", topic, err);
+        return;
+    }
+    bus_note_seq(self->stage->bus, topic, req.hdr.sender, req.hdr.seq);
+    for (uint32_t i = 0; i < req.ntasks; i++)
+        s_offer(self, &req.tasks[i]);
+}
+
+static void s_on_proc_events(policy_t *self, const char *topic,
+                             const void *data, size_t len)
+{
+    wire_proc_events_t ev;
+    char err[256];
+    if (wire_decode_proc_events(data, len, self->arena, &ev, err, sizeof err)) {
+        bus_count_invalid(self->stage->bus, topic);
+        log_warn_rl(&self->rl, "dropped a malformed %s: %s", topic, err);
+        return;
+    }
+    bus_note_seq(self->stage->bus, topic, ev.hdr.sender, ev.hdr.seq);
+    for (uint32_t i = 0; i < ev.nevents; i++)
+        if (ev.events[i].type == WIRE_PROC_EXIT)
+            stats_add(self->ended,
+                      taskset_process_exited(self->tasks, ev.events[i].pid) ? 1 : 0);
+}
+
+static int s_on_bus(loop_t *loop, void *socket, void *arg)
+{
+    policy_t *self = arg;
+    for (int i = 0; i < 256; i++) {
+        const char *topic;
+        const void *data;
+        size_t len;
+        int r = bus_recv(self->stage->bus, &topic, &data, &len);
+        if (r == 0)
+            break;
+        if (r < 0)
+            continue;
+        arena_reset(self->arena);
+        if (strcmp(topic, TOPIC_TASK_REQUEST) == 0)
+            s_on_task_request(self, topic, data, len);
+        else if (strcmp(topic, TOPIC_PROC_EVENTS) == 0)
+            s_on_proc_events(self, topic, data, len);
+    }
+    if (taskset_generation(self->tasks) != self->published_generation)
+        return s_publish(self);
+    return 0;
+}
+
+static int s_parse_target(const char *s)
+{
+    if (!s || strcasecmp(s, "ON_CPU") == 0)
+        return WIRE_TARGET_ON_CPU;
+    if (strcasecmp(s, "OFF_CPU") == 0)
+        return WIRE_TARGET_OFF_CPU;
+    if (strcasecmp(s, "NETWORK") == 0)
+        return WIRE_TARGET_NETWORK;
+    return -1;
+}
+
+/* policy.tasks[i].{id,pid,pids[j],target,duration}: validated at start,
+ * like every other key, before anything is published. */
+static int s_load_local_tasks(policy_t *self)
+{
+    const config_t *cfg = self->stage->cfg;
+    size_t n = config_list_len(cfg, "policy.tasks");
+    for (size_t i = 0; i < n; i++) {
+        char key[128], id[96];
+        uint32_t pids[64];
+        uint32_t npids = 0;
+        int64_t v;
+        uint64_t dur_ns = 0;
+        snprintf(key, sizeof key, "policy.tasks[%zu].pid", i);
+        const char *pid_s = config_raw(cfg, key);
+        if (pid_s) {
+            if (config_parse_int(pid_s, &v) || v <= 0 || v > INT32_MAX) {
+                log_error("config key %s = '%s': want a process id", key, pid_s);
+                return -1;
+            }
+            pids[npids++] = (uint32_t)v;
+        }
+        char lkey[64];
+        snprintf(lkey, sizeof lkey, "policy.tasks[%zu].pids", i);
+        size_t np = config_list_len(cfg, lkey);
+        for (size_t k = 0; k < np && npids < 64; k++) {
+            snprintf(key, sizeof key, "%s[%zu]", lkey, k);
+            const char *s = config_raw(cfg, key);
+            if (!s || config_parse_int(s, &v) || v <= 0 || v > INT32_MAX) {
+                log_error("config key %s = '%s': want a process id", key,
+                          s ? s : "");
+                return -1;
+            }
+            pids[npids++] = (uint32_t)v;
+        }
+        if (!npids) {
+            log_error("config key policy.tasks[%zu]: needs pid or pids", i);
+            return -1;
+        }
+        snprintf(key, sizeof key, "policy.tasks[%zu].target", i);
+        const char *target_s = config_raw(cfg, key);
+        int target = s_parse_target(target_s);
+        if (target < 0) {
+            log_error("config key %s = '%s': want ON_CPU or OFF_CPU", key,
+                      target_s);
+            return -1;
+        }
+        snprintf(key, sizeof key, "policy.tasks[%zu].duration", i);
+        const char *dur_s = config_raw(cfg, key);
+        if (!dur_s || config_parse_duration_ns(dur_s, &dur_ns) || !dur_ns) {
+            log_error("config key %s = '%s': want a duration such as 60s",
+                      key, dur_s ? dur_s : "");
+            return -1;
+        }
+        snprintf(key, sizeof key, "policy.tasks[%zu].id", i);
+        const char *id_s = config_raw(cfg, key);
+        snprintf(id, sizeof id, "%s", id_s && id_s[0] ? id_s : "");
+        if (!id[0])
+            snprintf(id, sizeof id, "local-%zu-%u", i, pids[0]);
+        wire_task_t t = {
+            .task_id = id,
+            .target = (uint8_t)target,
+            .trigger = WIRE_TRIGGER_FIXED_TIME,
+            .source = WIRE_SRC_LOCAL,
+            .duration_ms = dur_ns / 1000000,
+            .npids = npids,
+            .pids = pids,
+            .extension_json = "",
+        };
+        s_offer(self, &t);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int rc = 1;
+    policy_t self = {0};
+    self.stage = stage_new(&s_desc, argc, argv, &rc);
+    if (!self.stage)
+        return rc;
+    rc = 1;
+    wire_buf_init(&self.buf);
+    self.rl = (log_ratelimit_t)LOG_RATELIMIT_INIT(5, 10000);
+    self.epoch = now_wall_ms() << 20;
+    self.tasks = taskset_new();
+    self.arena = arena_new(16u << 20);
+    if (!self.tasks || !self.arena)
+        goto cleanup;
+    stats_t *st = self.stage->stats;
+    for (int r = 0; r <= TASKS_FULL; r++) {
+        char labels[64];
+        snprintf(labels, sizeof labels, "result=\"%s\"",
+                 taskset_offer_result_name((enum taskset_offer_result)r));
+        self.offered[r] = stats_counter(st, "tasks_offered_total", labels,
+                                        "tasks received, by outcome");
+    }
+    self.active = stats_gauge(st, "tasks_active", "", "tasks in the set");
+    self.sets_published = stats_counter(st, "task_sets_published_total", "",
+                                        "desired task sets published");
+    self.ended = stats_counter(st, "tasks_ended_total", "",
+                               "tasks that ended or lost their processes");
+    if (s_load_local_tasks(&self) != 0) {
+        rc = 2;
+        goto cleanup;
+    }
+    if (bus_subscribe(self.stage->bus, TOPIC_TASK_REQUEST) ||
+        bus_subscribe(self.stage->bus, TOPIC_PROC_EVENTS))
+        goto cleanup;
+    loop_add_socket(self.stage->loop, bus_sub_socket(self.stage->bus), s_on_bus,
+                    &self);
+    loop_add_timer(self.stage->loop,
+                   config_duration_ms(self.stage->cfg, "policy.republish_interval"),
+                   s_on_timer, &self);
+    rc = loop_run(self.stage->loop) == 0 ? 0 : 1;
+    log_info("stopping (signal %d)", loop_stop_signal(self.stage->loop));
+cleanup:
+    taskset_destroy(&self.tasks);
+    arena_destroy(&self.arena);
+    wire_buf_release(&self.buf);
+    stage_destroy(&self.stage);
+    return rc;
+}
