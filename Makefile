@@ -51,7 +51,7 @@ endif
 
 # name of the directory -> name of the executable
 STAGE_DIRS := lib broker collector symbolizer aggregator policy-engine uplink deploy/local
-exe_name = $(BUILD)/bin/$(patsubst deploy/local,skyprof,$(patsubst policy-engine,skyprof-policy,$(if $(filter deploy/local,$(1)),$(1),skyprof-$(1))))
+exe_name = $(BUILD)/bin/$(if $(filter deploy/local,$(1)),skyprof,$(if $(filter policy-engine,$(1)),skyprof-policy,skyprof-$(1)))
 
 # ---------------------------------------------------------------- generated
 GEN := $(BUILD)/gen
