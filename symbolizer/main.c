@@ -1,0 +1,261 @@
+/* skyprof-symbolizer: subscribes to raw stack batches, resolves every
+ * frame to a function name and republishes the batch as a symbolized
+ * stack batch on the same pid bucket.
+ *
+ * Runs unprivileged; CAP_DAC_READ_SEARCH lets it read the binaries of other
+ * users and containers, CAP_SYSLOG lets it see kernel addresses. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena.h"
+#include "log.h"
+#include "stage.h"
+#include "symbolizer/symbatch.h"
+#include "symbolizer/symbolize.h"
+#include "wire.h"
+
+/* Messages handled per wakeup, so the loop's timers (stats) still run
+ * under a flood. */
+#define BATCHES_PER_WAKEUP 64
+
+typedef struct {
+    stage_t *stage;
+    symbolizer_t *sym;
+    symbatch_t *batch;
+    arena_t *arena;          /* decoded raw batch */
+    wire_buf_t out;
+    log_ratelimit_t rl_invalid;
+    log_ratelimit_t rl_encode;
+
+    stats_metric_t *batches_in;
+    stats_metric_t *batches_out;
+    stats_metric_t *batches_dropped;
+    stats_metric_t *frames_resolved;
+    stats_metric_t *frames_unknown;
+    stats_metric_t *cache_hits;
+    stats_metric_t *cache_misses;
+    stats_metric_t *cache_bytes;
+    stats_metric_t *cache_objects;
+    stats_metric_t *objects_unreadable;
+    symbolizer_stats_t last;  /* symbolizer stats already added */
+} symd_t;
+
+static const stage_desc_t s_desc = {
+    .name = "symbolizer",
+    .summary = "skyprof symbolizer: resolves raw stacks (kernel addresses, "
+               "object + file offset) to function names.",
+    .extra_help = "Config: symbolizer.cache_size, symbolizer.debug_dirs, "
+                  "symbolizer.http_addr.\n"
+                  "SIGHUP re-reads /proc/kallsyms.",
+};
+
+/* The pid buckets this instance symbolizes. Every bucket for now; replica
+ * sharding (instance i of N owning a share of the buckets) changes only
+ * this function. */
+static int
+s_owned_buckets(const symd_t *self, uint8_t owned[WIRE_BUCKETS])
+{
+    (void)self;
+    for (int b = 0; b < WIRE_BUCKETS; b++)
+        owned[b] = 1;
+    return 0;
+}
+
+static int
+s_subscribe(symd_t *self)
+{
+    int rc = -1;
+    uint8_t owned[WIRE_BUCKETS];
+    if (s_owned_buckets(self, owned) < 0)
+        goto cleanup;
+    for (int b = 0; b < WIRE_BUCKETS; b++) {
+        char topic[32];
+        if (!owned[b])
+            continue;
+        snprintf(topic, sizeof(topic), "%s%02d", TOPIC_RAW_STACKS, b);
+        if (bus_subscribe(self->stage->bus, topic) < 0) {
+            log_error("cannot subscribe to %s", topic);
+            goto cleanup;
+        }
+    }
+    rc = 0;
+cleanup:
+    return rc;
+}
+
+/* Moves the symbolizer's own counters into the stage's metrics. */
+static void
+s_sync_stats(symd_t *self)
+{
+    symbolizer_stats_t now;
+    symbolizer_get_stats(self->sym, &now);
+    stats_add(self->cache_hits, now.cache_hits - self->last.cache_hits);
+    stats_add(self->cache_misses, now.cache_misses - self->last.cache_misses);
+    stats_add(self->objects_unreadable,
+              now.objects_unreadable - self->last.objects_unreadable);
+    stats_set(self->cache_bytes, (double)now.cache_bytes);
+    stats_set(self->cache_objects, (double)now.cache_objects);
+    self->last = now;
+}
+
+static void
+s_handle(symd_t *self, const char *topic, const void *data, size_t len)
+{
+    wire_raw_batch_t raw;
+    wire_sym_batch_t sym;
+    symbatch_counts_t counts;
+    char err[256];
+
+    arena_reset(self->arena);
+    if (wire_decode_raw_batch(data, len, self->arena, &raw, err,
+                              sizeof(err)) < 0) {
+        bus_count_invalid(self->stage->bus, topic);
+        log_warn_rl(&self->rl_invalid, "dropped a malformed %s: %s", topic,
+                    err);
+        goto cleanup;
+    }
+    bus_note_seq(self->stage->bus, topic, raw.hdr.sender, raw.hdr.seq);
+    stats_inc(self->batches_in);
+    if (raw.nsamples == 0)
+        goto cleanup;
+
+    if (symbatch_build(self->batch, self->sym, &raw, &sym, &counts) < 0) {
+        stats_inc(self->batches_dropped);
+        log_warn_rl(&self->rl_encode, "out of memory symbolizing a batch of "
+                    "%u samples; dropped", raw.nsamples);
+        goto cleanup;
+    }
+    stats_add(self->frames_resolved, counts.frames_resolved);
+    stats_add(self->frames_unknown, counts.frames_unknown);
+
+    /* A raw batch holds one bucket's pids, so the first sample names the
+     * bucket of all of them. */
+    char out_topic[32];
+    wire_sharded_topic(out_topic, sizeof(out_topic), TOPIC_SYM_STACKS,
+                       raw.samples[0].pid);
+    wire_header_set(&sym.hdr, self->stage->sender,
+                    bus_next_seq(self->stage->bus, out_topic));
+    wire_buf_reset(&self->out);
+    if (wire_encode_sym_batch(&sym, &self->out) < 0) {
+        stats_inc(self->batches_dropped);
+        log_warn_rl(&self->rl_encode, "symbolized batch of %u samples breaks "
+                    "a wire bound; dropped", sym.nsamples);
+        goto cleanup;
+    }
+    if (stage_publish(self->stage, out_topic, self->out.data,
+                      self->out.len) == 0)
+        stats_inc(self->batches_out);
+cleanup:
+    return;
+}
+
+static int
+s_on_bus(loop_t *loop, void *socket, void *arg)
+{
+    symd_t *self = arg;
+    (void)loop;
+    (void)socket;
+    for (int i = 0; i < BATCHES_PER_WAKEUP; i++) {
+        const char *topic;
+        const void *data;
+        size_t len;
+        int r = bus_recv(self->stage->bus, &topic, &data, &len);
+        if (r == 0)
+            break;
+        if (r < 0)
+            continue;
+        if (strncmp(topic, TOPIC_RAW_STACKS, strlen(TOPIC_RAW_STACKS)) == 0)
+            s_handle(self, topic, data, len);
+    }
+    s_sync_stats(self);
+    return 0;
+}
+
+/* Keeps the gauges fresh when no data flows, and handles SIGHUP. */
+static int
+s_on_tick(loop_t *loop, void *arg)
+{
+    symd_t *self = arg;
+    s_sync_stats(self);
+    if (loop_take_reload(loop)) {
+        log_info("SIGHUP: kernel symbols will be re-read");
+        symbolizer_reload_kernel(self->sym);
+    }
+    return 0;
+}
+
+static void
+s_metrics(symd_t *self)
+{
+    stats_t *st = self->stage->stats;
+    self->batches_in = stats_counter(st, "batches_in", "",
+                                     "raw stack batches received");
+    self->batches_out = stats_counter(st, "batches_out", "",
+                                      "symbolized batches published");
+    self->batches_dropped = stats_counter(st, "batches_dropped", "",
+        "batches that could not be symbolized or encoded");
+    self->frames_resolved = stats_counter(st, "frames_resolved", "",
+                                          "sample frames resolved to a name");
+    self->frames_unknown = stats_counter(st, "frames_unknown", "",
+        "sample frames left as object+offset or raw address");
+    self->cache_hits = stats_counter(st, "cache_hits", "",
+                                     "frame lookups that found their object "
+                                     "cached");
+    self->cache_misses = stats_counter(st, "cache_misses", "",
+                                       "frame lookups that loaded an object");
+    self->cache_bytes = stats_gauge(st, "cache_bytes", "",
+                                    "bytes of cached symbol tables");
+    self->cache_objects = stats_gauge(st, "cache_objects", "",
+                                      "objects in the symbol cache");
+    self->objects_unreadable = stats_counter(st, "objects_unreadable", "",
+        "objects that could not be opened or verified");
+}
+
+int
+main(int argc, char **argv)
+{
+    int rc = 1;
+    symd_t self;
+    memset(&self, 0, sizeof(self));
+    self.rl_invalid = (log_ratelimit_t)LOG_RATELIMIT_INIT(5, 10000);
+    self.rl_encode = (log_ratelimit_t)LOG_RATELIMIT_INIT(5, 10000);
+    wire_buf_init(&self.out);
+
+    self.stage = stage_new(&s_desc, argc, argv, &rc);
+    if (!self.stage)
+        goto cleanup;
+    rc = 1;
+    symbolizer_opts_t opts;
+    symbolizer_opts_default(&opts);
+    opts.cache_size = config_size(self.stage->cfg, "symbolizer.cache_size");
+    opts.debug_dirs = config_str(self.stage->cfg, "symbolizer.debug_dirs");
+    self.sym = symbolizer_new(&opts);
+    self.batch = symbatch_new();
+    self.arena = arena_new(0);
+    if (!self.sym || !self.batch || !self.arena) {
+        log_error("out of memory at start");
+        goto cleanup;
+    }
+    s_metrics(&self);
+    if (s_subscribe(&self) < 0)
+        goto cleanup;
+    if (loop_add_socket(self.stage->loop, bus_sub_socket(self.stage->bus),
+                        s_on_bus, &self) < 0 ||
+        loop_add_timer(self.stage->loop, 1000, s_on_tick, &self) < 0) {
+        log_error("cannot register with the loop");
+        goto cleanup;
+    }
+    log_info("symbolizing %s* (cache %" PRIu64 " bytes, debug dirs '%s')",
+             TOPIC_RAW_STACKS, opts.cache_size, opts.debug_dirs);
+    rc = loop_run(self.stage->loop) == 0 ? 0 : 1;
+    log_info("stopping (signal %d)", loop_stop_signal(self.stage->loop));
+cleanup:
+    wire_buf_release(&self.out);
+    arena_destroy(&self.arena);
+    symbatch_destroy(&self.batch);
+    symbolizer_destroy(&self.sym);
+    stage_destroy(&self.stage);
+    return rc;
+}
