@@ -1,0 +1,138 @@
+/* skyprof-uplink: the only stage that talks to the SkyWalking OAP. Reports
+ * the processes the finders match, keeps them alive, asks for profiling
+ * tasks (published on "task.request" for the policy-engine) and streams
+ * the aggregator's per-task profiles ("agg.profile") to the OAP every
+ * flush. With no core.backend.addr it idles and only serves counters. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "stage.h"
+#include "uplink.h"
+#include "wire.h"
+
+/* How often the uplink looks at its schedule; every period it runs is a
+ * multiple of a second in practice. */
+#define UPLINK_TICK_MS 1000
+
+typedef struct {
+    stage_t *stage;
+    uplink_t *uplink;
+} s_main_t;
+
+static const stage_desc_t s_desc = {
+    .name = "uplink",
+    .summary = "skyprof uplink: reports processes to a SkyWalking OAP, "
+               "fetches profiling tasks and sends profiling data over gRPC.",
+    .extra_help =
+        "Process finders (which processes are reported, and as what):\n"
+        "  process_discovery:\n"
+        "    scanner:\n"
+        "      regex:\n"
+        "        - match_cmd_regex: \"java .*\"\n"
+        "          layer: OS_LINUX\n"
+        "          service_name: \"{{.Process.ExeName}}\"\n"
+        "          instance_name: \"{{.Rover.HostIPV4 \\\"eth0\\\"}}\"\n"
+        "          process_name: \"{{.Process.ExeName}}-{{.Process.Pid}}\"\n"
+        "          labels: \"a,b\"\n"
+        "See deploy/oap/skyprof-oap.yaml and docs/uplink.md.",
+};
+
+static int
+s_publish(void *arg, const char *topic, const void *data, size_t len)
+{
+    s_main_t *self = arg;
+    return bus_publish(self->stage->bus, topic, data, len);
+}
+
+static void
+s_note_seq(void *arg, const char *topic, const char *sender, uint64_t seq)
+{
+    s_main_t *self = arg;
+    bus_note_seq(self->stage->bus, topic, sender, seq);
+}
+
+static int
+s_on_bus(loop_t *loop, void *socket, void *arg)
+{
+    s_main_t *self = arg;
+    /* Bounded per wakeup so a flood cannot starve the OAP schedule. */
+    for (int i = 0; i < 256; i++) {
+        const char *topic;
+        const void *data;
+        size_t len;
+        int r = bus_recv(self->stage->bus, &topic, &data, &len);
+        if (r == 0)
+            break;
+        if (r < 0)
+            continue;
+        if (uplink_handle(self->uplink, topic, data, len, now_mono_ms()) != 0)
+            bus_count_invalid(self->stage->bus, topic);
+    }
+    return 0;
+}
+
+static int
+s_on_tick(loop_t *loop, void *arg)
+{
+    s_main_t *self = arg;
+    uplink_tick(self->uplink, now_mono_ms());
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    int exit_code = 1;
+    s_main_t self = { 0 };
+    finder_set_t *finders = NULL;
+    self.stage = stage_new(&s_desc, argc, argv, &exit_code);
+    if (!self.stage)
+        return exit_code;
+
+    uplink_options_t opts;
+    char err[512];
+    if (!(finders = finder_set_new()))
+        goto cleanup;
+    if (uplink_options_from_config(&opts, finders, self.stage->cfg, err,
+                                   sizeof err) != 0) {
+        log_error("%s", err);
+        exit_code = 2;
+        goto cleanup;
+    }
+    opts.sender = self.stage->sender;
+    opts.publish = s_publish;
+    opts.note_seq = s_note_seq;
+    opts.cb_arg = &self;
+    self.uplink = uplink_new(&opts, finders, self.stage->stats);
+    finders = NULL;                 /* owned by the uplink now */
+    if (!self.uplink)
+        goto cleanup;
+
+    if (uplink_active(self.uplink)) {
+        if (bus_subscribe(self.stage->bus, TOPIC_PROC_EVENTS) != 0 ||
+            bus_subscribe(self.stage->bus, TOPIC_AGG_PROFILE) != 0 ||
+            loop_add_socket(self.stage->loop,
+                            bus_sub_socket(self.stage->bus), s_on_bus,
+                            &self) != 0 ||
+            loop_add_timer(self.stage->loop, UPLINK_TICK_MS, s_on_tick,
+                           &self) < 0) {
+            log_error("uplink: cannot set up the bus or the timer");
+            goto cleanup;
+        }
+        uplink_tick(self.uplink, now_mono_ms());
+    }
+    exit_code = loop_run(self.stage->loop) == 0 ? 0 : 1;
+    if (uplink_active(self.uplink)) {
+        /* Last chance for data still buffered: one flush, bounded by the
+         * call deadline. */
+        uplink_flush_now(self.uplink);
+        uplink_tick(self.uplink, now_mono_ms());
+    }
+cleanup:
+    finder_set_destroy(&finders);
+    uplink_destroy(&self.uplink);
+    stage_destroy(&self.stage);
+    return exit_code;
+}

@@ -1,0 +1,98 @@
+/* The uplink's logic, independent of the bus and the clock so tests can
+ * drive it in-process and simulate hours of flushes: processes in
+ * (proc.events + /proc), tasks out (task.request), profiles in
+ * (agg.profile), and the OAP conversation (report/keepAlive, queryTasks,
+ * collectProfilingData) paced by uplink_tick().
+ *
+ * Threading: everything runs on the caller's thread. gRPC calls block for
+ * at most core.backend.upstream_timeout each; after a failure nothing is
+ * attempted until the backoff expires, so an absent OAP costs one failed
+ * call per backoff period (docs/uplink.md). */
+#ifndef SKYPROF_UPLINK_UPLINK_H
+#define SKYPROF_UPLINK_UPLINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "finder.h"
+#include "stats.h"
+#include "wire.h"
+
+typedef struct uplink uplink_t;
+
+/* Publishes an encoded payload on the bus; 0 sent, -1 dropped. */
+typedef int (*uplink_publish_fn)(void *arg, const char *topic,
+                                 const void *data, size_t len);
+/* Reports a decoded header (the bus tracks sequence gaps with it). */
+typedef void (*uplink_note_seq_fn)(void *arg, const char *topic,
+                                   const char *sender, uint64_t seq);
+
+typedef struct {
+    /* OAP connection; addr "" = idle (local mode). */
+    const char *addr;
+    bool tls;
+    const char *ca_path, *cert_path, *key_path;
+    bool skip_verify;
+    const char *auth_token;
+    uint64_t timeout_ms;
+    uint64_t buffer_size;          /* bytes of pending profiling data */
+
+    uint64_t heartbeat_ms;         /* keepAlive period */
+    uint32_t report_period;        /* full re-report every N heartbeats */
+    uint64_t check_ms;             /* queryTasks period */
+    uint64_t flush_ms;             /* collectProfilingData period */
+    uint64_t max_backoff_ms;       /* reconnect backoff cap (30 s) */
+    uint64_t auth_backoff_ms;      /* wait after UNAUTHENTICATED (5 min) */
+
+    const char *agent_id;          /* "" = hostname-pid */
+    const char *sender;            /* "<stage>/<instance>" for headers */
+    const char *proc_root;         /* "/proc" */
+    bool scan_proc;                /* scan proc_root at start + heartbeat */
+    const char *debug_dir;         /* separate debug files root */
+
+    uplink_publish_fn publish;
+    uplink_note_seq_fn note_seq;   /* may be NULL */
+    void *cb_arg;
+} uplink_options_t;
+
+/* Defaults matching config_keys.h (no OAP, no finders). */
+void uplink_options_defaults(uplink_options_t *opts);
+/* Fills opts from the configuration (strings point into cfg) and adds the
+ * configured process finders to finders. -1 with a message naming the key
+ * in err. */
+int uplink_options_from_config(uplink_options_t *opts, finder_set_t *finders,
+                               const config_t *cfg, char *err,
+                               size_t errlen);
+
+/* Takes ownership of finders. stats is borrowed. NULL on failure. */
+uplink_t *uplink_new(const uplink_options_t *opts, finder_set_t *finders,
+                     stats_t *stats);
+void uplink_destroy(uplink_t **self_p);
+
+/* True when an OAP is configured. */
+bool uplink_active(const uplink_t *self);
+
+/* A bus message on "proc.events" or "agg.profile". Returns 0, or -1 when
+ * the payload was malformed (counted by the caller as invalid). */
+int uplink_handle(uplink_t *self, const char *topic, const void *payload,
+                  size_t len, uint64_t now_ms);
+
+/* Runs whatever is due at now_ms (monotonic ms): process report or
+ * keepAlive, task query, data flush, reconnect. Call about every second. */
+void uplink_tick(uplink_t *self, uint64_t now_ms);
+
+/* Forces the next tick to flush pending data and query tasks (tests and
+ * shutdown). */
+void uplink_flush_now(uplink_t *self);
+
+/* Introspection for tests and the report. */
+const char *uplink_agent_id(const uplink_t *self);
+size_t uplink_buffer_bytes(const uplink_t *self);
+/* OAP processId of pid, NULL when unknown. */
+const char *uplink_process_id(const uplink_t *self, uint32_t pid);
+size_t uplink_process_count(const uplink_t *self);
+bool uplink_connected(const uplink_t *self);
+
+#endif
