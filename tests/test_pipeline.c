@@ -1,0 +1,371 @@
+/* The whole pipeline as separate processes under the local launcher:
+ * a raw batch published on the bus (as the collector would) comes out of
+ * the aggregator's HTTP API symbolized; then a stage is SIGKILLed, the
+ * launcher restarts it, and batches flow again.
+ *
+ * The collector is left out (--without collector) so the test controls
+ * exactly what enters the pipeline; the BPF path has its own tests. */
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "testutil.h"
+#include "wire.h"
+
+typedef struct {
+    char *dir;
+    char config[512];
+    char log[512];
+    int port;
+    pid_t launcher;
+    void *ctx;
+    void *pub;
+    uint64_t seq;
+    char in_endpoint[600];
+} pipeline_t;
+
+static pipeline_t P;
+
+/* File offset of a function in an ELF file, through its PT_LOAD. */
+static uint64_t s_func_offset(const char *path, const char *func)
+{
+    uint64_t result = 0;
+    elf_version(EV_CURRENT);
+    int fd = open(path, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    Elf *e = elf_begin(fd, ELF_C_READ, NULL);
+    ck_assert_ptr_nonnull(e);
+    uint64_t vaddr = 0;
+    Elf_Scn *scn = NULL;
+    while ((scn = elf_nextscn(e, scn)) && !vaddr) {
+        GElf_Shdr sh;
+        gelf_getshdr(scn, &sh);
+        if (sh.sh_type != SHT_SYMTAB)
+            continue;
+        Elf_Data *d = elf_getdata(scn, NULL);
+        for (size_t i = 0; d && i < sh.sh_size / sh.sh_entsize; i++) {
+            GElf_Sym sym;
+            gelf_getsym(d, (int)i, &sym);
+            const char *name = elf_strptr(e, sh.sh_link, sym.st_name);
+            if (name && strcmp(name, func) == 0) {
+                vaddr = sym.st_value;
+                break;
+            }
+        }
+    }
+    ck_assert_msg(vaddr != 0, "%s not found in %s", func, path);
+    size_t nph;
+    elf_getphdrnum(e, &nph);
+    for (size_t i = 0; i < nph; i++) {
+        GElf_Phdr ph;
+        gelf_getphdr(e, (int)i, &ph);
+        if (ph.p_type == PT_LOAD && vaddr >= ph.p_vaddr &&
+            vaddr < ph.p_vaddr + ph.p_memsz)
+            result = vaddr - ph.p_vaddr + ph.p_offset;
+    }
+    elf_end(e);
+    close(fd);
+    return result + 4; /* inside the function, as a return address is */
+}
+
+static int s_free_port(void)
+{
+    return 20000 + (int)(getpid() % 20000);
+}
+
+static void s_start(void)
+{
+    P.dir = tu_mkdtemp();
+    ck_assert_ptr_nonnull(P.dir);
+    P.port = s_free_port();
+    snprintf(P.config, sizeof P.config, "%s/skyprof.yaml", P.dir);
+    snprintf(P.log, sizeof P.log, "%s/pipeline.log", P.dir);
+    FILE *f = fopen(P.config, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f,
+            "runtime_dir: %s/run\n"
+            "log:\n  level: debug\n"
+            "bus:\n  stats_interval: 500ms\n"
+            "profiling:\n  flush_interval: 1s\n"
+            "aggregator:\n  http_addr: 127.0.0.1:%d\n"
+            "  store_path: %s/history.db\n",
+            P.dir, P.port, P.dir);
+    fclose(f);
+    char *argv[] = {(char *)tu_build_path("bin/skyprof"), "--config", P.config,
+                    "--without", "collector", "--bin-dir",
+                    (char *)tu_build_path("bin"), NULL};
+    P.launcher = tu_spawn(argv, P.log);
+    ck_assert_int_gt(P.launcher, 0);
+
+    snprintf(P.in_endpoint, sizeof P.in_endpoint, "ipc://%s/run/bus-in", P.dir);
+    P.ctx = zmq_ctx_new();
+    P.pub = zmq_socket(P.ctx, ZMQ_PUB);
+    int linger = 0;
+    zmq_setsockopt(P.pub, ZMQ_LINGER, &linger, sizeof linger);
+    ck_assert_int_eq(zmq_connect(P.pub, P.in_endpoint), 0);
+}
+
+static void s_stop(void)
+{
+    if (P.pub)
+        zmq_close(P.pub);
+    if (P.ctx)
+        zmq_ctx_term(P.ctx);
+    if (P.launcher > 0) {
+        int status = tu_stop(P.launcher, 15000);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                      "launcher did not exit cleanly (status %d)", status);
+    }
+    tu_rmtree(P.dir);
+    free(P.dir);
+    memset(&P, 0, sizeof P);
+}
+
+/* Publishes one raw batch: a stack main <- sky_run <- sky_alpha_outer <-
+ * sky_alpha_leaf of the cpu_workload binary under one kernel frame, for a
+ * pid that does not exist (the process "already exited"). */
+static void s_publish_batch(uint32_t pid, uint64_t count)
+{
+    const char *exe = tu_build_path("tests/progs/cpu_workload");
+    char abs[4096];
+    ck_assert_ptr_nonnull(realpath(exe, abs));
+    struct stat st;
+    ck_assert_int_eq(stat(abs, &st), 0);
+    wire_uframe_t uf[4] = {
+        {1, s_func_offset(abs, "sky_alpha_leaf")},
+        {1, s_func_offset(abs, "sky_alpha_outer")},
+        {1, s_func_offset(abs, "sky_run")},
+        {1, s_func_offset(abs, "main")},
+    };
+    wire_object_t obj = {.id = 1, .type = WIRE_OBJ_EXE, .dev = st.st_dev,
+                         .ino = st.st_ino, .pid = 0, .path = abs};
+    wire_proc_t proc = {.pid = pid, .name = "pipeline_probe", .container_id = ""};
+    wire_raw_sample_t s = {.pid = pid, .tid = pid, .cpu = 0,
+                           .kind = WIRE_KIND_ON_CPU, .ts_ns = 1,
+                           .count = count, .weight_ns = count * 9000000,
+                           .comm = "pipeline_probe", .nu = 4, .uframes = uf};
+    wire_raw_batch_t b = {.nobjects = 1, .objects = &obj, .nprocs = 1,
+                          .procs = &proc, .nsamples = 1, .samples = &s};
+    char topic[32];
+    wire_sharded_topic(topic, sizeof topic, TOPIC_RAW_STACKS, pid);
+    wire_header_set(&b.hdr, "collector/test", ++P.seq);
+    wire_buf_t buf;
+    wire_buf_init(&buf);
+    ck_assert_int_eq(wire_encode_raw_batch(&b, &buf), 0);
+    zmq_send(P.pub, topic, strlen(topic), ZMQ_SNDMORE);
+    zmq_send(P.pub, buf.data, buf.len, 0);
+    wire_buf_release(&buf);
+}
+
+typedef struct {
+    uint32_t pid;
+    const char *want;
+    char *body;
+} folded_probe_t;
+
+static int s_folded_has(void *arg)
+{
+    folded_probe_t *p = arg;
+    char path[256];
+    snprintf(path, sizeof path, "/api/folded?pid=%u&event=on-cpu", p->pid);
+    int status = 0;
+    free(p->body);
+    p->body = tu_http("GET", "127.0.0.1", P.port, path, NULL, &status, NULL);
+    return p->body && status == 200 && strstr(p->body, p->want) != NULL;
+}
+
+typedef struct {
+    const char *stage;
+    pid_t pid;
+    unsigned restarts;
+} status_line_t;
+
+static int s_read_status(const char *stage, status_line_t *out)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/run/launcher.status", P.dir);
+    char *text = tu_read_file(path, NULL);
+    if (!text)
+        return 0;
+    int found = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        char name[32];
+        int pid;
+        unsigned restarts;
+        if (sscanf(line, "%31s %d %u", name, &pid, &restarts) == 3 &&
+            strcmp(name, stage) == 0) {
+            out->pid = pid;
+            out->restarts = restarts;
+            found = pid > 0;
+        }
+    }
+    free(text);
+    return found;
+}
+
+static int s_all_started(void *arg)
+{
+    static const char *stages[] = {"broker", "symbolizer", "aggregator",
+                                   "policy", "uplink"};
+    status_line_t st;
+    for (size_t i = 0; i < 5; i++)
+        if (!s_read_status(stages[i], &st))
+            return 0;
+    return 1;
+}
+
+static int s_restarted(void *arg)
+{
+    status_line_t st;
+    return s_read_status("symbolizer", &st) && st.restarts >= 1 &&
+           kill(st.pid, 0) == 0;
+}
+
+/* Keeps publishing until the stack shows up: PUB/SUB joins take a moment
+ * and early batches may go nowhere, which is how PUB/SUB behaves. */
+static int s_publish_until_seen(uint32_t pid, const char *want, int timeout_ms)
+{
+    folded_probe_t probe = {.pid = pid, .want = want};
+    uint64_t deadline = tu_now_ms() + (uint64_t)timeout_ms;
+    int ok = 0;
+    while (!ok && tu_now_ms() < deadline) {
+        s_publish_batch(pid, 3);
+        ok = tu_wait_until(s_folded_has, &probe, 1500);
+    }
+    if (!ok)
+        fprintf(stderr, "last body for pid %u: %s\n", pid,
+                probe.body ? probe.body : "(no answer)");
+    free(probe.body);
+    return ok;
+}
+
+START_TEST(batch_flows_end_to_end_and_survives_a_sigkill)
+{
+    s_start();
+    ck_assert_msg(tu_wait_until(s_all_started, NULL, 20000),
+                  "stages did not all start; see %s", P.log);
+
+    /* 1. A batch goes collector-topic -> symbolizer -> aggregator -> API. */
+    uint32_t pid1 = 3999001;
+    ck_assert_msg(s_publish_until_seen(pid1,
+                                       "main;sky_run;sky_alpha_outer;sky_alpha_leaf",
+                                       30000),
+                  "symbolized stack never reached the API; see %s", P.log);
+
+    /* 2. SIGKILL the symbolizer: the launcher restarts it. */
+    status_line_t before;
+    ck_assert(s_read_status("symbolizer", &before));
+    ck_assert_int_eq(kill(before.pid, SIGKILL), 0);
+    ck_assert_msg(tu_wait_until(s_restarted, NULL, 15000),
+                  "launcher did not restart the symbolizer; see %s", P.log);
+    status_line_t after;
+    ck_assert(s_read_status("symbolizer", &after));
+    ck_assert_int_ne(after.pid, before.pid);
+
+    /* 3. Messages flow again through the new symbolizer. */
+    uint32_t pid2 = 3999002;
+    ck_assert_msg(s_publish_until_seen(pid2, "sky_alpha_leaf", 30000),
+                  "no flow after the restart; see %s", P.log);
+
+    /* 4. Every stage's counters reach the aggregator's /metrics. */
+    int status = 0;
+    char *metrics = tu_http("GET", "127.0.0.1", P.port, "/metrics", NULL,
+                            &status, NULL);
+    ck_assert_ptr_nonnull(metrics);
+    ck_assert_int_eq(status, 200);
+    ck_assert_ptr_nonnull(strstr(metrics, "skyprof_symbolizer_"));
+    ck_assert_ptr_nonnull(strstr(metrics, "skyprof_broker_forwarded_total"));
+    ck_assert_ptr_nonnull(strstr(metrics, "skyprof_policy_"));
+    free(metrics);
+    s_stop();
+}
+END_TEST
+
+/* Sum of every sample line of a metric family in exposition text. */
+static double s_metric_sum(const char *text, const char *family)
+{
+    double sum = 0;
+    size_t flen = strlen(family);
+    for (const char *line = text; line && *line;) {
+        if (strncmp(line, family, flen) == 0 && line[flen] == '{') {
+            const char *close = strchr(line, '}');
+            if (close)
+                sum += strtod(close + 1, NULL);
+        }
+        line = strchr(line, '\n');
+        if (line)
+            line++;
+    }
+    return sum;
+}
+
+START_TEST(malformed_bus_messages_are_counted_not_fatal)
+{
+    s_start();
+    ck_assert_msg(tu_wait_until(s_all_started, NULL, 20000),
+                  "stages did not all start; see %s", P.log);
+    /* Garbage on every topic a stage validates. */
+    static const char *topics[] = {"raw.stacks.00", "sym.stacks.00",
+                                   "ctl.tasks", "task.request", "proc.events",
+                                   "agg.profile", "stats.x"};
+    static const unsigned char junk[][6] = {
+        {0xdd, 0xff, 0xff, 0xff, 0xff, 0x00},  /* huge array */
+        {0x94, 0x02, 0xa1, 'x', 0x01, 0x01},    /* wrong version */
+        {0xc1, 0xc1, 0xc1, 0xc1, 0xc1, 0xc1},  /* never-used type */
+    };
+    for (int round = 0; round < 20; round++)
+        for (size_t t = 0; t < sizeof topics / sizeof topics[0]; t++)
+            for (size_t j = 0; j < 3; j++) {
+                zmq_send(P.pub, topics[t], strlen(topics[t]), ZMQ_SNDMORE);
+                zmq_send(P.pub, junk[j], sizeof junk[j], 0);
+            }
+    /* The pipeline still works afterwards... */
+    ck_assert_msg(s_publish_until_seen(3999003, "sky_alpha_leaf", 30000),
+                  "pipeline broken by malformed input; see %s", P.log);
+    /* ...nothing restarted... */
+    static const char *stages[] = {"symbolizer", "aggregator", "policy", "uplink"};
+    for (size_t i = 0; i < 4; i++) {
+        status_line_t st;
+        ck_assert(s_read_status(stages[i], &st));
+        ck_assert_msg(st.restarts == 0, "%s restarted", stages[i]);
+    }
+    /* ...and the drops were counted. */
+    int status = 0;
+    char *metrics = NULL;
+    int counted = 0;
+    for (int i = 0; i < 40 && !counted; i++) {
+        free(metrics);
+        metrics = tu_http("GET", "127.0.0.1", P.port, "/metrics", NULL, &status,
+                          NULL);
+        counted = metrics &&
+                  s_metric_sum(metrics, "skyprof_symbolizer_bus_invalid_total") >= 3 &&
+                  s_metric_sum(metrics, "skyprof_policy_bus_invalid_total") >= 6 &&
+                  s_metric_sum(metrics, "skyprof_aggregator_bus_invalid_total") >= 3;
+        if (!counted)
+            usleep(250000);
+    }
+    ck_assert_msg(counted, "invalid counters missing from /metrics");
+    free(metrics);
+    s_stop();
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("pipeline");
+    TCase *tc = tcase_create("processes");
+    tcase_set_timeout(tc, 180);
+    tcase_add_test(tc, batch_flows_end_to_end_and_survives_a_sigkill);
+    tcase_add_test(tc, malformed_bus_messages_are_counted_not_fatal);
+    suite_add_tcase(s, tc);
+    return tu_run(s);
+}
