@@ -1,0 +1,113 @@
+/* The aggregator core, usable without the bus (tests feed it directly):
+ * windows of flame trees, bounded history, the store, process and task
+ * metadata, other stages' counters, and the queries the HTTP API serves.
+ *
+ * Threads: ingestion, flush and pump run on the stage's loop thread; the
+ * query functions run on the HTTP thread. Closed windows are immutable and
+ * reference counted, so a query holds the lock only to pick its windows,
+ * not while it merges them. */
+#ifndef SKYPROF_AGG_H
+#define SKYPROF_AGG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bus.h"
+#include "flame.h"
+#include "json.h"
+#include "stats.h"
+#include "wire.h"
+
+typedef struct agg agg_t;
+
+/* Publishes one encoded payload on topic; 0 or -1. */
+typedef int (*agg_publish_fn)(void *arg, const char *topic, const void *data,
+                              size_t len);
+
+typedef struct {
+    const char *sender;           /* "aggregator/<instance>" */
+    uint64_t flush_ms;            /* profiling.flush_interval */
+    uint64_t history_ms;          /* aggregator.history */
+    size_t max_nodes;             /* aggregator.max_nodes, per tree */
+    size_t history_max_nodes;     /* every window in memory; 0 = 8x max */
+    const char *store_path;       /* NULL or "" = memory only */
+    uint64_t store_retention_ms;
+    uint64_t store_max_bytes;     /* 0 = AGG_STORE_MAX_BYTES */
+    stats_t *stats;               /* required */
+    agg_publish_fn publish;       /* may be NULL: nothing is published */
+    void *publish_arg;
+} agg_options_t;
+
+#define AGG_STORE_MAX_BYTES (512ull << 20)
+#define AGG_DEFAULT_RANGE_S 300   /* queries without start: last 5 min */
+/* Stacks per wire_task_profile_t and per agg.profile message. */
+#define AGG_PUBLISH_STACKS 4096
+
+agg_t *agg_new(const agg_options_t *opts, uint64_t now_ms);
+void agg_destroy(agg_t **self_p);
+
+/* ------------------------------------------------------ loop thread */
+/* Decodes and dispatches one bus message by topic; counts and logs what
+ * is malformed (bus may be NULL in tests). 0, or -1 when dropped. */
+int agg_intake(agg_t *self, bus_t *bus, const char *topic,
+               const void *payload, size_t len);
+
+int agg_ingest_sym(agg_t *self, const wire_sym_batch_t *batch);
+void agg_ingest_proc_events(agg_t *self, const wire_proc_events_t *events);
+void agg_ingest_tasks(agg_t *self, const wire_task_set_t *set);
+void agg_ingest_stats(agg_t *self, const wire_stats_t *stats);
+
+/* Closes the current window at now_ms, publishes its agg.profile,
+ * persists it, applies the history bounds and opens the next window. */
+int agg_flush(agg_t *self, uint64_t now_ms);
+
+/* Readable (eventfd) when API requests wait to be published; agg_pump
+ * publishes them from the calling thread. */
+int agg_wake_fd(agg_t *self);
+int agg_pump(agg_t *self);
+
+/* ------------------------------------------------------ any thread */
+enum agg_select {
+    AGG_SEL_TOTAL,    /* host-wide: Total -> [p] name -> [t] -> frames */
+    AGG_SEL_NAME,     /* every pid with this process name */
+    AGG_SEL_PID,
+    AGG_SEL_TASK,
+};
+
+typedef struct {
+    int select;
+    const char *name;          /* AGG_SEL_NAME */
+    const char *task_id;       /* AGG_SEL_TASK */
+    uint32_t pid;              /* AGG_SEL_PID, or a filter when has_pid */
+    int has_pid;
+    int kind;                  /* WIRE_KIND_ON_CPU / OFF_CPU */
+    uint64_t start_ms, end_ms; /* windows overlapping [start, end] */
+    int threads;               /* keep the [t] layer in process views */
+} agg_query_t;
+
+/* A new tree merged over the matching windows (root only when nothing
+ * matched); NULL on allocation failure. *nwindows gets windows merged. */
+flame_t *agg_query(agg_t *self, const agg_query_t *q, size_t *nwindows);
+
+/* JSON bodies of /api/processes and /api/tasks. */
+void agg_processes_json(agg_t *self, uint64_t start_ms, uint64_t end_ms,
+                        agg_buf_t *out);
+void agg_tasks_json_all(agg_t *self, agg_buf_t *out);
+
+/* Queues a task request (published on task.request by agg_pump) and
+ * writes the generated task id into id_out. 0, or -1 with a reason. */
+int agg_request_task(agg_t *self, uint32_t pid, int target,
+                     uint64_t duration_ms, uint64_t start_ms, char *id_out,
+                     size_t id_len, char *err, size_t errlen);
+
+/* Prometheus text: own counters, then every other stage's. */
+char *agg_metrics_text(agg_t *self, size_t *len);
+
+stats_t *agg_stats(agg_t *self);
+uint64_t agg_flush_ms(const agg_t *self);
+size_t agg_max_nodes(const agg_t *self);
+/* Windows in memory and whether the store is in use (for tests, logs). */
+size_t agg_history_len(agg_t *self);
+int agg_store_active(const agg_t *self);
+
+#endif
