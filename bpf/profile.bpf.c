@@ -1,0 +1,300 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/* On-CPU sampler and process-event probes of the skyprof collector.
+ *
+ * One PERF_COUNT_SW_CPU_CLOCK event per online CPU runs sky_on_cpu every
+ * `sample_period_ns`. Processes in task_pids are always kept; every other
+ * process is kept only on every `host_every`-th tick of its CPU (host-wide
+ * view), so a single perf event per CPU serves both rates.
+ *
+ * Samples are written with BPF_RB_NO_WAKEUP: waking user space per sample
+ * throttles the CPU_CLOCK sampler on this kernel (DESIGN.md), so user space
+ * drains on a timer and we only force a wakeup once the ring is filling up.
+ * Process events are rare and go to their own ring, which wakes user space
+ * at once so a new process's mappings are read while it still exists. */
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "profile.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Tunables set by user space between open and load. */
+const volatile __u64 sample_period_ns = 9000000;
+const volatile __u32 host_every = 0;      /* 0: host-wide sampling off */
+const volatile __u64 wakeup_bytes = 1 << 22; /* force a wakeup past this */
+
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, 8 << 20); /* resized by user space before load */
+} samples SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, 256 << 10);
+} proc_events SEC(".maps");
+
+/* tgid -> SKY_PID_* of processes targeted by active tasks. */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 16384);
+    __type(key, __u32);
+    __type(value, __u32);
+} task_pids SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, SKY_CNT_MAX);
+    __type(key, __u32);
+    __type(value, __u64);
+} counters SEC(".maps");
+
+/* Ticks since the last host-wide sample, per CPU. */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u64);
+} host_ticks SEC(".maps");
+
+/* Room for the header and two full stacks: the user stack is written right
+ * after however many kernel frames there were, and the verifier needs a
+ * constant size for each bpf_get_stack call. */
+#define SKY_SCRATCH_WORDS \
+    (sizeof(struct sky_sample) / 8 + 2 * SKY_MAX_FRAMES)
+
+struct sky_scratch {
+    __u64 words[SKY_SCRATCH_WORDS];
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct sky_scratch);
+} scratch SEC(".maps");
+
+static __always_inline void s_count(__u32 idx)
+{
+    __u64 *c = bpf_map_lookup_elem(&counters, &idx);
+
+    if (c)
+        *c += 1;
+}
+
+SEC("perf_event")
+int sky_on_cpu(struct bpf_perf_event_data *ctx)
+{
+    __u64 id = bpf_get_current_pid_tgid();
+    __u32 tgid = id >> 32;
+    __u32 zero = 0;
+    __u32 flags;
+    __u64 weight;
+    struct sky_scratch *sc;
+    struct sky_sample *s;
+    __u64 *frames;
+    long kbytes, ubytes;
+    __u32 nk, nu;
+    __u64 size, wflags;
+
+    /* The idle task is not a process anyone profiles. */
+    if (tgid == 0)
+        return 0;
+
+    __u32 *pid_flags = bpf_map_lookup_elem(&task_pids, &tgid);
+    if (pid_flags && (*pid_flags & SKY_PID_ON_CPU)) {
+        flags = SKY_F_TASK;
+        weight = sample_period_ns;
+    } else {
+        if (host_every == 0)
+            return 0;
+        __u64 *ticks = bpf_map_lookup_elem(&host_ticks, &zero);
+        if (!ticks)
+            return 0;
+        /* Only ticks that could have been kept count, so every kept
+         * sample stands for exactly host_every periods of CPU time. */
+        *ticks += 1;
+        if (*ticks < host_every)
+            return 0;
+        *ticks = 0;
+        flags = SKY_F_HOST;
+        weight = sample_period_ns * host_every;
+    }
+
+    sc = bpf_map_lookup_elem(&scratch, &zero);
+    if (!sc)
+        return 0;
+    s = (struct sky_sample *)sc->words;
+    frames = &sc->words[sizeof(struct sky_sample) / 8];
+
+    s->ts_ns = bpf_ktime_get_ns();
+    s->weight_ns = weight;
+    s->tgid = tgid;
+    s->tid = (__u32)id;
+    s->cpu = bpf_get_smp_processor_id();
+    bpf_get_current_comm(s->comm, sizeof(s->comm));
+
+    kbytes = bpf_get_stack(ctx, frames, SKY_MAX_FRAMES * 8, 0);
+    if (kbytes < 0) {
+        flags |= SKY_F_KSTACK_ERR;
+        kbytes = 0;
+    }
+    nk = (__u32)kbytes / 8;
+    if (nk > SKY_MAX_FRAMES)
+        nk = SKY_MAX_FRAMES;
+
+    ubytes = bpf_get_stack(ctx, &frames[nk], SKY_MAX_FRAMES * 8,
+                           BPF_F_USER_STACK);
+    if (ubytes < 0) {
+        flags |= SKY_F_USTACK_ERR;
+        ubytes = 0;
+    }
+    nu = (__u32)ubytes / 8;
+    if (nu > SKY_MAX_FRAMES)
+        nu = SKY_MAX_FRAMES;
+
+    s->nk = nk;
+    s->nu = nu;
+    s->flags = flags;
+
+    size = sizeof(struct sky_sample) + ((__u64)nk + nu) * 8;
+    if (size > sizeof(struct sky_scratch))
+        return 0;
+
+    wflags = BPF_RB_NO_WAKEUP;
+    if (bpf_ringbuf_query(&samples, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+        wflags = BPF_RB_FORCE_WAKEUP;
+
+    if (bpf_ringbuf_output(&samples, s, size, wflags) < 0)
+        s_count(SKY_CNT_RING_FULL);
+    else
+        s_count(SKY_CNT_SAMPLES);
+    return 0;
+}
+
+/* ------------------------------------------------------ process events */
+
+static __always_inline void s_emit(__u32 type, __u32 pid, __u32 ppid,
+                                   __u32 flags)
+{
+    struct sky_proc_event *e;
+
+    e = bpf_ringbuf_reserve(&proc_events, sizeof(*e), 0);
+    if (!e) {
+        s_count(SKY_CNT_EVENTS_LOST);
+        return;
+    }
+    e->ts_ns = bpf_ktime_get_ns();
+    e->type = type;
+    e->pid = pid;
+    e->ppid = ppid;
+    e->flags = flags;
+    /* exec sets the new comm before the tracepoint; a forked child still
+     * carries its parent's comm, which is current's. */
+    bpf_get_current_comm(e->comm, sizeof(e->comm));
+    bpf_ringbuf_submit(e, 0);
+}
+
+/* The exiting task is current in every flavour of the exit hook. Only the
+ * last thread of a process ends the process: signal->live drops to zero
+ * before the tracepoint fires. */
+static __always_inline void s_on_exit(void)
+{
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+    int live = BPF_CORE_READ(task, signal, live.counter);
+
+    if (live != 0)
+        return;
+    s_emit(SKY_EV_EXIT, bpf_get_current_pid_tgid() >> 32, 0, 0);
+}
+
+/* exec: de_thread has made the caller the leader, so current's tgid is the
+ * process. */
+static __always_inline void s_on_exec(void)
+{
+    s_emit(SKY_EV_EXEC, bpf_get_current_pid_tgid() >> 32, 0, 0);
+}
+
+static __always_inline void s_on_fork(struct task_struct *parent,
+                                      struct task_struct *child)
+{
+    __u32 pid = BPF_CORE_READ(child, pid);
+    __u32 tgid = BPF_CORE_READ(child, tgid);
+
+    if (pid != tgid) /* a new thread, not a new process */
+        return;
+    s_emit(SKY_EV_FORK, tgid, BPF_CORE_READ(parent, tgid), 0);
+}
+
+/* Flavour 1: BTF-enabled tracepoints (5.5+). */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(sky_exec_btf, struct task_struct *p, pid_t old_pid,
+             struct linux_binprm *bprm)
+{
+    s_on_exec();
+    return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(sky_exit_btf, struct task_struct *p)
+{
+    s_on_exit();
+    return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(sky_fork_btf, struct task_struct *parent,
+             struct task_struct *child)
+{
+    s_on_fork(parent, child);
+    return 0;
+}
+
+/* Flavour 2: raw tracepoints (4.17+), same arguments read with probes. */
+SEC("raw_tp/sched_process_exec")
+int BPF_PROG(sky_exec_raw, struct task_struct *p, pid_t old_pid,
+             struct linux_binprm *bprm)
+{
+    s_on_exec();
+    return 0;
+}
+
+SEC("raw_tp/sched_process_exit")
+int BPF_PROG(sky_exit_raw, struct task_struct *p)
+{
+    s_on_exit();
+    return 0;
+}
+
+SEC("raw_tp/sched_process_fork")
+int BPF_PROG(sky_fork_raw, struct task_struct *parent,
+             struct task_struct *child)
+{
+    s_on_fork(parent, child);
+    return 0;
+}
+
+/* Flavour 3: classic tracepoints. The fork tracepoint fires for threads
+ * too and does not say which it was, so user space checks. */
+SEC("tp/sched/sched_process_exec")
+int sky_exec_tp(struct trace_event_raw_sched_process_exec *ctx)
+{
+    s_on_exec();
+    return 0;
+}
+
+SEC("tp/sched/sched_process_exit")
+int sky_exit_tp(struct trace_event_raw_sched_process_template *ctx)
+{
+    s_on_exit();
+    return 0;
+}
+
+SEC("tp/sched/sched_process_fork")
+int sky_fork_tp(struct trace_event_raw_sched_process_fork *ctx)
+{
+    s_emit(SKY_EV_FORK, (__u32)ctx->child_pid,
+           bpf_get_current_pid_tgid() >> 32, SKY_EVF_MAYBE_THREAD);
+    return 0;
+}

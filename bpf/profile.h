@@ -1,0 +1,65 @@
+/* Records shared by bpf/profile.bpf.c and the collector (user space).
+ *
+ * Only __u32/__u64 so the same layout compiles against vmlinux.h in BPF and
+ * <linux/types.h> in user space; every struct is naturally aligned with no
+ * implicit padding, so both compilers agree byte for byte. */
+#ifndef SKYPROF_BPF_PROFILE_H
+#define SKYPROF_BPF_PROFILE_H
+
+#ifndef __VMLINUX_H__     /* user space; BPF gets the types from vmlinux.h */
+#include <linux/types.h>
+#endif
+
+/* perf_event_max_stack defaults to 127; deeper stacks are cut there. */
+#define SKY_MAX_FRAMES 127
+#define SKY_COMM_WORDS 2 /* 16 bytes of comm, TASK_COMM_LEN */
+
+/* sky_sample.flags */
+#define SKY_F_TASK       0x1u  /* the process is a target of an active task */
+#define SKY_F_HOST       0x2u  /* kept by the decimated host-wide sampler */
+#define SKY_F_KSTACK_ERR 0x4u  /* bpf_get_stack failed for the kernel part */
+#define SKY_F_USTACK_ERR 0x8u  /* ... for the user part */
+
+/* Values of the task pid map (tgid -> flags). */
+#define SKY_PID_ON_CPU 0x1u
+
+/* Indices of the per-CPU counter array. */
+#define SKY_CNT_RING_FULL   0   /* samples lost: sample ring full */
+#define SKY_CNT_EVENTS_LOST 1   /* process events lost: event ring full */
+#define SKY_CNT_SAMPLES     2   /* samples written */
+#define SKY_CNT_MAX         3
+
+/* One on-CPU sample. Variable length: nk kernel frames then nu user frames
+ * follow the header, leaf first, so short stacks use little ring space. */
+struct sky_sample {
+    __u64 ts_ns;      /* bpf_ktime_get_ns (CLOCK_MONOTONIC) */
+    __u64 weight_ns;  /* CPU time this sample stands for */
+    __u32 tgid;
+    __u32 tid;
+    __u32 cpu;
+    __u32 flags;      /* SKY_F_* */
+    __u32 nk;
+    __u32 nu;
+    __u64 comm[SKY_COMM_WORDS];
+    __u64 frames[];   /* nk kernel addresses, then nu user addresses */
+};
+
+/* sky_proc_event.type */
+#define SKY_EV_FORK 1
+#define SKY_EV_EXEC 2
+#define SKY_EV_EXIT 3
+
+/* sky_proc_event.flags */
+#define SKY_EVF_MAYBE_THREAD 0x1u /* tracepoint fallback: the fork may be a
+                                     thread; user space checks Tgid */
+
+struct sky_proc_event {
+    __u64 ts_ns;
+    __u32 type;       /* SKY_EV_* */
+    __u32 pid;        /* tgid of the process the event is about */
+    __u32 ppid;       /* parent tgid (fork), else 0 */
+    __u32 flags;
+    __u64 comm[SKY_COMM_WORDS];
+};
+
+#endif

@@ -1,0 +1,566 @@
+/* The collector engine; see collector.h. */
+#include "collector/collector.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "arena.h"
+#include "bpf/profile.h"
+#include "collector/batcher.h"
+#include "collector/objects.h"
+#include "collector/probes.h"
+#include "collector/procinfo.h"
+#include "collector/proctab.h"
+#include "collector/tasks.h"
+#include "log.h"
+
+#define COLLECTOR_HOUSEKEEP_MS 1000
+#define COLLECTOR_ALIVE_CHECK_EVERY 10     /* housekeeping rounds */
+#define COLLECTOR_RESCAN_IDLE_MS 1000
+#define COLLECTOR_EVENTS_PER_MSG 256
+#define COLLECTOR_MAX_SAMPLE_TASKS 64
+
+enum {
+    M_SAMPLES_RECEIVED, M_SAMPLES_INVALID, M_SAMPLES_DROPPED_KERNEL,
+    M_SAMPLES_DROPPED_USER, M_BATCHES, M_STACKS, M_PUBLISH_ERRORS,
+    M_PROC_EVENTS, M_EVENTS_LOST_KERNEL, M_MAPS_REFRESHES,
+    M_ADDR_UNMAPPED, M_TASK_SETS_APPLIED, M_TASK_SETS_STALE,
+    M_TASK_SETS_INVALID, M_PROCESSES, M_OBJECTS, M_TASK_PIDS, M_COUNT
+};
+
+static const struct {
+    const char *name;
+    int gauge;
+    const char *help;
+} s_metric_defs[M_COUNT] = {
+    [M_SAMPLES_RECEIVED] = { "samples_received", 0, "samples read from the ring" },
+    [M_SAMPLES_INVALID] = { "samples_invalid", 0, "malformed ring records" },
+    [M_SAMPLES_DROPPED_KERNEL] = { "samples_dropped_kernel", 0, "samples lost because the ring was full" },
+    [M_SAMPLES_DROPPED_USER] = { "samples_dropped_user", 0, "samples dropped at the per-drain memory bound" },
+    [M_BATCHES] = { "batches_published", 0, "raw stack batches published" },
+    [M_STACKS] = { "stacks_published", 0, "distinct stacks published" },
+    [M_PUBLISH_ERRORS] = { "publish_errors", 0, "messages that could not be published" },
+    [M_PROC_EVENTS] = { "proc_events", 0, "process events published" },
+    [M_EVENTS_LOST_KERNEL] = { "proc_events_lost_kernel", 0, "process events lost because their ring was full" },
+    [M_MAPS_REFRESHES] = { "maps_refreshes", 0, "reads of /proc/PID/maps" },
+    [M_ADDR_UNMAPPED] = { "addresses_unmapped", 0, "user addresses no mapping covered" },
+    [M_TASK_SETS_APPLIED] = { "task_sets_applied", 0, "ctl.tasks messages applied" },
+    [M_TASK_SETS_STALE] = { "task_sets_stale", 0, "ctl.tasks messages ignored as stale" },
+    [M_TASK_SETS_INVALID] = { "task_sets_invalid", 0, "ctl.tasks messages that did not decode" },
+    [M_PROCESSES] = { "processes", 1, "processes in the process table" },
+    [M_OBJECTS] = { "objects", 1, "objects (files, vdso, JIT regions) tracked" },
+    [M_TASK_PIDS] = { "task_pids", 1, "pids targeted by active on-CPU tasks" },
+};
+
+struct collector {
+    collector_options_t opts;
+    loop_t *loop;
+    collector_sink_t sink;
+    probes_t *probes;
+    objects_t *objects;
+    proctab_t *procs;
+    batcher_t *batcher;
+    tasks_t *tasks;
+    stats_metric_t *metrics[M_COUNT];
+    uint64_t values[M_COUNT];    /* mirrors, also without a stats registry */
+    int drain_timer, housekeep_timer, rescan_timer;
+    uint32_t housekeep_rounds;
+    int64_t mono_to_real_ns;     /* added to bpf_ktime_get_ns stamps */
+    /* process events waiting to be published */
+    arena_t *event_arena;
+    wire_proc_event_t *events;
+    uint32_t nevents;
+    log_ratelimit_t bad_sample_rl;
+};
+
+/* ------------------------------------------------------------ counters */
+
+static void s_add(collector_t *self, int m, uint64_t n)
+{
+    self->values[m] += n;
+    if (self->metrics[m])
+        stats_add(self->metrics[m], n);
+}
+
+static void s_set(collector_t *self, int m, uint64_t v)
+{
+    self->values[m] = v;
+    if (self->metrics[m])
+        stats_set(self->metrics[m], (double)v);
+}
+
+/* Counters kept elsewhere (BPF maps, the process table) are folded in as
+ * deltas so the exported counters stay monotonic. */
+static void s_sync_counter(collector_t *self, int m, uint64_t total)
+{
+    if (total > self->values[m])
+        s_add(self, m, total - self->values[m]);
+}
+
+static void s_sync_stats(collector_t *self)
+{
+    proctab_stats_t ps;
+
+    proctab_stats(self->procs, &ps);
+    s_sync_counter(self, M_MAPS_REFRESHES, ps.maps_refreshes);
+    s_sync_counter(self, M_ADDR_UNMAPPED, ps.addresses_unmapped);
+    s_sync_counter(self, M_SAMPLES_DROPPED_KERNEL,
+                   probes_counter(self->probes, SKY_CNT_RING_FULL));
+    s_sync_counter(self, M_EVENTS_LOST_KERNEL,
+                   probes_counter(self->probes, SKY_CNT_EVENTS_LOST));
+    s_set(self, M_PROCESSES, proctab_count(self->procs));
+    s_set(self, M_OBJECTS, objects_count(self->objects));
+}
+
+static void s_update_clock_offset(collector_t *self)
+{
+    struct timespec mono, real;
+
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+    clock_gettime(CLOCK_REALTIME, &real);
+    self->mono_to_real_ns =
+        ((int64_t)real.tv_sec - (int64_t)mono.tv_sec) * 1000000000LL +
+        ((int64_t)real.tv_nsec - (int64_t)mono.tv_nsec);
+}
+
+/* ------------------------------------------------------ process events */
+
+static int s_flush_events(collector_t *self)
+{
+    if (self->nevents == 0)
+        return 0;
+    wire_proc_events_t msg = { .nevents = self->nevents,
+                               .events = self->events };
+    if (self->sink.proc_events &&
+        self->sink.proc_events(self->sink.arg, &msg) == 0)
+        s_add(self, M_PROC_EVENTS, self->nevents);
+    else
+        s_add(self, M_PUBLISH_ERRORS, 1);
+    self->nevents = 0;
+    arena_reset(self->event_arena);
+    return 0;
+}
+
+static const char *s_keep(collector_t *self, const char *s)
+{
+    const char *copy = arena_strdup(self->event_arena, s ? s : "");
+    return copy ? copy : "";
+}
+
+/* Queues one event; reads exe and cmdline from /proc unless exiting. */
+static void s_queue_event(collector_t *self, uint8_t type, const proc_t *proc,
+                          uint32_t ppid, uint64_t ts_ns)
+{
+    char exe[4096] = "", cmdline[PROCINFO_CMDLINE_MAX] = "";
+
+    if (self->nevents >= COLLECTOR_EVENTS_PER_MSG)
+        s_flush_events(self);
+    if (type != WIRE_PROC_EXIT) {
+        procinfo_exe(proc->pid, exe, sizeof(exe));
+        procinfo_cmdline(proc->pid, cmdline, sizeof(cmdline));
+    }
+    wire_proc_event_t *e = &self->events[self->nevents++];
+    e->type = type;
+    e->pid = proc->pid;
+    e->ppid = ppid;
+    e->nspid = proc->nspid;
+    e->ts_ns = ts_ns;
+    e->comm = s_keep(self, proc->comm);
+    e->exe = s_keep(self, exe);
+    e->cmdline = s_keep(self, cmdline);
+    e->container_id = s_keep(self, proc->container_id);
+}
+
+static void s_arm_rescans(collector_t *self)
+{
+    uint64_t next = proctab_run_rescans(self->procs, now_mono_ms());
+
+    loop_set_timer_interval(self->loop, self->rescan_timer,
+                            next == UINT64_MAX ? COLLECTOR_RESCAN_IDLE_MS
+                                               : (next ? next : 1));
+}
+
+static int s_on_event(void *ctx, void *data, size_t size)
+{
+    collector_t *self = ctx;
+    const struct sky_proc_event *ev = data;
+    char comm[17];
+    proc_t *proc;
+
+    if (size < sizeof(*ev) || ev->pid == 0) {
+        log_warn_rl(&self->bad_sample_rl, "malformed process event (%zu bytes)",
+                    size);
+        return 0;
+    }
+    memcpy(comm, ev->comm, 16);
+    comm[16] = '\0';
+    uint64_t ts = ev->ts_ns + (uint64_t)self->mono_to_real_ns;
+    switch (ev->type) {
+    case SKY_EV_FORK:
+        if (ev->flags & SKY_EVF_MAYBE_THREAD) {
+            uint32_t tgid = 0;
+            if (procinfo_status(ev->pid, NULL, &tgid) == 0 &&
+                tgid != ev->pid)
+                return 0;   /* a thread */
+        }
+        proc = proctab_on_fork(self->procs, ev->pid, ev->ppid, comm);
+        if (proc)
+            s_queue_event(self, WIRE_PROC_START, proc, ev->ppid, ts);
+        break;
+    case SKY_EV_EXEC:
+        /* Samples still in the ring predate the exec: resolve them
+         * against the old mappings before they are replaced. */
+        probes_consume_samples(self->probes);
+        proc = proctab_on_exec(self->procs, ev->pid, comm);
+        if (proc) {
+            uint32_t ppid = 0;
+            procinfo_stat(ev->pid, NULL, &ppid);
+            s_queue_event(self, WIRE_PROC_EXEC, proc, ppid, ts);
+        }
+        break;
+    case SKY_EV_EXIT:
+        proc = proctab_find(self->procs, ev->pid);
+        proctab_on_exit(self->procs, ev->pid);
+        if (proc)
+            s_queue_event(self, WIRE_PROC_EXIT, proc, 0, ts);
+        break;
+    default:
+        log_warn_rl(&self->bad_sample_rl, "unknown process event type %u",
+                    ev->type);
+        break;
+    }
+    return 0;
+}
+
+static int s_events_ready(loop_t *loop, int fd, void *arg)
+{
+    collector_t *self = arg;
+
+    s_update_clock_offset(self);
+    probes_consume_events(self->probes);
+    s_flush_events(self);
+    s_arm_rescans(self);
+    return 0;
+}
+
+/* ------------------------------------------------------------- samples */
+
+static int s_on_sample(void *ctx, void *data, size_t size)
+{
+    collector_t *self = ctx;
+    const struct sky_sample *s = data;
+    wire_uframe_t uframes[SKY_MAX_FRAMES];
+    const char *task_ids[COLLECTOR_MAX_SAMPLE_TASKS];
+    char comm[17];
+
+    s_add(self, M_SAMPLES_RECEIVED, 1);
+    if (size < sizeof(*s) || s->nk > SKY_MAX_FRAMES ||
+        s->nu > SKY_MAX_FRAMES ||
+        size < sizeof(*s) + ((size_t)s->nk + s->nu) * sizeof(uint64_t)) {
+        s_add(self, M_SAMPLES_INVALID, 1);
+        log_warn_rl(&self->bad_sample_rl, "malformed sample record (%zu bytes)",
+                    size);
+        return 0;
+    }
+    memcpy(comm, s->comm, 16);
+    comm[16] = '\0';
+    proc_t *proc = proctab_get(self->procs, s->tgid, comm);
+    for (uint32_t i = 0; i < s->nu; i++) {
+        uint64_t addr = s->frames[s->nk + i];
+        object_t *obj = proc ? proctab_resolve(self->procs, proc, addr,
+                                               &uframes[i].offset)
+                             : NULL;
+        if (obj && batcher_note_object(self->batcher, obj) == 0) {
+            uframes[i].object = obj->id;
+        } else {
+            uframes[i].object = WIRE_NO_OBJECT;
+            uframes[i].offset = addr;
+        }
+    }
+    if (proc)
+        batcher_note_proc(self->batcher, proc);
+    uint32_t ntasks = 0;
+    if (s->flags & SKY_F_TASK)
+        ntasks = tasks_for_pid(self->tasks, s->tgid, task_ids,
+                               COLLECTOR_MAX_SAMPLE_TASKS);
+    batcher_sample_t bs = {
+        .pid = s->tgid,
+        .tid = s->tid,
+        .cpu = s->cpu,
+        .kind = WIRE_KIND_ON_CPU,
+        .ts_ns = s->ts_ns + (uint64_t)self->mono_to_real_ns,
+        .comm = comm,
+        .nk = s->nk,
+        .nu = s->nu,
+        .kframes = (const uint64_t *)s->frames,
+        .uframes = uframes,
+        .ntasks = ntasks,
+        .tasks = task_ids,
+        .count = 1,
+        .weight_ns = s->weight_ns,
+    };
+    if (batcher_add(self->batcher, &bs) < 0)
+        s_add(self, M_SAMPLES_DROPPED_USER, 1);
+    return 0;
+}
+
+static int s_emit_batch(void *arg, const char *topic, wire_raw_batch_t *batch)
+{
+    collector_t *self = arg;
+
+    if (!self->sink.raw_batch)
+        return -1;
+    return self->sink.raw_batch(self->sink.arg, topic, batch);
+}
+
+int collector_drain(collector_t *self)
+{
+    batcher_flush_stats_t fs = { 0 };
+
+    s_update_clock_offset(self);
+    /* Events first: a process that started since the last drain gets its
+     * entry (and exec-time mappings) before its samples are resolved. */
+    probes_consume_events(self->probes);
+    probes_consume_samples(self->probes);
+    batcher_flush(self->batcher, s_emit_batch, self, &fs);
+    s_flush_events(self);
+    s_add(self, M_BATCHES, fs.batches);
+    s_add(self, M_STACKS, fs.stacks);
+    s_add(self, M_PUBLISH_ERRORS, fs.emit_errors);
+    s_sync_stats(self);
+    return 0;
+}
+
+static int s_drain_timer(loop_t *loop, void *arg)
+{
+    return collector_drain(arg);
+}
+
+static int s_samples_ready(loop_t *loop, int fd, void *arg)
+{
+    /* Only fires when the kernel side found the ring filling up. */
+    return collector_drain(arg);
+}
+
+static int s_rescan_timer(loop_t *loop, void *arg)
+{
+    s_arm_rescans(arg);
+    return 0;
+}
+
+/* --------------------------------------------------------------- tasks */
+
+static void s_reconcile_tasks(collector_t *self)
+{
+    const uint32_t *pids;
+
+    if (tasks_refresh(self->tasks, now_wall_ms())) {
+        size_t n = tasks_active_pids(self->tasks, &pids);
+        probes_set_task_pids(self->probes, pids, n);
+        s_set(self, M_TASK_PIDS, n);
+        log_info("on-CPU tasks now target %zu process%s", n,
+                 n == 1 ? "" : "es");
+    }
+}
+
+int collector_apply_tasks(collector_t *self, const wire_task_set_t *set)
+{
+    int rc = tasks_apply(self->tasks, set, now_wall_ms());
+
+    if (rc == 1) {
+        s_add(self, M_TASK_SETS_STALE, 1);
+        return 1;
+    }
+    if (rc < 0)
+        return -1;
+    s_add(self, M_TASK_SETS_APPLIED, 1);
+    s_reconcile_tasks(self);
+    return 0;
+}
+
+void collector_note_bad_tasks(collector_t *self)
+{
+    s_add(self, M_TASK_SETS_INVALID, 1);
+}
+
+static int s_housekeep(loop_t *loop, void *arg)
+{
+    collector_t *self = arg;
+    bool check_alive = ++self->housekeep_rounds %
+                       COLLECTOR_ALIVE_CHECK_EVERY == 0;
+
+    /* Tasks start and end with the clock, not only with messages. */
+    s_reconcile_tasks(self);
+    proctab_gc(self->procs, now_mono_ms(), check_alive);
+    s_sync_stats(self);
+    return 0;
+}
+
+/* ----------------------------------------------------------- lifecycle */
+
+/* Every process already running gets an entry and a start event, so
+ * consumers learn about processes that predate the collector. */
+static void s_scan_proc(collector_t *self)
+{
+    DIR *dir = opendir("/proc");
+    struct dirent *de;
+
+    if (!dir) {
+        log_warn("cannot list /proc: %s", strerror(errno));
+        return;
+    }
+    while ((de = readdir(dir))) {
+        if (!isdigit((unsigned char)de->d_name[0]))
+            continue;
+        char *end;
+        unsigned long pid = strtoul(de->d_name, &end, 10);
+        if (*end || pid == 0 || pid > UINT32_MAX)
+            continue;
+        proc_t *proc = proctab_get(self->procs, (uint32_t)pid, NULL);
+        if (!proc || proc->exited_ms)
+            continue;
+        uint32_t ppid = 0;
+        procinfo_stat((uint32_t)pid, NULL, &ppid);
+        s_queue_event(self, WIRE_PROC_START, proc, ppid,
+                      now_wall_ms() * 1000000ull);
+    }
+    closedir(dir);
+    s_flush_events(self);
+}
+
+collector_t *collector_new(const collector_options_t *opts, loop_t *loop,
+                           stats_t *stats, const collector_sink_t *sink,
+                           char *err, size_t errlen)
+{
+    collector_t *self = NULL;
+
+    if (collector_options_validate(opts, err, errlen) < 0)
+        return NULL;
+    self = calloc(1, sizeof(*self));
+    if (!self) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    self->opts = *opts;
+    self->loop = loop;
+    self->sink = *sink;
+    self->drain_timer = self->housekeep_timer = self->rescan_timer = -1;
+    self->bad_sample_rl = (log_ratelimit_t)LOG_RATELIMIT_INIT(5, 10000);
+    for (int m = 0; stats && m < M_COUNT; m++)
+        self->metrics[m] =
+            s_metric_defs[m].gauge
+                ? stats_gauge(stats, s_metric_defs[m].name, "",
+                              s_metric_defs[m].help)
+                : stats_counter(stats, s_metric_defs[m].name, "",
+                                s_metric_defs[m].help);
+    self->objects = objects_new();
+    self->procs = self->objects
+                      ? proctab_new(self->objects, opts->max_procs,
+                                    opts->proc_grace_ms)
+                      : NULL;
+    self->batcher = batcher_new(opts->max_batch_samples, 0);
+    self->tasks = tasks_new();
+    self->event_arena = arena_new(4u << 20);
+    self->events = calloc(COLLECTOR_EVENTS_PER_MSG, sizeof(*self->events));
+    if (!self->procs || !self->batcher || !self->tasks ||
+        !self->event_arena || !self->events) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    s_update_clock_offset(self);
+    self->probes = probes_new(opts, s_on_sample, s_on_event, self, err,
+                              errlen);
+    if (!self->probes)
+        goto fail;
+    /* Probes first, scan second: a process started in between is seen by
+     * the exec/fork probes, not missed. */
+    if (opts->scan_proc)
+        s_scan_proc(self);
+    if (loop_add_fd(loop, probes_samples_fd(self->probes), s_samples_ready,
+                    self) < 0 ||
+        loop_add_fd(loop, probes_events_fd(self->probes), s_events_ready,
+                    self) < 0) {
+        snprintf(err, errlen, "cannot register the ring buffers with the loop");
+        goto fail;
+    }
+    self->drain_timer = loop_add_timer(loop, opts->drain_interval_ms,
+                                       s_drain_timer, self);
+    self->housekeep_timer = loop_add_timer(loop, COLLECTOR_HOUSEKEEP_MS,
+                                           s_housekeep, self);
+    self->rescan_timer = loop_add_timer(loop, COLLECTOR_RESCAN_IDLE_MS,
+                                        s_rescan_timer, self);
+    if (self->drain_timer < 0 || self->housekeep_timer < 0 ||
+        self->rescan_timer < 0) {
+        snprintf(err, errlen, "cannot register the collector's timers");
+        goto fail;
+    }
+    s_sync_stats(self);
+    log_info("sampling %d CPU%s every %.3f ms (host-wide %s, every %u "
+             "ticks); process events via %s; %zu processes",
+             probes_ncpus(self->probes),
+             probes_ncpus(self->probes) == 1 ? "" : "s",
+             (double)opts->period_ns / 1e6,
+             opts->host_wide ? "on" : "off", opts->host_every,
+             probes_flavour_name(probes_flavour(self->probes)),
+             proctab_count(self->procs));
+    return self;
+fail:
+    collector_destroy(&self);
+    return NULL;
+}
+
+void collector_destroy(collector_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    collector_t *self = *self_p;
+    if (self->probes) {
+        loop_remove_fd(self->loop, probes_samples_fd(self->probes));
+        loop_remove_fd(self->loop, probes_events_fd(self->probes));
+    }
+    if (self->drain_timer >= 0)
+        loop_remove_timer(self->loop, self->drain_timer);
+    if (self->housekeep_timer >= 0)
+        loop_remove_timer(self->loop, self->housekeep_timer);
+    if (self->rescan_timer >= 0)
+        loop_remove_timer(self->loop, self->rescan_timer);
+    probes_destroy(&self->probes);
+    batcher_destroy(&self->batcher);
+    /* The process table holds references into the object registry. */
+    proctab_destroy(&self->procs);
+    objects_destroy(&self->objects);
+    tasks_destroy(&self->tasks);
+    arena_destroy(&self->event_arena);
+    free(self->events);
+    free(self);
+    *self_p = NULL;
+}
+
+void collector_info(const collector_t *self, collector_info_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->samples_received = self->values[M_SAMPLES_RECEIVED];
+    out->samples_invalid = self->values[M_SAMPLES_INVALID];
+    out->samples_dropped_kernel = self->values[M_SAMPLES_DROPPED_KERNEL];
+    out->samples_dropped_user = self->values[M_SAMPLES_DROPPED_USER];
+    out->batches_published = self->values[M_BATCHES];
+    out->stacks_published = self->values[M_STACKS];
+    out->publish_errors = self->values[M_PUBLISH_ERRORS];
+    out->proc_events = self->values[M_PROC_EVENTS];
+    out->proc_events_lost_kernel = self->values[M_EVENTS_LOST_KERNEL];
+    out->maps_refreshes = self->values[M_MAPS_REFRESHES];
+    out->addresses_unmapped = self->values[M_ADDR_UNMAPPED];
+    out->processes = self->values[M_PROCESSES];
+    out->objects = self->values[M_OBJECTS];
+    out->task_sets_applied = self->values[M_TASK_SETS_APPLIED];
+    out->task_sets_stale = self->values[M_TASK_SETS_STALE];
+    out->task_sets_invalid = self->values[M_TASK_SETS_INVALID];
+    out->task_pids = self->values[M_TASK_PIDS];
+    out->probe_flavour = probes_flavour(self->probes);
+    out->ncpus = probes_ncpus(self->probes);
+}

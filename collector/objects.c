@@ -1,0 +1,307 @@
+/* Object registry; see objects.h. */
+#include "collector/objects.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "collector/hmap.h"
+#include "log.h"
+#include "wire.h"
+
+struct objects {
+    hmap_t *by_file;      /* (dev, ino) alias -> object */
+    hmap_t *by_build_id;  /* build-id -> object */
+    hmap_t *by_special;   /* (type, owner pid) -> vdso/JIT/anon object */
+    uint32_t next_id;
+    object_t *all;        /* every object, for teardown */
+    size_t count;
+};
+
+typedef struct {
+    uint64_t dev, ino;
+} file_key_t;
+
+typedef struct {
+    const uint8_t *bytes;
+    uint8_t len;
+} build_id_key_t;
+
+typedef struct {
+    uint8_t type;
+    uint32_t pid;
+} special_key_t;
+
+static uint64_t s_file_hash(uint64_t dev, uint64_t ino)
+{
+    return hmap_hash_u64(dev * 0x9e3779b97f4a7c15ull ^ hmap_hash_u64(ino));
+}
+
+static int s_file_match(const void *item, const void *key)
+{
+    const object_t *obj = item;
+    const file_key_t *k = key;
+
+    for (uint32_t i = 0; i < obj->naliases; i++)
+        if (obj->aliases[i][0] == k->dev && obj->aliases[i][1] == k->ino)
+            return 1;
+    return 0;
+}
+
+static int s_build_id_match(const void *item, const void *key)
+{
+    const object_t *obj = item;
+    const build_id_key_t *k = key;
+
+    return obj->build_id_len == k->len &&
+           memcmp(obj->build_id, k->bytes, k->len) == 0;
+}
+
+static uint64_t s_special_hash(uint8_t type, uint32_t pid)
+{
+    return hmap_hash_u64(((uint64_t)type << 32) | pid);
+}
+
+static int s_special_match(const void *item, const void *key)
+{
+    const object_t *obj = item;
+    const special_key_t *k = key;
+
+    return obj->type == k->type && obj->owner_pid == k->pid;
+}
+
+objects_t *objects_new(void)
+{
+    objects_t *self = calloc(1, sizeof(*self));
+
+    if (!self)
+        return NULL;
+    self->by_file = hmap_new(s_file_match);
+    self->by_build_id = hmap_new(s_build_id_match);
+    self->by_special = hmap_new(s_special_match);
+    if (!self->by_file || !self->by_build_id || !self->by_special) {
+        objects_destroy(&self);
+        return NULL;
+    }
+    self->next_id = 1;
+    return self;
+}
+
+static void s_object_free(object_t *obj)
+{
+    if (!obj)
+        return;
+    free(obj->path);
+    free(obj->aliases);
+    free(obj);
+}
+
+void objects_destroy(objects_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    objects_t *self = *self_p;
+    while (self->all) {
+        object_t *obj = self->all;
+        self->all = obj->next;
+        s_object_free(obj);
+    }
+    hmap_destroy(&self->by_file);
+    hmap_destroy(&self->by_build_id);
+    hmap_destroy(&self->by_special);
+    free(self);
+    *self_p = NULL;
+}
+
+static void s_link(objects_t *self, object_t *obj)
+{
+    obj->prev = NULL;
+    obj->next = self->all;
+    if (self->all)
+        self->all->prev = obj;
+    self->all = obj;
+    self->count++;
+}
+
+static void s_unlink(objects_t *self, object_t *obj)
+{
+    if (obj->prev)
+        obj->prev->next = obj->next;
+    else
+        self->all = obj->next;
+    if (obj->next)
+        obj->next->prev = obj->prev;
+    self->count--;
+}
+
+static int s_add_alias(objects_t *self, object_t *obj, uint64_t dev,
+                       uint64_t ino)
+{
+    uint64_t(*grown)[2] =
+        realloc(obj->aliases, (obj->naliases + 1) * sizeof(*obj->aliases));
+    if (!grown)
+        return -1;
+    obj->aliases = grown;
+    obj->aliases[obj->naliases][0] = dev;
+    obj->aliases[obj->naliases][1] = ino;
+    obj->naliases++;
+    if (hmap_insert(self->by_file, s_file_hash(dev, ino), obj) < 0) {
+        obj->naliases--;
+        return -1;
+    }
+    return 0;
+}
+
+static int s_read_build_id(uint32_t pid, const char *path, uint64_t start,
+                           uint64_t end, uint8_t out[BUILDID_MAX])
+{
+    char buf[4200];
+    int n;
+
+    /* map_files reaches the very file mapped, even when it was deleted or
+     * lives in another mount namespace. */
+    snprintf(buf, sizeof(buf), "/proc/%u/map_files/%" PRIx64 "-%" PRIx64,
+             pid, start, end);
+    n = buildid_read_path(buf, out);
+    if (n >= 0)
+        return n;
+    if (path[0] == '/') {
+        snprintf(buf, sizeof(buf), "/proc/%u/root%s", pid, path);
+        n = buildid_read_path(buf, out);
+    }
+    return n < 0 ? 0 : n;
+}
+
+object_t *objects_get_file(objects_t *self, uint32_t pid, uint64_t dev,
+                           uint64_t ino, const char *path, uint64_t start,
+                           uint64_t end, uint8_t type)
+{
+    file_key_t fk = { dev, ino };
+    object_t *obj = hmap_find(self->by_file, s_file_hash(dev, ino), &fk);
+    object_t *fresh = NULL;
+
+    if (obj) {
+        obj->refs++;
+        return obj;
+    }
+    uint8_t id[BUILDID_MAX];
+    int idlen = s_read_build_id(pid, path, start, end, id);
+    if (idlen > 0) {
+        build_id_key_t bk = { id, (uint8_t)idlen };
+        uint64_t h = hmap_hash_bytes(id, (size_t)idlen, 0);
+        obj = hmap_find(self->by_build_id, h, &bk);
+        if (obj) {
+            /* Same content under another (dev, inode): same object. */
+            if (s_add_alias(self, obj, dev, ino) < 0)
+                return NULL;
+            obj->refs++;
+            return obj;
+        }
+    }
+    fresh = calloc(1, sizeof(*fresh));
+    if (!fresh)
+        goto fail;
+    fresh->path = strdup(path);
+    if (!fresh->path)
+        goto fail;
+    fresh->id = self->next_id++;
+    if (fresh->id == WIRE_NO_OBJECT)  /* wrapped after 4 billion */
+        fresh->id = self->next_id++;
+    fresh->type = type;
+    fresh->dev = dev;
+    fresh->ino = ino;
+    fresh->pid = pid;
+    if (idlen > 0) {
+        fresh->build_id_len = (uint8_t)idlen;
+        memcpy(fresh->build_id, id, (size_t)idlen);
+    }
+    if (s_add_alias(self, fresh, dev, ino) < 0)
+        goto fail;
+    if (idlen > 0 &&
+        hmap_insert(self->by_build_id,
+                    hmap_hash_bytes(id, (size_t)idlen, 0), fresh) < 0) {
+        hmap_remove(self->by_file, s_file_hash(dev, ino), &fk);
+        goto fail;
+    }
+    fresh->refs = 1;
+    s_link(self, fresh);
+    return fresh;
+fail:
+    s_object_free(fresh);
+    return NULL;
+}
+
+object_t *objects_get_special(objects_t *self, uint32_t pid, uint8_t type,
+                              const char *path)
+{
+    /* One vdso image serves every process of the host. */
+    uint32_t owner = type == WIRE_OBJ_VDSO ? 0 : pid;
+    special_key_t sk = { type, owner };
+    uint64_t h = s_special_hash(type, owner);
+    object_t *obj = hmap_find(self->by_special, h, &sk);
+
+    if (obj) {
+        obj->refs++;
+        obj->pid = pid;
+        return obj;
+    }
+    obj = calloc(1, sizeof(*obj));
+    if (!obj)
+        return NULL;
+    obj->path = strdup(path);
+    if (!obj->path || hmap_insert(self->by_special, h, obj) < 0) {
+        s_object_free(obj);
+        return NULL;
+    }
+    obj->id = self->next_id++;
+    if (obj->id == WIRE_NO_OBJECT)
+        obj->id = self->next_id++;
+    obj->type = type;
+    obj->pid = pid;
+    obj->owner_pid = owner;
+    obj->refs = 1;
+    s_link(self, obj);
+    return obj;
+}
+
+void objects_ref(object_t *obj)
+{
+    if (obj)
+        obj->refs++;
+}
+
+void objects_unref(objects_t *self, object_t **obj_p)
+{
+    if (!obj_p || !*obj_p)
+        return;
+    object_t *obj = *obj_p;
+    *obj_p = NULL;
+    if (obj->refs > 1) {
+        obj->refs--;
+        return;
+    }
+    if (obj->naliases == 0) {
+        special_key_t sk = { obj->type, obj->owner_pid };
+        hmap_remove(self->by_special, s_special_hash(obj->type,
+                                                     obj->owner_pid), &sk);
+    } else {
+        for (uint32_t i = 0; i < obj->naliases; i++) {
+            file_key_t fk = { obj->aliases[i][0], obj->aliases[i][1] };
+            hmap_remove(self->by_file, s_file_hash(fk.dev, fk.ino), &fk);
+        }
+        if (obj->build_id_len) {
+            build_id_key_t bk = { obj->build_id, obj->build_id_len };
+            hmap_remove(self->by_build_id,
+                        hmap_hash_bytes(obj->build_id, obj->build_id_len, 0),
+                        &bk);
+        }
+    }
+    s_unlink(self, obj);
+    s_object_free(obj);
+}
+
+size_t objects_count(const objects_t *self)
+{
+    return self->count;
+}

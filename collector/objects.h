@@ -1,0 +1,57 @@
+/* The collector's object registry: every executable file (and the vdso,
+ * JIT and anonymous code regions) some sampled process has mapped, with a
+ * collector-wide stable id that user frames refer to.
+ *
+ * A file is identified by its GNU build-id when it has one (two copies of
+ * one binary in two containers are one object), else by dev+inode.
+ * Objects are reference counted by the mappings that use them and freed
+ * when the last mapping goes, so memory follows the live process set. */
+#ifndef SKYPROF_COLLECTOR_OBJECTS_H
+#define SKYPROF_COLLECTOR_OBJECTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "collector/buildid.h"
+
+typedef struct objects objects_t;
+
+typedef struct object {
+    uint32_t id;
+    uint8_t type;            /* enum wire_object_type */
+    uint8_t build_id_len;
+    uint8_t build_id[BUILDID_MAX];
+    uint64_t dev, ino;       /* of the first file seen with this id */
+    uint32_t pid;            /* a process that maps it (for /proc/PID/root) */
+    char *path;              /* as that process sees it */
+    uint32_t refs;
+    /* registry bookkeeping */
+    uint32_t owner_pid;      /* JIT/ANON: the process the region is in */
+    uint32_t naliases;
+    uint64_t (*aliases)[2];  /* every (dev, ino) resolving to this object */
+    struct object *prev, *next; /* all objects, for teardown */
+} object_t;
+
+objects_t *objects_new(void);
+void objects_destroy(objects_t **self_p);
+
+/* Returns the object for a file-backed mapping of `pid` at [start, end)
+ * with a reference taken, creating it (and reading its build-id through
+ * /proc/PID/map_files, else /proc/PID/root/PATH) on first sight. type is
+ * WIRE_OBJ_EXE or WIRE_OBJ_LIB. NULL only when out of memory. */
+object_t *objects_get_file(objects_t *self, uint32_t pid, uint64_t dev,
+                           uint64_t ino, const char *path, uint64_t start,
+                           uint64_t end, uint8_t type);
+
+/* The vdso (one object for the host) or a process's JIT or anonymous code
+ * (one object per process: frames keep their raw address as offset). */
+object_t *objects_get_special(objects_t *self, uint32_t pid, uint8_t type,
+                              const char *path);
+
+void objects_ref(object_t *obj);
+/* Drops a reference and frees the object with its last; clears *obj_p. */
+void objects_unref(objects_t *self, object_t **obj_p);
+
+size_t objects_count(const objects_t *self);
+
+#endif

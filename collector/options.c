@@ -1,0 +1,128 @@
+/* Collector settings; see options.h. */
+#include "collector/options.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "wire.h"
+
+/* The kernel's hrtimer-based CPU clock cannot usefully fire faster than
+ * this; a smaller period only burns CPU in the sampler. */
+#define COLLECTOR_MIN_PERIOD_NS 100000ull        /* 10 kHz */
+#define COLLECTOR_MAX_PERIOD_NS 10000000000ull   /* 10 s */
+#define COLLECTOR_MIN_RINGBUF (64ull << 10)
+#define COLLECTOR_MAX_RINGBUF (1ull << 30)
+
+void collector_options_default(collector_options_t *opts)
+{
+    *opts = (collector_options_t){
+        .active = true,
+        .period_ns = 9000000,
+        .host_wide = true,
+        .host_every = 2,
+        .ringbuf_size = 8u << 20,
+        .drain_interval_ms = 100,
+        .proc_grace_ms = 30000,
+        .max_batch_samples = 4096,
+        .max_procs = 32768,
+        .probe_flavour = COLLECTOR_PROBE_AUTO,
+        .scan_proc = true,
+    };
+}
+
+int collector_options_validate(const collector_options_t *o, char *err,
+                               size_t errlen)
+{
+    if (o->period_ns < COLLECTOR_MIN_PERIOD_NS ||
+        o->period_ns > COLLECTOR_MAX_PERIOD_NS) {
+        snprintf(err, errlen,
+                 "profiling.task.on_cpu.dump_period: %" PRIu64
+                 "ns is out of range (100us..10s)", o->period_ns);
+        return -1;
+    }
+    if (o->host_every == 0) {
+        snprintf(err, errlen, "collector.host_period: must be > 0");
+        return -1;
+    }
+    if (o->ringbuf_size < COLLECTOR_MIN_RINGBUF ||
+        o->ringbuf_size > COLLECTOR_MAX_RINGBUF ||
+        (o->ringbuf_size & (o->ringbuf_size - 1)) != 0) {
+        snprintf(err, errlen,
+                 "collector.ringbuf_size: %" PRIu64
+                 " bytes must be a power of two between 64KiB and 1GiB",
+                 o->ringbuf_size);
+        return -1;
+    }
+    if (o->drain_interval_ms < 1 || o->drain_interval_ms > 10000) {
+        snprintf(err, errlen,
+                 "collector.drain_interval: %" PRIu64
+                 "ms is out of range (1ms..10s)", o->drain_interval_ms);
+        return -1;
+    }
+    if (o->proc_grace_ms > 3600000) {
+        snprintf(err, errlen,
+                 "collector.proc_grace: %" PRIu64 "ms is over 1h",
+                 o->proc_grace_ms);
+        return -1;
+    }
+    if (o->max_batch_samples < 1 || o->max_batch_samples > WIRE_MAX_SAMPLES) {
+        snprintf(err, errlen,
+                 "collector.max_batch_samples: %u is out of range (1..%u)",
+                 o->max_batch_samples, (unsigned)WIRE_MAX_SAMPLES);
+        return -1;
+    }
+    if (o->probe_flavour < COLLECTOR_PROBE_AUTO ||
+        o->probe_flavour > COLLECTOR_PROBE_TRACEPOINT) {
+        snprintf(err, errlen, "probe flavour %d is unknown",
+                 o->probe_flavour);
+        return -1;
+    }
+    return 0;
+}
+
+int collector_options_from_config(const config_t *cfg,
+                                  collector_options_t *o, char *err,
+                                  size_t errlen)
+{
+    collector_options_default(o);
+    o->active = config_bool(cfg, "profiling.active");
+    o->period_ns = config_duration_ns(cfg, "profiling.task.on_cpu.dump_period");
+    o->host_wide = config_bool(cfg, "collector.host_wide");
+    uint64_t host_ns = config_duration_ns(cfg, "collector.host_period");
+    o->ringbuf_size = config_size(cfg, "collector.ringbuf_size");
+    o->drain_interval_ms = config_duration_ms(cfg, "collector.drain_interval");
+    o->proc_grace_ms = config_duration_ms(cfg, "collector.proc_grace");
+    int64_t max_batch = config_int(cfg, "collector.max_batch_samples");
+    if (max_batch < 1 || max_batch > WIRE_MAX_SAMPLES) {
+        snprintf(err, errlen,
+                 "collector.max_batch_samples: %" PRId64
+                 " is out of range (1..%u)", max_batch,
+                 (unsigned)WIRE_MAX_SAMPLES);
+        return -1;
+    }
+    o->max_batch_samples = (uint32_t)max_batch;
+    if (o->period_ns == 0) {
+        snprintf(err, errlen,
+                 "profiling.task.on_cpu.dump_period: must be > 0");
+        return -1;
+    }
+    if (o->host_wide && host_ns < o->period_ns) {
+        snprintf(err, errlen,
+                 "collector.host_period: %" PRIu64 "ns is shorter than "
+                 "profiling.task.on_cpu.dump_period (%" PRIu64 "ns)",
+                 host_ns, o->period_ns);
+        return -1;
+    }
+    /* One perf event per CPU serves both rates: the host-wide view keeps
+     * every Nth tick, N the nearest whole multiple of the task period. */
+    uint64_t every = (host_ns + o->period_ns / 2) / o->period_ns;
+    if (every == 0)
+        every = 1;
+    if (every > 1000000) {
+        snprintf(err, errlen,
+                 "collector.host_period: %" PRIu64 "ns is too long", host_ns);
+        return -1;
+    }
+    o->host_every = (uint32_t)every;
+    return collector_options_validate(o, err, errlen);
+}

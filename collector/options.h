@@ -1,0 +1,48 @@
+/* The collector's settings, read from the configuration and validated
+ * before anything is loaded into the kernel. */
+#ifndef SKYPROF_COLLECTOR_OPTIONS_H
+#define SKYPROF_COLLECTOR_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+/* Which flavour of process-event probe to load; AUTO tries them in order
+ * and keeps the first that loads. */
+enum collector_probe_flavour {
+    COLLECTOR_PROBE_AUTO = 0,
+    COLLECTOR_PROBE_TP_BTF = 1,
+    COLLECTOR_PROBE_RAW_TP = 2,
+    COLLECTOR_PROBE_TRACEPOINT = 3,
+};
+
+typedef struct {
+    bool active;                 /* profiling.active */
+    uint64_t period_ns;          /* profiling.task.on_cpu.dump_period */
+    bool host_wide;              /* collector.host_wide */
+    uint32_t host_every;         /* host-wide keeps every Nth tick (>= 1) */
+    uint64_t ringbuf_size;       /* bytes, power of two */
+    uint64_t drain_interval_ms;
+    uint64_t proc_grace_ms;
+    uint32_t max_batch_samples;
+    uint32_t max_procs;          /* process table bound */
+    int probe_flavour;           /* enum collector_probe_flavour */
+    bool scan_proc;              /* read /proc at start (tests may skip) */
+} collector_options_t;
+
+/* Defaults equal to the configuration defaults. */
+void collector_options_default(collector_options_t *opts);
+
+/* Fills opts from cfg. Returns 0, or -1 with a message naming the key and
+ * the value in err. */
+int collector_options_from_config(const config_t *cfg,
+                                  collector_options_t *opts, char *err,
+                                  size_t errlen);
+
+/* Checks ranges (also for options built by hand). 0 ok, -1 with err. */
+int collector_options_validate(const collector_options_t *opts, char *err,
+                               size_t errlen);
+
+#endif

@@ -1,0 +1,388 @@
+/* BPF loading and attachment; see probes.h. */
+#include "collector/probes.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <linux/perf_event.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "bpf/profile.h"
+#include "log.h"
+#include "profile.skel.h"
+
+#define PROBES_MAX_CPUS 4096
+
+struct probes {
+    struct profile_bpf *skel;
+    int flavour;
+    struct bpf_link **perf_links;
+    int *perf_fds;
+    int nperf;
+    struct ring_buffer *samples_rb;
+    struct ring_buffer *events_rb;
+    uint32_t *pids;              /* what the task pid map holds, sorted */
+    size_t npids;
+    int ncpus_possible;
+};
+
+/* libbpf talks a lot while we probe flavours; keep its last warning for
+ * the error message and send the rest to debug. */
+static char s_libbpf_last[256];
+
+static int s_libbpf_print(enum libbpf_print_level level, const char *fmt,
+                          va_list ap)
+{
+    char line[1024];
+    vsnprintf(line, sizeof(line), fmt, ap);
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == ' '))
+        line[--n] = '\0';
+    if (level == LIBBPF_WARN && n)
+        snprintf(s_libbpf_last, sizeof(s_libbpf_last), "%s", line);
+    if (n)
+        log_debug("libbpf: %s", line);
+    return 0;
+}
+
+const char *probes_flavour_name(int flavour)
+{
+    switch (flavour) {
+    case COLLECTOR_PROBE_TP_BTF: return "tp_btf";
+    case COLLECTOR_PROBE_RAW_TP: return "raw_tp";
+    case COLLECTOR_PROBE_TRACEPOINT: return "tracepoint";
+    default: return "auto";
+    }
+}
+
+static void s_select_flavour(struct profile_bpf *skel, int flavour)
+{
+    struct bpf_program *btf[] = { skel->progs.sky_exec_btf,
+                                  skel->progs.sky_exit_btf,
+                                  skel->progs.sky_fork_btf };
+    struct bpf_program *raw[] = { skel->progs.sky_exec_raw,
+                                  skel->progs.sky_exit_raw,
+                                  skel->progs.sky_fork_raw };
+    struct bpf_program *tp[] = { skel->progs.sky_exec_tp,
+                                 skel->progs.sky_exit_tp,
+                                 skel->progs.sky_fork_tp };
+    for (int i = 0; i < 3; i++) {
+        bpf_program__set_autoload(btf[i], flavour == COLLECTOR_PROBE_TP_BTF);
+        bpf_program__set_autoload(raw[i], flavour == COLLECTOR_PROBE_RAW_TP);
+        bpf_program__set_autoload(tp[i],
+                                  flavour == COLLECTOR_PROBE_TRACEPOINT);
+    }
+}
+
+/* Opens, configures, loads and attaches the process-event probes of one
+ * flavour. NULL (with errno kept) when this flavour does not work here. */
+static struct profile_bpf *s_try_flavour(const collector_options_t *opts,
+                                         int flavour, int *error)
+{
+    struct profile_bpf *skel = profile_bpf__open();
+    int rc;
+
+    if (!skel) {
+        *error = errno ? errno : EINVAL;
+        return NULL;
+    }
+    skel->rodata->sample_period_ns = opts->period_ns;
+    skel->rodata->host_every = opts->host_wide ? opts->host_every : 0;
+    /* Wake user space early only when a quarter of the ring is used: the
+     * timer drain normally empties it long before. */
+    skel->rodata->wakeup_bytes = opts->ringbuf_size / 4;
+    rc = bpf_map__set_max_entries(skel->maps.samples,
+                                  (uint32_t)opts->ringbuf_size);
+    if (rc == 0) {
+        s_select_flavour(skel, flavour);
+        rc = profile_bpf__load(skel);
+    }
+    if (rc == 0)
+        rc = profile_bpf__attach(skel);
+    if (rc != 0) {
+        *error = rc < 0 ? -rc : rc;
+        profile_bpf__destroy(skel);
+        return NULL;
+    }
+    return skel;
+}
+
+static long s_perf_event_open(struct perf_event_attr *attr, int cpu)
+{
+    return syscall(__NR_perf_event_open, attr, -1, cpu, -1,
+                   PERF_FLAG_FD_CLOEXEC);
+}
+
+/* Online CPUs from sysfs ("0-3,5"), as a bitmap over possible CPUs. */
+static int s_online_cpus(unsigned char *online, int max)
+{
+    char buf[4096];
+    FILE *f = fopen("/sys/devices/system/cpu/online", "re");
+    int count = 0;
+
+    if (!f)
+        return -1;
+    if (!fgets(buf, sizeof(buf), f)) {
+        fclose(f);
+        return -1;
+    }
+    fclose(f);
+    for (char *p = buf; *p && *p != '\n';) {
+        char *end;
+        long a = strtol(p, &end, 10), b;
+        if (end == p)
+            return -1;
+        b = a;
+        p = end;
+        if (*p == '-') {
+            b = strtol(p + 1, &end, 10);
+            if (end == p + 1)
+                return -1;
+            p = end;
+        }
+        for (long c = a; c <= b && c < max; c++)
+            if (c >= 0 && !online[c]) {
+                online[c] = 1;
+                count++;
+            }
+        if (*p == ',')
+            p++;
+    }
+    return count;
+}
+
+static int s_attach_sampler(probes_t *self, const collector_options_t *opts,
+                            char *err, size_t errlen)
+{
+    int ncpu = libbpf_num_possible_cpus();
+    unsigned char *online = NULL;
+    int rc = -1;
+
+    if (ncpu <= 0 || ncpu > PROBES_MAX_CPUS)
+        ncpu = PROBES_MAX_CPUS;
+    online = calloc((size_t)ncpu, 1);
+    self->perf_links = calloc((size_t)ncpu, sizeof(*self->perf_links));
+    self->perf_fds = calloc((size_t)ncpu, sizeof(*self->perf_fds));
+    if (!online || !self->perf_links || !self->perf_fds) {
+        snprintf(err, errlen, "out of memory");
+        goto cleanup;
+    }
+    if (s_online_cpus(online, ncpu) <= 0) {
+        snprintf(err, errlen, "cannot read /sys/devices/system/cpu/online");
+        goto cleanup;
+    }
+    for (int cpu = 0; cpu < ncpu; cpu++) {
+        if (!online[cpu])
+            continue;
+        struct perf_event_attr attr = {
+            .type = PERF_TYPE_SOFTWARE,
+            .size = sizeof(attr),
+            .config = PERF_COUNT_SW_CPU_CLOCK,
+            .sample_period = opts->period_ns,
+        };
+        long fd = s_perf_event_open(&attr, cpu);
+        if (fd < 0) {
+            if (errno == ENODEV)  /* went offline meanwhile */
+                continue;
+            snprintf(err, errlen,
+                     "perf_event_open(CPU_CLOCK) on CPU %d: %s%s", cpu,
+                     strerror(errno),
+                     errno == EACCES || errno == EPERM
+                         ? " (needs root or CAP_PERFMON)" : "");
+            goto cleanup;
+        }
+        struct bpf_link *link = bpf_program__attach_perf_event(
+            self->skel->progs.sky_on_cpu, (int)fd);
+        if (!link) {
+            int e = errno;
+            close((int)fd);
+            snprintf(err, errlen, "attaching the sampler on CPU %d: %s",
+                     cpu, strerror(e));
+            goto cleanup;
+        }
+        self->perf_fds[self->nperf] = (int)fd;
+        self->perf_links[self->nperf] = link;
+        self->nperf++;
+    }
+    if (self->nperf == 0) {
+        snprintf(err, errlen, "no online CPU could be sampled");
+        goto cleanup;
+    }
+    rc = 0;
+cleanup:
+    free(online);
+    return rc;
+}
+
+probes_t *probes_new(const collector_options_t *opts,
+                     probes_record_fn on_sample, probes_record_fn on_event,
+                     void *ctx, char *err, size_t errlen)
+{
+    static const int order[] = { COLLECTOR_PROBE_TP_BTF,
+                                 COLLECTOR_PROBE_RAW_TP,
+                                 COLLECTOR_PROBE_TRACEPOINT };
+    probes_t *self = calloc(1, sizeof(*self));
+    int error = 0;
+
+    if (!self) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    libbpf_set_print(s_libbpf_print);
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+        if (opts->probe_flavour != COLLECTOR_PROBE_AUTO &&
+            opts->probe_flavour != order[i])
+            continue;
+        s_libbpf_last[0] = '\0';
+        self->skel = s_try_flavour(opts, order[i], &error);
+        if (self->skel) {
+            self->flavour = order[i];
+            break;
+        }
+        log_debug("process-event probes as %s: %s", probes_flavour_name(order[i]),
+                  strerror(error));
+        /* Without permission no flavour will do: say so at once. */
+        if (error == EPERM || error == EACCES)
+            break;
+    }
+    if (!self->skel) {
+        snprintf(err, errlen, "cannot load the BPF programs: %s%s%s%s",
+                 strerror(error),
+                 error == EPERM || error == EACCES
+                     ? " (needs root, or CAP_BPF+CAP_PERFMON+CAP_SYS_PTRACE)"
+                     : "",
+                 s_libbpf_last[0] ? "; libbpf: " : "", s_libbpf_last);
+        goto fail;
+    }
+    if (opts->active && s_attach_sampler(self, opts, err, errlen) < 0)
+        goto fail;
+    self->samples_rb = ring_buffer__new(bpf_map__fd(self->skel->maps.samples),
+                                        on_sample, ctx, NULL);
+    self->events_rb = ring_buffer__new(
+        bpf_map__fd(self->skel->maps.proc_events), on_event, ctx, NULL);
+    if (!self->samples_rb || !self->events_rb) {
+        snprintf(err, errlen, "cannot set up the ring buffers: %s",
+                 strerror(errno));
+        goto fail;
+    }
+    self->ncpus_possible = libbpf_num_possible_cpus();
+    return self;
+fail:
+    probes_destroy(&self);
+    return NULL;
+}
+
+void probes_destroy(probes_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    probes_t *self = *self_p;
+    ring_buffer__free(self->samples_rb);
+    ring_buffer__free(self->events_rb);
+    for (int i = 0; i < self->nperf; i++) {
+        bpf_link__destroy(self->perf_links[i]);
+        close(self->perf_fds[i]);
+    }
+    free(self->perf_links);
+    free(self->perf_fds);
+    profile_bpf__destroy(self->skel);
+    free(self->pids);
+    free(self);
+    *self_p = NULL;
+}
+
+int probes_samples_fd(const probes_t *self)
+{
+    return ring_buffer__epoll_fd(self->samples_rb);
+}
+
+int probes_events_fd(const probes_t *self)
+{
+    return ring_buffer__epoll_fd(self->events_rb);
+}
+
+int probes_consume_samples(probes_t *self)
+{
+    return ring_buffer__consume(self->samples_rb);
+}
+
+int probes_consume_events(probes_t *self)
+{
+    return ring_buffer__consume(self->events_rb);
+}
+
+static int s_contains(const uint32_t *sorted, size_t n, uint32_t pid)
+{
+    size_t lo = 0, hi = n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (sorted[mid] == pid)
+            return 1;
+        if (sorted[mid] < pid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
+}
+
+int probes_set_task_pids(probes_t *self, const uint32_t *pids, size_t n)
+{
+    int fd = bpf_map__fd(self->skel->maps.task_pids);
+    uint32_t flags = SKY_PID_ON_CPU;
+    uint32_t *copy = NULL;
+    int rc = 0;
+
+    for (size_t i = 0; i < self->npids; i++)
+        if (!s_contains(pids, n, self->pids[i]))
+            bpf_map_delete_elem(fd, &self->pids[i]);
+    for (size_t i = 0; i < n; i++)
+        if (!s_contains(self->pids, self->npids, pids[i]) &&
+            bpf_map_update_elem(fd, &pids[i], &flags, BPF_ANY) != 0) {
+            log_warn("task pid %u not added to the sampler: %s", pids[i],
+                     strerror(errno));
+            rc = -1;
+        }
+    if (n) {
+        copy = malloc(n * sizeof(*copy));
+        if (!copy)
+            return -1;
+        memcpy(copy, pids, n * sizeof(*copy));
+    }
+    free(self->pids);
+    self->pids = copy;
+    self->npids = n;
+    return rc;
+}
+
+uint64_t probes_counter(const probes_t *self, uint32_t idx)
+{
+    int ncpu = self->ncpus_possible > 0 ? self->ncpus_possible : 1;
+    uint64_t *values = calloc((size_t)ncpu, sizeof(*values));
+    uint64_t sum = 0;
+
+    if (!values)
+        return 0;
+    if (bpf_map__lookup_elem(self->skel->maps.counters, &idx, sizeof(idx),
+                             values, (size_t)ncpu * sizeof(*values), 0) == 0)
+        for (int i = 0; i < ncpu; i++)
+            sum += values[i];
+    free(values);
+    return sum;
+}
+
+int probes_flavour(const probes_t *self)
+{
+    return self->flavour;
+}
+
+int probes_ncpus(const probes_t *self)
+{
+    return self->nperf;
+}

@@ -1,0 +1,108 @@
+/* The collector's process table: what it knows about each process it has
+ * seen, chiefly its executable mappings, so every sampled user address can
+ * be turned into (object, file offset) while the process's memory layout
+ * is still known.
+ *
+ * Mappings are read from /proc/PID/maps lazily on a process's first sample,
+ * right after exec (and re-read a few times shortly after, as ld.so maps
+ * the libraries after the exec event), and again when an address misses
+ * (with backoff). An exited process keeps its mappings for a grace period
+ * so samples drained after its exit still resolve. The table is bounded:
+ * when full, the oldest exited processes go first. */
+#ifndef SKYPROF_COLLECTOR_PROCTAB_H
+#define SKYPROF_COLLECTOR_PROCTAB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "collector/objects.h"
+#include "collector/procinfo.h"
+
+typedef struct proctab proctab_t;
+
+typedef struct {
+    uint64_t start, end, pgoff;
+    object_t *obj;
+} mapping_t;
+
+typedef struct proc {
+    uint32_t pid;
+    uint32_t nspid;
+    uint64_t start_ticks;     /* 0 when unknown */
+    char comm[16];
+    char container_id[PROCINFO_CONTAINER_ID_MAX];
+    mapping_t *maps;          /* executable mappings sorted by start */
+    uint32_t nmaps;
+    bool maps_loaded;
+    uint64_t next_refresh_ms; /* earliest re-read after a miss */
+    uint32_t refresh_backoff_ms;
+    uint64_t exited_ms;       /* 0 while alive */
+    uint32_t rescans_left;
+    uint64_t next_rescan_ms;
+    /* table bookkeeping */
+    struct proc *exit_next;   /* exited processes, oldest first */
+    struct proc *rescan_next; /* processes with rescans due */
+    bool on_rescan_list;
+} proc_t;
+
+/* A parsed line of /proc/PID/maps. */
+typedef struct {
+    uint64_t start, end, pgoff;
+    uint64_t dev;             /* makedev(major, minor) like st_dev */
+    uint64_t ino;
+    bool exec;
+    const char *path;         /* into the line; "" for anonymous */
+    size_t path_len;          /* without a " (deleted)" suffix */
+} maps_line_t;
+
+/* 0 ok, -1 malformed. The line may end in '\n'. */
+int proctab_parse_maps_line(const char *line, maps_line_t *out);
+
+typedef struct {
+    uint64_t maps_refreshes;      /* /proc/PID/maps reads */
+    uint64_t addresses_unmapped;  /* user addresses no mapping covers */
+    uint64_t procs_refused;       /* table full of live processes */
+} proctab_stats_t;
+
+proctab_t *proctab_new(objects_t *objects, size_t max_procs,
+                       uint64_t grace_ms);
+void proctab_destroy(proctab_t **self_p);
+
+proc_t *proctab_find(proctab_t *self, uint32_t pid);
+/* Finds or creates the entry (reading comm, nspid, container id from
+ * /proc). A pid without /proc entry is created as already exited, with
+ * comm_hint as its name, so its samples are not retried against /proc.
+ * NULL when the table is full of live processes or out of memory. */
+proc_t *proctab_get(proctab_t *self, uint32_t pid, const char *comm_hint);
+
+/* Process events. */
+proc_t *proctab_on_fork(proctab_t *self, uint32_t pid, uint32_t ppid,
+                        const char *comm);
+proc_t *proctab_on_exec(proctab_t *self, uint32_t pid, const char *comm);
+void proctab_on_exit(proctab_t *self, uint32_t pid);
+
+/* (Re)reads the process's executable mappings. 0 ok, -1 gone. */
+int proctab_load_maps(proctab_t *self, proc_t *proc);
+
+/* Resolves one user address. Returns the object with *offset set to the
+ * file offset (or the raw address for JIT and anonymous code), or NULL
+ * with *offset = addr when no mapping covers it. */
+object_t *proctab_resolve(proctab_t *self, proc_t *proc, uint64_t addr,
+                          uint64_t *offset);
+
+/* Runs the post-exec rescans that are due; returns ms until the next one,
+ * or UINT64_MAX when none is pending. */
+uint64_t proctab_run_rescans(proctab_t *self, uint64_t now_ms);
+/* Frees exited processes past the grace period and marks processes whose
+ * /proc entry vanished (or whose pid was reused) as exited. */
+void proctab_gc(proctab_t *self, uint64_t now_ms, bool check_alive);
+
+size_t proctab_count(const proctab_t *self);
+void proctab_stats(const proctab_t *self, proctab_stats_t *out);
+
+/* Iteration over every process (for the start-up process events): start
+ * with *cursor = 0; NULL at the end; the table must not change meanwhile. */
+proc_t *proctab_next(proctab_t *self, size_t *cursor);
+
+#endif

@@ -1,0 +1,220 @@
+/* Task set reconciliation; see tasks.h. */
+#include "collector/tasks.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    char *id;
+    uint8_t target;
+    uint64_t start_ms;
+    uint64_t end_ms;     /* UINT64_MAX: open-ended */
+    uint32_t npids;
+    uint32_t *pids;
+} task_entry_t;
+
+typedef struct {
+    uint32_t pid;
+    uint32_t task;       /* index into tasks */
+} pid_task_t;
+
+struct tasks {
+    task_entry_t *tasks;
+    uint32_t ntasks;
+    bool have_set;
+    char sender[64];
+    uint64_t seq;
+    uint64_t generation;
+    pid_task_t *active;  /* sorted by pid */
+    size_t nactive;
+    uint32_t *active_pids;
+    size_t nactive_pids;
+};
+
+tasks_t *tasks_new(void)
+{
+    return calloc(1, sizeof(tasks_t));
+}
+
+static void s_free_entries(task_entry_t *tasks, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        free(tasks[i].id);
+        free(tasks[i].pids);
+    }
+    free(tasks);
+}
+
+void tasks_destroy(tasks_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    tasks_t *self = *self_p;
+    s_free_entries(self->tasks, self->ntasks);
+    free(self->active);
+    free(self->active_pids);
+    free(self);
+    *self_p = NULL;
+}
+
+static bool s_is_stale(const tasks_t *self, const wire_task_set_t *set)
+{
+    if (!self->have_set)
+        return false;
+    if (strcmp(self->sender, set->hdr.sender) != 0)
+        return false;   /* another publisher (or instance): trust it */
+    if (set->hdr.seq <= self->seq)
+        return false;   /* the publisher restarted: its counters reset */
+    return set->generation < self->generation;
+}
+
+int tasks_apply(tasks_t *self, const wire_task_set_t *set, uint64_t now_ms)
+{
+    task_entry_t *fresh = NULL;
+    uint32_t n = 0;
+    int rc = -1;
+
+    if (s_is_stale(self, set))
+        return 1;
+    if (set->ntasks) {
+        fresh = calloc(set->ntasks, sizeof(*fresh));
+        if (!fresh)
+            goto cleanup;
+    }
+    for (; n < set->ntasks; n++) {
+        const wire_task_t *t = &set->tasks[n];
+        task_entry_t *e = &fresh[n];
+        e->id = strdup(t->task_id ? t->task_id : "");
+        if (!e->id)
+            goto cleanup;
+        e->target = t->target;
+        e->start_ms = t->start_ms;
+        if (e->start_ms == 0) {
+            /* "As soon as received": keep the moment we first saw it, so
+             * its duration is not restarted by every republication. */
+            e->start_ms = now_ms;
+            for (uint32_t j = 0; j < self->ntasks; j++)
+                if (strcmp(self->tasks[j].id, e->id) == 0) {
+                    e->start_ms = self->tasks[j].start_ms;
+                    break;
+                }
+        }
+        e->end_ms = t->duration_ms ? e->start_ms + t->duration_ms
+                                   : UINT64_MAX;
+        if (t->npids) {
+            e->pids = malloc(t->npids * sizeof(*e->pids));
+            if (!e->pids) {
+                free(e->id);
+                goto cleanup;
+            }
+            memcpy(e->pids, t->pids, t->npids * sizeof(*e->pids));
+        }
+        e->npids = t->npids;
+    }
+    s_free_entries(self->tasks, self->ntasks);
+    self->tasks = fresh;
+    self->ntasks = n;
+    fresh = NULL;
+    self->have_set = true;
+    memcpy(self->sender, set->hdr.sender, sizeof(self->sender));
+    self->sender[sizeof(self->sender) - 1] = '\0';
+    self->seq = set->hdr.seq;
+    self->generation = set->generation;
+    /* The active table points into the old entries: rebuild it now. */
+    self->nactive = 0;
+    rc = 0;
+cleanup:
+    if (fresh)
+        s_free_entries(fresh, n);
+    return rc;
+}
+
+static int s_pid_task_cmp(const void *a, const void *b)
+{
+    const pid_task_t *x = a, *y = b;
+
+    if (x->pid != y->pid)
+        return x->pid < y->pid ? -1 : 1;
+    return x->task < y->task ? -1 : x->task > y->task;
+}
+
+int tasks_refresh(tasks_t *self, uint64_t now_ms)
+{
+    size_t total = 0, n = 0, npids = 0;
+    pid_task_t *active = NULL;
+    uint32_t *pids = NULL;
+
+    for (uint32_t i = 0; i < self->ntasks; i++)
+        total += self->tasks[i].npids;
+    if (total) {
+        active = malloc(total * sizeof(*active));
+        pids = malloc(total * sizeof(*pids));
+        if (!active || !pids) {
+            free(active);
+            free(pids);
+            return 0;   /* keep the previous state */
+        }
+    }
+    for (uint32_t i = 0; i < self->ntasks; i++) {
+        const task_entry_t *t = &self->tasks[i];
+        if (t->target != WIRE_TARGET_ON_CPU || now_ms < t->start_ms ||
+            now_ms >= t->end_ms)
+            continue;
+        for (uint32_t j = 0; j < t->npids; j++) {
+            active[n].pid = t->pids[j];
+            active[n].task = i;
+            n++;
+        }
+    }
+    if (n)
+        qsort(active, n, sizeof(*active), s_pid_task_cmp);
+    for (size_t i = 0; i < n; i++)
+        if (npids == 0 || pids[npids - 1] != active[i].pid)
+            pids[npids++] = active[i].pid;
+    int changed = npids != self->nactive_pids ||
+                  (npids && memcmp(pids, self->active_pids,
+                                   npids * sizeof(*pids)) != 0);
+    free(self->active);
+    free(self->active_pids);
+    self->active = active;
+    self->nactive = n;
+    self->active_pids = pids;
+    self->nactive_pids = npids;
+    return changed;
+}
+
+size_t tasks_active_pids(const tasks_t *self, const uint32_t **pids)
+{
+    *pids = self->active_pids;
+    return self->nactive_pids;
+}
+
+uint32_t tasks_for_pid(const tasks_t *self, uint32_t pid, const char **ids,
+                       uint32_t max)
+{
+    size_t lo = 0, hi = self->nactive;
+    uint32_t count = 0;
+
+    while (lo < hi) {   /* first entry with this pid */
+        size_t mid = lo + (hi - lo) / 2;
+        if (self->active[mid].pid < pid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo; i < self->nactive && self->active[i].pid == pid &&
+                        count < max; i++) {
+        const char *id = self->tasks[self->active[i].task].id;
+        /* A task listing the pid twice counts once. */
+        if (count && ids[count - 1] == id)
+            continue;
+        ids[count++] = id;
+    }
+    return count;
+}
+
+uint64_t tasks_generation(const tasks_t *self)
+{
+    return self->generation;
+}
