@@ -579,7 +579,7 @@ s_emit_legend(s_buf_t *buf, uint64_t y)
                      "</text>\n",
                      x, (unsigned long long)(y - 9), rgb[0], rgb[1], rgb[2],
                      x + 14, (unsigned long long)y, label);
-        x += 14 + (unsigned)strlen(label) * 7 + 16;
+        x += 14 + (unsigned)strlen(label) * 13 / 2 + 16;
     }
 }
 
