@@ -157,7 +157,7 @@ s_raw_batch(const fixture_t *fx, wire_raw_batch_t *b, wire_object_t objs[2],
         samples[i].ts_ns = 1000 + (uint64_t)i;
         samples[i].count = 3 + (uint64_t)i;
         samples[i].weight_ns = 5000000 * (uint64_t)(i + 1);
-        snprintf(samples[i].comm, sizeof(samples[i].comm), "worker-%d", i);
+        snprintf(samples[i].comm, sizeof(samples[i].comm), "worker-%c", '0' + i);
         samples[i].nk = 2;
         samples[i].kframes = kf[i];
         samples[i].nu = 4;
