@@ -49,10 +49,18 @@ static const char s_submit_script[] =
     "  document.getElementById('taskform').requestSubmit();\n"
     "});</script>\n";
 
+/* Switches the range to 1 h and the event to off-CPU, as a user would. */
+static const char s_controls_script[] =
+    "<script>window.addEventListener('load', function () {\n"
+    "  document.querySelector('[data-range=\"3600\"]').click();\n"
+    "  document.querySelector('[data-event=\"off-cpu\"]').click();\n"
+    "});</script>\n";
+
 typedef struct {
     pthread_mutex_t lock;
     char *svg;
     char *submit_page;
+    char *controls_page;
     int processes_hits, tasks_get_hits, tasks_post_hits, svg_hits;
     long long last_start, last_end;
     char last_event[32];
@@ -129,6 +137,9 @@ s_handler(void *cls, struct MHD_Connection *conn, const char *url,
                      render_page_index_html);
     } else if (is_get && strcmp(url, "/submit") == 0) {
         rc = s_reply(conn, 200, "text/html; charset=utf-8", s_srv.submit_page);
+    } else if (is_get && strcmp(url, "/controls") == 0) {
+        rc = s_reply(conn, 200, "text/html; charset=utf-8",
+                     s_srv.controls_page);
     } else if (is_get && strcmp(url, "/api/processes") == 0) {
         s_srv.processes_hits++;
         s_srv.last_start = s_arg_ll(conn, "start");
@@ -200,6 +211,22 @@ s_sample_svg(void)
     return svg;
 }
 
+/* The page with a test script inserted before </body>. */
+static char *
+s_page_with(const char *script)
+{
+    const char *body_end = strstr(render_page_index_html, "</body>");
+    ck_assert_ptr_nonnull(body_end);
+    size_t head = (size_t)(body_end - render_page_index_html);
+    size_t total = strlen(render_page_index_html) + strlen(script) + 1;
+    char *page = malloc(total);
+    ck_assert_ptr_nonnull(page);
+    memcpy(page, render_page_index_html, head);
+    strcpy(page + head, script);
+    strcat(page, body_end);
+    return page;
+}
+
 static void
 setup(void)
 {
@@ -207,16 +234,8 @@ setup(void)
     pthread_mutex_init(&s_srv.lock, NULL);
     s_srv.svg = s_sample_svg();
 
-    /* the page plus the form-submitting script before </body> */
-    const char *body_end = strstr(render_page_index_html, "</body>");
-    ck_assert_ptr_nonnull(body_end);
-    size_t head = (size_t)(body_end - render_page_index_html);
-    size_t total = strlen(render_page_index_html) + sizeof(s_submit_script);
-    s_srv.submit_page = malloc(total);
-    ck_assert_ptr_nonnull(s_srv.submit_page);
-    memcpy(s_srv.submit_page, render_page_index_html, head);
-    strcpy(s_srv.submit_page + head, s_submit_script);
-    strcat(s_srv.submit_page, body_end);
+    s_srv.submit_page = s_page_with(s_submit_script);
+    s_srv.controls_page = s_page_with(s_controls_script);
 
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof(sa));
@@ -245,6 +264,7 @@ teardown(void)
     s_daemon = NULL;
     free(s_srv.svg);
     free(s_srv.submit_page);
+    free(s_srv.controls_page);
     pthread_mutex_destroy(&s_srv.lock);
     if (s_tmp)
         tu_rmtree(s_tmp);
@@ -387,6 +407,22 @@ START_TEST(page_task_form_posts_json)
 }
 END_TEST
 
+START_TEST(page_range_and_event_controls)
+{
+    char *dom = s_dump_dom("/controls");
+    pthread_mutex_lock(&s_srv.lock);
+    ck_assert_int_ge(s_srv.processes_hits, 2);
+    ck_assert_int_eq(s_srv.last_end - s_srv.last_start, 3600);
+    ck_assert_str_eq(s_srv.last_event, "off-cpu");
+    pthread_mutex_unlock(&s_srv.lock);
+    ck_assert_ptr_nonnull(strstr(dom, "&amp;event=off-cpu"));
+    ck_assert_ptr_null(strstr(dom, "&amp;event=on-cpu"));
+    ck_assert_ptr_nonnull(strstr(dom, "data-event=\"off-cpu\" class=\"on\""));
+    ck_assert_ptr_nonnull(strstr(dom, "data-range=\"3600\" class=\"on\""));
+    free(dom);
+}
+END_TEST
+
 static uint32_t
 s_be32(const unsigned char *p)
 {
@@ -436,6 +472,8 @@ main(void)
         tcase_add_test(tc, page_renders_process_table_and_tasks);
     if (tu_require_tool("page_task_form_posts_json", "chromium"))
         tcase_add_test(tc, page_task_form_posts_json);
+    if (tu_require_tool("page_range_and_event_controls", "chromium"))
+        tcase_add_test(tc, page_range_and_event_controls);
     if (tu_require_tool("page_screenshot", "chromium"))
         tcase_add_test(tc, page_screenshot);
     suite_add_tcase(s, tc);
