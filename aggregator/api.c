@@ -1,0 +1,454 @@
+/* HTTP server and routing for the aggregator API (see api.h). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <microhttpd.h>
+
+#include "api_int.h"
+#include "log.h"
+#include "render.h"
+
+#define API_THREADS 2
+#define API_CONNECTIONS 64
+#define API_TIMEOUT_S 30
+
+enum route {
+    R_TRACING, R_TREE, R_FOLDED, R_PPROF, R_SVG, R_PROCESSES, R_TASKS,
+    R_INDEX, R_METRICS, R_HEALTHZ, R_OTHER, R_COUNT
+};
+
+static const char *s_paths[R_COUNT] = {
+    "/v1/profile/ProfileTracing", "/api/tree", "/api/folded", "/api/pprof",
+    "/api/flamegraph.svg", "/api/processes", "/api/tasks", "/", "/metrics",
+    "/healthz", "other",
+};
+
+struct agg_api {
+    agg_t *agg;
+    struct MHD_Daemon *daemon;
+    uint16_t port;
+    stats_metric_t *m_requests[R_COUNT];
+    stats_metric_t *m_errors;
+};
+
+struct api_request {
+    struct MHD_Connection *conn;
+    char *body;
+    size_t len;
+    int too_large;
+};
+
+/* -------------------------------------------------------------- helpers */
+const char *
+api_arg(api_request_t *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+void
+api_reply_error(api_reply_t *r, int status, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    agg_buf_t b;
+    agg_buf_init(&b, 0);
+    agg_buf_puts(&b, "{\"OPT_STATUS\":\"FAILED\",\"DESCRIPTION\":");
+    agg_buf_json_str(&b, msg);
+    agg_buf_puts(&b, ",\"result\":null,\"debug\":null}\n");
+    free(r->body);
+    r->body = agg_buf_take(&b, &r->len);
+    r->status = status;
+    r->content_type = "application/json";
+    r->disposition = NULL;
+}
+
+void
+api_reply_buf(api_reply_t *r, agg_buf_t *b, const char *content_type)
+{
+    if (b->oom) {
+        agg_buf_release(b);
+        api_reply_error(r, 500, "response too large or out of memory; "
+                        "narrow the time range");
+        return;
+    }
+    free(r->body);
+    r->body = agg_buf_take(b, &r->len);
+    r->status = r->body ? 200 : 500;
+    r->content_type = content_type;
+}
+
+static int
+s_parse_u64(const char *s, uint64_t *out)
+{
+    if (!s || !*s || *s == '-' || *s == '+')
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end || errno)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int
+api_parse_range(api_request_t *req, api_reply_t *r, uint64_t *start_ms,
+                uint64_t *end_ms)
+{
+    uint64_t now_s = now_wall_ms() / 1000, start, end;
+    const char *s = api_arg(req, "start"), *e = api_arg(req, "end");
+    if (e && s_parse_u64(e, &end)) {
+        api_reply_error(r, 400, "end must be unix seconds");
+        return -1;
+    }
+    if (!e)
+        end = now_s;
+    if (s && s_parse_u64(s, &start)) {
+        api_reply_error(r, 400, "start must be unix seconds");
+        return -1;
+    }
+    if (!s)
+        start = end > AGG_DEFAULT_RANGE_S ? end - AGG_DEFAULT_RANGE_S : 0;
+    if (start > end || end > UINT64_MAX / 1000 - 1) {
+        api_reply_error(r, 400, "start must not be after end");
+        return -1;
+    }
+    *start_ms = start * 1000;
+    *end_ms = end * 1000 + 999;
+    return 0;
+}
+
+int
+api_parse_query(api_request_t *req, api_reply_t *r, agg_query_t *q)
+{
+    memset(q, 0, sizeof(*q));
+    if (api_parse_range(req, r, &q->start_ms, &q->end_ms))
+        return -1;
+    const char *event = api_arg(req, "event");
+    if (!event || strcmp(event, "on-cpu") == 0)
+        q->kind = WIRE_KIND_ON_CPU;
+    else if (strcmp(event, "off-cpu") == 0)
+        q->kind = WIRE_KIND_OFF_CPU;
+    else {
+        api_reply_error(r, 400, "event must be on-cpu or off-cpu");
+        return -1;
+    }
+    const char *app = api_arg(req, "app_service");
+    const char *pid = api_arg(req, "pid");
+    const char *task = api_arg(req, "task_id");
+    q->threads = 1;
+    if (pid) {
+        uint64_t v;
+        if (s_parse_u64(pid, &v) || v == 0 || v > UINT32_MAX) {
+            api_reply_error(r, 400, "pid must be a positive integer");
+            return -1;
+        }
+        q->pid = (uint32_t)v;
+        q->has_pid = 1;
+    }
+    if (task) {
+        if (!*task || app || pid) {
+            api_reply_error(r, 400, "task_id must be non-empty and not "
+                            "combined with app_service or pid");
+            return -1;
+        }
+        q->select = AGG_SEL_TASK;
+        q->task_id = task;
+    } else if (app && *app && strcmp(app, "Total") != 0) {
+        q->select = AGG_SEL_NAME;
+        q->name = app;
+    } else if (app && !*app) {
+        api_reply_error(r, 400, "app_service must not be empty");
+        return -1;
+    } else if (pid && !app) {
+        q->select = AGG_SEL_PID;
+    } else {
+        q->select = AGG_SEL_TOTAL;
+    }
+    return 0;
+}
+
+void
+api_label(agg_buf_t *b, const flame_node_t *n)
+{
+    static const char *prefix[] = {
+        [FLAME_KERNEL] = "[k] ", [FLAME_LIB] = "[l] ",
+        [FLAME_PROCESS] = "[p] ", [FLAME_THREAD] = "[t] ",
+    };
+    if (n->type < sizeof(prefix) / sizeof(prefix[0]) && prefix[n->type])
+        agg_buf_puts(b, prefix[n->type]);
+    agg_buf_puts(b, n->name);
+}
+
+/* --------------------------------------------------------------- routes */
+static enum route
+s_route(const char *url)
+{
+    for (int i = 0; i < R_OTHER; i++)
+        if (strcmp(url, s_paths[i]) == 0)
+            return (enum route)i;
+    if (strcmp(url, "/index.html") == 0)
+        return R_INDEX;
+    return R_OTHER;
+}
+
+static void
+s_static(api_reply_t *r, const char *text, const char *content_type)
+{
+    r->body = strdup(text);
+    r->len = r->body ? strlen(r->body) : 0;
+    r->status = r->body ? 200 : 500;
+    r->content_type = content_type;
+}
+
+static void
+s_dispatch(agg_api_t *self, enum route route, const char *method,
+           api_request_t *req, api_reply_t *r)
+{
+    int get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    int post = strcmp(method, "POST") == 0;
+
+    if (req->too_large) {
+        api_reply_error(r, 413, "request body over %u bytes",
+                        AGG_API_MAX_BODY);
+        return;
+    }
+    switch (route) {
+    case R_TRACING:
+        if (post)
+            api_profile_tracing(self->agg, req->body, req->len, r);
+        else
+            api_reply_error(r, 405, "use POST with a JSON body");
+        return;
+    case R_TASKS:
+        if (post)
+            api_tasks_post(self->agg, req->body, req->len, r);
+        else if (get)
+            api_tasks_get(self->agg, r);
+        else
+            api_reply_error(r, 405, "use GET or POST");
+        return;
+    default:
+        break;
+    }
+    if (!get) {
+        api_reply_error(r, route == R_OTHER ? 404 : 405, "%s",
+                        route == R_OTHER ? "no such endpoint"
+                                         : "use GET");
+        return;
+    }
+    switch (route) {
+    case R_TREE:      api_tree(self->agg, req, r); break;
+    case R_FOLDED:    api_folded(self->agg, req, r); break;
+    case R_PPROF:     api_pprof(self->agg, req, r); break;
+    case R_SVG:       api_svg(self->agg, req, r); break;
+    case R_PROCESSES: api_processes(self->agg, req, r); break;
+    case R_INDEX:
+        s_static(r, render_page_index_html, "text/html; charset=utf-8");
+        break;
+    case R_HEALTHZ:
+        s_static(r, "ok\n", "text/plain");
+        break;
+    case R_METRICS:
+        r->body = agg_metrics_text(self->agg, &r->len);
+        r->status = r->body ? 200 : 500;
+        r->content_type = "text/plain; version=0.0.4";
+        break;
+    default:
+        api_reply_error(r, 404, "no such endpoint");
+        break;
+    }
+}
+
+static enum MHD_Result
+s_handler(void *cls, struct MHD_Connection *conn, const char *url,
+          const char *method, const char *version, const char *upload_data,
+          size_t *upload_data_size, void **con_cls)
+{
+    agg_api_t *self = cls;
+    api_request_t *req = *con_cls;
+    (void)version;
+
+    if (!req) {
+        req = calloc(1, sizeof(*req));
+        if (!req)
+            return MHD_NO;
+        req->conn = conn;
+        *con_cls = req;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        /* Bodies are bounded: past the limit the rest is discarded and
+         * the request answered with 413 once complete. */
+        if (!req->too_large) {
+            if (req->len + *upload_data_size > AGG_API_MAX_BODY) {
+                req->too_large = 1;
+                free(req->body);
+                req->body = NULL;
+                req->len = 0;
+            } else {
+                char *grown = realloc(req->body,
+                                      req->len + *upload_data_size + 1);
+                if (!grown)
+                    return MHD_NO;
+                memcpy(grown + req->len, upload_data, *upload_data_size);
+                req->len += *upload_data_size;
+                grown[req->len] = '\0';
+                req->body = grown;
+            }
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+
+    enum route route = s_route(url);
+    stats_inc(self->m_requests[route]);
+    api_reply_t r = { 500, "text/plain", NULL, NULL, 0 };
+    s_dispatch(self, route, method, req, &r);
+    if (!r.body)
+        api_reply_error(&r, 500, "out of memory");
+    if (r.status >= 400)
+        stats_inc(self->m_errors);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        r.body ? r.len : 0, r.body ? r.body : (void *)"",
+        r.body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!resp) {
+        free(r.body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", r.content_type);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (r.disposition)
+        MHD_add_response_header(resp, "Content-Disposition", r.disposition);
+    enum MHD_Result rc = MHD_queue_response(conn, (unsigned)r.status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+static void
+s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+            enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    api_request_t *req = *con_cls;
+    if (req) {
+        free(req->body);
+        free(req);
+        *con_cls = NULL;
+    }
+}
+
+/* Splits "host:port" / "[v6]:port" / ":port" and resolves it. */
+static int
+s_resolve(const char *addr, struct sockaddr_storage *ss, socklen_t *sslen,
+          char *err, size_t errlen)
+{
+    char host[256], port[16];
+    const char *colon;
+    if (addr[0] == '[') {
+        const char *close = strchr(addr, ']');
+        if (!close || close[1] != ':') {
+            snprintf(err, errlen, "bad address '%s'", addr);
+            return -1;
+        }
+        snprintf(host, sizeof(host), "%.*s", (int)(close - addr - 1),
+                 addr + 1);
+        colon = close + 1;
+    } else {
+        colon = strrchr(addr, ':');
+        if (!colon) {
+            snprintf(err, errlen, "address '%s' has no port", addr);
+            return -1;
+        }
+        snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
+    }
+    snprintf(port, sizeof(port), "%s", colon + 1);
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    int rc = getaddrinfo(*host ? host : NULL, port, &hints, &res);
+    if (rc || !res) {
+        snprintf(err, errlen, "cannot resolve '%s': %s", addr,
+                 gai_strerror(rc));
+        return -1;
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *sslen = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+agg_api_t *
+agg_api_new(agg_t *agg, const char *addr, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen = 0;
+    agg_api_t *self = calloc(1, sizeof(*self));
+    if (!self) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    self->agg = agg;
+    for (int i = 0; i < R_COUNT; i++) {
+        char labels[96];
+        snprintf(labels, sizeof(labels), "path=\"%s\"", s_paths[i]);
+        self->m_requests[i] = stats_counter(agg_stats(agg), "http_requests",
+                                            labels, "HTTP requests by path");
+    }
+    self->m_errors = stats_counter(agg_stats(agg), "http_errors", NULL,
+                                   "HTTP requests answered with 4xx/5xx");
+    if (s_resolve(addr, &ss, &sslen, err, errlen))
+        goto fail;
+    unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    self->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, s_handler, self,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)API_THREADS,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONNECTIONS,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_TIMEOUT_S,
+        MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
+        MHD_OPTION_END);
+    if (!self->daemon) {
+        snprintf(err, errlen, "cannot listen on %s (address in use or not "
+                 "permitted?)", addr);
+        goto fail;
+    }
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info(self->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    self->port = info ? info->port : 0;
+    return self;
+fail:
+    agg_api_destroy(&self);
+    return NULL;
+}
+
+void
+agg_api_destroy(agg_api_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    if ((*self_p)->daemon)
+        MHD_stop_daemon((*self_p)->daemon);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+uint16_t
+agg_api_port(const agg_api_t *self)
+{
+    return self->port;
+}

@@ -1,0 +1,96 @@
+/* Listing and control endpoints: processes, tasks (list and create). */
+#include <stdio.h>
+#include <string.h>
+
+#include "api_int.h"
+#include "json.h"
+#include "tasks.h"
+
+#define API_MAX_TASK_S (24u * 3600u)
+
+void
+api_processes(agg_t *agg, api_request_t *req, api_reply_t *r)
+{
+    uint64_t start_ms, end_ms;
+    if (api_parse_range(req, r, &start_ms, &end_ms))
+        return;
+    agg_buf_t out;
+    agg_buf_init(&out, AGG_API_MAX_REPLY);
+    agg_processes_json(agg, start_ms, end_ms, &out);
+    agg_buf_puts(&out, "\n");
+    api_reply_buf(r, &out, "application/json");
+}
+
+void
+api_tasks_get(agg_t *agg, api_reply_t *r)
+{
+    agg_buf_t out;
+    agg_buf_init(&out, AGG_API_MAX_REPLY);
+    agg_tasks_json_all(agg, &out);
+    agg_buf_puts(&out, "\n");
+    api_reply_buf(r, &out, "application/json");
+}
+
+static int
+s_int_field(const agg_json_field_t *f, int64_t *out)
+{
+    if (!f || f->type != AGG_JSON_NUMBER || !f->is_int)
+        return -1;
+    *out = f->i;
+    return 0;
+}
+
+void
+api_tasks_post(agg_t *agg, const char *body, size_t len, api_reply_t *r)
+{
+    agg_json_obj_t obj;
+    char err[256], id[64];
+    int64_t pid, duration, start = 0;
+    int target = WIRE_TARGET_ON_CPU;
+
+    if (!body || !len) {
+        api_reply_error(r, 400, "missing JSON body");
+        return;
+    }
+    if (agg_json_parse(&obj, body, len, err, sizeof(err))) {
+        api_reply_error(r, 400, "%s", err);
+        return;
+    }
+    const agg_json_field_t *t = agg_json_get(&obj, "target");
+    const agg_json_field_t *s = agg_json_get(&obj, "start");
+    if (s_int_field(agg_json_get(&obj, "pid"), &pid) || pid <= 0
+        || pid > UINT32_MAX) {
+        api_reply_error(r, 400, "pid must be a positive integer");
+        goto cleanup;
+    }
+    if (s_int_field(agg_json_get(&obj, "duration"), &duration)
+        || duration <= 0 || duration > API_MAX_TASK_S) {
+        api_reply_error(r, 400, "duration must be seconds in 1..%u",
+                        API_MAX_TASK_S);
+        goto cleanup;
+    }
+    if (t && (t->type != AGG_JSON_STRING
+              || (target = agg_target_parse(t->str)) < 0)) {
+        api_reply_error(r, 400, "target must be ON_CPU, OFF_CPU or NETWORK");
+        goto cleanup;
+    }
+    if (s && s->type != AGG_JSON_NULL
+        && (s_int_field(s, &start) || start < 0)) {
+        api_reply_error(r, 400, "start must be unix milliseconds");
+        goto cleanup;
+    }
+    if (agg_request_task(agg, (uint32_t)pid, target,
+                         (uint64_t)duration * 1000, (uint64_t)start, id,
+                         sizeof(id), err, sizeof(err))) {
+        api_reply_error(r, 503, "%s", err);
+        goto cleanup;
+    }
+    agg_buf_t out;
+    agg_buf_init(&out, 0);
+    agg_buf_puts(&out, "{\"task_id\":");
+    agg_buf_json_str(&out, id);
+    agg_buf_puts(&out, "}\n");
+    api_reply_buf(r, &out, "application/json");
+cleanup:
+    agg_json_release(&obj);
+}
