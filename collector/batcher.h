@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "collector/objects.h"
+#include "collector/objreg.h"
 #include "collector/proctab.h"
 #include "wire.h"
 

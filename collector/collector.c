@@ -12,11 +12,11 @@
 #include "arena.h"
 #include "bpf/profile.h"
 #include "collector/batcher.h"
-#include "collector/objects.h"
+#include "collector/objreg.h"
 #include "collector/probes.h"
 #include "collector/procinfo.h"
 #include "collector/proctab.h"
-#include "collector/tasks.h"
+#include "collector/active_tasks.h"
 #include "log.h"
 
 #define COLLECTOR_HOUSEKEEP_MS 1000
@@ -62,10 +62,10 @@ struct collector {
     loop_t *loop;
     collector_sink_t sink;
     probes_t *probes;
-    objects_t *objects;
+    objreg_t *objects;
     proctab_t *procs;
     batcher_t *batcher;
-    tasks_t *tasks;
+    activetasks_t *tasks;
     stats_metric_t *metrics[M_COUNT];
     uint64_t values[M_COUNT];    /* mirrors, also without a stats registry */
     int drain_timer, housekeep_timer, rescan_timer;
@@ -114,7 +114,7 @@ static void s_sync_stats(collector_t *self)
     s_sync_counter(self, M_EVENTS_LOST_KERNEL,
                    probes_counter(self->probes, SKY_CNT_EVENTS_LOST));
     s_set(self, M_PROCESSES, proctab_count(self->procs));
-    s_set(self, M_OBJECTS, objects_count(self->objects));
+    s_set(self, M_OBJECTS, objreg_count(self->objects));
 }
 
 static void s_update_clock_offset(collector_t *self)
@@ -286,7 +286,7 @@ static int s_on_sample(void *ctx, void *data, size_t size)
         batcher_note_proc(self->batcher, proc);
     uint32_t ntasks = 0;
     if (s->flags & SKY_F_TASK)
-        ntasks = tasks_for_pid(self->tasks, s->tgid, task_ids,
+        ntasks = activetasks_for_pid(self->tasks, s->tgid, task_ids,
                                COLLECTOR_MAX_SAMPLE_TASKS);
     batcher_sample_t bs = {
         .pid = s->tgid,
@@ -359,8 +359,8 @@ static void s_reconcile_tasks(collector_t *self)
 {
     const uint32_t *pids;
 
-    if (tasks_refresh(self->tasks, now_wall_ms())) {
-        size_t n = tasks_active_pids(self->tasks, &pids);
+    if (activetasks_refresh(self->tasks, now_wall_ms())) {
+        size_t n = activetasks_active_pids(self->tasks, &pids);
         probes_set_task_pids(self->probes, pids, n);
         s_set(self, M_TASK_PIDS, n);
         log_info("on-CPU tasks now target %zu process%s", n,
@@ -370,7 +370,7 @@ static void s_reconcile_tasks(collector_t *self)
 
 int collector_apply_tasks(collector_t *self, const wire_task_set_t *set)
 {
-    int rc = tasks_apply(self->tasks, set, now_wall_ms());
+    int rc = activetasks_apply(self->tasks, set, now_wall_ms());
 
     if (rc == 1) {
         s_add(self, M_TASK_SETS_STALE, 1);
@@ -458,13 +458,13 @@ collector_t *collector_new(const collector_options_t *opts, loop_t *loop,
                               s_metric_defs[m].help)
                 : stats_counter(stats, s_metric_defs[m].name, "",
                                 s_metric_defs[m].help);
-    self->objects = objects_new();
+    self->objects = objreg_new();
     self->procs = self->objects
                       ? proctab_new(self->objects, opts->max_procs,
                                     opts->proc_grace_ms)
                       : NULL;
     self->batcher = batcher_new(opts->max_batch_samples, 0);
-    self->tasks = tasks_new();
+    self->tasks = activetasks_new();
     self->event_arena = arena_new(4u << 20);
     self->events = calloc(COLLECTOR_EVENTS_PER_MSG, sizeof(*self->events));
     if (!self->procs || !self->batcher || !self->tasks ||
@@ -533,8 +533,8 @@ void collector_destroy(collector_t **self_p)
     batcher_destroy(&self->batcher);
     /* The process table holds references into the object registry. */
     proctab_destroy(&self->procs);
-    objects_destroy(&self->objects);
-    tasks_destroy(&self->tasks);
+    objreg_destroy(&self->objects);
+    activetasks_destroy(&self->tasks);
     arena_destroy(&self->event_arena);
     free(self->events);
     free(self);

@@ -10,7 +10,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "collector/hmap.h"
+#include "collector/ptrmap.h"
 #include "log.h"
 #include "wire.h"
 
@@ -25,8 +25,8 @@ static const uint32_t s_rescan_delays_ms[] = { 5, 25, 100 };
 #define PROCTAB_RESCANS (sizeof(s_rescan_delays_ms) / sizeof(s_rescan_delays_ms[0]))
 
 struct proctab {
-    objects_t *objects;
-    hmap_t *by_pid;
+    objreg_t *objects;
+    ptrmap_t *by_pid;
     size_t max_procs;
     uint64_t grace_ms;
     proc_t *exit_head, *exit_tail;   /* exited, oldest first */
@@ -41,17 +41,17 @@ static int s_pid_match(const void *item, const void *key)
 
 static uint64_t s_pid_hash(uint32_t pid)
 {
-    return hmap_hash_u64(pid);
+    return ptrmap_hash_u64(pid);
 }
 
-proctab_t *proctab_new(objects_t *objects, size_t max_procs,
+proctab_t *proctab_new(objreg_t *objects, size_t max_procs,
                        uint64_t grace_ms)
 {
     proctab_t *self = calloc(1, sizeof(*self));
 
     if (!self)
         return NULL;
-    self->by_pid = hmap_new(s_pid_match);
+    self->by_pid = ptrmap_new(s_pid_match);
     if (!self->by_pid) {
         free(self);
         return NULL;
@@ -65,7 +65,7 @@ proctab_t *proctab_new(objects_t *objects, size_t max_procs,
 static void s_drop_maps(proctab_t *self, proc_t *proc)
 {
     for (uint32_t i = 0; i < proc->nmaps; i++)
-        objects_unref(self->objects, &proc->maps[i].obj);
+        objreg_unref(self->objects, &proc->maps[i].obj);
     free(proc->maps);
     proc->maps = NULL;
     proc->nmaps = 0;
@@ -107,7 +107,7 @@ static void s_rescan_list_remove(proctab_t *self, proc_t *proc)
 /* Removes the entry from every index and frees it. */
 static void s_proc_free(proctab_t *self, proc_t *proc)
 {
-    hmap_remove(self->by_pid, s_pid_hash(proc->pid), &proc->pid);
+    ptrmap_remove(self->by_pid, s_pid_hash(proc->pid), &proc->pid);
     if (proc->exited_ms)
         s_exit_list_remove(self, proc);
     s_rescan_list_remove(self, proc);
@@ -123,18 +123,18 @@ void proctab_destroy(proctab_t **self_p)
     size_t cursor = 0;
     proc_t *proc;
     /* Free without touching the map while walking it. */
-    while ((proc = hmap_next(self->by_pid, &cursor))) {
+    while ((proc = ptrmap_next(self->by_pid, &cursor))) {
         s_drop_maps(self, proc);
         free(proc);
     }
-    hmap_destroy(&self->by_pid);
+    ptrmap_destroy(&self->by_pid);
     free(self);
     *self_p = NULL;
 }
 
 proc_t *proctab_find(proctab_t *self, uint32_t pid)
 {
-    return hmap_find(self->by_pid, s_pid_hash(pid), &pid);
+    return ptrmap_find(self->by_pid, s_pid_hash(pid), &pid);
 }
 
 static void s_mark_exited(proctab_t *self, proc_t *proc, uint64_t now_ms)
@@ -155,7 +155,7 @@ static void s_mark_exited(proctab_t *self, proc_t *proc, uint64_t now_ms)
  * with none exited the table refuses. */
 static int s_make_room(proctab_t *self)
 {
-    if (hmap_size(self->by_pid) < self->max_procs)
+    if (ptrmap_size(self->by_pid) < self->max_procs)
         return 0;
     if (!self->exit_head) {
         self->stats.procs_refused++;
@@ -186,7 +186,7 @@ static proc_t *s_create(proctab_t *self, uint32_t pid)
         return NULL;
     proc->pid = pid;
     proc->refresh_backoff_ms = PROCTAB_MISS_BACKOFF_MIN_MS;
-    if (hmap_insert(self->by_pid, s_pid_hash(pid), proc) < 0) {
+    if (ptrmap_insert(self->by_pid, s_pid_hash(pid), proc) < 0) {
         free(proc);
         return NULL;
     }
@@ -239,7 +239,7 @@ proc_t *proctab_on_fork(proctab_t *self, uint32_t pid, uint32_t ppid,
                    parent->nmaps * sizeof(*proc->maps));
             proc->nmaps = parent->nmaps;
             for (uint32_t i = 0; i < proc->nmaps; i++)
-                objects_ref(proc->maps[i].obj);
+                objreg_ref(proc->maps[i].obj);
             proc->maps_loaded = true;
         }
     }
@@ -378,10 +378,10 @@ int proctab_load_maps(proctab_t *self, proc_t *proc)
         if (objpath[0] == '/' && ml.ino != 0) {
             uint8_t type = strcmp(objpath, exe) == 0 ? WIRE_OBJ_EXE
                                                      : WIRE_OBJ_LIB;
-            obj = objects_get_file(self->objects, proc->pid, ml.dev, ml.ino,
+            obj = objreg_get_file(self->objects, proc->pid, ml.dev, ml.ino,
                                    objpath, ml.start, ml.end, type);
         } else if (strcmp(objpath, "[vdso]") == 0) {
-            obj = objects_get_special(self->objects, proc->pid,
+            obj = objreg_get_special(self->objects, proc->pid,
                                       WIRE_OBJ_VDSO, "[vdso]");
         } else if (strcmp(objpath, "[vsyscall]") == 0) {
             continue; /* fixed legacy page, not per-process code */
@@ -391,10 +391,10 @@ int proctab_load_maps(proctab_t *self, proc_t *proc)
                     s_perf_map_path(proc, perf_map, sizeof(perf_map)) == 0
                         ? 1 : -1;
             if (perf_map_state > 0)
-                obj = objects_get_special(self->objects, proc->pid,
+                obj = objreg_get_special(self->objects, proc->pid,
                                           WIRE_OBJ_JIT, perf_map);
             else
-                obj = objects_get_special(self->objects, proc->pid,
+                obj = objreg_get_special(self->objects, proc->pid,
                                           WIRE_OBJ_ANON,
                                           objpath[0] ? objpath : "[anon]");
         }
@@ -404,7 +404,7 @@ int proctab_load_maps(proctab_t *self, proc_t *proc)
             uint32_t ncap = cap ? cap * 2 : 16;
             mapping_t *grown = realloc(maps, ncap * sizeof(*maps));
             if (!grown) {
-                objects_unref(self->objects, &obj);
+                objreg_unref(self->objects, &obj);
                 break;
             }
             maps = grown;
@@ -421,7 +421,7 @@ int proctab_load_maps(proctab_t *self, proc_t *proc)
     for (uint32_t i = 1; i < nmaps; i++) {
         if (maps[i].start < maps[i - 1].end) {
             for (uint32_t j = 0; j < nmaps; j++)
-                objects_unref(self->objects, &maps[j].obj);
+                objreg_unref(self->objects, &maps[j].obj);
             nmaps = 0;
             break;
         }
@@ -543,12 +543,12 @@ void proctab_gc(proctab_t *self, uint64_t now_ms, bool check_alive)
     /* Exit events can be lost (event ring full); catch up from /proc.
      * Collect first: marking does not change the pid map, but keep the
      * walk independent of it anyway. */
-    size_t n = hmap_size(self->by_pid), count = 0, cursor = 0;
+    size_t n = ptrmap_size(self->by_pid), count = 0, cursor = 0;
     proc_t **dead = calloc(n ? n : 1, sizeof(*dead));
     proc_t *proc;
     if (!dead)
         return;
-    while ((proc = hmap_next(self->by_pid, &cursor)))
+    while ((proc = ptrmap_next(self->by_pid, &cursor)))
         if (!proc->exited_ms && !s_still_same(proc))
             dead[count++] = proc;
     for (size_t i = 0; i < count; i++)
@@ -558,7 +558,7 @@ void proctab_gc(proctab_t *self, uint64_t now_ms, bool check_alive)
 
 size_t proctab_count(const proctab_t *self)
 {
-    return hmap_size(self->by_pid);
+    return ptrmap_size(self->by_pid);
 }
 
 void proctab_stats(const proctab_t *self, proctab_stats_t *out)
@@ -568,5 +568,5 @@ void proctab_stats(const proctab_t *self, proctab_stats_t *out)
 
 proc_t *proctab_next(proctab_t *self, size_t *cursor)
 {
-    return hmap_next(self->by_pid, cursor);
+    return ptrmap_next(self->by_pid, cursor);
 }

@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "collector/objects.h"
+#include "collector/objreg.h"
 #include "collector/procinfo.h"
 
 typedef struct proctab proctab_t;
@@ -65,7 +65,7 @@ typedef struct {
     uint64_t procs_refused;       /* table full of live processes */
 } proctab_stats_t;
 
-proctab_t *proctab_new(objects_t *objects, size_t max_procs,
+proctab_t *proctab_new(objreg_t *objects, size_t max_procs,
                        uint64_t grace_ms);
 void proctab_destroy(proctab_t **self_p);
 

@@ -6,15 +6,15 @@
  * one binary in two containers are one object), else by dev+inode.
  * Objects are reference counted by the mappings that use them and freed
  * when the last mapping goes, so memory follows the live process set. */
-#ifndef SKYPROF_COLLECTOR_OBJECTS_H
-#define SKYPROF_COLLECTOR_OBJECTS_H
+#ifndef SKYPROF_COLLECTOR_OBJREG_H
+#define SKYPROF_COLLECTOR_OBJREG_H
 
 #include <stddef.h>
 #include <stdint.h>
 
 #include "collector/buildid.h"
 
-typedef struct objects objects_t;
+typedef struct objreg objreg_t;
 
 typedef struct object {
     uint32_t id;
@@ -32,26 +32,26 @@ typedef struct object {
     struct object *prev, *next; /* all objects, for teardown */
 } object_t;
 
-objects_t *objects_new(void);
-void objects_destroy(objects_t **self_p);
+objreg_t *objreg_new(void);
+void objreg_destroy(objreg_t **self_p);
 
 /* Returns the object for a file-backed mapping of `pid` at [start, end)
  * with a reference taken, creating it (and reading its build-id through
  * /proc/PID/map_files, else /proc/PID/root/PATH) on first sight. type is
  * WIRE_OBJ_EXE or WIRE_OBJ_LIB. NULL only when out of memory. */
-object_t *objects_get_file(objects_t *self, uint32_t pid, uint64_t dev,
+object_t *objreg_get_file(objreg_t *self, uint32_t pid, uint64_t dev,
                            uint64_t ino, const char *path, uint64_t start,
                            uint64_t end, uint8_t type);
 
 /* The vdso (one object for the host) or a process's JIT or anonymous code
  * (one object per process: frames keep their raw address as offset). */
-object_t *objects_get_special(objects_t *self, uint32_t pid, uint8_t type,
+object_t *objreg_get_special(objreg_t *self, uint32_t pid, uint8_t type,
                               const char *path);
 
-void objects_ref(object_t *obj);
+void objreg_ref(object_t *obj);
 /* Drops a reference and frees the object with its last; clears *obj_p. */
-void objects_unref(objects_t *self, object_t **obj_p);
+void objreg_unref(objreg_t *self, object_t **obj_p);
 
-size_t objects_count(const objects_t *self);
+size_t objreg_count(const objreg_t *self);
 
 #endif

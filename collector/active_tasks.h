@@ -3,36 +3,36 @@
  * start + duration) with the pids they target. The policy-engine
  * republishes the full state every few seconds, so this is reconciliation,
  * not event handling: applying the same set twice changes nothing. */
-#ifndef SKYPROF_COLLECTOR_TASKS_H
-#define SKYPROF_COLLECTOR_TASKS_H
+#ifndef SKYPROF_COLLECTOR_ACTIVE_TASKS_H
+#define SKYPROF_COLLECTOR_ACTIVE_TASKS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
 #include "wire.h"
 
-typedef struct tasks tasks_t;
+typedef struct activetasks activetasks_t;
 
-tasks_t *tasks_new(void);
-void tasks_destroy(tasks_t **self_p);
+activetasks_t *activetasks_new(void);
+void activetasks_destroy(activetasks_t **self_p);
 
 /* Takes a decoded task set (copying what it keeps). Returns 0 when
  * applied, 1 when ignored as stale (an older generation from the same
  * publisher run), -1 when out of memory (the previous set stays). */
-int tasks_apply(tasks_t *self, const wire_task_set_t *set, uint64_t now_ms);
+int activetasks_apply(activetasks_t *self, const wire_task_set_t *set, uint64_t now_ms);
 
 /* Recomputes the active ON_CPU tasks at now_ms (wall clock). Returns 1
  * when the set of active pids changed, else 0. */
-int tasks_refresh(tasks_t *self, uint64_t now_ms);
+int activetasks_refresh(activetasks_t *self, uint64_t now_ms);
 
 /* Sorted, unique pids of the active ON_CPU tasks. */
-size_t tasks_active_pids(const tasks_t *self, const uint32_t **pids);
+size_t activetasks_active_pids(const activetasks_t *self, const uint32_t **pids);
 
 /* Ids of the active ON_CPU tasks targeting pid (at most max); returns how
- * many. The strings live until the next tasks_apply. */
-uint32_t tasks_for_pid(const tasks_t *self, uint32_t pid, const char **ids,
+ * many. The strings live until the next activetasks_apply. */
+uint32_t activetasks_for_pid(const activetasks_t *self, uint32_t pid, const char **ids,
                        uint32_t max);
 
-uint64_t tasks_generation(const tasks_t *self);
+uint64_t activetasks_generation(const activetasks_t *self);
 
 #endif

@@ -1,19 +1,19 @@
 /* Object registry; see objects.h. */
-#include "collector/objects.h"
+#include "collector/objreg.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "collector/hmap.h"
+#include "collector/ptrmap.h"
 #include "log.h"
 #include "wire.h"
 
-struct objects {
-    hmap_t *by_file;      /* (dev, ino) alias -> object */
-    hmap_t *by_build_id;  /* build-id -> object */
-    hmap_t *by_special;   /* (type, owner pid) -> vdso/JIT/anon object */
+struct objreg {
+    ptrmap_t *by_file;      /* (dev, ino) alias -> object */
+    ptrmap_t *by_build_id;  /* build-id -> object */
+    ptrmap_t *by_special;   /* (type, owner pid) -> vdso/JIT/anon object */
     uint32_t next_id;
     object_t *all;        /* every object, for teardown */
     size_t count;
@@ -35,7 +35,7 @@ typedef struct {
 
 static uint64_t s_file_hash(uint64_t dev, uint64_t ino)
 {
-    return hmap_hash_u64(dev * 0x9e3779b97f4a7c15ull ^ hmap_hash_u64(ino));
+    return ptrmap_hash_u64(dev * 0x9e3779b97f4a7c15ull ^ ptrmap_hash_u64(ino));
 }
 
 static int s_file_match(const void *item, const void *key)
@@ -60,7 +60,7 @@ static int s_build_id_match(const void *item, const void *key)
 
 static uint64_t s_special_hash(uint8_t type, uint32_t pid)
 {
-    return hmap_hash_u64(((uint64_t)type << 32) | pid);
+    return ptrmap_hash_u64(((uint64_t)type << 32) | pid);
 }
 
 static int s_special_match(const void *item, const void *key)
@@ -71,17 +71,17 @@ static int s_special_match(const void *item, const void *key)
     return obj->type == k->type && obj->owner_pid == k->pid;
 }
 
-objects_t *objects_new(void)
+objreg_t *objreg_new(void)
 {
-    objects_t *self = calloc(1, sizeof(*self));
+    objreg_t *self = calloc(1, sizeof(*self));
 
     if (!self)
         return NULL;
-    self->by_file = hmap_new(s_file_match);
-    self->by_build_id = hmap_new(s_build_id_match);
-    self->by_special = hmap_new(s_special_match);
+    self->by_file = ptrmap_new(s_file_match);
+    self->by_build_id = ptrmap_new(s_build_id_match);
+    self->by_special = ptrmap_new(s_special_match);
     if (!self->by_file || !self->by_build_id || !self->by_special) {
-        objects_destroy(&self);
+        objreg_destroy(&self);
         return NULL;
     }
     self->next_id = 1;
@@ -97,24 +97,24 @@ static void s_object_free(object_t *obj)
     free(obj);
 }
 
-void objects_destroy(objects_t **self_p)
+void objreg_destroy(objreg_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    objects_t *self = *self_p;
+    objreg_t *self = *self_p;
     while (self->all) {
         object_t *obj = self->all;
         self->all = obj->next;
         s_object_free(obj);
     }
-    hmap_destroy(&self->by_file);
-    hmap_destroy(&self->by_build_id);
-    hmap_destroy(&self->by_special);
+    ptrmap_destroy(&self->by_file);
+    ptrmap_destroy(&self->by_build_id);
+    ptrmap_destroy(&self->by_special);
     free(self);
     *self_p = NULL;
 }
 
-static void s_link(objects_t *self, object_t *obj)
+static void s_link(objreg_t *self, object_t *obj)
 {
     obj->prev = NULL;
     obj->next = self->all;
@@ -124,7 +124,7 @@ static void s_link(objects_t *self, object_t *obj)
     self->count++;
 }
 
-static void s_unlink(objects_t *self, object_t *obj)
+static void s_unlink(objreg_t *self, object_t *obj)
 {
     if (obj->prev)
         obj->prev->next = obj->next;
@@ -135,7 +135,7 @@ static void s_unlink(objects_t *self, object_t *obj)
     self->count--;
 }
 
-static int s_add_alias(objects_t *self, object_t *obj, uint64_t dev,
+static int s_add_alias(objreg_t *self, object_t *obj, uint64_t dev,
                        uint64_t ino)
 {
     uint64_t(*grown)[2] =
@@ -146,7 +146,7 @@ static int s_add_alias(objects_t *self, object_t *obj, uint64_t dev,
     obj->aliases[obj->naliases][0] = dev;
     obj->aliases[obj->naliases][1] = ino;
     obj->naliases++;
-    if (hmap_insert(self->by_file, s_file_hash(dev, ino), obj) < 0) {
+    if (ptrmap_insert(self->by_file, s_file_hash(dev, ino), obj) < 0) {
         obj->naliases--;
         return -1;
     }
@@ -173,12 +173,12 @@ static int s_read_build_id(uint32_t pid, const char *path, uint64_t start,
     return n < 0 ? 0 : n;
 }
 
-object_t *objects_get_file(objects_t *self, uint32_t pid, uint64_t dev,
+object_t *objreg_get_file(objreg_t *self, uint32_t pid, uint64_t dev,
                            uint64_t ino, const char *path, uint64_t start,
                            uint64_t end, uint8_t type)
 {
     file_key_t fk = { dev, ino };
-    object_t *obj = hmap_find(self->by_file, s_file_hash(dev, ino), &fk);
+    object_t *obj = ptrmap_find(self->by_file, s_file_hash(dev, ino), &fk);
     object_t *fresh = NULL;
 
     if (obj) {
@@ -189,8 +189,8 @@ object_t *objects_get_file(objects_t *self, uint32_t pid, uint64_t dev,
     int idlen = s_read_build_id(pid, path, start, end, id);
     if (idlen > 0) {
         build_id_key_t bk = { id, (uint8_t)idlen };
-        uint64_t h = hmap_hash_bytes(id, (size_t)idlen, 0);
-        obj = hmap_find(self->by_build_id, h, &bk);
+        uint64_t h = ptrmap_hash_bytes(id, (size_t)idlen, 0);
+        obj = ptrmap_find(self->by_build_id, h, &bk);
         if (obj) {
             /* Same content under another (dev, inode): same object. */
             if (s_add_alias(self, obj, dev, ino) < 0)
@@ -219,9 +219,9 @@ object_t *objects_get_file(objects_t *self, uint32_t pid, uint64_t dev,
     if (s_add_alias(self, fresh, dev, ino) < 0)
         goto fail;
     if (idlen > 0 &&
-        hmap_insert(self->by_build_id,
-                    hmap_hash_bytes(id, (size_t)idlen, 0), fresh) < 0) {
-        hmap_remove(self->by_file, s_file_hash(dev, ino), &fk);
+        ptrmap_insert(self->by_build_id,
+                    ptrmap_hash_bytes(id, (size_t)idlen, 0), fresh) < 0) {
+        ptrmap_remove(self->by_file, s_file_hash(dev, ino), &fk);
         goto fail;
     }
     fresh->refs = 1;
@@ -232,14 +232,14 @@ fail:
     return NULL;
 }
 
-object_t *objects_get_special(objects_t *self, uint32_t pid, uint8_t type,
+object_t *objreg_get_special(objreg_t *self, uint32_t pid, uint8_t type,
                               const char *path)
 {
     /* One vdso image serves every process of the host. */
     uint32_t owner = type == WIRE_OBJ_VDSO ? 0 : pid;
     special_key_t sk = { type, owner };
     uint64_t h = s_special_hash(type, owner);
-    object_t *obj = hmap_find(self->by_special, h, &sk);
+    object_t *obj = ptrmap_find(self->by_special, h, &sk);
 
     if (obj) {
         obj->refs++;
@@ -250,7 +250,7 @@ object_t *objects_get_special(objects_t *self, uint32_t pid, uint8_t type,
     if (!obj)
         return NULL;
     obj->path = strdup(path);
-    if (!obj->path || hmap_insert(self->by_special, h, obj) < 0) {
+    if (!obj->path || ptrmap_insert(self->by_special, h, obj) < 0) {
         s_object_free(obj);
         return NULL;
     }
@@ -265,13 +265,13 @@ object_t *objects_get_special(objects_t *self, uint32_t pid, uint8_t type,
     return obj;
 }
 
-void objects_ref(object_t *obj)
+void objreg_ref(object_t *obj)
 {
     if (obj)
         obj->refs++;
 }
 
-void objects_unref(objects_t *self, object_t **obj_p)
+void objreg_unref(objreg_t *self, object_t **obj_p)
 {
     if (!obj_p || !*obj_p)
         return;
@@ -283,17 +283,17 @@ void objects_unref(objects_t *self, object_t **obj_p)
     }
     if (obj->naliases == 0) {
         special_key_t sk = { obj->type, obj->owner_pid };
-        hmap_remove(self->by_special, s_special_hash(obj->type,
+        ptrmap_remove(self->by_special, s_special_hash(obj->type,
                                                      obj->owner_pid), &sk);
     } else {
         for (uint32_t i = 0; i < obj->naliases; i++) {
             file_key_t fk = { obj->aliases[i][0], obj->aliases[i][1] };
-            hmap_remove(self->by_file, s_file_hash(fk.dev, fk.ino), &fk);
+            ptrmap_remove(self->by_file, s_file_hash(fk.dev, fk.ino), &fk);
         }
         if (obj->build_id_len) {
             build_id_key_t bk = { obj->build_id, obj->build_id_len };
-            hmap_remove(self->by_build_id,
-                        hmap_hash_bytes(obj->build_id, obj->build_id_len, 0),
+            ptrmap_remove(self->by_build_id,
+                        ptrmap_hash_bytes(obj->build_id, obj->build_id_len, 0),
                         &bk);
         }
     }
@@ -301,7 +301,7 @@ void objects_unref(objects_t *self, object_t **obj_p)
     s_object_free(obj);
 }
 
-size_t objects_count(const objects_t *self)
+size_t objreg_count(const objreg_t *self)
 {
     return self->count;
 }

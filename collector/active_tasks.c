@@ -1,5 +1,5 @@
 /* Task set reconciliation; see tasks.h. */
-#include "collector/tasks.h"
+#include "collector/active_tasks.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -19,7 +19,7 @@ typedef struct {
     uint32_t task;       /* index into tasks */
 } pid_task_t;
 
-struct tasks {
+struct activetasks {
     task_entry_t *tasks;
     uint32_t ntasks;
     bool have_set;
@@ -32,9 +32,9 @@ struct tasks {
     size_t nactive_pids;
 };
 
-tasks_t *tasks_new(void)
+activetasks_t *activetasks_new(void)
 {
-    return calloc(1, sizeof(tasks_t));
+    return calloc(1, sizeof(activetasks_t));
 }
 
 static void s_free_entries(task_entry_t *tasks, uint32_t n)
@@ -46,11 +46,11 @@ static void s_free_entries(task_entry_t *tasks, uint32_t n)
     free(tasks);
 }
 
-void tasks_destroy(tasks_t **self_p)
+void activetasks_destroy(activetasks_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    tasks_t *self = *self_p;
+    activetasks_t *self = *self_p;
     s_free_entries(self->tasks, self->ntasks);
     free(self->active);
     free(self->active_pids);
@@ -58,7 +58,7 @@ void tasks_destroy(tasks_t **self_p)
     *self_p = NULL;
 }
 
-static bool s_is_stale(const tasks_t *self, const wire_task_set_t *set)
+static bool s_is_stale(const activetasks_t *self, const wire_task_set_t *set)
 {
     if (!self->have_set)
         return false;
@@ -69,7 +69,7 @@ static bool s_is_stale(const tasks_t *self, const wire_task_set_t *set)
     return set->generation < self->generation;
 }
 
-int tasks_apply(tasks_t *self, const wire_task_set_t *set, uint64_t now_ms)
+int activetasks_apply(activetasks_t *self, const wire_task_set_t *set, uint64_t now_ms)
 {
     task_entry_t *fresh = NULL;
     uint32_t n = 0;
@@ -139,7 +139,7 @@ static int s_pid_task_cmp(const void *a, const void *b)
     return x->task < y->task ? -1 : x->task > y->task;
 }
 
-int tasks_refresh(tasks_t *self, uint64_t now_ms)
+int activetasks_refresh(activetasks_t *self, uint64_t now_ms)
 {
     size_t total = 0, n = 0, npids = 0;
     pid_task_t *active = NULL;
@@ -184,13 +184,13 @@ int tasks_refresh(tasks_t *self, uint64_t now_ms)
     return changed;
 }
 
-size_t tasks_active_pids(const tasks_t *self, const uint32_t **pids)
+size_t activetasks_active_pids(const activetasks_t *self, const uint32_t **pids)
 {
     *pids = self->active_pids;
     return self->nactive_pids;
 }
 
-uint32_t tasks_for_pid(const tasks_t *self, uint32_t pid, const char **ids,
+uint32_t activetasks_for_pid(const activetasks_t *self, uint32_t pid, const char **ids,
                        uint32_t max)
 {
     size_t lo = 0, hi = self->nactive;
@@ -214,7 +214,7 @@ uint32_t tasks_for_pid(const tasks_t *self, uint32_t pid, const char **ids,
     return count;
 }
 
-uint64_t tasks_generation(const tasks_t *self)
+uint64_t activetasks_generation(const activetasks_t *self)
 {
     return self->generation;
 }
