@@ -83,6 +83,8 @@ CFG("symbolizer.cache_size", SIZE, "64MB", NULL,
     "memory for cached symbol tables (LRU by object)")
 CFG("symbolizer.debug_dirs", STR, "/usr/lib/debug", NULL,
     "colon-separated roots searched for separate debug files")
+CFG("symbolizer.sharding", BOOL, "false", NULL,
+    "share pid buckets with other symbolizer replicas (ctl.hello); off = take all")
 CFG("symbolizer.http_addr", STR, "", NULL,
     "host:port for /metrics and /healthz of this stage; empty = off")
 

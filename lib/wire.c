@@ -697,7 +697,7 @@ int wire_encode_sym_batch(const wire_sym_batch_t *m, wire_buf_t *out)
              m->ntask_ids <= WIRE_MAX_TASKS && s_procs_ok(m->nprocs, m->procs);
     if (!ok)
         return -1;
-    s_w_header(&w, &m->hdr, 4);
+    s_w_header(&w, &m->hdr, 5);
     msgpack_pack_array(&w.pk, m->nframes);
     for (uint32_t i = 0; i < m->nframes && ok; i++) {
         ok = m->frames[i].type <= WIRE_FRAME_TYPE_MAX &&
@@ -731,6 +731,10 @@ int wire_encode_sym_batch(const wire_sym_batch_t *m, wire_buf_t *out)
         s_w_u32_list(&w, s->nframes, s->frames);
         s_w_u32_list(&w, s->ntasks, s->tasks);
     }
+    ok = ok && s_strlen_ok(m->origin_sender, 63);
+    msgpack_pack_array(&w.pk, 2);
+    s_w_str(&w, m->origin_sender);
+    s_w_u64(&w, m->origin_seq);
     return s_writer_done(&w, ok);
 }
 
@@ -740,7 +744,7 @@ int wire_decode_sym_batch(const void *data, size_t len, arena_t *arena,
     rd_t r;
     memset(m, 0, sizeof *m);
     if (s_reader_init(&r, data, len, arena, err, errlen) ||
-        s_header(&r, &m->hdr, 4))
+        s_header(&r, &m->hdr, 5))
         return -1;
     r.field = "frames";
     if (s_array(&r, &m->nframes, WIRE_MAX_STRINGS))
@@ -792,6 +796,11 @@ int wire_decode_sym_batch(const void *data, size_t len, arena_t *arena,
             return -1;
     }
     m->samples = samples;
+    if (s_expect_fields(&r, "origin", 2))
+        return -1;
+    r.field = "origin";
+    if (s_str(&r, &m->origin_sender, 63) || s_uint(&r, &m->origin_seq, UINT64_MAX))
+        return -1;
     return s_finish(&r);
 }
 

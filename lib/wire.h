@@ -188,6 +188,11 @@ typedef struct {
     const char *const *task_ids;
     uint32_t nsamples;
     const wire_sym_sample_t *samples;
+    /* The raw batch this was made from (its header's sender and seq), so
+     * an aggregator can drop a batch two symbolizer replicas both handled
+     * while they hand a bucket over. "" / 0 when unknown. */
+    const char *origin_sender;
+    uint64_t origin_seq;
 } wire_sym_batch_t;
 
 /* ----------------------------------------------------- process events */

@@ -301,7 +301,8 @@ START_TEST(sym_batch_round_trip_and_index_checks)
          .weight_ns = 5, .comm = "b", .nframes = 1, .frames = f1},
     };
     wire_sym_batch_t in = {.nframes = 3, .frames = frames, .ntask_ids = 1,
-                           .task_ids = tids, .nsamples = 2, .samples = samples};
+                           .task_ids = tids, .nsamples = 2, .samples = samples,
+                           .origin_sender = "collector/c1", .origin_seq = 77};
     wire_header_set(&in.hdr, "symbolizer/x", 7);
     wire_sym_batch_t out;
     ck_assert_int_eq(wire_encode_sym_batch(&in, &s_buf), 0);
@@ -313,6 +314,8 @@ START_TEST(sym_batch_round_trip_and_index_checks)
     ck_assert_uint_eq(out.samples[0].nkernel, 1);
     ck_assert_uint_eq(out.samples[0].frames[1], 1);
     ck_assert_uint_eq(out.samples[1].weight_ns, 5);
+    ck_assert_str_eq(out.origin_sender, "collector/c1");
+    ck_assert_uint_eq(out.origin_seq, 77);
 
     /* An encoder refuses a frame index out of range. */
     static const uint32_t bad[] = {3};
