@@ -25,20 +25,29 @@
 #include "aggregator/render.h"
 #include "testutil.h"
 
-/* Deliberately not sorted by CPU, and one name that would be markup if
- * the page used innerHTML. */
-static const char s_processes_json[] =
-    "[{\"pid\":101,\"name\":\"idle-daemon\",\"cmdline\":\"/usr/sbin/idled -f\","
-    "\"cpu_us\":1500,\"samples\":2,\"alive\":false},"
-    "{\"pid\":4242,\"name\":\"hot<script>boom()</script>&co\","
-    "\"cmdline\":\"/opt/hot/bin/hot --serve --port 8080\","
-    "\"cpu_us\":987654321,\"samples\":98765,\"alive\":true},"
-    "{\"pid\":777,\"name\":\"warm-worker\",\"cmdline\":\"python3 worker.py\","
-    "\"cpu_us\":2500000,\"samples\":250,\"alive\":true}]";
+/* The processes, deliberately in no useful order, one with a name that
+ * would be markup if the page used innerHTML. Off-CPU time ranks them the
+ * other way round. */
+#define S_PROCESS_LIST                                                       \
+    "[{\"pid\":101,\"name\":\"idle-daemon\",\"cmdline\":\"/usr/sbin/idled -f\","  \
+    "\"cpu_us\":1500,\"samples\":2,\"off_cpu_us\":50000000,\"alive\":false},"   \
+    "{\"pid\":4242,\"name\":\"hot<script>boom()</script>&co\","                 \
+    "\"cmdline\":\"/opt/hot/bin/hot --serve --port 8080\","                     \
+    "\"cpu_us\":987654321,\"samples\":98765,\"off_cpu_us\":1000,"             \
+    "\"alive\":true},"                                                         \
+    "{\"pid\":777,\"name\":\"warm-worker\",\"cmdline\":\"python3 worker.py\","   \
+    "\"cpu_us\":2500000,\"samples\":250,\"off_cpu_us\":3000000,\"alive\":true}]"
+
+/* The aggregator wraps the list in an object; a bare array (the shape
+ * first specified) must work too. */
+static const char s_processes_wrapped[] = "{\"processes\":" S_PROCESS_LIST "}";
+static const char s_processes_array[] = S_PROCESS_LIST;
 
 static const char s_tasks_json[] =
-    "[{\"task_id\":\"local-task-7f3a\",\"pid\":4242,\"target\":\"ON_CPU\","
-    "\"duration\":60,\"start\":1700000000000,\"state\":\"running\"}]";
+    "{\"tasks\":[{\"task_id\":\"local-task-7f3a\",\"target\":\"ON_CPU\","
+    "\"trigger\":\"FIXED_TIME\",\"source\":\"API\",\"state\":\"running\","
+    "\"start_ms\":1700000000000,\"duration_ms\":60000,"
+    "\"update_ms\":1700000000000,\"pids\":[4242]}]}";
 
 /* Fills and submits the real task form once the page has loaded. */
 static const char s_submit_script[] =
@@ -61,6 +70,7 @@ typedef struct {
     char *svg;
     char *submit_page;
     char *controls_page;
+    int plain_arrays; /* serve the bare-array shape of /api/processes */
     int processes_hits, tasks_get_hits, tasks_post_hits, svg_hits;
     long long last_start, last_end;
     char last_event[32];
@@ -148,7 +158,9 @@ s_handler(void *cls, struct MHD_Connection *conn, const char *url,
             conn, MHD_GET_ARGUMENT_KIND, "event");
         snprintf(s_srv.last_event, sizeof(s_srv.last_event), "%s",
                  ev ? ev : "");
-        rc = s_reply(conn, 200, "application/json", s_processes_json);
+        rc = s_reply(conn, 200, "application/json",
+                     s_srv.plain_arrays ? s_processes_array
+                                        : s_processes_wrapped);
     } else if (is_get && strcmp(url, "/api/tasks") == 0) {
         s_srv.tasks_get_hits++;
         rc = s_reply(conn, 200, "application/json", s_tasks_json);
@@ -374,8 +386,9 @@ START_TEST(page_renders_process_table_and_tasks)
     /* the task list */
     ck_assert_ptr_nonnull(strstr(dom, "local-task-7f3a"));
     ck_assert_ptr_nonnull(strstr(dom, "ON_CPU</td>"));
+    ck_assert_ptr_nonnull(strstr(dom, "4242</td><td>ON_CPU"));
     ck_assert_ptr_nonnull(strstr(dom, "60 s</td>"));
-    ck_assert_ptr_nonnull(strstr(dom, "running</td>"));
+    ck_assert_ptr_nonnull(strstr(dom, "running (API)</td>"));
 
     /* what the page asked the API for: the default range is 5 minutes */
     pthread_mutex_lock(&s_srv.lock);
@@ -409,6 +422,9 @@ END_TEST
 
 START_TEST(page_range_and_event_controls)
 {
+    pthread_mutex_lock(&s_srv.lock);
+    s_srv.plain_arrays = 1;
+    pthread_mutex_unlock(&s_srv.lock);
     char *dom = s_dump_dom("/controls");
     pthread_mutex_lock(&s_srv.lock);
     ck_assert_int_ge(s_srv.processes_hits, 2);
@@ -419,6 +435,14 @@ START_TEST(page_range_and_event_controls)
     ck_assert_ptr_null(strstr(dom, "&amp;event=on-cpu"));
     ck_assert_ptr_nonnull(strstr(dom, "data-event=\"off-cpu\" class=\"on\""));
     ck_assert_ptr_nonnull(strstr(dom, "data-range=\"3600\" class=\"on\""));
+    /* off-CPU: the table ranks and shows blocked time */
+    const char *idle = strstr(dom, "data-pid=\"101\"");
+    const char *warm = strstr(dom, "data-pid=\"777\"");
+    const char *hot = strstr(dom, "data-pid=\"4242\"");
+    ck_assert_msg(hot && warm && idle, "process rows missing from DOM");
+    ck_assert_msg(idle < warm && warm < hot, "rows not sorted by off-CPU");
+    ck_assert_ptr_nonnull(strstr(dom, ">Off-CPU</th>"));
+    ck_assert_ptr_nonnull(strstr(dom, "50.00 s"));
     free(dom);
 }
 END_TEST
