@@ -278,5 +278,5 @@ fail:
     free(raw);
     free(stack);
     free(name);
-    return NULL;
+    return tree;
 }
