@@ -27,15 +27,25 @@ struct objcache {
     objcache_free_fn *free_fn;
 };
 
+/* Eight bytes per step: keys are build-ids and paths, hashed on every
+ * frame lookup, so a byte-at-a-time hash shows up in profiles. */
 static uint64_t
 s_hash(const void *key, size_t len)
 {
     const unsigned char *p = key;
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 1099511628211ull;
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ len;
+    while (len >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+        p += 8;
+        len -= 8;
     }
+    uint64_t tail = 0;
+    memcpy(&tail, p, len);
+    h = (h ^ tail) * 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 29;
     return h;
 }
 

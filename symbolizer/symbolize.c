@@ -137,7 +137,9 @@ symbolizer_destroy(symbolizer_t **self_p)
 static const char *
 s_set_name(symbolizer_t *self, const char *name)
 {
-    snprintf(self->name_buf, sizeof(self->name_buf), "%s", name);
+    size_t len = strnlen(name, sizeof(self->name_buf) - 1);
+    memcpy(self->name_buf, name, len);
+    self->name_buf[len] = '\0';
     return self->name_buf;
 }
 
