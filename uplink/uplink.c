@@ -1136,5 +1136,9 @@ uplink_tick(uplink_t *self, uint64_t now_ms)
         return;
     if (s_query_tasks(self) != 0 || !s_may_call(self))
         return;
+    /* A call of this tick found the OAP back after a failure: re-report
+     * before sending data that names the processes. */
+    if (self->full_report_due && s_processes(self) != 0)
+        return;
     s_flush(self);
 }

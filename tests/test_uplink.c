@@ -1,0 +1,1412 @@
+/* The uplink against a fake OAP (tests/fake_oap/fake_oap.py, python3-grpcio):
+ * the uplink's logic runs in-process with a simulated clock, the fake
+ * records every request message as raw protobuf, and the tests decode them
+ * with protobuf-c and assert on the content. */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "Command.pb-c.h"
+#include "Process.pb-c.h"
+#include "Profiling.pb-c.h"
+#include "uplink/commands.h"
+#include "uplink/databuf.h"
+#include "uplink/finder.h"
+#include "uplink/profdata.h"
+#include "stats.h"
+#include "uplink/symcheck.h"
+#include "testutil.h"
+#include "uplink/uplink.h"
+#include "wire.h"
+
+#define PYTHON "/usr/bin/python3"
+#define T0 1000000u            /* simulated monotonic start, ms */
+#define NPROCS 3
+
+extern char **environ;
+
+/* ------------------------------------------------------------ fake OAP */
+typedef struct {
+    char *dir;
+    pid_t pid;
+    int port;
+    char addr[64];
+} fake_t;
+
+static int
+s_file_exists(void *arg)
+{
+    struct stat st;
+    return stat((const char *)arg, &st) == 0;
+}
+
+/* posix_spawn, not fork: the test process may have grpc running. */
+static pid_t
+s_spawn(char *const argv[])
+{
+    pid_t pid;
+    if (posix_spawn(&pid, argv[0], NULL, NULL, argv, environ) != 0)
+        return -1;
+    return pid;
+}
+
+static int
+s_fake_start(fake_t *f, const char *token, int record_data)
+{
+    char ready[512], port[16], script[512];
+    snprintf(ready, sizeof ready, "%s/ready", f->dir);
+    unlink(ready);
+    snprintf(port, sizeof port, "%d", f->port);
+    snprintf(script, sizeof script, "tests/fake_oap/fake_oap.py");
+    char *argv[10];
+    int n = 0;
+    argv[n++] = PYTHON;
+    argv[n++] = script;
+    argv[n++] = "--dir";
+    argv[n++] = f->dir;
+    argv[n++] = "--port";
+    argv[n++] = port;
+    if (token) {
+        argv[n++] = "--token";
+        argv[n++] = (char *)token;
+    }
+    if (!record_data)
+        argv[n++] = "--no-record-data";
+    argv[n] = NULL;
+    f->pid = s_spawn(argv);
+    if (f->pid < 0 || !tu_wait_until(s_file_exists, ready, 20000))
+        return -1;
+    char path[512];
+    snprintf(path, sizeof path, "%s/port", f->dir);
+    char *text = tu_read_file(path, NULL);
+    if (!text)
+        return -1;
+    f->port = atoi(text);
+    free(text);
+    snprintf(f->addr, sizeof f->addr, "127.0.0.1:%d", f->port);
+    return 0;
+}
+
+static void
+s_fake_kill(fake_t *f, int sig)
+{
+    if (f->pid > 0) {
+        kill(f->pid, sig);
+        waitpid(f->pid, NULL, 0);
+        f->pid = -1;
+    }
+}
+
+static int
+s_python_grpc_ok(const char *name)
+{
+    struct stat st;
+    if (stat(PYTHON, &st) != 0)
+        return tu_skip(name, "%s not installed", PYTHON);
+    char *argv[] = { PYTHON, "-c", "import grpc", NULL };
+    pid_t pid = s_spawn(argv);
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
+        WEXITSTATUS(status) != 0)
+        return tu_skip(name, "python3-grpcio missing (make deps)");
+    return 1;
+}
+
+static int
+s_cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorted request files of one method (oldest first). */
+static size_t
+s_requests(const fake_t *f, const char *method, char ***names)
+{
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/req/%s", f->dir, method);
+    *names = NULL;
+    size_t n = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        *names = realloc(*names, (n + 1) * sizeof **names);
+        ck_assert_ptr_nonnull(*names);
+        size_t len = strlen(dir) + strlen(de->d_name) + 2;
+        (*names)[n] = malloc(len);
+        snprintf((*names)[n], len, "%s/%s", dir, de->d_name);
+        n++;
+    }
+    closedir(d);
+    qsort(*names, n, sizeof **names, s_cmp_str);
+    return n;
+}
+
+static void
+s_free_names(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+static uint8_t *
+s_last_request(const fake_t *f, const char *method, size_t *len)
+{
+    char **names;
+    size_t n = s_requests(f, method, &names);
+    uint8_t *data = n ? (uint8_t *)tu_read_file(names[n - 1], len) : NULL;
+    s_free_names(names, n);
+    return data;
+}
+
+static size_t
+s_count_lines(const fake_t *f, const char *file)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/req/%s", f->dir, file);
+    char *text = tu_read_file(path, NULL);
+    size_t n = 0;
+    for (char *c = text; c && *c; c++)
+        n += *c == '\n';
+    free(text);
+    return n;
+}
+
+static void
+s_write_reply(const fake_t *f, const char *method, int once,
+              const void *data, size_t len)
+{
+    char dir[512], path[600], tmp[640];
+    snprintf(dir, sizeof dir, "%s/reply", f->dir);
+    mkdir(dir, 0700);
+    snprintf(path, sizeof path, "%s/%s%s.bin", dir, method, once ? ".once" : "");
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *fp = fopen(tmp, "wb");
+    ck_assert_ptr_nonnull(fp);
+    ck_assert_uint_eq(fwrite(data, 1, len, fp), len);
+    fclose(fp);
+    ck_assert_int_eq(rename(tmp, path), 0);
+}
+
+/* --------------------------------------------------------- workloads */
+typedef struct {
+    pid_t pids[NPROCS];
+    char marker[64];
+    char regex[96];
+} procs_t;
+
+static void
+s_procs_start(procs_t *p)
+{
+    /* Copies of this test binary (it has symbols, unlike Debian's stripped
+     * /bin/sleep) idling with a unique marker in their command line. */
+    snprintf(p->marker, sizeof p->marker, "86400.%d", (int)getpid());
+    snprintf(p->regex, sizeof p->regex, "--idle 86400\\.%d$", (int)getpid());
+    static char self_exe[4096];
+    ssize_t n = readlink("/proc/self/exe", self_exe, sizeof self_exe - 1);
+    ck_assert_int_gt(n, 0);
+    self_exe[n] = '\0';
+    for (int i = 0; i < NPROCS; i++) {
+        char *argv[] = { self_exe, "--idle", p->marker, NULL };
+        p->pids[i] = s_spawn(argv);
+        ck_assert_int_gt(p->pids[i], 0);
+    }
+}
+
+static void
+s_procs_stop(procs_t *p)
+{
+    for (int i = 0; i < NPROCS; i++) {
+        if (p->pids[i] > 0) {
+            kill(p->pids[i], SIGKILL);
+            waitpid(p->pids[i], NULL, 0);
+        }
+    }
+}
+
+/* ---------------------------------------------------------- the uplink */
+typedef struct {
+    uint8_t *data[16];
+    size_t len[16];
+    size_t n;
+} capture_t;
+
+static capture_t s_captured;
+
+static int
+s_capture(void *arg, const char *topic, const void *data, size_t len)
+{
+    if (strcmp(topic, TOPIC_TASK_REQUEST) != 0 || s_captured.n == 16)
+        return -1;
+    s_captured.data[s_captured.n] = malloc(len);
+    memcpy(s_captured.data[s_captured.n], data, len);
+    s_captured.len[s_captured.n++] = len;
+    return 0;
+}
+
+typedef struct {
+    fake_t fake;
+    procs_t procs;
+    stats_t *stats;
+    uplink_t *up;
+    uint64_t now;
+} env_t;
+
+static uplink_t *
+s_uplink(env_t *e, const char *token, uint64_t buffer_size, bool scan,
+         const char *regex)
+{
+    uplink_options_t o;
+    uplink_options_defaults(&o);
+    o.addr = e->fake.addr;
+    o.auth_token = token ? token : "";
+    o.timeout_ms = 3000;
+    o.buffer_size = buffer_size;
+    o.agent_id = "agent-test";
+    o.sender = "uplink/test";
+    o.scan_proc = scan;
+    o.publish = s_capture;
+    finder_set_t *finders = finder_set_new();
+    finder_spec_t spec = { regex, "OS_LINUX", "svc-test",
+                           "{{.Rover.HostName}}",
+                           "{{.Process.ExeName}}-{{.Process.Pid}}", "a, b" };
+    char err[256];
+    ck_assert_msg(finder_set_add(finders, &spec, err, sizeof err) == 0, "%s",
+                  err);
+    return uplink_new(&o, finders, e->stats);
+}
+
+static void
+s_env_start(env_t *e, const char *fake_token, const char *token,
+            uint64_t buffer_size)
+{
+    memset(e, 0, sizeof *e);
+    memset(&s_captured, 0, sizeof s_captured);
+    e->fake.dir = tu_mkdtemp();
+    ck_assert_ptr_nonnull(e->fake.dir);
+    ck_assert_int_eq(s_fake_start(&e->fake, fake_token, 1), 0);
+    s_procs_start(&e->procs);
+    e->stats = stats_new("uplink", "test");
+    e->up = s_uplink(e, token, buffer_size, true, e->procs.regex);
+    ck_assert_ptr_nonnull(e->up);
+    e->now = T0;
+}
+
+static void
+s_env_stop(env_t *e)
+{
+    uplink_destroy(&e->up);
+    stats_destroy(&e->stats);
+    s_fake_kill(&e->fake, SIGTERM);
+    s_procs_stop(&e->procs);
+    tu_rmtree(e->fake.dir);
+    free(e->fake.dir);
+    for (size_t i = 0; i < s_captured.n; i++)
+        free(s_captured.data[i]);
+    memset(&s_captured, 0, sizeof s_captured);
+}
+
+static double
+s_metric(env_t *e, const char *name, const char *labels)
+{
+    return stats_value(stats_counter(e->stats, name, labels, NULL));
+}
+
+static double
+s_gauge(env_t *e, const char *name)
+{
+    return stats_value(stats_gauge(e->stats, name, NULL, NULL));
+}
+
+static const char *
+s_prop(Skywalking__V3__KeyStringValuePair **kv, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(kv[i]->key, key))
+            return kv[i]->value;
+    return NULL;
+}
+
+static int
+s_is_our_pid(const procs_t *p, int32_t pid)
+{
+    for (int i = 0; i < NPROCS; i++)
+        if (p->pids[i] == pid)
+            return 1;
+    return 0;
+}
+
+/* -------------------------------------------------- Commands building */
+typedef struct {
+    const char *name;
+    const char *kv[20];        /* key, value, ..., NULL */
+} cmd_spec_t;
+
+static uint8_t *
+s_commands(const cmd_spec_t *specs, size_t n, size_t *len)
+{
+    Skywalking__V3__Commands cmds = SKYWALKING__V3__COMMANDS__INIT;
+    Skywalking__V3__Command *cs = calloc(n, sizeof *cs);
+    Skywalking__V3__Command **pcs = calloc(n, sizeof *pcs);
+    Skywalking__V3__KeyStringValuePair *kvs = calloc(n * 10, sizeof *kvs);
+    Skywalking__V3__KeyStringValuePair **pkvs = calloc(n * 10, sizeof *pkvs);
+    for (size_t i = 0; i < n; i++) {
+        skywalking__v3__command__init(&cs[i]);
+        cs[i].command = (char *)specs[i].name;
+        cs[i].args = &pkvs[i * 10];
+        for (size_t a = 0; specs[i].kv[2 * a]; a++) {
+            Skywalking__V3__KeyStringValuePair *kv = &kvs[i * 10 + a];
+            skywalking__v3__key_string_value_pair__init(kv);
+            kv->key = (char *)specs[i].kv[2 * a];
+            kv->value = (char *)specs[i].kv[2 * a + 1];
+            pkvs[i * 10 + a] = kv;
+            cs[i].n_args++;
+        }
+        pcs[i] = &cs[i];
+    }
+    cmds.n_commands = n;
+    cmds.commands = pcs;
+    *len = skywalking__v3__commands__get_packed_size(&cmds);
+    uint8_t *out = malloc(*len ? *len : 1);
+    skywalking__v3__commands__pack(&cmds, out);
+    free(cs);
+    free(pcs);
+    free(kvs);
+    free(pkvs);
+    return out;
+}
+
+/* ------------------------------------------------- profile publishing */
+static const char *s_k1[] = { "k_leaf", "k_root" };
+static const char *s_u1[] = { "u_leaf", "main" };
+static const char *s_u2[] = { "other", "main" };
+
+static int
+s_handle_profiles(env_t *e, const wire_task_profile_t *profiles, uint32_t n)
+{
+    static uint64_t seq;
+    wire_profile_batch_t b;
+    memset(&b, 0, sizeof b);
+    wire_header_set(&b.hdr, "aggregator/test", ++seq);
+    b.nprofiles = n;
+    b.profiles = profiles;
+    wire_buf_t buf;
+    wire_buf_init(&buf);
+    ck_assert_int_eq(wire_encode_profile_batch(&b, &buf), 0);
+    int rc = uplink_handle(e->up, TOPIC_AGG_PROFILE, buf.data, buf.len,
+                           e->now);
+    wire_buf_release(&buf);
+    return rc;
+}
+
+/* One on-CPU profile of pid with a single stack of `count` samples. */
+static int
+s_publish_count(env_t *e, const char *task, uint32_t pid, uint64_t count)
+{
+    wire_prof_stack_t st = { 2, s_k1, 2, s_u1, count, 0 };
+    wire_task_profile_t p = { task, pid, "", WIRE_TARGET_ON_CPU, 1700000000000u,
+                              0, 0, 1, &st };
+    return s_handle_profiles(e, &p, 1);
+}
+
+typedef struct {
+    uint64_t dump_total;
+    size_t messages, with_meta;
+} data_sum_t;
+
+static void
+s_sum_data(const fake_t *f, data_sum_t *sum)
+{
+    memset(sum, 0, sizeof *sum);
+    char **names;
+    size_t n = s_requests(f, "collectProfilingData", &names);
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        uint8_t *raw = (uint8_t *)tu_read_file(names[i], &len);
+        Skywalking__V3__EBPFProfilingData *d =
+            skywalking__v3__ebpfprofiling_data__unpack(NULL, len, raw);
+        ck_assert_ptr_nonnull(d);
+        sum->messages++;
+        sum->with_meta += d->task != NULL;
+        if (d->profiling_case ==
+            SKYWALKING__V3__EBPFPROFILING_DATA__PROFILING_ON_CPU)
+            sum->dump_total += (uint64_t)d->oncpu->dumpcount;
+        skywalking__v3__ebpfprofiling_data__free_unpacked(d, NULL);
+        free(raw);
+    }
+    s_free_names(names, n);
+}
+
+/* ================================================================ units */
+START_TEST(test_finder_templates)
+{
+    finder_proc_t p = { 42, "/usr/bin/sleep", "sleep 10", "sleep" };
+    finder_env_t env = { "agent-1", "host-a", "10.1.2.3" };
+    char err[256];
+    char *s = finder_render("{{.Process.ExeName}}-{{ .Process.Pid }}@"
+                            "{{.Rover.HostIPV4}}/{{.Rover.InstanceID}}",
+                            &p, &env, err, sizeof err);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_str_eq(s, "sleep-42@10.1.2.3/agent-1");
+    free(s);
+    s = finder_render("{{.Rover.HostIPV4 \"lo\"}}", &p, &env, err, sizeof err);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_str_eq(s, "127.0.0.1");
+    free(s);
+    ck_assert_ptr_null(finder_render("{{.Process.Nope}}", &p, &env, err,
+                                     sizeof err));
+    ck_assert_ptr_nonnull(strstr(err, ".Process.Nope"));
+    ck_assert_ptr_null(finder_render("{{.Process.Pid", &p, &env, err,
+                                     sizeof err));
+
+    finder_set_t *set = finder_set_new();
+    finder_spec_t bad_re = { "([a-", NULL, NULL, NULL, NULL, NULL };
+    ck_assert_int_eq(finder_set_add(set, &bad_re, err, sizeof err), -1);
+    finder_spec_t bad_layer = { "x", "os linux", NULL, NULL, NULL, NULL };
+    ck_assert_int_eq(finder_set_add(set, &bad_layer, err, sizeof err), -1);
+    finder_spec_t bad_tmpl = { "x", NULL, "{{.Foo}}", NULL, NULL, NULL };
+    ck_assert_int_eq(finder_set_add(set, &bad_tmpl, err, sizeof err), -1);
+    finder_spec_t java = { "java .*-jar", NULL, "svc", NULL,
+                           "{{.Process.Comm}}", "x,,y " };
+    finder_spec_t any = { "sleep", "K8S_SERVICE", NULL, NULL, NULL, NULL };
+    ck_assert_int_eq(finder_set_add(set, &java, err, sizeof err), 0);
+    ck_assert_int_eq(finder_set_add(set, &any, err, sizeof err), 0);
+    ck_assert_uint_eq(finder_set_count(set), 2);
+
+    proc_entity_t en;
+    finder_proc_t jp = { 7, "/usr/bin/java", "java -Xmx1g -jar app.jar",
+                         "java" };
+    ck_assert_int_eq(finder_set_match(set, &jp, &env, &en), 0);
+    ck_assert_str_eq(en.layer, "OS_LINUX");
+    ck_assert_str_eq(en.service, "svc");
+    ck_assert_str_eq(en.instance, "10.1.2.3");
+    ck_assert_str_eq(en.process, "java");
+    ck_assert_uint_eq(en.nlabels, 2);
+    ck_assert_str_eq(en.labels[0], "x");
+    ck_assert_str_eq(en.labels[1], "y");
+    proc_entity_clear(&en);
+    ck_assert_int_eq(finder_set_match(set, &p, &env, &en), 1);
+    ck_assert_str_eq(en.layer, "K8S_SERVICE");
+    ck_assert_str_eq(en.service, "sleep");
+    proc_entity_clear(&en);
+    finder_proc_t none = { 8, "/bin/cat", "cat", "cat" };
+    ck_assert_int_eq(finder_set_match(set, &none, &env, &en), -1);
+    finder_set_destroy(&set);
+    ck_assert_ptr_null(set);
+}
+END_TEST
+
+START_TEST(test_symcheck)
+{
+    symcheck_t *sc = symcheck_new("/nonexistent-debug");
+    ck_assert_ptr_nonnull(sc);
+    /* This test binary is built with symbols. */
+    ck_assert(symcheck_has_symbols(sc, "/proc/self/exe"));
+    ck_assert(symcheck_has_symbols(sc, "/proc/self/exe"));   /* cached */
+    ck_assert(!symcheck_has_symbols(sc, "/etc/passwd"));
+    ck_assert(!symcheck_has_symbols(sc, "/nonexistent/binary"));
+    ck_assert(!symcheck_has_symbols(sc, "/proc"));
+    symcheck_destroy(&sc);
+    ck_assert_ptr_null(sc);
+}
+END_TEST
+
+START_TEST(test_databuf_drops_oldest)
+{
+    databuf_t *b = databuf_new(4096);
+    uint8_t payload[200];
+    int dropped = 0;
+    for (int i = 0; i < 100; i++) {
+        memset(payload, i, sizeof payload);
+        int d = databuf_push(b, "task", "proc", 1, 5, payload, sizeof payload);
+        ck_assert_int_ge(d, 0);
+        dropped += d;
+        ck_assert_uint_le(databuf_bytes(b), 4096);
+    }
+    ck_assert_int_gt(dropped, 0);
+    ck_assert_uint_eq(databuf_count(b) + (size_t)dropped, 100);
+    /* The survivors are the newest, in order. */
+    int expect = 100 - (int)databuf_count(b);
+    for (databuf_item_t *it = databuf_head(b); it; it = it->next)
+        ck_assert_uint_eq(it->data[0], (uint8_t)expect++);
+    ck_assert_int_eq(expect, 100);
+    uint8_t big[8192] = { 0 };
+    ck_assert_int_eq(databuf_push(b, "t", "p", 1, 5, big, sizeof big), -1);
+    databuf_destroy(&b);
+    ck_assert_ptr_null(b);
+}
+END_TEST
+
+START_TEST(test_profdata_shapes)
+{
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    wire_prof_stack_t st = { 2, s_k1, 2, s_u1, 7, 99 };
+    size_t len = profdata_encode_stack(WIRE_TARGET_ON_CPU, &st, &buf, &cap);
+    ck_assert_uint_gt(len, 0);
+    Skywalking__V3__EBPFProfilingData *d =
+        skywalking__v3__ebpfprofiling_data__unpack(NULL, len, buf);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_ptr_null(d->task);
+    ck_assert_int_eq(d->profiling_case,
+                     SKYWALKING__V3__EBPFPROFILING_DATA__PROFILING_ON_CPU);
+    ck_assert_int_eq(d->oncpu->dumpcount, 7);
+    ck_assert_uint_eq(d->oncpu->n_stacks, 2);
+    ck_assert_int_eq(d->oncpu->stacks[0]->stacktype,
+                     SKYWALKING__V3__EBPFPROFILING_STACK_TYPE__PROCESS_KERNEL_SPACE);
+    ck_assert_str_eq(d->oncpu->stacks[0]->stacksymbols[0], "k_leaf");
+    ck_assert_int_eq(d->oncpu->stacks[1]->stacktype,
+                     SKYWALKING__V3__EBPFPROFILING_STACK_TYPE__PROCESS_USER_SPACE);
+    ck_assert_str_eq(d->oncpu->stacks[1]->stacksymbols[1], "main");
+    ck_assert_int_eq(d->oncpu->stacks[1]->stackid,
+                     profdata_stack_id(2, s_u1));
+    ck_assert_int_ne(profdata_stack_id(2, s_u1), profdata_stack_id(2, s_u2));
+    ck_assert_int_gt(profdata_stack_id(2, s_u1), 0);
+    skywalking__v3__ebpfprofiling_data__free_unpacked(d, NULL);
+
+    /* Metadata + body concatenated parse as one message with both. */
+    size_t blen = profdata_encode_stack(WIRE_TARGET_OFF_CPU, &st, &buf, &cap);
+    uint8_t *body = malloc(blen);
+    memcpy(body, buf, blen);
+    size_t mlen = profdata_encode_meta("t1", "p1", 11, 22, &buf, &cap);
+    uint8_t *both = malloc(mlen + blen);
+    memcpy(both, buf, mlen);
+    memcpy(both + mlen, body, blen);
+    d = skywalking__v3__ebpfprofiling_data__unpack(NULL, mlen + blen, both);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_str_eq(d->task->taskid, "t1");
+    ck_assert_str_eq(d->task->processid, "p1");
+    ck_assert_int_eq(d->task->profilingstarttime, 11);
+    ck_assert_int_eq(d->task->currenttime, 22);
+    ck_assert_int_eq(d->profiling_case,
+                     SKYWALKING__V3__EBPFPROFILING_DATA__PROFILING_OFF_CPU);
+    ck_assert_int_eq(d->offcpu->switchcount, 7);
+    ck_assert_int_eq(d->offcpu->duration, 99);
+    skywalking__v3__ebpfprofiling_data__free_unpacked(d, NULL);
+    ck_assert_uint_eq(profdata_encode_stack(WIRE_TARGET_NETWORK, &st, &buf,
+                                            &cap), 0);
+    free(both);
+    free(body);
+    free(buf);
+}
+END_TEST
+
+static uint32_t
+s_fake_pid_of(void *arg, const char *id)
+{
+    if (!strncmp(id, "proc-", 5))
+        return (uint32_t)atoi(id + 5);
+    return 0;
+}
+
+START_TEST(test_commands_parse)
+{
+    cmd_spec_t specs[] = {
+        { "EBPFProfilingTaskQuery",
+          { "SerialNumber", "1", "TaskId", "t1", "ProcessId", "proc-10, proc-11",
+            "TaskUpdateTime", "500", "TriggerType", "FIXED_TIME",
+            "TargetType", "OFF_CPU", "TaskStartTime", "400",
+            "ExtensionConfigJSON", "null", "FixedTriggerDuration", "30",
+            NULL } },
+        /* the same task for another process merges */
+        { "EBPFProfilingTaskQuery",
+          { "TaskId", "t1", "ProcessId", "proc-12", "TaskUpdateTime", "600",
+            "TriggerType", "FIXED_TIME", "TargetType", "OFF_CPU",
+            "TaskStartTime", "400", "ExtensionConfigJSON", "{\"a\":1}",
+            "FixedTriggerDuration", "30", NULL } },
+        { "EBPFProfilingTaskQuery",     /* no TaskId */
+          { "ProcessId", "proc-1", "TaskUpdateTime", "1", NULL } },
+        { "EBPFProfilingTaskQuery",     /* unknown target */
+          { "TaskId", "t3", "ProcessId", "proc-1", "TaskUpdateTime", "1",
+            "TriggerType", "FIXED_TIME", "TargetType", "GPU",
+            "TaskStartTime", "1", "FixedTriggerDuration", "1", NULL } },
+        { "EBPFProfilingTaskQuery",     /* bad number */
+          { "TaskId", "t4", "ProcessId", "proc-1", "TaskUpdateTime", "12x",
+            "TriggerType", "FIXED_TIME", "TargetType", "ON_CPU",
+            "TaskStartTime", "1", "FixedTriggerDuration", "1", NULL } },
+        { "EBPFProfilingTaskQuery",     /* processes we do not know */
+          { "TaskId", "t5", "ProcessId", "other-1", "TaskUpdateTime", "450",
+            "TriggerType", "CONTINUOUS_PROFILING", "TargetType", "ON_CPU",
+            "TaskStartTime", "1", NULL } },
+        { "ContinuousProfilingPolicyQuery",
+          { "ServiceWithPolicyJSON", "[]", NULL } },
+    };
+    size_t len;
+    uint8_t *raw = s_commands(specs, sizeof specs / sizeof specs[0], &len);
+    arena_t *arena = arena_new(0);
+    log_ratelimit_t rl = LOG_RATELIMIT_INIT(100, 1000);
+    commands_tasks_t ct;
+    ck_assert_int_eq(commands_parse_tasks(raw, len, arena, s_fake_pid_of,
+                                          NULL, &ct, &rl), 0);
+    ck_assert_uint_eq(ct.invalid, 3);
+    ck_assert_uint_eq(ct.unmapped, 1);
+    ck_assert_uint_eq(ct.ntasks, 1);
+    const wire_task_t *t = &ct.tasks[0];
+    ck_assert_str_eq(t->task_id, "t1");
+    ck_assert_uint_eq(t->target, WIRE_TARGET_OFF_CPU);
+    ck_assert_uint_eq(t->trigger, WIRE_TRIGGER_FIXED_TIME);
+    ck_assert_uint_eq(t->source, WIRE_SRC_OAP);
+    ck_assert_uint_eq(t->start_ms, 400);
+    ck_assert_uint_eq(t->duration_ms, 30000);
+    ck_assert_uint_eq(t->update_ms, 600);
+    ck_assert_str_eq(t->extension_json, "");
+    ck_assert_uint_eq(t->npids, 3);
+    ck_assert_uint_eq(t->pids[0], 10);
+    ck_assert_uint_eq(t->pids[1], 11);
+    ck_assert_uint_eq(t->pids[2], 12);
+    ck_assert_str_eq(t->process_ids[2], "proc-12");
+    /* The unmapped task at 450 holds latestUpdateTime below it. */
+    ck_assert_int_eq(ct.next_update_ms, 449);
+    free(raw);
+
+    static const uint8_t garbage[] = { 0x0a, 0xff, 0xff, 0xff, 0x0f, 0x01 };
+    ck_assert_int_eq(commands_parse_tasks(garbage, sizeof garbage, arena,
+                                          s_fake_pid_of, NULL, &ct, &rl), -1);
+    ck_assert_int_eq(commands_parse_tasks(NULL, 0, arena, s_fake_pid_of,
+                                          NULL, &ct, &rl), 0);
+    ck_assert_uint_eq(ct.ntasks, 0);
+    arena_destroy(&arena);
+}
+END_TEST
+
+START_TEST(test_idle_without_oap)
+{
+    uplink_options_t o;
+    uplink_options_defaults(&o);
+    stats_t *stats = stats_new("uplink", "test");
+    uplink_t *up = uplink_new(&o, finder_set_new(), stats);
+    ck_assert_ptr_nonnull(up);
+    ck_assert(!uplink_active(up));
+    uplink_tick(up, T0);
+    uplink_tick(up, T0 + 60000);
+    ck_assert_uint_eq(uplink_process_count(up), 0);
+    ck_assert_int_eq(uplink_handle(up, TOPIC_AGG_PROFILE, "\x01\x02", 2, T0),
+                     -1);
+    uplink_destroy(&up);
+    stats_destroy(&stats);
+}
+END_TEST
+
+/* ======================================================= with the OAP */
+START_TEST(test_report_keepalive_and_tasks)
+{
+    if (!s_python_grpc_ok("test_report_keepalive_and_tasks"))
+        return;
+    env_t e;
+    s_env_start(&e, NULL, NULL, 4u << 20);
+    uplink_tick(e.up, e.now);
+
+    size_t len;
+    uint8_t *raw = s_last_request(&e.fake, "reportProcesses", &len);
+    ck_assert_ptr_nonnull(raw);
+    Skywalking__V3__EBPFProcessReportList *rep =
+        skywalking__v3__ebpfprocess_report_list__unpack(NULL, len, raw);
+    ck_assert_ptr_nonnull(rep);
+    ck_assert_str_eq(rep->ebpfagentid, "agent-test");
+    ck_assert_uint_eq(rep->n_processes, NPROCS);
+    char host[256];
+    gethostname(host, sizeof host);
+    for (size_t i = 0; i < rep->n_processes; i++) {
+        const Skywalking__V3__EBPFProcessProperties *pp = rep->processes[i];
+        ck_assert_int_eq(pp->metadata_case,
+            SKYWALKING__V3__EBPFPROCESS_PROPERTIES__METADATA_HOST_PROCESS);
+        const Skywalking__V3__EBPFHostProcessMetadata *h = pp->hostprocess;
+        ck_assert(s_is_our_pid(&e.procs, h->pid));
+        ck_assert_str_eq(h->entity->layer, "OS_LINUX");
+        ck_assert_str_eq(h->entity->servicename, "svc-test");
+        ck_assert_str_eq(h->entity->instancename, host);
+        char want[64];
+        snprintf(want, sizeof want, "test_uplink-%d", h->pid);
+        ck_assert_str_eq(h->entity->processname, want);
+        ck_assert_uint_eq(h->entity->n_labels, 2);
+        ck_assert_str_eq(h->entity->labels[1], "b");
+        snprintf(want, sizeof want, "%d", h->pid);
+        ck_assert_str_eq(s_prop(h->properties, h->n_properties, "pid"), want);
+        ck_assert_ptr_nonnull(strstr(s_prop(h->properties, h->n_properties,
+                                            "command_line"), e.procs.marker));
+        ck_assert_ptr_nonnull(s_prop(h->properties, h->n_properties,
+                                     "host_ip"));
+        ck_assert_str_eq(s_prop(h->properties, h->n_properties,
+                                "support_ebpf_profiling"), "true");
+        snprintf(want, sizeof want, "proc-%d", h->pid);
+        ck_assert_str_eq(uplink_process_id(e.up, (uint32_t)h->pid), want);
+    }
+    skywalking__v3__ebpfprocess_report_list__free_unpacked(rep, NULL);
+    free(raw);
+    ck_assert(s_metric(&e, "processes_reported", NULL) == NPROCS);
+
+    raw = s_last_request(&e.fake, "queryTasks", &len);
+    ck_assert_ptr_nonnull(raw);
+    Skywalking__V3__EBPFProfilingTaskQuery *q =
+        skywalking__v3__ebpfprofiling_task_query__unpack(NULL, len, raw);
+    ck_assert_ptr_nonnull(q);
+    ck_assert_str_eq(q->roverinstanceid, "agent-test");
+    ck_assert_int_eq(q->latestupdatetime, 0);
+    skywalking__v3__ebpfprofiling_task_query__free_unpacked(q, NULL);
+    free(raw);
+
+    /* Schedule two tasks on the OAP. */
+    char ids[64], id2[32];
+    snprintf(ids, sizeof ids, "proc-%d,proc-%d", e.procs.pids[0],
+             e.procs.pids[1]);
+    snprintf(id2, sizeof id2, "proc-%d", e.procs.pids[2]);
+    cmd_spec_t specs[] = {
+        { "EBPFProfilingTaskQuery",
+          { "SerialNumber", "s1", "TaskId", "task-on", "ProcessId", ids,
+            "TaskUpdateTime", "1700000000123", "TriggerType", "FIXED_TIME",
+            "TargetType", "ON_CPU", "TaskStartTime", "1700000000000",
+            "ExtensionConfigJSON", "null", "FixedTriggerDuration", "60",
+            NULL } },
+        { "EBPFProfilingTaskQuery",
+          { "SerialNumber", "s2", "TaskId", "task-off", "ProcessId", id2,
+            "TaskUpdateTime", "1700000000100", "TriggerType", "FIXED_TIME",
+            "TargetType", "OFF_CPU", "TaskStartTime", "1700000000050",
+            "ExtensionConfigJSON", "{\"NetworkSamplings\":[]}",
+            "FixedTriggerDuration", "120", NULL } },
+    };
+    uint8_t *cmds = s_commands(specs, 2, &len);
+    s_write_reply(&e.fake, "queryTasks", 1, cmds, len);
+    free(cmds);
+    e.now += 10000;                             /* check_interval */
+    uplink_tick(e.up, e.now);
+
+    ck_assert_uint_eq(s_captured.n, 1);
+    arena_t *arena = arena_new(0);
+    wire_task_set_t set;
+    char err[256];
+    ck_assert_int_eq(wire_decode_task_set(s_captured.data[0],
+                                          s_captured.len[0], arena, &set,
+                                          err, sizeof err), 0);
+    ck_assert_uint_eq(set.ntasks, 2);
+    for (uint32_t i = 0; i < 2; i++) {
+        const wire_task_t *t = &set.tasks[i];
+        ck_assert_uint_eq(t->source, WIRE_SRC_OAP);
+        ck_assert_uint_eq(t->trigger, WIRE_TRIGGER_FIXED_TIME);
+        ck_assert_ptr_nonnull(t->process_ids);
+        if (!strcmp(t->task_id, "task-on")) {
+            ck_assert_uint_eq(t->target, WIRE_TARGET_ON_CPU);
+            ck_assert_uint_eq(t->start_ms, 1700000000000ull);
+            ck_assert_uint_eq(t->update_ms, 1700000000123ull);
+            ck_assert_uint_eq(t->duration_ms, 60000);
+            ck_assert_str_eq(t->extension_json, "");
+            ck_assert_uint_eq(t->npids, 2);
+            ck_assert_uint_eq(t->pids[0], (uint32_t)e.procs.pids[0]);
+            ck_assert_uint_eq(t->pids[1], (uint32_t)e.procs.pids[1]);
+            char want[32];
+            snprintf(want, sizeof want, "proc-%d", e.procs.pids[1]);
+            ck_assert_str_eq(t->process_ids[1], want);
+        } else {
+            ck_assert_str_eq(t->task_id, "task-off");
+            ck_assert_uint_eq(t->target, WIRE_TARGET_OFF_CPU);
+            ck_assert_uint_eq(t->start_ms, 1700000000050ull);
+            ck_assert_uint_eq(t->duration_ms, 120000);
+            ck_assert_str_eq(t->extension_json, "{\"NetworkSamplings\":[]}");
+            ck_assert_uint_eq(t->npids, 1);
+            ck_assert_uint_eq(t->pids[0], (uint32_t)e.procs.pids[2]);
+        }
+    }
+    arena_destroy(&arena);
+    ck_assert(s_metric(&e, "tasks_received", NULL) == 2);
+
+    /* Next round: latestUpdateTime is the largest TaskUpdateTime, and the
+     * heartbeat keeps every reported process alive. */
+    e.now += 10000;
+    uplink_tick(e.up, e.now);
+    raw = s_last_request(&e.fake, "queryTasks", &len);
+    q = skywalking__v3__ebpfprofiling_task_query__unpack(NULL, len, raw);
+    ck_assert_ptr_nonnull(q);
+    ck_assert_int_eq(q->latestupdatetime, 1700000000123ll);
+    skywalking__v3__ebpfprofiling_task_query__free_unpacked(q, NULL);
+    free(raw);
+    ck_assert_uint_eq(s_captured.n, 1);       /* empty reply: nothing new */
+
+    raw = s_last_request(&e.fake, "keepAlive", &len);
+    ck_assert_ptr_nonnull(raw);
+    Skywalking__V3__EBPFProcessPingPkgList *ka =
+        skywalking__v3__ebpfprocess_ping_pkg_list__unpack(NULL, len, raw);
+    ck_assert_ptr_nonnull(ka);
+    ck_assert_str_eq(ka->ebpfagentid, "agent-test");
+    ck_assert_uint_eq(ka->n_processes, NPROCS);
+    for (size_t i = 0; i < ka->n_processes; i++) {
+        ck_assert_str_eq(ka->processes[i]->entitymetadata->servicename,
+                         "svc-test");
+        ck_assert_ptr_nonnull(strstr(
+            ka->processes[i]->entitymetadata->processname, "test_uplink-"));
+        ck_assert_uint_eq(ka->processes[i]->n_properties, 1);
+        ck_assert_str_eq(ka->processes[i]->properties[0]->key,
+                         "support_ebpf_profiling");
+        ck_assert_str_eq(ka->processes[i]->properties[0]->value, "true");
+    }
+    skywalking__v3__ebpfprocess_ping_pkg_list__free_unpacked(ka, NULL);
+    free(raw);
+
+    /* A process that exits stops being kept alive. */
+    kill(e.procs.pids[2], SIGKILL);
+    waitpid(e.procs.pids[2], NULL, 0);
+    e.procs.pids[2] = -1;
+    e.now += 20000;
+    uplink_tick(e.up, e.now);
+    raw = s_last_request(&e.fake, "keepAlive", &len);
+    ka = skywalking__v3__ebpfprocess_ping_pkg_list__unpack(NULL, len, raw);
+    ck_assert_ptr_nonnull(ka);
+    ck_assert_uint_eq(ka->n_processes, NPROCS - 1);
+    skywalking__v3__ebpfprocess_ping_pkg_list__free_unpacked(ka, NULL);
+    free(raw);
+    ck_assert(s_metric(&e, "calls",
+                       "method=\"keepAlive\",status=\"OK\"") == 2);
+    s_env_stop(&e);
+}
+END_TEST
+
+START_TEST(test_profiling_data)
+{
+    if (!s_python_grpc_ok("test_profiling_data"))
+        return;
+    env_t e;
+    s_env_start(&e, NULL, NULL, 4u << 20);
+    uplink_tick(e.up, e.now);
+    uint32_t p0 = (uint32_t)e.procs.pids[0], p1 = (uint32_t)e.procs.pids[1],
+             p2 = (uint32_t)e.procs.pids[2];
+    char id1[32];
+    snprintf(id1, sizeof id1, "proc-%u", p1);
+
+    wire_prof_stack_t s0[] = { { 2, s_k1, 2, s_u1, 7, 0 },
+                               { 0, NULL, 2, s_u2, 5, 0 } };
+    wire_prof_stack_t s1[] = { { 2, s_k1, 2, s_u1, 11, 0 } };
+    wire_prof_stack_t s2[] = { { 2, s_k1, 2, s_u2, 3, 123456789 } };
+    wire_task_profile_t profiles[] = {
+        { "task-on", p0, "", WIRE_TARGET_ON_CPU, 1700000000000u, 0, 0, 2, s0 },
+        /* process id given by the aggregator is used as is */
+        { "task-on", p1, id1, WIRE_TARGET_ON_CPU, 1700000000000u, 0, 0, 1, s1 },
+        { "task-off", p2, "", WIRE_TARGET_OFF_CPU, 1700000000050u, 0, 0, 1,
+          s2 },
+    };
+    ck_assert_int_eq(s_handle_profiles(&e, profiles, 3), 0);
+    ck_assert_uint_gt(uplink_buffer_bytes(e.up), 0);
+    uint64_t wall_before = now_wall_ms();
+    e.now += 5000;                               /* flush_interval */
+    uplink_tick(e.up, e.now);
+    ck_assert_uint_eq(uplink_buffer_bytes(e.up), 0);
+
+    char **names;
+    size_t n = s_requests(&e.fake, "collectProfilingData", &names);
+    ck_assert_uint_eq(n, 4);                     /* one per distinct stack */
+    const char *cur_task = NULL;
+    char cur_proc[32] = "";
+    uint64_t dump[2] = { 0, 0 }, with_meta = 0;
+    int32_t stack_id_first = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        uint8_t *raw = (uint8_t *)tu_read_file(names[i], &len);
+        Skywalking__V3__EBPFProfilingData *d =
+            skywalking__v3__ebpfprofiling_data__unpack(NULL, len, raw);
+        ck_assert_ptr_nonnull(d);
+        if (d->task) {
+            with_meta++;
+            cur_task = !strcmp(d->task->taskid, "task-on") ? "task-on"
+                                                           : "task-off";
+            snprintf(cur_proc, sizeof cur_proc, "%s", d->task->processid);
+            ck_assert_int_eq(d->task->profilingstarttime,
+                             !strcmp(cur_task, "task-on") ? 1700000000000ll
+                                                          : 1700000000050ll);
+            ck_assert_int_ge(d->task->currenttime, (int64_t)wall_before);
+            ck_assert_int_le(d->task->currenttime,
+                             (int64_t)now_wall_ms());
+        }
+        ck_assert_ptr_nonnull(cur_task);         /* first message has it */
+        if (!strcmp(cur_task, "task-on")) {
+            ck_assert_int_eq(d->profiling_case,
+                SKYWALKING__V3__EBPFPROFILING_DATA__PROFILING_ON_CPU);
+            ck_assert_uint_eq(d->oncpu->n_stacks, 2);
+            const Skywalking__V3__EBPFProfilingStackMetadata *k =
+                d->oncpu->stacks[0], *u = d->oncpu->stacks[1];
+            ck_assert_int_eq(k->stacktype,
+                SKYWALKING__V3__EBPFPROFILING_STACK_TYPE__PROCESS_KERNEL_SPACE);
+            ck_assert_int_eq(u->stacktype,
+                SKYWALKING__V3__EBPFPROFILING_STACK_TYPE__PROCESS_USER_SPACE);
+            ck_assert_uint_eq(u->n_stacksymbols, 2);
+            ck_assert_str_eq(u->stacksymbols[1], "main");
+            if (d->oncpu->dumpcount == 7) {
+                ck_assert_uint_eq(k->n_stacksymbols, 2);
+                ck_assert_str_eq(k->stacksymbols[0], "k_leaf");
+                ck_assert_str_eq(k->stacksymbols[1], "k_root");
+                ck_assert_str_eq(u->stacksymbols[0], "u_leaf");
+                stack_id_first = u->stackid;
+            } else if (d->oncpu->dumpcount == 5) {
+                ck_assert_uint_eq(k->n_stacksymbols, 0);
+                ck_assert_str_eq(u->stacksymbols[0], "other");
+            }
+            char want[32];
+            snprintf(want, sizeof want, "proc-%u",
+                     d->oncpu->dumpcount == 11 ? p1 : p0);
+            ck_assert_str_eq(cur_proc, want);
+            dump[d->oncpu->dumpcount == 11] += (uint64_t)d->oncpu->dumpcount;
+        } else {
+            ck_assert_int_eq(d->profiling_case,
+                SKYWALKING__V3__EBPFPROFILING_DATA__PROFILING_OFF_CPU);
+            ck_assert_int_eq(d->offcpu->switchcount, 3);
+            ck_assert_int_eq(d->offcpu->duration, 123456789);
+            ck_assert_str_eq(d->offcpu->stacks[1]->stacksymbols[0], "other");
+            char want[32];
+            snprintf(want, sizeof want, "proc-%u", p2);
+            ck_assert_str_eq(cur_proc, want);
+        }
+        skywalking__v3__ebpfprofiling_data__free_unpacked(d, NULL);
+        free(raw);
+    }
+    s_free_names(names, n);
+    ck_assert_uint_eq(with_meta, 3);             /* per task and process */
+    ck_assert_uint_eq(dump[0], 12);
+    ck_assert_uint_eq(dump[1], 11);
+    ck_assert_int_ne(stack_id_first, 0);
+    ck_assert(s_metric(&e, "calls",
+              "method=\"collectProfilingData\",status=\"OK\"") == 1);
+    ck_assert(s_metric(&e, "messages_sent", NULL) >= 4);
+
+    /* Same stack in a later flush: same stackId. */
+    ck_assert_int_eq(s_publish_count(&e, "task-on", p0, 1), 0);
+    e.now += 5000;
+    uplink_tick(e.up, e.now);
+    size_t len;
+    uint8_t *raw = s_last_request(&e.fake, "collectProfilingData", &len);
+    Skywalking__V3__EBPFProfilingData *d =
+        skywalking__v3__ebpfprofiling_data__unpack(NULL, len, raw);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_ptr_nonnull(d->task);              /* new stream, new meta */
+    ck_assert_int_eq(d->oncpu->stacks[1]->stackid, stack_id_first);
+    skywalking__v3__ebpfprofiling_data__free_unpacked(d, NULL);
+    free(raw);
+    s_env_stop(&e);
+}
+END_TEST
+
+START_TEST(test_auth_token)
+{
+    if (!s_python_grpc_ok("test_auth_token"))
+        return;
+    env_t e;
+    s_env_start(&e, "s3cret", "s3cret", 4u << 20);
+    uplink_tick(e.up, e.now);
+    ck_assert(uplink_connected(e.up));
+    ck_assert(s_metric(&e, "calls",
+                       "method=\"reportProcesses\",status=\"OK\"") == 1);
+    ck_assert_uint_eq(s_count_lines(&e.fake, "reportProcesses.denied"), 0);
+    uplink_destroy(&e.up);
+
+    /* A wrong token: one clear failure, then a long wait, not a storm. */
+    e.up = s_uplink(&e, "wrong", 4u << 20, true, e.procs.regex);
+    ck_assert_ptr_nonnull(e.up);
+    for (int i = 0; i < 120; i++)               /* two simulated minutes */
+        uplink_tick(e.up, e.now + (uint64_t)i * 1000);
+    ck_assert(!uplink_connected(e.up));
+    ck_assert_uint_eq(s_count_lines(&e.fake, "reportProcesses.denied"), 1);
+    ck_assert(s_metric(&e, "calls", "method=\"reportProcesses\","
+                       "status=\"UNAUTHENTICATED\"") == 1);
+    /* After the auth backoff (5 min) it tries once more. */
+    uplink_tick(e.up, e.now + 301000);
+    ck_assert_uint_eq(s_count_lines(&e.fake, "reportProcesses.denied"), 2);
+    s_env_stop(&e);
+}
+END_TEST
+
+START_TEST(test_oap_restart_loses_nothing)
+{
+    if (!s_python_grpc_ok("test_oap_restart_loses_nothing"))
+        return;
+    env_t e;
+    s_env_start(&e, NULL, NULL, 4u << 20);
+    uplink_tick(e.up, e.now);
+    uint32_t p0 = (uint32_t)e.procs.pids[0];
+    ck_assert_int_eq(s_publish_count(&e, "task-on", p0, 10), 0);
+    e.now += 5000;
+    uplink_tick(e.up, e.now);
+    data_sum_t sum;
+    s_sum_data(&e.fake, &sum);
+    ck_assert_uint_eq(sum.dump_total, 10);
+
+    s_fake_kill(&e.fake, SIGKILL);
+    ck_assert_int_eq(s_publish_count(&e, "task-on", p0, 20), 0);
+    e.now += 5000;
+    uplink_tick(e.up, e.now);                   /* fails: OAP gone */
+    ck_assert(!uplink_connected(e.up));
+    ck_assert_uint_gt(uplink_buffer_bytes(e.up), 0);
+    ck_assert_int_eq(s_publish_count(&e, "task-on", p0, 30), 0);
+    for (int i = 0; i < 5; i++) {               /* retries back off */
+        e.now += 1000;
+        uplink_tick(e.up, e.now);
+    }
+    ck_assert(!uplink_connected(e.up));
+    uint64_t failures = (uint64_t)(
+        s_metric(&e, "calls", "method=\"queryTasks\",status=\"UNAVAILABLE\"") +
+        s_metric(&e, "calls", "method=\"reportProcesses\",status=\"UNAVAILABLE\"") +
+        s_metric(&e, "calls", "method=\"collectProfilingData\",status=\"UNAVAILABLE\""));
+    ck_assert_uint_ge(failures, 2);
+    ck_assert_uint_le(failures, 4);             /* 1 s, 2 s, 4 s backoff */
+
+    ck_assert_int_eq(s_fake_start(&e.fake, NULL, 1), 0);
+    e.now += 30000;                             /* past any backoff */
+    uplink_tick(e.up, e.now);
+    ck_assert(uplink_connected(e.up));
+    ck_assert(s_metric(&e, "reconnects", NULL) == 1);
+    ck_assert_uint_eq(uplink_buffer_bytes(e.up), 0);
+    s_sum_data(&e.fake, &sum);
+    ck_assert_uint_eq(sum.dump_total, 60);      /* 10 + 20 + 30 */
+    ck_assert(s_metric(&e, "buffer_dropped", NULL) == 0);
+
+    /* Every process was re-reported to the restarted OAP. */
+    char **names;
+    size_t n = s_requests(&e.fake, "reportProcesses", &names);
+    ck_assert_uint_ge(n, 2);
+    size_t len;
+    uint8_t *raw = (uint8_t *)tu_read_file(names[n - 1], &len);
+    Skywalking__V3__EBPFProcessReportList *rep =
+        skywalking__v3__ebpfprocess_report_list__unpack(NULL, len, raw);
+    ck_assert_ptr_nonnull(rep);
+    ck_assert_uint_eq(rep->n_processes, NPROCS);
+    skywalking__v3__ebpfprocess_report_list__free_unpacked(rep, NULL);
+    free(raw);
+    s_free_names(names, n);
+    s_env_stop(&e);
+}
+END_TEST
+
+START_TEST(test_buffer_bound_while_down)
+{
+    if (!s_python_grpc_ok("test_buffer_bound_while_down"))
+        return;
+    env_t e;
+    const uint64_t cap = 32768;
+    s_env_start(&e, NULL, NULL, cap);
+    uplink_tick(e.up, e.now);
+    s_fake_kill(&e.fake, SIGKILL);
+    uint32_t p0 = (uint32_t)e.procs.pids[0];
+    const size_t published = 600;
+    for (size_t i = 0; i < published; i++) {
+        ck_assert_int_eq(s_publish_count(&e, "task-on", p0, i + 1), 0);
+        ck_assert_uint_le(uplink_buffer_bytes(e.up), cap);
+        if (i % 50 == 0) {
+            e.now += 5000;
+            uplink_tick(e.up, e.now);
+        }
+    }
+    double dropped = s_metric(&e, "buffer_dropped", NULL);
+    ck_assert(dropped > 0);
+    ck_assert(s_gauge(&e, "buffer_bytes") <= (double)cap);
+
+    ck_assert_int_eq(s_fake_start(&e.fake, NULL, 1), 0);
+    e.now += 60000;
+    uplink_tick(e.up, e.now);
+    ck_assert(uplink_connected(e.up));
+    data_sum_t sum;
+    s_sum_data(&e.fake, &sum);
+    ck_assert_uint_eq(sum.messages + (size_t)dropped, published);
+    /* The newest survived: counts kept are the last ones, 1..600 summed
+     * from (dropped+1). */
+    uint64_t want = 0;
+    for (size_t i = (size_t)dropped + 1; i <= published; i++)
+        want += i;
+    ck_assert_uint_eq(sum.dump_total, want);
+    ck_assert_uint_eq(sum.with_meta, 1);
+    s_env_stop(&e);
+}
+END_TEST
+
+START_TEST(test_malformed_replies_survived)
+{
+    if (!s_python_grpc_ok("test_malformed_replies_survived"))
+        return;
+    env_t e;
+    s_env_start(&e, NULL, NULL, 4u << 20);
+    static const uint8_t garbage[] = { 0x0a, 0xff, 0xff, 0xff, 0x0f, 0x01 };
+    s_write_reply(&e.fake, "queryTasks", 1, garbage, sizeof garbage);
+    uplink_tick(e.up, e.now);
+    ck_assert(uplink_connected(e.up));
+    ck_assert(s_metric(&e, "replies_invalid", NULL) == 1);
+
+    char id0[32];
+    snprintf(id0, sizeof id0, "proc-%d", e.procs.pids[0]);
+    cmd_spec_t specs[] = {
+        { "EBPFProfilingTaskQuery", { "ProcessId", id0, NULL } },
+        { "EBPFProfilingTaskQuery",
+          { "TaskId", "bad-target", "ProcessId", id0, "TaskUpdateTime", "5",
+            "TriggerType", "FIXED_TIME", "TargetType", "CPU",
+            "TaskStartTime", "1", "FixedTriggerDuration", "10", NULL } },
+        { "EBPFProfilingTaskQuery",
+          { "TaskId", "bad-json", "ProcessId", id0, "TaskUpdateTime", "5",
+            "TriggerType", "FIXED_TIME", "TargetType", "ON_CPU",
+            "TaskStartTime", "1", "FixedTriggerDuration", "10",
+            "ExtensionConfigJSON", "[1,2", NULL } },
+        { "EBPFProfilingTaskQuery",
+          { "TaskId", "bad-duration", "ProcessId", id0, "TaskUpdateTime", "5",
+            "TriggerType", "FIXED_TIME", "TargetType", "ON_CPU",
+            "TaskStartTime", "1", "FixedTriggerDuration", "-3", NULL } },
+        { "EBPFProfilingTaskQuery",
+          { "TaskId", "good", "ProcessId", id0, "TaskUpdateTime", "7",
+            "TriggerType", "FIXED_TIME", "TargetType", "ON_CPU",
+            "TaskStartTime", "1", "FixedTriggerDuration", "10",
+            "ExtensionConfigJSON", "null", NULL } },
+    };
+    size_t len;
+    uint8_t *cmds = s_commands(specs, 5, &len);
+    s_write_reply(&e.fake, "queryTasks", 1, cmds, len);
+    free(cmds);
+    e.now += 10000;
+    uplink_tick(e.up, e.now);
+    ck_assert(s_metric(&e, "commands_invalid", NULL) == 4);
+    ck_assert_uint_eq(s_captured.n, 1);
+    arena_t *arena = arena_new(0);
+    wire_task_set_t set;
+    char err[256];
+    ck_assert_int_eq(wire_decode_task_set(s_captured.data[0],
+                                          s_captured.len[0], arena, &set,
+                                          err, sizeof err), 0);
+    ck_assert_uint_eq(set.ntasks, 1);
+    ck_assert_str_eq(set.tasks[0].task_id, "good");
+    arena_destroy(&arena);
+
+    /* A garbage process report reply and a failing status are survived. */
+    s_write_reply(&e.fake, "reportProcesses", 1, garbage, sizeof garbage);
+    e.now += 10000;                             /* heartbeat round 2 */
+    uplink_tick(e.up, e.now);
+    ck_assert(s_metric(&e, "replies_invalid", NULL) >= 1);
+    ck_assert(uplink_connected(e.up));
+
+    /* Malformed bus input is refused, not fatal. */
+    ck_assert_int_eq(uplink_handle(e.up, TOPIC_AGG_PROFILE, garbage,
+                                   sizeof garbage, e.now), -1);
+    ck_assert_int_eq(uplink_handle(e.up, TOPIC_PROC_EVENTS, garbage,
+                                   sizeof garbage, e.now), -1);
+    ck_assert_int_eq(uplink_handle(e.up, TOPIC_PROC_EVENTS, NULL, 0, e.now),
+                     -1);
+    ck_assert_int_eq(s_publish_count(&e, "good", (uint32_t)e.procs.pids[0],
+                                     4), 0);
+    e.now += 5000;
+    uplink_tick(e.up, e.now);
+    data_sum_t sum;
+    s_sum_data(&e.fake, &sum);
+    ck_assert_uint_eq(sum.dump_total, 4);
+    s_env_stop(&e);
+}
+END_TEST
+
+START_TEST(test_process_events)
+{
+    if (!s_python_grpc_ok("test_process_events"))
+        return;
+    env_t e;
+    s_env_start(&e, NULL, NULL, 4u << 20);
+    /* Events only: no /proc scan. */
+    uplink_destroy(&e.up);
+    e.up = s_uplink(&e, NULL, 4u << 20, false, e.procs.regex);
+    ck_assert_ptr_nonnull(e.up);
+    char cmdline[128], exe[4096];
+    snprintf(cmdline, sizeof cmdline, "test_uplink --idle %s", e.procs.marker);
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    ck_assert_int_gt(n, 0);
+    exe[n] = '\0';
+    wire_proc_event_t evs[] = {
+        { WIRE_PROC_START, (uint32_t)e.procs.pids[0], 1, 0, 1, "test_uplink",
+          exe, cmdline, "" },
+        { WIRE_PROC_EXEC, (uint32_t)e.procs.pids[1], 1, 0, 1, "test_uplink",
+          exe, cmdline, "" },
+        { WIRE_PROC_START, 999999, 1, 0, 1, "cat", "/bin/cat", "cat x", "" },
+    };
+    wire_proc_events_t m;
+    memset(&m, 0, sizeof m);
+    wire_header_set(&m.hdr, "collector/test", 1);
+    m.nevents = 3;
+    m.events = evs;
+    wire_buf_t buf;
+    wire_buf_init(&buf);
+    ck_assert_int_eq(wire_encode_proc_events(&m, &buf), 0);
+    ck_assert_int_eq(uplink_handle(e.up, TOPIC_PROC_EVENTS, buf.data, buf.len,
+                                   e.now), 0);
+    ck_assert_uint_eq(uplink_process_count(e.up), 2);
+    uplink_tick(e.up, e.now);
+    size_t len;
+    uint8_t *raw = s_last_request(&e.fake, "reportProcesses", &len);
+    Skywalking__V3__EBPFProcessReportList *rep =
+        skywalking__v3__ebpfprocess_report_list__unpack(NULL, len, raw);
+    ck_assert_ptr_nonnull(rep);
+    ck_assert_uint_eq(rep->n_processes, 2);
+    skywalking__v3__ebpfprocess_report_list__free_unpacked(rep, NULL);
+    free(raw);
+
+    /* Exit of one: not kept alive on the next heartbeat. */
+    wire_proc_event_t ex = { WIRE_PROC_EXIT, (uint32_t)e.procs.pids[0], 1, 0,
+                             2, "sleep", "", "", "" };
+    m.nevents = 1;
+    m.events = &ex;
+    wire_buf_reset(&buf);
+    ck_assert_int_eq(wire_encode_proc_events(&m, &buf), 0);
+    ck_assert_int_eq(uplink_handle(e.up, TOPIC_PROC_EVENTS, buf.data, buf.len,
+                                   e.now), 0);
+    wire_buf_release(&buf);
+    e.now += 20000;
+    uplink_tick(e.up, e.now);
+    raw = s_last_request(&e.fake, "keepAlive", &len);
+    Skywalking__V3__EBPFProcessPingPkgList *ka =
+        skywalking__v3__ebpfprocess_ping_pkg_list__unpack(NULL, len, raw);
+    ck_assert_ptr_nonnull(ka);
+    ck_assert_uint_eq(ka->n_processes, 1);
+    char want[64];
+    snprintf(want, sizeof want, "test_uplink-%d", e.procs.pids[1]);
+    ck_assert_str_eq(ka->processes[0]->entitymetadata->processname, want);
+    skywalking__v3__ebpfprocess_ping_pkg_list__free_unpacked(ka, NULL);
+    free(raw);
+    s_env_stop(&e);
+}
+END_TEST
+
+static long
+s_rss_kb(void)
+{
+    char *text = tu_read_file("/proc/self/status", NULL);
+    char *line = text ? strstr(text, "VmRSS:") : NULL;
+    long kb = line ? strtol(line + 6, NULL, 10) : -1;
+    free(text);
+    return kb;
+}
+
+/* 100 processes, an hour of 5 s flushes (simulated clock): prints the
+ * per-flush traffic and the RSS, and checks memory stays flat. */
+START_TEST(test_hour_of_flushes_100_processes)
+{
+    if (!s_python_grpc_ok("test_hour_of_flushes_100_processes"))
+        return;
+    enum { NP = 100, NSTACKS = 5, FLUSHES = 720 };
+    env_t e;
+    memset(&e, 0, sizeof e);
+    memset(&s_captured, 0, sizeof s_captured);
+    e.fake.dir = tu_mkdtemp();
+    ck_assert_int_eq(s_fake_start(&e.fake, NULL, 0), 0);
+    e.stats = stats_new("uplink", "test");
+    e.up = s_uplink(&e, NULL, 4u << 20, false, "^/usr/bin/fakeproc ");
+    ck_assert_ptr_nonnull(e.up);
+    e.now = T0;
+
+    wire_proc_event_t evs[NP];
+    char cmd[NP][64];
+    for (int i = 0; i < NP; i++) {
+        snprintf(cmd[i], sizeof cmd[i], "/usr/bin/fakeproc --id %d", i);
+        evs[i] = (wire_proc_event_t){ WIRE_PROC_START, 3000000u + (uint32_t)i,
+                                      1, 0, 1, "fakeproc", "/bin/sleep",
+                                      cmd[i], "" };
+    }
+    wire_proc_events_t m;
+    memset(&m, 0, sizeof m);
+    wire_header_set(&m.hdr, "collector/test", 1);
+    m.nevents = NP;
+    m.events = evs;
+    wire_buf_t buf;
+    wire_buf_init(&buf);
+    ck_assert_int_eq(wire_encode_proc_events(&m, &buf), 0);
+    ck_assert_int_eq(uplink_handle(e.up, TOPIC_PROC_EVENTS, buf.data, buf.len,
+                                   e.now), 0);
+    wire_buf_release(&buf);
+
+    /* Distinct stacks per process: 5 stacks of 12 user frames, 4 kernel. */
+    static const char *kf[] = { "finish_task_switch", "schedule",
+                                "do_nanosleep", "entry_SYSCALL_64" };
+    static char uname[NSTACKS][12][48];
+    static const char *uf[NSTACKS][12];
+    for (int s = 0; s < NSTACKS; s++)
+        for (int f = 0; f < 12; f++) {
+            snprintf(uname[s][f], sizeof uname[s][f],
+                     "app::module%d::function_%d_%d(int)", f, s, f);
+            uf[s][f] = uname[s][f];
+        }
+    wire_prof_stack_t stacks[NSTACKS];
+    for (int s = 0; s < NSTACKS; s++)
+        stacks[s] = (wire_prof_stack_t){ 4, kf, 12, uf[s], 10 + s, 0 };
+    wire_task_profile_t profiles[NP];
+    for (int i = 0; i < NP; i++)
+        profiles[i] = (wire_task_profile_t){ "task-host", 3000000u + (uint32_t)i,
+                                             "", WIRE_TARGET_ON_CPU,
+                                             1700000000000u, 0, 0, NSTACKS,
+                                             stacks };
+    uplink_tick(e.up, e.now);
+    ck_assert_uint_eq(uplink_process_count(e.up), NP);
+    ck_assert_ptr_nonnull(uplink_process_id(e.up, 3000000u));
+
+    long rss_early = 0;
+    double msgs0 = 0, bytes0 = 0;
+    for (int f = 1; f <= FLUSHES; f++) {
+        ck_assert_int_eq(s_handle_profiles(&e, profiles, NP), 0);
+        if (f == 61) {
+            rss_early = s_rss_kb();
+            msgs0 = s_metric(&e, "messages_sent", NULL);
+            bytes0 = s_metric(&e, "bytes_sent", NULL);
+        }
+        e.now += 5000;
+        uplink_tick(e.up, e.now);
+        ck_assert_uint_eq(uplink_buffer_bytes(e.up), 0);
+    }
+    long rss_late = s_rss_kb();
+    double flushes = FLUSHES - 60;
+    double msgs = (s_metric(&e, "messages_sent", NULL) - msgs0) / flushes;
+    double bytes = (s_metric(&e, "bytes_sent", NULL) - bytes0) / flushes;
+    printf("uplink: %d processes x %d stacks: %.1f messages and %.0f bytes "
+           "sent per 5 s flush (all calls); RSS %ld kB after 60 flushes, "
+           "%ld kB after %d\n", NP, NSTACKS, msgs, bytes, rss_early,
+           rss_late, FLUSHES);
+    ck_assert(s_metric(&e, "calls",
+              "method=\"collectProfilingData\",status=\"OK\"") == FLUSHES);
+    ck_assert(msgs >= NP * NSTACKS);
+    ck_assert_uint_eq(uplink_process_count(e.up), NP);
+#ifndef __SANITIZE_ADDRESS__
+    /* ASan's quarantine grows RSS by design; judge only normal builds. */
+    ck_assert_int_lt(rss_late - rss_early, 8 * 1024);
+#endif
+    s_env_stop(&e);
+}
+END_TEST
+
+static Suite *
+s_suite(void)
+{
+    Suite *s = suite_create("uplink");
+    TCase *units = tcase_create("units");
+    tcase_add_test(units, test_finder_templates);
+    tcase_add_test(units, test_symcheck);
+    tcase_add_test(units, test_databuf_drops_oldest);
+    tcase_add_test(units, test_profdata_shapes);
+    tcase_add_test(units, test_commands_parse);
+    tcase_add_test(units, test_idle_without_oap);
+    suite_add_tcase(s, units);
+    TCase *oap = tcase_create("oap");
+    tcase_set_timeout(oap, 300);
+    tcase_add_test(oap, test_report_keepalive_and_tasks);
+    tcase_add_test(oap, test_profiling_data);
+    tcase_add_test(oap, test_auth_token);
+    tcase_add_test(oap, test_oap_restart_loses_nothing);
+    tcase_add_test(oap, test_buffer_bound_while_down);
+    tcase_add_test(oap, test_malformed_replies_survived);
+    tcase_add_test(oap, test_process_events);
+    tcase_add_test(oap, test_hour_of_flushes_100_processes);
+    suite_add_tcase(s, oap);
+    return s;
+}
+
+int
+main(int argc, char **argv)
+{
+    /* Workload mode: the tests spawn copies of this binary to report. */
+    if (argc == 3 && !strcmp(argv[1], "--idle")) {
+        for (;;)
+            pause();
+    }
+    return tu_run(s_suite());
+}
