@@ -477,7 +477,7 @@ agg_processes_json(agg_t *self, uint64_t start_ms, uint64_t end_ms,
     pthread_mutex_lock(&self->lock);
     for (size_t i = 0; i < self->nhist; i++) {
         const agg_window_t *w = self->hist[i];
-        if (agg_window_end(w) < start_ms || agg_window_start(w) > end_ms)
+        if (agg_window_end(w) <= start_ms || agg_window_start(w) > end_ms)
             continue;
         if (agg_window_end(w) > newest_end)
             newest_end = agg_window_end(w);

@@ -6,7 +6,8 @@
 
 #include "agg_int.h"
 
-/* Windows overlapping [start, end], referenced; caller unrefs. */
+/* Windows [start, end) overlapping the range [start_ms, end_ms],
+ * referenced; the caller unrefs. */
 static agg_window_t **
 s_pick(agg_t *self, uint64_t start_ms, uint64_t end_ms, size_t *n)
 {
@@ -15,13 +16,13 @@ s_pick(agg_t *self, uint64_t start_ms, uint64_t end_ms, size_t *n)
     pthread_mutex_lock(&self->lock);
     size_t count = 0;
     for (size_t i = 0; i < self->nhist; i++)
-        if (agg_window_end(self->hist[i]) >= start_ms
+        if (agg_window_end(self->hist[i]) > start_ms
             && agg_window_start(self->hist[i]) <= end_ms)
             count++;
     if (count && (picked = malloc(count * sizeof(*picked)))) {
         for (size_t i = 0; i < self->nhist; i++) {
             agg_window_t *w = self->hist[i];
-            if (agg_window_end(w) >= start_ms && agg_window_start(w) <= end_ms) {
+            if (agg_window_end(w) > start_ms && agg_window_start(w) <= end_ms) {
                 agg_window_ref(w);
                 picked[(*n)++] = w;
             }
