@@ -141,6 +141,7 @@ s_read_loads(elfobj_t *self)
     }
 }
 
+/* Takes ownership of fd and elf: both are released on failure. */
 static elfobj_t *
 s_open(int fd, Elf *elf, const char *what)
 {
@@ -148,29 +149,30 @@ s_open(int fd, Elf *elf, const char *what)
     GElf_Ehdr ehdr;
     if (!elf || elf_kind(elf) != ELF_K_ELF || !gelf_getehdr(elf, &ehdr)) {
         log_debug("symbolizer: %s: not an ELF file", what);
-        goto fail;
+        goto cleanup;
     }
     if (ehdr.e_type != ET_EXEC && ehdr.e_type != ET_DYN) {
         log_debug("symbolizer: %s: ELF type %u is not loadable", what,
                   (unsigned)ehdr.e_type);
-        goto fail;
+        goto cleanup;
     }
     self = calloc(1, sizeof(*self));
     if (!self)
-        goto fail;
+        goto cleanup;
     self->fd = fd;
     self->elf = elf;
     self->little_endian = ehdr.e_ident[EI_DATA] == ELFDATA2LSB;
     s_read_build_id(self);
     s_read_debuglink(self);
     s_read_loads(self);
+cleanup:
+    if (!self) {
+        if (elf)
+            elf_end(elf);
+        if (fd >= 0)
+            close(fd);
+    }
     return self;
-fail:
-    if (elf)
-        elf_end(elf);
-    if (fd >= 0)
-        close(fd);
-    return NULL;
 }
 
 int

@@ -97,7 +97,7 @@ symbolizer_new(const symbolizer_opts_t *opts)
 {
     symbolizer_t *self = calloc(1, sizeof(*self));
     if (!self)
-        goto fail;
+        goto cleanup;
     symbolizer_opts_default(&self->opts);
     if (opts)
         self->opts = *opts;
@@ -107,15 +107,15 @@ symbolizer_new(const symbolizer_opts_t *opts)
                                  ? self->opts.kallsyms_path
                                  : "/proc/kallsyms");
     self->cache = objcache_new(self->opts.cache_size, s_symobj_free);
-    if (!self->debug_dirs || !self->kallsyms_path || !self->cache)
-        goto fail;
+    if (!self->debug_dirs || !self->kallsyms_path || !self->cache) {
+        symbolizer_destroy(&self);
+        goto cleanup;
+    }
     /* The copies own the strings now; callers' buffers may go away. */
     self->opts.debug_dirs = self->debug_dirs;
     self->opts.kallsyms_path = self->kallsyms_path;
+cleanup:
     return self;
-fail:
-    symbolizer_destroy(&self);
-    return NULL;
 }
 
 void
