@@ -401,6 +401,8 @@ const char render_page_index_html[] =
     "      if (!vb || !vb.width || w <= 0) return;\n"
     "      root.setAttribute('width', String(w));\n"
     "      root.setAttribute('height', String(Math.round(w * vb.height / vb.width)));\n"
+    "      /* the root frame is at the bottom: start there on tall graphs */\n"
+    "      $('view').contentWindow.scrollTo(0, root.getBoundingClientRect().height);\n"
     "    } catch (e) { /* another origin or not loaded: leave it */ }\n"
     "  }\n"
     "  $('view').addEventListener('load', fitView);\n"
