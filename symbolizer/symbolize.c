@@ -408,18 +408,32 @@ cleanup:
 }
 
 /* The perf map of a process: named after its pid in its own namespace,
- * found in /tmp of its own root. */
+ * in /tmp of its own root. The collector names it in obj->path (as the
+ * process sees it); without that, build the name from nspid. After the
+ * process is gone its root is too; a host process (the map's pid is its
+ * host pid) still has the map at the same host path. */
 static int
 s_perfmap_path(const wire_object_t *obj, uint32_t nspid, char *out,
                size_t size)
 {
-    uint32_t mapped_pid = nspid ? nspid : obj->pid;
+    char rel[128];
+    const char *path = obj->path;
     int n;
-    if (obj->pid)
-        n = snprintf(out, size, "/proc/%u/root/tmp/perf-%u.map", obj->pid,
-                     mapped_pid);
-    else
-        n = snprintf(out, size, "/tmp/perf-%u.map", mapped_pid);
+    if (!path || path[0] != '/') {
+        snprintf(rel, sizeof(rel), "/tmp/perf-%u.map",
+                 nspid ? nspid : obj->pid);
+        path = rel;
+    }
+    if (obj->pid) {
+        n = snprintf(out, size, "/proc/%u/root%s", obj->pid, path);
+        if (n > 0 && (size_t)n < size && access(out, F_OK) == 0)
+            return 0;
+        unsigned map_pid = 0;
+        if (sscanf(path, "/tmp/perf-%u.map", &map_pid) != 1 ||
+            map_pid != obj->pid)
+            return -1;
+    }
+    n = snprintf(out, size, "%s", path);
     return n > 0 && (size_t)n < size ? 0 : -1;
 }
 

@@ -382,8 +382,10 @@ START_TEST(test_perf_map)
                  "7f0000002000 40 java.lang.String::hashCode\n");
     symbolizer_t *s = s_new(NULL, 0);
     wire_object_t obj;
-    s_obj(&obj, WIRE_OBJ_JIT, "[anon:jit]");
-    obj.pid = (uint32_t)getpid();   /* read through /proc/PID/root/tmp */
+    /* As the collector names it: the map's path inside the process,
+     * read through /proc/PID/root. */
+    s_obj(&obj, WIRE_OBJ_JIT, map);
+    obj.pid = (uint32_t)getpid();
     const char *name;
     uint8_t type;
     ck_assert_int_eq(symbolizer_resolve_user(s, &obj, nspid, 0x7f0000001010,
@@ -412,6 +414,25 @@ START_TEST(test_perf_map)
     symbolizer_stats_t st;
     symbolizer_get_stats(s, &st);
     ck_assert_uint_eq(st.perfmap_reloads, 1);
+    symbolizer_destroy(&s);
+
+    /* No path from the collector: the name comes from the namespace pid. */
+    s = s_new(NULL, 0);
+    s_obj(&obj, WIRE_OBJ_JIT, "[anon:jit]");
+    obj.pid = (uint32_t)getpid();
+    ck_assert_int_eq(symbolizer_resolve_user(s, &obj, nspid, 0x7f0000001010,
+                                             &name, &type), 0);
+    ck_assert_str_eq(name, "LazyCompile:*fib /app/x.js:3");
+    symbolizer_destroy(&s);
+
+    /* A host process that exited (no /proc/PID any more): its map is
+     * still at the same host path. */
+    s = s_new(NULL, 0);
+    s_obj(&obj, WIRE_OBJ_JIT, map);
+    obj.pid = nspid;
+    ck_assert_int_eq(symbolizer_resolve_user(s, &obj, 0, 0x7f0000002004,
+                                             &name, &type), 0);
+    ck_assert_str_eq(name, "java.lang.String::hashCode");
     symbolizer_destroy(&s);
     unlink(map);
 }
