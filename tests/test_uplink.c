@@ -1320,7 +1320,7 @@ START_TEST(test_hour_of_flushes_100_processes)
     /* Distinct stacks per process: 5 stacks of 12 user frames, 4 kernel. */
     static const char *kf[] = { "finish_task_switch", "schedule",
                                 "do_nanosleep", "entry_SYSCALL_64" };
-    static char uname[NSTACKS][12][48];
+    static char uname[NSTACKS][12][80];
     static const char *uf[NSTACKS][12];
     for (int s = 0; s < NSTACKS; s++)
         for (int f = 0; f < 12; f++) {

@@ -4,7 +4,7 @@
  * A finder matches the process command line with a POSIX extended regular
  * expression (the reference agent's `match_cmd_regex`, RE2 syntax, is the
  * same for the usual patterns) and renders the entity names from templates
- * with these placeholders (docs/uplink.md):
+ * with these placeholders (uplink/README.md):
  *
  *   {{.Process.ExeName}}      basename of the executable
  *   {{.Process.ExeFilePath}}  full path of the executable

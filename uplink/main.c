@@ -36,7 +36,7 @@ static const stage_desc_t s_desc = {
         "          instance_name: \"{{.Rover.HostIPV4 \\\"eth0\\\"}}\"\n"
         "          process_name: \"{{.Process.ExeName}}-{{.Process.Pid}}\"\n"
         "          labels: \"a,b\"\n"
-        "See deploy/oap/skyprof-oap.yaml and docs/uplink.md.",
+        "See deploy/oap/skyprof-oap.yaml and uplink/README.md.",
 };
 
 static int

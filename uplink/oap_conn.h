@@ -3,7 +3,7 @@
  * pluck completion queue with a per-call deadline.
  *
  * The calls block the calling thread for at most the configured deadline;
- * the uplink runs them from its loop thread (see docs/uplink.md for why that
+ * the uplink runs them from its loop thread (see uplink/README.md for why that
  * is acceptable). Messages go in and out as serialized protobuf bytes so
  * this file knows nothing about the schemas. */
 #ifndef SKYPROF_UPLINK_OAP_CONN_H

@@ -1,4 +1,4 @@
-/* The uplink's logic: see uplink.h and docs/uplink.md. */
+/* The uplink's logic: see uplink.h and uplink/README.md. */
 #include "uplink.h"
 
 #include <inttypes.h>

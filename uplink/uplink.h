@@ -7,7 +7,7 @@
  * Threading: everything runs on the caller's thread. gRPC calls block for
  * at most core.backend.upstream_timeout each; after a failure nothing is
  * attempted until the backoff expires, so an absent OAP costs one failed
- * call per backoff period (docs/uplink.md). */
+ * call per backoff period (uplink/README.md). */
 #ifndef SKYPROF_UPLINK_UPLINK_H
 #define SKYPROF_UPLINK_UPLINK_H
 
