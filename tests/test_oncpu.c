@@ -1,0 +1,240 @@
+/* On-CPU profiling end to end with real BPF: the launcher starts every
+ * stage, a workload of ours with known call paths and CPU shares runs, a
+ * local fixed-time task is created through the HTTP API, and the flame
+ * graph the API returns must show the workload's paths in their shares,
+ * kernel frames under the syscall path, and a process that lived 40 ms. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+typedef struct {
+    char *dir;
+    char config[512];
+    char log[512];
+    int port;
+    pid_t launcher;
+} run_t;
+
+static run_t R;
+
+static void s_start(void)
+{
+    R.dir = tu_mkdtemp();
+    ck_assert_ptr_nonnull(R.dir);
+    R.port = 20000 + (int)((getpid() + 7777) % 20000);
+    snprintf(R.config, sizeof R.config, "%s/skyprof.yaml", R.dir);
+    snprintf(R.log, sizeof R.log, "%s/run.log", R.dir);
+    FILE *f = fopen(R.config, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f,
+            "runtime_dir: %s/run\n"
+            "profiling:\n  flush_interval: 1s\n"
+            "collector:\n  host_wide: true\n  host_period: 20ms\n"
+            "  drain_interval: 100ms\n"
+            "aggregator:\n  http_addr: 127.0.0.1:%d\n"
+            "  store_path: %s/history.db\n",
+            R.dir, R.port, R.dir);
+    fclose(f);
+    char *argv[] = {(char *)tu_build_path("bin/skyprof"), "--config", R.config,
+                    "--bin-dir", (char *)tu_build_path("bin"), NULL};
+    R.launcher = tu_spawn(argv, R.log);
+    ck_assert_int_gt(R.launcher, 0);
+}
+
+static void s_stop(void)
+{
+    if (R.launcher > 0) {
+        int status = tu_stop(R.launcher, 20000);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                      "launcher exit status %d; see %s", status, R.log);
+    }
+    tu_rmtree(R.dir);
+    free(R.dir);
+    memset(&R, 0, sizeof R);
+}
+
+static char *s_get(const char *path, int *status)
+{
+    return tu_http("GET", "127.0.0.1", R.port, path, NULL, status, NULL);
+}
+
+static int s_api_up(void *arg)
+{
+    int status = 0;
+    char *b = s_get("/healthz", &status);
+    free(b);
+    return status == 200;
+}
+
+/* Shares of a folded-stacks text: the sum of the counts of lines matching
+ * each needle, and the total. */
+typedef struct {
+    double alpha, beta, kernel_under_user, total;
+    int lines;
+} shares_t;
+
+static shares_t s_shares(const char *folded)
+{
+    shares_t s = {0};
+    char *copy = strdup(folded);
+    for (char *line = strtok(copy, "\n"); line; line = strtok(NULL, "\n")) {
+        char *sp = strrchr(line, ' ');
+        if (!sp)
+            continue;
+        double v = strtod(sp + 1, NULL);
+        *sp = '\0';
+        s.total += v;
+        s.lines++;
+        if (strstr(line, "sky_alpha_outer;sky_alpha_leaf"))
+            s.alpha += v;
+        if (strstr(line, "sky_beta_outer;[l] skylib_beta_leaf") ||
+            strstr(line, "sky_beta_outer;skylib_beta_leaf"))
+            s.beta += v;
+        /* a kernel frame below user frames of the workload */
+        char *k = strstr(line, "[k] ");
+        char *m = strstr(line, "main;sky_run");
+        if (k && m && m < k)
+            s.kernel_under_user += v;
+    }
+    free(copy);
+    return s;
+}
+
+typedef struct {
+    const char *path;
+    const char *needle;
+    char *body;
+} probe_t;
+
+static int s_has(void *arg)
+{
+    probe_t *p = arg;
+    int status = 0;
+    free(p->body);
+    p->body = s_get(p->path, &status);
+    return p->body && status == 200 && strstr(p->body, p->needle);
+}
+
+START_TEST(workload_paths_and_shares_through_a_task)
+{
+    s_start();
+    ck_assert_msg(tu_wait_until(s_api_up, NULL, 20000), "API never came up; %s",
+                  R.log);
+    /* Let the collector load its programs. */
+    sleep(2);
+    char *wl_argv[] = {(char *)tu_build_path("tests/progs/cpu_workload"), "6",
+                       NULL};
+    pid_t wl = tu_spawn(wl_argv, NULL);
+    ck_assert_int_gt(wl, 0);
+
+    char body[128], *resp;
+    int status = 0;
+    snprintf(body, sizeof body,
+             "{\"pid\":%d,\"target\":\"ON_CPU\",\"duration\":30}", (int)wl);
+    resp = tu_http("POST", "127.0.0.1", R.port, "/api/tasks", body, &status,
+                   NULL);
+    ck_assert_msg(resp && status >= 200 && status < 300, "POST /api/tasks: %d %s",
+                  status, resp ? resp : "");
+    char task_id[128] = "";
+    const char *idp = strstr(resp, "\"task_id\"");
+    if (!idp)
+        idp = strstr(resp, "\"id\"");
+    ck_assert_ptr_nonnull(idp);
+    sscanf(strchr(idp, ':') + 1, " \"%127[^\"]\"", task_id);
+    ck_assert_msg(task_id[0], "no task id in %s", resp);
+    free(resp);
+
+    int wst;
+    ck_assert_int_eq(waitpid(wl, &wst, 0), wl);
+    ck_assert(WIFEXITED(wst) && WEXITSTATUS(wst) == 0);
+
+    /* The task's profile holds the known paths in their shares. */
+    char path[256];
+    snprintf(path, sizeof path, "/api/folded?task_id=%s", task_id);
+    probe_t p = {.path = path, .needle = "sky_alpha_leaf"};
+    ck_assert_msg(tu_wait_until(s_has, &p, 15000),
+                  "task %s has no workload frames: %s (log %s)", task_id,
+                  p.body ? p.body : "", R.log);
+    sleep(2); /* the last flush windows */
+    ck_assert(s_has(&p));
+    shares_t s = s_shares(p.body);
+    fprintf(stderr, "task %s: %.0f samples, alpha %.2f beta %.2f kernel %.2f\n",
+            task_id, s.total, s.alpha / s.total, s.beta / s.total,
+            s.kernel_under_user / s.total);
+    /* ~4 s of task sampling at 9 ms on a busy CPU would be ~440 samples;
+     * the bound only rules out a broken sampler, not a slow machine. */
+    ck_assert_double_gt(s.total, 50);
+    ck_assert_double_ge(s.alpha / s.total, 0.45);
+    ck_assert_double_le(s.alpha / s.total, 0.75);
+    ck_assert_double_ge(s.beta / s.total, 0.18);
+    ck_assert_double_le(s.beta / s.total, 0.42);
+    ck_assert_double_gt(s.kernel_under_user, 0);
+    free(p.body);
+
+    /* The same process in the DeepFlow view, and the host-wide Total. */
+    resp = tu_http("POST", "127.0.0.1", R.port, "/v1/profile/ProfileTracing",
+                   "{\"app_service\":\"cpu_workload\",\"profile_language_type\":"
+                   "\"eBPF\",\"profile_event_type\":\"on-cpu\",\"time_start\":0,"
+                   "\"time_end\":4102444800}",
+                   &status, NULL);
+    ck_assert_int_eq(status, 200);
+    ck_assert_ptr_nonnull(strstr(resp, "\"OPT_STATUS\":\"SUCCESS\""));
+    ck_assert_ptr_nonnull(strstr(resp, "sky_alpha_leaf"));
+    ck_assert_ptr_nonnull(strstr(resp, "[l] skylib_beta_leaf"));
+    free(resp);
+    resp = tu_http("POST", "127.0.0.1", R.port, "/v1/profile/ProfileTracing",
+                   "{\"app_service\":\"Total\",\"profile_event_type\":\"on-cpu\","
+                   "\"time_start\":0,\"time_end\":4102444800}",
+                   &status, NULL);
+    ck_assert_int_eq(status, 200);
+    ck_assert_ptr_nonnull(strstr(resp, "\"[p] cpu_workload\""));
+    ck_assert_ptr_nonnull(strstr(resp, "\"[t] cpu_workload\""));
+    free(resp);
+    s_stop();
+}
+END_TEST
+
+START_TEST(short_lived_process_is_symbolized)
+{
+    s_start();
+    ck_assert_msg(tu_wait_until(s_api_up, NULL, 20000), "API never came up");
+    sleep(2);
+    /* Host-wide sampling at 20 ms sees a 40 ms process a couple of times;
+     * run it a few times so the test does not depend on luck. */
+    for (int i = 0; i < 15; i++) {
+        char *argv[] = {(char *)tu_build_path("tests/progs/short_lived"), NULL};
+        pid_t pid = tu_spawn(argv, NULL);
+        ck_assert_int_gt(pid, 0);
+        int st;
+        waitpid(pid, &st, 0);
+        ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    probe_t p = {.path = "/api/folded?app_service=short_lived",
+                 .needle = "sky_short_lived_spin"};
+    int ok = tu_wait_until(s_has, &p, 15000);
+    ck_assert_msg(ok, "short_lived never symbolized: %s (log %s)",
+                  p.body ? p.body : "(none)", R.log);
+    /* No unresolved frame of its own executable. */
+    ck_assert_ptr_null(strstr(p.body, "short_lived+0x"));
+    free(p.body);
+    s_stop();
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("oncpu");
+    TCase *tc = tcase_create("bpf");
+    tcase_set_timeout(tc, 180);
+    if (tu_require_bpf("oncpu end to end")) {
+        tcase_add_test(tc, workload_paths_and_shares_through_a_task);
+        tcase_add_test(tc, short_lived_process_is_symbolized);
+    }
+    suite_add_tcase(s, tc);
+    return tu_run(s);
+}
