@@ -1,0 +1,531 @@
+/* The aggregator's HTTP API on a loopback test port, fed with synthetic
+ * symbolized batches through the in-process API (no bus). JSON answers
+ * are checked by python3's json module (an independent parser): node
+ * totals equal self plus children, Total -> [p] -> [t] layering, values in
+ * microseconds. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "aggregator/agg.h"
+#include "aggregator/api.h"
+#include "log.h"
+#include "testutil.h"
+#include "wire.h"
+
+enum { F_KLEAF, F_KSYS, F_ULEAF, F_LIBC, F_MAIN, NFRAMES };
+static const wire_frame_t s_frames[NFRAMES] = {
+    { "k_leaf", WIRE_FRAME_KERNEL }, { "k_sys", WIRE_FRAME_KERNEL },
+    { "u_leaf", WIRE_FRAME_USER },   { "libc_read", WIRE_FRAME_LIB },
+    { "main", WIRE_FRAME_USER },
+};
+static const uint32_t s_stack_a[] = { F_KLEAF, F_KSYS, F_ULEAF, F_LIBC,
+                                      F_MAIN };
+static const uint32_t s_stack_b[] = { F_ULEAF, F_MAIN };
+static const uint32_t s_stack_c[] = { F_KSYS, F_MAIN };
+static const uint32_t s_task0[] = { 0 };
+static const char *const s_task_ids[] = { "t1" };
+static const wire_proc_t s_procs[] = { { 100, 100, "app", "" },
+                                       { 200, 200, "db", "" } };
+
+/* pid 100 "app"/"worker": 3 on-CPU samples, 30 ms (task t1) + 4 off-CPU
+ * switches, 4 ms; pid 200 "db": 2 on-CPU samples, 20 ms. */
+static void
+s_feed(agg_t *agg)
+{
+    wire_sym_sample_t samples[3] = {
+        { .pid = 100, .tid = 101, .kind = WIRE_KIND_ON_CPU, .count = 3,
+          .weight_ns = 30000000, .comm = "worker", .nframes = 5,
+          .frames = s_stack_a, .nkernel = 2, .ntasks = 1,
+          .tasks = s_task0 },
+        { .pid = 200, .tid = 200, .kind = WIRE_KIND_ON_CPU, .count = 2,
+          .weight_ns = 20000000, .comm = "db", .nframes = 2,
+          .frames = s_stack_b },
+        { .pid = 100, .tid = 102, .kind = WIRE_KIND_OFF_CPU, .count = 4,
+          .weight_ns = 4000000, .comm = "worker", .nframes = 2,
+          .frames = s_stack_c, .nkernel = 1, .ntasks = 1,
+          .tasks = s_task0 },
+    };
+    wire_sym_batch_t b = { .nframes = NFRAMES, .frames = s_frames,
+                           .nprocs = 2, .procs = s_procs, .ntask_ids = 1,
+                           .task_ids = s_task_ids, .nsamples = 3,
+                           .samples = samples };
+    wire_header_set(&b.hdr, "symbolizer/test", 1);
+    ck_assert_int_eq(agg_ingest_sym(agg, &b), 0);
+}
+
+typedef struct {
+    char topic[32];
+    char *data;
+    size_t len;
+    int n;
+} last_msg_t;
+
+static int
+s_capture(void *arg, const char *topic, const void *data, size_t len)
+{
+    last_msg_t *m = arg;
+    if (strcmp(topic, TOPIC_TASK_REQUEST) != 0)
+        return 0;
+    free(m->data);
+    m->data = malloc(len);
+    memcpy(m->data, data, len);
+    m->len = len;
+    snprintf(m->topic, sizeof(m->topic), "%s", topic);
+    m->n++;
+    return 0;
+}
+
+static stats_t *s_stats;
+static agg_t *s_agg;
+static agg_api_t *s_api;
+static int s_port;
+static last_msg_t s_msg;
+static uint64_t s_t0;
+static char s_range[128];        /* "start=..&end=.." covering the data */
+static char s_range_json[128];   /* "time_start":..,"time_end":.. */
+
+static void
+s_setup(void)
+{
+    char err[256];
+    memset(&s_msg, 0, sizeof(s_msg));
+    s_stats = stats_new("aggregator", "test");
+    /* Data windows sit a little in the past, so every range below covers
+     * them whatever second the test runs in. */
+    s_t0 = now_wall_ms() - 3000;
+    agg_options_t o = { .sender = "aggregator/test", .flush_ms = 1000,
+                        .history_ms = 3600000, .max_nodes = 10000,
+                        .stats = s_stats, .publish = s_capture,
+                        .publish_arg = &s_msg };
+    s_agg = agg_new(&o, s_t0);
+    ck_assert_ptr_nonnull(s_agg);
+    s_api = agg_api_new(s_agg, "127.0.0.1:0", err, sizeof(err));
+    ck_assert_msg(s_api != NULL, "%s", err);
+    s_port = agg_api_port(s_api);
+    ck_assert_int_gt(s_port, 0);
+    s_feed(s_agg);
+    ck_assert_int_eq(agg_flush(s_agg, s_t0 + 1000), 0);
+    uint64_t start = s_t0 / 1000 - 5, end = s_t0 / 1000 + 5;
+    snprintf(s_range, sizeof(s_range), "start=%llu&end=%llu",
+             (unsigned long long)start, (unsigned long long)end);
+    snprintf(s_range_json, sizeof(s_range_json),
+             "\"time_start\":%llu,\"time_end\":%llu",
+             (unsigned long long)start, (unsigned long long)end);
+}
+
+static void
+s_teardown(void)
+{
+    agg_api_destroy(&s_api);
+    agg_destroy(&s_agg);
+    stats_destroy(&s_stats);
+    free(s_msg.data);
+}
+
+static char *
+s_req(const char *method, const char *path, const char *body, int *status)
+{
+    size_t len = 0;
+    char *out = tu_http(method, "127.0.0.1", s_port, path, body, status,
+                        &len);
+    ck_assert_msg(out != NULL, "no answer for %s %s", method, path);
+    return out;
+}
+
+static char *
+s_get(const char *fmt, const char *arg, int *status)
+{
+    char path[512];
+    snprintf(path, sizeof(path), fmt, arg, s_range);
+    return s_req("GET", path, NULL, status);
+}
+
+/* Runs a python3 check over a JSON document; returns its one-line
+ * verdict (malloc'ed), which starts with "OK" on success. */
+static char *
+s_python(const char *script, const char *json)
+{
+    char dir_tpl[] = "/tmp/skyprof-api-XXXXXX";
+    char *dir = mkdtemp(dir_tpl);
+    ck_assert_ptr_nonnull(dir);
+    char jpath[256], spath[256], cmd[640];
+    snprintf(jpath, sizeof(jpath), "%s/doc.json", dir);
+    snprintf(spath, sizeof(spath), "%s/check.py", dir);
+    FILE *f = fopen(jpath, "w");
+    fputs(json, f);
+    fclose(f);
+    f = fopen(spath, "w");
+    fputs(script, f);
+    fclose(f);
+    snprintf(cmd, sizeof(cmd), "python3 %s %s 2>&1", spath, jpath);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    char line[4096] = "";
+    size_t n = fread(line, 1, sizeof(line) - 1, p);
+    line[n] = '\0';
+    pclose(p);
+    unlink(jpath);
+    unlink(spath);
+    rmdir(dir);
+    return strdup(line);
+}
+
+/* Validates a ProfileTracing answer and prints facts the C side checks. */
+static const char s_check_tracing[] =
+    "import json, sys\n"
+    "d = json.load(open(sys.argv[1]))\n"
+    "assert d['OPT_STATUS'] == 'SUCCESS', d\n"
+    "assert d['DESCRIPTION'] == '' and d['debug'] is None\n"
+    "r = d['result']\n"
+    "root = r[0]\n"
+    "assert root['node_id'] == '' and root['parent_node_id'] == '-1'\n"
+    "ids = {n['node_id']: n for n in r}\n"
+    "assert len(ids) == len(r), 'duplicate node ids'\n"
+    "kids = {}\n"
+    "for n in r[1:]:\n"
+    "    assert n['parent_node_id'] in ids, n\n"
+    "    assert len(n['node_id']) == 36 and n['node_id'].count('-') == 4\n"
+    "    kids.setdefault(n['parent_node_id'], []).append(n)\n"
+    "for n in r:\n"
+    "    s = sum(k['total_value'] for k in kids.get(n['node_id'], []))\n"
+    "    assert n['total_value'] == n['self_value'] + s, n\n"
+    "    assert n['self_value'] >= 0\n"
+    "def depth(n):\n"
+    "    d = 0\n"
+    "    while n['parent_node_id'] != '-1':\n"
+    "        n = ids[n['parent_node_id']]; d += 1\n"
+    "    return d\n"
+    "layers = {}\n"
+    "for n in r[1:]:\n"
+    "    layers.setdefault(depth(n), set()).add(n['profile_location_str'])\n"
+    "def byname(name):\n"
+    "    return [n for n in r if n['profile_location_str'] == name]\n"
+    "out = ['OK', root['profile_location_str'], str(root['total_value'])]\n"
+    "for k in sorted(layers):\n"
+    "    out.append('L%d=%s' % (k, ','.join(sorted(layers[k]))))\n"
+    "for name in ('[p] app', '[p] db', '[t] worker', '[l] libc_read'):\n"
+    "    m = byname(name)\n"
+    "    if m: out.append('%s:%d' % (name, m[0]['total_value']))\n"
+    "print(' '.join(out))\n";
+
+START_TEST(test_profile_tracing_total)
+{
+    if (!tu_require_tool("profile_tracing_total", "python3"))
+        return;
+    char body[512];
+    int status = 0;
+    snprintf(body, sizeof(body),
+             "{\"app_service\":\"Total\",\"profile_language_type\":\"eBPF\","
+             "\"profile_event_type\":\"on-cpu\",\"tag_filter\":\"\",%s,}",
+             s_range_json);
+    char *resp = s_req("POST", "/v1/profile/ProfileTracing", body, &status);
+    ck_assert_int_eq(status, 200);
+    char *verdict = s_python(s_check_tracing, resp);
+    /* 50 ms in microseconds, then [p] / [t] / frames layers. */
+    ck_assert_msg(strncmp(verdict, "OK Total 50000 ", 15) == 0, "%s",
+                  verdict);
+    ck_assert_msg(strstr(verdict, " L1=[p] app,[p] db ") != NULL, "%s",
+                  verdict);
+    ck_assert_msg(strstr(verdict, " L2=[t] db,[t] worker ") != NULL, "%s",
+                  verdict);
+    ck_assert_msg(strstr(verdict, " L3=main ") != NULL, "%s", verdict);
+    ck_assert_msg(strstr(verdict, "[p] app:30000") != NULL, "%s", verdict);
+    ck_assert_msg(strstr(verdict, "[p] db:20000") != NULL, "%s", verdict);
+    free(verdict);
+    free(resp);
+
+    /* tag_filter pid keeps one process. */
+    snprintf(body, sizeof(body),
+             "{\"app_service\":\"Total\",\"tag_filter\":\"pid='200'\",%s}",
+             s_range_json);
+    resp = s_req("POST", "/v1/profile/ProfileTracing", body, &status);
+    ck_assert_int_eq(status, 200);
+    verdict = s_python(s_check_tracing, resp);
+    ck_assert_msg(strncmp(verdict, "OK Total 20000 L1=[p] db ", 25) == 0,
+                  "%s", verdict);
+    free(verdict);
+    free(resp);
+}
+END_TEST
+
+START_TEST(test_profile_tracing_process)
+{
+    if (!tu_require_tool("profile_tracing_process", "python3"))
+        return;
+    char body[512];
+    int status = 0;
+    snprintf(body, sizeof(body),
+             "{\"app_service\":\"app\",\"profile_event_type\":\"on-cpu\",%s}",
+             s_range_json);
+    char *resp = s_req("POST", "/v1/profile/ProfileTracing", body, &status);
+    ck_assert_int_eq(status, 200);
+    char *verdict = s_python(s_check_tracing, resp);
+    ck_assert_msg(strncmp(verdict, "OK app 30000 L1=[t] worker L2=main "
+                          "L3=[l] libc_read L4=u_leaf L5=[k] k_sys "
+                          "L6=[k] k_leaf", 71) == 0, "%s", verdict);
+    free(verdict);
+    free(resp);
+
+    snprintf(body, sizeof(body),
+             "{\"app_service\":\"app\",\"profile_event_type\":\"off-cpu\",%s}",
+             s_range_json);
+    resp = s_req("POST", "/v1/profile/ProfileTracing", body, &status);
+    ck_assert_int_eq(status, 200);
+    verdict = s_python(s_check_tracing, resp);
+    ck_assert_msg(strncmp(verdict, "OK app 4000 ", 12) == 0, "%s", verdict);
+    free(verdict);
+    free(resp);
+
+    /* A name nobody has: just the root. */
+    snprintf(body, sizeof(body), "{\"app_service\":\"ghost\",%s}",
+             s_range_json);
+    resp = s_req("POST", "/v1/profile/ProfileTracing", body, &status);
+    ck_assert_int_eq(status, 200);
+    verdict = s_python(s_check_tracing, resp);
+    ck_assert_msg(strcmp(verdict, "OK ghost 0\n") == 0, "%s", verdict);
+    free(verdict);
+    free(resp);
+}
+END_TEST
+
+static void
+s_expect_400(const char *method, const char *path, const char *body,
+             int want)
+{
+    int status = 0;
+    char *resp = s_req(method, path, body, &status);
+    ck_assert_msg(status == want, "%s %s -> %d (%s)", method, path, status,
+                  resp);
+    if (strstr(path, "ProfileTracing"))
+        ck_assert_msg(strstr(resp, "\"OPT_STATUS\":\"FAILED\"") != NULL
+                          && strstr(resp, "\"DESCRIPTION\":\"\"") == NULL,
+                      "%s", resp);
+    free(resp);
+}
+
+START_TEST(test_bad_requests)
+{
+    const char *tr = "/v1/profile/ProfileTracing";
+    s_expect_400("POST", tr, "", 400);
+    s_expect_400("POST", tr, "not json", 400);
+    s_expect_400("POST", tr, "{\"app_service\":", 400);
+    s_expect_400("POST", tr, "[1,2]", 400);
+    s_expect_400("POST", tr, "{\"profile_event_type\":\"on-cpu\"}", 400);
+    s_expect_400("POST", tr, "{\"app_service\":7}", 400);
+    s_expect_400("POST", tr, "{\"app_service\":\"app\","
+                 "\"profile_event_type\":\"mem\"}", 400);
+    s_expect_400("POST", tr, "{\"app_service\":\"app\",\"time_start\":20,"
+                 "\"time_end\":10}", 400);
+    s_expect_400("POST", tr, "{\"app_service\":\"app\",\"time_start\":-5}",
+                 400);
+    s_expect_400("POST", tr, "{\"app_service\":\"app\","
+                 "\"tag_filter\":\"pod_ns='x'\"}", 400);
+    s_expect_400("POST", tr, "{\"app_service\":\"app\","
+                 "\"tag_filter\":\"pid='abc'\"}", 400);
+    s_expect_400("GET", tr, NULL, 405);
+    char *big = malloc(70000);
+    memset(big, ' ', 69999);
+    big[0] = '{';
+    big[69998] = '}';
+    big[69999] = '\0';
+    s_expect_400("POST", tr, big, 413);
+    free(big);
+
+    s_expect_400("GET", "/api/tree", NULL, 400);
+    s_expect_400("GET", "/api/tree?pid=0", NULL, 400);
+    s_expect_400("GET", "/api/folded?event=bogus", NULL, 400);
+    s_expect_400("GET", "/api/folded?pid=12x", NULL, 400);
+    s_expect_400("GET", "/api/folded?start=9&end=3", NULL, 400);
+    s_expect_400("GET", "/api/folded?unit=parsecs", NULL, 400);
+    s_expect_400("GET", "/api/folded?task_id=t1&pid=3", NULL, 400);
+    s_expect_400("GET", "/api/processes?start=yesterday", NULL, 400);
+    s_expect_400("POST", "/api/tasks", "{\"pid\":0,\"duration\":5}", 400);
+    s_expect_400("POST", "/api/tasks", "{\"pid\":5}", 400);
+    s_expect_400("POST", "/api/tasks", "{\"pid\":5,\"duration\":5,"
+                 "\"target\":\"GPU\"}", 400);
+    s_expect_400("POST", "/api/tasks", "{\"pid\":\"5\",\"duration\":5}", 400);
+    s_expect_400("DELETE", "/api/tasks", NULL, 405);
+    s_expect_400("GET", "/nope", NULL, 404);
+}
+END_TEST
+
+static const char s_check_tree[] =
+    "import json, sys\n"
+    "d = json.load(open(sys.argv[1]))\n"
+    "assert d['tip'] == ''\n"
+    "els = d['trees'][0]['elements']\n"
+    "ids = {e['id'] for e in els}\n"
+    "assert len(ids) == len(els)\n"
+    "by = {}\n"
+    "for e in els:\n"
+    "    assert e['parentId'] in ids or e['parentId'] == '0', e\n"
+    "    assert e['stackType'] in ('KERNEL_SPACE', 'USER_SPACE')\n"
+    "    by[e['symbol']] = e\n"
+    "print('OK', len(els), by['main']['dumpCount'], by['k_sys']['stackType'],"
+    " by['u_leaf']['stackType'], by['main']['parentId'])\n";
+
+START_TEST(test_tree_folded_and_renderers)
+{
+    if (!tu_require_tool("tree", "python3"))
+        return;
+    int status = 0;
+    char *resp = s_get("/api/tree?task_id=%s&%s", "t1", &status);
+    ck_assert_int_eq(status, 200);
+    char *verdict = s_python(s_check_tree, resp);
+    ck_assert_msg(strcmp(verdict, "OK 5 3 KERNEL_SPACE USER_SPACE 0\n") == 0,
+                  "%s", verdict);
+    free(verdict);
+    free(resp);
+    /* By pid: no thread layer in SkyWalking's shape. */
+    resp = s_get("/api/tree?pid=%s&%s", "100", &status);
+    ck_assert_int_eq(status, 200);
+    verdict = s_python(s_check_tree, resp);
+    ck_assert_msg(strcmp(verdict, "OK 5 3 KERNEL_SPACE USER_SPACE 0\n") == 0,
+                  "%s", verdict);
+    ck_assert_ptr_null(strstr(resp, "worker"));
+    free(verdict);
+    free(resp);
+
+    resp = s_get("/api/folded?app_service=%s&%s", "app", &status);
+    ck_assert_int_eq(status, 200);
+    ck_assert_str_eq(resp, "[t] worker;main;[l] libc_read;u_leaf;[k] k_sys;"
+                           "[k] k_leaf 3\n");
+    free(resp);
+    resp = s_get("/api/folded?pid=%s&event=off-cpu&unit=us&%s", "100",
+                 &status);
+    ck_assert_int_eq(status, 200);
+    ck_assert_str_eq(resp, "[t] worker;main;[k] k_sys 4000\n");
+    free(resp);
+    resp = s_get("/api/folded?%s&%s", "unit=count", &status);
+    ck_assert_int_eq(status, 200);
+    ck_assert_ptr_nonnull(strstr(resp, "[p] db;[t] db;main;u_leaf 2\n"));
+    free(resp);
+
+    size_t len = 0;
+    char path[256];
+    snprintf(path, sizeof(path), "/api/pprof?app_service=app&%s", s_range);
+    resp = tu_http("GET", "127.0.0.1", s_port, path, NULL, &status, &len);
+    ck_assert_int_eq(status, 200);
+    ck_assert_uint_gt(len, 20);
+    ck_assert_int_eq((unsigned char)resp[0], 0x1f);
+    ck_assert_int_eq((unsigned char)resp[1], 0x8b);
+    free(resp);
+    resp = s_get("/api/flamegraph.svg?app_service=%s&%s", "app", &status);
+    ck_assert_int_eq(status, 200);
+    ck_assert_ptr_nonnull(strstr(resp, "<svg"));
+    ck_assert_ptr_nonnull(strstr(resp, "libc_read"));
+    free(resp);
+    resp = s_req("GET", "/", NULL, &status);
+    ck_assert_int_eq(status, 200);
+    ck_assert_ptr_nonnull(strstr(resp, "<html"));
+    free(resp);
+    resp = s_req("GET", "/healthz", NULL, &status);
+    ck_assert_int_eq(status, 200);
+    ck_assert_str_eq(resp, "ok\n");
+    free(resp);
+}
+END_TEST
+
+static const char s_check_procs[] =
+    "import json, sys\n"
+    "d = json.load(open(sys.argv[1]))\n"
+    "p = {x['pid']: x for x in d['processes']}\n"
+    "a = p[100]; b = p[200]\n"
+    "print('OK', len(p), a['name'], a['samples'], a['cpu_us'], b['name'],"
+    " b['cpu_us'], a['alive'])\n";
+
+START_TEST(test_processes_and_tasks)
+{
+    if (!tu_require_tool("processes", "python3"))
+        return;
+    int status = 0;
+    char *resp = s_get("/api/processes?%s%s", "", &status);
+    ck_assert_int_eq(status, 200);
+    char *verdict = s_python(s_check_procs, resp);
+    ck_assert_msg(strcmp(verdict, "OK 2 app 3 30000 db 20000 True\n") == 0,
+                  "%s", verdict);
+    free(verdict);
+    free(resp);
+
+    resp = s_req("POST", "/api/tasks", "{\"pid\":321,\"target\":\"OFF_CPU\","
+                 "\"duration\":60}", &status);
+    ck_assert_int_eq(status, 200);
+    char id[64] = "";
+    ck_assert_int_eq(sscanf(resp, "{\"task_id\":\"%63[^\"]\"}", id), 1);
+    free(resp);
+    /* The request is published from the loop thread's pump. */
+    ck_assert_int_eq(agg_pump(s_agg), 0);
+    ck_assert_int_eq(s_msg.n, 1);
+    arena_t *arena = arena_new(0);
+    wire_task_set_t set;
+    char err[256];
+    ck_assert_int_eq(wire_decode_task_set(s_msg.data, s_msg.len, arena, &set,
+                                          err, sizeof(err)), 0);
+    ck_assert_str_eq(set.tasks[0].task_id, id);
+    ck_assert_uint_eq(set.tasks[0].pids[0], 321);
+    ck_assert_uint_eq(set.tasks[0].target, WIRE_TARGET_OFF_CPU);
+    ck_assert_uint_eq(set.tasks[0].duration_ms, 60000);
+    arena_destroy(&arena);
+
+    resp = s_req("GET", "/api/tasks", NULL, &status);
+    ck_assert_int_eq(status, 200);
+    ck_assert_ptr_nonnull(strstr(resp, id));
+    ck_assert_ptr_nonnull(strstr(resp, "\"state\":\"requested\""));
+    free(resp);
+}
+END_TEST
+
+START_TEST(test_metrics)
+{
+    /* Another stage's counters arrive on stats.<stage>. */
+    wire_metric_t m[2] = {
+        { "skyprof_collector_samples", "", WIRE_METRIC_COUNTER, 1234 },
+        { "skyprof_collector_ring_fill", "cpu=\"0\"", WIRE_METRIC_GAUGE,
+          0.5 },
+    };
+    wire_stats_t st = { .stage = "collector", .instance = "c1",
+                        .nmetrics = 2, .metrics = m };
+    wire_header_set(&st.hdr, "collector/c1", 1);
+    wire_buf_t buf;
+    wire_buf_init(&buf);
+    ck_assert_int_eq(wire_encode_stats(&st, &buf), 0);
+    ck_assert_int_eq(agg_intake(s_agg, NULL, "stats.collector", buf.data,
+                                buf.len), 0);
+    wire_buf_release(&buf);
+
+    int status = 0;
+    char *warm = s_req("GET", "/healthz", NULL, &status);
+    free(warm);
+    char *resp = s_req("GET", "/metrics", NULL, &status);
+    ck_assert_int_eq(status, 200);
+    ck_assert_ptr_nonnull(strstr(resp, "skyprof_aggregator_batches_in"));
+    ck_assert_ptr_nonnull(strstr(resp, "skyprof_aggregator_windows"));
+    ck_assert_ptr_nonnull(strstr(resp, "path=\"/healthz\""));
+    ck_assert_ptr_nonnull(strstr(resp, "# TYPE skyprof_collector_samples "
+                                       "counter\n"));
+    ck_assert_ptr_nonnull(strstr(resp, "skyprof_collector_samples{instance="
+                                       "\"c1\"} 1234\n"));
+    ck_assert_ptr_nonnull(strstr(resp, "skyprof_collector_ring_fill{instance="
+                                       "\"c1\",cpu=\"0\"} 0.5\n"));
+    free(resp);
+}
+END_TEST
+
+int
+main(void)
+{
+    Suite *s = suite_create("api");
+    TCase *tc = tcase_create("http");
+    tcase_add_checked_fixture(tc, s_setup, s_teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_profile_tracing_total);
+    tcase_add_test(tc, test_profile_tracing_process);
+    tcase_add_test(tc, test_bad_requests);
+    tcase_add_test(tc, test_tree_folded_and_renderers);
+    tcase_add_test(tc, test_processes_and_tasks);
+    tcase_add_test(tc, test_metrics);
+    suite_add_tcase(s, tc);
+    return tu_run(s);
+}
