@@ -86,7 +86,7 @@ static void s_write_status(const char *runtime_dir)
 static pid_t s_spawn(const child_t *c, const char *bin_dir,
                      const char *config, int verbose)
 {
-    char exe[PATH_MAX];
+    char exe[PATH_MAX + 64];
     snprintf(exe, sizeof exe, "%s/%s", bin_dir, c->binary);
     char *argv[8];
     int argc = 0;
