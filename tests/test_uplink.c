@@ -59,14 +59,15 @@ s_spawn(char *const argv[])
 }
 
 static int
-s_fake_start(fake_t *f, const char *token, int record_data)
+s_fake_start_tls(fake_t *f, const char *token, int record_data,
+                 const char *cert, const char *key)
 {
     char ready[512], port[16], script[512];
     snprintf(ready, sizeof ready, "%s/ready", f->dir);
     unlink(ready);
     snprintf(port, sizeof port, "%d", f->port);
     snprintf(script, sizeof script, "tests/fake_oap/fake_oap.py");
-    char *argv[10];
+    char *argv[14];
     int n = 0;
     argv[n++] = PYTHON;
     argv[n++] = script;
@@ -80,6 +81,12 @@ s_fake_start(fake_t *f, const char *token, int record_data)
     }
     if (!record_data)
         argv[n++] = "--no-record-data";
+    if (cert) {
+        argv[n++] = "--tls-cert";
+        argv[n++] = (char *)cert;
+        argv[n++] = "--tls-key";
+        argv[n++] = (char *)key;
+    }
     argv[n] = NULL;
     f->pid = s_spawn(argv);
     if (f->pid < 0 || !tu_wait_until(s_file_exists, ready, 20000))
@@ -93,6 +100,12 @@ s_fake_start(fake_t *f, const char *token, int record_data)
     free(text);
     snprintf(f->addr, sizeof f->addr, "127.0.0.1:%d", f->port);
     return 0;
+}
+
+static int
+s_fake_start(fake_t *f, const char *token, int record_data)
+{
+    return s_fake_start_tls(f, token, record_data, NULL, NULL);
 }
 
 static void
@@ -1270,6 +1283,68 @@ START_TEST(test_process_events)
 }
 END_TEST
 
+/* One report round over TLS; returns whether it reached the OAP. */
+static bool
+s_tls_round(env_t *e, const char *ca, bool skip_verify)
+{
+    uplink_options_t o;
+    uplink_options_defaults(&o);
+    o.addr = e->fake.addr;
+    o.tls = true;
+    o.ca_path = ca;
+    o.skip_verify = skip_verify;
+    o.timeout_ms = 3000;
+    o.agent_id = "agent-tls";
+    o.publish = s_capture;
+    finder_set_t *finders = finder_set_new();
+    finder_spec_t spec = { e->procs.regex, NULL, NULL, NULL, NULL, NULL };
+    char err[256];
+    ck_assert_int_eq(finder_set_add(finders, &spec, err, sizeof err), 0);
+    uplink_t *up = uplink_new(&o, finders, e->stats);
+    ck_assert_ptr_nonnull(up);
+    uplink_tick(up, T0);
+    bool ok = uplink_connected(up) &&
+              uplink_process_id(up, (uint32_t)e->procs.pids[0]) != NULL;
+    uplink_destroy(&up);
+    return ok;
+}
+
+START_TEST(test_tls)
+{
+    if (!s_python_grpc_ok("test_tls") || !tu_require_tool("test_tls",
+                                                          "openssl"))
+        return;
+    env_t e;
+    memset(&e, 0, sizeof e);
+    memset(&s_captured, 0, sizeof s_captured);
+    e.fake.dir = tu_mkdtemp();
+    char cert[600], key[600], cmd[2048];
+    snprintf(cert, sizeof cert, "%s/cert.pem", e.fake.dir);
+    snprintf(key, sizeof key, "%s/key.pem", e.fake.dir);
+    snprintf(cmd, sizeof cmd, "openssl req -x509 -newkey rsa:2048 -nodes "
+             "-days 2 -subj /CN=localhost -addext "
+             "subjectAltName=IP:127.0.0.1,DNS:localhost -keyout %s -out %s "
+             ">/dev/null 2>&1", key, cert);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(s_fake_start_tls(&e.fake, NULL, 1, cert, key), 0);
+    s_procs_start(&e.procs);
+    e.stats = stats_new("uplink", "test");
+
+    ck_assert(s_tls_round(&e, cert, false));       /* our CA: verified */
+    ck_assert(!s_tls_round(&e, "", false));        /* system roots: refused */
+    ck_assert(s_tls_round(&e, "", true));          /* skip-verify */
+    char bogus[600];
+    snprintf(bogus, sizeof bogus, "%s/missing.pem", e.fake.dir);
+    uplink_options_t o;
+    uplink_options_defaults(&o);
+    o.addr = e.fake.addr;
+    o.tls = true;
+    o.ca_path = bogus;
+    ck_assert_ptr_null(uplink_new(&o, finder_set_new(), e.stats));
+    s_env_stop(&e);
+}
+END_TEST
+
 static long
 s_rss_kb(void)
 {
@@ -1395,6 +1470,7 @@ s_suite(void)
     tcase_add_test(oap, test_buffer_bound_while_down);
     tcase_add_test(oap, test_malformed_replies_survived);
     tcase_add_test(oap, test_process_events);
+    tcase_add_test(oap, test_tls);
     tcase_add_test(oap, test_hour_of_flushes_100_processes);
     suite_add_tcase(s, oap);
     return s;

@@ -6,6 +6,7 @@ needed: requests are recorded as raw bytes, one file per message, so the
 C tests decode them with protobuf-c and assert on the content.
 
   fake_oap.py --dir DIR [--port N] [--token T] [--no-record-data]
+              [--tls-cert PEM --tls-key PEM]
 
 DIR/port               the port actually bound (written at start)
 DIR/ready              written once serving
@@ -206,12 +207,22 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--token")
     ap.add_argument("--no-record-data", action="store_true")
+    ap.add_argument("--tls-cert", help="PEM certificate: serve TLS")
+    ap.add_argument("--tls-key", help="PEM private key of --tls-cert")
     args = ap.parse_args()
     os.makedirs(args.dir, exist_ok=True)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     server.add_generic_rpc_handlers(
         (Fake(args.dir, args.token, not args.no_record_data),))
-    port = server.add_insecure_port("127.0.0.1:%d" % args.port)
+    if args.tls_cert:
+        with open(args.tls_key, "rb") as f:
+            key = f.read()
+        with open(args.tls_cert, "rb") as f:
+            cert = f.read()
+        creds = grpc.ssl_server_credentials(((key, cert),))
+        port = server.add_secure_port("127.0.0.1:%d" % args.port, creds)
+    else:
+        port = server.add_insecure_port("127.0.0.1:%d" % args.port)
     if port == 0:
         print("fake_oap: cannot bind port %d" % args.port, file=sys.stderr)
         return 1
