@@ -1,7 +1,7 @@
 /* The aggregator's HTTP API (libmicrohttpd, its own small thread pool):
  * DeepFlow's ProfileTracing, SkyWalking's analysed tree, folded stacks,
  * pprof, SVG flame graphs, the HTML page, process and task listings, task
- * creation, /metrics and /healthz. docs/aggregator-api.md lists them. */
+ * creation, /metrics and /healthz. aggregator/API.md lists them. */
 #ifndef SKYPROF_AGG_API_H
 #define SKYPROF_AGG_API_H
 

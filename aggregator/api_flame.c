@@ -327,7 +327,6 @@ cleanup:
 typedef struct {
     agg_buf_t *out;
     int first;
-    uint32_t skip_depth;
 } tree_ctx_t;
 
 static int
@@ -375,7 +374,7 @@ api_tree(agg_t *agg, api_request_t *req, api_reply_t *r)
     flame_t *tree = s_query(agg, req, r, &q, 0);
     if (!tree)
         goto cleanup;
-    tree_ctx_t ctx = { &out, 1, 0 };
+    tree_ctx_t ctx = { &out, 1 };
     agg_buf_puts(&out, "{\"tip\":\"\",\"trees\":[{\"elements\":[");
     flame_visit(tree, s_tree_node, &ctx);
     agg_buf_puts(&out, "]}]}\n");
