@@ -10,6 +10,7 @@
  *
  *   cold_ms=<first pass, including loading the object>
  *   warm_ns_per_lookup=<mean over ROUNDS further passes>
+ *   best_pass_ns_per_lookup=<the fastest of those passes>
  *   resolved=<names found in the last pass>/<N>
  */
 #include <fcntl.h>
@@ -167,11 +168,19 @@ main(int argc, char **argv)
         symbolizer_resolve_user(sym, &obj, 0, addrs[i].offset, &name, &type);
     uint64_t t1 = s_now_ns();
     size_t resolved = 0;
+    /* The best pass is reported besides the mean: on a shared machine the
+     * mean mostly measures the neighbours. */
+    uint64_t best = UINT64_MAX;
     uint64_t t2 = s_now_ns();
-    for (int r = 0; r < rounds; r++)
+    for (int r = 0; r < rounds; r++) {
+        uint64_t p0 = s_now_ns();
         for (size_t i = 0; i < n; i++)
             resolved += symbolizer_resolve_user(sym, &obj, 0, addrs[i].offset,
                                                 &name, &type) == 0;
+        uint64_t p1 = s_now_ns();
+        if (p1 - p0 < best)
+            best = p1 - p0;
+    }
     uint64_t t3 = s_now_ns();
     for (size_t i = 0; i < n; i++) {
         symbolizer_resolve_user(sym, &obj, 0, addrs[i].offset, &name, &type);
@@ -182,6 +191,7 @@ main(int argc, char **argv)
     printf("cold_ms=%.2f\n", (double)(t1 - t0) / 1e6);
     printf("warm_ns_per_lookup=%.1f\n",
            (double)(t3 - t2) / ((double)n * rounds));
+    printf("best_pass_ns_per_lookup=%.1f\n", (double)best / (double)n);
     printf("resolved=%zu/%zu\n", resolved / (size_t)rounds, n);
     printf("cache_bytes=%" PRIu64 "\n", st.cache_bytes);
     rc = 0;

@@ -23,6 +23,7 @@ struct objcache {
     size_t bytes;
     size_t limit;
     uint64_t evictions;
+    uint64_t generation;
     objcache_entry_t *head, *tail;
     objcache_free_fn *free_fn;
 };
@@ -103,6 +104,7 @@ objcache_remove(objcache_t *self, objcache_entry_t *entry)
     if (*pp)
         *pp = entry->hnext;
     s_unlink_lru(self, entry);
+    self->generation++;
     self->count--;
     self->bytes -= entry->bytes;
     if (self->free_fn && entry->value)
@@ -229,6 +231,7 @@ cleanup:
     return rc;
 }
 
+uint64_t objcache_generation(const objcache_t *self) { return self->generation; }
 size_t objcache_bytes(const objcache_t *self) { return self->bytes; }
 size_t objcache_count(const objcache_t *self) { return self->count; }
 size_t objcache_limit(const objcache_t *self) { return self->limit; }

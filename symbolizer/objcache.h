@@ -34,6 +34,10 @@ int objcache_resize(objcache_t *self, objcache_entry_t *entry, size_t bytes);
 /* Removes and frees one entry. */
 void objcache_remove(objcache_t *self, objcache_entry_t *entry);
 
+/* Changes whenever an entry is removed or evicted: an entry pointer kept
+ * since the same generation is still valid. */
+uint64_t objcache_generation(const objcache_t *self);
+
 size_t objcache_bytes(const objcache_t *self);
 size_t objcache_count(const objcache_t *self);
 size_t objcache_limit(const objcache_t *self);

@@ -55,6 +55,14 @@ struct symbolizer {
     bool ksyms_restricted;
     bool ksyms_warned;
 
+    /* The object of the previous lookup: frames come in runs of the same
+     * object, so most lookups skip hashing. Valid while the cache's
+     * generation is unchanged (nothing was removed since). */
+    unsigned char last_key[SYM_KEY_MAX];
+    size_t last_keylen;
+    objcache_entry_t *last_entry;
+    uint64_t last_generation;
+
     symbolizer_stats_t st;
     char name_buf[WIRE_MAX_STR];
 };
@@ -531,24 +539,42 @@ cleanup:
     return entry;
 }
 
-/* Looks addr up in a cached object and copies the name out. Accounts for
- * growth of the table (lazy demangling) afterwards: the name is already
- * copied, so evicting the entry then is harmless. */
+/* Looks addr up in a cached object. The name points into the table's
+ * pool, which stays put until a later call changes the cache. When the
+ * table grew (lazy demangling) the cache must be told, which may evict
+ * this very entry: the name is copied out first. */
 static const char *
 s_lookup(symbolizer_t *self, objcache_entry_t *entry, uint64_t addr)
 {
     symobj_t *so = objcache_value(entry);
-    const char *out = NULL;
     size_t before = symtab_bytes(so->syms);
     const char *name = symtab_lookup(so->syms, addr, NULL);
-    if (!name)
-        goto cleanup;
-    out = s_set_name(self, name);
-    if (symtab_bytes(so->syms) != before &&
-        objcache_resize(self->cache, entry, s_symobj_bytes(so)) < 0)
-        self->st.objects_too_large++;
-cleanup:
-    return out;
+    if (name && symtab_bytes(so->syms) != before) {
+        name = s_set_name(self, name);
+        if (objcache_resize(self->cache, entry, s_symobj_bytes(so)) < 0)
+            self->st.objects_too_large++;
+    }
+    return name;
+}
+
+/* The cache entry for key: the previous lookup's when it is the same
+ * object, else a cache lookup. */
+static objcache_entry_t *
+s_find(symbolizer_t *self, const unsigned char *key, size_t keylen)
+{
+    objcache_entry_t *entry;
+    if (self->last_entry && keylen == self->last_keylen &&
+        self->last_generation == objcache_generation(self->cache) &&
+        memcmp(key, self->last_key, keylen) == 0)
+        return self->last_entry;
+    entry = objcache_find(self->cache, key, keylen);
+    if (entry) {
+        memcpy(self->last_key, key, keylen);
+        self->last_keylen = keylen;
+        self->last_entry = entry;
+        self->last_generation = objcache_generation(self->cache);
+    }
+    return entry;
 }
 
 int
@@ -571,7 +597,7 @@ symbolizer_resolve_user(symbolizer_t *self, const wire_object_t *obj,
         goto cleanup;
 
     size_t keylen = s_make_key(obj, key);
-    objcache_entry_t *entry = objcache_find(self->cache, key, keylen);
+    objcache_entry_t *entry = s_find(self, key, keylen);
     if (entry) {
         symobj_t *so = objcache_value(entry);
         if (so->state != SYMOBJ_OK && now_mono_ms() >= so->retry_at_ms) {
@@ -661,7 +687,7 @@ symbolizer_resolve_kernel(symbolizer_t *self, uint64_t addr,
             found = symtab_lookup(self->ksyms, addr, NULL);
     }
     if (found) {
-        *name = s_set_name(self, found);
+        *name = found;   /* the pool only changes in a later call */
         *type = WIRE_FRAME_KERNEL;
         self->st.frames_resolved++;
         rc = 0;
