@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -98,6 +99,7 @@ static pid_t s_spawn(const child_t *c, const char *bin_dir,
     if (verbose)
         argv[argc++] = "-v";
     argv[argc] = NULL;
+    pid_t launcher = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         log_error("fork for %s: %s", c->name, strerror(errno));
@@ -113,6 +115,11 @@ static pid_t s_spawn(const child_t *c, const char *bin_dir,
         /* Own process group: a Ctrl-C on the terminal reaches only the
          * launcher, which then stops the stages in order. */
         setpgid(0, 0);
+        /* If the launcher itself is killed outright, its stages stop
+         * too instead of running on unsupervised. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != launcher)
+            _exit(0);
         execv(exe, argv);
         fprintf(stderr, "skyprof: exec %s: %s\n", exe, strerror(errno));
         _exit(127);
