@@ -39,6 +39,9 @@ s_counters(agg_t *self)
                                     "the node budget");
     self->m_requests = stats_counter(st, "task_requests", NULL,
                                      "tasks requested through the API");
+    self->m_duplicates = stats_counter(st, "batches_duplicate", NULL,
+                                       "symbolized batches already received "
+                                       "from another symbolizer replica");
 }
 
 static void
@@ -156,9 +159,10 @@ agg_new(const agg_options_t *opts, uint64_t now_ms)
     self->tasks = agg_tasks_new();
     self->peers = agg_peers_new();
     self->arena = arena_new(0);
+    self->dedup = origin_dedup_new();
     self->current = agg_window_new(now_ms, self->o.max_nodes);
     if (!self->procs || !self->tasks || !self->peers || !self->arena
-        || !self->current)
+        || !self->dedup || !self->current)
         goto fail;
     s_store_open(self, now_ms);
     return self;
@@ -182,6 +186,7 @@ agg_destroy(agg_t **self_p)
     agg_tasks_destroy(&self->tasks);
     agg_peers_destroy(&self->peers);
     arena_destroy(&self->arena);
+    origin_dedup_destroy(&self->dedup);
     wire_buf_release(&self->wbuf);
     if (self->wake_fd >= 0)
         close(self->wake_fd);

@@ -6,6 +6,7 @@
 #include <pthread.h>
 
 #include "agg.h"
+#include "dedup.h"
 #include "log.h"
 #include "peers.h"
 #include "procs.h"
@@ -50,7 +51,9 @@ struct agg {
 
     stats_metric_t *m_batches, *m_samples, *m_windows, *m_nodes,
         *m_store_errors, *m_published, *m_invalid, *m_rejected,
-        *m_truncated, *m_dropped_stacks, *m_evicted, *m_requests;
+        *m_truncated, *m_dropped_stacks, *m_evicted, *m_requests,
+        *m_duplicates;
+    origin_dedup_t *dedup;          /* loop thread */
 };
 
 /* publish.c: agg.profile for a closed window. Returns profiles sent. */

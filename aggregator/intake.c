@@ -37,6 +37,11 @@ agg_intake(agg_t *self, bus_t *bus, const char *topic, const void *payload,
         hdr = &m.hdr;
         if (bus)
             bus_note_seq(bus, topic, hdr->sender, hdr->seq);
+        if (origin_dedup_check(self->dedup, m.origin_sender, m.origin_seq)) {
+            stats_inc(self->m_duplicates);
+            rc = 0;
+            goto cleanup;
+        }
         rc = agg_ingest_sym(self, &m);
     } else if (strcmp(topic, TOPIC_PROC_EVENTS) == 0) {
         wire_proc_events_t m;
