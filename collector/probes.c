@@ -45,8 +45,10 @@ static int s_libbpf_print(enum libbpf_print_level level, const char *fmt,
         line[--n] = '\0';
     if (level == LIBBPF_WARN && n)
         snprintf(s_libbpf_last, sizeof(s_libbpf_last), "%s", line);
+    /* libbpf prefixes most lines with its name already. */
+    const char *text = strncmp(line, "libbpf: ", 8) == 0 ? line + 8 : line;
     if (n)
-        log_debug("libbpf: %s", line);
+        log_debug("libbpf: %s", text);
     return 0;
 }
 

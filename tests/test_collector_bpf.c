@@ -1,0 +1,709 @@
+/* Collector end-to-end tests with the real BPF programs (root): the engine
+ * runs in-process with a sink that keeps what it would publish, while the
+ * workloads of tests/progs run. Function ranges to check frames against
+ * come from binutils (nm, readelf), independently of the collector. */
+#include <check.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "arena.h"
+#include "collector/buildid.h"
+#include "collector/collector.h"
+#include "collector/options.h"
+#include "log.h"
+#include "loop.h"
+#include "stats.h"
+#include "testutil.h"
+#include "wire.h"
+
+#define PERIOD_NS 10000000ull   /* 10 ms: 100 samples per busy CPU second */
+#define MAX_FRAMES 256
+
+/* ------------------------------------------------- function ranges */
+
+typedef struct {
+    uint64_t start, end;        /* file offsets */
+} range_t;
+
+/* File offset range of a function, from `nm -S` and the executable LOAD
+ * segment's vaddr/offset delta from `readelf -lW`. */
+static int s_function_range(const char *file, const char *func, range_t *out)
+{
+    char cmd[1024], line[512];
+    uint64_t delta = 0, value = 0, size = 0;
+    int have_delta = 0, have_sym = 0;
+    FILE *p;
+
+    snprintf(cmd, sizeof(cmd), "readelf -lW '%s'", file);
+    p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    while (fgets(line, sizeof(line), p)) {
+        unsigned long long off, vaddr;
+        char flags[8] = "";
+        if (sscanf(line, " LOAD 0x%llx 0x%llx %*s %*s %*s %7[RWE ]", &off,
+                   &vaddr, flags) >= 2 && strchr(line, 'E') &&
+            !have_delta) {
+            delta = vaddr - off;
+            have_delta = 1;
+        }
+    }
+    pclose(p);
+    snprintf(cmd, sizeof(cmd), "nm -S --defined-only '%s'", file);
+    p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    while (fgets(line, sizeof(line), p)) {
+        unsigned long long v, sz;
+        char type, name[256];
+        if (sscanf(line, "%llx %llx %c %255s", &v, &sz, &type, name) == 4 &&
+            strcmp(name, func) == 0) {
+            value = v;
+            size = sz;
+            have_sym = 1;
+        }
+    }
+    pclose(p);
+    if (!have_delta || !have_sym || size == 0)
+        return -1;
+    out->start = value - delta;
+    out->end = out->start + size;
+    return 0;
+}
+
+/* ------------------------------------------------------------- capture */
+
+typedef struct {
+    uint32_t pid, tid;
+    uint64_t count, weight_ns;
+    uint32_t nk, nu;
+    uint64_t kframes[MAX_FRAMES];
+    uint32_t uobj[MAX_FRAMES];
+    uint64_t uoff[MAX_FRAMES];
+    int has_task;
+} cap_sample_t;
+
+typedef struct {
+    uint32_t id;
+    uint8_t type;
+    char path[512];
+    uint8_t build_id[WIRE_MAX_BUILD_ID];
+    uint8_t build_id_len;
+} cap_object_t;
+
+typedef struct {
+    uint8_t type;
+    uint32_t pid;
+    char comm[17];
+    char exe[512];
+} cap_event_t;
+
+typedef struct {
+    uint32_t pids[16];
+    int npids;
+    cap_sample_t *samples;
+    size_t nsamples, cap;
+    cap_object_t objects[256];
+    int nobjects;
+    cap_event_t events[4096];
+    int nevents;
+    uint64_t all_counts;          /* over every pid */
+    int decode_failures;
+    int batches;
+    arena_t *arena;
+    char task_id[64];
+} capture_t;
+
+static int s_wanted(const capture_t *cap, uint32_t pid)
+{
+    for (int i = 0; i < cap->npids; i++)
+        if (cap->pids[i] == pid)
+            return 1;
+    return 0;
+}
+
+static void s_keep_object(capture_t *cap, const wire_object_t *o)
+{
+    for (int i = 0; i < cap->nobjects; i++)
+        if (cap->objects[i].id == o->id)
+            return;
+    if (cap->nobjects >= 256)
+        return;
+    cap_object_t *c = &cap->objects[cap->nobjects++];
+    c->id = o->id;
+    c->type = o->type;
+    snprintf(c->path, sizeof(c->path), "%s", o->path);
+    c->build_id_len = o->build_id_len;
+    memcpy(c->build_id, o->build_id, o->build_id_len);
+}
+
+static const cap_object_t *s_object(const capture_t *cap, uint32_t id)
+{
+    for (int i = 0; i < cap->nobjects; i++)
+        if (cap->objects[i].id == id)
+            return &cap->objects[i];
+    return NULL;
+}
+
+static int s_sink_batch(void *arg, const char *topic, wire_raw_batch_t *b)
+{
+    capture_t *cap = arg;
+    wire_buf_t buf;
+    wire_raw_batch_t back;
+    char err[256];
+
+    cap->batches++;
+    /* What the collector builds must pass the codec both ways. */
+    wire_header_set(&b->hdr, "collector/test", (uint64_t)cap->batches);
+    wire_buf_init(&buf);
+    if (wire_encode_raw_batch(b, &buf) != 0 ||
+        wire_decode_raw_batch(buf.data, buf.len, cap->arena, &back, err,
+                              sizeof(err)) != 0)
+        cap->decode_failures++;
+    wire_buf_release(&buf);
+    arena_reset(cap->arena);
+
+    for (uint32_t i = 0; i < b->nsamples; i++) {
+        const wire_raw_sample_t *s = &b->samples[i];
+        cap->all_counts += s->count;
+        if (!s_wanted(cap, s->pid))
+            continue;
+        if (cap->nsamples == cap->cap) {
+            cap->cap = cap->cap ? cap->cap * 2 : 256;
+            cap->samples = realloc(cap->samples,
+                                   cap->cap * sizeof(*cap->samples));
+            ck_assert_ptr_nonnull(cap->samples);
+        }
+        cap_sample_t *c = &cap->samples[cap->nsamples++];
+        memset(c, 0, sizeof(*c));
+        c->pid = s->pid;
+        c->tid = s->tid;
+        c->count = s->count;
+        c->weight_ns = s->weight_ns;
+        c->nk = s->nk < MAX_FRAMES ? s->nk : MAX_FRAMES;
+        c->nu = s->nu < MAX_FRAMES ? s->nu : MAX_FRAMES;
+        memcpy(c->kframes, s->kframes, c->nk * sizeof(uint64_t));
+        for (uint32_t f = 0; f < c->nu; f++) {
+            c->uobj[f] = s->uframes[f].object;
+            c->uoff[f] = s->uframes[f].offset;
+        }
+        for (uint32_t t = 0; t < s->ntasks; t++)
+            if (strcmp(b->task_ids[s->tasks[t]], cap->task_id) == 0)
+                c->has_task = 1;
+        /* Only the objects this sample's frames name: the batch also
+         * carries other processes of the same pid bucket. */
+        for (uint32_t o = 0; o < b->nobjects; o++)
+            for (uint32_t f = 0; f < c->nu; f++)
+                if (c->uobj[f] == b->objects[o].id) {
+                    s_keep_object(cap, &b->objects[o]);
+                    break;
+                }
+    }
+    return 0;
+}
+
+static int s_sink_events(void *arg, wire_proc_events_t *ev)
+{
+    capture_t *cap = arg;
+
+    for (uint32_t i = 0; i < ev->nevents && cap->nevents < 4096; i++) {
+        cap_event_t *c = &cap->events[cap->nevents++];
+        c->type = ev->events[i].type;
+        c->pid = ev->events[i].pid;
+        snprintf(c->comm, sizeof(c->comm), "%s", ev->events[i].comm);
+        snprintf(c->exe, sizeof(c->exe), "%s", ev->events[i].exe);
+    }
+    return 0;
+}
+
+static const cap_event_t *s_event(const capture_t *cap, uint8_t type,
+                                  uint32_t pid)
+{
+    for (int i = 0; i < cap->nevents; i++)
+        if (cap->events[i].type == type && cap->events[i].pid == pid)
+            return &cap->events[i];
+    return NULL;
+}
+
+/* -------------------------------------------------------------- driver */
+
+typedef struct {
+    capture_t *cap;
+    collector_t *col;
+    char *const *argv;
+    int runs;               /* workloads to run one after the other */
+    int done;
+    pid_t child;
+    uint64_t child_exit_ms; /* 0 while running */
+    uint64_t linger_ms;     /* keep going this long after the last exit */
+    uint64_t deadline_ms;
+    int tasks_applied;
+    int use_task;
+    uint64_t child_cpu_ns;  /* CPU time the finished workloads used */
+} driver_t;
+
+static void s_apply_task(driver_t *d, pid_t pid)
+{
+    uint32_t pids[1] = { (uint32_t)pid };
+    wire_task_t task = { .task_id = d->cap->task_id,
+                         .target = WIRE_TARGET_ON_CPU,
+                         .start_ms = 0, .duration_ms = 60000,
+                         .npids = 1, .pids = pids };
+    wire_task_set_t set = { .generation = 1, .ntasks = 1, .tasks = &task };
+    snprintf(set.hdr.sender, sizeof(set.hdr.sender), "policy/test");
+    set.hdr.seq = 1;
+    ck_assert_int_eq(collector_apply_tasks(d->col, &set), 0);
+    d->tasks_applied = 1;
+}
+
+static int s_watch(loop_t *loop, void *arg)
+{
+    driver_t *d = arg;
+    int status;
+
+    if (now_mono_ms() > d->deadline_ms) {
+        loop_stop(loop);
+        return 0;
+    }
+    struct rusage ru;
+    if (d->child > 0 && wait4(d->child, &status, WNOHANG, &ru) == d->child) {
+        d->child_cpu_ns += ((uint64_t)ru.ru_utime.tv_sec +
+                            (uint64_t)ru.ru_stime.tv_sec) * 1000000000ull +
+                           ((uint64_t)ru.ru_utime.tv_usec +
+                            (uint64_t)ru.ru_stime.tv_usec) * 1000ull;
+        d->child = 0;
+        d->child_exit_ms = now_mono_ms();
+        d->done++;
+    }
+    if (d->child == 0 && d->done < d->runs &&
+        now_mono_ms() >= d->child_exit_ms + 50) {
+        d->child = tu_spawn(d->argv, NULL);
+        ck_assert_int_gt(d->child, 0);
+        d->cap->pids[d->cap->npids++] = (uint32_t)d->child;
+        if (d->use_task)
+            s_apply_task(d, d->child);
+    }
+    if (d->done == d->runs && now_mono_ms() >= d->child_exit_ms +
+                                                   d->linger_ms)
+        loop_stop(loop);
+    return 0;
+}
+
+static collector_t *s_start(loop_t *loop, capture_t *cap,
+                            collector_options_t *opts, stats_t *stats)
+{
+    char err[512] = "";
+    collector_sink_t sink = { s_sink_batch, s_sink_events, cap };
+
+    cap->arena = arena_new(0);
+    snprintf(cap->task_id, sizeof(cap->task_id), "test-task-1");
+    collector_t *col = collector_new(opts, loop, stats, &sink, err,
+                                     sizeof(err));
+    if (!col)
+        fprintf(stderr, "collector_new: %s\n", err);
+    ck_assert_ptr_nonnull(col);
+    return col;
+}
+
+static void s_run(driver_t *d, loop_t *loop, uint64_t max_ms)
+{
+    d->deadline_ms = now_mono_ms() + max_ms;
+    d->child_exit_ms = 0;
+    loop_add_timer(loop, 10, s_watch, d);
+    ck_assert_int_eq(loop_run(loop), 0);
+    collector_drain(d->col);
+    if (d->child > 0)
+        tu_stop(d->child, 1000);
+}
+
+static int s_has_frame_in(const cap_sample_t *s, uint32_t obj,
+                          const range_t *r)
+{
+    for (uint32_t f = 0; f < s->nu; f++)
+        if (s->uobj[f] == obj && s->uoff[f] >= r->start &&
+            s->uoff[f] < r->end)
+            return 1;
+    return 0;
+}
+
+/* The object whose path is this file (the collector names files as the
+ * process sees them, i.e. by their real path on the host). */
+static uint32_t s_object_id_by_file(const capture_t *cap, const char *file)
+{
+    char real[4096];
+
+    if (!realpath(file, real))
+        return WIRE_NO_OBJECT;
+    for (int i = 0; i < cap->nobjects; i++)
+        if (strcmp(cap->objects[i].path, real) == 0)
+            return cap->objects[i].id;
+    return WIRE_NO_OBJECT;
+}
+
+/* ---------------------------------------------------------------- tests */
+
+START_TEST(test_cpu_workload)
+{
+    const char *exe = tu_build_path("tests/progs/cpu_workload");
+    char exe_copy[1024], lib[1024];
+    range_t alpha_leaf, alpha_outer, beta_outer, beta_leaf, gamma, run;
+    capture_t cap = { 0 };
+    collector_options_t opts;
+    collector_info_t info;
+    const double seconds = 3.0;
+
+    snprintf(exe_copy, sizeof(exe_copy), "%s", exe);
+    snprintf(lib, sizeof(lib), "%s",
+             tu_build_path("tests/progs/libskyload.so"));
+    ck_assert_int_eq(s_function_range(exe_copy, "sky_alpha_leaf", &alpha_leaf), 0);
+    ck_assert_int_eq(s_function_range(exe_copy, "sky_alpha_outer", &alpha_outer), 0);
+    ck_assert_int_eq(s_function_range(exe_copy, "sky_beta_outer", &beta_outer), 0);
+    ck_assert_int_eq(s_function_range(exe_copy, "sky_gamma_syscalls", &gamma), 0);
+    ck_assert_int_eq(s_function_range(exe_copy, "sky_run", &run), 0);
+    ck_assert_int_eq(s_function_range(lib, "skylib_beta_leaf", &beta_leaf), 0);
+
+    loop_t *loop = loop_new();
+    stats_t *stats = stats_new("collector", "test");
+    collector_options_default(&opts);
+    opts.period_ns = PERIOD_NS;
+    opts.host_every = 1;        /* whole host at the task rate */
+    opts.drain_interval_ms = 250;
+    collector_t *col = s_start(loop, &cap, &opts, stats);
+    char *argv[] = { exe_copy, "3", NULL };
+    driver_t d = { .cap = &cap, .col = col, .argv = argv, .runs = 1,
+                   .linger_ms = 300, .use_task = 1 };
+    s_run(&d, loop, 20000);
+    collector_info(col, &info);
+
+    ck_assert_int_eq(cap.npids, 1);
+    uint32_t pid = cap.pids[0];
+    uint32_t exe_id = s_object_id_by_file(&cap, exe_copy);
+    uint32_t lib_id = s_object_id_by_file(&cap, lib);
+    ck_assert_uint_ne(exe_id, WIRE_NO_OBJECT);
+    ck_assert_uint_ne(lib_id, WIRE_NO_OBJECT);
+    ck_assert_uint_eq(s_object(&cap, exe_id)->type, WIRE_OBJ_EXE);
+    ck_assert_uint_eq(s_object(&cap, lib_id)->type, WIRE_OBJ_LIB);
+    /* The object's build-id is the file's. */
+    uint8_t id[BUILDID_MAX];
+    int idlen = buildid_read_path(exe_copy, id);
+    ck_assert_int_gt(idlen, 0);
+    ck_assert_int_eq(s_object(&cap, exe_id)->build_id_len, idlen);
+    ck_assert_mem_eq(s_object(&cap, exe_id)->build_id, id, (size_t)idlen);
+
+    uint64_t total = 0, alpha = 0, beta = 0, gam = 0, in_run = 0;
+    uint64_t beta_in_lib = 0, gamma_kernel = 0, tasked = 0, merged = 0;
+    uint64_t frames = 0, unmapped = 0, bad_kernel = 0, weight = 0;
+    for (size_t i = 0; i < cap.nsamples; i++) {
+        const cap_sample_t *s = &cap.samples[i];
+        total += s->count;
+        weight += s->weight_ns;
+        if (s->count > 1)
+            merged++;
+        if (s->has_task)
+            tasked += s->count;
+        for (uint32_t f = 0; f < s->nu; f++) {
+            frames++;
+            unmapped += s->uobj[f] == WIRE_NO_OBJECT;
+        }
+        for (uint32_t k = 0; k < s->nk; k++)
+            bad_kernel += s->kframes[k] < 0xffff800000000000ull;
+        if (s_has_frame_in(s, exe_id, &run))
+            in_run += s->count;
+        if (s_has_frame_in(s, exe_id, &alpha_leaf) ||
+            s_has_frame_in(s, exe_id, &alpha_outer))
+            alpha += s->count;
+        if (s_has_frame_in(s, exe_id, &beta_outer)) {
+            beta += s->count;
+            if (s_has_frame_in(s, lib_id, &beta_leaf))
+                beta_in_lib += s->count;
+        }
+        if (s_has_frame_in(s, exe_id, &gamma)) {
+            gam += s->count;
+            if (s->nk > 0)
+                gamma_kernel += s->count;
+        }
+    }
+    /* The sampler sees a process in proportion to the CPU time it gets,
+     * which on a shared machine can be less than the wall time. */
+    double expected = (double)d.child_cpu_ns / (double)PERIOD_NS;
+    printf("cpu_workload pid %u: %" PRIu64 " samples for %.3f s of CPU in "
+           "%.1f s (expected %.0f at %.0f Hz, %.0f%%), %zu distinct stacks, %" PRIu64
+           " merged; alpha %.1f%% beta %.1f%% gamma %.1f%% (%" PRIu64 " with kernel frames); user frames %"
+           PRIu64 " unmapped %" PRIu64 "; kernel drops %" PRIu64
+           "; weight %.3f s\n",
+           pid, total, (double)d.child_cpu_ns / 1e9, seconds, expected,
+           1e9 / (double)PERIOD_NS,
+           100.0 * (double)total / expected, cap.nsamples, merged,
+           100.0 * (double)alpha / (double)total,
+           100.0 * (double)beta / (double)total,
+           100.0 * (double)gam / (double)total, gamma_kernel, frames, unmapped,
+           info.samples_dropped_kernel, (double)weight / 1e9);
+    fflush(stdout);
+
+    if (in_run * 10 < total * 9 || getenv("SKYPROF_TEST_DUMP")) {
+        printf("exe object %u lib object %u; sky_run [%" PRIx64 ",%" PRIx64
+               ") alpha_leaf [%" PRIx64 ",%" PRIx64 ")\n", exe_id, lib_id,
+               run.start, run.end, alpha_leaf.start, alpha_leaf.end);
+        for (int i = 0; i < cap.nobjects; i++)
+            printf("object %u type %u %s\n", cap.objects[i].id,
+                   cap.objects[i].type, cap.objects[i].path);
+    }
+    if (getenv("SKYPROF_TEST_DUMP"))
+        for (size_t i = 0; i < cap.nsamples; i++) {
+            const cap_sample_t *s = &cap.samples[i];
+            printf("count %" PRIu64 " nk %u:", s->count, s->nk);
+            for (uint32_t f = 0; f < s->nu; f++) {
+                const cap_object_t *o = s_object(&cap, s->uobj[f]);
+                printf(" %u:%s+0x%" PRIx64, s->uobj[f],
+                       o ? strrchr(o->path, '/') : "?", s->uoff[f]);
+            }
+            printf("\n");
+        }
+    /* Rate: loose bounds, the machine is shared. */
+    ck_assert_uint_ge(total, (uint64_t)(expected * 0.6));
+    ck_assert_uint_le(total, (uint64_t)(expected * 1.4) + 5);
+    /* Almost every stack goes through sky_run (the rest are the first
+     * instants of the process and its exit). */
+    ck_assert_uint_ge(in_run * 10, total * 9);
+    /* Shares 60/30/10, with generous margins. */
+    ck_assert_uint_ge(alpha * 100, total * 40);
+    ck_assert_uint_le(alpha * 100, total * 80);
+    ck_assert_uint_ge(beta * 100, total * 15);
+    ck_assert_uint_le(beta * 100, total * 45);
+    ck_assert_uint_ge(gam * 100, total * 3);
+    ck_assert_uint_le(gam * 100, total * 25);
+    /* Library frames resolve into libskyload.so's skylib_beta_leaf. */
+    ck_assert_uint_ge(beta_in_lib * 10, beta * 8);
+    /* The syscall path shows kernel frames, and kernel frames are kernel
+     * addresses. */
+    ck_assert_uint_gt(gamma_kernel, 0);
+    ck_assert_uint_ge(gamma_kernel * 4, gam);
+    ck_assert_uint_eq(bad_kernel, 0);
+    ck_assert_uint_le(unmapped * 10, frames);
+    /* The task was applied right after the spawn: nearly all samples
+     * count for it, and each weighs one period. */
+    ck_assert_uint_ge(tasked * 10, total * 8);
+    /* Dedup: identical stacks were merged, and merging lost nothing. */
+    ck_assert_uint_gt(merged, 0);
+    ck_assert_uint_eq(cap.all_counts,
+                      info.samples_received - info.samples_dropped_user -
+                          info.samples_invalid);
+    ck_assert_int_eq(cap.decode_failures, 0);
+    ck_assert_uint_gt(info.batches_published, 0);
+    ck_assert_uint_eq(info.task_sets_applied, 1);
+    ck_assert_uint_eq(info.task_pids, 1);
+
+    /* Process events: exec with the new image, then exit. */
+    const cap_event_t *ev = s_event(&cap, WIRE_PROC_EXEC, pid);
+    ck_assert_ptr_nonnull(ev);
+    ck_assert_str_eq(ev->comm, "cpu_workload");
+    ck_assert_ptr_nonnull(strstr(ev->exe, "cpu_workload"));
+    ck_assert_ptr_nonnull(s_event(&cap, WIRE_PROC_START, pid));
+    ck_assert_ptr_nonnull(s_event(&cap, WIRE_PROC_EXIT, pid));
+    ck_assert_uint_gt(info.processes, 1);
+    ck_assert_uint_gt(info.objects, 1);
+
+    collector_destroy(&col);
+    ck_assert_ptr_null(col);
+    loop_destroy(&loop);
+    stats_destroy(&stats);
+    arena_destroy(&cap.arena);
+    free(cap.samples);
+}
+END_TEST
+
+/* Processes that live 40 ms are resolved although their samples are
+ * drained (1 s interval) after they exited. */
+START_TEST(test_short_lived)
+{
+    char exe[1024];
+    range_t spin;
+    capture_t cap = { 0 };
+    collector_options_t opts;
+
+    snprintf(exe, sizeof(exe), "%s", tu_build_path("tests/progs/short_lived"));
+    ck_assert_int_eq(s_function_range(exe, "sky_short_lived_spin", &spin), 0);
+    loop_t *loop = loop_new();
+    collector_options_default(&opts);
+    opts.period_ns = PERIOD_NS;
+    opts.host_every = 1;
+    opts.drain_interval_ms = 1000;
+    opts.scan_proc = false;
+    collector_t *col = s_start(loop, &cap, &opts, NULL);
+    char *argv[] = { exe, NULL };
+    driver_t d = { .cap = &cap, .col = col, .argv = argv, .runs = 5,
+                   .linger_ms = 100 };
+    s_run(&d, loop, 20000);
+    ck_assert_int_eq(cap.npids, 5);
+    uint32_t obj = s_object_id_by_file(&cap, exe);
+    ck_assert_uint_ne(obj, WIRE_NO_OBJECT);
+    int resolved_pids = 0;
+    uint64_t samples = 0, in_spin = 0;
+    for (int p = 0; p < cap.npids; p++) {
+        uint64_t mine = 0, spin_hits = 0;
+        for (size_t i = 0; i < cap.nsamples; i++) {
+            const cap_sample_t *s = &cap.samples[i];
+            if (s->pid != cap.pids[p])
+                continue;
+            mine += s->count;
+            if (s_has_frame_in(s, obj, &spin))
+                spin_hits += s->count;
+        }
+        samples += mine;
+        in_spin += spin_hits;
+        resolved_pids += spin_hits > 0;
+        ck_assert_ptr_nonnull(s_event(&cap, WIRE_PROC_EXIT, cap.pids[p]));
+    }
+    printf("short_lived: 5 runs of ~40 ms, %" PRIu64 " samples, %" PRIu64
+           " in sky_short_lived_spin, %d/5 processes resolved\n",
+           samples, in_spin, resolved_pids);
+    fflush(stdout);
+    /* ~4 samples per run are expected; every run must have been seen and
+     * resolved into its executable. */
+    ck_assert_int_eq(resolved_pids, 5);
+    ck_assert_uint_ge(in_spin * 10, samples * 7);
+    collector_destroy(&col);
+    loop_destroy(&loop);
+    arena_destroy(&cap.arena);
+    free(cap.samples);
+}
+END_TEST
+
+/* Host-wide decimation keeps every 4th tick with 4x the weight, so the
+ * weight still adds up to the CPU time the workload used. */
+START_TEST(test_host_decimation)
+{
+    char exe[1024];
+    capture_t cap = { 0 };
+    collector_options_t opts;
+
+    snprintf(exe, sizeof(exe), "%s", tu_build_path("tests/progs/cpu_workload"));
+    loop_t *loop = loop_new();
+    collector_options_default(&opts);
+    opts.period_ns = PERIOD_NS;
+    opts.host_every = 4;
+    opts.scan_proc = false;
+    collector_t *col = s_start(loop, &cap, &opts, NULL);
+    char *argv[] = { exe, "2", NULL };
+    driver_t d = { .cap = &cap, .col = col, .argv = argv, .runs = 1,
+                   .linger_ms = 300 };
+    s_run(&d, loop, 20000);
+    uint64_t count = 0, weight = 0, bad_weight = 0;
+    for (size_t i = 0; i < cap.nsamples; i++) {
+        count += cap.samples[i].count;
+        weight += cap.samples[i].weight_ns;
+        bad_weight += cap.samples[i].weight_ns !=
+                      cap.samples[i].count * 4 * PERIOD_NS;
+        ck_assert(!cap.samples[i].has_task);
+    }
+    double cpu = (double)d.child_cpu_ns;
+    printf("host-wide every 4th tick: %" PRIu64 " samples (expected %.0f), "
+           "weight %.3f s for %.3f s of CPU\n", count,
+           cpu / (4.0 * PERIOD_NS), (double)weight / 1e9, cpu / 1e9);
+    fflush(stdout);
+    ck_assert_uint_eq(bad_weight, 0);
+    /* Weight estimates CPU time; at ~50 samples the error is ~15%. */
+    ck_assert_uint_ge(count, 5);
+    ck_assert_double_ge((double)weight, cpu * 0.55);
+    ck_assert_double_le((double)weight, cpu * 1.45 + 4.0 * PERIOD_NS);
+    collector_destroy(&col);
+    loop_destroy(&loop);
+    arena_destroy(&cap.arena);
+    free(cap.samples);
+}
+END_TEST
+
+/* The fallback probe flavours load and report exec and exit too. */
+static void s_check_flavour(int flavour)
+{
+    char exe[1024];
+    capture_t cap = { 0 };
+    collector_options_t opts;
+    collector_info_t info;
+
+    snprintf(exe, sizeof(exe), "%s", tu_build_path("tests/progs/short_lived"));
+    loop_t *loop = loop_new();
+    collector_options_default(&opts);
+    opts.probe_flavour = flavour;
+    opts.host_wide = false;
+    opts.scan_proc = false;
+    collector_t *col = s_start(loop, &cap, &opts, NULL);
+    collector_info(col, &info);
+    ck_assert_int_eq(info.probe_flavour, flavour);
+    char *argv[] = { exe, NULL };
+    driver_t d = { .cap = &cap, .col = col, .argv = argv, .runs = 1,
+                   .linger_ms = 100 };
+    s_run(&d, loop, 10000);
+    uint32_t pid = cap.pids[0];
+    ck_assert_ptr_nonnull(s_event(&cap, WIRE_PROC_START, pid));
+    const cap_event_t *ev = s_event(&cap, WIRE_PROC_EXEC, pid);
+    ck_assert_ptr_nonnull(ev);
+    ck_assert_str_eq(ev->comm, "short_lived");
+    ck_assert_ptr_nonnull(s_event(&cap, WIRE_PROC_EXIT, pid));
+    /* Host-wide off and no task: nothing is sampled. */
+    ck_assert_uint_eq(cap.nsamples, 0);
+    collector_destroy(&col);
+    loop_destroy(&loop);
+    arena_destroy(&cap.arena);
+}
+
+START_TEST(test_flavour_raw_tp)
+{
+    s_check_flavour(COLLECTOR_PROBE_RAW_TP);
+}
+END_TEST
+
+START_TEST(test_flavour_tracepoint)
+{
+    s_check_flavour(COLLECTOR_PROBE_TRACEPOINT);
+}
+END_TEST
+
+/* Bad options fail before anything is loaded. */
+START_TEST(test_bad_options)
+{
+    collector_options_t opts;
+    char err[256] = "";
+    capture_t cap = { 0 };
+    collector_sink_t sink = { s_sink_batch, s_sink_events, &cap };
+
+    loop_t *loop = loop_new();
+    collector_options_default(&opts);
+    opts.ringbuf_size = 12345;
+    ck_assert_ptr_null(collector_new(&opts, loop, NULL, &sink, err,
+                                     sizeof(err)));
+    ck_assert_ptr_nonnull(strstr(err, "collector.ringbuf_size"));
+    loop_destroy(&loop);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("collector_bpf");
+    TCase *tc = tcase_create("bpf");
+
+    log_init("test", LOG_LVL_WARN);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_bad_options);
+    if (tu_require_bpf("collector_bpf") &&
+        tu_require_tool("collector_bpf", "nm") &&
+        tu_require_tool("collector_bpf", "readelf")) {
+        tcase_add_test(tc, test_cpu_workload);
+        tcase_add_test(tc, test_short_lived);
+        tcase_add_test(tc, test_host_decimation);
+        tcase_add_test(tc, test_flavour_raw_tp);
+        /* Classic tracepoints need tracefs, which is not always mounted. */
+        if (access("/sys/kernel/tracing/events/sched", R_OK) == 0 ||
+            access("/sys/kernel/debug/tracing/events/sched", R_OK) == 0)
+            tcase_add_test(tc, test_flavour_tracepoint);
+        else
+            tu_skip("collector_bpf_tracepoint", "tracefs is not mounted");
+    }
+    suite_add_tcase(s, tc);
+    return tu_run(s);
+}
