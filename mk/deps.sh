@@ -11,7 +11,7 @@ libyaml-dev libmicrohttpd-dev libsqlite3-dev libiberty-dev zlib1g-dev
 check libsubunit-dev
 elfutils binutils procps curl python3 python3-grpcio hyperfine bpftrace
 chromium
-podman podman-compose runc netavark aardvark-dns catatonit python3-yaml
+podman podman-compose runc netavark aardvark-dns catatonit iptables python3-yaml
 "
 [ -n "${SKYPROF_EXTRA_PACKAGES:-}" ] && PACKAGES="$PACKAGES $SKYPROF_EXTRA_PACKAGES"
 
