@@ -187,7 +187,8 @@ static int s_sink_batch(void *arg, const char *topic, wire_raw_batch_t *b)
         c->weight_ns = s->weight_ns;
         c->nk = s->nk < MAX_FRAMES ? s->nk : MAX_FRAMES;
         c->nu = s->nu < MAX_FRAMES ? s->nu : MAX_FRAMES;
-        memcpy(c->kframes, s->kframes, c->nk * sizeof(uint64_t));
+        if (c->nk)
+            memcpy(c->kframes, s->kframes, c->nk * sizeof(uint64_t));
         for (uint32_t f = 0; f < c->nu; f++) {
             c->uobj[f] = s->uframes[f].object;
             c->uoff[f] = s->uframes[f].offset;
