@@ -11,6 +11,7 @@
 
 #include "arena.h"
 #include "log.h"
+#include "shard.h"
 #include "stage.h"
 #include "symbolizer/symbatch.h"
 #include "symbolizer/symbolize.h"
@@ -40,6 +41,7 @@ typedef struct {
     stats_metric_t *cache_objects;
     stats_metric_t *objects_unreadable;
     symbolizer_stats_t last;  /* symbolizer stats already added */
+    shard_t *shard;           /* which pid buckets this replica takes */
 } symd_t;
 
 static const stage_desc_t s_desc = {
@@ -47,43 +49,11 @@ static const stage_desc_t s_desc = {
     .summary = "skyprof symbolizer: resolves raw stacks (kernel addresses, "
                "object + file offset) to function names.",
     .extra_help = "Config: symbolizer.cache_size, symbolizer.debug_dirs, "
-                  "symbolizer.http_addr.\n"
+                  "symbolizer.http_addr, symbolizer.sharding.\n"
+                  "With symbolizer.sharding, replicas announce themselves and "
+                  "share the pid\nbuckets by rendezvous hashing.\n"
                   "SIGHUP re-reads /proc/kallsyms.",
 };
-
-/* The pid buckets this instance symbolizes. Every bucket for now; replica
- * sharding (instance i of N owning a share of the buckets) changes only
- * this function. */
-static int
-s_owned_buckets(const symd_t *self, uint8_t owned[WIRE_BUCKETS])
-{
-    (void)self;
-    for (int b = 0; b < WIRE_BUCKETS; b++)
-        owned[b] = 1;
-    return 0;
-}
-
-static int
-s_subscribe(symd_t *self)
-{
-    int rc = -1;
-    uint8_t owned[WIRE_BUCKETS];
-    if (s_owned_buckets(self, owned) < 0)
-        goto cleanup;
-    for (int b = 0; b < WIRE_BUCKETS; b++) {
-        char topic[32];
-        if (!owned[b])
-            continue;
-        snprintf(topic, sizeof(topic), "%s%02d", TOPIC_RAW_STACKS, b);
-        if (bus_subscribe(self->stage->bus, topic) < 0) {
-            log_error("cannot subscribe to %s", topic);
-            goto cleanup;
-        }
-    }
-    rc = 0;
-cleanup:
-    return rc;
-}
 
 /* Moves the symbolizer's own counters into the stage's metrics. */
 static void
@@ -137,6 +107,10 @@ s_handle(symd_t *self, const char *topic, const void *data, size_t len)
                        raw.samples[0].pid);
     wire_header_set(&sym.hdr, self->stage->sender,
                     bus_next_seq(self->stage->bus, out_topic));
+    /* Lets the aggregator drop a copy a second replica made of the same
+     * raw batch while a bucket changes hands. */
+    sym.origin_sender = raw.hdr.sender;
+    sym.origin_seq = raw.hdr.seq;
     wire_buf_reset(&self->out);
     if (wire_encode_sym_batch(&sym, &self->out) < 0) {
         stats_inc(self->batches_dropped);
@@ -168,6 +142,8 @@ s_on_bus(loop_t *loop, void *socket, void *arg)
             continue;
         if (strncmp(topic, TOPIC_RAW_STACKS, strlen(TOPIC_RAW_STACKS)) == 0)
             s_handle(self, topic, data, len);
+        else if (strncmp(topic, TOPIC_HELLO, strlen(TOPIC_HELLO)) == 0)
+            shard_on_hello(self->shard, topic, data, len);
     }
     s_sync_stats(self);
     return 0;
@@ -239,8 +215,12 @@ main(int argc, char **argv)
         goto cleanup;
     }
     s_metrics(&self);
-    if (s_subscribe(&self) < 0)
+    self.shard = shard_new(self.stage, "symbolizer", TOPIC_RAW_STACKS,
+                           config_bool(self.stage->cfg, "symbolizer.sharding"));
+    if (!self.shard) {
+        log_error("cannot subscribe to %s*", TOPIC_RAW_STACKS);
         goto cleanup;
+    }
     if (loop_add_socket(self.stage->loop, bus_sub_socket(self.stage->bus),
                         s_on_bus, &self) < 0 ||
         loop_add_timer(self.stage->loop, 1000, s_on_tick, &self) < 0) {
@@ -252,6 +232,7 @@ main(int argc, char **argv)
     rc = loop_run(self.stage->loop) == 0 ? 0 : 1;
     log_info("stopping (signal %d)", loop_stop_signal(self.stage->loop));
 cleanup:
+    shard_destroy(&self.shard);
     wire_buf_release(&self.out);
     arena_destroy(&self.arena);
     symbatch_destroy(&self.batch);

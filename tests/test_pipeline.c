@@ -5,19 +5,14 @@
  *
  * The collector is left out (--without collector) so the test controls
  * exactly what enters the pipeline; the BPF path has its own tests. */
-#include <errno.h>
-#include <fcntl.h>
-#include <gelf.h>
-#include <libelf.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <zmq.h>
 
+#include "harness.h"
 #include "testutil.h"
 #include "wire.h"
 
@@ -27,55 +22,11 @@ typedef struct {
     char log[512];
     int port;
     pid_t launcher;
-    void *ctx;
-    void *pub;
-    uint64_t seq;
+    th_pub_t *pub;
     char in_endpoint[600];
 } pipeline_t;
 
 static pipeline_t P;
-
-/* File offset of a function in an ELF file, through its PT_LOAD. */
-static uint64_t s_func_offset(const char *path, const char *func)
-{
-    uint64_t result = 0;
-    elf_version(EV_CURRENT);
-    int fd = open(path, O_RDONLY);
-    ck_assert_int_ge(fd, 0);
-    Elf *e = elf_begin(fd, ELF_C_READ, NULL);
-    ck_assert_ptr_nonnull(e);
-    uint64_t vaddr = 0;
-    Elf_Scn *scn = NULL;
-    while ((scn = elf_nextscn(e, scn)) && !vaddr) {
-        GElf_Shdr sh;
-        gelf_getshdr(scn, &sh);
-        if (sh.sh_type != SHT_SYMTAB)
-            continue;
-        Elf_Data *d = elf_getdata(scn, NULL);
-        for (size_t i = 0; d && i < sh.sh_size / sh.sh_entsize; i++) {
-            GElf_Sym sym;
-            gelf_getsym(d, (int)i, &sym);
-            const char *name = elf_strptr(e, sh.sh_link, sym.st_name);
-            if (name && strcmp(name, func) == 0) {
-                vaddr = sym.st_value;
-                break;
-            }
-        }
-    }
-    ck_assert_msg(vaddr != 0, "%s not found in %s", func, path);
-    size_t nph;
-    elf_getphdrnum(e, &nph);
-    for (size_t i = 0; i < nph; i++) {
-        GElf_Phdr ph;
-        gelf_getphdr(e, (int)i, &ph);
-        if (ph.p_type == PT_LOAD && vaddr >= ph.p_vaddr &&
-            vaddr < ph.p_vaddr + ph.p_memsz)
-            result = vaddr - ph.p_vaddr + ph.p_offset;
-    }
-    elf_end(e);
-    close(fd);
-    return result + 4; /* inside the function, as a return address is */
-}
 
 static int s_free_port(void)
 {
@@ -107,19 +58,12 @@ static void s_start(void)
     ck_assert_int_gt(P.launcher, 0);
 
     snprintf(P.in_endpoint, sizeof P.in_endpoint, "ipc://%s/run/bus-in", P.dir);
-    P.ctx = zmq_ctx_new();
-    P.pub = zmq_socket(P.ctx, ZMQ_PUB);
-    int linger = 0;
-    zmq_setsockopt(P.pub, ZMQ_LINGER, &linger, sizeof linger);
-    ck_assert_int_eq(zmq_connect(P.pub, P.in_endpoint), 0);
+    P.pub = th_pub_new(P.in_endpoint);
 }
 
 static void s_stop(void)
 {
-    if (P.pub)
-        zmq_close(P.pub);
-    if (P.ctx)
-        zmq_ctx_term(P.ctx);
+    th_pub_destroy(&P.pub);
     if (P.launcher > 0) {
         int status = tu_stop(P.launcher, 15000);
         ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
@@ -130,40 +74,9 @@ static void s_stop(void)
     memset(&P, 0, sizeof P);
 }
 
-/* Publishes one raw batch: a stack main <- sky_run <- sky_alpha_outer <-
- * sky_alpha_leaf of the cpu_workload binary under one kernel frame, for a
- * pid that does not exist (the process "already exited"). */
 static void s_publish_batch(uint32_t pid, uint64_t count)
 {
-    const char *exe = tu_build_path("tests/progs/cpu_workload");
-    char abs[4096];
-    ck_assert_ptr_nonnull(realpath(exe, abs));
-    struct stat st;
-    ck_assert_int_eq(stat(abs, &st), 0);
-    wire_uframe_t uf[4] = {
-        {1, s_func_offset(abs, "sky_alpha_leaf")},
-        {1, s_func_offset(abs, "sky_alpha_outer")},
-        {1, s_func_offset(abs, "sky_run")},
-        {1, s_func_offset(abs, "main")},
-    };
-    wire_object_t obj = {.id = 1, .type = WIRE_OBJ_EXE, .dev = st.st_dev,
-                         .ino = st.st_ino, .pid = 0, .path = abs};
-    wire_proc_t proc = {.pid = pid, .name = "pipeline_probe", .container_id = ""};
-    wire_raw_sample_t s = {.pid = pid, .tid = pid, .cpu = 0,
-                           .kind = WIRE_KIND_ON_CPU, .ts_ns = 1,
-                           .count = count, .weight_ns = count * 9000000,
-                           .comm = "pipeline_probe", .nu = 4, .uframes = uf};
-    wire_raw_batch_t b = {.nobjects = 1, .objects = &obj, .nprocs = 1,
-                          .procs = &proc, .nsamples = 1, .samples = &s};
-    char topic[32];
-    wire_sharded_topic(topic, sizeof topic, TOPIC_RAW_STACKS, pid);
-    wire_header_set(&b.hdr, "collector/test", ++P.seq);
-    wire_buf_t buf;
-    wire_buf_init(&buf);
-    ck_assert_int_eq(wire_encode_raw_batch(&b, &buf), 0);
-    zmq_send(P.pub, topic, strlen(topic), ZMQ_SNDMORE);
-    zmq_send(P.pub, buf.data, buf.len, 0);
-    wire_buf_release(&buf);
+    th_pub_workload_batch(P.pub, pid, count);
 }
 
 typedef struct {
@@ -290,24 +203,6 @@ START_TEST(batch_flows_end_to_end_and_survives_a_sigkill)
 }
 END_TEST
 
-/* Sum of every sample line of a metric family in exposition text. */
-static double s_metric_sum(const char *text, const char *family)
-{
-    double sum = 0;
-    size_t flen = strlen(family);
-    for (const char *line = text; line && *line;) {
-        if (strncmp(line, family, flen) == 0 && line[flen] == '{') {
-            const char *close = strchr(line, '}');
-            if (close)
-                sum += strtod(close + 1, NULL);
-        }
-        line = strchr(line, '\n');
-        if (line)
-            line++;
-    }
-    return sum;
-}
-
 START_TEST(malformed_bus_messages_are_counted_not_fatal)
 {
     s_start();
@@ -330,8 +225,7 @@ START_TEST(malformed_bus_messages_are_counted_not_fatal)
     for (int round = 0; round < 20; round++)
         for (size_t t = 0; t < sizeof topics / sizeof topics[0]; t++)
             for (size_t j = 0; j < 3; j++) {
-                zmq_send(P.pub, topics[t], strlen(topics[t]), ZMQ_SNDMORE);
-                zmq_send(P.pub, junk[j], sizeof junk[j], 0);
+                th_pub_send(P.pub, topics[t], junk[j], sizeof junk[j]);
             }
     /* The pipeline still works afterwards... */
     ck_assert_msg(s_publish_until_seen(3999003, "sky_alpha_leaf", 30000),
@@ -352,17 +246,17 @@ START_TEST(malformed_bus_messages_are_counted_not_fatal)
         metrics = tu_http("GET", "127.0.0.1", P.port, "/metrics", NULL, &status,
                           NULL);
         counted = metrics &&
-                  s_metric_sum(metrics, "skyprof_symbolizer_bus_invalid_total") >= 3 &&
-                  s_metric_sum(metrics, "skyprof_policy_bus_invalid_total") >= 6 &&
-                  s_metric_sum(metrics, "skyprof_aggregator_bus_invalid_total") >= 3;
+                  th_metric_sum(metrics, "skyprof_symbolizer_bus_invalid_total", NULL) >= 3 &&
+                  th_metric_sum(metrics, "skyprof_policy_bus_invalid_total", NULL) >= 6 &&
+                  th_metric_sum(metrics, "skyprof_aggregator_bus_invalid_total", NULL) >= 3;
         if (!counted)
             usleep(250000);
     }
     if (!counted && metrics)
         fprintf(stderr, "symbolizer %.0f policy %.0f aggregator %.0f\n%s\n",
-                s_metric_sum(metrics, "skyprof_symbolizer_bus_invalid_total"),
-                s_metric_sum(metrics, "skyprof_policy_bus_invalid_total"),
-                s_metric_sum(metrics, "skyprof_aggregator_bus_invalid_total"),
+                th_metric_sum(metrics, "skyprof_symbolizer_bus_invalid_total", NULL),
+                th_metric_sum(metrics, "skyprof_policy_bus_invalid_total", NULL),
+                th_metric_sum(metrics, "skyprof_aggregator_bus_invalid_total", NULL),
                 metrics);
     ck_assert_msg(counted, "invalid counters missing from /metrics");
     free(metrics);

@@ -1,0 +1,153 @@
+#include "harness.h"
+
+#include <check.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "testutil.h"
+#include "wire.h"
+
+uint64_t th_func_offset(const char *path, const char *func)
+{
+    uint64_t result = 0, vaddr = 0;
+    elf_version(EV_CURRENT);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return 0;
+    Elf *e = elf_begin(fd, ELF_C_READ, NULL);
+    Elf_Scn *scn = NULL;
+    while (e && (scn = elf_nextscn(e, scn)) && !vaddr) {
+        GElf_Shdr sh;
+        gelf_getshdr(scn, &sh);
+        if (sh.sh_type != SHT_SYMTAB || !sh.sh_entsize)
+            continue;
+        Elf_Data *d = elf_getdata(scn, NULL);
+        for (size_t i = 0; d && i < sh.sh_size / sh.sh_entsize; i++) {
+            GElf_Sym sym;
+            gelf_getsym(d, (int)i, &sym);
+            const char *name = elf_strptr(e, sh.sh_link, sym.st_name);
+            if (name && strcmp(name, func) == 0) {
+                vaddr = sym.st_value;
+                break;
+            }
+        }
+    }
+    size_t nph = 0;
+    if (e && vaddr)
+        elf_getphdrnum(e, &nph);
+    for (size_t i = 0; i < nph; i++) {
+        GElf_Phdr ph;
+        gelf_getphdr(e, (int)i, &ph);
+        if (ph.p_type == PT_LOAD && vaddr >= ph.p_vaddr &&
+            vaddr < ph.p_vaddr + ph.p_memsz)
+            result = vaddr - ph.p_vaddr + ph.p_offset + 4;
+    }
+    if (e)
+        elf_end(e);
+    close(fd);
+    return result;
+}
+
+double th_metric_sum(const char *text, const char *family, const char *label)
+{
+    double sum = 0;
+    size_t flen = strlen(family);
+    for (const char *line = text; line && *line;) {
+        const char *eol = strchr(line, '\n');
+        if (strncmp(line, family, flen) == 0 && line[flen] == '{') {
+            const char *close = strchr(line, '}');
+            int match = 1;
+            if (label) {
+                char *l = strndup(line, close ? (size_t)(close - line) : 0);
+                match = l && strstr(l, label);
+                free(l);
+            }
+            if (close && match && (!eol || close < eol))
+                sum += strtod(close + 1, NULL);
+        }
+        line = eol ? eol + 1 : NULL;
+    }
+    return sum;
+}
+
+struct th_pub {
+    void *ctx;
+    void *pub;
+    uint64_t seq;
+    char exe[4096];
+    struct stat st;
+    uint64_t off[4];
+};
+
+th_pub_t *th_pub_new(const char *endpoint)
+{
+    th_pub_t *self = calloc(1, sizeof *self);
+    ck_assert_ptr_nonnull(self);
+    self->ctx = zmq_ctx_new();
+    self->pub = zmq_socket(self->ctx, ZMQ_PUB);
+    int linger = 0, hwm = 100000;
+    zmq_setsockopt(self->pub, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(self->pub, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    ck_assert_int_eq(zmq_connect(self->pub, endpoint), 0);
+    ck_assert_ptr_nonnull(realpath(tu_build_path("tests/progs/cpu_workload"),
+                                   self->exe));
+    ck_assert_int_eq(stat(self->exe, &self->st), 0);
+    static const char *funcs[4] = {"sky_alpha_leaf", "sky_alpha_outer",
+                                   "sky_run", "main"};
+    for (int i = 0; i < 4; i++) {
+        self->off[i] = th_func_offset(self->exe, funcs[i]);
+        ck_assert_msg(self->off[i], "%s not in %s", funcs[i], self->exe);
+    }
+    return self;
+}
+
+void th_pub_destroy(th_pub_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    zmq_close((*self_p)->pub);
+    zmq_ctx_term((*self_p)->ctx);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+void th_pub_send(th_pub_t *self, const char *topic, const void *data,
+                 size_t len)
+{
+    zmq_send(self->pub, topic, strlen(topic), ZMQ_SNDMORE);
+    zmq_send(self->pub, data, len, 0);
+}
+
+void th_pub_workload_batch(th_pub_t *self, uint32_t pid, uint64_t count)
+{
+    wire_uframe_t uf[4];
+    for (int i = 0; i < 4; i++)
+        uf[i] = (wire_uframe_t){1, self->off[i]};
+    wire_object_t obj = {.id = 1, .type = WIRE_OBJ_EXE, .dev = self->st.st_dev,
+                         .ino = self->st.st_ino, .pid = 0, .path = self->exe};
+    char name[32];
+    snprintf(name, sizeof name, "pid_%u", pid);
+    wire_proc_t proc = {.pid = pid, .name = name, .container_id = ""};
+    wire_raw_sample_t s = {.pid = pid, .tid = pid, .kind = WIRE_KIND_ON_CPU,
+                           .ts_ns = 1, .count = count,
+                           .weight_ns = count * 9000000, .nu = 4,
+                           .uframes = uf};
+    memcpy(s.comm, name, sizeof s.comm - 1);
+    wire_raw_batch_t b = {.nobjects = 1, .objects = &obj, .nprocs = 1,
+                          .procs = &proc, .nsamples = 1, .samples = &s};
+    char topic[32];
+    wire_sharded_topic(topic, sizeof topic, TOPIC_RAW_STACKS, pid);
+    wire_header_set(&b.hdr, "collector/test", ++self->seq);
+    wire_buf_t buf;
+    wire_buf_init(&buf);
+    ck_assert_int_eq(wire_encode_raw_batch(&b, &buf), 0);
+    th_pub_send(self, topic, buf.data, buf.len);
+    wire_buf_release(&buf);
+}
