@@ -43,10 +43,11 @@ static int s_libbpf_print(enum libbpf_print_level level, const char *fmt,
     size_t n = strlen(line);
     while (n && (line[n - 1] == '\n' || line[n - 1] == ' '))
         line[--n] = '\0';
-    if (level == LIBBPF_WARN && n)
-        snprintf(s_libbpf_last, sizeof(s_libbpf_last), "%s", line);
     /* libbpf prefixes most lines with its name already. */
     const char *text = strncmp(line, "libbpf: ", 8) == 0 ? line + 8 : line;
+    if (level == LIBBPF_WARN && n)
+        snprintf(s_libbpf_last, sizeof(s_libbpf_last), "%.*s",
+                 (int)sizeof(s_libbpf_last) - 1, text);
     if (n)
         log_debug("libbpf: %s", text);
     return 0;
