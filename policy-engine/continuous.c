@@ -1,0 +1,450 @@
+#include "continuous.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+
+typedef struct {
+    uint8_t target;
+    uint8_t monitor;
+    double threshold;
+    uint32_t period;
+    uint32_t count;
+    char uri_regex[128];
+} cont_item_t;
+
+typedef struct {
+    char name[128];
+    char uuid[64];
+    cont_item_t items[CONT_MAX_ITEMS];
+    size_t nitems;
+    uint32_t max_period;
+} cont_service_t;
+
+/* Per-process readings: one ring of one-second slots per monitor. */
+typedef struct {
+    uint32_t pid;
+    char service[128];
+    uint64_t last_seen_s;
+    uint32_t ring;                       /* slots per monitor */
+    double *values;                      /* [monitor][ring] */
+    uint64_t *stamps;                    /* second each slot holds, +1 */
+    double latest[CONT_MONITOR_COUNT];
+    uint64_t quiet_until_ms[WIRE_TARGET_MAX + 1];
+} cont_proc_t;
+
+struct continuous {
+    continuous_options_t o;
+    cont_service_t services[CONT_MAX_SERVICES];
+    size_t nservices;
+    cont_proc_t *procs;
+    size_t nprocs;
+};
+
+static const char *const s_monitor_names[CONT_MONITOR_COUNT] = {
+    "PROCESS_CPU", "PROCESS_THREAD_COUNT", "SYSTEM_LOAD", "HTTP_ERROR_RATE",
+    "HTTP_AVG_RESPONSE_TIME"};
+static const char *const s_meter_names[CONT_MONITOR_COUNT] = {
+    "process_cpu", "process_thread_count", "system_load", "http_error_rate",
+    "http_avg_response_time"};
+static const char *const s_target_names[WIRE_TARGET_MAX + 1] = {
+    "ON_CPU", "OFF_CPU", "NETWORK"};
+
+const char *continuous_monitor_name(enum cont_monitor m)
+{
+    return (unsigned)m < CONT_MONITOR_COUNT ? s_monitor_names[m] : "?";
+}
+
+const char *continuous_meter_name(enum cont_monitor m)
+{
+    return (unsigned)m < CONT_MONITOR_COUNT ? s_meter_names[m] : "?";
+}
+
+continuous_t *continuous_new(const continuous_options_t *opts)
+{
+    continuous_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->o = *opts;
+    self->procs = calloc(CONT_MAX_PROCS, sizeof *self->procs);
+    if (!self->procs)
+        continuous_destroy(&self);
+    return self;
+}
+
+static void s_proc_free(cont_proc_t *p)
+{
+    free(p->values);
+    free(p->stamps);
+    memset(p, 0, sizeof *p);
+}
+
+void continuous_destroy(continuous_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    continuous_t *self = *self_p;
+    for (size_t i = 0; self->procs && i < self->nprocs; i++)
+        s_proc_free(&self->procs[i]);
+    free(self->procs);
+    free(self);
+    *self_p = NULL;
+}
+
+/* ------------------------------------------------------------- policies */
+
+static int s_index_of(const char *const *names, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], s) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* A JSON number or a numeric string (Threshold is a string on the wire,
+ * Period and Count are numbers; accept either for all). */
+static int s_number(const json_value_t *v, double *out)
+{
+    if (!v)
+        return -1;
+    if (v->type == JSON_NUMBER) {
+        *out = v->number;
+        return 0;
+    }
+    if (v->type == JSON_STRING && v->str[0]) {
+        char *end;
+        *out = strtod(v->str, &end);
+        return *end ? -1 : 0;
+    }
+    return -1;
+}
+
+static int s_parse_item(const json_value_t *cfg, uint8_t target,
+                        uint8_t monitor, cont_item_t *item, char *why,
+                        size_t whylen)
+{
+    double threshold, period, count;
+    if (!cfg || cfg->type != JSON_OBJECT) {
+        snprintf(why, whylen, "policy must be an object");
+        return -1;
+    }
+    const json_value_t *th = json_get(cfg, "Threshold");
+    if (!th || (th->type == JSON_STRING && !th->str[0]) ||
+        s_number(th, &threshold)) {
+        snprintf(why, whylen, "Threshold must be a non-empty number");
+        return -1;
+    }
+    if (s_number(json_get(cfg, "Period"), &period) || period <= 0 ||
+        period > CONT_MAX_PERIOD || period != (double)(uint32_t)period) {
+        snprintf(why, whylen, "Period must be an integer in 1..%d",
+                 CONT_MAX_PERIOD);
+        return -1;
+    }
+    if (s_number(json_get(cfg, "Count"), &count) || count <= 0 ||
+        count > period || count != (double)(uint32_t)count) {
+        snprintf(why, whylen, "Count must be an integer in 1..Period");
+        return -1;
+    }
+    memset(item, 0, sizeof *item);
+    item->target = target;
+    item->monitor = monitor;
+    item->threshold = threshold;
+    item->period = (uint32_t)period;
+    item->count = (uint32_t)count;
+    const json_value_t *re = json_get(cfg, "URIRegex");
+    const json_value_t *list = json_get(cfg, "URIList");
+    if (re && re->type == JSON_STRING && re->str[0])
+        snprintf(item->uri_regex, sizeof item->uri_regex, "%s", re->str);
+    else if (list && list->type == JSON_ARRAY && list->n &&
+             list->items[0]->type == JSON_STRING)
+        snprintf(item->uri_regex, sizeof item->uri_regex, "%s",
+                 list->items[0]->str);
+    return 0;
+}
+
+static int s_parse_service(const json_value_t *sv, cont_service_t *out,
+                           char *err, size_t errlen)
+{
+    char why[160] = "";
+    memset(out, 0, sizeof *out);
+    const json_value_t *name = json_get(sv, "ServiceName");
+    const json_value_t *uuid = json_get(sv, "UUID");
+    if (!name || name->type != JSON_STRING || !name->str[0] ||
+        strlen(name->str) >= sizeof out->name) {
+        snprintf(err, errlen, "ServiceName must be a non-empty string");
+        return -1;
+    }
+    snprintf(out->name, sizeof out->name, "%s", name->str);
+    if (uuid && uuid->type == JSON_STRING)
+        snprintf(out->uuid, sizeof out->uuid, "%s", uuid->str);
+    const json_value_t *prof = json_get(sv, "Profiling");
+    if (!prof || prof->type == JSON_NULL)
+        return 0;
+    if (prof->type != JSON_OBJECT) {
+        snprintf(err, errlen, "service %s: Profiling must be an object",
+                 out->name);
+        return -1;
+    }
+    for (size_t t = 0; t < prof->n; t++) {
+        int target = s_index_of(s_target_names, WIRE_TARGET_MAX + 1,
+                                prof->keys[t]);
+        const json_value_t *monitors = prof->items[t];
+        if (target < 0 || monitors->type != JSON_OBJECT) {
+            snprintf(err, errlen, "service %s: unknown profiling target '%s'",
+                     out->name, prof->keys[t]);
+            return -1;
+        }
+        for (size_t m = 0; m < monitors->n; m++) {
+            int monitor = s_index_of(s_monitor_names, CONT_MONITOR_COUNT,
+                                     monitors->keys[m]);
+            if (monitor < 0) {
+                snprintf(err, errlen, "service %s: unknown monitor '%s'",
+                         out->name, monitors->keys[m]);
+                return -1;
+            }
+            if (out->nitems == CONT_MAX_ITEMS) {
+                snprintf(err, errlen, "service %s: more than %d policies",
+                         out->name, CONT_MAX_ITEMS);
+                return -1;
+            }
+            cont_item_t *item = &out->items[out->nitems];
+            if (s_parse_item(monitors->items[m], (uint8_t)target,
+                             (uint8_t)monitor, item, why, sizeof why)) {
+                snprintf(err, errlen, "service %s, %s/%s: %s", out->name,
+                         prof->keys[t], monitors->keys[m], why);
+                return -1;
+            }
+            if (item->period > out->max_period)
+                out->max_period = item->period;
+            out->nitems++;
+        }
+    }
+    return 0;
+}
+
+static cont_service_t *s_find_service(continuous_t *self, const char *name)
+{
+    for (size_t i = 0; i < self->nservices; i++)
+        if (strcmp(self->services[i].name, name) == 0)
+            return &self->services[i];
+    return NULL;
+}
+
+int continuous_apply_json(continuous_t *self, const char *json, size_t len,
+                          char *err, size_t errlen)
+{
+    int rc = -1;
+    char perr[200];
+    cont_service_t *parsed = NULL;
+    arena_t *arena = arena_new(len * 8 + 65536);
+    if (!arena) {
+        snprintf(err, errlen, "out of memory");
+        goto cleanup;
+    }
+    json_value_t *doc = json_parse(json, len, arena, perr, sizeof perr);
+    if (!doc) {
+        snprintf(err, errlen, "policy JSON: %s", perr);
+        goto cleanup;
+    }
+    if (doc->type != JSON_ARRAY) {
+        snprintf(err, errlen, "policy JSON: want an array of services");
+        goto cleanup;
+    }
+    if (doc->n > CONT_MAX_SERVICES) {
+        snprintf(err, errlen, "policy JSON: more than %d services",
+                 CONT_MAX_SERVICES);
+        goto cleanup;
+    }
+    parsed = calloc(doc->n ? doc->n : 1, sizeof *parsed);
+    if (!parsed) {
+        snprintf(err, errlen, "out of memory");
+        goto cleanup;
+    }
+    for (size_t i = 0; i < doc->n; i++) {
+        if (doc->items[i]->type != JSON_OBJECT) {
+            snprintf(err, errlen, "policy JSON: entry %zu is not an object", i);
+            goto cleanup;
+        }
+        if (s_parse_service(doc->items[i], &parsed[i], err, errlen))
+            goto cleanup;
+    }
+    /* Everything validated: apply. */
+    for (size_t i = 0; i < doc->n; i++) {
+        cont_service_t *cur = s_find_service(self, parsed[i].name);
+        int removal = parsed[i].nitems == 0 && parsed[i].uuid[0] == '\0';
+        if (removal) {
+            if (cur) {
+                *cur = self->services[--self->nservices];
+            }
+            continue;
+        }
+        if (!cur) {
+            if (self->nservices == CONT_MAX_SERVICES) {
+                snprintf(err, errlen, "more than %d services with policies",
+                         CONT_MAX_SERVICES);
+                goto cleanup;
+            }
+            cur = &self->services[self->nservices++];
+        }
+        *cur = parsed[i];
+    }
+    /* Rings are sized by the service's longest period: re-create them. */
+    for (size_t i = 0; i < self->nprocs; i++) {
+        free(self->procs[i].values);
+        free(self->procs[i].stamps);
+        self->procs[i].values = NULL;
+        self->procs[i].stamps = NULL;
+        self->procs[i].ring = 0;
+    }
+    rc = 0;
+cleanup:
+    free(parsed);
+    arena_destroy(&arena);
+    return rc;
+}
+
+size_t continuous_service_count(const continuous_t *self)
+{
+    return self->nservices;
+}
+
+const char *continuous_service_uuid(const continuous_t *self,
+                                    const char *service)
+{
+    cont_service_t *s = s_find_service((continuous_t *)self, service);
+    return s ? s->uuid : "";
+}
+
+int continuous_wants(const continuous_t *self, const char *service,
+                     enum cont_monitor monitor)
+{
+    const cont_service_t *s = s_find_service((continuous_t *)self, service);
+    for (size_t i = 0; s && i < s->nitems; i++)
+        if (s->items[i].monitor == monitor)
+            return 1;
+    return 0;
+}
+
+/* ------------------------------------------------------------- readings */
+
+static cont_proc_t *s_proc(continuous_t *self, uint32_t pid)
+{
+    for (size_t i = 0; i < self->nprocs; i++)
+        if (self->procs[i].pid == pid)
+            return &self->procs[i];
+    if (self->nprocs == CONT_MAX_PROCS)
+        return NULL;
+    cont_proc_t *p = &self->procs[self->nprocs++];
+    memset(p, 0, sizeof *p);
+    p->pid = pid;
+    return p;
+}
+
+void continuous_observe(continuous_t *self, uint64_t now_s,
+                        const cont_reading_t *readings, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const cont_reading_t *r = &readings[i];
+        const cont_service_t *svc = s_find_service(self, r->service);
+        if (!svc || !svc->max_period)
+            continue;
+        cont_proc_t *p = s_proc(self, r->pid);
+        if (!p)
+            continue;
+        if (strcmp(p->service, r->service) != 0 || p->ring != svc->max_period) {
+            free(p->values);
+            free(p->stamps);
+            p->ring = svc->max_period;
+            p->values = calloc((size_t)p->ring * CONT_MONITOR_COUNT,
+                               sizeof *p->values);
+            p->stamps = calloc((size_t)p->ring * CONT_MONITOR_COUNT,
+                               sizeof *p->stamps);
+            snprintf(p->service, sizeof p->service, "%s", r->service);
+            if (!p->values || !p->stamps) {
+                free(p->values);
+                free(p->stamps);
+                p->values = NULL;
+                p->stamps = NULL;
+                p->ring = 0;
+                continue;
+            }
+        }
+        p->last_seen_s = now_s;
+        for (int m = 0; m < CONT_MONITOR_COUNT; m++) {
+            if (!r->has[m])
+                continue;
+            size_t slot = (size_t)m * p->ring + now_s % p->ring;
+            p->values[slot] = r->values[m];
+            p->stamps[slot] = now_s + 1;
+            p->latest[m] = r->values[m];
+        }
+    }
+    /* Forget processes that have not been seen for the longest period. */
+    for (size_t i = 0; i < self->nprocs;) {
+        if (now_s > self->procs[i].last_seen_s + CONT_MAX_PERIOD) {
+            s_proc_free(&self->procs[i]);
+            self->procs[i] = self->procs[--self->nprocs];
+            memset(&self->procs[self->nprocs], 0, sizeof self->procs[0]);
+        } else {
+            i++;
+        }
+    }
+}
+
+/* Slots among the last `period` seconds whose value reached threshold. */
+static uint32_t s_reached(const cont_proc_t *p, const cont_item_t *it,
+                          uint64_t now_s)
+{
+    uint32_t reached = 0;
+    for (uint32_t k = 0; k < it->period && k <= now_s; k++) {
+        uint64_t sec = now_s - k;
+        size_t slot = (size_t)it->monitor * p->ring + sec % p->ring;
+        if (p->stamps[slot] == sec + 1 && p->values[slot] >= it->threshold)
+            reached++;
+    }
+    return reached;
+}
+
+size_t continuous_check(continuous_t *self, uint64_t now_ms,
+                        cont_trigger_t *out, size_t max)
+{
+    size_t n = 0;
+    uint64_t now_s = now_ms / 1000;
+    for (size_t i = 0; i < self->nprocs && n < max; i++) {
+        cont_proc_t *p = &self->procs[i];
+        const cont_service_t *svc = s_find_service(self, p->service);
+        if (!svc || !p->ring)
+            continue;
+        for (uint8_t target = 0; target <= WIRE_TARGET_MAX && n < max;
+             target++) {
+            if (now_ms < p->quiet_until_ms[target])
+                continue;
+            cont_trigger_t *t = &out[n];
+            memset(t, 0, sizeof *t);
+            for (size_t k = 0; k < svc->nitems; k++) {
+                const cont_item_t *it = &svc->items[k];
+                if (it->target != target || it->period > p->ring ||
+                    s_reached(p, it, now_s) < it->count ||
+                    t->ncauses == CONT_MONITOR_COUNT)
+                    continue;
+                cont_cause_t *c = &t->causes[t->ncauses++];
+                c->monitor = it->monitor;
+                c->threshold = it->threshold;
+                c->current = p->latest[it->monitor];
+                snprintf(c->uri_regex, sizeof c->uri_regex, "%s", it->uri_regex);
+            }
+            if (!t->ncauses)
+                continue;
+            t->pid = p->pid;
+            t->target = target;
+            t->duration_ms = self->o.execute_ms;
+            snprintf(t->service, sizeof t->service, "%s", p->service);
+            p->quiet_until_ms[target] =
+                now_ms + self->o.execute_ms + self->o.silence_ms;
+            n++;
+        }
+    }
+    return n;
+}

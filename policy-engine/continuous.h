@@ -1,0 +1,100 @@
+/* Continuous profiling (seed 002, seed 003 "Continuous Profiling"):
+ * per-service policies, per-process monitor readings kept in per-second
+ * slots, threshold checks, and triggers with a silence period.
+ *
+ * Pure logic with the clock passed in; the policy engine feeds it readings
+ * from /proc every fetch interval, asks for triggers every check interval,
+ * and turns triggers into tasks (locally) or reports (through the uplink).
+ *
+ * Semantics (as the reference agent): a policy item has a Threshold, a
+ * Period (seconds) and a Count; it fires for a process when, among the last
+ * Period one-second slots, at least Count reached the threshold. After a
+ * trigger the same process and target stay quiet for the execute duration
+ * plus the silence duration. */
+#ifndef SKYPROF_POLICY_CONTINUOUS_H
+#define SKYPROF_POLICY_CONTINUOUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wire.h"
+
+enum cont_monitor {
+    CONT_PROCESS_CPU = 0,          /* cause type ProcessCPU */
+    CONT_PROCESS_THREAD_COUNT = 1,
+    CONT_SYSTEM_LOAD = 2,
+    CONT_HTTP_ERROR_RATE = 3,      /* fed by network profiling */
+    CONT_HTTP_AVG_RESPONSE_TIME = 4,
+    CONT_MONITOR_COUNT = 5
+};
+
+#define CONT_MAX_PERIOD 3600
+#define CONT_MAX_SERVICES 256
+#define CONT_MAX_ITEMS 16          /* (target, monitor) items per service */
+#define CONT_MAX_PROCS 4096
+
+typedef struct continuous continuous_t;
+
+typedef struct {
+    uint64_t execute_ms;
+    uint64_t silence_ms;
+} continuous_options_t;
+
+/* One reading of one process (the system load is the same for all). */
+typedef struct {
+    uint32_t pid;
+    const char *service;        /* service the process belongs to */
+    double values[CONT_MONITOR_COUNT];
+    uint8_t has[CONT_MONITOR_COUNT]; /* 1 when values[i] was measured */
+} cont_reading_t;
+
+typedef struct {
+    uint8_t monitor;            /* enum cont_monitor = cause type */
+    double threshold;
+    double current;             /* the latest value */
+    char uri_regex[128];        /* HTTP causes: "" when not URI-scoped */
+} cont_cause_t;
+
+typedef struct {
+    uint32_t pid;
+    char service[128];
+    uint8_t target;             /* WIRE_TARGET_ON_CPU / OFF_CPU / NETWORK */
+    uint32_t ncauses;
+    cont_cause_t causes[CONT_MONITOR_COUNT];
+    uint64_t duration_ms;       /* the execute duration */
+} cont_trigger_t;
+
+continuous_t *continuous_new(const continuous_options_t *opts);
+void continuous_destroy(continuous_t **self_p);
+
+/* Applies a ServiceWithPolicyJSON document (array of {ServiceName, UUID,
+ * Profiling:{TARGET:{MONITOR:{Threshold,Period,Count,URIList,URIRegex}}}}).
+ * Each listed service's policy is replaced; a service with an empty UUID
+ * and no Profiling is removed. The whole document is validated first: on
+ * any error nothing changes, -1 is returned and err says what and where. */
+int continuous_apply_json(continuous_t *self, const char *json, size_t len,
+                          char *err, size_t errlen);
+
+size_t continuous_service_count(const continuous_t *self);
+/* The UUID currently held for a service ("" when none). */
+const char *continuous_service_uuid(const continuous_t *self,
+                                    const char *service);
+/* Whether any policy of the service uses the monitor (so the engine reads
+ * only what it needs). */
+int continuous_wants(const continuous_t *self, const char *service,
+                     enum cont_monitor monitor);
+
+/* Records readings for second now_s (wall clock seconds). Processes not
+ * seen for CONT_MAX_PERIOD seconds are forgotten. */
+void continuous_observe(continuous_t *self, uint64_t now_s,
+                        const cont_reading_t *readings, size_t n);
+
+/* Checks every policy against the slots; returns the number of triggers
+ * written to out (at most max), and starts their silence. */
+size_t continuous_check(continuous_t *self, uint64_t now_ms,
+                        cont_trigger_t *out, size_t max);
+
+const char *continuous_monitor_name(enum cont_monitor m); /* PROCESS_CPU */
+const char *continuous_meter_name(enum cont_monitor m);   /* process_cpu */
+
+#endif

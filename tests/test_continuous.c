@@ -1,0 +1,153 @@
+/* Continuous profiling logic: policy JSON validation (a bad document keeps
+ * the previous policy), per-second slots, Count-of-Period firing, causes,
+ * silence, deletion by empty UUID. */
+#include <stdio.h>
+#include <string.h>
+
+#include "policy-engine/continuous.h"
+#include "testutil.h"
+
+static const char *s_policy =
+    "[{\"ServiceName\":\"svc\",\"UUID\":\"u1\","
+    "\"Profiling\":{\"ON_CPU\":{\"PROCESS_CPU\":{\"Threshold\":\"50\","
+    "\"Period\":10,\"Count\":3}},"
+    "\"OFF_CPU\":{\"PROCESS_THREAD_COUNT\":{\"Threshold\":\"100\","
+    "\"Period\":5,\"Count\":5}},"
+    "\"NETWORK\":{\"HTTP_ERROR_RATE\":{\"Threshold\":\"15\",\"Period\":10,"
+    "\"Count\":3,\"URIList\":[\"/a\"],\"URIRegex\":\"\"}}}}]";
+
+static continuous_t *s_new(void)
+{
+    continuous_options_t o = {.execute_ms = 600000, .silence_ms = 1200000};
+    continuous_t *c = continuous_new(&o);
+    ck_assert_ptr_nonnull(c);
+    char err[256];
+    ck_assert_msg(continuous_apply_json(c, s_policy, strlen(s_policy), err,
+                                        sizeof err) == 0, "%s", err);
+    return c;
+}
+
+static void s_feed(continuous_t *c, uint64_t sec, uint32_t pid, double cpu,
+                   double threads)
+{
+    cont_reading_t r = {.pid = pid, .service = "svc"};
+    r.values[CONT_PROCESS_CPU] = cpu;
+    r.has[CONT_PROCESS_CPU] = 1;
+    r.values[CONT_PROCESS_THREAD_COUNT] = threads;
+    r.has[CONT_PROCESS_THREAD_COUNT] = 1;
+    continuous_observe(c, sec, &r, 1);
+}
+
+START_TEST(fires_after_count_slots_within_period)
+{
+    continuous_t *c = s_new();
+    cont_trigger_t t[4];
+    uint64_t base = 1700000000;
+    /* Two slots over the threshold: not yet. */
+    s_feed(c, base + 0, 42, 80, 1);
+    s_feed(c, base + 1, 42, 10, 1);
+    s_feed(c, base + 2, 42, 90, 1);
+    ck_assert_uint_eq(continuous_check(c, (base + 2) * 1000, t, 4), 0);
+    /* The third within the 10 s period: fires, ON_CPU, with the cause. */
+    s_feed(c, base + 3, 42, 70, 1);
+    ck_assert_uint_eq(continuous_check(c, (base + 3) * 1000, t, 4), 1);
+    ck_assert_uint_eq(t[0].pid, 42);
+    ck_assert_uint_eq(t[0].target, WIRE_TARGET_ON_CPU);
+    ck_assert_uint_eq(t[0].ncauses, 1);
+    ck_assert_uint_eq(t[0].causes[0].monitor, CONT_PROCESS_CPU);
+    ck_assert_double_eq(t[0].causes[0].threshold, 50);
+    ck_assert_double_eq(t[0].causes[0].current, 70);
+    ck_assert_uint_eq(t[0].duration_ms, 600000);
+    ck_assert_str_eq(t[0].service, "svc");
+    /* Silence: still hot, but quiet for execute + silence. */
+    for (uint64_t s = 4; s < 20; s++)
+        s_feed(c, base + s, 42, 99, 1);
+    ck_assert_uint_eq(continuous_check(c, (base + 20) * 1000, t, 4), 0);
+    ck_assert_uint_eq(continuous_check(c, (base + 3) * 1000 + 1799999, t, 4), 0);
+    s_feed(c, base + 1803, 42, 99, 1);
+    s_feed(c, base + 1804, 42, 99, 1);
+    s_feed(c, base + 1805, 42, 99, 1);
+    ck_assert_uint_eq(continuous_check(c, (base + 1805) * 1000, t, 4), 1);
+    continuous_destroy(&c);
+    ck_assert_ptr_null(c);
+}
+END_TEST
+
+START_TEST(old_slots_fall_out_of_the_period)
+{
+    continuous_t *c = s_new();
+    cont_trigger_t t[4];
+    uint64_t base = 1700000000;
+    s_feed(c, base + 0, 7, 80, 1);
+    s_feed(c, base + 1, 7, 80, 1);
+    /* 12 s later those two are outside the 10 s period. */
+    s_feed(c, base + 13, 7, 80, 1);
+    ck_assert_uint_eq(continuous_check(c, (base + 13) * 1000, t, 4), 0);
+    /* Below the threshold: never. */
+    for (uint64_t s = 20; s < 40; s++)
+        s_feed(c, base + s, 8, 49.9, 1);
+    ck_assert_uint_eq(continuous_check(c, (base + 39) * 1000, t, 4), 0);
+    /* The OFF_CPU item needs all 5 of 5 slots. */
+    for (uint64_t s = 50; s < 54; s++)
+        s_feed(c, base + s, 9, 0, 150);
+    ck_assert_uint_eq(continuous_check(c, (base + 53) * 1000, t, 4), 0);
+    s_feed(c, base + 54, 9, 0, 150);
+    ck_assert_uint_eq(continuous_check(c, (base + 54) * 1000, t, 4), 1);
+    ck_assert_uint_eq(t[0].target, WIRE_TARGET_OFF_CPU);
+    ck_assert_uint_eq(t[0].causes[0].monitor, CONT_PROCESS_THREAD_COUNT);
+    continuous_destroy(&c);
+}
+END_TEST
+
+START_TEST(bad_documents_keep_the_previous_policy)
+{
+    continuous_t *c = s_new();
+    static const char *bad[] = {
+        "not json",
+        "{\"ServiceName\":\"svc\"}",
+        "[{\"ServiceName\":\"svc\",\"UUID\":\"u2\",\"Profiling\":{\"ON_CPU\":"
+        "{\"PROCESS_CPU\":{\"Threshold\":\"\",\"Period\":10,\"Count\":3}}}}]",
+        "[{\"ServiceName\":\"svc\",\"UUID\":\"u2\",\"Profiling\":{\"ON_CPU\":"
+        "{\"PROCESS_CPU\":{\"Threshold\":\"5\",\"Period\":0,\"Count\":3}}}}]",
+        "[{\"ServiceName\":\"svc\",\"UUID\":\"u2\",\"Profiling\":{\"ON_CPU\":"
+        "{\"PROCESS_CPU\":{\"Threshold\":\"5\",\"Period\":3,\"Count\":4}}}}]",
+        "[{\"ServiceName\":\"svc\",\"UUID\":\"u2\",\"Profiling\":{\"ON_CPU\":"
+        "{\"PROCESS_CPU\":{\"Threshold\":\"5\",\"Period\":3,\"Count\":0}}}}]",
+        "[{\"ServiceName\":\"svc\",\"UUID\":\"u2\",\"Profiling\":{\"GPU\":"
+        "{\"PROCESS_CPU\":{\"Threshold\":\"5\",\"Period\":3,\"Count\":1}}}}]",
+        "[{\"ServiceName\":\"svc\",\"UUID\":\"u2\",\"Profiling\":{\"ON_CPU\":"
+        "{\"DISK_IO\":{\"Threshold\":\"5\",\"Period\":3,\"Count\":1}}}}]",
+        /* a valid first service does not apply when the second is bad */
+        "[{\"ServiceName\":\"other\",\"UUID\":\"x\",\"Profiling\":{}},"
+        "{\"ServiceName\":\"\",\"UUID\":\"u2\"}]",
+        "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char err[256] = "";
+        ck_assert_msg(continuous_apply_json(c, bad[i], strlen(bad[i]), err,
+                                            sizeof err) == -1,
+                      "accepted: %s", bad[i]);
+        ck_assert_msg(err[0], "no reason for %s", bad[i]);
+        ck_assert_str_eq(continuous_service_uuid(c, "svc"), "u1");
+        ck_assert_uint_eq(continuous_service_count(c), 1);
+    }
+    /* Deletion: empty UUID, no Profiling. */
+    const char *del = "[{\"ServiceName\":\"svc\",\"UUID\":\"\"}]";
+    char err[256];
+    ck_assert_int_eq(continuous_apply_json(c, del, strlen(del), err, sizeof err), 0);
+    ck_assert_uint_eq(continuous_service_count(c), 0);
+    ck_assert_int_eq(continuous_wants(c, "svc", CONT_PROCESS_CPU), 0);
+    continuous_destroy(&c);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("continuous");
+    TCase *tc = tcase_create("policies");
+    tcase_add_test(tc, fires_after_count_slots_within_period);
+    tcase_add_test(tc, old_slots_fall_out_of_the_period);
+    tcase_add_test(tc, bad_documents_keep_the_previous_policy);
+    suite_add_tcase(s, tc);
+    return tu_run(s);
+}
