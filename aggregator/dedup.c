@@ -9,7 +9,7 @@
 typedef struct {
     uint64_t hash;   /* 0 = empty slot */
     uint64_t seq;
-    char sender[64];
+    char key[96];    /* "<topic>|<sender>" */
 } origin_t;
 
 struct origin_dedup {
@@ -18,10 +18,10 @@ struct origin_dedup {
     uint32_t index[DEDUP_SLOTS]; /* ring position + 1, 0 = empty */
 };
 
-static uint64_t s_hash(const char *sender, uint64_t seq)
+static uint64_t s_hash(const char *key, uint64_t seq)
 {
     uint64_t h = 1469598103934665603ull ^ seq;
-    for (const char *p = sender; *p; p++)
+    for (const char *p = key; *p; p++)
         h = (h ^ (uint8_t)*p) * 1099511628211ull;
     h ^= h >> 31;
     return h ? h : 1;
@@ -41,7 +41,7 @@ void origin_dedup_destroy(origin_dedup_t **self_p)
 }
 
 static size_t s_find(const origin_dedup_t *self, uint64_t h,
-                     const char *sender, uint64_t seq, int *found)
+                     const char *key, uint64_t seq, int *found)
 {
     size_t i = h % DEDUP_SLOTS;
     for (;;) {
@@ -51,7 +51,7 @@ static size_t s_find(const origin_dedup_t *self, uint64_t h,
             return i;
         }
         const origin_t *o = &self->ring[pos - 1];
-        if (o->hash == h && o->seq == seq && strcmp(o->sender, sender) == 0) {
+        if (o->hash == h && o->seq == seq && strcmp(o->key, key) == 0) {
             *found = 1;
             return i;
         }
@@ -65,7 +65,7 @@ static void s_unindex(origin_dedup_t *self, size_t pos)
 {
     const origin_t *o = &self->ring[pos];
     int found;
-    size_t i = s_find(self, o->hash, o->sender, o->seq, &found);
+    size_t i = s_find(self, o->hash, o->key, o->seq, &found);
     if (!found)
         return;
     self->index[i] = 0;
@@ -74,18 +74,21 @@ static void s_unindex(origin_dedup_t *self, size_t pos)
         uint32_t moved = self->index[j];
         self->index[j] = 0;
         const origin_t *m = &self->ring[moved - 1];
-        size_t k = s_find(self, m->hash, m->sender, m->seq, &found);
+        size_t k = s_find(self, m->hash, m->key, m->seq, &found);
         self->index[k] = moved;
     }
 }
 
-int origin_dedup_check(origin_dedup_t *self, const char *sender, uint64_t seq)
+int origin_dedup_check(origin_dedup_t *self, const char *topic,
+                       const char *sender, uint64_t seq)
 {
     if (!sender || !sender[0])
         return 0;
-    uint64_t h = s_hash(sender, seq);
+    char key[96];
+    snprintf(key, sizeof key, "%s|%s", topic ? topic : "", sender);
+    uint64_t h = s_hash(key, seq);
     int found;
-    s_find(self, h, sender, seq, &found);
+    s_find(self, h, key, seq, &found);
     if (found)
         return 1;
     origin_t *slot = &self->ring[self->next];
@@ -93,8 +96,8 @@ int origin_dedup_check(origin_dedup_t *self, const char *sender, uint64_t seq)
         s_unindex(self, self->next);
     slot->hash = h;
     slot->seq = seq;
-    snprintf(slot->sender, sizeof slot->sender, "%s", sender);
-    size_t i = s_find(self, h, sender, seq, &found);
+    snprintf(slot->key, sizeof slot->key, "%s", key);
+    size_t i = s_find(self, h, key, seq, &found);
     self->index[i] = (uint32_t)self->next + 1;
     self->next = (self->next + 1) % DEDUP_CAPACITY;
     return 0;

@@ -37,7 +37,8 @@ agg_intake(agg_t *self, bus_t *bus, const char *topic, const void *payload,
         hdr = &m.hdr;
         if (bus)
             bus_note_seq(bus, topic, hdr->sender, hdr->seq);
-        if (origin_dedup_check(self->dedup, m.origin_sender, m.origin_seq)) {
+        if (origin_dedup_check(self->dedup, topic, m.origin_sender,
+                               m.origin_seq)) {
             stats_inc(self->m_duplicates);
             rc = 0;
             goto cleanup;

@@ -80,7 +80,7 @@ double th_metric_sum(const char *text, const char *family, const char *label)
 struct th_pub {
     void *ctx;
     void *pub;
-    uint64_t seq;
+    uint64_t seq[WIRE_BUCKETS]; /* per topic, as a real collector numbers */
     char exe[4096];
     struct stat st;
     uint64_t off[4];
@@ -144,7 +144,7 @@ void th_pub_workload_batch(th_pub_t *self, uint32_t pid, uint64_t count)
                           .procs = &proc, .nsamples = 1, .samples = &s};
     char topic[32];
     wire_sharded_topic(topic, sizeof topic, TOPIC_RAW_STACKS, pid);
-    wire_header_set(&b.hdr, "collector/test", ++self->seq);
+    wire_header_set(&b.hdr, "collector/test", ++self->seq[wire_pid_bucket(pid)]);
     wire_buf_t buf;
     wire_buf_init(&buf);
     ck_assert_int_eq(wire_encode_raw_batch(&b, &buf), 0);
