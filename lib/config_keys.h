@@ -101,6 +101,9 @@ CFG("aggregator.max_nodes", INT, "200000", NULL,
 
 CFG("policy.http_addr", STR, "", NULL,
     "host:port for /metrics and /healthz of this stage; empty = off")
+CFG("policy.continuous_policies", STR, "", NULL,
+    "local continuous-profiling policies, ServiceWithPolicyJSON (seed 002 shape); "
+    "a process's service is its name unless the uplink maps it")
 CFG("policy.republish_interval", DURATION, "2s", NULL,
     "how often the full desired task set is republished")
 

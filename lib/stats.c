@@ -117,6 +117,26 @@ stats_metric_t *stats_gauge(stats_t *self, const char *name,
     return s_get(self, name, labels, help, STATS_GAUGE);
 }
 
+void stats_remove(stats_t *self, stats_metric_t *m)
+{
+    if (!self || !m)
+        return;
+    pthread_mutex_lock(&self->lock);
+    for (size_t i = 0; i < self->n; i++) {
+        if (self->metrics[i] != m)
+            continue;
+        memmove(&self->metrics[i], &self->metrics[i + 1],
+                (self->n - i - 1) * sizeof self->metrics[0]);
+        self->n--;
+        free(m->name);
+        free(m->labels);
+        free(m->help);
+        free(m);
+        break;
+    }
+    pthread_mutex_unlock(&self->lock);
+}
+
 void stats_add(stats_metric_t *m, uint64_t n)
 {
     if (m)

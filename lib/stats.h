@@ -20,6 +20,10 @@ stats_metric_t *stats_counter(stats_t *self, const char *name,
 stats_metric_t *stats_gauge(stats_t *self, const char *name,
                             const char *labels, const char *help);
 
+/* Drops a metric (e.g. a per-process gauge of a process that exited);
+ * the pointer is invalid afterwards. */
+void stats_remove(stats_t *self, stats_metric_t *m);
+
 void stats_add(stats_metric_t *m, uint64_t n);
 void stats_inc(stats_metric_t *m);
 void stats_set(stats_metric_t *m, double value);

@@ -10,10 +10,20 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "continuous.h"
 #include "log.h"
+#include "monitor.h"
 #include "stage.h"
 #include "taskset.h"
 #include "wire.h"
+
+/* Per-process meters (<meter_prefix>_<monitor>) kept on /metrics while the
+ * process is monitored. */
+typedef struct {
+    uint32_t pid;
+    stats_metric_t *gauges[CONT_MONITOR_COUNT];
+    uint64_t round;
+} meter_set_t;
 
 typedef struct {
     stage_t *stage;
@@ -28,6 +38,16 @@ typedef struct {
     stats_metric_t *active;
     stats_metric_t *sets_published;
     stats_metric_t *ended;
+    /* continuous profiling */
+    continuous_t *cont;
+    monitor_t *monitor;
+    monitor_reading_t *readings;     /* CONT_MAX_PROCS */
+    meter_set_t *meters;             /* CONT_MAX_PROCS */
+    size_t nmeters;
+    uint64_t fetch_round;
+    int oap_mode;
+    stats_metric_t *triggers;
+    stats_metric_t *policy_errors;
 } policy_t;
 
 static const stage_desc_t s_desc = {
@@ -153,6 +173,122 @@ static int s_on_bus(loop_t *loop, void *socket, void *arg)
     return 0;
 }
 
+static meter_set_t *s_meters_for(policy_t *self, uint32_t pid,
+                                 const char *name)
+{
+    for (size_t i = 0; i < self->nmeters; i++)
+        if (self->meters[i].pid == pid)
+            return &self->meters[i];
+    if (self->nmeters == CONT_MAX_PROCS)
+        return NULL;
+    meter_set_t *m = &self->meters[self->nmeters++];
+    memset(m, 0, sizeof *m);
+    m->pid = pid;
+    const char *prefix =
+        config_str(self->stage->cfg, "profiling.continuous.meter_prefix");
+    for (int k = 0; k < CONT_MONITOR_COUNT; k++) {
+        if (k == CONT_HTTP_ERROR_RATE || k == CONT_HTTP_AVG_RESPONSE_TIME)
+            continue; /* come with network profiling */
+        char metric[128], labels[256];
+        snprintf(metric, sizeof metric, "%s_%s", prefix,
+                 continuous_meter_name((enum cont_monitor)k));
+        snprintf(labels, sizeof labels,
+                 "process_name=\"%s\",layer=\"OS_LINUX\",pid=\"%u\"", name,
+                 pid);
+        m->gauges[k] = stats_gauge(self->stage->stats, metric, labels,
+                                   "continuous-profiling monitor value");
+    }
+    return m;
+}
+
+/* Reads the monitors of every process of a service with a policy, feeds
+ * the slots and the meters. */
+static int s_on_fetch(loop_t *loop, void *arg)
+{
+    policy_t *self = arg;
+    self->fetch_round++;
+    size_t n = monitor_read(self->monitor, self->cont, now_mono_ns(),
+                            self->readings, CONT_MAX_PROCS);
+    cont_reading_t *rs = calloc(n ? n : 1, sizeof *rs);
+    if (!rs)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        rs[i] = self->readings[i].r;
+        meter_set_t *m = s_meters_for(self, rs[i].pid, rs[i].service);
+        if (!m)
+            continue;
+        m->round = self->fetch_round;
+        for (int k = 0; k < CONT_MONITOR_COUNT; k++)
+            if (rs[i].has[k] && m->gauges[k])
+                stats_set(m->gauges[k], rs[i].values[k]);
+    }
+    continuous_observe(self->cont, now_wall_ms() / 1000, rs, n);
+    free(rs);
+    /* Meters of processes no longer monitored go away. */
+    for (size_t i = 0; i < self->nmeters;) {
+        meter_set_t *m = &self->meters[i];
+        if (m->round == self->fetch_round) {
+            i++;
+            continue;
+        }
+        for (int k = 0; k < CONT_MONITOR_COUNT; k++)
+            stats_remove(self->stage->stats, m->gauges[k]);
+        *m = self->meters[--self->nmeters];
+    }
+    return 0;
+}
+
+/* A trigger becomes a task. Locally the engine names the task itself; with
+ * an OAP the task id must come from the OAP's reply to
+ * reportProfilingTask, which the uplink will obtain. */
+static int s_on_check(loop_t *loop, void *arg)
+{
+    policy_t *self = arg;
+    cont_trigger_t trig[16];
+    uint64_t now = now_wall_ms();
+    size_t n = continuous_check(self->cont, now, trig, 16);
+    for (size_t i = 0; i < n; i++) {
+        const cont_trigger_t *t = &trig[i];
+        stats_inc(self->triggers);
+        char causes[256] = "";
+        size_t used = 0;
+        for (uint32_t c = 0; c < t->ncauses && used < sizeof causes; c++)
+            used += (size_t)snprintf(causes + used, sizeof causes - used,
+                                     "%s%s %.2f >= %.2f", c ? ", " : "",
+                                     continuous_monitor_name(
+                                         (enum cont_monitor)t->causes[c].monitor),
+                                     t->causes[c].current, t->causes[c].threshold);
+        log_info("continuous: %s pid %u (%s) triggered %s profiling for "
+                 "%llu ms", t->service, t->pid, causes,
+                 t->target == WIRE_TARGET_ON_CPU ? "ON_CPU"
+                 : t->target == WIRE_TARGET_OFF_CPU ? "OFF_CPU" : "NETWORK",
+                 (unsigned long long)t->duration_ms);
+        if (self->oap_mode) {
+            log_warn_rl(&self->rl, "continuous: reporting triggers to the OAP "
+                        "is not implemented yet; running the task locally");
+        }
+        char id[96];
+        snprintf(id, sizeof id, "continuous-%u-%u-%llu", t->pid, t->target,
+                 (unsigned long long)now);
+        wire_task_t task = {
+            .task_id = id,
+            .target = t->target,
+            .trigger = WIRE_TRIGGER_CONTINUOUS,
+            .source = WIRE_SRC_POLICY,
+            .start_ms = now,
+            .duration_ms = t->duration_ms,
+            .update_ms = now,
+            .npids = 1,
+            .pids = &t->pid,
+            .extension_json = "",
+        };
+        s_offer(self, &task);
+    }
+    if (taskset_generation(self->tasks) != self->published_generation)
+        s_publish(self);
+    return 0;
+}
+
 static int s_parse_target(const char *s)
 {
     if (!s || strcasecmp(s, "ON_CPU") == 0)
@@ -269,6 +405,40 @@ int main(int argc, char **argv)
         rc = 2;
         goto cleanup;
     }
+    const config_t *cfg = self.stage->cfg;
+    continuous_options_t co = {
+        .execute_ms = config_duration_ms(cfg, "profiling.continuous.trigger.execute_duration"),
+        .silence_ms = config_duration_ms(cfg, "profiling.continuous.trigger.silence_duration"),
+    };
+    self.cont = continuous_new(&co);
+    self.monitor = monitor_new("/proc");
+    self.readings = calloc(CONT_MAX_PROCS, sizeof *self.readings);
+    self.meters = calloc(CONT_MAX_PROCS, sizeof *self.meters);
+    if (!self.cont || !self.monitor || !self.readings || !self.meters)
+        goto cleanup;
+    self.oap_mode = config_str(cfg, "core.backend.addr")[0] != '\0';
+    self.triggers = stats_counter(st, "continuous_triggers_total", "",
+                                  "continuous-profiling triggers fired");
+    self.policy_errors = stats_counter(st, "continuous_policy_errors_total", "",
+                                       "policy documents rejected");
+    const char *local_json = config_str(cfg, "policy.continuous_policies");
+    if (local_json[0]) {
+        char err[256];
+        if (continuous_apply_json(self.cont, local_json, strlen(local_json),
+                                  err, sizeof err) != 0) {
+            log_error("config key policy.continuous_policies: %s", err);
+            rc = 2;
+            goto cleanup;
+        }
+        log_info("continuous: %zu service(s) with local policies",
+                 continuous_service_count(self.cont));
+    }
+    loop_add_timer(self.stage->loop,
+                   config_duration_ms(cfg, "profiling.continuous.fetch_interval"),
+                   s_on_fetch, &self);
+    loop_add_timer(self.stage->loop,
+                   config_duration_ms(cfg, "profiling.continuous.check_interval"),
+                   s_on_check, &self);
     if (bus_subscribe(self.stage->bus, TOPIC_TASK_REQUEST) ||
         bus_subscribe(self.stage->bus, TOPIC_PROC_EVENTS))
         goto cleanup;
@@ -280,6 +450,10 @@ int main(int argc, char **argv)
     rc = loop_run(self.stage->loop) == 0 ? 0 : 1;
     log_info("stopping (signal %d)", loop_stop_signal(self.stage->loop));
 cleanup:
+    continuous_destroy(&self.cont);
+    monitor_destroy(&self.monitor);
+    free(self.readings);
+    free(self.meters);
     taskset_destroy(&self.tasks);
     arena_destroy(&self.arena);
     wire_buf_release(&self.buf);

@@ -1,0 +1,29 @@
+/* Monitors for continuous profiling, read from /proc: process CPU (percent
+ * of the whole host, as the reference agent reports it), thread count, and
+ * the 1-minute system load. Only processes whose service has a policy are
+ * read. A process's service is its name (comm) unless the uplink has
+ * mapped it to an OAP service (not yet on the bus). */
+#ifndef SKYPROF_POLICY_MONITOR_H
+#define SKYPROF_POLICY_MONITOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "continuous.h"
+
+typedef struct monitor monitor_t;
+
+typedef struct {
+    cont_reading_t r;
+    char service[128];      /* r.service points here */
+} monitor_reading_t;
+
+monitor_t *monitor_new(const char *proc_root);   /* "/proc" */
+void monitor_destroy(monitor_t **self_p);
+
+/* Reads every process of a service with a policy. CPU needs two readings:
+ * a process's first reading has no CPU value. Returns the count written. */
+size_t monitor_read(monitor_t *self, const continuous_t *cont,
+                    uint64_t now_mono_ns, monitor_reading_t *out, size_t max);
+
+#endif

@@ -1,0 +1,173 @@
+/* Continuous profiling end to end, local mode, real BPF: a CPU burner of
+ * ours crosses a PROCESS_CPU policy and an on-CPU task for it starts within
+ * Period + check interval, its profile holds the burner's function, the
+ * silence keeps it to one trigger, and a sleeping process under a policy of
+ * its own never fires. The meters reach /metrics. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "testutil.h"
+
+static char *s_dir;
+static int s_port;
+static char s_log[512];
+
+static char *s_get(const char *path)
+{
+    int status = 0;
+    char *b = tu_http("GET", "127.0.0.1", s_port, path, NULL, &status, NULL);
+    if (b && status != 200) {
+        free(b);
+        return NULL;
+    }
+    return b;
+}
+
+static int s_up(void *arg)
+{
+    char *b = s_get("/healthz");
+    free(b);
+    return b != NULL;
+}
+
+typedef struct {
+    char needle[64];
+} task_probe_t;
+
+static int s_task_listed(void *arg)
+{
+    task_probe_t *p = arg;
+    char *b = s_get("/api/tasks");
+    int found = b && strstr(b, p->needle);
+    free(b);
+    return found;
+}
+
+static int s_count(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; p && (p = strstr(p, needle)); p++)
+        n++;
+    return n;
+}
+
+START_TEST(cpu_policy_triggers_one_task_with_the_burner)
+{
+    s_dir = tu_mkdtemp();
+    s_port = 20000 + (int)((getpid() + 5555) % 20000);
+    char config[512];
+    snprintf(config, sizeof config, "%s/skyprof.yaml", s_dir);
+    snprintf(s_log, sizeof s_log, "%s/run.log", s_dir);
+    FILE *f = fopen(config, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f,
+            "runtime_dir: %s/run\n"
+            "bus:\n  stats_interval: 500ms\n"
+            "profiling:\n  flush_interval: 1s\n"
+            "  continuous:\n    fetch_interval: 1s\n    check_interval: 1s\n"
+            "    trigger:\n      execute_duration: 6s\n      silence_duration: 10m\n"
+            "aggregator:\n  http_addr: 127.0.0.1:%d\n  store_path: \"\"\n"
+            "policy:\n  continuous_policies: '["
+            "{\"ServiceName\":\"cpu_workload\",\"UUID\":\"u1\",\"Profiling\":"
+            "{\"ON_CPU\":{\"PROCESS_CPU\":{\"Threshold\":\"20\",\"Period\":3,\"Count\":2}}}},"
+            "{\"ServiceName\":\"sleep\",\"UUID\":\"u2\",\"Profiling\":"
+            "{\"ON_CPU\":{\"PROCESS_CPU\":{\"Threshold\":\"20\",\"Period\":3,\"Count\":2}}}}]'\n",
+            s_dir, s_port);
+    fclose(f);
+    char *argv[] = {(char *)tu_build_path("bin/skyprof"), "--config", config,
+                    "--bin-dir", (char *)tu_build_path("bin"), NULL};
+    pid_t launcher = tu_spawn(argv, s_log);
+    ck_assert_msg(tu_wait_until(s_up, NULL, 20000), "API down; see %s", s_log);
+    sleep(2);
+
+    char *sl_argv[] = {"/bin/sleep", "14", NULL};
+    pid_t sleeper = tu_spawn(sl_argv, NULL);
+    char *wl_argv[] = {(char *)tu_build_path("tests/progs/cpu_workload"), "14",
+                       NULL};
+    pid_t wl = tu_spawn(wl_argv, NULL);
+    ck_assert_int_gt(wl, 0);
+    uint64_t started = tu_now_ms();
+
+    /* Period 3 s, Count 2, check every 1 s, CPU needs two readings:
+     * within ~6 s, with margin for a loaded machine. */
+    task_probe_t probe;
+    snprintf(probe.needle, sizeof probe.needle, "continuous-%d-0-", (int)wl);
+    ck_assert_msg(tu_wait_until(s_task_listed, &probe, 12000),
+                  "no continuous task for the burner; see %s", s_log);
+    fprintf(stderr, "continuous task after %llu ms\n",
+            (unsigned long long)(tu_now_ms() - started));
+
+    /* Its profile holds the burner's function. */
+    char *tasks = s_get("/api/tasks");
+    ck_assert_ptr_nonnull(tasks);
+    char *id = strstr(tasks, probe.needle);
+    ck_assert_ptr_nonnull(id);
+    char task_id[96];
+    sscanf(id, "%95[^\"]", task_id);
+    free(tasks);
+    char path[256];
+    snprintf(path, sizeof path, "/api/folded?task_id=%s", task_id);
+    char *folded = NULL;
+    for (int i = 0; i < 40 && !(folded && strstr(folded, "sky_alpha_leaf")); i++) {
+        free(folded);
+        usleep(250000);
+        folded = s_get(path);
+    }
+    ck_assert_msg(folded && strstr(folded, "sky_alpha_leaf"),
+                  "task %s has no burner frames: %s", task_id,
+                  folded ? folded : "(none)");
+    free(folded);
+
+    /* The meters are on /metrics, the burner's above the threshold. */
+    char *metrics = s_get("/metrics");
+    ck_assert_ptr_nonnull(metrics);
+    char label[64];
+    snprintf(label, sizeof label, "pid=\"%d\"", (int)wl);
+    double cpu = th_metric_sum(metrics, "skyprof_policy_rover_con_p_process_cpu",
+                               label);
+    ck_assert_double_gt(cpu, 20);
+    ck_assert_ptr_nonnull(strstr(metrics, "skyprof_policy_rover_con_p_process_thread_count{"));
+    ck_assert_ptr_nonnull(strstr(metrics, "skyprof_policy_rover_con_p_system_load{"));
+    free(metrics);
+
+    int st;
+    waitpid(wl, &st, 0);
+    waitpid(sleeper, &st, 0);
+    /* Silence: one trigger for the burner over its whole run; the sleeper,
+     * under its own policy, never. */
+    tasks = s_get("/api/tasks");
+    ck_assert_ptr_nonnull(tasks);
+    ck_assert_int_le(s_count(tasks, probe.needle), 1);
+    char sleeper_needle[64];
+    snprintf(sleeper_needle, sizeof sleeper_needle, "continuous-%d-", (int)sleeper);
+    ck_assert_ptr_null(strstr(tasks, sleeper_needle));
+    free(tasks);
+    char *log = tu_read_file(s_log, NULL);
+    ck_assert_ptr_nonnull(log);
+    char logneedle[64];
+    snprintf(logneedle, sizeof logneedle, "pid %d (PROCESS_CPU", (int)wl);
+    ck_assert_int_eq(s_count(log, logneedle), 1);
+    free(log);
+
+    st = tu_stop(launcher, 20000);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    tu_rmtree(s_dir);
+    free(s_dir);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("continuous_e2e");
+    TCase *tc = tcase_create("bpf");
+    tcase_set_timeout(tc, 180);
+    if (tu_require_bpf("continuous end to end"))
+        tcase_add_test(tc, cpu_policy_triggers_one_task_with_the_burner);
+    suite_add_tcase(s, tc);
+    return tu_run(s);
+}
