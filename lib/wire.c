@@ -1146,3 +1146,209 @@ int wire_decode_hello(const void *data, size_t len, arena_t *arena,
         return s_fail(&r, "empty instance");
     return s_finish(&r);
 }
+
+/* ====================================================== process entities */
+
+int wire_encode_proc_ids(const wire_proc_ids_t *m, wire_buf_t *out)
+{
+    wr_t w;
+    s_writer_init(&w, out);
+    int ok = m->nentities <= WIRE_MAX_PROCS;
+    if (!ok)
+        return -1;
+    s_w_header(&w, &m->hdr, 1);
+    msgpack_pack_array(&w.pk, m->nentities);
+    for (uint32_t i = 0; i < m->nentities && ok; i++) {
+        const wire_proc_entity_t *e = &m->entities[i];
+        const char *strs[5] = {e->process_id, e->layer, e->service,
+                               e->instance, e->process_name};
+        msgpack_pack_array(&w.pk, 6);
+        s_w_u64(&w, e->pid);
+        for (int k = 0; k < 5; k++) {
+            ok = ok && s_strlen_ok(strs[k], WIRE_MAX_STR);
+            s_w_str(&w, strs[k]);
+        }
+    }
+    return s_writer_done(&w, ok);
+}
+
+int wire_decode_proc_ids(const void *data, size_t len, arena_t *arena,
+                         wire_proc_ids_t *m, char *err, size_t errlen)
+{
+    rd_t r;
+    memset(m, 0, sizeof *m);
+    if (s_reader_init(&r, data, len, arena, err, errlen) ||
+        s_header(&r, &m->hdr, 1))
+        return -1;
+    r.field = "entities";
+    if (s_array(&r, &m->nentities, WIRE_MAX_PROCS))
+        return -1;
+    wire_proc_entity_t *ents = s_alloc(&r, m->nentities, sizeof *ents);
+    if (!ents)
+        return -1;
+    for (uint32_t i = 0; i < m->nentities; i++) {
+        wire_proc_entity_t *e = &ents[i];
+        if (s_expect_fields(&r, "entities[]", 6))
+            return -1;
+        r.field = "entities[]";
+        if (s_u32(&r, &e->pid, UINT32_MAX) ||
+            s_str(&r, &e->process_id, WIRE_MAX_STR) ||
+            s_str(&r, &e->layer, WIRE_MAX_STR) ||
+            s_str(&r, &e->service, WIRE_MAX_STR) ||
+            s_str(&r, &e->instance, WIRE_MAX_STR) ||
+            s_str(&r, &e->process_name, WIRE_MAX_STR))
+            return -1;
+    }
+    m->entities = ents;
+    return s_finish(&r);
+}
+
+/* ================================================== continuous profiling */
+
+int wire_encode_policy_update(const wire_policy_update_t *m, wire_buf_t *out)
+{
+    wr_t w;
+    s_writer_init(&w, out);
+    if (!m->json || !s_strlen_ok(m->json, WIRE_MAX_JSON))
+        return -1;
+    s_w_header(&w, &m->hdr, 1);
+    s_w_str(&w, m->json);
+    return s_writer_done(&w, 1);
+}
+
+int wire_decode_policy_update(const void *data, size_t len, arena_t *arena,
+                              wire_policy_update_t *m, char *err,
+                              size_t errlen)
+{
+    rd_t r;
+    memset(m, 0, sizeof *m);
+    if (s_reader_init(&r, data, len, arena, err, errlen) ||
+        s_header(&r, &m->hdr, 1))
+        return -1;
+    r.field = "json";
+    if (s_str(&r, &m->json, WIRE_MAX_JSON))
+        return -1;
+    return s_finish(&r);
+}
+
+int wire_encode_trigger(const wire_trigger_t *m, wire_buf_t *out)
+{
+    wr_t w;
+    s_writer_init(&w, out);
+    int ok = m->target <= WIRE_TARGET_MAX && m->ncauses <= 16 &&
+             s_strlen_ok(m->service, WIRE_MAX_STR);
+    if (!ok)
+        return -1;
+    s_w_header(&w, &m->hdr, 5);
+    s_w_u64(&w, m->pid);
+    s_w_u64(&w, m->target);
+    s_w_u64(&w, m->duration_ms);
+    s_w_str(&w, m->service);
+    msgpack_pack_array(&w.pk, m->ncauses);
+    for (uint32_t i = 0; i < m->ncauses && ok; i++) {
+        const wire_cause_t *c = &m->causes[i];
+        ok = c->type <= 4 && s_strlen_ok(c->uri_regex, WIRE_MAX_STR) &&
+             s_strlen_ok(c->uri_path, WIRE_MAX_STR);
+        msgpack_pack_array(&w.pk, 5);
+        s_w_u64(&w, c->type);
+        msgpack_pack_double(&w.pk, c->threshold);
+        msgpack_pack_double(&w.pk, c->current);
+        s_w_str(&w, c->uri_regex);
+        s_w_str(&w, c->uri_path);
+    }
+    return s_writer_done(&w, ok);
+}
+
+int wire_decode_trigger(const void *data, size_t len, arena_t *arena,
+                        wire_trigger_t *m, char *err, size_t errlen)
+{
+    rd_t r;
+    memset(m, 0, sizeof *m);
+    if (s_reader_init(&r, data, len, arena, err, errlen) ||
+        s_header(&r, &m->hdr, 5))
+        return -1;
+    r.field = "trigger";
+    if (s_u32(&r, &m->pid, UINT32_MAX) ||
+        s_u8(&r, &m->target, WIRE_TARGET_MAX) ||
+        s_uint(&r, &m->duration_ms, UINT64_MAX) ||
+        s_str(&r, &m->service, WIRE_MAX_STR))
+        return -1;
+    r.field = "causes";
+    if (s_array(&r, &m->ncauses, 16))
+        return -1;
+    wire_cause_t *causes = s_alloc(&r, m->ncauses, sizeof *causes);
+    if (!causes)
+        return -1;
+    for (uint32_t i = 0; i < m->ncauses; i++) {
+        wire_cause_t *c = &causes[i];
+        if (s_expect_fields(&r, "causes[]", 5))
+            return -1;
+        r.field = "causes[]";
+        if (s_u8(&r, &c->type, 4) || s_double(&r, &c->threshold) ||
+            s_double(&r, &c->current) ||
+            s_str(&r, &c->uri_regex, WIRE_MAX_STR) ||
+            s_str(&r, &c->uri_path, WIRE_MAX_STR))
+            return -1;
+    }
+    m->causes = causes;
+    return s_finish(&r);
+}
+
+int wire_encode_meters(const wire_meters_t *m, wire_buf_t *out)
+{
+    wr_t w;
+    s_writer_init(&w, out);
+    int ok = m->nmeters <= WIRE_MAX_METRICS;
+    if (!ok)
+        return -1;
+    s_w_header(&w, &m->hdr, 2);
+    s_w_u64(&w, m->ts_ms);
+    msgpack_pack_array(&w.pk, m->nmeters);
+    for (uint32_t i = 0; i < m->nmeters && ok; i++) {
+        const wire_meter_t *x = &m->meters[i];
+        ok = s_strlen_ok(x->name, WIRE_MAX_STR) &&
+             s_strlen_ok(x->process_name, WIRE_MAX_STR) &&
+             s_strlen_ok(x->layer, WIRE_MAX_STR) &&
+             s_strlen_ok(x->uri, WIRE_MAX_STR);
+        msgpack_pack_array(&w.pk, 6);
+        s_w_str(&w, x->name);
+        msgpack_pack_double(&w.pk, x->value);
+        s_w_u64(&w, x->pid);
+        s_w_str(&w, x->process_name);
+        s_w_str(&w, x->layer);
+        s_w_str(&w, x->uri);
+    }
+    return s_writer_done(&w, ok);
+}
+
+int wire_decode_meters(const void *data, size_t len, arena_t *arena,
+                       wire_meters_t *m, char *err, size_t errlen)
+{
+    rd_t r;
+    memset(m, 0, sizeof *m);
+    if (s_reader_init(&r, data, len, arena, err, errlen) ||
+        s_header(&r, &m->hdr, 2))
+        return -1;
+    r.field = "ts_ms";
+    if (s_uint(&r, &m->ts_ms, UINT64_MAX))
+        return -1;
+    r.field = "meters";
+    if (s_array(&r, &m->nmeters, WIRE_MAX_METRICS))
+        return -1;
+    wire_meter_t *x = s_alloc(&r, m->nmeters, sizeof *x);
+    if (!x)
+        return -1;
+    for (uint32_t i = 0; i < m->nmeters; i++) {
+        if (s_expect_fields(&r, "meters[]", 6))
+            return -1;
+        r.field = "meters[]";
+        if (s_str(&r, &x[i].name, WIRE_MAX_STR) || s_double(&r, &x[i].value) ||
+            s_u32(&r, &x[i].pid, UINT32_MAX) ||
+            s_str(&r, &x[i].process_name, WIRE_MAX_STR) ||
+            s_str(&r, &x[i].layer, WIRE_MAX_STR) ||
+            s_str(&r, &x[i].uri, WIRE_MAX_STR))
+            return -1;
+    }
+    m->meters = x;
+    return s_finish(&r);
+}

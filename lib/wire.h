@@ -31,6 +31,7 @@
 #define WIRE_MAX_LONG_STR    65536    /* bytes in cmdlines and JSON blobs */
 #define WIRE_MAX_BUILD_ID    64
 #define WIRE_MAX_METRICS     4096
+#define WIRE_MAX_JSON        (1u << 20) /* policy documents */
 #define WIRE_MAX_PAYLOAD     (64u << 20)
 #define WIRE_COMM_LEN        16
 #define WIRE_BUCKETS         64       /* pid buckets in sharded topics */
@@ -47,6 +48,9 @@
 #define TOPIC_PROC_IDS       "proc.ids"      /* OAP process ids (uplink) */
 #define TOPIC_STATS          "stats."        /* + stage name */
 #define TOPIC_HELLO          "ctl.hello."    /* + role: replica membership */
+#define TOPIC_POLICY_UPDATE  "policy.update" /* OAP policies for policy-engine */
+#define TOPIC_TRIGGER        "trigger.report"/* continuous trigger for uplink */
+#define TOPIC_METERS         "metric.continuous" /* monitor meters for uplink */
 
 uint32_t wire_pid_bucket(uint32_t pid);
 /* Writes e.g. "raw.stacks.07" into out (size >= 32). */
@@ -291,6 +295,69 @@ typedef struct {
     uint8_t leaving;       /* 1 on clean shutdown */
 } wire_hello_t;
 
+/* ------------------------------------------- process entities (uplink) */
+/* Full state of the processes the uplink reported to the OAP, republished
+ * periodically on "proc.ids": the OAP process id and entity of each pid. */
+typedef struct {
+    uint32_t pid;
+    const char *process_id;     /* assigned by the OAP, "" until known */
+    const char *layer;
+    const char *service;
+    const char *instance;
+    const char *process_name;
+} wire_proc_entity_t;
+
+typedef struct {
+    wire_header_t hdr;
+    uint32_t nentities;
+    const wire_proc_entity_t *entities;
+} wire_proc_ids_t;
+
+/* --------------------------------------- continuous profiling messages */
+/* "policy.update": a ServiceWithPolicyJSON document from the OAP, passed
+ * through unchanged; the policy engine validates it. */
+typedef struct {
+    wire_header_t hdr;
+    const char *json;
+} wire_policy_update_t;
+
+typedef struct {
+    uint8_t type;               /* ContinuousProfilingCauseType (0..4) */
+    double threshold;
+    double current;
+    const char *uri_regex;      /* HTTP causes, "" otherwise */
+    const char *uri_path;
+} wire_cause_t;
+
+/* "trigger.report": a policy fired for a process; the uplink reports it
+ * with reportProfilingTask and turns the OAP's TaskId into a task request. */
+typedef struct {
+    wire_header_t hdr;
+    uint32_t pid;
+    uint8_t target;             /* enum wire_target */
+    uint64_t duration_ms;
+    const char *service;        /* the entity the policy matched */
+    uint32_t ncauses;
+    const wire_cause_t *causes;
+} wire_trigger_t;
+
+/* "metric.continuous": monitor values for MeterReportService. */
+typedef struct {
+    const char *name;           /* <meter_prefix>_<monitor> */
+    double value;
+    uint32_t pid;
+    const char *process_name;
+    const char *layer;
+    const char *uri;            /* "" unless an HTTP monitor */
+} wire_meter_t;
+
+typedef struct {
+    wire_header_t hdr;
+    uint64_t ts_ms;
+    uint32_t nmeters;
+    const wire_meter_t *meters;
+} wire_meters_t;
+
 /* ------------------------------------------------------- functions */
 /* Encoders return 0, or -1 when the message breaks a bound (nothing is
  * appended then). Decoders return 0, or -1 with a reason in err. */
@@ -322,6 +389,23 @@ int wire_decode_stats(const void *data, size_t len, arena_t *arena,
 int wire_encode_hello(const wire_hello_t *m, wire_buf_t *out);
 int wire_decode_hello(const void *data, size_t len, arena_t *arena,
                       wire_hello_t *m, char *err, size_t errlen);
+
+int wire_encode_proc_ids(const wire_proc_ids_t *m, wire_buf_t *out);
+int wire_decode_proc_ids(const void *data, size_t len, arena_t *arena,
+                         wire_proc_ids_t *m, char *err, size_t errlen);
+
+int wire_encode_policy_update(const wire_policy_update_t *m, wire_buf_t *out);
+int wire_decode_policy_update(const void *data, size_t len, arena_t *arena,
+                              wire_policy_update_t *m, char *err,
+                              size_t errlen);
+
+int wire_encode_trigger(const wire_trigger_t *m, wire_buf_t *out);
+int wire_decode_trigger(const void *data, size_t len, arena_t *arena,
+                        wire_trigger_t *m, char *err, size_t errlen);
+
+int wire_encode_meters(const wire_meters_t *m, wire_buf_t *out);
+int wire_decode_meters(const void *data, size_t len, arena_t *arena,
+                       wire_meters_t *m, char *err, size_t errlen);
 
 /* Fill a header: version, sender, seq, now. */
 void wire_header_set(wire_header_t *h, const char *sender, uint64_t seq);

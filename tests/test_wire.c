@@ -422,6 +422,61 @@ START_TEST(stats_hello_proc_events_round_trip)
 }
 END_TEST
 
+START_TEST(continuous_messages_round_trip)
+{
+    wire_proc_entity_t ents[1] = {{.pid = 9, .process_id = "p-9",
+                                   .layer = "OS_LINUX", .service = "svc",
+                                   .instance = "inst", .process_name = "burn"}};
+    wire_proc_ids_t ids = {.nentities = 1, .entities = ents}, ido;
+    wire_header_set(&ids.hdr, "uplink/u", 1);
+    ck_assert_int_eq(wire_encode_proc_ids(&ids, &s_buf), 0);
+    ck_assert_int_eq(wire_decode_proc_ids(s_buf.data, s_buf.len, s_arena, &ido,
+                                          s_err, sizeof s_err), 0);
+    ck_assert_str_eq(ido.entities[0].process_id, "p-9");
+    ck_assert_str_eq(ido.entities[0].process_name, "burn");
+
+    wire_policy_update_t pu = {.json = "[{\"ServiceName\":\"svc\"}]"}, puo;
+    wire_header_set(&pu.hdr, "uplink/u", 2);
+    wire_buf_reset(&s_buf);
+    ck_assert_int_eq(wire_encode_policy_update(&pu, &s_buf), 0);
+    ck_assert_int_eq(wire_decode_policy_update(s_buf.data, s_buf.len, s_arena,
+                                               &puo, s_err, sizeof s_err), 0);
+    ck_assert_str_eq(puo.json, pu.json);
+
+    wire_cause_t causes[2] = {{.type = 0, .threshold = 50, .current = 87.5,
+                               .uri_regex = "", .uri_path = ""},
+                              {.type = 3, .threshold = 15, .current = 40,
+                               .uri_regex = "/api.*", .uri_path = ""}};
+    wire_trigger_t tr = {.pid = 9, .target = WIRE_TARGET_ON_CPU,
+                         .duration_ms = 600000, .service = "svc",
+                         .ncauses = 2, .causes = causes}, tro;
+    wire_header_set(&tr.hdr, "policy/p", 3);
+    wire_buf_reset(&s_buf);
+    ck_assert_int_eq(wire_encode_trigger(&tr, &s_buf), 0);
+    ck_assert_int_eq(wire_decode_trigger(s_buf.data, s_buf.len, s_arena, &tro,
+                                         s_err, sizeof s_err), 0);
+    ck_assert_uint_eq(tro.ncauses, 2);
+    ck_assert_double_eq(tro.causes[0].current, 87.5);
+    ck_assert_str_eq(tro.causes[1].uri_regex, "/api.*");
+    ck_assert_uint_eq(tro.duration_ms, 600000);
+    causes[1].type = 9;
+    wire_buf_reset(&s_buf);
+    ck_assert_int_eq(wire_encode_trigger(&tr, &s_buf), -1);
+
+    wire_meter_t ms[1] = {{.name = "rover_con_p_process_cpu", .value = 42.5,
+                           .pid = 9, .process_name = "burn",
+                           .layer = "OS_LINUX", .uri = ""}};
+    wire_meters_t mm = {.ts_ms = 123, .nmeters = 1, .meters = ms}, mmo;
+    wire_header_set(&mm.hdr, "policy/p", 4);
+    wire_buf_reset(&s_buf);
+    ck_assert_int_eq(wire_encode_meters(&mm, &s_buf), 0);
+    ck_assert_int_eq(wire_decode_meters(s_buf.data, s_buf.len, s_arena, &mmo,
+                                        s_err, sizeof s_err), 0);
+    ck_assert_double_eq(mmo.meters[0].value, 42.5);
+    ck_assert_str_eq(mmo.meters[0].name, "rover_con_p_process_cpu");
+}
+END_TEST
+
 START_TEST(arena_limit_bounds_decoding)
 {
     /* A valid batch that needs more than the arena allows fails cleanly. */
@@ -471,6 +526,7 @@ int main(void)
     tcase_add_test(tc, task_set_round_trip);
     tcase_add_test(tc, profile_batch_round_trip);
     tcase_add_test(tc, stats_hello_proc_events_round_trip);
+    tcase_add_test(tc, continuous_messages_round_trip);
     tcase_add_test(tc, arena_limit_bounds_decoding);
     tcase_add_test(tc, pid_buckets_spread_and_topics);
     suite_add_tcase(s, tc);
