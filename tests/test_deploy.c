@@ -1,0 +1,503 @@
+/* Deployment test: the container images and the compose stack.
+ *
+ * Builds the images from the build under test (deploy/images/build.sh, tag
+ * "test"), brings deploy/compose/docker-compose.yml up with podman-compose,
+ * runs our workload on the host and finds its functions through the
+ * published API, scales the symbolizer to two replicas and shows both take
+ * pid buckets and batches, kills a symbolizer replica and then the broker
+ * (SIGKILL from the host, as a crash) and shows the stack recovers, and
+ * tears everything down.
+ *
+ * Skips when podman or podman-compose is missing, when not root, when BPF
+ * cannot be loaded, or when a container cannot run here. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#define PROJECT "skyprofdeploytest"
+#define TAG "test"
+#define COMPOSE_FILE "deploy/compose/docker-compose.yml"
+#define STAGE_CONTAINERS 6 /* broker collector symbolizer aggregator policy uplink */
+#define SHARD_BUCKETS 64
+#define CMD_OUTPUT_MAX (1 << 20)
+
+static int s_port;           /* published aggregator API port */
+static int s_build_rc = -1;  /* deploy/images/build.sh exit status */
+static char s_build_log[4096];
+
+/* ------------------------------------------------------------ commands */
+
+/* Runs a shell command (stdout and stderr captured, bounded) and returns
+ * its exit status, -1 when it could not run or died of a signal. The
+ * caller frees *out when out is not NULL. */
+static int s_sh(char **out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int s_sh(char **out, const char *fmt, ...)
+{
+    char cmd[4096];
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = -1;
+    FILE *pipe = NULL;
+    va_list ap;
+
+    va_start(ap, fmt);
+    int n = vsnprintf(cmd, sizeof cmd - 8, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof cmd - 8)
+        goto cleanup;
+    strcat(cmd, " 2>&1");
+    buf = malloc(CMD_OUTPUT_MAX + 1);
+    if (!buf)
+        goto cleanup;
+    pipe = popen(cmd, "r");
+    if (!pipe)
+        goto cleanup;
+    size_t got;
+    char chunk[4096];
+    while ((got = fread(chunk, 1, sizeof chunk, pipe)) > 0) {
+        size_t room = CMD_OUTPUT_MAX - len;
+        memcpy(buf + len, chunk, got < room ? got : room);
+        len += got < room ? got : room;
+    }
+    buf[len] = '\0';
+    int status = pclose(pipe);
+    pipe = NULL;
+    if (status != -1 && WIFEXITED(status))
+        rc = WEXITSTATUS(status);
+cleanup:
+    if (pipe)
+        pclose(pipe);
+    if (out) {
+        *out = buf;
+        buf = NULL;
+    }
+    free(buf);
+    return rc;
+}
+
+/* The same podman-compose invocation every step uses: the project name
+ * keeps our containers apart from a user's stack; the replica count is part
+ * of the desired state, so `up` and `down` both need it. */
+static int s_compose(int symbolizers, const char *args, char **out)
+{
+    return s_sh(out,
+                "SKYPROF_SYMBOLIZERS=%d podman-compose -p " PROJECT
+                " -f " COMPOSE_FILE " %s",
+                symbolizers, args);
+}
+
+static void s_teardown_stack(void)
+{
+    s_compose(2, "down -v -t 2", NULL);
+    /* Whatever a failed `up` or an interrupted run left behind. */
+    s_sh(NULL, "podman ps -aq --filter label=io.podman.compose.project=" PROJECT
+               " | xargs -r podman rm -f -t 0");
+    s_sh(NULL, "podman network rm -f " PROJECT "_skyprof");
+    s_sh(NULL, "podman volume rm -f " PROJECT "_history");
+}
+
+static int s_free_port(void)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t slen = sizeof sa;
+    int port = -1;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &slen) == 0)
+        port = ntohs(sa.sin_port);
+    close(fd);
+    return port;
+}
+
+/* ------------------------------------------------------ container state */
+
+typedef struct {
+    char instance[64]; /* what the stage calls itself: hostname-pid */
+    int pid;           /* host pid (the stack runs in the host pid ns) */
+    int running;
+} replica_t;
+
+/* Reads a container's stage instance name. The hostname podman gives a
+ * container is the first 12 characters of its id, and the stages name
+ * themselves hostname-pid. */
+static int s_replica(const char *container, replica_t *r)
+{
+    char *out = NULL;
+    char id[80] = "", running[16] = "";
+    int rc = -1;
+    memset(r, 0, sizeof *r);
+    if (s_sh(&out, "podman inspect -f '{{.Id}} {{.State.Pid}} {{.State.Running}}' %s",
+             container) != 0)
+        goto cleanup;
+    if (sscanf(out, "%79s %d %15s", id, &r->pid, running) != 3 ||
+        strlen(id) < 12)
+        goto cleanup;
+    r->running = strcmp(running, "true") == 0 && r->pid > 0;
+    snprintf(r->instance, sizeof r->instance, "%.12s-%d", id, r->pid);
+    rc = 0;
+cleanup:
+    free(out);
+    return rc;
+}
+
+static int s_running_containers(void)
+{
+    char *out = NULL;
+    int n = 0;
+    if (s_sh(&out, "podman ps -q --filter label=io.podman.compose.project=" PROJECT) == 0)
+        for (const char *p = out; *p; p++)
+            n += *p == '\n';
+    free(out);
+    return n;
+}
+
+/* ------------------------------------------------------------- the API */
+
+static char *s_get(const char *path, int *status)
+{
+    size_t len = 0;
+    *status = 0;
+    return tu_http("GET", "127.0.0.1", s_port, path, NULL, status, &len);
+}
+
+static int s_api_healthy(void *arg)
+{
+    int status;
+    char *body = s_get("/healthz", &status);
+    free(body);
+    return body && status == 200;
+}
+
+/* Value of `name{...instance="X"...} V` in the aggregator's /metrics, which
+ * carries every stage's counters as they are published on the bus. */
+static int s_metric(const char *metrics, const char *name,
+                    const char *instance, double *value)
+{
+    char label[96];
+    size_t nlen = strlen(name);
+    snprintf(label, sizeof label, "instance=\"%s\"", instance);
+    for (const char *line = metrics; line && *line;) {
+        const char *eol = strchr(line, '\n');
+        size_t llen = eol ? (size_t)(eol - line) : strlen(line);
+        if (llen > nlen && strncmp(line, name, nlen) == 0 && line[nlen] == '{') {
+            const char *close = memchr(line, '}', llen);
+            const char *lab = strstr(line, label);
+            if (close && lab && lab < close) {
+                *value = strtod(close + 1, NULL);
+                return 0;
+            }
+        }
+        line = eol ? eol + 1 : NULL;
+    }
+    return -1;
+}
+
+typedef struct {
+    const char *containers[2];
+    double owned[2];
+    double batches[2];
+    int ok[2];
+} shard_view_t;
+
+/* Reads both symbolizer replicas' share of the pid buckets and their batch
+ * counters. A replica that restarted has a new instance name, so names are
+ * looked up afresh each time. */
+static int s_shard_view(shard_view_t *v)
+{
+    int status;
+    char *metrics = s_get("/metrics", &status);
+    if (!metrics || status != 200) {
+        free(metrics);
+        return -1;
+    }
+    for (int i = 0; i < 2; i++) {
+        replica_t r;
+        v->ok[i] = s_replica(v->containers[i], &r) == 0 && r.running &&
+                   s_metric(metrics, "skyprof_symbolizer_shard_buckets_owned",
+                            r.instance, &v->owned[i]) == 0 &&
+                   s_metric(metrics, "skyprof_symbolizer_batches_in",
+                            r.instance, &v->batches[i]) == 0;
+    }
+    free(metrics);
+    return 0;
+}
+
+/* Both replicas report, each owns some buckets, together all of them. */
+static int s_shards_split(void *arg)
+{
+    shard_view_t *v = arg;
+    if (s_shard_view(v) != 0 || !v->ok[0] || !v->ok[1])
+        return 0;
+    return v->owned[0] > 0 && v->owned[1] > 0 &&
+           v->owned[0] + v->owned[1] == SHARD_BUCKETS;
+}
+
+typedef struct {
+    char path[256];
+    const char *must[3];
+} folded_wait_t;
+
+static int s_folded_has(void *arg)
+{
+    folded_wait_t *w = arg;
+    int status, ok = 1;
+    char *body = s_get(w->path, &status);
+    if (!body || status != 200) {
+        free(body);
+        return 0;
+    }
+    for (size_t i = 0; i < 3 && w->must[i]; i++)
+        ok = ok && strstr(body, w->must[i]) != NULL;
+    free(body);
+    return ok;
+}
+
+/* ------------------------------------------------------------ workloads */
+
+#define MAX_WORKLOADS 8
+
+typedef struct {
+    pid_t pids[MAX_WORKLOADS];
+    int n;
+} workloads_t;
+
+static void s_workloads_start(workloads_t *w, int n, const char *seconds)
+{
+    char *argv[] = {(char *)tu_build_path("tests/progs/cpu_workload"),
+                    (char *)seconds, NULL};
+    w->n = 0;
+    for (int i = 0; i < n && i < MAX_WORKLOADS; i++) {
+        pid_t pid = tu_spawn(argv, NULL);
+        ck_assert_int_gt(pid, 0);
+        w->pids[w->n++] = pid;
+    }
+}
+
+static void s_workloads_stop(workloads_t *w)
+{
+    for (int i = 0; i < w->n; i++)
+        tu_stop(w->pids[i], 2000);
+    w->n = 0;
+}
+
+/* Fresh samples of the workload reach the API after `since` (unix s):
+ * the whole pipeline works again. */
+static void s_assert_fresh_profile(const char *what, uint64_t since)
+{
+    workloads_t w;
+    folded_wait_t fw = {.must = {"sky_alpha_leaf", "skylib_beta_leaf"}};
+    snprintf(fw.path, sizeof fw.path,
+             "/api/folded?app_service=cpu_workload&start=%llu",
+             (unsigned long long)since);
+    s_workloads_start(&w, 1, "20");
+    int ok = tu_wait_until(s_folded_has, &fw, 90000);
+    s_workloads_stop(&w);
+    ck_assert_msg(ok, "%s: no fresh cpu_workload frames in %s", what, fw.path);
+}
+
+typedef struct {
+    const char *container;
+    int old_pid;
+} restart_wait_t;
+
+static int s_restarted(void *arg)
+{
+    restart_wait_t *rw = arg;
+    replica_t r;
+    return s_replica(rw->container, &r) == 0 && r.running &&
+           r.pid != rw->old_pid;
+}
+
+/* Kills a container's stage process from the host, as a crash would, and
+ * waits for the restart policy to bring it back. */
+static void s_crash(const char *container)
+{
+    replica_t r;
+    ck_assert_int_eq(s_replica(container, &r), 0);
+    ck_assert_msg(r.running, "%s is not running", container);
+    ck_assert_int_eq(kill(r.pid, SIGKILL), 0);
+    restart_wait_t rw = {container, r.pid};
+    ck_assert_msg(tu_wait_until(s_restarted, &rw, 60000),
+                  "%s was not restarted after SIGKILL", container);
+}
+
+/* ---------------------------------------------------------------- test */
+
+static void s_unchecked_teardown(void)
+{
+    s_teardown_stack();
+}
+
+START_TEST(test_compose_stack)
+{
+    char *out = NULL;
+    ck_assert_msg(s_build_rc == 0, "make images (deploy/images/build.sh) failed:\n%s",
+                  s_build_log);
+
+    /* Up with one symbolizer: every stage's container runs. */
+    int rc = s_compose(1, "up -d", &out);
+    ck_assert_msg(rc == 0, "podman-compose up failed (%d):\n%.3000s", rc, out);
+    free(out);
+    out = NULL;
+    ck_assert_msg(tu_wait_until(s_api_healthy, NULL, 60000),
+                  "aggregator API not healthy on port %d", s_port);
+    ck_assert_int_eq(s_running_containers(), STAGE_CONTAINERS);
+
+    /* Our workload on the host, its functions by name through the API:
+     * collector (BPF, host pid ns) -> broker -> symbolizer (non-root,
+     * reading the binary through /proc/PID/root) -> aggregator. */
+    workloads_t w;
+    folded_wait_t fw = {
+        .path = "/api/folded?app_service=cpu_workload",
+        .must = {"sky_alpha_leaf", "skylib_beta_leaf", "main;sky_run"},
+    };
+    s_workloads_start(&w, 1, "20");
+    int found = tu_wait_until(s_folded_has, &fw, 90000);
+    s_workloads_stop(&w);
+    ck_assert_msg(found, "cpu_workload frames never reached %s", fw.path);
+
+    /* Two symbolizers: the same `up` with a replica count. */
+    rc = s_compose(2, "up -d", &out);
+    free(out);
+    out = NULL;
+    ck_assert_int_eq(s_running_containers(), STAGE_CONTAINERS + 1);
+    shard_view_t v = {.containers = {PROJECT "_symbolizer_1",
+                                     PROJECT "_symbolizer_2"}};
+    ck_assert_msg(tu_wait_until(s_shards_split, &v, 60000),
+                  "replicas did not split the buckets: owned %g + %g",
+                  v.owned[0], v.owned[1]);
+
+    /* Both take work: workloads (new pids, so new buckets) until each
+     * replica's batch counter has moved. */
+    double before[2] = {v.batches[0], v.batches[1]};
+    int both = 0;
+    uint64_t deadline = tu_now_ms() + 120000;
+    while (!both && tu_now_ms() < deadline) {
+        s_workloads_start(&w, 4, "2");
+        for (int i = 0; i < w.n; i++)
+            waitpid(w.pids[i], NULL, 0);
+        w.n = 0;
+        sleep(2);
+        if (s_shard_view(&v) == 0 && v.ok[0] && v.ok[1])
+            both = v.batches[0] > before[0] && v.batches[1] > before[1];
+    }
+    ck_assert_msg(both, "not both replicas took work: batches %g->%g, %g->%g",
+                  before[0], v.batches[0], before[1], v.batches[1]);
+
+    /* A symbolizer replica crashes: restarted by the restart policy, the
+     * buckets are split again between the survivor and the new instance,
+     * and new profiles flow. */
+    s_crash(PROJECT "_symbolizer_2");
+    ck_assert_msg(tu_wait_until(s_shards_split, &v, 60000),
+                  "buckets not split after the replica restart: %g + %g",
+                  v.owned[0], v.owned[1]);
+    s_assert_fresh_profile("after a symbolizer crash", (uint64_t)time(NULL));
+
+    /* The broker crashes: every stage reconnects by itself. */
+    s_crash(PROJECT "_broker_1");
+    s_assert_fresh_profile("after a broker crash", (uint64_t)time(NULL));
+    ck_assert_int_eq(s_running_containers(), STAGE_CONTAINERS + 1);
+
+    /* Tear down: nothing of the project is left. */
+    rc = s_compose(2, "down -v -t 2", &out);
+    free(out);
+    out = NULL;
+    ck_assert_int_eq(s_running_containers(), 0);
+    rc = s_sh(&out, "podman ps -aq --filter label=io.podman.compose.project=" PROJECT);
+    ck_assert_msg(rc == 0 && out && out[0] == '\0', "containers left: %s", out);
+    free(out);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- main */
+
+/* Everything the test needs from the machine; each miss is a skip. */
+static int s_can_run(const char *name)
+{
+    char *out = NULL;
+    int ok = 0;
+    if (geteuid() != 0) {
+        tu_skip(name, "needs root (BPF collector, rootful podman networks)");
+        goto cleanup;
+    }
+    if (!tu_require_tool(name, "podman") ||
+        !tu_require_tool(name, "podman-compose") || !tu_require_bpf(name))
+        goto cleanup;
+    if (access(COMPOSE_FILE, R_OK) != 0) {
+        tu_skip(name, "run from the source tree (%s not found)", COMPOSE_FILE);
+        goto cleanup;
+    }
+    if (access(tu_build_path("tests/progs/cpu_workload"), X_OK) != 0) {
+        tu_skip(name, "workload %s not built", tu_build_path("tests/progs/cpu_workload"));
+        goto cleanup;
+    }
+    if (s_sh(&out, "podman info >/dev/null") != 0) {
+        tu_skip(name, "podman cannot work here: %.300s", out);
+        goto cleanup;
+    }
+    free(out);
+    out = NULL;
+
+    /* The images come from this build (its binaries, sanitizers and all). */
+    s_build_rc = s_sh(&out, "BUILD=%s SKYPROF_IMAGE_TAG=" TAG " sh deploy/images/build.sh",
+                      tu_build_dir());
+    snprintf(s_build_log, sizeof s_build_log, "%s", out ? out : "");
+    free(out);
+    out = NULL;
+    if (s_build_rc == 0 &&
+        s_sh(&out, "podman run --rm --network none localhost/skyprof-broker:" TAG
+                   " --help") != 0) {
+        tu_skip(name, "containers cannot run here: %.300s", out);
+        goto cleanup;
+    }
+    ok = 1;
+cleanup:
+    free(out);
+    return ok;
+}
+
+int main(void)
+{
+    Suite *s = suite_create("deploy");
+    TCase *tc = tcase_create("compose");
+    tcase_set_timeout(tc, 900);
+
+    /* Podman reads this for every command the test runs: runc, inherited
+     * ulimits, and the host pid namespace podman-compose 1.0.3 cannot
+     * express per service. */
+    char conf[4096];
+    if (getcwd(conf, sizeof conf - 64)) {
+        strcat(conf, "/deploy/compose/podman-compose.conf");
+        setenv("CONTAINERS_CONF", conf, 1);
+    }
+    s_port = s_free_port();
+    char port[16];
+    snprintf(port, sizeof port, "%d", s_port);
+    setenv("SKYPROF_HTTP_PORT", port, 1);
+    setenv("SKYPROF_IMAGE_TAG", TAG, 1);
+    unsetenv("SKYPROF_CORE_BACKEND_ADDR");
+
+    if (s_port > 0 && s_can_run("test_compose_stack")) {
+        s_teardown_stack(); /* leftovers of an interrupted run */
+        tcase_add_unchecked_fixture(tc, NULL, s_unchecked_teardown);
+        tcase_add_test(tc, test_compose_stack);
+    }
+    suite_add_tcase(s, tc);
+    return tu_run(s);
+}
