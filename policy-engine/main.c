@@ -25,6 +25,13 @@ typedef struct {
     uint64_t round;
 } meter_set_t;
 
+/* The uplink's view of a process (proc.ids), for service membership. */
+typedef struct {
+    uint32_t pid;
+    char service[128];
+    char layer[32];
+} entity_t;
+
 typedef struct {
     stage_t *stage;
     taskset_t *tasks;
@@ -48,7 +55,18 @@ typedef struct {
     int oap_mode;
     stats_metric_t *triggers;
     stats_metric_t *policy_errors;
+    entity_t *entities;              /* CONT_MAX_PROCS, from proc.ids */
+    size_t nentities;
 } policy_t;
+
+static const char *s_service_of(uint32_t pid, void *arg)
+{
+    policy_t *self = arg;
+    for (size_t i = 0; i < self->nentities; i++)
+        if (self->entities[i].pid == pid)
+            return self->entities[i].service;
+    return NULL;
+}
 
 static const stage_desc_t s_desc = {
     .name = "policy",
@@ -150,6 +168,49 @@ static void s_on_proc_events(policy_t *self, const char *topic,
                       taskset_process_exited(self->tasks, ev.events[i].pid) ? 1 : 0);
 }
 
+static void s_on_policy_update(policy_t *self, const char *topic,
+                               const void *data, size_t len)
+{
+    wire_policy_update_t m;
+    char err[256];
+    if (wire_decode_policy_update(data, len, self->arena, &m, err, sizeof err)) {
+        bus_count_invalid(self->stage->bus, topic);
+        log_warn_rl(&self->rl, "dropped a malformed %s: %s", topic, err);
+        return;
+    }
+    bus_note_seq(self->stage->bus, topic, m.hdr.sender, m.hdr.seq);
+    if (continuous_apply_json(self->cont, m.json, strlen(m.json), err,
+                              sizeof err) != 0) {
+        stats_inc(self->policy_errors);
+        log_warn_rl(&self->rl, "continuous: policy update rejected, previous "
+                    "policies kept: %s", err);
+        return;
+    }
+    log_info("continuous: policies updated (%zu service(s))",
+             continuous_service_count(self->cont));
+}
+
+static void s_on_proc_ids(policy_t *self, const char *topic, const void *data,
+                          size_t len)
+{
+    wire_proc_ids_t m;
+    char err[256];
+    if (wire_decode_proc_ids(data, len, self->arena, &m, err, sizeof err)) {
+        bus_count_invalid(self->stage->bus, topic);
+        log_warn_rl(&self->rl, "dropped a malformed %s: %s", topic, err);
+        return;
+    }
+    bus_note_seq(self->stage->bus, topic, m.hdr.sender, m.hdr.seq);
+    size_t n = 0;
+    for (uint32_t i = 0; i < m.nentities && n < CONT_MAX_PROCS; i++) {
+        entity_t *e = &self->entities[n++];
+        e->pid = m.entities[i].pid;
+        snprintf(e->service, sizeof e->service, "%s", m.entities[i].service);
+        snprintf(e->layer, sizeof e->layer, "%s", m.entities[i].layer);
+    }
+    self->nentities = n;
+}
+
 static int s_on_bus(loop_t *loop, void *socket, void *arg)
 {
     policy_t *self = arg;
@@ -167,6 +228,10 @@ static int s_on_bus(loop_t *loop, void *socket, void *arg)
             s_on_task_request(self, topic, data, len);
         else if (strcmp(topic, TOPIC_PROC_EVENTS) == 0)
             s_on_proc_events(self, topic, data, len);
+        else if (strcmp(topic, TOPIC_POLICY_UPDATE) == 0)
+            s_on_policy_update(self, topic, data, len);
+        else if (strcmp(topic, TOPIC_PROC_IDS) == 0)
+            s_on_proc_ids(self, topic, data, len);
     }
     if (taskset_generation(self->tasks) != self->published_generation)
         return s_publish(self);
@@ -201,20 +266,63 @@ static meter_set_t *s_meters_for(policy_t *self, uint32_t pid,
     return m;
 }
 
+/* The same values for the uplink's MeterReportService. */
+static void s_publish_meters(policy_t *self, const cont_reading_t *rs, size_t n)
+{
+    if (!self->oap_mode || !n)
+        return;
+    const char *prefix =
+        config_str(self->stage->cfg, "profiling.continuous.meter_prefix");
+    size_t cap = n * 3;
+    wire_meter_t *ms = calloc(cap, sizeof *ms);
+    char (*names)[96] = calloc(cap, sizeof *names);
+    if (!ms || !names)
+        goto cleanup;
+    static const enum cont_monitor mons[3] = {
+        CONT_PROCESS_CPU, CONT_PROCESS_THREAD_COUNT, CONT_SYSTEM_LOAD};
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        for (int j = 0; j < 3 && k < WIRE_MAX_METRICS; j++) {
+            if (!rs[i].has[mons[j]])
+                continue;
+            snprintf(names[k], sizeof names[k], "%s_%s", prefix,
+                     continuous_meter_name(mons[j]));
+            ms[k] = (wire_meter_t){.name = names[k],
+                                   .value = rs[i].values[mons[j]],
+                                   .pid = rs[i].pid,
+                                   .process_name = self->readings[i].process_name,
+                                   .layer = "OS_LINUX",
+                                   .uri = ""};
+            k++;
+        }
+    wire_meters_t msg = {.ts_ms = now_wall_ms(), .nmeters = (uint32_t)k,
+                         .meters = ms};
+    wire_header_set(&msg.hdr, self->stage->sender,
+                    bus_next_seq(self->stage->bus, TOPIC_METERS));
+    wire_buf_reset(&self->buf);
+    if (wire_encode_meters(&msg, &self->buf) == 0)
+        bus_publish(self->stage->bus, TOPIC_METERS, self->buf.data,
+                    self->buf.len);
+cleanup:
+    free(ms);
+    free(names);
+}
+
 /* Reads the monitors of every process of a service with a policy, feeds
  * the slots and the meters. */
 static int s_on_fetch(loop_t *loop, void *arg)
 {
     policy_t *self = arg;
     self->fetch_round++;
-    size_t n = monitor_read(self->monitor, self->cont, now_mono_ns(),
-                            self->readings, CONT_MAX_PROCS);
+    size_t n = monitor_read(self->monitor, self->cont, s_service_of, self,
+                            now_mono_ns(), self->readings, CONT_MAX_PROCS);
     cont_reading_t *rs = calloc(n ? n : 1, sizeof *rs);
     if (!rs)
         return 0;
     for (size_t i = 0; i < n; i++) {
         rs[i] = self->readings[i].r;
-        meter_set_t *m = s_meters_for(self, rs[i].pid, rs[i].service);
+        meter_set_t *m = s_meters_for(self, rs[i].pid,
+                                      self->readings[i].process_name);
         if (!m)
             continue;
         m->round = self->fetch_round;
@@ -223,6 +331,7 @@ static int s_on_fetch(loop_t *loop, void *arg)
                 stats_set(m->gauges[k], rs[i].values[k]);
     }
     continuous_observe(self->cont, now_wall_ms() / 1000, rs, n);
+    s_publish_meters(self, rs, n);
     free(rs);
     /* Meters of processes no longer monitored go away. */
     for (size_t i = 0; i < self->nmeters;) {
@@ -236,6 +345,28 @@ static int s_on_fetch(loop_t *loop, void *arg)
         *m = self->meters[--self->nmeters];
     }
     return 0;
+}
+
+/* With an OAP, the uplink reports the trigger and brings back the task the
+ * OAP names (through task.request). */
+static void s_publish_trigger(policy_t *self, const cont_trigger_t *t)
+{
+    wire_cause_t causes[CONT_MONITOR_COUNT];
+    for (uint32_t c = 0; c < t->ncauses; c++)
+        causes[c] = (wire_cause_t){.type = t->causes[c].monitor,
+                                   .threshold = t->causes[c].threshold,
+                                   .current = t->causes[c].current,
+                                   .uri_regex = t->causes[c].uri_regex,
+                                   .uri_path = ""};
+    wire_trigger_t msg = {.pid = t->pid, .target = t->target,
+                          .duration_ms = t->duration_ms, .service = t->service,
+                          .ncauses = t->ncauses, .causes = causes};
+    wire_header_set(&msg.hdr, self->stage->sender,
+                    bus_next_seq(self->stage->bus, TOPIC_TRIGGER));
+    wire_buf_reset(&self->buf);
+    if (wire_encode_trigger(&msg, &self->buf) == 0)
+        bus_publish(self->stage->bus, TOPIC_TRIGGER, self->buf.data,
+                    self->buf.len);
 }
 
 /* A trigger becomes a task. Locally the engine names the task itself; with
@@ -264,8 +395,8 @@ static int s_on_check(loop_t *loop, void *arg)
                  : t->target == WIRE_TARGET_OFF_CPU ? "OFF_CPU" : "NETWORK",
                  (unsigned long long)t->duration_ms);
         if (self->oap_mode) {
-            log_warn_rl(&self->rl, "continuous: reporting triggers to the OAP "
-                        "is not implemented yet; running the task locally");
+            s_publish_trigger(self, t);
+            continue;
         }
         char id[96];
         snprintf(id, sizeof id, "continuous-%u-%u-%llu", t->pid, t->target,
@@ -414,7 +545,9 @@ int main(int argc, char **argv)
     self.monitor = monitor_new("/proc");
     self.readings = calloc(CONT_MAX_PROCS, sizeof *self.readings);
     self.meters = calloc(CONT_MAX_PROCS, sizeof *self.meters);
-    if (!self.cont || !self.monitor || !self.readings || !self.meters)
+    self.entities = calloc(CONT_MAX_PROCS, sizeof *self.entities);
+    if (!self.cont || !self.monitor || !self.readings || !self.meters ||
+        !self.entities)
         goto cleanup;
     self.oap_mode = config_str(cfg, "core.backend.addr")[0] != '\0';
     self.triggers = stats_counter(st, "continuous_triggers_total", "",
@@ -440,7 +573,9 @@ int main(int argc, char **argv)
                    config_duration_ms(cfg, "profiling.continuous.check_interval"),
                    s_on_check, &self);
     if (bus_subscribe(self.stage->bus, TOPIC_TASK_REQUEST) ||
-        bus_subscribe(self.stage->bus, TOPIC_PROC_EVENTS))
+        bus_subscribe(self.stage->bus, TOPIC_PROC_EVENTS) ||
+        bus_subscribe(self.stage->bus, TOPIC_POLICY_UPDATE) ||
+        bus_subscribe(self.stage->bus, TOPIC_PROC_IDS))
         goto cleanup;
     loop_add_socket(self.stage->loop, bus_sub_socket(self.stage->bus), s_on_bus,
                     &self);
@@ -454,6 +589,7 @@ cleanup:
     monitor_destroy(&self.monitor);
     free(self.readings);
     free(self.meters);
+    free(self.entities);
     taskset_destroy(&self.tasks);
     arena_destroy(&self.arena);
     wire_buf_release(&self.buf);

@@ -114,6 +114,7 @@ static cpu_prev_t *s_prev(monitor_t *self, uint32_t pid)
 }
 
 size_t monitor_read(monitor_t *self, const continuous_t *cont,
+                    monitor_service_fn service_of, void *arg,
                     uint64_t now_mono_ns, monitor_reading_t *out, size_t max)
 {
     size_t n = 0;
@@ -134,10 +135,12 @@ size_t monitor_read(monitor_t *self, const continuous_t *cont,
         if (s_read_small(path, comm, sizeof comm))
             continue; /* exited meanwhile: normal */
         comm[strcspn(comm, "\n")] = '\0';
-        if (!continuous_service_uuid(cont, comm)[0] &&
-            !continuous_wants(cont, comm, CONT_PROCESS_CPU) &&
-            !continuous_wants(cont, comm, CONT_PROCESS_THREAD_COUNT) &&
-            !continuous_wants(cont, comm, CONT_SYSTEM_LOAD))
+        const char *service = service_of ? service_of(pid, arg) : NULL;
+        if (!service)
+            service = comm;
+        if (!continuous_wants(cont, service, CONT_PROCESS_CPU) &&
+            !continuous_wants(cont, service, CONT_PROCESS_THREAD_COUNT) &&
+            !continuous_wants(cont, service, CONT_SYSTEM_LOAD))
             continue;
         uint64_t ticks;
         long threads;
@@ -145,7 +148,8 @@ size_t monitor_read(monitor_t *self, const continuous_t *cont,
             continue;
         monitor_reading_t *m = &out[n];
         memset(m, 0, sizeof *m);
-        snprintf(m->service, sizeof m->service, "%s", comm);
+        snprintf(m->service, sizeof m->service, "%s", service);
+        snprintf(m->process_name, sizeof m->process_name, "%s", comm);
         m->r.pid = pid;
         m->r.service = m->service;
         m->r.values[CONT_PROCESS_THREAD_COUNT] = (double)threads;

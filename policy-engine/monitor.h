@@ -16,14 +16,20 @@ typedef struct monitor monitor_t;
 typedef struct {
     cont_reading_t r;
     char service[128];      /* r.service points here */
+    char process_name[128];
 } monitor_reading_t;
 
 monitor_t *monitor_new(const char *proc_root);   /* "/proc" */
 void monitor_destroy(monitor_t **self_p);
 
+/* Maps a process to its service: the uplink's entity when it has one,
+ * else NULL (the process name is used). */
+typedef const char *(*monitor_service_fn)(uint32_t pid, void *arg);
+
 /* Reads every process of a service with a policy. CPU needs two readings:
  * a process's first reading has no CPU value. Returns the count written. */
 size_t monitor_read(monitor_t *self, const continuous_t *cont,
+                    monitor_service_fn service_of, void *arg,
                     uint64_t now_mono_ns, monitor_reading_t *out, size_t max);
 
 #endif
