@@ -45,6 +45,10 @@ struct bus {
     int have_msgs;
     char topic[BUS_TOPIC_MAX];
     log_ratelimit_t rl;
+    /* ZeroMQ does not expose queue lengths: count how many messages were
+     * waiting each time a handler drains the socket to empty. */
+    uint64_t drained;
+    stats_metric_t *backlog, *backlog_max;
 };
 
 static uint64_t s_fnv(const char *s)
@@ -149,6 +153,11 @@ bus_t *bus_new(void *zmq_ctx, const bus_options_t *opts, stats_t *stats)
     self->rl = (log_ratelimit_t)LOG_RATELIMIT_INIT(5, 10000);
     snprintf(self->sender, sizeof self->sender, "%s",
              opts->sender ? opts->sender : "unknown");
+    self->backlog = stats_gauge(stats, "bus_queue_depth", "",
+                                "messages that were waiting in the receive "
+                                "queue at the last drain");
+    self->backlog_max = stats_gauge(stats, "bus_queue_depth_max", "",
+                                    "largest receive backlog seen");
     if (s_seq_init(&self->pub_seq, BUS_PUB_SEQ_SLOTS) ||
         s_seq_init(&self->recv_seq, BUS_RECV_SEQ_SLOTS))
         goto fail;
@@ -272,8 +281,18 @@ int bus_recv(bus_t *self, const char **topic, const void **payload,
     zmq_msg_init(&self->topic_msg);
     zmq_msg_init(&self->payload_msg);
     self->have_msgs = 1;
-    if (zmq_msg_recv(&self->topic_msg, self->sub, ZMQ_DONTWAIT) < 0)
-        return errno == EAGAIN ? 0 : -1;
+    if (zmq_msg_recv(&self->topic_msg, self->sub, ZMQ_DONTWAIT) < 0) {
+        if (errno != EAGAIN)
+            return -1;
+        if (self->drained) {
+            stats_set(self->backlog, (double)self->drained);
+            if ((double)self->drained > stats_value(self->backlog_max))
+                stats_set(self->backlog_max, (double)self->drained);
+            self->drained = 0;
+        }
+        return 0;
+    }
+    self->drained++;
     size_t tlen = zmq_msg_size(&self->topic_msg);
     int more = zmq_msg_more(&self->topic_msg);
     if (tlen == 0 || tlen >= BUS_TOPIC_MAX || !more)
