@@ -76,6 +76,10 @@ struct collector {
     wire_proc_event_t *events;
     uint32_t nevents;
     log_ratelimit_t bad_sample_rl;
+    /* an exec being applied while the samples before it are drained */
+    uint32_t exec_pid;
+    uint64_t exec_ts;
+    char exec_comm[17];
 };
 
 /* ------------------------------------------------------------ counters */
@@ -213,10 +217,18 @@ static int s_on_event(void *ctx, void *data, size_t size)
             s_queue_event(self, WIRE_PROC_START, proc, ev->ppid, ts);
         break;
     case SKY_EV_EXEC:
-        /* Samples still in the ring predate the exec: resolve them
-         * against the old mappings before they are replaced. */
+        /* Samples still in the ring mostly predate the exec: resolve them
+         * against the old mappings first. The first sample of this pid
+         * stamped after the exec applies it (s_on_sample), so later ones
+         * see the new image. */
+        self->exec_pid = ev->pid;
+        self->exec_ts = ev->ts_ns;
+        snprintf(self->exec_comm, sizeof(self->exec_comm), "%s", comm);
         probes_consume_samples(self->probes);
-        proc = proctab_on_exec(self->procs, ev->pid, comm);
+        if (self->exec_pid == ev->pid)
+            proctab_on_exec(self->procs, ev->pid, comm);
+        self->exec_pid = 0;
+        proc = proctab_find(self->procs, ev->pid);
         if (proc) {
             uint32_t ppid = 0;
             procinfo_stat(ev->pid, NULL, &ppid);
@@ -269,6 +281,10 @@ static int s_on_sample(void *ctx, void *data, size_t size)
     }
     memcpy(comm, s->comm, 16);
     comm[16] = '\0';
+    if (self->exec_pid == s->tgid && s->ts_ns >= self->exec_ts) {
+        proctab_on_exec(self->procs, s->tgid, self->exec_comm);
+        self->exec_pid = 0;
+    }
     proc_t *proc = proctab_get(self->procs, s->tgid, comm);
     for (uint32_t i = 0; i < s->nu; i++) {
         uint64_t addr = s->frames[s->nk + i];

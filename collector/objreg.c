@@ -1,7 +1,9 @@
 /* Object registry; see objects.h. */
 #include "collector/objreg.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,6 +175,25 @@ static int s_read_build_id(uint32_t pid, const char *path, uint64_t start,
     return n < 0 ? 0 : n;
 }
 
+/* Objects name one process through whose /proc/PID/root the symbolizer
+ * can reach the file. When that process is gone, a live one that maps the
+ * object takes its place (path as this one sees it). */
+static void s_refresh_owner(object_t *obj, uint32_t pid, const char *path,
+                            uint64_t dev, uint64_t ino)
+{
+    if (obj->pid == pid || obj->pid == 0 ||
+        kill((pid_t)obj->pid, 0) == 0 || errno == EPERM)
+        return;
+    char *copy = strdup(path);
+    if (!copy)
+        return;
+    free(obj->path);
+    obj->path = copy;
+    obj->pid = pid;
+    obj->dev = dev;
+    obj->ino = ino;
+}
+
 object_t *objreg_get_file(objreg_t *self, uint32_t pid, uint64_t dev,
                            uint64_t ino, const char *path, uint64_t start,
                            uint64_t end, uint8_t type)
@@ -183,6 +204,7 @@ object_t *objreg_get_file(objreg_t *self, uint32_t pid, uint64_t dev,
 
     if (obj) {
         obj->refs++;
+        s_refresh_owner(obj, pid, path, dev, ino);
         return obj;
     }
     uint8_t id[BUILDID_MAX];
@@ -196,6 +218,7 @@ object_t *objreg_get_file(objreg_t *self, uint32_t pid, uint64_t dev,
             if (s_add_alias(self, obj, dev, ino) < 0)
                 return NULL;
             obj->refs++;
+            s_refresh_owner(obj, pid, path, dev, ino);
             return obj;
         }
     }

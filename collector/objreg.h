@@ -21,8 +21,9 @@ typedef struct object {
     uint8_t type;            /* enum wire_object_type */
     uint8_t build_id_len;
     uint8_t build_id[BUILDID_MAX];
-    uint64_t dev, ino;       /* of the first file seen with this id */
-    uint32_t pid;            /* a process that maps it (for /proc/PID/root) */
+    uint64_t dev, ino;       /* of the file `pid` maps */
+    uint32_t pid;            /* a process that maps it (for /proc/PID/root);
+                                replaced by a live one when it exits */
     char *path;              /* as that process sees it */
     uint32_t refs;
     /* registry bookkeeping */

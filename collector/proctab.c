@@ -273,12 +273,15 @@ proc_t *proctab_on_exec(proctab_t *self, uint32_t pid, const char *comm)
     }
     if (comm && comm[0])
         snprintf(proc->comm, sizeof(proc->comm), "%s", comm);
-    /* exec replaced the whole address space. */
-    s_drop_maps(self, proc);
-    if (!proc->exited_ms) {
-        proctab_load_maps(self, proc);
+    /* exec replaced the whole address space. Re-read rather than drop
+     * first: a sample may already have loaded the new image, and its
+     * objects must keep their ids across the swap. */
+    if (proc->exited_ms || proctab_load_maps(self, proc) < 0)
+        s_drop_maps(self, proc);
+    else
         s_schedule_rescans(self, proc, now_mono_ms());
-    }
+    proc->refresh_backoff_ms = PROCTAB_MISS_BACKOFF_MIN_MS;
+    proc->next_refresh_ms = 0;
     return proc;
 }
 
