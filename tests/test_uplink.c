@@ -5,6 +5,7 @@
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -14,16 +15,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <zmq.h>
+
 #include "Command.pb-c.h"
 #include "Process.pb-c.h"
 #include "Profiling.pb-c.h"
+#include "bus.h"
+#include "stats.h"
+#include "testutil.h"
 #include "uplink/commands.h"
 #include "uplink/databuf.h"
 #include "uplink/finder.h"
 #include "uplink/profdata.h"
-#include "stats.h"
 #include "uplink/symcheck.h"
-#include "testutil.h"
 #include "uplink/uplink.h"
 #include "wire.h"
 
@@ -116,6 +120,20 @@ s_fake_kill(fake_t *f, int sig)
         waitpid(f->pid, NULL, 0);
         f->pid = -1;
     }
+}
+
+static pid_t
+s_spawn_log(char *const argv[], const char *log)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_APPEND,
+                                     0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    pid_t pid;
+    int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    return rc == 0 ? pid : -1;
 }
 
 static int
@@ -220,6 +238,18 @@ typedef struct {
     char regex[96];
 } procs_t;
 
+static int
+s_cmdline_ready(void *arg)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/cmdline", *(pid_t *)arg);
+    size_t len = 0;
+    char *text = tu_read_file(path, &len);
+    int ok = text && len > 0 && memmem(text, len, "--idle", 6) != NULL;
+    free(text);
+    return ok;
+}
+
 static void
 s_procs_start(procs_t *p)
 {
@@ -227,14 +257,14 @@ s_procs_start(procs_t *p)
      * /bin/sleep) idling with a unique marker in their command line. */
     snprintf(p->marker, sizeof p->marker, "86400.%d", (int)getpid());
     snprintf(p->regex, sizeof p->regex, "--idle 86400\\.%d$", (int)getpid());
-    static char self_exe[4096];
-    ssize_t n = readlink("/proc/self/exe", self_exe, sizeof self_exe - 1);
-    ck_assert_int_gt(n, 0);
-    self_exe[n] = '\0';
+    /* /proc/self/exe still works when a rebuild replaced the file. */
     for (int i = 0; i < NPROCS; i++) {
-        char *argv[] = { self_exe, "--idle", p->marker, NULL };
+        char *argv[] = { "/proc/self/exe", "--idle", p->marker, NULL };
         p->pids[i] = s_spawn(argv);
         ck_assert_int_gt(p->pids[i], 0);
+        /* posix_spawn returns while the kernel is still finishing the
+         * exec: the command line shows up a moment later. */
+        ck_assert(tu_wait_until(s_cmdline_ready, &p->pids[i], 10000));
     }
 }
 
@@ -1345,6 +1375,172 @@ START_TEST(test_tls)
 }
 END_TEST
 
+/* The real skyprof-uplink with the broker: a task scheduled on the fake
+ * OAP arrives on the bus as task.request, and agg.profile published on the
+ * bus reaches the OAP. */
+typedef struct {
+    bus_t *bus;
+    arena_t *arena;
+    int got_task;
+    char task_id[64];
+    uint32_t npids;
+    uint32_t pid0;
+} stage_rx_t;
+
+static int
+s_poll_task(void *arg)
+{
+    stage_rx_t *rx = arg;
+    const char *topic;
+    const void *data;
+    size_t len;
+    while (bus_recv(rx->bus, &topic, &data, &len) == 1) {
+        wire_task_set_t set;
+        char err[128];
+        arena_reset(rx->arena);
+        if (strcmp(topic, TOPIC_TASK_REQUEST) ||
+            wire_decode_task_set(data, len, rx->arena, &set, err, sizeof err))
+            continue;
+        if (set.ntasks == 1) {
+            snprintf(rx->task_id, sizeof rx->task_id, "%s",
+                     set.tasks[0].task_id);
+            rx->npids = set.tasks[0].npids;
+            rx->pid0 = set.tasks[0].npids ? set.tasks[0].pids[0] : 0;
+            rx->got_task = 1;
+        }
+    }
+    return rx->got_task;
+}
+
+static int
+s_has_data(void *arg)
+{
+    char **names;
+    size_t n = s_requests(arg, "collectProfilingData", &names);
+    s_free_names(names, n);
+    return n > 0;
+}
+
+START_TEST(test_stage_with_broker)
+{
+    if (!s_python_grpc_ok("test_stage_with_broker"))
+        return;
+    char broker[600], uplink[600];
+    snprintf(broker, sizeof broker, "%s", tu_build_path("bin/skyprof-broker"));
+    snprintf(uplink, sizeof uplink, "%s", tu_build_path("bin/skyprof-uplink"));
+    struct stat st;
+    if (stat(broker, &st) != 0 || stat(uplink, &st) != 0) {
+        tu_skip("test_stage_with_broker", "broker or uplink not built");
+        return;
+    }
+    env_t e;
+    memset(&e, 0, sizeof e);
+    memset(&s_captured, 0, sizeof s_captured);
+    e.fake.dir = tu_mkdtemp();
+    ck_assert_int_eq(s_fake_start(&e.fake, NULL, 1), 0);
+    s_procs_start(&e.procs);
+
+    char ids[32];
+    snprintf(ids, sizeof ids, "proc-%d", e.procs.pids[0]);
+    cmd_spec_t specs[] = {
+        { "EBPFProfilingTaskQuery",
+          { "TaskId", "stage-task", "ProcessId", ids, "TaskUpdateTime", "9",
+            "TriggerType", "FIXED_TIME", "TargetType", "ON_CPU",
+            "TaskStartTime", "1", "FixedTriggerDuration", "30",
+            "ExtensionConfigJSON", "null", NULL } },
+    };
+    size_t len;
+    uint8_t *cmds = s_commands(specs, 1, &len);
+    /* Every query answers with the task, so whichever comes after our
+     * subscription reached the broker is seen. */
+    s_write_reply(&e.fake, "queryTasks", 0, cmds, len);
+    free(cmds);
+
+    char cfg[600], log[600], in[700], out[700], yaml[4096];
+    snprintf(cfg, sizeof cfg, "%s/skyprof.yaml", e.fake.dir);
+    snprintf(log, sizeof log, "%s/stages.log", e.fake.dir);
+    snprintf(in, sizeof in, "ipc://%s/bus-in", e.fake.dir);
+    snprintf(out, sizeof out, "ipc://%s/bus-out", e.fake.dir);
+    snprintf(yaml, sizeof yaml,
+             "runtime_dir: %s\n"
+             "core:\n  backend:\n    addr: %s\n    upstream_timeout: 3s\n"
+             "profiling:\n  check_interval: 1s\n  flush_interval: 1s\n"
+             "process_discovery:\n  heartbeat_period: 2s\n  scanner:\n"
+             "    regex:\n      - match_cmd_regex: '%s'\n"
+             "        service_name: stage-svc\n"
+             "        process_name: \"p-{{.Process.Pid}}\"\n"
+             "uplink:\n  agent_id: stage-agent\n",
+             e.fake.dir, e.fake.addr, e.procs.regex);
+    FILE *f = fopen(cfg, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(yaml, f);
+    fclose(f);
+    char *bargv[] = { broker, "--config", cfg, NULL };
+    char *uargv[] = { uplink, "--config", cfg, NULL };
+    pid_t bpid = s_spawn_log(bargv, log);
+    pid_t upid = s_spawn_log(uargv, log);
+    ck_assert_int_gt(bpid, 0);
+    ck_assert_int_gt(upid, 0);
+
+    void *ctx = zmq_ctx_new();
+    stats_t *stats = stats_new("test", "t");
+    bus_options_t bo = { in, out, 1000, 1000, "aggregator/test" };
+    stage_rx_t rx = { 0 };
+    rx.bus = bus_new(ctx, &bo, stats);
+    rx.arena = arena_new(0);
+    ck_assert_ptr_nonnull(rx.bus);
+    ck_assert_int_eq(bus_subscribe(rx.bus, TOPIC_TASK_REQUEST), 0);
+    if (!tu_wait_until(s_poll_task, &rx, 20000)) {
+        char *text = tu_read_file(log, NULL);
+        fprintf(stderr, "--- stage logs ---\n%s\n", text ? text : "");
+        free(text);
+        ck_abort_msg("no task.request from the uplink");
+    }
+    ck_assert_str_eq(rx.task_id, "stage-task");
+    ck_assert_uint_eq(rx.npids, 1);
+    ck_assert_uint_eq(rx.pid0, (uint32_t)e.procs.pids[0]);
+
+    /* agg.profile on the bus -> collectProfilingData at the OAP. */
+    wire_prof_stack_t stk = { 2, s_k1, 2, s_u1, 42, 0 };
+    wire_task_profile_t p = { "stage-task", (uint32_t)e.procs.pids[0], "",
+                              WIRE_TARGET_ON_CPU, 1700000000000u, 0, 0, 1,
+                              &stk };
+    wire_profile_batch_t b;
+    memset(&b, 0, sizeof b);
+    b.nprofiles = 1;
+    b.profiles = &p;
+    wire_buf_t buf;
+    wire_buf_init(&buf);
+    for (int i = 0; i < 40 && !s_has_data(&e.fake); i++) {
+        wire_header_set(&b.hdr, "aggregator/test",
+                        bus_next_seq(rx.bus, TOPIC_AGG_PROFILE));
+        wire_buf_reset(&buf);
+        ck_assert_int_eq(wire_encode_profile_batch(&b, &buf), 0);
+        bus_publish(rx.bus, TOPIC_AGG_PROFILE, buf.data, buf.len);
+        tu_wait_until(s_has_data, &e.fake, 500);
+    }
+    wire_buf_release(&buf);
+    ck_assert(s_has_data(&e.fake));
+    size_t dlen;
+    uint8_t *raw = s_last_request(&e.fake, "collectProfilingData", &dlen);
+    Skywalking__V3__EBPFProfilingData *d =
+        skywalking__v3__ebpfprofiling_data__unpack(NULL, dlen, raw);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_int_eq(d->oncpu->dumpcount, 42);
+    ck_assert_str_eq(d->oncpu->stacks[1]->stacksymbols[0], "u_leaf");
+    skywalking__v3__ebpfprofiling_data__free_unpacked(d, NULL);
+    free(raw);
+
+    ck_assert_int_eq(tu_stop(upid, 10000), 0);
+    tu_stop(bpid, 5000);
+    bus_destroy(&rx.bus);
+    arena_destroy(&rx.arena);
+    stats_destroy(&stats);
+    zmq_ctx_term(ctx);
+    s_env_stop(&e);
+}
+END_TEST
+
 static long
 s_rss_kb(void)
 {
@@ -1471,6 +1667,7 @@ s_suite(void)
     tcase_add_test(oap, test_malformed_replies_survived);
     tcase_add_test(oap, test_process_events);
     tcase_add_test(oap, test_tls);
+    tcase_add_test(oap, test_stage_with_broker);
     tcase_add_test(oap, test_hour_of_flushes_100_processes);
     suite_add_tcase(s, oap);
     return s;
