@@ -580,3 +580,8 @@ void collector_info(const collector_t *self, collector_info_t *out)
     out->probe_flavour = probes_flavour(self->probes);
     out->ncpus = probes_ncpus(self->probes);
 }
+
+int collector_has_process(const collector_t *self, uint32_t pid)
+{
+    return proctab_find(self->procs, pid) != NULL;
+}

@@ -72,5 +72,7 @@ typedef struct {
 } collector_info_t;
 
 void collector_info(const collector_t *self, collector_info_t *out);
+/* 1 when the process table holds an entry for pid (alive or in grace). */
+int collector_has_process(const collector_t *self, uint32_t pid);
 
 #endif
