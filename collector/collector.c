@@ -235,12 +235,19 @@ static int s_on_event(void *ctx, void *data, size_t size)
             s_queue_event(self, WIRE_PROC_EXEC, proc, ppid, ts);
         }
         break;
-    case SKY_EV_EXIT:
+    case SKY_EV_EXIT: {
+        /* Consumers hear of every exit, also of processes that came and
+         * went between two reads of ours. */
+        proc_t unknown = { .pid = ev->pid };
         proc = proctab_find(self->procs, ev->pid);
+        if (!proc) {
+            snprintf(unknown.comm, sizeof(unknown.comm), "%s", comm);
+            proc = &unknown;
+        }
         proctab_on_exit(self->procs, ev->pid);
-        if (proc)
-            s_queue_event(self, WIRE_PROC_EXIT, proc, 0, ts);
+        s_queue_event(self, WIRE_PROC_EXIT, proc, 0, ts);
         break;
+    }
     default:
         log_warn_rl(&self->bad_sample_rl, "unknown process event type %u",
                     ev->type);
@@ -345,6 +352,8 @@ int collector_drain(collector_t *self)
     probes_consume_samples(self->probes);
     batcher_flush(self->batcher, s_emit_batch, self, &fs);
     s_flush_events(self);
+    /* Execs handled just now scheduled rescans: time them. */
+    s_arm_rescans(self);
     s_add(self, M_BATCHES, fs.batches);
     s_add(self, M_STACKS, fs.stacks);
     s_add(self, M_PUBLISH_ERRORS, fs.emit_errors);

@@ -345,13 +345,20 @@ int probes_set_task_pids(probes_t *self, const uint32_t *pids, size_t n)
     for (size_t i = 0; i < self->npids; i++)
         if (!s_contains(pids, n, self->pids[i]))
             bpf_map_delete_elem(fd, &self->pids[i]);
+    size_t failed = 0;
+    int first_errno = 0;
     for (size_t i = 0; i < n; i++)
         if (!s_contains(self->pids, self->npids, pids[i]) &&
             bpf_map_update_elem(fd, &pids[i], &flags, BPF_ANY) != 0) {
-            log_warn("task pid %u not added to the sampler: %s", pids[i],
-                     strerror(errno));
+            if (!failed++)
+                first_errno = errno;
             rc = -1;
         }
+    /* One line for the lot: a task set larger than the map would
+     * otherwise log once per pid. */
+    if (failed)
+        log_warn("%zu task pid%s not added to the sampler: %s", failed,
+                 failed == 1 ? "" : "s", strerror(first_errno));
     if (n) {
         copy = malloc(n * sizeof(*copy));
         if (!copy)
