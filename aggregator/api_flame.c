@@ -9,30 +9,9 @@
 #include "json.h"
 #include "log.h"
 #include "render.h"
+#include "hash.h"
 
 /* ------------------------------------------------------------ node ids */
-static uint64_t
-s_mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
-}
-
-static uint64_t
-s_hash_name(const char *s, uint64_t seed)
-{
-    uint64_t h = 1469598103934665603ull ^ seed;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
 typedef struct {
     uint64_t a, b;
 } path_hash_t;
@@ -44,8 +23,8 @@ static path_hash_t
 s_child_hash(path_hash_t parent, const flame_node_t *n)
 {
     path_hash_t h;
-    h.a = s_mix(parent.a * 31 + s_hash_name(n->name, 0x9e37) + n->type);
-    h.b = s_mix(parent.b ^ (s_hash_name(n->name, 0x7f4a) + 0x51ed * n->type));
+    h.a = hash_mix64(parent.a * 31 + hash_fnv1a(n->name, 0x9e37) + n->type);
+    h.b = hash_mix64(parent.b ^ (hash_fnv1a(n->name, 0x7f4a) + 0x51ed * n->type));
     return h;
 }
 

@@ -1,4 +1,5 @@
 #include "dedup.h"
+#include "hash.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,11 +21,8 @@ struct origin_dedup {
 
 static uint64_t s_hash(const char *key, uint64_t seq)
 {
-    uint64_t h = 1469598103934665603ull ^ seq;
-    for (const char *p = key; *p; p++)
-        h = (h ^ (uint8_t)*p) * 1099511628211ull;
-    h ^= h >> 31;
-    return h ? h : 1;
+    uint64_t h = hash_mix64(hash_fnv1a(key, seq));
+    return h ? h : 1; /* 0 marks an empty slot */
 }
 
 origin_dedup_t *origin_dedup_new(void)

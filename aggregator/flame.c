@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "flame.h"
+#include "hash.h"
 
 #define CHUNK_MIN 1024u
 #define CHUNK_MAX (256u * 1024u)
@@ -66,32 +67,10 @@ s_alloc(flame_t *self, size_t size)
 
 /* ------------------------------------------------------------- hashing */
 static uint64_t
-s_hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;     /* FNV-1a */
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
-static uint64_t
-s_mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
-}
-
-static uint64_t
 s_hash_kid(const flame_node_t *parent, const char *name, uint8_t type)
 {
-    return s_mix((uint64_t)(uintptr_t)parent * 31u
-                 ^ s_mix((uint64_t)(uintptr_t)name) ^ type);
+    return hash_mix64((uint64_t)(uintptr_t)parent * 31u
+                 ^ hash_mix64((uint64_t)(uintptr_t)name) ^ type);
 }
 
 /* ------------------------------------------------------------- interning */
@@ -227,7 +206,7 @@ s_node_new(flame_t *self, flame_node_t *parent, const char *iname,
 static flame_node_t *
 s_child(flame_t *self, flame_node_t *parent, const char *name, uint8_t type)
 {
-    uint64_t h = s_hash_str(name);
+    uint64_t h = hash_fnv1a(name, 0);
     const char *iname = s_intern_find(self, name, h);
     if (iname) {
         flame_node_t *n = s_kid_find(self, parent, iname, type);
@@ -265,7 +244,7 @@ flame_new(const char *root_name, size_t max_nodes)
         goto fail;
     memset(self->root, 0, sizeof(*self->root));
     const char *name = s_intern(self, root_name ? root_name : "",
-                                s_hash_str(root_name ? root_name : ""));
+                                hash_fnv1a(root_name ? root_name : "", 0));
     if (!name)
         goto fail;
     self->root->name = name;
@@ -324,7 +303,7 @@ flame_node_t *
 flame_find_child(const flame_t *self, const flame_node_t *parent,
                  const char *name, uint8_t type)
 {
-    const char *iname = s_intern_find(self, name, s_hash_str(name));
+    const char *iname = s_intern_find(self, name, hash_fnv1a(name, 0));
     return iname ? s_kid_find(self, parent, iname, type) : NULL;
 }
 

@@ -19,6 +19,7 @@
 
 #include "profile.pb-c.h"
 #include "render.h"
+#include "hash.h"
 
 #define S_CHUNK_SAMPLES 4096
 #define S_CHUNK_LOCS (256 * 1024)
@@ -143,18 +144,6 @@ typedef struct {
     int failed;
 } s_builder_t;
 
-static uint64_t
-s_hash_str(const char *s)
-{
-    /* FNV-1a: names are short; a fast, well-spread hash is enough. */
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
 static int
 s_str_rehash(s_builder_t *b, size_t cap)
 {
@@ -162,7 +151,7 @@ s_str_rehash(s_builder_t *b, size_t cap)
     if (!table)
         return -1;
     for (size_t i = 0; i < b->nstrings; i++) {
-        size_t slot = s_hash_str(b->strings[i]) & (cap - 1);
+        size_t slot = hash_fnv1a(b->strings[i], 0) & (cap - 1);
         while (table[slot])
             slot = (slot + 1) & (cap - 1);
         table[slot] = (uint32_t)(i + 1);
@@ -182,7 +171,7 @@ s_intern(s_builder_t *b, const char *s)
     if ((b->nstrings + 1) * 10 >= b->str_hash_cap * 7
         && s_str_rehash(b, b->str_hash_cap ? b->str_hash_cap * 2 : 256) != 0)
         return -1;
-    size_t slot = s_hash_str(s) & (b->str_hash_cap - 1);
+    size_t slot = hash_fnv1a(s, 0) & (b->str_hash_cap - 1);
     while (b->str_hash[slot]) {
         uint32_t idx = b->str_hash[slot] - 1;
         if (strcmp(b->strings[idx], s) == 0)

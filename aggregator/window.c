@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "window.h"
+#include "hash.h"
 
 /* Longest path: pid layer + thread layer + every frame of a sample. */
 #define PATH_MAX_FRAMES (2u * WIRE_MAX_FRAMES)
@@ -28,17 +29,6 @@ struct agg_window {
     uint64_t dropped;              /* stacks left out of publication */
     int refs;
 };
-
-static uint64_t
-s_mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
-}
 
 agg_window_t *
 agg_window_new(uint64_t start_ms, size_t max_nodes)
@@ -94,7 +84,7 @@ s_proc_index_grow(agg_window_t *self)
     if (!idx)
         return -1;
     for (size_t i = 0; i < self->nprocs; i++) {
-        size_t j = s_mix(self->procs[i].pid) & (cap - 1);
+        size_t j = hash_mix64(self->procs[i].pid) & (cap - 1);
         while (idx[j])
             j = (j + 1) & (cap - 1);
         idx[j] = (uint32_t)i + 1;
@@ -111,7 +101,7 @@ s_proc_find(const agg_window_t *self, uint32_t pid)
     if (!self->proc_index_cap)
         return NULL;
     size_t mask = self->proc_index_cap - 1;
-    for (size_t j = s_mix(pid) & mask; self->proc_index[j];
+    for (size_t j = hash_mix64(pid) & mask; self->proc_index[j];
          j = (j + 1) & mask) {
         agg_wproc_t *p = &self->procs[self->proc_index[j] - 1];
         if (p->pid == pid)
@@ -148,7 +138,7 @@ s_proc_get(agg_window_t *self, uint32_t pid, const char *name)
     p->pid = pid;
     p->name = copy;
     size_t mask = self->proc_index_cap - 1;
-    size_t j = s_mix(pid) & mask;
+    size_t j = hash_mix64(pid) & mask;
     while (self->proc_index[j])
         j = (j + 1) & mask;
     self->proc_index[j] = (uint32_t)++self->nprocs;
@@ -203,7 +193,7 @@ s_task_tree(agg_window_t *self, int task, int kind)
 static uint64_t
 s_stack_hash(const flame_node_t *leaf, uint32_t pid)
 {
-    return s_mix((uint64_t)(uintptr_t)leaf ^ ((uint64_t)pid << 1));
+    return hash_mix64((uint64_t)(uintptr_t)leaf ^ ((uint64_t)pid << 1));
 }
 
 static int

@@ -7,6 +7,7 @@
 #include <zmq.h>
 
 #include "log.h"
+#include "hash.h"
 
 #define BUS_TOPIC_MAX 64
 #define BUS_CLASSES_MAX 32
@@ -51,14 +52,6 @@ struct bus {
     stats_metric_t *backlog, *backlog_max;
 };
 
-static uint64_t s_fnv(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    return h;
-}
-
 static int s_seq_init(seq_table_t *t, size_t cap)
 {
     t->slots = calloc(cap, sizeof *t->slots);
@@ -73,7 +66,7 @@ static uint64_t *s_seq_slot(seq_table_t *t, const char *key)
         memset(t->slots, 0, t->cap * sizeof *t->slots);
         t->n = 0;
     }
-    size_t i = s_fnv(key) % t->cap;
+    size_t i = hash_fnv1a(key, 0) % t->cap;
     for (;;) {
         seq_slot_t *s = &t->slots[i];
         if (!s->used) {

@@ -6,6 +6,7 @@
 
 #include "log.h"
 #include "wire.h"
+#include "hash.h"
 
 #define SHARD_HELLO_MS 1000
 #define SHARD_PEER_TIMEOUT_MS 3500
@@ -39,21 +40,11 @@ struct shard {
     log_ratelimit_t rl;
 };
 
+/* Rendezvous weight of (instance, bucket): FNV-1a of the name seeded by
+ * the bucket, then finalised so near-identical names still spread. */
 static uint64_t s_hash(const char *instance, uint32_t bucket)
 {
-    /* FNV-1a over the name and the bucket, then a 64-bit finaliser so
-     * near-identical names still spread evenly. */
-    uint64_t h = 1469598103934665603ull;
-    for (const char *p = instance; *p; p++)
-        h = (h ^ (uint8_t)*p) * 1099511628211ull;
-    for (int i = 0; i < 4; i++)
-        h = (h ^ ((bucket >> (8 * i)) & 0xff)) * 1099511628211ull;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return h;
+    return hash_mix64(hash_fnv1a(instance, (uint64_t)bucket * 0x9e3779b97f4a7c15ull));
 }
 
 size_t shard_rendezvous_owner(const char *const *instances, size_t n,

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "arena.h"
+#include "hash.h"
 
 #define TAG_KERNEL 0xfffffffeu      /* memo tag of kernel addresses */
 #define MEMO_MAX_SLOTS (1u << 20)   /* past this, resolve without memo */
@@ -74,28 +75,6 @@ symbatch_destroy(symbatch_t **self_p)
     free(self->procs);
     free(self);
     *self_p = NULL;
-}
-
-static uint64_t
-s_mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
-}
-
-static uint64_t
-s_name_hash(const char *s, uint8_t type)
-{
-    uint64_t h = 1469598103934665603ull ^ type;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ull;
-    }
-    return h;
 }
 
 /* ---------------------------------------------------- id -> index maps */
@@ -180,7 +159,7 @@ s_intern(symbatch_t *self, const char *name, uint8_t type)
     if ((uint64_t)(self->nframes + 1) * 2 > self->intern_cap &&
         s_intern_grow(self) < 0)
         return -1;
-    uint64_t h = s_name_hash(name, type);
+    uint64_t h = hash_fnv1a(name, type);
     uint32_t mask = self->intern_cap - 1, j = (uint32_t)h & mask;
     while (self->intern[j]) {
         uint32_t i = self->intern[j] - 1;
@@ -232,7 +211,7 @@ static memo_slot_t *
 s_memo_slot(symbatch_t *self, uint32_t tag, uint64_t offset)
 {
     uint32_t mask = self->memo_cap - 1;
-    uint32_t j = (uint32_t)s_mix(offset ^ ((uint64_t)tag << 40)) & mask;
+    uint32_t j = (uint32_t)hash_mix64(offset ^ ((uint64_t)tag << 40)) & mask;
     while (self->memo[j].frame_plus1) {
         if (self->memo[j].tag == tag && self->memo[j].offset == offset)
             return &self->memo[j];

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "symbolizer/demangle.h"
+#include "hash.h"
 
 /* Longest name kept: longer C++ template names are truncated (nobody reads
  * past this in a flame graph, and the wire caps strings anyway). */
@@ -88,17 +89,6 @@ symtab_destroy(symtab_t **self_p)
     *self_p = NULL;
 }
 
-static uint64_t
-s_hash(const char *s, size_t len)
-{
-    uint64_t h = 1469598103934665603ull;   /* FNV-1a */
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
 /* Appends len bytes + NUL to the pool; returns the offset or -1. */
 static int64_t
 s_pool_append(symtab_t *self, const char *s, size_t len)
@@ -138,7 +128,7 @@ s_intern_grow(symtab_t *self)
         if (!v)
             continue;
         const char *s = self->pool + (v - 1);
-        size_t j = s_hash(s, strlen(s)) & (cap - 1);
+        size_t j = hash_fnv1a_len(s, strlen(s), 0) & (cap - 1);
         while (slots[j])
             j = (j + 1) & (cap - 1);
         slots[j] = v;
@@ -160,7 +150,7 @@ s_intern(symtab_t *self, const char *s, size_t len)
         s_intern_grow(self) < 0)
         goto cleanup;
     size_t mask = self->intern_cap - 1;
-    size_t j = s_hash(s, len) & mask;
+    size_t j = hash_fnv1a_len(s, len, 0) & mask;
     while (self->intern[j]) {
         const char *have = self->pool + (self->intern[j] - 1);
         if (strncmp(have, s, len) == 0 && have[len] == '\0') {
