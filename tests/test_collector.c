@@ -5,9 +5,12 @@
 #include <dlfcn.h>
 #include <elf.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -250,6 +253,56 @@ START_TEST(test_resolve_self)
     ck_assert_ptr_null(pt);
     objreg_destroy(&objs);
     ck_assert_ptr_null(objs);
+}
+END_TEST
+
+/* Anonymous executable memory is JIT code when the process has a perf map,
+ * else anonymous; the vdso is its own object. Frames there keep their raw
+ * address (JIT, anon) or their offset in the vdso image. */
+START_TEST(test_resolve_special)
+{
+    objreg_t *objs = objreg_new();
+    proctab_t *pt = proctab_new(objs, 16, 1000);
+    uint32_t pid = (uint32_t)getpid();
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    char perf_map[64];
+    uint64_t off;
+
+    unsigned char *code = mmap(NULL, page, PROT_READ | PROT_WRITE | PROT_EXEC,
+                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ck_assert_ptr_ne(code, MAP_FAILED);
+    uint64_t addr = (uint64_t)(uintptr_t)code + 16;
+
+    proc_t *proc = proctab_get(pt, pid, NULL);
+    object_t *obj = proctab_resolve(pt, proc, addr, &off);
+    ck_assert_ptr_nonnull(obj);
+    ck_assert_uint_eq(obj->type, WIRE_OBJ_ANON);
+    ck_assert_uint_eq(off, addr);
+
+    snprintf(perf_map, sizeof(perf_map), "/tmp/perf-%u.map", pid);
+    FILE *f = fopen(perf_map, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "%" PRIx64 " 10 jitted_function\n", addr - 16);
+    fclose(f);
+    ck_assert_int_eq(proctab_load_maps(pt, proc), 0);
+    obj = proctab_resolve(pt, proc, addr, &off);
+    unlink(perf_map);
+    ck_assert_ptr_nonnull(obj);
+    ck_assert_uint_eq(obj->type, WIRE_OBJ_JIT);
+    ck_assert_str_eq(obj->path, perf_map);
+    ck_assert_uint_eq(obj->pid, pid);
+    ck_assert_uint_eq(off, addr);
+
+    uint64_t vdso = getauxval(AT_SYSINFO_EHDR);
+    if (vdso) {
+        obj = proctab_resolve(pt, proc, vdso + 0x10, &off);
+        ck_assert_ptr_nonnull(obj);
+        ck_assert_uint_eq(obj->type, WIRE_OBJ_VDSO);
+        ck_assert_uint_eq(off, 0x10);
+    }
+    munmap(code, page);
+    proctab_destroy(&pt);
+    objreg_destroy(&objs);
 }
 END_TEST
 
@@ -724,6 +777,7 @@ int main(void)
     tcase_add_test(tc, test_buildid_matches_readelf);
     tcase_add_test(tc, test_maps_parse);
     tcase_add_test(tc, test_resolve_self);
+    tcase_add_test(tc, test_resolve_special);
     tcase_add_test(tc, test_proctab_grace_and_bound);
     tcase_add_test(tc, test_objects_identity);
     tcase_add_test(tc, test_batcher_dedup_and_split);
