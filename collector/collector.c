@@ -525,14 +525,19 @@ collector_t *collector_new(const collector_options_t *opts, loop_t *loop,
         goto fail;
     }
     s_sync_stats(self);
-    log_info("sampling %d CPU%s every %.3f ms (host-wide %s, every %u "
-             "ticks); process events via %s; %zu processes",
-             probes_ncpus(self->probes),
-             probes_ncpus(self->probes) == 1 ? "" : "s",
-             (double)opts->period_ns / 1e6,
-             opts->host_wide ? "on" : "off", opts->host_every,
-             probes_flavour_name(probes_flavour(self->probes)),
-             proctab_count(self->procs));
+    if (!opts->active)
+        log_info("profiling.active is false: process events only, no "
+                 "sampling; process events via %s",
+                 probes_flavour_name(probes_flavour(self->probes)));
+    else
+        log_info("sampling %d CPU%s every %.3f ms (host-wide %s, every %u "
+                 "ticks); process events via %s; %zu processes",
+                 probes_ncpus(self->probes),
+                 probes_ncpus(self->probes) == 1 ? "" : "s",
+                 (double)opts->period_ns / 1e6,
+                 opts->host_wide ? "on" : "off", opts->host_every,
+                 probes_flavour_name(probes_flavour(self->probes)),
+                 proctab_count(self->procs));
     return self;
 fail:
     collector_destroy(&self);
