@@ -37,23 +37,20 @@ s_publish(void *arg, const char *topic, const void *data, size_t len)
     return bus_publish(self->stage->bus, topic, data, len);
 }
 
+static void
+s_on_message(void *arg, const char *topic, const void *data, size_t len)
+{
+    aggd_t *self = arg;
+    agg_intake(self->agg, self->stage->bus, topic, data, len);
+}
+
 static int
 s_on_bus(loop_t *loop, void *socket, void *arg)
 {
     aggd_t *self = arg;
     (void)loop;
     (void)socket;
-    for (int i = 0; i < MESSAGES_PER_WAKEUP; i++) {
-        const char *topic;
-        const void *data;
-        size_t len;
-        int r = bus_recv(self->stage->bus, &topic, &data, &len);
-        if (r == 0)
-            break;
-        if (r < 0)
-            continue;
-        agg_intake(self->agg, self->stage->bus, topic, data, len);
-    }
+    stage_drain(self->stage, MESSAGES_PER_WAKEUP, s_on_message, self);
     return 0;
 }
 

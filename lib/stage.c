@@ -263,3 +263,21 @@ int stage_publish(stage_t *self, const char *topic, const void *buf,
 {
     return bus_publish(self->bus, topic, buf, len);
 }
+
+int stage_drain(stage_t *self, int max, stage_msg_fn fn, void *arg)
+{
+    int handled = 0;
+    for (int i = 0; i < max; i++) {
+        const char *topic;
+        const void *data;
+        size_t len;
+        int r = bus_recv(self->bus, &topic, &data, &len);
+        if (r == 0)
+            break;
+        if (r < 0)
+            continue;
+        fn(arg, topic, data, len);
+        handled++;
+    }
+    return handled;
+}

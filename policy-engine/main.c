@@ -211,28 +211,25 @@ static void s_on_proc_ids(policy_t *self, const char *topic, const void *data,
     self->nentities = n;
 }
 
+static void s_on_message(void *arg, const char *topic, const void *data,
+                         size_t len)
+{
+    policy_t *self = arg;
+    arena_reset(self->arena);
+    if (strcmp(topic, TOPIC_TASK_REQUEST) == 0)
+        s_on_task_request(self, topic, data, len);
+    else if (strcmp(topic, TOPIC_PROC_EVENTS) == 0)
+        s_on_proc_events(self, topic, data, len);
+    else if (strcmp(topic, TOPIC_POLICY_UPDATE) == 0)
+        s_on_policy_update(self, topic, data, len);
+    else if (strcmp(topic, TOPIC_PROC_IDS) == 0)
+        s_on_proc_ids(self, topic, data, len);
+}
+
 static int s_on_bus(loop_t *loop, void *socket, void *arg)
 {
     policy_t *self = arg;
-    for (int i = 0; i < 256; i++) {
-        const char *topic;
-        const void *data;
-        size_t len;
-        int r = bus_recv(self->stage->bus, &topic, &data, &len);
-        if (r == 0)
-            break;
-        if (r < 0)
-            continue;
-        arena_reset(self->arena);
-        if (strcmp(topic, TOPIC_TASK_REQUEST) == 0)
-            s_on_task_request(self, topic, data, len);
-        else if (strcmp(topic, TOPIC_PROC_EVENTS) == 0)
-            s_on_proc_events(self, topic, data, len);
-        else if (strcmp(topic, TOPIC_POLICY_UPDATE) == 0)
-            s_on_policy_update(self, topic, data, len);
-        else if (strcmp(topic, TOPIC_PROC_IDS) == 0)
-            s_on_proc_ids(self, topic, data, len);
-    }
+    stage_drain(self->stage, 256, s_on_message, self);
     if (taskset_generation(self->tasks) != self->published_generation)
         return s_publish(self);
     return 0;

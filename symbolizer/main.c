@@ -125,26 +125,23 @@ cleanup:
     return;
 }
 
+static void
+s_on_message(void *arg, const char *topic, const void *data, size_t len)
+{
+    symd_t *self = arg;
+    if (strncmp(topic, TOPIC_RAW_STACKS, strlen(TOPIC_RAW_STACKS)) == 0)
+        s_handle(self, topic, data, len);
+    else if (strncmp(topic, TOPIC_HELLO, strlen(TOPIC_HELLO)) == 0)
+        shard_on_hello(self->shard, topic, data, len);
+}
+
 static int
 s_on_bus(loop_t *loop, void *socket, void *arg)
 {
     symd_t *self = arg;
     (void)loop;
     (void)socket;
-    for (int i = 0; i < BATCHES_PER_WAKEUP; i++) {
-        const char *topic;
-        const void *data;
-        size_t len;
-        int r = bus_recv(self->stage->bus, &topic, &data, &len);
-        if (r == 0)
-            break;
-        if (r < 0)
-            continue;
-        if (strncmp(topic, TOPIC_RAW_STACKS, strlen(TOPIC_RAW_STACKS)) == 0)
-            s_handle(self, topic, data, len);
-        else if (strncmp(topic, TOPIC_HELLO, strlen(TOPIC_HELLO)) == 0)
-            shard_on_hello(self->shard, topic, data, len);
-    }
+    stage_drain(self->stage, BATCHES_PER_WAKEUP, s_on_message, self);
     s_sync_stats(self);
     return 0;
 }
