@@ -241,7 +241,7 @@ static int s_on_event(void *ctx, void *data, size_t size)
         proc_t unknown = { .pid = ev->pid };
         proc = proctab_find(self->procs, ev->pid);
         if (!proc) {
-            snprintf(unknown.comm, sizeof(unknown.comm), "%s", comm);
+            snprintf(unknown.comm, sizeof(unknown.comm), "%.15s", comm);
             proc = &unknown;
         }
         proctab_on_exit(self->procs, ev->pid);

@@ -117,6 +117,12 @@ typedef struct {
     int batches;
     arena_t *arena;
     char task_id[64];
+    const char *want_comm;    /* also keep samples of threads named so */
+    struct {
+        uint32_t pid, nspid;
+        char container_id[80];
+    } procs[16];
+    int nprocs;
 } capture_t;
 
 static int s_wanted(const capture_t *cap, uint32_t pid)
@@ -171,8 +177,23 @@ static int s_sink_batch(void *arg, const char *topic, wire_raw_batch_t *b)
     for (uint32_t i = 0; i < b->nsamples; i++) {
         const wire_raw_sample_t *s = &b->samples[i];
         cap->all_counts += s->count;
+        if (cap->want_comm && strcmp(s->comm, cap->want_comm) == 0 &&
+            !s_wanted(cap, s->pid) && cap->npids < 16)
+            cap->pids[cap->npids++] = s->pid;
         if (!s_wanted(cap, s->pid))
             continue;
+        for (uint32_t p = 0; p < b->nprocs; p++) {
+            int known = 0;
+            for (int q = 0; q < cap->nprocs; q++)
+                known |= cap->procs[q].pid == b->procs[p].pid;
+            if (b->procs[p].pid == s->pid && !known && cap->nprocs < 16) {
+                cap->procs[cap->nprocs].pid = b->procs[p].pid;
+                cap->procs[cap->nprocs].nspid = b->procs[p].nspid;
+                snprintf(cap->procs[cap->nprocs].container_id, 80, "%s",
+                         b->procs[p].container_id);
+                cap->nprocs++;
+            }
+        }
         if (cap->nsamples == cap->cap) {
             cap->cap = cap->cap ? cap->cap * 2 : 256;
             cap->samples = realloc(cap->samples,
@@ -788,6 +809,89 @@ START_TEST(test_process_storm)
 }
 END_TEST
 
+/* A process in a container (podman, its own root and pid namespace): the
+ * sample's process carries the container id and namespace pid, and its
+ * frames resolve in the executable as the container sees it. */
+START_TEST(test_container)
+{
+    char *dir = tu_mkdtemp();
+    char root[600], conf[600], cmd[8192], exe[1024], lib[1024];
+    capture_t cap = { .want_comm = "cpu_workload" };
+    collector_options_t opts;
+    range_t alpha_leaf;
+
+    snprintf(exe, sizeof(exe), "%s", tu_build_path("tests/progs/cpu_workload"));
+    snprintf(lib, sizeof(lib), "%s",
+             tu_build_path("tests/progs/libskyload.so"));
+    ck_assert_int_eq(s_function_range(exe, "sky_alpha_leaf", &alpha_leaf), 0);
+    /* A root with the workload, its library, libc and the loader. */
+    snprintf(root, sizeof(root), "%s/root", dir);
+    snprintf(conf, sizeof(conf), "%s/containers.conf", dir);
+    snprintf(cmd, sizeof(cmd),
+             "set -e; mkdir -p %s/lib/x86_64-linux-gnu %s/lib64; "
+             "cp %s %s %s/; cp /lib/x86_64-linux-gnu/libc.so.6 "
+             "%s/lib/x86_64-linux-gnu/; cp /lib64/ld-linux-x86-64.so.2 "
+             "%s/lib64/; printf '[containers]\\ndefault_ulimits = []\\n' > %s",
+             root, root, exe, lib, root, root, root, conf);
+    ck_assert_int_eq(system(cmd), 0);
+
+    loop_t *loop = loop_new();
+    collector_options_default(&opts);
+    opts.period_ns = PERIOD_NS;
+    opts.host_every = 1;
+    opts.scan_proc = false;
+    collector_t *col = s_start(loop, &cap, &opts, NULL);
+    char runner[2048];
+    snprintf(runner, sizeof(runner),
+             "CONTAINERS_CONF=%s exec podman run --rm --runtime runc "
+             "--rootfs %s /cpu_workload 2 >/dev/null 2>&1", conf, root);
+    char *argv[] = { "/bin/sh", "-c", runner, NULL };
+    driver_t d = { .cap = &cap, .col = col, .argv = argv, .runs = 1,
+                   .linger_ms = 300 };
+    s_run(&d, loop, 60000);
+    /* cap.pids[0] is the podman client; the workload is found by name. */
+    int found = -1;
+    for (int i = 0; i < cap.nprocs; i++)
+        if (cap.procs[i].container_id[0])
+            found = i;
+    printf("container: %d processes seen", cap.nprocs);
+    if (found >= 0)
+        printf("; pid %u nspid %u container %.12s", cap.procs[found].pid,
+               cap.procs[found].nspid, cap.procs[found].container_id);
+    printf("\n");
+    fflush(stdout);
+    ck_assert_int_ge(found, 0);
+    uint32_t pid = cap.procs[found].pid;
+    ck_assert_uint_eq(strlen(cap.procs[found].container_id), 64);
+    ck_assert_uint_eq(cap.procs[found].nspid, 1);
+    ck_assert_uint_ne(cap.procs[found].nspid, pid);
+    /* Frames resolve in the container's copy (same build-id). */
+    uint32_t exe_id = s_object_id_by_file(&cap, exe);
+    ck_assert_uint_ne(exe_id, WIRE_NO_OBJECT);
+    const cap_object_t *o = s_object(&cap, exe_id);
+    ck_assert_uint_eq(o->type, WIRE_OBJ_EXE);
+    printf("container: executable object %u is %s\n", o->id, o->path);
+    fflush(stdout);
+    uint64_t mine = 0, in_alpha = 0;
+    for (size_t i = 0; i < cap.nsamples; i++) {
+        if (cap.samples[i].pid != pid)
+            continue;
+        mine += cap.samples[i].count;
+        if (s_has_frame_in(&cap.samples[i], exe_id, &alpha_leaf))
+            in_alpha += cap.samples[i].count;
+    }
+    ck_assert_uint_gt(mine, 20);
+    ck_assert_uint_ge(in_alpha * 100, mine * 30);
+    collector_destroy(&col);
+    loop_destroy(&loop);
+    arena_destroy(&cap.arena);
+    free(cap.events);
+    free(cap.samples);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 /* The fallback probe flavours load and report exec and exit too. */
 static void s_check_flavour(int flavour)
 {
@@ -870,6 +974,10 @@ int main(void)
         tcase_add_test(tc, test_host_decimation);
         tcase_add_test(tc, test_fill_threshold_wakeup);
         tcase_add_test(tc, test_process_storm);
+        if (tu_require_tool("collector_bpf_container", "podman") &&
+            tu_require_tool("collector_bpf_container", "runc") &&
+            access("/lib64/ld-linux-x86-64.so.2", R_OK) == 0)
+            tcase_add_test(tc, test_container);
         tcase_add_test(tc, test_flavour_raw_tp);
         /* Classic tracepoints need tracefs, which is not always mounted. */
         if (access("/sys/kernel/tracing/events/sched", R_OK) == 0 ||
