@@ -1,0 +1,331 @@
+#!/usr/bin/env python3
+"""Offline checks of skyprof's deployment files (no cluster needed).
+
+    python3 deploy/k8s/validate.py [--bin-dir build/bin]
+
+Kubernetes manifests (deploy/k8s/*/): every document parses, carries
+apiVersion/kind/metadata, sits in the skyprof namespace; workload selectors
+match their pod labels; every container has an image, CPU and memory
+requests and limits, liveness and readiness probes on /healthz at one of
+its own named ports, a read-only root filesystem, no privilege escalation,
+all capabilities dropped and only the ones its stage is allowed added;
+non-root unless the stage needs root; hostPID only where a stage needs the
+node's pids; every volume mount, ConfigMap and Secret reference resolves;
+the ports a ConfigMap's skyprof.yaml gives each stage are the ones its
+probes use; kustomization resources exist.
+
+Compose (deploy/compose/docker-compose.yml): parses, every service has an
+image and the same privilege rules.
+
+With --bin-dir, every skyprof.yaml (image default and ConfigMaps) is loaded
+by a real stage (--print-config), so an unknown value or type fails here
+rather than in a pod. With kubectl on PATH, `kubectl kustomize` renders each
+layout (client side only: kubectl cannot validate against an API schema
+without a server).
+
+Exit status 0 when everything holds; every problem is printed.
+"""
+import argparse
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.normpath(os.path.join(HERE, "..", ".."))
+
+# What each stage may hold. Root only where Kubernetes cannot give the
+# capabilities to a non-root process (no ambient capabilities).
+STAGE_CAPS = {
+    "broker": set(),
+    "collector": {"BPF", "PERFMON", "SYS_PTRACE", "DAC_READ_SEARCH"},
+    "symbolizer": {"SYS_PTRACE", "DAC_READ_SEARCH", "SYSLOG"},
+    "aggregator": set(),
+    "policy": set(),
+    "uplink": {"SYS_PTRACE", "DAC_READ_SEARCH"},
+}
+HOST_PID_STAGES = {"collector", "symbolizer", "policy", "uplink"}
+CONFIG_PORT_KEY = {
+    "broker": "broker", "collector": "collector", "symbolizer": "symbolizer",
+    "aggregator": "aggregator", "policy": "policy", "uplink": "uplink",
+}
+WORKLOAD_KINDS = {"DaemonSet", "Deployment", "StatefulSet"}
+
+problems = []
+
+
+def problem(where, msg):
+    problems.append(f"{where}: {msg}")
+
+
+def stage_of(container):
+    m = re.search(r"skyprof-([a-z]+)", container.get("image", ""))
+    return m.group(1) if m else None
+
+
+def load_docs(path):
+    try:
+        with open(path) as f:
+            return [d for d in yaml.safe_load_all(f) if d is not None]
+    except yaml.YAMLError as e:
+        problem(path, f"does not parse: {e}")
+        return []
+
+
+def config_ports(text, where):
+    """stage -> port of <stage>.http_addr in a skyprof.yaml."""
+    try:
+        cfg = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        problem(where, f"skyprof.yaml does not parse: {e}")
+        return {}
+    ports = {}
+    for stage, key in CONFIG_PORT_KEY.items():
+        addr = (cfg.get(key) or {}).get("http_addr") or ""
+        if addr:
+            ports[stage] = int(addr.rsplit(":", 1)[1])
+    return ports
+
+
+def check_container(where, c, pod_volumes, host_pid, cfg_ports, names):
+    stage = stage_of(c)
+    w = f"{where}/{c.get('name')}"
+    if stage not in STAGE_CAPS:
+        problem(w, f"image {c.get('image')!r} is not a skyprof stage image")
+        return stage
+    for field in ("name", "image"):
+        if not c.get(field):
+            problem(w, f"no {field}")
+    res = c.get("resources") or {}
+    for kind in ("requests", "limits"):
+        for r in ("cpu", "memory"):
+            if r not in (res.get(kind) or {}):
+                problem(w, f"no resources.{kind}.{r}")
+    ports = {}
+    for p in c.get("ports") or []:
+        if "name" in p:
+            if not re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?", p["name"]):
+                problem(w, f"port name {p['name']!r} is not a valid IANA_SVC_NAME")
+            if p["name"] in names:
+                problem(w, f"port name {p['name']!r} used twice in the pod")
+            names.add(p["name"])
+            ports[p["name"]] = p["containerPort"]
+    for probe in ("livenessProbe", "readinessProbe"):
+        get = ((c.get(probe) or {}).get("httpGet")) or {}
+        if get.get("path") != "/healthz":
+            problem(w, f"{probe} is not an httpGet of /healthz")
+            continue
+        port = get.get("port")
+        number = ports.get(port, port)
+        if not isinstance(number, int):
+            problem(w, f"{probe} port {port!r} is not a port of this container")
+        elif stage in cfg_ports and cfg_ports[stage] != number:
+            problem(w, f"{probe} probes {number}, config serves {cfg_ports[stage]}")
+    sc = c.get("securityContext") or {}
+    if sc.get("readOnlyRootFilesystem") is not True:
+        problem(w, "root filesystem not read-only")
+    if sc.get("allowPrivilegeEscalation") is not False:
+        problem(w, "allowPrivilegeEscalation not false")
+    if sc.get("privileged"):
+        problem(w, "privileged")
+    caps = sc.get("capabilities") or {}
+    if [x.upper() for x in caps.get("drop") or []] != ["ALL"]:
+        problem(w, "capabilities not dropped (drop: [ALL])")
+    added = {x.upper() for x in caps.get("add") or []}
+    if not added <= STAGE_CAPS[stage]:
+        problem(w, f"adds {sorted(added - STAGE_CAPS[stage])} beyond what {stage} needs")
+    if not added and (sc.get("runAsUser") != 10001 or sc.get("runAsNonRoot") is not True):
+        problem(w, "holds no capabilities yet does not run as uid 10001 (runAsNonRoot)")
+    seccomp = (sc.get("seccompProfile") or {}).get("type")
+    if seccomp != ("Unconfined" if stage == "collector" else "RuntimeDefault"):
+        problem(w, f"seccompProfile {seccomp!r}")
+    if stage == "collector" and not host_pid:
+        problem(w, "collector without hostPID")
+    mounts = {m["name"] for m in c.get("volumeMounts") or []}
+    for m in sorted(mounts - pod_volumes):
+        problem(w, f"mounts undeclared volume {m!r}")
+    if "config" not in mounts:
+        problem(w, "does not mount the config volume")
+    for e in c.get("env") or []:
+        ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+        if ref:
+            yield_ref = ("Secret", ref.get("name"))
+            c.setdefault("_refs", []).append(yield_ref)
+    return stage
+
+
+def check_k8s(layout_dir, bin_dir):
+    docs = []
+    for path in sorted(glob.glob(os.path.join(layout_dir, "*.yaml"))):
+        if os.path.basename(path) == "kustomization.yaml":
+            continue
+        docs += [(path, d) for d in load_docs(path)]
+    kust = os.path.join(layout_dir, "kustomization.yaml")
+    resources = []
+    if os.path.exists(kust):
+        for d in load_docs(kust):
+            for r in d.get("resources") or []:
+                rp = os.path.normpath(os.path.join(layout_dir, r))
+                if not os.path.exists(rp):
+                    problem(kust, f"resource {r} does not exist")
+                elif os.path.isdir(rp):
+                    resources.append(rp)
+    for sub in resources:
+        if sub != layout_dir:
+            for path in sorted(glob.glob(os.path.join(sub, "*.yaml"))):
+                if os.path.basename(path) != "kustomization.yaml":
+                    docs += [(path, d) for d in load_docs(path)]
+
+    objects = {}
+    for path, d in docs:
+        where = f"{os.path.relpath(path, TOP)}:{d.get('kind')}/{(d.get('metadata') or {}).get('name')}"
+        for field in ("apiVersion", "kind", "metadata"):
+            if field not in d:
+                problem(where, f"no {field}")
+        md = d.get("metadata") or {}
+        if not md.get("name"):
+            problem(where, "no metadata.name")
+        if d.get("kind") != "Namespace" and md.get("namespace") != "skyprof":
+            problem(where, "not in namespace skyprof")
+        objects[(d.get("kind"), md.get("name"))] = (where, d)
+
+    cfg_ports_by_map = {}
+    for (kind, name), (where, d) in objects.items():
+        if kind == "ConfigMap" and "skyprof.yaml" in (d.get("data") or {}):
+            text = d["data"]["skyprof.yaml"]
+            cfg_ports_by_map[name] = config_ports(text, where)
+            if bin_dir:
+                check_config_with_stage(where, text, bin_dir)
+
+    stages_seen = set()
+    for (kind, name), (where, d) in objects.items():
+        if kind not in WORKLOAD_KINDS:
+            continue
+        spec = d.get("spec") or {}
+        tmpl = spec.get("template") or {}
+        sel = ((spec.get("selector") or {}).get("matchLabels")) or {}
+        labels = ((tmpl.get("metadata") or {}).get("labels")) or {}
+        if not sel or any(labels.get(k) != v for k, v in sel.items()):
+            problem(where, "selector does not match the pod template labels")
+        pod = tmpl.get("spec") or {}
+        if pod.get("automountServiceAccountToken") is not False:
+            problem(where, "mounts a service account token no stage uses")
+        sa = pod.get("serviceAccountName")
+        if sa and ("ServiceAccount", sa) not in objects:
+            problem(where, f"service account {sa} not defined")
+        volumes = {v["name"]: v for v in pod.get("volumes") or []}
+        cfg_ports = {}
+        for v in volumes.values():
+            cm = (v.get("configMap") or {}).get("name")
+            if cm:
+                if ("ConfigMap", cm) not in objects:
+                    problem(where, f"ConfigMap {cm} not defined")
+                cfg_ports.update(cfg_ports_by_map.get(cm, {}))
+        host_pid = bool(pod.get("hostPID"))
+        names = set()
+        stages = set()
+        for c in pod.get("containers") or []:
+            st = check_container(where, c, set(volumes), host_pid, cfg_ports, names)
+            stages.add(st)
+            for kind_ref, ref in c.pop("_refs", []):
+                if (kind_ref, ref) not in objects:
+                    problem(where, f"{kind_ref} {ref} not defined")
+        stages_seen |= stages
+        if host_pid and not stages & HOST_PID_STAGES:
+            problem(where, "hostPID without a stage that needs it")
+    if "collector" not in stages_seen:
+        problem(layout_dir, "no collector in this layout")
+
+    kubectl = shutil.which("kubectl")
+    if kubectl and os.path.exists(kust):
+        r = subprocess.run([kubectl, "kustomize", layout_dir],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            problem(kust, f"kubectl kustomize failed: {r.stderr.strip()}")
+    return len(objects)
+
+
+def check_config_with_stage(where, text, bin_dir):
+    exe = os.path.join(bin_dir, "skyprof-broker")
+    if not os.access(exe, os.X_OK):
+        problem(where, f"{exe} not built; cannot load the configuration")
+        return
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+        f.write(text)
+        f.flush()
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("SKYPROF_", "ROVER_"))}
+        r = subprocess.run([exe, "--config", f.name, "--print-config"],
+                           capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        problem(where, f"skyprof.yaml rejected by the stage: {(r.stderr or r.stdout).strip()}")
+    elif "warn" in r.stderr.lower():
+        problem(where, f"skyprof.yaml warnings: {r.stderr.strip()}")
+
+
+def check_compose(path):
+    docs = load_docs(path)
+    if len(docs) != 1:
+        problem(path, "expected one YAML document")
+        return 0
+    services = docs[0].get("services") or {}
+    for name, svc in services.items():
+        w = f"{os.path.relpath(path, TOP)}:{name}"
+        image = svc.get("image") or ""
+        m = re.search(r"skyprof\}?-([a-z]+):", image)
+        stage = m.group(1) if m else None
+        if stage not in STAGE_CAPS:
+            problem(w, f"image {image!r} is not a skyprof stage image")
+            continue
+        if [x.upper() for x in svc.get("cap_drop") or []] != ["ALL"]:
+            problem(w, "cap_drop is not [ALL]")
+        added = {x.upper() for x in svc.get("cap_add") or []}
+        if not added <= STAGE_CAPS[stage]:
+            problem(w, f"adds {sorted(added - STAGE_CAPS[stage])}")
+        if svc.get("privileged"):
+            problem(w, "privileged")
+        if stage in HOST_PID_STAGES and svc.get("pid") != "host":
+            problem(w, "needs pid: host")
+        if stage not in HOST_PID_STAGES and "pid" in svc:
+            problem(w, "pid namespace it does not need")
+        user = str(svc.get("user", ""))
+        if stage != "collector" and not added and user != "10001":
+            problem(w, f"user {user!r}: stages without capabilities run as 10001")
+        if svc.get("read_only") is not True:
+            problem(w, "root filesystem not read-only")
+        env = svc.get("environment") or {}
+        for k in ("SKYPROF_BUS_IN", "SKYPROF_BUS_OUT"):
+            if not str(env.get(k, "")).startswith("tcp://"):
+                problem(w, f"{k} is not a tcp:// endpoint")
+    return len(services)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bin-dir", help="build/bin: load configurations with a real stage")
+    args = ap.parse_args()
+    counts = {}
+    for layout in sorted(glob.glob(os.path.join(HERE, "*", "kustomization.yaml"))):
+        d = os.path.dirname(layout)
+        if os.path.basename(d) == "common":
+            continue
+        counts[os.path.relpath(d, TOP)] = check_k8s(d, args.bin_dir)
+    compose = os.path.join(TOP, "deploy", "compose", "docker-compose.yml")
+    counts[os.path.relpath(compose, TOP)] = check_compose(compose)
+    if args.bin_dir:
+        with open(os.path.join(TOP, "deploy", "images", "skyprof.yaml")) as f:
+            check_config_with_stage("deploy/images/skyprof.yaml", f.read(), args.bin_dir)
+    for p in problems:
+        print(f"validate: {p}", file=sys.stderr)
+    summary = ", ".join(f"{k}: {n} objects" for k, n in counts.items())
+    print(f"validate: {'FAILED' if problems else 'ok'} ({summary})")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
