@@ -6,7 +6,9 @@
  * published API, scales the symbolizer to two replicas and shows both take
  * pid buckets and batches, kills a symbolizer replica and then the broker
  * (SIGKILL from the host, as a crash) and shows the stack recovers, and
- * tears everything down.
+ * tears everything down. Then runs the Kubernetes node layout's pod with
+ * `podman kube play` and finds the workload through its API, and checks
+ * the manifests offline (deploy/k8s/validate.py).
  *
  * Skips when podman or podman-compose is missing, when not root, when BPF
  * cannot be loaded, or when a container cannot run here. */
@@ -99,8 +101,17 @@ static int s_compose(int symbolizers, const char *args, char **out)
                 symbolizers, args);
 }
 
+#define KUBE_POD PROJECT "-node"
+
+static void s_teardown_pod(void)
+{
+    s_sh(NULL, "podman pod rm -f -t 2 " KUBE_POD);
+    s_sh(NULL, "podman volume rm -f " KUBE_POD "-config");
+}
+
 static void s_teardown_stack(void)
 {
+    s_teardown_pod();
     s_compose(2, "down -v -t 2", NULL);
     /* Whatever a failed `up` or an interrupted run left behind. */
     s_sh(NULL, "podman ps -aq --filter label=io.podman.compose.project=" PROJECT
@@ -425,6 +436,79 @@ START_TEST(test_compose_stack)
 }
 END_TEST
 
+
+/* The Kubernetes node layout as podman runs it: the DaemonSet's pod
+ * (rendered by deploy/k8s/podman-pod.py, which translates the fields podman
+ * 4.3 ignores) profiles the host through the pod-local bus, with the
+ * manifest's users, capabilities and read-only roots. */
+START_TEST(test_k8s_node_pod)
+{
+    char *out = NULL;
+    char pod_file[512];
+    s_teardown_stack(); /* the compose test's stack when it failed midway */
+    ck_assert_msg(s_build_rc == 0, "make images (deploy/images/build.sh) failed:\n%s",
+                  s_build_log);
+    char *dir = tu_mkdtemp();
+    ck_assert_ptr_nonnull(dir);
+    snprintf(pod_file, sizeof pod_file, "%s/pod.yaml", dir);
+    int rc = s_sh(&out, "python3 deploy/k8s/podman-pod.py --tag " TAG
+                        " --name " KUBE_POD " --api-port %d > %s",
+                  s_port, pod_file);
+    ck_assert_msg(rc == 0, "podman-pod.py failed: %s", out);
+    free(out);
+    rc = s_sh(&out, "podman kube play %s", pod_file);
+    ck_assert_msg(rc == 0, "podman kube play failed (%d):\n%.3000s", rc, out);
+    free(out);
+    out = NULL;
+    ck_assert_msg(tu_wait_until(s_api_healthy, NULL, 60000),
+                  "node pod API not healthy on port %d", s_port);
+
+    workloads_t w;
+    folded_wait_t fw = {
+        .path = "/api/folded?app_service=cpu_workload",
+        .must = {"sky_alpha_leaf", "skylib_beta_leaf", "main;sky_run"},
+    };
+    s_workloads_start(&w, 1, "20");
+    int found = tu_wait_until(s_folded_has, &fw, 90000);
+    s_workloads_stop(&w);
+    ck_assert_msg(found, "node pod: cpu_workload frames never reached %s", fw.path);
+
+    /* Every container of the pod still runs (none crashed meanwhile). */
+    rc = s_sh(&out, "podman ps --filter pod=" KUBE_POD " --filter status=running"
+                    " --format '{{.Names}}' | grep -c '^" KUBE_POD "-'");
+    ck_assert_msg(rc == 0 && atoi(out) == STAGE_CONTAINERS,
+                  "running containers in the pod: %s", out);
+    free(out);
+    out = NULL;
+
+    rc = s_sh(&out, "podman kube down %s", pod_file);
+    ck_assert_msg(rc == 0, "podman kube down failed: %s", out);
+    free(out);
+    rc = s_sh(&out, "podman pod exists " KUBE_POD);
+    ck_assert_msg(rc == 1, "pod still exists after kube down: %s", out);
+    free(out);
+    /* The ConfigMap's volume outlives kube down in podman 4.3. */
+    rc = s_sh(&out, "podman volume rm " KUBE_POD "-config");
+    ck_assert_msg(rc == 0, "no ConfigMap volume to remove: %s", out);
+    free(out);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* The manifests and compose file pass the offline checks, and every
+ * skyprof.yaml in them loads in a real stage. */
+START_TEST(test_manifests_validate)
+{
+    char *out = NULL;
+    int rc = s_sh(&out, "python3 deploy/k8s/validate.py --bin-dir %s/bin",
+                  tu_build_dir());
+    ck_assert_msg(rc == 0, "deploy/k8s/validate.py:\n%s", out);
+    ck_assert_ptr_nonnull(strstr(out, "validate: ok"));
+    free(out);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- main */
 
 /* Everything the test needs from the machine; each miss is a skip. */
@@ -475,12 +559,14 @@ cleanup:
 int main(void)
 {
     Suite *s = suite_create("deploy");
-    TCase *tc = tcase_create("compose");
+    TCase *manifests = tcase_create("manifests");
+    TCase *tc = tcase_create("containers");
     tcase_set_timeout(tc, 900);
+    tcase_set_timeout(manifests, 120);
 
     /* Podman reads this for every command the test runs: runc, inherited
-     * ulimits, and the host pid namespace podman-compose 1.0.3 cannot
-     * express per service. */
+     * ulimits, and the host pid namespace podman-compose 1.0.3 and podman
+     * 4.3's kube play cannot express per container. */
     char conf[4096];
     if (getcwd(conf, sizeof conf - 64)) {
         strcat(conf, "/deploy/compose/podman-compose.conf");
@@ -493,11 +579,20 @@ int main(void)
     setenv("SKYPROF_IMAGE_TAG", TAG, 1);
     unsetenv("SKYPROF_CORE_BACKEND_ADDR");
 
+    if (s_sh(NULL, "python3 -c 'import yaml'") != 0)
+        tu_skip("test_manifests_validate", "python3 with PyYAML not available");
+    else
+        tcase_add_test(manifests, test_manifests_validate);
+
     if (s_port > 0 && s_can_run("test_compose_stack")) {
         s_teardown_stack(); /* leftovers of an interrupted run */
         tcase_add_unchecked_fixture(tc, NULL, s_unchecked_teardown);
         tcase_add_test(tc, test_compose_stack);
+        tcase_add_test(tc, test_k8s_node_pod);
+    } else {
+        tu_skip("test_k8s_node_pod", "same requirements as test_compose_stack");
     }
+    suite_add_tcase(s, manifests);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }
