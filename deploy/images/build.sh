@@ -112,6 +112,14 @@ ENV PATH=/usr/bin
 WORKDIR /var/lib/skyprof
 EOF
 
+# The images this build replaces: removed afterwards when nothing (tag or
+# container) still uses them, so rebuilding does not pile up dangling images.
+replaced=""
+for name in "$prefix" $(for s in $stages; do echo "$prefix-$s"; done); do
+    id=$("$podman" image inspect -f '{{.Id}}' "$name:$tag" 2>/dev/null || true)
+    replaced="$replaced $id"
+done
+
 echo "images: $prefix:$tag (base, $(wc -l < "$ctx/libs.txt") libraries)"
 "$podman" build --quiet --layers=false -f "$ctx/Containerfile" \
     -t "$prefix:$tag" $(revtag "$prefix") "$ctx" >/dev/null
@@ -141,6 +149,10 @@ EOF
     echo "images: $prefix-$s:$tag (user $user)"
     "$podman" build --quiet -f "$ctx/Containerfile.$s" \
         -t "$prefix-$s:$tag" $(revtag "$prefix-$s") "$ctx" >/dev/null
+done
+
+for id in $replaced; do
+    "$podman" rmi "$id" >/dev/null 2>&1 || true  # still tagged or in use: kept
 done
 
 if [ -n "${SKYPROF_IMAGE_SAVE:-}" ]; then
