@@ -27,8 +27,12 @@
 
 #include "testutil.h"
 
-#define PROJECT "skyprofdeploytest"
-#define TAG "test"
+/* Names carry the test process's pid: `make test` and a developer's run
+ * may overlap, and each must only touch its own stack, pod and images. */
+#define PROJECT_PREFIX "skyprofdeploytest"
+static char s_project[48]; /* PROJECT_PREFIX<pid>: compose project */
+static char s_tag[32];     /* test-<pid>: image tag */
+static char s_pod[64];     /* <project>-node: kube play pod */
 #define COMPOSE_FILE "deploy/compose/docker-compose.yml"
 #define STAGE_CONTAINERS 6 /* broker collector symbolizer aggregator policy uplink */
 #define SHARD_BUCKETS 64
@@ -96,28 +100,68 @@ cleanup:
 static int s_compose(int symbolizers, const char *args, char **out)
 {
     return s_sh(out,
-                "SKYPROF_SYMBOLIZERS=%d podman-compose -p " PROJECT
-                " -f " COMPOSE_FILE " %s",
-                symbolizers, args);
+                "SKYPROF_SYMBOLIZERS=%d podman-compose -p %s -f " COMPOSE_FILE
+                " %s",
+                symbolizers, s_project, args);
 }
 
-#define KUBE_POD PROJECT "-node"
+/* Removes one run's pod, stack and images; names are that run's. */
+static void s_teardown_run(const char *project, const char *pod, const char *tag)
+{
+    s_sh(NULL, "podman pod rm -f -t 2 %s", pod);
+    s_sh(NULL, "podman volume rm -f %s-config", pod);
+    s_sh(NULL, "SKYPROF_IMAGE_TAG=%s SKYPROF_SYMBOLIZERS=2 podman-compose -p %s -f "
+               COMPOSE_FILE " down -v -t 2", tag, project);
+    /* Whatever a failed `up` or an interrupted run left behind. */
+    s_sh(NULL, "podman ps -aq --filter label=io.podman.compose.project=%s"
+               " | xargs -r podman rm -f -t 0", project);
+    s_sh(NULL, "podman network rm -f %s_skyprof", project);
+    s_sh(NULL, "podman volume rm -f %s_history", project);
+    s_sh(NULL, "podman images --format '{{.Repository}}:{{.Tag}}'"
+               " | grep -E '^localhost/skyprof(-[a-z]+)?:%s$' | xargs -r podman rmi",
+         tag);
+}
 
 static void s_teardown_pod(void)
 {
-    s_sh(NULL, "podman pod rm -f -t 2 " KUBE_POD);
-    s_sh(NULL, "podman volume rm -f " KUBE_POD "-config");
+    s_sh(NULL, "podman pod rm -f -t 2 %s", s_pod);
+    s_sh(NULL, "podman volume rm -f %s-config", s_pod);
 }
 
 static void s_teardown_stack(void)
 {
     s_teardown_pod();
     s_compose(2, "down -v -t 2", NULL);
-    /* Whatever a failed `up` or an interrupted run left behind. */
-    s_sh(NULL, "podman ps -aq --filter label=io.podman.compose.project=" PROJECT
-               " | xargs -r podman rm -f -t 0");
-    s_sh(NULL, "podman network rm -f " PROJECT "_skyprof");
-    s_sh(NULL, "podman volume rm -f " PROJECT "_history");
+    s_sh(NULL, "podman ps -aq --filter label=io.podman.compose.project=%s"
+               " | xargs -r podman rm -f -t 0", s_project);
+    s_sh(NULL, "podman network rm -f %s_skyprof", s_project);
+    s_sh(NULL, "podman volume rm -f %s_history", s_project);
+}
+
+/* Runs whose test process is gone (killed by a timeout, say) leave their
+ * containers, pod and images; their names carry the dead pid. */
+static void s_reap_stale_runs(void)
+{
+    char *out = NULL;
+    if (s_sh(&out, "{ podman ps -a --format '{{index .Labels \"io.podman.compose.project\"}}';"
+                   " podman pod ps --format '{{.Name}}';"
+                   " podman images --format 'test-{{.Tag}}' | sed 's/^test-test-/"
+                   PROJECT_PREFIX "/'; }"
+                   " | grep -o -E '^" PROJECT_PREFIX "[0-9]+' | sort -u") != 0 || !out) {
+        free(out);
+        return;
+    }
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+        long pid = strtol(line + strlen(PROJECT_PREFIX), NULL, 10);
+        if (pid <= 0 || pid == getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char project[48], pod[64], tag[32];
+        snprintf(project, sizeof project, PROJECT_PREFIX "%ld", pid);
+        snprintf(pod, sizeof pod, "%s-node", project);
+        snprintf(tag, sizeof tag, "test-%ld", pid);
+        s_teardown_run(project, pod, tag);
+    }
+    free(out);
 }
 
 static int s_free_port(void)
@@ -171,7 +215,8 @@ static int s_running_containers(void)
 {
     char *out = NULL;
     int n = 0;
-    if (s_sh(&out, "podman ps -q --filter label=io.podman.compose.project=" PROJECT) == 0)
+    if (s_sh(&out, "podman ps -q --filter label=io.podman.compose.project=%s",
+             s_project) == 0)
         for (const char *p = out; *p; p++)
             n += *p == '\n';
     free(out);
@@ -352,7 +397,7 @@ static void s_crash(const char *container)
 
 static void s_unchecked_teardown(void)
 {
-    s_teardown_stack();
+    s_teardown_run(s_project, s_pod, s_tag);
 }
 
 START_TEST(test_compose_stack)
@@ -369,6 +414,14 @@ START_TEST(test_compose_stack)
     ck_assert_msg(tu_wait_until(s_api_healthy, NULL, 60000),
                   "aggregator API not healthy on port %d", s_port);
     ck_assert_int_eq(s_running_containers(), STAGE_CONTAINERS);
+    replica_t collector;
+    char name[2][96];
+    snprintf(name[0], sizeof name[0], "%s_collector_1", s_project);
+    ck_assert_int_eq(s_replica(name[0], &collector), 0);
+    rc = s_sh(&out, "grep -c '^Seccomp:[[:space:]]*2' /proc/%d/status", collector.pid);
+    ck_assert_msg(rc == 0, "collector not under the seccomp filter: %s", out);
+    free(out);
+    out = NULL;
 
     /* Our workload on the host, its functions by name through the API:
      * collector (BPF, host pid ns) -> broker -> symbolizer (non-root,
@@ -388,8 +441,9 @@ START_TEST(test_compose_stack)
     free(out);
     out = NULL;
     ck_assert_int_eq(s_running_containers(), STAGE_CONTAINERS + 1);
-    shard_view_t v = {.containers = {PROJECT "_symbolizer_1",
-                                     PROJECT "_symbolizer_2"}};
+    snprintf(name[0], sizeof name[0], "%s_symbolizer_1", s_project);
+    snprintf(name[1], sizeof name[1], "%s_symbolizer_2", s_project);
+    shard_view_t v = {.containers = {name[0], name[1]}};
     ck_assert_msg(tu_wait_until(s_shards_split, &v, 60000),
                   "replicas did not split the buckets: owned %g + %g",
                   v.owned[0], v.owned[1]);
@@ -414,14 +468,16 @@ START_TEST(test_compose_stack)
     /* A symbolizer replica crashes: restarted by the restart policy, the
      * buckets are split again between the survivor and the new instance,
      * and new profiles flow. */
-    s_crash(PROJECT "_symbolizer_2");
+    s_crash(name[1]);
     ck_assert_msg(tu_wait_until(s_shards_split, &v, 60000),
                   "buckets not split after the replica restart: %g + %g",
                   v.owned[0], v.owned[1]);
     s_assert_fresh_profile("after a symbolizer crash", (uint64_t)time(NULL));
 
     /* The broker crashes: every stage reconnects by itself. */
-    s_crash(PROJECT "_broker_1");
+    char broker[96];
+    snprintf(broker, sizeof broker, "%s_broker_1", s_project);
+    s_crash(broker);
     s_assert_fresh_profile("after a broker crash", (uint64_t)time(NULL));
     ck_assert_int_eq(s_running_containers(), STAGE_CONTAINERS + 1);
 
@@ -430,7 +486,8 @@ START_TEST(test_compose_stack)
     free(out);
     out = NULL;
     ck_assert_int_eq(s_running_containers(), 0);
-    rc = s_sh(&out, "podman ps -aq --filter label=io.podman.compose.project=" PROJECT);
+    rc = s_sh(&out, "podman ps -aq --filter label=io.podman.compose.project=%s",
+              s_project);
     ck_assert_msg(rc == 0 && out && out[0] == '\0', "containers left: %s", out);
     free(out);
 }
@@ -451,9 +508,9 @@ START_TEST(test_k8s_node_pod)
     char *dir = tu_mkdtemp();
     ck_assert_ptr_nonnull(dir);
     snprintf(pod_file, sizeof pod_file, "%s/pod.yaml", dir);
-    int rc = s_sh(&out, "python3 deploy/k8s/podman-pod.py --tag " TAG
-                        " --name " KUBE_POD " --api-port %d > %s",
-                  s_port, pod_file);
+    int rc = s_sh(&out, "python3 deploy/k8s/podman-pod.py --tag %s --name %s"
+                        " --api-port %d > %s",
+                  s_tag, s_pod, s_port, pod_file);
     ck_assert_msg(rc == 0, "podman-pod.py failed: %s", out);
     free(out);
     rc = s_sh(&out, "podman kube play %s", pod_file);
@@ -474,8 +531,8 @@ START_TEST(test_k8s_node_pod)
     ck_assert_msg(found, "node pod: cpu_workload frames never reached %s", fw.path);
 
     /* Every container of the pod still runs (none crashed meanwhile). */
-    rc = s_sh(&out, "podman ps --filter pod=" KUBE_POD " --filter status=running"
-                    " --format '{{.Names}}' | grep -c '^" KUBE_POD "-'");
+    rc = s_sh(&out, "podman ps --filter pod=%s --filter status=running"
+                    " --format '{{.Names}}' | grep -c '^%s-'", s_pod, s_pod);
     ck_assert_msg(rc == 0 && atoi(out) == STAGE_CONTAINERS,
                   "running containers in the pod: %s", out);
     free(out);
@@ -484,11 +541,11 @@ START_TEST(test_k8s_node_pod)
     rc = s_sh(&out, "podman kube down %s", pod_file);
     ck_assert_msg(rc == 0, "podman kube down failed: %s", out);
     free(out);
-    rc = s_sh(&out, "podman pod exists " KUBE_POD);
+    rc = s_sh(&out, "podman pod exists %s", s_pod);
     ck_assert_msg(rc == 1, "pod still exists after kube down: %s", out);
     free(out);
     /* The ConfigMap's volume outlives kube down in podman 4.3. */
-    rc = s_sh(&out, "podman volume rm " KUBE_POD "-config");
+    rc = s_sh(&out, "podman volume rm %s-config", s_pod);
     ck_assert_msg(rc == 0, "no ConfigMap volume to remove: %s", out);
     free(out);
     tu_rmtree(dir);
@@ -539,14 +596,14 @@ static int s_can_run(const char *name)
     out = NULL;
 
     /* The images come from this build (its binaries, sanitizers and all). */
-    s_build_rc = s_sh(&out, "BUILD=%s SKYPROF_IMAGE_TAG=" TAG " sh deploy/images/build.sh",
-                      tu_build_dir());
+    s_build_rc = s_sh(&out, "BUILD=%s SKYPROF_IMAGE_TAG=%s sh deploy/images/build.sh",
+                      tu_build_dir(), s_tag);
     snprintf(s_build_log, sizeof s_build_log, "%s", out ? out : "");
     free(out);
     out = NULL;
     if (s_build_rc == 0 &&
-        s_sh(&out, "podman run --rm --network none localhost/skyprof-broker:" TAG
-                   " --help") != 0) {
+        s_sh(&out, "podman run --rm --network none localhost/skyprof-broker:%s"
+                   " --help", s_tag) != 0) {
         tu_skip(name, "containers cannot run here: %.300s", out);
         goto cleanup;
     }
@@ -563,6 +620,9 @@ int main(void)
     TCase *tc = tcase_create("containers");
     tcase_set_timeout(tc, 900);
     tcase_set_timeout(manifests, 120);
+    snprintf(s_project, sizeof s_project, PROJECT_PREFIX "%d", (int)getpid());
+    snprintf(s_pod, sizeof s_pod, "%s-node", s_project);
+    snprintf(s_tag, sizeof s_tag, "test-%d", (int)getpid());
 
     /* Podman reads this for every command the test runs: runc, inherited
      * ulimits, and the host pid namespace podman-compose 1.0.3 and podman
@@ -572,11 +632,18 @@ int main(void)
         strcat(conf, "/deploy/compose/podman-compose.conf");
         setenv("CONTAINERS_CONF", conf, 1);
     }
+    /* The compose stack runs its collector under our seccomp profile (the
+     * node pod keeps the manifest's Unconfined), so both are exercised. */
+    char seccomp[4096];
+    if (getcwd(seccomp, sizeof seccomp - 64)) {
+        strcat(seccomp, "/deploy/compose/collector-seccomp.json");
+        setenv("SKYPROF_COLLECTOR_SECCOMP", seccomp, 1);
+    }
     s_port = s_free_port();
     char port[16];
     snprintf(port, sizeof port, "%d", s_port);
     setenv("SKYPROF_HTTP_PORT", port, 1);
-    setenv("SKYPROF_IMAGE_TAG", TAG, 1);
+    setenv("SKYPROF_IMAGE_TAG", s_tag, 1);
     unsetenv("SKYPROF_CORE_BACKEND_ADDR");
 
     if (s_sh(NULL, "python3 -c 'import yaml'") != 0)
@@ -585,7 +652,7 @@ int main(void)
         tcase_add_test(manifests, test_manifests_validate);
 
     if (s_port > 0 && s_can_run("test_compose_stack")) {
-        s_teardown_stack(); /* leftovers of an interrupted run */
+        s_reap_stale_runs();
         tcase_add_unchecked_fixture(tc, NULL, s_unchecked_teardown);
         tcase_add_test(tc, test_compose_stack);
         tcase_add_test(tc, test_k8s_node_pod);

@@ -142,7 +142,8 @@ def check_container(where, c, pod_volumes, host_pid, cfg_ports, names):
     if not added and (sc.get("runAsUser") != 10001 or sc.get("runAsNonRoot") is not True):
         problem(w, "holds no capabilities yet does not run as uid 10001 (runAsNonRoot)")
     seccomp = (sc.get("seccompProfile") or {}).get("type")
-    if seccomp != ("Unconfined" if stage == "collector" else "RuntimeDefault"):
+    allowed = ("Unconfined", "Localhost") if stage == "collector" else ("RuntimeDefault",)
+    if seccomp not in allowed:
         problem(w, f"seccompProfile {seccomp!r}")
     if stage == "collector" and not host_pid:
         problem(w, "collector without hostPID")
@@ -305,6 +306,30 @@ def check_compose(path):
     return len(services)
 
 
+def check_seccomp(path):
+    """The collector's profile parses, filters, and lets it load BPF."""
+    import json
+    try:
+        with open(path) as f:
+            prof = json.load(f)
+    except (OSError, ValueError) as e:
+        problem(path, f"does not load: {e}")
+        return
+    denied = set()
+    for rule in prof.get("syscalls") or []:
+        if rule.get("action") != "SCMP_ACT_ALLOW":
+            denied |= set(rule.get("names") or [])
+    if prof.get("defaultAction") == "SCMP_ACT_ALLOW" and not denied:
+        problem(path, "filters nothing")
+    for needed in ("bpf", "perf_event_open", "openat", "read", "mmap"):
+        if needed in denied:
+            problem(path, f"denies {needed}, which the collector needs")
+    for escape in ("mount", "setns", "unshare", "init_module", "finit_module",
+                   "kexec_load", "open_by_handle_at"):
+        if escape not in denied:
+            problem(path, f"does not deny {escape}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bin-dir", help="build/bin: load configurations with a real stage")
@@ -317,6 +342,7 @@ def main():
         counts[os.path.relpath(d, TOP)] = check_k8s(d, args.bin_dir)
     compose = os.path.join(TOP, "deploy", "compose", "docker-compose.yml")
     counts[os.path.relpath(compose, TOP)] = check_compose(compose)
+    check_seccomp(os.path.join(TOP, "deploy", "compose", "collector-seccomp.json"))
     if args.bin_dir:
         with open(os.path.join(TOP, "deploy", "images", "skyprof.yaml")) as f:
             check_config_with_stage("deploy/images/skyprof.yaml", f.read(), args.bin_dir)
