@@ -25,6 +25,7 @@ def measure(prof):
     pids = prof.all_pids()
     stages = prof.stage_pids() if isinstance(prof, common.Skyprof) else {}
     s0 = {k: common.cpu_seconds([p]) for k, p in stages.items()}
+    f0 = common.forks_total()
     c0, t0 = common.cpu_seconds(pids), time.time()
     time.sleep(WINDOW)
     pids_now = prof.all_pids()
@@ -36,6 +37,9 @@ def measure(prof):
                  for k, p in stages.items()}
     rss = sum(common.rss_bytes(p) for p in pids_now)
     return {"cpu_per_s": (c1 - c0) / (t1 - t0), "rss_bytes": rss,
+            # Host churn: the collector and policy engine follow every
+            # process, so their cost depends on how busy the host is.
+            "host_forks_per_s": (common.forks_total() - f0) / (t1 - t0),
             "rss_per_stage": per_proc, "cpu_per_stage": cpu_stage,
             "restarted": restarted,
             "pids": len(pids_now)}
@@ -64,8 +68,14 @@ def main():
                     met = prof.metrics()
                     m["collector_processes"] = met.get(
                         "skyprof_collector_processes", 0)
-                    m["samples_received"] = met.get(
-                        "skyprof_collector_samples_received", 0)
+                    for key in ("skyprof_collector_samples_received",
+                                "skyprof_collector_maps_refreshes",
+                                "skyprof_collector_proc_events",
+                                "skyprof_collector_batches_published",
+                                "skyprof_symbolizer_batches_in",
+                                "skyprof_aggregator_batches_in",
+                                "skyprof_aggregator_batches_duplicate"):
+                        m[key.replace("skyprof_", "")] = met.get(key, 0)
                 m["loadavg"] = common.loadavg()
                 result["configs"][config] = m
             finally:
@@ -78,9 +88,16 @@ def main():
         sleepers.wait()
     common.save("agentcost", result)
     for config, m in result["configs"].items():
-        print("agentcost %-9s cpu %.2f%% of one core  rss %.1f MiB%s"
+        print("agentcost %-9s cpu %.2f%% of one core  rss %.1f MiB  "
+              "(host: %.0f forks/s, load %.1f)%s"
               % (config, 100 * m["cpu_per_s"], m["rss_bytes"] / 2**20,
+                 m["host_forks_per_s"], m["loadavg"],
                  "  (a stage restarted!)" if m["restarted"] else ""))
+        counters = {k: v for k, v in m.items() if k.startswith(
+            ("collector_", "symbolizer_", "aggregator_"))}
+        if counters:
+            print("    " + " ".join("%s=%.0f" % kv
+                                    for kv in sorted(counters.items())))
         for stage, rss in sorted(m["rss_per_stage"].items()):
             print("    %-10s cpu %.3f%%  rss %.1f MiB"
                   % (stage, 100 * m["cpu_per_stage"][stage], rss / 2**20))

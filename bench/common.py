@@ -81,6 +81,15 @@ def tree_pids(root):
     return out
 
 
+def forks_total():
+    """Processes and threads created on the host since boot."""
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("processes "):
+                return int(line.split()[1])
+    return 0
+
+
 def loadavg():
     with open("/proc/loadavg") as f:
         return float(f.read().split()[0])
@@ -272,3 +281,58 @@ def start_profiler(name, **kw):
         p.stop()
         raise
     return p
+
+
+# ------------------------------------------------------------------ bpf
+def bpf_prog_ids(pids):
+    """Ids of the BPF programs the processes hold (prog and link fds)."""
+    ids = set()
+    for pid in pids:
+        d = "/proc/%d/fdinfo" % pid
+        try:
+            fds = os.listdir(d)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                with open(os.path.join(d, fd)) as f:
+                    for line in f:
+                        if line.startswith("prog_id:"):
+                            ids.add(int(line.split()[1]))
+            except OSError:
+                continue
+    return ids
+
+
+def bpf_prog_stats(ids):
+    """{id: (type, name, run_time_ns, run_cnt)} of the given programs;
+    run figures need kernel.bpf_stats_enabled=1."""
+    out = subprocess.run(["bpftool", "prog", "show", "-j"],
+                         capture_output=True, text=True).stdout
+    stats = {}
+    try:
+        progs = json.loads(out)
+    except ValueError:
+        return stats
+    for p in progs:
+        if p.get("id") in ids:
+            stats[p["id"]] = (p.get("type"), p.get("name"),
+                              p.get("run_time_ns", 0), p.get("run_cnt", 0))
+    return stats
+
+
+class BpfStats:
+    """Turns kernel.bpf_stats_enabled on for a measurement (it costs two
+    clock reads per program run) and restores it afterwards."""
+    PATH = "/proc/sys/kernel/bpf_stats_enabled"
+
+    def __enter__(self):
+        with open(self.PATH) as f:
+            self.old = f.read().strip()
+        with open(self.PATH, "w") as f:
+            f.write("1")
+        return self
+
+    def __exit__(self, *exc):
+        with open(self.PATH, "w") as f:
+            f.write(self.old)

@@ -33,8 +33,26 @@ def run_workload(mode):
     return int(fields["wall_ns"]) / 1e9, int(fields["cpu_ns"]) / 1e9
 
 
+def bpf_snapshot(prof):
+    """(run_time_ns, run_cnt) summed over the profiler's perf_event (sampling)
+    programs; None for perf, which runs no BPF."""
+    if prof is None or getattr(prof, "name", "") == "perf":
+        return None
+    ids = common.bpf_prog_ids(prof.all_pids())
+    st = common.bpf_prog_stats(ids)
+    samp = [v for v in st.values() if v[0] == "perf_event"]
+    return (sum(v[2] for v in samp), sum(v[3] for v in samp),
+            sum(v[2] for v in st.values()), time.time())
+
+
 def main():
+    with common.BpfStats():
+        measure()
+
+
+def measure():
     runs = {(c, m): {"wall": [], "cpu": []} for c in CONFIGS for m in WORK}
+    bpf = {c: [0, 0, 0, 0.0] for c in CONFIGS}
     loads = []
     for r in range(ROUNDS):
         for config in CONFIGS:
@@ -42,17 +60,32 @@ def main():
             prof = common.start_profiler(config)
             try:
                 time.sleep(0.5)
+                b0 = bpf_snapshot(prof)
                 for _ in range(REPS):
                     for mode in WORK:
                         wall, cpu = run_workload(mode)
                         runs[(config, mode)]["wall"].append(wall)
                         runs[(config, mode)]["cpu"].append(cpu)
                     loads.append(common.loadavg())
+                b1 = bpf_snapshot(prof)
+                if b0 and b1:
+                    for i in range(4):
+                        bpf[config][i] += b1[i] - b0[i]
             finally:
                 if prof:
                     prof.stop()
     result = {"work": WORK, "rounds": ROUNDS, "reps": REPS,
               "loadavg_median": common.median(loads), "cells": {}}
+    # In-kernel cost of the BPF programs, exact where wall times drown in
+    # noise: ns per sampling-program run, and all the profiler's programs'
+    # time as a share of the machine's CPU while the workloads ran.
+    result["bpf"] = {}
+    for config, (ns, cnt, all_ns, secs) in bpf.items():
+        if cnt:
+            result["bpf"][config] = {
+                "sample_prog_ns_per_run": ns / cnt,
+                "sample_runs_per_s": cnt / secs,
+                "all_progs_cpu_share": all_ns / 1e9 / secs / os.cpu_count()}
     for mode in WORK:
         alone = runs[("alone", mode)]
         base_min = min(alone["wall"])
@@ -70,6 +103,11 @@ def main():
                 "cpu_slowdown_min": min(c) / min(alone["cpu"]) - 1,
                 "noise_floor": noise, "runs": len(w)}
     common.save("overhead", result)
+    for k, v in result["bpf"].items():
+        print("overhead %-9s BPF sampling program %.0f ns/run at %.0f runs/s; "
+              "all its programs %.3f%% of the machine's CPU"
+              % (k, v["sample_prog_ns_per_run"], v["sample_runs_per_s"],
+                 100 * v["all_progs_cpu_share"]))
     for k, v in result["cells"].items():
         print("overhead %-14s wall min %.3fs med %.3fs  slowdown min %+.2f%%"
               " med %+.2f%%  cpu-time slowdown %+.2f%%"

@@ -4,8 +4,7 @@
  *
  * Publishes raw stack batches (lib/wire.h) on the broker's input ENDPOINT
  * at RATE samples per second for SECONDS, BATCH samples per message, as
- * SENDER-bBB (one sender per bucket, see below). Stacks are drawn from a
- * fixed pool of 4096 distinct stacks whose
+ * SENDER. Stacks are drawn from a fixed pool of 4096 distinct stacks whose
  * user frames are real function offsets in the given OBJECTs (so the
  * symbolizer does real lookups) and whose kernel frames are real text
  * addresses from /proc/kallsyms. 256 pids spread over every bucket; a
@@ -254,13 +253,8 @@ int main(int argc, char **argv)
                               .objects = table, .nprocs = (uint32_t)np,
                               .procs = procs, .nsamples = (uint32_t)batch,
                               .samples = samples};
-        /* One sender name per bucket: the aggregator drops a batch whose
-         * (origin sender, origin seq) it has seen, whatever the bucket, so
-         * per-topic sequences from one sender would collide there. */
-        char bucket_sender[64];
-        snprintf(bucket_sender, sizeof bucket_sender, "%.50s-b%02u", sender,
-                 bucket);
-        wire_header_set(&b.hdr, bucket_sender, ++seq[bucket]);
+        /* Numbered per topic, as bus_next_seq does for the collector. */
+        wire_header_set(&b.hdr, sender, ++seq[bucket]);
         char topic[32];
         wire_sharded_topic(topic, sizeof topic, TOPIC_RAW_STACKS,
                            pids[bucket][0]);

@@ -52,6 +52,19 @@ def main():
             rows.append(("1 same, on the workload's CPU time", pct(cs),
                          "perf %s, bpftrace %s" % (pct(cp), pct(cb)), "",
                          "", ""))
+        b = ov.get("bpf", {})
+        if "skyprof" in b:
+            rows.append((
+                "1 in-kernel BPF cost per sample (bpf_stats), and all the "
+                "profiler's programs as a share of the machine's CPU",
+                "%.1f µs, %.3f%%" % (b["skyprof"]["sample_prog_ns_per_run"]
+                                      / 1e3,
+                                      100 * b["skyprof"]["all_progs_cpu_share"]),
+                "bpftrace %.1f µs, %.3f%%" % (
+                    b.get("bpftrace", {}).get("sample_prog_ns_per_run", 0)
+                    / 1e3,
+                    100 * b.get("bpftrace", {}).get("all_progs_cpu_share", 0)),
+                "", "", ""))
     ac = load("agentcost")
     if ac:
         cf = ac["configs"]
@@ -59,7 +72,8 @@ def main():
         peers = ", ".join("%s %.2f%%" % (k, 100 * cf[k]["cpu_per_s"])
                           for k in ("perf", "bpftrace") if k in cf)
         rows.append(("2 agent CPU, host-wide 100 Hz, %d sleepers + 1 busy "
-                     "process (%% of one core)" % ac["sleepers"],
+                     "process, host making %.0f processes/s (%% of one core)"
+                     % (ac["sleepers"], sk.get("host_forks_per_s", 0)),
                      "%.2f%%" % (100 * sk.get("cpu_per_s", 0)), peers,
                      "", "< 1%", verdict(sk.get("cpu_per_s", 1) < 0.01)))
         peers = ", ".join("%s %.0f MiB" % (k, cf[k]["rss_bytes"] / 2**20)
