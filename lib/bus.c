@@ -137,6 +137,19 @@ static int s_setopt_int(void *sock, int opt, int value, const char *name)
     return 0;
 }
 
+static void s_connectable(const char *endpoint, char *out, size_t size)
+{
+    static const char *const wildcards[] = {"tcp://*:", "tcp://0.0.0.0:"};
+    for (size_t i = 0; i < 2; i++) {
+        size_t n = strlen(wildcards[i]);
+        if (strncmp(endpoint, wildcards[i], n) == 0) {
+            snprintf(out, size, "tcp://127.0.0.1:%s", endpoint + n);
+            return;
+        }
+    }
+    snprintf(out, size, "%s", endpoint);
+}
+
 bus_t *bus_new(void *zmq_ctx, const bus_options_t *opts, stats_t *stats)
 {
     bus_t *self = calloc(1, sizeof *self);
@@ -169,11 +182,17 @@ bus_t *bus_new(void *zmq_ctx, const bus_options_t *opts, stats_t *stats)
         s_setopt_int(self->sub, ZMQ_RCVHWM, opts->recv_hwm, "RCVHWM") ||
         s_setopt_int(self->sub, ZMQ_LINGER, 0, "LINGER"))
         goto fail;
-    if (zmq_connect(self->pub, opts->in_endpoint) != 0) {
+    /* A wildcard bind address (the broker's own setting, tcp:// on all
+     * interfaces) cannot be connected to: reach it through loopback. */
+    char in_ep[512];
+    s_connectable(opts->in_endpoint, in_ep, sizeof in_ep);
+    if (zmq_connect(self->pub, in_ep) != 0) {
         log_error("bus: connect %s: %s", opts->in_endpoint, zmq_strerror(errno));
         goto fail;
     }
-    if (zmq_connect(self->sub, opts->out_endpoint) != 0) {
+    char out_ep[512];
+    s_connectable(opts->out_endpoint, out_ep, sizeof out_ep);
+    if (zmq_connect(self->sub, out_ep) != 0) {
         log_error("bus: connect %s: %s", opts->out_endpoint,
                   zmq_strerror(errno));
         goto fail;

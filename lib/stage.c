@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -192,8 +193,15 @@ stage_t *stage_new(const stage_desc_t *desc, int argc, char **argv,
         snprintf(self->instance, sizeof self->instance, "%s-%d", host,
                  (int)getpid());
     }
-    snprintf(self->sender, sizeof self->sender, "%s/%s", desc->name,
-             self->instance);
+    /* The sender names this process start, not just the replica: a stage
+     * restarted under the same instance name (a container keeps its
+     * hostname) numbers its messages from 1 again, and receivers must not
+     * take those for repeats of the previous run's. */
+    uint32_t nonce = 0;
+    if (getrandom(&nonce, sizeof nonce, GRND_NONBLOCK) != sizeof nonce)
+        nonce = (uint32_t)(now_mono_ns() ^ ((uint64_t)getpid() << 16));
+    snprintf(self->sender, sizeof self->sender, "%s/%.40s.%08x", desc->name,
+             self->instance, nonce);
 
     char in[512], out[512];
     stage_endpoints(self->cfg, in, sizeof in, out, sizeof out);
