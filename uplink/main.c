@@ -2,7 +2,11 @@
  * the processes the finders match, keeps them alive, asks for profiling
  * tasks (published on "task.request" for the policy-engine) and streams
  * the aggregator's per-task profiles ("agg.profile") to the OAP every
- * flush. With no core.backend.addr it idles and only serves counters. */
+ * flush. For continuous profiling it publishes the process entities
+ * ("proc.ids") and the OAP's policies ("policy.update"), reports the
+ * policy engine's triggers ("trigger.report") and sends its meters
+ * ("metric.continuous"). With no core.backend.addr it idles and only
+ * serves counters. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +117,8 @@ main(int argc, char **argv)
     if (uplink_active(self.uplink)) {
         if (bus_subscribe(self.stage->bus, TOPIC_PROC_EVENTS) != 0 ||
             bus_subscribe(self.stage->bus, TOPIC_AGG_PROFILE) != 0 ||
+            bus_subscribe(self.stage->bus, TOPIC_TRIGGER) != 0 ||
+            bus_subscribe(self.stage->bus, TOPIC_METERS) != 0 ||
             loop_add_socket(self.stage->loop,
                             bus_sub_socket(self.stage->bus), s_on_bus,
                             &self) != 0 ||

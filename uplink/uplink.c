@@ -12,9 +12,12 @@
 #include "Profiling.pb-c.h"
 #include "arena.h"
 #include "commands.h"
+#include "contproto.h"
 #include "databuf.h"
+#include "hash.h"
 #include "log.h"
 #include "oap_conn.h"
+#include "policybook.h"
 #include "proctable.h"
 #include "procscan.h"
 #include "profdata.h"
@@ -24,6 +27,9 @@
 #define M_KEEPALIVE "/skywalking.v3.EBPFProcessService/keepAlive"
 #define M_QUERY     "/skywalking.v3.EBPFProfilingService/queryTasks"
 #define M_COLLECT   "/skywalking.v3.EBPFProfilingService/collectProfilingData"
+#define M_POLICIES  "/skywalking.v3.ContinuousProfilingService/queryPolicies"
+#define M_TRIGGER   "/skywalking.v3.ContinuousProfilingService/reportProfilingTask"
+#define M_METERS    "/skywalking.v3.MeterReportService/collectBatch"
 
 /* Processes per reportProcesses/keepAlive call: keeps each request far
  * below the OAP's 4 MiB message limit on hosts with thousands of them. */
@@ -38,6 +44,9 @@
 /* Decoded bus messages are bounded by the wire limits; this caps what one
  * agg.profile batch may make us allocate. */
 #define UPLINK_ARENA_LIMIT    (64u << 20)
+/* Services named in one queryPolicies call (one per finder-rendered
+ * service name; far more than a host runs). */
+#define UPLINK_MAX_SERVICES   4096
 
 struct uplink {
     uplink_options_t opts;
@@ -63,6 +72,7 @@ struct uplink {
     uint64_t now;
     bool started;
     uint64_t next_heartbeat, next_check, next_flush, next_quick_report;
+    uint64_t next_policy, next_proc_ids;
     uint64_t round;
     bool full_report_due;
     uint64_t scan_gen;
@@ -74,13 +84,20 @@ struct uplink {
     uint64_t retry_at;
     bool auth_logged;
     int64_t latest_update_ms;
-    uint64_t seq;
+    uint64_t seq;                  /* task.request */
+    uint64_t seq_proc_ids, seq_policy;
+
+    policy_book_t *book;           /* service -> policy UUID */
+    uint64_t policy_round;
+    uint64_t proc_ids_hash;        /* state last published on proc.ids */
+    bool proc_ids_sent;
     log_ratelimit_t rl_input, rl_oap;
 
     stats_metric_t *m_bytes, *m_messages, *m_buffer_bytes, *m_buffer_dropped,
         *m_reconnects, *m_reported, *m_tasks, *m_cmd_invalid,
         *m_replies_invalid, *m_procs_dropped, *m_no_process, *m_processes,
-        *m_connected, *m_tasks_unmapped;
+        *m_connected, *m_tasks_unmapped, *m_policies, *m_triggers,
+        *m_meters_sent, *m_proc_ids;
 };
 
 /* ------------------------------------------------------------- options */
@@ -258,6 +275,30 @@ s_metrics(uplink_t *self)
                                     "processes matched by a finder");
     self->m_connected = stats_gauge(st, "connected", NULL,
                                     "1 when the last OAP call succeeded");
+    self->m_policies = stats_counter(
+        st, "policies_received", NULL,
+        "continuous-profiling policy documents published on policy.update");
+    self->m_triggers = stats_counter(
+        st, "triggers_reported", NULL,
+        "continuous-profiling triggers the OAP turned into a task");
+    self->m_meters_sent = stats_counter(st, "meters_sent", NULL,
+                                        "continuous-profiling meter values "
+                                        "sent with collectBatch");
+    self->m_proc_ids = stats_counter(st, "proc_ids_published", NULL,
+                                     "process entity states published on "
+                                     "proc.ids");
+}
+
+/* Counted drops of continuous-profiling input, by what went wrong. */
+static void
+s_count_drop(uplink_t *self, const char *what, const char *reason,
+             uint64_t n)
+{
+    char labels[64];
+    snprintf(labels, sizeof labels, "reason=\"%s\"", reason);
+    stats_add(stats_counter(self->stats, what, labels,
+                            "continuous-profiling input dropped, by reason"),
+              n);
 }
 
 uplink_t *
@@ -317,6 +358,7 @@ uplink_new(const uplink_options_t *opts, finder_set_t *finders,
     if (!(self->arena = arena_new(UPLINK_ARENA_LIMIT)) ||
         !(self->procs = proc_table_new(UPLINK_MAX_PROCS)) ||
         !(self->buf = databuf_new(o->buffer_size)) ||
+        !(self->book = policy_book_new(UPLINK_MAX_SERVICES)) ||
         !(self->symcheck = symcheck_new(o->debug_dir)))
         goto fail;
     if (*o->addr) {
@@ -352,6 +394,7 @@ uplink_destroy(uplink_t **self_p)
     symcheck_destroy(&self->symcheck);
     proc_table_destroy(&self->procs);
     databuf_destroy(&self->buf);
+    policy_book_destroy(&self->book);
     arena_destroy(&self->arena);
     finder_set_destroy(&self->finders);
     wire_buf_release(&self->out);
@@ -857,31 +900,38 @@ s_pid_of(void *arg, const char *process_id)
     return e ? e->pid : 0;
 }
 
-static void
-s_publish_tasks(uplink_t *self, const commands_tasks_t *ct)
+/* Publishes tasks on task.request. 0, or -1 when they were dropped. */
+static int
+s_publish_tasks(uplink_t *self, const wire_task_t *tasks, uint32_t ntasks)
 {
     wire_task_set_t set;
     memset(&set, 0, sizeof set);
     wire_header_set(&set.hdr, self->opts.sender, ++self->seq);
     set.generation = 0;
-    set.ntasks = ct->ntasks;
-    set.tasks = ct->tasks;
+    set.ntasks = ntasks;
+    set.tasks = tasks;
     wire_buf_reset(&self->out);
     if (wire_encode_task_set(&set, &self->out) != 0) {
         log_warn_rl(&self->rl_oap, "uplink: %u task(s) from the OAP break "
-                    "the wire bounds; dropped", ct->ntasks);
-        return;
+                    "the wire bounds; dropped", ntasks);
+        return -1;
     }
     if (self->opts.publish &&
         self->opts.publish(self->opts.cb_arg, TOPIC_TASK_REQUEST,
-                           self->out.data, self->out.len) != 0)
+                           self->out.data, self->out.len) != 0) {
         log_warn_rl(&self->rl_oap, "uplink: task.request dropped by the bus");
-    for (uint32_t i = 0; i < ct->ntasks; i++)
-        log_info("uplink: task %s (%s, %u process(es)) from the OAP",
-                 ct->tasks[i].task_id,
-                 ct->tasks[i].target == WIRE_TARGET_ON_CPU ? "ON_CPU" :
-                 ct->tasks[i].target == WIRE_TARGET_OFF_CPU ? "OFF_CPU" :
-                 "NETWORK", ct->tasks[i].npids);
+        return -1;
+    }
+    for (uint32_t i = 0; i < ntasks; i++)
+        log_info("uplink: task %s (%s, %s, %u process(es)) from the OAP",
+                 tasks[i].task_id,
+                 tasks[i].target == WIRE_TARGET_ON_CPU ? "ON_CPU" :
+                 tasks[i].target == WIRE_TARGET_OFF_CPU ? "OFF_CPU" :
+                 "NETWORK",
+                 tasks[i].trigger == WIRE_TRIGGER_CONTINUOUS ? "continuous"
+                                                             : "fixed time",
+                 tasks[i].npids);
+    return 0;
 }
 
 static int
@@ -913,7 +963,7 @@ s_query_tasks(uplink_t *self)
             stats_add(self->m_tasks_unmapped, ct.unmapped);
             if (ct.ntasks) {
                 stats_add(self->m_tasks, ct.ntasks);
-                s_publish_tasks(self, &ct);
+                s_publish_tasks(self, ct.tasks, ct.ntasks);
             }
             if (ct.next_update_ms > self->latest_update_ms)
                 self->latest_update_ms = ct.next_update_ms;
@@ -1046,6 +1096,364 @@ s_take_profiles(uplink_t *self, const wire_profile_batch_t *batch)
     stats_set(self->m_buffer_bytes, (double)databuf_bytes(self->buf));
 }
 
+/* ------------------------------------------------ continuous profiling */
+/* One ServiceWithPolicyJSON document from queryPolicies: checked for the
+ * shape we rely on, passed through unchanged on policy.update, and only
+ * then are its UUIDs recorded, so a document the bus dropped is asked for
+ * again at the next check instead of being lost. */
+static void
+s_on_policy(void *arg, const char *json)
+{
+    uplink_t *self = arg;
+    char err[256];
+    size_t len = strlen(json);
+    if (policy_book_learn(self->book, json, len, false, err,
+                          sizeof err) < 0) {
+        stats_inc(self->m_cmd_invalid);
+        log_warn_rl(&self->rl_oap, "uplink: policy command skipped: %s", err);
+        return;
+    }
+    wire_policy_update_t m;
+    memset(&m, 0, sizeof m);
+    wire_header_set(&m.hdr, self->opts.sender, self->seq_policy + 1);
+    m.json = json;
+    wire_buf_reset(&self->out);
+    if (wire_encode_policy_update(&m, &self->out) != 0) {
+        stats_inc(self->m_cmd_invalid);
+        log_warn_rl(&self->rl_oap, "uplink: policy document of %zu bytes "
+                    "is over the bus limit; skipped", len);
+        return;
+    }
+    if (!self->opts.publish ||
+        self->opts.publish(self->opts.cb_arg, TOPIC_POLICY_UPDATE,
+                           self->out.data, self->out.len) != 0) {
+        log_warn_rl(&self->rl_oap, "uplink: policy.update dropped by the "
+                    "bus; asking the OAP again next check");
+        return;
+    }
+    self->seq_policy++;
+    int n = policy_book_learn(self->book, json, len, true, err, sizeof err);
+    stats_inc(self->m_policies);
+    log_info("uplink: continuous-profiling policies of %d service(s) from "
+             "the OAP", n);
+}
+
+/* queryPolicies with every service this agent has processes for and the
+ * policy UUID it holds for each. 0, or -1 when the OAP went away. */
+static int
+s_query_policies(uplink_t *self)
+{
+    const char **services = NULL, **uuids = NULL;
+    int rc = 0;
+    if (self->now < self->next_policy)
+        return 0;
+    self->next_policy = self->now + self->opts.check_ms;
+    uint64_t round = ++self->policy_round;
+    proc_iter_t it = { 0, NULL };
+    proc_entry_t *e;
+    while ((e = proc_table_next(self->procs, &it))) {
+        if (e->exited)
+            continue;
+        if (policy_book_want(self->book, e->entity.service, round) != 0)
+            log_warn_rl(&self->rl_input, "uplink: more than %d services "
+                        "(or out of memory): no policy query for %s",
+                        UPLINK_MAX_SERVICES, e->entity.service);
+    }
+    policy_book_prune(self->book, round);
+    size_t n = policy_book_count(self->book);
+    if (!n)
+        goto cleanup;
+    services = calloc(n, sizeof *services);
+    uuids = calloc(n, sizeof *uuids);
+    if (!services || !uuids)
+        goto cleanup;
+    size_t cursor = 0, i = 0;
+    while (i < n && policy_book_next(self->book, &cursor, &services[i],
+                                     &uuids[i]))
+        i++;
+    size_t len;
+    if (contproto_encode_policy_query(services, uuids, i, &self->enc,
+                                      &self->enc_cap, &len) != 0)
+        goto cleanup;
+    oap_result_t r;
+    oap_conn_unary(self->conn, M_POLICIES, self->enc, len, &r);
+    s_call_t outcome = s_account(self, M_POLICIES, &r);
+    if (outcome == S_CALL_OK) {
+        uint32_t invalid = 0;
+        /* The strings the query pointed at may change while documents
+         * are applied; the query is packed already, so that is safe. */
+        if (contproto_each_policy(r.reply, r.reply_len, s_on_policy, self,
+                                  &invalid) != 0) {
+            stats_inc(self->m_replies_invalid);
+            log_warn_rl(&self->rl_oap, "uplink: queryPolicies reply is not "
+                        "a Commands message (%zu bytes)", r.reply_len);
+        }
+        stats_add(self->m_cmd_invalid, invalid);
+    }
+    oap_result_clear(&r);
+    rc = outcome == S_CALL_DOWN ? -1 : 0;
+cleanup:
+    free(services);
+    free(uuids);
+    return rc;
+}
+
+/* A policy fired for a process: reportProfilingTask, and the task the OAP
+ * names goes to the policy engine on task.request. No retry: a trigger
+ * that cannot be reported now is dropped (the policy engine keeps the
+ * process silenced either way, so retrying would only pile up). */
+static void
+s_take_trigger(uplink_t *self, const wire_trigger_t *t)
+{
+    proc_entry_t *e = proc_table_get(self->procs, t->pid);
+    if (!e || e->exited || !e->process_id) {
+        s_count_drop(self, "triggers_dropped", "unknown_process", 1);
+        log_warn_rl(&self->rl_input, "uplink: trigger for pid %u dropped: "
+                    "the OAP has no id for that process", t->pid);
+        return;
+    }
+    if (!s_may_call(self)) {
+        s_count_drop(self, "triggers_dropped", "oap_down", 1);
+        log_warn_rl(&self->rl_oap, "uplink: trigger for pid %u dropped: "
+                    "the OAP is unreachable", t->pid);
+        return;
+    }
+    if (strcmp(t->service, e->entity.service) != 0)
+        log_debug("uplink: trigger of pid %u names service %s, reported as "
+                  "%s", t->pid, t->service, e->entity.service);
+    size_t len;
+    if (contproto_encode_report(t, &e->entity, &self->enc, &self->enc_cap,
+                                &len) != 0) {
+        s_count_drop(self, "triggers_dropped", "no_memory", 1);
+        return;
+    }
+    oap_result_t r;
+    oap_conn_unary(self->conn, M_TRIGGER, self->enc, len, &r);
+    s_call_t outcome = s_account(self, M_TRIGGER, &r);
+    char task_id[WIRE_MAX_STR + 1];
+    int found = outcome == S_CALL_OK
+                    ? contproto_report_task_id(r.reply, r.reply_len, task_id,
+                                               sizeof task_id)
+                    : 1;
+    oap_result_clear(&r);
+    if (outcome != S_CALL_OK) {
+        s_count_drop(self, "triggers_dropped",
+                     outcome == S_CALL_DOWN ? "oap_down" : "rejected", 1);
+        return;
+    }
+    if (found != 0) {
+        stats_inc(found < 0 ? self->m_replies_invalid : self->m_cmd_invalid);
+        s_count_drop(self, "triggers_dropped", "no_task", 1);
+        log_warn_rl(&self->rl_oap, "uplink: reportProfilingTask for pid %u "
+                    "answered without a ContinuousProfilingReportTask "
+                    "TaskId", t->pid);
+        return;
+    }
+    uint64_t now_wall = now_wall_ms();
+    const char *process_id = e->process_id;
+    wire_task_t task = {
+        .task_id = task_id,
+        .target = t->target,
+        .trigger = WIRE_TRIGGER_CONTINUOUS,
+        .source = WIRE_SRC_OAP,
+        .start_ms = now_wall,
+        .duration_ms = t->duration_ms,
+        .update_ms = now_wall,
+        .npids = 1,
+        .pids = &t->pid,
+        .process_ids = &process_id,
+        .extension_json = "",
+    };
+    if (s_publish_tasks(self, &task, 1) != 0) {
+        s_count_drop(self, "triggers_dropped", "bus", 1);
+        return;
+    }
+    stats_inc(self->m_triggers);
+}
+
+/* Meters of one metric.continuous message, grouped by entity: the OAP
+ * takes service and instance from the first MeterData of a collection,
+ * so each (service, instance) gets a collection of its own in the one
+ * collectBatch stream. */
+typedef struct {
+    uplink_t *self;
+    const wire_meters_t *m;
+    uint32_t *order;               /* meter indices sorted by entity */
+    const proc_entry_t **entry;    /* per meter index */
+    size_t n, at, sent;
+    contproto_meter_t *scratch;
+} s_meter_stream_t;
+
+static s_meter_stream_t *s_sorting;   /* qsort has no argument */
+
+static int
+s_cmp_meter(const void *a, const void *b)
+{
+    uint32_t ia = *(const uint32_t *)a, ib = *(const uint32_t *)b;
+    const proc_entity_t *ea = &s_sorting->entry[ia]->entity;
+    const proc_entity_t *eb = &s_sorting->entry[ib]->entity;
+    int c = strcmp(ea->service, eb->service);
+    if (!c)
+        c = strcmp(ea->instance, eb->instance);
+    return c ? c : (ia > ib) - (ia < ib);
+}
+
+static int
+s_next_meters(void *arg, const void **data, size_t *len)
+{
+    s_meter_stream_t *st = arg;
+    if (st->at >= st->n)
+        return 0;
+    const proc_entity_t *first = &st->entry[st->order[st->at]]->entity;
+    size_t k = 0;
+    for (; st->at < st->n; st->at++, k++) {
+        uint32_t i = st->order[st->at];
+        const proc_entity_t *en = &st->entry[i]->entity;
+        if (strcmp(en->service, first->service) ||
+            strcmp(en->instance, first->instance))
+            break;
+        const wire_meter_t *x = &st->m->meters[i];
+        /* The OAP attaches the meters to its process entity by name and
+         * layer: use the names it was told in reportProcesses. */
+        st->scratch[k] = (contproto_meter_t){ x->name, x->value,
+                                              en->process, en->layer,
+                                              x->uri };
+    }
+    size_t mlen;
+    if (contproto_encode_meters(st->scratch, k, first->service,
+                                first->instance, (int64_t)st->m->ts_ms,
+                                &st->self->msg, &st->self->msg_cap,
+                                &mlen) != 0)
+        return -1;
+    st->sent += k;
+    *data = st->self->msg;
+    *len = mlen;
+    return 1;
+}
+
+static void
+s_take_meters(uplink_t *self, const wire_meters_t *m)
+{
+    s_meter_stream_t st = { self, m, NULL, NULL, 0, 0, 0, NULL };
+    if (!m->nmeters)
+        return;
+    if (!s_may_call(self)) {
+        s_count_drop(self, "meters_dropped", "oap_down", m->nmeters);
+        return;
+    }
+    st.order = calloc(m->nmeters, sizeof *st.order);
+    st.entry = calloc(m->nmeters, sizeof *st.entry);
+    st.scratch = calloc(m->nmeters, sizeof *st.scratch);
+    if (!st.order || !st.entry || !st.scratch) {
+        s_count_drop(self, "meters_dropped", "no_memory", m->nmeters);
+        goto cleanup;
+    }
+    size_t unknown = 0;
+    for (uint32_t i = 0; i < m->nmeters; i++) {
+        const proc_entry_t *e = proc_table_get(self->procs, m->meters[i].pid);
+        if (!e) {
+            unknown++;
+            continue;
+        }
+        st.entry[i] = e;
+        st.order[st.n++] = i;
+    }
+    if (unknown) {
+        s_count_drop(self, "meters_dropped", "unknown_process", unknown);
+        log_warn_rl(&self->rl_input, "uplink: %zu meter value(s) of "
+                    "processes not reported to the OAP dropped", unknown);
+    }
+    if (!st.n)
+        goto cleanup;
+    s_sorting = &st;
+    qsort(st.order, st.n, sizeof *st.order, s_cmp_meter);
+    s_sorting = NULL;
+    oap_result_t r;
+    oap_conn_stream(self->conn, M_METERS, s_next_meters, &st, &r);
+    s_call_t outcome = s_account(self, M_METERS, &r);
+    oap_result_clear(&r);
+    if (outcome == S_CALL_OK)
+        stats_add(self->m_meters_sent, st.n);
+    else
+        s_count_drop(self, "meters_dropped",
+                     outcome == S_CALL_DOWN ? "oap_down" : "rejected", st.n);
+cleanup:
+    free(st.order);
+    free(st.entry);
+    free(st.scratch);
+}
+
+/* Order-independent digest of what proc.ids would carry, so an unchanged
+ * table is not republished every tick. */
+static uint64_t
+s_proc_ids_digest(uplink_t *self, uint32_t *count)
+{
+    uint64_t sum = 0;
+    uint32_t n = 0;
+    proc_iter_t it = { 0, NULL };
+    proc_entry_t *e;
+    while ((e = proc_table_next(self->procs, &it))) {
+        if (e->exited)
+            continue;
+        uint64_t h = hash_mix64(e->pid);
+        h = hash_fnv1a(e->process_id ? e->process_id : "", h);
+        h = hash_fnv1a(e->entity.layer, h);
+        h = hash_fnv1a(e->entity.service, h);
+        h = hash_fnv1a(e->entity.instance, h);
+        h = hash_fnv1a(e->entity.process, h);
+        sum += hash_mix64(h);
+        n++;
+    }
+    *count = n;
+    return sum ^ hash_mix64(n);
+}
+
+/* proc.ids: the full state of the live processes reported to the OAP,
+ * when it changed or when force (the periodic republish, so a restarted
+ * policy engine converges). */
+static void
+s_publish_proc_ids(uplink_t *self, bool force)
+{
+    wire_proc_entity_t *ents = NULL;
+    uint32_t n;
+    uint64_t digest = s_proc_ids_digest(self, &n);
+    if (!force && self->proc_ids_sent && digest == self->proc_ids_hash)
+        return;
+    if (!(ents = calloc(n ? n : 1, sizeof *ents)))
+        goto cleanup;
+    uint32_t k = 0;
+    proc_iter_t it = { 0, NULL };
+    proc_entry_t *e;
+    while ((e = proc_table_next(self->procs, &it)) && k < n) {
+        if (e->exited)
+            continue;
+        ents[k++] = (wire_proc_entity_t){
+            e->pid, e->process_id ? e->process_id : "", e->entity.layer,
+            e->entity.service, e->entity.instance, e->entity.process };
+    }
+    wire_proc_ids_t m;
+    memset(&m, 0, sizeof m);
+    wire_header_set(&m.hdr, self->opts.sender, self->seq_proc_ids + 1);
+    m.nentities = k;
+    m.entities = ents;
+    wire_buf_reset(&self->out);
+    if (wire_encode_proc_ids(&m, &self->out) != 0) {
+        log_warn_rl(&self->rl_input, "uplink: proc.ids of %u processes "
+                    "breaks the wire bounds", k);
+        goto cleanup;
+    }
+    if (!self->opts.publish ||
+        self->opts.publish(self->opts.cb_arg, TOPIC_PROC_IDS, self->out.data,
+                           self->out.len) != 0)
+        goto cleanup;      /* digest unchanged: tried again next tick */
+    self->seq_proc_ids++;
+    self->proc_ids_hash = digest;
+    self->proc_ids_sent = true;
+    stats_inc(self->m_proc_ids);
+cleanup:
+    free(ents);
+}
+
 /* --------------------------------------------------------------- input */
 static void
 s_take_events(uplink_t *self, const wire_proc_events_t *m)
@@ -1105,6 +1513,26 @@ uplink_handle(uplink_t *self, const char *topic, const void *payload,
                                 m.hdr.seq);
         if (self->conn)
             s_take_profiles(self, &m);
+    } else if (!strcmp(topic, TOPIC_TRIGGER)) {
+        wire_trigger_t m;
+        if (wire_decode_trigger(payload, len, self->arena, &m, err,
+                                sizeof err) != 0)
+            goto bad;
+        if (self->opts.note_seq)
+            self->opts.note_seq(self->opts.cb_arg, topic, m.hdr.sender,
+                                m.hdr.seq);
+        if (self->conn)
+            s_take_trigger(self, &m);
+    } else if (!strcmp(topic, TOPIC_METERS)) {
+        wire_meters_t m;
+        if (wire_decode_meters(payload, len, self->arena, &m, err,
+                               sizeof err) != 0)
+            goto bad;
+        if (self->opts.note_seq)
+            self->opts.note_seq(self->opts.cb_arg, topic, m.hdr.sender,
+                                m.hdr.seq);
+        if (self->conn)
+            s_take_meters(self, &m);
     }
     rc = 0;
     goto cleanup;
@@ -1117,6 +1545,26 @@ cleanup:
 }
 
 /* ---------------------------------------------------------------- tick */
+/* The OAP calls that are due, in dependency order; stops at the first
+ * sign the OAP went away. */
+static void
+s_calls(uplink_t *self)
+{
+    if (!s_may_call(self))
+        return;
+    if (s_processes(self) != 0 || !s_may_call(self))
+        return;
+    if (s_query_tasks(self) != 0 || !s_may_call(self))
+        return;
+    if (s_query_policies(self) != 0 || !s_may_call(self))
+        return;
+    /* A call of this tick found the OAP back after a failure: re-report
+     * before sending data that names the processes. */
+    if (self->full_report_due && s_processes(self) != 0)
+        return;
+    s_flush(self);
+}
+
 void
 uplink_tick(uplink_t *self, uint64_t now_ms)
 {
@@ -1128,17 +1576,15 @@ uplink_tick(uplink_t *self, uint64_t now_ms)
         /* The first heartbeat, right now, scans /proc and reports. */
         self->next_heartbeat = now_ms;
         self->next_check = now_ms;
+        self->next_policy = now_ms;
         self->next_flush = now_ms + self->opts.flush_ms;
+        self->next_proc_ids = now_ms;
     }
-    if (!s_may_call(self))
-        return;
-    if (s_processes(self) != 0 || !s_may_call(self))
-        return;
-    if (s_query_tasks(self) != 0 || !s_may_call(self))
-        return;
-    /* A call of this tick found the OAP back after a failure: re-report
-     * before sending data that names the processes. */
-    if (self->full_report_due && s_processes(self) != 0)
-        return;
-    s_flush(self);
+    s_calls(self);
+    /* proc.ids goes out whether or not the OAP answers: the policy engine
+     * needs the pid -> service mapping either way. */
+    bool periodic = now_ms >= self->next_proc_ids;
+    if (periodic)
+        self->next_proc_ids = now_ms + self->opts.heartbeat_ms;
+    s_publish_proc_ids(self, periodic);
 }
