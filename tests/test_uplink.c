@@ -18,14 +18,19 @@
 #include <zmq.h>
 
 #include "Command.pb-c.h"
+#include "Continuous.pb-c.h"
+#include "Meter.pb-c.h"
 #include "Process.pb-c.h"
 #include "Profiling.pb-c.h"
 #include "bus.h"
+#include "log.h"
 #include "stats.h"
 #include "testutil.h"
 #include "uplink/commands.h"
+#include "uplink/contproto.h"
 #include "uplink/databuf.h"
 #include "uplink/finder.h"
+#include "uplink/policybook.h"
 #include "uplink/profdata.h"
 #include "uplink/symcheck.h"
 #include "uplink/uplink.h"
@@ -288,9 +293,47 @@ typedef struct {
 
 static capture_t s_captured;
 
+/* Everything else the uplink publishes (proc.ids, policy.update), newest
+ * kept per topic, with a count; refuse_policy makes policy.update fail as
+ * a full bus would. */
+typedef struct {
+    uint8_t *data;
+    size_t len;
+    size_t count;
+} topic_capture_t;
+
+static topic_capture_t s_proc_ids, s_policy;
+static bool s_refuse_policy;
+
+static int
+s_capture_topic(topic_capture_t *c, const void *data, size_t len)
+{
+    free(c->data);
+    c->data = malloc(len);
+    ck_assert_ptr_nonnull(c->data);
+    memcpy(c->data, data, len);
+    c->len = len;
+    c->count++;
+    return 0;
+}
+
+static void
+s_captures_clear(void)
+{
+    free(s_proc_ids.data);
+    free(s_policy.data);
+    memset(&s_proc_ids, 0, sizeof s_proc_ids);
+    memset(&s_policy, 0, sizeof s_policy);
+    s_refuse_policy = false;
+}
+
 static int
 s_capture(void *arg, const char *topic, const void *data, size_t len)
 {
+    if (!strcmp(topic, TOPIC_PROC_IDS))
+        return s_capture_topic(&s_proc_ids, data, len);
+    if (!strcmp(topic, TOPIC_POLICY_UPDATE))
+        return s_refuse_policy ? -1 : s_capture_topic(&s_policy, data, len);
     if (strcmp(topic, TOPIC_TASK_REQUEST) != 0 || s_captured.n == 16)
         return -1;
     s_captured.data[s_captured.n] = malloc(len);
@@ -308,8 +351,8 @@ typedef struct {
 } env_t;
 
 static uplink_t *
-s_uplink(env_t *e, const char *token, uint64_t buffer_size, bool scan,
-         const char *regex)
+s_uplink_instance(env_t *e, const char *token, uint64_t buffer_size,
+                  bool scan, const char *regex, const char *instance)
 {
     uplink_options_t o;
     uplink_options_defaults(&o);
@@ -322,13 +365,20 @@ s_uplink(env_t *e, const char *token, uint64_t buffer_size, bool scan,
     o.scan_proc = scan;
     o.publish = s_capture;
     finder_set_t *finders = finder_set_new();
-    finder_spec_t spec = { regex, "OS_LINUX", "svc-test",
-                           "{{.Rover.HostName}}",
+    finder_spec_t spec = { regex, "OS_LINUX", "svc-test", instance,
                            "{{.Process.ExeName}}-{{.Process.Pid}}", "a, b" };
     char err[256];
     ck_assert_msg(finder_set_add(finders, &spec, err, sizeof err) == 0, "%s",
                   err);
     return uplink_new(&o, finders, e->stats);
+}
+
+static uplink_t *
+s_uplink(env_t *e, const char *token, uint64_t buffer_size, bool scan,
+         const char *regex)
+{
+    return s_uplink_instance(e, token, buffer_size, scan, regex,
+                             "{{.Rover.HostName}}");
 }
 
 static void
@@ -359,6 +409,7 @@ s_env_stop(env_t *e)
     for (size_t i = 0; i < s_captured.n; i++)
         free(s_captured.data[i]);
     memset(&s_captured, 0, sizeof s_captured);
+    s_captures_clear();
 }
 
 static double
@@ -1645,6 +1696,787 @@ START_TEST(test_hour_of_flushes_100_processes)
 }
 END_TEST
 
+/* ============================================== continuous profiling */
+static void
+s_set_status(const fake_t *f, const char *method, const char *code)
+{
+    char dir[512], path[600];
+    snprintf(dir, sizeof dir, "%s/status", f->dir);
+    mkdir(dir, 0700);
+    snprintf(path, sizeof path, "%s/%s", dir, method);
+    if (!code) {
+        unlink(path);
+        return;
+    }
+    FILE *fp = fopen(path, "w");
+    ck_assert_ptr_nonnull(fp);
+    fputs(code, fp);
+    fclose(fp);
+}
+
+static size_t
+s_request_count(const fake_t *f, const char *method)
+{
+    char **names;
+    size_t n = s_requests(f, method, &names);
+    s_free_names(names, n);
+    return n;
+}
+
+START_TEST(test_policy_book)
+{
+    policy_book_t *book = policy_book_new(3);
+    ck_assert_ptr_nonnull(book);
+    ck_assert_int_eq(policy_book_want(book, "a", 1), 0);
+    ck_assert_int_eq(policy_book_want(book, "b", 1), 0);
+    ck_assert_int_eq(policy_book_want(book, "a", 1), 0);
+    ck_assert_uint_eq(policy_book_count(book), 2);
+    ck_assert_str_eq(policy_book_uuid(book, "a"), "");
+    ck_assert_ptr_null(policy_book_uuid(book, "zz"));
+
+    char err[256];
+    const char *doc = "[{\"ServiceName\":\"a\",\"UUID\":\"u-a\",\"Profiling\":"
+                      "{\"ON_CPU\":{\"PROCESS_CPU\":{\"Threshold\":\"10\","
+                      "\"Period\":10,\"Count\":3}}}},"
+                      "{\"ServiceName\":\"not-asked\",\"UUID\":\"u-x\"}]";
+    /* A check changes nothing; applying records only services asked. */
+    ck_assert_int_eq(policy_book_learn(book, doc, strlen(doc), false, err,
+                                       sizeof err), 2);
+    ck_assert_str_eq(policy_book_uuid(book, "a"), "");
+    ck_assert_int_eq(policy_book_learn(book, doc, strlen(doc), true, err,
+                                       sizeof err), 2);
+    ck_assert_str_eq(policy_book_uuid(book, "a"), "u-a");
+    ck_assert_str_eq(policy_book_uuid(book, "b"), "");
+    ck_assert_ptr_null(policy_book_uuid(book, "not-asked"));
+
+    /* A deleted policy comes back with no UUID. */
+    const char *del = "[{\"ServiceName\":\"a\",\"UUID\":\"\"}]";
+    ck_assert_int_eq(policy_book_learn(book, del, strlen(del), true, err,
+                                       sizeof err), 1);
+    ck_assert_str_eq(policy_book_uuid(book, "a"), "");
+
+    /* Malformed documents fail whole, with a reason, recording nothing. */
+    const char *bad[] = {
+        "{\"ServiceName\":\"a\"}", "[{\"ServiceName\":\"b\",\"UUID\":\"u\"}",
+        "[{\"ServiceName\":\"b\",\"UUID\":\"u\"},{\"UUID\":\"v\"}]",
+        "[{\"ServiceName\":\"b\",\"UUID\":7}]", "[1]", "",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        ck_assert_int_eq(policy_book_learn(book, bad[i], strlen(bad[i]), true,
+                                           err, sizeof err), -1);
+        ck_assert_msg(err[0] != '\0', "no reason for %s", bad[i]);
+        ck_assert_str_eq(policy_book_uuid(book, "b"), "");
+    }
+
+    /* Bounded, and pruned to the services of the current round. */
+    ck_assert_int_eq(policy_book_want(book, "c", 1), 0);
+    ck_assert_int_eq(policy_book_want(book, "d", 1), -1);
+    ck_assert_int_eq(policy_book_want(book, "b", 2), 0);
+    policy_book_prune(book, 2);
+    ck_assert_uint_eq(policy_book_count(book), 1);
+    ck_assert_ptr_null(policy_book_uuid(book, "a"));
+    size_t cursor = 0;
+    const char *svc, *uuid;
+    ck_assert(policy_book_next(book, &cursor, &svc, &uuid));
+    ck_assert_str_eq(svc, "b");
+    ck_assert(!policy_book_next(book, &cursor, &svc, &uuid));
+
+    /* Many services: the index grows and prunes stay consistent. */
+    char name[32];
+    policy_book_destroy(&book);
+    book = policy_book_new(5000);
+    for (int i = 0; i < 3000; i++) {
+        snprintf(name, sizeof name, "svc-%d", i);
+        ck_assert_int_eq(policy_book_want(book, name, (uint64_t)(i % 2) + 1),
+                         0);
+    }
+    policy_book_prune(book, 2);
+    ck_assert_uint_eq(policy_book_count(book), 1500);
+    for (int i = 0; i < 3000; i++) {
+        snprintf(name, sizeof name, "svc-%d", i);
+        if (i % 2)
+            ck_assert_str_eq(policy_book_uuid(book, name), "");
+        else
+            ck_assert_ptr_null(policy_book_uuid(book, name));
+    }
+    policy_book_destroy(&book);
+    policy_book_destroy(&book);
+}
+END_TEST
+
+static Skywalking__V3__ContinuousProfilingReport *
+s_unpack_report(const uint8_t *buf, size_t len)
+{
+    Skywalking__V3__ContinuousProfilingReport *r =
+        skywalking__v3__continuous_profiling_report__unpack(NULL, len, buf);
+    ck_assert_ptr_nonnull(r);
+    return r;
+}
+
+START_TEST(test_contproto_shapes)
+{
+    char *labels[] = { "l" };
+    proc_entity_t en = { "OS_LINUX", "svc", "inst", "proc-a", labels, 1 };
+    wire_cause_t causes[] = {
+        { 0, 10.0, 55.5, "", "" },
+        { 3, 15.0, 40.0, "/api.*", "" },
+        { 4, 100.0, 250.0, "", "/x" },
+        { 3, 15.0, 30.0, "/api.*", "" },
+        { 1, 50.0, 80.0, "", "" },
+    };
+    wire_trigger_t t;
+    memset(&t, 0, sizeof t);
+    t.pid = 42;
+    t.target = WIRE_TARGET_NETWORK;
+    t.duration_ms = 60500;
+    t.service = "svc";
+    t.ncauses = 5;
+    t.causes = causes;
+    uint8_t *buf = NULL;
+    size_t cap = 0, len = 0;
+    ck_assert_int_eq(contproto_encode_report(&t, &en, &buf, &cap, &len), 0);
+    Skywalking__V3__ContinuousProfilingReport *r = s_unpack_report(buf, len);
+    ck_assert_str_eq(r->layer, "OS_LINUX");
+    ck_assert_str_eq(r->servicename, "svc");
+    ck_assert_str_eq(r->instancename, "inst");
+    ck_assert_str_eq(r->processname, "proc-a");
+    ck_assert_int_eq(r->duration, 61);           /* rounded up */
+    ck_assert_uint_eq(r->n_causes, 5);
+    ck_assert_int_eq(r->causes[0]->type, 0);
+    ck_assert_int_eq(r->causes[0]->cause_case,
+        SKYWALKING__V3__CONTINUOUS_PROFILING_CAUSE__CAUSE_SINGLE_VALUE);
+    ck_assert(r->causes[0]->singlevalue->threshold == 10.0);
+    ck_assert(r->causes[0]->singlevalue->current == 55.5);
+    ck_assert_int_eq(r->causes[1]->type, 3);
+    ck_assert_int_eq(r->causes[1]->cause_case,
+                     SKYWALKING__V3__CONTINUOUS_PROFILING_CAUSE__CAUSE_URI);
+    ck_assert_int_eq(r->causes[1]->uri->uri_case,
+                     SKYWALKING__V3__CONTINUOUS_PROFILING_URICAUSE__URI_REGEX);
+    ck_assert_str_eq(r->causes[1]->uri->regex, "/api.*");
+    ck_assert(r->causes[1]->uri->current == 40.0);
+    ck_assert_int_eq(r->causes[2]->uri->uri_case,
+                     SKYWALKING__V3__CONTINUOUS_PROFILING_URICAUSE__URI_PATH);
+    ck_assert_str_eq(r->causes[2]->uri->path, "/x");
+    ck_assert(r->causes[2]->uri->threshold == 100.0);
+    ck_assert_int_eq(r->causes[4]->type, 1);
+    ck_assert(r->causes[4]->singlevalue->current == 80.0);
+    ck_assert_int_eq(r->target_task_case,
+        SKYWALKING__V3__CONTINUOUS_PROFILING_REPORT__TARGET_TASK_NETWORK);
+    /* The distinct regexes the HTTP causes watched. */
+    ck_assert_uint_eq(r->network->n_samplinguriregexes, 1);
+    ck_assert_str_eq(r->network->samplinguriregexes[0], "/api.*");
+    skywalking__v3__continuous_profiling_report__free_unpacked(r, NULL);
+
+    t.target = WIRE_TARGET_OFF_CPU;
+    t.duration_ms = 30000;
+    t.ncauses = 1;
+    ck_assert_int_eq(contproto_encode_report(&t, &en, &buf, &cap, &len), 0);
+    r = s_unpack_report(buf, len);
+    ck_assert_int_eq(r->duration, 30);
+    ck_assert_int_eq(r->target_task_case,
+        SKYWALKING__V3__CONTINUOUS_PROFILING_REPORT__TARGET_TASK_OFF_CPU);
+    skywalking__v3__continuous_profiling_report__free_unpacked(r, NULL);
+    t.target = WIRE_TARGET_ON_CPU;
+    ck_assert_int_eq(contproto_encode_report(&t, &en, &buf, &cap, &len), 0);
+    r = s_unpack_report(buf, len);
+    ck_assert_int_eq(r->target_task_case,
+        SKYWALKING__V3__CONTINUOUS_PROFILING_REPORT__TARGET_TASK_ON_CPU);
+    skywalking__v3__continuous_profiling_report__free_unpacked(r, NULL);
+
+    /* Meters: labels, and the entity on the first MeterData only. */
+    contproto_meter_t ms[] = {
+        { "rover_con_p_process_cpu", 12.5, "proc-a", "OS_LINUX", "" },
+        { "rover_con_p_http_error_rate", 3.0, "proc-a", "OS_LINUX", "/api" },
+    };
+    ck_assert_int_eq(contproto_encode_meters(ms, 2, "svc", "inst",
+                                             1700000000123, &buf, &cap, &len),
+                     0);
+    Skywalking__V3__MeterDataCollection *col =
+        skywalking__v3__meter_data_collection__unpack(NULL, len, buf);
+    ck_assert_ptr_nonnull(col);
+    ck_assert_uint_eq(col->n_meterdata, 2);
+    ck_assert_str_eq(col->meterdata[0]->service, "svc");
+    ck_assert_str_eq(col->meterdata[0]->serviceinstance, "inst");
+    ck_assert_int_eq(col->meterdata[0]->timestamp, 1700000000123);
+    ck_assert_str_eq(col->meterdata[1]->service, "");
+    ck_assert_int_eq(col->meterdata[1]->timestamp, 0);
+    const Skywalking__V3__MeterSingleValue *v = col->meterdata[0]->singlevalue;
+    ck_assert_str_eq(v->name, "rover_con_p_process_cpu");
+    ck_assert(v->value == 12.5);
+    ck_assert_uint_eq(v->n_labels, 2);
+    ck_assert_str_eq(v->labels[0]->name, "process_name");
+    ck_assert_str_eq(v->labels[0]->value, "proc-a");
+    ck_assert_str_eq(v->labels[1]->name, "layer");
+    v = col->meterdata[1]->singlevalue;
+    ck_assert_uint_eq(v->n_labels, 3);
+    ck_assert_str_eq(v->labels[2]->name, "uri");
+    ck_assert_str_eq(v->labels[2]->value, "/api");
+    skywalking__v3__meter_data_collection__free_unpacked(col, NULL);
+
+    /* Replies: the TaskId, or why not. */
+    char id[64];
+    cmd_spec_t ok[] = {
+        { "SomethingElse", { "TaskId", "nope", NULL } },
+        { "ContinuousProfilingReportTask",
+          { "SerialNumber", "s", "TaskId", "t-1", NULL } },
+    };
+    size_t rlen;
+    uint8_t *reply = s_commands(ok, 2, &rlen);
+    ck_assert_int_eq(contproto_report_task_id(reply, rlen, id, sizeof id), 0);
+    ck_assert_str_eq(id, "t-1");
+    free(reply);
+    cmd_spec_t no_id[] = {
+        { "ContinuousProfilingReportTask", { "SerialNumber", "s", NULL } },
+        { "ContinuousProfilingReportTask", { "TaskId", "", NULL } },
+    };
+    reply = s_commands(no_id, 2, &rlen);
+    ck_assert_int_eq(contproto_report_task_id(reply, rlen, id, sizeof id), 1);
+    free(reply);
+    ck_assert_int_eq(contproto_report_task_id(NULL, 0, id, sizeof id), 1);
+    static const uint8_t garbage[] = { 0x0a, 0xff, 0xff, 0xff, 0x0f, 0x01 };
+    ck_assert_int_eq(contproto_report_task_id(garbage, sizeof garbage, id,
+                                              sizeof id), -1);
+    free(buf);
+}
+END_TEST
+
+static int
+s_decode_proc_ids(arena_t *arena, wire_proc_ids_t *m)
+{
+    char err[256];
+    ck_assert_uint_gt(s_proc_ids.count, 0);
+    int rc = wire_decode_proc_ids(s_proc_ids.data, s_proc_ids.len, arena, m,
+                                  err, sizeof err);
+    ck_assert_msg(rc == 0, "%s", err);
+    return rc;
+}
+
+START_TEST(test_proc_ids_published)
+{
+    if (!s_python_grpc_ok("test_proc_ids_published"))
+        return;
+    env_t e;
+    s_env_start(&e, NULL, NULL, 4u << 20);
+    uplink_tick(e.up, e.now);
+    ck_assert_uint_eq(s_proc_ids.count, 1);
+    arena_t *arena = arena_new(0);
+    wire_proc_ids_t m;
+    s_decode_proc_ids(arena, &m);
+    ck_assert_str_eq(m.hdr.sender, "uplink/test");
+    ck_assert_uint_eq(m.hdr.seq, 1);
+    ck_assert_uint_eq(m.nentities, NPROCS);
+    char host[256];
+    gethostname(host, sizeof host);
+    for (uint32_t i = 0; i < m.nentities; i++) {
+        const wire_proc_entity_t *en = &m.entities[i];
+        ck_assert(s_is_our_pid(&e.procs, (int32_t)en->pid));
+        char want[64];
+        snprintf(want, sizeof want, "proc-%u", en->pid);
+        ck_assert_str_eq(en->process_id, want);
+        ck_assert_str_eq(en->layer, "OS_LINUX");
+        ck_assert_str_eq(en->service, "svc-test");
+        ck_assert_str_eq(en->instance, host);
+        snprintf(want, sizeof want, "test_uplink-%u", en->pid);
+        ck_assert_str_eq(en->process_name, want);
+    }
+
+    /* Nothing changed: nothing republished until the heartbeat. */
+    e.now += 1000;
+    uplink_tick(e.up, e.now);
+    e.now += 1000;
+    uplink_tick(e.up, e.now);
+    ck_assert_uint_eq(s_proc_ids.count, 1);
+    e.now += 20000;
+    uplink_tick(e.up, e.now);
+    ck_assert_uint_eq(s_proc_ids.count, 2);
+    arena_reset(arena);
+    s_decode_proc_ids(arena, &m);
+    ck_assert_uint_eq(m.hdr.seq, 2);
+    ck_assert_uint_eq(m.nentities, NPROCS);
+
+    /* A process that exits is gone from the next state. */
+    pid_t gone = e.procs.pids[1];
+    kill(gone, SIGKILL);
+    waitpid(gone, NULL, 0);
+    e.procs.pids[1] = -1;
+    wire_proc_event_t ev = { WIRE_PROC_EXIT, (uint32_t)gone, 1, 0, 1, "x",
+                             "", "", "" };
+    wire_proc_events_t pe;
+    memset(&pe, 0, sizeof pe);
+    wire_header_set(&pe.hdr, "collector/test", 1);
+    pe.nevents = 1;
+    pe.events = &ev;
+    wire_buf_t buf;
+    wire_buf_init(&buf);
+    ck_assert_int_eq(wire_encode_proc_events(&pe, &buf), 0);
+    ck_assert_int_eq(uplink_handle(e.up, TOPIC_PROC_EVENTS, buf.data, buf.len,
+                                   e.now), 0);
+    wire_buf_release(&buf);
+    e.now += 1000;
+    uplink_tick(e.up, e.now);
+    ck_assert_uint_eq(s_proc_ids.count, 3);
+    arena_reset(arena);
+    s_decode_proc_ids(arena, &m);
+    ck_assert_uint_eq(m.nentities, NPROCS - 1);
+    for (uint32_t i = 0; i < m.nentities; i++)
+        ck_assert_uint_ne(m.entities[i].pid, (uint32_t)gone);
+
+    /* The OAP away: the state is still published on the heartbeat. */
+    s_fake_kill(&e.fake, SIGKILL);
+    e.now += 20000;
+    uplink_tick(e.up, e.now);
+    ck_assert_uint_eq(s_proc_ids.count, 4);
+    ck_assert(s_metric(&e, "proc_ids_published", NULL) == 4);
+    arena_destroy(&arena);
+    s_env_stop(&e);
+}
+END_TEST
+
+static uint8_t *
+s_policy_reply(const char *json, size_t *len)
+{
+    cmd_spec_t specs[] = {
+        { "ContinuousProfilingPolicyQuery",
+          { "SerialNumber", "s-1", "ServiceWithPolicyJSON", json, NULL } },
+    };
+    return s_commands(specs, 1, len);
+}
+
+/* The (service, uuid) pairs of the newest queryPolicies request. */
+static Skywalking__V3__ContinuousProfilingPolicyQuery *
+s_last_policy_query(env_t *e)
+{
+    size_t len;
+    uint8_t *raw = s_last_request(&e->fake, "queryPolicies", &len);
+    ck_assert_ptr_nonnull(raw);
+    Skywalking__V3__ContinuousProfilingPolicyQuery *q =
+        skywalking__v3__continuous_profiling_policy_query__unpack(NULL, len,
+                                                                   raw);
+    free(raw);
+    ck_assert_ptr_nonnull(q);
+    return q;
+}
+
+START_TEST(test_policies_query_and_update)
+{
+    if (!s_python_grpc_ok("test_policies_query_and_update"))
+        return;
+    env_t e;
+    s_env_start(&e, NULL, NULL, 4u << 20);
+    uplink_tick(e.up, e.now);
+    Skywalking__V3__ContinuousProfilingPolicyQuery *q = s_last_policy_query(&e);
+    ck_assert_uint_eq(q->n_policies, 1);        /* one service, 3 procs */
+    ck_assert_str_eq(q->policies[0]->servicename, "svc-test");
+    ck_assert_str_eq(q->policies[0]->uuid, "");
+    skywalking__v3__continuous_profiling_policy_query__free_unpacked(q, NULL);
+    ck_assert_uint_eq(s_policy.count, 0);       /* empty reply: no change */
+
+    const char *json =
+        "[{\"ServiceName\":\"svc-test\",\"UUID\":\"uuid-1\",\"Profiling\":"
+        "{\"ON_CPU\":{\"PROCESS_CPU\":{\"Threshold\":\"10\",\"Period\":10,"
+        "\"Count\":3}},\"NETWORK\":{\"HTTP_ERROR_RATE\":{\"Threshold\":\"15\","
+        "\"Period\":10,\"Count\":3,\"URIList\":[\"/a\"],\"URIRegex\":\"\"}}}}]";
+    size_t len;
+    uint8_t *reply = s_policy_reply(json, &len);
+    s_write_reply(&e.fake, "queryPolicies", 1, reply, len);
+    free(reply);
+    e.now += 10000;
+    uplink_tick(e.up, e.now);
+    ck_assert_uint_eq(s_policy.count, 1);
+    arena_t *arena = arena_new(0);
+    wire_policy_update_t pu;
+    char err[256];
+    ck_assert_int_eq(wire_decode_policy_update(s_policy.data, s_policy.len,
+                                               arena, &pu, err, sizeof err),
+                     0);
+    ck_assert_str_eq(pu.json, json);           /* unchanged */
+    ck_assert_uint_eq(pu.hdr.seq, 1);
+    ck_assert(s_metric(&e, "policies_received", NULL) == 1);
+
+    /* The next query carries the UUID received. */
+    e.now += 10000;
+    uplink_tick(e.up, e.now);
+    q = s_last_policy_query(&e);
+    ck_assert_uint_eq(q->n_policies, 1);
+    ck_assert_str_eq(q->policies[0]->uuid, "uuid-1");
+    skywalking__v3__continuous_profiling_policy_query__free_unpacked(q, NULL);
+    ck_assert_uint_eq(s_policy.count, 1);
+
+    /* A malformed document is counted and changes nothing. */
+    double invalid0 = s_metric(&e, "commands_invalid", NULL);
+    reply = s_policy_reply("[{\"ServiceName\":\"svc-test\",\"UUID\":", &len);
+    s_write_reply(&e.fake, "queryPolicies", 1, reply, len);
+    free(reply);
+    e.now += 10000;
+    uplink_tick(e.up, e.now);
+    ck_assert(s_metric(&e, "commands_invalid", NULL) == invalid0 + 1);
+    ck_assert_uint_eq(s_policy.count, 1);
+    ck_assert(uplink_connected(e.up));
+
+    /* A document the bus refused is not recorded: asked for again. */
+    const char *json2 = "[{\"ServiceName\":\"svc-test\",\"UUID\":\"uuid-2\","
+                        "\"Profiling\":{}}]";
+    reply = s_policy_reply(json2, &len);
+    s_write_reply(&e.fake, "queryPolicies", 1, reply, len);
+    free(reply);
+    s_refuse_policy = true;
+    e.now += 10000;
+    uplink_tick(e.up, e.now);
+    s_refuse_policy = false;
+    e.now += 10000;
+    uplink_tick(e.up, e.now);
+    q = s_last_policy_query(&e);
+    ck_assert_str_eq(q->policies[0]->uuid, "uuid-1");
+    skywalking__v3__continuous_profiling_policy_query__free_unpacked(q, NULL);
+
+    /* Deleted: UUID "" comes back, is passed on, and is what we ask with. */
+    const char *del = "[{\"ServiceName\":\"svc-test\",\"UUID\":\"\"}]";
+    reply = s_policy_reply(del, &len);
+    s_write_reply(&e.fake, "queryPolicies", 1, reply, len);
+    free(reply);
+    e.now += 10000;
+    uplink_tick(e.up, e.now);
+    ck_assert_uint_eq(s_policy.count, 2);
+    arena_reset(arena);
+    ck_assert_int_eq(wire_decode_policy_update(s_policy.data, s_policy.len,
+                                               arena, &pu, err, sizeof err),
+                     0);
+    ck_assert_str_eq(pu.json, del);
+    ck_assert_uint_eq(pu.hdr.seq, 2);
+    e.now += 10000;
+    uplink_tick(e.up, e.now);
+    q = s_last_policy_query(&e);
+    ck_assert_str_eq(q->policies[0]->uuid, "");
+    skywalking__v3__continuous_profiling_policy_query__free_unpacked(q, NULL);
+    arena_destroy(&arena);
+    s_env_stop(&e);
+}
+END_TEST
+
+static int
+s_handle_trigger(env_t *e, uint32_t pid, uint8_t target, uint64_t duration_ms,
+                 const wire_cause_t *causes, uint32_t ncauses)
+{
+    static uint64_t seq;
+    wire_trigger_t t;
+    memset(&t, 0, sizeof t);
+    wire_header_set(&t.hdr, "policy/test", ++seq);
+    t.pid = pid;
+    t.target = target;
+    t.duration_ms = duration_ms;
+    t.service = "svc-test";
+    t.ncauses = ncauses;
+    t.causes = causes;
+    wire_buf_t buf;
+    wire_buf_init(&buf);
+    ck_assert_int_eq(wire_encode_trigger(&t, &buf), 0);
+    int rc = uplink_handle(e->up, TOPIC_TRIGGER, buf.data, buf.len, e->now);
+    wire_buf_release(&buf);
+    return rc;
+}
+
+static void
+s_write_task_reply(env_t *e, const char *task_id, int once)
+{
+    cmd_spec_t specs[] = {
+        { "ContinuousProfilingReportTask",
+          { "SerialNumber", "s-9", "TaskId", task_id, NULL } },
+    };
+    size_t len;
+    uint8_t *reply = s_commands(specs, 1, &len);
+    s_write_reply(&e->fake, "reportProfilingTask", once, reply, len);
+    free(reply);
+}
+
+START_TEST(test_trigger_report_to_task)
+{
+    if (!s_python_grpc_ok("test_trigger_report_to_task"))
+        return;
+    env_t e;
+    s_env_start(&e, NULL, NULL, 4u << 20);
+    uplink_tick(e.up, e.now);
+    uint32_t pid = (uint32_t)e.procs.pids[1];
+    s_write_task_reply(&e, "cont-task-1", 1);
+    wire_cause_t causes[] = {
+        { 0, 10.0, 55.5, "", "" },
+        { 3, 15.0, 40.0, "/api.*", "" },
+    };
+    uint64_t before = now_wall_ms();
+    ck_assert_int_eq(s_handle_trigger(&e, pid, WIRE_TARGET_NETWORK, 60000,
+                                      causes, 2), 0);
+    uint64_t after = now_wall_ms();
+
+    size_t len;
+    uint8_t *raw = s_last_request(&e.fake, "reportProfilingTask", &len);
+    ck_assert_ptr_nonnull(raw);
+    Skywalking__V3__ContinuousProfilingReport *r = s_unpack_report(raw, len);
+    free(raw);
+    char host[256], want[64];
+    gethostname(host, sizeof host);
+    snprintf(want, sizeof want, "test_uplink-%u", pid);
+    ck_assert_str_eq(r->layer, "OS_LINUX");
+    ck_assert_str_eq(r->servicename, "svc-test");
+    ck_assert_str_eq(r->instancename, host);
+    ck_assert_str_eq(r->processname, want);
+    ck_assert_int_eq(r->duration, 60);
+    ck_assert_uint_eq(r->n_causes, 2);
+    ck_assert(r->causes[0]->singlevalue->threshold == 10.0);
+    ck_assert(r->causes[0]->singlevalue->current == 55.5);
+    ck_assert_int_eq(r->causes[1]->type, 3);
+    ck_assert_str_eq(r->causes[1]->uri->regex, "/api.*");
+    ck_assert(r->causes[1]->uri->current == 40.0);
+    ck_assert_int_eq(r->target_task_case,
+        SKYWALKING__V3__CONTINUOUS_PROFILING_REPORT__TARGET_TASK_NETWORK);
+    ck_assert_uint_eq(r->network->n_samplinguriregexes, 1);
+    skywalking__v3__continuous_profiling_report__free_unpacked(r, NULL);
+
+    /* The OAP's task goes to the policy engine. */
+    ck_assert_uint_eq(s_captured.n, 1);
+    arena_t *arena = arena_new(0);
+    wire_task_set_t set;
+    char err[256];
+    ck_assert_int_eq(wire_decode_task_set(s_captured.data[0],
+                                          s_captured.len[0], arena, &set,
+                                          err, sizeof err), 0);
+    ck_assert_uint_eq(set.ntasks, 1);
+    const wire_task_t *t = &set.tasks[0];
+    ck_assert_str_eq(t->task_id, "cont-task-1");
+    ck_assert_uint_eq(t->target, WIRE_TARGET_NETWORK);
+    ck_assert_uint_eq(t->trigger, WIRE_TRIGGER_CONTINUOUS);
+    ck_assert_uint_eq(t->source, WIRE_SRC_OAP);
+    ck_assert_uint_eq(t->duration_ms, 60000);
+    ck_assert_uint_ge(t->start_ms, before);
+    ck_assert_uint_le(t->start_ms, after);
+    ck_assert_uint_eq(t->npids, 1);
+    ck_assert_uint_eq(t->pids[0], pid);
+    ck_assert_ptr_nonnull(t->process_ids);
+    snprintf(want, sizeof want, "proc-%u", pid);
+    ck_assert_str_eq(t->process_ids[0], want);
+    ck_assert(s_metric(&e, "triggers_reported", NULL) == 1);
+
+    /* An on-CPU trigger: its own target and duration. */
+    s_write_task_reply(&e, "cont-task-2", 1);
+    ck_assert_int_eq(s_handle_trigger(&e, pid, WIRE_TARGET_ON_CPU, 5000,
+                                      causes, 1), 0);
+    ck_assert_uint_eq(s_captured.n, 2);
+    arena_reset(arena);
+    ck_assert_int_eq(wire_decode_task_set(s_captured.data[1],
+                                          s_captured.len[1], arena, &set,
+                                          err, sizeof err), 0);
+    ck_assert_str_eq(set.tasks[0].task_id, "cont-task-2");
+    ck_assert_uint_eq(set.tasks[0].target, WIRE_TARGET_ON_CPU);
+    ck_assert_uint_eq(set.tasks[0].duration_ms, 5000);
+
+    /* A pid the OAP does not know: dropped without a call. */
+    size_t calls = s_request_count(&e.fake, "reportProfilingTask");
+    ck_assert_int_eq(s_handle_trigger(&e, 4000000u, WIRE_TARGET_ON_CPU,
+                                      5000, causes, 1), 0);
+    ck_assert_uint_eq(s_request_count(&e.fake, "reportProfilingTask"), calls);
+    ck_assert(s_metric(&e, "triggers_dropped",
+                       "reason=\"unknown_process\"") == 1);
+
+    /* A reply without a task: counted, no task. */
+    ck_assert_int_eq(s_handle_trigger(&e, pid, WIRE_TARGET_ON_CPU, 5000,
+                                      causes, 1), 0);
+    ck_assert(s_metric(&e, "triggers_dropped", "reason=\"no_task\"") == 1);
+    ck_assert_uint_eq(s_captured.n, 2);
+
+    /* Malformed trigger messages are refused and survived. */
+    static const uint8_t garbage[] = { 0x95, 0x01, 0xa1, 0x78, 0x01, 0x02 };
+    ck_assert_int_eq(uplink_handle(e.up, TOPIC_TRIGGER, garbage,
+                                   sizeof garbage, e.now), -1);
+    ck_assert_int_eq(uplink_handle(e.up, TOPIC_TRIGGER, NULL, 0, e.now), -1);
+    wire_cause_t bad_type[] = { { 4, 1, 2, "", "" } };
+    wire_trigger_t bt;
+    memset(&bt, 0, sizeof bt);
+    wire_header_set(&bt.hdr, "policy/test", 99);
+    bt.pid = pid;
+    bt.service = "svc-test";
+    bt.ncauses = 1;
+    bt.causes = bad_type;
+    wire_buf_t buf;
+    wire_buf_init(&buf);
+    ck_assert_int_eq(wire_encode_trigger(&bt, &buf), 0);
+    /* Push the cause type ([4, threshold double, ...]) past its range. */
+    uint8_t *p = memmem(buf.data, buf.len, "\x95\x04\xcb", 3);
+    ck_assert_ptr_nonnull(p);
+    p[1] = 0x09;
+    ck_assert_int_eq(uplink_handle(e.up, TOPIC_TRIGGER, buf.data, buf.len,
+                                   e.now), -1);
+    wire_buf_release(&buf);
+    s_write_task_reply(&e, "cont-task-3", 1);
+    ck_assert_int_eq(s_handle_trigger(&e, pid, WIRE_TARGET_OFF_CPU, 5000,
+                                      causes, 1), 0);
+    ck_assert_uint_eq(s_captured.n, 3);
+
+    /* The OAP failing: dropped and counted, then no call at all while the
+     * backoff runs (no retry storm). */
+    s_set_status(&e.fake, "reportProfilingTask", "UNAVAILABLE");
+    ck_assert_int_eq(s_handle_trigger(&e, pid, WIRE_TARGET_ON_CPU, 5000,
+                                      causes, 1), 0);
+    ck_assert(s_metric(&e, "triggers_dropped", "reason=\"oap_down\"") == 1);
+    ck_assert(s_metric(&e, "calls", "method=\"reportProfilingTask\","
+                       "status=\"UNAVAILABLE\"") == 1);
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(s_handle_trigger(&e, pid, WIRE_TARGET_ON_CPU, 5000,
+                                          causes, 1), 0);
+    ck_assert(s_metric(&e, "triggers_dropped", "reason=\"oap_down\"") == 6);
+    ck_assert(s_metric(&e, "calls", "method=\"reportProfilingTask\","
+                       "status=\"UNAVAILABLE\"") == 1);
+    ck_assert_uint_eq(s_captured.n, 3);
+
+    /* Back after the backoff. */
+    s_set_status(&e.fake, "reportProfilingTask", NULL);
+    s_write_task_reply(&e, "cont-task-4", 1);
+    e.now += 2000;
+    ck_assert_int_eq(s_handle_trigger(&e, pid, WIRE_TARGET_ON_CPU, 5000,
+                                      causes, 1), 0);
+    ck_assert_uint_eq(s_captured.n, 4);
+    ck_assert(s_metric(&e, "triggers_reported", NULL) == 4);
+    arena_destroy(&arena);
+    s_env_stop(&e);
+}
+END_TEST
+
+static int
+s_handle_meters(env_t *e, const wire_meter_t *meters, uint32_t n,
+                uint64_t ts_ms)
+{
+    static uint64_t seq;
+    wire_meters_t m;
+    memset(&m, 0, sizeof m);
+    wire_header_set(&m.hdr, "policy/test", ++seq);
+    m.ts_ms = ts_ms;
+    m.nmeters = n;
+    m.meters = meters;
+    wire_buf_t buf;
+    wire_buf_init(&buf);
+    ck_assert_int_eq(wire_encode_meters(&m, &buf), 0);
+    int rc = uplink_handle(e->up, TOPIC_METERS, buf.data, buf.len, e->now);
+    wire_buf_release(&buf);
+    return rc;
+}
+
+static const char *
+s_label(const Skywalking__V3__MeterSingleValue *v, const char *name)
+{
+    for (size_t i = 0; i < v->n_labels; i++)
+        if (!strcmp(v->labels[i]->name, name))
+            return v->labels[i]->value;
+    return NULL;
+}
+
+START_TEST(test_meters_collect_batch)
+{
+    if (!s_python_grpc_ok("test_meters_collect_batch"))
+        return;
+    env_t e;
+    /* One instance per process, so the meters of two processes go in two
+     * collections. */
+    memset(&e, 0, sizeof e);
+    memset(&s_captured, 0, sizeof s_captured);
+    e.fake.dir = tu_mkdtemp();
+    ck_assert_int_eq(s_fake_start(&e.fake, NULL, 1), 0);
+    s_procs_start(&e.procs);
+    e.stats = stats_new("uplink", "test");
+    e.up = s_uplink_instance(&e, NULL, 4u << 20, true, e.procs.regex,
+                             "inst-{{.Process.Pid}}");
+    ck_assert_ptr_nonnull(e.up);
+    e.now = T0;
+    uplink_tick(e.up, e.now);
+
+    uint32_t p0 = (uint32_t)e.procs.pids[0], p1 = (uint32_t)e.procs.pids[1];
+    wire_meter_t ms[] = {
+        { "rover_con_p_process_cpu", 12.5, p0, "comm0", "OS_LINUX", "" },
+        { "rover_con_p_process_thread_count", 7, p1, "comm1", "OS_LINUX", "" },
+        { "rover_con_p_http_error_rate", 3.5, p0, "comm0", "OS_LINUX", "/api" },
+        { "rover_con_p_system_load", 1.25, 4000000u, "ghost", "OS_LINUX", "" },
+    };
+    ck_assert_int_eq(s_handle_meters(&e, ms, 4, 1700000000123u), 0);
+    ck_assert(s_metric(&e, "meters_sent", NULL) == 3);
+    ck_assert(s_metric(&e, "meters_dropped", "reason=\"unknown_process\"") ==
+              1);
+    ck_assert(s_metric(&e, "calls", "method=\"collectBatch\",status=\"OK\"") ==
+              1);
+
+    char **names;
+    size_t n = s_requests(&e.fake, "collectBatch", &names);
+    ck_assert_uint_eq(n, 2);                    /* one per entity */
+    size_t seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        uint8_t *raw = (uint8_t *)tu_read_file(names[i], &len);
+        Skywalking__V3__MeterDataCollection *col =
+            skywalking__v3__meter_data_collection__unpack(NULL, len, raw);
+        free(raw);
+        ck_assert_ptr_nonnull(col);
+        ck_assert_uint_ge(col->n_meterdata, 1);
+        const Skywalking__V3__MeterData *d0 = col->meterdata[0];
+        ck_assert_str_eq(d0->service, "svc-test");
+        ck_assert_int_eq(d0->timestamp, 1700000000123);
+        uint32_t pid = (uint32_t)strtoul(d0->serviceinstance + 5, NULL, 10);
+        char want[64];
+        snprintf(want, sizeof want, "inst-%u", pid);
+        ck_assert_str_eq(d0->serviceinstance, want);
+        snprintf(want, sizeof want, "test_uplink-%u", pid);
+        for (size_t k = 0; k < col->n_meterdata; k++) {
+            const Skywalking__V3__MeterData *d = col->meterdata[k];
+            ck_assert_int_eq(d->metric_case,
+                             SKYWALKING__V3__METER_DATA__METRIC_SINGLE_VALUE);
+            if (k > 0)
+                ck_assert_str_eq(d->service, "");
+            const Skywalking__V3__MeterSingleValue *v = d->singlevalue;
+            /* The OAP's process entity names, not the thread name. */
+            ck_assert_str_eq(s_label(v, "process_name"), want);
+            ck_assert_str_eq(s_label(v, "layer"), "OS_LINUX");
+            if (!strcmp(v->name, "rover_con_p_http_error_rate")) {
+                ck_assert_uint_eq(pid, p0);
+                ck_assert_str_eq(s_label(v, "uri"), "/api");
+                ck_assert(v->value == 3.5);
+            } else {
+                ck_assert_ptr_null(s_label(v, "uri"));
+                if (!strcmp(v->name, "rover_con_p_process_cpu")) {
+                    ck_assert_uint_eq(pid, p0);
+                    ck_assert(v->value == 12.5);
+                } else {
+                    ck_assert_str_eq(v->name,
+                                     "rover_con_p_process_thread_count");
+                    ck_assert_uint_eq(pid, p1);
+                    ck_assert(v->value == 7);
+                }
+            }
+            seen++;
+        }
+        skywalking__v3__meter_data_collection__free_unpacked(col, NULL);
+    }
+    s_free_names(names, n);
+    ck_assert_uint_eq(seen, 3);
+
+    /* Malformed meters are refused and survived. */
+    static const uint8_t garbage[] = { 0x96, 0x01, 0xa1, 0x78, 0x01, 0x02 };
+    ck_assert_int_eq(uplink_handle(e.up, TOPIC_METERS, garbage,
+                                   sizeof garbage, e.now), -1);
+    ck_assert_int_eq(uplink_handle(e.up, TOPIC_METERS, "\xc1", 1, e.now), -1);
+
+    /* The OAP down: dropped and counted, bounded (no buffering), no call
+     * during the backoff. */
+    s_set_status(&e.fake, "collectBatch", "UNAVAILABLE");
+    ck_assert_int_eq(s_handle_meters(&e, ms, 3, 1700000001123u), 0);
+    ck_assert(s_metric(&e, "meters_dropped", "reason=\"oap_down\"") == 3);
+    for (int i = 0; i < 10; i++)
+        ck_assert_int_eq(s_handle_meters(&e, ms, 3, 1700000002123u), 0);
+    ck_assert(s_metric(&e, "meters_dropped", "reason=\"oap_down\"") == 33);
+    ck_assert(s_metric(&e, "calls", "method=\"collectBatch\","
+                       "status=\"UNAVAILABLE\"") == 1);
+    s_set_status(&e.fake, "collectBatch", NULL);
+    e.now += 2000;
+    ck_assert_int_eq(s_handle_meters(&e, ms, 1, 1700000003123u), 0);
+    ck_assert(s_metric(&e, "meters_sent", NULL) == 4);
+    s_env_stop(&e);
+}
+END_TEST
+
 static Suite *
 s_suite(void)
 {
@@ -1670,6 +2502,15 @@ s_suite(void)
     tcase_add_test(oap, test_stage_with_broker);
     tcase_add_test(oap, test_hour_of_flushes_100_processes);
     suite_add_tcase(s, oap);
+    TCase *cont = tcase_create("continuous");
+    tcase_set_timeout(cont, 300);
+    tcase_add_test(cont, test_policy_book);
+    tcase_add_test(cont, test_contproto_shapes);
+    tcase_add_test(cont, test_proc_ids_published);
+    tcase_add_test(cont, test_policies_query_and_update);
+    tcase_add_test(cont, test_trigger_report_to_task);
+    tcase_add_test(cont, test_meters_collect_batch);
+    suite_add_tcase(s, cont);
     return s;
 }
 
