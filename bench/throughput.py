@@ -101,8 +101,11 @@ def run_step(sp, endpoint, stages, i, rate, before):
         # Kept up: every sample arrived, nothing lost, and the intake while
         # sending matched the sending rate (no backlog building in the
         # queues, which hold up to bus.hwm batches per socket).
+        # (0.9: the intake is read from /metrics over a 3.5 s window, and
+        # the sender and the stages share the machine's two cores.)
         "ok": (got >= published and not any(losses.values()) and
-               delivered_rate >= 0.95 * achieved),
+               delivered_rate >= 0.9 * achieved and
+               after.get("_settled_at", t_sent) - t_sent <= 1.0),
         "metrics_after": after}
 
 
@@ -143,7 +146,8 @@ def main():
         sp.stop()
     ok = [s for s in result["steps"] if s["ok"]]
     result["max_ok_rate"] = max((s["achieved_rate"] for s in ok), default=0)
-    bad = [s for s in result["steps"] if not s["ok"]]
+    bad = [s for s in result["steps"] if not s["ok"] and
+           s["achieved_rate"] > result["max_ok_rate"]]
     if bad:
         first = bad[0]
         result["breaks_at"] = first["rate"]
