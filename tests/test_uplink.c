@@ -2154,6 +2154,83 @@ START_TEST(test_policies_query_and_update)
 }
 END_TEST
 
+static void
+s_handle_ctl_tasks(env_t *e, const char *sender, uint64_t seq)
+{
+    uint32_t pid = 1;
+    wire_task_t task = { "t", WIRE_TARGET_ON_CPU, WIRE_TRIGGER_FIXED_TIME,
+                         WIRE_SRC_LOCAL, 0, 1000, 1, 1, &pid, NULL, "" };
+    wire_task_set_t set;
+    memset(&set, 0, sizeof set);
+    wire_header_set(&set.hdr, sender, seq);
+    set.generation = 3;
+    set.ntasks = 1;
+    set.tasks = &task;
+    wire_buf_t buf;
+    wire_buf_init(&buf);
+    ck_assert_int_eq(wire_encode_task_set(&set, &buf), 0);
+    ck_assert_int_eq(uplink_handle(e->up, TOPIC_CTL_TASKS, buf.data, buf.len,
+                                   e->now), 0);
+    wire_buf_release(&buf);
+}
+
+static void
+s_assert_query_uuid(env_t *e, const char *uuid)
+{
+    Skywalking__V3__ContinuousProfilingPolicyQuery *q = s_last_policy_query(e);
+    ck_assert_uint_eq(q->n_policies, 1);
+    ck_assert_str_eq(q->policies[0]->uuid, uuid);
+    skywalking__v3__continuous_profiling_policy_query__free_unpacked(q, NULL);
+}
+
+/* A policy engine that starts (or restarts) after the policies went out
+ * gets them again: the uplink forgets the UUIDs and asks at once. */
+START_TEST(test_policy_engine_restart)
+{
+    if (!s_python_grpc_ok("test_policy_engine_restart"))
+        return;
+    env_t e;
+    s_env_start(&e, NULL, NULL, 4u << 20);
+    const char *json = "[{\"ServiceName\":\"svc-test\",\"UUID\":\"uuid-1\","
+                       "\"Profiling\":{\"ON_CPU\":{\"PROCESS_CPU\":{"
+                       "\"Threshold\":\"10\",\"Period\":10,\"Count\":3}}}}]";
+    size_t len;
+    uint8_t *reply = s_policy_reply(json, &len);
+    s_write_reply(&e.fake, "queryPolicies", 1, reply, len);
+    uplink_tick(e.up, e.now);
+    ck_assert_uint_eq(s_policy.count, 1);
+    e.now += 10000;
+    uplink_tick(e.up, e.now);
+    s_assert_query_uuid(&e, "uuid-1");
+    size_t queries = s_request_count(&e.fake, "queryPolicies");
+
+    /* First sighting of the engine: asked again at the next tick, long
+     * before the check interval. */
+    s_handle_ctl_tasks(&e, "policy-engine/0", 3);
+    s_write_reply(&e.fake, "queryPolicies", 1, reply, len);
+    e.now += 1000;
+    uplink_tick(e.up, e.now);
+    ck_assert_uint_eq(s_request_count(&e.fake, "queryPolicies"), queries + 1);
+    s_assert_query_uuid(&e, "");
+    ck_assert_uint_eq(s_policy.count, 2);
+
+    /* The same engine running on: nothing more. */
+    s_handle_ctl_tasks(&e, "policy-engine/0", 4);
+    e.now += 1000;
+    uplink_tick(e.up, e.now);
+    ck_assert_uint_eq(s_request_count(&e.fake, "queryPolicies"), queries + 1);
+
+    /* Restarted: its sequence starts over. */
+    s_handle_ctl_tasks(&e, "policy-engine/0", 1);
+    e.now += 1000;
+    uplink_tick(e.up, e.now);
+    ck_assert_uint_eq(s_request_count(&e.fake, "queryPolicies"), queries + 2);
+    s_assert_query_uuid(&e, "");
+    free(reply);
+    s_env_stop(&e);
+}
+END_TEST
+
 static int
 s_handle_trigger(env_t *e, uint32_t pid, uint8_t target, uint64_t duration_ms,
                  const wire_cause_t *causes, uint32_t ncauses)
@@ -2508,6 +2585,7 @@ s_suite(void)
     tcase_add_test(cont, test_contproto_shapes);
     tcase_add_test(cont, test_proc_ids_published);
     tcase_add_test(cont, test_policies_query_and_update);
+    tcase_add_test(cont, test_policy_engine_restart);
     tcase_add_test(cont, test_trigger_report_to_task);
     tcase_add_test(cont, test_meters_collect_batch);
     suite_add_tcase(s, cont);

@@ -117,6 +117,7 @@ main(int argc, char **argv)
     if (uplink_active(self.uplink)) {
         if (bus_subscribe(self.stage->bus, TOPIC_PROC_EVENTS) != 0 ||
             bus_subscribe(self.stage->bus, TOPIC_AGG_PROFILE) != 0 ||
+            bus_subscribe(self.stage->bus, TOPIC_CTL_TASKS) != 0 ||
             bus_subscribe(self.stage->bus, TOPIC_TRIGGER) != 0 ||
             bus_subscribe(self.stage->bus, TOPIC_METERS) != 0 ||
             loop_add_socket(self.stage->loop,

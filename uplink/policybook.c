@@ -177,6 +177,13 @@ policy_book_next(const policy_book_t *self, size_t *cursor,
     return true;
 }
 
+void
+policy_book_forget_uuids(policy_book_t *self)
+{
+    for (size_t i = 0; i < self->n; i++)
+        self->entries[i].uuid[0] = '\0';
+}
+
 static int
 s_set_uuid(s_entry_t *e, const char *uuid)
 {

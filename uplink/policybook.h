@@ -37,6 +37,11 @@ const char *policy_book_uuid(const policy_book_t *self, const char *service);
 bool policy_book_next(const policy_book_t *self, size_t *cursor,
                       const char **service, const char **uuid);
 
+/* Sets every UUID back to "", so the next query makes the OAP send every
+ * service's policy again (after the policy engine restarted and lost
+ * them). */
+void policy_book_forget_uuids(policy_book_t *self);
+
 /* Reads a ServiceWithPolicyJSON document: an array of objects, each with
  * a string ServiceName and an optional string UUID (absent = ""). With
  * apply false it only checks the document; with apply true it also

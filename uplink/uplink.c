@@ -91,6 +91,8 @@ struct uplink {
     uint64_t policy_round;
     uint64_t proc_ids_hash;        /* state last published on proc.ids */
     bool proc_ids_sent;
+    char engine_sender[64];        /* policy engine seen on ctl.tasks */
+    uint64_t engine_seq;
     log_ratelimit_t rl_input, rl_oap;
 
     stats_metric_t *m_bytes, *m_messages, *m_buffer_bytes, *m_buffer_dropped,
@@ -1454,6 +1456,28 @@ cleanup:
     free(ents);
 }
 
+/* The policy engine keeps the policies only in memory, and a
+ * policy.update published before it subscribed is lost. Its ctl.tasks
+ * republication shows when it (re)started: a sender not seen before, or
+ * a sequence that went back to the start. Then every UUID is forgotten,
+ * so the next queryPolicies (made at once) has the OAP send every policy
+ * again; the OAP stays the one copy of them. */
+static void
+s_watch_engine(uplink_t *self, const wire_header_t *hdr)
+{
+    bool restarted = strcmp(self->engine_sender, hdr->sender) != 0 ||
+                     hdr->seq <= self->engine_seq;
+    snprintf(self->engine_sender, sizeof self->engine_sender, "%s",
+             hdr->sender);
+    self->engine_seq = hdr->seq;
+    if (!restarted)
+        return;
+    log_info("uplink: policy engine %s (re)started: asking the OAP for "
+             "every policy again", hdr->sender);
+    policy_book_forget_uuids(self->book);
+    self->next_policy = self->now;
+}
+
 /* --------------------------------------------------------------- input */
 static void
 s_take_events(uplink_t *self, const wire_proc_events_t *m)
@@ -1513,6 +1537,16 @@ uplink_handle(uplink_t *self, const char *topic, const void *payload,
                                 m.hdr.seq);
         if (self->conn)
             s_take_profiles(self, &m);
+    } else if (!strcmp(topic, TOPIC_CTL_TASKS)) {
+        wire_task_set_t m;
+        if (wire_decode_task_set(payload, len, self->arena, &m, err,
+                                 sizeof err) != 0)
+            goto bad;
+        if (self->opts.note_seq)
+            self->opts.note_seq(self->opts.cb_arg, topic, m.hdr.sender,
+                                m.hdr.seq);
+        if (self->conn)
+            s_watch_engine(self, &m.hdr);
     } else if (!strcmp(topic, TOPIC_TRIGGER)) {
         wire_trigger_t m;
         if (wire_decode_trigger(payload, len, self->arena, &m, err,

@@ -2,7 +2,10 @@
  * drive it in-process and simulate hours of flushes: processes in
  * (proc.events + /proc), tasks out (task.request), profiles in
  * (agg.profile), and the OAP conversation (report/keepAlive, queryTasks,
- * collectProfilingData) paced by uplink_tick().
+ * collectProfilingData, queryPolicies) paced by uplink_tick(). Continuous
+ * profiling: process entities out (proc.ids), policies out
+ * (policy.update), triggers in (trigger.report -> reportProfilingTask ->
+ * task.request), meters in (metric.continuous -> collectBatch).
  *
  * Threading: everything runs on the caller's thread. gRPC calls block for
  * at most core.backend.upstream_timeout each; after a failure nothing is
@@ -74,8 +77,11 @@ void uplink_destroy(uplink_t **self_p);
 /* True when an OAP is configured. */
 bool uplink_active(const uplink_t *self);
 
-/* A bus message on "proc.events" or "agg.profile". Returns 0, or -1 when
- * the payload was malformed (counted by the caller as invalid). */
+/* A bus message on "proc.events", "agg.profile", "ctl.tasks" (watched to
+ * see the policy engine restart), "trigger.report" (reported at once with
+ * reportProfilingTask) or "metric.continuous" (sent at once with
+ * collectBatch). Returns 0, or -1 when the payload was malformed (counted
+ * by the caller as invalid). */
 int uplink_handle(uplink_t *self, const char *topic, const void *payload,
                   size_t len, uint64_t now_ms);
 
