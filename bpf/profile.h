@@ -62,4 +62,54 @@ struct sky_proc_event {
     __u64 comm[SKY_COMM_WORDS];
 };
 
+/* ------------------------------------------------------------ off-CPU */
+/* bpf/offcpu.bpf.c aggregates off-CPU time in the kernel; user space
+ * drains the aggregation map (see collector/offcpu.h). Stacks live in two
+ * BPF_MAP_TYPE_STACK_TRACE maps, one per generation, so user space can
+ * delete the stacks it consumed from the generation no new switch-out
+ * writes to. */
+
+/* Indices of the off-CPU per-CPU counter array. */
+#define SKY_OFF_CNT_SWITCHES     0 /* off-CPU periods added to the map */
+#define SKY_OFF_CNT_START_FULL   1 /* switch-outs lost: start map full */
+#define SKY_OFF_CNT_AGG_FULL     2 /* periods lost: aggregation map full */
+#define SKY_OFF_CNT_KSTACK_LOST  3 /* kernel stack not stored (collision
+                                      or stack map full) */
+#define SKY_OFF_CNT_USTACK_LOST  4 /* ... user stack */
+#define SKY_OFF_CNT_PREEMPTED    5 /* preempted switch-outs not counted */
+#define SKY_OFF_CNT_MAX          6
+
+/* A stack id that names no stack (the capture failed). */
+#define SKY_OFF_NO_STACK (-1)
+
+/* A thread switched out (start map, keyed by tid). The stack ids are those
+ * captured at switch-out (tp_btf); the kprobe flavour captures at
+ * switch-in and leaves them SKY_OFF_NO_STACK here. */
+struct sky_off_start {
+    __u64 ts_ns;      /* bpf_ktime_get_ns at switch-out */
+    __s32 kstack;
+    __s32 ustack;
+    __u32 tgid;
+    __u32 gen;        /* stack map generation the ids belong to */
+};
+
+/* Aggregation key: one per (thread, stack, generation). */
+struct sky_off_key {
+    __u32 tgid;
+    __u32 tid;
+    __s32 kstack;
+    __s32 ustack;
+    __u32 gen;
+    __u32 pad;
+};
+
+struct sky_off_val {
+    __u64 count;      /* times switched out (and back in) */
+    __u64 total_ns;   /* time spent off CPU */
+    __u64 first_ns;   /* bpf_ktime_get_ns of the first switch-in */
+    __u32 cpu;        /* CPU of the first switch-in */
+    __u32 pad;
+    __u64 comm[SKY_COMM_WORDS];
+};
+
 #endif

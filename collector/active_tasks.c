@@ -19,6 +19,16 @@ typedef struct {
     uint32_t task;       /* index into tasks */
 } pid_task_t;
 
+/* What is active for one target (ON_CPU or OFF_CPU). */
+typedef struct {
+    pid_task_t *active;  /* sorted by pid */
+    size_t nactive;
+    uint32_t *active_pids;
+    size_t nactive_pids;
+} target_state_t;
+
+#define ACTIVETASKS_TARGETS 2   /* WIRE_TARGET_ON_CPU, WIRE_TARGET_OFF_CPU */
+
 struct activetasks {
     task_entry_t *tasks;
     uint32_t ntasks;
@@ -26,10 +36,7 @@ struct activetasks {
     char sender[64];
     uint64_t seq;
     uint64_t generation;
-    pid_task_t *active;  /* sorted by pid */
-    size_t nactive;
-    uint32_t *active_pids;
-    size_t nactive_pids;
+    target_state_t by_target[ACTIVETASKS_TARGETS];
 };
 
 activetasks_t *activetasks_new(void)
@@ -52,8 +59,10 @@ void activetasks_destroy(activetasks_t **self_p)
         return;
     activetasks_t *self = *self_p;
     s_free_entries(self->tasks, self->ntasks);
-    free(self->active);
-    free(self->active_pids);
+    for (int t = 0; t < ACTIVETASKS_TARGETS; t++) {
+        free(self->by_target[t].active);
+        free(self->by_target[t].active_pids);
+    }
     free(self);
     *self_p = NULL;
 }
@@ -121,8 +130,9 @@ int activetasks_apply(activetasks_t *self, const wire_task_set_t *set, uint64_t 
     self->sender[sizeof(self->sender) - 1] = '\0';
     self->seq = set->hdr.seq;
     self->generation = set->generation;
-    /* The active table points into the old entries: rebuild it now. */
-    self->nactive = 0;
+    /* The active tables point into the old entries: rebuild them now. */
+    for (int t = 0; t < ACTIVETASKS_TARGETS; t++)
+        self->by_target[t].nactive = 0;
     rc = 0;
 cleanup:
     if (fresh)
@@ -139,8 +149,10 @@ static int s_pid_task_cmp(const void *a, const void *b)
     return x->task < y->task ? -1 : x->task > y->task;
 }
 
-int activetasks_refresh(activetasks_t *self, uint64_t now_ms)
+static int s_refresh_target(activetasks_t *self, uint8_t target,
+                            uint64_t now_ms)
 {
+    target_state_t *ts = &self->by_target[target];
     size_t total = 0, n = 0, npids = 0;
     pid_task_t *active = NULL;
     uint32_t *pids = NULL;
@@ -158,7 +170,7 @@ int activetasks_refresh(activetasks_t *self, uint64_t now_ms)
     }
     for (uint32_t i = 0; i < self->ntasks; i++) {
         const task_entry_t *t = &self->tasks[i];
-        if (t->target != WIRE_TARGET_ON_CPU || now_ms < t->start_ms ||
+        if (t->target != target || now_ms < t->start_ms ||
             now_ms >= t->end_ms)
             continue;
         for (uint32_t j = 0; j < t->npids; j++) {
@@ -172,40 +184,72 @@ int activetasks_refresh(activetasks_t *self, uint64_t now_ms)
     for (size_t i = 0; i < n; i++)
         if (npids == 0 || pids[npids - 1] != active[i].pid)
             pids[npids++] = active[i].pid;
-    int changed = npids != self->nactive_pids ||
-                  (npids && memcmp(pids, self->active_pids,
+    int changed = npids != ts->nactive_pids ||
+                  (npids && memcmp(pids, ts->active_pids,
                                    npids * sizeof(*pids)) != 0);
-    free(self->active);
-    free(self->active_pids);
-    self->active = active;
-    self->nactive = n;
-    self->active_pids = pids;
-    self->nactive_pids = npids;
+    free(ts->active);
+    free(ts->active_pids);
+    ts->active = active;
+    ts->nactive = n;
+    ts->active_pids = pids;
+    ts->nactive_pids = npids;
     return changed;
+}
+
+int activetasks_refresh(activetasks_t *self, uint64_t now_ms)
+{
+    int changed = 0;
+
+    if (s_refresh_target(self, WIRE_TARGET_ON_CPU, now_ms))
+        changed |= ACTIVETASKS_ON_CPU_CHANGED;
+    if (s_refresh_target(self, WIRE_TARGET_OFF_CPU, now_ms))
+        changed |= ACTIVETASKS_OFF_CPU_CHANGED;
+    return changed;
+}
+
+size_t activetasks_target_pids(const activetasks_t *self, uint8_t target,
+                               const uint32_t **pids)
+{
+    if (target >= ACTIVETASKS_TARGETS) {
+        *pids = NULL;
+        return 0;
+    }
+    *pids = self->by_target[target].active_pids;
+    return self->by_target[target].nactive_pids;
 }
 
 size_t activetasks_active_pids(const activetasks_t *self, const uint32_t **pids)
 {
-    *pids = self->active_pids;
-    return self->nactive_pids;
+    return activetasks_target_pids(self, WIRE_TARGET_ON_CPU, pids);
 }
 
 uint32_t activetasks_for_pid(const activetasks_t *self, uint32_t pid, const char **ids,
                        uint32_t max)
 {
-    size_t lo = 0, hi = self->nactive;
+    return activetasks_target_for_pid(self, WIRE_TARGET_ON_CPU, pid, ids,
+                                      max);
+}
+
+uint32_t activetasks_target_for_pid(const activetasks_t *self, uint8_t target,
+                                    uint32_t pid, const char **ids,
+                                    uint32_t max)
+{
+    if (target >= ACTIVETASKS_TARGETS)
+        return 0;
+    const target_state_t *ts = &self->by_target[target];
+    size_t lo = 0, hi = ts->nactive;
     uint32_t count = 0;
 
     while (lo < hi) {   /* first entry with this pid */
         size_t mid = lo + (hi - lo) / 2;
-        if (self->active[mid].pid < pid)
+        if (ts->active[mid].pid < pid)
             lo = mid + 1;
         else
             hi = mid;
     }
-    for (size_t i = lo; i < self->nactive && self->active[i].pid == pid &&
+    for (size_t i = lo; i < ts->nactive && ts->active[i].pid == pid &&
                         count < max; i++) {
-        const char *id = self->tasks[self->active[i].task].id;
+        const char *id = self->tasks[ts->active[i].task].id;
         /* A task listing the pid twice counts once. */
         if (count && ids[count - 1] == id)
             continue;

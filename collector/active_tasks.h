@@ -1,6 +1,6 @@
 /* The desired task set as the collector follows it: the last good
- * ctl.tasks message, and which ON_CPU tasks are active now (start <= now <
- * start + duration) with the pids they target. The policy-engine
+ * ctl.tasks message, and which ON_CPU and OFF_CPU tasks are active now
+ * (start <= now < start + duration) with the pids they target. The policy-engine
  * republishes the full state every few seconds, so this is reconciliation,
  * not event handling: applying the same set twice changes nothing. */
 #ifndef SKYPROF_COLLECTOR_ACTIVE_TASKS_H
@@ -21,8 +21,11 @@ void activetasks_destroy(activetasks_t **self_p);
  * publisher run), -1 when out of memory (the previous set stays). */
 int activetasks_apply(activetasks_t *self, const wire_task_set_t *set, uint64_t now_ms);
 
-/* Recomputes the active ON_CPU tasks at now_ms (wall clock). Returns 1
- * when the set of active pids changed, else 0. */
+/* Recomputes the active ON_CPU and OFF_CPU tasks at now_ms (wall clock).
+ * Returns which sets of active pids changed (ACTIVETASKS_*_CHANGED bits),
+ * 0 when none did. */
+#define ACTIVETASKS_ON_CPU_CHANGED  0x1
+#define ACTIVETASKS_OFF_CPU_CHANGED 0x2
 int activetasks_refresh(activetasks_t *self, uint64_t now_ms);
 
 /* Sorted, unique pids of the active ON_CPU tasks. */
@@ -32,6 +35,14 @@ size_t activetasks_active_pids(const activetasks_t *self, const uint32_t **pids)
  * many. The strings live until the next activetasks_apply. */
 uint32_t activetasks_for_pid(const activetasks_t *self, uint32_t pid, const char **ids,
                        uint32_t max);
+
+/* The same for any target (WIRE_TARGET_ON_CPU or WIRE_TARGET_OFF_CPU;
+ * other targets have no pids here). */
+size_t activetasks_target_pids(const activetasks_t *self, uint8_t target,
+                               const uint32_t **pids);
+uint32_t activetasks_target_for_pid(const activetasks_t *self, uint8_t target,
+                                    uint32_t pid, const char **ids,
+                                    uint32_t max);
 
 uint64_t activetasks_generation(const activetasks_t *self);
 

@@ -13,6 +13,7 @@
 #include "bpf/profile.h"
 #include "collector/batcher.h"
 #include "collector/objreg.h"
+#include "collector/offcpu.h"
 #include "collector/probes.h"
 #include "collector/procinfo.h"
 #include "collector/proctab.h"
@@ -30,7 +31,9 @@ enum {
     M_SAMPLES_DROPPED_USER, M_BATCHES, M_STACKS, M_PUBLISH_ERRORS,
     M_PROC_EVENTS, M_EVENTS_LOST_KERNEL, M_MAPS_REFRESHES,
     M_ADDR_UNMAPPED, M_TASK_SETS_APPLIED, M_TASK_SETS_STALE,
-    M_TASK_SETS_INVALID, M_PROCESSES, M_OBJECTS, M_TASK_PIDS, M_COUNT
+    M_TASK_SETS_INVALID, M_PROCESSES, M_OBJECTS, M_TASK_PIDS,
+    M_OFFCPU_SWITCHES, M_OFFCPU_SAMPLES, M_OFFCPU_DROPPED_KERNEL,
+    M_OFFCPU_STACKS_LOST, M_OFFCPU_PIDS, M_OFFCPU_ATTACHED, M_COUNT
 };
 
 static const struct {
@@ -55,6 +58,12 @@ static const struct {
     [M_PROCESSES] = { "processes", 1, "processes in the process table" },
     [M_OBJECTS] = { "objects", 1, "objects (files, vdso, JIT regions) tracked" },
     [M_TASK_PIDS] = { "task_pids", 1, "pids targeted by active on-CPU tasks" },
+    [M_OFFCPU_SWITCHES] = { "offcpu_switches", 0, "off-CPU periods aggregated in the kernel" },
+    [M_OFFCPU_SAMPLES] = { "offcpu_samples", 0, "off-CPU (thread, stack) aggregates drained" },
+    [M_OFFCPU_DROPPED_KERNEL] = { "offcpu_dropped_kernel", 0, "off-CPU periods lost because a kernel map was full" },
+    [M_OFFCPU_STACKS_LOST] = { "offcpu_stacks_lost", 0, "off-CPU periods kept without a kernel or user stack" },
+    [M_OFFCPU_PIDS] = { "offcpu_pids", 1, "pids targeted by active off-CPU tasks" },
+    [M_OFFCPU_ATTACHED] = { "offcpu_attached", 1, "1 while the off-CPU probe is attached" },
 };
 
 struct collector {
@@ -66,6 +75,7 @@ struct collector {
     proctab_t *procs;
     batcher_t *batcher;
     activetasks_t *tasks;
+    offcpu_t *offcpu;            /* loaded only while OFF_CPU tasks run */
     stats_metric_t *metrics[M_COUNT];
     uint64_t values[M_COUNT];    /* mirrors, also without a stats registry */
     int drain_timer, housekeep_timer, rescan_timer;
@@ -119,6 +129,15 @@ static void s_sync_stats(collector_t *self)
                    probes_counter(self->probes, SKY_CNT_EVENTS_LOST));
     s_set(self, M_PROCESSES, proctab_count(self->procs));
     s_set(self, M_OBJECTS, objreg_count(self->objects));
+    offcpu_stats_t os;
+    offcpu_stats(self->offcpu, &os);
+    s_sync_counter(self, M_OFFCPU_SWITCHES, os.switches);
+    s_sync_counter(self, M_OFFCPU_SAMPLES, os.samples);
+    s_sync_counter(self, M_OFFCPU_DROPPED_KERNEL,
+                   os.dropped_start + os.dropped_agg);
+    s_sync_counter(self, M_OFFCPU_STACKS_LOST,
+                   os.kstacks_lost + os.ustacks_lost + os.stacks_missing);
+    s_set(self, M_OFFCPU_ATTACHED, offcpu_attached(self->offcpu));
 }
 
 static void s_update_clock_offset(collector_t *self)
@@ -332,6 +351,53 @@ static int s_on_sample(void *ctx, void *data, size_t size)
     return 0;
 }
 
+/* One drained off-CPU aggregate: the same path to the batcher as an
+ * on-CPU sample, with the switch count and the time off CPU as weight. */
+static void s_on_offcpu(void *arg, const offcpu_sample_t *s)
+{
+    collector_t *self = arg;
+    wire_uframe_t uframes[SKY_MAX_FRAMES];
+    const char *task_ids[COLLECTOR_MAX_SAMPLE_TASKS];
+    uint32_t nu = s->nu < SKY_MAX_FRAMES ? s->nu : SKY_MAX_FRAMES;
+    uint32_t nk = s->nk < SKY_MAX_FRAMES ? s->nk : SKY_MAX_FRAMES;
+
+    proc_t *proc = proctab_get(self->procs, s->pid, s->comm);
+    for (uint32_t i = 0; i < nu; i++) {
+        uint64_t addr = s->uaddrs[i];
+        object_t *obj = proc ? proctab_resolve(self->procs, proc, addr,
+                                               &uframes[i].offset)
+                             : NULL;
+        if (obj && batcher_note_object(self->batcher, obj) == 0) {
+            uframes[i].object = obj->id;
+        } else {
+            uframes[i].object = WIRE_NO_OBJECT;
+            uframes[i].offset = addr;
+        }
+    }
+    if (proc)
+        batcher_note_proc(self->batcher, proc);
+    batcher_sample_t bs = {
+        .pid = s->pid,
+        .tid = s->tid,
+        .cpu = s->cpu,
+        .kind = WIRE_KIND_OFF_CPU,
+        .ts_ns = s->first_ns + (uint64_t)self->mono_to_real_ns,
+        .comm = s->comm,
+        .nk = nk,
+        .nu = nu,
+        .kframes = s->kframes,
+        .uframes = uframes,
+        .ntasks = activetasks_target_for_pid(self->tasks, WIRE_TARGET_OFF_CPU,
+                                             s->pid, task_ids,
+                                             COLLECTOR_MAX_SAMPLE_TASKS),
+        .tasks = task_ids,
+        .count = s->count,
+        .weight_ns = s->total_ns,
+    };
+    if (batcher_add(self->batcher, &bs) < 0)
+        s_add(self, M_SAMPLES_DROPPED_USER, 1);
+}
+
 static int s_emit_batch(void *arg, const char *topic, wire_raw_batch_t *batch)
 {
     collector_t *self = arg;
@@ -350,6 +416,7 @@ int collector_drain(collector_t *self)
      * entry (and exec-time mappings) before its samples are resolved. */
     probes_consume_events(self->probes);
     probes_consume_samples(self->probes);
+    offcpu_drain(self->offcpu);
     batcher_flush(self->batcher, s_emit_batch, self, &fs);
     s_flush_events(self);
     /* Execs handled just now scheduled rescans: time them. */
@@ -384,11 +451,28 @@ static void s_reconcile_tasks(collector_t *self)
 {
     const uint32_t *pids;
 
-    if (activetasks_refresh(self->tasks, now_wall_ms())) {
+    /* Off-CPU time gathered so far belongs to the tasks active while it
+     * was gathered: drain it before they change. */
+    if (offcpu_attached(self->offcpu))
+        offcpu_drain(self->offcpu);
+    int changed = activetasks_refresh(self->tasks, now_wall_ms());
+    if (changed & ACTIVETASKS_ON_CPU_CHANGED) {
         size_t n = activetasks_active_pids(self->tasks, &pids);
         probes_set_task_pids(self->probes, pids, n);
         s_set(self, M_TASK_PIDS, n);
         log_info("on-CPU tasks now target %zu process%s", n,
+                 n == 1 ? "" : "es");
+    }
+    if (changed & ACTIVETASKS_OFF_CPU_CHANGED) {
+        size_t n = activetasks_target_pids(self->tasks, WIRE_TARGET_OFF_CPU,
+                                           &pids);
+        /* profiling.active off means no profiling probes at all. */
+        if (!self->opts.active)
+            n = 0;
+        offcpu_set_pids(self->offcpu, pids, n);
+        s_set(self, M_OFFCPU_PIDS, n);
+        s_set(self, M_OFFCPU_ATTACHED, offcpu_attached(self->offcpu));
+        log_info("off-CPU tasks now target %zu process%s", n,
                  n == 1 ? "" : "es");
     }
 }
@@ -490,9 +574,12 @@ collector_t *collector_new(const collector_options_t *opts, loop_t *loop,
                       : NULL;
     self->batcher = batcher_new(opts->max_batch_samples, 0);
     self->tasks = activetasks_new();
+    offcpu_options_t offcpu_opts;
+    offcpu_options_default(&offcpu_opts);
+    self->offcpu = offcpu_new(&offcpu_opts, s_on_offcpu, self);
     self->event_arena = arena_new(4u << 20);
     self->events = calloc(COLLECTOR_EVENTS_PER_MSG, sizeof(*self->events));
-    if (!self->procs || !self->batcher || !self->tasks ||
+    if (!self->procs || !self->batcher || !self->tasks || !self->offcpu ||
         !self->event_arena || !self->events) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -559,6 +646,7 @@ void collector_destroy(collector_t **self_p)
         loop_remove_timer(self->loop, self->housekeep_timer);
     if (self->rescan_timer >= 0)
         loop_remove_timer(self->loop, self->rescan_timer);
+    offcpu_destroy(&self->offcpu);
     probes_destroy(&self->probes);
     batcher_destroy(&self->batcher);
     /* The process table holds references into the object registry. */
@@ -591,6 +679,10 @@ void collector_info(const collector_t *self, collector_info_t *out)
     out->task_sets_stale = self->values[M_TASK_SETS_STALE];
     out->task_sets_invalid = self->values[M_TASK_SETS_INVALID];
     out->task_pids = self->values[M_TASK_PIDS];
+    out->offcpu_pids = self->values[M_OFFCPU_PIDS];
+    out->offcpu_attached = offcpu_attached(self->offcpu);
+    out->offcpu_samples = self->values[M_OFFCPU_SAMPLES];
+    out->offcpu_switches = self->values[M_OFFCPU_SWITCHES];
     out->probe_flavour = probes_flavour(self->probes);
     out->ncpus = probes_ncpus(self->probes);
 }

@@ -67,6 +67,10 @@ typedef struct {
     uint64_t task_sets_stale;
     uint64_t task_sets_invalid;
     uint64_t task_pids;             /* pids in the BPF task map */
+    uint64_t offcpu_pids;           /* pids in the off-CPU filter */
+    int offcpu_attached;            /* 1 while the off-CPU probe is on */
+    uint64_t offcpu_samples;        /* off-CPU aggregates drained */
+    uint64_t offcpu_switches;       /* off-CPU periods seen in the kernel */
     int probe_flavour;
     int ncpus;
 } collector_info_t;

@@ -1,0 +1,653 @@
+/* Off-CPU probe loading, pid filter and drain; see offcpu.h. */
+#include "collector/offcpu.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bpf/profile.h"
+#include "log.h"
+#include "offcpu.skel.h"
+
+#define OFFCPU_DEFAULT_STACKS 8192
+#define OFFCPU_DEFAULT_AGG    16384
+#define OFFCPU_DEFAULT_START  32768
+#define OFFCPU_MAX_ENTRIES    (1u << 20)
+#define OFFCPU_BATCH          512
+/* A generation must have been idle this long before its stacks are
+ * deleted: a program that read the old generation number just before the
+ * flip runs with preemption off and is done within microseconds. */
+#define OFFCPU_FLIP_GRACE_NS  (10ull * 1000000ull)
+
+/* A stack read from a stack map during one drain. */
+typedef struct {
+    uint32_t n;
+    uint64_t frames[SKY_MAX_FRAMES];
+} stack_copy_t;
+
+struct offcpu {
+    offcpu_options_t opts;
+    offcpu_sample_fn on_sample;
+    void *arg;
+    struct offcpu_bpf *skel;
+    struct bpf_link *link;
+    int flavour;
+    uint32_t *pids;            /* what off_pids holds, sorted */
+    size_t npids;
+    /* generations: gen is what new switch-outs use */
+    uint32_t gen;
+    uint64_t flip_ns;
+    uint32_t nbits;            /* stack ids are < nbits (bucket count) */
+    uint64_t *pending[2];      /* ids consumed, not yet deleted */
+    uint64_t *refs;            /* ids a sleeping thread still holds */
+    uint32_t refs_gen;         /* the generation refs is about */
+    /* per-drain stack cache, indexed [gen][id] */
+    stack_copy_t **cache[2];
+    uint32_t *touched;         /* gen << 31 | id of filled cache slots */
+    size_t ntouched;
+    /* drain buffers */
+    struct sky_off_key *keys;
+    struct sky_off_val *vals;
+    uint32_t *start_keys;
+    struct sky_off_start *start_vals;
+    /* counters of earlier attachments, and ours */
+    uint64_t base[SKY_OFF_CNT_MAX];
+    uint64_t stacks_missing, stacks_deleted, samples, attaches;
+    log_ratelimit_t rl;
+};
+
+void offcpu_options_default(offcpu_options_t *opts)
+{
+    *opts = (offcpu_options_t){
+        .flavour = OFFCPU_AUTO,
+        .stack_entries = OFFCPU_DEFAULT_STACKS,
+        .agg_entries = OFFCPU_DEFAULT_AGG,
+        .start_entries = OFFCPU_DEFAULT_START,
+    };
+}
+
+const char *offcpu_flavour_name(int flavour)
+{
+    switch (flavour) {
+    case OFFCPU_TP_BTF: return "tp_btf/sched_switch";
+    case OFFCPU_KPROBE: return "kprobe/finish_task_switch";
+    default: return "none";
+    }
+}
+
+static uint32_t s_pow2(uint32_t n)
+{
+    uint32_t p = 1;
+
+    while (p < n)
+        p <<= 1;
+    return p;
+}
+
+static inline void s_bit_set(uint64_t *bits, uint32_t i)
+{
+    bits[i / 64] |= 1ull << (i % 64);
+}
+
+static inline bool s_bit_get(const uint64_t *bits, uint32_t i)
+{
+    return bits[i / 64] >> (i % 64) & 1;
+}
+
+offcpu_t *offcpu_new(const offcpu_options_t *opts, offcpu_sample_fn on_sample,
+                     void *arg)
+{
+    offcpu_t *self = NULL;
+
+    if (opts->flavour < OFFCPU_AUTO || opts->flavour > OFFCPU_KPROBE ||
+        opts->stack_entries > OFFCPU_MAX_ENTRIES ||
+        opts->agg_entries > OFFCPU_MAX_ENTRIES ||
+        opts->start_entries > OFFCPU_MAX_ENTRIES)
+        return NULL;
+    self = calloc(1, sizeof(*self));
+    if (!self)
+        return NULL;
+    self->opts = *opts;
+    if (!self->opts.stack_entries)
+        self->opts.stack_entries = OFFCPU_DEFAULT_STACKS;
+    if (!self->opts.agg_entries)
+        self->opts.agg_entries = OFFCPU_DEFAULT_AGG;
+    if (!self->opts.start_entries)
+        self->opts.start_entries = OFFCPU_DEFAULT_START;
+    self->on_sample = on_sample;
+    self->arg = arg;
+    self->rl = (log_ratelimit_t)LOG_RATELIMIT_INIT(5, 10000);
+    /* The kernel sizes a stack map's bucket array to the next power of
+     * two; an id is a bucket index. */
+    self->nbits = s_pow2(self->opts.stack_entries);
+    size_t words = (self->nbits + 63) / 64;
+    self->pending[0] = calloc(words, sizeof(uint64_t));
+    self->pending[1] = calloc(words, sizeof(uint64_t));
+    self->refs = calloc(words, sizeof(uint64_t));
+    self->cache[0] = calloc(self->nbits, sizeof(stack_copy_t *));
+    self->cache[1] = calloc(self->nbits, sizeof(stack_copy_t *));
+    self->touched = calloc(2 * (size_t)self->nbits, sizeof(uint32_t));
+    self->keys = calloc(OFFCPU_BATCH, sizeof(*self->keys));
+    self->vals = calloc(OFFCPU_BATCH, sizeof(*self->vals));
+    self->start_keys = calloc(OFFCPU_BATCH, sizeof(*self->start_keys));
+    self->start_vals = calloc(OFFCPU_BATCH, sizeof(*self->start_vals));
+    if (!self->pending[0] || !self->pending[1] || !self->refs ||
+        !self->cache[0] || !self->cache[1] || !self->touched ||
+        !self->keys || !self->vals || !self->start_keys ||
+        !self->start_vals)
+        goto fail;
+    return self;
+fail:
+    offcpu_destroy(&self);
+    return NULL;
+}
+
+static void s_clear_cache(offcpu_t *self)
+{
+    for (size_t i = 0; i < self->ntouched; i++) {
+        uint32_t t = self->touched[i];
+        stack_copy_t **slot = &self->cache[t >> 31][t & 0x7fffffffu];
+        free(*slot);
+        *slot = NULL;
+    }
+    self->ntouched = 0;
+}
+
+/* Sums a per-CPU counter of the loaded programs. */
+static uint64_t s_kernel_counter(const offcpu_t *self, uint32_t idx)
+{
+    int ncpu = libbpf_num_possible_cpus();
+    uint64_t *values, sum = 0;
+
+    if (!self->skel || ncpu <= 0)
+        return 0;
+    values = calloc((size_t)ncpu, sizeof(*values));
+    if (!values)
+        return 0;
+    if (bpf_map_lookup_elem(bpf_map__fd(self->skel->maps.off_counters), &idx,
+                            values) == 0)
+        for (int i = 0; i < ncpu; i++)
+            sum += values[i];
+    free(values);
+    return sum;
+}
+
+/* Unloads the programs, folding their counters into the totals. */
+static void s_unload(offcpu_t *self)
+{
+    bpf_link__destroy(self->link);
+    self->link = NULL;
+    if (self->skel)
+        for (uint32_t i = 0; i < SKY_OFF_CNT_MAX; i++)
+            self->base[i] += s_kernel_counter(self, i);
+    offcpu_bpf__destroy(self->skel);
+    self->skel = NULL;
+    size_t words = (self->nbits + 63) / 64;
+    memset(self->pending[0], 0, words * sizeof(uint64_t));
+    memset(self->pending[1], 0, words * sizeof(uint64_t));
+    s_clear_cache(self);
+    free(self->pids);
+    self->pids = NULL;
+    self->npids = 0;
+    self->gen = 0;
+}
+
+void offcpu_destroy(offcpu_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    offcpu_t *self = *self_p;
+    if (self->cache[0] && self->cache[1] && self->touched)
+        s_unload(self);
+    free(self->pending[0]);
+    free(self->pending[1]);
+    free(self->refs);
+    free(self->cache[0]);
+    free(self->cache[1]);
+    free(self->touched);
+    free(self->keys);
+    free(self->vals);
+    free(self->start_keys);
+    free(self->start_vals);
+    free(self->pids);
+    free(self);
+    *self_p = NULL;
+}
+
+/* ------------------------------------------------------------ attach */
+
+/* The finish_task_switch symbol this kernel has: the plain name, else a
+ * compiler clone such as finish_task_switch.isra.0. */
+static int s_find_finish_task_switch(char *out, size_t size)
+{
+    FILE *f = fopen("/proc/kallsyms", "re");
+    char line[512], name[256], clone[256] = "";
+    int found = 0;
+
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof(line), f)) {
+        char type;
+        if (sscanf(line, "%*s %c %255s", &type, name) != 2)
+            continue;
+        if (type != 't' && type != 'T')
+            continue;
+        if (strcmp(name, "finish_task_switch") == 0) {
+            found = 1;
+            break;
+        }
+        if (!clone[0] && strncmp(name, "finish_task_switch.", 19) == 0)
+            snprintf(clone, sizeof(clone), "%s", name);
+    }
+    fclose(f);
+    if (found)
+        snprintf(out, size, "finish_task_switch");
+    else if (clone[0])
+        snprintf(out, size, "%s", clone);
+    else
+        return -1;
+    return 0;
+}
+
+static int s_try_flavour(offcpu_t *self, int flavour, char *why, size_t wlen)
+{
+    struct offcpu_bpf *skel = offcpu_bpf__open();
+    char sym[256];
+    int rc;
+
+    if (!skel) {
+        snprintf(why, wlen, "open: %s", strerror(errno));
+        return -1;
+    }
+    skel->rodata->count_preempted = self->opts.count_preempted ? 1 : 0;
+    rc = bpf_map__set_max_entries(skel->maps.off_start,
+                                  self->opts.start_entries);
+    if (rc == 0)
+        rc = bpf_map__set_max_entries(skel->maps.off_agg,
+                                      self->opts.agg_entries);
+    if (rc == 0)
+        rc = bpf_map__set_max_entries(skel->maps.off_stacks0,
+                                      self->opts.stack_entries);
+    if (rc == 0)
+        rc = bpf_map__set_max_entries(skel->maps.off_stacks1,
+                                      self->opts.stack_entries);
+    if (rc == 0) {
+        bpf_program__set_autoload(skel->progs.sky_off_switch,
+                                  flavour == OFFCPU_TP_BTF);
+        bpf_program__set_autoload(skel->progs.sky_off_finish,
+                                  flavour == OFFCPU_KPROBE);
+        rc = offcpu_bpf__load(skel);
+    }
+    if (rc != 0) {
+        snprintf(why, wlen, "load: %s", strerror(rc < 0 ? -rc : rc));
+        goto fail;
+    }
+    if (flavour == OFFCPU_TP_BTF) {
+        self->link = bpf_program__attach(skel->progs.sky_off_switch);
+    } else {
+        if (s_find_finish_task_switch(sym, sizeof(sym)) < 0) {
+            snprintf(why, wlen, "no finish_task_switch in /proc/kallsyms");
+            goto fail;
+        }
+        self->link = bpf_program__attach_kprobe(skel->progs.sky_off_finish,
+                                                false, sym);
+    }
+    if (!self->link) {
+        snprintf(why, wlen, "attach: %s", strerror(errno));
+        goto fail;
+    }
+    self->skel = skel;
+    self->flavour = flavour;
+    self->gen = 0;
+    self->flip_ns = now_mono_ns();
+    return 0;
+fail:
+    offcpu_bpf__destroy(skel);
+    return -1;
+}
+
+static int s_load(offcpu_t *self)
+{
+    static const int order[] = { OFFCPU_TP_BTF, OFFCPU_KPROBE };
+    char why[2][256] = { "not tried", "not tried" };
+
+    for (int i = 0; i < 2; i++) {
+        if (self->opts.flavour != OFFCPU_AUTO &&
+            self->opts.flavour != order[i])
+            continue;
+        if (s_try_flavour(self, order[i], why[i], sizeof(why[i])) == 0) {
+            self->attaches++;
+            log_info("off-CPU probe attached (%s)",
+                     offcpu_flavour_name(order[i]));
+            return 0;
+        }
+        log_debug("off-CPU probe as %s: %s", offcpu_flavour_name(order[i]),
+                  why[i]);
+    }
+    log_warn("cannot attach the off-CPU probe: tp_btf: %s; kprobe: %s",
+             why[0], why[1]);
+    return -1;
+}
+
+bool offcpu_attached(const offcpu_t *self)
+{
+    return self->skel != NULL;
+}
+
+int offcpu_flavour(const offcpu_t *self)
+{
+    return self->flavour;
+}
+
+/* ------------------------------------------------------------- drain */
+
+/* The frames of a stack id, read once per drain. NULL when the id names
+ * no stack (a failed capture, or an entry that is gone). */
+static const stack_copy_t *s_stack(offcpu_t *self, uint32_t gen, int32_t id)
+{
+    stack_copy_t **slot, *copy;
+    int fd;
+
+    if (id < 0)
+        return NULL;
+    if ((uint32_t)id >= self->nbits) {
+        self->stacks_missing++;
+        return NULL;
+    }
+    slot = &self->cache[gen][id];
+    if (*slot)
+        return *slot;
+    copy = malloc(sizeof(*copy));
+    if (!copy)
+        return NULL;
+    fd = bpf_map__fd(gen ? self->skel->maps.off_stacks1
+                         : self->skel->maps.off_stacks0);
+    if (bpf_map_lookup_elem(fd, &id, copy->frames) != 0) {
+        self->stacks_missing++;
+        free(copy);
+        return NULL;
+    }
+    /* The kernel zero-fills past the end of the trace. */
+    copy->n = 0;
+    while (copy->n < SKY_MAX_FRAMES && copy->frames[copy->n])
+        copy->n++;
+    *slot = copy;
+    self->touched[self->ntouched++] = gen << 31 | (uint32_t)id;
+    s_bit_set(self->pending[gen], (uint32_t)id);
+    return copy;
+}
+
+static void s_emit(offcpu_t *self, const struct sky_off_key *k,
+                   const struct sky_off_val *v)
+{
+    char comm[17];
+    uint32_t gen = k->gen & 1;
+    const stack_copy_t *ks = s_stack(self, gen, k->kstack);
+    const stack_copy_t *us = s_stack(self, gen, k->ustack);
+
+    if (v->count == 0)
+        return;
+    memcpy(comm, v->comm, 16);
+    comm[16] = '\0';
+    offcpu_sample_t s = {
+        .pid = k->tgid,
+        .tid = k->tid,
+        .cpu = v->cpu,
+        .count = v->count,
+        .total_ns = v->total_ns,
+        .first_ns = v->first_ns,
+        .comm = comm,
+        .nk = ks ? ks->n : 0,
+        .nu = us ? us->n : 0,
+        .kframes = ks ? ks->frames : NULL,
+        .uaddrs = us ? us->frames : NULL,
+    };
+    self->samples++;
+    if (self->on_sample)
+        self->on_sample(self->arg, &s);
+}
+
+/* Batch iteration over a hash map, deleting what it returns or not.
+ * Falls back to one key at a time where batch operations are missing.
+ * fn gets each chunk. Returns 0, or -1 on an unexpected error. */
+typedef void (*s_chunk_fn)(offcpu_t *self, const void *keys,
+                           const void *vals, uint32_t n);
+
+static int s_walk(offcpu_t *self, int fd, bool delete, void *keys, void *vals,
+                  size_t key_size, size_t val_size, s_chunk_fn fn)
+{
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    uint64_t token[8];          /* a bucket index for hash maps */
+    void *in = NULL;
+    int rc;
+
+    for (;;) {
+        uint32_t n = OFFCPU_BATCH;
+        rc = delete ? bpf_map_lookup_and_delete_batch(fd, in, token, keys,
+                                                      vals, &n, &opts)
+                    : bpf_map_lookup_batch(fd, in, token, keys, vals, &n,
+                                           &opts);
+        int e = rc ? errno : 0;
+        if (n > OFFCPU_BATCH)
+            n = 0;
+        if (n)
+            fn(self, keys, vals, n);
+        if (rc == 0) {
+            in = token;
+            continue;
+        }
+        if (e == ENOENT)
+            return 0;
+        /* 524 is the kernel's ENOTSUPP, which user space has no name for */
+        if (e != EINVAL && e != EOPNOTSUPP && e != 524)
+            break;
+        /* No batch operations: walk the keys. Deleting the key we stand on
+         * restarts the walk from the first key, which is what we want. */
+        char *key = keys, *val = vals;
+        char prev[64];
+        bool have_prev = false;
+        while (bpf_map_get_next_key(fd, have_prev ? prev : NULL, key) == 0) {
+            if (bpf_map_lookup_elem(fd, key, val) == 0) {
+                if (delete)
+                    bpf_map_delete_elem(fd, key);
+                fn(self, key, val, 1);
+            }
+            if (!delete) {
+                memcpy(prev, key, key_size);
+                have_prev = true;
+            }
+        }
+        return 0;
+    }
+    log_warn_rl(&self->rl, "off-CPU map walk failed: %s", strerror(errno));
+    return -1;
+}
+
+static void s_agg_chunk(offcpu_t *self, const void *keys, const void *vals,
+                        uint32_t n)
+{
+    const struct sky_off_key *k = keys;
+    const struct sky_off_val *v = vals;
+
+    for (uint32_t i = 0; i < n; i++)
+        s_emit(self, &k[i], &v[i]);
+}
+
+static void s_start_chunk(offcpu_t *self, const void *keys, const void *vals,
+                          uint32_t n)
+{
+    const struct sky_off_start *st = vals;
+
+    for (uint32_t i = 0; i < n; i++) {
+        if ((st[i].gen & 1) != self->refs_gen)
+            continue;
+        if (st[i].kstack >= 0 && (uint32_t)st[i].kstack < self->nbits)
+            s_bit_set(self->refs, (uint32_t)st[i].kstack);
+        if (st[i].ustack >= 0 && (uint32_t)st[i].ustack < self->nbits)
+            s_bit_set(self->refs, (uint32_t)st[i].ustack);
+    }
+}
+
+/* Deletes the consumed stacks of generation gen no sleeping thread holds
+ * (refs), and forgets them. */
+static void s_retire(offcpu_t *self, uint32_t gen)
+{
+    int fd = bpf_map__fd(gen ? self->skel->maps.off_stacks1
+                             : self->skel->maps.off_stacks0);
+    size_t words = (self->nbits + 63) / 64;
+
+    for (size_t w = 0; w < words; w++) {
+        uint64_t bits = self->pending[gen][w] & ~self->refs[w];
+        while (bits) {
+            uint32_t id = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(bits));
+            bits &= bits - 1;
+            if (bpf_map_delete_elem(fd, &id) == 0)
+                self->stacks_deleted++;
+        }
+        self->pending[gen][w] &= self->refs[w];
+    }
+}
+
+int offcpu_drain(offcpu_t *self)
+{
+    uint64_t before = self->samples;
+    uint32_t idle = self->gen ^ 1;
+    bool retire;
+
+    if (!self->skel)
+        return 0;
+    /* 1. Which stacks of the idle generation sleeping threads still hold.
+     * No switch-out writes that generation any more, and a thread leaves
+     * off_start only after its period is in off_agg, so whatever step 2
+     * does not see is listed here. */
+    retire = now_mono_ns() - self->flip_ns >= OFFCPU_FLIP_GRACE_NS;
+    if (retire) {
+        memset(self->refs, 0, (self->nbits + 63) / 64 * sizeof(uint64_t));
+        self->refs_gen = idle;
+        if (s_walk(self, bpf_map__fd(self->skel->maps.off_start), false,
+                   self->start_keys, self->start_vals,
+                   sizeof(*self->start_keys), sizeof(*self->start_vals),
+                   s_start_chunk) < 0)
+            retire = false;
+    }
+    /* 2. Every aggregate, out of the kernel. */
+    s_walk(self, bpf_map__fd(self->skel->maps.off_agg), true, self->keys,
+           self->vals, sizeof(*self->keys), sizeof(*self->vals), s_agg_chunk);
+    s_clear_cache(self);
+    /* 3. Retire the idle generation's consumed stacks, then make it the
+     * current one: the other one starts its grace period. */
+    if (retire) {
+        s_retire(self, idle);
+        self->gen = idle;
+        self->skel->bss->off_gen = idle;
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        self->flip_ns = now_mono_ns();
+    }
+    return (int)(self->samples - before);
+}
+
+/* -------------------------------------------------------------- pids */
+
+static int s_contains(const uint32_t *sorted, size_t n, uint32_t pid)
+{
+    size_t lo = 0, hi = n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (sorted[mid] == pid)
+            return 1;
+        if (sorted[mid] < pid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
+}
+
+int offcpu_set_pids(offcpu_t *self, const uint32_t *pids, size_t n)
+{
+    uint32_t one = 1, *copy = NULL;
+    size_t failed = 0;
+    int first_errno = 0, fd;
+
+    if (n == 0) {
+        if (!self->skel)
+            return 0;
+        /* Detach first: then nothing adds to the maps while the last
+         * drain empties them. */
+        bpf_link__destroy(self->link);
+        self->link = NULL;
+        offcpu_drain(self);
+        s_unload(self);
+        log_info("off-CPU probe detached: no off-CPU task is active");
+        return 0;
+    }
+    if (!self->skel && s_load(self) < 0)
+        return -1;
+    copy = malloc(n * sizeof(*copy));
+    if (!copy)
+        return -1;
+    memcpy(copy, pids, n * sizeof(*copy));
+    fd = bpf_map__fd(self->skel->maps.off_pids);
+    for (size_t i = 0; i < self->npids; i++)
+        if (!s_contains(pids, n, self->pids[i]))
+            bpf_map_delete_elem(fd, &self->pids[i]);
+    for (size_t i = 0; i < n; i++)
+        if (!s_contains(self->pids, self->npids, pids[i]) &&
+            bpf_map_update_elem(fd, &pids[i], &one, BPF_ANY) != 0 &&
+            !failed++)
+            first_errno = errno;
+    if (failed)
+        log_warn("%zu pid%s not added to the off-CPU filter: %s", failed,
+                 failed == 1 ? "" : "s", strerror(first_errno));
+    free(self->pids);
+    self->pids = copy;
+    self->npids = n;
+    return failed ? -1 : 0;
+}
+
+/* ------------------------------------------------------------- stats */
+
+void offcpu_stats(const offcpu_t *self, offcpu_stats_t *out)
+{
+    uint64_t c[SKY_OFF_CNT_MAX];
+
+    for (uint32_t i = 0; i < SKY_OFF_CNT_MAX; i++)
+        c[i] = self->base[i] + s_kernel_counter(self, i);
+    *out = (offcpu_stats_t){
+        .switches = c[SKY_OFF_CNT_SWITCHES],
+        .dropped_start = c[SKY_OFF_CNT_START_FULL],
+        .dropped_agg = c[SKY_OFF_CNT_AGG_FULL],
+        .kstacks_lost = c[SKY_OFF_CNT_KSTACK_LOST],
+        .ustacks_lost = c[SKY_OFF_CNT_USTACK_LOST],
+        .preempted = c[SKY_OFF_CNT_PREEMPTED],
+        .stacks_missing = self->stacks_missing,
+        .stacks_deleted = self->stacks_deleted,
+        .samples = self->samples,
+        .attaches = self->attaches,
+        .npids = (uint32_t)self->npids,
+    };
+}
+
+size_t offcpu_stack_entries(const offcpu_t *self)
+{
+    size_t count = 0;
+
+    if (!self->skel)
+        return 0;
+    int fds[2] = { bpf_map__fd(self->skel->maps.off_stacks0),
+                   bpf_map__fd(self->skel->maps.off_stacks1) };
+    for (int i = 0; i < 2; i++) {
+        uint32_t key, next;
+        bool first = true;
+        while (bpf_map_get_next_key(fds[i], first ? NULL : &key, &next) == 0) {
+            count++;
+            key = next;
+            first = false;
+        }
+    }
+    return count;
+}

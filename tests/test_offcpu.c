@@ -1,0 +1,565 @@
+/* Off-CPU profiling with real BPF (root).
+ *
+ * probe: the off-CPU probe of the collector (collector/offcpu.c) in both
+ *   flavours against tests/progs/offcpu_workload: each blocking thread's
+ *   time off CPU covers the window it was watched, its user leaf frame is
+ *   the function it blocks in (checked against nm and /proc/PID/maps, not
+ *   against our own symbolizer), the CPU-bound thread is not counted,
+ *   the stack maps are emptied once the threads are gone, and an empty pid
+ *   set unloads the programs. Tiny maps make the drops show up in the
+ *   counters instead of anywhere else.
+ * e2e: the whole pipeline through the launcher: an OFF_CPU task created
+ *   over HTTP gives the three blocking paths in their shares of off-CPU
+ *   time, and an ON_CPU task on the same process shows the spinning path
+ *   but not the blocking ones. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "collector/offcpu.h"
+#include "log.h"
+#include "testutil.h"
+
+/* ----------------------------------------------- workload functions */
+
+typedef struct {
+    const char *name;
+    uint64_t start, end;   /* runtime addresses in the workload process */
+} func_t;
+
+/* Runtime address ranges of the workload's functions: symbol values and
+ * sizes from nm, moved by the load bias read from /proc/PID/maps (the
+ * mapping of the executable at file offset 0 minus the vaddr of its first
+ * LOAD segment, from readelf). */
+static int s_resolve_funcs(pid_t pid, const char *exe, func_t *funcs, int n)
+{
+    char cmd[1200], line[1024], real[1024];
+    unsigned long long first_vaddr = 0, base = 0;
+    int have_vaddr = 0, have_base = 0, found = 0;
+    FILE *p;
+
+    if (!realpath(exe, real))
+        return -1;
+    snprintf(cmd, sizeof(cmd), "readelf -lW '%s'", real);
+    if (!(p = popen(cmd, "r")))
+        return -1;
+    while (fgets(line, sizeof(line), p)) {
+        unsigned long long off, vaddr;
+        if (!have_vaddr &&
+            sscanf(line, " LOAD 0x%llx 0x%llx", &off, &vaddr) == 2) {
+            first_vaddr = vaddr - off;
+            have_vaddr = 1;
+        }
+    }
+    pclose(p);
+    snprintf(cmd, sizeof(cmd), "/proc/%d/maps", (int)pid);
+    if (!(p = fopen(cmd, "r")))
+        return -1;
+    while (fgets(line, sizeof(line), p)) {
+        unsigned long long start, pgoff;
+        char path[1024] = "";
+        if (sscanf(line, "%llx-%*x %*s %llx %*s %*s %1023s", &start,
+                   &pgoff, path) == 3 &&
+            pgoff == 0 && strcmp(path, real) == 0 && !have_base) {
+            base = start;
+            have_base = 1;
+        }
+    }
+    fclose(p);
+    if (!have_vaddr || !have_base)
+        return -1;
+    snprintf(cmd, sizeof(cmd), "nm -S --defined-only '%s'", real);
+    if (!(p = popen(cmd, "r")))
+        return -1;
+    while (fgets(line, sizeof(line), p)) {
+        unsigned long long value, size;
+        char type, name[256];
+        if (sscanf(line, "%llx %llx %c %255s", &value, &size, &type,
+                   name) != 4)
+            continue;
+        for (int i = 0; i < n; i++)
+            if (strcmp(name, funcs[i].name) == 0) {
+                funcs[i].start = base - first_vaddr + value;
+                funcs[i].end = funcs[i].start + size;
+                found++;
+            }
+    }
+    pclose(p);
+    return found == n ? 0 : -1;
+}
+
+/* ------------------------------------------------------------ capture */
+
+#define MAX_THREADS 16
+
+typedef struct {
+    uint32_t tid;
+    char comm[17];
+    uint64_t count, ns;
+    uint64_t ns_expected_leaf;   /* with the user leaf it should have */
+    uint64_t ns_with_kernel;     /* with kernel frames */
+} thread_acc_t;
+
+typedef struct {
+    uint32_t pid;
+    func_t *funcs;               /* [0..2]: sleep, pipe, mutex leaves */
+    thread_acc_t threads[MAX_THREADS];
+    int nthreads;
+    uint64_t other_pid_samples;
+    uint64_t samples;
+} capture_t;
+
+static const char *s_expected_leaf(const char *comm)
+{
+    if (strcmp(comm, "sleeper") == 0)
+        return "sky_off_sleep";
+    if (strcmp(comm, "reader") == 0)
+        return "sky_off_pipe_read";
+    if (strcmp(comm, "waiter") == 0)
+        return "sky_off_mutex_wait";
+    return NULL;
+}
+
+static void s_on_sample(void *arg, const offcpu_sample_t *s)
+{
+    capture_t *cap = arg;
+    thread_acc_t *t = NULL;
+
+    cap->samples++;
+    if (s->pid != cap->pid) {
+        cap->other_pid_samples++;
+        return;
+    }
+    for (int i = 0; i < cap->nthreads; i++)
+        if (cap->threads[i].tid == s->tid)
+            t = &cap->threads[i];
+    if (!t) {
+        ck_assert_int_lt(cap->nthreads, MAX_THREADS);
+        t = &cap->threads[cap->nthreads++];
+        t->tid = s->tid;
+    }
+    /* The name may change right after the thread starts. */
+    snprintf(t->comm, sizeof(t->comm), "%s", s->comm);
+    t->count += s->count;
+    t->ns += s->total_ns;
+    if (s->nk > 0)
+        t->ns_with_kernel += s->total_ns;
+    const char *leaf = s_expected_leaf(s->comm);
+    for (int f = 0; leaf && f < 3; f++)
+        if (strcmp(cap->funcs[f].name, leaf) == 0 && s->nu > 0 &&
+            s->uaddrs[0] >= cap->funcs[f].start &&
+            s->uaddrs[0] < cap->funcs[f].end)
+            t->ns_expected_leaf += s->total_ns;
+}
+
+static void s_sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+/* Drains every 100 ms until the child exits; returns how long the probe
+ * watched it (ms). */
+static uint64_t s_watch(offcpu_t *off, pid_t child, size_t *max_stacks)
+{
+    uint64_t t0 = now_mono_ms(), t1;
+    int status;
+
+    for (;;) {
+        s_sleep_ms(100);
+        offcpu_drain(off);
+        size_t n = offcpu_stack_entries(off);
+        if (n > *max_stacks)
+            *max_stacks = n;
+        if (waitpid(child, &status, WNOHANG) == child)
+            break;
+    }
+    t1 = now_mono_ms();
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    return t1 - t0;
+}
+
+/* --------------------------------------------------------------- probe */
+
+static void s_probe_flavour(int flavour)
+{
+    const char *exe = tu_build_path("tests/progs/offcpu_workload");
+    func_t funcs[] = { { "sky_off_sleep", 0, 0 },
+                       { "sky_off_pipe_read", 0, 0 },
+                       { "sky_off_mutex_wait", 0, 0 } };
+    capture_t cap = { .funcs = funcs };
+    offcpu_options_t opts;
+    offcpu_stats_t st;
+    size_t max_stacks = 0;
+
+    offcpu_options_default(&opts);
+    opts.flavour = flavour;
+    offcpu_t *off = offcpu_new(&opts, s_on_sample, &cap);
+    ck_assert_ptr_nonnull(off);
+    ck_assert(!offcpu_attached(off));
+
+    char *argv[] = { (char *)exe, "3", NULL };
+    pid_t child = tu_spawn(argv, NULL);
+    ck_assert_int_gt(child, 0);
+    cap.pid = (uint32_t)child;
+    s_sleep_ms(300);   /* exec done, threads started */
+    ck_assert_int_eq(s_resolve_funcs(child, exe, funcs, 3), 0);
+
+    uint32_t pid = (uint32_t)child;
+    ck_assert_int_eq(offcpu_set_pids(off, &pid, 1), 0);
+    ck_assert(offcpu_attached(off));
+    ck_assert_int_eq(offcpu_flavour(off), flavour);
+    uint64_t window_ms = s_watch(off, child, &max_stacks);
+
+    /* Once the threads are gone, two drains retire both generations. */
+    for (int i = 0; i < 3; i++) {
+        s_sleep_ms(30);
+        offcpu_drain(off);
+    }
+    size_t left = offcpu_stack_entries(off);
+    offcpu_stats(off, &st);
+    fprintf(stderr,
+            "%s: window %" PRIu64 " ms, %" PRIu64 " switches, %" PRIu64
+            " samples, %" PRIu64 " preempted, stacks max %zu left %zu "
+            "deleted %" PRIu64 ", lost k%" PRIu64 " u%" PRIu64 "\n",
+            offcpu_flavour_name(flavour), window_ms, st.switches, st.samples,
+            st.preempted, max_stacks, left, st.stacks_deleted,
+            st.kstacks_lost, st.ustacks_lost);
+
+    int sleepers = 0, checked = 0;
+    for (int i = 0; i < cap.nthreads; i++) {
+        thread_acc_t *t = &cap.threads[i];
+        double share = (double)t->ns / 1e6 / (double)window_ms;
+        fprintf(stderr, "  %-16s tid %u: %" PRIu64 " switches, %.0f ms "
+                "(%.2f of the window), leaf ok %.2f\n", t->comm, t->tid,
+                t->count, (double)t->ns / 1e6, share,
+                t->ns ? (double)t->ns_expected_leaf / (double)t->ns : 0.0);
+        if (strcmp(t->comm, "spinner") == 0) {
+            /* It never blocks; preemption is not off-CPU time here. */
+            ck_assert_double_lt(share, 0.05);
+            continue;
+        }
+        /* Every other thread is asleep nearly all the time; the first
+         * period (begun before the attach) and the last one (ended at the
+         * exit) may be cut. */
+        ck_assert_double_gt(share, 0.6);
+        ck_assert_double_lt(share, 1.1);
+        ck_assert_uint_eq(t->ns_with_kernel, t->ns);
+        if (s_expected_leaf(t->comm)) {
+            ck_assert_msg(t->ns_expected_leaf >= t->ns * 9 / 10,
+                          "%s: %.2f of the time with the leaf %s",
+                          t->comm,
+                          (double)t->ns_expected_leaf / (double)t->ns,
+                          s_expected_leaf(t->comm));
+            checked++;
+        }
+        if (strcmp(t->comm, "sleeper") == 0) {
+            sleepers++;
+            /* nanosleep(50 ms) per switch, at least */
+            ck_assert_uint_ge(t->ns / t->count, 45000000ull);
+        }
+    }
+    ck_assert_int_eq(sleepers, 2);
+    ck_assert_int_eq(checked, 4);
+    ck_assert_uint_eq(cap.other_pid_samples, 0);
+    ck_assert_uint_gt(st.switches, 0);
+    ck_assert_uint_eq(st.dropped_start + st.dropped_agg, 0);
+    ck_assert_uint_eq(left, 0);
+    ck_assert_uint_gt(st.stacks_deleted, 0);
+
+    ck_assert_int_eq(offcpu_set_pids(off, NULL, 0), 0);
+    ck_assert(!offcpu_attached(off));
+    ck_assert_int_eq(offcpu_drain(off), 0);
+    offcpu_destroy(&off);
+    ck_assert_ptr_null(off);
+}
+
+START_TEST(test_probe_tp_btf)
+{
+    s_probe_flavour(OFFCPU_TP_BTF);
+}
+END_TEST
+
+START_TEST(test_probe_kprobe)
+{
+    s_probe_flavour(OFFCPU_KPROBE);
+}
+END_TEST
+
+/* Maps far too small for the workload: what does not fit is counted. */
+START_TEST(test_tiny_maps_count_drops)
+{
+    const char *exe = tu_build_path("tests/progs/offcpu_workload");
+    func_t funcs[3] = { { "sky_off_sleep", 0, 0 },
+                        { "sky_off_pipe_read", 0, 0 },
+                        { "sky_off_mutex_wait", 0, 0 } };
+    capture_t cap = { .funcs = funcs };
+    offcpu_options_t opts;
+    offcpu_stats_t st;
+    size_t max_stacks = 0;
+
+    offcpu_options_default(&opts);
+    opts.start_entries = 2;
+    opts.agg_entries = 2;
+    opts.stack_entries = 2;
+    offcpu_t *off = offcpu_new(&opts, s_on_sample, &cap);
+    ck_assert_ptr_nonnull(off);
+    char *argv[] = { (char *)exe, "2", NULL };
+    pid_t child = tu_spawn(argv, NULL);
+    ck_assert_int_gt(child, 0);
+    cap.pid = (uint32_t)child;
+    uint32_t pid = (uint32_t)child;
+    ck_assert_int_eq(offcpu_set_pids(off, &pid, 1), 0);
+    s_watch(off, child, &max_stacks);
+    offcpu_stats(off, &st);
+    ck_assert_uint_gt(st.dropped_start, 0);
+    ck_assert_uint_gt(st.dropped_agg, 0);
+    ck_assert_uint_gt(st.kstacks_lost + st.ustacks_lost, 0);
+    ck_assert_uint_gt(cap.samples, 0);
+    ck_assert_uint_le(max_stacks, 4);
+    offcpu_destroy(&off);
+}
+END_TEST
+
+/* ---------------------------------------------------------- end to end */
+
+typedef struct {
+    char *dir;
+    char config[512];
+    char log[512];
+    int port;
+    pid_t launcher;
+} pipeline_t;
+
+static pipeline_t P;
+
+static void s_pipeline_start(void)
+{
+    P.dir = tu_mkdtemp();
+    ck_assert_ptr_nonnull(P.dir);
+    P.port = 20000 + (int)((getpid() + 4242) % 20000);
+    snprintf(P.config, sizeof P.config, "%s/skyprof.yaml", P.dir);
+    snprintf(P.log, sizeof P.log, "%s/run.log", P.dir);
+    FILE *f = fopen(P.config, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f,
+            "runtime_dir: %s/run\n"
+            "profiling:\n  flush_interval: 1s\n"
+            "collector:\n  host_wide: false\n  drain_interval: 100ms\n"
+            "aggregator:\n  http_addr: 127.0.0.1:%d\n"
+            "  store_path: %s/history.db\n",
+            P.dir, P.port, P.dir);
+    fclose(f);
+    char *argv[] = { (char *)tu_build_path("bin/skyprof"), "--config",
+                     P.config, "--bin-dir", (char *)tu_build_path("bin"),
+                     NULL };
+    P.launcher = tu_spawn(argv, P.log);
+    ck_assert_int_gt(P.launcher, 0);
+}
+
+static void s_pipeline_stop(void)
+{
+    if (P.launcher > 0) {
+        int status = tu_stop(P.launcher, 20000);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                      "launcher exit status %d; see %s", status, P.log);
+    }
+    tu_rmtree(P.dir);
+    free(P.dir);
+    memset(&P, 0, sizeof P);
+}
+
+static char *s_get(const char *path, int *status)
+{
+    return tu_http("GET", "127.0.0.1", P.port, path, NULL, status, NULL);
+}
+
+static int s_api_up(void *arg)
+{
+    int status = 0;
+    char *b = s_get("/healthz", &status);
+    free(b);
+    return status == 200;
+}
+
+static void s_create_task(pid_t pid, const char *target, char *id, size_t len)
+{
+    char body[160];
+    int status = 0;
+
+    snprintf(body, sizeof body,
+             "{\"pid\":%d,\"target\":\"%s\",\"duration\":30}", (int)pid,
+             target);
+    char *resp = tu_http("POST", "127.0.0.1", P.port, "/api/tasks", body,
+                         &status, NULL);
+    ck_assert_msg(resp && status >= 200 && status < 300,
+                  "POST /api/tasks %s: %d %s", target, status,
+                  resp ? resp : "");
+    const char *p = strstr(resp, "\"task_id\"");
+    ck_assert_ptr_nonnull(p);
+    id[0] = '\0';
+    sscanf(strchr(p, ':') + 1, " \"%63[^\"]\"", id);
+    ck_assert_msg(id[0], "no task id in %s", resp);
+    (void)len;
+    free(resp);
+}
+
+/* Sums of a folded text: lines whose frames contain each needle. */
+enum { F_SLEEP, F_PIPE, F_MUTEX, F_SPIN, F_NEEDLES };
+static const char *const s_needles[F_NEEDLES] = {
+    "sky_off_sleep", "sky_off_pipe_read", "sky_off_mutex_wait",
+    "sky_on_spin" };
+
+typedef struct {
+    double v[F_NEEDLES];
+    double total;
+} sums_t;
+
+static sums_t s_sums(const char *folded)
+{
+    sums_t s = { { 0 }, 0 };
+    char *copy = strdup(folded);
+
+    ck_assert_ptr_nonnull(copy);
+    for (char *line = strtok(copy, "\n"); line; line = strtok(NULL, "\n")) {
+        char *sp = strrchr(line, ' ');
+        if (!sp)
+            continue;
+        double v = strtod(sp + 1, NULL);
+        *sp = '\0';
+        s.total += v;
+        for (int i = 0; i < F_NEEDLES; i++)
+            if (strstr(line, s_needles[i]))
+                s.v[i] += v;
+    }
+    free(copy);
+    return s;
+}
+
+typedef struct {
+    const char *path;
+    const char *needle;
+    char *body;
+} probe_t;
+
+static int s_has(void *arg)
+{
+    probe_t *p = arg;
+    int status = 0;
+
+    free(p->body);
+    p->body = s_get(p->path, &status);
+    return p->body && status == 200 && strstr(p->body, p->needle);
+}
+
+static sums_t s_folded(const char *task_id, const char *query,
+                       const char *needle)
+{
+    char path[256];
+    probe_t p = { .path = path, .needle = needle };
+
+    snprintf(path, sizeof path, "/api/folded?task_id=%s%s", task_id, query);
+    ck_assert_msg(tu_wait_until(s_has, &p, 15000),
+                  "%s has no %s: %s (log %s)", path, needle,
+                  p.body ? p.body : "(none)", P.log);
+    sums_t s = s_sums(p.body);
+    free(p.body);
+    return s;
+}
+
+START_TEST(test_pipeline_off_and_on_cpu)
+{
+    char off_id[64], on_id[64];
+
+    s_pipeline_start();
+    ck_assert_msg(tu_wait_until(s_api_up, NULL, 20000),
+                  "API never came up; %s", P.log);
+    sleep(2);   /* the collector loads its programs */
+    char *argv[] = { (char *)tu_build_path("tests/progs/offcpu_workload"),
+                     "8", NULL };
+    pid_t wl = tu_spawn(argv, NULL);
+    ck_assert_int_gt(wl, 0);
+    s_create_task(wl, "OFF_CPU", off_id, sizeof off_id);
+    s_create_task(wl, "ON_CPU", on_id, sizeof on_id);
+    int st;
+    ck_assert_int_eq(waitpid(wl, &st, 0), wl);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    /* Let the last windows flush before reading the final numbers. */
+    s_folded(off_id, "&event=off-cpu", "sky_off_mutex_wait");
+    sleep(3);
+
+    sums_t us = s_folded(off_id, "&event=off-cpu&unit=us", "sky_off_sleep");
+    sums_t cnt = s_folded(off_id, "&event=off-cpu&unit=count",
+                          "sky_off_sleep");
+    fprintf(stderr, "off-CPU task %s: %.0f ms total; sleep %.3f pipe %.3f "
+            "mutex %.3f spin %.3f; sleep %.1f ms per switch\n", off_id,
+            us.total / 1e3, us.v[F_SLEEP] / us.total,
+            us.v[F_PIPE] / us.total, us.v[F_MUTEX] / us.total,
+            us.v[F_SPIN] / us.total,
+            cnt.v[F_SLEEP] ? us.v[F_SLEEP] / cnt.v[F_SLEEP] / 1e3 : 0.0);
+    /* Seven threads block nearly all the time, two of them in
+     * sky_off_sleep, one each in the pipe read and the mutex wait
+     * (tests/progs/offcpu_workload.c): 2/7, 1/7, 1/7. */
+    ck_assert_double_gt(us.total, 5e6);   /* > 5 s of off-CPU time */
+    ck_assert_double_ge(us.v[F_SLEEP] / us.total, 0.22);
+    ck_assert_double_le(us.v[F_SLEEP] / us.total, 0.35);
+    ck_assert_double_ge(us.v[F_PIPE] / us.total, 0.10);
+    ck_assert_double_le(us.v[F_PIPE] / us.total, 0.18);
+    ck_assert_double_ge(us.v[F_MUTEX] / us.total, 0.10);
+    ck_assert_double_le(us.v[F_MUTEX] / us.total, 0.18);
+    /* The spinner never blocks. */
+    ck_assert_double_lt(us.v[F_SPIN] / us.total, 0.01);
+    /* Each sleep is a 50 ms nanosleep. */
+    ck_assert_double_ge(us.v[F_SLEEP] / cnt.v[F_SLEEP], 45000.0);
+    ck_assert_double_le(us.v[F_SLEEP] / cnt.v[F_SLEEP], 200000.0);
+
+    /* On CPU the same process is its spinner; the blocking paths only run
+     * for the microseconds around each wakeup. */
+    sums_t on = s_folded(on_id, "", "sky_on_spin");
+    fprintf(stderr, "on-CPU task %s: %.0f samples; spin %.3f, blocking "
+            "paths %.3f\n", on_id, on.total, on.v[F_SPIN] / on.total,
+            (on.v[F_SLEEP] + on.v[F_PIPE] + on.v[F_MUTEX]) / on.total);
+    ck_assert_double_gt(on.total, 50);
+    ck_assert_double_ge(on.v[F_SPIN] / on.total, 0.9);
+    ck_assert_double_le((on.v[F_SLEEP] + on.v[F_PIPE] + on.v[F_MUTEX]) /
+                            on.total, 0.03);
+    s_pipeline_stop();
+}
+END_TEST
+
+/* CONFIG_KPROBES=n kernels (like the one these tests were written on)
+ * have neither the kprobe PMU nor tracefs kprobe_events. */
+static int s_have_kprobes(void)
+{
+    return access("/sys/bus/event_source/devices/kprobe/type", R_OK) == 0 ||
+           access("/sys/kernel/tracing/kprobe_events", R_OK) == 0 ||
+           access("/sys/kernel/debug/tracing/kprobe_events", R_OK) == 0;
+}
+
+int main(void)
+{
+    Suite *s = suite_create("offcpu");
+    TCase *probe = tcase_create("probe");
+    TCase *e2e = tcase_create("e2e");
+
+    tcase_set_timeout(probe, 60);
+    tcase_set_timeout(e2e, 180);
+    if (tu_require_bpf("offcpu probe")) {
+        tcase_add_test(probe, test_probe_tp_btf);
+        if (s_have_kprobes())
+            tcase_add_test(probe, test_probe_kprobe);
+        else
+            tu_skip("offcpu kprobe flavour", "this kernel has no kprobes "
+                    "(no kprobe PMU, no kprobe_events)");
+        tcase_add_test(probe, test_tiny_maps_count_drops);
+    }
+    if (tu_require_bpf("offcpu end to end"))
+        tcase_add_test(e2e, test_pipeline_off_and_on_cpu);
+    suite_add_tcase(s, probe);
+    suite_add_tcase(s, e2e);
+    return tu_run(s);
+}
