@@ -2554,6 +2554,284 @@ START_TEST(test_meters_collect_batch)
 }
 END_TEST
 
+/* The real stage through the broker: proc.ids and policy.update on the
+ * bus, a trigger.report turned into a task.request, meters into
+ * collectBatch, malformed messages counted (bus_invalid_total) while the
+ * stage keeps working. */
+typedef struct {
+    bus_t *bus;
+    arena_t *arena;
+    uint32_t want_pid;
+    int got_ids, got_policy, got_task, got_invalid_trigger,
+        got_invalid_meters;
+    char policy[512];
+    char task_id[64], task_proc[64];
+    uint32_t task_pid;
+    uint8_t task_trigger;
+} cont_rx_t;
+
+static void
+s_cont_rx_one(cont_rx_t *rx, const char *topic, const void *data, size_t len)
+{
+    char err[128];
+    arena_reset(rx->arena);
+    if (!strcmp(topic, TOPIC_PROC_IDS)) {
+        wire_proc_ids_t m;
+        if (wire_decode_proc_ids(data, len, rx->arena, &m, err, sizeof err))
+            return;
+        for (uint32_t i = 0; i < m.nentities; i++)
+            if (m.entities[i].pid == rx->want_pid &&
+                *m.entities[i].process_id)
+                rx->got_ids = 1;
+    } else if (!strcmp(topic, TOPIC_POLICY_UPDATE)) {
+        wire_policy_update_t m;
+        if (wire_decode_policy_update(data, len, rx->arena, &m, err,
+                                      sizeof err))
+            return;
+        snprintf(rx->policy, sizeof rx->policy, "%s", m.json);
+        rx->got_policy = 1;
+    } else if (!strcmp(topic, TOPIC_TASK_REQUEST)) {
+        wire_task_set_t set;
+        if (wire_decode_task_set(data, len, rx->arena, &set, err, sizeof err) ||
+            set.ntasks != 1 || set.tasks[0].npids != 1 ||
+            !set.tasks[0].process_ids)
+            return;
+        snprintf(rx->task_id, sizeof rx->task_id, "%s", set.tasks[0].task_id);
+        snprintf(rx->task_proc, sizeof rx->task_proc, "%s",
+                 set.tasks[0].process_ids[0]);
+        rx->task_pid = set.tasks[0].pids[0];
+        rx->task_trigger = set.tasks[0].trigger;
+        rx->got_task = 1;
+    } else if (!strcmp(topic, "stats.uplink")) {
+        wire_stats_t st;
+        if (wire_decode_stats(data, len, rx->arena, &st, err, sizeof err))
+            return;
+        for (uint32_t i = 0; i < st.nmetrics; i++) {
+            const wire_metric_t *m = &st.metrics[i];
+            if (!strstr(m->name, "bus_invalid_total") || m->value < 1)
+                continue;
+            if (strstr(m->labels, "trigger.report"))
+                rx->got_invalid_trigger = 1;
+            if (strstr(m->labels, "metric.continuous"))
+                rx->got_invalid_meters = 1;
+        }
+    }
+}
+
+static void
+s_cont_rx_drain(cont_rx_t *rx)
+{
+    const char *topic;
+    const void *data;
+    size_t len;
+    while (bus_recv(rx->bus, &topic, &data, &len) == 1)
+        s_cont_rx_one(rx, topic, data, len);
+}
+
+static int
+s_cont_rx_ids_policy(void *arg)
+{
+    cont_rx_t *rx = arg;
+    s_cont_rx_drain(rx);
+    return rx->got_ids && rx->got_policy;
+}
+
+static int
+s_cont_rx_invalid(void *arg)
+{
+    cont_rx_t *rx = arg;
+    s_cont_rx_drain(rx);
+    return rx->got_invalid_trigger && rx->got_invalid_meters;
+}
+
+static int
+s_has_meters(void *arg)
+{
+    return s_request_count(arg, "collectBatch") > 0;
+}
+
+static void
+s_bus_publish_trigger(bus_t *bus, uint32_t pid)
+{
+    wire_cause_t cause = { 0, 10.0, 90.0, "", "" };
+    wire_trigger_t t;
+    memset(&t, 0, sizeof t);
+    wire_header_set(&t.hdr, "policy/test", bus_next_seq(bus, TOPIC_TRIGGER));
+    t.pid = pid;
+    t.target = WIRE_TARGET_ON_CPU;
+    t.duration_ms = 10000;
+    t.service = "stage-svc";
+    t.ncauses = 1;
+    t.causes = &cause;
+    wire_buf_t buf;
+    wire_buf_init(&buf);
+    ck_assert_int_eq(wire_encode_trigger(&t, &buf), 0);
+    bus_publish(bus, TOPIC_TRIGGER, buf.data, buf.len);
+    wire_buf_release(&buf);
+}
+
+static void
+s_bus_publish_meter(bus_t *bus, uint32_t pid)
+{
+    wire_meter_t m = { "rover_con_p_process_cpu", 42.0, pid, "x", "OS_LINUX",
+                       "" };
+    wire_meters_t ms;
+    memset(&ms, 0, sizeof ms);
+    wire_header_set(&ms.hdr, "policy/test", bus_next_seq(bus, TOPIC_METERS));
+    ms.ts_ms = 1700000000000u;
+    ms.nmeters = 1;
+    ms.meters = &m;
+    wire_buf_t buf;
+    wire_buf_init(&buf);
+    ck_assert_int_eq(wire_encode_meters(&ms, &buf), 0);
+    bus_publish(bus, TOPIC_METERS, buf.data, buf.len);
+    wire_buf_release(&buf);
+}
+
+START_TEST(test_continuous_stage_with_broker)
+{
+    if (!s_python_grpc_ok("test_continuous_stage_with_broker"))
+        return;
+    char broker[600], uplink[600];
+    snprintf(broker, sizeof broker, "%s", tu_build_path("bin/skyprof-broker"));
+    snprintf(uplink, sizeof uplink, "%s", tu_build_path("bin/skyprof-uplink"));
+    struct stat st;
+    if (stat(broker, &st) != 0 || stat(uplink, &st) != 0) {
+        tu_skip("test_continuous_stage_with_broker",
+                "broker or uplink not built");
+        return;
+    }
+    env_t e;
+    memset(&e, 0, sizeof e);
+    memset(&s_captured, 0, sizeof s_captured);
+    e.fake.dir = tu_mkdtemp();
+    ck_assert_int_eq(s_fake_start(&e.fake, NULL, 1), 0);
+    s_procs_start(&e.procs);
+    uint32_t p0 = (uint32_t)e.procs.pids[0];
+
+    const char *json = "[{\"ServiceName\":\"stage-svc\",\"UUID\":\"u-7\","
+                       "\"Profiling\":{\"ON_CPU\":{\"PROCESS_CPU\":{"
+                       "\"Threshold\":\"10\",\"Period\":5,\"Count\":2}}}}]";
+    size_t len;
+    /* Every answer carries the policy and the task, so whichever call
+     * comes after our subscription reached the broker is seen. */
+    uint8_t *reply = s_policy_reply(json, &len);
+    s_write_reply(&e.fake, "queryPolicies", 0, reply, len);
+    free(reply);
+    cmd_spec_t task[] = {
+        { "ContinuousProfilingReportTask",
+          { "SerialNumber", "s", "TaskId", "stage-cont", NULL } },
+    };
+    reply = s_commands(task, 1, &len);
+    s_write_reply(&e.fake, "reportProfilingTask", 0, reply, len);
+    free(reply);
+
+    char cfg[600], log[600], in[700], out[700], yaml[4096];
+    snprintf(cfg, sizeof cfg, "%s/skyprof.yaml", e.fake.dir);
+    snprintf(log, sizeof log, "%s/stages.log", e.fake.dir);
+    snprintf(in, sizeof in, "ipc://%s/bus-in", e.fake.dir);
+    snprintf(out, sizeof out, "ipc://%s/bus-out", e.fake.dir);
+    snprintf(yaml, sizeof yaml,
+             "runtime_dir: %s\n"
+             "bus:\n  stats_interval: 1s\n"
+             "core:\n  backend:\n    addr: %s\n    upstream_timeout: 3s\n"
+             "profiling:\n  check_interval: 1s\n  flush_interval: 1s\n"
+             "process_discovery:\n  heartbeat_period: 1s\n  scanner:\n"
+             "    regex:\n      - match_cmd_regex: '%s'\n"
+             "        service_name: stage-svc\n"
+             "        process_name: \"p-{{.Process.Pid}}\"\n"
+             "uplink:\n  agent_id: stage-agent\n",
+             e.fake.dir, e.fake.addr, e.procs.regex);
+    FILE *f = fopen(cfg, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(yaml, f);
+    fclose(f);
+    char *bargv[] = { broker, "--config", cfg, NULL };
+    char *uargv[] = { uplink, "--config", cfg, NULL };
+    pid_t bpid = s_spawn_log(bargv, log);
+    pid_t upid = s_spawn_log(uargv, log);
+    ck_assert_int_gt(bpid, 0);
+    ck_assert_int_gt(upid, 0);
+
+    void *ctx = zmq_ctx_new();
+    stats_t *stats = stats_new("test", "t");
+    bus_options_t bo = { in, out, 1000, 1000, "policy/test" };
+    cont_rx_t rx;
+    memset(&rx, 0, sizeof rx);
+    rx.want_pid = p0;
+    rx.bus = bus_new(ctx, &bo, stats);
+    rx.arena = arena_new(0);
+    ck_assert_ptr_nonnull(rx.bus);
+    ck_assert_int_eq(bus_subscribe(rx.bus, TOPIC_PROC_IDS), 0);
+    ck_assert_int_eq(bus_subscribe(rx.bus, TOPIC_POLICY_UPDATE), 0);
+    ck_assert_int_eq(bus_subscribe(rx.bus, TOPIC_TASK_REQUEST), 0);
+    ck_assert_int_eq(bus_subscribe(rx.bus, "stats.uplink"), 0);
+
+    /* A policy engine appearing on ctl.tasks gets the policies again, so
+     * this late subscriber sees them too. */
+    int ok = 0;
+    for (int i = 0; i < 40 && !ok; i++) {
+        uint32_t one = 1;
+        wire_task_t t = { "x", WIRE_TARGET_ON_CPU, WIRE_TRIGGER_FIXED_TIME,
+                          WIRE_SRC_LOCAL, 0, 1000, 1, 1, &one, NULL, "" };
+        wire_task_set_t set;
+        memset(&set, 0, sizeof set);
+        wire_header_set(&set.hdr, "policy/test",
+                        bus_next_seq(rx.bus, TOPIC_CTL_TASKS));
+        set.ntasks = 1;
+        set.tasks = &t;
+        wire_buf_t buf;
+        wire_buf_init(&buf);
+        ck_assert_int_eq(wire_encode_task_set(&set, &buf), 0);
+        bus_publish(rx.bus, TOPIC_CTL_TASKS, buf.data, buf.len);
+        wire_buf_release(&buf);
+        ok = tu_wait_until(s_cont_rx_ids_policy, &rx, 500);
+    }
+    if (!ok) {
+        char *text = tu_read_file(log, NULL);
+        fprintf(stderr, "--- stage logs ---\n%s\n", text ? text : "");
+        free(text);
+        ck_abort_msg("no proc.ids / policy.update from the uplink");
+    }
+    ck_assert_str_eq(rx.policy, json);
+
+    /* Malformed input first: the stage must survive it. */
+    static const uint8_t garbage[] = { 0x99, 0x01, 0xc1, 0x00 };
+    for (int i = 0; i < 40 && !rx.got_task; i++) {
+        bus_publish(rx.bus, TOPIC_TRIGGER, garbage, sizeof garbage);
+        bus_publish(rx.bus, TOPIC_METERS, garbage, sizeof garbage);
+        s_bus_publish_trigger(rx.bus, p0);
+        for (int w = 0; w < 10 && !rx.got_task; w++) {
+            usleep(50000);
+            s_cont_rx_drain(&rx);
+        }
+    }
+    ck_assert(rx.got_task);
+    ck_assert_str_eq(rx.task_id, "stage-cont");
+    ck_assert_uint_eq(rx.task_pid, p0);
+    ck_assert_uint_eq(rx.task_trigger, WIRE_TRIGGER_CONTINUOUS);
+    char want[32];
+    snprintf(want, sizeof want, "proc-%u", p0);
+    ck_assert_str_eq(rx.task_proc, want);
+
+    for (int i = 0; i < 40 && !s_has_meters(&e.fake); i++) {
+        s_bus_publish_meter(rx.bus, p0);
+        tu_wait_until(s_has_meters, &e.fake, 500);
+    }
+    ck_assert(s_has_meters(&e.fake));
+    ck_assert(tu_wait_until(s_cont_rx_invalid, &rx, 10000));
+    ck_assert_int_eq(kill(upid, 0), 0);           /* still running */
+
+    ck_assert_int_eq(tu_stop(upid, 10000), 0);
+    tu_stop(bpid, 5000);
+    bus_destroy(&rx.bus);
+    arena_destroy(&rx.arena);
+    stats_destroy(&stats);
+    zmq_ctx_term(ctx);
+    s_env_stop(&e);
+}
+END_TEST
+
 static Suite *
 s_suite(void)
 {
@@ -2588,6 +2866,7 @@ s_suite(void)
     tcase_add_test(cont, test_policy_engine_restart);
     tcase_add_test(cont, test_trigger_report_to_task);
     tcase_add_test(cont, test_meters_collect_batch);
+    tcase_add_test(cont, test_continuous_stage_with_broker);
     suite_add_tcase(s, cont);
     return s;
 }
