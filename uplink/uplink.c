@@ -1286,14 +1286,13 @@ typedef struct {
     contproto_meter_t *scratch;
 } s_meter_stream_t;
 
-static s_meter_stream_t *s_sorting;   /* qsort has no argument */
-
 static int
-s_cmp_meter(const void *a, const void *b)
+s_cmp_meter(const void *a, const void *b, void *arg)
 {
+    const s_meter_stream_t *st = arg;
     uint32_t ia = *(const uint32_t *)a, ib = *(const uint32_t *)b;
-    const proc_entity_t *ea = &s_sorting->entry[ia]->entity;
-    const proc_entity_t *eb = &s_sorting->entry[ib]->entity;
+    const proc_entity_t *ea = &st->entry[ia]->entity;
+    const proc_entity_t *eb = &st->entry[ib]->entity;
     int c = strcmp(ea->service, eb->service);
     if (!c)
         c = strcmp(ea->instance, eb->instance);
@@ -1367,9 +1366,7 @@ s_take_meters(uplink_t *self, const wire_meters_t *m)
     }
     if (!st.n)
         goto cleanup;
-    s_sorting = &st;
-    qsort(st.order, st.n, sizeof *st.order, s_cmp_meter);
-    s_sorting = NULL;
+    qsort_r(st.order, st.n, sizeof *st.order, s_cmp_meter, &st);
     oap_result_t r;
     oap_conn_stream(self->conn, M_METERS, s_next_meters, &st, &r);
     s_call_t outcome = s_account(self, M_METERS, &r);
