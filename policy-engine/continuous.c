@@ -270,9 +270,19 @@ int continuous_apply_json(continuous_t *self, const char *json, size_t len,
         if (s_parse_service(doc->items[i], &parsed[i], err, errlen))
             goto cleanup;
     }
-    /* Everything validated: apply. */
+    /* Everything validated: apply. A service whose UUID did not change
+     * keeps its policy and its processes' slots (the uplink resends every
+     * policy when it sees a new policy engine). */
+    uint8_t *changed = calloc(doc->n ? doc->n : 1, 1);
+    if (!changed) {
+        snprintf(err, errlen, "out of memory");
+        goto cleanup;
+    }
     for (size_t i = 0; i < doc->n; i++) {
         cont_service_t *cur = s_find_service(self, parsed[i].name);
+        if (cur && parsed[i].uuid[0] && strcmp(cur->uuid, parsed[i].uuid) == 0)
+            continue;
+        changed[i] = 1;
         int removal = parsed[i].nitems == 0 && parsed[i].uuid[0] == '\0';
         if (removal) {
             if (cur) {
@@ -290,14 +300,22 @@ int continuous_apply_json(continuous_t *self, const char *json, size_t len,
         }
         *cur = parsed[i];
     }
-    /* Rings are sized by the service's longest period: re-create them. */
+    /* Rings are sized by the service's longest period: re-create those of
+     * the services that changed. */
     for (size_t i = 0; i < self->nprocs; i++) {
+        int affected = 0;
+        for (size_t k = 0; k < doc->n && !affected; k++)
+            affected = changed[k] &&
+                       strcmp(self->procs[i].service, parsed[k].name) == 0;
+        if (!affected)
+            continue;
         free(self->procs[i].values);
         free(self->procs[i].stamps);
         self->procs[i].values = NULL;
         self->procs[i].stamps = NULL;
         self->procs[i].ring = 0;
     }
+    free(changed);
     rc = 0;
 cleanup:
     free(parsed);

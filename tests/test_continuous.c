@@ -99,6 +99,23 @@ START_TEST(old_slots_fall_out_of_the_period)
 }
 END_TEST
 
+START_TEST(resent_policy_keeps_the_slots)
+{
+    continuous_t *c = s_new();
+    cont_trigger_t t[4];
+    uint64_t base = 1700000000;
+    s_feed(c, base + 0, 42, 80, 1);
+    s_feed(c, base + 1, 42, 80, 1);
+    /* The same document again (same UUID): the two hot slots stay. */
+    char err[256];
+    ck_assert_int_eq(continuous_apply_json(c, s_policy, strlen(s_policy), err,
+                                           sizeof err), 0);
+    s_feed(c, base + 2, 42, 80, 1);
+    ck_assert_uint_eq(continuous_check(c, (base + 2) * 1000, t, 4), 1);
+    continuous_destroy(&c);
+}
+END_TEST
+
 START_TEST(bad_documents_keep_the_previous_policy)
 {
     continuous_t *c = s_new();
@@ -147,6 +164,7 @@ int main(void)
     TCase *tc = tcase_create("policies");
     tcase_add_test(tc, fires_after_count_slots_within_period);
     tcase_add_test(tc, old_slots_fall_out_of_the_period);
+    tcase_add_test(tc, resent_policy_keeps_the_slots);
     tcase_add_test(tc, bad_documents_keep_the_previous_policy);
     suite_add_tcase(s, tc);
     return tu_run(s);
