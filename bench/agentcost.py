@@ -36,7 +36,9 @@ def measure(prof):
     cpu_stage = {k: (common.cpu_seconds([p]) - s0[k]) / (t1 - t0)
                  for k, p in stages.items()}
     rss = sum(common.rss_bytes(p) for p in pids_now)
+    pss = sum(common.pss_bytes(p) for p in pids_now)
     return {"cpu_per_s": (c1 - c0) / (t1 - t0), "rss_bytes": rss,
+            "pss_bytes": pss,
             # Host churn: the collector and policy engine follow every
             # process, so their cost depends on how busy the host is.
             "host_forks_per_s": (common.forks_total() - f0) / (t1 - t0),
@@ -88,9 +90,10 @@ def main():
         sleepers.wait()
     common.save("agentcost", result)
     for config, m in result["configs"].items():
-        print("agentcost %-9s cpu %.2f%% of one core  rss %.1f MiB  "
-              "(host: %.0f forks/s, load %.1f)%s"
+        print("agentcost %-9s cpu %.2f%% of one core  rss %.1f MiB  pss %.1f "
+              "MiB  (host: %.0f forks/s, load %.1f)%s"
               % (config, 100 * m["cpu_per_s"], m["rss_bytes"] / 2**20,
+                 m["pss_bytes"] / 2**20,
                  m["host_forks_per_s"], m["loadavg"],
                  "  (a stage restarted!)" if m["restarted"] else ""))
         counters = {k: v for k, v in m.items() if k.startswith(

@@ -60,6 +60,19 @@ def rss_bytes(pid):
         return 0
 
 
+def pss_bytes(pid):
+    """Proportional set size: shared library pages divided among the
+    processes mapping them, so a sum over processes counts them once."""
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def tree_pids(root):
     """root and all its descendants (for peers that fork helpers)."""
     children = {}

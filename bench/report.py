@@ -78,11 +78,15 @@ def main():
                      % (ac["sleepers"], sk.get("host_forks_per_s", 0)),
                      "%.2f%%" % (100 * sk.get("cpu_per_s", 0)), peers,
                      "", "< 1%", verdict(sk.get("cpu_per_s", 1) < 0.01)))
-        peers = ", ".join("%s %.0f MiB" % (k, cf[k]["rss_bytes"] / 2**20)
+        peers = ", ".join("%s %.0f (%.0f) MiB"
+                          % (k, cf[k]["rss_bytes"] / 2**20,
+                             cf[k].get("pss_bytes", 0) / 2**20)
                           for k in ("perf", "bpftrace") if k in cf)
-        rows.append(("2 agent RSS, all processes",
-                     "%.0f MiB" % (sk.get("rss_bytes", 0) / 2**20), peers,
-                     "", "< 64 MiB",
+        rows.append(("2 agent RSS summed over its processes (PSS: shared "
+                     "library pages counted once)",
+                     "%.0f (%.0f) MiB" % (sk.get("rss_bytes", 0) / 2**20,
+                                          sk.get("pss_bytes", 0) / 2**20),
+                     peers, "", "< 64 MiB (on RSS)",
                      verdict(sk.get("rss_bytes", 1 << 40) < 64 << 20)))
     tp = load("throughput")
     if tp:
