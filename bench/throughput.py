@@ -34,19 +34,23 @@ LOSS_KEYS = ("skyprof_symbolizer_bus_lost_total/raw.stacks",
              "skyprof_aggregator_batches_duplicate")
 
 
-def settle(sp, key, timeout=15.0):
-    """Metrics once key has stopped growing (the backlog is worked off and
-    the stats published)."""
+def settle(sp, key, target=None, timeout=20.0):
+    """Metrics once key reached target, or has stopped growing for 4 s (a
+    draining backlog's intake was once seen to stand still for 1.5 s, so a
+    short quiet time would cut it short and look like a silent loss)."""
     last, stable_since = None, time.time()
     deadline = time.time() + timeout
     m = sp.metrics()
     while time.time() < deadline:
-        time.sleep(0.5)
+        time.sleep(0.25)
         m = sp.metrics()
         v = m.get(key)
+        if target is not None and v is not None and v >= target:
+            stable_since = time.time()
+            break
         if v != last:
             last, stable_since = v, time.time()
-        elif time.time() - stable_since >= 1.5:
+        elif time.time() - stable_since >= 4.0:
             break
     m["_settled_at"] = stable_since
     return m
@@ -77,7 +81,8 @@ def run_step(sp, endpoint, stages, i, rate, before):
     t_sent = time.time()
     fields = dict(kv.split("=") for kv in out.split())
     published = int(fields["published_samples"])
-    after = settle(sp, "skyprof_aggregator_samples_in")
+    after = settle(sp, "skyprof_aggregator_samples_in",
+                   before.get("skyprof_aggregator_samples_in", 0) + published)
     got = after.get("skyprof_aggregator_samples_in", 0) - \
         before.get("skyprof_aggregator_samples_in", 0)
     cpu1 = {k: common.cpu_seconds([p]) for k, p in stages.items()}
@@ -128,7 +133,7 @@ def main():
         sp.wait_ready(samples=False)
         endpoint = "ipc://%s/run/bus-in" % sp.dir
         stages = sp.stage_pids()
-        before = settle(sp, "skyprof_aggregator_samples_in", 3)
+        before = settle(sp, "skyprof_aggregator_samples_in", timeout=3)
         failures = 0
         for i, rate in enumerate(RATES):
             step = run_step(sp, endpoint, stages, i, rate, before)
