@@ -198,6 +198,14 @@ static int s_refresh_target(activetasks_t *self, uint8_t target,
 
 int activetasks_refresh(activetasks_t *self, uint64_t now_ms)
 {
+    return activetasks_refresh_targets(self, now_ms) &
+                   ACTIVETASKS_ON_CPU_CHANGED
+               ? 1
+               : 0;
+}
+
+int activetasks_refresh_targets(activetasks_t *self, uint64_t now_ms)
+{
     int changed = 0;
 
     if (s_refresh_target(self, WIRE_TARGET_ON_CPU, now_ms))

@@ -26,6 +26,9 @@ int activetasks_apply(activetasks_t *self, const wire_task_set_t *set, uint64_t 
  * 0 when none did. */
 #define ACTIVETASKS_ON_CPU_CHANGED  0x1
 #define ACTIVETASKS_OFF_CPU_CHANGED 0x2
+int activetasks_refresh_targets(activetasks_t *self, uint64_t now_ms);
+
+/* The same, returning 1 when the ON_CPU pids changed, else 0. */
 int activetasks_refresh(activetasks_t *self, uint64_t now_ms);
 
 /* Sorted, unique pids of the active ON_CPU tasks. */

@@ -455,7 +455,7 @@ static void s_reconcile_tasks(collector_t *self)
      * was gathered: drain it before they change. */
     if (offcpu_attached(self->offcpu))
         offcpu_drain(self->offcpu);
-    int changed = activetasks_refresh(self->tasks, now_wall_ms());
+    int changed = activetasks_refresh_targets(self->tasks, now_wall_ms());
     if (changed & ACTIVETASKS_ON_CPU_CHANGED) {
         size_t n = activetasks_active_pids(self->tasks, &pids);
         probes_set_task_pids(self->probes, pids, n);

@@ -40,6 +40,9 @@ struct offcpu {
     /* generations: gen is what new switch-outs use */
     uint32_t gen;
     uint64_t flip_ns;
+    /* [start, end) of __schedule: kernel stacks are cut to begin there,
+     * above the tracing frames (or finish_task_switch) that took them */
+    uint64_t sched_start, sched_end;
     uint32_t nbits;            /* stack ids are < nbits (bucket count) */
     uint64_t *pending[2];      /* ids consumed, not yet deleted */
     uint64_t *refs;            /* ids a sleeping thread still holds */
@@ -121,8 +124,11 @@ offcpu_t *offcpu_new(const offcpu_options_t *opts, offcpu_sample_fn on_sample,
     self->arg = arg;
     self->rl = (log_ratelimit_t)LOG_RATELIMIT_INIT(5, 10000);
     /* The kernel sizes a stack map's bucket array to the next power of
-     * two; an id is a bucket index. */
-    self->nbits = s_pow2(self->opts.stack_entries);
+     * two above max_entries and an id is a bucket index; two different
+     * stacks in one bucket cannot both be stored (the second is lost and
+     * counted). One element more than a power of two doubles the buckets,
+     * halving those collisions, for 8 bytes a bucket. */
+    self->nbits = s_pow2(self->opts.stack_entries + 1);
     size_t words = (self->nbits + 63) / 64;
     self->pending[0] = calloc(words, sizeof(uint64_t));
     self->pending[1] = calloc(words, sizeof(uint64_t));
@@ -252,6 +258,40 @@ static int s_find_finish_task_switch(char *out, size_t size)
     return 0;
 }
 
+/* The address range of __schedule, where every off-CPU kernel stack
+ * passes. 0 ok, -1 when kallsyms does not tell (no root, kptr_restrict):
+ * stacks are then kept whole. */
+static int s_find_schedule(uint64_t *start, uint64_t *end)
+{
+    FILE *f = fopen("/proc/kallsyms", "re");
+    char line[512], name[256];
+    uint64_t lo = 0, hi = UINT64_MAX;
+
+    if (!f)
+        return -1;
+    /* The file is not sorted by address: once __schedule is found, read
+     * it again from the top for the lowest address above it. */
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long long addr;
+        char type;
+        if (sscanf(line, "%llx %c %255s", &addr, &type, name) != 3)
+            continue;
+        if (!lo && strcmp(name, "__schedule") == 0 && addr) {
+            lo = addr;
+            rewind(f);
+            continue;
+        }
+        if (lo && addr > lo && addr < hi)
+            hi = addr;
+    }
+    fclose(f);
+    if (!lo || hi == UINT64_MAX)
+        return -1;
+    *start = lo;
+    *end = hi;
+    return 0;
+}
+
 static int s_try_flavour(offcpu_t *self, int flavour, char *why, size_t wlen)
 {
     struct offcpu_bpf *skel = offcpu_bpf__open();
@@ -270,10 +310,10 @@ static int s_try_flavour(offcpu_t *self, int flavour, char *why, size_t wlen)
                                       self->opts.agg_entries);
     if (rc == 0)
         rc = bpf_map__set_max_entries(skel->maps.off_stacks0,
-                                      self->opts.stack_entries);
+                                      self->opts.stack_entries + 1);
     if (rc == 0)
         rc = bpf_map__set_max_entries(skel->maps.off_stacks1,
-                                      self->opts.stack_entries);
+                                      self->opts.stack_entries + 1);
     if (rc == 0) {
         bpf_program__set_autoload(skel->progs.sky_off_switch,
                                   flavour == OFFCPU_TP_BTF);
@@ -299,6 +339,8 @@ static int s_try_flavour(offcpu_t *self, int flavour, char *why, size_t wlen)
         snprintf(why, wlen, "attach: %s", strerror(errno));
         goto fail;
     }
+    if (s_find_schedule(&self->sched_start, &self->sched_end) < 0)
+        self->sched_start = self->sched_end = 0;
     self->skel = skel;
     self->flavour = flavour;
     self->gen = 0;
@@ -392,6 +434,16 @@ static void s_emit(offcpu_t *self, const struct sky_off_key *k,
         return;
     memcpy(comm, v->comm, 16);
     comm[16] = '\0';
+    /* Start the kernel stack at __schedule: the frames above it are the
+     * probe's own (bpf_trace_run4 and the program, or finish_task_switch)
+     * and differ between flavours. */
+    uint32_t skip = 0;
+    for (uint32_t i = 0; ks && i < ks->n && i < 8; i++)
+        if (ks->frames[i] >= self->sched_start &&
+            ks->frames[i] < self->sched_end) {
+            skip = i;
+            break;
+        }
     offcpu_sample_t s = {
         .pid = k->tgid,
         .tid = k->tid,
@@ -400,9 +452,9 @@ static void s_emit(offcpu_t *self, const struct sky_off_key *k,
         .total_ns = v->total_ns,
         .first_ns = v->first_ns,
         .comm = comm,
-        .nk = ks ? ks->n : 0,
+        .nk = ks ? ks->n - skip : 0,
         .nu = us ? us->n : 0,
-        .kframes = ks ? ks->frames : NULL,
+        .kframes = ks ? ks->frames + skip : NULL,
         .uaddrs = us ? us->frames : NULL,
     };
     self->samples++;

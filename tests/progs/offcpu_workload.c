@@ -248,6 +248,18 @@ static int s_run(double seconds)
 
 /* ------------------------------------------------------- ping-pong */
 
+static void sky_sleep_s(double seconds)
+{
+    struct timespec d = { .tv_sec = (time_t)seconds,
+                          .tv_nsec = (long)((seconds - (double)(time_t)seconds)
+                                            * 1e9) };
+
+    while (nanosleep(&d, &d) != 0 && errno == EINTR)
+        ;
+}
+
+/* Forks at once and prints both pids, so a profiler can be pointed at
+ * both before the rounds start DELAY_S later. */
 static SKY_NOINLINE int sky_pingpong(long rounds, double delay_s)
 {
     int ab[2], ba[2];
@@ -258,13 +270,6 @@ static SKY_NOINLINE int sky_pingpong(long rounds, double delay_s)
     if (pipe(ab) != 0 || pipe(ba) != 0) {
         perror("pipe");
         return 1;
-    }
-    if (delay_s > 0) {
-        struct timespec d = { .tv_sec = (time_t)delay_s,
-                              .tv_nsec = (long)((delay_s -
-                                                 (double)(time_t)delay_s) *
-                                                1e9) };
-        nanosleep(&d, NULL);
     }
     child = fork();
     if (child < 0) {
@@ -277,6 +282,10 @@ static SKY_NOINLINE int sky_pingpong(long rounds, double delay_s)
                 _exit(1);
         _exit(0);
     }
+    printf("pids %d %d\n", (int)getpid(), (int)child);
+    fflush(stdout);
+    if (delay_s > 0)
+        sky_sleep_s(delay_s);
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (long i = 0; i < rounds; i++)
         if (write(ab[1], &c, 1) != 1 || read(ba[0], &c, 1) != 1) {
