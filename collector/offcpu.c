@@ -43,6 +43,7 @@ struct offcpu {
     /* [start, end) of __schedule: kernel stacks are cut to begin there,
      * above the tracing frames (or finish_task_switch) that took them */
     uint64_t sched_start, sched_end;
+    bool sched_looked_up;
     uint32_t nbits;            /* stack ids are < nbits (bucket count) */
     uint64_t *pending[2];      /* ids consumed, not yet deleted */
     uint64_t *refs;            /* ids a sleeping thread still holds */
@@ -339,8 +340,12 @@ static int s_try_flavour(offcpu_t *self, int flavour, char *why, size_t wlen)
         snprintf(why, wlen, "attach: %s", strerror(errno));
         goto fail;
     }
-    if (s_find_schedule(&self->sched_start, &self->sched_end) < 0)
+    /* The kernel's text does not move: read kallsyms at the first attach
+     * only. */
+    if (!self->sched_looked_up &&
+        s_find_schedule(&self->sched_start, &self->sched_end) < 0)
         self->sched_start = self->sched_end = 0;
+    self->sched_looked_up = true;
     self->skel = skel;
     self->flavour = flavour;
     self->gen = 0;
