@@ -226,6 +226,88 @@ START_TEST(short_lived_process_is_symbolized)
 }
 END_TEST
 
+/* pid of a stage from the launcher's status file, 0 if absent. */
+static pid_t s_stage_pid(const char *stage, unsigned *restarts)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/run/launcher.status", R.dir);
+    char *text = tu_read_file(path, NULL);
+    pid_t found = 0;
+    for (char *line = text ? strtok(text, "\n") : NULL; line;
+         line = strtok(NULL, "\n")) {
+        char name[32];
+        int pid;
+        unsigned r;
+        if (sscanf(line, "%31s %d %u", name, &pid, &r) == 3 &&
+            strcmp(name, stage) == 0) {
+            found = pid;
+            if (restarts)
+                *restarts = r;
+        }
+    }
+    free(text);
+    return found;
+}
+
+static double s_task_samples(const char *task_id)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/api/folded?task_id=%s", task_id);
+    int status = 0;
+    char *b = s_get(path, &status);
+    double total = b ? s_shares(b).total : 0;
+    free(b);
+    return total;
+}
+
+START_TEST(collector_killed_mid_task_converges)
+{
+    s_start();
+    ck_assert_msg(tu_wait_until(s_api_up, NULL, 20000), "API down; %s", R.log);
+    sleep(2);
+    char *wl_argv[] = {(char *)tu_build_path("tests/progs/cpu_workload"), "16",
+                       NULL};
+    pid_t wl = tu_spawn(wl_argv, NULL);
+    char body[128], task_id[128] = "";
+    int status = 0;
+    snprintf(body, sizeof body,
+             "{\"pid\":%d,\"target\":\"ON_CPU\",\"duration\":60}", (int)wl);
+    char *resp = tu_http("POST", "127.0.0.1", R.port, "/api/tasks", body,
+                         &status, NULL);
+    ck_assert_ptr_nonnull(resp);
+    sscanf(strchr(strstr(resp, "\"task_id\""), ':') + 1, " \"%127[^\"]\"",
+           task_id);
+    free(resp);
+    ck_assert(task_id[0]);
+    sleep(4);
+    double before = s_task_samples(task_id);
+    ck_assert_double_gt(before, 0);
+
+    /* Kill the collector outright; the launcher restarts it, and the new
+     * one must pick the task up again from the republished desired set. */
+    unsigned restarts = 0;
+    pid_t col = s_stage_pid("collector", &restarts);
+    ck_assert_int_gt(col, 0);
+    ck_assert_int_eq(kill(col, SIGKILL), 0);
+    pid_t col2 = 0;
+    for (int i = 0; i < 100 && (col2 == 0 || col2 == col); i++) {
+        usleep(100000);
+        col2 = s_stage_pid("collector", &restarts);
+    }
+    ck_assert_msg(col2 > 0 && col2 != col, "collector not restarted; %s", R.log);
+    sleep(6);
+    double after = s_task_samples(task_id);
+    fprintf(stderr, "task samples: %.0f before the kill, %.0f after\n", before,
+            after);
+    /* At 9 ms a busy process gives ~100 samples/s: the task kept being
+     * sampled at its rate, not just host-wide, after the restart. */
+    ck_assert_double_gt(after, before + 100);
+    kill(wl, SIGTERM);
+    waitpid(wl, NULL, 0);
+    s_stop();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("oncpu");
@@ -234,6 +316,7 @@ int main(void)
     if (tu_require_bpf("oncpu end to end")) {
         tcase_add_test(tc, workload_paths_and_shares_through_a_task);
         tcase_add_test(tc, short_lived_process_is_symbolized);
+        tcase_add_test(tc, collector_killed_mid_task_converges);
     }
     suite_add_tcase(s, tc);
     return tu_run(s);
