@@ -152,14 +152,15 @@ s_append_frame(symbatch_t *self, const char *name, uint8_t type, uint64_t h)
     return self->nframes++;
 }
 
-/* Index of (name, type) in the frame table, adding it when new. */
+/* Index of (name, type) in the frame table, adding it when new. h is
+ * hash_fnv1a(name, type), which the symbolizer hands over with the name
+ * (its memo keeps it), so long names are not rehashed per batch. */
 static int64_t
-s_intern(symbatch_t *self, const char *name, uint8_t type)
+s_intern(symbatch_t *self, const char *name, uint8_t type, uint64_t h)
 {
     if ((uint64_t)(self->nframes + 1) * 2 > self->intern_cap &&
         s_intern_grow(self) < 0)
         return -1;
-    uint64_t h = hash_fnv1a(name, type);
     uint32_t mask = self->intern_cap - 1, j = (uint32_t)h & mask;
     while (self->intern[j]) {
         uint32_t i = self->intern[j] - 1;
@@ -172,11 +173,11 @@ s_intern(symbatch_t *self, const char *name, uint8_t type)
      * marker frame so the samples still count. */
     if (self->nframes >= WIRE_MAX_STRINGS - 1) {
         if (!self->overflow_frame) {
-            int64_t o = s_append_frame(self, OVERFLOW_NAME, WIRE_FRAME_UNKNOWN,
-                                       0);
-            if (o < 0)
+            int64_t ov = s_append_frame(self, OVERFLOW_NAME,
+                                        WIRE_FRAME_UNKNOWN, 0);
+            if (ov < 0)
                 return -1;
-            self->overflow_frame = (uint32_t)o + 1;
+            self->overflow_frame = (uint32_t)ov + 1;
         }
         return self->overflow_frame - 1;
     }
@@ -232,21 +233,21 @@ s_frame(symbatch_t *self, symbolizer_t *sym, const wire_raw_batch_t *in,
         return slot->frame_plus1 - 1;
     const char *name;
     uint8_t type;
+    uint64_t h;
+    const id_index_t *o = NULL;
     if (tag == TAG_KERNEL) {
-        symbolizer_resolve_kernel(sym, offset, &name, &type);
+        symbolizer_resolve_kernel_h(sym, offset, &name, &type, &h);
     } else {
-        const id_index_t *o = tag == WIRE_NO_OBJECT
+        o = tag == WIRE_NO_OBJECT
             ? NULL : s_find_id(self->objects, in->nobjects, tag);
-        symbolizer_resolve_user(sym, o ? &in->objects[o->index] : NULL, nspid,
-                                offset, &name, &type);
+        symbolizer_resolve_user_h(sym, o ? &in->objects[o->index] : NULL,
+                                  nspid, offset, &name, &type, &h);
     }
     counts->lookups++;
-    int64_t idx = s_intern(self, name, type);
+    int64_t idx = s_intern(self, name, type, h);
     /* Perf maps are per process: a JIT frame's name may differ between
      * two pids sharing the object id, so those are not memoized. */
     if (idx >= 0 && self->memo_used * 2 < self->memo_cap) {
-        const id_index_t *o = (tag == TAG_KERNEL || tag == WIRE_NO_OBJECT)
-            ? NULL : s_find_id(self->objects, in->nobjects, tag);
         if (!o || in->objects[o->index].type != WIRE_OBJ_JIT) {
             slot->tag = tag;
             slot->offset = offset;

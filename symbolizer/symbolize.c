@@ -13,9 +13,11 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "hash.h"
 #include "log.h"
 #include "symbolizer/debugfile.h"
 #include "symbolizer/elfobj.h"
+#include "symbolizer/framememo.h"
 #include "symbolizer/kallsyms.h"
 #include "symbolizer/objcache.h"
 #include "symbolizer/perfmap.h"
@@ -35,6 +37,7 @@ enum symobj_state {
 typedef struct {
     uint8_t state;
     uint8_t obj_type;            /* enum wire_object_type */
+    uint64_t serial;             /* frame memo key; never reused */
     uint64_t retry_at_ms;        /* for UNREADABLE and TOO_LARGE */
     symtab_t *syms;              /* SYMOBJ_OK only */
     elf_load_t loads[ELFOBJ_MAX_LOADS];
@@ -48,8 +51,11 @@ struct symbolizer {
     char *debug_dirs;
     char *kallsyms_path;
     objcache_t *cache;
+    framememo_t *memo;           /* NULL when the cache is too small */
+    uint64_t next_serial;        /* of loaded tables; 0 = none */
 
     symtab_t *ksyms;
+    uint64_t ksyms_serial;
     uint64_t ksyms_loaded_ms;
     bool ksyms_tried;
     bool ksyms_restricted;
@@ -115,6 +121,9 @@ symbolizer_new(const symbolizer_opts_t *opts)
                                  ? self->opts.kallsyms_path
                                  : "/proc/kallsyms");
     self->cache = objcache_new(self->opts.cache_size, s_symobj_free);
+    /* The memo gets a quarter of the cache's budget on top of it; a
+     * cache too small for a useful memo runs without one. */
+    self->memo = framememo_new(self->opts.cache_size / 4);
     if (!self->debug_dirs || !self->kallsyms_path || !self->cache) {
         symbolizer_destroy(&self);
         goto cleanup;
@@ -133,6 +142,7 @@ symbolizer_destroy(symbolizer_t **self_p)
         return;
     symbolizer_t *self = *self_p;
     objcache_destroy(&self->cache);
+    framememo_destroy(&self->memo);
     symtab_destroy(&self->ksyms);
     free(self->debug_dirs);
     free(self->kallsyms_path);
@@ -488,6 +498,7 @@ s_load(symbolizer_t *self, const wire_object_t *obj, uint32_t nspid,
                                              : s_load_elf(self, obj);
     if (!so)
         goto cleanup;
+    so->serial = ++self->next_serial;
     if (so->state == SYMOBJ_OK) {
         entry = objcache_insert(self->cache, key, keylen, so,
                                 s_symobj_bytes(so));
@@ -577,10 +588,12 @@ s_find(symbolizer_t *self, const unsigned char *key, size_t keylen)
     return entry;
 }
 
-int
-symbolizer_resolve_user(symbolizer_t *self, const wire_object_t *obj,
-                        uint32_t nspid, uint64_t offset, const char **name,
-                        uint8_t *type)
+/* A memo hit or a fresh resolution is remembered only for ELF objects:
+ * perf maps change under the same key (JIT code is replaced). */
+static int
+s_resolve_user(symbolizer_t *self, const wire_object_t *obj, uint32_t nspid,
+               uint64_t offset, const char **name, uint8_t *type,
+               uint64_t *hash)
 {
     int rc = -1;
     const char *resolved = NULL;
@@ -615,6 +628,17 @@ symbolizer_resolve_user(symbolizer_t *self, const wire_object_t *obj,
         goto cleanup;
 
     symobj_t *so = objcache_value(entry);
+    uint64_t serial = so->serial;
+    bool memoize = self->memo && obj->type != WIRE_OBJ_JIT;
+    framememo_hit_t hit;
+    if (memoize && framememo_get(self->memo, serial, offset, &hit) == 0) {
+        *name = hit.name;
+        *type = hit.type;
+        if (hash)
+            *hash = hit.hash;
+        self->st.frames_resolved++;
+        return 0;
+    }
     if (obj->type == WIRE_OBJ_JIT) {
         /* JIT frames carry the absolute address. */
         resolved = s_lookup(self, entry, offset);
@@ -629,15 +653,42 @@ symbolizer_resolve_user(symbolizer_t *self, const wire_object_t *obj,
         *name = resolved;
         *type = s_frame_type(obj->type);
         rc = 0;
+        if (memoize) {
+            uint64_t h = hash_fnv1a(resolved, *type);
+            if (framememo_put(self->memo, serial, offset, resolved, *type, h,
+                              &hit) == 0)
+                *name = hit.name;
+            if (hash)
+                *hash = h;
+            hash = NULL;         /* done */
+        }
     }
 cleanup:
     if (!*name)
         *name = s_unknown_user(self, obj, offset);
+    if (hash)
+        *hash = hash_fnv1a(*name, *type);
     if (rc == 0)
         self->st.frames_resolved++;
     else
         self->st.frames_unknown++;
     return rc;
+}
+
+int
+symbolizer_resolve_user(symbolizer_t *self, const wire_object_t *obj,
+                        uint32_t nspid, uint64_t offset, const char **name,
+                        uint8_t *type)
+{
+    return s_resolve_user(self, obj, nspid, offset, name, type, NULL);
+}
+
+int
+symbolizer_resolve_user_h(symbolizer_t *self, const wire_object_t *obj,
+                          uint32_t nspid, uint64_t offset, const char **name,
+                          uint8_t *type, uint64_t *hash)
+{
+    return s_resolve_user(self, obj, nspid, offset, name, type, hash);
 }
 
 /* ------------------------------------------------------------ kernel */
@@ -665,17 +716,29 @@ s_load_kernel(symbolizer_t *self)
     }
     symtab_destroy(&self->ksyms);
     self->ksyms = tab;
+    /* A new table may name addresses differently: new memo key. */
+    self->ksyms_serial = ++self->next_serial;
     self->st.kernel_reloads++;
 }
 
-int
-symbolizer_resolve_kernel(symbolizer_t *self, uint64_t addr,
-                          const char **name, uint8_t *type)
+static int
+s_resolve_kernel(symbolizer_t *self, uint64_t addr, const char **name,
+                 uint8_t *type, uint64_t *hash)
 {
     int rc = -1;
     const char *found = NULL;
+    framememo_hit_t hit;
     if (!self->ksyms_tried)
         s_load_kernel(self);
+    if (self->ksyms && self->memo &&
+        framememo_get(self->memo, self->ksyms_serial, addr, &hit) == 0) {
+        *name = hit.name;
+        *type = hit.type;
+        if (hash)
+            *hash = hit.hash;
+        self->st.frames_resolved++;
+        return 0;
+    }
     if (self->ksyms)
         found = symtab_lookup(self->ksyms, addr, NULL);
     /* Modules and BPF programs load after us: a miss may mean the table is
@@ -691,14 +754,38 @@ symbolizer_resolve_kernel(symbolizer_t *self, uint64_t addr,
         *type = WIRE_FRAME_KERNEL;
         self->st.frames_resolved++;
         rc = 0;
+        /* Only hits are memoized: a miss may resolve after a reload. */
+        uint64_t h = hash_fnv1a(found, WIRE_FRAME_KERNEL);
+        if (self->memo &&
+            framememo_put(self->memo, self->ksyms_serial, addr, found,
+                          WIRE_FRAME_KERNEL, h, &hit) == 0)
+            *name = hit.name;
+        if (hash)
+            *hash = h;
     } else {
         snprintf(self->name_buf, sizeof(self->name_buf), "[k] 0x%016" PRIx64,
                  addr);
         *name = self->name_buf;
         *type = WIRE_FRAME_UNKNOWN;
         self->st.frames_unknown++;
+        if (hash)
+            *hash = hash_fnv1a(*name, *type);
     }
     return rc;
+}
+
+int
+symbolizer_resolve_kernel(symbolizer_t *self, uint64_t addr,
+                          const char **name, uint8_t *type)
+{
+    return s_resolve_kernel(self, addr, name, type, NULL);
+}
+
+int
+symbolizer_resolve_kernel_h(symbolizer_t *self, uint64_t addr,
+                            const char **name, uint8_t *type, uint64_t *hash)
+{
+    return s_resolve_kernel(self, addr, name, type, hash);
 }
 
 void
@@ -716,4 +803,6 @@ symbolizer_get_stats(const symbolizer_t *self, symbolizer_stats_t *out)
     out->cache_objects = objcache_count(self->cache);
     out->cache_evictions = objcache_evictions(self->cache);
     out->kernel_bytes = self->ksyms ? symtab_bytes(self->ksyms) : 0;
+    out->memo_bytes = framememo_bytes(self->memo);
+    out->memo_hits = framememo_hits(self->memo);
 }

@@ -17,7 +17,9 @@
  *
  * Objects are cached by build-id (else device + inode), shared across
  * processes, in an LRU bounded by cache_size bytes; objects that cannot be
- * opened are remembered as such and retried after retry_ms. Not
+ * opened are remembered as such and retried after retry_ms. Resolved
+ * ELF and kernel frames are memoized across calls (bounded by
+ * cache_size / 4, on top of the cache; see framememo.h). Not
  * thread-safe: one symbolizer per thread. */
 #ifndef SKYPROF_SYMBOLIZER_SYMBOLIZE_H
 #define SKYPROF_SYMBOLIZER_SYMBOLIZE_H
@@ -52,6 +54,9 @@ typedef struct {
     uint64_t cache_objects;      /* gauge */
     uint64_t kernel_bytes;       /* gauge: the kallsyms table (not in the
                                     LRU: there is only one) */
+    uint64_t memo_bytes;         /* gauge: the frame memo (slots + names),
+                                    at most cache_size / 4 on top of it */
+    uint64_t memo_hits;          /* frames answered by the memo */
 } symbolizer_stats_t;
 
 /* Defaults: 64 MiB cache, /usr/lib/debug, /proc/kallsyms, retry after 60 s,
@@ -72,6 +77,16 @@ int symbolizer_resolve_user(symbolizer_t *self, const wire_object_t *obj,
 /* Resolves a kernel address. Returns 0 when resolved, -1 otherwise. */
 int symbolizer_resolve_kernel(symbolizer_t *self, uint64_t addr,
                               const char **name, uint8_t *type);
+
+/* The same, also giving hash_fnv1a(*name, *type), which the frame memo
+ * keeps with each name so callers interning names need not rehash them. */
+int symbolizer_resolve_user_h(symbolizer_t *self, const wire_object_t *obj,
+                              uint32_t nspid, uint64_t offset,
+                              const char **name, uint8_t *type,
+                              uint64_t *hash);
+int symbolizer_resolve_kernel_h(symbolizer_t *self, uint64_t addr,
+                                const char **name, uint8_t *type,
+                                uint64_t *hash);
 
 /* Drop the kernel table so the next lookup re-reads kallsyms (SIGHUP). */
 void symbolizer_reload_kernel(symbolizer_t *self);

@@ -1,11 +1,13 @@
 /* Unit tests of the symbolizer's data structures: the symbol table
  * (aliases, size-0 symbols, nesting, lazy demangling, big tables) and the
- * byte-bounded LRU object cache. */
+ * byte-bounded LRU object cache, and the cross-batch frame memo. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
+#include "symbolizer/framememo.h"
 #include "symbolizer/objcache.h"
 #include "symbolizer/symtab.h"
 #include "testutil.h"
@@ -247,6 +249,75 @@ START_TEST(test_objcache_many)
 }
 END_TEST
 
+/* The memo answers what was put, keeps serials (object copies) apart,
+ * hands the stored hash back, and never holds more than its limit however
+ * many distinct frames pass through it. */
+START_TEST(test_framememo_basic)
+{
+    framememo_t *m = framememo_new(64 * 1024);
+    ck_assert_ptr_nonnull(m);
+    framememo_hit_t hit;
+    ck_assert_int_eq(framememo_get(m, 1, 0x100, &hit), -1);
+    uint64_t h = hash_fnv1a("std::vector<int>::push_back(int const&)", 1);
+    ck_assert_int_eq(framememo_put(m, 1, 0x100,
+                                   "std::vector<int>::push_back(int const&)",
+                                   1, h, &hit), 0);
+    ck_assert_str_eq(hit.name, "std::vector<int>::push_back(int const&)");
+    memset(&hit, 0, sizeof(hit));
+    ck_assert_int_eq(framememo_get(m, 1, 0x100, &hit), 0);
+    ck_assert_str_eq(hit.name, "std::vector<int>::push_back(int const&)");
+    ck_assert_uint_eq(hit.hash, h);
+    ck_assert_uint_eq(hit.type, 1);
+    /* Another serial (the object reloaded) or offset does not match. */
+    ck_assert_int_eq(framememo_get(m, 2, 0x100, &hit), -1);
+    ck_assert_int_eq(framememo_get(m, 1, 0x101, &hit), -1);
+    /* Putting the same key again replaces it. */
+    ck_assert_int_eq(framememo_put(m, 1, 0x100, "other", 2, 7, NULL), 0);
+    ck_assert_int_eq(framememo_get(m, 1, 0x100, &hit), 0);
+    ck_assert_str_eq(hit.name, "other");
+    ck_assert_uint_eq(framememo_hits(m), 2);
+    framememo_destroy(&m);
+    ck_assert_ptr_null(m);
+    framememo_destroy(NULL);
+    /* Too small for anything useful: no memo rather than a useless one. */
+    ck_assert_ptr_null(framememo_new(64));
+}
+END_TEST
+
+START_TEST(test_framememo_bounded)
+{
+    const size_t limit = 16 * 1024;
+    framememo_t *m = framememo_new(limit);
+    ck_assert_ptr_nonnull(m);
+    char name[200];
+    size_t kept = 0;
+    for (uint64_t i = 0; i < 20000; i++) {
+        int len = snprintf(name, sizeof(name), "function_%" PRIu64 "_%0*d",
+                           i, (int)(i % 150), 0);
+        ck_assert_int_gt(len, 0);
+        if (framememo_put(m, 1 + i % 3, i * 16, name, 2,
+                          hash_fnv1a(name, 2), NULL) == 0)
+            kept++;
+        ck_assert_uint_le(framememo_bytes(m), limit);
+    }
+    ck_assert_uint_gt(kept, 0);
+    /* Recent entries are still there, with their own names. */
+    framememo_hit_t hit;
+    int found = 0;
+    for (uint64_t i = 19990; i < 20000; i++) {
+        if (framememo_get(m, 1 + i % 3, i * 16, &hit) == 0) {
+            snprintf(name, sizeof(name), "function_%" PRIu64 "_%0*d", i,
+                     (int)(i % 150), 0);
+            ck_assert_str_eq(hit.name, name);
+            ck_assert_uint_eq(hit.hash, hash_fnv1a(name, 2));
+            found++;
+        }
+    }
+    ck_assert_int_gt(found, 0);
+    framememo_destroy(&m);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -258,6 +329,8 @@ main(void)
     tcase_add_test(tc, test_symtab_large);
     tcase_add_test(tc, test_objcache_lru);
     tcase_add_test(tc, test_objcache_many);
+    tcase_add_test(tc, test_framememo_basic);
+    tcase_add_test(tc, test_framememo_bounded);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }
