@@ -38,6 +38,7 @@ struct flame {
     size_t nstrs, strs_cap;   /* cap is a power of two */
     flame_node_t **kids;      /* (parent, name, type) -> child */
     size_t nkids, kids_cap;
+    int compact;              /* both tables dropped (flame_compact) */
 };
 
 /* ---------------------------------------------------------- allocation */
@@ -202,11 +203,61 @@ s_node_new(flame_t *self, flame_node_t *parent, const char *iname,
     return n;
 }
 
-/* Finds or creates; NULL at the node bound (or out of memory). */
-static flame_node_t *
-s_child(flame_t *self, flame_node_t *parent, const char *name, uint8_t type)
+/* Puts an already interned name (in the chunks) back in the table. */
+static int
+s_intern_adopt(flame_t *self, const char *str)
 {
-    uint64_t h = hash_fnv1a(name, 0);
+    uint64_t h = hash_fnv1a(str, 0);
+    if (s_intern_find(self, str, h))
+        return 0;
+    if ((self->nstrs + 1) * 4 >= self->strs_cap * 3 && s_intern_grow(self))
+        return -1;
+    size_t mask = self->strs_cap - 1;
+    size_t i = h & mask;
+    while (self->strs[i].str)
+        i = (i + 1) & mask;
+    self->strs[i].str = str;
+    self->strs[i].hash = h;
+    self->nstrs++;
+    return 0;
+}
+
+/* Rebuilds the tables flame_compact dropped, from the nodes themselves
+ * (pre-order walk through the sibling lists, no recursion). */
+static int
+s_rebuild(flame_t *self)
+{
+    flame_node_t *root = self->root, *n = root;
+    while (n) {
+        if (s_intern_adopt(self, n->name) < 0)
+            return -1;
+        if (n != root) {
+            if ((self->nkids + 1) * 4 >= self->kids_cap * 3 &&
+                s_kid_grow(self))
+                return -1;
+            s_kid_place(self->kids, self->kids_cap, n);
+            self->nkids++;
+        }
+        if (n->first_child) {
+            n = n->first_child;
+            continue;
+        }
+        while (n != root && !n->next_sibling)
+            n = n->parent;
+        n = n == root ? NULL : n->next_sibling;
+    }
+    self->compact = 0;
+    return 0;
+}
+
+/* Finds or creates; NULL at the node bound (or out of memory). h is
+ * hash_fnv1a(name, 0). */
+static flame_node_t *
+s_child_h(flame_t *self, flame_node_t *parent, const char *name, uint64_t h,
+          uint8_t type)
+{
+    if (self->compact && s_rebuild(self) < 0)
+        return NULL;
     const char *iname = s_intern_find(self, name, h);
     if (iname) {
         flame_node_t *n = s_kid_find(self, parent, iname, type);
@@ -218,6 +269,12 @@ s_child(flame_t *self, flame_node_t *parent, const char *name, uint8_t type)
     if (!iname && !(iname = s_intern(self, name, h)))
         return NULL;
     return s_node_new(self, parent, iname, type);
+}
+
+static flame_node_t *
+s_child(flame_t *self, flame_node_t *parent, const char *name, uint8_t type)
+{
+    return s_child_h(self, parent, name, hash_fnv1a(name, 0), type);
 }
 
 /* Where a path that cannot be added below `at` goes: its "[truncated]"
@@ -303,6 +360,14 @@ flame_node_t *
 flame_find_child(const flame_t *self, const flame_node_t *parent,
                  const char *name, uint8_t type)
 {
+    if (self->compact) {
+        /* Read-only (closed windows are shared between threads): walk
+         * the siblings rather than rebuild the tables. */
+        for (flame_node_t *c = parent->first_child; c; c = c->next_sibling)
+            if (c->type == type && strcmp(c->name, name) == 0)
+                return c;
+        return NULL;
+    }
     const char *iname = s_intern_find(self, name, hash_fnv1a(name, 0));
     return iname ? s_kid_find(self, parent, iname, type) : NULL;
 }
@@ -312,6 +377,18 @@ flame_child(flame_t *self, flame_node_t *parent, const char *name,
             uint8_t type)
 {
     return s_child(self, parent, name, type);
+}
+
+void
+flame_compact(flame_t *self)
+{
+    free(self->strs);
+    self->strs = NULL;
+    self->nstrs = self->strs_cap = 0;
+    free(self->kids);
+    self->kids = NULL;
+    self->nkids = self->kids_cap = 0;
+    self->compact = 1;
 }
 
 void
@@ -330,9 +407,18 @@ flame_node_t *
 flame_add(flame_t *self, const char *const *names, const uint8_t *types,
           size_t n, uint64_t ns, uint64_t count)
 {
+    return flame_add_hashed(self, names, NULL, types, n, ns, count);
+}
+
+flame_node_t *
+flame_add_hashed(flame_t *self, const char *const *names,
+                 const uint64_t *hashes, const uint8_t *types, size_t n,
+                 uint64_t ns, uint64_t count)
+{
     flame_node_t *node = self->root;
     for (size_t i = 0; i < n; i++) {
-        flame_node_t *child = s_child(self, node, names[i], types[i]);
+        uint64_t h = hashes ? hashes[i] : hash_fnv1a(names[i], 0);
+        flame_node_t *child = s_child_h(self, node, names[i], h, types[i]);
         if (!child) {
             if (self->nnodes < self->max_nodes)
                 return NULL;          /* allocation failure, not the bound */

@@ -56,6 +56,13 @@ flame_node_t *flame_add(flame_t *self, const char *const *names,
                         const uint8_t *types, size_t n, uint64_t ns,
                         uint64_t count);
 
+/* flame_add with each name's hash_fnv1a(name, 0) computed by the caller
+ * (hashes may be NULL): a batch hashes its frame table once instead of
+ * every frame of every sample. */
+flame_node_t *flame_add_hashed(flame_t *self, const char *const *names,
+                               const uint64_t *hashes, const uint8_t *types,
+                               size_t n, uint64_t ns, uint64_t count);
+
 /* Adds every path of src into self (same semantics as flame_add). */
 int flame_merge(flame_t *self, const flame_t *src);
 
@@ -83,6 +90,13 @@ flame_node_t *flame_find_child(const flame_t *self, const flame_node_t *parent,
  * added into the parent (flame_credit). */
 flame_node_t *flame_child(flame_t *self, flame_node_t *parent,
                           const char *name, uint8_t type);
+
+/* Drops the lookup tables that only adding needs (a sixth to a third of a
+ * big tree's memory): for trees that are done growing, like closed
+ * windows. Reads and flame_find_child keep working (it then walks the
+ * siblings, without writing, so shared readers stay safe); a later add
+ * rebuilds the tables first. */
+void flame_compact(flame_t *self);
 
 /* Credits node's self and the total of node and every ancestor. */
 void flame_credit(flame_t *self, flame_node_t *node, uint64_t ns,

@@ -288,7 +288,9 @@ agg_window_add_batch(agg_window_t *self, const wire_sym_batch_t *b,
 {
     long rejected = 0;
     int *task_map = NULL;
+    uint64_t *frame_hash = NULL;
     const char *names[PATH_MAX];
+    uint64_t hashes[PATH_MAX];
     uint8_t types[PATH_MAX];
     char pidstr[16], comm[WIRE_COMM_LEN + 1];
 
@@ -311,6 +313,19 @@ agg_window_add_batch(agg_window_t *self, const wire_sym_batch_t *b,
             task_map[i] = b->task_ids[i] && *b->task_ids[i]
                               ? s_task_get(self, b->task_ids[i])
                               : -1;
+    }
+
+    /* Every tree hashes names to intern them; a batch's frame table is
+     * hashed once here instead of once per frame of every sample. */
+    if (b->nframes) {
+        frame_hash = malloc(b->nframes * sizeof(*frame_hash));
+        if (!frame_hash) {
+            rejected = -1;
+            goto cleanup;
+        }
+        for (uint32_t f = 0; f < b->nframes; f++)
+            frame_hash[f] = hash_fnv1a(b->frames[f].name ? b->frames[f].name
+                                                         : "[unknown]", 0);
     }
 
     for (uint32_t i = 0; i < b->nsamples; i++) {
@@ -341,8 +356,10 @@ agg_window_add_batch(agg_window_t *self, const wire_sym_batch_t *b,
 
         snprintf(pidstr, sizeof(pidstr), "%u", s->pid);
         names[0] = pidstr;
+        hashes[0] = hash_fnv1a(pidstr, 0);
         types[0] = FLAME_PROCESS;
         names[1] = clen ? comm : (wp ? wp->name : "[unknown]");
+        hashes[1] = hash_fnv1a(names[1], 0);
         types[1] = FLAME_THREAD;
         /* Frames arrive leaf first (kernel part first); trees are root
          * first, so the whole sequence is reversed. */
@@ -350,12 +367,13 @@ agg_window_add_batch(agg_window_t *self, const wire_sym_batch_t *b,
         for (uint32_t f = s->nframes; f-- > 0;) {
             const wire_frame_t *fr = &b->frames[s->frames[f]];
             names[n] = fr->name ? fr->name : "[unknown]";
+            hashes[n] = frame_hash[s->frames[f]];
             types[n] = fr->type <= WIRE_FRAME_TYPE_MAX ? fr->type
                                                        : FLAME_UNKNOWN;
             n++;
         }
-        if (!flame_add(self->host[s->kind], names, types, n, s->weight_ns,
-                       s->count)) {
+        if (!flame_add_hashed(self->host[s->kind], names, hashes, types, n,
+                              s->weight_ns, s->count)) {
             rejected = -1;
             goto cleanup;
         }
@@ -370,9 +388,10 @@ agg_window_add_batch(agg_window_t *self, const wire_sym_batch_t *b,
                 rejected = -1;
                 goto cleanup;
             }
-            const flame_node_t *leaf = flame_add(tree, names + 2, types + 2,
-                                                 n - 2, s->weight_ns,
-                                                 s->count);
+            const flame_node_t *leaf = flame_add_hashed(tree, names + 2,
+                                                        hashes + 2, types + 2,
+                                                        n - 2, s->weight_ns,
+                                                        s->count);
             if (!leaf) {
                 rejected = -1;
                 goto cleanup;
@@ -383,6 +402,7 @@ agg_window_add_batch(agg_window_t *self, const wire_sym_batch_t *b,
     }
 cleanup:
     free(task_map);
+    free(frame_hash);
     return rejected;
 }
 
@@ -410,6 +430,15 @@ agg_window_close(agg_window_t *self, uint64_t end_ms)
     if (self->nstacks)
         qsort(self->stacks, self->nstacks, sizeof(*self->stacks),
               s_stack_cmp);
+    /* A closed window only answers queries (they walk its trees), so the
+     * trees' lookup tables go: history holds many windows. */
+    for (int k = 0; k < AGG_KINDS; k++)
+        if (self->host[k])
+            flame_compact(self->host[k]);
+    for (size_t i = 0; i < self->ntasks; i++)
+        for (int k = 0; k < AGG_KINDS; k++)
+            if (self->tasks[i].tree[k])
+                flame_compact(self->tasks[i].tree[k]);
 }
 
 /* ----------------------------------------------------------- accessors */

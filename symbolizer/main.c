@@ -39,6 +39,8 @@ typedef struct {
     stats_metric_t *cache_misses;
     stats_metric_t *cache_bytes;
     stats_metric_t *cache_objects;
+    stats_metric_t *memo_bytes;
+    stats_metric_t *memo_hits;
     stats_metric_t *objects_unreadable;
     symbolizer_stats_t last;  /* symbolizer stats already added */
     shard_t *shard;           /* which pid buckets this replica takes */
@@ -67,6 +69,8 @@ s_sync_stats(symd_t *self)
               now.objects_unreadable - self->last.objects_unreadable);
     stats_set(self->cache_bytes, (double)now.cache_bytes);
     stats_set(self->cache_objects, (double)now.cache_objects);
+    stats_set(self->memo_bytes, (double)now.memo_bytes);
+    stats_add(self->memo_hits, now.memo_hits - self->last.memo_hits);
     self->last = now;
 }
 
@@ -182,6 +186,11 @@ s_metrics(symd_t *self)
                                     "bytes of cached symbol tables");
     self->cache_objects = stats_gauge(st, "cache_objects", "",
                                       "objects in the symbol cache");
+    self->memo_bytes = stats_gauge(st, "memo_bytes", "",
+                                   "bytes of the cross-batch frame memo "
+                                   "(at most cache_size / 4)");
+    self->memo_hits = stats_counter(st, "memo_hits", "",
+                                    "frame lookups answered by the memo");
     self->objects_unreadable = stats_counter(st, "objects_unreadable", "",
         "objects that could not be opened or verified");
 }

@@ -6,6 +6,7 @@
 
 #include "aggregator/flame.h"
 #include "aggregator/flame_blob.h"
+#include "hash.h"
 #include "testutil.h"
 
 /* Checks total = self + sum(children) on every node; counts nodes. */
@@ -283,6 +284,47 @@ START_TEST(test_blob_roundtrip)
 }
 END_TEST
 
+/* A compacted tree (closed window) still finds its children, and adding
+ * to it afterwards reuses the existing nodes instead of duplicating them;
+ * hashed adds land on the same nodes as plain ones. */
+START_TEST(test_compact_and_hashed)
+{
+    flame_t *f = flame_new("Total", 1000);
+    ck_assert_ptr_nonnull(f);
+    const char *p1[] = { "main", "work", "std::vector<int>::push_back" };
+    const char *p2[] = { "main", "idle" };
+    uint8_t ty[] = { FLAME_USER, FLAME_USER, FLAME_LIB };
+    uint64_t h1[3];
+    for (int i = 0; i < 3; i++)
+        h1[i] = hash_fnv1a(p1[i], 0);
+    ck_assert_ptr_nonnull(flame_add(f, p1, ty, 3, 10, 1));
+    ck_assert_ptr_nonnull(flame_add(f, p2, ty, 2, 5, 1));
+    size_t nodes = flame_node_count(f);
+    ck_assert_uint_eq(nodes, 5);
+    flame_compact(f);
+    flame_node_t *root = flame_root(f);
+    flame_node_t *m = flame_find_child(f, root, "main", FLAME_USER);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_ptr_nonnull(flame_find_child(f, m, "idle", FLAME_USER));
+    ck_assert_ptr_null(flame_find_child(f, m, "idle", FLAME_LIB));
+    ck_assert_ptr_null(flame_find_child(f, m, "nothing", FLAME_USER));
+    /* Adding again after compaction: same nodes, values accumulate. */
+    flame_node_t *leaf = flame_add_hashed(f, p1, h1, ty, 3, 7, 2);
+    ck_assert_ptr_nonnull(leaf);
+    ck_assert_uint_eq(flame_node_count(f), nodes);
+    ck_assert_uint_eq(leaf->self_ns, 17);
+    ck_assert_uint_eq(leaf->self_count, 3);
+    ck_assert_uint_eq(m->total_ns, 22);
+    ck_assert_uint_eq(root->total_count, 4);
+    ck_assert_ptr_eq(flame_find_child(f, root, "main", FLAME_USER), m);
+    /* A new path after compaction grows the tree by exactly its nodes. */
+    const char *p3[] = { "main", "work", "other" };
+    ck_assert_ptr_nonnull(flame_add_hashed(f, p3, NULL, ty, 3, 1, 1));
+    ck_assert_uint_eq(flame_node_count(f), nodes + 1);
+    flame_destroy(&f);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -293,6 +335,7 @@ main(void)
     tcase_add_test(tc, test_subtree);
     tcase_add_test(tc, test_truncation_bound);
     tcase_add_test(tc, test_blob_roundtrip);
+    tcase_add_test(tc, test_compact_and_hashed);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }
