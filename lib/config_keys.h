@@ -80,7 +80,7 @@ CFG("collector.http_addr", STR, "", NULL,
     "host:port for /metrics and /healthz of this stage; empty = off")
 
 CFG("symbolizer.cache_size", SIZE, "64MB", NULL,
-    "memory for cached symbol tables (LRU by object)")
+    "memory for cached symbol tables (LRU by object); the frame memo adds up to a quarter more")
 CFG("symbolizer.debug_dirs", STR, "/usr/lib/debug", NULL,
     "colon-separated roots searched for separate debug files")
 CFG("symbolizer.sharding", BOOL, "false", NULL,
