@@ -7,7 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -150,4 +153,94 @@ void th_pub_workload_batch(th_pub_t *self, uint32_t pid, uint64_t count)
     ck_assert_int_eq(wire_encode_raw_batch(&b, &buf), 0);
     th_pub_send(self, topic, buf.data, buf.len);
     wire_buf_release(&buf);
+}
+
+/* A port the kernel just handed out, so concurrent tests do not clash. */
+static int s_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    int port = 0;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+        port = ntohs(sa.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port ? port : 20000 + (int)(getpid() % 20000);
+}
+
+static int s_api_up(void *arg)
+{
+    int status = 0;
+    char *b = th_api(arg, "GET", "/healthz", NULL, &status);
+    free(b);
+    return status == 200;
+}
+
+void th_launch_start(th_launch_t *l, const char *yaml_body,
+                     const char *const *extra_args)
+{
+    memset(l, 0, sizeof *l);
+    l->dir = tu_mkdtemp();
+    ck_assert_ptr_nonnull(l->dir);
+    l->port = s_free_port();
+    snprintf(l->config, sizeof l->config, "%s/skyprof.yaml", l->dir);
+    snprintf(l->log, sizeof l->log, "%s/run.log", l->dir);
+    FILE *f = fopen(l->config, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "%s\nruntime_dir: %s/run\naggregator:\n"
+               "  http_addr: 127.0.0.1:%d\n  store_path: %s/history.db\n",
+            yaml_body ? yaml_body : "", l->dir, l->port, l->dir);
+    fclose(f);
+    const char *argv[16] = {tu_build_path("bin/skyprof"), "--config",
+                            l->config, "--bin-dir", tu_build_path("bin")};
+    size_t n = 5;
+    for (size_t i = 0; extra_args && extra_args[i] && n < 15; i++)
+        argv[n++] = extra_args[i];
+    argv[n] = NULL;
+    l->launcher = tu_spawn((char *const *)argv, l->log);
+    ck_assert_int_gt(l->launcher, 0);
+    ck_assert_msg(tu_wait_until(s_api_up, l, 20000),
+                  "the API never answered; see %s", l->log);
+}
+
+void th_launch_stop(th_launch_t *l)
+{
+    if (l->launcher > 0) {
+        int status = tu_stop(l->launcher, 20000);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                      "launcher exit status %d; see %s", status, l->log);
+    }
+    tu_rmtree(l->dir);
+    free(l->dir);
+    memset(l, 0, sizeof *l);
+}
+
+char *th_api(const th_launch_t *l, const char *method, const char *path,
+             const char *body, int *status)
+{
+    return tu_http(method, "127.0.0.1", l->port, path, body, status, NULL);
+}
+
+void th_api_create_task(const th_launch_t *l, int pid, const char *target,
+                        int duration_s, char *id, size_t len)
+{
+    char body[160];
+    int status = 0;
+    snprintf(body, sizeof body,
+             "{\"pid\":%d,\"target\":\"%s\",\"duration\":%d}", pid,
+             target, duration_s);
+    char *resp = th_api(l, "POST", "/api/tasks", body, &status);
+    ck_assert_msg(resp && status >= 200 && status < 300,
+                  "POST /api/tasks %s: %d %s", body, status, resp ? resp : "");
+    const char *p = strstr(resp, "\"task_id\"");
+    ck_assert_ptr_nonnull(p);
+    char fmt[32];
+    snprintf(fmt, sizeof fmt, " \"%%%zu[^\"]\"", len - 1);
+    id[0] = '\0';
+    sscanf(strchr(p, ':') + 1, fmt, id);
+    ck_assert_msg(id[0], "no task id in %s", resp);
+    free(resp);
 }

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* File offset (+4, inside the function) of func in the ELF file at path;
  * 0 when not found. */
@@ -28,5 +29,30 @@ void th_pub_send(th_pub_t *self, const char *topic, const void *data,
  * main <- sky_run <- sky_alpha_outer <- sky_alpha_leaf of the cpu_workload
  * test program, count samples. The process name is "pid_<pid>". */
 void th_pub_workload_batch(th_pub_t *self, uint32_t pid, uint64_t count);
+
+/* A whole pipeline under the local launcher in a private directory. */
+typedef struct {
+    char *dir;            /* mkdtemp'ed; removed by th_launch_stop */
+    char config[600];
+    char log[600];        /* every stage's output */
+    int port;             /* the aggregator's API on 127.0.0.1 */
+    pid_t launcher;
+} th_launch_t;
+
+/* Writes DIR/skyprof.yaml = yaml_body followed by runtime_dir and the
+ * aggregator's http_addr and store_path (later keys win), starts the
+ * launcher with extra_args (NULL-terminated, may be NULL) and waits for
+ * the API to answer. Fails the test if it does not. */
+void th_launch_start(th_launch_t *l, const char *yaml_body,
+                     const char *const *extra_args);
+/* Stops the launcher, asserts it exited 0, removes the directory. */
+void th_launch_stop(th_launch_t *l);
+
+/* HTTP to the pipeline's API; the body is malloc'ed, NULL on failure. */
+char *th_api(const th_launch_t *l, const char *method, const char *path,
+             const char *body, int *status);
+/* POST /api/tasks for pid; writes the task id. */
+void th_api_create_task(const th_launch_t *l, int pid, const char *target,
+                        int duration_s, char *id, size_t len);
 
 #endif

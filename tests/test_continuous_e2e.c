@@ -13,26 +13,17 @@
 #include "harness.h"
 #include "testutil.h"
 
-static char *s_dir;
-static int s_port;
-static char s_log[512];
+static th_launch_t L;
 
 static char *s_get(const char *path)
 {
     int status = 0;
-    char *b = tu_http("GET", "127.0.0.1", s_port, path, NULL, &status, NULL);
+    char *b = th_api(&L, "GET", path, NULL, &status);
     if (b && status != 200) {
         free(b);
         return NULL;
     }
     return b;
-}
-
-static int s_up(void *arg)
-{
-    char *b = s_get("/healthz");
-    free(b);
-    return b != NULL;
 }
 
 typedef struct {
@@ -58,31 +49,17 @@ static int s_count(const char *hay, const char *needle)
 
 START_TEST(cpu_policy_triggers_one_task_with_the_burner)
 {
-    s_dir = tu_mkdtemp();
-    s_port = 20000 + (int)((getpid() + 5555) % 20000);
-    char config[512];
-    snprintf(config, sizeof config, "%s/skyprof.yaml", s_dir);
-    snprintf(s_log, sizeof s_log, "%s/run.log", s_dir);
-    FILE *f = fopen(config, "w");
-    ck_assert_ptr_nonnull(f);
-    fprintf(f,
-            "runtime_dir: %s/run\n"
-            "bus:\n  stats_interval: 500ms\n"
-            "profiling:\n  flush_interval: 1s\n"
-            "  continuous:\n    fetch_interval: 1s\n    check_interval: 1s\n"
-            "    trigger:\n      execute_duration: 6s\n      silence_duration: 10m\n"
-            "aggregator:\n  http_addr: 127.0.0.1:%d\n  store_path: \"\"\n"
-            "policy:\n  continuous_policies: '["
-            "{\"ServiceName\":\"cpu_workload\",\"UUID\":\"u1\",\"Profiling\":"
-            "{\"ON_CPU\":{\"PROCESS_CPU\":{\"Threshold\":\"20\",\"Period\":3,\"Count\":2}}}},"
-            "{\"ServiceName\":\"sleep\",\"UUID\":\"u2\",\"Profiling\":"
-            "{\"ON_CPU\":{\"PROCESS_CPU\":{\"Threshold\":\"20\",\"Period\":3,\"Count\":2}}}}]'\n",
-            s_dir, s_port);
-    fclose(f);
-    char *argv[] = {(char *)tu_build_path("bin/skyprof"), "--config", config,
-                    "--bin-dir", (char *)tu_build_path("bin"), NULL};
-    pid_t launcher = tu_spawn(argv, s_log);
-    ck_assert_msg(tu_wait_until(s_up, NULL, 20000), "API down; see %s", s_log);
+    th_launch_start(&L,
+        "bus:\n  stats_interval: 500ms\n"
+        "profiling:\n  flush_interval: 1s\n"
+        "  continuous:\n    fetch_interval: 1s\n    check_interval: 1s\n"
+        "    trigger:\n      execute_duration: 6s\n      silence_duration: 10m\n"
+        "policy:\n  continuous_policies: '["
+        "{\"ServiceName\":\"cpu_workload\",\"UUID\":\"u1\",\"Profiling\":"
+        "{\"ON_CPU\":{\"PROCESS_CPU\":{\"Threshold\":\"20\",\"Period\":3,\"Count\":2}}}},"
+        "{\"ServiceName\":\"sleep\",\"UUID\":\"u2\",\"Profiling\":"
+        "{\"ON_CPU\":{\"PROCESS_CPU\":{\"Threshold\":\"20\",\"Period\":3,\"Count\":2}}}}]'\n",
+        NULL);
     sleep(2);
 
     char *sl_argv[] = {"/bin/sleep", "14", NULL};
@@ -98,7 +75,7 @@ START_TEST(cpu_policy_triggers_one_task_with_the_burner)
     task_probe_t probe;
     snprintf(probe.needle, sizeof probe.needle, "continuous-%d-0-", (int)wl);
     ck_assert_msg(tu_wait_until(s_task_listed, &probe, 12000),
-                  "no continuous task for the burner; see %s", s_log);
+                  "no continuous task for the burner; see %s", L.log);
     fprintf(stderr, "continuous task after %llu ms\n",
             (unsigned long long)(tu_now_ms() - started));
 
@@ -147,17 +124,14 @@ START_TEST(cpu_policy_triggers_one_task_with_the_burner)
     snprintf(sleeper_needle, sizeof sleeper_needle, "continuous-%d-", (int)sleeper);
     ck_assert_ptr_null(strstr(tasks, sleeper_needle));
     free(tasks);
-    char *log = tu_read_file(s_log, NULL);
+    char *log = tu_read_file(L.log, NULL);
     ck_assert_ptr_nonnull(log);
     char logneedle[64];
     snprintf(logneedle, sizeof logneedle, "pid %d (PROCESS_CPU", (int)wl);
     ck_assert_int_eq(s_count(log, logneedle), 1);
     free(log);
 
-    st = tu_stop(launcher, 20000);
-    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    tu_rmtree(s_dir);
-    free(s_dir);
+    th_launch_stop(&L);
 }
 END_TEST
 

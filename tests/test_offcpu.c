@@ -25,6 +25,7 @@
 #include "collector/offcpu.h"
 #include "log.h"
 #include "loop.h"
+#include "harness.h"
 #include "testutil.h"
 #include "wire.h"
 
@@ -522,85 +523,15 @@ END_TEST
 
 /* ---------------------------------------------------------- end to end */
 
-typedef struct {
-    char *dir;
-    char config[512];
-    char log[512];
-    int port;
-    pid_t launcher;
-} pipeline_t;
+static th_launch_t P;
 
-static pipeline_t P;
-
-static void s_pipeline_start(void)
-{
-    P.dir = tu_mkdtemp();
-    ck_assert_ptr_nonnull(P.dir);
-    P.port = 20000 + (int)((getpid() + 4242) % 20000);
-    snprintf(P.config, sizeof P.config, "%s/skyprof.yaml", P.dir);
-    snprintf(P.log, sizeof P.log, "%s/run.log", P.dir);
-    FILE *f = fopen(P.config, "w");
-    ck_assert_ptr_nonnull(f);
-    fprintf(f,
-            "runtime_dir: %s/run\n"
-            "profiling:\n  flush_interval: 1s\n"
-            "collector:\n  host_wide: false\n  drain_interval: 100ms\n"
-            "aggregator:\n  http_addr: 127.0.0.1:%d\n"
-            "  store_path: %s/history.db\n",
-            P.dir, P.port, P.dir);
-    fclose(f);
-    char *argv[] = { (char *)tu_build_path("bin/skyprof"), "--config",
-                     P.config, "--bin-dir", (char *)tu_build_path("bin"),
-                     NULL };
-    P.launcher = tu_spawn(argv, P.log);
-    ck_assert_int_gt(P.launcher, 0);
-}
-
-static void s_pipeline_stop(void)
-{
-    if (P.launcher > 0) {
-        int status = tu_stop(P.launcher, 20000);
-        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                      "launcher exit status %d; see %s", status, P.log);
-    }
-    tu_rmtree(P.dir);
-    free(P.dir);
-    memset(&P, 0, sizeof P);
-}
+static const char *s_pipeline_yaml =
+    "profiling:\n  flush_interval: 1s\n"
+    "collector:\n  host_wide: false\n  drain_interval: 100ms\n";
 
 static char *s_get(const char *path, int *status)
 {
-    return tu_http("GET", "127.0.0.1", P.port, path, NULL, status, NULL);
-}
-
-static int s_api_up(void *arg)
-{
-    int status = 0;
-    char *b = s_get("/healthz", &status);
-    free(b);
-    return status == 200;
-}
-
-static void s_create_task(pid_t pid, const char *target, char *id, size_t len)
-{
-    char body[160];
-    int status = 0;
-
-    snprintf(body, sizeof body,
-             "{\"pid\":%d,\"target\":\"%s\",\"duration\":30}", (int)pid,
-             target);
-    char *resp = tu_http("POST", "127.0.0.1", P.port, "/api/tasks", body,
-                         &status, NULL);
-    ck_assert_msg(resp && status >= 200 && status < 300,
-                  "POST /api/tasks %s: %d %s", target, status,
-                  resp ? resp : "");
-    const char *p = strstr(resp, "\"task_id\"");
-    ck_assert_ptr_nonnull(p);
-    id[0] = '\0';
-    sscanf(strchr(p, ':') + 1, " \"%63[^\"]\"", id);
-    ck_assert_msg(id[0], "no task id in %s", resp);
-    (void)len;
-    free(resp);
+    return th_api(&P, "GET", path, NULL, status);
 }
 
 /* Sums of a folded text: lines whose frames contain each needle. */
@@ -697,16 +628,14 @@ START_TEST(test_pipeline_off_and_on_cpu)
 {
     char off_id[64], on_id[64];
 
-    s_pipeline_start();
-    ck_assert_msg(tu_wait_until(s_api_up, NULL, 20000),
-                  "API never came up; %s", P.log);
+    th_launch_start(&P, s_pipeline_yaml, NULL);
     sleep(2);   /* the collector loads its programs */
     char *argv[] = { (char *)tu_build_path("tests/progs/offcpu_workload"),
                      "8", NULL };
     pid_t wl = tu_spawn(argv, NULL);
     ck_assert_int_gt(wl, 0);
-    s_create_task(wl, "OFF_CPU", off_id, sizeof off_id);
-    s_create_task(wl, "ON_CPU", on_id, sizeof on_id);
+    th_api_create_task(&P, (int)wl, "OFF_CPU", 30, off_id, sizeof off_id);
+    th_api_create_task(&P, (int)wl, "ON_CPU", 30, on_id, sizeof on_id);
     int st;
     ck_assert_int_eq(waitpid(wl, &st, 0), wl);
     ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
@@ -757,7 +686,7 @@ START_TEST(test_pipeline_off_and_on_cpu)
     ck_assert_double_ge(on.v[F_SPIN] / on.total, 0.85);
     ck_assert_double_le((on.v[F_SLEEP] + on.v[F_PIPE] + on.v[F_MUTEX]) /
                             on.total, 0.08);
-    s_pipeline_stop();
+    th_launch_stop(&P);
 }
 END_TEST
 

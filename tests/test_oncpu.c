@@ -10,65 +10,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "harness.h"
 #include "testutil.h"
 
-typedef struct {
-    char *dir;
-    char config[512];
-    char log[512];
-    int port;
-    pid_t launcher;
-} run_t;
+static th_launch_t R;
 
-static run_t R;
-
-static void s_start(void)
-{
-    R.dir = tu_mkdtemp();
-    ck_assert_ptr_nonnull(R.dir);
-    R.port = 20000 + (int)((getpid() + 7777) % 20000);
-    snprintf(R.config, sizeof R.config, "%s/skyprof.yaml", R.dir);
-    snprintf(R.log, sizeof R.log, "%s/run.log", R.dir);
-    FILE *f = fopen(R.config, "w");
-    ck_assert_ptr_nonnull(f);
-    fprintf(f,
-            "runtime_dir: %s/run\n"
-            "profiling:\n  flush_interval: 1s\n"
-            "collector:\n  host_wide: true\n  host_period: 20ms\n"
-            "  drain_interval: 100ms\n"
-            "aggregator:\n  http_addr: 127.0.0.1:%d\n"
-            "  store_path: %s/history.db\n",
-            R.dir, R.port, R.dir);
-    fclose(f);
-    char *argv[] = {(char *)tu_build_path("bin/skyprof"), "--config", R.config,
-                    "--bin-dir", (char *)tu_build_path("bin"), NULL};
-    R.launcher = tu_spawn(argv, R.log);
-    ck_assert_int_gt(R.launcher, 0);
-}
-
-static void s_stop(void)
-{
-    if (R.launcher > 0) {
-        int status = tu_stop(R.launcher, 20000);
-        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                      "launcher exit status %d; see %s", status, R.log);
-    }
-    tu_rmtree(R.dir);
-    free(R.dir);
-    memset(&R, 0, sizeof R);
-}
+static const char *s_yaml =
+    "profiling:\n  flush_interval: 1s\n"
+    "collector:\n  host_wide: true\n  host_period: 20ms\n"
+    "  drain_interval: 100ms\n";
 
 static char *s_get(const char *path, int *status)
 {
-    return tu_http("GET", "127.0.0.1", R.port, path, NULL, status, NULL);
-}
-
-static int s_api_up(void *arg)
-{
-    int status = 0;
-    char *b = s_get("/healthz", &status);
-    free(b);
-    return status == 200;
+    return th_api(&R, "GET", path, NULL, status);
 }
 
 /* Shares of a folded-stacks text: the sum of the counts of lines matching
@@ -122,32 +76,16 @@ static int s_has(void *arg)
 
 START_TEST(workload_paths_and_shares_through_a_task)
 {
-    s_start();
-    ck_assert_msg(tu_wait_until(s_api_up, NULL, 20000), "API never came up; %s",
-                  R.log);
+    th_launch_start(&R, s_yaml, NULL);
     /* Let the collector load its programs. */
     sleep(2);
     char *wl_argv[] = {(char *)tu_build_path("tests/progs/cpu_workload"), "6",
                        NULL};
     pid_t wl = tu_spawn(wl_argv, NULL);
     ck_assert_int_gt(wl, 0);
-
-    char body[128], *resp;
+    char task_id[128], *resp;
     int status = 0;
-    snprintf(body, sizeof body,
-             "{\"pid\":%d,\"target\":\"ON_CPU\",\"duration\":30}", (int)wl);
-    resp = tu_http("POST", "127.0.0.1", R.port, "/api/tasks", body, &status,
-                   NULL);
-    ck_assert_msg(resp && status >= 200 && status < 300, "POST /api/tasks: %d %s",
-                  status, resp ? resp : "");
-    char task_id[128] = "";
-    const char *idp = strstr(resp, "\"task_id\"");
-    if (!idp)
-        idp = strstr(resp, "\"id\"");
-    ck_assert_ptr_nonnull(idp);
-    sscanf(strchr(idp, ':') + 1, " \"%127[^\"]\"", task_id);
-    ck_assert_msg(task_id[0], "no task id in %s", resp);
-    free(resp);
+    th_api_create_task(&R, (int)wl, "ON_CPU", 30, task_id, sizeof task_id);
 
     int wst;
     ck_assert_int_eq(waitpid(wl, &wst, 0), wl);
@@ -177,32 +115,31 @@ START_TEST(workload_paths_and_shares_through_a_task)
     free(p.body);
 
     /* The same process in the DeepFlow view, and the host-wide Total. */
-    resp = tu_http("POST", "127.0.0.1", R.port, "/v1/profile/ProfileTracing",
+    resp = th_api(&R, "POST", "/v1/profile/ProfileTracing",
                    "{\"app_service\":\"cpu_workload\",\"profile_language_type\":"
                    "\"eBPF\",\"profile_event_type\":\"on-cpu\",\"time_start\":0,"
                    "\"time_end\":4102444800}",
-                   &status, NULL);
+                   &status);
     ck_assert_int_eq(status, 200);
     ck_assert_ptr_nonnull(strstr(resp, "\"OPT_STATUS\":\"SUCCESS\""));
     ck_assert_ptr_nonnull(strstr(resp, "sky_alpha_leaf"));
     ck_assert_ptr_nonnull(strstr(resp, "[l] skylib_beta_leaf"));
     free(resp);
-    resp = tu_http("POST", "127.0.0.1", R.port, "/v1/profile/ProfileTracing",
+    resp = th_api(&R, "POST", "/v1/profile/ProfileTracing",
                    "{\"app_service\":\"Total\",\"profile_event_type\":\"on-cpu\","
                    "\"time_start\":0,\"time_end\":4102444800}",
-                   &status, NULL);
+                   &status);
     ck_assert_int_eq(status, 200);
     ck_assert_ptr_nonnull(strstr(resp, "\"[p] cpu_workload\""));
     ck_assert_ptr_nonnull(strstr(resp, "\"[t] cpu_workload\""));
     free(resp);
-    s_stop();
+    th_launch_stop(&R);
 }
 END_TEST
 
 START_TEST(short_lived_process_is_symbolized)
 {
-    s_start();
-    ck_assert_msg(tu_wait_until(s_api_up, NULL, 20000), "API never came up");
+    th_launch_start(&R, s_yaml, NULL);
     sleep(2);
     /* Host-wide sampling at 20 ms sees a 40 ms process a couple of times;
      * run it a few times so the test does not depend on luck. */
@@ -222,7 +159,7 @@ START_TEST(short_lived_process_is_symbolized)
     /* No unresolved frame of its own executable. */
     ck_assert_ptr_null(strstr(p.body, "short_lived+0x"));
     free(p.body);
-    s_stop();
+    th_launch_stop(&R);
 }
 END_TEST
 
@@ -262,23 +199,13 @@ static double s_task_samples(const char *task_id)
 
 START_TEST(collector_killed_mid_task_converges)
 {
-    s_start();
-    ck_assert_msg(tu_wait_until(s_api_up, NULL, 20000), "API down; %s", R.log);
+    th_launch_start(&R, s_yaml, NULL);
     sleep(2);
     char *wl_argv[] = {(char *)tu_build_path("tests/progs/cpu_workload"), "16",
                        NULL};
     pid_t wl = tu_spawn(wl_argv, NULL);
-    char body[128], task_id[128] = "";
-    int status = 0;
-    snprintf(body, sizeof body,
-             "{\"pid\":%d,\"target\":\"ON_CPU\",\"duration\":60}", (int)wl);
-    char *resp = tu_http("POST", "127.0.0.1", R.port, "/api/tasks", body,
-                         &status, NULL);
-    ck_assert_ptr_nonnull(resp);
-    sscanf(strchr(strstr(resp, "\"task_id\""), ':') + 1, " \"%127[^\"]\"",
-           task_id);
-    free(resp);
-    ck_assert(task_id[0]);
+    char task_id[128];
+    th_api_create_task(&R, (int)wl, "ON_CPU", 60, task_id, sizeof task_id);
     sleep(4);
     double before = s_task_samples(task_id);
     ck_assert_double_gt(before, 0);
@@ -304,7 +231,7 @@ START_TEST(collector_killed_mid_task_converges)
     ck_assert_double_gt(after, before + 100);
     kill(wl, SIGTERM);
     waitpid(wl, NULL, 0);
-    s_stop();
+    th_launch_stop(&R);
 }
 END_TEST
 
