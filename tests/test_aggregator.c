@@ -8,58 +8,13 @@
 #include <unistd.h>
 
 #include "aggregator/agg.h"
+#include "agg_fixture.h"
 #include "testutil.h"
 #include "wire.h"
 
 #define T0 1700000000000ull
 
 /* ------------------------------------------------------------ fixture */
-enum { F_KLEAF, F_KSYS, F_ULEAF, F_LIBC, F_MAIN, NFRAMES };
-
-static const wire_frame_t s_frames[NFRAMES] = {
-    { "k_leaf", WIRE_FRAME_KERNEL }, { "k_sys", WIRE_FRAME_KERNEL },
-    { "u_leaf", WIRE_FRAME_USER },   { "libc_read", WIRE_FRAME_LIB },
-    { "main", WIRE_FRAME_USER },
-};
-static const uint32_t s_stack_a[] = { F_KLEAF, F_KSYS, F_ULEAF, F_LIBC,
-                                      F_MAIN };
-static const uint32_t s_stack_b[] = { F_ULEAF, F_MAIN };
-static const uint32_t s_stack_c[] = { F_KSYS, F_MAIN };
-static const uint32_t s_task0[] = { 0 };
-static const char *const s_task_ids[] = { "t1" };
-static const wire_proc_t s_procs[] = { { 100, 100, "app", "" },
-                                       { 200, 200, "db", "" } };
-
-/* pid 100 "app" thread "worker": 3 on-CPU samples (30 ms) of stack A for
- * task t1 and 4 off-CPU switches (4 ms) of stack C for t1; pid 200 "db":
- * 2 on-CPU samples (20 ms) of stack B, no task. */
-static void
-s_batch(wire_sym_batch_t *b, wire_sym_sample_t samples[3])
-{
-    memset(b, 0, sizeof(*b));
-    memset(samples, 0, 3 * sizeof(*samples));
-    wire_header_set(&b->hdr, "symbolizer/test", 1);
-    b->nframes = NFRAMES;
-    b->frames = s_frames;
-    b->nprocs = 2;
-    b->procs = s_procs;
-    b->ntask_ids = 1;
-    b->task_ids = s_task_ids;
-    samples[0] = (wire_sym_sample_t){ .pid = 100, .tid = 101,
-        .kind = WIRE_KIND_ON_CPU, .count = 3, .weight_ns = 30000000,
-        .comm = "worker", .nframes = 5, .frames = s_stack_a, .nkernel = 2,
-        .ntasks = 1, .tasks = s_task0 };
-    samples[1] = (wire_sym_sample_t){ .pid = 200, .tid = 200,
-        .kind = WIRE_KIND_ON_CPU, .count = 2, .weight_ns = 20000000,
-        .comm = "db", .nframes = 2, .frames = s_stack_b, .nkernel = 0 };
-    samples[2] = (wire_sym_sample_t){ .pid = 100, .tid = 102,
-        .kind = WIRE_KIND_OFF_CPU, .count = 4, .weight_ns = 4000000,
-        .comm = "worker", .nframes = 2, .frames = s_stack_c, .nkernel = 1,
-        .ntasks = 1, .tasks = s_task0 };
-    b->nsamples = 3;
-    b->samples = samples;
-}
-
 /* Feeds the fixture batch through the decoding intake. */
 static void
 s_feed(agg_t *agg)
@@ -67,7 +22,7 @@ s_feed(agg_t *agg)
     wire_sym_batch_t b;
     wire_sym_sample_t samples[3];
     wire_buf_t buf;
-    s_batch(&b, samples);
+    agg_fixture_batch(&b, samples);
     wire_buf_init(&buf);
     ck_assert_int_eq(wire_encode_sym_batch(&b, &buf), 0);
     ck_assert_int_eq(agg_intake(agg, NULL, "sym.stacks.07", buf.data,
@@ -388,6 +343,8 @@ START_TEST(test_publish_splits_large_windows)
     agg_t *agg = agg_new(&o, T0);
     ck_assert_ptr_nonnull(agg);
     enum { N = 10000 };
+    static const uint32_t task0[] = { 0 };
+    static const char *const task_ids[] = { "t1" };
     wire_frame_t *frames = calloc(N + 1, sizeof(*frames));
     char (*names)[16] = calloc(N, 16);
     wire_sym_sample_t *samples = calloc(N, sizeof(*samples));
@@ -404,11 +361,11 @@ START_TEST(test_publish_splits_large_windows)
         samples[i] = (wire_sym_sample_t){ .pid = 7, .tid = 7,
             .kind = WIRE_KIND_ON_CPU, .count = (uint64_t)(i % 3 + 1),
             .weight_ns = 1000, .comm = "big", .nframes = 2,
-            .frames = stacks[i], .ntasks = 1, .tasks = s_task0 };
+            .frames = stacks[i], .ntasks = 1, .tasks = task0 };
         in += samples[i].count;
     }
     wire_sym_batch_t b = { .nframes = N + 1, .frames = frames,
-                           .ntask_ids = 1, .task_ids = s_task_ids,
+                           .ntask_ids = 1, .task_ids = task_ids,
                            .nsamples = N, .samples = samples };
     ck_assert_int_eq(agg_ingest_sym(agg, &b), 0);
     agg_flush(agg, T0 + 1000);
@@ -625,7 +582,7 @@ START_TEST(test_malformed_input)
     /* Samples pointing outside the batch are dropped one by one. */
     wire_sym_batch_t b;
     wire_sym_sample_t samples[3];
-    s_batch(&b, samples);
+    agg_fixture_batch(&b, samples);
     uint32_t bad_frames[] = { 0, 99 };
     uint32_t bad_task[] = { 5 };
     samples[0].frames = bad_frames;

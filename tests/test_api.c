@@ -11,47 +11,17 @@
 #include "aggregator/agg.h"
 #include "aggregator/api.h"
 #include "log.h"
+#include "agg_fixture.h"
 #include "testutil.h"
 #include "wire.h"
 
-enum { F_KLEAF, F_KSYS, F_ULEAF, F_LIBC, F_MAIN, NFRAMES };
-static const wire_frame_t s_frames[NFRAMES] = {
-    { "k_leaf", WIRE_FRAME_KERNEL }, { "k_sys", WIRE_FRAME_KERNEL },
-    { "u_leaf", WIRE_FRAME_USER },   { "libc_read", WIRE_FRAME_LIB },
-    { "main", WIRE_FRAME_USER },
-};
-static const uint32_t s_stack_a[] = { F_KLEAF, F_KSYS, F_ULEAF, F_LIBC,
-                                      F_MAIN };
-static const uint32_t s_stack_b[] = { F_ULEAF, F_MAIN };
-static const uint32_t s_stack_c[] = { F_KSYS, F_MAIN };
-static const uint32_t s_task0[] = { 0 };
-static const char *const s_task_ids[] = { "t1" };
-static const wire_proc_t s_procs[] = { { 100, 100, "app", "" },
-                                       { 200, 200, "db", "" } };
-
-/* pid 100 "app"/"worker": 3 on-CPU samples, 30 ms (task t1) + 4 off-CPU
- * switches, 4 ms; pid 200 "db": 2 on-CPU samples, 20 ms. */
+/* Ingests the shared fixture batch directly, without the codec. */
 static void
 s_feed(agg_t *agg)
 {
-    wire_sym_sample_t samples[3] = {
-        { .pid = 100, .tid = 101, .kind = WIRE_KIND_ON_CPU, .count = 3,
-          .weight_ns = 30000000, .comm = "worker", .nframes = 5,
-          .frames = s_stack_a, .nkernel = 2, .ntasks = 1,
-          .tasks = s_task0 },
-        { .pid = 200, .tid = 200, .kind = WIRE_KIND_ON_CPU, .count = 2,
-          .weight_ns = 20000000, .comm = "db", .nframes = 2,
-          .frames = s_stack_b },
-        { .pid = 100, .tid = 102, .kind = WIRE_KIND_OFF_CPU, .count = 4,
-          .weight_ns = 4000000, .comm = "worker", .nframes = 2,
-          .frames = s_stack_c, .nkernel = 1, .ntasks = 1,
-          .tasks = s_task0 },
-    };
-    wire_sym_batch_t b = { .nframes = NFRAMES, .frames = s_frames,
-                           .nprocs = 2, .procs = s_procs, .ntask_ids = 1,
-                           .task_ids = s_task_ids, .nsamples = 3,
-                           .samples = samples };
-    wire_header_set(&b.hdr, "symbolizer/test", 1);
+    wire_sym_batch_t b;
+    wire_sym_sample_t samples[AGG_FIXTURE_SAMPLES];
+    agg_fixture_batch(&b, samples);
     ck_assert_int_eq(agg_ingest_sym(agg, &b), 0);
 }
 
