@@ -105,70 +105,60 @@ cleanup:
     return rc;
 }
 
-static int s_from_segments(const elf_reader_t *r, uint64_t phoff,
-                           uint32_t phnum, uint32_t phentsize,
-                           uint8_t out[BUILDID_MAX])
+/* Reads header i of a program (segments) or section header table as
+ * (type, offset, size, alignment), whatever the ELF class. */
+static int s_header(const elf_reader_t *r, int segments, uint64_t table,
+                    uint32_t i, uint32_t entsize, uint64_t *type,
+                    uint64_t *off, uint64_t *size, uint64_t *align)
 {
-    for (uint32_t i = 0; i < phnum && i < BUILDID_MAX_HEADERS; i++) {
-        uint64_t type, off, size, align;
-        if (r->is64) {
-            Elf64_Phdr ph;
-            if (phentsize < sizeof(ph) ||
-                s_pread_all(r->fd, &ph, sizeof(ph),
-                            phoff + (uint64_t)i * phentsize) < 0)
-                return -1;
-            type = s_u32(r, ph.p_type);
-            off = s_u64(r, ph.p_offset);
-            size = s_u64(r, ph.p_filesz);
-            align = s_u64(r, ph.p_align);
-        } else {
-            Elf32_Phdr ph;
-            if (phentsize < sizeof(ph) ||
-                s_pread_all(r->fd, &ph, sizeof(ph),
-                            phoff + (uint64_t)i * phentsize) < 0)
-                return -1;
-            type = s_u32(r, ph.p_type);
-            off = s_u32(r, ph.p_offset);
-            size = s_u32(r, ph.p_filesz);
-            align = s_u32(r, ph.p_align);
-        }
-        if (type != PT_NOTE)
-            continue;
-        int n = s_scan_notes(r, off, size, align, out);
-        if (n != 0)
-            return n;
+    union {
+        Elf64_Phdr p64;
+        Elf32_Phdr p32;
+        Elf64_Shdr s64;
+        Elf32_Shdr s32;
+    } h;
+    size_t need = segments ? (r->is64 ? sizeof h.p64 : sizeof h.p32)
+                           : (r->is64 ? sizeof h.s64 : sizeof h.s32);
+    if (entsize < need ||
+        s_pread_all(r->fd, &h, need, table + (uint64_t)i * entsize) < 0)
+        return -1;
+    if (segments && r->is64) {
+        *type = s_u32(r, h.p64.p_type);
+        *off = s_u64(r, h.p64.p_offset);
+        *size = s_u64(r, h.p64.p_filesz);
+        *align = s_u64(r, h.p64.p_align);
+    } else if (segments) {
+        *type = s_u32(r, h.p32.p_type);
+        *off = s_u32(r, h.p32.p_offset);
+        *size = s_u32(r, h.p32.p_filesz);
+        *align = s_u32(r, h.p32.p_align);
+    } else if (r->is64) {
+        *type = s_u32(r, h.s64.sh_type);
+        *off = s_u64(r, h.s64.sh_offset);
+        *size = s_u64(r, h.s64.sh_size);
+        *align = s_u64(r, h.s64.sh_addralign);
+    } else {
+        *type = s_u32(r, h.s32.sh_type);
+        *off = s_u32(r, h.s32.sh_offset);
+        *size = s_u32(r, h.s32.sh_size);
+        *align = s_u32(r, h.s32.sh_addralign);
     }
     return 0;
 }
 
-static int s_from_sections(const elf_reader_t *r, uint64_t shoff,
-                           uint32_t shnum, uint32_t shentsize,
-                           uint8_t out[BUILDID_MAX])
+/* Scans the PT_NOTE segments (segments = 1) or SHT_NOTE sections of a
+ * header table for the build-id note. */
+static int s_from_headers(const elf_reader_t *r, int segments, uint64_t table,
+                          uint32_t count, uint32_t entsize,
+                          uint8_t out[BUILDID_MAX])
 {
-    for (uint32_t i = 0; i < shnum && i < BUILDID_MAX_HEADERS; i++) {
+    uint64_t want = segments ? PT_NOTE : SHT_NOTE;
+    for (uint32_t i = 0; i < count && i < BUILDID_MAX_HEADERS; i++) {
         uint64_t type, off, size, align;
-        if (r->is64) {
-            Elf64_Shdr sh;
-            if (shentsize < sizeof(sh) ||
-                s_pread_all(r->fd, &sh, sizeof(sh),
-                            shoff + (uint64_t)i * shentsize) < 0)
-                return -1;
-            type = s_u32(r, sh.sh_type);
-            off = s_u64(r, sh.sh_offset);
-            size = s_u64(r, sh.sh_size);
-            align = s_u64(r, sh.sh_addralign);
-        } else {
-            Elf32_Shdr sh;
-            if (shentsize < sizeof(sh) ||
-                s_pread_all(r->fd, &sh, sizeof(sh),
-                            shoff + (uint64_t)i * shentsize) < 0)
-                return -1;
-            type = s_u32(r, sh.sh_type);
-            off = s_u32(r, sh.sh_offset);
-            size = s_u32(r, sh.sh_size);
-            align = s_u32(r, sh.sh_addralign);
-        }
-        if (type != SHT_NOTE)
+        if (s_header(r, segments, table, i, entsize, &type, &off, &size,
+                     &align) < 0)
+            return -1;
+        if (type != want)
             continue;
         int n = s_scan_notes(r, off, size, align, out);
         if (n != 0)
@@ -220,11 +210,11 @@ int buildid_read_fd(int fd, uint8_t out[BUILDID_MAX])
     }
     int n = 0;
     if (phoff && phnum)
-        n = s_from_segments(&r, phoff, phnum, phentsize, out);
+        n = s_from_headers(&r, 1, phoff, phnum, phentsize, out);
     /* Segments are what the loader maps and are almost always there;
      * sections cover relocatable objects and odd linkers. */
     if (n <= 0 && shoff && shnum)
-        n = s_from_sections(&r, shoff, shnum, shentsize, out);
+        n = s_from_headers(&r, 0, shoff, shnum, shentsize, out);
     return n < 0 ? 0 : n;
 }
 
