@@ -1,21 +1,70 @@
+/* The per-stage /metrics and /healthz endpoint: a deliberately small
+ * HTTP/1.0 server on a plain socket.
+ *
+ * Why not libmicrohttpd: it links gnutls, p11-kit, nettle, gmp, idn2 and
+ * friends into every stage, about 2.5 MiB of resident library pages per
+ * process, for two GET routes. The aggregator keeps libmicrohttpd for its
+ * real API.
+ *
+ * Why a thread of its own: /healthz must keep answering while the stage
+ * loop is hung, so a probe can see the beat go stale (503) instead of a
+ * connection timeout that looks like a dead process.
+ *
+ * Why one connection at a time: the clients are a Prometheus scraper and a
+ * liveness probe. Each connection is bounded in bytes (HEALTH_HEAD_MAX) and
+ * time (HEALTH_IO_TIMEOUT_MS), so a client that connects and stays silent
+ * delays the next one by at most that timeout and never stalls the stage. */
 #include "health_http.h"
 
 #include <arpa/inet.h>
-#include <microhttpd.h>
+#include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "log.h"
 
 #define HEALTH_STALE_MS 30000
+/* Request line plus headers, blank line included. */
+#define HEALTH_HEAD_MAX 8192
+/* Budget for reading one request, and again for writing its response. */
+#define HEALTH_IO_TIMEOUT_MS 2000
+/* After answering, we read (and discard) what the client still sends so
+ * closing does not turn into a RST that destroys the response in flight
+ * (e.g. after a 431 with the rest of a huge header still arriving). */
+#define HEALTH_DRAIN_MAX (64 * 1024)
+#define HEALTH_DRAIN_MS 1000
+#define HEALTH_BACKLOG 8
+/* Pause after an accept() failure such as EMFILE, which would otherwise
+ * make the listening socket poll readable in a busy loop. */
+#define HEALTH_ACCEPT_BACKOFF_MS 100
 
 struct health_http {
-    struct MHD_Daemon *daemon;
     stats_t *stats;
-    uint64_t last_beat_ms;
+    uint64_t last_beat_ms;  /* atomic: written by the stage loop */
+    uint64_t stale_ms;      /* atomic */
+    int listen_fd;
+    int wake_fd;            /* eventfd: destroy() makes it readable */
+    uint16_t port;
+    pthread_t thread;
+    bool thread_started;
 };
+
+/* What s_wait() saw. */
+enum { WAIT_READY, WAIT_TIMEOUT, WAIT_STOP };
+
+/* What s_read_head() got. */
+enum { HEAD_COMPLETE, HEAD_TOO_LARGE, HEAD_TIMEOUT, HEAD_GONE };
+
+static log_ratelimit_t s_io_rl = LOG_RATELIMIT_INIT(5, 60000);
 
 int health_http_parse_addr(const char *addr, struct sockaddr_in *out)
 {
@@ -45,83 +94,408 @@ int health_http_parse_addr(const char *addr, struct sockaddr_in *out)
     return 0;
 }
 
-static enum MHD_Result s_reply(struct MHD_Connection *conn, unsigned status,
-                               const char *type, char *body, size_t len,
-                               enum MHD_ResponseMemoryMode mode)
+/* Waits until fd has `events`, the deadline passes, or destroy() asks the
+ * thread to stop. Error and hang-up conditions count as ready: the next
+ * read or send reports them. */
+static int s_wait(health_http_t *self, int fd, short events,
+                  uint64_t deadline_ms)
 {
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, body, mode);
-    if (!resp)
-        return MHD_NO;
-    MHD_add_response_header(resp, "Content-Type", type);
-    enum MHD_Result r = MHD_queue_response(conn, status, resp);
-    MHD_destroy_response(resp);
-    return r;
+    int result = WAIT_TIMEOUT;
+    for (;;) {
+        uint64_t now = now_mono_ms();
+        if (now >= deadline_ms)
+            break;
+        struct pollfd pfd[2] = {
+            {.fd = fd, .events = events},
+            {.fd = self->wake_fd, .events = POLLIN},
+        };
+        int n = poll(pfd, 2, (int)(deadline_ms - now));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 || pfd[1].revents) {
+            result = WAIT_STOP;
+            break;
+        }
+        if (n > 0 && pfd[0].revents) {
+            result = WAIT_READY;
+            break;
+        }
+    }
+    return result;
 }
 
-static enum MHD_Result s_handler(void *cls, struct MHD_Connection *conn,
-                                 const char *url, const char *method,
-                                 const char *version, const char *upload,
-                                 size_t *upload_size, void **con_cls)
+/* Sends all of buf (partial sends, EINTR, a full socket buffer) before the
+ * deadline. MSG_NOSIGNAL: a client gone away is EPIPE, not SIGPIPE. */
+static int s_send_all(health_http_t *self, int fd, const char *buf,
+                      size_t len, int flags, uint64_t deadline_ms)
 {
-    health_http_t *self = cls;
-    if (strcmp(method, "GET") != 0)
-        return s_reply(conn, 405, "text/plain", "method not allowed\n", 19,
-                       MHD_RESPMEM_PERSISTENT);
-    if (strcmp(url, "/metrics") == 0) {
-        size_t len = 0;
-        char *text = stats_render(self->stats, &len);
-        if (!text)
-            return s_reply(conn, 500, "text/plain", "out of memory\n", 14,
-                           MHD_RESPMEM_PERSISTENT);
-        return s_reply(conn, 200, "text/plain; version=0.0.4", text, len,
-                       MHD_RESPMEM_MUST_FREE);
+    int rc = -1;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = send(fd, buf + done, len - done, flags | MSG_NOSIGNAL);
+        if (n > 0) {
+            done += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
+            s_wait(self, fd, POLLOUT, deadline_ms) == WAIT_READY)
+            continue;
+        goto cleanup;  /* peer gone, timed out, or stopping */
     }
-    if (strcmp(url, "/healthz") == 0) {
-        uint64_t beat = __atomic_load_n(&self->last_beat_ms, __ATOMIC_RELAXED);
-        if (now_mono_ms() - beat > HEALTH_STALE_MS)
-            return s_reply(conn, 503, "text/plain", "stage loop stalled\n", 19,
-                           MHD_RESPMEM_PERSISTENT);
-        return s_reply(conn, 200, "text/plain", "ok\n", 3,
-                       MHD_RESPMEM_PERSISTENT);
+    rc = 0;
+cleanup:
+    return rc;
+}
+
+/* Reads the request head (up to and including the blank line) into buf,
+ * which holds HEALTH_HEAD_MAX bytes plus a terminating NUL. */
+static int s_read_head(health_http_t *self, int fd, char *buf, size_t *len,
+                       uint64_t deadline_ms)
+{
+    int result = HEAD_GONE;
+    size_t used = 0;
+    buf[0] = '\0';
+    for (;;) {
+        if (used == HEALTH_HEAD_MAX) {
+            result = HEAD_TOO_LARGE;
+            break;
+        }
+        ssize_t n = recv(fd, buf + used, HEALTH_HEAD_MAX - used, 0);
+        if (n == 0)
+            break;  /* closed before the head was complete */
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                break;
+            int w = s_wait(self, fd, POLLIN, deadline_ms);
+            if (w == WAIT_READY)
+                continue;
+            result = w == WAIT_TIMEOUT ? HEAD_TIMEOUT : HEAD_GONE;
+            break;
+        }
+        /* Look for the end of the head only where it can have appeared:
+         * the new bytes and the three before them. */
+        size_t from = used > 3 ? used - 3 : 0;
+        used += (size_t)n;
+        buf[used] = '\0';
+        if (memmem(buf + from, used - from, "\r\n\r\n", 4) ||
+            memmem(buf + from, used - from, "\n\n", 2)) {
+            result = HEAD_COMPLETE;
+            break;
+        }
     }
-    return s_reply(conn, 404, "text/plain", "not found\n", 10,
-                   MHD_RESPMEM_PERSISTENT);
+    *len = used;
+    return result;
+}
+
+/* RFC 9110 token characters, the alphabet of a method name. */
+static bool s_is_tchar(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/* Parses "METHOD SP /target SP HTTP/d.d" ending in CRLF or LF. Returns 0
+ * with method and path (query string cut off) pointing into head, or the
+ * HTTP status to answer a malformed line with. */
+static int s_parse_request_line(const char *head, size_t len,
+                                const char **method, size_t *method_len,
+                                const char **path, size_t *path_len)
+{
+    const char *eol = memchr(head, '\n', len);
+    if (!eol)
+        return 400;
+    size_t line_len = (size_t)(eol - head);
+    if (line_len > 0 && head[line_len - 1] == '\r')
+        line_len--;
+    const char *p = head, *end = head + line_len;
+
+    const char *m = p;
+    while (p < end && s_is_tchar((unsigned char)*p))
+        p++;
+    if (p == m || p == end || *p != ' ')
+        return 400;
+    *method = m;
+    *method_len = (size_t)(p - m);
+    p++;
+
+    const char *t = p;
+    if (p == end || *p != '/')
+        return 400;
+    while (p < end && (unsigned char)*p > 0x20 && (unsigned char)*p < 0x7f)
+        p++;
+    if (p == end || *p != ' ')
+        return 400;
+    const char *q = memchr(t, '?', (size_t)(p - t));
+    *path = t;
+    *path_len = (size_t)((q ? q : p) - t);
+    p++;
+
+    if (end - p != 8 || memcmp(p, "HTTP/", 5) != 0 || p[6] != '.' ||
+        p[5] < '0' || p[5] > '9' || p[7] < '0' || p[7] > '9')
+        return 400;
+    if (p[5] != '1')
+        return 505;
+    return 0;
+}
+
+static const char *s_reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 431: return "Request Header Fields Too Large";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Internal Server Error";
+    }
+}
+
+static int s_respond(health_http_t *self, int fd, int status,
+                     const char *type, const char *body, size_t len,
+                     bool head_only)
+{
+    uint64_t deadline = now_mono_ms() + HEALTH_IO_TIMEOUT_MS;
+    char head[256];
+    int hl = snprintf(head, sizeof head,
+                      "HTTP/1.0 %d %s\r\nContent-Type: %s\r\n"
+                      "Content-Length: %zu\r\n%sConnection: close\r\n\r\n",
+                      status, s_reason(status), type, len,
+                      status == 405 ? "Allow: GET, HEAD\r\n" : "");
+    if (hl < 0 || (size_t)hl >= sizeof head)
+        return -1;
+    bool with_body = !head_only && len > 0;
+    /* MSG_MORE keeps head and body in one segment: two small writes would
+     * meet Nagle and the client's delayed ACK. */
+    if (s_send_all(self, fd, head, (size_t)hl, with_body ? MSG_MORE : 0,
+                   deadline) != 0)
+        return -1;
+    if (with_body && s_send_all(self, fd, body, len, 0, deadline) != 0)
+        return -1;
+    return 0;
+}
+
+static int s_respond_text(health_http_t *self, int fd, int status,
+                          const char *text, bool head_only)
+{
+    return s_respond(self, fd, status, "text/plain", text, strlen(text),
+                     head_only);
+}
+
+static int s_serve_metrics(health_http_t *self, int fd, bool head_only)
+{
+    size_t len = 0;
+    char *text = self->stats ? stats_render(self->stats, &len) : strdup("");
+    if (!text)
+        return s_respond_text(self, fd, 500, "out of memory\n", head_only);
+    int rc = s_respond(self, fd, 200, "text/plain; version=0.0.4", text,
+                       len, head_only);
+    free(text);
+    return rc;
+}
+
+static int s_serve_healthz(health_http_t *self, int fd, bool head_only)
+{
+    uint64_t beat = __atomic_load_n(&self->last_beat_ms, __ATOMIC_RELAXED);
+    uint64_t stale = __atomic_load_n(&self->stale_ms, __ATOMIC_RELAXED);
+    uint64_t now = now_mono_ms();
+    if (now > beat && now - beat > stale)
+        return s_respond_text(self, fd, 503, "stage loop stalled\n",
+                              head_only);
+    return s_respond_text(self, fd, 200, "ok\n", head_only);
+}
+
+/* Reads what the client still sends, bounded in bytes and time, so that
+ * close() sends a FIN behind our response instead of a RST. */
+static void s_drain(health_http_t *self, int fd)
+{
+    shutdown(fd, SHUT_WR);
+    uint64_t deadline = now_mono_ms() + HEALTH_DRAIN_MS;
+    size_t drained = 0;
+    char sink[4096];
+    while (drained < HEALTH_DRAIN_MAX) {
+        ssize_t n = recv(fd, sink, sizeof sink, 0);
+        if (n > 0) {
+            drained += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
+            s_wait(self, fd, POLLIN, deadline) == WAIT_READY)
+            continue;
+        break;  /* EOF, error, timeout or stopping */
+    }
+}
+
+/* One request, one response. */
+static void s_handle(health_http_t *self, int fd)
+{
+    char head[HEALTH_HEAD_MAX + 1];
+    size_t len = 0;
+    int got = s_read_head(self, fd, head, &len,
+                          now_mono_ms() + HEALTH_IO_TIMEOUT_MS);
+    if (got == HEAD_GONE || (got == HEAD_TIMEOUT && len == 0))
+        return;  /* nothing worth an answer */
+    if (got == HEAD_TIMEOUT) {
+        s_respond_text(self, fd, 408, "request timeout\n", false);
+        goto cleanup;
+    }
+    if (got == HEAD_TOO_LARGE) {
+        s_respond_text(self, fd, 431, "request head too large\n", false);
+        goto cleanup;
+    }
+
+    const char *method, *path;
+    size_t method_len, path_len;
+    int bad = s_parse_request_line(head, len, &method, &method_len, &path,
+                                   &path_len);
+    if (bad) {
+        s_respond_text(self, fd, bad, "bad request\n", false);
+        goto cleanup;
+    }
+    bool is_get = method_len == 3 && memcmp(method, "GET", 3) == 0;
+    bool is_head = method_len == 4 && memcmp(method, "HEAD", 4) == 0;
+    if (!is_get && !is_head)
+        s_respond_text(self, fd, 405, "method not allowed\n", false);
+    else if (path_len == 8 && memcmp(path, "/metrics", 8) == 0)
+        s_serve_metrics(self, fd, is_head);
+    else if (path_len == 8 && memcmp(path, "/healthz", 8) == 0)
+        s_serve_healthz(self, fd, is_head);
+    else
+        s_respond_text(self, fd, 404, "not found\n", is_head);
+cleanup:
+    s_drain(self, fd);
+}
+
+static void *s_serve(void *arg)
+{
+    health_http_t *self = arg;
+    for (;;) {
+        struct pollfd pfd[2] = {
+            {.fd = self->listen_fd, .events = POLLIN},
+            {.fd = self->wake_fd, .events = POLLIN},
+        };
+        int n = poll(pfd, 2, -1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            log_error("http: poll: %s", strerror(errno));
+            break;
+        }
+        if (pfd[1].revents)
+            break;
+        if (!pfd[0].revents)
+            continue;
+        int fd = accept4(self->listen_fd, NULL, NULL,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
+                errno == ECONNABORTED)
+                continue;
+            log_warn_rl(&s_io_rl, "http: accept: %s", strerror(errno));
+            if (s_wait(self, -1, 0, now_mono_ms() +
+                                        HEALTH_ACCEPT_BACKOFF_MS) == WAIT_STOP)
+                break;
+            continue;
+        }
+        s_handle(self, fd);
+        close(fd);
+    }
+    return NULL;
 }
 
 health_http_t *health_http_new(const char *addr, stats_t *stats)
 {
+    health_http_t *self = NULL;
     struct sockaddr_in sa;
     if (health_http_parse_addr(addr, &sa) != 0) {
         log_error("http: bad listen address '%s' (want host:port)", addr);
-        return NULL;
+        goto fail;
     }
-    health_http_t *self = calloc(1, sizeof *self);
-    if (!self)
-        return NULL;
+    self = calloc(1, sizeof *self);
+    if (!self) {
+        log_error("http: out of memory");
+        goto fail;
+    }
+    self->listen_fd = -1;
+    self->wake_fd = -1;
     self->stats = stats;
     self->last_beat_ms = now_mono_ms();
-    self->daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-        s_handler, self, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-        MHD_OPTION_CONNECTION_LIMIT, 16u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
-        MHD_OPTION_END);
-    if (!self->daemon) {
-        log_error("http: cannot listen on %s", addr);
-        free(self);
-        return NULL;
+    self->stale_ms = HEALTH_STALE_MS;
+
+    self->listen_fd =
+        socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (self->listen_fd < 0) {
+        log_error("http: socket: %s", strerror(errno));
+        goto fail;
     }
-    log_info("http: /metrics and /healthz on %s", addr);
+    int one = 1;
+    setsockopt(self->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(self->listen_fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        listen(self->listen_fd, HEALTH_BACKLOG) != 0) {
+        log_error("http: cannot listen on %s: %s", addr, strerror(errno));
+        goto fail;
+    }
+    struct sockaddr_in bound;
+    socklen_t bound_len = sizeof bound;
+    if (getsockname(self->listen_fd, (struct sockaddr *)&bound,
+                    &bound_len) != 0) {
+        log_error("http: getsockname: %s", strerror(errno));
+        goto fail;
+    }
+    self->port = ntohs(bound.sin_port);
+
+    self->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (self->wake_fd < 0) {
+        log_error("http: eventfd: %s", strerror(errno));
+        goto fail;
+    }
+
+    /* The thread starts with every signal blocked so process signals keep
+     * going to the stage loop (its signalfd), never to this thread. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int err = pthread_create(&self->thread, NULL, s_serve, self);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (err != 0) {
+        log_error("http: thread: %s", strerror(err));
+        goto fail;
+    }
+    self->thread_started = true;
+    log_info("http: /metrics and /healthz on %s (port %u)", addr,
+             (unsigned)self->port);
     return self;
+fail:
+    health_http_destroy(&self);
+    return NULL;
 }
 
 void health_http_destroy(health_http_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    if ((*self_p)->daemon)
-        MHD_stop_daemon((*self_p)->daemon);
-    free(*self_p);
+    health_http_t *self = *self_p;
+    if (self->thread_started) {
+        /* Adding 1 to a fresh eventfd cannot fail (only an overflowing
+         * counter would), and joining is what makes freeing safe. */
+        uint64_t one = 1;
+        if (write(self->wake_fd, &one, sizeof one) != (ssize_t)sizeof one)
+            log_error("http: waking the server thread: %s", strerror(errno));
+        pthread_join(self->thread, NULL);
+    }
+    if (self->listen_fd >= 0)
+        close(self->listen_fd);
+    if (self->wake_fd >= 0)
+        close(self->wake_fd);
+    free(self);
     *self_p = NULL;
 }
 
@@ -129,4 +503,15 @@ void health_http_beat(health_http_t *self)
 {
     if (self)
         __atomic_store_n(&self->last_beat_ms, now_mono_ms(), __ATOMIC_RELAXED);
+}
+
+void health_http_set_stale_ms(health_http_t *self, uint64_t stale_ms)
+{
+    if (self)
+        __atomic_store_n(&self->stale_ms, stale_ms, __ATOMIC_RELAXED);
+}
+
+int health_http_port(const health_http_t *self)
+{
+    return self ? (int)self->port : -1;
 }

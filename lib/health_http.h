@@ -1,4 +1,4 @@
-/* A small per-stage HTTP endpoint (libmicrohttpd, own thread): GET /metrics
+/* A small per-stage HTTP endpoint (plain socket, own thread): GET /metrics
  * renders the stage's counters, GET /healthz answers "ok" while the stage
  * loop is alive. Used by container liveness/readiness probes. */
 #ifndef SKYPROF_HEALTH_HTTP_H
@@ -14,6 +14,10 @@ void health_http_destroy(health_http_t **self_p);
 /* The stage loop calls this on every round so /healthz can tell a hung
  * loop from a live one. */
 void health_http_beat(health_http_t *self);
+/* How long without a beat before /healthz answers 503 (default 30 s). */
+void health_http_set_stale_ms(health_http_t *self, uint64_t stale_ms);
+/* The port actually bound (useful with ":0"); -1 for NULL. */
+int health_http_port(const health_http_t *self);
 
 /* Parse "host:port" / ":port" / "port" into a sockaddr_in (IPv4). */
 struct sockaddr_in;
