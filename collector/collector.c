@@ -80,6 +80,7 @@ struct collector {
     uint64_t values[M_COUNT];    /* mirrors, also without a stats registry */
     int drain_timer, housekeep_timer, rescan_timer;
     uint32_t housekeep_rounds;
+    uint64_t last_publish_ms;    /* monotonic */
     int64_t mono_to_real_ns;     /* added to bpf_ktime_get_ns stamps */
     /* process events waiting to be published */
     arena_t *event_arena;
@@ -279,9 +280,10 @@ static int s_events_ready(loop_t *loop, int fd, void *arg)
 {
     collector_t *self = arg;
 
+    /* Read the new processes' /proc entries now, while they run; the
+     * events themselves go out with the next publish. */
     s_update_clock_offset(self);
     probes_consume_events(self->probes);
-    s_flush_events(self);
     s_arm_rescans(self);
     return 0;
 }
@@ -407,9 +409,19 @@ static int s_emit_batch(void *arg, const char *topic, wire_raw_batch_t *batch)
     return self->sink.raw_batch(self->sink.arg, topic, batch);
 }
 
-int collector_drain(collector_t *self)
+/* Consumes both rings into the batcher; publishes the batches and the
+ * queued process events when publish_now, when publish_interval has
+ * passed, or when a batch is full. Publishing less often than draining
+ * sends fewer, larger messages: every message costs a wakeup in the
+ * broker and in each consumer, which dominates the pipeline's idle cost. */
+static int s_drain(collector_t *self, bool publish_now)
 {
     batcher_flush_stats_t fs = { 0 };
+    uint64_t now_ms = now_mono_ms();
+    /* Half a drain of slack, so timer jitter does not push a publish to
+     * the next drain. */
+    uint64_t due_ms = self->last_publish_ms + self->opts.publish_interval_ms;
+    uint64_t slack_ms = self->opts.drain_interval_ms / 2;
 
     s_update_clock_offset(self);
     /* Events first: a process that started since the last drain gets its
@@ -417,8 +429,12 @@ int collector_drain(collector_t *self)
     probes_consume_events(self->probes);
     probes_consume_samples(self->probes);
     offcpu_drain(self->offcpu);
-    batcher_flush(self->batcher, s_emit_batch, self, &fs);
-    s_flush_events(self);
+    if (publish_now || now_ms + slack_ms >= due_ms ||
+        batcher_pending(self->batcher) >= self->opts.max_batch_samples) {
+        batcher_flush(self->batcher, s_emit_batch, self, &fs);
+        s_flush_events(self);
+        self->last_publish_ms = now_ms;
+    }
     /* Execs handled just now scheduled rescans: time them. */
     s_arm_rescans(self);
     s_add(self, M_BATCHES, fs.batches);
@@ -428,15 +444,20 @@ int collector_drain(collector_t *self)
     return 0;
 }
 
+int collector_drain(collector_t *self)
+{
+    return s_drain(self, true);
+}
+
 static int s_drain_timer(loop_t *loop, void *arg)
 {
-    return collector_drain(arg);
+    return s_drain(arg, false);
 }
 
 static int s_samples_ready(loop_t *loop, int fd, void *arg)
 {
     /* Only fires when the kernel side found the ring filling up. */
-    return collector_drain(arg);
+    return s_drain(arg, false);
 }
 
 static int s_rescan_timer(loop_t *loop, void *arg)

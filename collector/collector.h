@@ -6,9 +6,12 @@
  * Drain model: samples are written to the ring without waking user space
  * (per-sample wakeups throttle the sampler on this kernel); a timer
  * consumes the ring every drain_interval and the ring's epoll fd only
- * fires when the kernel side finds the ring filling up. Process events
- * wake the collector at once, so a new process's mappings are read while
- * it still runs. */
+ * fires when the kernel side finds the ring filling up. Drained stacks
+ * are published every publish_interval (or when a batch is full), so the
+ * bus carries a few large messages a second rather than many small ones.
+ * Process events wake the collector at once, so a new process's mappings
+ * are read while it still runs; the events are published with the next
+ * batch. */
 #ifndef SKYPROF_COLLECTOR_COLLECTOR_H
 #define SKYPROF_COLLECTOR_COLLECTOR_H
 
@@ -45,7 +48,8 @@ int collector_apply_tasks(collector_t *self, const wire_task_set_t *set);
 /* Counts a ctl.tasks payload that failed to decode (kept: the last good). */
 void collector_note_bad_tasks(collector_t *self);
 
-/* Consumes both rings and publishes what is pending now. */
+/* Consumes both rings and publishes everything pending now (the timer
+ * publishes only every publish_interval). */
 int collector_drain(collector_t *self);
 
 /* For tests and diagnostics. */

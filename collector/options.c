@@ -20,8 +20,9 @@ void collector_options_default(collector_options_t *opts)
         .period_ns = 9000000,
         .host_wide = true,
         .host_every = 2,
-        .ringbuf_size = 8u << 20,
+        .ringbuf_size = 2u << 20,
         .drain_interval_ms = 100,
+        .publish_interval_ms = 1000,
         .proc_grace_ms = 30000,
         .max_batch_samples = 4096,
         .max_procs = 32768,
@@ -59,6 +60,12 @@ int collector_options_validate(const collector_options_t *o, char *err,
                  "ms is out of range (1ms..10s)", o->drain_interval_ms);
         return -1;
     }
+    if (o->publish_interval_ms > 60000) {
+        snprintf(err, errlen,
+                 "collector.publish_interval: %" PRIu64
+                 "ms is over 1 minute", o->publish_interval_ms);
+        return -1;
+    }
     if (o->proc_grace_ms > 3600000) {
         snprintf(err, errlen,
                  "collector.proc_grace: %" PRIu64 "ms is over 1h",
@@ -91,6 +98,8 @@ int collector_options_from_config(const config_t *cfg,
     uint64_t host_ns = config_duration_ns(cfg, "collector.host_period");
     o->ringbuf_size = config_size(cfg, "collector.ringbuf_size");
     o->drain_interval_ms = config_duration_ms(cfg, "collector.drain_interval");
+    o->publish_interval_ms = config_duration_ms(cfg,
+                                                "collector.publish_interval");
     o->proc_grace_ms = config_duration_ms(cfg, "collector.proc_grace");
     int64_t max_batch = config_int(cfg, "collector.max_batch_samples");
     if (max_batch < 1 || max_batch > WIRE_MAX_SAMPLES) {

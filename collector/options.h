@@ -25,6 +25,7 @@ typedef struct {
     uint32_t host_every;         /* host-wide keeps every Nth tick (>= 1) */
     uint64_t ringbuf_size;       /* bytes, power of two */
     uint64_t drain_interval_ms;
+    uint64_t publish_interval_ms; /* 0: publish at every drain */
     uint64_t proc_grace_ms;
     uint32_t max_batch_samples;
     uint32_t max_procs;          /* process table bound */

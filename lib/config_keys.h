@@ -68,10 +68,12 @@ CFG("collector.host_wide", BOOL, "true", NULL,
     "sample every process on the host (the Total view) besides task targets")
 CFG("collector.host_period", DURATION, "20ms", NULL,
     "sampling period of the host-wide view (rounded to a multiple of dump_period)")
-CFG("collector.ringbuf_size", SIZE, "8MB", NULL,
+CFG("collector.ringbuf_size", SIZE, "2MB", NULL,
     "BPF ring buffer size for samples (power of two)")
 CFG("collector.drain_interval", DURATION, "100ms", NULL,
     "how often the sample ring buffer is drained (no per-sample wakeups)")
+CFG("collector.publish_interval", DURATION, "1s", NULL,
+    "how often drained stacks are published (sooner when a batch is full); 0 = every drain")
 CFG("collector.proc_grace", DURATION, "30s", NULL,
     "how long the mappings of an exited process are kept for late samples")
 CFG("collector.max_batch_samples", INT, "4096", NULL,
@@ -98,6 +100,12 @@ CFG("aggregator.store_retention", DURATION, "24h", NULL,
     "how long windows are kept in the store")
 CFG("aggregator.max_nodes", INT, "200000", NULL,
     "most nodes of one flame tree; deeper paths are folded")
+CFG("aggregator.sharding", BOOL, "false", NULL,
+    "share pid buckets with other aggregator replicas (ctl.hello); queries fan out to them; off = take all")
+CFG("aggregator.advertise_addr", STR, "", NULL,
+    "host:port peers reach this replica's HTTP API at (default: http_addr, 0.0.0.0 replaced by the host name)")
+CFG("aggregator.fanout_timeout", DURATION, "2s", NULL,
+    "how long a query waits for each peer replica's part before answering partial")
 
 CFG("policy.http_addr", STR, "", NULL,
     "host:port for /metrics and /healthz of this stage; empty = off")

@@ -58,8 +58,8 @@ static void s_usage(FILE *out)
             "usage: skyprof [--config FILE] [--bin-dir DIR] [-v] "
             "[--without STAGE]...\n\n"
             "Starts the skyprof pipeline on this host: broker, collector, "
-            "symbolizer,\naggregator, policy engine and uplink, restarting "
-            "any that dies.\n\n"
+            "symbolizer,\naggregator, policy engine and, when core.backend.addr "
+            "names an OAP, the\nuplink, restarting any that dies.\n\n"
             "  -c, --config FILE    configuration passed to every stage\n"
             "  -b, --bin-dir DIR    where the skyprof-* binaries are "
             "(default: beside this one)\n"
@@ -267,6 +267,14 @@ int main(int argc, char **argv)
     sa.sa_handler = s_on_child;
     sigaction(SIGCHLD, &sa, NULL);
 
+    /* The uplink only talks to an OAP: in local mode it would sit idle,
+     * costing a process, its memory and its wakeups for nothing. */
+    for (size_t i = 0; local_mode && i < NCHILDREN; i++)
+        if (strcmp(s_children[i].name, "uplink") == 0 && s_children[i].enabled) {
+            s_children[i].enabled = 0;
+            log_info("local mode (no core.backend.addr): the uplink is not "
+                     "started");
+        }
     log_info("starting skyprof (%s mode) from %s", local_mode ? "local" : "OAP",
              bin_dir);
     log_info("flame graphs: http://%s/  (Ctrl-C stops everything)", http_addr);
