@@ -155,20 +155,20 @@ class Skyprof:
     """The pipeline under the launcher, in a private runtime directory."""
 
     def __init__(self, yaml_extra="", without=(), flush="1s",
-                 period="10ms", host_wide=True):
+                 period="10ms", host_wide=True, stats_interval="2s"):
         self.dir = tempfile.mkdtemp(prefix="skyprof-bench-")
         self.port = 20000 + (os.getpid() * 7 + int(time.time())) % 20000
         self.config = os.path.join(self.dir, "skyprof.yaml")
         with open(self.config, "w") as f:
             f.write("runtime_dir: %s/run\n"
                     "log:\n  level: warn\n"
-                    "bus:\n  stats_interval: 500ms\n"
+                    "bus:\n  stats_interval: %s\n"
                     "profiling:\n  flush_interval: %s\n"
                     "  task:\n    on_cpu:\n      dump_period: %s\n"
                     "collector:\n  host_wide: %s\n  host_period: %s\n"
                     "aggregator:\n  http_addr: 127.0.0.1:%d\n"
                     "  store_path: %s/history.db\n%s"
-                    % (self.dir, flush, period,
+                    % (self.dir, stats_interval, flush, period,
                        "true" if host_wide else "false", period,
                        self.port, self.dir, yaml_extra))
         argv = [os.path.join(BUILD, "bin", "skyprof"), "--config",

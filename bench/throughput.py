@@ -126,7 +126,9 @@ def peak_rss_mib(pid):
 
 
 def main():
-    sp = common.Skyprof(without=("collector",), flush="1s")
+    sp = common.Skyprof(without=("collector",), flush="1s",
+                        # fresh counters while the rate is stepped
+                        stats_interval="500ms")
     result = {"batch": BATCH, "step_seconds": STEP_SECONDS,
               "objects": OBJECTS, "steps": []}
     try:
