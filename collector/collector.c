@@ -21,7 +21,10 @@
 #include "log.h"
 
 #define COLLECTOR_HOUSEKEEP_MS 1000
-#define COLLECTOR_ALIVE_CHECK_EVERY 10     /* housekeeping rounds */
+/* Exit events only go missing when the event ring overflows, which the
+ * kernel side counts: sweep /proc at once after such a loss, otherwise
+ * only as a slow safety net (a sweep reads every process's stat file). */
+#define COLLECTOR_ALIVE_CHECK_EVERY 60     /* housekeeping rounds */
 #define COLLECTOR_RESCAN_IDLE_MS 1000
 #define COLLECTOR_EVENTS_PER_MSG 256
 #define COLLECTOR_MAX_SAMPLE_TASKS 64
@@ -80,6 +83,7 @@ struct collector {
     uint64_t values[M_COUNT];    /* mirrors, also without a stats registry */
     int drain_timer, housekeep_timer, rescan_timer;
     uint32_t housekeep_rounds;
+    uint64_t events_lost_at_sweep; /* M_EVENTS_LOST_KERNEL then */
     uint64_t last_publish_ms;    /* monotonic */
     int64_t mono_to_real_ns;     /* added to bpf_ktime_get_ns stamps */
     /* process events waiting to be published */
@@ -434,13 +438,14 @@ static int s_drain(collector_t *self, bool publish_now)
         batcher_flush(self->batcher, s_emit_batch, self, &fs);
         s_flush_events(self);
         self->last_publish_ms = now_ms;
+        s_add(self, M_BATCHES, fs.batches);
+        s_add(self, M_STACKS, fs.stacks);
+        s_add(self, M_PUBLISH_ERRORS, fs.emit_errors);
+        /* Reading the kernel's counters costs syscalls: once a publish. */
+        s_sync_stats(self);
     }
     /* Execs handled just now scheduled rescans: time them. */
     s_arm_rescans(self);
-    s_add(self, M_BATCHES, fs.batches);
-    s_add(self, M_STACKS, fs.stacks);
-    s_add(self, M_PUBLISH_ERRORS, fs.emit_errors);
-    s_sync_stats(self);
     return 0;
 }
 
@@ -521,9 +526,13 @@ void collector_note_bad_tasks(collector_t *self)
 static int s_housekeep(loop_t *loop, void *arg)
 {
     collector_t *self = arg;
+    uint64_t lost = self->values[M_EVENTS_LOST_KERNEL];
     bool check_alive = ++self->housekeep_rounds %
-                       COLLECTOR_ALIVE_CHECK_EVERY == 0;
+                       COLLECTOR_ALIVE_CHECK_EVERY == 0 ||
+                       lost != self->events_lost_at_sweep;
 
+    if (check_alive)
+        self->events_lost_at_sweep = lost;
     /* Tasks start and end with the clock, not only with messages. */
     s_reconcile_tasks(self);
     proctab_gc(self->procs, now_mono_ms(), check_alive);

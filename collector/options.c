@@ -21,7 +21,7 @@ void collector_options_default(collector_options_t *opts)
         .host_wide = true,
         .host_every = 2,
         .ringbuf_size = 2u << 20,
-        .drain_interval_ms = 100,
+        .drain_interval_ms = 250,
         .publish_interval_ms = 1000,
         .proc_grace_ms = 30000,
         .max_batch_samples = 4096,

@@ -70,7 +70,7 @@ CFG("collector.host_period", DURATION, "20ms", NULL,
     "sampling period of the host-wide view (rounded to a multiple of dump_period)")
 CFG("collector.ringbuf_size", SIZE, "2MB", NULL,
     "BPF ring buffer size for samples (power of two)")
-CFG("collector.drain_interval", DURATION, "100ms", NULL,
+CFG("collector.drain_interval", DURATION, "250ms", NULL,
     "how often the sample ring buffer is drained (no per-sample wakeups)")
 CFG("collector.publish_interval", DURATION, "1s", NULL,
     "how often drained stacks are published (sooner when a batch is full); 0 = every drain")
