@@ -471,13 +471,14 @@ s_row_cmp(const void *a, const void *b)
                                            : x->last_end_ms > y->last_end_ms;
 }
 
-void
-agg_processes_json(agg_t *self, uint64_t start_ms, uint64_t end_ms,
-                   agg_buf_t *out)
+int
+agg_process_rows(agg_t *self, uint64_t start_ms, uint64_t end_ms,
+                 agg_prows_t *out)
 {
     proc_row_t *rows = NULL;
     size_t nrows = 0, cap = 0;
     uint64_t newest_end = 0;
+    int rc = -1;
 
     pthread_mutex_lock(&self->lock);
     for (size_t i = 0; i < self->nhist; i++) {
@@ -491,10 +492,8 @@ agg_processes_json(agg_t *self, uint64_t start_ms, uint64_t end_ms,
             if (nrows == cap) {
                 size_t ncap = cap ? cap * 2 : 256;
                 proc_row_t *r = realloc(rows, ncap * sizeof(*r));
-                if (!r) {
-                    out->oom = 1;
+                if (!r)
                     goto cleanup;
-                }
                 rows = r;
                 cap = ncap;
             }
@@ -505,8 +504,6 @@ agg_processes_json(agg_t *self, uint64_t start_ms, uint64_t end_ms,
     }
     if (nrows)
         qsort(rows, nrows, sizeof(*rows), s_row_cmp);
-    agg_buf_puts(out, "{\"processes\":[");
-    int first = 1;
     for (size_t i = 0; i < nrows;) {
         proc_row_t sum = rows[i];
         size_t j = i + 1;
@@ -519,25 +516,35 @@ agg_processes_json(agg_t *self, uint64_t start_ms, uint64_t end_ms,
         }
         i = j;
         const agg_proc_t *info = agg_procs_get(self->procs, sum.pid);
-        int alive = info ? info->exit_ms == 0
-                         : sum.last_end_ms == newest_end;
-        agg_buf_printf(out, "%s{\"pid\":%u,\"name\":", first ? "" : ",",
-                       sum.pid);
-        agg_buf_json_str(out, sum.name);
-        agg_buf_puts(out, ",\"cmdline\":");
-        agg_buf_json_str(out, info && info->cmdline ? info->cmdline : "");
-        agg_buf_printf(out, ",\"cpu_us\":%llu,\"samples\":%llu,"
-                       "\"off_cpu_us\":%llu,\"alive\":%s}",
-                       (unsigned long long)(sum.cpu_ns / 1000),
-                       (unsigned long long)sum.samples,
-                       (unsigned long long)(sum.off_ns / 1000),
-                       alive ? "true" : "false");
-        first = 0;
+        agg_prow_t row = {
+            .pid = sum.pid, .name = (char *)sum.name,
+            .cmdline = (char *)(info && info->cmdline ? info->cmdline : ""),
+            .cpu_ns = sum.cpu_ns, .samples = sum.samples,
+            .off_ns = sum.off_ns, .last_end_ms = sum.last_end_ms,
+            .alive = info ? info->exit_ms == 0
+                          : sum.last_end_ms == newest_end,
+        };
+        if (agg_prows_add(out, &row))
+            goto cleanup;
     }
-    agg_buf_puts(out, "]}");
+    rc = 0;
 cleanup:
     pthread_mutex_unlock(&self->lock);
     free(rows);
+    return rc;
+}
+
+void
+agg_processes_json(agg_t *self, uint64_t start_ms, uint64_t end_ms,
+                   agg_buf_t *out)
+{
+    agg_prows_t rows;
+    agg_prows_init(&rows);
+    if (agg_process_rows(self, start_ms, end_ms, &rows))
+        out->oom = 1;
+    else
+        agg_prows_json(&rows, NULL, out);
+    agg_prows_release(&rows);
 }
 
 void
@@ -569,6 +576,12 @@ agg_metrics_text(agg_t *self, size_t *len)
 }
 
 /* ------------------------------------------------------------ accessors */
+void
+agg_set_handover(agg_t *self, struct agg_handover *handover)
+{
+    self->handover = handover;
+}
+
 stats_t *agg_stats(agg_t *self) { return self->o.stats; }
 uint64_t agg_flush_ms(const agg_t *self) { return self->o.flush_ms; }
 size_t agg_max_nodes(const agg_t *self) { return self->o.max_nodes; }

@@ -52,6 +52,11 @@ void agg_destroy(agg_t **self_p);
 int agg_intake(agg_t *self, bus_t *bus, const char *topic,
                const void *payload, size_t len);
 
+/* Replicas: sym batches go through the bucket hand-over (handover.h)
+ * before they are counted. NULL (default) counts everything. */
+struct agg_handover;
+void agg_set_handover(agg_t *self, struct agg_handover *handover);
+
 int agg_ingest_sym(agg_t *self, const wire_sym_batch_t *batch);
 void agg_ingest_proc_events(agg_t *self, const wire_proc_events_t *events);
 void agg_ingest_tasks(agg_t *self, const wire_task_set_t *set);
@@ -88,6 +93,39 @@ typedef struct {
 /* A new tree merged over the matching windows (root only when nothing
  * matched); NULL on allocation failure. *nwindows gets windows merged. */
 flame_t *agg_query(agg_t *self, const agg_query_t *q, size_t *nwindows);
+
+/* Per-pid totals over a range (/api/processes), one row per pid sorted
+ * by pid; rows from several replicas merge (agg_prows_merge). */
+typedef struct {
+    uint32_t pid;
+    char *name, *cmdline;          /* owned by the set */
+    uint64_t cpu_ns, samples, off_ns;
+    uint64_t last_end_ms;          /* end of the newest window holding it */
+    int alive;
+} agg_prow_t;
+
+typedef struct {
+    agg_prow_t *rows;
+    size_t n, cap;
+} agg_prows_t;
+
+void agg_prows_init(agg_prows_t *s);
+void agg_prows_release(agg_prows_t *s);
+/* Appends a copy of row (strings duplicated). 0 or -1. */
+int agg_prows_add(agg_prows_t *s, const agg_prow_t *row);
+/* Sorts by pid and sums rows of the same pid (name, cmdline and alive
+ * from the newest). 0 or -1. */
+int agg_prows_merge(agg_prows_t *s);
+/* {"processes":[...]} plus "partial" when partial is non-NULL. */
+void agg_prows_json(const agg_prows_t *s, const char *partial,
+                    agg_buf_t *out);
+/* Lossless text form for replicas: one line per row, tab-separated. */
+void agg_prows_text(const agg_prows_t *s, agg_buf_t *out);
+/* Parses agg_prows_text output, appending to s. 0, or -1 on bad input. */
+int agg_prows_parse(agg_prows_t *s, const char *text, size_t len);
+
+int agg_process_rows(agg_t *self, uint64_t start_ms, uint64_t end_ms,
+                     agg_prows_t *out);
 
 /* JSON bodies of /api/processes and /api/tasks. */
 void agg_processes_json(agg_t *self, uint64_t start_ms, uint64_t end_ms,

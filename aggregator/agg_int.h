@@ -54,6 +54,7 @@ struct agg {
         *m_truncated, *m_dropped_stacks, *m_evicted, *m_requests,
         *m_duplicates;
     origin_dedup_t *dedup;          /* loop thread */
+    struct agg_handover *handover;  /* replicas only; not owned */
 };
 
 /* publish.c: agg.profile for a closed window. Returns profiles sent. */

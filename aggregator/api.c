@@ -11,33 +11,39 @@
 #include <microhttpd.h>
 
 #include "api_int.h"
+#include "fanout.h"
 #include "log.h"
 #include "render.h"
 
-#define API_THREADS 2
+/* A query that fans out holds its thread while peers answer; peers'
+ * internal requests need free threads of their own. */
+#define API_THREADS 4
 #define API_CONNECTIONS 64
 #define API_TIMEOUT_S 30
 
 enum route {
     R_TRACING, R_TREE, R_FOLDED, R_PPROF, R_SVG, R_PROCESSES, R_TASKS,
-    R_INDEX, R_METRICS, R_HEALTHZ, R_OTHER, R_COUNT
+    R_INDEX, R_METRICS, R_HEALTHZ, R_INT_FLAME, R_INT_PROCS, R_OTHER,
+    R_COUNT
 };
 
 static const char *s_paths[R_COUNT] = {
     "/v1/profile/ProfileTracing", "/api/tree", "/api/folded", "/api/pprof",
     "/api/flamegraph.svg", "/api/processes", "/api/tasks", "/", "/metrics",
-    "/healthz", "other",
+    "/healthz", AGG_FANOUT_PATH_FLAME, AGG_FANOUT_PATH_PROCS, "other",
 };
 
 struct agg_api {
     agg_t *agg;
     struct MHD_Daemon *daemon;
     uint16_t port;
+    agg_fanout_t *fanout;
     stats_metric_t *m_requests[R_COUNT];
     stats_metric_t *m_errors;
 };
 
 struct api_request {
+    agg_api_t *api;
     struct MHD_Connection *conn;
     char *body;
     size_t len;
@@ -189,6 +195,53 @@ api_label(agg_buf_t *b, const flame_node_t *n)
     agg_buf_puts(b, n->name);
 }
 
+static int
+s_local_only(api_request_t *req)
+{
+    const char *l = api_arg(req, "local");
+    return !req->api->fanout || (l && strcmp(l, "1") == 0);
+}
+
+flame_t *
+api_query(api_request_t *req, const agg_query_t *q, api_reply_t *r)
+{
+    flame_t *tree;
+    r->partial[0] = '\0';
+    if (s_local_only(req))
+        tree = agg_query(req->api->agg, q, NULL);
+    else
+        tree = agg_fanout_query(req->api->fanout, q, r->partial,
+                                sizeof(r->partial));
+    if (!tree)
+        api_reply_error(r, 500, "out of memory");
+    return tree;
+}
+
+int
+api_process_rows(api_request_t *req, uint64_t start_ms, uint64_t end_ms,
+                 agg_prows_t *rows, api_reply_t *r)
+{
+    int rc;
+    r->partial[0] = '\0';
+    if (s_local_only(req)) {
+        rc = agg_process_rows(req->api->agg, start_ms, end_ms, rows);
+        if (rc == 0)
+            rc = agg_prows_merge(rows);
+    } else {
+        rc = agg_fanout_processes(req->api->fanout, start_ms, end_ms, rows,
+                                  r->partial, sizeof(r->partial));
+    }
+    if (rc)
+        api_reply_error(r, 500, "out of memory");
+    return rc;
+}
+
+void
+agg_api_set_fanout(agg_api_t *self, agg_fanout_t *fanout)
+{
+    self->fanout = fanout;
+}
+
 /* --------------------------------------------------------------- routes */
 static enum route
 s_route(const char *url)
@@ -225,7 +278,7 @@ s_dispatch(agg_api_t *self, enum route route, const char *method,
     switch (route) {
     case R_TRACING:
         if (post)
-            api_profile_tracing(self->agg, req->body, req->len, r);
+            api_profile_tracing(self->agg, req, req->body, req->len, r);
         else
             api_reply_error(r, 405, "use POST with a JSON body");
         return;
@@ -252,6 +305,8 @@ s_dispatch(agg_api_t *self, enum route route, const char *method,
     case R_PPROF:     api_pprof(self->agg, req, r); break;
     case R_SVG:       api_svg(self->agg, req, r); break;
     case R_PROCESSES: api_processes(self->agg, req, r); break;
+    case R_INT_FLAME: api_internal_flame(self->agg, req, r); break;
+    case R_INT_PROCS: api_internal_processes(self->agg, req, r); break;
     case R_INDEX:
         s_static(r, render_page_index_html, "text/html; charset=utf-8");
         break;
@@ -283,6 +338,7 @@ s_handler(void *cls, struct MHD_Connection *conn, const char *url,
         if (!req)
             return MHD_NO;
         req->conn = conn;
+        req->api = self;
         *con_cls = req;
         return MHD_YES;
     }
@@ -312,7 +368,7 @@ s_handler(void *cls, struct MHD_Connection *conn, const char *url,
 
     enum route route = s_route(url);
     stats_inc(self->m_requests[route]);
-    api_reply_t r = { 500, "text/plain", NULL, NULL, 0 };
+    api_reply_t r = { 500, "text/plain", NULL, NULL, 0, "" };
     s_dispatch(self, route, method, req, &r);
     if (!r.body)
         api_reply_error(&r, 500, "out of memory");
@@ -329,6 +385,13 @@ s_handler(void *cls, struct MHD_Connection *conn, const char *url,
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     if (r.disposition)
         MHD_add_response_header(resp, "Content-Disposition", r.disposition);
+    if (r.partial[0]) {
+        /* Header values end at a line break: keep them out. */
+        for (char *c = r.partial; *c; c++)
+            if (*c == '\r' || *c == '\n')
+                *c = ' ';
+        MHD_add_response_header(resp, "X-Skyprof-Partial", r.partial);
+    }
     enum MHD_Result rc = MHD_queue_response(conn, (unsigned)r.status, resp);
     MHD_destroy_response(resp);
     return rc;

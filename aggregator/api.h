@@ -22,4 +22,9 @@ agg_api_t *agg_api_new(agg_t *agg, const char *addr, char *err,
 void agg_api_destroy(agg_api_t **self_p);
 uint16_t agg_api_port(const agg_api_t *self);
 
+/* Replicas: flame and process queries also ask the peers (fanout.h);
+ * NULL answers from this replica alone. Set before requests arrive. */
+struct agg_fanout;
+void agg_api_set_fanout(agg_api_t *self, struct agg_fanout *fanout);
+
 #endif

@@ -195,7 +195,8 @@ s_json_time(const agg_json_field_t *f, uint64_t *out, const char *name,
 }
 
 void
-api_profile_tracing(agg_t *agg, const char *body, size_t len, api_reply_t *r)
+api_profile_tracing(agg_t *agg, api_request_t *req, const char *body,
+                    size_t len, api_reply_t *r)
 {
     agg_json_obj_t obj;
     char err[256];
@@ -280,15 +281,24 @@ api_profile_tracing(agg_t *agg, const char *body, size_t len, api_reply_t *r)
         q.select = AGG_SEL_NAME;
         q.name = app->str;
     }
-    tree = agg_query(agg, &q, NULL);
-    if (!tree) {
-        api_reply_error(r, 500, "out of memory");
+    (void)agg;
+    tree = api_query(req, &q, r);
+    if (!tree)
         goto cleanup;
-    }
     ctx.out = &out;
     ctx.first = 1;
-    agg_buf_puts(&out, "{\"OPT_STATUS\":\"SUCCESS\",\"DESCRIPTION\":\"\","
-                       "\"result\":[");
+    /* DESCRIPTION says what a partial answer lacks. */
+    agg_buf_puts(&out, "{\"OPT_STATUS\":\"SUCCESS\",\"DESCRIPTION\":");
+    if (r->partial[0]) {
+        agg_buf_t d;
+        agg_buf_init(&d, 0);
+        agg_buf_printf(&d, "partial: %s", r->partial);
+        agg_buf_json_str(&out, d.data ? d.data : "partial");
+        agg_buf_release(&d);
+    } else {
+        agg_buf_puts(&out, "\"\"");
+    }
+    agg_buf_puts(&out, ",\"result\":[");
     flame_visit(tree, s_trace_node, &ctx);
     agg_buf_puts(&out, "],\"debug\":null}\n");
     if (ctx.oom)
@@ -329,13 +339,11 @@ static flame_t *
 s_query(agg_t *agg, api_request_t *req, api_reply_t *r, agg_query_t *q,
         int threads)
 {
+    (void)agg;
     if (api_parse_query(req, r, q))
         return NULL;
     q->threads = threads;
-    flame_t *tree = agg_query(agg, q, NULL);
-    if (!tree)
-        api_reply_error(r, 500, "out of memory");
-    return tree;
+    return api_query(req, q, r);
 }
 
 void
@@ -354,7 +362,10 @@ api_tree(agg_t *agg, api_request_t *req, api_reply_t *r)
     if (!tree)
         goto cleanup;
     tree_ctx_t ctx = { &out, 1 };
-    agg_buf_puts(&out, "{\"tip\":\"\",\"trees\":[{\"elements\":[");
+    /* SkyWalking shows "tip" to the user: what a partial answer lacks. */
+    agg_buf_puts(&out, "{\"tip\":");
+    agg_buf_json_str(&out, r->partial);
+    agg_buf_puts(&out, ",\"trees\":[{\"elements\":[");
     flame_visit(tree, s_tree_node, &ctx);
     agg_buf_puts(&out, "]}]}\n");
     flame_destroy(&tree);

@@ -13,6 +13,9 @@ typedef struct {
     const char *disposition;   /* Content-Disposition, or NULL */
     char *body;                /* malloc'ed */
     size_t len;
+    /* What the answer lacks (a replica that did not answer, or left
+     * with its history): sent as X-Skyprof-Partial. "" = complete. */
+    char partial[512];
 } api_reply_t;
 
 typedef struct api_request api_request_t;
@@ -32,9 +35,17 @@ int api_parse_range(api_request_t *req, api_reply_t *r, uint64_t *start_ms,
                     uint64_t *end_ms);
 int api_parse_query(api_request_t *req, api_reply_t *r, agg_query_t *q);
 
+/* The query answered over every replica (unless the request says
+ * local=1, or there is no fan-out), r->partial filled; NULL after a 500
+ * reply. */
+flame_t *api_query(api_request_t *req, const agg_query_t *q, api_reply_t *r);
+/* Process rows the same way. 0, or -1 after a 500 reply. */
+int api_process_rows(api_request_t *req, uint64_t start_ms, uint64_t end_ms,
+                     agg_prows_t *rows, api_reply_t *r);
+
 /* api_flame.c */
-void api_profile_tracing(agg_t *agg, const char *body, size_t len,
-                         api_reply_t *r);
+void api_profile_tracing(agg_t *agg, api_request_t *req, const char *body,
+                         size_t len, api_reply_t *r);
 void api_tree(agg_t *agg, api_request_t *req, api_reply_t *r);
 void api_folded(agg_t *agg, api_request_t *req, api_reply_t *r);
 void api_pprof(agg_t *agg, api_request_t *req, api_reply_t *r);
@@ -45,6 +56,9 @@ void api_processes(agg_t *agg, api_request_t *req, api_reply_t *r);
 void api_tasks_get(agg_t *agg, api_reply_t *r);
 void api_tasks_post(agg_t *agg, const char *body, size_t len,
                     api_reply_t *r);
+/* Internal endpoints peers call (never fanning out again). */
+void api_internal_flame(agg_t *agg, api_request_t *req, api_reply_t *r);
+void api_internal_processes(agg_t *agg, api_request_t *req, api_reply_t *r);
 
 /* Display label of a node: "[k] ", "[l] ", "[p] ", "[t] " prefixes as
  * DeepFlow shows them; other types keep their raw name. */

@@ -1,8 +1,11 @@
 /* Listing and control endpoints: processes, tasks (list and create). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api_int.h"
+#include "fanout.h"
+#include "flame_blob.h"
 #include "json.h"
 #include "tasks.h"
 
@@ -14,11 +17,77 @@ api_processes(agg_t *agg, api_request_t *req, api_reply_t *r)
     uint64_t start_ms, end_ms;
     if (api_parse_range(req, r, &start_ms, &end_ms))
         return;
+    (void)agg;
+    agg_prows_t rows;
+    agg_prows_init(&rows);
+    if (api_process_rows(req, start_ms, end_ms, &rows, r) == 0) {
+        agg_buf_t out;
+        agg_buf_init(&out, AGG_API_MAX_REPLY);
+        agg_prows_json(&rows, r->partial[0] ? r->partial : NULL, &out);
+        agg_buf_puts(&out, "\n");
+        api_reply_buf(r, &out, "application/json");
+    }
+    agg_prows_release(&rows);
+}
+
+static const char *
+s_arg(void *req, const char *name)
+{
+    return api_arg(req, name);
+}
+
+void
+api_internal_flame(agg_t *agg, api_request_t *req, api_reply_t *r)
+{
+    agg_query_t q;
+    char err[256];
+    unsigned char *blob = NULL;
+    size_t len = 0;
+    if (agg_fanout_parse_query(s_arg, req, &q, err, sizeof(err))) {
+        api_reply_error(r, 400, "%s", err);
+        return;
+    }
+    flame_t *tree = agg_query(agg, &q, NULL);
+    if (!tree || flame_blob_encode(tree, &blob, &len)) {
+        api_reply_error(r, 500, "out of memory");
+    } else {
+        free(r->body);
+        r->body = (char *)blob;
+        r->len = len;
+        r->status = 200;
+        r->content_type = "application/octet-stream";
+    }
+    flame_destroy(&tree);
+}
+
+void
+api_internal_processes(agg_t *agg, api_request_t *req, api_reply_t *r)
+{
+    uint64_t range[2];
+    const char *names[2] = { "start_ms", "end_ms" };
+    for (int i = 0; i < 2; i++) {
+        const char *v = api_arg(req, names[i]);
+        char *end;
+        if (!v || !*v || *v == '-') {
+            api_reply_error(r, 400, "%s is required", names[i]);
+            return;
+        }
+        range[i] = strtoull(v, &end, 10);
+        if (*end) {
+            api_reply_error(r, 400, "%s must be an integer", names[i]);
+            return;
+        }
+    }
+    agg_prows_t rows;
+    agg_prows_init(&rows);
     agg_buf_t out;
     agg_buf_init(&out, AGG_API_MAX_REPLY);
-    agg_processes_json(agg, start_ms, end_ms, &out);
-    agg_buf_puts(&out, "\n");
-    api_reply_buf(r, &out, "application/json");
+    if (agg_process_rows(agg, range[0], range[1], &rows))
+        out.oom = 1;
+    else
+        agg_prows_text(&rows, &out);
+    api_reply_buf(r, &out, "text/plain; charset=utf-8");
+    agg_prows_release(&rows);
 }
 
 void

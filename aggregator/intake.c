@@ -1,14 +1,27 @@
 /* Bus intake: decode each message by topic into the decode arena,
  * validate, note its sequence number and hand it to the core. A message
  * that fails is counted and logged (rate-limited), never fatal. */
+#include <stdio.h>
 #include <string.h>
 
 #include "agg_int.h"
+#include "handover.h"
 
 static int
 s_starts(const char *s, const char *prefix)
 {
     return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* The pid bucket a sharded topic names ("sym.stacks.07" -> 7), or -1. */
+static int
+s_topic_bucket(const char *topic, const char *prefix)
+{
+    const char *d = topic + strlen(prefix);
+    if (d[0] < '0' || d[0] > '9' || d[1] < '0' || d[1] > '9' || d[2])
+        return -1;
+    int b = (d[0] - '0') * 10 + (d[1] - '0');
+    return b < WIRE_BUCKETS ? b : -1;
 }
 
 static void
@@ -37,6 +50,21 @@ agg_intake(agg_t *self, bus_t *bus, const char *topic, const void *payload,
         hdr = &m.hdr;
         if (bus)
             bus_note_seq(bus, topic, hdr->sender, hdr->seq);
+        int bucket = -1;
+        if (self->handover) {
+            /* Replicas: only what this one counts, once (handover.h). */
+            bucket = s_topic_bucket(topic, TOPIC_SYM_STACKS);
+            if (bucket < 0) {
+                snprintf(err, sizeof(err), "topic names no pid bucket");
+                goto invalid;
+            }
+            if (agg_handover_admit(self->handover, (uint32_t)bucket, topic,
+                                   m.origin_sender, m.origin_seq, payload,
+                                   len) != AGG_ADMIT_COUNT) {
+                rc = 0;
+                goto cleanup;
+            }
+        }
         if (origin_dedup_check(self->dedup, topic, m.origin_sender,
                                m.origin_seq)) {
             stats_inc(self->m_duplicates);
@@ -44,6 +72,9 @@ agg_intake(agg_t *self, bus_t *bus, const char *topic, const void *payload,
             goto cleanup;
         }
         rc = agg_ingest_sym(self, &m);
+        if (rc == 0 && self->handover)
+            agg_handover_counted(self->handover, (uint32_t)bucket,
+                                 m.origin_sender, m.origin_seq);
     } else if (strcmp(topic, TOPIC_PROC_EVENTS) == 0) {
         wire_proc_events_t m;
         if (wire_decode_proc_events(payload, len, self->arena, &m, err,

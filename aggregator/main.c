@@ -4,15 +4,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <zmq.h>
 
 #include "agg.h"
 #include "api.h"
+#include "ctlmsg.h"
+#include "fanout.h"
+#include "handover.h"
 #include "log.h"
+#include "replicas.h"
+#include "shard.h"
 #include "stage.h"
 
 /* Messages handled per wakeup, so timers and the API pump stay timely
  * under a flood. */
 #define MESSAGES_PER_WAKEUP 256
+/* Replicas: hand-over timers and announcements. */
+#define REPLICA_TICK_MS 200
+#define ANNOUNCE_MS 1000
 
 static const stage_desc_t s_desc = {
     .name = "aggregator",
@@ -21,13 +32,26 @@ static const stage_desc_t s_desc = {
     .extra_help = "HTTP API on aggregator.http_addr: POST "
                   "/v1/profile/ProfileTracing, GET /api/tree, /api/folded,\n"
                   "/api/pprof, /api/flamegraph.svg, /api/processes, "
-                  "/api/tasks (GET, POST), /, /metrics, /healthz.",
+                  "/api/tasks (GET, POST), /, /metrics, /healthz.\n"
+                  "With aggregator.sharding, replicas share the pid buckets "
+                  "(rendezvous hashing,\nexact hand-over) and every query "
+                  "fans out to the live peers.",
 };
 
 typedef struct {
     stage_t *stage;
     agg_t *agg;
     agg_api_t *api;
+    /* Replicas (aggregator.sharding) only. */
+    shard_t *shard;
+    agg_handover_t *handover;
+    agg_replicas_t *replicas;
+    agg_fanout_t *fanout;
+    char advertise[AGG_CTL_MAX_ADDR + 1];  /* "" = no API to offer */
+    uint64_t last_announce_ms;
+    arena_t *ctl_arena;
+    wire_buf_t ctl_buf;
+    log_ratelimit_t rl;
 } aggd_t;
 
 static int
@@ -37,10 +61,139 @@ s_publish(void *arg, const char *topic, const void *data, size_t len)
     return bus_publish(self->stage->bus, topic, data, len);
 }
 
+/* ------------------------------------------------------------ replicas */
+/* Tells the hand-over what the shard owns now. Everything runs on the loop
+ * thread, so checking before each drain and after each hello sees every
+ * change before the next batch is admitted. */
+static void
+s_sync_owned(aggd_t *self)
+{
+    if (!self->shard)
+        return;
+    uint64_t now = now_mono_ms();
+    int expect = shard_peer_count(self->shard) > 0
+                 || agg_replicas_ever_seen(self->replicas);
+    for (uint32_t b = 0; b < WIRE_BUCKETS; b++)
+        agg_handover_set_owned(self->handover, b, shard_owns(self->shard, b),
+                               expect, now);
+}
+
+static void
+s_replay(void *arg, const char *topic, const void *data, size_t len)
+{
+    aggd_t *self = arg;
+    /* The bus already noted its sequence number. */
+    agg_intake(self->agg, NULL, topic, data, len);
+}
+
+static void
+s_publish_release(void *arg, uint32_t bucket, const agg_mark_t *marks,
+                  uint32_t nmarks)
+{
+    aggd_t *self = arg;
+    agg_release_msg_t m = { .instance = self->stage->instance,
+                            .bucket = bucket, .nmarks = nmarks,
+                            .marks = marks };
+    wire_header_set(&m.hdr, self->stage->sender,
+                    bus_next_seq(self->stage->bus, TOPIC_AGG_RELEASE));
+    wire_buf_reset(&self->ctl_buf);
+    if (agg_encode_release(&m, &self->ctl_buf)
+        || bus_publish(self->stage->bus, TOPIC_AGG_RELEASE,
+                       self->ctl_buf.data, self->ctl_buf.len))
+        log_warn("handover: cannot publish the release of bucket %u; its "
+                 "new owner will wait for its timeout", bucket);
+}
+
+static void
+s_publish_claim(void *arg, uint32_t bucket)
+{
+    aggd_t *self = arg;
+    agg_release_msg_t m = { .instance = self->stage->instance,
+                            .bucket = bucket };
+    wire_header_set(&m.hdr, self->stage->sender,
+                    bus_next_seq(self->stage->bus, TOPIC_AGG_CLAIM));
+    wire_buf_reset(&self->ctl_buf);
+    if (agg_encode_release(&m, &self->ctl_buf) == 0)
+        bus_publish(self->stage->bus, TOPIC_AGG_CLAIM, self->ctl_buf.data,
+                    self->ctl_buf.len);
+}
+
+static void
+s_announce(aggd_t *self, int leaving)
+{
+    if (!self->advertise[0])
+        return;
+    agg_peer_msg_t m = { .instance = self->stage->instance,
+                         .addr = self->advertise,
+                         .leaving = (uint8_t)leaving };
+    wire_header_set(&m.hdr, self->stage->sender,
+                    bus_next_seq(self->stage->bus, TOPIC_AGG_PEER));
+    wire_buf_reset(&self->ctl_buf);
+    if (agg_encode_peer(&m, &self->ctl_buf) == 0)
+        bus_publish(self->stage->bus, TOPIC_AGG_PEER, self->ctl_buf.data,
+                    self->ctl_buf.len);
+}
+
+static void
+s_ctl_invalid(aggd_t *self, const char *topic, const char *err)
+{
+    bus_count_invalid(self->stage->bus, topic);
+    log_warn_rl(&self->rl, "dropped a malformed %s: %s", topic, err);
+}
+
+static void
+s_on_ctl(aggd_t *self, const char *topic, const void *data, size_t len)
+{
+    char err[256];
+    arena_reset(self->ctl_arena);
+    if (strcmp(topic, TOPIC_AGG_PEER) == 0) {
+        agg_peer_msg_t m;
+        if (agg_decode_peer(data, len, self->ctl_arena, &m, err,
+                            sizeof(err))) {
+            s_ctl_invalid(self, topic, err);
+            return;
+        }
+        bus_note_seq(self->stage->bus, topic, m.hdr.sender, m.hdr.seq);
+        if (agg_replicas_on_peer(self->replicas, &m, now_mono_ms(),
+                                 now_wall_ms()))
+            log_warn_rl(&self->rl, "more than %d aggregator replicas; %s is "
+                        "left out of queries", AGG_REPLICAS_MAX, m.instance);
+    } else if (strcmp(topic, TOPIC_AGG_RELEASE) == 0
+               || strcmp(topic, TOPIC_AGG_CLAIM) == 0) {
+        agg_release_msg_t m;
+        if (agg_decode_release(data, len, self->ctl_arena, &m, err,
+                               sizeof(err))) {
+            s_ctl_invalid(self, topic, err);
+            return;
+        }
+        bus_note_seq(self->stage->bus, topic, m.hdr.sender, m.hdr.seq);
+        /* Our own come back through the broker. */
+        int own = strcmp(m.instance, self->stage->instance) == 0;
+        if (!own && strcmp(topic, TOPIC_AGG_CLAIM) == 0)
+            agg_handover_on_claim(self->handover, m.bucket, now_mono_ms());
+        else if (!own)
+            agg_handover_on_release(self->handover, &m);
+    }
+    arena_reset(self->ctl_arena);
+}
+
 static void
 s_on_message(void *arg, const char *topic, const void *data, size_t len)
 {
     aggd_t *self = arg;
+    if (self->handover && strncmp(topic, TOPIC_HELLO,
+                                  strlen(TOPIC_HELLO)) == 0) {
+        if (self->shard) {
+            shard_on_hello(self->shard, topic, data, len);
+            s_sync_owned(self);
+        }
+        return;
+    }
+    if (self->handover && strncmp(topic, TOPIC_AGG_CTL,
+                                  strlen(TOPIC_AGG_CTL)) == 0) {
+        s_on_ctl(self, topic, data, len);
+        return;
+    }
     agg_intake(self->agg, self->stage->bus, topic, data, len);
 }
 
@@ -50,7 +203,123 @@ s_on_bus(loop_t *loop, void *socket, void *arg)
     aggd_t *self = arg;
     (void)loop;
     (void)socket;
+    s_sync_owned(self);
     stage_drain(self->stage, MESSAGES_PER_WAKEUP, s_on_message, self);
+    return 0;
+}
+
+static int
+s_on_replica_tick(loop_t *loop, void *arg)
+{
+    aggd_t *self = arg;
+    (void)loop;
+    uint64_t now = now_mono_ms();
+    s_sync_owned(self);
+    agg_handover_tick(self->handover, now);
+    if (now - self->last_announce_ms >= ANNOUNCE_MS) {
+        self->last_announce_ms = now;
+        s_announce(self, 0);
+        agg_replicas_expire(self->replicas, now, now_wall_ms());
+    }
+    return 0;
+}
+
+/* A leaving replica gives every bucket up: it tells its peers, keeps
+ * counting through the grace period while they subscribe, then releases
+ * each bucket with its marks. Bounded by the grace period plus a second. */
+static void
+s_leave(aggd_t *self)
+{
+    s_announce(self, 1);
+    agg_handover_leave(self->handover, now_mono_ms());
+    shard_destroy(&self->shard);          /* the leaving hello */
+    uint64_t deadline = now_mono_ms() + AGG_HANDOVER_GRACE_MS + 1000;
+    while (agg_handover_pending(self->handover) && now_mono_ms() < deadline) {
+        zmq_pollitem_t item = { bus_sub_socket(self->stage->bus), 0,
+                                ZMQ_POLLIN, 0 };
+        if (zmq_poll(&item, 1, 50) > 0)
+            stage_drain(self->stage, MESSAGES_PER_WAKEUP, s_on_message, self);
+        agg_handover_tick(self->handover, now_mono_ms());
+    }
+    log_info("handed every bucket over (%zu still pending)",
+             agg_handover_pending(self->handover));
+}
+
+/* Where peers reach our API: aggregator.advertise_addr, else the bound
+ * address with an unspecified host replaced by the host name. */
+static void
+s_advertise(aggd_t *self, const char *http_addr)
+{
+    const char *set = config_str(self->stage->cfg, "aggregator.advertise_addr");
+    if (set && set[0]) {
+        snprintf(self->advertise, sizeof(self->advertise), "%s", set);
+        return;
+    }
+    char host[256] = "";
+    const char *colon = strrchr(http_addr, ':');
+    size_t hlen = colon ? (size_t)(colon - http_addr) : 0;
+    snprintf(host, sizeof(host), "%.*s", (int)hlen, http_addr);
+    if (!host[0] || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "[::]") == 0
+        || strcmp(host, "*") == 0) {
+        if (gethostname(host, sizeof(host) - 1) != 0)
+            snprintf(host, sizeof(host), "localhost");
+        host[sizeof(host) - 1] = '\0';
+    }
+    snprintf(self->advertise, sizeof(self->advertise), "%s:%u", host,
+             agg_api_port(self->api));
+}
+
+static int
+s_replicas_start(aggd_t *self, uint64_t history_ms)
+{
+    const config_t *cfg = self->stage->cfg;
+    agg_handover_opts_t ho = { .stats = self->stage->stats,
+                               .replay = s_replay,
+                               .release = s_publish_release,
+                               .claim = s_publish_claim, .arg = self };
+    self->handover = agg_handover_new(&ho);
+    self->replicas = agg_replicas_new(self->stage->instance, history_ms);
+    self->ctl_arena = arena_new(AGG_CTL_MAX_PAYLOAD * 4);
+    if (!self->handover || !self->replicas || !self->ctl_arena) {
+        log_error("out of memory at start");
+        return -1;
+    }
+    agg_set_handover(self->agg, self->handover);
+    if (self->api) {
+        self->fanout = agg_fanout_new(
+            self->agg, self->replicas,
+            config_duration_ms(cfg, "aggregator.fanout_timeout"),
+            AGG_API_MAX_REPLY);
+        if (!self->fanout) {
+            log_error("out of memory at start");
+            return -1;
+        }
+        agg_api_set_fanout(self->api, self->fanout);
+        s_advertise(self, config_str(cfg, "aggregator.http_addr"));
+        log_info("replica: queries fan out to peers; advertising %s",
+                 self->advertise);
+    } else {
+        log_warn("aggregator.sharding without aggregator.http_addr: this "
+                 "replica's share of the data cannot be queried");
+    }
+    if (bus_subscribe(self->stage->bus, TOPIC_AGG_CTL) < 0) {
+        log_error("cannot subscribe to %s", TOPIC_AGG_CTL);
+        return -1;
+    }
+    self->shard = shard_new(self->stage, "aggregator", TOPIC_SYM_STACKS, 1);
+    if (!self->shard) {
+        log_error("cannot start sharding of %s*", TOPIC_SYM_STACKS);
+        return -1;
+    }
+    /* A lost bucket is counted until its new owner claims it. */
+    shard_set_release_grace(self->shard, AGG_HANDOVER_GRACE_MS + 2000);
+    s_announce(self, 0);
+    self->last_announce_ms = now_mono_ms();
+    if (loop_add_timer(self->stage->loop, REPLICA_TICK_MS, s_on_replica_tick,
+                       self) < 0) {
+        log_error("cannot register with the loop");
+        return -1;
+    }
     return 0;
 }
 
@@ -74,12 +343,14 @@ s_on_wake(loop_t *loop, int fd, void *arg)
 }
 
 static int
-s_subscribe(aggd_t *self)
+s_subscribe(aggd_t *self, int sharding)
 {
-    /* One instance takes every pid bucket of sym.stacks. */
-    const char *topics[] = { TOPIC_SYM_STACKS, TOPIC_PROC_EVENTS,
-                             TOPIC_CTL_TASKS, TOPIC_STATS };
-    for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++)
+    /* One instance takes every pid bucket of sym.stacks; replicas let the
+     * shard subscribe to the buckets they own. */
+    const char *topics[] = { TOPIC_PROC_EVENTS, TOPIC_CTL_TASKS, TOPIC_STATS,
+                             TOPIC_SYM_STACKS };
+    size_t n = sizeof(topics) / sizeof(topics[0]) - (sharding ? 1 : 0);
+    for (size_t i = 0; i < n; i++)
         if (bus_subscribe(self->stage->bus, topics[i]) < 0) {
             log_error("cannot subscribe to %s", topics[i]);
             return -1;
@@ -94,6 +365,8 @@ main(int argc, char **argv)
     aggd_t self;
     char err[512];
     memset(&self, 0, sizeof(self));
+    self.rl = (log_ratelimit_t)LOG_RATELIMIT_INIT(5, 10000);
+    wire_buf_init(&self.ctl_buf);
 
     self.stage = stage_new(&s_desc, argc, argv, &rc);
     if (!self.stage)
@@ -107,12 +380,24 @@ main(int argc, char **argv)
         rc = 2;
         goto cleanup;
     }
+    int sharding = config_bool(cfg, "aggregator.sharding");
+    /* A replica's store holds only its buckets, and two replicas loading
+     * one file would both count it: one file per host. */
+    char store_path[1024];
+    const char *store = config_str(cfg, "aggregator.store_path");
+    if (sharding && store[0]) {
+        char host[256] = "host";
+        gethostname(host, sizeof(host) - 1);
+        host[sizeof(host) - 1] = '\0';
+        snprintf(store_path, sizeof(store_path), "%s.%s", store, host);
+        store = store_path;
+    }
     agg_options_t o = {
         .sender = self.stage->sender,
         .flush_ms = config_duration_ms(cfg, "profiling.flush_interval"),
         .history_ms = config_duration_ms(cfg, "aggregator.history"),
         .max_nodes = (size_t)max_nodes,
-        .store_path = config_str(cfg, "aggregator.store_path"),
+        .store_path = store,
         .store_retention_ms = config_duration_ms(cfg,
                                                  "aggregator.store_retention"),
         .stats = self.stage->stats,
@@ -139,7 +424,9 @@ main(int argc, char **argv)
         }
         log_info("HTTP API on %s (port %u)", addr, agg_api_port(self.api));
     }
-    if (s_subscribe(&self) < 0)
+    if (s_subscribe(&self, sharding) < 0)
+        goto cleanup;
+    if (sharding && s_replicas_start(&self, o.history_ms) < 0)
         goto cleanup;
     if (loop_add_socket(self.stage->loop, bus_sub_socket(self.stage->bus),
                         s_on_bus, &self) < 0
@@ -154,11 +441,22 @@ main(int argc, char **argv)
              agg_store_active(self.agg) ? o.store_path : "off");
     rc = loop_run(self.stage->loop) == 0 ? 0 : 1;
     log_info("stopping (signal %d)", loop_stop_signal(self.stage->loop));
+    if (self.shard)
+        s_leave(&self);
     /* The last partial window is kept: flush it into the store. */
     agg_flush(self.agg, now_wall_ms());
 cleanup:
+    shard_destroy(&self.shard);
+    /* The API first: its threads use the fan-out and the core. */
     agg_api_destroy(&self.api);
+    agg_fanout_destroy(&self.fanout);
+    agg_replicas_destroy(&self.replicas);
+    if (self.agg)
+        agg_set_handover(self.agg, NULL);
+    agg_handover_destroy(&self.handover);
     agg_destroy(&self.agg);
+    arena_destroy(&self.ctl_arena);
+    wire_buf_release(&self.ctl_buf);
     stage_destroy(&self.stage);
     return rc;
 }

@@ -33,6 +33,7 @@ struct shard {
     uint8_t owned[WIRE_BUCKETS];
     uint8_t subscribed[WIRE_BUCKETS];
     uint64_t release_at_ms[WIRE_BUCKETS];
+    uint64_t release_grace_ms;
     int timer;
     arena_t *arena;
     wire_buf_t buf;
@@ -88,7 +89,7 @@ static void s_rebalance(shard_t *self, uint64_t now)
             changed = 1;
             self->owned[b] = (uint8_t)mine;
             if (!mine)
-                self->release_at_ms[b] = now + SHARD_RELEASE_GRACE_MS;
+                self->release_at_ms[b] = now + self->release_grace_ms;
         }
         if (mine)
             s_set_subscribed(self, b, 1);
@@ -147,6 +148,7 @@ shard_t *shard_new(stage_t *stage, const char *role, const char *topic_prefix,
     self->stage = stage;
     self->enabled = enabled;
     self->timer = -1;
+    self->release_grace_ms = SHARD_RELEASE_GRACE_MS;
     self->rl = (log_ratelimit_t)LOG_RATELIMIT_INIT(5, 10000);
     snprintf(self->role, sizeof self->role, "%s", role);
     snprintf(self->prefix, sizeof self->prefix, "%s", topic_prefix);
@@ -243,6 +245,11 @@ void shard_on_hello(shard_t *self, const char *topic, const void *data,
         return;
     }
     self->peers[i].last_seen_ms = now;
+}
+
+void shard_set_release_grace(shard_t *self, uint64_t grace_ms)
+{
+    self->release_grace_ms = grace_ms;
 }
 
 int shard_owns(const shard_t *self, uint32_t bucket)

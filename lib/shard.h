@@ -27,6 +27,11 @@ typedef struct shard shard_t;
  * instance, no announcements). */
 shard_t *shard_new(stage_t *stage, const char *role, const char *topic_prefix,
                    int enabled);
+/* How long a lost bucket stays subscribed (default 2 s). The aggregator
+ * counts a lost bucket until its new owner claims it, which can take
+ * longer than the new owner's join delay, so it asks for more. */
+void shard_set_release_grace(shard_t *self, uint64_t grace_ms);
+
 /* Announces that this replica leaves, then frees. */
 void shard_destroy(shard_t **self_p);
 

@@ -1,0 +1,235 @@
+/* Process rows of /api/processes: building, merging the parts replicas
+ * hold, JSON, and a lossless text form replicas exchange (see agg.h).
+ *
+ * Text form, one row per line:
+ *   pid \t cpu_ns \t samples \t off_ns \t last_end_ms \t alive \t name \t cmdline
+ * with '\\', tab and newline in names escaped as \\\\, \\t, \\n. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agg.h"
+
+#define PROWS_MAX (1u << 20)
+
+void
+agg_prows_init(agg_prows_t *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+void
+agg_prows_release(agg_prows_t *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->rows[i].name);
+        free(s->rows[i].cmdline);
+    }
+    free(s->rows);
+    memset(s, 0, sizeof(*s));
+}
+
+int
+agg_prows_add(agg_prows_t *s, const agg_prow_t *row)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        if (cap > PROWS_MAX)
+            return -1;
+        agg_prow_t *r = realloc(s->rows, cap * sizeof(*r));
+        if (!r)
+            return -1;
+        s->rows = r;
+        s->cap = cap;
+    }
+    agg_prow_t copy = *row;
+    copy.name = strdup(row->name ? row->name : "");
+    copy.cmdline = strdup(row->cmdline ? row->cmdline : "");
+    if (!copy.name || !copy.cmdline) {
+        free(copy.name);
+        free(copy.cmdline);
+        return -1;
+    }
+    s->rows[s->n++] = copy;
+    return 0;
+}
+
+static int
+s_cmp(const void *a, const void *b)
+{
+    const agg_prow_t *x = a, *y = b;
+    if (x->pid != y->pid)
+        return x->pid < y->pid ? -1 : 1;
+    return x->last_end_ms < y->last_end_ms ? -1
+                                           : x->last_end_ms > y->last_end_ms;
+}
+
+int
+agg_prows_merge(agg_prows_t *s)
+{
+    if (s->n)
+        qsort(s->rows, s->n, sizeof(*s->rows), s_cmp);
+    size_t out = 0;
+    for (size_t i = 0; i < s->n;) {
+        agg_prow_t sum = s->rows[i];
+        size_t j = i + 1;
+        for (; j < s->n && s->rows[j].pid == sum.pid; j++) {
+            /* Sorted oldest first: the last row of a pid is the newest. */
+            agg_prow_t *r = &s->rows[j];
+            sum.cpu_ns += r->cpu_ns;
+            sum.samples += r->samples;
+            sum.off_ns += r->off_ns;
+            free(sum.name);
+            free(sum.cmdline);
+            sum.name = r->name;
+            sum.cmdline = r->cmdline;
+            sum.last_end_ms = r->last_end_ms;
+            sum.alive = r->alive;
+        }
+        s->rows[out++] = sum;
+        i = j;
+    }
+    s->n = out;
+    return 0;
+}
+
+void
+agg_prows_json(const agg_prows_t *s, const char *partial, agg_buf_t *out)
+{
+    agg_buf_puts(out, "{\"processes\":[");
+    for (size_t i = 0; i < s->n; i++) {
+        const agg_prow_t *r = &s->rows[i];
+        agg_buf_printf(out, "%s{\"pid\":%u,\"name\":", i ? "," : "", r->pid);
+        agg_buf_json_str(out, r->name);
+        agg_buf_puts(out, ",\"cmdline\":");
+        agg_buf_json_str(out, r->cmdline);
+        agg_buf_printf(out, ",\"cpu_us\":%llu,\"samples\":%llu,"
+                       "\"off_cpu_us\":%llu,\"alive\":%s}",
+                       (unsigned long long)(r->cpu_ns / 1000),
+                       (unsigned long long)r->samples,
+                       (unsigned long long)(r->off_ns / 1000),
+                       r->alive ? "true" : "false");
+    }
+    agg_buf_puts(out, "]");
+    if (partial) {
+        agg_buf_puts(out, ",\"partial\":");
+        agg_buf_json_str(out, partial);
+    }
+    agg_buf_puts(out, "}");
+}
+
+static void
+s_escaped(agg_buf_t *out, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\')
+            agg_buf_append(out, "\\\\", 2);
+        else if (*s == '\t')
+            agg_buf_append(out, "\\t", 2);
+        else if (*s == '\n')
+            agg_buf_append(out, "\\n", 2);
+        else
+            agg_buf_append(out, s, 1);
+    }
+}
+
+void
+agg_prows_text(const agg_prows_t *s, agg_buf_t *out)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        const agg_prow_t *r = &s->rows[i];
+        agg_buf_printf(out, "%u\t%llu\t%llu\t%llu\t%llu\t%d\t", r->pid,
+                       (unsigned long long)r->cpu_ns,
+                       (unsigned long long)r->samples,
+                       (unsigned long long)r->off_ns,
+                       (unsigned long long)r->last_end_ms, r->alive ? 1 : 0);
+        s_escaped(out, r->name);
+        agg_buf_append(out, "\t", 1);
+        s_escaped(out, r->cmdline);
+        agg_buf_append(out, "\n", 1);
+    }
+}
+
+static int
+s_u64(const char *f, size_t n, uint64_t *out)
+{
+    char tmp[24];
+    if (!n || n >= sizeof(tmp))
+        return -1;
+    memcpy(tmp, f, n);
+    tmp[n] = '\0';
+    for (size_t i = 0; i < n; i++)
+        if (tmp[i] < '0' || tmp[i] > '9')
+            return -1;
+    errno = 0;
+    *out = strtoull(tmp, NULL, 10);
+    return errno ? -1 : 0;
+}
+
+/* Unescapes field [f, f+n) into a new string. */
+static char *
+s_unescape(const char *f, size_t n)
+{
+    char *o = malloc(n + 1);
+    size_t k = 0;
+    if (!o)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (f[i] != '\\') {
+            o[k++] = f[i];
+            continue;
+        }
+        if (++i == n) {
+            free(o);
+            return NULL;
+        }
+        o[k++] = f[i] == 't' ? '\t' : f[i] == 'n' ? '\n' : f[i];
+    }
+    o[k] = '\0';
+    return o;
+}
+
+int
+agg_prows_parse(agg_prows_t *s, const char *text, size_t len)
+{
+    const char *p = text, *end = text + len;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (!eol)
+            return -1;
+        const char *f[8];
+        size_t flen[8], nf = 0;
+        const char *q = p;
+        while (nf < 8) {
+            const char *tab = nf < 7 ? memchr(q, '\t', (size_t)(eol - q))
+                                     : NULL;
+            const char *stop = tab ? tab : eol;
+            f[nf] = q;
+            flen[nf++] = (size_t)(stop - q);
+            if (!tab)
+                break;
+            q = tab + 1;
+        }
+        uint64_t v[6];
+        if (nf != 8)
+            return -1;
+        for (int i = 0; i < 6; i++)
+            if (s_u64(f[i], flen[i], &v[i]))
+                return -1;
+        if (v[0] == 0 || v[0] > UINT32_MAX || v[5] > 1)
+            return -1;
+        agg_prow_t row = { .pid = (uint32_t)v[0], .cpu_ns = v[1],
+                           .samples = v[2], .off_ns = v[3],
+                           .last_end_ms = v[4], .alive = (int)v[5] };
+        row.name = s_unescape(f[6], flen[6]);
+        row.cmdline = s_unescape(f[7], flen[7]);
+        int rc = row.name && row.cmdline ? agg_prows_add(s, &row) : -1;
+        free(row.name);
+        free(row.cmdline);
+        if (rc)
+            return -1;
+        p = eol + 1;
+    }
+    return 0;
+}
