@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <zmq.h>
@@ -245,6 +248,30 @@ s_leave(aggd_t *self)
              agg_handover_pending(self->handover));
 }
 
+/* The host name's IPv4 address when it has a non-loopback one: container
+ * runtimes map it in /etc/hosts, while peers' DNS may not know the name
+ * (compose service DNS knows services, not container host names). */
+static void
+s_host_ip(char *host, size_t len)
+{
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0)
+        return;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)ai->ai_addr;
+        char ip[INET_ADDRSTRLEN];
+        if ((ntohl(sin->sin_addr.s_addr) >> 24) == 127
+            || !inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip)))
+            continue;
+        snprintf(host, len, "%s", ip);
+        break;
+    }
+    freeaddrinfo(res);
+}
+
 /* Where peers reach our API: aggregator.advertise_addr, else the bound
  * address with an unspecified host replaced by the host name. */
 static void
@@ -264,6 +291,7 @@ s_advertise(aggd_t *self, const char *http_addr)
         if (gethostname(host, sizeof(host) - 1) != 0)
             snprintf(host, sizeof(host), "localhost");
         host[sizeof(host) - 1] = '\0';
+        s_host_ip(host, sizeof(host));
     }
     snprintf(self->advertise, sizeof(self->advertise), "%s:%u", host,
              agg_api_port(self->api));
