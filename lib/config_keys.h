@@ -103,7 +103,7 @@ CFG("aggregator.max_nodes", INT, "200000", NULL,
 CFG("aggregator.sharding", BOOL, "false", NULL,
     "share pid buckets with other aggregator replicas (ctl.hello); queries fan out to them; off = take all")
 CFG("aggregator.advertise_addr", STR, "", NULL,
-    "host:port peers reach this replica's HTTP API at (default: http_addr, 0.0.0.0 replaced by the host name)")
+    "host:port peers reach this replica's HTTP API at (default: http_addr, 0.0.0.0 replaced by the address of the host name)")
 CFG("aggregator.fanout_timeout", DURATION, "2s", NULL,
     "how long a query waits for each peer replica's part before answering partial")
 
