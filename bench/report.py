@@ -26,47 +26,110 @@ def verdict(ok):
     return "yes" if ok else "**no**"
 
 
+def overhead_rows(ov):
+    """Benchmark 1 (bench/overhead.py): the gap detector's rows, then the
+    syscall- and switch-heavy fixed work, then the BPF cross-check."""
+    rows = []
+    g = ov["gaps"]
+
+    def cost(k):
+        v = g.get(k)
+        if not v:
+            return "—"
+        return "%s (%+.0f gaps/s × %.1f µs)" % (
+            pct(v["slowdown_phase"]), v["phase_extra_n_per_s"],
+            v["phase_gap_ns"] / 1e3)
+    sk = g.get("skyprof", {}).get("slowdown_phase")
+    pf = g.get("perf", {}).get("slowdown_phase")
+    ratio = "%.2f" % (sk / pf) if sk is not None and pf else "—"
+    rows.append((
+        "1 CPU-bound: time taken from the profiled thread (gap detector on "
+        "CPU %d, gaps phase-locked to the sampling period, net of the same "
+        "fold alone; median of %d runs of %d ms)"
+        % (ov["work_cpu"], g["alone"]["runs"], ov["gaps_ms"]),
+        cost("skyprof"), "perf %s, bpftrace %s" % (cost("perf"),
+                                                   cost("bpftrace")),
+        "skyprof/perf " + ratio, "≤ ½ perf and < 1%",
+        verdict(sk is not None and sk < 0.01 and
+                (pf is None or sk <= max(pf, 0) / 2))))
+    lo, hi = ov["gaps_alone_short_ns_per_s_range"]
+    rows.append((
+        "1 same, difference of medians of all interrupt gaps < 1 ms "
+        "(alone: %.1f–%.1f ms/s, so ±%.2f%% noise)"
+        % (lo / 1e6, hi / 1e6, (hi - lo) / 2e9 * 100),
+        pct(g.get("skyprof", {}).get("slowdown_diff")),
+        "perf %s, bpftrace %s" % (pct(g.get("perf", {}).get("slowdown_diff")),
+                                  pct(g.get("bpftrace", {}).get(
+                                      "slowdown_diff"))), "", "", ""))
+    c = g.get("perf-cpu0")
+    if c:
+        rows.append((
+            "1 detector check: perf -C %d while the workload runs on CPU %d "
+            "(must see nothing) vs perf -a" % (1 - ov["work_cpu"]
+                                               if ov["work_cpu"] < 2 else 0,
+                                               ov["work_cpu"]),
+            "", "perf -C: %+.1f gaps/s, %s; perf -a: %+.1f gaps/s"
+            % (c["phase_extra_n_per_s"], pct(c["slowdown_phase"]),
+               g.get("perf", {}).get("phase_extra_n_per_s", 0)),
+            "", "≈ 0 vs ≈ 99", verdict(abs(c["phase_extra_n_per_s"]) < 10 and
+                                        g.get("perf", {}).get(
+                                            "phase_extra_n_per_s", 0) > 60)))
+    b = ov.get("bpf", {})
+    if "skyprof" in b:
+        rows.append((
+            "1 BPF sampling program per sample (bpf_stats) inside the gap "
+            "per sample, and all the profiler's programs as a share of the "
+            "machine's CPU",
+            "%.1f µs of %.1f µs, %.3f%%" % (
+                b["skyprof"]["sample_prog_ns_per_run"] / 1e3,
+                g["skyprof"]["phase_gap_ns"] / 1e3,
+                100 * b["skyprof"]["all_progs_cpu_share"]),
+            "bpftrace %.1f µs of %.1f µs, %.3f%%" % (
+                b.get("bpftrace", {}).get("sample_prog_ns_per_run", 0) / 1e3,
+                g.get("bpftrace", {}).get("phase_gap_ns", 0) / 1e3,
+                100 * b.get("bpftrace", {}).get("all_progs_cpu_share", 0)),
+            "", "", ""))
+    f = ov["fixed"]
+    for mode, label in (("sys", "syscall-heavy"),
+                        ("switch", "context-switch-heavy")):
+        cells = {k: f.get("%s/%s" % (mode, k), {}) for k in
+                 ("alone", "skyprof", "skyprof-offcpu", "perf", "bpftrace")}
+        al = cells["alone"]
+        if not al:
+            continue
+
+        def both(v):
+            return "%s (CPU %s)" % (pct(v.get("slowdown_min")),
+                                    pct(v.get("cpu_slowdown_min")))
+        noise = max(al["noise_floor"], al["cpu_noise_floor"])
+        sk = cells["skyprof"].get("cpu_slowdown_min")
+        pf = cells["perf"].get("cpu_slowdown_min")
+        extra = ""
+        if mode == "switch" and cells["skyprof-offcpu"]:
+            per = (cells["skyprof-offcpu"]["cpu_min"] - al["cpu_min"]) / \
+                max(1, al["switches"]) * 1e9
+            extra = "off-CPU task: +%.2f µs CPU per context switch" % (
+                per / 1e3)
+        rows.append((
+            "1 %s, min of %d runs: wall (CPU time); noise floor alone "
+            "%.1f%% (%.1f%%)" % (label, al["runs"], 100 * al["noise_floor"],
+                                 100 * al["cpu_noise_floor"]),
+            "on-CPU %s; off-CPU task %s" % (both(cells["skyprof"]),
+                                            both(cells["skyprof-offcpu"])),
+            "perf %s, bpftrace %s" % (both(cells["perf"]),
+                                      both(cells["bpftrace"])),
+            extra, "≤ ½ perf and < 1%",
+            "unresolved (noise)" if noise > 0.01 else
+            verdict(sk is not None and sk < 0.01 and
+                    (pf is None or sk <= max(pf, 0) / 2))))
+    return rows
+
+
 def main():
     rows = []
     ov = load("overhead")
-    if ov:
-        for mode, label in (("cpu", "CPU-bound"), ("sys", "syscall-heavy")):
-            c = {k: ov["cells"].get("%s/%s" % (mode, k), {})
-                 for k in ("skyprof", "perf", "bpftrace", "alone")}
-            sk = c["skyprof"].get("slowdown_min")
-            pf = c["perf"].get("slowdown_min")
-            bt = c["bpftrace"].get("slowdown_min")
-            ratio = "%.2f" % (sk / pf) if sk is not None and pf and pf > 0 \
-                else "perf ≤ 0"
-            noise = c["alone"].get("noise_floor", 0)
-            rows.append((
-                "1 slowdown, %s (min of %d runs; noise floor %.2f%%)"
-                % (label, c["alone"].get("runs", 0), 100 * noise),
-                pct(sk), "perf %s, bpftrace %s" % (pct(pf), pct(bt)),
-                "skyprof/perf " + ratio, "≤ ½ perf and < 1%",
-                # A floor above the target means this run cannot tell.
-                "unresolved (noise)" if noise > 0.01 else
-                verdict(sk is not None and sk < 0.01 and
-                        (pf is None or sk <= max(pf, 0) / 2))))
-            cs = c["skyprof"].get("cpu_slowdown_min")
-            cp = c["perf"].get("cpu_slowdown_min")
-            cb = c["bpftrace"].get("cpu_slowdown_min")
-            rows.append(("1 same, on the workload's CPU time", pct(cs),
-                         "perf %s, bpftrace %s" % (pct(cp), pct(cb)), "",
-                         "", ""))
-        b = ov.get("bpf", {})
-        if "skyprof" in b:
-            rows.append((
-                "1 in-kernel BPF cost per sample (bpf_stats), and all the "
-                "profiler's programs as a share of the machine's CPU",
-                "%.1f µs, %.3f%%" % (b["skyprof"]["sample_prog_ns_per_run"]
-                                      / 1e3,
-                                      100 * b["skyprof"]["all_progs_cpu_share"]),
-                "bpftrace %.1f µs, %.3f%%" % (
-                    b.get("bpftrace", {}).get("sample_prog_ns_per_run", 0)
-                    / 1e3,
-                    100 * b.get("bpftrace", {}).get("all_progs_cpu_share", 0)),
-                "", "", ""))
+    if ov and "gaps" in ov:
+        rows.extend(overhead_rows(ov))
     ac = load("agentcost")
     if ac:
         cf = ac["configs"]
