@@ -35,7 +35,9 @@ gcc $CFLAGS -O2 -o "$OUT/symbench" bench/symbench.c "$BUILD/lib/libsymbolizer.a"
     "$BUILD/lib/liblib.a" $(pkg-config --libs libelf zlib) -liberty -lm
 
 [ $# -gt 0 ] || set -- overhead agentcost throughput symbols latency
-rm -f "$BENCH_RESULTS"/*.json
+# Only the parts run now lose their previous results: the report still
+# shows the others' latest figures.
+for part in "$@"; do rm -f "$BENCH_RESULTS/$part.json"; done
 start=$(date +%s)
 for part in "$@"; do
     echo "== $part"
