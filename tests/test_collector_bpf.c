@@ -274,6 +274,9 @@ typedef struct {
     int tasks_applied;
     int use_task;
     uint64_t child_cpu_ns;  /* CPU time the finished workloads used */
+    uint64_t batches_before_final_drain;
+    size_t samples_before_final_drain; /* cap->nsamples then */
+    pid_t last_child;       /* the last workload started */
 } driver_t;
 
 static void s_apply_task(driver_t *d, pid_t pid)
@@ -312,6 +315,7 @@ static int s_watch(loop_t *loop, void *arg)
     if (d->child == 0 && d->done < d->runs &&
         now_mono_ms() >= d->child_exit_ms + 50) {
         d->child = tu_spawn(d->argv, NULL);
+        d->last_child = d->child;
         ck_assert_int_gt(d->child, 0);
         d->cap->pids[d->cap->npids++] = (uint32_t)d->child;
         if (d->use_task)
@@ -345,6 +349,10 @@ static void s_run(driver_t *d, loop_t *loop, uint64_t max_ms)
     d->child_exit_ms = 0;
     loop_add_timer(loop, 10, s_watch, d);
     ck_assert_int_eq(loop_run(loop), 0);
+    collector_info_t info;
+    collector_info(d->col, &info);
+    d->batches_before_final_drain = info.batches_published;
+    d->samples_before_final_drain = d->cap->nsamples;
     collector_drain(d->col);
     if (d->child > 0)
         tu_stop(d->child, 1000);
@@ -739,6 +747,76 @@ START_TEST(test_fill_threshold_wakeup)
 }
 END_TEST
 
+/* Drains only fill the batcher: batches go out when publish_interval has
+ * passed or a batch is full, so the bus sees a few large messages. */
+static uint64_t s_workload_samples(const capture_t *cap, size_t n, pid_t pid)
+{
+    uint64_t count = 0;
+    for (size_t i = 0; i < n; i++)
+        if (cap->samples[i].pid == (uint32_t)pid)
+            count += cap->samples[i].count;
+    return count;
+}
+
+START_TEST(test_publish_interval)
+{
+    char exe[1024];
+    collector_options_t opts;
+    collector_info_t info;
+
+    snprintf(exe, sizeof(exe), "%s", tu_build_path("tests/progs/cpu_workload"));
+    char *argv[] = { exe, "1", NULL };
+    for (int full = 0; full <= 1; full++) {
+        capture_t cap = { 0 };
+        loop_t *loop = loop_new();
+        collector_options_default(&opts);
+        opts.period_ns = PERIOD_NS;
+        opts.host_every = 1;
+        opts.drain_interval_ms = 50;
+        /* Due at the first drain (nothing to send yet), then not again
+         * during the run... */
+        opts.publish_interval_ms = 60000;
+        /* ...unless a batch fills up: one distinct stack per batch. */
+        opts.max_batch_samples = full ? 1 : 4096;
+        opts.scan_proc = false;
+        collector_t *col = s_start(loop, &cap, &opts, NULL);
+        driver_t d = { .cap = &cap, .col = col, .argv = argv, .runs = 1,
+                       .linger_ms = 200 };
+        s_run(&d, loop, 9000);
+        collector_info(col, &info);
+        uint64_t count = s_workload_samples(&cap, cap.nsamples, d.last_child);
+        uint64_t early = s_workload_samples(&cap, d.samples_before_final_drain,
+                                            d.last_child);
+        double expected = (double)d.child_cpu_ns / (double)PERIOD_NS;
+        printf("publish interval 60 s, batch limit %u: %" PRIu64
+               " batches before the final drain, %" PRIu64 " in all; %"
+               PRIu64 " workload samples (expected %.0f), %" PRIu64
+               " of them before the final drain\n",
+               opts.max_batch_samples, d.batches_before_final_drain,
+               info.batches_published, count, expected, early);
+        fflush(stdout);
+        if (full) {
+            /* Full batches went out during the run. */
+            ck_assert_uint_gt(d.batches_before_final_drain, 10);
+            ck_assert_uint_ge(early * 2, count);
+        } else {
+            /* Only the first drain (due at once) published: it can hold
+             * the first 50 ms of the workload, not the second it ran. */
+            ck_assert_uint_le(early, 10);
+        }
+        /* Either way every sample arrives, once. */
+        ck_assert_uint_gt(info.batches_published, 0);
+        ck_assert_double_ge((double)count, expected * 0.6);
+        ck_assert_double_le((double)count, expected * 1.4 + 5);
+        collector_destroy(&col);
+        loop_destroy(&loop);
+        arena_destroy(&cap.arena);
+        free(cap.events);
+        free(cap.samples);
+    }
+}
+END_TEST
+
 /* Thousands of short processes: every one produces its events, and the
  * table shrinks back once the grace period is over. */
 typedef struct {
@@ -992,6 +1070,7 @@ int main(void)
         tcase_add_test(tc, test_short_lived);
         tcase_add_test(tc, test_host_decimation);
         tcase_add_test(tc, test_fill_threshold_wakeup);
+        tcase_add_test(tc, test_publish_interval);
         tcase_add_test(tc, test_process_storm);
         if (tu_require_tool("collector_bpf_container", "podman") &&
             tu_require_tool("collector_bpf_container", "runc") &&
