@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "arena.h"
 #include "bus.h"
@@ -20,7 +21,35 @@ typedef struct {
     arena_t *arena;
     wire_buf_t buf;
     log_ratelimit_t rl;
+    /* Put on every batch and event message: one central aggregator tells
+     * the same pid on two nodes apart by it. */
+    char node[WIRE_MAX_NODE + 1];
 } collector_main_t;
+
+/* node_name, or the host name when it is empty. */
+static int s_node_name(const config_t *cfg, char *out, size_t size,
+                       char *err, size_t errlen)
+{
+    const char *name = config_str(cfg, "node_name");
+    int rc = -1;
+
+    if (name && *name) {
+        if (strlen(name) >= size) {
+            snprintf(err, errlen, "node_name is longer than %zu bytes",
+                     size - 1);
+            goto cleanup;
+        }
+        snprintf(out, size, "%s", name);
+    } else if (gethostname(out, size) < 0) {
+        snprintf(err, errlen, "node_name is empty and the host name is "
+                 "unreadable");
+        goto cleanup;
+    }
+    out[size - 1] = '\0';
+    rc = 0;
+cleanup:
+    return rc;
+}
 
 static int s_publish_raw(void *arg, const char *topic, wire_raw_batch_t *batch)
 {
@@ -29,6 +58,7 @@ static int s_publish_raw(void *arg, const char *topic, wire_raw_batch_t *batch)
 
     wire_header_set(&batch->hdr, self->stage->sender,
                     bus_next_seq(bus, topic));
+    batch->node = self->node;
     wire_buf_reset(&self->buf);
     if (wire_encode_raw_batch(batch, &self->buf) < 0) {
         log_warn_rl(&self->rl, "a raw stack batch broke a wire bound; dropped");
@@ -44,6 +74,7 @@ static int s_publish_events(void *arg, wire_proc_events_t *events)
 
     wire_header_set(&events->hdr, self->stage->sender,
                     bus_next_seq(bus, TOPIC_PROC_EVENTS));
+    events->node = self->node;
     wire_buf_reset(&self->buf);
     if (wire_encode_proc_events(events, &self->buf) < 0) {
         log_warn_rl(&self->rl, "a process event batch broke a wire bound");
@@ -120,6 +151,13 @@ int main(int argc, char **argv)
         exit_code = 2;
         goto cleanup;
     }
+    if (s_node_name(self.stage->cfg, self.node, sizeof(self.node), err,
+                    sizeof(err)) < 0) {
+        log_error("%s", err);
+        exit_code = 2;
+        goto cleanup;
+    }
+    log_info("node name %s", self.node);
     self.arena = arena_new(16u << 20);
     if (!self.arena)
         goto cleanup;

@@ -10,6 +10,8 @@ CFG("log.level", LEVEL, "info", "ROVER_LOGGER_LEVEL",
     "error, warn, info or debug")
 CFG("runtime_dir", STR, "/run/skyprof", NULL,
     "directory for ipc:// endpoints; created mode 0700")
+CFG("node_name", STR, "", NULL,
+    "name of this node on collector messages (pids are per node); empty = the host name. In Kubernetes set SKYPROF_NODE_NAME from spec.nodeName")
 CFG("bus.in", STR, "", NULL,
     "broker endpoint publishers connect to (default ipc://RUNTIME_DIR/bus-in)")
 CFG("bus.out", STR, "", NULL,

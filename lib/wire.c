@@ -319,8 +319,11 @@ static int s_reader_init(rd_t *r, const void *data, size_t len,
 }
 
 /* [version, sender, seq, ts, ...body]: reads the envelope and checks that
- * the array has exactly 4 + body_fields elements. */
-static int s_header(rd_t *r, wire_header_t *h, uint32_t body_fields)
+ * the array has 4 + body_fields elements, or up to `optional` more
+ * (trailing fields added after version 1 shipped; *extra gets how many
+ * are present). */
+static int s_header_opt(rd_t *r, wire_header_t *h, uint32_t body_fields,
+                        uint32_t optional, uint32_t *extra)
 {
     uint32_t n;
     r->field = "envelope";
@@ -334,10 +337,15 @@ static int s_header(rd_t *r, wire_header_t *h, uint32_t body_fields)
         return s_fail(r, "unsupported schema version %llu (want %d)",
                       (unsigned long long)v, WIRE_VERSION);
     h->version = (uint32_t)v;
-    if (n != 4 + body_fields) {
+    if (n < 4 + body_fields || n > 4 + body_fields + optional) {
         r->field = "envelope";
-        return s_fail(r, "%u fields, want %u", n, 4 + body_fields);
+        if (!optional)
+            return s_fail(r, "%u fields, want %u", n, 4 + body_fields);
+        return s_fail(r, "%u fields, want %u to %u", n, 4 + body_fields,
+                      4 + body_fields + optional);
     }
+    if (extra)
+        *extra = n - 4 - body_fields;
     r->field = "sender";
     if (s_str_into(r, h->sender, sizeof h->sender))
         return -1;
@@ -346,6 +354,21 @@ static int s_header(rd_t *r, wire_header_t *h, uint32_t body_fields)
         return -1;
     r->field = "ts_ns";
     return s_uint(r, &h->ts_ns, UINT64_MAX);
+}
+
+static int s_header(rd_t *r, wire_header_t *h, uint32_t body_fields)
+{
+    return s_header_opt(r, h, body_fields, 0, NULL);
+}
+
+/* The optional trailing node name: "" when the sender left it out. */
+static int s_r_node(rd_t *r, uint32_t present, const char **node)
+{
+    *node = "";
+    if (!present)
+        return 0;
+    r->field = "node";
+    return s_str(r, node, WIRE_MAX_NODE);
 }
 
 static int s_finish(rd_t *r)
@@ -467,6 +490,13 @@ static int s_strlen_ok(const char *s, size_t max)
     return !s || strnlen(s, max + 1) <= max;
 }
 
+/* The node name goes out as one trailing body field only when set, so
+ * a sender without one writes exactly the version-1 layout. */
+static int s_has_node(const char *node)
+{
+    return node && *node;
+}
+
 /* ============================================================ procs table */
 
 static void s_w_procs(wr_t *w, uint32_t n, const wire_proc_t *procs)
@@ -520,9 +550,10 @@ int wire_encode_raw_batch(const wire_raw_batch_t *m, wire_buf_t *out)
     s_writer_init(&w, out);
     int ok = m->nobjects <= WIRE_MAX_OBJECTS && m->nsamples <= WIRE_MAX_SAMPLES &&
              m->ntask_ids <= WIRE_MAX_TASKS && s_procs_ok(m->nprocs, m->procs);
+    ok = ok && s_strlen_ok(m->node, WIRE_MAX_NODE);
     if (!ok)
         return -1;
-    s_w_header(&w, &m->hdr, 4);
+    s_w_header(&w, &m->hdr, 4 + (uint32_t)s_has_node(m->node));
     msgpack_pack_array(&w.pk, m->nobjects);
     for (uint32_t i = 0; i < m->nobjects && ok; i++) {
         const wire_object_t *o = &m->objects[i];
@@ -568,6 +599,8 @@ int wire_encode_raw_batch(const wire_raw_batch_t *m, wire_buf_t *out)
         }
         s_w_u32_list(&w, s->ntasks, s->tasks);
     }
+    if (s_has_node(m->node))
+        s_w_str(&w, m->node);
     return s_writer_done(&w, ok);
 }
 
@@ -581,9 +614,11 @@ int wire_decode_raw_batch(const void *data, size_t len, arena_t *arena,
                           wire_raw_batch_t *m, char *err, size_t errlen)
 {
     rd_t r;
+    uint32_t has_node = 0;
     memset(m, 0, sizeof *m);
+    m->node = "";
     if (s_reader_init(&r, data, len, arena, err, errlen) ||
-        s_header(&r, &m->hdr, 4))
+        s_header_opt(&r, &m->hdr, 4, 1, &has_node))
         return -1;
 
     r.field = "objects";
@@ -684,6 +719,8 @@ int wire_decode_raw_batch(const void *data, size_t len, arena_t *arena,
             return -1;
     }
     m->samples = samples;
+    if (s_r_node(&r, has_node, &m->node))
+        return -1;
     return s_finish(&r);
 }
 
@@ -695,9 +732,10 @@ int wire_encode_sym_batch(const wire_sym_batch_t *m, wire_buf_t *out)
     s_writer_init(&w, out);
     int ok = m->nframes <= WIRE_MAX_STRINGS && m->nsamples <= WIRE_MAX_SAMPLES &&
              m->ntask_ids <= WIRE_MAX_TASKS && s_procs_ok(m->nprocs, m->procs);
+    ok = ok && s_strlen_ok(m->node, WIRE_MAX_NODE);
     if (!ok)
         return -1;
-    s_w_header(&w, &m->hdr, 5);
+    s_w_header(&w, &m->hdr, 5 + (uint32_t)s_has_node(m->node));
     msgpack_pack_array(&w.pk, m->nframes);
     for (uint32_t i = 0; i < m->nframes && ok; i++) {
         ok = m->frames[i].type <= WIRE_FRAME_TYPE_MAX &&
@@ -735,6 +773,8 @@ int wire_encode_sym_batch(const wire_sym_batch_t *m, wire_buf_t *out)
     msgpack_pack_array(&w.pk, 2);
     s_w_str(&w, m->origin_sender);
     s_w_u64(&w, m->origin_seq);
+    if (s_has_node(m->node))
+        s_w_str(&w, m->node);
     return s_writer_done(&w, ok);
 }
 
@@ -742,9 +782,11 @@ int wire_decode_sym_batch(const void *data, size_t len, arena_t *arena,
                           wire_sym_batch_t *m, char *err, size_t errlen)
 {
     rd_t r;
+    uint32_t has_node = 0;
     memset(m, 0, sizeof *m);
+    m->node = "";
     if (s_reader_init(&r, data, len, arena, err, errlen) ||
-        s_header(&r, &m->hdr, 5))
+        s_header_opt(&r, &m->hdr, 5, 1, &has_node))
         return -1;
     r.field = "frames";
     if (s_array(&r, &m->nframes, WIRE_MAX_STRINGS))
@@ -801,6 +843,8 @@ int wire_decode_sym_batch(const void *data, size_t len, arena_t *arena,
     r.field = "origin";
     if (s_str(&r, &m->origin_sender, 63) || s_uint(&r, &m->origin_seq, UINT64_MAX))
         return -1;
+    if (s_r_node(&r, has_node, &m->node))
+        return -1;
     return s_finish(&r);
 }
 
@@ -810,10 +854,11 @@ int wire_encode_proc_events(const wire_proc_events_t *m, wire_buf_t *out)
 {
     wr_t w;
     s_writer_init(&w, out);
-    int ok = m->nevents <= WIRE_MAX_PROCS;
+    int ok = m->nevents <= WIRE_MAX_PROCS &&
+             s_strlen_ok(m->node, WIRE_MAX_NODE);
     if (!ok)
         return -1;
-    s_w_header(&w, &m->hdr, 1);
+    s_w_header(&w, &m->hdr, 1 + (uint32_t)s_has_node(m->node));
     msgpack_pack_array(&w.pk, m->nevents);
     for (uint32_t i = 0; i < m->nevents && ok; i++) {
         const wire_proc_event_t *e = &m->events[i];
@@ -832,6 +877,8 @@ int wire_encode_proc_events(const wire_proc_events_t *m, wire_buf_t *out)
         s_w_str(&w, e->cmdline);
         s_w_str(&w, e->container_id);
     }
+    if (s_has_node(m->node))
+        s_w_str(&w, m->node);
     return s_writer_done(&w, ok);
 }
 
@@ -839,9 +886,11 @@ int wire_decode_proc_events(const void *data, size_t len, arena_t *arena,
                             wire_proc_events_t *m, char *err, size_t errlen)
 {
     rd_t r;
+    uint32_t has_node = 0;
     memset(m, 0, sizeof *m);
+    m->node = "";
     if (s_reader_init(&r, data, len, arena, err, errlen) ||
-        s_header(&r, &m->hdr, 1))
+        s_header_opt(&r, &m->hdr, 1, 1, &has_node))
         return -1;
     r.field = "events";
     if (s_array(&r, &m->nevents, WIRE_MAX_PROCS))
@@ -865,6 +914,8 @@ int wire_decode_proc_events(const void *data, size_t len, arena_t *arena,
             return -1;
     }
     m->events = ev;
+    if (s_r_node(&r, has_node, &m->node))
+        return -1;
     return s_finish(&r);
 }
 

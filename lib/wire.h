@@ -34,6 +34,7 @@
 #define WIRE_MAX_JSON        (1u << 20) /* policy documents */
 #define WIRE_MAX_PAYLOAD     (64u << 20)
 #define WIRE_COMM_LEN        16
+#define WIRE_MAX_NODE        253      /* bytes in a node name (DNS name) */
 #define WIRE_BUCKETS         64       /* pid buckets in sharded topics */
 #define WIRE_NO_OBJECT       0xffffffffu
 
@@ -159,6 +160,9 @@ typedef struct {
     const char *const *task_ids;
     uint32_t nsamples;
     const wire_raw_sample_t *samples;
+    /* The node (host) the collector runs on: pids are only unique within
+     * one node. Optional on the wire; NULL or "" = unknown. */
+    const char *node;
 } wire_raw_batch_t;
 
 /* ---------------------------------------------- symbolized stack batch */
@@ -197,6 +201,8 @@ typedef struct {
      * while they hand a bucket over. "" / 0 when unknown. */
     const char *origin_sender;
     uint64_t origin_seq;
+    /* Copied from the raw batch (see wire_raw_batch_t.node). */
+    const char *node;
 } wire_sym_batch_t;
 
 /* ----------------------------------------------------- process events */
@@ -214,6 +220,7 @@ typedef struct {
     wire_header_t hdr;
     uint32_t nevents;
     const wire_proc_event_t *events;
+    const char *node;      /* as wire_raw_batch_t.node */
 } wire_proc_events_t;
 
 /* ------------------------------------------------------------- tasks */

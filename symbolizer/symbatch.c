@@ -353,6 +353,8 @@ symbatch_build(symbatch_t *self, symbolizer_t *sym, const wire_raw_batch_t *in,
     out->task_ids = in->task_ids;
     out->nsamples = in->nsamples;
     out->samples = samples;
+    /* Pids are per node: the aggregator keys processes by both. */
+    out->node = in->node;
     rc = 0;
 cleanup:
     if (counts)

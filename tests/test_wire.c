@@ -494,6 +494,143 @@ START_TEST(arena_limit_bounds_decoding)
 }
 END_TEST
 
+/* The optional node name: present on raw, sym and proc.events messages
+ * when the sender has one, "" when a message leaves it out. */
+START_TEST(node_field_round_trip_and_optional)
+{
+    wire_raw_batch_t in, out;
+    wire_object_t objs[2];
+    wire_raw_sample_t samples[2];
+    s_make_raw(&in, objs, samples);
+    ck_assert_int_eq(wire_encode_raw_batch(&in, &s_buf), 0);
+    size_t without = s_buf.len;
+    ck_assert_int_eq(wire_decode_raw_batch(s_buf.data, s_buf.len, s_arena,
+                                           &out, s_err, sizeof s_err), 0);
+    ck_assert_str_eq(out.node, "");
+
+    in.node = "node-a.example";
+    wire_buf_reset(&s_buf);
+    ck_assert_int_eq(wire_encode_raw_batch(&in, &s_buf), 0);
+    ck_assert_uint_gt(s_buf.len, without);
+    ck_assert_int_eq(wire_decode_raw_batch(s_buf.data, s_buf.len, s_arena,
+                                           &out, s_err, sizeof s_err), 0);
+    ck_assert_str_eq(out.node, "node-a.example");
+    ck_assert_uint_eq(out.nsamples, 2);
+    ck_assert_uint_eq(out.samples[1].pid, 4242);
+    /* Every truncation of the longer form still fails. */
+    for (size_t len = 0; len < s_buf.len; len++)
+        ck_assert_int_eq(wire_decode_raw_batch(s_buf.data, len, s_arena, &out,
+                                               s_err, sizeof s_err), -1);
+
+    static const wire_frame_t frames[] = {{"f", WIRE_FRAME_USER}};
+    static const uint32_t f0[] = {0};
+    wire_sym_sample_t ss = {.pid = 9, .tid = 9, .count = 1, .comm = "c",
+                            .nframes = 1, .frames = f0};
+    wire_sym_batch_t sin = {.nframes = 1, .frames = frames, .nsamples = 1,
+                            .samples = &ss, .origin_sender = "collector/c",
+                            .origin_seq = 3, .node = "node-b"};
+    wire_sym_batch_t sout;
+    wire_buf_reset(&s_buf);
+    ck_assert_int_eq(wire_encode_sym_batch(&sin, &s_buf), 0);
+    ck_assert_int_eq(wire_decode_sym_batch(s_buf.data, s_buf.len, s_arena,
+                                           &sout, s_err, sizeof s_err), 0);
+    ck_assert_str_eq(sout.node, "node-b");
+    ck_assert_uint_eq(sout.origin_seq, 3);
+    sin.node = NULL;
+    wire_buf_reset(&s_buf);
+    ck_assert_int_eq(wire_encode_sym_batch(&sin, &s_buf), 0);
+    ck_assert_int_eq(wire_decode_sym_batch(s_buf.data, s_buf.len, s_arena,
+                                           &sout, s_err, sizeof s_err), 0);
+    ck_assert_str_eq(sout.node, "");
+
+    wire_proc_event_t ev = {.type = WIRE_PROC_EXEC, .pid = 9, .comm = "c",
+                            .exe = "/bin/c", .cmdline = "c",
+                            .container_id = ""};
+    wire_proc_events_t pin = {.nevents = 1, .events = &ev, .node = "node-c"};
+    wire_proc_events_t pout;
+    wire_buf_reset(&s_buf);
+    ck_assert_int_eq(wire_encode_proc_events(&pin, &s_buf), 0);
+    ck_assert_int_eq(wire_decode_proc_events(s_buf.data, s_buf.len, s_arena,
+                                             &pout, s_err, sizeof s_err), 0);
+    ck_assert_str_eq(pout.node, "node-c");
+    ck_assert_uint_eq(pout.events[0].pid, 9);
+}
+END_TEST
+
+START_TEST(node_field_rejects_bad_names)
+{
+    /* Encoders refuse a name longer than WIRE_MAX_NODE. */
+    char *long_name = malloc(WIRE_MAX_NODE + 2);
+    memset(long_name, 'n', WIRE_MAX_NODE + 1);
+    long_name[WIRE_MAX_NODE + 1] = '\0';
+    wire_proc_events_t pin = {.nevents = 0, .node = long_name};
+    ck_assert_int_eq(wire_encode_proc_events(&pin, &s_buf), -1);
+    ck_assert_uint_eq(s_buf.len, 0);
+    wire_raw_batch_t rin = {.node = long_name};
+    ck_assert_int_eq(wire_encode_raw_batch(&rin, &s_buf), -1);
+    wire_sym_batch_t sin = {.origin_sender = "", .node = long_name};
+    ck_assert_int_eq(wire_encode_sym_batch(&sin, &s_buf), -1);
+    ck_assert_uint_eq(s_buf.len, 0);
+    long_name[WIRE_MAX_NODE] = '\0';
+    ck_assert_int_eq(wire_encode_proc_events(&pin, &s_buf), 0);
+
+    /* Decoders refuse a too long name, one with a NUL, a non-string and
+     * more trailing fields than the one optional name. */
+    wire_proc_events_t pout;
+    s_pk_begin();
+    s_pk_header(6, 1);
+    msgpack_pack_array(&s_pk, 0);
+    msgpack_pack_str(&s_pk, WIRE_MAX_NODE + 1);
+    msgpack_pack_str_body(&s_pk, long_name, WIRE_MAX_NODE + 1);
+    ck_assert_int_eq(wire_decode_proc_events(s_sb.data, s_sb.size, s_arena,
+                                             &pout, s_err, sizeof s_err), -1);
+    ck_assert_ptr_nonnull(strstr(s_err, "node"));
+    msgpack_sbuffer_destroy(&s_sb);
+
+    s_pk_begin();
+    s_pk_header(6, 1);
+    msgpack_pack_array(&s_pk, 0);
+    msgpack_pack_str(&s_pk, 3);
+    msgpack_pack_str_body(&s_pk, "a\0b", 3);
+    ck_assert_int_eq(wire_decode_proc_events(s_sb.data, s_sb.size, s_arena,
+                                             &pout, s_err, sizeof s_err), -1);
+    ck_assert_ptr_nonnull(strstr(s_err, "NUL"));
+    msgpack_sbuffer_destroy(&s_sb);
+
+    s_pk_begin();
+    s_pk_header(6, 1);
+    msgpack_pack_array(&s_pk, 0);
+    msgpack_pack_uint64(&s_pk, 7);
+    ck_assert_int_eq(wire_decode_proc_events(s_sb.data, s_sb.size, s_arena,
+                                             &pout, s_err, sizeof s_err), -1);
+    msgpack_sbuffer_destroy(&s_sb);
+
+    s_pk_begin();
+    s_pk_header(7, 1);
+    msgpack_pack_array(&s_pk, 0);
+    msgpack_pack_str(&s_pk, 1);
+    msgpack_pack_str_body(&s_pk, "a", 1);
+    msgpack_pack_str(&s_pk, 1);
+    msgpack_pack_str_body(&s_pk, "b", 1);
+    ck_assert_int_eq(wire_decode_proc_events(s_sb.data, s_sb.size, s_arena,
+                                             &pout, s_err, sizeof s_err), -1);
+    ck_assert_ptr_nonnull(strstr(s_err, "fields"));
+    msgpack_sbuffer_destroy(&s_sb);
+
+    /* At the limit it is accepted. */
+    s_pk_begin();
+    s_pk_header(6, 1);
+    msgpack_pack_array(&s_pk, 0);
+    msgpack_pack_str(&s_pk, WIRE_MAX_NODE);
+    msgpack_pack_str_body(&s_pk, long_name, WIRE_MAX_NODE);
+    ck_assert_int_eq(wire_decode_proc_events(s_sb.data, s_sb.size, s_arena,
+                                             &pout, s_err, sizeof s_err), 0);
+    ck_assert_uint_eq(strlen(pout.node), WIRE_MAX_NODE);
+    msgpack_sbuffer_destroy(&s_sb);
+    free(long_name);
+}
+END_TEST
+
 START_TEST(pid_buckets_spread_and_topics)
 {
     int seen[WIRE_BUCKETS] = {0};
@@ -529,6 +666,8 @@ int main(void)
     tcase_add_test(tc, continuous_messages_round_trip);
     tcase_add_test(tc, arena_limit_bounds_decoding);
     tcase_add_test(tc, pid_buckets_spread_and_topics);
+    tcase_add_test(tc, node_field_round_trip_and_optional);
+    tcase_add_test(tc, node_field_rejects_bad_names);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }
