@@ -4,7 +4,7 @@
 # to build/bench/results/benchmarks.md (docs/benchmarks.md records a run).
 #
 #   sh bench/run.sh [PART...]   parts: overhead agentcost throughput
-#                               symbols latency (default: all, ~6 minutes)
+#                               symbols latency (default: all, ~7 minutes)
 #
 # Needs root (BPF, perf -a, bpftrace) and the peers from mk/deps.sh:
 # linux-perf, bpftrace, hyperfine, llvm, binutils, elfutils. Knobs are
