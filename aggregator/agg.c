@@ -199,10 +199,10 @@ agg_destroy(agg_t **self_p)
 
 /* ------------------------------------------------------------ ingestion */
 static const char *
-s_name_of(void *arg, uint32_t pid)
+s_name_of(void *arg, const char *node, uint32_t pid)
 {
     /* Loop thread: the registry's only writer, so no lock to read it. */
-    const agg_proc_t *p = agg_procs_get(((agg_t *)arg)->procs, pid);
+    const agg_proc_t *p = agg_procs_get(((agg_t *)arg)->procs, node, pid);
     return p ? p->name : NULL;
 }
 
@@ -232,8 +232,8 @@ agg_ingest_sym(agg_t *self, const wire_sym_batch_t *b)
         uint64_t now = now_wall_ms();
         pthread_mutex_lock(&self->lock);
         for (uint32_t i = 0; i < b->nprocs; i++)
-            agg_procs_seen(self->procs, b->procs[i].pid, b->procs[i].name,
-                           now);
+            agg_procs_seen(self->procs, b->node, b->procs[i].pid,
+                           b->procs[i].name, now);
         pthread_mutex_unlock(&self->lock);
     }
     return 0;
@@ -245,7 +245,7 @@ agg_ingest_proc_events(agg_t *self, const wire_proc_events_t *m)
     uint64_t now = now_wall_ms();
     pthread_mutex_lock(&self->lock);
     for (uint32_t i = 0; i < m->nevents; i++)
-        agg_procs_event(self->procs, &m->events[i], now);
+        agg_procs_event(self->procs, m->node, &m->events[i], now);
     pthread_mutex_unlock(&self->lock);
 }
 
@@ -456,6 +456,7 @@ agg_pump(agg_t *self)
 /* -------------------------------------------------------------- listings */
 typedef struct {
     uint32_t pid;
+    const char *node;
     const char *name;
     uint64_t cpu_ns, samples, off_ns;
     uint64_t last_end_ms;
@@ -467,6 +468,9 @@ s_row_cmp(const void *a, const void *b)
     const proc_row_t *x = a, *y = b;
     if (x->pid != y->pid)
         return x->pid < y->pid ? -1 : 1;
+    int c = strcmp(x->node, y->node);
+    if (c)
+        return c < 0 ? -1 : 1;
     return x->last_end_ms < y->last_end_ms ? -1
                                            : x->last_end_ms > y->last_end_ms;
 }
@@ -497,8 +501,8 @@ agg_process_rows(agg_t *self, uint64_t start_ms, uint64_t end_ms,
                 rows = r;
                 cap = ncap;
             }
-            rows[nrows++] = (proc_row_t){ p->pid, p->name, p->cpu_ns,
-                                          p->samples, p->off_ns,
+            rows[nrows++] = (proc_row_t){ p->pid, p->node, p->name,
+                                          p->cpu_ns, p->samples, p->off_ns,
                                           agg_window_end(w) };
         }
     }
@@ -507,7 +511,9 @@ agg_process_rows(agg_t *self, uint64_t start_ms, uint64_t end_ms,
     for (size_t i = 0; i < nrows;) {
         proc_row_t sum = rows[i];
         size_t j = i + 1;
-        for (; j < nrows && rows[j].pid == sum.pid; j++) {
+        for (; j < nrows && rows[j].pid == sum.pid
+               && strcmp(rows[j].node, sum.node) == 0;
+             j++) {
             sum.cpu_ns += rows[j].cpu_ns;
             sum.samples += rows[j].samples;
             sum.off_ns += rows[j].off_ns;
@@ -515,9 +521,11 @@ agg_process_rows(agg_t *self, uint64_t start_ms, uint64_t end_ms,
             sum.last_end_ms = rows[j].last_end_ms;
         }
         i = j;
-        const agg_proc_t *info = agg_procs_get(self->procs, sum.pid);
+        const agg_proc_t *info = agg_procs_get(self->procs, sum.node,
+                                               sum.pid);
         agg_prow_t row = {
-            .pid = sum.pid, .name = (char *)sum.name,
+            .pid = sum.pid, .node = (char *)sum.node,
+            .name = (char *)sum.name,
             .cmdline = (char *)(info && info->cmdline ? info->cmdline : ""),
             .cpu_ns = sum.cpu_ns, .samples = sum.samples,
             .off_ns = sum.off_ns, .last_end_ms = sum.last_end_ms,

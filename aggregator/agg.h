@@ -73,7 +73,9 @@ int agg_pump(agg_t *self);
 
 /* ------------------------------------------------------ any thread */
 enum agg_select {
-    AGG_SEL_TOTAL,    /* host-wide: Total -> [p] name -> [t] -> frames */
+    /* host-wide: Total -> [p] name -> [t] -> frames, with a node layer
+     * (Total -> [n] node -> [p] ...) when more than one node is present */
+    AGG_SEL_TOTAL,
     AGG_SEL_NAME,     /* every pid with this process name */
     AGG_SEL_PID,
     AGG_SEL_TASK,
@@ -85,6 +87,13 @@ typedef struct {
     const char *task_id;       /* AGG_SEL_TASK */
     uint32_t pid;              /* AGG_SEL_PID, or a filter when has_pid */
     int has_pid;
+    /* Only processes of this node (pids are per node); NULL = any. The
+     * core merges a pid found on several nodes; the HTTP API refuses
+     * such a pid without node= (docs/api.md). */
+    const char *node;
+    /* AGG_SEL_TOTAL: keep the node layer even with one node (replicas
+     * exchange this form; the layer is dropped after merging). */
+    int keep_nodes;
     int kind;                  /* WIRE_KIND_ON_CPU / OFF_CPU */
     uint64_t start_ms, end_ms; /* windows overlapping [start, end] */
     int threads;               /* keep the [t] layer in process views */
@@ -94,10 +103,21 @@ typedef struct {
  * matched); NULL on allocation failure. *nwindows gets windows merged. */
 flame_t *agg_query(agg_t *self, const agg_query_t *q, size_t *nwindows);
 
-/* Per-pid totals over a range (/api/processes), one row per pid sorted
- * by pid; rows from several replicas merge (agg_prows_merge). */
+/* Takes a Total tree with its node layer and drops that layer when it
+ * holds at most one node (so one node looks as if there were no layer).
+ * Returns the tree to use (tree itself, or a new one after destroying
+ * tree); NULL on allocation failure (tree destroyed). */
+flame_t *agg_collapse_nodes(flame_t *tree, size_t max_nodes);
+
+/* Display name of a node in the node layer ("" = a sender without one). */
+#define AGG_NO_NODE_LABEL "[unknown node]"
+
+/* Per-process totals over a range (/api/processes), one row per
+ * (pid, node) sorted by pid then node; rows from several replicas merge
+ * (agg_prows_merge). */
 typedef struct {
     uint32_t pid;
+    char *node;                    /* "" = unknown; owned by the set */
     char *name, *cmdline;          /* owned by the set */
     uint64_t cpu_ns, samples, off_ns;
     uint64_t last_end_ms;          /* end of the newest window holding it */
@@ -113,8 +133,8 @@ void agg_prows_init(agg_prows_t *s);
 void agg_prows_release(agg_prows_t *s);
 /* Appends a copy of row (strings duplicated). 0 or -1. */
 int agg_prows_add(agg_prows_t *s, const agg_prow_t *row);
-/* Sorts by pid and sums rows of the same pid (name, cmdline and alive
- * from the newest). 0 or -1. */
+/* Sorts by (pid, node) and sums rows of the same process (name, cmdline
+ * and alive from the newest). 0 or -1. */
 int agg_prows_merge(agg_prows_t *s);
 /* {"processes":[...]} plus "partial" when partial is non-NULL. */
 void agg_prows_json(const agg_prows_t *s, const char *partial,

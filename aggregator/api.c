@@ -151,7 +151,22 @@ api_parse_query(api_request_t *req, api_reply_t *r, agg_query_t *q)
     const char *app = api_arg(req, "app_service");
     const char *pid = api_arg(req, "pid");
     const char *task = api_arg(req, "task_id");
+    const char *node = api_arg(req, "node");
     q->threads = 1;
+    if (node) {
+        /* Pids are per node; node= picks one (or, without pid, narrows
+         * the Total and app_service views to that node). */
+        if (strlen(node) > WIRE_MAX_NODE) {
+            api_reply_error(r, 400, "node is longer than %d bytes",
+                            WIRE_MAX_NODE);
+            return -1;
+        }
+        if (task) {
+            api_reply_error(r, 400, "node cannot be combined with task_id");
+            return -1;
+        }
+        q->node = node;
+    }
     if (pid) {
         uint64_t v;
         if (s_parse_u64(pid, &v) || v == 0 || v > UINT32_MAX) {
@@ -189,6 +204,7 @@ api_label(agg_buf_t *b, const flame_node_t *n)
     static const char *prefix[] = {
         [FLAME_KERNEL] = "[k] ", [FLAME_LIB] = "[l] ",
         [FLAME_PROCESS] = "[p] ", [FLAME_THREAD] = "[t] ",
+        [FLAME_NODE] = "[n] ",
     };
     if (n->type < sizeof(prefix) / sizeof(prefix[0]) && prefix[n->type])
         agg_buf_puts(b, prefix[n->type]);
@@ -202,10 +218,54 @@ s_local_only(api_request_t *req)
     return !req->api->fanout || (l && strcmp(l, "1") == 0);
 }
 
+/* A pid without node= must name one process: when the range holds that
+ * pid on several nodes the request is refused with the nodes listed,
+ * rather than answering with unrelated processes merged. 0 when the
+ * pid is unambiguous (or absent), -1 after filling a 400 (or 500). */
+static int
+s_pid_unambiguous(api_request_t *req, const agg_query_t *q, api_reply_t *r)
+{
+    agg_prows_t rows;
+    agg_buf_t nodes;
+    size_t matches = 0;
+    int rc = -1;
+
+    agg_prows_init(&rows);
+    agg_buf_init(&nodes, 4096);
+    if (q->node || (q->select != AGG_SEL_PID && !q->has_pid)) {
+        rc = 0;
+        goto cleanup;
+    }
+    if (api_process_rows(req, q->start_ms, q->end_ms, &rows, r))
+        goto cleanup;
+    /* Merged rows are one per (pid, node). */
+    for (size_t i = 0; i < rows.n; i++) {
+        if (rows.rows[i].pid != q->pid)
+            continue;
+        agg_buf_printf(&nodes, "%s\"%s\"", matches ? ", " : "",
+                       *rows.rows[i].node ? rows.rows[i].node : "");
+        matches++;
+    }
+    if (matches > 1) {
+        api_reply_error(r, 400, "pid %u is on %zu nodes (%s): add node= "
+                        "to pick one", q->pid, matches,
+                        nodes.data ? nodes.data : "");
+        goto cleanup;
+    }
+    r->partial[0] = '\0';
+    rc = 0;
+cleanup:
+    agg_buf_release(&nodes);
+    agg_prows_release(&rows);
+    return rc;
+}
+
 flame_t *
 api_query(api_request_t *req, const agg_query_t *q, api_reply_t *r)
 {
     flame_t *tree;
+    if (s_pid_unambiguous(req, q, r))
+        return NULL;
     r->partial[0] = '\0';
     if (s_local_only(req))
         tree = agg_query(req->api->agg, q, NULL);

@@ -37,7 +37,8 @@ int api_parse_query(api_request_t *req, api_reply_t *r, agg_query_t *q);
 
 /* The query answered over every replica (unless the request says
  * local=1, or there is no fan-out), r->partial filled; NULL after a 500
- * reply. */
+ * reply, or a 400 when a pid without node= names processes on several
+ * nodes. */
 flame_t *api_query(api_request_t *req, const agg_query_t *q, api_reply_t *r);
 /* Process rows the same way. 0, or -1 after a 500 reply. */
 int api_process_rows(api_request_t *req, uint64_t start_ms, uint64_t end_ms,

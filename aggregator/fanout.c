@@ -156,17 +156,22 @@ flame_t *
 agg_fanout_query(agg_fanout_t *self, const agg_query_t *q, char *partial,
                  size_t plen)
 {
-    char path[1024];
+    char path[2048];
     call_t *calls = NULL;
     size_t n = 0;
     flame_t *local = NULL, *out = NULL;
     flame_t **parts = NULL;
 
+    /* Parts keep the Total view's node layer: whether it stays depends
+     * on how many nodes the merged answer holds, not any one part. */
+    agg_query_t part_q = *q;
+    part_q.keep_nodes = 1;
+
     partial[0] = '\0';
-    local = agg_query(self->agg, q, NULL);
+    local = agg_query(self->agg, &part_q, NULL);
     if (!local)
         goto cleanup;
-    if (agg_fanout_flame_path(q, path, sizeof(path)) == 0)
+    if (agg_fanout_flame_path(&part_q, path, sizeof(path)) == 0)
         n = s_ask_all(self, path, &calls);
     parts = calloc(n + 1, sizeof(*parts));
     if (!parts)
@@ -207,6 +212,8 @@ agg_fanout_query(agg_fanout_t *self, const agg_query_t *q, char *partial,
     for (size_t i = 0; i < n; i++)
         if (parts[i] && flame_merge(out, parts[i]))
             goto fail;
+    if (q->select == AGG_SEL_TOTAL && !q->keep_nodes)
+        out = agg_collapse_nodes(out, agg_max_nodes(self->agg));
     goto cleanup;
 fail:
     flame_destroy(&out);
@@ -241,6 +248,7 @@ agg_fanout_processes(agg_fanout_t *self, uint64_t start_ms, uint64_t end_ms,
             /* Drop what a bad part added. */
             while (rows->n > before) {
                 rows->n--;
+                free(rows->rows[rows->n].node);
                 free(rows->rows[rows->n].name);
                 free(rows->rows[rows->n].cmdline);
             }
@@ -279,18 +287,24 @@ s_urlenc(char *out, size_t len, const char *s)
 int
 agg_fanout_flame_path(const agg_query_t *q, char *out, size_t len)
 {
-    char name[300] = "", task[300] = "";
+    char name[300] = "", task[300] = "", node[3 * WIRE_MAX_NODE + 8] = "";
     if ((q->name && strlen(q->name) > 96) || (q->task_id
-                                              && strlen(q->task_id) > 96))
+                                              && strlen(q->task_id) > 96)
+        || (q->node && strlen(q->node) > WIRE_MAX_NODE))
         return -1;
     s_urlenc(name, sizeof(name), q->name);
     s_urlenc(task, sizeof(task), q->task_id);
+    s_urlenc(node, sizeof(node), q->node);
+    /* node= only when filtering: an absent node means any node, while
+     * node= (empty) selects the processes of senders that named none. */
     int n = snprintf(out, len, "%s?sel=%d&kind=%d&start_ms=%llu&end_ms=%llu"
-                     "&threads=%d&pid=%u&has_pid=%d&name=%s&task=%s",
+                     "&threads=%d&pid=%u&has_pid=%d&name=%s&task=%s"
+                     "&nodes=%d%s%s",
                      AGG_FANOUT_PATH_FLAME, q->select, q->kind,
                      (unsigned long long)q->start_ms,
                      (unsigned long long)q->end_ms, q->threads ? 1 : 0,
-                     q->pid, q->has_pid ? 1 : 0, name, task);
+                     q->pid, q->has_pid ? 1 : 0, name, task,
+                     q->keep_nodes ? 1 : 0, q->node ? "&node=" : "", node);
     return n > 0 && (size_t)n < len ? 0 : -1;
 }
 
@@ -336,6 +350,10 @@ agg_fanout_parse_query(const char *(*arg)(void *, const char *), void *ctx,
     q->has_pid = (int)has_pid;
     q->name = arg(ctx, "name");
     q->task_id = arg(ctx, "task");
+    q->node = arg(ctx, "node");
+    /* Absent in requests from replicas older than node names. */
+    const char *nodes = arg(ctx, "nodes");
+    q->keep_nodes = nodes && strcmp(nodes, "1") == 0;
     if ((q->select == AGG_SEL_NAME && (!q->name || !*q->name))
         || (q->select == AGG_SEL_TASK && (!q->task_id || !*q->task_id))
         || (q->select == AGG_SEL_PID && !q->pid)) {

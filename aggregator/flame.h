@@ -24,6 +24,7 @@ enum flame_node_type {
     FLAME_ROOT = 5,     /* process name, task id, or "Total" */
     FLAME_PROCESS = 6,  /* "[p] name" layer under Total */
     FLAME_THREAD = 7,   /* "[t] name" layer */
+    FLAME_NODE = 8,     /* "[n] node" layer: the host a process runs on */
 };
 
 typedef struct flame_node {

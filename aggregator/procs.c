@@ -5,7 +5,9 @@
 #include "procs.h"
 
 struct agg_procs {
-    agg_proc_t *procs;      /* open addressing by pid; pid 0 = empty */
+    /* Open addressing by pid alone (the same pid on two nodes is rare, and
+     * a probe then compares the node); pid 0 = empty. */
+    agg_proc_t *procs;
     size_t cap, count, max;
 };
 
@@ -35,6 +37,7 @@ agg_procs_new(size_t max)
 static void
 s_clear(agg_proc_t *p)
 {
+    free(p->node);
     free(p->name);
     free(p->cmdline);
     free(p->exe);
@@ -55,12 +58,13 @@ agg_procs_destroy(agg_procs_t **self_p)
 }
 
 static agg_proc_t *
-s_find(const agg_procs_t *self, uint32_t pid)
+s_find(const agg_procs_t *self, const char *node, uint32_t pid)
 {
     for (size_t i = s_slot(pid, self->cap);; i = (i + 1) & (self->cap - 1)) {
         if (!self->procs[i].pid)
             return NULL;
-        if (self->procs[i].pid == pid)
+        if (self->procs[i].pid == pid
+            && strcmp(self->procs[i].node, node) == 0)
             return &self->procs[i];
     }
 }
@@ -104,19 +108,23 @@ s_evict_one(agg_procs_t *self)
 }
 
 static agg_proc_t *
-s_get(agg_procs_t *self, uint32_t pid)
+s_get(agg_procs_t *self, const char *node, uint32_t pid)
 {
     if (!pid)
         return NULL;
-    agg_proc_t *p = s_find(self, pid);
+    agg_proc_t *p = s_find(self, node, pid);
     if (p)
         return p;
+    char *node_copy = strndup(node, WIRE_MAX_NODE);
+    if (!node_copy)
+        return NULL;
     if (self->count >= self->max)
         s_evict_one(self);
     size_t i = s_slot(pid, self->cap);
     while (self->procs[i].pid)
         i = (i + 1) & (self->cap - 1);
     self->procs[i].pid = pid;
+    self->procs[i].node = node_copy;
     self->count++;
     return &self->procs[i];
 }
@@ -137,10 +145,10 @@ s_set(char **field, const char *value, size_t max)
 }
 
 void
-agg_procs_event(agg_procs_t *self, const wire_proc_event_t *ev,
-                uint64_t now_ms)
+agg_procs_event(agg_procs_t *self, const char *node,
+                const wire_proc_event_t *ev, uint64_t now_ms)
 {
-    agg_proc_t *p = s_get(self, ev->pid);
+    agg_proc_t *p = s_get(self, node ? node : "", ev->pid);
     if (!p)
         return;
     p->seen_ms = now_ms;
@@ -163,10 +171,10 @@ agg_procs_event(agg_procs_t *self, const wire_proc_event_t *ev,
 }
 
 void
-agg_procs_seen(agg_procs_t *self, uint32_t pid, const char *name,
-               uint64_t now_ms)
+agg_procs_seen(agg_procs_t *self, const char *node, uint32_t pid,
+               const char *name, uint64_t now_ms)
 {
-    agg_proc_t *p = s_get(self, pid);
+    agg_proc_t *p = s_get(self, node ? node : "", pid);
     if (!p)
         return;
     p->seen_ms = now_ms;
@@ -175,9 +183,9 @@ agg_procs_seen(agg_procs_t *self, uint32_t pid, const char *name,
 }
 
 const agg_proc_t *
-agg_procs_get(const agg_procs_t *self, uint32_t pid)
+agg_procs_get(const agg_procs_t *self, const char *node, uint32_t pid)
 {
-    return pid ? s_find(self, pid) : NULL;
+    return pid ? s_find(self, node ? node : "", pid) : NULL;
 }
 
 void

@@ -3,6 +3,7 @@
  *
  * Text form, one row per line:
  *   pid \t cpu_ns \t samples \t off_ns \t last_end_ms \t alive \t name \t cmdline
+ *   [\t node]   (absent = "", as replicas before node names wrote)
  * with '\\', tab and newline in names escaped as \\\\, \\t, \\n. */
 #include <errno.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@ void
 agg_prows_release(agg_prows_t *s)
 {
     for (size_t i = 0; i < s->n; i++) {
+        free(s->rows[i].node);
         free(s->rows[i].name);
         free(s->rows[i].cmdline);
     }
@@ -44,9 +46,11 @@ agg_prows_add(agg_prows_t *s, const agg_prow_t *row)
         s->cap = cap;
     }
     agg_prow_t copy = *row;
+    copy.node = strdup(row->node ? row->node : "");
     copy.name = strdup(row->name ? row->name : "");
     copy.cmdline = strdup(row->cmdline ? row->cmdline : "");
-    if (!copy.name || !copy.cmdline) {
+    if (!copy.node || !copy.name || !copy.cmdline) {
+        free(copy.node);
         free(copy.name);
         free(copy.cmdline);
         return -1;
@@ -61,6 +65,9 @@ s_cmp(const void *a, const void *b)
     const agg_prow_t *x = a, *y = b;
     if (x->pid != y->pid)
         return x->pid < y->pid ? -1 : 1;
+    int c = strcmp(x->node, y->node);
+    if (c)
+        return c < 0 ? -1 : 1;
     return x->last_end_ms < y->last_end_ms ? -1
                                            : x->last_end_ms > y->last_end_ms;
 }
@@ -74,9 +81,12 @@ agg_prows_merge(agg_prows_t *s)
     for (size_t i = 0; i < s->n;) {
         agg_prow_t sum = s->rows[i];
         size_t j = i + 1;
-        for (; j < s->n && s->rows[j].pid == sum.pid; j++) {
+        for (; j < s->n && s->rows[j].pid == sum.pid
+               && strcmp(s->rows[j].node, sum.node) == 0;
+             j++) {
             /* Sorted oldest first: the last row of a pid is the newest. */
             agg_prow_t *r = &s->rows[j];
+            free(r->node);
             sum.cpu_ns += r->cpu_ns;
             sum.samples += r->samples;
             sum.off_ns += r->off_ns;
@@ -100,7 +110,9 @@ agg_prows_json(const agg_prows_t *s, const char *partial, agg_buf_t *out)
     agg_buf_puts(out, "{\"processes\":[");
     for (size_t i = 0; i < s->n; i++) {
         const agg_prow_t *r = &s->rows[i];
-        agg_buf_printf(out, "%s{\"pid\":%u,\"name\":", i ? "," : "", r->pid);
+        agg_buf_printf(out, "%s{\"pid\":%u,\"node\":", i ? "," : "", r->pid);
+        agg_buf_json_str(out, r->node);
+        agg_buf_puts(out, ",\"name\":");
         agg_buf_json_str(out, r->name);
         agg_buf_puts(out, ",\"cmdline\":");
         agg_buf_json_str(out, r->cmdline);
@@ -147,6 +159,8 @@ agg_prows_text(const agg_prows_t *s, agg_buf_t *out)
         s_escaped(out, r->name);
         agg_buf_append(out, "\t", 1);
         s_escaped(out, r->cmdline);
+        agg_buf_append(out, "\t", 1);
+        s_escaped(out, r->node);
         agg_buf_append(out, "\n", 1);
     }
 }
@@ -198,11 +212,11 @@ agg_prows_parse(agg_prows_t *s, const char *text, size_t len)
         const char *eol = memchr(p, '\n', (size_t)(end - p));
         if (!eol)
             return -1;
-        const char *f[8];
-        size_t flen[8], nf = 0;
+        const char *f[9];
+        size_t flen[9], nf = 0;
         const char *q = p;
-        while (nf < 8) {
-            const char *tab = nf < 7 ? memchr(q, '\t', (size_t)(eol - q))
+        while (nf < 9) {
+            const char *tab = nf < 8 ? memchr(q, '\t', (size_t)(eol - q))
                                      : NULL;
             const char *stop = tab ? tab : eol;
             f[nf] = q;
@@ -212,7 +226,7 @@ agg_prows_parse(agg_prows_t *s, const char *text, size_t len)
             q = tab + 1;
         }
         uint64_t v[6];
-        if (nf != 8)
+        if (nf != 8 && nf != 9)
             return -1;
         for (int i = 0; i < 6; i++)
             if (s_u64(f[i], flen[i], &v[i]))
@@ -224,7 +238,10 @@ agg_prows_parse(agg_prows_t *s, const char *text, size_t len)
                            .last_end_ms = v[4], .alive = (int)v[5] };
         row.name = s_unescape(f[6], flen[6]);
         row.cmdline = s_unescape(f[7], flen[7]);
-        int rc = row.name && row.cmdline ? agg_prows_add(s, &row) : -1;
+        row.node = nf == 9 ? s_unescape(f[8], flen[8]) : strdup("");
+        int rc = row.name && row.cmdline && row.node ? agg_prows_add(s, &row)
+                                                     : -1;
+        free(row.node);
         free(row.name);
         free(row.cmdline);
         if (rc)

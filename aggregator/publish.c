@@ -131,12 +131,15 @@ agg_publish_window(agg_t *self, const agg_window_t *w)
     if (!p.arena)
         return -1;
 
-    /* Stacks are sorted by (task, pid, kind): each run is one profile,
-     * cut into pieces of at most AGG_PUBLISH_STACKS. */
+    /* Stacks are sorted by (task, pid, node, kind): each run is one
+     * profile, cut into pieces of at most AGG_PUBLISH_STACKS. The same
+     * pid on two nodes is two processes, so two profiles (agg.profile
+     * carries no node: the uplink tells them apart by nothing yet). */
     for (size_t i = 0; i < n;) {
         size_t j = i + 1;
         while (j < n && stacks[j].task == stacks[i].task
                && stacks[j].pid == stacks[i].pid
+               && stacks[j].node == stacks[i].node
                && stacks[j].kind == stacks[i].kind
                && j - i < AGG_PUBLISH_STACKS)
             j++;

@@ -51,9 +51,10 @@ s_pid_of(const flame_node_t *n)
 }
 
 static const char *
-s_proc_name(const agg_window_t *w, uint32_t pid, const char *fallback)
+s_proc_name(const agg_window_t *w, const char *node, uint32_t pid,
+            const char *fallback)
 {
-    const agg_wproc_t *p = agg_window_find_proc(w, pid);
+    const agg_wproc_t *p = agg_window_find_proc(w, node, pid);
     return p ? p->name : fallback;
 }
 
@@ -74,11 +75,39 @@ s_merge_pid(flame_t *out, flame_node_t *at, const flame_node_t *pidnode,
     return rc;
 }
 
+/* One process subtree (pn, of `node`) of a window's host tree. */
+static int
+s_merge_proc(flame_t *out, const agg_window_t *w, const agg_query_t *q,
+             const char *node, const flame_node_t *pn)
+{
+    flame_node_t *root = flame_root(out);
+    uint32_t pid = s_pid_of(pn);
+    if ((q->has_pid || q->select == AGG_SEL_PID) && pid != q->pid)
+        return 0;
+    if (q->node && strcmp(q->node, node) != 0)
+        return 0;
+    const char *name = s_proc_name(w, node, pid, pn->name);
+    if (q->select == AGG_SEL_NAME && strcmp(name, q->name) != 0)
+        return 0;
+    if (q->select != AGG_SEL_TOTAL)
+        return s_merge_pid(out, root, pn, q->threads);
+    /* Total: every node gets its layer here; agg_collapse_nodes drops it
+     * once the whole answer (every replica's part) is known. */
+    flame_node_t *at = flame_child(out, root, *node ? node : AGG_NO_NODE_LABEL,
+                                   FLAME_NODE);
+    flame_node_t *p = at ? flame_child(out, at, name, FLAME_PROCESS) : NULL;
+    if (!p) {
+        /* At the node bound the process folds into its parent. */
+        flame_credit(out, at ? at : root, pn->total_ns, pn->total_count);
+        return 0;
+    }
+    return flame_merge_node(out, p, pn);
+}
+
 static int
 s_merge_window(flame_t *out, const agg_window_t *w, const agg_query_t *q)
 {
     int rc = 0;
-    flame_node_t *root = flame_root(out);
     if (q->select == AGG_SEL_TASK) {
         const agg_wtask_t *t = agg_window_find_task(w, q->task_id);
         if (t && t->tree[q->kind])
@@ -86,28 +115,59 @@ s_merge_window(flame_t *out, const agg_window_t *w, const agg_query_t *q)
         return rc;
     }
     flame_t *host = agg_window_host(w, q->kind);
-    for (const flame_node_t *pn = flame_root(host)->first_child; pn;
-         pn = pn->next_sibling) {
-        uint32_t pid = s_pid_of(pn);
-        if ((q->has_pid || q->select == AGG_SEL_PID) && pid != q->pid)
-            continue;
-        const char *name = s_proc_name(w, pid, pn->name);
-        if (q->select == AGG_SEL_NAME && strcmp(name, q->name) != 0)
-            continue;
-        if (q->select == AGG_SEL_TOTAL) {
-            flame_node_t *p = flame_child(out, root, name, FLAME_PROCESS);
-            if (!p) {
-                /* At the node bound the process folds into the root. */
-                flame_credit(out, root, pn->total_ns, pn->total_count);
-                continue;
-            }
-            if (flame_merge_node(out, p, pn))
+    for (const flame_node_t *rn = flame_root(host)->first_child; rn;
+         rn = rn->next_sibling) {
+        if (rn->type != FLAME_NODE) {
+            /* A window stored before the node layer: node "". */
+            if (s_merge_proc(out, w, q, "", rn))
                 rc = -1;
-        } else if (s_merge_pid(out, root, pn, q->threads)) {
-            rc = -1;
+            continue;
         }
+        for (const flame_node_t *pn = rn->first_child; pn;
+             pn = pn->next_sibling)
+            if (s_merge_proc(out, w, q, rn->name, pn))
+                rc = -1;
     }
     return rc;
+}
+
+flame_t *
+agg_collapse_nodes(flame_t *tree, size_t max_nodes)
+{
+    flame_t *out = NULL;
+    if (!tree)
+        goto cleanup;
+    const flame_node_t *root = flame_root(tree);
+    size_t nodes = 0;
+    for (const flame_node_t *c = root->first_child; c; c = c->next_sibling)
+        if (c->type == FLAME_NODE)
+            nodes++;
+    if (nodes == 0 || nodes > 1) {
+        out = tree;
+        tree = NULL;
+        goto cleanup;
+    }
+    out = flame_new(flame_root_name(tree), max_nodes);
+    if (!out)
+        goto cleanup;
+    flame_node_t *oroot = flame_root(out);
+    if (root->self_ns || root->self_count)
+        flame_credit(out, oroot, root->self_ns, root->self_count);
+    for (const flame_node_t *c = root->first_child; c; c = c->next_sibling) {
+        flame_node_t *at = c->type == FLAME_NODE
+                               ? oroot
+                               : flame_child(out, oroot, c->name, c->type);
+        int rc = at ? flame_merge_node(out, at, c) : 0;
+        if (!at)
+            flame_credit(out, oroot, c->total_ns, c->total_count);
+        if (rc) {
+            flame_destroy(&out);
+            goto cleanup;
+        }
+    }
+cleanup:
+    flame_destroy(&tree);
+    return out;
 }
 
 flame_t *
@@ -128,7 +188,8 @@ agg_query(agg_t *self, const agg_query_t *q, size_t *nwindows)
         root = root_name;
         /* The newest name the pid had in the range. */
         for (size_t i = n; i-- > 0;) {
-            const agg_wproc_t *p = agg_window_find_proc(picked[i], q->pid);
+            const agg_wproc_t *p = agg_window_find_proc(picked[i], q->node,
+                                                        q->pid);
             if (p) {
                 root = p->name;
                 break;
@@ -143,6 +204,8 @@ agg_query(agg_t *self, const agg_query_t *q, size_t *nwindows)
             flame_destroy(&out);
             goto cleanup;
         }
+    if (q->select == AGG_SEL_TOTAL && !q->keep_nodes)
+        out = agg_collapse_nodes(out, self->o.max_nodes);
 cleanup:
     if (nwindows)
         *nwindows = n;

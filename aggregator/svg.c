@@ -344,6 +344,7 @@ s_type_label(uint8_t type)
     case FLAME_ROOT: return "root";
     case FLAME_PROCESS: return "process";
     case FLAME_THREAD: return "thread";
+    case FLAME_NODE: return "node";
     default: return "unknown";
     }
 }
@@ -355,7 +356,7 @@ s_type_label(uint8_t type)
 static void
 s_colour(uint8_t type, const char *name, unsigned rgb[3])
 {
-    static const unsigned base[8][6] = {
+    static const unsigned base[9][6] = {
         /* r min/span, g min/span, b min/span */
         [FLAME_KERNEL] = { 230, 25, 120, 60, 0, 40 },
         [FLAME_USER] = { 205, 50, 50, 70, 45, 35 },
@@ -365,13 +366,14 @@ s_colour(uint8_t type, const char *name, unsigned rgb[3])
         [FLAME_ROOT] = { 150, 30, 165, 30, 200, 30 },
         [FLAME_PROCESS] = { 175, 35, 130, 30, 215, 35 },
         [FLAME_THREAD] = { 110, 40, 200, 30, 210, 35 },
+        [FLAME_NODE] = { 120, 30, 150, 30, 185, 30 },
     };
     uint32_t h = 2166136261u;
     for (const unsigned char *p = (const unsigned char *)(name ? name : "");
          *p; p++)
         h = (h ^ *p) * 16777619u;
     unsigned shade = (h >> 8) % 1000; /* 0..999 */
-    const unsigned *b = base[type < 8 ? type : FLAME_UNKNOWN];
+    const unsigned *b = base[type <= FLAME_NODE ? type : FLAME_UNKNOWN];
     for (int i = 0; i < 3; i++)
         rgb[i] = b[2 * i] + b[2 * i + 1] * shade / 1000;
 }

@@ -6,9 +6,12 @@
 #include "window.h"
 #include "hash.h"
 
-/* Longest path: pid layer + thread layer + every frame of a sample. */
+/* Longest path: node, pid and thread layers + every frame of a sample. */
 #define PATH_MAX_FRAMES (2u * WIRE_MAX_FRAMES)
-#define PATH_MAX (PATH_MAX_FRAMES + 2u)
+#define PATH_MAX (PATH_MAX_FRAMES + 3u)
+/* First varint of a process table stored with node names (a count never
+ * reaches it); older tables start with their count. */
+#define PROCS_FORMAT_NODES ((uint64_t)AGG_WINDOW_MAX_PROCS + 1u)
 #define HOST_ROOT "Total"
 
 struct agg_window {
@@ -25,6 +28,8 @@ struct agg_window {
     size_t nstacks, stacks_cap;
     uint32_t *stack_index;         /* hash -> stacks index + 1 */
     size_t stack_index_cap;
+    char **nodes;                  /* interned node names */
+    size_t nnodes;
     uint64_t samples;
     uint64_t dropped;              /* stacks left out of publication */
     int refs;
@@ -68,11 +73,42 @@ agg_window_destroy(agg_window_t **self_p)
     for (size_t i = 0; i < self->nprocs; i++)
         free((char *)self->procs[i].name);
     free(self->procs);
+    for (size_t i = 0; i < self->nnodes; i++)
+        free(self->nodes[i]);
+    free(self->nodes);
     free(self->proc_index);
     free(self->stacks);
     free(self->stack_index);
     free(self);
     *self_p = NULL;
+}
+
+/* -------------------------------------------------------------- nodes */
+/* The window's copy of a node name: few distinct names, many pointers to
+ * them (every process and publication stack). Past the bound, or out of
+ * memory, the name folds into "" rather than losing the samples. */
+static const char s_no_node[] = "";
+
+static const char *
+s_node_intern(agg_window_t *self, const char *node)
+{
+    if (!node || !*node)
+        return s_no_node;
+    for (size_t i = 0; i < self->nnodes; i++)
+        if (strcmp(self->nodes[i], node) == 0)
+            return self->nodes[i];
+    if (self->nnodes >= AGG_WINDOW_MAX_NODES)
+        return s_no_node;
+    if (!self->nodes) {
+        self->nodes = calloc(AGG_WINDOW_MAX_NODES, sizeof(*self->nodes));
+        if (!self->nodes)
+            return s_no_node;
+    }
+    char *copy = strndup(node, WIRE_MAX_NODE);
+    if (!copy)
+        return s_no_node;
+    self->nodes[self->nnodes++] = copy;
+    return copy;
 }
 
 /* -------------------------------------------------------------- procs */
@@ -95,8 +131,9 @@ s_proc_index_grow(agg_window_t *self)
     return 0;
 }
 
+/* Indexed by pid alone; node NULL matches any node. */
 static agg_wproc_t *
-s_proc_find(const agg_window_t *self, uint32_t pid)
+s_proc_find(const agg_window_t *self, const char *node, uint32_t pid)
 {
     if (!self->proc_index_cap)
         return NULL;
@@ -104,17 +141,19 @@ s_proc_find(const agg_window_t *self, uint32_t pid)
     for (size_t j = hash_mix64(pid) & mask; self->proc_index[j];
          j = (j + 1) & mask) {
         agg_wproc_t *p = &self->procs[self->proc_index[j] - 1];
-        if (p->pid == pid)
+        if (p->pid == pid && (!node || strcmp(p->node, node) == 0))
             return p;
     }
     return NULL;
 }
 
-/* Finds or adds; NULL when the table is full or memory runs out. */
+/* Finds or adds; NULL when the table is full or memory runs out. node is
+ * an interned name (s_node_intern). */
 static agg_wproc_t *
-s_proc_get(agg_window_t *self, uint32_t pid, const char *name)
+s_proc_get(agg_window_t *self, const char *node, uint32_t pid,
+           const char *name)
 {
-    agg_wproc_t *p = s_proc_find(self, pid);
+    agg_wproc_t *p = s_proc_find(self, node, pid);
     if (p)
         return p;
     if (self->nprocs >= AGG_WINDOW_MAX_PROCS)
@@ -136,6 +175,7 @@ s_proc_get(agg_window_t *self, uint32_t pid, const char *name)
     p = &self->procs[self->nprocs];
     memset(p, 0, sizeof(*p));
     p->pid = pid;
+    p->node = node;
     p->name = copy;
     size_t mask = self->proc_index_cap - 1;
     size_t j = hash_mix64(pid) & mask;
@@ -191,9 +231,11 @@ s_task_tree(agg_window_t *self, int task, int kind)
 
 /* ------------------------------------------------------------- stacks */
 static uint64_t
-s_stack_hash(const flame_node_t *leaf, uint32_t pid)
+s_stack_hash(const flame_node_t *leaf, uint32_t pid, const char *node)
 {
-    return hash_mix64((uint64_t)(uintptr_t)leaf ^ ((uint64_t)pid << 1));
+    /* Interned: the pointer names the node. */
+    return hash_mix64((uint64_t)(uintptr_t)leaf ^ ((uint64_t)pid << 1)
+                      ^ ((uint64_t)(uintptr_t)node << 17));
 }
 
 static int
@@ -204,7 +246,8 @@ s_stack_index_grow(agg_window_t *self)
     if (!idx)
         return -1;
     for (size_t i = 0; i < self->nstacks; i++) {
-        size_t j = s_stack_hash(self->stacks[i].leaf, self->stacks[i].pid)
+        size_t j = s_stack_hash(self->stacks[i].leaf, self->stacks[i].pid,
+                                self->stacks[i].node)
                    & (cap - 1);
         while (idx[j])
             j = (j + 1) & (cap - 1);
@@ -218,14 +261,15 @@ s_stack_index_grow(agg_window_t *self)
 
 static void
 s_stack_add(agg_window_t *self, const flame_node_t *leaf, uint32_t task,
-            uint32_t pid, uint8_t kind, uint64_t count, uint64_t ns)
+            const char *node, uint32_t pid, uint8_t kind, uint64_t count,
+            uint64_t ns)
 {
     if (self->stack_index_cap) {
         size_t mask = self->stack_index_cap - 1;
-        for (size_t j = s_stack_hash(leaf, pid) & mask;
+        for (size_t j = s_stack_hash(leaf, pid, node) & mask;
              self->stack_index[j]; j = (j + 1) & mask) {
             agg_wstack_t *s = &self->stacks[self->stack_index[j] - 1];
-            if (s->leaf == leaf && s->pid == pid) {
+            if (s->leaf == leaf && s->pid == pid && s->node == node) {
                 s->count += count;
                 s->ns += ns;
                 return;
@@ -255,11 +299,12 @@ s_stack_add(agg_window_t *self, const flame_node_t *leaf, uint32_t task,
     s->leaf = leaf;
     s->task = task;
     s->pid = pid;
+    s->node = node;
     s->kind = kind;
     s->count = count;
     s->ns = ns;
     size_t mask = self->stack_index_cap - 1;
-    size_t j = s_stack_hash(leaf, pid) & mask;
+    size_t j = s_stack_hash(leaf, pid, node) & mask;
     while (self->stack_index[j])
         j = (j + 1) & mask;
     self->stack_index[j] = (uint32_t)++self->nstacks;
@@ -293,13 +338,15 @@ agg_window_add_batch(agg_window_t *self, const wire_sym_batch_t *b,
     uint64_t hashes[PATH_MAX];
     uint8_t types[PATH_MAX];
     char pidstr[16], comm[WIRE_COMM_LEN + 1];
+    /* Every pid of the batch lives on the batch's node. */
+    const char *node = s_node_intern(self, b->node);
 
     /* The batch's process table is the freshest name for each pid. */
     for (uint32_t i = 0; i < b->nprocs; i++) {
         const wire_proc_t *p = &b->procs[i];
         if (!p->name || !*p->name)
             continue;
-        agg_wproc_t *wp = s_proc_get(self, p->pid, p->name);
+        agg_wproc_t *wp = s_proc_get(self, node, p->pid, p->name);
         if (wp)
             s_proc_rename(wp, p->name);
     }
@@ -334,15 +381,16 @@ agg_window_add_batch(agg_window_t *self, const wire_sym_batch_t *b,
             rejected++;
             continue;
         }
-        agg_wproc_t *wp = s_proc_find(self, s->pid);
+        agg_wproc_t *wp = s_proc_find(self, node, s->pid);
         size_t clen = strnlen(s->comm, WIRE_COMM_LEN);
         memcpy(comm, s->comm, clen);
         comm[clen] = '\0';
         if (!wp) {
-            const char *pname = name_fn ? name_fn(name_arg, s->pid) : NULL;
+            const char *pname = name_fn ? name_fn(name_arg, node, s->pid)
+                                        : NULL;
             if (!pname || !*pname)
                 pname = clen ? comm : "[unknown]";
-            wp = s_proc_get(self, s->pid, pname);
+            wp = s_proc_get(self, node, s->pid, pname);
         }
         if (wp) {
             if (s->kind == WIRE_KIND_ON_CPU) {
@@ -355,15 +403,18 @@ agg_window_add_batch(agg_window_t *self, const wire_sym_batch_t *b,
         }
 
         snprintf(pidstr, sizeof(pidstr), "%u", s->pid);
-        names[0] = pidstr;
-        hashes[0] = hash_fnv1a(pidstr, 0);
-        types[0] = FLAME_PROCESS;
-        names[1] = clen ? comm : (wp ? wp->name : "[unknown]");
-        hashes[1] = hash_fnv1a(names[1], 0);
-        types[1] = FLAME_THREAD;
+        names[0] = node;
+        hashes[0] = hash_fnv1a(node, 0);
+        types[0] = FLAME_NODE;
+        names[1] = pidstr;
+        hashes[1] = hash_fnv1a(pidstr, 0);
+        types[1] = FLAME_PROCESS;
+        names[2] = clen ? comm : (wp ? wp->name : "[unknown]");
+        hashes[2] = hash_fnv1a(names[2], 0);
+        types[2] = FLAME_THREAD;
         /* Frames arrive leaf first (kernel part first); trees are root
          * first, so the whole sequence is reversed. */
-        size_t n = 2;
+        size_t n = 3;
         for (uint32_t f = s->nframes; f-- > 0;) {
             const wire_frame_t *fr = &b->frames[s->frames[f]];
             names[n] = fr->name ? fr->name : "[unknown]";
@@ -388,15 +439,15 @@ agg_window_add_batch(agg_window_t *self, const wire_sym_batch_t *b,
                 rejected = -1;
                 goto cleanup;
             }
-            const flame_node_t *leaf = flame_add_hashed(tree, names + 2,
-                                                        hashes + 2, types + 2,
-                                                        n - 2, s->weight_ns,
+            const flame_node_t *leaf = flame_add_hashed(tree, names + 3,
+                                                        hashes + 3, types + 3,
+                                                        n - 3, s->weight_ns,
                                                         s->count);
             if (!leaf) {
                 rejected = -1;
                 goto cleanup;
             }
-            s_stack_add(self, leaf, (uint32_t)ti, s->pid, s->kind,
+            s_stack_add(self, leaf, (uint32_t)ti, node, s->pid, s->kind,
                         s->count, s->weight_ns);
         }
     }
@@ -414,6 +465,9 @@ s_stack_cmp(const void *a, const void *b)
         return x->task < y->task ? -1 : 1;
     if (x->pid != y->pid)
         return x->pid < y->pid ? -1 : 1;
+    int c = strcmp(x->node, y->node);
+    if (c)
+        return c < 0 ? -1 : 1;
     if (x->kind != y->kind)
         return x->kind < y->kind ? -1 : 1;
     return 0;
@@ -490,9 +544,18 @@ agg_window_proc(const agg_window_t *self, size_t i)
 }
 
 const agg_wproc_t *
-agg_window_find_proc(const agg_window_t *self, uint32_t pid)
+agg_window_find_proc(const agg_window_t *self, const char *node,
+                     uint32_t pid)
 {
-    return s_proc_find(self, pid);
+    return s_proc_find(self, node, pid);
+}
+
+size_t agg_window_nnodes(const agg_window_t *self) { return self->nnodes; }
+
+const char *
+agg_window_node(const agg_window_t *self, size_t i)
+{
+    return i < self->nnodes ? self->nodes[i] : NULL;
 }
 
 size_t agg_window_nstacks(const agg_window_t *self) { return self->nstacks; }
@@ -575,15 +638,27 @@ int
 agg_window_procs_encode(const agg_window_t *self, unsigned char **out,
                         size_t *len)
 {
-    size_t cap = 10;
+    /* Without node names the table keeps the older layout, so a single
+     * node-less deployment writes what it always wrote. */
+    int with_nodes = self->nnodes > 0;
+    size_t cap = 20;
     for (size_t i = 0; i < self->nprocs; i++)
-        cap += 6 * 10 + strlen(self->procs[i].name);
+        cap += 7 * 10 + strlen(self->procs[i].name)
+               + strlen(self->procs[i].node);
     unsigned char *buf = malloc(cap), *p = buf, *end = buf + cap;
     if (!buf)
         return -1;
+    if (with_nodes)
+        s_put_varint(&p, end, PROCS_FORMAT_NODES);
     s_put_varint(&p, end, self->nprocs);
     for (size_t i = 0; i < self->nprocs; i++) {
         const agg_wproc_t *w = &self->procs[i];
+        if (with_nodes) {
+            size_t node_len = strlen(w->node);
+            s_put_varint(&p, end, node_len);
+            memcpy(p, w->node, node_len);
+            p += node_len;
+        }
         size_t nlen = strlen(w->name);
         s_put_varint(&p, end, w->pid);
         s_put_varint(&p, end, w->cpu_ns);
@@ -603,11 +678,32 @@ int
 agg_window_procs_decode(agg_window_t *self, const void *data, size_t len)
 {
     const unsigned char *p = data, *end = p + len;
-    char name[WIRE_MAX_STR + 1];
+    char name[WIRE_MAX_STR + 1], node_name[WIRE_MAX_NODE + 1];
     uint64_t n, v[6];
-    if (s_get_varint(&p, end, &n) || n > AGG_WINDOW_MAX_PROCS)
+    int with_nodes = 0;
+    if (s_get_varint(&p, end, &n))
+        return -1;
+    if (n == PROCS_FORMAT_NODES) {
+        with_nodes = 1;
+        if (s_get_varint(&p, end, &n))
+            return -1;
+    }
+    if (n > AGG_WINDOW_MAX_PROCS)
         return -1;
     for (uint64_t i = 0; i < n; i++) {
+        const char *node = "";
+        if (with_nodes) {
+            uint64_t node_len;
+            if (s_get_varint(&p, end, &node_len) || node_len > WIRE_MAX_NODE
+                || node_len > (uint64_t)(end - p))
+                return -1;
+            memcpy(node_name, p, node_len);
+            node_name[node_len] = '\0';
+            p += node_len;
+            if (strlen(node_name) != node_len)
+                return -1;
+            node = s_node_intern(self, node_name);
+        }
         for (int k = 0; k < 6; k++)
             if (s_get_varint(&p, end, &v[k]))
                 return -1;
@@ -617,7 +713,7 @@ agg_window_procs_decode(agg_window_t *self, const void *data, size_t len)
         memcpy(name, p, v[5]);
         name[v[5]] = '\0';
         p += v[5];
-        agg_wproc_t *w = s_proc_get(self, (uint32_t)v[0], name);
+        agg_wproc_t *w = s_proc_get(self, node, (uint32_t)v[0], name);
         if (!w)
             return -1;
         w->cpu_ns += v[1];

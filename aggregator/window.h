@@ -1,13 +1,18 @@
 /* One aggregation window (profiling.flush_interval): what was sampled
  * between start_ms and end_ms.
  *
- *   host[kind]   "Total" -> "<pid>" (FLAME_PROCESS) -> thread (FLAME_THREAD)
- *                -> frames root first. The pid layer is keyed by pid, not
- *                name, so one tree answers both the host-wide view (where
- *                query time relabels it "[p] <name>") and per-pid queries.
+ *   host[kind]   "Total" -> "<node>" (FLAME_NODE) -> "<pid>" (FLAME_PROCESS)
+ *                -> thread (FLAME_THREAD) -> frames root first. Pids are
+ *                unique only within a node, so the node layer comes first
+ *                ("" for senders that name none). The pid layer is keyed
+ *                by pid, not name, so one tree answers both the host-wide
+ *                view (where query time relabels it "[p] <name>", and
+ *                drops the node layer when only one node is present) and
+ *                per-pid queries. Windows stored before the node layer
+ *                have pid nodes straight under the root: node "".
  *   tasks        per task id and kind: task id -> frames root first.
- *   procs        per pid: name and CPU / off-CPU totals of the window.
- *   stacks       per (task, pid, distinct stack): counts for agg.profile;
+ *   procs        per (node, pid): name and CPU / off-CPU totals.
+ *   stacks       per (task, node, pid, distinct stack): for agg.profile;
  *                the stack is identified by its leaf in the task tree.
  *
  * A window is filled by one thread, then closed; after that it is
@@ -26,9 +31,11 @@
 #define AGG_WINDOW_MAX_TASKS 256
 #define AGG_WINDOW_MAX_PROCS 65536
 #define AGG_WINDOW_MAX_STACKS (1u << 20)
+#define AGG_WINDOW_MAX_NODES 4096 /* distinct node names; more fold into "" */
 
 typedef struct {
     uint32_t pid;
+    const char *node;               /* interned in the window; "" = none */
     const char *name;
     uint64_t cpu_ns, samples;       /* on-CPU */
     uint64_t off_ns, switches;      /* off-CPU */
@@ -43,14 +50,15 @@ typedef struct {
     const flame_node_t *leaf;       /* in tasks[task].tree[kind] */
     uint32_t task;                  /* index into the window's tasks */
     uint32_t pid;
+    const char *node;               /* interned in the window */
     uint8_t kind;
     uint64_t count, ns;
 } agg_wstack_t;
 
 typedef struct agg_window agg_window_t;
 
-/* Resolves a pid to a process name when the batch carries none. */
-typedef const char *(*agg_name_fn)(void *arg, uint32_t pid);
+/* Resolves (node, pid) to a process name when the batch carries none. */
+typedef const char *(*agg_name_fn)(void *arg, const char *node, uint32_t pid);
 
 agg_window_t *agg_window_new(uint64_t start_ms, size_t max_nodes);
 void agg_window_destroy(agg_window_t **self_p);
@@ -60,7 +68,7 @@ void agg_window_destroy(agg_window_t **self_p);
 long agg_window_add_batch(agg_window_t *self, const wire_sym_batch_t *b,
                           agg_name_fn name_fn, void *name_arg);
 
-/* Seals the window: sorts the publication stacks by (task, pid). */
+/* Seals the window: sorts the publication stacks by (task, pid, node). */
 void agg_window_close(agg_window_t *self, uint64_t end_ms);
 
 uint64_t agg_window_start(const agg_window_t *self);
@@ -79,8 +87,12 @@ const agg_wtask_t *agg_window_find_task(const agg_window_t *self,
 
 size_t agg_window_nprocs(const agg_window_t *self);
 const agg_wproc_t *agg_window_proc(const agg_window_t *self, size_t i);
+/* node NULL matches the pid on any node (the first found). */
 const agg_wproc_t *agg_window_find_proc(const agg_window_t *self,
-                                        uint32_t pid);
+                                        const char *node, uint32_t pid);
+/* Distinct node names the window's processes came from. */
+size_t agg_window_nnodes(const agg_window_t *self);
+const char *agg_window_node(const agg_window_t *self, size_t i);
 
 size_t agg_window_nstacks(const agg_window_t *self);
 const agg_wstack_t *agg_window_stacks(const agg_window_t *self);
