@@ -1198,6 +1198,97 @@ int wire_decode_hello(const void *data, size_t len, arena_t *arena,
     return s_finish(&r);
 }
 
+/* ================================================== aggregator replicas */
+
+int wire_encode_agg_peer(const wire_agg_peer_t *m, wire_buf_t *out)
+{
+    wr_t w;
+    s_writer_init(&w, out);
+    if (!s_strlen_ok(m->instance, WIRE_MAX_AGG_INSTANCE) ||
+        !m->instance || !m->instance[0] ||
+        !s_strlen_ok(m->addr, WIRE_MAX_AGG_ADDR))
+        return -1;
+    s_w_header(&w, &m->hdr, 3);
+    s_w_str(&w, m->instance);
+    s_w_str(&w, m->addr);
+    s_w_u64(&w, m->leaving ? 1 : 0);
+    return s_writer_done(&w, 1);
+}
+
+int wire_decode_agg_peer(const void *data, size_t len, arena_t *arena,
+                         wire_agg_peer_t *m, char *err, size_t errlen)
+{
+    rd_t r;
+    memset(m, 0, sizeof *m);
+    if (s_reader_init(&r, data, len, arena, err, errlen) ||
+        s_header(&r, &m->hdr, 3))
+        return -1;
+    r.field = "agg peer";
+    if (s_str(&r, &m->instance, WIRE_MAX_AGG_INSTANCE) ||
+        s_str(&r, &m->addr, WIRE_MAX_AGG_ADDR) ||
+        s_u8(&r, &m->leaving, 1))
+        return -1;
+    if (!m->instance[0])
+        return s_fail(&r, "empty instance");
+    return s_finish(&r);
+}
+
+int wire_encode_agg_release(const wire_agg_release_t *m, wire_buf_t *out)
+{
+    wr_t w;
+    s_writer_init(&w, out);
+    if (!m->instance || !m->instance[0] ||
+        !s_strlen_ok(m->instance, WIRE_MAX_AGG_INSTANCE) ||
+        m->bucket >= WIRE_BUCKETS || m->nmarks > WIRE_MAX_AGG_MARKS)
+        return -1;
+    for (uint32_t i = 0; i < m->nmarks; i++)
+        if (!m->marks[i].sender || !m->marks[i].sender[0] ||
+            !s_strlen_ok(m->marks[i].sender, WIRE_MAX_STR))
+            return -1;
+    s_w_header(&w, &m->hdr, 3);
+    s_w_str(&w, m->instance);
+    s_w_u64(&w, m->bucket);
+    msgpack_pack_array(&w.pk, m->nmarks);
+    for (uint32_t i = 0; i < m->nmarks; i++) {
+        msgpack_pack_array(&w.pk, 2);
+        s_w_str(&w, m->marks[i].sender);
+        s_w_u64(&w, m->marks[i].seq);
+    }
+    return s_writer_done(&w, 1);
+}
+
+int wire_decode_agg_release(const void *data, size_t len, arena_t *arena,
+                            wire_agg_release_t *m, char *err, size_t errlen)
+{
+    rd_t r;
+    memset(m, 0, sizeof *m);
+    if (s_reader_init(&r, data, len, arena, err, errlen) ||
+        s_header(&r, &m->hdr, 3))
+        return -1;
+    r.field = "agg release";
+    if (s_str(&r, &m->instance, WIRE_MAX_AGG_INSTANCE) ||
+        s_u32(&r, &m->bucket, WIRE_BUCKETS - 1))
+        return -1;
+    if (!m->instance[0])
+        return s_fail(&r, "empty instance");
+    r.field = "marks";
+    if (s_array(&r, &m->nmarks, WIRE_MAX_AGG_MARKS))
+        return -1;
+    wire_agg_mark_t *marks = s_alloc(&r, m->nmarks, sizeof *marks);
+    if (!marks)
+        return -1;
+    for (uint32_t i = 0; i < m->nmarks; i++) {
+        if (s_expect_fields(&r, "mark", 2) ||
+            s_str(&r, &marks[i].sender, WIRE_MAX_STR) ||
+            s_uint(&r, &marks[i].seq, UINT64_MAX))
+            return -1;
+        if (!marks[i].sender[0])
+            return s_fail(&r, "mark %u: empty sender", i);
+    }
+    m->marks = marks;
+    return s_finish(&r);
+}
+
 /* ====================================================== process entities */
 
 int wire_encode_proc_ids(const wire_proc_ids_t *m, wire_buf_t *out)

@@ -35,6 +35,9 @@
 #define WIRE_MAX_PAYLOAD     (64u << 20)
 #define WIRE_COMM_LEN        16
 #define WIRE_MAX_NODE        253      /* bytes in a node name (DNS name) */
+#define WIRE_MAX_AGG_INSTANCE 64      /* aggregator replica names */
+#define WIRE_MAX_AGG_ADDR    256      /* host:port of a replica's API */
+#define WIRE_MAX_AGG_MARKS   4096     /* origin senders per released bucket */
 #define WIRE_BUCKETS         64       /* pid buckets in sharded topics */
 #define WIRE_NO_OBJECT       0xffffffffu
 
@@ -49,6 +52,10 @@
 #define TOPIC_PROC_IDS       "proc.ids"      /* OAP process ids (uplink) */
 #define TOPIC_STATS          "stats."        /* + stage name */
 #define TOPIC_HELLO          "ctl.hello."    /* + role: replica membership */
+#define TOPIC_AGG_CTL        "ctl.agg."      /* aggregator replicas only: */
+#define TOPIC_AGG_PEER       "ctl.agg.peer"    /* where a replica's API is */
+#define TOPIC_AGG_CLAIM      "ctl.agg.claim"   /* "I own and hear bucket B" */
+#define TOPIC_AGG_RELEASE    "ctl.agg.release" /* "I stopped counting B at" */
 #define TOPIC_POLICY_UPDATE  "policy.update" /* OAP policies for policy-engine */
 #define TOPIC_TRIGGER        "trigger.report"/* continuous trigger for uplink */
 #define TOPIC_METERS         "metric.continuous" /* monitor meters for uplink */
@@ -302,6 +309,32 @@ typedef struct {
     uint8_t leaving;       /* 1 on clean shutdown */
 } wire_hello_t;
 
+/* ------------------------------------------ aggregator replicas (ctl.agg.*)
+ * Exchanged by aggregator replicas only (aggregator/handover.c,
+ * replicas.c): the address of each replica's HTTP API, and the exact
+ * hand-over of a pid bucket: the new owner claims it, the old owner
+ * releases it with, per origin sender, the highest origin seq it counted. */
+typedef struct {
+    wire_header_t hdr;
+    const char *instance;
+    const char *addr;      /* host:port of its HTTP API */
+    uint8_t leaving;       /* 1 on clean shutdown */
+} wire_agg_peer_t;
+
+typedef struct {
+    const char *sender;    /* origin sender (a collector) */
+    uint64_t seq;          /* highest origin seq counted */
+} wire_agg_mark_t;
+
+/* A release; a claim is the same message with no marks. */
+typedef struct {
+    wire_header_t hdr;
+    const char *instance;  /* the replica that claims or releases */
+    uint32_t bucket;       /* < WIRE_BUCKETS */
+    uint32_t nmarks;
+    const wire_agg_mark_t *marks;
+} wire_agg_release_t;
+
 /* ------------------------------------------- process entities (uplink) */
 /* Full state of the processes the uplink reported to the OAP, republished
  * periodically on "proc.ids": the OAP process id and entity of each pid. */
@@ -396,6 +429,12 @@ int wire_decode_stats(const void *data, size_t len, arena_t *arena,
 int wire_encode_hello(const wire_hello_t *m, wire_buf_t *out);
 int wire_decode_hello(const void *data, size_t len, arena_t *arena,
                       wire_hello_t *m, char *err, size_t errlen);
+int wire_encode_agg_peer(const wire_agg_peer_t *m, wire_buf_t *out);
+int wire_decode_agg_peer(const void *data, size_t len, arena_t *arena,
+                         wire_agg_peer_t *m, char *err, size_t errlen);
+int wire_encode_agg_release(const wire_agg_release_t *m, wire_buf_t *out);
+int wire_decode_agg_release(const void *data, size_t len, arena_t *arena,
+                            wire_agg_release_t *m, char *err, size_t errlen);
 
 int wire_encode_proc_ids(const wire_proc_ids_t *m, wire_buf_t *out);
 int wire_decode_proc_ids(const void *data, size_t len, arena_t *arena,

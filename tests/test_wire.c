@@ -631,6 +631,98 @@ START_TEST(node_field_rejects_bad_names)
 }
 END_TEST
 
+/* The aggregator replicas' control messages: round trips, then what a
+ * replica must refuse (bucket out of range, empty names, a huge claimed
+ * mark count, marks of the wrong shape). */
+START_TEST(agg_control_messages)
+{
+    wire_agg_peer_t p = {.instance = "a1", .addr = "10.0.0.7:8080",
+                         .leaving = 1}, po;
+    ck_assert_int_eq(wire_encode_agg_peer(&p, &s_buf), 0);
+    ck_assert_int_eq(wire_decode_agg_peer(s_buf.data, s_buf.len, s_arena, &po,
+                                          s_err, sizeof s_err), 0);
+    ck_assert_str_eq(po.instance, "a1");
+    ck_assert_str_eq(po.addr, "10.0.0.7:8080");
+    ck_assert_uint_eq(po.leaving, 1);
+
+    static const wire_agg_mark_t marks[] = {{"collector/n1.ab", 41},
+                                            {"collector/n2.cd", 7}};
+    wire_agg_release_t r = {.instance = "a2", .bucket = 63, .nmarks = 2,
+                            .marks = marks}, ro;
+    s_buf.len = 0;
+    ck_assert_int_eq(wire_encode_agg_release(&r, &s_buf), 0);
+    ck_assert_int_eq(wire_decode_agg_release(s_buf.data, s_buf.len, s_arena,
+                                             &ro, s_err, sizeof s_err), 0);
+    ck_assert_str_eq(ro.instance, "a2");
+    ck_assert_uint_eq(ro.bucket, 63);
+    ck_assert_uint_eq(ro.nmarks, 2);
+    ck_assert_str_eq(ro.marks[1].sender, "collector/n2.cd");
+    ck_assert_uint_eq(ro.marks[0].seq, 41);
+    /* Every truncation is refused. */
+    for (size_t cut = 0; cut < s_buf.len; cut++)
+        ck_assert_int_eq(wire_decode_agg_release(s_buf.data, cut, s_arena,
+                                                 &ro, s_err, sizeof s_err), -1);
+
+    /* The encoder refuses what the decoder would. */
+    r.bucket = WIRE_BUCKETS;
+    ck_assert_int_eq(wire_encode_agg_release(&r, &s_buf), -1);
+    r.bucket = 1;
+    r.instance = "";
+    ck_assert_int_eq(wire_encode_agg_release(&r, &s_buf), -1);
+
+    /* Bucket out of range on the wire. */
+    s_pk_begin();
+    s_pk_header(7, 1);
+    msgpack_pack_str(&s_pk, 2);
+    msgpack_pack_str_body(&s_pk, "a3", 2);
+    msgpack_pack_uint64(&s_pk, WIRE_BUCKETS);
+    msgpack_pack_array(&s_pk, 0);
+    ck_assert_int_eq(wire_decode_agg_release(s_sb.data, s_sb.size, s_arena,
+                                             &ro, s_err, sizeof s_err), -1);
+    msgpack_sbuffer_destroy(&s_sb);
+
+    /* Four billion marks claimed in a few bytes: refused, nothing taken. */
+    size_t used = arena_used(s_arena);
+    s_pk_begin();
+    s_pk_header(7, 1);
+    msgpack_pack_str(&s_pk, 2);
+    msgpack_pack_str_body(&s_pk, "a3", 2);
+    msgpack_pack_uint64(&s_pk, 3);
+    static const char huge[] = {(char)0xdd, (char)0xff, (char)0xff,
+                                (char)0xff, (char)0xff};
+    msgpack_sbuffer_write(&s_sb, huge, sizeof huge);
+    ck_assert_int_eq(wire_decode_agg_release(s_sb.data, s_sb.size, s_arena,
+                                             &ro, s_err, sizeof s_err), -1);
+    ck_assert_uint_lt(arena_used(s_arena) - used, 4096);
+    msgpack_sbuffer_destroy(&s_sb);
+
+    /* A mark that is not [sender, seq]. */
+    s_pk_begin();
+    s_pk_header(7, 1);
+    msgpack_pack_str(&s_pk, 2);
+    msgpack_pack_str_body(&s_pk, "a3", 2);
+    msgpack_pack_uint64(&s_pk, 3);
+    msgpack_pack_array(&s_pk, 1);
+    msgpack_pack_array(&s_pk, 1);
+    msgpack_pack_uint64(&s_pk, 9);
+    ck_assert_int_eq(wire_decode_agg_release(s_sb.data, s_sb.size, s_arena,
+                                             &ro, s_err, sizeof s_err), -1);
+    msgpack_sbuffer_destroy(&s_sb);
+
+    /* A peer with an empty instance. */
+    s_pk_begin();
+    s_pk_header(7, 1);
+    msgpack_pack_str(&s_pk, 0);
+    msgpack_pack_str_body(&s_pk, "", 0);
+    msgpack_pack_str(&s_pk, 1);
+    msgpack_pack_str_body(&s_pk, "x", 1);
+    msgpack_pack_uint64(&s_pk, 0);
+    ck_assert_int_eq(wire_decode_agg_peer(s_sb.data, s_sb.size, s_arena, &po,
+                                          s_err, sizeof s_err), -1);
+    msgpack_sbuffer_destroy(&s_sb);
+}
+END_TEST
+
 START_TEST(pid_buckets_spread_and_topics)
 {
     int seen[WIRE_BUCKETS] = {0};
@@ -663,6 +755,7 @@ int main(void)
     tcase_add_test(tc, task_set_round_trip);
     tcase_add_test(tc, profile_batch_round_trip);
     tcase_add_test(tc, stats_hello_proc_events_round_trip);
+    tcase_add_test(tc, agg_control_messages);
     tcase_add_test(tc, continuous_messages_round_trip);
     tcase_add_test(tc, arena_limit_bounds_decoding);
     tcase_add_test(tc, pid_buckets_spread_and_topics);
