@@ -145,7 +145,7 @@ s_mark(agg_handover_t *self, bucket_t *b, const char *sender, int create)
         return NULL;
     if (b->nmarks == b->cap) {
         uint32_t cap = b->cap ? b->cap * 2 : 8;
-        mark_t *m = cap <= AGG_CTL_MAX_MARKS
+        mark_t *m = cap <= WIRE_MAX_AGG_MARKS
                         ? realloc(b->marks, cap * sizeof(*m)) : NULL;
         if (!m) {
             stats_inc(self->m_marks_full);
@@ -279,7 +279,7 @@ agg_handover_counted(agg_handover_t *self, uint32_t bucket,
 }
 
 void
-agg_handover_on_release(agg_handover_t *self, const agg_release_msg_t *m)
+agg_handover_on_release(agg_handover_t *self, const wire_agg_release_t *m)
 {
     if (m->bucket >= WIRE_BUCKETS)
         return;
@@ -325,13 +325,13 @@ static void
 s_release(agg_handover_t *self, uint32_t bucket)
 {
     bucket_t *b = &self->b[bucket];
-    agg_mark_t *marks = calloc(b->nmarks ? b->nmarks : 1, sizeof(*marks));
+    wire_agg_mark_t *marks = calloc(b->nmarks ? b->nmarks : 1, sizeof(*marks));
     uint32_t n = 0;
     if (marks) {
         for (uint32_t i = 0; i < b->nmarks; i++) {
             uint64_t seq = b->marks[i].counted > b->marks[i].floor
                                ? b->marks[i].counted : b->marks[i].floor;
-            marks[n++] = (agg_mark_t){ b->marks[i].sender, seq };
+            marks[n++] = (wire_agg_mark_t){ b->marks[i].sender, seq };
         }
     } else {
         log_warn("handover: out of memory releasing bucket %u; its new "

@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ctlmsg.h"
+#include "wire.h"
 #include "stats.h"
 
 #define AGG_HANDOVER_GRACE_MS 8000      /* longest wait for a claim */
@@ -43,7 +43,7 @@ typedef void (*agg_replay_fn)(void *arg, const char *topic, const void *data,
 typedef void (*agg_claim_fn)(void *arg, uint32_t bucket);
 /* Publishes the release of a bucket. */
 typedef void (*agg_release_fn)(void *arg, uint32_t bucket,
-                               const agg_mark_t *marks, uint32_t nmarks);
+                               const wire_agg_mark_t *marks, uint32_t nmarks);
 
 typedef struct {
     stats_t *stats;                /* required */
@@ -75,7 +75,7 @@ int agg_handover_admit(agg_handover_t *self, uint32_t bucket,
 void agg_handover_counted(agg_handover_t *self, uint32_t bucket,
                           const char *origin_sender, uint64_t origin_seq);
 /* Another replica's release (own releases must be filtered by caller). */
-void agg_handover_on_release(agg_handover_t *self, const agg_release_msg_t *m);
+void agg_handover_on_release(agg_handover_t *self, const wire_agg_release_t *m);
 /* Another replica claimed bucket: if we still count it, release soon. */
 void agg_handover_on_claim(agg_handover_t *self, uint32_t bucket,
                            uint64_t now_ms);

@@ -13,13 +13,17 @@
 
 #include "agg.h"
 #include "api.h"
-#include "ctlmsg.h"
+#include "wire.h"
 #include "fanout.h"
 #include "handover.h"
 #include "log.h"
 #include "replicas.h"
 #include "shard.h"
 #include "stage.h"
+
+/* Decoded replica control messages (reset after each): a release of
+ * WIRE_MAX_AGG_MARKS marks with realistic sender names fits many times. */
+#define AGG_CTL_ARENA_BYTES (4u << 20)
 
 /* Messages handled per wakeup, so timers and the API pump stay timely
  * under a flood. */
@@ -50,7 +54,7 @@ typedef struct {
     agg_handover_t *handover;
     agg_replicas_t *replicas;
     agg_fanout_t *fanout;
-    char advertise[AGG_CTL_MAX_ADDR + 1];  /* "" = no API to offer */
+    char advertise[WIRE_MAX_AGG_ADDR + 1];  /* "" = no API to offer */
     uint64_t last_announce_ms;
     arena_t *ctl_arena;
     wire_buf_t ctl_buf;
@@ -90,17 +94,17 @@ s_replay(void *arg, const char *topic, const void *data, size_t len)
 }
 
 static void
-s_publish_release(void *arg, uint32_t bucket, const agg_mark_t *marks,
+s_publish_release(void *arg, uint32_t bucket, const wire_agg_mark_t *marks,
                   uint32_t nmarks)
 {
     aggd_t *self = arg;
-    agg_release_msg_t m = { .instance = self->stage->instance,
+    wire_agg_release_t m = { .instance = self->stage->instance,
                             .bucket = bucket, .nmarks = nmarks,
                             .marks = marks };
     wire_header_set(&m.hdr, self->stage->sender,
                     bus_next_seq(self->stage->bus, TOPIC_AGG_RELEASE));
     wire_buf_reset(&self->ctl_buf);
-    if (agg_encode_release(&m, &self->ctl_buf)
+    if (wire_encode_agg_release(&m, &self->ctl_buf)
         || bus_publish(self->stage->bus, TOPIC_AGG_RELEASE,
                        self->ctl_buf.data, self->ctl_buf.len))
         log_warn("handover: cannot publish the release of bucket %u; its "
@@ -111,12 +115,12 @@ static void
 s_publish_claim(void *arg, uint32_t bucket)
 {
     aggd_t *self = arg;
-    agg_release_msg_t m = { .instance = self->stage->instance,
+    wire_agg_release_t m = { .instance = self->stage->instance,
                             .bucket = bucket };
     wire_header_set(&m.hdr, self->stage->sender,
                     bus_next_seq(self->stage->bus, TOPIC_AGG_CLAIM));
     wire_buf_reset(&self->ctl_buf);
-    if (agg_encode_release(&m, &self->ctl_buf) == 0)
+    if (wire_encode_agg_release(&m, &self->ctl_buf) == 0)
         bus_publish(self->stage->bus, TOPIC_AGG_CLAIM, self->ctl_buf.data,
                     self->ctl_buf.len);
 }
@@ -126,13 +130,13 @@ s_announce(aggd_t *self, int leaving)
 {
     if (!self->advertise[0])
         return;
-    agg_peer_msg_t m = { .instance = self->stage->instance,
+    wire_agg_peer_t m = { .instance = self->stage->instance,
                          .addr = self->advertise,
                          .leaving = (uint8_t)leaving };
     wire_header_set(&m.hdr, self->stage->sender,
                     bus_next_seq(self->stage->bus, TOPIC_AGG_PEER));
     wire_buf_reset(&self->ctl_buf);
-    if (agg_encode_peer(&m, &self->ctl_buf) == 0)
+    if (wire_encode_agg_peer(&m, &self->ctl_buf) == 0)
         bus_publish(self->stage->bus, TOPIC_AGG_PEER, self->ctl_buf.data,
                     self->ctl_buf.len);
 }
@@ -150,8 +154,8 @@ s_on_ctl(aggd_t *self, const char *topic, const void *data, size_t len)
     char err[256];
     arena_reset(self->ctl_arena);
     if (strcmp(topic, TOPIC_AGG_PEER) == 0) {
-        agg_peer_msg_t m;
-        if (agg_decode_peer(data, len, self->ctl_arena, &m, err,
+        wire_agg_peer_t m;
+        if (wire_decode_agg_peer(data, len, self->ctl_arena, &m, err,
                             sizeof(err))) {
             s_ctl_invalid(self, topic, err);
             return;
@@ -163,8 +167,8 @@ s_on_ctl(aggd_t *self, const char *topic, const void *data, size_t len)
                         "left out of queries", AGG_REPLICAS_MAX, m.instance);
     } else if (strcmp(topic, TOPIC_AGG_RELEASE) == 0
                || strcmp(topic, TOPIC_AGG_CLAIM) == 0) {
-        agg_release_msg_t m;
-        if (agg_decode_release(data, len, self->ctl_arena, &m, err,
+        wire_agg_release_t m;
+        if (wire_decode_agg_release(data, len, self->ctl_arena, &m, err,
                                sizeof(err))) {
             s_ctl_invalid(self, topic, err);
             return;
@@ -307,7 +311,7 @@ s_replicas_start(aggd_t *self, uint64_t history_ms)
                                .claim = s_publish_claim, .arg = self };
     self->handover = agg_handover_new(&ho);
     self->replicas = agg_replicas_new(self->stage->instance, history_ms);
-    self->ctl_arena = arena_new(AGG_CTL_MAX_PAYLOAD * 4);
+    self->ctl_arena = arena_new(AGG_CTL_ARENA_BYTES);
     if (!self->handover || !self->replicas || !self->ctl_arena) {
         log_error("out of memory at start");
         return -1;

@@ -13,13 +13,13 @@ typedef struct {
 } live_t;
 
 typedef struct {
-    char instance[AGG_CTL_MAX_INSTANCE + 1];
+    char instance[WIRE_MAX_AGG_INSTANCE + 1];
     uint64_t wall_ms;
 } departed_t;
 
 struct agg_replicas {
     pthread_mutex_t lock;
-    char self_instance[AGG_CTL_MAX_INSTANCE + 1];
+    char self_instance[WIRE_MAX_AGG_INSTANCE + 1];
     uint64_t history_ms;
     live_t live[AGG_REPLICAS_MAX];
     size_t nlive;
@@ -70,7 +70,7 @@ s_depart(agg_replicas_t *self, size_t i, uint64_t wall_ms, const char *why)
 }
 
 int
-agg_replicas_on_peer(agg_replicas_t *self, const agg_peer_msg_t *m,
+agg_replicas_on_peer(agg_replicas_t *self, const wire_agg_peer_t *m,
                      uint64_t mono_ms, uint64_t wall_ms)
 {
     int rc = 0;

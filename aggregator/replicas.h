@@ -9,15 +9,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ctlmsg.h"
+#include "wire.h"
 
 #define AGG_REPLICAS_MAX 32
 #define AGG_REPLICAS_TIMEOUT_MS 3500
 #define AGG_REPLICAS_DEPARTED_MAX 16
 
 typedef struct {
-    char instance[AGG_CTL_MAX_INSTANCE + 1];
-    char addr[AGG_CTL_MAX_ADDR + 1];
+    char instance[WIRE_MAX_AGG_INSTANCE + 1];
+    char addr[WIRE_MAX_AGG_ADDR + 1];
 } agg_replica_t;
 
 typedef struct agg_replicas agg_replicas_t;
@@ -29,7 +29,7 @@ agg_replicas_t *agg_replicas_new(const char *self_instance,
 void agg_replicas_destroy(agg_replicas_t **self_p);
 
 /* Loop thread. wall_ms dates departures. -1 when the table is full. */
-int agg_replicas_on_peer(agg_replicas_t *self, const agg_peer_msg_t *m,
+int agg_replicas_on_peer(agg_replicas_t *self, const wire_agg_peer_t *m,
                          uint64_t mono_ms, uint64_t wall_ms);
 void agg_replicas_expire(agg_replicas_t *self, uint64_t mono_ms,
                          uint64_t wall_ms);

@@ -15,7 +15,6 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include "aggregator/ctlmsg.h"
 #include "harness.h"
 #include "testutil.h"
 #include "wire.h"
@@ -329,13 +328,13 @@ START_TEST(replicas_split_fan_out_and_hand_over)
                   "malformed control messages not counted");
     /* A well-formed release for a bucket a1 counts is ignored too. */
     double ignored_before = s_metric(0, "releases_ignored");
-    agg_mark_t mark = {"collector/test", 1u << 30};
-    agg_release_msg_t rel = {.instance = "intruder", .bucket = 3,
+    wire_agg_mark_t mark = {"collector/test", 1u << 30};
+    wire_agg_release_t rel = {.instance = "intruder", .bucket = 3,
                              .nmarks = 1, .marks = &mark};
     wire_header_set(&rel.hdr, "aggregator/intruder", 1);
     wire_buf_t buf;
     wire_buf_init(&buf);
-    ck_assert_int_eq(agg_encode_release(&rel, &buf), 0);
+    ck_assert_int_eq(wire_encode_agg_release(&rel, &buf), 0);
     pthread_mutex_lock(&R.pub_lock);
     th_pub_send(R.pub, TOPIC_AGG_RELEASE, buf.data, buf.len);
     pthread_mutex_unlock(&R.pub_lock);
@@ -359,57 +358,11 @@ START_TEST(replicas_split_fan_out_and_hand_over)
 }
 END_TEST
 
-/* Control message codec: round trip and rejection of bad input. */
-START_TEST(ctl_codec)
-{
-    arena_t *arena = arena_new(0);
-    wire_buf_t buf;
-    char err[128];
-    wire_buf_init(&buf);
-    agg_mark_t marks[2] = {{"collector/n1.0001", 42}, {"collector/n2.0002", 7}};
-    agg_release_msg_t rel = {.instance = "a1", .bucket = 63, .nmarks = 2,
-                             .marks = marks};
-    wire_header_set(&rel.hdr, "aggregator/a1.x", 5);
-    ck_assert_int_eq(agg_encode_release(&rel, &buf), 0);
-    agg_release_msg_t back;
-    ck_assert_int_eq(agg_decode_release(buf.data, buf.len, arena, &back, err,
-                                        sizeof err), 0);
-    ck_assert_str_eq(back.instance, "a1");
-    ck_assert_uint_eq(back.bucket, 63);
-    ck_assert_uint_eq(back.nmarks, 2);
-    ck_assert_str_eq(back.marks[1].sender, "collector/n2.0002");
-    ck_assert_uint_eq(back.marks[0].seq, 42);
-    /* Every truncation fails cleanly. */
-    for (size_t n = 0; n < buf.len; n++)
-        ck_assert_int_eq(agg_decode_release(buf.data, n, arena, &back, err,
-                                            sizeof err), -1);
-    rel.bucket = WIRE_BUCKETS;
-    wire_buf_reset(&buf);
-    ck_assert_int_eq(agg_encode_release(&rel, &buf), -1);
-
-    agg_peer_msg_t peer = {.instance = "a2", .addr = "10.0.0.2:8080"};
-    wire_header_set(&peer.hdr, "aggregator/a2.y", 1);
-    wire_buf_reset(&buf);
-    ck_assert_int_eq(agg_encode_peer(&peer, &buf), 0);
-    agg_peer_msg_t pb;
-    ck_assert_int_eq(agg_decode_peer(buf.data, buf.len, arena, &pb, err,
-                                     sizeof err), 0);
-    ck_assert_str_eq(pb.addr, "10.0.0.2:8080");
-    ck_assert_int_eq(pb.leaving, 0);
-    /* A peer message is not a release. */
-    ck_assert_int_eq(agg_decode_release(buf.data, buf.len, arena, &back, err,
-                                        sizeof err), -1);
-    wire_buf_release(&buf);
-    arena_destroy(&arena);
-}
-END_TEST
-
 int main(void)
 {
     Suite *s = suite_create("aggshard");
     TCase *tc = tcase_create("replicas");
     tcase_set_timeout(tc, 240);
-    tcase_add_test(tc, ctl_codec);
     tcase_add_test(tc, replicas_split_fan_out_and_hand_over);
     suite_add_tcase(s, tc);
     return tu_run(s);

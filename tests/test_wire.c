@@ -644,6 +644,11 @@ START_TEST(agg_control_messages)
     ck_assert_str_eq(po.instance, "a1");
     ck_assert_str_eq(po.addr, "10.0.0.7:8080");
     ck_assert_uint_eq(po.leaving, 1);
+    /* A peer message is not a release. */
+    wire_agg_release_t not_release;
+    ck_assert_int_eq(wire_decode_agg_release(s_buf.data, s_buf.len, s_arena,
+                                             &not_release, s_err,
+                                             sizeof s_err), -1);
 
     static const wire_agg_mark_t marks[] = {{"collector/n1.ab", 41},
                                             {"collector/n2.cd", 7}};
