@@ -5,8 +5,12 @@
  * runs our workload on the host and finds its functions through the
  * published API, scales the symbolizer to two replicas and shows both take
  * pid buckets and batches, kills a symbolizer replica and then the broker
- * (SIGKILL from the host, as a crash) and shows the stack recovers, and
- * tears everything down. Then runs the Kubernetes node layout's pod with
+ * (SIGKILL from the host, as a crash) and shows the stack recovers, adds
+ * an aggregator replica (SKYPROF_EXTRA_AGGREGATORS=1) and shows both
+ * aggregators own buckets and take batches and that the published port's
+ * fan-out answer is exactly the sum of both parts, stops the replica and
+ * shows the published one takes every bucket back, and tears everything
+ * down. Then runs the Kubernetes node layout's pod with
  * `podman kube play` and finds the workload through its API, and checks
  * the manifests offline (deploy/k8s/validate.py).
  *
@@ -97,12 +101,13 @@ cleanup:
 /* The same podman-compose invocation every step uses: the project name
  * keeps our containers apart from a user's stack; the replica count is part
  * of the desired state, so `up` and `down` both need it. */
-static int s_compose(int symbolizers, const char *args, char **out)
+static int s_compose(int symbolizers, int extra_aggregators, const char *args,
+                     char **out)
 {
     return s_sh(out,
-                "SKYPROF_SYMBOLIZERS=%d podman-compose -p %s -f " COMPOSE_FILE
-                " %s",
-                symbolizers, s_project, args);
+                "SKYPROF_SYMBOLIZERS=%d SKYPROF_EXTRA_AGGREGATORS=%d"
+                " podman-compose -p %s -f " COMPOSE_FILE " %s",
+                symbolizers, extra_aggregators, s_project, args);
 }
 
 /* Removes one run's pod, stack and images; names are that run's. */
@@ -110,7 +115,8 @@ static void s_teardown_run(const char *project, const char *pod, const char *tag
 {
     s_sh(NULL, "podman pod rm -f -t 2 %s", pod);
     s_sh(NULL, "podman volume rm -f %s-config", pod);
-    s_sh(NULL, "SKYPROF_IMAGE_TAG=%s SKYPROF_SYMBOLIZERS=2 podman-compose -p %s -f "
+    s_sh(NULL, "SKYPROF_IMAGE_TAG=%s SKYPROF_SYMBOLIZERS=2 SKYPROF_EXTRA_AGGREGATORS=1"
+               " podman-compose -p %s -f "
                COMPOSE_FILE " down -v -t 2", tag, project);
     /* Whatever a failed `up` or an interrupted run left behind. */
     s_sh(NULL, "podman ps -aq --filter label=io.podman.compose.project=%s"
@@ -131,7 +137,7 @@ static void s_teardown_pod(void)
 static void s_teardown_stack(void)
 {
     s_teardown_pod();
-    s_compose(2, "down -v -t 2", NULL);
+    s_compose(2, 1, "down -v -t 2", NULL);
     s_sh(NULL, "podman ps -aq --filter label=io.podman.compose.project=%s"
                " | xargs -r podman rm -f -t 0", s_project);
     s_sh(NULL, "podman network rm -f %s_skyprof", s_project);
@@ -393,6 +399,353 @@ static void s_crash(const char *container)
                   "%s was not restarted after SIGKILL", container);
 }
 
+/* ------------------------------------------------- aggregator replicas */
+
+/* An aggregator's own API: the published one on the host's port, an
+ * unpublished replica on its container address (a rootful podman network
+ * is routed from the host). Reading each one's own /metrics gives its
+ * counters as they are now, not as last published on the bus. */
+typedef struct {
+    const char *container;
+    char host[64];
+    int port;
+} agg_addr_t;
+
+static int s_container_ip(const char *container, char *ip, size_t cap)
+{
+    char *out = NULL;
+    char first[64] = "";
+    int rc = -1;
+    if (s_sh(&out, "podman inspect -f"
+                   " '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' %s",
+             container) != 0)
+        goto cleanup;
+    if (sscanf(out, "%63s", first) != 1 || strchr(first, '.') == NULL)
+        goto cleanup;
+    snprintf(ip, cap, "%s", first);
+    rc = 0;
+cleanup:
+    free(out);
+    return rc;
+}
+
+static char *s_agg_get(const agg_addr_t *a, const char *path, int *status)
+{
+    size_t len = 0;
+    *status = 0;
+    return tu_http("GET", a->host, a->port, path, NULL, status, &len);
+}
+
+#define AGGS 2 /* [0] the published aggregator, [1] the replica */
+
+typedef struct {
+    const agg_addr_t *aggs[AGGS];
+    double counting[AGGS]; /* handover_buckets_counting */
+    double waiting[AGGS];  /* handover_buckets_waiting */
+    double batches[AGGS];  /* batches_in */
+    double applied[AGGS];  /* releases_applied */
+    double timeouts[AGGS]; /* handover_timeouts */
+    int ok[AGGS];          /* running, and every counter read */
+} agg_view_t;
+
+/* Each aggregator's counters from its own /metrics, under the instance
+ * name it has now (a restart changes it). */
+static void s_agg_view(agg_view_t *v)
+{
+    static const char *const names[] = {
+        "skyprof_aggregator_handover_buckets_counting",
+        "skyprof_aggregator_handover_buckets_waiting",
+        "skyprof_aggregator_batches_in",
+        "skyprof_aggregator_releases_applied",
+        "skyprof_aggregator_handover_timeouts",
+    };
+    for (int i = 0; i < AGGS; i++) {
+        double *dst[] = {&v->counting[i], &v->waiting[i], &v->batches[i],
+                         &v->applied[i], &v->timeouts[i]};
+        replica_t r;
+        int status;
+        char *metrics = NULL;
+        v->ok[i] = 0;
+        if (s_replica(v->aggs[i]->container, &r) != 0 || !r.running)
+            continue;
+        metrics = s_agg_get(v->aggs[i], "/metrics", &status);
+        if (metrics && status == 200) {
+            v->ok[i] = 1;
+            for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+                v->ok[i] = v->ok[i] &&
+                           s_metric(metrics, names[k], r.instance, dst[k]) == 0;
+        }
+        free(metrics);
+    }
+}
+
+/* Both aggregators count some buckets, together every bucket, and none is
+ * parked or in grace: the hand-over has settled. */
+static int s_aggs_split(void *arg)
+{
+    agg_view_t *v = arg;
+    s_agg_view(v);
+    return v->ok[0] && v->ok[1] && v->counting[0] > 0 && v->counting[1] > 0 &&
+           v->counting[0] + v->counting[1] == SHARD_BUCKETS &&
+           v->waiting[0] == 0 && v->waiting[1] == 0;
+}
+
+/* The published aggregator alone counts every bucket. */
+static int s_agg_alone(void *arg)
+{
+    agg_view_t *v = arg;
+    s_agg_view(v);
+    return v->ok[0] && v->counting[0] == SHARD_BUCKETS && v->waiting[0] == 0;
+}
+
+/* A folded answer as (stack, count) pairs; the stack ends at the line's
+ * last space (labels such as "[t] name" contain spaces). */
+typedef struct {
+    char *stack;
+    unsigned long long count;
+} folded_line_t;
+
+typedef struct {
+    folded_line_t *lines;
+    size_t n;
+    unsigned long long total;
+} folded_t;
+
+static void s_folded_release(folded_t *f)
+{
+    for (size_t i = 0; i < f->n; i++)
+        free(f->lines[i].stack);
+    free(f->lines);
+    memset(f, 0, sizeof *f);
+}
+
+static unsigned long long s_folded_count(const folded_t *f, const char *stack)
+{
+    for (size_t i = 0; i < f->n; i++)
+        if (strcmp(f->lines[i].stack, stack) == 0)
+            return f->lines[i].count;
+    return 0;
+}
+
+/* 0, or -1 on a line that is not `stack N` or out of memory. Repeated
+ * stacks are summed, so the comparison below does not depend on how an
+ * answer happens to be laid out. */
+static int s_folded_parse(const char *body, folded_t *f)
+{
+    char *copy = strdup(body);
+    int rc = -1;
+    memset(f, 0, sizeof *f);
+    if (!copy)
+        goto cleanup;
+    for (char *line = strtok(copy, "\n"); line; line = strtok(NULL, "\n")) {
+        char *space = strrchr(line, ' ');
+        char *end = NULL;
+        if (!space || space == line)
+            goto cleanup;
+        *space = '\0';
+        unsigned long long count = strtoull(space + 1, &end, 10);
+        if (end == space + 1 || *end != '\0')
+            goto cleanup;
+        f->total += count;
+        size_t i;
+        for (i = 0; i < f->n; i++)
+            if (strcmp(f->lines[i].stack, line) == 0)
+                break;
+        if (i < f->n) {
+            f->lines[i].count += count;
+            continue;
+        }
+        folded_line_t *grown = realloc(f->lines, (f->n + 1) * sizeof *grown);
+        if (!grown)
+            goto cleanup;
+        f->lines = grown;
+        f->lines[f->n].stack = strdup(line);
+        if (!f->lines[f->n].stack)
+            goto cleanup;
+        f->lines[f->n++].count = count;
+    }
+    rc = 0;
+cleanup:
+    free(copy);
+    if (rc != 0)
+        s_folded_release(f);
+    return rc;
+}
+
+static int s_folded_same(const folded_t *a, const folded_t *b)
+{
+    if (a->n != b->n || a->total != b->total)
+        return 0;
+    for (size_t i = 0; i < a->n; i++)
+        if (s_folded_count(b, a->lines[i].stack) != a->lines[i].count)
+            return 0;
+    return 1;
+}
+
+static int s_folded_fetch(const agg_addr_t *a, const char *path, folded_t *f)
+{
+    int status, rc = -1;
+    char *body = s_agg_get(a, path, &status);
+    if (body && status == 200)
+        rc = s_folded_parse(body, f);
+    free(body);
+    return rc;
+}
+
+/* The workload's folded stacks three ways over one range: fan-out through
+ * the published port (all), and each aggregator's own part (local=1). */
+typedef struct {
+    const agg_addr_t *aggs[AGGS];
+    char path[256]; /* without local=1 */
+    folded_t all, part[AGGS];
+    char all_body_has_frames; /* the published answer names the functions */
+} fanout_check_t;
+
+static void s_fanout_release(fanout_check_t *c)
+{
+    s_folded_release(&c->all);
+    for (int i = 0; i < AGGS; i++)
+        s_folded_release(&c->part[i]);
+}
+
+/* A consistent view: the parts read before and after the fan-out query are
+ * the same, so the fan-out saw exactly those parts (windows close while we
+ * read; a view spanning a close is retried). Ready once both parts hold
+ * some of the workload's samples. */
+static int s_fanout_ready(void *arg)
+{
+    fanout_check_t *c = arg;
+    folded_t again[AGGS] = {{0}};
+    char local[300];
+    int stable = 1, status;
+    s_fanout_release(c);
+    snprintf(local, sizeof local, "%s&local=1", c->path);
+    for (int i = 0; i < AGGS; i++)
+        if (s_folded_fetch(c->aggs[i], local, &c->part[i]) != 0)
+            stable = 0;
+    char *body = s_agg_get(c->aggs[0], c->path, &status);
+    c->all_body_has_frames = body && strstr(body, "sky_alpha_leaf") &&
+                             strstr(body, "skylib_beta_leaf");
+    if (!body || status != 200 || s_folded_parse(body, &c->all) != 0)
+        stable = 0;
+    free(body);
+    for (int i = 0; i < AGGS; i++) {
+        if (s_folded_fetch(c->aggs[i], local, &again[i]) != 0 ||
+            !s_folded_same(&c->part[i], &again[i]))
+            stable = 0;
+        s_folded_release(&again[i]);
+    }
+    return stable && c->part[0].total > 0 && c->part[1].total > 0;
+}
+
+/* The replica phase: one more aggregator joins the running stack, takes
+ * its share of the buckets and batches, the published port answers for
+ * both (fan-out = own part + replica's part, exactly), and when the
+ * replica stops the published one takes every bucket back through the
+ * exact hand-over and profiles keep arriving. */
+static void s_check_aggregator_replica(int symbolizers, int containers_before)
+{
+    char *out = NULL;
+    char names[AGGS][96];
+    agg_addr_t aggs[AGGS];
+    snprintf(names[0], sizeof names[0], "%s_aggregator_1", s_project);
+    snprintf(names[1], sizeof names[1], "%s_aggregator-replica_1", s_project);
+    for (int i = 0; i < AGGS; i++)
+        aggs[i].container = names[i];
+    snprintf(aggs[0].host, sizeof aggs[0].host, "127.0.0.1");
+    aggs[0].port = s_port;
+
+    int rc = s_compose(symbolizers, 1, "up -d", &out);
+    free(out);
+    out = NULL;
+    ck_assert_int_eq(s_running_containers(), containers_before + 1);
+    ck_assert_msg(s_container_ip(names[1], aggs[1].host, sizeof aggs[1].host) == 0,
+                  "no address for %s (up: %d)", names[1], rc);
+    aggs[1].port = 8080;
+
+    /* The join: both own buckets, 64 together, nothing left parked. */
+    agg_view_t v = {.aggs = {&aggs[0], &aggs[1]}};
+    ck_assert_msg(tu_wait_until(s_aggs_split, &v, 60000),
+                  "aggregators did not split the buckets: counting %g + %g,"
+                  " waiting %g + %g (read: %d %d)", v.counting[0],
+                  v.counting[1], v.waiting[0], v.waiting[1], v.ok[0], v.ok[1]);
+    double batches_before[AGGS] = {v.batches[0], v.batches[1]};
+
+    /* Workloads (new pids, spread over the buckets) until both parts hold
+     * some of cpu_workload's samples; a round whose pids all fell to one
+     * aggregator is followed by another with more pids. */
+    fanout_check_t c = {.aggs = {&aggs[0], &aggs[1]}};
+    snprintf(c.path, sizeof c.path, "/api/folded?app_service=cpu_workload&start=%llu",
+             (unsigned long long)time(NULL));
+    int ready = 0;
+    for (int round = 0; round < 4 && !ready; round++) {
+        workloads_t w;
+        s_workloads_start(&w, 4, "4");
+        for (int i = 0; i < w.n; i++)
+            waitpid(w.pids[i], NULL, 0);
+        w.n = 0;
+        ready = tu_wait_until(s_fanout_ready, &c, 30000);
+    }
+    ck_assert_msg(ready, "no consistent view with cpu_workload samples in both"
+                  " parts: published %llu, replica %llu, fan-out %llu",
+                  c.part[0].total, c.part[1].total, c.all.total);
+
+    /* The fan-out answer is exactly the published part plus the replica's
+     * part, stack by stack; both parts are non-empty, so it is more than
+     * either alone. */
+    ck_assert_msg(c.all.total == c.part[0].total + c.part[1].total,
+                  "fan-out %llu samples != published part %llu + replica part %llu",
+                  c.all.total, c.part[0].total, c.part[1].total);
+    for (size_t i = 0; i < c.all.n; i++) {
+        const char *stack = c.all.lines[i].stack;
+        unsigned long long sum = s_folded_count(&c.part[0], stack) +
+                                 s_folded_count(&c.part[1], stack);
+        ck_assert_msg(c.all.lines[i].count == sum,
+                      "fan-out %llu != parts %llu for %s",
+                      c.all.lines[i].count, sum, stack);
+    }
+    ck_assert_msg(c.all_body_has_frames,
+                  "cpu_workload functions not in the published answer %s", c.path);
+
+    /* Both took batches since the split. */
+    s_agg_view(&v);
+    ck_assert_msg(v.ok[0] && v.ok[1] && v.batches[0] > batches_before[0] &&
+                      v.batches[1] > batches_before[1],
+                  "not both aggregators took batches: %g->%g, %g->%g",
+                  batches_before[0], v.batches[0], batches_before[1], v.batches[1]);
+    fprintf(stderr, "aggregators: buckets %g + %g; batches since the split"
+                    " %g + %g; cpu_workload samples: published part %llu +"
+                    " replica part %llu = fan-out %llu (%zu stacks)\n",
+            v.counting[0], v.counting[1], v.batches[0] - batches_before[0],
+            v.batches[1] - batches_before[1], c.part[0].total,
+            c.part[1].total, c.all.total, c.all.n);
+    s_fanout_release(&c);
+
+    /* The replica stops (SIGTERM, as `podman stop` and scaling down do):
+     * it releases each of its buckets to the published one, which then
+     * counts all 64, and new profiles arrive on the published port. */
+    double replica_owned = v.counting[1], applied_before = v.applied[0];
+    double timeouts_before = v.timeouts[0];
+    rc = s_sh(&out, "podman stop -t 20 %s", names[1]);
+    ck_assert_msg(rc == 0, "podman stop %s: %s", names[1], out);
+    free(out);
+    out = NULL;
+    ck_assert_int_eq(s_running_containers(), containers_before);
+    ck_assert_msg(tu_wait_until(s_agg_alone, &v, 60000),
+                  "published aggregator does not count every bucket: %g,"
+                  " waiting %g", v.counting[0], v.waiting[0]);
+    ck_assert_msg(v.applied[0] - applied_before >= replica_owned,
+                  "hand-over not exact: %g releases applied for the replica's"
+                  " %g buckets (timeouts %g->%g)", v.applied[0] - applied_before,
+                  replica_owned, timeouts_before, v.timeouts[0]);
+    s_assert_fresh_profile("after the aggregator replica stopped",
+                           (uint64_t)time(NULL));
+    fprintf(stderr, "aggregator replica stopped: published counts %g buckets,"
+                    " %g releases applied for the replica's %g, timeouts"
+                    " %g->%g\n", v.counting[0], v.applied[0] - applied_before,
+            replica_owned, timeouts_before, v.timeouts[0]);
+}
+
 /* ---------------------------------------------------------------- test */
 
 static void s_unchecked_teardown(void)
@@ -407,7 +760,7 @@ START_TEST(test_compose_stack)
                   s_build_log);
 
     /* Up with one symbolizer: every stage's container runs. */
-    int rc = s_compose(1, "up -d", &out);
+    int rc = s_compose(1, 0, "up -d", &out);
     ck_assert_msg(rc == 0, "podman-compose up failed (%d):\n%.3000s", rc, out);
     free(out);
     out = NULL;
@@ -437,7 +790,7 @@ START_TEST(test_compose_stack)
     ck_assert_msg(found, "cpu_workload frames never reached %s", fw.path);
 
     /* Two symbolizers: the same `up` with a replica count. */
-    rc = s_compose(2, "up -d", &out);
+    rc = s_compose(2, 0, "up -d", &out);
     free(out);
     out = NULL;
     ck_assert_int_eq(s_running_containers(), STAGE_CONTAINERS + 1);
@@ -481,8 +834,12 @@ START_TEST(test_compose_stack)
     s_assert_fresh_profile("after a broker crash", (uint64_t)time(NULL));
     ck_assert_int_eq(s_running_containers(), STAGE_CONTAINERS + 1);
 
+    /* An aggregator replica joins, shares the work, answers through the
+     * published one's fan-out, and leaves cleanly. */
+    s_check_aggregator_replica(2, STAGE_CONTAINERS + 1);
+
     /* Tear down: nothing of the project is left. */
-    rc = s_compose(2, "down -v -t 2", &out);
+    rc = s_compose(2, 1, "down -v -t 2", &out);
     free(out);
     out = NULL;
     ck_assert_int_eq(s_running_containers(), 0);
@@ -618,7 +975,7 @@ int main(void)
     Suite *s = suite_create("deploy");
     TCase *manifests = tcase_create("manifests");
     TCase *tc = tcase_create("containers");
-    tcase_set_timeout(tc, 900);
+    tcase_set_timeout(tc, 1200);
     tcase_set_timeout(manifests, 120);
     snprintf(s_project, sizeof s_project, PROJECT_PREFIX "%d", (int)getpid());
     snprintf(s_pod, sizeof s_pod, "%s-node", s_project);
