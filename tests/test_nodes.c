@@ -3,14 +3,21 @@
  * bus), then the core's queries, the store and the HTTP API must keep
  * them apart: process rows per (pid, node), per-node folded stacks, a
  * Total view with a node layer, and a pid without node= refused. With a
- * single node nothing shows a node layer. */
+ * single node nothing shows a node layer. End to end: two collector-less
+ * publishers (raw batches naming their node) through a real broker,
+ * symbolizer and aggregator. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "aggregator/agg.h"
 #include "aggregator/api.h"
+#include "aggregator/fanout.h"
 #include "arena.h"
+#include "harness.h"
 #include "testutil.h"
 #include "wire.h"
 
@@ -343,6 +350,232 @@ START_TEST(test_api_two_nodes)
 }
 END_TEST
 
+/* ---------------------------------------------------- replica requests */
+typedef struct {
+    char keys[16][32];
+    char vals[16][600];
+    int n;
+} qs_t;
+
+static int
+s_hex(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                                                 : -1;
+}
+
+/* Splits and URL-decodes the query string of path. */
+static void
+s_qs_parse(qs_t *qs, const char *path)
+{
+    memset(qs, 0, sizeof(*qs));
+    const char *p = strchr(path, '?');
+    ck_assert_ptr_nonnull(p);
+    for (p++; *p && qs->n < 16; qs->n++) {
+        size_t k = 0, v = 0;
+        while (*p && *p != '=' && k < 31)
+            qs->keys[qs->n][k++] = *p++;
+        ck_assert_int_eq(*p, '=');
+        for (p++; *p && *p != '&' && v < 599; p++) {
+            if (*p == '%' && s_hex(p[1]) >= 0 && s_hex(p[2]) >= 0) {
+                qs->vals[qs->n][v++] = (char)(s_hex(p[1]) * 16 + s_hex(p[2]));
+                p += 2;
+            } else {
+                qs->vals[qs->n][v++] = *p;
+            }
+        }
+        if (*p == '&')
+            p++;
+    }
+}
+
+static const char *
+s_qs_arg(void *arg, const char *name)
+{
+    qs_t *qs = arg;
+    for (int i = 0; i < qs->n; i++)
+        if (strcmp(qs->keys[i], name) == 0)
+            return qs->vals[i];
+    return NULL;
+}
+
+START_TEST(test_fanout_request_carries_node)
+{
+    char path[2048], err[256];
+    qs_t qs;
+    agg_query_t q = { .select = AGG_SEL_PID, .pid = PID, .has_pid = 1,
+                      .node = "node a&b", .start_ms = 1, .end_ms = 2,
+                      .threads = 1 }, back;
+    ck_assert_int_eq(agg_fanout_flame_path(&q, path, sizeof(path)), 0);
+    s_qs_parse(&qs, path);
+    ck_assert_int_eq(agg_fanout_parse_query(s_qs_arg, &qs, &back, err,
+                                            sizeof(err)), 0);
+    ck_assert_ptr_nonnull(back.node);
+    ck_assert_str_eq(back.node, "node a&b");
+    ck_assert_uint_eq(back.pid, PID);
+    ck_assert_int_eq(back.keep_nodes, 0);
+
+    /* Any node: no node= at all; the Total part keeps its node layer. */
+    agg_query_t t = { .select = AGG_SEL_TOTAL, .keep_nodes = 1,
+                      .start_ms = 1, .end_ms = 2 };
+    ck_assert_int_eq(agg_fanout_flame_path(&t, path, sizeof(path)), 0);
+    ck_assert_ptr_null(strstr(path, "node="));
+    s_qs_parse(&qs, path);
+    ck_assert_int_eq(agg_fanout_parse_query(s_qs_arg, &qs, &back, err,
+                                            sizeof(err)), 0);
+    ck_assert_ptr_null(back.node);
+    ck_assert_int_eq(back.keep_nodes, 1);
+}
+END_TEST
+
+/* ------------------------------------------------------------ end to end */
+typedef struct {
+    char *dir;
+    char config[512], log[512];
+    int port;
+} e2e_t;
+
+static pid_t
+s_stage(const e2e_t *e, const char *binary, const char *instance)
+{
+    char exe[256];
+    snprintf(exe, sizeof(exe), "bin/%s", binary);
+    char *argv[] = { (char *)tu_build_path(exe), "--config",
+                     (char *)e->config, "--instance", (char *)instance,
+                     NULL };
+    pid_t pid = tu_spawn(argv, e->log);
+    ck_assert_int_gt(pid, 0);
+    return pid;
+}
+
+static char *
+s_e2e_get(const e2e_t *e, const char *path, int *status)
+{
+    return tu_http("GET", "127.0.0.1", e->port, path, NULL, status, NULL);
+}
+
+/* The symbolizer's counters reached the aggregator: it is on the bus. */
+static int
+s_symbolizer_heard(void *arg)
+{
+    int status = 0;
+    char *m = s_e2e_get(arg, "/metrics", &status);
+    int ok = m && strstr(m, "skyprof_symbolizer_") != NULL;
+    free(m);
+    return ok;
+}
+
+static int
+s_both_nodes_listed(void *arg)
+{
+    int status = 0;
+    char *body = s_e2e_get(arg, "/api/processes", &status);
+    int ok = body && strstr(body, "\"node\":\"node-a\"")
+             && strstr(body, "\"node\":\"node-b\"");
+    free(body);
+    return ok;
+}
+
+/* A raw batch as node's collector would send it: pid's stack
+ * main <- sky_run <- sky_alpha_outer <- sky_alpha_leaf of cpu_workload. */
+static void
+s_publish_raw(th_pub_t *pub, const char *node, uint32_t pid, uint64_t count,
+              uint64_t seq)
+{
+    static const char *funcs[4] = { "sky_alpha_leaf", "sky_alpha_outer",
+                                    "sky_run", "main" };
+    char exe[4096];
+    struct stat st;
+    ck_assert_ptr_nonnull(realpath(tu_build_path("tests/progs/cpu_workload"),
+                                   exe));
+    ck_assert_int_eq(stat(exe, &st), 0);
+    wire_uframe_t uf[4];
+    for (int i = 0; i < 4; i++) {
+        uf[i] = (wire_uframe_t){ 1, th_func_offset(exe, funcs[i]) };
+        ck_assert_uint_ne(uf[i].offset, 0);
+    }
+    wire_object_t obj = { .id = 1, .type = WIRE_OBJ_EXE, .dev = st.st_dev,
+                          .ino = st.st_ino, .path = exe };
+    wire_proc_t proc = { .pid = pid, .name = "work", .container_id = "" };
+    wire_raw_sample_t s = { .pid = pid, .tid = pid, .ts_ns = 1,
+                            .count = count, .weight_ns = count * 9000000,
+                            .comm = "work", .nu = 4, .uframes = uf };
+    wire_raw_batch_t b = { .nobjects = 1, .objects = &obj, .nprocs = 1,
+                           .procs = &proc, .nsamples = 1, .samples = &s,
+                           .node = node };
+    char topic[32], sender[64];
+    wire_sharded_topic(topic, sizeof(topic), TOPIC_RAW_STACKS, pid);
+    snprintf(sender, sizeof(sender), "collector/%s", node);
+    wire_header_set(&b.hdr, sender, seq);
+    wire_buf_reset(&s_buf);
+    ck_assert_int_eq(wire_encode_raw_batch(&b, &s_buf), 0);
+    th_pub_send(pub, topic, s_buf.data, s_buf.len);
+}
+
+START_TEST(test_e2e_two_publishers_through_symbolizer)
+{
+    e2e_t e = { .dir = tu_mkdtemp() };
+    ck_assert_ptr_nonnull(e.dir);
+    e.port = 20000 + (int)((getpid() + 4711) % 20000);
+    snprintf(e.config, sizeof(e.config), "%s/skyprof.yaml", e.dir);
+    snprintf(e.log, sizeof(e.log), "%s/run.log", e.dir);
+    FILE *f = fopen(e.config, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "runtime_dir: %s/run\nbus:\n  stats_interval: 300ms\n"
+            "profiling:\n  flush_interval: 1s\n"
+            "aggregator:\n  http_addr: 127.0.0.1:%d\n  store_path: \"\"\n",
+            e.dir, e.port);
+    fclose(f);
+    pid_t broker = s_stage(&e, "skyprof-broker", "b");
+    pid_t agg = s_stage(&e, "skyprof-aggregator", "a");
+    pid_t sym = s_stage(&e, "skyprof-symbolizer", "s");
+    char ep[600];
+    snprintf(ep, sizeof(ep), "ipc://%s/run/bus-in", e.dir);
+    th_pub_t *pub = th_pub_new(ep);
+    ck_assert_msg(tu_wait_until(s_symbolizer_heard, &e, 20000),
+                  "the symbolizer never reached the aggregator; see %s",
+                  e.log);
+    sleep(1); /* subscriptions reach the broker and our PUB socket */
+
+    const uint32_t pid = 4300007;
+    s_publish_raw(pub, "node-a", pid, 3, 1);
+    s_publish_raw(pub, "node-b", pid, 2, 1);
+    ck_assert_msg(tu_wait_until(s_both_nodes_listed, &e, 20000),
+                  "both nodes' pid never listed; see %s", e.log);
+
+    int status = 0;
+    char path[256];
+    snprintf(path, sizeof(path), "/api/folded?pid=%u&node=node-a", pid);
+    char *body = s_e2e_get(&e, path, &status);
+    ck_assert_int_eq(status, 200);
+    ck_assert_msg(body && strstr(body, "sky_alpha_leaf 3\n"), "%s", body);
+    free(body);
+    snprintf(path, sizeof(path), "/api/folded?pid=%u&node=node-b", pid);
+    body = s_e2e_get(&e, path, &status);
+    ck_assert_int_eq(status, 200);
+    ck_assert_msg(body && strstr(body, "sky_alpha_leaf 2\n"), "%s", body);
+    free(body);
+    snprintf(path, sizeof(path), "/api/folded?pid=%u", pid);
+    body = s_e2e_get(&e, path, &status);
+    ck_assert_int_eq(status, 400);
+    free(body);
+    body = s_e2e_get(&e, "/api/folded", &status);
+    ck_assert_int_eq(status, 200);
+    ck_assert_msg(body && strstr(body, "[n] node-a;[p] work;")
+                  && strstr(body, "[n] node-b;[p] work;"), "%s", body);
+    free(body);
+
+    th_pub_destroy(&pub);
+    pid_t pids[] = { sym, agg, broker };
+    for (size_t i = 0; i < 3; i++) {
+        int st = tu_stop(pids[i], 10000);
+        ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    tu_rmtree(e.dir);
+    free(e.dir);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -353,6 +586,12 @@ main(void)
     tcase_add_test(tc, test_same_pid_two_nodes_stay_apart);
     tcase_add_test(tc, test_single_node_looks_as_before);
     tcase_add_test(tc, test_api_two_nodes);
+    tcase_add_test(tc, test_fanout_request_carries_node);
     suite_add_tcase(s, tc);
+    TCase *e2e = tcase_create("e2e");
+    tcase_add_checked_fixture(e2e, s_setup, s_teardown);
+    tcase_set_timeout(e2e, 120);
+    tcase_add_test(e2e, test_e2e_two_publishers_through_symbolizer);
+    suite_add_tcase(s, e2e);
     return tu_run(s);
 }
