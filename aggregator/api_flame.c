@@ -106,10 +106,12 @@ s_trace_node(const flame_node_t *n, int depth, void *arg)
     return c->out->oom ? -1 : 0;
 }
 
-/* tag_filter: conditions joined by AND; only pid is understood, with the
- * value quoted or not: "pid='123'", "pid=123". */
+/* tag_filter: conditions joined by AND; pid and node are understood, with
+ * the value quoted or not: "pid='123'", "pid=123 AND node='n1'". The node
+ * is copied into node_buf, which q->node then points to. */
 static int
-s_tag_filter(const char *f, agg_query_t *q, char *err, size_t errlen)
+s_tag_filter(const char *f, agg_query_t *q, char *node_buf, size_t node_len,
+             char *err, size_t errlen)
 {
     char buf[256];
     if (!f || !*f)
@@ -154,9 +156,19 @@ s_tag_filter(const char *f, agg_query_t *q, char *err, size_t errlen)
                 val[vlen - 1] = '\0';
                 val++;
             }
+            if (strcmp(p, "node") == 0) {
+                if (strlen(val) >= node_len) {
+                    snprintf(err, errlen, "tag_filter: node too long");
+                    return -1;
+                }
+                snprintf(node_buf, node_len, "%s", val);
+                q->node = node_buf;
+                p = and ? and + 5 : NULL;
+                continue;
+            }
             if (strcmp(p, "pid") != 0) {
                 snprintf(err, errlen, "tag_filter: unsupported tag '%s' "
-                         "(supported: pid)", p);
+                         "(supported: pid, node)", p);
                 return -1;
             }
             char *end;
@@ -199,7 +211,7 @@ api_profile_tracing(agg_t *agg, api_request_t *req, const char *body,
                     size_t len, api_reply_t *r)
 {
     agg_json_obj_t obj;
-    char err[256];
+    char err[256], node[WIRE_MAX_NODE + 1];
     agg_query_t q;
     flame_t *tree = NULL;
     trace_ctx_t ctx;
@@ -267,7 +279,8 @@ api_profile_tracing(agg_t *agg, api_request_t *req, const char *body,
     q.end_ms = end_s * 1000 + 999;
     if (tag && tag->type != AGG_JSON_NULL) {
         if (tag->type != AGG_JSON_STRING
-            || s_tag_filter(tag->str, &q, err, sizeof(err))) {
+            || s_tag_filter(tag->str, &q, node, sizeof(node), err,
+                            sizeof(err))) {
             api_reply_error(r, 400, "%s", tag->type == AGG_JSON_STRING
                                               ? err
                                               : "tag_filter must be a string");

@@ -345,6 +345,32 @@ START_TEST(test_api_two_nodes)
     ck_assert_ptr_null(strstr(body, "[n] "));
     free(body);
 
+    /* ProfileTracing: the node as a tag; the pid alone is ambiguous. */
+    char json[512];
+    size_t len = 0;
+    snprintf(json, sizeof(json), "{\"app_service\":\"Total\","
+             "\"time_start\":%llu,\"time_end\":%llu,"
+             "\"tag_filter\":\"pid='100' AND node='node-b'\"}",
+             (unsigned long long)(t0 / 1000 - 5),
+             (unsigned long long)(t0 / 1000 + 5));
+    body = tu_http("POST", "127.0.0.1", port, "/v1/profile/ProfileTracing",
+                   json, &status, &len);
+    ck_assert_int_eq(status, 200);
+    ck_assert_msg(strstr(body, "beta_leaf") && !strstr(body, "alpha_leaf"),
+                  "%s", body);
+    free(body);
+    snprintf(json, sizeof(json), "{\"app_service\":\"Total\","
+             "\"time_start\":%llu,\"time_end\":%llu,"
+             "\"tag_filter\":\"pid=100\"}",
+             (unsigned long long)(t0 / 1000 - 5),
+             (unsigned long long)(t0 / 1000 + 5));
+    body = tu_http("POST", "127.0.0.1", port, "/v1/profile/ProfileTracing",
+                   json, &status, &len);
+    ck_assert_int_eq(status, 400);
+    ck_assert_msg(strstr(body, "node-a") && strstr(body, "node-b"), "%s",
+                  body);
+    free(body);
+
     agg_api_destroy(&api);
     agg_destroy(&agg);
 }
