@@ -86,6 +86,11 @@ static void *s_bind(void *ctx, int type, const char *endpoint, int hwm)
     int linger = 0;
     if (!sock)
         return NULL;
+    if (strchr(endpoint, ',')) {
+        log_error("the broker binds one endpoint, not a list: %s", endpoint);
+        zmq_close(sock);
+        return NULL;
+    }
     if (zmq_setsockopt(sock, type == ZMQ_XSUB ? ZMQ_RCVHWM : ZMQ_SNDHWM, &hwm,
                        sizeof hwm) ||
         zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) ||

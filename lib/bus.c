@@ -150,6 +150,36 @@ static void s_connectable(const char *endpoint, char *out, size_t size)
     snprintf(out, size, "%s", endpoint);
 }
 
+/* Connects sock to every endpoint of a comma-separated list. Several
+ * brokers let one stage publish to a node-local broker and a central one
+ * at once: a PUB socket sends each message only to the brokers whose
+ * subscribers asked for its topic. A wildcard bind address (the broker's
+ * own setting, tcp:// on all interfaces) cannot be connected to: it is
+ * reached through loopback. */
+static int s_connect_all(void *sock, const char *list)
+{
+    const char *p = list;
+
+    do {
+        size_t len = strcspn(p, ",");
+        char one[512], ep[512];
+        if (len == 0 || len >= sizeof one) {
+            log_error("bus: bad endpoint list '%s': empty or over %zu bytes "
+                      "entry", list, sizeof one - 1);
+            return -1;
+        }
+        memcpy(one, p, len);
+        one[len] = '\0';
+        s_connectable(one, ep, sizeof ep);
+        if (zmq_connect(sock, ep) != 0) {
+            log_error("bus: connect %s: %s", one, zmq_strerror(errno));
+            return -1;
+        }
+        p += len;
+    } while (*p++ == ',');
+    return 0;
+}
+
 bus_t *bus_new(void *zmq_ctx, const bus_options_t *opts, stats_t *stats)
 {
     bus_t *self = calloc(1, sizeof *self);
@@ -182,21 +212,9 @@ bus_t *bus_new(void *zmq_ctx, const bus_options_t *opts, stats_t *stats)
         s_setopt_int(self->sub, ZMQ_RCVHWM, opts->recv_hwm, "RCVHWM") ||
         s_setopt_int(self->sub, ZMQ_LINGER, 0, "LINGER"))
         goto fail;
-    /* A wildcard bind address (the broker's own setting, tcp:// on all
-     * interfaces) cannot be connected to: reach it through loopback. */
-    char in_ep[512];
-    s_connectable(opts->in_endpoint, in_ep, sizeof in_ep);
-    if (zmq_connect(self->pub, in_ep) != 0) {
-        log_error("bus: connect %s: %s", opts->in_endpoint, zmq_strerror(errno));
+    if (s_connect_all(self->pub, opts->in_endpoint) ||
+        s_connect_all(self->sub, opts->out_endpoint))
         goto fail;
-    }
-    char out_ep[512];
-    s_connectable(opts->out_endpoint, out_ep, sizeof out_ep);
-    if (zmq_connect(self->sub, out_ep) != 0) {
-        log_error("bus: connect %s: %s", opts->out_endpoint,
-                  zmq_strerror(errno));
-        goto fail;
-    }
     return self;
 fail:
     bus_destroy(&self);

@@ -13,9 +13,9 @@ CFG("runtime_dir", STR, "/run/skyprof", NULL,
 CFG("node_name", STR, "", NULL,
     "name of this node on collector messages (pids are per node); empty = the host name. In Kubernetes set SKYPROF_NODE_NAME from spec.nodeName")
 CFG("bus.in", STR, "", NULL,
-    "broker endpoint publishers connect to (default ipc://RUNTIME_DIR/bus-in)")
+    "broker endpoint publishers connect to (default ipc://RUNTIME_DIR/bus-in); a comma-separated list connects to several brokers")
 CFG("bus.out", STR, "", NULL,
-    "broker endpoint subscribers connect to (default ipc://RUNTIME_DIR/bus-out)")
+    "broker endpoint subscribers connect to (default ipc://RUNTIME_DIR/bus-out); a comma-separated list connects to several brokers")
 CFG("bus.hwm", INT, "2000", NULL,
     "ZeroMQ high-water mark in messages for every socket")
 CFG("bus.stats_interval", DURATION, "2s", NULL,
