@@ -466,13 +466,8 @@ static int
 s_row_cmp(const void *a, const void *b)
 {
     const proc_row_t *x = a, *y = b;
-    if (x->pid != y->pid)
-        return x->pid < y->pid ? -1 : 1;
-    int c = strcmp(x->node, y->node);
-    if (c)
-        return c < 0 ? -1 : 1;
-    return x->last_end_ms < y->last_end_ms ? -1
-                                           : x->last_end_ms > y->last_end_ms;
+    return agg_prow_order(x->pid, x->node, x->last_end_ms, y->pid, y->node,
+                          y->last_end_ms);
 }
 
 int

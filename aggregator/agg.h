@@ -124,6 +124,11 @@ typedef struct {
     int alive;
 } agg_prow_t;
 
+/* The order of process rows: pid, then node, then newest window last
+ * (qsort-style result). */
+int agg_prow_order(uint32_t pid_a, const char *node_a, uint64_t end_a,
+                   uint32_t pid_b, const char *node_b, uint64_t end_b);
+
 typedef struct {
     agg_prow_t *rows;
     size_t n, cap;

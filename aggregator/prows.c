@@ -63,13 +63,20 @@ static int
 s_cmp(const void *a, const void *b)
 {
     const agg_prow_t *x = a, *y = b;
-    if (x->pid != y->pid)
-        return x->pid < y->pid ? -1 : 1;
-    int c = strcmp(x->node, y->node);
+    return agg_prow_order(x->pid, x->node, x->last_end_ms, y->pid, y->node,
+                          y->last_end_ms);
+}
+
+int
+agg_prow_order(uint32_t pid_a, const char *node_a, uint64_t end_a,
+               uint32_t pid_b, const char *node_b, uint64_t end_b)
+{
+    if (pid_a != pid_b)
+        return pid_a < pid_b ? -1 : 1;
+    int c = strcmp(node_a, node_b);
     if (c)
         return c < 0 ? -1 : 1;
-    return x->last_end_ms < y->last_end_ms ? -1
-                                           : x->last_end_ms > y->last_end_ms;
+    return end_a < end_b ? -1 : end_a > end_b;
 }
 
 int

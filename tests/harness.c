@@ -155,8 +155,7 @@ void th_pub_workload_batch(th_pub_t *self, uint32_t pid, uint64_t count)
     wire_buf_release(&buf);
 }
 
-/* A port the kernel just handed out, so concurrent tests do not clash. */
-static int s_free_port(void)
+int th_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET,
@@ -185,7 +184,7 @@ void th_launch_start(th_launch_t *l, const char *yaml_body,
     memset(l, 0, sizeof *l);
     l->dir = tu_mkdtemp();
     ck_assert_ptr_nonnull(l->dir);
-    l->port = s_free_port();
+    l->port = th_free_port();
     snprintf(l->config, sizeof l->config, "%s/skyprof.yaml", l->dir);
     snprintf(l->log, sizeof l->log, "%s/run.log", l->dir);
     FILE *f = fopen(l->config, "w");

@@ -17,6 +17,10 @@ uint64_t th_func_offset(const char *path, const char *func);
  * "instance=\"s1\""). */
 double th_metric_sum(const char *text, const char *family, const char *label);
 
+/* A loopback TCP port the kernel just handed out (and that is free again),
+ * so tests running at the same time do not clash. */
+int th_free_port(void);
+
 typedef struct th_pub th_pub_t;
 
 /* A PUB socket connected to the broker's input endpoint. */

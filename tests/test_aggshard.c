@@ -31,22 +31,6 @@ typedef struct {
 
 static run_t R;
 
-static int s_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof sa;
-    int port = 0;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-        port = ntohs(sa.sin_port);
-    if (fd >= 0)
-        close(fd);
-    ck_assert_int_gt(port, 0);
-    return port;
-}
-
 static pid_t s_stage(const char *binary, const char *instance, int port)
 {
     char exe[256], addr[64];
@@ -219,8 +203,8 @@ static void s_start(void)
             "aggregator:\n  sharding: true\n  store_path: \"\"\n",
             R.dir);
     fclose(f);
-    R.port[0] = s_port();
-    R.port[1] = s_port();
+    R.port[0] = th_free_port();
+    R.port[1] = th_free_port();
     R.broker = s_stage("skyprof-broker", "b", 0);
     R.sym = s_stage("skyprof-symbolizer", "s", 0);
     R.agg[0] = s_stage("skyprof-aggregator", "a1", R.port[0]);

@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "harness.h"
 #include "testutil.h"
 
 /* Names carry the test process's pid: `make test` and a developer's run
@@ -168,22 +169,6 @@ static void s_reap_stale_runs(void)
         s_teardown_run(project, pod, tag);
     }
     free(out);
-}
-
-static int s_free_port(void)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    socklen_t slen = sizeof sa;
-    int port = -1;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return -1;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sa, &slen) == 0)
-        port = ntohs(sa.sin_port);
-    close(fd);
-    return port;
 }
 
 /* ------------------------------------------------------ container state */
@@ -996,7 +981,7 @@ int main(void)
         strcat(seccomp, "/deploy/compose/collector-seccomp.json");
         setenv("SKYPROF_COLLECTOR_SECCOMP", seccomp, 1);
     }
-    s_port = s_free_port();
+    s_port = th_free_port();
     char port[16];
     snprintf(port, sizeof port, "%d", s_port);
     setenv("SKYPROF_HTTP_PORT", port, 1);

@@ -28,16 +28,11 @@ typedef struct {
 
 static pipeline_t P;
 
-static int s_free_port(void)
-{
-    return 20000 + (int)(getpid() % 20000);
-}
-
 static void s_start(void)
 {
     P.dir = tu_mkdtemp();
     ck_assert_ptr_nonnull(P.dir);
-    P.port = s_free_port();
+    P.port = th_free_port();
     snprintf(P.config, sizeof P.config, "%s/skyprof.yaml", P.dir);
     snprintf(P.log, sizeof P.log, "%s/pipeline.log", P.dir);
     FILE *f = fopen(P.config, "w");
