@@ -203,9 +203,10 @@ agg_peers_render(const agg_peers_t *self, agg_buf_t *b)
             agg_buf_printf(b, "# TYPE %s %s\n", m->name,
                            m->type == WIRE_METRIC_GAUGE ? "gauge"
                                                         : "counter");
-        agg_buf_printf(b, "%s{instance=\"%s\"%s%s} %.17g\n", m->name,
-                       lines[i].peer->instance, *m->labels ? "," : "",
-                       m->labels, m->value);
+        /* Same labels as the aggregator's own lines: stage, instance. */
+        agg_buf_printf(b, "%s{stage=\"%s\",instance=\"%s\"%s%s} %.17g\n",
+                       m->name, lines[i].peer->stage, lines[i].peer->instance,
+                       *m->labels ? "," : "", m->labels, m->value);
     }
     free(lines);
 }

@@ -475,10 +475,12 @@ START_TEST(test_metrics)
     ck_assert_ptr_nonnull(strstr(resp, "path=\"/healthz\""));
     ck_assert_ptr_nonnull(strstr(resp, "# TYPE skyprof_collector_samples "
                                        "counter\n"));
-    ck_assert_ptr_nonnull(strstr(resp, "skyprof_collector_samples{instance="
-                                       "\"c1\"} 1234\n"));
-    ck_assert_ptr_nonnull(strstr(resp, "skyprof_collector_ring_fill{instance="
-                                       "\"c1\",cpu=\"0\"} 0.5\n"));
+    ck_assert_ptr_nonnull(strstr(resp, "skyprof_collector_samples{stage="
+                                       "\"collector\",instance=\"c1\"} "
+                                       "1234\n"));
+    ck_assert_ptr_nonnull(strstr(resp, "skyprof_collector_ring_fill{stage="
+                                       "\"collector\",instance=\"c1\","
+                                       "cpu=\"0\"} 0.5\n"));
     free(resp);
 }
 END_TEST
