@@ -12,6 +12,7 @@
 
 #include "http_get.h"
 #include "log.h"
+#include "netio.h"
 
 static int
 s_split(const char *addr, char *host, size_t hlen, char *port, size_t plen)
@@ -33,23 +34,6 @@ s_split(const char *addr, char *host, size_t hlen, char *port, size_t plen)
         return -1;
     snprintf(port, plen, "%s", colon + 1);
     return 0;
-}
-
-/* Waits for events on fd until the deadline; 1 ready, 0 timed out, -1. */
-static int
-s_wait(int fd, short events, uint64_t deadline)
-{
-    for (;;) {
-        uint64_t now = now_mono_ms();
-        if (now >= deadline)
-            return 0;
-        struct pollfd p = { fd, events, 0 };
-        int rc = poll(&p, 1, (int)(deadline - now));
-        if (rc > 0)
-            return 1;
-        if (rc < 0 && errno != EINTR)
-            return -1;
-    }
 }
 
 static int
@@ -82,12 +66,13 @@ s_connect(const char *addr, uint64_t deadline, char *err, size_t errlen)
         if (errno == EINPROGRESS) {
             int soerr = 0;
             socklen_t sl = sizeof(soerr);
-            int w = s_wait(fd, POLLOUT, deadline);
+            int w = netio_wait(fd, POLLOUT, -1, deadline);
             if (w == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0
                 && soerr == 0)
                 break;
             snprintf(err, errlen, "connect to %s: %s", addr,
-                     w == 0 ? "timed out" : strerror(soerr ? soerr : errno));
+                     w == NETIO_TIMEOUT ? "timed out"
+                                        : strerror(soerr ? soerr : errno));
         }
         close(fd);
         fd = -1;
@@ -115,17 +100,9 @@ agg_http_get(const char *addr, const char *path, uint64_t timeout_ms,
     int fd = s_connect(addr, deadline, err, errlen);
     if (fd < 0)
         return -1;
-    for (size_t sent = 0; sent < (size_t)n;) {
-        ssize_t w = send(fd, req + sent, (size_t)n - sent, MSG_NOSIGNAL);
-        if (w > 0) {
-            sent += (size_t)w;
-            continue;
-        }
-        if (w < 0 && (errno == EAGAIN || errno == EINTR)
-            && s_wait(fd, POLLOUT, deadline) == 1)
-            continue;
+    if (netio_send_all(fd, req, (size_t)n, 0, -1, deadline) != 0) {
         snprintf(err, errlen, "send to %s: %s", addr,
-                 w < 0 ? strerror(errno) : "timed out");
+                 errno == ETIMEDOUT ? "timed out" : strerror(errno));
         goto cleanup;
     }
     for (;;) {
@@ -156,11 +133,11 @@ agg_http_get(const char *addr, const char *path, uint64_t timeout_ms,
         if (errno == EINTR)
             continue;
         if (errno == EAGAIN) {
-            int w = s_wait(fd, POLLIN, deadline);
-            if (w == 1)
+            int w = netio_wait(fd, POLLIN, -1, deadline);
+            if (w == NETIO_READY)
                 continue;
             snprintf(err, errlen, "reply from %s: %s", addr,
-                     w == 0 ? "timed out" : strerror(errno));
+                     w == NETIO_TIMEOUT ? "timed out" : strerror(errno));
             goto cleanup;
         }
         snprintf(err, errlen, "recv from %s: %s", addr, strerror(errno));

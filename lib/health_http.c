@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "netio.h"
 
 #define HEALTH_STALE_MS 30000
 /* Request line plus headers, blank line included. */
@@ -57,9 +58,6 @@ struct health_http {
     pthread_t thread;
     bool thread_started;
 };
-
-/* What s_wait() saw. */
-enum { WAIT_READY, WAIT_TIMEOUT, WAIT_STOP };
 
 /* What s_read_head() got. */
 enum { HEAD_COMPLETE, HEAD_TOO_LARGE, HEAD_TIMEOUT, HEAD_GONE };
@@ -94,59 +92,11 @@ int health_http_parse_addr(const char *addr, struct sockaddr_in *out)
     return 0;
 }
 
-/* Waits until fd has `events`, the deadline passes, or destroy() asks the
- * thread to stop. Error and hang-up conditions count as ready: the next
- * read or send reports them. */
+/* netio_wait with destroy()'s wake-up: stopping ends any wait. */
 static int s_wait(health_http_t *self, int fd, short events,
                   uint64_t deadline_ms)
 {
-    int result = WAIT_TIMEOUT;
-    for (;;) {
-        uint64_t now = now_mono_ms();
-        if (now >= deadline_ms)
-            break;
-        struct pollfd pfd[2] = {
-            {.fd = fd, .events = events},
-            {.fd = self->wake_fd, .events = POLLIN},
-        };
-        int n = poll(pfd, 2, (int)(deadline_ms - now));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 || pfd[1].revents) {
-            result = WAIT_STOP;
-            break;
-        }
-        if (n > 0 && pfd[0].revents) {
-            result = WAIT_READY;
-            break;
-        }
-    }
-    return result;
-}
-
-/* Sends all of buf (partial sends, EINTR, a full socket buffer) before the
- * deadline. MSG_NOSIGNAL: a client gone away is EPIPE, not SIGPIPE. */
-static int s_send_all(health_http_t *self, int fd, const char *buf,
-                      size_t len, int flags, uint64_t deadline_ms)
-{
-    int rc = -1;
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n = send(fd, buf + done, len - done, flags | MSG_NOSIGNAL);
-        if (n > 0) {
-            done += (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
-            s_wait(self, fd, POLLOUT, deadline_ms) == WAIT_READY)
-            continue;
-        goto cleanup;  /* peer gone, timed out, or stopping */
-    }
-    rc = 0;
-cleanup:
-    return rc;
+    return netio_wait(fd, events, self->wake_fd, deadline_ms);
 }
 
 /* Reads the request head (up to and including the blank line) into buf,
@@ -171,9 +121,9 @@ static int s_read_head(health_http_t *self, int fd, char *buf, size_t *len,
             if (errno != EAGAIN && errno != EWOULDBLOCK)
                 break;
             int w = s_wait(self, fd, POLLIN, deadline_ms);
-            if (w == WAIT_READY)
+            if (w == NETIO_READY)
                 continue;
-            result = w == WAIT_TIMEOUT ? HEAD_TIMEOUT : HEAD_GONE;
+            result = w == NETIO_TIMEOUT ? HEAD_TIMEOUT : HEAD_GONE;
             break;
         }
         /* Look for the end of the head only where it can have appeared:
@@ -273,10 +223,11 @@ static int s_respond(health_http_t *self, int fd, int status,
     bool with_body = !head_only && len > 0;
     /* MSG_MORE keeps head and body in one segment: two small writes would
      * meet Nagle and the client's delayed ACK. */
-    if (s_send_all(self, fd, head, (size_t)hl, with_body ? MSG_MORE : 0,
-                   deadline) != 0)
+    if (netio_send_all(fd, head, (size_t)hl, with_body ? MSG_MORE : 0,
+                       self->wake_fd, deadline) != 0)
         return -1;
-    if (with_body && s_send_all(self, fd, body, len, 0, deadline) != 0)
+    if (with_body &&
+        netio_send_all(fd, body, len, 0, self->wake_fd, deadline) != 0)
         return -1;
     return 0;
 }
@@ -328,7 +279,7 @@ static void s_drain(health_http_t *self, int fd)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
-            s_wait(self, fd, POLLIN, deadline) == WAIT_READY)
+            s_wait(self, fd, POLLIN, deadline) == NETIO_READY)
             continue;
         break;  /* EOF, error, timeout or stopping */
     }
@@ -401,7 +352,7 @@ static void *s_serve(void *arg)
                 continue;
             log_warn_rl(&s_io_rl, "http: accept: %s", strerror(errno));
             if (s_wait(self, -1, 0, now_mono_ms() +
-                                        HEALTH_ACCEPT_BACKOFF_MS) == WAIT_STOP)
+                                        HEALTH_ACCEPT_BACKOFF_MS) == NETIO_STOP)
                 break;
             continue;
         }
