@@ -1506,6 +1506,14 @@ s_take_events(uplink_t *self, const wire_proc_events_t *m)
     stats_set(self->m_processes, (double)proc_table_count(self->procs));
 }
 
+/* A message decoded: the bus tracks its sequence number (gaps = lost). */
+static void
+s_note_seq(uplink_t *self, const char *topic, const wire_header_t *hdr)
+{
+    if (self->opts.note_seq)
+        self->opts.note_seq(self->opts.cb_arg, topic, hdr->sender, hdr->seq);
+}
+
 int
 uplink_handle(uplink_t *self, const char *topic, const void *payload,
               size_t len, uint64_t now_ms)
@@ -1519,9 +1527,7 @@ uplink_handle(uplink_t *self, const char *topic, const void *payload,
         if (wire_decode_proc_events(payload, len, self->arena, &m, err,
                                     sizeof err) != 0)
             goto bad;
-        if (self->opts.note_seq)
-            self->opts.note_seq(self->opts.cb_arg, topic, m.hdr.sender,
-                                m.hdr.seq);
+        s_note_seq(self, topic, &m.hdr);
         if (self->conn)
             s_take_events(self, &m);
     } else if (!strcmp(topic, TOPIC_AGG_PROFILE)) {
@@ -1529,9 +1535,7 @@ uplink_handle(uplink_t *self, const char *topic, const void *payload,
         if (wire_decode_profile_batch(payload, len, self->arena, &m, err,
                                       sizeof err) != 0)
             goto bad;
-        if (self->opts.note_seq)
-            self->opts.note_seq(self->opts.cb_arg, topic, m.hdr.sender,
-                                m.hdr.seq);
+        s_note_seq(self, topic, &m.hdr);
         if (self->conn)
             s_take_profiles(self, &m);
     } else if (!strcmp(topic, TOPIC_CTL_TASKS)) {
@@ -1539,9 +1543,7 @@ uplink_handle(uplink_t *self, const char *topic, const void *payload,
         if (wire_decode_task_set(payload, len, self->arena, &m, err,
                                  sizeof err) != 0)
             goto bad;
-        if (self->opts.note_seq)
-            self->opts.note_seq(self->opts.cb_arg, topic, m.hdr.sender,
-                                m.hdr.seq);
+        s_note_seq(self, topic, &m.hdr);
         if (self->conn)
             s_watch_engine(self, &m.hdr);
     } else if (!strcmp(topic, TOPIC_TRIGGER)) {
@@ -1549,9 +1551,7 @@ uplink_handle(uplink_t *self, const char *topic, const void *payload,
         if (wire_decode_trigger(payload, len, self->arena, &m, err,
                                 sizeof err) != 0)
             goto bad;
-        if (self->opts.note_seq)
-            self->opts.note_seq(self->opts.cb_arg, topic, m.hdr.sender,
-                                m.hdr.seq);
+        s_note_seq(self, topic, &m.hdr);
         if (self->conn)
             s_take_trigger(self, &m);
     } else if (!strcmp(topic, TOPIC_METERS)) {
@@ -1559,9 +1559,7 @@ uplink_handle(uplink_t *self, const char *topic, const void *payload,
         if (wire_decode_meters(payload, len, self->arena, &m, err,
                                sizeof err) != 0)
             goto bad;
-        if (self->opts.note_seq)
-            self->opts.note_seq(self->opts.cb_arg, topic, m.hdr.sender,
-                                m.hdr.seq);
+        s_note_seq(self, topic, &m.hdr);
         if (self->conn)
             s_take_meters(self, &m);
     }
