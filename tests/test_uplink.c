@@ -1426,6 +1426,98 @@ START_TEST(test_tls)
 }
 END_TEST
 
+/* The real skyprof-broker and skyprof-uplink as processes, the uplink
+ * talking to the fake OAP of an env_t, and a bus for the test to publish
+ * and listen on. */
+typedef struct {
+    char broker_bin[600], uplink_bin[600];
+    char cfg[600], log[600];
+    pid_t broker, uplink;
+    void *ctx;
+    stats_t *stats;
+    bus_t *bus;
+} stage_rig_t;
+
+/* 1 when the fake OAP and both binaries are there; else prints a SKIP. */
+static int
+s_rig_can_run(stage_rig_t *r, const char *test)
+{
+    struct stat st;
+    memset(r, 0, sizeof *r);
+    if (!s_python_grpc_ok(test))
+        return 0;
+    snprintf(r->broker_bin, sizeof r->broker_bin, "%s",
+             tu_build_path("bin/skyprof-broker"));
+    snprintf(r->uplink_bin, sizeof r->uplink_bin, "%s",
+             tu_build_path("bin/skyprof-uplink"));
+    if (stat(r->broker_bin, &st) != 0 || stat(r->uplink_bin, &st) != 0) {
+        tu_skip(test, "broker or uplink not built");
+        return 0;
+    }
+    return 1;
+}
+
+/* Writes the stages' configuration (bus_yaml: an optional "bus:" section;
+ * heartbeat: process_discovery.heartbeat_period), starts both stages and
+ * connects the test's bus as `sender`. */
+static void
+s_rig_start(stage_rig_t *r, const env_t *e, const char *bus_yaml,
+            const char *heartbeat, const char *sender)
+{
+    char in[700], out[700];
+    snprintf(r->cfg, sizeof r->cfg, "%s/skyprof.yaml", e->fake.dir);
+    snprintf(r->log, sizeof r->log, "%s/stages.log", e->fake.dir);
+    snprintf(in, sizeof in, "ipc://%s/bus-in", e->fake.dir);
+    snprintf(out, sizeof out, "ipc://%s/bus-out", e->fake.dir);
+    FILE *f = fopen(r->cfg, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f,
+            "runtime_dir: %s\n"
+            "%s"
+            "core:\n  backend:\n    addr: %s\n    upstream_timeout: 3s\n"
+            "profiling:\n  check_interval: 1s\n  flush_interval: 1s\n"
+            "process_discovery:\n  heartbeat_period: %s\n  scanner:\n"
+            "    regex:\n      - match_cmd_regex: '%s'\n"
+            "        service_name: stage-svc\n"
+            "        process_name: \"p-{{.Process.Pid}}\"\n"
+            "uplink:\n  agent_id: stage-agent\n",
+            e->fake.dir, bus_yaml, e->fake.addr, heartbeat, e->procs.regex);
+    fclose(f);
+    char *bargv[] = { r->broker_bin, "--config", r->cfg, NULL };
+    char *uargv[] = { r->uplink_bin, "--config", r->cfg, NULL };
+    r->broker = s_spawn_log(bargv, r->log);
+    r->uplink = s_spawn_log(uargv, r->log);
+    ck_assert_int_gt(r->broker, 0);
+    ck_assert_int_gt(r->uplink, 0);
+
+    r->ctx = zmq_ctx_new();
+    r->stats = stats_new("test", "t");
+    bus_options_t bo = { in, out, 1000, 1000, sender };
+    r->bus = bus_new(r->ctx, &bo, r->stats);
+    ck_assert_ptr_nonnull(r->bus);
+}
+
+/* Fails the test with the stages' logs. */
+static void
+s_rig_fail(const stage_rig_t *r, const char *why)
+{
+    char *text = tu_read_file(r->log, NULL);
+    fprintf(stderr, "--- stage logs ---\n%s\n", text ? text : "");
+    free(text);
+    ck_abort_msg("%s", why);
+}
+
+/* Stops both stages (the uplink must exit 0 on SIGTERM) and the bus. */
+static void
+s_rig_stop(stage_rig_t *r)
+{
+    ck_assert_int_eq(tu_stop(r->uplink, 10000), 0);
+    tu_stop(r->broker, 5000);
+    bus_destroy(&r->bus);
+    stats_destroy(&r->stats);
+    zmq_ctx_term(r->ctx);
+}
+
 /* The real skyprof-uplink with the broker: a task scheduled on the fake
  * OAP arrives on the bus as task.request, and agg.profile published on the
  * bus reaches the OAP. */
@@ -1474,16 +1566,9 @@ s_has_data(void *arg)
 
 START_TEST(test_stage_with_broker)
 {
-    if (!s_python_grpc_ok("test_stage_with_broker"))
+    stage_rig_t rig;
+    if (!s_rig_can_run(&rig, "test_stage_with_broker"))
         return;
-    char broker[600], uplink[600];
-    snprintf(broker, sizeof broker, "%s", tu_build_path("bin/skyprof-broker"));
-    snprintf(uplink, sizeof uplink, "%s", tu_build_path("bin/skyprof-uplink"));
-    struct stat st;
-    if (stat(broker, &st) != 0 || stat(uplink, &st) != 0) {
-        tu_skip("test_stage_with_broker", "broker or uplink not built");
-        return;
-    }
     env_t e;
     memset(&e, 0, sizeof e);
     memset(&s_captured, 0, sizeof s_captured);
@@ -1507,46 +1592,13 @@ START_TEST(test_stage_with_broker)
     s_write_reply(&e.fake, "queryTasks", 0, cmds, len);
     free(cmds);
 
-    char cfg[600], log[600], in[700], out[700], yaml[4096];
-    snprintf(cfg, sizeof cfg, "%s/skyprof.yaml", e.fake.dir);
-    snprintf(log, sizeof log, "%s/stages.log", e.fake.dir);
-    snprintf(in, sizeof in, "ipc://%s/bus-in", e.fake.dir);
-    snprintf(out, sizeof out, "ipc://%s/bus-out", e.fake.dir);
-    snprintf(yaml, sizeof yaml,
-             "runtime_dir: %s\n"
-             "core:\n  backend:\n    addr: %s\n    upstream_timeout: 3s\n"
-             "profiling:\n  check_interval: 1s\n  flush_interval: 1s\n"
-             "process_discovery:\n  heartbeat_period: 2s\n  scanner:\n"
-             "    regex:\n      - match_cmd_regex: '%s'\n"
-             "        service_name: stage-svc\n"
-             "        process_name: \"p-{{.Process.Pid}}\"\n"
-             "uplink:\n  agent_id: stage-agent\n",
-             e.fake.dir, e.fake.addr, e.procs.regex);
-    FILE *f = fopen(cfg, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(yaml, f);
-    fclose(f);
-    char *bargv[] = { broker, "--config", cfg, NULL };
-    char *uargv[] = { uplink, "--config", cfg, NULL };
-    pid_t bpid = s_spawn_log(bargv, log);
-    pid_t upid = s_spawn_log(uargv, log);
-    ck_assert_int_gt(bpid, 0);
-    ck_assert_int_gt(upid, 0);
-
-    void *ctx = zmq_ctx_new();
-    stats_t *stats = stats_new("test", "t");
-    bus_options_t bo = { in, out, 1000, 1000, "aggregator/test" };
+    s_rig_start(&rig, &e, "", "2s", "aggregator/test");
     stage_rx_t rx = { 0 };
-    rx.bus = bus_new(ctx, &bo, stats);
+    rx.bus = rig.bus;
     rx.arena = arena_new(0);
-    ck_assert_ptr_nonnull(rx.bus);
     ck_assert_int_eq(bus_subscribe(rx.bus, TOPIC_TASK_REQUEST), 0);
-    if (!tu_wait_until(s_poll_task, &rx, 20000)) {
-        char *text = tu_read_file(log, NULL);
-        fprintf(stderr, "--- stage logs ---\n%s\n", text ? text : "");
-        free(text);
-        ck_abort_msg("no task.request from the uplink");
-    }
+    if (!tu_wait_until(s_poll_task, &rx, 20000))
+        s_rig_fail(&rig, "no task.request from the uplink");
     ck_assert_str_eq(rx.task_id, "stage-task");
     ck_assert_uint_eq(rx.npids, 1);
     ck_assert_uint_eq(rx.pid0, (uint32_t)e.procs.pids[0]);
@@ -1582,12 +1634,8 @@ START_TEST(test_stage_with_broker)
     skywalking__v3__ebpfprofiling_data__free_unpacked(d, NULL);
     free(raw);
 
-    ck_assert_int_eq(tu_stop(upid, 10000), 0);
-    tu_stop(bpid, 5000);
-    bus_destroy(&rx.bus);
+    s_rig_stop(&rig);
     arena_destroy(&rx.arena);
-    stats_destroy(&stats);
-    zmq_ctx_term(ctx);
     s_env_stop(&e);
 }
 END_TEST
@@ -2690,17 +2738,9 @@ s_bus_publish_meter(bus_t *bus, uint32_t pid)
 
 START_TEST(test_continuous_stage_with_broker)
 {
-    if (!s_python_grpc_ok("test_continuous_stage_with_broker"))
+    stage_rig_t rig;
+    if (!s_rig_can_run(&rig, "test_continuous_stage_with_broker"))
         return;
-    char broker[600], uplink[600];
-    snprintf(broker, sizeof broker, "%s", tu_build_path("bin/skyprof-broker"));
-    snprintf(uplink, sizeof uplink, "%s", tu_build_path("bin/skyprof-uplink"));
-    struct stat st;
-    if (stat(broker, &st) != 0 || stat(uplink, &st) != 0) {
-        tu_skip("test_continuous_stage_with_broker",
-                "broker or uplink not built");
-        return;
-    }
     env_t e;
     memset(&e, 0, sizeof e);
     memset(&s_captured, 0, sizeof s_captured);
@@ -2726,42 +2766,13 @@ START_TEST(test_continuous_stage_with_broker)
     s_write_reply(&e.fake, "reportProfilingTask", 0, reply, len);
     free(reply);
 
-    char cfg[600], log[600], in[700], out[700], yaml[4096];
-    snprintf(cfg, sizeof cfg, "%s/skyprof.yaml", e.fake.dir);
-    snprintf(log, sizeof log, "%s/stages.log", e.fake.dir);
-    snprintf(in, sizeof in, "ipc://%s/bus-in", e.fake.dir);
-    snprintf(out, sizeof out, "ipc://%s/bus-out", e.fake.dir);
-    snprintf(yaml, sizeof yaml,
-             "runtime_dir: %s\n"
-             "bus:\n  stats_interval: 1s\n"
-             "core:\n  backend:\n    addr: %s\n    upstream_timeout: 3s\n"
-             "profiling:\n  check_interval: 1s\n  flush_interval: 1s\n"
-             "process_discovery:\n  heartbeat_period: 1s\n  scanner:\n"
-             "    regex:\n      - match_cmd_regex: '%s'\n"
-             "        service_name: stage-svc\n"
-             "        process_name: \"p-{{.Process.Pid}}\"\n"
-             "uplink:\n  agent_id: stage-agent\n",
-             e.fake.dir, e.fake.addr, e.procs.regex);
-    FILE *f = fopen(cfg, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(yaml, f);
-    fclose(f);
-    char *bargv[] = { broker, "--config", cfg, NULL };
-    char *uargv[] = { uplink, "--config", cfg, NULL };
-    pid_t bpid = s_spawn_log(bargv, log);
-    pid_t upid = s_spawn_log(uargv, log);
-    ck_assert_int_gt(bpid, 0);
-    ck_assert_int_gt(upid, 0);
-
-    void *ctx = zmq_ctx_new();
-    stats_t *stats = stats_new("test", "t");
-    bus_options_t bo = { in, out, 1000, 1000, "policy/test" };
+    s_rig_start(&rig, &e, "bus:\n  stats_interval: 1s\n", "1s",
+                "policy/test");
     cont_rx_t rx;
     memset(&rx, 0, sizeof rx);
     rx.want_pid = p0;
-    rx.bus = bus_new(ctx, &bo, stats);
+    rx.bus = rig.bus;
     rx.arena = arena_new(0);
-    ck_assert_ptr_nonnull(rx.bus);
     ck_assert_int_eq(bus_subscribe(rx.bus, TOPIC_PROC_IDS), 0);
     ck_assert_int_eq(bus_subscribe(rx.bus, TOPIC_POLICY_UPDATE), 0);
     ck_assert_int_eq(bus_subscribe(rx.bus, TOPIC_TASK_REQUEST), 0);
@@ -2787,12 +2798,8 @@ START_TEST(test_continuous_stage_with_broker)
         wire_buf_release(&buf);
         ok = tu_wait_until(s_cont_rx_ids_policy, &rx, 500);
     }
-    if (!ok) {
-        char *text = tu_read_file(log, NULL);
-        fprintf(stderr, "--- stage logs ---\n%s\n", text ? text : "");
-        free(text);
-        ck_abort_msg("no proc.ids / policy.update from the uplink");
-    }
+    if (!ok)
+        s_rig_fail(&rig, "no proc.ids / policy.update from the uplink");
     ck_assert_str_eq(rx.policy, json);
 
     /* Malformed input first: the stage must survive it. */
@@ -2820,14 +2827,10 @@ START_TEST(test_continuous_stage_with_broker)
     }
     ck_assert(s_has_meters(&e.fake));
     ck_assert(tu_wait_until(s_cont_rx_invalid, &rx, 10000));
-    ck_assert_int_eq(kill(upid, 0), 0);           /* still running */
+    ck_assert_int_eq(kill(rig.uplink, 0), 0);           /* still running */
 
-    ck_assert_int_eq(tu_stop(upid, 10000), 0);
-    tu_stop(bpid, 5000);
-    bus_destroy(&rx.bus);
+    s_rig_stop(&rig);
     arena_destroy(&rx.arena);
-    stats_destroy(&stats);
-    zmq_ctx_term(ctx);
     s_env_stop(&e);
 }
 END_TEST
