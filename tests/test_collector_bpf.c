@@ -343,6 +343,17 @@ static collector_t *s_start(loop_t *loop, capture_t *cap,
     return col;
 }
 
+/* Frees what s_start and the captures of a test allocated. */
+static void s_finish(collector_t **col, loop_t **loop, capture_t *cap)
+{
+    collector_destroy(col);
+    ck_assert_ptr_null(*col);
+    loop_destroy(loop);
+    arena_destroy(&cap->arena);
+    free(cap->events);
+    free(cap->samples);
+}
+
 static void s_run(driver_t *d, loop_t *loop, uint64_t max_ms)
 {
     d->deadline_ms = now_mono_ms() + max_ms;
@@ -574,13 +585,8 @@ START_TEST(test_cpu_workload)
     ck_assert_uint_gt(info.processes, 1);
     ck_assert_uint_gt(info.objects, 1);
 
-    collector_destroy(&col);
-    ck_assert_ptr_null(col);
-    loop_destroy(&loop);
+    s_finish(&col, &loop, &cap);
     stats_destroy(&stats);
-    arena_destroy(&cap.arena);
-    free(cap.events);
-    free(cap.samples);
 }
 END_TEST
 
@@ -647,11 +653,7 @@ START_TEST(test_short_lived)
     ck_assert_int_ge(sampled_pids, 4);
     ck_assert_int_eq(resolved_pids, sampled_pids);
     ck_assert_uint_ge(in_spin * 10, samples * 7);
-    collector_destroy(&col);
-    loop_destroy(&loop);
-    arena_destroy(&cap.arena);
-    free(cap.events);
-    free(cap.samples);
+    s_finish(&col, &loop, &cap);
 }
 END_TEST
 
@@ -692,11 +694,7 @@ START_TEST(test_host_decimation)
     ck_assert_uint_ge(count, 5);
     ck_assert_double_ge((double)weight, cpu * 0.55);
     ck_assert_double_le((double)weight, cpu * 1.45 + 4.0 * PERIOD_NS);
-    collector_destroy(&col);
-    loop_destroy(&loop);
-    arena_destroy(&cap.arena);
-    free(cap.events);
-    free(cap.samples);
+    s_finish(&col, &loop, &cap);
 }
 END_TEST
 
@@ -739,11 +737,7 @@ START_TEST(test_fill_threshold_wakeup)
     /* Whatever was lost was counted, and it is a small part. */
     ck_assert_uint_le(info.samples_dropped_kernel * 10,
                       info.samples_received);
-    collector_destroy(&col);
-    loop_destroy(&loop);
-    arena_destroy(&cap.arena);
-    free(cap.events);
-    free(cap.samples);
+    s_finish(&col, &loop, &cap);
 }
 END_TEST
 
@@ -808,11 +802,7 @@ START_TEST(test_publish_interval)
         ck_assert_uint_gt(info.batches_published, 0);
         ck_assert_double_ge((double)count, expected * 0.6);
         ck_assert_double_le((double)count, expected * 1.4 + 5);
-        collector_destroy(&col);
-        loop_destroy(&loop);
-        arena_destroy(&cap.arena);
-        free(cap.events);
-        free(cap.samples);
+        s_finish(&col, &loop, &cap);
     }
 }
 END_TEST
@@ -979,11 +969,7 @@ START_TEST(test_container)
     }
     ck_assert_uint_gt(mine, 20);
     ck_assert_uint_ge(in_alpha * 100, mine * 30);
-    collector_destroy(&col);
-    loop_destroy(&loop);
-    arena_destroy(&cap.arena);
-    free(cap.events);
-    free(cap.samples);
+    s_finish(&col, &loop, &cap);
     tu_rmtree(dir);
     free(dir);
 }
