@@ -288,7 +288,11 @@ def start_profiler(name, **kw):
     'alone'."""
     if name == "alone":
         return None
-    p = Skyprof(**kw) if name == "skyprof" else Peer(name)
+    return started(Skyprof(**kw) if name == "skyprof" else Peer(name))
+
+
+def started(p):
+    """p once it samples; stopped if it never gets there."""
     try:
         p.wait_ready()
     except Exception:

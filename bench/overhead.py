@@ -230,13 +230,7 @@ def start_config(config, server):
     if config == "skyprof-offcpu":
         return start_offcpu(server)
     if config == "perf-cpu0":
-        p = PerfOneCpu(OTHER_CPU)
-        try:
-            p.wait_ready()
-        except Exception:
-            p.stop()
-            raise
-        return p
+        return common.started(PerfOneCpu(OTHER_CPU))
     if config == "skyprof":
         return common.start_profiler(config, period=SKYPROF_PERIOD)
     return common.start_profiler(config)
