@@ -17,6 +17,7 @@ struct k8s_disc {
     finder_set_t *analyzers;
     stats_metric_t *m_refused, *m_pods;
     log_ratelimit_t rl;
+    uint64_t now;              /* the caller's clock, from k8s_disc_poll */
 };
 
 /* ------------------------------------------------------------- options */
@@ -202,7 +203,7 @@ s_on_event(void *arg, k8s_kind_t kind, k8s_event_t ev,
            const json_value_t *obj)
 {
     k8s_disc_t *self = arg;
-    uint64_t now = now_mono_ms();
+    uint64_t now = self->now;
     switch (ev) {
     case K8S_EV_LIST_BEGIN:
         k8s_meta_list_begin(self->meta, kind);
@@ -274,6 +275,7 @@ k8s_disc_destroy(k8s_disc_t **self_p)
 void
 k8s_disc_poll(k8s_disc_t *self, uint64_t now_ms)
 {
+    self->now = now_ms;
     k8s_client_poll(self->client, now_ms);
     k8s_meta_expire(self->meta, now_ms);
     stats_set(self->m_pods, (double)k8s_meta_count(self->meta, K8S_POD));

@@ -1727,6 +1727,7 @@ s_calls(uplink_t *self)
 static void
 s_publish_k8s(uplink_t *self)
 {
+    wire_buf_reset(&self->out);
     if (k8s_disc_encode(self->k8s, self->opts.sender, ++self->seq_k8s,
                         self->opts.node_name, &self->out) != 0) {
         log_warn_rl(&self->rl_input, "uplink: the container table does not "
