@@ -167,6 +167,24 @@ api_parse_query(api_request_t *req, api_reply_t *r, agg_query_t *q)
         }
         q->node = node;
     }
+    const char *pod_keys[3] = { "namespace", "pod", "container" };
+    const char **pod_vals[3] = { &q->ns, &q->pod, &q->container };
+    for (int k = 0; k < 3; k++) {
+        const char *v = api_arg(req, pod_keys[k]);
+        if (!v)
+            continue;
+        if (!*v || strlen(v) > AGG_MAX_POD_FILTER) {
+            api_reply_error(r, 400, "%s must be 1 to %d bytes", pod_keys[k],
+                            AGG_MAX_POD_FILTER);
+            return -1;
+        }
+        if (task) {
+            api_reply_error(r, 400, "%s cannot be combined with task_id",
+                            pod_keys[k]);
+            return -1;
+        }
+        *pod_vals[k] = v;
+    }
     if (pid) {
         uint64_t v;
         if (s_parse_u64(pid, &v) || v == 0 || v > UINT32_MAX) {
@@ -204,7 +222,8 @@ api_label(agg_buf_t *b, const flame_node_t *n)
     static const char *prefix[] = {
         [FLAME_KERNEL] = "[k] ", [FLAME_LIB] = "[l] ",
         [FLAME_PROCESS] = "[p] ", [FLAME_THREAD] = "[t] ",
-        [FLAME_NODE] = "[n] ",
+        [FLAME_NODE] = "[n] ", [FLAME_NAMESPACE] = "[ns] ",
+        [FLAME_POD] = "[pod] ", [FLAME_CONTAINER] = "[c] ",
     };
     if (n->type < sizeof(prefix) / sizeof(prefix[0]) && prefix[n->type])
         agg_buf_puts(b, prefix[n->type]);
