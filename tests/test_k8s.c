@@ -1177,6 +1177,138 @@ START_TEST(test_hundred_pods)
 }
 END_TEST
 
+/* ================================================ real podman containers */
+/* Runs sh -c cmd; 0 and its first output line in out (when given). */
+static int
+s_sh(char *out, size_t size, const char *fmt, ...)
+{
+    char cmd[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    char full[2200];
+    snprintf(full, sizeof full, "(%s) 2>/dev/null", cmd);
+    FILE *p = popen(full, "r");
+    if (!p)
+        return -1;
+    char line[512] = "";
+    if (!fgets(line, sizeof line, p))
+        line[0] = '\0';
+    char rest[512];
+    while (fgets(rest, sizeof rest, p))
+        ;
+    int rc = pclose(p);
+    line[strcspn(line, "\n")] = '\0';
+    if (out)
+        snprintf(out, size, "%s", line);
+    return rc == 0 ? 0 : -1;
+}
+
+#define K8S_IMAGE "localhost/skyprof-k8s-test:test"
+#define PODMAN "CONTAINERS_CONF=$PWD/deploy/images/containers.conf podman"
+
+/* An image FROM scratch holding idle_workload (symbols, known function
+ * names), its libc and the ELF interpreter, as deploy/images/build.sh
+ * builds the stage images. */
+static int
+s_build_image(const char *dir)
+{
+    const char *prog = tu_build_path("tests/progs/idle_workload");
+    return s_sh(NULL, 0,
+                "set -e; cd %s; mkdir -p ctx/root/usr/bin; "
+                "cp %s/%s ctx/root/usr/bin/; "
+                "for l in $(ldd ctx/root/usr/bin/idle_workload | awk "
+                "'$2 == \"=>\" && $3 ~ /^\\// { print $3 } "
+                "NF >= 2 && $1 ~ /^\\// { print $1 }'); do "
+                "mkdir -p ctx/root$(dirname $l); cp -L $l ctx/root$l; done; "
+                "printf 'FROM scratch\\nCOPY root/ /\\n' > ctx/Containerfile; "
+                "cd %s; " PODMAN " build --quiet --layers=false -t " K8S_IMAGE
+                " -f %s/ctx/Containerfile %s/ctx",
+                dir, getcwd((char[1024]){ 0 }, 1024), prog,
+                getcwd((char[1024]){ 0 }, 1024), dir, dir);
+}
+
+/* Starts a container; its full id and host pid. */
+static int
+s_podman_run(const char *name, char id[CGROUP_ID_LEN], pid_t *pid)
+{
+    char out[256];
+    if (s_sh(out, sizeof out, PODMAN " run -d --rm --runtime runc --name %s "
+             K8S_IMAGE " /usr/bin/idle_workload 0", name) != 0 ||
+        strlen(out) != 64)
+        return -1;
+    snprintf(id, CGROUP_ID_LEN, "%s", out);
+    if (s_sh(out, sizeof out, "podman inspect -f '{{.State.Pid}}' %s",
+             name) != 0)
+        return -1;
+    *pid = (pid_t)atoi(out);
+    return *pid > 0 ? 0 : -1;
+}
+
+START_TEST(test_podman_containers)
+{
+    env_t e;
+    if (!tu_require_tool("test_podman_containers", "podman") ||
+        !s_env_start(&e, "test_podman_containers", "", true))
+        return;
+    char names[2][64], ids[2][CGROUP_ID_LEN];
+    pid_t pids[2] = { 0, 0 };
+    snprintf(names[0], sizeof names[0], "skyprof-k8s-web-%d", (int)getpid());
+    snprintf(names[1], sizeof names[1], "skyprof-k8s-dns-%d", (int)getpid());
+    if (s_build_image(e.api.dir) != 0) {
+        tu_skip("test_podman_containers", "podman cannot build an image "
+                "here");
+        s_env_stop(&e);
+        return;
+    }
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(s_podman_run(names[i], ids[i], &pids[i]), 0);
+    /* What the runtime put in /proc/PID/cgroup is the container's id. */
+    for (int i = 0; i < 2; i++) {
+        char got[CGROUP_ID_LEN];
+        ck_assert_int_eq(cgroup_container_id_of("/proc", (uint32_t)pids[i],
+                                                got, sizeof got), 0);
+        ck_assert_str_eq(got, ids[i]);
+    }
+    s_api_cmd(&e, "{\"op\":\"put\",\"kind\":\"services\",\"object\":"
+              "{\"metadata\":{\"namespace\":\"shop\",\"name\":\"web\"},"
+              "\"spec\":{\"selector\":{\"app\":\"web\"}}}}");
+    char *c = s_container_json("web", "cri-o://", ids[0]);
+    char *pod = s_pod_json("shop", "web-7f9c", NODE, "\"app\":\"web\"", c,
+                           NULL);
+    s_api_cmd(&e, "{\"op\":\"put\",\"kind\":\"pods\",\"object\":%s}", pod);
+    free(c);
+    free(pod);
+    s_put_pod(&e, "kube-system", "dns-1", NODE, "\"app\":\"dns\"", "dns",
+              ids[1]);
+    s_uplink_start(&e, "shop", NULL, e.api.port);
+    s_wanted_pid = pids[0];
+    ck_assert(s_run(&e, 15000, s_reported));
+    Skywalking__V3__EBPFProcessReportList *keep;
+    Skywalking__V3__EBPFKubernetesProcessMetadata *k =
+        s_reported_k8s(&e, pids[0], &keep);
+    ck_assert_str_eq(k->entity->layer, "K8S_SERVICE");
+    ck_assert_str_eq(k->entity->servicename, "web.shop");
+    ck_assert_str_eq(k->entity->instancename, "web-7f9c");
+    ck_assert_str_eq(k->entity->processname, "idle_workload");
+    ck_assert_str_eq(s_prop(k, "container_name"), "web");
+    ck_assert_str_eq(s_prop(k, "pod_name"), "web-7f9c");
+    ck_assert_str_eq(s_prop(k, "command_line"), "/usr/bin/idle_workload 0");
+    /* The container's binary was read through its root (/proc/PID/exe):
+     * it has symbols, so the OAP may offer tasks on it. */
+    ck_assert_str_eq(s_prop(k, "support_ebpf_profiling"), "true");
+    skywalking__v3__ebpfprocess_report_list__free_unpacked(keep, NULL);
+    /* The other namespace's container is not reported. */
+    ck_assert_ptr_null(s_reported_k8s(&e, pids[1], &keep));
+
+    for (int i = 0; i < 2; i++)
+        s_sh(NULL, 0, "podman rm -f -t 0 %s", names[i]);
+    s_sh(NULL, 0, "podman rmi -f " K8S_IMAGE);
+    s_env_stop(&e);
+}
+END_TEST
+
 static Suite *
 s_suite(void)
 {
@@ -1193,6 +1325,7 @@ s_suite(void)
     tcase_add_test(api, test_api_down_at_start);
     tcase_add_test(api, test_wrong_token_and_ca);
     tcase_add_test(api, test_hundred_pods);
+    tcase_add_test(api, test_podman_containers);
     suite_add_tcase(s, api);
     return s;
 }
