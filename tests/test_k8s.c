@@ -18,7 +18,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "Command.pb-c.h"
+#include "Common.pb-c.h"
 #include "Process.pb-c.h"
+#include "Profiling.pb-c.h"
 #include "arena.h"
 #include "cgroup_id.h"
 #include "config.h"
@@ -534,6 +537,8 @@ typedef struct {
     uint8_t *containers;       /* newest k8s.containers payload */
     size_t containers_len, containers_count;
     int cmd_seq;
+    bool record_data;          /* the fake OAP keeps profiling data */
+    pid_t launcher;            /* bin/skyprof, every stage */
 } env_t;
 
 static env_t *s_env;
@@ -592,10 +597,11 @@ s_api_start(env_t *e)
 }
 
 static void
-s_oap_start(env_t *e)
+s_oap_start(env_t *e, bool record_data)
 {
     char *argv[] = { PYTHON, "tests/fake_oap/fake_oap.py", "--dir",
-                     e->oap.dir, "--no-record-data", NULL };
+                     e->oap.dir, record_data ? NULL : "--no-record-data",
+                     NULL };
     ck_assert_int_eq(s_server_start(&e->oap, argv), 0);
 }
 
@@ -673,7 +679,9 @@ static bool
 s_env_start(env_t *e, const char *name, const char *namespaces,
             bool api_up)
 {
+    bool record = e->record_data;
     memset(e, 0, sizeof *e);
+    e->record_data = record;
     s_env = e;
     if (!tu_require_tool(name, "openssl"))
         return false;
@@ -692,7 +700,7 @@ s_env_start(env_t *e, const char *name, const char *namespaces,
     ck_assert_ptr_nonnull(f);
     fputs(TOKEN "\n", f);
     fclose(f);
-    s_oap_start(e);
+    s_oap_start(e, e->record_data);
     if (api_up)
         s_api_start(e);
     e->stats = stats_new("uplink", "test");
@@ -1212,30 +1220,35 @@ s_sh(char *out, size_t size, const char *fmt, ...)
  * names), its libc and the ELF interpreter, as deploy/images/build.sh
  * builds the stage images. */
 static int
-s_build_image(const char *dir)
+s_build_image(const char *dir, const char *workload)
 {
-    const char *prog = tu_build_path("tests/progs/idle_workload");
+    char prog[256];
+    snprintf(prog, sizeof prog, "%s",
+             tu_build_path("tests/progs/idle_workload"));
+    *strrchr(prog, '/') = '\0';
     return s_sh(NULL, 0,
                 "set -e; cd %s; mkdir -p ctx/root/usr/bin; "
-                "cp %s/%s ctx/root/usr/bin/; "
-                "for l in $(ldd ctx/root/usr/bin/idle_workload | awk "
+                "cp %s/%s/%s %s/%s/*.so ctx/root/usr/bin/; "
+                "for l in $(ldd ctx/root/usr/bin/%s | awk "
                 "'$2 == \"=>\" && $3 ~ /^\\// { print $3 } "
                 "NF >= 2 && $1 ~ /^\\// { print $1 }'); do "
                 "mkdir -p ctx/root$(dirname $l); cp -L $l ctx/root$l; done; "
                 "printf 'FROM scratch\\nCOPY root/ /\\n' > ctx/Containerfile; "
                 "cd %s; " PODMAN " build --quiet --layers=false -t " K8S_IMAGE
                 " -f %s/ctx/Containerfile %s/ctx",
-                dir, getcwd((char[1024]){ 0 }, 1024), prog,
+                dir, getcwd((char[1024]){ 0 }, 1024), prog, workload,
+                getcwd((char[1024]){ 0 }, 1024), prog, workload,
                 getcwd((char[1024]){ 0 }, 1024), dir, dir);
 }
 
 /* Starts a container; its full id and host pid. */
 static int
-s_podman_run(const char *name, char id[CGROUP_ID_LEN], pid_t *pid)
+s_podman_run(const char *name, const char *cmd, char id[CGROUP_ID_LEN],
+             pid_t *pid)
 {
     char out[256];
     if (s_sh(out, sizeof out, PODMAN " run -d --rm --runtime runc --name %s "
-             K8S_IMAGE " /usr/bin/idle_workload 0", name) != 0 ||
+             K8S_IMAGE " %s", name, cmd) != 0 ||
         strlen(out) != 64)
         return -1;
     snprintf(id, CGROUP_ID_LEN, "%s", out);
@@ -1256,14 +1269,15 @@ START_TEST(test_podman_containers)
     pid_t pids[2] = { 0, 0 };
     snprintf(names[0], sizeof names[0], "skyprof-k8s-web-%d", (int)getpid());
     snprintf(names[1], sizeof names[1], "skyprof-k8s-dns-%d", (int)getpid());
-    if (s_build_image(e.api.dir) != 0) {
+    if (s_build_image(e.api.dir, "idle_workload") != 0) {
         tu_skip("test_podman_containers", "podman cannot build an image "
                 "here");
         s_env_stop(&e);
         return;
     }
     for (int i = 0; i < 2; i++)
-        ck_assert_int_eq(s_podman_run(names[i], ids[i], &pids[i]), 0);
+        ck_assert_int_eq(s_podman_run(names[i], "/usr/bin/idle_workload 0",
+                                      ids[i], &pids[i]), 0);
     /* What the runtime put in /proc/PID/cgroup is the container's id. */
     for (int i = 0; i < 2; i++) {
         char got[CGROUP_ID_LEN];
@@ -1309,6 +1323,229 @@ START_TEST(test_podman_containers)
 }
 END_TEST
 
+/* ================================================== the whole pipeline */
+/* Every stage (bin/skyprof, real BPF) with discovery against the API
+ * double: a podman container running cpu_workload is a pod's process; the
+ * OAP gets its k8sProcess, a task the OAP names for it returns the
+ * container binary's own function names (read through its root), and the
+ * aggregator's local views know its namespace, pod and container. */
+typedef struct {
+    const char *task_id;
+    char current[128];
+    int alpha, beta;
+} s_data_t;
+
+static void
+s_scan_data(env_t *e, s_data_t *d)
+{
+    char cmd[800], name[256];
+    snprintf(cmd, sizeof cmd, "ls %s/req/collectProfilingData 2>/dev/null "
+             "| grep '\\.bin$' | sort", e->oap.dir);
+    FILE *ls = popen(cmd, "r");
+    ck_assert_ptr_nonnull(ls);
+    while (fgets(name, sizeof name, ls)) {
+        name[strcspn(name, "\n")] = '\0';
+        char path[1100];
+        snprintf(path, sizeof path, "%s/req/collectProfilingData/%s",
+                 e->oap.dir, name);
+        size_t len = 0;
+        uint8_t *data = (uint8_t *)tu_read_file(path, &len);
+        Skywalking__V3__EBPFProfilingData *m =
+            data ? skywalking__v3__ebpfprofiling_data__unpack(NULL, len, data)
+                 : NULL;
+        free(data);
+        if (!m)
+            continue;
+        if (m->task && m->task->taskid)
+            snprintf(d->current, sizeof d->current, "%s", m->task->taskid);
+        if (!strcmp(d->current, d->task_id) && m->profiling_case ==
+                SKYWALKING__V3__EBPFPROFILING_DATA__PROFILING_ON_CPU)
+            for (size_t i = 0; i < m->oncpu->n_stacks; i++)
+                for (size_t k = 0; k < m->oncpu->stacks[i]->n_stacksymbols;
+                     k++) {
+                    const char *sym = m->oncpu->stacks[i]->stacksymbols[k];
+                    d->alpha |= !strcmp(sym, "sky_alpha_leaf");
+                    d->beta |= !strcmp(sym, "skylib_beta_leaf");
+                }
+        skywalking__v3__ebpfprofiling_data__free_unpacked(m, NULL);
+    }
+    pclose(ls);
+}
+
+static const char *s_task_id = "oap-k8s-1";
+
+static bool
+s_task_data(env_t *e)
+{
+    s_data_t d = { .task_id = s_task_id };
+    s_scan_data(e, &d);
+    return d.alpha && d.beta;
+}
+
+/* queryTasks answers once with a fixed-time ON_CPU task for process_id. */
+static void
+s_offer_task(env_t *e, const char *process_id)
+{
+    char now[32];
+    snprintf(now, sizeof now, "%llu",
+             (unsigned long long)time(NULL) * 1000ull);
+    const char *kv[] = { "SerialNumber", "k1", "TaskId", s_task_id,
+                         "ProcessId", process_id, "TaskUpdateTime", now,
+                         "TriggerType", "FIXED_TIME", "TargetType", "ON_CPU",
+                         "TaskStartTime", now, "ExtensionConfigJSON", "null",
+                         "FixedTriggerDuration", "5" };
+    enum { NKV = sizeof kv / sizeof kv[0] / 2 };
+    Skywalking__V3__KeyStringValuePair pairs[NKV], *pp[NKV];
+    for (size_t i = 0; i < NKV; i++) {
+        skywalking__v3__key_string_value_pair__init(&pairs[i]);
+        pairs[i].key = (char *)kv[2 * i];
+        pairs[i].value = (char *)kv[2 * i + 1];
+        pp[i] = &pairs[i];
+    }
+    Skywalking__V3__Command cmd = SKYWALKING__V3__COMMAND__INIT, *cp = &cmd;
+    cmd.command = "EBPFProfilingTaskQuery";
+    cmd.n_args = NKV;
+    cmd.args = pp;
+    Skywalking__V3__Commands cmds = SKYWALKING__V3__COMMANDS__INIT;
+    cmds.n_commands = 1;
+    cmds.commands = &cp;
+    size_t len = skywalking__v3__commands__get_packed_size(&cmds);
+    uint8_t *buf = malloc(len);
+    ck_assert_ptr_nonnull(buf);
+    skywalking__v3__commands__pack(&cmds, buf);
+    char dir[700], tmp[800], path[800];
+    snprintf(dir, sizeof dir, "%s/reply", e->oap.dir);
+    mkdir(dir, 0755);
+    snprintf(tmp, sizeof tmp, "%s/.queryTasks.tmp", dir);
+    snprintf(path, sizeof path, "%s/queryTasks.once.bin", dir);
+    FILE *f = fopen(tmp, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(buf, 1, len, f), len);
+    fclose(f);
+    ck_assert_int_eq(rename(tmp, path), 0);
+    free(buf);
+}
+
+static int s_api_port;
+
+static char *
+s_local_get(const char *path, int *status)
+{
+    return tu_http("GET", "127.0.0.1", s_api_port, path, NULL, status, NULL);
+}
+
+static int
+s_local_up(void *arg)
+{
+    int status = 0;
+    char *b = s_local_get("/healthz", &status);
+    free(b);
+    return status == 200;
+}
+
+static int
+s_local_has(void *arg)
+{
+    const char **q = arg;
+    int status = 0;
+    char *b = s_local_get(q[0], &status);
+    int ok = b && status == 200 && strstr(b, q[1]) != NULL;
+    free(b);
+    return ok;
+}
+
+static int
+s_reported_wait(void *arg)
+{
+    return s_reported(arg);
+}
+
+static int
+s_task_data_wait(void *arg)
+{
+    return s_task_data(arg);
+}
+
+START_TEST(test_pipeline_task_in_container)
+{
+    env_t e = { .record_data = true };
+    if (!tu_require_bpf("test_pipeline_task_in_container") ||
+        !tu_require_tool("test_pipeline_task_in_container", "podman") ||
+        !s_env_start(&e, "test_pipeline_task_in_container", "", true))
+        return;
+    char name[64], id[CGROUP_ID_LEN];
+    pid_t pid = 0;
+    snprintf(name, sizeof name, "skyprof-k8s-cpu-%d", (int)getpid());
+    if (s_build_image(e.api.dir, "cpu_workload") != 0) {
+        tu_skip("test_pipeline_task_in_container", "podman cannot build an "
+                "image here");
+        s_env_stop(&e);
+        return;
+    }
+    ck_assert_int_eq(s_podman_run(name, "/usr/bin/cpu_workload 25", id,
+                                  &pid), 0);
+    s_api_cmd(&e, "{\"op\":\"put\",\"kind\":\"services\",\"object\":"
+              "{\"metadata\":{\"namespace\":\"shop\",\"name\":\"burner\"},"
+              "\"spec\":{\"selector\":{\"app\":\"burner\"}}}}");
+    s_put_pod(&e, "shop", "burner-1", NODE, "\"app\":\"burner\"", "cpu", id);
+
+    s_api_port = 20000 + (int)((getpid() + 4242) % 20000);
+    char config[700], log[700];
+    snprintf(config, sizeof config, "%s/skyprof.yaml", e.oap.dir);
+    snprintf(log, sizeof log, "%s/run.log", e.oap.dir);
+    FILE *f = fopen(config, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f,
+            "runtime_dir: %s/run\n"
+            "node_name: " NODE "\n"
+            "core:\n  backend:\n    addr: 127.0.0.1:%d\n"
+            "    upstream_timeout: 2s\n"
+            "process_discovery:\n  heartbeat_period: 2s\n"
+            "  kubernetes:\n    active: true\n    node_name: " NODE "\n"
+            "    api_server: https://127.0.0.1:%d\n"
+            "    token_file: %s\n    ca_file: %s\n"
+            "profiling:\n  check_interval: 1s\n  flush_interval: 1s\n"
+            "aggregator:\n  http_addr: 127.0.0.1:%d\n  store_path: \"\"\n",
+            e.oap.dir, e.oap.port, e.api.port, e.token, e.ca, s_api_port);
+    fclose(f);
+    char *argv[] = { (char *)tu_build_path("bin/skyprof"), "--config", config,
+                     "--bin-dir", (char *)tu_build_path("bin"), NULL };
+    e.launcher = tu_spawn(argv, log);
+    ck_assert_msg(tu_wait_until(s_local_up, NULL, 20000), "API down; see %s",
+                  log);
+
+    /* Reported as the pod's process, then a task on it. */
+    s_wanted_pid = pid;
+    ck_assert_msg(tu_wait_until(s_reported_wait, &e, 20000),
+                  "no k8sProcess for pid %d; see %s", (int)pid, log);
+    char process_id[32];
+    snprintf(process_id, sizeof process_id, "proc-%d", (int)pid);
+    s_offer_task(&e, process_id);
+    ck_assert_msg(tu_wait_until(s_task_data_wait, &e, 25000),
+                  "no data with the container's functions; see %s", log);
+
+    /* Locally: the process row names the pod, the Total view is layered
+     * node-less (one node) ns -> pod -> container -> process. */
+    const char *rows[2] = { "/api/processes",
+                            "\"namespace\":\"shop\",\"pod\":\"burner-1\","
+                            "\"container\":\"cpu\"" };
+    ck_assert_msg(tu_wait_until(s_local_has, rows, 10000),
+                  "/api/processes names no pod; see %s", log);
+    const char *folded[2] = { "/api/folded?app_service=Total&namespace=shop",
+                              "[ns] shop;[pod] burner-1;[c] cpu;"
+                              "[p] cpu_workload;" };
+    ck_assert_msg(tu_wait_until(s_local_has, folded, 10000),
+                  "no pod layers in Total; see %s", log);
+
+    int st = tu_stop(e.launcher, 20000);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+                  "launcher status %d; see %s", st, log);
+    s_sh(NULL, 0, "podman rm -f -t 0 %s", name);
+    s_sh(NULL, 0, "podman rmi -f " K8S_IMAGE);
+    s_env_stop(&e);
+}
+END_TEST
+
 static Suite *
 s_suite(void)
 {
@@ -1327,6 +1564,10 @@ s_suite(void)
     tcase_add_test(api, test_hundred_pods);
     tcase_add_test(api, test_podman_containers);
     suite_add_tcase(s, api);
+    TCase *chain = tcase_create("pipeline");
+    tcase_set_timeout(chain, 150);
+    tcase_add_test(chain, test_pipeline_task_in_container);
+    suite_add_tcase(s, chain);
     return s;
 }
 
