@@ -254,6 +254,16 @@ START_TEST(test_pod_table)
 END_TEST
 
 /* ================================================ templates and filters */
+/* The reference agent's K8S_SERVICE analyzer, as issue 16 names it. */
+static const finder_spec_t s_k8s_service = {
+    .layer = "K8S_SERVICE",
+    .service_name = "{{.Pod.ServiceName}}.{{.Pod.Namespace}}",
+    .instance_name = "{{.Pod.Name}}",
+    .process_name = "{{.Process.ExeName}}",
+    .filters = { ".Pod.HasServiceName" },
+    .nfilters = 1,
+};
+
 START_TEST(test_templates_and_filters)
 {
     char *keys[] = { "app.kubernetes.io/name", "version" };
@@ -336,12 +346,7 @@ START_TEST(test_templates_and_filters)
                             .process_name = "{{.Process.ExeName}}",
                             .filters = { "eq .Container.Name \"istio-proxy\"" },
                             .nfilters = 1 };
-    finder_spec_t svc = { .layer = "K8S_SERVICE",
-                          .service_name = "{{.Pod.ServiceName}}.{{.Pod.Namespace}}",
-                          .instance_name = "{{.Pod.Name}}",
-                          .process_name = "{{.Process.ExeName}}",
-                          .filters = { ".Pod.HasServiceName" },
-                          .nfilters = 1 };
+    finder_spec_t svc = s_k8s_service;
     ck_assert_int_eq(finder_set_add(set, &envoy, err, sizeof err), 0);
     ck_assert_int_eq(finder_set_add(set, &svc, err, sizeof err), 0);
     proc_entity_t en;
@@ -633,21 +638,22 @@ s_put_pod(env_t *e, const char *ns, const char *name, const char *node,
     free(pod);
 }
 
+/* The spawned workload has exec'ed (posix_spawn returns before). */
 static int
-s_cmdline_ready(void *arg)
+s_exec_done(void *arg)
 {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/cmdline", *(pid_t *)arg);
-    size_t len = 0;
-    char *text = tu_read_file(path, &len);
-    int ok = text && len > 0 && memmem(text, len, "--idle", 6) != NULL;
-    free(text);
-    return ok;
+    char path[64], exe[512];
+    snprintf(path, sizeof path, "/proc/%d/exe", *(pid_t *)arg);
+    ssize_t n = readlink(path, exe, sizeof exe - 1);
+    if (n <= 0)
+        return 0;
+    exe[n] = '\0';
+    return strstr(exe, "/idle_workload") != NULL;
 }
 
-/* A copy of this binary (it has symbols) in a cgroup named like a
- * containerd container under cgroup v1 (pids hierarchy): what
- * /proc/PID/cgroup shows for a pod's process. */
+/* idle_workload (it has symbols) in a cgroup named like a containerd
+ * container under cgroup v1 (pids hierarchy): what /proc/PID/cgroup shows
+ * for a pod's process. */
 static pid_t
 s_container_proc(env_t *e, const char *id)
 {
@@ -657,10 +663,11 @@ s_container_proc(env_t *e, const char *id)
     char cmd[700];
     snprintf(cmd, sizeof cmd, "mkdir -p %s", e->cgroups[i]);
     ck_assert_int_eq(system(cmd), 0);
-    char *argv[] = { "/proc/self/exe", "--idle", "k8s", NULL };
+    char *argv[] = { (char *)tu_build_path("tests/progs/idle_workload"), "0",
+                     NULL };
     e->procs[i] = tu_spawn(argv, NULL);
     ck_assert_int_gt(e->procs[i], 0);
-    ck_assert(tu_wait_until(s_cmdline_ready, &e->procs[i], 10000));
+    ck_assert(tu_wait_until(s_exec_done, &e->procs[i], 10000));
     char path[600], pid[32];
     snprintf(path, sizeof path, "%s/cgroup.procs", e->cgroups[i]);
     snprintf(pid, sizeof pid, "%d\n", (int)e->procs[i]);
@@ -722,12 +729,7 @@ s_uplink_start(env_t *e, const char *namespaces, const char *host_regex,
                     .max_backoff_ms = 1000, .watch_timeout_s = 30 },
     };
     finder_set_t *analyzers = finder_set_new();
-    finder_spec_t svc = { .layer = "K8S_SERVICE",
-                          .service_name = "{{.Pod.ServiceName}}.{{.Pod.Namespace}}",
-                          .instance_name = "{{.Pod.Name}}",
-                          .process_name = "{{.Process.ExeName}}",
-                          .filters = { ".Pod.HasServiceName" },
-                          .nfilters = 1 };
+    finder_spec_t svc = s_k8s_service;
     ck_assert_int_eq(finder_set_add(analyzers, &svc, err, sizeof err), 0);
     k8s_disc_t *k8s = k8s_disc_new(&ko, analyzers, e->stats, err, sizeof err);
     ck_assert_msg(k8s != NULL, "%s", err);
@@ -962,14 +964,15 @@ START_TEST(test_discovery_against_api)
     ck_assert_str_eq(k->entity->layer, "K8S_SERVICE");
     ck_assert_str_eq(k->entity->servicename, "web.shop");
     ck_assert_str_eq(k->entity->instancename, "web-1");
-    ck_assert_str_eq(k->entity->processname, "test_k8s");
+    ck_assert_str_eq(k->entity->processname, "idle_workload");
     ck_assert_str_eq(s_prop(k, "pod_name"), "web-1");
     ck_assert_str_eq(s_prop(k, "container_name"), "app");
     ck_assert_str_eq(s_prop(k, "container_ip"), "10.1.0.7");
     char pidtxt[16];
     snprintf(pidtxt, sizeof pidtxt, "%d", (int)web);
     ck_assert_str_eq(s_prop(k, "pid"), pidtxt);
-    ck_assert_str_eq(s_prop(k, "command_line"), "/proc/self/exe --idle k8s");
+    ck_assert_str_eq(s_prop(k, "command_line"),
+                     tu_build_path("tests/progs/idle_workload 0"));
     ck_assert_str_eq(s_prop(k, "support_ebpf_profiling"), "true");
     ck_assert_ptr_nonnull(s_prop(k, "host_ip"));
     skywalking__v3__ebpfprocess_report_list__free_unpacked(keep, NULL);
@@ -1053,17 +1056,25 @@ START_TEST(test_api_down_at_start)
     if (!s_env_start(&e, "test_api_down_at_start", "", false))
         return;
     /* A port nothing listens on (bound then closed), later the double's. */
-    server_t probe = { .dir = e.api.dir };
     s_api_start(&e);
     int port = e.api.port;
     s_server_stop(&e.api);
-    (void)probe;
     pid_t web = s_container_proc(&e, ID1);
+    /* A host process (no container) the regex finder reports. */
+    char *host_argv[] = { (char *)tu_build_path("tests/progs/idle_workload"),
+                          "0", NULL };
+    pid_t host = tu_spawn(host_argv, NULL);
+    ck_assert_int_gt(host, 0);
+    ck_assert(tu_wait_until(s_exec_done, &host, 10000));
     /* Host discovery keeps working while the API is away. */
-    s_uplink_start(&e, "", "--idle k8s$", port);
+    s_uplink_start(&e, "", "idle_workload 0$", port);
     s_run(&e, 2500, NULL);
     ck_assert_double_ge(s_metric(&e, "k8s_failures"), 2);
     char want_id[32];
+    snprintf(want_id, sizeof want_id, "proc-%d", (int)host);
+    ck_assert_str_eq(uplink_process_id(e.up, (uint32_t)host), want_id);
+    kill(host, SIGKILL);
+    waitpid(host, NULL, 0);
     snprintf(want_id, sizeof want_id, "proc-%d", (int)web);
     /* In a container no known pod runs: not reported as a host process
      * either (it waits for its pod). */
@@ -1572,13 +1583,8 @@ s_suite(void)
 }
 
 int
-main(int argc, char **argv)
+main(void)
 {
-    /* Workload mode: the tests put copies of this binary in containers. */
-    if (argc == 3 && !strcmp(argv[1], "--idle")) {
-        for (;;)
-            pause();
-    }
     log_init("test_k8s", log_level_parse("warn"));
     return tu_run(s_suite());
 }

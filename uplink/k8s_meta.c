@@ -90,6 +90,21 @@ s_string_map(const json_value_t *obj, size_t max, size_t *n, char ***keys,
     return 0;
 }
 
+/* Room for one more item in a growable array; -1 when out of memory. */
+static int
+s_reserve(void **items, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap)
+        return 0;
+    size_t grown_cap = *cap ? *cap * 2 : 16;
+    void *grown = realloc(*items, grown_cap * size);
+    if (!grown)
+        return -1;
+    *items = grown;
+    *cap = grown_cap;
+    return 0;
+}
+
 static bool
 s_namespace_watched(const k8s_meta_t *self, const char *ns)
 {
@@ -254,16 +269,10 @@ s_pod_put(k8s_meta_t *self, const json_value_t *obj)
         s_pod_clear(old);
         *old = fresh;
     } else {
-        if (self->npods >= K8S_MAX_PODS)
+        if (self->npods >= K8S_MAX_PODS ||
+            s_reserve((void **)&self->pods, &self->cap_pods, self->npods,
+                      sizeof *self->pods) != 0)
             goto cleanup;
-        if (self->npods == self->cap_pods) {
-            size_t cap = self->cap_pods ? self->cap_pods * 2 : 16;
-            k8s_pod_t *grown = realloc(self->pods, cap * sizeof *grown);
-            if (!grown)
-                goto cleanup;
-            self->pods = grown;
-            self->cap_pods = cap;
-        }
         self->pods[self->npods++] = fresh;
     }
     memset(&fresh, 0, sizeof fresh);
@@ -349,16 +358,10 @@ s_svc_put(k8s_meta_t *self, k8s_kind_t kind, const json_value_t *obj)
         s_svc_clear(old);
         *old = fresh;
     } else {
-        if (self->nsvcs[k] >= K8S_MAX_SERVICES)
+        if (self->nsvcs[k] >= K8S_MAX_SERVICES ||
+            s_reserve((void **)&self->svcs[k], &self->cap_svcs[k],
+                      self->nsvcs[k], sizeof *self->svcs[k]) != 0)
             goto cleanup;
-        if (self->nsvcs[k] == self->cap_svcs[k]) {
-            size_t cap = self->cap_svcs[k] ? self->cap_svcs[k] * 2 : 16;
-            k8s_svc_t *grown = realloc(self->svcs[k], cap * sizeof *grown);
-            if (!grown)
-                goto cleanup;
-            self->svcs[k] = grown;
-            self->cap_svcs[k] = cap;
-        }
         self->svcs[k][self->nsvcs[k]++] = fresh;
     }
     memset(&fresh, 0, sizeof fresh);

@@ -42,6 +42,13 @@ static const stage_desc_t s_desc = {
         "          instance_name: \"{{.Rover.HostIPV4 \\\"eth0\\\"}}\"\n"
         "          process_name: \"{{.Process.ExeName}}-{{.Process.Pid}}\"\n"
         "          labels: \"a,b\"\n"
+        "Kubernetes process discovery (docs/kubernetes.md):\n"
+        "  process_discovery:\n"
+        "    kubernetes:\n"
+        "      active: true\n"
+        "      node_name: \"${NODE_NAME}\"      # from spec.nodeName\n"
+        "      namespaces: \"shop,prod\"        # empty = all\n"
+        "      api_server: \"\"   # default: in-cluster (token_file, ca_file)\n"
         "See deploy/oap/skyprof-oap.yaml and uplink/README.md.",
 };
 
