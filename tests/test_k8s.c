@@ -682,13 +682,12 @@ s_container_proc(env_t *e, const char *id)
     return e->procs[i];
 }
 
+/* record_data: the fake OAP keeps profiling data. */
 static bool
-s_env_start(env_t *e, const char *name, const char *namespaces,
-            bool api_up)
+s_env_start(env_t *e, const char *name, bool record_data, bool api_up)
 {
-    bool record = e->record_data;
     memset(e, 0, sizeof *e);
-    e->record_data = record;
+    e->record_data = record_data;
     s_env = e;
     if (!tu_require_tool(name, "openssl"))
         return false;
@@ -711,7 +710,6 @@ s_env_start(env_t *e, const char *name, const char *namespaces,
     if (api_up)
         s_api_start(e);
     e->stats = stats_new("uplink", "test");
-    (void)namespaces;
     return true;
 }
 
@@ -929,7 +927,7 @@ s_metric(env_t *e, const char *name)
 START_TEST(test_discovery_against_api)
 {
     env_t e;
-    if (!s_env_start(&e, "test_discovery_against_api", "shop", true))
+    if (!s_env_start(&e, "test_discovery_against_api", false, true))
         return;
     arena_t *a = arena_new(1 << 20);
     pid_t web = s_container_proc(&e, ID1);
@@ -1053,7 +1051,7 @@ s_synced(env_t *e)
 START_TEST(test_api_down_at_start)
 {
     env_t e;
-    if (!s_env_start(&e, "test_api_down_at_start", "", false))
+    if (!s_env_start(&e, "test_api_down_at_start", false, false))
         return;
     /* A port nothing listens on (bound then closed), later the double's. */
     s_api_start(&e);
@@ -1104,7 +1102,7 @@ END_TEST
 START_TEST(test_wrong_token_and_ca)
 {
     env_t e;
-    if (!s_env_start(&e, "test_wrong_token_and_ca", "", true))
+    if (!s_env_start(&e, "test_wrong_token_and_ca", false, true))
         return;
     /* A token the server refuses: 401s, counted, retried. */
     FILE *f = fopen(e.token, "w");
@@ -1120,6 +1118,19 @@ START_TEST(test_wrong_token_and_ca)
     fputs(TOKEN "\n", f);
     fclose(f);
     ck_assert(s_run(&e, 10000, s_synced));
+
+    /* A CA that did not sign the server's certificate (the system roots):
+     * the TLS handshake fails, nothing is listed, the failures count. */
+    uplink_destroy(&e.up);
+    stats_destroy(&e.stats);
+    e.stats = stats_new("uplink", "test");
+    snprintf(e.ca, sizeof e.ca, "/etc/ssl/certs/ca-certificates.crt");
+    size_t lists = s_log_count(&e, s_pod_list);
+    s_uplink_start(&e, "", NULL, e.api.port);
+    s_run(&e, 2500, NULL);
+    ck_assert_double_ge(s_metric(&e, "k8s_failures"), 2);
+    ck_assert(!s_synced(&e));
+    ck_assert_uint_eq(s_log_count(&e, s_pod_list), lists);
     s_env_stop(&e);
 }
 END_TEST
@@ -1139,7 +1150,7 @@ s_hundred(env_t *e)
 START_TEST(test_hundred_pods)
 {
     env_t e;
-    if (!s_env_start(&e, "test_hundred_pods", "", true))
+    if (!s_env_start(&e, "test_hundred_pods", false, true))
         return;
     for (int i = 0; i < 100; i++) {
         char ns[32], name[32], labels[64], c[600], id1[65], id2[65];
@@ -1274,7 +1285,7 @@ START_TEST(test_podman_containers)
 {
     env_t e;
     if (!tu_require_tool("test_podman_containers", "podman") ||
-        !s_env_start(&e, "test_podman_containers", "", true))
+        !s_env_start(&e, "test_podman_containers", false, true))
         return;
     char names[2][64], ids[2][CGROUP_ID_LEN];
     pid_t pids[2] = { 0, 0 };
@@ -1479,10 +1490,10 @@ s_task_data_wait(void *arg)
 
 START_TEST(test_pipeline_task_in_container)
 {
-    env_t e = { .record_data = true };
+    env_t e;
     if (!tu_require_bpf("test_pipeline_task_in_container") ||
         !tu_require_tool("test_pipeline_task_in_container", "podman") ||
-        !s_env_start(&e, "test_pipeline_task_in_container", "", true))
+        !s_env_start(&e, "test_pipeline_task_in_container", true, true))
         return;
     char name[64], id[CGROUP_ID_LEN];
     pid_t pid = 0;
