@@ -8,6 +8,7 @@
 #include <check.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
@@ -1170,6 +1171,7 @@ START_TEST(test_hundred_pods)
                   "{\"metadata\":{\"namespace\":\"%s\",\"name\":\"svc-%d\"},"
                   "\"spec\":{\"selector\":{\"app\":\"app-%d\"}}}}", ns, i, i);
     }
+    struct mallinfo2 m0 = mallinfo2();
     s_uplink_start(&e, "", NULL, e.api.port);
     struct timespec c0, c1;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
@@ -1197,10 +1199,13 @@ START_TEST(test_hundred_pods)
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
     double cpu_ms = (double)(c1.tv_sec - c0.tv_sec) * 1e3 +
                     (double)(c1.tv_nsec - c0.tv_nsec) / 1e6;
+    struct mallinfo2 m1 = mallinfo2();
     printf("k8s: 100 pods + 100 services synced in %" PRIu64 " ms; CPU of "
            "the test process (uplink + /proc rescans) over sync + 100 "
-           "MODIFIED events + 3 s: %.0f ms; k8s.containers %zu bytes\n",
-           synced_ms, cpu_ms, e.containers_len);
+           "MODIFIED events + 3 s: %.0f ms; k8s.containers %zu bytes; heap "
+           "in use by the uplink with discovery %.0f KiB\n",
+           synced_ms, cpu_ms, e.containers_len,
+           ((double)m1.uordblks - (double)m0.uordblks) / 1024.0);
     ck_assert(s_hundred(&e));
     ck_assert_double_ge(s_metric(&e, "k8s_watch_events"), 100);
     s_env_stop(&e);
