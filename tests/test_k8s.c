@@ -861,6 +861,22 @@ s_prop(const Skywalking__V3__EBPFKubernetesProcessMetadata *k,
     return NULL;
 }
 
+/* The K8S_SERVICE analyzer's entity for idle_workload in pod, and the
+ * pod properties. */
+static void
+s_assert_k8s_entity(const Skywalking__V3__EBPFKubernetesProcessMetadata *k,
+                    const char *service, const char *pod,
+                    const char *container)
+{
+    ck_assert_ptr_nonnull(k);
+    ck_assert_str_eq(k->entity->layer, "K8S_SERVICE");
+    ck_assert_str_eq(k->entity->servicename, service);
+    ck_assert_str_eq(k->entity->instancename, pod);
+    ck_assert_str_eq(k->entity->processname, "idle_workload");
+    ck_assert_str_eq(s_prop(k, "pod_name"), pod);
+    ck_assert_str_eq(s_prop(k, "container_name"), container);
+}
+
 static pid_t s_wanted_pid;
 
 static bool
@@ -960,12 +976,7 @@ START_TEST(test_discovery_against_api)
         s_reported_k8s(&e, web, &keep);
     ck_assert_ptr_nonnull(k);
     ck_assert_str_eq(keep->ebpfagentid, "agent-k8s");
-    ck_assert_str_eq(k->entity->layer, "K8S_SERVICE");
-    ck_assert_str_eq(k->entity->servicename, "web.shop");
-    ck_assert_str_eq(k->entity->instancename, "web-1");
-    ck_assert_str_eq(k->entity->processname, "idle_workload");
-    ck_assert_str_eq(s_prop(k, "pod_name"), "web-1");
-    ck_assert_str_eq(s_prop(k, "container_name"), "app");
+    s_assert_k8s_entity(k, "web.shop", "web-1", "app");
     ck_assert_str_eq(s_prop(k, "container_ip"), "10.1.0.7");
     char pidtxt[16];
     snprintf(pidtxt, sizeof pidtxt, "%d", (int)web);
@@ -1329,12 +1340,7 @@ START_TEST(test_podman_containers)
     Skywalking__V3__EBPFProcessReportList *keep;
     Skywalking__V3__EBPFKubernetesProcessMetadata *k =
         s_reported_k8s(&e, pids[0], &keep);
-    ck_assert_str_eq(k->entity->layer, "K8S_SERVICE");
-    ck_assert_str_eq(k->entity->servicename, "web.shop");
-    ck_assert_str_eq(k->entity->instancename, "web-7f9c");
-    ck_assert_str_eq(k->entity->processname, "idle_workload");
-    ck_assert_str_eq(s_prop(k, "container_name"), "web");
-    ck_assert_str_eq(s_prop(k, "pod_name"), "web-7f9c");
+    s_assert_k8s_entity(k, "web.shop", "web-7f9c", "web");
     ck_assert_str_eq(s_prop(k, "command_line"), "/usr/bin/idle_workload 0");
     /* The container's binary was read through its root (/proc/PID/exe):
      * it has symbols, so the OAP may offer tasks on it. */
