@@ -1287,9 +1287,9 @@ s_podman_run(const char *name, const char *cmd, char id[CGROUP_ID_LEN],
     char out[256];
     if (s_sh(out, sizeof out, PODMAN " run -d --rm --runtime runc --name %s "
              K8S_IMAGE " %s", name, cmd) != 0 ||
-        strlen(out) != 64)
+        strlen(out) != CGROUP_ID_LEN - 1)
         return -1;
-    snprintf(id, CGROUP_ID_LEN, "%s", out);
+    memcpy(id, out, CGROUP_ID_LEN);     /* 64 hex digits and the NUL */
     if (s_sh(out, sizeof out, "podman inspect -f '{{.State.Pid}}' %s",
              name) != 0)
         return -1;
