@@ -321,7 +321,7 @@ s_replicas_start(aggd_t *self, uint64_t history_ms)
         self->fanout = agg_fanout_new(
             self->agg, self->replicas,
             config_duration_ms(cfg, "aggregator.fanout_timeout"),
-            AGG_API_MAX_REPLY);
+            AGG_API_MAX_REPLY, config_str(cfg, "aggregator.auth_token"));
         if (!self->fanout) {
             log_error("out of memory at start");
             return -1;
@@ -449,7 +449,13 @@ main(int argc, char **argv)
     }
     const char *addr = config_str(cfg, "aggregator.http_addr");
     if (addr[0]) {
-        self.api = agg_api_new(self.agg, addr, err, sizeof(err));
+        agg_api_options_t ao = {
+            .addr = addr,
+            .advertise_addr = config_str(cfg, "aggregator.advertise_addr"),
+            .allowed_hosts = config_str(cfg, "aggregator.allowed_hosts"),
+            .auth_token = config_str(cfg, "aggregator.auth_token"),
+        };
+        self.api = agg_api_new(self.agg, &ao, err, sizeof(err));
         if (!self.api) {
             log_error("aggregator.http_addr: %s", err);
             goto cleanup;

@@ -106,6 +106,10 @@ CFG("aggregator.sharding", BOOL, "false", NULL,
     "share pid buckets with other aggregator replicas (ctl.hello); queries fan out to them; off = take all")
 CFG("aggregator.advertise_addr", STR, "", NULL,
     "host:port peers reach this replica's HTTP API at (default: http_addr, 0.0.0.0 replaced by the address of the host name)")
+CFG("aggregator.allowed_hosts", STR, "", NULL,
+    "comma-separated host names the API answers to besides IP literals, localhost and the hosts of http_addr and advertise_addr (Host header; DNS rebinding defence); * = any")
+CFG("aggregator.auth_token", STR, "", NULL,
+    "bearer token every API request but / and /healthz must carry (Authorization: Bearer, or the page's cookie); replicas send it to each other; 16-256 characters of A-Z a-z 0-9 . _ ~ + / = -; empty = none")
 CFG("aggregator.fanout_timeout", DURATION, "2s", NULL,
     "how long a query waits for each peer replica's part before answering partial")
 
