@@ -606,47 +606,38 @@ START_TEST(test_bearer_token)
                              .auth_token = "s3cret-token-0123456789" };
     agg_api_t *api = agg_api_new(s_agg, &ao, err, sizeof(err));
     ck_assert_msg(api != NULL, "%s", err);
-    int port = agg_api_port(api), status = 0;
-    size_t len = 0;
-    char *r = tu_http_with("GET", "127.0.0.1", port, "/api/tasks", NULL,
-                           NULL, &status, &len);
-    ck_assert_int_eq(status, 401);
-    free(r);
-    r = tu_http_with("GET", "127.0.0.1", port, "/api/tasks",
-                     "Authorization: Bearer s3cret-token-012345678\r\n",
-                     NULL, &status, &len);
-    ck_assert_int_eq(status, 401);
-    free(r);
-    r = tu_http_with("GET", "127.0.0.1", port, "/api/tasks",
-                     "Authorization: Basic s3cret-token-0123456789\r\n",
-                     NULL, &status, &len);
-    ck_assert_int_eq(status, 401);
-    free(r);
-    r = tu_http_with("GET", "127.0.0.1", port, "/metrics", NULL, NULL,
-                     &status, &len);
-    ck_assert_int_eq(status, 401);
-    free(r);
-    r = tu_http_with("GET", "127.0.0.1", port, "/api/tasks",
-                     "Authorization: Bearer s3cret-token-0123456789\r\n",
-                     NULL, &status, &len);
-    ck_assert_int_eq(status, 200);
-    free(r);
-    /* The page keeps the token in a SameSite cookie for its links. */
-    r = tu_http_with("GET", "127.0.0.1", port, "/api/tasks",
-                     "Cookie: a=b; skyprof_token=s3cret-token-0123456789\r\n",
-                     NULL, &status, &len);
-    ck_assert_int_eq(status, 200);
-    free(r);
-    /* The page shell and the probe need none. */
-    r = tu_http_with("GET", "127.0.0.1", port, "/", NULL, NULL, &status,
-                     &len);
-    ck_assert_int_eq(status, 200);
-    ck_assert_ptr_nonnull(strstr(r, "skyprof_token"));
-    free(r);
-    r = tu_http_with("GET", "127.0.0.1", port, "/healthz", NULL, NULL,
-                     &status, &len);
-    ck_assert_int_eq(status, 200);
-    free(r);
+    int port = agg_api_port(api);
+    static const struct {
+        const char *path, *headers;
+        int status;
+    } cases[] = {
+        { "/api/tasks", NULL, 401 },
+        { "/api/tasks", "Authorization: Bearer s3cret-token-012345678\r\n",
+          401 },
+        { "/api/tasks", "Authorization: Basic s3cret-token-0123456789\r\n",
+          401 },
+        { "/metrics", NULL, 401 },
+        { "/api/tasks", "Authorization: Bearer s3cret-token-0123456789\r\n",
+          200 },
+        /* The page keeps the token in a SameSite cookie for its links. */
+        { "/api/tasks", "Cookie: a=b; skyprof_token=s3cret-token-0123456789"
+          "\r\n", 200 },
+        /* The page shell and the probe need none. */
+        { "/", NULL, 200 },
+        { "/healthz", NULL, 200 },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int status = 0;
+        char *r = tu_http_with("GET", "127.0.0.1", port, cases[i].path,
+                               cases[i].headers, NULL, &status, NULL);
+        ck_assert_ptr_nonnull(r);
+        ck_assert_msg(status == cases[i].status, "case %zu: %s got %d", i,
+                      cases[i].path, status);
+        /* The page carries the script that takes the token in. */
+        if (strcmp(cases[i].path, "/") == 0)
+            ck_assert_ptr_nonnull(strstr(r, "skyprof_token"));
+        free(r);
+    }
     agg_api_destroy(&api);
 
     ao.auth_token = "short";
