@@ -212,8 +212,11 @@ START_TEST(test_pod_table)
     ck_assert_int_eq(k8s_meta_put(m, K8S_POD, s_parse(a, other), 10), 1);
     ck_assert_uint_eq(k8s_meta_count(m, K8S_POD), 1);
 
-    /* A restart: the new container id replaces the old one. */
+    /* The same pod again (a status-only MODIFIED): nothing to rescan. */
     uint64_t gen = k8s_meta_generation(m);
+    ck_assert_int_eq(k8s_meta_put(m, K8S_POD, s_parse(a, pod), 11), 0);
+    ck_assert_uint_eq(k8s_meta_generation(m), gen);
+    /* A restart: the new container id replaces the old one. */
     char *c4 = s_container_json("app", "docker://", ID2);
     char *restarted = s_pod_json("shop", "web-1", NODE, "\"app\":\"web\"",
                                  c4, NULL);
@@ -512,7 +515,7 @@ s_server_start(server_t *s, char *const argv[])
     snprintf(log, sizeof log, "%s/server.log", s->dir);
     unlink(ready);
     s->pid = tu_spawn(argv, log);
-    if (s->pid < 0 || !tu_wait_until(s_file_exists, ready, 20000))
+    if (s->pid < 0 || !tu_wait_until(s_file_exists, ready, 60000))
         return -1;
     snprintf(path, sizeof path, "%s/port", s->dir);
     char *text = tu_read_file(path, NULL);
@@ -966,7 +969,7 @@ START_TEST(test_discovery_against_api)
     uint64_t t0 = tu_now_ms();
     s_put_pod(&e, "shop", "web-1", NODE, "\"app\":\"web\"", "app", ID1);
     s_wanted_pid = web;
-    ck_assert(s_run(&e, 15000, s_reported));
+    ck_assert(s_run(&e, 30000, s_reported));
     uint64_t latency = tu_now_ms() - t0;
     printf("k8s: a new pod's process reported %" PRIu64 " ms after the "
            "pod was added\n", latency);
@@ -1012,21 +1015,21 @@ START_TEST(test_discovery_against_api)
     s_api_cmd(&e, "{\"op\":\"drop\"}");
     s_needle = "resourceVersion=";
     s_needle_min = s_log_count(&e, "resourceVersion=") + 3;
-    ck_assert(s_run(&e, 10000, s_log_has));
+    ck_assert(s_run(&e, 20000, s_log_has));
     ck_assert_uint_eq(s_log_count(&e, s_pod_list), lists);
     /* A 410 in the stream (history compacted) makes a full relist. */
     s_api_cmd(&e, "{\"op\":\"compact\"}");
     s_api_cmd(&e, "{\"op\":\"drop\"}");
     s_needle = s_pod_list;
     s_needle_min = lists + 1;
-    ck_assert(s_run(&e, 10000, s_log_has));
+    ck_assert(s_run(&e, 20000, s_log_has));
     ck_assert_double_ge(s_metric(&e, "k8s_relists_gone"), 1);
     /* An HTTP 410 answering a watch request relists too. */
     s_api_cmd(&e, "{\"op\":\"gone_status\"}");
     s_api_cmd(&e, "{\"op\":\"drop\"}");
     s_needle = "410 /api/v1/";
     s_needle_min = 1;
-    ck_assert(s_run(&e, 10000, s_log_has));
+    ck_assert(s_run(&e, 20000, s_log_has));
     s_needle = s_pod_list;
     s_needle_min = lists + 2;
     s_run(&e, 10000, s_log_has);
@@ -1103,9 +1106,9 @@ START_TEST(test_api_down_at_start)
                      e.api.dir, "--cert", cert, "--key", key, "--token",
                      TOKEN, "--port", portarg, NULL };
     ck_assert_int_eq(s_server_start(&e.api, argv), 0);
-    ck_assert(s_run(&e, 10000, s_synced));
+    ck_assert(s_run(&e, 20000, s_synced));
     s_wanted_pid = web;
-    ck_assert(s_run(&e, 10000, s_reported));
+    ck_assert(s_run(&e, 20000, s_reported));
     ck_assert_str_eq(uplink_process_id(e.up, (uint32_t)web), want_id);
     s_env_stop(&e);
 }
@@ -1129,7 +1132,7 @@ START_TEST(test_wrong_token_and_ca)
     f = fopen(e.token, "w");
     fputs(TOKEN "\n", f);
     fclose(f);
-    ck_assert(s_run(&e, 10000, s_synced));
+    ck_assert(s_run(&e, 20000, s_synced));
 
     /* A CA that did not sign the server's certificate (the system roots):
      * the TLS handshake fails, nothing is listed, the failures count. */
@@ -1336,7 +1339,7 @@ START_TEST(test_podman_containers)
               ids[1]);
     s_uplink_start(&e, "shop", NULL, e.api.port);
     s_wanted_pid = pids[0];
-    ck_assert(s_run(&e, 15000, s_reported));
+    ck_assert(s_run(&e, 30000, s_reported));
     Skywalking__V3__EBPFProcessReportList *keep;
     Skywalking__V3__EBPFKubernetesProcessMetadata *k =
         s_reported_k8s(&e, pids[0], &keep);
@@ -1549,7 +1552,7 @@ START_TEST(test_pipeline_task_in_container)
 
     /* Reported as the pod's process, then a task on it. */
     s_wanted_pid = pid;
-    ck_assert_msg(tu_wait_until(s_reported_wait, &e, 20000),
+    ck_assert_msg(tu_wait_until(s_reported_wait, &e, 30000),
                   "no k8sProcess for pid %d; see %s", (int)pid, log);
     char process_id[32];
     snprintf(process_id, sizeof process_id, "proc-%d", (int)pid);

@@ -232,6 +232,27 @@ s_pod_containers(k8s_pod_t *p, const json_value_t *status)
     return 0;
 }
 
+/* Same identity for every lookup (names, IP, labels, containers): a
+ * MODIFIED event that changed only the status conditions is not a change
+ * worth a /proc rescan. */
+static bool
+s_pod_same(const k8s_pod_t *a, const k8s_pod_t *b)
+{
+    if (strcmp(a->ns, b->ns) || strcmp(a->name, b->name) ||
+        strcmp(a->ip, b->ip) || a->deleted != b->deleted ||
+        a->nlabels != b->nlabels || a->ncontainers != b->ncontainers)
+        return false;
+    for (size_t i = 0; i < a->nlabels; i++)
+        if (strcmp(a->label_keys[i], b->label_keys[i]) ||
+            strcmp(a->label_values[i], b->label_values[i]))
+            return false;
+    for (size_t i = 0; i < a->ncontainers; i++)
+        if (strcmp(a->containers[i].name, b->containers[i].name) ||
+            strcmp(a->containers[i].id, b->containers[i].id))
+            return false;
+    return true;
+}
+
 static k8s_pod_t *
 s_pod_find(const k8s_meta_t *self, const char *uid)
 {
@@ -265,7 +286,9 @@ s_pod_put(k8s_meta_t *self, const json_value_t *obj)
         goto cleanup;
     fresh.list_gen = self->list_gen[K8S_POD];
     k8s_pod_t *old = s_pod_find(self, uid);
+    bool changed = true;
     if (old) {
+        changed = !s_pod_same(old, &fresh);
         s_pod_clear(old);
         *old = fresh;
     } else {
@@ -276,7 +299,8 @@ s_pod_put(k8s_meta_t *self, const json_value_t *obj)
         self->pods[self->npods++] = fresh;
     }
     memset(&fresh, 0, sizeof fresh);
-    self->generation++;
+    if (changed)
+        self->generation++;
     rc = 0;
 cleanup:
     s_pod_clear(&fresh);
