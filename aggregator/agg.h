@@ -153,6 +153,10 @@ int agg_prows_add(agg_prows_t *s, const agg_prow_t *row);
 /* Sorts by (pid, node) and sums rows of the same process (name, cmdline
  * and alive from the newest). 0 or -1. */
 int agg_prows_merge(agg_prows_t *s);
+/* Keeps the rows of processes in namespace ns, pod and container (NULL:
+ * any); with any of them set, host processes go. */
+void agg_prows_keep_pod(agg_prows_t *s, const char *ns, const char *pod,
+                        const char *container);
 /* {"processes":[...]} plus "partial" when partial is non-NULL. */
 void agg_prows_json(const agg_prows_t *s, const char *partial,
                     agg_buf_t *out);

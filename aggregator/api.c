@@ -134,6 +134,25 @@ api_parse_range(api_request_t *req, api_reply_t *r, uint64_t *start_ms,
 }
 
 int
+api_parse_pod_filters(api_request_t *req, api_reply_t *r, agg_query_t *q)
+{
+    const char *keys[3] = { "namespace", "pod", "container" };
+    const char **vals[3] = { &q->ns, &q->pod, &q->container };
+    for (int k = 0; k < 3; k++) {
+        const char *v = api_arg(req, keys[k]);
+        if (!v)
+            continue;
+        if (!*v || strlen(v) > AGG_MAX_POD_FILTER) {
+            api_reply_error(r, 400, "%s must be 1 to %d bytes", keys[k],
+                            AGG_MAX_POD_FILTER);
+            return -1;
+        }
+        *vals[k] = v;
+    }
+    return 0;
+}
+
+int
 api_parse_query(api_request_t *req, api_reply_t *r, agg_query_t *q)
 {
     memset(q, 0, sizeof(*q));
@@ -167,23 +186,12 @@ api_parse_query(api_request_t *req, api_reply_t *r, agg_query_t *q)
         }
         q->node = node;
     }
-    const char *pod_keys[3] = { "namespace", "pod", "container" };
-    const char **pod_vals[3] = { &q->ns, &q->pod, &q->container };
-    for (int k = 0; k < 3; k++) {
-        const char *v = api_arg(req, pod_keys[k]);
-        if (!v)
-            continue;
-        if (!*v || strlen(v) > AGG_MAX_POD_FILTER) {
-            api_reply_error(r, 400, "%s must be 1 to %d bytes", pod_keys[k],
-                            AGG_MAX_POD_FILTER);
-            return -1;
-        }
-        if (task) {
-            api_reply_error(r, 400, "%s cannot be combined with task_id",
-                            pod_keys[k]);
-            return -1;
-        }
-        *pod_vals[k] = v;
+    if (api_parse_pod_filters(req, r, q))
+        return -1;
+    if (task && (q->ns || q->pod || q->container)) {
+        api_reply_error(r, 400, "namespace, pod and container cannot be "
+                        "combined with task_id");
+        return -1;
     }
     if (pid) {
         uint64_t v;

@@ -21,17 +21,22 @@ agg_prows_init(agg_prows_t *s)
     memset(s, 0, sizeof(*s));
 }
 
+static void
+s_row_free(agg_prow_t *r)
+{
+    free(r->node);
+    free(r->name);
+    free(r->cmdline);
+    free(r->ns);
+    free(r->pod);
+    free(r->container);
+}
+
 void
 agg_prows_release(agg_prows_t *s)
 {
-    for (size_t i = 0; i < s->n; i++) {
-        free(s->rows[i].node);
-        free(s->rows[i].name);
-        free(s->rows[i].cmdline);
-        free(s->rows[i].ns);
-        free(s->rows[i].pod);
-        free(s->rows[i].container);
-    }
+    for (size_t i = 0; i < s->n; i++)
+        s_row_free(&s->rows[i]);
     free(s->rows);
     memset(s, 0, sizeof(*s));
 }
@@ -133,6 +138,25 @@ agg_prows_merge(agg_prows_t *s)
     }
     s->n = out;
     return 0;
+}
+
+void
+agg_prows_keep_pod(agg_prows_t *s, const char *ns, const char *pod,
+                   const char *container)
+{
+    if (!ns && !pod && !container)
+        return;
+    size_t out = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        agg_prow_t *r = &s->rows[i];
+        if (*r->pod && (!ns || !strcmp(r->ns, ns))
+            && (!pod || !strcmp(r->pod, pod))
+            && (!container || !strcmp(r->container, container)))
+            s->rows[out++] = *r;
+        else
+            s_row_free(r);
+    }
+    s->n = out;
 }
 
 void

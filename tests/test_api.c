@@ -299,6 +299,19 @@ START_TEST(test_pod_filters)
     ck_assert_ptr_nonnull(strstr(resp, "\"namespace\":\"shop\",\"pod\":"
                                        "\"web-1\",\"container\":\"app\""));
     free(resp);
+    /* The same filters on the process list: the pod's process only. */
+    resp = s_get("/api/processes?namespace=%s&%s", "shop", &status);
+    ck_assert_int_eq(status, 200);
+    ck_assert_ptr_nonnull(strstr(resp, "\"pid\":100,"));
+    ck_assert_ptr_null(strstr(resp, "\"pid\":200,"));
+    free(resp);
+    resp = s_get("/api/processes?container=%s&%s", "other", &status);
+    ck_assert_int_eq(status, 200);
+    ck_assert_ptr_nonnull(strstr(resp, "{\"processes\":[]}"));
+    free(resp);
+    resp = s_get("/api/processes?pod=%s&%s", "", &status);
+    ck_assert_int_eq(status, 400);
+    free(resp);
 }
 END_TEST
 
