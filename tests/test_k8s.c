@@ -1057,6 +1057,14 @@ START_TEST(test_discovery_against_api)
 }
 END_TEST
 
+/* Two failed API requests since the uplink started (a loaded machine
+ * can take seconds per TLS handshake). */
+static bool
+s_failed_twice(env_t *e)
+{
+    return s_metric(e, "k8s_failures") >= 2;
+}
+
 static bool
 s_synced(env_t *e)
 {
@@ -1081,7 +1089,7 @@ START_TEST(test_api_down_at_start)
     ck_assert(tu_wait_until(s_exec_done, &host, 10000));
     /* Host discovery keeps working while the API is away. */
     s_uplink_start(&e, "", "idle_workload 0$", port);
-    s_run(&e, 2500, NULL);
+    s_run(&e, 20000, s_failed_twice);
     ck_assert_double_ge(s_metric(&e, "k8s_failures"), 2);
     char want_id[32];
     snprintf(want_id, sizeof want_id, "proc-%d", (int)host);
@@ -1124,7 +1132,7 @@ START_TEST(test_wrong_token_and_ca)
     fputs("wrong\n", f);
     fclose(f);
     s_uplink_start(&e, "", NULL, e.api.port);
-    s_run(&e, 2500, NULL);
+    s_run(&e, 20000, s_failed_twice);
     ck_assert_double_ge(s_metric(&e, "k8s_failures"), 2);
     ck_assert_uint_ge(s_log_count(&e, "401 /api/v1/"), 2);
     ck_assert(!s_synced(&e));
@@ -1142,7 +1150,7 @@ START_TEST(test_wrong_token_and_ca)
     snprintf(e.ca, sizeof e.ca, "/etc/ssl/certs/ca-certificates.crt");
     size_t lists = s_log_count(&e, s_pod_list);
     s_uplink_start(&e, "", NULL, e.api.port);
-    s_run(&e, 2500, NULL);
+    s_run(&e, 20000, s_failed_twice);
     ck_assert_double_ge(s_metric(&e, "k8s_failures"), 2);
     ck_assert(!s_synced(&e));
     ck_assert_uint_eq(s_log_count(&e, s_pod_list), lists);
