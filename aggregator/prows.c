@@ -188,11 +188,11 @@ s_u64(const char *f, size_t n, uint64_t *out)
     return errno ? -1 : 0;
 }
 
-/* Unescapes field [f, f+n) into a new string. */
+/* Unescapes field [f, f+n) into a new string of at most max bytes. */
 static char *
-s_unescape(const char *f, size_t n)
+s_unescape(const char *f, size_t n, size_t max)
 {
-    char *o = malloc(n + 1);
+    char *o = n <= 2 * max ? malloc(n + 1) : NULL;
     size_t k = 0;
     if (!o)
         return NULL;
@@ -208,14 +208,21 @@ s_unescape(const char *f, size_t n)
         o[k++] = f[i] == 't' ? '\t' : f[i] == 'n' ? '\n' : f[i];
     }
     o[k] = '\0';
+    if (k > max) {
+        free(o);
+        return NULL;
+    }
     return o;
 }
 
 int
-agg_prows_parse(agg_prows_t *s, const char *text, size_t len)
+agg_prows_parse(agg_prows_t *s, const char *text, size_t len,
+                size_t max_rows)
 {
     const char *p = text, *end = text + len;
-    while (p < end) {
+    for (size_t nrows = 0; p < end; nrows++) {
+        if (nrows == max_rows)
+            return -1;
         const char *eol = memchr(p, '\n', (size_t)(end - p));
         if (!eol)
             return -1;
@@ -243,9 +250,10 @@ agg_prows_parse(agg_prows_t *s, const char *text, size_t len)
         agg_prow_t row = { .pid = (uint32_t)v[0], .cpu_ns = v[1],
                            .samples = v[2], .off_ns = v[3],
                            .last_end_ms = v[4], .alive = (int)v[5] };
-        row.name = s_unescape(f[6], flen[6]);
-        row.cmdline = s_unescape(f[7], flen[7]);
-        row.node = nf == 9 ? s_unescape(f[8], flen[8]) : strdup("");
+        row.name = s_unescape(f[6], flen[6], WIRE_MAX_STR);
+        row.cmdline = s_unescape(f[7], flen[7], WIRE_MAX_LONG_STR);
+        row.node = nf == 9 ? s_unescape(f[8], flen[8], WIRE_MAX_NODE)
+                           : strdup("");
         int rc = row.name && row.cmdline && row.node ? agg_prows_add(s, &row)
                                                      : -1;
         free(row.node);
