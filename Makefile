@@ -41,7 +41,7 @@ WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
 ALL_CFLAGS = -std=gnu11 $(CFLAGS) $(WARN) -MMD -MP -D_GNU_SOURCE \
-             -I. -Ilib -I$(BUILD)/gen $(PKG_CFLAGS)
+             -I. -Ilib -I$(GEN) $(PKG_CFLAGS)
 ALL_LDFLAGS = $(LDFLAGS) -Wl,--as-needed
 LDLIBS  := $(PKG_LIBS) -liberty -lpthread -lm
 
@@ -189,19 +189,26 @@ FUZZ_BUILD   ?= build/fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_EXES := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+# Helpers every harness links: tests/fuzz/common/ and the aggregator
+# tests' sample batch.
+FUZZ_COMMON_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/fuzz/common/*.c) tests/agg_fixture.c)
 
-$(BUILD)/fuzz/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(ARCHIVES)
+$(BUILD)/fuzz/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_COMMON_OBJS) $(ARCHIVES)
 	$(call msg,LINK,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(ALL_LDFLAGS) -fsanitize=fuzzer -o $@ $< $(LINK_ARCHIVES) $(LDLIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_COMMON_OBJS) $(LINK_ARCHIVES) $(LDLIBS)
 
 fuzzers: $(FUZZ_EXES)
 
 # One recursive make builds the fuzz tree with clang wherever BUILD points.
+# FUZZ_GEN may name another tree's generated headers (skeletons, protobuf)
+# to take them from there instead of generating them again.
 fuzz-build:
-	$(Q)$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) SAN=fuzz CC=$(CLANG) OPT=-O1 fuzzers
+	$(Q)$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) SAN=fuzz CC=$(CLANG) OPT=-O1 \
+		$(if $(FUZZ_GEN),GEN=$(FUZZ_GEN)) fuzzers
 
-fuzz: deps fuzz-build
+fuzz: deps
+	$(Q)$(MAKE) --no-print-directory fuzz-build
 	$(Q)sh tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) explore
 
 # `make test` builds a sanitizer tree of its own so the normal build stays
@@ -209,7 +216,7 @@ fuzz: deps fuzz-build
 # run over their corpora plus a few seconds of fuzzing each.
 test: deps
 	$(Q)$(MAKE) --no-print-directory BUILD=build/san SAN=1 OPT=-O1 tests
-	$(Q)$(MAKE) --no-print-directory fuzz-build
+	$(Q)$(MAKE) --no-print-directory FUZZ_GEN=build/san/gen fuzz-build
 	$(Q)SKYPROF_BUILD=build/san SKYPROF_FUZZ_BUILD=$(FUZZ_BUILD) sh tests/run-tests.sh
 
 check: test

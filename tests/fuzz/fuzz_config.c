@@ -1,7 +1,6 @@
 /* Config loading (lib/config.c): every stage reads the same YAML file at
  * start, so no file may crash, hang or blow up a stage. The input is the
  * file, handed over through a memfd so nothing touches the disk. */
-#define _GNU_SOURCE
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
