@@ -253,6 +253,14 @@ static void s_rows_body(size_t nrows, size_t name_len)
     P.len = len;
 }
 
+/* The merged rows of the fake peer's part; partial filled. */
+static void s_processes(agg_prows_t *rows, char *partial, size_t plen)
+{
+    agg_prows_init(rows);
+    ck_assert_int_eq(agg_fanout_processes(s_fanout, 0, UINT64_MAX / 2, rows,
+                                          partial, plen), 0);
+}
+
 START_TEST(process_rows_are_bounded)
 {
     char partial[512];
@@ -260,27 +268,21 @@ START_TEST(process_rows_are_bounded)
 
     /* More rows than a part may carry: the part is dropped. */
     s_rows_body(AGG_FANOUT_MAX_ROWS, 3);
-    agg_prows_init(&rows);
-    ck_assert_int_eq(agg_fanout_processes(s_fanout, 0, UINT64_MAX / 2,
-                                          &rows, partial, sizeof partial), 0);
+    s_processes(&rows, partial, sizeof partial);
     ck_assert_msg(strstr(partial, "aggregator a2"), "partial: %s", partial);
     ck_assert_uint_eq(rows.n, 0);
     agg_prows_release(&rows);
 
     /* A name longer than any replica keeps: dropped too. */
     s_rows_body(0, WIRE_MAX_STR + 1);
-    agg_prows_init(&rows);
-    ck_assert_int_eq(agg_fanout_processes(s_fanout, 0, UINT64_MAX / 2,
-                                          &rows, partial, sizeof partial), 0);
+    s_processes(&rows, partial, sizeof partial);
     ck_assert_msg(strstr(partial, "aggregator a2"), "partial: %s", partial);
     ck_assert_uint_eq(rows.n, 0);
     agg_prows_release(&rows);
 
     /* At the bounds the part is taken whole. */
     s_rows_body(AGG_FANOUT_MAX_ROWS - 1, WIRE_MAX_STR);
-    agg_prows_init(&rows);
-    ck_assert_int_eq(agg_fanout_processes(s_fanout, 0, UINT64_MAX / 2,
-                                          &rows, partial, sizeof partial), 0);
+    s_processes(&rows, partial, sizeof partial);
     ck_assert_str_eq(partial, "");
     ck_assert_uint_eq(rows.n, AGG_FANOUT_MAX_ROWS);
     ck_assert_uint_eq(strlen(rows.rows[rows.n - 1].name), WIRE_MAX_STR);

@@ -32,7 +32,6 @@ static void s_start(void)
     char err[256];
     wire_sym_batch_t b;
     wire_sym_sample_t samples[AGG_FIXTURE_SAMPLES];
-    log_init("fuzz", LOG_LVL_ERROR);
     s_stats = stats_new("aggregator", "fuzz");
     agg_options_t o = {.sender = "aggregator/fuzz", .flush_ms = 1000,
                        .history_ms = 3600000, .max_nodes = 4096,

@@ -9,7 +9,6 @@
 
 #include "aggregator/api_int.h"
 #include "aggregator/fanout.h"
-#include "log.h"
 #include "stats.h"
 
 #define FUZZ_MAX_ARGS 32
@@ -110,11 +109,6 @@ static void s_task_post(const uint8_t *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int quiet;
-    if (!quiet) {
-        log_init("fuzz", LOG_LVL_ERROR);
-        quiet = 1;
-    }
     if (size < 1)
         return 0;
     if (data[0] & 1)

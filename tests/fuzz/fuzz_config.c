@@ -8,14 +8,12 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "log.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static int fd = -1;
     char path[64], err[512] = "";
     if (fd < 0) {
-        log_init("fuzz", LOG_LVL_ERROR);
         fd = memfd_create("fuzz-config", MFD_CLOEXEC);
         if (fd < 0)
             return 0;

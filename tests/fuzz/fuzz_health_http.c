@@ -11,7 +11,6 @@
 
 #include "health_http.h"
 #include "common/fuzz_http.h"
-#include "log.h"
 #include "stats.h"
 
 static health_http_t *s_server;
@@ -26,7 +25,6 @@ static void s_stop(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!s_server) {
-        log_init("fuzz", LOG_LVL_ERROR);
         s_stats = stats_new("fuzz", "0");
         s_server = health_http_new("127.0.0.1:0", s_stats);
         if (!s_server)

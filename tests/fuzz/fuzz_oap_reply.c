@@ -94,11 +94,6 @@ static void s_process_ids(const uint8_t *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int quiet;
-    if (!quiet) {
-        log_init("fuzz", LOG_LVL_ERROR);
-        quiet = 1;
-    }
     if (size < 1)
         return 0;
     switch (data[0] % 4) {
