@@ -492,39 +492,53 @@ static int s_check_aliases(const char *path, const unsigned char *text,
     return rc;
 }
 
-/* The whole file, at most CONFIG_MAX_FILE bytes, into a new buffer. */
+/* The whole file, at most CONFIG_MAX_FILE bytes, into a new buffer that
+ * grows with what is read (a config file is a few KiB). */
 static unsigned char *s_read_file(const char *path, size_t *len, char *err,
                                   size_t errlen)
 {
-    unsigned char *buf = NULL;
-    size_t used = 0;
+    unsigned char *buf = NULL, *out = NULL;
+    size_t used = 0, cap = 0;
     FILE *f = fopen(path, "rb");
     if (!f) {
         s_err(err, errlen, "cannot open config file %s: %s", path,
               strerror(errno));
         return NULL;
     }
-    buf = malloc(CONFIG_MAX_FILE + 1);
-    if (!buf) {
-        s_err(err, errlen, "out of memory");
-        goto cleanup;
+    for (;;) {
+        if (used == cap) {
+            if (cap > CONFIG_MAX_FILE) {
+                s_err(err, errlen, "config file %s is larger than %u bytes",
+                      path, CONFIG_MAX_FILE);
+                goto cleanup;
+            }
+            cap = cap ? cap * 2 : 16384;
+            if (cap > CONFIG_MAX_FILE + 1)
+                cap = CONFIG_MAX_FILE + 1;
+            unsigned char *grown = realloc(buf, cap);
+            if (!grown) {
+                s_err(err, errlen, "out of memory");
+                goto cleanup;
+            }
+            buf = grown;
+        }
+        size_t n = fread(buf + used, 1, cap - used, f);
+        used += n;
+        if (n == 0)
+            break;
     }
-    used = fread(buf, 1, CONFIG_MAX_FILE + 1, f);
     if (ferror(f)) {
         s_err(err, errlen, "cannot read config file %s: %s", path,
               strerror(errno));
-        free(buf);
-        buf = NULL;
-    } else if (used > CONFIG_MAX_FILE) {
-        s_err(err, errlen, "config file %s is larger than %u bytes", path,
-              CONFIG_MAX_FILE);
-        free(buf);
-        buf = NULL;
+        goto cleanup;
     }
+    *len = used;
+    out = buf;
+    buf = NULL;
 cleanup:
     fclose(f);
-    *len = used;
-    return buf;
+    free(buf);
+    return out;
 }
 
 static int s_load_file(config_t *self, const char *path, char *err,

@@ -180,6 +180,15 @@ START_TEST(bad_files_are_errors)
     p = s_write("- just\n- a list\n");
     ck_assert_ptr_null(config_load(p, s_err, sizeof s_err));
     ck_assert_ptr_nonnull(strstr(s_err, "mapping"));
+    /* More than 1 MiB is refused, however it is read. */
+    char *big = malloc((1u << 20) + 2);
+    ck_assert_ptr_nonnull(big);
+    memset(big, '#', (1u << 20) + 1);
+    big[(1u << 20) + 1] = '\0';
+    p = s_write(big);
+    free(big);
+    ck_assert_ptr_null(config_load(p, s_err, sizeof s_err));
+    ck_assert_msg(strstr(s_err, "larger than 1048576 bytes"), "%s", s_err);
     /* An empty file means defaults. */
     p = s_write("");
     config_t *c = config_load(p, s_err, sizeof s_err);
