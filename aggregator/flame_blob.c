@@ -167,7 +167,7 @@ s_inflate(const unsigned char *src, size_t len, size_t want,
     *why = "bad compressed data";
     if (inflateInit(&z) != Z_OK) {
         *why = "out of memory";
-        return -1;
+        goto cleanup;   /* inflateEnd() takes a stream that never started */
     }
     z.next_in = (unsigned char *)src;
     do {
