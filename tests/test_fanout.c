@@ -104,7 +104,8 @@ static void setup(void)
     snprintf(addr, sizeof addr, "127.0.0.1:%d", P.port);
     wire_agg_peer_t peer = {.instance = "a2", .addr = addr};
     ck_assert_int_eq(agg_replicas_on_peer(s_replicas, &peer, 1, 1), 0);
-    s_fanout = agg_fanout_new(s_agg, s_replicas, 5000, AGG_API_MAX_REPLY);
+    s_fanout = agg_fanout_new(s_agg, s_replicas, 5000, AGG_API_MAX_REPLY,
+                              NULL);
     ck_assert_ptr_nonnull(s_fanout);
 }
 

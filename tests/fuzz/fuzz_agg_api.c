@@ -4,8 +4,10 @@
  * an aggregator that holds the test fixture's samples, so the query
  * argument parsing, the JSON bodies (tasks, ProfileTracing) and every
  * renderer (tree, folded, pprof, SVG, processes, internal parts) run on
- * what the fuzzer sends. */
+ * what the fuzzer sends, behind the admission checks (Host, token,
+ * JSON-only same-origin POSTs). */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,9 +44,16 @@ static void s_start(void)
     agg_fixture_batch(&b, samples);
     if (agg_ingest_sym(s_agg, &b) != 0)
         abort();
-    s_api = agg_api_new(s_agg, "127.0.0.1:0", err, sizeof err);
-    if (!s_api)
+    /* With a token, so the admission checks run in full; the seeds
+     * carry it and Host 127.0.0.1. */
+    agg_api_options_t ao = {.addr = "127.0.0.1:0",
+                            .allowed_hosts = "agg.example",
+                            .auth_token = "fuzz-token-0123456789"};
+    s_api = agg_api_new(s_agg, &ao, err, sizeof err);
+    if (!s_api) {
+        fprintf(stderr, "fuzz_agg_api: %s\n", err);
         abort();
+    }
     atexit(s_stop);
 }
 

@@ -1,12 +1,19 @@
 /* The request parsing the aggregator does itself (libmicrohttpd only
- * splits the request): the internal fan-out query string a peer sends
- * (first byte even), parsed back into a query and encoded again, and the
- * JSON body of POST /api/tasks (odd), handled by the real endpoint. */
+ * splits the request). The first byte modulo 3 picks:
+ *   0 the internal fan-out query string a peer sends, parsed back into a
+ *     query and encoded again;
+ *   1 the JSON body of POST /api/tasks, handled by the real endpoint;
+ *   2 the admission check (aggregator/api_guard.c) on header values, one
+ *     a line: method, Host, Origin, Sec-Fetch-Site, Content-Type,
+ *     Authorization, token cookie ("-" = absent), then the open-route
+ *     flag. */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "aggregator/api_guard.h"
 #include "aggregator/api_int.h"
 #include "aggregator/fanout.h"
 #include "stats.h"
@@ -107,13 +114,60 @@ static void s_task_post(const uint8_t *data, size_t size)
     (void)agg_pump(s_agg);
 }
 
+static api_guard_t *s_guard;
+
+static void s_guard_stop(void)
+{
+    api_guard_destroy(&s_guard);
+}
+
+static void s_admission(const uint8_t *data, size_t size)
+{
+    char err[256], why[256] = "";
+    if (!s_guard) {
+        s_guard = api_guard_new("127.0.0.1:8080", "agg-0.example:8080",
+                                "a.example,b.example",
+                                "fuzz-token-0123456789", err, sizeof err);
+        if (!s_guard) {
+            fprintf(stderr, "fuzz_agg_request: %s\n", err);
+            abort();
+        }
+        atexit(s_guard_stop);
+    }
+    char *text = malloc(size + 1);
+    const char *field[8] = {NULL};
+    if (!text)
+        return;
+    memcpy(text, data, size);
+    text[size] = '\0';
+    char *line = text;
+    for (int i = 0; i < 8 && line; i++) {
+        char *nl = strchr(line, '\n');
+        if (nl)
+            *nl = '\0';
+        field[i] = strcmp(line, "-") == 0 ? NULL : line;
+        line = nl ? nl + 1 : NULL;
+    }
+    api_guard_request_t req = {
+        .method = field[0] ? field[0] : "GET", .host = field[1],
+        .origin = field[2], .sec_fetch_site = field[3],
+        .content_type = field[4], .authorization = field[5],
+        .cookie_token = field[6], .open_route = field[7] && *field[7] == '1'};
+    int verdict = api_guard_check(s_guard, &req, why, sizeof why);
+    if (verdict != 0 && (!why[0] || (verdict != 400 && verdict != 401 &&
+                                     verdict != 403 && verdict != 415)))
+        __builtin_trap();       /* a refusal has a known status and reason */
+    free(text);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    if (data[0] & 1)
-        s_task_post(data + 1, size - 1);
-    else
-        s_query(data + 1, size - 1);
+    switch (data[0] % 3) {
+    case 0: s_query(data + 1, size - 1); break;
+    case 1: s_task_post(data + 1, size - 1); break;
+    default: s_admission(data + 1, size - 1); break;
+    }
     return 0;
 }
