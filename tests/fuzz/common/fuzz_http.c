@@ -21,7 +21,8 @@ static size_t s_answer_len(const char *head, size_t len)
         const char *eol = memmem(p, (size_t)(end - p) + 2, "\r\n", 2);
         if (!eol)
             break;
-        if ((size_t)(eol - p) > 15 && strncasecmp(p, "Content-Length:", 15) == 0)
+        if ((size_t)(eol - p) > 15 &&
+            strncasecmp(p, "Content-Length:", 15) == 0)
             return (size_t)(end + 4 - head) + strtoul(p + 15, NULL, 10);
         p = eol + 2;
     }
