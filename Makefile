@@ -5,6 +5,7 @@
 #   make run        deps + build + start the local pipeline profiling this host
 #   make test       deps + sanitizer build + every test (tests/run-tests.sh)
 #   make bench      deps + build + the peer benchmarks (bench/)
+#   make soak       deps + build + the churn soak (tests/soak.py, ~25 min)
 #   make install    PREFIX=/usr/local DESTDIR=
 #
 # Sources are discovered per directory: every directory in STAGE_DIRS builds
@@ -188,6 +189,13 @@ run: deps
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all tests
 	$(Q)sh bench/run.sh
+
+# Churn soak (tests/soak.py): long, needs root; SOAK_SECONDS, SOAK_RATE,
+# SOAK_PHASES, SOAK_FLAP_SECONDS tune it. Not part of `make test`.
+.PHONY: soak
+soak: deps
+	$(Q)$(MAKE) --no-print-directory all tests
+	$(Q)python3 tests/soak.py
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/skyprof
