@@ -27,15 +27,6 @@ typedef struct {
 } fixture_t;
 
 static void
-s_write(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    ck_assert_msg(f != NULL, "open %s: %s", path, strerror(errno));
-    fputs(text, f);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
-static void
 s_link(const char *target, const char *root, const char *name)
 {
     char path[PATH_MAX];
@@ -56,8 +47,8 @@ s_setup(fixture_t *fx, int mode_index)
     snprintf(path, sizeof(path), "%s/etc", fx->root);
     ck_assert_int_eq(mkdir(path, 0755), 0);
     snprintf(path, sizeof(path), "%s/etc/data", fx->root);
-    s_write(path, "inside");
-    s_write(fx->host, "host");
+    tu_write_file(path, "inside");
+    tu_write_file(fx->host, "host");
     fx->root_fd = open(fx->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
     ck_assert_int_ge(fx->root_fd, 0);
 }

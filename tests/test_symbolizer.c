@@ -29,15 +29,6 @@
 /* ------------------------------------------------------------ helpers */
 
 static void
-s_write(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    ck_assert_msg(f != NULL, "open %s: %s", path, strerror(errno));
-    fputs(text, f);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
-static void
 s_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static void
@@ -214,7 +205,7 @@ s_build_prog(const char *dir, const char *name, const char *flags)
 {
     char src[512];
     snprintf(src, sizeof(src), "%s/prog.c", dir);
-    s_write(src, s_prog_src);
+    tu_write_file(src, s_prog_src);
     s_run("gcc -O1 -g -fno-inline -Wl,--build-id %s -o %s/%s %s", flags, dir,
           name, src);
 }
@@ -267,7 +258,7 @@ START_TEST(test_shared_library)
     char src[512], path[512];
     snprintf(src, sizeof(src), "%s/lib.c", dir);
     snprintf(path, sizeof(path), "%s/libskyt.so", dir);
-    s_write(src, s_lib_src);
+    tu_write_file(src, s_lib_src);
     s_run("gcc -O1 -shared -fPIC -Wl,--build-id -o %s %s", path, src);
     symbolizer_t *s = s_new(NULL, 0);
     wire_object_t obj;
@@ -328,7 +319,7 @@ START_TEST(test_stripped_with_debuglink)
     symbolizer_destroy(&s);
 
     /* A file with the right name but other content fails the CRC. */
-    s_write(orig, "not the debug file\n");
+    tu_write_file(orig, "not the debug file\n");
     s = s_new(NULL, 0);
     s_expect_unknown(s, &obj, hidden);
     symbolizer_destroy(&s);
@@ -380,7 +371,7 @@ START_TEST(test_perf_map)
     uint32_t nspid = 3999000 + (uint32_t)(getpid() % 1000);
     char map[128];
     snprintf(map, sizeof(map), "/tmp/perf-%u.map", nspid);
-    s_write(map, "7f0000001000 100 LazyCompile:*fib /app/x.js:3\n"
+    tu_write_file(map, "7f0000001000 100 LazyCompile:*fib /app/x.js:3\n"
                  "0x7f0000001200 0x80 Interpreter\n"
                  "garbage line\n"
                  "7f0000002000 40 java.lang.String::hashCode\n");
@@ -472,7 +463,7 @@ START_TEST(test_cxx_library_demangled)
     char src[512], path[512];
     snprintf(src, sizeof(src), "%s/lib.cc", dir);
     snprintf(path, sizeof(path), "%s/libcxx.so", dir);
-    s_write(src, "namespace skyt { struct Shape {\n"
+    tu_write_file(src, "namespace skyt { struct Shape {\n"
                  "  __attribute__((noinline)) int area(int w, int h) const;\n"
                  "}; int Shape::area(int w, int h) const { return w * h; } }\n"
                  "__attribute__((noinline)) int skyt_over(double d)"
@@ -589,7 +580,7 @@ START_TEST(test_kallsyms_file)
     char *dir = tu_mkdtemp();
     char path[512];
     snprintf(path, sizeof(path), "%s/kallsyms", dir);
-    s_write(path, "ffffffff81000000 T _stext\n"
+    tu_write_file(path, "ffffffff81000000 T _stext\n"
                   "ffffffff81000100 t skyt_local\n"
                   "ffffffff81000200 D skyt_data\n"
                   "ffffffff81000300 T skyt_global\n"
@@ -619,7 +610,7 @@ START_TEST(test_kallsyms_file)
     symbolizer_destroy(&s);
 
     /* kptr_restrict: every address reads zero. */
-    s_write(path, "0000000000000000 T _stext\n"
+    tu_write_file(path, "0000000000000000 T _stext\n"
                   "0000000000000000 T do_sys_openat2\n");
     s = symbolizer_new(&o);
     ck_assert_int_eq(symbolizer_resolve_kernel(s, 0xffffffff81234567ull,
@@ -664,12 +655,12 @@ START_TEST(test_bad_input)
     s_expect_unknown(s, &obj, off);
 
     snprintf(p, sizeof(p), "%s/text", dir);
-    s_write(p, "#!/bin/sh\necho this is not an ELF file\n");
+    tu_write_file(p, "#!/bin/sh\necho this is not an ELF file\n");
     s_obj(&obj, WIRE_OBJ_EXE, p);
     s_expect_unknown(s, &obj, 0x10);
 
     snprintf(p, sizeof(p), "%s/empty", dir);
-    s_write(p, "");
+    tu_write_file(p, "");
     s_obj(&obj, WIRE_OBJ_LIB, p);
     s_expect_unknown(s, &obj, 0);
 
@@ -916,7 +907,7 @@ START_TEST(test_container_root_confined)
      * one a link to a host file. */
     uint32_t map_pid = 3998000 + (uint32_t)(getpid() % 1000);
     snprintf(host_map, sizeof(host_map), "%s/host.map", dir);
-    s_write(host_map, "7f0000001000 100 HostSecretFunction\n");
+    tu_write_file(host_map, "7f0000001000 100 HostSecretFunction\n");
     s_run("mkdir -p %s/bin %s/tmp && cp %s %s/bin/prog && "
           "ln -s %s %s/bin/evil && mkfifo %s/bin/fifo && "
           "ln -s %s %s/tmp/perf-%u.map && "
