@@ -491,10 +491,14 @@ s_perfmap_read(symbolizer_t *self, symobj_t *so, uint64_t *bad,
     symtab_t *tab = perfmap_load(&src, &so->stamp, bad, status);
     if (*status == PERFMAP_TOO_LARGE) {
         self->st.perfmaps_refused++;
-        log_warn_rl(&self->perfmap_rl, "symbolizer: %s (pid %u root): perf "
-                    "map over symbolizer.perfmap_max_size (%" PRIu64 " bytes)"
-                    " or symbolizer.cache_size, refused; its frames stay "
-                    "unresolved", so->map_path, so->map_root_pid,
+        char where[48] = "on the host";
+        if (so->map_root_pid)
+            snprintf(where, sizeof(where), "in the root of pid %u",
+                     so->map_root_pid);
+        log_warn_rl(&self->perfmap_rl, "symbolizer: %s (%s): perf map over "
+                    "symbolizer.perfmap_max_size (%" PRIu64 " bytes) or "
+                    "symbolizer.cache_size, refused; its frames stay "
+                    "unresolved", so->map_path, where,
                     self->opts.perfmap_max_size);
     }
     return tab;
