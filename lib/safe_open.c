@@ -25,7 +25,7 @@ static _Atomic uint64_t s_links;
 static _Atomic uint64_t s_bad_path;
 static _Atomic uint64_t s_too_large;
 static _Atomic int s_mode = SAFE_OPEN_AUTO;
-static _Atomic int s_kernel_lacks_openat2;
+static _Atomic int s_openat2_state;   /* 0 unknown, 1 usable, -1 not */
 
 void
 safe_open_set_mode(enum safe_open_mode mode)
@@ -70,6 +70,30 @@ s_path_acceptable(const char *path)
         p += len;
     }
     return true;
+}
+
+/* Whether openat2 with our resolve flags works here, probed once on a
+ * path that must resolve: a kernel before 5.6 answers ENOSYS, and an older
+ * container runtime's seccomp profile EPERM. Either way the walk is used. */
+static bool
+s_have_openat2(void)
+{
+    int state = atomic_load(&s_openat2_state);
+    if (state == 0) {
+        struct open_how how = {
+            .flags = O_PATH | O_CLOEXEC,
+            .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+        };
+        long fd = syscall(SYS_openat2, AT_FDCWD, "/", &how, sizeof(how));
+        state = fd >= 0 ? 1 : -1;
+        if (fd >= 0)
+            close((int)fd);
+        else
+            log_info("openat2 unusable here (%s): files of other processes "
+                     "are resolved by a user-space walk", strerror(errno));
+        atomic_store(&s_openat2_state, state);
+    }
+    return state == 1;
 }
 
 /* The kernel's confined resolution to an O_PATH fd. EAGAIN means a rename
@@ -257,17 +281,9 @@ safe_open_in(int root_fd, const char *path, uint64_t max_size,
     if (!s_path_acceptable(path))
         return s_refuse(&s_bad_path, EINVAL, path ? path : "(null)",
                         "not an absolute path without \"..\"");
-    if (atomic_load(&s_mode) == SAFE_OPEN_AUTO &&
-        !atomic_load(&s_kernel_lacks_openat2)) {
+    if (atomic_load(&s_mode) == SAFE_OPEN_AUTO && s_have_openat2())
         path_fd = s_resolve_kernel(root_fd, path);
-        if (path_fd < 0 && errno == ENOSYS) {
-            atomic_store(&s_kernel_lacks_openat2, 1);
-            log_info("openat2 is missing: files of other processes are "
-                     "resolved by a user-space walk");
-        }
-    }
-    if (path_fd < 0 && (atomic_load(&s_mode) == SAFE_OPEN_WALK ||
-                        atomic_load(&s_kernel_lacks_openat2)))
+    else
         path_fd = s_resolve_walk(root_fd, path, &magic);
     if (path_fd < 0) {
         if (errno == ELOOP)

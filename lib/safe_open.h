@@ -7,7 +7,8 @@
  * reaching the host's files, and magic links (/proc/PID/{root,exe,fd/N})
  * are refused, since they jump anywhere. The kernel does this with
  * openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS); where it lacks
- * openat2 an equivalent walk is used (one component at a time, O_NOFOLLOW,
+ * openat2 (before 5.6, or a seccomp profile refusing it) an equivalent
+ * walk is used (one component at a time, O_NOFOLLOW,
  * symlinks resolved by us inside the root, at most SAFE_OPEN_MAX_LINKS).
  * Only regular files are opened, and only after their type is known, so a
  * FIFO or a device node planted where a binary is expected never blocks us
