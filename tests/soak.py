@@ -35,6 +35,10 @@ local launcher):
              (default 600): the uplink never restarts, its RSS stays flat,
              reconnects are counted.
 
+In the churn phase the aggregator keeps SOAK_HISTORY (1m) of windows and
+the symbolizer caches SOAK_SYM_CACHE (8MB), so bounded memory is at its
+bound by the end of the warm-up. Each phase's launcher log (all stages'
+stderr) is kept next to the results as <results>.<phase>.log.
 SOAK_PHASES (default "churn broker diskfull oapflap") picks phases. Exit
 status 0 only when every check of every phase held; the figures are printed
 and written as JSON to SOAK_RESULTS (default build/soak-results.json).
@@ -83,6 +87,17 @@ def check(ok, what):
     if not ok:
         failures.append(what)
     return ok
+
+
+def keep_log(sky, phase):
+    """The launcher's log (every stage's stderr) next to the results: the
+    pipeline's directory goes away with it."""
+    dest = "%s.%s.log" % (os.path.splitext(RESULTS)[0], phase)
+    try:
+        with open(sky.log.name) as src, open(dest, "w") as out:
+            out.write(src.read())
+    except OSError as e:
+        common.log("  cannot keep the log: %s" % e)
 
 
 def restarts(sky):
@@ -248,11 +263,20 @@ def flat(start, end):
 def phase_churn(result):
     common.log("== churn: %d starts/s for %ds (warm-up %ds)" %
                (RATE, SECONDS, WARMUP))
-    # In-memory history is kept for aggregator.history: a short one lets
-    # the aggregator reach its steady size within the warm-up.
-    ENV["SKYPROF_AGGREGATOR_HISTORY"] = ENV.get("SOAK_HISTORY", "1m")
-    sky = common.started(common.Skyprof(flush="1s"))
-    del ENV["SKYPROF_AGGREGATOR_HISTORY"]
+    # Bounded memory grows to its bound before it is flat: in-memory
+    # history is kept for aggregator.history and the symbolizer caches up
+    # to symbolizer.cache_size. Smaller bounds than the defaults let both
+    # reach their steady size within the warm-up, so growth after it is a
+    # leak, not a cache filling.
+    bounds = {"SKYPROF_AGGREGATOR_HISTORY": ENV.get("SOAK_HISTORY", "1m"),
+              "SKYPROF_SYMBOLIZER_CACHE_SIZE": ENV.get("SOAK_SYM_CACHE",
+                                                       "8MB")}
+    ENV.update(bounds)
+    try:
+        sky = common.started(common.Skyprof(flush="1s"))
+    finally:
+        for k in bounds:
+            del ENV[k]
     cpu = off = ch = None
     try:
         cpu, off = start_workloads(SECONDS + 120)
@@ -304,6 +328,7 @@ def phase_churn(result):
             common.log("  drop counter %s = %d" % (k, v))
     finally:
         stop([ch, cpu, off])
+        keep_log(sky, "churn")
         sky.stop()
 
 
@@ -332,6 +357,7 @@ def phase_broker(result):
             common.log("  drop counter %s = %d" % (k, v))
     finally:
         stop([ch])
+        keep_log(sky, "broker")
         sky.stop()
 
 
@@ -373,6 +399,7 @@ def phase_diskfull(result):
     finally:
         stop([ch, cpu])
         if sky:
+            keep_log(sky, "diskfull")
             sky.stop()
         del ENV["SKYPROF_AGGREGATOR_STORE_PATH"]
         subprocess.run(["umount", mnt])
@@ -451,6 +478,7 @@ def phase_oapflap(result):
         del ENV["SKYPROF_PROFILING_CHECK_INTERVAL"]
         stop([cpu, oap])
         if sky:
+            keep_log(sky, "oapflap")
             sky.stop()
         subprocess.run(["rm", "-rf", oapdir])
 
