@@ -6,6 +6,7 @@
 #   make test       deps + sanitizer build + every test (tests/run-tests.sh)
 #   make bench      deps + build + the peer benchmarks (bench/)
 #   make fuzz       libFuzzer harnesses (tests/fuzz/), each run FUZZ_SECONDS
+#   make soak       deps + build + the churn soak (tests/soak.py, ~25 min)
 #   make install    PREFIX=/usr/local DESTDIR=
 #
 # Sources are discovered per directory: every directory in STAGE_DIRS builds
@@ -100,7 +101,7 @@ PROG_CFLAGS   := -O1 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -fn
 all: $(EXES) $(BPF_OBJS)
 
 help:
-	@sed -n '2,13p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,14p' Makefile | sed 's/^# \{0,1\}//'
 
 deps:
 	$(Q)sh mk/deps.sh
@@ -228,6 +229,13 @@ run: deps
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all tests
 	$(Q)sh bench/run.sh
+
+# Churn soak (tests/soak.py): long, needs root; SOAK_SECONDS, SOAK_RATE,
+# SOAK_PHASES, SOAK_FLAP_SECONDS tune it. Not part of `make test`.
+.PHONY: soak
+soak: deps
+	$(Q)$(MAKE) --no-print-directory all tests
+	$(Q)python3 tests/soak.py
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/skyprof
