@@ -31,7 +31,7 @@ Q := @
 msg = @printf '  %-8s %s\n' '$(1)' '$(2)';
 endif
 
-PKGS := libbpf libelf libzmq msgpack libprotobuf-c grpc yaml-0.1 \
+PKGS := libbpf libelf libzmq msgpack libprotobuf-c grpc yaml-0.1 libcurl \
         libmicrohttpd sqlite3 zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)

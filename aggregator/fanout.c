@@ -340,7 +340,24 @@ agg_fanout_flame_path(const agg_query_t *q, char *out, size_t len)
                      (unsigned long long)q->end_ms, q->threads ? 1 : 0,
                      q->pid, q->has_pid ? 1 : 0, name, task,
                      q->keep_nodes ? 1 : 0, q->node ? "&node=" : "", node);
-    return n > 0 && (size_t)n < len ? 0 : -1;
+    if (n <= 0 || (size_t)n >= len)
+        return -1;
+    /* The pod filters, only when set (absent = any). */
+    const char *keys[3] = { "namespace", "pod", "container" };
+    const char *vals[3] = { q->ns, q->pod, q->container };
+    for (int k = 0; k < 3; k++) {
+        char enc[3 * AGG_MAX_POD_FILTER + 1];
+        if (!vals[k])
+            continue;
+        if (strlen(vals[k]) > AGG_MAX_POD_FILTER)
+            return -1;
+        s_urlenc(enc, sizeof(enc), vals[k]);
+        int m = snprintf(out + n, len - (size_t)n, "&%s=%s", keys[k], enc);
+        if (m <= 0 || (size_t)m >= len - (size_t)n)
+            return -1;
+        n += m;
+    }
+    return 0;
 }
 
 static int
@@ -386,6 +403,9 @@ agg_fanout_parse_query(const char *(*arg)(void *, const char *), void *ctx,
     q->name = arg(ctx, "name");
     q->task_id = arg(ctx, "task");
     q->node = arg(ctx, "node");
+    q->ns = arg(ctx, "namespace");
+    q->pod = arg(ctx, "pod");
+    q->container = arg(ctx, "container");
     /* Absent in requests from replicas older than node names. */
     const char *nodes = arg(ctx, "nodes");
     q->keep_nodes = nodes && strcmp(nodes, "1") == 0;

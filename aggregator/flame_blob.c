@@ -282,7 +282,7 @@ flame_blob_decode_bounded(const void *data, size_t len,
         for (int k = 0; k < 4; k++)
             if (s_get_varint(&in, &v[k]))
                 goto fail;
-        if (type > FLAME_NODE || (i == 0) != (depth == 0)
+        if (type > FLAME_TYPE_MAX || (i == 0) != (depth == 0)
             || (i == 0 && type != FLAME_ROOT)
             || (i > 0 && depth > depth_now + 1)) {
             why = "bad node shape";

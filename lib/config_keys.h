@@ -53,6 +53,19 @@ CFG("process_discovery.heartbeat_period", DURATION, "20s", "ROVER_PROCESS_DISCOV
 CFG("process_discovery.properties_report_period", INT, "10", "ROVER_PROCESS_DISCOVERY_PROPERTIES_REPORT_PERIOD",
     "re-report all processes every N heartbeats")
 
+CFG("process_discovery.kubernetes.active", BOOL, "false", "ROVER_PROCESS_DISCOVERY_KUBERNETES_ACTIVE",
+    "discover the processes of this node's pods from the Kubernetes API server (uplink; docs/kubernetes.md)")
+CFG("process_discovery.kubernetes.node_name", STR, "", "ROVER_PROCESS_DISCOVERY_KUBERNETES_NODE_NAME",
+    "this node's name in Kubernetes (from spec.nodeName); empty = node_name")
+CFG("process_discovery.kubernetes.namespaces", STR, "", "ROVER_PROCESS_DISCOVERY_KUBERNETES_NAMESPACES",
+    "comma-separated namespaces whose pods are discovered; empty = all")
+CFG("process_discovery.kubernetes.api_server", STR, "", NULL,
+    "API server URL (https://host:port); empty = in-cluster, from KUBERNETES_SERVICE_HOST/PORT")
+CFG("process_discovery.kubernetes.token_file", STR, "", NULL,
+    "bearer token file; empty = the service account's (/var/run/secrets/kubernetes.io/serviceaccount/token)")
+CFG("process_discovery.kubernetes.ca_file", STR, "", NULL,
+    "CA bundle of the API server; empty = the service account's ca.crt")
+
 CFG("profiling.active", BOOL, "true", "ROVER_PROFILING_ACTIVE",
     "profile processes at all")
 CFG("profiling.check_interval", DURATION, "10s", "ROVER_PROFILING_CHECK_INTERVAL",

@@ -36,5 +36,11 @@ out += ["", "## List-shaped keys", "",
         "- `policy.tasks[i]`: local fixed-time tasks, each with `pid` (or `pids: [..]`),",
         "  `target` (`ON_CPU`/`OFF_CPU`), `duration` and an optional `id`.",
         "- `process_discovery.scanner.regex[i]`: process finders for the uplink (see",
-        "  deploy/oap/ and `skyprof-uplink --help`).", ""]
+        "  deploy/oap/ and `skyprof-uplink --help`).",
+        "- `process_discovery.kubernetes.analyzers[i]`: how a pod's process becomes an",
+        "  entity (`active`, `filters[]`, `layer`, `service_name`, `instance_name`,",
+        "  `process_name`, `labels`, `properties_template`); default: the reference",
+        "  agent's istio and `K8S_SERVICE` analyzers, each switched or changed with",
+        "  `ROVER_PROCESS_DISCOVERY_KUBERNETES_ANALYZER_<NAME>_<FIELD>`",
+        "  (docs/kubernetes.md).", ""]
 open(sys.argv[1] if len(sys.argv) > 1 else 'docs/configuration.md', 'w').write("\n".join(out))
