@@ -168,6 +168,8 @@ void agg_prows_text(const agg_prows_t *s, agg_buf_t *out);
  * what a part costs is bounded whatever its size on the wire. */
 int agg_prows_parse(agg_prows_t *s, const char *text, size_t len,
                     size_t max_rows);
+/* Frees the rows from index n on and keeps the first n. */
+void agg_prows_truncate(agg_prows_t *s, size_t n);
 
 int agg_process_rows(agg_t *self, uint64_t start_ms, uint64_t end_ms,
                      agg_prows_t *out);

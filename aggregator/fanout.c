@@ -279,12 +279,7 @@ agg_fanout_processes(agg_fanout_t *self, uint64_t start_ms, uint64_t end_ms,
                                 AGG_FANOUT_MAX_ROWS) == 0)
                 continue;
             /* Drop what a bad part added. */
-            while (rows->n > before) {
-                rows->n--;
-                free(rows->rows[rows->n].node);
-                free(rows->rows[rows->n].name);
-                free(rows->rows[rows->n].cmdline);
-            }
+            agg_prows_truncate(rows, before);
             snprintf(calls[i].err, sizeof(calls[i].err), "bad part");
         }
         s_note_failure(self, &calls[i], partial, plen);

@@ -41,6 +41,13 @@ agg_prows_release(agg_prows_t *s)
     memset(s, 0, sizeof(*s));
 }
 
+void
+agg_prows_truncate(agg_prows_t *s, size_t n)
+{
+    while (s->n > n)
+        s_row_free(&s->rows[--s->n]);
+}
+
 int
 agg_prows_add(agg_prows_t *s, const agg_prow_t *row)
 {
