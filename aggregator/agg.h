@@ -162,8 +162,14 @@ void agg_prows_json(const agg_prows_t *s, const char *partial,
                     agg_buf_t *out);
 /* Lossless text form for replicas: one line per row, tab-separated. */
 void agg_prows_text(const agg_prows_t *s, agg_buf_t *out);
-/* Parses agg_prows_text output, appending to s. 0, or -1 on bad input. */
-int agg_prows_parse(agg_prows_t *s, const char *text, size_t len);
+/* Parses agg_prows_text output, appending to s. 0, or -1 on bad input:
+ * more than max_rows rows, or a name, command line or node longer than
+ * a replica keeps (WIRE_MAX_STR, WIRE_MAX_LONG_STR, WIRE_MAX_NODE), so
+ * what a part costs is bounded whatever its size on the wire. */
+int agg_prows_parse(agg_prows_t *s, const char *text, size_t len,
+                    size_t max_rows);
+/* Frees the rows from index n on and keeps the first n. */
+void agg_prows_truncate(agg_prows_t *s, size_t n);
 
 int agg_process_rows(agg_t *self, uint64_t start_ms, uint64_t end_ms,
                      agg_prows_t *out);

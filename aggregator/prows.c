@@ -41,6 +41,13 @@ agg_prows_release(agg_prows_t *s)
     memset(s, 0, sizeof(*s));
 }
 
+void
+agg_prows_truncate(agg_prows_t *s, size_t n)
+{
+    while (s->n > n)
+        s_row_free(&s->rows[--s->n]);
+}
+
 int
 agg_prows_add(agg_prows_t *s, const agg_prow_t *row)
 {
@@ -251,11 +258,11 @@ s_u64(const char *f, size_t n, uint64_t *out)
     return errno ? -1 : 0;
 }
 
-/* Unescapes field [f, f+n) into a new string. */
+/* Unescapes field [f, f+n) into a new string of at most max bytes. */
 static char *
-s_unescape(const char *f, size_t n)
+s_unescape(const char *f, size_t n, size_t max)
 {
-    char *o = malloc(n + 1);
+    char *o = n <= 2 * max ? malloc(n + 1) : NULL;
     size_t k = 0;
     if (!o)
         return NULL;
@@ -271,14 +278,21 @@ s_unescape(const char *f, size_t n)
         o[k++] = f[i] == 't' ? '\t' : f[i] == 'n' ? '\n' : f[i];
     }
     o[k] = '\0';
+    if (k > max) {
+        free(o);
+        return NULL;
+    }
     return o;
 }
 
 int
-agg_prows_parse(agg_prows_t *s, const char *text, size_t len)
+agg_prows_parse(agg_prows_t *s, const char *text, size_t len,
+                size_t max_rows)
 {
     const char *p = text, *end = text + len;
-    while (p < end) {
+    for (size_t nrows = 0; p < end; nrows++) {
+        if (nrows == max_rows)
+            return -1;
         const char *eol = memchr(p, '\n', (size_t)(end - p));
         if (!eol)
             return -1;
@@ -306,12 +320,16 @@ agg_prows_parse(agg_prows_t *s, const char *text, size_t len)
         agg_prow_t row = { .pid = (uint32_t)v[0], .cpu_ns = v[1],
                            .samples = v[2], .off_ns = v[3],
                            .last_end_ms = v[4], .alive = (int)v[5] };
-        row.name = s_unescape(f[6], flen[6]);
-        row.cmdline = s_unescape(f[7], flen[7]);
-        row.node = nf >= 9 ? s_unescape(f[8], flen[8]) : strdup("");
-        row.ns = nf == 12 ? s_unescape(f[9], flen[9]) : strdup("");
-        row.pod = nf == 12 ? s_unescape(f[10], flen[10]) : strdup("");
-        row.container = nf == 12 ? s_unescape(f[11], flen[11]) : strdup("");
+        row.name = s_unescape(f[6], flen[6], WIRE_MAX_STR);
+        row.cmdline = s_unescape(f[7], flen[7], WIRE_MAX_LONG_STR);
+        row.node = nf >= 9 ? s_unescape(f[8], flen[8], WIRE_MAX_NODE)
+                           : strdup("");
+        row.ns = nf == 12 ? s_unescape(f[9], flen[9], WIRE_MAX_STR)
+                          : strdup("");
+        row.pod = nf == 12 ? s_unescape(f[10], flen[10], WIRE_MAX_STR)
+                           : strdup("");
+        row.container = nf == 12 ? s_unescape(f[11], flen[11], WIRE_MAX_STR)
+                                 : strdup("");
         int rc = row.name && row.cmdline && row.node && row.ns && row.pod
                          && row.container
                      ? agg_prows_add(s, &row) : -1;

@@ -106,6 +106,10 @@ CFG("symbolizer.cache_size", SIZE, "64MB", NULL,
     "memory for cached symbol tables (LRU by object); the frame memo adds up to a quarter more")
 CFG("symbolizer.debug_dirs", STR, "/usr/lib/debug", NULL,
     "colon-separated roots searched for separate debug files")
+CFG("symbolizer.perfmap_max_size", SIZE, "32MB", NULL,
+    "larger JIT perf maps (/tmp/perf-PID.map) are refused unread and counted (perfmaps_refused); their frames stay unresolved")
+CFG("symbolizer.debuglink_crc_max_size", SIZE, "256MB", NULL,
+    "a .gnu_debuglink candidate without a matching build-id is CRC-checked only up to this size; larger ones are skipped and counted (debug_crc_skipped)")
 CFG("symbolizer.sharding", BOOL, "false", NULL,
     "share pid buckets with other symbolizer replicas (ctl.hello); off = take all")
 CFG("symbolizer.http_addr", STR, "", NULL,

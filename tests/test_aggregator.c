@@ -609,7 +609,7 @@ START_TEST(test_pod_layers_and_filters)
     agg_prows_text(&rows, &text);
     agg_prows_t back;
     agg_prows_init(&back);
-    ck_assert_int_eq(agg_prows_parse(&back, text.data, text.len), 0);
+    ck_assert_int_eq(agg_prows_parse(&back, text.data, text.len, 16), 0);
     ck_assert_str_eq(back.rows[0].container, "app");
     ck_assert_str_eq(back.rows[1].ns, "");
     agg_buf_t json;

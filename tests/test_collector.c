@@ -112,6 +112,11 @@ START_TEST(test_buildid_synthetic)
     fclose(f);
     ck_assert_int_eq(buildid_read_path(trunc, out), -1);
     ck_assert_int_eq(buildid_read_path("/nonexistent/file", out), -1);
+    /* A FIFO where a library is expected: refused, never blocked on (a
+     * plain open for reading would wait for a writer for ever). */
+    snprintf(trunc, sizeof(trunc), "%s/fifo.so", dir);
+    ck_assert_int_eq(mkfifo(trunc, 0600), 0);
+    ck_assert_int_eq(buildid_read_path(trunc, out), -1);
     tu_rmtree(dir);
     free(dir);
 }

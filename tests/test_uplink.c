@@ -620,6 +620,15 @@ START_TEST(test_symcheck)
     ck_assert(!symcheck_has_symbols(sc, "/etc/passwd"));
     ck_assert(!symcheck_has_symbols(sc, "/nonexistent/binary"));
     ck_assert(!symcheck_has_symbols(sc, "/proc"));
+    /* A FIFO named as an executable: answered at once, not blocked on
+     * waiting for a writer. */
+    char *dir = tu_mkdtemp();
+    char fifo[512];
+    snprintf(fifo, sizeof fifo, "%s/exe", dir);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    ck_assert(!symcheck_has_symbols(sc, fifo));
+    tu_rmtree(dir);
+    free(dir);
     symcheck_destroy(&sc);
     ck_assert_ptr_null(sc);
 }
