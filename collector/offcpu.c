@@ -70,6 +70,8 @@ void offcpu_options_default(offcpu_options_t *opts)
         .stack_entries = OFFCPU_DEFAULT_STACKS,
         .agg_entries = OFFCPU_DEFAULT_AGG,
         .start_entries = OFFCPU_DEFAULT_START,
+        .sample_every = OFFCPU_DEFAULT_SAMPLE_EVERY,
+        .long_ns = OFFCPU_DEFAULT_LONG_NS,
     };
 }
 
@@ -121,6 +123,10 @@ offcpu_t *offcpu_new(const offcpu_options_t *opts, offcpu_sample_fn on_sample,
         self->opts.agg_entries = OFFCPU_DEFAULT_AGG;
     if (!self->opts.start_entries)
         self->opts.start_entries = OFFCPU_DEFAULT_START;
+    if (!self->opts.sample_every)
+        self->opts.sample_every = OFFCPU_DEFAULT_SAMPLE_EVERY;
+    if (!self->opts.long_ns)
+        self->opts.long_ns = OFFCPU_DEFAULT_LONG_NS;
     self->on_sample = on_sample;
     self->arg = arg;
     self->rl = (log_ratelimit_t)LOG_RATELIMIT_INIT(5, 10000);
@@ -304,6 +310,8 @@ static int s_try_flavour(offcpu_t *self, int flavour, char *why, size_t wlen)
         return -1;
     }
     skel->rodata->count_preempted = self->opts.count_preempted ? 1 : 0;
+    skel->rodata->sample_every = self->opts.sample_every;
+    skel->rodata->long_ns = self->opts.long_ns;
     rc = bpf_map__set_max_entries(skel->maps.off_start,
                                   self->opts.start_entries);
     if (rc == 0)
@@ -624,10 +632,49 @@ static int s_contains(const uint32_t *sorted, size_t n, uint32_t pid)
     return 0;
 }
 
+/* The probe's tgid filter bits for this set; see SKY_OFF_PID_BITS. Built
+ * aside and copied a word at a time, so a pid that stays never reads as
+ * absent meanwhile. */
+static void s_write_pid_bits(offcpu_t *self, const uint32_t *pids, size_t n)
+{
+    uint64_t bits[SKY_OFF_PID_WORDS] = { 0 };
+    volatile __u64 *out = self->skel->bss->off_pid_bits;
+
+    for (size_t i = 0; i < n; i++) {
+        uint32_t b = pids[i] & (SKY_OFF_PID_BITS - 1);
+        bits[b / 64] |= 1ull << (b % 64);
+    }
+    for (uint32_t w = 0; w < SKY_OFF_PID_WORDS; w++)
+        if (out[w] != bits[w])
+            out[w] = bits[w];
+}
+
+/* Threads of processes no longer targeted leave the start map: the probe
+ * does not look at them any more. */
+static void s_forget_threads(offcpu_t *self, const uint32_t *pids, size_t n)
+{
+    int fd = bpf_map__fd(self->skel->maps.off_start);
+    uint32_t key, next;
+    struct sky_off_start st;
+    bool have_key = false;
+
+    while (bpf_map_get_next_key(fd, have_key ? &key : NULL, &next) == 0) {
+        if (bpf_map_lookup_elem(fd, &next, &st) == 0 &&
+            !s_contains(pids, n, st.tgid) &&
+            bpf_map_delete_elem(fd, &next) == 0) {
+            /* the walk restarts from the first key */
+            have_key = false;
+            continue;
+        }
+        key = next;
+        have_key = true;
+    }
+}
+
 int offcpu_set_pids(offcpu_t *self, const uint32_t *pids, size_t n)
 {
     uint32_t one = 1, *copy = NULL;
-    size_t failed = 0;
+    size_t failed = 0, removed = 0;
     int first_errno = 0, fd;
 
     if (n == 0) {
@@ -649,14 +696,21 @@ int offcpu_set_pids(offcpu_t *self, const uint32_t *pids, size_t n)
         return -1;
     memcpy(copy, pids, n * sizeof(*copy));
     fd = bpf_map__fd(self->skel->maps.off_pids);
-    for (size_t i = 0; i < self->npids; i++)
-        if (!s_contains(pids, n, self->pids[i]))
-            bpf_map_delete_elem(fd, &self->pids[i]);
     for (size_t i = 0; i < n; i++)
         if (!s_contains(self->pids, self->npids, pids[i]) &&
             bpf_map_update_elem(fd, &pids[i], &one, BPF_ANY) != 0 &&
             !failed++)
             first_errno = errno;
+    /* Bits after the additions and before the removals: a set bit
+     * without its pid in off_pids only costs a lookup. */
+    s_write_pid_bits(self, pids, n);
+    for (size_t i = 0; i < self->npids; i++)
+        if (!s_contains(pids, n, self->pids[i])) {
+            bpf_map_delete_elem(fd, &self->pids[i]);
+            removed++;
+        }
+    if (removed)
+        s_forget_threads(self, pids, n);
     if (failed)
         log_warn("%zu pid%s not added to the off-CPU filter: %s", failed,
                  failed == 1 ? "" : "s", strerror(first_errno));
@@ -681,6 +735,7 @@ void offcpu_stats(const offcpu_t *self, offcpu_stats_t *out)
         .kstacks_lost = c[SKY_OFF_CNT_KSTACK_LOST],
         .ustacks_lost = c[SKY_OFF_CNT_USTACK_LOST],
         .preempted = c[SKY_OFF_CNT_PREEMPTED],
+        .unsampled = c[SKY_OFF_CNT_UNSAMPLED],
         .stacks_missing = self->stacks_missing,
         .stacks_deleted = self->stacks_deleted,
         .samples = self->samples,

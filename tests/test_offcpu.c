@@ -338,6 +338,98 @@ START_TEST(test_tiny_maps_count_drops)
 }
 END_TEST
 
+/* Short periods are sampled: a probe recording one in 8 of them, weighted
+ * by 8, and a probe recording every one watch the same pipe ping-pong at
+ * once. The sampled one must take far fewer stacks, count what it left
+ * out, and still estimate the switches and the time off CPU of the
+ * exact one. */
+static uint64_t s_sum_count(const capture_t *cap)
+{
+    uint64_t n = 0;
+
+    for (int i = 0; i < cap->nthreads; i++)
+        n += cap->threads[i].count;
+    return n;
+}
+
+static uint64_t s_sum_ns(const capture_t *cap)
+{
+    uint64_t n = 0;
+
+    for (int i = 0; i < cap->nthreads; i++)
+        n += cap->threads[i].ns;
+    return n;
+}
+
+START_TEST(test_sampled_short_periods_stand_for_all)
+{
+    const char *exe = tu_build_path("tests/progs/offcpu_workload");
+    func_t funcs[3] = { { "sky_off_sleep", 0, 0 },
+                        { "sky_off_pipe_read", 0, 0 },
+                        { "sky_off_mutex_wait", 0, 0 } };
+    capture_t exact = { .funcs = funcs }, sampled = { .funcs = funcs };
+    offcpu_options_t opts;
+    offcpu_stats_t st_exact, st_sampled;
+    int status;
+
+    offcpu_options_default(&opts);
+    opts.flavour = OFFCPU_TP_BTF;
+    opts.sample_every = 1;
+    offcpu_t *all = offcpu_new(&opts, s_on_sample, &exact);
+    opts.sample_every = 8;
+    offcpu_t *some = offcpu_new(&opts, s_on_sample, &sampled);
+    ck_assert_ptr_nonnull(all);
+    ck_assert_ptr_nonnull(some);
+
+    /* 0.5 s asleep first: the probes are attached before the rounds. */
+    char *argv[] = { (char *)exe, "pingpong", "60000", "0.5", NULL };
+    pid_t child = tu_spawn(argv, NULL);
+    ck_assert_int_gt(child, 0);
+    uint32_t pid = (uint32_t)child;
+    exact.pid = sampled.pid = pid;
+    ck_assert_int_eq(offcpu_set_pids(all, &pid, 1), 0);
+    ck_assert_int_eq(offcpu_set_pids(some, &pid, 1), 0);
+    for (;;) {
+        s_sleep_ms(100);
+        offcpu_drain(all);
+        offcpu_drain(some);
+        if (waitpid(child, &status, WNOHANG) == child)
+            break;
+    }
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    offcpu_drain(all);
+    offcpu_drain(some);
+    offcpu_stats(all, &st_exact);
+    offcpu_stats(some, &st_sampled);
+
+    uint64_t n_exact = s_sum_count(&exact), n_est = s_sum_count(&sampled);
+    uint64_t ns_exact = s_sum_ns(&exact), ns_est = s_sum_ns(&sampled);
+    fprintf(stderr,
+            "every 1: %" PRIu64 " periods recorded, %" PRIu64 " switches, "
+            "%.1f ms; every 8: %" PRIu64 " recorded, %" PRIu64
+            " unsampled, %" PRIu64 " switches estimated, %.1f ms\n",
+            st_exact.switches, n_exact, (double)ns_exact / 1e6,
+            st_sampled.switches, st_sampled.unsampled, n_est,
+            (double)ns_est / 1e6);
+    ck_assert_uint_eq(st_exact.unsampled, 0);
+    ck_assert_uint_le(n_exact, st_exact.switches);
+    /* the parent blocks about once per round */
+    ck_assert_uint_gt(n_exact, 30000);
+    ck_assert_uint_gt(st_sampled.unsampled, n_exact / 2);
+    ck_assert_uint_lt(st_sampled.switches, st_exact.switches / 4);
+    /* Weighted, the sample stands for the whole: 8 x a binomial draw of
+     * p = 1/8 over > 30000 periods has a relative sd under 2 %. */
+    ck_assert_double_gt((double)n_est, 0.9 * (double)n_exact);
+    ck_assert_double_lt((double)n_est, 1.1 * (double)n_exact);
+    ck_assert_double_gt((double)ns_est, 0.8 * (double)ns_exact);
+    ck_assert_double_lt((double)ns_est, 1.2 * (double)ns_exact);
+    ck_assert_uint_eq(exact.other_pid_samples + sampled.other_pid_samples,
+                      0);
+    offcpu_destroy(&all);
+    offcpu_destroy(&some);
+}
+END_TEST
+
 /* ----------------------------------------------- tasks and collector */
 
 static wire_task_set_t s_task_set(uint64_t seq, wire_task_t *tasks,
@@ -719,6 +811,7 @@ int main(void)
             tu_skip("offcpu kprobe flavour", "this kernel has no kprobes "
                     "(no kprobe PMU, no kprobe_events)");
         tcase_add_test(probe, test_tiny_maps_count_drops);
+        tcase_add_test(probe, test_sampled_short_periods_stand_for_all);
         tcase_add_test(probe, test_collector_follows_off_cpu_tasks);
     }
     if (tu_require_bpf("offcpu end to end"))
