@@ -51,6 +51,11 @@ import common
 
 CONFIGS = ("alone", "skyprof", "skyprof-offcpu", "perf", "bpftrace",
            "perf-cpu0")
+# BENCH_CONFIGS="alone skyprof-offcpu" runs a subset ("alone" is always
+# run: every figure is against it).
+if os.environ.get("BENCH_CONFIGS"):
+    CONFIGS = ("alone",) + tuple(c for c in CONFIGS if c != "alone" and
+                                 c in os.environ["BENCH_CONFIGS"].split())
 WORK_CPU = int(os.environ.get("BENCH_WORK_CPU", "1"))
 OTHER_CPU = 0 if WORK_CPU != 0 else 1
 GAPS_MS = int(os.environ.get("BENCH_GAPS_MS", "2000"))
