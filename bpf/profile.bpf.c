@@ -40,9 +40,12 @@ const volatile __u64 tick_fn = 0;         /* the tick's hrtimer function */
 const volatile __u64 tick_ns = 4000000;   /* NSEC_PER_SEC / CONFIG_HZ */
 const volatile __u32 tick_host_every = 0; /* 0: host-wide sampling off */
 const volatile __u32 tick_task_every = 0; /* 0: tasks are perf_event's */
-
-/* The registers of the interrupt the tick runs in (get_irq_regs()). */
-extern struct pt_regs *__irq_regs __ksym;
+/* [__irqentry_text_start, __irqentry_text_end): the interrupt entry code.
+ * The tick's kernel stack runs from the hrtimer code up to the entry stub
+ * of its interrupt (asm_sysvec_apic_timer_interrupt on x86), then goes on
+ * into the interrupted kernel code, if any. */
+const volatile __u64 irqentry_lo = 0;
+const volatile __u64 irqentry_hi = 0;
 
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -153,12 +156,12 @@ static __always_inline __u32 s_keep(__u32 tgid, __u32 host_rate,
     return flags;
 }
 
-/* Writes one sample of current. in_user: it was interrupted in user
- * mode, so there is no kernel stack of its own. irq_ip: where it was
- * interrupted in the kernel (tick); the frames above it are the tick's
- * and are cut. 0: keep the kernel stack whole (perf_event's). */
+/* Writes one sample of current. cut_irq (tick): the kernel frames up to
+ * the interrupt's entry stub are the tick's own and are cut, which leaves
+ * none when user mode was interrupted. perf_event's stacks begin at the
+ * interrupted code already. */
 static __always_inline int s_sample(void *ctx, __u32 flags, __u64 weight,
-                                    int in_user, __u64 irq_ip)
+                                    int cut_irq)
 {
     __u64 id = bpf_get_current_pid_tgid();
     struct task_struct *task = bpf_get_current_task_btf();
@@ -176,21 +179,18 @@ static __always_inline int s_sample(void *ctx, __u32 flags, __u64 weight,
         return 0;
     frames = &sc->words[SKY_IRQ_FRAMES_MAX + SKY_HDR_WORDS];
 
-    if (!in_user) {
-        kbytes = bpf_get_stack(ctx, frames, SKY_MAX_FRAMES * 8, 0);
-        if (kbytes < 0) {
-            flags |= SKY_F_KSTACK_ERR;
-            kbytes = 0;
-        }
+    kbytes = bpf_get_stack(ctx, frames, SKY_MAX_FRAMES * 8, 0);
+    if (kbytes < 0) {
+        flags |= SKY_F_KSTACK_ERR;
+        kbytes = 0;
     }
     nk = (__u32)kbytes / 8;
     if (nk > SKY_MAX_FRAMES)
         nk = SKY_MAX_FRAMES;
-    /* The tick's frames end where the interrupted code begins. */
-    if (irq_ip && nk) {
-        for (__u32 i = 0; i < SKY_IRQ_FRAMES_MAX && i < nk; i++)
-            if (frames[i] == irq_ip) {
-                skip = i;
+    if (cut_irq) {
+        for (__u32 i = 0; i < SKY_IRQ_FRAMES_MAX - 1 && i < nk; i++)
+            if (frames[i] >= irqentry_lo && frames[i] < irqentry_hi) {
+                skip = i + 1;
                 break;
             }
     }
@@ -206,7 +206,7 @@ static __always_inline int s_sample(void *ctx, __u32 flags, __u64 weight,
         nu = SKY_MAX_FRAMES;
 
     /* The header goes right before the first kept kernel frame. */
-    if (skip >= SKY_IRQ_FRAMES_MAX)
+    if (skip >= SKY_IRQ_FRAMES_MAX || skip > nk)
         return 0;
     s = (struct sky_sample *)&sc->words[skip];
     s->ts_ns = bpf_ktime_get_ns();
@@ -247,7 +247,7 @@ int sky_on_cpu(struct bpf_perf_event_data *ctx)
     flags = s_keep(tgid, host_every, 1, sample_period_ns, &weight);
     if (!flags)
         return 0;
-    return s_sample(ctx, flags, weight, 0, 0);
+    return s_sample(ctx, flags, weight, 0);
 }
 
 SEC("tp_btf/hrtimer_expire_entry")
@@ -266,13 +266,7 @@ int BPF_PROG(sky_on_tick, struct hrtimer *timer, ktime_t *now)
                    &weight);
     if (!flags)
         return 0;
-    struct pt_regs **irq = bpf_this_cpu_ptr(&__irq_regs);
-    struct pt_regs *regs = *irq;
-    __u64 cs = BPF_CORE_READ(regs, cs);
-    /* Interrupted in user mode: no kernel stack to walk. */
-    if ((cs & 3) == 3)
-        return s_sample(ctx, flags, weight, 1, 0);
-    return s_sample(ctx, flags, weight, 0, BPF_CORE_READ(regs, ip));
+    return s_sample(ctx, flags, weight, 1);
 }
 
 /* ------------------------------------------------------ process events */

@@ -31,6 +31,7 @@ struct probes {
     uint64_t period_ns;          /* perf_event's sample_period */
     uint64_t tick_ns;            /* tick: NSEC_PER_SEC / CONFIG_HZ */
     uint32_t tick_host_every, tick_task_every;
+    uint64_t irqentry_lo, irqentry_hi; /* interrupt entry code */
     int ncpus_online;
     struct bpf_link **perf_links;
     int *perf_fds;
@@ -115,6 +116,8 @@ static struct profile_bpf *s_try_flavour(const collector_options_t *opts,
     skel->rodata->tick_host_every = opts->host_wide ? self->tick_host_every
                                                     : 0;
     skel->rodata->tick_task_every = self->tick_task_every;
+    skel->rodata->irqentry_lo = self->irqentry_lo;
+    skel->rodata->irqentry_hi = self->irqentry_hi;
     /* Wake user space early only when a quarter of the ring is used: the
      * timer drain normally empties it long before. */
     skel->rodata->wakeup_bytes = opts->ringbuf_size / 4;
@@ -255,32 +258,38 @@ cleanup:
     return rc;
 }
 
-/* The address of the tick's hrtimer function in /proc/kallsyms, 0 when
- * there is none (or addresses are hidden). */
-static uint64_t s_find_tick_function(const char **name)
+/* What the tick sampler needs from /proc/kallsyms: the address of the
+ * tick's hrtimer function and the bounds of the interrupt entry code.
+ * 0, or -1 when some is missing (or addresses are hidden). */
+static int s_find_tick_symbols(uint64_t *tick_fn, const char **name,
+                               uint64_t *irq_lo, uint64_t *irq_hi)
 {
+    static const char *const bounds[] = { "__irqentry_text_start",
+                                          "__irqentry_text_end" };
     FILE *f = fopen("/proc/kallsyms", "re");
     char line[512], sym[256];
-    uint64_t found[2] = { 0, 0 };
+    uint64_t fn[2] = { 0, 0 }, lim[2] = { 0, 0 };
 
     if (!f)
-        return 0;
+        return -1;
     while (fgets(line, sizeof(line), f)) {
         unsigned long long addr;
         char type;
         if (sscanf(line, "%llx %c %255s", &addr, &type, sym) != 3)
             continue;
-        for (int i = 0; i < 2; i++)
-            if (!found[i] && strcmp(sym, s_tick_functions[i]) == 0)
-                found[i] = addr;
+        for (int i = 0; i < 2; i++) {
+            if (!fn[i] && strcmp(sym, s_tick_functions[i]) == 0)
+                fn[i] = addr;
+            if (!lim[i] && strcmp(sym, bounds[i]) == 0)
+                lim[i] = addr;
+        }
     }
     fclose(f);
-    for (int i = 0; i < 2; i++)
-        if (found[i]) {
-            *name = s_tick_functions[i];
-            return found[i];
-        }
-    return 0;
+    *tick_fn = fn[0] ? fn[0] : fn[1];
+    *name = fn[0] ? s_tick_functions[0] : s_tick_functions[1];
+    *irq_lo = lim[0];
+    *irq_hi = lim[1];
+    return *tick_fn && lim[0] && lim[1] > lim[0] ? 0 : -1;
 }
 
 /* "now at N nsecs" and the first "jiffies: N" of /proc/timer_list. */
@@ -336,9 +345,11 @@ static int s_plan_tick(probes_t *self, const collector_options_t *opts,
 {
     const char *name = NULL;
 
-    *tick_fn = s_find_tick_function(&name);
-    if (!*tick_fn) {
-        *why = "no tick_nohz_handler or tick_sched_timer in /proc/kallsyms";
+    if (s_find_tick_symbols(tick_fn, &name, &self->irqentry_lo,
+                            &self->irqentry_hi) < 0) {
+        *tick_fn = 0;
+        *why = "/proc/kallsyms has no tick_nohz_handler or tick_sched_timer, "
+               "or no __irqentry_text_start/end";
         return -1;
     }
     self->tick_ns = s_measure_tick_ns();
