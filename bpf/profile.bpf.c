@@ -88,11 +88,14 @@ struct {
 #define SKY_IRQ_FRAMES_MAX 24
 
 #define SKY_HDR_WORDS (sizeof(struct sky_sample) / 8)
-/* Room for the cut frames, the header and two full stacks: the user stack
- * is written right after however many kernel frames there were, and the
- * verifier needs a constant size for each bpf_get_stack call. */
-#define SKY_SCRATCH_WORDS \
-    (SKY_IRQ_FRAMES_MAX + SKY_HDR_WORDS + 2 * SKY_MAX_FRAMES)
+/* Kernel frames are written at SKY_FRAMES_AT, the user stack right after
+ * however many there were (the verifier needs a constant size for each
+ * bpf_get_stack call); the header goes right before the first kernel
+ * frame kept, which moves it by up to SKY_IRQ_FRAMES_MAX words, and the
+ * record is written from there. Room for that at both ends. */
+#define SKY_FRAMES_AT (SKY_IRQ_FRAMES_MAX + SKY_HDR_WORDS)
+#define SKY_RECORD_MAX_WORDS (SKY_HDR_WORDS + 2 * SKY_MAX_FRAMES)
+#define SKY_SCRATCH_WORDS (2 * SKY_IRQ_FRAMES_MAX + SKY_RECORD_MAX_WORDS)
 
 struct sky_scratch {
     __u64 words[SKY_SCRATCH_WORDS];
@@ -177,7 +180,7 @@ static __always_inline int s_sample(void *ctx, __u32 flags, __u64 weight,
     sc = bpf_map_lookup_elem(&scratch, &zero);
     if (!sc)
         return 0;
-    frames = &sc->words[SKY_IRQ_FRAMES_MAX + SKY_HDR_WORDS];
+    frames = &sc->words[SKY_FRAMES_AT];
 
     kbytes = bpf_get_stack(ctx, frames, SKY_MAX_FRAMES * 8, 0);
     if (kbytes < 0) {
@@ -208,7 +211,7 @@ static __always_inline int s_sample(void *ctx, __u32 flags, __u64 weight,
     /* The header goes right before the first kept kernel frame. */
     if (skip >= SKY_IRQ_FRAMES_MAX || skip > nk)
         return 0;
-    s = (struct sky_sample *)&sc->words[skip];
+    s = (struct sky_sample *)&sc->words[SKY_IRQ_FRAMES_MAX + skip];
     s->ts_ns = bpf_ktime_get_ns();
     s->weight_ns = weight;
     s->tgid = id >> 32;
@@ -220,7 +223,7 @@ static __always_inline int s_sample(void *ctx, __u32 flags, __u64 weight,
     s->flags = flags;
 
     size = sizeof(struct sky_sample) + ((__u64)nk - skip + nu) * 8;
-    if (size > (SKY_HDR_WORDS + 2 * SKY_MAX_FRAMES) * 8)
+    if (size > SKY_RECORD_MAX_WORDS * 8)
         return 0;
 
     wflags = BPF_RB_NO_WAKEUP;
