@@ -207,6 +207,9 @@ static __always_inline void s_begin(void *ctx, struct task_struct *prev,
                                     struct sky_off_start *st, __u32 weight,
                                     __u64 *now, int capture)
 {
+    /* The time first: the capture below is time off CPU already. */
+    __u64 ts = s_now(now);
+
     st->weight = weight;
     st->kstack = SKY_OFF_NO_STACK;
     st->ustack = SKY_OFF_NO_STACK;
@@ -216,7 +219,7 @@ static __always_inline void s_begin(void *ctx, struct task_struct *prev,
                   &st->ustack);
     }
     /* Last: ts_ns != 0 is what says the thread is asleep. */
-    st->ts_ns = s_now(now);
+    st->ts_ns = ts;
 }
 
 /* prev (of process tgid) leaves the CPU. capture: prev is current

@@ -407,10 +407,11 @@ START_TEST(test_sampled_short_periods_stand_for_all)
     fprintf(stderr,
             "every 1: %" PRIu64 " periods recorded, %" PRIu64 " switches, "
             "%.1f ms; every 8: %" PRIu64 " recorded, %" PRIu64
-            " unsampled, %" PRIu64 " switches estimated, %.1f ms\n",
+            " unsampled, %" PRIu64 " switches estimated, %.1f ms; "
+            "preempted %" PRIu64 "/%" PRIu64 "\n",
             st_exact.switches, n_exact, (double)ns_exact / 1e6,
             st_sampled.switches, st_sampled.unsampled, n_est,
-            (double)ns_est / 1e6);
+            (double)ns_est / 1e6, st_exact.preempted, st_sampled.preempted);
     ck_assert_uint_eq(st_exact.unsampled, 0);
     ck_assert_uint_le(n_exact, st_exact.switches);
     /* the parent blocks about once per round */
@@ -418,11 +419,15 @@ START_TEST(test_sampled_short_periods_stand_for_all)
     ck_assert_uint_gt(st_sampled.unsampled, n_exact / 2);
     ck_assert_uint_lt(st_sampled.switches, st_exact.switches / 4);
     /* Weighted, the sample stands for the whole: 8 x a binomial draw of
-     * p = 1/8 over > 30000 periods has a relative sd under 2 %. */
+     * p = 1/8 over > 30000 periods has a relative sd under 2 %. The time
+     * is heavier-tailed (on a loaded machine a few periods that waited for
+     * a CPU dominate it; seen -15 %..+2 %), and the exact probe runs
+     * before or after this one on every switch, which moves its
+     * timestamps by the other's work: about 1 us of a ~25 us period. */
     ck_assert_double_gt((double)n_est, 0.9 * (double)n_exact);
     ck_assert_double_lt((double)n_est, 1.1 * (double)n_exact);
-    ck_assert_double_gt((double)ns_est, 0.8 * (double)ns_exact);
-    ck_assert_double_lt((double)ns_est, 1.2 * (double)ns_exact);
+    ck_assert_double_gt((double)ns_est, 0.7 * (double)ns_exact);
+    ck_assert_double_lt((double)ns_est, 1.3 * (double)ns_exact);
     ck_assert_uint_eq(exact.other_pid_samples + sampled.other_pid_samples,
                       0);
     offcpu_destroy(&all);
