@@ -37,7 +37,8 @@ enum {
     M_TASK_SETS_INVALID, M_PROCESSES, M_OBJECTS, M_TASK_PIDS,
     M_OFFCPU_SWITCHES, M_OFFCPU_SAMPLES, M_OFFCPU_DROPPED_KERNEL,
     M_OFFCPU_STACKS_LOST, M_OFFCPU_PIDS, M_OFFCPU_ATTACHED,
-    M_OFFCPU_UNSAMPLED, M_SAMPLER_TICK, M_SAMPLER_PERF_EVENTS, M_COUNT
+    M_OFFCPU_UNSAMPLED, M_SAMPLER_TICK, M_SAMPLER_PERF_EVENTS,
+    M_SAMPLER_HOST_PERIOD, M_COUNT
 };
 
 static const struct {
@@ -71,6 +72,7 @@ static const struct {
     [M_OFFCPU_UNSAMPLED] = { "offcpu_unsampled", 0, "short off-CPU periods not recorded (the sampled ones stand for them)" },
     [M_SAMPLER_TICK] = { "sampler_tick", 1, "1: on-CPU samples are taken on the scheduler tick; 0: on perf events of our own" },
     [M_SAMPLER_PERF_EVENTS] = { "sampler_perf_events", 1, "CPU-clock perf events attached now" },
+    [M_SAMPLER_HOST_PERIOD] = { "sampler_host_period_ns", 1, "period of host-wide samples (ns of CPU each stands for)" },
 };
 
 struct collector {
@@ -653,6 +655,8 @@ collector_t *collector_new(const collector_options_t *opts, loop_t *loop,
     }
     s_set(self, M_SAMPLER_TICK,
           probes_sampler(self->probes) == COLLECTOR_SAMPLER_TICK);
+    s_set(self, M_SAMPLER_HOST_PERIOD,
+          opts->host_wide ? probes_host_period_ns(self->probes) : 0);
     s_sync_stats(self);
     if (!opts->active)
         log_info("profiling.active is false: process events only, no "

@@ -29,6 +29,7 @@ struct probes {
     int flavour;
     int sampler;                 /* COLLECTOR_SAMPLER_TICK or _PERF_EVENT */
     uint64_t period_ns;          /* perf_event's sample_period */
+    uint32_t host_every;         /* perf_event: host-wide every Nth */
     uint64_t tick_ns;            /* tick: NSEC_PER_SEC / CONFIG_HZ */
     uint32_t tick_host_every, tick_task_every;
     uint64_t irqentry_lo, irqentry_hi; /* interrupt entry code */
@@ -391,6 +392,7 @@ probes_t *probes_new(const collector_options_t *opts,
     }
     libbpf_set_print(s_libbpf_print);
     self->period_ns = opts->period_ns;
+    self->host_every = opts->host_every;
     uint64_t tick_fn = 0;
     const char *why_not_tick = "collector.sampler is perf_event";
     if (opts->active && opts->sampler != COLLECTOR_SAMPLER_PERF_EVENT &&
@@ -635,4 +637,11 @@ int probes_sampler(const probes_t *self)
 int probes_perf_events(const probes_t *self)
 {
     return self->nperf;
+}
+
+uint64_t probes_host_period_ns(const probes_t *self)
+{
+    if (self->sampler == COLLECTOR_SAMPLER_TICK)
+        return (uint64_t)self->tick_host_every * self->tick_ns;
+    return self->period_ns * self->host_every;
 }

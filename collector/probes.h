@@ -42,6 +42,8 @@ uint64_t probes_counter(const probes_t *self, uint32_t idx);
  * while tasks need a period the tick cannot honour). */
 int probes_sampler(const probes_t *self);
 int probes_perf_events(const probes_t *self);
+/* The period host-wide samples are taken at (what each one weighs). */
+uint64_t probes_host_period_ns(const probes_t *self);
 
 /* The probe flavour that loaded, and how many CPUs are sampled. */
 int probes_flavour(const probes_t *self);
