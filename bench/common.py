@@ -156,7 +156,7 @@ class Skyprof:
 
     def __init__(self, yaml_extra="", without=(), flush="1s",
                  period="10ms", host_wide=True, stats_interval="2s",
-                 host_period=None, collector_extra=""):
+                 collector_extra=""):
         self.dir = tempfile.mkdtemp(prefix="skyprof-bench-")
         self.port = 20000 + (os.getpid() * 7 + int(time.time())) % 20000
         self.config = os.path.join(self.dir, "skyprof.yaml")
@@ -170,8 +170,8 @@ class Skyprof:
                     "aggregator:\n  http_addr: 127.0.0.1:%d\n"
                     "  store_path: %s/history.db\n%s"
                     % (self.dir, stats_interval, flush, period,
-                       "true" if host_wide else "false",
-                       host_period or period, collector_extra,
+                       "true" if host_wide else "false", period,
+                       collector_extra,
                        self.port, self.dir, yaml_extra))
         argv = [os.path.join(BUILD, "bin", "skyprof"), "--config",
                 self.config, "--bin-dir", os.path.join(BUILD, "bin")]

@@ -264,8 +264,8 @@ def start_config(config, server, bystander):
     if config == "perf-cpu0":
         return common.started(PerfOneCpu(OTHER_CPU))
     if config == "skyprof":
-        return common.start_profiler(config, period=SKYPROF_PERIOD,
-                                     host_period=TICK_HOST_PERIOD)
+        # dump_period too: host_period may not be shorter
+        return common.start_profiler(config, period=TICK_HOST_PERIOD)
     if config == "skyprof-perf":
         return common.start_profiler(
             "skyprof", period=SKYPROF_PERIOD,

@@ -46,6 +46,12 @@ const volatile __u32 tick_task_every = 0; /* 0: tasks are perf_event's */
  * into the interrupted kernel code, if any. */
 const volatile __u64 irqentry_lo = 0;
 const volatile __u64 irqentry_hi = 0;
+/* &__irq_regs - &tick_cpu_sched in the per-CPU area (from BTF), 0 when
+ * unknown. The tick's hrtimer lives in this CPU's tick_cpu_sched, so the
+ * timer's address locates this CPU's get_irq_regs(): the registers the
+ * tick interrupted, which tell user mode (no kernel stack to walk) from
+ * kernel mode without walking it. */
+const volatile __s64 irq_regs_off = 0;
 
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -162,9 +168,10 @@ static __always_inline __u32 s_keep(__u32 tgid, __u32 host_rate,
 /* Writes one sample of current. cut_irq (tick): the kernel frames up to
  * the interrupt's entry stub are the tick's own and are cut, which leaves
  * none when user mode was interrupted. perf_event's stacks begin at the
- * interrupted code already. */
+ * interrupted code already. in_user: user mode was interrupted, the
+ * kernel stack is not walked at all. */
 static __always_inline int s_sample(void *ctx, __u32 flags, __u64 weight,
-                                    int cut_irq)
+                                    int cut_irq, int in_user)
 {
     __u64 id = bpf_get_current_pid_tgid();
     struct task_struct *task = bpf_get_current_task_btf();
@@ -182,10 +189,12 @@ static __always_inline int s_sample(void *ctx, __u32 flags, __u64 weight,
         return 0;
     frames = &sc->words[SKY_FRAMES_AT];
 
-    kbytes = bpf_get_stack(ctx, frames, SKY_MAX_FRAMES * 8, 0);
-    if (kbytes < 0) {
-        flags |= SKY_F_KSTACK_ERR;
-        kbytes = 0;
+    if (!in_user) {
+        kbytes = bpf_get_stack(ctx, frames, SKY_MAX_FRAMES * 8, 0);
+        if (kbytes < 0) {
+            flags |= SKY_F_KSTACK_ERR;
+            kbytes = 0;
+        }
     }
     nk = (__u32)kbytes / 8;
     if (nk > SKY_MAX_FRAMES)
@@ -250,7 +259,25 @@ int sky_on_cpu(struct bpf_perf_event_data *ctx)
     flags = s_keep(tgid, host_every, 1, sample_period_ns, &weight);
     if (!flags)
         return 0;
-    return s_sample(ctx, flags, weight, 0);
+    return s_sample(ctx, flags, weight, 0, 0);
+}
+
+/* Whether the tick interrupted user mode; 0 when that cannot be told
+ * (then the kernel stack is walked and cut). */
+static __always_inline int s_tick_in_user(struct hrtimer *timer)
+{
+    struct pt_regs *regs = NULL;
+    __u64 cs = 0, at;
+
+    if (!irq_regs_off)
+        return 0;
+    at = (__u64)timer - bpf_core_field_offset(struct tick_sched, sched_timer) +
+         irq_regs_off;
+    if (bpf_probe_read_kernel(&regs, sizeof(regs), (void *)at) != 0 || !regs)
+        return 0;
+    if (bpf_probe_read_kernel(&cs, sizeof(cs), &regs->cs) != 0)
+        return 0;
+    return (cs & 3) == 3;
 }
 
 SEC("tp_btf/hrtimer_expire_entry")
@@ -269,7 +296,7 @@ int BPF_PROG(sky_on_tick, struct hrtimer *timer, ktime_t *now)
                    &weight);
     if (!flags)
         return 0;
-    return s_sample(ctx, flags, weight, 1);
+    return s_sample(ctx, flags, weight, 1, s_tick_in_user(timer));
 }
 
 /* ------------------------------------------------------ process events */

@@ -2,6 +2,7 @@
 #include "collector/probes.h"
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <math.h>
@@ -33,6 +34,7 @@ struct probes {
     uint64_t tick_ns;            /* tick: NSEC_PER_SEC / CONFIG_HZ */
     uint32_t tick_host_every, tick_task_every;
     uint64_t irqentry_lo, irqentry_hi; /* interrupt entry code */
+    int64_t irq_regs_off;        /* see irq_regs_off in profile.bpf.c */
     int ncpus_online;
     struct bpf_link **perf_links;
     int *perf_fds;
@@ -119,6 +121,7 @@ static struct profile_bpf *s_try_flavour(const collector_options_t *opts,
     skel->rodata->tick_task_every = self->tick_task_every;
     skel->rodata->irqentry_lo = self->irqentry_lo;
     skel->rodata->irqentry_hi = self->irqentry_hi;
+    skel->rodata->irq_regs_off = self->irq_regs_off;
     /* Wake user space early only when a quarter of the ring is used: the
      * timer drain normally empties it long before. */
     skel->rodata->wakeup_bytes = opts->ringbuf_size / 4;
@@ -340,6 +343,35 @@ static uint64_t s_measure_tick_ns(void)
     return 1000000000ull / best;
 }
 
+/* &__irq_regs - &tick_cpu_sched in the kernel's per-CPU area, from the
+ * .data..percpu section of its BTF; 0 when either is missing. */
+static int64_t s_irq_regs_offset(void)
+{
+    struct btf *btf = btf__load_vmlinux_btf();
+    int64_t off[2] = { -1, -1 };
+    static const char *const vars[] = { "__irq_regs", "tick_cpu_sched" };
+
+    if (!btf)
+        return 0;
+    int sec = btf__find_by_name_kind(btf, ".data..percpu", BTF_KIND_DATASEC);
+    if (sec > 0) {
+        const struct btf_type *t = btf__type_by_id(btf, (uint32_t)sec);
+        const struct btf_var_secinfo *v = btf_var_secinfos(t);
+        for (int i = 0; i < btf_vlen(t); i++, v++) {
+            const struct btf_type *var = btf__type_by_id(btf, v->type);
+            const char *name = var ? btf__name_by_offset(btf, var->name_off)
+                                   : NULL;
+            for (int k = 0; name && k < 2; k++)
+                if (strcmp(name, vars[k]) == 0)
+                    off[k] = v->offset;
+        }
+    }
+    btf__free(btf);
+    if (off[0] < 0 || off[1] < 0)
+        return 0;
+    return off[0] - off[1];
+}
+
 /* Whether and how the tick can sample: 0 with tick_fn set, -1 with why. */
 static int s_plan_tick(probes_t *self, const collector_options_t *opts,
                        uint64_t *tick_fn, const char **why)
@@ -353,6 +385,11 @@ static int s_plan_tick(probes_t *self, const collector_options_t *opts,
                "or no __irqentry_text_start/end";
         return -1;
     }
+    self->irq_regs_off = s_irq_regs_offset();
+    if (!self->irq_regs_off)
+        log_info("tick sampler: the interrupted registers cannot be "
+                 "located (no __irq_regs or tick_cpu_sched in BTF): every "
+                 "sample walks the kernel stack");
     self->tick_ns = s_measure_tick_ns();
     if (!self->tick_ns) {
         *why = "CONFIG_HZ could not be measured from /proc/timer_list";
