@@ -333,16 +333,25 @@ def measure():
     bpf = {c: [0, 0, 0, 0, 0.0, 0, 0] for c in CONFIGS}
     rate = {c: [] for c in CONFIGS}
     loads = []
+    failed = []
     bystander = Bystander()
     try:
         for r in range(ROUNDS):
             for config in CONFIGS:
-                measure_config(config, r, gaps, fixed, bpf, rate, loads,
-                               bystander)
+                # One configuration failing to start (a loaded machine) costs
+                # its round, not the whole run.
+                try:
+                    measure_config(config, r, gaps, fixed, bpf, rate, loads,
+                                   bystander)
+                except RuntimeError as e:
+                    common.log("overhead: round %d %s failed: %s"
+                               % (r + 1, config, e))
+                    failed.append("%s/%d" % (config, r + 1))
     finally:
         bystander.close()
     result = summarize(gaps, fixed, bpf)
     result["rate"] = summarize_rate(rate)
+    result["failed_rounds"] = failed
     result["loadavg_median"] = common.median(loads)
     common.save("overhead", result)
     show(result)
@@ -418,6 +427,8 @@ def summarize(gaps, fixed, bpf):
                 for b in buckets}
     a_hist = hist_median(alone)
     for config, runs in gaps.items():
+        if not runs:
+            continue
         period = str(PERIOD.get(config, PERIOD["skyprof"]))
         folds = [g["fold"][period] for g in runs]
         short = [g["short_ns_per_s"] for g in runs]
@@ -478,6 +489,8 @@ def summarize(gaps, fixed, bpf):
         a_cpu_min = min(c for _, c, _ in a)
         for config in CONFIGS:
             runs = fixed[(config, mode)]
+            if not runs:
+                continue
             wall = [w for w, _, _ in runs]
             cpu = [c for _, c, _ in runs]
             result["fixed"]["%s/%s" % (mode, config)] = {

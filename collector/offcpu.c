@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "bpf/profile.h"
+#include "kallsyms.h"
 #include "log.h"
 #include "offcpu.skel.h"
 
@@ -265,40 +266,6 @@ static int s_find_finish_task_switch(char *out, size_t size)
     return 0;
 }
 
-/* The address range of __schedule, where every off-CPU kernel stack
- * passes. 0 ok, -1 when kallsyms does not tell (no root, kptr_restrict):
- * stacks are then kept whole. */
-static int s_find_schedule(uint64_t *start, uint64_t *end)
-{
-    FILE *f = fopen("/proc/kallsyms", "re");
-    char line[512], name[256];
-    uint64_t lo = 0, hi = UINT64_MAX;
-
-    if (!f)
-        return -1;
-    /* The file is not sorted by address: once __schedule is found, read
-     * it again from the top for the lowest address above it. */
-    while (fgets(line, sizeof(line), f)) {
-        unsigned long long addr;
-        char type;
-        if (sscanf(line, "%llx %c %255s", &addr, &type, name) != 3)
-            continue;
-        if (!lo && strcmp(name, "__schedule") == 0 && addr) {
-            lo = addr;
-            rewind(f);
-            continue;
-        }
-        if (lo && addr > lo && addr < hi)
-            hi = addr;
-    }
-    fclose(f);
-    if (!lo || hi == UINT64_MAX)
-        return -1;
-    *start = lo;
-    *end = hi;
-    return 0;
-}
-
 static int s_try_flavour(offcpu_t *self, int flavour, char *why, size_t wlen)
 {
     struct offcpu_bpf *skel = offcpu_bpf__open();
@@ -351,7 +318,8 @@ static int s_try_flavour(offcpu_t *self, int flavour, char *why, size_t wlen)
     /* The kernel's text does not move: read kallsyms at the first attach
      * only. */
     if (!self->sched_looked_up &&
-        s_find_schedule(&self->sched_start, &self->sched_end) < 0)
+        kallsyms_range("__schedule", &self->sched_start,
+                       &self->sched_end) < 0)
         self->sched_start = self->sched_end = 0;
     self->sched_looked_up = true;
     self->skel = skel;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "bpf/profile.h"
+#include "kallsyms.h"
 #include "log.h"
 #include "profile.skel.h"
 
@@ -268,32 +269,18 @@ cleanup:
 static int s_find_tick_symbols(uint64_t *tick_fn, const char **name,
                                uint64_t *irq_lo, uint64_t *irq_hi)
 {
-    static const char *const bounds[] = { "__irqentry_text_start",
-                                          "__irqentry_text_end" };
-    FILE *f = fopen("/proc/kallsyms", "re");
-    char line[512], sym[256];
-    uint64_t fn[2] = { 0, 0 }, lim[2] = { 0, 0 };
+    const char *const names[] = { s_tick_functions[0], s_tick_functions[1],
+                                  "__irqentry_text_start",
+                                  "__irqentry_text_end" };
+    uint64_t addr[4];
 
-    if (!f)
+    if (kallsyms_addrs(names, 4, addr) < 0)
         return -1;
-    while (fgets(line, sizeof(line), f)) {
-        unsigned long long addr;
-        char type;
-        if (sscanf(line, "%llx %c %255s", &addr, &type, sym) != 3)
-            continue;
-        for (int i = 0; i < 2; i++) {
-            if (!fn[i] && strcmp(sym, s_tick_functions[i]) == 0)
-                fn[i] = addr;
-            if (!lim[i] && strcmp(sym, bounds[i]) == 0)
-                lim[i] = addr;
-        }
-    }
-    fclose(f);
-    *tick_fn = fn[0] ? fn[0] : fn[1];
-    *name = fn[0] ? s_tick_functions[0] : s_tick_functions[1];
-    *irq_lo = lim[0];
-    *irq_hi = lim[1];
-    return *tick_fn && lim[0] && lim[1] > lim[0] ? 0 : -1;
+    *tick_fn = addr[0] ? addr[0] : addr[1];
+    *name = addr[0] ? names[0] : names[1];
+    *irq_lo = addr[2];
+    *irq_hi = addr[3];
+    return *tick_fn && *irq_lo && *irq_hi > *irq_lo ? 0 : -1;
 }
 
 /* "now at N nsecs" and the first "jiffies: N" of /proc/timer_list. */

@@ -71,8 +71,7 @@ CFG("collector.host_wide", BOOL, "true", NULL,
 CFG("collector.host_period", DURATION, "20ms", NULL,
     "sampling period of the host-wide view (rounded to a whole number of ticks, or of dump_period with perf_event)")
 CFG("collector.sampler", STR, "auto", NULL,
-    "on-CPU sampling trigger: auto (the scheduler tick where the kernel has it, else perf_event), "
-    "tick, or perf_event (a CPU-clock interrupt of our own per CPU)")
+    "on-CPU trigger: auto (scheduler tick where the kernel allows, else perf_event), tick, or perf_event (a CPU-clock interrupt of our own)")
 CFG("collector.offcpu_sample_every", INT, "32", NULL,
     "off-CPU: stacks for 1 in N short blocking periods, each standing for N (1 = every period)")
 CFG("collector.offcpu_long_period", DURATION, "1ms", NULL,

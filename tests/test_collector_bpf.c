@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "kallsyms.h"
 #include "collector/buildid.h"
 #include "collector/collector.h"
 #include "collector/options.h"
@@ -642,36 +643,6 @@ END_TEST
 
 /* ------------------------------------------------------ tick sampler */
 
-/* [lo, hi) of a kernel function: its address and the next symbol's. */
-static int s_ksym_range(const char *name, uint64_t *lo, uint64_t *hi)
-{
-    FILE *f = fopen("/proc/kallsyms", "re");
-    char line[512], sym[256];
-    uint64_t start = 0, end = UINT64_MAX;
-
-    if (!f)
-        return -1;
-    while (fgets(line, sizeof(line), f)) {
-        unsigned long long a;
-        char type;
-        if (sscanf(line, "%llx %c %255s", &a, &type, sym) != 3)
-            continue;
-        if (!start && strcmp(sym, name) == 0 && a) {
-            start = a;
-            rewind(f);
-            continue;
-        }
-        if (start && a > start && a < end)
-            end = a;
-    }
-    fclose(f);
-    if (!start || end == UINT64_MAX)
-        return -1;
-    *lo = start;
-    *hi = end;
-    return 0;
-}
-
 /* The tick's period on this kernel, from its config (the collector
  * measures it instead). 0 when the config is not readable. */
 static uint64_t s_config_tick_ns(void)
@@ -724,10 +695,15 @@ START_TEST(test_tick_cpu_workload)
         tu_skip("collector_bpf_tick", "no kernel config to read CONFIG_HZ from");
         return;
     }
-    ck_assert_int_eq(s_ksym_range("__irqentry_text_start", &irq_lo, &irq_hi), 0);
-    ck_assert_int_eq(s_ksym_range("__irqentry_text_end", &irq_hi, &hr_hi), 0);
-    ck_assert_int_eq(s_ksym_range("__hrtimer_run_queues", &hr_lo, &hr_hi), 0);
-    ck_assert_int_eq(s_ksym_range("tick_nohz_handler", &tick_lo, &tick_hi), 0);
+    const char *const bounds[] = { "__irqentry_text_start",
+                                   "__irqentry_text_end" };
+    uint64_t irq[2];
+    ck_assert_int_eq(kallsyms_addrs(bounds, 2, irq), 0);
+    irq_lo = irq[0];
+    irq_hi = irq[1];
+    ck_assert(irq_lo && irq_hi > irq_lo);
+    ck_assert_int_eq(kallsyms_range("__hrtimer_run_queues", &hr_lo, &hr_hi), 0);
+    ck_assert_int_eq(kallsyms_range("tick_nohz_handler", &tick_lo, &tick_hi), 0);
     s_workload(&w);
     loop_t *loop = loop_new();
     collector_options_default(&opts);
