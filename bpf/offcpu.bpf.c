@@ -66,6 +66,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile __u32 count_preempted = 0;
 const volatile __u32 sample_every = 1;     /* 1: record every period */
 const volatile __u64 long_ns = 1000000;    /* see above */
+const volatile __u32 prev_state_arg = 0;   /* sched_switch has prev_state */
 
 /* The stack map generation new switch-outs use (0 or 1); written by user
  * space through the mmap'ed .bss. */
@@ -136,6 +137,14 @@ static __always_inline __u32 s_gen(void)
 struct task_struct___pre514 {
     long state;
 } __attribute__((preserve_access_index));
+
+/* The same from a BTF pointer (tp_btf): plain loads, no helper call. */
+static __always_inline __u32 s_task_state_btf(struct task_struct *t)
+{
+    if (bpf_core_field_exists(t->__state))
+        return t->__state;
+    return (__u32)((struct task_struct___pre514 *)t)->state;
+}
 
 static __always_inline __u32 s_task_state(struct task_struct *t)
 {
@@ -225,15 +234,14 @@ static __always_inline void s_begin(void *ctx, struct task_struct *prev,
 /* prev (of process tgid) leaves the CPU. capture: prev is current
  * (tp_btf). */
 static __always_inline void s_switch_out(void *ctx, struct task_struct *prev,
-                                         __u32 tgid, bool preempt,
-                                         __u64 *now, int capture)
+                                         __u32 tgid, __u32 tid, __u32 state,
+                                         bool preempt, __u64 *now,
+                                         int capture)
 {
     struct sky_off_start *st, init = {};
-    __u32 state, tid = BPF_CORE_READ(prev, pid);
 
     if (!bpf_map_lookup_elem(&off_pids, &tgid))
         return;
-    state = s_task_state(prev);
     if (state & SKY_TASK_DEAD) {
         /* Its last switch-out: the thread's entry goes with it. */
         bpf_map_delete_elem(&off_start, &tid);
@@ -257,9 +265,8 @@ static __always_inline void s_switch_out(void *ctx, struct task_struct *prev,
 
 /* next comes back. capture: next is current (kprobe). */
 static __always_inline void s_switch_in(void *ctx, struct task_struct *next,
-                                        __u64 *now, int capture)
+                                        __u32 tid, __u64 *now, int capture)
 {
-    __u32 tid = BPF_CORE_READ(next, pid);
     struct sky_off_start *st;
     struct sky_off_key key = {};
     struct sky_off_val *val;
@@ -315,7 +322,11 @@ done:
     st->ts_ns = 0;
 }
 
-/* prev and next are BTF pointers here: their tgids are plain loads. */
+/* prev and next are BTF pointers here: their fields are plain loads. The
+ * state __schedule decided on is the tracepoint's 4th argument (5.18+,
+ * prev_state_arg set by user space from BTF): prev->__state itself may
+ * already read TASK_RUNNING when a waker on another CPU got there first,
+ * which would make a blocking switch look like a preemption. */
 SEC("tp_btf/sched_switch")
 int BPF_PROG(sky_off_switch, bool preempt, struct task_struct *prev,
              struct task_struct *next)
@@ -324,9 +335,11 @@ int BPF_PROG(sky_off_switch, bool preempt, struct task_struct *prev,
     __u64 now = 0;
 
     if (s_pid_bit(prev_tgid))
-        s_switch_out(ctx, prev, prev_tgid, preempt, &now, 1);
+        s_switch_out(ctx, prev, prev_tgid, prev->pid,
+                     prev_state_arg ? (__u32)ctx[3] : s_task_state_btf(prev),
+                     preempt, &now, 1);
     if (s_pid_bit(next_tgid))
-        s_switch_in(ctx, next, &now, 0);
+        s_switch_in(ctx, next, next->pid, &now, 0);
     return 0;
 }
 
@@ -339,8 +352,9 @@ int BPF_KPROBE(sky_off_finish, struct task_struct *prev)
     __u64 now = 0;
 
     if (s_pid_bit(prev_tgid))
-        s_switch_out(ctx, prev, prev_tgid, false, &now, 0);
+        s_switch_out(ctx, prev, prev_tgid, BPF_CORE_READ(prev, pid),
+                     s_task_state(prev), false, &now, 0);
     if (s_pid_bit(BPF_CORE_READ(next, tgid)))
-        s_switch_in(ctx, next, &now, 1);
+        s_switch_in(ctx, next, BPF_CORE_READ(next, pid), &now, 1);
     return 0;
 }

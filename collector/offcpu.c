@@ -2,6 +2,7 @@
 #include "collector/offcpu.h"
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <stdio.h>
@@ -266,6 +267,29 @@ static int s_find_finish_task_switch(char *out, size_t size)
     return 0;
 }
 
+/* Whether this kernel's sched_switch tracepoint passes prev_state (5.18+):
+ * its btf_trace_ typedef's prototype has the hidden context argument and
+ * four more. */
+static bool s_sched_switch_has_prev_state(void)
+{
+    struct btf *btf = btf__load_vmlinux_btf();
+    bool yes = false;
+
+    if (!btf)
+        return false;
+    int id = btf__find_by_name_kind(btf, "btf_trace_sched_switch",
+                                    BTF_KIND_TYPEDEF);
+    const struct btf_type *t = id > 0 ? btf__type_by_id(btf, (uint32_t)id)
+                                      : NULL;
+    if (t)
+        t = btf__type_by_id(btf, t->type);          /* pointer */
+    if (t && btf_is_ptr(t))
+        t = btf__type_by_id(btf, t->type);          /* prototype */
+    yes = t && btf_is_func_proto(t) && btf_vlen(t) >= 5;
+    btf__free(btf);
+    return yes;
+}
+
 static int s_try_flavour(offcpu_t *self, int flavour, char *why, size_t wlen)
 {
     struct offcpu_bpf *skel = offcpu_bpf__open();
@@ -279,6 +303,8 @@ static int s_try_flavour(offcpu_t *self, int flavour, char *why, size_t wlen)
     skel->rodata->count_preempted = self->opts.count_preempted ? 1 : 0;
     skel->rodata->sample_every = self->opts.sample_every;
     skel->rodata->long_ns = self->opts.long_ns;
+    skel->rodata->prev_state_arg = flavour == OFFCPU_TP_BTF &&
+                                   s_sched_switch_has_prev_state();
     rc = bpf_map__set_max_entries(skel->maps.off_start,
                                   self->opts.start_entries);
     if (rc == 0)
