@@ -10,6 +10,7 @@
 
 #include <microhttpd.h>
 
+#include "api_guard.h"
 #include "api_int.h"
 #include "fanout.h"
 #include "log.h"
@@ -18,8 +19,6 @@
 /* A query that fans out holds its thread while peers answer; peers'
  * internal requests need free threads of their own. */
 #define API_THREADS 4
-#define API_CONNECTIONS 64
-#define API_TIMEOUT_S 30
 
 enum route {
     R_TRACING, R_TREE, R_FOLDED, R_PPROF, R_SVG, R_PROCESSES, R_TASKS,
@@ -38,8 +37,9 @@ struct agg_api {
     struct MHD_Daemon *daemon;
     uint16_t port;
     agg_fanout_t *fanout;
+    api_guard_t *guard;
     stats_metric_t *m_requests[R_COUNT];
-    stats_metric_t *m_errors;
+    stats_metric_t *m_errors, *m_refused;
 };
 
 struct api_request {
@@ -384,6 +384,84 @@ s_dispatch(agg_api_t *self, enum route route, const char *method,
     }
 }
 
+/* Queues r (its body is handed over) with the common headers. */
+static enum MHD_Result
+s_send(agg_api_t *self, struct MHD_Connection *conn, api_reply_t *r)
+{
+    if (!r->body)
+        api_reply_error(r, 500, "out of memory");
+    if (r->status >= 400)
+        stats_inc(self->m_errors);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        r->body ? r->len : 0, r->body ? r->body : (void *)"",
+        r->body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!resp) {
+        free(r->body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", r->content_type);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (r->status == 401)
+        MHD_add_response_header(resp, "WWW-Authenticate",
+                                "Bearer realm=\"skyprof\"");
+    if (r->disposition)
+        MHD_add_response_header(resp, "Content-Disposition", r->disposition);
+    if (r->partial[0]) {
+        /* Header values end at a line break: keep them out. */
+        for (char *c = r->partial; *c; c++)
+            if (*c == '\r' || *c == '\n')
+                *c = ' ';
+        MHD_add_response_header(resp, "X-Skyprof-Partial", r->partial);
+    }
+    enum MHD_Result rc = MHD_queue_response(conn, (unsigned)r->status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+static const char *
+s_header(struct MHD_Connection *conn, const char *name)
+{
+    return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
+}
+
+/* Runs when the request head is complete, before any body is read: a
+ * refused request (api_guard.h), or one announcing a body over the
+ * limit, is answered at once and its body never read. 0 when the
+ * request may go on, else -1 with the refusal in r. */
+static int
+s_admit(agg_api_t *self, struct MHD_Connection *conn, const char *url,
+        const char *method, api_reply_t *r)
+{
+    enum route route = s_route(url);
+    api_guard_request_t g = {
+        .method = method,
+        .host = s_header(conn, MHD_HTTP_HEADER_HOST),
+        .origin = s_header(conn, "Origin"),
+        .sec_fetch_site = s_header(conn, "Sec-Fetch-Site"),
+        .content_type = s_header(conn, MHD_HTTP_HEADER_CONTENT_TYPE),
+        .authorization = s_header(conn, MHD_HTTP_HEADER_AUTHORIZATION),
+        .cookie_token = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND,
+                                                    API_GUARD_COOKIE),
+        .open_route = route == R_INDEX || route == R_HEALTHZ,
+    };
+    char why[384];
+    int status = api_guard_check(self->guard, &g, why, sizeof(why));
+    if (status) {
+        stats_inc(self->m_refused);
+        api_reply_error(r, status, "%s", why);
+        return -1;
+    }
+    const char *cl = s_header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    uint64_t announced;
+    if (cl && s_parse_u64(cl, &announced) == 0
+        && announced > AGG_API_MAX_BODY) {
+        api_reply_error(r, 413, "request body over %u bytes",
+                        AGG_API_MAX_BODY);
+        return -1;
+    }
+    return 0;
+}
+
 static enum MHD_Result
 s_handler(void *cls, struct MHD_Connection *conn, const char *url,
           const char *method, const char *version, const char *upload_data,
@@ -400,6 +478,9 @@ s_handler(void *cls, struct MHD_Connection *conn, const char *url,
         req->conn = conn;
         req->api = self;
         *con_cls = req;
+        api_reply_t r = { 500, "text/plain", NULL, NULL, 0, "" };
+        if (s_admit(self, conn, url, method, &r))
+            return s_send(self, conn, &r);
         return MHD_YES;
     }
     if (*upload_data_size) {
@@ -430,31 +511,7 @@ s_handler(void *cls, struct MHD_Connection *conn, const char *url,
     stats_inc(self->m_requests[route]);
     api_reply_t r = { 500, "text/plain", NULL, NULL, 0, "" };
     s_dispatch(self, route, method, req, &r);
-    if (!r.body)
-        api_reply_error(&r, 500, "out of memory");
-    if (r.status >= 400)
-        stats_inc(self->m_errors);
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
-        r.body ? r.len : 0, r.body ? r.body : (void *)"",
-        r.body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
-    if (!resp) {
-        free(r.body);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, "Content-Type", r.content_type);
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
-    if (r.disposition)
-        MHD_add_response_header(resp, "Content-Disposition", r.disposition);
-    if (r.partial[0]) {
-        /* Header values end at a line break: keep them out. */
-        for (char *c = r.partial; *c; c++)
-            if (*c == '\r' || *c == '\n')
-                *c = ' ';
-        MHD_add_response_header(resp, "X-Skyprof-Partial", r.partial);
-    }
-    enum MHD_Result rc = MHD_queue_response(conn, (unsigned)r.status, resp);
-    MHD_destroy_response(resp);
-    return rc;
+    return s_send(self, conn, &r);
 }
 
 static void
@@ -514,8 +571,10 @@ s_resolve(const char *addr, struct sockaddr_storage *ss, socklen_t *sslen,
 }
 
 agg_api_t *
-agg_api_new(agg_t *agg, const char *addr, char *err, size_t errlen)
+agg_api_new(agg_t *agg, const agg_api_options_t *opts, char *err,
+            size_t errlen)
 {
+    const char *addr = opts->addr;
     struct sockaddr_storage ss;
     socklen_t sslen = 0;
     agg_api_t *self = calloc(1, sizeof(*self));
@@ -532,7 +591,15 @@ agg_api_new(agg_t *agg, const char *addr, char *err, size_t errlen)
     }
     self->m_errors = stats_counter(agg_stats(agg), "http_errors", NULL,
                                    "HTTP requests answered with 4xx/5xx");
+    self->m_refused = stats_counter(agg_stats(agg), "http_refused", NULL,
+                                    "HTTP requests refused for their Host, "
+                                    "token, Origin or Content-Type");
     if (s_resolve(addr, &ss, &sslen, err, errlen))
+        goto fail;
+    self->guard = api_guard_new(addr, opts->advertise_addr,
+                                opts->allowed_hosts, opts->auth_token, err,
+                                errlen);
+    if (!self->guard)
         goto fail;
     unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD;
     if (ss.ss_family == AF_INET6)
@@ -541,8 +608,10 @@ agg_api_new(agg_t *agg, const char *addr, char *err, size_t errlen)
         flags, 0, NULL, NULL, s_handler, self,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)API_THREADS,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONNECTIONS,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_LIMIT, AGG_API_CONNECTIONS,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, AGG_API_CONNECTIONS_PER_IP,
+        MHD_OPTION_CONNECTION_TIMEOUT, AGG_API_IDLE_S,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)AGG_API_MAX_HEAD,
         MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
         MHD_OPTION_END);
     if (!self->daemon) {
@@ -566,6 +635,7 @@ agg_api_destroy(agg_api_t **self_p)
         return;
     if ((*self_p)->daemon)
         MHD_stop_daemon((*self_p)->daemon);
+    api_guard_destroy(&(*self_p)->guard);
     free(*self_p);
     *self_p = NULL;
 }

@@ -15,6 +15,7 @@ struct agg_fanout {
     agg_replicas_t *replicas;
     uint64_t timeout_ms;
     size_t max_reply;
+    char *auth_token;
     stats_metric_t *m_requests, *m_errors, *m_partial;
     log_ratelimit_t rl;
 };
@@ -32,11 +33,16 @@ typedef struct {
 
 agg_fanout_t *
 agg_fanout_new(agg_t *agg, agg_replicas_t *replicas, uint64_t timeout_ms,
-               size_t max_reply)
+               size_t max_reply, const char *auth_token)
 {
     agg_fanout_t *self = calloc(1, sizeof(*self));
     if (!self)
         return NULL;
+    self->auth_token = strdup(auth_token ? auth_token : "");
+    if (!self->auth_token) {
+        free(self);
+        return NULL;
+    }
     self->agg = agg;
     self->replicas = replicas;
     self->timeout_ms = timeout_ms ? timeout_ms : 2000;
@@ -59,6 +65,7 @@ agg_fanout_destroy(agg_fanout_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
+    free((*self_p)->auth_token);
     free(*self_p);
     *self_p = NULL;
 }
@@ -67,8 +74,8 @@ static void *
 s_call(void *arg)
 {
     call_t *c = arg;
-    c->ok = agg_http_get(c->peer.addr, c->path, c->f->timeout_ms,
-                         c->f->max_reply, &c->status, &c->body, &c->len,
+    c->ok = agg_http_get(c->peer.addr, c->path, c->f->auth_token,
+                         c->f->timeout_ms, c->f->max_reply, &c->status, &c->body, &c->len,
                          c->err, sizeof(c->err)) == 0;
     if (c->ok && c->status != 200) {
         snprintf(c->err, sizeof(c->err), "HTTP %d", c->status);

@@ -20,8 +20,11 @@
 
 typedef struct agg_fanout agg_fanout_t;
 
+/* auth_token (NULL or "" = none) is sent to every peer as a bearer
+ * token: replicas share aggregator.auth_token. */
 agg_fanout_t *agg_fanout_new(agg_t *agg, agg_replicas_t *replicas,
-                             uint64_t timeout_ms, size_t max_reply);
+                             uint64_t timeout_ms, size_t max_reply,
+                             const char *auth_token);
 void agg_fanout_destroy(agg_fanout_t **self_p);
 
 /* The local tree merged with every peer's; partial gets a description of

@@ -82,17 +82,20 @@ s_connect(const char *addr, uint64_t deadline, char *err, size_t errlen)
 }
 
 int
-agg_http_get(const char *addr, const char *path, uint64_t timeout_ms,
-             size_t max_body, int *status, char **body, size_t *len,
-             char *err, size_t errlen)
+agg_http_get(const char *addr, const char *path, const char *bearer,
+             uint64_t timeout_ms, size_t max_body, int *status, char **body,
+             size_t *len, char *err, size_t errlen)
 {
     uint64_t deadline = now_mono_ms() + timeout_ms;
     char req[4096];
     char *buf = NULL;
     size_t used = 0, cap = 0, limit = max_body + AGG_HTTP_MAX_HEADER;
     int rc = -1;
+    int with_token = bearer && *bearer;
     int n = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: %s\r\n"
-                     "Connection: close\r\n\r\n", path, addr);
+                     "%s%s%sConnection: close\r\n\r\n", path, addr,
+                     with_token ? "Authorization: Bearer " : "",
+                     with_token ? bearer : "", with_token ? "\r\n" : "");
     if (n < 0 || (size_t)n >= sizeof(req)) {
         snprintf(err, errlen, "request line too long");
         return -1;

@@ -11,11 +11,12 @@
 
 #define AGG_HTTP_MAX_HEADER 16384u
 
-/* addr "host:port" or "[v6]:port"; path starts with '/'. 0 with *status
+/* addr "host:port" or "[v6]:port"; path starts with '/'; bearer, when
+ * not NULL or "", is sent as "Authorization: Bearer ...". 0 with *status
  * and *body (malloc'ed, NUL-terminated, *len bytes), or -1 with a reason
  * in err (nothing allocated). A body over max_body fails. */
-int agg_http_get(const char *addr, const char *path, uint64_t timeout_ms,
-                 size_t max_body, int *status, char **body, size_t *len,
-                 char *err, size_t errlen);
+int agg_http_get(const char *addr, const char *path, const char *bearer,
+                 uint64_t timeout_ms, size_t max_body, int *status,
+                 char **body, size_t *len, char *err, size_t errlen);
 
 #endif

@@ -276,8 +276,26 @@ s_host_ip(char *host, size_t len)
     freeaddrinfo(res);
 }
 
-/* Where peers reach our API: aggregator.advertise_addr, else the bound
- * address with an unspecified host replaced by the host name. */
+/* The host peers reach our API at when aggregator.advertise_addr is not
+ * set: the bound address's, an unspecified one replaced by the host name
+ * (or its address). */
+static void
+s_advertise_host(const char *http_addr, char *host, size_t len)
+{
+    const char *colon = strrchr(http_addr, ':');
+    size_t hlen = colon ? (size_t)(colon - http_addr) : 0;
+    snprintf(host, len, "%.*s", (int)hlen, http_addr);
+    if (!host[0] || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "[::]") == 0
+        || strcmp(host, "*") == 0) {
+        if (gethostname(host, len - 1) != 0)
+            snprintf(host, len, "localhost");
+        host[len - 1] = '\0';
+        s_host_ip(host, len);
+    }
+}
+
+/* Where peers reach our API: aggregator.advertise_addr, else the
+ * advertised host with the bound port. */
 static void
 s_advertise(aggd_t *self, const char *http_addr)
 {
@@ -286,17 +304,9 @@ s_advertise(aggd_t *self, const char *http_addr)
         snprintf(self->advertise, sizeof(self->advertise), "%s", set);
         return;
     }
-    char host[256] = "";
-    const char *colon = strrchr(http_addr, ':');
-    size_t hlen = colon ? (size_t)(colon - http_addr) : 0;
-    snprintf(host, sizeof(host), "%.*s", (int)hlen, http_addr);
-    if (!host[0] || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "[::]") == 0
-        || strcmp(host, "*") == 0) {
-        if (gethostname(host, sizeof(host) - 1) != 0)
-            snprintf(host, sizeof(host), "localhost");
-        host[sizeof(host) - 1] = '\0';
-        s_host_ip(host, sizeof(host));
-    }
+    /* Room for ":port" after it. */
+    char host[sizeof(self->advertise) - sizeof(":65535")];
+    s_advertise_host(http_addr, host, sizeof(host));
     snprintf(self->advertise, sizeof(self->advertise), "%s:%u", host,
              agg_api_port(self->api));
 }
@@ -321,7 +331,7 @@ s_replicas_start(aggd_t *self, uint64_t history_ms)
         self->fanout = agg_fanout_new(
             self->agg, self->replicas,
             config_duration_ms(cfg, "aggregator.fanout_timeout"),
-            AGG_API_MAX_REPLY);
+            AGG_API_MAX_REPLY, config_str(cfg, "aggregator.auth_token"));
         if (!self->fanout) {
             log_error("out of memory at start");
             return -1;
@@ -449,7 +459,20 @@ main(int argc, char **argv)
     }
     const char *addr = config_str(cfg, "aggregator.http_addr");
     if (addr[0]) {
-        self.api = agg_api_new(self.agg, addr, err, sizeof(err));
+        /* The name peers will send as Host is one of ours. */
+        char host[256];
+        const char *advertise = config_str(cfg, "aggregator.advertise_addr");
+        if (!advertise[0]) {
+            s_advertise_host(addr, host, sizeof(host));
+            advertise = host;
+        }
+        agg_api_options_t ao = {
+            .addr = addr,
+            .advertise_addr = advertise,
+            .allowed_hosts = config_str(cfg, "aggregator.allowed_hosts"),
+            .auth_token = config_str(cfg, "aggregator.auth_token"),
+        };
+        self.api = agg_api_new(self.agg, &ao, err, sizeof(err));
         if (!self.api) {
             log_error("aggregator.http_addr: %s", err);
             goto cleanup;

@@ -5,7 +5,9 @@
  * seconds) for the process table (sorted by CPU), /api/tasks to list and
  * POST fixed-time tasks, and shows /api/flamegraph.svg for the selected
  * process (or the host-wide "Total" view) in an <iframe>. Every string from
- * the API is inserted with textContent, never as markup. */
+ * the API is inserted with textContent, never as markup. A token given
+ * in the address's fragment becomes the API's cookie (api_guard.h). */
+#include "api_guard.h"
 #include "render.h"
 
 const char render_page_index_html[] =
@@ -166,6 +168,14 @@ const char render_page_index_html[] =
     "<script>\n"
     "'use strict';\n"
     "(function () {\n"
+    "  /* With aggregator.auth_token, open the page as /#token=TOKEN: the\n"
+    "   * token moves into a same-site cookie that every fetch, link and\n"
+    "   * frame of this page sends, and out of the address bar. */\n"
+    "  var tok = /(?:^#|&)token=([^&]+)/.exec(location.hash);\n"
+    "  if (tok) {\n"
+    "    document.cookie = '" API_GUARD_COOKIE "=' + tok[1] + '; path=/; SameSite=Strict';\n"
+    "    history.replaceState(null, '', location.pathname + location.search);\n"
+    "  }\n"
     "  var state = { range: '300', event: 'on-cpu', sel: null, selName: 'Total', selNode: '' };\n"
     "  var $ = function (id) { return document.getElementById(id); };\n"
     "\n"

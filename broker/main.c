@@ -6,7 +6,12 @@
  *
  * The XPUB side is lossy: a slow subscriber loses messages at its
  * high-water mark without stalling the others, and the receivers count the
- * gaps through the sequence numbers in every payload. */
+ * gaps through the sequence numbers in every payload.
+ *
+ * On tcp:// with bus.curve_secret_key_file set, both sockets are CURVE
+ * servers and a ZAP handler served from this loop admits only the
+ * authorized client keys (bus_curve.h); every socket refuses frames over
+ * the bus's size bound. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,6 +24,7 @@ typedef struct {
     stage_t *stage;
     void *xsub;
     void *xpub;
+    bus_zap_t *zap;
     stats_metric_t *msgs_forwarded;
     stats_metric_t *bytes_forwarded;
     stats_metric_t *subscriptions;
@@ -80,7 +86,17 @@ static int s_on_xpub(loop_t *loop, void *socket, void *arg)
     return 0;
 }
 
-static void *s_bind(void *ctx, int type, const char *endpoint, int hwm)
+static int s_on_zap(loop_t *loop, void *socket, void *arg)
+{
+    broker_t *self = arg;
+    (void)loop;
+    (void)socket;
+    bus_zap_handle(self->zap);  /* failures are logged */
+    return 0;
+}
+
+static void *s_bind(void *ctx, int type, const char *endpoint, int hwm,
+                    const bus_curve_t *curve)
 {
     void *sock = zmq_socket(ctx, type);
     int linger = 0;
@@ -94,6 +110,9 @@ static void *s_bind(void *ctx, int type, const char *endpoint, int hwm)
     if (zmq_setsockopt(sock, type == ZMQ_XSUB ? ZMQ_RCVHWM : ZMQ_SNDHWM, &hwm,
                        sizeof hwm) ||
         zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) ||
+        bus_limit_msg_size(sock) ||
+        (curve->enabled && bus_curve_applies(endpoint) &&
+         bus_curve_server(sock, curve)) ||
         zmq_bind(sock, endpoint) != 0) {
         log_error("cannot bind %s: %s", endpoint, zmq_strerror(errno));
         zmq_close(sock);
@@ -113,8 +132,19 @@ int main(int argc, char **argv)
     char in[512], out[512];
     stage_endpoints(self.stage->cfg, in, sizeof in, out, sizeof out);
     int hwm = (int)config_int(self.stage->cfg, "bus.hwm");
-    self.xsub = s_bind(self.stage->zmq_ctx, ZMQ_XSUB, in, hwm);
-    self.xpub = s_bind(self.stage->zmq_ctx, ZMQ_XPUB, out, hwm);
+    const bus_curve_t *curve = self.stage->curve;
+    if (curve->enabled && (bus_curve_applies(in) || bus_curve_applies(out))) {
+        /* Before the binds: libzmq asks it about every CURVE client. */
+        self.zap = bus_zap_new(self.stage->zmq_ctx, curve, self.stage->stats);
+        if (!self.zap ||
+            loop_add_socket(self.stage->loop, bus_zap_socket(self.zap),
+                            s_on_zap, &self) < 0)
+            goto cleanup;
+        log_info("CURVE on tcp:// endpoints, %zu client key(s) authorized",
+                 curve->nclients);
+    }
+    self.xsub = s_bind(self.stage->zmq_ctx, ZMQ_XSUB, in, hwm, curve);
+    self.xpub = s_bind(self.stage->zmq_ctx, ZMQ_XPUB, out, hwm, curve);
     if (!self.xsub || !self.xpub)
         goto cleanup;
     stats_t *st = self.stage->stats;
@@ -135,6 +165,7 @@ cleanup:
         zmq_close(self.xsub);
     if (self.xpub)
         zmq_close(self.xpub);
+    bus_zap_destroy(&self.zap);
     stage_destroy(&self.stage);
     return rc;
 }

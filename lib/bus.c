@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "hash.h"
+#include "wire.h"
 
 #define BUS_TOPIC_MAX 64
 #define BUS_CLASSES_MAX 32
@@ -150,13 +151,23 @@ static void s_connectable(const char *endpoint, char *out, size_t size)
     snprintf(out, size, "%s", endpoint);
 }
 
-/* Connects sock to every endpoint of a comma-separated list. Several
- * brokers let one stage publish to a node-local broker and a central one
- * at once: a PUB socket sends each message only to the brokers whose
- * subscribers asked for its topic. A wildcard bind address (the broker's
- * own setting, tcp:// on all interfaces) cannot be connected to: it is
- * reached through loopback. */
-static int s_connect_all(void *sock, const char *list)
+int bus_limit_msg_size(void *sock)
+{
+    int64_t max = WIRE_MAX_PAYLOAD;
+    if (zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &max, sizeof max) != 0) {
+        log_error("bus: setsockopt MAXMSGSIZE: %s", zmq_strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Connects sock to the endpoints of a comma-separated list that are
+ * (tcp_pass) or are not tcp://. Several brokers let one stage publish to
+ * a node-local broker and a central one at once: a PUB socket sends each
+ * message only to the brokers whose subscribers asked for its topic. A
+ * wildcard bind address (the broker's own setting, tcp:// on all
+ * interfaces) cannot be connected to: it is reached through loopback. */
+static int s_connect_pass(void *sock, const char *list, int tcp_pass)
 {
     const char *p = list;
 
@@ -171,6 +182,10 @@ static int s_connect_all(void *sock, const char *list)
         memcpy(one, p, len);
         one[len] = '\0';
         s_connectable(one, ep, sizeof ep);
+        if (bus_curve_applies(ep) != tcp_pass) {
+            p += len;
+            continue;
+        }
         if (zmq_connect(sock, ep) != 0) {
             log_error("bus: connect %s: %s", one, zmq_strerror(errno));
             return -1;
@@ -178,6 +193,27 @@ static int s_connect_all(void *sock, const char *list)
         p += len;
     } while (*p++ == ',');
     return 0;
+}
+
+/* Security options apply to the connections made after they are set:
+ * ipc:// endpoints first, plain, then CURVE (when configured) for tcp. */
+static int s_connect_all(void *sock, const char *list,
+                         const bus_curve_t *curve)
+{
+    static log_ratelimit_t plain_rl = LOG_RATELIMIT_INIT(1, 3600000);
+    if (s_connect_pass(sock, list, 0))
+        return -1;
+    if (!strstr(list, "tcp://"))
+        return 0;
+    if (curve && curve->enabled) {
+        if (bus_curve_client(sock, curve))
+            return -1;
+    } else {
+        log_warn_rl(&plain_rl, "bus: %s is tcp:// without CURVE: anyone who "
+                    "reaches it can read and publish (set "
+                    "bus.curve_secret_key_file)", list);
+    }
+    return s_connect_pass(sock, list, 1);
 }
 
 bus_t *bus_new(void *zmq_ctx, const bus_options_t *opts, stats_t *stats)
@@ -210,10 +246,11 @@ bus_t *bus_new(void *zmq_ctx, const bus_options_t *opts, stats_t *stats)
         s_setopt_int(self->pub, ZMQ_LINGER, BUS_LINGER_MS, "LINGER") ||
         s_setopt_int(self->pub, ZMQ_XPUB_NODROP, 1, "XPUB_NODROP") ||
         s_setopt_int(self->sub, ZMQ_RCVHWM, opts->recv_hwm, "RCVHWM") ||
-        s_setopt_int(self->sub, ZMQ_LINGER, 0, "LINGER"))
+        s_setopt_int(self->sub, ZMQ_LINGER, 0, "LINGER") ||
+        bus_limit_msg_size(self->pub) || bus_limit_msg_size(self->sub))
         goto fail;
-    if (s_connect_all(self->pub, opts->in_endpoint) ||
-        s_connect_all(self->sub, opts->out_endpoint))
+    if (s_connect_all(self->pub, opts->in_endpoint, opts->curve) ||
+        s_connect_all(self->sub, opts->out_endpoint, opts->curve))
         goto fail;
     return self;
 fail:

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bus_curve.h"
 #include "stats.h"
 
 typedef struct bus bus_t;
@@ -23,9 +24,16 @@ typedef struct {
     int send_hwm;              /* messages */
     int recv_hwm;
     const char *sender;        /* "<stage>/<instance>" */
+    /* CURVE keys for tcp:// endpoints; NULL or not enabled = plain. */
+    const bus_curve_t *curve;
 } bus_options_t;
 
 bus_t *bus_new(void *zmq_ctx, const bus_options_t *opts, stats_t *stats);
+
+/* Every bus socket (the broker's too) refuses frames over WIRE_MAX_PAYLOAD,
+ * the most any decoder accepts: a peer that sends one is disconnected
+ * before the frame is buffered. 0 or -1 (logged). */
+int bus_limit_msg_size(void *sock);
 void bus_destroy(bus_t **self_p);
 
 int bus_subscribe(bus_t *self, const char *prefix);

@@ -18,6 +18,12 @@ CFG("bus.out", STR, "", NULL,
     "broker endpoint subscribers connect to (default ipc://RUNTIME_DIR/bus-out); a comma-separated list connects to several brokers")
 CFG("bus.hwm", INT, "2000", NULL,
     "ZeroMQ high-water mark in messages for every socket")
+CFG("bus.curve_secret_key_file", STR, "", NULL,
+    "file with this process's ZeroMQ CURVE secret key (40-character Z85); set = tcp:// bus endpoints use CURVE (encrypted, both ends authenticated), brokers refuse clients without an authorized key; ipc:// stays plain; empty = off")
+CFG("bus.curve_server_key_file", STR, "", NULL,
+    "file with the brokers' CURVE public key (Z85); empty = the public key of bus.curve_secret_key_file (one key pair shared by every process)")
+CFG("bus.curve_authorized_keys_file", STR, "", NULL,
+    "broker: file of client CURVE public keys admitted (Z85, one per line, # comments); empty = only the public key of bus.curve_secret_key_file")
 CFG("bus.stats_interval", DURATION, "2s", NULL,
     "how often each stage publishes its counters on the bus")
 
@@ -112,6 +118,10 @@ CFG("aggregator.sharding", BOOL, "false", NULL,
     "share pid buckets with other aggregator replicas (ctl.hello); queries fan out to them; off = take all")
 CFG("aggregator.advertise_addr", STR, "", NULL,
     "host:port peers reach this replica's HTTP API at (default: http_addr, 0.0.0.0 replaced by the address of the host name)")
+CFG("aggregator.allowed_hosts", STR, "", NULL,
+    "comma-separated host names the API answers to besides IP literals, localhost and the hosts of http_addr and advertise_addr (Host header; DNS rebinding defence); * = any")
+CFG("aggregator.auth_token", STR, "", NULL,
+    "bearer token every API request but / and /healthz must carry (Authorization: Bearer, or the page's cookie); replicas send it to each other; 16-256 characters of A-Z a-z 0-9 . _ ~ + / = -; empty = none")
 CFG("aggregator.fanout_timeout", DURATION, "2s", NULL,
     "how long a query waits for each peer replica's part before answering partial")
 

@@ -10,10 +10,15 @@
  * loop is hung, so a probe can see the beat go stale (503) instead of a
  * connection timeout that looks like a dead process.
  *
- * Why one connection at a time: the clients are a Prometheus scraper and a
- * liveness probe. Each connection is bounded in bytes (HEALTH_HEAD_MAX) and
- * time (HEALTH_IO_TIMEOUT_MS), so a client that connects and stays silent
- * delays the next one by at most that timeout and never stalls the stage. */
+ * Why many connections at once: anyone who reaches the port can connect
+ * and stay silent, and a liveness probe must still get its answer within
+ * its own timeout (1 s by default in Kubernetes). The thread polls up to
+ * HEALTH_MAX_CONNS connections, each a small state machine (read the
+ * head, write the response, drain) with its own deadline
+ * (HEALTH_IO_TIMEOUT_MS per phase) and bounded in bytes (HEALTH_HEAD_MAX);
+ * when every slot is taken, the connection that has waited longest for
+ * its request is closed to let the new one in (counted as
+ * http_evicted_total). */
 #include "health_http.h"
 
 #include <arpa/inet.h>
@@ -31,7 +36,6 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "netio.h"
 
 #define HEALTH_STALE_MS 30000
 /* Request line plus headers, blank line included. */
@@ -43,10 +47,25 @@
  * (e.g. after a 431 with the rest of a huge header still arriving). */
 #define HEALTH_DRAIN_MAX (64 * 1024)
 #define HEALTH_DRAIN_MS 1000
-#define HEALTH_BACKLOG 8
+#define HEALTH_BACKLOG 64
+#define HEALTH_MAX_CONNS 32
 /* Pause after an accept() failure such as EMFILE, which would otherwise
  * make the listening socket poll readable in a busy loop. */
 #define HEALTH_ACCEPT_BACKOFF_MS 100
+
+enum { CONN_READ, CONN_WRITE, CONN_DRAIN };
+
+typedef struct {
+    int fd;                 /* -1 = free slot */
+    int phase;
+    uint64_t since_ms;      /* accepted at */
+    uint64_t deadline_ms;   /* of the current phase */
+    char *head;             /* HEALTH_HEAD_MAX + 1 */
+    size_t used;
+    char *out;              /* the whole response */
+    size_t out_len, out_off;
+    size_t drained;
+} conn_t;
 
 struct health_http {
     stats_t *stats;
@@ -57,9 +76,12 @@ struct health_http {
     uint16_t port;
     pthread_t thread;
     bool thread_started;
+    uint64_t accept_pause_until;
+    stats_metric_t *m_evicted;
+    conn_t conns[HEALTH_MAX_CONNS];
 };
 
-/* What s_read_head() got. */
+/* What s_read_head() got (HEAD_TIMEOUT: nothing more yet). */
 enum { HEAD_COMPLETE, HEAD_TOO_LARGE, HEAD_TIMEOUT, HEAD_GONE };
 
 static log_ratelimit_t s_io_rl = LOG_RATELIMIT_INIT(5, 60000);
@@ -92,53 +114,32 @@ int health_http_parse_addr(const char *addr, struct sockaddr_in *out)
     return 0;
 }
 
-/* netio_wait with destroy()'s wake-up: stopping ends any wait. */
-static int s_wait(health_http_t *self, int fd, short events,
-                  uint64_t deadline_ms)
+/* Reads what has arrived of the request head (up to and including the
+ * blank line) without blocking. HEAD_TIMEOUT here means "wait for more". */
+static int s_read_head(conn_t *c)
 {
-    return netio_wait(fd, events, self->wake_fd, deadline_ms);
-}
-
-/* Reads the request head (up to and including the blank line) into buf,
- * which holds HEALTH_HEAD_MAX bytes plus a terminating NUL. */
-static int s_read_head(health_http_t *self, int fd, char *buf, size_t *len,
-                       uint64_t deadline_ms)
-{
-    int result = HEAD_GONE;
-    size_t used = 0;
-    buf[0] = '\0';
     for (;;) {
-        if (used == HEALTH_HEAD_MAX) {
-            result = HEAD_TOO_LARGE;
-            break;
-        }
-        ssize_t n = recv(fd, buf + used, HEALTH_HEAD_MAX - used, 0);
+        if (c->used == HEALTH_HEAD_MAX)
+            return HEAD_TOO_LARGE;
+        ssize_t n = recv(c->fd, c->head + c->used, HEALTH_HEAD_MAX - c->used,
+                         0);
         if (n == 0)
-            break;  /* closed before the head was complete */
+            return HEAD_GONE;  /* closed before the head was complete */
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                break;
-            int w = s_wait(self, fd, POLLIN, deadline_ms);
-            if (w == NETIO_READY)
-                continue;
-            result = w == NETIO_TIMEOUT ? HEAD_TIMEOUT : HEAD_GONE;
-            break;
+            return errno == EAGAIN || errno == EWOULDBLOCK ? HEAD_TIMEOUT
+                                                           : HEAD_GONE;
         }
         /* Look for the end of the head only where it can have appeared:
          * the new bytes and the three before them. */
-        size_t from = used > 3 ? used - 3 : 0;
-        used += (size_t)n;
-        buf[used] = '\0';
-        if (memmem(buf + from, used - from, "\r\n\r\n", 4) ||
-            memmem(buf + from, used - from, "\n\n", 2)) {
-            result = HEAD_COMPLETE;
-            break;
-        }
+        size_t from = c->used > 3 ? c->used - 3 : 0;
+        c->used += (size_t)n;
+        c->head[c->used] = '\0';
+        if (memmem(c->head + from, c->used - from, "\r\n\r\n", 4) ||
+            memmem(c->head + from, c->used - from, "\n\n", 2))
+            return HEAD_COMPLETE;
     }
-    *len = used;
-    return result;
 }
 
 /* RFC 9110 token characters, the alphabet of a method name. */
@@ -207,158 +208,286 @@ static const char *s_reason(int status)
     }
 }
 
-static int s_respond(health_http_t *self, int fd, int status,
-                     const char *type, const char *body, size_t len,
-                     bool head_only)
+/* Puts the whole response (head and body) in c->out and turns the
+ * connection to writing it. */
+static void s_respond(conn_t *c, int status, const char *type,
+                      const char *body, size_t len, bool head_only)
 {
-    uint64_t deadline = now_mono_ms() + HEALTH_IO_TIMEOUT_MS;
     char head[256];
     int hl = snprintf(head, sizeof head,
                       "HTTP/1.0 %d %s\r\nContent-Type: %s\r\n"
                       "Content-Length: %zu\r\n%sConnection: close\r\n\r\n",
                       status, s_reason(status), type, len,
                       status == 405 ? "Allow: GET, HEAD\r\n" : "");
-    if (hl < 0 || (size_t)hl >= sizeof head)
-        return -1;
-    bool with_body = !head_only && len > 0;
-    /* MSG_MORE keeps head and body in one segment: two small writes would
-     * meet Nagle and the client's delayed ACK. */
-    if (netio_send_all(fd, head, (size_t)hl, with_body ? MSG_MORE : 0,
-                       self->wake_fd, deadline) != 0)
-        return -1;
-    if (with_body &&
-        netio_send_all(fd, body, len, 0, self->wake_fd, deadline) != 0)
-        return -1;
-    return 0;
+    size_t blen = head_only ? 0 : len;
+    c->phase = CONN_WRITE;
+    c->deadline_ms = now_mono_ms() + HEALTH_IO_TIMEOUT_MS;
+    c->out_off = 0;
+    c->out = hl > 0 ? malloc((size_t)hl + blen) : NULL;
+    if (!c->out) {
+        c->out_len = 0;  /* nothing to send: goes straight to closing */
+        return;
+    }
+    memcpy(c->out, head, (size_t)hl);
+    if (blen)
+        memcpy(c->out + hl, body, blen);
+    c->out_len = (size_t)hl + blen;
 }
 
-static int s_respond_text(health_http_t *self, int fd, int status,
-                          const char *text, bool head_only)
+static void s_respond_text(conn_t *c, int status, const char *text,
+                           bool head_only)
 {
-    return s_respond(self, fd, status, "text/plain", text, strlen(text),
-                     head_only);
+    s_respond(c, status, "text/plain", text, strlen(text), head_only);
 }
 
-static int s_serve_metrics(health_http_t *self, int fd, bool head_only)
+static void s_serve_metrics(health_http_t *self, conn_t *c, bool head_only)
 {
     size_t len = 0;
     char *text = self->stats ? stats_render(self->stats, &len) : strdup("");
-    if (!text)
-        return s_respond_text(self, fd, 500, "out of memory\n", head_only);
-    int rc = s_respond(self, fd, 200, "text/plain; version=0.0.4", text,
-                       len, head_only);
+    if (!text) {
+        s_respond_text(c, 500, "out of memory\n", head_only);
+        return;
+    }
+    s_respond(c, 200, "text/plain; version=0.0.4", text, len, head_only);
     free(text);
-    return rc;
 }
 
-static int s_serve_healthz(health_http_t *self, int fd, bool head_only)
+static void s_serve_healthz(health_http_t *self, conn_t *c, bool head_only)
 {
     uint64_t beat = __atomic_load_n(&self->last_beat_ms, __ATOMIC_RELAXED);
     uint64_t stale = __atomic_load_n(&self->stale_ms, __ATOMIC_RELAXED);
     uint64_t now = now_mono_ms();
     if (now > beat && now - beat > stale)
-        return s_respond_text(self, fd, 503, "stage loop stalled\n",
-                              head_only);
-    return s_respond_text(self, fd, 200, "ok\n", head_only);
+        s_respond_text(c, 503, "stage loop stalled\n", head_only);
+    else
+        s_respond_text(c, 200, "ok\n", head_only);
 }
 
-/* Reads what the client still sends, bounded in bytes and time, so that
- * close() sends a FIN behind our response instead of a RST. */
-static void s_drain(health_http_t *self, int fd)
+/* A complete head: route it. */
+static void s_answer(health_http_t *self, conn_t *c)
 {
-    shutdown(fd, SHUT_WR);
-    uint64_t deadline = now_mono_ms() + HEALTH_DRAIN_MS;
-    size_t drained = 0;
-    char sink[4096];
-    while (drained < HEALTH_DRAIN_MAX) {
-        ssize_t n = recv(fd, sink, sizeof sink, 0);
-        if (n > 0) {
-            drained += (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
-            s_wait(self, fd, POLLIN, deadline) == NETIO_READY)
-            continue;
-        break;  /* EOF, error, timeout or stopping */
-    }
-}
-
-/* One request, one response. */
-static void s_handle(health_http_t *self, int fd)
-{
-    char head[HEALTH_HEAD_MAX + 1];
-    size_t len = 0;
-    int got = s_read_head(self, fd, head, &len,
-                          now_mono_ms() + HEALTH_IO_TIMEOUT_MS);
-    if (got == HEAD_GONE || (got == HEAD_TIMEOUT && len == 0))
-        return;  /* nothing worth an answer */
-    if (got == HEAD_TIMEOUT) {
-        s_respond_text(self, fd, 408, "request timeout\n", false);
-        goto cleanup;
-    }
-    if (got == HEAD_TOO_LARGE) {
-        s_respond_text(self, fd, 431, "request head too large\n", false);
-        goto cleanup;
-    }
-
     const char *method, *path;
     size_t method_len, path_len;
-    int bad = s_parse_request_line(head, len, &method, &method_len, &path,
-                                   &path_len);
+    int bad = s_parse_request_line(c->head, c->used, &method, &method_len,
+                                   &path, &path_len);
     if (bad) {
-        s_respond_text(self, fd, bad, "bad request\n", false);
-        goto cleanup;
+        s_respond_text(c, bad, "bad request\n", false);
+        return;
     }
     bool is_get = method_len == 3 && memcmp(method, "GET", 3) == 0;
     bool is_head = method_len == 4 && memcmp(method, "HEAD", 4) == 0;
     if (!is_get && !is_head)
-        s_respond_text(self, fd, 405, "method not allowed\n", false);
+        s_respond_text(c, 405, "method not allowed\n", false);
     else if (path_len == 8 && memcmp(path, "/metrics", 8) == 0)
-        s_serve_metrics(self, fd, is_head);
+        s_serve_metrics(self, c, is_head);
     else if (path_len == 8 && memcmp(path, "/healthz", 8) == 0)
-        s_serve_healthz(self, fd, is_head);
+        s_serve_healthz(self, c, is_head);
     else
-        s_respond_text(self, fd, 404, "not found\n", is_head);
-cleanup:
-    s_drain(self, fd);
+        s_respond_text(c, 404, "not found\n", is_head);
 }
 
-static void *s_serve(void *arg)
+static void s_close(conn_t *c)
 {
-    health_http_t *self = arg;
-    for (;;) {
-        struct pollfd pfd[2] = {
-            {.fd = self->listen_fd, .events = POLLIN},
-            {.fd = self->wake_fd, .events = POLLIN},
-        };
-        int n = poll(pfd, 2, -1);
+    if (c->fd >= 0)
+        close(c->fd);
+    free(c->head);
+    free(c->out);
+    memset(c, 0, sizeof *c);
+    c->fd = -1;
+}
+
+/* After the response: read (and discard) what the client still sends,
+ * bounded in bytes and time, so that close() sends a FIN behind the
+ * response instead of a RST. */
+static void s_start_drain(conn_t *c)
+{
+    shutdown(c->fd, SHUT_WR);
+    c->phase = CONN_DRAIN;
+    c->deadline_ms = now_mono_ms() + HEALTH_DRAIN_MS;
+}
+
+static void s_on_read(health_http_t *self, conn_t *c)
+{
+    int got = s_read_head(c);
+    if (got == HEAD_TIMEOUT)
+        return;  /* more to come */
+    if (got == HEAD_GONE)
+        s_close(c);
+    else if (got == HEAD_TOO_LARGE)
+        s_respond_text(c, 431, "request head too large\n", false);
+    else
+        s_answer(self, c);
+}
+
+static void s_on_write(conn_t *c)
+{
+    while (c->out_off < c->out_len) {
+        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+                         MSG_NOSIGNAL);
+        if (n > 0) {
+            c->out_off += (size_t)n;
+            continue;
+        }
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0) {
-            log_error("http: poll: %s", strerror(errno));
-            break;
-        }
-        if (pfd[1].revents)
-            break;
-        if (!pfd[0].revents)
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;  /* the socket buffer is full: wait for room */
+        s_close(c);
+        return;
+    }
+    s_start_drain(c);
+}
+
+static void s_on_drain(conn_t *c)
+{
+    char sink[4096];
+    for (;;) {
+        ssize_t n = recv(c->fd, sink, sizeof sink, 0);
+        if (n > 0) {
+            c->drained += (size_t)n;
+            if (c->drained >= HEALTH_DRAIN_MAX)
+                break;
             continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        break;  /* EOF or error */
+    }
+    s_close(c);
+}
+
+/* Progress on one connection whose socket is ready. */
+static void s_on_ready(health_http_t *self, conn_t *c)
+{
+    if (c->phase == CONN_READ)
+        s_on_read(self, c);
+    if (c->fd >= 0 && c->phase == CONN_WRITE)
+        s_on_write(c);
+    else if (c->fd >= 0 && c->phase == CONN_DRAIN)
+        s_on_drain(c);
+}
+
+/* A connection whose deadline passed: a client that stopped mid-request
+ * gets a 408, a silent one or one that does not read is closed. */
+static void s_on_deadline(health_http_t *self, conn_t *c)
+{
+    if (c->phase == CONN_READ && c->used > 0) {
+        s_respond_text(c, 408, "request timeout\n", false);
+        s_on_ready(self, c);
+        return;
+    }
+    s_close(c);
+}
+
+/* A free slot for a new connection; when all are taken, the one that has
+ * waited longest for its request gives way (then the oldest of all), so
+ * a probe is always let in however many clients sit idle. */
+static conn_t *s_slot(health_http_t *self)
+{
+    conn_t *oldest = NULL;
+    for (size_t i = 0; i < HEALTH_MAX_CONNS; i++) {
+        conn_t *c = &self->conns[i];
+        if (c->fd < 0)
+            return c;
+        bool better = !oldest ||
+                      (c->phase == CONN_READ) > (oldest->phase == CONN_READ) ||
+                      ((c->phase == CONN_READ) == (oldest->phase == CONN_READ) &&
+                       c->since_ms < oldest->since_ms);
+        if (better)
+            oldest = c;
+    }
+    stats_inc(self->m_evicted);
+    s_close(oldest);
+    return oldest;
+}
+
+static void s_accept(health_http_t *self)
+{
+    for (int i = 0; i < HEALTH_MAX_CONNS; i++) {
         int fd = accept4(self->listen_fd, NULL, NULL,
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
                 errno == ECONNABORTED)
-                continue;
+                return;
             log_warn_rl(&s_io_rl, "http: accept: %s", strerror(errno));
-            if (s_wait(self, -1, 0, now_mono_ms() +
-                                        HEALTH_ACCEPT_BACKOFF_MS) == NETIO_STOP)
-                break;
-            continue;
+            /* e.g. EMFILE: the listening socket stays readable; pause. */
+            self->accept_pause_until = now_mono_ms() +
+                                       HEALTH_ACCEPT_BACKOFF_MS;
+            return;
         }
-        s_handle(self, fd);
-        close(fd);
+        char *head = malloc(HEALTH_HEAD_MAX + 1);
+        if (!head) {
+            close(fd);
+            return;
+        }
+        conn_t *c = s_slot(self);
+        c->fd = fd;
+        c->head = head;
+        c->head[0] = '\0';
+        c->phase = CONN_READ;
+        c->since_ms = now_mono_ms();
+        c->deadline_ms = c->since_ms + HEALTH_IO_TIMEOUT_MS;
     }
+}
+
+static void *s_serve(void *arg)
+{
+    health_http_t *self = arg;
+    struct pollfd pfd[2 + HEALTH_MAX_CONNS];
+    conn_t *which[2 + HEALTH_MAX_CONNS];
+    for (;;) {
+        uint64_t now = now_mono_ms();
+        uint64_t next = UINT64_MAX;
+        nfds_t n = 0;
+        pfd[n++] = (struct pollfd){.fd = self->wake_fd, .events = POLLIN};
+        bool accepting = now >= self->accept_pause_until;
+        if (accepting)
+            pfd[n++] = (struct pollfd){.fd = self->listen_fd,
+                                       .events = POLLIN};
+        else
+            next = self->accept_pause_until;
+        for (size_t i = 0; i < HEALTH_MAX_CONNS; i++) {
+            conn_t *c = &self->conns[i];
+            if (c->fd < 0)
+                continue;
+            if (c->deadline_ms < next)
+                next = c->deadline_ms;
+            which[n] = c;
+            pfd[n++] = (struct pollfd){
+                .fd = c->fd,
+                .events = c->phase == CONN_WRITE ? POLLOUT : POLLIN};
+        }
+        int timeout = next == UINT64_MAX ? -1
+                      : next <= now     ? 0
+                                        : (int)(next - now);
+        int ready = poll(pfd, n, timeout);
+        if (ready < 0 && errno == EINTR)
+            continue;
+        if (ready < 0) {
+            log_error("http: poll: %s", strerror(errno));
+            break;
+        }
+        if (pfd[0].revents)
+            break;
+        nfds_t first = accepting ? 2 : 1;
+        for (nfds_t i = first; i < n; i++)
+            if (pfd[i].revents && which[i]->fd == pfd[i].fd)
+                s_on_ready(self, which[i]);
+        now = now_mono_ms();
+        for (size_t i = 0; i < HEALTH_MAX_CONNS; i++) {
+            conn_t *c = &self->conns[i];
+            if (c->fd >= 0 && c->deadline_ms <= now)
+                s_on_deadline(self, c);
+        }
+        /* Accepting last: a slot freed above is reused at once. */
+        if (accepting && pfd[1].revents)
+            s_accept(self);
+    }
+    for (size_t i = 0; i < HEALTH_MAX_CONNS; i++)
+        s_close(&self->conns[i]);
     return NULL;
 }
 
@@ -377,6 +506,12 @@ health_http_t *health_http_new(const char *addr, stats_t *stats)
     }
     self->listen_fd = -1;
     self->wake_fd = -1;
+    for (size_t i = 0; i < HEALTH_MAX_CONNS; i++)
+        self->conns[i].fd = -1;
+    if (stats)
+        self->m_evicted = stats_counter(stats, "http_evicted_total", "",
+                                        "health/metrics connections closed "
+                                        "unanswered to make room");
     self->stats = stats;
     self->last_beat_ms = now_mono_ms();
     self->stale_ms = HEALTH_STALE_MS;

@@ -1,6 +1,6 @@
-/* Deadline-bounded I/O on non-blocking sockets, shared by the stages'
- * small HTTP server (health_http.c) and the aggregator's fan-out client:
- * a peer that stops reading or writing costs at most the deadline. */
+/* Deadline-bounded I/O on non-blocking sockets for a client that talks to
+ * one peer at a time (the aggregator's fan-out client): a peer that stops
+ * reading or writing costs at most the deadline. */
 #ifndef SKYPROF_NETIO_H
 #define SKYPROF_NETIO_H
 

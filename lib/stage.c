@@ -218,6 +218,16 @@ stage_t *stage_new(const stage_desc_t *desc, int argc, char **argv,
     self->stats = stats_new(desc->name, self->instance);
     if (!self->zmq_ctx || !self->stats)
         goto fail;
+    self->curve = calloc(1, sizeof *self->curve);
+    if (!self->curve) {
+        log_error("out of memory at start");
+        goto fail;
+    }
+    if (bus_curve_load(self->cfg, self->curve, err, sizeof err) != 0) {
+        log_error("%s", err);
+        *exit_code = 2;
+        goto fail;
+    }
     int hwm = (int)config_int(self->cfg, "bus.hwm");
     bus_options_t bo = {
         .in_endpoint = in,
@@ -225,6 +235,7 @@ stage_t *stage_new(const stage_desc_t *desc, int argc, char **argv,
         .send_hwm = hwm,
         .recv_hwm = hwm,
         .sender = self->sender,
+        .curve = self->curve,
     };
     self->bus = bus_new(self->zmq_ctx, &bo, self->stats);
     if (!self->bus)
@@ -257,6 +268,7 @@ void stage_destroy(stage_t **self_p)
     stage_t *self = *self_p;
     health_http_destroy((health_http_t **)&self->http);
     bus_destroy(&self->bus);
+    free(self->curve);
     if (self->zmq_ctx)
         zmq_ctx_term(self->zmq_ctx);
     stats_destroy(&self->stats);

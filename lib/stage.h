@@ -22,6 +22,7 @@ typedef struct stage {
     loop_t *loop;
     void *zmq_ctx;
     bus_t *bus;
+    bus_curve_t *curve;       /* CURVE keys for tcp:// (enabled 0: off) */
     stats_t *stats;
     char instance[48];
     char sender[64];          /* "<name>/<instance>" */

@@ -47,11 +47,16 @@ static pid_t s_stage(const char *binary, const char *instance, int port)
     return pid;
 }
 
+/* Replicas share a bearer token: the test's requests carry it and so must
+ * the replicas' fan-out to each other (fanout_errors stays 0). */
+#define AGGSHARD_TOKEN "aggshard-test-token-0123"
+
 static char *s_get(int replica, const char *path)
 {
     int status = 0;
-    char *b = tu_http("GET", "127.0.0.1", R.port[replica], path, NULL,
-                      &status, NULL);
+    char *b = tu_http_with("GET", "127.0.0.1", R.port[replica], path,
+                           "Authorization: Bearer " AGGSHARD_TOKEN "\r\n",
+                           NULL, &status, NULL);
     if (b && status != 200) {
         free(b);
         return NULL;
@@ -200,7 +205,8 @@ static void s_start(void)
     fprintf(f,
             "runtime_dir: %s/run\nbus:\n  stats_interval: 300ms\n"
             "profiling:\n  flush_interval: 1s\n"
-            "aggregator:\n  sharding: true\n  store_path: \"\"\n",
+            "aggregator:\n  sharding: true\n  store_path: \"\"\n"
+            "  auth_token: " AGGSHARD_TOKEN "\n",
             R.dir);
     fclose(f);
     R.port[0] = th_free_port();
@@ -261,6 +267,10 @@ START_TEST(replicas_split_fan_out_and_hand_over)
     ck_assert_double_gt(s_metric(0, "releases_sent"), 0);
     ck_assert_double_gt(s_metric(1, "releases_applied"), 0);
     ck_assert_double_eq(s_metric(0, "fanout_errors"), 0);
+    int unauth = 0;
+    free(tu_http("GET", "127.0.0.1", R.port[1], "/api/processes", NULL,
+                 &unauth, NULL));
+    ck_assert_int_eq(unauth, 401);
 
     /* a2 leaves cleanly while a trickle of data flows. */
     double applied_before = s_metric(0, "releases_applied");

@@ -3,9 +3,13 @@
  * are checked by python3's json module (an independent parser): node
  * totals equal self plus children, Total -> [p] -> [t] layering, values in
  * microseconds. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "aggregator/agg.h"
@@ -71,7 +75,8 @@ s_setup(void)
                         .publish_arg = &s_msg };
     s_agg = agg_new(&o, s_t0);
     ck_assert_ptr_nonnull(s_agg);
-    s_api = agg_api_new(s_agg, "127.0.0.1:0", err, sizeof(err));
+    agg_api_options_t ao = { .addr = "127.0.0.1:0" };
+    s_api = agg_api_new(s_agg, &ao, err, sizeof(err));
     ck_assert_msg(s_api != NULL, "%s", err);
     s_port = agg_api_port(s_api);
     ck_assert_int_gt(s_port, 0);
@@ -485,6 +490,226 @@ START_TEST(test_metrics)
 }
 END_TEST
 
+
+/* ------------------------------------------------- request admission */
+
+/* A raw request's status on the shared server (s_port). */
+static int
+s_status(const char *fmt, ...)
+{
+    char req[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(req, sizeof(req), fmt, ap);
+    va_end(ap);
+    ck_assert(n > 0 && (size_t)n < sizeof(req));
+    int status = 0;
+    char *resp = tu_http_raw("127.0.0.1", s_port, req, (size_t)n, &status,
+                             NULL);
+    ck_assert_msg(resp != NULL, "no answer to %s", req);
+    free(resp);
+    return status;
+}
+
+START_TEST(test_host_must_name_this_server)
+{
+    const char *get = "GET /api/tasks HTTP/1.1\r\nHost: %s\r\n"
+                      "Connection: close\r\n\r\n";
+    /* DNS rebinding: a name the attacker points at 127.0.0.1. */
+    ck_assert_int_eq(s_status(get, "evil.example"), 403);
+    ck_assert_int_eq(s_status(get, "evil.example:8080"), 403);
+    ck_assert_int_eq(s_status(get, "127.0.0.1.evil.example"), 403);
+    ck_assert_int_eq(s_status(get, "a b"), 400);
+    ck_assert_int_eq(s_status("GET /api/tasks HTTP/1.0\r\n\r\n"), 400);
+    /* IP literals (the listen address among them) and localhost. */
+    ck_assert_int_eq(s_status(get, "127.0.0.1"), 200);
+    ck_assert_int_eq(s_status(get, "127.0.0.1:1"), 200);
+    ck_assert_int_eq(s_status(get, "[::1]:8080"), 200);
+    ck_assert_int_eq(s_status(get, "LOCALHOST:8080"), 200);
+    ck_assert_double_eq(stats_value(stats_counter(s_stats, "http_refused",
+                                                  NULL, "")), 5);
+
+    /* Names are allowed by configuration, the advertised one included. */
+    char err[256];
+    agg_api_options_t ao = { .addr = "127.0.0.1:0",
+                             .advertise_addr = "agg-0.agg:8080",
+                             .allowed_hosts = " profiler.example.com , x.y" };
+    agg_api_t *named = agg_api_new(s_agg, &ao, err, sizeof(err));
+    ck_assert_msg(named != NULL, "%s", err);
+    int port = agg_api_port(named);
+    static const char *const ok[] = { "profiler.example.com",
+                                      "Profiler.Example.Com.:80", "x.y",
+                                      "agg-0.agg:8080" };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        char req[256];
+        int n = snprintf(req, sizeof(req), get, ok[i]), status = 0;
+        char *resp = tu_http_raw("127.0.0.1", port, req, (size_t)n, &status,
+                                 NULL);
+        ck_assert_ptr_nonnull(resp);
+        ck_assert_msg(status == 200, "Host %s: %d", ok[i], status);
+        free(resp);
+    }
+    agg_api_destroy(&named);
+    ao.allowed_hosts = "bad host";
+    ck_assert_ptr_null(agg_api_new(s_agg, &ao, err, sizeof(err)));
+    ck_assert_ptr_nonnull(strstr(err, "bad host"));
+}
+END_TEST
+
+START_TEST(test_state_changes_need_json_and_same_origin)
+{
+    const char *body = "{\"pid\":321,\"target\":\"ON_CPU\",\"duration\":60}";
+    const char *post = "POST /api/tasks HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                       "Connection: close\r\n%sContent-Length: %zu\r\n\r\n%s";
+    /* What a cross-site page can send without a preflight. */
+    ck_assert_int_eq(s_status(post, s_port, "Content-Type: text/plain\r\n"
+                              "Origin: http://evil.example\r\n",
+                              strlen(body), body), 403);
+    ck_assert_int_eq(s_status(post, s_port, "Content-Type: text/plain\r\n",
+                              strlen(body), body), 415);
+    ck_assert_int_eq(s_status(post, s_port, "Content-Type: application/"
+                              "x-www-form-urlencoded\r\n", strlen(body),
+                              body), 415);
+    ck_assert_int_eq(s_status(post, s_port, "", strlen(body), body), 415);
+    /* JSON, but from another origin. */
+    ck_assert_int_eq(s_status(post, s_port, "Content-Type: application/json"
+                              "\r\nOrigin: http://evil.example\r\n",
+                              strlen(body), body), 403);
+    ck_assert_int_eq(s_status(post, s_port, "Content-Type: application/json"
+                              "\r\nOrigin: null\r\n", strlen(body), body),
+                     403);
+    ck_assert_int_eq(s_status(post, s_port, "Content-Type: application/json"
+                              "\r\nSec-Fetch-Site: cross-site\r\n",
+                              strlen(body), body), 403);
+    ck_assert_int_eq(s_status("DELETE /api/tasks HTTP/1.0\r\nHost: 127.0.0.1"
+                              "\r\n\r\n"), 415);
+    ck_assert_int_eq(agg_pump(s_agg), 0);
+    ck_assert_int_eq(s_msg.n, 0);
+
+    /* What the page's own script sends (same origin), and a tool. */
+    char origin[160];
+    snprintf(origin, sizeof(origin), "Content-Type: application/json; "
+             "charset=utf-8\r\nOrigin: http://127.0.0.1:%d\r\n"
+             "Sec-Fetch-Site: same-origin\r\n", s_port);
+    ck_assert_int_eq(s_status(post, s_port, origin, strlen(body), body), 200);
+    ck_assert_int_eq(s_status(post, s_port, "Content-Type: application/json"
+                              "\r\n", strlen(body), body), 200);
+    ck_assert_int_eq(agg_pump(s_agg), 0);
+    ck_assert_int_eq(s_msg.n, 2);
+}
+END_TEST
+
+START_TEST(test_bearer_token)
+{
+    char err[256];
+    agg_api_options_t ao = { .addr = "127.0.0.1:0",
+                             .auth_token = "s3cret-token-0123456789" };
+    agg_api_t *api = agg_api_new(s_agg, &ao, err, sizeof(err));
+    ck_assert_msg(api != NULL, "%s", err);
+    int port = agg_api_port(api);
+    static const struct {
+        const char *path, *headers;
+        int status;
+    } cases[] = {
+        { "/api/tasks", NULL, 401 },
+        { "/api/tasks", "Authorization: Bearer s3cret-token-012345678\r\n",
+          401 },
+        { "/api/tasks", "Authorization: Basic s3cret-token-0123456789\r\n",
+          401 },
+        { "/metrics", NULL, 401 },
+        { "/api/tasks", "Authorization: Bearer s3cret-token-0123456789\r\n",
+          200 },
+        /* The page keeps the token in a SameSite cookie for its links. */
+        { "/api/tasks", "Cookie: a=b; skyprof_token=s3cret-token-0123456789"
+          "\r\n", 200 },
+        /* The page shell and the probe need none. */
+        { "/", NULL, 200 },
+        { "/healthz", NULL, 200 },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int status = 0;
+        char *r = tu_http_with("GET", "127.0.0.1", port, cases[i].path,
+                               cases[i].headers, NULL, &status, NULL);
+        ck_assert_ptr_nonnull(r);
+        ck_assert_msg(status == cases[i].status, "case %zu: %s got %d", i,
+                      cases[i].path, status);
+        /* The page carries the script that takes the token in. */
+        if (strcmp(cases[i].path, "/") == 0)
+            ck_assert_ptr_nonnull(strstr(r, "skyprof_token"));
+        free(r);
+    }
+    agg_api_destroy(&api);
+
+    ao.auth_token = "short";
+    ck_assert_ptr_null(agg_api_new(s_agg, &ao, err, sizeof(err)));
+    ao.auth_token = "has;semicolon-and-more-chars";
+    ck_assert_ptr_null(agg_api_new(s_agg, &ao, err, sizeof(err)));
+    ck_assert_ptr_nonnull(strstr(err, "token"));
+}
+END_TEST
+
+START_TEST(test_size_limits)
+{
+    /* A body announced over the limit is refused before it is sent. */
+    ck_assert_int_eq(s_status("POST /api/tasks HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                              "Content-Type: application/json\r\n"
+                              "Content-Length: 10000000000\r\n\r\n"), 413);
+    /* A head over AGG_API_MAX_HEAD. */
+    size_t pad = AGG_API_MAX_HEAD + 1024;
+    char *req = malloc(pad + 128);
+    ck_assert_ptr_nonnull(req);
+    int n = snprintf(req, 128, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     "X-Pad: ");
+    memset(req + n, 'a', pad);
+    memcpy(req + n + pad, "\r\n\r\n", 5);
+    int status = 0;
+    char *resp = tu_http_raw("127.0.0.1", s_port, req, strlen(req), &status,
+                             NULL);
+    free(req);
+    ck_assert_ptr_nonnull(resp);
+    ck_assert_int_eq(status, 431);
+    free(resp);
+    /* The server still answers. */
+    ck_assert_int_eq(s_status("GET /healthz HTTP/1.0\r\nHost: 127.0.0.1"
+                              "\r\n\r\n"), 200);
+}
+END_TEST
+
+/* A socket connected to the test server from src (a loopback address),
+ * sending nothing. */
+static int
+s_idle_from(const char *src)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    inet_pton(AF_INET, src, &sa.sin_addr);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    sa.sin_port = htons((uint16_t)s_port);
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return fd;
+}
+
+START_TEST(test_idle_clients_do_not_silence_the_api)
+{
+    /* More idle connections from one address than the old total limit
+     * (64): the per-address limit keeps room for everyone else. */
+    int idle[96];
+    for (size_t i = 0; i < 96; i++)
+        idle[i] = s_idle_from("127.0.0.2");
+    uint64_t t0 = tu_now_ms();
+    ck_assert_int_eq(s_status("GET /api/tasks HTTP/1.0\r\nHost: 127.0.0.1"
+                              "\r\n\r\n"), 200);
+    uint64_t took = tu_now_ms() - t0;
+    /* Generous: the old server waited for its 30 s idle timeout. */
+    ck_assert_msg(took < 5000, "answered after %llu ms",
+                  (unsigned long long)took);
+    for (size_t i = 0; i < 96; i++)
+        close(idle[i]);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -498,6 +723,11 @@ main(void)
     tcase_add_test(tc, test_tree_folded_and_renderers);
     tcase_add_test(tc, test_processes_and_tasks);
     tcase_add_test(tc, test_metrics);
+    tcase_add_test(tc, test_host_must_name_this_server);
+    tcase_add_test(tc, test_state_changes_need_json_and_same_origin);
+    tcase_add_test(tc, test_bearer_token);
+    tcase_add_test(tc, test_size_limits);
+    tcase_add_test(tc, test_idle_clients_do_not_silence_the_api);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

@@ -293,6 +293,44 @@ START_TEST(silent_client_does_not_block_the_next)
 }
 END_TEST
 
+
+/* Many clients connected and silent (more than the server keeps at
+ * once): a probe is still answered, long before the silent ones time
+ * out. Before, the server took one connection at a time with a 2 s
+ * budget each: 3 silent clients delayed /healthz by 6 s. */
+START_TEST(probe_answered_while_many_clients_wait)
+{
+    enum { SILENT = 48 };
+    int silent[SILENT];
+    for (int i = 0; i < SILENT; i++)
+        silent[i] = s_connect();
+    /* A client that sent half a request counts as waiting too. */
+    ck_assert_int_eq(send(silent[0], "GET /hea", 8, MSG_NOSIGNAL), 8);
+    usleep(100000);  /* the server has seen them all */
+    for (int round = 0; round < 3; round++) {
+        uint64_t t0 = tu_now_ms();
+        ck_assert_int_eq(s_status_of("GET /healthz HTTP/1.0\r\n\r\n"), 200);
+        uint64_t took = tu_now_ms() - t0;
+        /* Generous against a loaded machine; the silent clients' own
+         * deadline is 2 s. */
+        ck_assert_msg(took < 3000, "probe %d answered after %llu ms", round,
+                      (unsigned long long)took);
+    }
+    /* Slots were made by closing silent clients, and that is counted. */
+    char *m = NULL;
+    const char *req = "GET /metrics HTTP/1.0\r\n\r\n";
+    int status = 0;
+    m = s_exchange(&req, 1, &status);
+    ck_assert_int_eq(status, 200);
+    ck_assert_ptr_nonnull(strstr(m, "http_evicted_total"));
+    ck_assert_ptr_null(strstr(m, "http_evicted_total{stage=\"hhtest\","
+                                 "instance=\"inst1\"} 0\n"));
+    free(m);
+    for (int i = 0; i < SILENT; i++)
+        close(silent[i]);
+}
+END_TEST
+
 static int s_is_stale(void *arg)
 {
     (void)arg;
@@ -374,6 +412,7 @@ int main(void)
     tcase_add_test(tc, oversized_head_is_refused_and_server_survives);
     tcase_add_test(tc, silent_client_does_not_block_the_next);
     tcase_add_test(tc, stale_beat_is_503_until_the_next_beat);
+    tcase_add_test(tc, probe_answered_while_many_clients_wait);
     tcase_add_test(tc, destroy_with_a_client_connected);
     tcase_add_test(tc, bad_addresses_fail_cleanly);
     suite_add_tcase(s, tc);

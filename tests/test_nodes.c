@@ -280,7 +280,8 @@ START_TEST(test_api_two_nodes)
     int status = 0;
     uint64_t t0 = tu_now_ms() - 3000;
     agg_t *agg = s_agg(NULL, t0);
-    agg_api_t *api = agg_api_new(agg, "127.0.0.1:0", err, sizeof(err));
+    agg_api_options_t ao = { .addr = "127.0.0.1:0" };
+    agg_api_t *api = agg_api_new(agg, &ao, err, sizeof(err));
     ck_assert_msg(api != NULL, "%s", err);
     int port = agg_api_port(api);
     s_feed_node(agg, "node-a", "alpha_leaf", 3, 1);

@@ -398,7 +398,7 @@ START_TEST(test_stage_end_to_end)
 
     void *ctx = zmq_ctx_new();
     stats_t *stats = stats_new("test", "t");
-    bus_options_t bo = { in, out, 1000, 1000, "collector/test" };
+    bus_options_t bo = { in, out, 1000, 1000, "collector/test", NULL };
     receiver_t r = { 0 };
     r.bus = bus_new(ctx, &bo, stats);
     r.arena = arena_new(0);

@@ -1492,7 +1492,7 @@ s_rig_start(stage_rig_t *r, const env_t *e, const char *bus_yaml,
 
     r->ctx = zmq_ctx_new();
     r->stats = stats_new("test", "t");
-    bus_options_t bo = { in, out, 1000, 1000, sender };
+    bus_options_t bo = { in, out, 1000, 1000, sender, NULL };
     r->bus = bus_new(r->ctx, &bo, r->stats);
     ck_assert_ptr_nonnull(r->bus);
 }

@@ -194,6 +194,46 @@ char *tu_read_file(const char *path, size_t *len)
 char *tu_http(const char *method, const char *host, int port,
               const char *path, const char *body, int *status, size_t *len)
 {
+    return tu_http_with(method, host, port, path, NULL, body, status, len);
+}
+
+char *tu_http_with(const char *method, const char *host, int port,
+                   const char *path, const char *headers, const char *body,
+                   int *status, size_t *len)
+{
+    size_t blen = body ? strlen(body) : 0, used = 0;
+    size_t hcap = 2048 + (headers ? strlen(headers) : 0) + blen;
+    char *req = malloc(hcap);
+    if (!req)
+        return NULL;
+    int hl = snprintf(req, hcap,
+                      "%s %s HTTP/1.0\r\nHost: %s\r\n%sContent-Type: "
+                      "application/json\r\nContent-Length: %zu\r\n"
+                      "Connection: close\r\n\r\n%s",
+                      method, path, host, headers ? headers : "", blen,
+                      body ? body : "");
+    char *resp = hl > 0 && (size_t)hl < hcap
+                     ? tu_http_raw(host, port, req, (size_t)hl, status, &used)
+                     : NULL;
+    free(req);
+    if (!resp)
+        return NULL;
+    char *sep = strstr(resp, "\r\n\r\n");
+    const char *b = sep ? sep + 4 : resp + used;
+    size_t bl = (size_t)(resp + used - b);
+    char *out = malloc(bl + 1);
+    if (out) {
+        memcpy(out, b, bl + 1);
+        if (len)
+            *len = bl;
+    }
+    free(resp);
+    return out;
+}
+
+char *tu_http_raw(const char *host, int port, const char *request,
+                  size_t reqlen, int *status, size_t *resp_len)
+{
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
         return NULL;
@@ -205,15 +245,10 @@ char *tu_http(const char *method, const char *host, int port,
         close(fd);
         return NULL;
     }
-    size_t blen = body ? strlen(body) : 0;
-    char head[2048];
-    int hl = snprintf(head, sizeof head,
-                      "%s %s HTTP/1.0\r\nHost: %s\r\nContent-Type: "
-                      "application/json\r\nContent-Length: %zu\r\n"
-                      "Connection: close\r\n\r\n",
-                      method, path, host, blen);
-    if (write(fd, head, (size_t)hl) != hl ||
-        (blen && write(fd, body, blen) != (ssize_t)blen)) {
+    /* A server may answer before reading everything (a refusal): the
+     * answer still counts. */
+    if (send(fd, request, reqlen, MSG_NOSIGNAL) < 0 && errno != EPIPE &&
+        errno != ECONNRESET) {
         close(fd);
         return NULL;
     }
@@ -241,22 +276,17 @@ char *tu_http(const char *method, const char *host, int port,
     if (!resp)
         return NULL;
     resp[used] = '\0';
+    if (used == 0) {
+        free(resp);
+        return NULL;
+    }
     int code = 0;
     sscanf(resp, "HTTP/%*s %d", &code);
     if (status)
         *status = code;
-    char *sep = strstr(resp, "\r\n\r\n");
-    const char *b = sep ? sep + 4 : resp + used;
-    size_t bl = (size_t)(resp + used - b);
-    char *out = malloc(bl + 1);
-    if (out) {
-        memcpy(out, b, bl);
-        out[bl] = '\0';
-        if (len)
-            *len = bl;
-    }
-    free(resp);
-    return out;
+    if (resp_len)
+        *resp_len = used;
+    return resp;
 }
 
 int tu_wait_until(int (*fn)(void *arg), void *arg, int timeout_ms)

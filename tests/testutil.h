@@ -48,6 +48,16 @@ char *tu_read_file(const char *path, size_t *len);
 char *tu_http(const char *method, const char *host, int port,
               const char *path, const char *body, int *status,
               size_t *len);
+/* The same with extra header lines ("Name: value\r\n" each, or NULL),
+ * sent before the defaults. */
+char *tu_http_with(const char *method, const char *host, int port,
+                   const char *path, const char *headers, const char *body,
+                   int *status, size_t *len);
+/* Sends a whole raw request (head and body as given) and returns the
+ * whole raw answer (NUL-terminated, *resp_len bytes), or NULL when none
+ * arrived. */
+char *tu_http_raw(const char *host, int port, const char *request,
+                  size_t reqlen, int *status, size_t *resp_len);
 
 /* Poll fn(arg) every 50 ms until it returns non-zero or timeout_ms passes.
  * Returns the last result. */

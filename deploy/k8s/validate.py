@@ -12,10 +12,14 @@ all capabilities dropped and only the ones its stage is allowed added;
 non-root unless the stage needs root; hostPID only where a stage needs the
 node's pids; every volume mount, ConfigMap and Secret reference resolves;
 the ports a ConfigMap's skyprof.yaml gives each stage are the ones its
-probes use; kustomization resources exist.
+probes use; kustomization resources exist. Every port a container declares
+(the API, the health ports, the bus) is under an Ingress NetworkPolicy that
+selects its pod, and no rule admits it from everywhere; an aggregator whose
+ConfigMap binds the API on every address reads its token from a Secret.
 
 Compose (deploy/compose/docker-compose.yml): parses, every service has an
-image and the same privilege rules.
+image and the same privilege rules; published ports name a host address
+that defaults to loopback.
 
 With --bin-dir, every skyprof.yaml (image default and ConfigMaps) is loaded
 by a real stage (--print-config), so an unknown value or type fails here
@@ -55,6 +59,7 @@ CONFIG_PORT_KEY = {
     "aggregator": "aggregator", "policy": "policy", "uplink": "uplink",
 }
 WORKLOAD_KINDS = {"DaemonSet", "Deployment", "StatefulSet"}
+WILDCARD_HOSTS = {"", "0.0.0.0", "*", "[::]"}
 
 problems = []
 
@@ -90,6 +95,47 @@ def config_ports(text, where):
         if addr:
             ports[stage] = int(addr.rsplit(":", 1)[1])
     return ports
+
+
+def policy_selects(policy, labels):
+    spec = policy.get("spec") or {}
+    if "Ingress" not in (spec.get("policyTypes") or ["Ingress"]):
+        return False
+    sel = (spec.get("podSelector") or {}).get("matchLabels") or {}
+    return all(labels.get(k) == v for k, v in sel.items())
+
+
+def check_port_policies(where, labels, containers, policies):
+    """Every declared container port is under a policy, never open to all."""
+    selecting = [p for p in policies if policy_selects(p, labels)]
+    for c in containers:
+        for p in c.get("ports") or []:
+            number, name = p.get("containerPort"), p.get("name")
+            w = f"{where}/{c.get('name')} port {name or number}"
+            if not selecting:
+                problem(w, "no NetworkPolicy selects this pod")
+                continue
+            covered = False
+            for pol in selecting:
+                for rule in (pol.get("spec") or {}).get("ingress") or []:
+                    rports = [x.get("port") for x in rule.get("ports") or []]
+                    if rports and number not in rports and name not in rports:
+                        continue
+                    covered = True
+                    if not rule.get("from"):
+                        problem(w, f"NetworkPolicy {pol['metadata']['name']} "
+                                   "admits it from everywhere")
+            if not covered:
+                problem(w, "no NetworkPolicy rule admits it (unreachable)")
+
+
+def api_binds_everywhere(cfg_text):
+    try:
+        cfg = yaml.safe_load(cfg_text) or {}
+    except yaml.YAMLError:
+        return False
+    addr = str((cfg.get("aggregator") or {}).get("http_addr") or "")
+    return bool(addr) and addr.rsplit(":", 1)[0] in WILDCARD_HOSTS
 
 
 def check_container(where, c, pod_volumes, host_pid, cfg_ports, names):
@@ -196,10 +242,13 @@ def check_k8s(layout_dir, bin_dir):
         objects[(d.get("kind"), md.get("name"))] = (where, d)
 
     cfg_ports_by_map = {}
+    open_api_maps = set()
     for (kind, name), (where, d) in objects.items():
         if kind == "ConfigMap" and "skyprof.yaml" in (d.get("data") or {}):
             text = d["data"]["skyprof.yaml"]
             cfg_ports_by_map[name] = config_ports(text, where)
+            if api_binds_everywhere(text):
+                open_api_maps.add(name)
             if bin_dir:
                 check_config_with_stage(where, text, bin_dir)
 
@@ -230,9 +279,18 @@ def check_k8s(layout_dir, bin_dir):
         host_pid = bool(pod.get("hostPID"))
         names = set()
         stages = set()
+        policies = [d for (k, _), (_, d) in objects.items() if k == "NetworkPolicy"]
+        check_port_policies(where, labels, pod.get("containers") or [], policies)
+        maps = {(v.get("configMap") or {}).get("name") for v in volumes.values()}
         for c in pod.get("containers") or []:
             st = check_container(where, c, set(volumes), host_pid, cfg_ports, names)
             stages.add(st)
+            token = [e for e in c.get("env") or []
+                     if e.get("name") == "SKYPROF_AGGREGATOR_AUTH_TOKEN"
+                     and (e.get("valueFrom") or {}).get("secretKeyRef")]
+            if st == "aggregator" and maps & open_api_maps and not token:
+                problem(f"{where}/{c.get('name')}", "API bound on every address "
+                        "without SKYPROF_AGGREGATOR_AUTH_TOKEN from a Secret")
             for kind_ref, ref in c.pop("_refs", []):
                 if (kind_ref, ref) not in objects:
                     problem(where, f"{kind_ref} {ref} not defined")
@@ -299,6 +357,12 @@ def check_compose(path):
             problem(w, f"user {user!r}: stages without capabilities run as 10001")
         if svc.get("read_only") is not True:
             problem(w, "root filesystem not read-only")
+        for port in svc.get("ports") or []:
+            # ${VAR:-default} -> default: what an unset environment gives.
+            bind = re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", str(port)).split(":")
+            if len(bind) != 3 or ("127.0.0.1" not in bind[0] and "::1" not in bind[0]):
+                problem(w, f"published port {port!r} does not default to a "
+                           "loopback host address")
         env = svc.get("environment") or {}
         for k in ("SKYPROF_BUS_IN", "SKYPROF_BUS_OUT"):
             if not str(env.get(k, "")).startswith("tcp://"):
