@@ -187,6 +187,21 @@ static int s_online_cpus(unsigned char *online, int max)
     return count;
 }
 
+/* How many CPUs are online now, -1 when sysfs does not say. */
+static int s_count_online_cpus(void)
+{
+    int ncpu = libbpf_num_possible_cpus();
+    unsigned char *online;
+    int n;
+
+    if (ncpu <= 0 || ncpu > PROBES_MAX_CPUS)
+        ncpu = PROBES_MAX_CPUS;
+    online = calloc((size_t)ncpu, 1);
+    n = online ? s_online_cpus(online, ncpu) : -1;
+    free(online);
+    return n;
+}
+
 static void s_detach_sampler(probes_t *self)
 {
     for (int i = 0; i < self->nperf; i++) {
@@ -469,15 +484,7 @@ probes_t *probes_new(const collector_options_t *opts,
                  s_libbpf_last[0] ? "; libbpf: " : "", s_libbpf_last);
         goto fail;
     }
-    {
-        int ncpu = libbpf_num_possible_cpus();
-        unsigned char *online;
-        if (ncpu <= 0 || ncpu > PROBES_MAX_CPUS)
-            ncpu = PROBES_MAX_CPUS;
-        online = calloc((size_t)ncpu, 1);
-        self->ncpus_online = online ? s_online_cpus(online, ncpu) : -1;
-        free(online);
-    }
+    self->ncpus_online = s_count_online_cpus();
     if (!opts->active)
         log_info("on-CPU sampling off (profiling.active is false)");
     else if (self->sampler == COLLECTOR_SAMPLER_TICK)
