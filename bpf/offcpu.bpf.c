@@ -10,16 +10,18 @@
  *
  * Cost, which the probe pays on every context switch of the host while
  * any off-CPU task runs:
- *  - Threads of other processes: off_pid_bits, a bit per tgid hash in
- *    .bss, is read for prev and next and the probe returns; no map lookup,
- *    no clock read. A set bit is confirmed in off_pids.
+ *  - Threads of other processes: off_pid_bits, a bit per tgid hash in a
+ *    one-element array (its lookup is inlined), is read for prev and next
+ *    and the probe returns; no hash lookup, no clock read. A set bit is
+ *    confirmed in off_pids.
  *  - Targeted threads: the two stack walks (bpf_get_stackid, kernel and
  *    user) are what costs, about 1.5 us per switch; the clock read and the
  *    start-map update are tens of ns. So the time of every blocking period
  *    is measured, but stacks are taken only for the periods that are
- *    recorded: all of them after a long period of the same thread (at
- *    least long_ns: a thread that just slept long is likely to again, and
- *    such threads switch rarely), and one in sample_every of the others,
+ *    recorded: all of them for SKY_OFF_KEEP_AFTER_LONG periods after a
+ *    long one of the same thread (at least long_ns: a thread that just
+ *    slept long is likely to again, and such threads switch rarely), and
+ *    one in sample_every of the others,
  *    drawn at random at switch-out, before the period's length is known.
  *    A recorded period stands for 1 / its probability of being recorded
  *    (its weight multiplies count and time), which keeps the totals
@@ -73,8 +75,18 @@ const volatile __u32 prev_state_arg = 0;   /* sched_switch has prev_state */
 __u32 off_gen = 0;
 
 /* Bit (tgid & (SKY_OFF_PID_BITS - 1)) is set for every tgid in off_pids;
- * written by user space through the mmap'ed .bss. */
-__u64 off_pid_bits[SKY_OFF_PID_WORDS] = {};
+ * written by user space. One array element: its lookup is inlined by the
+ * verifier, so the test is a handful of instructions. */
+struct sky_off_pid_bits {
+    __u64 words[SKY_OFF_PID_WORDS];
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct sky_off_pid_bits);
+} off_pid_bits SEC(".maps");
 
 /* tgid -> 1 for processes targeted by active off-CPU tasks. */
 struct {
@@ -185,11 +197,12 @@ static __always_inline void s_capture(void *ctx, __u32 gen, __u32 task_flags,
     *ustack = (__s32)id;
 }
 
-static __always_inline int s_pid_bit(__u32 tgid)
+static __always_inline int s_pid_bit(const struct sky_off_pid_bits *bits,
+                                     __u32 tgid)
 {
     __u32 bit = tgid & (SKY_OFF_PID_BITS - 1);
 
-    return (*(volatile __u64 *)&off_pid_bits[bit / 64] >> (bit % 64)) & 1;
+    return bits ? (bits->words[bit / 64] >> (bit % 64)) & 1 : 0;
 }
 
 /* The time of this switch, read once for both of its halves. */
@@ -204,7 +217,7 @@ static __always_inline __u64 s_now(__u64 *now)
  * and what it then stands for. */
 static __always_inline __u32 s_weight(const struct sky_off_start *st)
 {
-    if (sample_every <= 1 || (st->flags & SKY_OFF_ST_LONG))
+    if (sample_every <= 1 || st->keep)
         return 1;
     if (bpf_get_prandom_u32() % sample_every == 0)
         return sample_every;
@@ -315,7 +328,10 @@ static __always_inline void s_switch_in(void *ctx, struct task_struct *next,
 done:
     /* After the aggregation update: user space relies on a stack id being
      * either still held here or already in off_agg. */
-    st->flags = delta >= long_ns ? SKY_OFF_ST_LONG : 0;
+    if (delta >= long_ns)
+        st->keep = SKY_OFF_KEEP_AFTER_LONG;
+    else if (st->keep)
+        st->keep--;
     st->kstack = SKY_OFF_NO_STACK;
     st->ustack = SKY_OFF_NO_STACK;
     st->weight = 0;
@@ -331,14 +347,15 @@ SEC("tp_btf/sched_switch")
 int BPF_PROG(sky_off_switch, bool preempt, struct task_struct *prev,
              struct task_struct *next)
 {
-    __u32 prev_tgid = prev->tgid, next_tgid = next->tgid;
+    __u32 prev_tgid = prev->tgid, next_tgid = next->tgid, zero = 0;
+    struct sky_off_pid_bits *bits = bpf_map_lookup_elem(&off_pid_bits, &zero);
     __u64 now = 0;
 
-    if (s_pid_bit(prev_tgid))
+    if (s_pid_bit(bits, prev_tgid))
         s_switch_out(ctx, prev, prev_tgid, prev->pid,
                      prev_state_arg ? (__u32)ctx[3] : s_task_state_btf(prev),
                      preempt, &now, 1);
-    if (s_pid_bit(next_tgid))
+    if (s_pid_bit(bits, next_tgid))
         s_switch_in(ctx, next, next->pid, &now, 0);
     return 0;
 }
@@ -348,13 +365,14 @@ SEC("kprobe")
 int BPF_KPROBE(sky_off_finish, struct task_struct *prev)
 {
     struct task_struct *next = (struct task_struct *)bpf_get_current_task();
-    __u32 prev_tgid = BPF_CORE_READ(prev, tgid);
+    __u32 prev_tgid = BPF_CORE_READ(prev, tgid), zero = 0;
+    struct sky_off_pid_bits *bits = bpf_map_lookup_elem(&off_pid_bits, &zero);
     __u64 now = 0;
 
-    if (s_pid_bit(prev_tgid))
+    if (s_pid_bit(bits, prev_tgid))
         s_switch_out(ctx, prev, prev_tgid, BPF_CORE_READ(prev, pid),
                      s_task_state(prev), false, &now, 0);
-    if (s_pid_bit(BPF_CORE_READ(next, tgid)))
+    if (s_pid_bit(bits, BPF_CORE_READ(next, tgid)))
         s_switch_in(ctx, next, BPF_CORE_READ(next, pid), &now, 1);
     return 0;
 }

@@ -82,15 +82,17 @@ struct sky_proc_event {
 #define SKY_OFF_CNT_MAX          7
 
 /* A 2^16-bit filter of tgid & (SKY_OFF_PID_BITS - 1) over the targeted
- * processes, in the program's .bss, written by user space: a switch of
+ * processes (the off_pid_bits array), written by user space: a switch of
  * two threads whose bits are clear (nearly every switch of the host)
- * leaves the probe after two loads, before any map lookup. */
+ * leaves the probe after two loads, before any hash lookup. */
 #define SKY_OFF_PID_BITS  65536u
 #define SKY_OFF_PID_WORDS (SKY_OFF_PID_BITS / 64)
 
-/* sky_off_start.flags */
-#define SKY_OFF_ST_LONG 0x1u  /* the thread's last period was long: its
-                                 next one is recorded for sure */
+/* After a long period, a thread's next SKY_OFF_KEEP_AFTER_LONG periods
+ * are recorded for sure (sky_off_start.keep counts them down): a thread
+ * that alternates long sleeps with short waits has its long ones recorded
+ * whole, not drawn 1 in N with a weight of N. */
+#define SKY_OFF_KEEP_AFTER_LONG 16u
 
 /* A stack id that names no stack (the capture failed). */
 #define SKY_OFF_NO_STACK (-1)
@@ -108,7 +110,7 @@ struct sky_off_start {
     __u32 gen;        /* stack map generation the ids belong to */
     __u32 weight;     /* periods this one stands for (1 / probability it
                          was recorded); 0: not recorded, time only */
-    __u32 flags;      /* SKY_OFF_ST_* */
+    __u32 keep;       /* periods still recorded for sure (see above) */
 };
 
 /* Aggregation key: one per (thread, stack, generation). */

@@ -39,6 +39,7 @@ struct offcpu {
     int flavour;
     uint32_t *pids;            /* what off_pids holds, sorted */
     size_t npids;
+    uint64_t pid_bits[SKY_OFF_PID_WORDS]; /* built for off_pid_bits */
     /* generations: gen is what new switch-outs use */
     uint32_t gen;
     uint64_t flip_ns;
@@ -626,21 +627,22 @@ static int s_contains(const uint32_t *sorted, size_t n, uint32_t pid)
     return 0;
 }
 
-/* The probe's tgid filter bits for this set; see SKY_OFF_PID_BITS. Built
- * aside and copied a word at a time, so a pid that stays never reads as
- * absent meanwhile. */
+/* The probe's tgid filter bits for this set; see SKY_OFF_PID_BITS. The
+ * words change one by one, so a pid that stays never reads as absent. */
 static void s_write_pid_bits(offcpu_t *self, const uint32_t *pids, size_t n)
 {
-    uint64_t bits[SKY_OFF_PID_WORDS] = { 0 };
-    volatile __u64 *out = self->skel->bss->off_pid_bits;
+    uint64_t *bits = self->pid_bits;
+    uint32_t zero = 0;
 
+    memset(self->pid_bits, 0, sizeof(self->pid_bits));
     for (size_t i = 0; i < n; i++) {
         uint32_t b = pids[i] & (SKY_OFF_PID_BITS - 1);
         bits[b / 64] |= 1ull << (b % 64);
     }
-    for (uint32_t w = 0; w < SKY_OFF_PID_WORDS; w++)
-        if (out[w] != bits[w])
-            out[w] = bits[w];
+    if (bpf_map_update_elem(bpf_map__fd(self->skel->maps.off_pid_bits),
+                            &zero, bits, BPF_ANY) != 0)
+        log_warn_rl(&self->rl, "off-CPU pid filter not updated: %s",
+                    strerror(errno));
 }
 
 /* Threads of processes no longer targeted leave the start map: the probe
