@@ -728,24 +728,29 @@ START_TEST(test_tick_cpu_workload)
     double expected = (double)d.child_cpu_ns / (2.0 * (double)tick_ns);
     s_print_tally("cpu_workload (tick, every 2nd)", cap.pids[0], &t,
                   expected, d.child_cpu_ns);
-    uint64_t irq_frames = 0, tick_frames = 0, bad_weight = 0;
+    uint64_t irq_frames = 0, hrtimer_frames = 0, tick_frames = 0;
+    uint64_t bad_weight = 0;
     for (size_t i = 0; i < cap.nsamples; i++) {
         const cap_sample_t *s = &cap.samples[i];
         for (uint32_t k = 0; k < s->nk; k++) {
             uint64_t a = s->kframes[k];
             irq_frames += a >= irq_lo && a < irq_hi;
-            tick_frames += (a >= hr_lo && a < hr_hi) ||
-                           (a >= tick_lo && a < tick_hi);
+            hrtimer_frames += a >= hr_lo && a < hr_hi;
+            tick_frames += a >= tick_lo && a < tick_hi;
         }
         bad_weight += s->weight_ns != s->count * 2 * tick_ns;
         ck_assert(!s->has_task);
     }
     s_check_shares(&t);
-    /* A cut that failed would leave the interrupt entry stub with the
-     * hrtimer frames above it; the code the tick interrupts may itself be
-     * hrtimer code now and then (a timer run from another interrupt). */
-    ck_assert_uint_eq(irq_frames, 0);
-    ck_assert_uint_le(tick_frames * 50, t.total);
+    /* A cut that failed would leave the tick's own frames, with
+     * tick_nohz_handler among them: hard interrupts are off while it
+     * runs, so no kept stack can hold it. Entry stubs and hrtimer code of
+     * other interrupts (softirq work run on an earlier interrupt's exit,
+     * say) are what the tick interrupted, and may be kept. */
+    printf("tick: kept kernel frames in irq entry code %" PRIu64
+           ", in __hrtimer_run_queues %" PRIu64 ", in the tick %" PRIu64
+           "\n", irq_frames, hrtimer_frames, tick_frames);
+    ck_assert_uint_eq(tick_frames, 0);
     ck_assert_uint_eq(bad_weight, 0);
     /* alpha and beta compute in user mode: interrupted there, they have no
      * kernel stack (the few with one were caught in a page fault or the
