@@ -5,6 +5,8 @@
 #   make run        deps + build + start the local pipeline profiling this host
 #   make test       deps + sanitizer build + every test (tests/run-tests.sh)
 #   make bench      deps + build + the peer benchmarks (bench/)
+#   make fuzz       libFuzzer harnesses (tests/fuzz/), each run FUZZ_SECONDS
+#   make soak       deps + build + the churn soak (tests/soak.py, ~25 min)
 #   make install    PREFIX=/usr/local DESTDIR=
 #
 # Sources are discovered per directory: every directory in STAGE_DIRS builds
@@ -29,7 +31,7 @@ Q := @
 msg = @printf '  %-8s %s\n' '$(1)' '$(2)';
 endif
 
-PKGS := libbpf libelf libzmq msgpack libprotobuf-c grpc yaml-0.1 \
+PKGS := libbpf libelf libzmq msgpack libprotobuf-c grpc yaml-0.1 libcurl \
         libmicrohttpd sqlite3 zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -40,13 +42,21 @@ WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
 ALL_CFLAGS = -std=gnu11 $(CFLAGS) $(WARN) -MMD -MP -D_GNU_SOURCE \
-             -I. -Ilib -I$(BUILD)/gen $(PKG_CFLAGS)
+             -I. -Ilib -I$(GEN) $(PKG_CFLAGS)
 ALL_LDFLAGS = $(LDFLAGS) -Wl,--as-needed
 LDLIBS  := $(PKG_LIBS) -liberty -lpthread -lm
 
 ifeq ($(SAN),1)
-ALL_CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-ALL_LDFLAGS += -fsanitize=address,undefined
+ALL_CFLAGS  += -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer -fno-sanitize-recover=undefined,float-cast-overflow
+ALL_LDFLAGS += -fsanitize=address,undefined,float-cast-overflow
+endif
+# The fuzz tree (tests/fuzz/README.md): clang instruments every project
+# object for libFuzzer's coverage and ASan/UBSan; only the harnesses link
+# libFuzzer's main.
+ifeq ($(SAN),fuzz)
+FUZZ_SAN    := address,undefined,float-cast-overflow
+ALL_CFLAGS  += -fsanitize=fuzzer-no-link,$(FUZZ_SAN) -fno-omit-frame-pointer -fno-sanitize-recover=undefined,float-cast-overflow
+ALL_LDFLAGS += -fsanitize=$(FUZZ_SAN)
 endif
 
 # name of the directory -> name of the executable
@@ -87,11 +97,11 @@ PROG_LIBS     := $(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%.so,$(PROG_LIB
 PROGS         := $(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%,$(PROG_SRCS))
 PROG_CFLAGS   := -O1 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -fno-inline -Wall
 
-.PHONY: all deps run test check bench install clean images help
+.PHONY: all deps run test check bench install clean images help fuzz fuzzers fuzz-build
 all: $(EXES) $(BPF_OBJS)
 
 help:
-	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,14p' Makefile | sed 's/^# \{0,1\}//'
 
 deps:
 	$(Q)sh mk/deps.sh
@@ -173,11 +183,42 @@ $(BUILD)/tests/test_%: $(BUILD)/obj/tests/test_%.o $(TEST_COMMON_OBJS) $(ARCHIVE
 
 tests: $(EXES) $(BPF_OBJS) $(TEST_EXES) $(PROGS) $(PROG_LIBS)
 
+# -------------------------------------------------------------- fuzzing
+# Every tests/fuzz/fuzz_<name>.c is one libFuzzer harness linking the
+# project archives of the fuzz tree (SAN=fuzz, built with clang).
+FUZZ_BUILD   ?= build/fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_EXES := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+# Helpers every harness links: tests/fuzz/common/ and the aggregator
+# tests' sample batch.
+FUZZ_COMMON_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/fuzz/common/*.c) tests/agg_fixture.c)
+
+$(BUILD)/fuzz/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_COMMON_OBJS) $(ARCHIVES)
+	$(call msg,LINK,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_LDFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_COMMON_OBJS) $(LINK_ARCHIVES) $(LDLIBS)
+
+fuzzers: $(FUZZ_EXES)
+
+# One recursive make builds the fuzz tree with clang wherever BUILD points.
+# FUZZ_GEN may name another tree's generated headers (skeletons, protobuf)
+# to take them from there instead of generating them again.
+fuzz-build:
+	$(Q)$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) SAN=fuzz CC=$(CLANG) OPT=-O1 \
+		$(if $(FUZZ_GEN),GEN=$(FUZZ_GEN)) fuzzers
+
+fuzz: deps
+	$(Q)$(MAKE) --no-print-directory fuzz-build
+	$(Q)sh tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) explore
+
 # `make test` builds a sanitizer tree of its own so the normal build stays
-# fast, then runs every test binary against it.
+# fast, then runs every test binary against it; the fuzz tree's harnesses
+# run over their corpora plus a few seconds of fuzzing each.
 test: deps
 	$(Q)$(MAKE) --no-print-directory BUILD=build/san SAN=1 OPT=-O1 tests
-	$(Q)SKYPROF_BUILD=build/san sh tests/run-tests.sh
+	$(Q)$(MAKE) --no-print-directory FUZZ_GEN=build/san/gen fuzz-build
+	$(Q)SKYPROF_BUILD=build/san SKYPROF_FUZZ_BUILD=$(FUZZ_BUILD) sh tests/run-tests.sh
 
 check: test
 
@@ -188,6 +229,13 @@ run: deps
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all tests
 	$(Q)sh bench/run.sh
+
+# Churn soak (tests/soak.py): long, needs root; SOAK_SECONDS, SOAK_RATE,
+# SOAK_PHASES, SOAK_FLAP_SECONDS tune it. Not part of `make test`.
+.PHONY: soak
+soak: deps
+	$(Q)$(MAKE) --no-print-directory all tests
+	$(Q)python3 tests/soak.py
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/skyprof

@@ -156,12 +156,14 @@ agg_new(const agg_options_t *opts, uint64_t now_ms)
     if (self->wake_fd < 0)
         goto fail;
     self->procs = agg_procs_new(AGG_PROCS_MAX);
+    self->pods = agg_pods_new();
     self->tasks = agg_tasks_new();
     self->peers = agg_peers_new();
     self->arena = arena_new(0);
     self->dedup = origin_dedup_new();
     self->current = agg_window_new(now_ms, self->o.max_nodes);
-    if (!self->procs || !self->tasks || !self->peers || !self->arena
+    if (!self->procs || !self->pods || !self->tasks || !self->peers
+        || !self->arena
         || !self->dedup || !self->current)
         goto fail;
     s_store_open(self, now_ms);
@@ -183,6 +185,7 @@ agg_destroy(agg_t **self_p)
     agg_window_destroy(&self->current);
     agg_store_destroy(&self->store);
     agg_procs_destroy(&self->procs);
+    agg_pods_destroy(&self->pods);
     agg_tasks_destroy(&self->tasks);
     agg_peers_destroy(&self->peers);
     arena_destroy(&self->arena);
@@ -206,6 +209,12 @@ s_name_of(void *arg, const char *node, uint32_t pid)
     return p ? p->name : NULL;
 }
 
+static const agg_pod_t *
+s_pod_of(void *arg, const char *node, const char *container_id)
+{
+    return agg_pods_find(((agg_t *)arg)->pods, node, container_id);
+}
+
 int
 agg_ingest_sym(agg_t *self, const wire_sym_batch_t *b)
 {
@@ -214,7 +223,8 @@ agg_ingest_sym(agg_t *self, const wire_sym_batch_t *b)
     uint64_t truncated_before = 0;
     for (int k = 0; k < AGG_KINDS; k++)
         truncated_before += flame_truncated(agg_window_host(self->current, k));
-    long rejected = agg_window_add_batch(self->current, b, s_name_of, self);
+    long rejected = agg_window_add_batch(self->current, b, s_name_of,
+                                             s_pod_of, self);
     uint64_t truncated_after = 0;
     for (int k = 0; k < AGG_KINDS; k++)
         truncated_after += flame_truncated(agg_window_host(self->current, k));
@@ -237,6 +247,15 @@ agg_ingest_sym(agg_t *self, const wire_sym_batch_t *b)
         pthread_mutex_unlock(&self->lock);
     }
     return 0;
+}
+
+void
+agg_ingest_k8s(agg_t *self, const wire_k8s_containers_t *m)
+{
+    if (agg_pods_update(self->pods, m) != 0)
+        log_warn_rl(&self->rl, "k8s.containers from %s: table not kept (out "
+                    "of memory or more than %d nodes)", m->hdr.sender,
+                    AGG_PODS_MAX_NODES);
 }
 
 void
@@ -460,6 +479,7 @@ typedef struct {
     const char *name;
     uint64_t cpu_ns, samples, off_ns;
     uint64_t last_end_ms;
+    const agg_wproc_t *pod;     /* the window row naming its pod, or NULL */
 } proc_row_t;
 
 static int
@@ -498,7 +518,8 @@ agg_process_rows(agg_t *self, uint64_t start_ms, uint64_t end_ms,
             }
             rows[nrows++] = (proc_row_t){ p->pid, p->node, p->name,
                                           p->cpu_ns, p->samples, p->off_ns,
-                                          agg_window_end(w) };
+                                          agg_window_end(w),
+                                          p->pod ? p : NULL };
         }
     }
     if (nrows)
@@ -514,6 +535,8 @@ agg_process_rows(agg_t *self, uint64_t start_ms, uint64_t end_ms,
             sum.off_ns += rows[j].off_ns;
             sum.name = rows[j].name;          /* newest name wins */
             sum.last_end_ms = rows[j].last_end_ms;
+            if (rows[j].pod)
+                sum.pod = rows[j].pod;        /* and the newest pod */
         }
         i = j;
         const agg_proc_t *info = agg_procs_get(self->procs, sum.node,
@@ -524,6 +547,9 @@ agg_process_rows(agg_t *self, uint64_t start_ms, uint64_t end_ms,
             .cmdline = (char *)(info && info->cmdline ? info->cmdline : ""),
             .cpu_ns = sum.cpu_ns, .samples = sum.samples,
             .off_ns = sum.off_ns, .last_end_ms = sum.last_end_ms,
+            .ns = (char *)(sum.pod ? sum.pod->ns : ""),
+            .pod = (char *)(sum.pod ? sum.pod->pod : ""),
+            .container = (char *)(sum.pod ? sum.pod->container : ""),
             .alive = info ? info->exit_ms == 0
                           : sum.last_end_ms == newest_end,
         };

@@ -59,6 +59,7 @@ void agg_set_handover(agg_t *self, struct agg_handover *handover);
 
 int agg_ingest_sym(agg_t *self, const wire_sym_batch_t *batch);
 void agg_ingest_proc_events(agg_t *self, const wire_proc_events_t *events);
+void agg_ingest_k8s(agg_t *self, const wire_k8s_containers_t *m);
 void agg_ingest_tasks(agg_t *self, const wire_task_set_t *set);
 void agg_ingest_stats(agg_t *self, const wire_stats_t *stats);
 
@@ -72,9 +73,15 @@ int agg_wake_fd(agg_t *self);
 int agg_pump(agg_t *self);
 
 /* ------------------------------------------------------ any thread */
+/* Longest namespace / pod / container filter (Kubernetes names are at
+ * most 253 bytes). */
+#define AGG_MAX_POD_FILTER 253
+
 enum agg_select {
     /* host-wide: Total -> [p] name -> [t] -> frames, with a node layer
-     * (Total -> [n] node -> [p] ...) when more than one node is present */
+     * (Total -> [n] node -> [p] ...) when more than one node is present;
+     * a pod's process sits under [ns] namespace -> [pod] -> [c] container
+     * between the node and [p] */
     AGG_SEL_TOTAL,
     AGG_SEL_NAME,     /* every pid with this process name */
     AGG_SEL_PID,
@@ -91,6 +98,9 @@ typedef struct {
      * core merges a pid found on several nodes; the HTTP API refuses
      * such a pid without node= (docs/api.md). */
     const char *node;
+    /* Only processes of this namespace / pod / container (Kubernetes
+     * discovery); NULL = any. */
+    const char *ns, *pod, *container;   /* each <= AGG_MAX_POD_FILTER */
     /* AGG_SEL_TOTAL: keep the node layer even with one node (replicas
      * exchange this form; the layer is dropped after merging). */
     int keep_nodes;
@@ -119,6 +129,8 @@ typedef struct {
     uint32_t pid;
     char *node;                    /* "" = unknown; owned by the set */
     char *name, *cmdline;          /* owned by the set */
+    /* The pod the process ran in, "" for a host process (owned). */
+    char *ns, *pod, *container;
     uint64_t cpu_ns, samples, off_ns;
     uint64_t last_end_ms;          /* end of the newest window holding it */
     int alive;
@@ -141,13 +153,23 @@ int agg_prows_add(agg_prows_t *s, const agg_prow_t *row);
 /* Sorts by (pid, node) and sums rows of the same process (name, cmdline
  * and alive from the newest). 0 or -1. */
 int agg_prows_merge(agg_prows_t *s);
+/* Keeps the rows of processes in namespace ns, pod and container (NULL:
+ * any); with any of them set, host processes go. */
+void agg_prows_keep_pod(agg_prows_t *s, const char *ns, const char *pod,
+                        const char *container);
 /* {"processes":[...]} plus "partial" when partial is non-NULL. */
 void agg_prows_json(const agg_prows_t *s, const char *partial,
                     agg_buf_t *out);
 /* Lossless text form for replicas: one line per row, tab-separated. */
 void agg_prows_text(const agg_prows_t *s, agg_buf_t *out);
-/* Parses agg_prows_text output, appending to s. 0, or -1 on bad input. */
-int agg_prows_parse(agg_prows_t *s, const char *text, size_t len);
+/* Parses agg_prows_text output, appending to s. 0, or -1 on bad input:
+ * more than max_rows rows, or a name, command line or node longer than
+ * a replica keeps (WIRE_MAX_STR, WIRE_MAX_LONG_STR, WIRE_MAX_NODE), so
+ * what a part costs is bounded whatever its size on the wire. */
+int agg_prows_parse(agg_prows_t *s, const char *text, size_t len,
+                    size_t max_rows);
+/* Frees the rows from index n on and keeps the first n. */
+void agg_prows_truncate(agg_prows_t *s, size_t n);
 
 int agg_process_rows(agg_t *self, uint64_t start_ms, uint64_t end_ms,
                      agg_prows_t *out);

@@ -9,6 +9,7 @@
 #include "dedup.h"
 #include "log.h"
 #include "peers.h"
+#include "pods.h"
 #include "procs.h"
 #include "store.h"
 #include "tasks.h"
@@ -38,6 +39,7 @@ struct agg {
     size_t hist_nodes;
     agg_store_t *store;             /* loop thread only */
     agg_procs_t *procs;
+    agg_pods_t *pods;               /* loop thread only */
     agg_tasks_t *tasks;
     agg_peers_t *peers;
     agg_request_t queue[AGG_QUEUE_MAX];

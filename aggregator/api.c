@@ -134,6 +134,25 @@ api_parse_range(api_request_t *req, api_reply_t *r, uint64_t *start_ms,
 }
 
 int
+api_parse_pod_filters(api_request_t *req, api_reply_t *r, agg_query_t *q)
+{
+    const char *keys[3] = { "namespace", "pod", "container" };
+    const char **vals[3] = { &q->ns, &q->pod, &q->container };
+    for (int k = 0; k < 3; k++) {
+        const char *v = api_arg(req, keys[k]);
+        if (!v)
+            continue;
+        if (!*v || strlen(v) > AGG_MAX_POD_FILTER) {
+            api_reply_error(r, 400, "%s must be 1 to %d bytes", keys[k],
+                            AGG_MAX_POD_FILTER);
+            return -1;
+        }
+        *vals[k] = v;
+    }
+    return 0;
+}
+
+int
 api_parse_query(api_request_t *req, api_reply_t *r, agg_query_t *q)
 {
     memset(q, 0, sizeof(*q));
@@ -166,6 +185,13 @@ api_parse_query(api_request_t *req, api_reply_t *r, agg_query_t *q)
             return -1;
         }
         q->node = node;
+    }
+    if (api_parse_pod_filters(req, r, q))
+        return -1;
+    if (task && (q->ns || q->pod || q->container)) {
+        api_reply_error(r, 400, "namespace, pod and container cannot be "
+                        "combined with task_id");
+        return -1;
     }
     if (pid) {
         uint64_t v;
@@ -204,7 +230,8 @@ api_label(agg_buf_t *b, const flame_node_t *n)
     static const char *prefix[] = {
         [FLAME_KERNEL] = "[k] ", [FLAME_LIB] = "[l] ",
         [FLAME_PROCESS] = "[p] ", [FLAME_THREAD] = "[t] ",
-        [FLAME_NODE] = "[n] ",
+        [FLAME_NODE] = "[n] ", [FLAME_NAMESPACE] = "[ns] ",
+        [FLAME_POD] = "[pod] ", [FLAME_CONTAINER] = "[c] ",
     };
     if (n->type < sizeof(prefix) / sizeof(prefix[0]) && prefix[n->type])
         agg_buf_puts(b, prefix[n->type]);

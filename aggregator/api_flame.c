@@ -106,13 +106,22 @@ s_trace_node(const flame_node_t *n, int depth, void *arg)
     return c->out->oom ? -1 : 0;
 }
 
-/* tag_filter: conditions joined by AND; pid and node are understood, with
- * the value quoted or not: "pid='123'", "pid=123 AND node='n1'". The node
- * is copied into node_buf, which q->node then points to. */
+/* The string tags of tag_filter, and where each goes in the query. */
+enum { TAG_NODE, TAG_NAMESPACE, TAG_POD, TAG_CONTAINER, TAG_STRINGS };
+typedef char tag_bufs_t[TAG_STRINGS][WIRE_MAX_NODE + 1];
+
+/* tag_filter: conditions joined by AND; pid, node, namespace, pod and
+ * container are understood, with the value quoted or not: "pid='123'",
+ * "pid=123 AND node='n1'", "namespace='shop' AND pod='web-1'". String
+ * values are copied into bufs, which the query then points to. */
 static int
-s_tag_filter(const char *f, agg_query_t *q, char *node_buf, size_t node_len,
-             char *err, size_t errlen)
+s_tag_filter(const char *f, agg_query_t *q, tag_bufs_t bufs, char *err,
+             size_t errlen)
 {
+    static const char *const names[TAG_STRINGS] = { "node", "namespace",
+                                                    "pod", "container" };
+    const char **dest[TAG_STRINGS] = { &q->node, &q->ns, &q->pod,
+                                       &q->container };
     char buf[256];
     if (!f || !*f)
         return 0;
@@ -156,19 +165,27 @@ s_tag_filter(const char *f, agg_query_t *q, char *node_buf, size_t node_len,
                 val[vlen - 1] = '\0';
                 val++;
             }
-            if (strcmp(p, "node") == 0) {
-                if (strlen(val) >= node_len) {
-                    snprintf(err, errlen, "tag_filter: node too long");
+            int tag = -1;
+            for (int t = 0; t < TAG_STRINGS; t++)
+                if (strcmp(p, names[t]) == 0)
+                    tag = t;
+            if (tag >= 0) {
+                size_t max = tag == TAG_NODE ? WIRE_MAX_NODE
+                                             : AGG_MAX_POD_FILTER;
+                if (strlen(val) > max || (tag != TAG_NODE && !*val)) {
+                    snprintf(err, errlen, "tag_filter: %s must be 1 to %zu "
+                             "bytes", names[tag], max);
                     return -1;
                 }
-                snprintf(node_buf, node_len, "%s", val);
-                q->node = node_buf;
+                snprintf(bufs[tag], sizeof(bufs[tag]), "%s", val);
+                *dest[tag] = bufs[tag];
                 p = and ? and + 5 : NULL;
                 continue;
             }
             if (strcmp(p, "pid") != 0) {
                 snprintf(err, errlen, "tag_filter: unsupported tag '%s' "
-                         "(supported: pid, node)", p);
+                         "(supported: pid, node, namespace, pod, container)",
+                         p);
                 return -1;
             }
             char *end;
@@ -211,7 +228,8 @@ api_profile_tracing(agg_t *agg, api_request_t *req, const char *body,
                     size_t len, api_reply_t *r)
 {
     agg_json_obj_t obj;
-    char err[256], node[WIRE_MAX_NODE + 1];
+    char err[256];
+    tag_bufs_t tags;
     agg_query_t q;
     flame_t *tree = NULL;
     trace_ctx_t ctx;
@@ -279,8 +297,7 @@ api_profile_tracing(agg_t *agg, api_request_t *req, const char *body,
     q.end_ms = end_s * 1000 + 999;
     if (tag && tag->type != AGG_JSON_NULL) {
         if (tag->type != AGG_JSON_STRING
-            || s_tag_filter(tag->str, &q, node, sizeof(node), err,
-                            sizeof(err))) {
+            || s_tag_filter(tag->str, &q, tags, err, sizeof(err))) {
             api_reply_error(r, 400, "%s", tag->type == AGG_JSON_STRING
                                               ? err
                                               : "tag_filter must be a string");

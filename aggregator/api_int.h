@@ -34,6 +34,10 @@ void api_reply_buf(api_reply_t *r, agg_buf_t *b, const char *content_type);
 int api_parse_range(api_request_t *req, api_reply_t *r, uint64_t *start_ms,
                     uint64_t *end_ms);
 int api_parse_query(api_request_t *req, api_reply_t *r, agg_query_t *q);
+/* namespace=, pod=, container= (each 1 to AGG_MAX_POD_FILTER bytes) into
+ * q's filters. 0, or -1 after filling a 400 reply. */
+int api_parse_pod_filters(api_request_t *req, api_reply_t *r,
+                          agg_query_t *q);
 
 /* The query answered over every replica (unless the request says
  * local=1, or there is no fan-out), r->partial filled; NULL after a 500

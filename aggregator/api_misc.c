@@ -15,12 +15,15 @@ void
 api_processes(agg_t *agg, api_request_t *req, api_reply_t *r)
 {
     uint64_t start_ms, end_ms;
-    if (api_parse_range(req, r, &start_ms, &end_ms))
+    agg_query_t pods = { 0 };
+    if (api_parse_range(req, r, &start_ms, &end_ms) ||
+        api_parse_pod_filters(req, r, &pods))
         return;
     (void)agg;
     agg_prows_t rows;
     agg_prows_init(&rows);
     if (api_process_rows(req, start_ms, end_ms, &rows, r) == 0) {
+        agg_prows_keep_pod(&rows, pods.ns, pods.pod, pods.container);
         agg_buf_t out;
         agg_buf_init(&out, AGG_API_MAX_REPLY);
         agg_prows_json(&rows, r->partial[0] ? r->partial : NULL, &out);

@@ -138,6 +138,22 @@ s_note_failure(agg_fanout_t *self, const call_t *c, char *partial,
                  "answer (%s)", used ? "; " : "", c->peer.instance, c->err);
 }
 
+/* The part could not even be asked for: every live peer is missing. */
+static void
+s_note_not_asked(agg_fanout_t *self, const char *why, char *partial,
+                 size_t plen)
+{
+    agg_replica_t peers[AGG_REPLICAS_MAX];
+    size_t n = agg_replicas_live(self->replicas, peers, AGG_REPLICAS_MAX);
+    for (size_t i = 0; i < n; i++) {
+        size_t used = strlen(partial);
+        stats_inc(self->m_errors);
+        if (used < plen)
+            snprintf(partial + used, plen - used, "%saggregator %s was not "
+                     "asked (%s)", used ? "; " : "", peers[i].instance, why);
+    }
+}
+
 /* Replicas that left during the range took their history with them. */
 static void
 s_note_departed(agg_fanout_t *self, uint64_t start_ms, char *partial,
@@ -163,11 +179,17 @@ flame_t *
 agg_fanout_query(agg_fanout_t *self, const agg_query_t *q, char *partial,
                  size_t plen)
 {
-    char path[2048];
+    char path[4096];
     call_t *calls = NULL;
     size_t n = 0;
     flame_t *local = NULL, *out = NULL;
     flame_t **parts = NULL;
+    size_t max_nodes = agg_max_nodes(self->agg);
+    flame_blob_limits_t lim = {
+        .max_raw = max_nodes < FLAME_BLOB_MAX_RAW / FLAME_BLOB_NODE_BYTES
+                       ? max_nodes * FLAME_BLOB_NODE_BYTES
+                       : FLAME_BLOB_MAX_RAW,
+        .max_nodes = max_nodes };
 
     /* Parts keep the Total view's node layer: whether it stays depends
      * on how many nodes the merged answer holds, not any one part. */
@@ -180,6 +202,9 @@ agg_fanout_query(agg_fanout_t *self, const agg_query_t *q, char *partial,
         goto cleanup;
     if (agg_fanout_flame_path(&part_q, path, sizeof(path)) == 0)
         n = s_ask_all(self, path, &calls);
+    else
+        s_note_not_asked(self, "view name too long to ask for", partial,
+                         plen);
     parts = calloc(n + 1, sizeof(*parts));
     if (!parts)
         goto cleanup;
@@ -189,8 +214,8 @@ agg_fanout_query(agg_fanout_t *self, const agg_query_t *q, char *partial,
             s_note_failure(self, &calls[i], partial, plen);
             continue;
         }
-        parts[i] = flame_blob_decode(calls[i].body, calls[i].len, err,
-                                     sizeof(err));
+        parts[i] = flame_blob_decode_bounded(calls[i].body, calls[i].len,
+                                             &lim, err, sizeof(err));
         if (!parts[i]) {
             snprintf(calls[i].err, sizeof(calls[i].err), "bad part: %.200s", err);
             s_note_failure(self, &calls[i], partial, plen);
@@ -250,15 +275,11 @@ agg_fanout_processes(agg_fanout_t *self, uint64_t start_ms, uint64_t end_ms,
     for (size_t i = 0; i < n; i++) {
         if (calls[i].ok) {
             size_t before = rows->n;
-            if (agg_prows_parse(rows, calls[i].body, calls[i].len) == 0)
+            if (agg_prows_parse(rows, calls[i].body, calls[i].len,
+                                AGG_FANOUT_MAX_ROWS) == 0)
                 continue;
             /* Drop what a bad part added. */
-            while (rows->n > before) {
-                rows->n--;
-                free(rows->rows[rows->n].node);
-                free(rows->rows[rows->n].name);
-                free(rows->rows[rows->n].cmdline);
-            }
+            agg_prows_truncate(rows, before);
             snprintf(calls[i].err, sizeof(calls[i].err), "bad part");
         }
         s_note_failure(self, &calls[i], partial, plen);
@@ -294,9 +315,11 @@ s_urlenc(char *out, size_t len, const char *s)
 int
 agg_fanout_flame_path(const agg_query_t *q, char *out, size_t len)
 {
-    char name[300] = "", task[300] = "", node[3 * WIRE_MAX_NODE + 8] = "";
-    if ((q->name && strlen(q->name) > 96) || (q->task_id
-                                              && strlen(q->task_id) > 96)
+    char name[3 * AGG_FANOUT_MAX_NAME + 8] = "";
+    char task[3 * AGG_FANOUT_MAX_NAME + 8] = "";
+    char node[3 * WIRE_MAX_NODE + 8] = "";
+    if ((q->name && strlen(q->name) > AGG_FANOUT_MAX_NAME)
+        || (q->task_id && strlen(q->task_id) > AGG_FANOUT_MAX_NAME)
         || (q->node && strlen(q->node) > WIRE_MAX_NODE))
         return -1;
     s_urlenc(name, sizeof(name), q->name);
@@ -312,7 +335,24 @@ agg_fanout_flame_path(const agg_query_t *q, char *out, size_t len)
                      (unsigned long long)q->end_ms, q->threads ? 1 : 0,
                      q->pid, q->has_pid ? 1 : 0, name, task,
                      q->keep_nodes ? 1 : 0, q->node ? "&node=" : "", node);
-    return n > 0 && (size_t)n < len ? 0 : -1;
+    if (n <= 0 || (size_t)n >= len)
+        return -1;
+    /* The pod filters, only when set (absent = any). */
+    const char *keys[3] = { "namespace", "pod", "container" };
+    const char *vals[3] = { q->ns, q->pod, q->container };
+    for (int k = 0; k < 3; k++) {
+        char enc[3 * AGG_MAX_POD_FILTER + 1];
+        if (!vals[k])
+            continue;
+        if (strlen(vals[k]) > AGG_MAX_POD_FILTER)
+            return -1;
+        s_urlenc(enc, sizeof(enc), vals[k]);
+        int m = snprintf(out + n, len - (size_t)n, "&%s=%s", keys[k], enc);
+        if (m <= 0 || (size_t)m >= len - (size_t)n)
+            return -1;
+        n += m;
+    }
+    return 0;
 }
 
 static int
@@ -358,6 +398,9 @@ agg_fanout_parse_query(const char *(*arg)(void *, const char *), void *ctx,
     q->name = arg(ctx, "name");
     q->task_id = arg(ctx, "task");
     q->node = arg(ctx, "node");
+    q->ns = arg(ctx, "namespace");
+    q->pod = arg(ctx, "pod");
+    q->container = arg(ctx, "container");
     /* Absent in requests from replicas older than node names. */
     const char *nodes = arg(ctx, "nodes");
     q->keep_nodes = nodes && strcmp(nodes, "1") == 0;

@@ -17,6 +17,14 @@
 
 #define AGG_FANOUT_PATH_FLAME "/api/internal/flame"
 #define AGG_FANOUT_PATH_PROCS "/api/internal/processes"
+/* Longest app_service or task_id a part can be asked for (it travels
+ * URL-encoded in the request line); a longer one asks no peer and the
+ * answer says partial. */
+#define AGG_FANOUT_MAX_NAME 512
+/* Most process rows one peer's part may hold. A peer's parts are bounded
+ * in what they expand to whatever their size on the wire: rows by this,
+ * flame blobs by aggregator.max_nodes nodes of FLAME_BLOB_NODE_BYTES. */
+#define AGG_FANOUT_MAX_ROWS (1u << 17)
 
 typedef struct agg_fanout agg_fanout_t;
 

@@ -25,7 +25,12 @@ enum flame_node_type {
     FLAME_PROCESS = 6,  /* "[p] name" layer under Total */
     FLAME_THREAD = 7,   /* "[t] name" layer */
     FLAME_NODE = 8,     /* "[n] node" layer: the host a process runs on */
+    /* Kubernetes layers between node and process (docs/kubernetes.md) */
+    FLAME_NAMESPACE = 9,  /* "[ns] namespace" */
+    FLAME_POD = 10,       /* "[pod] name" */
+    FLAME_CONTAINER = 11, /* "[c] name" */
 };
+#define FLAME_TYPE_MAX FLAME_CONTAINER
 
 typedef struct flame_node {
     const char *name;

@@ -4,6 +4,7 @@
  *   varint node count, then per node in pre-order:
  *   varint depth, u8 type, varint name length, name bytes,
  *   varint self_ns, self_count, total_ns, total_count. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,8 +151,72 @@ s_check_sums(const flame_node_t *n, int depth, void *arg)
     return ns == n->total_ns && count == n->total_count ? 0 : -1;
 }
 
+/* Inflates exactly want bytes from src into a new *out. The buffer grows
+ * with what really decompresses, so a header claiming more than the
+ * stream holds costs nothing; a stream longer or shorter than the claim
+ * fails. */
+static int
+s_inflate(const unsigned char *src, size_t len, size_t want,
+          unsigned char **out, const char **why)
+{
+    int rc = -1, zrc;
+    z_stream z;
+    unsigned char *buf = NULL;
+    size_t cap = 0;
+    memset(&z, 0, sizeof(z));
+    *why = "bad compressed data";
+    if (inflateInit(&z) != Z_OK) {
+        *why = "out of memory";
+        goto cleanup;   /* inflateEnd() takes a stream that never started */
+    }
+    z.next_in = (unsigned char *)src;
+    do {
+        size_t done = cap - z.avail_out;
+        if (z.avail_out == 0) {
+            if (cap == want + 1)
+                goto cleanup;   /* more than claimed */
+            size_t grown = cap ? cap * 2 : 65536;
+            if (grown > want + 1)
+                grown = want + 1;
+            unsigned char *b = realloc(buf, grown);
+            if (!b) {
+                *why = "out of memory";
+                goto cleanup;
+            }
+            buf = b;
+            cap = grown;
+            z.next_out = buf + done;
+            z.avail_out = (uInt)(cap - done);
+        }
+        /* zlib counts in uInt; feed the input in pieces it can count. */
+        size_t used_in = (size_t)(z.next_in - src);
+        if (z.avail_in == 0 && used_in < len)
+            z.avail_in = (uInt)(len - used_in > 1u << 30 ? 1u << 30
+                                                         : len - used_in);
+        zrc = inflate(&z, Z_NO_FLUSH);
+    } while (zrc == Z_OK);
+    if (zrc != Z_STREAM_END || z.total_out != want)
+        goto cleanup;
+    *out = buf;
+    buf = NULL;
+    rc = 0;
+cleanup:
+    inflateEnd(&z);
+    free(buf);
+    return rc;
+}
+
 flame_t *
 flame_blob_decode(const void *data, size_t len, char *err, size_t errlen)
+{
+    flame_blob_limits_t lim = { FLAME_BLOB_MAX_RAW, SIZE_MAX };
+    return flame_blob_decode_bounded(data, len, &lim, err, errlen);
+}
+
+flame_t *
+flame_blob_decode_bounded(const void *data, size_t len,
+                          const flame_blob_limits_t *lim, char *err,
+                          size_t errlen)
 {
     flame_t *tree = NULL;
     unsigned char *raw = NULL;
@@ -172,26 +237,22 @@ flame_blob_decode(const void *data, size_t len, char *err, size_t errlen)
         goto fail;
     }
     if (s_get_varint(&in, &raw_len) || raw_len == 0
-        || raw_len > FLAME_BLOB_MAX_RAW) {
+        || raw_len > FLAME_BLOB_MAX_RAW || raw_len > lim->max_raw) {
         why = "bad raw length";
         goto fail;
     }
-    raw = malloc(raw_len);
-    if (!raw) {
-        why = "out of memory";
+    if (s_inflate(in.p, (size_t)(in.end - in.p), (size_t)raw_len, &raw,
+                  &why))
         goto fail;
-    }
-    uLongf got = raw_len;
-    if (uncompress(raw, &got, in.p, (uLong)(in.end - in.p)) != Z_OK
-        || got != raw_len) {
-        why = "bad compressed data";
-        goto fail;
-    }
     in.p = raw;
     in.end = raw + raw_len;
     /* Each node takes at least 7 bytes, which bounds a hostile count. */
     if (s_get_varint(&in, &nnodes) || nnodes == 0 || nnodes > raw_len / 7) {
         why = "bad node count";
+        goto fail;
+    }
+    if (nnodes > lim->max_nodes) {
+        why = "more nodes than allowed";
         goto fail;
     }
     name = malloc(BLOB_MAX_NAME + 1);
@@ -221,7 +282,7 @@ flame_blob_decode(const void *data, size_t len, char *err, size_t errlen)
         for (int k = 0; k < 4; k++)
             if (s_get_varint(&in, &v[k]))
                 goto fail;
-        if (type > FLAME_NODE || (i == 0) != (depth == 0)
+        if (type > FLAME_TYPE_MAX || (i == 0) != (depth == 0)
             || (i == 0 && type != FLAME_ROOT)
             || (i > 0 && depth > depth_now + 1)) {
             why = "bad node shape";

@@ -84,6 +84,15 @@ agg_intake(agg_t *self, bus_t *bus, const char *topic, const void *payload,
             bus_note_seq(bus, topic, m.hdr.sender, m.hdr.seq);
         agg_ingest_proc_events(self, &m);
         rc = 0;
+    } else if (strcmp(topic, TOPIC_K8S_CONTAINERS) == 0) {
+        wire_k8s_containers_t m;
+        if (wire_decode_k8s_containers(payload, len, self->arena, &m, err,
+                                       sizeof(err)))
+            goto invalid;
+        if (bus)
+            bus_note_seq(bus, topic, m.hdr.sender, m.hdr.seq);
+        agg_ingest_k8s(self, &m);
+        rc = 0;
     } else if (strcmp(topic, TOPIC_CTL_TASKS) == 0) {
         wire_task_set_t m;
         if (wire_decode_task_set(payload, len, self->arena, &m, err,

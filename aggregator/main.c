@@ -390,7 +390,7 @@ s_subscribe(aggd_t *self, int sharding)
     /* One instance takes every pid bucket of sym.stacks; replicas let the
      * shard subscribe to the buckets they own. */
     const char *topics[] = { TOPIC_PROC_EVENTS, TOPIC_CTL_TASKS, TOPIC_STATS,
-                             TOPIC_SYM_STACKS };
+                             TOPIC_SYM_STACKS, TOPIC_K8S_CONTAINERS };
     size_t n = sizeof(topics) / sizeof(topics[0]) - (sharding ? 1 : 0);
     for (size_t i = 0; i < n; i++)
         if (bus_subscribe(self->stage->bus, topics[i]) < 0) {

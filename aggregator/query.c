@@ -50,12 +50,31 @@ s_pid_of(const flame_node_t *n)
     return *end || v > UINT32_MAX ? 0 : (uint32_t)v;
 }
 
-static const char *
-s_proc_name(const agg_window_t *w, const char *node, uint32_t pid,
-            const char *fallback)
+/* The query's namespace / pod / container filters pass p (NULL: a
+ * process the window has no record of). */
+static int
+s_pod_filters_pass(const agg_query_t *q, const agg_wproc_t *p)
 {
-    const agg_wproc_t *p = agg_window_find_proc(w, node, pid);
-    return p ? p->name : fallback;
+    if (!q->ns && !q->pod && !q->container)
+        return 1;
+    if (!p || !p->pod)
+        return 0;
+    return (!q->ns || !strcmp(q->ns, p->ns))
+           && (!q->pod || !strcmp(q->pod, p->pod))
+           && (!q->container || !strcmp(q->container, p->container));
+}
+
+/* Under `at`, the [ns] -> [pod] -> [c] layers of a pod's process (at
+ * itself for a host process); NULL at the node bound. */
+static flame_node_t *
+s_pod_layers(flame_t *out, flame_node_t *at, const agg_wproc_t *p)
+{
+    if (!p || !p->pod)
+        return at;
+    flame_node_t *ns = at ? flame_child(out, at, p->ns, FLAME_NAMESPACE)
+                          : NULL;
+    flame_node_t *pod = ns ? flame_child(out, ns, p->pod, FLAME_POD) : NULL;
+    return pod ? flame_child(out, pod, p->container, FLAME_CONTAINER) : NULL;
 }
 
 /* Merges a pid node into `at`, dropping the thread layer when asked: the
@@ -86,7 +105,10 @@ s_merge_proc(flame_t *out, const agg_window_t *w, const agg_query_t *q,
         return 0;
     if (q->node && strcmp(q->node, node) != 0)
         return 0;
-    const char *name = s_proc_name(w, node, pid, pn->name);
+    const agg_wproc_t *wp = agg_window_find_proc(w, node, pid);
+    if (!s_pod_filters_pass(q, wp))
+        return 0;
+    const char *name = wp ? wp->name : pn->name;
     if (q->select == AGG_SEL_NAME && strcmp(name, q->name) != 0)
         return 0;
     if (q->select != AGG_SEL_TOTAL)
@@ -95,10 +117,13 @@ s_merge_proc(flame_t *out, const agg_window_t *w, const agg_query_t *q,
      * once the whole answer (every replica's part) is known. */
     flame_node_t *at = flame_child(out, root, *node ? node : AGG_NO_NODE_LABEL,
                                    FLAME_NODE);
-    flame_node_t *p = at ? flame_child(out, at, name, FLAME_PROCESS) : NULL;
+    flame_node_t *parent = s_pod_layers(out, at, wp);
+    flame_node_t *p = parent ? flame_child(out, parent, name, FLAME_PROCESS)
+                             : NULL;
     if (!p) {
         /* At the node bound the process folds into its parent. */
-        flame_credit(out, at ? at : root, pn->total_ns, pn->total_count);
+        flame_credit(out, parent ? parent : at ? at : root, pn->total_ns,
+                     pn->total_count);
         return 0;
     }
     return flame_merge_node(out, p, pn);

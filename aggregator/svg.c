@@ -345,6 +345,9 @@ s_type_label(uint8_t type)
     case FLAME_PROCESS: return "process";
     case FLAME_THREAD: return "thread";
     case FLAME_NODE: return "node";
+    case FLAME_NAMESPACE: return "namespace";
+    case FLAME_POD: return "pod";
+    case FLAME_CONTAINER: return "container";
     default: return "unknown";
     }
 }
@@ -356,7 +359,7 @@ s_type_label(uint8_t type)
 static void
 s_colour(uint8_t type, const char *name, unsigned rgb[3])
 {
-    static const unsigned base[9][6] = {
+    static const unsigned base[FLAME_TYPE_MAX + 1][6] = {
         /* r min/span, g min/span, b min/span */
         [FLAME_KERNEL] = { 230, 25, 120, 60, 0, 40 },
         [FLAME_USER] = { 205, 50, 50, 70, 45, 35 },
@@ -367,13 +370,16 @@ s_colour(uint8_t type, const char *name, unsigned rgb[3])
         [FLAME_PROCESS] = { 175, 35, 130, 30, 215, 35 },
         [FLAME_THREAD] = { 110, 40, 200, 30, 210, 35 },
         [FLAME_NODE] = { 120, 30, 150, 30, 185, 30 },
+        [FLAME_NAMESPACE] = { 100, 30, 170, 30, 170, 30 },
+        [FLAME_POD] = { 130, 30, 185, 30, 160, 30 },
+        [FLAME_CONTAINER] = { 150, 30, 195, 30, 150, 30 },
     };
     uint32_t h = 2166136261u;
     for (const unsigned char *p = (const unsigned char *)(name ? name : "");
          *p; p++)
         h = (h ^ *p) * 16777619u;
     unsigned shade = (h >> 8) % 1000; /* 0..999 */
-    const unsigned *b = base[type <= FLAME_NODE ? type : FLAME_UNKNOWN];
+    const unsigned *b = base[type <= FLAME_TYPE_MAX ? type : FLAME_UNKNOWN];
     for (int i = 0; i < 3; i++)
         rgb[i] = b[2 * i] + b[2 * i + 1] * shade / 1000;
 }

@@ -12,6 +12,9 @@
 /* First varint of a process table stored with node names (a count never
  * reaches it); older tables start with their count. */
 #define PROCS_FORMAT_NODES ((uint64_t)AGG_WINDOW_MAX_PROCS + 1u)
+/* Nodes, and after each name the pod: namespace, pod, container ("" for
+ * a host process). Written only when some process ran in a pod. */
+#define PROCS_FORMAT_PODS ((uint64_t)AGG_WINDOW_MAX_PROCS + 2u)
 #define HOST_ROOT "Total"
 
 struct agg_window {
@@ -70,8 +73,12 @@ agg_window_destroy(agg_window_t **self_p)
             flame_destroy(&self->tasks[i].tree[k]);
     }
     free(self->tasks);
-    for (size_t i = 0; i < self->nprocs; i++)
+    for (size_t i = 0; i < self->nprocs; i++) {
         free((char *)self->procs[i].name);
+        free((char *)self->procs[i].ns);
+        free((char *)self->procs[i].pod);
+        free((char *)self->procs[i].container);
+    }
     free(self->procs);
     for (size_t i = 0; i < self->nnodes; i++)
         free(self->nodes[i]);
@@ -195,6 +202,36 @@ s_proc_rename(agg_wproc_t *p, const char *name)
         return;                 /* keep the old name rather than none */
     free((char *)p->name);
     p->name = copy;
+}
+
+/* Records the pod a process runs in (NULL: none); keeps the old one when
+ * memory runs out. */
+static void
+s_proc_set_pod(agg_wproc_t *p, const char *ns, const char *pod,
+               const char *container)
+{
+    if (!ns || !pod || !container) {
+        if (!p->pod)
+            return;
+        ns = pod = container = NULL;
+    } else if (p->pod && !strcmp(p->ns, ns) && !strcmp(p->pod, pod)
+               && !strcmp(p->container, container)) {
+        return;
+    }
+    char *n = ns ? strdup(ns) : NULL, *po = pod ? strdup(pod) : NULL,
+         *c = container ? strdup(container) : NULL;
+    if (ns && (!n || !po || !c)) {
+        free(n);
+        free(po);
+        free(c);
+        return;
+    }
+    free((char *)p->ns);
+    free((char *)p->pod);
+    free((char *)p->container);
+    p->ns = n;
+    p->pod = po;
+    p->container = c;
 }
 
 /* -------------------------------------------------------------- tasks */
@@ -329,7 +366,7 @@ s_sample_valid(const wire_sym_batch_t *b, const wire_sym_sample_t *s)
 
 long
 agg_window_add_batch(agg_window_t *self, const wire_sym_batch_t *b,
-                     agg_name_fn name_fn, void *name_arg)
+                     agg_name_fn name_fn, agg_pod_fn pod_fn, void *name_arg)
 {
     long rejected = 0;
     int *task_map = NULL;
@@ -347,8 +384,14 @@ agg_window_add_batch(agg_window_t *self, const wire_sym_batch_t *b,
         if (!p->name || !*p->name)
             continue;
         agg_wproc_t *wp = s_proc_get(self, node, p->pid, p->name);
-        if (wp)
-            s_proc_rename(wp, p->name);
+        if (!wp)
+            continue;
+        s_proc_rename(wp, p->name);
+        const agg_pod_t *pod = pod_fn && p->container_id && *p->container_id
+                                   ? pod_fn(name_arg, node, p->container_id)
+                                   : NULL;
+        if (pod)
+            s_proc_set_pod(wp, pod->ns, pod->pod, pod->container);
     }
     if (b->ntask_ids) {
         task_map = malloc(b->ntask_ids * sizeof(*task_map));
@@ -640,16 +683,23 @@ agg_window_procs_encode(const agg_window_t *self, unsigned char **out,
 {
     /* Without node names the table keeps the older layout, so a single
      * node-less deployment writes what it always wrote. */
-    int with_nodes = self->nnodes > 0;
-    size_t cap = 20;
+    int with_pods = 0;
     for (size_t i = 0; i < self->nprocs; i++)
-        cap += 7 * 10 + strlen(self->procs[i].name)
-               + strlen(self->procs[i].node);
+        with_pods |= self->procs[i].pod != NULL;
+    int with_nodes = self->nnodes > 0 || with_pods;
+    size_t cap = 20;
+    for (size_t i = 0; i < self->nprocs; i++) {
+        const agg_wproc_t *w = &self->procs[i];
+        cap += 10 * 10 + strlen(w->name) + strlen(w->node);
+        if (w->pod)
+            cap += strlen(w->ns) + strlen(w->pod) + strlen(w->container);
+    }
     unsigned char *buf = malloc(cap), *p = buf, *end = buf + cap;
     if (!buf)
         return -1;
     if (with_nodes)
-        s_put_varint(&p, end, PROCS_FORMAT_NODES);
+        s_put_varint(&p, end, with_pods ? PROCS_FORMAT_PODS
+                                        : PROCS_FORMAT_NODES);
     s_put_varint(&p, end, self->nprocs);
     for (size_t i = 0; i < self->nprocs; i++) {
         const agg_wproc_t *w = &self->procs[i];
@@ -668,6 +718,13 @@ agg_window_procs_encode(const agg_window_t *self, unsigned char **out,
         s_put_varint(&p, end, nlen);
         memcpy(p, w->name, nlen);
         p += nlen;
+        const char *pod[3] = { w->ns, w->pod, w->container };
+        for (int k = 0; with_pods && k < 3; k++) {
+            size_t l = pod[k] ? strlen(pod[k]) : 0;
+            s_put_varint(&p, end, l);
+            memcpy(p, pod[k] ? pod[k] : "", l);
+            p += l;
+        }
     }
     *out = buf;
     *len = (size_t)(p - buf);
@@ -680,11 +737,12 @@ agg_window_procs_decode(agg_window_t *self, const void *data, size_t len)
     const unsigned char *p = data, *end = p + len;
     char name[WIRE_MAX_STR + 1], node_name[WIRE_MAX_NODE + 1];
     uint64_t n, v[6];
-    int with_nodes = 0;
+    int with_nodes = 0, with_pods = 0;
     if (s_get_varint(&p, end, &n))
         return -1;
-    if (n == PROCS_FORMAT_NODES) {
+    if (n == PROCS_FORMAT_NODES || n == PROCS_FORMAT_PODS) {
         with_nodes = 1;
+        with_pods = n == PROCS_FORMAT_PODS;
         if (s_get_varint(&p, end, &n))
             return -1;
     }
@@ -716,6 +774,18 @@ agg_window_procs_decode(agg_window_t *self, const void *data, size_t len)
         agg_wproc_t *w = s_proc_get(self, node, (uint32_t)v[0], name);
         if (!w)
             return -1;
+        char pod[3][WIRE_MAX_STR + 1];
+        for (int k = 0; with_pods && k < 3; k++) {
+            uint64_t l;
+            if (s_get_varint(&p, end, &l) || l > WIRE_MAX_STR
+                || l > (uint64_t)(end - p))
+                return -1;
+            memcpy(pod[k], p, l);
+            pod[k][l] = '\0';
+            p += l;
+        }
+        if (with_pods && pod[1][0])
+            s_proc_set_pod(w, pod[0], pod[1], pod[2]);
         w->cpu_ns += v[1];
         w->samples += v[2];
         w->off_ns += v[3];

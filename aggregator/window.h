@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "flame.h"
+#include "pods.h"
 #include "wire.h"
 
 #define AGG_KINDS 2               /* WIRE_KIND_ON_CPU, WIRE_KIND_OFF_CPU */
@@ -39,6 +40,9 @@ typedef struct {
     const char *name;
     uint64_t cpu_ns, samples;       /* on-CPU */
     uint64_t off_ns, switches;      /* off-CPU */
+    /* The pod the process ran in (Kubernetes discovery); NULL for a host
+     * process or a container no known pod runs. */
+    const char *ns, *pod, *container;
 } agg_wproc_t;
 
 typedef struct {
@@ -59,6 +63,9 @@ typedef struct agg_window agg_window_t;
 
 /* Resolves (node, pid) to a process name when the batch carries none. */
 typedef const char *(*agg_name_fn)(void *arg, const char *node, uint32_t pid);
+/* Resolves (node, container id) to its pod; NULL when unknown. */
+typedef const agg_pod_t *(*agg_pod_fn)(void *arg, const char *node,
+                                       const char *container_id);
 
 agg_window_t *agg_window_new(uint64_t start_ms, size_t max_nodes);
 void agg_window_destroy(agg_window_t **self_p);
@@ -66,7 +73,8 @@ void agg_window_destroy(agg_window_t **self_p);
 /* Adds a decoded batch. Returns the number of samples rejected as
  * malformed (0 normally); -1 only on allocation failure. */
 long agg_window_add_batch(agg_window_t *self, const wire_sym_batch_t *b,
-                          agg_name_fn name_fn, void *name_arg);
+                          agg_name_fn name_fn, agg_pod_fn pod_fn,
+                          void *name_arg);
 
 /* Seals the window: sorts the publication stacks by (task, pid, node). */
 void agg_window_close(agg_window_t *self, uint64_t end_ms);

@@ -343,11 +343,17 @@ static int s_emit_chunk(batcher_t *self, stack_entry_t **cursor,
         .ntask_ids = ntask, .task_ids = task_ids,
         .nsamples = n, .samples = samples,
     };
+    uint64_t on_cpu = 0;
+    for (uint32_t k = 0; k < n; k++)
+        if (samples[k].kind == WIRE_KIND_ON_CPU)
+            on_cpu += samples[k].count;
     if (emit(arg, topic, &batch) == 0) {
         stats->batches++;
         stats->stacks += n;
+        stats->on_cpu += on_cpu;
     } else {
         stats->emit_errors++;
+        stats->on_cpu_unpublished += on_cpu;
     }
     rc = 0;
 cleanup:

@@ -40,6 +40,8 @@ typedef int (*batcher_emit_fn)(void *arg, const char *topic,
 typedef struct {
     uint64_t batches;      /* batches handed to emit (0 returned) */
     uint64_t stacks;       /* distinct stacks in them */
+    uint64_t on_cpu;       /* on-CPU samples (counts) in them */
+    uint64_t on_cpu_unpublished; /* on-CPU samples in batches emit refused */
     uint64_t emit_errors;
 } batcher_flush_stats_t;
 

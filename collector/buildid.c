@@ -6,11 +6,12 @@
 #include <elf.h>
 #include <endian.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "safe_open.h"
 
 #define BUILDID_MAX_HEADERS 512       /* program headers or sections read */
 #define BUILDID_MAX_NOTE    (64 << 10) /* bytes of one note area read */
@@ -220,7 +221,7 @@ int buildid_read_fd(int fd, uint8_t out[BUILDID_MAX])
 
 int buildid_read_path(const char *path, uint8_t out[BUILDID_MAX])
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    int fd = safe_open_host(path, 0, NULL);
 
     if (fd < 0)
         return -1;

@@ -13,6 +13,8 @@
  * 0 when the file is ELF without a build-id, -1 when it is not a readable
  * ELF file. Reads at most a bounded amount whatever the headers claim. */
 int buildid_read_fd(int fd, uint8_t out[BUILDID_MAX]);
+/* The same for a host path, opened with lib/safe_open.h (regular files
+ * only, no magic links). */
 int buildid_read_path(const char *path, uint8_t out[BUILDID_MAX]);
 
 #endif

@@ -31,7 +31,8 @@
 
 enum {
     M_SAMPLES_RECEIVED, M_SAMPLES_INVALID, M_SAMPLES_DROPPED_KERNEL,
-    M_SAMPLES_DROPPED_USER, M_BATCHES, M_STACKS, M_PUBLISH_ERRORS,
+    M_SAMPLES_DROPPED_USER, M_BATCHES, M_STACKS, M_ON_CPU_PUBLISHED,
+    M_ON_CPU_UNPUBLISHED, M_PUBLISH_ERRORS,
     M_PROC_EVENTS, M_EVENTS_LOST_KERNEL, M_MAPS_REFRESHES,
     M_ADDR_UNMAPPED, M_TASK_SETS_APPLIED, M_TASK_SETS_STALE,
     M_TASK_SETS_INVALID, M_PROCESSES, M_OBJECTS, M_TASK_PIDS,
@@ -52,6 +53,8 @@ static const struct {
     [M_SAMPLES_DROPPED_USER] = { "samples_dropped_user", 0, "samples dropped at the per-drain memory bound" },
     [M_BATCHES] = { "batches_published", 0, "raw stack batches published" },
     [M_STACKS] = { "stacks_published", 0, "distinct stacks published" },
+    [M_ON_CPU_PUBLISHED] = { "on_cpu_published", 0, "on-CPU samples in published batches: once drained, samples_received = on_cpu_published + on_cpu_unpublished + samples_invalid + samples_dropped_user" },
+    [M_ON_CPU_UNPUBLISHED] = { "on_cpu_unpublished", 0, "on-CPU samples in batches that could not be published" },
     [M_PUBLISH_ERRORS] = { "publish_errors", 0, "messages that could not be published" },
     [M_PROC_EVENTS] = { "proc_events", 0, "process events published" },
     [M_EVENTS_LOST_KERNEL] = { "proc_events_lost_kernel", 0, "process events lost because their ring was full" },
@@ -450,6 +453,8 @@ static int s_drain(collector_t *self, bool publish_now)
         self->last_publish_ms = now_ms;
         s_add(self, M_BATCHES, fs.batches);
         s_add(self, M_STACKS, fs.stacks);
+        s_add(self, M_ON_CPU_PUBLISHED, fs.on_cpu);
+        s_add(self, M_ON_CPU_UNPUBLISHED, fs.on_cpu_unpublished);
         s_add(self, M_PUBLISH_ERRORS, fs.emit_errors);
         /* Reading the kernel's counters costs syscalls: once a publish. */
         s_sync_stats(self);

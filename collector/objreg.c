@@ -7,9 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "collector/ptrmap.h"
 #include "log.h"
+#include "safe_open.h"
 #include "wire.h"
 
 struct objreg {
@@ -158,19 +160,21 @@ static int s_add_alias(objreg_t *self, object_t *obj, uint64_t dev,
 static int s_read_build_id(uint32_t pid, const char *path, uint64_t start,
                            uint64_t end, uint8_t out[BUILDID_MAX])
 {
-    char buf[4200];
-    int n;
+    char buf[128];
+    int n = -1;
 
     /* map_files reaches the very file mapped, even when it was deleted or
-     * lives in another mount namespace. */
+     * lives in another mount namespace: a link the kernel resolves, which
+     * no path inside the container can redirect. The path itself is the
+     * container's to shape, so it is resolved confined to its root. */
     snprintf(buf, sizeof(buf), "/proc/%u/map_files/%" PRIx64 "-%" PRIx64,
              pid, start, end);
-    n = buildid_read_path(buf, out);
-    if (n >= 0)
-        return n;
-    if (path[0] == '/') {
-        snprintf(buf, sizeof(buf), "/proc/%u/root%s", pid, path);
-        n = buildid_read_path(buf, out);
+    int fd = safe_open_proc_link(buf, 0, NULL);
+    if (fd < 0 && path[0] == '/')
+        fd = safe_open_pid(pid, path, 0, NULL);
+    if (fd >= 0) {
+        n = buildid_read_fd(fd, out);
+        close(fd);
     }
     return n < 0 ? 0 : n;
 }

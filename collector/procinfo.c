@@ -1,5 +1,6 @@
 /* /proc readers; see procinfo.h. */
 #include "collector/procinfo.h"
+#include "cgroup_id.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -156,39 +157,6 @@ int procinfo_status(uint32_t pid, uint32_t *nspid, uint32_t *tgid)
     return 0;
 }
 
-static size_t s_hex_run(const char *s)
-{
-    size_t n = 0;
-
-    while (isxdigit((unsigned char)s[n]))
-        n++;
-    return n;
-}
-
-void procinfo_parse_container_id(const char *text, char *out, size_t size)
-{
-    if (size == 0)
-        return;
-    out[0] = '\0';
-    /* Container runtimes name the cgroup after the 64-hex container id,
-     * whatever the prefix (docker-, cri-containerd-, crio-, libpod-, or a
-     * plain path component). Take the last such id: nested cgroups end
-     * with the innermost container. */
-    for (const char *p = text; *p; p++) {
-        if (!isxdigit((unsigned char)*p))
-            continue;
-        if (p != text && isxdigit((unsigned char)p[-1]))
-            continue;
-        size_t n = s_hex_run(p);
-        if (n == 64) {
-            size_t copy = n < size - 1 ? n : size - 1;
-            memcpy(out, p, copy);
-            out[copy] = '\0';
-        }
-        p += n - 1;
-    }
-}
-
 int procinfo_container_id(uint32_t pid, char *out, size_t size)
 {
     char buf[4096];
@@ -197,6 +165,6 @@ int procinfo_container_id(uint32_t pid, char *out, size_t size)
         out[0] = '\0';
     if (procinfo_read(pid, "cgroup", buf, sizeof(buf)) <= 0)
         return -1;
-    procinfo_parse_container_id(buf, out, size);
+    cgroup_container_id(buf, out, size);
     return 0;
 }

@@ -32,10 +32,7 @@ int procinfo_stat(uint32_t pid, uint64_t *start_ticks, uint32_t *ppid);
 int procinfo_status(uint32_t pid, uint32_t *nspid, uint32_t *tgid);
 
 /* The container id found in /proc/<pid>/cgroup (docker, containerd, CRI-O,
- * podman/libpod: a 64 hex digit id in the cgroup path), "" when none. */
+ * podman/libpod: lib/cgroup_id.h), "" when none. */
 int procinfo_container_id(uint32_t pid, char *out, size_t size);
-/* The same parser over the text of a cgroup file, for tests. */
-void procinfo_parse_container_id(const char *cgroup_text, char *out,
-                                 size_t size);
 
 #endif

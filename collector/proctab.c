@@ -12,6 +12,7 @@
 
 #include "collector/ptrmap.h"
 #include "log.h"
+#include "safe_open.h"
 #include "wire.h"
 
 #define PROCTAB_MAX_MAPS 65536          /* executable mappings per process */
@@ -330,14 +331,17 @@ int proctab_parse_maps_line(const char *line, maps_line_t *out)
  * addresses to /tmp/perf-PID.map with PID as the process sees itself. */
 static int s_perf_map_path(const proc_t *proc, char *out, size_t size)
 {
-    char path[128];
+    char path[40];
     uint32_t ids[2] = { proc->nspid ? proc->nspid : proc->pid, proc->pid };
 
+    /* Looked up the way the symbolizer will read it: confined to the
+     * process's root, a regular file only. */
     for (int i = 0; i < 2; i++) {
-        snprintf(path, sizeof(path), "/proc/%u/root/tmp/perf-%u.map",
-                 proc->pid, ids[i]);
-        if (access(path, R_OK) == 0) {
-            snprintf(out, size, "/tmp/perf-%u.map", ids[i]);
+        snprintf(path, sizeof(path), "/tmp/perf-%u.map", ids[i]);
+        int fd = safe_open_pid(proc->pid, path, 0, NULL);
+        if (fd >= 0) {
+            close(fd);
+            snprintf(out, size, "%s", path);
             return 0;
         }
     }

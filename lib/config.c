@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <yaml.h>
 
 #include "log.h"
@@ -14,6 +13,12 @@
 #define CONFIG_MAX_FILE (1u << 20)
 #define CONFIG_MAX_DEPTH 16
 #define CONFIG_MAX_RAW 4096
+/* YAML aliases (*name) re-use an anchored node (&name). A few are handy
+ * in a config file; many nested ones ("billion laughs") make a small file
+ * expand without end, so both their number and the nodes the file expands
+ * to are bounded (docs/configuration.md). */
+#define CONFIG_MAX_ALIASES 64
+#define CONFIG_MAX_NODES 65536
 
 enum cfg_type { T_STR, T_BOOL, T_INT, T_DURATION, T_SIZE, T_LEVEL };
 
@@ -371,12 +376,27 @@ static int s_set(config_t *self, const char *key, const char *value,
     return 0;
 }
 
-static int s_walk(config_t *self, yaml_document_t *doc, yaml_node_t *node,
+/* One walk over a loaded document: aliases make the same node reachable
+ * from many places, so every visit counts against the budget. */
+typedef struct {
+    yaml_document_t *doc;
+    const char *path;
+    size_t visits;
+} walk_t;
+
+static int s_walk(config_t *self, walk_t *w, yaml_node_t *node,
                   const char *prefix, int depth, char *err, size_t errlen)
 {
+    yaml_document_t *doc = w->doc;
     if (depth > CONFIG_MAX_DEPTH) {
         s_err(err, errlen, "%s: nested deeper than %d levels", prefix,
               CONFIG_MAX_DEPTH);
+        return -1;
+    }
+    if (++w->visits > CONFIG_MAX_NODES) {
+        s_err(err, errlen, "%s:%zu: %s: aliases expand the file to more than "
+              "%d nodes", w->path, node->start_mark.line + 1,
+              prefix[0] ? prefix : "(top)", CONFIG_MAX_NODES);
         return -1;
     }
     char key[512];
@@ -404,7 +424,7 @@ static int s_walk(config_t *self, yaml_document_t *doc, yaml_node_t *node,
             }
             snprintf(key, sizeof key, "%s%s%s", prefix, prefix[0] ? "." : "",
                      (const char *)k->data.scalar.value);
-            if (s_walk(self, doc, v, key, depth + 1, err, errlen))
+            if (s_walk(self, w, v, key, depth + 1, err, errlen))
                 return -1;
         }
         return 0;
@@ -416,7 +436,7 @@ static int s_walk(config_t *self, yaml_document_t *doc, yaml_node_t *node,
             if (!v)
                 continue;
             snprintf(key, sizeof key, "%s[%zu]", prefix, idx);
-            if (s_walk(self, doc, v, key, depth + 1, err, errlen))
+            if (s_walk(self, w, v, key, depth + 1, err, errlen))
                 return -1;
         }
         return 0;
@@ -426,37 +446,121 @@ static int s_walk(config_t *self, yaml_document_t *doc, yaml_node_t *node,
     }
 }
 
+static void s_yaml_err(const yaml_parser_t *parser, const char *path,
+                       char *err, size_t errlen)
+{
+    s_err(err, errlen, "%s:%zu:%zu: %s", path, parser->problem_mark.line + 1,
+          parser->problem_mark.column + 1,
+          parser->problem ? parser->problem : "YAML syntax error");
+}
+
+/* Counts the aliases of the text before libyaml resolves them (resolving
+ * looks every alias up among all anchors, so a file of many costs time
+ * before any walk could stop it). 0, or -1 with the line of the first
+ * alias past the limit, or of a syntax error. */
+static int s_check_aliases(const char *path, const unsigned char *text,
+                           size_t len, char *err, size_t errlen)
+{
+    int rc = -1;
+    yaml_parser_t parser;
+    yaml_event_t event;
+    size_t aliases = 0;
+    if (!yaml_parser_initialize(&parser)) {
+        s_err(err, errlen, "libyaml initialisation failed");
+        return -1;
+    }
+    yaml_parser_set_input_string(&parser, text, len);
+    for (;;) {
+        if (!yaml_parser_parse(&parser, &event)) {
+            s_yaml_err(&parser, path, err, errlen);
+            break;
+        }
+        yaml_event_type_t type = event.type;
+        size_t line = event.start_mark.line + 1;
+        yaml_event_delete(&event);
+        if (type == YAML_ALIAS_EVENT && ++aliases > CONFIG_MAX_ALIASES) {
+            s_err(err, errlen, "%s:%zu: more than %d aliases (*name) in the "
+                  "file", path, line, CONFIG_MAX_ALIASES);
+            break;
+        }
+        if (type == YAML_STREAM_END_EVENT) {
+            rc = 0;
+            break;
+        }
+    }
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
+/* The whole file, at most CONFIG_MAX_FILE bytes, into a new buffer that
+ * grows with what is read (a config file is a few KiB). */
+static unsigned char *s_read_file(const char *path, size_t *len, char *err,
+                                  size_t errlen)
+{
+    unsigned char *buf = NULL, *out = NULL;
+    size_t used = 0, cap = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        s_err(err, errlen, "cannot open config file %s: %s", path,
+              strerror(errno));
+        return NULL;
+    }
+    for (;;) {
+        if (used == cap) {
+            if (cap > CONFIG_MAX_FILE) {
+                s_err(err, errlen, "config file %s is larger than %u bytes",
+                      path, CONFIG_MAX_FILE);
+                goto cleanup;
+            }
+            cap = cap ? cap * 2 : 16384;
+            if (cap > CONFIG_MAX_FILE + 1)
+                cap = CONFIG_MAX_FILE + 1;
+            unsigned char *grown = realloc(buf, cap);
+            if (!grown) {
+                s_err(err, errlen, "out of memory");
+                goto cleanup;
+            }
+            buf = grown;
+        }
+        size_t n = fread(buf + used, 1, cap - used, f);
+        used += n;
+        if (n == 0)
+            break;
+    }
+    if (ferror(f)) {
+        s_err(err, errlen, "cannot read config file %s: %s", path,
+              strerror(errno));
+        goto cleanup;
+    }
+    *len = used;
+    out = buf;
+    buf = NULL;
+cleanup:
+    fclose(f);
+    free(buf);
+    return out;
+}
+
 static int s_load_file(config_t *self, const char *path, char *err,
                        size_t errlen)
 {
     int rc = -1;
-    FILE *f = NULL;
     yaml_parser_t parser;
     yaml_document_t doc;
     int parser_ok = 0, doc_ok = 0;
-    struct stat st;
+    size_t len = 0;
+    unsigned char *text = s_read_file(path, &len, err, errlen);
 
-    f = fopen(path, "rb");
-    if (!f) {
-        s_err(err, errlen, "cannot open config file %s: %s", path,
-              strerror(errno));
+    if (!text || s_check_aliases(path, text, len, err, errlen))
         goto cleanup;
-    }
-    if (fstat(fileno(f), &st) == 0 && st.st_size > CONFIG_MAX_FILE) {
-        s_err(err, errlen, "config file %s is larger than %u bytes", path,
-              CONFIG_MAX_FILE);
-        goto cleanup;
-    }
     if (!yaml_parser_initialize(&parser)) {
         s_err(err, errlen, "libyaml initialisation failed");
         goto cleanup;
     }
     parser_ok = 1;
-    yaml_parser_set_input_file(&parser, f);
+    yaml_parser_set_input_string(&parser, text, len);
     if (!yaml_parser_load(&parser, &doc)) {
-        s_err(err, errlen, "%s:%zu:%zu: %s", path,
-              parser.problem_mark.line + 1, parser.problem_mark.column + 1,
-              parser.problem ? parser.problem : "YAML syntax error");
+        s_yaml_err(&parser, path, err, errlen);
         goto cleanup;
     }
     doc_ok = 1;
@@ -469,14 +573,14 @@ static int s_load_file(config_t *self, const char *path, char *err,
         s_err(err, errlen, "%s: the file must be a mapping of sections", path);
         goto cleanup;
     }
-    rc = s_walk(self, &doc, root, "", 0, err, errlen);
+    walk_t w = {.doc = &doc, .path = path};
+    rc = s_walk(self, &w, root, "", 0, err, errlen);
 cleanup:
     if (doc_ok)
         yaml_document_delete(&doc);
     if (parser_ok)
         yaml_parser_delete(&parser);
-    if (f)
-        fclose(f);
+    free(text);
     return rc;
 }
 

@@ -53,6 +53,19 @@ CFG("process_discovery.heartbeat_period", DURATION, "20s", "ROVER_PROCESS_DISCOV
 CFG("process_discovery.properties_report_period", INT, "10", "ROVER_PROCESS_DISCOVERY_PROPERTIES_REPORT_PERIOD",
     "re-report all processes every N heartbeats")
 
+CFG("process_discovery.kubernetes.active", BOOL, "false", "ROVER_PROCESS_DISCOVERY_KUBERNETES_ACTIVE",
+    "discover the processes of this node's pods from the Kubernetes API server (uplink; docs/kubernetes.md)")
+CFG("process_discovery.kubernetes.node_name", STR, "", "ROVER_PROCESS_DISCOVERY_KUBERNETES_NODE_NAME",
+    "this node's name in Kubernetes (from spec.nodeName); empty = node_name")
+CFG("process_discovery.kubernetes.namespaces", STR, "", "ROVER_PROCESS_DISCOVERY_KUBERNETES_NAMESPACES",
+    "comma-separated namespaces whose pods are discovered; empty = all")
+CFG("process_discovery.kubernetes.api_server", STR, "", NULL,
+    "API server URL (https://host:port); empty = in-cluster, from KUBERNETES_SERVICE_HOST/PORT")
+CFG("process_discovery.kubernetes.token_file", STR, "", NULL,
+    "bearer token file; empty = the service account's (/var/run/secrets/kubernetes.io/serviceaccount/token)")
+CFG("process_discovery.kubernetes.ca_file", STR, "", NULL,
+    "CA bundle of the API server; empty = the service account's ca.crt")
+
 CFG("profiling.active", BOOL, "true", "ROVER_PROFILING_ACTIVE",
     "profile processes at all")
 CFG("profiling.check_interval", DURATION, "10s", "ROVER_PROFILING_CHECK_INTERVAL",
@@ -99,6 +112,10 @@ CFG("symbolizer.cache_size", SIZE, "64MB", NULL,
     "memory for cached symbol tables (LRU by object); the frame memo adds up to a quarter more")
 CFG("symbolizer.debug_dirs", STR, "/usr/lib/debug", NULL,
     "colon-separated roots searched for separate debug files")
+CFG("symbolizer.perfmap_max_size", SIZE, "32MB", NULL,
+    "larger JIT perf maps (/tmp/perf-PID.map) are refused unread and counted (perfmaps_refused); their frames stay unresolved")
+CFG("symbolizer.debuglink_crc_max_size", SIZE, "256MB", NULL,
+    "a .gnu_debuglink candidate without a matching build-id is CRC-checked only up to this size; larger ones are skipped and counted (debug_crc_skipped)")
 CFG("symbolizer.sharding", BOOL, "false", NULL,
     "share pid buckets with other symbolizer replicas (ctl.hello); off = take all")
 CFG("symbolizer.http_addr", STR, "", NULL,

@@ -267,6 +267,13 @@ void stage_destroy(stage_t **self_p)
         return;
     stage_t *self = *self_p;
     health_http_destroy((health_http_t **)&self->http);
+    /* The counters one last time, after the stage's final work (the
+     * collector's last drain): what it did since the last periodic
+     * message is not lost, and a stage stopped on purpose leaves exact
+     * totals behind (the soak's accounting relies on it). The bus's
+     * LINGER gives the message time to leave. */
+    if (self->bus && self->stats)
+        s_publish_stats(self->loop, self);
     bus_destroy(&self->bus);
     free(self->curve);
     if (self->zmq_ctx)

@@ -1345,6 +1345,72 @@ int wire_decode_proc_ids(const void *data, size_t len, arena_t *arena,
     return s_finish(&r);
 }
 
+/* ================================================= Kubernetes containers */
+
+int wire_encode_k8s_containers(const wire_k8s_containers_t *m,
+                               wire_buf_t *out)
+{
+    wr_t w;
+    s_writer_init(&w, out);
+    int ok = m->ncontainers <= WIRE_MAX_K8S_CONTAINERS &&
+             s_strlen_ok(m->node, WIRE_MAX_STR);
+    if (!ok)
+        return -1;
+    s_w_header(&w, &m->hdr, 2);
+    s_w_str(&w, m->node);
+    msgpack_pack_array(&w.pk, m->ncontainers);
+    for (uint32_t i = 0; i < m->ncontainers && ok; i++) {
+        const wire_k8s_container_t *c = &m->containers[i];
+        const char *strs[6] = {c->container_id, c->ns, c->pod, c->container,
+                               c->pod_ip, c->service};
+        msgpack_pack_array(&w.pk, 6);
+        for (int k = 0; k < 6; k++) {
+            ok = ok && s_strlen_ok(strs[k], WIRE_MAX_STR);
+            s_w_str(&w, strs[k]);
+        }
+        ok = ok && strlen(c->container_id) == 64;
+    }
+    return s_writer_done(&w, ok);
+}
+
+int wire_decode_k8s_containers(const void *data, size_t len, arena_t *arena,
+                               wire_k8s_containers_t *m, char *err,
+                               size_t errlen)
+{
+    rd_t r;
+    memset(m, 0, sizeof *m);
+    if (s_reader_init(&r, data, len, arena, err, errlen) ||
+        s_header(&r, &m->hdr, 2))
+        return -1;
+    r.field = "node";
+    if (s_str(&r, &m->node, WIRE_MAX_STR))
+        return -1;
+    r.field = "containers";
+    if (s_array(&r, &m->ncontainers, WIRE_MAX_K8S_CONTAINERS))
+        return -1;
+    wire_k8s_container_t *cs = s_alloc(&r, m->ncontainers, sizeof *cs);
+    if (!cs)
+        return -1;
+    for (uint32_t i = 0; i < m->ncontainers; i++) {
+        wire_k8s_container_t *c = &cs[i];
+        if (s_expect_fields(&r, "containers[]", 6))
+            return -1;
+        r.field = "containers[]";
+        if (s_str(&r, &c->container_id, WIRE_MAX_STR) ||
+            s_str(&r, &c->ns, WIRE_MAX_STR) ||
+            s_str(&r, &c->pod, WIRE_MAX_STR) ||
+            s_str(&r, &c->container, WIRE_MAX_STR) ||
+            s_str(&r, &c->pod_ip, WIRE_MAX_STR) ||
+            s_str(&r, &c->service, WIRE_MAX_STR))
+            return -1;
+        if (strlen(c->container_id) != 64)
+            return s_fail(&r, "containers[%u]: container id is not 64 "
+                          "hex digits", i);
+    }
+    m->containers = cs;
+    return s_finish(&r);
+}
+
 /* ================================================== continuous profiling */
 
 int wire_encode_policy_update(const wire_policy_update_t *m, wire_buf_t *out)

@@ -59,6 +59,7 @@
 #define TOPIC_POLICY_UPDATE  "policy.update" /* OAP policies for policy-engine */
 #define TOPIC_TRIGGER        "trigger.report"/* continuous trigger for uplink */
 #define TOPIC_METERS         "metric.continuous" /* monitor meters for uplink */
+#define TOPIC_K8S_CONTAINERS "k8s.containers" /* container id -> pod (uplink) */
 
 uint32_t wire_pid_bucket(uint32_t pid);
 /* Writes e.g. "raw.stacks.07" into out (size >= 32). */
@@ -353,6 +354,28 @@ typedef struct {
     const wire_proc_entity_t *entities;
 } wire_proc_ids_t;
 
+/* ------------------------------------ Kubernetes containers (uplink) */
+/* Full state of the containers of this node's pods, republished on change
+ * and periodically on "k8s.containers" (docs/kubernetes.md): the pod
+ * identity of every process whose container_id is one of these. */
+#define WIRE_MAX_K8S_CONTAINERS 4096
+
+typedef struct {
+    const char *container_id;   /* 64 hex digits, lower case */
+    const char *ns;
+    const char *pod;
+    const char *container;
+    const char *pod_ip;         /* "" when not assigned yet */
+    const char *service;        /* "" when no Service selects the pod */
+} wire_k8s_container_t;
+
+typedef struct {
+    wire_header_t hdr;
+    const char *node;           /* the node these pods run on */
+    uint32_t ncontainers;
+    const wire_k8s_container_t *containers;
+} wire_k8s_containers_t;
+
 /* --------------------------------------- continuous profiling messages */
 /* "policy.update": a ServiceWithPolicyJSON document from the OAP, passed
  * through unchanged; the policy engine validates it. */
@@ -439,6 +462,12 @@ int wire_decode_agg_release(const void *data, size_t len, arena_t *arena,
 int wire_encode_proc_ids(const wire_proc_ids_t *m, wire_buf_t *out);
 int wire_decode_proc_ids(const void *data, size_t len, arena_t *arena,
                          wire_proc_ids_t *m, char *err, size_t errlen);
+
+int wire_encode_k8s_containers(const wire_k8s_containers_t *m,
+                               wire_buf_t *out);
+int wire_decode_k8s_containers(const void *data, size_t len, arena_t *arena,
+                               wire_k8s_containers_t *m, char *err,
+                               size_t errlen);
 
 int wire_encode_policy_update(const wire_policy_update_t *m, wire_buf_t *out);
 int wire_decode_policy_update(const void *data, size_t len, arena_t *arena,

@@ -1,5 +1,6 @@
 #include "continuous.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,18 +133,22 @@ static int s_parse_item(const json_value_t *cfg, uint8_t target,
     }
     const json_value_t *th = json_get(cfg, "Threshold");
     if (!th || (th->type == JSON_STRING && !th->str[0]) ||
-        s_number(th, &threshold)) {
-        snprintf(why, whylen, "Threshold must be a non-empty number");
+        s_number(th, &threshold) || !isfinite(threshold)) {
+        snprintf(why, whylen, "Threshold must be a non-empty finite number");
         return -1;
     }
-    if (s_number(json_get(cfg, "Period"), &period) || period <= 0 ||
-        period > CONT_MAX_PERIOD || period != (double)(uint32_t)period) {
+    /* Range checks written so NaN fails them: it must never reach the
+     * integer conversions below. */
+    if (s_number(json_get(cfg, "Period"), &period) ||
+        !(period >= 1 && period <= CONT_MAX_PERIOD) ||
+        period != (double)(uint32_t)period) {
         snprintf(why, whylen, "Period must be an integer in 1..%d",
                  CONT_MAX_PERIOD);
         return -1;
     }
-    if (s_number(json_get(cfg, "Count"), &count) || count <= 0 ||
-        count > period || count != (double)(uint32_t)count) {
+    if (s_number(json_get(cfg, "Count"), &count) ||
+        !(count >= 1 && count <= period) ||
+        count != (double)(uint32_t)count) {
         snprintf(why, whylen, "Count must be an integer in 1..Period");
         return -1;
     }
@@ -224,12 +229,18 @@ static int s_parse_service(const json_value_t *sv, cont_service_t *out,
     return 0;
 }
 
+static cont_service_t *s_find_in(cont_service_t *services, size_t n,
+                                  const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(services[i].name, name) == 0)
+            return &services[i];
+    return NULL;
+}
+
 static cont_service_t *s_find_service(continuous_t *self, const char *name)
 {
-    for (size_t i = 0; i < self->nservices; i++)
-        if (strcmp(self->services[i].name, name) == 0)
-            return &self->services[i];
-    return NULL;
+    return s_find_in(self->services, self->nservices, name);
 }
 
 int continuous_apply_json(continuous_t *self, const char *json, size_t len,
@@ -237,7 +248,8 @@ int continuous_apply_json(continuous_t *self, const char *json, size_t len,
 {
     int rc = -1;
     char perr[200];
-    cont_service_t *parsed = NULL;
+    cont_service_t *parsed = NULL, *next = NULL;
+    uint8_t *changed = NULL;
     arena_t *arena = arena_new(len * 8 + 65536);
     if (!arena) {
         snprintf(err, errlen, "out of memory");
@@ -257,8 +269,11 @@ int continuous_apply_json(continuous_t *self, const char *json, size_t len,
                  CONT_MAX_SERVICES);
         goto cleanup;
     }
-    parsed = calloc(doc->n ? doc->n : 1, sizeof *parsed);
-    if (!parsed) {
+    size_t nitems = doc->n ? doc->n : 1;
+    parsed = calloc(nitems, sizeof *parsed);
+    changed = calloc(nitems, 1);
+    next = malloc(sizeof self->services);
+    if (!parsed || !changed || !next) {
         snprintf(err, errlen, "out of memory");
         goto cleanup;
     }
@@ -270,36 +285,36 @@ int continuous_apply_json(continuous_t *self, const char *json, size_t len,
         if (s_parse_service(doc->items[i], &parsed[i], err, errlen))
             goto cleanup;
     }
-    /* Everything validated: apply. A service whose UUID did not change
-     * keeps its policy and its processes' slots (the uplink resends every
-     * policy when it sees a new policy engine). */
-    uint8_t *changed = calloc(doc->n ? doc->n : 1, 1);
-    if (!changed) {
-        snprintf(err, errlen, "out of memory");
-        goto cleanup;
-    }
+    /* Every service validated: build the new table on a copy, so a check
+     * that can only fail while applying (the table is full) still leaves
+     * everything as it was. A service whose UUID did not change keeps its
+     * policy and its processes' slots (the uplink resends every policy
+     * when it sees a new policy engine). */
+    memcpy(next, self->services, self->nservices * sizeof *next);
+    size_t nnext = self->nservices;
     for (size_t i = 0; i < doc->n; i++) {
-        cont_service_t *cur = s_find_service(self, parsed[i].name);
+        cont_service_t *cur = s_find_in(next, nnext, parsed[i].name);
         if (cur && parsed[i].uuid[0] && strcmp(cur->uuid, parsed[i].uuid) == 0)
             continue;
         changed[i] = 1;
         int removal = parsed[i].nitems == 0 && parsed[i].uuid[0] == '\0';
         if (removal) {
-            if (cur) {
-                *cur = self->services[--self->nservices];
-            }
+            if (cur)
+                *cur = next[--nnext];
             continue;
         }
         if (!cur) {
-            if (self->nservices == CONT_MAX_SERVICES) {
+            if (nnext == CONT_MAX_SERVICES) {
                 snprintf(err, errlen, "more than %d services with policies",
                          CONT_MAX_SERVICES);
                 goto cleanup;
             }
-            cur = &self->services[self->nservices++];
+            cur = &next[nnext++];
         }
         *cur = parsed[i];
     }
+    memcpy(self->services, next, nnext * sizeof *next);
+    self->nservices = nnext;
     /* Rings are sized by the service's longest period: re-create those of
      * the services that changed. */
     for (size_t i = 0; i < self->nprocs; i++) {
@@ -315,9 +330,10 @@ int continuous_apply_json(continuous_t *self, const char *json, size_t len,
         self->procs[i].stamps = NULL;
         self->procs[i].ring = 0;
     }
-    free(changed);
     rc = 0;
 cleanup:
+    free(next);
+    free(changed);
     free(parsed);
     arena_destroy(&arena);
     return rc;

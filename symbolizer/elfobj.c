@@ -20,6 +20,13 @@
 #define NT_GNU_BUILD_ID 3
 #endif
 
+/* Note areas and the .gnu_debuglink section are small in every real
+ * file; larger claims are skipped unread. */
+#define ELFOBJ_MAX_NOTES (64u << 10)
+#define ELFOBJ_MAX_DEBUGLINK 4096
+/* The section name table, read whole by elf_strptr. */
+#define ELFOBJ_MAX_SHSTRTAB (1u << 20)
+
 struct elfobj {
     int fd;
     Elf *elf;
@@ -68,7 +75,8 @@ s_read_build_id(elfobj_t *self)
     Elf_Scn *scn = NULL;
     while (!self->build_id_len && (scn = elf_nextscn(self->elf, scn))) {
         GElf_Shdr shdr;
-        if (!gelf_getshdr(scn, &shdr) || shdr.sh_type != SHT_NOTE)
+        if (!gelf_getshdr(scn, &shdr) || shdr.sh_type != SHT_NOTE ||
+            shdr.sh_size > ELFOBJ_MAX_NOTES)
             continue;
         s_scan_notes(self, elf_getdata(scn, NULL));
     }
@@ -80,7 +88,8 @@ s_read_build_id(elfobj_t *self)
         return;
     for (size_t i = 0; i < nph && !self->build_id_len; i++) {
         GElf_Phdr phdr;
-        if (!gelf_getphdr(self->elf, (int)i, &phdr) || phdr.p_type != PT_NOTE)
+        if (!gelf_getphdr(self->elf, (int)i, &phdr) ||
+            phdr.p_type != PT_NOTE || phdr.p_filesz > ELFOBJ_MAX_NOTES)
             continue;
         s_scan_notes(self, elf_getdata_rawchunk(self->elf,
                                                 (int64_t)phdr.p_offset,
@@ -88,16 +97,29 @@ s_read_build_id(elfobj_t *self)
     }
 }
 
+/* The index of the section name table, when it is small enough to read. */
+static int
+s_shstrndx(Elf *elf, size_t *out)
+{
+    GElf_Shdr shdr;
+    if (elf_getshdrstrndx(elf, out) != 0 ||
+        !gelf_getshdr(elf_getscn(elf, *out), &shdr) ||
+        shdr.sh_size > ELFOBJ_MAX_SHSTRTAB)
+        return -1;
+    return 0;
+}
+
 static void
 s_read_debuglink(elfobj_t *self)
 {
     size_t shstrndx;
-    if (elf_getshdrstrndx(self->elf, &shstrndx) != 0)
+    if (s_shstrndx(self->elf, &shstrndx) != 0)
         return;
     Elf_Scn *scn = NULL;
     while ((scn = elf_nextscn(self->elf, scn))) {
         GElf_Shdr shdr;
-        if (!gelf_getshdr(scn, &shdr) || shdr.sh_type != SHT_PROGBITS)
+        if (!gelf_getshdr(scn, &shdr) || shdr.sh_type != SHT_PROGBITS ||
+            shdr.sh_size > ELFOBJ_MAX_DEBUGLINK)
             continue;
         const char *sname = elf_strptr(self->elf, shstrndx, shdr.sh_name);
         if (!sname || strcmp(sname, ".gnu_debuglink") != 0)
@@ -175,24 +197,41 @@ cleanup:
     return self;
 }
 
-int
-elf_open_regular(const char *path)
+/* libelf sizes its section array from the header before anything can be
+ * checked: e_shnum is at most 65535, but extended numbering (e_shnum 0,
+ * the count in section 0) or PN_XNUM program headers may claim billions,
+ * bounded only by the file size, which a sparse file makes huge. No
+ * executable or shared library needs either, so both are refused. */
+static int
+s_header_sane(int fd, const char *what)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    struct stat st;
-    if (fd < 0)
-        goto cleanup;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        fd = -1;
-        errno = EINVAL;
-        goto cleanup;
+    union {
+        unsigned char ident[EI_NIDENT];
+        Elf32_Ehdr e32;
+        Elf64_Ehdr e64;
+    } h;
+    ssize_t n = pread(fd, &h, sizeof(h), 0);
+    if (n < (ssize_t)EI_NIDENT || memcmp(h.ident, ELFMAG, SELFMAG) != 0)
+        return 0;                 /* not ELF: libelf says so cheaply */
+    bool is64 = h.ident[EI_CLASS] == ELFCLASS64;
+    if (n < (ssize_t)(is64 ? sizeof(h.e64) : sizeof(h.e32)))
+        return 0;
+    bool swap = h.ident[EI_DATA] ==
+                (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? ELFDATA2MSB
+                                                           : ELFDATA2LSB);
+    uint16_t shnum = is64 ? h.e64.e_shnum : h.e32.e_shnum;
+    uint16_t phnum = is64 ? h.e64.e_phnum : h.e32.e_phnum;
+    uint64_t shoff = is64 ? h.e64.e_shoff : h.e32.e_shoff;
+    if (swap) {
+        shnum = __builtin_bswap16(shnum);
+        phnum = __builtin_bswap16(phnum);
     }
-    int flags = fcntl(fd, F_GETFL);
-    if (flags >= 0)
-        (void)fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
-cleanup:
-    return fd;
+    if ((shnum == 0 && shoff != 0) || phnum == PN_XNUM) {
+        log_debug("symbolizer: %s: extended section/segment numbering, "
+                  "refused", what);
+        return -1;
+    }
+    return 0;
 }
 
 elfobj_t *
@@ -200,7 +239,7 @@ elfobj_open_fd(int fd, const char *what)
 {
     if (fd < 0)
         return NULL;
-    if (s_libelf_ready() < 0) {
+    if (s_libelf_ready() < 0 || s_header_sane(fd, what) < 0) {
         close(fd);
         return NULL;
     }
@@ -262,14 +301,20 @@ s_is_function(const GElf_Sym *sym)
            sym->st_value != 0;
 }
 
+static bool
+s_within(uint64_t size, uint64_t max_bytes)
+{
+    return max_bytes == 0 || size <= max_bytes;
+}
+
 int
-elfobj_has_full_symtab(const elfobj_t *self)
+elfobj_has_full_symtab(const elfobj_t *self, uint64_t max_bytes)
 {
     Elf_Scn *scn = NULL;
     while ((scn = elf_nextscn(self->elf, scn))) {
         GElf_Shdr shdr;
         if (!gelf_getshdr(scn, &shdr) || shdr.sh_type != SHT_SYMTAB ||
-            shdr.sh_entsize == 0)
+            shdr.sh_entsize == 0 || !s_within(shdr.sh_size, max_bytes))
             continue;
         Elf_Data *data = elf_getdata(scn, NULL);
         if (!data)
@@ -298,9 +343,18 @@ s_rank(const GElf_Sym *sym)
  * of section i: the bound for symbols whose size is 0. */
 static long
 s_add_section(const elfobj_t *self, Elf_Scn *scn, const GElf_Shdr *shdr,
-              const uint64_t *section_end, size_t nsections, symtab_t *tab)
+              const uint64_t *section_end, size_t nsections, symtab_t *tab,
+              uint64_t max_bytes)
 {
     long added = 0;
+    GElf_Shdr strtab;
+    /* Both tables are read whole by libelf: refuse before, not after. */
+    if (!s_within(shdr->sh_size, max_bytes) ||
+        (gelf_getshdr(elf_getscn(self->elf, shdr->sh_link), &strtab) &&
+         !s_within(strtab.sh_size, max_bytes))) {
+        added = ELFOBJ_TOO_LARGE;
+        goto cleanup;
+    }
     Elf_Data *data = elf_getdata(scn, NULL);
     if (!data || shdr->sh_entsize == 0)
         goto cleanup;
@@ -319,6 +373,10 @@ s_add_section(const elfobj_t *self, Elf_Scn *scn, const GElf_Shdr *shdr,
             added = -1;
             goto cleanup;
         }
+        if (!s_within(symtab_bytes(tab), max_bytes)) {
+            added = ELFOBJ_TOO_LARGE;
+            goto cleanup;
+        }
         added++;
     }
 cleanup:
@@ -326,7 +384,7 @@ cleanup:
 }
 
 long
-elfobj_add_symbols(const elfobj_t *self, symtab_t *tab)
+elfobj_add_symbols(const elfobj_t *self, symtab_t *tab, uint64_t max_bytes)
 {
     long total = 0;
     uint64_t *section_end = NULL;
@@ -355,9 +413,10 @@ elfobj_add_symbols(const elfobj_t *self, symtab_t *tab)
         if (!gelf_getshdr(scn, &shdr) ||
             (shdr.sh_type != SHT_SYMTAB && shdr.sh_type != SHT_DYNSYM))
             continue;
-        long n = s_add_section(self, scn, &shdr, section_end, nsections, tab);
+        long n = s_add_section(self, scn, &shdr, section_end, nsections, tab,
+                               max_bytes);
         if (n < 0) {
-            total = -1;
+            total = n;
             goto cleanup;
         }
         total += n;

@@ -22,13 +22,14 @@ typedef struct {
     uint64_t vaddr;    /* p_vaddr */
 } elf_load_t;
 
-/* Opens a path for reading only if it is a regular file: O_NONBLOCK so a
- * FIFO planted where a binary or debug file is expected cannot block us.
- * Returns the fd (O_CLOEXEC, blocking mode restored) or -1 with errno. */
-int elf_open_regular(const char *path);
+/* What elfobj_add_symbols returns when a table would exceed max_bytes. */
+#define ELFOBJ_TOO_LARGE (-2)
 
-/* Takes ownership of fd (closed by destroy, also on failure). what names
- * the file in log lines. NULL when the file is not a usable ELF. */
+/* Takes ownership of fd (closed by destroy, also on failure); open it
+ * with lib/safe_open.h. what names the file in log lines. NULL when the
+ * file is not a usable ELF, or uses extended section or segment numbering
+ * (which would let a small sparse file make libelf allocate gigabytes
+ * before any of our bounds could apply). */
 elfobj_t *elfobj_open_fd(int fd, const char *what);
 /* An image already in memory (the vdso); not copied, must outlive. */
 elfobj_t *elfobj_open_mem(const void *image, size_t size, const char *what);
@@ -43,12 +44,17 @@ const char *elfobj_debuglink(const elfobj_t *self, uint32_t *crc);
 size_t elfobj_loads(const elfobj_t *self, elf_load_t *out, size_t max);
 
 /* 1 when the image has a .symtab with at least one function symbol
- * (i.e. it is not stripped), else 0. */
-int elfobj_has_full_symtab(const elfobj_t *self);
+ * (i.e. it is not stripped), else 0. Looks at no symbol table larger than
+ * max_bytes (0: no bound). */
+int elfobj_has_full_symtab(const elfobj_t *self, uint64_t max_bytes);
 
 /* Adds the function symbols (STT_FUNC, STT_GNU_IFUNC) of .symtab and
- * .dynsym to tab. Returns how many were added, -1 on allocation failure. */
-long elfobj_add_symbols(const elfobj_t *self, symtab_t *tab);
+ * .dynsym to tab. Returns how many were added, -1 on allocation failure,
+ * ELFOBJ_TOO_LARGE when a symbol or string table section is larger than
+ * max_bytes, or tab grows past max_bytes (0: no bound) -- checked before
+ * a section is read, so a header claiming gigabytes costs nothing. */
+long elfobj_add_symbols(const elfobj_t *self, symtab_t *tab,
+                        uint64_t max_bytes);
 
 /* File offset -> virtual address through the PT_LOAD segments; 0 and the
  * address in *vaddr, -1 when no segment holds the offset. */

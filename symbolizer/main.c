@@ -42,6 +42,10 @@ typedef struct {
     stats_metric_t *memo_bytes;
     stats_metric_t *memo_hits;
     stats_metric_t *objects_unreadable;
+    stats_metric_t *objects_too_large;
+    stats_metric_t *perfmaps_refused;
+    stats_metric_t *debug_crc_skipped;
+    stats_metric_t *files_refused;
     symbolizer_stats_t last;  /* symbolizer stats already added */
     shard_t *shard;           /* which pid buckets this replica takes */
 } symd_t;
@@ -51,7 +55,9 @@ static const stage_desc_t s_desc = {
     .summary = "skyprof symbolizer: resolves raw stacks (kernel addresses, "
                "object + file offset) to function names.",
     .extra_help = "Config: symbolizer.cache_size, symbolizer.debug_dirs, "
-                  "symbolizer.http_addr, symbolizer.sharding.\n"
+                  "symbolizer.perfmap_max_size,\n"
+                  "symbolizer.debuglink_crc_max_size, symbolizer.http_addr, "
+                  "symbolizer.sharding.\n"
                   "With symbolizer.sharding, replicas announce themselves and "
                   "share the pid\nbuckets by rendezvous hashing.\n"
                   "SIGHUP re-reads /proc/kallsyms.",
@@ -67,6 +73,14 @@ s_sync_stats(symd_t *self)
     stats_add(self->cache_misses, now.cache_misses - self->last.cache_misses);
     stats_add(self->objects_unreadable,
               now.objects_unreadable - self->last.objects_unreadable);
+    stats_add(self->objects_too_large,
+              now.objects_too_large - self->last.objects_too_large);
+    stats_add(self->perfmaps_refused,
+              now.perfmaps_refused - self->last.perfmaps_refused);
+    stats_add(self->debug_crc_skipped,
+              now.debug_crc_skipped - self->last.debug_crc_skipped);
+    stats_add(self->files_refused,
+              now.files_refused - self->last.files_refused);
     stats_set(self->cache_bytes, (double)now.cache_bytes);
     stats_set(self->cache_objects, (double)now.cache_objects);
     stats_set(self->memo_bytes, (double)now.memo_bytes);
@@ -193,6 +207,15 @@ s_metrics(symd_t *self)
                                     "frame lookups answered by the memo");
     self->objects_unreadable = stats_counter(st, "objects_unreadable", "",
         "objects that could not be opened or verified");
+    self->objects_too_large = stats_counter(st, "objects_too_large", "",
+        "symbol tables refused for not fitting symbolizer.cache_size");
+    self->perfmaps_refused = stats_counter(st, "perfmaps_refused", "",
+        "perf map versions over symbolizer.perfmap_max_size or the cache");
+    self->debug_crc_skipped = stats_counter(st, "debug_crc_skipped", "",
+        "debuglink candidates over symbolizer.debuglink_crc_max_size");
+    self->files_refused = stats_counter(st, "files_refused", "",
+        "files of other processes refused: a link out of their root, a "
+        "magic link, not a regular file (FIFO, device), a \"..\" path");
 }
 
 int
@@ -213,6 +236,10 @@ main(int argc, char **argv)
     symbolizer_opts_default(&opts);
     opts.cache_size = config_size(self.stage->cfg, "symbolizer.cache_size");
     opts.debug_dirs = config_str(self.stage->cfg, "symbolizer.debug_dirs");
+    opts.perfmap_max_size = config_size(self.stage->cfg,
+                                        "symbolizer.perfmap_max_size");
+    opts.debug_crc_max_size = config_size(self.stage->cfg,
+                                          "symbolizer.debuglink_crc_max_size");
     self.sym = symbolizer_new(&opts);
     self.batch = symbatch_new();
     self.arena = arena_new(0);

@@ -15,6 +15,7 @@
 
 #include "hash.h"
 #include "log.h"
+#include "safe_open.h"
 #include "symbolizer/debugfile.h"
 #include "symbolizer/elfobj.h"
 #include "symbolizer/framememo.h"
@@ -43,6 +44,7 @@ typedef struct {
     elf_load_t loads[ELFOBJ_MAX_LOADS];
     size_t nloads;
     char *map_path;              /* JIT: the perf map read */
+    uint32_t map_root_pid;       /* JIT: whose root map_path is in */
     perfmap_stamp_t stamp;       /* JIT: version read */
 } symobj_t;
 
@@ -70,6 +72,7 @@ struct symbolizer {
     uint64_t last_generation;
 
     symbolizer_stats_t st;
+    log_ratelimit_t perfmap_rl;
     char name_buf[WIRE_MAX_STR];
 };
 
@@ -82,6 +85,8 @@ symbolizer_opts_default(symbolizer_opts_t *opts)
     opts->kallsyms_path = "/proc/kallsyms";
     opts->retry_ms = 60000;
     opts->kernel_refresh_ms = 30000;
+    opts->perfmap_max_size = 32u << 20;
+    opts->debug_crc_max_size = 256u << 20;
 }
 
 static void
@@ -124,6 +129,7 @@ symbolizer_new(const symbolizer_opts_t *opts)
     /* The memo gets a quarter of the cache's budget on top of it; a
      * cache too small for a useful memo runs without one. */
     self->memo = framememo_new(self->opts.cache_size / 4);
+    self->perfmap_rl = (log_ratelimit_t)LOG_RATELIMIT_INIT(5, 60000);
     if (!self->debug_dirs || !self->kallsyms_path || !self->cache) {
         symbolizer_destroy(&self);
         goto cleanup;
@@ -274,40 +280,33 @@ s_clean_path(const char *in, char *out, size_t size)
     out[len] = '\0';
 }
 
-/* Opens the object: through the process's root while it lives, else on
- * the host. root_out receives the prefix used ("" for the host). */
+/* Opens the object: in the process's root while it lives, else on the
+ * host. *root_pid receives the root used (0 for the host). */
 static elfobj_t *
-s_open_object(const wire_object_t *obj, const char *path, char *root_out,
-              size_t root_size)
+s_open_object(const wire_object_t *obj, const char *path, uint32_t *root_pid)
 {
     elfobj_t *elf = NULL;
-    char roots[2][64];
+    uint32_t roots[2];
     int nroots = 0;
     if (obj->pid)
-        snprintf(roots[nroots++], sizeof(roots[0]), "/proc/%u/root",
-                 obj->pid);
-    snprintf(roots[nroots++], sizeof(roots[0]), "%s", "");
+        roots[nroots++] = obj->pid;
+    roots[nroots++] = 0;
     for (int i = 0; i < nroots && !elf; i++) {
-        char full[SYM_PATH_MAX + 64];
         struct stat st;
-        int n = snprintf(full, sizeof(full), "%s%s", roots[i], path);
-        if (n < 0 || (size_t)n >= sizeof(full))
-            continue;
-        int fd = elf_open_regular(full);
+        int fd = safe_open_pid(roots[i], path, 0, &st);
         if (fd < 0)
             continue;              /* gone with its process: normal */
-        if (fstat(fd, &st) < 0) {
-            close(fd);
-            continue;
-        }
-        elf = elfobj_open_fd(fd, full);
-        if (elf && !s_verify(obj, elf, &st, full))
+        char what[SYM_PATH_MAX + 64];
+        if (roots[i])
+            snprintf(what, sizeof(what), "%s (in the root of pid %u)", path,
+                     roots[i]);
+        else
+            snprintf(what, sizeof(what), "%s (on the host)", path);
+        elf = elfobj_open_fd(fd, what);
+        if (elf && !s_verify(obj, elf, &st, what))
             elfobj_destroy(&elf);
-        if (elf) {
-            size_t len = strnlen(roots[i], root_size - 1);
-            memcpy(root_out, roots[i], len);
-            root_out[len] = '\0';
-        }
+        if (elf)
+            *root_pid = roots[i];
     }
     return elf;
 }
@@ -324,39 +323,51 @@ s_symobj_new(uint8_t obj_type)
 }
 
 /* Fills so->syms from an opened object, preferring its own .symtab, then
- * a separate debug file's, and always adding .dynsym. */
+ * a separate debug file's, and always adding .dynsym. No table is read
+ * that could not fit the whole cache. Returns 0, -1 on failure, or
+ * ELFOBJ_TOO_LARGE. */
 static int
 s_load_symbols(symbolizer_t *self, symobj_t *so, elfobj_t *elf,
-               const wire_object_t *obj, const char *root, const char *path)
+               const wire_object_t *obj, uint32_t root_pid, const char *path)
 {
     int rc = -1;
+    uint64_t max = self->opts.cache_size;
     elfobj_t *debug = NULL;
     so->nloads = elfobj_loads(elf, so->loads, ELFOBJ_MAX_LOADS);
     so->syms = symtab_new();
     if (!so->syms)
         goto cleanup;
-    if (!elfobj_has_full_symtab(elf) && obj->type != WIRE_OBJ_VDSO) {
+    if (!elfobj_has_full_symtab(elf, max) && obj->type != WIRE_OBJ_VDSO) {
         uint8_t id[ELFOBJ_MAX_BUILD_ID];
         debugfile_query_t q = {
             .debug_dirs = self->debug_dirs,
-            .root = root,
+            .root_pid = root_pid,
             .bin_path = path,
             .build_id = id,
             .build_id_len = elfobj_build_id(elf, id),
+            .max_crc_size = self->opts.debug_crc_max_size,
         };
         q.debuglink = elfobj_debuglink(elf, &q.debuglink_crc);
         char found[SYM_PATH_MAX];
         debug = debugfile_find(&q, found, sizeof(found));
-        if (debug && !elfobj_has_full_symtab(debug))
+        self->st.debug_crc_skipped += q.crc_skipped;
+        if (debug && !elfobj_has_full_symtab(debug, max))
             elfobj_destroy(&debug);
         if (debug) {
             log_debug("symbolizer: %s: symbols from %s", path, found);
-            if (elfobj_add_symbols(debug, so->syms) < 0)
+            long n = elfobj_add_symbols(debug, so->syms, max);
+            if (n < 0) {
+                rc = (int)n;
                 goto cleanup;
+            }
         }
     }
-    if (elfobj_add_symbols(elf, so->syms) < 0 ||
-        symtab_finish(so->syms, 0) < 0)
+    long added = elfobj_add_symbols(elf, so->syms, max);
+    if (added < 0) {
+        rc = (int)added;
+        goto cleanup;
+    }
+    if (symtab_finish(so->syms, 0) < 0)
         goto cleanup;
     if (symtab_count(so->syms) == 0)
         log_debug("symbolizer: %s: no function symbols (stripped, no debug "
@@ -398,7 +409,7 @@ s_load_elf(symbolizer_t *self, const wire_object_t *obj)
     symobj_t *so = s_symobj_new(obj->type);
     elfobj_t *elf = NULL;
     char path[SYM_PATH_MAX];
-    char root[64] = "";
+    uint32_t root_pid = 0;
     if (!so)
         goto cleanup;
     if (obj->type == WIRE_OBJ_VDSO) {
@@ -410,15 +421,22 @@ s_load_elf(symbolizer_t *self, const wire_object_t *obj)
         s_clean_path(obj->path, path, sizeof(path));
         /* A debug file alone cannot stand in for a vanished binary: its
          * PT_LOAD headers lose the file offsets we translate from. */
-        elf = s_open_object(obj, path, root, sizeof(root));
+        elf = s_open_object(obj, path, &root_pid);
     }
     if (!elf) {
         so->state = SYMOBJ_UNREADABLE;
         goto cleanup;
     }
-    if (s_load_symbols(self, so, elf, obj, root, path) < 0) {
+    int rc = s_load_symbols(self, so, elf, obj, root_pid, path);
+    if (rc < 0) {
         symtab_destroy(&so->syms);
-        so->state = SYMOBJ_UNREADABLE;
+        so->state = rc == ELFOBJ_TOO_LARGE ? SYMOBJ_TOO_LARGE
+                                           : SYMOBJ_UNREADABLE;
+        if (rc == ELFOBJ_TOO_LARGE)
+            log_warn("symbolizer: %s: a symbol table larger than "
+                     "symbolizer.cache_size (%" PRIu64 " bytes), refused "
+                     "before reading it; its frames stay unresolved", path,
+                     self->opts.cache_size);
     }
 cleanup:
     elfobj_destroy(&elf);
@@ -429,59 +447,82 @@ cleanup:
  * in /tmp of its own root. The collector names it in obj->path (as the
  * process sees it); without that, build the name from nspid. After the
  * process is gone its root is too; a host process (the map's pid is its
- * host pid) still has the map at the same host path. */
+ * host pid) still has the map at the same host path. Fills so->map_path
+ * and so->map_root_pid; -1 when there is no map to read. */
 static int
-s_perfmap_path(const wire_object_t *obj, uint32_t nspid, char *out,
-               size_t size)
+s_perfmap_locate(symobj_t *so, const wire_object_t *obj, uint32_t nspid)
 {
     char rel[128];
     const char *path = obj->path;
-    int n;
+    perfmap_stamp_t stamp;
     if (!path || path[0] != '/') {
         snprintf(rel, sizeof(rel), "/tmp/perf-%u.map",
                  nspid ? nspid : obj->pid);
         path = rel;
     }
+    if (!(so->map_path = strdup(path)))
+        return -1;
+    so->map_root_pid = obj->pid;
     if (obj->pid) {
-        n = snprintf(out, size, "/proc/%u/root%s", obj->pid, path);
-        if (n > 0 && (size_t)n < size && access(out, F_OK) == 0)
+        perfmap_src_t src = { .root_pid = obj->pid, .path = path };
+        if (perfmap_stamp(&src, &stamp) == 0)
             return 0;
         unsigned map_pid = 0;
         if (sscanf(path, "/tmp/perf-%u.map", &map_pid) != 1 ||
             map_pid != obj->pid)
             return -1;
     }
-    n = snprintf(out, size, "%s", path);
-    return n > 0 && (size_t)n < size ? 0 : -1;
+    so->map_root_pid = 0;
+    return 0;
+}
+
+/* Reads so's perf map within the configured bounds: the map's size and a
+ * table no larger than the whole cache, both checked as it is read. */
+static symtab_t *
+s_perfmap_read(symbolizer_t *self, symobj_t *so, uint64_t *bad,
+               perfmap_status_t *status)
+{
+    perfmap_src_t src = {
+        .root_pid = so->map_root_pid,
+        .path = so->map_path,
+        .max_size = self->opts.perfmap_max_size,
+        .max_table = self->opts.cache_size,
+    };
+    symtab_t *tab = perfmap_load(&src, &so->stamp, bad, status);
+    if (*status == PERFMAP_TOO_LARGE) {
+        self->st.perfmaps_refused++;
+        char where[48] = "on the host";
+        if (so->map_root_pid)
+            snprintf(where, sizeof(where), "in the root of pid %u",
+                     so->map_root_pid);
+        log_warn_rl(&self->perfmap_rl, "symbolizer: %s (%s): perf map over "
+                    "symbolizer.perfmap_max_size (%" PRIu64 " bytes) or "
+                    "symbolizer.cache_size, refused; its frames stay "
+                    "unresolved", so->map_path, where,
+                    self->opts.perfmap_max_size);
+    }
+    return tab;
 }
 
 static symobj_t *
 s_load_perfmap(symbolizer_t *self, const wire_object_t *obj, uint32_t nspid)
 {
     symobj_t *so = s_symobj_new(obj->type);
-    char path[SYM_PATH_MAX];
-    perfmap_stamp_t stamp;
+    uint64_t bad = 0;
+    perfmap_status_t status;
     if (!so)
         goto cleanup;
     so->state = SYMOBJ_UNREADABLE;
-    if (s_perfmap_path(obj, nspid, path, sizeof(path)) < 0 ||
-        !(so->map_path = strdup(path)))
+    if (s_perfmap_locate(so, obj, nspid) < 0)
         goto cleanup;
-    /* Refuse before reading what could never fit: the table costs about
-     * what the text does. */
-    if (perfmap_stamp(path, &stamp) < 0)
-        goto cleanup;
-    if (stamp.size / 2 > self->opts.cache_size) {
-        so->state = SYMOBJ_TOO_LARGE;
-        goto cleanup;
-    }
-    uint64_t bad = 0;
-    so->syms = perfmap_load(path, &so->stamp, &bad);
+    so->syms = s_perfmap_read(self, so, &bad, &status);
     if (so->syms)
         so->state = SYMOBJ_OK;
+    else if (status == PERFMAP_TOO_LARGE)
+        so->state = SYMOBJ_TOO_LARGE;
     if (bad)
         log_debug("symbolizer: %s: %" PRIu64 " malformed lines skipped",
-                  path, bad);
+                  so->map_path, bad);
 cleanup:
     return so;
 }
@@ -530,13 +571,23 @@ s_refresh_perfmap(symbolizer_t *self, objcache_entry_t *entry)
 {
     symobj_t *so = objcache_value(entry);
     perfmap_stamp_t now;
-    if (!so->map_path || perfmap_stamp(so->map_path, &now) < 0 ||
+    uint64_t bad = 0;
+    perfmap_status_t status;
+    perfmap_src_t src = { .root_pid = so->map_root_pid, .path = so->map_path };
+    if (!so->map_path || perfmap_stamp(&src, &now) < 0 ||
         (now.size == so->stamp.size && now.ino == so->stamp.ino &&
          now.mtime_ns == so->stamp.mtime_ns))
         goto cleanup;
-    if (now.size / 2 > self->opts.cache_size)
+    /* A map over the bound is refused from its stamp alone, and only once
+     * per version: a JIT growing its map past the bound does not make us
+     * read it again on every miss. */
+    if (self->opts.perfmap_max_size &&
+        now.size > self->opts.perfmap_max_size) {
+        so->stamp = now;
+        self->st.perfmaps_refused++;
         goto cleanup;
-    symtab_t *fresh = perfmap_load(so->map_path, &so->stamp, NULL);
+    }
+    symtab_t *fresh = s_perfmap_read(self, so, &bad, &status);
     if (!fresh)
         goto cleanup;
     symtab_destroy(&so->syms);
@@ -798,7 +849,11 @@ symbolizer_reload_kernel(symbolizer_t *self)
 void
 symbolizer_get_stats(const symbolizer_t *self, symbolizer_stats_t *out)
 {
+    safe_open_stats_t refused;
+    safe_open_get_stats(&refused);
     *out = self->st;
+    out->files_refused = refused.not_regular + refused.links +
+                         refused.bad_path + refused.too_large;
     out->cache_bytes = objcache_bytes(self->cache);
     out->cache_objects = objcache_count(self->cache);
     out->cache_evictions = objcache_evictions(self->cache);

@@ -38,6 +38,9 @@ typedef struct {
     uint64_t retry_ms;          /* retry unreadable objects after this */
     uint64_t kernel_refresh_ms; /* re-read kallsyms on a miss at most this
                                    often (modules, BPF programs come and go) */
+    uint64_t perfmap_max_size;  /* larger perf maps are refused (0: any) */
+    uint64_t debug_crc_max_size;/* debuglink candidates without a matching
+                                   build-id are CRC'd only up to this size */
 } symbolizer_opts_t;
 
 typedef struct {
@@ -48,6 +51,11 @@ typedef struct {
     uint64_t cache_evictions;
     uint64_t objects_unreadable; /* loads that found no usable file */
     uint64_t objects_too_large;  /* symbol tables larger than the cache */
+    uint64_t perfmaps_refused;   /* perf maps over perfmap_max_size or the
+                                    cache (counted per version seen) */
+    uint64_t debug_crc_skipped;  /* debuglink candidates too large to CRC */
+    uint64_t files_refused;      /* process-wide lib/safe_open refusals:
+                                    links out, FIFOs, devices, too large */
     uint64_t perfmap_reloads;
     uint64_t kernel_reloads;
     uint64_t cache_bytes;        /* gauge */
@@ -60,7 +68,8 @@ typedef struct {
 } symbolizer_stats_t;
 
 /* Defaults: 64 MiB cache, /usr/lib/debug, /proc/kallsyms, retry after 60 s,
- * kernel refresh at most every 30 s. */
+ * kernel refresh at most every 30 s, perf maps up to 32 MiB, debuglink
+ * CRCs of files up to 256 MiB. */
 void symbolizer_opts_default(symbolizer_opts_t *opts);
 
 symbolizer_t *symbolizer_new(const symbolizer_opts_t *opts);

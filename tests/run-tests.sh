@@ -55,6 +55,41 @@ for t in "$BUILD"/tests/test_*; do
     fi
 done
 
+# The libFuzzer harnesses (tests/fuzz/README.md), when a fuzz tree was
+# built: each runs over its committed corpus plus FUZZ_CHECK_SECONDS of
+# fuzzing and counts as one test. TESTS selects them as fuzz_<name>, or
+# all of them as "fuzz".
+FUZZ_BUILD=${SKYPROF_FUZZ_BUILD:-}
+if [ -n "$FUZZ_BUILD" ]; then
+    fuzz_names=""
+    run_fuzz=1
+    if [ -n "${TESTS:-}" ]; then
+        run_fuzz=0
+        for t in $TESTS; do
+            case "$t" in
+                fuzz) run_fuzz=1 fuzz_names="" ; break ;;
+                fuzz_*) run_fuzz=1 fuzz_names="$fuzz_names ${t#fuzz_}" ;;
+            esac
+        done
+    fi
+    if [ "$run_fuzz" -eq 1 ]; then
+        printf '== fuzz (%ss each)\n' "${FUZZ_CHECK_SECONDS:-4}"
+        # shellcheck disable=SC2086
+        sh tests/fuzz/run.sh "$FUZZ_BUILD" "${FUZZ_CHECK_SECONDS:-4}" check \
+            $fuzz_names >"$logdir/fuzz.log" 2>&1
+        sed 's/^/   /' "$logdir/fuzz.log"
+        p=$(grep -c '^PASS: ' "$logdir/fuzz.log")
+        f=$(grep -c '^FAIL: ' "$logdir/fuzz.log")
+        s=$(grep -c '^SKIP: ' "$logdir/fuzz.log")
+        passed=$((passed + p))
+        failed=$((failed + f))
+        skipped=$((skipped + s))
+        for n in $(sed -n 's/^FAIL: \([^ ]*\).*/\1/p' "$logdir/fuzz.log"); do
+            failed_names="$failed_names $n"
+        done
+    fi
+fi
+
 [ -n "$failed_names" ] && echo "failing:$failed_names"
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

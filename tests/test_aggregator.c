@@ -508,6 +508,132 @@ START_TEST(test_store_roundtrip)
 }
 END_TEST
 
+/* Kubernetes discovery: k8s.containers names the pod of pid 100's
+ * container; the Total view gets [ns] -> [pod] -> [c] layers above its
+ * [p] layer, queries filter by namespace / pod / container, process rows
+ * carry the pod, and the store keeps it across a restart. */
+static const char *s_pod_cid =
+    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+static void
+s_feed_pod_batch(agg_t *agg)
+{
+    wire_k8s_container_t row = { s_pod_cid, "shop", "web-1", "app",
+                                 "10.1.0.7", "web" };
+    wire_k8s_containers_t m = { .node = "", .ncontainers = 1,
+                                .containers = &row };
+    wire_header_set(&m.hdr, "uplink/test", 1);
+    wire_buf_t buf;
+    wire_buf_init(&buf);
+    ck_assert_int_eq(wire_encode_k8s_containers(&m, &buf), 0);
+    ck_assert_int_eq(agg_intake(agg, NULL, TOPIC_K8S_CONTAINERS, buf.data,
+                                buf.len), 0);
+    /* Malformed tables are refused and counted, not applied. */
+    ck_assert_int_eq(agg_intake(agg, NULL, TOPIC_K8S_CONTAINERS, buf.data,
+                                buf.len - 3), -1);
+    wire_buf_reset(&buf);
+    wire_sym_batch_t b;
+    wire_sym_sample_t samples[3];
+    agg_fixture_batch(&b, samples);
+    wire_proc_t procs[2] = { { 100, 7, "app", s_pod_cid },
+                             { 200, 200, "db", "" } };
+    b.procs = procs;
+    ck_assert_int_eq(wire_encode_sym_batch(&b, &buf), 0);
+    ck_assert_int_eq(agg_intake(agg, NULL, "sym.stacks.07", buf.data,
+                                buf.len), 0);
+    wire_buf_release(&buf);
+}
+
+static void
+s_assert_pod_layers(agg_t *agg)
+{
+    flame_t *t = s_query(agg, AGG_SEL_TOTAL, NULL, 0, WIRE_KIND_ON_CPU, T0,
+                         T0 + 1000, 1);
+    const flame_node_t *root = flame_root(t);
+    const flame_node_t *ns = s_child(root, "shop", FLAME_NAMESPACE);
+    ck_assert_ptr_nonnull(ns);
+    const flame_node_t *pod = s_child(ns, "web-1", FLAME_POD);
+    ck_assert_ptr_nonnull(pod);
+    const flame_node_t *c = s_child(pod, "app", FLAME_CONTAINER);
+    ck_assert_ptr_nonnull(c);
+    const flame_node_t *p = s_child(c, "app", FLAME_PROCESS);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_uint_eq(p->total_count, 3);
+    ck_assert_ptr_nonnull(s_child(p, "worker", FLAME_THREAD));
+    /* The host process keeps today's layers. */
+    ck_assert_ptr_nonnull(s_child(root, "db", FLAME_PROCESS));
+    ck_assert_ptr_null(s_child(root, "app", FLAME_PROCESS));
+    flame_destroy(&t);
+}
+
+START_TEST(test_pod_layers_and_filters)
+{
+    char *dir = tu_mkdtemp();
+    char path[512];
+    snprintf(path, sizeof(path), "%s/history.db", dir);
+    agg_t *agg = s_agg(path, 3600000, 0);
+    s_feed_pod_batch(agg);
+    ck_assert_int_eq(agg_flush(agg, T0 + 1000), 0);
+    s_assert_pod_layers(agg);
+
+    struct { const char *ns, *pod, *container; uint64_t count; } f[] = {
+        { "shop", NULL, NULL, 3 }, { NULL, "web-1", NULL, 3 },
+        { NULL, NULL, "app", 3 }, { "shop", "web-1", "app", 3 },
+        { "other", NULL, NULL, 0 }, { "shop", "web-2", NULL, 0 },
+    };
+    for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+        agg_query_t q = { .select = AGG_SEL_TOTAL, .kind = WIRE_KIND_ON_CPU,
+                          .start_ms = T0, .end_ms = T0 + 1000, .threads = 1,
+                          .ns = f[i].ns, .pod = f[i].pod,
+                          .container = f[i].container };
+        flame_t *t = agg_query(agg, &q, NULL);
+        ck_assert_ptr_nonnull(t);
+        ck_assert_msg(flame_root(t)->total_count == f[i].count,
+                      "filter %zu: %llu samples", i,
+                      (unsigned long long)flame_root(t)->total_count);
+        flame_destroy(&t);
+    }
+
+    agg_prows_t rows;
+    agg_prows_init(&rows);
+    ck_assert_int_eq(agg_process_rows(agg, T0, T0 + 1000, &rows), 0);
+    ck_assert_uint_eq(rows.n, 2);
+    ck_assert_uint_eq(rows.rows[0].pid, 100);
+    ck_assert_str_eq(rows.rows[0].ns, "shop");
+    ck_assert_str_eq(rows.rows[0].pod, "web-1");
+    ck_assert_str_eq(rows.rows[0].container, "app");
+    ck_assert_str_eq(rows.rows[1].pod, "");
+    /* Through the replicas' text form and back. */
+    agg_buf_t text;
+    agg_buf_init(&text, 1 << 20);
+    agg_prows_text(&rows, &text);
+    agg_prows_t back;
+    agg_prows_init(&back);
+    ck_assert_int_eq(agg_prows_parse(&back, text.data, text.len, 16), 0);
+    ck_assert_str_eq(back.rows[0].container, "app");
+    ck_assert_str_eq(back.rows[1].ns, "");
+    agg_buf_t json;
+    agg_buf_init(&json, 1 << 20);
+    agg_prows_json(&back, NULL, &json);
+    ck_assert_ptr_nonnull(strstr(json.data, "\"namespace\":\"shop\","
+                                            "\"pod\":\"web-1\","
+                                            "\"container\":\"app\""));
+    agg_buf_release(&json);
+    agg_buf_release(&text);
+    agg_prows_release(&back);
+    agg_prows_release(&rows);
+
+    /* The store keeps the pod of each process. */
+    agg_destroy(&agg);
+    agg = s_agg(path, 3600000, 0);
+    ck_assert_uint_eq(agg_history_len(agg), 1);
+    s_assert_pod_layers(agg);
+    agg_destroy(&agg);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(test_store_corrupt_is_memory_only)
 {
     char *dir = tu_mkdtemp();
@@ -644,6 +770,7 @@ main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_total_view_layers);
     tcase_add_test(tc, test_process_and_task_views);
+    tcase_add_test(tc, test_pod_layers_and_filters);
     tcase_add_test(tc, test_history_bounds);
     tcase_add_test(tc, test_publish_profiles);
     tcase_add_test(tc, test_publish_splits_large_windows);

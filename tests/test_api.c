@@ -225,6 +225,96 @@ START_TEST(test_profile_tracing_total)
 }
 END_TEST
 
+/* Kubernetes discovery: a window where pid 100 runs in pod shop/web-1
+ * (container "app"): tag_filter and namespace= / pod= / container= keep
+ * its samples, Total shows [ns] -> [pod] -> [c] above [p], and
+ * /api/processes names the pod. */
+START_TEST(test_pod_filters)
+{
+    if (!tu_require_tool("pod_filters", "python3"))
+        return;
+    static const char *cid =
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    wire_k8s_container_t row = { cid, "shop", "web-1", "app", "10.1.0.7",
+                                 "web" };
+    wire_k8s_containers_t m = { .node = "", .ncontainers = 1,
+                                .containers = &row };
+    agg_ingest_k8s(s_agg, &m);
+    wire_sym_batch_t b;
+    wire_sym_sample_t samples[AGG_FIXTURE_SAMPLES];
+    agg_fixture_batch(&b, samples);
+    wire_proc_t procs[2] = { { 100, 7, "app", cid }, { 200, 200, "db", "" } };
+    b.procs = procs;
+    ck_assert_int_eq(agg_ingest_sym(s_agg, &b), 0);
+    ck_assert_int_eq(agg_flush(s_agg, s_t0 + 2000), 0);
+
+    char body[512];
+    int status = 0;
+    snprintf(body, sizeof(body),
+             "{\"app_service\":\"Total\",\"tag_filter\":\"namespace='shop' "
+             "AND pod='web-1' AND container=app\",%s}", s_range_json);
+    char *resp = s_req("POST", "/v1/profile/ProfileTracing", body, &status);
+    ck_assert_int_eq(status, 200);
+    char *verdict = s_python(s_check_tracing, resp);
+    ck_assert_msg(strncmp(verdict, "OK Total 30000 L1=[ns] shop "
+                                   "L2=[pod] web-1 L3=[c] app L4=[p] app ",
+                          60) == 0, "%s", verdict);
+    free(verdict);
+    free(resp);
+    /* Unfiltered: the pod's process under its layers, db as before. */
+    snprintf(body, sizeof(body), "{\"app_service\":\"Total\",%s}",
+             s_range_json);
+    resp = s_req("POST", "/v1/profile/ProfileTracing", body, &status);
+    verdict = s_python(s_check_tracing, resp);
+    ck_assert_msg(strstr(verdict, " L1=[ns] shop,[p] app,[p] db ") != NULL,
+                  "%s", verdict);
+    free(verdict);
+    free(resp);
+
+    /* The same filters as query parameters, on the other endpoints. */
+    resp = s_get("/api/folded?app_service=Total&namespace=%s&%s", "shop",
+                 &status);
+    ck_assert_int_eq(status, 200);
+    ck_assert_ptr_nonnull(strstr(resp, "[ns] shop;[pod] web-1;[c] app;"
+                                       "[p] app;"));
+    ck_assert_ptr_null(strstr(resp, "[p] db"));
+    free(resp);
+    resp = s_get("/api/folded?app_service=Total&pod=%s&%s", "nope", &status);
+    ck_assert_int_eq(status, 200);
+    ck_assert_ptr_null(strstr(resp, "[p]"));
+    free(resp);
+    resp = s_get("/api/flamegraph.svg?app_service=app&container=%s&%s", "app",
+                 &status);
+    ck_assert_int_eq(status, 200);
+    free(resp);
+    resp = s_get("/api/folded?app_service=Total&namespace=%s&%s", "",
+                 &status);
+    ck_assert_int_eq(status, 400);
+    free(resp);
+    resp = s_get("/api/folded?task_id=t1&pod=%s&%s", "web-1", &status);
+    ck_assert_int_eq(status, 400);
+    free(resp);
+    resp = s_get("/api/processes?x=%s&%s", "1", &status);
+    ck_assert_int_eq(status, 200);
+    ck_assert_ptr_nonnull(strstr(resp, "\"namespace\":\"shop\",\"pod\":"
+                                       "\"web-1\",\"container\":\"app\""));
+    free(resp);
+    /* The same filters on the process list: the pod's process only. */
+    resp = s_get("/api/processes?namespace=%s&%s", "shop", &status);
+    ck_assert_int_eq(status, 200);
+    ck_assert_ptr_nonnull(strstr(resp, "\"pid\":100,"));
+    ck_assert_ptr_null(strstr(resp, "\"pid\":200,"));
+    free(resp);
+    resp = s_get("/api/processes?container=%s&%s", "other", &status);
+    ck_assert_int_eq(status, 200);
+    ck_assert_ptr_nonnull(strstr(resp, "{\"processes\":[]}"));
+    free(resp);
+    resp = s_get("/api/processes?pod=%s&%s", "", &status);
+    ck_assert_int_eq(status, 400);
+    free(resp);
+}
+END_TEST
+
 START_TEST(test_profile_tracing_process)
 {
     if (!tu_require_tool("profile_tracing_process", "python3"))
@@ -719,6 +809,7 @@ main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_profile_tracing_total);
     tcase_add_test(tc, test_profile_tracing_process);
+    tcase_add_test(tc, test_pod_filters);
     tcase_add_test(tc, test_bad_requests);
     tcase_add_test(tc, test_tree_folded_and_renderers);
     tcase_add_test(tc, test_processes_and_tasks);

@@ -180,11 +180,73 @@ START_TEST(bad_files_are_errors)
     p = s_write("- just\n- a list\n");
     ck_assert_ptr_null(config_load(p, s_err, sizeof s_err));
     ck_assert_ptr_nonnull(strstr(s_err, "mapping"));
+    /* More than 1 MiB is refused, however it is read. */
+    char *big = malloc((1u << 20) + 2);
+    ck_assert_ptr_nonnull(big);
+    memset(big, '#', (1u << 20) + 1);
+    big[(1u << 20) + 1] = '\0';
+    p = s_write(big);
+    free(big);
+    ck_assert_ptr_null(config_load(p, s_err, sizeof s_err));
+    ck_assert_msg(strstr(s_err, "larger than 1048576 bytes"), "%s", s_err);
     /* An empty file means defaults. */
     p = s_write("");
     config_t *c = config_load(p, s_err, sizeof s_err);
     ck_assert_msg(c != NULL, "%s", s_err);
     config_destroy(&c);
+}
+END_TEST
+
+/* YAML anchors and aliases: a few work as usual; nested ones that expand
+ * a small file without end ("billion laughs") and files of too many
+ * aliases are refused with the line, before any stage could hang. */
+START_TEST(aliases_are_bounded)
+{
+    const char *p = s_write(
+        "common: &c\n"
+        "  layer: OS_LINUX\n"
+        "process_discovery:\n"
+        "  scanner:\n"
+        "    regex:\n"
+        "      - *c\n"
+        "      - *c\n");
+    config_t *c = config_load(p, s_err, sizeof s_err);
+    ck_assert_msg(c != NULL, "%s", s_err);
+    ck_assert_str_eq(config_raw(c, "process_discovery.scanner.regex[1].layer"),
+                     "OS_LINUX");
+    config_destroy(&c);
+
+    /* Seven levels of nine aliases each: 63 aliases, 9^7 (4.8 million)
+     * nodes once expanded, none of them a key to keep. */
+    char doc[4096];
+    size_t len = (size_t)snprintf(doc, sizeof doc,
+                                  "l0: &l0 [{}, {}, {}, {}, {}, {}, {}, {}, {}]\n");
+    for (int lvl = 1; lvl <= 7; lvl++)
+        len += (size_t)snprintf(doc + len, sizeof doc - len,
+                                "l%d: &l%d [*l%d, *l%d, *l%d, *l%d, *l%d, *l%d, "
+                                "*l%d, *l%d, *l%d]\n", lvl, lvl, lvl - 1,
+                                lvl - 1, lvl - 1, lvl - 1, lvl - 1, lvl - 1,
+                                lvl - 1, lvl - 1, lvl - 1);
+    p = s_write(doc);
+    s_err[0] = '\0';
+    ck_assert_ptr_null(config_load(p, s_err, sizeof s_err));
+    ck_assert_msg(strstr(s_err, "aliases expand the file to more than"),
+                  "reason: %s", s_err);
+    char where[300];
+    snprintf(where, sizeof where, "%s:", p);
+    ck_assert_msg(strncmp(s_err, where, strlen(where)) == 0 &&
+                  s_err[strlen(where)] >= '1' && s_err[strlen(where)] <= '9',
+                  "no line in: %s", s_err);
+
+    /* 65 aliases, one a line: refused at the 65th, line 67. */
+    len = (size_t)snprintf(doc, sizeof doc, "x: &s v\nl:\n");
+    for (int i = 0; i < 65; i++)
+        len += (size_t)snprintf(doc + len, sizeof doc - len, "  - *s\n");
+    p = s_write(doc);
+    s_err[0] = '\0';
+    ck_assert_ptr_null(config_load(p, s_err, sizeof s_err));
+    snprintf(where, sizeof where, "%s:67: more than 64 aliases", p);
+    ck_assert_msg(strstr(s_err, where), "reason: %s", s_err);
 }
 END_TEST
 
@@ -216,6 +278,7 @@ int main(void)
     tcase_add_test(tc, placeholder_expansion);
     tcase_add_test(tc, bad_values_are_named);
     tcase_add_test(tc, bad_files_are_errors);
+    tcase_add_test(tc, aliases_are_bounded);
     tcase_add_test(tc, value_parsers);
     suite_add_tcase(s, tc);
     return tu_run(s);

@@ -2,6 +2,7 @@
  * the previous policy), per-second slots, Count-of-Period firing, causes,
  * silence, deletion by empty UUID. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "policy-engine/continuous.h"
@@ -138,6 +139,20 @@ START_TEST(bad_documents_keep_the_previous_policy)
         "[{\"ServiceName\":\"other\",\"UUID\":\"x\",\"Profiling\":{}},"
         "{\"ServiceName\":\"\",\"UUID\":\"u2\"}]",
         "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+        /* NaN and infinities fail their range checks (before any integer
+         * conversion: the sanitizer build flags one that happens) */
+        "[{\"ServiceName\":\"svc\",\"UUID\":\"u2\",\"Profiling\":{\"ON_CPU\":"
+        "{\"PROCESS_CPU\":{\"Threshold\":\"5\",\"Period\":\"nan\",\"Count\":1}}}}]",
+        "[{\"ServiceName\":\"svc\",\"UUID\":\"u2\",\"Profiling\":{\"ON_CPU\":"
+        "{\"PROCESS_CPU\":{\"Threshold\":\"5\",\"Period\":3,\"Count\":\"NaN\"}}}}]",
+        "[{\"ServiceName\":\"svc\",\"UUID\":\"u2\",\"Profiling\":{\"ON_CPU\":"
+        "{\"PROCESS_CPU\":{\"Threshold\":\"nan\",\"Period\":3,\"Count\":1}}}}]",
+        "[{\"ServiceName\":\"svc\",\"UUID\":\"u2\",\"Profiling\":{\"ON_CPU\":"
+        "{\"PROCESS_CPU\":{\"Threshold\":\"-inf\",\"Period\":3,\"Count\":1}}}}]",
+        "[{\"ServiceName\":\"svc\",\"UUID\":\"u2\",\"Profiling\":{\"ON_CPU\":"
+        "{\"PROCESS_CPU\":{\"Threshold\":\"5\",\"Period\":1e300,\"Count\":1}}}}]",
+        "[{\"ServiceName\":\"svc\",\"UUID\":\"u2\",\"Profiling\":{\"ON_CPU\":"
+        "{\"PROCESS_CPU\":{\"Threshold\":\"5\",\"Period\":3,\"Count\":\"-1e300\"}}}}]",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char err[256] = "";
@@ -158,6 +173,76 @@ START_TEST(bad_documents_keep_the_previous_policy)
 }
 END_TEST
 
+/* A document of n services named <prefix>0.. with UUID <uuid>, each with
+ * one ON_CPU policy; the caller frees it. */
+static char *s_services_doc(const char *first, const char *prefix, int n,
+                            const char *uuid)
+{
+    size_t cap = 256 + (size_t)n * 256 + (first ? strlen(first) : 0);
+    char *doc = malloc(cap);
+    ck_assert_ptr_nonnull(doc);
+    size_t len = (size_t)snprintf(doc, cap, "[%s", first ? first : "");
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(
+            doc + len, cap - len,
+            "%s{\"ServiceName\":\"%s%d\",\"UUID\":\"%s\",\"Profiling\":"
+            "{\"ON_CPU\":{\"PROCESS_CPU\":{\"Threshold\":\"1\",\"Period\":2,"
+            "\"Count\":1}}}}", (i || first) ? "," : "", prefix, i, uuid);
+    snprintf(doc + len, cap - len, "]");
+    return doc;
+}
+
+/* The table holds at most CONT_MAX_SERVICES services: a document that
+ * would pass it is refused as a whole, also the changes it lists before
+ * the service that does not fit (and nothing leaks on the way). */
+START_TEST(full_table_refuses_the_whole_document)
+{
+    continuous_t *c = s_new();
+    char err[256];
+    char *fill = s_services_doc(NULL, "fill", CONT_MAX_SERVICES - 1, "f1");
+    ck_assert_msg(continuous_apply_json(c, fill, strlen(fill), err,
+                                        sizeof err) == 0, "%s", err);
+    ck_assert_uint_eq(continuous_service_count(c), CONT_MAX_SERVICES);
+    free(fill);
+
+    /* An update of svc, a removal of fill0, then two new services: the
+     * table would end at 257. */
+    const char *first =
+        "{\"ServiceName\":\"svc\",\"UUID\":\"u2\",\"Profiling\":{\"ON_CPU\":"
+        "{\"PROCESS_CPU\":{\"Threshold\":\"9\",\"Period\":4,\"Count\":2}}}},"
+        "{\"ServiceName\":\"fill0\",\"UUID\":\"\"}";
+    char *over = s_services_doc(first, "new", 2, "n1");
+    err[0] = '\0';
+    ck_assert_int_eq(continuous_apply_json(c, over, strlen(over), err,
+                                           sizeof err), -1);
+    ck_assert_msg(strstr(err, "more than 256 services"), "reason: %s", err);
+    ck_assert_str_eq(continuous_service_uuid(c, "svc"), "u1");
+    ck_assert_str_eq(continuous_service_uuid(c, "fill0"), "f1");
+    ck_assert_str_eq(continuous_service_uuid(c, "new0"), "");
+    ck_assert_uint_eq(continuous_service_count(c), CONT_MAX_SERVICES);
+    free(over);
+
+    /* With one new service it fits (fill0 makes room) and all applies. */
+    over = s_services_doc(first, "new", 1, "n1");
+    ck_assert_msg(continuous_apply_json(c, over, strlen(over), err,
+                                        sizeof err) == 0, "%s", err);
+    ck_assert_str_eq(continuous_service_uuid(c, "svc"), "u2");
+    ck_assert_str_eq(continuous_service_uuid(c, "fill0"), "");
+    ck_assert_str_eq(continuous_service_uuid(c, "new0"), "n1");
+    ck_assert_uint_eq(continuous_service_count(c), CONT_MAX_SERVICES);
+    free(over);
+
+    /* A document longer than the table is refused before anything. */
+    char *huge = s_services_doc(NULL, "h", CONT_MAX_SERVICES + 1, "h1");
+    ck_assert_int_eq(continuous_apply_json(c, huge, strlen(huge), err,
+                                           sizeof err), -1);
+    ck_assert_str_eq(continuous_service_uuid(c, "h0"), "");
+    ck_assert_uint_eq(continuous_service_count(c), CONT_MAX_SERVICES);
+    free(huge);
+    continuous_destroy(&c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("continuous");
@@ -166,6 +251,7 @@ int main(void)
     tcase_add_test(tc, old_slots_fall_out_of_the_period);
     tcase_add_test(tc, resent_policy_keeps_the_slots);
     tcase_add_test(tc, bad_documents_keep_the_previous_policy);
+    tcase_add_test(tc, full_table_refuses_the_whole_document);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

@@ -12,7 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <signal.h>
 #include <sys/auxv.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
@@ -23,15 +27,6 @@
 #include "testutil.h"
 
 /* ------------------------------------------------------------ helpers */
-
-static void
-s_write(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    ck_assert_msg(f != NULL, "open %s: %s", path, strerror(errno));
-    fputs(text, f);
-    ck_assert_int_eq(fclose(f), 0);
-}
 
 static void
 s_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -210,7 +205,7 @@ s_build_prog(const char *dir, const char *name, const char *flags)
 {
     char src[512];
     snprintf(src, sizeof(src), "%s/prog.c", dir);
-    s_write(src, s_prog_src);
+    tu_write_file(src, s_prog_src);
     s_run("gcc -O1 -g -fno-inline -Wl,--build-id %s -o %s/%s %s", flags, dir,
           name, src);
 }
@@ -263,7 +258,7 @@ START_TEST(test_shared_library)
     char src[512], path[512];
     snprintf(src, sizeof(src), "%s/lib.c", dir);
     snprintf(path, sizeof(path), "%s/libskyt.so", dir);
-    s_write(src, s_lib_src);
+    tu_write_file(src, s_lib_src);
     s_run("gcc -O1 -shared -fPIC -Wl,--build-id -o %s %s", path, src);
     symbolizer_t *s = s_new(NULL, 0);
     wire_object_t obj;
@@ -324,7 +319,7 @@ START_TEST(test_stripped_with_debuglink)
     symbolizer_destroy(&s);
 
     /* A file with the right name but other content fails the CRC. */
-    s_write(orig, "not the debug file\n");
+    tu_write_file(orig, "not the debug file\n");
     s = s_new(NULL, 0);
     s_expect_unknown(s, &obj, hidden);
     symbolizer_destroy(&s);
@@ -376,7 +371,7 @@ START_TEST(test_perf_map)
     uint32_t nspid = 3999000 + (uint32_t)(getpid() % 1000);
     char map[128];
     snprintf(map, sizeof(map), "/tmp/perf-%u.map", nspid);
-    s_write(map, "7f0000001000 100 LazyCompile:*fib /app/x.js:3\n"
+    tu_write_file(map, "7f0000001000 100 LazyCompile:*fib /app/x.js:3\n"
                  "0x7f0000001200 0x80 Interpreter\n"
                  "garbage line\n"
                  "7f0000002000 40 java.lang.String::hashCode\n");
@@ -468,7 +463,7 @@ START_TEST(test_cxx_library_demangled)
     char src[512], path[512];
     snprintf(src, sizeof(src), "%s/lib.cc", dir);
     snprintf(path, sizeof(path), "%s/libcxx.so", dir);
-    s_write(src, "namespace skyt { struct Shape {\n"
+    tu_write_file(src, "namespace skyt { struct Shape {\n"
                  "  __attribute__((noinline)) int area(int w, int h) const;\n"
                  "}; int Shape::area(int w, int h) const { return w * h; } }\n"
                  "__attribute__((noinline)) int skyt_over(double d)"
@@ -585,7 +580,7 @@ START_TEST(test_kallsyms_file)
     char *dir = tu_mkdtemp();
     char path[512];
     snprintf(path, sizeof(path), "%s/kallsyms", dir);
-    s_write(path, "ffffffff81000000 T _stext\n"
+    tu_write_file(path, "ffffffff81000000 T _stext\n"
                   "ffffffff81000100 t skyt_local\n"
                   "ffffffff81000200 D skyt_data\n"
                   "ffffffff81000300 T skyt_global\n"
@@ -615,7 +610,7 @@ START_TEST(test_kallsyms_file)
     symbolizer_destroy(&s);
 
     /* kptr_restrict: every address reads zero. */
-    s_write(path, "0000000000000000 T _stext\n"
+    tu_write_file(path, "0000000000000000 T _stext\n"
                   "0000000000000000 T do_sys_openat2\n");
     s = symbolizer_new(&o);
     ck_assert_int_eq(symbolizer_resolve_kernel(s, 0xffffffff81234567ull,
@@ -660,12 +655,12 @@ START_TEST(test_bad_input)
     s_expect_unknown(s, &obj, off);
 
     snprintf(p, sizeof(p), "%s/text", dir);
-    s_write(p, "#!/bin/sh\necho this is not an ELF file\n");
+    tu_write_file(p, "#!/bin/sh\necho this is not an ELF file\n");
     s_obj(&obj, WIRE_OBJ_EXE, p);
     s_expect_unknown(s, &obj, 0x10);
 
     snprintf(p, sizeof(p), "%s/empty", dir);
-    s_write(p, "");
+    tu_write_file(p, "");
     s_obj(&obj, WIRE_OBJ_LIB, p);
     s_expect_unknown(s, &obj, 0);
 
@@ -861,6 +856,267 @@ START_TEST(test_lru_bound)
 }
 END_TEST
 
+/* ------------------------------------------- hostile containers, bounds */
+
+/* A process chrooted into dir stands for a container: the symbolizer
+ * reaches its files through /proc/PID/root. */
+static pid_t
+s_spawn_in_root(const char *dir)
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        if (chroot(dir) == 0 && chdir("/") == 0)
+            pause();
+        _exit(1);
+    }
+    char link[64], got[PATH_MAX];
+    snprintf(link, sizeof(link), "/proc/%d/root", (int)pid);
+    for (int i = 0; i < 500; i++) {
+        ssize_t n = readlink(link, got, sizeof(got) - 1);
+        if (n > 0) {
+            got[n] = '\0';
+            if (strcmp(got, dir) == 0)
+                return pid;
+        }
+        usleep(10000);
+    }
+    ck_abort_msg("child never entered %s", dir);
+    return -1;
+}
+
+static void
+s_kill(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+START_TEST(test_container_root_confined)
+{
+    char *dir = tu_mkdtemp();
+    char root[512], host_prog[512], host_map[512];
+    snprintf(root, sizeof(root), "%s/root", dir);
+    snprintf(host_prog, sizeof(host_prog), "%s/prog", dir);
+    s_build_prog(dir, "prog", "-fPIE -pie");
+    uint64_t asize, alpha = s_func_offset(host_prog, "skyt_alpha", &asize);
+    uint8_t id[64];
+    size_t idlen = s_build_id(host_prog, id);
+    /* Inside: a copy of the binary, a link to the host's copy (absolute,
+     * the way an attacker writes it), a FIFO, perf maps: one genuine,
+     * one a link to a host file. */
+    uint32_t map_pid = 3998000 + (uint32_t)(getpid() % 1000);
+    snprintf(host_map, sizeof(host_map), "%s/host.map", dir);
+    tu_write_file(host_map, "7f0000001000 100 HostSecretFunction\n");
+    s_run("mkdir -p %s/bin %s/tmp && cp %s %s/bin/prog && "
+          "ln -s %s %s/bin/evil && mkfifo %s/bin/fifo && "
+          "ln -s %s %s/tmp/perf-%u.map && "
+          "echo '7f0000001000 100 InsideJit' > %s/tmp/perf-%u.map",
+          root, root, host_prog, root, host_prog, root, root, host_map,
+          root, map_pid, root, map_pid + 1);
+    pid_t child = s_spawn_in_root(root);
+
+    symbolizer_t *s = s_new(NULL, 0);
+    wire_object_t obj;
+    s_obj(&obj, WIRE_OBJ_EXE, "/bin/prog");
+    obj.pid = (uint32_t)child;
+    memcpy(obj.build_id, id, idlen);
+    obj.build_id_len = (uint8_t)idlen;
+    s_expect(s, &obj, alpha, asize, "skyt_alpha", WIRE_FRAME_USER);
+
+    /* The link would lead to the very same binary on the host: not
+     * followed (nothing inside the root at that path), so unresolved. */
+    s_obj(&obj, WIRE_OBJ_EXE, "/bin/evil");
+    obj.pid = (uint32_t)child;
+    s_expect_unknown(s, &obj, alpha);
+    s_obj(&obj, WIRE_OBJ_EXE, "/bin/fifo");
+    obj.pid = (uint32_t)child;
+    s_expect_unknown(s, &obj, 0x1000);    /* refused, not blocked on */
+    s_obj(&obj, WIRE_OBJ_EXE, "/bin/../../prog");
+    obj.pid = (uint32_t)child;
+    s_expect_unknown(s, &obj, alpha);
+
+    const char *name;
+    uint8_t type;
+    char map[128];
+    snprintf(map, sizeof(map), "/tmp/perf-%u.map", map_pid + 1);
+    s_obj(&obj, WIRE_OBJ_JIT, map);
+    obj.pid = (uint32_t)child;
+    ck_assert_int_eq(symbolizer_resolve_user(s, &obj, 0, 0x7f0000001010,
+                                             &name, &type), 0);
+    ck_assert_str_eq(name, "InsideJit");
+    snprintf(map, sizeof(map), "/tmp/perf-%u.map", map_pid);
+    s_obj(&obj, WIRE_OBJ_JIT, map);
+    obj.pid = (uint32_t)child;
+    ck_assert_int_eq(symbolizer_resolve_user(s, &obj, 0, 0x7f0000001010,
+                                             &name, &type), -1);
+
+    symbolizer_stats_t st;
+    symbolizer_get_stats(s, &st);
+    ck_assert_uint_ge(st.files_refused, 2);   /* the FIFO, the ".." */
+    ck_assert_uint_eq(st.frames_resolved, 3);
+    symbolizer_destroy(&s);
+    s_kill(child);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* Rewrites the section header of the first section of type `type`. */
+static void
+s_patch_section_size(const char *path, uint32_t type, uint64_t size)
+{
+    elf_version(EV_CURRENT);
+    int fd = open(path, O_RDWR);
+    ck_assert_int_ge(fd, 0);
+    Elf *elf = elf_begin(fd, ELF_C_READ, NULL);
+    ck_assert_ptr_nonnull(elf);
+    GElf_Ehdr eh;
+    ck_assert_ptr_nonnull(gelf_getehdr(elf, &eh));
+    ck_assert_int_eq(eh.e_ident[EI_CLASS], ELFCLASS64);
+    Elf_Scn *scn = NULL;
+    size_t idx = 0;
+    while ((scn = elf_nextscn(elf, scn))) {
+        GElf_Shdr sh;
+        if (gelf_getshdr(scn, &sh) && sh.sh_type == type) {
+            idx = elf_ndxscn(scn);
+            break;
+        }
+    }
+    ck_assert_uint_gt(idx, 0);
+    Elf64_Shdr raw;
+    off_t at = (off_t)(eh.e_shoff + idx * eh.e_shentsize);
+    ck_assert_int_eq(pread(fd, &raw, sizeof(raw), at), (ssize_t)sizeof(raw));
+    raw.sh_size = size;
+    ck_assert_int_eq(pwrite(fd, &raw, sizeof(raw), at), (ssize_t)sizeof(raw));
+    elf_end(elf);
+    close(fd);
+}
+
+static long
+s_maxrss_kb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+START_TEST(test_symtab_claim_refused_before_reading)
+{
+    /* A small binary whose .symtab claims 1.5 GiB, the file made that
+     * large (sparse, so it costs nothing on disk): libelf would read the
+     * whole claim. Refused from the header instead. */
+    char *dir = tu_mkdtemp();
+    char path[512];
+    snprintf(path, sizeof(path), "%s/prog", dir);
+    s_build_prog(dir, "prog", "-fPIE -pie");
+    uint64_t asize, alpha = s_func_offset(path, "skyt_alpha", &asize);
+    s_patch_section_size(path, SHT_SYMTAB, 1536ull << 20);
+    ck_assert_int_eq(truncate(path, (off_t)1600 << 20), 0);
+    long rss_before = s_maxrss_kb();
+    symbolizer_t *s = s_new(NULL, 0);
+    wire_object_t obj;
+    s_obj(&obj, WIRE_OBJ_EXE, path);
+    s_expect_unknown(s, &obj, alpha);
+    symbolizer_stats_t st;
+    symbolizer_get_stats(s, &st);
+    ck_assert_uint_eq(st.objects_too_large, 1);
+    /* Nothing near the claim was allocated (ASan's own overhead aside). */
+    ck_assert_int_lt(s_maxrss_kb() - rss_before, 128 * 1024);
+    symbolizer_destroy(&s);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_perf_map_bound)
+{
+    uint32_t nspid = 3997000 + (uint32_t)(getpid() % 1000);
+    char map[128];
+    snprintf(map, sizeof(map), "/tmp/perf-%u.map", nspid);
+    symbolizer_opts_t o;
+    symbolizer_opts_default(&o);
+    o.debug_dirs = "";
+    o.perfmap_max_size = 64 << 10;
+    /* Within the bound: read. */
+    FILE *f = fopen(map, "w");
+    ck_assert_ptr_nonnull(f);
+    for (int i = 0; i < 1000; i++)     /* ~30 KiB */
+        fprintf(f, "%llx 10 jit_fn_%d\n", 0x7f0000000000ull + 16u * i, i);
+    fclose(f);
+    symbolizer_t *s = symbolizer_new(&o);
+    ck_assert_ptr_nonnull(s);
+    wire_object_t obj;
+    s_obj(&obj, WIRE_OBJ_JIT, map);
+    obj.pid = nspid;                   /* no such process: the host map */
+    const char *name;
+    uint8_t type;
+    ck_assert_int_eq(symbolizer_resolve_user(s, &obj, 0, 0x7f0000000014,
+                                             &name, &type), 0);
+    ck_assert_str_eq(name, "jit_fn_1");
+    /* The JIT grows it past the bound: refused from its size, once per
+     * version, and the table read before keeps answering. */
+    f = fopen(map, "a");
+    ck_assert_ptr_nonnull(f);
+    for (int i = 1000; i < 4000; i++)
+        fprintf(f, "%llx 10 jit_fn_%d\n", 0x7f0000000000ull + 16u * i, i);
+    fclose(f);
+    for (int k = 0; k < 3; k++)
+        ck_assert_int_eq(symbolizer_resolve_user(s, &obj, 0, 0x7f0000010004,
+                                                 &name, &type), -1);
+    ck_assert_int_eq(symbolizer_resolve_user(s, &obj, 0, 0x7f0000000024,
+                                             &name, &type), 0);
+    ck_assert_str_eq(name, "jit_fn_2");
+    symbolizer_stats_t st;
+    symbolizer_get_stats(s, &st);
+    ck_assert_uint_eq(st.perfmaps_refused, 1);
+    ck_assert_uint_eq(st.perfmap_reloads, 0);
+    symbolizer_destroy(&s);
+    /* Too large from the start: refused unread. */
+    s = symbolizer_new(&o);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_int_eq(symbolizer_resolve_user(s, &obj, 0, 0x7f0000000014,
+                                             &name, &type), -1);
+    symbolizer_get_stats(s, &st);
+    ck_assert_uint_eq(st.perfmaps_refused, 1);
+    ck_assert_uint_eq(st.objects_too_large, 1);
+    symbolizer_destroy(&s);
+    unlink(map);
+}
+END_TEST
+
+START_TEST(test_debuglink_crc_bound)
+{
+    /* No build-id on either side: only the debuglink CRC can vouch for
+     * the debug file, and that is a read of the whole file. */
+    char *dir = tu_mkdtemp();
+    char path[512], dbg[512];
+    snprintf(path, sizeof(path), "%s/prog", dir);
+    snprintf(dbg, sizeof(dbg), "%s/prog.dbg", dir);
+    s_build_prog(dir, "prog", "-fPIE -pie -Wl,--build-id=none");
+    uint64_t hsize, hidden = s_func_offset(path, "skyt_hidden", &hsize);
+    s_run("cd %s && objcopy --only-keep-debug prog prog.dbg && "
+          "strip --strip-all prog && objcopy --add-gnu-debuglink=prog.dbg "
+          "prog", dir);
+    wire_object_t obj;
+    s_obj(&obj, WIRE_OBJ_EXE, path);
+    symbolizer_t *s = s_new(NULL, 0);
+    s_expect(s, &obj, hidden, hsize, "skyt_hidden", WIRE_FRAME_USER);
+    symbolizer_destroy(&s);
+    /* The same debug file grown to 8 GiB (sparse): its CRC is not even
+     * attempted on the symbolizer's only thread. */
+    ck_assert_int_eq(truncate(dbg, (off_t)8 << 30), 0);
+    s = s_new(NULL, 0);
+    s_expect_unknown(s, &obj, hidden);
+    symbolizer_stats_t st;
+    symbolizer_get_stats(s, &st);
+    ck_assert_uint_eq(st.debug_crc_skipped, 1);
+    symbolizer_destroy(&s);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -890,6 +1146,10 @@ main(void)
     tcase_add_test(tc, test_bad_input);
     tcase_add_test(tc, test_corrupted_elf);
     tcase_add_test(tc, test_negative_cache);
+    tcase_add_test(tc, test_container_root_confined);
+    tcase_add_test(tc, test_symtab_claim_refused_before_reading);
+    tcase_add_test(tc, test_perf_map_bound);
+    tcase_add_test(tc, test_debuglink_crc_bound);
     struct stat st;
     if (stat(s_libdir, &st) == 0)
         tcase_add_test(tc, test_lru_bound);

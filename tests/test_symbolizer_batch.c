@@ -33,15 +33,6 @@ typedef struct {
     uint64_t off_alpha, off_beta, off_main;
 } fixture_t;
 
-static void
-s_write(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    ck_assert_msg(f != NULL, "open %s: %s", path, strerror(errno));
-    fputs(text, f);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
 /* Reference offsets, computed here from the ELF independently of the
  * symbolizer. */
 static uint64_t
@@ -89,7 +80,7 @@ s_fixture(fixture_t *fx)
     char src[512], cmd[2048];
     snprintf(src, sizeof(src), "%s/prog.c", fx->dir);
     snprintf(fx->prog, sizeof(fx->prog), "%s/prog", fx->dir);
-    s_write(src,
+    tu_write_file(src,
             "__attribute__((noinline)) int skyt_alpha(int x)"
             " { return x * 5 + 1; }\n"
             "__attribute__((noinline)) int skyt_beta(int x)"
@@ -102,7 +93,7 @@ s_fixture(fixture_t *fx)
     fx->off_beta = s_func_offset(fx->prog, "skyt_beta");
     fx->off_main = s_func_offset(fx->prog, "main");
     snprintf(fx->kallsyms, sizeof(fx->kallsyms), "%s/kallsyms", fx->dir);
-    s_write(fx->kallsyms, "ffffffff81000000 T skyt_k_entry\n"
+    tu_write_file(fx->kallsyms, "ffffffff81000000 T skyt_k_entry\n"
                           "ffffffff81000100 T skyt_k_sched\n"
                           "ffffffff81000200 T skyt_k_end\n");
 }
@@ -383,7 +374,7 @@ START_TEST(test_stage_end_to_end)
              "runtime_dir: %s\nbus:\n  in: %s\n  out: %s\n"
              "symbolizer:\n  cache_size: 8MB\n  debug_dirs: \"\"\n",
              fx.dir, in, out);
-    s_write(cfg, yaml);
+    tu_write_file(cfg, yaml);
 
     char broker[600], symb[600];
     snprintf(broker, sizeof(broker), "%s", tu_build_path("bin/skyprof-broker"));

@@ -366,7 +366,8 @@ s_uplink_instance(env_t *e, const char *token, uint64_t buffer_size,
     o.publish = s_capture;
     finder_set_t *finders = finder_set_new();
     finder_spec_t spec = { regex, "OS_LINUX", "svc-test", instance,
-                           "{{.Process.ExeName}}-{{.Process.Pid}}", "a, b" };
+                           "{{.Process.ExeName}}-{{.Process.Pid}}", "a, b",
+                           { NULL }, 0 };
     char err[256];
     ck_assert_msg(finder_set_add(finders, &spec, err, sizeof err) == 0, "%s",
                   err);
@@ -546,7 +547,8 @@ s_sum_data(const fake_t *f, data_sum_t *sum)
 /* ================================================================ units */
 START_TEST(test_finder_templates)
 {
-    finder_proc_t p = { 42, "/usr/bin/sleep", "sleep 10", "sleep" };
+    finder_proc_t p = { 42, "/usr/bin/sleep", "sleep 10", "sleep",
+                        NULL };
     finder_env_t env = { "agent-1", "host-a", "10.1.2.3" };
     char err[256];
     char *s = finder_render("{{.Process.ExeName}}-{{ .Process.Pid }}@"
@@ -566,22 +568,27 @@ START_TEST(test_finder_templates)
                                      sizeof err));
 
     finder_set_t *set = finder_set_new();
-    finder_spec_t bad_re = { "([a-", NULL, NULL, NULL, NULL, NULL };
+    finder_spec_t bad_re = { .match_cmd_regex = "([a-" };
     ck_assert_int_eq(finder_set_add(set, &bad_re, err, sizeof err), -1);
-    finder_spec_t bad_layer = { "x", "os linux", NULL, NULL, NULL, NULL };
+    finder_spec_t bad_layer = { .match_cmd_regex = "x",
+                                .layer = "os linux" };
     ck_assert_int_eq(finder_set_add(set, &bad_layer, err, sizeof err), -1);
-    finder_spec_t bad_tmpl = { "x", NULL, "{{.Foo}}", NULL, NULL, NULL };
+    finder_spec_t bad_tmpl = { .match_cmd_regex = "x",
+                               .service_name = "{{.Foo}}" };
     ck_assert_int_eq(finder_set_add(set, &bad_tmpl, err, sizeof err), -1);
-    finder_spec_t java = { "java .*-jar", NULL, "svc", NULL,
-                           "{{.Process.Comm}}", "x,,y " };
-    finder_spec_t any = { "sleep", "K8S_SERVICE", NULL, NULL, NULL, NULL };
+    finder_spec_t java = { .match_cmd_regex = "java .*-jar",
+                           .service_name = "svc",
+                           .process_name = "{{.Process.Comm}}",
+                           .labels = "x,,y " };
+    finder_spec_t any = { .match_cmd_regex = "sleep",
+                          .layer = "K8S_SERVICE" };
     ck_assert_int_eq(finder_set_add(set, &java, err, sizeof err), 0);
     ck_assert_int_eq(finder_set_add(set, &any, err, sizeof err), 0);
     ck_assert_uint_eq(finder_set_count(set), 2);
 
     proc_entity_t en;
     finder_proc_t jp = { 7, "/usr/bin/java", "java -Xmx1g -jar app.jar",
-                         "java" };
+                         "java", NULL };
     ck_assert_int_eq(finder_set_match(set, &jp, &env, &en), 0);
     ck_assert_str_eq(en.layer, "OS_LINUX");
     ck_assert_str_eq(en.service, "svc");
@@ -595,7 +602,7 @@ START_TEST(test_finder_templates)
     ck_assert_str_eq(en.layer, "K8S_SERVICE");
     ck_assert_str_eq(en.service, "sleep");
     proc_entity_clear(&en);
-    finder_proc_t none = { 8, "/bin/cat", "cat", "cat" };
+    finder_proc_t none = { 8, "/bin/cat", "cat", "cat", NULL };
     ck_assert_int_eq(finder_set_match(set, &none, &env, &en), -1);
     finder_set_destroy(&set);
     ck_assert_ptr_null(set);
@@ -612,6 +619,15 @@ START_TEST(test_symcheck)
     ck_assert(!symcheck_has_symbols(sc, "/etc/passwd"));
     ck_assert(!symcheck_has_symbols(sc, "/nonexistent/binary"));
     ck_assert(!symcheck_has_symbols(sc, "/proc"));
+    /* A FIFO named as an executable: answered at once, not blocked on
+     * waiting for a writer. */
+    char *dir = tu_mkdtemp();
+    char fifo[512];
+    snprintf(fifo, sizeof fifo, "%s/exe", dir);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    ck_assert(!symcheck_has_symbols(sc, fifo));
+    tu_rmtree(dir);
+    free(dir);
     symcheck_destroy(&sc);
     ck_assert_ptr_null(sc);
 }
@@ -1378,7 +1394,7 @@ s_tls_round(env_t *e, const char *ca, bool skip_verify)
     o.agent_id = "agent-tls";
     o.publish = s_capture;
     finder_set_t *finders = finder_set_new();
-    finder_spec_t spec = { e->procs.regex, NULL, NULL, NULL, NULL, NULL };
+    finder_spec_t spec = { .match_cmd_regex = e->procs.regex };
     char err[256];
     ck_assert_int_eq(finder_set_add(finders, &spec, err, sizeof err), 0);
     uplink_t *up = uplink_new(&o, finders, e->stats);

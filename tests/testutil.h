@@ -42,6 +42,9 @@ int tu_stop(pid_t pid, int timeout_ms);
 
 /* Read a whole file (NUL terminated) into a malloc'ed buffer. */
 char *tu_read_file(const char *path, size_t *len);
+/* Write text as the whole file (created or truncated); fails the test
+ * when that is impossible. */
+void tu_write_file(const char *path, const char *text);
 
 /* HTTP on loopback without libcurl: returns the body (malloc'ed) and the
  * status code, or NULL on connection failure. body may be NULL for GET. */

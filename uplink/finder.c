@@ -18,6 +18,8 @@
 typedef struct {
     regex_t regex;
     bool compiled;              /* regex needs regfree */
+    char *filters[FINDER_MAX_FILTERS];
+    size_t nfilters;
     char *layer;
     char *service;
     char *instance;
@@ -93,37 +95,180 @@ finder_host_ipv4(const char *ifname, char *out, size_t size)
     freeifaddrs(all);
 }
 
-/* Expands one placeholder body such as `.Process.Pid` or
- * `.Rover.HostIPV4 "eth0"`; -1 when it is unknown. */
-static int
-s_expand(const char *body, size_t len, const finder_proc_t *p,
-         const finder_env_t *env, s_text_t *out)
+/* ------------------------------------------------ template expressions
+ * What sits between {{ and }} (and a whole analyzer filter) is a small
+ * subset of Go templates: a placeholder with its quoted arguments
+ * (`.Pod.LabelValue "app" "none"`), a quoted string, `eq A B`, `ne A B`,
+ * `not A`, `and A B`, `or A B`, and parentheses. Booleans are the strings
+ * "true" and "false"; a value is true unless empty or "false". */
+typedef struct {
+    const char *cur, *end;
+    const finder_proc_t *p;
+    const finder_env_t *env;
+    char *err;
+    size_t errlen;
+} s_expr_t;
+
+typedef struct {
+    const char *start;
+    size_t len;
+    char kind;                 /* 'w' word, 's' string, '(' , ')', 0 end */
+} s_token_t;
+
+static s_token_t
+s_peek(const s_expr_t *x)
 {
-    char expr[256];
-    if (len >= sizeof expr)
-        return -1;
-    memcpy(expr, body, len);
-    expr[len] = '\0';
-    char *name = expr;
-    while (*name == ' ')
-        name++;
-    char *arg = name + strcspn(name, " ");
-    if (*arg)
-        *arg++ = '\0';
-    while (*arg == ' ')
-        arg++;
-    char *end = arg + strlen(arg);
-    while (end > arg && end[-1] == ' ')
-        *--end = '\0';
-    if (*arg == '"' && end - arg >= 2 && end[-1] == '"') {
-        end[-1] = '\0';
-        arg++;
-    } else if (*arg) {
+    const char *c = x->cur;
+    while (c < x->end && (*c == ' ' || *c == '\t'))
+        c++;
+    s_token_t t = { c, 0, 0 };
+    if (c >= x->end)
+        return t;
+    if (*c == '(' || *c == ')') {
+        t.kind = *c;
+        t.len = 1;
+    } else if (*c == '"') {
+        const char *q = c + 1;
+        while (q < x->end && *q != '"')
+            q += (*q == '\\' && q + 1 < x->end) ? 2 : 1;
+        t.kind = q < x->end ? 's' : '?';
+        t.len = (size_t)(q - c) + (q < x->end);
+    } else {
+        const char *q = c;
+        while (q < x->end && *q != ' ' && *q != '\t' && *q != '(' &&
+               *q != ')' && *q != '"')
+            q++;
+        t.kind = 'w';
+        t.len = (size_t)(q - c);
+    }
+    return t;
+}
+
+static void
+s_take(s_expr_t *x, s_token_t t)
+{
+    x->cur = t.start + t.len;
+}
+
+static bool
+s_word_is(s_token_t t, const char *w)
+{
+    return t.kind == 'w' && t.len == strlen(w) && !memcmp(t.start, w, t.len);
+}
+
+/* The unescaped text of a string token into out (bounded). */
+static void
+s_string_value(s_token_t t, char *out, size_t size)
+{
+    size_t n = 0;
+    for (size_t i = 1; i + 1 < t.len && n + 1 < size; i++) {
+        if (t.start[i] == '\\' && i + 2 < t.len)
+            i++;
+        out[n++] = t.start[i];
+    }
+    out[n] = '\0';
+}
+
+static bool
+s_truthy(const char *v)
+{
+    return v && *v && strcmp(v, "false") != 0;
+}
+
+static void
+s_text_bool(s_text_t *out, bool v)
+{
+    const char *s = v ? "true" : "false";
+    s_text_add(out, s, strlen(s));
+}
+
+static int s_eval(s_expr_t *x, s_text_t *out);
+
+static int
+s_fail_at(s_expr_t *x, s_token_t t, const char *why)
+{
+    snprintf(x->err, x->errlen, "%s '%.*s'", why,
+             (int)(t.len ? t.len : 1), t.kind ? t.start : "?");
+    return -1;
+}
+
+/* A pod placeholder (name without ".Pod."/".Container." checked by the
+ * caller); -1 when unknown. */
+static int
+s_pod_value(const finder_pod_t *fp, const char *name, char args[][256],
+            int nargs, s_text_t *out)
+{
+    const k8s_pod_t *pod = fp->pod;
+    const char *v = NULL;
+    if (!strcmp(name, ".Pod.Name") && nargs == 0)
+        v = pod->name;
+    else if (!strcmp(name, ".Pod.Namespace") && nargs == 0)
+        v = pod->ns;
+    else if (!strcmp(name, ".Pod.ServiceName") && nargs == 0)
+        v = fp->service;
+    else if (!strcmp(name, ".Pod.HasServiceName") && nargs == 0)
+        v = fp->service && *fp->service ? "true" : "false";
+    else if (!strcmp(name, ".Pod.IP") && nargs == 0)
+        v = pod->ip;
+    else if ((!strcmp(name, ".Pod.ContainerName") ||
+              !strcmp(name, ".Container.Name")) && nargs == 0)
+        v = fp->container < pod->ncontainers
+                ? pod->containers[fp->container].name : "";
+    else if (!strcmp(name, ".Pod.HasContainer") && nargs == 1) {
+        v = "false";
+        for (size_t i = 0; i < pod->ncontainers; i++)
+            if (!strcmp(pod->containers[i].name, args[0]))
+                v = "true";
+    } else if (!strcmp(name, ".Pod.LabelValue") && nargs >= 1) {
+        /* The first of the comma-separated keys the pod has. */
+        v = nargs == 2 ? args[1] : "";
+        char *save = NULL;
+        for (char *k = strtok_r(args[0], ",", &save); k;
+             k = strtok_r(NULL, ",", &save)) {
+            const char *l = k8s_pod_label(pod, k);
+            if (l) {
+                v = l;
+                break;
+            }
+        }
+    } else {
         return -1;
     }
+    s_text_add(out, v ? v : "", strlen(v ? v : ""));
+    return 0;
+}
 
+/* A placeholder and its quoted arguments. */
+static int
+s_placeholder(s_expr_t *x, s_token_t t, s_text_t *out)
+{
+    char name[128], args[2][256];
+    int nargs = 0;
+    if (t.len >= sizeof name)
+        return s_fail_at(x, t, "unknown placeholder");
+    memcpy(name, t.start, t.len);
+    name[t.len] = '\0';
+    int max_args = !strcmp(name, ".Pod.LabelValue") ? 2
+                   : (!strcmp(name, ".Pod.HasContainer") ||
+                      !strcmp(name, ".Rover.HostIPV4") ||
+                      !strcmp(name, ".Rover.HostIP")) ? 1 : 0;
+    s_token_t a;
+    while (nargs < max_args && (a = s_peek(x)).kind == 's') {
+        s_take(x, a);
+        s_string_value(a, args[nargs++], sizeof args[0]);
+    }
+    const finder_proc_t *p = x->p;
+    const finder_env_t *env = x->env;
     char num[32], ip[INET_ADDRSTRLEN];
     const char *value = NULL;
+    if (!strncmp(name, ".Pod.", 5) || !strncmp(name, ".Container.", 11)) {
+        if (!p->pod || s_pod_value(p->pod, name, args, nargs, out) != 0)
+            return s_fail_at(x, t, p->pod ? "unknown placeholder"
+                             : "pod placeholder outside Kubernetes discovery");
+        return 0;
+    }
+    if (nargs && strcmp(name, ".Rover.HostIPV4") && strcmp(name, ".Rover.HostIP"))
+        return s_fail_at(x, t, "unexpected argument to");
     if (!strcmp(name, ".Process.ExeName")) {
         value = s_basename(*p->exe ? p->exe : p->comm);
     } else if (!strcmp(name, ".Process.ExeFilePath")) {
@@ -137,8 +282,8 @@ s_expand(const char *body, size_t len, const finder_proc_t *p,
         value = p->comm;
     } else if (!strcmp(name, ".Rover.HostIPV4") ||
                !strcmp(name, ".Rover.HostIP")) {
-        if (*arg) {
-            finder_host_ipv4(arg, ip, sizeof ip);
+        if (nargs) {
+            finder_host_ipv4(args[0], ip, sizeof ip);
             value = ip;
         } else {
             value = env->host_ip;
@@ -148,12 +293,114 @@ s_expand(const char *body, size_t len, const finder_proc_t *p,
     } else if (!strcmp(name, ".Rover.InstanceID")) {
         value = env->agent_id;
     } else {
-        return -1;
+        return s_fail_at(x, t, "unknown placeholder");
     }
-    if (*arg && strcmp(name, ".Rover.HostIPV4") && strcmp(name, ".Rover.HostIP"))
-        return -1;
     s_text_add(out, value ? value : "", strlen(value ? value : ""));
     return 0;
+}
+
+/* Evaluates one operand into a fresh text (for the operators). */
+static int
+s_eval_operand(s_expr_t *x, s_text_t *v)
+{
+    memset(v, 0, sizeof *v);
+    s_text_add(v, "", 0);
+    int rc = s_eval(x, v);
+    if (rc == 0 && v->failed) {
+        snprintf(x->err, x->errlen, "out of memory");
+        rc = -1;
+    }
+    return rc;
+}
+
+static int
+s_eval(s_expr_t *x, s_text_t *out)
+{
+    s_token_t t = s_peek(x);
+    s_take(x, t);
+    switch (t.kind) {
+    case 0:
+        snprintf(x->err, x->errlen, "missing operand");
+        return -1;
+    case 's': {
+        char v[FINDER_MAX_NAME];
+        s_string_value(t, v, sizeof v);
+        s_text_add(out, v, strlen(v));
+        return 0;
+    }
+    case '(': {
+        if (s_eval(x, out) != 0)
+            return -1;
+        s_token_t close = s_peek(x);
+        if (close.kind != ')')
+            return s_fail_at(x, close, "expected ')' at");
+        s_take(x, close);
+        return 0;
+    }
+    case 'w':
+        break;
+    default:
+        return s_fail_at(x, t, "unexpected");
+    }
+    if (t.start[0] == '.')
+        return s_placeholder(x, t, out);
+    int arity = s_word_is(t, "not") ? 1
+                : (s_word_is(t, "eq") || s_word_is(t, "ne") ||
+                   s_word_is(t, "and") || s_word_is(t, "or")) ? 2 : 0;
+    if (!arity)
+        return s_fail_at(x, t, "unknown function");
+    s_text_t a, b = { 0 };
+    int rc = -1;
+    if (s_eval_operand(x, &a) != 0 ||
+        (arity == 2 && s_eval_operand(x, &b) != 0))
+        goto cleanup;
+    if (s_word_is(t, "not"))
+        s_text_bool(out, !s_truthy(a.data));
+    else if (s_word_is(t, "eq"))
+        s_text_bool(out, !strcmp(a.data, b.data));
+    else if (s_word_is(t, "ne"))
+        s_text_bool(out, strcmp(a.data, b.data) != 0);
+    else if (s_word_is(t, "and"))
+        s_text_bool(out, s_truthy(a.data) && s_truthy(b.data));
+    else
+        s_text_bool(out, s_truthy(a.data) || s_truthy(b.data));
+    rc = 0;
+cleanup:
+    free(a.data);
+    free(b.data);
+    return rc;
+}
+
+/* One whole expression (a placeholder body or a filter); -1 with the
+ * reason in err. */
+static int
+s_expand(const char *body, size_t len, const finder_proc_t *p,
+         const finder_env_t *env, s_text_t *out, char *err, size_t errlen)
+{
+    s_expr_t x = { body, body + len, p, env, err, errlen };
+    if (s_eval(&x, out) != 0)
+        return -1;
+    s_token_t rest = s_peek(&x);
+    if (rest.kind)
+        return s_fail_at(&x, rest, "unexpected");
+    return 0;
+}
+
+int
+finder_eval(const char *expr, const finder_proc_t *p,
+            const finder_env_t *env, bool *result, char *err, size_t errlen)
+{
+    s_text_t out = { 0 };
+    s_text_add(&out, "", 0);
+    int rc = s_expand(expr, strlen(expr), p, env, &out, err, errlen);
+    if (rc == 0 && out.failed) {
+        snprintf(err, errlen, "out of memory");
+        rc = -1;
+    }
+    if (rc == 0)
+        *result = s_truthy(out.data);
+    free(out.data);
+    return rc;
 }
 
 char *
@@ -175,10 +422,10 @@ finder_render(const char *tmpl, const finder_proc_t *p,
             snprintf(err, errlen, "unclosed '{{' in template '%s'", tmpl);
             goto fail;
         }
-        if (s_expand(open + 2, (size_t)(close - open - 2), p, env, &out) !=
-            0) {
-            snprintf(err, errlen, "unknown placeholder '%.*s' in template "
-                     "'%s'", (int)(close - open + 2), open, tmpl);
+        char why[200];
+        if (s_expand(open + 2, (size_t)(close - open - 2), p, env, &out, why,
+                     sizeof why) != 0) {
+            snprintf(err, errlen, "%s in template '%s'", why, tmpl);
             goto fail;
         }
         cur = close + 2;
@@ -199,6 +446,8 @@ s_finder_clear(finder_t *f)
 {
     if (f->compiled)
         regfree(&f->regex);
+    for (size_t i = 0; i < f->nfilters; i++)
+        free(f->filters[i]);
     free(f->layer);
     free(f->service);
     free(f->instance);
@@ -281,6 +530,30 @@ s_or(const char *s, const char *fallback)
     return s && *s ? s : fallback;
 }
 
+/* A made-up process in a made-up pod: templates and filters are checked
+ * against it at start. */
+static char *s_probe_keys[] = { "app" }, *s_probe_values[] = { "probe" };
+static k8s_container_t s_probe_container = { "probe", "" };
+static const k8s_pod_t s_probe_k8s = {
+    .uid = "uid", .ns = "ns", .name = "pod", .ip = "10.0.0.1",
+    .host_ip = "10.0.0.2", .nlabels = 1, .label_keys = s_probe_keys,
+    .label_values = s_probe_values, .ncontainers = 1,
+    .containers = &s_probe_container };
+static const finder_pod_t s_probe_pod = { &s_probe_k8s, 0, "svc" };
+static const finder_proc_t s_probe = { 1, "/bin/probe", "probe", "probe",
+                                       NULL };
+static const finder_env_t s_probe_env = { "agent", "host", "127.0.0.1" };
+
+bool
+finder_template_ok(const char *tmpl, char *err, size_t errlen)
+{
+    finder_proc_t probe = s_probe;
+    probe.pod = &s_probe_pod;
+    char *r = finder_render(tmpl, &probe, &s_probe_env, err, errlen);
+    free(r);
+    return r != NULL;
+}
+
 int
 finder_set_add(finder_set_t *self, const finder_spec_t *spec, char *err,
                size_t errlen)
@@ -292,12 +565,17 @@ finder_set_add(finder_set_t *self, const finder_spec_t *spec, char *err,
         snprintf(err, errlen, "more than %d process finders", FINDER_MAX);
         goto cleanup;
     }
-    if (!spec->match_cmd_regex || !*spec->match_cmd_regex) {
+    bool has_regex = spec->match_cmd_regex && *spec->match_cmd_regex;
+    if (!has_regex && !spec->nfilters) {
         snprintf(err, errlen, "match_cmd_regex is empty");
         goto cleanup;
     }
-    int rerr = regcomp(&f.regex, spec->match_cmd_regex,
-                       REG_EXTENDED | REG_NOSUB);
+    if (spec->nfilters > FINDER_MAX_FILTERS) {
+        snprintf(err, errlen, "more than %d filters", FINDER_MAX_FILTERS);
+        goto cleanup;
+    }
+    int rerr = has_regex ? regcomp(&f.regex, spec->match_cmd_regex,
+                                   REG_EXTENDED | REG_NOSUB) : 0;
     if (rerr != 0) {
         char why[128];
         regerror(rerr, &f.regex, why, sizeof why);
@@ -305,7 +583,15 @@ finder_set_add(finder_set_t *self, const finder_spec_t *spec, char *err,
                  spec->match_cmd_regex, why);
         goto cleanup;
     }
-    f.compiled = true;
+    f.compiled = has_regex;
+    for (size_t i = 0; i < spec->nfilters; i++) {
+        if (!(f.filters[i] = strdup(spec->filters[i] ? spec->filters[i]
+                                                     : ""))) {
+            snprintf(err, errlen, "out of memory");
+            goto cleanup;
+        }
+        f.nfilters = i + 1;
+    }
     const char *layer = s_or(spec->layer, "OS_LINUX");
     if (!s_layer_ok(layer)) {
         snprintf(err, errlen, "layer '%s' is not a SkyWalking layer name "
@@ -321,10 +607,22 @@ finder_set_add(finder_set_t *self, const finder_spec_t *spec, char *err,
         snprintf(err, errlen, "out of memory or too many labels");
         goto cleanup;
     }
-    /* Render once against a dummy process so a typo in a placeholder is a
-     * start-up error, not a silent empty name later. */
-    finder_proc_t probe = { 1, "/bin/probe", "probe", "probe" };
-    finder_env_t env = { "agent", "host", "127.0.0.1" };
+    /* Render once against a dummy process (in a dummy pod when filters
+     * make this an analyzer) so a typo in a placeholder is a start-up
+     * error, not a silent empty name later. */
+    finder_proc_t probe = s_probe;
+    probe.pod = f.nfilters ? &s_probe_pod : NULL;
+    finder_env_t env = s_probe_env;
+    for (size_t i = 0; i < f.nfilters; i++) {
+        bool ignored;
+        char why[200];
+        if (finder_eval(f.filters[i], &probe, &env, &ignored, why,
+                        sizeof why) != 0) {
+            snprintf(err, errlen, "filters[%zu] '%s': %s", i, f.filters[i],
+                     why);
+            goto cleanup;
+        }
+    }
     const char *tmpls[] = { f.service, f.instance, f.process };
     for (size_t i = 0; i < 3; i++) {
         char *r = finder_render(tmpls[i], &probe, &env, err, errlen);
@@ -374,6 +672,23 @@ proc_entity_equal(const proc_entity_t *a, const proc_entity_t *b)
     return 1;
 }
 
+/* Every filter true; an analyzer never matches a host process. */
+static bool
+s_filters_pass(const finder_t *f, const finder_proc_t *p,
+               const finder_env_t *env)
+{
+    if (!p->pod)
+        return false;
+    for (size_t i = 0; i < f->nfilters; i++) {
+        bool pass = false;
+        char err[200];
+        if (finder_eval(f->filters[i], p, env, &pass, err, sizeof err) != 0 ||
+            !pass)
+            return false;
+    }
+    return true;
+}
+
 int
 finder_set_match(const finder_set_t *self, const finder_proc_t *p,
                  const finder_env_t *env, proc_entity_t *entity)
@@ -381,7 +696,9 @@ finder_set_match(const finder_set_t *self, const finder_proc_t *p,
     memset(entity, 0, sizeof *entity);
     for (size_t i = 0; self && i < self->count; i++) {
         const finder_t *f = &self->items[i];
-        if (regexec(&f->regex, p->cmdline, 0, NULL, 0) != 0)
+        if (f->compiled && regexec(&f->regex, p->cmdline, 0, NULL, 0) != 0)
+            continue;
+        if (f->nfilters && !s_filters_pass(f, p, env))
             continue;
         char err[256];
         entity->layer = strdup(f->layer);

@@ -19,6 +19,8 @@
 /* How often the uplink looks at its schedule; every period it runs is a
  * multiple of a second in practice. */
 #define UPLINK_TICK_MS 1000
+/* Kubernetes API bytes are moved this often (non-blocking). */
+#define UPLINK_K8S_TICK_MS 200
 
 typedef struct {
     stage_t *stage;
@@ -40,6 +42,13 @@ static const stage_desc_t s_desc = {
         "          instance_name: \"{{.Rover.HostIPV4 \\\"eth0\\\"}}\"\n"
         "          process_name: \"{{.Process.ExeName}}-{{.Process.Pid}}\"\n"
         "          labels: \"a,b\"\n"
+        "Kubernetes process discovery (docs/kubernetes.md):\n"
+        "  process_discovery:\n"
+        "    kubernetes:\n"
+        "      active: true\n"
+        "      node_name: \"${NODE_NAME}\"      # from spec.nodeName\n"
+        "      namespaces: \"shop,prod\"        # empty = all\n"
+        "      api_server: \"\"   # default: in-cluster (token_file, ca_file)\n"
         "See deploy/oap/skyprof-oap.yaml and uplink/README.md.",
 };
 
@@ -78,6 +87,14 @@ s_on_bus(loop_t *loop, void *socket, void *arg)
 }
 
 static int
+s_on_k8s_tick(loop_t *loop, void *arg)
+{
+    s_main_t *self = arg;
+    uplink_k8s_tick(self->uplink, now_mono_ms());
+    return 0;
+}
+
+static int
 s_on_tick(loop_t *loop, void *arg)
 {
     s_main_t *self = arg;
@@ -90,27 +107,43 @@ main(int argc, char **argv)
 {
     int exit_code = 1;
     s_main_t self = { 0 };
-    finder_set_t *finders = NULL;
+    finder_set_t *finders = NULL, *analyzers = NULL;
+    k8s_disc_t *k8s = NULL;
     self.stage = stage_new(&s_desc, argc, argv, &exit_code);
     if (!self.stage)
         return exit_code;
 
     uplink_options_t opts;
+    k8s_disc_options_t kopts;
     char err[512];
-    if (!(finders = finder_set_new()))
+    if (!(finders = finder_set_new()) || !(analyzers = finder_set_new()))
         goto cleanup;
     if (uplink_options_from_config(&opts, finders, self.stage->cfg, err,
-                                   sizeof err) != 0) {
+                                   sizeof err) != 0 ||
+        k8s_disc_options_from_config(&kopts, analyzers, self.stage->cfg, err,
+                                     sizeof err) != 0) {
         log_error("%s", err);
         exit_code = 2;
         goto cleanup;
     }
+    if (kopts.active) {
+        k8s = k8s_disc_new(&kopts, analyzers, self.stage->stats, err,
+                           sizeof err);
+        analyzers = NULL;           /* owned by the discovery */
+        if (!k8s) {
+            log_error("kubernetes: %s", err);
+            exit_code = 2;
+            goto cleanup;
+        }
+    }
+    opts.k8s = k8s;
     opts.sender = self.stage->sender;
     opts.publish = s_publish;
     opts.note_seq = s_note_seq;
     opts.cb_arg = &self;
     self.uplink = uplink_new(&opts, finders, self.stage->stats);
     finders = NULL;                 /* owned by the uplink now */
+    k8s = NULL;
     if (!self.uplink)
         goto cleanup;
 
@@ -130,6 +163,12 @@ main(int argc, char **argv)
         }
         uplink_tick(self.uplink, now_mono_ms());
     }
+    if (kopts.active &&
+        loop_add_timer(self.stage->loop, UPLINK_K8S_TICK_MS, s_on_k8s_tick,
+                       &self) < 0) {
+        log_error("uplink: cannot set up the Kubernetes timer");
+        goto cleanup;
+    }
     exit_code = loop_run(self.stage->loop) == 0 ? 0 : 1;
     if (uplink_active(self.uplink)) {
         /* Last chance for data still buffered: one flush, bounded by the
@@ -139,6 +178,8 @@ main(int argc, char **argv)
     }
 cleanup:
     finder_set_destroy(&finders);
+    finder_set_destroy(&analyzers);
+    k8s_disc_destroy(&k8s);
     uplink_destroy(&self.uplink);
     stage_destroy(&self.stage);
     return exit_code;

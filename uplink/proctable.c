@@ -156,6 +156,7 @@ proc_entry_free(proc_entry_t *e)
     free(e->cmdline);
     free(e->comm);
     free(e->process_id);
+    free(e->k8s);
     proc_entity_clear(&e->entity);
     free(e);
 }
@@ -170,5 +171,18 @@ proc_entry_set_id(proc_entry_t *e, const char *process_id)
         return -1;
     free(e->process_id);
     e->process_id = copy;
+    return 0;
+}
+
+int
+proc_entry_set_k8s(proc_entry_t *e, const k8s_identity_t *id)
+{
+    free(e->k8s);
+    e->k8s = NULL;
+    if (!id)
+        return 0;
+    if (!(e->k8s = malloc(sizeof *e->k8s)))
+        return -1;
+    *e->k8s = *id;
     return 0;
 }

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "finder.h"
+#include "k8s_disc.h"
 
 typedef struct proc_entry {
     uint32_t pid;
@@ -17,6 +18,9 @@ typedef struct proc_entry {
     char *cmdline;
     char *comm;
     proc_entity_t entity;
+    k8s_identity_t *k8s;       /* NULL: a host process; else its pod,
+                                  reported as a k8sProcess */
+    uint64_t k8s_gen;          /* discovery generation it was matched at */
     bool support_ebpf;
     char *process_id;          /* assigned by the OAP; NULL until then */
     bool needs_report;         /* new or changed since the last report */
@@ -58,5 +62,7 @@ proc_entry_t *proc_entry_new(uint32_t pid, const char *exe,
                              proc_entity_t *entity);
 void proc_entry_free(proc_entry_t *entry);
 int proc_entry_set_id(proc_entry_t *entry, const char *process_id);
+/* Copies id in (NULL: a host process); -1 when out of memory. */
+int proc_entry_set_k8s(proc_entry_t *entry, const k8s_identity_t *id);
 
 #endif

@@ -1,7 +1,6 @@
 /* Symbol availability check with libelf: see symcheck.h. */
 #include "symcheck.h"
 
-#include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
 #include <limits.h>
@@ -12,12 +11,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "safe_open.h"
+
 /* Cache slots; when full the cache starts over (answers are cheap to
  * recompute and the set of distinct executables on a host is small). */
 #define SYMCHECK_SLOTS 4096
 /* Symbols looked at per table before giving up: a huge table with no
  * function in its first million entries is not worth more time. */
 #define SYMCHECK_MAX_SYMS (1u << 20)
+/* Note and .gnu_debuglink sections (and the section name table) larger
+ * than this are not read: real ones are tiny. */
+#define SYMCHECK_MAX_SECTION (64u << 10)
 
 typedef struct {
     uint64_t dev, ino;
@@ -57,18 +61,25 @@ symcheck_destroy(symcheck_t **self_p)
     *self_p = NULL;
 }
 
+/* Only the first SYMCHECK_MAX_SYMS entries are read (as a raw chunk, not
+ * the whole section), so a header claiming a gigantic table in a sparse
+ * file costs no more than a real one. */
 static bool
 s_has_functions(Elf *elf, Elf_Scn *scn, const GElf_Shdr *shdr)
 {
-    if (shdr->sh_entsize == 0)
+    (void)scn;
+    if (shdr->sh_entsize == 0 || shdr->sh_type == SHT_NOBITS)
         return false;
-    Elf_Data *data = elf_getdata(scn, NULL);
-    if (!data || !data->d_buf)
-        return false;
-    size_t n = data->d_size / shdr->sh_entsize;
+    size_t n = shdr->sh_size / shdr->sh_entsize;
     if (n > SYMCHECK_MAX_SYMS)
         n = SYMCHECK_MAX_SYMS;
-    (void)elf;
+    size_t sym_size = gelf_fsize(elf, ELF_T_SYM, 1, EV_CURRENT);
+    if (n == 0 || sym_size == 0 || shdr->sh_entsize != sym_size)
+        return false;
+    Elf_Data *data = elf_getdata_rawchunk(elf, (int64_t)shdr->sh_offset,
+                                          n * sym_size, ELF_T_SYM);
+    if (!data || !data->d_buf)
+        return false;
     for (size_t i = 0; i < n; i++) {
         GElf_Sym sym;
         if (!gelf_getsym(data, (int)i, &sym))
@@ -80,11 +91,16 @@ s_has_functions(Elf *elf, Elf_Scn *scn, const GElf_Shdr *shdr)
     return false;
 }
 
+/* A host debug file: opened, not just stat()ed, so what counts is a
+ * regular file reached without magic links. */
 static bool
 s_exists(const char *path)
 {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+    int fd = safe_open_host(path, 0, NULL);
+    if (fd < 0)
+        return false;
+    close(fd);
+    return true;
 }
 
 static bool
@@ -140,11 +156,16 @@ static bool
 s_inspect(symcheck_t *self, int fd, const char *path)
 {
     bool answer = false;
-    Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+    /* ELF_C_READ, not _MMAP: a file truncated by its owner while we read
+     * gives a read error, not a SIGBUS. */
+    Elf *elf = elf_begin(fd, ELF_C_READ, NULL);
     if (!elf || elf_kind(elf) != ELF_K_ELF)
         goto cleanup;
     size_t shstrndx;
-    if (elf_getshdrstrndx(elf, &shstrndx) != 0)
+    GElf_Shdr strhdr;
+    if (elf_getshdrstrndx(elf, &shstrndx) != 0 ||
+        !gelf_getshdr(elf_getscn(elf, shstrndx), &strhdr) ||
+        strhdr.sh_size > (1u << 20))
         goto cleanup;
     Elf_Scn *scn = NULL;
     while (!answer && (scn = elf_nextscn(elf, scn))) {
@@ -153,6 +174,8 @@ s_inspect(symcheck_t *self, int fd, const char *path)
             continue;
         if (shdr.sh_type == SHT_SYMTAB || shdr.sh_type == SHT_DYNSYM) {
             answer = s_has_functions(elf, scn, &shdr);
+        } else if (shdr.sh_size > SYMCHECK_MAX_SECTION) {
+            continue;   /* notes and debuglinks are small; skip claims */
         } else if (shdr.sh_type == SHT_NOTE) {
             answer = s_build_id_debug_file(self, scn);
         } else if (shdr.sh_type == SHT_PROGBITS) {
@@ -171,11 +194,14 @@ bool
 symcheck_has_symbols(symcheck_t *self, const char *path)
 {
     bool answer = false;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        goto cleanup;
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+    /* /proc/PID/exe is the kernel's link to the very executable; any
+     * other path is taken as a host path, without magic links. Either
+     * way only a regular file is opened. */
+    int fd = strncmp(path, "/proc/", 6) == 0
+                 ? safe_open_proc_link(path, 0, &st)
+                 : safe_open_host(path, 0, &st);
+    if (fd < 0)
         goto cleanup;
     uint64_t key = (uint64_t)st.st_dev * 0x9e3779b97f4a7c15ull ^
                    (uint64_t)st.st_ino;

@@ -47,6 +47,10 @@
 /* Services named in one queryPolicies call (one per finder-rendered
  * service name; far more than a host runs). */
 #define UPLINK_MAX_SERVICES   4096
+/* k8s.containers is republished this often even when unchanged. */
+#define UPLINK_K8S_PUBLISH_MS 5000
+/* A changed pod table rescans /proc at most this often. */
+#define UPLINK_K8S_RESCAN_MS  1000
 
 struct uplink {
     uplink_options_t opts;
@@ -86,6 +90,12 @@ struct uplink {
     int64_t latest_update_ms;
     uint64_t seq;                  /* task.request */
     uint64_t seq_proc_ids, seq_policy;
+
+    k8s_disc_t *k8s;               /* NULL: no Kubernetes discovery */
+    uint64_t k8s_gen_published, k8s_gen_scanned;
+    uint64_t next_k8s_publish, next_k8s_rescan;
+    uint64_t seq_k8s;
+    stats_metric_t *m_k8s_published, *m_k8s_unknown;
 
     policy_book_t *book;           /* service -> policy UUID */
     uint64_t policy_round;
@@ -205,6 +215,7 @@ uplink_options_from_config(uplink_options_t *o, finder_set_t *finders,
         }
     }
 
+    o->node_name = config_str(cfg, "node_name");
     size_t n = config_list_len(cfg, "process_discovery.scanner.regex");
     for (size_t i = 0; i < n; i++) {
         char k[6][160];
@@ -218,7 +229,7 @@ uplink_options_from_config(uplink_options_t *o, finder_set_t *finders,
                                          "instance_name")),
             config_raw(cfg, s_finder_key(k[4], sizeof k[4], i,
                                          "process_name")),
-            NULL,
+            NULL, { NULL }, 0,
         };
         char *labels = s_finder_labels(cfg, i);
         spec.labels = labels;
@@ -289,6 +300,13 @@ s_metrics(uplink_t *self)
     self->m_proc_ids = stats_counter(st, "proc_ids_published", NULL,
                                      "process entity states published on "
                                      "proc.ids");
+    self->m_k8s_published = stats_counter(
+        st, "k8s_containers_published", NULL,
+        "container tables published on k8s.containers");
+    self->m_k8s_unknown = stats_counter(
+        st, "k8s_unknown_container", NULL,
+        "scanned processes in a container no known pod runs (not reported "
+        "until the API names it)");
 }
 
 /* Counted drops of continuous-profiling input, by what went wrong. */
@@ -309,12 +327,16 @@ uplink_new(const uplink_options_t *opts, finder_set_t *finders,
 {
     uplink_t *self = calloc(1, sizeof *self);
     if (!self) {
+        k8s_disc_t *k8s = opts->k8s;
         finder_set_destroy(&finders);
+        k8s_disc_destroy(&k8s);
         return NULL;
     }
     self->finders = finders;
     self->stats = stats;
     self->opts = *opts;
+    self->k8s = opts->k8s;
+    self->opts.k8s = NULL;
     uplink_options_t *o = &self->opts;
     o->addr = s_keep(self, 0, opts->addr);
     o->ca_path = s_keep(self, 1, opts->ca_path);
@@ -331,7 +353,9 @@ uplink_new(const uplink_options_t *opts, finder_set_t *finders,
     char first[512];
     snprintf(first, sizeof first, "%.*s", (int)strcspn(dd, ":"), dd);
     o->debug_dir = s_keep(self, 8, first);
-    for (size_t i = 0; i <= 8; i++)
+    o->node_name = s_keep(self, 9, opts->node_name && *opts->node_name
+                                       ? opts->node_name : "");
+    for (size_t i = 0; i <= 9; i++)
         if (!self->strings[i])
             goto fail;
     if (!o->report_period)
@@ -344,6 +368,12 @@ uplink_new(const uplink_options_t *opts, finder_set_t *finders,
     if (gethostname(self->host_name, sizeof self->host_name) != 0)
         snprintf(self->host_name, sizeof self->host_name, "localhost");
     self->host_name[sizeof self->host_name - 1] = '\0';
+    if (!*o->node_name) {
+        free(self->strings[9]);
+        o->node_name = s_keep(self, 9, self->host_name);
+        if (!o->node_name)
+            goto fail;
+    }
     if (*o->agent_id)
         snprintf(self->agent_id, sizeof self->agent_id, "%s", o->agent_id);
     else
@@ -393,6 +423,7 @@ uplink_destroy(uplink_t **self_p)
         return;
     uplink_t *self = *self_p;
     oap_conn_destroy(&self->conn);
+    k8s_disc_destroy(&self->k8s);
     symcheck_destroy(&self->symcheck);
     proc_table_destroy(&self->procs);
     databuf_destroy(&self->buf);
@@ -550,20 +581,71 @@ s_pack(uplink_t *self, const ProtobufCMessage *msg)
 }
 
 /* ----------------------------------------------------------- processes */
+/* Kubernetes first (a process in a known pod is a k8sProcess, in a
+ * container no known pod runs it waits), then the host finders. 1 when
+ * entity (and *k8s) were filled, 0 when the process is not reported. */
+static int
+s_identify(uplink_t *self, const finder_proc_t *fp, proc_entity_t *entity,
+           k8s_identity_t *k8s, bool *in_pod)
+{
+    *in_pod = false;
+    if (self->k8s) {
+        switch (k8s_disc_match(self->k8s, self->opts.proc_root, fp,
+                               &self->env, entity, k8s)) {
+        case K8S_MATCHED:
+            *in_pod = true;
+            return 1;
+        case K8S_UNKNOWN_POD:
+            stats_inc(self->m_k8s_unknown);
+            return 0;
+        case K8S_NO_ANALYZER:
+            return 0;
+        case K8S_HOST:
+            break;
+        }
+    }
+    return finder_set_match(self->finders, fp, &self->env, entity) >= 0;
+}
+
+static bool
+s_same_identity(const proc_entry_t *e, const proc_entity_t *entity,
+                const k8s_identity_t *k8s, bool in_pod)
+{
+    if (!proc_entity_equal(&e->entity, entity) || in_pod != (e->k8s != NULL))
+        return false;
+    return !in_pod || !memcmp(e->k8s, k8s, sizeof *k8s);
+}
+
 static void
 s_learn(uplink_t *self, const procscan_info_t *info)
 {
     proc_entry_t *old = proc_table_get(self->procs, info->pid);
+    uint64_t k8s_gen = self->k8s ? k8s_disc_generation(self->k8s) : 0;
     if (old && !old->exited && !strcmp(old->cmdline, info->cmdline) &&
-        (!*info->exe || !strcmp(old->exe, info->exe))) {
+        (!*info->exe || !strcmp(old->exe, info->exe)) &&
+        old->k8s_gen == k8s_gen) {
         old->seen_scan = self->scan_gen;
         return;
     }
-    finder_proc_t fp = { info->pid, info->exe, info->cmdline, info->comm };
+    finder_proc_t fp = { info->pid, info->exe, info->cmdline, info->comm,
+                         NULL };
     proc_entity_t entity;
-    if (finder_set_match(self->finders, &fp, &self->env, &entity) < 0) {
+    k8s_identity_t *k8s = calloc(1, sizeof *k8s);
+    bool in_pod = false;
+    if (!k8s || !s_identify(self, &fp, &entity, k8s, &in_pod)) {
         if (old)
             proc_table_remove(self->procs, info->pid);
+        free(k8s);
+        return;
+    }
+    if (old && !old->exited && !strcmp(old->cmdline, info->cmdline) &&
+        s_same_identity(old, &entity, k8s, in_pod)) {
+        /* The pod table changed, but not for this process: keep its
+         * OAP id rather than reporting it anew. */
+        old->k8s_gen = k8s_gen;
+        old->seen_scan = self->scan_gen;
+        proc_entity_clear(&entity);
+        free(k8s);
         return;
     }
     char path[64];
@@ -575,10 +657,19 @@ s_learn(uplink_t *self, const procscan_info_t *info)
                                      info->comm, &entity);
     if (!e) {
         stats_inc(self->m_procs_dropped);
+        free(k8s);
         return;
     }
     e->support_ebpf = support;
     e->seen_scan = self->scan_gen;
+    e->k8s_gen = k8s_gen;
+    int k8s_rc = proc_entry_set_k8s(e, in_pod ? k8s : NULL);
+    free(k8s);
+    if (k8s_rc != 0) {
+        proc_entry_free(e);
+        stats_inc(self->m_procs_dropped);
+        return;
+    }
     if (proc_table_put(self->procs, e) != 0) {
         stats_inc(self->m_procs_dropped);
         log_warn_rl(&self->rl_input, "uplink: more than %d processes; "
@@ -670,14 +761,29 @@ s_take_process_ids(uplink_t *self, const oap_result_t *r)
     }
     for (size_t i = 0; i < down->n_processes; i++) {
         const Skywalking__V3__EBPFProcessDownstream *d = down->processes[i];
-        if (!d || !d->processid || !*d->processid ||
-            d->process_case !=
-                SKYWALKING__V3__EBPFPROCESS_DOWNSTREAM__PROCESS_HOST_PROCESS ||
-            !d->hostprocess || d->hostprocess->pid <= 0)
+        if (!d || !d->processid || !*d->processid)
             continue;
-        proc_entry_t *e = proc_table_get(self->procs,
-                                         (uint32_t)d->hostprocess->pid);
-        if (e && s_entity_matches(&e->entity, d->hostprocess->entitymetadata))
+        /* Host and Kubernetes downstreams have the same shape. */
+        int32_t pid = 0;
+        const Skywalking__V3__EBPFProcessEntityMetadata *ent = NULL;
+        bool k8s = false;
+        if (d->process_case ==
+                SKYWALKING__V3__EBPFPROCESS_DOWNSTREAM__PROCESS_HOST_PROCESS &&
+            d->hostprocess) {
+            pid = d->hostprocess->pid;
+            ent = d->hostprocess->entitymetadata;
+        } else if (d->process_case ==
+                       SKYWALKING__V3__EBPFPROCESS_DOWNSTREAM__PROCESS_K8S_PROCESS &&
+                   d->k8sprocess) {
+            pid = d->k8sprocess->pid;
+            ent = d->k8sprocess->entitymetadata;
+            k8s = true;
+        }
+        if (pid <= 0)
+            continue;
+        proc_entry_t *e = proc_table_get(self->procs, (uint32_t)pid);
+        if (e && (e->k8s != NULL) == k8s &&
+            s_entity_matches(&e->entity, ent))
             proc_entry_set_id(e, d->processid);
     }
     skywalking__v3__ebpfreport_process_downstream__free_unpacked(down, NULL);
@@ -688,9 +794,10 @@ s_take_process_ids(uplink_t *self, const oap_result_t *r)
 static int
 s_report(uplink_t *self, bool all)
 {
-    enum { NPROPS = 4 };
+    enum { NPROPS = 7 };
     Skywalking__V3__EBPFProcessProperties *props = NULL;
     Skywalking__V3__EBPFHostProcessMetadata *hosts = NULL;
+    Skywalking__V3__EBPFKubernetesProcessMetadata *pods = NULL;
     Skywalking__V3__EBPFProcessEntityMetadata *ents = NULL;
     Skywalking__V3__KeyStringValuePair *kvs = NULL;
     Skywalking__V3__KeyStringValuePair **kvps = NULL;
@@ -702,13 +809,14 @@ s_report(uplink_t *self, bool all)
     props = calloc(cap, sizeof *props);
     pprops = calloc(cap, sizeof *pprops);
     hosts = calloc(cap, sizeof *hosts);
+    pods = calloc(cap, sizeof *pods);
     ents = calloc(cap, sizeof *ents);
     kvs = calloc(cap * NPROPS, sizeof *kvs);
     kvps = calloc(cap * NPROPS, sizeof *kvps);
     batch = calloc(cap, sizeof *batch);
     pids = calloc(cap, sizeof *pids);
-    if (!props || !pprops || !hosts || !ents || !kvs || !kvps || !batch ||
-        !pids)
+    if (!props || !pprops || !hosts || !pods || !ents || !kvs || !kvps ||
+        !batch || !pids)
         goto cleanup;
 
     proc_iter_t it = { 0, NULL };
@@ -722,26 +830,47 @@ s_report(uplink_t *self, bool all)
             batch[n] = e;
             s_entity_pb(&e->entity, &ents[n]);
             snprintf(pids[n], sizeof pids[n], "%u", e->pid);
+            /* The properties the OAP and its UI read (protocol-facts.md);
+             * a pod's process adds where it runs. */
+            const k8s_identity_t *pod = e->k8s;
             const char *keys[NPROPS] = { "host_ip", "pid", "command_line",
-                                         "support_ebpf_profiling" };
-            const char *vals[NPROPS] = { self->host_ip, pids[n], e->cmdline,
-                                         e->support_ebpf ? "true" : "false" };
-            for (size_t k = 0; k < NPROPS; k++) {
+                                         "support_ebpf_profiling",
+                                         "container_ip", "container_name",
+                                         "pod_name" };
+            const char *vals[NPROPS] = {
+                self->host_ip, pids[n], e->cmdline,
+                e->support_ebpf ? "true" : "false",
+                pod ? pod->pod_ip : "", pod ? pod->container : "",
+                pod ? pod->pod : "" };
+            size_t nprops = pod ? NPROPS : 4;
+            for (size_t k = 0; k < nprops; k++) {
                 Skywalking__V3__KeyStringValuePair *kv = &kvs[n * NPROPS + k];
                 skywalking__v3__key_string_value_pair__init(kv);
                 kv->key = (char *)keys[k];
                 kv->value = (char *)vals[k];
                 kvps[n * NPROPS + k] = kv;
             }
-            skywalking__v3__ebpfhost_process_metadata__init(&hosts[n]);
-            hosts[n].entity = &ents[n];
-            hosts[n].pid = (int32_t)e->pid;
-            hosts[n].n_properties = NPROPS;
-            hosts[n].properties = &kvps[n * NPROPS];
             skywalking__v3__ebpfprocess_properties__init(&props[n]);
-            props[n].metadata_case =
-                SKYWALKING__V3__EBPFPROCESS_PROPERTIES__METADATA_HOST_PROCESS;
-            props[n].hostprocess = &hosts[n];
+            if (pod) {
+                skywalking__v3__ebpfkubernetes_process_metadata__init(
+                    &pods[n]);
+                pods[n].entity = &ents[n];
+                pods[n].pid = (int32_t)e->pid;
+                pods[n].n_properties = nprops;
+                pods[n].properties = &kvps[n * NPROPS];
+                props[n].metadata_case =
+                    SKYWALKING__V3__EBPFPROCESS_PROPERTIES__METADATA_K8S_PROCESS;
+                props[n].k8sprocess = &pods[n];
+            } else {
+                skywalking__v3__ebpfhost_process_metadata__init(&hosts[n]);
+                hosts[n].entity = &ents[n];
+                hosts[n].pid = (int32_t)e->pid;
+                hosts[n].n_properties = nprops;
+                hosts[n].properties = &kvps[n * NPROPS];
+                props[n].metadata_case =
+                    SKYWALKING__V3__EBPFPROCESS_PROPERTIES__METADATA_HOST_PROCESS;
+                props[n].hostprocess = &hosts[n];
+            }
             pprops[n] = &props[n];
             n++;
         }
@@ -776,6 +905,7 @@ cleanup:
     free(props);
     free(pprops);
     free(hosts);
+    free(pods);
     free(ents);
     free(kvs);
     free(kvps);
@@ -1592,6 +1722,47 @@ s_calls(uplink_t *self)
     if (self->full_report_due && s_processes(self) != 0)
         return;
     s_flush(self);
+}
+
+static void
+s_publish_k8s(uplink_t *self)
+{
+    wire_buf_reset(&self->out);
+    if (k8s_disc_encode(self->k8s, self->opts.sender, ++self->seq_k8s,
+                        self->opts.node_name, &self->out) != 0) {
+        log_warn_rl(&self->rl_input, "uplink: the container table does not "
+                    "fit k8s.containers");
+        return;
+    }
+    if (self->opts.publish(self->opts.cb_arg, TOPIC_K8S_CONTAINERS,
+                           self->out.data, self->out.len) == 0)
+        stats_inc(self->m_k8s_published);
+}
+
+void
+uplink_k8s_tick(uplink_t *self, uint64_t now_ms)
+{
+    if (!self->k8s)
+        return;
+    k8s_disc_poll(self->k8s, now_ms);
+    uint64_t gen = k8s_disc_generation(self->k8s);
+    if (gen != self->k8s_gen_published || now_ms >= self->next_k8s_publish) {
+        self->k8s_gen_published = gen;
+        self->next_k8s_publish = now_ms + UPLINK_K8S_PUBLISH_MS;
+        s_publish_k8s(self);
+    }
+    /* A pod table change can name processes already running (the runtime
+     * starts a container before the API shows its id): look at /proc
+     * again and report them at once. */
+    if (self->conn && self->started && gen != self->k8s_gen_scanned &&
+        now_ms >= self->next_k8s_rescan) {
+        self->k8s_gen_scanned = gen;
+        self->next_k8s_rescan = now_ms + UPLINK_K8S_RESCAN_MS;
+        self->now = now_ms;
+        if (self->opts.scan_proc)
+            s_scan(self);
+        self->next_quick_report = now_ms;
+    }
 }
 
 void

@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "finder.h"
+#include "k8s_disc.h"
 #include "stats.h"
 #include "wire.h"
 
@@ -54,6 +55,10 @@ typedef struct {
     const char *proc_root;         /* "/proc" */
     bool scan_proc;                /* scan proc_root at start + heartbeat */
     const char *debug_dir;         /* separate debug files root */
+    /* Kubernetes discovery (NULL: off); owned by the uplink once
+     * uplink_new was called. */
+    k8s_disc_t *k8s;
+    const char *node_name;         /* for "k8s.containers" */
 
     uplink_publish_fn publish;
     uplink_note_seq_fn note_seq;   /* may be NULL */
@@ -88,6 +93,12 @@ int uplink_handle(uplink_t *self, const char *topic, const void *payload,
 /* Runs whatever is due at now_ms (monotonic ms): process report or
  * keepAlive, task query, data flush, reconnect. Call about every second. */
 void uplink_tick(uplink_t *self, uint64_t now_ms);
+
+/* Kubernetes discovery, every K8S tick (200 ms): moves API bytes,
+ * publishes "k8s.containers" on change and every 5 s, and when the pod
+ * table changed has the next uplink_tick rescan /proc. Works without an
+ * OAP. */
+void uplink_k8s_tick(uplink_t *self, uint64_t now_ms);
 
 /* Forces the next tick to flush pending data and query tasks (tests and
  * shutdown). */

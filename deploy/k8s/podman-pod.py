@@ -12,7 +12,9 @@ the DaemonSet becomes a Pod; fieldRef spec.nodeName becomes this host's
 name; seccompProfile Unconfined becomes podman's per-container seccomp
 annotation; hostPID is not applied by podman 4.3's kube play, which is why
 the containers.conf above puts the containers in the host pid namespace;
-the aggregator's API gets a hostPort. Everything else (images, commands,
+the aggregator's API gets a hostPort; without a cluster there is no API
+server, so Kubernetes process discovery is switched off and its projected
+service-account token volume left out. Everything else (images, commands,
 capabilities, users, read-only roots, the ConfigMap, volumes) is used as
 written.
 """
@@ -49,11 +51,19 @@ def main():
             v["configMap"]["name"] = cm["metadata"]["name"]
     for key in ("serviceAccountName", "tolerations"):
         spec.pop(key, None)
+    token_vols = {v["name"] for v in spec.get("volumes") or []
+                  if "projected" in v}
+    spec["volumes"] = [v for v in spec.get("volumes") or []
+                       if v["name"] not in token_vols]
     annotations = {}
     for c in spec["containers"]:
         image, _, _ = c["image"].rpartition(":")
         c["image"] = f"{image}:{args.tag}"
+        c["volumeMounts"] = [m for m in c.get("volumeMounts") or []
+                             if m["name"] not in token_vols]
         for e in c.get("env") or []:
+            if e.get("name") == "SKYPROF_PROCESS_DISCOVERY_KUBERNETES_ACTIVE":
+                e["value"] = "false"
             ref = (e.get("valueFrom") or {}).get("fieldRef")
             if ref and ref.get("fieldPath") == "spec.nodeName":
                 e.pop("valueFrom")

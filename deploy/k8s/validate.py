@@ -16,6 +16,10 @@ probes use; kustomization resources exist. Every port a container declares
 (the API, the health ports, the bus) is under an Ingress NetworkPolicy that
 selects its pod, and no rule admits it from everywhere; an aggregator whose
 ConfigMap binds the API on every address reads its token from a Secret.
+An uplink with Kubernetes discovery has its service account bound to a
+ClusterRole granting get/list/watch on pods, services, endpoints and nodes,
+the token projected into it alone, and the node name (its own and the
+collector's) from spec.nodeName.
 
 Compose (deploy/compose/docker-compose.yml): parses, every service has an
 image and the same privilege rules; published ports name a host address
@@ -59,6 +63,13 @@ CONFIG_PORT_KEY = {
     "aggregator": "aggregator", "policy": "policy", "uplink": "uplink",
 }
 WORKLOAD_KINDS = {"DaemonSet", "Deployment", "StatefulSet"}
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
+# Kubernetes process discovery (docs/kubernetes.md): what the uplink reads,
+# and where the service-account token goes.
+DISCOVERY_RESOURCES = {"pods", "services", "endpoints", "nodes"}
+DISCOVERY_VERBS = {"get", "list", "watch"}
+SA_TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+DISCOVERY_ENV = "SKYPROF_PROCESS_DISCOVERY_KUBERNETES_ACTIVE"
 WILDCARD_HOSTS = {"", "0.0.0.0", "*", "[::]"}
 
 problems = []
@@ -237,7 +248,10 @@ def check_k8s(layout_dir, bin_dir):
         md = d.get("metadata") or {}
         if not md.get("name"):
             problem(where, "no metadata.name")
-        if d.get("kind") != "Namespace" and md.get("namespace") != "skyprof":
+        if d.get("kind") in CLUSTER_SCOPED:
+            if md.get("namespace"):
+                problem(where, "cluster-scoped object with a namespace")
+        elif md.get("namespace") != "skyprof":
             problem(where, "not in namespace skyprof")
         objects[(d.get("kind"), md.get("name"))] = (where, d)
 
@@ -295,6 +309,7 @@ def check_k8s(layout_dir, bin_dir):
                 if (kind_ref, ref) not in objects:
                     problem(where, f"{kind_ref} {ref} not defined")
         stages_seen |= stages
+        check_discovery(where, pod, sa, objects)
         if host_pid and not stages & HOST_PID_STAGES:
             problem(where, "hostPID without a stage that needs it")
     if "collector" not in stages_seen:
@@ -307,6 +322,82 @@ def check_k8s(layout_dir, bin_dir):
         if r.returncode != 0:
             problem(kust, f"kubectl kustomize failed: {r.stderr.strip()}")
     return len(objects)
+
+
+def env_value(c, name):
+    for e in c.get("env") or []:
+        if e.get("name") == name:
+            return e.get("value"), (e.get("valueFrom") or {})
+    return None, {}
+
+
+def discovery_roles(sa, objects):
+    """The ClusterRoles bound to ServiceAccount skyprof/sa."""
+    roles = set()
+    for (kind, _), (_, d) in objects.items():
+        if kind != "ClusterRoleBinding":
+            continue
+        ref = d.get("roleRef") or {}
+        for s in d.get("subjects") or []:
+            if (s.get("kind"), s.get("name"), s.get("namespace")) == (
+                    "ServiceAccount", sa, "skyprof") and ref.get("kind") == "ClusterRole":
+                roles.add(ref.get("name"))
+    return roles
+
+
+def grants_discovery(role):
+    granted = {}
+    for rule in role.get("rules") or []:
+        if "" not in (rule.get("apiGroups") or []):
+            continue
+        for r in rule.get("resources") or []:
+            granted.setdefault(r, set()).update(rule.get("verbs") or [])
+    return all(DISCOVERY_VERBS <= granted.get(r, set())
+               for r in DISCOVERY_RESOURCES)
+
+
+def check_discovery(where, pod, sa, objects):
+    """An uplink with Kubernetes discovery: its service account is bound to
+    a ClusterRole with get/list/watch on pods, services, endpoints and
+    nodes; the token is projected into the uplink container alone; the node
+    name comes from spec.nodeName for the uplink and the collector."""
+    containers = pod.get("containers") or []
+    uplinks = [c for c in containers if stage_of(c) == "uplink"
+               and env_value(c, DISCOVERY_ENV)[0] == "true"]
+    token_vols = {v["name"] for v in pod.get("volumes") or []
+                  if any("serviceAccountToken" in src
+                         for src in (v.get("projected") or {}).get("sources") or [])}
+    for c in containers:
+        mounted = {m["name"] for m in c.get("volumeMounts") or []}
+        if mounted & token_vols and c not in uplinks:
+            problem(f"{where}/{c.get('name')}",
+                    "mounts the service-account token without Kubernetes discovery")
+    if not uplinks:
+        return
+    if not sa:
+        problem(where, "Kubernetes discovery without a serviceAccountName")
+    elif not any(grants_discovery(objects[("ClusterRole", r)][1])
+                 for r in discovery_roles(sa, objects)
+                 if ("ClusterRole", r) in objects):
+        problem(where, f"service account {sa} is not bound to a ClusterRole "
+                "granting get/list/watch on pods, services, endpoints, nodes")
+    for c in uplinks:
+        w = f"{where}/{c.get('name')}"
+        mounts = {m["name"]: m for m in c.get("volumeMounts") or []}
+        if not any(n in token_vols and m.get("mountPath") == SA_TOKEN_DIR
+                   and m.get("readOnly") for n, m in mounts.items()):
+            problem(w, f"Kubernetes discovery without a projected token "
+                    f"mounted read-only at {SA_TOKEN_DIR}")
+    for c in containers:
+        if stage_of(c) not in ("uplink", "collector"):
+            continue
+        for name in ("SKYPROF_NODE_NAME",) + (
+                ("SKYPROF_PROCESS_DISCOVERY_KUBERNETES_NODE_NAME",)
+                if c in uplinks else ()):
+            _, src = env_value(c, name)
+            if (src.get("fieldRef") or {}).get("fieldPath") != "spec.nodeName":
+                problem(f"{where}/{c.get('name')}",
+                        f"{name} is not taken from spec.nodeName")
 
 
 def check_config_with_stage(where, text, bin_dir):

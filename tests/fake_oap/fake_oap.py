@@ -17,7 +17,8 @@ DIR/reply/<Method>.bin        reply for every call (default: empty
 DIR/status/<Method>           a gRPC status name to fail calls with
 
 reportProcesses is answered by default with a processId "proc-<pid>" for
-every host process, echoing its entity, as the real OAP does.
+every host and Kubernetes process, echoing its entity, as the real OAP
+does.
 
 --token T: calls without metadata `authentication: T` fail with
 UNAUTHENTICATED (and are still counted in DIR/req/<Method>.denied).
@@ -98,7 +99,9 @@ def answer_report(request):
         if num != 1:
             continue
         for pnum, _, host in fields(proc):
-            if pnum != 1:            # hostProcess only
+            # hostProcess = 1 -> downstream hostProcess = 2;
+            # k8sProcess = 2 -> downstream k8sProcess = 3 (same shapes).
+            if pnum not in (1, 2):
                 continue
             entity, pid = b"", 0
             for hnum, _, v in fields(host):
@@ -107,7 +110,7 @@ def answer_report(request):
                 elif hnum == 2:
                     pid = v
             down_host = varint(1 << 3 | 0) + varint(pid) + ld(2, entity)
-            down = ld(1, b"proc-%d" % pid) + ld(2, down_host)
+            down = ld(1, b"proc-%d" % pid) + ld(pnum + 1, down_host)
             out += ld(1, down)
     return out
 
