@@ -155,7 +155,8 @@ class Skyprof:
     """The pipeline under the launcher, in a private runtime directory."""
 
     def __init__(self, yaml_extra="", without=(), flush="1s",
-                 period="10ms", host_wide=True, stats_interval="2s"):
+                 period="10ms", host_wide=True, stats_interval="2s",
+                 collector_extra=""):
         self.dir = tempfile.mkdtemp(prefix="skyprof-bench-")
         self.port = 20000 + (os.getpid() * 7 + int(time.time())) % 20000
         self.config = os.path.join(self.dir, "skyprof.yaml")
@@ -165,11 +166,12 @@ class Skyprof:
                     "bus:\n  stats_interval: %s\n"
                     "profiling:\n  flush_interval: %s\n"
                     "  task:\n    on_cpu:\n      dump_period: %s\n"
-                    "collector:\n  host_wide: %s\n  host_period: %s\n"
+                    "collector:\n  host_wide: %s\n  host_period: %s\n%s"
                     "aggregator:\n  http_addr: 127.0.0.1:%d\n"
                     "  store_path: %s/history.db\n%s"
                     % (self.dir, stats_interval, flush, period,
                        "true" if host_wide else "false", period,
+                       collector_extra,
                        self.port, self.dir, yaml_extra))
         argv = [os.path.join(BUILD, "bin", "skyprof"), "--config",
                 self.config, "--bin-dir", os.path.join(BUILD, "bin")]
@@ -302,8 +304,9 @@ def started(p):
 
 
 # ------------------------------------------------------------------ bpf
-def bpf_prog_ids(pids):
-    """Ids of the BPF programs the processes hold (prog and link fds)."""
+def s_fdinfo_ids(pids, field):
+    """The ids fdinfo names with field ("prog_id:", "map_id:") over the
+    fds of the processes."""
     ids = set()
     for pid in pids:
         d = "/proc/%d/fdinfo" % pid
@@ -315,11 +318,53 @@ def bpf_prog_ids(pids):
             try:
                 with open(os.path.join(d, fd)) as f:
                     for line in f:
-                        if line.startswith("prog_id:"):
+                        if line.startswith(field):
                             ids.add(int(line.split()[1]))
             except OSError:
                 continue
     return ids
+
+
+def bpf_prog_ids(pids):
+    """Ids of the BPF programs the processes hold (prog and link fds)."""
+    return s_fdinfo_ids(pids, "prog_id:")
+
+
+def bpf_map_ids(pids):
+    """Ids of the BPF maps the processes hold."""
+    return s_fdinfo_ids(pids, "map_id:")
+
+
+def bpf_maps(ids):
+    """`bpftool map show` entries of the given maps."""
+    out = subprocess.run(["bpftool", "map", "show", "-j"],
+                         capture_output=True, text=True).stdout
+    try:
+        return [m for m in json.loads(out) if m.get("id") in ids]
+    except ValueError:
+        return []
+
+
+def bpf_percpu_values(map_id, key):
+    """Per-CPU u64 values of a u32 key in a per-CPU array map."""
+    out = subprocess.run(
+        ["bpftool", "map", "lookup", "id", str(map_id), "key"] +
+        [str(b) for b in key.to_bytes(4, "little")] + ["-j"],
+        capture_output=True, text=True).stdout
+    try:
+        entry = json.loads(out)
+    except ValueError:
+        return []
+    vals = entry.get("values", [])
+    res = []
+    for v in vals:
+        raw = v.get("value")
+        if isinstance(raw, list):
+            res.append(int.from_bytes(bytes(int(b, 16) for b in raw),
+                                      "little"))
+        else:
+            res.append(int(raw))
+    return res
 
 
 def bpf_prog_stats(ids):

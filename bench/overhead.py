@@ -49,8 +49,14 @@ import urllib.request
 
 import common
 
-CONFIGS = ("alone", "skyprof", "skyprof-offcpu", "perf", "bpftrace",
+CONFIGS = ("alone", "skyprof", "skyprof-perf", "skyprof-offcpu",
+           "skyprof-offcpu-all", "skyprof-offcpu-other", "perf", "bpftrace",
            "perf-cpu0")
+# BENCH_CONFIGS="alone skyprof-offcpu" runs a subset ("alone" is always
+# run: every figure is against it).
+if os.environ.get("BENCH_CONFIGS"):
+    CONFIGS = ("alone",) + tuple(c for c in CONFIGS if c != "alone" and
+                                 c in os.environ["BENCH_CONFIGS"].split())
 WORK_CPU = int(os.environ.get("BENCH_WORK_CPU", "1"))
 OTHER_CPU = 0 if WORK_CPU != 0 else 1
 GAPS_MS = int(os.environ.get("BENCH_GAPS_MS", "2000"))
@@ -69,8 +75,15 @@ SHORT_NS = 1000000
 # their gaps must not fold onto ours (at 10.05 ms they drift through every
 # phase within 2 s, and so do the 1 ms host and 4 ms guest ticks).
 SKYPROF_PERIOD = "10050us"
-PERIOD = {"skyprof": 10050000, "perf": 10101010, "bpftrace": 10101010,
-          "perf-cpu0": 10101010}
+# skyprof samples on the guest's scheduler tick by default (no interrupt of
+# its own): its cost is the extra length of the tick gaps, folded at the
+# tick period (CONFIG_HZ, read from the collector's metrics) against the
+# same fold alone. It keeps every 2nd tick: 125 Hz at HZ=250, more samples
+# than perf's 99 Hz. skyprof-perf is the perf_event sampler (forced), the
+# way skyprof sampled before the tick.
+TICK_HOST_PERIOD = os.environ.get("BENCH_TICK_HOST_PERIOD", "8ms")
+PERIOD = {"skyprof": 4000000, "skyprof-perf": 10050000, "perf": 10101010,
+          "bpftrace": 10101010, "perf-cpu0": 10101010}
 FOLD_BIN_NS = 50000      # phase bins; the peak window is 2 bins
 # Only gaps shorter than this are folded: a sampling handler takes tens of
 # µs, and one stray 500 µs stall in a bin would outweigh 100 samples.
@@ -203,14 +216,15 @@ def http_post(port, path, body):
         return r.status, r.read().decode("utf-8", "replace")
 
 
-def start_offcpu(server):
-    """skyprof with no host-wide sampling and one OFF_CPU task on the
-    workload process; returns once the collector's probe is attached."""
-    sk = common.Skyprof(host_wide=False, stats_interval="500ms")
+def start_offcpu(pid, collector_extra=""):
+    """skyprof with no host-wide sampling and one OFF_CPU task on pid;
+    returns once the collector's probe is attached."""
+    sk = common.Skyprof(host_wide=False, stats_interval="500ms",
+                        collector_extra=collector_extra)
     try:
         sk.wait_ready(samples=False)
         status, body = http_post(sk.port, "/api/tasks", json.dumps(
-            {"pid": server.pid, "target": "OFF_CPU", "duration": 600}))
+            {"pid": pid, "target": "OFF_CPU", "duration": 600}))
         if status != 200:
             raise RuntimeError("POST /api/tasks: %d %s" % (status, body))
         deadline = time.time() + 30
@@ -226,26 +240,85 @@ def start_offcpu(server):
         raise
 
 
-def start_config(config, server):
+class Bystander:
+    """A process that sleeps: the target of an off-CPU task that leaves
+    every switch of the workload untraced."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen(["sleep", "3600"])
+        self.pid = self.proc.pid
+
+    def close(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def start_config(config, server, bystander):
     if config == "skyprof-offcpu":
-        return start_offcpu(server)
+        return start_offcpu(server.pid)
+    if config == "skyprof-offcpu-all":
+        # every blocking period recorded with its stacks, as before
+        return start_offcpu(server.pid, "  offcpu_sample_every: 1\n")
+    if config == "skyprof-offcpu-other":
+        return start_offcpu(bystander.pid)
     if config == "perf-cpu0":
         return common.started(PerfOneCpu(OTHER_CPU))
     if config == "skyprof":
-        return common.start_profiler(config, period=SKYPROF_PERIOD)
+        # dump_period too: host_period may not be shorter
+        return common.start_profiler(config, period=TICK_HOST_PERIOD)
+    if config == "skyprof-perf":
+        return common.start_profiler(
+            "skyprof", period=SKYPROF_PERIOD,
+            collector_extra="  sampler: perf_event\n")
     return common.start_profiler(config)
+
+
+# skyprof's on-CPU sampler on the tick (it runs on every hrtimer expiry and
+# returns at once unless the timer is the tick) and its off-CPU probe.
+TICK_PROG = "sky_on_tick"
+OFFCPU_PROG = "sky_off_switch"
 
 
 def bpf_snapshot(prof):
     """In-kernel run time of the profiler's BPF programs: sampling
-    (perf_event) programs, and all of them; None for perf (no BPF)."""
+    (perf_event, or the tick program) programs, the off-CPU probe, and all
+    of them; with the samples skyprof's collector wrote per CPU. None for
+    perf (no BPF)."""
     if prof is None or getattr(prof, "name", "") == "perf":
         return None
     st = common.bpf_prog_stats(common.bpf_prog_ids(prof.all_pids()))
-    samp = [v for v in st.values() if v[0] == "perf_event"]
+    samp = [v for v in st.values()
+            if v[0] == "perf_event" or v[1] == TICK_PROG]
+    off = [v for v in st.values() if v[1] == OFFCPU_PROG]
     return [sum(v[2] for v in samp), sum(v[3] for v in samp),
             sum(v[2] for v in st.values()), sum(v[3] for v in st.values()),
-            time.time()]
+            time.time(), sum(v[2] for v in off), sum(v[3] for v in off),
+            samples_per_cpu(prof)]
+
+
+def samples_per_cpu(prof):
+    """skyprof's SKY_CNT_SAMPLES per CPU, read from its counters map."""
+    if not isinstance(prof, common.Skyprof):
+        return []
+    ids = common.bpf_map_ids(prof.all_pids())
+    for m in common.bpf_maps(ids):
+        if m.get("name") == "counters":
+            return common.bpf_percpu_values(m["id"], 2)
+    return []
+
+
+def busy_per_cpu():
+    """Non-idle ns per CPU so far, from /proc/stat."""
+    hz = os.sysconf("SC_CLK_TCK")
+    out = []
+    with open("/proc/stat") as f:
+        for line in f:
+            parts = line.split()
+            if parts[0].startswith("cpu") and parts[0] != "cpu":
+                v = [int(x) for x in parts[1:9]]
+                out.append((v[0] + v[1] + v[2] + v[5] + v[6] + v[7])
+                           * 1e9 / hz)
+    return out
 
 
 # ------------------------------------------------------------ measure
@@ -257,39 +330,86 @@ def main():
 def measure():
     gaps = {c: [] for c in CONFIGS}
     fixed = {(c, m): [] for c in CONFIGS for m in ("sys", "switch")}
-    bpf = {c: [0, 0, 0, 0, 0.0] for c in CONFIGS}
+    bpf = {c: [0, 0, 0, 0, 0.0, 0, 0] for c in CONFIGS}
+    rate = {c: [] for c in CONFIGS}
     loads = []
-    for r in range(ROUNDS):
-        for config in CONFIGS:
-            common.log("overhead: round %d/%d %s" % (r + 1, ROUNDS, config))
-            server = Server()
-            prof = None
-            try:
-                prof = start_config(config, server)
-                time.sleep(0.5)
-                b0 = bpf_snapshot(prof)
-                for _ in range(REPS):
-                    g = gap_run(server.run("gaps %d" % GAPS_MS))
-                    gaps[config].append(g)
-                    for mode, n in (("sys", SYS_ITER),
-                                    ("switch", SWITCH_ROUNDS)):
-                        f = server.run("%s %d" % (mode, n))
-                        fixed[(config, mode)].append(
-                            (int(f["wall_ns"]) / 1e9, int(f["cpu_ns"]) / 1e9,
-                             int(f.get("nvcsw_total", 0))))
-                    loads.append(common.loadavg())
-                b1 = bpf_snapshot(prof)
-                if b0 and b1:
-                    for i in range(5):
-                        bpf[config][i] += b1[i] - b0[i]
-            finally:
-                server.close()
-                if prof:
-                    prof.stop()
+    failed = []
+    bystander = Bystander()
+    try:
+        for r in range(ROUNDS):
+            for config in CONFIGS:
+                # One configuration failing to start (a loaded machine) costs
+                # its round, not the whole run.
+                try:
+                    measure_config(config, r, gaps, fixed, bpf, rate, loads,
+                                   bystander)
+                except RuntimeError as e:
+                    common.log("overhead: round %d %s failed: %s"
+                               % (r + 1, config, e))
+                    failed.append("%s/%d" % (config, r + 1))
+    finally:
+        bystander.close()
     result = summarize(gaps, fixed, bpf)
+    result["rate"] = summarize_rate(rate)
+    result["failed_rounds"] = failed
     result["loadavg_median"] = common.median(loads)
     common.save("overhead", result)
     show(result)
+
+
+def measure_config(config, r, gaps, fixed, bpf, rate, loads, bystander):
+    """One round of one configuration: gaps, fixed work, BPF figures."""
+    common.log("overhead: round %d/%d %s" % (r + 1, ROUNDS, config))
+    server = Server()
+    prof = None
+    try:
+        prof = start_config(config, server, bystander)
+        time.sleep(0.5)
+        b0 = bpf_snapshot(prof)
+        for _ in range(REPS):
+            s0, c0 = samples_per_cpu(prof), busy_per_cpu()
+            g = gap_run(server.run("gaps %d" % GAPS_MS))
+            s1, c1 = samples_per_cpu(prof), busy_per_cpu()
+            if s0 and s1:
+                rate[config].append(
+                    (s1[WORK_CPU] - s0[WORK_CPU],
+                     c1[WORK_CPU] - c0[WORK_CPU], g["wall_s"],
+                     sample_period_ns(prof)))
+            gaps[config].append(g)
+            for mode, n in (("sys", SYS_ITER),
+                            ("switch", SWITCH_ROUNDS)):
+                f = server.run("%s %d" % (mode, n))
+                fixed[(config, mode)].append(
+                    (int(f["wall_ns"]) / 1e9, int(f["cpu_ns"]) / 1e9,
+                     int(f.get("nvcsw_total", 0))))
+            loads.append(common.loadavg())
+        b1 = bpf_snapshot(prof)
+        if b0 and b1:
+            for i in range(7):
+                bpf[config][i] += b1[i] - b0[i]
+    finally:
+        server.close()
+        if prof:
+            prof.stop()
+
+
+def sample_period_ns(prof):
+    """The host-wide period skyprof's collector samples at (its metric)."""
+    return prof.metrics().get("skyprof_collector_sampler_host_period_ns", 0)
+
+
+def summarize_rate(rate):
+    """Samples on the busy workload CPU against its busy time / period."""
+    out = {}
+    for config, runs in rate.items():
+        ratios = [n / (busy / period) for n, busy, _, period in runs
+                  if period and busy > 0]
+        if ratios:
+            out[config] = {"runs": len(ratios),
+                           "ratio_median": common.median(ratios),
+                           "ratio_range": [min(ratios), max(ratios)],
+                           "period_ns": runs[0][3]}
+    return out
 
 
 def summarize(gaps, fixed, bpf):
@@ -307,6 +427,8 @@ def summarize(gaps, fixed, bpf):
                 for b in buckets}
     a_hist = hist_median(alone)
     for config, runs in gaps.items():
+        if not runs:
+            continue
         period = str(PERIOD.get(config, PERIOD["skyprof"]))
         folds = [g["fold"][period] for g in runs]
         short = [g["short_ns_per_s"] for g in runs]
@@ -367,6 +489,8 @@ def summarize(gaps, fixed, bpf):
         a_cpu_min = min(c for _, c, _ in a)
         for config in CONFIGS:
             runs = fixed[(config, mode)]
+            if not runs:
+                continue
             wall = [w for w, _, _ in runs]
             cpu = [c for _, c, _ in runs]
             result["fixed"]["%s/%s" % (mode, config)] = {
@@ -381,11 +505,16 @@ def summarize(gaps, fixed, bpf):
                 "cpu_noise_floor": common.median([c for _, c, _ in a])
                 / a_cpu_min - 1,
                 "switches": common.median([s for _, _, s in runs])}
-    for config, (ns, cnt, all_ns, all_cnt, secs) in bpf.items():
+    for config, (ns, cnt, all_ns, all_cnt, secs, off_ns, off_cnt) in \
+            bpf.items():
         if all_cnt:
             result["bpf"][config] = {
                 "sample_prog_ns_per_run": ns / cnt if cnt else 0,
                 "sample_runs_per_s": cnt / secs,
+                # the sampler's time per second of one CPU
+                "sample_prog_ns_per_cpu_s": ns / secs / os.cpu_count(),
+                "offcpu_prog_ns_per_run": off_ns / off_cnt if off_cnt else 0,
+                "offcpu_runs_per_s": off_cnt / secs,
                 "all_prog_ns_per_run": all_ns / all_cnt,
                 "all_runs_per_s": all_cnt / secs,
                 "all_progs_cpu_share": all_ns / 1e9 / secs / os.cpu_count()}
@@ -418,11 +547,19 @@ def show(result):
                  v["switched_ns_per_s"] / 1e3))
     for k, v in result["bpf"].items():
         print("overhead bpf %-14s sampling program %.0f ns/run at %.0f "
-              "runs/s; all programs %.0f ns/run at %.0f runs/s, %.3f%% of "
-              "the machine's CPU"
+              "runs/s (%.1f µs per CPU-second); off-CPU probe %.0f ns/run at "
+              "%.0f runs/s; all programs %.0f ns/run at %.0f runs/s, %.3f%% "
+              "of the machine's CPU"
               % (k, v["sample_prog_ns_per_run"], v["sample_runs_per_s"],
+                 v["sample_prog_ns_per_cpu_s"] / 1e3,
+                 v["offcpu_prog_ns_per_run"], v["offcpu_runs_per_s"],
                  v["all_prog_ns_per_run"], v["all_runs_per_s"],
                  100 * v["all_progs_cpu_share"]))
+    for k, v in result.get("rate", {}).items():
+        print("overhead rate %-14s samples on the busy CPU %d / (its busy "
+              "time / %.3f ms): median %.4f (%.4f-%.4f) over %d runs"
+              % (k, WORK_CPU, v["period_ns"] / 1e6, v["ratio_median"],
+                 v["ratio_range"][0], v["ratio_range"][1], v["runs"]))
     for k, v in result["fixed"].items():
         print("overhead %-21s wall min %.3fs slowdown %+6.2f%% (floor %.2f%%)"
               "  cpu min %.3fs slowdown %+6.2f%% (floor %.2f%%)"

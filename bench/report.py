@@ -52,6 +52,14 @@ def overhead_rows(ov):
         "skyprof/perf " + ratio, "≤ ½ perf and < 1%",
         verdict(sk is not None and sk < 0.01 and
                 (pf is None or sk <= max(pf, 0) / 2))))
+    skp = g.get("skyprof-perf", {}).get("slowdown_phase")
+    if skp is not None:
+        rows.append((
+            "1 same, skyprof on its own perf_event CPU-clock interrupt "
+            "(`collector.sampler: perf_event`, the sampler before the tick; "
+            "10.05 ms)", cost("skyprof-perf"), "perf %s" % cost("perf"),
+            "skyprof-perf/perf %s" % ("%.2f" % (skp / pf) if pf else "—"),
+            "", ""))
     lo, hi = ov["gaps_alone_short_ns_per_s_range"]
     rows.append((
         "1 same, difference of medians of all interrupt gaps < 1 ms "
@@ -89,6 +97,21 @@ def overhead_rows(ov):
                 g.get("bpftrace", {}).get("phase_gap_ns", 0) / 1e3,
                 100 * b.get("bpftrace", {}).get("all_progs_cpu_share", 0)),
             "", "", ""))
+    rows.extend(offcpu_rows(ov))
+    rate = ov.get("rate", {})
+    if rate:
+        def r(k):
+            v = rate.get(k)
+            return "—" if not v else "%.4f (%.4f–%.4f) at %.2f ms" % (
+                v["ratio_median"], v["ratio_range"][0], v["ratio_range"][1],
+                v["period_ns"] / 1e6)
+        worst = [abs(x - 1) for v in rate.values() for x in v["ratio_range"]]
+        rows.append((
+            "1 no loss of samples: samples on the busy CPU %d / (its busy "
+            "time in /proc/stat / period), per gap-detector run"
+            % ov["work_cpu"], "tick " + r("skyprof"),
+            "", "skyprof perf_event " + r("skyprof-perf"), "within 1%",
+            verdict(bool(worst) and max(worst) <= 0.01)))
     f = ov["fixed"]
     for mode, label in (("sys", "syscall-heavy"),
                         ("switch", "context-switch-heavy")):
@@ -122,6 +145,57 @@ def overhead_rows(ov):
             "unresolved (noise)" if noise > 0.01 else
             verdict(sk is not None and sk < 0.01 and
                     (pf is None or sk <= max(pf, 0) / 2))))
+    return rows
+
+
+def offcpu_rows(ov):
+    """The off-CPU probe: its untraced path per run (bpf_stats) and what an
+    OFF_CPU task costs a context-switch-heavy program."""
+    rows = []
+    b = ov.get("bpf", {})
+    other = b.get("skyprof-offcpu-other")
+    if other:
+        ns = other["offcpu_prog_ns_per_run"]
+        rows.append((
+            "1 off-CPU probe, untraced path: ns per run (bpf_stats) while an "
+            "OFF_CPU task targets a sleeping process, over every switch of "
+            "the host", "%.0f ns at %.0f runs/s" % (ns, other[
+                "offcpu_runs_per_s"]), "", "", "≤ 150 ns", verdict(ns <= 150)))
+    f = ov["fixed"]
+    al = f.get("switch/alone")
+    cells = [(k, f.get("switch/" + k)) for k in
+             ("skyprof-offcpu", "skyprof-offcpu-all", "skyprof-offcpu-other")]
+    if al and cells[0][1]:
+        def cell(v):
+            return "—" if not v else "%s (CPU %s)" % (
+                pct(v["slowdown_min"]), pct(v["cpu_slowdown_min"]))
+        sk = cells[0][1]["slowdown_min"]
+        rows.append((
+            "1 context-switch-heavy under an OFF_CPU task on it, min of %d "
+            "runs: wall (CPU time); noise floor alone %.1f%% (%.1f%%)"
+            % (al["runs"], 100 * al["noise_floor"],
+               100 * al["cpu_noise_floor"]),
+            "sampled (default) %s" % cell(cells[0][1]),
+            "every period with stacks (before) %s; task on another process "
+            "%s" % (cell(cells[1][1]), cell(cells[2][1])), "",
+            "≤ 10%", verdict(sk <= 0.10)))
+    return rows
+
+
+def leafshare_rows(ls):
+    rows = []
+    c = ls.get("configs", {})
+    if "skyprof" in c:
+        worst = max(v["max_diff_points"] for v in c.values())
+        rows.append((
+            "6 leaf shares vs `perf record -a -g` sampling the same run "
+            "(cpu + sys workloads, %.0f s): largest difference over leaves "
+            "≥ 1%%" % ls["seconds"],
+            "tick %.2f points" % c["skyprof"]["max_diff_points"],
+            "", "skyprof perf_event %s" % (
+                "%.2f points" % c["skyprof-perf"]["max_diff_points"]
+                if "skyprof-perf" in c else "—"),
+            "≤ 2 points", verdict(worst <= 2)))
     return rows
 
 
@@ -196,6 +270,9 @@ def main():
         rows.append(("4 same function name, exact (without templates/params;"
                      " verdict on the latter)",
                      "", agree, "", "≥ 99.9%", verdict(worst >= 0.999)))
+    ls = load("leafshare")
+    if ls:
+        rows.extend(leafshare_rows(ls))
     la = load("latency")
     if la:
         rows.append(("5 latency kernel sample → HTTP API, flush %s, %d "

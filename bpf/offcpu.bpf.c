@@ -2,13 +2,32 @@
 /* Off-CPU profiler of the skyprof collector.
  *
  * For threads of the processes in off_pids, every context switch that puts
- * the thread to sleep records when and where (kernel and user stack ids)
- * it left the CPU; when the thread is switched back in, the time it spent
- * off CPU is added to an in-kernel aggregation keyed by (tgid, tid, kernel
- * stack id, user stack id, generation). Nothing goes through a ring: at
- * 100k switches/s the per-switch cost is two hash operations and, for
- * targeted threads, two bpf_get_stackid calls. User space drains and
- * deletes the aggregation every drain interval.
+ * the thread to sleep records when it left the CPU; when the thread is
+ * switched back in, the time it spent off CPU is added to an in-kernel
+ * aggregation keyed by (tgid, tid, kernel stack id, user stack id,
+ * generation). Nothing goes through a ring. User space drains and deletes
+ * the aggregation every drain interval.
+ *
+ * Cost, which the probe pays on every context switch of the host while
+ * any off-CPU task runs:
+ *  - Threads of other processes: off_pid_bits, a bit per tgid hash in a
+ *    one-element array (its lookup is inlined), is read for prev and next
+ *    and the probe returns; no hash lookup, no clock read. A set bit is
+ *    confirmed in off_pids.
+ *  - Targeted threads: the two stack walks (bpf_get_stackid, kernel and
+ *    user) are what costs, about 1.5 us per switch; the clock read and the
+ *    start-map update are tens of ns. So the time of every blocking period
+ *    is measured, but stacks are taken only for the periods that are
+ *    recorded: all of them for SKY_OFF_KEEP_AFTER_LONG periods after a
+ *    long one of the same thread (at least long_ns: a thread that just
+ *    slept long is likely to again, and such threads switch rarely), and
+ *    one in sample_every of the others,
+ *    drawn at random at switch-out, before the period's length is known.
+ *    A recorded period stands for 1 / its probability of being recorded
+ *    (its weight multiplies count and time), which keeps the totals
+ *    unbiased; the short periods left out are counted
+ *    (SKY_OFF_CNT_UNSAMPLED). A thread's first period is always recorded.
+ *    sample_every = 1 records every period.
  *
  * What is counted: a thread that blocks (its state is not TASK_RUNNING
  * when it leaves the CPU: sleeping, waiting for I/O, a lock, a futex, a
@@ -47,10 +66,27 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Set by user space between open and load. */
 const volatile __u32 count_preempted = 0;
+const volatile __u32 sample_every = 1;     /* 1: record every period */
+const volatile __u64 long_ns = 1000000;    /* see above */
+const volatile __u32 prev_state_arg = 0;   /* sched_switch has prev_state */
 
 /* The stack map generation new switch-outs use (0 or 1); written by user
  * space through the mmap'ed .bss. */
 __u32 off_gen = 0;
+
+/* Bit (tgid & (SKY_OFF_PID_BITS - 1)) is set for every tgid in off_pids;
+ * written by user space. One array element: its lookup is inlined by the
+ * verifier, so the test is a handful of instructions. */
+struct sky_off_pid_bits {
+    __u64 words[SKY_OFF_PID_WORDS];
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct sky_off_pid_bits);
+} off_pid_bits SEC(".maps");
 
 /* tgid -> 1 for processes targeted by active off-CPU tasks. */
 struct {
@@ -114,6 +150,14 @@ struct task_struct___pre514 {
     long state;
 } __attribute__((preserve_access_index));
 
+/* The same from a BTF pointer (tp_btf): plain loads, no helper call. */
+static __always_inline __u32 s_task_state_btf(struct task_struct *t)
+{
+    if (bpf_core_field_exists(t->__state))
+        return t->__state;
+    return (__u32)((struct task_struct___pre514 *)t)->state;
+}
+
 static __always_inline __u32 s_task_state(struct task_struct *t)
 {
     if (bpf_core_field_exists(t->__state))
@@ -153,56 +197,109 @@ static __always_inline void s_capture(void *ctx, __u32 gen, __u32 task_flags,
     *ustack = (__s32)id;
 }
 
-/* prev leaves the CPU. capture: prev is current (tp_btf). */
-static __always_inline void s_switch_out(void *ctx, struct task_struct *prev,
-                                         bool preempt, __u64 now, int capture)
+static __always_inline int s_pid_bit(const struct sky_off_pid_bits *bits,
+                                     __u32 tgid)
 {
-    __u32 tgid = BPF_CORE_READ(prev, tgid);
-    struct sky_off_start st = {};
-    __u32 state, tid;
+    __u32 bit = tgid & (SKY_OFF_PID_BITS - 1);
+
+    return bits ? (bits->words[bit / 64] >> (bit % 64)) & 1 : 0;
+}
+
+/* The time of this switch, read once for both of its halves. */
+static __always_inline __u64 s_now(__u64 *now)
+{
+    if (!*now)
+        *now = bpf_ktime_get_ns();
+    return *now;
+}
+
+/* Whether the period now beginning is recorded (stacks and aggregation),
+ * and what it then stands for. */
+static __always_inline __u32 s_weight(const struct sky_off_start *st)
+{
+    if (sample_every <= 1 || st->keep)
+        return 1;
+    if (bpf_get_prandom_u32() % sample_every == 0)
+        return sample_every;
+    return 0;
+}
+
+/* A blocking period of prev begins. */
+static __always_inline void s_begin(void *ctx, struct task_struct *prev,
+                                    struct sky_off_start *st, __u32 weight,
+                                    __u64 *now, int capture)
+{
+    /* The time first: the capture below is time off CPU already. */
+    __u64 ts = s_now(now);
+
+    st->weight = weight;
+    st->kstack = SKY_OFF_NO_STACK;
+    st->ustack = SKY_OFF_NO_STACK;
+    if (capture && weight) {
+        st->gen = s_gen();
+        s_capture(ctx, st->gen, BPF_CORE_READ(prev, flags), &st->kstack,
+                  &st->ustack);
+    }
+    /* Last: ts_ns != 0 is what says the thread is asleep. */
+    st->ts_ns = ts;
+}
+
+/* prev (of process tgid) leaves the CPU. capture: prev is current
+ * (tp_btf). */
+static __always_inline void s_switch_out(void *ctx, struct task_struct *prev,
+                                         __u32 tgid, __u32 tid, __u32 state,
+                                         bool preempt, __u64 *now,
+                                         int capture)
+{
+    struct sky_off_start *st, init = {};
 
     if (!bpf_map_lookup_elem(&off_pids, &tgid))
         return;
-    state = s_task_state(prev);
-    if (state & SKY_TASK_DEAD)
+    if (state & SKY_TASK_DEAD) {
+        /* Its last switch-out: the thread's entry goes with it. */
+        bpf_map_delete_elem(&off_start, &tid);
         return;
+    }
     if ((preempt || state == 0) && !count_preempted) {
         s_count(SKY_OFF_CNT_PREEMPTED);
         return;
     }
-    st.ts_ns = now;
-    st.tgid = tgid;
-    st.kstack = SKY_OFF_NO_STACK;
-    st.ustack = SKY_OFF_NO_STACK;
-    if (capture) {
-        st.gen = s_gen();
-        s_capture(ctx, st.gen, BPF_CORE_READ(prev, flags), &st.kstack,
-                  &st.ustack);
+    st = bpf_map_lookup_elem(&off_start, &tid);
+    if (st) {
+        s_begin(ctx, prev, st, s_weight(st), now, capture);
+        return;
     }
-    tid = BPF_CORE_READ(prev, pid);
-    if (bpf_map_update_elem(&off_start, &tid, &st, BPF_ANY) != 0)
+    /* The thread's first period: always recorded. */
+    init.tgid = tgid;
+    s_begin(ctx, prev, &init, 1, now, capture);
+    if (bpf_map_update_elem(&off_start, &tid, &init, BPF_ANY) != 0)
         s_count(SKY_OFF_CNT_START_FULL);
 }
 
 /* next comes back. capture: next is current (kprobe). */
 static __always_inline void s_switch_in(void *ctx, struct task_struct *next,
-                                        __u64 now, int capture)
+                                        __u32 tid, __u64 *now, int capture)
 {
-    __u32 tid = BPF_CORE_READ(next, pid);
     struct sky_off_start *st;
     struct sky_off_key key = {};
     struct sky_off_val *val;
     __u64 delta;
+    __u32 weight;
 
     st = bpf_map_lookup_elem(&off_start, &tid);
-    if (!st)
+    if (!st || !st->ts_ns)
         return;
+    delta = s_now(now) > st->ts_ns ? *now - st->ts_ns : 0;
+    weight = st->weight;
+    if (!weight) {
+        s_count(SKY_OFF_CNT_UNSAMPLED);
+        goto done;
+    }
     key.tgid = st->tgid;
     key.tid = tid;
     key.kstack = st->kstack;
     key.ustack = st->ustack;
     key.gen = st->gen;
-    delta = now > st->ts_ns ? now - st->ts_ns : 0;
     if (capture) {
         key.gen = s_gen();
         s_capture(ctx, key.gen, BPF_CORE_READ(next, flags), &key.kstack,
@@ -213,7 +310,7 @@ static __always_inline void s_switch_in(void *ctx, struct task_struct *next,
         struct sky_off_val init = {};
         long rc;
 
-        init.first_ns = now;
+        init.first_ns = *now;
         init.cpu = bpf_get_smp_processor_id();
         BPF_CORE_READ_STR_INTO(&init.comm, next, comm);
         rc = bpf_map_update_elem(&off_agg, &key, &init, BPF_NOEXIST);
@@ -222,25 +319,44 @@ static __always_inline void s_switch_in(void *ctx, struct task_struct *next,
             val = bpf_map_lookup_elem(&off_agg, &key);
     }
     if (val) {
-        __sync_fetch_and_add(&val->count, 1);
-        __sync_fetch_and_add(&val->total_ns, delta);
+        __sync_fetch_and_add(&val->count, weight);
+        __sync_fetch_and_add(&val->total_ns, delta * weight);
         s_count(SKY_OFF_CNT_SWITCHES);
     } else {
         s_count(SKY_OFF_CNT_AGG_FULL);
     }
-    /* After the aggregation update: user space relies on a thread being
-     * either still in off_start or already in off_agg. */
-    bpf_map_delete_elem(&off_start, &tid);
+done:
+    /* After the aggregation update: user space relies on a stack id being
+     * either still held here or already in off_agg. */
+    if (delta >= long_ns)
+        st->keep = SKY_OFF_KEEP_AFTER_LONG;
+    else if (st->keep)
+        st->keep--;
+    st->kstack = SKY_OFF_NO_STACK;
+    st->ustack = SKY_OFF_NO_STACK;
+    st->weight = 0;
+    st->ts_ns = 0;
 }
 
+/* prev and next are BTF pointers here: their fields are plain loads. The
+ * state __schedule decided on is the tracepoint's 4th argument (5.18+,
+ * prev_state_arg set by user space from BTF): prev->__state itself may
+ * already read TASK_RUNNING when a waker on another CPU got there first,
+ * which would make a blocking switch look like a preemption. */
 SEC("tp_btf/sched_switch")
 int BPF_PROG(sky_off_switch, bool preempt, struct task_struct *prev,
              struct task_struct *next)
 {
-    __u64 now = bpf_ktime_get_ns();
+    __u32 prev_tgid = prev->tgid, next_tgid = next->tgid, zero = 0;
+    struct sky_off_pid_bits *bits = bpf_map_lookup_elem(&off_pid_bits, &zero);
+    __u64 now = 0;
 
-    s_switch_out(ctx, prev, preempt, now, 1);
-    s_switch_in(ctx, next, now, 0);
+    if (s_pid_bit(bits, prev_tgid))
+        s_switch_out(ctx, prev, prev_tgid, prev->pid,
+                     prev_state_arg ? (__u32)ctx[3] : s_task_state_btf(prev),
+                     preempt, &now, 1);
+    if (s_pid_bit(bits, next_tgid))
+        s_switch_in(ctx, next, next->pid, &now, 0);
     return 0;
 }
 
@@ -249,9 +365,14 @@ SEC("kprobe")
 int BPF_KPROBE(sky_off_finish, struct task_struct *prev)
 {
     struct task_struct *next = (struct task_struct *)bpf_get_current_task();
-    __u64 now = bpf_ktime_get_ns();
+    __u32 prev_tgid = BPF_CORE_READ(prev, tgid), zero = 0;
+    struct sky_off_pid_bits *bits = bpf_map_lookup_elem(&off_pid_bits, &zero);
+    __u64 now = 0;
 
-    s_switch_out(ctx, prev, false, now, 0);
-    s_switch_in(ctx, next, now, 1);
+    if (s_pid_bit(bits, prev_tgid))
+        s_switch_out(ctx, prev, prev_tgid, BPF_CORE_READ(prev, pid),
+                     s_task_state(prev), false, &now, 0);
+    if (s_pid_bit(bits, BPF_CORE_READ(next, tgid)))
+        s_switch_in(ctx, next, BPF_CORE_READ(next, pid), &now, 1);
     return 0;
 }

@@ -1,10 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /* On-CPU sampler and process-event probes of the skyprof collector.
  *
- * One PERF_COUNT_SW_CPU_CLOCK event per online CPU runs sky_on_cpu every
- * `sample_period_ns`. Processes in task_pids are always kept; every other
- * process is kept only on every `host_every`-th tick of its CPU (host-wide
- * view), so a single perf event per CPU serves both rates.
+ * Two triggers, chosen by user space at start:
+ *  - tick (sky_on_tick): tp_btf/hrtimer_expire_entry, acting only when the
+ *    expiring hrtimer is the scheduler tick (its function's address,
+ *    tick_fn, from /proc/kallsyms). The kernel interrupts every busy CPU
+ *    on its tick anyway (NO_HZ_IDLE: idle CPUs have none), so sampling
+ *    there adds no interrupt of our own: only the program runs, on every
+ *    tick_*_every-th tick of a CPU, and the interrupted task is current.
+ *  - perf_event (sky_on_cpu): one PERF_COUNT_SW_CPU_CLOCK event per online
+ *    CPU every `sample_period_ns`. Used for tasks whose dump_period the
+ *    tick cannot honour (a whole number of ticks), and as the fallback
+ *    where the tracepoint or the tick symbol is missing.
+ * Processes in task_pids are kept at the task rate; every other process
+ * only on every `*host_every`-th tick of its CPU (host-wide view). Only
+ * ticks that could have been kept count, so every kept sample stands for
+ * exactly that many periods of CPU time. The idle task is never sampled.
  *
  * Samples are written with BPF_RB_NO_WAKEUP: waking user space per sample
  * throttles the CPU_CLOCK sampler on this kernel (DESIGN.md), so user space
@@ -24,6 +35,23 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile __u64 sample_period_ns = 9000000;
 const volatile __u32 host_every = 0;      /* 0: host-wide sampling off */
 const volatile __u64 wakeup_bytes = 1 << 22; /* force a wakeup past this */
+/* Tick trigger (0: not in use). */
+const volatile __u64 tick_fn = 0;         /* the tick's hrtimer function */
+const volatile __u64 tick_ns = 4000000;   /* NSEC_PER_SEC / CONFIG_HZ */
+const volatile __u32 tick_host_every = 0; /* 0: host-wide sampling off */
+const volatile __u32 tick_task_every = 0; /* 0: tasks are perf_event's */
+/* [__irqentry_text_start, __irqentry_text_end): the interrupt entry code.
+ * The tick's kernel stack runs from the hrtimer code up to the entry stub
+ * of its interrupt (asm_sysvec_apic_timer_interrupt on x86), then goes on
+ * into the interrupted kernel code, if any. */
+const volatile __u64 irqentry_lo = 0;
+const volatile __u64 irqentry_hi = 0;
+/* &__irq_regs - &tick_cpu_sched in the per-CPU area (from BTF), 0 when
+ * unknown. The tick's hrtimer lives in this CPU's tick_cpu_sched, so the
+ * timer's address locates this CPU's get_irq_regs(): the registers the
+ * tick interrupted, which tell user mode (no kernel stack to walk) from
+ * kernel mode without walking it. */
+const volatile __s64 irq_regs_off = 0;
 
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -50,19 +78,30 @@ struct {
     __type(value, __u64);
 } counters SEC(".maps");
 
-/* Ticks since the last host-wide sample, per CPU. */
+/* Ticks since the last sample per CPU: [0] host-wide, [1] task pids. */
+#define SKY_TICKS_HOST 0
+#define SKY_TICKS_TASK 1
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-    __uint(max_entries, 1);
+    __uint(max_entries, 2);
     __type(key, __u32);
     __type(value, __u64);
 } host_ticks SEC(".maps");
 
-/* Room for the header and two full stacks: the user stack is written right
- * after however many kernel frames there were, and the verifier needs a
- * constant size for each bpf_get_stack call. */
-#define SKY_SCRATCH_WORDS \
-    (sizeof(struct sky_sample) / 8 + 2 * SKY_MAX_FRAMES)
+/* Kernel frames of the tick's own interrupt path above the interrupted
+ * code (hrtimer and apic handlers, entry code) are cut; at most this many
+ * are looked at. */
+#define SKY_IRQ_FRAMES_MAX 24
+
+#define SKY_HDR_WORDS (sizeof(struct sky_sample) / 8)
+/* Kernel frames are written at SKY_FRAMES_AT, the user stack right after
+ * however many there were (the verifier needs a constant size for each
+ * bpf_get_stack call); the header goes right before the first kernel
+ * frame kept, which moves it by up to SKY_IRQ_FRAMES_MAX words, and the
+ * record is written from there. Room for that at both ends. */
+#define SKY_FRAMES_AT (SKY_IRQ_FRAMES_MAX + SKY_HDR_WORDS)
+#define SKY_RECORD_MAX_WORDS (SKY_HDR_WORDS + 2 * SKY_MAX_FRAMES)
+#define SKY_SCRATCH_WORDS (2 * SKY_IRQ_FRAMES_MAX + SKY_RECORD_MAX_WORDS)
 
 struct sky_scratch {
     __u64 words[SKY_SCRATCH_WORDS];
@@ -83,69 +122,93 @@ static __always_inline void s_count(__u32 idx)
         *c += 1;
 }
 
-SEC("perf_event")
-int sky_on_cpu(struct bpf_perf_event_data *ctx)
+/* The user stack of the current task, leaf first, into out; bytes
+ * written or a negative error. The ONE place user stacks are collected:
+ * uregs are the task's user registers (what an unwinder starts from),
+ * whatever trigger interrupted it. */
+static __always_inline long collect_user_stack(void *ctx,
+                                               struct pt_regs *uregs,
+                                               __u64 *out, __u32 max_bytes)
+{
+    return bpf_get_stack(ctx, out, max_bytes, BPF_F_USER_STACK);
+}
+
+/* Decides whether this tick or perf event of current is kept: the flags
+ * of the sample (and its weight), or 0 to skip. host_rate, task_rate: keep
+ * every Nth tick of the CPU for other processes and for task pids (0: not
+ * this trigger's to sample); period_ns: what one tick stands for. */
+static __always_inline __u32 s_keep(__u32 tgid, __u32 host_rate,
+                                    __u32 task_rate, __u64 period_ns,
+                                    __u64 *weight)
+{
+    __u32 *pid_flags = bpf_map_lookup_elem(&task_pids, &tgid);
+    __u32 idx = SKY_TICKS_HOST, rate = host_rate, flags = SKY_F_HOST;
+    __u64 *ticks;
+
+    if (pid_flags && (*pid_flags & SKY_PID_ON_CPU)) {
+        idx = SKY_TICKS_TASK;
+        rate = task_rate;
+        flags = SKY_F_TASK;
+    }
+    if (rate == 0)
+        return 0;
+    if (rate > 1) {
+        ticks = bpf_map_lookup_elem(&host_ticks, &idx);
+        if (!ticks)
+            return 0;
+        *ticks += 1;
+        if (*ticks < rate)
+            return 0;
+        *ticks = 0;
+    }
+    *weight = period_ns * rate;
+    return flags;
+}
+
+/* Writes one sample of current. cut_irq (tick): the kernel frames up to
+ * the interrupt's entry stub are the tick's own and are cut, which leaves
+ * none when user mode was interrupted. perf_event's stacks begin at the
+ * interrupted code already. in_user: user mode was interrupted, the
+ * kernel stack is not walked at all. */
+static __always_inline int s_sample(void *ctx, __u32 flags, __u64 weight,
+                                    int cut_irq, int in_user)
 {
     __u64 id = bpf_get_current_pid_tgid();
-    __u32 tgid = id >> 32;
-    __u32 zero = 0;
-    __u32 flags;
-    __u64 weight;
+    struct task_struct *task = bpf_get_current_task_btf();
+    struct pt_regs *uregs = (struct pt_regs *)bpf_task_pt_regs(task);
+    __u32 zero = 0, skip = 0;
     struct sky_scratch *sc;
     struct sky_sample *s;
     __u64 *frames;
-    long kbytes, ubytes;
+    long kbytes = 0, ubytes;
     __u32 nk, nu;
     __u64 size, wflags;
-
-    /* The idle task is not a process anyone profiles. */
-    if (tgid == 0)
-        return 0;
-
-    __u32 *pid_flags = bpf_map_lookup_elem(&task_pids, &tgid);
-    if (pid_flags && (*pid_flags & SKY_PID_ON_CPU)) {
-        flags = SKY_F_TASK;
-        weight = sample_period_ns;
-    } else {
-        if (host_every == 0)
-            return 0;
-        __u64 *ticks = bpf_map_lookup_elem(&host_ticks, &zero);
-        if (!ticks)
-            return 0;
-        /* Only ticks that could have been kept count, so every kept
-         * sample stands for exactly host_every periods of CPU time. */
-        *ticks += 1;
-        if (*ticks < host_every)
-            return 0;
-        *ticks = 0;
-        flags = SKY_F_HOST;
-        weight = sample_period_ns * host_every;
-    }
 
     sc = bpf_map_lookup_elem(&scratch, &zero);
     if (!sc)
         return 0;
-    s = (struct sky_sample *)sc->words;
-    frames = &sc->words[sizeof(struct sky_sample) / 8];
+    frames = &sc->words[SKY_FRAMES_AT];
 
-    s->ts_ns = bpf_ktime_get_ns();
-    s->weight_ns = weight;
-    s->tgid = tgid;
-    s->tid = (__u32)id;
-    s->cpu = bpf_get_smp_processor_id();
-    bpf_get_current_comm(s->comm, sizeof(s->comm));
-
-    kbytes = bpf_get_stack(ctx, frames, SKY_MAX_FRAMES * 8, 0);
-    if (kbytes < 0) {
-        flags |= SKY_F_KSTACK_ERR;
-        kbytes = 0;
+    if (!in_user) {
+        kbytes = bpf_get_stack(ctx, frames, SKY_MAX_FRAMES * 8, 0);
+        if (kbytes < 0) {
+            flags |= SKY_F_KSTACK_ERR;
+            kbytes = 0;
+        }
     }
     nk = (__u32)kbytes / 8;
     if (nk > SKY_MAX_FRAMES)
         nk = SKY_MAX_FRAMES;
+    if (cut_irq) {
+        for (__u32 i = 0; i < SKY_IRQ_FRAMES_MAX - 1 && i < nk; i++)
+            if (frames[i] >= irqentry_lo && frames[i] < irqentry_hi) {
+                skip = i + 1;
+                break;
+            }
+    }
 
-    ubytes = bpf_get_stack(ctx, &frames[nk], SKY_MAX_FRAMES * 8,
-                           BPF_F_USER_STACK);
+    ubytes = collect_user_stack(ctx, uregs, &frames[nk],
+                                SKY_MAX_FRAMES * 8);
     if (ubytes < 0) {
         flags |= SKY_F_USTACK_ERR;
         ubytes = 0;
@@ -154,12 +217,22 @@ int sky_on_cpu(struct bpf_perf_event_data *ctx)
     if (nu > SKY_MAX_FRAMES)
         nu = SKY_MAX_FRAMES;
 
-    s->nk = nk;
+    /* The header goes right before the first kept kernel frame. */
+    if (skip >= SKY_IRQ_FRAMES_MAX || skip > nk)
+        return 0;
+    s = (struct sky_sample *)&sc->words[SKY_IRQ_FRAMES_MAX + skip];
+    s->ts_ns = bpf_ktime_get_ns();
+    s->weight_ns = weight;
+    s->tgid = id >> 32;
+    s->tid = (__u32)id;
+    s->cpu = bpf_get_smp_processor_id();
+    bpf_get_current_comm(s->comm, sizeof(s->comm));
+    s->nk = nk - skip;
     s->nu = nu;
     s->flags = flags;
 
-    size = sizeof(struct sky_sample) + ((__u64)nk + nu) * 8;
-    if (size > sizeof(struct sky_scratch))
+    size = sizeof(struct sky_sample) + ((__u64)nk - skip + nu) * 8;
+    if (size > SKY_RECORD_MAX_WORDS * 8)
         return 0;
 
     wflags = BPF_RB_NO_WAKEUP;
@@ -171,6 +244,59 @@ int sky_on_cpu(struct bpf_perf_event_data *ctx)
     else
         s_count(SKY_CNT_SAMPLES);
     return 0;
+}
+
+SEC("perf_event")
+int sky_on_cpu(struct bpf_perf_event_data *ctx)
+{
+    __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    __u64 weight;
+    __u32 flags;
+
+    /* The idle task is not a process anyone profiles. */
+    if (tgid == 0)
+        return 0;
+    flags = s_keep(tgid, host_every, 1, sample_period_ns, &weight);
+    if (!flags)
+        return 0;
+    return s_sample(ctx, flags, weight, 0, 0);
+}
+
+/* Whether the tick interrupted user mode; 0 when that cannot be told
+ * (then the kernel stack is walked and cut). */
+static __always_inline int s_tick_in_user(struct hrtimer *timer)
+{
+    struct pt_regs *regs = NULL;
+    __u64 cs = 0, at;
+
+    if (!irq_regs_off)
+        return 0;
+    at = (__u64)timer - bpf_core_field_offset(struct tick_sched, sched_timer) +
+         irq_regs_off;
+    if (bpf_probe_read_kernel(&regs, sizeof(regs), (void *)at) != 0 || !regs)
+        return 0;
+    if (bpf_probe_read_kernel(&cs, sizeof(cs), &regs->cs) != 0)
+        return 0;
+    return (cs & 3) == 3;
+}
+
+SEC("tp_btf/hrtimer_expire_entry")
+int BPF_PROG(sky_on_tick, struct hrtimer *timer, ktime_t *now)
+{
+    __u32 tgid;
+    __u64 weight;
+    __u32 flags;
+
+    if ((__u64)timer->function != tick_fn)
+        return 0;
+    tgid = bpf_get_current_pid_tgid() >> 32;
+    if (tgid == 0)
+        return 0;
+    flags = s_keep(tgid, tick_host_every, tick_task_every, tick_ns,
+                   &weight);
+    if (!flags)
+        return 0;
+    return s_sample(ctx, flags, weight, 1, s_tick_in_user(timer));
 }
 
 /* ------------------------------------------------------ process events */

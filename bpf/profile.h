@@ -77,20 +77,40 @@ struct sky_proc_event {
                                       or stack map full) */
 #define SKY_OFF_CNT_USTACK_LOST  4 /* ... user stack */
 #define SKY_OFF_CNT_PREEMPTED    5 /* preempted switch-outs not counted */
-#define SKY_OFF_CNT_MAX          6
+#define SKY_OFF_CNT_UNSAMPLED    6 /* short periods left out by sampling
+                                      (the sampled ones stand for them) */
+#define SKY_OFF_CNT_MAX          7
+
+/* A 2^16-bit filter of tgid & (SKY_OFF_PID_BITS - 1) over the targeted
+ * processes (the off_pid_bits array), written by user space: a switch of
+ * two threads whose bits are clear (nearly every switch of the host)
+ * leaves the probe after two loads, before any hash lookup. */
+#define SKY_OFF_PID_BITS  65536u
+#define SKY_OFF_PID_WORDS (SKY_OFF_PID_BITS / 64)
+
+/* After a long period, a thread's next SKY_OFF_KEEP_AFTER_LONG periods
+ * are recorded for sure (sky_off_start.keep counts them down): a thread
+ * that alternates long sleeps with short waits has its long ones recorded
+ * whole, not drawn 1 in N with a weight of N. */
+#define SKY_OFF_KEEP_AFTER_LONG 16u
 
 /* A stack id that names no stack (the capture failed). */
 #define SKY_OFF_NO_STACK (-1)
 
-/* A thread switched out (start map, keyed by tid). The stack ids are those
- * captured at switch-out (tp_btf); the kprobe flavour captures at
- * switch-in and leaves them SKY_OFF_NO_STACK here. */
+/* A thread of a targeted process (start map, keyed by tid); the entry
+ * lives from the thread's first blocking switch-out to its death (or the
+ * end of the targeting). The stack ids are those captured at switch-out
+ * (tp_btf); the kprobe flavour captures at switch-in and leaves them
+ * SKY_OFF_NO_STACK here. ts_ns is 0 while the thread is not asleep. */
 struct sky_off_start {
-    __u64 ts_ns;      /* bpf_ktime_get_ns at switch-out */
+    __u64 ts_ns;      /* bpf_ktime_get_ns at switch-out, 0: not asleep */
     __s32 kstack;
     __s32 ustack;
     __u32 tgid;
     __u32 gen;        /* stack map generation the ids belong to */
+    __u32 weight;     /* periods this one stands for (1 / probability it
+                         was recorded); 0: not recorded, time only */
+    __u32 keep;       /* periods still recorded for sure (see above) */
 };
 
 /* Aggregation key: one per (thread, stack, generation). */

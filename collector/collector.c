@@ -37,7 +37,9 @@ enum {
     M_ADDR_UNMAPPED, M_TASK_SETS_APPLIED, M_TASK_SETS_STALE,
     M_TASK_SETS_INVALID, M_PROCESSES, M_OBJECTS, M_TASK_PIDS,
     M_OFFCPU_SWITCHES, M_OFFCPU_SAMPLES, M_OFFCPU_DROPPED_KERNEL,
-    M_OFFCPU_STACKS_LOST, M_OFFCPU_PIDS, M_OFFCPU_ATTACHED, M_COUNT
+    M_OFFCPU_STACKS_LOST, M_OFFCPU_PIDS, M_OFFCPU_ATTACHED,
+    M_OFFCPU_UNSAMPLED, M_SAMPLER_TICK, M_SAMPLER_PERF_EVENTS,
+    M_SAMPLER_HOST_PERIOD, M_COUNT
 };
 
 static const struct {
@@ -70,6 +72,10 @@ static const struct {
     [M_OFFCPU_STACKS_LOST] = { "offcpu_stacks_lost", 0, "off-CPU periods kept without a kernel or user stack" },
     [M_OFFCPU_PIDS] = { "offcpu_pids", 1, "pids targeted by active off-CPU tasks" },
     [M_OFFCPU_ATTACHED] = { "offcpu_attached", 1, "1 while the off-CPU probe is attached" },
+    [M_OFFCPU_UNSAMPLED] = { "offcpu_unsampled", 0, "short off-CPU periods not recorded (the sampled ones stand for them)" },
+    [M_SAMPLER_TICK] = { "sampler_tick", 1, "1: on-CPU samples are taken on the scheduler tick; 0: on perf events of our own" },
+    [M_SAMPLER_PERF_EVENTS] = { "sampler_perf_events", 1, "CPU-clock perf events attached now" },
+    [M_SAMPLER_HOST_PERIOD] = { "sampler_host_period_ns", 1, "period of host-wide samples (ns of CPU each stands for)" },
 };
 
 struct collector {
@@ -146,6 +152,10 @@ static void s_sync_stats(collector_t *self)
     s_sync_counter(self, M_OFFCPU_STACKS_LOST,
                    os.kstacks_lost + os.ustacks_lost + os.stacks_missing);
     s_set(self, M_OFFCPU_ATTACHED, offcpu_attached(self->offcpu));
+    s_sync_counter(self, M_OFFCPU_UNSAMPLED, os.unsampled);
+    if (self->probes)
+        s_set(self, M_SAMPLER_PERF_EVENTS,
+              probes_perf_events(self->probes));
 }
 
 static void s_update_clock_offset(collector_t *self)
@@ -611,6 +621,8 @@ collector_t *collector_new(const collector_options_t *opts, loop_t *loop,
     self->tasks = activetasks_new();
     offcpu_options_t offcpu_opts;
     offcpu_options_default(&offcpu_opts);
+    offcpu_opts.sample_every = opts->offcpu_sample_every;
+    offcpu_opts.long_ns = opts->offcpu_long_ns;
     self->offcpu = offcpu_new(&offcpu_opts, s_on_offcpu, self);
     self->event_arena = arena_new(4u << 20);
     self->events = calloc(COLLECTOR_EVENTS_PER_MSG, sizeof(*self->events));
@@ -646,18 +658,23 @@ collector_t *collector_new(const collector_options_t *opts, loop_t *loop,
         snprintf(err, errlen, "cannot register the collector's timers");
         goto fail;
     }
+    s_set(self, M_SAMPLER_TICK,
+          probes_sampler(self->probes) == COLLECTOR_SAMPLER_TICK);
+    s_set(self, M_SAMPLER_HOST_PERIOD,
+          opts->host_wide ? probes_host_period_ns(self->probes) : 0);
     s_sync_stats(self);
     if (!opts->active)
         log_info("profiling.active is false: process events only, no "
                  "sampling; process events via %s",
                  probes_flavour_name(probes_flavour(self->probes)));
     else
-        log_info("sampling %d CPU%s every %.3f ms (host-wide %s, every %u "
-                 "ticks); process events via %s; %zu processes",
+        log_info("sampling %d CPU%s on the %s (host-wide %s); process "
+                 "events via %s; %zu processes",
                  probes_ncpus(self->probes),
                  probes_ncpus(self->probes) == 1 ? "" : "s",
-                 (double)opts->period_ns / 1e6,
-                 opts->host_wide ? "on" : "off", opts->host_every,
+                 probes_sampler(self->probes) == COLLECTOR_SAMPLER_TICK
+                     ? "scheduler tick" : "perf_event CPU clock",
+                 opts->host_wide ? "on" : "off",
                  probes_flavour_name(probes_flavour(self->probes)),
                  proctab_count(self->procs));
     return self;
@@ -719,6 +736,8 @@ void collector_info(const collector_t *self, collector_info_t *out)
     out->offcpu_samples = self->values[M_OFFCPU_SAMPLES];
     out->offcpu_switches = self->values[M_OFFCPU_SWITCHES];
     out->probe_flavour = probes_flavour(self->probes);
+    out->sampler = probes_sampler(self->probes);
+    out->perf_events = probes_perf_events(self->probes);
     out->ncpus = probes_ncpus(self->probes);
 }
 

@@ -76,6 +76,8 @@ typedef struct {
     uint64_t offcpu_samples;        /* off-CPU aggregates drained */
     uint64_t offcpu_switches;       /* off-CPU periods seen in the kernel */
     int probe_flavour;
+    int sampler;                 /* enum collector_sampler */
+    int perf_events;             /* CPU-clock perf events attached now */
     int ncpus;
 } collector_info_t;
 

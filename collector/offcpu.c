@@ -2,6 +2,7 @@
 #include "collector/offcpu.h"
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "bpf/profile.h"
+#include "kallsyms.h"
 #include "log.h"
 #include "offcpu.skel.h"
 
@@ -37,6 +39,7 @@ struct offcpu {
     int flavour;
     uint32_t *pids;            /* what off_pids holds, sorted */
     size_t npids;
+    uint64_t pid_bits[SKY_OFF_PID_WORDS]; /* built for off_pid_bits */
     /* generations: gen is what new switch-outs use */
     uint32_t gen;
     uint64_t flip_ns;
@@ -70,6 +73,8 @@ void offcpu_options_default(offcpu_options_t *opts)
         .stack_entries = OFFCPU_DEFAULT_STACKS,
         .agg_entries = OFFCPU_DEFAULT_AGG,
         .start_entries = OFFCPU_DEFAULT_START,
+        .sample_every = OFFCPU_DEFAULT_SAMPLE_EVERY,
+        .long_ns = OFFCPU_DEFAULT_LONG_NS,
     };
 }
 
@@ -121,6 +126,10 @@ offcpu_t *offcpu_new(const offcpu_options_t *opts, offcpu_sample_fn on_sample,
         self->opts.agg_entries = OFFCPU_DEFAULT_AGG;
     if (!self->opts.start_entries)
         self->opts.start_entries = OFFCPU_DEFAULT_START;
+    if (!self->opts.sample_every)
+        self->opts.sample_every = OFFCPU_DEFAULT_SAMPLE_EVERY;
+    if (!self->opts.long_ns)
+        self->opts.long_ns = OFFCPU_DEFAULT_LONG_NS;
     self->on_sample = on_sample;
     self->arg = arg;
     self->rl = (log_ratelimit_t)LOG_RATELIMIT_INIT(5, 10000);
@@ -259,38 +268,27 @@ static int s_find_finish_task_switch(char *out, size_t size)
     return 0;
 }
 
-/* The address range of __schedule, where every off-CPU kernel stack
- * passes. 0 ok, -1 when kallsyms does not tell (no root, kptr_restrict):
- * stacks are then kept whole. */
-static int s_find_schedule(uint64_t *start, uint64_t *end)
+/* Whether this kernel's sched_switch tracepoint passes prev_state (5.18+):
+ * its btf_trace_ typedef's prototype has the hidden context argument and
+ * four more. */
+static bool s_sched_switch_has_prev_state(void)
 {
-    FILE *f = fopen("/proc/kallsyms", "re");
-    char line[512], name[256];
-    uint64_t lo = 0, hi = UINT64_MAX;
+    struct btf *btf = btf__load_vmlinux_btf();
+    bool yes = false;
 
-    if (!f)
-        return -1;
-    /* The file is not sorted by address: once __schedule is found, read
-     * it again from the top for the lowest address above it. */
-    while (fgets(line, sizeof(line), f)) {
-        unsigned long long addr;
-        char type;
-        if (sscanf(line, "%llx %c %255s", &addr, &type, name) != 3)
-            continue;
-        if (!lo && strcmp(name, "__schedule") == 0 && addr) {
-            lo = addr;
-            rewind(f);
-            continue;
-        }
-        if (lo && addr > lo && addr < hi)
-            hi = addr;
-    }
-    fclose(f);
-    if (!lo || hi == UINT64_MAX)
-        return -1;
-    *start = lo;
-    *end = hi;
-    return 0;
+    if (!btf)
+        return false;
+    int id = btf__find_by_name_kind(btf, "btf_trace_sched_switch",
+                                    BTF_KIND_TYPEDEF);
+    const struct btf_type *t = id > 0 ? btf__type_by_id(btf, (uint32_t)id)
+                                      : NULL;
+    if (t)
+        t = btf__type_by_id(btf, t->type);          /* pointer */
+    if (t && btf_is_ptr(t))
+        t = btf__type_by_id(btf, t->type);          /* prototype */
+    yes = t && btf_is_func_proto(t) && btf_vlen(t) >= 5;
+    btf__free(btf);
+    return yes;
 }
 
 static int s_try_flavour(offcpu_t *self, int flavour, char *why, size_t wlen)
@@ -304,6 +302,10 @@ static int s_try_flavour(offcpu_t *self, int flavour, char *why, size_t wlen)
         return -1;
     }
     skel->rodata->count_preempted = self->opts.count_preempted ? 1 : 0;
+    skel->rodata->sample_every = self->opts.sample_every;
+    skel->rodata->long_ns = self->opts.long_ns;
+    skel->rodata->prev_state_arg = flavour == OFFCPU_TP_BTF &&
+                                   s_sched_switch_has_prev_state();
     rc = bpf_map__set_max_entries(skel->maps.off_start,
                                   self->opts.start_entries);
     if (rc == 0)
@@ -343,7 +345,8 @@ static int s_try_flavour(offcpu_t *self, int flavour, char *why, size_t wlen)
     /* The kernel's text does not move: read kallsyms at the first attach
      * only. */
     if (!self->sched_looked_up &&
-        s_find_schedule(&self->sched_start, &self->sched_end) < 0)
+        kallsyms_range("__schedule", &self->sched_start,
+                       &self->sched_end) < 0)
         self->sched_start = self->sched_end = 0;
     self->sched_looked_up = true;
     self->skel = skel;
@@ -624,10 +627,50 @@ static int s_contains(const uint32_t *sorted, size_t n, uint32_t pid)
     return 0;
 }
 
+/* The probe's tgid filter bits for this set; see SKY_OFF_PID_BITS. The
+ * words change one by one, so a pid that stays never reads as absent. */
+static void s_write_pid_bits(offcpu_t *self, const uint32_t *pids, size_t n)
+{
+    uint64_t *bits = self->pid_bits;
+    uint32_t zero = 0;
+
+    memset(self->pid_bits, 0, sizeof(self->pid_bits));
+    for (size_t i = 0; i < n; i++) {
+        uint32_t b = pids[i] & (SKY_OFF_PID_BITS - 1);
+        bits[b / 64] |= 1ull << (b % 64);
+    }
+    if (bpf_map_update_elem(bpf_map__fd(self->skel->maps.off_pid_bits),
+                            &zero, bits, BPF_ANY) != 0)
+        log_warn_rl(&self->rl, "off-CPU pid filter not updated: %s",
+                    strerror(errno));
+}
+
+/* Threads of processes no longer targeted leave the start map: the probe
+ * does not look at them any more. */
+static void s_forget_threads(offcpu_t *self, const uint32_t *pids, size_t n)
+{
+    int fd = bpf_map__fd(self->skel->maps.off_start);
+    uint32_t key, next;
+    struct sky_off_start st;
+    bool have_key = false;
+
+    while (bpf_map_get_next_key(fd, have_key ? &key : NULL, &next) == 0) {
+        if (bpf_map_lookup_elem(fd, &next, &st) == 0 &&
+            !s_contains(pids, n, st.tgid) &&
+            bpf_map_delete_elem(fd, &next) == 0) {
+            /* the walk restarts from the first key */
+            have_key = false;
+            continue;
+        }
+        key = next;
+        have_key = true;
+    }
+}
+
 int offcpu_set_pids(offcpu_t *self, const uint32_t *pids, size_t n)
 {
     uint32_t one = 1, *copy = NULL;
-    size_t failed = 0;
+    size_t failed = 0, removed = 0;
     int first_errno = 0, fd;
 
     if (n == 0) {
@@ -649,14 +692,21 @@ int offcpu_set_pids(offcpu_t *self, const uint32_t *pids, size_t n)
         return -1;
     memcpy(copy, pids, n * sizeof(*copy));
     fd = bpf_map__fd(self->skel->maps.off_pids);
-    for (size_t i = 0; i < self->npids; i++)
-        if (!s_contains(pids, n, self->pids[i]))
-            bpf_map_delete_elem(fd, &self->pids[i]);
     for (size_t i = 0; i < n; i++)
         if (!s_contains(self->pids, self->npids, pids[i]) &&
             bpf_map_update_elem(fd, &pids[i], &one, BPF_ANY) != 0 &&
             !failed++)
             first_errno = errno;
+    /* Bits after the additions and before the removals: a set bit
+     * without its pid in off_pids only costs a lookup. */
+    s_write_pid_bits(self, pids, n);
+    for (size_t i = 0; i < self->npids; i++)
+        if (!s_contains(pids, n, self->pids[i])) {
+            bpf_map_delete_elem(fd, &self->pids[i]);
+            removed++;
+        }
+    if (removed)
+        s_forget_threads(self, pids, n);
     if (failed)
         log_warn("%zu pid%s not added to the off-CPU filter: %s", failed,
                  failed == 1 ? "" : "s", strerror(first_errno));
@@ -681,6 +731,7 @@ void offcpu_stats(const offcpu_t *self, offcpu_stats_t *out)
         .kstacks_lost = c[SKY_OFF_CNT_KSTACK_LOST],
         .ustacks_lost = c[SKY_OFF_CNT_USTACK_LOST],
         .preempted = c[SKY_OFF_CNT_PREEMPTED],
+        .unsampled = c[SKY_OFF_CNT_UNSAMPLED],
         .stacks_missing = self->stacks_missing,
         .stacks_deleted = self->stacks_deleted,
         .samples = self->samples,

@@ -35,7 +35,18 @@ typedef struct {
     uint32_t stack_entries; /* stacks per generation map (0: 8192) */
     uint32_t agg_entries;   /* (thread, stack) pairs per drain (0: 16384) */
     uint32_t start_entries; /* threads asleep at once (0: 32768) */
+    /* Stacks are taken for every period that follows a long one (at
+     * least long_ns) and for one in sample_every of the others, each
+     * recorded period then counting sample_every times (see
+     * bpf/offcpu.bpf.c). 1: every period; 0: the default. */
+    uint32_t sample_every;
+    uint64_t long_ns;       /* 0: the default */
 } offcpu_options_t;
+
+/* Defaults of the two above: with them an OFF_CPU task costs a
+ * context-switch-heavy program under 10 % (docs/benchmarks.md). */
+#define OFFCPU_DEFAULT_SAMPLE_EVERY 32u
+#define OFFCPU_DEFAULT_LONG_NS      1000000ull
 
 void offcpu_options_default(offcpu_options_t *opts);
 
@@ -84,6 +95,7 @@ typedef struct {
     uint64_t kstacks_lost;    /* periods kept without their kernel stack */
     uint64_t ustacks_lost;    /* ... without their user stack */
     uint64_t preempted;       /* preempted switch-outs, not counted */
+    uint64_t unsampled;       /* short periods not recorded (sampling) */
     uint64_t stacks_missing;  /* stack ids user space could not read */
     uint64_t stacks_deleted;  /* stack map entries retired */
     uint64_t samples;         /* samples handed to the callback */

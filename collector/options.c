@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "wire.h"
 
@@ -20,6 +21,10 @@ void collector_options_default(collector_options_t *opts)
         .period_ns = 9000000,
         .host_wide = true,
         .host_every = 2,
+        .host_period_ns = 20000000,
+        .sampler = COLLECTOR_SAMPLER_AUTO,
+        .offcpu_sample_every = 32,
+        .offcpu_long_ns = 1000000,
         .ringbuf_size = 2u << 20,
         .drain_interval_ms = 250,
         .publish_interval_ms = 1000,
@@ -29,6 +34,26 @@ void collector_options_default(collector_options_t *opts)
         .probe_flavour = COLLECTOR_PROBE_AUTO,
         .scan_proc = true,
     };
+}
+
+int collector_sampler_parse(const char *name)
+{
+    if (!name || strcmp(name, "auto") == 0)
+        return COLLECTOR_SAMPLER_AUTO;
+    if (strcmp(name, "tick") == 0)
+        return COLLECTOR_SAMPLER_TICK;
+    if (strcmp(name, "perf_event") == 0)
+        return COLLECTOR_SAMPLER_PERF_EVENT;
+    return -1;
+}
+
+const char *collector_sampler_name(int sampler)
+{
+    switch (sampler) {
+    case COLLECTOR_SAMPLER_TICK: return "tick";
+    case COLLECTOR_SAMPLER_PERF_EVENT: return "perf_event";
+    default: return "auto";
+    }
 }
 
 int collector_options_validate(const collector_options_t *o, char *err,
@@ -78,6 +103,23 @@ int collector_options_validate(const collector_options_t *o, char *err,
                  o->max_batch_samples, (unsigned)WIRE_MAX_SAMPLES);
         return -1;
     }
+    if (o->sampler < COLLECTOR_SAMPLER_AUTO ||
+        o->sampler > COLLECTOR_SAMPLER_PERF_EVENT) {
+        snprintf(err, errlen, "collector.sampler %d is unknown", o->sampler);
+        return -1;
+    }
+    if (o->offcpu_sample_every < 1 || o->offcpu_sample_every > 1000000) {
+        snprintf(err, errlen,
+                 "collector.offcpu_sample_every: %u is out of range "
+                 "(1..1000000)", o->offcpu_sample_every);
+        return -1;
+    }
+    if (o->offcpu_long_ns < 1000 || o->offcpu_long_ns > 60000000000ull) {
+        snprintf(err, errlen,
+                 "collector.offcpu_long_period: %" PRIu64
+                 "ns is out of range (1us..60s)", o->offcpu_long_ns);
+        return -1;
+    }
     if (o->probe_flavour < COLLECTOR_PROBE_AUTO ||
         o->probe_flavour > COLLECTOR_PROBE_TRACEPOINT) {
         snprintf(err, errlen, "probe flavour %d is unknown",
@@ -96,6 +138,25 @@ int collector_options_from_config(const config_t *cfg,
     o->period_ns = config_duration_ns(cfg, "profiling.task.on_cpu.dump_period");
     o->host_wide = config_bool(cfg, "collector.host_wide");
     uint64_t host_ns = config_duration_ns(cfg, "collector.host_period");
+    o->host_period_ns = host_ns;
+    const char *sampler = config_str(cfg, "collector.sampler");
+    o->sampler = collector_sampler_parse(sampler);
+    if (o->sampler < 0) {
+        snprintf(err, errlen,
+                 "collector.sampler: '%s' is not auto, tick or perf_event",
+                 sampler);
+        return -1;
+    }
+    int64_t every = config_int(cfg, "collector.offcpu_sample_every");
+    if (every < 1 || every > 1000000) {
+        snprintf(err, errlen,
+                 "collector.offcpu_sample_every: %" PRId64
+                 " is out of range (1..1000000)", every);
+        return -1;
+    }
+    o->offcpu_sample_every = (uint32_t)every;
+    o->offcpu_long_ns = config_duration_ns(cfg,
+                                           "collector.offcpu_long_period");
     o->ringbuf_size = config_size(cfg, "collector.ringbuf_size");
     o->drain_interval_ms = config_duration_ms(cfg, "collector.drain_interval");
     o->publish_interval_ms = config_duration_ms(cfg,
@@ -122,16 +183,17 @@ int collector_options_from_config(const config_t *cfg,
                  host_ns, o->period_ns);
         return -1;
     }
-    /* One perf event per CPU serves both rates: the host-wide view keeps
-     * every Nth tick, N the nearest whole multiple of the task period. */
-    uint64_t every = (host_ns + o->period_ns / 2) / o->period_ns;
-    if (every == 0)
-        every = 1;
-    if (every > 1000000) {
+    /* With perf_event, one event per CPU serves both rates: the host-wide
+     * view keeps every Nth tick, N the nearest whole multiple of the task
+     * period. (The tick trigger rounds host_period_ns to its own ticks.) */
+    uint64_t host_every = (host_ns + o->period_ns / 2) / o->period_ns;
+    if (host_every == 0)
+        host_every = 1;
+    if (host_every > 1000000) {
         snprintf(err, errlen,
                  "collector.host_period: %" PRIu64 "ns is too long", host_ns);
         return -1;
     }
-    o->host_every = (uint32_t)every;
+    o->host_every = (uint32_t)host_every;
     return collector_options_validate(o, err, errlen);
 }

@@ -18,11 +18,23 @@ enum collector_probe_flavour {
     COLLECTOR_PROBE_TRACEPOINT = 3,
 };
 
+/* Which trigger samples on-CPU stacks; AUTO takes the tick where the
+ * kernel has it (see collector/README.md). */
+enum collector_sampler {
+    COLLECTOR_SAMPLER_AUTO = 0,
+    COLLECTOR_SAMPLER_TICK = 1,
+    COLLECTOR_SAMPLER_PERF_EVENT = 2,
+};
+
 typedef struct {
     bool active;                 /* profiling.active */
     uint64_t period_ns;          /* profiling.task.on_cpu.dump_period */
     bool host_wide;              /* collector.host_wide */
     uint32_t host_every;         /* host-wide keeps every Nth tick (>= 1) */
+    uint64_t host_period_ns;     /* collector.host_period */
+    int sampler;                 /* enum collector_sampler */
+    uint32_t offcpu_sample_every; /* collector.offcpu_sample_every */
+    uint64_t offcpu_long_ns;     /* collector.offcpu_long_period */
     uint64_t ringbuf_size;       /* bytes, power of two */
     uint64_t drain_interval_ms;
     uint64_t publish_interval_ms; /* 0: publish at every drain */
@@ -32,6 +44,10 @@ typedef struct {
     int probe_flavour;           /* enum collector_probe_flavour */
     bool scan_proc;              /* read /proc at start (tests may skip) */
 } collector_options_t;
+
+/* "auto", "tick", "perf_event"; -1 for anything else. */
+int collector_sampler_parse(const char *name);
+const char *collector_sampler_name(int sampler);
 
 /* Defaults equal to the configuration defaults. */
 void collector_options_default(collector_options_t *opts);

@@ -2,25 +2,41 @@
 #include "collector/probes.h"
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <math.h>
 #include <linux/perf_event.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bpf/profile.h"
+#include "kallsyms.h"
 #include "log.h"
 #include "profile.skel.h"
 
 #define PROBES_MAX_CPUS 4096
 
+/* Kernel names of the scheduler tick's hrtimer function, newest first. */
+static const char *const s_tick_functions[] = { "tick_nohz_handler",
+                                                "tick_sched_timer" };
+
 struct probes {
     struct profile_bpf *skel;
     int flavour;
+    int sampler;                 /* COLLECTOR_SAMPLER_TICK or _PERF_EVENT */
+    uint64_t period_ns;          /* perf_event's sample_period */
+    uint32_t host_every;         /* perf_event: host-wide every Nth */
+    uint64_t tick_ns;            /* tick: NSEC_PER_SEC / CONFIG_HZ */
+    uint32_t tick_host_every, tick_task_every;
+    uint64_t irqentry_lo, irqentry_hi; /* interrupt entry code */
+    int64_t irq_regs_off;        /* see irq_regs_off in profile.bpf.c */
+    int ncpus_online;
     struct bpf_link **perf_links;
     int *perf_fds;
     int nperf;
@@ -85,7 +101,8 @@ static void s_select_flavour(struct profile_bpf *skel, int flavour)
 /* Opens, configures, loads and attaches the process-event probes of one
  * flavour. NULL (with errno kept) when this flavour does not work here. */
 static struct profile_bpf *s_try_flavour(const collector_options_t *opts,
-                                         int flavour, int *error)
+                                         const probes_t *self, int flavour,
+                                         uint64_t tick_fn, int *error)
 {
     struct profile_bpf *skel = profile_bpf__open();
     int rc;
@@ -95,7 +112,17 @@ static struct profile_bpf *s_try_flavour(const collector_options_t *opts,
         return NULL;
     }
     skel->rodata->sample_period_ns = opts->period_ns;
-    skel->rodata->host_every = opts->host_wide ? opts->host_every : 0;
+    /* With the tick, perf events (if any) sample the task pids only. */
+    skel->rodata->host_every =
+        opts->host_wide && !tick_fn ? opts->host_every : 0;
+    skel->rodata->tick_fn = tick_fn;
+    skel->rodata->tick_ns = self->tick_ns;
+    skel->rodata->tick_host_every = opts->host_wide ? self->tick_host_every
+                                                    : 0;
+    skel->rodata->tick_task_every = self->tick_task_every;
+    skel->rodata->irqentry_lo = self->irqentry_lo;
+    skel->rodata->irqentry_hi = self->irqentry_hi;
+    skel->rodata->irq_regs_off = self->irq_regs_off;
     /* Wake user space early only when a quarter of the ring is used: the
      * timer drain normally empties it long before. */
     skel->rodata->wakeup_bytes = opts->ringbuf_size / 4;
@@ -103,6 +130,7 @@ static struct profile_bpf *s_try_flavour(const collector_options_t *opts,
                                   (uint32_t)opts->ringbuf_size);
     if (rc == 0) {
         s_select_flavour(skel, flavour);
+        bpf_program__set_autoload(skel->progs.sky_on_tick, tick_fn != 0);
         rc = profile_bpf__load(skel);
     }
     if (rc == 0)
@@ -159,8 +187,31 @@ static int s_online_cpus(unsigned char *online, int max)
     return count;
 }
 
-static int s_attach_sampler(probes_t *self, const collector_options_t *opts,
-                            char *err, size_t errlen)
+/* How many CPUs are online now, -1 when sysfs does not say. */
+static int s_count_online_cpus(void)
+{
+    int ncpu = libbpf_num_possible_cpus();
+    unsigned char *online;
+    int n;
+
+    if (ncpu <= 0 || ncpu > PROBES_MAX_CPUS)
+        ncpu = PROBES_MAX_CPUS;
+    online = calloc((size_t)ncpu, 1);
+    n = online ? s_online_cpus(online, ncpu) : -1;
+    free(online);
+    return n;
+}
+
+static void s_detach_sampler(probes_t *self)
+{
+    for (int i = 0; i < self->nperf; i++) {
+        bpf_link__destroy(self->perf_links[i]);
+        close(self->perf_fds[i]);
+    }
+    self->nperf = 0;
+}
+
+static int s_attach_sampler(probes_t *self, char *err, size_t errlen)
 {
     int ncpu = libbpf_num_possible_cpus();
     unsigned char *online = NULL;
@@ -169,8 +220,10 @@ static int s_attach_sampler(probes_t *self, const collector_options_t *opts,
     if (ncpu <= 0 || ncpu > PROBES_MAX_CPUS)
         ncpu = PROBES_MAX_CPUS;
     online = calloc((size_t)ncpu, 1);
-    self->perf_links = calloc((size_t)ncpu, sizeof(*self->perf_links));
-    self->perf_fds = calloc((size_t)ncpu, sizeof(*self->perf_fds));
+    if (!self->perf_links)
+        self->perf_links = calloc((size_t)ncpu, sizeof(*self->perf_links));
+    if (!self->perf_fds)
+        self->perf_fds = calloc((size_t)ncpu, sizeof(*self->perf_fds));
     if (!online || !self->perf_links || !self->perf_fds) {
         snprintf(err, errlen, "out of memory");
         goto cleanup;
@@ -179,6 +232,7 @@ static int s_attach_sampler(probes_t *self, const collector_options_t *opts,
         snprintf(err, errlen, "cannot read /sys/devices/system/cpu/online");
         goto cleanup;
     }
+    self->nperf = 0;
     for (int cpu = 0; cpu < ncpu; cpu++) {
         if (!online[cpu])
             continue;
@@ -186,7 +240,7 @@ static int s_attach_sampler(probes_t *self, const collector_options_t *opts,
             .type = PERF_TYPE_SOFTWARE,
             .size = sizeof(attr),
             .config = PERF_COUNT_SW_CPU_CLOCK,
-            .sample_period = opts->period_ns,
+            .sample_period = self->period_ns,
         };
         long fd = s_perf_event_open(&attr, cpu);
         if (fd < 0) {
@@ -218,8 +272,147 @@ static int s_attach_sampler(probes_t *self, const collector_options_t *opts,
     }
     rc = 0;
 cleanup:
+    if (rc != 0)
+        s_detach_sampler(self);
     free(online);
     return rc;
+}
+
+/* What the tick sampler needs from /proc/kallsyms: the address of the
+ * tick's hrtimer function and the bounds of the interrupt entry code.
+ * 0, or -1 when some is missing (or addresses are hidden). */
+static int s_find_tick_symbols(uint64_t *tick_fn, const char **name,
+                               uint64_t *irq_lo, uint64_t *irq_hi)
+{
+    const char *const names[] = { s_tick_functions[0], s_tick_functions[1],
+                                  "__irqentry_text_start",
+                                  "__irqentry_text_end" };
+    uint64_t addr[4];
+
+    if (kallsyms_addrs(names, 4, addr) < 0)
+        return -1;
+    *tick_fn = addr[0] ? addr[0] : addr[1];
+    *name = addr[0] ? names[0] : names[1];
+    *irq_lo = addr[2];
+    *irq_hi = addr[3];
+    return *tick_fn && *irq_lo && *irq_hi > *irq_lo ? 0 : -1;
+}
+
+/* "now at N nsecs" and the first "jiffies: N" of /proc/timer_list. */
+static int s_read_jiffies(uint64_t *now_ns, uint64_t *jiffies)
+{
+    FILE *f = fopen("/proc/timer_list", "re");
+    char line[512];
+    int got = 0;
+
+    if (!f)
+        return -1;
+    while (got != 3 && fgets(line, sizeof(line), f)) {
+        unsigned long long v;
+        if (!(got & 1) && sscanf(line, "now at %llu nsecs", &v) == 1) {
+            *now_ns = v;
+            got |= 1;
+        } else if (!(got & 2) && sscanf(line, "jiffies: %llu", &v) == 1) {
+            *jiffies = v;
+            got |= 2;
+        }
+    }
+    fclose(f);
+    return got == 3 ? 0 : -1;
+}
+
+/* The kernel's tick period, from CONFIG_HZ measured as the rate jiffies
+ * advance over 100 ms, snapped to the HZ values Kconfig offers. 0 when
+ * /proc/timer_list cannot tell. */
+static uint64_t s_measure_tick_ns(void)
+{
+    static const unsigned hz_values[] = { 100, 250, 300, 1000 };
+    uint64_t t0, j0, t1, j1;
+    struct timespec pause = { 0, 100000000 };
+
+    if (s_read_jiffies(&t0, &j0) < 0)
+        return 0;
+    nanosleep(&pause, NULL);
+    if (s_read_jiffies(&t1, &j1) < 0 || t1 <= t0 || j1 <= j0)
+        return 0;
+    double hz = (double)(j1 - j0) * 1e9 / (double)(t1 - t0);
+    unsigned best = hz_values[0];
+    for (size_t i = 1; i < sizeof(hz_values) / sizeof(hz_values[0]); i++)
+        if (fabs(hz - hz_values[i]) < fabs(hz - best))
+            best = hz_values[i];
+    if (fabs(hz - best) > best * 0.25)
+        return 0;
+    return 1000000000ull / best;
+}
+
+/* &__irq_regs - &tick_cpu_sched in the kernel's per-CPU area, from the
+ * .data..percpu section of its BTF; 0 when either is missing. */
+static int64_t s_irq_regs_offset(void)
+{
+    struct btf *btf = btf__load_vmlinux_btf();
+    int64_t off[2] = { -1, -1 };
+    static const char *const vars[] = { "__irq_regs", "tick_cpu_sched" };
+
+    if (!btf)
+        return 0;
+    int sec = btf__find_by_name_kind(btf, ".data..percpu", BTF_KIND_DATASEC);
+    if (sec > 0) {
+        const struct btf_type *t = btf__type_by_id(btf, (uint32_t)sec);
+        const struct btf_var_secinfo *v = btf_var_secinfos(t);
+        for (int i = 0; i < btf_vlen(t); i++, v++) {
+            const struct btf_type *var = btf__type_by_id(btf, v->type);
+            const char *name = var ? btf__name_by_offset(btf, var->name_off)
+                                   : NULL;
+            for (int k = 0; name && k < 2; k++)
+                if (strcmp(name, vars[k]) == 0)
+                    off[k] = v->offset;
+        }
+    }
+    btf__free(btf);
+    if (off[0] < 0 || off[1] < 0)
+        return 0;
+    return off[0] - off[1];
+}
+
+/* Whether and how the tick can sample: 0 with tick_fn set, -1 with why. */
+static int s_plan_tick(probes_t *self, const collector_options_t *opts,
+                       uint64_t *tick_fn, const char **why)
+{
+    const char *name = NULL;
+
+    if (s_find_tick_symbols(tick_fn, &name, &self->irqentry_lo,
+                            &self->irqentry_hi) < 0) {
+        *tick_fn = 0;
+        *why = "/proc/kallsyms has no tick_nohz_handler or tick_sched_timer, "
+               "or no __irqentry_text_start/end";
+        return -1;
+    }
+    self->irq_regs_off = s_irq_regs_offset();
+    if (!self->irq_regs_off)
+        log_info("tick sampler: the interrupted registers cannot be "
+                 "located (no __irq_regs or tick_cpu_sched in BTF): every "
+                 "sample walks the kernel stack");
+    self->tick_ns = s_measure_tick_ns();
+    if (!self->tick_ns) {
+        *why = "CONFIG_HZ could not be measured from /proc/timer_list";
+        return -1;
+    }
+    uint64_t every = (opts->host_period_ns + self->tick_ns / 2) /
+                     self->tick_ns;
+    self->tick_host_every = every ? (uint32_t)every : 1;
+    /* Tasks keep their exact dump_period on perf events unless it is a
+     * whole number of ticks (within 1 %). */
+    uint64_t task_every = (opts->period_ns + self->tick_ns / 2) /
+                          self->tick_ns;
+    uint64_t diff = task_every * self->tick_ns > opts->period_ns
+                        ? task_every * self->tick_ns - opts->period_ns
+                        : opts->period_ns - task_every * self->tick_ns;
+    self->tick_task_every =
+        task_every && diff * 100 <= opts->period_ns ? (uint32_t)task_every
+                                                    : 0;
+    log_debug("scheduler tick: %s at 0x%llx, %llu ns", name,
+              (unsigned long long)*tick_fn, (unsigned long long)self->tick_ns);
+    return 0;
 }
 
 probes_t *probes_new(const collector_options_t *opts,
@@ -237,21 +430,50 @@ probes_t *probes_new(const collector_options_t *opts,
         return NULL;
     }
     libbpf_set_print(s_libbpf_print);
-    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
-        if (opts->probe_flavour != COLLECTOR_PROBE_AUTO &&
-            opts->probe_flavour != order[i])
-            continue;
-        s_libbpf_last[0] = '\0';
-        self->skel = s_try_flavour(opts, order[i], &error);
-        if (self->skel) {
-            self->flavour = order[i];
-            break;
+    self->period_ns = opts->period_ns;
+    self->host_every = opts->host_every;
+    uint64_t tick_fn = 0;
+    const char *why_not_tick = "collector.sampler is perf_event";
+    if (opts->active && opts->sampler != COLLECTOR_SAMPLER_PERF_EVENT &&
+        s_plan_tick(self, opts, &tick_fn, &why_not_tick) < 0 &&
+        opts->sampler == COLLECTOR_SAMPLER_TICK) {
+        snprintf(err, errlen, "collector.sampler is tick but %s",
+                 why_not_tick);
+        goto fail;
+    }
+    /* With the tick first; without it if nothing loads with it. */
+    for (int pass = tick_fn ? 0 : 1; pass < 2 && !self->skel; pass++) {
+        uint64_t fn = pass == 0 ? tick_fn : 0;
+        for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+            if (opts->probe_flavour != COLLECTOR_PROBE_AUTO &&
+                opts->probe_flavour != order[i])
+                continue;
+            s_libbpf_last[0] = '\0';
+            self->skel = s_try_flavour(opts, self, order[i], fn, &error);
+            if (self->skel) {
+                self->flavour = order[i];
+                break;
+            }
+            log_debug("process-event probes as %s%s: %s",
+                      probes_flavour_name(order[i]),
+                      fn ? " with the tick sampler" : "", strerror(error));
+            /* Without permission no flavour will do: say so at once. */
+            if (error == EPERM || error == EACCES)
+                break;
         }
-        log_debug("process-event probes as %s: %s", probes_flavour_name(order[i]),
-                  strerror(error));
-        /* Without permission no flavour will do: say so at once. */
-        if (error == EPERM || error == EACCES)
-            break;
+        if (!self->skel && pass == 0) {
+            if (opts->sampler == COLLECTOR_SAMPLER_TICK) {
+                snprintf(err, errlen, "collector.sampler is tick but "
+                         "tp_btf/hrtimer_expire_entry does not load: %s%s%s",
+                         strerror(error), s_libbpf_last[0] ? "; libbpf: " : "",
+                         s_libbpf_last);
+                goto fail;
+            }
+            why_not_tick = "tp_btf/hrtimer_expire_entry does not load";
+        }
+        if (self->skel)
+            self->sampler = fn ? COLLECTOR_SAMPLER_TICK
+                               : COLLECTOR_SAMPLER_PERF_EVENT;
     }
     if (!self->skel) {
         snprintf(err, errlen, "cannot load the BPF programs: %s%s%s%s",
@@ -262,7 +484,24 @@ probes_t *probes_new(const collector_options_t *opts,
                  s_libbpf_last[0] ? "; libbpf: " : "", s_libbpf_last);
         goto fail;
     }
-    if (opts->active && s_attach_sampler(self, opts, err, errlen) < 0)
+    self->ncpus_online = s_count_online_cpus();
+    if (!opts->active)
+        log_info("on-CPU sampling off (profiling.active is false)");
+    else if (self->sampler == COLLECTOR_SAMPLER_TICK)
+        log_info("on-CPU sampler: scheduler tick (%.0f Hz); host-wide every "
+                 "%u ticks = %.3f ms; tasks %s%.3f ms",
+                 1e9 / (double)self->tick_ns, self->tick_host_every,
+                 (double)self->tick_host_every * (double)self->tick_ns / 1e6,
+                 self->tick_task_every ? "on the tick every "
+                                       : "on perf events (while any) every ",
+                 (double)(self->tick_task_every
+                              ? self->tick_task_every * self->tick_ns
+                              : opts->period_ns) / 1e6);
+    else
+        log_info("on-CPU sampler: perf_event (CPU clock every %.3f ms): %s",
+                 (double)opts->period_ns / 1e6, why_not_tick);
+    if (opts->active && self->sampler == COLLECTOR_SAMPLER_PERF_EVENT &&
+        s_attach_sampler(self, err, errlen) < 0)
         goto fail;
     self->samples_rb = ring_buffer__new(bpf_map__fd(self->skel->maps.samples),
                                         on_sample, ctx, NULL);
@@ -287,10 +526,7 @@ void probes_destroy(probes_t **self_p)
     probes_t *self = *self_p;
     ring_buffer__free(self->samples_rb);
     ring_buffer__free(self->events_rb);
-    for (int i = 0; i < self->nperf; i++) {
-        bpf_link__destroy(self->perf_links[i]);
-        close(self->perf_fds[i]);
-    }
+    s_detach_sampler(self);
     free(self->perf_links);
     free(self->perf_fds);
     profile_bpf__destroy(self->skel);
@@ -335,6 +571,29 @@ static int s_contains(const uint32_t *sorted, size_t n, uint32_t pid)
     return 0;
 }
 
+/* With the tick, tasks whose period it cannot honour have perf events
+ * while any is active. */
+static int s_follow_tasks(probes_t *self, size_t n)
+{
+    char err[256];
+
+    if (self->sampler != COLLECTOR_SAMPLER_TICK || self->tick_task_every)
+        return 0;
+    if (n == 0 && self->nperf > 0) {
+        s_detach_sampler(self);
+        log_info("on-CPU task sampling: perf events detached");
+    } else if (n > 0 && self->nperf == 0) {
+        if (s_attach_sampler(self, err, sizeof(err)) < 0) {
+            log_warn("on-CPU tasks cannot be sampled: %s", err);
+            return -1;
+        }
+        log_info("on-CPU task sampling: perf events on %d CPU%s every "
+                 "%.3f ms (not a whole number of ticks)", self->nperf,
+                 self->nperf == 1 ? "" : "s", (double)self->period_ns / 1e6);
+    }
+    return 0;
+}
+
 int probes_set_task_pids(probes_t *self, const uint32_t *pids, size_t n)
 {
     int fd = bpf_map__fd(self->skel->maps.task_pids);
@@ -368,6 +627,8 @@ int probes_set_task_pids(probes_t *self, const uint32_t *pids, size_t n)
     free(self->pids);
     self->pids = copy;
     self->npids = n;
+    if (s_follow_tasks(self, n) < 0)
+        rc = -1;
     return rc;
 }
 
@@ -394,5 +655,24 @@ int probes_flavour(const probes_t *self)
 
 int probes_ncpus(const probes_t *self)
 {
+    if (self->sampler == COLLECTOR_SAMPLER_TICK)
+        return self->ncpus_online > 0 ? self->ncpus_online : 0;
     return self->nperf;
+}
+
+int probes_sampler(const probes_t *self)
+{
+    return self->sampler;
+}
+
+int probes_perf_events(const probes_t *self)
+{
+    return self->nperf;
+}
+
+uint64_t probes_host_period_ns(const probes_t *self)
+{
+    if (self->sampler == COLLECTOR_SAMPLER_TICK)
+        return (uint64_t)self->tick_host_every * self->tick_ns;
+    return self->period_ns * self->host_every;
 }

@@ -1,5 +1,6 @@
 /* The collector's BPF side: loads bpf/profile.bpf.c through its skeleton,
- * attaches the sampler to every online CPU and the process-event probes
+ * attaches the on-CPU sampler (the scheduler tick, else perf events on
+ * every online CPU) and the process-event probes
  * (tp_btf, else raw tracepoints, else tracepoints), and gives user space
  * the two ring buffers, the task pid map and the kernel counters. */
 #ifndef SKYPROF_COLLECTOR_PROBES_H
@@ -35,6 +36,14 @@ int probes_set_task_pids(probes_t *self, const uint32_t *pids, size_t n);
 
 /* Sum over CPUs of a SKY_CNT_* counter. */
 uint64_t probes_counter(const probes_t *self, uint32_t idx);
+
+/* The on-CPU trigger chosen at start (enum collector_sampler, never
+ * AUTO), and how many perf events are attached now (with the tick: only
+ * while tasks need a period the tick cannot honour). */
+int probes_sampler(const probes_t *self);
+int probes_perf_events(const probes_t *self);
+/* The period host-wide samples are taken at (what each one weighs). */
+uint64_t probes_host_period_ns(const probes_t *self);
 
 /* The probe flavour that loaded, and how many CPUs are sampled. */
 int probes_flavour(const probes_t *self);

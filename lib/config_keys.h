@@ -88,7 +88,13 @@ CFG("profiling.continuous.trigger.silence_duration", DURATION, "20m", "ROVER_PRO
 CFG("collector.host_wide", BOOL, "true", NULL,
     "sample every process on the host (the Total view) besides task targets")
 CFG("collector.host_period", DURATION, "20ms", NULL,
-    "sampling period of the host-wide view (rounded to a multiple of dump_period)")
+    "sampling period of the host-wide view (rounded to a whole number of ticks, or of dump_period with perf_event)")
+CFG("collector.sampler", STR, "auto", NULL,
+    "on-CPU trigger: auto (scheduler tick where the kernel allows, else perf_event), tick, or perf_event (a CPU-clock interrupt of our own)")
+CFG("collector.offcpu_sample_every", INT, "32", NULL,
+    "off-CPU: stacks for 1 in N short blocking periods, each standing for N (1 = every period)")
+CFG("collector.offcpu_long_period", DURATION, "1ms", NULL,
+    "off-CPU: a thread's period after one at least this long is always recorded")
 CFG("collector.ringbuf_size", SIZE, "2MB", NULL,
     "BPF ring buffer size for samples (power of two)")
 CFG("collector.drain_interval", DURATION, "250ms", NULL,

@@ -762,6 +762,24 @@ START_TEST(test_options)
     ck_assert_int_eq(s_options_from_yaml("collector:\n  host_period: 1ms\n",
                                          &o, err, sizeof(err)), -1);
     ck_assert_ptr_nonnull(strstr(err, "collector.host_period"));
+    ck_assert_int_eq(s_options_from_yaml("collector:\n  host_period: 12ms\n",
+                                         &o, err, sizeof(err)), 0);
+    ck_assert_uint_eq(o.host_period_ns, 12000000);
+    ck_assert_int_eq(o.sampler, COLLECTOR_SAMPLER_AUTO);
+    ck_assert_int_eq(s_options_from_yaml("collector:\n  sampler: hpet\n",
+                                         &o, err, sizeof(err)), -1);
+    ck_assert_ptr_nonnull(strstr(err, "collector.sampler"));
+    ck_assert_int_eq(s_options_from_yaml("collector:\n  sampler: tick\n"
+                                         "  offcpu_sample_every: 4\n"
+                                         "  offcpu_long_period: 2ms\n",
+                                         &o, err, sizeof(err)), 0);
+    ck_assert_int_eq(o.sampler, COLLECTOR_SAMPLER_TICK);
+    ck_assert_uint_eq(o.offcpu_sample_every, 4);
+    ck_assert_uint_eq(o.offcpu_long_ns, 2000000);
+    ck_assert_int_eq(s_options_from_yaml("collector:\n"
+                                         "  offcpu_sample_every: 0\n",
+                                         &o, err, sizeof(err)), -1);
+    ck_assert_ptr_nonnull(strstr(err, "offcpu_sample_every"));
     ck_assert_int_eq(s_options_from_yaml("collector:\n"
                                          "  max_batch_samples: 0\n",
                                          &o, err, sizeof(err)), -1);

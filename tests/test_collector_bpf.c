@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "kallsyms.h"
 #include "collector/buildid.h"
 #include "collector/collector.h"
 #include "collector/options.h"
@@ -113,6 +114,8 @@ typedef struct {
     cap_event_t *events;      /* grows; freed by s_capture_free */
     int nevents, events_cap;
     uint64_t all_counts;          /* over every pid */
+    uint64_t all_weight_ns;       /* over every pid */
+    uint64_t idle_counts;         /* samples of pid 0 (must be none) */
     int decode_failures;
     int batches;
     arena_t *arena;
@@ -177,6 +180,9 @@ static int s_sink_batch(void *arg, const char *topic, wire_raw_batch_t *b)
     for (uint32_t i = 0; i < b->nsamples; i++) {
         const wire_raw_sample_t *s = &b->samples[i];
         cap->all_counts += s->count;
+        cap->all_weight_ns += s->weight_ns;
+        if (s->pid == 0)
+            cap->idle_counts += s->count;
         if (cap->want_comm && strcmp(s->comm, cap->want_comm) == 0 &&
             !s_wanted(cap, s->pid) && cap->npids < 16)
             cap->pids[cap->npids++] = s->pid;
@@ -402,26 +408,130 @@ static uint32_t s_object_id_by_file(const capture_t *cap, const char *file)
 
 /* ---------------------------------------------------------------- tests */
 
+/* The functions of tests/progs/cpu_workload (60 % alpha, 30 % beta with
+ * its leaf in libskyload.so, 10 % gamma in system calls) and what a run's
+ * samples say about them. */
+typedef struct {
+    char exe[1024], lib[1024];
+    range_t alpha_leaf, alpha_outer, beta_outer, beta_leaf, gamma, run;
+} workload_t;
+
+typedef struct {
+    uint64_t total, alpha, beta, gam, in_run, beta_in_lib, gamma_kernel;
+    uint64_t user_with_kernel;    /* alpha or beta samples with kernel frames */
+    uint64_t tasked, tasked_weight, merged, frames, unmapped, bad_kernel;
+    uint64_t weight;
+} tally_t;
+
+static void s_workload(workload_t *w)
+{
+    snprintf(w->exe, sizeof(w->exe), "%s",
+             tu_build_path("tests/progs/cpu_workload"));
+    snprintf(w->lib, sizeof(w->lib), "%s",
+             tu_build_path("tests/progs/libskyload.so"));
+    ck_assert_int_eq(s_function_range(w->exe, "sky_alpha_leaf", &w->alpha_leaf), 0);
+    ck_assert_int_eq(s_function_range(w->exe, "sky_alpha_outer", &w->alpha_outer), 0);
+    ck_assert_int_eq(s_function_range(w->exe, "sky_beta_outer", &w->beta_outer), 0);
+    ck_assert_int_eq(s_function_range(w->exe, "sky_gamma_syscalls", &w->gamma), 0);
+    ck_assert_int_eq(s_function_range(w->exe, "sky_run", &w->run), 0);
+    ck_assert_int_eq(s_function_range(w->lib, "skylib_beta_leaf", &w->beta_leaf), 0);
+}
+
+static tally_t s_tally(const capture_t *cap, const workload_t *w,
+                       uint32_t exe_id, uint32_t lib_id)
+{
+    tally_t t = { 0 };
+
+    for (size_t i = 0; i < cap->nsamples; i++) {
+        const cap_sample_t *s = &cap->samples[i];
+        t.total += s->count;
+        t.weight += s->weight_ns;
+        if (s->count > 1)
+            t.merged++;
+        if (s->has_task) {
+            t.tasked += s->count;
+            t.tasked_weight += s->weight_ns;
+        }
+        for (uint32_t f = 0; f < s->nu; f++) {
+            t.frames++;
+            t.unmapped += s->uobj[f] == WIRE_NO_OBJECT;
+        }
+        for (uint32_t k = 0; k < s->nk; k++)
+            t.bad_kernel += s->kframes[k] < 0xffff800000000000ull;
+        if (s_has_frame_in(s, exe_id, &w->run))
+            t.in_run += s->count;
+        int alpha = s_has_frame_in(s, exe_id, &w->alpha_leaf) ||
+                    s_has_frame_in(s, exe_id, &w->alpha_outer);
+        int beta = s_has_frame_in(s, exe_id, &w->beta_outer);
+        if (alpha)
+            t.alpha += s->count;
+        if (beta) {
+            t.beta += s->count;
+            if (s_has_frame_in(s, lib_id, &w->beta_leaf))
+                t.beta_in_lib += s->count;
+        }
+        if ((alpha || beta) && s->nk > 0)
+            t.user_with_kernel += s->count;
+        if (s_has_frame_in(s, exe_id, &w->gamma)) {
+            t.gam += s->count;
+            if (s->nk > 0)
+                t.gamma_kernel += s->count;
+        }
+    }
+    return t;
+}
+
+static void s_print_tally(const char *what, uint32_t pid, const tally_t *t,
+                          double expected, uint64_t cpu_ns)
+{
+    printf("%s pid %u: %" PRIu64 " samples for %.3f s of CPU (expected "
+           "%.0f, %.0f%%); alpha %.1f%% beta %.1f%% gamma %.1f%% (%" PRIu64
+           " with kernel frames); alpha/beta with kernel frames %" PRIu64
+           "; user frames %" PRIu64 " unmapped %" PRIu64 "; weight %.3f s\n",
+           what, pid, t->total, (double)cpu_ns / 1e9, expected,
+           100.0 * (double)t->total / expected,
+           100.0 * (double)t->alpha / (double)t->total,
+           100.0 * (double)t->beta / (double)t->total,
+           100.0 * (double)t->gam / (double)t->total, t->gamma_kernel,
+           t->user_with_kernel, t->frames, t->unmapped,
+           (double)t->weight / 1e9);
+    fflush(stdout);
+}
+
+/* What every on-CPU run of cpu_workload must show, whatever sampled it. */
+static void s_check_shares(const tally_t *t)
+{
+    /* Almost every stack goes through sky_run (the rest are the first
+     * instants of the process and its exit). */
+    ck_assert_uint_ge(t->in_run * 10, t->total * 9);
+    /* Shares 60/30/10, with generous margins. */
+    ck_assert_uint_ge(t->alpha * 100, t->total * 40);
+    ck_assert_uint_le(t->alpha * 100, t->total * 80);
+    ck_assert_uint_ge(t->beta * 100, t->total * 15);
+    ck_assert_uint_le(t->beta * 100, t->total * 45);
+    ck_assert_uint_ge(t->gam * 100, t->total * 3);
+    ck_assert_uint_le(t->gam * 100, t->total * 25);
+    /* Library frames resolve into libskyload.so's skylib_beta_leaf. */
+    ck_assert_uint_ge(t->beta_in_lib * 10, t->beta * 8);
+    /* The syscall path shows kernel frames, and kernel frames are kernel
+     * addresses. */
+    if (t->gam >= 8) {   /* fewer only when the machine starved the run */
+        ck_assert_uint_gt(t->gamma_kernel, 0);
+        ck_assert_uint_ge(t->gamma_kernel * 5, t->gam);
+    }
+    ck_assert_uint_eq(t->bad_kernel, 0);
+    ck_assert_uint_le(t->unmapped * 10, t->frames);
+}
+
 START_TEST(test_cpu_workload)
 {
-    const char *exe = tu_build_path("tests/progs/cpu_workload");
-    char exe_copy[1024], lib[1024];
-    range_t alpha_leaf, alpha_outer, beta_outer, beta_leaf, gamma, run;
+    workload_t w;
     capture_t cap = { 0 };
     collector_options_t opts;
     collector_info_t info;
     const double seconds = 3.0;
 
-    snprintf(exe_copy, sizeof(exe_copy), "%s", exe);
-    snprintf(lib, sizeof(lib), "%s",
-             tu_build_path("tests/progs/libskyload.so"));
-    ck_assert_int_eq(s_function_range(exe_copy, "sky_alpha_leaf", &alpha_leaf), 0);
-    ck_assert_int_eq(s_function_range(exe_copy, "sky_alpha_outer", &alpha_outer), 0);
-    ck_assert_int_eq(s_function_range(exe_copy, "sky_beta_outer", &beta_outer), 0);
-    ck_assert_int_eq(s_function_range(exe_copy, "sky_gamma_syscalls", &gamma), 0);
-    ck_assert_int_eq(s_function_range(exe_copy, "sky_run", &run), 0);
-    ck_assert_int_eq(s_function_range(lib, "skylib_beta_leaf", &beta_leaf), 0);
-
+    s_workload(&w);
     loop_t *loop = loop_new();
     stats_t *stats = stats_new("collector", "test");
     collector_options_default(&opts);
@@ -429,7 +539,7 @@ START_TEST(test_cpu_workload)
     opts.host_every = 1;        /* whole host at the task rate */
     opts.drain_interval_ms = 250;
     collector_t *col = s_start(loop, &cap, &opts, stats);
-    char *argv[] = { exe_copy, "3", NULL };
+    char *argv[] = { w.exe, "3", NULL };
     driver_t d = { .cap = &cap, .col = col, .argv = argv, .runs = 1,
                    .linger_ms = 300, .use_task = 1 };
     s_run(&d, loop, 20000);
@@ -437,8 +547,8 @@ START_TEST(test_cpu_workload)
 
     ck_assert_int_eq(cap.npids, 1);
     uint32_t pid = cap.pids[0];
-    uint32_t exe_id = s_object_id_by_file(&cap, exe_copy);
-    uint32_t lib_id = s_object_id_by_file(&cap, lib);
+    uint32_t exe_id = s_object_id_by_file(&cap, w.exe);
+    uint32_t lib_id = s_object_id_by_file(&cap, w.lib);
     if (exe_id == WIRE_NO_OBJECT || lib_id == WIRE_NO_OBJECT) {
         printf("pid %u: %zu stacks; objects seen:\n", pid, cap.nsamples);
         for (int i = 0; i < cap.nobjects; i++)
@@ -459,65 +569,22 @@ START_TEST(test_cpu_workload)
     ck_assert_uint_eq(s_object(&cap, lib_id)->type, WIRE_OBJ_LIB);
     /* The object's build-id is the file's. */
     uint8_t id[BUILDID_MAX];
-    int idlen = buildid_read_path(exe_copy, id);
+    int idlen = buildid_read_path(w.exe, id);
     ck_assert_int_gt(idlen, 0);
     ck_assert_int_eq(s_object(&cap, exe_id)->build_id_len, idlen);
     ck_assert_mem_eq(s_object(&cap, exe_id)->build_id, id, (size_t)idlen);
 
-    uint64_t total = 0, alpha = 0, beta = 0, gam = 0, in_run = 0;
-    uint64_t beta_in_lib = 0, gamma_kernel = 0, tasked = 0, merged = 0;
-    uint64_t frames = 0, unmapped = 0, bad_kernel = 0, weight = 0;
-    for (size_t i = 0; i < cap.nsamples; i++) {
-        const cap_sample_t *s = &cap.samples[i];
-        total += s->count;
-        weight += s->weight_ns;
-        if (s->count > 1)
-            merged++;
-        if (s->has_task)
-            tasked += s->count;
-        for (uint32_t f = 0; f < s->nu; f++) {
-            frames++;
-            unmapped += s->uobj[f] == WIRE_NO_OBJECT;
-        }
-        for (uint32_t k = 0; k < s->nk; k++)
-            bad_kernel += s->kframes[k] < 0xffff800000000000ull;
-        if (s_has_frame_in(s, exe_id, &run))
-            in_run += s->count;
-        if (s_has_frame_in(s, exe_id, &alpha_leaf) ||
-            s_has_frame_in(s, exe_id, &alpha_outer))
-            alpha += s->count;
-        if (s_has_frame_in(s, exe_id, &beta_outer)) {
-            beta += s->count;
-            if (s_has_frame_in(s, lib_id, &beta_leaf))
-                beta_in_lib += s->count;
-        }
-        if (s_has_frame_in(s, exe_id, &gamma)) {
-            gam += s->count;
-            if (s->nk > 0)
-                gamma_kernel += s->count;
-        }
-    }
+    tally_t t = s_tally(&cap, &w, exe_id, lib_id);
     /* The sampler sees a process in proportion to the CPU time it gets,
      * which on a shared machine can be less than the wall time. */
     double expected = (double)d.child_cpu_ns / (double)PERIOD_NS;
-    printf("cpu_workload pid %u: %" PRIu64 " samples for %.3f s of CPU in "
-           "%.1f s (expected %.0f at %.0f Hz, %.0f%%), %zu distinct stacks, %" PRIu64
-           " merged; alpha %.1f%% beta %.1f%% gamma %.1f%% (%" PRIu64 " with kernel frames); user frames %"
-           PRIu64 " unmapped %" PRIu64 "; kernel drops %" PRIu64
-           "; weight %.3f s\n",
-           pid, total, (double)d.child_cpu_ns / 1e9, seconds, expected,
-           1e9 / (double)PERIOD_NS,
-           100.0 * (double)total / expected, cap.nsamples, merged,
-           100.0 * (double)alpha / (double)total,
-           100.0 * (double)beta / (double)total,
-           100.0 * (double)gam / (double)total, gamma_kernel, frames, unmapped,
-           info.samples_dropped_kernel, (double)weight / 1e9);
-    fflush(stdout);
-
-    if (in_run * 10 < total * 9 || getenv("SKYPROF_TEST_DUMP")) {
+    s_print_tally("cpu_workload (task)", pid, &t, expected, d.child_cpu_ns);
+    printf("%zu distinct stacks, %" PRIu64 " merged; kernel drops %" PRIu64
+           "\n", cap.nsamples, t.merged, info.samples_dropped_kernel);
+    if (t.in_run * 10 < t.total * 9 || getenv("SKYPROF_TEST_DUMP")) {
         printf("exe object %u lib object %u; sky_run [%" PRIx64 ",%" PRIx64
                ") alpha_leaf [%" PRIx64 ",%" PRIx64 ")\n", exe_id, lib_id,
-               run.start, run.end, alpha_leaf.start, alpha_leaf.end);
+               w.run.start, w.run.end, w.alpha_leaf.start, w.alpha_leaf.end);
         for (int i = 0; i < cap.nobjects; i++)
             printf("object %u type %u %s\n", cap.objects[i].id,
                    cap.objects[i].type, cap.objects[i].path);
@@ -540,33 +607,17 @@ START_TEST(test_cpu_workload)
      * when the workload had to share its CPU, scheduler slices and the
      * sampler's ticks can line up either way, so only gross errors fail. */
     int contended = (double)d.child_cpu_ns < seconds * 1e9 * 0.8;
-    ck_assert_uint_ge(total, (uint64_t)(expected * (contended ? 0.25 : 0.6)));
-    ck_assert_uint_le(total, (uint64_t)(expected * (contended ? 2.0 : 1.4)) + 5);
-    /* Almost every stack goes through sky_run (the rest are the first
-     * instants of the process and its exit). */
-    ck_assert_uint_ge(in_run * 10, total * 9);
-    /* Shares 60/30/10, with generous margins. */
-    ck_assert_uint_ge(alpha * 100, total * 40);
-    ck_assert_uint_le(alpha * 100, total * 80);
-    ck_assert_uint_ge(beta * 100, total * 15);
-    ck_assert_uint_le(beta * 100, total * 45);
-    ck_assert_uint_ge(gam * 100, total * 3);
-    ck_assert_uint_le(gam * 100, total * 25);
-    /* Library frames resolve into libskyload.so's skylib_beta_leaf. */
-    ck_assert_uint_ge(beta_in_lib * 10, beta * 8);
-    /* The syscall path shows kernel frames, and kernel frames are kernel
-     * addresses. */
-    if (gam >= 8) {   /* fewer only when the machine starved the run */
-        ck_assert_uint_gt(gamma_kernel, 0);
-        ck_assert_uint_ge(gamma_kernel * 5, gam);
-    }
-    ck_assert_uint_eq(bad_kernel, 0);
-    ck_assert_uint_le(unmapped * 10, frames);
+    ck_assert_uint_ge(t.total, (uint64_t)(expected * (contended ? 0.25 : 0.6)));
+    ck_assert_uint_le(t.total, (uint64_t)(expected * (contended ? 2.0 : 1.4)) + 5);
+    s_check_shares(&t);
     /* The task was applied right after the spawn: nearly all samples
      * count for it, and each weighs one period. */
-    ck_assert_uint_ge(tasked * 10, total * 8);
+    ck_assert_uint_ge(t.tasked * 10, t.total * 8);
+    /* Its period (10 ms) is no whole number of ticks: perf events sample
+     * it while the task runs, whichever trigger serves the host. */
+    ck_assert_uint_eq(t.tasked_weight, t.tasked * PERIOD_NS);
     /* Dedup: identical stacks were merged, and merging lost nothing. */
-    ck_assert_uint_gt(merged, 0);
+    ck_assert_uint_gt(t.merged, 0);
     ck_assert_uint_eq(cap.all_counts,
                       info.samples_received - info.samples_dropped_user -
                           info.samples_invalid);
@@ -590,6 +641,244 @@ START_TEST(test_cpu_workload)
 }
 END_TEST
 
+/* ------------------------------------------------------ tick sampler */
+
+/* The tick's period on this kernel, from its config (the collector
+ * measures it instead). 0 when the config is not readable. */
+static uint64_t s_config_tick_ns(void)
+{
+    FILE *p = popen("zcat /proc/config.gz 2>/dev/null || "
+                    "cat /boot/config-$(uname -r) 2>/dev/null", "r");
+    char line[256];
+    unsigned hz = 0;
+
+    if (!p)
+        return 0;
+    while (fgets(line, sizeof(line), p))
+        if (sscanf(line, "CONFIG_HZ=%u", &hz) == 1)
+            break;
+    pclose(p);
+    return hz ? 1000000000ull / hz : 0;
+}
+
+/* Non-idle CPU time of the whole machine so far, from /proc/stat. */
+static uint64_t s_busy_ns(void)
+{
+    FILE *f = fopen("/proc/stat", "re");
+    unsigned long long v[10] = { 0 };
+    uint64_t busy = 0;
+
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_ge(fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu",
+                            &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
+                            &v[7]), 8);
+    fclose(f);
+    /* user nice system [idle iowait] irq softirq steal */
+    busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+    return busy * (1000000000ull / (uint64_t)sysconf(_SC_CLK_TCK));
+}
+
+/* cpu_workload sampled host-wide on the scheduler tick, every 2nd tick:
+ * the leaf shares are those of the perf_event path, the kernel stacks
+ * begin at the interrupted code (none of the tick's own frames), every
+ * sample weighs 2 ticks and the count follows the CPU time used. */
+START_TEST(test_tick_cpu_workload)
+{
+    workload_t w;
+    capture_t cap = { 0 };
+    collector_options_t opts;
+    collector_info_t info;
+    uint64_t irq_lo, irq_hi, hr_lo, hr_hi, tick_lo, tick_hi;
+    const uint64_t tick_ns = s_config_tick_ns();
+
+    if (!tick_ns) {
+        tu_skip("collector_bpf_tick", "no kernel config to read CONFIG_HZ from");
+        return;
+    }
+    const char *const bounds[] = { "__irqentry_text_start",
+                                   "__irqentry_text_end" };
+    uint64_t irq[2];
+    ck_assert_int_eq(kallsyms_addrs(bounds, 2, irq), 0);
+    irq_lo = irq[0];
+    irq_hi = irq[1];
+    ck_assert(irq_lo && irq_hi > irq_lo);
+    ck_assert_int_eq(kallsyms_range("__hrtimer_run_queues", &hr_lo, &hr_hi), 0);
+    ck_assert_int_eq(kallsyms_range("tick_nohz_handler", &tick_lo, &tick_hi), 0);
+    s_workload(&w);
+    loop_t *loop = loop_new();
+    collector_options_default(&opts);
+    opts.sampler = COLLECTOR_SAMPLER_TICK;
+    opts.host_period_ns = 2 * tick_ns;
+    opts.drain_interval_ms = 250;
+    opts.scan_proc = false;
+    collector_t *col = s_start(loop, &cap, &opts, NULL);
+    collector_info(col, &info);
+    ck_assert_int_eq(info.sampler, COLLECTOR_SAMPLER_TICK);
+    ck_assert_int_eq(info.perf_events, 0);
+    char *argv[] = { w.exe, "3", NULL };
+    driver_t d = { .cap = &cap, .col = col, .argv = argv, .runs = 1,
+                   .linger_ms = 300 };
+    s_run(&d, loop, 20000);
+
+    uint32_t exe_id = s_object_id_by_file(&cap, w.exe);
+    uint32_t lib_id = s_object_id_by_file(&cap, w.lib);
+    ck_assert_uint_ne(exe_id, WIRE_NO_OBJECT);
+    ck_assert_uint_ne(lib_id, WIRE_NO_OBJECT);
+    tally_t t = s_tally(&cap, &w, exe_id, lib_id);
+    double expected = (double)d.child_cpu_ns / (2.0 * (double)tick_ns);
+    s_print_tally("cpu_workload (tick, every 2nd)", cap.pids[0], &t,
+                  expected, d.child_cpu_ns);
+    uint64_t irq_frames = 0, hrtimer_frames = 0, tick_frames = 0;
+    uint64_t bad_weight = 0;
+    for (size_t i = 0; i < cap.nsamples; i++) {
+        const cap_sample_t *s = &cap.samples[i];
+        for (uint32_t k = 0; k < s->nk; k++) {
+            uint64_t a = s->kframes[k];
+            irq_frames += a >= irq_lo && a < irq_hi;
+            hrtimer_frames += a >= hr_lo && a < hr_hi;
+            tick_frames += a >= tick_lo && a < tick_hi;
+        }
+        bad_weight += s->weight_ns != s->count * 2 * tick_ns;
+        ck_assert(!s->has_task);
+    }
+    s_check_shares(&t);
+    /* A cut that failed would leave the tick's own frames, with
+     * tick_nohz_handler among them: hard interrupts are off while it
+     * runs, so no kept stack can hold it. Entry stubs and hrtimer code of
+     * other interrupts (softirq work run on an earlier interrupt's exit,
+     * say) are what the tick interrupted, and may be kept. */
+    printf("tick: kept kernel frames in irq entry code %" PRIu64
+           ", in __hrtimer_run_queues %" PRIu64 ", in the tick %" PRIu64
+           "\n", irq_frames, hrtimer_frames, tick_frames);
+    ck_assert_uint_eq(tick_frames, 0);
+    ck_assert_uint_eq(bad_weight, 0);
+    /* alpha and beta compute in user mode: interrupted there, they have no
+     * kernel stack (the few with one were caught in a page fault or the
+     * like). */
+    ck_assert_uint_le(t.user_with_kernel * 10, t.alpha + t.beta);
+    /* Every 2nd tick of the CPU time the workload got, within sampling
+     * error (and slices of a shared CPU lining up with the tick). */
+    int contended = (double)d.child_cpu_ns < 3.0 * 1e9 * 0.8;
+    ck_assert_double_ge((double)t.total, expected * (contended ? 0.5 : 0.8));
+    ck_assert_double_le((double)t.total,
+                        expected * (contended ? 1.5 : 1.2) + 5);
+    ck_assert_uint_eq(cap.idle_counts, 0);
+    s_finish(&col, &loop, &cap);
+}
+END_TEST
+
+/* Idle CPUs are not sampled: over a window in which the machine is partly
+ * idle, the weight of every sample of the host (every tick kept) adds up
+ * to the machine's busy time in /proc/stat, not to CPUs x wall time, and
+ * no sample is of pid 0. */
+START_TEST(test_tick_idle_cpus_give_none)
+{
+    capture_t cap = { 0 };
+    collector_options_t opts;
+    const uint64_t tick_ns = s_config_tick_ns();
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+    if (!tick_ns) {
+        tu_skip("collector_bpf_idle", "no kernel config to read CONFIG_HZ from");
+        return;
+    }
+    loop_t *loop = loop_new();
+    collector_options_default(&opts);
+    opts.sampler = COLLECTOR_SAMPLER_TICK;
+    opts.host_period_ns = tick_ns;
+    opts.drain_interval_ms = 100;
+    opts.scan_proc = false;
+    collector_t *col = s_start(loop, &cap, &opts, NULL);
+    char *argv[] = { (char *)"/bin/sleep", (char *)"2", NULL };
+    driver_t d = { .cap = &cap, .col = col, .argv = argv, .runs = 1,
+                   .linger_ms = 0 };
+    uint64_t busy0 = s_busy_ns(), t0 = now_mono_ns();
+    s_run(&d, loop, 10000);
+    uint64_t busy = s_busy_ns() - busy0, wall = now_mono_ns() - t0;
+    double idle_share = 1.0 - (double)busy / ((double)wall * (double)ncpu);
+    printf("tick, idle: %.3f s of weight in %" PRIu64 " samples; machine "
+           "busy %.3f s of %.3f s x %ld CPUs (%.0f%% idle)\n",
+           (double)cap.all_weight_ns / 1e9, cap.all_counts,
+           (double)busy / 1e9, (double)wall / 1e9, ncpu, 100 * idle_share);
+    fflush(stdout);
+    ck_assert_uint_eq(cap.idle_counts, 0);
+    ck_assert_uint_gt(cap.all_counts, 0);
+    /* The kernel's accounting is tick-sampled too: both see the same
+     * ticks, up to the last drain and the edges of the window. */
+    ck_assert_double_ge((double)cap.all_weight_ns, 0.6 * (double)busy);
+    ck_assert_double_le((double)cap.all_weight_ns,
+                        1.4 * (double)busy + 20.0 * (double)tick_ns);
+    if (idle_share < 0.2)
+        printf("tick, idle: the machine was too busy to tell idle ticks "
+               "apart (%.0f%% idle)\n", 100 * idle_share);
+    else
+        ck_assert_double_lt((double)cap.all_weight_ns,
+                            (1.0 - idle_share / 2) * (double)wall *
+                                (double)ncpu);
+    s_finish(&col, &loop, &cap);
+}
+END_TEST
+
+/* Which trigger samples what: auto takes the tick here; a task period of
+ * whole ticks stays on the tick, any other one gets perf events while a
+ * task is active; perf_event forced keeps them all the time. */
+static void s_apply_pids(collector_t *col, uint64_t seq, uint32_t *pid)
+{
+    wire_task_t task = { .task_id = (char *)"trigger-test",
+                         .target = WIRE_TARGET_ON_CPU,
+                         .duration_ms = 60000, .npids = pid ? 1 : 0,
+                         .pids = pid };
+    wire_task_set_t set = { .generation = seq, .ntasks = pid ? 1 : 0,
+                            .tasks = &task };
+    snprintf(set.hdr.sender, sizeof(set.hdr.sender), "policy/test");
+    set.hdr.seq = seq;
+    ck_assert_int_eq(collector_apply_tasks(col, &set), 0);
+}
+
+static void s_check_trigger(int sampler, uint64_t period_ns, int want,
+                            int perf_idle, int perf_task)
+{
+    capture_t cap = { 0 };
+    collector_options_t opts;
+    collector_info_t info;
+    uint32_t self = (uint32_t)getpid();
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+    loop_t *loop = loop_new();
+    collector_options_default(&opts);
+    opts.sampler = sampler;
+    opts.period_ns = period_ns;
+    opts.scan_proc = false;
+    collector_t *col = s_start(loop, &cap, &opts, NULL);
+    collector_info(col, &info);
+    ck_assert_int_eq(info.sampler, want);
+    ck_assert_int_eq(info.perf_events, perf_idle ? ncpu : 0);
+    s_apply_pids(col, 1, &self);
+    collector_info(col, &info);
+    ck_assert_int_eq(info.perf_events, perf_task ? ncpu : 0);
+    s_apply_pids(col, 2, NULL);
+    collector_info(col, &info);
+    ck_assert_int_eq(info.perf_events, perf_idle ? ncpu : 0);
+    s_finish(&col, &loop, &cap);
+}
+
+START_TEST(test_sampler_choice)
+{
+    const uint64_t tick_ns = s_config_tick_ns();
+
+    s_check_trigger(COLLECTOR_SAMPLER_PERF_EVENT, 9000000,
+                    COLLECTOR_SAMPLER_PERF_EVENT, 1, 1);
+    if (!tick_ns) {
+        tu_skip("collector_bpf_tick_choice", "no kernel config to read CONFIG_HZ from");
+        return;
+    }
+    s_check_trigger(COLLECTOR_SAMPLER_AUTO, 2 * tick_ns + tick_ns / 4,
+                    COLLECTOR_SAMPLER_TICK, 0, 1);
+    s_check_trigger(COLLECTOR_SAMPLER_TICK, 2 * tick_ns,
+                    COLLECTOR_SAMPLER_TICK, 0, 0);
+}
+END_TEST
+
 /* Processes that live 40 ms are resolved although their samples are
  * drained (1 s interval) after they exited. */
 START_TEST(test_short_lived)
@@ -605,6 +894,7 @@ START_TEST(test_short_lived)
     collector_options_default(&opts);
     opts.period_ns = PERIOD_NS / 2;   /* ~8 samples per 40 ms run */
     opts.host_every = 1;
+    opts.sampler = COLLECTOR_SAMPLER_PERF_EVENT; /* exact periods */
     opts.drain_interval_ms = 1000;
     opts.scan_proc = false;
     collector_t *col = s_start(loop, &cap, &opts, NULL);
@@ -670,6 +960,7 @@ START_TEST(test_host_decimation)
     collector_options_default(&opts);
     opts.period_ns = PERIOD_NS;
     opts.host_every = 4;
+    opts.sampler = COLLECTOR_SAMPLER_PERF_EVENT; /* exact periods */
     opts.scan_proc = false;
     collector_t *col = s_start(loop, &cap, &opts, NULL);
     char *argv[] = { exe, "2", NULL };
@@ -712,6 +1003,7 @@ START_TEST(test_fill_threshold_wakeup)
     collector_options_default(&opts);
     opts.period_ns = 1000000;      /* 1 kHz per CPU: ~40 KB/s per CPU */
     opts.host_every = 1;
+    opts.sampler = COLLECTOR_SAMPLER_PERF_EVENT; /* exact periods */
     opts.ringbuf_size = 64 << 10;
     opts.drain_interval_ms = 10000; /* never fires during the run */
     opts.scan_proc = false;
@@ -766,6 +1058,7 @@ START_TEST(test_publish_interval)
         collector_options_default(&opts);
         opts.period_ns = PERIOD_NS;
         opts.host_every = 1;
+        opts.sampler = COLLECTOR_SAMPLER_PERF_EVENT;
         opts.drain_interval_ms = 50;
         /* Due at the first drain (nothing to send yet), then not again
          * during the run... */
@@ -926,6 +1219,7 @@ START_TEST(test_container)
     collector_options_default(&opts);
     opts.period_ns = PERIOD_NS;
     opts.host_every = 1;
+    opts.sampler = COLLECTOR_SAMPLER_PERF_EVENT; /* exact periods */
     opts.scan_proc = false;
     collector_t *col = s_start(loop, &cap, &opts, NULL);
     char runner[2048];
@@ -1036,6 +1330,11 @@ START_TEST(test_bad_options)
     ck_assert_ptr_null(collector_new(&opts, loop, NULL, &sink, err,
                                      sizeof(err)));
     ck_assert_ptr_nonnull(strstr(err, "collector.ringbuf_size"));
+    collector_options_default(&opts);
+    opts.sampler = 7;
+    ck_assert_ptr_null(collector_new(&opts, loop, NULL, &sink, err,
+                                     sizeof(err)));
+    ck_assert_ptr_nonnull(strstr(err, "collector.sampler"));
     ck_assert_int_eq(cap.batches, 0);
     loop_destroy(&loop);
 }
@@ -1053,6 +1352,9 @@ int main(void)
         tu_require_tool("collector_bpf", "nm") &&
         tu_require_tool("collector_bpf", "readelf")) {
         tcase_add_test(tc, test_cpu_workload);
+        tcase_add_test(tc, test_tick_cpu_workload);
+        tcase_add_test(tc, test_tick_idle_cpus_give_none);
+        tcase_add_test(tc, test_sampler_choice);
         tcase_add_test(tc, test_short_lived);
         tcase_add_test(tc, test_host_decimation);
         tcase_add_test(tc, test_fill_threshold_wakeup);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -335,6 +336,121 @@ START_TEST(test_tiny_maps_count_drops)
     ck_assert_uint_gt(cap.samples, 0);
     ck_assert_uint_le(max_stacks, 2 * 3);   /* 2 maps of 2 + 1 */
     offcpu_destroy(&off);
+}
+END_TEST
+
+/* Short periods are sampled: a probe recording one in 8 of them, weighted
+ * by 8, and a probe recording every one watch the same pipe ping-pong at
+ * once. The sampled one must take far fewer stacks, count what it left
+ * out, and still estimate the switches and the time off CPU of the
+ * exact one. */
+static uint64_t s_sum_count(const capture_t *cap)
+{
+    uint64_t n = 0;
+
+    for (int i = 0; i < cap->nthreads; i++)
+        n += cap->threads[i].count;
+    return n;
+}
+
+static uint64_t s_sum_ns(const capture_t *cap)
+{
+    uint64_t n = 0;
+
+    for (int i = 0; i < cap->nthreads; i++)
+        n += cap->threads[i].ns;
+    return n;
+}
+
+/* Runs offcpu_workload pingpong (the parent blocks about once per round)
+ * under one probe; the parent's voluntary context switches (its rusage)
+ * are what the probe should count. */
+static void s_pingpong(offcpu_t *off, capture_t *cap, long *nvcsw)
+{
+    const char *exe = tu_build_path("tests/progs/offcpu_workload");
+    struct rusage ru;
+    int status;
+
+    /* 0.5 s asleep first: the probe is attached before the rounds. */
+    char *argv[] = { (char *)exe, "pingpong", "60000", "0.5", NULL };
+    pid_t child = tu_spawn(argv, NULL);
+    ck_assert_int_gt(child, 0);
+    uint32_t pid = (uint32_t)child;
+    cap->pid = pid;
+    ck_assert_int_eq(offcpu_set_pids(off, &pid, 1), 0);
+    for (;;) {
+        s_sleep_ms(100);
+        offcpu_drain(off);
+        if (wait4(child, &status, WNOHANG, &ru) == child)
+            break;
+    }
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    offcpu_drain(off);
+    *nvcsw = ru.ru_nvcsw;
+}
+
+START_TEST(test_sampled_short_periods_stand_for_all)
+{
+    func_t funcs[3] = { { "sky_off_sleep", 0, 0 },
+                        { "sky_off_pipe_read", 0, 0 },
+                        { "sky_off_mutex_wait", 0, 0 } };
+    capture_t exact = { .funcs = funcs }, sampled = { .funcs = funcs };
+    offcpu_options_t opts;
+    offcpu_stats_t st_exact, st_sampled;
+    long nv_exact, nv_sampled;
+
+    offcpu_options_default(&opts);
+    opts.flavour = OFFCPU_TP_BTF;
+    opts.sample_every = 1;
+    offcpu_t *all = offcpu_new(&opts, s_on_sample, &exact);
+    ck_assert_ptr_nonnull(all);
+    s_pingpong(all, &exact, &nv_exact);
+    offcpu_stats(all, &st_exact);
+    offcpu_destroy(&all);
+    opts.sample_every = 8;
+    offcpu_t *some = offcpu_new(&opts, s_on_sample, &sampled);
+    ck_assert_ptr_nonnull(some);
+    s_pingpong(some, &sampled, &nv_sampled);
+    offcpu_stats(some, &st_sampled);
+    offcpu_destroy(&some);
+
+    uint64_t n_exact = s_sum_count(&exact), n_est = s_sum_count(&sampled);
+    uint64_t ns_exact = s_sum_ns(&exact), ns_est = s_sum_ns(&sampled);
+    fprintf(stderr,
+            "every 1: %" PRIu64 " periods (%ld voluntary switches), %.1f ms, "
+            "%" PRIu64 " preempted; every 8: %" PRIu64 " recorded, %" PRIu64
+            " unsampled, %" PRIu64 " estimated (%ld voluntary switches), "
+            "%.1f ms, %" PRIu64 " preempted\n",
+            n_exact, nv_exact, (double)ns_exact / 1e6, st_exact.preempted,
+            st_sampled.switches, st_sampled.unsampled, n_est, nv_sampled,
+            (double)ns_est / 1e6, st_sampled.preempted);
+    /* Every period of the parent is recorded, and each one is a
+     * voluntary switch (the kernel counts also those whose wakeup raced
+     * the switch-out; __schedule reports them runnable, and so do we). */
+    ck_assert_uint_eq(st_exact.unsampled, 0);
+    ck_assert_uint_le(n_exact, st_exact.switches);
+    ck_assert_uint_gt(n_exact, 20000);
+    ck_assert_double_lt((double)n_exact, 1.02 * (double)nv_exact);
+    /* One in 8 short periods recorded, the others counted. */
+    uint64_t seen = st_sampled.switches + st_sampled.unsampled;
+    ck_assert_uint_gt(seen, 20000);
+    ck_assert_double_lt((double)seen, 1.02 * (double)nv_sampled);
+    ck_assert_uint_gt(st_sampled.unsampled, seen / 2);
+    ck_assert_uint_lt(st_sampled.switches, seen / 4);
+    /* Weighted, the sample stands for every period the probe saw: 8 x a
+     * binomial draw of p = 1/8 over > 20000 periods has a relative sd
+     * under 2 %. */
+    ck_assert_double_gt((double)n_est, 0.9 * (double)seen);
+    ck_assert_double_lt((double)n_est, 1.1 * (double)seen);
+    /* Time per period: both runs do the same work; on a loaded machine a
+     * few periods spent waiting for a CPU dominate the time, so only a
+     * gross error (a weight not applied: 1/8) fails. */
+    double per_exact = (double)ns_exact / (double)n_exact;
+    double per_est = (double)ns_est / (double)n_est;
+    ck_assert_double_gt(per_est, 0.5 * per_exact);
+    ck_assert_double_lt(per_est, 2.0 * per_exact);
+    ck_assert_uint_eq(exact.other_pid_samples + sampled.other_pid_samples,
+                      0);
 }
 END_TEST
 
@@ -719,6 +835,7 @@ int main(void)
             tu_skip("offcpu kprobe flavour", "this kernel has no kprobes "
                     "(no kprobe PMU, no kprobe_events)");
         tcase_add_test(probe, test_tiny_maps_count_drops);
+        tcase_add_test(probe, test_sampled_short_periods_stand_for_all);
         tcase_add_test(probe, test_collector_follows_off_cpu_tasks);
     }
     if (tu_require_bpf("offcpu end to end"))
