@@ -9,7 +9,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "log.h"
 #include "symbolizer/elfobj.h"
 #include "symbolizer/symtab.h"
 
@@ -65,11 +64,6 @@ s_exercise(elfobj_t *obj)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int quiet;
-    if (!quiet) {
-        log_init("fuzz_elf", LOG_LVL_ERROR);
-        quiet = 1;
-    }
     int fd = s_file_of(data, size);
     if (fd >= 0) {
         elfobj_t *obj = elfobj_open_fd(fd, "fuzz");   /* owns fd */

@@ -8,18 +8,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "log.h"
 #include "symbolizer/perfmap.h"
 #include "symbolizer/symtab.h"
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int quiet;
-    if (!quiet) {
-        log_init("fuzz_perfmap", LOG_LVL_ERROR);
-        quiet = 1;
-    }
     int fd = memfd_create("fuzz_perfmap", MFD_CLOEXEC);
     if (fd < 0)
         return 0;
