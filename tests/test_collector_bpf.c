@@ -4,6 +4,7 @@
  * come from binutils (nm, readelf), independently of the collector. */
 #include <check.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -789,7 +790,13 @@ START_TEST(test_tick_idle_cpus_give_none)
     opts.drain_interval_ms = 100;
     opts.scan_proc = false;
     collector_t *col = s_start(loop, &cap, &opts, NULL);
-    char *argv[] = { (char *)"/bin/sleep", (char *)"2", NULL };
+    /* A known burst of CPU, then sleep: the burst proves the sampler runs
+     * even on a machine with no background work (CI: 100% idle), the
+     * sleep leaves the CPUs idle for most of the window. */
+    char script[PATH_MAX + 64];
+    snprintf(script, sizeof(script), "'%s' 0.3 >/dev/null && sleep 1.7",
+             tu_build_path("tests/progs/cpu_workload"));
+    char *argv[] = { (char *)"/bin/sh", (char *)"-c", script, NULL };
     driver_t d = { .cap = &cap, .col = col, .argv = argv, .runs = 1,
                    .linger_ms = 0 };
     uint64_t busy0 = s_busy_ns(), t0 = now_mono_ns();
