@@ -4,8 +4,17 @@ declaration of every configuration key."""
 import re
 import sys
 
+DOC = 'docs/configuration.md'   # mk/check-docs.sh compares against this
+
 src = open('lib/config_keys.h').read()
-entries = re.findall(r'CFG\("([^"]+)",\s*(\w+),\s*"([^"]*)",\s*(NULL|"[^"]*"),\s*"((?:[^"\\]|\\.)*)"\)', src)
+# The help text may be split into adjacent string literals ("a" "b") as C
+# allows; join them, or the key would be missing from the table.
+STR = r'"(?:[^"\\]|\\.)*"'
+raw = re.findall(r'CFG\("([^"]+)",\s*(\w+),\s*"([^"]*)",\s*(NULL|"[^"]*"),\s*((?:' + STR + r'\s*)+)\)', src)
+entries = [(k, t, d, a, "".join(m[1:-1] for m in re.findall(STR, h)))
+           for k, t, d, a, h in raw]
+if len(entries) != len(re.findall(r'^\s*CFG\(', src, re.M)):
+    sys.exit("gen-config-doc: a CFG(...) entry in lib/config_keys.h did not parse")
 out = ["# Configuration keys", "",
        "One YAML file for every stage; each stage reads the keys it needs. Every key",
        "can be set from the environment as `SKYPROF_<KEY>` (upper case, dots and",
@@ -43,4 +52,4 @@ out += ["", "## List-shaped keys", "",
         "  agent's istio and `K8S_SERVICE` analyzers, each switched or changed with",
         "  `ROVER_PROCESS_DISCOVERY_KUBERNETES_ANALYZER_<NAME>_<FIELD>`",
         "  (docs/kubernetes.md).", ""]
-open(sys.argv[1] if len(sys.argv) > 1 else 'docs/configuration.md', 'w').write("\n".join(out))
+open(sys.argv[1] if len(sys.argv) > 1 else DOC, 'w').write("\n".join(out))

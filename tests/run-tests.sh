@@ -90,6 +90,18 @@ if [ -n "$FUZZ_BUILD" ]; then
     fi
 fi
 
+# Generated documents (docs/configuration.md, ...) match their sources:
+# each generator counts as one test. TESTS selects them as "docs".
+if [ -z "${TESTS:-}" ] || echo " $TESTS " | grep -q " docs "; then
+    printf '== docs\n'
+    sh mk/check-docs.sh >"$logdir/docs.log" 2>&1
+    sed 's/^/   /' "$logdir/docs.log"
+    passed=$((passed + $(grep -c '^PASS: ' "$logdir/docs.log")))
+    f=$(grep -c '^FAIL: ' "$logdir/docs.log")
+    failed=$((failed + f))
+    [ "$f" -gt 0 ] && failed_names="$failed_names docs"
+fi
+
 [ -n "$failed_names" ] && echo "failing:$failed_names"
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
