@@ -11,15 +11,13 @@
 
 #include <zmq.h>
 
-#include "agg.h"
-#include "api.h"
-#include "wire.h"
-#include "fanout.h"
-#include "handover.h"
+#include "aggregator/core/agg.h"
+#include "aggregator/http/api.h"
+#include "aggregator/replica/replica.h"
 #include "log.h"
-#include "replicas.h"
 #include "shard.h"
 #include "stage.h"
+#include "wire.h"
 
 /* Decoded replica control messages (reset after each): a release of
  * WIRE_MAX_AGG_MARKS marks with realistic sender names fits many times. */

@@ -12,8 +12,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "aggregator/agg.h"
-#include "aggregator/api.h"
+#include "aggregator/core/agg.h"
+#include "aggregator/http/api.h"
 #include "log.h"
 #include "agg_fixture.h"
 #include "testutil.h"

@@ -17,11 +17,10 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "aggregator/agg.h"
-#include "aggregator/api.h"
-#include "aggregator/fanout.h"
-#include "aggregator/flame_blob.h"
-#include "aggregator/replicas.h"
+#include "aggregator/core/agg.h"
+#include "aggregator/http/api.h"
+#include "aggregator/replica/replica.h"
+#include "aggregator/core/flame_blob.h"
 #include "testutil.h"
 
 #define MAX_NODES 64

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aggregator/agg.h"
-#include "aggregator/api.h"
+#include "aggregator/core/agg.h"
+#include "aggregator/http/api.h"
 #include "agg_fixture.h"
 #include "common/fuzz_http.h"
 #include "log.h"

@@ -6,7 +6,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "aggregator/json.h"
+#include "aggregator/core/buf.h"
+#include "aggregator/http/reqjson.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -7,8 +7,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "aggregator/agg.h"
-#include "aggregator/flame_blob.h"
+#include "aggregator/core/agg.h"
+#include "aggregator/core/flame_blob.h"
 
 #define FUZZ_MAX_NODES 4096
 #define FUZZ_MAX_ROWS 1024

@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aggregator/api_guard.h"
-#include "aggregator/api_int.h"
-#include "aggregator/fanout.h"
+#include "aggregator/http/guard.h"
+#include "aggregator/http/request.h"
+#include "aggregator/replica/replica.h"
 #include "stats.h"
 
 #define FUZZ_MAX_ARGS 32

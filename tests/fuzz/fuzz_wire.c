@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "aggregator/agg.h"
+#include "aggregator/core/agg.h"
 #include "arena.h"
 #include "wire.h"
 

@@ -1,0 +1,72 @@
+/* Internals of the HTTP API shared by api.c (server, routing) and the
+ * endpoint files. Handlers fill a reply; they never touch MHD objects
+ * except to read request arguments through api_arg(). */
+#ifndef SKYPROF_AGG_API_INT_H
+#define SKYPROF_AGG_API_INT_H
+
+#include "aggregator/core/agg.h"
+#include "aggregator/http/api.h"
+
+typedef struct {
+    int status;
+    const char *content_type;
+    const char *disposition;   /* Content-Disposition, or NULL */
+    char *body;                /* malloc'ed */
+    size_t len;
+    /* What the answer lacks (a replica that did not answer, or left
+     * with its history): sent as X-Skyprof-Partial. "" = complete. */
+    char partial[512];
+} api_reply_t;
+
+typedef struct api_request api_request_t;
+
+/* A query-string argument, or NULL. */
+const char *api_arg(api_request_t *req, const char *name);
+
+void api_reply_error(api_reply_t *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Takes b's data as the body (500 when it ran out of room). */
+void api_reply_buf(api_reply_t *r, agg_buf_t *b, const char *content_type);
+
+/* Common query arguments: start/end (unix seconds, default the last
+ * AGG_DEFAULT_RANGE_S), event (on-cpu|off-cpu), and the view selector
+ * (app_service | pid | task_id). 0, or -1 after filling a 400 reply. */
+int api_parse_range(api_request_t *req, api_reply_t *r, uint64_t *start_ms,
+                    uint64_t *end_ms);
+int api_parse_query(api_request_t *req, api_reply_t *r, agg_query_t *q);
+/* namespace=, pod=, container= (each 1 to AGG_MAX_POD_FILTER bytes) into
+ * q's filters. 0, or -1 after filling a 400 reply. */
+int api_parse_pod_filters(api_request_t *req, api_reply_t *r,
+                          agg_query_t *q);
+
+/* The query answered over every replica (unless the request says
+ * local=1, or there is no fan-out), r->partial filled; NULL after a 500
+ * reply, or a 400 when a pid without node= names processes on several
+ * nodes. */
+flame_t *api_query(api_request_t *req, const agg_query_t *q, api_reply_t *r);
+/* Process rows the same way. 0, or -1 after a 500 reply. */
+int api_process_rows(api_request_t *req, uint64_t start_ms, uint64_t end_ms,
+                     agg_prows_t *rows, api_reply_t *r);
+
+/* api_flame.c */
+void api_profile_tracing(agg_t *agg, api_request_t *req, const char *body,
+                         size_t len, api_reply_t *r);
+void api_tree(agg_t *agg, api_request_t *req, api_reply_t *r);
+void api_folded(agg_t *agg, api_request_t *req, api_reply_t *r);
+void api_pprof(agg_t *agg, api_request_t *req, api_reply_t *r);
+void api_svg(agg_t *agg, api_request_t *req, api_reply_t *r);
+
+/* api_misc.c */
+void api_processes(agg_t *agg, api_request_t *req, api_reply_t *r);
+void api_tasks_get(agg_t *agg, api_reply_t *r);
+void api_tasks_post(agg_t *agg, const char *body, size_t len,
+                    api_reply_t *r);
+/* Internal endpoints peers call (never fanning out again). */
+void api_internal_flame(agg_t *agg, api_request_t *req, api_reply_t *r);
+void api_internal_processes(agg_t *agg, api_request_t *req, api_reply_t *r);
+
+/* Display label of a node: "[k] ", "[l] ", "[p] ", "[t] " prefixes as
+ * DeepFlow shows them; other types keep their raw name. */
+void api_label(agg_buf_t *b, const flame_node_t *n);
+
+#endif
