@@ -30,17 +30,11 @@
 #define REPLICA_TICK_MS 200
 #define ANNOUNCE_MS 1000
 
+/* extra_help is the route table's (agg_api_help), made in main. */
 static const stage_desc_t s_desc = {
     .name = "aggregator",
     .summary = "Merges symbolized stacks into flame trees, keeps their "
                "history and serves the HTTP API.",
-    .extra_help = "HTTP API on aggregator.http_addr: POST "
-                  "/v1/profile/ProfileTracing, GET /api/tree, /api/folded,\n"
-                  "/api/pprof, /api/flamegraph.svg, /api/processes, "
-                  "/api/tasks (GET, POST), /, /metrics, /healthz.\n"
-                  "With aggregator.sharding, replicas share the pid buckets "
-                  "(rendezvous hashing,\nexact hand-over) and every query "
-                  "fans out to the live peers.",
 };
 
 typedef struct {
@@ -404,11 +398,15 @@ main(int argc, char **argv)
     int rc = 1;
     aggd_t self;
     char err[512];
+    char *help = NULL;
     memset(&self, 0, sizeof(self));
     self.rl = (log_ratelimit_t)LOG_RATELIMIT_INIT(5, 10000);
     wire_buf_init(&self.ctl_buf);
 
-    self.stage = stage_new(&s_desc, argc, argv, &rc);
+    stage_desc_t desc = s_desc;
+    help = agg_api_help();
+    desc.extra_help = help;
+    self.stage = stage_new(&desc, argc, argv, &rc);
     if (!self.stage)
         goto cleanup;
     rc = 1;
@@ -511,5 +509,6 @@ cleanup:
     arena_destroy(&self.ctl_arena);
     wire_buf_release(&self.ctl_buf);
     stage_destroy(&self.stage);
+    free(help);
     return rc;
 }

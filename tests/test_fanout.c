@@ -1,4 +1,4 @@
-/* What a query fan-out takes from a peer replica (aggregator/fanout.c):
+/* What a query fan-out takes from a peer replica (aggregator/replica/fanout.c):
  * a fake peer on loopback answers with hostile parts — a flame blob whose
  * header claims 256 MiB or whose stream expands past its claim, a valid
  * blob with more nodes than a tree may hold, more process rows than a

@@ -1,7 +1,9 @@
 /* The aggregator's HTTP API (libmicrohttpd, its own small thread pool):
  * DeepFlow's ProfileTracing, SkyWalking's analysed tree, folded stacks,
  * pprof, SVG flame graphs, the HTML page, process and task listings, task
- * creation, /metrics and /healthz. aggregator/API.md lists them. */
+ * creation, /metrics and /healthz. The route table (routes.c) lists them;
+ * docs/api.md describes them. The http room's one public header
+ * (aggregator/README.md). */
 #ifndef SKYPROF_AGG_API_H
 #define SKYPROF_AGG_API_H
 
@@ -30,7 +32,7 @@ typedef struct {
     /* "host:port", "[v6]:port" or ":port" (any address); port 0 picks a
      * free one (see agg_api_port). */
     const char *addr;
-    /* Request admission (api_guard.h); NULL = none. */
+    /* Request admission (guard.h); NULL = none. */
     const char *advertise_addr;
     const char *allowed_hosts;
     const char *auth_token;
@@ -45,6 +47,10 @@ uint16_t agg_api_port(const agg_api_t *self);
 /* Replicas: flame and process queries also ask the peers (replica.h);
  * NULL answers from this replica alone. Set before requests arrive. */
 void agg_api_set_fanout(agg_api_t *self, agg_fanout_t *fanout);
+
+/* The endpoints as --help lists them, one table (routes.c); malloc'ed,
+ * NULL when out of memory. */
+char *agg_api_help(void);
 
 /* The local UI (page.c): one HTML page with inline CSS and JS that talks
  * to the JSON API (/api/processes, /api/tasks, /api/flamegraph.svg). */

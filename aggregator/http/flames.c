@@ -7,7 +7,7 @@
 
 #include "aggregator/core/agg.h"
 #include "aggregator/http/reqjson.h"
-#include "aggregator/http/request.h"
+#include "aggregator/http/routes.h"
 #include "aggregator/render/render.h"
 #include "hash.h"
 #include "log.h"
@@ -225,9 +225,10 @@ s_json_time(const agg_json_field_t *f, uint64_t *out, const char *name,
 }
 
 void
-api_profile_tracing(agg_t *agg, api_request_t *req, const char *body,
-                    size_t len, api_reply_t *r)
+api_profile_tracing(api_request_t *req, api_reply_t *r)
 {
+    const char *body = req->body;
+    size_t len = req->len;
     agg_json_obj_t obj;
     char err[256];
     tag_bufs_t tags;
@@ -312,7 +313,6 @@ api_profile_tracing(agg_t *agg, api_request_t *req, const char *body,
         q.select = AGG_SEL_NAME;
         q.name = app->str;
     }
-    (void)agg;
     tree = api_query(req, &q, r);
     if (!tree)
         goto cleanup;
@@ -367,10 +367,8 @@ s_tree_node(const flame_node_t *n, int depth, void *arg)
 
 /* threads: keep the [t] layer of process views (1) or merge it (0). */
 static flame_t *
-s_query(agg_t *agg, api_request_t *req, api_reply_t *r, agg_query_t *q,
-        int threads)
+s_query(api_request_t *req, api_reply_t *r, agg_query_t *q, int threads)
 {
-    (void)agg;
     if (api_parse_query(req, r, q))
         return NULL;
     q->threads = threads;
@@ -378,7 +376,7 @@ s_query(agg_t *agg, api_request_t *req, api_reply_t *r, agg_query_t *q,
 }
 
 void
-api_tree(agg_t *agg, api_request_t *req, api_reply_t *r)
+api_tree(api_request_t *req, api_reply_t *r)
 {
     agg_query_t q;
     agg_buf_t out;
@@ -389,7 +387,7 @@ api_tree(agg_t *agg, api_request_t *req, api_reply_t *r)
     }
     /* SkyWalking's tree holds stack frames only: the thread layer of
      * process views is merged away. */
-    flame_t *tree = s_query(agg, req, r, &q, 0);
+    flame_t *tree = s_query(req, r, &q, 0);
     if (!tree)
         goto cleanup;
     tree_ctx_t ctx = { &out, 1 };
@@ -462,14 +460,14 @@ s_folded_node(const flame_node_t *n, int depth, void *arg)
 }
 
 void
-api_folded(agg_t *agg, api_request_t *req, api_reply_t *r)
+api_folded(api_request_t *req, api_reply_t *r)
 {
     agg_query_t q;
     agg_buf_t out;
     folded_ctx_t ctx;
     memset(&ctx, 0, sizeof(ctx));
     agg_buf_init(&out, AGG_API_MAX_REPLY);
-    flame_t *tree = s_query(agg, req, r, &q, 1);
+    flame_t *tree = s_query(req, r, &q, 1);
     if (!tree)
         goto cleanup;
     const char *unit = api_arg(req, "unit");
@@ -501,12 +499,12 @@ cleanup:
 
 /* --------------------------------------------------------- pprof / svg */
 void
-api_pprof(agg_t *agg, api_request_t *req, api_reply_t *r)
+api_pprof(api_request_t *req, api_reply_t *r)
 {
     agg_query_t q;
     unsigned char *data = NULL;
     size_t len = 0;
-    flame_t *tree = s_query(agg, req, r, &q, 1);
+    flame_t *tree = s_query(req, r, &q, 1);
     if (!tree)
         return;
     const flame_node_t *root = flame_root(tree);
@@ -528,12 +526,12 @@ api_pprof(agg_t *agg, api_request_t *req, api_reply_t *r)
 }
 
 void
-api_svg(agg_t *agg, api_request_t *req, api_reply_t *r)
+api_svg(api_request_t *req, api_reply_t *r)
 {
     agg_query_t q;
     char title[256];
     size_t len = 0;
-    flame_t *tree = s_query(agg, req, r, &q, 1);
+    flame_t *tree = s_query(req, r, &q, 1);
     if (!tree)
         return;
     snprintf(title, sizeof(title), "%s %s", flame_root_name(tree),

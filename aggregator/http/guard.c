@@ -1,4 +1,4 @@
-/* Request admission for the aggregator's HTTP API (see api_guard.h). */
+/* Request admission for the aggregator's HTTP API (see guard.h). */
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>

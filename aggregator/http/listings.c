@@ -1,24 +1,24 @@
-/* Listing and control endpoints: processes, tasks (list and create). */
+/* Listing and control endpoints: processes, tasks (list and create), the
+ * internal parts replicas ask each other for, /metrics and /healthz. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "aggregator/core/agg.h"
 #include "aggregator/http/reqjson.h"
-#include "aggregator/http/request.h"
+#include "aggregator/http/routes.h"
 #include "aggregator/replica/replica.h"
 
 #define API_MAX_TASK_S (24u * 3600u)
 
 void
-api_processes(agg_t *agg, api_request_t *req, api_reply_t *r)
+api_processes(api_request_t *req, api_reply_t *r)
 {
     uint64_t start_ms, end_ms;
     agg_query_t pods = { 0 };
     if (api_parse_range(req, r, &start_ms, &end_ms) ||
         api_parse_pod_filters(req, r, &pods))
         return;
-    (void)agg;
     agg_prows_t rows;
     agg_prows_init(&rows);
     if (api_process_rows(req, start_ms, end_ms, &rows, r) == 0) {
@@ -39,7 +39,7 @@ s_arg(void *req, const char *name)
 }
 
 void
-api_internal_flame(agg_t *agg, api_request_t *req, api_reply_t *r)
+api_internal_flame(api_request_t *req, api_reply_t *r)
 {
     agg_query_t q;
     char err[256];
@@ -49,7 +49,7 @@ api_internal_flame(agg_t *agg, api_request_t *req, api_reply_t *r)
         api_reply_error(r, 400, "%s", err);
         return;
     }
-    flame_t *tree = agg_query(agg, &q, NULL);
+    flame_t *tree = agg_query(req->agg, &q, NULL);
     if (!tree || flame_blob_encode(tree, &blob, &len)) {
         api_reply_error(r, 500, "out of memory");
     } else {
@@ -63,7 +63,7 @@ api_internal_flame(agg_t *agg, api_request_t *req, api_reply_t *r)
 }
 
 void
-api_internal_processes(agg_t *agg, api_request_t *req, api_reply_t *r)
+api_internal_processes(api_request_t *req, api_reply_t *r)
 {
     uint64_t range[2];
     const char *names[2] = { "start_ms", "end_ms" };
@@ -84,7 +84,7 @@ api_internal_processes(agg_t *agg, api_request_t *req, api_reply_t *r)
     agg_prows_init(&rows);
     agg_buf_t out;
     agg_buf_init(&out, AGG_API_MAX_REPLY);
-    if (agg_process_rows(agg, range[0], range[1], &rows))
+    if (agg_process_rows(req->agg, range[0], range[1], &rows))
         out.oom = 1;
     else
         agg_prows_text(&rows, &out);
@@ -93,11 +93,11 @@ api_internal_processes(agg_t *agg, api_request_t *req, api_reply_t *r)
 }
 
 void
-api_tasks_get(agg_t *agg, api_reply_t *r)
+api_tasks_get(api_request_t *req, api_reply_t *r)
 {
     agg_buf_t out;
     agg_buf_init(&out, AGG_API_MAX_REPLY);
-    agg_tasks_json_all(agg, &out);
+    agg_tasks_json_all(req->agg, &out);
     agg_buf_puts(&out, "\n");
     api_reply_buf(r, &out, "application/json");
 }
@@ -112,8 +112,10 @@ s_int_field(const agg_json_field_t *f, int64_t *out)
 }
 
 void
-api_tasks_post(agg_t *agg, const char *body, size_t len, api_reply_t *r)
+api_tasks_post(api_request_t *req, api_reply_t *r)
 {
+    const char *body = req->body;
+    size_t len = req->len;
     agg_json_obj_t obj;
     char err[256], id[64];
     int64_t pid, duration, start = 0;
@@ -150,7 +152,7 @@ api_tasks_post(agg_t *agg, const char *body, size_t len, api_reply_t *r)
         api_reply_error(r, 400, "start must be unix milliseconds");
         goto cleanup;
     }
-    if (agg_request_task(agg, (uint32_t)pid, target,
+    if (agg_request_task(req->agg, (uint32_t)pid, target,
                          (uint64_t)duration * 1000, (uint64_t)start, id,
                          sizeof(id), err, sizeof(err))) {
         api_reply_error(r, 503, "%s", err);
@@ -164,4 +166,20 @@ api_tasks_post(agg_t *agg, const char *body, size_t len, api_reply_t *r)
     api_reply_buf(r, &out, "application/json");
 cleanup:
     agg_json_release(&obj);
+}
+
+void
+api_metrics(api_request_t *req, api_reply_t *r)
+{
+    free(r->body);
+    r->body = agg_metrics_text(req->agg, &r->len);
+    r->status = r->body ? 200 : 500;
+    r->content_type = "text/plain; version=0.0.4";
+}
+
+void
+api_healthz(api_request_t *req, api_reply_t *r)
+{
+    (void)req;
+    api_reply_text(r, "ok\n", "text/plain");
 }

@@ -9,6 +9,7 @@
  * in the address's fragment becomes the API's cookie (guard.h). */
 #include "aggregator/http/api.h"
 #include "aggregator/http/guard.h"
+#include "aggregator/http/routes.h"
 
 const char api_page_index_html[] =
     "<!DOCTYPE html>\n"
@@ -438,3 +439,10 @@ const char api_page_index_html[] =
     "</script>\n"
     "</body>\n"
     "</html>\n";
+
+void
+api_index(api_request_t *req, api_reply_t *r)
+{
+    (void)req;
+    api_reply_text(r, api_page_index_html, "text/html; charset=utf-8");
+}

@@ -1,11 +1,15 @@
-/* Internals of the HTTP API shared by api.c (server, routing) and the
- * endpoint files. Handlers fill a reply; they never touch MHD objects
- * except to read request arguments through api_arg(). */
-#ifndef SKYPROF_AGG_API_INT_H
-#define SKYPROF_AGG_API_INT_H
+/* A request as the endpoint handlers see it, their reply, and the
+ * helpers every handler shares (request.c): argument parsing and the
+ * queries that fan out to the replicas. Handlers fill a reply; they never
+ * touch MHD objects except to read arguments through api_arg(). The
+ * server (server.c) builds requests and dispatches them through the route
+ * table (routes.h); nothing here knows either. */
+#ifndef SKYPROF_AGG_REQUEST_H
+#define SKYPROF_AGG_REQUEST_H
 
 #include "aggregator/core/agg.h"
 #include "aggregator/http/api.h"
+#include "aggregator/replica/replica.h"
 
 typedef struct {
     int status;
@@ -18,7 +22,18 @@ typedef struct {
     char partial[512];
 } api_reply_t;
 
-typedef struct api_request api_request_t;
+struct MHD_Connection;
+
+typedef struct {
+    agg_t *agg;
+    /* The replicas the query asks as well: the server sets it for a route
+     * that fans out unless the request says local=1; NULL answers from
+     * this replica alone. */
+    agg_fanout_t *fanout;
+    const char *body;          /* len bytes (NUL after them), or NULL */
+    size_t len;
+    struct MHD_Connection *conn;
+} api_request_t;
 
 /* A query-string argument, or NULL. */
 const char *api_arg(api_request_t *req, const char *name);
@@ -27,6 +42,12 @@ void api_reply_error(api_reply_t *r, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Takes b's data as the body (500 when it ran out of room). */
 void api_reply_buf(api_reply_t *r, agg_buf_t *b, const char *content_type);
+/* A copy of text as the body. */
+void api_reply_text(api_reply_t *r, const char *text,
+                    const char *content_type);
+
+/* A decimal without sign. 0, or -1 when s is not one or overflows. */
+int api_parse_u64(const char *s, uint64_t *out);
 
 /* Common query arguments: start/end (unix seconds, default the last
  * AGG_DEFAULT_RANGE_S), event (on-cpu|off-cpu), and the view selector
@@ -39,31 +60,13 @@ int api_parse_query(api_request_t *req, api_reply_t *r, agg_query_t *q);
 int api_parse_pod_filters(api_request_t *req, api_reply_t *r,
                           agg_query_t *q);
 
-/* The query answered over every replica (unless the request says
- * local=1, or there is no fan-out), r->partial filled; NULL after a 500
- * reply, or a 400 when a pid without node= names processes on several
- * nodes. */
+/* The query answered over req->fanout's replicas as well (when set),
+ * r->partial filled; NULL after a 500 reply, or a 400 when a pid without
+ * node= names processes on several nodes. */
 flame_t *api_query(api_request_t *req, const agg_query_t *q, api_reply_t *r);
 /* Process rows the same way. 0, or -1 after a 500 reply. */
 int api_process_rows(api_request_t *req, uint64_t start_ms, uint64_t end_ms,
                      agg_prows_t *rows, api_reply_t *r);
-
-/* api_flame.c */
-void api_profile_tracing(agg_t *agg, api_request_t *req, const char *body,
-                         size_t len, api_reply_t *r);
-void api_tree(agg_t *agg, api_request_t *req, api_reply_t *r);
-void api_folded(agg_t *agg, api_request_t *req, api_reply_t *r);
-void api_pprof(agg_t *agg, api_request_t *req, api_reply_t *r);
-void api_svg(agg_t *agg, api_request_t *req, api_reply_t *r);
-
-/* api_misc.c */
-void api_processes(agg_t *agg, api_request_t *req, api_reply_t *r);
-void api_tasks_get(agg_t *agg, api_reply_t *r);
-void api_tasks_post(agg_t *agg, const char *body, size_t len,
-                    api_reply_t *r);
-/* Internal endpoints peers call (never fanning out again). */
-void api_internal_flame(agg_t *agg, api_request_t *req, api_reply_t *r);
-void api_internal_processes(agg_t *agg, api_request_t *req, api_reply_t *r);
 
 /* Display label of a node: "[k] ", "[l] ", "[p] ", "[t] " prefixes as
  * DeepFlow shows them; other types keep their raw name. */

@@ -1,4 +1,4 @@
-/* Query fan-out across aggregator replicas (see fanout.h). */
+/* Query fan-out across aggregator replicas (see replica.h). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>

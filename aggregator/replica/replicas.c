@@ -1,4 +1,4 @@
-/* Peer aggregator replicas (see replicas.h). */
+/* Peer aggregator replicas (see replica.h). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>

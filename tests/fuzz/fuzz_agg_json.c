@@ -1,4 +1,4 @@
-/* aggregator/json.c, the reader of the API's JSON bodies (POST
+/* aggregator/http/reqjson.c, the reader of the API's JSON bodies (POST
  * /api/tasks, /api/profile/tracing): any text either parses into at most
  * AGG_JSON_MAX_FIELDS fields or fails with a reason, and the result
  * releases cleanly. */

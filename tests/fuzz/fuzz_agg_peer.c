@@ -1,5 +1,5 @@
 /* What a peer aggregator replica answers a fan-out with
- * (aggregator/fanout.c): a flame blob (first byte even) or process rows
+ * (aggregator/replica/fanout.c): a flame blob (first byte even) or process rows
  * (odd), decoded with the same kind of limits a fan-out uses, then merged
  * the way an answer is built. Whatever the wire says, a part must stay
  * within its node and row limits. */
