@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aggregator/core/buf.h"
+#include "aggregator/core/agg.h"
 #include "aggregator/http/routes.h"
 
 const api_route_t api_routes[] = {
