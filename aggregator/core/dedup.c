@@ -19,18 +19,21 @@ struct origin_dedup {
     uint32_t index[DEDUP_SLOTS]; /* ring position + 1, 0 = empty */
 };
 
-static uint64_t s_hash(const char *key, uint64_t seq)
+static uint64_t
+s_hash(const char *key, uint64_t seq)
 {
     uint64_t h = hash_mix64(hash_fnv1a(key, seq));
     return h ? h : 1; /* 0 marks an empty slot */
 }
 
-origin_dedup_t *origin_dedup_new(void)
+origin_dedup_t *
+origin_dedup_new(void)
 {
     return calloc(1, sizeof(origin_dedup_t));
 }
 
-void origin_dedup_destroy(origin_dedup_t **self_p)
+void
+origin_dedup_destroy(origin_dedup_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
@@ -38,8 +41,9 @@ void origin_dedup_destroy(origin_dedup_t **self_p)
     *self_p = NULL;
 }
 
-static size_t s_find(const origin_dedup_t *self, uint64_t h,
-                     const char *key, uint64_t seq, int *found)
+static size_t
+s_find(const origin_dedup_t *self, uint64_t h,
+       const char *key, uint64_t seq, int *found)
 {
     size_t i = h % DEDUP_SLOTS;
     for (;;) {
@@ -59,7 +63,8 @@ static size_t s_find(const origin_dedup_t *self, uint64_t h,
 
 /* Removes the index entry pointing at ring position pos, re-inserting the
  * entries after it in its probe run (linear-probing deletion). */
-static void s_unindex(origin_dedup_t *self, size_t pos)
+static void
+s_unindex(origin_dedup_t *self, size_t pos)
 {
     const origin_t *o = &self->ring[pos];
     int found;
@@ -77,8 +82,9 @@ static void s_unindex(origin_dedup_t *self, size_t pos)
     }
 }
 
-int origin_dedup_check(origin_dedup_t *self, const char *topic,
-                       const char *sender, uint64_t seq)
+int
+origin_dedup_check(origin_dedup_t *self, const char *topic,
+                   const char *sender, uint64_t seq)
 {
     if (!sender || !sender[0])
         return 0;
