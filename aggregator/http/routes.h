@@ -1,8 +1,8 @@
-/* The route table of the HTTP API (routes.c): every endpoint once, with
- * its method, path, handler, whether it asks the other replicas, and one
- * line of help. The server dispatches from it, --help lists it and
- * mk/gen-api-doc.py writes docs/api.md's endpoint table from its source,
- * so adding an endpoint is a row here and a handler. */
+/* The route table of the HTTP API: every endpoint once (route_table.h),
+ * with its method, path, handler, whether it asks the other replicas,
+ * whether it needs the token, its arguments and one line of help. The
+ * server dispatches from it, --help lists it and mk/gen-api-doc.py writes
+ * docs/api.md's endpoint table from it. */
 #ifndef SKYPROF_AGG_ROUTES_H
 #define SKYPROF_AGG_ROUTES_H
 
@@ -28,14 +28,10 @@ typedef struct {
 extern const api_route_t api_routes[];
 extern const size_t api_nroutes;
 
-/* The handlers, by the file that holds them. */
-/* flames.c */
-api_handler_fn api_profile_tracing, api_tree, api_folded, api_pprof,
-    api_svg;
-/* listings.c */
-api_handler_fn api_processes, api_tasks_get, api_tasks_post,
-    api_internal_flame, api_internal_processes, api_metrics, api_healthz;
-/* page.c */
-api_handler_fn api_index;
+/* Every handler of route_table.h (flames.c, listings.c, page.c). */
+#define ROUTE(method, path, handler, fans_out, open, args, help) \
+    api_handler_fn handler;
+#include "aggregator/http/route_table.h"
+#undef ROUTE
 
 #endif
