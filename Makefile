@@ -252,6 +252,13 @@ images: all
 clean:
 	rm -rf build
 
-.SECONDARY:
+# Objects and generated files stay after a build (make deletes the
+# intermediate files of pattern chains). Not a blanket .SECONDARY: that
+# makes every target intermediate, and a missing intermediate object is not
+# built while its archive is newer than its source, so a new .c with an old
+# mtime (checked out, merged, moved) silently stayed out of its archive.
+# (.PRECIOUS names the target patterns of the rules, as written.)
+.PRECIOUS: $(BUILD)/obj/%.o $(BUILD)/obj/tests/%.o $(BUILD)/obj/gen/%.o \
+           $(GEN)/%.pb-c.c $(GEN)/%.pb-c.h $(GEN)/%.skel.h $(BUILD)/bpf/%.bpf.o
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
