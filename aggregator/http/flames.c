@@ -515,11 +515,7 @@ api_pprof(api_request_t *req, api_reply_t *r)
                      (q.end_ms - q.start_ms) * 1000000ull, &data, &len)) {
         api_reply_error(r, 500, "cannot render the profile");
     } else {
-        free(r->body);
-        r->body = (char *)data;
-        r->len = len;
-        r->status = 200;
-        r->content_type = "application/octet-stream";
+        api_reply_take(r, data, len, "application/octet-stream");
         r->disposition = "attachment; filename=\"profile.pb.gz\"";
     }
     flame_destroy(&tree);
@@ -538,14 +534,9 @@ api_svg(api_request_t *req, api_reply_t *r)
              q.kind == WIRE_KIND_OFF_CPU ? "off-CPU" : "on-CPU");
     char *svg = render_flame_svg(tree, title, q.kind == WIRE_KIND_OFF_CPU,
                                  &len);
-    if (!svg) {
+    if (!svg)
         api_reply_error(r, 500, "cannot render the flame graph");
-    } else {
-        free(r->body);
-        r->body = svg;
-        r->len = len;
-        r->status = 200;
-        r->content_type = "image/svg+xml";
-    }
+    else
+        api_reply_take(r, svg, len, "image/svg+xml");
     flame_destroy(&tree);
 }

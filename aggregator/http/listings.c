@@ -50,15 +50,10 @@ api_internal_flame(api_request_t *req, api_reply_t *r)
         return;
     }
     flame_t *tree = agg_query(req->agg, &q, NULL);
-    if (!tree || flame_blob_encode(tree, &blob, &len)) {
+    if (!tree || flame_blob_encode(tree, &blob, &len))
         api_reply_error(r, 500, "out of memory");
-    } else {
-        free(r->body);
-        r->body = (char *)blob;
-        r->len = len;
-        r->status = 200;
-        r->content_type = "application/octet-stream";
-    }
+    else
+        api_reply_take(r, blob, len, "application/octet-stream");
     flame_destroy(&tree);
 }
 
@@ -171,10 +166,9 @@ cleanup:
 void
 api_metrics(api_request_t *req, api_reply_t *r)
 {
-    free(r->body);
-    r->body = agg_metrics_text(req->agg, &r->len);
-    r->status = r->body ? 200 : 500;
-    r->content_type = "text/plain; version=0.0.4";
+    size_t len = 0;
+    char *text = agg_metrics_text(req->agg, &len);
+    api_reply_take(r, text, len, "text/plain; version=0.0.4");
 }
 
 void

@@ -37,13 +37,24 @@ api_reply_error(api_reply_t *r, int status, const char *fmt, ...)
 }
 
 void
+api_reply_take(api_reply_t *r, void *body, size_t len,
+               const char *content_type)
+{
+    if (!body) {
+        api_reply_error(r, 500, "out of memory");
+        return;
+    }
+    free(r->body);
+    r->body = body;
+    r->len = len;
+    r->status = 200;
+    r->content_type = content_type;
+}
+
+void
 api_reply_text(api_reply_t *r, const char *text, const char *content_type)
 {
-    free(r->body);
-    r->body = strdup(text);
-    r->len = r->body ? strlen(r->body) : 0;
-    r->status = r->body ? 200 : 500;
-    r->content_type = content_type;
+    api_reply_take(r, strdup(text), strlen(text), content_type);
 }
 
 void
@@ -55,10 +66,9 @@ api_reply_buf(api_reply_t *r, agg_buf_t *b, const char *content_type)
                         "narrow the time range");
         return;
     }
-    free(r->body);
-    r->body = agg_buf_take(b, &r->len);
-    r->status = r->body ? 200 : 500;
-    r->content_type = content_type;
+    size_t len = 0;
+    char *body = agg_buf_take(b, &len);
+    api_reply_take(r, body, len, content_type);
 }
 
 int

@@ -42,6 +42,10 @@ void api_reply_error(api_reply_t *r, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Takes b's data as the body (500 when it ran out of room). */
 void api_reply_buf(api_reply_t *r, agg_buf_t *b, const char *content_type);
+/* Takes body (malloc'ed, len bytes) as a 200 answer; NULL (allocation
+ * failed) makes it a 500. */
+void api_reply_take(api_reply_t *r, void *body, size_t len,
+                    const char *content_type);
 /* A copy of text as the body. */
 void api_reply_text(api_reply_t *r, const char *text,
                     const char *content_type);
