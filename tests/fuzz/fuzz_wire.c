@@ -33,7 +33,7 @@ static agg_t *s_agg(void)
     static unsigned calls;
     if (!s_aggregator) {
         s_agg_stats = stats_new("aggregator", "fuzz");
-        agg_options_t o = {.sender = "aggregator/fuzz", .flush_ms = 1000,
+        agg_options_t o = { .flush_ms = 1000,
                            .history_ms = 10000, .max_nodes = 4096,
                            .stats = s_agg_stats};
         s_aggregator = s_agg_stats ? agg_new(&o, s_clock_ms) : NULL;
