@@ -280,27 +280,3 @@ void stage_destroy(stage_t **self_p)
     free(self);
     *self_p = NULL;
 }
-
-int stage_publish(stage_t *self, const char *topic, const void *buf,
-                  size_t len)
-{
-    return bus_publish(self->bus, topic, buf, len);
-}
-
-int stage_drain(stage_t *self, int max, stage_msg_fn fn, void *arg)
-{
-    int handled = 0;
-    for (int i = 0; i < max; i++) {
-        const char *topic;
-        const void *data;
-        size_t len;
-        int r = bus_recv(self->bus, &topic, &data, &len);
-        if (r == 0)
-            break;
-        if (r < 0)
-            continue;
-        fn(arg, topic, data, len);
-        handled++;
-    }
-    return handled;
-}
