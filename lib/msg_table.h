@@ -32,9 +32,9 @@ MSG(TASK_REQUEST, TOPIC_TASK_REQUEST, EXACT, wire_task_set_t, task_set,
 MSG(AGG_PROFILE, TOPIC_AGG_PROFILE, EXACT, wire_profile_batch_t,
     profile_batch, "profile batch", "aggregator", "uplink")
 MSG(STATS, TOPIC_STATS, SUFFIX, wire_stats_t, stats, "stats",
-    "every stage (`stats.<stage>`)", "aggregator")
+    "every stage (name: the stage)", "aggregator")
 MSG(HELLO, TOPIC_HELLO, SUFFIX, wire_hello_t, hello, "hello",
-    "replicas (`ctl.hello.<role>`)", "replicas of the role")
+    "replicas (name: their role)", "replicas of the role")
 MSG(AGG_PEER, TOPIC_AGG_PEER, EXACT, wire_agg_peer_t, agg_peer, "agg peer",
     "aggregator replicas (`aggregator.sharding`)", "aggregator replicas")
 MSG(AGG_CLAIM, TOPIC_AGG_CLAIM, EXACT, wire_agg_release_t, agg_release,
