@@ -151,21 +151,15 @@ s_on_peer(void *arg, const msg_decoded_t *msg)
 /* ctl.agg.claim and ctl.agg.release; our own come back through the
  * broker. */
 static int
-s_on_claim(void *arg, const msg_decoded_t *msg)
+s_on_handover(void *arg, const msg_decoded_t *msg)
 {
     aggd_t *self = arg;
     const wire_agg_release_t *m = msg->body;
-    if (strcmp(m->instance, self->stage->instance) != 0)
+    if (strcmp(m->instance, self->stage->instance) == 0)
+        return 0;
+    if (msg->id == MSG_AGG_CLAIM)
         agg_handover_on_claim(self->handover, m->bucket, now_mono_ms());
-    return 0;
-}
-
-static int
-s_on_release(void *arg, const msg_decoded_t *msg)
-{
-    aggd_t *self = arg;
-    const wire_agg_release_t *m = msg->body;
-    if (strcmp(m->instance, self->stage->instance) != 0)
+    else
         agg_handover_on_release(self->handover, m);
     return 0;
 }
@@ -318,8 +312,9 @@ s_replicas_start(aggd_t *self, uint64_t history_ms)
                  "replica's share of the data cannot be queried");
     }
     if (bus_on(self->stage->bus, MSG_AGG_PEER, s_on_peer, self) < 0
-        || bus_on(self->stage->bus, MSG_AGG_CLAIM, s_on_claim, self) < 0
-        || bus_on(self->stage->bus, MSG_AGG_RELEASE, s_on_release, self) < 0) {
+        || bus_on(self->stage->bus, MSG_AGG_CLAIM, s_on_handover, self) < 0
+        || bus_on(self->stage->bus, MSG_AGG_RELEASE, s_on_handover,
+                  self) < 0) {
         log_error("cannot subscribe to %s*", TOPIC_AGG_CTL);
         return -1;
     }
