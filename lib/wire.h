@@ -1,4 +1,7 @@
 /* The bus wire codec: the only place that packs or unpacks bus payloads.
+ * lib/msg_table.h lists every message with its topic and its codec here;
+ * stages do not call the codecs themselves but send and receive typed
+ * messages through lib/bus.h (bus_send, bus_on).
  *
  * Every payload is one msgpack array whose first four elements are the
  * header [version, sender, seq, ts_ns] followed by the body of the message
