@@ -511,13 +511,17 @@ int bus_send_on(bus_t *self, msg_id_t id, const char *topic, void *body)
                     "%d; not sent", topic, (int)id);
         goto cleanup;
     }
-    if (msg_encode(id, body, self->sender, bus_next_seq(self, topic),
-                   &self->out) != 0) {
+    /* A body that cannot be encoded never existed for the receivers: it
+     * takes no number. One dropped at the high-water mark does, so
+     * receivers count it lost. */
+    uint64_t *seq = s_seq_slot(&self->pub_seq, topic);
+    if (msg_encode(id, body, self->sender, *seq + 1, &self->out) != 0) {
         log_warn_rl(&self->rl, "bus: a %s on %s broke a wire bound; not "
                     "sent", d->payload, topic);
         rc = BUS_TOO_BIG;
         goto cleanup;
     }
+    ++*seq;
     rc = bus_publish(self, topic, self->out.data, self->out.len);
 cleanup:
     return rc;

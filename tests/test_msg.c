@@ -486,6 +486,11 @@ START_TEST(send_numbers_each_topic_from_one)
     wire_raw_batch_t big = { .nsamples = WIRE_MAX_SAMPLES + 1 };
     ck_assert_int_eq(bus_send_on(r.bus, MSG_RAW_STACKS, raw_topic, &big),
                      BUS_TOO_BIG);
+    /* What was not sent took no number. */
+    ck_assert_int_eq(bus_send_on(r.bus, MSG_RAW_STACKS, raw_topic, &raw), 0);
+    ck_assert_int_eq(s_next_sent(&r, 2000, topic, sizeof topic, arena, &m), 0);
+    ck_assert_str_eq(topic, raw_topic);
+    ck_assert_uint_eq(m.hdr->seq, 2);
     s_rig_stop(&r);
     arena_destroy(&arena);
 }
