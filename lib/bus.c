@@ -530,8 +530,9 @@ cleanup:
 int bus_send(bus_t *self, msg_id_t id, void *body)
 {
     const msg_desc_t *d = msg_desc(id);
-    /* A bucket or a suffix is part of the topic: bus_send_on. */
-    if (!d || d->shape != MSG_SHAPE_EXACT)
-        return bus_send_on(self, id, "", body);
-    return bus_send_on(self, id, d->topic, body);
+    /* A bucket or a suffix is part of the topic: bus_send_on, which
+     * refuses the empty topic. */
+    return bus_send_on(self, id,
+                       d && d->shape == MSG_SHAPE_EXACT ? d->topic : "",
+                       body);
 }

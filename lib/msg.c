@@ -111,35 +111,33 @@ int msg_encode(msg_id_t id, void *body, const char *sender, uint64_t seq,
     if (!d)
         return -1;
     wire_header_set((wire_header_t *)body, sender, seq);
+    /* An encoder that fails appends nothing (lib/wire.h). */
     return d->encode(body, out) == 0 ? 0 : -1;
 }
 
 int msg_topic_for_pid(msg_id_t id, uint32_t pid, char *out, size_t size)
 {
     const msg_desc_t *d = msg_desc(id);
-    int n;
+    int rc = -1;
 
-    if (!d)
-        return -1;
-    if (d->shape != MSG_SHAPE_BUCKET) {
-        n = snprintf(out, size, "%s", d->topic);
-        return n >= 0 && (size_t)n < size ? 0 : -1;
-    }
-    if (size < strlen(d->topic) + 3)
-        return -1;
-    wire_sharded_topic(out, size, d->topic, pid);
-    return 0;
+    if (!d || size < strlen(d->topic) + 3)
+        goto cleanup;
+    if (d->shape == MSG_SHAPE_BUCKET)
+        wire_sharded_topic(out, size, d->topic, pid);
+    else
+        snprintf(out, size, "%s", d->topic);
+    rc = 0;
+cleanup:
+    return rc;
 }
 
 int msg_topic_for_name(msg_id_t id, const char *name, char *out,
                        size_t size)
 {
     const msg_desc_t *d = msg_desc(id);
-    int n;
+    int n = d ? snprintf(out, size, "%s%s", d->topic,
+                         d->shape == MSG_SHAPE_SUFFIX ? name : "")
+              : -1;
 
-    if (!d)
-        return -1;
-    n = snprintf(out, size, "%s%s", d->topic,
-                 d->shape == MSG_SHAPE_SUFFIX ? name : "");
     return n >= 0 && (size_t)n < size ? 0 : -1;
 }
