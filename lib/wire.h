@@ -314,8 +314,8 @@ typedef struct {
 } wire_hello_t;
 
 /* ------------------------------------------ aggregator replicas (ctl.agg.*)
- * Exchanged by aggregator replicas only (aggregator/handover.c,
- * replicas.c): the address of each replica's HTTP API, and the exact
+ * Exchanged by aggregator replicas only (the aggregator's hand-over and
+ * replica modules): the address of each replica's HTTP API, and the exact
  * hand-over of a pid bucket: the new owner claims it, the old owner
  * releases it with, per origin sender, the highest origin seq it counted. */
 typedef struct {
