@@ -404,17 +404,6 @@ invalid:
     return -1;
 }
 
-void bus_note_seq(bus_t *self, const char *topic, const char *sender,
-                  uint64_t seq)
-{
-    char key[128];
-    snprintf(key, sizeof key, "%s|%s", sender, topic);
-    uint64_t *last = s_seq_slot(&self->recv_seq, key);
-    if (*last && seq > *last + 1)
-        stats_add(s_class(self, topic)->lost, seq - *last - 1);
-    /* A smaller seq means the sender restarted: start over from it. */
-    *last = seq;
-}
 
 void bus_count_invalid(bus_t *self, const char *topic)
 {
@@ -455,6 +444,21 @@ static void s_invalid(bus_t *self, const bus_route_t *route, msg_id_t id,
         route->invalid_fn(route->invalid_arg, id, topic, err);
 }
 
+/* A decoded header: tracks the sequence number per (sender, topic) and
+ * counts gaps as lost. A smaller number than the last is a restarted
+ * sender: counting starts over from it. */
+static void s_note_seq(bus_t *self, const char *topic, const char *sender,
+                       uint64_t seq)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%s|%s", sender, topic);
+    uint64_t *last = s_seq_slot(&self->recv_seq, key);
+    if (*last && seq > *last + 1)
+        stats_add(s_class(self, topic)->lost, seq - *last - 1);
+    /* A smaller seq means the sender restarted: start over from it. */
+    *last = seq;
+}
+
 /* Decode, header, sequence, handler: the one receiving edge. */
 static void s_deliver(bus_t *self, const char *topic, const void *payload,
                       size_t len)
@@ -475,7 +479,7 @@ static void s_deliver(bus_t *self, const char *topic, const void *payload,
         s_invalid(self, route, d->id, topic, err);
         goto cleanup;
     }
-    bus_note_seq(self, topic, m.hdr->sender, m.hdr->seq);
+    s_note_seq(self, topic, m.hdr->sender, m.hdr->seq);
     if (route->fn(route->arg, &m) != 0)
         s_invalid(self, route, d->id, topic, "rejected by the stage");
 cleanup:

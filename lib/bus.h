@@ -80,17 +80,17 @@ int bus_dispatch(bus_t *self, int max);
 int bus_send(bus_t *self, msg_id_t id, void *body);
 int bus_send_on(bus_t *self, msg_id_t id, const char *topic, void *body);
 
+/* The SUB socket, for zmq_poll (call bus_dispatch when readable). */
+void *bus_sub_socket(bus_t *self);
+
 /* --------------------------------------------------------- raw edges
  * Under the typed edges; for the broker-level tests and tools. */
 
-/* Next sequence number for a topic (the seq bus_send puts in headers). */
+/* Next sequence number for a topic (from the numbering bus_send uses). */
 uint64_t bus_next_seq(bus_t *self, const char *topic);
 
 /* 0 sent, -1 dropped (counted) or failed. */
 int bus_publish(bus_t *self, const char *topic, const void *data, size_t len);
-
-/* The SUB socket, for zmq_poll. */
-void *bus_sub_socket(bus_t *self);
 
 /* Receive one message without blocking. Returns 1 with topic and payload
  * set (payload valid until the next bus_recv), 0 when nothing is waiting,
@@ -98,13 +98,8 @@ void *bus_sub_socket(bus_t *self);
 int bus_recv(bus_t *self, const char **topic, const void **payload,
              size_t *len);
 
-/* Tell the bus a payload's header decoded: tracks the sequence number per
- * (sender, topic) and counts gaps as lost. A smaller number than the last
- * is a restarted sender: counting starts over from it. */
-void bus_note_seq(bus_t *self, const char *topic, const char *sender,
-                  uint64_t seq);
-
-/* Count a message that failed validation (topic class label). */
+/* Count a message that failed validation (topic class label), for a
+ * payload that did not come through bus_dispatch. */
 void bus_count_invalid(bus_t *self, const char *topic);
 
 #endif
