@@ -33,6 +33,7 @@ static const stage_desc_t s_desc = {
                "history and serves the HTTP API.",
 };
 
+/* What main's callbacks share; every stage's main names it <stage>_main_t. */
 typedef struct {
     stage_t *stage;
     agg_t *agg;
@@ -45,12 +46,12 @@ typedef struct {
     char advertise[WIRE_MAX_AGG_ADDR + 1];  /* "" = no API to offer */
     uint64_t last_announce_ms;
     log_ratelimit_t rl;
-} aggd_t;
+} aggregator_main_t;
 
 static int
 s_publish(void *arg, msg_id_t id, void *body)
 {
-    aggd_t *self = arg;
+    aggregator_main_t *self = arg;
     return bus_send(self->stage->bus, id, body);
 }
 
@@ -58,14 +59,14 @@ s_publish(void *arg, msg_id_t id, void *body)
 static int
 s_on_data(void *arg, const msg_decoded_t *m)
 {
-    aggd_t *self = arg;
+    aggregator_main_t *self = arg;
     return agg_on_msg(self->agg, m);
 }
 
 static void
 s_on_invalid(void *arg, msg_id_t id, const char *topic, const char *err)
 {
-    aggd_t *self = arg;
+    aggregator_main_t *self = arg;
     agg_count_invalid(self->agg);
 }
 
@@ -74,7 +75,7 @@ s_on_invalid(void *arg, msg_id_t id, const char *topic, const char *err)
  * thread, so checking before each drain and after each hello sees every
  * change before the next batch is admitted. */
 static void
-s_sync_owned(aggd_t *self)
+s_sync_owned(aggregator_main_t *self)
 {
     if (!self->shard)
         return;
@@ -89,7 +90,7 @@ s_sync_owned(aggd_t *self)
 static void
 s_replay(void *arg, const char *topic, const void *data, size_t len)
 {
-    aggd_t *self = arg;
+    aggregator_main_t *self = arg;
     /* The bus already noted its sequence number. */
     agg_intake(self->agg, NULL, topic, data, len);
 }
@@ -98,7 +99,7 @@ static void
 s_publish_release(void *arg, uint32_t bucket, const wire_agg_mark_t *marks,
                   uint32_t nmarks)
 {
-    aggd_t *self = arg;
+    aggregator_main_t *self = arg;
     wire_agg_release_t m = { .instance = self->stage->instance,
                             .bucket = bucket, .nmarks = nmarks,
                             .marks = marks };
@@ -110,14 +111,14 @@ s_publish_release(void *arg, uint32_t bucket, const wire_agg_mark_t *marks,
 static void
 s_publish_claim(void *arg, uint32_t bucket)
 {
-    aggd_t *self = arg;
+    aggregator_main_t *self = arg;
     wire_agg_release_t m = { .instance = self->stage->instance,
                             .bucket = bucket };
     bus_send(self->stage->bus, MSG_AGG_CLAIM, &m);
 }
 
 static void
-s_announce(aggd_t *self, int leaving)
+s_announce(aggregator_main_t *self, int leaving)
 {
     if (!self->advertise[0])
         return;
@@ -131,7 +132,7 @@ s_announce(aggd_t *self, int leaving)
 static int
 s_on_peer(void *arg, const msg_decoded_t *msg)
 {
-    aggd_t *self = arg;
+    aggregator_main_t *self = arg;
     const wire_agg_peer_t *m = msg->body;
     if (agg_replicas_on_peer(self->replicas, m, now_mono_ms(),
                              now_wall_ms()))
@@ -145,7 +146,7 @@ s_on_peer(void *arg, const msg_decoded_t *msg)
 static int
 s_on_handover(void *arg, const msg_decoded_t *msg)
 {
-    aggd_t *self = arg;
+    aggregator_main_t *self = arg;
     const wire_agg_release_t *m = msg->body;
     if (strcmp(m->instance, self->stage->instance) == 0)
         return 0;
@@ -167,7 +168,7 @@ s_on_shard_change(void *arg)
 static int
 s_on_bus(loop_t *loop, void *socket, void *arg)
 {
-    aggd_t *self = arg;
+    aggregator_main_t *self = arg;
     (void)loop;
     (void)socket;
     s_sync_owned(self);
@@ -178,7 +179,7 @@ s_on_bus(loop_t *loop, void *socket, void *arg)
 static int
 s_on_replica_tick(loop_t *loop, void *arg)
 {
-    aggd_t *self = arg;
+    aggregator_main_t *self = arg;
     (void)loop;
     uint64_t now = now_mono_ms();
     s_sync_owned(self);
@@ -195,7 +196,7 @@ s_on_replica_tick(loop_t *loop, void *arg)
  * counting through the grace period while they subscribe, then releases
  * each bucket with its marks. Bounded by the grace period plus a second. */
 static void
-s_leave(aggd_t *self)
+s_leave(aggregator_main_t *self)
 {
     s_announce(self, 1);
     agg_handover_leave(self->handover, now_mono_ms());
@@ -257,7 +258,7 @@ s_advertise_host(const char *http_addr, char *host, size_t len)
 /* Where peers reach our API: aggregator.advertise_addr, else the
  * advertised host with the bound port. */
 static void
-s_advertise(aggd_t *self, const char *http_addr)
+s_advertise(aggregator_main_t *self, const char *http_addr)
 {
     const char *set = config_str(self->stage->cfg, "aggregator.advertise_addr");
     if (set && set[0]) {
@@ -272,7 +273,7 @@ s_advertise(aggd_t *self, const char *http_addr)
 }
 
 static int
-s_replicas_start(aggd_t *self, uint64_t history_ms)
+s_replicas_start(aggregator_main_t *self, uint64_t history_ms)
 {
     const config_t *cfg = self->stage->cfg;
     agg_handover_opts_t ho = { .stats = self->stage->stats,
@@ -331,7 +332,7 @@ s_replicas_start(aggd_t *self, uint64_t history_ms)
 static int
 s_on_flush(loop_t *loop, void *arg)
 {
-    aggd_t *self = arg;
+    aggregator_main_t *self = arg;
     (void)loop;
     agg_flush(self->agg, now_wall_ms());
     return 0;
@@ -340,7 +341,7 @@ s_on_flush(loop_t *loop, void *arg)
 static int
 s_on_wake(loop_t *loop, int fd, void *arg)
 {
-    aggd_t *self = arg;
+    aggregator_main_t *self = arg;
     (void)loop;
     (void)fd;
     agg_pump(self->agg);
@@ -348,7 +349,7 @@ s_on_wake(loop_t *loop, int fd, void *arg)
 }
 
 static int
-s_subscribe(aggd_t *self, int sharding)
+s_subscribe(aggregator_main_t *self, int sharding)
 {
     static const msg_id_t ids[] = { MSG_PROC_EVENTS, MSG_CTL_TASKS,
                                     MSG_K8S_CONTAINERS, MSG_STATS,
@@ -374,7 +375,7 @@ int
 main(int argc, char **argv)
 {
     int rc = 1;
-    aggd_t self;
+    aggregator_main_t self;
     char err[512];
     char *help = NULL;
     memset(&self, 0, sizeof(self));
