@@ -1,6 +1,6 @@
-/* The replica room of the aggregator (aggregator/README.md): what one
- * replica knows of the others and how a query asks them. Its one public
- * header; http_get.h is the room's own. */
+/* The replica room of the aggregator (aggregator/README.md): this replica
+ * as a member of the group, what it knows of the others and how a query
+ * asks them. Its one public header; http_get.h is the room's own. */
 #ifndef SKYPROF_AGG_REPLICA_H
 #define SKYPROF_AGG_REPLICA_H
 
@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "aggregator/core/agg.h"
+#include "stage.h"
 #include "wire.h"
 
 /* ------------------------------------------------------------ replicas.c
@@ -97,5 +98,41 @@ int agg_fanout_flame_path(const agg_query_t *q, char *out, size_t len);
 int agg_fanout_parse_query(const char *(*arg)(void *, const char *),
                            void *ctx, agg_query_t *q, char *err,
                            size_t errlen);
+
+/* -------------------------------------------------------------- member.c
+ * This replica as a member of the group (aggregator.sharding): the pid
+ * buckets it owns (lib/shard.c) and their exact hand-over (core's
+ * handover.h) over ctl.agg.claim and ctl.agg.release, the roster of the
+ * other replicas heard on ctl.agg.peer and its own announcement there,
+ * and the fan-out its HTTP API answers through. Loop thread, but for the
+ * fan-out, which the HTTP threads use. */
+
+typedef struct agg_member agg_member_t;
+
+typedef struct {
+    stage_t *stage;                /* its bus, loop, stats and instance */
+    agg_t *agg;
+    uint64_t history_ms;           /* how long a departure is remembered */
+    /* Where peers reach this replica's HTTP API ("host:port"); NULL or ""
+     * without one: nothing fans out then. */
+    const char *advertise;
+    uint64_t fanout_timeout_ms;    /* aggregator.fanout_timeout */
+    size_t fanout_max_reply;
+    const char *auth_token;        /* sent to the peers; NULL or "" none */
+} agg_member_opts_t;
+
+/* Subscribes to ctl.agg.*, joins the shard of sym.stacks, announces
+ * itself and ticks on the stage's loop. NULL after logging why. */
+agg_member_t *agg_member_new(const agg_member_opts_t *opts);
+/* Detaches the hand-over from the core; destroy the HTTP API before. */
+void agg_member_destroy(agg_member_t **self_p);
+/* What the HTTP API fans out with; NULL without an API. */
+agg_fanout_t *agg_member_fanout(agg_member_t *self);
+/* Before every drain of the bus: the hand-over learns what the shard owns
+ * now. NULL-safe. */
+void agg_member_sync(agg_member_t *self);
+/* Gives every bucket up at the end (announces, hands over, waits for the
+ * releases within the grace period plus a second). */
+void agg_member_leave(agg_member_t *self);
 
 #endif
