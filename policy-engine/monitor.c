@@ -113,6 +113,15 @@ static cpu_prev_t *s_prev(monitor_t *self, uint32_t pid)
     return p;
 }
 
+/* Whether the service's policy uses a monitor skyprof measures. */
+static int s_wanted(const continuous_t *cont, const char *service)
+{
+    for (unsigned k = 0; k < MONITOR_COUNT; k++)
+        if (monitors_get(k)->read && continuous_wants(cont, service, k))
+            return 1;
+    return 0;
+}
+
 size_t monitor_read(monitor_t *self, const continuous_t *cont,
                     monitor_service_fn service_of, void *arg,
                     uint64_t now_mono_ns, monitor_reading_t *out, size_t max)
@@ -138,13 +147,12 @@ size_t monitor_read(monitor_t *self, const continuous_t *cont,
         const char *service = service_of ? service_of(pid, arg) : NULL;
         if (!service)
             service = comm;
-        if (!continuous_wants(cont, service, CONT_PROCESS_CPU) &&
-            !continuous_wants(cont, service, CONT_PROCESS_THREAD_COUNT) &&
-            !continuous_wants(cont, service, CONT_SYSTEM_LOAD))
+        if (!s_wanted(cont, service))
             continue;
-        uint64_t ticks;
-        long threads;
-        if (s_stat(self, pid, &ticks, &threads))
+        monitor_sample_t sample = {.at_ns = now_mono_ns,
+                                   .clk_tck = self->clk_tck,
+                                   .ncpu = self->ncpu, .load1 = load};
+        if (s_stat(self, pid, &sample.cpu_ticks, &sample.threads))
             continue;
         monitor_reading_t *m = &out[n];
         memset(m, 0, sizeof *m);
@@ -152,21 +160,20 @@ size_t monitor_read(monitor_t *self, const continuous_t *cont,
         snprintf(m->process_name, sizeof m->process_name, "%s", comm);
         m->r.pid = pid;
         m->r.service = m->service;
-        m->r.values[CONT_PROCESS_THREAD_COUNT] = (double)threads;
-        m->r.has[CONT_PROCESS_THREAD_COUNT] = 1;
-        m->r.values[CONT_SYSTEM_LOAD] = load;
-        m->r.has[CONT_SYSTEM_LOAD] = 1;
         cpu_prev_t *prev = s_prev(self, pid);
-        if (prev && prev->at_ns && now_mono_ns > prev->at_ns &&
-            ticks >= prev->ticks) {
-            double cpu_s = (double)(ticks - prev->ticks) / (double)self->clk_tck;
-            double wall_s = (double)(now_mono_ns - prev->at_ns) / 1e9;
-            m->r.values[CONT_PROCESS_CPU] =
-                100.0 * cpu_s / wall_s / (double)self->ncpu;
-            m->r.has[CONT_PROCESS_CPU] = 1;
+        if (prev) {
+            sample.prev_at_ns = prev->at_ns;
+            sample.prev_cpu_ticks = prev->ticks;
+        }
+        /* Every monitor skyprof can measure is read, so the meters show
+         * them all, whichever one the policy watches. */
+        for (unsigned k = 0; k < MONITOR_COUNT; k++) {
+            const monitor_desc_t *desc = monitors_get(k);
+            if (desc->read && desc->read(&sample, &m->r.values[k]) == 0)
+                m->r.has[k] = 1;
         }
         if (prev) {
-            prev->ticks = ticks;
+            prev->ticks = sample.cpu_ticks;
             prev->at_ns = now_mono_ns;
             prev->seen_round = self->round;
         }

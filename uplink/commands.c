@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "Command.pb-c.h"
+#include "names.h"
 
 #define CMD_TASK_QUERY "EBPFProfilingTaskQuery"
 /* Processes one command may name; the OAP sends one per process (or one
@@ -38,33 +39,13 @@ s_parse_ms(const char *s, int64_t *out)
     return 0;
 }
 
+/* The OAP's name of a target or trigger -> its wire value. */
 static int
-s_target(const char *s, uint8_t *out)
+s_enum(int value, uint8_t *out)
 {
-    if (!s)
+    if (value < 0)
         return -1;
-    if (!strcmp(s, "ON_CPU"))
-        *out = WIRE_TARGET_ON_CPU;
-    else if (!strcmp(s, "OFF_CPU"))
-        *out = WIRE_TARGET_OFF_CPU;
-    else if (!strcmp(s, "NETWORK"))
-        *out = WIRE_TARGET_NETWORK;
-    else
-        return -1;
-    return 0;
-}
-
-static int
-s_trigger(const char *s, uint8_t *out)
-{
-    if (!s)
-        return -1;
-    if (!strcmp(s, "FIXED_TIME"))
-        *out = WIRE_TRIGGER_FIXED_TIME;
-    else if (!strcmp(s, "CONTINUOUS_PROFILING"))
-        *out = WIRE_TRIGGER_CONTINUOUS;
-    else
-        return -1;
+    *out = (uint8_t)value;
     return 0;
 }
 
@@ -123,9 +104,11 @@ s_validate(const Skywalking__V3__Command *cmd, wire_task_t *parsed,
         return "TaskUpdateTime is not a number of ms";
     if (s_parse_ms(s_arg(cmd, "TaskStartTime"), &start) != 0)
         return "TaskStartTime is not a number of ms";
-    if (s_target(s_arg(cmd, "TargetType"), &parsed->target) != 0)
+    if (s_enum(names_target_parse(s_arg(cmd, "TargetType"), NAMES_EXACT),
+               &parsed->target) != 0)
         return "TargetType is not ON_CPU, OFF_CPU or NETWORK";
-    if (s_trigger(s_arg(cmd, "TriggerType"), &parsed->trigger) != 0)
+    if (s_enum(names_trigger_parse(s_arg(cmd, "TriggerType"), NAMES_EXACT),
+               &parsed->trigger) != 0)
         return "TriggerType is not FIXED_TIME or CONTINUOUS_PROFILING";
     const char *fixed = s_arg(cmd, "FixedTriggerDuration");
     if (parsed->trigger == WIRE_TRIGGER_FIXED_TIME || fixed) {

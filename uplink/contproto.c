@@ -9,13 +9,10 @@
 #include "Command.pb-c.h"
 #include "Continuous.pb-c.h"
 #include "Meter.pb-c.h"
+#include "monitors.h"
 
 #define CMD_POLICY_QUERY "ContinuousProfilingPolicyQuery"
 #define CMD_REPORT_TASK  "ContinuousProfilingReportTask"
-
-/* Cause types whose cause is a URI (ContinuousProfilingCauseType). */
-#define CAUSE_HTTP_ERROR_RATE 3
-#define CAUSE_HTTP_AVG_RT     4
 
 static int
 s_pack(const ProtobufCMessage *msg, uint8_t **buf, size_t *cap, size_t *len)
@@ -104,10 +101,12 @@ contproto_each_policy(const uint8_t *reply, size_t len,
 }
 
 /* -------------------------------------------------------------- report */
+/* Whether a trigger on this monitor reports a URI cause. */
 static bool
-s_is_http(uint8_t type)
+s_is_uri_cause(uint8_t type)
 {
-    return type == CAUSE_HTTP_ERROR_RATE || type == CAUSE_HTTP_AVG_RT;
+    const monitor_desc_t *m = monitors_get(type);
+    return m && m->cause == MONITOR_CAUSE_URI;
 }
 
 int
@@ -135,7 +134,7 @@ contproto_encode_report(const wire_trigger_t *t, const proc_entity_t *entity,
         skywalking__v3__continuous_profiling_cause__init(pc);
         pc->type = (Skywalking__V3__ContinuousProfilingTriggeredMonitorType)
                        c->type;
-        if (s_is_http(c->type)) {
+        if (s_is_uri_cause(c->type)) {
             Skywalking__V3__ContinuousProfilingURICause *u = &uris[i];
             skywalking__v3__continuous_profiling_uricause__init(u);
             u->threshold = c->threshold;
