@@ -12,6 +12,7 @@
 
 #include "collector/ptrmap.h"
 #include "log.h"
+#include "procfacts.h"
 #include "safe_open.h"
 #include "wire.h"
 
@@ -168,12 +169,13 @@ static int s_make_room(proctab_t *self)
 
 static void s_read_identity(proc_t *proc)
 {
-    uint32_t tgid = 0;
+    procfacts_stat_t st;
 
-    procinfo_stat(proc->pid, &proc->start_ticks, NULL);
-    procinfo_status(proc->pid, &proc->nspid, &tgid);
-    procinfo_container_id(proc->pid, proc->container_id,
-                          sizeof(proc->container_id));
+    if (procfacts_stat(NULL, proc->pid, &st) == 0)
+        proc->start_ticks = st.start_ticks;
+    procfacts_status(NULL, proc->pid, &proc->nspid, NULL);
+    procfacts_container_id(NULL, proc->pid, proc->container_id,
+                           sizeof(proc->container_id));
 }
 
 static proc_t *s_create(proctab_t *self, uint32_t pid)
@@ -203,7 +205,7 @@ proc_t *proctab_get(proctab_t *self, uint32_t pid, const char *comm_hint)
     proc = s_create(self, pid);
     if (!proc)
         return NULL;
-    if (procinfo_comm(pid, proc->comm, sizeof(proc->comm)) < 0) {
+    if (procfacts_comm(NULL, pid, proc->comm, sizeof(proc->comm)) < 0) {
         /* Already gone: remember it as exited so its remaining samples
          * do not each try /proc again. */
         if (comm_hint)
@@ -365,11 +367,8 @@ int proctab_load_maps(proctab_t *self, proc_t *proc)
     if (!f)
         goto cleanup;
     self->stats.maps_refreshes++;
-    if (procinfo_exe(proc->pid, exe, sizeof(exe)) == 0) {
-        size_t n = strlen(exe);
-        if (n > 10 && strcmp(exe + n - 10, " (deleted)") == 0)
-            exe[n - 10] = '\0';
-    }
+    if (procfacts_exe(NULL, proc->pid, exe, sizeof(exe)) == 0)
+        procfacts_exe_undelete(exe);
     while (getline(&line, &line_cap, f) > 0) {
         maps_line_t ml;
         object_t *obj = NULL;
@@ -533,11 +532,11 @@ uint64_t proctab_run_rescans(proctab_t *self, uint64_t now_ms)
 
 static int s_still_same(const proc_t *proc)
 {
-    uint64_t start = 0;
+    procfacts_stat_t st;
 
-    if (procinfo_stat(proc->pid, &start, NULL) < 0)
+    if (procfacts_stat(NULL, proc->pid, &st) < 0)
         return 0;
-    return proc->start_ticks == 0 || start == proc->start_ticks;
+    return proc->start_ticks == 0 || st.start_ticks == proc->start_ticks;
 }
 
 void proctab_gc(proctab_t *self, uint64_t now_ms, bool check_alive)

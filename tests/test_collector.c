@@ -20,7 +20,7 @@
 #include "collector/buildid.h"
 #include "collector/objreg.h"
 #include "collector/options.h"
-#include "collector/procinfo.h"
+#include "procfacts.h"
 #include "cgroup_id.h"
 #include "collector/proctab.h"
 #include "collector/active_tasks.h"
@@ -244,7 +244,7 @@ START_TEST(test_resolve_self)
     object_t *obj = proctab_resolve(pt, proc,
                                     (uint64_t)(uintptr_t)s_probe_function,
                                     &off);
-    ck_assert_int_eq(procinfo_exe((uint32_t)getpid(), exe, sizeof(exe)), 0);
+    ck_assert_int_eq(procfacts_exe(NULL, (uint32_t)getpid(), exe, sizeof(exe)), 0);
     ck_assert_str_eq(obj->path, exe);
 
     /* Null page: unmapped, counted, raw address kept. */
@@ -367,7 +367,7 @@ START_TEST(test_objects_identity)
     maps_line_t ml = { 0 };
     int found = 0;
 
-    ck_assert_int_eq(procinfo_exe((uint32_t)getpid(), exe, sizeof(exe)), 0);
+    ck_assert_int_eq(procfacts_exe(NULL, (uint32_t)getpid(), exe, sizeof(exe)), 0);
     while (fgets(line, sizeof(line), f))
         if (proctab_parse_maps_line(line, &ml) == 0 && ml.exec &&
             ml.path_len == strlen(exe) &&
@@ -685,11 +685,11 @@ START_TEST(test_tasks_reconcile)
 }
 END_TEST
 
-/* ------------------------------------------------------------- procinfo */
+/* ------------------------------------------------------- container ids */
 
 START_TEST(test_container_id)
 {
-    char id[PROCINFO_CONTAINER_ID_MAX];
+    char id[CGROUP_ID_LEN];
     const char *hex =
         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     char text[512];
@@ -711,12 +711,12 @@ START_TEST(test_container_id)
     ck_assert_str_eq(id, "");
 
     uint32_t nspid = 0, tgid = 0;
-    ck_assert_int_eq(procinfo_status((uint32_t)getpid(), &nspid, &tgid), 0);
+    ck_assert_int_eq(procfacts_status(NULL, (uint32_t)getpid(), &nspid, &tgid), 0);
     ck_assert_uint_eq(tgid, (uint32_t)getpid());
     ck_assert_uint_gt(nspid, 0);
     char cmdline[256];
-    ck_assert_int_eq(procinfo_cmdline((uint32_t)getpid(), cmdline,
-                                      sizeof(cmdline)), 0);
+    ck_assert_int_eq(procfacts_cmdline(NULL, (uint32_t)getpid(), cmdline,
+                                       sizeof(cmdline)), 0);
     ck_assert_ptr_nonnull(strstr(cmdline, "test_collector"));
 }
 END_TEST
