@@ -158,7 +158,7 @@ static int s_add_alias(objreg_t *self, object_t *obj, uint64_t dev,
 }
 
 static int s_read_build_id(uint32_t pid, const char *path, uint64_t start,
-                           uint64_t end, uint8_t out[BUILDID_MAX])
+                           uint64_t end, uint8_t out[ELFID_BUILD_ID_MAX])
 {
     char buf[128];
     int n = -1;
@@ -173,7 +173,7 @@ static int s_read_build_id(uint32_t pid, const char *path, uint64_t start,
     if (fd < 0 && path[0] == '/')
         fd = safe_open_pid(pid, path, 0, NULL);
     if (fd >= 0) {
-        n = buildid_read_fd(fd, out);
+        n = elfid_build_id_fd(fd, out);
         close(fd);
     }
     return n < 0 ? 0 : n;
@@ -211,7 +211,7 @@ object_t *objreg_get_file(objreg_t *self, uint32_t pid, uint64_t dev,
         s_refresh_owner(obj, pid, path, dev, ino);
         return obj;
     }
-    uint8_t id[BUILDID_MAX];
+    uint8_t id[ELFID_BUILD_ID_MAX];
     int idlen = s_read_build_id(pid, path, start, end, id);
     if (idlen > 0) {
         build_id_key_t bk = { id, (uint8_t)idlen };
