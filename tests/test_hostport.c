@@ -120,18 +120,13 @@ END_TEST
 
 START_TEST(test_health_http_forms)
 {
+    /* ":port", "localhost:port" and "port" are test_health_http's */
     struct sockaddr_in sa;
-    ck_assert_int_eq(health_http_parse_addr(":9100", &sa), 0);
-    ck_assert_uint_eq(ntohs(sa.sin_port), 9100);
-    ck_assert_uint_eq(ntohl(sa.sin_addr.s_addr), INADDR_ANY);
     ck_assert_int_eq(health_http_parse_addr("*:7", &sa), 0);
     ck_assert_uint_eq(ntohl(sa.sin_addr.s_addr), INADDR_ANY);
-    ck_assert_int_eq(health_http_parse_addr("localhost:1", &sa), 0);
-    ck_assert_uint_eq(ntohl(sa.sin_addr.s_addr), INADDR_LOOPBACK);
+    ck_assert_uint_eq(ntohs(sa.sin_port), 7);
     ck_assert_int_eq(health_http_parse_addr("127.0.0.2:5", &sa), 0);
     ck_assert_uint_eq(ntohl(sa.sin_addr.s_addr), 0x7f000002);
-    ck_assert_int_eq(health_http_parse_addr("9101", &sa), 0);
-    ck_assert_uint_eq(ntohs(sa.sin_port), 9101);
     ck_assert_int_eq(health_http_parse_addr("127.0.0.1:99999", &sa), -1);
     ck_assert_int_eq(health_http_parse_addr("127.0.0.1:", &sa), -1);
     ck_assert_int_eq(health_http_parse_addr("[::1]:80", &sa), -1); /* IPv4 */
