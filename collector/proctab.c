@@ -10,7 +10,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "collector/ptrmap.h"
+#include "hashmap.h"
 #include "log.h"
 #include "procfacts.h"
 #include "safe_open.h"
@@ -28,7 +28,7 @@ static const uint32_t s_rescan_delays_ms[] = { 5, 25, 100 };
 
 struct proctab {
     objreg_t *objects;
-    ptrmap_t *by_pid;
+    hashmap_t *by_pid;
     size_t max_procs;
     uint64_t grace_ms;
     proc_t *exit_head, *exit_tail;   /* exited, oldest first */
@@ -43,7 +43,7 @@ static int s_pid_match(const void *item, const void *key)
 
 static uint64_t s_pid_hash(uint32_t pid)
 {
-    return ptrmap_hash_u64(pid);
+    return hash_split64(pid);
 }
 
 proctab_t *proctab_new(objreg_t *objects, size_t max_procs,
@@ -53,7 +53,7 @@ proctab_t *proctab_new(objreg_t *objects, size_t max_procs,
 
     if (!self)
         return NULL;
-    self->by_pid = ptrmap_new(s_pid_match);
+    self->by_pid = hashmap_new(s_pid_match);
     if (!self->by_pid) {
         free(self);
         return NULL;
@@ -109,7 +109,7 @@ static void s_rescan_list_remove(proctab_t *self, proc_t *proc)
 /* Removes the entry from every index and frees it. */
 static void s_proc_free(proctab_t *self, proc_t *proc)
 {
-    ptrmap_remove(self->by_pid, s_pid_hash(proc->pid), &proc->pid);
+    hashmap_remove(self->by_pid, s_pid_hash(proc->pid), &proc->pid);
     if (proc->exited_ms)
         s_exit_list_remove(self, proc);
     s_rescan_list_remove(self, proc);
@@ -125,18 +125,18 @@ void proctab_destroy(proctab_t **self_p)
     size_t cursor = 0;
     proc_t *proc;
     /* Free without touching the map while walking it. */
-    while ((proc = ptrmap_next(self->by_pid, &cursor))) {
+    while ((proc = hashmap_next(self->by_pid, &cursor))) {
         s_drop_maps(self, proc);
         free(proc);
     }
-    ptrmap_destroy(&self->by_pid);
+    hashmap_destroy(&self->by_pid);
     free(self);
     *self_p = NULL;
 }
 
 proc_t *proctab_find(proctab_t *self, uint32_t pid)
 {
-    return ptrmap_find(self->by_pid, s_pid_hash(pid), &pid);
+    return hashmap_find(self->by_pid, s_pid_hash(pid), &pid);
 }
 
 static void s_mark_exited(proctab_t *self, proc_t *proc, uint64_t now_ms)
@@ -157,7 +157,7 @@ static void s_mark_exited(proctab_t *self, proc_t *proc, uint64_t now_ms)
  * with none exited the table refuses. */
 static int s_make_room(proctab_t *self)
 {
-    if (ptrmap_size(self->by_pid) < self->max_procs)
+    if (hashmap_size(self->by_pid) < self->max_procs)
         return 0;
     if (!self->exit_head) {
         self->stats.procs_refused++;
@@ -189,7 +189,7 @@ static proc_t *s_create(proctab_t *self, uint32_t pid)
         return NULL;
     proc->pid = pid;
     proc->refresh_backoff_ms = PROCTAB_MISS_BACKOFF_MIN_MS;
-    if (ptrmap_insert(self->by_pid, s_pid_hash(pid), proc) < 0) {
+    if (hashmap_insert(self->by_pid, s_pid_hash(pid), proc) < 0) {
         free(proc);
         return NULL;
     }
@@ -549,12 +549,12 @@ void proctab_gc(proctab_t *self, uint64_t now_ms, bool check_alive)
     /* Exit events can be lost (event ring full); catch up from /proc.
      * Collect first: marking does not change the pid map, but keep the
      * walk independent of it anyway. */
-    size_t n = ptrmap_size(self->by_pid), count = 0, cursor = 0;
+    size_t n = hashmap_size(self->by_pid), count = 0, cursor = 0;
     proc_t **dead = calloc(n ? n : 1, sizeof(*dead));
     proc_t *proc;
     if (!dead)
         return;
-    while ((proc = ptrmap_next(self->by_pid, &cursor)))
+    while ((proc = hashmap_next(self->by_pid, &cursor)))
         if (!proc->exited_ms && !s_still_same(proc))
             dead[count++] = proc;
     for (size_t i = 0; i < count; i++)
@@ -564,7 +564,7 @@ void proctab_gc(proctab_t *self, uint64_t now_ms, bool check_alive)
 
 size_t proctab_count(const proctab_t *self)
 {
-    return ptrmap_size(self->by_pid);
+    return hashmap_size(self->by_pid);
 }
 
 void proctab_stats(const proctab_t *self, proctab_stats_t *out)
@@ -574,5 +574,5 @@ void proctab_stats(const proctab_t *self, proctab_stats_t *out)
 
 proc_t *proctab_next(proctab_t *self, size_t *cursor)
 {
-    return ptrmap_next(self->by_pid, cursor);
+    return hashmap_next(self->by_pid, cursor);
 }

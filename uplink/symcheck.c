@@ -10,23 +10,45 @@
 #include <unistd.h>
 
 #include "elfid.h"
+#include "hashmap.h"
 #include "safe_open.h"
 
-/* Cache slots; when full the cache starts over (answers are cheap to
+/* Answers cached; when full the cache starts over (answers are cheap to
  * recompute and the set of distinct executables on a host is small). */
-#define SYMCHECK_SLOTS 4096
+#define SYMCHECK_CACHED 3072
 
 typedef struct {
     uint64_t dev, ino;
-    bool used;
     bool answer;
-} s_slot_t;
+} s_answer_t;
 
 struct symcheck {
     char *debug_dir;
-    s_slot_t slots[SYMCHECK_SLOTS];
-    size_t used;
+    hashmap_t *cache;          /* (dev, inode) -> s_answer_t */
 };
+
+static int
+s_same_file(const void *item, const void *key)
+{
+    const s_answer_t *a = item, *k = key;
+    return a->dev == k->dev && a->ino == k->ino;
+}
+
+static uint64_t
+s_file_hash(const s_answer_t *k)
+{
+    return hash_split64(k->dev * 0x9e3779b97f4a7c15ull ^ k->ino);
+}
+
+static void
+s_forget_all(symcheck_t *self)
+{
+    size_t cursor = 0;
+    s_answer_t *a;
+    while ((a = hashmap_next(self->cache, &cursor)))
+        free(a);
+    hashmap_clear(self->cache);
+}
 
 symcheck_t *
 symcheck_new(const char *debug_dir)
@@ -36,10 +58,9 @@ symcheck_new(const char *debug_dir)
         return NULL;
     self->debug_dir = strdup(debug_dir && *debug_dir ? debug_dir
                                                      : "/usr/lib/debug");
-    if (!self->debug_dir) {
-        free(self);
-        return NULL;
-    }
+    self->cache = hashmap_new(s_same_file);
+    if (!self->debug_dir || !self->cache)
+        symcheck_destroy(&self);
     return self;
 }
 
@@ -48,8 +69,12 @@ symcheck_destroy(symcheck_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    free((*self_p)->debug_dir);
-    free(*self_p);
+    symcheck_t *self = *self_p;
+    if (self->cache)
+        s_forget_all(self);
+    hashmap_destroy(&self->cache);
+    free(self->debug_dir);
+    free(self);
     *self_p = NULL;
 }
 
@@ -121,31 +146,22 @@ symcheck_has_symbols(symcheck_t *self, const char *path)
                  : safe_open_host(path, 0, &st);
     if (fd < 0)
         goto cleanup;
-    uint64_t key = (uint64_t)st.st_dev * 0x9e3779b97f4a7c15ull ^
-                   (uint64_t)st.st_ino;
-    size_t slot = (size_t)(key % SYMCHECK_SLOTS);
-    for (size_t probe = 0; probe < SYMCHECK_SLOTS; probe++) {
-        s_slot_t *s = &self->slots[(slot + probe) % SYMCHECK_SLOTS];
-        if (!s->used)
-            break;
-        if (s->dev == (uint64_t)st.st_dev && s->ino == (uint64_t)st.st_ino) {
-            answer = s->answer;
-            goto cleanup;
-        }
+    s_answer_t key = { (uint64_t)st.st_dev, (uint64_t)st.st_ino, false };
+    uint64_t hash = s_file_hash(&key);
+    const s_answer_t *known = hashmap_find(self->cache, hash, &key);
+    if (known) {
+        answer = known->answer;
+        goto cleanup;
     }
     answer = s_inspect(self, fd, path);
-    if (self->used >= SYMCHECK_SLOTS * 3 / 4) {
-        memset(self->slots, 0, sizeof self->slots);
-        self->used = 0;
-    }
-    for (size_t probe = 0; probe < SYMCHECK_SLOTS; probe++) {
-        s_slot_t *s = &self->slots[(slot + probe) % SYMCHECK_SLOTS];
-        if (!s->used) {
-            *s = (s_slot_t){ (uint64_t)st.st_dev, (uint64_t)st.st_ino, true,
-                             answer };
-            self->used++;
-            break;
-        }
+    if (hashmap_size(self->cache) >= SYMCHECK_CACHED)
+        s_forget_all(self);
+    s_answer_t *a = malloc(sizeof *a);
+    if (a) {
+        *a = key;
+        a->answer = answer;
+        if (hashmap_insert(self->cache, hash, a) != 0)
+            free(a);   /* uncached: asked again next time */
     }
 cleanup:
     if (fd >= 0)
