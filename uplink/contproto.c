@@ -9,6 +9,7 @@
 #include "Command.pb-c.h"
 #include "Continuous.pb-c.h"
 #include "Meter.pb-c.h"
+#include "commands.h"
 #include "monitors.h"
 
 #define CMD_POLICY_QUERY "ContinuousProfilingPolicyQuery"
@@ -32,17 +33,6 @@ s_pack(const ProtobufCMessage *msg, uint8_t **buf, size_t *cap, size_t *len)
     }
     *len = protobuf_c_message_pack(msg, *buf);
     return 0;
-}
-
-static const char *
-s_arg(const Skywalking__V3__Command *cmd, const char *key)
-{
-    for (size_t i = 0; i < cmd->n_args; i++) {
-        const Skywalking__V3__KeyStringValuePair *kv = cmd->args[i];
-        if (kv && kv->key && !strcmp(kv->key, key))
-            return kv->value ? kv->value : "";
-    }
-    return NULL;
 }
 
 /* ------------------------------------------------------------ policies */
@@ -89,7 +79,7 @@ contproto_each_policy(const uint8_t *reply, size_t len,
         const Skywalking__V3__Command *cmd = cmds->commands[i];
         if (!cmd || !cmd->command || strcmp(cmd->command, CMD_POLICY_QUERY))
             continue;
-        const char *json = s_arg(cmd, "ServiceWithPolicyJSON");
+        const char *json = commands_arg(cmd, "ServiceWithPolicyJSON");
         if (!json || !*json) {
             (*invalid)++;
             continue;
@@ -231,7 +221,7 @@ contproto_report_task_id(const uint8_t *reply, size_t len, char *out,
         const Skywalking__V3__Command *cmd = cmds->commands[i];
         if (!cmd || !cmd->command || strcmp(cmd->command, CMD_REPORT_TASK))
             continue;
-        const char *id = s_arg(cmd, "TaskId");
+        const char *id = commands_arg(cmd, "TaskId");
         /* Task ids travel on the bus: the wire bound applies. */
         if (!id || !*id || strlen(id) >= size || strlen(id) > WIRE_MAX_STR)
             continue;
