@@ -1,8 +1,6 @@
 /* The collector engine; see collector.h. */
 #include "collector/collector.h"
 
-#include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -557,33 +555,27 @@ static int s_housekeep(loop_t *loop, void *arg)
 
 /* ----------------------------------------------------------- lifecycle */
 
+/* One running process: an entry and a start event. */
+static int s_scan_one(void *arg, uint32_t pid)
+{
+    collector_t *self = arg;
+    proc_t *proc = proctab_get(self->procs, pid, NULL);
+    procfacts_stat_t st;
+
+    if (!proc || proc->exited_ms)
+        return 0;
+    procfacts_stat(NULL, pid, &st);
+    s_queue_event(self, WIRE_PROC_START, proc, st.ppid,
+                  now_wall_ms() * 1000000ull);
+    return 0;
+}
+
 /* Every process already running gets an entry and a start event, so
  * consumers learn about processes that predate the collector. */
 static void s_scan_proc(collector_t *self)
 {
-    DIR *dir = opendir("/proc");
-    struct dirent *de;
-
-    if (!dir) {
+    if (procfacts_each_pid(NULL, s_scan_one, self) == 0)
         log_warn("cannot list /proc: %s", strerror(errno));
-        return;
-    }
-    while ((de = readdir(dir))) {
-        if (!isdigit((unsigned char)de->d_name[0]))
-            continue;
-        char *end;
-        unsigned long pid = strtoul(de->d_name, &end, 10);
-        if (*end || pid == 0 || pid > UINT32_MAX)
-            continue;
-        proc_t *proc = proctab_get(self->procs, (uint32_t)pid, NULL);
-        if (!proc || proc->exited_ms)
-            continue;
-        procfacts_stat_t st;
-        procfacts_stat(NULL, (uint32_t)pid, &st);
-        s_queue_event(self, WIRE_PROC_START, proc, st.ppid,
-                      now_wall_ms() * 1000000ull);
-    }
-    closedir(dir);
     s_flush_events(self);
 }
 

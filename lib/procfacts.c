@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cgroup_id.h"
@@ -205,6 +206,14 @@ int procfacts_container_id(const char *root, uint32_t pid, char *out,
         return -1;
     cgroup_container_id(buf, out, size);
     return 0;
+}
+
+int procfacts_alive(const char *root, uint32_t pid)
+{
+    char path[512];
+    struct stat st;
+    int n = snprintf(path, sizeof path, "%s/%u", s_root(root), pid);
+    return n > 0 && (size_t)n < sizeof path && pid && stat(path, &st) == 0;
 }
 
 size_t procfacts_each_pid(const char *root,

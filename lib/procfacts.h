@@ -63,6 +63,10 @@ int procfacts_status(const char *root, uint32_t pid, uint32_t *nspid,
 int procfacts_container_id(const char *root, uint32_t pid, char *out,
                            size_t size);
 
+/* 1 when root/<pid> is there (the process runs, or is a zombie not yet
+ * reaped), else 0. */
+int procfacts_alive(const char *root, uint32_t pid);
+
 /* Calls fn for every pid directory of root, in readdir order; stops when
  * fn returns non-zero. Returns the number of pids visited. */
 size_t procfacts_each_pid(const char *root,

@@ -8,13 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "continuous.h"
 #include "log.h"
 #include "monitor.h"
 #include "monitors.h"
 #include "names.h"
+#include "procfacts.h"
 #include "stage.h"
 #include "taskset.h"
 #include "wire.h"
@@ -103,10 +103,7 @@ static int s_publish(policy_t *self)
 
 static int s_pid_alive(uint32_t pid, void *arg)
 {
-    char path[32];
-    struct stat st;
-    snprintf(path, sizeof path, "/proc/%u", pid);
-    return stat(path, &st) == 0;
+    return procfacts_alive(NULL, pid);
 }
 
 static void s_offer(policy_t *self, const wire_task_t *t)

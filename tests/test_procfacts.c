@@ -47,6 +47,9 @@ START_TEST(test_self)
     char id[128];
     ck_assert_int_eq(procfacts_container_id(NULL, s_me(), id, sizeof id), 0);
 
+    ck_assert_int_eq(procfacts_alive(NULL, s_me()), 1);
+    ck_assert_int_eq(procfacts_alive(NULL, 0), 0);
+
     double load = -1;
     ck_assert_int_eq(procfacts_loadavg(NULL, &load), 0);
     ck_assert(load >= 0);
@@ -113,6 +116,7 @@ START_TEST(test_vanished)
     ck_assert_uint_eq(tgid, 0);
     ck_assert_int_eq(procfacts_container_id(NULL, pid, buf, sizeof buf), -1);
     ck_assert_str_eq(buf, "");
+    ck_assert_int_eq(procfacts_alive(NULL, pid), 0);
     /* a pid that never existed, and a zero-sized buffer */
     ck_assert_int_eq(procfacts_read(NULL, 0x7ffffff0u, "stat", buf, 0), -1);
 }
