@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cgroup_id.h"
 #include "log.h"
+#include "procfacts.h"
 
 #define K8S_KEY "process_discovery.kubernetes"
 #define K8S_ENV "ROVER_PROCESS_DISCOVERY_KUBERNETES_ANALYZER_"
@@ -294,7 +294,7 @@ k8s_disc_match(k8s_disc_t *self, const char *proc_root,
                proc_entity_t *entity, k8s_identity_t *id)
 {
     memset(id, 0, sizeof *id);
-    if (cgroup_container_id_of(proc_root, p->pid, id->container_id,
+    if (procfacts_container_id(proc_root, p->pid, id->container_id,
                                sizeof id->container_id) != 0 ||
         !id->container_id[0])
         return K8S_HOST;

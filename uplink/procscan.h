@@ -5,12 +5,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "procfacts.h"
+
 /* Longest command line kept (longer ones are cut, as ps does). */
-#define PROCSCAN_MAX_CMDLINE 4096
+#define PROCSCAN_MAX_CMDLINE PROCFACTS_CMDLINE_MAX
 
 typedef struct {
     uint32_t pid;
-    char exe[4096];            /* "" when unreadable (another user's) */
+    char exe[PROCFACTS_EXE_MAX]; /* "" when unreadable (another user's);
+                                  without " (deleted)" */
     char cmdline[PROCSCAN_MAX_CMDLINE]; /* arguments joined by spaces */
     char comm[32];
 } procscan_info_t;
@@ -19,9 +22,14 @@ typedef struct {
  * (empty command line). */
 int procscan_read(const char *proc_root, uint32_t pid, procscan_info_t *info);
 
-/* Calls fn for each numeric entry of proc_root; stops early when fn
- * returns non-zero. Returns the number of pids visited. */
-size_t procscan_each(const char *proc_root,
-                     int (*fn)(void *arg, uint32_t pid), void *arg);
+/* Calls fn for each pid of proc_root; stops early when fn returns
+ * non-zero. Returns the number of pids visited. (procfacts_each_pid under
+ * the name uplink.c knows.) */
+static inline size_t
+procscan_each(const char *proc_root, int (*fn)(void *arg, uint32_t pid),
+              void *arg)
+{
+    return procfacts_each_pid(proc_root, fn, arg);
+}
 
 #endif

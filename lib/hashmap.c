@@ -1,5 +1,5 @@
-/* Open-addressing hash map; see ptrmap.h. */
-#include "collector/ptrmap.h"
+/* Open-addressing hash map; see hashmap.h. */
+#include "hashmap.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -7,18 +7,18 @@
 typedef struct {
     uint64_t hash;
     void *item;      /* NULL = empty slot */
-} ptrmap_slot_t;
+} hashmap_slot_t;
 
-struct ptrmap {
-    ptrmap_slot_t *slots;
+struct hashmap {
+    hashmap_slot_t *slots;
     size_t cap;      /* power of two, 0 before the first insert */
     size_t size;
-    ptrmap_match_fn match;
+    hashmap_match_fn match;
 };
 
-ptrmap_t *ptrmap_new(ptrmap_match_fn match)
+hashmap_t *hashmap_new(hashmap_match_fn match)
 {
-    ptrmap_t *self = calloc(1, sizeof(*self));
+    hashmap_t *self = calloc(1, sizeof(*self));
 
     if (!self)
         return NULL;
@@ -26,7 +26,7 @@ ptrmap_t *ptrmap_new(ptrmap_match_fn match)
     return self;
 }
 
-void ptrmap_destroy(ptrmap_t **self_p)
+void hashmap_destroy(hashmap_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
@@ -35,13 +35,13 @@ void ptrmap_destroy(ptrmap_t **self_p)
     *self_p = NULL;
 }
 
-void *ptrmap_find(const ptrmap_t *self, uint64_t hash, const void *key)
+void *hashmap_find(const hashmap_t *self, uint64_t hash, const void *key)
 {
     if (self->cap == 0)
         return NULL;
     size_t mask = self->cap - 1;
     for (size_t i = hash & mask;; i = (i + 1) & mask) {
-        const ptrmap_slot_t *s = &self->slots[i];
+        const hashmap_slot_t *s = &self->slots[i];
         if (!s->item)
             return NULL;
         if (s->hash == hash && self->match(s->item, key))
@@ -49,7 +49,7 @@ void *ptrmap_find(const ptrmap_t *self, uint64_t hash, const void *key)
     }
 }
 
-static void s_place(ptrmap_slot_t *slots, size_t cap, uint64_t hash, void *item)
+static void s_place(hashmap_slot_t *slots, size_t cap, uint64_t hash, void *item)
 {
     size_t mask = cap - 1;
     size_t i = hash & mask;
@@ -60,10 +60,10 @@ static void s_place(ptrmap_slot_t *slots, size_t cap, uint64_t hash, void *item)
     slots[i].item = item;
 }
 
-static int s_grow(ptrmap_t *self)
+static int s_grow(hashmap_t *self)
 {
     size_t cap = self->cap ? self->cap * 2 : 16;
-    ptrmap_slot_t *slots = calloc(cap, sizeof(*slots));
+    hashmap_slot_t *slots = calloc(cap, sizeof(*slots));
 
     if (!slots)
         return -1;
@@ -76,7 +76,7 @@ static int s_grow(ptrmap_t *self)
     return 0;
 }
 
-int ptrmap_insert(ptrmap_t *self, uint64_t hash, void *item)
+int hashmap_insert(hashmap_t *self, uint64_t hash, void *item)
 {
     /* Keep the load under 3/4 so probe chains stay short. */
     if ((self->size + 1) * 4 > self->cap * 3 && s_grow(self) < 0)
@@ -86,7 +86,7 @@ int ptrmap_insert(ptrmap_t *self, uint64_t hash, void *item)
     return 0;
 }
 
-void *ptrmap_remove(ptrmap_t *self, uint64_t hash, const void *key)
+void *hashmap_remove(hashmap_t *self, uint64_t hash, const void *key)
 {
     if (self->cap == 0)
         return NULL;
@@ -95,7 +95,7 @@ void *ptrmap_remove(ptrmap_t *self, uint64_t hash, const void *key)
     void *found = NULL;
 
     for (;; i = (i + 1) & mask) {
-        ptrmap_slot_t *s = &self->slots[i];
+        hashmap_slot_t *s = &self->slots[i];
         if (!s->item)
             return NULL;
         if (s->hash == hash && self->match(s->item, key)) {
@@ -121,19 +121,19 @@ void *ptrmap_remove(ptrmap_t *self, uint64_t hash, const void *key)
     return found;
 }
 
-size_t ptrmap_size(const ptrmap_t *self)
+size_t hashmap_size(const hashmap_t *self)
 {
     return self->size;
 }
 
-void ptrmap_clear(ptrmap_t *self)
+void hashmap_clear(hashmap_t *self)
 {
     if (self->cap)
         memset(self->slots, 0, self->cap * sizeof(*self->slots));
     self->size = 0;
 }
 
-void *ptrmap_next(const ptrmap_t *self, size_t *cursor)
+void *hashmap_next(const hashmap_t *self, size_t *cursor)
 {
     while (*cursor < self->cap) {
         void *item = self->slots[(*cursor)++].item;
@@ -141,35 +141,4 @@ void *ptrmap_next(const ptrmap_t *self, size_t *cursor)
             return item;
     }
     return NULL;
-}
-
-uint64_t ptrmap_hash_u64(uint64_t x)
-{
-    /* splitmix64 finalizer: every input bit affects every output bit. */
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    x ^= x >> 31;
-    return x;
-}
-
-uint64_t ptrmap_hash_bytes(const void *data, size_t len, uint64_t seed)
-{
-    const unsigned char *p = data;
-    uint64_t h = ptrmap_hash_u64(seed ^ len);
-
-    while (len >= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        h = ptrmap_hash_u64(h ^ w);
-        p += 8;
-        len -= 8;
-    }
-    if (len) {
-        uint64_t w = 0;
-        memcpy(&w, p, len);
-        h = ptrmap_hash_u64(h ^ w ^ 0x9e3779b97f4a7c15ull);
-    }
-    return h;
 }
