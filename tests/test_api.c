@@ -420,6 +420,24 @@ START_TEST(test_bad_requests)
     s_expect_400("POST", "/api/tasks", "{\"pid\":\"5\",\"duration\":5}", 400);
     s_expect_400("DELETE", "/api/tasks", NULL, 405);
     s_expect_400("GET", "/nope", NULL, 404);
+
+    /* Bodies: one object of at most 32 members, integers where integers
+     * are asked for, a repeated member's last value counts. */
+    char many[1024] = "{";
+    for (int i = 0; i < 33; i++)
+        snprintf(many + strlen(many), sizeof(many) - strlen(many),
+                 "\"f%d\":%d,", i, i);
+    snprintf(many + strlen(many), sizeof(many) - strlen(many),
+             "\"pid\":5,\"duration\":5}");
+    s_expect_400("POST", "/api/tasks", many, 400);
+    s_expect_400("POST", "/api/tasks", "{\"pid\":5,\"duration\":5,"
+                 "\"start\":1e3}", 400);
+    s_expect_400("POST", "/api/tasks", "{\"pid\":5,\"duration\":2.5}", 400);
+    s_expect_400("POST", "/api/tasks", "{\"pid\":5,\"duration\":5}}", 400);
+    s_expect_400("POST", "/api/tasks", "{\"pid\":0,\"duration\":5,"
+                 "\"pid\":7}", 200);
+    s_expect_400("POST", "/api/tasks", "{\"pid\":7,\"duration\":5,"
+                 "\"pid\":0}", 400);
 }
 END_TEST
 

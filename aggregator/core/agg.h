@@ -198,10 +198,6 @@ int agg_request_task(agg_t *self, uint32_t pid, int target,
                      uint64_t duration_ms, uint64_t start_ms, char *id_out,
                      size_t id_len, char *err, size_t errlen);
 
-/* Profiling target names (tasks.c): "ON_CPU", "OFF_CPU". */
-const char *agg_target_name(int target);
-int agg_target_parse(const char *name);    /* -1 when unknown */
-
 /* Prometheus text: own counters, then every other stage's. */
 char *agg_metrics_text(agg_t *self, size_t *len);
 

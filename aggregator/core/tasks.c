@@ -4,6 +4,7 @@
 
 #include "aggregator/core/agg.h"
 #include "aggregator/core/tasks.h"
+#include "names.h"
 
 typedef struct {
     agg_task_t *v;
@@ -14,26 +15,7 @@ struct agg_tasks {
     list_t active, requested, finished;
 };
 
-static const char *s_targets[] = { "ON_CPU", "OFF_CPU", "NETWORK" };
-static const char *s_triggers[] = { "FIXED_TIME", "CONTINUOUS_PROFILING" };
-static const char *s_sources[] = { "OAP", "LOCAL", "API", "POLICY" };
 static const char *s_states[] = { "active", "requested", "finished" };
-
-const char *
-agg_target_name(int target)
-{
-    return target >= 0 && target <= WIRE_TARGET_MAX ? s_targets[target]
-                                                    : "UNKNOWN";
-}
-
-int
-agg_target_parse(const char *name)
-{
-    for (int i = 0; i <= WIRE_TARGET_MAX; i++)
-        if (strcmp(name, s_targets[i]) == 0)
-            return i;
-    return -1;
-}
 
 static void
 s_task_free(agg_task_t *t)
@@ -240,11 +222,8 @@ s_json_task(const agg_task_t *t, agg_buf_t *b)
                    ",\"target\":\"%s\",\"trigger\":\"%s\",\"source\":\"%s\""
                    ",\"state\":\"%s\",\"start_ms\":%llu,\"duration_ms\":%llu"
                    ",\"update_ms\":%llu,\"pids\":[",
-                   agg_target_name(t->target),
-                   t->trigger <= WIRE_TRIGGER_MAX ? s_triggers[t->trigger]
-                                                  : "UNKNOWN",
-                   t->source <= WIRE_SRC_MAX ? s_sources[t->source]
-                                             : "UNKNOWN",
+                   names_target(t->target), names_trigger(t->trigger),
+                   names_source(t->source),
                    s_states[t->state], (unsigned long long)t->start_ms,
                    (unsigned long long)t->duration_ms,
                    (unsigned long long)t->update_ms);

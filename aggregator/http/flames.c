@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "aggregator/core/agg.h"
-#include "aggregator/http/reqjson.h"
 #include "aggregator/http/routes.h"
 #include "aggregator/render/render.h"
 #include "hash.h"
@@ -205,14 +204,14 @@ s_tag_filter(const char *f, agg_query_t *q, tag_bufs_t bufs, char *err,
 }
 
 static int
-s_json_time(const agg_json_field_t *f, uint64_t *out, const char *name,
+s_json_time(const json_value_t *f, uint64_t *out, const char *name,
             char *err, size_t errlen)
 {
-    if (f->type == AGG_JSON_NUMBER && f->num >= 0 && f->num < 1e11) {
-        *out = (uint64_t)f->num;
+    if (f->type == JSON_NUMBER && f->number >= 0 && f->number < 1e11) {
+        *out = (uint64_t)f->number;
         return 0;
     }
-    if (f->type == AGG_JSON_STRING) {
+    if (f->type == JSON_STRING) {
         char *end;
         unsigned long long v = strtoull(f->str, &end, 10);
         if (*f->str && !*end && v < 100000000000ull) {
@@ -227,50 +226,41 @@ s_json_time(const agg_json_field_t *f, uint64_t *out, const char *name,
 void
 api_profile_tracing(api_request_t *req, api_reply_t *r)
 {
-    const char *body = req->body;
-    size_t len = req->len;
-    agg_json_obj_t obj;
+    arena_t *arena = NULL;
     char err[256];
     tag_bufs_t tags;
     agg_query_t q;
     flame_t *tree = NULL;
     trace_ctx_t ctx;
     agg_buf_t out;
-    int parsed = 0;
 
     memset(&q, 0, sizeof(q));
     memset(&ctx, 0, sizeof(ctx));
     agg_buf_init(&out, AGG_API_MAX_REPLY);
-    if (!body || !len) {
-        api_reply_error(r, 400, "missing JSON body");
+    const json_value_t *obj = api_body_object(req, &arena, r);
+    if (!obj)
         goto cleanup;
-    }
-    if (agg_json_parse(&obj, body, len, err, sizeof(err))) {
-        api_reply_error(r, 400, "%s", err);
-        goto cleanup;
-    }
-    parsed = 1;
-    const agg_json_field_t *app = agg_json_get(&obj, "app_service");
-    const agg_json_field_t *event = agg_json_get(&obj, "profile_event_type");
-    const agg_json_field_t *lang = agg_json_get(&obj, "profile_language_type");
-    const agg_json_field_t *ts = agg_json_get(&obj, "time_start");
-    const agg_json_field_t *te = agg_json_get(&obj, "time_end");
-    const agg_json_field_t *tag = agg_json_get(&obj, "tag_filter");
+    const json_value_t *app = api_body_get(obj, "app_service");
+    const json_value_t *event = api_body_get(obj, "profile_event_type");
+    const json_value_t *lang = api_body_get(obj, "profile_language_type");
+    const json_value_t *ts = api_body_get(obj, "time_start");
+    const json_value_t *te = api_body_get(obj, "time_end");
+    const json_value_t *tag = api_body_get(obj, "tag_filter");
 
-    if (!app || app->type != AGG_JSON_STRING || !*app->str) {
+    if (!app || app->type != JSON_STRING || !*app->str) {
         api_reply_error(r, 400, "app_service (a process name or \"Total\") "
                         "is required");
         goto cleanup;
     }
-    if (lang && lang->type == AGG_JSON_STRING && *lang->str
+    if (lang && lang->type == JSON_STRING && *lang->str
         && strcmp(lang->str, "eBPF") != 0) {
         api_reply_error(r, 400, "profile_language_type: only eBPF profiles "
                         "are kept here");
         goto cleanup;
     }
     q.kind = WIRE_KIND_ON_CPU;
-    if (event && event->type != AGG_JSON_NULL) {
-        if (event->type != AGG_JSON_STRING
+    if (event && event->type != JSON_NULL) {
+        if (event->type != JSON_STRING
             || (strcmp(event->str, "on-cpu") && strcmp(event->str,
                                                         "off-cpu"))) {
             api_reply_error(r, 400, "profile_event_type must be on-cpu or "
@@ -297,10 +287,10 @@ api_profile_tracing(api_request_t *req, api_reply_t *r)
     }
     q.start_ms = start_s * 1000;
     q.end_ms = end_s * 1000 + 999;
-    if (tag && tag->type != AGG_JSON_NULL) {
-        if (tag->type != AGG_JSON_STRING
+    if (tag && tag->type != JSON_NULL) {
+        if (tag->type != JSON_STRING
             || s_tag_filter(tag->str, &q, tags, err, sizeof(err))) {
-            api_reply_error(r, 400, "%s", tag->type == AGG_JSON_STRING
+            api_reply_error(r, 400, "%s", tag->type == JSON_STRING
                                               ? err
                                               : "tag_filter must be a string");
             goto cleanup;
@@ -336,8 +326,7 @@ api_profile_tracing(api_request_t *req, api_reply_t *r)
         out.oom = 1;
     api_reply_buf(r, &out, "application/json");
 cleanup:
-    if (parsed)
-        agg_json_release(&obj);
+    arena_destroy(&arena);
     agg_buf_release(&out);
     free(ctx.hashes);
     flame_destroy(&tree);

@@ -5,9 +5,9 @@
 #include <string.h>
 
 #include "aggregator/core/agg.h"
-#include "aggregator/http/reqjson.h"
 #include "aggregator/http/routes.h"
 #include "aggregator/replica/replica.h"
+#include "names.h"
 
 #define API_MAX_TASK_S (24u * 3600u)
 
@@ -97,53 +97,36 @@ api_tasks_get(api_request_t *req, api_reply_t *r)
     api_reply_buf(r, &out, "application/json");
 }
 
-static int
-s_int_field(const agg_json_field_t *f, int64_t *out)
-{
-    if (!f || f->type != AGG_JSON_NUMBER || !f->is_int)
-        return -1;
-    *out = f->i;
-    return 0;
-}
-
 void
 api_tasks_post(api_request_t *req, api_reply_t *r)
 {
-    const char *body = req->body;
-    size_t len = req->len;
-    agg_json_obj_t obj;
+    arena_t *arena = NULL;
     char err[256], id[64];
     int64_t pid, duration, start = 0;
     int target = WIRE_TARGET_ON_CPU;
 
-    if (!body || !len) {
-        api_reply_error(r, 400, "missing JSON body");
-        return;
-    }
-    if (agg_json_parse(&obj, body, len, err, sizeof(err))) {
-        api_reply_error(r, 400, "%s", err);
-        return;
-    }
-    const agg_json_field_t *t = agg_json_get(&obj, "target");
-    const agg_json_field_t *s = agg_json_get(&obj, "start");
-    if (s_int_field(agg_json_get(&obj, "pid"), &pid) || pid <= 0
+    const json_value_t *obj = api_body_object(req, &arena, r);
+    if (!obj)
+        goto cleanup;
+    const json_value_t *t = api_body_get(obj, "target");
+    const json_value_t *s = api_body_get(obj, "start");
+    if (json_int(api_body_get(obj, "pid"), &pid) || pid <= 0
         || pid > UINT32_MAX) {
         api_reply_error(r, 400, "pid must be a positive integer");
         goto cleanup;
     }
-    if (s_int_field(agg_json_get(&obj, "duration"), &duration)
+    if (json_int(api_body_get(obj, "duration"), &duration)
         || duration <= 0 || duration > API_MAX_TASK_S) {
         api_reply_error(r, 400, "duration must be seconds in 1..%u",
                         API_MAX_TASK_S);
         goto cleanup;
     }
-    if (t && (t->type != AGG_JSON_STRING
-              || (target = agg_target_parse(t->str)) < 0)) {
+    if (t && (t->type != JSON_STRING
+              || (target = names_target_parse(t->str, NAMES_EXACT)) < 0)) {
         api_reply_error(r, 400, "target must be ON_CPU, OFF_CPU or NETWORK");
         goto cleanup;
     }
-    if (s && s->type != AGG_JSON_NULL
-        && (s_int_field(s, &start) || start < 0)) {
+    if (s && s->type != JSON_NULL && (json_int(s, &start) || start < 0)) {
         api_reply_error(r, 400, "start must be unix milliseconds");
         goto cleanup;
     }
@@ -160,7 +143,7 @@ api_tasks_post(api_request_t *req, api_reply_t *r)
     agg_buf_puts(&out, "}\n");
     api_reply_buf(r, &out, "application/json");
 cleanup:
-    agg_json_release(&obj);
+    arena_destroy(&arena);
 }
 
 void

@@ -85,6 +85,48 @@ api_parse_u64(const char *s, uint64_t *out)
     return 0;
 }
 
+const json_value_t *
+api_body_object(api_request_t *req, arena_t **arena, api_reply_t *r)
+{
+    char err[256];
+    const json_value_t *obj = NULL;
+    *arena = NULL;
+    if (!req->body || !req->len) {
+        api_reply_error(r, 400, "missing JSON body");
+        goto cleanup;
+    }
+    /* Every value costs a json_value_t and a slot, whatever its size in
+     * the text: the arena's bound follows the body's. */
+    *arena = arena_new(req->len * 64 + 65536);
+    if (!*arena) {
+        api_reply_error(r, 500, "out of memory");
+        goto cleanup;
+    }
+    obj = json_parse_opts(req->body, req->len, *arena, JSON_TRAILING_COMMAS,
+                          err, sizeof(err));
+    if (!obj)
+        api_reply_error(r, 400, "bad JSON: %s", err);
+    else if (obj->type != JSON_OBJECT)
+        api_reply_error(r, 400, "bad JSON: the body must be an object");
+    else if (obj->n > API_MAX_BODY_FIELDS)
+        api_reply_error(r, 400, "bad JSON: more than %d fields",
+                        API_MAX_BODY_FIELDS);
+    else
+        goto cleanup;
+    obj = NULL;
+cleanup:
+    return obj;
+}
+
+const json_value_t *
+api_body_get(const json_value_t *obj, const char *key)
+{
+    for (size_t i = obj->n; i-- > 0;)
+        if (strcmp(obj->keys[i], key) == 0)
+            return obj->items[i];
+    return NULL;
+}
+
 int
 api_parse_range(api_request_t *req, api_reply_t *r, uint64_t *start_ms,
                 uint64_t *end_ms)

@@ -10,6 +10,8 @@
 #include "aggregator/core/agg.h"
 #include "aggregator/http/api.h"
 #include "aggregator/replica/replica.h"
+#include "arena.h"
+#include "json.h"
 
 typedef struct {
     int status;
@@ -52,6 +54,17 @@ void api_reply_text(api_reply_t *r, const char *text,
 
 /* A decimal without sign. 0, or -1 when s is not one or overflows. */
 int api_parse_u64(const char *s, uint64_t *out);
+
+/* Request bodies are one JSON object (lib/json.c, trailing commas allowed:
+ * some ProfileTracing clients write them) of at most API_MAX_BODY_FIELDS
+ * members. The object, parsed into *arena (created here, the caller
+ * destroys it, also on failure); NULL after a 400 (500 when out of
+ * memory). */
+#define API_MAX_BODY_FIELDS 32
+const json_value_t *api_body_object(api_request_t *req, arena_t **arena,
+                                    api_reply_t *r);
+/* The member named key, the last one when it repeats; NULL when absent. */
+const json_value_t *api_body_get(const json_value_t *obj, const char *key);
 
 /* Common query arguments: start/end (unix seconds, default the last
  * AGG_DEFAULT_RANGE_S), event (on-cpu|off-cpu), and the view selector
