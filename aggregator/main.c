@@ -12,6 +12,7 @@
 #include "aggregator/core/agg.h"
 #include "aggregator/http/api.h"
 #include "aggregator/replica/replica.h"
+#include "hostport.h"
 #include "log.h"
 #include "stage.h"
 #include "wire.h"
@@ -93,21 +94,22 @@ s_host_ip(char *host, size_t len)
 }
 
 /* The host peers reach our API at when aggregator.advertise_addr is not
- * set: the bound address's, an unspecified one replaced by the host name
- * (or its address). */
+ * set: the bound address's ("[v6]" bracketed, ready for ":port"), an
+ * unspecified one replaced by the host name (or its address). */
 static void
 s_advertise_host(const char *http_addr, char *host, size_t len)
 {
-    const char *colon = strrchr(http_addr, ':');
-    size_t hlen = colon ? (size_t)(colon - http_addr) : 0;
-    snprintf(host, len, "%.*s", (int)hlen, http_addr);
-    if (!host[0] || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "[::]") == 0
-        || strcmp(host, "*") == 0) {
-        if (gethostname(host, len - 1) != 0)
-            snprintf(host, len, "localhost");
-        host[len - 1] = '\0';
-        s_host_ip(host, len);
-    }
+    hostport_t hp;
+    /* A bad address is refused when the API starts. */
+    if (hostport_parse(http_addr, 0, &hp, NULL, 0) == 0 && hp.host[0]
+        && strcmp(hp.host, "0.0.0.0") != 0 && strcmp(hp.host, "::") != 0
+        && strcmp(hp.host, "*") != 0
+        && hostport_format(hp.host, NULL, host, len) == 0)
+        return;
+    if (gethostname(host, len - 1) != 0)
+        snprintf(host, len, "localhost");
+    host[len - 1] = '\0';
+    s_host_ip(host, len);
 }
 
 /* Where peers reach our API: aggregator.advertise_addr, else the

@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "aggregator/http/guard.h"
+#include "hostport.h"
 
 #define GUARD_HOSTS_MAX 32
 #define GUARD_HOST_LEN 256
@@ -90,17 +91,22 @@ s_add_host(api_guard_t *self, const char *name, size_t len, char *err,
     return 0;
 }
 
-/* The host of a "host:port" address (an empty host is any address and
- * names nothing). */
+/* The host of a "host:port" address, or of a host alone (an empty host
+ * is any address and names nothing). */
 static int
 s_add_addr_host(api_guard_t *self, const char *addr, char *err,
                 size_t errlen)
 {
+    hostport_t hp;
+    char host[GUARD_HOST_LEN];
     if (!addr || !*addr)
         return 0;
-    const char *end = addr[0] == '[' ? strchr(addr, ']') : strrchr(addr, ':');
-    size_t len = end ? (size_t)(end - addr) + (addr[0] == '[') : strlen(addr);
-    return s_add_host(self, addr, len, err, errlen);
+    if (hostport_parse(addr, HOSTPORT_PORT_OPTIONAL, &hp, NULL, 0)
+        || hostport_format(hp.host, NULL, host, sizeof(host))) {
+        snprintf(err, errlen, "'%s' is not a host name", addr);
+        return -1;
+    }
+    return s_add_host(self, host, strlen(host), err, errlen);
 }
 
 api_guard_t *

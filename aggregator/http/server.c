@@ -16,6 +16,7 @@
 #include "aggregator/http/request.h"
 #include "aggregator/http/routes.h"
 #include "aggregator/replica/replica.h"
+#include "hostport.h"
 #include "log.h"
 
 /* A query that fans out holds its thread while peers answer; peers'
@@ -264,36 +265,22 @@ s_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
 }
 
-/* Splits "host:port" / "[v6]:port" / ":port" and resolves it. */
+/* Splits "host:port" / "[v6]:port" / ":port" (lib/hostport.h) and
+ * resolves it; no host listens on every address. */
 static int
 s_resolve(const char *addr, struct sockaddr_storage *ss, socklen_t *sslen,
           char *err, size_t errlen)
 {
-    char host[256], port[16];
-    const char *colon;
-    if (addr[0] == '[') {
-        const char *close = strchr(addr, ']');
-        if (!close || close[1] != ':') {
-            snprintf(err, errlen, "bad address '%s'", addr);
-            return -1;
-        }
-        snprintf(host, sizeof(host), "%.*s", (int)(close - addr - 1),
-                 addr + 1);
-        colon = close + 1;
-    } else {
-        colon = strrchr(addr, ':');
-        if (!colon) {
-            snprintf(err, errlen, "address '%s' has no port", addr);
-            return -1;
-        }
-        snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
-    }
-    snprintf(port, sizeof(port), "%s", colon + 1);
+    char port[8];
+    hostport_t hp;
+    if (hostport_parse(addr, 0, &hp, err, errlen))
+        return -1;
+    snprintf(port, sizeof(port), "%u", hp.port);
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof(hints));
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    int rc = getaddrinfo(*host ? host : NULL, port, &hints, &res);
+    int rc = getaddrinfo(hp.host[0] ? hp.host : NULL, port, &hints, &res);
     if (rc || !res) {
         snprintf(err, errlen, "cannot resolve '%s': %s", addr,
                  gai_strerror(rc));

@@ -11,45 +11,27 @@
 #include <unistd.h>
 
 #include "aggregator/replica/http_get.h"
+#include "hostport.h"
 #include "log.h"
 #include "netio.h"
 
 static int
-s_split(const char *addr, char *host, size_t hlen, char *port, size_t plen)
-{
-    const char *colon;
-    if (addr[0] == '[') {
-        const char *close = strchr(addr, ']');
-        if (!close || close[1] != ':')
-            return -1;
-        snprintf(host, hlen, "%.*s", (int)(close - addr - 1), addr + 1);
-        colon = close + 1;
-    } else {
-        colon = strrchr(addr, ':');
-        if (!colon || colon == addr)
-            return -1;
-        snprintf(host, hlen, "%.*s", (int)(colon - addr), addr);
-    }
-    if (!colon[1] || strlen(colon + 1) >= plen)
-        return -1;
-    snprintf(port, plen, "%s", colon + 1);
-    return 0;
-}
-
-static int
 s_connect(const char *addr, uint64_t deadline, char *err, size_t errlen)
 {
-    char host[256], port[16];
+    char port[8];
+    hostport_t hp;
     struct addrinfo hints, *res = NULL;
     int fd = -1;
-    if (s_split(addr, host, sizeof(host), port, sizeof(port))) {
+    /* A peer to connect to names its host. */
+    if (hostport_parse(addr, 0, &hp, NULL, 0) || !hp.host[0]) {
         snprintf(err, errlen, "bad address '%s'", addr);
         return -1;
     }
+    snprintf(port, sizeof(port), "%u", hp.port);
     memset(&hints, 0, sizeof(hints));
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICSERV;
-    int rc = getaddrinfo(host, port, &hints, &res);
+    int rc = getaddrinfo(hp.host, port, &hints, &res);
     if (rc || !res) {
         snprintf(err, errlen, "cannot resolve %s: %s", addr,
                  gai_strerror(rc));
