@@ -33,6 +33,8 @@ for exe in "$build"/fuzz/fuzz_*; do
     [ -x "$exe" ] || continue
     name=$(basename "$exe")
     short=${name#fuzz_}
+    # A harness whose source is gone (a stale binary of an older tree).
+    [ -f "$here/$name.c" ] || continue
     if [ $# -gt 0 ] && ! echo " $* " | grep -q " $short "; then
         continue
     fi
