@@ -2,8 +2,9 @@
  * it: its GNU build-id, whether it carries function symbols (.symtab or
  * .dynsym with a defined function), and its .gnu_debuglink (the separate
  * debug file's name and CRC). The collector names objects by build-id,
- * the symbolizer finds debug files by build-id and debuglink, the uplink
- * tells the OAP whether a process can be profiled usefully.
+ * the symbolizer finds debug files by build-id and debuglink, and the
+ * symbol check (symcheck.c) tells the OAP whether a process can be
+ * profiled usefully (support_ebpf_profiling).
  *
  * Written against the ELF gABI with pread (or a bounds-checked memory
  * image, for the vdso), no libelf: 32 and 64 bit, either byte order. The

@@ -1,6 +1,6 @@
 /* Open-addressing hash map of caller-owned items: the collector's process,
- * object, batch and task tables, the uplink's policy book and symbol-check
- * cache.
+ * object, batch and task tables, the policy book of the uplink, the
+ * symbol-check cache.
  *
  * The map stores (hash, item) pairs; the caller computes the hash from its
  * key and supplies a match function, so one implementation serves integer,

@@ -1,8 +1,8 @@
 /* Facts about a process from /proc/PID: comm, command line, executable,
  * stat fields, status ids, container, and the pids there are; plus the
- * system load. One reader for every stage: the collector (process table,
- * proc.events), the uplink (process finders) and the policy engine
- * (continuous-profiling monitors).
+ * system load. One reader for every stage that reads /proc: the
+ * collector (process table, proc.events, from which the uplink learns its
+ * processes) and the policy engine (continuous-profiling monitors).
  *
  * root is the proc mount to read ("/proc" when NULL; tests and a host
  * /proc mounted elsewhere pass another). Every read is bounded by the
