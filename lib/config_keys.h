@@ -4,7 +4,8 @@
  *
  * The environment name is always SKYPROF_<KEY> (dots and brackets become
  * underscores, upper case); rover_env_alias is the reference agent's name
- * for the same setting (seed 003) or NULL when it has none or the meaning
+ * for the same setting (SkyWalking Rover's configuration documentation,
+ * docs/en/setup/configuration/) or NULL when it has none or the meaning
  * differs. Types: STR, BOOL, INT, DURATION, SIZE, LEVEL. */
 CFG("log.level", LEVEL, "info", "ROVER_LOGGER_LEVEL",
     "error, warn, info or debug")
@@ -145,7 +146,7 @@ CFG("aggregator.fanout_timeout", DURATION, "2s", NULL,
 CFG("policy.http_addr", STR, "", NULL,
     "host:port for /metrics and /healthz of this stage; empty = off")
 CFG("policy.continuous_policies", STR, "", NULL,
-    "local continuous-profiling policies, ServiceWithPolicyJSON (seed 002 shape); "
+    "local continuous-profiling policies, ServiceWithPolicyJSON (the OAP's ContinuousProfilingPolicyQuery shape); "
     "a process's service is its name unless the uplink maps it")
 CFG("policy.republish_interval", DURATION, "2s", NULL,
     "how often the full desired task set is republished")

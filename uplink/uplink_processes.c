@@ -259,8 +259,9 @@ s_report(uplink_t *self, bool all)
             batch[n] = e;
             s_entity_pb(&e->entity, &ents[n]);
             snprintf(pids[n], sizeof pids[n], "%u", e->pid);
-            /* The properties the OAP and its UI read (protocol-facts.md);
-             * a pod's process adds where it runs. */
+            /* The properties the OAP and its UI read (the reference
+             * agent, SkyWalking Rover, sends the same); a pod's process
+             * adds where it runs. */
             const k8s_identity_t *pod = e->k8s;
             const char *keys[NPROPS] = { "host_ip", "pid", "command_line",
                                          "support_ebpf_profiling",
