@@ -104,6 +104,8 @@ CFG("collector.publish_interval", DURATION, "1s", NULL,
     "how often drained stacks are published (sooner when a batch is full); 0 = every drain")
 CFG("collector.proc_grace", DURATION, "30s", NULL,
     "how long the mappings of an exited process are kept for late samples")
+CFG("collector.proc_republish_interval", DURATION, "10s", NULL,
+    "how often every live process is published again on proc.events (the uplink's process table is built from them); 0 = never")
 CFG("collector.max_batch_samples", INT, "4096", NULL,
     "distinct stacks per published batch")
 CFG("collector.http_addr", STR, "", NULL,

@@ -32,7 +32,8 @@
 #include "uplink/finder.h"
 #include "uplink/policybook.h"
 #include "uplink/profdata.h"
-#include "uplink/symcheck.h"
+#include "collector/symcheck.h"
+#include "procfeed.h"
 #include "uplink/uplink.h"
 #include "wire.h"
 
@@ -351,6 +352,50 @@ typedef struct {
     uint64_t now;
 } env_t;
 
+/* The uplink learns processes only from proc.events: s_tick plays the
+ * collector first (an alive event per running process, an exit per one
+ * gone), for every uplink but those made with scan false, whose tests
+ * send their own events. */
+static tu_procfeed_t s_feed;
+static uplink_t *s_unfed[4];
+
+static void
+s_set_fed(uplink_t *up, bool fed)
+{
+    for (size_t i = 0; i < 4; i++)
+        if (s_unfed[i] == up)
+            s_unfed[i] = NULL;
+    for (size_t i = 0; !fed && i < 4; i++) {
+        if (!s_unfed[i]) {
+            s_unfed[i] = up;
+            break;
+        }
+    }
+}
+
+static void
+s_feed_procs(uplink_t *up, uint64_t now)
+{
+    wire_buf_t buf;
+    wire_buf_init(&buf);
+    ck_assert_int_eq(tu_procfeed_encode(&s_feed, &buf), 0);
+    ck_assert_int_eq(uplink_handle(up, TOPIC_PROC_EVENTS, buf.data, buf.len,
+                                   now), 0);
+    wire_buf_release(&buf);
+}
+
+static void
+s_tick(uplink_t *up, uint64_t now)
+{
+    bool fed = true;
+    for (size_t i = 0; i < 4; i++)
+        if (s_unfed[i] == up)
+            fed = false;
+    if (fed)
+        s_feed_procs(up, now);
+    uplink_tick(up, now);
+}
+
 static uplink_t *
 s_uplink_instance(env_t *e, const char *token, uint64_t buffer_size,
                   bool scan, const char *regex, const char *instance)
@@ -363,7 +408,10 @@ s_uplink_instance(env_t *e, const char *token, uint64_t buffer_size,
     o.buffer_size = buffer_size;
     o.agent_id = "agent-test";
     o.sender = "uplink/test";
-    o.scan_proc = scan;
+    /* Without the stand-in collector nothing republishes the processes a
+     * test sent events for: keep them. */
+    if (!scan)
+        o.proc_stale_ms = 0;
     o.publish = s_capture;
     finder_set_t *finders = finder_set_new();
     finder_spec_t spec = { regex, "OS_LINUX", "svc-test", instance,
@@ -372,7 +420,9 @@ s_uplink_instance(env_t *e, const char *token, uint64_t buffer_size,
     char err[256];
     ck_assert_msg(finder_set_add(finders, &spec, err, sizeof err) == 0, "%s",
                   err);
-    return uplink_new(&o, finders, e->stats);
+    uplink_t *up = uplink_new(&o, finders, e->stats);
+    s_set_fed(up, scan);
+    return up;
 }
 
 static uplink_t *
@@ -403,6 +453,7 @@ static void
 s_env_stop(env_t *e)
 {
     uplink_destroy(&e->up);
+    tu_procfeed_release(&s_feed);
     stats_destroy(&e->stats);
     s_fake_kill(&e->fake, SIGTERM);
     s_procs_stop(&e->procs);
@@ -800,13 +851,14 @@ START_TEST(test_idle_without_oap)
     uplink_t *up = uplink_new(&o, finder_set_new(), stats);
     ck_assert_ptr_nonnull(up);
     ck_assert(!uplink_active(up));
-    uplink_tick(up, T0);
-    uplink_tick(up, T0 + 60000);
+    s_tick(up, T0);
+    s_tick(up, T0 + 60000);
     ck_assert_uint_eq(uplink_process_count(up), 0);
     ck_assert_int_eq(uplink_handle(up, TOPIC_AGG_PROFILE, "\x01\x02", 2, T0),
                      -1);
     uplink_destroy(&up);
     stats_destroy(&stats);
+    tu_procfeed_release(&s_feed);
 }
 END_TEST
 
@@ -817,7 +869,7 @@ START_TEST(test_report_keepalive_and_tasks)
         return;
     env_t e;
     s_env_start(&e, NULL, NULL, 4u << 20);
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
 
     size_t len;
     uint8_t *raw = s_last_request(&e.fake, "reportProcesses", &len);
@@ -891,7 +943,7 @@ START_TEST(test_report_keepalive_and_tasks)
     s_write_reply(&e.fake, "queryTasks", 1, cmds, len);
     free(cmds);
     e.now += 10000;                             /* check_interval */
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
 
     ck_assert_uint_eq(s_captured.n, 1);
     arena_t *arena = arena_new(0);
@@ -934,7 +986,7 @@ START_TEST(test_report_keepalive_and_tasks)
     /* Next round: latestUpdateTime is the largest TaskUpdateTime, and the
      * heartbeat keeps every reported process alive. */
     e.now += 10000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     raw = s_last_request(&e.fake, "queryTasks", &len);
     q = skywalking__v3__ebpfprofiling_task_query__unpack(NULL, len, raw);
     ck_assert_ptr_nonnull(q);
@@ -968,7 +1020,7 @@ START_TEST(test_report_keepalive_and_tasks)
     waitpid(e.procs.pids[2], NULL, 0);
     e.procs.pids[2] = -1;
     e.now += 20000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     raw = s_last_request(&e.fake, "keepAlive", &len);
     ka = skywalking__v3__ebpfprocess_ping_pkg_list__unpack(NULL, len, raw);
     ck_assert_ptr_nonnull(ka);
@@ -987,7 +1039,7 @@ START_TEST(test_profiling_data)
         return;
     env_t e;
     s_env_start(&e, NULL, NULL, 4u << 20);
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     uint32_t p0 = (uint32_t)e.procs.pids[0], p1 = (uint32_t)e.procs.pids[1],
              p2 = (uint32_t)e.procs.pids[2];
     char id1[32];
@@ -1008,7 +1060,7 @@ START_TEST(test_profiling_data)
     ck_assert_uint_gt(uplink_buffer_bytes(e.up), 0);
     uint64_t wall_before = now_wall_ms();
     e.now += 5000;                               /* flush_interval */
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert_uint_eq(uplink_buffer_bytes(e.up), 0);
 
     char **names;
@@ -1089,7 +1141,7 @@ START_TEST(test_profiling_data)
     /* Same stack in a later flush: same stackId. */
     ck_assert_int_eq(s_publish_count(&e, "task-on", p0, 1), 0);
     e.now += 5000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     size_t len;
     uint8_t *raw = s_last_request(&e.fake, "collectProfilingData", &len);
     Skywalking__V3__EBPFProfilingData *d =
@@ -1109,7 +1161,7 @@ START_TEST(test_auth_token)
         return;
     env_t e;
     s_env_start(&e, "s3cret", "s3cret", 4u << 20);
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert(uplink_connected(e.up));
     ck_assert(s_metric(&e, "calls",
                        "method=\"reportProcesses\",status=\"OK\"") == 1);
@@ -1120,13 +1172,13 @@ START_TEST(test_auth_token)
     e.up = s_uplink(&e, "wrong", 4u << 20, true, e.procs.regex);
     ck_assert_ptr_nonnull(e.up);
     for (int i = 0; i < 120; i++)               /* two simulated minutes */
-        uplink_tick(e.up, e.now + (uint64_t)i * 1000);
+        s_tick(e.up, e.now + (uint64_t)i * 1000);
     ck_assert(!uplink_connected(e.up));
     ck_assert_uint_eq(s_count_lines(&e.fake, "reportProcesses.denied"), 1);
     ck_assert(s_metric(&e, "calls", "method=\"reportProcesses\","
                        "status=\"UNAUTHENTICATED\"") == 1);
     /* After the auth backoff (5 min) it tries once more. */
-    uplink_tick(e.up, e.now + 301000);
+    s_tick(e.up, e.now + 301000);
     ck_assert_uint_eq(s_count_lines(&e.fake, "reportProcesses.denied"), 2);
     s_env_stop(&e);
 }
@@ -1138,11 +1190,11 @@ START_TEST(test_oap_restart_loses_nothing)
         return;
     env_t e;
     s_env_start(&e, NULL, NULL, 4u << 20);
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     uint32_t p0 = (uint32_t)e.procs.pids[0];
     ck_assert_int_eq(s_publish_count(&e, "task-on", p0, 10), 0);
     e.now += 5000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     data_sum_t sum;
     s_sum_data(&e.fake, &sum);
     ck_assert_uint_eq(sum.dump_total, 10);
@@ -1150,13 +1202,13 @@ START_TEST(test_oap_restart_loses_nothing)
     s_fake_kill(&e.fake, SIGKILL);
     ck_assert_int_eq(s_publish_count(&e, "task-on", p0, 20), 0);
     e.now += 5000;
-    uplink_tick(e.up, e.now);                   /* fails: OAP gone */
+    s_tick(e.up, e.now);                   /* fails: OAP gone */
     ck_assert(!uplink_connected(e.up));
     ck_assert_uint_gt(uplink_buffer_bytes(e.up), 0);
     ck_assert_int_eq(s_publish_count(&e, "task-on", p0, 30), 0);
     for (int i = 0; i < 5; i++) {               /* retries back off */
         e.now += 1000;
-        uplink_tick(e.up, e.now);
+        s_tick(e.up, e.now);
     }
     ck_assert(!uplink_connected(e.up));
     uint64_t failures = (uint64_t)(
@@ -1168,7 +1220,7 @@ START_TEST(test_oap_restart_loses_nothing)
 
     ck_assert_int_eq(s_fake_start(&e.fake, NULL, 1), 0);
     e.now += 30000;                             /* past any backoff */
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert(uplink_connected(e.up));
     ck_assert(s_metric(&e, "reconnects", NULL) == 1);
     ck_assert_uint_eq(uplink_buffer_bytes(e.up), 0);
@@ -1200,7 +1252,7 @@ START_TEST(test_buffer_bound_while_down)
     env_t e;
     const uint64_t cap = 32768;
     s_env_start(&e, NULL, NULL, cap);
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     s_fake_kill(&e.fake, SIGKILL);
     uint32_t p0 = (uint32_t)e.procs.pids[0];
     const size_t published = 600;
@@ -1209,7 +1261,7 @@ START_TEST(test_buffer_bound_while_down)
         ck_assert_uint_le(uplink_buffer_bytes(e.up), cap);
         if (i % 50 == 0) {
             e.now += 5000;
-            uplink_tick(e.up, e.now);
+            s_tick(e.up, e.now);
         }
     }
     double dropped = s_metric(&e, "buffer_dropped", NULL);
@@ -1218,7 +1270,7 @@ START_TEST(test_buffer_bound_while_down)
 
     ck_assert_int_eq(s_fake_start(&e.fake, NULL, 1), 0);
     e.now += 60000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert(uplink_connected(e.up));
     data_sum_t sum;
     s_sum_data(&e.fake, &sum);
@@ -1242,7 +1294,7 @@ START_TEST(test_malformed_replies_survived)
     s_env_start(&e, NULL, NULL, 4u << 20);
     static const uint8_t garbage[] = { 0x0a, 0xff, 0xff, 0xff, 0x0f, 0x01 };
     s_write_reply(&e.fake, "queryTasks", 1, garbage, sizeof garbage);
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert(uplink_connected(e.up));
     ck_assert(s_metric(&e, "replies_invalid", NULL) == 1);
 
@@ -1274,7 +1326,7 @@ START_TEST(test_malformed_replies_survived)
     s_write_reply(&e.fake, "queryTasks", 1, cmds, len);
     free(cmds);
     e.now += 10000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert(s_metric(&e, "commands_invalid", NULL) == 4);
     ck_assert_uint_eq(s_captured.n, 1);
     arena_t *arena = arena_new(0);
@@ -1290,7 +1342,7 @@ START_TEST(test_malformed_replies_survived)
     /* A garbage process report reply and a failing status are survived. */
     s_write_reply(&e.fake, "reportProcesses", 1, garbage, sizeof garbage);
     e.now += 10000;                             /* heartbeat round 2 */
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert(s_metric(&e, "replies_invalid", NULL) >= 1);
     ck_assert(uplink_connected(e.up));
 
@@ -1304,7 +1356,7 @@ START_TEST(test_malformed_replies_survived)
     ck_assert_int_eq(s_publish_count(&e, "good", (uint32_t)e.procs.pids[0],
                                      4), 0);
     e.now += 5000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     data_sum_t sum;
     s_sum_data(&e.fake, &sum);
     ck_assert_uint_eq(sum.dump_total, 4);
@@ -1329,10 +1381,10 @@ START_TEST(test_process_events)
     exe[n] = '\0';
     wire_proc_event_t evs[] = {
         { WIRE_PROC_START, (uint32_t)e.procs.pids[0], 1, 0, 1, "test_uplink",
-          exe, cmdline, "" },
+          exe, cmdline, "", 1 },
         { WIRE_PROC_EXEC, (uint32_t)e.procs.pids[1], 1, 0, 1, "test_uplink",
-          exe, cmdline, "" },
-        { WIRE_PROC_START, 999999, 1, 0, 1, "cat", "/bin/cat", "cat x", "" },
+          exe, cmdline, "", 1 },
+        { WIRE_PROC_START, 999999, 1, 0, 1, "cat", "/bin/cat", "cat x", "", 0 },
     };
     wire_proc_events_t m;
     memset(&m, 0, sizeof m);
@@ -1345,7 +1397,7 @@ START_TEST(test_process_events)
     ck_assert_int_eq(uplink_handle(e.up, TOPIC_PROC_EVENTS, buf.data, buf.len,
                                    e.now), 0);
     ck_assert_uint_eq(uplink_process_count(e.up), 2);
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     size_t len;
     uint8_t *raw = s_last_request(&e.fake, "reportProcesses", &len);
     Skywalking__V3__EBPFProcessReportList *rep =
@@ -1357,7 +1409,7 @@ START_TEST(test_process_events)
 
     /* Exit of one: not kept alive on the next heartbeat. */
     wire_proc_event_t ex = { WIRE_PROC_EXIT, (uint32_t)e.procs.pids[0], 1, 0,
-                             2, "sleep", "", "", "" };
+                             2, "sleep", "", "", "", 0 };
     m.nevents = 1;
     m.events = &ex;
     wire_buf_reset(&buf);
@@ -1366,7 +1418,7 @@ START_TEST(test_process_events)
                                    e.now), 0);
     wire_buf_release(&buf);
     e.now += 20000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     raw = s_last_request(&e.fake, "keepAlive", &len);
     Skywalking__V3__EBPFProcessPingPkgList *ka =
         skywalking__v3__ebpfprocess_ping_pkg_list__unpack(NULL, len, raw);
@@ -1400,7 +1452,7 @@ s_tls_round(env_t *e, const char *ca, bool skip_verify)
     ck_assert_int_eq(finder_set_add(finders, &spec, err, sizeof err), 0);
     uplink_t *up = uplink_new(&o, finders, e->stats);
     ck_assert_ptr_nonnull(up);
-    uplink_tick(up, T0);
+    s_tick(up, T0);
     bool ok = uplink_connected(up) &&
               uplink_process_id(up, (uint32_t)e->procs.pids[0]) != NULL;
     uplink_destroy(&up);
@@ -1453,6 +1505,7 @@ typedef struct {
     void *ctx;
     stats_t *stats;
     bus_t *bus;
+    tu_procfeed_thread_t *feed;    /* the collector's proc.events */
 } stage_rig_t;
 
 /* 1 when the fake OAP and both binaries are there; else prints a SKIP. */
@@ -1512,6 +1565,8 @@ s_rig_start(stage_rig_t *r, const env_t *e, const char *bus_yaml,
     bus_options_t bo = { in, out, 1000, 1000, sender, NULL };
     r->bus = bus_new(r->ctx, &bo, r->stats);
     ck_assert_ptr_nonnull(r->bus);
+    r->feed = tu_procfeed_start(in, out, 300);
+    ck_assert_ptr_nonnull(r->feed);
 }
 
 /* Fails the test with the stages' logs. */
@@ -1528,6 +1583,7 @@ s_rig_fail(const stage_rig_t *r, const char *why)
 static void
 s_rig_stop(stage_rig_t *r)
 {
+    tu_procfeed_stop(&r->feed);
     ck_assert_int_eq(tu_stop(r->uplink, 10000), 0);
     tu_stop(r->broker, 5000);
     bus_destroy(&r->bus);
@@ -1690,7 +1746,7 @@ START_TEST(test_hour_of_flushes_100_processes)
         snprintf(cmd[i], sizeof cmd[i], "/usr/bin/fakeproc --id %d", i);
         evs[i] = (wire_proc_event_t){ WIRE_PROC_START, 3000000u + (uint32_t)i,
                                       1, 0, 1, "fakeproc", "/bin/sleep",
-                                      cmd[i], "" };
+                                      cmd[i], "", 1 };
     }
     wire_proc_events_t m;
     memset(&m, 0, sizeof m);
@@ -1724,7 +1780,7 @@ START_TEST(test_hour_of_flushes_100_processes)
                                              "", WIRE_TARGET_ON_CPU,
                                              1700000000000u, 0, 0, NSTACKS,
                                              stacks };
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert_uint_eq(uplink_process_count(e.up), NP);
     ck_assert_ptr_nonnull(uplink_process_id(e.up, 3000000u));
 
@@ -1738,7 +1794,7 @@ START_TEST(test_hour_of_flushes_100_processes)
             bytes0 = s_metric(&e, "bytes_sent", NULL);
         }
         e.now += 5000;
-        uplink_tick(e.up, e.now);
+        s_tick(e.up, e.now);
         ck_assert_uint_eq(uplink_buffer_bytes(e.up), 0);
     }
     long rss_late = s_rss_kb();
@@ -2023,7 +2079,7 @@ START_TEST(test_proc_ids_published)
         return;
     env_t e;
     s_env_start(&e, NULL, NULL, 4u << 20);
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert_uint_eq(s_proc_ids.count, 1);
     arena_t *arena = arena_new(0);
     wire_proc_ids_t m;
@@ -2048,12 +2104,12 @@ START_TEST(test_proc_ids_published)
 
     /* Nothing changed: nothing republished until the heartbeat. */
     e.now += 1000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     e.now += 1000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert_uint_eq(s_proc_ids.count, 1);
     e.now += 20000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert_uint_eq(s_proc_ids.count, 2);
     arena_reset(arena);
     s_decode_proc_ids(arena, &m);
@@ -2066,7 +2122,7 @@ START_TEST(test_proc_ids_published)
     waitpid(gone, NULL, 0);
     e.procs.pids[1] = -1;
     wire_proc_event_t ev = { WIRE_PROC_EXIT, (uint32_t)gone, 1, 0, 1, "x",
-                             "", "", "" };
+                             "", "", "", 0 };
     wire_proc_events_t pe;
     memset(&pe, 0, sizeof pe);
     wire_header_set(&pe.hdr, "collector/test", 1);
@@ -2079,7 +2135,7 @@ START_TEST(test_proc_ids_published)
                                    e.now), 0);
     wire_buf_release(&buf);
     e.now += 1000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert_uint_eq(s_proc_ids.count, 3);
     arena_reset(arena);
     s_decode_proc_ids(arena, &m);
@@ -2090,7 +2146,7 @@ START_TEST(test_proc_ids_published)
     /* The OAP away: the state is still published on the heartbeat. */
     s_fake_kill(&e.fake, SIGKILL);
     e.now += 20000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert_uint_eq(s_proc_ids.count, 4);
     ck_assert(s_metric(&e, "proc_ids_published", NULL) == 4);
     arena_destroy(&arena);
@@ -2129,7 +2185,7 @@ START_TEST(test_policies_query_and_update)
         return;
     env_t e;
     s_env_start(&e, NULL, NULL, 4u << 20);
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     Skywalking__V3__ContinuousProfilingPolicyQuery *q = s_last_policy_query(&e);
     ck_assert_uint_eq(q->n_policies, 1);        /* one service, 3 procs */
     ck_assert_str_eq(q->policies[0]->servicename, "svc-test");
@@ -2147,7 +2203,7 @@ START_TEST(test_policies_query_and_update)
     s_write_reply(&e.fake, "queryPolicies", 1, reply, len);
     free(reply);
     e.now += 10000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert_uint_eq(s_policy.count, 1);
     arena_t *arena = arena_new(0);
     wire_policy_update_t pu;
@@ -2161,7 +2217,7 @@ START_TEST(test_policies_query_and_update)
 
     /* The next query carries the UUID received. */
     e.now += 10000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     q = s_last_policy_query(&e);
     ck_assert_uint_eq(q->n_policies, 1);
     ck_assert_str_eq(q->policies[0]->uuid, "uuid-1");
@@ -2174,7 +2230,7 @@ START_TEST(test_policies_query_and_update)
     s_write_reply(&e.fake, "queryPolicies", 1, reply, len);
     free(reply);
     e.now += 10000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert(s_metric(&e, "commands_invalid", NULL) == invalid0 + 1);
     ck_assert_uint_eq(s_policy.count, 1);
     ck_assert(uplink_connected(e.up));
@@ -2187,10 +2243,10 @@ START_TEST(test_policies_query_and_update)
     free(reply);
     s_refuse_policy = true;
     e.now += 10000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     s_refuse_policy = false;
     e.now += 10000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     q = s_last_policy_query(&e);
     ck_assert_str_eq(q->policies[0]->uuid, "uuid-1");
     skywalking__v3__continuous_profiling_policy_query__free_unpacked(q, NULL);
@@ -2201,7 +2257,7 @@ START_TEST(test_policies_query_and_update)
     s_write_reply(&e.fake, "queryPolicies", 1, reply, len);
     free(reply);
     e.now += 10000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert_uint_eq(s_policy.count, 2);
     arena_reset(arena);
     ck_assert_int_eq(wire_decode_policy_update(s_policy.data, s_policy.len,
@@ -2210,7 +2266,7 @@ START_TEST(test_policies_query_and_update)
     ck_assert_str_eq(pu.json, del);
     ck_assert_uint_eq(pu.hdr.seq, 2);
     e.now += 10000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     q = s_last_policy_query(&e);
     ck_assert_str_eq(q->policies[0]->uuid, "");
     skywalking__v3__continuous_profiling_policy_query__free_unpacked(q, NULL);
@@ -2262,10 +2318,10 @@ START_TEST(test_policy_engine_restart)
     size_t len;
     uint8_t *reply = s_policy_reply(json, &len);
     s_write_reply(&e.fake, "queryPolicies", 1, reply, len);
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert_uint_eq(s_policy.count, 1);
     e.now += 10000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     s_assert_query_uuid(&e, "uuid-1");
     size_t queries = s_request_count(&e.fake, "queryPolicies");
 
@@ -2274,7 +2330,7 @@ START_TEST(test_policy_engine_restart)
     s_handle_ctl_tasks(&e, "policy-engine/0", 3);
     s_write_reply(&e.fake, "queryPolicies", 1, reply, len);
     e.now += 1000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert_uint_eq(s_request_count(&e.fake, "queryPolicies"), queries + 1);
     s_assert_query_uuid(&e, "");
     ck_assert_uint_eq(s_policy.count, 2);
@@ -2282,13 +2338,13 @@ START_TEST(test_policy_engine_restart)
     /* The same engine running on: nothing more. */
     s_handle_ctl_tasks(&e, "policy-engine/0", 4);
     e.now += 1000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert_uint_eq(s_request_count(&e.fake, "queryPolicies"), queries + 1);
 
     /* Restarted: its sequence starts over. */
     s_handle_ctl_tasks(&e, "policy-engine/0", 1);
     e.now += 1000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert_uint_eq(s_request_count(&e.fake, "queryPolicies"), queries + 2);
     s_assert_query_uuid(&e, "");
     free(reply);
@@ -2337,7 +2393,7 @@ START_TEST(test_trigger_report_to_task)
         return;
     env_t e;
     s_env_start(&e, NULL, NULL, 4u << 20);
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     uint32_t pid = (uint32_t)e.procs.pids[1];
     s_write_task_reply(&e, "cont-task-1", 1);
     wire_cause_t causes[] = {
@@ -2526,7 +2582,7 @@ START_TEST(test_meters_collect_batch)
                              "inst-{{.Process.Pid}}");
     ck_assert_ptr_nonnull(e.up);
     e.now = T0;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
 
     uint32_t p0 = (uint32_t)e.procs.pids[0], p1 = (uint32_t)e.procs.pids[1];
     wire_meter_t ms[] = {
