@@ -778,7 +778,8 @@ static int s_holds(const char *service, unsigned *uid, uint64_t *caps,
     *caps = eff;
     snprintf(path, sizeof path, "/proc/%d/ns/pid", r.pid);
     ssize_t n = readlink(path, ns, sizeof ns - 1);
-    ssize_t h = readlink("/proc/1/ns/pid", host_ns, sizeof host_ns - 1);
+    /* The test runs in the host's PID namespace (the collector's). */
+    ssize_t h = readlink("/proc/self/ns/pid", host_ns, sizeof host_ns - 1);
     if (n <= 0 || h <= 0)
         goto cleanup;
     *host_pidns = strcmp(ns, host_ns) == 0;

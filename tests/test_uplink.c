@@ -32,6 +32,7 @@
 #include "uplink/finder.h"
 #include "uplink/policybook.h"
 #include "uplink/profdata.h"
+#include "uplink/seenprocs.h"
 #include "collector/symcheck.h"
 #include "procfeed.h"
 #include "uplink/uplink.h"
@@ -658,6 +659,62 @@ START_TEST(test_finder_templates)
     ck_assert_int_eq(finder_set_match(set, &none, &env, &en), -1);
     finder_set_destroy(&set);
     ck_assert_ptr_null(set);
+}
+END_TEST
+
+/* The facts proc.events gave: replace, bound, expiry, iteration. */
+START_TEST(test_seenprocs)
+{
+    seen_procs_t *t = seen_procs_new(2);
+    ck_assert_ptr_nonnull(t);
+    wire_proc_event_t ev = { WIRE_PROC_START, 7, 1, 0, 1, "a", "/bin/a",
+                             "a --x", "c0ffee", 1 };
+    const seen_proc_t *p = seen_procs_put(t, &ev, 100);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_str_eq(p->cmdline, "a --x");
+    ck_assert_str_eq(p->container_id, "c0ffee");
+    ck_assert(p->has_symbols);
+    /* The same pid again replaces its facts. */
+    ev.type = WIRE_PROC_EXEC;
+    ev.cmdline = "b";
+    ev.has_symbols = 0;
+    p = seen_procs_put(t, &ev, 200);
+    ck_assert_str_eq(p->cmdline, "b");
+    ck_assert(!p->has_symbols);
+    ck_assert_uint_eq(seen_procs_count(t), 1);
+    /* No command line (a kernel thread): not kept. */
+    wire_proc_event_t kt = { WIRE_PROC_ALIVE, 8, 2, 0, 1, "kworker", "", "",
+                             "", 0 };
+    ck_assert_ptr_null(seen_procs_put(t, &kt, 200));
+    /* Bounded: a third process is refused. */
+    wire_proc_event_t other = ev;
+    other.pid = 9;
+    ck_assert_ptr_nonnull(seen_procs_put(t, &other, 300));
+    other.pid = 10;
+    ck_assert_ptr_null(seen_procs_put(t, &other, 300));
+    ck_assert_uint_eq(seen_procs_count(t), 2);
+    /* A long command line is cut as ps does. */
+    char *longcmd = malloc(SEEN_MAX_CMDLINE * 2);
+    memset(longcmd, 'x', SEEN_MAX_CMDLINE * 2 - 1);
+    longcmd[SEEN_MAX_CMDLINE * 2 - 1] = '\0';
+    other.pid = 9;
+    other.cmdline = longcmd;
+    p = seen_procs_put(t, &other, 300);
+    ck_assert_uint_eq(strlen(p->cmdline), SEEN_MAX_CMDLINE - 1);
+    free(longcmd);
+    size_t n = 0;
+    seen_iter_t it = { 0, NULL };
+    while (seen_procs_next(t, &it))
+        n++;
+    ck_assert_uint_eq(n, 2);
+    /* Not named since before 250: pid 7 goes, 9 stays. */
+    ck_assert_uint_eq(seen_procs_expire(t, 250), 1);
+    ck_assert_ptr_null(seen_procs_get(t, 7));
+    ck_assert_ptr_nonnull(seen_procs_get(t, 9));
+    seen_procs_remove(t, 9);
+    ck_assert_uint_eq(seen_procs_count(t), 0);
+    seen_procs_destroy(&t);
+    seen_procs_destroy(&t);
 }
 END_TEST
 
@@ -2915,6 +2972,7 @@ s_suite(void)
     TCase *units = tcase_create("units");
     tcase_add_test(units, test_finder_templates);
     tcase_add_test(units, test_symcheck);
+    tcase_add_test(units, test_seenprocs);
     tcase_add_test(units, test_databuf_drops_oldest);
     tcase_add_test(units, test_profdata_shapes);
     tcase_add_test(units, test_commands_parse);
