@@ -142,15 +142,12 @@ agg_new(const agg_options_t *opts, uint64_t now_ms)
         self->o.history_max_nodes = self->o.max_nodes * 8;
     if (!self->o.store_max_bytes)
         self->o.store_max_bytes = AGG_STORE_MAX_BYTES;
-    self->sender = strdup(opts->sender ? opts->sender : "aggregator/0");
     self->store_path = opts->store_path ? strdup(opts->store_path) : NULL;
-    self->o.sender = self->sender;
     self->o.store_path = self->store_path;
     pthread_mutex_init(&self->lock, NULL);
-    wire_buf_init(&self->wbuf);
     self->rl = (log_ratelimit_t)LOG_RATELIMIT_INIT(5, 10000);
     s_counters(self);
-    if (!self->sender || (opts->store_path && !self->store_path))
+    if (opts->store_path && !self->store_path)
         goto fail;
     self->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (self->wake_fd < 0)
@@ -190,11 +187,9 @@ agg_destroy(agg_t **self_p)
     agg_peers_destroy(&self->peers);
     arena_destroy(&self->arena);
     origin_dedup_destroy(&self->dedup);
-    wire_buf_release(&self->wbuf);
     if (self->wake_fd >= 0)
         close(self->wake_fd);
     pthread_mutex_destroy(&self->lock);
-    free(self->sender);
     free(self->store_path);
     free(self);
     *self_p = NULL;
@@ -453,18 +448,10 @@ agg_pump(agg_t *self)
         wt.extension_json = "";
         wire_task_set_t set;
         memset(&set, 0, sizeof(set));
-        wire_header_set(&set.hdr, self->sender, ++self->seq_request);
         set.ntasks = 1;
         set.tasks = &wt;
-        wire_buf_reset(&self->wbuf);
-        if (wire_encode_task_set(&set, &self->wbuf)) {
-            log_warn("task request %s: cannot encode", wt.task_id);
-            rc = -1;
-            continue;
-        }
         if (self->o.publish
-            && self->o.publish(self->o.publish_arg, TOPIC_TASK_REQUEST,
-                               self->wbuf.data, self->wbuf.len)) {
+            && self->o.publish(self->o.publish_arg, MSG_TASK_REQUEST, &set)) {
             log_warn("task request %s: publish failed", wt.task_id);
             rc = -1;
         }

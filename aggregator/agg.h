@@ -20,12 +20,11 @@
 
 typedef struct agg agg_t;
 
-/* Publishes one encoded payload on topic; 0 or -1. */
-typedef int (*agg_publish_fn)(void *arg, const char *topic, const void *data,
-                              size_t len);
+/* Sends one message of the table (lib/msg_table.h): body is the type's
+ * structure, its header filled by the sender (bus_send). 0 or -1. */
+typedef int (*agg_publish_fn)(void *arg, msg_id_t id, void *body);
 
 typedef struct {
-    const char *sender;           /* "aggregator/<instance>" */
     uint64_t flush_ms;            /* profiling.flush_interval */
     uint64_t history_ms;          /* aggregator.history */
     size_t max_nodes;             /* aggregator.max_nodes, per tree */
@@ -47,8 +46,16 @@ agg_t *agg_new(const agg_options_t *opts, uint64_t now_ms);
 void agg_destroy(agg_t **self_p);
 
 /* ------------------------------------------------------ loop thread */
-/* Decodes and dispatches one bus message by topic; counts and logs what
- * is malformed (bus may be NULL in tests). 0, or -1 when dropped. */
+/* The bus's handler for what the core receives (sym.stacks.BB,
+ * proc.events, k8s.containers, ctl.tasks, stats.*), decoded: 0, or -1
+ * when the message is invalid (logged here; the caller counts it, the bus
+ * in bus_invalid_total and through agg_count_invalid). */
+int agg_on_msg(agg_t *self, const msg_decoded_t *m);
+/* Counts a rejected message in the core's invalid_messages. */
+void agg_count_invalid(agg_t *self);
+/* The same for a payload from elsewhere (tests, replayed batches):
+ * decodes it by its topic (lib/msg.h), counts and logs what is malformed
+ * (also on bus when not NULL). 0, or -1 when dropped. */
 int agg_intake(agg_t *self, bus_t *bus, const char *topic,
                const void *payload, size_t len);
 

@@ -26,7 +26,6 @@ typedef struct {
 
 struct agg {
     agg_options_t o;
-    char *sender;
     char *store_path;
 
     /* lock guards: hist, procs, tasks, peers, queue, window refcounts.
@@ -46,9 +45,7 @@ struct agg {
     size_t nqueue;
     int wake_fd;
 
-    uint64_t seq_profile, seq_request;
     arena_t *arena;                 /* decode arena, loop thread */
-    wire_buf_t wbuf;
     log_ratelimit_t rl;
 
     stats_metric_t *m_batches, *m_samples, *m_windows, *m_nodes,

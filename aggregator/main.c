@@ -21,10 +21,6 @@
 #include "shard.h"
 #include "stage.h"
 
-/* Decoded replica control messages (reset after each): a release of
- * WIRE_MAX_AGG_MARKS marks with realistic sender names fits many times. */
-#define AGG_CTL_ARENA_BYTES (4u << 20)
-
 /* Messages handled per wakeup, so timers and the API pump stay timely
  * under a flood. */
 #define MESSAGES_PER_WAKEUP 256
@@ -56,16 +52,29 @@ typedef struct {
     agg_fanout_t *fanout;
     char advertise[WIRE_MAX_AGG_ADDR + 1];  /* "" = no API to offer */
     uint64_t last_announce_ms;
-    arena_t *ctl_arena;
-    wire_buf_t ctl_buf;
     log_ratelimit_t rl;
 } aggd_t;
 
 static int
-s_publish(void *arg, const char *topic, const void *data, size_t len)
+s_publish(void *arg, msg_id_t id, void *body)
 {
     aggd_t *self = arg;
-    return bus_publish(self->stage->bus, topic, data, len);
+    return bus_send(self->stage->bus, id, body);
+}
+
+/* What the core receives, decoded by the bus. */
+static int
+s_on_data(void *arg, const msg_decoded_t *m)
+{
+    aggd_t *self = arg;
+    return agg_on_msg(self->agg, m);
+}
+
+static void
+s_on_invalid(void *arg, msg_id_t id, const char *topic, const char *err)
+{
+    aggd_t *self = arg;
+    agg_count_invalid(self->agg);
 }
 
 /* ------------------------------------------------------------ replicas */
@@ -101,12 +110,7 @@ s_publish_release(void *arg, uint32_t bucket, const wire_agg_mark_t *marks,
     wire_agg_release_t m = { .instance = self->stage->instance,
                             .bucket = bucket, .nmarks = nmarks,
                             .marks = marks };
-    wire_header_set(&m.hdr, self->stage->sender,
-                    bus_next_seq(self->stage->bus, TOPIC_AGG_RELEASE));
-    wire_buf_reset(&self->ctl_buf);
-    if (wire_encode_agg_release(&m, &self->ctl_buf)
-        || bus_publish(self->stage->bus, TOPIC_AGG_RELEASE,
-                       self->ctl_buf.data, self->ctl_buf.len))
+    if (bus_send(self->stage->bus, MSG_AGG_RELEASE, &m) != 0)
         log_warn("handover: cannot publish the release of bucket %u; its "
                  "new owner will wait for its timeout", bucket);
 }
@@ -117,12 +121,7 @@ s_publish_claim(void *arg, uint32_t bucket)
     aggd_t *self = arg;
     wire_agg_release_t m = { .instance = self->stage->instance,
                             .bucket = bucket };
-    wire_header_set(&m.hdr, self->stage->sender,
-                    bus_next_seq(self->stage->bus, TOPIC_AGG_CLAIM));
-    wire_buf_reset(&self->ctl_buf);
-    if (wire_encode_agg_release(&m, &self->ctl_buf) == 0)
-        bus_publish(self->stage->bus, TOPIC_AGG_CLAIM, self->ctl_buf.data,
-                    self->ctl_buf.len);
+    bus_send(self->stage->bus, MSG_AGG_CLAIM, &m);
 }
 
 static void
@@ -133,75 +132,44 @@ s_announce(aggd_t *self, int leaving)
     wire_agg_peer_t m = { .instance = self->stage->instance,
                          .addr = self->advertise,
                          .leaving = (uint8_t)leaving };
-    wire_header_set(&m.hdr, self->stage->sender,
-                    bus_next_seq(self->stage->bus, TOPIC_AGG_PEER));
-    wire_buf_reset(&self->ctl_buf);
-    if (wire_encode_agg_peer(&m, &self->ctl_buf) == 0)
-        bus_publish(self->stage->bus, TOPIC_AGG_PEER, self->ctl_buf.data,
-                    self->ctl_buf.len);
+    bus_send(self->stage->bus, MSG_AGG_PEER, &m);
 }
 
-static void
-s_ctl_invalid(aggd_t *self, const char *topic, const char *err)
-{
-    bus_count_invalid(self->stage->bus, topic);
-    log_warn_rl(&self->rl, "dropped a malformed %s: %s", topic, err);
-}
-
-static void
-s_on_ctl(aggd_t *self, const char *topic, const void *data, size_t len)
-{
-    char err[256];
-    arena_reset(self->ctl_arena);
-    if (strcmp(topic, TOPIC_AGG_PEER) == 0) {
-        wire_agg_peer_t m;
-        if (wire_decode_agg_peer(data, len, self->ctl_arena, &m, err,
-                            sizeof(err))) {
-            s_ctl_invalid(self, topic, err);
-            return;
-        }
-        bus_note_seq(self->stage->bus, topic, m.hdr.sender, m.hdr.seq);
-        if (agg_replicas_on_peer(self->replicas, &m, now_mono_ms(),
-                                 now_wall_ms()))
-            log_warn_rl(&self->rl, "more than %d aggregator replicas; %s is "
-                        "left out of queries", AGG_REPLICAS_MAX, m.instance);
-    } else if (strcmp(topic, TOPIC_AGG_RELEASE) == 0
-               || strcmp(topic, TOPIC_AGG_CLAIM) == 0) {
-        wire_agg_release_t m;
-        if (wire_decode_agg_release(data, len, self->ctl_arena, &m, err,
-                               sizeof(err))) {
-            s_ctl_invalid(self, topic, err);
-            return;
-        }
-        bus_note_seq(self->stage->bus, topic, m.hdr.sender, m.hdr.seq);
-        /* Our own come back through the broker. */
-        int own = strcmp(m.instance, self->stage->instance) == 0;
-        if (!own && strcmp(topic, TOPIC_AGG_CLAIM) == 0)
-            agg_handover_on_claim(self->handover, m.bucket, now_mono_ms());
-        else if (!own)
-            agg_handover_on_release(self->handover, &m);
-    }
-    arena_reset(self->ctl_arena);
-}
-
-static void
-s_on_message(void *arg, const char *topic, const void *data, size_t len)
+/* ctl.agg.peer, decoded by the bus. */
+static int
+s_on_peer(void *arg, const msg_decoded_t *msg)
 {
     aggd_t *self = arg;
-    if (self->handover && strncmp(topic, TOPIC_HELLO,
-                                  strlen(TOPIC_HELLO)) == 0) {
-        if (self->shard) {
-            shard_on_hello(self->shard, topic, data, len);
-            s_sync_owned(self);
-        }
-        return;
-    }
-    if (self->handover && strncmp(topic, TOPIC_AGG_CTL,
-                                  strlen(TOPIC_AGG_CTL)) == 0) {
-        s_on_ctl(self, topic, data, len);
-        return;
-    }
-    agg_intake(self->agg, self->stage->bus, topic, data, len);
+    const wire_agg_peer_t *m = msg->body;
+    if (agg_replicas_on_peer(self->replicas, m, now_mono_ms(),
+                             now_wall_ms()))
+        log_warn_rl(&self->rl, "more than %d aggregator replicas; %s is "
+                    "left out of queries", AGG_REPLICAS_MAX, m->instance);
+    return 0;
+}
+
+/* ctl.agg.claim and ctl.agg.release; our own come back through the
+ * broker. */
+static int
+s_on_handover(void *arg, const msg_decoded_t *msg)
+{
+    aggd_t *self = arg;
+    const wire_agg_release_t *m = msg->body;
+    if (strcmp(m->instance, self->stage->instance) == 0)
+        return 0;
+    if (msg->id == MSG_AGG_CLAIM)
+        agg_handover_on_claim(self->handover, m->bucket, now_mono_ms());
+    else
+        agg_handover_on_release(self->handover, m);
+    return 0;
+}
+
+/* A hello may change the owned buckets: the hand-over learns before the
+ * next batch is admitted. */
+static void
+s_on_shard_change(void *arg)
+{
+    s_sync_owned(arg);
 }
 
 static int
@@ -211,7 +179,7 @@ s_on_bus(loop_t *loop, void *socket, void *arg)
     (void)loop;
     (void)socket;
     s_sync_owned(self);
-    stage_drain(self->stage, MESSAGES_PER_WAKEUP, s_on_message, self);
+    bus_dispatch(self->stage->bus, MESSAGES_PER_WAKEUP);
     return 0;
 }
 
@@ -245,7 +213,7 @@ s_leave(aggd_t *self)
         zmq_pollitem_t item = { bus_sub_socket(self->stage->bus), 0,
                                 ZMQ_POLLIN, 0 };
         if (zmq_poll(&item, 1, 50) > 0)
-            stage_drain(self->stage, MESSAGES_PER_WAKEUP, s_on_message, self);
+            bus_dispatch(self->stage->bus, MESSAGES_PER_WAKEUP);
         agg_handover_tick(self->handover, now_mono_ms());
     }
     log_info("handed every bucket over (%zu still pending)",
@@ -321,8 +289,7 @@ s_replicas_start(aggd_t *self, uint64_t history_ms)
                                .claim = s_publish_claim, .arg = self };
     self->handover = agg_handover_new(&ho);
     self->replicas = agg_replicas_new(self->stage->instance, history_ms);
-    self->ctl_arena = arena_new(AGG_CTL_ARENA_BYTES);
-    if (!self->handover || !self->replicas || !self->ctl_arena) {
+    if (!self->handover || !self->replicas) {
         log_error("out of memory at start");
         return -1;
     }
@@ -344,8 +311,11 @@ s_replicas_start(aggd_t *self, uint64_t history_ms)
         log_warn("aggregator.sharding without aggregator.http_addr: this "
                  "replica's share of the data cannot be queried");
     }
-    if (bus_subscribe(self->stage->bus, TOPIC_AGG_CTL) < 0) {
-        log_error("cannot subscribe to %s", TOPIC_AGG_CTL);
+    if (bus_on(self->stage->bus, MSG_AGG_PEER, s_on_peer, self) < 0
+        || bus_on(self->stage->bus, MSG_AGG_CLAIM, s_on_handover, self) < 0
+        || bus_on(self->stage->bus, MSG_AGG_RELEASE, s_on_handover,
+                  self) < 0) {
+        log_error("cannot subscribe to %s*", TOPIC_AGG_CTL);
         return -1;
     }
     self->shard = shard_new(self->stage, "aggregator", TOPIC_SYM_STACKS, 1);
@@ -353,6 +323,7 @@ s_replicas_start(aggd_t *self, uint64_t history_ms)
         log_error("cannot start sharding of %s*", TOPIC_SYM_STACKS);
         return -1;
     }
+    shard_on_change(self->shard, s_on_shard_change, self);
     /* A lost bucket is counted until its new owner claims it. */
     shard_set_release_grace(self->shard, AGG_HANDOVER_GRACE_MS + 2000);
     s_announce(self, 0);
@@ -387,16 +358,23 @@ s_on_wake(loop_t *loop, int fd, void *arg)
 static int
 s_subscribe(aggd_t *self, int sharding)
 {
-    /* One instance takes every pid bucket of sym.stacks; replicas let the
-     * shard subscribe to the buckets they own. */
-    const char *topics[] = { TOPIC_PROC_EVENTS, TOPIC_CTL_TASKS, TOPIC_STATS,
-                             TOPIC_SYM_STACKS, TOPIC_K8S_CONTAINERS };
-    size_t n = sizeof(topics) / sizeof(topics[0]) - (sharding ? 1 : 0);
-    for (size_t i = 0; i < n; i++)
-        if (bus_subscribe(self->stage->bus, topics[i]) < 0) {
-            log_error("cannot subscribe to %s", topics[i]);
+    static const msg_id_t ids[] = { MSG_PROC_EVENTS, MSG_CTL_TASKS,
+                                    MSG_K8S_CONTAINERS, MSG_STATS,
+                                    MSG_SYM_STACKS };
+    bus_t *bus = self->stage->bus;
+    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+        bus_on_invalid(bus, ids[i], s_on_invalid, self);
+        if (bus_on(bus, ids[i], s_on_data, self) < 0)
             return -1;
-        }
+    }
+    /* Every stage's stats; one instance takes every pid bucket of
+     * sym.stacks, replicas let the shard subscribe to the buckets they
+     * own. */
+    if (bus_subscribe(bus, TOPIC_STATS) < 0
+        || (!sharding && bus_subscribe(bus, TOPIC_SYM_STACKS) < 0)) {
+        log_error("cannot subscribe to the bus");
+        return -1;
+    }
     return 0;
 }
 
@@ -408,7 +386,6 @@ main(int argc, char **argv)
     char err[512];
     memset(&self, 0, sizeof(self));
     self.rl = (log_ratelimit_t)LOG_RATELIMIT_INIT(5, 10000);
-    wire_buf_init(&self.ctl_buf);
 
     self.stage = stage_new(&s_desc, argc, argv, &rc);
     if (!self.stage)
@@ -435,7 +412,6 @@ main(int argc, char **argv)
         store = store_path;
     }
     agg_options_t o = {
-        .sender = self.stage->sender,
         .flush_ms = config_duration_ms(cfg, "profiling.flush_interval"),
         .history_ms = config_duration_ms(cfg, "aggregator.history"),
         .max_nodes = (size_t)max_nodes,
@@ -510,8 +486,6 @@ cleanup:
         agg_set_handover(self.agg, NULL);
     agg_handover_destroy(&self.handover);
     agg_destroy(&self.agg);
-    arena_destroy(&self.ctl_arena);
-    wire_buf_release(&self.ctl_buf);
     stage_destroy(&self.stage);
     return rc;
 }

@@ -28,17 +28,11 @@ s_send(pub_t *p)
         return 0;
     wire_profile_batch_t batch;
     memset(&batch, 0, sizeof(batch));
-    wire_header_set(&batch.hdr, p->agg->sender, ++p->agg->seq_profile);
     batch.nprofiles = p->nprofiles;
     batch.profiles = p->profiles;
-    wire_buf_reset(&p->agg->wbuf);
-    if (wire_encode_profile_batch(&batch, &p->agg->wbuf)) {
-        log_warn_rl(&p->agg->rl, "agg.profile: a batch broke a wire bound; "
-                    "%u profiles dropped", p->nprofiles);
-        rc = -1;
-    } else if (p->agg->o.publish
-               && p->agg->o.publish(p->agg->o.publish_arg, TOPIC_AGG_PROFILE,
-                                    p->agg->wbuf.data, p->agg->wbuf.len)) {
+    if (p->agg->o.publish
+        && p->agg->o.publish(p->agg->o.publish_arg, MSG_AGG_PROFILE,
+                             &batch)) {
         rc = -1;
     } else {
         p->sent += p->nprofiles;

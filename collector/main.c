@@ -7,7 +7,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "arena.h"
 #include "bus.h"
 #include "collector/collector.h"
 #include "collector/options.h"
@@ -18,9 +17,6 @@
 typedef struct {
     stage_t *stage;
     collector_t *collector;
-    arena_t *arena;
-    wire_buf_t buf;
-    log_ratelimit_t rl;
     /* Put on every batch and event message: one central aggregator tells
      * the same pid on two nodes apart by it. */
     char node[WIRE_MAX_NODE + 1];
@@ -51,54 +47,38 @@ cleanup:
     return rc;
 }
 
+/* The engine's sink: each message on the bus, typed (lib/msg_table.h). */
 static int s_publish_raw(void *arg, const char *topic, wire_raw_batch_t *batch)
 {
     collector_main_t *self = arg;
-    bus_t *bus = self->stage->bus;
 
-    wire_header_set(&batch->hdr, self->stage->sender,
-                    bus_next_seq(bus, topic));
     batch->node = self->node;
-    wire_buf_reset(&self->buf);
-    if (wire_encode_raw_batch(batch, &self->buf) < 0) {
-        log_warn_rl(&self->rl, "a raw stack batch broke a wire bound; dropped");
-        return -1;
-    }
-    return bus_publish(bus, topic, self->buf.data, self->buf.len);
+    return bus_send_on(self->stage->bus, MSG_RAW_STACKS, topic, batch);
 }
 
 static int s_publish_events(void *arg, wire_proc_events_t *events)
 {
     collector_main_t *self = arg;
-    bus_t *bus = self->stage->bus;
 
-    wire_header_set(&events->hdr, self->stage->sender,
-                    bus_next_seq(bus, TOPIC_PROC_EVENTS));
     events->node = self->node;
-    wire_buf_reset(&self->buf);
-    if (wire_encode_proc_events(events, &self->buf) < 0) {
-        log_warn_rl(&self->rl, "a process event batch broke a wire bound");
-        return -1;
-    }
-    return bus_publish(bus, TOPIC_PROC_EVENTS, self->buf.data, self->buf.len);
+    return bus_send(self->stage->bus, MSG_PROC_EVENTS, events);
 }
 
-static void s_on_tasks(collector_main_t *self, const char *topic,
-                       const void *data, size_t len)
+static int s_on_tasks(void *arg, const msg_decoded_t *m)
 {
-    wire_task_set_t set;
-    char err[256];
+    collector_main_t *self = arg;
 
-    if (wire_decode_task_set(data, len, self->arena, &set, err,
-                             sizeof(err)) != 0) {
-        bus_count_invalid(self->stage->bus, topic);
-        collector_note_bad_tasks(self->collector);
-        log_warn_rl(&self->rl, "dropped a malformed %s (keeping the last "
-                    "good task set): %s", topic, err);
-        return;
-    }
-    bus_note_seq(self->stage->bus, topic, set.hdr.sender, set.hdr.seq);
-    collector_apply_tasks(self->collector, &set);
+    collector_apply_tasks(self->collector, m->body);
+    return 0;
+}
+
+/* The last good task set stays; the engine counts the bad one. */
+static void s_on_bad_tasks(void *arg, msg_id_t id, const char *topic,
+                           const char *err)
+{
+    collector_main_t *self = arg;
+
+    collector_note_bad_tasks(self->collector);
 }
 
 static int s_on_bus(loop_t *loop, void *socket, void *arg)
@@ -106,19 +86,7 @@ static int s_on_bus(loop_t *loop, void *socket, void *arg)
     collector_main_t *self = arg;
 
     /* Bounded per call so the rings are never starved by the bus. */
-    for (int i = 0; i < 64; i++) {
-        const char *topic;
-        const void *data;
-        size_t len;
-        int r = bus_recv(self->stage->bus, &topic, &data, &len);
-        if (r == 0)
-            break;
-        if (r < 0)
-            continue;
-        arena_reset(self->arena);
-        if (strcmp(topic, TOPIC_CTL_TASKS) == 0)
-            s_on_tasks(self, topic, data, len);
-    }
+    bus_dispatch(self->stage->bus, 64);
     return 0;
 }
 
@@ -134,12 +102,11 @@ int main(int argc, char **argv)
                       "other users' binaries). Settings: the collector.* "
                       "keys and\nprofiling.task.on_cpu.dump_period.",
     };
-    collector_main_t self = { .rl = LOG_RATELIMIT_INIT(5, 10000) };
+    collector_main_t self = { 0 };
     collector_options_t opts;
     char err[512] = "";
     int exit_code = 1;
 
-    wire_buf_init(&self.buf);
     self.stage = stage_new(&desc, argc, argv, &exit_code);
     if (!self.stage)
         return exit_code;
@@ -158,9 +125,6 @@ int main(int argc, char **argv)
         goto cleanup;
     }
     log_info("node name %s", self.node);
-    self.arena = arena_new(16u << 20);
-    if (!self.arena)
-        goto cleanup;
     collector_sink_t sink = {
         .raw_batch = s_publish_raw,
         .proc_events = s_publish_events,
@@ -172,7 +136,8 @@ int main(int argc, char **argv)
         log_error("%s", err);
         goto cleanup;
     }
-    if (bus_subscribe(self.stage->bus, TOPIC_CTL_TASKS) < 0 ||
+    bus_on_invalid(self.stage->bus, MSG_CTL_TASKS, s_on_bad_tasks, &self);
+    if (bus_on(self.stage->bus, MSG_CTL_TASKS, s_on_tasks, &self) < 0 ||
         loop_add_socket(self.stage->loop, bus_sub_socket(self.stage->bus),
                         s_on_bus, &self) < 0) {
         log_error("cannot subscribe to %s", TOPIC_CTL_TASKS);
@@ -184,8 +149,6 @@ int main(int argc, char **argv)
     log_info("stopping");
 cleanup:
     collector_destroy(&self.collector);
-    arena_destroy(&self.arena);
-    wire_buf_release(&self.buf);
     stage_destroy(&self.stage);
     return exit_code;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "arena.h"
 #include "log.h"
 #include "hash.h"
 #include "wire.h"
@@ -34,6 +35,14 @@ typedef struct {
     size_t cap, n;
 } seq_table_t;
 
+/* A stage's handlers for one message type. */
+typedef struct {
+    bus_handler_fn fn;
+    void *arg;
+    bus_invalid_fn invalid_fn;
+    void *invalid_arg;
+} bus_route_t;
+
 struct bus {
     void *pub;
     void *sub;
@@ -51,6 +60,12 @@ struct bus {
      * waiting each time a handler drains the socket to empty. */
     uint64_t drained;
     stats_metric_t *backlog, *backlog_max;
+    /* Typed edges: the handler of each message type, the arena received
+     * messages are decoded into (reset for each; bounded by its default
+     * limit) and the buffer sent ones are encoded into. */
+    bus_route_t routes[MSG_COUNT];
+    arena_t *arena;
+    wire_buf_t out;
 };
 
 static int s_seq_init(seq_table_t *t, size_t cap)
@@ -230,7 +245,9 @@ bus_t *bus_new(void *zmq_ctx, const bus_options_t *opts, stats_t *stats)
                                 "queue at the last drain");
     self->backlog_max = stats_gauge(stats, "bus_queue_depth_max", "",
                                     "largest receive backlog seen");
-    if (s_seq_init(&self->pub_seq, BUS_PUB_SEQ_SLOTS) ||
+    wire_buf_init(&self->out);
+    self->arena = arena_new(0);
+    if (!self->arena || s_seq_init(&self->pub_seq, BUS_PUB_SEQ_SLOTS) ||
         s_seq_init(&self->recv_seq, BUS_RECV_SEQ_SLOTS))
         goto fail;
 
@@ -273,6 +290,8 @@ void bus_destroy(bus_t **self_p)
         zmq_close(self->sub);
     free(self->pub_seq.slots);
     free(self->recv_seq.slots);
+    arena_destroy(&self->arena);
+    wire_buf_release(&self->out);
     free(self);
     *self_p = NULL;
 }
@@ -385,8 +404,51 @@ invalid:
     return -1;
 }
 
-void bus_note_seq(bus_t *self, const char *topic, const char *sender,
-                  uint64_t seq)
+
+void bus_count_invalid(bus_t *self, const char *topic)
+{
+    stats_inc(s_class(self, topic)->invalid);
+}
+
+/* ------------------------------------------------------------ typed edges */
+
+int bus_on(bus_t *self, msg_id_t id, bus_handler_fn fn, void *arg)
+{
+    const msg_desc_t *d = msg_desc(id);
+    int rc = -1;
+
+    if (!d)
+        goto cleanup;
+    self->routes[id].fn = fn;
+    self->routes[id].arg = arg;
+    if (d->shape == MSG_SHAPE_EXACT && bus_subscribe(self, d->topic) != 0)
+        goto cleanup;
+    rc = 0;
+cleanup:
+    return rc;
+}
+
+void bus_on_invalid(bus_t *self, msg_id_t id, bus_invalid_fn fn, void *arg)
+{
+    if (!msg_desc(id))
+        return;
+    self->routes[id].invalid_fn = fn;
+    self->routes[id].invalid_arg = arg;
+}
+
+static void s_invalid(bus_t *self, const bus_route_t *route, msg_id_t id,
+                      const char *topic, const char *err)
+{
+    bus_count_invalid(self, topic);
+    if (route->invalid_fn)
+        route->invalid_fn(route->invalid_arg, id, topic, err);
+}
+
+/* A decoded header: tracks the sequence number per (sender, topic) and
+ * counts gaps as lost. A smaller number than the last is a restarted
+ * sender: counting starts over from it. */
+static void s_note_seq(bus_t *self, const char *topic, const char *sender,
+                       uint64_t seq)
 {
     char key[128];
     snprintf(key, sizeof key, "%s|%s", sender, topic);
@@ -397,7 +459,84 @@ void bus_note_seq(bus_t *self, const char *topic, const char *sender,
     *last = seq;
 }
 
-void bus_count_invalid(bus_t *self, const char *topic)
+/* Decode, header, sequence, handler: the one receiving edge. */
+static void s_deliver(bus_t *self, const char *topic, const void *payload,
+                      size_t len)
 {
-    stats_inc(s_class(self, topic)->invalid);
+    const msg_desc_t *d = msg_for_topic(topic);
+    msg_decoded_t m;
+    char err[256] = "";
+
+    /* Subscriptions are prefixes: what no handler wants is not decoded. */
+    if (!d || !self->routes[d->id].fn)
+        goto cleanup;
+    const bus_route_t *route = &self->routes[d->id];
+    arena_reset(self->arena);
+    if (msg_decode(topic, payload, len, self->arena, &m, err,
+                   sizeof err) != 0) {
+        log_warn_rl(&self->rl, "bus: dropped a malformed %s: %s", topic,
+                    err);
+        s_invalid(self, route, d->id, topic, err);
+        goto cleanup;
+    }
+    s_note_seq(self, topic, m.hdr->sender, m.hdr->seq);
+    if (route->fn(route->arg, &m) != 0)
+        s_invalid(self, route, d->id, topic, "rejected by the stage");
+cleanup:
+    arena_reset(self->arena);
+}
+
+int bus_dispatch(bus_t *self, int max)
+{
+    int received = 0;
+
+    for (int i = 0; i < max; i++) {
+        const char *topic;
+        const void *payload;
+        size_t len;
+        int r = bus_recv(self, &topic, &payload, &len);
+        if (r == 0)
+            break;
+        if (r < 0)
+            continue;
+        received++;
+        s_deliver(self, topic, payload, len);
+    }
+    return received;
+}
+
+int bus_send_on(bus_t *self, msg_id_t id, const char *topic, void *body)
+{
+    const msg_desc_t *d = msg_desc(id);
+    int rc = -1;
+
+    if (!d || msg_for_topic(topic) != d) {
+        log_warn_rl(&self->rl, "bus: topic %s does not carry message type "
+                    "%d; not sent", topic, (int)id);
+        goto cleanup;
+    }
+    /* A body that cannot be encoded never existed for the receivers: it
+     * takes no number. One dropped at the high-water mark does, so
+     * receivers count it lost. */
+    uint64_t *seq = s_seq_slot(&self->pub_seq, topic);
+    if (msg_encode(id, body, self->sender, *seq + 1, &self->out) != 0) {
+        log_warn_rl(&self->rl, "bus: a %s on %s broke a wire bound; not "
+                    "sent", d->payload, topic);
+        rc = BUS_TOO_BIG;
+        goto cleanup;
+    }
+    ++*seq;
+    rc = bus_publish(self, topic, self->out.data, self->out.len);
+cleanup:
+    return rc;
+}
+
+int bus_send(bus_t *self, msg_id_t id, void *body)
+{
+    const msg_desc_t *d = msg_desc(id);
+    /* A bucket or a suffix is part of the topic: bus_send_on, which
+     * refuses the empty topic. */
+    return bus_send_on(self, id,
+                       d && d->shape == MSG_SHAPE_EXACT ? d->topic : "",
+                       body);
 }

@@ -35,8 +35,8 @@ struct shard {
     uint64_t release_at_ms[WIRE_BUCKETS];
     uint64_t release_grace_ms;
     int timer;
-    arena_t *arena;
-    wire_buf_t buf;
+    void (*on_change)(void *arg);
+    void *on_change_arg;
     stats_metric_t *owned_gauge, *peers_gauge, *rebalances;
     log_ratelimit_t rl;
 };
@@ -110,12 +110,7 @@ static void s_send_hello(shard_t *self, int leaving)
 {
     wire_hello_t h = {.role = self->role, .instance = self->stage->instance,
                       .started_ms = self->started_ms, .leaving = (uint8_t)leaving};
-    wire_header_set(&h.hdr, self->stage->sender,
-                    bus_next_seq(self->stage->bus, self->hello_topic));
-    wire_buf_reset(&self->buf);
-    if (wire_encode_hello(&h, &self->buf) == 0)
-        bus_publish(self->stage->bus, self->hello_topic, self->buf.data,
-                    self->buf.len);
+    bus_send_on(self->stage->bus, MSG_HELLO, self->hello_topic, &h);
 }
 
 static int s_on_timer(loop_t *loop, void *arg)
@@ -139,6 +134,56 @@ static int s_on_timer(loop_t *loop, void *arg)
     return 0;
 }
 
+/* Adds, refreshes or (leaving) removes the peer a hello names. */
+static void s_peer_heard(shard_t *self, const wire_hello_t *h)
+{
+    uint64_t now = now_mono_ms();
+    size_t i;
+    for (i = 0; i < self->npeers; i++)
+        if (strcmp(self->peers[i].instance, h->instance) == 0)
+            break;
+    if (h->leaving) {
+        if (i < self->npeers) {
+            log_info("shard: peer %s of %s left", h->instance, self->role);
+            self->peers[i] = self->peers[--self->npeers];
+            if (now - self->started_ms >= SHARD_JOIN_DELAY_MS)
+                s_rebalance(self, now);
+        }
+        return;
+    }
+    if (i == self->npeers) {
+        if (self->npeers == SHARD_MAX_PEERS) {
+            log_warn_rl(&self->rl, "shard: more than %d peers; ignoring %s",
+                        SHARD_MAX_PEERS, h->instance);
+            return;
+        }
+        snprintf(self->peers[i].instance, sizeof self->peers[i].instance, "%s",
+                 h->instance);
+        self->npeers++;
+        log_info("shard: peer %s of %s joined", h->instance, self->role);
+        self->peers[i].last_seen_ms = now;
+        if (now - self->started_ms >= SHARD_JOIN_DELAY_MS)
+            s_rebalance(self, now);
+        return;
+    }
+    self->peers[i].last_seen_ms = now;
+}
+
+/* ctl.hello.<role>, decoded by the bus; other roles' are not ours. */
+static int s_on_hello(void *arg, const msg_decoded_t *m)
+{
+    shard_t *self = arg;
+    const wire_hello_t *h = m->body;
+
+    if (strcmp(m->topic, self->hello_topic) == 0 &&
+        strcmp(h->instance, self->stage->instance) != 0) {
+        s_peer_heard(self, h);
+        if (self->on_change)
+            self->on_change(self->on_change_arg);
+    }
+    return 0;
+}
+
 shard_t *shard_new(stage_t *stage, const char *role, const char *topic_prefix,
                    int enabled)
 {
@@ -155,16 +200,12 @@ shard_t *shard_new(stage_t *stage, const char *role, const char *topic_prefix,
     snprintf(self->hello_topic, sizeof self->hello_topic, "%s%s", TOPIC_HELLO,
              role);
     self->started_ms = now_mono_ms();
-    wire_buf_init(&self->buf);
-    self->arena = arena_new(64 * 1024);
     self->owned_gauge = stats_gauge(stage->stats, "shard_buckets_owned", "",
                                     "pid buckets this replica consumes");
     self->peers_gauge = stats_gauge(stage->stats, "shard_peers", "",
                                     "other live replicas of this stage");
     self->rebalances = stats_counter(stage->stats, "shard_rebalances_total", "",
                                      "changes of the owned bucket set");
-    if (!self->arena)
-        goto fail;
     if (!enabled) {
         for (uint32_t b = 0; b < WIRE_BUCKETS; b++)
             self->owned[b] = 1;
@@ -173,7 +214,8 @@ shard_t *shard_new(stage_t *stage, const char *role, const char *topic_prefix,
         stats_set(self->owned_gauge, WIRE_BUCKETS);
         return self;
     }
-    if (bus_subscribe(stage->bus, self->hello_topic) != 0)
+    if (bus_on(stage->bus, MSG_HELLO, s_on_hello, self) != 0 ||
+        bus_subscribe(stage->bus, self->hello_topic) != 0)
         goto fail;
     self->timer = loop_add_timer(stage->loop, SHARD_HELLO_MS, s_on_timer, self);
     if (self->timer < 0)
@@ -194,57 +236,16 @@ void shard_destroy(shard_t **self_p)
         s_send_hello(self, 1);
     if (self->timer >= 0)
         loop_remove_timer(self->stage->loop, self->timer);
-    arena_destroy(&self->arena);
-    wire_buf_release(&self->buf);
+    if (self->enabled && self->stage && self->stage->bus)
+        bus_on(self->stage->bus, MSG_HELLO, NULL, NULL);
     free(self);
     *self_p = NULL;
 }
 
-void shard_on_hello(shard_t *self, const char *topic, const void *data,
-                    size_t len)
+void shard_on_change(shard_t *self, void (*fn)(void *arg), void *arg)
 {
-    if (!self->enabled || strcmp(topic, self->hello_topic) != 0)
-        return;
-    wire_hello_t h;
-    char err[128];
-    arena_reset(self->arena);
-    if (wire_decode_hello(data, len, self->arena, &h, err, sizeof err) != 0) {
-        bus_count_invalid(self->stage->bus, topic);
-        log_warn_rl(&self->rl, "shard: dropped a malformed hello: %s", err);
-        return;
-    }
-    if (strcmp(h.instance, self->stage->instance) == 0)
-        return;
-    uint64_t now = now_mono_ms();
-    size_t i;
-    for (i = 0; i < self->npeers; i++)
-        if (strcmp(self->peers[i].instance, h.instance) == 0)
-            break;
-    if (h.leaving) {
-        if (i < self->npeers) {
-            log_info("shard: peer %s of %s left", h.instance, self->role);
-            self->peers[i] = self->peers[--self->npeers];
-            if (now - self->started_ms >= SHARD_JOIN_DELAY_MS)
-                s_rebalance(self, now);
-        }
-        return;
-    }
-    if (i == self->npeers) {
-        if (self->npeers == SHARD_MAX_PEERS) {
-            log_warn_rl(&self->rl, "shard: more than %d peers; ignoring %s",
-                        SHARD_MAX_PEERS, h.instance);
-            return;
-        }
-        snprintf(self->peers[i].instance, sizeof self->peers[i].instance, "%s",
-                 h.instance);
-        self->npeers++;
-        log_info("shard: peer %s of %s joined", h.instance, self->role);
-        self->peers[i].last_seen_ms = now;
-        if (now - self->started_ms >= SHARD_JOIN_DELAY_MS)
-            s_rebalance(self, now);
-        return;
-    }
-    self->peers[i].last_seen_ms = now;
+    self->on_change = fn;
+    self->on_change_arg = arg;
 }
 
 void shard_set_release_grace(shard_t *self, uint64_t grace_ms)

@@ -35,9 +35,10 @@ void shard_set_release_grace(shard_t *self, uint64_t grace_ms);
 /* Announces that this replica leaves, then frees. */
 void shard_destroy(shard_t **self_p);
 
-/* Call for every message whose topic starts with "ctl.hello.". */
-void shard_on_hello(shard_t *self, const char *topic, const void *data,
-                    size_t len);
+/* The shard receives its role's "ctl.hello.<role>" itself (bus_on); fn
+ * is called after each hello it took in, when the owned set may have
+ * changed. */
+void shard_on_change(shard_t *self, void (*fn)(void *arg), void *arg);
 
 int shard_owns(const shard_t *self, uint32_t bucket);
 size_t shard_owned_count(const shard_t *self);

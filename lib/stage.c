@@ -55,19 +55,15 @@ static int s_publish_stats(loop_t *loop, void *arg)
         metrics[i].type = (uint8_t)type;
     }
     char topic[64];
-    snprintf(topic, sizeof topic, "%s%s", TOPIC_STATS, self->desc->name);
     wire_stats_t msg = {
         .stage = self->desc->name,
         .instance = self->instance,
         .nmetrics = (uint32_t)n,
         .metrics = metrics,
     };
-    wire_header_set(&msg.hdr, self->sender, bus_next_seq(self->bus, topic));
-    wire_buf_t buf;
-    wire_buf_init(&buf);
-    if (wire_encode_stats(&msg, &buf) == 0)
-        bus_publish(self->bus, topic, buf.data, buf.len);
-    wire_buf_release(&buf);
+    if (msg_topic_for_name(MSG_STATS, self->desc->name, topic,
+                           sizeof topic) == 0)
+        bus_send_on(self->bus, MSG_STATS, topic, &msg);
     free(metrics);
     return 0;
 }
@@ -283,28 +279,4 @@ void stage_destroy(stage_t **self_p)
     config_destroy(&self->cfg);
     free(self);
     *self_p = NULL;
-}
-
-int stage_publish(stage_t *self, const char *topic, const void *buf,
-                  size_t len)
-{
-    return bus_publish(self->bus, topic, buf, len);
-}
-
-int stage_drain(stage_t *self, int max, stage_msg_fn fn, void *arg)
-{
-    int handled = 0;
-    for (int i = 0; i < max; i++) {
-        const char *topic;
-        const void *data;
-        size_t len;
-        int r = bus_recv(self->bus, &topic, &data, &len);
-        if (r == 0)
-            break;
-        if (r < 0)
-            continue;
-        fn(arg, topic, data, len);
-        handled++;
-    }
-    return handled;
 }

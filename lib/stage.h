@@ -44,16 +44,7 @@ void stage_destroy(stage_t **self_p);
 void stage_endpoints(const config_t *cfg, char *in, size_t in_size, char *out,
                      size_t out_size);
 
-/* Receives up to max messages without blocking and hands each one with a
- * valid envelope to fn (malformed envelopes are counted by the bus).
- * Bounded so one busy socket cannot starve the rest of the loop. Returns
- * how many were handed over. */
-typedef void (*stage_msg_fn)(void *arg, const char *topic, const void *data,
-                             size_t len);
-int stage_drain(stage_t *self, int max, stage_msg_fn fn, void *arg);
-
-/* Encodes with the given encoder into a scratch buffer and publishes. */
-int stage_publish(stage_t *self, const char *topic, const void *buf,
-                  size_t len);
+/* The stage's messages go through its bus's typed edges: bus_on and
+ * bus_dispatch to receive, bus_send to publish (lib/bus.h). */
 
 #endif

@@ -1,4 +1,7 @@
 /* The bus wire codec: the only place that packs or unpacks bus payloads.
+ * lib/msg_table.h lists every message with its topic and its codec here;
+ * stages do not call the codecs themselves but send and receive typed
+ * messages through lib/bus.h (bus_send, bus_on).
  *
  * Every payload is one msgpack array whose first four elements are the
  * header [version, sender, seq, ts_ns] followed by the body of the message
@@ -320,8 +323,8 @@ typedef struct {
 } wire_hello_t;
 
 /* ------------------------------------------ aggregator replicas (ctl.agg.*)
- * Exchanged by aggregator replicas only (aggregator/handover.c,
- * replicas.c): the address of each replica's HTTP API, and the exact
+ * Exchanged by aggregator replicas only (the aggregator's hand-over and
+ * replica modules): the address of each replica's HTTP API, and the exact
  * hand-over of a pid bucket: the new owner claims it, the old owner
  * releases it with, per origin sender, the highest origin seq it counted. */
 typedef struct {

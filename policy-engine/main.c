@@ -35,8 +35,6 @@ typedef struct {
 typedef struct {
     stage_t *stage;
     taskset_t *tasks;
-    arena_t *arena;
-    wire_buf_t buf;
     uint64_t published_generation;
     uint64_t epoch;              /* start time: makes generations monotonic
                                     across restarts of this stage */
@@ -91,15 +89,10 @@ static int s_publish(policy_t *self)
         .ntasks = (uint32_t)n,
         .tasks = tasks,
     };
-    wire_header_set(&msg.hdr, self->stage->sender,
-                    bus_next_seq(self->stage->bus, TOPIC_CTL_TASKS));
-    wire_buf_reset(&self->buf);
-    if (wire_encode_task_set(&msg, &self->buf) != 0) {
+    if (bus_send(self->stage->bus, MSG_CTL_TASKS, &msg) == BUS_TOO_BIG) {
         log_error("cannot encode the task set (%zu tasks)", n);
         return 0;
     }
-    bus_publish(self->stage->bus, TOPIC_CTL_TASKS, self->buf.data,
-                self->buf.len);
     stats_inc(self->sets_published);
     stats_set(self->active, (double)n);
     self->published_generation = taskset_generation(self->tasks);
@@ -136,100 +129,63 @@ static int s_on_timer(loop_t *loop, void *arg)
     return s_publish(self);
 }
 
-static void s_on_task_request(policy_t *self, const char *topic,
-                              const void *data, size_t len)
+/* The bus's handlers: each message decoded, its sequence noted. */
+static int s_on_task_request(void *arg, const msg_decoded_t *m)
 {
-    wire_task_set_t req;
-    char err[256];
-    if (wire_decode_task_set(data, len, self->arena, &req, err, sizeof err)) {
-        bus_count_invalid(self->stage->bus, topic);
-        log_warn_rl(&self->rl, "dropped a malformed %s: %s", topic, err);
-        return;
-    }
-    bus_note_seq(self->stage->bus, topic, req.hdr.sender, req.hdr.seq);
-    for (uint32_t i = 0; i < req.ntasks; i++)
-        s_offer(self, &req.tasks[i]);
+    policy_t *self = arg;
+    const wire_task_set_t *req = m->body;
+    for (uint32_t i = 0; i < req->ntasks; i++)
+        s_offer(self, &req->tasks[i]);
+    return 0;
 }
 
-static void s_on_proc_events(policy_t *self, const char *topic,
-                             const void *data, size_t len)
+static int s_on_proc_events(void *arg, const msg_decoded_t *m)
 {
-    wire_proc_events_t ev;
-    char err[256];
-    if (wire_decode_proc_events(data, len, self->arena, &ev, err, sizeof err)) {
-        bus_count_invalid(self->stage->bus, topic);
-        log_warn_rl(&self->rl, "dropped a malformed %s: %s", topic, err);
-        return;
-    }
-    bus_note_seq(self->stage->bus, topic, ev.hdr.sender, ev.hdr.seq);
-    for (uint32_t i = 0; i < ev.nevents; i++)
-        if (ev.events[i].type == WIRE_PROC_EXIT)
+    policy_t *self = arg;
+    const wire_proc_events_t *ev = m->body;
+    for (uint32_t i = 0; i < ev->nevents; i++)
+        if (ev->events[i].type == WIRE_PROC_EXIT)
             stats_add(self->ended,
-                      taskset_process_exited(self->tasks, ev.events[i].pid) ? 1 : 0);
+                      taskset_process_exited(self->tasks, ev->events[i].pid) ? 1 : 0);
+    return 0;
 }
 
-static void s_on_policy_update(policy_t *self, const char *topic,
-                               const void *data, size_t len)
+static int s_on_policy_update(void *arg, const msg_decoded_t *msg)
 {
-    wire_policy_update_t m;
+    policy_t *self = arg;
+    const wire_policy_update_t *m = msg->body;
     char err[256];
-    if (wire_decode_policy_update(data, len, self->arena, &m, err, sizeof err)) {
-        bus_count_invalid(self->stage->bus, topic);
-        log_warn_rl(&self->rl, "dropped a malformed %s: %s", topic, err);
-        return;
-    }
-    bus_note_seq(self->stage->bus, topic, m.hdr.sender, m.hdr.seq);
-    if (continuous_apply_json(self->cont, m.json, strlen(m.json), err,
+    if (continuous_apply_json(self->cont, m->json, strlen(m->json), err,
                               sizeof err) != 0) {
         stats_inc(self->policy_errors);
         log_warn_rl(&self->rl, "continuous: policy update rejected, previous "
                     "policies kept: %s", err);
-        return;
+        return 0;
     }
     log_info("continuous: policies updated (%zu service(s))",
              continuous_service_count(self->cont));
+    return 0;
 }
 
-static void s_on_proc_ids(policy_t *self, const char *topic, const void *data,
-                          size_t len)
-{
-    wire_proc_ids_t m;
-    char err[256];
-    if (wire_decode_proc_ids(data, len, self->arena, &m, err, sizeof err)) {
-        bus_count_invalid(self->stage->bus, topic);
-        log_warn_rl(&self->rl, "dropped a malformed %s: %s", topic, err);
-        return;
-    }
-    bus_note_seq(self->stage->bus, topic, m.hdr.sender, m.hdr.seq);
-    size_t n = 0;
-    for (uint32_t i = 0; i < m.nentities && n < CONT_MAX_PROCS; i++) {
-        entity_t *e = &self->entities[n++];
-        e->pid = m.entities[i].pid;
-        snprintf(e->service, sizeof e->service, "%s", m.entities[i].service);
-        snprintf(e->layer, sizeof e->layer, "%s", m.entities[i].layer);
-    }
-    self->nentities = n;
-}
-
-static void s_on_message(void *arg, const char *topic, const void *data,
-                         size_t len)
+static int s_on_proc_ids(void *arg, const msg_decoded_t *msg)
 {
     policy_t *self = arg;
-    arena_reset(self->arena);
-    if (strcmp(topic, TOPIC_TASK_REQUEST) == 0)
-        s_on_task_request(self, topic, data, len);
-    else if (strcmp(topic, TOPIC_PROC_EVENTS) == 0)
-        s_on_proc_events(self, topic, data, len);
-    else if (strcmp(topic, TOPIC_POLICY_UPDATE) == 0)
-        s_on_policy_update(self, topic, data, len);
-    else if (strcmp(topic, TOPIC_PROC_IDS) == 0)
-        s_on_proc_ids(self, topic, data, len);
+    const wire_proc_ids_t *m = msg->body;
+    size_t n = 0;
+    for (uint32_t i = 0; i < m->nentities && n < CONT_MAX_PROCS; i++) {
+        entity_t *e = &self->entities[n++];
+        e->pid = m->entities[i].pid;
+        snprintf(e->service, sizeof e->service, "%s", m->entities[i].service);
+        snprintf(e->layer, sizeof e->layer, "%s", m->entities[i].layer);
+    }
+    self->nentities = n;
+    return 0;
 }
 
 static int s_on_bus(loop_t *loop, void *socket, void *arg)
 {
     policy_t *self = arg;
-    stage_drain(self->stage, 256, s_on_message, self);
+    bus_dispatch(self->stage->bus, 256);
     if (taskset_generation(self->tasks) != self->published_generation)
         return s_publish(self);
     return 0;
@@ -294,12 +250,7 @@ static void s_publish_meters(policy_t *self, const cont_reading_t *rs, size_t n)
         }
     wire_meters_t msg = {.ts_ms = now_wall_ms(), .nmeters = (uint32_t)k,
                          .meters = ms};
-    wire_header_set(&msg.hdr, self->stage->sender,
-                    bus_next_seq(self->stage->bus, TOPIC_METERS));
-    wire_buf_reset(&self->buf);
-    if (wire_encode_meters(&msg, &self->buf) == 0)
-        bus_publish(self->stage->bus, TOPIC_METERS, self->buf.data,
-                    self->buf.len);
+    bus_send(self->stage->bus, MSG_METERS, &msg);
 cleanup:
     free(ms);
     free(names);
@@ -358,12 +309,7 @@ static void s_publish_trigger(policy_t *self, const cont_trigger_t *t)
     wire_trigger_t msg = {.pid = t->pid, .target = t->target,
                           .duration_ms = t->duration_ms, .service = t->service,
                           .ncauses = t->ncauses, .causes = causes};
-    wire_header_set(&msg.hdr, self->stage->sender,
-                    bus_next_seq(self->stage->bus, TOPIC_TRIGGER));
-    wire_buf_reset(&self->buf);
-    if (wire_encode_trigger(&msg, &self->buf) == 0)
-        bus_publish(self->stage->bus, TOPIC_TRIGGER, self->buf.data,
-                    self->buf.len);
+    bus_send(self->stage->bus, MSG_TRIGGER, &msg);
 }
 
 /* A trigger becomes a task. Locally the engine names the task itself; with
@@ -509,12 +455,10 @@ int main(int argc, char **argv)
     if (!self.stage)
         return rc;
     rc = 1;
-    wire_buf_init(&self.buf);
     self.rl = (log_ratelimit_t)LOG_RATELIMIT_INIT(5, 10000);
     self.epoch = now_wall_ms() << 20;
     self.tasks = taskset_new();
-    self.arena = arena_new(16u << 20);
-    if (!self.tasks || !self.arena)
+    if (!self.tasks)
         goto cleanup;
     stats_t *st = self.stage->stats;
     for (int r = 0; r <= TASKS_FULL; r++) {
@@ -569,10 +513,11 @@ int main(int argc, char **argv)
     loop_add_timer(self.stage->loop,
                    config_duration_ms(cfg, "profiling.continuous.check_interval"),
                    s_on_check, &self);
-    if (bus_subscribe(self.stage->bus, TOPIC_TASK_REQUEST) ||
-        bus_subscribe(self.stage->bus, TOPIC_PROC_EVENTS) ||
-        bus_subscribe(self.stage->bus, TOPIC_POLICY_UPDATE) ||
-        bus_subscribe(self.stage->bus, TOPIC_PROC_IDS))
+    if (bus_on(self.stage->bus, MSG_TASK_REQUEST, s_on_task_request, &self) ||
+        bus_on(self.stage->bus, MSG_PROC_EVENTS, s_on_proc_events, &self) ||
+        bus_on(self.stage->bus, MSG_POLICY_UPDATE, s_on_policy_update,
+               &self) ||
+        bus_on(self.stage->bus, MSG_PROC_IDS, s_on_proc_ids, &self))
         goto cleanup;
     loop_add_socket(self.stage->loop, bus_sub_socket(self.stage->bus), s_on_bus,
                     &self);
@@ -588,8 +533,6 @@ cleanup:
     free(self.meters);
     free(self.entities);
     taskset_destroy(&self.tasks);
-    arena_destroy(&self.arena);
-    wire_buf_release(&self.buf);
     stage_destroy(&self.stage);
     return rc;
 }

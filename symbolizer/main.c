@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "arena.h"
 #include "log.h"
 #include "shard.h"
 #include "stage.h"
@@ -25,9 +24,6 @@ typedef struct {
     stage_t *stage;
     symbolizer_t *sym;
     symbatch_t *batch;
-    arena_t *arena;          /* decoded raw batch */
-    wire_buf_t out;
-    log_ratelimit_t rl_invalid;
     log_ratelimit_t rl_encode;
 
     stats_metric_t *batches_in;
@@ -88,69 +84,45 @@ s_sync_stats(symd_t *self)
     self->last = now;
 }
 
-static void
-s_handle(symd_t *self, const char *topic, const void *data, size_t len)
+/* raw.stacks.BB, decoded by the bus: symbolized and republished on the
+ * same bucket of sym.stacks. */
+static int
+s_on_raw(void *arg, const msg_decoded_t *m)
 {
-    wire_raw_batch_t raw;
+    symd_t *self = arg;
+    const wire_raw_batch_t *raw = m->body;
     wire_sym_batch_t sym;
     symbatch_counts_t counts;
-    char err[256];
+    char out_topic[32];
+    int rc;
 
-    arena_reset(self->arena);
-    if (wire_decode_raw_batch(data, len, self->arena, &raw, err,
-                              sizeof(err)) < 0) {
-        bus_count_invalid(self->stage->bus, topic);
-        log_warn_rl(&self->rl_invalid, "dropped a malformed %s: %s", topic,
-                    err);
-        goto cleanup;
-    }
-    bus_note_seq(self->stage->bus, topic, raw.hdr.sender, raw.hdr.seq);
     stats_inc(self->batches_in);
-    if (raw.nsamples == 0)
+    if (raw->nsamples == 0)
         goto cleanup;
 
-    if (symbatch_build(self->batch, self->sym, &raw, &sym, &counts) < 0) {
+    if (symbatch_build(self->batch, self->sym, raw, &sym, &counts) < 0) {
         stats_inc(self->batches_dropped);
         log_warn_rl(&self->rl_encode, "out of memory symbolizing a batch of "
-                    "%u samples; dropped", raw.nsamples);
+                    "%u samples; dropped", raw->nsamples);
         goto cleanup;
     }
     stats_add(self->frames_resolved, counts.frames_resolved);
     stats_add(self->frames_unknown, counts.frames_unknown);
 
     /* A raw batch holds one bucket's pids, so the first sample names the
-     * bucket of all of them. */
-    char out_topic[32];
-    wire_sharded_topic(out_topic, sizeof(out_topic), TOPIC_SYM_STACKS,
-                       raw.samples[0].pid);
-    wire_header_set(&sym.hdr, self->stage->sender,
-                    bus_next_seq(self->stage->bus, out_topic));
-    /* Lets the aggregator drop a copy a second replica made of the same
-     * raw batch while a bucket changes hands. */
-    sym.origin_sender = raw.hdr.sender;
-    sym.origin_seq = raw.hdr.seq;
-    wire_buf_reset(&self->out);
-    if (wire_encode_sym_batch(&sym, &self->out) < 0) {
-        stats_inc(self->batches_dropped);
-        log_warn_rl(&self->rl_encode, "symbolized batch of %u samples breaks "
-                    "a wire bound; dropped", sym.nsamples);
-        goto cleanup;
-    }
-    if (stage_publish(self->stage, out_topic, self->out.data,
-                      self->out.len) == 0)
+     * bucket of all of them. Lets the aggregator drop a copy a second
+     * replica made of the same raw batch while a bucket changes hands. */
+    msg_topic_for_pid(MSG_SYM_STACKS, raw->samples[0].pid, out_topic,
+                      sizeof(out_topic));
+    sym.origin_sender = raw->hdr.sender;
+    sym.origin_seq = raw->hdr.seq;
+    rc = bus_send_on(self->stage->bus, MSG_SYM_STACKS, out_topic, &sym);
+    if (rc == 0)
         stats_inc(self->batches_out);
+    else if (rc == BUS_TOO_BIG)
+        stats_inc(self->batches_dropped);
 cleanup:
-    return;
-}
-
-static void
-s_on_message(void *arg, const char *topic, const void *data, size_t len)
-{
-    symd_t *self = arg;
-    if (strncmp(topic, TOPIC_RAW_STACKS, strlen(TOPIC_RAW_STACKS)) == 0)
-        s_handle(self, topic, data, len);
-    else if (strncmp(topic, TOPIC_HELLO, strlen(TOPIC_HELLO)) == 0)
-        shard_on_hello(self->shard, topic, data, len);
+    return 0;
 }
 
 static int
@@ -159,7 +131,7 @@ s_on_bus(loop_t *loop, void *socket, void *arg)
     symd_t *self = arg;
     (void)loop;
     (void)socket;
-    stage_drain(self->stage, BATCHES_PER_WAKEUP, s_on_message, self);
+    bus_dispatch(self->stage->bus, BATCHES_PER_WAKEUP);
     s_sync_stats(self);
     return 0;
 }
@@ -224,9 +196,7 @@ main(int argc, char **argv)
     int rc = 1;
     symd_t self;
     memset(&self, 0, sizeof(self));
-    self.rl_invalid = (log_ratelimit_t)LOG_RATELIMIT_INIT(5, 10000);
     self.rl_encode = (log_ratelimit_t)LOG_RATELIMIT_INIT(5, 10000);
-    wire_buf_init(&self.out);
 
     self.stage = stage_new(&s_desc, argc, argv, &rc);
     if (!self.stage)
@@ -242,8 +212,7 @@ main(int argc, char **argv)
                                           "symbolizer.debuglink_crc_max_size");
     self.sym = symbolizer_new(&opts);
     self.batch = symbatch_new();
-    self.arena = arena_new(0);
-    if (!self.sym || !self.batch || !self.arena) {
+    if (!self.sym || !self.batch) {
         log_error("out of memory at start");
         goto cleanup;
     }
@@ -254,7 +223,8 @@ main(int argc, char **argv)
         log_error("cannot subscribe to %s*", TOPIC_RAW_STACKS);
         goto cleanup;
     }
-    if (loop_add_socket(self.stage->loop, bus_sub_socket(self.stage->bus),
+    if (bus_on(self.stage->bus, MSG_RAW_STACKS, s_on_raw, &self) < 0 ||
+        loop_add_socket(self.stage->loop, bus_sub_socket(self.stage->bus),
                         s_on_bus, &self) < 0 ||
         loop_add_timer(self.stage->loop, 1000, s_on_tick, &self) < 0) {
         log_error("cannot register with the loop");
@@ -266,8 +236,6 @@ main(int argc, char **argv)
     log_info("stopping (signal %d)", loop_stop_signal(self.stage->loop));
 cleanup:
     shard_destroy(&self.shard);
-    wire_buf_release(&self.out);
-    arena_destroy(&self.arena);
     symbatch_destroy(&self.batch);
     symbolizer_destroy(&self.sym);
     stage_destroy(&self.stage);

@@ -37,16 +37,22 @@ typedef struct {
 } last_msg_t;
 
 static int
-s_capture(void *arg, const char *topic, const void *data, size_t len)
+s_capture(void *arg, msg_id_t id, void *body)
 {
     last_msg_t *m = arg;
-    if (strcmp(topic, TOPIC_TASK_REQUEST) != 0)
+    wire_buf_t buf;
+    if (id != MSG_TASK_REQUEST)
         return 0;
+    /* Encoded as bus_send would. */
+    wire_buf_init(&buf);
+    ck_assert_int_eq(msg_encode(id, body, "aggregator/test", m->n + 1, &buf),
+                     0);
     free(m->data);
-    m->data = malloc(len);
-    memcpy(m->data, data, len);
-    m->len = len;
-    snprintf(m->topic, sizeof(m->topic), "%s", topic);
+    m->data = malloc(buf.len);
+    memcpy(m->data, buf.data, buf.len);
+    m->len = buf.len;
+    wire_buf_release(&buf);
+    snprintf(m->topic, sizeof(m->topic), "%s", msg_desc(id)->topic);
     m->n++;
     return 0;
 }
@@ -69,7 +75,7 @@ s_setup(void)
     /* Data windows sit a little in the past, so every range below covers
      * them whatever second the test runs in. */
     s_t0 = now_wall_ms() - 3000;
-    agg_options_t o = { .sender = "aggregator/test", .flush_ms = 1000,
+    agg_options_t o = { .flush_ms = 1000,
                         .history_ms = 3600000, .max_nodes = 10000,
                         .stats = s_stats, .publish = s_capture,
                         .publish_arg = &s_msg };

@@ -93,7 +93,7 @@ static void setup(void)
     ck_assert_int_eq(pthread_create(&P.thread, NULL, s_peer, NULL), 0);
 
     s_stats = stats_new("aggregator", "a1");
-    agg_options_t o = {.sender = "aggregator/a1", .flush_ms = 1000,
+    agg_options_t o = { .flush_ms = 1000,
                        .history_ms = 3600000, .max_nodes = MAX_NODES,
                        .stats = s_stats};
     s_agg = agg_new(&o, tu_now_ms());

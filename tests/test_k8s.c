@@ -570,17 +570,23 @@ s_feed_procs(env_t *e, uint64_t now)
 }
 
 static int
-s_capture(void *arg, const char *topic, const void *data, size_t len)
+s_capture(void *arg, msg_id_t id, void *body)
 {
     env_t *e = arg;
-    if (strcmp(topic, TOPIC_K8S_CONTAINERS) != 0)
+    wire_buf_t buf;
+    if (id != MSG_K8S_CONTAINERS)
         return 0;
+    /* Encoded as bus_send would. */
+    wire_buf_init(&buf);
+    ck_assert_int_eq(msg_encode(id, body, "uplink/test",
+                                e->containers_count + 1, &buf), 0);
     free(e->containers);
-    e->containers = malloc(len);
+    e->containers = malloc(buf.len);
     ck_assert_ptr_nonnull(e->containers);
-    memcpy(e->containers, data, len);
-    e->containers_len = len;
+    memcpy(e->containers, buf.data, buf.len);
+    e->containers_len = buf.len;
     e->containers_count++;
+    wire_buf_release(&buf);
     return 0;
 }
 
@@ -758,7 +764,6 @@ s_uplink_start(env_t *e, const char *namespaces, const char *host_regex,
     o.addr = oap;
     o.timeout_ms = 3000;
     o.agent_id = "agent-k8s";
-    o.sender = "uplink/test";
     o.publish = s_capture;
     o.cb_arg = e;
     o.k8s = k8s;

@@ -83,7 +83,7 @@ s_feed_node(agg_t *agg, const char *node, const char *leaf, uint64_t count,
 static agg_t *
 s_agg(const char *store, uint64_t t0)
 {
-    agg_options_t o = { .sender = "aggregator/test", .flush_ms = 1000,
+    agg_options_t o = { .flush_ms = 1000,
                         .history_ms = 3600000, .max_nodes = 10000,
                         .store_path = store, .store_retention_ms = 3600000,
                         .stats = s_stats };

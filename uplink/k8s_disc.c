@@ -315,11 +315,12 @@ k8s_disc_match(k8s_disc_t *self, const char *container_id,
 }
 
 int
-k8s_disc_encode(const k8s_disc_t *self, const char *sender, uint64_t seq,
-                const char *node, wire_buf_t *out)
+k8s_disc_containers(const k8s_disc_t *self, const char *node,
+                    wire_k8s_containers_t *m)
 {
     size_t total = 0, n = 0;
     const k8s_pod_t *p;
+    memset(m, 0, sizeof *m);
     for (size_t i = 0; (p = k8s_meta_pod_at(self->meta, i)); i++)
         total += p->ncontainers;
     wire_k8s_container_t *rows = calloc(total ? total : 1, sizeof *rows);
@@ -335,10 +336,16 @@ k8s_disc_encode(const k8s_disc_t *self, const char *sender, uint64_t seq,
                 p->ip, svc };
         }
     }
-    wire_k8s_containers_t m = { .node = node, .ncontainers = (uint32_t)n,
-                                .containers = rows };
-    wire_header_set(&m.hdr, sender, seq);
-    int rc = wire_encode_k8s_containers(&m, out);
-    free(rows);
-    return rc;
+    m->node = node;
+    m->ncontainers = (uint32_t)n;
+    m->containers = rows;
+    return 0;
+}
+
+void
+k8s_disc_containers_free(wire_k8s_containers_t *m)
+{
+    free((void *)m->containers);
+    m->containers = NULL;
+    m->ncontainers = 0;
 }

@@ -64,9 +64,11 @@ k8s_match_t k8s_disc_match(k8s_disc_t *self, const char *container_id,
                            const finder_proc_t *p, const finder_env_t *env,
                            proc_entity_t *entity, k8s_identity_t *id);
 
-/* The container table for "k8s.containers" (full state). -1 when it does
- * not fit the wire limits. */
-int k8s_disc_encode(const k8s_disc_t *self, const char *sender, uint64_t seq,
-                    const char *node, wire_buf_t *out);
+/* The container table for "k8s.containers" (full state, at most
+ * WIRE_MAX_K8S_CONTAINERS rows), pointing into the pod table: send it
+ * before the discovery changes, then free it. -1 when out of memory. */
+int k8s_disc_containers(const k8s_disc_t *self, const char *node,
+                        wire_k8s_containers_t *m);
+void k8s_disc_containers_free(wire_k8s_containers_t *m);
 
 #endif

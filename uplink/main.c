@@ -53,17 +53,18 @@ static const stage_desc_t s_desc = {
 };
 
 static int
-s_publish(void *arg, const char *topic, const void *data, size_t len)
+s_publish(void *arg, msg_id_t id, void *body)
 {
     s_main_t *self = arg;
-    return bus_publish(self->stage->bus, topic, data, len);
+    return bus_send(self->stage->bus, id, body);
 }
 
-static void
-s_note_seq(void *arg, const char *topic, const char *sender, uint64_t seq)
+/* What the uplink receives, decoded by the bus. */
+static int
+s_on_msg(void *arg, const msg_decoded_t *m)
 {
     s_main_t *self = arg;
-    bus_note_seq(self->stage->bus, topic, sender, seq);
+    return uplink_on_msg(self->uplink, m, now_mono_ms());
 }
 
 static int
@@ -71,18 +72,7 @@ s_on_bus(loop_t *loop, void *socket, void *arg)
 {
     s_main_t *self = arg;
     /* Bounded per wakeup so a flood cannot starve the OAP schedule. */
-    for (int i = 0; i < 256; i++) {
-        const char *topic;
-        const void *data;
-        size_t len;
-        int r = bus_recv(self->stage->bus, &topic, &data, &len);
-        if (r == 0)
-            break;
-        if (r < 0)
-            continue;
-        if (uplink_handle(self->uplink, topic, data, len, now_mono_ms()) != 0)
-            bus_count_invalid(self->stage->bus, topic);
-    }
+    bus_dispatch(self->stage->bus, 256);
     return 0;
 }
 
@@ -137,9 +127,7 @@ main(int argc, char **argv)
         }
     }
     opts.k8s = k8s;
-    opts.sender = self.stage->sender;
     opts.publish = s_publish;
-    opts.note_seq = s_note_seq;
     opts.cb_arg = &self;
     self.uplink = uplink_new(&opts, finders, self.stage->stats);
     finders = NULL;                 /* owned by the uplink now */
@@ -148,11 +136,12 @@ main(int argc, char **argv)
         goto cleanup;
 
     if (uplink_active(self.uplink)) {
-        if (bus_subscribe(self.stage->bus, TOPIC_PROC_EVENTS) != 0 ||
-            bus_subscribe(self.stage->bus, TOPIC_AGG_PROFILE) != 0 ||
-            bus_subscribe(self.stage->bus, TOPIC_CTL_TASKS) != 0 ||
-            bus_subscribe(self.stage->bus, TOPIC_TRIGGER) != 0 ||
-            bus_subscribe(self.stage->bus, TOPIC_METERS) != 0 ||
+        bus_t *bus = self.stage->bus;
+        if (bus_on(bus, MSG_PROC_EVENTS, s_on_msg, &self) != 0 ||
+            bus_on(bus, MSG_AGG_PROFILE, s_on_msg, &self) != 0 ||
+            bus_on(bus, MSG_CTL_TASKS, s_on_msg, &self) != 0 ||
+            bus_on(bus, MSG_TRIGGER, s_on_msg, &self) != 0 ||
+            bus_on(bus, MSG_METERS, s_on_msg, &self) != 0 ||
             loop_add_socket(self.stage->loop,
                             bus_sub_socket(self.stage->bus), s_on_bus,
                             &self) != 0 ||

@@ -109,10 +109,9 @@ uplink_new(const uplink_options_t *opts, finder_set_t *finders,
     o->key_path = s_keep(self, 3, opts->key_path);
     o->auth_token = s_keep(self, 4, opts->auth_token);
     o->agent_id = s_keep(self, 5, opts->agent_id);
-    o->sender = s_keep(self, 6, opts->sender);
-    o->node_name = s_keep(self, 7, opts->node_name && *opts->node_name
+    o->node_name = s_keep(self, 6, opts->node_name && *opts->node_name
                                        ? opts->node_name : "");
-    for (size_t i = 0; i <= 7; i++)
+    for (size_t i = 0; i <= 6; i++)
         if (!self->strings[i])
             goto fail;
     if (!o->report_period)
@@ -126,8 +125,8 @@ uplink_new(const uplink_options_t *opts, finder_set_t *finders,
         snprintf(self->host_name, sizeof self->host_name, "localhost");
     self->host_name[sizeof self->host_name - 1] = '\0';
     if (!*o->node_name) {
-        free(self->strings[7]);
-        o->node_name = s_keep(self, 7, self->host_name);
+        free(self->strings[6]);
+        o->node_name = s_keep(self, 6, self->host_name);
         if (!o->node_name)
             goto fail;
     }
@@ -142,7 +141,6 @@ uplink_new(const uplink_options_t *opts, finder_set_t *finders,
     self->rl_input = (log_ratelimit_t)LOG_RATELIMIT_INIT(5, 60000);
     self->rl_oap = (log_ratelimit_t)LOG_RATELIMIT_INIT(5, 60000);
     s_metrics(self);
-    wire_buf_init(&self->out);
 
     if (!(self->arena = arena_new(UPLINK_ARENA_LIMIT)) ||
         !(self->procs = proc_table_new(UPLINK_MAX_PROCS)) ||
@@ -187,7 +185,6 @@ uplink_destroy(uplink_t **self_p)
     policy_book_destroy(&self->book);
     arena_destroy(&self->arena);
     finder_set_destroy(&self->finders);
-    wire_buf_release(&self->out);
     free(self->enc);
     free(self->msg);
     for (size_t i = 0; i < sizeof self->strings / sizeof self->strings[0];
@@ -338,69 +335,53 @@ uplink_pack(uplink_t *self, const ProtobufCMessage *msg)
 
 /* --------------------------------------------------------------- input */
 
-/* A message decoded: the bus tracks its sequence number (gaps = lost). */
-static void
-s_note_seq(uplink_t *self, const char *topic, const wire_header_t *hdr)
+int
+uplink_on_msg(uplink_t *self, const msg_decoded_t *m, uint64_t now_ms)
 {
-    if (self->opts.note_seq)
-        self->opts.note_seq(self->opts.cb_arg, topic, hdr->sender, hdr->seq);
+    self->now = now_ms;
+    /* Idle (no OAP): nothing to report them to. */
+    if (!self->conn)
+        return 0;
+    switch (m->id) {
+    case MSG_PROC_EVENTS:
+        uplink_processes_take_events(self, m->body);
+        break;
+    case MSG_AGG_PROFILE:
+        uplink_data_take_profiles(self, m->body);
+        break;
+    case MSG_CTL_TASKS:
+        uplink_continuous_watch_engine(self, m->hdr);
+        break;
+    case MSG_TRIGGER:
+        uplink_continuous_take_trigger(self, m->body);
+        break;
+    case MSG_METERS:
+        uplink_continuous_take_meters(self, m->body);
+        break;
+    default:
+        break;
+    }
+    return 0;
 }
 
 int
 uplink_handle(uplink_t *self, const char *topic, const void *payload,
               size_t len, uint64_t now_ms)
 {
-    int rc = -1;
+    msg_decoded_t m;
     char err[160];
+    int rc;
+
     self->now = now_ms;
     arena_reset(self->arena);
-    if (!strcmp(topic, TOPIC_PROC_EVENTS)) {
-        wire_proc_events_t m;
-        if (wire_decode_proc_events(payload, len, self->arena, &m, err,
-                                    sizeof err) != 0)
-            goto bad;
-        s_note_seq(self, topic, &m.hdr);
-        if (self->conn)
-            uplink_processes_take_events(self, &m);
-    } else if (!strcmp(topic, TOPIC_AGG_PROFILE)) {
-        wire_profile_batch_t m;
-        if (wire_decode_profile_batch(payload, len, self->arena, &m, err,
-                                      sizeof err) != 0)
-            goto bad;
-        s_note_seq(self, topic, &m.hdr);
-        if (self->conn)
-            uplink_data_take_profiles(self, &m);
-    } else if (!strcmp(topic, TOPIC_CTL_TASKS)) {
-        wire_task_set_t m;
-        if (wire_decode_task_set(payload, len, self->arena, &m, err,
-                                 sizeof err) != 0)
-            goto bad;
-        s_note_seq(self, topic, &m.hdr);
-        if (self->conn)
-            uplink_continuous_watch_engine(self, &m.hdr);
-    } else if (!strcmp(topic, TOPIC_TRIGGER)) {
-        wire_trigger_t m;
-        if (wire_decode_trigger(payload, len, self->arena, &m, err,
-                                sizeof err) != 0)
-            goto bad;
-        s_note_seq(self, topic, &m.hdr);
-        if (self->conn)
-            uplink_continuous_take_trigger(self, &m);
-    } else if (!strcmp(topic, TOPIC_METERS)) {
-        wire_meters_t m;
-        if (wire_decode_meters(payload, len, self->arena, &m, err,
-                               sizeof err) != 0)
-            goto bad;
-        s_note_seq(self, topic, &m.hdr);
-        if (self->conn)
-            uplink_continuous_take_meters(self, &m);
-    }
-    rc = 0;
-    goto cleanup;
-bad:
-    log_warn_rl(&self->rl_input, "uplink: malformed %s message dropped: %s",
-                topic, err);
-cleanup:
+    rc = msg_decode(topic, payload, len, self->arena, &m, err, sizeof err);
+    if (rc == 0)
+        rc = uplink_on_msg(self, &m, now_ms);
+    else if (rc == 1)
+        rc = 0;                     /* no message of ours has this topic */
+    else
+        log_warn_rl(&self->rl_input, "uplink: malformed %s message "
+                    "dropped: %s", topic, err);
     arena_reset(self->arena);
     return rc;
 }
@@ -429,16 +410,19 @@ s_calls(uplink_t *self)
 static void
 s_publish_k8s(uplink_t *self)
 {
-    wire_buf_reset(&self->out);
-    if (k8s_disc_encode(self->k8s, self->opts.sender, ++self->seq_k8s,
-                        self->opts.node_name, &self->out) != 0) {
-        log_warn_rl(&self->rl_input, "uplink: the container table does not "
-                    "fit k8s.containers");
+    wire_k8s_containers_t m;
+    if (k8s_disc_containers(self->k8s, self->opts.node_name, &m) != 0) {
+        log_warn_rl(&self->rl_input, "uplink: out of memory for "
+                    "k8s.containers");
         return;
     }
-    if (self->opts.publish(self->opts.cb_arg, TOPIC_K8S_CONTAINERS,
-                           self->out.data, self->out.len) == 0)
+    int rc = self->opts.publish(self->opts.cb_arg, MSG_K8S_CONTAINERS, &m);
+    if (rc == 0)
         stats_inc(self->m_k8s_published);
+    else if (rc == BUS_TOO_BIG)
+        log_warn_rl(&self->rl_input, "uplink: the container table does not "
+                    "fit k8s.containers");
+    k8s_disc_containers_free(&m);
 }
 
 void

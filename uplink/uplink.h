@@ -23,17 +23,17 @@
 #include "config.h"
 #include "finder.h"
 #include "k8s_disc.h"
+#include "bus.h"
+#include "msg.h"
 #include "stats.h"
 #include "wire.h"
 
 typedef struct uplink uplink_t;
 
-/* Publishes an encoded payload on the bus; 0 sent, -1 dropped. */
-typedef int (*uplink_publish_fn)(void *arg, const char *topic,
-                                 const void *data, size_t len);
-/* Reports a decoded header (the bus tracks sequence gaps with it). */
-typedef void (*uplink_note_seq_fn)(void *arg, const char *topic,
-                                   const char *sender, uint64_t seq);
+/* Sends one message of the table (lib/msg_table.h): body is the type's
+ * structure, its header filled by the sender (bus_send). 0 sent, -1
+ * dropped, BUS_TOO_BIG when it breaks a wire bound. */
+typedef int (*uplink_publish_fn)(void *arg, msg_id_t id, void *body);
 
 typedef struct {
     /* OAP connection; addr "" = idle (local mode). */
@@ -53,7 +53,6 @@ typedef struct {
     uint64_t auth_backoff_ms;      /* wait after UNAUTHENTICATED (5 min) */
 
     const char *agent_id;          /* "" = hostname-pid */
-    const char *sender;            /* "<stage>/<instance>" for headers */
     /* A process no proc.events message named for this long is forgotten
      * (the collector republishes every live one each
      * collector.proc_republish_interval; 3 of them); 0 = never. */
@@ -64,7 +63,6 @@ typedef struct {
     const char *node_name;         /* for "k8s.containers" */
 
     uplink_publish_fn publish;
-    uplink_note_seq_fn note_seq;   /* may be NULL */
     void *cb_arg;
 } uplink_options_t;
 
@@ -85,11 +83,13 @@ void uplink_destroy(uplink_t **self_p);
 /* True when an OAP is configured. */
 bool uplink_active(const uplink_t *self);
 
-/* A bus message on "proc.events", "agg.profile", "ctl.tasks" (watched to
- * see the policy engine restart), "trigger.report" (reported at once with
- * reportProfilingTask) or "metric.continuous" (sent at once with
- * collectBatch). Returns 0, or -1 when the payload was malformed (counted
- * by the caller as invalid). */
+/* The bus's handler for what the uplink receives, decoded: "proc.events",
+ * "agg.profile", "ctl.tasks" (watched to see the policy engine restart),
+ * "trigger.report" (reported at once with reportProfilingTask) or
+ * "metric.continuous" (sent at once with collectBatch). Returns 0. */
+int uplink_on_msg(uplink_t *self, const msg_decoded_t *m, uint64_t now_ms);
+/* The same for a payload from elsewhere (tests): decodes it by its topic
+ * (lib/msg.h). Returns 0, or -1 when the payload was malformed (logged). */
 int uplink_handle(uplink_t *self, const char *topic, const void *payload,
                   size_t len, uint64_t now_ms);
 

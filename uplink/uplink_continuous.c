@@ -29,23 +29,21 @@ s_on_policy(void *arg, const char *json)
     }
     wire_policy_update_t m;
     memset(&m, 0, sizeof m);
-    wire_header_set(&m.hdr, self->opts.sender, self->seq_policy + 1);
     m.json = json;
-    wire_buf_reset(&self->out);
-    if (wire_encode_policy_update(&m, &self->out) != 0) {
+    int rc = self->opts.publish
+                 ? self->opts.publish(self->opts.cb_arg, MSG_POLICY_UPDATE, &m)
+                 : -1;
+    if (rc == BUS_TOO_BIG) {
         stats_inc(self->m_cmd_invalid);
         log_warn_rl(&self->rl_oap, "uplink: policy document of %zu bytes "
                     "is over the bus limit; skipped", len);
         return;
     }
-    if (!self->opts.publish ||
-        self->opts.publish(self->opts.cb_arg, TOPIC_POLICY_UPDATE,
-                           self->out.data, self->out.len) != 0) {
+    if (rc != 0) {
         log_warn_rl(&self->rl_oap, "uplink: policy.update dropped by the "
                     "bus; asking the OAP again next check");
         return;
     }
-    self->seq_policy++;
     int n = policy_book_learn(self->book, json, len, true, err, sizeof err);
     stats_inc(self->m_policies);
     log_info("uplink: continuous-profiling policies of %d service(s) from "
@@ -346,20 +344,16 @@ uplink_continuous_publish_proc_ids(uplink_t *self, bool force)
     }
     wire_proc_ids_t m;
     memset(&m, 0, sizeof m);
-    wire_header_set(&m.hdr, self->opts.sender, self->seq_proc_ids + 1);
     m.nentities = k;
     m.entities = ents;
-    wire_buf_reset(&self->out);
-    if (wire_encode_proc_ids(&m, &self->out) != 0) {
+    int rc = self->opts.publish
+                 ? self->opts.publish(self->opts.cb_arg, MSG_PROC_IDS, &m)
+                 : -1;
+    if (rc == BUS_TOO_BIG)
         log_warn_rl(&self->rl_input, "uplink: proc.ids of %u processes "
                     "breaks the wire bounds", k);
-        goto cleanup;
-    }
-    if (!self->opts.publish ||
-        self->opts.publish(self->opts.cb_arg, TOPIC_PROC_IDS, self->out.data,
-                           self->out.len) != 0)
+    if (rc != 0)
         goto cleanup;      /* digest unchanged: tried again next tick */
-    self->seq_proc_ids++;
     self->proc_ids_hash = digest;
     self->proc_ids_sent = true;
     stats_inc(self->m_proc_ids);

@@ -59,8 +59,7 @@ struct uplink {
     seen_procs_t *seen;            /* proc.events facts of every process */
     proc_table_t *procs;
     databuf_t *buf;
-    arena_t *arena;
-    wire_buf_t out;
+    arena_t *arena;                /* uplink_handle's decoded messages */
     uint8_t *enc;                  /* encoding scratch */
     size_t enc_cap;
     uint8_t *msg;                  /* stream message scratch */
@@ -81,13 +80,10 @@ struct uplink {
     uint64_t retry_at;
     bool auth_logged;
     int64_t latest_update_ms;
-    uint64_t seq;                  /* task.request */
-    uint64_t seq_proc_ids, seq_policy;
 
     k8s_disc_t *k8s;               /* NULL: no Kubernetes discovery */
     uint64_t k8s_gen_published, k8s_gen_scanned;
     uint64_t next_k8s_publish, next_k8s_rescan;
-    uint64_t seq_k8s;
     stats_metric_t *m_k8s_published, *m_k8s_unknown;
 
     policy_book_t *book;           /* service -> policy UUID */

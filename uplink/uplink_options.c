@@ -22,7 +22,6 @@ uplink_options_defaults(uplink_options_t *o)
     o->max_backoff_ms = 30000;
     o->auth_backoff_ms = 300000;
     o->agent_id = "";
-    o->sender = "uplink/0";
     o->proc_stale_ms = 30000;
 }
 

@@ -21,19 +21,19 @@ uplink_tasks_publish(uplink_t *self, const wire_task_t *tasks, uint32_t ntasks)
 {
     wire_task_set_t set;
     memset(&set, 0, sizeof set);
-    wire_header_set(&set.hdr, self->opts.sender, ++self->seq);
     set.generation = 0;
     set.ntasks = ntasks;
     set.tasks = tasks;
-    wire_buf_reset(&self->out);
-    if (wire_encode_task_set(&set, &self->out) != 0) {
+    int rc = self->opts.publish
+                 ? self->opts.publish(self->opts.cb_arg, MSG_TASK_REQUEST,
+                                      &set)
+                 : 0;
+    if (rc == BUS_TOO_BIG) {
         log_warn_rl(&self->rl_oap, "uplink: %u task(s) from the OAP break "
                     "the wire bounds; dropped", ntasks);
         return -1;
     }
-    if (self->opts.publish &&
-        self->opts.publish(self->opts.cb_arg, TOPIC_TASK_REQUEST,
-                           self->out.data, self->out.len) != 0) {
+    if (rc != 0) {
         log_warn_rl(&self->rl_oap, "uplink: task.request dropped by the bus");
         return -1;
     }

@@ -35,7 +35,7 @@ static void s_start(void)
     wire_sym_batch_t b;
     wire_sym_sample_t samples[AGG_FIXTURE_SAMPLES];
     s_stats = stats_new("aggregator", "fuzz");
-    agg_options_t o = {.sender = "aggregator/fuzz", .flush_ms = 1000,
+    agg_options_t o = { .flush_ms = 1000,
                        .history_ms = 3600000, .max_nodes = 4096,
                        .stats = s_stats};
     s_agg = s_stats ? agg_new(&o, now_wall_ms()) : NULL;

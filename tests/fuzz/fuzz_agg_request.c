@@ -96,7 +96,7 @@ static void s_task_post(const uint8_t *data, size_t size)
 {
     if (!s_agg) {
         s_stats = stats_new("aggregator", "fuzz");
-        agg_options_t o = {.sender = "aggregator/fuzz", .flush_ms = 1000,
+        agg_options_t o = { .flush_ms = 1000,
                            .history_ms = 60000, .max_nodes = 4096,
                            .stats = s_stats};
         s_agg = s_stats ? agg_new(&o, 1000) : NULL;

@@ -1,16 +1,18 @@
-/* Every bus message decoder of lib/wire.c. The first byte picks the
- * decoder (the topic a stage would have read the payload from), the rest
- * is the payload. A payload a decoder accepts is encoded again: whatever a
- * decoder lets through must be something the encoders can handle, since
- * stages re-publish decoded messages. What the aggregator consumes
- * (symbolized batches, process events, task sets, stats) is then also
- * ingested by an aggregator, which trusts the decoder's validation. */
+/* Every bus message of the table (lib/msg_table.h), decoded as a stage's
+ * bus does (lib/msg.c: the topic's codec, then the header checks). The
+ * first byte picks the message type, the rest is the payload. A payload
+ * that decodes is encoded again: whatever a decoder lets through must be
+ * something the encoders can handle, since stages re-publish decoded
+ * messages. Then the aggregator takes it as its bus handler would (what
+ * it consumes: symbolized batches, process events, Kubernetes
+ * containers, task sets, stats), trusting the decoder's validation. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "aggregator/agg.h"
 #include "arena.h"
+#include "msg.h"
 #include "wire.h"
 
 #define FUZZ_ARENA_LIMIT (16u << 20)
@@ -33,7 +35,7 @@ static agg_t *s_agg(void)
     static unsigned calls;
     if (!s_aggregator) {
         s_agg_stats = stats_new("aggregator", "fuzz");
-        agg_options_t o = {.sender = "aggregator/fuzz", .flush_ms = 1000,
+        agg_options_t o = { .flush_ms = 1000,
                            .history_ms = 10000, .max_nodes = 4096,
                            .stats = s_agg_stats};
         s_aggregator = s_agg_stats ? agg_new(&o, s_clock_ms) : NULL;
@@ -48,67 +50,25 @@ static agg_t *s_agg(void)
     return s_aggregator;
 }
 
-static void s_consume_sym_batch(const wire_sym_batch_t *m)
-{
-    (void)agg_ingest_sym(s_agg(), m);
-}
-
-static void s_consume_proc_events(const wire_proc_events_t *m)
-{
-    agg_ingest_proc_events(s_agg(), m);
-}
-
-static void s_consume_task_set(const wire_task_set_t *m)
-{
-    agg_ingest_tasks(s_agg(), m);
-}
-
-static void s_consume_stats(const wire_stats_t *m)
-{
-    agg_ingest_stats(s_agg(), m);
-}
-
 /* ------------------------------------------------------------ codecs */
-/* One decoder and its matching encoder over a message type T, then the
- * consumer (or nothing). */
-#define FUZZ_CODEC(T, name, consume)                                         \
-    static void s_##name(const uint8_t *d, size_t n, arena_t *a)             \
-    {                                                                        \
-        T m;                                                                 \
-        char err[256];                                                       \
-        wire_buf_t out;                                                      \
-        void (*consume_fn)(const T *) = consume;                             \
-        if (wire_decode_##name(d, n, a, &m, err, sizeof err) != 0)           \
-            return;                                                          \
-        wire_buf_init(&out);                                                 \
-        (void)wire_encode_##name(&m, &out);                                  \
-        wire_buf_release(&out);                                              \
-        if (consume_fn)                                                      \
-            consume_fn(&m);                                                  \
-    }
+static void s_codec(msg_id_t id, const uint8_t *d, size_t n, arena_t *a)
+{
+    char topic[64], err[256];
+    msg_decoded_t m;
+    wire_buf_t out;
 
-FUZZ_CODEC(wire_raw_batch_t, raw_batch, NULL)
-FUZZ_CODEC(wire_sym_batch_t, sym_batch, s_consume_sym_batch)
-FUZZ_CODEC(wire_proc_events_t, proc_events, s_consume_proc_events)
-FUZZ_CODEC(wire_task_set_t, task_set, s_consume_task_set)
-FUZZ_CODEC(wire_profile_batch_t, profile_batch, NULL)
-FUZZ_CODEC(wire_stats_t, stats, s_consume_stats)
-FUZZ_CODEC(wire_hello_t, hello, NULL)
-FUZZ_CODEC(wire_agg_peer_t, agg_peer, NULL)
-FUZZ_CODEC(wire_agg_release_t, agg_release, NULL)
-FUZZ_CODEC(wire_proc_ids_t, proc_ids, NULL)
-FUZZ_CODEC(wire_policy_update_t, policy_update, NULL)
-FUZZ_CODEC(wire_trigger_t, trigger, NULL)
-FUZZ_CODEC(wire_meters_t, meters, NULL)
-
-typedef void (*fuzz_codec_fn)(const uint8_t *, size_t, arena_t *);
-
-static const fuzz_codec_fn s_codecs[] = {
-    s_raw_batch, s_sym_batch, s_proc_events, s_task_set, s_profile_batch,
-    s_stats, s_hello, s_agg_peer, s_agg_release, s_proc_ids,
-    s_policy_update, s_trigger, s_meters,
-};
-#define NCODECS (sizeof s_codecs / sizeof s_codecs[0])
+    int rc = msg_desc(id)->shape == MSG_SHAPE_SUFFIX
+                 ? msg_topic_for_name(id, "fuzz", topic, sizeof topic)
+                 : msg_topic_for_pid(id, 4242, topic, sizeof topic);
+    if (rc != 0)
+        abort();
+    if (msg_decode(topic, d, n, a, &m, err, sizeof err) != 0)
+        return;
+    wire_buf_init(&out);
+    (void)msg_desc(id)->encode(m.body, &out);
+    wire_buf_release(&out);
+    (void)agg_on_msg(s_agg(), &m);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -117,7 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     arena_t *arena = arena_new(FUZZ_ARENA_LIMIT);
     if (!arena)
         return 0;
-    s_codecs[data[0] % NCODECS](data + 1, size - 1, arena);
+    s_codec((msg_id_t)(data[0] % MSG_COUNT), data + 1, size - 1, arena);
     arena_destroy(&arena);
     return 0;
 }
