@@ -10,8 +10,9 @@
 #   make install    PREFIX=/usr/local DESTDIR=
 #
 # Sources are discovered per directory: every directory in STAGE_DIRS builds
-# an archive of its non-main objects plus one executable from main.c, so a
-# helper adding a .c file to a stage never needs to touch this file.
+# an archive of its non-main objects (its subdirectories' included) plus one
+# executable from main.c, so a helper adding a .c file to a stage never
+# needs to touch this file.
 
 BUILD      ?= build
 PREFIX     ?= /usr/local
@@ -76,7 +77,10 @@ PROTO_OBJS := $(patsubst $(GEN)/%.c,$(BUILD)/obj/gen/%.o,$(PROTO_C))
 GENERATED := $(SKELS) $(PROTO_H)
 
 # ---------------------------------------------------------------- sources
-srcs_of    = $(filter-out $(1)/main.c,$(wildcard $(1)/*.c))
+# A stage directory may keep its sources in rooms, one level of
+# subdirectories (aggregator/core, aggregator/http, ...): they join the
+# stage's archive like the files beside main.c.
+srcs_of    = $(filter-out $(1)/main.c,$(wildcard $(1)/*.c $(1)/*/*.c))
 objs_of    = $(patsubst %.c,$(BUILD)/obj/%.o,$(call srcs_of,$(1)))
 archive_of = $(BUILD)/lib/lib$(subst /,-,$(1)).a
 
@@ -101,7 +105,7 @@ PROG_CFLAGS   := -O1 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -fn
 all: $(EXES) $(BPF_OBJS)
 
 help:
-	@sed -n '2,14p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,15p' Makefile | sed 's/^# \{0,1\}//'
 
 deps:
 	$(Q)sh mk/deps.sh
@@ -248,6 +252,13 @@ images: all
 clean:
 	rm -rf build
 
-.SECONDARY:
+# Objects and generated files stay after a build (make deletes the
+# intermediate files of pattern chains). Not a blanket .SECONDARY: that
+# makes every target intermediate, and a missing intermediate object is not
+# built while its archive is newer than its source, so a new .c with an old
+# mtime (checked out, merged, moved) silently stayed out of its archive.
+# (.PRECIOUS names the target patterns of the rules, as written.)
+.PRECIOUS: $(BUILD)/obj/%.o $(BUILD)/obj/tests/%.o $(BUILD)/obj/gen/%.o \
+           $(GEN)/%.pb-c.c $(GEN)/%.pb-c.h $(GEN)/%.skel.h $(BUILD)/bpf/%.bpf.o
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "arena.h"
-#include "collector/ptrmap.h"
+#include "hashmap.h"
 
 #define BATCHER_DEFAULT_MEMORY ((size_t)64 << 20)
 
@@ -34,10 +34,10 @@ typedef struct {
 struct batcher {
     uint32_t max_batch;
     arena_t *arena;
-    ptrmap_t *stacks;
-    ptrmap_t *objects;
-    ptrmap_t *procs;
-    ptrmap_t *task_names;
+    hashmap_t *stacks;
+    hashmap_t *objects;
+    hashmap_t *procs;
+    hashmap_t *task_names;
     stack_entry_t *head[WIRE_BUCKETS], *tail[WIRE_BUCKETS];
     size_t pending;
     uint32_t stamp;
@@ -45,16 +45,16 @@ struct batcher {
 
 static uint64_t s_stack_hash(const batcher_sample_t *s)
 {
-    uint64_t h = ptrmap_hash_u64(((uint64_t)s->pid << 32) | s->tid);
+    uint64_t h = hash_split64(((uint64_t)s->pid << 32) | s->tid);
 
-    h = ptrmap_hash_u64(h ^ ((uint64_t)s->kind << 56) ^
+    h = hash_split64(h ^ ((uint64_t)s->kind << 56) ^
                       ((uint64_t)s->nk << 16) ^ s->nu);
-    h = ptrmap_hash_bytes(s->kframes, s->nk * sizeof(*s->kframes), h);
+    h = hash_bytes64(s->kframes, s->nk * sizeof(*s->kframes), h);
     for (uint32_t i = 0; i < s->nu; i++)
-        h = ptrmap_hash_u64(h ^ s->uframes[i].offset ^
+        h = hash_split64(h ^ s->uframes[i].offset ^
                           ((uint64_t)s->uframes[i].object << 40));
     for (uint32_t i = 0; i < s->ntasks; i++)
-        h = ptrmap_hash_u64(h ^ (uint64_t)(uintptr_t)s->tasks[i]);
+        h = hash_split64(h ^ (uint64_t)(uintptr_t)s->tasks[i]);
     return h;
 }
 
@@ -108,10 +108,10 @@ batcher_t *batcher_new(uint32_t max_batch_samples, size_t memory_limit)
         self->max_batch = WIRE_MAX_SAMPLES;
     self->arena = arena_new(memory_limit ? memory_limit
                                          : BATCHER_DEFAULT_MEMORY);
-    self->stacks = ptrmap_new(s_stack_match);
-    self->objects = ptrmap_new(s_object_match);
-    self->procs = ptrmap_new(s_proc_match);
-    self->task_names = ptrmap_new(s_task_match);
+    self->stacks = hashmap_new(s_stack_match);
+    self->objects = hashmap_new(s_object_match);
+    self->procs = hashmap_new(s_proc_match);
+    self->task_names = hashmap_new(s_task_match);
     if (!self->arena || !self->stacks || !self->objects || !self->procs ||
         !self->task_names)
         batcher_destroy(&self);
@@ -124,19 +124,19 @@ void batcher_destroy(batcher_t **self_p)
         return;
     batcher_t *self = *self_p;
     arena_destroy(&self->arena);
-    ptrmap_destroy(&self->stacks);
-    ptrmap_destroy(&self->objects);
-    ptrmap_destroy(&self->procs);
-    ptrmap_destroy(&self->task_names);
+    hashmap_destroy(&self->stacks);
+    hashmap_destroy(&self->objects);
+    hashmap_destroy(&self->procs);
+    hashmap_destroy(&self->task_names);
     free(self);
     *self_p = NULL;
 }
 
 int batcher_note_object(batcher_t *self, const object_t *obj)
 {
-    uint64_t h = ptrmap_hash_u64(obj->id);
+    uint64_t h = hash_split64(obj->id);
 
-    if (ptrmap_find(self->objects, h, &obj->id))
+    if (hashmap_find(self->objects, h, &obj->id))
         return 0;
     object_entry_t *e = arena_calloc(self->arena, 1, sizeof(*e));
     if (!e)
@@ -150,16 +150,16 @@ int batcher_note_object(batcher_t *self, const object_t *obj)
     e->obj.pid = obj->pid;
     e->obj.path = arena_strndup(self->arena, obj->path,
                                 strnlen(obj->path, WIRE_MAX_STR - 1));
-    if (!e->obj.path || ptrmap_insert(self->objects, h, e) < 0)
+    if (!e->obj.path || hashmap_insert(self->objects, h, e) < 0)
         return -1;
     return 0;
 }
 
 int batcher_note_proc(batcher_t *self, const proc_t *proc)
 {
-    uint64_t h = ptrmap_hash_u64(proc->pid);
+    uint64_t h = hash_split64(proc->pid);
 
-    if (ptrmap_find(self->procs, h, &proc->pid))
+    if (hashmap_find(self->procs, h, &proc->pid))
         return 0;
     proc_entry_t *e = arena_calloc(self->arena, 1, sizeof(*e));
     if (!e)
@@ -170,15 +170,15 @@ int batcher_note_proc(batcher_t *self, const proc_t *proc)
                                  strnlen(proc->comm, sizeof(proc->comm)));
     e->proc.container_id = arena_strdup(self->arena, proc->container_id);
     if (!e->proc.name || !e->proc.container_id ||
-        ptrmap_insert(self->procs, h, e) < 0)
+        hashmap_insert(self->procs, h, e) < 0)
         return -1;
     return 0;
 }
 
 static const char *s_intern_task(batcher_t *self, const char *name)
 {
-    uint64_t h = ptrmap_hash_bytes(name, strlen(name), 7);
-    task_entry_t *e = ptrmap_find(self->task_names, h, name);
+    uint64_t h = hash_bytes64(name, strlen(name), 7);
+    task_entry_t *e = hashmap_find(self->task_names, h, name);
 
     if (e)
         return e->name;
@@ -187,7 +187,7 @@ static const char *s_intern_task(batcher_t *self, const char *name)
         return NULL;
     e->name = arena_strndup(self->arena, name,
                             strnlen(name, WIRE_MAX_STR - 1));
-    if (!e->name || ptrmap_insert(self->task_names, h, e) < 0)
+    if (!e->name || hashmap_insert(self->task_names, h, e) < 0)
         return NULL;
     return e->name;
 }
@@ -210,7 +210,7 @@ int batcher_add(batcher_t *self, const batcher_sample_t *in)
     }
     s.tasks = names;
     uint64_t h = s_stack_hash(&s);
-    stack_entry_t *e = ptrmap_find(self->stacks, h, &s);
+    stack_entry_t *e = hashmap_find(self->stacks, h, &s);
     if (e) {
         e->s.count += s.count;
         e->s.weight_ns += s.weight_ns;
@@ -254,7 +254,7 @@ int batcher_add(batcher_t *self, const batcher_sample_t *in)
     }
     e->s.kframes = kf;
     e->s.uframes = uf;
-    if (ptrmap_insert(self->stacks, h, e) < 0)
+    if (hashmap_insert(self->stacks, h, e) < 0)
         return -1;
     uint32_t b = wire_pid_bucket(s.pid) % WIRE_BUCKETS;
     if (self->tail[b])
@@ -309,14 +309,14 @@ static int s_emit_chunk(batcher_t *self, stack_entry_t **cursor,
             uint32_t id = e->s.uframes[f].object;
             if (id == WIRE_NO_OBJECT)
                 continue;
-            object_entry_t *oe = ptrmap_find(self->objects, ptrmap_hash_u64(id),
+            object_entry_t *oe = hashmap_find(self->objects, hash_split64(id),
                                            &id);
             if (!oe || oe->stamp == self->stamp)
                 continue;
             oe->stamp = self->stamp;
             objs[nobj++] = oe->obj;
         }
-        proc_entry_t *pe = ptrmap_find(self->procs, ptrmap_hash_u64(e->s.pid),
+        proc_entry_t *pe = hashmap_find(self->procs, hash_split64(e->s.pid),
                                      &e->s.pid);
         if (pe && pe->stamp != self->stamp) {
             pe->stamp = self->stamp;
@@ -325,8 +325,8 @@ static int s_emit_chunk(batcher_t *self, stack_entry_t **cursor,
         samples[i].tasks = &task_idx[tpos];
         for (uint32_t t = 0; t < e->s.ntasks; t++) {
             const char *name = e->task_names[t];
-            task_entry_t *te = ptrmap_find(self->task_names,
-                                         ptrmap_hash_bytes(name, strlen(name),
+            task_entry_t *te = hashmap_find(self->task_names,
+                                         hash_bytes64(name, strlen(name),
                                                          7),
                                          name);
             if (te->stamp != self->stamp) {
@@ -382,10 +382,10 @@ void batcher_flush(batcher_t *self, batcher_emit_fn emit, void *arg,
     }
     memset(self->head, 0, sizeof(self->head));
     memset(self->tail, 0, sizeof(self->tail));
-    ptrmap_clear(self->stacks);
-    ptrmap_clear(self->objects);
-    ptrmap_clear(self->procs);
-    ptrmap_clear(self->task_names);
+    hashmap_clear(self->stacks);
+    hashmap_clear(self->objects);
+    hashmap_clear(self->procs);
+    hashmap_clear(self->task_names);
     arena_reset(self->arena);
     self->pending = 0;
 }

@@ -1,8 +1,6 @@
 /* The collector engine; see collector.h. */
 #include "collector/collector.h"
 
-#include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,11 +13,11 @@
 #include "collector/objreg.h"
 #include "collector/offcpu.h"
 #include "collector/probes.h"
-#include "collector/procinfo.h"
 #include "collector/proctab.h"
 #include "collector/symcheck.h"
 #include "collector/active_tasks.h"
 #include "log.h"
+#include "procfacts.h"
 
 #define COLLECTOR_HOUSEKEEP_MS 1000
 /* Exit events only go missing when the event ring overflows, which the
@@ -211,14 +209,14 @@ static bool s_has_symbols(collector_t *self, uint32_t pid, const char *exe)
 static void s_queue_event(collector_t *self, uint8_t type, const proc_t *proc,
                           uint32_t ppid, uint64_t ts_ns)
 {
-    char exe[4096] = "", cmdline[PROCINFO_CMDLINE_MAX] = "";
+    char exe[PROCFACTS_EXE_MAX] = "", cmdline[PROCFACTS_CMDLINE_MAX] = "";
     bool has_symbols = false;
 
     if (self->nevents >= COLLECTOR_EVENTS_PER_MSG)
         s_flush_events(self);
     if (type != WIRE_PROC_EXIT) {
-        procinfo_exe(proc->pid, exe, sizeof(exe));
-        procinfo_cmdline(proc->pid, cmdline, sizeof(cmdline));
+        procfacts_exe(NULL, proc->pid, exe, sizeof(exe));
+        procfacts_cmdline(NULL, proc->pid, cmdline, sizeof(cmdline));
         /* A kernel thread (no command line) has no binary to check. */
         has_symbols = *cmdline && s_has_symbols(self, proc->pid, exe);
     }
@@ -263,7 +261,7 @@ static int s_on_event(void *ctx, void *data, size_t size)
     case SKY_EV_FORK:
         if (ev->flags & SKY_EVF_MAYBE_THREAD) {
             uint32_t tgid = 0;
-            if (procinfo_status(ev->pid, NULL, &tgid) == 0 &&
+            if (procfacts_status(NULL, ev->pid, NULL, &tgid) == 0 &&
                 tgid != ev->pid)
                 return 0;   /* a thread */
         }
@@ -285,9 +283,9 @@ static int s_on_event(void *ctx, void *data, size_t size)
         self->exec_pid = 0;
         proc = proctab_find(self->procs, ev->pid);
         if (proc) {
-            uint32_t ppid = 0;
-            procinfo_stat(ev->pid, NULL, &ppid);
-            s_queue_event(self, WIRE_PROC_EXEC, proc, ppid, ts);
+            procfacts_stat_t st;
+            procfacts_stat(NULL, ev->pid, &st);
+            s_queue_event(self, WIRE_PROC_EXEC, proc, st.ppid, ts);
         }
         break;
     case SKY_EV_EXIT: {
@@ -596,9 +594,9 @@ static int s_republish(loop_t *loop, void *arg)
     while ((proc = proctab_next(self->procs, &cursor))) {
         if (proc->exited_ms)
             continue;
-        uint32_t ppid = 0;
-        procinfo_stat(proc->pid, NULL, &ppid);
-        s_queue_event(self, WIRE_PROC_ALIVE, proc, ppid, ts);
+        procfacts_stat_t st = { 0 };
+        procfacts_stat(NULL, proc->pid, &st);
+        s_queue_event(self, WIRE_PROC_ALIVE, proc, st.ppid, ts);
     }
     s_flush_events(self);
     return 0;
@@ -606,33 +604,27 @@ static int s_republish(loop_t *loop, void *arg)
 
 /* ----------------------------------------------------------- lifecycle */
 
+/* One running process: an entry and a start event. */
+static int s_scan_one(void *arg, uint32_t pid)
+{
+    collector_t *self = arg;
+    proc_t *proc = proctab_get(self->procs, pid, NULL);
+    procfacts_stat_t st;
+
+    if (!proc || proc->exited_ms)
+        return 0;
+    procfacts_stat(NULL, pid, &st);
+    s_queue_event(self, WIRE_PROC_START, proc, st.ppid,
+                  now_wall_ms() * 1000000ull);
+    return 0;
+}
+
 /* Every process already running gets an entry and a start event, so
  * consumers learn about processes that predate the collector. */
 static void s_scan_proc(collector_t *self)
 {
-    DIR *dir = opendir("/proc");
-    struct dirent *de;
-
-    if (!dir) {
+    if (procfacts_each_pid(NULL, s_scan_one, self) == 0)
         log_warn("cannot list /proc: %s", strerror(errno));
-        return;
-    }
-    while ((de = readdir(dir))) {
-        if (!isdigit((unsigned char)de->d_name[0]))
-            continue;
-        char *end;
-        unsigned long pid = strtoul(de->d_name, &end, 10);
-        if (*end || pid == 0 || pid > UINT32_MAX)
-            continue;
-        proc_t *proc = proctab_get(self->procs, (uint32_t)pid, NULL);
-        if (!proc || proc->exited_ms)
-            continue;
-        uint32_t ppid = 0;
-        procinfo_stat((uint32_t)pid, NULL, &ppid);
-        s_queue_event(self, WIRE_PROC_START, proc, ppid,
-                      now_wall_ms() * 1000000ull);
-    }
-    closedir(dir);
     s_flush_events(self);
 }
 

@@ -9,15 +9,15 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "collector/ptrmap.h"
+#include "hashmap.h"
 #include "log.h"
 #include "safe_open.h"
 #include "wire.h"
 
 struct objreg {
-    ptrmap_t *by_file;      /* (dev, ino) alias -> object */
-    ptrmap_t *by_build_id;  /* build-id -> object */
-    ptrmap_t *by_special;   /* (type, owner pid) -> vdso/JIT/anon object */
+    hashmap_t *by_file;      /* (dev, ino) alias -> object */
+    hashmap_t *by_build_id;  /* build-id -> object */
+    hashmap_t *by_special;   /* (type, owner pid) -> vdso/JIT/anon object */
     uint32_t next_id;
     object_t *all;        /* every object, for teardown */
     size_t count;
@@ -39,7 +39,7 @@ typedef struct {
 
 static uint64_t s_file_hash(uint64_t dev, uint64_t ino)
 {
-    return ptrmap_hash_u64(dev * 0x9e3779b97f4a7c15ull ^ ptrmap_hash_u64(ino));
+    return hash_split64(dev * 0x9e3779b97f4a7c15ull ^ hash_split64(ino));
 }
 
 static int s_file_match(const void *item, const void *key)
@@ -64,7 +64,7 @@ static int s_build_id_match(const void *item, const void *key)
 
 static uint64_t s_special_hash(uint8_t type, uint32_t pid)
 {
-    return ptrmap_hash_u64(((uint64_t)type << 32) | pid);
+    return hash_split64(((uint64_t)type << 32) | pid);
 }
 
 static int s_special_match(const void *item, const void *key)
@@ -81,9 +81,9 @@ objreg_t *objreg_new(void)
 
     if (!self)
         return NULL;
-    self->by_file = ptrmap_new(s_file_match);
-    self->by_build_id = ptrmap_new(s_build_id_match);
-    self->by_special = ptrmap_new(s_special_match);
+    self->by_file = hashmap_new(s_file_match);
+    self->by_build_id = hashmap_new(s_build_id_match);
+    self->by_special = hashmap_new(s_special_match);
     if (!self->by_file || !self->by_build_id || !self->by_special) {
         objreg_destroy(&self);
         return NULL;
@@ -111,9 +111,9 @@ void objreg_destroy(objreg_t **self_p)
         self->all = obj->next;
         s_object_free(obj);
     }
-    ptrmap_destroy(&self->by_file);
-    ptrmap_destroy(&self->by_build_id);
-    ptrmap_destroy(&self->by_special);
+    hashmap_destroy(&self->by_file);
+    hashmap_destroy(&self->by_build_id);
+    hashmap_destroy(&self->by_special);
     free(self);
     *self_p = NULL;
 }
@@ -150,7 +150,7 @@ static int s_add_alias(objreg_t *self, object_t *obj, uint64_t dev,
     obj->aliases[obj->naliases][0] = dev;
     obj->aliases[obj->naliases][1] = ino;
     obj->naliases++;
-    if (ptrmap_insert(self->by_file, s_file_hash(dev, ino), obj) < 0) {
+    if (hashmap_insert(self->by_file, s_file_hash(dev, ino), obj) < 0) {
         obj->naliases--;
         return -1;
     }
@@ -158,7 +158,7 @@ static int s_add_alias(objreg_t *self, object_t *obj, uint64_t dev,
 }
 
 static int s_read_build_id(uint32_t pid, const char *path, uint64_t start,
-                           uint64_t end, uint8_t out[BUILDID_MAX])
+                           uint64_t end, uint8_t out[ELFID_BUILD_ID_MAX])
 {
     char buf[128];
     int n = -1;
@@ -173,7 +173,7 @@ static int s_read_build_id(uint32_t pid, const char *path, uint64_t start,
     if (fd < 0 && path[0] == '/')
         fd = safe_open_pid(pid, path, 0, NULL);
     if (fd >= 0) {
-        n = buildid_read_fd(fd, out);
+        n = elfid_build_id_fd(fd, out);
         close(fd);
     }
     return n < 0 ? 0 : n;
@@ -203,7 +203,7 @@ object_t *objreg_get_file(objreg_t *self, uint32_t pid, uint64_t dev,
                            uint64_t end, uint8_t type)
 {
     file_key_t fk = { dev, ino };
-    object_t *obj = ptrmap_find(self->by_file, s_file_hash(dev, ino), &fk);
+    object_t *obj = hashmap_find(self->by_file, s_file_hash(dev, ino), &fk);
     object_t *fresh = NULL;
 
     if (obj) {
@@ -211,12 +211,12 @@ object_t *objreg_get_file(objreg_t *self, uint32_t pid, uint64_t dev,
         s_refresh_owner(obj, pid, path, dev, ino);
         return obj;
     }
-    uint8_t id[BUILDID_MAX];
+    uint8_t id[ELFID_BUILD_ID_MAX];
     int idlen = s_read_build_id(pid, path, start, end, id);
     if (idlen > 0) {
         build_id_key_t bk = { id, (uint8_t)idlen };
-        uint64_t h = ptrmap_hash_bytes(id, (size_t)idlen, 0);
-        obj = ptrmap_find(self->by_build_id, h, &bk);
+        uint64_t h = hash_bytes64(id, (size_t)idlen, 0);
+        obj = hashmap_find(self->by_build_id, h, &bk);
         if (obj) {
             /* Same content under another (dev, inode): same object. */
             if (s_add_alias(self, obj, dev, ino) < 0)
@@ -246,9 +246,9 @@ object_t *objreg_get_file(objreg_t *self, uint32_t pid, uint64_t dev,
     if (s_add_alias(self, fresh, dev, ino) < 0)
         goto fail;
     if (idlen > 0 &&
-        ptrmap_insert(self->by_build_id,
-                    ptrmap_hash_bytes(id, (size_t)idlen, 0), fresh) < 0) {
-        ptrmap_remove(self->by_file, s_file_hash(dev, ino), &fk);
+        hashmap_insert(self->by_build_id,
+                    hash_bytes64(id, (size_t)idlen, 0), fresh) < 0) {
+        hashmap_remove(self->by_file, s_file_hash(dev, ino), &fk);
         goto fail;
     }
     fresh->refs = 1;
@@ -266,7 +266,7 @@ object_t *objreg_get_special(objreg_t *self, uint32_t pid, uint8_t type,
     uint32_t owner = type == WIRE_OBJ_VDSO ? 0 : pid;
     special_key_t sk = { type, owner };
     uint64_t h = s_special_hash(type, owner);
-    object_t *obj = ptrmap_find(self->by_special, h, &sk);
+    object_t *obj = hashmap_find(self->by_special, h, &sk);
 
     if (obj) {
         obj->refs++;
@@ -277,7 +277,7 @@ object_t *objreg_get_special(objreg_t *self, uint32_t pid, uint8_t type,
     if (!obj)
         return NULL;
     obj->path = strdup(path);
-    if (!obj->path || ptrmap_insert(self->by_special, h, obj) < 0) {
+    if (!obj->path || hashmap_insert(self->by_special, h, obj) < 0) {
         s_object_free(obj);
         return NULL;
     }
@@ -310,17 +310,17 @@ void objreg_unref(objreg_t *self, object_t **obj_p)
     }
     if (obj->naliases == 0) {
         special_key_t sk = { obj->type, obj->owner_pid };
-        ptrmap_remove(self->by_special, s_special_hash(obj->type,
+        hashmap_remove(self->by_special, s_special_hash(obj->type,
                                                      obj->owner_pid), &sk);
     } else {
         for (uint32_t i = 0; i < obj->naliases; i++) {
             file_key_t fk = { obj->aliases[i][0], obj->aliases[i][1] };
-            ptrmap_remove(self->by_file, s_file_hash(fk.dev, fk.ino), &fk);
+            hashmap_remove(self->by_file, s_file_hash(fk.dev, fk.ino), &fk);
         }
         if (obj->build_id_len) {
             build_id_key_t bk = { obj->build_id, obj->build_id_len };
-            ptrmap_remove(self->by_build_id,
-                        ptrmap_hash_bytes(obj->build_id, obj->build_id_len, 0),
+            hashmap_remove(self->by_build_id,
+                        hash_bytes64(obj->build_id, obj->build_id_len, 0),
                         &bk);
         }
     }

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "collector/buildid.h"
+#include "elfid.h"
 
 typedef struct objreg objreg_t;
 
@@ -20,7 +20,7 @@ typedef struct object {
     uint32_t id;
     uint8_t type;            /* enum wire_object_type */
     uint8_t build_id_len;
-    uint8_t build_id[BUILDID_MAX];
+    uint8_t build_id[ELFID_BUILD_ID_MAX];
     uint64_t dev, ino;       /* of the file `pid` maps */
     uint32_t pid;            /* a process that maps it (for /proc/PID/root);
                                 replaced by a live one when it exits */

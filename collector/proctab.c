@@ -10,8 +10,9 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "collector/ptrmap.h"
+#include "hashmap.h"
 #include "log.h"
+#include "procfacts.h"
 #include "safe_open.h"
 #include "wire.h"
 
@@ -27,7 +28,7 @@ static const uint32_t s_rescan_delays_ms[] = { 5, 25, 100 };
 
 struct proctab {
     objreg_t *objects;
-    ptrmap_t *by_pid;
+    hashmap_t *by_pid;
     size_t max_procs;
     uint64_t grace_ms;
     proc_t *exit_head, *exit_tail;   /* exited, oldest first */
@@ -42,7 +43,7 @@ static int s_pid_match(const void *item, const void *key)
 
 static uint64_t s_pid_hash(uint32_t pid)
 {
-    return ptrmap_hash_u64(pid);
+    return hash_split64(pid);
 }
 
 proctab_t *proctab_new(objreg_t *objects, size_t max_procs,
@@ -52,7 +53,7 @@ proctab_t *proctab_new(objreg_t *objects, size_t max_procs,
 
     if (!self)
         return NULL;
-    self->by_pid = ptrmap_new(s_pid_match);
+    self->by_pid = hashmap_new(s_pid_match);
     if (!self->by_pid) {
         free(self);
         return NULL;
@@ -108,7 +109,7 @@ static void s_rescan_list_remove(proctab_t *self, proc_t *proc)
 /* Removes the entry from every index and frees it. */
 static void s_proc_free(proctab_t *self, proc_t *proc)
 {
-    ptrmap_remove(self->by_pid, s_pid_hash(proc->pid), &proc->pid);
+    hashmap_remove(self->by_pid, s_pid_hash(proc->pid), &proc->pid);
     if (proc->exited_ms)
         s_exit_list_remove(self, proc);
     s_rescan_list_remove(self, proc);
@@ -124,18 +125,18 @@ void proctab_destroy(proctab_t **self_p)
     size_t cursor = 0;
     proc_t *proc;
     /* Free without touching the map while walking it. */
-    while ((proc = ptrmap_next(self->by_pid, &cursor))) {
+    while ((proc = hashmap_next(self->by_pid, &cursor))) {
         s_drop_maps(self, proc);
         free(proc);
     }
-    ptrmap_destroy(&self->by_pid);
+    hashmap_destroy(&self->by_pid);
     free(self);
     *self_p = NULL;
 }
 
 proc_t *proctab_find(proctab_t *self, uint32_t pid)
 {
-    return ptrmap_find(self->by_pid, s_pid_hash(pid), &pid);
+    return hashmap_find(self->by_pid, s_pid_hash(pid), &pid);
 }
 
 static void s_mark_exited(proctab_t *self, proc_t *proc, uint64_t now_ms)
@@ -156,7 +157,7 @@ static void s_mark_exited(proctab_t *self, proc_t *proc, uint64_t now_ms)
  * with none exited the table refuses. */
 static int s_make_room(proctab_t *self)
 {
-    if (ptrmap_size(self->by_pid) < self->max_procs)
+    if (hashmap_size(self->by_pid) < self->max_procs)
         return 0;
     if (!self->exit_head) {
         self->stats.procs_refused++;
@@ -168,12 +169,13 @@ static int s_make_room(proctab_t *self)
 
 static void s_read_identity(proc_t *proc)
 {
-    uint32_t tgid = 0;
+    procfacts_stat_t st;
 
-    procinfo_stat(proc->pid, &proc->start_ticks, NULL);
-    procinfo_status(proc->pid, &proc->nspid, &tgid);
-    procinfo_container_id(proc->pid, proc->container_id,
-                          sizeof(proc->container_id));
+    if (procfacts_stat(NULL, proc->pid, &st) == 0)
+        proc->start_ticks = st.start_ticks;
+    procfacts_status(NULL, proc->pid, &proc->nspid, NULL);
+    procfacts_container_id(NULL, proc->pid, proc->container_id,
+                           sizeof(proc->container_id));
 }
 
 static proc_t *s_create(proctab_t *self, uint32_t pid)
@@ -187,7 +189,7 @@ static proc_t *s_create(proctab_t *self, uint32_t pid)
         return NULL;
     proc->pid = pid;
     proc->refresh_backoff_ms = PROCTAB_MISS_BACKOFF_MIN_MS;
-    if (ptrmap_insert(self->by_pid, s_pid_hash(pid), proc) < 0) {
+    if (hashmap_insert(self->by_pid, s_pid_hash(pid), proc) < 0) {
         free(proc);
         return NULL;
     }
@@ -203,7 +205,7 @@ proc_t *proctab_get(proctab_t *self, uint32_t pid, const char *comm_hint)
     proc = s_create(self, pid);
     if (!proc)
         return NULL;
-    if (procinfo_comm(pid, proc->comm, sizeof(proc->comm)) < 0) {
+    if (procfacts_comm(NULL, pid, proc->comm, sizeof(proc->comm)) < 0) {
         /* Already gone: remember it as exited so its remaining samples
          * do not each try /proc again. */
         if (comm_hint)
@@ -365,11 +367,8 @@ int proctab_load_maps(proctab_t *self, proc_t *proc)
     if (!f)
         goto cleanup;
     self->stats.maps_refreshes++;
-    if (procinfo_exe(proc->pid, exe, sizeof(exe)) == 0) {
-        size_t n = strlen(exe);
-        if (n > 10 && strcmp(exe + n - 10, " (deleted)") == 0)
-            exe[n - 10] = '\0';
-    }
+    if (procfacts_exe(NULL, proc->pid, exe, sizeof(exe)) == 0)
+        procfacts_exe_undelete(exe);
     while (getline(&line, &line_cap, f) > 0) {
         maps_line_t ml;
         object_t *obj = NULL;
@@ -533,11 +532,11 @@ uint64_t proctab_run_rescans(proctab_t *self, uint64_t now_ms)
 
 static int s_still_same(const proc_t *proc)
 {
-    uint64_t start = 0;
+    procfacts_stat_t st;
 
-    if (procinfo_stat(proc->pid, &start, NULL) < 0)
+    if (procfacts_stat(NULL, proc->pid, &st) < 0)
         return 0;
-    return proc->start_ticks == 0 || start == proc->start_ticks;
+    return proc->start_ticks == 0 || st.start_ticks == proc->start_ticks;
 }
 
 void proctab_gc(proctab_t *self, uint64_t now_ms, bool check_alive)
@@ -550,12 +549,12 @@ void proctab_gc(proctab_t *self, uint64_t now_ms, bool check_alive)
     /* Exit events can be lost (event ring full); catch up from /proc.
      * Collect first: marking does not change the pid map, but keep the
      * walk independent of it anyway. */
-    size_t n = ptrmap_size(self->by_pid), count = 0, cursor = 0;
+    size_t n = hashmap_size(self->by_pid), count = 0, cursor = 0;
     proc_t **dead = calloc(n ? n : 1, sizeof(*dead));
     proc_t *proc;
     if (!dead)
         return;
-    while ((proc = ptrmap_next(self->by_pid, &cursor)))
+    while ((proc = hashmap_next(self->by_pid, &cursor)))
         if (!proc->exited_ms && !s_still_same(proc))
             dead[count++] = proc;
     for (size_t i = 0; i < count; i++)
@@ -565,7 +564,7 @@ void proctab_gc(proctab_t *self, uint64_t now_ms, bool check_alive)
 
 size_t proctab_count(const proctab_t *self)
 {
-    return ptrmap_size(self->by_pid);
+    return hashmap_size(self->by_pid);
 }
 
 void proctab_stats(const proctab_t *self, proctab_stats_t *out)
@@ -575,5 +574,5 @@ void proctab_stats(const proctab_t *self, proctab_stats_t *out)
 
 proc_t *proctab_next(proctab_t *self, size_t *cursor)
 {
-    return ptrmap_next(self->by_pid, cursor);
+    return hashmap_next(self->by_pid, cursor);
 }

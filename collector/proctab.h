@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 #include "collector/objreg.h"
-#include "collector/procinfo.h"
+#include "cgroup_id.h"
 
 typedef struct proctab proctab_t;
 
@@ -31,7 +31,7 @@ typedef struct proc {
     uint32_t nspid;
     uint64_t start_ticks;     /* 0 when unknown */
     char comm[16];
-    char container_id[PROCINFO_CONTAINER_ID_MAX];
+    char container_id[CGROUP_ID_LEN];
     mapping_t *maps;          /* executable mappings sorted by start */
     uint32_t nmaps;
     bool maps_loaded;

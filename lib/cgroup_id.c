@@ -3,11 +3,8 @@
 #include "cgroup_id.h"
 
 #include <ctype.h>
-#include <fcntl.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #define CGROUP_ID_HEX 64
 
@@ -54,30 +51,6 @@ cgroup_container_id(const char *text, char *out, size_t size)
         }
         p += n ? n - 1 : 0;
     }
-}
-
-int
-cgroup_container_id_of(const char *proc_root, uint32_t pid, char *out,
-                       size_t size)
-{
-    char path[256], buf[8192];
-    if (size)
-        out[0] = '\0';
-    snprintf(path, sizeof path, "%s/%u/cgroup", proc_root, pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    size_t got = 0;
-    ssize_t n;
-    while (got + 1 < sizeof buf &&
-           (n = read(fd, buf + got, sizeof buf - 1 - got)) > 0)
-        got += (size_t)n;
-    close(fd);
-    buf[got] = '\0';
-    if (got == 0)
-        return -1;
-    cgroup_container_id(buf, out, size);
-    return 0;
 }
 
 int

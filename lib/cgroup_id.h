@@ -20,10 +20,7 @@
  * are not the container: their processes get "". */
 void cgroup_container_id(const char *cgroup_text, char *out, size_t size);
 
-/* Reads proc_root/PID/cgroup; 0 and out filled ("" on the host), -1 when
- * the process is gone. */
-int cgroup_container_id_of(const char *proc_root, uint32_t pid, char *out,
-                           size_t size);
+/* Reading proc_root/PID/cgroup: procfacts_container_id (lib/procfacts.h). */
 
 /* The id part of a Kubernetes containerID ("containerd://<id>",
  * "cri-o://<id>", "docker://<id>", or a bare id), lower-cased into out;

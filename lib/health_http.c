@@ -35,6 +35,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "hostport.h"
 #include "log.h"
 
 #define HEALTH_STALE_MS 30000
@@ -88,30 +89,22 @@ static log_ratelimit_t s_io_rl = LOG_RATELIMIT_INIT(5, 60000);
 
 int health_http_parse_addr(const char *addr, struct sockaddr_in *out)
 {
+    int rc = -1;
+    hostport_t hp;
     memset(out, 0, sizeof *out);
     out->sin_family = AF_INET;
-    char host[64] = "";
-    const char *colon = strrchr(addr, ':');
-    const char *port_s = colon ? colon + 1 : addr;
-    if (colon) {
-        size_t hl = (size_t)(colon - addr);
-        if (hl >= sizeof host)
-            return -1;
-        memcpy(host, addr, hl);
-        host[hl] = '\0';
-    }
-    char *end;
-    long port = strtol(port_s, &end, 10);
-    if (*port_s == '\0' || *end || port < 0 || port > 65535)
-        return -1;
-    out->sin_port = htons((uint16_t)port);
-    if (!host[0] || strcmp(host, "*") == 0)
+    if (hostport_parse(addr, HOSTPORT_BARE_PORT, &hp, NULL, 0) != 0)
+        goto cleanup;
+    out->sin_port = htons(hp.port);
+    if (!hp.host[0] || strcmp(hp.host, "*") == 0)
         out->sin_addr.s_addr = htonl(INADDR_ANY);
-    else if (strcmp(host, "localhost") == 0)
+    else if (strcmp(hp.host, "localhost") == 0)
         out->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    else if (inet_pton(AF_INET, host, &out->sin_addr) != 1)
-        return -1;
-    return 0;
+    else if (inet_pton(AF_INET, hp.host, &out->sin_addr) != 1)
+        goto cleanup;
+    rc = 0;
+cleanup:
+    return rc;
 }
 
 /* Reads what has arrived of the request head (up to and including the

@@ -24,7 +24,8 @@ void health_http_set_stale_ms(health_http_t *self, uint64_t stale_ms);
 /* The port actually bound (useful with ":0"); -1 for NULL. */
 int health_http_port(const health_http_t *self);
 
-/* Parse "host:port" / ":port" / "port" into a sockaddr_in (IPv4). */
+/* Parse "host:port" / ":port" / "port" (lib/hostport.h) into a sockaddr_in
+ * (IPv4; host "", "*" or "localhost" or a dotted quad). */
 struct sockaddr_in;
 int health_http_parse_addr(const char *addr, struct sockaddr_in *out);
 

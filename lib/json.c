@@ -5,12 +5,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* 2^53: every integer below it is exact as a double, and a longer
+ * integer rounds to it or above. */
+#define JSON_INT_MAX 9007199254740992.0
+
+_Static_assert(sizeof(void *) != 8 || sizeof(json_value_t) == 48,
+               "json_value_t grew: arenas sized per input byte overflow");
+
 typedef struct {
     const char *p, *start, *end;
     arena_t *arena;
     char *err;
     size_t errlen;
     int failed;
+    unsigned flags;
 } jp_t;
 
 static void s_fail(jp_t *j, const char *fmt, ...)
@@ -185,6 +193,22 @@ static int s_push(jp_t *j, void ***arr, size_t *n, size_t *cap, void *item)
     return 0;
 }
 
+/* Consumes a ',' between members; 1 when another member follows. With
+ * JSON_TRAILING_COMMAS a ',' right before close ends the list instead
+ * (close is left for the caller). */
+static int s_comma(jp_t *j, char close)
+{
+    if (j->p >= j->end || *j->p != ',')
+        return 0;
+    j->p++;
+    if (j->flags & JSON_TRAILING_COMMAS) {
+        s_ws(j);
+        if (j->p < j->end && *j->p == close)
+            return 0;
+    }
+    return 1;
+}
+
 static json_value_t *s_array(jp_t *j, int depth)
 {
     json_value_t *v = s_new(j, JSON_ARRAY);
@@ -202,10 +226,8 @@ static json_value_t *s_array(jp_t *j, int depth)
         if (!item || s_push(j, (void ***)&v->items, &v->n, &cap, item))
             return NULL;
         s_ws(j);
-        if (j->p < j->end && *j->p == ',') {
-            j->p++;
+        if (s_comma(j, ']'))
             continue;
-        }
         if (j->p < j->end && *j->p == ']') {
             j->p++;
             return v;
@@ -247,10 +269,8 @@ static json_value_t *s_object(jp_t *j, int depth)
             s_push(j, (void ***)&v->items, &v->n, &cap, val))
             return NULL;
         s_ws(j);
-        if (j->p < j->end && *j->p == ',') {
-            j->p++;
+        if (s_comma(j, '}'))
             continue;
-        }
         if (j->p < j->end && *j->p == '}') {
             j->p++;
             return v;
@@ -287,8 +307,13 @@ static json_value_t *s_number(jp_t *j)
         return NULL;
     }
     json_value_t *v = s_new(j, JSON_NUMBER);
-    if (v)
+    if (v) {
         v->number = d;
+        /* Written as an integer and exact as a double: ids, counts and
+         * millisecond times, which callers want whole. */
+        v->is_int = !strpbrk(buf, ".eE") && d > -JSON_INT_MAX &&
+                    d < JSON_INT_MAX;
+    }
     j->p = s;
     return v;
 }
@@ -350,8 +375,14 @@ static json_value_t *s_value(jp_t *j, int depth)
 json_value_t *json_parse(const char *text, size_t len, arena_t *arena,
                          char *err, size_t errlen)
 {
+    return json_parse_opts(text, len, arena, 0, err, errlen);
+}
+
+json_value_t *json_parse_opts(const char *text, size_t len, arena_t *arena,
+                              unsigned flags, char *err, size_t errlen)
+{
     jp_t j = {.p = text, .start = text, .end = text + len, .arena = arena,
-              .err = err, .errlen = errlen};
+              .err = err, .errlen = errlen, .flags = flags};
     if (err && errlen)
         err[0] = '\0';
     if (!text || !arena) {
@@ -367,6 +398,14 @@ json_value_t *json_parse(const char *text, size_t len, arena_t *arena,
         return NULL;
     }
     return v;
+}
+
+int json_int(const json_value_t *v, int64_t *out)
+{
+    if (!v || v->type != JSON_NUMBER || !v->is_int)
+        return -1;
+    *out = (int64_t)v->number;
+    return 0;
 }
 
 const json_value_t *json_get(const json_value_t *v, const char *key)

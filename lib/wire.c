@@ -5,6 +5,7 @@
  * checked against the bytes that remain (each element takes at least one)
  * and against the per-field bound before anything is allocated. */
 #include "wire.h"
+#include "monitors.h"
 
 #include <msgpack.h>
 #include <stdarg.h>
@@ -1461,7 +1462,8 @@ int wire_encode_trigger(const wire_trigger_t *m, wire_buf_t *out)
     msgpack_pack_array(&w.pk, m->ncauses);
     for (uint32_t i = 0; i < m->ncauses && ok; i++) {
         const wire_cause_t *c = &m->causes[i];
-        ok = c->type <= 4 && s_strlen_ok(c->uri_regex, WIRE_MAX_STR) &&
+        ok = c->type < MONITOR_COUNT &&
+             s_strlen_ok(c->uri_regex, WIRE_MAX_STR) &&
              s_strlen_ok(c->uri_path, WIRE_MAX_STR);
         msgpack_pack_array(&w.pk, 5);
         s_w_u64(&w, c->type);
@@ -1498,7 +1500,8 @@ int wire_decode_trigger(const void *data, size_t len, arena_t *arena,
         if (s_expect_fields(&r, "causes[]", 5))
             return -1;
         r.field = "causes[]";
-        if (s_u8(&r, &c->type, 4) || s_double(&r, &c->threshold) ||
+        if (s_u8(&r, &c->type, MONITOR_COUNT - 1) ||
+            s_double(&r, &c->threshold) ||
             s_double(&r, &c->current) ||
             s_str(&r, &c->uri_regex, WIRE_MAX_STR) ||
             s_str(&r, &c->uri_path, WIRE_MAX_STR))

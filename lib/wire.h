@@ -397,7 +397,7 @@ typedef struct {
 } wire_policy_update_t;
 
 typedef struct {
-    uint8_t type;               /* ContinuousProfilingCauseType (0..4) */
+    uint8_t type;               /* enum monitor_type (lib/monitors.h) */
     double threshold;
     double current;
     const char *uri_regex;      /* HTTP causes, "" otherwise */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "names.h"
 
 typedef struct {
     uint8_t target;
@@ -32,7 +33,7 @@ typedef struct {
     uint32_t ring;                       /* slots per monitor */
     double *values;                      /* [monitor][ring] */
     uint64_t *stamps;                    /* second each slot holds, +1 */
-    double latest[CONT_MONITOR_COUNT];
+    double latest[MONITOR_COUNT];
     uint64_t quiet_until_ms[WIRE_TARGET_MAX + 1];
 } cont_proc_t;
 
@@ -43,25 +44,6 @@ struct continuous {
     cont_proc_t *procs;
     size_t nprocs;
 };
-
-static const char *const s_monitor_names[CONT_MONITOR_COUNT] = {
-    "PROCESS_CPU", "PROCESS_THREAD_COUNT", "SYSTEM_LOAD", "HTTP_ERROR_RATE",
-    "HTTP_AVG_RESPONSE_TIME"};
-static const char *const s_meter_names[CONT_MONITOR_COUNT] = {
-    "process_cpu", "process_thread_count", "system_load", "http_error_rate",
-    "http_avg_response_time"};
-static const char *const s_target_names[WIRE_TARGET_MAX + 1] = {
-    "ON_CPU", "OFF_CPU", "NETWORK"};
-
-const char *continuous_monitor_name(enum cont_monitor m)
-{
-    return (unsigned)m < CONT_MONITOR_COUNT ? s_monitor_names[m] : "?";
-}
-
-const char *continuous_meter_name(enum cont_monitor m)
-{
-    return (unsigned)m < CONT_MONITOR_COUNT ? s_meter_names[m] : "?";
-}
 
 continuous_t *continuous_new(const continuous_options_t *opts)
 {
@@ -95,14 +77,6 @@ void continuous_destroy(continuous_t **self_p)
 }
 
 /* ------------------------------------------------------------- policies */
-
-static int s_index_of(const char *const *names, size_t n, const char *s)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(names[i], s) == 0)
-            return (int)i;
-    return -1;
-}
 
 /* A JSON number or a numeric string (Threshold is a string on the wire,
  * Period and Count are numbers; accept either for all). */
@@ -193,8 +167,7 @@ static int s_parse_service(const json_value_t *sv, cont_service_t *out,
         return -1;
     }
     for (size_t t = 0; t < prof->n; t++) {
-        int target = s_index_of(s_target_names, WIRE_TARGET_MAX + 1,
-                                prof->keys[t]);
+        int target = names_target_parse(prof->keys[t], NAMES_EXACT);
         const json_value_t *monitors = prof->items[t];
         if (target < 0 || monitors->type != JSON_OBJECT) {
             snprintf(err, errlen, "service %s: unknown profiling target '%s'",
@@ -202,8 +175,7 @@ static int s_parse_service(const json_value_t *sv, cont_service_t *out,
             return -1;
         }
         for (size_t m = 0; m < monitors->n; m++) {
-            int monitor = s_index_of(s_monitor_names, CONT_MONITOR_COUNT,
-                                     monitors->keys[m]);
+            int monitor = monitors_parse(monitors->keys[m]);
             if (monitor < 0) {
                 snprintf(err, errlen, "service %s: unknown monitor '%s'",
                          out->name, monitors->keys[m]);
@@ -352,7 +324,7 @@ const char *continuous_service_uuid(const continuous_t *self,
 }
 
 int continuous_wants(const continuous_t *self, const char *service,
-                     enum cont_monitor monitor)
+                     enum monitor_type monitor)
 {
     const cont_service_t *s = s_find_service((continuous_t *)self, service);
     for (size_t i = 0; s && i < s->nitems; i++)
@@ -391,9 +363,9 @@ void continuous_observe(continuous_t *self, uint64_t now_s,
             free(p->values);
             free(p->stamps);
             p->ring = svc->max_period;
-            p->values = calloc((size_t)p->ring * CONT_MONITOR_COUNT,
+            p->values = calloc((size_t)p->ring * MONITOR_COUNT,
                                sizeof *p->values);
-            p->stamps = calloc((size_t)p->ring * CONT_MONITOR_COUNT,
+            p->stamps = calloc((size_t)p->ring * MONITOR_COUNT,
                                sizeof *p->stamps);
             snprintf(p->service, sizeof p->service, "%s", r->service);
             if (!p->values || !p->stamps) {
@@ -406,7 +378,7 @@ void continuous_observe(continuous_t *self, uint64_t now_s,
             }
         }
         p->last_seen_s = now_s;
-        for (int m = 0; m < CONT_MONITOR_COUNT; m++) {
+        for (int m = 0; m < MONITOR_COUNT; m++) {
             if (!r->has[m])
                 continue;
             size_t slot = (size_t)m * p->ring + now_s % p->ring;
@@ -461,7 +433,7 @@ size_t continuous_check(continuous_t *self, uint64_t now_ms,
                 const cont_item_t *it = &svc->items[k];
                 if (it->target != target || it->period > p->ring ||
                     s_reached(p, it, now_s) < it->count ||
-                    t->ncauses == CONT_MONITOR_COUNT)
+                    t->ncauses == MONITOR_COUNT)
                     continue;
                 cont_cause_t *c = &t->causes[t->ncauses++];
                 c->monitor = it->monitor;

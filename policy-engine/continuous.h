@@ -18,16 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "monitors.h"
 #include "wire.h"
-
-enum cont_monitor {
-    CONT_PROCESS_CPU = 0,          /* cause type ProcessCPU */
-    CONT_PROCESS_THREAD_COUNT = 1,
-    CONT_SYSTEM_LOAD = 2,
-    CONT_HTTP_ERROR_RATE = 3,      /* fed by network profiling */
-    CONT_HTTP_AVG_RESPONSE_TIME = 4,
-    CONT_MONITOR_COUNT = 5
-};
 
 #define CONT_MAX_PERIOD 3600
 #define CONT_MAX_SERVICES 256
@@ -45,12 +37,12 @@ typedef struct {
 typedef struct {
     uint32_t pid;
     const char *service;        /* service the process belongs to */
-    double values[CONT_MONITOR_COUNT];
-    uint8_t has[CONT_MONITOR_COUNT]; /* 1 when values[i] was measured */
+    double values[MONITOR_COUNT];
+    uint8_t has[MONITOR_COUNT]; /* 1 when values[i] was measured */
 } cont_reading_t;
 
 typedef struct {
-    uint8_t monitor;            /* enum cont_monitor = cause type */
+    uint8_t monitor;            /* enum monitor_type = cause type */
     double threshold;
     double current;             /* the latest value */
     char uri_regex[128];        /* HTTP causes: "" when not URI-scoped */
@@ -61,7 +53,7 @@ typedef struct {
     char service[128];
     uint8_t target;             /* WIRE_TARGET_ON_CPU / OFF_CPU / NETWORK */
     uint32_t ncauses;
-    cont_cause_t causes[CONT_MONITOR_COUNT];
+    cont_cause_t causes[MONITOR_COUNT];
     uint64_t duration_ms;       /* the execute duration */
 } cont_trigger_t;
 
@@ -83,7 +75,7 @@ const char *continuous_service_uuid(const continuous_t *self,
 /* Whether any policy of the service uses the monitor (so the engine reads
  * only what it needs). */
 int continuous_wants(const continuous_t *self, const char *service,
-                     enum cont_monitor monitor);
+                     enum monitor_type monitor);
 
 /* Records readings for second now_s (wall clock seconds). Processes not
  * seen for CONT_MAX_PERIOD seconds are forgotten. */
@@ -94,8 +86,5 @@ void continuous_observe(continuous_t *self, uint64_t now_s,
  * written to out (at most max), and starts their silence. */
 size_t continuous_check(continuous_t *self, uint64_t now_ms,
                         cont_trigger_t *out, size_t max);
-
-const char *continuous_monitor_name(enum cont_monitor m); /* PROCESS_CPU */
-const char *continuous_meter_name(enum cont_monitor m);   /* process_cpu */
 
 #endif

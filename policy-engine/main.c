@@ -8,11 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "continuous.h"
 #include "log.h"
 #include "monitor.h"
+#include "monitors.h"
+#include "names.h"
+#include "procfacts.h"
 #include "stage.h"
 #include "taskset.h"
 #include "wire.h"
@@ -21,7 +23,7 @@
  * process is monitored. */
 typedef struct {
     uint32_t pid;
-    stats_metric_t *gauges[CONT_MONITOR_COUNT];
+    stats_metric_t *gauges[MONITOR_COUNT];
     uint64_t round;
 } meter_set_t;
 
@@ -101,10 +103,7 @@ static int s_publish(policy_t *self)
 
 static int s_pid_alive(uint32_t pid, void *arg)
 {
-    char path[32];
-    struct stat st;
-    snprintf(path, sizeof path, "/proc/%u", pid);
-    return stat(path, &st) == 0;
+    return procfacts_alive(NULL, pid);
 }
 
 static void s_offer(policy_t *self, const wire_task_t *t)
@@ -204,12 +203,12 @@ static meter_set_t *s_meters_for(policy_t *self, uint32_t pid,
     m->pid = pid;
     const char *prefix =
         config_str(self->stage->cfg, "profiling.continuous.meter_prefix");
-    for (int k = 0; k < CONT_MONITOR_COUNT; k++) {
-        if (k == CONT_HTTP_ERROR_RATE || k == CONT_HTTP_AVG_RESPONSE_TIME)
-            continue; /* come with network profiling */
+    for (unsigned k = 0; k < MONITOR_COUNT; k++) {
+        const monitor_desc_t *desc = monitors_get(k);
+        if (!desc->read)
+            continue; /* not measured (yet): no meter */
         char metric[128], labels[256];
-        snprintf(metric, sizeof metric, "%s_%s", prefix,
-                 continuous_meter_name((enum cont_monitor)k));
+        snprintf(metric, sizeof metric, "%s_%s", prefix, desc->meter);
         snprintf(labels, sizeof labels,
                  "process_name=\"%s\",layer=\"OS_LINUX\",pid=\"%u\"", name,
                  pid);
@@ -226,22 +225,20 @@ static void s_publish_meters(policy_t *self, const cont_reading_t *rs, size_t n)
         return;
     const char *prefix =
         config_str(self->stage->cfg, "profiling.continuous.meter_prefix");
-    size_t cap = n * 3;
+    size_t cap = n * MONITOR_COUNT;
     wire_meter_t *ms = calloc(cap, sizeof *ms);
     char (*names)[96] = calloc(cap, sizeof *names);
     if (!ms || !names)
         goto cleanup;
-    static const enum cont_monitor mons[3] = {
-        CONT_PROCESS_CPU, CONT_PROCESS_THREAD_COUNT, CONT_SYSTEM_LOAD};
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        for (int j = 0; j < 3 && k < WIRE_MAX_METRICS; j++) {
-            if (!rs[i].has[mons[j]])
+        for (unsigned j = 0; j < MONITOR_COUNT && k < WIRE_MAX_METRICS; j++) {
+            if (!rs[i].has[j])
                 continue;
             snprintf(names[k], sizeof names[k], "%s_%s", prefix,
-                     continuous_meter_name(mons[j]));
+                     monitors_get(j)->meter);
             ms[k] = (wire_meter_t){.name = names[k],
-                                   .value = rs[i].values[mons[j]],
+                                   .value = rs[i].values[j],
                                    .pid = rs[i].pid,
                                    .process_name = self->readings[i].process_name,
                                    .layer = "OS_LINUX",
@@ -274,7 +271,7 @@ static int s_on_fetch(loop_t *loop, void *arg)
         if (!m)
             continue;
         m->round = self->fetch_round;
-        for (int k = 0; k < CONT_MONITOR_COUNT; k++)
+        for (int k = 0; k < MONITOR_COUNT; k++)
             if (rs[i].has[k] && m->gauges[k])
                 stats_set(m->gauges[k], rs[i].values[k]);
     }
@@ -288,7 +285,7 @@ static int s_on_fetch(loop_t *loop, void *arg)
             i++;
             continue;
         }
-        for (int k = 0; k < CONT_MONITOR_COUNT; k++)
+        for (int k = 0; k < MONITOR_COUNT; k++)
             stats_remove(self->stage->stats, m->gauges[k]);
         *m = self->meters[--self->nmeters];
     }
@@ -299,7 +296,7 @@ static int s_on_fetch(loop_t *loop, void *arg)
  * OAP names (through task.request). */
 static void s_publish_trigger(policy_t *self, const cont_trigger_t *t)
 {
-    wire_cause_t causes[CONT_MONITOR_COUNT];
+    wire_cause_t causes[MONITOR_COUNT];
     for (uint32_t c = 0; c < t->ncauses; c++)
         causes[c] = (wire_cause_t){.type = t->causes[c].monitor,
                                    .threshold = t->causes[c].threshold,
@@ -329,13 +326,11 @@ static int s_on_check(loop_t *loop, void *arg)
         for (uint32_t c = 0; c < t->ncauses && used < sizeof causes; c++)
             used += (size_t)snprintf(causes + used, sizeof causes - used,
                                      "%s%s %.2f >= %.2f", c ? ", " : "",
-                                     continuous_monitor_name(
-                                         (enum cont_monitor)t->causes[c].monitor),
+                                     monitors_name(t->causes[c].monitor),
                                      t->causes[c].current, t->causes[c].threshold);
         log_info("continuous: %s pid %u (%s) triggered %s profiling for "
                  "%llu ms", t->service, t->pid, causes,
-                 t->target == WIRE_TARGET_ON_CPU ? "ON_CPU"
-                 : t->target == WIRE_TARGET_OFF_CPU ? "OFF_CPU" : "NETWORK",
+                 names_target(t->target),
                  (unsigned long long)t->duration_ms);
         if (self->oap_mode) {
             s_publish_trigger(self, t);
@@ -363,15 +358,10 @@ static int s_on_check(loop_t *loop, void *arg)
     return 0;
 }
 
+/* A local task's target: ON_CPU when not given, any case. */
 static int s_parse_target(const char *s)
 {
-    if (!s || strcasecmp(s, "ON_CPU") == 0)
-        return WIRE_TARGET_ON_CPU;
-    if (strcasecmp(s, "OFF_CPU") == 0)
-        return WIRE_TARGET_OFF_CPU;
-    if (strcasecmp(s, "NETWORK") == 0)
-        return WIRE_TARGET_NETWORK;
-    return -1;
+    return s ? names_target_parse(s, NAMES_ANY_CASE) : WIRE_TARGET_ON_CPU;
 }
 
 /* policy.tasks[i].{id,pid,pids[j],target,duration}: validated at start,

@@ -1,11 +1,11 @@
 #include "monitor.h"
 
-#include <ctype.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "procfacts.h"
 
 typedef struct {
     uint32_t pid;
@@ -46,60 +46,6 @@ void monitor_destroy(monitor_t **self_p)
     *self_p = NULL;
 }
 
-static int s_read_small(const char *path, char *buf, size_t size)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    size_t n = fread(buf, 1, size - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return 0;
-}
-
-static double s_load1(const monitor_t *self)
-{
-    char path[300], buf[128];
-    snprintf(path, sizeof path, "%s/loadavg", self->root);
-    if (s_read_small(path, buf, sizeof buf))
-        return 0;
-    return strtod(buf, NULL);
-}
-
-/* utime + stime (fields 14, 15) and num_threads (20) of /proc/PID/stat;
- * the comm field may hold spaces and parentheses, so parse after the last
- * ')'. */
-static int s_stat(const monitor_t *self, uint32_t pid, uint64_t *ticks,
-                  long *threads)
-{
-    char path[300], buf[1024];
-    snprintf(path, sizeof path, "%s/%u/stat", self->root, pid);
-    if (s_read_small(path, buf, sizeof buf))
-        return -1;
-    char *p = strrchr(buf, ')');
-    if (!p)
-        return -1;
-    p += 2; /* field 3, state */
-    unsigned long long ut = 0, st = 0;
-    long nthreads = 0;
-    int field = 3;
-    for (char *tok = strtok(p, " "); tok; tok = strtok(NULL, " "), field++) {
-        if (field == 14)
-            ut = strtoull(tok, NULL, 10);
-        else if (field == 15)
-            st = strtoull(tok, NULL, 10);
-        else if (field == 20) {
-            nthreads = strtol(tok, NULL, 10);
-            break;
-        }
-    }
-    if (field != 20)
-        return -1;
-    *ticks = ut + st;
-    *threads = nthreads;
-    return 0;
-}
-
 static cpu_prev_t *s_prev(monitor_t *self, uint32_t pid)
 {
     for (size_t i = 0; i < self->nprev; i++)
@@ -113,66 +59,82 @@ static cpu_prev_t *s_prev(monitor_t *self, uint32_t pid)
     return p;
 }
 
+/* Whether the service's policy uses a monitor skyprof measures. */
+static int s_wanted(const continuous_t *cont, const char *service)
+{
+    for (unsigned k = 0; k < MONITOR_COUNT; k++)
+        if (monitors_get(k)->read && continuous_wants(cont, service, k))
+            return 1;
+    return 0;
+}
+
+/* One monitor_read pass, for procfacts_each_pid. */
+typedef struct {
+    monitor_t *self;
+    const continuous_t *cont;
+    monitor_service_fn service_of;
+    void *arg;
+    uint64_t now_ns;
+    double load;
+    monitor_reading_t *out;
+    size_t n, max;
+} read_pass_t;
+
+static int s_read_one(void *arg, uint32_t pid)
+{
+    read_pass_t *rp = arg;
+    monitor_t *self = rp->self;
+    char comm[128];
+    procfacts_stat_t st;
+    if (procfacts_comm(self->root, pid, comm, sizeof comm))
+        return 0; /* exited meanwhile: normal */
+    const char *service = rp->service_of ? rp->service_of(pid, rp->arg) : NULL;
+    if (!service)
+        service = comm;
+    if (!s_wanted(rp->cont, service) || procfacts_stat(self->root, pid, &st))
+        return 0;
+    monitor_sample_t sample = {.at_ns = rp->now_ns,
+                               .cpu_ticks = st.utime + st.stime,
+                               .clk_tck = self->clk_tck, .ncpu = self->ncpu,
+                               .threads = st.num_threads, .load1 = rp->load};
+    monitor_reading_t *m = &rp->out[rp->n++];
+    memset(m, 0, sizeof *m);
+    snprintf(m->service, sizeof m->service, "%s", service);
+    snprintf(m->process_name, sizeof m->process_name, "%s", comm);
+    m->r.pid = pid;
+    m->r.service = m->service;
+    cpu_prev_t *prev = s_prev(self, pid);
+    if (prev) {
+        sample.prev_at_ns = prev->at_ns;
+        sample.prev_cpu_ticks = prev->ticks;
+    }
+    /* Every monitor skyprof can measure is read, so the meters show them
+     * all, whichever one the policy watches. */
+    for (unsigned k = 0; k < MONITOR_COUNT; k++) {
+        const monitor_desc_t *desc = monitors_get(k);
+        if (desc->read && desc->read(&sample, &m->r.values[k]) == 0)
+            m->r.has[k] = 1;
+    }
+    if (prev) {
+        prev->ticks = sample.cpu_ticks;
+        prev->at_ns = rp->now_ns;
+        prev->seen_round = self->round;
+    }
+    return rp->n == rp->max;
+}
+
 size_t monitor_read(monitor_t *self, const continuous_t *cont,
                     monitor_service_fn service_of, void *arg,
                     uint64_t now_mono_ns, monitor_reading_t *out, size_t max)
 {
-    size_t n = 0;
+    read_pass_t rp = {.self = self, .cont = cont, .service_of = service_of,
+                      .arg = arg, .now_ns = now_mono_ns, .out = out,
+                      .max = max};
     self->round++;
-    if (continuous_service_count(cont) == 0)
+    if (continuous_service_count(cont) == 0 || max == 0)
         return 0;
-    DIR *d = opendir(self->root);
-    if (!d)
-        return 0;
-    double load = s_load1(self);
-    struct dirent *de;
-    while ((de = readdir(d)) && n < max) {
-        if (!isdigit((unsigned char)de->d_name[0]))
-            continue;
-        uint32_t pid = (uint32_t)strtoul(de->d_name, NULL, 10);
-        char path[300], comm[128];
-        snprintf(path, sizeof path, "%s/%u/comm", self->root, pid);
-        if (s_read_small(path, comm, sizeof comm))
-            continue; /* exited meanwhile: normal */
-        comm[strcspn(comm, "\n")] = '\0';
-        const char *service = service_of ? service_of(pid, arg) : NULL;
-        if (!service)
-            service = comm;
-        if (!continuous_wants(cont, service, CONT_PROCESS_CPU) &&
-            !continuous_wants(cont, service, CONT_PROCESS_THREAD_COUNT) &&
-            !continuous_wants(cont, service, CONT_SYSTEM_LOAD))
-            continue;
-        uint64_t ticks;
-        long threads;
-        if (s_stat(self, pid, &ticks, &threads))
-            continue;
-        monitor_reading_t *m = &out[n];
-        memset(m, 0, sizeof *m);
-        snprintf(m->service, sizeof m->service, "%s", service);
-        snprintf(m->process_name, sizeof m->process_name, "%s", comm);
-        m->r.pid = pid;
-        m->r.service = m->service;
-        m->r.values[CONT_PROCESS_THREAD_COUNT] = (double)threads;
-        m->r.has[CONT_PROCESS_THREAD_COUNT] = 1;
-        m->r.values[CONT_SYSTEM_LOAD] = load;
-        m->r.has[CONT_SYSTEM_LOAD] = 1;
-        cpu_prev_t *prev = s_prev(self, pid);
-        if (prev && prev->at_ns && now_mono_ns > prev->at_ns &&
-            ticks >= prev->ticks) {
-            double cpu_s = (double)(ticks - prev->ticks) / (double)self->clk_tck;
-            double wall_s = (double)(now_mono_ns - prev->at_ns) / 1e9;
-            m->r.values[CONT_PROCESS_CPU] =
-                100.0 * cpu_s / wall_s / (double)self->ncpu;
-            m->r.has[CONT_PROCESS_CPU] = 1;
-        }
-        if (prev) {
-            prev->ticks = ticks;
-            prev->at_ns = now_mono_ns;
-            prev->seen_round = self->round;
-        }
-        n++;
-    }
-    closedir(d);
+    procfacts_loadavg(self->root, &rp.load);
+    procfacts_each_pid(self->root, s_read_one, &rp);
     /* Forget processes not seen this round (exited). */
     for (size_t i = 0; i < self->nprev;) {
         if (self->prev[i].seen_round != self->round)
@@ -180,5 +142,5 @@ size_t monitor_read(monitor_t *self, const continuous_t *cont,
         else
             i++;
     }
-    return n;
+    return rp.n;
 }

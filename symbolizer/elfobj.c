@@ -14,27 +14,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "elfid.h"
 #include "log.h"
-
-#ifndef NT_GNU_BUILD_ID
-#define NT_GNU_BUILD_ID 3
-#endif
-
-/* Note areas and the .gnu_debuglink section are small in every real
- * file; larger claims are skipped unread. */
-#define ELFOBJ_MAX_NOTES (64u << 10)
-#define ELFOBJ_MAX_DEBUGLINK 4096
-/* The section name table, read whole by elf_strptr. */
-#define ELFOBJ_MAX_SHSTRTAB (1u << 20)
 
 struct elfobj {
     int fd;
     Elf *elf;
-    bool little_endian;
-    uint8_t build_id[ELFOBJ_MAX_BUILD_ID];
-    size_t build_id_len;
-    char *debuglink;
-    uint32_t debuglink_crc;
+    elfid_t id;                 /* build-id and debuglink (lib/elfid.h) */
     elf_load_t loads[ELFOBJ_MAX_LOADS];
     size_t nloads;
 };
@@ -46,104 +32,6 @@ s_libelf_ready(void)
     if (state == 0)
         state = elf_version(EV_CURRENT) == EV_NONE ? -1 : 1;
     return state == 1 ? 0 : -1;
-}
-
-/* Scans one block of notes for the GNU build-id. */
-static void
-s_scan_notes(elfobj_t *self, Elf_Data *data)
-{
-    GElf_Nhdr nhdr;
-    size_t off = 0, name_off, desc_off, next;
-    while (data && off < data->d_size &&
-           (next = gelf_getnote(data, off, &nhdr, &name_off, &desc_off)) > 0) {
-        const char *name = (const char *)data->d_buf + name_off;
-        if (nhdr.n_type == NT_GNU_BUILD_ID && nhdr.n_namesz == 4 &&
-            memcmp(name, "GNU", 4) == 0 && nhdr.n_descsz > 0 &&
-            nhdr.n_descsz <= ELFOBJ_MAX_BUILD_ID) {
-            memcpy(self->build_id, (const char *)data->d_buf + desc_off,
-                   nhdr.n_descsz);
-            self->build_id_len = nhdr.n_descsz;
-            return;
-        }
-        off = next;
-    }
-}
-
-static void
-s_read_build_id(elfobj_t *self)
-{
-    Elf_Scn *scn = NULL;
-    while (!self->build_id_len && (scn = elf_nextscn(self->elf, scn))) {
-        GElf_Shdr shdr;
-        if (!gelf_getshdr(scn, &shdr) || shdr.sh_type != SHT_NOTE ||
-            shdr.sh_size > ELFOBJ_MAX_NOTES)
-            continue;
-        s_scan_notes(self, elf_getdata(scn, NULL));
-    }
-    if (self->build_id_len)
-        return;
-    /* Section headers may be gone (sstrip); the PT_NOTE segments stay. */
-    size_t nph = 0;
-    if (elf_getphdrnum(self->elf, &nph) != 0)
-        return;
-    for (size_t i = 0; i < nph && !self->build_id_len; i++) {
-        GElf_Phdr phdr;
-        if (!gelf_getphdr(self->elf, (int)i, &phdr) ||
-            phdr.p_type != PT_NOTE || phdr.p_filesz > ELFOBJ_MAX_NOTES)
-            continue;
-        s_scan_notes(self, elf_getdata_rawchunk(self->elf,
-                                                (int64_t)phdr.p_offset,
-                                                phdr.p_filesz, ELF_T_NHDR));
-    }
-}
-
-/* The index of the section name table, when it is small enough to read. */
-static int
-s_shstrndx(Elf *elf, size_t *out)
-{
-    GElf_Shdr shdr;
-    if (elf_getshdrstrndx(elf, out) != 0 ||
-        !gelf_getshdr(elf_getscn(elf, *out), &shdr) ||
-        shdr.sh_size > ELFOBJ_MAX_SHSTRTAB)
-        return -1;
-    return 0;
-}
-
-static void
-s_read_debuglink(elfobj_t *self)
-{
-    size_t shstrndx;
-    if (s_shstrndx(self->elf, &shstrndx) != 0)
-        return;
-    Elf_Scn *scn = NULL;
-    while ((scn = elf_nextscn(self->elf, scn))) {
-        GElf_Shdr shdr;
-        if (!gelf_getshdr(scn, &shdr) || shdr.sh_type != SHT_PROGBITS ||
-            shdr.sh_size > ELFOBJ_MAX_DEBUGLINK)
-            continue;
-        const char *sname = elf_strptr(self->elf, shstrndx, shdr.sh_name);
-        if (!sname || strcmp(sname, ".gnu_debuglink") != 0)
-            continue;
-        Elf_Data *data = elf_getdata(scn, NULL);
-        if (!data || !data->d_buf)
-            return;
-        const char *buf = data->d_buf;
-        size_t len = strnlen(buf, data->d_size);
-        size_t crc_off = (len + 4) & ~(size_t)3;   /* NUL, pad to 4 */
-        /* A plain file name only: a path here would let a binary point us
-         * anywhere on the host. */
-        if (len == 0 || len >= data->d_size || crc_off + 4 > data->d_size ||
-            memchr(buf, '/', len))
-            return;
-        const unsigned char *c = (const unsigned char *)buf + crc_off;
-        self->debuglink_crc = self->little_endian
-            ? (uint32_t)c[0] | (uint32_t)c[1] << 8 | (uint32_t)c[2] << 16 |
-              (uint32_t)c[3] << 24
-            : (uint32_t)c[3] | (uint32_t)c[2] << 8 | (uint32_t)c[1] << 16 |
-              (uint32_t)c[0] << 24;
-        self->debuglink = strndup(buf, len);
-        return;
-    }
 }
 
 static void
@@ -163,9 +51,10 @@ s_read_loads(elfobj_t *self)
     }
 }
 
-/* Takes ownership of fd and elf: both are released on failure. */
+/* Takes ownership of fd and elf: both are released on failure. id is
+ * what lib/elfid.h read from the same file or image. */
 static elfobj_t *
-s_open(int fd, Elf *elf, const char *what)
+s_open(int fd, Elf *elf, const elfid_t *id, const char *what)
 {
     elfobj_t *self = NULL;
     GElf_Ehdr ehdr;
@@ -183,9 +72,7 @@ s_open(int fd, Elf *elf, const char *what)
         goto cleanup;
     self->fd = fd;
     self->elf = elf;
-    self->little_endian = ehdr.e_ident[EI_DATA] == ELFDATA2LSB;
-    s_read_build_id(self);
-    s_read_debuglink(self);
+    self->id = *id;
     s_read_loads(self);
 cleanup:
     if (!self) {
@@ -243,16 +130,20 @@ elfobj_open_fd(int fd, const char *what)
         close(fd);
         return NULL;
     }
-    return s_open(fd, elf_begin(fd, ELF_C_READ, NULL), what);
+    elfid_t id;
+    elfid_read_fd(fd, &id);   /* not ELF: zeroed, and libelf says so too */
+    return s_open(fd, elf_begin(fd, ELF_C_READ, NULL), &id, what);
 }
 
 elfobj_t *
 elfobj_open_mem(const void *image, size_t size, const char *what)
 {
+    elfid_t id;
     if (!image || size == 0 || s_libelf_ready() < 0)
         return NULL;
+    elfid_read_mem(image, size, &id);
     /* libelf wants a mutable pointer but only reads in ELF_C_READ mode. */
-    return s_open(-1, elf_memory((char *)(uintptr_t)image, size), what);
+    return s_open(-1, elf_memory((char *)(uintptr_t)image, size), &id, what);
 }
 
 void
@@ -264,7 +155,6 @@ elfobj_destroy(elfobj_t **self_p)
     elf_end(self->elf);
     if (self->fd >= 0)
         close(self->fd);
-    free(self->debuglink);
     free(self);
     *self_p = NULL;
 }
@@ -272,16 +162,16 @@ elfobj_destroy(elfobj_t **self_p)
 size_t
 elfobj_build_id(const elfobj_t *self, uint8_t *out)
 {
-    memcpy(out, self->build_id, self->build_id_len);
-    return self->build_id_len;
+    memcpy(out, self->id.build_id, self->id.build_id_len);
+    return self->id.build_id_len;
 }
 
 const char *
 elfobj_debuglink(const elfobj_t *self, uint32_t *crc)
 {
     if (crc)
-        *crc = self->debuglink_crc;
-    return self->debuglink;
+        *crc = self->id.debuglink_crc;
+    return self->id.debuglink[0] ? self->id.debuglink : NULL;
 }
 
 size_t

@@ -1,7 +1,7 @@
-/* Reading what the symbolizer needs from one ELF image (file or memory)
- * through libelf: the build-id, the .gnu_debuglink, the PT_LOAD segments
- * (file offset -> virtual address) and the function symbols of .symtab and
- * .dynsym. Every read is bounds-checked: a truncated or hostile file gives
+/* Reading what the symbolizer needs from one ELF image (file or memory):
+ * the build-id and the .gnu_debuglink (lib/elfid.h, as every stage reads
+ * them), and through libelf the PT_LOAD segments (file offset -> virtual
+ * address) and the function symbols of .symtab and .dynsym. Every read is bounds-checked: a truncated or hostile file gives
  * an error, never a crash. */
 #ifndef SKYPROF_SYMBOLIZER_ELFOBJ_H
 #define SKYPROF_SYMBOLIZER_ELFOBJ_H
@@ -9,9 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "elfid.h"
 #include "symbolizer/symtab.h"
 
-#define ELFOBJ_MAX_BUILD_ID 64
+#define ELFOBJ_MAX_BUILD_ID ELFID_BUILD_ID_MAX
 #define ELFOBJ_MAX_LOADS 16
 
 typedef struct elfobj elfobj_t;

@@ -1,8 +1,6 @@
 /* The collector's proc.events, emulated for uplink tests: see procfeed.h. */
 #include "procfeed.h"
 
-#include <ctype.h>
-#include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,58 +12,59 @@
 #include "arena.h"
 #include "bus.h"
 #include "cgroup_id.h"
+#include "procfacts.h"
 #include "stats.h"
-#include "testutil.h"
 
-/* One process's facts, strings in arena; -1 when it is gone. */
+/* One process's facts as the collector reads them (lib/procfacts.h),
+ * strings in arena; -1 when it is gone. */
 static int s_read(arena_t *arena, symcheck_t *sc, uint32_t pid,
                   wire_proc_event_t *ev)
 {
-    char path[64], exe[4096] = "", comm[32] = "", id[CGROUP_ID_LEN] = "";
-    size_t len = 0;
-    int rc = -1;
+    char path[64], exe[PROCFACTS_EXE_MAX] = "", comm[32] = "";
+    char cmdline[PROCFACTS_CMDLINE_MAX] = "", id[CGROUP_ID_LEN] = "";
 
-    snprintf(path, sizeof path, "/proc/%u/cmdline", pid);
-    char *cmdline = tu_read_file(path, &len);
-    if (!cmdline)
-        goto cleanup;
-    for (size_t i = 0; i + 1 < len; i++)
-        if (cmdline[i] == '\0')
-            cmdline[i] = ' ';
+    if (procfacts_comm(NULL, pid, comm, sizeof comm) != 0)
+        return -1;
+    /* A kernel thread has no command line, no exe and no symbols. */
+    procfacts_cmdline(NULL, pid, cmdline, sizeof cmdline);
+    procfacts_exe(NULL, pid, exe, sizeof exe);
+    procfacts_container_id(NULL, pid, id, sizeof id);
     snprintf(path, sizeof path, "/proc/%u/exe", pid);
-    ssize_t n = readlink(path, exe, sizeof exe - 1);
-    exe[n > 0 ? n : 0] = '\0';
-    bool has_symbols = len > 0 && (symcheck_has_symbols(sc, path) ||
-                                   (*exe && symcheck_has_symbols(sc, exe)));
-    snprintf(path, sizeof path, "/proc/%u/comm", pid);
-    char *c = tu_read_file(path, NULL);
-    if (c) {
-        snprintf(comm, sizeof comm, "%.*s", (int)strcspn(c, "\n"), c);
-        free(c);
-    }
-    snprintf(path, sizeof path, "/proc/%u/cgroup", pid);
-    char *cg = tu_read_file(path, NULL);
-    if (cg) {
-        cgroup_container_id(cg, id, sizeof id);
-        free(cg);
-    }
+    bool has_symbols = *cmdline && (symcheck_has_symbols(sc, path) ||
+                                    (*exe && symcheck_has_symbols(sc, exe)));
     *ev = (wire_proc_event_t){
         .type = WIRE_PROC_ALIVE, .pid = pid,
         .comm = arena_strdup(arena, comm), .exe = arena_strdup(arena, exe),
-        .cmdline = arena_strdup(arena, len ? cmdline : ""),
+        .cmdline = arena_strdup(arena, cmdline),
         .container_id = arena_strdup(arena, id),
         .has_symbols = has_symbols,
     };
-    rc = ev->comm && ev->exe && ev->cmdline && ev->container_id ? 0 : -1;
-cleanup:
-    free(cmdline);
-    return rc;
+    return ev->comm && ev->exe && ev->cmdline && ev->container_id ? 0 : -1;
 }
 
 static int s_cmp_u32(const void *a, const void *b)
 {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
     return (x > y) - (x < y);
+}
+
+/* Collects the facts of every running process (procfacts_each_pid). */
+typedef struct {
+    arena_t *arena;
+    symcheck_t *sc;
+    wire_proc_event_t *evs;
+    uint32_t *alive;
+    size_t n, cap;
+} s_scan_t;
+
+static int s_scan_one(void *arg, uint32_t pid)
+{
+    s_scan_t *st = arg;
+    if (st->n >= st->cap)
+        return 1;
+    if (s_read(st->arena, st->sc, pid, &st->evs[st->n]) == 0)
+        st->alive[st->n++] = pid;
+    return 0;
 }
 
 int tu_procfeed_encode(tu_procfeed_t *self, wire_buf_t *out)
@@ -75,20 +74,15 @@ int tu_procfeed_encode(tu_procfeed_t *self, wire_buf_t *out)
     if (!self->symcheck)
         self->symcheck = symcheck_new("/usr/lib/debug");
     symcheck_t *sc = self->symcheck;
-    DIR *dir = opendir("/proc");
-    size_t cap = 4096, n = 0;
+    size_t cap = 4096;
     wire_proc_event_t *evs = calloc(cap + self->npids, sizeof *evs);
     uint32_t *alive = calloc(cap, sizeof *alive);
-    if (!arena || !sc || !dir || !evs || !alive)
+    if (!arena || !sc || !evs || !alive)
         goto cleanup;
-    struct dirent *de;
-    while ((de = readdir(dir)) && n < cap) {
-        if (!isdigit((unsigned char)de->d_name[0]))
-            continue;
-        uint32_t pid = (uint32_t)strtoul(de->d_name, NULL, 10);
-        if (s_read(arena, sc, pid, &evs[n]) == 0)
-            alive[n++] = pid;
-    }
+    s_scan_t st = { arena, sc, evs, alive, 0, cap };
+    if (procfacts_each_pid(NULL, s_scan_one, &st) == 0)
+        goto cleanup;
+    size_t n = st.n;
     qsort(alive, n, sizeof *alive, s_cmp_u32);
     size_t total = n;
     for (size_t i = 0; i < self->npids; i++)
@@ -107,8 +101,6 @@ int tu_procfeed_encode(tu_procfeed_t *self, wire_buf_t *out)
     alive = NULL;
     rc = 0;
 cleanup:
-    if (dir)
-        closedir(dir);
     free(alive);
     free(evs);
     arena_destroy(&arena);

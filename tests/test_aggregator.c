@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "aggregator/agg.h"
+#include "aggregator/core/agg.h"
 #include "agg_fixture.h"
 #include "testutil.h"
 #include "wire.h"

@@ -12,8 +12,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "aggregator/agg.h"
-#include "aggregator/api.h"
+#include "aggregator/core/agg.h"
+#include "aggregator/http/api.h"
+#include "aggregator/http/routes.h"
 #include "log.h"
 #include "agg_fixture.h"
 #include "testutil.h"
@@ -586,6 +587,69 @@ START_TEST(test_metrics)
 }
 END_TEST
 
+/* The route table is what the server answers: every row is served (its
+ * handler may refuse the arguments with 400, never 404), has its own
+ * request counter, and a method it does not take is 405; a path outside
+ * the table is 404 whatever the method. */
+START_TEST(test_every_route_answers)
+{
+    int status = 0;
+    ck_assert_uint_gt(api_nroutes, 10);
+    for (size_t i = 0; i < api_nroutes; i++) {
+        const api_route_t *rt = &api_routes[i];
+        ck_assert_ptr_nonnull(rt->handler);
+        ck_assert_msg(rt->help && rt->help[0], "%s has no help", rt->path);
+        char *resp = s_req(rt->method, rt->path,
+                           strcmp(rt->method, "POST") == 0 ? "{}" : NULL,
+                           &status);
+        ck_assert_msg(status != 404 && status != 405 && status < 500,
+                      "%s %s answered %d", rt->method, rt->path, status);
+        free(resp);
+        resp = s_req("PUT", rt->path, "{}", &status);
+        ck_assert_msg(status == 405, "PUT %s answered %d", rt->path, status);
+        free(resp);
+    }
+    const char *unknown[] = { "/nope", "/api", "/api/tree/x", "/metrics/",
+                              "/API/TREE", "/v1/profile" };
+    for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
+        char *resp = s_req("GET", unknown[i], NULL, &status);
+        ck_assert_msg(status == 404, "GET %s answered %d", unknown[i],
+                      status);
+        free(resp);
+        resp = s_req("POST", unknown[i], "{}", &status);
+        ck_assert_msg(status == 404, "POST %s answered %d", unknown[i],
+                      status);
+        free(resp);
+    }
+    char *metrics = s_req("GET", "/metrics", NULL, &status);
+    ck_assert_int_eq(status, 200);
+    for (size_t i = 0; i < api_nroutes; i++) {
+        char label[128];
+        snprintf(label, sizeof(label), ",path=\"%s\"} ",
+                 api_routes[i].path);
+        ck_assert_msg(strstr(metrics, label), "no counter %s", label);
+    }
+    ck_assert_ptr_nonnull(strstr(metrics, ",path=\"other\"} "));
+    free(metrics);
+}
+END_TEST
+
+/* --help lists every row of the table. */
+START_TEST(test_help_lists_every_route)
+{
+    char *help = agg_api_help();
+    ck_assert_ptr_nonnull(help);
+    for (size_t i = 0; i < api_nroutes; i++) {
+        char line[256];
+        snprintf(line, sizeof(line), "  %s %s", api_routes[i].method,
+                 api_routes[i].path);
+        ck_assert_msg(strstr(help, line), "--help lacks %s", line);
+        ck_assert_ptr_nonnull(strstr(help, api_routes[i].help));
+    }
+    free(help);
+}
+END_TEST
+
 
 /* ------------------------------------------------- request admission */
 
@@ -820,6 +884,8 @@ main(void)
     tcase_add_test(tc, test_tree_folded_and_renderers);
     tcase_add_test(tc, test_processes_and_tasks);
     tcase_add_test(tc, test_metrics);
+    tcase_add_test(tc, test_every_route_answers);
+    tcase_add_test(tc, test_help_lists_every_route);
     tcase_add_test(tc, test_host_must_name_this_server);
     tcase_add_test(tc, test_state_changes_need_json_and_same_origin);
     tcase_add_test(tc, test_bearer_token);

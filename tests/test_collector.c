@@ -17,10 +17,10 @@
 
 #include "arena.h"
 #include "collector/batcher.h"
-#include "collector/buildid.h"
+#include "elfid.h"
 #include "collector/objreg.h"
 #include "collector/options.h"
-#include "collector/procinfo.h"
+#include "procfacts.h"
 #include "cgroup_id.h"
 #include "collector/proctab.h"
 #include "collector/active_tasks.h"
@@ -86,37 +86,37 @@ static char *s_write_elf(const char *dir, const char *name,
 START_TEST(test_buildid_synthetic)
 {
     char *dir = tu_mkdtemp();
-    uint8_t id[20], out[BUILDID_MAX];
+    uint8_t id[20], out[ELFID_BUILD_ID_MAX];
 
     for (int i = 0; i < 20; i++)
         id[i] = (uint8_t)(0xa0 + i * 3);
     char *path = s_write_elf(dir, "good.so", id, 20, 0);
-    ck_assert_int_eq(buildid_read_path(path, out), 20);
+    ck_assert_int_eq(elfid_build_id_path(path, out), 20);
     ck_assert_mem_eq(out, id, 20);
 
     /* A descriptor size pointing past the note area: no id, no crash. */
     path = s_write_elf(dir, "bogus.so", id, 20, 0x7fffffff);
-    ck_assert_int_eq(buildid_read_path(path, out), 0);
+    ck_assert_int_eq(elfid_build_id_path(path, out), 0);
 
     /* Truncated to the ELF header: still ELF, nothing to read. */
     char trunc[512];
     snprintf(trunc, sizeof(trunc), "%s/trunc.so", dir);
     path = s_write_elf(dir, "good2.so", id, 20, 0);
     ck_assert_int_eq(truncate(path, 70), 0);
-    ck_assert_int_le(buildid_read_path(path, out), 0);
+    ck_assert_int_le(elfid_build_id_path(path, out), 0);
 
     /* Not ELF at all. */
     snprintf(trunc, sizeof(trunc), "%s/text", dir);
     FILE *f = fopen(trunc, "w");
     fputs("#!/bin/sh\necho hello\n", f);
     fclose(f);
-    ck_assert_int_eq(buildid_read_path(trunc, out), -1);
-    ck_assert_int_eq(buildid_read_path("/nonexistent/file", out), -1);
+    ck_assert_int_eq(elfid_build_id_path(trunc, out), -1);
+    ck_assert_int_eq(elfid_build_id_path("/nonexistent/file", out), -1);
     /* A FIFO where a library is expected: refused, never blocked on (a
      * plain open for reading would wait for a writer for ever). */
     snprintf(trunc, sizeof(trunc), "%s/fifo.so", dir);
     ck_assert_int_eq(mkfifo(trunc, 0600), 0);
-    ck_assert_int_eq(buildid_read_path(trunc, out), -1);
+    ck_assert_int_eq(elfid_build_id_path(trunc, out), -1);
     tu_rmtree(dir);
     free(dir);
 }
@@ -126,8 +126,8 @@ END_TEST
 START_TEST(test_buildid_matches_readelf)
 {
     const char *exe = tu_build_path("tests/progs/cpu_workload");
-    char cmd[1024], line[512], hex[2 * BUILDID_MAX + 1] = "";
-    uint8_t out[BUILDID_MAX];
+    char cmd[1024], line[512], hex[2 * ELFID_BUILD_ID_MAX + 1] = "";
+    uint8_t out[ELFID_BUILD_ID_MAX];
 
     if (access(exe, R_OK) != 0 || !tu_require_tool("buildid_readelf",
                                                    "readelf"))
@@ -142,9 +142,9 @@ START_TEST(test_buildid_matches_readelf)
     }
     pclose(p);
     ck_assert_uint_gt(strlen(hex), 0);
-    int n = buildid_read_path(exe, out);
+    int n = elfid_build_id_path(exe, out);
     ck_assert_int_eq(n * 2, (int)strlen(hex));
-    char mine[2 * BUILDID_MAX + 1];
+    char mine[2 * ELFID_BUILD_ID_MAX + 1];
     for (int i = 0; i < n; i++)
         sprintf(mine + 2 * i, "%02x", out[i]);
     ck_assert_str_eq(mine, hex);
@@ -215,8 +215,8 @@ static void s_check_resolves_to_file(proctab_t *pt, proc_t *proc,
     close(fd);
     ck_assert_mem_eq(file_bytes, addr, sizeof(file_bytes));
     /* The object's build-id is the file's. */
-    uint8_t id[BUILDID_MAX];
-    int n = buildid_read_path(obj->path, id);
+    uint8_t id[ELFID_BUILD_ID_MAX];
+    int n = elfid_build_id_path(obj->path, id);
     ck_assert_int_eq(n, obj->build_id_len);
     if (n > 0)
         ck_assert_mem_eq(id, obj->build_id, (size_t)n);
@@ -244,7 +244,7 @@ START_TEST(test_resolve_self)
     object_t *obj = proctab_resolve(pt, proc,
                                     (uint64_t)(uintptr_t)s_probe_function,
                                     &off);
-    ck_assert_int_eq(procinfo_exe((uint32_t)getpid(), exe, sizeof(exe)), 0);
+    ck_assert_int_eq(procfacts_exe(NULL, (uint32_t)getpid(), exe, sizeof(exe)), 0);
     ck_assert_str_eq(obj->path, exe);
 
     /* Null page: unmapped, counted, raw address kept. */
@@ -367,7 +367,7 @@ START_TEST(test_objects_identity)
     maps_line_t ml = { 0 };
     int found = 0;
 
-    ck_assert_int_eq(procinfo_exe((uint32_t)getpid(), exe, sizeof(exe)), 0);
+    ck_assert_int_eq(procfacts_exe(NULL, (uint32_t)getpid(), exe, sizeof(exe)), 0);
     while (fgets(line, sizeof(line), f))
         if (proctab_parse_maps_line(line, &ml) == 0 && ml.exec &&
             ml.path_len == strlen(exe) &&
@@ -685,11 +685,11 @@ START_TEST(test_tasks_reconcile)
 }
 END_TEST
 
-/* ------------------------------------------------------------- procinfo */
+/* ------------------------------------------------------- container ids */
 
 START_TEST(test_container_id)
 {
-    char id[PROCINFO_CONTAINER_ID_MAX];
+    char id[CGROUP_ID_LEN];
     const char *hex =
         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     char text[512];
@@ -711,12 +711,12 @@ START_TEST(test_container_id)
     ck_assert_str_eq(id, "");
 
     uint32_t nspid = 0, tgid = 0;
-    ck_assert_int_eq(procinfo_status((uint32_t)getpid(), &nspid, &tgid), 0);
+    ck_assert_int_eq(procfacts_status(NULL, (uint32_t)getpid(), &nspid, &tgid), 0);
     ck_assert_uint_eq(tgid, (uint32_t)getpid());
     ck_assert_uint_gt(nspid, 0);
     char cmdline[256];
-    ck_assert_int_eq(procinfo_cmdline((uint32_t)getpid(), cmdline,
-                                      sizeof(cmdline)), 0);
+    ck_assert_int_eq(procfacts_cmdline(NULL, (uint32_t)getpid(), cmdline,
+                                       sizeof(cmdline)), 0);
     ck_assert_ptr_nonnull(strstr(cmdline, "test_collector"));
 }
 END_TEST

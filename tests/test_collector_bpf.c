@@ -14,7 +14,7 @@
 
 #include "arena.h"
 #include "kallsyms.h"
-#include "collector/buildid.h"
+#include "elfid.h"
 #include "collector/collector.h"
 #include "collector/options.h"
 #include "log.h"
@@ -394,8 +394,8 @@ static int s_has_frame_in(const cap_sample_t *s, uint32_t obj,
 static uint32_t s_object_id_by_file(const capture_t *cap, const char *file)
 {
     char real[4096];
-    uint8_t id[BUILDID_MAX];
-    int idlen = buildid_read_path(file, id);
+    uint8_t id[ELFID_BUILD_ID_MAX];
+    int idlen = elfid_build_id_path(file, id);
 
     if (!realpath(file, real))
         return WIRE_NO_OBJECT;
@@ -572,8 +572,8 @@ START_TEST(test_cpu_workload)
     ck_assert_uint_eq(s_object(&cap, exe_id)->type, WIRE_OBJ_EXE);
     ck_assert_uint_eq(s_object(&cap, lib_id)->type, WIRE_OBJ_LIB);
     /* The object's build-id is the file's. */
-    uint8_t id[BUILDID_MAX];
-    int idlen = buildid_read_path(w.exe, id);
+    uint8_t id[ELFID_BUILD_ID_MAX];
+    int idlen = elfid_build_id_path(w.exe, id);
     ck_assert_int_gt(idlen, 0);
     ck_assert_int_eq(s_object(&cap, exe_id)->build_id_len, idlen);
     ck_assert_mem_eq(s_object(&cap, exe_id)->build_id, id, (size_t)idlen);

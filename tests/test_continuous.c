@@ -32,10 +32,10 @@ static void s_feed(continuous_t *c, uint64_t sec, uint32_t pid, double cpu,
                    double threads)
 {
     cont_reading_t r = {.pid = pid, .service = "svc"};
-    r.values[CONT_PROCESS_CPU] = cpu;
-    r.has[CONT_PROCESS_CPU] = 1;
-    r.values[CONT_PROCESS_THREAD_COUNT] = threads;
-    r.has[CONT_PROCESS_THREAD_COUNT] = 1;
+    r.values[MONITOR_PROCESS_CPU] = cpu;
+    r.has[MONITOR_PROCESS_CPU] = 1;
+    r.values[MONITOR_PROCESS_THREAD_COUNT] = threads;
+    r.has[MONITOR_PROCESS_THREAD_COUNT] = 1;
     continuous_observe(c, sec, &r, 1);
 }
 
@@ -55,7 +55,7 @@ START_TEST(fires_after_count_slots_within_period)
     ck_assert_uint_eq(t[0].pid, 42);
     ck_assert_uint_eq(t[0].target, WIRE_TARGET_ON_CPU);
     ck_assert_uint_eq(t[0].ncauses, 1);
-    ck_assert_uint_eq(t[0].causes[0].monitor, CONT_PROCESS_CPU);
+    ck_assert_uint_eq(t[0].causes[0].monitor, MONITOR_PROCESS_CPU);
     ck_assert_double_eq(t[0].causes[0].threshold, 50);
     ck_assert_double_eq(t[0].causes[0].current, 70);
     ck_assert_uint_eq(t[0].duration_ms, 600000);
@@ -95,7 +95,7 @@ START_TEST(old_slots_fall_out_of_the_period)
     s_feed(c, base + 54, 9, 0, 150);
     ck_assert_uint_eq(continuous_check(c, (base + 54) * 1000, t, 4), 1);
     ck_assert_uint_eq(t[0].target, WIRE_TARGET_OFF_CPU);
-    ck_assert_uint_eq(t[0].causes[0].monitor, CONT_PROCESS_THREAD_COUNT);
+    ck_assert_uint_eq(t[0].causes[0].monitor, MONITOR_PROCESS_THREAD_COUNT);
     continuous_destroy(&c);
 }
 END_TEST
@@ -168,7 +168,7 @@ START_TEST(bad_documents_keep_the_previous_policy)
     char err[256];
     ck_assert_int_eq(continuous_apply_json(c, del, strlen(del), err, sizeof err), 0);
     ck_assert_uint_eq(continuous_service_count(c), 0);
-    ck_assert_int_eq(continuous_wants(c, "svc", CONT_PROCESS_CPU), 0);
+    ck_assert_int_eq(continuous_wants(c, "svc", MONITOR_PROCESS_CPU), 0);
     continuous_destroy(&c);
 }
 END_TEST

@@ -2,7 +2,7 @@
  * symbolizer replicas counts once; memory is fixed; old origins age out. */
 #include <stdio.h>
 
-#include "aggregator/dedup.h"
+#include "aggregator/core/dedup.h"
 #include "testutil.h"
 
 START_TEST(second_copy_is_a_duplicate)

@@ -1,4 +1,4 @@
-/* What a query fan-out takes from a peer replica (aggregator/fanout.c):
+/* What a query fan-out takes from a peer replica (aggregator/replica/fanout.c):
  * a fake peer on loopback answers with hostile parts — a flame blob whose
  * header claims 256 MiB or whose stream expands past its claim, a valid
  * blob with more nodes than a tree may hold, more process rows than a
@@ -17,11 +17,10 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "aggregator/agg.h"
-#include "aggregator/api.h"
-#include "aggregator/fanout.h"
-#include "aggregator/flame_blob.h"
-#include "aggregator/replicas.h"
+#include "aggregator/core/agg.h"
+#include "aggregator/http/api.h"
+#include "aggregator/replica/replica.h"
+#include "aggregator/core/flame_blob.h"
 #include "testutil.h"
 
 #define MAX_NODES 64

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aggregator/flame.h"
-#include "aggregator/flame_blob.h"
+#include "aggregator/core/flame.h"
+#include "aggregator/core/flame_blob.h"
 #include "hash.h"
 #include "testutil.h"
 

@@ -25,6 +25,7 @@
 #include "Profiling.pb-c.h"
 #include "arena.h"
 #include "cgroup_id.h"
+#include "procfacts.h"
 #include "procfeed.h"
 #include "config.h"
 #include "json.h"
@@ -114,9 +115,9 @@ START_TEST(test_cgroup_layouts)
                         "0123456789ABCDEF0123456789ABCDEF\n", id, sizeof id);
     ck_assert_str_eq(id, ID1);
     /* This process: readable, on the host or in whatever we run in. */
-    ck_assert_int_eq(cgroup_container_id_of("/proc", (uint32_t)getpid(), id,
+    ck_assert_int_eq(procfacts_container_id("/proc", (uint32_t)getpid(), id,
                                             sizeof id), 0);
-    ck_assert_int_eq(cgroup_container_id_of("/proc", 0x7ffffff0u, id,
+    ck_assert_int_eq(procfacts_container_id("/proc", 0x7ffffff0u, id,
                                             sizeof id), -1);
 
     /* Whatever the runtime prefix of status.containerStatuses[].containerID. */
@@ -703,7 +704,7 @@ s_container_proc(env_t *e, const char *id)
     ck_assert_int_gt(fputs(pid, f), 0);
     ck_assert_int_eq(fclose(f), 0);
     char got[CGROUP_ID_LEN];
-    ck_assert_int_eq(cgroup_container_id_of("/proc", (uint32_t)e->procs[i],
+    ck_assert_int_eq(procfacts_container_id("/proc", (uint32_t)e->procs[i],
                                             got, sizeof got), 0);
     ck_assert_str_eq(got, id);
     return e->procs[i];
@@ -1354,7 +1355,7 @@ START_TEST(test_podman_containers)
     /* What the runtime put in /proc/PID/cgroup is the container's id. */
     for (int i = 0; i < 2; i++) {
         char got[CGROUP_ID_LEN];
-        ck_assert_int_eq(cgroup_container_id_of("/proc", (uint32_t)pids[i],
+        ck_assert_int_eq(procfacts_container_id("/proc", (uint32_t)pids[i],
                                                 got, sizeof got), 0);
         ck_assert_str_eq(got, ids[i]);
     }

@@ -13,9 +13,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "aggregator/agg.h"
-#include "aggregator/api.h"
-#include "aggregator/fanout.h"
+#include "aggregator/core/agg.h"
+#include "aggregator/http/api.h"
+#include "aggregator/replica/replica.h"
 #include "arena.h"
 #include "harness.h"
 #include "testutil.h"

@@ -1,5 +1,5 @@
 /* The HTML page, exercised in a real browser: a small libmicrohttpd server
- * of the test's own serves render_page_index_html, canned JSON for
+ * of the test's own serves api_page_index_html, canned JSON for
  * /api/processes and /api/tasks and a real SVG for /api/flamegraph.svg;
  * headless chromium loads it, and the DOM it dumps must hold the process
  * rows the page's script built (sorted by CPU, names inserted as text), the
@@ -21,8 +21,8 @@
 
 #include <microhttpd.h>
 
-#include "aggregator/flame.h"
-#include "aggregator/render.h"
+#include "aggregator/http/api.h"
+#include "aggregator/render/render.h"
 #include "testutil.h"
 
 /* The processes, deliberately in no useful order, one with a name that
@@ -144,7 +144,7 @@ s_handler(void *cls, struct MHD_Connection *conn, const char *url,
     enum MHD_Result rc;
     if (is_get && strcmp(url, "/") == 0) {
         rc = s_reply(conn, 200, "text/html; charset=utf-8",
-                     render_page_index_html);
+                     api_page_index_html);
     } else if (is_get && strcmp(url, "/submit") == 0) {
         rc = s_reply(conn, 200, "text/html; charset=utf-8", s_srv.submit_page);
     } else if (is_get && strcmp(url, "/controls") == 0) {
@@ -227,13 +227,13 @@ s_sample_svg(void)
 static char *
 s_page_with(const char *script)
 {
-    const char *body_end = strstr(render_page_index_html, "</body>");
+    const char *body_end = strstr(api_page_index_html, "</body>");
     ck_assert_ptr_nonnull(body_end);
-    size_t head = (size_t)(body_end - render_page_index_html);
-    size_t total = strlen(render_page_index_html) + strlen(script) + 1;
+    size_t head = (size_t)(body_end - api_page_index_html);
+    size_t total = strlen(api_page_index_html) + strlen(script) + 1;
     char *page = malloc(total);
     ck_assert_ptr_nonnull(page);
-    memcpy(page, render_page_index_html, head);
+    memcpy(page, api_page_index_html, head);
     strcpy(page + head, script);
     strcat(page, body_end);
     return page;

@@ -9,8 +9,8 @@
 
 #include <zlib.h>
 
-#include "aggregator/flame.h"
-#include "aggregator/render.h"
+#include "aggregator/core/flame.h"
+#include "aggregator/render/render.h"
 #include "profile.pb-c.h"
 #include "testutil.h"
 

@@ -7,14 +7,15 @@
 #include <string.h>
 
 #include "Command.pb-c.h"
+#include "names.h"
 
 #define CMD_TASK_QUERY "EBPFProfilingTaskQuery"
 /* Processes one command may name; the OAP sends one per process (or one
  * per instance for network tasks), so this is generous. */
 #define CMD_MAX_IDS 4096
 
-static const char *
-s_arg(const Skywalking__V3__Command *cmd, const char *key)
+const char *
+commands_arg(const Skywalking__V3__Command *cmd, const char *key)
 {
     for (size_t i = 0; i < cmd->n_args; i++) {
         const Skywalking__V3__KeyStringValuePair *kv = cmd->args[i];
@@ -38,33 +39,13 @@ s_parse_ms(const char *s, int64_t *out)
     return 0;
 }
 
+/* The OAP's name of a target or trigger -> its wire value. */
 static int
-s_target(const char *s, uint8_t *out)
+s_enum(int value, uint8_t *out)
 {
-    if (!s)
+    if (value < 0)
         return -1;
-    if (!strcmp(s, "ON_CPU"))
-        *out = WIRE_TARGET_ON_CPU;
-    else if (!strcmp(s, "OFF_CPU"))
-        *out = WIRE_TARGET_OFF_CPU;
-    else if (!strcmp(s, "NETWORK"))
-        *out = WIRE_TARGET_NETWORK;
-    else
-        return -1;
-    return 0;
-}
-
-static int
-s_trigger(const char *s, uint8_t *out)
-{
-    if (!s)
-        return -1;
-    if (!strcmp(s, "FIXED_TIME"))
-        *out = WIRE_TRIGGER_FIXED_TIME;
-    else if (!strcmp(s, "CONTINUOUS_PROFILING"))
-        *out = WIRE_TRIGGER_CONTINUOUS;
-    else
-        return -1;
+    *out = (uint8_t)value;
     return 0;
 }
 
@@ -112,28 +93,30 @@ s_validate(const Skywalking__V3__Command *cmd, wire_task_t *parsed,
 {
     int64_t update, start, duration = 0;
     memset(parsed, 0, sizeof *parsed);
-    const char *task_id = s_arg(cmd, "TaskId");
+    const char *task_id = commands_arg(cmd, "TaskId");
     if (!task_id || !*task_id || strlen(task_id) > WIRE_MAX_STR)
         return "TaskId missing or too long";
     parsed->task_id = task_id;
-    *process_ids = s_arg(cmd, "ProcessId");
+    *process_ids = commands_arg(cmd, "ProcessId");
     if (!*process_ids || !**process_ids)
         return "ProcessId missing";
-    if (s_parse_ms(s_arg(cmd, "TaskUpdateTime"), &update) != 0)
+    if (s_parse_ms(commands_arg(cmd, "TaskUpdateTime"), &update) != 0)
         return "TaskUpdateTime is not a number of ms";
-    if (s_parse_ms(s_arg(cmd, "TaskStartTime"), &start) != 0)
+    if (s_parse_ms(commands_arg(cmd, "TaskStartTime"), &start) != 0)
         return "TaskStartTime is not a number of ms";
-    if (s_target(s_arg(cmd, "TargetType"), &parsed->target) != 0)
+    if (s_enum(names_target_parse(commands_arg(cmd, "TargetType"),
+                                  NAMES_EXACT), &parsed->target) != 0)
         return "TargetType is not ON_CPU, OFF_CPU or NETWORK";
-    if (s_trigger(s_arg(cmd, "TriggerType"), &parsed->trigger) != 0)
+    if (s_enum(names_trigger_parse(commands_arg(cmd, "TriggerType"),
+                                   NAMES_EXACT), &parsed->trigger) != 0)
         return "TriggerType is not FIXED_TIME or CONTINUOUS_PROFILING";
-    const char *fixed = s_arg(cmd, "FixedTriggerDuration");
+    const char *fixed = commands_arg(cmd, "FixedTriggerDuration");
     if (parsed->trigger == WIRE_TRIGGER_FIXED_TIME || fixed) {
         if (s_parse_ms(fixed, &duration) != 0 || duration == 0 ||
             duration > 7 * 24 * 3600)
             return "FixedTriggerDuration is not a number of seconds";
     }
-    const char *ext = s_arg(cmd, "ExtensionConfigJSON");
+    const char *ext = commands_arg(cmd, "ExtensionConfigJSON");
     if (!ext || !strcmp(ext, "null") || !*ext)
         ext = "";
     else if (ext[0] != '{' || strlen(ext) > WIRE_MAX_LONG_STR)

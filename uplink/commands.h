@@ -35,4 +35,11 @@ int commands_parse_tasks(const uint8_t *reply, size_t len, arena_t *arena,
                          commands_pid_fn pid_of, void *arg,
                          commands_tasks_t *out, log_ratelimit_t *rl);
 
+/* The value of a Command's argument (KeyStringValuePair) named key: ""
+ * when its value is absent, NULL when there is no such argument. Every
+ * reader of the OAP's Commands replies goes through it. */
+struct Skywalking__V3__Command;
+const char *commands_arg(const struct Skywalking__V3__Command *cmd,
+                         const char *key);
+
 #endif

@@ -9,13 +9,11 @@
 #include "Command.pb-c.h"
 #include "Continuous.pb-c.h"
 #include "Meter.pb-c.h"
+#include "commands.h"
+#include "monitors.h"
 
 #define CMD_POLICY_QUERY "ContinuousProfilingPolicyQuery"
 #define CMD_REPORT_TASK  "ContinuousProfilingReportTask"
-
-/* Cause types whose cause is a URI (ContinuousProfilingCauseType). */
-#define CAUSE_HTTP_ERROR_RATE 3
-#define CAUSE_HTTP_AVG_RT     4
 
 static int
 s_pack(const ProtobufCMessage *msg, uint8_t **buf, size_t *cap, size_t *len)
@@ -35,17 +33,6 @@ s_pack(const ProtobufCMessage *msg, uint8_t **buf, size_t *cap, size_t *len)
     }
     *len = protobuf_c_message_pack(msg, *buf);
     return 0;
-}
-
-static const char *
-s_arg(const Skywalking__V3__Command *cmd, const char *key)
-{
-    for (size_t i = 0; i < cmd->n_args; i++) {
-        const Skywalking__V3__KeyStringValuePair *kv = cmd->args[i];
-        if (kv && kv->key && !strcmp(kv->key, key))
-            return kv->value ? kv->value : "";
-    }
-    return NULL;
 }
 
 /* ------------------------------------------------------------ policies */
@@ -92,7 +79,7 @@ contproto_each_policy(const uint8_t *reply, size_t len,
         const Skywalking__V3__Command *cmd = cmds->commands[i];
         if (!cmd || !cmd->command || strcmp(cmd->command, CMD_POLICY_QUERY))
             continue;
-        const char *json = s_arg(cmd, "ServiceWithPolicyJSON");
+        const char *json = commands_arg(cmd, "ServiceWithPolicyJSON");
         if (!json || !*json) {
             (*invalid)++;
             continue;
@@ -104,10 +91,12 @@ contproto_each_policy(const uint8_t *reply, size_t len,
 }
 
 /* -------------------------------------------------------------- report */
+/* Whether a trigger on this monitor reports a URI cause. */
 static bool
-s_is_http(uint8_t type)
+s_is_uri_cause(uint8_t type)
 {
-    return type == CAUSE_HTTP_ERROR_RATE || type == CAUSE_HTTP_AVG_RT;
+    const monitor_desc_t *m = monitors_get(type);
+    return m && m->cause == MONITOR_CAUSE_URI;
 }
 
 int
@@ -135,7 +124,7 @@ contproto_encode_report(const wire_trigger_t *t, const proc_entity_t *entity,
         skywalking__v3__continuous_profiling_cause__init(pc);
         pc->type = (Skywalking__V3__ContinuousProfilingTriggeredMonitorType)
                        c->type;
-        if (s_is_http(c->type)) {
+        if (s_is_uri_cause(c->type)) {
             Skywalking__V3__ContinuousProfilingURICause *u = &uris[i];
             skywalking__v3__continuous_profiling_uricause__init(u);
             u->threshold = c->threshold;
@@ -232,7 +221,7 @@ contproto_report_task_id(const uint8_t *reply, size_t len, char *out,
         const Skywalking__V3__Command *cmd = cmds->commands[i];
         if (!cmd || !cmd->command || strcmp(cmd->command, CMD_REPORT_TASK))
             continue;
-        const char *id = s_arg(cmd, "TaskId");
+        const char *id = commands_arg(cmd, "TaskId");
         /* Task ids travel on the bus: the wire bound applies. */
         if (!id || !*id || strlen(id) >= size || strlen(id) > WIRE_MAX_STR)
             continue;

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cgroup_id.h"
 #include "log.h"
 
 #define K8S_KEY "process_discovery.kubernetes"

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "arena.h"
+#include "hostport.h"
 #include "log.h"
 
 #define K8S_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -70,9 +71,11 @@ k8s_client_server(const char *api_server, char *out, size_t size)
         const char *port = getenv("KUBERNETES_SERVICE_PORT");
         if (!host || !*host)
             return -1;
-        bool v6 = strchr(host, ':') != NULL;
-        snprintf(out, size, "https://%s%s%s:%s", v6 ? "[" : "", host,
-                 v6 ? "]" : "", port && *port ? port : "443");
+        char hostport[HOSTPORT_HOST_MAX + 16];
+        if (hostport_format(host, port && *port ? port : "443", hostport,
+                            sizeof hostport) != 0)
+            return -1;
+        snprintf(out, size, "https://%s", hostport);
     }
     /* No trailing slash: paths start with one. */
     size_t n = strlen(out);

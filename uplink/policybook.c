@@ -6,13 +6,13 @@
 #include <string.h>
 
 #include "arena.h"
-#include "hash.h"
+#include "hashmap.h"
 #include "json.h"
 
 /* Each query names every service, so this many fits easily in one
  * request and in the OAP's 4 MiB message limit. */
 #define BOOK_DEFAULT_MAX 4096
-#define BOOK_EMPTY UINT32_MAX
+#define BOOK_HASH_SEED 0x706f6cu
 
 typedef struct {
     char *service;
@@ -22,11 +22,24 @@ typedef struct {
 
 struct policy_book {
     size_t max;
-    s_entry_t *entries;        /* dense, in insertion order */
+    s_entry_t **entries;       /* dense, in insertion order */
     size_t n, cap;
-    uint32_t *slots;           /* open addressing: index into entries */
-    size_t nslots;             /* power of two, > 2 n */
+    hashmap_t *by_service;     /* service -> entry */
 };
+
+static int
+s_is_service(const void *item, const void *key)
+{
+    return strcmp(((const s_entry_t *)item)->service, key) == 0;
+}
+
+static void
+s_entry_free(s_entry_t *e)
+{
+    free(e->service);
+    free(e->uuid);
+    free(e);
+}
 
 policy_book_t *
 policy_book_new(size_t max)
@@ -35,6 +48,9 @@ policy_book_new(size_t max)
     if (!self)
         return NULL;
     self->max = max ? max : BOOK_DEFAULT_MAX;
+    self->by_service = hashmap_new(s_is_service);
+    if (!self->by_service)
+        policy_book_destroy(&self);
     return self;
 }
 
@@ -44,94 +60,53 @@ policy_book_destroy(policy_book_t **self_p)
     if (!self_p || !*self_p)
         return;
     policy_book_t *self = *self_p;
-    for (size_t i = 0; i < self->n; i++) {
-        free(self->entries[i].service);
-        free(self->entries[i].uuid);
-    }
+    for (size_t i = 0; i < self->n; i++)
+        s_entry_free(self->entries[i]);
     free(self->entries);
-    free(self->slots);
+    hashmap_destroy(&self->by_service);
     free(self);
     *self_p = NULL;
-}
-
-/* Slot holding service, or the empty slot where it would go. */
-static size_t
-s_slot(const policy_book_t *self, const char *service)
-{
-    size_t mask = self->nslots - 1;
-    size_t i = (size_t)hash_fnv1a(service, 0x706f6cu) & mask;
-    while (self->slots[i] != BOOK_EMPTY &&
-           strcmp(self->entries[self->slots[i]].service, service) != 0)
-        i = (i + 1) & mask;
-    return i;
-}
-
-/* Re-inserts every entry into the current index (after a prune moved
- * entries, or into a fresh larger array). */
-static void
-s_rebuild(policy_book_t *self)
-{
-    for (size_t i = 0; i < self->nslots; i++)
-        self->slots[i] = BOOK_EMPTY;
-    for (size_t e = 0; e < self->n; e++)
-        self->slots[s_slot(self, self->entries[e].service)] = (uint32_t)e;
-}
-
-static int
-s_grow_index(policy_book_t *self)
-{
-    size_t nslots = self->nslots ? self->nslots * 2 : 32;
-    uint32_t *slots = malloc(nslots * sizeof *slots);
-    if (!slots)
-        return -1;
-    free(self->slots);
-    self->slots = slots;
-    self->nslots = nslots;
-    s_rebuild(self);
-    return 0;
 }
 
 static s_entry_t *
 s_find(const policy_book_t *self, const char *service)
 {
-    if (!self->nslots)
-        return NULL;
-    uint32_t at = self->slots[s_slot(self, service)];
-    return at == BOOK_EMPTY ? NULL : &self->entries[at];
+    return hashmap_find(self->by_service,
+                        hash_fnv1a(service, BOOK_HASH_SEED), service);
 }
 
 int
 policy_book_want(policy_book_t *self, const char *service, uint64_t round)
 {
+    int rc = -1;
     s_entry_t *e = s_find(self, service);
     if (e) {
         e->round = round;
         return 0;
     }
     if (self->n == self->max)
-        return -1;
+        goto cleanup;
     if (self->n == self->cap) {
         size_t cap = self->cap ? self->cap * 2 : 16;
-        s_entry_t *grown = realloc(self->entries, cap * sizeof *grown);
+        s_entry_t **grown = realloc(self->entries, cap * sizeof *grown);
         if (!grown)
-            return -1;
+            goto cleanup;
         self->entries = grown;
         self->cap = cap;
     }
-    /* Keep the index at most half full so probes stay short. */
-    if (2 * (self->n + 1) >= self->nslots && s_grow_index(self) != 0)
-        return -1;
-    char *name = strdup(service);
-    char *uuid = strdup("");
-    if (!name || !uuid) {
-        free(name);
-        free(uuid);
-        return -1;
-    }
-    self->entries[self->n] = (s_entry_t){ name, uuid, round };
-    self->slots[s_slot(self, service)] = (uint32_t)self->n;
-    self->n++;
-    return 0;
+    e = calloc(1, sizeof *e);
+    if (!e || !(e->service = strdup(service)) || !(e->uuid = strdup("")) ||
+        hashmap_insert(self->by_service, hash_fnv1a(service, BOOK_HASH_SEED),
+                       e) != 0)
+        goto cleanup;
+    e->round = round;
+    self->entries[self->n++] = e;
+    e = NULL;
+    rc = 0;
+cleanup:
+    if (e)
+        s_entry_free(e);
+    return rc;
 }
 
 void
@@ -139,17 +114,16 @@ policy_book_prune(policy_book_t *self, uint64_t round)
 {
     size_t kept = 0;
     for (size_t i = 0; i < self->n; i++) {
-        if (self->entries[i].round == round) {
-            self->entries[kept++] = self->entries[i];
+        s_entry_t *e = self->entries[i];
+        if (e->round == round) {
+            self->entries[kept++] = e;
             continue;
         }
-        free(self->entries[i].service);
-        free(self->entries[i].uuid);
+        hashmap_remove(self->by_service,
+                       hash_fnv1a(e->service, BOOK_HASH_SEED), e->service);
+        s_entry_free(e);
     }
-    if (kept == self->n)
-        return;
     self->n = kept;
-    s_rebuild(self);
 }
 
 size_t
@@ -171,8 +145,8 @@ policy_book_next(const policy_book_t *self, size_t *cursor,
 {
     if (*cursor >= self->n)
         return false;
-    *service = self->entries[*cursor].service;
-    *uuid = self->entries[*cursor].uuid;
+    *service = self->entries[*cursor]->service;
+    *uuid = self->entries[*cursor]->uuid;
     (*cursor)++;
     return true;
 }
@@ -181,7 +155,7 @@ void
 policy_book_forget_uuids(policy_book_t *self)
 {
     for (size_t i = 0; i < self->n; i++)
-        self->entries[i].uuid[0] = '\0';
+        self->entries[i]->uuid[0] = '\0';
 }
 
 static int

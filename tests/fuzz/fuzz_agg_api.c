@@ -1,4 +1,4 @@
-/* The aggregator's HTTP API (aggregator/api*.c behind libmicrohttpd), as
+/* The aggregator's HTTP API (aggregator/http/ behind libmicrohttpd), as
  * any client that reaches its port would use it: each input is one raw
  * request sent over a real connection to an API in this process serving
  * an aggregator that holds the test fixture's samples, so the query
@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aggregator/agg.h"
-#include "aggregator/api.h"
+#include "aggregator/core/agg.h"
+#include "aggregator/http/api.h"
 #include "agg_fixture.h"
 #include "common/fuzz_http.h"
 #include "log.h"

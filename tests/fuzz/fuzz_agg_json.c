@@ -1,4 +1,4 @@
-/* aggregator/json.c, the reader of the API's JSON bodies (POST
+/* aggregator/http/reqjson.c, the reader of the API's JSON bodies (POST
  * /api/tasks, /api/profile/tracing): any text either parses into at most
  * AGG_JSON_MAX_FIELDS fields or fails with a reason, and the result
  * releases cleanly. */
@@ -6,7 +6,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "aggregator/json.h"
+#include "aggregator/core/buf.h"
+#include "aggregator/http/reqjson.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

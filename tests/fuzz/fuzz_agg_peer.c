@@ -1,5 +1,5 @@
 /* What a peer aggregator replica answers a fan-out with
- * (aggregator/fanout.c): a flame blob (first byte even) or process rows
+ * (aggregator/replica/fanout.c): a flame blob (first byte even) or process rows
  * (odd), decoded with the same kind of limits a fan-out uses, then merged
  * the way an answer is built. Whatever the wire says, a part must stay
  * within its node and row limits. */
@@ -7,8 +7,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "aggregator/agg.h"
-#include "aggregator/flame_blob.h"
+#include "aggregator/core/agg.h"
+#include "aggregator/core/flame_blob.h"
 
 #define FUZZ_MAX_NODES 4096
 #define FUZZ_MAX_ROWS 1024

@@ -3,7 +3,7 @@
  *   0 the internal fan-out query string a peer sends, parsed back into a
  *     query and encoded again;
  *   1 the JSON body of POST /api/tasks, handled by the real endpoint;
- *   2 the admission check (aggregator/api_guard.c) on header values, one
+ *   2 the admission check (aggregator/http/guard.c) on header values, one
  *     a line: method, Host, Origin, Sec-Fetch-Site, Content-Type,
  *     Authorization, token cookie ("-" = absent), then the open-route
  *     flag. */
@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aggregator/api_guard.h"
-#include "aggregator/api_int.h"
-#include "aggregator/fanout.h"
+#include "aggregator/http/guard.h"
+#include "aggregator/http/routes.h"
+#include "aggregator/replica/replica.h"
 #include "stats.h"
 
 #define FUZZ_MAX_ARGS 32
@@ -105,8 +105,10 @@ static void s_task_post(const uint8_t *data, size_t size)
         atexit(s_stop);
     }
     api_reply_t r;
+    api_request_t req = {.agg = s_agg, .body = (const char *)data,
+                         .len = size};
     memset(&r, 0, sizeof r);
-    api_tasks_post(s_agg, (const char *)data, size, &r);
+    api_tasks_post(&req, &r);
     if (!r.body || (r.status != 200 && r.status != 400 && r.status != 503))
         __builtin_trap();       /* every body gets a definite answer */
     free(r.body);

@@ -1,7 +1,8 @@
-/* lib/json.c, the reader of the OAP's policy documents and local policy
- * files: any text either parses into a DOM every value of which can be
- * walked, or fails with a reason; never more memory than the arena
- * allows, never deeper than JSON_MAX_DEPTH. */
+/* lib/json.c, the reader of the OAP's policy documents, local policy
+ * files and HTTP request bodies: any text either parses into a DOM every
+ * value of which can be walked, or fails with a reason (strictly, and
+ * again with trailing commas allowed, as for request bodies); never more
+ * memory than the arena allows, never deeper than JSON_MAX_DEPTH. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -48,6 +49,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         s_walk(v, 0);
     else if (!err[0])
         __builtin_trap();           /* a failure always says why */
+    /* The same bytes as an HTTP request body (trailing commas allowed):
+     * whatever strict JSON accepts it accepts too. */
+    arena_reset(arena);
+    json_value_t *lenient = json_parse_opts((const char *)data, size, arena,
+                                            JSON_TRAILING_COMMAS, err,
+                                            sizeof err);
+    if (lenient)
+        s_walk(lenient, 0);
+    else if (v || !err[0])
+        __builtin_trap();
     arena_destroy(&arena);
     return 0;
 }

@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "aggregator/agg.h"
+#include "aggregator/core/agg.h"
 #include "arena.h"
 #include "msg.h"
 #include "wire.h"
