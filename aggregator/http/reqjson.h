@@ -32,8 +32,9 @@ typedef struct {
     char *scratch;        /* unescaped keys and strings */
 } agg_json_obj_t;
 
-/* Parses one top-level object (trailing commas tolerated, as the seed's
- * own example has them). 0, or -1 with a reason in err. */
+/* Parses one top-level object (trailing commas tolerated, as DeepFlow's
+ * documented ProfileTracing request has one). 0, or -1 with a reason in
+ * err. */
 int agg_json_parse(agg_json_obj_t *obj, const char *text, size_t len,
                    char *err, size_t errlen);
 void agg_json_release(agg_json_obj_t *obj);
