@@ -718,8 +718,8 @@ START_TEST(test_seenprocs)
     ck_assert_uint_eq(strlen(p->cmdline), SEEN_MAX_CMDLINE - 1);
     free(longcmd);
     size_t n = 0;
-    seen_iter_t it = { 0, NULL };
-    while (seen_procs_next(t, &it))
+    size_t cursor = 0;
+    while (seen_procs_next(t, &cursor))
         n++;
     ck_assert_uint_eq(n, 2);
     /* Not named since before 250: pid 7 goes, 9 stays. */

@@ -1,22 +1,27 @@
-/* The facts of the processes proc.events named: a chained hash by pid.
+/* The facts of the processes proc.events named, by pid over lib/hashmap.
  * See seenprocs.h. */
 #include "seenprocs.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define SEEN_BUCKETS 4096
+#include "hashmap.h"
 
 struct seen_procs {
-    seen_proc_t *buckets[SEEN_BUCKETS];
-    size_t count;
+    hashmap_t *by_pid;         /* pid -> seen_proc_t */
     size_t max;
 };
 
-static size_t
-s_bucket(uint32_t pid)
+static uint64_t
+s_hash(uint32_t pid)
 {
-    return (pid * 2654435761u) % SEEN_BUCKETS;
+    return hash_split64(pid);
+}
+
+static int
+s_match(const void *item, const void *key)
+{
+    return ((const seen_proc_t *)item)->pid == *(const uint32_t *)key;
 }
 
 static void
@@ -35,8 +40,11 @@ seen_procs_t *
 seen_procs_new(size_t max)
 {
     seen_procs_t *self = calloc(1, sizeof *self);
-    if (self)
-        self->max = max ? max : 65536;
+    if (!self)
+        return NULL;
+    self->max = max ? max : 65536;
+    if (!(self->by_pid = hashmap_new(s_match)))
+        seen_procs_destroy(&self);
     return self;
 }
 
@@ -46,14 +54,11 @@ seen_procs_destroy(seen_procs_t **self_p)
     if (!self_p || !*self_p)
         return;
     seen_procs_t *self = *self_p;
-    for (size_t b = 0; b < SEEN_BUCKETS; b++) {
-        seen_proc_t *p = self->buckets[b];
-        while (p) {
-            seen_proc_t *next = p->next;
-            s_free(p);
-            p = next;
-        }
-    }
+    size_t cursor = 0;
+    seen_proc_t *p;
+    while (self->by_pid && (p = hashmap_next(self->by_pid, &cursor)))
+        s_free(p);
+    hashmap_destroy(&self->by_pid);
     free(self);
     *self_p = NULL;
 }
@@ -61,26 +66,13 @@ seen_procs_destroy(seen_procs_t **self_p)
 const seen_proc_t *
 seen_procs_get(const seen_procs_t *self, uint32_t pid)
 {
-    for (seen_proc_t *p = self->buckets[s_bucket(pid)]; p; p = p->next)
-        if (p->pid == pid)
-            return p;
-    return NULL;
+    return hashmap_find(self->by_pid, s_hash(pid), &pid);
 }
 
 void
 seen_procs_remove(seen_procs_t *self, uint32_t pid)
 {
-    seen_proc_t **link = &self->buckets[s_bucket(pid)];
-    while (*link) {
-        seen_proc_t *p = *link;
-        if (p->pid == pid) {
-            *link = p->next;
-            s_free(p);
-            self->count--;
-            return;
-        }
-        link = &p->next;
-    }
+    s_free(hashmap_remove(self->by_pid, s_hash(pid), &pid));
 }
 
 const seen_proc_t *
@@ -89,7 +81,8 @@ seen_procs_put(seen_procs_t *self, const wire_proc_event_t *ev,
 {
     seen_proc_t *p = NULL;
     seen_procs_remove(self, ev->pid);
-    if (self->count >= self->max || !ev->cmdline || !*ev->cmdline)
+    if (hashmap_size(self->by_pid) >= self->max || !ev->cmdline ||
+        !*ev->cmdline)
         goto cleanup;
     if (!(p = calloc(1, sizeof *p)))
         goto cleanup;
@@ -98,17 +91,13 @@ seen_procs_put(seen_procs_t *self, const wire_proc_event_t *ev,
     p->cmdline = strndup(ev->cmdline, SEEN_MAX_CMDLINE - 1);
     p->comm = strdup(ev->comm ? ev->comm : "");
     p->container_id = strdup(ev->container_id ? ev->container_id : "");
-    if (!p->exe || !p->cmdline || !p->comm || !p->container_id) {
-        s_free(p);
-        p = NULL;
-        goto cleanup;
-    }
     p->has_symbols = ev->has_symbols != 0;
     p->seen_ms = now_ms;
-    size_t b = s_bucket(p->pid);
-    p->next = self->buckets[b];
-    self->buckets[b] = p;
-    self->count++;
+    if (!p->exe || !p->cmdline || !p->comm || !p->container_id ||
+        hashmap_insert(self->by_pid, s_hash(p->pid), p) != 0) {
+        s_free(p);
+        p = NULL;
+    }
 cleanup:
     return p;
 }
@@ -116,46 +105,31 @@ cleanup:
 size_t
 seen_procs_count(const seen_procs_t *self)
 {
-    return self->count;
+    return hashmap_size(self->by_pid);
 }
 
 size_t
 seen_procs_expire(seen_procs_t *self, uint64_t cutoff_ms)
 {
-    size_t n = 0;
-    for (size_t b = 0; b < SEEN_BUCKETS; b++) {
-        seen_proc_t **link = &self->buckets[b];
-        while (*link) {
-            seen_proc_t *p = *link;
-            if (p->seen_ms < cutoff_ms) {
-                *link = p->next;
-                s_free(p);
-                self->count--;
-                n++;
-            } else {
-                link = &p->next;
-            }
-        }
-    }
-    return n;
+    /* The map must not change while it is walked: collect, then drop. */
+    uint32_t gone[256];
+    size_t n, total = 0;
+    do {
+        n = 0;
+        size_t cursor = 0;
+        const seen_proc_t *p;
+        while (n < 256 && (p = hashmap_next(self->by_pid, &cursor)))
+            if (p->seen_ms < cutoff_ms)
+                gone[n++] = p->pid;
+        for (size_t i = 0; i < n; i++)
+            seen_procs_remove(self, gone[i]);
+        total += n;
+    } while (n == 256);
+    return total;
 }
 
 const seen_proc_t *
-seen_procs_next(const seen_procs_t *self, seen_iter_t *it)
+seen_procs_next(const seen_procs_t *self, size_t *cursor)
 {
-    if (it->at && it->at->next) {
-        it->at = it->at->next;
-        return it->at;
-    }
-    size_t b = it->at ? it->bucket + 1 : it->bucket;
-    for (; b < SEEN_BUCKETS; b++) {
-        if (self->buckets[b]) {
-            it->bucket = b;
-            it->at = self->buckets[b];
-            return it->at;
-        }
-    }
-    it->bucket = SEEN_BUCKETS;
-    it->at = NULL;
-    return NULL;
+    return hashmap_next(self->by_pid, cursor);
 }

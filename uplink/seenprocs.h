@@ -22,7 +22,7 @@
 /* Longest command line kept (longer ones are cut, as ps does). */
 #define SEEN_MAX_CMDLINE 4096
 
-typedef struct seen_proc {
+typedef struct {
     uint32_t pid;
     char *exe;                 /* "" when unknown */
     char *cmdline;             /* arguments joined by spaces, never "";
@@ -31,7 +31,6 @@ typedef struct seen_proc {
     char *container_id;        /* "" on the host */
     bool has_symbols;          /* support_ebpf_profiling */
     uint64_t seen_ms;          /* uplink clock of the last event naming it */
-    struct seen_proc *next;    /* hash chain (private) */
 } seen_proc_t;
 
 typedef struct seen_procs seen_procs_t;
@@ -52,12 +51,8 @@ size_t seen_procs_count(const seen_procs_t *self);
 /* Drops the entries no event named since cutoff_ms; how many. */
 size_t seen_procs_expire(seen_procs_t *self, uint64_t cutoff_ms);
 
-/* Iteration: start with a zeroed iterator; NULL at the end. The table
- * must not change during an iteration. */
-typedef struct {
-    size_t bucket;
-    const seen_proc_t *at;
-} seen_iter_t;
-const seen_proc_t *seen_procs_next(const seen_procs_t *self, seen_iter_t *it);
+/* Iteration: start with *cursor = 0; NULL at the end. The table must not
+ * change during an iteration. */
+const seen_proc_t *seen_procs_next(const seen_procs_t *self, size_t *cursor);
 
 #endif

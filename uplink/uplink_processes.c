@@ -110,9 +110,9 @@ uplink_processes_scan(uplink_t *self)
      * processes whose exit we missed. */
     if (self->opts.proc_stale_ms && self->now > self->opts.proc_stale_ms)
         seen_procs_expire(self->seen, self->now - self->opts.proc_stale_ms);
-    seen_iter_t sit = { 0, NULL };
+    size_t cursor = 0;
     const seen_proc_t *f;
-    while ((f = seen_procs_next(self->seen, &sit)))
+    while ((f = seen_procs_next(self->seen, &cursor)))
         s_learn(self, f);
     proc_iter_t it = { 0, NULL };
     proc_entry_t *e;
