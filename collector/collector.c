@@ -14,6 +14,7 @@
 #include "collector/offcpu.h"
 #include "collector/probes.h"
 #include "collector/proctab.h"
+#include "collector/symcheck.h"
 #include "collector/active_tasks.h"
 #include "log.h"
 #include "procfacts.h"
@@ -88,7 +89,8 @@ struct collector {
     offcpu_t *offcpu;            /* loaded only while OFF_CPU tasks run */
     stats_metric_t *metrics[M_COUNT];
     uint64_t values[M_COUNT];    /* mirrors, also without a stats registry */
-    int drain_timer, housekeep_timer, rescan_timer;
+    int drain_timer, housekeep_timer, rescan_timer, republish_timer;
+    symcheck_t *symcheck;        /* has_symbols of proc.events */
     uint32_t housekeep_rounds;
     uint64_t events_lost_at_sweep; /* M_EVENTS_LOST_KERNEL then */
     uint64_t last_publish_ms;    /* monotonic */
@@ -191,17 +193,32 @@ static const char *s_keep(collector_t *self, const char *s)
     return copy ? copy : "";
 }
 
+/* Whether the process's executable has symbols a profile can use,
+ * through /proc/PID/exe (it sees into mount namespaces) else its path;
+ * cached by device and inode in symcheck, so a binary is read once. */
+static bool s_has_symbols(collector_t *self, uint32_t pid, const char *exe)
+{
+    char path[64];
+
+    snprintf(path, sizeof(path), "/proc/%u/exe", pid);
+    return symcheck_has_symbols(self->symcheck, path) ||
+           (*exe && symcheck_has_symbols(self->symcheck, exe));
+}
+
 /* Queues one event; reads exe and cmdline from /proc unless exiting. */
 static void s_queue_event(collector_t *self, uint8_t type, const proc_t *proc,
                           uint32_t ppid, uint64_t ts_ns)
 {
     char exe[PROCFACTS_EXE_MAX] = "", cmdline[PROCFACTS_CMDLINE_MAX] = "";
+    bool has_symbols = false;
 
     if (self->nevents >= COLLECTOR_EVENTS_PER_MSG)
         s_flush_events(self);
     if (type != WIRE_PROC_EXIT) {
         procfacts_exe(NULL, proc->pid, exe, sizeof(exe));
         procfacts_cmdline(NULL, proc->pid, cmdline, sizeof(cmdline));
+        /* A kernel thread (no command line) has no binary to check. */
+        has_symbols = *cmdline && s_has_symbols(self, proc->pid, exe);
     }
     wire_proc_event_t *e = &self->events[self->nevents++];
     e->type = type;
@@ -213,6 +230,7 @@ static void s_queue_event(collector_t *self, uint8_t type, const proc_t *proc,
     e->exe = s_keep(self, exe);
     e->cmdline = s_keep(self, cmdline);
     e->container_id = s_keep(self, proc->container_id);
+    e->has_symbols = has_symbols;
 }
 
 static void s_arm_rescans(collector_t *self)
@@ -553,6 +571,37 @@ static int s_housekeep(loop_t *loop, void *arg)
     return 0;
 }
 
+/* symbolizer.debug_dirs is colon separated: the first root is the one
+ * build-id paths live under. */
+static const char *s_first_debug_dir(const char *dirs, char *out, size_t size)
+{
+    const char *d = dirs ? dirs : "";
+
+    snprintf(out, size, "%.*s", (int)strcspn(d, ":"), d);
+    return out;
+}
+
+/* Every live process again, as an alive event: a receiver that started
+ * after us or lost messages (the uplink builds its process table from
+ * these) learns the whole table within one interval. */
+static int s_republish(loop_t *loop, void *arg)
+{
+    collector_t *self = arg;
+    uint64_t ts = now_wall_ms() * 1000000ull;
+    size_t cursor = 0;
+    proc_t *proc;
+
+    while ((proc = proctab_next(self->procs, &cursor))) {
+        if (proc->exited_ms)
+            continue;
+        procfacts_stat_t st = { 0 };
+        procfacts_stat(NULL, proc->pid, &st);
+        s_queue_event(self, WIRE_PROC_ALIVE, proc, st.ppid, ts);
+    }
+    s_flush_events(self);
+    return 0;
+}
+
 /* ----------------------------------------------------------- lifecycle */
 
 /* One running process: an entry and a start event. */
@@ -584,6 +633,7 @@ collector_t *collector_new(const collector_options_t *opts, loop_t *loop,
                            char *err, size_t errlen)
 {
     collector_t *self = NULL;
+    char debug_dir[512];
 
     if (collector_options_validate(opts, err, errlen) < 0)
         return NULL;
@@ -596,6 +646,7 @@ collector_t *collector_new(const collector_options_t *opts, loop_t *loop,
     self->loop = loop;
     self->sink = *sink;
     self->drain_timer = self->housekeep_timer = self->rescan_timer = -1;
+    self->republish_timer = -1;
     self->bad_sample_rl = (log_ratelimit_t)LOG_RATELIMIT_INIT(5, 10000);
     for (int m = 0; stats && m < M_COUNT; m++)
         self->metrics[m] =
@@ -618,8 +669,10 @@ collector_t *collector_new(const collector_options_t *opts, loop_t *loop,
     self->offcpu = offcpu_new(&offcpu_opts, s_on_offcpu, self);
     self->event_arena = arena_new(4u << 20);
     self->events = calloc(COLLECTOR_EVENTS_PER_MSG, sizeof(*self->events));
+    self->symcheck = symcheck_new(s_first_debug_dir(opts->debug_dir, debug_dir,
+                                                    sizeof(debug_dir)));
     if (!self->procs || !self->batcher || !self->tasks || !self->offcpu ||
-        !self->event_arena || !self->events) {
+        !self->event_arena || !self->events || !self->symcheck) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -645,8 +698,12 @@ collector_t *collector_new(const collector_options_t *opts, loop_t *loop,
                                            s_housekeep, self);
     self->rescan_timer = loop_add_timer(loop, COLLECTOR_RESCAN_IDLE_MS,
                                         s_rescan_timer, self);
+    if (opts->proc_republish_ms)
+        self->republish_timer = loop_add_timer(loop, opts->proc_republish_ms,
+                                               s_republish, self);
     if (self->drain_timer < 0 || self->housekeep_timer < 0 ||
-        self->rescan_timer < 0) {
+        self->rescan_timer < 0 ||
+        (opts->proc_republish_ms && self->republish_timer < 0)) {
         snprintf(err, errlen, "cannot register the collector's timers");
         goto fail;
     }
@@ -690,6 +747,8 @@ void collector_destroy(collector_t **self_p)
         loop_remove_timer(self->loop, self->housekeep_timer);
     if (self->rescan_timer >= 0)
         loop_remove_timer(self->loop, self->rescan_timer);
+    if (self->republish_timer >= 0)
+        loop_remove_timer(self->loop, self->republish_timer);
     offcpu_destroy(&self->offcpu);
     probes_destroy(&self->probes);
     batcher_destroy(&self->batcher);
@@ -699,6 +758,7 @@ void collector_destroy(collector_t **self_p)
     activetasks_destroy(&self->tasks);
     arena_destroy(&self->event_arena);
     free(self->events);
+    symcheck_destroy(&self->symcheck);
     free(self);
     *self_p = NULL;
 }

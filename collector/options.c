@@ -33,6 +33,8 @@ void collector_options_default(collector_options_t *opts)
         .max_procs = 32768,
         .probe_flavour = COLLECTOR_PROBE_AUTO,
         .scan_proc = true,
+        .proc_republish_ms = 10000,
+        .debug_dir = "/usr/lib/debug",
     };
 }
 
@@ -89,6 +91,12 @@ int collector_options_validate(const collector_options_t *o, char *err,
         snprintf(err, errlen,
                  "collector.publish_interval: %" PRIu64
                  "ms is over 1 minute", o->publish_interval_ms);
+        return -1;
+    }
+    if (o->proc_republish_ms > 3600000) {
+        snprintf(err, errlen,
+                 "collector.proc_republish_interval: %" PRIu64 "ms is over 1h",
+                 o->proc_republish_ms);
         return -1;
     }
     if (o->proc_grace_ms > 3600000) {
@@ -162,6 +170,9 @@ int collector_options_from_config(const config_t *cfg,
     o->publish_interval_ms = config_duration_ms(cfg,
                                                 "collector.publish_interval");
     o->proc_grace_ms = config_duration_ms(cfg, "collector.proc_grace");
+    o->proc_republish_ms = config_duration_ms(
+        cfg, "collector.proc_republish_interval");
+    o->debug_dir = config_str(cfg, "symbolizer.debug_dirs");
     int64_t max_batch = config_int(cfg, "collector.max_batch_samples");
     if (max_batch < 1 || max_batch > WIRE_MAX_SAMPLES) {
         snprintf(err, errlen,

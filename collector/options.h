@@ -43,6 +43,12 @@ typedef struct {
     uint32_t max_procs;          /* process table bound */
     int probe_flavour;           /* enum collector_probe_flavour */
     bool scan_proc;              /* read /proc at start (tests may skip) */
+    /* collector.proc_republish_interval: every live process again on
+     * proc.events (type alive); 0 = never. */
+    uint64_t proc_republish_ms;
+    /* First root of symbolizer.debug_dirs: where a stripped executable's
+     * debug file counts as symbols (has_symbols on proc.events). */
+    const char *debug_dir;
 } collector_options_t;
 
 /* "auto", "tick", "perf_event"; -1 for anything else. */

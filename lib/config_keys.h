@@ -4,7 +4,8 @@
  *
  * The environment name is always SKYPROF_<KEY> (dots and brackets become
  * underscores, upper case); rover_env_alias is the reference agent's name
- * for the same setting (seed 003) or NULL when it has none or the meaning
+ * for the same setting (SkyWalking Rover's configuration documentation,
+ * docs/en/setup/configuration/) or NULL when it has none or the meaning
  * differs. Types: STR, BOOL, INT, DURATION, SIZE, LEVEL. */
 CFG("log.level", LEVEL, "info", "ROVER_LOGGER_LEVEL",
     "error, warn, info or debug")
@@ -103,6 +104,8 @@ CFG("collector.publish_interval", DURATION, "1s", NULL,
     "how often drained stacks are published (sooner when a batch is full); 0 = every drain")
 CFG("collector.proc_grace", DURATION, "30s", NULL,
     "how long the mappings of an exited process are kept for late samples")
+CFG("collector.proc_republish_interval", DURATION, "10s", NULL,
+    "how often every live process is published again on proc.events (the uplink's process table is built from them); 0 = never")
 CFG("collector.max_batch_samples", INT, "4096", NULL,
     "distinct stacks per published batch")
 CFG("collector.http_addr", STR, "", NULL,
@@ -145,7 +148,7 @@ CFG("aggregator.fanout_timeout", DURATION, "2s", NULL,
 CFG("policy.http_addr", STR, "", NULL,
     "host:port for /metrics and /healthz of this stage; empty = off")
 CFG("policy.continuous_policies", STR, "", NULL,
-    "local continuous-profiling policies, ServiceWithPolicyJSON (seed 002 shape); "
+    "local continuous-profiling policies, ServiceWithPolicyJSON (the OAP's ContinuousProfilingPolicyQuery shape); "
     "a process's service is its name unless the uplink maps it")
 CFG("policy.republish_interval", DURATION, "2s", NULL,
     "how often the full desired task set is republished")

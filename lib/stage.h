@@ -1,7 +1,9 @@
 /* What every stage's main does first: parse --help/--config/-v, load and
  * validate the configuration, set up logging, the loop, the ZeroMQ context,
- * the bus, the counters, the periodic stats publication and the optional
- * per-stage HTTP endpoint (/metrics, /healthz). */
+ * the bus, the counters, the periodic stats publication and, when
+ * <stage>.http_addr is set, the per-stage HTTP endpoint (/metrics,
+ * /healthz; lib/health_http.h) with its liveness beat. The aggregator is
+ * the exception: it serves /metrics and /healthz on its own API port. */
 #ifndef SKYPROF_STAGE_H
 #define SKYPROF_STAGE_H
 
@@ -31,8 +33,8 @@ typedef struct stage {
 } stage_t;
 
 /* Parses the command line and starts the common machinery. Returns NULL
- * and sets *exit_code (0 after --help, 2 on usage or config errors, 1 on
- * other failures). */
+ * and sets *exit_code (0 after --help or --print-config, 2 on usage or
+ * config errors, 1 on other failures). */
 stage_t *stage_new(const stage_desc_t *desc, int argc, char **argv,
                    int *exit_code);
 void stage_destroy(stage_t **self_p);

@@ -867,7 +867,7 @@ int wire_encode_proc_events(const wire_proc_events_t *m, wire_buf_t *out)
              s_strlen_ok(e->exe, WIRE_MAX_STR) &&
              s_strlen_ok(e->cmdline, WIRE_MAX_LONG_STR) &&
              s_strlen_ok(e->container_id, WIRE_MAX_STR);
-        msgpack_pack_array(&w.pk, 9);
+        msgpack_pack_array(&w.pk, 10);
         s_w_u64(&w, e->type);
         s_w_u64(&w, e->pid);
         s_w_u64(&w, e->ppid);
@@ -877,6 +877,7 @@ int wire_encode_proc_events(const wire_proc_events_t *m, wire_buf_t *out)
         s_w_str(&w, e->exe);
         s_w_str(&w, e->cmdline);
         s_w_str(&w, e->container_id);
+        s_w_u64(&w, e->has_symbols ? 1 : 0);
     }
     if (s_has_node(m->node))
         s_w_str(&w, m->node);
@@ -901,9 +902,13 @@ int wire_decode_proc_events(const void *data, size_t len, arena_t *arena,
         return -1;
     for (uint32_t i = 0; i < m->nevents; i++) {
         wire_proc_event_t *e = &ev[i];
-        if (s_expect_fields(&r, "events[]", 9))
-            return -1;
+        /* 9 fields: a collector from before has_symbols (decodes as 0). */
+        uint32_t nf;
         r.field = "events[]";
+        if (s_array(&r, &nf, 64))
+            return -1;
+        if (nf != 9 && nf != 10)
+            return s_fail(&r, "%u fields, want 9 or 10", nf);
         if (s_u8(&r, &e->type, WIRE_PROC_EVENT_MAX) ||
             s_u32(&r, &e->pid, UINT32_MAX) || s_u32(&r, &e->ppid, UINT32_MAX) ||
             s_u32(&r, &e->nspid, UINT32_MAX) ||
@@ -911,7 +916,8 @@ int wire_decode_proc_events(const void *data, size_t len, arena_t *arena,
             s_str(&r, &e->comm, WIRE_MAX_STR) ||
             s_str(&r, &e->exe, WIRE_MAX_STR) ||
             s_str(&r, &e->cmdline, WIRE_MAX_LONG_STR) ||
-            s_str(&r, &e->container_id, WIRE_MAX_STR))
+            s_str(&r, &e->container_id, WIRE_MAX_STR) ||
+            (nf == 10 && s_u8(&r, &e->has_symbols, 1)))
             return -1;
     }
     m->events = ev;

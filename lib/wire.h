@@ -117,8 +117,12 @@ enum wire_task_source { WIRE_SRC_OAP = 0, WIRE_SRC_LOCAL = 1,
                         WIRE_SRC_API = 2, WIRE_SRC_POLICY = 3,
                         WIRE_SRC_MAX = 3 };
 
+/* ALIVE: a process still running, republished by the collector every
+ * collector.proc_republish_interval with its facts as of now, so a
+ * receiver that started late or lost messages learns the whole table. */
 enum wire_proc_event_type { WIRE_PROC_START = 0, WIRE_PROC_EXEC = 1,
-                            WIRE_PROC_EXIT = 2, WIRE_PROC_EVENT_MAX = 2 };
+                            WIRE_PROC_EXIT = 2, WIRE_PROC_ALIVE = 3,
+                            WIRE_PROC_EVENT_MAX = 3 };
 
 /* ---------------------------------------------------- raw stack batch */
 /* An object (file) some user frame of the batch lies in. */
@@ -225,6 +229,11 @@ typedef struct {
     const char *exe;       /* path of the executable, "" if unknown */
     const char *cmdline;   /* arguments joined by spaces */
     const char *container_id;
+    /* 1: the executable has function symbols (.symtab/.dynsym) or an
+     * installed debug file, so a profile of it resolves: the OAP's
+     * support_ebpf_profiling. 0: not, unknown (exit events) or an older
+     * collector that did not send it. */
+    uint8_t has_symbols;
 } wire_proc_event_t;
 
 typedef struct {

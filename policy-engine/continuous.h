@@ -1,4 +1,5 @@
-/* Continuous profiling (seed 002, seed 003 "Continuous Profiling"):
+/* Continuous profiling (SkyWalking's ContinuousProfilingService,
+ * proto/Continuous.proto; SkyWalking Rover's "Continuous Profiling"):
  * per-service policies, per-process monitor readings kept in per-second
  * slots, threshold checks, and triggers with a silence period.
  *

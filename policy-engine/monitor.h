@@ -1,8 +1,9 @@
 /* Monitors for continuous profiling, read from /proc: process CPU (percent
  * of the whole host, as the reference agent reports it), thread count, and
  * the 1-minute system load. Only processes whose service has a policy are
- * read. A process's service is its name (comm) unless the uplink has
- * mapped it to an OAP service (not yet on the bus). */
+ * read. A process's service is the one the uplink reported it under to
+ * the OAP (proc.ids, looked up through monitor_service_fn), else its name
+ * (comm). */
 #ifndef SKYPROF_POLICY_MONITOR_H
 #define SKYPROF_POLICY_MONITOR_H
 

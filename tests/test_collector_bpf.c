@@ -103,6 +103,7 @@ typedef struct {
     uint32_t pid;
     char comm[17];
     char exe[512];
+    uint8_t has_symbols;
 } cap_event_t;
 
 typedef struct {
@@ -253,6 +254,7 @@ static int s_sink_events(void *arg, wire_proc_events_t *ev)
         c->pid = ev->events[i].pid;
         snprintf(c->comm, sizeof(c->comm), "%s", ev->events[i].comm);
         snprintf(c->exe, sizeof(c->exe), "%s", ev->events[i].exe);
+        c->has_symbols = ev->events[i].has_symbols;
     }
     return 0;
 }
@@ -539,6 +541,7 @@ START_TEST(test_cpu_workload)
     opts.period_ns = PERIOD_NS;
     opts.host_every = 1;        /* whole host at the task rate */
     opts.drain_interval_ms = 250;
+    opts.proc_republish_ms = 500;
     collector_t *col = s_start(loop, &cap, &opts, stats);
     char *argv[] = { w.exe, "3", NULL };
     driver_t d = { .cap = &cap, .col = col, .argv = argv, .runs = 1,
@@ -634,6 +637,13 @@ START_TEST(test_cpu_workload)
     ck_assert_ptr_nonnull(strstr(ev->exe, "cpu_workload"));
     ck_assert_ptr_nonnull(s_event(&cap, WIRE_PROC_START, pid));
     ck_assert_ptr_nonnull(s_event(&cap, WIRE_PROC_EXIT, pid));
+    /* The workload has symbols, which the uplink reports as
+     * support_ebpf_profiling; while it ran it was republished (alive). */
+    ck_assert_uint_eq(ev->has_symbols, 1);
+    const cap_event_t *alive = s_event(&cap, WIRE_PROC_ALIVE, pid);
+    ck_assert_ptr_nonnull(alive);
+    ck_assert_uint_eq(alive->has_symbols, 1);
+    ck_assert_str_eq(alive->exe, ev->exe);
     ck_assert_uint_gt(info.processes, 1);
     ck_assert_uint_gt(info.objects, 1);
 

@@ -26,6 +26,7 @@
 #include "arena.h"
 #include "cgroup_id.h"
 #include "procfacts.h"
+#include "procfeed.h"
 #include "config.h"
 #include "json.h"
 #include "log.h"
@@ -553,6 +554,22 @@ typedef struct {
 
 static env_t *s_env;
 
+/* The uplink learns processes only from proc.events: before each tick
+ * the test plays the collector (an alive event per running process with
+ * its container id, an exit per process gone). */
+static tu_procfeed_t s_feed;
+
+static void
+s_feed_procs(env_t *e, uint64_t now)
+{
+    wire_buf_t buf;
+    wire_buf_init(&buf);
+    ck_assert_int_eq(tu_procfeed_encode(&s_feed, &buf), 0);
+    ck_assert_int_eq(uplink_handle(e->up, TOPIC_PROC_EVENTS, buf.data,
+                                   buf.len, now), 0);
+    wire_buf_release(&buf);
+}
+
 static int
 s_capture(void *arg, msg_id_t id, void *body)
 {
@@ -765,6 +782,7 @@ static void
 s_env_stop(env_t *e)
 {
     uplink_destroy(&e->up);
+    tu_procfeed_release(&s_feed);
     stats_destroy(&e->stats);
     for (size_t i = 0; i < e->nprocs; i++) {
         kill(e->procs[i], SIGKILL);
@@ -799,6 +817,7 @@ s_run(env_t *e, int ms, bool (*done)(env_t *e))
         uint64_t now = now_mono_ms();
         uplink_k8s_tick(e->up, now);
         if (now >= next_tick) {
+            s_feed_procs(e, now);
             uplink_tick(e->up, now);
             next_tick = now + 200;
         }

@@ -32,7 +32,9 @@
 #include "uplink/finder.h"
 #include "uplink/policybook.h"
 #include "uplink/profdata.h"
-#include "uplink/symcheck.h"
+#include "uplink/seenprocs.h"
+#include "collector/symcheck.h"
+#include "procfeed.h"
 #include "uplink/uplink.h"
 #include "wire.h"
 
@@ -367,6 +369,50 @@ typedef struct {
     uint64_t now;
 } env_t;
 
+/* The uplink learns processes only from proc.events: s_tick plays the
+ * collector first (an alive event per running process, an exit per one
+ * gone), for every uplink but those made with scan false, whose tests
+ * send their own events. */
+static tu_procfeed_t s_feed;
+static uplink_t *s_unfed[4];
+
+static void
+s_set_fed(uplink_t *up, bool fed)
+{
+    for (size_t i = 0; i < 4; i++)
+        if (s_unfed[i] == up)
+            s_unfed[i] = NULL;
+    for (size_t i = 0; !fed && i < 4; i++) {
+        if (!s_unfed[i]) {
+            s_unfed[i] = up;
+            break;
+        }
+    }
+}
+
+static void
+s_feed_procs(uplink_t *up, uint64_t now)
+{
+    wire_buf_t buf;
+    wire_buf_init(&buf);
+    ck_assert_int_eq(tu_procfeed_encode(&s_feed, &buf), 0);
+    ck_assert_int_eq(uplink_handle(up, TOPIC_PROC_EVENTS, buf.data, buf.len,
+                                   now), 0);
+    wire_buf_release(&buf);
+}
+
+static void
+s_tick(uplink_t *up, uint64_t now)
+{
+    bool fed = true;
+    for (size_t i = 0; i < 4; i++)
+        if (s_unfed[i] == up)
+            fed = false;
+    if (fed)
+        s_feed_procs(up, now);
+    uplink_tick(up, now);
+}
+
 static uplink_t *
 s_uplink_instance(env_t *e, const char *token, uint64_t buffer_size,
                   bool scan, const char *regex, const char *instance)
@@ -378,7 +424,10 @@ s_uplink_instance(env_t *e, const char *token, uint64_t buffer_size,
     o.timeout_ms = 3000;
     o.buffer_size = buffer_size;
     o.agent_id = "agent-test";
-    o.scan_proc = scan;
+    /* Without the stand-in collector nothing republishes the processes a
+     * test sent events for: keep them. */
+    if (!scan)
+        o.proc_stale_ms = 0;
     o.publish = s_capture;
     finder_set_t *finders = finder_set_new();
     finder_spec_t spec = { regex, "OS_LINUX", "svc-test", instance,
@@ -387,7 +436,9 @@ s_uplink_instance(env_t *e, const char *token, uint64_t buffer_size,
     char err[256];
     ck_assert_msg(finder_set_add(finders, &spec, err, sizeof err) == 0, "%s",
                   err);
-    return uplink_new(&o, finders, e->stats);
+    uplink_t *up = uplink_new(&o, finders, e->stats);
+    s_set_fed(up, scan);
+    return up;
 }
 
 static uplink_t *
@@ -418,6 +469,7 @@ static void
 s_env_stop(env_t *e)
 {
     uplink_destroy(&e->up);
+    tu_procfeed_release(&s_feed);
     stats_destroy(&e->stats);
     s_fake_kill(&e->fake, SIGTERM);
     s_procs_stop(&e->procs);
@@ -625,6 +677,62 @@ START_TEST(test_finder_templates)
 }
 END_TEST
 
+/* The facts proc.events gave: replace, bound, expiry, iteration. */
+START_TEST(test_seenprocs)
+{
+    seen_procs_t *t = seen_procs_new(2);
+    ck_assert_ptr_nonnull(t);
+    wire_proc_event_t ev = { WIRE_PROC_START, 7, 1, 0, 1, "a", "/bin/a",
+                             "a --x", "c0ffee", 1 };
+    const seen_proc_t *p = seen_procs_put(t, &ev, 100);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_str_eq(p->cmdline, "a --x");
+    ck_assert_str_eq(p->container_id, "c0ffee");
+    ck_assert(p->has_symbols);
+    /* The same pid again replaces its facts. */
+    ev.type = WIRE_PROC_EXEC;
+    ev.cmdline = "b";
+    ev.has_symbols = 0;
+    p = seen_procs_put(t, &ev, 200);
+    ck_assert_str_eq(p->cmdline, "b");
+    ck_assert(!p->has_symbols);
+    ck_assert_uint_eq(seen_procs_count(t), 1);
+    /* No command line (a kernel thread): not kept. */
+    wire_proc_event_t kt = { WIRE_PROC_ALIVE, 8, 2, 0, 1, "kworker", "", "",
+                             "", 0 };
+    ck_assert_ptr_null(seen_procs_put(t, &kt, 200));
+    /* Bounded: a third process is refused. */
+    wire_proc_event_t other = ev;
+    other.pid = 9;
+    ck_assert_ptr_nonnull(seen_procs_put(t, &other, 300));
+    other.pid = 10;
+    ck_assert_ptr_null(seen_procs_put(t, &other, 300));
+    ck_assert_uint_eq(seen_procs_count(t), 2);
+    /* A long command line is cut as ps does. */
+    char *longcmd = malloc(SEEN_MAX_CMDLINE * 2);
+    memset(longcmd, 'x', SEEN_MAX_CMDLINE * 2 - 1);
+    longcmd[SEEN_MAX_CMDLINE * 2 - 1] = '\0';
+    other.pid = 9;
+    other.cmdline = longcmd;
+    p = seen_procs_put(t, &other, 300);
+    ck_assert_uint_eq(strlen(p->cmdline), SEEN_MAX_CMDLINE - 1);
+    free(longcmd);
+    size_t n = 0;
+    size_t cursor = 0;
+    while (seen_procs_next(t, &cursor))
+        n++;
+    ck_assert_uint_eq(n, 2);
+    /* Not named since before 250: pid 7 goes, 9 stays. */
+    ck_assert_uint_eq(seen_procs_expire(t, 250), 1);
+    ck_assert_ptr_null(seen_procs_get(t, 7));
+    ck_assert_ptr_nonnull(seen_procs_get(t, 9));
+    seen_procs_remove(t, 9);
+    ck_assert_uint_eq(seen_procs_count(t), 0);
+    seen_procs_destroy(&t);
+    seen_procs_destroy(&t);
+}
+END_TEST
+
 START_TEST(test_symcheck)
 {
     symcheck_t *sc = symcheck_new("/nonexistent-debug");
@@ -815,13 +923,14 @@ START_TEST(test_idle_without_oap)
     uplink_t *up = uplink_new(&o, finder_set_new(), stats);
     ck_assert_ptr_nonnull(up);
     ck_assert(!uplink_active(up));
-    uplink_tick(up, T0);
-    uplink_tick(up, T0 + 60000);
+    s_tick(up, T0);
+    s_tick(up, T0 + 60000);
     ck_assert_uint_eq(uplink_process_count(up), 0);
     ck_assert_int_eq(uplink_handle(up, TOPIC_AGG_PROFILE, "\x01\x02", 2, T0),
                      -1);
     uplink_destroy(&up);
     stats_destroy(&stats);
+    tu_procfeed_release(&s_feed);
 }
 END_TEST
 
@@ -832,7 +941,7 @@ START_TEST(test_report_keepalive_and_tasks)
         return;
     env_t e;
     s_env_start(&e, NULL, NULL, 4u << 20);
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
 
     size_t len;
     uint8_t *raw = s_last_request(&e.fake, "reportProcesses", &len);
@@ -906,7 +1015,7 @@ START_TEST(test_report_keepalive_and_tasks)
     s_write_reply(&e.fake, "queryTasks", 1, cmds, len);
     free(cmds);
     e.now += 10000;                             /* check_interval */
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
 
     ck_assert_uint_eq(s_captured.n, 1);
     arena_t *arena = arena_new(0);
@@ -949,7 +1058,7 @@ START_TEST(test_report_keepalive_and_tasks)
     /* Next round: latestUpdateTime is the largest TaskUpdateTime, and the
      * heartbeat keeps every reported process alive. */
     e.now += 10000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     raw = s_last_request(&e.fake, "queryTasks", &len);
     q = skywalking__v3__ebpfprofiling_task_query__unpack(NULL, len, raw);
     ck_assert_ptr_nonnull(q);
@@ -983,7 +1092,7 @@ START_TEST(test_report_keepalive_and_tasks)
     waitpid(e.procs.pids[2], NULL, 0);
     e.procs.pids[2] = -1;
     e.now += 20000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     raw = s_last_request(&e.fake, "keepAlive", &len);
     ka = skywalking__v3__ebpfprocess_ping_pkg_list__unpack(NULL, len, raw);
     ck_assert_ptr_nonnull(ka);
@@ -1002,7 +1111,7 @@ START_TEST(test_profiling_data)
         return;
     env_t e;
     s_env_start(&e, NULL, NULL, 4u << 20);
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     uint32_t p0 = (uint32_t)e.procs.pids[0], p1 = (uint32_t)e.procs.pids[1],
              p2 = (uint32_t)e.procs.pids[2];
     char id1[32];
@@ -1023,7 +1132,7 @@ START_TEST(test_profiling_data)
     ck_assert_uint_gt(uplink_buffer_bytes(e.up), 0);
     uint64_t wall_before = now_wall_ms();
     e.now += 5000;                               /* flush_interval */
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert_uint_eq(uplink_buffer_bytes(e.up), 0);
 
     char **names;
@@ -1104,7 +1213,7 @@ START_TEST(test_profiling_data)
     /* Same stack in a later flush: same stackId. */
     ck_assert_int_eq(s_publish_count(&e, "task-on", p0, 1), 0);
     e.now += 5000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     size_t len;
     uint8_t *raw = s_last_request(&e.fake, "collectProfilingData", &len);
     Skywalking__V3__EBPFProfilingData *d =
@@ -1124,7 +1233,7 @@ START_TEST(test_auth_token)
         return;
     env_t e;
     s_env_start(&e, "s3cret", "s3cret", 4u << 20);
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert(uplink_connected(e.up));
     ck_assert(s_metric(&e, "calls",
                        "method=\"reportProcesses\",status=\"OK\"") == 1);
@@ -1135,13 +1244,13 @@ START_TEST(test_auth_token)
     e.up = s_uplink(&e, "wrong", 4u << 20, true, e.procs.regex);
     ck_assert_ptr_nonnull(e.up);
     for (int i = 0; i < 120; i++)               /* two simulated minutes */
-        uplink_tick(e.up, e.now + (uint64_t)i * 1000);
+        s_tick(e.up, e.now + (uint64_t)i * 1000);
     ck_assert(!uplink_connected(e.up));
     ck_assert_uint_eq(s_count_lines(&e.fake, "reportProcesses.denied"), 1);
     ck_assert(s_metric(&e, "calls", "method=\"reportProcesses\","
                        "status=\"UNAUTHENTICATED\"") == 1);
     /* After the auth backoff (5 min) it tries once more. */
-    uplink_tick(e.up, e.now + 301000);
+    s_tick(e.up, e.now + 301000);
     ck_assert_uint_eq(s_count_lines(&e.fake, "reportProcesses.denied"), 2);
     s_env_stop(&e);
 }
@@ -1153,11 +1262,11 @@ START_TEST(test_oap_restart_loses_nothing)
         return;
     env_t e;
     s_env_start(&e, NULL, NULL, 4u << 20);
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     uint32_t p0 = (uint32_t)e.procs.pids[0];
     ck_assert_int_eq(s_publish_count(&e, "task-on", p0, 10), 0);
     e.now += 5000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     data_sum_t sum;
     s_sum_data(&e.fake, &sum);
     ck_assert_uint_eq(sum.dump_total, 10);
@@ -1165,13 +1274,13 @@ START_TEST(test_oap_restart_loses_nothing)
     s_fake_kill(&e.fake, SIGKILL);
     ck_assert_int_eq(s_publish_count(&e, "task-on", p0, 20), 0);
     e.now += 5000;
-    uplink_tick(e.up, e.now);                   /* fails: OAP gone */
+    s_tick(e.up, e.now);                   /* fails: OAP gone */
     ck_assert(!uplink_connected(e.up));
     ck_assert_uint_gt(uplink_buffer_bytes(e.up), 0);
     ck_assert_int_eq(s_publish_count(&e, "task-on", p0, 30), 0);
     for (int i = 0; i < 5; i++) {               /* retries back off */
         e.now += 1000;
-        uplink_tick(e.up, e.now);
+        s_tick(e.up, e.now);
     }
     ck_assert(!uplink_connected(e.up));
     uint64_t failures = (uint64_t)(
@@ -1183,7 +1292,7 @@ START_TEST(test_oap_restart_loses_nothing)
 
     ck_assert_int_eq(s_fake_start(&e.fake, NULL, 1), 0);
     e.now += 30000;                             /* past any backoff */
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert(uplink_connected(e.up));
     ck_assert(s_metric(&e, "reconnects", NULL) == 1);
     ck_assert_uint_eq(uplink_buffer_bytes(e.up), 0);
@@ -1215,7 +1324,7 @@ START_TEST(test_buffer_bound_while_down)
     env_t e;
     const uint64_t cap = 32768;
     s_env_start(&e, NULL, NULL, cap);
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     s_fake_kill(&e.fake, SIGKILL);
     uint32_t p0 = (uint32_t)e.procs.pids[0];
     const size_t published = 600;
@@ -1224,7 +1333,7 @@ START_TEST(test_buffer_bound_while_down)
         ck_assert_uint_le(uplink_buffer_bytes(e.up), cap);
         if (i % 50 == 0) {
             e.now += 5000;
-            uplink_tick(e.up, e.now);
+            s_tick(e.up, e.now);
         }
     }
     double dropped = s_metric(&e, "buffer_dropped", NULL);
@@ -1233,7 +1342,7 @@ START_TEST(test_buffer_bound_while_down)
 
     ck_assert_int_eq(s_fake_start(&e.fake, NULL, 1), 0);
     e.now += 60000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert(uplink_connected(e.up));
     data_sum_t sum;
     s_sum_data(&e.fake, &sum);
@@ -1257,7 +1366,7 @@ START_TEST(test_malformed_replies_survived)
     s_env_start(&e, NULL, NULL, 4u << 20);
     static const uint8_t garbage[] = { 0x0a, 0xff, 0xff, 0xff, 0x0f, 0x01 };
     s_write_reply(&e.fake, "queryTasks", 1, garbage, sizeof garbage);
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert(uplink_connected(e.up));
     ck_assert(s_metric(&e, "replies_invalid", NULL) == 1);
 
@@ -1289,7 +1398,7 @@ START_TEST(test_malformed_replies_survived)
     s_write_reply(&e.fake, "queryTasks", 1, cmds, len);
     free(cmds);
     e.now += 10000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert(s_metric(&e, "commands_invalid", NULL) == 4);
     ck_assert_uint_eq(s_captured.n, 1);
     arena_t *arena = arena_new(0);
@@ -1305,7 +1414,7 @@ START_TEST(test_malformed_replies_survived)
     /* A garbage process report reply and a failing status are survived. */
     s_write_reply(&e.fake, "reportProcesses", 1, garbage, sizeof garbage);
     e.now += 10000;                             /* heartbeat round 2 */
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert(s_metric(&e, "replies_invalid", NULL) >= 1);
     ck_assert(uplink_connected(e.up));
 
@@ -1319,7 +1428,7 @@ START_TEST(test_malformed_replies_survived)
     ck_assert_int_eq(s_publish_count(&e, "good", (uint32_t)e.procs.pids[0],
                                      4), 0);
     e.now += 5000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     data_sum_t sum;
     s_sum_data(&e.fake, &sum);
     ck_assert_uint_eq(sum.dump_total, 4);
@@ -1344,10 +1453,10 @@ START_TEST(test_process_events)
     exe[n] = '\0';
     wire_proc_event_t evs[] = {
         { WIRE_PROC_START, (uint32_t)e.procs.pids[0], 1, 0, 1, "test_uplink",
-          exe, cmdline, "" },
+          exe, cmdline, "", 1 },
         { WIRE_PROC_EXEC, (uint32_t)e.procs.pids[1], 1, 0, 1, "test_uplink",
-          exe, cmdline, "" },
-        { WIRE_PROC_START, 999999, 1, 0, 1, "cat", "/bin/cat", "cat x", "" },
+          exe, cmdline, "", 1 },
+        { WIRE_PROC_START, 999999, 1, 0, 1, "cat", "/bin/cat", "cat x", "", 0 },
     };
     wire_proc_events_t m;
     memset(&m, 0, sizeof m);
@@ -1360,7 +1469,7 @@ START_TEST(test_process_events)
     ck_assert_int_eq(uplink_handle(e.up, TOPIC_PROC_EVENTS, buf.data, buf.len,
                                    e.now), 0);
     ck_assert_uint_eq(uplink_process_count(e.up), 2);
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     size_t len;
     uint8_t *raw = s_last_request(&e.fake, "reportProcesses", &len);
     Skywalking__V3__EBPFProcessReportList *rep =
@@ -1372,7 +1481,7 @@ START_TEST(test_process_events)
 
     /* Exit of one: not kept alive on the next heartbeat. */
     wire_proc_event_t ex = { WIRE_PROC_EXIT, (uint32_t)e.procs.pids[0], 1, 0,
-                             2, "sleep", "", "", "" };
+                             2, "sleep", "", "", "", 0 };
     m.nevents = 1;
     m.events = &ex;
     wire_buf_reset(&buf);
@@ -1381,7 +1490,7 @@ START_TEST(test_process_events)
                                    e.now), 0);
     wire_buf_release(&buf);
     e.now += 20000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     raw = s_last_request(&e.fake, "keepAlive", &len);
     Skywalking__V3__EBPFProcessPingPkgList *ka =
         skywalking__v3__ebpfprocess_ping_pkg_list__unpack(NULL, len, raw);
@@ -1415,7 +1524,7 @@ s_tls_round(env_t *e, const char *ca, bool skip_verify)
     ck_assert_int_eq(finder_set_add(finders, &spec, err, sizeof err), 0);
     uplink_t *up = uplink_new(&o, finders, e->stats);
     ck_assert_ptr_nonnull(up);
-    uplink_tick(up, T0);
+    s_tick(up, T0);
     bool ok = uplink_connected(up) &&
               uplink_process_id(up, (uint32_t)e->procs.pids[0]) != NULL;
     uplink_destroy(&up);
@@ -1468,6 +1577,7 @@ typedef struct {
     void *ctx;
     stats_t *stats;
     bus_t *bus;
+    tu_procfeed_thread_t *feed;    /* the collector's proc.events */
 } stage_rig_t;
 
 /* 1 when the fake OAP and both binaries are there; else prints a SKIP. */
@@ -1527,6 +1637,8 @@ s_rig_start(stage_rig_t *r, const env_t *e, const char *bus_yaml,
     bus_options_t bo = { in, out, 1000, 1000, sender, NULL };
     r->bus = bus_new(r->ctx, &bo, r->stats);
     ck_assert_ptr_nonnull(r->bus);
+    r->feed = tu_procfeed_start(in, out, 300);
+    ck_assert_ptr_nonnull(r->feed);
 }
 
 /* Fails the test with the stages' logs. */
@@ -1543,6 +1655,7 @@ s_rig_fail(const stage_rig_t *r, const char *why)
 static void
 s_rig_stop(stage_rig_t *r)
 {
+    tu_procfeed_stop(&r->feed);
     ck_assert_int_eq(tu_stop(r->uplink, 10000), 0);
     tu_stop(r->broker, 5000);
     bus_destroy(&r->bus);
@@ -1705,7 +1818,7 @@ START_TEST(test_hour_of_flushes_100_processes)
         snprintf(cmd[i], sizeof cmd[i], "/usr/bin/fakeproc --id %d", i);
         evs[i] = (wire_proc_event_t){ WIRE_PROC_START, 3000000u + (uint32_t)i,
                                       1, 0, 1, "fakeproc", "/bin/sleep",
-                                      cmd[i], "" };
+                                      cmd[i], "", 1 };
     }
     wire_proc_events_t m;
     memset(&m, 0, sizeof m);
@@ -1739,7 +1852,7 @@ START_TEST(test_hour_of_flushes_100_processes)
                                              "", WIRE_TARGET_ON_CPU,
                                              1700000000000u, 0, 0, NSTACKS,
                                              stacks };
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert_uint_eq(uplink_process_count(e.up), NP);
     ck_assert_ptr_nonnull(uplink_process_id(e.up, 3000000u));
 
@@ -1753,7 +1866,7 @@ START_TEST(test_hour_of_flushes_100_processes)
             bytes0 = s_metric(&e, "bytes_sent", NULL);
         }
         e.now += 5000;
-        uplink_tick(e.up, e.now);
+        s_tick(e.up, e.now);
         ck_assert_uint_eq(uplink_buffer_bytes(e.up), 0);
     }
     long rss_late = s_rss_kb();
@@ -2038,7 +2151,7 @@ START_TEST(test_proc_ids_published)
         return;
     env_t e;
     s_env_start(&e, NULL, NULL, 4u << 20);
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert_uint_eq(s_proc_ids.count, 1);
     arena_t *arena = arena_new(0);
     wire_proc_ids_t m;
@@ -2063,12 +2176,12 @@ START_TEST(test_proc_ids_published)
 
     /* Nothing changed: nothing republished until the heartbeat. */
     e.now += 1000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     e.now += 1000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert_uint_eq(s_proc_ids.count, 1);
     e.now += 20000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert_uint_eq(s_proc_ids.count, 2);
     arena_reset(arena);
     s_decode_proc_ids(arena, &m);
@@ -2081,7 +2194,7 @@ START_TEST(test_proc_ids_published)
     waitpid(gone, NULL, 0);
     e.procs.pids[1] = -1;
     wire_proc_event_t ev = { WIRE_PROC_EXIT, (uint32_t)gone, 1, 0, 1, "x",
-                             "", "", "" };
+                             "", "", "", 0 };
     wire_proc_events_t pe;
     memset(&pe, 0, sizeof pe);
     wire_header_set(&pe.hdr, "collector/test", 1);
@@ -2094,7 +2207,7 @@ START_TEST(test_proc_ids_published)
                                    e.now), 0);
     wire_buf_release(&buf);
     e.now += 1000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert_uint_eq(s_proc_ids.count, 3);
     arena_reset(arena);
     s_decode_proc_ids(arena, &m);
@@ -2105,7 +2218,7 @@ START_TEST(test_proc_ids_published)
     /* The OAP away: the state is still published on the heartbeat. */
     s_fake_kill(&e.fake, SIGKILL);
     e.now += 20000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert_uint_eq(s_proc_ids.count, 4);
     ck_assert(s_metric(&e, "proc_ids_published", NULL) == 4);
     arena_destroy(&arena);
@@ -2144,7 +2257,7 @@ START_TEST(test_policies_query_and_update)
         return;
     env_t e;
     s_env_start(&e, NULL, NULL, 4u << 20);
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     Skywalking__V3__ContinuousProfilingPolicyQuery *q = s_last_policy_query(&e);
     ck_assert_uint_eq(q->n_policies, 1);        /* one service, 3 procs */
     ck_assert_str_eq(q->policies[0]->servicename, "svc-test");
@@ -2162,7 +2275,7 @@ START_TEST(test_policies_query_and_update)
     s_write_reply(&e.fake, "queryPolicies", 1, reply, len);
     free(reply);
     e.now += 10000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert_uint_eq(s_policy.count, 1);
     arena_t *arena = arena_new(0);
     wire_policy_update_t pu;
@@ -2176,7 +2289,7 @@ START_TEST(test_policies_query_and_update)
 
     /* The next query carries the UUID received. */
     e.now += 10000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     q = s_last_policy_query(&e);
     ck_assert_uint_eq(q->n_policies, 1);
     ck_assert_str_eq(q->policies[0]->uuid, "uuid-1");
@@ -2189,7 +2302,7 @@ START_TEST(test_policies_query_and_update)
     s_write_reply(&e.fake, "queryPolicies", 1, reply, len);
     free(reply);
     e.now += 10000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert(s_metric(&e, "commands_invalid", NULL) == invalid0 + 1);
     ck_assert_uint_eq(s_policy.count, 1);
     ck_assert(uplink_connected(e.up));
@@ -2202,10 +2315,10 @@ START_TEST(test_policies_query_and_update)
     free(reply);
     s_refuse_policy = true;
     e.now += 10000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     s_refuse_policy = false;
     e.now += 10000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     q = s_last_policy_query(&e);
     ck_assert_str_eq(q->policies[0]->uuid, "uuid-1");
     skywalking__v3__continuous_profiling_policy_query__free_unpacked(q, NULL);
@@ -2216,7 +2329,7 @@ START_TEST(test_policies_query_and_update)
     s_write_reply(&e.fake, "queryPolicies", 1, reply, len);
     free(reply);
     e.now += 10000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert_uint_eq(s_policy.count, 2);
     arena_reset(arena);
     ck_assert_int_eq(wire_decode_policy_update(s_policy.data, s_policy.len,
@@ -2226,7 +2339,7 @@ START_TEST(test_policies_query_and_update)
     /* Number 2 went to the document the bus refused. */
     ck_assert_uint_eq(pu.hdr.seq, 3);
     e.now += 10000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     q = s_last_policy_query(&e);
     ck_assert_str_eq(q->policies[0]->uuid, "");
     skywalking__v3__continuous_profiling_policy_query__free_unpacked(q, NULL);
@@ -2278,10 +2391,10 @@ START_TEST(test_policy_engine_restart)
     size_t len;
     uint8_t *reply = s_policy_reply(json, &len);
     s_write_reply(&e.fake, "queryPolicies", 1, reply, len);
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert_uint_eq(s_policy.count, 1);
     e.now += 10000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     s_assert_query_uuid(&e, "uuid-1");
     size_t queries = s_request_count(&e.fake, "queryPolicies");
 
@@ -2290,7 +2403,7 @@ START_TEST(test_policy_engine_restart)
     s_handle_ctl_tasks(&e, "policy-engine/0", 3);
     s_write_reply(&e.fake, "queryPolicies", 1, reply, len);
     e.now += 1000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert_uint_eq(s_request_count(&e.fake, "queryPolicies"), queries + 1);
     s_assert_query_uuid(&e, "");
     ck_assert_uint_eq(s_policy.count, 2);
@@ -2298,13 +2411,13 @@ START_TEST(test_policy_engine_restart)
     /* The same engine running on: nothing more. */
     s_handle_ctl_tasks(&e, "policy-engine/0", 4);
     e.now += 1000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert_uint_eq(s_request_count(&e.fake, "queryPolicies"), queries + 1);
 
     /* Restarted: its sequence starts over. */
     s_handle_ctl_tasks(&e, "policy-engine/0", 1);
     e.now += 1000;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     ck_assert_uint_eq(s_request_count(&e.fake, "queryPolicies"), queries + 2);
     s_assert_query_uuid(&e, "");
     free(reply);
@@ -2353,7 +2466,7 @@ START_TEST(test_trigger_report_to_task)
         return;
     env_t e;
     s_env_start(&e, NULL, NULL, 4u << 20);
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
     uint32_t pid = (uint32_t)e.procs.pids[1];
     s_write_task_reply(&e, "cont-task-1", 1);
     wire_cause_t causes[] = {
@@ -2542,7 +2655,7 @@ START_TEST(test_meters_collect_batch)
                              "inst-{{.Process.Pid}}");
     ck_assert_ptr_nonnull(e.up);
     e.now = T0;
-    uplink_tick(e.up, e.now);
+    s_tick(e.up, e.now);
 
     uint32_t p0 = (uint32_t)e.procs.pids[0], p1 = (uint32_t)e.procs.pids[1];
     wire_meter_t ms[] = {
@@ -2875,6 +2988,7 @@ s_suite(void)
     TCase *units = tcase_create("units");
     tcase_add_test(units, test_finder_templates);
     tcase_add_test(units, test_symcheck);
+    tcase_add_test(units, test_seenprocs);
     tcase_add_test(units, test_databuf_drops_oldest);
     tcase_add_test(units, test_profdata_shapes);
     tcase_add_test(units, test_commands_parse);

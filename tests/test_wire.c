@@ -422,6 +422,73 @@ START_TEST(stats_hello_proc_events_round_trip)
 }
 END_TEST
 
+/* has_symbols and the alive type: round trip; an event of 9 fields (a
+ * collector from before has_symbols) decodes with has_symbols 0; other
+ * lengths and values out of range are refused. */
+static void s_pk_event(uint32_t fields, uint64_t type, uint64_t has_symbols)
+{
+    msgpack_pack_array(&s_pk, fields);
+    msgpack_pack_uint64(&s_pk, type);
+    for (int i = 0; i < 4; i++)
+        msgpack_pack_uint64(&s_pk, 5);
+    for (int i = 0; i < 4; i++) {
+        msgpack_pack_str(&s_pk, 1);
+        msgpack_pack_str_body(&s_pk, "x", 1);
+    }
+    if (fields >= 10)
+        msgpack_pack_uint64(&s_pk, has_symbols);
+    if (fields >= 11)
+        msgpack_pack_uint64(&s_pk, 0);
+}
+
+START_TEST(proc_events_has_symbols_and_alive)
+{
+    wire_proc_event_t evs[2] = {
+        {.type = WIRE_PROC_ALIVE, .pid = 7, .comm = "burn", .exe = "/bin/burn",
+         .cmdline = "burn 1", .container_id = "c1", .has_symbols = 1},
+        {.type = WIRE_PROC_START, .pid = 8, .comm = "sleep",
+         .exe = "/bin/sleep", .cmdline = "sleep 9", .container_id = ""}};
+    wire_proc_events_t pe = {.nevents = 2, .events = evs}, peo;
+    wire_header_set(&pe.hdr, "collector/i1", 3);
+    wire_buf_reset(&s_buf);
+    ck_assert_int_eq(wire_encode_proc_events(&pe, &s_buf), 0);
+    ck_assert_int_eq(wire_decode_proc_events(s_buf.data, s_buf.len, s_arena,
+                                             &peo, s_err, sizeof s_err), 0);
+    ck_assert_uint_eq(peo.events[0].type, WIRE_PROC_ALIVE);
+    ck_assert_uint_eq(peo.events[0].has_symbols, 1);
+    ck_assert_str_eq(peo.events[0].container_id, "c1");
+    ck_assert_uint_eq(peo.events[1].has_symbols, 0);
+
+    /* An older collector's 9 fields. */
+    s_pk_begin();
+    s_pk_header(5, 1);
+    msgpack_pack_array(&s_pk, 1);
+    s_pk_event(9, WIRE_PROC_EXEC, 0);
+    ck_assert_int_eq(wire_decode_proc_events(s_sb.data, s_sb.size, s_arena,
+                                             &peo, s_err, sizeof s_err), 0);
+    ck_assert_uint_eq(peo.events[0].type, WIRE_PROC_EXEC);
+    ck_assert_uint_eq(peo.events[0].has_symbols, 0);
+    msgpack_sbuffer_destroy(&s_sb);
+
+    const struct { uint32_t fields; uint64_t type, has_symbols; } bad[] = {
+        { 8, 0, 0 }, { 11, 0, 0 }, { 10, 0, 2 }, { 10, 4, 1 },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        s_pk_begin();
+        s_pk_header(5, 1);
+        msgpack_pack_array(&s_pk, 1);
+        s_pk_event(bad[i].fields, bad[i].type, bad[i].has_symbols);
+        ck_assert_msg(wire_decode_proc_events(s_sb.data, s_sb.size, s_arena,
+                                              &peo, s_err, sizeof s_err) == -1,
+                      "case %zu accepted", i);
+        msgpack_sbuffer_destroy(&s_sb);
+    }
+    wire_proc_event_t bad_type = {.type = WIRE_PROC_EVENT_MAX + 1};
+    wire_proc_events_t pb = {.nevents = 1, .events = &bad_type};
+    ck_assert_int_eq(wire_encode_proc_events(&pb, &s_buf), -1);
+}
+END_TEST
+
 START_TEST(continuous_messages_round_trip)
 {
     wire_proc_entity_t ents[1] = {{.pid = 9, .process_id = "p-9",
@@ -760,6 +827,7 @@ int main(void)
     tcase_add_test(tc, task_set_round_trip);
     tcase_add_test(tc, profile_batch_round_trip);
     tcase_add_test(tc, stats_hello_proc_events_round_trip);
+    tcase_add_test(tc, proc_events_has_symbols_and_alive);
     tcase_add_test(tc, agg_control_messages);
     tcase_add_test(tc, continuous_messages_round_trip);
     tcase_add_test(tc, arena_limit_bounds_decoding);

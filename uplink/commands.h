@@ -1,5 +1,7 @@
 /* Reading the OAP's Commands replies. queryTasks answers with
- * EBPFProfilingTaskQuery commands (docs/protocol-facts.md); each becomes a
+ * EBPFProfilingTaskQuery commands (written by the OAP's
+ * EBPFProfilingTaskCommand, apache/skywalking apm-protocol/apm-network;
+ * arguments listed in uplink/README.md "Failures"); each becomes a
  * wire_task_t for the policy-engine, with the OAP's comma-separated
  * processIds mapped back to pids. Commands for the same TaskId (the OAP
  * sends one per process) merge into one task. A malformed command is

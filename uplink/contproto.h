@@ -1,5 +1,7 @@
 /* The protobuf shapes of continuous profiling (proto/Continuous.proto,
- * proto/Meter.proto; docs/protocol-facts.md):
+ * proto/Meter.proto; commands as the OAP's ContinuousProfilingPolicyCommand
+ * and ContinuousProfilingReportCommand write them, apache/skywalking
+ * apm-protocol/apm-network):
  *
  *   queryPolicies       ContinuousProfilingPolicyQuery -> Commands with
  *                       ContinuousProfilingPolicyQuery{ServiceWithPolicyJSON}

@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "log.h"
-#include "procfacts.h"
 
 #define K8S_KEY "process_discovery.kubernetes"
 #define K8S_ENV "ROVER_PROCESS_DISCOVERY_KUBERNETES_ANALYZER_"
@@ -289,15 +288,14 @@ k8s_disc_generation(const k8s_disc_t *self)
 
 /* ------------------------------------------------------------ matching */
 k8s_match_t
-k8s_disc_match(k8s_disc_t *self, const char *proc_root,
+k8s_disc_match(k8s_disc_t *self, const char *container_id,
                const finder_proc_t *p, const finder_env_t *env,
                proc_entity_t *entity, k8s_identity_t *id)
 {
     memset(id, 0, sizeof *id);
-    if (procfacts_container_id(proc_root, p->pid, id->container_id,
-                               sizeof id->container_id) != 0 ||
-        !id->container_id[0])
+    if (!container_id || !*container_id)
         return K8S_HOST;
+    snprintf(id->container_id, sizeof id->container_id, "%s", container_id);
     size_t c = 0;
     const k8s_pod_t *pod = k8s_meta_find(self->meta, id->container_id, &c);
     if (!pod)

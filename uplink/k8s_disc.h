@@ -56,10 +56,11 @@ typedef enum {
     K8S_MATCHED                /* entity and identity filled */
 } k8s_match_t;
 
-/* Looks pid up through proc_root/PID/cgroup and, in a known pod, runs the
- * analyzers; on K8S_MATCHED the entity is to be cleared with
+/* Finds the pod running container_id (from proc.events: the collector
+ * read /proc/PID/cgroup; "" = a host process) and, in a known pod, runs
+ * the analyzers; on K8S_MATCHED the entity is to be cleared with
  * proc_entity_clear. */
-k8s_match_t k8s_disc_match(k8s_disc_t *self, const char *proc_root,
+k8s_match_t k8s_disc_match(k8s_disc_t *self, const char *container_id,
                            const finder_proc_t *p, const finder_env_t *env,
                            proc_entity_t *entity, k8s_identity_t *id);
 

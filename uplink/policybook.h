@@ -2,7 +2,7 @@
  * -> the policy UUID the OAP last sent for it ("" until one arrives).
  * queryPolicies carries one (service, UUID) pair per service the agent
  * has processes for, so the OAP answers only for services whose policy
- * changed (docs/protocol-facts.md, ContinuousProfilingPolicyQuery).
+ * changed (ContinuousProfilingPolicyQuery in proto/Continuous.proto).
  *
  * The book only reads a ServiceWithPolicyJSON document as far as it needs
  * to learn ServiceName -> UUID; the policy engine validates the policies

@@ -70,7 +70,7 @@ s_metrics(uplink_t *self)
         "container tables published on k8s.containers");
     self->m_k8s_unknown = stats_counter(
         st, "k8s_unknown_container", NULL,
-        "scanned processes in a container no known pod runs (not reported "
+        "known processes in a container no known pod runs (not reported "
         "until the API names it)");
 }
 
@@ -109,17 +109,9 @@ uplink_new(const uplink_options_t *opts, finder_set_t *finders,
     o->key_path = s_keep(self, 3, opts->key_path);
     o->auth_token = s_keep(self, 4, opts->auth_token);
     o->agent_id = s_keep(self, 5, opts->agent_id);
-    o->proc_root = s_keep(self, 6, opts->proc_root ? opts->proc_root
-                                                   : "/proc");
-    /* symbolizer.debug_dirs is colon separated: the first root is the
-     * one build-id paths live under. */
-    const char *dd = opts->debug_dir ? opts->debug_dir : "";
-    char first[512];
-    snprintf(first, sizeof first, "%.*s", (int)strcspn(dd, ":"), dd);
-    o->debug_dir = s_keep(self, 7, first);
-    o->node_name = s_keep(self, 8, opts->node_name && *opts->node_name
+    o->node_name = s_keep(self, 6, opts->node_name && *opts->node_name
                                        ? opts->node_name : "");
-    for (size_t i = 0; i <= 8; i++)
+    for (size_t i = 0; i <= 6; i++)
         if (!self->strings[i])
             goto fail;
     if (!o->report_period)
@@ -133,8 +125,8 @@ uplink_new(const uplink_options_t *opts, finder_set_t *finders,
         snprintf(self->host_name, sizeof self->host_name, "localhost");
     self->host_name[sizeof self->host_name - 1] = '\0';
     if (!*o->node_name) {
-        free(self->strings[8]);
-        o->node_name = s_keep(self, 8, self->host_name);
+        free(self->strings[6]);
+        o->node_name = s_keep(self, 6, self->host_name);
         if (!o->node_name)
             goto fail;
     }
@@ -154,7 +146,7 @@ uplink_new(const uplink_options_t *opts, finder_set_t *finders,
         !(self->procs = proc_table_new(UPLINK_MAX_PROCS)) ||
         !(self->buf = databuf_new(o->buffer_size)) ||
         !(self->book = policy_book_new(UPLINK_MAX_SERVICES)) ||
-        !(self->symcheck = symcheck_new(o->debug_dir)))
+        !(self->seen = seen_procs_new(UPLINK_MAX_PROCS)))
         goto fail;
     if (*o->addr) {
         oap_conn_options_t co = { o->addr, o->tls, o->ca_path, o->cert_path,
@@ -187,7 +179,7 @@ uplink_destroy(uplink_t **self_p)
     uplink_t *self = *self_p;
     oap_conn_destroy(&self->conn);
     k8s_disc_destroy(&self->k8s);
-    symcheck_destroy(&self->symcheck);
+    seen_procs_destroy(&self->seen);
     proc_table_destroy(&self->procs);
     databuf_destroy(&self->buf);
     policy_book_destroy(&self->book);
@@ -446,15 +438,14 @@ uplink_k8s_tick(uplink_t *self, uint64_t now_ms)
         s_publish_k8s(self);
     }
     /* A pod table change can name processes already running (the runtime
-     * starts a container before the API shows its id): look at /proc
-     * again and report them at once. */
+     * starts a container before the API shows its id): match the known
+     * processes again and report them at once. */
     if (self->conn && self->started && gen != self->k8s_gen_scanned &&
         now_ms >= self->next_k8s_rescan) {
         self->k8s_gen_scanned = gen;
         self->next_k8s_rescan = now_ms + UPLINK_K8S_RESCAN_MS;
         self->now = now_ms;
-        if (self->opts.scan_proc)
-            uplink_processes_scan(self);
+        uplink_processes_scan(self);
         self->next_quick_report = now_ms;
     }
 }
@@ -467,7 +458,7 @@ uplink_tick(uplink_t *self, uint64_t now_ms)
         return;
     if (!self->started) {
         self->started = true;
-        /* The first heartbeat, right now, scans /proc and reports. */
+        /* The first heartbeat, right now, reports what proc.events told. */
         self->next_heartbeat = now_ms;
         self->next_check = now_ms;
         self->next_policy = now_ms;

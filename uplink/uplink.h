@@ -1,6 +1,8 @@
 /* The uplink's logic, independent of the bus and the clock so tests can
  * drive it in-process and simulate hours of flushes: processes in
- * (proc.events + /proc), tasks out (task.request), profiles in
+ * (proc.events only: the uplink reads neither /proc nor binaries, so it
+ * runs without the host PID namespace or capabilities), tasks out
+ * (task.request), profiles in
  * (agg.profile), and the OAP conversation (report/keepAlive, queryTasks,
  * collectProfilingData, queryPolicies) paced by uplink_tick(). Continuous
  * profiling: process entities out (proc.ids), policies out
@@ -51,9 +53,10 @@ typedef struct {
     uint64_t auth_backoff_ms;      /* wait after UNAUTHENTICATED (5 min) */
 
     const char *agent_id;          /* "" = hostname-pid */
-    const char *proc_root;         /* "/proc" */
-    bool scan_proc;                /* scan proc_root at start + heartbeat */
-    const char *debug_dir;         /* separate debug files root */
+    /* A process no proc.events message named for this long is forgotten
+     * (the collector republishes every live one each
+     * collector.proc_republish_interval; 3 of them); 0 = never. */
+    uint64_t proc_stale_ms;
     /* Kubernetes discovery (NULL: off); owned by the uplink once
      * uplink_new was called. */
     k8s_disc_t *k8s;
@@ -96,7 +99,7 @@ void uplink_tick(uplink_t *self, uint64_t now_ms);
 
 /* Kubernetes discovery, every K8S tick (200 ms): moves API bytes,
  * publishes "k8s.containers" on change and every 5 s, and when the pod
- * table changed has the next uplink_tick rescan /proc. Works without an
+ * table changed matches the known processes again. Works without an
  * OAP. */
 void uplink_k8s_tick(uplink_t *self, uint64_t now_ms);
 

@@ -14,7 +14,7 @@
 #include "oap_conn.h"
 #include "policybook.h"
 #include "proctable.h"
-#include "symcheck.h"
+#include "seenprocs.h"
 
 #define M_REPORT    "/skywalking.v3.EBPFProcessService/reportProcesses"
 #define M_KEEPALIVE "/skywalking.v3.EBPFProcessService/keepAlive"
@@ -47,7 +47,7 @@
 
 struct uplink {
     uplink_options_t opts;
-    char *strings[12];             /* owned copies behind opts */
+    char *strings[8];              /* owned copies behind opts */
     stats_t *stats;
     finder_set_t *finders;
     finder_env_t env;
@@ -56,7 +56,7 @@ struct uplink {
     char host_ip[64];
 
     oap_conn_t *conn;              /* NULL when idle */
-    symcheck_t *symcheck;
+    seen_procs_t *seen;            /* proc.events facts of every process */
     proc_table_t *procs;
     databuf_t *buf;
     arena_t *arena;                /* uplink_handle's decoded messages */
@@ -123,7 +123,9 @@ void uplink_count_drop(uplink_t *self, const char *what,
 /* Heartbeat (scan, report, keepAlive) or quick report, when due. 0, or
  * -1 when the OAP went away. */
 int uplink_processes_call(uplink_t *self);
-/* Rescans proc_root; processes not seen are marked exited. */
+/* Matches every process proc.events told us of again (heartbeat, pod
+ * table change); forgets stale facts; reported processes without facts
+ * are marked exited. */
 void uplink_processes_scan(uplink_t *self);
 void uplink_processes_take_events(uplink_t *self,
                                   const wire_proc_events_t *m);

@@ -22,9 +22,7 @@ uplink_options_defaults(uplink_options_t *o)
     o->max_backoff_ms = 30000;
     o->auth_backoff_ms = 300000;
     o->agent_id = "";
-    o->proc_root = "/proc";
-    o->scan_proc = true;
-    o->debug_dir = "/usr/lib/debug";
+    o->proc_stale_ms = 30000;
 }
 
 static const char *
@@ -84,7 +82,10 @@ uplink_options_from_config(uplink_options_t *o, finder_set_t *finders,
     o->check_ms = config_duration_ms(cfg, "profiling.check_interval");
     o->flush_ms = config_duration_ms(cfg, "profiling.flush_interval");
     o->agent_id = config_str(cfg, "uplink.agent_id");
-    o->debug_dir = config_str(cfg, "symbolizer.debug_dirs");
+    /* Three republications of the collector, so one lost message does
+     * not make a live process look gone. */
+    o->proc_stale_ms = 3 * config_duration_ms(
+        cfg, "collector.proc_republish_interval");
 
     if (period < 1 || period > 1000000) {
         snprintf(err, errlen, "config key process_discovery."

@@ -1,6 +1,7 @@
-/* The processes protocol: the process table learnt from /proc and
- * proc.events, reported with EBPFProcessService reportProcesses and kept
- * alive with keepAlive (uplink/README.md). */
+/* The processes protocol: the process table learnt from proc.events
+ * (the collector reads /proc and the binaries; we do not), reported with
+ * EBPFProcessService reportProcesses and kept alive with keepAlive
+ * (uplink/README.md). */
 #include "uplink_internal.h"
 
 #include <stdio.h>
@@ -8,19 +9,18 @@
 #include <string.h>
 
 #include "Process.pb-c.h"
-#include "procscan.h"
 
 /* Kubernetes first (a process in a known pod is a k8sProcess, in a
  * container no known pod runs it waits), then the host finders. 1 when
  * entity (and *k8s) were filled, 0 when the process is not reported. */
 static int
-s_identify(uplink_t *self, const finder_proc_t *fp, proc_entity_t *entity,
-           k8s_identity_t *k8s, bool *in_pod)
+s_identify(uplink_t *self, const finder_proc_t *fp, const char *container_id,
+           proc_entity_t *entity, k8s_identity_t *k8s, bool *in_pod)
 {
     *in_pod = false;
     if (self->k8s) {
-        switch (k8s_disc_match(self->k8s, self->opts.proc_root, fp,
-                               &self->env, entity, k8s)) {
+        switch (k8s_disc_match(self->k8s, container_id, fp, &self->env,
+                               entity, k8s)) {
         case K8S_MATCHED:
             *in_pod = true;
             return 1;
@@ -46,28 +46,28 @@ s_same_identity(const proc_entry_t *e, const proc_entity_t *entity,
 }
 
 static void
-s_learn(uplink_t *self, const procscan_info_t *info)
+s_learn(uplink_t *self, const seen_proc_t *f)
 {
-    proc_entry_t *old = proc_table_get(self->procs, info->pid);
+    proc_entry_t *old = proc_table_get(self->procs, f->pid);
     uint64_t k8s_gen = self->k8s ? k8s_disc_generation(self->k8s) : 0;
-    if (old && !old->exited && !strcmp(old->cmdline, info->cmdline) &&
-        (!*info->exe || !strcmp(old->exe, info->exe)) &&
+    if (old && !old->exited && !strcmp(old->cmdline, f->cmdline) &&
+        (!*f->exe || !strcmp(old->exe, f->exe)) &&
         old->k8s_gen == k8s_gen) {
         old->seen_scan = self->scan_gen;
         return;
     }
-    finder_proc_t fp = { info->pid, info->exe, info->cmdline, info->comm,
-                         NULL };
+    finder_proc_t fp = { f->pid, f->exe, f->cmdline, f->comm, NULL };
     proc_entity_t entity;
     k8s_identity_t *k8s = calloc(1, sizeof *k8s);
     bool in_pod = false;
-    if (!k8s || !s_identify(self, &fp, &entity, k8s, &in_pod)) {
+    if (!k8s ||
+        !s_identify(self, &fp, f->container_id, &entity, k8s, &in_pod)) {
         if (old)
-            proc_table_remove(self->procs, info->pid);
+            proc_table_remove(self->procs, f->pid);
         free(k8s);
         return;
     }
-    if (old && !old->exited && !strcmp(old->cmdline, info->cmdline) &&
+    if (old && !old->exited && !strcmp(old->cmdline, f->cmdline) &&
         s_same_identity(old, &entity, k8s, in_pod)) {
         /* The pod table changed, but not for this process: keep its
          * OAP id rather than reporting it anew. */
@@ -77,19 +77,15 @@ s_learn(uplink_t *self, const procscan_info_t *info)
         free(k8s);
         return;
     }
-    char path[64];
-    snprintf(path, sizeof path, "%s/%u/exe", self->opts.proc_root, info->pid);
-    bool support = symcheck_has_symbols(self->symcheck, path) ||
-                   (*info->exe && symcheck_has_symbols(self->symcheck,
-                                                       info->exe));
-    proc_entry_t *e = proc_entry_new(info->pid, info->exe, info->cmdline,
-                                     info->comm, &entity);
+    proc_entry_t *e = proc_entry_new(f->pid, f->exe, f->cmdline, f->comm,
+                                     &entity);
     if (!e) {
         stats_inc(self->m_procs_dropped);
         free(k8s);
         return;
     }
-    e->support_ebpf = support;
+    /* The collector checked the binary (proc.events has_symbols). */
+    e->support_ebpf = f->has_symbols;
     e->seen_scan = self->scan_gen;
     e->k8s_gen = k8s_gen;
     int k8s_rc = proc_entry_set_k8s(e, in_pod ? k8s : NULL);
@@ -102,29 +98,22 @@ s_learn(uplink_t *self, const procscan_info_t *info)
     if (proc_table_put(self->procs, e) != 0) {
         stats_inc(self->m_procs_dropped);
         log_warn_rl(&self->rl_input, "uplink: more than %d processes; "
-                    "pid %u not reported", UPLINK_MAX_PROCS, info->pid);
+                    "pid %u not reported", UPLINK_MAX_PROCS, f->pid);
     }
-}
-
-static int
-s_scan_one(void *arg, uint32_t pid)
-{
-    uplink_t *self = arg;
-    procscan_info_t *info = malloc(sizeof *info);
-    if (!info)
-        return 0;
-    if (procscan_read(self->opts.proc_root, pid, info) == 0)
-        s_learn(self, info);
-    free(info);
-    return 0;
 }
 
 void
 uplink_processes_scan(uplink_t *self)
 {
     self->scan_gen++;
-    if (procscan_each(self->opts.proc_root, s_scan_one, self) == 0)
-        return;        /* /proc unreadable: keep what events told us */
+    /* Facts the collector has not republished for a while belong to
+     * processes whose exit we missed. */
+    if (self->opts.proc_stale_ms && self->now > self->opts.proc_stale_ms)
+        seen_procs_expire(self->seen, self->now - self->opts.proc_stale_ms);
+    size_t cursor = 0;
+    const seen_proc_t *f;
+    while ((f = seen_procs_next(self->seen, &cursor)))
+        s_learn(self, f);
     proc_iter_t it = { 0, NULL };
     proc_entry_t *e;
     while ((e = proc_table_next(self->procs, &it))) {
@@ -259,8 +248,9 @@ s_report(uplink_t *self, bool all)
             batch[n] = e;
             s_entity_pb(&e->entity, &ents[n]);
             snprintf(pids[n], sizeof pids[n], "%u", e->pid);
-            /* The properties the OAP and its UI read (protocol-facts.md);
-             * a pod's process adds where it runs. */
+            /* The properties the OAP and its UI read (the reference
+             * agent, SkyWalking Rover, sends the same); a pod's process
+             * adds where it runs. */
             const k8s_identity_t *pod = e->k8s;
             const char *keys[NPROPS] = { "host_ip", "pid", "command_line",
                                          "support_ebpf_profiling",
@@ -430,8 +420,7 @@ uplink_processes_call(uplink_t *self)
         if (heartbeat) {
             self->round++;
             self->next_heartbeat = now + self->opts.heartbeat_ms;
-            if (self->opts.scan_proc)
-                uplink_processes_scan(self);
+            uplink_processes_scan(self);
             s_expire_exited(self);
         }
         bool all = self->full_report_due ||
@@ -455,12 +444,10 @@ uplink_processes_call(uplink_t *self)
 void
 uplink_processes_take_events(uplink_t *self, const wire_proc_events_t *m)
 {
-    procscan_info_t *info = malloc(sizeof *info);
-    if (!info)
-        return;
     for (uint32_t i = 0; i < m->nevents; i++) {
         const wire_proc_event_t *ev = &m->events[i];
         if (ev->type == WIRE_PROC_EXIT) {
+            seen_procs_remove(self->seen, ev->pid);
             proc_entry_t *e = proc_table_get(self->procs, ev->pid);
             if (e && !e->exited) {
                 e->exited = true;
@@ -470,14 +457,15 @@ uplink_processes_take_events(uplink_t *self, const wire_proc_events_t *m)
         }
         if (!ev->cmdline || !*ev->cmdline)
             continue;          /* kernel thread or not readable */
-        memset(info, 0, sizeof *info);
-        info->pid = ev->pid;
-        snprintf(info->exe, sizeof info->exe, "%s", ev->exe ? ev->exe : "");
-        snprintf(info->cmdline, sizeof info->cmdline, "%s", ev->cmdline);
-        snprintf(info->comm, sizeof info->comm, "%s",
-                 ev->comm ? ev->comm : "");
-        s_learn(self, info);
+        const seen_proc_t *f = seen_procs_put(self->seen, ev, self->now);
+        if (!f) {
+            stats_inc(self->m_procs_dropped);
+            log_warn_rl(&self->rl_input, "uplink: more than %d processes "
+                        "(or out of memory); pid %u not tracked",
+                        UPLINK_MAX_PROCS, ev->pid);
+            continue;
+        }
+        s_learn(self, f);
     }
-    free(info);
     stats_set(self->m_processes, (double)proc_table_count(self->procs));
 }

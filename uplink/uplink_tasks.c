@@ -6,6 +6,7 @@
 
 #include "Profiling.pb-c.h"
 #include "commands.h"
+#include "names.h"
 
 static uint32_t
 s_pid_of(void *arg, const char *process_id)
@@ -39,10 +40,7 @@ uplink_tasks_publish(uplink_t *self, const wire_task_t *tasks, uint32_t ntasks)
     }
     for (uint32_t i = 0; i < ntasks; i++)
         log_info("uplink: task %s (%s, %s, %u process(es)) from the OAP",
-                 tasks[i].task_id,
-                 tasks[i].target == WIRE_TARGET_ON_CPU ? "ON_CPU" :
-                 tasks[i].target == WIRE_TARGET_OFF_CPU ? "OFF_CPU" :
-                 "NETWORK",
+                 tasks[i].task_id, names_target(tasks[i].target),
                  tasks[i].trigger == WIRE_TRIGGER_CONTINUOUS ? "continuous"
                                                              : "fixed time",
                  tasks[i].npids);

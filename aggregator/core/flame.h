@@ -1,7 +1,8 @@
 /* Flame trees: a root, then one child per distinct frame sequence. Values
  * are kept in nanoseconds (CPU time on-CPU, blocked time off-CPU) and in
  * counts (samples, or context switches), so the API can answer in
- * microseconds (seed 004) and in dump counts (seed 001) from one tree.
+ * microseconds (DeepFlow's ProfileTracing) and in dump counts
+ * (SkyWalking's EBPFProfilingTree) from one tree.
  *
  * Children are found through one tree-wide hash keyed by (parent, name,
  * type) for O(1) lookup while merging, and kept in a sibling list for

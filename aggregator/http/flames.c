@@ -1,6 +1,7 @@
-/* Endpoints that answer with a flame tree: DeepFlow ProfileTracing (seed
- * 004), SkyWalking's analysed tree (seed 001), folded stacks, pprof and
- * the SVG flame graph. */
+/* Endpoints that answer with a flame tree: DeepFlow's ProfileTracing
+ * (its profiling query API), SkyWalking's analysed tree (EBPFProfilingTree
+ * of its GraphQL query protocol), folded stacks, pprof and the SVG flame
+ * graph. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

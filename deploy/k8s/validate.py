@@ -55,9 +55,11 @@ STAGE_CAPS = {
     "symbolizer": {"SYS_PTRACE", "DAC_READ_SEARCH", "SYSLOG"},
     "aggregator": set(),
     "policy": set(),
-    "uplink": {"SYS_PTRACE", "DAC_READ_SEARCH"},
+    # Process facts come on proc.events: the stage that talks to the
+    # network reads no /proc entry and no binary.
+    "uplink": set(),
 }
-HOST_PID_STAGES = {"collector", "symbolizer", "policy", "uplink"}
+HOST_PID_STAGES = {"collector", "symbolizer", "policy"}
 CONFIG_PORT_KEY = {
     "broker": "broker", "collector": "collector", "symbolizer": "symbolizer",
     "aggregator": "aggregator", "policy": "policy", "uplink": "uplink",

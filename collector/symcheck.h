@@ -7,8 +7,8 @@
  * function, or a separate debug file is installed (by build-id under
  * <debug_dir>/.build-id/, or by .gnu_debuglink). Answers are cached by
  * device and inode, bounded. */
-#ifndef SKYPROF_UPLINK_SYMCHECK_H
-#define SKYPROF_UPLINK_SYMCHECK_H
+#ifndef SKYPROF_COLLECTOR_SYMCHECK_H
+#define SKYPROF_COLLECTOR_SYMCHECK_H
 
 #include <stdbool.h>
 
