@@ -29,7 +29,7 @@ typedef struct {
     stats_metric_t *bytes_forwarded;
     stats_metric_t *subscriptions;
     stats_metric_t *errors;
-} broker_t;
+} broker_main_t;
 
 static const stage_desc_t s_desc = {
     .name = "broker",
@@ -40,7 +40,7 @@ static const stage_desc_t s_desc = {
 };
 
 /* Moves one whole multipart message from one socket to the other. */
-static int s_forward(broker_t *self, void *from, void *to, int count_data)
+static int s_forward(broker_main_t *self, void *from, void *to, int count_data)
 {
     for (;;) {
         zmq_msg_t part;
@@ -69,7 +69,7 @@ static int s_forward(broker_t *self, void *from, void *to, int count_data)
 
 static int s_on_xsub(loop_t *loop, void *socket, void *arg)
 {
-    broker_t *self = arg;
+    broker_main_t *self = arg;
     /* Bounded batch per wakeup so subscriptions are not starved. */
     for (int i = 0; i < 1024; i++)
         if (s_forward(self, self->xsub, self->xpub, 1) <= 0)
@@ -79,7 +79,7 @@ static int s_on_xsub(loop_t *loop, void *socket, void *arg)
 
 static int s_on_xpub(loop_t *loop, void *socket, void *arg)
 {
-    broker_t *self = arg;
+    broker_main_t *self = arg;
     for (int i = 0; i < 1024; i++)
         if (s_forward(self, self->xpub, self->xsub, 0) <= 0)
             break;
@@ -88,7 +88,7 @@ static int s_on_xpub(loop_t *loop, void *socket, void *arg)
 
 static int s_on_zap(loop_t *loop, void *socket, void *arg)
 {
-    broker_t *self = arg;
+    broker_main_t *self = arg;
     (void)loop;
     (void)socket;
     bus_zap_handle(self->zap);  /* failures are logged */
@@ -124,7 +124,7 @@ static void *s_bind(void *ctx, int type, const char *endpoint, int hwm,
 int main(int argc, char **argv)
 {
     int rc = 1;
-    broker_t self = {0};
+    broker_main_t self = {0};
     self.stage = stage_new(&s_desc, argc, argv, &rc);
     if (!self.stage)
         return rc;

@@ -57,11 +57,11 @@ typedef struct {
     stats_metric_t *policy_errors;
     entity_t *entities;              /* CONT_MAX_PROCS, from proc.ids */
     size_t nentities;
-} policy_t;
+} policy_main_t;
 
 static const char *s_service_of(uint32_t pid, void *arg)
 {
-    policy_t *self = arg;
+    policy_main_t *self = arg;
     for (size_t i = 0; i < self->nentities; i++)
         if (self->entities[i].pid == pid)
             return self->entities[i].service;
@@ -82,7 +82,7 @@ static const stage_desc_t s_desc = {
         "        id: my-task        # optional",
 };
 
-static int s_publish(policy_t *self)
+static int s_publish(policy_main_t *self)
 {
     const wire_task_t *tasks;
     size_t n = taskset_snapshot(self->tasks, &tasks);
@@ -106,7 +106,7 @@ static int s_pid_alive(uint32_t pid, void *arg)
     return procfacts_alive(NULL, pid);
 }
 
-static void s_offer(policy_t *self, const wire_task_t *t)
+static void s_offer(policy_main_t *self, const wire_task_t *t)
 {
     enum taskset_offer_result r = taskset_offer(self->tasks, t, now_wall_ms());
     stats_inc(self->offered[r]);
@@ -121,7 +121,7 @@ static void s_offer(policy_t *self, const wire_task_t *t)
 
 static int s_on_timer(loop_t *loop, void *arg)
 {
-    policy_t *self = arg;
+    policy_main_t *self = arg;
     size_t ended = taskset_expire(self->tasks, now_wall_ms());
     ended += taskset_prune(self->tasks, s_pid_alive, NULL);
     stats_add(self->ended, ended);
@@ -131,7 +131,7 @@ static int s_on_timer(loop_t *loop, void *arg)
 /* The bus's handlers: each message decoded, its sequence noted. */
 static int s_on_task_request(void *arg, const msg_decoded_t *m)
 {
-    policy_t *self = arg;
+    policy_main_t *self = arg;
     const wire_task_set_t *req = m->body;
     for (uint32_t i = 0; i < req->ntasks; i++)
         s_offer(self, &req->tasks[i]);
@@ -140,7 +140,7 @@ static int s_on_task_request(void *arg, const msg_decoded_t *m)
 
 static int s_on_proc_events(void *arg, const msg_decoded_t *m)
 {
-    policy_t *self = arg;
+    policy_main_t *self = arg;
     const wire_proc_events_t *ev = m->body;
     for (uint32_t i = 0; i < ev->nevents; i++)
         if (ev->events[i].type == WIRE_PROC_EXIT)
@@ -151,7 +151,7 @@ static int s_on_proc_events(void *arg, const msg_decoded_t *m)
 
 static int s_on_policy_update(void *arg, const msg_decoded_t *msg)
 {
-    policy_t *self = arg;
+    policy_main_t *self = arg;
     const wire_policy_update_t *m = msg->body;
     char err[256];
     if (continuous_apply_json(self->cont, m->json, strlen(m->json), err,
@@ -168,7 +168,7 @@ static int s_on_policy_update(void *arg, const msg_decoded_t *msg)
 
 static int s_on_proc_ids(void *arg, const msg_decoded_t *msg)
 {
-    policy_t *self = arg;
+    policy_main_t *self = arg;
     const wire_proc_ids_t *m = msg->body;
     size_t n = 0;
     for (uint32_t i = 0; i < m->nentities && n < CONT_MAX_PROCS; i++) {
@@ -183,14 +183,14 @@ static int s_on_proc_ids(void *arg, const msg_decoded_t *msg)
 
 static int s_on_bus(loop_t *loop, void *socket, void *arg)
 {
-    policy_t *self = arg;
+    policy_main_t *self = arg;
     bus_dispatch(self->stage->bus, 256);
     if (taskset_generation(self->tasks) != self->published_generation)
         return s_publish(self);
     return 0;
 }
 
-static meter_set_t *s_meters_for(policy_t *self, uint32_t pid,
+static meter_set_t *s_meters_for(policy_main_t *self, uint32_t pid,
                                  const char *name)
 {
     for (size_t i = 0; i < self->nmeters; i++)
@@ -219,7 +219,7 @@ static meter_set_t *s_meters_for(policy_t *self, uint32_t pid,
 }
 
 /* The same values for the uplink's MeterReportService. */
-static void s_publish_meters(policy_t *self, const cont_reading_t *rs, size_t n)
+static void s_publish_meters(policy_main_t *self, const cont_reading_t *rs, size_t n)
 {
     if (!self->oap_mode || !n)
         return;
@@ -257,7 +257,7 @@ cleanup:
  * the slots and the meters. */
 static int s_on_fetch(loop_t *loop, void *arg)
 {
-    policy_t *self = arg;
+    policy_main_t *self = arg;
     self->fetch_round++;
     size_t n = monitor_read(self->monitor, self->cont, s_service_of, self,
                             now_mono_ns(), self->readings, CONT_MAX_PROCS);
@@ -294,7 +294,7 @@ static int s_on_fetch(loop_t *loop, void *arg)
 
 /* With an OAP, the uplink reports the trigger and brings back the task the
  * OAP names (through task.request). */
-static void s_publish_trigger(policy_t *self, const cont_trigger_t *t)
+static void s_publish_trigger(policy_main_t *self, const cont_trigger_t *t)
 {
     wire_cause_t causes[MONITOR_COUNT];
     for (uint32_t c = 0; c < t->ncauses; c++)
@@ -314,7 +314,7 @@ static void s_publish_trigger(policy_t *self, const cont_trigger_t *t)
  * reportProfilingTask, which the uplink will obtain. */
 static int s_on_check(loop_t *loop, void *arg)
 {
-    policy_t *self = arg;
+    policy_main_t *self = arg;
     cont_trigger_t trig[16];
     uint64_t now = now_wall_ms();
     size_t n = continuous_check(self->cont, now, trig, 16);
@@ -366,7 +366,7 @@ static int s_parse_target(const char *s)
 
 /* policy.tasks[i].{id,pid,pids[j],target,duration}: validated at start,
  * like every other key, before anything is published. */
-static int s_load_local_tasks(policy_t *self)
+static int s_load_local_tasks(policy_main_t *self)
 {
     const config_t *cfg = self->stage->cfg;
     size_t n = config_list_len(cfg, "policy.tasks");
@@ -440,7 +440,7 @@ static int s_load_local_tasks(policy_t *self)
 int main(int argc, char **argv)
 {
     int rc = 1;
-    policy_t self = {0};
+    policy_main_t self = {0};
     self.stage = stage_new(&s_desc, argc, argv, &rc);
     if (!self.stage)
         return rc;

@@ -44,7 +44,7 @@ typedef struct {
     stats_metric_t *files_refused;
     symbolizer_stats_t last;  /* symbolizer stats already added */
     shard_t *shard;           /* which pid buckets this replica takes */
-} symd_t;
+} symbolizer_main_t;
 
 static const stage_desc_t s_desc = {
     .name = "symbolizer",
@@ -61,7 +61,7 @@ static const stage_desc_t s_desc = {
 
 /* Moves the symbolizer's own counters into the stage's metrics. */
 static void
-s_sync_stats(symd_t *self)
+s_sync_stats(symbolizer_main_t *self)
 {
     symbolizer_stats_t now;
     symbolizer_get_stats(self->sym, &now);
@@ -89,7 +89,7 @@ s_sync_stats(symd_t *self)
 static int
 s_on_raw(void *arg, const msg_decoded_t *m)
 {
-    symd_t *self = arg;
+    symbolizer_main_t *self = arg;
     const wire_raw_batch_t *raw = m->body;
     wire_sym_batch_t sym;
     symbatch_counts_t counts;
@@ -128,7 +128,7 @@ cleanup:
 static int
 s_on_bus(loop_t *loop, void *socket, void *arg)
 {
-    symd_t *self = arg;
+    symbolizer_main_t *self = arg;
     (void)loop;
     (void)socket;
     bus_dispatch(self->stage->bus, BATCHES_PER_WAKEUP);
@@ -140,7 +140,7 @@ s_on_bus(loop_t *loop, void *socket, void *arg)
 static int
 s_on_tick(loop_t *loop, void *arg)
 {
-    symd_t *self = arg;
+    symbolizer_main_t *self = arg;
     s_sync_stats(self);
     if (loop_take_reload(loop)) {
         log_info("SIGHUP: kernel symbols will be re-read");
@@ -150,7 +150,7 @@ s_on_tick(loop_t *loop, void *arg)
 }
 
 static void
-s_metrics(symd_t *self)
+s_metrics(symbolizer_main_t *self)
 {
     stats_t *st = self->stage->stats;
     self->batches_in = stats_counter(st, "batches_in", "",
@@ -194,7 +194,7 @@ int
 main(int argc, char **argv)
 {
     int rc = 1;
-    symd_t self;
+    symbolizer_main_t self;
     memset(&self, 0, sizeof(self));
     self.rl_encode = (log_ratelimit_t)LOG_RATELIMIT_INIT(5, 10000);
 

@@ -25,7 +25,7 @@
 typedef struct {
     stage_t *stage;
     uplink_t *uplink;
-} s_main_t;
+} uplink_main_t;
 
 static const stage_desc_t s_desc = {
     .name = "uplink",
@@ -55,7 +55,7 @@ static const stage_desc_t s_desc = {
 static int
 s_publish(void *arg, msg_id_t id, void *body)
 {
-    s_main_t *self = arg;
+    uplink_main_t *self = arg;
     return bus_send(self->stage->bus, id, body);
 }
 
@@ -63,14 +63,14 @@ s_publish(void *arg, msg_id_t id, void *body)
 static int
 s_on_msg(void *arg, const msg_decoded_t *m)
 {
-    s_main_t *self = arg;
+    uplink_main_t *self = arg;
     return uplink_on_msg(self->uplink, m, now_mono_ms());
 }
 
 static int
 s_on_bus(loop_t *loop, void *socket, void *arg)
 {
-    s_main_t *self = arg;
+    uplink_main_t *self = arg;
     /* Bounded per wakeup so a flood cannot starve the OAP schedule. */
     bus_dispatch(self->stage->bus, 256);
     return 0;
@@ -79,7 +79,7 @@ s_on_bus(loop_t *loop, void *socket, void *arg)
 static int
 s_on_k8s_tick(loop_t *loop, void *arg)
 {
-    s_main_t *self = arg;
+    uplink_main_t *self = arg;
     uplink_k8s_tick(self->uplink, now_mono_ms());
     return 0;
 }
@@ -87,7 +87,7 @@ s_on_k8s_tick(loop_t *loop, void *arg)
 static int
 s_on_tick(loop_t *loop, void *arg)
 {
-    s_main_t *self = arg;
+    uplink_main_t *self = arg;
     uplink_tick(self->uplink, now_mono_ms());
     return 0;
 }
@@ -96,7 +96,7 @@ int
 main(int argc, char **argv)
 {
     int exit_code = 1;
-    s_main_t self = { 0 };
+    uplink_main_t self = { 0 };
     finder_set_t *finders = NULL, *analyzers = NULL;
     k8s_disc_t *k8s = NULL;
     self.stage = stage_new(&s_desc, argc, argv, &exit_code);
