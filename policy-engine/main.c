@@ -219,7 +219,8 @@ static meter_set_t *s_meters_for(policy_main_t *self, uint32_t pid,
 }
 
 /* The same values for the uplink's MeterReportService. */
-static void s_publish_meters(policy_main_t *self, const cont_reading_t *rs, size_t n)
+static void s_publish_meters(policy_main_t *self, const cont_reading_t *rs,
+                             size_t n)
 {
     if (!self->oap_mode || !n)
         return;
