@@ -23,6 +23,7 @@
 #include "procfacts.h"
 #include "cgroup_id.h"
 #include "collector/proctab.h"
+#include "collector/symcheck.h"
 #include "collector/active_tasks.h"
 #include "config.h"
 #include "testutil.h"
@@ -792,6 +793,30 @@ START_TEST(test_options)
 }
 END_TEST
 
+START_TEST(test_symcheck)
+{
+    symcheck_t *sc = symcheck_new("/nonexistent-debug");
+    ck_assert_ptr_nonnull(sc);
+    /* This test binary is built with symbols. */
+    ck_assert(symcheck_has_symbols(sc, "/proc/self/exe"));
+    ck_assert(symcheck_has_symbols(sc, "/proc/self/exe"));   /* cached */
+    ck_assert(!symcheck_has_symbols(sc, "/etc/passwd"));
+    ck_assert(!symcheck_has_symbols(sc, "/nonexistent/binary"));
+    ck_assert(!symcheck_has_symbols(sc, "/proc"));
+    /* A FIFO named as an executable: answered at once, not blocked on
+     * waiting for a writer. */
+    char *dir = tu_mkdtemp();
+    char fifo[512];
+    snprintf(fifo, sizeof fifo, "%s/exe", dir);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    ck_assert(!symcheck_has_symbols(sc, fifo));
+    tu_rmtree(dir);
+    free(dir);
+    symcheck_destroy(&sc);
+    ck_assert_ptr_null(sc);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("collector");
@@ -801,6 +826,7 @@ int main(void)
     tcase_add_test(tc, test_buildid_matches_readelf);
     tcase_add_test(tc, test_maps_parse);
     tcase_add_test(tc, test_resolve_self);
+    tcase_add_test(tc, test_symcheck);
     tcase_add_test(tc, test_resolve_special);
     tcase_add_test(tc, test_proctab_grace_and_bound);
     tcase_add_test(tc, test_objects_identity);

@@ -33,7 +33,6 @@
 #include "uplink/policybook.h"
 #include "uplink/profdata.h"
 #include "uplink/seenprocs.h"
-#include "collector/symcheck.h"
 #include "procfeed.h"
 #include "uplink/uplink.h"
 #include "wire.h"
@@ -730,30 +729,6 @@ START_TEST(test_seenprocs)
     ck_assert_uint_eq(seen_procs_count(t), 0);
     seen_procs_destroy(&t);
     seen_procs_destroy(&t);
-}
-END_TEST
-
-START_TEST(test_symcheck)
-{
-    symcheck_t *sc = symcheck_new("/nonexistent-debug");
-    ck_assert_ptr_nonnull(sc);
-    /* This test binary is built with symbols. */
-    ck_assert(symcheck_has_symbols(sc, "/proc/self/exe"));
-    ck_assert(symcheck_has_symbols(sc, "/proc/self/exe"));   /* cached */
-    ck_assert(!symcheck_has_symbols(sc, "/etc/passwd"));
-    ck_assert(!symcheck_has_symbols(sc, "/nonexistent/binary"));
-    ck_assert(!symcheck_has_symbols(sc, "/proc"));
-    /* A FIFO named as an executable: answered at once, not blocked on
-     * waiting for a writer. */
-    char *dir = tu_mkdtemp();
-    char fifo[512];
-    snprintf(fifo, sizeof fifo, "%s/exe", dir);
-    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
-    ck_assert(!symcheck_has_symbols(sc, fifo));
-    tu_rmtree(dir);
-    free(dir);
-    symcheck_destroy(&sc);
-    ck_assert_ptr_null(sc);
 }
 END_TEST
 
@@ -2987,7 +2962,6 @@ s_suite(void)
     Suite *s = suite_create("uplink");
     TCase *units = tcase_create("units");
     tcase_add_test(units, test_finder_templates);
-    tcase_add_test(units, test_symcheck);
     tcase_add_test(units, test_seenprocs);
     tcase_add_test(units, test_databuf_drops_oldest);
     tcase_add_test(units, test_profdata_shapes);
