@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Renders the node layout (deploy/k8s/node) as a Pod for `podman kube play`,
-to try the Kubernetes manifests on one machine without a cluster:
+"""Renders the node layout's node pod (deploy/k8s/node/daemonset.yaml) as a
+Pod for `podman kube play`, to try the Kubernetes manifests on one machine
+without a cluster (the uplink's own DaemonSet, uplink.yaml, is left out: in
+local mode, as here, the pipeline needs no uplink):
 
     python3 deploy/k8s/podman-pod.py --tag latest --api-port 8080 > /tmp/skyprof-pod.yaml
     CONTAINERS_CONF=$PWD/deploy/compose/podman-compose.conf podman kube play /tmp/skyprof-pod.yaml

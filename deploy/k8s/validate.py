@@ -10,7 +10,8 @@ requests and limits, liveness and readiness probes on /healthz at one of
 its own named ports, a read-only root filesystem, no privilege escalation,
 all capabilities dropped and only the ones its stage is allowed added;
 non-root unless the stage needs root; hostPID only where a stage needs the
-node's pids; every volume mount, ConfigMap and Secret reference resolves;
+node's pids, and never in a pod that holds the uplink (the stage that talks
+to the network learns processes from the bus); every volume mount, ConfigMap and Secret reference resolves;
 the ports a ConfigMap's skyprof.yaml gives each stage are the ones its
 probes use; kustomization resources exist. Every port a container declares
 (the API, the health ports, the bus) is under an Ingress NetworkPolicy that
@@ -60,6 +61,9 @@ STAGE_CAPS = {
     "uplink": set(),
 }
 HOST_PID_STAGES = {"collector", "symbolizer", "policy"}
+# Stages that must not share the host pid namespace: hostPID is pod-wide,
+# so they live in pods of their own.
+NO_HOST_PID_STAGES = {"uplink"}
 CONFIG_PORT_KEY = {
     "broker": "broker", "collector": "collector", "symbolizer": "symbolizer",
     "aggregator": "aggregator", "policy": "policy", "uplink": "uplink",
@@ -206,6 +210,9 @@ def check_container(where, c, pod_volumes, host_pid, cfg_ports, names):
         problem(w, f"seccompProfile {seccomp!r}")
     if stage == "collector" and not host_pid:
         problem(w, "collector without hostPID")
+    if stage in NO_HOST_PID_STAGES and host_pid:
+        problem(w, f"{stage} in a hostPID pod (hostPID is pod-wide: give it "
+                   "a pod of its own)")
     mounts = {m["name"] for m in c.get("volumeMounts") or []}
     for m in sorted(mounts - pod_volumes):
         problem(w, f"mounts undeclared volume {m!r}")
