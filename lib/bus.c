@@ -405,11 +405,6 @@ invalid:
 }
 
 
-void bus_count_invalid(bus_t *self, const char *topic)
-{
-    stats_inc(s_class(self, topic)->invalid);
-}
-
 /* ------------------------------------------------------------ typed edges */
 
 int bus_on(bus_t *self, msg_id_t id, bus_handler_fn fn, void *arg)
@@ -439,7 +434,7 @@ void bus_on_invalid(bus_t *self, msg_id_t id, bus_invalid_fn fn, void *arg)
 static void s_invalid(bus_t *self, const bus_route_t *route, msg_id_t id,
                       const char *topic, const char *err)
 {
-    bus_count_invalid(self, topic);
+    stats_inc(s_class(self, topic)->invalid);
     if (route->invalid_fn)
         route->invalid_fn(route->invalid_arg, id, topic, err);
 }

@@ -98,8 +98,5 @@ int bus_publish(bus_t *self, const char *topic, const void *data, size_t len);
 int bus_recv(bus_t *self, const char **topic, const void **payload,
              size_t *len);
 
-/* Count a message that failed validation (topic class label), for a
- * payload that did not come through bus_dispatch. */
-void bus_count_invalid(bus_t *self, const char *topic);
 
 #endif

@@ -25,7 +25,7 @@ s_feed(agg_t *agg)
     agg_fixture_batch(&b, samples);
     wire_buf_init(&buf);
     ck_assert_int_eq(wire_encode_sym_batch(&b, &buf), 0);
-    ck_assert_int_eq(agg_intake(agg, NULL, "sym.stacks.07", buf.data,
+    ck_assert_int_eq(agg_intake(agg, "sym.stacks.07", buf.data,
                                 buf.len), 0);
     wire_buf_release(&buf);
 }
@@ -279,7 +279,7 @@ START_TEST(test_publish_profiles)
     wire_buf_t buf;
     wire_buf_init(&buf);
     ck_assert_int_eq(wire_encode_task_set(&set, &buf), 0);
-    ck_assert_int_eq(agg_intake(agg, NULL, "ctl.tasks", buf.data, buf.len),
+    ck_assert_int_eq(agg_intake(agg, "ctl.tasks", buf.data, buf.len),
                      0);
     wire_buf_release(&buf);
 
@@ -531,10 +531,10 @@ s_feed_pod_batch(agg_t *agg)
     wire_buf_t buf;
     wire_buf_init(&buf);
     ck_assert_int_eq(wire_encode_k8s_containers(&m, &buf), 0);
-    ck_assert_int_eq(agg_intake(agg, NULL, TOPIC_K8S_CONTAINERS, buf.data,
+    ck_assert_int_eq(agg_intake(agg, TOPIC_K8S_CONTAINERS, buf.data,
                                 buf.len), 0);
     /* Malformed tables are refused and counted, not applied. */
-    ck_assert_int_eq(agg_intake(agg, NULL, TOPIC_K8S_CONTAINERS, buf.data,
+    ck_assert_int_eq(agg_intake(agg, TOPIC_K8S_CONTAINERS, buf.data,
                                 buf.len - 3), -1);
     wire_buf_reset(&buf);
     wire_sym_batch_t b;
@@ -544,7 +544,7 @@ s_feed_pod_batch(agg_t *agg)
                              { 200, 200, "db", "" } };
     b.procs = procs;
     ck_assert_int_eq(wire_encode_sym_batch(&b, &buf), 0);
-    ck_assert_int_eq(agg_intake(agg, NULL, "sym.stacks.07", buf.data,
+    ck_assert_int_eq(agg_intake(agg, "sym.stacks.07", buf.data,
                                 buf.len), 0);
     wire_buf_release(&buf);
 }
@@ -703,11 +703,11 @@ START_TEST(test_malformed_input)
     stats_metric_t *rejected = stats_counter(s_stats, "samples_rejected",
                                              NULL, NULL);
     const char junk[] = "\x93\x01\xa3not a batch";
-    ck_assert_int_eq(agg_intake(agg, NULL, "sym.stacks.01", junk,
+    ck_assert_int_eq(agg_intake(agg, "sym.stacks.01", junk,
                                 sizeof(junk)), -1);
-    ck_assert_int_eq(agg_intake(agg, NULL, "proc.events", junk, 3), -1);
-    ck_assert_int_eq(agg_intake(agg, NULL, "ctl.tasks", "", 0), -1);
-    ck_assert_int_eq(agg_intake(agg, NULL, "stats.collector", junk, 5), -1);
+    ck_assert_int_eq(agg_intake(agg, "proc.events", junk, 3), -1);
+    ck_assert_int_eq(agg_intake(agg, "ctl.tasks", "", 0), -1);
+    ck_assert_int_eq(agg_intake(agg, "stats.collector", junk, 5), -1);
     ck_assert_uint_eq((uint64_t)stats_value(invalid), 4);
 
     /* Samples pointing outside the batch are dropped one by one. */

@@ -581,7 +581,7 @@ START_TEST(test_metrics)
     wire_buf_t buf;
     wire_buf_init(&buf);
     ck_assert_int_eq(wire_encode_stats(&st, &buf), 0);
-    ck_assert_int_eq(agg_intake(s_agg, NULL, "stats.collector", buf.data,
+    ck_assert_int_eq(agg_intake(s_agg, "stats.collector", buf.data,
                                 buf.len), 0);
     wire_buf_release(&buf);
 

@@ -63,7 +63,7 @@ s_feed_node(agg_t *agg, const char *node, const char *leaf, uint64_t count,
     wire_sharded_topic(topic, sizeof(topic), TOPIC_SYM_STACKS, PID);
     wire_buf_reset(&s_buf);
     ck_assert_int_eq(wire_encode_sym_batch(&b, &s_buf), 0);
-    ck_assert_int_eq(agg_intake(agg, NULL, topic, s_buf.data, s_buf.len), 0);
+    ck_assert_int_eq(agg_intake(agg, topic, s_buf.data, s_buf.len), 0);
 
     /* Each node's process has its own command line. */
     char cmdline[64];
@@ -76,7 +76,7 @@ s_feed_node(agg_t *agg, const char *node, const char *leaf, uint64_t count,
     wire_header_set(&events.hdr, "collector/test", seq);
     wire_buf_reset(&s_buf);
     ck_assert_int_eq(wire_encode_proc_events(&events, &s_buf), 0);
-    ck_assert_int_eq(agg_intake(agg, NULL, TOPIC_PROC_EVENTS, s_buf.data,
+    ck_assert_int_eq(agg_intake(agg, TOPIC_PROC_EVENTS, s_buf.data,
                                 s_buf.len), 0);
 }
 

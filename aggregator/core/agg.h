@@ -61,10 +61,10 @@ int agg_on_msg(agg_t *self, const msg_decoded_t *m);
 /* Counts a rejected message in the core's invalid_messages. */
 void agg_count_invalid(agg_t *self);
 /* The same for a payload from elsewhere (tests, replayed batches):
- * decodes it by its topic (lib/msg.h), counts and logs what is malformed
- * (also on bus when not NULL). 0, or -1 when dropped. */
-int agg_intake(agg_t *self, bus_t *bus, const char *topic,
-               const void *payload, size_t len);
+ * decodes it by its topic (lib/msg.h), counts and logs what is malformed.
+ * 0, or -1 when dropped. */
+int agg_intake(agg_t *self, const char *topic, const void *payload,
+               size_t len);
 
 /* Replicas: sym batches go through the bucket hand-over (handover.h)
  * before they are counted. NULL (default) counts everything. */

@@ -80,8 +80,7 @@ agg_count_invalid(agg_t *self)
 }
 
 int
-agg_intake(agg_t *self, bus_t *bus, const char *topic, const void *payload,
-           size_t len)
+agg_intake(agg_t *self, const char *topic, const void *payload, size_t len)
 {
     msg_decoded_t m;
     char err[256] = "";
@@ -98,11 +97,8 @@ agg_intake(agg_t *self, bus_t *bus, const char *topic, const void *payload,
     else
         log_warn_rl(&self->rl, "dropped a malformed %s message: %s", topic,
                     err);
-    if (rc != 0) {
+    if (rc != 0)
         agg_count_invalid(self);
-        if (bus)
-            bus_count_invalid(bus, topic);
-    }
 cleanup:
     arena_reset(self->arena);
     return rc;

@@ -51,7 +51,7 @@ s_replay(void *arg, const char *topic, const void *data, size_t len)
 {
     agg_member_t *self = arg;
     /* The bus already noted its sequence number. */
-    agg_intake(self->agg, NULL, topic, data, len);
+    agg_intake(self->agg, topic, data, len);
 }
 
 static void
