@@ -386,6 +386,67 @@ START_TEST(test_bounds)
 }
 END_TEST
 
+START_TEST(test_tolerated_forms)
+{
+    /* bare LF line ends, empty lines before a request, OWS around
+     * values, case-insensitive field names, a 1 MiB body fed in pieces */
+    static char body[1 << 20];
+    memset(body, 'x', sizeof body - 1);
+    const s_piece_t p[] = {
+        { HTTP1_DIR_OUT, "\r\n\nGET /lf HTTP/1.1\nHost: a\n\n", 1 },
+        { HTTP1_DIR_IN, "HTTP/1.1 200 OK\ncontent-length:\t1048575 \n\n", 2 },
+        { HTTP1_DIR_IN, body, 3 },
+        { HTTP1_DIR_OUT, "DELETE /x HTTP/1.1\r\n\r\n", 4 },
+        /* no length at all: the body runs to the close */
+        { HTTP1_DIR_IN, "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nzz", 5 },
+    };
+    s_got_t got;
+    http1_conn_t *c = s_run(p, 5, 4096, 1, HTTP1_SIDE_UNKNOWN, NULL, &got);
+    ck_assert_int_eq(got.n, 2);
+    /* the skipped empty lines belong to no message */
+    s_ex(&got.ex[0], "GET", "/lf", 200, strlen(p[0].text) - 3,
+         strlen(p[1].text) + sizeof body - 1, 1, 3);
+    s_ex(&got.ex[1], "DELETE", "/x", 200, strlen(p[3].text),
+         strlen(p[4].text), 4, 5);
+    for (int i = 0; i < HTTP1_ERR_COUNT; i++)
+        ck_assert_uint_eq(http1_conn_stats(c)->errors[i], 0);
+    http1_conn_destroy(&c);
+}
+END_TEST
+
+START_TEST(test_early_response)
+{
+    /* the server refuses an upload before its body is all sent: the
+     * exchange ends with the response; the rest of the body is skipped by
+     * its length and the next request is still analysed */
+    const s_piece_t p[] = {
+        { HTTP1_DIR_OUT, "POST /big HTTP/1.1\r\nContent-Length: 10\r\n\r\nab", 1 },
+        { HTTP1_DIR_IN, "HTTP/1.1 413 Too Large\r\nContent-Length: 0\r\n\r\n", 2 },
+        { HTTP1_DIR_OUT, "cdefghij", 3 },
+        { HTTP1_DIR_OUT, "GET /next HTTP/1.1\r\n\r\n", 4 },
+        { HTTP1_DIR_IN, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 5 },
+    };
+    s_got_t got;
+    http1_conn_t *c = s_run(p, 5, 0, 0, HTTP1_SIDE_UNKNOWN, NULL, &got);
+    ck_assert_int_eq(got.n, 2);
+    ck_assert_int_eq(got.ex[0].status, 413);
+    ck_assert_uint_eq(got.ex[0].req_bytes, 44);
+    s_ex(&got.ex[1], "GET", "/next", 200, 22, 38, 4, 5);
+    http1_conn_destroy(&c);
+
+    /* a request whose length cannot be known is refused */
+    const s_piece_t te[] = {
+        { HTTP1_DIR_OUT, "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 1 },
+    };
+    s_refused(te, 1, NULL, HTTP1_ERR_GRAMMAR, 0);
+    /* obs-fold */
+    const s_piece_t fold[] = {
+        { HTTP1_DIR_OUT, "GET / HTTP/1.1\r\nA: 1\r\n  2\r\n\r\n", 1 },
+    };
+    s_refused(fold, 1, NULL, HTTP1_ERR_GRAMMAR, 0);
+}
+END_TEST
+
 START_TEST(test_stats_add)
 {
     http1_stats_t a = { .exchanges = 1, .errors = { [HTTP1_ERR_GRAMMAR] = 2 } };
@@ -412,6 +473,8 @@ int main(void)
     tcase_add_test(tc, test_upgrade_ends_analysis);
     tcase_add_test(tc, test_garbage);
     tcase_add_test(tc, test_bounds);
+    tcase_add_test(tc, test_tolerated_forms);
+    tcase_add_test(tc, test_early_response);
     tcase_add_test(tc, test_stats_add);
     suite_add_tcase(s, tc);
     return tu_run(s);
