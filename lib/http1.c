@@ -301,7 +301,10 @@ static void s_msg_done(http1_conn_t *self, int d)
     s_dir_reset(dir);
 }
 
-static int s_request_line(http1_conn_t *self, int d, const char *b, size_t n)
+/* "METHOD SP target SP HTTP/1.d": -1 with the method's end and the
+ * target's span, or the error. */
+static int s_parse_request(const char *b, size_t n, const char **sp1_p,
+                           const char **target_p, const char **sp2_p)
 {
     const char *sp1 = memchr(b, ' ', n);
     if (!sp1 || sp1 == b || (size_t)(sp1 - b) >= HTTP1_METHOD_MAX)
@@ -316,6 +319,35 @@ static int s_request_line(http1_conn_t *self, int d, const char *b, size_t n)
     for (const char *q = b; q < sp1; q++)
         if (!s_method_char((unsigned char)*q))
             return HTTP1_ERR_NOT_HTTP;
+    *sp1_p = sp1;
+    *target_p = target;
+    *sp2_p = sp2;
+    return -1;
+}
+
+/* "HTTP/1.d SP 3DIGIT [SP reason]": -1 and the status, or the error. */
+static int s_parse_status(const char *b, size_t n, int *status_p)
+{
+    if (n < 12 || !s_version_ok(b, 8) || b[8] != ' ')
+        return HTTP1_ERR_GRAMMAR;
+    int status = 0;
+    for (int i = 9; i < 12; i++) {
+        if (b[i] < '0' || b[i] > '9')
+            return HTTP1_ERR_GRAMMAR;
+        status = status * 10 + (b[i] - '0');
+    }
+    if (status < 100 || status > 599 || (n > 12 && b[12] != ' '))
+        return HTTP1_ERR_GRAMMAR;
+    *status_p = status;
+    return -1;
+}
+
+static int s_request_line(http1_conn_t *self, int d, const char *b, size_t n)
+{
+    const char *sp1 = NULL, *target = NULL, *sp2 = NULL;
+    int rc = s_parse_request(b, n, &sp1, &target, &sp2);
+    if (rc >= 0)
+        return rc;
     if (self->tail_seq - self->head_seq >= self->lim.max_pipeline)
         return HTTP1_ERR_PIPELINE_DEPTH;
 
@@ -351,16 +383,10 @@ static int s_request_line(http1_conn_t *self, int d, const char *b, size_t n)
 
 static int s_status_line(http1_conn_t *self, const char *b, size_t n)
 {
-    if (n < 12 || !s_version_ok(b, 8) || b[8] != ' ')
-        return HTTP1_ERR_GRAMMAR;
     int status = 0;
-    for (int i = 9; i < 12; i++) {
-        if (b[i] < '0' || b[i] > '9')
-            return HTTP1_ERR_GRAMMAR;
-        status = status * 10 + (b[i] - '0');
-    }
-    if (status < 100 || status > 599 || (n > 12 && b[12] != ' '))
-        return HTTP1_ERR_GRAMMAR;
+    int rc = s_parse_status(b, n, &status);
+    if (rc >= 0)
+        return rc;
     s_pending_t *p = s_pending(self, self->head_seq);
     if (!p)
         return HTTP1_ERR_UNEXPECTED_RESPONSE;
@@ -684,4 +710,34 @@ void http1_conn_close(http1_conn_t *self)
     }
     self->head_seq = self->tail_seq;
     self->active = 0;
+}
+
+http1_detect_t http1_detect(const void *buf, size_t len)
+{
+    const char *b = buf;
+    if (!b)
+        return len ? HTTP1_DETECT_NO : HTTP1_DETECT_MORE;
+    while (len && (*b == '\r' || *b == '\n')) {
+        b++;
+        len--;
+    }
+    const char *lf = memchr(b, '\n', len);
+    size_t n = lf ? (size_t)(lf - b) : len;
+    if (lf && n && b[n - 1] == '\r')
+        n--;
+    size_t m = n < 24 ? n : 24;
+    int req = s_could_be_request(b, m), resp = s_could_be_status(b, m);
+    if (!req && !resp)
+        return HTTP1_DETECT_NO;
+    if (!lf)
+        return HTTP1_DETECT_MORE;
+    if (!s_line_clean(b, n))
+        return HTTP1_DETECT_NO;
+    const char *sp1, *target, *sp2;
+    int status;
+    if (resp && n >= 5 && s_parse_status(b, n, &status) < 0)
+        return HTTP1_DETECT_RESPONSE;
+    if (req && s_parse_request(b, n, &sp1, &target, &sp2) < 0)
+        return HTTP1_DETECT_REQUEST;
+    return HTTP1_DETECT_NO;
 }

@@ -128,6 +128,19 @@ void http1_stats_add(http1_stats_t *dst, const http1_stats_t *src);
 /* Heap bytes this connection holds: fixed by its limits. */
 size_t http1_conn_memory(const http1_conn_t *self);
 
+/* What the first bytes of a stream are, for a protocol table's detection
+ * step (empty lines before a message are skipped): REQUEST or RESPONSE
+ * when the first line is a whole HTTP/1.x request or status line, MORE
+ * when they could still start one but hold no line end yet, NO when they
+ * cannot. */
+typedef enum {
+    HTTP1_DETECT_NO = 0,
+    HTTP1_DETECT_MORE,
+    HTTP1_DETECT_REQUEST,
+    HTTP1_DETECT_RESPONSE
+} http1_detect_t;
+http1_detect_t http1_detect(const void *buf, size_t len);
+
 /* "not_http", "grammar", ... (for counters); "?" out of range. */
 const char *http1_err_name(http1_err_t err);
 

@@ -447,6 +447,27 @@ START_TEST(test_early_response)
 }
 END_TEST
 
+START_TEST(test_detect)
+{
+#define D(str) http1_detect(str, sizeof str - 1)
+    ck_assert_int_eq(D("GET / HTTP/1.1\r\n"), HTTP1_DETECT_REQUEST);
+    ck_assert_int_eq(D("\r\nOPTIONS * HTTP/1.0\nHost"), HTTP1_DETECT_REQUEST);
+    ck_assert_int_eq(D("HTTP/1.1 204 No Content\r\n"), HTTP1_DETECT_RESPONSE);
+    ck_assert_int_eq(D("HTTP/1.1 200\n"), HTTP1_DETECT_RESPONSE);
+    ck_assert_int_eq(D(""), HTTP1_DETECT_MORE);
+    ck_assert_int_eq(D("GE"), HTTP1_DETECT_MORE);
+    ck_assert_int_eq(D("HTTP/1.1 2"), HTTP1_DETECT_MORE);
+    ck_assert_int_eq(D("POST /x?y=1 HTTP/1"), HTTP1_DETECT_MORE);
+    ck_assert_int_eq(D("get / HTTP/1.1\r\n"), HTTP1_DETECT_NO);
+    ck_assert_int_eq(D("\x16\x03\x01"), HTTP1_DETECT_NO);
+    ck_assert_int_eq(D("PRI * HTTP/2.0\r\n"), HTTP1_DETECT_NO);
+    ck_assert_int_eq(D("HTTP/1.1 99 x\r\n"), HTTP1_DETECT_NO);
+    ck_assert_int_eq(D("GET /\x01 HTTP/1.1\r\n"), HTTP1_DETECT_NO);
+    ck_assert_int_eq(http1_detect(NULL, 0), HTTP1_DETECT_MORE);
+#undef D
+}
+END_TEST
+
 START_TEST(test_stats_add)
 {
     http1_stats_t a = { .exchanges = 1, .errors = { [HTTP1_ERR_GRAMMAR] = 2 } };
@@ -475,6 +496,7 @@ int main(void)
     tcase_add_test(tc, test_bounds);
     tcase_add_test(tc, test_tolerated_forms);
     tcase_add_test(tc, test_early_response);
+    tcase_add_test(tc, test_detect);
     tcase_add_test(tc, test_stats_add);
     suite_add_tcase(s, tc);
     return tu_run(s);

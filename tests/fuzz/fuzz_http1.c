@@ -12,7 +12,8 @@
  * not before its start and a known side; the stats count what was
  * emitted; memory never changes after creation; and the same segments fed
  * one byte at a time give exactly the same exchanges and the same fate
- * (analysed or stopped, one error or none). */
+ * (analysed or stopped, one error or none). Each segment also goes
+ * through http1_detect. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -94,6 +95,12 @@ static http1_conn_t *s_feed(const uint8_t *data, size_t size,
                 (void)http1_conn_feed(c, dir, data + off + i, 1, ts);
         } else {
             (void)http1_conn_feed(c, dir, data + off, len, ts);
+        }
+        if (!bytewise) {
+            /* the detection step a protocol table runs on first bytes */
+            http1_detect_t det = http1_detect(data + off, len);
+            if ((unsigned)det > HTTP1_DETECT_RESPONSE)
+                __builtin_trap();
         }
         off += len;
         if (http1_conn_memory(c) != mem)
