@@ -101,11 +101,6 @@ static inline void s_bit_set(uint64_t *bits, uint32_t i)
     bits[i / 64] |= 1ull << (i % 64);
 }
 
-static inline bool s_bit_get(const uint64_t *bits, uint32_t i)
-{
-    return bits[i / 64] >> (i % 64) & 1;
-}
-
 offcpu_t *offcpu_new(const offcpu_options_t *opts, offcpu_sample_fn on_sample,
                      void *arg)
 {
