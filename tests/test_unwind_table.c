@@ -1,0 +1,550 @@
+/* lib/unwind_table: the rows of real objects (libc, and a program built
+ * here with gcc -O2 -fomit-frame-pointer) against what the code does
+ * (CFA = RSP+8 at every function entry, RSP+16 after a first push) and
+ * against readelf --debug-dump=frames-interp, the trusted third-party
+ * reading of the same CFI; the PLT and signal-trampoline patterns; and
+ * hostile .eh_frame (truncated, CIE pointer loop, absurd length, unknown
+ * opcode, limits) counted, bounded, never a crash. Prints the build time
+ * and size of the tables of libc and libLLVM (not asserted). */
+#include <elf.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+#include "unwind_table.h"
+
+#define LIBC "/lib/x86_64-linux-gnu/libc.so.6"
+
+/* ------------------------------------------------------ ELF helpers */
+
+typedef struct {
+    uint8_t *data;
+    size_t size;
+} image_t;
+
+static image_t s_load(const char *path)
+{
+    image_t im = { 0 };
+    im.data = (uint8_t *)tu_read_file(path, &im.size);
+    ck_assert_msg(im.data, "cannot read %s", path);
+    return im;
+}
+
+static const Elf64_Shdr *s_shdr(const image_t *im, const char *name)
+{
+    const Elf64_Ehdr *eh = (const void *)im->data;
+    const Elf64_Shdr *sh = (const void *)(im->data + eh->e_shoff);
+    const char *str = (const char *)im->data + sh[eh->e_shstrndx].sh_offset;
+    for (size_t i = 0; i < eh->e_shnum; i++)
+        if (strcmp(str + sh[i].sh_name, name) == 0)
+            return &sh[i];
+    return NULL;
+}
+
+/* File bytes at a link-time address (through the PT_LOAD headers). */
+static const uint8_t *s_at(const image_t *im, uint64_t vaddr)
+{
+    const Elf64_Ehdr *eh = (const void *)im->data;
+    const Elf64_Phdr *ph = (const void *)(im->data + eh->e_phoff);
+    for (size_t i = 0; i < eh->e_phnum; i++)
+        if (ph[i].p_type == PT_LOAD && vaddr >= ph[i].p_vaddr &&
+            vaddr + 16 <= ph[i].p_vaddr + ph[i].p_filesz)
+            return im->data + ph[i].p_offset + (vaddr - ph[i].p_vaddr);
+    return NULL;
+}
+
+typedef void (*s_func_cb)(const image_t *im, const unwind_table_t *t,
+                          const char *name, uint64_t addr, int *stats);
+
+/* Calls cb for every defined function of symtab_name (.dynsym/.symtab). */
+static void s_each_function(const image_t *im, const char *symtab_name,
+                            const unwind_table_t *t, s_func_cb cb, int *stats)
+{
+    const Elf64_Shdr *sym = s_shdr(im, symtab_name);
+    ck_assert_ptr_nonnull(sym);
+    const Elf64_Ehdr *eh = (const void *)im->data;
+    const Elf64_Shdr *sh = (const void *)(im->data + eh->e_shoff);
+    const char *str = (const char *)im->data + sh[sym->sh_link].sh_offset;
+    const Elf64_Sym *s = (const void *)(im->data + sym->sh_offset);
+    for (size_t i = 0; i < sym->sh_size / sizeof *s; i++)
+        if (ELF64_ST_TYPE(s[i].st_info) == STT_FUNC && s[i].st_value &&
+            s[i].st_shndx != SHN_UNDEF && s[i].st_size > 1)
+            cb(im, t, str + s[i].st_name, s[i].st_value, stats);
+}
+
+/* stats[0] functions, [1] found at entry, [2] entries CFA=RSP+8,
+ * [3] functions opening with a push, [4] RSP+16 after it */
+static void s_check_function(const image_t *im, const unwind_table_t *t,
+                             const char *name, uint64_t addr, int *stats)
+{
+    const unwind_row_t *r = unwind_table_lookup(t, addr);
+    if (strcmp(name, "_start") == 0) {
+        /* the root: its CFI leaves the return address undefined, so the
+           table ends the walk there */
+        ck_assert_ptr_null(r);
+        return;
+    }
+    stats[0]++;
+    if (!r) {
+        fprintf(stderr, "no row at %s %#lx\n", name, (unsigned long)addr);
+        return;
+    }
+    stats[1]++;
+    if (r->cfa_kind == UNWIND_CFA_RSP && r->cfa_off == 8 &&
+        r->rbp_kind == UNWIND_RBP_SAME)
+        stats[2]++;
+    else
+        fprintf(stderr, "entry of %s %#lx: kind %d off %d\n", name,
+                (unsigned long)addr, r->cfa_kind, r->cfa_off);
+    const uint8_t *code = s_at(im, addr);
+    if (!code)
+        return;
+    size_t at = 0;
+    if (memcmp(code, "\xf3\x0f\x1e\xfa", 4) == 0)
+        at = 4;                                         /* endbr64 */
+    size_t len = 0;
+    if (code[at] >= 0x50 && code[at] <= 0x57)
+        len = 1;                                        /* push r64 */
+    else if (code[at] == 0x41 && code[at + 1] >= 0x50 && code[at + 1] <= 0x57)
+        len = 2;                                        /* push r8-r15 */
+    if (!len)
+        return;
+    stats[3]++;
+    r = unwind_table_lookup(t, addr + at + len);
+    if (r && r->cfa_kind == UNWIND_CFA_RSP && r->cfa_off == 16)
+        stats[4]++;
+    else
+        fprintf(stderr, "after push in %s: kind %d off %d\n", name,
+                r ? r->cfa_kind : -1, r ? r->cfa_off : 0);
+}
+
+/* readelf's rows against ours: every row with an rsp/rbp CFA must be our
+ * row at that pc with the same offset and the same RBP rule. Returns the
+ * rows compared; *bad counts disagreements. */
+static size_t s_compare_readelf(const char *path, const unwind_table_t *t,
+                                size_t *bad, size_t *exprs)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "readelf --debug-dump=frames-interp '%s' 2>/dev/null", path);
+    FILE *f = popen(cmd, "r");
+    ck_assert_ptr_nonnull(f);
+    char line[4096], cols[40][16];
+    int ncols = 0, rbp_col = -1, ra_col = -1, in_cie = 0;
+    size_t compared = 0;
+    *bad = *exprs = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (strstr(line, " FDE ") || strstr(line, " CIE ")) {
+            in_cie = strstr(line, " CIE ") != NULL;   /* rows at LOC 0 */
+            ncols = 0;
+            continue;
+        }
+        if (strncmp(line, "   LOC", 6) == 0) {
+            ncols = 0;
+            rbp_col = ra_col = -1;
+            for (char *tok = strtok(line, " \n"); tok && ncols < 40;
+                 tok = strtok(NULL, " \n")) {
+                snprintf(cols[ncols], sizeof cols[ncols], "%s", tok);
+                if (strcmp(tok, "rbp") == 0)
+                    rbp_col = ncols;
+                if (strcmp(tok, "ra") == 0)
+                    ra_col = ncols;
+                ncols++;
+            }
+            continue;
+        }
+        if (!ncols || in_cie || line[0] < '0' || line[0] > 'f')
+            continue;
+        char *val[40];
+        int n = 0;
+        for (char *tok = strtok(line, " \n"); tok && n < 40;
+             tok = strtok(NULL, " \n"))
+            val[n++] = tok;
+        if (n != ncols || ra_col < 0)
+            continue;
+        uint64_t pc = strtoull(val[0], NULL, 16);
+        const unwind_row_t *r = unwind_table_lookup(t, pc);
+        if (strcmp(val[1], "exp") == 0) {
+            (*exprs)++;
+            continue;
+        }
+        if (strcmp(val[ra_col], "c-8") != 0)
+            continue;
+        int kind = strncmp(val[1], "rsp+", 4) == 0 ? UNWIND_CFA_RSP
+                 : strncmp(val[1], "rbp+", 4) == 0 ? UNWIND_CFA_RBP : -1;
+        if (kind < 0)
+            continue;
+        compared++;
+        int want_off = atoi(val[1] + 4);
+        int ok = r && r->cfa_kind == kind && r->cfa_off == want_off;
+        if (ok && rbp_col >= 0 && val[rbp_col][0] == 'c')
+            ok = r->rbp_kind == UNWIND_RBP_AT_CFA &&
+                 r->rbp_off == atoi(val[rbp_col] + 1);
+        else if (ok)
+            ok = r->rbp_kind == UNWIND_RBP_SAME ||
+                 r->rbp_kind == UNWIND_RBP_UNKNOWN;
+        if (!ok && (*bad)++ < 5)
+            fprintf(stderr, "%s: pc %#lx readelf %s, ours kind %d off %d "
+                    "rbp %d/%d\n", path, (unsigned long)pc, val[1],
+                    r ? r->cfa_kind : -1, r ? r->cfa_off : 0,
+                    r ? r->rbp_kind : -1, r ? r->rbp_off : 0);
+    }
+    pclose(f);
+    return compared;
+}
+
+static unwind_table_t *s_table_of(const char *path, double *ms)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ck_assert_int_ge(fd, 0);
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    unwind_table_t *t = unwind_table_new_fd(fd, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    close(fd);
+    ck_assert_ptr_nonnull(t);
+    if (ms)
+        *ms = (double)(b.tv_sec - a.tv_sec) * 1e3 +
+              (double)(b.tv_nsec - a.tv_nsec) / 1e6;
+    return t;
+}
+
+static void s_print_errors(const char *what, const unwind_summary_t *s)
+{
+    fprintf(stderr, "%s: errors:", what);
+    for (int i = 0; i < UNWIND_ERR_COUNT; i++)
+        if (s->errors[i])
+            fprintf(stderr, " %s=%zu", unwind_error_name(i), s->errors[i]);
+    fprintf(stderr, "\n");
+}
+
+static void s_check_sorted(const unwind_table_t *t)
+{
+    const unwind_row_t *rows;
+    size_t n = unwind_table_rows(t, &rows);
+    for (size_t i = 1; i < n; i++) {
+        ck_assert_uint_gt(rows[i].pc, rows[i - 1].pc);
+        ck_assert(memcmp(&rows[i].cfa_off, &rows[i - 1].cfa_off, 8) != 0);
+    }
+}
+
+/* ------------------------------------------------------ real objects */
+
+START_TEST(test_libc)
+{
+    double ms;
+    unwind_table_t *t = s_table_of(LIBC, &ms);
+    unwind_summary_t sum;
+    unwind_table_summary(t, &sum);
+    fprintf(stderr, "libc: %zu rows, %zu bytes, %zu FDEs (%zu used), "
+            "%.1f ms\n", sum.rows, sum.bytes, sum.fdes, sum.fdes_used, ms);
+    s_print_errors("libc", &sum);
+    ck_assert_uint_gt(sum.rows, 5000);
+    ck_assert_uint_eq(sum.bytes, sum.rows * sizeof(unwind_row_t));
+    ck_assert_int_eq(sum.from_debug_frame, 0);
+    ck_assert_uint_ge(sum.fdes_used, sum.fdes * 99 / 100);
+    s_check_sorted(t);
+
+    image_t im = s_load(LIBC);
+    int st[5] = { 0 };
+    s_each_function(&im, ".dynsym", t, s_check_function, st);
+    fprintf(stderr, "libc: %d functions, %d found, %d RSP+8 at entry, "
+            "%d open with a push, %d RSP+16 after it\n",
+            st[0], st[1], st[2], st[3], st[4]);
+    ck_assert_int_gt(st[0], 1000);
+    ck_assert_int_eq(st[1], st[0]);       /* every function start found */
+    ck_assert_int_eq(st[2], st[1]);
+    ck_assert_int_gt(st[3], 100);
+    ck_assert_int_eq(st[4], st[3]);
+
+    size_t bad, exprs;
+    size_t n = s_compare_readelf(LIBC, t, &bad, &exprs);
+    fprintf(stderr, "libc: %zu rows compared with readelf, %zu differ, "
+            "%zu expression rows\n", n, bad, exprs);
+    ck_assert_uint_gt(n, 5000);
+    ck_assert_uint_eq(bad, 0);
+
+    /* the signal trampoline and the PLT patterns are recognised */
+    const unwind_row_t *rows;
+    size_t count = unwind_table_rows(t, &rows);
+    size_t sig = 0, plt = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (rows[i].cfa_kind == UNWIND_CFA_SIGNAL) {
+            sig++;
+            /* rt_sigframe: uc_mcontext rsp at 160, rip 168, rbp 120 */
+            ck_assert_int_eq(rows[i].cfa_off, 160);
+            ck_assert_int_eq(rows[i].rbp_kind, UNWIND_RBP_AT_RSP);
+            ck_assert_int_eq(rows[i].rbp_off, 120);
+        }
+        if (rows[i].cfa_kind == UNWIND_CFA_PLT) {
+            plt++;
+            ck_assert_int_eq(rows[i].cfa_off, 8);
+            ck_assert(rows[i].rbp_off == 10 || rows[i].rbp_off == 11);
+        }
+    }
+    ck_assert_uint_eq(sig, 1);
+    ck_assert_uint_ge(plt, 1);
+    free(im.data);
+    unwind_table_destroy(&t);
+    unwind_table_destroy(&t);                          /* NULL-safe */
+}
+END_TEST
+
+static const char *s_prog_src =
+    "#include <stdio.h>\n#include <stdlib.h>\n"
+    "__attribute__((noinline)) long leaf(long *v, long n)\n"
+    "{ long s = 0; for (long i = 0; i < n; i++) s += v[i] * i; return s; }\n"
+    "__attribute__((noinline)) long mid(long n)\n"
+    "{ long *v = malloc(sizeof *v * (size_t)n); long a = 0;\n"
+    "  for (long i = 0; i < n; i++) v[i] = rand();\n"
+    "  for (long j = 0; j < 3; j++) a += leaf(v, n) ^ leaf(v + 1, n - 1);\n"
+    "  free(v); return a; }\n"
+    "static int cmp(const void *a, const void *b)\n"
+    "{ return *(const int *)a - *(const int *)b; }\n"
+    "int main(int argc, char **argv)\n"
+    "{ int x[4] = { 3, 1, 2, argc }; qsort(x, 4, sizeof x[0], cmp);\n"
+    "  printf(\"%ld %d %s\\n\", mid(argc * 100), x[0], argv[0]); return 0; }\n";
+
+START_TEST(test_program_without_frame_pointers)
+{
+    char *dir = tu_mkdtemp();
+    char src[512], exe[512], cmd[2048];
+    snprintf(src, sizeof src, "%s/prog.c", dir);
+    snprintf(exe, sizeof exe, "%s/prog", dir);
+    tu_write_file(src, s_prog_src);
+    snprintf(cmd, sizeof cmd, "gcc -O2 -fomit-frame-pointer -g -o '%s' '%s'",
+             exe, src);
+    ck_assert_int_eq(system(cmd), 0);
+
+    unwind_table_t *t = s_table_of(exe, NULL);
+    unwind_summary_t sum;
+    unwind_table_summary(t, &sum);
+    s_print_errors("prog", &sum);
+    ck_assert_uint_gt(sum.rows, 5);
+    for (int i = 0; i < UNWIND_ERR_COUNT; i++)
+        ck_assert_uint_eq(sum.errors[i], 0);
+    s_check_sorted(t);
+
+    image_t im = s_load(exe);
+    int st[5] = { 0 };
+    s_each_function(&im, ".symtab", t, s_check_function, st);
+    ck_assert_int_ge(st[0], 3);               /* main, mid, leaf, ... */
+    ck_assert_int_eq(st[1], st[0]);
+    ck_assert_int_eq(st[2], st[1]);
+    ck_assert_int_ge(st[3], 1);               /* mid pushes */
+    ck_assert_int_eq(st[4], st[3]);
+
+    size_t bad, exprs;
+    size_t n = s_compare_readelf(exe, t, &bad, &exprs);
+    ck_assert_uint_gt(n, 5);
+    ck_assert_uint_eq(bad, 0);
+    ck_assert_uint_ge(exprs, 1);              /* the PLT */
+
+    free(im.data);
+    unwind_table_destroy(&t);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_llvm_size_and_time)
+{
+    glob_t g;
+    if (glob("/usr/lib/x86_64-linux-gnu/libLLVM-[0-9][0-9].so.1", 0, NULL,
+             &g) != 0) {
+        tu_skip("test_llvm_size_and_time", "no libLLVM here");
+        return;
+    }
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        double ms;
+        unwind_table_t *t = s_table_of(g.gl_pathv[i], &ms);
+        unwind_summary_t sum;
+        unwind_table_summary(t, &sum);
+        fprintf(stderr, "%s: %zu rows, %zu bytes, %zu FDEs (%zu used), "
+                "%.1f ms (sanitizer build)\n", g.gl_pathv[i], sum.rows,
+                sum.bytes, sum.fdes, sum.fdes_used, ms);
+        s_print_errors(g.gl_pathv[i], &sum);
+        ck_assert_uint_gt(sum.rows, 100000);
+        s_check_sorted(t);
+        unwind_table_destroy(&t);
+    }
+    globfree(&g);
+}
+END_TEST
+
+/* ------------------------------------------------------ hostile input */
+
+/* A copy of libc with its .eh_frame changed by fn, then tabled. */
+static unwind_table_t *s_mutated(void (*fn)(image_t *, Elf64_Shdr *),
+                                 const unwind_limits_t *lim,
+                                 unwind_summary_t *sum)
+{
+    image_t im = s_load(LIBC);
+    Elf64_Shdr *eh = (Elf64_Shdr *)s_shdr(&im, ".eh_frame");
+    ck_assert_ptr_nonnull(eh);
+    fn(&im, eh);
+    unwind_table_t *t = unwind_table_new_mem(im.data, im.size, lim);
+    ck_assert_ptr_nonnull(t);
+    unwind_table_summary(t, sum);
+    free(im.data);
+    s_check_sorted(t);
+    return t;
+}
+
+/* offset of the n-th FDE in .eh_frame (walking valid lengths) */
+static size_t s_fde(const image_t *im, const Elf64_Shdr *eh, int n)
+{
+    size_t off = 0;
+    for (;;) {
+        uint32_t len, id;
+        memcpy(&len, im->data + eh->sh_offset + off, 4);
+        memcpy(&id, im->data + eh->sh_offset + off + 4, 4);
+        if (id != 0 && n-- == 0)
+            return off;
+        off += 4 + len;
+    }
+}
+
+static void s_truncate(image_t *im, Elf64_Shdr *eh)
+{
+    (void)im;
+    eh->sh_size = eh->sh_size / 2 + 3;          /* cut mid-record */
+}
+
+static void s_cie_loop(image_t *im, Elf64_Shdr *eh)
+{
+    /* the first FDEs point at themselves, then at the next FDE */
+    for (int i = 0; i < 3; i++) {
+        size_t off = s_fde(im, eh, i);
+        uint32_t self = 4;
+        memcpy(im->data + eh->sh_offset + off + 4, &self, 4);
+    }
+    size_t off = s_fde(im, eh, 3), next = s_fde(im, eh, 4);
+    uint32_t back = (uint32_t)(off + 4 - next);  /* "backwards" to next */
+    memcpy(im->data + eh->sh_offset + off + 4, &back, 4);
+}
+
+static void s_absurd_length(image_t *im, Elf64_Shdr *eh)
+{
+    size_t off = s_fde(im, eh, 10);
+    uint32_t huge = 0xfffffff0u;
+    memcpy(im->data + eh->sh_offset + off, &huge, 4);
+}
+
+static void s_bad_opcode(image_t *im, Elf64_Shdr *eh)
+{
+    /* the first FDE with instructions: its first one becomes 0x3f */
+    for (int i = 0;; i++) {
+        size_t off = s_fde(im, eh, i);
+        uint32_t len;
+        memcpy(&len, im->data + eh->sh_offset + off, 4);
+        /* len id(4) pc(4) range(4) auglen(1) insns... (zR, sdata4) */
+        if (len > 13) {
+            im->data[eh->sh_offset + off + 4 + 13] = 0x3f;
+            return;
+        }
+    }
+}
+
+static void s_nothing(image_t *im, Elf64_Shdr *eh)
+{
+    (void)im;
+    (void)eh;
+}
+
+static void s_no_cfi(image_t *im, Elf64_Shdr *eh)
+{
+    (void)im;
+    eh->sh_name = 0;                            /* nameless now */
+    Elf64_Shdr *df = (Elf64_Shdr *)s_shdr(im, ".debug_frame");
+    if (df)
+        df->sh_name = 0;
+}
+
+START_TEST(test_hostile)
+{
+    unwind_summary_t whole, sum;
+    unwind_table_t *t = s_mutated(s_nothing, NULL, &whole);
+    unwind_table_destroy(&t);
+
+    t = s_mutated(s_truncate, NULL, &sum);
+    ck_assert_uint_eq(sum.errors[UNWIND_ERR_TRUNCATED], 1);
+    ck_assert_uint_gt(sum.rows, whole.rows / 4);
+    ck_assert_uint_lt(sum.rows, whole.rows);
+    unwind_table_destroy(&t);
+
+    t = s_mutated(s_cie_loop, NULL, &sum);
+    ck_assert_uint_eq(sum.errors[UNWIND_ERR_BAD_CIE], 4);
+    ck_assert_uint_eq(sum.fdes_used, whole.fdes_used - 4);
+    unwind_table_destroy(&t);
+
+    t = s_mutated(s_absurd_length, NULL, &sum);
+    ck_assert_uint_eq(sum.errors[UNWIND_ERR_TRUNCATED], 1);
+    ck_assert_uint_le(sum.fdes, 11);            /* the framing ends there */
+    unwind_table_destroy(&t);
+
+    t = s_mutated(s_bad_opcode, NULL, &sum);
+    ck_assert_uint_eq(sum.errors[UNWIND_ERR_OPCODE], 1);
+    ck_assert_uint_eq(sum.fdes_used, whole.fdes_used - 1);
+    unwind_table_destroy(&t);
+
+    unwind_limits_t lim = { .max_rows = 100 };
+    t = s_mutated(s_nothing, &lim, &sum);
+    ck_assert_uint_eq(sum.errors[UNWIND_ERR_LIMIT], 1);
+    ck_assert_uint_le(sum.rows, 100);
+    unwind_table_destroy(&t);
+
+    lim = (unwind_limits_t){ .max_fdes = 50 };
+    t = s_mutated(s_nothing, &lim, &sum);
+    ck_assert_uint_eq(sum.errors[UNWIND_ERR_LIMIT], 1);
+    ck_assert_uint_eq(sum.fdes, 50);
+    unwind_table_destroy(&t);
+
+    lim = (unwind_limits_t){ .max_section_bytes = 1024 };
+    t = s_mutated(s_nothing, &lim, &sum);
+    ck_assert_uint_eq(sum.errors[UNWIND_ERR_SECTION], 1);
+    ck_assert_uint_eq(sum.rows, 0);
+    unwind_table_destroy(&t);
+
+    t = s_mutated(s_no_cfi, NULL, &sum);
+    ck_assert_uint_eq(sum.errors[UNWIND_ERR_NO_CFI], 1);
+    ck_assert_ptr_null(unwind_table_lookup(t, 0x27000));
+    unwind_table_destroy(&t);
+
+    /* not ELF, empty, NULL */
+    t = unwind_table_new_mem("not an elf file at all, just text....", 36,
+                             NULL);
+    unwind_table_summary(t, &sum);
+    ck_assert_uint_eq(sum.errors[UNWIND_ERR_NOT_ELF], 1);
+    ck_assert_uint_eq(sum.rows, 0);
+    unwind_table_destroy(&t);
+    t = unwind_table_new_mem(NULL, 0, NULL);
+    unwind_table_summary(t, &sum);
+    ck_assert_uint_eq(sum.errors[UNWIND_ERR_NOT_ELF], 1);
+    unwind_table_destroy(&t);
+    t = unwind_table_new_fd(-1, NULL);
+    unwind_table_summary(t, &sum);
+    ck_assert_uint_eq(sum.errors[UNWIND_ERR_NOT_ELF], 1);
+    unwind_table_destroy(&t);
+}
+END_TEST
+
+int
+main(void)
+{
+    Suite *s = suite_create("unwind_table");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_libc);
+    tcase_add_test(tc, test_program_without_frame_pointers);
+    tcase_add_test(tc, test_llvm_size_and_time);
+    tcase_add_test(tc, test_hostile);
+    suite_add_tcase(s, tc);
+    return tu_run(s);
+}
