@@ -838,20 +838,27 @@ static unwind_table_t *s_new(const s_input_t *in, const unwind_limits_t *lim)
     }
     size_t len = 0;
     uint64_t addr = 0;
+    /* Both when both are there: gcc writes .debug_frame only for code
+       built without unwind tables, while crt files still bring their
+       .eh_frame; where they overlap the rows agree. */
+    int found = 0;
     sect = s_section(self, in, &eh, shstr, strsh.sh_size, ".eh_frame",
                      &len, &addr);
     if (sect) {
         s_parse_section(self, sect, len, addr, 1);
-    } else {
-        sect = s_section(self, in, &eh, shstr, strsh.sh_size,
-                         ".debug_frame", &len, &addr);
-        if (sect) {
-            self->sum.from_debug_frame = 1;
-            s_parse_section(self, sect, len, 0, 0);
-        } else {
-            s_count(self, UNWIND_ERR_NO_CFI);
-        }
+        free(sect);
+        found = 1;
     }
+    size_t used = self->sum.fdes_used;
+    sect = s_section(self, in, &eh, shstr, strsh.sh_size, ".debug_frame",
+                     &len, &addr);
+    if (sect) {
+        s_parse_section(self, sect, len, 0, 0);
+        self->sum.from_debug_frame = self->sum.fdes_used > used;
+        found = 1;
+    }
+    if (!found)
+        s_count(self, UNWIND_ERR_NO_CFI);
     s_finish(self);
 cleanup:
     free(shstr);

@@ -4,7 +4,9 @@
  * to find the canonical frame address (CFA = RSP+off or RBP+off, or one of
  * the two expression patterns x86-64 code really uses: PLT stubs and the
  * signal trampoline), that the return address is at CFA-8, and where the
- * caller's RBP was saved.
+ * caller's RBP was saved. Both sections are read when both are there (a
+ * separate debug file has only .debug_frame; code built without unwind
+ * tables has .debug_frame next to the crt files' .eh_frame).
  *
  * Our own parser rather than libdw's dwarf_getcfi_elf: the input is any
  * file a container ships, so every read is bounded by the section size
@@ -88,7 +90,7 @@ typedef struct {
     size_t bytes;              /* memory of the rows */
     size_t cies, fdes;         /* records parsed */
     size_t fdes_used;          /* FDEs whose rows are in the table */
-    int from_debug_frame;      /* 1: .debug_frame, 0: .eh_frame */
+    int from_debug_frame;      /* 1: .debug_frame gave rows */
     size_t errors[UNWIND_ERR_COUNT];
 } unwind_summary_t;
 

@@ -311,6 +311,8 @@ static const char *s_prog_src =
     "{ int x[4] = { 3, 1, 2, argc }; qsort(x, 4, sizeof x[0], cmp);\n"
     "  printf(\"%ld %d %s\\n\", mid(argc * 100), x[0], argv[0]); return 0; }\n";
 
+/* _i 0: distribution flags (.eh_frame); 1: no unwind tables, so the
+ * program's own functions have only .debug_frame */
 START_TEST(test_program_without_frame_pointers)
 {
     char *dir = tu_mkdtemp();
@@ -318,14 +320,16 @@ START_TEST(test_program_without_frame_pointers)
     snprintf(src, sizeof src, "%s/prog.c", dir);
     snprintf(exe, sizeof exe, "%s/prog", dir);
     tu_write_file(src, s_prog_src);
-    snprintf(cmd, sizeof cmd, "gcc -O2 -fomit-frame-pointer -g -o '%s' '%s'",
-             exe, src);
+    snprintf(cmd, sizeof cmd, "gcc -O2 -fomit-frame-pointer -g %s -o '%s' "
+             "'%s'", _i ? "-fno-asynchronous-unwind-tables -fno-unwind-tables"
+                        : "", exe, src);
     ck_assert_int_eq(system(cmd), 0);
 
     unwind_table_t *t = s_table_of(exe, NULL);
     unwind_summary_t sum;
     unwind_table_summary(t, &sum);
     s_print_errors("prog", &sum);
+    ck_assert_int_eq(sum.from_debug_frame, _i);
     ck_assert_uint_gt(sum.rows, 5);
     for (int i = 0; i < UNWIND_ERR_COUNT; i++)
         ck_assert_uint_eq(sum.errors[i], 0);
@@ -542,7 +546,7 @@ main(void)
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_libc);
-    tcase_add_test(tc, test_program_without_frame_pointers);
+    tcase_add_loop_test(tc, test_program_without_frame_pointers, 0, 2);
     tcase_add_test(tc, test_llvm_size_and_time);
     tcase_add_test(tc, test_hostile);
     suite_add_tcase(s, tc);
