@@ -312,7 +312,13 @@ static const char *s_prog_src =
     "  printf(\"%ld %d %s\\n\", mid(argc * 100), x[0], argv[0]); return 0; }\n";
 
 /* _i 0: distribution flags (.eh_frame); 1: no unwind tables, so the
- * program's own functions have only .debug_frame */
+ * program's own functions have only .debug_frame; 2: frame pointers, so
+ * CFA = RBP+16 with RBP saved at CFA-16 in the program's functions */
+static const char *const s_prog_flags[] = {
+    "", "-fno-asynchronous-unwind-tables -fno-unwind-tables",
+    "-fno-omit-frame-pointer",
+};
+
 START_TEST(test_program_without_frame_pointers)
 {
     char *dir = tu_mkdtemp();
@@ -320,16 +326,16 @@ START_TEST(test_program_without_frame_pointers)
     snprintf(src, sizeof src, "%s/prog.c", dir);
     snprintf(exe, sizeof exe, "%s/prog", dir);
     tu_write_file(src, s_prog_src);
-    snprintf(cmd, sizeof cmd, "gcc -O2 -fomit-frame-pointer -g %s -o '%s' "
-             "'%s'", _i ? "-fno-asynchronous-unwind-tables -fno-unwind-tables"
-                        : "", exe, src);
+    snprintf(cmd, sizeof cmd, "gcc -O2 %s -g %s -o '%s' '%s'",
+             _i == 2 ? "" : "-fomit-frame-pointer", s_prog_flags[_i], exe,
+             src);
     ck_assert_int_eq(system(cmd), 0);
 
     unwind_table_t *t = s_table_of(exe, NULL);
     unwind_summary_t sum;
     unwind_table_summary(t, &sum);
     s_print_errors("prog", &sum);
-    ck_assert_int_eq(sum.from_debug_frame, _i);
+    ck_assert_int_eq(sum.from_debug_frame, _i == 1);
     ck_assert_uint_gt(sum.rows, 5);
     for (int i = 0; i < UNWIND_ERR_COUNT; i++)
         ck_assert_uint_eq(sum.errors[i], 0);
@@ -349,6 +355,22 @@ START_TEST(test_program_without_frame_pointers)
     ck_assert_uint_gt(n, 5);
     ck_assert_uint_eq(bad, 0);
     ck_assert_uint_ge(exprs, 1);              /* the PLT */
+    const unwind_row_t *rows;
+    size_t count = unwind_table_rows(t, &rows), plt = 0, rbp = 0;
+    for (size_t i = 0; i < count; i++) {
+        plt += rows[i].cfa_kind == UNWIND_CFA_PLT;
+        if (rows[i].cfa_kind == UNWIND_CFA_RBP) {
+            rbp++;
+            ck_assert_int_eq(rows[i].cfa_off, 16);
+            ck_assert_int_eq(rows[i].rbp_kind, UNWIND_RBP_AT_CFA);
+            ck_assert_int_eq(rows[i].rbp_off, -16);
+        }
+    }
+    ck_assert_uint_ge(plt, 1);
+    if (_i == 2)
+        ck_assert_uint_ge(rbp, 2);            /* mid, main */
+    else
+        ck_assert_uint_eq(rbp, 0);
 
     free(im.data);
     unwind_table_destroy(&t);
@@ -546,7 +568,7 @@ main(void)
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_libc);
-    tcase_add_loop_test(tc, test_program_without_frame_pointers, 0, 2);
+    tcase_add_loop_test(tc, test_program_without_frame_pointers, 0, 3);
     tcase_add_test(tc, test_llvm_size_and_time);
     tcase_add_test(tc, test_hostile);
     suite_add_tcase(s, tc);
