@@ -4,7 +4,8 @@
  * against readelf --debug-dump=frames-interp, the trusted third-party
  * reading of the same CFI; the PLT and signal-trampoline patterns; and
  * hostile .eh_frame (truncated, CIE pointer loop, absurd length, unknown
- * opcode, limits) counted, bounded, never a crash. Prints the build time
+ * opcode, limits) counted, bounded, never a crash; and the DW_CFA
+ * interpreter rule by rule on synthetic CFI. Prints the build time
  * and size of the tables of libc and libLLVM (not asserted). */
 #include <elf.h>
 #include <fcntl.h>
@@ -584,6 +585,179 @@ START_TEST(test_hostile)
 }
 END_TEST
 
+/* ------------------------------------------------------ synthetic CFI */
+
+#define FN_PC 0x1000
+#define FN_LEN 0x40
+
+/* An ELF file whose .eh_frame is one x86-64 CIE (augmentation "", so
+ * FDE pointers are 8-byte absolute) and one FDE for [FN_PC, FN_PC+FN_LEN)
+ * running insns. */
+static unwind_table_t *s_synthetic(const uint8_t *insns, size_t n,
+                                   unwind_summary_t *sum)
+{
+    static uint8_t img[4096];
+    memset(img, 0, sizeof img);
+    size_t eh = 64, off = eh;
+    /* CIE: len, id 0, v1, "", code 1, data -8, ra 16,
+       def_cfa rsp+8, offset ra at cfa-8; padded with nops */
+    static const uint8_t cie[] = { 0x10, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0x78,
+                                   16, 0x0c, 7, 8, 0x90, 1, 0, 0 };
+    memcpy(img + off, cie, sizeof cie);
+    off += sizeof cie;
+    size_t fde = off;
+    uint32_t len = (uint32_t)(4 + 16 + n), cie_ptr = (uint32_t)(fde + 4 - eh);
+    uint64_t pc = FN_PC, range = FN_LEN;
+    memcpy(img + off, &len, 4);
+    memcpy(img + off + 4, &cie_ptr, 4);
+    memcpy(img + off + 8, &pc, 8);
+    memcpy(img + off + 16, &range, 8);
+    ck_assert_uint_lt(n, 1024);
+    memcpy(img + off + 24, insns, n);
+    off += 4 + len;
+    memset(img + off, 0, 4);                    /* terminator */
+    off += 4;
+    size_t eh_len = off - eh;
+    static const char names[] = "\0.shstrtab\0.eh_frame";
+    size_t str = off;
+    memcpy(img + str, names, sizeof names);
+    off = (str + sizeof names + 7) & ~(size_t)7;
+    Elf64_Ehdr *h = (Elf64_Ehdr *)img;
+    memcpy(h->e_ident, ELFMAG, SELFMAG);
+    h->e_ident[EI_CLASS] = ELFCLASS64;
+    h->e_ident[EI_DATA] = ELFDATA2LSB;
+    h->e_ident[EI_VERSION] = EV_CURRENT;
+    h->e_type = ET_DYN;
+    h->e_machine = EM_X86_64;
+    h->e_ehsize = sizeof *h;
+    h->e_shentsize = sizeof(Elf64_Shdr);
+    h->e_shnum = 3;
+    h->e_shstrndx = 1;
+    h->e_shoff = off;
+    Elf64_Shdr *sh = (Elf64_Shdr *)(img + off);
+    sh[1] = (Elf64_Shdr){ .sh_name = 1, .sh_type = SHT_STRTAB,
+                          .sh_offset = str, .sh_size = sizeof names };
+    sh[2] = (Elf64_Shdr){ .sh_name = 11, .sh_type = SHT_PROGBITS,
+                          .sh_addr = 0x2000, .sh_offset = eh,
+                          .sh_size = eh_len };
+    off += 3 * sizeof *sh;
+    unwind_table_t *t = unwind_table_new_mem(img, off, NULL);
+    ck_assert_ptr_nonnull(t);
+    unwind_table_summary(t, sum);
+    s_check_sorted(t);
+    return t;
+}
+
+static void s_expect(const unwind_table_t *t, uint64_t pc, int kind,
+                     int off, int rbp_kind, int rbp_off)
+{
+    const unwind_row_t *r = unwind_table_lookup(t, pc);
+    if (kind == UNWIND_CFA_NONE) {
+        ck_assert_ptr_null(r);
+        return;
+    }
+    ck_assert_msg(r, "no row at %#lx", (unsigned long)pc);
+    ck_assert_int_eq(r->cfa_kind, kind);
+    ck_assert_int_eq(r->cfa_off, off);
+    ck_assert_int_eq(r->rbp_kind, rbp_kind);
+    ck_assert_int_eq(r->rbp_off, rbp_off);
+}
+
+START_TEST(test_synthetic_rules)
+{
+    unwind_summary_t sum;
+    /* push rbp; mov rsp,rbp; ... remember; leave-like; restore */
+    static const uint8_t fp[] = {
+        0x41, 0x0e, 16, 0x86, 2,        /* +1: cfa rsp+16, rbp at cfa-16 */
+        0x43, 0x0d, 6,                  /* +4: cfa rbp+16 */
+        0x0a,                           /* remember */
+        0x48, 0x0c, 7, 8, 0xc6,         /* +12: cfa rsp+8, restore rbp */
+        0x41, 0x0b,                     /* +13: back to rbp+16 */
+    };
+    unwind_table_t *t = s_synthetic(fp, sizeof fp, &sum);
+    ck_assert_uint_eq(sum.fdes_used, 1);
+    s_expect(t, FN_PC - 1, UNWIND_CFA_NONE, 0, 0, 0);
+    s_expect(t, FN_PC, UNWIND_CFA_RSP, 8, UNWIND_RBP_SAME, 0);
+    s_expect(t, FN_PC + 1, UNWIND_CFA_RSP, 16, UNWIND_RBP_AT_CFA, -16);
+    s_expect(t, FN_PC + 4, UNWIND_CFA_RBP, 16, UNWIND_RBP_AT_CFA, -16);
+    s_expect(t, FN_PC + 12, UNWIND_CFA_RSP, 8, UNWIND_RBP_SAME, 0);
+    s_expect(t, FN_PC + 13, UNWIND_CFA_RBP, 16, UNWIND_RBP_AT_CFA, -16);
+    s_expect(t, FN_PC + FN_LEN - 1, UNWIND_CFA_RBP, 16, UNWIND_RBP_AT_CFA,
+             -16);
+    s_expect(t, FN_PC + FN_LEN, UNWIND_CFA_NONE, 0, 0, 0);
+    ck_assert_uint_eq(unwind_table_rows(t, NULL), 6);
+    unwind_table_destroy(&t);
+
+    /* the PLT0-style expression after 6 bytes (lit11 threshold) */
+    static const uint8_t plt[] = {
+        0x0e, 16, 0x46, 0x0e, 24, 0x4a, 0x0f, 11,
+        0x77, 8, 0x80, 0, 0x3f, 0x1a, 0x3b, 0x2a, 0x33, 0x24, 0x22,
+    };
+    t = s_synthetic(plt, sizeof plt, &sum);
+    s_expect(t, FN_PC, UNWIND_CFA_RSP, 16, UNWIND_RBP_SAME, 0);
+    s_expect(t, FN_PC + 6, UNWIND_CFA_RSP, 24, UNWIND_RBP_SAME, 0);
+    s_expect(t, FN_PC + 16, UNWIND_CFA_PLT, 8, UNWIND_RBP_SAME, 11);
+    unwind_table_destroy(&t);
+
+    /* the signal trampoline: CFA = *(rsp+160), rbp at rsp+120, rip at
+       rsp+168 */
+    static const uint8_t sig[] = {
+        0x0f, 4, 0x77, 0xa0, 0x01, 0x06,
+        0x10, 6, 3, 0x77, 0xf8, 0x00,
+        0x10, 16, 3, 0x77, 0xa8, 0x01,
+    };
+    t = s_synthetic(sig, sizeof sig, &sum);
+    s_expect(t, FN_PC, UNWIND_CFA_SIGNAL, 160, UNWIND_RBP_AT_RSP, 120);
+    unwind_table_destroy(&t);
+
+    /* a CFA on r10 (as in glibc's setcontext): no row, counted */
+    static const uint8_t r10[] = { 0x41, 0x0c, 10, 0 };
+    t = s_synthetic(r10, sizeof r10, &sum);
+    s_expect(t, FN_PC, UNWIND_CFA_RSP, 8, UNWIND_RBP_SAME, 0);
+    s_expect(t, FN_PC + 1, UNWIND_CFA_NONE, 0, 0, 0);
+    ck_assert_uint_eq(sum.errors[UNWIND_ERR_REGISTER], 1);
+    unwind_table_destroy(&t);
+
+    /* _start: RA undefined ends the walk, not an error */
+    static const uint8_t start[] = { 0x07, 16 };
+    t = s_synthetic(start, sizeof start, &sum);
+    s_expect(t, FN_PC, UNWIND_CFA_NONE, 0, 0, 0);
+    ck_assert_uint_eq(sum.errors[UNWIND_ERR_REGISTER], 0);
+    unwind_table_destroy(&t);
+
+    /* bad programs: the FDE is dropped, the reason counted */
+    static const struct { uint8_t insns[40]; size_t n; int err; } bad[] = {
+        { { 0x0b }, 1, UNWIND_ERR_STATE },           /* restore, empty */
+        { { 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a,
+            0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a }, 17,
+          UNWIND_ERR_STATE },                         /* 17 remembers */
+        { { 0x02, 0x41 }, 2, UNWIND_ERR_STATE },      /* past the end */
+        { { 0x3f }, 1, UNWIND_ERR_OPCODE },
+        { { 0x0e }, 1, UNWIND_ERR_TRUNCATED },        /* no operand */
+        { { 0x0e, 0x80, 0x80 }, 3, UNWIND_ERR_TRUNCATED },
+        { { 0x0f, 30, 0x77 }, 3, UNWIND_ERR_TRUNCATED }, /* block > rest */
+        { { 0x10, 6, 0xff, 0xff, 0xff, 0xff, 0x0f }, 7,
+          UNWIND_ERR_TRUNCATED },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        t = s_synthetic(bad[i].insns, bad[i].n, &sum);
+        ck_assert_msg(sum.errors[bad[i].err] == 1, "case %zu", i);
+        ck_assert_uint_eq(sum.fdes_used, 0);
+        ck_assert_uint_eq(unwind_table_rows(t, NULL), 0);
+        unwind_table_destroy(&t);
+    }
+
+    /* an absurd offset saturates and is refused, without overflow */
+    static const uint8_t huge[] = { 0x11, 6, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                    0xff, 0xff, 0xff, 0xff, 0x00,
+                                    0x0e, 0xff, 0xff, 0xff, 0xff, 0x0f };
+    t = s_synthetic(huge, sizeof huge, &sum);
+    ck_assert_ptr_null(unwind_table_lookup(t, FN_PC));
+    ck_assert_uint_eq(sum.errors[UNWIND_ERR_REGISTER], 1);
+    unwind_table_destroy(&t);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -594,6 +768,7 @@ main(void)
     tcase_add_loop_test(tc, test_program_without_frame_pointers, 0, 3);
     tcase_add_test(tc, test_llvm_size_and_time);
     tcase_add_test(tc, test_hostile);
+    tcase_add_test(tc, test_synthetic_rules);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }
