@@ -315,22 +315,27 @@ static int s_run(unwind_table_t *self, const s_cie_t *cie, s_cur_t *c,
         uint64_t reg = 0, adv = 0, newloc = *loc;
         int64_t off = 0;
         int rule = -1;                          /* set a register rule */
+        /* decode the operands, then act on the state below */
+        enum { A_NONE, A_ADVANCE, A_RULE, A_RESTORE, A_DEF_CFA } act = A_NONE;
         switch (op & 0xc0) {
         case 0x40:
             adv = (op & 0x3f) * cie->code_align;
-            goto advance;
+            act = A_ADVANCE;
+            break;
         case 0x80:
             reg = op & 0x3f;
             off = s_mul(s_ufactor(s_uleb(c)), cie->data_align);
             rule = R_AT_CFA;
-            goto set_rule;
+            act = A_RULE;
+            break;
         case 0xc0:
             reg = op & 0x3f;
-            goto restore;
+            act = A_RESTORE;
+            break;
         default:
             break;
         }
-        switch (op) {
+        if (act == A_NONE) switch (op) {
         case 0x00:                               /* nop */
             continue;
         case 0x01: {                             /* set_loc */
@@ -340,27 +345,35 @@ static int s_run(unwind_table_t *self, const s_cie_t *cie, s_cur_t *c,
             if (newloc < *loc)
                 return UNWIND_ERR_STATE;
             adv = newloc - *loc;
-            goto advance;
+            act = A_ADVANCE;
+            break;
         }
-        case 0x02: adv = s_un(c, 1) * cie->code_align; goto advance;
-        case 0x03: adv = s_un(c, 2) * cie->code_align; goto advance;
-        case 0x04: adv = s_un(c, 4) * cie->code_align; goto advance;
+        case 0x02: adv = s_un(c, 1) * cie->code_align; act = A_ADVANCE;
+            break;
+        case 0x03: adv = s_un(c, 2) * cie->code_align; act = A_ADVANCE;
+            break;
+        case 0x04: adv = s_un(c, 4) * cie->code_align; act = A_ADVANCE;
+            break;
         case 0x05:                               /* offset_extended */
             reg = s_uleb(c);
             off = s_mul(s_ufactor(s_uleb(c)), cie->data_align);
             rule = R_AT_CFA;
-            goto set_rule;
-        case 0x06: reg = s_uleb(c); goto restore;
+            act = A_RULE;
+            break;
+        case 0x06: reg = s_uleb(c); act = A_RESTORE;
+            break;
         case 0x07:                               /* undefined */
         case 0x08:                               /* same_value */
             reg = s_uleb(c);
             rule = op == 0x08 ? R_SAME : R_UNDEF;
-            goto set_rule;
+            act = A_RULE;
+            break;
         case 0x09:                               /* register */
             reg = s_uleb(c);
             (void)s_uleb(c);
             rule = R_OTHER;
-            goto set_rule;
+            act = A_RULE;
+            break;
         case 0x0a:
             if (depth >= STATE_STACK_MAX)
                 return UNWIND_ERR_STATE;
@@ -375,22 +388,27 @@ static int s_run(unwind_table_t *self, const s_cie_t *cie, s_cur_t *c,
         case 0x0c:                               /* def_cfa */
             st->cfa_reg = (uint8_t)(reg = s_uleb(c));
             st->cfa_off = s_ufactor(s_uleb(c));
-            goto def_cfa;
+            act = A_DEF_CFA;
+            break;
         case 0x12:                               /* def_cfa_sf */
             st->cfa_reg = (uint8_t)(reg = s_uleb(c));
             st->cfa_off = s_mul(s_sleb(c), cie->data_align);
-            goto def_cfa;
+            act = A_DEF_CFA;
+            break;
         case 0x0d:                               /* def_cfa_register */
             st->cfa_reg = (uint8_t)(reg = s_uleb(c));
-            goto def_cfa;
+            act = A_DEF_CFA;
+            break;
         case 0x0e:                               /* def_cfa_offset */
             st->cfa_off = s_ufactor(s_uleb(c));
             reg = st->cfa_reg;
-            goto def_cfa;
+            act = A_DEF_CFA;
+            break;
         case 0x13:                               /* def_cfa_offset_sf */
             st->cfa_off = s_mul(s_sleb(c), cie->data_align);
             reg = st->cfa_reg;
-            goto def_cfa;
+            act = A_DEF_CFA;
+            break;
         case 0x0f: {                             /* def_cfa_expression */
             uint64_t n = s_uleb(c);
             if (c->bad || n > (uint64_t)(c->end - c->p))
@@ -422,13 +440,15 @@ static int s_run(unwind_table_t *self, const s_cie_t *cie, s_cur_t *c,
             if (op == 0x10 && s_match_breg7(c->p, n, 0, &off))
                 rule = R_AT_RSP;
             c->p += n;
-            goto set_rule;
+            act = A_RULE;
+            break;
         }
         case 0x11:                               /* offset_extended_sf */
             reg = s_uleb(c);
             off = s_mul(s_sleb(c), cie->data_align);
             rule = R_AT_CFA;
-            goto set_rule;
+            act = A_RULE;
+            break;
         case 0x14:                               /* val_offset */
         case 0x15:                               /* val_offset_sf */
             reg = s_uleb(c);
@@ -437,7 +457,8 @@ static int s_run(unwind_table_t *self, const s_cie_t *cie, s_cur_t *c,
             else
                 (void)s_sleb(c);
             rule = R_OTHER;
-            goto set_rule;
+            act = A_RULE;
+            break;
         case 0x2e:                               /* GNU_args_size */
             (void)s_uleb(c);
             continue;
@@ -445,54 +466,52 @@ static int s_run(unwind_table_t *self, const s_cie_t *cie, s_cur_t *c,
             reg = s_uleb(c);
             off = s_mul(-s_ufactor(s_uleb(c)), cie->data_align);
             rule = R_AT_CFA;
-            goto set_rule;
+            act = A_RULE;
+            break;
         default:
             return UNWIND_ERR_OPCODE;
         }
-    def_cfa:
         if (c->bad)
             return UNWIND_ERR_TRUNCATED;
-        st->cfa_kind = reg == REG_RSP ? UNWIND_CFA_RSP
+        switch (act) {
+        case A_DEF_CFA:
+            st->cfa_kind = reg == REG_RSP ? UNWIND_CFA_RSP
                      : reg == REG_RBP ? UNWIND_CFA_RBP : UNWIND_CFA_NONE;
-        if (st->cfa_kind == UNWIND_CFA_NONE && !reg_counted) {
-            s_count(self, UNWIND_ERR_REGISTER);
-            reg_counted = 1;
-        }
-        continue;
-    restore:
-        if (c->bad)
-            return UNWIND_ERR_TRUNCATED;
-        if (initial && reg == REG_RBP) {
-            st->rbp_rule = initial->rbp_rule;
-            st->rbp_off = initial->rbp_off;
-        } else if (initial && reg == REG_RA) {
-            st->ra_rule = initial->ra_rule;
-            st->ra_off = initial->ra_off;
-        }
-        continue;
-    set_rule:
-        if (c->bad)
-            return UNWIND_ERR_TRUNCATED;
-        if (reg == REG_RBP) {
-            st->rbp_rule = (uint8_t)rule;
-            st->rbp_off = off;
-        } else if (reg == REG_RA) {
-            st->ra_rule = (uint8_t)rule;
-            st->ra_off = off;
-        }
-        continue;
-    advance:
-        if (c->bad)
-            return UNWIND_ERR_TRUNCATED;
-        if (!emit)
-            continue;                           /* CIE: no rows */
-        if (adv > end - *loc)
-            return UNWIND_ERR_STATE;
-        if (adv) {
+            if (st->cfa_kind == UNWIND_CFA_NONE && !reg_counted) {
+                s_count(self, UNWIND_ERR_REGISTER);
+                reg_counted = 1;
+            }
+            break;
+        case A_RESTORE:
+            if (initial && reg == REG_RBP) {
+                st->rbp_rule = initial->rbp_rule;
+                st->rbp_off = initial->rbp_off;
+            } else if (initial && reg == REG_RA) {
+                st->ra_rule = initial->ra_rule;
+                st->ra_off = initial->ra_off;
+            }
+            break;
+        case A_RULE:
+            if (reg == REG_RBP) {
+                st->rbp_rule = (uint8_t)rule;
+                st->rbp_off = off;
+            } else if (reg == REG_RA) {
+                st->ra_rule = (uint8_t)rule;
+                st->ra_off = off;
+            }
+            break;
+        case A_ADVANCE:
+            if (!emit || !adv)
+                break;                          /* CIE: no rows */
+            if (adv > end - *loc)
+                return UNWIND_ERR_STATE;
             unwind_row_t r = s_row_of(self, st, *loc, &reg_counted);
             if (s_push(self, &r) != 0)
                 return UNWIND_ERR_LIMIT;
             *loc += adv;
+            break;
+        default:
+            break;
         }
     }
     if (c->bad)
