@@ -325,7 +325,7 @@ static const char *const s_prog_flags[] = {
     "-fno-omit-frame-pointer",
 };
 
-START_TEST(test_program_without_frame_pointers)
+START_TEST(test_program_built_here)
 {
     char *dir = tu_mkdtemp();
     char src[512], exe[512], cmd[2048];
@@ -765,7 +765,7 @@ main(void)
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_libc);
-    tcase_add_loop_test(tc, test_program_without_frame_pointers, 0, 3);
+    tcase_add_loop_test(tc, test_program_built_here, 0, 3);
     tcase_add_test(tc, test_llvm_size_and_time);
     tcase_add_test(tc, test_hostile);
     tcase_add_test(tc, test_synthetic_rules);
