@@ -37,6 +37,49 @@ def stop(procs):
         p.wait()
 
 
+def libc_aliases():
+    """name -> plainest alias of the same libc address, from libc's
+    dynamic symbols and its separate debug file (Debian's libc6-dbg,
+    found by build-id), which holds the internal names perf prints."""
+    libc = "/lib/x86_64-linux-gnu/libc.so.6"
+    files = [(libc, ["nm", "-D", "--defined-only", libc])]
+    note = subprocess.run(["readelf", "-n", libc], capture_output=True,
+                          text=True).stdout
+    for line in note.splitlines():
+        if "Build ID:" in line:
+            bid = line.split()[-1]
+            dbg = "/usr/lib/debug/.build-id/%s/%s.debug" % (bid[:2], bid[2:])
+            if os.path.exists(dbg):
+                files.append((dbg, ["nm", "--defined-only", dbg]))
+    by_addr = {}
+    for _, cmd in files:
+        out = subprocess.run(cmd, capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) != 3 or parts[1] not in "TtWwi":
+                continue
+            name = parts[2].split("@")[0]
+            by_addr.setdefault(parts[0], set()).add(name)
+    aliases = {}
+    for names in by_addr.values():
+        if len(names) < 2:
+            continue
+        plain = min(names, key=lambda n: (len(n) - len(n.lstrip("_")), len(n), n))
+        for n in names:
+            aliases[n] = plain
+    return aliases
+
+
+ALIASES = None
+
+
+def canonical(name):
+    global ALIASES
+    if ALIASES is None:
+        ALIASES = libc_aliases()
+    return ALIASES.get(name, name)
+
+
 def base_name(frame):
     """`[k] do_sys_poll` -> do_sys_poll; `main` -> main."""
     frame = frame.strip()
@@ -57,7 +100,10 @@ def skyprof_leaves(sk, pids):
             stack, _, n = line.rpartition(" ")
             if not stack:
                 continue
-            leaf = base_name(stack.split(";")[-1])
+            frame = stack.split(";")[-1]
+            leaf = base_name(frame)
+            if not frame.strip().startswith("[k]"):
+                leaf = canonical(leaf)
             counts[leaf] = counts.get(leaf, 0) + int(n)
     return shares(counts)
 
@@ -75,6 +121,8 @@ def perf_leaves(data, pids):
             continue
         share = float(parts[0].rstrip("%")) / 100
         name = parts[2] if parts[1].startswith("[") else parts[1]
+        if parts[1] != "[k]":
+            name = canonical(name)
         counts[name] = counts.get(name, 0) + share
     return shares(counts)
 
