@@ -68,6 +68,7 @@ static const char *s_err_names[HTTP1_ERR_COUNT] = {
     [HTTP1_ERR_TOO_MANY_HEADERS] = "too_many_headers",
     [HTTP1_ERR_PIPELINE_DEPTH] = "pipeline_depth",
     [HTTP1_ERR_UNEXPECTED_RESPONSE] = "unexpected_response",
+    [HTTP1_ERR_GAP] = "gap",
 };
 
 const char *http1_err_name(http1_err_t err)
@@ -687,6 +688,37 @@ int http1_conn_feed(http1_conn_t *self, http1_dir_t dir, const void *buf,
         len -= used;
     }
     self->stats.bytes_ignored += len;
+    return self->active ? 0 : -1;
+}
+
+int http1_conn_skip(http1_conn_t *self, http1_dir_t dir, uint64_t n,
+                    uint64_t ts_ns)
+{
+    if (!self || (dir != HTTP1_DIR_OUT && dir != HTTP1_DIR_IN))
+        return -1;
+    self->fed = 1;
+    int d = (int)dir;
+    while (n && self->active) {
+        s_dir_t *sd = &self->dir[d];
+        if (sd->st == P_BODY_CLOSE) {
+            s_account(self, d, (size_t)n, ts_ns);
+            n = 0;
+        } else if ((sd->st == P_BODY_LEN || sd->st == P_CHUNK_DATA)) {
+            uint64_t take = n < sd->left ? n : sd->left;
+            s_account(self, d, (size_t)take, ts_ns);
+            sd->left -= take;
+            n -= take;
+            if (!sd->left) {
+                if (sd->st == P_CHUNK_DATA)
+                    sd->st = P_CHUNK_END;
+                else
+                    s_msg_done(self, d);
+            }
+        } else {
+            s_fail(self, HTTP1_ERR_GAP);
+        }
+    }
+    self->stats.bytes_ignored += n;
     return self->active ? 0 : -1;
 }
 

@@ -54,6 +54,7 @@ typedef enum {
     HTTP1_ERR_TOO_MANY_HEADERS, /* more than max_headers fields */
     HTTP1_ERR_PIPELINE_DEPTH,   /* more than max_pipeline unanswered */
     HTTP1_ERR_UNEXPECTED_RESPONSE, /* a response no request asked for */
+    HTTP1_ERR_GAP,              /* bytes not captured outside a body */
     HTTP1_ERR_COUNT
 } http1_err_t;
 
@@ -116,6 +117,14 @@ http1_side_t http1_conn_side(const http1_conn_t *self);
  * close) or on bad arguments. */
 int http1_conn_feed(http1_conn_t *self, http1_dir_t dir, const void *buf,
                     size_t len, uint64_t ts_ns);
+/* n bytes of one direction went by at ts_ns without being captured (the
+ * capture keeps a bounded prefix of each read or write). Inside a body of
+ * known length, a chunk's data or a close-delimited body they are counted
+ * in the message's size and the analysis goes on; anywhere else (a head, a
+ * chunk-size line, between messages) where the next message starts is
+ * unknown, so the analysis ends with HTTP1_ERR_GAP. Returns as feed. */
+int http1_conn_skip(http1_conn_t *self, http1_dir_t dir, uint64_t n,
+                    uint64_t ts_ns);
 /* The connection closed: completes a close-delimited response, counts
  * what is left unanswered or cut. The analysis ends. */
 void http1_conn_close(http1_conn_t *self);

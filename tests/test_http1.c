@@ -480,6 +480,63 @@ START_TEST(test_stats_add)
 }
 END_TEST
 
+/* The capture keeps a prefix of each write: uncaptured body bytes still
+ * count in the sizes and the next message parses; a gap anywhere else
+ * ends the analysis, counted. */
+START_TEST(test_uncaptured_bytes)
+{
+    const char *head = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n";
+    const char *chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked"
+                          "\r\n\r\n400\r\n";
+    s_got_t got;
+    memset(&got, 0, sizeof got);
+    http1_conn_t *c = http1_conn_new(NULL);
+    ck_assert_ptr_nonnull(c);
+    http1_conn_set_handler(c, s_collect, &got);
+    /* a 1000-byte body of which 10 bytes were captured */
+    ck_assert_int_eq(http1_conn_feed(c, HTTP1_DIR_OUT, REQ1, strlen(REQ1), 10),
+                     0);
+    ck_assert_int_eq(http1_conn_feed(c, HTTP1_DIR_IN, head, strlen(head), 20),
+                     0);
+    ck_assert_int_eq(http1_conn_feed(c, HTTP1_DIR_IN, "0123456789", 10, 20),
+                     0);
+    ck_assert_int_eq(got.n, 0);
+    ck_assert_int_eq(http1_conn_skip(c, HTTP1_DIR_IN, 990, 30), 0);
+    ck_assert_int_eq(got.n, 1);
+    s_ex(&got.ex[0], "GET", "/api/items", 200, strlen(REQ1),
+         strlen(head) + 1000, 10, 30);
+    /* chunk data skipped across the chunk, the next one parsed */
+    ck_assert_int_eq(http1_conn_feed(c, HTTP1_DIR_OUT, REQ1, strlen(REQ1), 40),
+                     0);
+    ck_assert_int_eq(http1_conn_feed(c, HTTP1_DIR_IN, chunked,
+                                     strlen(chunked), 50), 0);
+    ck_assert_int_eq(http1_conn_skip(c, HTTP1_DIR_IN, 1024, 60), 0);
+    ck_assert_int_eq(http1_conn_feed(c, HTTP1_DIR_IN, "\r\n0\r\n\r\n", 7,
+                                     70), 0);
+    ck_assert_int_eq(got.n, 2);
+    s_ex(&got.ex[1], "GET", "/api/items", 200, strlen(REQ1),
+         strlen(chunked) + 1024 + 7, 40, 70);
+    ck_assert_uint_eq(http1_conn_stats(c)->errors[HTTP1_ERR_GAP], 0);
+    /* a gap between messages: where the next one starts is unknown */
+    ck_assert_int_eq(http1_conn_skip(c, HTTP1_DIR_OUT, 5, 80), -1);
+    ck_assert_int_eq(http1_conn_active(c), 0);
+    ck_assert_uint_eq(http1_conn_stats(c)->errors[HTTP1_ERR_GAP], 1);
+    ck_assert_uint_eq(http1_conn_stats(c)->bytes_ignored, 5);
+    ck_assert_str_eq(http1_err_name(HTTP1_ERR_GAP), "gap");
+    http1_conn_destroy(&c);
+
+    /* a gap inside a head */
+    c = http1_conn_new(NULL);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(http1_conn_feed(c, HTTP1_DIR_OUT, "GET / HTTP/1.1\r\nHo",
+                                     18, 1), 0);
+    ck_assert_int_eq(http1_conn_skip(c, HTTP1_DIR_OUT, 3, 2), -1);
+    ck_assert_uint_eq(http1_conn_stats(c)->errors[HTTP1_ERR_GAP], 1);
+    ck_assert_int_eq(http1_conn_skip(NULL, HTTP1_DIR_OUT, 3, 2), -1);
+    http1_conn_destroy(&c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("http1");
@@ -498,6 +555,7 @@ int main(void)
     tcase_add_test(tc, test_early_response);
     tcase_add_test(tc, test_detect);
     tcase_add_test(tc, test_stats_add);
+    tcase_add_test(tc, test_uncaptured_bytes);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }
