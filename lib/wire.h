@@ -433,6 +433,135 @@ typedef struct {
     const wire_meter_t *meters;
 } wire_meters_t;
 
+/* --------------------------------------------- network profiling (14) */
+/* "net.events.BB" (collector -> aggregator's network room, by pid bucket):
+ * what the collector captured on the sockets of the processes of NETWORK
+ * tasks. The collector only captures; parsing, pairing and metrics are the
+ * network room's (docs/network.md). */
+#define TOPIC_NET_EVENTS     "net.events."   /* + "BB" */
+#define TOPIC_NET_REPORT     "net.report"    /* network meters, samples */
+#define WIRE_MAX_NET_EVENTS  65536    /* events per batch */
+#define WIRE_MAX_NET_PAYLOAD 4096     /* captured bytes per data event */
+#define WIRE_MAX_NET_LABELS  16       /* extra labels per meter */
+#define WIRE_MAX_NET_BUCKETS 64       /* histogram buckets per meter */
+#define WIRE_MAX_NET_METERS  65536    /* meters per report */
+#define WIRE_MAX_NET_SAMPLES 4096     /* sampled requests per report */
+
+enum wire_net_kind {
+    WIRE_NET_OPEN = 0,     /* connect/accept returned, or found at start */
+    WIRE_NET_CLOSE = 1,    /* close of the socket, with the kernel's totals */
+    WIRE_NET_DATA = 2,     /* one read/write-family syscall, or SSL_* call */
+    WIRE_NET_RETRANS = 3,  /* TCP retransmits of the connection */
+    WIRE_NET_DROP = 4,     /* packets of the connection dropped */
+    WIRE_NET_KIND_MAX = 4
+};
+enum wire_net_proto { WIRE_NET_TCP = 0, WIRE_NET_UDP = 1, WIRE_NET_UNIX = 2,
+                      WIRE_NET_PROTO_MAX = 2 };
+/* The side of the local process on the connection. */
+enum wire_net_role { WIRE_NET_ROLE_UNKNOWN = 0, WIRE_NET_ROLE_CLIENT = 1,
+                     WIRE_NET_ROLE_SERVER = 2, WIRE_NET_ROLE_MAX = 2 };
+enum wire_net_dir { WIRE_NET_OUT = 0, WIRE_NET_IN = 1, WIRE_NET_DIR_MAX = 1 };
+
+typedef struct {
+    uint8_t kind;          /* enum wire_net_kind */
+    uint32_t pid, tid;
+    /* The connection: unique on this collector for the socket's life
+     * (never reused by a later socket at the same kernel address). */
+    uint64_t conn_id;
+    uint64_t ts_ns;        /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
+    /* OPEN (and repeated on CLOSE when known) */
+    uint8_t proto;         /* enum wire_net_proto */
+    uint8_t role;          /* enum wire_net_role */
+    uint8_t pre_existing;  /* 1: open before the probes attached */
+    uint8_t local_addr[16], remote_addr[16]; /* IPv6, IPv4 as ::ffff:a.b.c.d */
+    uint16_t local_port, remote_port;
+    uint32_t peer_pid;     /* the process at the other end on this host, 0:
+                            * remote or not known */
+    uint64_t dur_ns;       /* OPEN: connect()/accept() time; DATA: the
+                            * syscall's (or SSL call's) time; CLOSE: close() */
+    /* DATA */
+    uint8_t dir;           /* enum wire_net_dir */
+    uint8_t is_ssl;        /* plaintext of a TLS library call */
+    uint64_t bytes;        /* bytes the call moved (its return value) */
+    uint32_t rtt_us;       /* smoothed RTT at a TCP write, 0 otherwise */
+    uint32_t ncaptured;    /* prefix of the data captured, <= bytes and
+                            * <= WIRE_MAX_NET_PAYLOAD; the rest was not kept
+                            * (http1_conn_skip) */
+    const uint8_t *payload;
+    /* CLOSE (kernel totals), RETRANS/DROP (count in `count`) */
+    uint64_t bytes_sent, bytes_received;
+    uint32_t count;        /* RETRANS, DROP: how many; CLOSE: retransmits */
+} wire_net_event_t;
+
+typedef struct {
+    wire_header_t hdr;
+    uint32_t nevents;
+    const wire_net_event_t *events;
+    uint64_t lost;         /* events the collector dropped since the last
+                            * batch (ring buffer full, bounds) */
+    const char *node;      /* as wire_raw_batch_t.node */
+} wire_net_batch_t;
+
+/* "net.report" (network room -> uplink, policy engine), every
+ * profiling.task.network.report_interval: the meters of the reference
+ * agent (rover_net_p_*), sampled requests and per-URI HTTP figures for the
+ * continuous HTTP monitors. Processes are pids: the uplink turns them into
+ * the OAP's process ids; the meter prefix is the uplink's. */
+typedef struct {
+    const char *key, *value;
+} wire_label_t;
+
+typedef struct {
+    const char *name;      /* without prefix: "client_write_counts_counter",
+                            * "http1_request_counter", ... */
+    uint32_t pid;          /* the local process the meter is about */
+    uint8_t role;          /* enum wire_net_role: its side */
+    uint32_t peer_pid;     /* local peer process, 0 when remote/unknown */
+    const char *peer_address; /* "ip:port" when peer_pid is 0, else "" */
+    uint32_t nlabels;      /* further labels: side, protocol, is_ssl, code */
+    const wire_label_t *labels;
+    double value;          /* counters and averages */
+    /* histograms when nbuckets > 0: upper bounds and counts */
+    uint32_t nbuckets;
+    const double *bounds;
+    const uint64_t *counts;
+} wire_net_meter_t;
+
+typedef struct {
+    uint32_t pid;          /* the process that saw the request */
+    uint8_t role;          /* its side: client or server */
+    uint32_t peer_pid;
+    const char *peer_address;
+    uint8_t is_ssl;
+    const char *method, *uri;
+    uint32_t status;
+    const char *reason;    /* "slow", "4xx", "5xx" */
+    uint64_t start_ms, end_ms; /* wall clock */
+    const char *trace_provider; /* "skywalking", "zipkin", "w3c" */
+    const char *trace_id, *segment_id, *span_id; /* "" when absent */
+    uint32_t req_len, resp_len; /* captured request/response (head+body),
+                                 * cut at the rule's max sizes */
+    const uint8_t *req, *resp;
+} wire_net_sample_t;
+
+typedef struct {
+    uint32_t pid;
+    const char *uri;       /* query stripped */
+    uint64_t requests, errors; /* errors: status >= 500 */
+    double duration_ms_sum;
+} wire_net_http_t;
+
+typedef struct {
+    wire_header_t hdr;
+    uint64_t ts_ms;        /* end of the interval, wall clock */
+    uint32_t nmeters;
+    const wire_net_meter_t *meters;
+    uint32_t nsamples;
+    const wire_net_sample_t *samples;
+    uint32_t nhttp;
+    const wire_net_http_t *http;
+} wire_net_report_t;
+
 /* ------------------------------------------------------- functions */
 /* Encoders return 0, or -1 when the message breaks a bound (nothing is
  * appended then). Decoders return 0, or -1 with a reason in err. */
