@@ -305,7 +305,14 @@ static __always_inline void s_totals(struct sock *sk, __u32 proto,
     a->drops = BPF_CORE_READ(sk, sk_drops.counter);
     if (proto != 0)
         return;
-    a->bytes_sent = BPF_CORE_READ(tp, bytes_acked);
+    /* Data bytes sent once: bytes_sent counts retransmits again, and
+     * bytes_acked also counts the SYN of an active open and the FIN. */
+    if (bpf_core_field_exists(tp->bytes_sent) &&
+        bpf_core_field_exists(tp->bytes_retrans))
+        a->bytes_sent = BPF_CORE_READ(tp, bytes_sent) -
+                        BPF_CORE_READ(tp, bytes_retrans);
+    else
+        a->bytes_sent = BPF_CORE_READ(tp, bytes_acked);
     a->bytes_received = BPF_CORE_READ(tp, bytes_received);
     a->retrans = BPF_CORE_READ(tp, total_retrans);
 }
@@ -419,8 +426,11 @@ static __always_inline void s_data_event(struct sky_net_conn *c,
     ev->bytes = ret;
     ev->dir = a->op == SKY_NET_OP_READ || a->op == SKY_NET_OP_READV ||
               a->op == SKY_NET_OP_RECVMSG;
-    if (!ev->dir && c->proto == 0)
-        ev->rtt_us = BPF_CORE_READ((struct tcp_sock *)a->sk, srtt_us) >> 3;
+    if (!ev->dir && c->proto == 0) {
+        struct tcp_sock *tp = (struct tcp_sock *)a->sk;
+
+        ev->rtt_us = BPF_CORE_READ(tp, srtt_us) >> 3;
+    }
     ptr = s_data(a, &first);
     n = capture_bytes;
     if (ret < n)
@@ -440,6 +450,32 @@ static __always_inline void s_data_event(struct sky_net_conn *c,
     s_output(s, n);
 }
 
+/* An accept that was already waiting when the probes attached (a server
+ * blocked in accept) has no sys_enter record: its connection is opened
+ * here all the same. The syscall number is read from the registers, which
+ * only x86 is written for; elsewhere the socket is found at its first read
+ * as pre-existing. */
+static __always_inline void s_late_accept(struct pt_regs *regs, long ret,
+                                          __u32 tgid, __u32 tid)
+{
+#if defined(__TARGET_ARCH_x86)
+    __u32 id, *op;
+    struct sock *sk;
+
+    if (ret < 0)
+        return;
+    id = (__u32)BPF_CORE_READ(regs, orig_ax);
+    if (id >= SKY_NET_SYSCALLS)
+        return;
+    op = bpf_map_lookup_elem(&net_sysop, &id);
+    if (!op || *op != SKY_NET_OP_ACCEPT)
+        return;
+    sk = s_fd_sock((struct task_struct *)bpf_get_current_task(), (__u32)ret);
+    if (sk)
+        s_open(sk, tgid, tid, 2, 0, bpf_ktime_get_ns(), 0);
+#endif
+}
+
 SEC("raw_tp/sys_exit")
 int BPF_PROG(sky_net_exit, struct pt_regs *regs, long ret)
 {
@@ -453,8 +489,10 @@ int BPF_PROG(sky_net_exit, struct pt_regs *regs, long ret)
     if (!s_traced(tgid))
         return 0;
     ap = bpf_map_lookup_elem(&net_args, &tid);
-    if (!ap)
+    if (!ap) {
+        s_late_accept(regs, ret, tgid, tid);
         return 0;
+    }
     a = *ap;
     bpf_map_delete_elem(&net_args, &tid);
     now = bpf_ktime_get_ns();

@@ -30,9 +30,9 @@ typedef struct collector collector_t;
 typedef struct {
     int (*raw_batch)(void *arg, const char *topic, wire_raw_batch_t *batch);
     int (*proc_events)(void *arg, wire_proc_events_t *events);
+    void *arg;
     /* net.events.BB; NULL: network events are counted as unpublished */
     int (*net_batch)(void *arg, const char *topic, wire_net_batch_t *batch);
-    void *arg;
 } collector_sink_t;
 
 /* Loads and attaches the BPF programs, scans /proc and registers its fds
