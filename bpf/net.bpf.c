@@ -50,6 +50,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define SKY_TCP_CLOSE 7
 #define SKY_TCP_LISTEN 10
 #define SKY_EINPROGRESS 115
+#define SKY_RCV_SHUTDOWN 1
 
 /* Set by user space between open and load. */
 const volatile __u32 capture_bytes = 1024;     /* <= SKY_NET_MAX_PAYLOAD */
@@ -313,7 +314,13 @@ static __always_inline void s_totals(struct sock *sk, __u32 proto,
                         BPF_CORE_READ(tp, bytes_retrans);
     else
         a->bytes_sent = BPF_CORE_READ(tp, bytes_acked);
+    /* bytes_received counts a received FIN too (it advances rcv_nxt), so
+     * one less once the peer's FIN is in (RCV_SHUTDOWN; a local
+     * shutdown(SHUT_RD) sets it as well: one byte too few then). */
     a->bytes_received = BPF_CORE_READ(tp, bytes_received);
+    if ((BPF_CORE_READ(sk, sk_shutdown) & SKY_RCV_SHUTDOWN) &&
+        a->bytes_received)
+        a->bytes_received--;
     a->retrans = BPF_CORE_READ(tp, total_retrans);
 }
 
