@@ -425,7 +425,12 @@ static int s_on_record(void *ctx, void *data, size_t size)
                               .rport = e->remote_port };
         memcpy(t.laddr, e->local_addr, 16);
         memcpy(t.raddr, e->remote_addr, 16);
-        netpeer_open(self->peers, e->conn_id, e->pid, &t);
+        e->role = netpeer_open(self->peers, e->conn_id, e->pid, &t, e->role,
+                               now_mono_ms());
+    } else if (!e->role && e->proto != WIRE_NET_UNIX) {
+        /* The side of a connection found pre-existing, inferred at its
+         * OPEN, for its later events too. */
+        e->role = netpeer_role(self->peers, e->conn_id);
     }
     self->npending++;
     return 0;

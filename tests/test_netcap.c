@@ -285,6 +285,9 @@ START_TEST(test_http_loopback)
     ck_assert_ptr_nonnull(pre_s);
     ck_assert_uint_eq(pre_c->local_port, pre_s->remote_port);
     ck_assert_uint_eq(pre_c->peer_pid, (uint32_t)srv.pid);
+    /* Their sides: the server's end is on its listening port. */
+    ck_assert_uint_eq(pre_c->role, WIRE_NET_ROLE_CLIENT);
+    ck_assert_uint_eq(pre_s->role, WIRE_NET_ROLE_SERVER);
     ck_assert_uint_eq(pre_s->peer_pid, (uint32_t)c1.pid);
 
     /* The new connection: 4-tuple, roles, peers. */
@@ -698,9 +701,13 @@ START_TEST(test_peer_matching)
     memcpy(far.laddr, s_lo4, 16);
     far.raddr[10] = far.raddr[11] = 0xff;
     far.raddr[12] = 10;
-    netpeer_open(p, 1, 100, &a);
-    netpeer_open(p, 2, 200, &b);
-    netpeer_open(p, 3, 100, &far);
+    ck_assert_uint_eq(netpeer_open(p, 1, 100, &a, WIRE_NET_ROLE_CLIENT, 0),
+                      WIRE_NET_ROLE_CLIENT);
+    netpeer_open(p, 2, 200, &b, WIRE_NET_ROLE_SERVER, 0);
+    /* Unknown side, no /proc here: no listening port, so a client. */
+    ck_assert_uint_eq(netpeer_open(p, 3, 100, &far, 0, 0),
+                      WIRE_NET_ROLE_CLIENT);
+    ck_assert_uint_eq(netpeer_role(p, 2), WIRE_NET_ROLE_SERVER);
     ck_assert_uint_eq(netpeer_peer(p, 1, 0), 200);
     ck_assert_uint_eq(netpeer_peer(p, 2, 0), 100);
     ck_assert_uint_eq(netpeer_peer(p, 3, 0), 0);   /* remote */
@@ -708,9 +715,9 @@ START_TEST(test_peer_matching)
     netpeer_close(p, 2);
     ck_assert_uint_eq(netpeer_peer(p, 1, 0), 200); /* cached */
     /* The table is bounded. */
-    netpeer_open(p, 4, 1, &b);
-    netpeer_open(p, 5, 1, &b);
-    netpeer_open(p, 6, 1, &b);
+    netpeer_open(p, 4, 1, &b, 1, 0);
+    netpeer_open(p, 5, 1, &b, 1, 0);
+    netpeer_open(p, 6, 1, &b, 1, 0);
     netpeer_stats(p, &st);
     ck_assert_uint_eq(st.conns, 4);
     ck_assert_uint_eq(st.untracked, 1);
