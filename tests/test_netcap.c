@@ -17,12 +17,16 @@
  *   end of the task detaches it.
  * tls: plaintext of the system OpenSSL's calls with is_ssl, tied to the
  *   connection; the ciphertext syscalls counted without payload.
+ * udp/unix: counted, with their protocol.
  * peer: netpeer's matching of reversed tuples (no BPF needed). */
+#include <arpa/inet.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -681,6 +685,83 @@ START_TEST(test_tls_plaintext)
 }
 END_TEST
 
+/* UDP and unix sockets are at least counted: an OPEN with their protocol
+ * (found at their first call) and DATA with the bytes. */
+START_TEST(test_udp_and_unix_counted)
+{
+    got_t *g = calloc(1, sizeof(*g));
+    netcap_options_t opts;
+    char line[64];
+
+    ck_assert_ptr_nonnull(g);
+    g->arena = arena_new(64u << 20);
+    netcap_options_default(&opts);
+    netcap_t *cap = netcap_new(&opts, NULL, s_emit, g);
+    ck_assert_ptr_nonnull(cap);
+    /* A child that, once told, sends 100 bytes over UDP to itself and 200
+     * over a unix socket pair, and reads them. */
+    int to[2], from[2];
+    ck_assert_int_eq(pipe(to), 0);
+    ck_assert_int_eq(pipe(from), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        char buf[256], c;
+        int u = socket(AF_INET, SOCK_DGRAM, 0), sp[2];
+        struct sockaddr_in a = { .sin_family = AF_INET,
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t alen = sizeof(a);
+        if (u < 0 || bind(u, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+            getsockname(u, (struct sockaddr *)&a, &alen) < 0 ||
+            socketpair(AF_UNIX, SOCK_STREAM, 0, sp) < 0 ||
+            write(from[1], "r", 1) != 1 || read(to[0], &c, 1) != 1)
+            _exit(1);
+        memset(buf, 'u', sizeof(buf));
+        if (sendto(u, buf, 100, 0, (struct sockaddr *)&a, sizeof(a)) != 100 ||
+            recv(u, buf, sizeof(buf), 0) != 100 ||
+            write(sp[0], buf, 200) != 200 || read(sp[1], buf, 200) != 200)
+            _exit(1);
+        _exit(0);
+    }
+    ck_assert_int_eq(read(from[0], line, 1), 1);
+    uint32_t p32 = (uint32_t)pid;
+    ck_assert_int_eq(netcap_set_pids(cap, &p32, 1), 0);
+    ck_assert_int_eq(write(to[1], "g", 1), 1);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    s_drain(cap, 2);
+
+    uint64_t udp = 0, unx = 0;
+    int udp_open = 0, unix_open = 0;
+    for (size_t i = 0; i < g->n; i++) {
+        const wire_net_event_t *e = &g->ev[i];
+        ck_assert_uint_eq(e->pid, p32);
+        if (e->kind == WIRE_NET_OPEN) {
+            udp_open += e->proto == WIRE_NET_UDP;
+            unix_open += e->proto == WIRE_NET_UNIX;
+        }
+        if (e->kind != WIRE_NET_DATA)
+            continue;
+        if (e->proto == WIRE_NET_UDP)
+            udp += e->bytes;
+        if (e->proto == WIRE_NET_UNIX)
+            unx += e->bytes;
+    }
+    ck_assert_int_eq(udp_open, 1);
+    ck_assert_int_eq(unix_open, 2);   /* both ends of the pair */
+    ck_assert_uint_eq(udp, 200);      /* sent and received */
+    ck_assert_uint_eq(unx, 400);
+    netcap_destroy(&cap);
+    close(to[0]);
+    close(to[1]);
+    close(from[0]);
+    close(from[1]);
+    arena_destroy(&g->arena);
+    free(g);
+}
+END_TEST
+
 /* netpeer without BPF: reversed tuples pair up, closes forget. */
 START_TEST(test_peer_matching)
 {
@@ -740,6 +821,7 @@ int main(void)
         tcase_add_test(bpf, test_http_loopback);
         tcase_add_test(bpf, test_detach_and_ids);
         tcase_add_test(bpf, test_collector_network_task);
+        tcase_add_test(bpf, test_udp_and_unix_counted);
         if (tu_require_tool("network capture TLS", "openssl"))
             tcase_add_test(bpf, test_tls_plaintext);
     }
