@@ -289,20 +289,16 @@ static void s_scan_pid(netcap_t *self, uint32_t pid)
     bpf_link__destroy(link);
 }
 
+static int s_cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
 static int s_contains(const uint32_t *sorted, size_t n, uint32_t pid)
 {
-    size_t lo = 0, hi = n;
-
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (sorted[mid] == pid)
-            return 1;
-        if (sorted[mid] < pid)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return 0;
+    return n && bsearch(&pid, sorted, n, sizeof(*sorted), s_cmp_u32) != NULL;
 }
 
 int netcap_set_pids(netcap_t *self, const uint32_t *pids, size_t n)

@@ -119,6 +119,19 @@ static void s_line(child_t *c, char *buf, size_t size)
     ck_assert_ptr_nonnull(fgets(buf, (int)size, c->out));
 }
 
+/* Starts an httpload server; its port as text in port_s (size 16). */
+static child_t s_start_server(char *const argv[], char *port_s)
+{
+    char line[64];
+    int port = 0;
+    child_t srv = s_start(argv);
+
+    s_line(&srv, line, sizeof(line));
+    ck_assert_int_eq(sscanf(line, "port %d", &port), 1);
+    snprintf(port_s, 16, "%d", port);
+    return srv;
+}
+
 static int s_wait(child_t *c)
 {
     int status;
@@ -214,11 +227,8 @@ START_TEST(test_http_loopback)
     ck_assert(!netcap_attached(cap));
 
     char *srv_argv[] = { (char *)exe, "server", NULL };
-    child_t srv = s_start(srv_argv);
-    s_line(&srv, line, sizeof(line));
-    int port = 0;
-    ck_assert_int_eq(sscanf(line, "port %d", &port), 1);
-    snprintf(port_s, sizeof(port_s), "%d", port);
+    child_t srv = s_start_server(srv_argv, port_s);
+    int port = atoi(port_s);
 
     /* Two clients connected before the capture starts. */
     char *c1_argv[] = { (char *)exe, "client", port_s, "--hold", "--conns",
@@ -413,11 +423,7 @@ START_TEST(test_detach_and_ids)
     netcap_t *cap = netcap_new(&opts, NULL, s_emit, g);
     ck_assert_ptr_nonnull(cap);
     char *srv_argv[] = { (char *)exe, "server", NULL };
-    child_t srv = s_start(srv_argv);
-    s_line(&srv, line, sizeof(line));
-    int port = 0;
-    ck_assert_int_eq(sscanf(line, "port %d", &port), 1);
-    snprintf(port_s, sizeof(port_s), "%d", port);
+    child_t srv = s_start_server(srv_argv, port_s);
     uint32_t pid = (uint32_t)srv.pid;
     char *c_argv[] = { (char *)exe, "client", port_s, "--conns", "3", "/ok",
                        NULL };
@@ -503,11 +509,7 @@ START_TEST(test_collector_network_task)
     ck_assert_int_eq(info.net_attached, 0);
 
     char *srv_argv[] = { (char *)exe, "server", NULL };
-    child_t srv = s_start(srv_argv);
-    s_line(&srv, line, sizeof(line));
-    int port = 0;
-    ck_assert_int_eq(sscanf(line, "port %d", &port), 1);
-    snprintf(port_s, sizeof(port_s), "%d", port);
+    child_t srv = s_start_server(srv_argv, port_s);
     uint32_t pid = (uint32_t)srv.pid;
 
     /* An on-CPU task does not load the capture; a network task does. */
@@ -597,11 +599,7 @@ START_TEST(test_tls_plaintext)
     ck_assert_ptr_nonnull(cap);
 
     char *srv_argv[] = { (char *)exe, "server", "--tls", cert, key, NULL };
-    child_t srv = s_start(srv_argv);
-    s_line(&srv, line, sizeof(line));
-    int port = 0;
-    ck_assert_int_eq(sscanf(line, "port %d", &port), 1);
-    snprintf(port_s, sizeof(port_s), "%d", port);
+    child_t srv = s_start_server(srv_argv, port_s);
     char *c_argv[] = { (char *)exe, "client", port_s, "--tls", "--hold",
                        "--rounds", "2", "/ok", "/error", NULL };
     child_t c = s_start(c_argv);
