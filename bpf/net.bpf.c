@@ -94,8 +94,10 @@ struct sky_net_args {
     __u32 op, drops, retrans, in_ssl;
 };
 
+/* LRU: a thread killed inside a call never reaches its sys_exit; its
+ * entry must not stay forever. */
 struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
     __uint(max_entries, 16384);
     __type(key, __u32);
     __type(value, struct sky_net_args);
@@ -367,7 +369,7 @@ struct sky_ssl_call {
 };
 
 struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);   /* as net_args */
     __uint(max_entries, 16384);
     __type(key, __u32);
     __type(value, struct sky_ssl_call);

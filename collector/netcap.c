@@ -22,6 +22,10 @@
 /* Traced processes' mappings are read again this often for a libssl they
  * mapped since (exec, dlopen). */
 #define NETCAP_SSL_RESCAN_MS 2000
+/* Connections no event mentioned for this long leave the peer table (their
+ * close was not seen); checked every minute. */
+#define NETCAP_PEER_IDLE_MS  (10 * 60 * 1000)
+#define NETCAP_PEER_SWEEP_MS (60 * 1000)
 
 /* The programs attached while capturing; the first two are essential. */
 enum { P_ENTER, P_EXIT, P_STATE, P_RETRANS, P_COUNT };
@@ -36,6 +40,7 @@ struct netcap {
     struct ring_buffer *rb;
     netssl_t *ssl;             /* TLS uprobes, while loaded */
     uint64_t ssl_scan_ms;      /* last rescan (monotonic) */
+    uint64_t peer_sweep_ms;    /* last netpeer_expire (monotonic) */
     uint64_t ssl_attach_errors; /* of earlier loads */
     int rb_fd;                 /* registered with the loop, or -1 */
     uint32_t *pids;            /* what net_pids holds, sorted */
@@ -455,6 +460,10 @@ static void s_resolve_peers(netcap_t *self)
     for (uint32_t i = 0; i < self->npending; i++)
         if (self->pending[i].kind == WIRE_NET_CLOSE)
             netpeer_close(self->peers, self->pending[i].conn_id);
+    if (now_ms >= self->peer_sweep_ms + NETCAP_PEER_SWEEP_MS) {
+        self->peer_sweep_ms = now_ms;
+        netpeer_expire(self->peers, now_ms, NETCAP_PEER_IDLE_MS);
+    }
 }
 
 /* Libraries the traced processes mapped since they were scanned. */

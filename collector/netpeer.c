@@ -18,6 +18,7 @@ typedef struct {
     int resolved;               /* peer_pid is an answer (0: none) */
     uint8_t attempts;           /* /proc lookups that found nothing */
     uint8_t role;               /* enum wire_net_role */
+    uint64_t seen_ms;           /* last netpeer_open/netpeer_peer */
     netpeer_tuple_t t;
 } conn_t;
 
@@ -192,6 +193,7 @@ uint8_t netpeer_open(netpeer_t *self, uint64_t conn_id, uint32_t pid,
     c->conn_id = conn_id;
     c->pid = pid;
     c->role = role;
+    c->seen_ms = now_ms;
     c->t = s_key(t, 0);
     if (hashmap_insert(self->by_id, s_id_hash(conn_id), c) != 0) {
         free(c);
@@ -324,6 +326,7 @@ uint32_t netpeer_peer(netpeer_t *self, uint64_t conn_id, uint64_t now_ms)
 
     if (!c)
         return 0;
+    c->seen_ms = now_ms;
     if (c->resolved)
         return c->peer_pid;
     netpeer_tuple_t rev = s_key(&c->t, 1);
@@ -352,6 +355,27 @@ uint32_t netpeer_peer(netpeer_t *self, uint64_t conn_id, uint64_t now_ms)
      * queue has no file yet): tried again a few times. */
     c->resolved = c->peer_pid != 0 || ++c->attempts >= NETPEER_PROC_ATTEMPTS;
     return c->peer_pid;
+}
+
+size_t netpeer_expire(netpeer_t *self, uint64_t now_ms, uint64_t max_idle_ms)
+{
+    uint64_t ids[256];
+    size_t n, total = 0;
+
+    /* In rounds: the map must not change while it is walked. */
+    do {
+        size_t cursor = 0;
+        conn_t *c;
+        n = 0;
+        while (n < 256 && (c = hashmap_next(self->by_id, &cursor)))
+            if (now_ms > c->seen_ms + max_idle_ms)
+                ids[n++] = c->conn_id;
+        for (size_t i = 0; i < n; i++)
+            netpeer_close(self, ids[i]);
+        total += n;
+    } while (n == 256);
+    self->stats.expired += total;
+    return total;
 }
 
 void netpeer_stats(const netpeer_t *self, netpeer_stats_t *out)

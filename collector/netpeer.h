@@ -44,6 +44,9 @@ uint8_t netpeer_open(netpeer_t *self, uint64_t conn_id, uint32_t pid,
 /* The role kept for conn_id, 0 when unknown or not tracked. */
 uint8_t netpeer_role(const netpeer_t *self, uint64_t conn_id);
 void netpeer_close(netpeer_t *self, uint64_t conn_id);
+/* Forgets connections no event mentioned for max_idle_ms (their close was
+ * never seen: a UDP or unix socket, a killed process). Returns how many. */
+size_t netpeer_expire(netpeer_t *self, uint64_t now_ms, uint64_t max_idle_ms);
 
 /* The peer process of conn_id, 0 when remote, unknown or not tracked.
  * now_ms (monotonic) paces the /proc lookups. */
@@ -56,6 +59,7 @@ typedef struct {
     uint64_t proc_lookups;      /* /proc walks done */
     uint64_t proc_found;        /* ... that found the process */
     uint64_t proc_deferred;     /* lookups put off by the rate bound */
+    uint64_t expired;           /* forgotten after max_idle_ms unseen */
 } netpeer_stats_t;
 
 void netpeer_stats(const netpeer_t *self, netpeer_stats_t *out);

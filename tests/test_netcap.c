@@ -801,6 +801,13 @@ START_TEST(test_peer_matching)
     ck_assert_uint_eq(st.conns, 4);
     ck_assert_uint_eq(st.untracked, 1);
     ck_assert_uint_eq(st.matched, 2);
+    /* Unseen for long: forgotten (1 and 3 were last seen at 0, 4..5 at
+     * their open at 0; none at 5000). */
+    ck_assert_uint_eq(netpeer_expire(p, 5000, 10000), 0);
+    ck_assert_uint_eq(netpeer_peer(p, 1, 9000), 200);
+    ck_assert_uint_eq(netpeer_expire(p, 15000, 10000), 3);
+    ck_assert_uint_eq(netpeer_role(p, 1), WIRE_NET_ROLE_CLIENT);
+    ck_assert_uint_eq(netpeer_role(p, 3), 0);
     netpeer_destroy(&p);
     ck_assert_ptr_null(p);
 }
