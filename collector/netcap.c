@@ -23,7 +23,7 @@
  * mapped since (exec, dlopen). */
 #define NETCAP_SSL_RESCAN_MS 2000
 /* Connections no event mentioned for this long leave the peer table (their
- * close was not seen); checked every minute. */
+ * close was not seen); checked every minute, with the per-thread maps. */
 #define NETCAP_PEER_IDLE_MS  (10 * 60 * 1000)
 #define NETCAP_PEER_SWEEP_MS (60 * 1000)
 
@@ -447,6 +447,50 @@ int netcap_drain(netcap_t *self)
     return (int)(self->npending - before);
 }
 
+/* Entries of threads that are gone (killed inside a call) leave the
+ * per-thread maps. */
+static void s_sweep_threads(netcap_t *self, int fd)
+{
+    uint32_t key, next, dead[256];
+    size_t n = 0;
+    char path[64];
+
+    for (int first = 1;
+         n < 256 && bpf_map_get_next_key(fd, first ? NULL : &key, &next) == 0;
+         first = 0) {
+        key = next;
+        snprintf(path, sizeof(path), "/proc/%u", key);
+        if (access(path, F_OK) != 0)
+            dead[n++] = key;
+    }
+    for (size_t i = 0; i < n; i++)
+        bpf_map_delete_elem(fd, &dead[i]);
+}
+
+/* Socket records of processes that are gone (their UDP and unix sockets,
+ * closed at exit without a close()). */
+static void s_sweep_conns(netcap_t *self)
+{
+    int fd = bpf_map__fd(self->skel->maps.net_conns);
+    struct sky_net_conn c;
+    uint64_t key, next, dead[256];
+    size_t n = 0;
+    char path[64];
+
+    for (int first = 1;
+         n < 256 && bpf_map_get_next_key(fd, first ? NULL : &key, &next) == 0;
+         first = 0) {
+        key = next;
+        if (bpf_map_lookup_elem(fd, &key, &c) != 0)
+            continue;
+        snprintf(path, sizeof(path), "/proc/%u", c.pid);
+        if (access(path, F_OK) != 0)
+            dead[n++] = key;
+    }
+    for (size_t i = 0; i < n; i++)
+        bpf_map_delete_elem(fd, &dead[i]);
+}
+
 /* Local peers, then the connections that closed leave the peer table. */
 static void s_resolve_peers(netcap_t *self)
 {
@@ -463,6 +507,11 @@ static void s_resolve_peers(netcap_t *self)
     if (now_ms >= self->peer_sweep_ms + NETCAP_PEER_SWEEP_MS) {
         self->peer_sweep_ms = now_ms;
         netpeer_expire(self->peers, now_ms, NETCAP_PEER_IDLE_MS);
+        if (self->skel) {
+            s_sweep_threads(self, bpf_map__fd(self->skel->maps.net_args));
+            s_sweep_threads(self, bpf_map__fd(self->skel->maps.ssl_calls));
+            s_sweep_conns(self);
+        }
     }
 }
 
@@ -557,6 +606,27 @@ void netcap_stats(const netcap_t *self, netcap_stats_t *out)
     netpeer_stats(self->peers, &ps);
     out->peers_matched = ps.matched;
     out->peers_proc = ps.proc_found;
+}
+
+size_t netcap_conn_entries(const netcap_t *self, size_t *peers)
+{
+    netpeer_stats_t ps;
+    uint64_t key, next;
+    size_t n = 0;
+
+    netpeer_stats(self->peers, &ps);
+    if (peers)
+        *peers = ps.conns;
+    if (!self->skel)
+        return 0;
+    int fd = bpf_map__fd(self->skel->maps.net_conns);
+    for (int first = 1;
+         bpf_map_get_next_key(fd, first ? NULL : &key, &next) == 0;
+         first = 0) {
+        key = next;
+        n++;
+    }
+    return n;
 }
 
 void netcap_destroy(netcap_t **self_p)

@@ -39,7 +39,7 @@
 #include "testutil.h"
 #include "wire.h"
 
-#define MAX_EVENTS 20000
+#define MAX_EVENTS 40000
 
 /* Every event received, decoded from the wire, payloads in the arena. */
 typedef struct {
@@ -760,6 +760,69 @@ START_TEST(test_udp_and_unix_counted)
 }
 END_TEST
 
+/* 2000 short connections of a traced client and server: every one opened
+ * and closed once, and the kernel's socket map and the peer table are
+ * back to what they were (no state kept per closed connection). */
+START_TEST(test_short_connections_leave_no_state)
+{
+    const char *exe = tu_build_path("tests/progs/httpload");
+    got_t *g = calloc(1, sizeof(*g));
+    netcap_options_t opts;
+    char line[256], port_s[16];
+    size_t peers = 0, before;
+
+    ck_assert_ptr_nonnull(g);
+    g->arena = arena_new(256u << 20);
+    netcap_options_default(&opts);
+    opts.capture_bytes = 64;
+    netcap_t *cap = netcap_new(&opts, NULL, s_emit, g);
+    ck_assert_ptr_nonnull(cap);
+    char *srv_argv[] = { (char *)exe, "server", NULL };
+    child_t srv = s_start_server(srv_argv, port_s);
+    char *c_argv[] = { (char *)exe, "client", port_s, "--hold", "--conns",
+                       "2000", "/ok", NULL };
+    child_t c = s_start(c_argv);
+    s_line(&c, line, sizeof(line));
+    uint32_t pids[2] = { (uint32_t)srv.pid, (uint32_t)c.pid };
+    qsort(pids, 2, sizeof(pids[0]), s_cmp_u32);
+    ck_assert_int_eq(netcap_set_pids(cap, pids, 2), 0);
+    s_drain(cap, 1);
+    before = netcap_conn_entries(cap, NULL);   /* the held connection */
+    fputs("go\n", c.in);
+    fflush(c.in);
+    while (waitpid(c.pid, NULL, WNOHANG) == 0)
+        s_drain(cap, 1);
+    fclose(c.in);
+    fclose(c.out);
+    s_drain(cap, 3);
+    size_t left = netcap_conn_entries(cap, &peers);
+    size_t opens = 0, closes = 0, pre = 0;
+    for (size_t i = 0; i < g->n; i++) {
+        opens += g->ev[i].kind == WIRE_NET_OPEN && !g->ev[i].pre_existing;
+        pre += g->ev[i].kind == WIRE_NET_OPEN && g->ev[i].pre_existing;
+        closes += g->ev[i].kind == WIRE_NET_CLOSE;
+    }
+    fprintf(stderr, "short: %zu events, %zu opens, %zu closes, %zu sockets "
+            "left (%zu before), %zu peers\n", g->n, opens, closes, left,
+            before, peers);
+    /* 1999 new connections at both ends; every connection closed at both
+     * ends (the held one too). */
+    ck_assert_uint_eq(opens, 2 * 1999);
+    /* Only the held connection's two ends: no record closed under a live
+     * connection (a socket address reused while close() still ran). */
+    ck_assert_uint_eq(pre, 2);
+    ck_assert_uint_eq(closes, 2 * 2000);
+    ck_assert_uint_eq(left, 0);
+    ck_assert_uint_eq(peers, 0);
+    ck_assert_uint_eq(g->lost, 0);
+    kill(srv.pid, SIGTERM);
+    s_wait(&srv);
+    netcap_destroy(&cap);
+    arena_destroy(&g->arena);
+    free(g);
+}
+END_TEST
+
 /* netpeer without BPF: reversed tuples pair up, closes forget. */
 START_TEST(test_peer_matching)
 {
@@ -827,6 +890,7 @@ int main(void)
         tcase_add_test(bpf, test_detach_and_ids);
         tcase_add_test(bpf, test_collector_network_task);
         tcase_add_test(bpf, test_udp_and_unix_counted);
+        tcase_add_test(bpf, test_short_connections_leave_no_state);
         if (tu_require_tool("network capture TLS", "openssl"))
             tcase_add_test(bpf, test_tls_plaintext);
     }
