@@ -29,7 +29,12 @@
  * later socket at the same address gets a new id. A socket first seen in a
  * read or write (open before the probes attached, or inherited) gets an
  * OPEN marked pre-existing; at attach user space also runs the
- * iter/task_file program below over the traced processes' open files. */
+ * iter/task_file program below over the traced processes' open files.
+ *
+ * TLS: uprobes on OpenSSL's SSL_write/SSL_read (+_ex), attached by user
+ * space per traced process, emit the plaintext as DATA with the SSL flag;
+ * the syscalls inside those calls, and any socket once a TLS record
+ * header was seen on it, count their bytes without a payload. */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
