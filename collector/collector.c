@@ -43,7 +43,8 @@ enum {
     M_NET_PIDS, M_NET_ATTACHED, M_NET_EVENTS, M_NET_BYTES_CAPTURED,
     M_NET_TRUNCATED, M_NET_LOST_KERNEL, M_NET_LOST_USER, M_NET_PUBLISHED,
     M_NET_BATCHES, M_NET_INVALID, M_NET_ATTACH_ERRORS, M_NET_HOOK_LOSSES,
-    M_NET_MMSG, M_NET_PEERS, M_NET_TLS_LIBS, M_NET_TLS_UNTIED, M_COUNT
+    M_NET_MMSG, M_NET_PEERS, M_NET_TLS_LIBS, M_NET_TLS_UNTIED,
+    M_NET_PUBLISH_ERRORS, M_COUNT
 };
 
 static const struct {
@@ -96,6 +97,7 @@ static const struct {
     [M_NET_PEERS] = { "net_peers_resolved", 0, "connections whose peer process on this host was found" },
     [M_NET_TLS_LIBS] = { "net_tls_libraries", 1, "(traced process, libssl) pairs with TLS uprobes attached" },
     [M_NET_TLS_UNTIED] = { "net_tls_untied", 0, "TLS library calls on no known socket (plaintext not kept)" },
+    [M_NET_PUBLISH_ERRORS] = { "net_publish_errors", 0, "net.events batches that could not be published (their events are lost)" },
 };
 
 struct collector {
@@ -173,6 +175,7 @@ static void s_sync_net_stats(collector_t *self)
                    ns.attach_errors + ns.ssl_attach_errors);
     s_set(self, M_NET_TLS_LIBS, ns.ssl_libraries);
     s_sync_counter(self, M_NET_TLS_UNTIED, ns.ssl_untied);
+    s_sync_counter(self, M_NET_PUBLISH_ERRORS, ns.publish_errors);
     s_sync_counter(self, M_NET_HOOK_LOSSES,
                    ns.args_lost + ns.conns_lost + ns.read_errors);
     s_sync_counter(self, M_NET_MMSG, ns.mmsg_calls);
