@@ -383,6 +383,12 @@ static int s_on_record(void *ctx, void *data, size_t size)
         self->st.invalid++;
         return 0;
     }
+    /* Full before the publish interval: published now, as the stack
+     * batcher does with a full batch, rather than dropped. */
+    if (self->npending >= self->opts.max_pending) {
+        self->st.early_flushes++;
+        netcap_flush(self);
+    }
     if (self->npending >= self->opts.max_pending) {
         self->st.dropped_user++;
         self->lost_unreported++;

@@ -11,8 +11,9 @@
  * The ring is consumed on the collector's drain timer and on its epoll fd,
  * registered with the loop while attached (the BPF side wakes it only when
  * the ring fills past a quarter). Events wait in a bounded buffer until
- * netcap_flush; events beyond it, and records the ring had no room for,
- * are counted and reported in the next batch's `lost`. */
+ * netcap_flush, or are published at once when it is full; records the ring
+ * had no room for (and events a failing publish left no room for) are
+ * counted and reported in the next batch's `lost`. */
 #ifndef SKYPROF_COLLECTOR_NETCAP_H
 #define SKYPROF_COLLECTOR_NETCAP_H
 
@@ -78,6 +79,7 @@ typedef struct {
     uint64_t received;        /* records read from the ring */
     uint64_t invalid;         /* malformed records */
     uint64_t dropped_user;    /* events over max_pending */
+    uint64_t early_flushes;   /* publishes before the interval: pending full */
     uint64_t published;       /* events in published batches */
     uint64_t batches;
     uint64_t publish_errors;

@@ -775,6 +775,7 @@ START_TEST(test_short_connections_leave_no_state)
     g->arena = arena_new(256u << 20);
     netcap_options_default(&opts);
     opts.capture_bytes = 64;
+    opts.max_pending = 1000;   /* publishes early, loses nothing */
     netcap_t *cap = netcap_new(&opts, NULL, s_emit, g);
     ck_assert_ptr_nonnull(cap);
     char *srv_argv[] = { (char *)exe, "server", NULL };
@@ -815,6 +816,10 @@ START_TEST(test_short_connections_leave_no_state)
     ck_assert_uint_eq(left, 0);
     ck_assert_uint_eq(peers, 0);
     ck_assert_uint_eq(g->lost, 0);
+    netcap_stats_t st;
+    netcap_stats(cap, &st);
+    ck_assert_uint_gt(st.early_flushes, 0);
+    ck_assert_uint_eq(st.dropped_user, 0);
     kill(srv.pid, SIGTERM);
     s_wait(&srv);
     netcap_destroy(&cap);
