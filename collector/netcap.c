@@ -306,6 +306,56 @@ static int s_contains(const uint32_t *sorted, size_t n, uint32_t pid)
     return n && bsearch(&pid, sorted, n, sizeof(*sorted), s_cmp_u32) != NULL;
 }
 
+/* Entries of threads that are gone (killed inside a call) leave the
+ * per-thread maps. */
+static void s_sweep_threads(netcap_t *self, int fd)
+{
+    uint32_t key, next, dead[256];
+    size_t n = 0;
+    char path[64];
+
+    for (int first = 1;
+         n < 256 && bpf_map_get_next_key(fd, first ? NULL : &key, &next) == 0;
+         first = 0) {
+        key = next;
+        snprintf(path, sizeof(path), "/proc/%u", key);
+        if (access(path, F_OK) != 0)
+            dead[n++] = key;
+    }
+    for (size_t i = 0; i < n; i++)
+        bpf_map_delete_elem(fd, &dead[i]);
+}
+
+/* Socket records of processes that are gone (their UDP and unix sockets,
+ * closed at exit without a close()) or no longer traced: a followed
+ * socket's TCP close and retransmits would still be reported. */
+static void s_sweep_conns(netcap_t *self)
+{
+    int fd = bpf_map__fd(self->skel->maps.net_conns);
+    struct sky_net_conn c;
+    uint64_t key, next, dead[256];
+    size_t n;
+    char path[64];
+
+    do {
+        n = 0;
+        for (int first = 1;
+             n < 256 &&
+             bpf_map_get_next_key(fd, first ? NULL : &key, &next) == 0;
+             first = 0) {
+            key = next;
+            if (bpf_map_lookup_elem(fd, &key, &c) != 0)
+                continue;
+            snprintf(path, sizeof(path), "/proc/%u", c.pid);
+            if (!s_contains(self->pids, self->npids, c.pid) ||
+                access(path, F_OK) != 0)
+                dead[n++] = key;
+        }
+        for (size_t i = 0; i < n; i++)
+            bpf_map_delete_elem(fd, &dead[i]);
+    } while (n == 256);
+}
+
 int netcap_set_pids(netcap_t *self, const uint32_t *pids, size_t n)
 {
     uint32_t one = 1, zero = 0;
@@ -363,6 +413,7 @@ int netcap_set_pids(netcap_t *self, const uint32_t *pids, size_t n)
     self->pids = copy;
     self->npids = n;
     self->st.npids = (uint32_t)n;
+    s_sweep_conns(self);
     return rc;
 }
 
@@ -451,50 +502,6 @@ int netcap_drain(netcap_t *self)
         return 0;
     ring_buffer__consume(self->rb);
     return (int)(self->npending - before);
-}
-
-/* Entries of threads that are gone (killed inside a call) leave the
- * per-thread maps. */
-static void s_sweep_threads(netcap_t *self, int fd)
-{
-    uint32_t key, next, dead[256];
-    size_t n = 0;
-    char path[64];
-
-    for (int first = 1;
-         n < 256 && bpf_map_get_next_key(fd, first ? NULL : &key, &next) == 0;
-         first = 0) {
-        key = next;
-        snprintf(path, sizeof(path), "/proc/%u", key);
-        if (access(path, F_OK) != 0)
-            dead[n++] = key;
-    }
-    for (size_t i = 0; i < n; i++)
-        bpf_map_delete_elem(fd, &dead[i]);
-}
-
-/* Socket records of processes that are gone (their UDP and unix sockets,
- * closed at exit without a close()). */
-static void s_sweep_conns(netcap_t *self)
-{
-    int fd = bpf_map__fd(self->skel->maps.net_conns);
-    struct sky_net_conn c;
-    uint64_t key, next, dead[256];
-    size_t n = 0;
-    char path[64];
-
-    for (int first = 1;
-         n < 256 && bpf_map_get_next_key(fd, first ? NULL : &key, &next) == 0;
-         first = 0) {
-        key = next;
-        if (bpf_map_lookup_elem(fd, &key, &c) != 0)
-            continue;
-        snprintf(path, sizeof(path), "/proc/%u", c.pid);
-        if (access(path, F_OK) != 0)
-            dead[n++] = key;
-    }
-    for (size_t i = 0; i < n; i++)
-        bpf_map_delete_elem(fd, &dead[i]);
 }
 
 /* Local peers, then the connections that closed leave the peer table. */
