@@ -50,6 +50,8 @@ struct netcap {
     /* events waiting for netcap_flush; payloads in the arena */
     wire_net_event_t *pending;
     uint32_t npending;
+    uint32_t peers_done;       /* pending[0..peers_done) had their peers
+                                * looked up at a drain */
     arena_t *payloads;
     wire_net_event_t *scatter; /* flush: events grouped by bucket */
     uint64_t lost_unreported;  /* for the next batch's `lost` */
@@ -496,12 +498,21 @@ static int s_on_record(void *ctx, void *data, size_t size)
 
 int netcap_drain(netcap_t *self)
 {
-    uint32_t before = self->npending;
-
     if (!self->rb)
         return 0;
-    ring_buffer__consume(self->rb);
-    return (int)(self->npending - before);
+    int n = ring_buffer__consume(self->rb);
+    /* The peers of the connections opened since the last drain, while
+     * they are young: a short connection may be gone from /proc by the
+     * flush. After the whole drain, so two ends drained together find
+     * each other without /proc. */
+    uint64_t now_ms = now_mono_ms();
+    for (uint32_t i = self->peers_done; i < self->npending; i++) {
+        wire_net_event_t *e = &self->pending[i];
+        if (e->kind == WIRE_NET_OPEN && e->proto != WIRE_NET_UNIX)
+            e->peer_pid = netpeer_peer(self->peers, e->conn_id, now_ms);
+    }
+    self->peers_done = self->npending;
+    return n < 0 ? 0 : n;
 }
 
 /* Local peers, then the connections that closed leave the peer table. */
@@ -586,6 +597,7 @@ int netcap_flush(netcap_t *self)
     }
     self->st.batches += (uint64_t)batches;
     self->npending = 0;
+    self->peers_done = 0;
     arena_reset(self->payloads);
     return batches;
 }

@@ -57,7 +57,8 @@ void netcap_destroy(netcap_t **self_p);
  * programs could not be attached (logged; retried at the next change). */
 int netcap_set_pids(netcap_t *self, const uint32_t *pids, size_t n);
 
-/* Consumes the ring into the pending events. Returns how many. */
+/* Consumes the ring into the pending events (looking up the peers of new
+ * connections). Returns how many records were read. */
 int netcap_drain(netcap_t *self);
 /* Publishes the pending events (after a drain). Returns batches sent. */
 int netcap_flush(netcap_t *self);

@@ -18,6 +18,8 @@
  * tls: plaintext of the system OpenSSL's calls with is_ssl, tied to the
  *   connection; the ciphertext syscalls counted without payload.
  * udp/unix: counted, with their protocol.
+ * short connections: 2000 opened and closed, no state left.
+ * untraced local peer: found through /proc.
  * peer: netpeer's matching of reversed tuples (no BPF needed). */
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -828,6 +830,62 @@ START_TEST(test_short_connections_leave_no_state)
 }
 END_TEST
 
+/* A traced client of an untraced server on this host: the server's pid
+ * comes from /proc (its socket's inode in /proc/net/tcp, then
+ * /proc/PID/fd). */
+START_TEST(test_untraced_local_peer)
+{
+    const char *exe = tu_build_path("tests/progs/httpload");
+    got_t *g = calloc(1, sizeof(*g));
+    netcap_options_t opts;
+    netcap_stats_t st;
+    char line[256], port_s[16];
+
+    ck_assert_ptr_nonnull(g);
+    g->arena = arena_new(64u << 20);
+    netcap_options_default(&opts);
+    netcap_t *cap = netcap_new(&opts, NULL, s_emit, g);
+    ck_assert_ptr_nonnull(cap);
+    char *srv_argv[] = { (char *)exe, "server", NULL };
+    child_t srv = s_start_server(srv_argv, port_s);
+    char *c_argv[] = { (char *)exe, "client", port_s, "--hold", "--conns",
+                       "2", "/ok", NULL };
+    child_t c = s_start(c_argv);
+    s_line(&c, line, sizeof(line));
+    uint32_t pid = (uint32_t)c.pid;
+    ck_assert_int_eq(netcap_set_pids(cap, &pid, 1), 0);
+    /* Looked up at a drain, while the connection is there. */
+    s_drain(cap, 1);
+    fputs("go\n", c.in);
+    fflush(c.in);
+    s_line(&c, line, sizeof(line));
+    s_drain(cap, 2);
+    ck_assert_int_eq(s_wait(&c), 0);
+    netcap_stats(cap, &st);
+    int opens = 0;
+    for (size_t i = 0; i < g->n; i++) {
+        const wire_net_event_t *e = &g->ev[i];
+        ck_assert_uint_eq(e->pid, pid);
+        if (e->kind != WIRE_NET_OPEN)
+            continue;
+        opens++;
+        /* The held connection; the second one may be closed by the time
+         * of a drain (the client made it and closed it meanwhile). */
+        if (e->pre_existing)
+            ck_assert_uint_eq(e->peer_pid, (uint32_t)srv.pid);
+        else
+            ck_assert(e->peer_pid == 0 || e->peer_pid == (uint32_t)srv.pid);
+    }
+    ck_assert_int_eq(opens, 2);
+    ck_assert_uint_ge(st.peers_proc, 1);
+    kill(srv.pid, SIGTERM);
+    s_wait(&srv);
+    netcap_destroy(&cap);
+    arena_destroy(&g->arena);
+    free(g);
+}
+END_TEST
+
 /* netpeer without BPF: reversed tuples pair up, closes forget. */
 START_TEST(test_peer_matching)
 {
@@ -896,6 +954,7 @@ int main(void)
         tcase_add_test(bpf, test_collector_network_task);
         tcase_add_test(bpf, test_udp_and_unix_counted);
         tcase_add_test(bpf, test_short_connections_leave_no_state);
+        tcase_add_test(bpf, test_untraced_local_peer);
         if (tu_require_tool("network capture TLS", "openssl"))
             tcase_add_test(bpf, test_tls_plaintext);
     }
