@@ -623,6 +623,10 @@ int wire_encode_meters(const wire_meters_t *m, wire_buf_t *out);
 int wire_decode_meters(const void *data, size_t len, arena_t *arena,
                        wire_meters_t *m, char *err, size_t errlen);
 
+int wire_encode_net_report(const wire_net_report_t *m, wire_buf_t *out);
+int wire_decode_net_report(const void *data, size_t len, arena_t *arena,
+                           wire_net_report_t *m, char *err, size_t errlen);
+
 /* Fill a header: version, sender, seq, now. */
 void wire_header_set(wire_header_t *h, const char *sender, uint64_t seq);
 
