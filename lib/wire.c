@@ -926,6 +926,155 @@ int wire_decode_proc_events(const void *data, size_t len, arena_t *arena,
     return s_finish(&r);
 }
 
+/* ================================================== network events (14) */
+
+static int s_net_event_ok(const wire_net_event_t *e)
+{
+    return e->kind <= WIRE_NET_KIND_MAX && e->proto <= WIRE_NET_PROTO_MAX &&
+           e->role <= WIRE_NET_ROLE_MAX && e->dir <= WIRE_NET_DIR_MAX &&
+           e->pre_existing <= 1 && e->is_ssl <= 1 &&
+           e->ncaptured <= WIRE_MAX_NET_PAYLOAD && e->ncaptured <= e->bytes &&
+           (e->payload || !e->ncaptured);
+}
+
+int wire_encode_net_batch(const wire_net_batch_t *m, wire_buf_t *out)
+{
+    wr_t w;
+    s_writer_init(&w, out);
+    int ok = m->nevents <= WIRE_MAX_NET_EVENTS &&
+             s_strlen_ok(m->node, WIRE_MAX_NODE);
+    if (!ok)
+        return -1;
+    s_w_header(&w, &m->hdr, 2 + (uint32_t)s_has_node(m->node));
+    msgpack_pack_array(&w.pk, m->nevents);
+    for (uint32_t i = 0; i < m->nevents && ok; i++) {
+        const wire_net_event_t *e = &m->events[i];
+        ok = s_net_event_ok(e);
+        msgpack_pack_array(&w.pk, 22);
+        s_w_u64(&w, e->kind);
+        s_w_u64(&w, e->pid);
+        s_w_u64(&w, e->tid);
+        s_w_u64(&w, e->conn_id);
+        s_w_u64(&w, e->ts_ns);
+        s_w_u64(&w, e->proto);
+        s_w_u64(&w, e->role);
+        s_w_u64(&w, e->pre_existing);
+        msgpack_pack_bin(&w.pk, 16);
+        msgpack_pack_bin_body(&w.pk, e->local_addr, 16);
+        msgpack_pack_bin(&w.pk, 16);
+        msgpack_pack_bin_body(&w.pk, e->remote_addr, 16);
+        s_w_u64(&w, e->local_port);
+        s_w_u64(&w, e->remote_port);
+        s_w_u64(&w, e->peer_pid);
+        s_w_u64(&w, e->dur_ns);
+        s_w_u64(&w, e->dir);
+        s_w_u64(&w, e->is_ssl);
+        s_w_u64(&w, e->bytes);
+        s_w_u64(&w, e->rtt_us);
+        msgpack_pack_bin(&w.pk, ok ? e->ncaptured : 0);
+        if (ok && e->ncaptured)
+            msgpack_pack_bin_body(&w.pk, e->payload, e->ncaptured);
+        s_w_u64(&w, e->bytes_sent);
+        s_w_u64(&w, e->bytes_received);
+        s_w_u64(&w, e->count);
+    }
+    s_w_u64(&w, m->lost);
+    if (s_has_node(m->node))
+        s_w_str(&w, m->node);
+    return s_writer_done(&w, ok);
+}
+
+static int s_r_addr(rd_t *r, uint8_t out[16])
+{
+    const uint8_t *b;
+    uint32_t n;
+    if (s_bytes(r, 1, &b, &n, 16))
+        return -1;
+    if (n != 16)
+        return s_fail(r, "%u bytes, want 16 (IPv6 or IPv4-mapped)", n);
+    memcpy(out, b, 16);
+    return 0;
+}
+
+static int s_r_net_event(rd_t *r, wire_net_event_t *e)
+{
+    const uint8_t *payload;
+    uint32_t ports[2];
+    if (s_expect_fields(r, "events[]", 22))
+        return -1;
+    r->field = "events[].ids";
+    if (s_u8(r, &e->kind, WIRE_NET_KIND_MAX) ||
+        s_u32(r, &e->pid, UINT32_MAX) || s_u32(r, &e->tid, UINT32_MAX) ||
+        s_uint(r, &e->conn_id, UINT64_MAX) || s_uint(r, &e->ts_ns, UINT64_MAX))
+        return -1;
+    r->field = "events[].conn";
+    if (s_u8(r, &e->proto, WIRE_NET_PROTO_MAX) ||
+        s_u8(r, &e->role, WIRE_NET_ROLE_MAX) || s_u8(r, &e->pre_existing, 1))
+        return -1;
+    r->field = "events[].addr";
+    if (s_r_addr(r, e->local_addr) || s_r_addr(r, e->remote_addr))
+        return -1;
+    r->field = "events[].ports";
+    if (s_u32(r, &ports[0], UINT16_MAX) || s_u32(r, &ports[1], UINT16_MAX))
+        return -1;
+    e->local_port = (uint16_t)ports[0];
+    e->remote_port = (uint16_t)ports[1];
+    r->field = "events[].peer";
+    if (s_u32(r, &e->peer_pid, UINT32_MAX) || s_uint(r, &e->dur_ns, UINT64_MAX))
+        return -1;
+    r->field = "events[].dir";
+    if (s_u8(r, &e->dir, WIRE_NET_DIR_MAX) || s_u8(r, &e->is_ssl, 1))
+        return -1;
+    r->field = "events[].data";
+    if (s_uint(r, &e->bytes, UINT64_MAX) || s_u32(r, &e->rtt_us, UINT32_MAX) ||
+        s_bytes(r, 1, &payload, &e->ncaptured, WIRE_MAX_NET_PAYLOAD))
+        return -1;
+    if (e->ncaptured > e->bytes)
+        return s_fail(r, "%u bytes captured of a %llu-byte call", e->ncaptured,
+                      (unsigned long long)e->bytes);
+    if (e->ncaptured) {
+        uint8_t *copy = s_alloc(r, e->ncaptured, 1);
+        if (!copy)
+            return -1;
+        memcpy(copy, payload, e->ncaptured);
+        e->payload = copy;
+    }
+    r->field = "events[].totals";
+    if (s_uint(r, &e->bytes_sent, UINT64_MAX) ||
+        s_uint(r, &e->bytes_received, UINT64_MAX) ||
+        s_u32(r, &e->count, UINT32_MAX))
+        return -1;
+    return 0;
+}
+
+int wire_decode_net_batch(const void *data, size_t len, arena_t *arena,
+                          wire_net_batch_t *m, char *err, size_t errlen)
+{
+    rd_t r;
+    uint32_t has_node = 0;
+    memset(m, 0, sizeof *m);
+    m->node = "";
+    if (s_reader_init(&r, data, len, arena, err, errlen) ||
+        s_header_opt(&r, &m->hdr, 2, 1, &has_node))
+        return -1;
+    r.field = "events";
+    if (s_array(&r, &m->nevents, WIRE_MAX_NET_EVENTS))
+        return -1;
+    wire_net_event_t *ev = s_alloc(&r, m->nevents, sizeof *ev);
+    if (!ev)
+        return -1;
+    for (uint32_t i = 0; i < m->nevents; i++)
+        if (s_r_net_event(&r, &ev[i]))
+            return -1;
+    m->events = ev;
+    r.field = "lost";
+    if (s_uint(&r, &m->lost, UINT64_MAX))
+        return -1;
+    if (s_r_node(&r, has_node, &m->node))
+        return -1;
+    return s_finish(&r);
+}
+
 /* ================================================================ tasks */
 
 int wire_encode_task_set(const wire_task_set_t *m, wire_buf_t *out)
