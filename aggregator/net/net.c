@@ -368,22 +368,24 @@ static int s_has_facts(const wire_net_event_t *e)
  * known side or peer is not forgotten by an event that lacks it. */
 static void s_conn_facts(net_t *self, net_conn_t *c, const wire_net_event_t *e)
 {
-    char peer[64];
+    int facts = s_has_facts(e);
     uint8_t role = e->role != WIRE_NET_ROLE_UNKNOWN ? e->role : c->role;
     uint32_t peer_pid = e->peer_pid ? e->peer_pid : c->peer_pid;
-    if (s_has_facts(e))
-        s_peer(e, peer, sizeof peer);
-    else
-        snprintf(peer, sizeof peer, "%s", c->peer);
-    int changed = c->role != role || c->peer_pid != peer_pid ||
-                  strcmp(c->peer, peer) != 0;
-    c->role = role;
-    if (s_has_facts(e))
+    /* most events repeat what the connection knows: compare raw */
+    int same_ends = !facts || (c->l4 == e->proto && c->rport == e->remote_port &&
+                               memcmp(c->raddr, e->remote_addr, 16) == 0);
+    if (same_ends && role == c->role && peer_pid == c->peer_pid &&
+        c->traffic)
+        return;
+    if (facts && !same_ends) {
         c->l4 = e->proto;
+        c->rport = e->remote_port;
+        memcpy(c->raddr, e->remote_addr, 16);
+        s_peer(e, c->peer, sizeof c->peer);
+    }
+    c->role = role;
     c->peer_pid = peer_pid;
-    snprintf(c->peer, sizeof c->peer, "%s", peer);
-    if (changed || !c->traffic)
-        s_retraffic(self, c);
+    s_retraffic(self, c);
 }
 
 static void s_count(net_counter_t *k, uint64_t count, uint64_t bytes,

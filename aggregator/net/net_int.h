@@ -172,7 +172,9 @@ struct net_conn {
     uint8_t role, l4, is_ssl;
     uint8_t detect;            /* NET_CONN_DETECT_* */
     uint8_t detect_tries;
-    char peer[64];
+    char peer[64];             /* "ip:port" of raddr, rport */
+    uint8_t raddr[16];
+    uint16_t rport;
     int64_t wall_off_ns;       /* wall clock - collector's monotonic */
     const net_protocol_t *proto;
     void *pst;                 /* proto's state */
