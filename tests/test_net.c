@@ -597,6 +597,35 @@ START_TEST(local_view_json)
 }
 END_TEST
 
+/* Short connections one after the other (connect, request, response,
+ * close): nothing stays behind but the one traffic and endpoint they
+ * share, so memory after 20,000 is what it was after 100. */
+START_TEST(short_connections_flat_memory)
+{
+    size_t after_100 = 0;
+    for (uint64_t c = 1; c <= 20000; c++) {
+        s_batch_t b = {.n = 0};
+        uint64_t t0 = c * 10 * MS;
+        s_open(&b, c, WIRE_NET_ROLE_SERVER, 7, 5555, t0, 1000);
+        s_data(&b, c, WIRE_NET_IN, s_req_a, -1, 0, t0 + MS, 100);
+        s_data(&b, c, WIRE_NET_OUT, s_resp_a, -1, 0, t0 + 2 * MS, 100);
+        s_close(&b, c, WIRE_NET_ROLE_SERVER, 7, 5555, t0 + 3 * MS, 100);
+        ck_assert_int_eq(s_send(&b), 0);
+        arena_reset(s_arena);
+        if (c % 1000 == 0)
+            ck_assert_int_eq(net_flush(s_net, 1700000000000ull + c), 0);
+        if (c == 100) {
+            ck_assert_int_eq(net_flush(s_net, 1700000000000ull), 0);
+            after_100 = net_memory(s_net);
+        }
+    }
+    ck_assert_int_eq(net_flush(s_net, 1700000100000ull), 0);
+    ck_assert_double_eq(s_counter("net_connections", NULL), 0);
+    ck_assert_double_eq(s_counter("net_conn_evictions", NULL), 0);
+    ck_assert_uint_le(net_memory(s_net), after_100);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("net");
@@ -610,6 +639,7 @@ int main(void)
     tcase_add_test(tc, refusals_are_counted);
     tcase_add_test(tc, tls_flag_and_local_peer);
     tcase_add_test(tc, local_view_json);
+    tcase_add_test(tc, short_connections_flat_memory);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }
