@@ -109,16 +109,21 @@ static int s_send(s_batch_t *b)
     return rc;
 }
 
+/* The task set: the policy engine's capture task for the HTTP monitors
+ * (no rules) first, then the NETWORK task with json, and an ON_CPU task. */
 static void s_tasks(const char *json, uint32_t npids, const uint32_t *pids)
 {
+    wire_task_t capture = {.task_id = "policy-http-capture",
+                           .target = WIRE_TARGET_NETWORK, .npids = npids,
+                           .pids = pids, .extension_json = ""};
     wire_task_t t = {.task_id = "net-1", .target = WIRE_TARGET_NETWORK,
                      .npids = npids, .pids = pids,
                      .extension_json = json};
     wire_task_t cpu = {.task_id = "cpu-1", .target = WIRE_TARGET_ON_CPU,
                        .npids = 1, .pids = (const uint32_t[]){OTHER_PID},
                        .extension_json = ""};
-    wire_task_t both[2] = {t, cpu};
-    wire_task_set_t set = {.generation = 1, .ntasks = 2, .tasks = both};
+    wire_task_t all[3] = {capture, t, cpu};
+    wire_task_set_t set = {.generation = 1, .ntasks = 3, .tasks = all};
     ck_assert_int_eq(net_on_tasks(s_net, &set), 0);
 }
 

@@ -30,13 +30,21 @@ uint64_t net_conn_wall_ms(const net_conn_t *c, uint64_t ts_ns)
     return wall > 0 ? (uint64_t)wall / 1000000u : 0;
 }
 
+/* The task whose sampling rules apply to pid: the first naming it with
+ * rules, else the first naming it (the policy engine's capture task for
+ * the HTTP monitors has none, and must not hide an OAP task's rules). */
 static net_task_t *s_pid_task(const net_t *self, uint32_t pid)
 {
+    net_task_t *first = NULL;
     for (size_t i = 0; i < self->ntasks; i++)
         for (uint32_t k = 0; k < self->tasks[i].npids; k++)
-            if (self->tasks[i].pids[k] == pid)
-                return &self->tasks[i];
-    return NULL;
+            if (self->tasks[i].pids[k] == pid) {
+                if (net_rules_any(self->tasks[i].rules))
+                    return &self->tasks[i];
+                if (!first)
+                    first = &self->tasks[i];
+            }
+    return first;
 }
 
 static int s_pid_match(const void *item, const void *key)
@@ -52,7 +60,7 @@ static net_pid_t *s_pid(const net_t *self, uint32_t pid)
 int net_sampling_on(net_t *room, uint32_t pid)
 {
     net_pid_t *p = s_pid(room, pid);
-    return p && p->task && p->task->rules;
+    return p && p->task && net_rules_any(p->task->rules);
 }
 
 const net_rule_t *net_rule_for(net_t *room, uint32_t pid, const char *uri)
@@ -274,7 +282,7 @@ int net_on_tasks(net_t *self, const wire_task_set_t *set)
     s_tasks_free(self->tasks, self->ntasks);
     self->tasks = tasks;
     self->ntasks = n;
-    /* pid -> its task (the first naming it) */
+    /* pid -> the task whose rules apply to it */
     s_pids_clear(self);
     for (size_t i = 0; i < n; i++)
         for (uint32_t k = 0; k < tasks[i].npids; k++) {
