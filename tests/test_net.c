@@ -508,6 +508,13 @@ START_TEST(lru_bound_counts_evictions)
     ck_assert_int_eq(s_send(&b), 0);
     ck_assert_double_eq(s_counter("net_conn_evictions", NULL), 3);
     ck_assert_uint_gt(net_memory(s_net), 0);
+    /* the process leaves every task: its connections end with it */
+    s_tasks("", 1, (const uint32_t[]){OTHER_PID});
+    ck_assert_double_eq(s_counter("net_conn_evictions", NULL), 3);
+    s_data(&b, 1, WIRE_NET_OUT, "z", -1, 0, 10 * MS, 10);
+    ck_assert_int_eq(s_send(&b), 0);
+    ck_assert_double_eq(s_counter("net_connections", NULL), 0);
+    ck_assert_double_eq(s_counter("net_events_untraced", NULL), 1);
 }
 END_TEST
 
