@@ -91,9 +91,13 @@ struct sky_net_args {
     __u64 sk;          /* the socket of fd (not for accept) */
     __u64 buf;         /* the buffer, iovec array or msghdr */
     __u64 bytes_sent, bytes_received; /* close: the totals before it */
+    __u64 conn_id;     /* close: the record it closes */
     __u32 op, drops, retrans, in_ssl;
 };
 
+/* A thread killed inside a call never reaches its sys_exit: user space
+ * deletes the entries of threads that are gone (not an LRU map, which
+ * evicts before it is full and would lose calls in progress). */
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, 16384);
@@ -101,17 +105,13 @@ struct {
     __type(value, struct sky_net_args);
 } net_args SEC(".maps");
 
-/* A socket of a traced process. */
-struct sky_net_conn {
-    __u64 conn_id;
-    __u64 sk;                  /* the key: the socket's address */
-    __u32 pid, proto, role, flags;
-    __u32 lport, rport;
-    __u32 laddr[4], raddr[4];
-};
-
+/* Not an LRU map: those evict before they are full, and an evicted live
+ * connection would come back as a new, pre-existing one. Records whose
+ * close was never seen (a UDP or unix socket of a process that exited)
+ * are deleted by user space once their process is gone; a full map is
+ * counted. */
 struct {
-    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, 65536);   /* resized by user space before load */
     __type(key, __u64);
     __type(value, struct sky_net_conn);
@@ -281,6 +281,11 @@ s_open(struct sock *sk, __u32 tgid, __u32 tid, __u32 role, __u32 flags,
 
     if (s_describe(sk, &c) < 0)
         return NULL;
+    /* A socket first seen after its TCP_CLOSE (a write that met a reset)
+     * is not opened again. */
+    if ((flags & SKY_NET_F_PRE_EXISTING) && c.proto == 0 &&
+        BPF_CORE_READ(sk, __sk_common.skc_state) == SKY_TCP_CLOSE)
+        return NULL;
     c.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
     c.sk = key;
     c.pid = tgid;
@@ -362,7 +367,7 @@ struct sky_ssl_call {
 };
 
 struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(type, BPF_MAP_TYPE_HASH);   /* as net_args */
     __uint(max_entries, 16384);
     __type(key, __u32);
     __type(value, struct sky_ssl_call);
@@ -371,7 +376,7 @@ struct {
 /* SSL * -> socket, learned from calls that made a syscall: a read served
  * from already decrypted records makes none. */
 struct {
-    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);  /* a hint: losing one is cheap */
     __uint(max_entries, 65536);
     __type(key, __u64);
     __type(value, __u64);
@@ -411,6 +416,7 @@ int BPF_PROG(sky_net_enter, struct pt_regs *regs, long id)
         c = bpf_map_lookup_elem(&net_conns, &a.sk);
         if (!c)
             return 0;
+        a.conn_id = c->conn_id;
         s_totals(sk, c->proto, &a);
     }
     a.buf = PT_REGS_PARM2_CORE_SYSCALL(regs);
@@ -491,6 +497,15 @@ static __always_inline void s_emit_data(struct sky_net_conn *c, __u32 tid,
         s_count(SKY_NET_CNT_READ_ERR, 1);
         n = 0;
     }
+    /* A TLS record (content type 20..23: change cipher spec, alert,
+     * handshake, application data; version 3.x) on the socket: from now
+     * on its syscalls carry ciphertext, kept by no one (the plaintext
+     * comes from the library's uprobes). No HTTP message starts so. */
+    if (!ssl && n >= 3 && s->data[0] >= 20 && s->data[0] <= 23 &&
+        s->data[1] == 3 && s->data[2] <= 4) {
+        c->flags |= SKY_NET_F_SSL;
+        n = 0;
+    }
     if (n < bytes)
         s_count(SKY_NET_CNT_TRUNCATED, 1);
     s_count(SKY_NET_CNT_CAPTURED, n);
@@ -508,7 +523,7 @@ static __always_inline void s_data_event(struct sky_net_conn *c,
     __u32 dir = a->op == SKY_NET_OP_READ || a->op == SKY_NET_OP_READV ||
                 a->op == SKY_NET_OP_RECVMSG;
 
-    if (!a->in_ssl)
+    if (!a->in_ssl && !(c->flags & SKY_NET_F_SSL))
         ptr = s_data(a, &first);
     s_emit_data(c, tid, now, now - a->ts_ns, ret, dir, ptr, first, 0);
 }
@@ -573,8 +588,12 @@ int BPF_PROG(sky_net_exit, struct pt_regs *regs, long ret)
             s_open(sk, tgid, tid, 2, 0, now, now - a.ts_ns);
         break;
     case SKY_NET_OP_CLOSE:
+        /* The same record: on loopback the whole close handshake can run
+         * inside close(), the socket be freed (its record closed at
+         * TCP_CLOSE) and another process's new socket take its address
+         * before this returns. */
         c = bpf_map_lookup_elem(&net_conns, &a.sk);
-        if (ret == 0 && c)
+        if (ret == 0 && c && c->conn_id == a.conn_id)
             s_close(a.sk, c, &a, tid, now, now - a.ts_ns);
         break;
     default:
