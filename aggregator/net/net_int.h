@@ -175,7 +175,7 @@ const char *net_rb_name(net_report_builder_t *b, const char *fmt,
  * histogram entries of the interval (gen: the room's flush count); past
  * them it is given up (over) and later moves leave the figures where they
  * were counted. */
-#define NET_LEDGER_HIST 12
+#define NET_LEDGER_HIST 48   /* a TLS handshake: ~15 syscalls */
 typedef struct {
     net_counter_t c[NET_C_COUNT];
     struct { uint8_t h, bucket; } hist[NET_LEDGER_HIST];
