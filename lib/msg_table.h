@@ -55,3 +55,6 @@ MSG(TRIGGER, TOPIC_TRIGGER, EXACT, wire_trigger_t, trigger, "trigger",
     "policy", "uplink")
 MSG(METERS, TOPIC_METERS, EXACT, wire_meters_t, meters, "meters", "policy",
     "uplink")
+MSG(NET_REPORT, TOPIC_NET_REPORT, EXACT, wire_net_report_t, net_report,
+    "network meters, sampled requests, per-URI HTTP figures",
+    "aggregator (network room)", "uplink, policy")

@@ -1718,3 +1718,282 @@ int wire_decode_meters(const void *data, size_t len, arena_t *arena,
     m->meters = x;
     return s_finish(&r);
 }
+
+/* ==================================================== network report (14) */
+
+static int s_net_meter_ok(const wire_net_meter_t *x)
+{
+    if (!x->name || !x->name[0] || !s_strlen_ok(x->name, WIRE_MAX_STR) ||
+        !s_strlen_ok(x->peer_address, WIRE_MAX_STR) ||
+        x->role > WIRE_NET_ROLE_MAX || x->nlabels > WIRE_MAX_NET_LABELS ||
+        x->nbuckets > WIRE_MAX_NET_BUCKETS)
+        return 0;
+    for (uint32_t k = 0; k < x->nlabels; k++)
+        if (!x->labels[k].key || !x->labels[k].key[0] ||
+            !s_strlen_ok(x->labels[k].key, WIRE_MAX_STR) ||
+            !s_strlen_ok(x->labels[k].value, WIRE_MAX_STR))
+            return 0;
+    /* histogram bounds strictly increase: the OAP takes them as buckets */
+    for (uint32_t k = 1; k < x->nbuckets; k++)
+        if (!(x->bounds[k] > x->bounds[k - 1]))
+            return 0;
+    return 1;
+}
+
+static void s_w_net_meter(wr_t *w, const wire_net_meter_t *x)
+{
+    msgpack_pack_array(&w->pk, 9);
+    s_w_str(w, x->name);
+    s_w_u64(w, x->pid);
+    s_w_u64(w, x->role);
+    s_w_u64(w, x->peer_pid);
+    s_w_str(w, x->peer_address);
+    msgpack_pack_array(&w->pk, x->nlabels);
+    for (uint32_t k = 0; k < x->nlabels; k++) {
+        msgpack_pack_array(&w->pk, 2);
+        s_w_str(w, x->labels[k].key);
+        s_w_str(w, x->labels[k].value);
+    }
+    msgpack_pack_double(&w->pk, x->value);
+    msgpack_pack_array(&w->pk, x->nbuckets);
+    for (uint32_t k = 0; k < x->nbuckets; k++)
+        msgpack_pack_double(&w->pk, x->bounds[k]);
+    msgpack_pack_array(&w->pk, x->nbuckets);
+    for (uint32_t k = 0; k < x->nbuckets; k++)
+        s_w_u64(w, x->counts[k]);
+}
+
+static int s_net_sample_ok(const wire_net_sample_t *s)
+{
+    const char *strs[8] = {s->peer_address, s->method, s->uri, s->reason,
+                           s->trace_provider, s->trace_id, s->segment_id,
+                           s->span_id};
+    for (int k = 0; k < 8; k++)
+        if (!s_strlen_ok(strs[k], WIRE_MAX_STR))
+            return 0;
+    return s->role <= WIRE_NET_ROLE_MAX && s->is_ssl <= 1 &&
+           s->req_len <= WIRE_MAX_LONG_STR && s->resp_len <= WIRE_MAX_LONG_STR &&
+           (s->req || !s->req_len) && (s->resp || !s->resp_len);
+}
+
+static void s_w_bin(wr_t *w, const uint8_t *b, uint32_t n)
+{
+    msgpack_pack_bin(&w->pk, n);
+    msgpack_pack_bin_body(&w->pk, n ? (const void *)b : "", n);
+}
+
+static void s_w_net_sample(wr_t *w, const wire_net_sample_t *s)
+{
+    msgpack_pack_array(&w->pk, 17);
+    s_w_u64(w, s->pid);
+    s_w_u64(w, s->role);
+    s_w_u64(w, s->peer_pid);
+    s_w_str(w, s->peer_address);
+    s_w_u64(w, s->is_ssl);
+    s_w_str(w, s->method);
+    s_w_str(w, s->uri);
+    s_w_u64(w, s->status);
+    s_w_str(w, s->reason);
+    s_w_u64(w, s->start_ms);
+    s_w_u64(w, s->end_ms);
+    s_w_str(w, s->trace_provider);
+    s_w_str(w, s->trace_id);
+    s_w_str(w, s->segment_id);
+    s_w_str(w, s->span_id);
+    s_w_bin(w, s->req, s->req_len);
+    s_w_bin(w, s->resp, s->resp_len);
+}
+
+int wire_encode_net_report(const wire_net_report_t *m, wire_buf_t *out)
+{
+    wr_t w;
+    s_writer_init(&w, out);
+    int ok = m->nmeters <= WIRE_MAX_NET_METERS &&
+             m->nsamples <= WIRE_MAX_NET_SAMPLES &&
+             m->nhttp <= WIRE_MAX_NET_METERS;
+    for (uint32_t i = 0; ok && i < m->nmeters; i++)
+        ok = s_net_meter_ok(&m->meters[i]);
+    for (uint32_t i = 0; ok && i < m->nsamples; i++)
+        ok = s_net_sample_ok(&m->samples[i]);
+    for (uint32_t i = 0; ok && i < m->nhttp; i++)
+        ok = m->http[i].uri && s_strlen_ok(m->http[i].uri, WIRE_MAX_STR) &&
+             m->http[i].errors <= m->http[i].requests;
+    if (!ok)
+        return -1;
+    s_w_header(&w, &m->hdr, 4);
+    s_w_u64(&w, m->ts_ms);
+    msgpack_pack_array(&w.pk, m->nmeters);
+    for (uint32_t i = 0; i < m->nmeters; i++)
+        s_w_net_meter(&w, &m->meters[i]);
+    msgpack_pack_array(&w.pk, m->nsamples);
+    for (uint32_t i = 0; i < m->nsamples; i++)
+        s_w_net_sample(&w, &m->samples[i]);
+    msgpack_pack_array(&w.pk, m->nhttp);
+    for (uint32_t i = 0; i < m->nhttp; i++) {
+        const wire_net_http_t *h = &m->http[i];
+        msgpack_pack_array(&w.pk, 5);
+        s_w_u64(&w, h->pid);
+        s_w_str(&w, h->uri);
+        s_w_u64(&w, h->requests);
+        s_w_u64(&w, h->errors);
+        msgpack_pack_double(&w.pk, h->duration_ms_sum);
+    }
+    return s_writer_done(&w, 1);
+}
+
+static int s_r_net_meter(rd_t *r, wire_net_meter_t *x)
+{
+    if (s_expect_fields(r, "meters[]", 9))
+        return -1;
+    r->field = "meters[]";
+    if (s_str(r, &x->name, WIRE_MAX_STR) || s_u32(r, &x->pid, UINT32_MAX) ||
+        s_u8(r, &x->role, WIRE_NET_ROLE_MAX) ||
+        s_u32(r, &x->peer_pid, UINT32_MAX) ||
+        s_str(r, &x->peer_address, WIRE_MAX_STR))
+        return -1;
+    if (!x->name[0])
+        return s_fail(r, "empty meter name");
+    r->field = "meters[].labels";
+    if (s_array(r, &x->nlabels, WIRE_MAX_NET_LABELS))
+        return -1;
+    wire_label_t *labels = s_alloc(r, x->nlabels, sizeof *labels);
+    if (!labels)
+        return -1;
+    for (uint32_t k = 0; k < x->nlabels; k++) {
+        if (s_expect_fields(r, "meters[].labels[]", 2) ||
+            s_str(r, &labels[k].key, WIRE_MAX_STR) ||
+            s_str(r, &labels[k].value, WIRE_MAX_STR))
+            return -1;
+        if (!labels[k].key[0])
+            return s_fail(r, "empty label key");
+    }
+    x->labels = labels;
+    r->field = "meters[].value";
+    if (s_double(r, &x->value))
+        return -1;
+    r->field = "meters[].bounds";
+    uint32_t ncounts;
+    if (s_array(r, &x->nbuckets, WIRE_MAX_NET_BUCKETS))
+        return -1;
+    double *bounds = s_alloc(r, x->nbuckets, sizeof *bounds);
+    if (!bounds)
+        return -1;
+    for (uint32_t k = 0; k < x->nbuckets; k++) {
+        if (s_double(r, &bounds[k]))
+            return -1;
+        if (k && !(bounds[k] > bounds[k - 1]))
+            return s_fail(r, "bounds do not increase at %u", k);
+    }
+    x->bounds = bounds;
+    r->field = "meters[].counts";
+    if (s_array(r, &ncounts, WIRE_MAX_NET_BUCKETS))
+        return -1;
+    if (ncounts != x->nbuckets)
+        return s_fail(r, "%u counts for %u bounds", ncounts, x->nbuckets);
+    uint64_t *counts = s_alloc(r, x->nbuckets, sizeof *counts);
+    if (!counts)
+        return -1;
+    for (uint32_t k = 0; k < x->nbuckets; k++)
+        if (s_uint(r, &counts[k], UINT64_MAX))
+            return -1;
+    x->counts = counts;
+    return 0;
+}
+
+/* Binary copied into the arena, as strings are: the decoded message does
+ * not depend on the payload's life. */
+static int s_bin_copy(rd_t *r, const uint8_t **out, uint32_t *len)
+{
+    const uint8_t *b;
+    if (s_bytes(r, 1, &b, len, WIRE_MAX_LONG_STR))
+        return -1;
+    uint8_t *copy = s_alloc(r, *len, 1);
+    if (!copy)
+        return -1;
+    if (*len)
+        memcpy(copy, b, *len);
+    *out = copy;
+    return 0;
+}
+
+static int s_r_net_sample(rd_t *r, wire_net_sample_t *s)
+{
+    if (s_expect_fields(r, "samples[]", 17))
+        return -1;
+    r->field = "samples[]";
+    if (s_u32(r, &s->pid, UINT32_MAX) || s_u8(r, &s->role, WIRE_NET_ROLE_MAX) ||
+        s_u32(r, &s->peer_pid, UINT32_MAX) ||
+        s_str(r, &s->peer_address, WIRE_MAX_STR) || s_u8(r, &s->is_ssl, 1) ||
+        s_str(r, &s->method, WIRE_MAX_STR) || s_str(r, &s->uri, WIRE_MAX_STR) ||
+        s_u32(r, &s->status, UINT32_MAX) ||
+        s_str(r, &s->reason, WIRE_MAX_STR) ||
+        s_uint(r, &s->start_ms, UINT64_MAX) ||
+        s_uint(r, &s->end_ms, UINT64_MAX) ||
+        s_str(r, &s->trace_provider, WIRE_MAX_STR) ||
+        s_str(r, &s->trace_id, WIRE_MAX_STR) ||
+        s_str(r, &s->segment_id, WIRE_MAX_STR) ||
+        s_str(r, &s->span_id, WIRE_MAX_STR))
+        return -1;
+    r->field = "samples[].bodies";
+    if (s_bin_copy(r, &s->req, &s->req_len) ||
+        s_bin_copy(r, &s->resp, &s->resp_len))
+        return -1;
+    return 0;
+}
+
+int wire_decode_net_report(const void *data, size_t len, arena_t *arena,
+                           wire_net_report_t *m, char *err, size_t errlen)
+{
+    rd_t r;
+    memset(m, 0, sizeof *m);
+    if (s_reader_init(&r, data, len, arena, err, errlen) ||
+        s_header(&r, &m->hdr, 4))
+        return -1;
+    r.field = "ts_ms";
+    if (s_uint(&r, &m->ts_ms, UINT64_MAX))
+        return -1;
+    r.field = "meters";
+    if (s_array(&r, &m->nmeters, WIRE_MAX_NET_METERS))
+        return -1;
+    wire_net_meter_t *meters = s_alloc(&r, m->nmeters, sizeof *meters);
+    if (!meters)
+        return -1;
+    for (uint32_t i = 0; i < m->nmeters; i++)
+        if (s_r_net_meter(&r, &meters[i]))
+            return -1;
+    m->meters = meters;
+    r.field = "samples";
+    if (s_array(&r, &m->nsamples, WIRE_MAX_NET_SAMPLES))
+        return -1;
+    wire_net_sample_t *samples = s_alloc(&r, m->nsamples, sizeof *samples);
+    if (!samples)
+        return -1;
+    for (uint32_t i = 0; i < m->nsamples; i++)
+        if (s_r_net_sample(&r, &samples[i]))
+            return -1;
+    m->samples = samples;
+    r.field = "http";
+    if (s_array(&r, &m->nhttp, WIRE_MAX_NET_METERS))
+        return -1;
+    wire_net_http_t *http = s_alloc(&r, m->nhttp, sizeof *http);
+    if (!http)
+        return -1;
+    for (uint32_t i = 0; i < m->nhttp; i++) {
+        wire_net_http_t *h = &http[i];
+        if (s_expect_fields(&r, "http[]", 5))
+            return -1;
+        r.field = "http[]";
+        if (s_u32(&r, &h->pid, UINT32_MAX) ||
+            s_str(&r, &h->uri, WIRE_MAX_STR) ||
+            s_uint(&r, &h->requests, UINT64_MAX) ||
+            s_uint(&r, &h->errors, UINT64_MAX) ||
+            s_double(&r, &h->duration_ms_sum))
+            return -1;
+        if (h->errors > h->requests)
+            return s_fail(&r, "%llu errors for %llu requests",
+                          (unsigned long long)h->errors,
+                          (unsigned long long)h->requests);
+    }
+    m->http = http;
+    return s_finish(&r);
+}

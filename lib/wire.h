@@ -535,7 +535,8 @@ typedef struct {
     uint8_t is_ssl;
     const char *method, *uri;
     uint32_t status;
-    const char *reason;    /* "slow", "4xx", "5xx" */
+    const char *reason;    /* the reference's: "slow", "status_4xx",
+                            * "status_5xx" */
     uint64_t start_ms, end_ms; /* wall clock */
     const char *trace_provider; /* "skywalking", "zipkin", "w3c" */
     const char *trace_id, *segment_id, *span_id; /* "" when absent */
@@ -626,6 +627,10 @@ int wire_decode_trigger(const void *data, size_t len, arena_t *arena,
 int wire_encode_meters(const wire_meters_t *m, wire_buf_t *out);
 int wire_decode_meters(const void *data, size_t len, arena_t *arena,
                        wire_meters_t *m, char *err, size_t errlen);
+
+int wire_encode_net_report(const wire_net_report_t *m, wire_buf_t *out);
+int wire_decode_net_report(const void *data, size_t len, arena_t *arena,
+                           wire_net_report_t *m, char *err, size_t errlen);
 
 /* Fill a header: version, sender, seq, now. */
 void wire_header_set(wire_header_t *h, const char *sender, uint64_t seq);

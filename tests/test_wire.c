@@ -1057,6 +1057,174 @@ START_TEST(pid_buckets_spread_and_topics)
 }
 END_TEST
 
+/* ----------------------------------------------- net.report (issue 14) */
+/* A report with an L4 counter, an HTTP histogram, one sampled request and
+ * one per-URI row, as the network room publishes it. */
+static const double s_nr_bounds[3] = {0, 50, 100};
+static const uint64_t s_nr_counts[3] = {1, 4, 2};
+static const wire_label_t s_nr_labels[3] = {
+    {"side", "server"}, {"protocol", "http"}, {"is_ssl", "false"}};
+static const uint8_t s_nr_req[] = "GET /a HTTP/1.1\r\nsw8: 1-x\r\n\r\n";
+static const uint8_t s_nr_resp[] = {'H', 0, 0xff, '\n'};
+
+static void s_make_net_report(wire_net_report_t *m, wire_net_meter_t mt[2],
+                              wire_net_sample_t *sm, wire_net_http_t *h)
+{
+    memset(m, 0, sizeof *m);
+    mt[0] = (wire_net_meter_t){.name = "client_write_bytes_counter",
+                               .pid = 10, .role = WIRE_NET_ROLE_CLIENT,
+                               .peer_pid = 11, .peer_address = "",
+                               .nlabels = 1, .labels = s_nr_labels,
+                               .value = 4096};
+    mt[1] = (wire_net_meter_t){.name = "http1_server_duration_histogram",
+                               .pid = 11, .role = WIRE_NET_ROLE_SERVER,
+                               .peer_address = "10.0.0.7:443", .nlabels = 3,
+                               .labels = s_nr_labels, .nbuckets = 3,
+                               .bounds = s_nr_bounds, .counts = s_nr_counts};
+    *sm = (wire_net_sample_t){.pid = 11, .role = WIRE_NET_ROLE_SERVER,
+                              .peer_address = "10.0.0.7:443", .is_ssl = 1,
+                              .method = "GET", .uri = "/a", .status = 503,
+                              .reason = "5xx", .start_ms = 1000,
+                              .end_ms = 1250, .trace_provider = "skywalking",
+                              .trace_id = "t1", .segment_id = "s1",
+                              .span_id = "0",
+                              .req_len = sizeof s_nr_req - 1, .req = s_nr_req,
+                              .resp_len = sizeof s_nr_resp,
+                              .resp = s_nr_resp};
+    *h = (wire_net_http_t){.pid = 11, .uri = "/a", .requests = 7,
+                           .errors = 2, .duration_ms_sum = 912.5};
+    wire_header_set(&m->hdr, "aggregator/net", 5);
+    m->ts_ms = 1700000000123ull;
+    m->nmeters = 2;
+    m->meters = mt;
+    m->nsamples = 1;
+    m->samples = sm;
+    m->nhttp = 1;
+    m->http = h;
+}
+
+START_TEST(net_report_round_trip_and_bounds)
+{
+    wire_net_meter_t mt[2];
+    wire_net_sample_t sm;
+    wire_net_http_t h;
+    wire_net_report_t m, o;
+    s_make_net_report(&m, mt, &sm, &h);
+    ck_assert_int_eq(wire_encode_net_report(&m, &s_buf), 0);
+    ck_assert_int_eq(wire_decode_net_report(s_buf.data, s_buf.len, s_arena,
+                                            &o, s_err, sizeof s_err), 0);
+    ck_assert_uint_eq(o.ts_ms, 1700000000123ull);
+    ck_assert_uint_eq(o.nmeters, 2);
+    ck_assert_str_eq(o.meters[0].name, "client_write_bytes_counter");
+    ck_assert_uint_eq(o.meters[0].peer_pid, 11);
+    ck_assert_double_eq(o.meters[0].value, 4096);
+    ck_assert_uint_eq(o.meters[0].nbuckets, 0);
+    ck_assert_uint_eq(o.meters[1].role, WIRE_NET_ROLE_SERVER);
+    ck_assert_str_eq(o.meters[1].peer_address, "10.0.0.7:443");
+    ck_assert_uint_eq(o.meters[1].nlabels, 3);
+    ck_assert_str_eq(o.meters[1].labels[2].key, "is_ssl");
+    ck_assert_str_eq(o.meters[1].labels[2].value, "false");
+    ck_assert_uint_eq(o.meters[1].nbuckets, 3);
+    ck_assert_double_eq(o.meters[1].bounds[1], 50);
+    ck_assert_uint_eq(o.meters[1].counts[2], 2);
+    ck_assert_uint_eq(o.nsamples, 1);
+    ck_assert_uint_eq(o.samples[0].status, 503);
+    ck_assert_uint_eq(o.samples[0].is_ssl, 1);
+    ck_assert_str_eq(o.samples[0].reason, "5xx");
+    ck_assert_str_eq(o.samples[0].trace_id, "t1");
+    ck_assert_uint_eq(o.samples[0].end_ms, 1250);
+    ck_assert_uint_eq(o.samples[0].req_len, sizeof s_nr_req - 1);
+    ck_assert_mem_eq(o.samples[0].req, s_nr_req, sizeof s_nr_req - 1);
+    ck_assert_uint_eq(o.samples[0].resp_len, 4);
+    ck_assert_mem_eq(o.samples[0].resp, s_nr_resp, 4);
+    ck_assert_uint_eq(o.nhttp, 1);
+    ck_assert_str_eq(o.http[0].uri, "/a");
+    ck_assert_uint_eq(o.http[0].errors, 2);
+    ck_assert_double_eq(o.http[0].duration_ms_sum, 912.5);
+
+    /* every truncation of the payload is refused */
+    for (size_t n = 0; n < s_buf.len; n++)
+        ck_assert_msg(wire_decode_net_report(s_buf.data, n, s_arena, &o,
+                                             s_err, sizeof s_err) == -1,
+                      "truncated to %zu accepted", n);
+
+    /* the encoder refuses what the decoder would refuse; nothing appended */
+    size_t before = s_buf.len;
+    mt[1].counts = s_nr_counts;
+    double bad_bounds[3] = {0, 50, 50};
+    mt[1].bounds = bad_bounds;
+    ck_assert_int_eq(wire_encode_net_report(&m, &s_buf), -1);
+    mt[1].bounds = s_nr_bounds;
+    mt[0].role = WIRE_NET_ROLE_MAX + 1;
+    ck_assert_int_eq(wire_encode_net_report(&m, &s_buf), -1);
+    mt[0].role = WIRE_NET_ROLE_CLIENT;
+    mt[0].name = "";
+    ck_assert_int_eq(wire_encode_net_report(&m, &s_buf), -1);
+    mt[0].name = "x";
+    mt[0].nlabels = WIRE_MAX_NET_LABELS + 1;
+    ck_assert_int_eq(wire_encode_net_report(&m, &s_buf), -1);
+    mt[0].nlabels = 1;
+    h.errors = 8;
+    ck_assert_int_eq(wire_encode_net_report(&m, &s_buf), -1);
+    h.errors = 2;
+    sm.req_len = WIRE_MAX_LONG_STR + 1;
+    ck_assert_int_eq(wire_encode_net_report(&m, &s_buf), -1);
+    ck_assert_uint_eq(s_buf.len, before);
+}
+END_TEST
+
+/* Hand-made payloads the encoder would never write. */
+START_TEST(net_report_rejects_bad_meters)
+{
+    static const struct {
+        const char *what;
+        int bounds_n, counts_n;
+        double b1;
+        int role;
+    } cases[] = {
+        {"counts differ from bounds", 2, 1, 5, 1},
+        {"bounds not increasing", 2, 2, -1, 1},
+        {"role out of range", 2, 2, 5, 3},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 8);
+        msgpack_pack_uint64(&pk, WIRE_VERSION);
+        msgpack_pack_str_with_body(&pk, "a", 1);
+        msgpack_pack_uint64(&pk, 1);
+        msgpack_pack_uint64(&pk, 1);
+        msgpack_pack_uint64(&pk, 99);       /* ts_ms */
+        msgpack_pack_array(&pk, 1);         /* meters */
+        msgpack_pack_array(&pk, 9);
+        msgpack_pack_str_with_body(&pk, "m", 1);
+        msgpack_pack_uint64(&pk, 1);
+        msgpack_pack_uint64(&pk, (uint64_t)cases[i].role);
+        msgpack_pack_uint64(&pk, 0);
+        msgpack_pack_str_with_body(&pk, "", 0);
+        msgpack_pack_array(&pk, 0);
+        msgpack_pack_double(&pk, 1);
+        msgpack_pack_array(&pk, (size_t)cases[i].bounds_n);
+        msgpack_pack_double(&pk, 0);
+        msgpack_pack_double(&pk, cases[i].b1);
+        msgpack_pack_array(&pk, (size_t)cases[i].counts_n);
+        for (int k = 0; k < cases[i].counts_n; k++)
+            msgpack_pack_uint64(&pk, 1);
+        msgpack_pack_array(&pk, 0);         /* samples */
+        msgpack_pack_array(&pk, 0);         /* http */
+        wire_net_report_t o;
+        s_err[0] = '\0';
+        ck_assert_msg(wire_decode_net_report(sb.data, sb.size, s_arena, &o,
+                                             s_err, sizeof s_err) == -1,
+                      "%s accepted", cases[i].what);
+        ck_assert_msg(s_err[0] != '\0', "%s: no reason", cases[i].what);
+        msgpack_sbuffer_destroy(&sb);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("wire");
@@ -1083,6 +1251,8 @@ int main(void)
     tcase_add_test(tc, pid_buckets_spread_and_topics);
     tcase_add_test(tc, node_field_round_trip_and_optional);
     tcase_add_test(tc, node_field_rejects_bad_names);
+    tcase_add_test(tc, net_report_round_trip_and_bounds);
+    tcase_add_test(tc, net_report_rejects_bad_meters);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }
