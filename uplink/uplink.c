@@ -62,6 +62,15 @@ s_metrics(uplink_t *self)
     self->m_meters_sent = stats_counter(st, "meters_sent", NULL,
                                         "continuous-profiling meter values "
                                         "sent with collectBatch");
+    self->m_net_meters = stats_counter(st, "net_meters_sent", NULL,
+                                       "network profiling meters sent with "
+                                       "collectBatch");
+    self->m_net_logs = stats_counter(st, "net_logs_sent", NULL,
+                                     "sampled requests sent to "
+                                     "LogReportService");
+    self->m_net_events = stats_counter(st, "net_events_sent", NULL,
+                                       "sampled request/response events sent "
+                                       "to SpanAttachedEventReportService");
     self->m_proc_ids = stats_counter(st, "proc_ids_published", NULL,
                                      "process entity states published on "
                                      "proc.ids");
@@ -74,7 +83,8 @@ s_metrics(uplink_t *self)
         "until the API names it)");
 }
 
-/* Counted drops of continuous-profiling input, by what went wrong. */
+/* Counted drops of input (continuous profiling, network data), by what
+ * went wrong. */
 void
 uplink_count_drop(uplink_t *self, const char *what, const char *reason,
                   uint64_t n)
@@ -82,7 +92,7 @@ uplink_count_drop(uplink_t *self, const char *what, const char *reason,
     char labels[64];
     snprintf(labels, sizeof labels, "reason=\"%s\"", reason);
     stats_add(stats_counter(self->stats, what, labels,
-                            "continuous-profiling input dropped, by reason"),
+                            "input dropped, by reason"),
               n);
 }
 
@@ -111,7 +121,11 @@ uplink_new(const uplink_options_t *opts, finder_set_t *finders,
     o->agent_id = s_keep(self, 5, opts->agent_id);
     o->node_name = s_keep(self, 6, opts->node_name && *opts->node_name
                                        ? opts->node_name : "");
-    for (size_t i = 0; i <= 6; i++)
+    o->net_meter_prefix = s_keep(self, 7, opts->net_meter_prefix &&
+                                              *opts->net_meter_prefix
+                                              ? opts->net_meter_prefix
+                                              : "rover_net_p");
+    for (size_t i = 0; i <= 7; i++)
         if (!self->strings[i])
             goto fail;
     if (!o->report_period)
@@ -187,6 +201,7 @@ uplink_destroy(uplink_t **self_p)
     finder_set_destroy(&self->finders);
     free(self->enc);
     free(self->msg);
+    free(self->net_pids);
     for (size_t i = 0; i < sizeof self->strings / sizeof self->strings[0];
          i++)
         free(self->strings[i]);
@@ -351,6 +366,7 @@ uplink_on_msg(uplink_t *self, const msg_decoded_t *m, uint64_t now_ms)
         break;
     case MSG_CTL_TASKS:
         uplink_continuous_watch_engine(self, m->hdr);
+        uplink_net_take_tasks(self, m->body);
         break;
     case MSG_TRIGGER:
         uplink_continuous_take_trigger(self, m->body);

@@ -23,6 +23,7 @@ uplink_options_defaults(uplink_options_t *o)
     o->auth_backoff_ms = 300000;
     o->agent_id = "";
     o->proc_stale_ms = 30000;
+    o->net_meter_prefix = "rover_net_p";
 }
 
 static const char *
