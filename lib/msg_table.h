@@ -23,6 +23,9 @@ MSG(SYM_STACKS, TOPIC_SYM_STACKS, BUCKET, wire_sym_batch_t, sym_batch,
     "symbolized stack batch", "symbolizer", "aggregator (by bucket)")
 MSG(PROC_EVENTS, TOPIC_PROC_EVENTS, EXACT, wire_proc_events_t, proc_events,
     "process events", "collector", "aggregator, policy, uplink")
+MSG(NET_EVENTS, TOPIC_NET_EVENTS, BUCKET, wire_net_batch_t, net_batch,
+    "network events (socket open/close/data of NETWORK tasks' processes)",
+    "collector", "aggregator's network room (by bucket)")
 MSG(CTL_TASKS, TOPIC_CTL_TASKS, EXACT, wire_task_set_t, task_set,
     "task set (desired state)", "policy",
     "collector, aggregator, uplink (also to notice a restarted policy "
@@ -52,3 +55,6 @@ MSG(TRIGGER, TOPIC_TRIGGER, EXACT, wire_trigger_t, trigger, "trigger",
     "policy", "uplink")
 MSG(METERS, TOPIC_METERS, EXACT, wire_meters_t, meters, "meters", "policy",
     "uplink")
+MSG(NET_REPORT, TOPIC_NET_REPORT, EXACT, wire_net_report_t, net_report,
+    "network meters, sampled requests, per-URI HTTP figures",
+    "aggregator (network room)", "uplink, policy")

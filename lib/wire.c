@@ -926,6 +926,155 @@ int wire_decode_proc_events(const void *data, size_t len, arena_t *arena,
     return s_finish(&r);
 }
 
+/* ================================================== network events (14) */
+
+static int s_net_event_ok(const wire_net_event_t *e)
+{
+    return e->kind <= WIRE_NET_KIND_MAX && e->proto <= WIRE_NET_PROTO_MAX &&
+           e->role <= WIRE_NET_ROLE_MAX && e->dir <= WIRE_NET_DIR_MAX &&
+           e->pre_existing <= 1 && e->is_ssl <= 1 &&
+           e->ncaptured <= WIRE_MAX_NET_PAYLOAD && e->ncaptured <= e->bytes &&
+           (e->payload || !e->ncaptured);
+}
+
+int wire_encode_net_batch(const wire_net_batch_t *m, wire_buf_t *out)
+{
+    wr_t w;
+    s_writer_init(&w, out);
+    int ok = m->nevents <= WIRE_MAX_NET_EVENTS &&
+             s_strlen_ok(m->node, WIRE_MAX_NODE);
+    if (!ok)
+        return -1;
+    s_w_header(&w, &m->hdr, 2 + (uint32_t)s_has_node(m->node));
+    msgpack_pack_array(&w.pk, m->nevents);
+    for (uint32_t i = 0; i < m->nevents && ok; i++) {
+        const wire_net_event_t *e = &m->events[i];
+        ok = s_net_event_ok(e);
+        msgpack_pack_array(&w.pk, 22);
+        s_w_u64(&w, e->kind);
+        s_w_u64(&w, e->pid);
+        s_w_u64(&w, e->tid);
+        s_w_u64(&w, e->conn_id);
+        s_w_u64(&w, e->ts_ns);
+        s_w_u64(&w, e->proto);
+        s_w_u64(&w, e->role);
+        s_w_u64(&w, e->pre_existing);
+        msgpack_pack_bin(&w.pk, 16);
+        msgpack_pack_bin_body(&w.pk, e->local_addr, 16);
+        msgpack_pack_bin(&w.pk, 16);
+        msgpack_pack_bin_body(&w.pk, e->remote_addr, 16);
+        s_w_u64(&w, e->local_port);
+        s_w_u64(&w, e->remote_port);
+        s_w_u64(&w, e->peer_pid);
+        s_w_u64(&w, e->dur_ns);
+        s_w_u64(&w, e->dir);
+        s_w_u64(&w, e->is_ssl);
+        s_w_u64(&w, e->bytes);
+        s_w_u64(&w, e->rtt_us);
+        msgpack_pack_bin(&w.pk, ok ? e->ncaptured : 0);
+        if (ok && e->ncaptured)
+            msgpack_pack_bin_body(&w.pk, e->payload, e->ncaptured);
+        s_w_u64(&w, e->bytes_sent);
+        s_w_u64(&w, e->bytes_received);
+        s_w_u64(&w, e->count);
+    }
+    s_w_u64(&w, m->lost);
+    if (s_has_node(m->node))
+        s_w_str(&w, m->node);
+    return s_writer_done(&w, ok);
+}
+
+static int s_r_addr(rd_t *r, uint8_t out[16])
+{
+    const uint8_t *b;
+    uint32_t n;
+    if (s_bytes(r, 1, &b, &n, 16))
+        return -1;
+    if (n != 16)
+        return s_fail(r, "%u bytes, want 16 (IPv6 or IPv4-mapped)", n);
+    memcpy(out, b, 16);
+    return 0;
+}
+
+static int s_r_net_event(rd_t *r, wire_net_event_t *e)
+{
+    const uint8_t *payload;
+    uint32_t ports[2];
+    if (s_expect_fields(r, "events[]", 22))
+        return -1;
+    r->field = "events[].ids";
+    if (s_u8(r, &e->kind, WIRE_NET_KIND_MAX) ||
+        s_u32(r, &e->pid, UINT32_MAX) || s_u32(r, &e->tid, UINT32_MAX) ||
+        s_uint(r, &e->conn_id, UINT64_MAX) || s_uint(r, &e->ts_ns, UINT64_MAX))
+        return -1;
+    r->field = "events[].conn";
+    if (s_u8(r, &e->proto, WIRE_NET_PROTO_MAX) ||
+        s_u8(r, &e->role, WIRE_NET_ROLE_MAX) || s_u8(r, &e->pre_existing, 1))
+        return -1;
+    r->field = "events[].addr";
+    if (s_r_addr(r, e->local_addr) || s_r_addr(r, e->remote_addr))
+        return -1;
+    r->field = "events[].ports";
+    if (s_u32(r, &ports[0], UINT16_MAX) || s_u32(r, &ports[1], UINT16_MAX))
+        return -1;
+    e->local_port = (uint16_t)ports[0];
+    e->remote_port = (uint16_t)ports[1];
+    r->field = "events[].peer";
+    if (s_u32(r, &e->peer_pid, UINT32_MAX) || s_uint(r, &e->dur_ns, UINT64_MAX))
+        return -1;
+    r->field = "events[].dir";
+    if (s_u8(r, &e->dir, WIRE_NET_DIR_MAX) || s_u8(r, &e->is_ssl, 1))
+        return -1;
+    r->field = "events[].data";
+    if (s_uint(r, &e->bytes, UINT64_MAX) || s_u32(r, &e->rtt_us, UINT32_MAX) ||
+        s_bytes(r, 1, &payload, &e->ncaptured, WIRE_MAX_NET_PAYLOAD))
+        return -1;
+    if (e->ncaptured > e->bytes)
+        return s_fail(r, "%u bytes captured of a %llu-byte call", e->ncaptured,
+                      (unsigned long long)e->bytes);
+    if (e->ncaptured) {
+        uint8_t *copy = s_alloc(r, e->ncaptured, 1);
+        if (!copy)
+            return -1;
+        memcpy(copy, payload, e->ncaptured);
+        e->payload = copy;
+    }
+    r->field = "events[].totals";
+    if (s_uint(r, &e->bytes_sent, UINT64_MAX) ||
+        s_uint(r, &e->bytes_received, UINT64_MAX) ||
+        s_u32(r, &e->count, UINT32_MAX))
+        return -1;
+    return 0;
+}
+
+int wire_decode_net_batch(const void *data, size_t len, arena_t *arena,
+                          wire_net_batch_t *m, char *err, size_t errlen)
+{
+    rd_t r;
+    uint32_t has_node = 0;
+    memset(m, 0, sizeof *m);
+    m->node = "";
+    if (s_reader_init(&r, data, len, arena, err, errlen) ||
+        s_header_opt(&r, &m->hdr, 2, 1, &has_node))
+        return -1;
+    r.field = "events";
+    if (s_array(&r, &m->nevents, WIRE_MAX_NET_EVENTS))
+        return -1;
+    wire_net_event_t *ev = s_alloc(&r, m->nevents, sizeof *ev);
+    if (!ev)
+        return -1;
+    for (uint32_t i = 0; i < m->nevents; i++)
+        if (s_r_net_event(&r, &ev[i]))
+            return -1;
+    m->events = ev;
+    r.field = "lost";
+    if (s_uint(&r, &m->lost, UINT64_MAX))
+        return -1;
+    if (s_r_node(&r, has_node, &m->node))
+        return -1;
+    return s_finish(&r);
+}
+
 /* ================================================================ tasks */
 
 int wire_encode_task_set(const wire_task_set_t *m, wire_buf_t *out)
@@ -1567,5 +1716,284 @@ int wire_decode_meters(const void *data, size_t len, arena_t *arena,
             return -1;
     }
     m->meters = x;
+    return s_finish(&r);
+}
+
+/* ==================================================== network report (14) */
+
+static int s_net_meter_ok(const wire_net_meter_t *x)
+{
+    if (!x->name || !x->name[0] || !s_strlen_ok(x->name, WIRE_MAX_STR) ||
+        !s_strlen_ok(x->peer_address, WIRE_MAX_STR) ||
+        x->role > WIRE_NET_ROLE_MAX || x->nlabels > WIRE_MAX_NET_LABELS ||
+        x->nbuckets > WIRE_MAX_NET_BUCKETS)
+        return 0;
+    for (uint32_t k = 0; k < x->nlabels; k++)
+        if (!x->labels[k].key || !x->labels[k].key[0] ||
+            !s_strlen_ok(x->labels[k].key, WIRE_MAX_STR) ||
+            !s_strlen_ok(x->labels[k].value, WIRE_MAX_STR))
+            return 0;
+    /* histogram bounds strictly increase: the OAP takes them as buckets */
+    for (uint32_t k = 1; k < x->nbuckets; k++)
+        if (!(x->bounds[k] > x->bounds[k - 1]))
+            return 0;
+    return 1;
+}
+
+static void s_w_net_meter(wr_t *w, const wire_net_meter_t *x)
+{
+    msgpack_pack_array(&w->pk, 9);
+    s_w_str(w, x->name);
+    s_w_u64(w, x->pid);
+    s_w_u64(w, x->role);
+    s_w_u64(w, x->peer_pid);
+    s_w_str(w, x->peer_address);
+    msgpack_pack_array(&w->pk, x->nlabels);
+    for (uint32_t k = 0; k < x->nlabels; k++) {
+        msgpack_pack_array(&w->pk, 2);
+        s_w_str(w, x->labels[k].key);
+        s_w_str(w, x->labels[k].value);
+    }
+    msgpack_pack_double(&w->pk, x->value);
+    msgpack_pack_array(&w->pk, x->nbuckets);
+    for (uint32_t k = 0; k < x->nbuckets; k++)
+        msgpack_pack_double(&w->pk, x->bounds[k]);
+    msgpack_pack_array(&w->pk, x->nbuckets);
+    for (uint32_t k = 0; k < x->nbuckets; k++)
+        s_w_u64(w, x->counts[k]);
+}
+
+static int s_net_sample_ok(const wire_net_sample_t *s)
+{
+    const char *strs[8] = {s->peer_address, s->method, s->uri, s->reason,
+                           s->trace_provider, s->trace_id, s->segment_id,
+                           s->span_id};
+    for (int k = 0; k < 8; k++)
+        if (!s_strlen_ok(strs[k], WIRE_MAX_STR))
+            return 0;
+    return s->role <= WIRE_NET_ROLE_MAX && s->is_ssl <= 1 &&
+           s->req_len <= WIRE_MAX_LONG_STR && s->resp_len <= WIRE_MAX_LONG_STR &&
+           (s->req || !s->req_len) && (s->resp || !s->resp_len);
+}
+
+static void s_w_bin(wr_t *w, const uint8_t *b, uint32_t n)
+{
+    msgpack_pack_bin(&w->pk, n);
+    msgpack_pack_bin_body(&w->pk, n ? (const void *)b : "", n);
+}
+
+static void s_w_net_sample(wr_t *w, const wire_net_sample_t *s)
+{
+    msgpack_pack_array(&w->pk, 17);
+    s_w_u64(w, s->pid);
+    s_w_u64(w, s->role);
+    s_w_u64(w, s->peer_pid);
+    s_w_str(w, s->peer_address);
+    s_w_u64(w, s->is_ssl);
+    s_w_str(w, s->method);
+    s_w_str(w, s->uri);
+    s_w_u64(w, s->status);
+    s_w_str(w, s->reason);
+    s_w_u64(w, s->start_ms);
+    s_w_u64(w, s->end_ms);
+    s_w_str(w, s->trace_provider);
+    s_w_str(w, s->trace_id);
+    s_w_str(w, s->segment_id);
+    s_w_str(w, s->span_id);
+    s_w_bin(w, s->req, s->req_len);
+    s_w_bin(w, s->resp, s->resp_len);
+}
+
+int wire_encode_net_report(const wire_net_report_t *m, wire_buf_t *out)
+{
+    wr_t w;
+    s_writer_init(&w, out);
+    int ok = m->nmeters <= WIRE_MAX_NET_METERS &&
+             m->nsamples <= WIRE_MAX_NET_SAMPLES &&
+             m->nhttp <= WIRE_MAX_NET_METERS;
+    for (uint32_t i = 0; ok && i < m->nmeters; i++)
+        ok = s_net_meter_ok(&m->meters[i]);
+    for (uint32_t i = 0; ok && i < m->nsamples; i++)
+        ok = s_net_sample_ok(&m->samples[i]);
+    for (uint32_t i = 0; ok && i < m->nhttp; i++)
+        ok = m->http[i].uri && s_strlen_ok(m->http[i].uri, WIRE_MAX_STR) &&
+             m->http[i].errors <= m->http[i].requests;
+    if (!ok)
+        return -1;
+    s_w_header(&w, &m->hdr, 4);
+    s_w_u64(&w, m->ts_ms);
+    msgpack_pack_array(&w.pk, m->nmeters);
+    for (uint32_t i = 0; i < m->nmeters; i++)
+        s_w_net_meter(&w, &m->meters[i]);
+    msgpack_pack_array(&w.pk, m->nsamples);
+    for (uint32_t i = 0; i < m->nsamples; i++)
+        s_w_net_sample(&w, &m->samples[i]);
+    msgpack_pack_array(&w.pk, m->nhttp);
+    for (uint32_t i = 0; i < m->nhttp; i++) {
+        const wire_net_http_t *h = &m->http[i];
+        msgpack_pack_array(&w.pk, 5);
+        s_w_u64(&w, h->pid);
+        s_w_str(&w, h->uri);
+        s_w_u64(&w, h->requests);
+        s_w_u64(&w, h->errors);
+        msgpack_pack_double(&w.pk, h->duration_ms_sum);
+    }
+    return s_writer_done(&w, 1);
+}
+
+static int s_r_net_meter(rd_t *r, wire_net_meter_t *x)
+{
+    if (s_expect_fields(r, "meters[]", 9))
+        return -1;
+    r->field = "meters[]";
+    if (s_str(r, &x->name, WIRE_MAX_STR) || s_u32(r, &x->pid, UINT32_MAX) ||
+        s_u8(r, &x->role, WIRE_NET_ROLE_MAX) ||
+        s_u32(r, &x->peer_pid, UINT32_MAX) ||
+        s_str(r, &x->peer_address, WIRE_MAX_STR))
+        return -1;
+    if (!x->name[0])
+        return s_fail(r, "empty meter name");
+    r->field = "meters[].labels";
+    if (s_array(r, &x->nlabels, WIRE_MAX_NET_LABELS))
+        return -1;
+    wire_label_t *labels = s_alloc(r, x->nlabels, sizeof *labels);
+    if (!labels)
+        return -1;
+    for (uint32_t k = 0; k < x->nlabels; k++) {
+        if (s_expect_fields(r, "meters[].labels[]", 2) ||
+            s_str(r, &labels[k].key, WIRE_MAX_STR) ||
+            s_str(r, &labels[k].value, WIRE_MAX_STR))
+            return -1;
+        if (!labels[k].key[0])
+            return s_fail(r, "empty label key");
+    }
+    x->labels = labels;
+    r->field = "meters[].value";
+    if (s_double(r, &x->value))
+        return -1;
+    r->field = "meters[].bounds";
+    uint32_t ncounts;
+    if (s_array(r, &x->nbuckets, WIRE_MAX_NET_BUCKETS))
+        return -1;
+    double *bounds = s_alloc(r, x->nbuckets, sizeof *bounds);
+    if (!bounds)
+        return -1;
+    for (uint32_t k = 0; k < x->nbuckets; k++) {
+        if (s_double(r, &bounds[k]))
+            return -1;
+        if (k && !(bounds[k] > bounds[k - 1]))
+            return s_fail(r, "bounds do not increase at %u", k);
+    }
+    x->bounds = bounds;
+    r->field = "meters[].counts";
+    if (s_array(r, &ncounts, WIRE_MAX_NET_BUCKETS))
+        return -1;
+    if (ncounts != x->nbuckets)
+        return s_fail(r, "%u counts for %u bounds", ncounts, x->nbuckets);
+    uint64_t *counts = s_alloc(r, x->nbuckets, sizeof *counts);
+    if (!counts)
+        return -1;
+    for (uint32_t k = 0; k < x->nbuckets; k++)
+        if (s_uint(r, &counts[k], UINT64_MAX))
+            return -1;
+    x->counts = counts;
+    return 0;
+}
+
+/* Binary copied into the arena, as strings are: the decoded message does
+ * not depend on the payload's life. */
+static int s_bin_copy(rd_t *r, const uint8_t **out, uint32_t *len)
+{
+    const uint8_t *b;
+    if (s_bytes(r, 1, &b, len, WIRE_MAX_LONG_STR))
+        return -1;
+    uint8_t *copy = s_alloc(r, *len, 1);
+    if (!copy)
+        return -1;
+    if (*len)
+        memcpy(copy, b, *len);
+    *out = copy;
+    return 0;
+}
+
+static int s_r_net_sample(rd_t *r, wire_net_sample_t *s)
+{
+    if (s_expect_fields(r, "samples[]", 17))
+        return -1;
+    r->field = "samples[]";
+    if (s_u32(r, &s->pid, UINT32_MAX) || s_u8(r, &s->role, WIRE_NET_ROLE_MAX) ||
+        s_u32(r, &s->peer_pid, UINT32_MAX) ||
+        s_str(r, &s->peer_address, WIRE_MAX_STR) || s_u8(r, &s->is_ssl, 1) ||
+        s_str(r, &s->method, WIRE_MAX_STR) || s_str(r, &s->uri, WIRE_MAX_STR) ||
+        s_u32(r, &s->status, UINT32_MAX) ||
+        s_str(r, &s->reason, WIRE_MAX_STR) ||
+        s_uint(r, &s->start_ms, UINT64_MAX) ||
+        s_uint(r, &s->end_ms, UINT64_MAX) ||
+        s_str(r, &s->trace_provider, WIRE_MAX_STR) ||
+        s_str(r, &s->trace_id, WIRE_MAX_STR) ||
+        s_str(r, &s->segment_id, WIRE_MAX_STR) ||
+        s_str(r, &s->span_id, WIRE_MAX_STR))
+        return -1;
+    r->field = "samples[].bodies";
+    if (s_bin_copy(r, &s->req, &s->req_len) ||
+        s_bin_copy(r, &s->resp, &s->resp_len))
+        return -1;
+    return 0;
+}
+
+int wire_decode_net_report(const void *data, size_t len, arena_t *arena,
+                           wire_net_report_t *m, char *err, size_t errlen)
+{
+    rd_t r;
+    memset(m, 0, sizeof *m);
+    if (s_reader_init(&r, data, len, arena, err, errlen) ||
+        s_header(&r, &m->hdr, 4))
+        return -1;
+    r.field = "ts_ms";
+    if (s_uint(&r, &m->ts_ms, UINT64_MAX))
+        return -1;
+    r.field = "meters";
+    if (s_array(&r, &m->nmeters, WIRE_MAX_NET_METERS))
+        return -1;
+    wire_net_meter_t *meters = s_alloc(&r, m->nmeters, sizeof *meters);
+    if (!meters)
+        return -1;
+    for (uint32_t i = 0; i < m->nmeters; i++)
+        if (s_r_net_meter(&r, &meters[i]))
+            return -1;
+    m->meters = meters;
+    r.field = "samples";
+    if (s_array(&r, &m->nsamples, WIRE_MAX_NET_SAMPLES))
+        return -1;
+    wire_net_sample_t *samples = s_alloc(&r, m->nsamples, sizeof *samples);
+    if (!samples)
+        return -1;
+    for (uint32_t i = 0; i < m->nsamples; i++)
+        if (s_r_net_sample(&r, &samples[i]))
+            return -1;
+    m->samples = samples;
+    r.field = "http";
+    if (s_array(&r, &m->nhttp, WIRE_MAX_NET_METERS))
+        return -1;
+    wire_net_http_t *http = s_alloc(&r, m->nhttp, sizeof *http);
+    if (!http)
+        return -1;
+    for (uint32_t i = 0; i < m->nhttp; i++) {
+        wire_net_http_t *h = &http[i];
+        if (s_expect_fields(&r, "http[]", 5))
+            return -1;
+        r.field = "http[]";
+        if (s_u32(&r, &h->pid, UINT32_MAX) ||
+            s_str(&r, &h->uri, WIRE_MAX_STR) ||
+            s_uint(&r, &h->requests, UINT64_MAX) ||
+            s_uint(&r, &h->errors, UINT64_MAX) ||
+            s_double(&r, &h->duration_ms_sum))
+            return -1;
+        if (h->errors > h->requests)
+            return s_fail(&r, "%llu errors for %llu requests",
+                          (unsigned long long)h->errors,
+                          (unsigned long long)h->requests);
+    }
+    m->http = http;
     return s_finish(&r);
 }

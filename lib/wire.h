@@ -577,6 +577,10 @@ int wire_encode_proc_events(const wire_proc_events_t *m, wire_buf_t *out);
 int wire_decode_proc_events(const void *data, size_t len, arena_t *arena,
                             wire_proc_events_t *m, char *err, size_t errlen);
 
+int wire_encode_net_batch(const wire_net_batch_t *m, wire_buf_t *out);
+int wire_decode_net_batch(const void *data, size_t len, arena_t *arena,
+                          wire_net_batch_t *m, char *err, size_t errlen);
+
 int wire_encode_task_set(const wire_task_set_t *m, wire_buf_t *out);
 int wire_decode_task_set(const void *data, size_t len, arena_t *arena,
                          wire_task_set_t *m, char *err, size_t errlen);
@@ -622,6 +626,10 @@ int wire_decode_trigger(const void *data, size_t len, arena_t *arena,
 int wire_encode_meters(const wire_meters_t *m, wire_buf_t *out);
 int wire_decode_meters(const void *data, size_t len, arena_t *arena,
                        wire_meters_t *m, char *err, size_t errlen);
+
+int wire_encode_net_report(const wire_net_report_t *m, wire_buf_t *out);
+int wire_decode_net_report(const void *data, size_t len, arena_t *arena,
+                           wire_net_report_t *m, char *err, size_t errlen);
 
 /* Fill a header: version, sender, seq, now. */
 void wire_header_set(wire_header_t *h, const char *sender, uint64_t seq);

@@ -489,6 +489,252 @@ START_TEST(proc_events_has_symbols_and_alive)
 }
 END_TEST
 
+/* ------------------------------------------------ net.events (issue 14) */
+/* Three events of one connection: an OPEN with its 4-tuple, a DATA with a
+ * captured prefix shorter than the call, a CLOSE with the kernel totals. */
+static const uint8_t s_net_payload[] = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+
+static void s_make_net(wire_net_batch_t *m, wire_net_event_t ev[3])
+{
+    static const uint8_t lo[16] = {[10] = 0xff, [11] = 0xff, [12] = 127,
+                                   [15] = 1};
+    memset(m, 0, sizeof *m);
+    memset(ev, 0, 3 * sizeof ev[0]);
+    ev[0] = (wire_net_event_t){.kind = WIRE_NET_OPEN, .pid = 4242, .tid = 4243,
+                               .conn_id = 0x1234567890abull, .ts_ns = 100,
+                               .proto = WIRE_NET_TCP,
+                               .role = WIRE_NET_ROLE_CLIENT, .pre_existing = 1,
+                               .local_port = 51000, .remote_port = 8080,
+                               .peer_pid = 4300, .dur_ns = 55000};
+    memcpy(ev[0].local_addr, lo, 16);
+    memcpy(ev[0].remote_addr, lo, 16);
+    ev[0].remote_addr[15] = 2;
+    ev[1] = (wire_net_event_t){.kind = WIRE_NET_DATA, .pid = 4242, .tid = 4243,
+                               .conn_id = 0x1234567890abull, .ts_ns = 200,
+                               .dir = WIRE_NET_OUT, .is_ssl = 1,
+                               .bytes = 1u << 20, .rtt_us = 31,
+                               .ncaptured = sizeof s_net_payload - 1,
+                               .payload = s_net_payload, .dur_ns = 7000};
+    ev[2] = (wire_net_event_t){.kind = WIRE_NET_CLOSE, .pid = 4242,
+                               .conn_id = 0x1234567890abull, .ts_ns = 300,
+                               .proto = WIRE_NET_UNIX,
+                               .role = WIRE_NET_ROLE_SERVER,
+                               .bytes_sent = 1u << 20, .bytes_received = 99,
+                               .count = 3, .local_port = 65535};
+    wire_header_set(&m->hdr, "collector/test", 9);
+    m->nevents = 3;
+    m->events = ev;
+    m->lost = 17;
+    m->node = "node-a";
+}
+
+START_TEST(net_batch_round_trip)
+{
+    wire_net_batch_t in, out;
+    wire_net_event_t ev[3];
+    s_make_net(&in, ev);
+    ck_assert_int_eq(wire_encode_net_batch(&in, &s_buf), 0);
+    ck_assert_int_eq(wire_decode_net_batch(s_buf.data, s_buf.len, s_arena,
+                                           &out, s_err, sizeof s_err), 0);
+    ck_assert_uint_eq(out.nevents, 3);
+    ck_assert_uint_eq(out.lost, 17);
+    ck_assert_str_eq(out.node, "node-a");
+    ck_assert_uint_eq(out.hdr.seq, 9);
+    for (int i = 0; i < 3; i++) {
+        const wire_net_event_t *a = &ev[i], *b = &out.events[i];
+        ck_assert_uint_eq(a->kind, b->kind);
+        ck_assert_uint_eq(a->pid, b->pid);
+        ck_assert_uint_eq(a->tid, b->tid);
+        ck_assert_uint_eq(a->conn_id, b->conn_id);
+        ck_assert_uint_eq(a->ts_ns, b->ts_ns);
+        ck_assert_uint_eq(a->proto, b->proto);
+        ck_assert_uint_eq(a->role, b->role);
+        ck_assert_uint_eq(a->pre_existing, b->pre_existing);
+        ck_assert_mem_eq(a->local_addr, b->local_addr, 16);
+        ck_assert_mem_eq(a->remote_addr, b->remote_addr, 16);
+        ck_assert_uint_eq(a->local_port, b->local_port);
+        ck_assert_uint_eq(a->remote_port, b->remote_port);
+        ck_assert_uint_eq(a->peer_pid, b->peer_pid);
+        ck_assert_uint_eq(a->dur_ns, b->dur_ns);
+        ck_assert_uint_eq(a->dir, b->dir);
+        ck_assert_uint_eq(a->is_ssl, b->is_ssl);
+        ck_assert_uint_eq(a->bytes, b->bytes);
+        ck_assert_uint_eq(a->rtt_us, b->rtt_us);
+        ck_assert_uint_eq(a->ncaptured, b->ncaptured);
+        ck_assert_uint_eq(a->bytes_sent, b->bytes_sent);
+        ck_assert_uint_eq(a->bytes_received, b->bytes_received);
+        ck_assert_uint_eq(a->count, b->count);
+    }
+    ck_assert_ptr_null(out.events[0].payload);
+    ck_assert_mem_eq(out.events[1].payload, s_net_payload,
+                     sizeof s_net_payload - 1);
+    /* The payload is the arena's copy, not a pointer into the message. */
+    ck_assert(out.events[1].payload < (const uint8_t *)s_buf.data ||
+              out.events[1].payload >= (const uint8_t *)s_buf.data + s_buf.len);
+
+    /* Without a node the version-1 layout: 2 body fields. */
+    in.node = "";
+    wire_buf_reset(&s_buf);
+    ck_assert_int_eq(wire_encode_net_batch(&in, &s_buf), 0);
+    ck_assert_uint_eq((uint8_t)s_buf.data[0], 0x96);
+    ck_assert_int_eq(wire_decode_net_batch(s_buf.data, s_buf.len, s_arena,
+                                           &out, s_err, sizeof s_err), 0);
+    ck_assert_str_eq(out.node, "");
+
+    /* Every truncation is refused with a reason. */
+    for (size_t len = 0; len < s_buf.len; len++) {
+        arena_reset(s_arena);
+        s_err[0] = '\0';
+        ck_assert_int_eq(wire_decode_net_batch(s_buf.data, len, s_arena, &out,
+                                               s_err, sizeof s_err), -1);
+        ck_assert(s_err[0] != '\0');
+    }
+}
+END_TEST
+
+/* The encoder refuses every bound the decoder enforces (nothing appended). */
+START_TEST(net_batch_encoder_refuses_bounds)
+{
+    static uint8_t big[WIRE_MAX_NET_PAYLOAD + 1];
+    wire_net_batch_t in;
+    wire_net_event_t ev[3];
+    for (int c = 0; c < 11; c++) {
+        s_make_net(&in, ev);
+        wire_net_event_t *e = &ev[1];
+        switch (c) {
+        case 0: e->kind = WIRE_NET_KIND_MAX + 1; break;
+        case 1: e->proto = WIRE_NET_PROTO_MAX + 1; break;
+        case 2: e->role = WIRE_NET_ROLE_MAX + 1; break;
+        case 3: e->dir = WIRE_NET_DIR_MAX + 1; break;
+        case 4: e->pre_existing = 2; break;
+        case 5: e->is_ssl = 2; break;
+        case 6: e->bytes = e->ncaptured - 1; break;
+        case 7: e->payload = big; e->bytes = sizeof big;
+                e->ncaptured = sizeof big; break;
+        case 8: e->payload = NULL; break;
+        case 9: in.nevents = WIRE_MAX_NET_EVENTS + 1; break;
+        default: {
+            static char node[WIRE_MAX_NODE + 2];
+            memset(node, 'n', sizeof node - 1);
+            in.node = node;
+        }
+        }
+        wire_buf_reset(&s_buf);
+        ck_assert_msg(wire_encode_net_batch(&in, &s_buf) == -1,
+                      "case %d accepted", c);
+        ck_assert_uint_eq(s_buf.len, 0);
+    }
+    /* At the bound itself: accepted. */
+    s_make_net(&in, ev);
+    ev[1].payload = big;
+    ev[1].bytes = ev[1].ncaptured = WIRE_MAX_NET_PAYLOAD;
+    ck_assert_int_eq(wire_encode_net_batch(&in, &s_buf), 0);
+}
+END_TEST
+
+/* A hand-packed event of `fields` fields where field `bad` (or none, -1)
+ * carries `value`; fields 8 and 9 are the addresses (bin of addr_len),
+ * field 18 the payload (bin of ncap bytes). */
+static void s_pk_net_event(uint32_t fields, int bad, uint64_t value,
+                           uint32_t addr_len, uint32_t ncap)
+{
+    static const uint8_t zero[WIRE_MAX_NET_PAYLOAD + 8];
+    msgpack_pack_array(&s_pk, fields);
+    for (uint32_t f = 0; f < fields; f++) {
+        if (f == 8 || f == 9) {
+            msgpack_pack_bin(&s_pk, addr_len);
+            msgpack_pack_bin_body(&s_pk, zero, addr_len);
+        } else if (f == 18) {
+            msgpack_pack_bin(&s_pk, ncap);
+            msgpack_pack_bin_body(&s_pk, zero, ncap);
+        } else if ((int)f == bad) {
+            msgpack_pack_uint64(&s_pk, value);
+        } else {
+            msgpack_pack_uint64(&s_pk, f == 16 ? 100 : 0); /* bytes = 100 */
+        }
+    }
+}
+
+static int s_decode_net_pk(void)
+{
+    wire_net_batch_t out;
+    arena_reset(s_arena);
+    s_err[0] = '\0';
+    int rc = wire_decode_net_batch(s_sb.data, s_sb.size, s_arena, &out, s_err,
+                                   sizeof s_err);
+    msgpack_sbuffer_destroy(&s_sb);
+    return rc;
+}
+
+START_TEST(net_batch_rejects_malformed)
+{
+    /* The hand packer itself produces a valid batch. */
+    s_pk_begin();
+    s_pk_header(6, 1);
+    msgpack_pack_array(&s_pk, 1);
+    s_pk_net_event(22, -1, 0, 16, 100);
+    msgpack_pack_uint64(&s_pk, 0);
+    ck_assert_msg(s_decode_net_pk() == 0, "%s", s_err);
+
+    const struct {
+        uint32_t fields;
+        int bad;
+        uint64_t value;
+        uint32_t addr_len, ncap;
+    } bad[] = {
+        {21, -1, 0, 16, 0},                       /* too few fields */
+        {23, -1, 0, 16, 0},                       /* too many */
+        {22, 0, WIRE_NET_KIND_MAX + 1, 16, 0},    /* kind */
+        {22, 1, 1ull << 32, 16, 0},               /* pid */
+        {22, 5, WIRE_NET_PROTO_MAX + 1, 16, 0},   /* proto */
+        {22, 6, WIRE_NET_ROLE_MAX + 1, 16, 0},    /* role */
+        {22, 7, 2, 16, 0},                        /* pre_existing */
+        {22, -1, 0, 15, 0},                       /* short address */
+        {22, -1, 0, 17, 0},                       /* long address */
+        {22, 10, 65536, 16, 0},                   /* local port */
+        {22, 11, 65536, 16, 0},                   /* remote port */
+        {22, 14, WIRE_NET_DIR_MAX + 1, 16, 0},    /* dir */
+        {22, 15, 2, 16, 0},                       /* is_ssl */
+        {22, -1, 0, 16, 101},                     /* captured > bytes */
+        {22, 16, WIRE_MAX_NET_PAYLOAD + 8, 16,
+         WIRE_MAX_NET_PAYLOAD + 1},               /* payload over bound */
+        {22, 17, 1ull << 32, 16, 0},              /* rtt_us */
+        {22, 21, 1ull << 32, 16, 0},              /* count */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        s_pk_begin();
+        s_pk_header(6, 1);
+        msgpack_pack_array(&s_pk, 1);
+        s_pk_net_event(bad[i].fields, bad[i].bad, bad[i].value,
+                       bad[i].addr_len, bad[i].ncap);
+        msgpack_pack_uint64(&s_pk, 0);
+        ck_assert_msg(s_decode_net_pk() == -1, "case %zu accepted", i);
+        ck_assert_msg(s_err[0] != '\0', "case %zu: no reason", i);
+    }
+
+    /* A wrong type for `lost`, a count beyond the bound, trailing bytes. */
+    s_pk_begin();
+    s_pk_header(6, 1);
+    msgpack_pack_array(&s_pk, 0);
+    msgpack_pack_str(&s_pk, 1);
+    msgpack_pack_str_body(&s_pk, "x", 1);
+    ck_assert_int_eq(s_decode_net_pk(), -1);
+
+    s_pk_begin();
+    s_pk_header(6, 1);
+    msgpack_pack_array(&s_pk, WIRE_MAX_NET_EVENTS + 1);
+    ck_assert_int_eq(s_decode_net_pk(), -1);
+    ck_assert_ptr_nonnull(strstr(s_err, "events"));
+
+    s_pk_begin();
+    s_pk_header(6, 1);
+    msgpack_pack_array(&s_pk, 0);
+    msgpack_pack_uint64(&s_pk, 0);
+    msgpack_pack_nil(&s_pk);
+    ck_assert_int_eq(s_decode_net_pk(), -1);
+}
+END_TEST
+
 START_TEST(continuous_messages_round_trip)
 {
     wire_proc_entity_t ents[1] = {{.pid = 9, .process_id = "p-9",
@@ -811,6 +1057,174 @@ START_TEST(pid_buckets_spread_and_topics)
 }
 END_TEST
 
+/* ----------------------------------------------- net.report (issue 14) */
+/* A report with an L4 counter, an HTTP histogram, one sampled request and
+ * one per-URI row, as the network room publishes it. */
+static const double s_nr_bounds[3] = {0, 50, 100};
+static const uint64_t s_nr_counts[3] = {1, 4, 2};
+static const wire_label_t s_nr_labels[3] = {
+    {"side", "server"}, {"protocol", "http"}, {"is_ssl", "false"}};
+static const uint8_t s_nr_req[] = "GET /a HTTP/1.1\r\nsw8: 1-x\r\n\r\n";
+static const uint8_t s_nr_resp[] = {'H', 0, 0xff, '\n'};
+
+static void s_make_net_report(wire_net_report_t *m, wire_net_meter_t mt[2],
+                              wire_net_sample_t *sm, wire_net_http_t *h)
+{
+    memset(m, 0, sizeof *m);
+    mt[0] = (wire_net_meter_t){.name = "client_write_bytes_counter",
+                               .pid = 10, .role = WIRE_NET_ROLE_CLIENT,
+                               .peer_pid = 11, .peer_address = "",
+                               .nlabels = 1, .labels = s_nr_labels,
+                               .value = 4096};
+    mt[1] = (wire_net_meter_t){.name = "http1_server_duration_histogram",
+                               .pid = 11, .role = WIRE_NET_ROLE_SERVER,
+                               .peer_address = "10.0.0.7:443", .nlabels = 3,
+                               .labels = s_nr_labels, .nbuckets = 3,
+                               .bounds = s_nr_bounds, .counts = s_nr_counts};
+    *sm = (wire_net_sample_t){.pid = 11, .role = WIRE_NET_ROLE_SERVER,
+                              .peer_address = "10.0.0.7:443", .is_ssl = 1,
+                              .method = "GET", .uri = "/a", .status = 503,
+                              .reason = "5xx", .start_ms = 1000,
+                              .end_ms = 1250, .trace_provider = "skywalking",
+                              .trace_id = "t1", .segment_id = "s1",
+                              .span_id = "0",
+                              .req_len = sizeof s_nr_req - 1, .req = s_nr_req,
+                              .resp_len = sizeof s_nr_resp,
+                              .resp = s_nr_resp};
+    *h = (wire_net_http_t){.pid = 11, .uri = "/a", .requests = 7,
+                           .errors = 2, .duration_ms_sum = 912.5};
+    wire_header_set(&m->hdr, "aggregator/net", 5);
+    m->ts_ms = 1700000000123ull;
+    m->nmeters = 2;
+    m->meters = mt;
+    m->nsamples = 1;
+    m->samples = sm;
+    m->nhttp = 1;
+    m->http = h;
+}
+
+START_TEST(net_report_round_trip_and_bounds)
+{
+    wire_net_meter_t mt[2];
+    wire_net_sample_t sm;
+    wire_net_http_t h;
+    wire_net_report_t m, o;
+    s_make_net_report(&m, mt, &sm, &h);
+    ck_assert_int_eq(wire_encode_net_report(&m, &s_buf), 0);
+    ck_assert_int_eq(wire_decode_net_report(s_buf.data, s_buf.len, s_arena,
+                                            &o, s_err, sizeof s_err), 0);
+    ck_assert_uint_eq(o.ts_ms, 1700000000123ull);
+    ck_assert_uint_eq(o.nmeters, 2);
+    ck_assert_str_eq(o.meters[0].name, "client_write_bytes_counter");
+    ck_assert_uint_eq(o.meters[0].peer_pid, 11);
+    ck_assert_double_eq(o.meters[0].value, 4096);
+    ck_assert_uint_eq(o.meters[0].nbuckets, 0);
+    ck_assert_uint_eq(o.meters[1].role, WIRE_NET_ROLE_SERVER);
+    ck_assert_str_eq(o.meters[1].peer_address, "10.0.0.7:443");
+    ck_assert_uint_eq(o.meters[1].nlabels, 3);
+    ck_assert_str_eq(o.meters[1].labels[2].key, "is_ssl");
+    ck_assert_str_eq(o.meters[1].labels[2].value, "false");
+    ck_assert_uint_eq(o.meters[1].nbuckets, 3);
+    ck_assert_double_eq(o.meters[1].bounds[1], 50);
+    ck_assert_uint_eq(o.meters[1].counts[2], 2);
+    ck_assert_uint_eq(o.nsamples, 1);
+    ck_assert_uint_eq(o.samples[0].status, 503);
+    ck_assert_uint_eq(o.samples[0].is_ssl, 1);
+    ck_assert_str_eq(o.samples[0].reason, "5xx");
+    ck_assert_str_eq(o.samples[0].trace_id, "t1");
+    ck_assert_uint_eq(o.samples[0].end_ms, 1250);
+    ck_assert_uint_eq(o.samples[0].req_len, sizeof s_nr_req - 1);
+    ck_assert_mem_eq(o.samples[0].req, s_nr_req, sizeof s_nr_req - 1);
+    ck_assert_uint_eq(o.samples[0].resp_len, 4);
+    ck_assert_mem_eq(o.samples[0].resp, s_nr_resp, 4);
+    ck_assert_uint_eq(o.nhttp, 1);
+    ck_assert_str_eq(o.http[0].uri, "/a");
+    ck_assert_uint_eq(o.http[0].errors, 2);
+    ck_assert_double_eq(o.http[0].duration_ms_sum, 912.5);
+
+    /* every truncation of the payload is refused */
+    for (size_t n = 0; n < s_buf.len; n++)
+        ck_assert_msg(wire_decode_net_report(s_buf.data, n, s_arena, &o,
+                                             s_err, sizeof s_err) == -1,
+                      "truncated to %zu accepted", n);
+
+    /* the encoder refuses what the decoder would refuse; nothing appended */
+    size_t before = s_buf.len;
+    mt[1].counts = s_nr_counts;
+    double bad_bounds[3] = {0, 50, 50};
+    mt[1].bounds = bad_bounds;
+    ck_assert_int_eq(wire_encode_net_report(&m, &s_buf), -1);
+    mt[1].bounds = s_nr_bounds;
+    mt[0].role = WIRE_NET_ROLE_MAX + 1;
+    ck_assert_int_eq(wire_encode_net_report(&m, &s_buf), -1);
+    mt[0].role = WIRE_NET_ROLE_CLIENT;
+    mt[0].name = "";
+    ck_assert_int_eq(wire_encode_net_report(&m, &s_buf), -1);
+    mt[0].name = "x";
+    mt[0].nlabels = WIRE_MAX_NET_LABELS + 1;
+    ck_assert_int_eq(wire_encode_net_report(&m, &s_buf), -1);
+    mt[0].nlabels = 1;
+    h.errors = 8;
+    ck_assert_int_eq(wire_encode_net_report(&m, &s_buf), -1);
+    h.errors = 2;
+    sm.req_len = WIRE_MAX_LONG_STR + 1;
+    ck_assert_int_eq(wire_encode_net_report(&m, &s_buf), -1);
+    ck_assert_uint_eq(s_buf.len, before);
+}
+END_TEST
+
+/* Hand-made payloads the encoder would never write. */
+START_TEST(net_report_rejects_bad_meters)
+{
+    static const struct {
+        const char *what;
+        int bounds_n, counts_n;
+        double b1;
+        int role;
+    } cases[] = {
+        {"counts differ from bounds", 2, 1, 5, 1},
+        {"bounds not increasing", 2, 2, -1, 1},
+        {"role out of range", 2, 2, 5, 3},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 8);
+        msgpack_pack_uint64(&pk, WIRE_VERSION);
+        msgpack_pack_str_with_body(&pk, "a", 1);
+        msgpack_pack_uint64(&pk, 1);
+        msgpack_pack_uint64(&pk, 1);
+        msgpack_pack_uint64(&pk, 99);       /* ts_ms */
+        msgpack_pack_array(&pk, 1);         /* meters */
+        msgpack_pack_array(&pk, 9);
+        msgpack_pack_str_with_body(&pk, "m", 1);
+        msgpack_pack_uint64(&pk, 1);
+        msgpack_pack_uint64(&pk, (uint64_t)cases[i].role);
+        msgpack_pack_uint64(&pk, 0);
+        msgpack_pack_str_with_body(&pk, "", 0);
+        msgpack_pack_array(&pk, 0);
+        msgpack_pack_double(&pk, 1);
+        msgpack_pack_array(&pk, (size_t)cases[i].bounds_n);
+        msgpack_pack_double(&pk, 0);
+        msgpack_pack_double(&pk, cases[i].b1);
+        msgpack_pack_array(&pk, (size_t)cases[i].counts_n);
+        for (int k = 0; k < cases[i].counts_n; k++)
+            msgpack_pack_uint64(&pk, 1);
+        msgpack_pack_array(&pk, 0);         /* samples */
+        msgpack_pack_array(&pk, 0);         /* http */
+        wire_net_report_t o;
+        s_err[0] = '\0';
+        ck_assert_msg(wire_decode_net_report(sb.data, sb.size, s_arena, &o,
+                                             s_err, sizeof s_err) == -1,
+                      "%s accepted", cases[i].what);
+        ck_assert_msg(s_err[0] != '\0', "%s: no reason", cases[i].what);
+        msgpack_sbuffer_destroy(&sb);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("wire");
@@ -828,12 +1242,17 @@ int main(void)
     tcase_add_test(tc, profile_batch_round_trip);
     tcase_add_test(tc, stats_hello_proc_events_round_trip);
     tcase_add_test(tc, proc_events_has_symbols_and_alive);
+    tcase_add_test(tc, net_batch_round_trip);
+    tcase_add_test(tc, net_batch_encoder_refuses_bounds);
+    tcase_add_test(tc, net_batch_rejects_malformed);
     tcase_add_test(tc, agg_control_messages);
     tcase_add_test(tc, continuous_messages_round_trip);
     tcase_add_test(tc, arena_limit_bounds_decoding);
     tcase_add_test(tc, pid_buckets_spread_and_topics);
     tcase_add_test(tc, node_field_round_trip_and_optional);
     tcase_add_test(tc, node_field_rejects_bad_names);
+    tcase_add_test(tc, net_report_round_trip_and_bounds);
+    tcase_add_test(tc, net_report_rejects_bad_meters);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }
