@@ -255,10 +255,29 @@ uplink_flush_now(uplink_t *self)
 
 /* ---------------------------------------------------- call accounting */
 
+/* A method's name in counters and logs: its last part, or
+ * "<Service>.collect" for the services whose method is just "collect"
+ * (logs, span events), so their calls are told apart (the fake OAP files
+ * them the same way). */
+static const char *
+s_method_name(const char *method, char *buf, size_t size)
+{
+    const char *name = strrchr(method, '/') + 1;
+    if (strcmp(name, "collect") != 0)
+        return name;
+    const char *svc = method + 1;
+    const char *dot = memrchr(svc, '.', (size_t)(name - 1 - svc));
+    if (dot)
+        svc = dot + 1;
+    snprintf(buf, size, "%.*s.collect", (int)(name - 1 - svc), svc);
+    return buf;
+}
+
 uplink_call_t
 uplink_account(uplink_t *self, const char *method, const oap_result_t *r)
 {
-    const char *shortname = strrchr(method, '/') + 1;
+    char namebuf[96];
+    const char *shortname = s_method_name(method, namebuf, sizeof namebuf);
     char labels[160];
     snprintf(labels, sizeof labels, "method=\"%s\",status=\"%s\"", shortname,
              oap_status_name(r->status));
@@ -373,6 +392,9 @@ uplink_on_msg(uplink_t *self, const msg_decoded_t *m, uint64_t now_ms)
         break;
     case MSG_METERS:
         uplink_continuous_take_meters(self, m->body);
+        break;
+    case MSG_NET_REPORT:
+        uplink_net_take_report(self, m->body);
         break;
     default:
         break;
