@@ -178,7 +178,16 @@ int main(int argc, char **argv)
             cfg, "profiling.continuous.trigger.execute_duration"),
         .silence_ms = config_duration_ms(
             cfg, "profiling.continuous.trigger.silence_duration"),
+        .net_interval_ms = 2000,
     };
+    /* The network room's report interval (the seconds a net.report's
+     * HTTP figures cover); 2 s as the reference agent when not set. */
+    const char *net_iv = config_raw(cfg,
+                                    "profiling.task.network.report_interval");
+    uint64_t net_iv_ns;
+    if (net_iv && !config_parse_duration_ns(net_iv, &net_iv_ns) &&
+        net_iv_ns >= 1000000)
+        wo.net_interval_ms = net_iv_ns / 1000000;
     self.watch = watch_new(&wo);
     if (!self.watch)
         goto cleanup;
@@ -197,7 +206,8 @@ int main(int argc, char **argv)
     if (bus_on(bus, MSG_TASK_REQUEST, policy_engine_on_msg, self.engine) ||
         bus_on(bus, MSG_PROC_EVENTS, policy_engine_on_msg, self.engine) ||
         bus_on(bus, MSG_POLICY_UPDATE, watch_on_msg, self.watch) ||
-        bus_on(bus, MSG_PROC_IDS, watch_on_msg, self.watch))
+        bus_on(bus, MSG_PROC_IDS, watch_on_msg, self.watch) ||
+        bus_on(bus, MSG_NET_REPORT, watch_on_msg, self.watch))
         goto cleanup;
     loop_t *loop = self.stage->loop;
     uint64_t fetch_ms =

@@ -10,6 +10,7 @@
 #include "monitor.h"
 #include "monitors.h"
 #include "names.h"
+#include "procfacts.h"
 
 /* Per-process meters (<meter_prefix>_<monitor>) kept on /metrics while the
  * process is monitored. */
@@ -39,6 +40,10 @@ struct watch {
     log_ratelimit_t rl;
     stats_metric_t *triggers;
     stats_metric_t *policy_errors;
+    stats_metric_t *http_reports;
+    uint32_t *capture;               /* pids of the capture task, sorted */
+    size_t ncapture;
+    uint64_t capture_renew_ms;       /* wall clock: offer it again */
 };
 
 watch_t *
@@ -68,6 +73,10 @@ watch_new(const watch_options_t *opts)
     self->policy_errors = stats_counter(opts->stats,
                                         "continuous_policy_errors_total", "",
                                         "policy documents rejected");
+    self->http_reports = stats_counter(opts->stats,
+                                       "continuous_http_figures_total", "",
+                                       "per-process HTTP figures read from "
+                                       "net.report for HTTP monitors");
     return self;
 }
 
@@ -82,6 +91,7 @@ watch_destroy(watch_t **self_p)
     free(self->readings);
     free(self->meters);
     free(self->entities);
+    free(self->capture);
     free(self);
     *self_p = NULL;
 }
@@ -128,6 +138,110 @@ s_on_proc_ids(watch_t *self, const wire_proc_ids_t *m)
     self->nentities = n;
 }
 
+static const entity_t *
+s_entity(const watch_t *self, uint32_t pid)
+{
+    for (size_t i = 0; i < self->nentities; i++)
+        if (self->entities[i].pid == pid)
+            return &self->entities[i];
+    return NULL;
+}
+
+static int
+s_cmp_http_pid(const void *a, const void *b, void *arg)
+{
+    const wire_net_http_t *rows = arg;
+    uint32_t x = rows[*(const uint32_t *)a].pid;
+    uint32_t y = rows[*(const uint32_t *)b].pid;
+    return (x > y) - (x < y);
+}
+
+/* The HTTP figures of one process: its monitors' slots and meters (added
+ * to ms, *nms of them, at most cap). */
+static void
+s_http_process(watch_t *self, const wire_net_report_t *m,
+               const uint32_t *idx, size_t n, wire_meter_t *ms,
+               char (*names)[96], size_t *nms, size_t cap)
+{
+    uint32_t pid = m->http[idx[0]].pid;
+    const entity_t *ent = s_entity(self, pid);
+    char comm[128];
+    if (procfacts_comm("/proc", pid, comm, sizeof comm) != 0)
+        snprintf(comm, sizeof comm, "%u", pid);
+    const char *service = ent ? ent->service : comm;
+    if (!continuous_wants_http(self->cont, service))
+        return;
+    cont_http_t *rows = calloc(n, sizeof *rows);
+    cont_http_value_t vals[CONT_MAX_ITEMS];
+    if (!rows)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        const wire_net_http_t *h = &m->http[idx[i]];
+        rows[i] = (cont_http_t){ h->uri, h->requests, h->errors,
+                                 h->duration_ms_sum };
+    }
+    uint64_t to_s = m->ts_ms / 1000;
+    uint64_t span = self->o.net_interval_ms / 1000;
+    uint64_t from_s = to_s > (span ? span : 1) ? to_s - (span ? span : 1) : 0;
+    size_t nv = continuous_observe_http(self->cont, pid, service, from_s,
+                                        to_s, rows, n, vals, CONT_MAX_ITEMS);
+    free(rows);
+    stats_inc(self->http_reports);
+    for (size_t v = 0; v < nv && *nms < cap; v++) {
+        size_t k = (*nms)++;
+        snprintf(names[k], sizeof names[k], "%s_%s", self->o.meter_prefix,
+                 monitors_get(vals[v].monitor)->meter);
+        ms[k] = (wire_meter_t){ .name = names[k], .value = vals[v].value,
+                                .pid = pid };
+        /* Strings live until the report's meters are sent. */
+        ms[k].uri = strdup(vals[v].uri);
+        ms[k].process_name = strdup(comm);
+        ms[k].layer = ent && ent->layer[0] ? ent->layer : "OS_LINUX";
+    }
+}
+
+/* net.report: every process's HTTP figures (rows grouped by pid) feed
+ * its HTTP monitors; with an OAP their values go out as meters. */
+static void
+s_on_net_report(watch_t *self, const wire_net_report_t *m)
+{
+    if (!m->nhttp || !continuous_service_count(self->cont))
+        return;
+    size_t cap = (size_t)m->nhttp * 2;
+    if (cap > WIRE_MAX_METRICS)
+        cap = WIRE_MAX_METRICS;
+    uint32_t *idx = calloc(m->nhttp, sizeof *idx);
+    wire_meter_t *ms = calloc(cap, sizeof *ms);
+    char (*names)[96] = calloc(cap, sizeof *names);
+    size_t nms = 0;
+    if (!idx || !ms || !names)
+        goto cleanup;
+    for (uint32_t i = 0; i < m->nhttp; i++)
+        idx[i] = i;
+    qsort_r(idx, m->nhttp, sizeof *idx, s_cmp_http_pid,
+            (void *)m->http);
+    for (uint32_t i = 0; i < m->nhttp;) {
+        uint32_t j = i;
+        while (j < m->nhttp && m->http[idx[j]].pid == m->http[idx[i]].pid)
+            j++;
+        s_http_process(self, m, idx + i, j - i, ms, names, &nms, cap);
+        i = j;
+    }
+    if (self->o.oap_mode && nms) {
+        wire_meters_t msg = { .ts_ms = m->ts_ms, .nmeters = (uint32_t)nms,
+                              .meters = ms };
+        bus_send(self->o.bus, MSG_METERS, &msg);
+    }
+cleanup:
+    for (size_t k = 0; ms && k < nms; k++) {
+        free((char *)ms[k].uri);
+        free((char *)ms[k].process_name);
+    }
+    free(idx);
+    free(ms);
+    free(names);
+}
+
 int
 watch_on_msg(void *arg, const msg_decoded_t *m)
 {
@@ -136,6 +250,8 @@ watch_on_msg(void *arg, const msg_decoded_t *m)
         s_on_policy_update(self, m->body);
     else if (m->id == MSG_PROC_IDS)
         s_on_proc_ids(self, m->body);
+    else if (m->id == MSG_NET_REPORT)
+        s_on_net_report(self, m->body);
     return 0;
 }
 
@@ -213,6 +329,57 @@ cleanup:
     free(names);
 }
 
+static int
+s_cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The capture task of the HTTP monitors: the processes (of this fetch's
+ * readings) whose service has an HTTP policy. Offered again when that set
+ * changes or half its window passed; withdrawn when no process needs it. */
+static void
+s_update_capture(watch_t *self, size_t n)
+{
+    uint32_t *pids = calloc(n ? n : 1, sizeof *pids);
+    size_t k = 0;
+    if (!pids)
+        return;
+    for (size_t i = 0; i < n && k < WIRE_MAX_PIDS; i++)
+        if (continuous_wants_http(self->cont, self->readings[i].service))
+            pids[k++] = self->readings[i].r.pid;
+    qsort(pids, k, sizeof *pids, s_cmp_u32);
+    uint64_t now = now_wall_ms();
+    bool same = k == self->ncapture &&
+                (!k || !memcmp(pids, self->capture, k * sizeof *pids));
+    if (same && (!k || now < self->capture_renew_ms)) {
+        free(pids);
+        return;
+    }
+    if (!k) {
+        policy_engine_cancel(self->o.engine, WATCH_CAPTURE_TASK);
+    } else {
+        wire_task_t task = {
+            .task_id = WATCH_CAPTURE_TASK,
+            .target = WIRE_TARGET_NETWORK,
+            .trigger = WIRE_TRIGGER_CONTINUOUS,
+            .source = WIRE_SRC_POLICY,
+            .start_ms = now,
+            .duration_ms = WATCH_CAPTURE_MS,
+            .update_ms = now,
+            .npids = (uint32_t)k,
+            .pids = pids,
+            .extension_json = "",
+        };
+        policy_engine_offer(self->o.engine, &task);
+        self->capture_renew_ms = now + WATCH_CAPTURE_MS / 2;
+    }
+    free(self->capture);
+    self->capture = pids;
+    self->ncapture = k;
+}
+
 void
 watch_fetch(watch_t *self)
 {
@@ -236,6 +403,7 @@ watch_fetch(watch_t *self)
     continuous_observe(self->cont, now_wall_ms() / 1000, rs, n);
     s_publish_meters(self, rs, n);
     free(rs);
+    s_update_capture(self, n);
     /* Meters of processes no longer monitored go away. */
     for (size_t i = 0; i < self->nmeters;) {
         meter_set_t *m = &self->meters[i];
@@ -262,11 +430,64 @@ s_publish_trigger(watch_t *self, const cont_trigger_t *t)
                                    .threshold = t->causes[c].threshold,
                                    .current = t->causes[c].current,
                                    .uri_regex = t->causes[c].uri_regex,
-                                   .uri_path = ""};
+                                   .uri_path = t->causes[c].uri_path};
     wire_trigger_t msg = {.pid = t->pid, .target = t->target,
                           .duration_ms = t->duration_ms, .service = t->service,
                           .ncauses = t->ncauses, .causes = causes};
     bus_send(self->o.bus, MSG_TRIGGER, &msg);
+}
+
+/* A JSON string of s (policy URIs: printable text). */
+static void
+s_json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            fputc('\\', f);
+        if ((unsigned char)*s >= 0x20)
+            fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+/* A local NETWORK trigger samples what its causes watched, as the
+ * reference agent does: a rule per URI cause (the default rule for the
+ * global figures) keeping 4xx and 5xx requests and responses whole. NULL
+ * when out of memory (free the result). */
+static char *
+s_network_rules(const cont_trigger_t *t)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    if (!f)
+        return NULL;
+    fputs("{\"networkSamplings\":[", f);
+    int n = 0, global = 0;
+    for (uint32_t c = 0; c < t->ncauses; c++) {
+        const cont_cause_t *cc = &t->causes[c];
+        if (monitors_get(cc->monitor)->cause != MONITOR_CAUSE_URI)
+            continue;
+        const char *uri = cc->uri_regex[0] ? cc->uri_regex : cc->uri_path;
+        if (!uri[0] && global++)
+            continue;               /* one default rule */
+        fputs(n++ ? ",{" : "{", f);
+        if (uri[0]) {
+            fputs("\"uriRegex\":", f);
+            s_json_str(f, uri);
+            fputc(',', f);
+        }
+        fputs("\"minDuration\":0,\"when4xx\":true,\"when5xx\":true,"
+              "\"settings\":{\"requireCompleteRequest\":true,"
+              "\"requireCompleteResponse\":true}}", f);
+    }
+    fputs("]}", f);
+    if (fclose(f) != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
 }
 
 /* Locally the watch names the task itself; with an OAP the task id must
@@ -300,6 +521,8 @@ watch_check(watch_t *self)
         char id[96];
         snprintf(id, sizeof id, "continuous-%u-%u-%llu", t->pid, t->target,
                  (unsigned long long)now);
+        char *rules = t->target == WIRE_TARGET_NETWORK ? s_network_rules(t)
+                                                       : NULL;
         wire_task_t task = {
             .task_id = id,
             .target = t->target,
@@ -310,8 +533,9 @@ watch_check(watch_t *self)
             .update_ms = now,
             .npids = 1,
             .pids = &t->pid,
-            .extension_json = "",
+            .extension_json = rules ? rules : "",
         };
         policy_engine_offer(self->o.engine, &task);
+        free(rules);
     }
 }
