@@ -3068,7 +3068,7 @@ START_TEST(test_net_report_to_oap)
     wire_net_sample_t samples[] = {
         { .pid = p1, .role = WIRE_NET_ROLE_SERVER, .peer_pid = p0,
           .peer_address = "", .is_ssl = 1, .method = "GET",
-          .uri = "/api/\"x\"", .status = 500, .reason = "5xx",
+          .uri = "/api/\"x\"", .status = 500, .reason = "status_5xx",
           .start_ms = 1700000000100u, .end_ms = 1700000000350u,
           .trace_provider = "skywalking", .trace_id = "trace-1",
           .segment_id = "seg-1", .span_id = "3",
@@ -3080,7 +3080,8 @@ START_TEST(test_net_report_to_oap)
           .trace_provider = "zipkin", .trace_id = "b3-trace",
           .segment_id = "", .span_id = "b3-span" },
         { .pid = p2, .role = WIRE_NET_ROLE_SERVER, .peer_address = "",
-          .method = "GET", .uri = "/hidden", .status = 500, .reason = "5xx",
+          .method = "GET", .uri = "/hidden", .status = 500,
+          .reason = "status_5xx",
           .trace_provider = "skywalking", .trace_id = "t", .segment_id = "",
           .span_id = "", .req_len = 3, .req = req },
     };
@@ -3173,7 +3174,7 @@ START_TEST(test_net_report_to_oap)
     ck_assert_int_eq(log->body->content_case,
                      SKYWALKING__V3__LOG_DATA_BODY__CONTENT_JSON);
     snprintf(want, sizeof want,
-             "{\"uri\":\"/api/\\\"x\\\"\",\"reason\":\"5xx\",\"latency\":250,"
+             "{\"uri\":\"/api/\\\"x\\\"\",\"reason\":\"status_5xx\",\"latency\":250,"
              "\"trace_provider\":\"skywalking\",\"client_process\":"
              "{\"process_id\":\"%s\",\"local\":false,\"address\":\"\"},"
              "\"server_process\":{\"process_id\":\"%s\",\"local\":false,"
