@@ -2960,36 +2960,35 @@ START_TEST(test_continuous_stage_with_broker)
 END_TEST
 
 /* ------------------------------------------------- network profiling */
+/* A message of the table as a stage would publish it, into the uplink. */
+static int
+s_handle_msg(env_t *e, msg_id_t id, const char *topic, void *body)
+{
+    static uint64_t seq;
+    wire_buf_t buf;
+    wire_buf_init(&buf);
+    ck_assert_int_eq(msg_encode(id, body, "stage/test", ++seq, &buf), 0);
+    int rc = uplink_handle(e->up, topic, buf.data, buf.len, e->now);
+    wire_buf_release(&buf);
+    return rc;
+}
+
 static void
 s_handle_tasks(env_t *e, const wire_task_t *tasks, uint32_t n)
 {
-    static uint64_t seq;
-    wire_task_set_t set;
-    memset(&set, 0, sizeof set);
-    wire_header_set(&set.hdr, "policy/net", ++seq);
-    set.generation = seq;
-    set.ntasks = n;
-    set.tasks = tasks;
-    wire_buf_t buf;
-    wire_buf_init(&buf);
-    ck_assert_int_eq(wire_encode_task_set(&set, &buf), 0);
-    ck_assert_int_eq(uplink_handle(e->up, TOPIC_CTL_TASKS, buf.data, buf.len,
-                                   e->now), 0);
-    wire_buf_release(&buf);
+    static uint64_t generation;
+    wire_task_set_t set = { .generation = ++generation, .ntasks = n,
+                            .tasks = tasks };
+    ck_assert_int_eq(s_handle_msg(e, MSG_CTL_TASKS, TOPIC_CTL_TASKS, &set),
+                     0);
 }
 
 static void
 s_handle_net_report(env_t *e, const wire_net_report_t *r)
 {
-    static uint64_t seq;
     wire_net_report_t m = *r;
-    wire_header_set(&m.hdr, "aggregator/net", ++seq);
-    wire_buf_t buf;
-    wire_buf_init(&buf);
-    ck_assert_int_eq(wire_encode_net_report(&m, &buf), 0);
-    ck_assert_int_eq(uplink_handle(e->up, TOPIC_NET_REPORT, buf.data,
-                                   buf.len, e->now), 0);
-    wire_buf_release(&buf);
+    ck_assert_int_eq(s_handle_msg(e, MSG_NET_REPORT, TOPIC_NET_REPORT, &m),
+                     0);
 }
 
 /* "name=value,name=value" of a meter's labels, in their order. */

@@ -83,6 +83,36 @@ s_metrics(uplink_t *self)
         "until the API names it)");
 }
 
+static int
+s_cmp_entity(const void *a, const void *b, void *arg)
+{
+    const proc_entry_t **entry = arg;
+    uint32_t ia = *(const uint32_t *)a, ib = *(const uint32_t *)b;
+    const proc_entity_t *ea = &entry[ia]->entity, *eb = &entry[ib]->entity;
+    int c = strcmp(ea->service, eb->service);
+    if (!c)
+        c = strcmp(ea->instance, eb->instance);
+    return c ? c : (ia > ib) - (ia < ib);
+}
+
+void
+uplink_sort_by_entity(uint32_t *order, size_t n, const proc_entry_t **entry)
+{
+    qsort_r(order, n, sizeof *order, s_cmp_entity, entry);
+}
+
+size_t
+uplink_entity_run(const uint32_t *order, size_t at, size_t n,
+                  const proc_entry_t **entry)
+{
+    const proc_entity_t *first = &entry[order[at]]->entity;
+    size_t k = at;
+    while (k < n && !strcmp(entry[order[k]]->entity.service, first->service) &&
+           !strcmp(entry[order[k]]->entity.instance, first->instance))
+        k++;
+    return k - at;
+}
+
 /* Counted drops of input (continuous profiling, network data), by what
  * went wrong. */
 void

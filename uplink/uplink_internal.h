@@ -121,6 +121,15 @@ uplink_call_t uplink_account(uplink_t *self, const char *method,
 bool uplink_may_call(const uplink_t *self);
 /* Packs msg into self->enc; its length, 0 when out of memory. */
 size_t uplink_pack(uplink_t *self, const ProtobufCMessage *msg);
+/* Data per process goes to the OAP in one collection per entity (the OAP
+ * takes service and instance from a collection's first element): sorts
+ * order[0..n) (indices into entry) by entry's service and instance, then
+ * index, so each entity is one run. */
+void uplink_sort_by_entity(uint32_t *order, size_t n,
+                           const proc_entry_t **entry);
+/* How many of order[at..n) belong to the entity of order[at]. */
+size_t uplink_entity_run(const uint32_t *order, size_t at, size_t n,
+                         const proc_entry_t **entry);
 /* Counted drops of continuous-profiling input, by what went wrong. */
 void uplink_count_drop(uplink_t *self, const char *what,
                        const char *reason, uint64_t n);

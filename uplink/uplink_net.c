@@ -96,32 +96,15 @@ typedef struct {
 } s_meter_pass_t;
 
 static int
-s_cmp_entity(const void *a, const void *b, void *arg)
-{
-    const s_meter_pass_t *st = arg;
-    uint32_t ia = *(const uint32_t *)a, ib = *(const uint32_t *)b;
-    const proc_entity_t *ea = &st->entry[ia]->entity;
-    const proc_entity_t *eb = &st->entry[ib]->entity;
-    int c = strcmp(ea->service, eb->service);
-    if (!c)
-        c = strcmp(ea->instance, eb->instance);
-    return c ? c : (ia > ib) - (ia < ib);
-}
-
-static int
 s_next_collection(void *arg, const void **data, size_t *len)
 {
     s_meter_pass_t *st = arg;
     if (st->at >= st->n)
         return 0;
-    const proc_entity_t *first = &st->entry[st->order[st->at]]->entity;
-    size_t k = 0;
-    for (; st->at < st->n; st->at++, k++) {
+    size_t k = 0, run = uplink_entity_run(st->order, st->at, st->n, st->entry);
+    for (; k < run; st->at++, k++) {
         uint32_t i = st->order[st->at];
         const proc_entry_t *e = st->entry[i];
-        if (strcmp(e->entity.service, first->service) ||
-            strcmp(e->entity.instance, first->instance))
-            break;
         const wire_net_meter_t *m = &st->r->meters[i];
         st->meters[k] = (netproto_meter_t){
             m, s_peer_id(st->self, e, m->peer_pid) };
@@ -184,7 +167,7 @@ s_send_meters(uplink_t *self, const wire_net_report_t *r)
         uplink_count_drop(self, "net_dropped", "oap_down", st.n);
         goto cleanup;
     }
-    qsort_r(st.order, st.n, sizeof *st.order, s_cmp_entity, &st);
+    uplink_sort_by_entity(st.order, st.n, st.entry);
     oap_result_t res;
     oap_conn_stream(self->conn, M_METERS, s_next_collection, &st, &res);
     s_account(self, M_METERS, &res, self->m_net_meters, st.n);
