@@ -20,6 +20,19 @@ typedef struct {
     uint64_t round;
 } meter_set_t;
 
+/* An HTTP monitor's value on /metrics: one gauge per process, monitor and
+ * URI, dropped when no report refreshed it for WATCH_HTTP_STALE_MS. */
+typedef struct {
+    uint32_t pid;
+    uint8_t monitor;
+    char uri[128];
+    stats_metric_t *gauge;
+    uint64_t at_ms;
+} http_gauge_t;
+
+#define WATCH_HTTP_GAUGES   4096
+#define WATCH_HTTP_STALE_MS 60000
+
 /* The uplink's view of a process (proc.ids), for service membership. */
 typedef struct {
     uint32_t pid;
@@ -41,6 +54,8 @@ struct watch {
     stats_metric_t *triggers;
     stats_metric_t *policy_errors;
     stats_metric_t *http_reports;
+    http_gauge_t *http_gauges;       /* WATCH_HTTP_GAUGES */
+    size_t nhttp_gauges;
     uint32_t *capture;               /* pids of the capture task, sorted */
     size_t ncapture;
     uint64_t capture_renew_ms;       /* wall clock: offer it again */
@@ -63,8 +78,9 @@ watch_new(const watch_options_t *opts)
     self->readings = calloc(CONT_MAX_PROCS, sizeof *self->readings);
     self->meters = calloc(CONT_MAX_PROCS, sizeof *self->meters);
     self->entities = calloc(CONT_MAX_PROCS, sizeof *self->entities);
+    self->http_gauges = calloc(WATCH_HTTP_GAUGES, sizeof *self->http_gauges);
     if (!self->cont || !self->monitor || !self->readings || !self->meters ||
-        !self->entities) {
+        !self->entities || !self->http_gauges) {
         watch_destroy(&self);
         return NULL;
     }
@@ -92,6 +108,7 @@ watch_destroy(watch_t **self_p)
     free(self->meters);
     free(self->entities);
     free(self->capture);
+    free(self->http_gauges);
     free(self);
     *self_p = NULL;
 }
@@ -156,6 +173,61 @@ s_cmp_http_pid(const void *a, const void *b, void *arg)
     return (x > y) - (x < y);
 }
 
+/* Sets the /metrics gauge of an HTTP monitor's value (created on first
+ * use; none past WATCH_HTTP_GAUGES). */
+static void
+s_http_gauge(watch_t *self, uint32_t pid, const char *comm,
+             const char *layer, const cont_http_value_t *v, uint64_t now)
+{
+    http_gauge_t *g = NULL;
+    for (size_t i = 0; i < self->nhttp_gauges && !g; i++)
+        if (self->http_gauges[i].pid == pid &&
+            self->http_gauges[i].monitor == v->monitor &&
+            !strcmp(self->http_gauges[i].uri, v->uri))
+            g = &self->http_gauges[i];
+    if (!g && self->nhttp_gauges < WATCH_HTTP_GAUGES) {
+        char metric[128], labels[512];
+        snprintf(metric, sizeof metric, "%s_%s", self->o.meter_prefix,
+                 monitors_get(v->monitor)->meter);
+        /* Label values are escaped as Prometheus wants: a URI may hold a
+         * quote or a backslash. */
+        char uri[260];
+        size_t k = 0;
+        for (const char *c = v->uri; *c && k + 2 < sizeof uri; c++) {
+            if (*c == '"' || *c == '\\')
+                uri[k++] = '\\';
+            uri[k++] = *c == '\n' ? ' ' : *c;
+        }
+        uri[k] = '\0';
+        snprintf(labels, sizeof labels,
+                 "process_name=\"%s\",layer=\"%s\",pid=\"%u\",uri=\"%s\"",
+                 comm, layer, pid, uri);
+        g = &self->http_gauges[self->nhttp_gauges++];
+        *g = (http_gauge_t){ .pid = pid, .monitor = v->monitor };
+        snprintf(g->uri, sizeof g->uri, "%s", v->uri);
+        g->gauge = stats_gauge(self->o.stats, metric, labels,
+                               "continuous-profiling monitor value");
+    }
+    if (!g)
+        return;
+    stats_set(g->gauge, v->value);
+    g->at_ms = now;
+}
+
+/* Gauges of processes no report mentioned for a while go away. */
+static void
+s_http_gauges_expire(watch_t *self, uint64_t now)
+{
+    for (size_t i = 0; i < self->nhttp_gauges;) {
+        if (now - self->http_gauges[i].at_ms < WATCH_HTTP_STALE_MS) {
+            i++;
+            continue;
+        }
+        stats_remove(self->o.stats, self->http_gauges[i].gauge);
+        self->http_gauges[i] = self->http_gauges[--self->nhttp_gauges];
+    }
+}
+
 /* The HTTP figures of one process: its monitors' slots and meters (added
  * to ms, *nms of them, at most cap). */
 static void
@@ -187,6 +259,9 @@ s_http_process(watch_t *self, const wire_net_report_t *m,
                                         to_s, rows, n, vals, CONT_MAX_ITEMS);
     free(rows);
     stats_inc(self->http_reports);
+    const char *layer = ent && ent->layer[0] ? ent->layer : "OS_LINUX";
+    for (size_t v = 0; v < nv; v++)
+        s_http_gauge(self, pid, comm, layer, &vals[v], now_wall_ms());
     for (size_t v = 0; v < nv && *nms < cap; v++) {
         size_t k = (*nms)++;
         snprintf(names[k], sizeof names[k], "%s_%s", self->o.meter_prefix,
@@ -196,7 +271,7 @@ s_http_process(watch_t *self, const wire_net_report_t *m,
         /* Strings live until the report's meters are sent. */
         ms[k].uri = strdup(vals[v].uri);
         ms[k].process_name = strdup(comm);
-        ms[k].layer = ent && ent->layer[0] ? ent->layer : "OS_LINUX";
+        ms[k].layer = layer;
     }
 }
 
@@ -227,6 +302,7 @@ s_on_net_report(watch_t *self, const wire_net_report_t *m)
         s_http_process(self, m, idx + i, j - i, ms, names, &nms, cap);
         i = j;
     }
+    s_http_gauges_expire(self, now_wall_ms());
     if (self->o.oap_mode && nms) {
         wire_meters_t msg = { .ts_ms = m->ts_ms, .nmeters = (uint32_t)nms,
                               .meters = ms };
@@ -404,6 +480,7 @@ watch_fetch(watch_t *self)
     s_publish_meters(self, rs, n);
     free(rs);
     s_update_capture(self, n);
+    s_http_gauges_expire(self, now_wall_ms());
     /* Meters of processes no longer monitored go away. */
     for (size_t i = 0; i < self->nmeters;) {
         meter_set_t *m = &self->meters[i];

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "monitors.h"
 #include "stats.h"
+#include "harness.h"
 #include "testutil.h"
 #include "wire.h"
 
@@ -178,6 +179,7 @@ START_TEST(http_policy_captures_measures_and_fires)
     ck_assert_msg(strstr(comm, "test_policy") == comm, "comm '%s'", comm);
 
     char cfg[600], log[600], in[600], out[600];
+    int port = th_free_port();
     snprintf(cfg, sizeof cfg, "%s/skyprof.yaml", dir);
     snprintf(log, sizeof log, "%s/stages.log", dir);
     snprintf(in, sizeof in, "ipc://%s/bus-in", dir);
@@ -190,10 +192,11 @@ START_TEST(http_policy_captures_measures_and_fires)
             "profiling:\n  continuous:\n    fetch_interval: 200ms\n"
             "    check_interval: 500ms\n"
             "policy:\n  republish_interval: 300ms\n"
+            "  http_addr: 127.0.0.1:%d\n"
             "  continuous_policies: '[{\"ServiceName\":\"%s\",\"UUID\":\"u\","
             "\"Profiling\":{\"NETWORK\":{\"HTTP_ERROR_RATE\":{\"Threshold\":"
             "\"10\",\"Period\":5,\"Count\":2,\"URIList\":[\"/err\"]}}}}]'\n",
-            dir, comm);
+            dir, port, comm);
     fclose(f);
     char *bargv[] = { broker_bin, "--config", cfg, NULL };
     char *pargv[] = { policy, "--config", cfg, NULL };
@@ -235,6 +238,17 @@ START_TEST(http_policy_captures_measures_and_fires)
     ck_assert_uint_eq(rx.trigger_target, WIRE_TARGET_NETWORK);
     ck_assert_str_eq(rx.cause_path, "/err");
     ck_assert_int_eq(kill(stage, 0), 0);
+    /* The value is on /metrics too, per URI. */
+    int status = 0;
+    char *metrics = tu_http("GET", "127.0.0.1", port, "/metrics", NULL,
+                            &status, NULL);
+    ck_assert_ptr_nonnull(metrics);
+    char label[64];
+    snprintf(label, sizeof label, "pid=\"%d\",uri=\"/err\"", (int)wl);
+    ck_assert_msg(th_metric_sum(metrics,
+                                "skyprof_policy_rover_con_p_http_error_rate",
+                                label) == 50, "%s", metrics);
+    free(metrics);
 
     /* The process goes: so does its capture. */
     kill(wl, SIGKILL);
