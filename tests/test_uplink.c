@@ -873,7 +873,8 @@ START_TEST(test_commands_parse)
     ck_assert_uint_eq(t->start_ms, 400);
     ck_assert_uint_eq(t->duration_ms, 30000);
     ck_assert_uint_eq(t->update_ms, 600);
-    ck_assert_str_eq(t->extension_json, "");
+    /* The newer command's extension. */
+    ck_assert_str_eq(t->extension_json, "{\"a\":1}");
     ck_assert_uint_eq(t->npids, 3);
     ck_assert_uint_eq(t->pids[0], 10);
     ck_assert_uint_eq(t->pids[1], 11);
@@ -889,6 +890,48 @@ START_TEST(test_commands_parse)
     ck_assert_int_eq(commands_parse_tasks(NULL, 0, arena, s_fake_pid_of,
                                           NULL, &ct, &rl), 0);
     ck_assert_uint_eq(ct.ntasks, 0);
+    arena_destroy(&arena);
+}
+END_TEST
+
+/* A NETWORK task as the OAP writes it for a service instance: one command
+ * naming all its processes, a 600 s window, sampling rules in camelCase;
+ * its keep re-sends it with a longer duration and an empty extension. */
+START_TEST(test_commands_network)
+{
+    const char *rules = "{\"networkSamplings\":[{\"uriRegex\":\"/api.*\","
+                        "\"minDuration\":100,\"when5xx\":true}]}";
+    cmd_spec_t specs[] = {
+        { "EBPFProfilingTaskQuery",
+          { "SerialNumber", "9", "TaskId", "net-1", "ProcessId",
+            "proc-10,proc-11,proc-12", "TaskUpdateTime", "1000",
+            "TriggerType", "FIXED_TIME", "TargetType", "NETWORK",
+            "TaskStartTime", "900", "FixedTriggerDuration", "600",
+            "ExtensionConfigJSON", rules, NULL } },
+        { "EBPFProfilingTaskQuery",
+          { "TaskId", "net-2", "ProcessId", "proc-13", "TaskUpdateTime",
+            "2000", "TriggerType", "FIXED_TIME", "TargetType", "NETWORK",
+            "TaskStartTime", "900", "FixedTriggerDuration", "1200",
+            "ExtensionConfigJSON", "", NULL } },
+    };
+    size_t len;
+    uint8_t *raw = s_commands(specs, 2, &len);
+    arena_t *arena = arena_new(0);
+    log_ratelimit_t rl = LOG_RATELIMIT_INIT(100, 1000);
+    commands_tasks_t ct;
+    ck_assert_int_eq(commands_parse_tasks(raw, len, arena, s_fake_pid_of,
+                                          NULL, &ct, &rl), 0);
+    free(raw);
+    ck_assert_uint_eq(ct.invalid, 0);
+    ck_assert_uint_eq(ct.ntasks, 2);
+    ck_assert_str_eq(ct.tasks[0].task_id, "net-1");
+    ck_assert_uint_eq(ct.tasks[0].target, WIRE_TARGET_NETWORK);
+    ck_assert_uint_eq(ct.tasks[0].npids, 3);
+    ck_assert_uint_eq(ct.tasks[0].pids[2], 12);
+    ck_assert_uint_eq(ct.tasks[0].duration_ms, 600000);
+    ck_assert_str_eq(ct.tasks[0].extension_json, rules);
+    ck_assert_uint_eq(ct.tasks[1].duration_ms, 1200000);
+    ck_assert_str_eq(ct.tasks[1].extension_json, "");
     arena_destroy(&arena);
 }
 END_TEST
@@ -3320,6 +3363,7 @@ s_suite(void)
     tcase_add_test(units, test_databuf_drops_oldest);
     tcase_add_test(units, test_profdata_shapes);
     tcase_add_test(units, test_commands_parse);
+    tcase_add_test(units, test_commands_network);
     tcase_add_test(units, test_idle_without_oap);
     suite_add_tcase(s, units);
     TCase *oap = tcase_create("oap");
