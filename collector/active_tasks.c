@@ -19,7 +19,7 @@ typedef struct {
     uint32_t task;       /* index into tasks */
 } pid_task_t;
 
-/* What is active for one target (ON_CPU or OFF_CPU). */
+/* What is active for one target (ON_CPU, OFF_CPU or NETWORK). */
 typedef struct {
     pid_task_t *active;  /* sorted by pid */
     size_t nactive;
@@ -27,7 +27,7 @@ typedef struct {
     size_t nactive_pids;
 } target_state_t;
 
-#define ACTIVETASKS_TARGETS 2   /* WIRE_TARGET_ON_CPU, WIRE_TARGET_OFF_CPU */
+#define ACTIVETASKS_TARGETS 3   /* ON_CPU, OFF_CPU, NETWORK (wire_target) */
 
 struct activetasks {
     task_entry_t *tasks;
@@ -212,6 +212,8 @@ int activetasks_refresh_targets(activetasks_t *self, uint64_t now_ms)
         changed |= ACTIVETASKS_ON_CPU_CHANGED;
     if (s_refresh_target(self, WIRE_TARGET_OFF_CPU, now_ms))
         changed |= ACTIVETASKS_OFF_CPU_CHANGED;
+    if (s_refresh_target(self, WIRE_TARGET_NETWORK, now_ms))
+        changed |= ACTIVETASKS_NETWORK_CHANGED;
     return changed;
 }
 

@@ -1,6 +1,7 @@
 /* The desired task set as the collector follows it: the last good
  * ctl.tasks message, and which ON_CPU and OFF_CPU tasks are active now
- * (start <= now < start + duration) with the pids they target. The policy-engine
+ * (start <= now < start + duration) with the pids they target; the same
+ * for NETWORK tasks. The policy-engine
  * republishes the full state every few seconds, so this is reconciliation,
  * not event handling: applying the same set twice changes nothing. */
 #ifndef SKYPROF_COLLECTOR_ACTIVE_TASKS_H
@@ -26,6 +27,7 @@ int activetasks_apply(activetasks_t *self, const wire_task_set_t *set, uint64_t 
  * 0 when none did. */
 #define ACTIVETASKS_ON_CPU_CHANGED  0x1
 #define ACTIVETASKS_OFF_CPU_CHANGED 0x2
+#define ACTIVETASKS_NETWORK_CHANGED 0x4
 int activetasks_refresh_targets(activetasks_t *self, uint64_t now_ms);
 
 /* The same, returning 1 when the ON_CPU pids changed, else 0. */
@@ -39,8 +41,7 @@ size_t activetasks_active_pids(const activetasks_t *self, const uint32_t **pids)
 uint32_t activetasks_for_pid(const activetasks_t *self, uint32_t pid, const char **ids,
                        uint32_t max);
 
-/* The same for any target (WIRE_TARGET_ON_CPU or WIRE_TARGET_OFF_CPU;
- * other targets have no pids here). */
+/* The same for any target (WIRE_TARGET_ON_CPU, _OFF_CPU, _NETWORK). */
 size_t activetasks_target_pids(const activetasks_t *self, uint8_t target,
                                const uint32_t **pids);
 uint32_t activetasks_target_for_pid(const activetasks_t *self, uint8_t target,

@@ -10,6 +10,7 @@
 #include "arena.h"
 #include "bpf/profile.h"
 #include "collector/batcher.h"
+#include "collector/netcap.h"
 #include "collector/objreg.h"
 #include "collector/offcpu.h"
 #include "collector/probes.h"
@@ -38,7 +39,11 @@ enum {
     M_OFFCPU_SWITCHES, M_OFFCPU_SAMPLES, M_OFFCPU_DROPPED_KERNEL,
     M_OFFCPU_STACKS_LOST, M_OFFCPU_PIDS, M_OFFCPU_ATTACHED,
     M_OFFCPU_UNSAMPLED, M_SAMPLER_TICK, M_SAMPLER_PERF_EVENTS,
-    M_SAMPLER_HOST_PERIOD, M_COUNT
+    M_SAMPLER_HOST_PERIOD,
+    M_NET_PIDS, M_NET_ATTACHED, M_NET_EVENTS, M_NET_BYTES_CAPTURED,
+    M_NET_TRUNCATED, M_NET_LOST_KERNEL, M_NET_LOST_USER, M_NET_PUBLISHED,
+    M_NET_BATCHES, M_NET_INVALID, M_NET_ATTACH_ERRORS, M_NET_HOOK_LOSSES,
+    M_NET_MMSG, M_NET_PEERS, M_COUNT
 };
 
 static const struct {
@@ -75,6 +80,20 @@ static const struct {
     [M_SAMPLER_TICK] = { "sampler_tick", 1, "1: on-CPU samples are taken on the scheduler tick; 0: on perf events of our own" },
     [M_SAMPLER_PERF_EVENTS] = { "sampler_perf_events", 1, "CPU-clock perf events attached now" },
     [M_SAMPLER_HOST_PERIOD] = { "sampler_host_period_ns", 1, "period of host-wide samples (ns of CPU each stands for)" },
+    [M_NET_PIDS] = { "net_pids", 1, "pids targeted by active NETWORK tasks" },
+    [M_NET_ATTACHED] = { "net_attached", 1, "1 while the network capture probes are attached" },
+    [M_NET_EVENTS] = { "net_events", 0, "socket events written by the network probes" },
+    [M_NET_BYTES_CAPTURED] = { "net_bytes_captured", 0, "payload bytes captured from traced sockets" },
+    [M_NET_TRUNCATED] = { "net_truncated", 0, "reads/writes whose payload was cut at collector.net_capture_bytes" },
+    [M_NET_LOST_KERNEL] = { "net_lost_kernel", 0, "socket events lost because their ring was full" },
+    [M_NET_LOST_USER] = { "net_lost_user", 0, "socket events dropped at the pending-events bound" },
+    [M_NET_PUBLISHED] = { "net_published", 0, "socket events in published net.events batches" },
+    [M_NET_BATCHES] = { "net_batches", 0, "net.events batches published" },
+    [M_NET_INVALID] = { "net_invalid", 0, "malformed socket event records" },
+    [M_NET_ATTACH_ERRORS] = { "net_attach_errors", 0, "network programs that failed to load or attach" },
+    [M_NET_HOOK_LOSSES] = { "net_hook_losses", 0, "syscalls or sockets the probes could not follow (a kernel map full) or read" },
+    [M_NET_MMSG] = { "net_mmsg_calls", 0, "sendmmsg/recvmmsg calls of traced processes (counted, not captured)" },
+    [M_NET_PEERS] = { "net_peers_resolved", 0, "connections whose peer process on this host was found" },
 };
 
 struct collector {
@@ -87,6 +106,7 @@ struct collector {
     batcher_t *batcher;
     activetasks_t *tasks;
     offcpu_t *offcpu;            /* loaded only while OFF_CPU tasks run */
+    netcap_t *netcap;            /* loaded only while NETWORK tasks run */
     stats_metric_t *metrics[M_COUNT];
     uint64_t values[M_COUNT];    /* mirrors, also without a stats registry */
     int drain_timer, housekeep_timer, rescan_timer, republish_timer;
@@ -130,6 +150,30 @@ static void s_sync_counter(collector_t *self, int m, uint64_t total)
         s_add(self, m, total - self->values[m]);
 }
 
+/* The network capture's counters (kernel and user side). */
+static void s_sync_net_stats(collector_t *self)
+{
+    netcap_stats_t ns;
+
+    if (!self->netcap)
+        return;
+    netcap_stats(self->netcap, &ns);
+    s_set(self, M_NET_ATTACHED, netcap_attached(self->netcap));
+    s_sync_counter(self, M_NET_EVENTS, ns.events);
+    s_sync_counter(self, M_NET_BYTES_CAPTURED, ns.captured_bytes);
+    s_sync_counter(self, M_NET_TRUNCATED, ns.truncated);
+    s_sync_counter(self, M_NET_LOST_KERNEL, ns.ring_lost);
+    s_sync_counter(self, M_NET_LOST_USER, ns.dropped_user);
+    s_sync_counter(self, M_NET_PUBLISHED, ns.published);
+    s_sync_counter(self, M_NET_BATCHES, ns.batches);
+    s_sync_counter(self, M_NET_INVALID, ns.invalid);
+    s_sync_counter(self, M_NET_ATTACH_ERRORS, ns.attach_errors);
+    s_sync_counter(self, M_NET_HOOK_LOSSES,
+                   ns.args_lost + ns.conns_lost + ns.read_errors);
+    s_sync_counter(self, M_NET_MMSG, ns.mmsg_calls);
+    s_sync_counter(self, M_NET_PEERS, ns.peers_matched + ns.peers_proc);
+}
+
 static void s_sync_stats(collector_t *self)
 {
     proctab_stats_t ps;
@@ -152,6 +196,7 @@ static void s_sync_stats(collector_t *self)
     s_sync_counter(self, M_OFFCPU_STACKS_LOST,
                    os.kstacks_lost + os.ustacks_lost + os.stacks_missing);
     s_set(self, M_OFFCPU_ATTACHED, offcpu_attached(self->offcpu));
+    s_sync_net_stats(self);
     s_sync_counter(self, M_OFFCPU_UNSAMPLED, os.unsampled);
     if (self->probes)
         s_set(self, M_SAMPLER_PERF_EVENTS,
@@ -433,6 +478,15 @@ static void s_on_offcpu(void *arg, const offcpu_sample_t *s)
         s_add(self, M_SAMPLES_DROPPED_USER, 1);
 }
 
+static int s_emit_net(void *arg, const char *topic, wire_net_batch_t *batch)
+{
+    collector_t *self = arg;
+
+    if (!self->sink.net_batch)
+        return -1;
+    return self->sink.net_batch(self->sink.arg, topic, batch);
+}
+
 static int s_emit_batch(void *arg, const char *topic, wire_raw_batch_t *batch)
 {
     collector_t *self = arg;
@@ -462,10 +516,12 @@ static int s_drain(collector_t *self, bool publish_now)
     probes_consume_events(self->probes);
     probes_consume_samples(self->probes);
     offcpu_drain(self->offcpu);
+    netcap_drain(self->netcap);
     if (publish_now || now_ms + slack_ms >= due_ms ||
         batcher_pending(self->batcher) >= self->opts.max_batch_samples) {
         batcher_flush(self->batcher, s_emit_batch, self, &fs);
         s_flush_events(self);
+        netcap_flush(self->netcap);
         self->last_publish_ms = now_ms;
         s_add(self, M_BATCHES, fs.batches);
         s_add(self, M_STACKS, fs.stacks);
@@ -530,6 +586,19 @@ static void s_reconcile_tasks(collector_t *self)
         s_set(self, M_OFFCPU_PIDS, n);
         s_set(self, M_OFFCPU_ATTACHED, offcpu_attached(self->offcpu));
         log_info("off-CPU tasks now target %zu process%s", n,
+                 n == 1 ? "" : "es");
+    }
+    if (changed & ACTIVETASKS_NETWORK_CHANGED) {
+        size_t n = activetasks_target_pids(self->tasks, WIRE_TARGET_NETWORK,
+                                           &pids);
+        if (!self->opts.active)
+            n = 0;
+        /* Events of the processes leaving go out with the old set. */
+        netcap_drain(self->netcap);
+        netcap_set_pids(self->netcap, pids, n);
+        s_set(self, M_NET_PIDS, n);
+        s_set(self, M_NET_ATTACHED, netcap_attached(self->netcap));
+        log_info("network tasks now target %zu process%s", n,
                  n == 1 ? "" : "es");
     }
 }
@@ -667,11 +736,17 @@ collector_t *collector_new(const collector_options_t *opts, loop_t *loop,
     offcpu_opts.sample_every = opts->offcpu_sample_every;
     offcpu_opts.long_ns = opts->offcpu_long_ns;
     self->offcpu = offcpu_new(&offcpu_opts, s_on_offcpu, self);
+    netcap_options_t net_opts;
+    netcap_options_default(&net_opts);
+    net_opts.capture_bytes = opts->net_capture_bytes;
+    net_opts.ring_bytes = opts->net_ringbuf_size;
+    self->netcap = netcap_new(&net_opts, loop, s_emit_net, self);
     self->event_arena = arena_new(4u << 20);
     self->events = calloc(COLLECTOR_EVENTS_PER_MSG, sizeof(*self->events));
     self->symcheck = symcheck_new(s_first_debug_dir(opts->debug_dir, debug_dir,
                                                     sizeof(debug_dir)));
     if (!self->procs || !self->batcher || !self->tasks || !self->offcpu ||
+        !self->netcap ||
         !self->event_arena || !self->events || !self->symcheck) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -750,6 +825,7 @@ void collector_destroy(collector_t **self_p)
     if (self->republish_timer >= 0)
         loop_remove_timer(self->loop, self->republish_timer);
     offcpu_destroy(&self->offcpu);
+    netcap_destroy(&self->netcap);
     probes_destroy(&self->probes);
     batcher_destroy(&self->batcher);
     /* The process table holds references into the object registry. */
@@ -787,6 +863,9 @@ void collector_info(const collector_t *self, collector_info_t *out)
     out->offcpu_attached = offcpu_attached(self->offcpu);
     out->offcpu_samples = self->values[M_OFFCPU_SAMPLES];
     out->offcpu_switches = self->values[M_OFFCPU_SWITCHES];
+    out->net_pids = self->values[M_NET_PIDS];
+    out->net_attached = netcap_attached(self->netcap);
+    out->net_published = self->values[M_NET_PUBLISHED];
     out->probe_flavour = probes_flavour(self->probes);
     out->sampler = probes_sampler(self->probes);
     out->perf_events = probes_perf_events(self->probes);

@@ -31,6 +31,8 @@ typedef struct {
     int (*raw_batch)(void *arg, const char *topic, wire_raw_batch_t *batch);
     int (*proc_events)(void *arg, wire_proc_events_t *events);
     void *arg;
+    /* net.events.BB; NULL: network events are counted as unpublished */
+    int (*net_batch)(void *arg, const char *topic, wire_net_batch_t *batch);
 } collector_sink_t;
 
 /* Loads and attaches the BPF programs, scans /proc and registers its fds
@@ -75,6 +77,9 @@ typedef struct {
     int offcpu_attached;            /* 1 while the off-CPU probe is on */
     uint64_t offcpu_samples;        /* off-CPU aggregates drained */
     uint64_t offcpu_switches;       /* off-CPU periods seen in the kernel */
+    uint64_t net_pids;              /* pids of active NETWORK tasks */
+    int net_attached;               /* 1 while the network probes are on */
+    uint64_t net_published;         /* socket events published */
     int probe_flavour;
     int sampler;                 /* enum collector_sampler */
     int perf_events;             /* CPU-clock perf events attached now */

@@ -64,6 +64,14 @@ static int s_publish_events(void *arg, wire_proc_events_t *events)
     return bus_send(self->stage->bus, MSG_PROC_EVENTS, events);
 }
 
+static int s_publish_net(void *arg, const char *topic, wire_net_batch_t *batch)
+{
+    collector_main_t *self = arg;
+
+    batch->node = self->node;
+    return bus_send_on(self->stage->bus, MSG_NET_EVENTS, topic, batch);
+}
+
 static int s_on_tasks(void *arg, const msg_decoded_t *m)
 {
     collector_main_t *self = arg;
@@ -127,6 +135,7 @@ int main(int argc, char **argv)
     log_info("node name %s", self.node);
     collector_sink_t sink = {
         .raw_batch = s_publish_raw,
+        .net_batch = s_publish_net,
         .proc_events = s_publish_events,
         .arg = &self,
     };

@@ -25,6 +25,8 @@ void collector_options_default(collector_options_t *opts)
         .sampler = COLLECTOR_SAMPLER_AUTO,
         .offcpu_sample_every = 32,
         .offcpu_long_ns = 1000000,
+        .net_capture_bytes = 1024,
+        .net_ringbuf_size = 8u << 20,
         .ringbuf_size = 2u << 20,
         .drain_interval_ms = 250,
         .publish_interval_ms = 1000,
@@ -116,6 +118,18 @@ int collector_options_validate(const collector_options_t *o, char *err,
         snprintf(err, errlen, "collector.sampler %d is unknown", o->sampler);
         return -1;
     }
+    if (o->net_capture_bytes > WIRE_MAX_NET_PAYLOAD) {
+        snprintf(err, errlen, "collector.net_capture_bytes: %u is over %u",
+                 o->net_capture_bytes, (unsigned)WIRE_MAX_NET_PAYLOAD);
+        return -1;
+    }
+    if (o->net_ringbuf_size < (64u << 10) || o->net_ringbuf_size > (1u << 30) ||
+        (o->net_ringbuf_size & (o->net_ringbuf_size - 1))) {
+        snprintf(err, errlen,
+                 "collector.net_ringbuf_size: %" PRIu64 " is not a power of "
+                 "two between 64KB and 1GB", o->net_ringbuf_size);
+        return -1;
+    }
     if (o->offcpu_sample_every < 1 || o->offcpu_sample_every > 1000000) {
         snprintf(err, errlen,
                  "collector.offcpu_sample_every: %u is out of range "
@@ -166,6 +180,15 @@ int collector_options_from_config(const config_t *cfg,
     o->offcpu_long_ns = config_duration_ns(cfg,
                                            "collector.offcpu_long_period");
     o->ringbuf_size = config_size(cfg, "collector.ringbuf_size");
+    uint64_t cap = config_size(cfg, "collector.net_capture_bytes");
+    if (cap > WIRE_MAX_NET_PAYLOAD) {
+        snprintf(err, errlen,
+                 "collector.net_capture_bytes: %" PRIu64 " is over %u", cap,
+                 (unsigned)WIRE_MAX_NET_PAYLOAD);
+        return -1;
+    }
+    o->net_capture_bytes = (uint32_t)cap;
+    o->net_ringbuf_size = config_size(cfg, "collector.net_ringbuf_size");
     o->drain_interval_ms = config_duration_ms(cfg, "collector.drain_interval");
     o->publish_interval_ms = config_duration_ms(cfg,
                                                 "collector.publish_interval");

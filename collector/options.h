@@ -36,6 +36,8 @@ typedef struct {
     uint32_t offcpu_sample_every; /* collector.offcpu_sample_every */
     uint64_t offcpu_long_ns;     /* collector.offcpu_long_period */
     uint64_t ringbuf_size;       /* bytes, power of two */
+    uint32_t net_capture_bytes;  /* collector.net_capture_bytes */
+    uint64_t net_ringbuf_size;   /* collector.net_ringbuf_size */
     uint64_t drain_interval_ms;
     uint64_t publish_interval_ms; /* 0: publish at every drain */
     uint64_t proc_grace_ms;

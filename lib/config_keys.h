@@ -96,6 +96,10 @@ CFG("collector.offcpu_sample_every", INT, "32", NULL,
     "off-CPU: stacks for 1 in N short blocking periods, each standing for N (1 = every period)")
 CFG("collector.offcpu_long_period", DURATION, "1ms", NULL,
     "off-CPU: a thread's period after one at least this long is always recorded")
+CFG("collector.net_capture_bytes", SIZE, "1024", NULL,
+    "network capture: payload prefix kept per read/write of a traced socket (0..4096 bytes; the rest is counted, not kept)")
+CFG("collector.net_ringbuf_size", SIZE, "8MB", NULL,
+    "network capture: BPF ring buffer size for socket events (power of two); loaded only while a NETWORK task runs")
 CFG("collector.ringbuf_size", SIZE, "2MB", NULL,
     "BPF ring buffer size for samples (power of two)")
 CFG("collector.drain_interval", DURATION, "250ms", NULL,

@@ -340,7 +340,8 @@ static collector_t *s_start(loop_t *loop, capture_t *cap,
                             collector_options_t *opts, stats_t *stats)
 {
     char err[512] = "";
-    collector_sink_t sink = { s_sink_batch, s_sink_events, cap };
+    collector_sink_t sink = { .raw_batch = s_sink_batch,
+                              .proc_events = s_sink_events, .arg = cap };
 
     cap->arena = arena_new(0);
     snprintf(cap->task_id, sizeof(cap->task_id), "test-task-1");
@@ -1339,7 +1340,8 @@ START_TEST(test_bad_options)
     collector_options_t opts;
     char err[256] = "";
     capture_t cap = { 0 };
-    collector_sink_t sink = { s_sink_batch, s_sink_events, &cap };
+    collector_sink_t sink = { .raw_batch = s_sink_batch, .proc_events = s_sink_events,
+                              .arg = &cap };
 
     loop_t *loop = loop_new();
     collector_options_default(&opts);

@@ -568,7 +568,8 @@ START_TEST(test_collector_follows_off_cpu_tasks)
     collector_options_t opts;
     collector_info_t info;
     char err[512] = "";
-    collector_sink_t sink = { s_col_batch, s_col_events, &cap };
+    collector_sink_t sink = { .raw_batch = s_col_batch, .proc_events = s_col_events,
+                              .arg = &cap };
 
     cap.arena = arena_new(0);
     ck_assert_ptr_nonnull(cap.arena);

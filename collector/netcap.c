@@ -1,0 +1,521 @@
+/* Network capture: probe loading, pid filter, ring drain, batches; see
+ * netcap.h and bpf/net.bpf.c. */
+#include "collector/netcap.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "arena.h"
+#include "bpf/net.h"
+#include "collector/netpeer.h"
+#include "log.h"
+#include "net.skel.h"
+
+#define NETCAP_MAX_PIDS 16384   /* net_pids entries */
+
+/* The programs attached while capturing; the first two are essential. */
+enum { P_ENTER, P_EXIT, P_STATE, P_RETRANS, P_COUNT };
+
+struct netcap {
+    netcap_options_t opts;
+    loop_t *loop;
+    netcap_emit_fn emit;
+    void *arg;
+    struct net_bpf *skel;
+    struct bpf_link *links[P_COUNT];
+    struct ring_buffer *rb;
+    int rb_fd;                 /* registered with the loop, or -1 */
+    uint32_t *pids;            /* what net_pids holds, sorted */
+    size_t npids;
+    uint64_t pid_bits[SKY_NET_PID_WORDS];
+    uint64_t next_conn_id;     /* the last id issued, carried over reloads */
+    /* events waiting for netcap_flush; payloads in the arena */
+    wire_net_event_t *pending;
+    uint32_t npending;
+    arena_t *payloads;
+    wire_net_event_t *scatter; /* flush: events grouped by bucket */
+    uint64_t lost_unreported;  /* for the next batch's `lost` */
+    uint64_t ring_lost_seen;   /* ring losses already in lost_unreported */
+    netpeer_t *peers;
+    /* counters of earlier loads (kernel counters restart with a load) */
+    uint64_t base[SKY_NET_CNT_MAX];
+    netcap_stats_t st;
+    log_ratelimit_t rl;
+};
+
+void netcap_options_default(netcap_options_t *opts)
+{
+    *opts = (netcap_options_t){
+        .capture_bytes = NETCAP_DEFAULT_CAPTURE,
+        .ring_bytes = NETCAP_DEFAULT_RING,
+        .max_conns = 65536,
+        .max_pending = 65536,
+        .max_batch = 4096,
+    };
+}
+
+static int s_options_ok(const netcap_options_t *o)
+{
+    return o->capture_bytes <= WIRE_MAX_NET_PAYLOAD &&
+           o->ring_bytes >= (64u << 10) && o->ring_bytes <= (1ull << 30) &&
+           (o->ring_bytes & (o->ring_bytes - 1)) == 0 && o->max_conns >= 16 &&
+           o->max_pending >= 1 && o->max_pending <= (1u << 22) &&
+           o->max_batch >= 1 && o->max_batch <= WIRE_MAX_NET_EVENTS;
+}
+
+netcap_t *netcap_new(const netcap_options_t *opts, loop_t *loop,
+                     netcap_emit_fn emit, void *arg)
+{
+    netcap_t *self;
+
+    if (!opts || !s_options_ok(opts))
+        return NULL;
+    self = calloc(1, sizeof(*self));
+    if (!self)
+        return NULL;
+    self->opts = *opts;
+    self->loop = loop;
+    self->emit = emit;
+    self->arg = arg;
+    self->rb_fd = -1;
+    self->rl = (log_ratelimit_t)LOG_RATELIMIT_INIT(5, 10000);
+    self->pending = calloc(opts->max_pending, sizeof(*self->pending));
+    self->scatter = calloc(opts->max_pending, sizeof(*self->scatter));
+    /* Room for every pending event's largest payload. */
+    self->payloads = arena_new((size_t)opts->max_pending *
+                               (opts->capture_bytes + 16) + (1u << 16));
+    self->peers = netpeer_new(opts->max_conns, NULL);
+    if (!self->pending || !self->scatter || !self->payloads || !self->peers)
+        netcap_destroy(&self);
+    return self;
+}
+
+/* ------------------------------------------------------- kernel side */
+
+static uint64_t s_kernel_counter(const netcap_t *self, uint32_t idx)
+{
+    int ncpu = libbpf_num_possible_cpus();
+    uint64_t sum = 0;
+
+    if (!self->skel || ncpu <= 0)
+        return 0;
+    uint64_t vals[ncpu];
+    if (bpf_map_lookup_elem(bpf_map__fd(self->skel->maps.net_counters), &idx,
+                            vals) != 0)
+        return 0;
+    for (int i = 0; i < ncpu; i++)
+        sum += vals[i];
+    return sum;
+}
+
+static uint64_t s_counter(const netcap_t *self, uint32_t idx)
+{
+    return self->base[idx] + s_kernel_counter(self, idx);
+}
+
+static void s_unload(netcap_t *self)
+{
+    if (!self->skel)
+        return;
+    for (uint32_t i = 0; i < SKY_NET_CNT_MAX; i++)
+        self->base[i] += s_kernel_counter(self, i);
+    self->next_conn_id = self->skel->bss->next_conn_id;
+    if (self->rb_fd >= 0 && self->loop)
+        loop_remove_fd(self->loop, self->rb_fd);
+    self->rb_fd = -1;
+    ring_buffer__free(self->rb);
+    self->rb = NULL;
+    for (int p = 0; p < P_COUNT; p++) {
+        bpf_link__destroy(self->links[p]);
+        self->links[p] = NULL;
+    }
+    net_bpf__destroy(self->skel);
+    self->skel = NULL;
+}
+
+/* Which syscalls are ours, by this architecture's numbers. */
+static int s_fill_sysops(netcap_t *self)
+{
+    static const struct { long nr; uint32_t op; } ops[] = {
+        { SYS_connect, SKY_NET_OP_CONNECT }, { SYS_accept, SKY_NET_OP_ACCEPT },
+        { SYS_accept4, SKY_NET_OP_ACCEPT },  { SYS_close, SKY_NET_OP_CLOSE },
+        { SYS_write, SKY_NET_OP_WRITE },     { SYS_sendto, SKY_NET_OP_WRITE },
+        { SYS_read, SKY_NET_OP_READ },       { SYS_recvfrom, SKY_NET_OP_READ },
+        { SYS_writev, SKY_NET_OP_WRITEV },   { SYS_readv, SKY_NET_OP_READV },
+        { SYS_sendmsg, SKY_NET_OP_SENDMSG }, { SYS_recvmsg, SKY_NET_OP_RECVMSG },
+        { SYS_sendmmsg, SKY_NET_OP_MMSG },   { SYS_recvmmsg, SKY_NET_OP_MMSG },
+    };
+    int fd = bpf_map__fd(self->skel->maps.net_sysop);
+
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+        uint32_t nr = (uint32_t)ops[i].nr;
+        if (nr >= SKY_NET_SYSCALLS ||
+            bpf_map_update_elem(fd, &nr, &ops[i].op, BPF_ANY) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int s_on_record(void *ctx, void *data, size_t size);
+
+static int s_ready(loop_t *loop, int fd, void *arg)
+{
+    netcap_drain(arg);
+    return 0;
+}
+
+static int s_load(netcap_t *self)
+{
+    struct net_bpf *skel = net_bpf__open();
+    struct bpf_program *progs[P_COUNT];
+    int rc;
+
+    if (!skel) {
+        log_warn("network capture: cannot open the BPF object: %s",
+                 strerror(errno));
+        self->st.attach_errors++;
+        return -1;
+    }
+    skel->rodata->capture_bytes = self->opts.capture_bytes;
+    skel->rodata->wakeup_bytes = self->opts.ring_bytes / 4;
+    rc = bpf_map__set_max_entries(skel->maps.net_events,
+                                  (uint32_t)self->opts.ring_bytes);
+    if (rc == 0)
+        rc = bpf_map__set_max_entries(skel->maps.net_conns,
+                                      self->opts.max_conns);
+    if (rc == 0)
+        rc = net_bpf__load(skel);
+    if (rc != 0) {
+        log_warn("network capture: cannot load bpf/net.bpf.c: %s",
+                 strerror(-rc));
+        self->st.attach_errors++;
+        net_bpf__destroy(skel);
+        return -1;
+    }
+    self->skel = skel;
+    skel->bss->next_conn_id = self->next_conn_id;
+    if (s_fill_sysops(self) < 0) {
+        log_warn("network capture: cannot fill the syscall table");
+        goto fail;
+    }
+    progs[P_ENTER] = skel->progs.sky_net_enter;
+    progs[P_EXIT] = skel->progs.sky_net_exit;
+    progs[P_STATE] = skel->progs.sky_net_state;
+    progs[P_RETRANS] = skel->progs.sky_net_retrans;
+    for (int p = 0; p < P_COUNT; p++) {
+        self->links[p] = bpf_program__attach(progs[p]);
+        if (self->links[p])
+            continue;
+        self->links[p] = NULL;
+        self->st.attach_errors++;
+        log_warn("network capture: cannot attach %s: %s",
+                 bpf_program__name(progs[p]), strerror(errno));
+        /* Without the syscall hooks there is nothing to capture; without
+         * the TCP hooks, closes come from close() and no retransmits. */
+        if (p == P_ENTER || p == P_EXIT)
+            goto fail;
+    }
+    self->rb = ring_buffer__new(bpf_map__fd(skel->maps.net_events),
+                                s_on_record, self, NULL);
+    if (!self->rb)
+        goto fail;
+    self->rb_fd = ring_buffer__epoll_fd(self->rb);
+    if (self->loop && loop_add_fd(self->loop, self->rb_fd, s_ready, self) < 0) {
+        self->rb_fd = -1;
+        goto fail;
+    }
+    self->st.attaches++;
+    log_info("network capture attached (payload prefix %u bytes, ring %llu "
+             "KiB)", self->opts.capture_bytes,
+             (unsigned long long)(self->opts.ring_bytes >> 10));
+    return 0;
+fail:
+    s_unload(self);
+    return -1;
+}
+
+/* Reports the sockets process pid already holds (iter/task_file over that
+ * process only). */
+static void s_scan_pid(netcap_t *self, uint32_t pid)
+{
+    union bpf_iter_link_info linfo;
+    LIBBPF_OPTS(bpf_iter_attach_opts, opts);
+    struct bpf_link *link;
+    char buf[64];
+    int fd;
+
+    memset(&linfo, 0, sizeof(linfo));
+    linfo.task.pid = pid;
+    opts.link_info = &linfo;
+    opts.link_info_len = sizeof(linfo);
+    link = bpf_program__attach_iter(self->skel->progs.sky_net_iter, &opts);
+    if (!link) {
+        if (log_ratelimit_allow(&self->rl))
+            log_warn("network capture: cannot scan the sockets of %u: %s",
+                     pid, strerror(errno));
+        return;
+    }
+    fd = bpf_iter_create(bpf_link__fd(link));
+    if (fd >= 0) {
+        while (read(fd, buf, sizeof(buf)) > 0)
+            ;
+        close(fd);
+    }
+    bpf_link__destroy(link);
+}
+
+static int s_contains(const uint32_t *sorted, size_t n, uint32_t pid)
+{
+    size_t lo = 0, hi = n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (sorted[mid] == pid)
+            return 1;
+        if (sorted[mid] < pid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
+}
+
+int netcap_set_pids(netcap_t *self, const uint32_t *pids, size_t n)
+{
+    uint32_t one = 1, zero = 0;
+    uint32_t *copy = NULL;
+    int rc = 0, fd;
+
+    if (n > NETCAP_MAX_PIDS) {
+        log_warn("network capture: %zu processes, following the first %d", n,
+                 NETCAP_MAX_PIDS);
+        n = NETCAP_MAX_PIDS;
+    }
+    if (n == 0) {
+        if (self->skel) {
+            netcap_drain(self);
+            netcap_flush(self);
+            s_unload(self);
+            log_info("network capture detached");
+        }
+        free(self->pids);
+        self->pids = NULL;
+        self->npids = 0;
+        self->st.npids = 0;
+        return 0;
+    }
+    if (!self->skel && s_load(self) < 0)
+        return -1;
+    copy = malloc(n * sizeof(*copy));
+    if (!copy)
+        return -1;
+    memcpy(copy, pids, n * sizeof(*copy));
+    fd = bpf_map__fd(self->skel->maps.net_pids);
+    memset(self->pid_bits, 0, sizeof(self->pid_bits));
+    for (size_t i = 0; i < n; i++) {
+        uint32_t bit = pids[i] & (SKY_NET_PID_BITS - 1);
+        self->pid_bits[bit / 64] |= 1ull << (bit % 64);
+        if (bpf_map_update_elem(fd, &pids[i], &one, BPF_ANY) != 0)
+            rc = -1;
+    }
+    for (size_t i = 0; i < self->npids; i++)
+        if (!s_contains(pids, n, self->pids[i]))
+            bpf_map_delete_elem(fd, &self->pids[i]);
+    if (bpf_map_update_elem(bpf_map__fd(self->skel->maps.net_pid_bits), &zero,
+                            self->pid_bits, BPF_ANY) != 0)
+        rc = -1;
+    /* After the filter: a socket opened meanwhile is seen by the probes
+     * or by the scan, and the scan skips what the probes recorded. */
+    for (size_t i = 0; i < n; i++)
+        if (!s_contains(self->pids, self->npids, pids[i]))
+            s_scan_pid(self, pids[i]);
+    free(self->pids);
+    self->pids = copy;
+    self->npids = n;
+    self->st.npids = (uint32_t)n;
+    return rc;
+}
+
+/* -------------------------------------------------------------- drain */
+
+static int s_on_record(void *ctx, void *data, size_t size)
+{
+    netcap_t *self = ctx;
+    const struct sky_net_ev *r = data;
+    wire_net_event_t *e;
+
+    self->st.received++;
+    if (size < sizeof(*r) || r->kind > WIRE_NET_KIND_MAX ||
+        r->proto > WIRE_NET_PROTO_MAX || r->role > WIRE_NET_ROLE_MAX ||
+        r->dir > WIRE_NET_DIR_MAX || r->ncaptured > WIRE_MAX_NET_PAYLOAD ||
+        r->ncaptured > size - sizeof(*r) || r->ncaptured > r->bytes ||
+        r->lport > 65535 || r->rport > 65535) {
+        self->st.invalid++;
+        return 0;
+    }
+    if (self->npending >= self->opts.max_pending) {
+        self->st.dropped_user++;
+        self->lost_unreported++;
+        return 0;
+    }
+    e = &self->pending[self->npending];
+    memset(e, 0, sizeof(*e));
+    e->kind = (uint8_t)r->kind;
+    e->pid = r->pid;
+    e->tid = r->tid;
+    e->conn_id = r->conn_id;
+    e->ts_ns = r->ts_ns;
+    e->proto = (uint8_t)r->proto;
+    e->role = (uint8_t)r->role;
+    e->pre_existing = (r->flags & SKY_NET_F_PRE_EXISTING) != 0;
+    e->is_ssl = (r->flags & SKY_NET_F_SSL) != 0;
+    memcpy(e->local_addr, r->laddr, 16);
+    memcpy(e->remote_addr, r->raddr, 16);
+    e->local_port = (uint16_t)r->lport;
+    e->remote_port = (uint16_t)r->rport;
+    e->dur_ns = r->dur_ns;
+    e->dir = (uint8_t)r->dir;
+    e->bytes = r->bytes;
+    e->rtt_us = r->rtt_us;
+    e->bytes_sent = r->bytes_sent;
+    e->bytes_received = r->bytes_received;
+    e->count = r->count;
+    if (r->ncaptured) {
+        uint8_t *copy = arena_alloc(self->payloads, r->ncaptured);
+        if (!copy) {
+            self->st.dropped_user++;
+            self->lost_unreported++;
+            return 0;
+        }
+        memcpy(copy, (const uint8_t *)data + sizeof(*r), r->ncaptured);
+        e->payload = copy;
+        e->ncaptured = r->ncaptured;
+    }
+    if (e->kind == WIRE_NET_OPEN && e->proto != WIRE_NET_UNIX) {
+        netpeer_tuple_t t = { .proto = e->proto, .lport = e->local_port,
+                              .rport = e->remote_port };
+        memcpy(t.laddr, e->local_addr, 16);
+        memcpy(t.raddr, e->remote_addr, 16);
+        netpeer_open(self->peers, e->conn_id, e->pid, &t);
+    }
+    self->npending++;
+    return 0;
+}
+
+int netcap_drain(netcap_t *self)
+{
+    uint32_t before = self->npending;
+
+    if (!self->rb)
+        return 0;
+    ring_buffer__consume(self->rb);
+    return (int)(self->npending - before);
+}
+
+/* Local peers, then the connections that closed leave the peer table. */
+static void s_resolve_peers(netcap_t *self)
+{
+    uint64_t now_ms = now_mono_ms();
+
+    for (uint32_t i = 0; i < self->npending; i++) {
+        wire_net_event_t *e = &self->pending[i];
+        if (e->proto != WIRE_NET_UNIX)
+            e->peer_pid = netpeer_peer(self->peers, e->conn_id, now_ms);
+    }
+    for (uint32_t i = 0; i < self->npending; i++)
+        if (self->pending[i].kind == WIRE_NET_CLOSE)
+            netpeer_close(self->peers, self->pending[i].conn_id);
+}
+
+int netcap_flush(netcap_t *self)
+{
+    uint32_t count[WIRE_BUCKETS + 1] = { 0 };
+    int batches = 0;
+
+    /* What the ring lost since the last flush goes out with this one. */
+    uint64_t ring_lost = s_counter(self, SKY_NET_CNT_RING_FULL);
+    self->lost_unreported += ring_lost - self->ring_lost_seen;
+    self->ring_lost_seen = ring_lost;
+    if (!self->npending)
+        return 0;
+    s_resolve_peers(self);
+    /* Group by bucket, keeping each bucket's order (a counting sort). */
+    for (uint32_t i = 0; i < self->npending; i++)
+        count[wire_pid_bucket(self->pending[i].pid) + 1]++;
+    for (uint32_t b = 1; b <= WIRE_BUCKETS; b++)
+        count[b] += count[b - 1];
+    uint32_t start[WIRE_BUCKETS + 1];
+    memcpy(start, count, sizeof(start));
+    for (uint32_t i = 0; i < self->npending; i++)
+        self->scatter[count[wire_pid_bucket(self->pending[i].pid)]++] =
+            self->pending[i];
+    for (uint32_t b = 0; b < WIRE_BUCKETS; b++) {
+        for (uint32_t at = start[b]; at < start[b + 1];) {
+            uint32_t n = start[b + 1] - at;
+            char topic[32];
+            if (n > self->opts.max_batch)
+                n = self->opts.max_batch;
+            wire_net_batch_t batch = { .nevents = n,
+                                       .events = &self->scatter[at],
+                                       .lost = self->lost_unreported };
+            wire_sharded_topic(topic, sizeof(topic), TOPIC_NET_EVENTS,
+                               self->scatter[at].pid);
+            if (self->emit && self->emit(self->arg, topic, &batch) == 0) {
+                self->st.published += n;
+                self->lost_unreported = 0;
+            } else {
+                self->st.publish_errors++;
+            }
+            batches++;
+            at += n;
+        }
+    }
+    self->st.batches += (uint64_t)batches;
+    self->npending = 0;
+    arena_reset(self->payloads);
+    return batches;
+}
+
+bool netcap_attached(const netcap_t *self)
+{
+    return self && self->skel != NULL;
+}
+
+void netcap_stats(const netcap_t *self, netcap_stats_t *out)
+{
+    netpeer_stats_t ps;
+
+    *out = self->st;
+    out->events = s_counter(self, SKY_NET_CNT_EVENTS);
+    out->ring_lost = s_counter(self, SKY_NET_CNT_RING_FULL);
+    out->truncated = s_counter(self, SKY_NET_CNT_TRUNCATED);
+    out->captured_bytes = s_counter(self, SKY_NET_CNT_CAPTURED);
+    out->args_lost = s_counter(self, SKY_NET_CNT_ARGS_FULL);
+    out->conns_lost = s_counter(self, SKY_NET_CNT_CONNS_FULL);
+    out->read_errors = s_counter(self, SKY_NET_CNT_READ_ERR);
+    out->mmsg_calls = s_counter(self, SKY_NET_CNT_MMSG);
+    netpeer_stats(self->peers, &ps);
+    out->peers_matched = ps.matched;
+    out->peers_proc = ps.proc_found;
+}
+
+void netcap_destroy(netcap_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    netcap_t *self = *self_p;
+    s_unload(self);
+    free(self->pids);
+    free(self->pending);
+    free(self->scatter);
+    arena_destroy(&self->payloads);
+    netpeer_destroy(&self->peers);
+    free(self);
+    *self_p = NULL;
+}
