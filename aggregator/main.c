@@ -11,6 +11,7 @@
 
 #include "aggregator/core/agg.h"
 #include "aggregator/http/api.h"
+#include "aggregator/net/net.h"
 #include "aggregator/replica/replica.h"
 #include "hostport.h"
 #include "log.h"
@@ -34,6 +35,7 @@ typedef struct {
     agg_t *agg;
     agg_api_t *api;
     agg_member_t *member;     /* replicas (aggregator.sharding) only */
+    net_t *net;               /* the network room */
 } aggregator_main_t;
 
 static int
@@ -43,12 +45,32 @@ s_publish(void *arg, msg_id_t id, void *body)
     return bus_send(self->stage->bus, id, body);
 }
 
-/* What the core receives, decoded by the bus. */
+/* What the core receives, decoded by the bus; the task set goes to the
+ * network room too (which processes it analyses). */
 static int
 s_on_data(void *arg, const msg_decoded_t *m)
 {
     aggregator_main_t *self = arg;
+    if (m->id == MSG_CTL_TASKS)
+        (void)net_on_tasks(self->net, m->body);
     return agg_on_msg(self->agg, m);
+}
+
+/* Socket events: the network room's alone. */
+static int
+s_on_net(void *arg, const msg_decoded_t *m)
+{
+    aggregator_main_t *self = arg;
+    return net_on_batch(self->net, m->body);
+}
+
+static int
+s_on_net_report(loop_t *loop, void *arg)
+{
+    aggregator_main_t *self = arg;
+    (void)loop;
+    (void)net_flush(self->net, now_wall_ms());
+    return 0;
 }
 
 static void
@@ -186,11 +208,15 @@ s_subscribe(aggregator_main_t *self, int sharding)
         if (bus_on(bus, ids[i], s_on_data, self) < 0)
             return -1;
     }
+    bus_on_invalid(bus, MSG_NET_EVENTS, s_on_invalid, self);
+    if (bus_on(bus, MSG_NET_EVENTS, s_on_net, self) < 0)
+        return -1;
     /* Every stage's stats; one instance takes every pid bucket of
      * sym.stacks, replicas let the shard subscribe to the buckets they
      * own. */
     if (bus_subscribe(bus, TOPIC_STATS) < 0
-        || (!sharding && bus_subscribe(bus, TOPIC_SYM_STACKS) < 0)) {
+        || (!sharding && bus_subscribe(bus, TOPIC_SYM_STACKS) < 0)
+        || (!sharding && bus_subscribe(bus, TOPIC_NET_EVENTS) < 0)) {
         log_error("cannot subscribe to the bus");
         return -1;
     }
@@ -255,6 +281,29 @@ main(int argc, char **argv)
         log_error("out of memory at start");
         goto cleanup;
     }
+    int64_t max_conns = config_int(cfg, "aggregator.net_max_connections");
+    int64_t max_endpoints = config_int(cfg, "aggregator.net_max_endpoints");
+    uint64_t report_ms = config_duration_ms(cfg,
+                                            "profiling.task.network.report_interval");
+    if (max_conns < 1 || max_endpoints < 1 || report_ms < 100) {
+        log_error("aggregator.net_max_connections and net_max_endpoints must "
+                  "be positive, profiling.task.network.report_interval at "
+                  "least 100ms");
+        rc = 2;
+        goto cleanup;
+    }
+    net_options_t no = {
+        .stats = self.stage->stats,
+        .max_conns = (size_t)max_conns,
+        .max_endpoints = (size_t)max_endpoints,
+        .publish = s_publish,
+        .publish_arg = &self,
+    };
+    self.net = net_new(&no);
+    if (!self.net) {
+        log_error("out of memory at start");
+        goto cleanup;
+    }
     const char *addr = config_str(cfg, "aggregator.http_addr");
     if (addr[0]) {
         /* The name peers will send as Host is one of ours. */
@@ -275,6 +324,7 @@ main(int argc, char **argv)
             log_error("aggregator.http_addr: %s", err);
             goto cleanup;
         }
+        agg_api_set_net(self.api, self.net);
         log_info("HTTP API on %s (port %u)", addr, agg_api_port(self.api));
     }
     if (s_subscribe(&self, sharding) < 0)
@@ -284,6 +334,8 @@ main(int argc, char **argv)
     if (loop_add_socket(self.stage->loop, bus_sub_socket(self.stage->bus),
                         s_on_bus, &self) < 0
         || loop_add_timer(self.stage->loop, o.flush_ms, s_on_flush, &self) < 0
+        || loop_add_timer(self.stage->loop, report_ms, s_on_net_report,
+                          &self) < 0
         || loop_add_fd(self.stage->loop, agg_wake_fd(self.agg), s_on_wake,
                        &self) < 0) {
         log_error("cannot register with the loop");
@@ -301,6 +353,7 @@ cleanup:
     /* The API first: its threads use the fan-out and the core. */
     agg_api_destroy(&self.api);
     agg_member_destroy(&self.member);
+    net_destroy(&self.net);
     agg_destroy(&self.agg);
     stage_destroy(&self.stage);
     free(help);

@@ -75,6 +75,20 @@ CFG("profiling.flush_interval", DURATION, "5s", "ROVER_PROFILING_FLUSH_INTERVAL"
     "aggregation window and report interval")
 CFG("profiling.task.on_cpu.dump_period", DURATION, "9ms", "ROVER_PROFILING_TASK_ON_CPU_DUMP_PERIOD",
     "on-CPU sampling period of profiling tasks")
+CFG("profiling.task.network.report_interval", DURATION, "2s", "ROVER_PROFILING_TASK_NETWORK_TOPOLOGY_REPORT_INTERVAL",
+    "how often the aggregator's network room publishes net.report (meters, sampled requests, per-URI HTTP figures) and the uplink sends them")
+CFG("profiling.task.network.meter_prefix", STR, "rover_net_p", "ROVER_PROFILING_TASK_NETWORK_TOPOLOGY_METER_PREFIX",
+    "prefix of the network profiling meter names sent to the OAP (the uplink adds it)")
+CFG("profiling.task.network.protocol_analyze.per_cpu_buffer", SIZE, "400KB", "ROVER_PROFILING_TASK_NETWORK_PROTOCOL_ANALYZE_PER_CPU_BUFFER",
+    "socket data buffer per CPU in the collector (the reference agent's meaning; the collector sizes its ring buffer from it)")
+CFG("profiling.task.network.protocol_analyze.parallels", INT, "2", "ROVER_PROFILING_TASK_NETWORK_PROTOCOL_ANALYZE_PARALLELS",
+    "accepted for compatibility: skyprof's protocol analysis scales with aggregator replicas (aggregator.sharding), one thread each")
+CFG("profiling.task.network.protocol_analyze.queue_size", INT, "5000", "ROVER_PROFILING_TASK_NETWORK_PROTOCOL_ANALYZE_QUEUE_SIZE",
+    "accepted for compatibility: the bus's high-water mark (bus.hwm) bounds the queue of net.events batches")
+CFG("profiling.task.network.protocol_analyze.sampling.http.default_request_encoding", STR, "UTF-8", "ROVER_PROFILING_TASK_NETWORK_PROTOCOL_ANALYZE_SAMPLING_HTTP_DEFAULT_REQUEST_ENCODING",
+    "body encoding of sampled requests without a charset (the uplink's, when it writes the HTTP Request Sampling event)")
+CFG("profiling.task.network.protocol_analyze.sampling.http.default_response_encoding", STR, "UTF-8", "ROVER_PROFILING_TASK_NETWORK_PROTOCOL_ANALYZE_SAMPLING_HTTP_DEFAULT_RESPONSE_ENCODING",
+    "body encoding of sampled responses without a charset (the uplink's)")
 CFG("profiling.continuous.meter_prefix", STR, "rover_con_p", "ROVER_PROFILING_CONTINUOUS_METER_PREFIX",
     "prefix of continuous-profiling meters")
 CFG("profiling.continuous.fetch_interval", DURATION, "1s", "ROVER_PROFILING_CONTINUOUS_FETCH_INTERVAL",
@@ -146,6 +160,10 @@ CFG("aggregator.allowed_hosts", STR, "", NULL,
     "comma-separated host names the API answers to besides IP literals, localhost and the hosts of http_addr and advertise_addr (Host header; DNS rebinding defence); * = any")
 CFG("aggregator.auth_token", STR, "", NULL,
     "bearer token every API request but / and /healthz must carry (Authorization: Bearer, or the page's cookie); replicas send it to each other; 16-256 characters of A-Z a-z 0-9 . _ ~ + / = -; empty = none")
+CFG("aggregator.net_max_connections", INT, "65536", NULL,
+    "network room: connections tracked at once; beyond it the least recently used is closed and counted (net_conn_evictions)")
+CFG("aggregator.net_max_endpoints", INT, "4096", NULL,
+    "network room: (process, URI) rows kept for the monitors and the local view; beyond it new URIs are counted (net_endpoints_dropped)")
 CFG("aggregator.fanout_timeout", DURATION, "2s", NULL,
     "how long a query waits for each peer replica's part before answering partial")
 

@@ -57,6 +57,8 @@ struct _http1_conn_t {
     uint64_t tail_seq;    /* next to push */
     http1_exchange_fn *fn;
     void *arg;
+    http1_part_fn *part_fn;
+    void *part_arg;
     http1_stats_t stats;
 };
 
@@ -153,6 +155,15 @@ void http1_conn_set_handler(http1_conn_t *self, http1_exchange_fn *fn,
     self->arg = arg;
 }
 
+void http1_conn_set_part_handler(http1_conn_t *self, http1_part_fn *fn,
+                                 void *arg)
+{
+    if (!self)
+        return;
+    self->part_fn = fn;
+    self->part_arg = arg;
+}
+
 int http1_conn_set_side(http1_conn_t *self, http1_side_t side)
 {
     if (!self || self->fed || (unsigned)side > HTTP1_SIDE_SERVER)
@@ -206,6 +217,13 @@ static void s_fail(http1_conn_t *self, http1_err_t why)
 {
     self->stats.errors[why]++;
     self->active = 0;
+}
+
+static void s_part(http1_conn_t *self, int d, http1_part_t part,
+                   const void *data, size_t len)
+{
+    if (self->part_fn)
+        self->part_fn(d == self->req_dir, part, data, len, self->part_arg);
 }
 
 static s_pending_t *s_pending(http1_conn_t *self, uint64_t seq)
@@ -559,19 +577,30 @@ static int s_line(http1_conn_t *self, int d, const char *b, size_t n)
             if (self->req_dir < 0)
                 return HTTP1_ERR_UNEXPECTED_RESPONSE;
             int rc = s_status_line(self, b, n);
-            if (rc < 0)
+            if (rc < 0) {
                 dir->st = P_HEADERS;
+                s_part(self, d, HTTP1_PART_START, b, n);
+            }
             return rc;
         } else {
             int rc = s_request_line(self, d, b, n);
-            if (rc < 0)
+            if (rc < 0) {
                 dir->st = P_HEADERS;
+                s_part(self, d, HTTP1_PART_START, b, n);
+            }
             return rc;
         }
-    case P_HEADERS:
-        if (n == 0)
+    case P_HEADERS: {
+        if (n == 0) {
+            /* before the head's end decides: it may emit the exchange */
+            s_part(self, d, HTTP1_PART_HEAD_END, b, 0);
             return s_head_done(self, d);
-        return s_field(self, d, b, n, 0);
+        }
+        int rc = s_field(self, d, b, n, 0);
+        if (rc < 0)
+            s_part(self, d, HTTP1_PART_FIELD, b, n);
+        return rc;
+    }
     case P_CHUNK_SIZE:
         return s_chunk_size(dir, b, n);
     case P_CHUNK_END:
@@ -601,6 +630,7 @@ static size_t s_step(http1_conn_t *self, int d, const uint8_t *p, size_t n,
     case P_CHUNK_DATA:
         take = n < dir->left ? n : (size_t)dir->left;
         s_account(self, d, take, ts);
+        s_part(self, d, HTTP1_PART_BODY, p, take);
         dir->left -= take;
         if (!dir->left) {
             if (dir->st == P_CHUNK_DATA)
@@ -611,6 +641,7 @@ static size_t s_step(http1_conn_t *self, int d, const uint8_t *p, size_t n,
         return take;
     case P_BODY_CLOSE:
         s_account(self, d, n, ts);
+        s_part(self, d, HTTP1_PART_BODY, p, n);
         return n;
     default:
         break;

@@ -105,6 +105,25 @@ void http1_conn_destroy(http1_conn_t **self_p);
 /* Where exchanges go (none: they are only counted). */
 void http1_conn_set_handler(http1_conn_t *self, http1_exchange_fn *fn,
                             void *arg);
+/* What a message is made of, for a caller that keeps parts of it (trace
+ * headers, sampled requests): the start line (request, status, and every
+ * interim status line), each header field line (name: value, as sent; not
+ * trailers), the end of a head, and body data as it goes by (chunk framing
+ * left out; bytes skipped with http1_conn_skip are not seen). Lines come
+ * without their CRLF. request: 1 for the request direction. Parts of a
+ * response belong to the oldest unanswered request. */
+typedef enum {
+    HTTP1_PART_START = 0,
+    HTTP1_PART_FIELD,
+    HTTP1_PART_HEAD_END,
+    HTTP1_PART_BODY
+} http1_part_t;
+typedef void (http1_part_fn)(int request, http1_part_t part, const char *data,
+                             size_t len, void *arg);
+/* Where parts go (none: not reported, the default). */
+void http1_conn_set_part_handler(http1_conn_t *self, http1_part_fn *fn,
+                                 void *arg);
+
 /* The role when the caller knows it (accept vs connect); must come before
  * the first byte. Unknown: the first direction carrying a request line is
  * the client's. 0, or -1 when already fed or side is out of range. */

@@ -13,6 +13,7 @@
 #define SHARD_JOIN_DELAY_MS 1500
 #define SHARD_RELEASE_GRACE_MS 2000
 #define SHARD_MAX_PEERS 64
+#define SHARD_MAX_PREFIXES 4
 
 typedef struct {
     char instance[64];
@@ -22,7 +23,9 @@ typedef struct {
 struct shard {
     stage_t *stage;
     char role[32];
-    char prefix[32];
+    /* the sharded topics: the first from shard_new, more added after */
+    char prefix[SHARD_MAX_PREFIXES][32];
+    size_t nprefix;
     char hello_topic[64];
     int enabled;
     uint64_t started_ms;
@@ -68,9 +71,14 @@ static void s_set_subscribed(shard_t *self, uint32_t b, int on)
 {
     if (self->subscribed[b] == on)
         return;
-    char topic[48];
-    snprintf(topic, sizeof topic, "%s%02u", self->prefix, b);
-    if ((on ? bus_subscribe : bus_unsubscribe)(self->stage->bus, topic) == 0)
+    int ok = 1;
+    for (size_t i = 0; i < self->nprefix; i++) {
+        char topic[48];
+        snprintf(topic, sizeof topic, "%s%02u", self->prefix[i], b);
+        ok &= (on ? bus_subscribe : bus_unsubscribe)(self->stage->bus,
+                                                     topic) == 0;
+    }
+    if (ok)
         self->subscribed[b] = (uint8_t)on;
 }
 
@@ -196,7 +204,8 @@ shard_t *shard_new(stage_t *stage, const char *role, const char *topic_prefix,
     self->release_grace_ms = SHARD_RELEASE_GRACE_MS;
     self->rl = (log_ratelimit_t)LOG_RATELIMIT_INIT(5, 10000);
     snprintf(self->role, sizeof self->role, "%s", role);
-    snprintf(self->prefix, sizeof self->prefix, "%s", topic_prefix);
+    snprintf(self->prefix[0], sizeof self->prefix[0], "%s", topic_prefix);
+    self->nprefix = 1;
     snprintf(self->hello_topic, sizeof self->hello_topic, "%s%s", TOPIC_HELLO,
              role);
     self->started_ms = now_mono_ms();
@@ -240,6 +249,25 @@ void shard_destroy(shard_t **self_p)
         bus_on(self->stage->bus, MSG_HELLO, NULL, NULL);
     free(self);
     *self_p = NULL;
+}
+
+int shard_add_prefix(shard_t *self, const char *topic_prefix)
+{
+    if (self->nprefix == SHARD_MAX_PREFIXES ||
+        strlen(topic_prefix) >= sizeof self->prefix[0])
+        return -1;
+    snprintf(self->prefix[self->nprefix++], sizeof self->prefix[0], "%s",
+             topic_prefix);
+    if (!self->enabled)
+        return bus_subscribe(self->stage->bus, topic_prefix);
+    /* the buckets taken so far, on the new topic too */
+    for (uint32_t b = 0; b < WIRE_BUCKETS; b++) {
+        char topic[48];
+        snprintf(topic, sizeof topic, "%s%02u", topic_prefix, b);
+        if (self->subscribed[b] && bus_subscribe(self->stage->bus, topic) != 0)
+            return -1;
+    }
+    return 0;
 }
 
 void shard_on_change(shard_t *self, void (*fn)(void *arg), void *arg)

@@ -32,6 +32,11 @@ shard_t *shard_new(stage_t *stage, const char *role, const char *topic_prefix,
  * longer than the new owner's join delay, so it asks for more. */
 void shard_set_release_grace(shard_t *self, uint64_t grace_ms);
 
+/* One more sharded topic prefix (e.g. "net.events." beside the
+ * aggregator's "sym.stacks."): subscribed for the same owned buckets. 0,
+ * or -1 beyond 4 prefixes or when the bus refuses. */
+int shard_add_prefix(shard_t *self, const char *topic_prefix);
+
 /* Announces that this replica leaves, then frees. */
 void shard_destroy(shard_t **self_p);
 

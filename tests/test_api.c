@@ -61,6 +61,7 @@ s_capture(void *arg, msg_id_t id, void *body)
 static stats_t *s_stats;
 static agg_t *s_agg;
 static agg_api_t *s_api;
+static net_t *s_net;
 static int s_port;
 static last_msg_t s_msg;
 static uint64_t s_t0;
@@ -87,6 +88,11 @@ s_setup(void)
     ck_assert_msg(s_api != NULL, "%s", err);
     s_port = agg_api_port(s_api);
     ck_assert_int_gt(s_port, 0);
+    net_options_t no = { .stats = s_stats, .max_conns = 16,
+                         .max_endpoints = 16 };
+    s_net = net_new(&no);
+    ck_assert_ptr_nonnull(s_net);
+    agg_api_set_net(s_api, s_net);
     s_feed(s_agg);
     ck_assert_int_eq(agg_flush(s_agg, s_t0 + 1000), 0);
     uint64_t start = s_t0 / 1000 - 5, end = s_t0 / 1000 + 5;
@@ -101,6 +107,7 @@ static void
 s_teardown(void)
 {
     agg_api_destroy(&s_api);
+    net_destroy(&s_net);
     agg_destroy(&s_agg);
     stats_destroy(&s_stats);
     free(s_msg.data);
@@ -605,6 +612,21 @@ START_TEST(test_metrics)
 }
 END_TEST
 
+/* The network room's view: a JSON document, a bad pid refused. */
+START_TEST(test_network_view)
+{
+    int status = 0;
+    char *resp = s_req("GET", "/api/network?pid=100", NULL, &status);
+    ck_assert_int_eq(status, 200);
+    ck_assert_ptr_nonnull(strstr(resp, "\"edges\":[]"));
+    ck_assert_ptr_nonnull(strstr(resp, "\"endpoints\":[]"));
+    free(resp);
+    resp = s_req("GET", "/api/network?pid=x", NULL, &status);
+    ck_assert_int_eq(status, 400);
+    free(resp);
+}
+END_TEST
+
 /* The route table is what the server answers: every row is served (its
  * handler may refuse the arguments with 400, never 404), has its own
  * request counter, and a method it does not take is 405; a path outside
@@ -903,6 +925,7 @@ main(void)
     tcase_add_test(tc, test_processes_and_tasks);
     tcase_add_test(tc, test_metrics);
     tcase_add_test(tc, test_every_route_answers);
+    tcase_add_test(tc, test_network_view);
     tcase_add_test(tc, test_help_lists_every_route);
     tcase_add_test(tc, test_host_must_name_this_server);
     tcase_add_test(tc, test_state_changes_need_json_and_same_origin);

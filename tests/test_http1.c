@@ -537,6 +537,69 @@ START_TEST(test_uncaptured_bytes)
 }
 END_TEST
 
+/* Parts, concatenated per direction in a readable log: "S:<line>|",
+ * "F:<line>|", "E|" and the body bytes as they come. */
+typedef struct {
+    char log[2][1024];
+    size_t len[2];
+} s_parts_t;
+
+static void s_part_log(int request, http1_part_t part, const char *data,
+                       size_t len, void *arg)
+{
+    s_parts_t *pt = arg;
+    static const char *const tag[] = {"S:", "F:", "E", ""};
+    char *out = pt->log[request ? 0 : 1];
+    size_t *n = &pt->len[request ? 0 : 1];
+    int w = snprintf(out + *n, sizeof pt->log[0] - *n, "%s%.*s%s", tag[part],
+                     (int)len, data, part == HTTP1_PART_BODY ? "" : "|");
+    ck_assert_int_ge(w, 0);
+    ck_assert_uint_lt(*n + (size_t)w, sizeof pt->log[0]);
+    *n += (size_t)w;
+}
+
+START_TEST(test_parts)
+{
+    const char *req = "POST /up?x=1 HTTP/1.1\r\nHost: h\r\n"
+                      "sw8: 1-dA==-cw==-0-YQ==-Yg==-Yw==-ZA==\r\n"
+                      "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;e\r\nde\r\n"
+                      "0\r\nX-T: 1\r\n\r\n"
+                      "GET /b HTTP/1.1\r\n\r\n";
+    const char *resp = "HTTP/1.1 100 Continue\r\n\r\n"
+                       "HTTP/1.1 500 Oops\r\nContent-Length: 4\r\n\r\nfail"
+                       "HTTP/1.1 204 No Content\r\n\r\n";
+    for (size_t slice = 0; slice <= 2; slice++) {
+        http1_conn_t *c = http1_conn_new(NULL);
+        s_parts_t pt;
+        memset(&pt, 0, sizeof pt);
+        http1_conn_set_part_handler(c, s_part_log, &pt);
+        size_t step[2] = {slice ? slice : strlen(req),
+                          slice ? slice : strlen(resp)};
+        for (size_t off = 0; off < strlen(req); off += step[0])
+            (void)http1_conn_feed(c, HTTP1_DIR_IN, req + off,
+                                  strlen(req) - off < step[0]
+                                      ? strlen(req) - off : step[0], 1);
+        for (size_t off = 0; off < strlen(resp); off += step[1])
+            (void)http1_conn_feed(c, HTTP1_DIR_OUT, resp + off,
+                                  strlen(resp) - off < step[1]
+                                      ? strlen(resp) - off : step[1], 2);
+        ck_assert_int_eq(http1_conn_stats(c)->exchanges, 2);
+        /* trailers are no header fields; the body comes without framing */
+        ck_assert_str_eq(pt.log[0],
+                         "S:POST /up?x=1 HTTP/1.1|F:Host: h|"
+                         "F:sw8: 1-dA==-cw==-0-YQ==-Yg==-Yw==-ZA==|"
+                         "F:Transfer-Encoding: chunked|E|abcde"
+                         "S:GET /b HTTP/1.1|E|");
+        ck_assert_str_eq(pt.log[1],
+                         "S:HTTP/1.1 100 Continue|E|"
+                         "S:HTTP/1.1 500 Oops|F:Content-Length: 4|E|fail"
+                         "S:HTTP/1.1 204 No Content|E|");
+        http1_conn_destroy(&c);
+    }
+}
+END_TEST
+
+
 int main(void)
 {
     Suite *s = suite_create("http1");
@@ -556,6 +619,7 @@ int main(void)
     tcase_add_test(tc, test_detect);
     tcase_add_test(tc, test_stats_add);
     tcase_add_test(tc, test_uncaptured_bytes);
+    tcase_add_test(tc, test_parts);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

@@ -1,7 +1,7 @@
 /* The aggregator's rooms stay rooms (aggregator/README.md): read from the
  * sources, every #include of another room names that room's one public
  * header and follows the dependency direction (http -> render -> core,
- * http -> replica -> core, nothing back); aggregator headers are included
+ * http -> replica -> core, http -> net -> core, nothing back); aggregator headers are included
  * by their path from the repository root; no source sits beside main.c;
  * inside http, request.c (what handlers share) knows neither the route
  * table nor the server. Runs from the repository root, as run-tests.sh
@@ -25,7 +25,8 @@ static const room_t s_rooms[] = {
     { "core", "agg.h", "" },
     { "render", "render.h", "core" },
     { "replica", "replica.h", "core" },
-    { "http", "api.h", "core render replica" },
+    { "net", "net.h", "core" },
+    { "http", "api.h", "core render replica net" },
 };
 #define NROOMS (sizeof(s_rooms) / sizeof(s_rooms[0]))
 

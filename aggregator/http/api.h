@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "aggregator/core/agg.h"
+#include "aggregator/net/net.h"
 #include "aggregator/replica/replica.h"
 
 #define AGG_API_MAX_BODY (64u * 1024u)       /* request bodies */
@@ -47,6 +48,10 @@ uint16_t agg_api_port(const agg_api_t *self);
 /* Replicas: flame and process queries also ask the peers (replica.h);
  * NULL answers from this replica alone. Set before requests arrive. */
 void agg_api_set_fanout(agg_api_t *self, agg_fanout_t *fanout);
+
+/* The network room whose view GET /api/network serves; NULL: none (404).
+ * Set before requests arrive. */
+void agg_api_set_net(agg_api_t *self, net_t *net);
 
 /* The endpoints as --help lists them, one table (routes.c); malloc'ed,
  * NULL when out of memory. */

@@ -32,6 +32,8 @@ typedef struct {
      * that fans out unless the request says local=1; NULL answers from
      * this replica alone. */
     agg_fanout_t *fanout;
+    /* The network room (GET /api/network); NULL when the stage has none. */
+    net_t *net;
     const char *body;          /* len bytes (NUL after them), or NULL */
     size_t len;
     struct MHD_Connection *conn;

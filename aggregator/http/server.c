@@ -28,6 +28,7 @@ struct agg_api {
     struct MHD_Daemon *daemon;
     uint16_t port;
     agg_fanout_t *fanout;
+    net_t *net;
     api_guard_t *guard;
     /* http_requests{path=...}: one per path of the route table, at the
      * index of the path's first row, then "other" at api_nroutes. */
@@ -46,6 +47,12 @@ void
 agg_api_set_fanout(agg_api_t *self, agg_fanout_t *fanout)
 {
     self->fanout = fanout;
+}
+
+void
+agg_api_set_net(agg_api_t *self, net_t *net)
+{
+    self->net = net;
 }
 
 /* --------------------------------------------------------------- routes */
@@ -213,6 +220,7 @@ s_handler(void *cls, struct MHD_Connection *conn, const char *url,
             return MHD_NO;
         c->req.conn = conn;
         c->req.agg = self->agg;
+        c->req.net = self->net;
         *con_cls = c;
         api_reply_t r = { 500, "text/plain", NULL, NULL, 0, "" };
         if (s_admit(self, conn, url, method, &r))

@@ -186,8 +186,10 @@ agg_member_new(const agg_member_opts_t *o)
         goto fail;
     }
     self->shard = shard_new(self->stage, "aggregator", TOPIC_SYM_STACKS, 1);
-    if (!self->shard) {
-        log_error("cannot start sharding of %s*", TOPIC_SYM_STACKS);
+    /* the network room's socket events shard by the same pid buckets */
+    if (!self->shard || shard_add_prefix(self->shard, TOPIC_NET_EVENTS)) {
+        log_error("cannot start sharding of %s* and %s*", TOPIC_SYM_STACKS,
+                  TOPIC_NET_EVENTS);
         goto fail;
     }
     shard_on_change(self->shard, s_on_shard_change, self);

@@ -12,8 +12,10 @@
  * not before its start and a known side; the stats count what was
  * emitted; memory never changes after creation; and the same segments fed
  * one byte at a time give exactly the same exchanges and the same fate
- * (analysed or stopped, one error or none). Each segment also goes
- * through http1_detect. */
+ * (analysed or stopped, one error or none) and the same parts (start
+ * lines, fields, body bytes: a hash over their stream), body bytes never
+ * more than was fed in their direction. Each segment also goes through
+ * http1_detect. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -28,7 +30,38 @@ typedef struct {
     size_t max_uri;
     uint64_t fed[2];
     const http1_conn_t *conn;
+    uint64_t parts_hash;   /* FNV-1a over the parts' stream */
+    uint64_t body[2];      /* body bytes per direction (0: request) */
 } s_run_t;
+
+static void s_hash(uint64_t *h, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    for (size_t i = 0; i < len; i++)
+        *h = (*h ^ p[i]) * 1099511628211ull;
+}
+
+/* Body pieces hash as their bytes only, so a body split anywhere hashes
+ * the same; other parts hash with their kind and a terminator. */
+static void s_part(int request, http1_part_t part, const char *data,
+                   size_t len, void *arg)
+{
+    s_run_t *run = arg;
+    if ((unsigned)part > HTTP1_PART_BODY || (len && !data)
+        || (part == HTTP1_PART_START && !len)
+        || (part == HTTP1_PART_FIELD && !memchr(data, ':', len))
+        || (part != HTTP1_PART_BODY && memchr(data, '\n', len)))
+        __builtin_trap();
+    if (part == HTTP1_PART_BODY) {
+        run->body[request ? 0 : 1] += len;
+    } else {
+        uint8_t tag[2] = {(uint8_t)part, (uint8_t)request};
+        s_hash(&run->parts_hash, tag, 2);
+    }
+    s_hash(&run->parts_hash, data, len);
+    if (part != HTTP1_PART_BODY)
+        s_hash(&run->parts_hash, "\xff", 1);
+}
 
 static void s_check(const http1_exchange_t *ex, void *arg)
 {
@@ -75,7 +108,9 @@ static http1_conn_t *s_feed(const uint8_t *data, size_t size,
     memset(run, 0, sizeof *run);
     run->max_uri = lim->max_uri;
     run->conn = c;
+    run->parts_hash = 14695981039346656037ull;
     http1_conn_set_handler(c, s_check, run);
+    http1_conn_set_part_handler(c, s_part, run);
     if (http1_conn_set_side(c, side) != 0)
         __builtin_trap();
     size_t mem = http1_conn_memory(c);
@@ -160,6 +195,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < kept; i++)
         if (!s_same(&s_whole.ex[i], &s_bytes.ex[i]))
             __builtin_trap();
+    int req_dir = http1_conn_side(a) == HTTP1_SIDE_SERVER ? HTTP1_DIR_IN
+                                                          : HTTP1_DIR_OUT;
+    if (s_whole.parts_hash != s_bytes.parts_hash
+        || s_whole.body[0] > s_whole.fed[req_dir]
+        || s_whole.body[1] > s_whole.fed[!req_dir])
+        __builtin_trap();
     if (http1_conn_active(a) != http1_conn_active(b)
         || s_errors(sa) != s_errors(sb) || s_errors(sa) > 1
         || sa->upgrades != sb->upgrades || sa->interim != sb->interim
