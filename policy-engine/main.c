@@ -178,16 +178,10 @@ int main(int argc, char **argv)
             cfg, "profiling.continuous.trigger.execute_duration"),
         .silence_ms = config_duration_ms(
             cfg, "profiling.continuous.trigger.silence_duration"),
-        .net_interval_ms = 2000,
+        /* The seconds a net.report's HTTP figures cover. */
+        .net_interval_ms = config_duration_ms(
+            cfg, "profiling.task.network.report_interval"),
     };
-    /* The network room's report interval (the seconds a net.report's
-     * HTTP figures cover); 2 s as the reference agent when not set. */
-    const char *net_iv = config_raw(cfg,
-                                    "profiling.task.network.report_interval");
-    uint64_t net_iv_ns;
-    if (net_iv && !config_parse_duration_ns(net_iv, &net_iv_ns) &&
-        net_iv_ns >= 1000000)
-        wo.net_interval_ms = net_iv_ns / 1000000;
     self.watch = watch_new(&wo);
     if (!self.watch)
         goto cleanup;

@@ -83,9 +83,8 @@ uplink_options_from_config(uplink_options_t *o, finder_set_t *finders,
     o->check_ms = config_duration_ms(cfg, "profiling.check_interval");
     o->flush_ms = config_duration_ms(cfg, "profiling.flush_interval");
     o->agent_id = config_str(cfg, "uplink.agent_id");
-    const char *prefix = config_raw(cfg, "profiling.task.network.meter_prefix");
-    if (prefix && *prefix)
-        o->net_meter_prefix = prefix;
+    o->net_meter_prefix = config_str(cfg,
+                                     "profiling.task.network.meter_prefix");
     /* Three republications of the collector, so one lost message does
      * not make a live process look gone. */
     o->proc_stale_ms = 3 * config_duration_ms(
