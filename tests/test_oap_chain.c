@@ -3,7 +3,11 @@
  * collectProfilingData with our function names and the dumpCount the
  * aggregator counted; an OAP continuous-profiling policy fires on our CPU
  * burner, the report carries the cause, the OAP's TaskId becomes a task,
- * and its data and the meters reach the OAP. */
+ * and its data and the meters reach the OAP; an OAP NETWORK task on our
+ * HTTP server (tests/progs/httpload) yields rover_net_p_* meters with the
+ * exact request and status counts, durations where the workload put them,
+ * its peer resolved to its process, and a sampled request (log and span
+ * events) only for the request whose rule and trace header say so. */
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
@@ -18,8 +22,10 @@
 #include "Command.pb-c.h"
 #include "Common.pb-c.h"
 #include "Continuous.pb-c.h"
+#include "Logging.pb-c.h"
 #include "Meter.pb-c.h"
 #include "Profiling.pb-c.h"
+#include "SpanAttachedEvent.pb-c.h"
 #include "testutil.h"
 
 typedef struct {
@@ -85,7 +91,9 @@ static void s_reply(const char *file, const char *command,
     free(buf);
 }
 
-static void s_start(const char *extra_yaml)
+/* The pipeline with finders for the processes whose command line
+ * matches `match`. */
+static void s_start_match(const char *match, const char *extra_yaml)
 {
     C.dir = tu_mkdtemp();
     snprintf(C.oap_dir, sizeof C.oap_dir, "%s/oap", C.dir);
@@ -111,19 +119,26 @@ static void s_start(const char *extra_yaml)
             "runtime_dir: %s/run\n"
             "core:\n  backend:\n    addr: 127.0.0.1:%d\n    upstream_timeout: 2s\n"
             "process_discovery:\n  heartbeat_period: 2s\n  scanner:\n    regex:\n"
-            "      - match_cmd_regex: \"cpu_workload\"\n"
+            "      - match_cmd_regex: \"%s\"\n"
             "        service_name: \"{{.Process.ExeName}}\"\n"
             "        process_name: \"{{.Process.ExeName}}-{{.Process.Pid}}\"\n"
             "profiling:\n  check_interval: 1s\n  flush_interval: 1s\n"
+            "  task:\n    network:\n      report_interval: 1s\n"
             "  continuous:\n    fetch_interval: 1s\n    check_interval: 1s\n"
             "    trigger:\n      execute_duration: 5s\n      silence_duration: 10m\n"
             "aggregator:\n  http_addr: 127.0.0.1:%d\n  store_path: \"\"\n%s",
-            C.dir, C.oap_port, C.api_port, extra_yaml ? extra_yaml : "");
+            C.dir, C.oap_port, match, C.api_port,
+            extra_yaml ? extra_yaml : "");
     fclose(f);
     char *argv[] = {(char *)tu_build_path("bin/skyprof"), "--config", config,
                     "--bin-dir", (char *)tu_build_path("bin"), NULL};
     C.launcher = tu_spawn(argv, C.log);
     ck_assert_msg(tu_wait_until(s_api_up, NULL, 20000), "API down; see %s", C.log);
+}
+
+static void s_start(const char *extra_yaml)
+{
+    s_start_match("cpu_workload", extra_yaml);
 }
 
 static void s_stop(void)
@@ -364,6 +379,311 @@ START_TEST(oap_policy_triggers_reported_task_and_data)
 }
 END_TEST
 
+
+/* ------------------------------------------------------------ network */
+/* The server's meters as the OAP got them, summed over every report. */
+typedef struct {
+    char server_id[32];      /* proc-<server pid> */
+    char client_id[32];      /* proc-<a long-lived client pid> */
+    double requests;         /* http1_request_counter */
+    double status[600];      /* http1_response_status_counter by code */
+    uint64_t dur_slow;       /* server duration histogram: >= 260 ms */
+    uint64_t dur_fast;       /* ... below 100 ms */
+    uint64_t dur_total;
+    int labelled;            /* meters with the server's labels */
+    int bad_labels;          /* side/protocol/is_ssl not as expected */
+    int peer_by_id;          /* client_process_id = the client's */
+} net_sum_t;
+
+static const char *s_label(Skywalking__V3__Label **l, size_t n,
+                           const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(l[i]->name, name))
+            return l[i]->value;
+    return NULL;
+}
+
+static void s_sum_net(const uint8_t *data, size_t len, void *arg)
+{
+    net_sum_t *ns = arg;
+    Skywalking__V3__MeterDataCollection *m =
+        skywalking__v3__meter_data_collection__unpack(NULL, len, data);
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->n_meterdata; i++) {
+        Skywalking__V3__MeterData *md = m->meterdata[i];
+        int hist = md->metric_case ==
+                   SKYWALKING__V3__METER_DATA__METRIC_HISTOGRAM;
+        const char *name = hist ? md->histogram->name : md->singlevalue->name;
+        Skywalking__V3__Label **l = hist ? md->histogram->labels
+                                         : md->singlevalue->labels;
+        size_t nl = hist ? md->histogram->n_labels
+                         : md->singlevalue->n_labels;
+        const char *server = s_label(l, nl, "server_process_id");
+        if (strncmp(name, "rover_net_p_", 12) || !server ||
+            strcmp(server, ns->server_id))
+            continue;
+        ns->labelled++;
+        const char *side = s_label(l, nl, "side");
+        const char *proto = s_label(l, nl, "protocol");
+        const char *ssl = s_label(l, nl, "is_ssl");
+        if (!side || strcmp(side, "server") || !ssl || strcmp(ssl, "false") ||
+            !proto)
+            ns->bad_labels++;
+        const char *peer = s_label(l, nl, "client_process_id");
+        if (peer && ns->client_id[0] && !strcmp(peer, ns->client_id))
+            ns->peer_by_id++;
+        if (!strcmp(name, "rover_net_p_http1_request_counter")) {
+            ns->requests += md->singlevalue->value;
+        } else if (!strcmp(name, "rover_net_p_http1_response_status_counter")) {
+            const char *code = s_label(l, nl, "code");
+            int c = code ? atoi(code) : 0;
+            if (c > 0 && c < 600)
+                ns->status[c] += md->singlevalue->value;
+        } else if (hist && !strcmp(name, "rover_net_p_http1_server_duration_"
+                                         "histogram")) {
+            for (size_t b = 0; b < md->histogram->n_values; b++) {
+                const Skywalking__V3__MeterBucketValue *v =
+                    md->histogram->values[b];
+                ns->dur_total += (uint64_t)v->count;
+                if (v->bucket >= 260)
+                    ns->dur_slow += (uint64_t)v->count;
+                else if (v->bucket < 100)
+                    ns->dur_fast += (uint64_t)v->count;
+            }
+        }
+    }
+    skywalking__v3__meter_data_collection__free_unpacked(m, NULL);
+}
+
+static int s_server_counted(void *arg)
+{
+    net_sum_t *ns = arg;
+    char id[32];
+    snprintf(id, sizeof id, "%s", ns->server_id);
+    memset(ns, 0, sizeof *ns);
+    snprintf(ns->server_id, sizeof ns->server_id, "%s", id);
+    s_each_request("collectBatch", s_sum_net, ns);
+    return ns->status[404] > 0;
+}
+
+/* The process (by its process_name) is in a reportProcesses request. */
+typedef struct {
+    const char *needle;
+    int found;
+} find_t;
+
+static void s_find_bytes(const uint8_t *data, size_t len, void *arg)
+{
+    find_t *f = arg;
+    if (memmem(data, len, f->needle, strlen(f->needle)))
+        f->found = 1;
+}
+
+static int s_process_reported(void *arg)
+{
+    find_t *f = arg;
+    s_each_request("reportProcesses", s_find_bytes, f);
+    return f->found;
+}
+
+static int s_file_has(void *arg)
+{
+    const char *const *pf = arg;
+    char *text = tu_read_file(pf[0], NULL);
+    int found = text && strstr(text, pf[1]);
+    free(text);
+    return found;
+}
+
+/* httpload client against the server; 0 when every response came. */
+static int s_client(int port, const char *const *args, pid_t *pid_out)
+{
+    char portbuf[16], log[700];
+    snprintf(portbuf, sizeof portbuf, "%d", port);
+    snprintf(log, sizeof log, "%s/client.log", C.dir);
+    char *argv[16];
+    int n = 0;
+    argv[n++] = (char *)tu_build_path("tests/progs/httpload");
+    argv[n++] = "client";
+    argv[n++] = portbuf;
+    for (; *args && n < 15; args++)
+        argv[n++] = (char *)*args;
+    argv[n] = NULL;
+    pid_t pid = tu_spawn(argv, log);
+    if (pid_out)
+        *pid_out = pid;
+    int st = 0;
+    if (pid <= 0 || waitpid(pid, &st, 0) != pid)
+        return -1;
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+typedef struct {
+    int logs, matched, other;
+    char body[1024];
+    int events, req_event, resp_event;
+} sampled_t;
+
+static void s_sum_logs(const uint8_t *data, size_t len, void *arg)
+{
+    sampled_t *sm = arg;
+    Skywalking__V3__LogData *l = skywalking__v3__log_data__unpack(NULL, len,
+                                                                  data);
+    if (!l)
+        return;
+    sm->logs++;
+    if (l->tracecontext && !strcmp(l->tracecontext->traceid, "e2e-trace-1")) {
+        sm->matched++;
+        if (l->body && l->body->json)
+            snprintf(sm->body, sizeof sm->body, "%s", l->body->json->json);
+    } else {
+        sm->other++;
+    }
+    skywalking__v3__log_data__free_unpacked(l, NULL);
+}
+
+static void s_sum_events(const uint8_t *data, size_t len, void *arg)
+{
+    sampled_t *sm = arg;
+    Skywalking__V3__SpanAttachedEvent *e =
+        skywalking__v3__span_attached_event__unpack(NULL, len, data);
+    if (!e)
+        return;
+    sm->events++;
+    if (e->tracecontext && !strcmp(e->tracecontext->traceid, "e2e-trace-1")) {
+        if (!strcmp(e->event, "HTTP Request Sampling"))
+            sm->req_event++;
+        if (!strcmp(e->event, "HTTP Response Sampling"))
+            sm->resp_event++;
+    }
+    skywalking__v3__span_attached_event__free_unpacked(e, NULL);
+}
+
+START_TEST(oap_network_task_meters_and_sampled_request)
+{
+    s_start_match("httpload", NULL);
+    char slog[700];
+    snprintf(slog, sizeof slog, "%s/server.log", C.dir);
+    char *srv_argv[] = {(char *)tu_build_path("tests/progs/httpload"),
+                        "server", "0", NULL};
+    pid_t srv = tu_spawn(srv_argv, slog);
+    ck_assert_int_gt(srv, 0);
+    const char *pf[] = {slog, "port "};
+    ck_assert(tu_wait_until(s_file_has, pf, 10000));
+    char *text = tu_read_file(slog, NULL);
+    int port = atoi(strstr(text, "port ") + 5);
+    free(text);
+    ck_assert_int_gt(port, 0);
+
+    char name[64];
+    snprintf(name, sizeof name, "httpload-%d", (int)srv);
+    find_t f = {name, 0};
+    ck_assert_msg(tu_wait_until(s_process_reported, &f, 20000),
+                  "server not reported; see %s", C.log);
+
+    /* The OAP's NETWORK task for the server: 5xx requests sampled whole,
+     * nothing for being slow or 4xx. */
+    char pid_id[32], now_ms[32];
+    snprintf(pid_id, sizeof pid_id, "proc-%d", (int)srv);
+    snprintf(now_ms, sizeof now_ms, "%llu",
+             (unsigned long long)time(NULL) * 1000);
+    const char *kv[] = {
+        "SerialNumber", "n1", "TaskId", "oap-net-1", "ProcessId", pid_id,
+        "TaskUpdateTime", now_ms, "TriggerType", "FIXED_TIME",
+        "TargetType", "NETWORK", "TaskStartTime", now_ms,
+        "ExtensionConfigJSON",
+        "{\"networkSamplings\":[{\"minDuration\":60000,\"when4xx\":false,"
+        "\"when5xx\":true,\"settings\":{\"requireCompleteRequest\":true,"
+        "\"maxRequestSize\":2048,\"requireCompleteResponse\":true,"
+        "\"maxResponseSize\":2048}}]}",
+        "FixedTriggerDuration", "600"};
+    s_reply("queryTasks.bin", "EBPFProfilingTaskQuery", kv, 9);
+
+    /* Warm-up (404s, not counted below) until the server's meters reach
+     * the OAP: capture runs. */
+    net_sum_t ns;
+    memset(&ns, 0, sizeof ns);
+    snprintf(ns.server_id, sizeof ns.server_id, "%s", pid_id);
+    const char *warm[] = {"/warm", NULL};
+    int up = 0;
+    for (int i = 0; i < 60 && !up; i++) {
+        ck_assert_int_eq(s_client(port, warm, NULL), 0);
+        up = tu_wait_until(s_server_counted, &ns, 500);
+    }
+    ck_assert_msg(up, "no rover_net_p meter of the server; see %s", C.log);
+
+    /* A: keep-alive, chunked, 500s: 15 requests, 10 x 200, 5 x 500. */
+    const char *a[] = {"--rounds", "5", "/ok", "/chunked", "/error", NULL};
+    ck_assert_int_eq(s_client(port, a, NULL), 0);
+    /* B: 10 slow ones of 300 ms, by a client that lives long enough to be
+     * reported: its peer label names it. */
+    const char *b[] = {"--rounds", "10", "/slow?ms=300", NULL};
+    uint64_t t0 = tu_now_ms();
+    pid_t cb = 0;
+    ck_assert_int_eq(s_client(port, b, &cb), 0);
+    uint64_t slow_avg = (tu_now_ms() - t0) / 10;
+    /* C: two with a SkyWalking trace context: only the 500 is sampled. */
+    const char *sw8 = "sw8: 1-ZTJlLXRyYWNlLTE=-c2VnLTE=-0-c3Zj-aW5zdA==-"
+                      "L2Vycm9y-MTI3LjAuMC4x\r\n";
+    int status = 0;
+    char *body = tu_http_with("GET", "127.0.0.1", port, "/error", sw8, NULL,
+                              &status, NULL);
+    free(body);
+    ck_assert_int_eq(status, 500);
+    body = tu_http_with("GET", "127.0.0.1", port, "/ok", sw8, NULL, &status,
+                        NULL);
+    free(body);
+    ck_assert_int_eq(status, 200);
+    sleep(4); /* the last reports */
+
+    memset(&ns, 0, sizeof ns);
+    snprintf(ns.server_id, sizeof ns.server_id, "%s", pid_id);
+    snprintf(ns.client_id, sizeof ns.client_id, "proc-%d", (int)cb);
+    s_each_request("collectBatch", s_sum_net, &ns);
+    fprintf(stderr, "network: %d labelled meters, requests %.0f, 200: %.0f, "
+                    "500: %.0f, 404: %.0f; durations fast %llu slow %llu of "
+                    "%llu (client: %llu ms per slow request); peer by id %d\n",
+            ns.labelled, ns.requests, ns.status[200], ns.status[500],
+            ns.status[404], (unsigned long long)ns.dur_fast,
+            (unsigned long long)ns.dur_slow,
+            (unsigned long long)ns.dur_total, (unsigned long long)slow_avg,
+            ns.peer_by_id);
+    ck_assert_int_eq(ns.bad_labels, 0);
+    ck_assert(ns.requests - ns.status[404] == 27);
+    ck_assert(ns.status[200] == 21);
+    ck_assert(ns.status[500] == 6);
+    /* The workload's slow requests took >= 300 ms on its side; the server
+     * saw each of them in a bucket from 260 ms, and nothing else there. */
+    ck_assert_uint_ge(slow_avg, 300);
+    ck_assert_uint_eq(ns.dur_slow, 10);
+    ck_assert_uint_eq(ns.dur_total, (uint64_t)ns.requests);
+    ck_assert_msg(ns.peer_by_id > 0, "no meter named the client by its "
+                  "process id %s", ns.client_id);
+
+    sampled_t sm = {0};
+    s_each_request("LogReportService.collect", s_sum_logs, &sm);
+    s_each_request("SpanAttachedEventReportService.collect", s_sum_events,
+                   &sm);
+    fprintf(stderr, "sampled: %d logs (%d ours), %d events: %s\n", sm.logs,
+            sm.matched, sm.events, sm.body);
+    ck_assert_int_eq(sm.matched, 1);
+    ck_assert_int_eq(sm.other, 0);
+    ck_assert_ptr_nonnull(strstr(sm.body, "\"uri\":\"/error\""));
+    ck_assert_ptr_nonnull(strstr(sm.body, "\"reason\":\"status_5xx\""));
+    ck_assert_ptr_nonnull(strstr(sm.body, "\"status\":500"));
+    ck_assert_ptr_nonnull(strstr(sm.body, "\"ssl\":false"));
+    ck_assert_ptr_nonnull(strstr(sm.body, "\"detect_point\":\"server\""));
+    ck_assert_int_eq(sm.req_event, 1);
+    ck_assert_int_eq(sm.resp_event, 1);
+
+    kill(srv, SIGTERM);
+    waitpid(srv, NULL, 0);
+    s_stop();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("oap_chain");
@@ -374,6 +694,7 @@ int main(void)
         system("/usr/bin/python3 -c 'import grpc' 2>/dev/null") == 0) {
         tcase_add_test(tc, oap_fixed_time_task_runs_and_its_data_arrives);
         tcase_add_test(tc, oap_policy_triggers_reported_task_and_data);
+        tcase_add_test(tc, oap_network_task_meters_and_sampled_request);
     } else if (access("/sys/kernel/btf/vmlinux", R_OK) == 0) {
         tu_skip("OAP chain", "Debian's python3-grpcio is not installed "
                              "(/usr/bin/python3 -c 'import grpc' fails)");
