@@ -7,7 +7,8 @@
  * HTTP server (tests/progs/httpload) yields rover_net_p_* meters with the
  * exact request and status counts, durations where the workload put them,
  * its peer resolved to its process, and a sampled request (log and span
- * events) only for the request whose rule and trace header say so. */
+ * events) only for the request whose rule and trace header say so; an
+ * OAP HTTP_ERROR_RATE policy on it fires a NETWORK task with the URI. */
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
@@ -684,6 +685,120 @@ START_TEST(oap_network_task_meters_and_sampled_request)
 }
 END_TEST
 
+/* An OAP HTTP_ERROR_RATE policy on the server's service: the policy engine
+ * has it captured before anything fired, its error rate reaches the OAP as
+ * rover_con_p_http_error_rate{uri="/error"}, and the trigger asks the OAP
+ * for a NETWORK task whose cause names the URI. */
+typedef struct {
+    char process_name[64];
+    int reports, network, uri_cause;
+    double current;
+    int meter;               /* rover_con_p_http_error_rate, uri /error */
+} http_trig_t;
+
+static void s_sum_http_reports(const uint8_t *data, size_t len, void *arg)
+{
+    http_trig_t *h = arg;
+    Skywalking__V3__ContinuousProfilingReport *m =
+        skywalking__v3__continuous_profiling_report__unpack(NULL, len, data);
+    if (!m)
+        return;
+    if (m->processname && !strcmp(m->processname, h->process_name)) {
+        h->reports++;
+        h->network += m->target_task_case ==
+                      SKYWALKING__V3__CONTINUOUS_PROFILING_REPORT__TARGET_TASK_NETWORK;
+        for (size_t i = 0; i < m->n_causes; i++) {
+            const Skywalking__V3__ContinuousProfilingCause *c = m->causes[i];
+            if (c->type == SKYWALKING__V3__CONTINUOUS_PROFILING_TRIGGERED_MONITOR_TYPE__HTTPErrorRate &&
+                c->cause_case ==
+                    SKYWALKING__V3__CONTINUOUS_PROFILING_CAUSE__CAUSE_URI &&
+                c->uri->uri_case ==
+                    SKYWALKING__V3__CONTINUOUS_PROFILING_URICAUSE__URI_PATH &&
+                !strcmp(c->uri->path, "/error")) {
+                h->uri_cause++;
+                h->current = c->uri->current;
+            }
+        }
+    }
+    skywalking__v3__continuous_profiling_report__free_unpacked(m, NULL);
+}
+
+static void s_find_http_meter(const uint8_t *data, size_t len, void *arg)
+{
+    http_trig_t *h = arg;
+    Skywalking__V3__MeterDataCollection *m =
+        skywalking__v3__meter_data_collection__unpack(NULL, len, data);
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->n_meterdata; i++) {
+        Skywalking__V3__MeterData *md = m->meterdata[i];
+        if (md->metric_case != SKYWALKING__V3__METER_DATA__METRIC_SINGLE_VALUE ||
+            strcmp(md->singlevalue->name, "rover_con_p_http_error_rate"))
+            continue;
+        const char *uri = s_label(md->singlevalue->labels,
+                                  md->singlevalue->n_labels, "uri");
+        const char *pn = s_label(md->singlevalue->labels,
+                                 md->singlevalue->n_labels, "process_name");
+        if (uri && !strcmp(uri, "/error") && pn &&
+            !strcmp(pn, h->process_name) && md->singlevalue->value == 100)
+            h->meter = 1;
+    }
+    skywalking__v3__meter_data_collection__free_unpacked(m, NULL);
+}
+
+static int s_http_triggered(void *arg)
+{
+    http_trig_t *h = arg;
+    h->reports = h->network = h->uri_cause = 0;
+    s_each_request("reportProfilingTask", s_sum_http_reports, h);
+    s_each_request("collectBatch", s_find_http_meter, h);
+    return h->reports > 0 && h->meter;
+}
+
+START_TEST(oap_http_policy_fires_network_task)
+{
+    s_start_match("httpload", NULL);
+    const char *policy[] = {
+        "SerialNumber", "p1", "ServiceWithPolicyJSON",
+        "[{\"ServiceName\":\"httpload\",\"UUID\":\"h1\",\"Profiling\":"
+        "{\"NETWORK\":{\"HTTP_ERROR_RATE\":{\"Threshold\":\"50\","
+        "\"Period\":4,\"Count\":2,\"URIList\":[\"/error\"]}}}}]"};
+    s_reply("queryPolicies.bin", "ContinuousProfilingPolicyQuery", policy, 2);
+    const char *task[] = {"SerialNumber", "p2", "TaskId", "oap-http-1"};
+    s_reply("reportProfilingTask.bin", "ContinuousProfilingReportTask", task,
+            2);
+    char slog[700];
+    snprintf(slog, sizeof slog, "%s/server.log", C.dir);
+    char *srv_argv[] = {(char *)tu_build_path("tests/progs/httpload"),
+                        "server", "0", NULL};
+    pid_t srv = tu_spawn(srv_argv, slog);
+    const char *pf[] = {slog, "port "};
+    ck_assert(tu_wait_until(s_file_has, pf, 10000));
+    char *text = tu_read_file(slog, NULL);
+    int port = atoi(strstr(text, "port ") + 5);
+    free(text);
+
+    http_trig_t h;
+    memset(&h, 0, sizeof h);
+    snprintf(h.process_name, sizeof h.process_name, "httpload-%d", (int)srv);
+    /* Only failing requests to /error: 100 % once captured. */
+    const char *err[] = {"--rounds", "3", "/error", NULL};
+    int fired = 0;
+    for (int i = 0; i < 60 && !fired; i++) {
+        s_client(port, err, NULL);
+        fired = tu_wait_until(s_http_triggered, &h, 500);
+    }
+    ck_assert_msg(fired, "no HTTP trigger or meter (reports %d, meter %d); "
+                  "see %s", h.reports, h.meter, C.log);
+    ck_assert_int_eq(h.network, h.reports);
+    ck_assert_int_ge(h.uri_cause, 1);
+    ck_assert_double_eq(h.current, 100);
+    kill(srv, SIGTERM);
+    waitpid(srv, NULL, 0);
+    s_stop();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("oap_chain");
@@ -695,6 +810,7 @@ int main(void)
         tcase_add_test(tc, oap_fixed_time_task_runs_and_its_data_arrives);
         tcase_add_test(tc, oap_policy_triggers_reported_task_and_data);
         tcase_add_test(tc, oap_network_task_meters_and_sampled_request);
+        tcase_add_test(tc, oap_http_policy_fires_network_task);
     } else if (access("/sys/kernel/btf/vmlinux", R_OK) == 0) {
         tu_skip("OAP chain", "Debian's python3-grpcio is not installed "
                              "(/usr/bin/python3 -c 'import grpc' fails)");
