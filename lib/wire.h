@@ -535,7 +535,8 @@ typedef struct {
     uint8_t is_ssl;
     const char *method, *uri;
     uint32_t status;
-    const char *reason;    /* "slow", "4xx", "5xx" */
+    const char *reason;    /* the reference's: "slow", "status_4xx",
+                            * "status_5xx" */
     uint64_t start_ms, end_ms; /* wall clock */
     const char *trace_provider; /* "skywalking", "zipkin", "w3c" */
     const char *trace_id, *segment_id, *span_id; /* "" when absent */

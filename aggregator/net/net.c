@@ -355,16 +355,32 @@ static void s_retraffic(net_t *self, net_conn_t *c)
         t->nconns++;
 }
 
-/* What OPEN and CLOSE say about the connection (DATA may not carry it). */
+/* 1 when the event names the connection's ends (the collector fills them
+ * on every event it knows the socket of; a zero address says nothing). */
+static int s_has_facts(const wire_net_event_t *e)
+{
+    static const uint8_t zero[16];
+    return e->proto == WIRE_NET_UNIX ||
+           memcmp(e->remote_addr, zero, sizeof zero) != 0 || e->remote_port;
+}
+
+/* What an event says about its connection: ends, side, peer process. A
+ * known side or peer is not forgotten by an event that lacks it. */
 static void s_conn_facts(net_t *self, net_conn_t *c, const wire_net_event_t *e)
 {
     char peer[64];
-    s_peer(e, peer, sizeof peer);
-    int changed = c->role != e->role || c->peer_pid != e->peer_pid ||
+    uint8_t role = e->role != WIRE_NET_ROLE_UNKNOWN ? e->role : c->role;
+    uint32_t peer_pid = e->peer_pid ? e->peer_pid : c->peer_pid;
+    if (s_has_facts(e))
+        s_peer(e, peer, sizeof peer);
+    else
+        snprintf(peer, sizeof peer, "%s", c->peer);
+    int changed = c->role != role || c->peer_pid != peer_pid ||
                   strcmp(c->peer, peer) != 0;
-    c->role = e->role;
-    c->l4 = e->proto;
-    c->peer_pid = e->peer_pid;
+    c->role = role;
+    if (s_has_facts(e))
+        c->l4 = e->proto;
+    c->peer_pid = peer_pid;
     snprintf(c->peer, sizeof c->peer, "%s", peer);
     if (changed || !c->traffic)
         s_retraffic(self, c);
@@ -458,10 +474,7 @@ static void s_event(net_t *self, uint64_t node_hash, int64_t off,
         c->room = self;
     }
     c->wall_off_ns = off;
-    if (e->kind == WIRE_NET_OPEN || e->kind == WIRE_NET_CLOSE)
-        s_conn_facts(self, c, e);
-    else if (!c->traffic)
-        s_retraffic(self, c);
+    s_conn_facts(self, c, e);
     net_traffic_t *t = c->traffic;
     if (!t && e->kind != WIRE_NET_CLOSE) {
         stats_inc(self->c_traffic_full);
