@@ -3327,6 +3327,26 @@ START_TEST(test_netproto_shapes)
                           "side=server");
     ck_assert_str_eq(col->meterdata[0]->serviceinstance, "inst");
     skywalking__v3__meter_data_collection__free_unpacked(col, NULL);
+    /* Loopback (IPv6 without brackets, as the room writes it) and Unix
+     * sockets are local; an address merely starting like ::1 is not. */
+    static const struct { const char *addr, *want; } peers[] = {
+        { "::1:8080", "client_local=true" },
+        { "unix", "client_local=true" },
+        { "::1a:2:80", "client_address=::1a:2:80" },
+        { "127.0.0.53:53", "client_local=true" },
+    };
+    for (size_t i = 0; i < sizeof peers / sizeof peers[0]; i++) {
+        m.peer_address = peers[i].addr;
+        ck_assert_int_eq(netproto_encode_meters(&nm, &local, 1, "pfx", 42,
+                                                &buf, &cap, &len), 0);
+        col = skywalking__v3__meter_data_collection__unpack(NULL, len, buf);
+        ck_assert_ptr_nonnull(col);
+        v = col->meterdata[0]->singlevalue;
+        snprintf(got, sizeof got, "%s=%s", v->labels[1]->name,
+                 v->labels[1]->value);
+        ck_assert_str_eq(got, peers[i].want);
+        skywalking__v3__meter_data_collection__free_unpacked(col, NULL);
+    }
 
     /* A request of 1536 bytes is "1.5KiB"; no bytes kept: no event. */
     uint8_t *big = malloc(1536);

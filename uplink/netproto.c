@@ -119,6 +119,15 @@ typedef struct {
     const char *address;        /* "" unless neither of the above */
 } s_peer_t;
 
+/* A peer address on this host: loopback ("ip:port", IPv6 written
+ * without brackets as the network room does) or a Unix socket. */
+static bool
+s_loopback(const char *addr)
+{
+    return !strncmp(addr, "127.", 4) || !strncmp(addr, "::1:", 4) ||
+           !strncmp(addr, "::ffff:127.", 11) || !strcmp(addr, "unix");
+}
+
 static s_peer_t
 s_peer(uint32_t peer_pid, const char *peer_address, const char *peer_id)
 {
@@ -126,9 +135,7 @@ s_peer(uint32_t peer_pid, const char *peer_address, const char *peer_id)
     const char *addr = peer_address ? peer_address : "";
     if (peer_id && *peer_id)
         p.process_id = peer_id;
-    else if (peer_pid || !strncmp(addr, "127.", 4) ||
-             !strncmp(addr, "[::1]", 5) || !strncmp(addr, "::1", 3) ||
-             !strncmp(addr, "[::ffff:127.", 12))
+    else if (peer_pid || s_loopback(addr))
         p.local = true;
     else
         p.address = addr;
