@@ -499,72 +499,25 @@ watch_fetch(watch_t *self)
 /* With an OAP, the uplink reports the trigger and brings back the task the
  * OAP names (through task.request). */
 static void
-s_publish_trigger(watch_t *self, const cont_trigger_t *t)
+s_wire_causes(const cont_trigger_t *t, wire_cause_t *causes)
 {
-    wire_cause_t causes[MONITOR_COUNT];
     for (uint32_t c = 0; c < t->ncauses; c++)
         causes[c] = (wire_cause_t){.type = t->causes[c].monitor,
                                    .threshold = t->causes[c].threshold,
                                    .current = t->causes[c].current,
                                    .uri_regex = t->causes[c].uri_regex,
                                    .uri_path = t->causes[c].uri_path};
+}
+
+static void
+s_publish_trigger(watch_t *self, const cont_trigger_t *t)
+{
+    wire_cause_t causes[MONITOR_COUNT];
+    s_wire_causes(t, causes);
     wire_trigger_t msg = {.pid = t->pid, .target = t->target,
                           .duration_ms = t->duration_ms, .service = t->service,
                           .ncauses = t->ncauses, .causes = causes};
     bus_send(self->o.bus, MSG_TRIGGER, &msg);
-}
-
-/* A JSON string of s (policy URIs: printable text). */
-static void
-s_json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            fputc('\\', f);
-        if ((unsigned char)*s >= 0x20)
-            fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
-/* A local NETWORK trigger samples what its causes watched, as the
- * reference agent does: a rule per URI cause (the default rule for the
- * global figures) keeping 4xx and 5xx requests and responses whole. NULL
- * when out of memory (free the result). */
-static char *
-s_network_rules(const cont_trigger_t *t)
-{
-    char *text = NULL;
-    size_t size = 0;
-    FILE *f = open_memstream(&text, &size);
-    if (!f)
-        return NULL;
-    fputs("{\"networkSamplings\":[", f);
-    int n = 0, global = 0;
-    for (uint32_t c = 0; c < t->ncauses; c++) {
-        const cont_cause_t *cc = &t->causes[c];
-        if (monitors_get(cc->monitor)->cause != MONITOR_CAUSE_URI)
-            continue;
-        const char *uri = cc->uri_regex[0] ? cc->uri_regex : cc->uri_path;
-        if (!uri[0] && global++)
-            continue;               /* one default rule */
-        fputs(n++ ? ",{" : "{", f);
-        if (uri[0]) {
-            fputs("\"uriRegex\":", f);
-            s_json_str(f, uri);
-            fputc(',', f);
-        }
-        fputs("\"minDuration\":0,\"when4xx\":true,\"when5xx\":true,"
-              "\"settings\":{\"requireCompleteRequest\":true,"
-              "\"requireCompleteResponse\":true}}", f);
-    }
-    fputs("]}", f);
-    if (fclose(f) != 0) {
-        free(text);
-        return NULL;
-    }
-    return text;
 }
 
 /* Locally the watch names the task itself; with an OAP the task id must
@@ -598,8 +551,12 @@ watch_check(watch_t *self)
         char id[96];
         snprintf(id, sizeof id, "continuous-%u-%u-%llu", t->pid, t->target,
                  (unsigned long long)now);
-        char *rules = t->target == WIRE_TARGET_NETWORK ? s_network_rules(t)
-                                                       : NULL;
+        /* A NETWORK task samples what fired. */
+        wire_cause_t wcauses[MONITOR_COUNT];
+        s_wire_causes(t, wcauses);
+        char *rules = t->target == WIRE_TARGET_NETWORK
+                          ? monitors_sampling_rules(wcauses, t->ncauses)
+                          : NULL;
         wire_task_t task = {
             .task_id = id,
             .target = t->target,

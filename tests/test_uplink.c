@@ -2545,6 +2545,12 @@ START_TEST(test_trigger_report_to_task)
     ck_assert_ptr_nonnull(t->process_ids);
     snprintf(want, sizeof want, "proc-%u", pid);
     ck_assert_str_eq(t->process_ids[0], want);
+    /* It samples the URI that fired, as the reference agent's task. */
+    ck_assert_str_eq(t->extension_json,
+                     "{\"networkSamplings\":[{\"uriRegex\":\"/api.*\","
+                     "\"minDuration\":0,\"when4xx\":true,\"when5xx\":true,"
+                     "\"settings\":{\"requireCompleteRequest\":true,"
+                     "\"requireCompleteResponse\":true}}]}");
     ck_assert(s_metric(&e, "triggers_reported", NULL) == 1);
 
     /* An on-CPU trigger: its own target and duration. */

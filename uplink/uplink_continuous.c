@@ -10,6 +10,7 @@
 
 #include "contproto.h"
 #include "hash.h"
+#include "monitors.h"
 
 /* One ServiceWithPolicyJSON document from queryPolicies: checked for the
  * shape we rely on, passed through unchanged on policy.update, and only
@@ -164,6 +165,11 @@ uplink_continuous_take_trigger(uplink_t *self, const wire_trigger_t *t)
     }
     uint64_t now_wall = now_wall_ms();
     const char *process_id = e->process_id;
+    /* As the reference agent: the NETWORK task a trigger starts samples
+     * the URIs that fired (the OAP's reply names only the task). */
+    char *rules = t->target == WIRE_TARGET_NETWORK
+                      ? monitors_sampling_rules(t->causes, t->ncauses)
+                      : NULL;
     wire_task_t task = {
         .task_id = task_id,
         .target = t->target,
@@ -175,9 +181,11 @@ uplink_continuous_take_trigger(uplink_t *self, const wire_trigger_t *t)
         .npids = 1,
         .pids = &t->pid,
         .process_ids = &process_id,
-        .extension_json = "",
+        .extension_json = rules ? rules : "",
     };
-    if (uplink_tasks_publish(self, &task, 1) != 0) {
+    int rc = uplink_tasks_publish(self, &task, 1);
+    free(rules);
+    if (rc != 0) {
         uplink_count_drop(self, "triggers_dropped", "bus", 1);
         return;
     }
