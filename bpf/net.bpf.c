@@ -50,6 +50,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define SKY_TCP_CLOSE 7
 #define SKY_TCP_LISTEN 10
 #define SKY_EINPROGRESS 115
+#define SKY_RCV_SHUTDOWN 1
 
 /* Set by user space between open and load. */
 const volatile __u32 capture_bytes = 1024;     /* <= SKY_NET_MAX_PAYLOAD */
@@ -90,7 +91,7 @@ struct sky_net_args {
     __u64 sk;          /* the socket of fd (not for accept) */
     __u64 buf;         /* the buffer, iovec array or msghdr */
     __u64 bytes_sent, bytes_received; /* close: the totals before it */
-    __u32 op, drops, retrans, srtt_us;
+    __u32 op, drops, retrans, in_ssl;
 };
 
 struct {
@@ -103,6 +104,7 @@ struct {
 /* A socket of a traced process. */
 struct sky_net_conn {
     __u64 conn_id;
+    __u64 sk;                  /* the key: the socket's address */
     __u32 pid, proto, role, flags;
     __u32 lport, rport;
     __u32 laddr[4], raddr[4];
@@ -280,6 +282,7 @@ s_open(struct sock *sk, __u32 tgid, __u32 tid, __u32 role, __u32 flags,
     if (s_describe(sk, &c) < 0)
         return NULL;
     c.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
+    c.sk = key;
     c.pid = tgid;
     c.role = role;
     c.flags = flags;
@@ -313,7 +316,13 @@ static __always_inline void s_totals(struct sock *sk, __u32 proto,
                         BPF_CORE_READ(tp, bytes_retrans);
     else
         a->bytes_sent = BPF_CORE_READ(tp, bytes_acked);
+    /* bytes_received counts a received FIN too (it advances rcv_nxt), so
+     * one less once the peer's FIN is in (RCV_SHUTDOWN; a local
+     * shutdown(SHUT_RD) sets it as well: one byte too few then). */
     a->bytes_received = BPF_CORE_READ(tp, bytes_received);
+    if ((BPF_CORE_READ(sk, sk_shutdown) & SKY_RCV_SHUTDOWN) &&
+        a->bytes_received)
+        a->bytes_received--;
     a->retrans = BPF_CORE_READ(tp, total_retrans);
 }
 
@@ -340,6 +349,33 @@ static __always_inline void s_close(__u64 key, struct sky_net_conn *c,
     }
     bpf_map_delete_elem(&net_conns, &key);
 }
+
+/* A TLS library call in progress, per thread (uprobe to uretprobe). The
+ * socket syscalls it makes tell which socket it runs on. */
+struct sky_ssl_call {
+    __u64 ts_ns;
+    __u64 ssl;         /* the SSL * */
+    __u64 buf;
+    __u64 out;         /* _ex: where the byte count is written */
+    __u64 sk;          /* the socket a syscall inside the call used */
+    __u32 dir, ex;
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 16384);
+    __type(key, __u32);
+    __type(value, struct sky_ssl_call);
+} ssl_calls SEC(".maps");
+
+/* SSL * -> socket, learned from calls that made a syscall: a read served
+ * from already decrypted records makes none. */
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 65536);
+    __type(key, __u64);
+    __type(value, __u64);
+} ssl_socks SEC(".maps");
 
 SEC("raw_tp/sys_enter")
 int BPF_PROG(sky_net_enter, struct pt_regs *regs, long id)
@@ -379,6 +415,14 @@ int BPF_PROG(sky_net_enter, struct pt_regs *regs, long id)
     }
     a.buf = PT_REGS_PARM2_CORE_SYSCALL(regs);
     tid = (__u32)pid_tgid;
+    if (a.op >= SKY_NET_OP_WRITE) {
+        struct sky_ssl_call *call = bpf_map_lookup_elem(&ssl_calls, &tid);
+
+        if (call) {
+            call->sk = a.sk;
+            a.in_ssl = 1;
+        }
+    }
     if (bpf_map_update_elem(&net_args, &tid, &a, BPF_ANY) != 0)
         s_count(SKY_NET_CNT_ARGS_FULL, 1);
     return 0;
@@ -410,44 +454,63 @@ static __always_inline __u64 s_data(const struct sky_net_args *a,
     return (__u64)iov.iov_base;
 }
 
-static __always_inline void s_data_event(struct sky_net_conn *c,
-                                         const struct sky_net_args *a,
-                                         __u32 tid, __u64 now, __u64 ret)
+/* A DATA record of c: bytes moved by a call of dur_ns, the first
+ * min(bytes, first, capture_bytes) of them read from ptr (0: none kept).
+ * ssl: plaintext of a TLS library call. */
+static __always_inline void s_emit_data(struct sky_net_conn *c, __u32 tid,
+                                        __u64 now, __u64 dur_ns, __u64 bytes,
+                                        __u32 dir, __u64 ptr, __u64 first,
+                                        int ssl)
 {
     struct sky_net_scratch *s = s_scratch();
     struct sky_net_ev *ev;
-    __u64 first = 0, ptr;
     __u32 n;
 
     if (!s)
         return;
     ev = s_ev(s, c, SKY_NET_DATA, tid, now);
-    ev->dur_ns = now - a->ts_ns;
-    ev->bytes = ret;
-    ev->dir = a->op == SKY_NET_OP_READ || a->op == SKY_NET_OP_READV ||
-              a->op == SKY_NET_OP_RECVMSG;
-    if (!ev->dir && c->proto == 0) {
-        struct tcp_sock *tp = (struct tcp_sock *)a->sk;
+    ev->flags = (c->flags & ~SKY_NET_F_SSL) | (ssl ? SKY_NET_F_SSL : 0);
+    ev->dur_ns = dur_ns;
+    ev->bytes = bytes;
+    ev->dir = dir;
+    if (dir == 0 && c->proto == 0) {
+        struct tcp_sock *tp = (struct tcp_sock *)c->sk;
 
         ev->rtt_us = BPF_CORE_READ(tp, srtt_us) >> 3;
     }
-    ptr = s_data(a, &first);
     n = capture_bytes;
-    if (ret < n)
-        n = ret;
+    if (bytes < n)
+        n = bytes;
     if (first < n)
         n = first;
     if (n > SKY_NET_MAX_PAYLOAD)
         n = SKY_NET_MAX_PAYLOAD;
-    if (n && ptr && bpf_probe_read_user(s->data, n, (void *)ptr) != 0) {
+    if (!ptr)
+        n = 0;
+    if (n && bpf_probe_read_user(s->data, n, (void *)ptr) != 0) {
         s_count(SKY_NET_CNT_READ_ERR, 1);
         n = 0;
     }
-    if (n < ret)
+    if (n < bytes)
         s_count(SKY_NET_CNT_TRUNCATED, 1);
     s_count(SKY_NET_CNT_CAPTURED, n);
     ev->ncaptured = n;
     s_output(s, n);
+}
+
+/* The DATA record of a read/write-family syscall. Inside a TLS library
+ * call the bytes are ciphertext: counted (L4), not kept. */
+static __always_inline void s_data_event(struct sky_net_conn *c,
+                                         const struct sky_net_args *a,
+                                         __u32 tid, __u64 now, __u64 ret)
+{
+    __u64 first = 0, ptr = 0;
+    __u32 dir = a->op == SKY_NET_OP_READ || a->op == SKY_NET_OP_READV ||
+                a->op == SKY_NET_OP_RECVMSG;
+
+    if (!a->in_ssl)
+        ptr = s_data(a, &first);
+    s_emit_data(c, tid, now, now - a->ts_ns, ret, dir, ptr, first, 0);
 }
 
 /* An accept that was already waiting when the probes attached (a server
@@ -524,6 +587,86 @@ int BPF_PROG(sky_net_exit, struct pt_regs *regs, long ret)
         if (c)
             s_data_event(c, &a, tid, now, (__u64)ret);
     }
+    return 0;
+}
+
+/* ------------------------------------------------------------- TLS */
+/* Uprobes on OpenSSL's SSL_write/SSL_read and their _ex variants, attached
+ * by user space per traced process and library (collector/netcap.c): the
+ * plaintext of each call as DATA with is_ssl, on the connection whose
+ * socket the call's syscalls used. */
+static __always_inline int s_ssl_enter(struct pt_regs *ctx, __u32 dir,
+                                       __u32 ex)
+{
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    struct sky_ssl_call call = {};
+    __u32 tid = (__u32)pid_tgid;
+
+    if (!s_traced(pid_tgid >> 32))
+        return 0;
+    call.ts_ns = bpf_ktime_get_ns();
+    call.ssl = PT_REGS_PARM1(ctx);
+    call.buf = PT_REGS_PARM2(ctx);
+    call.out = ex ? PT_REGS_PARM4(ctx) : 0;
+    call.dir = dir;
+    call.ex = ex;
+    if (bpf_map_update_elem(&ssl_calls, &tid, &call, BPF_ANY) != 0)
+        s_count(SKY_NET_CNT_ARGS_FULL, 1);
+    return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(sky_ssl_write) { return s_ssl_enter(ctx, 0, 0); }
+SEC("uprobe")
+int BPF_KPROBE(sky_ssl_read) { return s_ssl_enter(ctx, 1, 0); }
+SEC("uprobe")
+int BPF_KPROBE(sky_ssl_write_ex) { return s_ssl_enter(ctx, 0, 1); }
+SEC("uprobe")
+int BPF_KPROBE(sky_ssl_read_ex) { return s_ssl_enter(ctx, 1, 1); }
+
+SEC("uretprobe")
+int BPF_KRETPROBE(sky_ssl_ret, long ret)
+{
+    __u64 pid_tgid = bpf_get_current_pid_tgid(), now, bytes = 0, sk;
+    __u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
+    struct sky_ssl_call *cp, call;
+    struct sky_net_conn *c;
+    __u64 *known;
+
+    cp = bpf_map_lookup_elem(&ssl_calls, &tid);
+    if (!cp)
+        return 0;
+    call = *cp;
+    bpf_map_delete_elem(&ssl_calls, &tid);
+    if (call.ex) {
+        if (ret == 1 && call.out)
+            bpf_probe_read_user(&bytes, sizeof(bytes), (void *)call.out);
+    } else if (ret > 0) {
+        bytes = (__u64)ret;
+    }
+    sk = call.sk;
+    if (sk) {
+        bpf_map_update_elem(&ssl_socks, &call.ssl, &sk, BPF_ANY);
+    } else {
+        known = bpf_map_lookup_elem(&ssl_socks, &call.ssl);
+        sk = known ? *known : 0;
+    }
+    if (!bytes)
+        return 0;
+    if (!sk) {
+        s_count(SKY_NET_CNT_SSL_UNTIED, 1);
+        return 0;
+    }
+    now = bpf_ktime_get_ns();
+    c = bpf_map_lookup_elem(&net_conns, &sk);
+    if (!c)
+        c = s_open((struct sock *)sk, tgid, tid, 0, SKY_NET_F_PRE_EXISTING,
+                   now, 0);
+    if (!c)
+        return 0;
+    c->flags |= SKY_NET_F_SSL;
+    s_emit_data(c, tid, now, now - call.ts_ns, bytes, call.dir, call.buf,
+                ~0ull, 1);
     return 0;
 }
 

@@ -66,6 +66,7 @@ struct sky_net_ev {
 #define SKY_NET_CNT_MMSG        6  /* sendmmsg/recvmmsg calls (not parsed) */
 #define SKY_NET_CNT_NOT_SOCKET  7  /* traced fds that were not sockets */
 #define SKY_NET_CNT_CONNS_FULL  8  /* connections lost: net_conns full */
-#define SKY_NET_CNT_MAX         9
+#define SKY_NET_CNT_SSL_UNTIED  9  /* TLS calls with no known socket */
+#define SKY_NET_CNT_MAX         10
 
 #endif

@@ -43,7 +43,7 @@ enum {
     M_NET_PIDS, M_NET_ATTACHED, M_NET_EVENTS, M_NET_BYTES_CAPTURED,
     M_NET_TRUNCATED, M_NET_LOST_KERNEL, M_NET_LOST_USER, M_NET_PUBLISHED,
     M_NET_BATCHES, M_NET_INVALID, M_NET_ATTACH_ERRORS, M_NET_HOOK_LOSSES,
-    M_NET_MMSG, M_NET_PEERS, M_COUNT
+    M_NET_MMSG, M_NET_PEERS, M_NET_TLS_LIBS, M_NET_TLS_UNTIED, M_COUNT
 };
 
 static const struct {
@@ -94,6 +94,8 @@ static const struct {
     [M_NET_HOOK_LOSSES] = { "net_hook_losses", 0, "syscalls or sockets the probes could not follow (a kernel map full) or read" },
     [M_NET_MMSG] = { "net_mmsg_calls", 0, "sendmmsg/recvmmsg calls of traced processes (counted, not captured)" },
     [M_NET_PEERS] = { "net_peers_resolved", 0, "connections whose peer process on this host was found" },
+    [M_NET_TLS_LIBS] = { "net_tls_libraries", 1, "(traced process, libssl) pairs with TLS uprobes attached" },
+    [M_NET_TLS_UNTIED] = { "net_tls_untied", 0, "TLS library calls on no known socket (plaintext not kept)" },
 };
 
 struct collector {
@@ -167,7 +169,10 @@ static void s_sync_net_stats(collector_t *self)
     s_sync_counter(self, M_NET_PUBLISHED, ns.published);
     s_sync_counter(self, M_NET_BATCHES, ns.batches);
     s_sync_counter(self, M_NET_INVALID, ns.invalid);
-    s_sync_counter(self, M_NET_ATTACH_ERRORS, ns.attach_errors);
+    s_sync_counter(self, M_NET_ATTACH_ERRORS,
+                   ns.attach_errors + ns.ssl_attach_errors);
+    s_set(self, M_NET_TLS_LIBS, ns.ssl_libraries);
+    s_sync_counter(self, M_NET_TLS_UNTIED, ns.ssl_untied);
     s_sync_counter(self, M_NET_HOOK_LOSSES,
                    ns.args_lost + ns.conns_lost + ns.read_errors);
     s_sync_counter(self, M_NET_MMSG, ns.mmsg_calls);

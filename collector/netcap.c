@@ -14,10 +14,14 @@
 #include "arena.h"
 #include "bpf/net.h"
 #include "collector/netpeer.h"
+#include "collector/netssl.h"
 #include "log.h"
 #include "net.skel.h"
 
 #define NETCAP_MAX_PIDS 16384   /* net_pids entries */
+/* Traced processes' mappings are read again this often for a libssl they
+ * mapped since (exec, dlopen). */
+#define NETCAP_SSL_RESCAN_MS 2000
 
 /* The programs attached while capturing; the first two are essential. */
 enum { P_ENTER, P_EXIT, P_STATE, P_RETRANS, P_COUNT };
@@ -30,6 +34,9 @@ struct netcap {
     struct net_bpf *skel;
     struct bpf_link *links[P_COUNT];
     struct ring_buffer *rb;
+    netssl_t *ssl;             /* TLS uprobes, while loaded */
+    uint64_t ssl_scan_ms;      /* last rescan (monotonic) */
+    uint64_t ssl_attach_errors; /* of earlier loads */
     int rb_fd;                 /* registered with the loop, or -1 */
     uint32_t *pids;            /* what net_pids holds, sorted */
     size_t npids;
@@ -126,6 +133,12 @@ static void s_unload(netcap_t *self)
     for (uint32_t i = 0; i < SKY_NET_CNT_MAX; i++)
         self->base[i] += s_kernel_counter(self, i);
     self->next_conn_id = self->skel->bss->next_conn_id;
+    if (self->ssl) {
+        netssl_stats_t ss;
+        netssl_stats(self->ssl, &ss);
+        self->ssl_attach_errors += ss.attach_errors;
+    }
+    netssl_destroy(&self->ssl);
     if (self->rb_fd >= 0 && self->loop)
         loop_remove_fd(self->loop, self->rb_fd);
     self->rb_fd = -1;
@@ -221,6 +234,12 @@ static int s_load(netcap_t *self)
         if (p == P_ENTER || p == P_EXIT)
             goto fail;
     }
+    netssl_progs_t sp = { skel->progs.sky_ssl_write, skel->progs.sky_ssl_read,
+                          skel->progs.sky_ssl_write_ex,
+                          skel->progs.sky_ssl_read_ex, skel->progs.sky_ssl_ret };
+    self->ssl = netssl_new(&sp, NULL);
+    if (!self->ssl)
+        goto fail;
     self->rb = ring_buffer__new(bpf_map__fd(skel->maps.net_events),
                                 s_on_record, self, NULL);
     if (!self->rb)
@@ -325,16 +344,20 @@ int netcap_set_pids(netcap_t *self, const uint32_t *pids, size_t n)
             rc = -1;
     }
     for (size_t i = 0; i < self->npids; i++)
-        if (!s_contains(pids, n, self->pids[i]))
+        if (!s_contains(pids, n, self->pids[i])) {
             bpf_map_delete_elem(fd, &self->pids[i]);
+            netssl_forget(self->ssl, self->pids[i]);
+        }
     if (bpf_map_update_elem(bpf_map__fd(self->skel->maps.net_pid_bits), &zero,
                             self->pid_bits, BPF_ANY) != 0)
         rc = -1;
     /* After the filter: a socket opened meanwhile is seen by the probes
      * or by the scan, and the scan skips what the probes recorded. */
     for (size_t i = 0; i < n; i++)
-        if (!s_contains(self->pids, self->npids, pids[i]))
+        if (!s_contains(self->pids, self->npids, pids[i])) {
             s_scan_pid(self, pids[i]);
+            netssl_scan(self->ssl, pids[i]);
+        }
     free(self->pids);
     self->pids = copy;
     self->npids = n;
@@ -433,11 +456,24 @@ static void s_resolve_peers(netcap_t *self)
             netpeer_close(self->peers, self->pending[i].conn_id);
 }
 
+/* Libraries the traced processes mapped since they were scanned. */
+static void s_rescan_ssl(netcap_t *self)
+{
+    uint64_t now = now_mono_ms();
+
+    if (!self->ssl || now < self->ssl_scan_ms + NETCAP_SSL_RESCAN_MS)
+        return;
+    self->ssl_scan_ms = now;
+    for (size_t i = 0; i < self->npids; i++)
+        netssl_scan(self->ssl, self->pids[i]);
+}
+
 int netcap_flush(netcap_t *self)
 {
     uint32_t count[WIRE_BUCKETS + 1] = { 0 };
     int batches = 0;
 
+    s_rescan_ssl(self);
     /* What the ring lost since the last flush goes out with this one. */
     uint64_t ring_lost = s_counter(self, SKY_NET_CNT_RING_FULL);
     self->lost_unreported += ring_lost - self->ring_lost_seen;
@@ -500,6 +536,14 @@ void netcap_stats(const netcap_t *self, netcap_stats_t *out)
     out->conns_lost = s_counter(self, SKY_NET_CNT_CONNS_FULL);
     out->read_errors = s_counter(self, SKY_NET_CNT_READ_ERR);
     out->mmsg_calls = s_counter(self, SKY_NET_CNT_MMSG);
+    out->ssl_untied = s_counter(self, SKY_NET_CNT_SSL_UNTIED);
+    out->ssl_attach_errors = self->ssl_attach_errors;
+    if (self->ssl) {
+        netssl_stats_t ss;
+        netssl_stats(self->ssl, &ss);
+        out->ssl_libraries = ss.libraries;
+        out->ssl_attach_errors += ss.attach_errors;
+    }
     netpeer_stats(self->peers, &ps);
     out->peers_matched = ps.matched;
     out->peers_proc = ps.proc_found;

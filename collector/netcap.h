@@ -2,7 +2,9 @@
  * bpf/net.bpf.c while at least one process is targeted by an active
  * NETWORK task (hosts without one pay nothing), keeps its pid filter in
  * step with the task set, finds the sockets a process already had when it
- * joined (iter/task_file), drains the event ring and publishes the events
+ * joined (iter/task_file), attaches the TLS uprobes to the libssl each
+ * traced process maps (collector/netssl.h; rescanned every 2 s for
+ * libraries mapped later), drains the event ring and publishes the events
  * as net.events.BB batches by pid bucket, with the local peer process of
  * each connection (collector/netpeer.h).
  *
@@ -70,6 +72,9 @@ typedef struct {
     uint64_t conns_lost;      /* sockets not followed: map full */
     uint64_t read_errors;     /* payload reads that failed */
     uint64_t mmsg_calls;      /* sendmmsg/recvmmsg: counted, not parsed */
+    uint64_t ssl_libraries;   /* (process, libssl) pairs with uprobes now */
+    uint64_t ssl_attach_errors;
+    uint64_t ssl_untied;      /* TLS calls on no known socket (not kept) */
     uint64_t received;        /* records read from the ring */
     uint64_t invalid;         /* malformed records */
     uint64_t dropped_user;    /* events over max_pending */

@@ -761,6 +761,36 @@ START_TEST(test_task_request_published)
     /* Nothing left to send. */
     ck_assert_int_eq(agg_pump(agg), 0);
     ck_assert_uint_eq(s_out.n, 1);
+
+    /* A NETWORK task of three processes with its sampling rules. */
+    static const uint32_t pids[] = {10, 20, 30};
+    static const char rules[] = "{\"networkSamplings\":[{\"when5xx\":true}]}";
+    agg_task_spec_t spec = {.pids = pids, .npids = 3,
+                            .target = WIRE_TARGET_NETWORK,
+                            .duration_ms = 600000, .extension_json = rules};
+    ck_assert_int_eq(agg_request_tasks(agg, &spec, id, sizeof(id), err,
+                                       sizeof(err)), 0);
+    ck_assert_int_eq(agg_pump(agg), 0);
+    ck_assert_uint_eq(s_out.n, 2);
+    ck_assert_int_eq(wire_decode_task_set(s_out.msgs[1].data,
+                                          s_out.msgs[1].len, arena, &set, err,
+                                          sizeof(err)), 0);
+    ck_assert_uint_eq(set.tasks[0].target, WIRE_TARGET_NETWORK);
+    ck_assert_uint_eq(set.tasks[0].npids, 3);
+    ck_assert_uint_eq(set.tasks[0].pids[2], 30);
+    ck_assert_str_eq(set.tasks[0].extension_json, rules);
+    spec.pids = (const uint32_t[]){10, 0};
+    spec.npids = 2;
+    ck_assert_int_eq(agg_request_tasks(agg, &spec, id, sizeof(id), err,
+                                       sizeof(err)), -1);
+    spec.npids = 0;
+    ck_assert_int_eq(agg_request_tasks(agg, &spec, id, sizeof(id), err,
+                                       sizeof(err)), -1);
+    /* a request still queued when the aggregator goes is freed with it */
+    spec.pids = pids;
+    spec.npids = 1;
+    ck_assert_int_eq(agg_request_tasks(agg, &spec, id, sizeof(id), err,
+                                       sizeof(err)), 0);
     arena_destroy(&arena);
     agg_destroy(&agg);
 }

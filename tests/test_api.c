@@ -564,6 +564,26 @@ START_TEST(test_processes_and_tasks)
     ck_assert_uint_eq(set.tasks[0].pids[0], 321);
     ck_assert_uint_eq(set.tasks[0].target, WIRE_TARGET_OFF_CPU);
     ck_assert_uint_eq(set.tasks[0].duration_ms, 60000);
+
+    /* A NETWORK task of two processes with its sampling rules. */
+    resp = s_req("POST", "/api/tasks", "{\"pids\":[7,8],\"target\":\"NETWORK\","
+                 "\"duration\":600,\"extension_config\":"
+                 "\"{\\\"networkSamplings\\\":[{\\\"when5xx\\\":true}]}\"}",
+                 &status);
+    ck_assert_int_eq(status, 200);
+    free(resp);
+    ck_assert_int_eq(agg_pump(s_agg), 0);
+    ck_assert_int_eq(wire_decode_task_set(s_msg.data, s_msg.len, arena, &set,
+                                          err, sizeof(err)), 0);
+    ck_assert_uint_eq(set.tasks[0].target, WIRE_TARGET_NETWORK);
+    ck_assert_uint_eq(set.tasks[0].npids, 2);
+    ck_assert_uint_eq(set.tasks[0].pids[1], 8);
+    ck_assert_str_eq(set.tasks[0].extension_json,
+                     "{\"networkSamplings\":[{\"when5xx\":true}]}");
+    s_expect_400("POST", "/api/tasks", "{\"pids\":[],\"duration\":5}", 400);
+    s_expect_400("POST", "/api/tasks", "{\"pids\":[1,0],\"duration\":5}", 400);
+    s_expect_400("POST", "/api/tasks", "{\"pid\":1,\"duration\":5,"
+                 "\"extension_config\":{}}", 400);
     arena_destroy(&arena);
 
     resp = s_req("GET", "/api/tasks", NULL, &status);

@@ -109,16 +109,21 @@ static int s_send(s_batch_t *b)
     return rc;
 }
 
+/* The task set: the policy engine's capture task for the HTTP monitors
+ * (no rules) first, then the NETWORK task with json, and an ON_CPU task. */
 static void s_tasks(const char *json, uint32_t npids, const uint32_t *pids)
 {
+    wire_task_t capture = {.task_id = "policy-http-capture",
+                           .target = WIRE_TARGET_NETWORK, .npids = npids,
+                           .pids = pids, .extension_json = ""};
     wire_task_t t = {.task_id = "net-1", .target = WIRE_TARGET_NETWORK,
                      .npids = npids, .pids = pids,
                      .extension_json = json};
     wire_task_t cpu = {.task_id = "cpu-1", .target = WIRE_TARGET_ON_CPU,
                        .npids = 1, .pids = (const uint32_t[]){OTHER_PID},
                        .extension_json = ""};
-    wire_task_t both[2] = {t, cpu};
-    wire_task_set_t set = {.generation = 1, .ntasks = 2, .tasks = both};
+    wire_task_t all[3] = {capture, t, cpu};
+    wire_task_set_t set = {.generation = 1, .ntasks = 3, .tasks = all};
     ck_assert_int_eq(net_on_tasks(s_net, &set), 0);
 }
 
@@ -597,6 +602,35 @@ START_TEST(local_view_json)
 }
 END_TEST
 
+/* Short connections one after the other (connect, request, response,
+ * close): nothing stays behind but the one traffic and endpoint they
+ * share, so memory after 20,000 is what it was after 100. */
+START_TEST(short_connections_flat_memory)
+{
+    size_t after_100 = 0;
+    for (uint64_t c = 1; c <= 20000; c++) {
+        s_batch_t b = {.n = 0};
+        uint64_t t0 = c * 10 * MS;
+        s_open(&b, c, WIRE_NET_ROLE_SERVER, 7, 5555, t0, 1000);
+        s_data(&b, c, WIRE_NET_IN, s_req_a, -1, 0, t0 + MS, 100);
+        s_data(&b, c, WIRE_NET_OUT, s_resp_a, -1, 0, t0 + 2 * MS, 100);
+        s_close(&b, c, WIRE_NET_ROLE_SERVER, 7, 5555, t0 + 3 * MS, 100);
+        ck_assert_int_eq(s_send(&b), 0);
+        arena_reset(s_arena);
+        if (c % 1000 == 0)
+            ck_assert_int_eq(net_flush(s_net, 1700000000000ull + c), 0);
+        if (c == 100) {
+            ck_assert_int_eq(net_flush(s_net, 1700000000000ull), 0);
+            after_100 = net_memory(s_net);
+        }
+    }
+    ck_assert_int_eq(net_flush(s_net, 1700000100000ull), 0);
+    ck_assert_double_eq(s_counter("net_connections", NULL), 0);
+    ck_assert_double_eq(s_counter("net_conn_evictions", NULL), 0);
+    ck_assert_uint_le(net_memory(s_net), after_100);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("net");
@@ -610,6 +644,7 @@ int main(void)
     tcase_add_test(tc, refusals_are_counted);
     tcase_add_test(tc, tls_flag_and_local_peer);
     tcase_add_test(tc, local_view_json);
+    tcase_add_test(tc, short_connections_flat_memory);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

@@ -12,6 +12,9 @@
  *   produces nothing.
  * detach: an empty pid set unloads the probes; after a reload connection
  *   ids go on from where they were (never reused).
+ * collector: a NETWORK task on ctl.tasks attaches the capture in the
+ *   collector, its batches reach the sink, the counters say so, and the
+ *   end of the task detaches it.
  * peer: netpeer's matching of reversed tuples (no BPF needed). */
 #include <inttypes.h>
 #include <signal.h>
@@ -23,6 +26,7 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "collector/collector.h"
 #include "collector/netcap.h"
 #include "collector/netpeer.h"
 #include "log.h"
@@ -446,6 +450,116 @@ START_TEST(test_detach_and_ids)
 }
 END_TEST
 
+static int s_col_raw(void *arg, const char *topic, wire_raw_batch_t *b)
+{
+    return 0;
+}
+
+static int s_col_events(void *arg, wire_proc_events_t *ev)
+{
+    return 0;
+}
+
+static wire_task_set_t s_task_set(uint64_t seq, wire_task_t *tasks,
+                                  uint32_t n)
+{
+    wire_task_set_t set = { .generation = seq, .ntasks = n, .tasks = tasks };
+    snprintf(set.hdr.sender, sizeof(set.hdr.sender), "policy/netcap-test");
+    set.hdr.seq = seq;
+    return set;
+}
+
+START_TEST(test_collector_network_task)
+{
+    const char *exe = tu_build_path("tests/progs/httpload");
+    got_t *g = calloc(1, sizeof(*g));
+    collector_options_t opts;
+    collector_info_t info;
+    char err[512] = "", line[256], port_s[16];
+
+    ck_assert_ptr_nonnull(g);
+    g->arena = arena_new(64u << 20);
+    collector_sink_t sink = { .raw_batch = s_col_raw,
+                              .proc_events = s_col_events, .arg = g,
+                              .net_batch = s_emit };
+    loop_t *loop = loop_new();
+    ck_assert_ptr_nonnull(loop);
+    collector_options_default(&opts);
+    opts.host_wide = false;
+    opts.scan_proc = false;
+    collector_t *col = collector_new(&opts, loop, NULL, &sink, err,
+                                     sizeof(err));
+    ck_assert_msg(col != NULL, "collector_new: %s", err);
+    collector_info(col, &info);
+    ck_assert_int_eq(info.net_attached, 0);
+
+    char *srv_argv[] = { (char *)exe, "server", NULL };
+    child_t srv = s_start(srv_argv);
+    s_line(&srv, line, sizeof(line));
+    int port = 0;
+    ck_assert_int_eq(sscanf(line, "port %d", &port), 1);
+    snprintf(port_s, sizeof(port_s), "%d", port);
+    uint32_t pid = (uint32_t)srv.pid;
+
+    /* An on-CPU task does not load the capture; a network task does. */
+    wire_task_t tasks[2] = {
+        { .task_id = "on-1", .target = WIRE_TARGET_ON_CPU,
+          .duration_ms = 60000, .npids = 1, .pids = &pid },
+        { .task_id = "net-1", .target = WIRE_TARGET_NETWORK,
+          .duration_ms = 60000, .npids = 1, .pids = &pid },
+    };
+    wire_task_set_t set = s_task_set(1, tasks, 1);
+    ck_assert_int_eq(collector_apply_tasks(col, &set), 0);
+    collector_info(col, &info);
+    ck_assert_int_eq(info.net_attached, 0);
+    set = s_task_set(2, tasks, 2);
+    ck_assert_int_eq(collector_apply_tasks(col, &set), 0);
+    collector_info(col, &info);
+    ck_assert_int_eq(info.net_attached, 1);
+    ck_assert_uint_eq(info.net_pids, 1);
+
+    char *c_argv[] = { (char *)exe, "client", port_s, "--rounds", "5", "/ok",
+                       "/error", NULL };
+    child_t c = s_start(c_argv);
+    s_line(&c, line, sizeof(line));
+    ck_assert_int_eq(s_wait(&c), 0);
+    s_sleep_ms(100);
+    collector_drain(col);
+    /* The end of the task detaches; what was left is published. */
+    set = s_task_set(3, NULL, 0);
+    ck_assert_int_eq(collector_apply_tasks(col, &set), 0);
+    collector_drain(col);
+    collector_info(col, &info);
+    ck_assert_int_eq(info.net_attached, 0);
+    ck_assert_uint_eq(info.net_pids, 0);
+
+    size_t opens = 0, data_in = 0;
+    uint64_t conn = 0;
+    for (size_t i = 0; i < g->n; i++) {
+        const wire_net_event_t *e = &g->ev[i];
+        ck_assert_uint_eq(e->pid, pid);
+        if (e->kind == WIRE_NET_OPEN) {
+            opens++;
+            conn = e->conn_id;
+            ck_assert_uint_eq(e->role, WIRE_NET_ROLE_SERVER);
+        }
+        if (e->kind == WIRE_NET_DATA && e->dir == WIRE_NET_IN &&
+            e->conn_id == conn)
+            data_in++;
+    }
+    ck_assert_uint_eq(opens, 1);
+    ck_assert_uint_eq(data_in, 10);
+    ck_assert_uint_eq(info.net_published, g->n);
+    /* SIGKILL: the loop blocks SIGTERM, and the server inherited that. */
+    kill(srv.pid, SIGKILL);
+    s_wait(&srv);
+    collector_destroy(&col);
+    loop_destroy(&loop);
+    arena_destroy(&g->arena);
+    free(g);
+}
+END_TEST
+
 /* netpeer without BPF: reversed tuples pair up, closes forget. */
 START_TEST(test_peer_matching)
 {
@@ -500,6 +614,7 @@ int main(void)
     if (tu_require_bpf("network capture")) {
         tcase_add_test(bpf, test_http_loopback);
         tcase_add_test(bpf, test_detach_and_ids);
+        tcase_add_test(bpf, test_collector_network_task);
     }
     suite_add_tcase(s, bpf);
     return tu_run(s);

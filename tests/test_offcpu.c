@@ -484,9 +484,9 @@ START_TEST(test_tasks_by_target)
     ck_assert_ptr_nonnull(t);
     wire_task_set_t set = s_task_set(1, tasks, 3);
     ck_assert_int_eq(activetasks_apply(t, &set, 1500), 0);
-    /* Only the on-CPU task has started. */
+    /* The on-CPU and the network task have started. */
     ck_assert_int_eq(activetasks_refresh_targets(t, 1500),
-                     ACTIVETASKS_ON_CPU_CHANGED);
+                     ACTIVETASKS_ON_CPU_CHANGED | ACTIVETASKS_NETWORK_CHANGED);
     ck_assert_uint_eq(activetasks_target_pids(t, WIRE_TARGET_OFF_CPU, &pids),
                       0);
     /* The off-CPU one starts: only its bit. */
@@ -503,9 +503,10 @@ START_TEST(test_tasks_by_target)
                                                  ids, 4), 0);
     ck_assert_uint_eq(activetasks_for_pid(t, 7, ids, 4), 1);
     ck_assert_str_eq(ids[0], "on");
-    /* Network tasks have no pids here. */
+    /* Network tasks have their own pids (the network capture's). */
     ck_assert_uint_eq(activetasks_target_pids(t, WIRE_TARGET_NETWORK, &pids),
-                      0);
+                      1);
+    ck_assert_uint_eq(pids[0], 7);
     ck_assert_int_eq(activetasks_refresh_targets(t, 2100), 0);
     /* The on-CPU task ends at 1500 + 1000, the off-CPU one at 3000. */
     ck_assert_int_eq(activetasks_refresh_targets(t, 2500),

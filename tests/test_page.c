@@ -3,7 +3,7 @@
  * /api/processes and /api/tasks and a real SVG for /api/flamegraph.svg;
  * headless chromium loads it, and the DOM it dumps must hold the process
  * rows the page's script built (sorted by CPU, names inserted as text), the
- * task list, and the links; a second page submits the task form and the
+ * task list, the network card (GET /api/network) and the links; a second page submits the task form and the
  * server checks the POSTed JSON; a screenshot must be a real 1280x800 PNG. */
 #include <check.h>
 #include <errno.h>
@@ -49,6 +49,22 @@ static const char s_tasks_json[] =
     "\"start_ms\":1700000000000,\"duration_ms\":60000,"
     "\"update_ms\":1700000000000,\"pids\":[4242]}]}";
 
+/* The network room's view: an edge, an endpoint with errors, a sample; a
+ * URI that would be markup. */
+static const char s_network_json[] =
+    "{\"connections\":3,\"traced_processes\":1,\"edges\":[{\"pid\":4242,"
+    "\"side\":\"server\",\"peer_pid\":0,\"peer\":\"10.0.0.7:5555\","
+    "\"protocol\":\"http\",\"is_ssl\":true,\"connections\":3,"
+    "\"bytes_out\":2097152,\"bytes_in\":2048,\"rtt_us_avg\":410.0,"
+    "\"requests\":20,\"errors\":5,\"requests_last_interval\":4}],"
+    "\"endpoints\":[{\"pid\":4242,\"uri\":\"/b<i>x</i>\",\"requests\":20,"
+    "\"errors\":5,\"error_rate\":0.25,\"avg_ms\":81.0,\"p50_ms\":15,"
+    "\"p99_ms\":170}],\"samples\":[{\"pid\":4242,\"side\":\"server\","
+    "\"method\":\"POST\",\"uri\":\"/b\",\"status\":503,"
+    "\"reason\":\"status_5xx\",\"duration_ms\":150,\"start_ms\":1,"
+    "\"trace_provider\":\"zipkin\",\"trace_id\":\"abc123\","
+    "\"peer\":\"10.0.0.7:5555\"}]}";
+
 /* Fills and submits the real task form once the page has loaded. */
 static const char s_submit_script[] =
     "<script>window.addEventListener('load', function () {\n"
@@ -72,6 +88,7 @@ typedef struct {
     char *controls_page;
     int plain_arrays; /* serve the bare-array shape of /api/processes */
     int processes_hits, tasks_get_hits, tasks_post_hits, svg_hits;
+    int network_hits;
     long long last_start, last_end;
     char last_event[32];
     char svg_query[256];
@@ -161,6 +178,9 @@ s_handler(void *cls, struct MHD_Connection *conn, const char *url,
         rc = s_reply(conn, 200, "application/json",
                      s_srv.plain_arrays ? s_processes_array
                                         : s_processes_wrapped);
+    } else if (is_get && strcmp(url, "/api/network") == 0) {
+        s_srv.network_hits++;
+        rc = s_reply(conn, 200, "application/json", s_network_json);
     } else if (is_get && strcmp(url, "/api/tasks") == 0) {
         s_srv.tasks_get_hits++;
         rc = s_reply(conn, 200, "application/json", s_tasks_json);
@@ -390,10 +410,25 @@ START_TEST(page_renders_process_table_and_tasks)
     ck_assert_ptr_nonnull(strstr(dom, "60 s</td>"));
     ck_assert_ptr_nonnull(strstr(dom, "running (API)</td>"));
 
+    /* the network card: edge, endpoint (markup kept as text), sample */
+    ck_assert_ptr_nonnull(strstr(dom, "(3 connections, 1 processes traced)"));
+    ck_assert_ptr_nonnull(strstr(dom, "10.0.0.7:5555</td><td>http (TLS)</td>"
+                                      "<td class=\"num\">2.0 MB</td>"
+                                      "<td class=\"num\">2.0 KB</td>"));
+    ck_assert_ptr_nonnull(strstr(dom, "/b&lt;i&gt;x&lt;/i&gt;</td>"
+                                      "<td class=\"num\">20</td>"
+                                      "<td class=\"num\">25.0%</td>"
+                                      "<td class=\"num\">81.0 ms</td>"));
+    ck_assert_ptr_nonnull(strstr(dom, "POST /b</td><td class=\"num\">503</td>"
+                                      "<td>status_5xx</td>"));
+    ck_assert_ptr_nonnull(strstr(dom, "zipkin abc123"));
+    ck_assert_ptr_nonnull(strstr(dom, "<option value=\"NETWORK\">"));
+
     /* what the page asked the API for: the default range is 5 minutes */
     pthread_mutex_lock(&s_srv.lock);
     ck_assert_int_ge(s_srv.processes_hits, 1);
     ck_assert_int_ge(s_srv.tasks_get_hits, 1);
+    ck_assert_int_ge(s_srv.network_hits, 1);
     ck_assert_int_gt(s_srv.last_start, 1600000000LL);
     ck_assert_int_eq(s_srv.last_end - s_srv.last_start, 300);
     ck_assert_str_eq(s_srv.last_event, "on-cpu");

@@ -190,6 +190,8 @@ agg_destroy(agg_t **self_p)
     if (self->wake_fd >= 0)
         close(self->wake_fd);
     pthread_mutex_destroy(&self->lock);
+    for (size_t i = 0; i < self->nqueue; i++)
+        free(self->queue[i].extension_json);
     free(self->store_path);
     free(self);
     *self_p = NULL;
@@ -360,42 +362,64 @@ s_task_id(char *out, size_t len)
              r[2], r[3], r[4], r[5], r[6], r[7]);
 }
 
+/* The wire form of a queued request (pointing into it). */
+static void
+s_request_wire(const agg_request_t *req, wire_task_t *wt)
+{
+    memset(wt, 0, sizeof(*wt));
+    wt->task_id = req->task_id;
+    wt->target = req->target;
+    wt->trigger = WIRE_TRIGGER_FIXED_TIME;
+    wt->source = WIRE_SRC_API;
+    wt->start_ms = req->start_ms;
+    wt->duration_ms = req->duration_ms;
+    wt->update_ms = req->update_ms;
+    wt->npids = req->npids;
+    wt->pids = req->pids;
+    wt->extension_json = req->extension_json ? req->extension_json : "";
+}
+
 int
-agg_request_task(agg_t *self, uint32_t pid, int target, uint64_t duration_ms,
-                 uint64_t start_ms, char *id_out, size_t id_len, char *err,
-                 size_t errlen)
+agg_request_tasks(agg_t *self, const agg_task_spec_t *spec, char *id_out,
+                  size_t id_len, char *err, size_t errlen)
 {
     int rc = -1;
     agg_request_t req;
     memset(&req, 0, sizeof(req));
-    if (!pid) {
-        snprintf(err, errlen, "pid must be a positive integer");
+    if (!spec->npids || spec->npids > AGG_REQUEST_MAX_PIDS) {
+        snprintf(err, errlen, "1 to %d pids", AGG_REQUEST_MAX_PIDS);
         return -1;
     }
-    if (target < 0 || target > WIRE_TARGET_MAX) {
+    for (uint32_t i = 0; i < spec->npids; i++)
+        if (!spec->pids[i]) {
+            snprintf(err, errlen, "pid must be a positive integer");
+            return -1;
+        }
+    if (spec->target < 0 || spec->target > WIRE_TARGET_MAX) {
         snprintf(err, errlen, "target must be ON_CPU, OFF_CPU or NETWORK");
         return -1;
     }
+    const char *ext = spec->extension_json;
+    if (ext && strnlen(ext, AGG_REQUEST_MAX_EXTENSION + 1)
+                   > AGG_REQUEST_MAX_EXTENSION) {
+        snprintf(err, errlen, "extension config beyond %u bytes",
+                 AGG_REQUEST_MAX_EXTENSION);
+        return -1;
+    }
+    if (ext && ext[0] && !(req.extension_json = strdup(ext))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     s_task_id(req.task_id, sizeof(req.task_id));
-    req.pid = pid;
-    req.target = (uint8_t)target;
-    req.duration_ms = duration_ms;
-    req.start_ms = start_ms;
+    memcpy(req.pids, spec->pids, spec->npids * sizeof(*req.pids));
+    req.npids = spec->npids;
+    req.target = (uint8_t)spec->target;
+    req.duration_ms = spec->duration_ms;
+    req.start_ms = spec->start_ms;
     req.update_ms = now_wall_ms();
 
     wire_task_t wt;
-    memset(&wt, 0, sizeof(wt));
-    wt.task_id = req.task_id;
-    wt.target = req.target;
-    wt.trigger = WIRE_TRIGGER_FIXED_TIME;
-    wt.source = WIRE_SRC_API;
-    wt.start_ms = start_ms;
-    wt.duration_ms = duration_ms;
-    wt.update_ms = req.update_ms;
-    wt.npids = 1;
-    wt.pids = &req.pid;
-    wt.extension_json = "";
-
+    s_request_wire(&req, &wt);
     pthread_mutex_lock(&self->lock);
     if (self->nqueue >= AGG_QUEUE_MAX) {
         snprintf(err, errlen, "too many task requests waiting; retry later");
@@ -415,8 +439,21 @@ cleanup:
         if (write(self->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
             log_warn("aggregator: eventfd: %s", strerror(errno));
         stats_inc(self->m_requests);
+    } else {
+        free(req.extension_json);
     }
     return rc;
+}
+
+int
+agg_request_task(agg_t *self, uint32_t pid, int target, uint64_t duration_ms,
+                 uint64_t start_ms, char *id_out, size_t id_len, char *err,
+                 size_t errlen)
+{
+    agg_task_spec_t spec = { .pids = &pid, .npids = 1, .target = target,
+                             .duration_ms = duration_ms,
+                             .start_ms = start_ms };
+    return agg_request_tasks(self, &spec, id_out, id_len, err, errlen);
 }
 
 int
@@ -435,17 +472,7 @@ agg_pump(agg_t *self)
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
         wire_task_t wt;
-        memset(&wt, 0, sizeof(wt));
-        wt.task_id = reqs[i].task_id;
-        wt.target = reqs[i].target;
-        wt.trigger = WIRE_TRIGGER_FIXED_TIME;
-        wt.source = WIRE_SRC_API;
-        wt.start_ms = reqs[i].start_ms;
-        wt.duration_ms = reqs[i].duration_ms;
-        wt.update_ms = reqs[i].update_ms;
-        wt.npids = 1;
-        wt.pids = &reqs[i].pid;
-        wt.extension_json = "";
+        s_request_wire(&reqs[i], &wt);
         wire_task_set_t set;
         memset(&set, 0, sizeof(set));
         set.ntasks = 1;
@@ -455,6 +482,7 @@ agg_pump(agg_t *self)
             log_warn("task request %s: publish failed", wt.task_id);
             rc = -1;
         }
+        free(reqs[i].extension_json);
     }
     return rc;
 }

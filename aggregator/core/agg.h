@@ -198,6 +198,21 @@ int agg_request_task(agg_t *self, uint32_t pid, int target,
                      uint64_t duration_ms, uint64_t start_ms, char *id_out,
                      size_t id_len, char *err, size_t errlen);
 
+/* A task of several processes (a NETWORK task names all the processes
+ * whose traffic it wants), with the reference's ExtensionConfigJSON
+ * (sampling rules; NULL or "" none). */
+#define AGG_REQUEST_MAX_PIDS 64
+#define AGG_REQUEST_MAX_EXTENSION (16u * 1024u)
+typedef struct {
+    const uint32_t *pids;          /* 1..AGG_REQUEST_MAX_PIDS, none 0 */
+    uint32_t npids;
+    int target;
+    uint64_t duration_ms, start_ms;
+    const char *extension_json;
+} agg_task_spec_t;
+int agg_request_tasks(agg_t *self, const agg_task_spec_t *spec,
+                      char *id_out, size_t id_len, char *err, size_t errlen);
+
 /* Prometheus text: own counters, then every other stage's. */
 char *agg_metrics_text(agg_t *self, size_t *len);
 

@@ -19,9 +19,11 @@
 
 typedef struct {
     char task_id[64];
-    uint32_t pid;
+    uint32_t pids[AGG_REQUEST_MAX_PIDS];
+    uint32_t npids;
     uint8_t target;
     uint64_t duration_ms, start_ms, update_ms;
+    char *extension_json;          /* malloc'ed, NULL: none */
 } agg_request_t;
 
 struct agg {

@@ -97,22 +97,49 @@ api_tasks_get(api_request_t *req, api_reply_t *r)
     api_reply_buf(r, &out, "application/json");
 }
 
+/* The processes of a task request: "pids" (a list) or "pid". */
+static int
+s_task_pids(const json_value_t *obj, uint32_t *pids, uint32_t *n)
+{
+    const json_value_t *list = api_body_get(obj, "pids");
+    int64_t pid;
+    *n = 0;
+    if (!list) {
+        if (json_int(api_body_get(obj, "pid"), &pid) || pid <= 0
+            || pid > UINT32_MAX)
+            return -1;
+        pids[(*n)++] = (uint32_t)pid;
+        return 0;
+    }
+    if (list->type != JSON_ARRAY || !list->n
+        || list->n > AGG_REQUEST_MAX_PIDS)
+        return -1;
+    for (size_t i = 0; i < list->n; i++) {
+        if (json_int(list->items[i], &pid) || pid <= 0 || pid > UINT32_MAX)
+            return -1;
+        pids[(*n)++] = (uint32_t)pid;
+    }
+    return 0;
+}
+
 void
 api_tasks_post(api_request_t *req, api_reply_t *r)
 {
     arena_t *arena = NULL;
     char err[256], id[64];
-    int64_t pid, duration, start = 0;
-    int target = WIRE_TARGET_ON_CPU;
+    int64_t duration, start = 0;
+    uint32_t pids[AGG_REQUEST_MAX_PIDS];
+    agg_task_spec_t spec = { .pids = pids, .target = WIRE_TARGET_ON_CPU };
 
     const json_value_t *obj = api_body_object(req, &arena, r);
     if (!obj)
         goto cleanup;
     const json_value_t *t = api_body_get(obj, "target");
     const json_value_t *s = api_body_get(obj, "start");
-    if (json_int(api_body_get(obj, "pid"), &pid) || pid <= 0
-        || pid > UINT32_MAX) {
-        api_reply_error(r, 400, "pid must be a positive integer");
+    const json_value_t *ext = api_body_get(obj, "extension_config");
+    if (s_task_pids(obj, pids, &spec.npids)) {
+        api_reply_error(r, 400, "pid must be a positive integer (or pids a "
+                        "list of 1..%d of them)", AGG_REQUEST_MAX_PIDS);
         goto cleanup;
     }
     if (json_int(api_body_get(obj, "duration"), &duration)
@@ -122,7 +149,7 @@ api_tasks_post(api_request_t *req, api_reply_t *r)
         goto cleanup;
     }
     if (t && (t->type != JSON_STRING
-              || (target = names_target_parse(t->str, NAMES_EXACT)) < 0)) {
+              || (spec.target = names_target_parse(t->str, NAMES_EXACT)) < 0)) {
         api_reply_error(r, 400, "target must be ON_CPU, OFF_CPU or NETWORK");
         goto cleanup;
     }
@@ -130,9 +157,16 @@ api_tasks_post(api_request_t *req, api_reply_t *r)
         api_reply_error(r, 400, "start must be unix milliseconds");
         goto cleanup;
     }
-    if (agg_request_task(req->agg, (uint32_t)pid, target,
-                         (uint64_t)duration * 1000, (uint64_t)start, id,
-                         sizeof(id), err, sizeof(err))) {
+    /* the OAP's ExtensionConfigJSON, as the string it sends */
+    if (ext && ext->type != JSON_NULL && ext->type != JSON_STRING) {
+        api_reply_error(r, 400, "extension_config must be a string (the "
+                        "ExtensionConfigJSON document)");
+        goto cleanup;
+    }
+    spec.duration_ms = (uint64_t)duration * 1000;
+    spec.start_ms = (uint64_t)start;
+    spec.extension_json = ext && ext->type == JSON_STRING ? ext->str : NULL;
+    if (agg_request_tasks(req->agg, &spec, id, sizeof(id), err, sizeof(err))) {
         api_reply_error(r, 503, "%s", err);
         goto cleanup;
     }

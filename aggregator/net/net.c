@@ -30,13 +30,21 @@ uint64_t net_conn_wall_ms(const net_conn_t *c, uint64_t ts_ns)
     return wall > 0 ? (uint64_t)wall / 1000000u : 0;
 }
 
+/* The task whose sampling rules apply to pid: the first naming it with
+ * rules, else the first naming it (the policy engine's capture task for
+ * the HTTP monitors has none, and must not hide an OAP task's rules). */
 static net_task_t *s_pid_task(const net_t *self, uint32_t pid)
 {
+    net_task_t *first = NULL;
     for (size_t i = 0; i < self->ntasks; i++)
         for (uint32_t k = 0; k < self->tasks[i].npids; k++)
-            if (self->tasks[i].pids[k] == pid)
-                return &self->tasks[i];
-    return NULL;
+            if (self->tasks[i].pids[k] == pid) {
+                if (net_rules_any(self->tasks[i].rules))
+                    return &self->tasks[i];
+                if (!first)
+                    first = &self->tasks[i];
+            }
+    return first;
 }
 
 static int s_pid_match(const void *item, const void *key)
@@ -52,7 +60,7 @@ static net_pid_t *s_pid(const net_t *self, uint32_t pid)
 int net_sampling_on(net_t *room, uint32_t pid)
 {
     net_pid_t *p = s_pid(room, pid);
-    return p && p->task && p->task->rules;
+    return p && p->task && net_rules_any(p->task->rules);
 }
 
 const net_rule_t *net_rule_for(net_t *room, uint32_t pid, const char *uri)
@@ -274,7 +282,7 @@ int net_on_tasks(net_t *self, const wire_task_set_t *set)
     s_tasks_free(self->tasks, self->ntasks);
     self->tasks = tasks;
     self->ntasks = n;
-    /* pid -> its task (the first naming it) */
+    /* pid -> the task whose rules apply to it */
     s_pids_clear(self);
     for (size_t i = 0; i < n; i++)
         for (uint32_t k = 0; k < tasks[i].npids; k++) {
@@ -368,22 +376,24 @@ static int s_has_facts(const wire_net_event_t *e)
  * known side or peer is not forgotten by an event that lacks it. */
 static void s_conn_facts(net_t *self, net_conn_t *c, const wire_net_event_t *e)
 {
-    char peer[64];
+    int facts = s_has_facts(e);
     uint8_t role = e->role != WIRE_NET_ROLE_UNKNOWN ? e->role : c->role;
     uint32_t peer_pid = e->peer_pid ? e->peer_pid : c->peer_pid;
-    if (s_has_facts(e))
-        s_peer(e, peer, sizeof peer);
-    else
-        snprintf(peer, sizeof peer, "%s", c->peer);
-    int changed = c->role != role || c->peer_pid != peer_pid ||
-                  strcmp(c->peer, peer) != 0;
-    c->role = role;
-    if (s_has_facts(e))
+    /* most events repeat what the connection knows: compare raw */
+    int same_ends = !facts || (c->l4 == e->proto && c->rport == e->remote_port &&
+                               memcmp(c->raddr, e->remote_addr, 16) == 0);
+    if (same_ends && role == c->role && peer_pid == c->peer_pid &&
+        c->traffic)
+        return;
+    if (facts && !same_ends) {
         c->l4 = e->proto;
+        c->rport = e->remote_port;
+        memcpy(c->raddr, e->remote_addr, 16);
+        s_peer(e, c->peer, sizeof c->peer);
+    }
+    c->role = role;
     c->peer_pid = peer_pid;
-    snprintf(c->peer, sizeof c->peer, "%s", peer);
-    if (changed || !c->traffic)
-        s_retraffic(self, c);
+    s_retraffic(self, c);
 }
 
 static void s_count(net_counter_t *k, uint64_t count, uint64_t bytes,

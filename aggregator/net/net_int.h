@@ -73,6 +73,8 @@ typedef struct net_rules net_rules_t;
  * empty document gives rules that sample nothing. */
 net_rules_t *net_rules_parse(const char *json, char *err, size_t errlen);
 void net_rules_destroy(net_rules_t **self_p);
+/* 1 when self holds a rule (NULL or an empty list: 0). */
+int net_rules_any(const net_rules_t *self);
 /* The rule for a URI: the first whose uriRegex matches, else the
  * default rule, else NULL. */
 const net_rule_t *net_rules_match(const net_rules_t *self, const char *uri);
@@ -172,7 +174,9 @@ struct net_conn {
     uint8_t role, l4, is_ssl;
     uint8_t detect;            /* NET_CONN_DETECT_* */
     uint8_t detect_tries;
-    char peer[64];
+    char peer[64];             /* "ip:port" of raddr, rport */
+    uint8_t raddr[16];
+    uint16_t rport;
     int64_t wall_off_ns;       /* wall clock - collector's monotonic */
     const net_protocol_t *proto;
     void *pst;                 /* proto's state */

@@ -21,7 +21,8 @@ typedef struct {
 /* A traced process. */
 typedef struct {
     uint32_t pid;
-    net_task_t *task;          /* the first task naming it */
+    net_task_t *task;          /* the first naming it with rules, else
+                                * the first naming it */
 } net_pid_t;
 
 struct net {

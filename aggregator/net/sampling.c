@@ -169,6 +169,11 @@ fail:
     return NULL;
 }
 
+int net_rules_any(const net_rules_t *self)
+{
+    return self && (self->n || self->has_def);
+}
+
 const net_rule_t *net_rules_match(const net_rules_t *self, const char *uri)
 {
     if (!self)
