@@ -8,7 +8,8 @@
  * exact request and status counts, durations where the workload put them,
  * its peer resolved to its process, and a sampled request (log and span
  * events) only for the request whose rule and trace header say so; an
- * OAP HTTP_ERROR_RATE policy on it fires a NETWORK task with the URI. */
+ * OAP HTTP_ERROR_RATE policy on it fires a NETWORK task with the URI,
+ * which samples that URI's traced requests. */
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
@@ -793,6 +794,26 @@ START_TEST(oap_http_policy_fires_network_task)
     ck_assert_int_eq(h.network, h.reports);
     ck_assert_int_ge(h.uri_cause, 1);
     ck_assert_double_eq(h.current, 100);
+    /* The OAP's task samples the URI that fired (its rules beside the
+     * policy engine's capture task for the same process): a traced
+     * request to it comes back as a sampled request. */
+    const char *sw8 = "sw8: 1-ZTJlLXRyYWNlLTE=-c2VnLTE=-0-c3Zj-aW5zdA==-"
+                      "L2Vycm9y-MTI3LjAuMC4x\r\n";
+    sampled_t sm;
+    memset(&sm, 0, sizeof sm);
+    for (int i = 0; i < 20 && !sm.matched; i++) {
+        int status = 0;
+        char *body = tu_http_with("GET", "127.0.0.1", port, "/error", sw8,
+                                  NULL, &status, NULL);
+        free(body);
+        ck_assert_int_eq(status, 500);
+        usleep(1500000);
+        memset(&sm, 0, sizeof sm);
+        s_each_request("LogReportService.collect", s_sum_logs, &sm);
+    }
+    ck_assert_msg(sm.matched > 0, "the triggered task sampled nothing; see %s",
+                  C.log);
+    ck_assert_ptr_nonnull(strstr(sm.body, "\"uri\":\"/error\""));
     kill(srv, SIGTERM);
     waitpid(srv, NULL, 0);
     s_stop();
