@@ -23,13 +23,20 @@ s_cmp_pid(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Whether the task's processes are reported as network profiling: every
+ * NETWORK task but the policy engine's own capture. */
+static bool
+s_reports(const wire_task_t *t)
+{
+    return t->target == WIRE_TARGET_NETWORK && t->source != WIRE_SRC_POLICY;
+}
+
 void
 uplink_net_take_tasks(uplink_t *self, const wire_task_set_t *set)
 {
     size_t n = 0;
     for (uint32_t i = 0; i < set->ntasks; i++)
-        if (set->tasks[i].target == WIRE_TARGET_NETWORK &&
-            set->tasks[i].source != WIRE_SRC_POLICY)
+        if (s_reports(&set->tasks[i]))
             n += set->tasks[i].npids;
     uint32_t *pids = malloc((n ? n : 1) * sizeof *pids);
     if (!pids) {
@@ -41,9 +48,7 @@ uplink_net_take_tasks(uplink_t *self, const wire_task_set_t *set)
     size_t k = 0;
     for (uint32_t i = 0; i < set->ntasks; i++) {
         const wire_task_t *t = &set->tasks[i];
-        if (t->target != WIRE_TARGET_NETWORK || t->source == WIRE_SRC_POLICY)
-            continue;
-        for (uint32_t p = 0; p < t->npids; p++)
+        for (uint32_t p = 0; s_reports(t) && p < t->npids; p++)
             pids[k++] = t->pids[p];
     }
     qsort(pids, k, sizeof *pids, s_cmp_pid);
