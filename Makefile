@@ -99,6 +99,8 @@ PROG_LIB_SRCS := $(wildcard tests/progs/lib*.c)
 PROG_SRCS     := $(filter-out $(PROG_LIB_SRCS),$(wildcard tests/progs/*.c))
 PROG_LIBS     := $(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%.so,$(PROG_LIB_SRCS))
 PROGS         := $(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%,$(PROG_SRCS))
+# Extra libraries of one test program (the system OpenSSL for httpload).
+PROG_LDLIBS_httpload := -lssl -lcrypto
 PROG_CFLAGS   := -O1 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -fno-inline -Wall
 
 .PHONY: all deps run test check bench install clean images help fuzz fuzzers fuzz-build
@@ -173,7 +175,7 @@ $(BUILD)/tests/progs/%: tests/progs/%.c $(PROG_LIBS)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(PROG_CFLAGS) -Wl,--build-id -o $@ $< -L$(@D) \
 		$(patsubst $(BUILD)/tests/progs/lib%.so,-l%,$(PROG_LIBS)) \
-		-Wl,-rpath,'$$ORIGIN' -lpthread -lm
+		-Wl,-rpath,'$$ORIGIN' $(PROG_LDLIBS_$*) -lpthread -lm
 
 $(BUILD)/obj/tests/%.o: tests/%.c | $(GENERATED)
 	$(call msg,CC,$@)

@@ -281,6 +281,11 @@ s_open(struct sock *sk, __u32 tgid, __u32 tid, __u32 role, __u32 flags,
 
     if (s_describe(sk, &c) < 0)
         return NULL;
+    /* A socket first seen after its TCP_CLOSE (a write that met a reset)
+     * is not opened again. */
+    if ((flags & SKY_NET_F_PRE_EXISTING) && c.proto == 0 &&
+        BPF_CORE_READ(sk, __sk_common.skc_state) == SKY_TCP_CLOSE)
+        return NULL;
     c.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
     c.sk = key;
     c.pid = tgid;
@@ -491,6 +496,15 @@ static __always_inline void s_emit_data(struct sky_net_conn *c, __u32 tid,
         s_count(SKY_NET_CNT_READ_ERR, 1);
         n = 0;
     }
+    /* A TLS record (content type 20..23: change cipher spec, alert,
+     * handshake, application data; version 3.x) on the socket: from now
+     * on its syscalls carry ciphertext, kept by no one (the plaintext
+     * comes from the library's uprobes). No HTTP message starts so. */
+    if (!ssl && n >= 3 && s->data[0] >= 20 && s->data[0] <= 23 &&
+        s->data[1] == 3 && s->data[2] <= 4) {
+        c->flags |= SKY_NET_F_SSL;
+        n = 0;
+    }
     if (n < bytes)
         s_count(SKY_NET_CNT_TRUNCATED, 1);
     s_count(SKY_NET_CNT_CAPTURED, n);
@@ -508,7 +522,7 @@ static __always_inline void s_data_event(struct sky_net_conn *c,
     __u32 dir = a->op == SKY_NET_OP_READ || a->op == SKY_NET_OP_READV ||
                 a->op == SKY_NET_OP_RECVMSG;
 
-    if (!a->in_ssl)
+    if (!a->in_ssl && !(c->flags & SKY_NET_F_SSL))
         ptr = s_data(a, &first);
     s_emit_data(c, tid, now, now - a->ts_ns, ret, dir, ptr, first, 0);
 }

@@ -7,7 +7,7 @@ PACKAGES="
 gcc make pkg-config clang llvm libclang-rt-14-dev bpftool linux-perf
 libbpf-dev libelf-dev libzmq3-dev libmsgpack-dev
 libprotobuf-c-dev protobuf-c-compiler libgrpc-dev libcurl4-openssl-dev
-libyaml-dev libmicrohttpd-dev libsqlite3-dev libiberty-dev zlib1g-dev
+libssl-dev libyaml-dev libmicrohttpd-dev libsqlite3-dev libiberty-dev zlib1g-dev
 check libsubunit-dev
 elfutils binutils procps curl python3 python3-grpcio hyperfine bpftrace
 chromium

@@ -15,6 +15,8 @@
  *         /echo          200, the request body back (Content-Length)
  *         anything else  404
  *       "Connection: close" in a request closes after the response.
+ *       --tls CERT KEY: TLS on every connection (OpenSSL; the server reads
+ *       and writes with SSL_read_ex/SSL_write_ex, as Python's ssl does).
  *
  *   httpload client PORT [options] PATH...
  *       Connects to 127.0.0.1:PORT and sends "GET PATH" for each PATH in
@@ -27,6 +29,8 @@
  *                        stdin before the first request (a connection that
  *                        exists before a tracer starts)
  *         --send-only N  write N bytes of junk (not HTTP) and close
+ *         --tls          TLS without certificate checks (SSL_write and
+ *                        SSL_read, as curl does)
  *       Prints "requests N bytes_out N bytes_in N status2xx N status5xx N"
  *       and exits 0 when every response arrived.
  *
@@ -36,8 +40,11 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdint.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,10 +57,36 @@
 
 #define BUF_MAX (1 << 20)
 
+/* The TLS session of the connection being served or used, NULL: plain. */
+static SSL *s_ssl;
+static int s_server_side;
+
+static ssize_t s_io_write(int fd, const char *p, size_t n)
+{
+    size_t done = 0;
+
+    if (!s_ssl)
+        return write(fd, p, n);
+    if (!s_server_side)
+        return SSL_write(s_ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+    return SSL_write_ex(s_ssl, p, n, &done) == 1 ? (ssize_t)done : -1;
+}
+
+static ssize_t s_io_read(int fd, char *p, size_t n)
+{
+    size_t done = 0;
+
+    if (!s_ssl)
+        return read(fd, p, n);
+    if (!s_server_side)
+        return SSL_read(s_ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+    return SSL_read_ex(s_ssl, p, n, &done) == 1 ? (ssize_t)done : -1;
+}
+
 static int s_write_all(int fd, const char *p, size_t n)
 {
     while (n) {
-        ssize_t w = write(fd, p, n);
+        ssize_t w = s_io_write(fd, p, n);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
@@ -78,7 +111,7 @@ static int s_fill(int fd, buf_t *b)
 {
     if (b->len == b->cap)
         return -1;
-    ssize_t r = read(fd, b->data + b->len, b->cap - b->len);
+    ssize_t r = s_io_read(fd, b->data + b->len, b->cap - b->len);
     if (r <= 0)
         return -1;
     b->len += (size_t)r;
@@ -154,6 +187,29 @@ static int s_read_chunked(int fd, buf_t *b)
     }
 }
 
+/* A TLS session on fd (server or client side), or NULL. */
+static SSL *s_tls_start(SSL_CTX *ctx, int fd)
+{
+    SSL *ssl = SSL_new(ctx);
+
+    if (!ssl || SSL_set_fd(ssl, fd) != 1 ||
+        (s_server_side ? SSL_accept(ssl) : SSL_connect(ssl)) != 1) {
+        ERR_print_errors_fp(stderr);
+        SSL_free(ssl);
+        return NULL;
+    }
+    return ssl;
+}
+
+static void s_tls_end(void)
+{
+    if (!s_ssl)
+        return;
+    SSL_shutdown(s_ssl);
+    SSL_free(s_ssl);
+    s_ssl = NULL;
+}
+
 /* ------------------------------------------------------------- server */
 
 static void s_respond(int fd, int status, const char *body, size_t blen,
@@ -213,10 +269,11 @@ static void s_serve(int fd)
     }
     free(b.data);
     free(body.data);
+    s_tls_end();
     close(fd);
 }
 
-static int s_server(int port)
+static int s_server(int port, SSL_CTX *ctx)
 {
     struct sockaddr_in a = { .sin_family = AF_INET,
                              .sin_port = htons((uint16_t)port),
@@ -240,6 +297,10 @@ static int s_server(int port)
             if (errno == EINTR)
                 continue;
             return 1;
+        }
+        if (ctx && !(s_ssl = s_tls_start(ctx, fd))) {
+            close(fd);
+            continue;
         }
         s_serve(fd);
     }
@@ -294,6 +355,7 @@ static int s_exchange(int fd, buf_t *b, const char *req, size_t rlen,
 static int s_client(int argc, char **argv)
 {
     int port = atoi(argv[0]), rounds = 1, conns = 1, hold = 0;
+    SSL_CTX *ctx = NULL;
     long post = -1, junk = -1;
     char **paths = NULL;
     int npaths = 0;
@@ -315,6 +377,8 @@ static int s_client(int argc, char **argv)
             junk = atol(argv[++i]);
         else if (!strcmp(argv[i], "--hold"))
             hold = 1;
+        else if (!strcmp(argv[i], "--tls"))
+            ctx = SSL_CTX_new(TLS_client_method());
         else
             paths[npaths++] = argv[i];
     }
@@ -326,6 +390,8 @@ static int s_client(int argc, char **argv)
             perror("httpload client: connect");
             return 1;
         }
+        if (ctx && !(s_ssl = s_tls_start(ctx, fd)))
+            return 1;
         if (hold && c == 0) {
             char line[64];
             printf("connected\n");
@@ -360,8 +426,10 @@ static int s_client(int argc, char **argv)
                 }
             }
         }
+        s_tls_end();
         close(fd);
     }
+    SSL_CTX_free(ctx);
     printf("requests %ld bytes_out %ld bytes_in %ld status2xx %ld "
            "status5xx %ld\n", t.requests, t.bytes_out, s_bytes_in, t.s2xx,
            t.s5xx);
@@ -373,12 +441,32 @@ static int s_client(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    if (argc >= 2 && !strcmp(argv[1], "server"))
-        return s_server(argc >= 3 ? atoi(argv[2]) : 0);
+    if (argc >= 2 && !strcmp(argv[1], "server")) {
+        SSL_CTX *ctx = NULL;
+        int port = 0;
+        for (int i = 2; i < argc; i++) {
+            if (!strcmp(argv[i], "--tls") && i + 2 < argc) {
+                ctx = SSL_CTX_new(TLS_server_method());
+                if (!ctx ||
+                    SSL_CTX_use_certificate_file(ctx, argv[i + 1],
+                                                 SSL_FILETYPE_PEM) != 1 ||
+                    SSL_CTX_use_PrivateKey_file(ctx, argv[i + 2],
+                                                SSL_FILETYPE_PEM) != 1) {
+                    ERR_print_errors_fp(stderr);
+                    return 1;
+                }
+                i += 2;
+            } else {
+                port = atoi(argv[i]);
+            }
+        }
+        s_server_side = 1;
+        return s_server(port, ctx);
+    }
     if (argc >= 3 && !strcmp(argv[1], "client"))
         return s_client(argc - 2, argv + 2);
-    fprintf(stderr, "usage: httpload server [PORT] | httpload client PORT "
-                    "[--rounds N] [--conns N] [--post N] [--hold] "
-                    "[--send-only N] PATH...\n");
+    fprintf(stderr, "usage: httpload server [PORT] [--tls CERT KEY] | "
+                    "httpload client PORT [--rounds N] [--conns N] "
+                    "[--post N] [--hold] [--send-only N] [--tls] PATH...\n");
     return 2;
 }
