@@ -55,6 +55,8 @@ static void s_event(wire_net_event_t *e, uint64_t conn, uint64_t ts, int in)
     e->rtt_us = in ? 0 : 80;
 }
 
+static size_t s_mem_per_conn;
+
 static double s_room(unsigned conns, unsigned per, int sampling)
 {
     stats_t *st = stats_new("aggregator", "bench");
@@ -91,6 +93,7 @@ static double s_room(unsigned conns, unsigned per, int sampling)
         net_on_batch(net, &b);
     net_flush(net, now_ms + 2000);
     double secs = s_cpu_s() - t0;
+    s_mem_per_conn = net_memory(net) / conns;
     net_destroy(&net);
     stats_destroy(&st);
     return (double)done / secs;
@@ -177,7 +180,8 @@ int main(int argc, char **argv)
     printf("requests: %u connections x %u keep-alive requests, %zu + %zu "
            "bytes each%s\n", conns, per, strlen(s_req), strlen(s_resp),
            sampling ? ", sampling rules on (every request traced)" : "");
-    printf("network room  %12.0f req/s  %8.0f ns/req\n", room, 1e9 / room);
+    printf("network room  %12.0f req/s  %8.0f ns/req  (%zu bytes per open "
+           "HTTP connection)\n", room, 1e9 / room, s_mem_per_conn);
     printf("lib/http1     %12.0f req/s  %8.0f ns/req  (the room costs %.2fx)\n",
            parser, 1e9 / parser, parser / room);
     printf("memchr scan   %12.0f req/s  %8.0f ns/req\n", scan, 1e9 / scan);

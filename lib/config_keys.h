@@ -160,8 +160,8 @@ CFG("aggregator.allowed_hosts", STR, "", NULL,
     "comma-separated host names the API answers to besides IP literals, localhost and the hosts of http_addr and advertise_addr (Host header; DNS rebinding defence); * = any")
 CFG("aggregator.auth_token", STR, "", NULL,
     "bearer token every API request but / and /healthz must carry (Authorization: Bearer, or the page's cookie); replicas send it to each other; 16-256 characters of A-Z a-z 0-9 . _ ~ + / = -; empty = none")
-CFG("aggregator.net_max_connections", INT, "65536", NULL,
-    "network room: connections tracked at once; beyond it the least recently used is closed and counted (net_conn_evictions)")
+CFG("aggregator.net_max_connections", INT, "16384", NULL,
+    "network room: connections tracked at once (about 13 KiB each while HTTP is analysed); beyond it the least recently used is closed and counted (net_conn_evictions)")
 CFG("aggregator.net_max_endpoints", INT, "4096", NULL,
     "network room: (process, URI) rows kept for the monitors and the local view; beyond it new URIs are counted (net_endpoints_dropped)")
 CFG("aggregator.fanout_timeout", DURATION, "2s", NULL,

@@ -631,6 +631,31 @@ START_TEST(short_connections_flat_memory)
 }
 END_TEST
 
+/* A server's clients from one address on ephemeral ports are one traffic
+ * (the reference folds the port), named by the first connection; a
+ * client's servers stay apart by port. */
+START_TEST(server_folds_client_ports)
+{
+    s_batch_t b = {.n = 0};
+    s_open(&b, 1, WIRE_NET_ROLE_SERVER, 7, 40001, MS, 1000);
+    s_open(&b, 2, WIRE_NET_ROLE_SERVER, 7, 40002, 2 * MS, 1000);
+    s_open(&b, 3, WIRE_NET_ROLE_CLIENT, 9, 80, 3 * MS, 1000);
+    s_open(&b, 4, WIRE_NET_ROLE_CLIENT, 9, 81, 4 * MS, 1000);
+    ck_assert_int_eq(s_send(&b), 0);
+    ck_assert_int_eq(net_flush(s_net, 1700000000000ull), 0);
+    const wire_net_report_t *r = net_last_report(s_net);
+    const wire_net_meter_t *m = s_find(r, "server_connect_counts_counter",
+                                       NULL);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_double_eq(m->value, 2);
+    ck_assert_str_eq(m->peer_address, "10.0.0.7:40001");
+    int clients = 0;
+    for (uint32_t i = 0; i < r->nmeters; i++)
+        clients += strcmp(r->meters[i].name, "client_connect_counts_counter") == 0;
+    ck_assert_int_eq(clients, 2);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("net");
@@ -645,6 +670,7 @@ int main(void)
     tcase_add_test(tc, tls_flag_and_local_peer);
     tcase_add_test(tc, local_view_json);
     tcase_add_test(tc, short_connections_flat_memory);
+    tcase_add_test(tc, server_folds_client_ports);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

@@ -3,7 +3,8 @@
  * net.events.BB (published as the collector does) show up in
  * GET /api/network, net.report is published every report interval
  * (net_reports on /metrics), and a malformed payload on net.events is
- * counted as invalid, not taken. */
+ * counted as invalid, not taken. The same with aggregator.sharding: the
+ * replica takes net.events.BB through its shard (shard_add_prefix). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,7 +130,9 @@ static int s_reported(void *arg)
     return n > 0;
 }
 
-START_TEST(stage_analyses_and_reports)
+/* sharding: the replica takes net.events.BB through its shard (one
+ * replica owns every bucket once it has announced itself). */
+static void s_run(int sharding)
 {
     s_dir = tu_mkdtemp();
     s_port = th_free_port();
@@ -140,8 +143,9 @@ START_TEST(stage_analyses_and_reports)
     fprintf(f,
             "runtime_dir: %s/run\nbus:\n  stats_interval: 300ms\n"
             "profiling:\n  task:\n    network:\n      report_interval: 300ms\n"
-            "aggregator:\n  http_addr: 127.0.0.1:%d\n  store_path: \"\"\n",
-            s_dir, s_port);
+            "aggregator:\n  http_addr: 127.0.0.1:%d\n  store_path: \"\"\n"
+            "  sharding: %s\n",
+            s_dir, s_port, sharding ? "true" : "false");
     fclose(f);
     pid_t broker = s_stage("skyprof-broker", "b");
     pid_t agg = s_stage("skyprof-aggregator", "a");
@@ -190,14 +194,26 @@ START_TEST(stage_analyses_and_reports)
     tu_rmtree(s_dir);
     free(s_dir);
 }
+
+START_TEST(stage_analyses_and_reports)
+{
+    s_run(0);
+}
+END_TEST
+
+START_TEST(sharded_replica_takes_its_buckets)
+{
+    s_run(1);
+}
 END_TEST
 
 int main(void)
 {
     Suite *s = suite_create("net_stage");
     TCase *tc = tcase_create("stage");
-    tcase_set_timeout(tc, 90);
+    tcase_set_timeout(tc, 120);
     tcase_add_test(tc, stage_analyses_and_reports);
+    tcase_add_test(tc, sharded_replica_takes_its_buckets);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

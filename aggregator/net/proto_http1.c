@@ -239,6 +239,10 @@ static void *s_open(net_t *room, net_conn_t *conn)
     st->conn = conn;
     http1_limits_t lim;
     http1_limits_default(&lim);
+    /* a connection's memory is fixed by these: lines of 4 KiB (cookies
+     * included) and 8 pipelined requests keep one near 13 KiB */
+    lim.max_line = 4096;
+    lim.max_pipeline = 8;
     st->depth = lim.max_pipeline;
     st->h = http1_conn_new(&lim);
     if (!st->h)

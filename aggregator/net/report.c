@@ -22,7 +22,8 @@ static wire_net_meter_t *s_meter(net_report_builder_t *b)
         return NULL;
     }
     if (b->nmeters == b->cap) {
-        uint32_t cap = b->cap + S_GROW;
+        /* doubling: the arena keeps what it outgrew, so grow seldom */
+        uint32_t cap = b->cap ? 2 * b->cap : S_GROW;
         wire_net_meter_t *m = arena_alloc(b->arena, cap * sizeof *m);
         if (!m) {
             b->failed = 1;
@@ -115,7 +116,7 @@ void net_rb_sample(net_report_builder_t *b, const net_sample_t *s)
     if (b->failed || b->nsamples >= WIRE_MAX_NET_SAMPLES)
         return;
     if (b->nsamples == b->scap) {
-        uint32_t cap = b->scap + 64;
+        uint32_t cap = b->scap ? 2 * b->scap : 64;
         wire_net_sample_t *n = arena_alloc(b->arena, cap * sizeof *n);
         if (!n) {
             b->failed = 1;

@@ -51,16 +51,28 @@ typedef struct {
     uint32_t pid, peer_pid;
     uint8_t role, is_ssl;
     const net_protocol_t *proto;
-    const char *peer;
+    const char *peer;          /* the key's form (s_peer_key) */
 } s_key_t;
+
+/* A server's clients come from ephemeral ports: as the reference agent,
+ * its traffic is per client address without the port (named by the first
+ * connection's ip:port); a client's is per server ip:port. */
+static size_t s_peer_key_len(uint8_t role, const char *peer)
+{
+    const char *colon = role == WIRE_NET_ROLE_SERVER ? strrchr(peer, ':')
+                                                     : NULL;
+    return colon ? (size_t)(colon - peer) : strlen(peer);
+}
 
 static int s_match(const void *item, const void *key)
 {
     const net_traffic_t *t = item;
     const s_key_t *k = key;
+    size_t n = s_peer_key_len(t->role, t->peer);
     return t->pid == k->pid && t->peer_pid == k->peer_pid &&
            t->role == k->role && t->is_ssl == k->is_ssl &&
-           t->proto == k->proto && strcmp(t->peer, k->peer) == 0;
+           t->proto == k->proto && n == s_peer_key_len(k->role, k->peer) &&
+           strncmp(t->peer, k->peer, n) == 0;
 }
 
 static uint64_t s_hash(const s_key_t *k)
@@ -68,7 +80,7 @@ static uint64_t s_hash(const s_key_t *k)
     uint64_t h = hash_split64(((uint64_t)k->pid << 32) | k->peer_pid);
     h = hash_split64(h ^ ((uint64_t)k->role << 8 | k->is_ssl) ^
                      (uint64_t)(uintptr_t)k->proto);
-    return hash_fnv1a(k->peer, h);
+    return hash_fnv1a_len(k->peer, s_peer_key_len(k->role, k->peer), h);
 }
 
 net_traffics_t *net_traffics_new(size_t max)
