@@ -387,6 +387,7 @@ END_TEST
 typedef struct {
     char server_id[32];      /* proc-<server pid> */
     char client_id[32];      /* proc-<a long-lived client pid> */
+    const char *want_ssl;    /* is_ssl every server meter must carry */
     double requests;         /* http1_request_counter */
     double status[600];      /* http1_response_status_counter by code */
     uint64_t dur_slow;       /* server duration histogram: >= 260 ms */
@@ -430,8 +431,8 @@ static void s_sum_net(const uint8_t *data, size_t len, void *arg)
         const char *side = s_label(l, nl, "side");
         const char *proto = s_label(l, nl, "protocol");
         const char *ssl = s_label(l, nl, "is_ssl");
-        if (!side || strcmp(side, "server") || !ssl || strcmp(ssl, "false") ||
-            !proto)
+        if (!side || strcmp(side, "server") || !ssl ||
+            strcmp(ssl, ns->want_ssl) || !proto)
             ns->bad_labels++;
         const char *peer = s_label(l, nl, "client_process_id");
         if (peer && ns->client_id[0] && !strcmp(peer, ns->client_id))
@@ -462,10 +463,11 @@ static void s_sum_net(const uint8_t *data, size_t len, void *arg)
 static int s_server_counted(void *arg)
 {
     net_sum_t *ns = arg;
-    char id[32];
-    snprintf(id, sizeof id, "%s", ns->server_id);
-    memset(ns, 0, sizeof *ns);
-    snprintf(ns->server_id, sizeof ns->server_id, "%s", id);
+    net_sum_t fresh;
+    memset(&fresh, 0, sizeof fresh);
+    snprintf(fresh.server_id, sizeof fresh.server_id, "%s", ns->server_id);
+    fresh.want_ssl = ns->want_ssl;
+    *ns = fresh;
     s_each_request("collectBatch", s_sum_net, ns);
     return ns->status[404] > 0;
 }
@@ -563,58 +565,91 @@ static void s_sum_events(const uint8_t *data, size_t len, void *arg)
     skywalking__v3__span_attached_event__free_unpacked(e, NULL);
 }
 
-START_TEST(oap_network_task_meters_and_sampled_request)
+/* httpload's server (TLS with a fresh self-signed certificate when tls);
+ * its port in *port. */
+static pid_t s_server(int tls, int *port)
 {
-    s_start_match("httpload", NULL);
-    char slog[700];
+    char slog[700], cert[700], key[700];
     snprintf(slog, sizeof slog, "%s/server.log", C.dir);
-    char *srv_argv[] = {(char *)tu_build_path("tests/progs/httpload"),
-                        "server", "0", NULL};
-    pid_t srv = tu_spawn(srv_argv, slog);
+    snprintf(cert, sizeof cert, "%s/c.pem", C.dir);
+    snprintf(key, sizeof key, "%s/k.pem", C.dir);
+    if (tls) {
+        char cmd[2200];
+        snprintf(cmd, sizeof cmd,
+                 "openssl req -x509 -newkey rsa:2048 -nodes -keyout %s "
+                 "-out %s -days 1 -subj /CN=localhost >/dev/null 2>&1",
+                 key, cert);
+        ck_assert_int_eq(system(cmd), 0);
+    }
+    char *argv[] = {(char *)tu_build_path("tests/progs/httpload"), "server",
+                    tls ? "--tls" : "0", cert, key, NULL};
+    if (!tls)
+        argv[3] = NULL;
+    pid_t srv = tu_spawn(argv, slog);
     ck_assert_int_gt(srv, 0);
     const char *pf[] = {slog, "port "};
     ck_assert(tu_wait_until(s_file_has, pf, 10000));
     char *text = tu_read_file(slog, NULL);
-    int port = atoi(strstr(text, "port ") + 5);
+    *port = atoi(strstr(text, "port ") + 5);
     free(text);
-    ck_assert_int_gt(port, 0);
+    ck_assert_int_gt(*port, 0);
+    return srv;
+}
 
+/* The OAP's NETWORK task for pid with these sampling rules, once the
+ * uplink reported the process. */
+static void s_network_task(pid_t pid, const char *task_id, const char *rules)
+{
     char name[64];
-    snprintf(name, sizeof name, "httpload-%d", (int)srv);
+    snprintf(name, sizeof name, "httpload-%d", (int)pid);
     find_t f = {name, 0};
     ck_assert_msg(tu_wait_until(s_process_reported, &f, 20000),
                   "server not reported; see %s", C.log);
-
-    /* The OAP's NETWORK task for the server: 5xx requests sampled whole,
-     * nothing for being slow or 4xx. */
     char pid_id[32], now_ms[32];
-    snprintf(pid_id, sizeof pid_id, "proc-%d", (int)srv);
+    snprintf(pid_id, sizeof pid_id, "proc-%d", (int)pid);
     snprintf(now_ms, sizeof now_ms, "%llu",
              (unsigned long long)time(NULL) * 1000);
     const char *kv[] = {
-        "SerialNumber", "n1", "TaskId", "oap-net-1", "ProcessId", pid_id,
+        "SerialNumber", "n1", "TaskId", task_id, "ProcessId", pid_id,
         "TaskUpdateTime", now_ms, "TriggerType", "FIXED_TIME",
         "TargetType", "NETWORK", "TaskStartTime", now_ms,
-        "ExtensionConfigJSON",
+        "ExtensionConfigJSON", rules, "FixedTriggerDuration", "600"};
+    s_reply("queryTasks.bin", "EBPFProfilingTaskQuery", kv, 9);
+}
+
+/* Warm-up requests (404s, not counted by the tests) until the server's
+ * meters reach the OAP: its capture runs. */
+static void s_warm_up(int port, net_sum_t *ns, int tls)
+{
+    const char *plain[] = {"/warm", NULL};
+    const char *secure[] = {"--tls", "/warm", NULL};
+    int up = 0;
+    for (int i = 0; i < 60 && !up; i++) {
+        ck_assert_int_eq(s_client(port, tls ? secure : plain, NULL), 0);
+        up = tu_wait_until(s_server_counted, ns, 500);
+    }
+    ck_assert_msg(up, "no rover_net_p meter of the server; see %s", C.log);
+}
+
+START_TEST(oap_network_task_meters_and_sampled_request)
+{
+    s_start_match("httpload", NULL);
+    int port;
+    pid_t srv = s_server(0, &port);
+    /* The OAP's NETWORK task for the server: 5xx requests sampled whole,
+     * nothing for being slow or 4xx. */
+    s_network_task(srv, "oap-net-1",
         "{\"networkSamplings\":[{\"minDuration\":60000,\"when4xx\":false,"
         "\"when5xx\":true,\"settings\":{\"requireCompleteRequest\":true,"
         "\"maxRequestSize\":2048,\"requireCompleteResponse\":true,"
-        "\"maxResponseSize\":2048}}]}",
-        "FixedTriggerDuration", "600"};
-    s_reply("queryTasks.bin", "EBPFProfilingTaskQuery", kv, 9);
-
-    /* Warm-up (404s, not counted below) until the server's meters reach
-     * the OAP: capture runs. */
+        "\"maxResponseSize\":2048}}]}");
+    char pid_id[32];
+    snprintf(pid_id, sizeof pid_id, "proc-%d", (int)srv);
     net_sum_t ns;
     memset(&ns, 0, sizeof ns);
     snprintf(ns.server_id, sizeof ns.server_id, "%s", pid_id);
-    const char *warm[] = {"/warm", NULL};
-    int up = 0;
-    for (int i = 0; i < 60 && !up; i++) {
-        ck_assert_int_eq(s_client(port, warm, NULL), 0);
-        up = tu_wait_until(s_server_counted, &ns, 500);
-    }
-    ck_assert_msg(up, "no rover_net_p meter of the server; see %s", C.log);
+    ns.want_ssl = "false";
+    s_warm_up(port, &ns, 0);
 
     /* A: keep-alive, chunked, 500s: 15 requests, 10 x 200, 5 x 500. */
     const char *a[] = {"--rounds", "5", "/ok", "/chunked", "/error", NULL};
@@ -643,6 +678,7 @@ START_TEST(oap_network_task_meters_and_sampled_request)
     memset(&ns, 0, sizeof ns);
     snprintf(ns.server_id, sizeof ns.server_id, "%s", pid_id);
     snprintf(ns.client_id, sizeof ns.client_id, "proc-%d", (int)cb);
+    ns.want_ssl = "false";
     s_each_request("collectBatch", s_sum_net, &ns);
     fprintf(stderr, "network: %d labelled meters, requests %.0f, 200: %.0f, "
                     "500: %.0f, 404: %.0f; durations fast %llu slow %llu of "
@@ -768,16 +804,8 @@ START_TEST(oap_http_policy_fires_network_task)
     const char *task[] = {"SerialNumber", "p2", "TaskId", "oap-http-1"};
     s_reply("reportProfilingTask.bin", "ContinuousProfilingReportTask", task,
             2);
-    char slog[700];
-    snprintf(slog, sizeof slog, "%s/server.log", C.dir);
-    char *srv_argv[] = {(char *)tu_build_path("tests/progs/httpload"),
-                        "server", "0", NULL};
-    pid_t srv = tu_spawn(srv_argv, slog);
-    const char *pf[] = {slog, "port "};
-    ck_assert(tu_wait_until(s_file_has, pf, 10000));
-    char *text = tu_read_file(slog, NULL);
-    int port = atoi(strstr(text, "port ") + 5);
-    free(text);
+    int port;
+    pid_t srv = s_server(0, &port);
 
     http_trig_t h;
     memset(&h, 0, sizeof h);
