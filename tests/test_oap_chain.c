@@ -28,6 +28,7 @@
 #include "Meter.pb-c.h"
 #include "Profiling.pb-c.h"
 #include "SpanAttachedEvent.pb-c.h"
+#include "harness.h"
 #include "testutil.h"
 
 typedef struct {
@@ -111,7 +112,9 @@ static void s_start_match(const char *match, const char *extra_yaml)
     ck_assert_ptr_nonnull(port);
     C.oap_port = atoi(port);
     free(port);
-    C.api_port = 20000 + (int)((getpid() + 9191) % 20000);
+    /* A port the kernel just handed out: several chains (and other
+     * tests) run on one machine. */
+    C.api_port = th_free_port();
 
     char config[600];
     snprintf(config, sizeof config, "%s/skyprof.yaml", C.dir);
@@ -186,6 +189,32 @@ static int s_each_request(const char *method, req_fn fn, void *arg)
     }
     free(names);
     return count;
+}
+
+/* Calls fn on every MeterData the OAP got on collectBatch. */
+typedef void (*meter_fn)(const Skywalking__V3__MeterData *md, void *arg);
+
+typedef struct {
+    meter_fn fn;
+    void *arg;
+} meter_visit_t;
+
+static void s_visit_collection(const uint8_t *data, size_t len, void *arg)
+{
+    meter_visit_t *v = arg;
+    Skywalking__V3__MeterDataCollection *m =
+        skywalking__v3__meter_data_collection__unpack(NULL, len, data);
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->n_meterdata; i++)
+        v->fn(m->meterdata[i], v->arg);
+    skywalking__v3__meter_data_collection__free_unpacked(m, NULL);
+}
+
+static void s_each_meter(meter_fn fn, void *arg)
+{
+    meter_visit_t v = {fn, arg};
+    s_each_request("collectBatch", s_visit_collection, &v);
 }
 
 /* Sums what collectProfilingData carried for one task. */
@@ -325,20 +354,12 @@ static int s_reported(void *arg)
     return r->reports > 0;
 }
 
-static void s_find_meter(const uint8_t *data, size_t len, void *arg)
+static void s_find_meter(const Skywalking__V3__MeterData *md, void *arg)
 {
     int *found = arg;
-    Skywalking__V3__MeterDataCollection *m =
-        skywalking__v3__meter_data_collection__unpack(NULL, len, data);
-    if (!m)
-        return;
-    for (size_t i = 0; i < m->n_meterdata; i++) {
-        Skywalking__V3__MeterData *md = m->meterdata[i];
-        if (md->metric_case == SKYWALKING__V3__METER_DATA__METRIC_SINGLE_VALUE &&
-            strcmp(md->singlevalue->name, "rover_con_p_process_cpu") == 0)
-            *found = 1;
-    }
-    skywalking__v3__meter_data_collection__free_unpacked(m, NULL);
+    if (md->metric_case == SKYWALKING__V3__METER_DATA__METRIC_SINGLE_VALUE &&
+        strcmp(md->singlevalue->name, "rover_con_p_process_cpu") == 0)
+        *found = 1;
 }
 
 START_TEST(oap_policy_triggers_reported_task_and_data)
@@ -375,7 +396,7 @@ START_TEST(oap_policy_triggers_reported_task_and_data)
     ck_assert(s_reported(&r));
     ck_assert_int_eq(r.reports, 1); /* silence */
     int meter = 0;
-    s_each_request("collectBatch", s_find_meter, &meter);
+    s_each_meter(s_find_meter, &meter);
     ck_assert_msg(meter, "no rover_con_p_process_cpu meter reached the OAP");
     s_stop();
 }
@@ -407,57 +428,49 @@ static const char *s_label(Skywalking__V3__Label **l, size_t n,
     return NULL;
 }
 
-static void s_sum_net(const uint8_t *data, size_t len, void *arg)
+static void s_sum_net(const Skywalking__V3__MeterData *md, void *arg)
 {
     net_sum_t *ns = arg;
-    Skywalking__V3__MeterDataCollection *m =
-        skywalking__v3__meter_data_collection__unpack(NULL, len, data);
-    if (!m)
+    int hist = md->metric_case ==
+               SKYWALKING__V3__METER_DATA__METRIC_HISTOGRAM;
+    const char *name = hist ? md->histogram->name : md->singlevalue->name;
+    Skywalking__V3__Label **l = hist ? md->histogram->labels
+                                     : md->singlevalue->labels;
+    size_t nl = hist ? md->histogram->n_labels
+                     : md->singlevalue->n_labels;
+    const char *server = s_label(l, nl, "server_process_id");
+    if (strncmp(name, "rover_net_p_", 12) || !server ||
+        strcmp(server, ns->server_id))
         return;
-    for (size_t i = 0; i < m->n_meterdata; i++) {
-        Skywalking__V3__MeterData *md = m->meterdata[i];
-        int hist = md->metric_case ==
-                   SKYWALKING__V3__METER_DATA__METRIC_HISTOGRAM;
-        const char *name = hist ? md->histogram->name : md->singlevalue->name;
-        Skywalking__V3__Label **l = hist ? md->histogram->labels
-                                         : md->singlevalue->labels;
-        size_t nl = hist ? md->histogram->n_labels
-                         : md->singlevalue->n_labels;
-        const char *server = s_label(l, nl, "server_process_id");
-        if (strncmp(name, "rover_net_p_", 12) || !server ||
-            strcmp(server, ns->server_id))
-            continue;
-        ns->labelled++;
-        const char *side = s_label(l, nl, "side");
-        const char *proto = s_label(l, nl, "protocol");
-        const char *ssl = s_label(l, nl, "is_ssl");
-        if (!side || strcmp(side, "server") || !ssl ||
-            strcmp(ssl, ns->want_ssl) || !proto)
-            ns->bad_labels++;
-        const char *peer = s_label(l, nl, "client_process_id");
-        if (peer && ns->client_id[0] && !strcmp(peer, ns->client_id))
-            ns->peer_by_id++;
-        if (!strcmp(name, "rover_net_p_http1_request_counter")) {
-            ns->requests += md->singlevalue->value;
-        } else if (!strcmp(name, "rover_net_p_http1_response_status_counter")) {
-            const char *code = s_label(l, nl, "code");
-            int c = code ? atoi(code) : 0;
-            if (c > 0 && c < 600)
-                ns->status[c] += md->singlevalue->value;
-        } else if (hist && !strcmp(name, "rover_net_p_http1_server_duration_"
-                                         "histogram")) {
-            for (size_t b = 0; b < md->histogram->n_values; b++) {
-                const Skywalking__V3__MeterBucketValue *v =
-                    md->histogram->values[b];
-                ns->dur_total += (uint64_t)v->count;
-                if (v->bucket >= 260)
-                    ns->dur_slow += (uint64_t)v->count;
-                else if (v->bucket < 100)
-                    ns->dur_fast += (uint64_t)v->count;
-            }
+    ns->labelled++;
+    const char *side = s_label(l, nl, "side");
+    const char *proto = s_label(l, nl, "protocol");
+    const char *ssl = s_label(l, nl, "is_ssl");
+    if (!side || strcmp(side, "server") || !ssl ||
+        strcmp(ssl, ns->want_ssl) || !proto)
+        ns->bad_labels++;
+    const char *peer = s_label(l, nl, "client_process_id");
+    if (peer && ns->client_id[0] && !strcmp(peer, ns->client_id))
+        ns->peer_by_id++;
+    if (!strcmp(name, "rover_net_p_http1_request_counter")) {
+        ns->requests += md->singlevalue->value;
+    } else if (!strcmp(name, "rover_net_p_http1_response_status_counter")) {
+        const char *code = s_label(l, nl, "code");
+        int c = code ? atoi(code) : 0;
+        if (c > 0 && c < 600)
+            ns->status[c] += md->singlevalue->value;
+    } else if (hist && !strcmp(name, "rover_net_p_http1_server_duration_"
+                                     "histogram")) {
+        for (size_t b = 0; b < md->histogram->n_values; b++) {
+            const Skywalking__V3__MeterBucketValue *v =
+                md->histogram->values[b];
+            ns->dur_total += (uint64_t)v->count;
+            if (v->bucket >= 260)
+                ns->dur_slow += (uint64_t)v->count;
+            else if (v->bucket < 100)
+                ns->dur_fast += (uint64_t)v->count;
         }
     }
-    skywalking__v3__meter_data_collection__free_unpacked(m, NULL);
 }
 
 static int s_server_counted(void *arg)
@@ -468,7 +481,7 @@ static int s_server_counted(void *arg)
     snprintf(fresh.server_id, sizeof fresh.server_id, "%s", ns->server_id);
     fresh.want_ssl = ns->want_ssl;
     *ns = fresh;
-    s_each_request("collectBatch", s_sum_net, ns);
+    s_each_meter(s_sum_net, ns);
     return ns->status[404] > 0;
 }
 
@@ -679,7 +692,7 @@ START_TEST(oap_network_task_meters_and_sampled_request)
     snprintf(ns.server_id, sizeof ns.server_id, "%s", pid_id);
     snprintf(ns.client_id, sizeof ns.client_id, "proc-%d", (int)cb);
     ns.want_ssl = "false";
-    s_each_request("collectBatch", s_sum_net, &ns);
+    s_each_meter(s_sum_net, &ns);
     fprintf(stderr, "network: %d labelled meters, requests %.0f, 200: %.0f, "
                     "500: %.0f, 404: %.0f; durations fast %llu slow %llu of "
                     "%llu (client: %llu ms per slow request); peer by id %d\n",
@@ -760,27 +773,19 @@ static void s_sum_http_reports(const uint8_t *data, size_t len, void *arg)
     skywalking__v3__continuous_profiling_report__free_unpacked(m, NULL);
 }
 
-static void s_find_http_meter(const uint8_t *data, size_t len, void *arg)
+static void s_find_http_meter(const Skywalking__V3__MeterData *md, void *arg)
 {
     http_trig_t *h = arg;
-    Skywalking__V3__MeterDataCollection *m =
-        skywalking__v3__meter_data_collection__unpack(NULL, len, data);
-    if (!m)
+    if (md->metric_case != SKYWALKING__V3__METER_DATA__METRIC_SINGLE_VALUE ||
+        strcmp(md->singlevalue->name, "rover_con_p_http_error_rate"))
         return;
-    for (size_t i = 0; i < m->n_meterdata; i++) {
-        Skywalking__V3__MeterData *md = m->meterdata[i];
-        if (md->metric_case != SKYWALKING__V3__METER_DATA__METRIC_SINGLE_VALUE ||
-            strcmp(md->singlevalue->name, "rover_con_p_http_error_rate"))
-            continue;
-        const char *uri = s_label(md->singlevalue->labels,
-                                  md->singlevalue->n_labels, "uri");
-        const char *pn = s_label(md->singlevalue->labels,
-                                 md->singlevalue->n_labels, "process_name");
-        if (uri && !strcmp(uri, "/error") && pn &&
-            !strcmp(pn, h->process_name) && md->singlevalue->value == 100)
-            h->meter = 1;
-    }
-    skywalking__v3__meter_data_collection__free_unpacked(m, NULL);
+    const char *uri = s_label(md->singlevalue->labels,
+                              md->singlevalue->n_labels, "uri");
+    const char *pn = s_label(md->singlevalue->labels,
+                             md->singlevalue->n_labels, "process_name");
+    if (uri && !strcmp(uri, "/error") && pn &&
+        !strcmp(pn, h->process_name) && md->singlevalue->value == 100)
+        h->meter = 1;
 }
 
 static int s_http_triggered(void *arg)
@@ -788,7 +793,7 @@ static int s_http_triggered(void *arg)
     http_trig_t *h = arg;
     h->reports = h->network = h->uri_cause = 0;
     s_each_request("reportProfilingTask", s_sum_http_reports, h);
-    s_each_request("collectBatch", s_find_http_meter, h);
+    s_each_meter(s_find_http_meter, h);
     return h->reports > 0 && h->meter;
 }
 
