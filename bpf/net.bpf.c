@@ -91,9 +91,13 @@ struct sky_net_args {
     __u64 sk;          /* the socket of fd (not for accept) */
     __u64 buf;         /* the buffer, iovec array or msghdr */
     __u64 bytes_sent, bytes_received; /* close: the totals before it */
+    __u64 conn_id;     /* close: the record it closes */
     __u32 op, drops, retrans, in_ssl;
 };
 
+/* A thread killed inside a call never reaches its sys_exit: user space
+ * deletes the entries of threads that are gone (not an LRU map, which
+ * evicts before it is full and would lose calls in progress). */
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, 16384);
@@ -101,17 +105,13 @@ struct {
     __type(value, struct sky_net_args);
 } net_args SEC(".maps");
 
-/* A socket of a traced process. */
-struct sky_net_conn {
-    __u64 conn_id;
-    __u64 sk;                  /* the key: the socket's address */
-    __u32 pid, proto, role, flags;
-    __u32 lport, rport;
-    __u32 laddr[4], raddr[4];
-};
-
+/* Not an LRU map: those evict before they are full, and an evicted live
+ * connection would come back as a new, pre-existing one. Records whose
+ * close was never seen (a UDP or unix socket of a process that exited)
+ * are deleted by user space once their process is gone; a full map is
+ * counted. */
 struct {
-    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, 65536);   /* resized by user space before load */
     __type(key, __u64);
     __type(value, struct sky_net_conn);
@@ -367,7 +367,7 @@ struct sky_ssl_call {
 };
 
 struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(type, BPF_MAP_TYPE_HASH);   /* as net_args */
     __uint(max_entries, 16384);
     __type(key, __u32);
     __type(value, struct sky_ssl_call);
@@ -376,7 +376,7 @@ struct {
 /* SSL * -> socket, learned from calls that made a syscall: a read served
  * from already decrypted records makes none. */
 struct {
-    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);  /* a hint: losing one is cheap */
     __uint(max_entries, 65536);
     __type(key, __u64);
     __type(value, __u64);
@@ -416,6 +416,7 @@ int BPF_PROG(sky_net_enter, struct pt_regs *regs, long id)
         c = bpf_map_lookup_elem(&net_conns, &a.sk);
         if (!c)
             return 0;
+        a.conn_id = c->conn_id;
         s_totals(sk, c->proto, &a);
     }
     a.buf = PT_REGS_PARM2_CORE_SYSCALL(regs);
@@ -587,8 +588,12 @@ int BPF_PROG(sky_net_exit, struct pt_regs *regs, long ret)
             s_open(sk, tgid, tid, 2, 0, now, now - a.ts_ns);
         break;
     case SKY_NET_OP_CLOSE:
+        /* The same record: on loopback the whole close handshake can run
+         * inside close(), the socket be freed (its record closed at
+         * TCP_CLOSE) and another process's new socket take its address
+         * before this returns. */
         c = bpf_map_lookup_elem(&net_conns, &a.sk);
-        if (ret == 0 && c)
+        if (ret == 0 && c && c->conn_id == a.conn_id)
             s_close(a.sk, c, &a, tid, now, now - a.ts_ns);
         break;
     default:

@@ -56,6 +56,15 @@ struct sky_net_ev {
     __u32 laddr[4], raddr[4]; /* IPv6, IPv4 as ::ffff:a.b.c.d */
 };
 
+/* A socket of a traced process (net_conns, keyed by its address). */
+struct sky_net_conn {
+    __u64 conn_id;
+    __u64 sk;
+    __u32 pid, proto, role, flags;
+    __u32 lport, rport;
+    __u32 laddr[4], raddr[4];
+};
+
 /* Per-CPU counters (net_counters). */
 #define SKY_NET_CNT_EVENTS      0  /* records written */
 #define SKY_NET_CNT_RING_FULL   1  /* records lost: ring full */

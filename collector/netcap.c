@@ -22,6 +22,10 @@
 /* Traced processes' mappings are read again this often for a libssl they
  * mapped since (exec, dlopen). */
 #define NETCAP_SSL_RESCAN_MS 2000
+/* Connections no event mentioned for this long leave the peer table (their
+ * close was not seen); checked every minute, with the per-thread maps. */
+#define NETCAP_PEER_IDLE_MS  (10 * 60 * 1000)
+#define NETCAP_PEER_SWEEP_MS (60 * 1000)
 
 /* The programs attached while capturing; the first two are essential. */
 enum { P_ENTER, P_EXIT, P_STATE, P_RETRANS, P_COUNT };
@@ -36,6 +40,7 @@ struct netcap {
     struct ring_buffer *rb;
     netssl_t *ssl;             /* TLS uprobes, while loaded */
     uint64_t ssl_scan_ms;      /* last rescan (monotonic) */
+    uint64_t peer_sweep_ms;    /* last netpeer_expire (monotonic) */
     uint64_t ssl_attach_errors; /* of earlier loads */
     int rb_fd;                 /* registered with the loop, or -1 */
     uint32_t *pids;            /* what net_pids holds, sorted */
@@ -289,20 +294,16 @@ static void s_scan_pid(netcap_t *self, uint32_t pid)
     bpf_link__destroy(link);
 }
 
+static int s_cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
 static int s_contains(const uint32_t *sorted, size_t n, uint32_t pid)
 {
-    size_t lo = 0, hi = n;
-
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (sorted[mid] == pid)
-            return 1;
-        if (sorted[mid] < pid)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return 0;
+    return n && bsearch(&pid, sorted, n, sizeof(*sorted), s_cmp_u32) != NULL;
 }
 
 int netcap_set_pids(netcap_t *self, const uint32_t *pids, size_t n)
@@ -425,7 +426,12 @@ static int s_on_record(void *ctx, void *data, size_t size)
                               .rport = e->remote_port };
         memcpy(t.laddr, e->local_addr, 16);
         memcpy(t.raddr, e->remote_addr, 16);
-        netpeer_open(self->peers, e->conn_id, e->pid, &t);
+        e->role = netpeer_open(self->peers, e->conn_id, e->pid, &t, e->role,
+                               now_mono_ms());
+    } else if (!e->role && e->proto != WIRE_NET_UNIX) {
+        /* The side of a connection found pre-existing, inferred at its
+         * OPEN, for its later events too. */
+        e->role = netpeer_role(self->peers, e->conn_id);
     }
     self->npending++;
     return 0;
@@ -441,6 +447,50 @@ int netcap_drain(netcap_t *self)
     return (int)(self->npending - before);
 }
 
+/* Entries of threads that are gone (killed inside a call) leave the
+ * per-thread maps. */
+static void s_sweep_threads(netcap_t *self, int fd)
+{
+    uint32_t key, next, dead[256];
+    size_t n = 0;
+    char path[64];
+
+    for (int first = 1;
+         n < 256 && bpf_map_get_next_key(fd, first ? NULL : &key, &next) == 0;
+         first = 0) {
+        key = next;
+        snprintf(path, sizeof(path), "/proc/%u", key);
+        if (access(path, F_OK) != 0)
+            dead[n++] = key;
+    }
+    for (size_t i = 0; i < n; i++)
+        bpf_map_delete_elem(fd, &dead[i]);
+}
+
+/* Socket records of processes that are gone (their UDP and unix sockets,
+ * closed at exit without a close()). */
+static void s_sweep_conns(netcap_t *self)
+{
+    int fd = bpf_map__fd(self->skel->maps.net_conns);
+    struct sky_net_conn c;
+    uint64_t key, next, dead[256];
+    size_t n = 0;
+    char path[64];
+
+    for (int first = 1;
+         n < 256 && bpf_map_get_next_key(fd, first ? NULL : &key, &next) == 0;
+         first = 0) {
+        key = next;
+        if (bpf_map_lookup_elem(fd, &key, &c) != 0)
+            continue;
+        snprintf(path, sizeof(path), "/proc/%u", c.pid);
+        if (access(path, F_OK) != 0)
+            dead[n++] = key;
+    }
+    for (size_t i = 0; i < n; i++)
+        bpf_map_delete_elem(fd, &dead[i]);
+}
+
 /* Local peers, then the connections that closed leave the peer table. */
 static void s_resolve_peers(netcap_t *self)
 {
@@ -454,6 +504,15 @@ static void s_resolve_peers(netcap_t *self)
     for (uint32_t i = 0; i < self->npending; i++)
         if (self->pending[i].kind == WIRE_NET_CLOSE)
             netpeer_close(self->peers, self->pending[i].conn_id);
+    if (now_ms >= self->peer_sweep_ms + NETCAP_PEER_SWEEP_MS) {
+        self->peer_sweep_ms = now_ms;
+        netpeer_expire(self->peers, now_ms, NETCAP_PEER_IDLE_MS);
+        if (self->skel) {
+            s_sweep_threads(self, bpf_map__fd(self->skel->maps.net_args));
+            s_sweep_threads(self, bpf_map__fd(self->skel->maps.ssl_calls));
+            s_sweep_conns(self);
+        }
+    }
 }
 
 /* Libraries the traced processes mapped since they were scanned. */
@@ -547,6 +606,27 @@ void netcap_stats(const netcap_t *self, netcap_stats_t *out)
     netpeer_stats(self->peers, &ps);
     out->peers_matched = ps.matched;
     out->peers_proc = ps.proc_found;
+}
+
+size_t netcap_conn_entries(const netcap_t *self, size_t *peers)
+{
+    netpeer_stats_t ps;
+    uint64_t key, next;
+    size_t n = 0;
+
+    netpeer_stats(self->peers, &ps);
+    if (peers)
+        *peers = ps.conns;
+    if (!self->skel)
+        return 0;
+    int fd = bpf_map__fd(self->skel->maps.net_conns);
+    for (int first = 1;
+         bpf_map_get_next_key(fd, first ? NULL : &key, &next) == 0;
+         first = 0) {
+        key = next;
+        n++;
+    }
+    return n;
 }
 
 void netcap_destroy(netcap_t **self_p)

@@ -90,4 +90,8 @@ typedef struct {
 
 void netcap_stats(const netcap_t *self, netcap_stats_t *out);
 
+/* Sockets followed in the kernel now, and connections in the peer table
+ * (walks the map; for tests). */
+size_t netcap_conn_entries(const netcap_t *self, size_t *peers);
+
 #endif

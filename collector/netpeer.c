@@ -17,6 +17,8 @@ typedef struct {
     uint32_t peer_pid;
     int resolved;               /* peer_pid is an answer (0: none) */
     uint8_t attempts;           /* /proc lookups that found nothing */
+    uint8_t role;               /* enum wire_net_role */
+    uint64_t seen_ms;           /* last netpeer_open/netpeer_peer */
     netpeer_tuple_t t;
 } conn_t;
 
@@ -25,6 +27,9 @@ struct netpeer {
     char proc_root[256];
     hashmap_t *by_id;           /* conn_id -> conn_t */
     hashmap_t *by_tuple;        /* (proto, local, remote) -> conn_t */
+    uint16_t *listen;           /* TCP ports listened on, sorted */
+    size_t nlisten, listen_cap;
+    uint64_t listen_ms;         /* when they were read (0: never) */
     uint64_t window_ms;         /* the second the lookups below count in */
     uint32_t window_lookups;
     netpeer_stats_t stats;
@@ -75,6 +80,7 @@ void netpeer_destroy(netpeer_t **self_p)
         free(c);
     hashmap_destroy(&self->by_id);
     hashmap_destroy(&self->by_tuple);
+    free(self->listen);
     free(self);
     *self_p = NULL;
 }
@@ -93,25 +99,106 @@ static netpeer_tuple_t s_key(const netpeer_tuple_t *t, int reversed)
     return k;
 }
 
-void netpeer_open(netpeer_t *self, uint64_t conn_id, uint32_t pid,
-                  const netpeer_tuple_t *t)
+/* One /proc/net line's address "HEX:PORT" into 16 bytes and a port. */
+static int s_parse_addr(const char *s, uint8_t out[16], uint16_t *port)
 {
-    conn_t *c;
+    const char *colon = strchr(s, ':');
+    size_t hexlen = colon ? (size_t)(colon - s) : 0;
+    char chunk[9];
 
-    if (hashmap_find(self->by_id, s_id_hash(conn_id), &conn_id))
-        return;
+    memset(out, 0, 16);
+    if (hexlen != 8 && hexlen != 32)
+        return -1;
+    for (size_t i = 0; i < hexlen / 8; i++) {
+        memcpy(chunk, s + i * 8, 8);
+        chunk[8] = '\0';
+        uint32_t v = (uint32_t)strtoul(chunk, NULL, 16);
+        /* The kernel prints each 32-bit word of the address as a host
+         * integer: its memory bytes are the address bytes. */
+        memcpy(out + (hexlen == 8 ? 12 : i * 4), &v, 4);
+    }
+    if (hexlen == 8)
+        out[10] = out[11] = 0xff;
+    *port = (uint16_t)strtoul(colon + 1, NULL, 16);
+    return 0;
+}
+
+static int s_cmp_u16(const void *a, const void *b)
+{
+    return (int)*(const uint16_t *)a - (int)*(const uint16_t *)b;
+}
+
+/* The TCP ports in LISTEN state (st 0A) of /proc/net/tcp and tcp6. */
+static void s_read_listen(netpeer_t *self)
+{
+    static const char *const files[2] = { "net/tcp", "net/tcp6" };
+    char path[512], line[512], la[64];
+    unsigned st;
+
+    self->nlisten = 0;
+    for (int f = 0; f < 2; f++) {
+        snprintf(path, sizeof(path), "%s/%s", self->proc_root, files[f]);
+        FILE *fp = fopen(path, "r");
+        if (!fp)
+            continue;
+        while (fgets(line, sizeof(line), fp)) {
+            uint8_t a[16];
+            uint16_t port;
+            if (sscanf(line, " %*s %63s %*s %x", la, &st) != 2 ||
+                st != 0x0a || s_parse_addr(la, a, &port) < 0)
+                continue;
+            if (self->nlisten == self->listen_cap) {
+                size_t cap = self->listen_cap ? self->listen_cap * 2 : 64;
+                uint16_t *grown;
+                if (cap > 65536 ||
+                    !(grown = realloc(self->listen, cap * sizeof(*grown))))
+                    break;
+                self->listen = grown;
+                self->listen_cap = cap;
+            }
+            self->listen[self->nlisten++] = port;
+        }
+        fclose(fp);
+    }
+    if (self->nlisten)
+        qsort(self->listen, self->nlisten, sizeof(*self->listen), s_cmp_u16);
+}
+
+static int s_listening(netpeer_t *self, uint16_t port, uint64_t now_ms)
+{
+    if (!self->listen_ms || now_ms >= self->listen_ms + 1000) {
+        s_read_listen(self);
+        self->listen_ms = now_ms ? now_ms : 1;
+    }
+    return self->nlisten &&
+           bsearch(&port, self->listen, self->nlisten, sizeof(port),
+                   s_cmp_u16) != NULL;
+}
+
+uint8_t netpeer_open(netpeer_t *self, uint64_t conn_id, uint32_t pid,
+                     const netpeer_tuple_t *t, uint8_t role, uint64_t now_ms)
+{
+    conn_t *c = hashmap_find(self->by_id, s_id_hash(conn_id), &conn_id);
+
+    if (c)
+        return c->role;
+    /* 1 client, 2 server (enum wire_net_role). */
+    if (!role && t->proto == 0)
+        role = s_listening(self, t->lport, now_ms) ? 2 : 1;
     if (hashmap_size(self->by_id) >= self->max ||
         !(c = calloc(1, sizeof(*c)))) {
         self->stats.untracked++;
-        return;
+        return role;
     }
     c->conn_id = conn_id;
     c->pid = pid;
+    c->role = role;
+    c->seen_ms = now_ms;
     c->t = s_key(t, 0);
     if (hashmap_insert(self->by_id, s_id_hash(conn_id), c) != 0) {
         free(c);
         self->stats.untracked++;
-        return;
+        return role;
     }
     /* Two sockets with one tuple (a reused port before the old one's
      * close was seen): the newer one is the one the tuple finds. */
@@ -121,6 +208,14 @@ void netpeer_open(netpeer_t *self, uint64_t conn_id, uint32_t pid,
         free(c);
         self->stats.untracked++;
     }
+    return role;
+}
+
+uint8_t netpeer_role(const netpeer_t *self, uint64_t conn_id)
+{
+    const conn_t *c = hashmap_find(self->by_id, s_id_hash(conn_id), &conn_id);
+
+    return c ? c->role : 0;
 }
 
 void netpeer_close(netpeer_t *self, uint64_t conn_id)
@@ -146,30 +241,6 @@ static int s_is_local(const netpeer_t *self, const netpeer_tuple_t *t)
         return 1;
     /* The same address at both ends: a connection to one of our own. */
     return !memcmp(t->raddr, t->laddr, 16);
-}
-
-/* One /proc/net line's address "HEX:PORT" into 16 bytes and a port. */
-static int s_parse_addr(const char *s, uint8_t out[16], uint16_t *port)
-{
-    const char *colon = strchr(s, ':');
-    size_t hexlen = colon ? (size_t)(colon - s) : 0;
-    char chunk[9];
-
-    memset(out, 0, 16);
-    if (hexlen != 8 && hexlen != 32)
-        return -1;
-    for (size_t i = 0; i < hexlen / 8; i++) {
-        memcpy(chunk, s + i * 8, 8);
-        chunk[8] = '\0';
-        uint32_t v = (uint32_t)strtoul(chunk, NULL, 16);
-        /* The kernel prints each 32-bit word of the address as a host
-         * integer: its memory bytes are the address bytes. */
-        memcpy(out + (hexlen == 8 ? 12 : i * 4), &v, 4);
-    }
-    if (hexlen == 8)
-        out[10] = out[11] = 0xff;
-    *port = (uint16_t)strtoul(colon + 1, NULL, 16);
-    return 0;
 }
 
 /* The inode of the socket whose local end is t's remote end and whose
@@ -255,6 +326,7 @@ uint32_t netpeer_peer(netpeer_t *self, uint64_t conn_id, uint64_t now_ms)
 
     if (!c)
         return 0;
+    c->seen_ms = now_ms;
     if (c->resolved)
         return c->peer_pid;
     netpeer_tuple_t rev = s_key(&c->t, 1);
@@ -283,6 +355,27 @@ uint32_t netpeer_peer(netpeer_t *self, uint64_t conn_id, uint64_t now_ms)
      * queue has no file yet): tried again a few times. */
     c->resolved = c->peer_pid != 0 || ++c->attempts >= NETPEER_PROC_ATTEMPTS;
     return c->peer_pid;
+}
+
+size_t netpeer_expire(netpeer_t *self, uint64_t now_ms, uint64_t max_idle_ms)
+{
+    uint64_t ids[256];
+    size_t n, total = 0;
+
+    /* In rounds: the map must not change while it is walked. */
+    do {
+        size_t cursor = 0;
+        conn_t *c;
+        n = 0;
+        while (n < 256 && (c = hashmap_next(self->by_id, &cursor)))
+            if (now_ms > c->seen_ms + max_idle_ms)
+                ids[n++] = c->conn_id;
+        for (size_t i = 0; i < n; i++)
+            netpeer_close(self, ids[i]);
+        total += n;
+    } while (n == 256);
+    self->stats.expired += total;
+    return total;
 }
 
 void netpeer_stats(const netpeer_t *self, netpeer_stats_t *out)

@@ -8,7 +8,12 @@
  * looked up in /proc/net/tcp{,6} (its inode) and the inode among the
  * processes' open files (/proc/PID/fd). That walk costs, so it is bounded:
  * at most NETPEER_PROC_LOOKUPS_PER_S a second, the answer cached with the
- * connection (a miss after NETPEER_PROC_ATTEMPTS tries). Bounded table: connections beyond
+ * connection (a miss after NETPEER_PROC_ATTEMPTS tries).
+ *
+ * It also gives a side to connections whose open the probes did not see
+ * (pre-existing): server when the local port is one a TCP socket listens
+ * on (/proc/net/tcp{,6}, read at most once a second), else client. The
+ * side of every tracked connection is kept, for its later events. Bounded table: connections beyond
  * max_conns are not tracked (counted). */
 #ifndef SKYPROF_COLLECTOR_NETPEER_H
 #define SKYPROF_COLLECTOR_NETPEER_H
@@ -31,10 +36,17 @@ typedef struct {
 netpeer_t *netpeer_new(size_t max_conns, const char *proc_root);
 void netpeer_destroy(netpeer_t **self_p);
 
-/* A connection of traced process pid opened (or was found). */
-void netpeer_open(netpeer_t *self, uint64_t conn_id, uint32_t pid,
-                  const netpeer_tuple_t *t);
+/* A connection of traced process pid opened (or was found); role as
+ * enum wire_net_role, 0 when unknown. Returns the role kept for it: the
+ * one given, or for an unknown one of TCP the one netpeer infers. */
+uint8_t netpeer_open(netpeer_t *self, uint64_t conn_id, uint32_t pid,
+                     const netpeer_tuple_t *t, uint8_t role, uint64_t now_ms);
+/* The role kept for conn_id, 0 when unknown or not tracked. */
+uint8_t netpeer_role(const netpeer_t *self, uint64_t conn_id);
 void netpeer_close(netpeer_t *self, uint64_t conn_id);
+/* Forgets connections no event mentioned for max_idle_ms (their close was
+ * never seen: a UDP or unix socket, a killed process). Returns how many. */
+size_t netpeer_expire(netpeer_t *self, uint64_t now_ms, uint64_t max_idle_ms);
 
 /* The peer process of conn_id, 0 when remote, unknown or not tracked.
  * now_ms (monotonic) paces the /proc lookups. */
@@ -47,6 +59,7 @@ typedef struct {
     uint64_t proc_lookups;      /* /proc walks done */
     uint64_t proc_found;        /* ... that found the process */
     uint64_t proc_deferred;     /* lookups put off by the rate bound */
+    uint64_t expired;           /* forgotten after max_idle_ms unseen */
 } netpeer_stats_t;
 
 void netpeer_stats(const netpeer_t *self, netpeer_stats_t *out);

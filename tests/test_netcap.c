@@ -17,12 +17,16 @@
  *   end of the task detaches it.
  * tls: plaintext of the system OpenSSL's calls with is_ssl, tied to the
  *   connection; the ciphertext syscalls counted without payload.
+ * udp/unix: counted, with their protocol.
  * peer: netpeer's matching of reversed tuples (no BPF needed). */
+#include <arpa/inet.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,7 +39,7 @@
 #include "testutil.h"
 #include "wire.h"
 
-#define MAX_EVENTS 20000
+#define MAX_EVENTS 40000
 
 /* Every event received, decoded from the wire, payloads in the arena. */
 typedef struct {
@@ -113,6 +117,19 @@ static child_t s_start(char *const argv[])
 static void s_line(child_t *c, char *buf, size_t size)
 {
     ck_assert_ptr_nonnull(fgets(buf, (int)size, c->out));
+}
+
+/* Starts an httpload server; its port as text in port_s (size 16). */
+static child_t s_start_server(char *const argv[], char *port_s)
+{
+    char line[64];
+    int port = 0;
+    child_t srv = s_start(argv);
+
+    s_line(&srv, line, sizeof(line));
+    ck_assert_int_eq(sscanf(line, "port %d", &port), 1);
+    snprintf(port_s, 16, "%d", port);
+    return srv;
 }
 
 static int s_wait(child_t *c)
@@ -210,11 +227,8 @@ START_TEST(test_http_loopback)
     ck_assert(!netcap_attached(cap));
 
     char *srv_argv[] = { (char *)exe, "server", NULL };
-    child_t srv = s_start(srv_argv);
-    s_line(&srv, line, sizeof(line));
-    int port = 0;
-    ck_assert_int_eq(sscanf(line, "port %d", &port), 1);
-    snprintf(port_s, sizeof(port_s), "%d", port);
+    child_t srv = s_start_server(srv_argv, port_s);
+    int port = atoi(port_s);
 
     /* Two clients connected before the capture starts. */
     char *c1_argv[] = { (char *)exe, "client", port_s, "--hold", "--conns",
@@ -285,6 +299,9 @@ START_TEST(test_http_loopback)
     ck_assert_ptr_nonnull(pre_s);
     ck_assert_uint_eq(pre_c->local_port, pre_s->remote_port);
     ck_assert_uint_eq(pre_c->peer_pid, (uint32_t)srv.pid);
+    /* Their sides: the server's end is on its listening port. */
+    ck_assert_uint_eq(pre_c->role, WIRE_NET_ROLE_CLIENT);
+    ck_assert_uint_eq(pre_s->role, WIRE_NET_ROLE_SERVER);
     ck_assert_uint_eq(pre_s->peer_pid, (uint32_t)c1.pid);
 
     /* The new connection: 4-tuple, roles, peers. */
@@ -406,11 +423,7 @@ START_TEST(test_detach_and_ids)
     netcap_t *cap = netcap_new(&opts, NULL, s_emit, g);
     ck_assert_ptr_nonnull(cap);
     char *srv_argv[] = { (char *)exe, "server", NULL };
-    child_t srv = s_start(srv_argv);
-    s_line(&srv, line, sizeof(line));
-    int port = 0;
-    ck_assert_int_eq(sscanf(line, "port %d", &port), 1);
-    snprintf(port_s, sizeof(port_s), "%d", port);
+    child_t srv = s_start_server(srv_argv, port_s);
     uint32_t pid = (uint32_t)srv.pid;
     char *c_argv[] = { (char *)exe, "client", port_s, "--conns", "3", "/ok",
                        NULL };
@@ -496,11 +509,7 @@ START_TEST(test_collector_network_task)
     ck_assert_int_eq(info.net_attached, 0);
 
     char *srv_argv[] = { (char *)exe, "server", NULL };
-    child_t srv = s_start(srv_argv);
-    s_line(&srv, line, sizeof(line));
-    int port = 0;
-    ck_assert_int_eq(sscanf(line, "port %d", &port), 1);
-    snprintf(port_s, sizeof(port_s), "%d", port);
+    child_t srv = s_start_server(srv_argv, port_s);
     uint32_t pid = (uint32_t)srv.pid;
 
     /* An on-CPU task does not load the capture; a network task does. */
@@ -590,11 +599,7 @@ START_TEST(test_tls_plaintext)
     ck_assert_ptr_nonnull(cap);
 
     char *srv_argv[] = { (char *)exe, "server", "--tls", cert, key, NULL };
-    child_t srv = s_start(srv_argv);
-    s_line(&srv, line, sizeof(line));
-    int port = 0;
-    ck_assert_int_eq(sscanf(line, "port %d", &port), 1);
-    snprintf(port_s, sizeof(port_s), "%d", port);
+    child_t srv = s_start_server(srv_argv, port_s);
     char *c_argv[] = { (char *)exe, "client", port_s, "--tls", "--hold",
                        "--rounds", "2", "/ok", "/error", NULL };
     child_t c = s_start(c_argv);
@@ -678,6 +683,146 @@ START_TEST(test_tls_plaintext)
 }
 END_TEST
 
+/* UDP and unix sockets are at least counted: an OPEN with their protocol
+ * (found at their first call) and DATA with the bytes. */
+START_TEST(test_udp_and_unix_counted)
+{
+    got_t *g = calloc(1, sizeof(*g));
+    netcap_options_t opts;
+    char line[64];
+
+    ck_assert_ptr_nonnull(g);
+    g->arena = arena_new(64u << 20);
+    netcap_options_default(&opts);
+    netcap_t *cap = netcap_new(&opts, NULL, s_emit, g);
+    ck_assert_ptr_nonnull(cap);
+    /* A child that, once told, sends 100 bytes over UDP to itself and 200
+     * over a unix socket pair, and reads them. */
+    int to[2], from[2];
+    ck_assert_int_eq(pipe(to), 0);
+    ck_assert_int_eq(pipe(from), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        char buf[256], c;
+        int u = socket(AF_INET, SOCK_DGRAM, 0), sp[2];
+        struct sockaddr_in a = { .sin_family = AF_INET,
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t alen = sizeof(a);
+        if (u < 0 || bind(u, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+            getsockname(u, (struct sockaddr *)&a, &alen) < 0 ||
+            socketpair(AF_UNIX, SOCK_STREAM, 0, sp) < 0 ||
+            write(from[1], "r", 1) != 1 || read(to[0], &c, 1) != 1)
+            _exit(1);
+        memset(buf, 'u', sizeof(buf));
+        if (sendto(u, buf, 100, 0, (struct sockaddr *)&a, sizeof(a)) != 100 ||
+            recv(u, buf, sizeof(buf), 0) != 100 ||
+            write(sp[0], buf, 200) != 200 || read(sp[1], buf, 200) != 200)
+            _exit(1);
+        _exit(0);
+    }
+    ck_assert_int_eq(read(from[0], line, 1), 1);
+    uint32_t p32 = (uint32_t)pid;
+    ck_assert_int_eq(netcap_set_pids(cap, &p32, 1), 0);
+    ck_assert_int_eq(write(to[1], "g", 1), 1);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    s_drain(cap, 2);
+
+    uint64_t udp = 0, unx = 0;
+    int udp_open = 0, unix_open = 0;
+    for (size_t i = 0; i < g->n; i++) {
+        const wire_net_event_t *e = &g->ev[i];
+        ck_assert_uint_eq(e->pid, p32);
+        if (e->kind == WIRE_NET_OPEN) {
+            udp_open += e->proto == WIRE_NET_UDP;
+            unix_open += e->proto == WIRE_NET_UNIX;
+        }
+        if (e->kind != WIRE_NET_DATA)
+            continue;
+        if (e->proto == WIRE_NET_UDP)
+            udp += e->bytes;
+        if (e->proto == WIRE_NET_UNIX)
+            unx += e->bytes;
+    }
+    ck_assert_int_eq(udp_open, 1);
+    ck_assert_int_eq(unix_open, 2);   /* both ends of the pair */
+    ck_assert_uint_eq(udp, 200);      /* sent and received */
+    ck_assert_uint_eq(unx, 400);
+    netcap_destroy(&cap);
+    close(to[0]);
+    close(to[1]);
+    close(from[0]);
+    close(from[1]);
+    arena_destroy(&g->arena);
+    free(g);
+}
+END_TEST
+
+/* 2000 short connections of a traced client and server: every one opened
+ * and closed once, and the kernel's socket map and the peer table are
+ * back to what they were (no state kept per closed connection). */
+START_TEST(test_short_connections_leave_no_state)
+{
+    const char *exe = tu_build_path("tests/progs/httpload");
+    got_t *g = calloc(1, sizeof(*g));
+    netcap_options_t opts;
+    char line[256], port_s[16];
+    size_t peers = 0, before;
+
+    ck_assert_ptr_nonnull(g);
+    g->arena = arena_new(256u << 20);
+    netcap_options_default(&opts);
+    opts.capture_bytes = 64;
+    netcap_t *cap = netcap_new(&opts, NULL, s_emit, g);
+    ck_assert_ptr_nonnull(cap);
+    char *srv_argv[] = { (char *)exe, "server", NULL };
+    child_t srv = s_start_server(srv_argv, port_s);
+    char *c_argv[] = { (char *)exe, "client", port_s, "--hold", "--conns",
+                       "2000", "/ok", NULL };
+    child_t c = s_start(c_argv);
+    s_line(&c, line, sizeof(line));
+    uint32_t pids[2] = { (uint32_t)srv.pid, (uint32_t)c.pid };
+    qsort(pids, 2, sizeof(pids[0]), s_cmp_u32);
+    ck_assert_int_eq(netcap_set_pids(cap, pids, 2), 0);
+    s_drain(cap, 1);
+    before = netcap_conn_entries(cap, NULL);   /* the held connection */
+    fputs("go\n", c.in);
+    fflush(c.in);
+    while (waitpid(c.pid, NULL, WNOHANG) == 0)
+        s_drain(cap, 1);
+    fclose(c.in);
+    fclose(c.out);
+    s_drain(cap, 3);
+    size_t left = netcap_conn_entries(cap, &peers);
+    size_t opens = 0, closes = 0, pre = 0;
+    for (size_t i = 0; i < g->n; i++) {
+        opens += g->ev[i].kind == WIRE_NET_OPEN && !g->ev[i].pre_existing;
+        pre += g->ev[i].kind == WIRE_NET_OPEN && g->ev[i].pre_existing;
+        closes += g->ev[i].kind == WIRE_NET_CLOSE;
+    }
+    fprintf(stderr, "short: %zu events, %zu opens, %zu closes, %zu sockets "
+            "left (%zu before), %zu peers\n", g->n, opens, closes, left,
+            before, peers);
+    /* 1999 new connections at both ends; every connection closed at both
+     * ends (the held one too). */
+    ck_assert_uint_eq(opens, 2 * 1999);
+    /* Only the held connection's two ends: no record closed under a live
+     * connection (a socket address reused while close() still ran). */
+    ck_assert_uint_eq(pre, 2);
+    ck_assert_uint_eq(closes, 2 * 2000);
+    ck_assert_uint_eq(left, 0);
+    ck_assert_uint_eq(peers, 0);
+    ck_assert_uint_eq(g->lost, 0);
+    kill(srv.pid, SIGTERM);
+    s_wait(&srv);
+    netcap_destroy(&cap);
+    arena_destroy(&g->arena);
+    free(g);
+}
+END_TEST
+
 /* netpeer without BPF: reversed tuples pair up, closes forget. */
 START_TEST(test_peer_matching)
 {
@@ -698,9 +843,13 @@ START_TEST(test_peer_matching)
     memcpy(far.laddr, s_lo4, 16);
     far.raddr[10] = far.raddr[11] = 0xff;
     far.raddr[12] = 10;
-    netpeer_open(p, 1, 100, &a);
-    netpeer_open(p, 2, 200, &b);
-    netpeer_open(p, 3, 100, &far);
+    ck_assert_uint_eq(netpeer_open(p, 1, 100, &a, WIRE_NET_ROLE_CLIENT, 0),
+                      WIRE_NET_ROLE_CLIENT);
+    netpeer_open(p, 2, 200, &b, WIRE_NET_ROLE_SERVER, 0);
+    /* Unknown side, no /proc here: no listening port, so a client. */
+    ck_assert_uint_eq(netpeer_open(p, 3, 100, &far, 0, 0),
+                      WIRE_NET_ROLE_CLIENT);
+    ck_assert_uint_eq(netpeer_role(p, 2), WIRE_NET_ROLE_SERVER);
     ck_assert_uint_eq(netpeer_peer(p, 1, 0), 200);
     ck_assert_uint_eq(netpeer_peer(p, 2, 0), 100);
     ck_assert_uint_eq(netpeer_peer(p, 3, 0), 0);   /* remote */
@@ -708,13 +857,20 @@ START_TEST(test_peer_matching)
     netpeer_close(p, 2);
     ck_assert_uint_eq(netpeer_peer(p, 1, 0), 200); /* cached */
     /* The table is bounded. */
-    netpeer_open(p, 4, 1, &b);
-    netpeer_open(p, 5, 1, &b);
-    netpeer_open(p, 6, 1, &b);
+    netpeer_open(p, 4, 1, &b, 1, 0);
+    netpeer_open(p, 5, 1, &b, 1, 0);
+    netpeer_open(p, 6, 1, &b, 1, 0);
     netpeer_stats(p, &st);
     ck_assert_uint_eq(st.conns, 4);
     ck_assert_uint_eq(st.untracked, 1);
     ck_assert_uint_eq(st.matched, 2);
+    /* Unseen for long: forgotten (1 and 3 were last seen at 0, 4..5 at
+     * their open at 0; none at 5000). */
+    ck_assert_uint_eq(netpeer_expire(p, 5000, 10000), 0);
+    ck_assert_uint_eq(netpeer_peer(p, 1, 9000), 200);
+    ck_assert_uint_eq(netpeer_expire(p, 15000, 10000), 3);
+    ck_assert_uint_eq(netpeer_role(p, 1), WIRE_NET_ROLE_CLIENT);
+    ck_assert_uint_eq(netpeer_role(p, 3), 0);
     netpeer_destroy(&p);
     ck_assert_ptr_null(p);
 }
@@ -733,6 +889,8 @@ int main(void)
         tcase_add_test(bpf, test_http_loopback);
         tcase_add_test(bpf, test_detach_and_ids);
         tcase_add_test(bpf, test_collector_network_task);
+        tcase_add_test(bpf, test_udp_and_unix_counted);
+        tcase_add_test(bpf, test_short_connections_leave_no_state);
         if (tu_require_tool("network capture TLS", "openssl"))
             tcase_add_test(bpf, test_tls_plaintext);
     }
