@@ -4,7 +4,9 @@
  * traffic; when one leaves cleanly the other takes every bucket through
  * the exact hand-over, new data stays exact, and the history the leaver
  * held is reported gone. Malformed control messages are counted and
- * ignored. Real processes: broker, symbolizer, two aggregators. */
+ * ignored. The network room's view fans out the same way: each replica
+ * analyses its buckets' processes, either answers for all. Real processes:
+ * broker, symbolizer, two aggregators. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -352,12 +354,123 @@ START_TEST(replicas_split_fan_out_and_hand_over)
 }
 END_TEST
 
+/* ------------------------------------------------ the network room */
+#define NET_PIDS 40
+#define NET_PID0 6100000u
+
+/* A NETWORK task naming every pid, and one HTTP exchange per pid on its
+ * bucket's net.events topic (URI /p<pid>). */
+static void s_net_send(void)
+{
+    static uint32_t pids[NET_PIDS];
+    static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    for (uint32_t i = 0; i < NET_PIDS; i++)
+        pids[i] = NET_PID0 + i * 7919u;
+    wire_task_t t = {.task_id = "net-shard", .target = WIRE_TARGET_NETWORK,
+                     .duration_ms = 600000, .npids = NET_PIDS, .pids = pids,
+                     .extension_json = ""};
+    wire_task_set_t set = {.generation = 1, .ntasks = 1, .tasks = &t};
+    wire_buf_t buf;
+    wire_buf_init(&buf);
+    wire_header_set(&set.hdr, "policy/test", 1);
+    ck_assert_int_eq(wire_encode_task_set(&set, &buf), 0);
+    pthread_mutex_lock(&R.pub_lock);
+    th_pub_send(R.pub, TOPIC_CTL_TASKS, buf.data, buf.len);
+    for (uint32_t i = 0; i < NET_PIDS; i++) {
+        char req[64], topic[32];
+        snprintf(req, sizeof req, "GET /p%u HTTP/1.1\r\n\r\n", pids[i]);
+        wire_net_event_t ev[2];
+        memset(ev, 0, sizeof ev);
+        for (int k = 0; k < 2; k++) {
+            ev[k].kind = WIRE_NET_DATA;
+            ev[k].pid = ev[k].tid = pids[i];
+            ev[k].conn_id = 1;
+            ev[k].role = WIRE_NET_ROLE_SERVER;
+            ev[k].remote_port = 9;
+            ev[k].remote_addr[10] = ev[k].remote_addr[11] = 0xff;
+            ev[k].ts_ns = 1000000ull * (10 + (uint64_t)k);
+        }
+        ev[0].dir = WIRE_NET_IN;
+        ev[0].bytes = ev[0].ncaptured = (uint32_t)strlen(req);
+        ev[0].payload = (const uint8_t *)req;
+        ev[1].dir = WIRE_NET_OUT;
+        ev[1].bytes = ev[1].ncaptured = sizeof resp - 1;
+        ev[1].payload = (const uint8_t *)resp;
+        wire_net_batch_t b = {.nevents = 2, .events = ev, .node = "n"};
+        wire_header_set(&b.hdr, "collector/test", i + 1);
+        wire_buf_reset(&buf);
+        ck_assert_int_eq(wire_encode_net_batch(&b, &buf), 0);
+        wire_sharded_topic(topic, sizeof topic, TOPIC_NET_EVENTS,
+                           wire_pid_bucket(pids[i]));
+        th_pub_send(R.pub, topic, buf.data, buf.len);
+    }
+    pthread_mutex_unlock(&R.pub_lock);
+    wire_buf_release(&buf);
+}
+
+static int s_count_uris(const char *body)
+{
+    int n = 0;
+    for (const char *p = body; p && (p = strstr(p, "\"uri\":\"/p")); p++)
+        n++;
+    return n;
+}
+
+static int s_net_whole(void *arg)
+{
+    (void)arg;
+    s_net_send();
+    usleep(300000);
+    char *b = s_get(0, "/api/network");
+    int n = b ? s_count_uris(b) : 0;
+    free(b);
+    return n == NET_PIDS;
+}
+
+START_TEST(network_view_fans_out)
+{
+    s_start();
+    R.agg[1] = s_stage("skyprof-aggregator", "a2", R.port[1]);
+    ck_assert_msg(tu_wait_until(s_split, NULL, 30000),
+                  "the replicas never split the buckets; see %s", R.log);
+    sleep(1);
+    ck_assert_msg(tu_wait_until(s_net_whole, NULL, 20000),
+                  "the fanned-out view never held every pid; see %s", R.log);
+    /* each replica analysed its own buckets' processes */
+    char *l1 = s_get(0, "/api/network?local=1");
+    char *l2 = s_get(1, "/api/network?local=1");
+    ck_assert_ptr_nonnull(l1);
+    ck_assert_ptr_nonnull(l2);
+    int n1 = s_count_uris(l1), n2 = s_count_uris(l2);
+    fprintf(stderr, "network rows: a1 %d, a2 %d\n", n1, n2);
+    ck_assert_int_gt(n1, 0);
+    ck_assert_int_gt(n2, 0);
+    ck_assert_int_eq(n1 + n2, NET_PIDS);
+    free(l1);
+    free(l2);
+    char *whole = s_get(1, "/api/network");
+    ck_assert_ptr_nonnull(whole);
+    ck_assert_int_eq(s_count_uris(whole), NET_PIDS);
+    free(whole);
+
+    th_pub_destroy(&R.pub);
+    pid_t *pids[] = {&R.agg[1], &R.agg[0], &R.sym, &R.broker};
+    for (size_t i = 0; i < 4; i++) {
+        int st = tu_stop(*pids[i], 10000);
+        ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    tu_rmtree(R.dir);
+    free(R.dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("aggshard");
     TCase *tc = tcase_create("replicas");
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, replicas_split_fan_out_and_hand_over);
+    tcase_add_test(tc, network_view_fans_out);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

@@ -321,6 +321,38 @@ START_TEST(long_view_names_are_asked_or_partial)
 }
 END_TEST
 
+/* Parts another room merges (the network view): each peer's body goes to
+ * the callback; one it refuses is named in partial. */
+static int s_part_ok(void *arg, const char *body, size_t len)
+{
+    (void)len;
+    ++*(int *)arg;
+    return strncmp(body, "{\"connections\"", 14) == 0 ? 0 : -1;
+}
+
+START_TEST(parts_go_to_their_room)
+{
+    char partial[512];
+    int calls = 0;
+    free(P.body);
+    P.body = (unsigned char *)strdup("{\"connections\":1}");
+    P.len = strlen((char *)P.body);
+    agg_fanout_each(s_fanout, "/api/network?local=1&pid=0", s_part_ok,
+                    &calls, partial, sizeof partial);
+    ck_assert_int_eq(calls, 1);
+    ck_assert_str_eq(partial, "");
+    ck_assert_str_eq(P.last_path, "/api/network?local=1&pid=0");
+    free(P.body);
+    P.body = (unsigned char *)strdup("not a view");
+    P.len = strlen((char *)P.body);
+    agg_fanout_each(s_fanout, "/api/network?local=1&pid=0", s_part_ok,
+                    &calls, partial, sizeof partial);
+    ck_assert_int_eq(calls, 2);
+    ck_assert_msg(strstr(partial, "aggregator a2") &&
+                  strstr(partial, "bad part"), "partial: %s", partial);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("fanout");
@@ -330,6 +362,7 @@ int main(void)
     tcase_add_test(tc, flame_blob_nodes_are_bounded);
     tcase_add_test(tc, process_rows_are_bounded);
     tcase_add_test(tc, long_view_names_are_asked_or_partial);
+    tcase_add_test(tc, parts_go_to_their_room);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

@@ -508,6 +508,13 @@ START_TEST(lru_bound_counts_evictions)
     ck_assert_int_eq(s_send(&b), 0);
     ck_assert_double_eq(s_counter("net_conn_evictions", NULL), 3);
     ck_assert_uint_gt(net_memory(s_net), 0);
+    /* the process leaves every task: its connections end with it */
+    s_tasks("", 1, (const uint32_t[]){OTHER_PID});
+    ck_assert_double_eq(s_counter("net_conn_evictions", NULL), 3);
+    s_data(&b, 1, WIRE_NET_OUT, "z", -1, 0, 10 * MS, 10);
+    ck_assert_int_eq(s_send(&b), 0);
+    ck_assert_double_eq(s_counter("net_connections", NULL), 0);
+    ck_assert_double_eq(s_counter("net_events_untraced", NULL), 1);
 }
 END_TEST
 
@@ -656,6 +663,45 @@ START_TEST(server_folds_client_ports)
 }
 END_TEST
 
+/* Replicas' views merge: counts add up, rows follow each other; a
+ * document that is no view is named. */
+START_TEST(views_of_replicas_merge)
+{
+    static const char a[] =
+        "{\"connections\":2,\"traced_processes\":1,\"edges\":[{\"pid\":1,"
+        "\"peer\":\"x\\\"y\",\"is_ssl\":false,\"rtt_us_avg\":12.5}],"
+        "\"endpoints\":[],\"samples\":[{\"pid\":1}]}";
+    static const char b[] =
+        "{\"connections\":3,\"traced_processes\":2,\"edges\":[{\"pid\":2}],"
+        "\"endpoints\":[{\"pid\":2,\"uri\":\"/u\",\"requests\":7}],"
+        "\"samples\":[]}";
+    const char *docs[3] = {a, b, "{\"connections\":1}"};
+    size_t lens[3] = {strlen(a), strlen(b), strlen(docs[2])};
+    size_t len = 0;
+    long bad = 0;
+    char *m = net_view_merge(docs, lens, 2, &len, &bad);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_str_eq(m, "{\"connections\":5,\"traced_processes\":3,"
+                        "\"edges\":[{\"pid\":1,\"peer\":\"x\\\"y\","
+                        "\"is_ssl\":false,\"rtt_us_avg\":12.5},{\"pid\":2}],"
+                        "\"endpoints\":[{\"pid\":2,\"uri\":\"/u\","
+                        "\"requests\":7}],\"samples\":[{\"pid\":1}]}");
+    ck_assert_uint_eq(len, strlen(m));
+    free(m);
+    ck_assert_ptr_null(net_view_merge(docs, lens, 3, &len, &bad));
+    ck_assert_int_eq(bad, 2);
+    /* the room's own view is a view */
+    char *own = net_view_json(s_net, 0, &len);
+    docs[0] = own;
+    lens[0] = len;
+    m = net_view_merge(docs, lens, 1, &len, &bad);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_str_eq(m, own);
+    free(m);
+    free(own);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("net");
@@ -671,6 +717,7 @@ int main(void)
     tcase_add_test(tc, local_view_json);
     tcase_add_test(tc, short_connections_flat_memory);
     tcase_add_test(tc, server_folds_client_ports);
+    tcase_add_test(tc, views_of_replicas_merge);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

@@ -75,6 +75,16 @@ static const char s_submit_script[] =
     "});</script>\n";
 
 /* Switches the range to 1 h and the event to off-CPU, as a user would. */
+/* A NETWORK task of two processes with sampling rules. */
+static const char s_submit_net_script[] =
+    "<script>window.addEventListener('load', function () {\n"
+    "  document.getElementById('t-pid').value = '7, 8';\n"
+    "  document.getElementById('t-target').value = 'NETWORK';\n"
+    "  document.getElementById('t-duration').value = '30';\n"
+    "  document.getElementById('t-rules').value = '{\"networkSamplings\":[]}';\n"
+    "  document.getElementById('taskform').requestSubmit();\n"
+    "});</script>\n";
+
 static const char s_controls_script[] =
     "<script>window.addEventListener('load', function () {\n"
     "  document.querySelector('[data-range=\"3600\"]').click();\n"
@@ -85,6 +95,7 @@ typedef struct {
     pthread_mutex_t lock;
     char *svg;
     char *submit_page;
+    char *submit_net_page;
     char *controls_page;
     int plain_arrays; /* serve the bare-array shape of /api/processes */
     int processes_hits, tasks_get_hits, tasks_post_hits, svg_hits;
@@ -164,6 +175,9 @@ s_handler(void *cls, struct MHD_Connection *conn, const char *url,
                      api_page_index_html);
     } else if (is_get && strcmp(url, "/submit") == 0) {
         rc = s_reply(conn, 200, "text/html; charset=utf-8", s_srv.submit_page);
+    } else if (is_get && strcmp(url, "/submitnet") == 0) {
+        rc = s_reply(conn, 200, "text/html; charset=utf-8",
+                     s_srv.submit_net_page);
     } else if (is_get && strcmp(url, "/controls") == 0) {
         rc = s_reply(conn, 200, "text/html; charset=utf-8",
                      s_srv.controls_page);
@@ -267,6 +281,7 @@ setup(void)
     s_srv.svg = s_sample_svg();
 
     s_srv.submit_page = s_page_with(s_submit_script);
+    s_srv.submit_net_page = s_page_with(s_submit_net_script);
     s_srv.controls_page = s_page_with(s_controls_script);
 
     struct sockaddr_in sa;
@@ -296,6 +311,7 @@ teardown(void)
     s_daemon = NULL;
     free(s_srv.svg);
     free(s_srv.submit_page);
+    free(s_srv.submit_net_page);
     free(s_srv.controls_page);
     pthread_mutex_destroy(&s_srv.lock);
     if (s_tmp)
@@ -451,6 +467,16 @@ START_TEST(page_task_form_posts_json)
     ck_assert_int_ge(s_srv.tasks_get_hits, 2);
     pthread_mutex_unlock(&s_srv.lock);
     ck_assert_ptr_nonnull(strstr(dom, "started task local-task-new"));
+    free(dom);
+
+    /* several pids and NETWORK sampling rules */
+    dom = s_dump_dom("/submitnet");
+    pthread_mutex_lock(&s_srv.lock);
+    ck_assert_int_eq(s_srv.tasks_post_hits, 2);
+    ck_assert_str_eq(s_srv.posted,
+                     "{\"pids\":[7,8],\"target\":\"NETWORK\",\"duration\":30,"
+                     "\"extension_config\":\"{\\\"networkSamplings\\\":[]}\"}");
+    pthread_mutex_unlock(&s_srv.lock);
     free(dom);
 }
 END_TEST

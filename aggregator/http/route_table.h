@@ -31,9 +31,9 @@ ROUTE("GET", "/api/flamegraph.svg", api_svg, 1, 0,
 ROUTE("GET", "/api/processes", api_processes, 1, 0,
       "start&end&namespace=&pod=&container=",
       "CPU and off-CPU totals per process, one row per (pid, node)")
-ROUTE("GET", "/api/network", api_network, 0, 0, "pid=",
-      "network view of this replica's processes: peers with bytes, RTT "
-      "and request rates, endpoints with error rate and latency, samples")
+ROUTE("GET", "/api/network", api_network, 1, 0, "pid=",
+      "network view: processes and their peers with bytes, RTT and "
+      "request rates, endpoints with error rate and latency, samples")
 ROUTE("GET", "/api/tasks", api_tasks_get, 0, 0, "",
       "profiling tasks: active, requested and finished")
 ROUTE("POST", "/api/tasks", api_tasks_post, 0, 0, "",

@@ -149,6 +149,24 @@ static void s_conn_close(net_t *self, net_conn_t *c)
     net_conns_remove(self->conns, c);
 }
 
+/* Closes every connection (untraced_only: of processes no task names
+ * any more); collected first, since closing changes the table. 0, or -1
+ * without memory for the list (nothing closed then). */
+static int s_close_conns(net_t *self, int untraced_only)
+{
+    size_t n = net_conns_count(self->conns), k = 0, cur = 0;
+    net_conn_t **list = n ? malloc(n * sizeof *list) : NULL, *c;
+    if (n && !list)
+        return -1;
+    while ((c = net_conns_next(self->conns, &cur)))
+        if (!untraced_only || !s_pid(self, c->pid))
+            list[k++] = c;
+    for (size_t i = 0; i < k; i++)
+        s_conn_close(self, list[i]);
+    free(list);
+    return 0;
+}
+
 static void s_evict(net_conn_t *c, void *arg)
 {
     net_t *self = arg;
@@ -189,14 +207,8 @@ void net_destroy(net_t **self_p)
     if (!self_p || !*self_p)
         return;
     net_t *self = *self_p;
-    if (self->conns) {
-        size_t cur = 0;
-        net_conn_t *c;
-        while ((c = net_conns_next(self->conns, &cur))) {
-            s_conn_close(self, c);
-            cur = 0;   /* the map changed */
-        }
-    }
+    if (self->conns)
+        (void)s_close_conns(self, 0);
     net_conns_destroy(&self->conns);
     net_traffics_destroy(&self->traffics);
     net_endpoints_destroy(&self->endpoints);
@@ -273,7 +285,8 @@ int net_on_tasks(net_t *self, const wire_task_set_t *set)
             continue;
         }
         n++;
-        memcpy(nt->pids, t->pids, t->npids * sizeof *nt->pids);
+        if (t->npids)
+            memcpy(nt->pids, t->pids, t->npids * sizeof *nt->pids);
         nt->npids = t->npids;
         if (s_task_rules(self, nt, t,
                          s_task_find(self->tasks, self->ntasks, t->task_id)))
@@ -299,13 +312,8 @@ int net_on_tasks(net_t *self, const wire_task_set_t *set)
             p->task = s_pid_task(self, pid);
         }
     /* connections of processes no longer traced end now */
-    size_t cur = 0;
-    net_conn_t *c;
-    while ((c = net_conns_next(self->conns, &cur)))
-        if (!s_pid(self, c->pid)) {
-            s_conn_close(self, c);
-            cur = 0;
-        }
+    if (s_close_conns(self, 1) != 0)
+        rc = -1;
     pthread_mutex_unlock(&self->lock);
     return rc;
 }

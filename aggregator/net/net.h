@@ -62,6 +62,13 @@ const wire_net_report_t *net_last_report(const net_t *self);
  * latest sampled requests. pid 0: every process. NULL without memory. */
 char *net_view_json(net_t *self, uint32_t pid, size_t *len);
 
+/* Replicas: views of several replicas (net_view_json documents) merged
+ * into one: counts summed, rows concatenated in the order given. NULL
+ * when a document is not a view (*bad gets its index) or without
+ * memory (*bad = -1). */
+char *net_view_merge(const char *const *docs, const size_t *lens, size_t n,
+                     size_t *len, long *bad);
+
 /* Heap bytes the room holds (also the net_memory_bytes gauge). */
 size_t net_memory(const net_t *self);
 

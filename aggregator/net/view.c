@@ -1,12 +1,14 @@
 /* The local view of the network room (GET /api/network): processes and
  * their peers as edges with bytes, RTT and request rates; the endpoint
  * table per process with requests, error rate and avg/p50/p99 latency;
- * the latest sampled requests. What a user without an OAP looks at. */
+ * the latest sampled requests. What a user without an OAP looks at.
+ * Replicas' views merge into one (net_view_merge). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "aggregator/core/agg.h"
 #include "aggregator/net/room.h"
+#include "json.h"
 
 #define S_VIEW_LIMIT (64u << 20)
 
@@ -124,4 +126,112 @@ char *net_view_json(net_t *self, uint32_t pid, size_t *len)
     pthread_mutex_unlock(&self->lock);
     agg_buf_puts(&b, "}");
     return agg_buf_take(&b, len);
+}
+
+/* ---------------------------------------------------- replicas' views */
+
+#define S_MERGE_ARENA (64u << 20)
+
+static void s_write(agg_buf_t *b, const json_value_t *v)
+{
+    switch (v->type) {
+    case JSON_NULL:
+        agg_buf_puts(b, "null");
+        break;
+    case JSON_BOOL:
+        agg_buf_puts(b, v->boolean ? "true" : "false");
+        break;
+    case JSON_NUMBER:
+        if (v->is_int)
+            agg_buf_printf(b, "%.0f", v->number);
+        else
+            agg_buf_printf(b, "%.17g", v->number);
+        break;
+    case JSON_STRING:
+        agg_buf_json_str(b, v->str);
+        break;
+    case JSON_ARRAY:
+    case JSON_OBJECT:
+        agg_buf_puts(b, v->type == JSON_ARRAY ? "[" : "{");
+        for (size_t i = 0; i < v->n; i++) {
+            if (i)
+                agg_buf_puts(b, ",");
+            if (v->type == JSON_OBJECT) {
+                agg_buf_json_str(b, v->keys[i]);
+                agg_buf_puts(b, ":");
+            }
+            s_write(b, v->items[i]);
+        }
+        agg_buf_puts(b, v->type == JSON_ARRAY ? "]" : "}");
+        break;
+    }
+}
+
+static const char *const s_lists[] = {"edges", "endpoints", "samples"};
+
+/* A view document: two counts and three lists of objects. */
+static int s_view_ok(const json_value_t *d)
+{
+    int64_t n;
+    if (!d || d->type != JSON_OBJECT ||
+        json_int(json_get(d, "connections"), &n) || n < 0 ||
+        json_int(json_get(d, "traced_processes"), &n) || n < 0)
+        return 0;
+    for (size_t k = 0; k < 3; k++) {
+        const json_value_t *l = json_get(d, s_lists[k]);
+        if (!l || l->type != JSON_ARRAY)
+            return 0;
+        for (size_t i = 0; i < l->n; i++)
+            if (l->items[i]->type != JSON_OBJECT)
+                return 0;
+    }
+    return 1;
+}
+
+char *net_view_merge(const char *const *docs, const size_t *lens, size_t n,
+                     size_t *len, long *bad)
+{
+    char *out = NULL, err[128];
+    agg_buf_t b;
+    arena_t *arena = arena_new(S_MERGE_ARENA);
+    json_value_t **views = calloc(n ? n : 1, sizeof *views);
+    *bad = -1;
+    agg_buf_init(&b, S_VIEW_LIMIT);
+    if (!arena || !views)
+        goto cleanup;
+    int64_t conns = 0, procs = 0, x;
+    for (size_t i = 0; i < n; i++) {
+        views[i] = json_parse(docs[i], lens[i], arena, err, sizeof err);
+        if (!s_view_ok(views[i])) {
+            *bad = (long)i;
+            goto cleanup;
+        }
+        (void)json_int(json_get(views[i], "connections"), &x);
+        conns += x;
+        (void)json_int(json_get(views[i], "traced_processes"), &x);
+        procs += x;
+    }
+    agg_buf_printf(&b, "{\"connections\":%lld,\"traced_processes\":%lld",
+                   (long long)conns, (long long)procs);
+    for (size_t k = 0; k < 3; k++) {
+        int first = 1;
+        agg_buf_printf(&b, ",\"%s\":[", s_lists[k]);
+        for (size_t i = 0; i < n; i++) {
+            const json_value_t *l = json_get(views[i], s_lists[k]);
+            for (size_t j = 0; j < l->n; j++) {
+                agg_buf_puts(&b, first ? "" : ",");
+                s_write(&b, l->items[j]);
+                first = 0;
+            }
+        }
+        agg_buf_puts(&b, "]");
+    }
+    agg_buf_puts(&b, "}");
+    out = agg_buf_take(&b, len);
+cleanup:
+    if (!out)
+        agg_buf_release(&b);
+    free(views);
+    arena_destroy(&arena);
+    return out;
 }

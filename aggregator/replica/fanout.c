@@ -291,6 +291,25 @@ agg_fanout_processes(agg_fanout_t *self, uint64_t start_ms, uint64_t end_ms,
     return agg_prows_merge(rows);
 }
 
+void
+agg_fanout_each(agg_fanout_t *self, const char *path, agg_fanout_part_fn fn,
+                void *arg, char *partial, size_t plen)
+{
+    call_t *calls = NULL;
+    partial[0] = '\0';
+    size_t n = s_ask_all(self, path, &calls);
+    for (size_t i = 0; i < n; i++) {
+        if (calls[i].ok && fn(arg, calls[i].body, calls[i].len) == 0)
+            continue;
+        if (calls[i].ok)
+            snprintf(calls[i].err, sizeof(calls[i].err), "bad part");
+        s_note_failure(self, &calls[i], partial, plen);
+    }
+    if (partial[0])
+        stats_inc(self->m_partial);
+    s_calls_free(calls, n);
+}
+
 /* ------------------------------------------------------ query encoding */
 static void
 s_urlenc(char *out, size_t len, const char *s)

@@ -90,6 +90,15 @@ int agg_fanout_processes(agg_fanout_t *self, uint64_t start_ms,
                          uint64_t end_ms, agg_prows_t *rows, char *partial,
                          size_t plen);
 
+/* Parts another room merges itself (the network view): every live peer's
+ * answer to path (a public route asked with local=1) goes to fn, which
+ * returns 0 when it took the part, -1 when the part is bad; a peer that
+ * fails or sends a bad part is counted and named in partial. */
+typedef int (*agg_fanout_part_fn)(void *arg, const char *body, size_t len);
+void agg_fanout_each(agg_fanout_t *self, const char *path,
+                     agg_fanout_part_fn fn, void *arg, char *partial,
+                     size_t plen);
+
 /* The internal request path for q (query string included). */
 int agg_fanout_flame_path(const agg_query_t *q, char *out, size_t len);
 /* Parses what agg_fanout_flame_path wrote back into q; strings point into
