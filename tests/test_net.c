@@ -258,6 +258,9 @@ START_TEST(server_keepalive_meters)
     ck_assert_double_eq(s_value(r, "server_connect_counts_counter", NULL), 1);
     ck_assert_double_eq(s_value(r, "server_connect_exe_time_counter", NULL),
                         30000);
+    /* counted before its protocol was known, it followed the connection */
+    ck_assert_str_eq(s_label(s_find(r, "server_connect_counts_counter", NULL),
+                             "protocol"), "http");
     ck_assert_ptr_null(s_find(r, "server_close_counts_counter", NULL));
     ck_assert_ptr_null(s_find(r, "client_read_counts_counter", NULL));
     /* ns buckets: 2000 and 6000 ns fall in [0, 10us); RTT in us */
@@ -556,26 +559,53 @@ START_TEST(refusals_are_counted)
 }
 END_TEST
 
-/* A TLS-flagged connection (plaintext of SSL_read/SSL_write): is_ssl on
- * its meters; a peer process on this host replaces the address. */
+/* A TLS connection as the collector reports it: the handshake and every
+ * ciphertext syscall with is_ssl 0 (the first with bytes it kept), the
+ * plaintext of SSL_write/SSL_read with is_ssl 1, the close with is_ssl 1.
+ * Layer 4 counts the ciphertext only, HTTP reads the plaintext only, and
+ * the connection is one traffic with is_ssl true (its handshake moved
+ * there); a peer process on this host replaces the address. */
 START_TEST(tls_flag_and_local_peer)
 {
+    static const char hello[] = "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03";
     s_batch_t b = {.n = 0};
-    s_open(&b, 1, WIRE_NET_ROLE_CLIENT, 9, 443, MS, 10);
+    s_open(&b, 1, WIRE_NET_ROLE_CLIENT, 9, 443, MS, 5000);
     b.ev[0].peer_pid = OTHER_PID;
-    s_data(&b, 1, WIRE_NET_OUT, "GET /tls HTTP/1.1\r\n\r\n", -1, 0, 2 * MS,
-           10)->is_ssl = 1;
+    s_data(&b, 1, WIRE_NET_OUT, hello, -1, 517, 2 * MS, 10);   /* hello */
+    s_data(&b, 1, WIRE_NET_IN, "", 0, 4000, 3 * MS, 10);       /* server */
+    s_data(&b, 1, WIRE_NET_OUT, "GET /tls HTTP/1.1\r\n\r\n", -1, 0, 4 * MS,
+           900)->is_ssl = 1;
+    s_data(&b, 1, WIRE_NET_OUT, "", 0, 60, 4 * MS, 20)->rtt_us = 90;
+    s_data(&b, 1, WIRE_NET_IN, "", 0, 50, 6 * MS, 30);
     s_data(&b, 1, WIRE_NET_IN, "HTTP/1.1 204 No Content\r\n\r\n", -1, 0,
-           4 * MS, 10)->is_ssl = 1;
+           6 * MS, 800)->is_ssl = 1;
+    ck_assert_int_eq(s_send(&b), 0);
+    s_close(&b, 1, WIRE_NET_ROLE_CLIENT, 9, 443, 7 * MS, 3000);
+    b.ev[0].is_ssl = 1;
     ck_assert_int_eq(s_send(&b), 0);
     ck_assert_int_eq(net_flush(s_net, 1700000000000ull), 0);
     const wire_net_report_t *r = net_last_report(s_net);
+    for (uint32_t i = 0; i < r->nmeters; i++)
+        ck_assert_msg(strcmp(s_label(&r->meters[i], "is_ssl"), "true") == 0,
+                      "%s outside the TLS traffic", r->meters[i].name);
     const wire_net_meter_t *m = s_find(r, "http1_request_counter", NULL);
     ck_assert_ptr_nonnull(m);
-    ck_assert_str_eq(s_label(m, "is_ssl"), "true");
+    ck_assert_double_eq(m->value, 1);
     ck_assert_uint_eq(m->peer_pid, OTHER_PID);
     ck_assert_str_eq(m->peer_address, "");
     ck_assert_double_eq(s_value(r, "http1_client_duration_avg", NULL), 2);
+    /* layer 4: the ciphertext (hello 517 + 60 out, 4000 + 50 in) */
+    ck_assert_double_eq(s_value(r, "client_write_counts_counter", NULL), 2);
+    ck_assert_double_eq(s_value(r, "client_write_bytes_counter", NULL), 577);
+    ck_assert_double_eq(s_value(r, "client_read_bytes_counter", NULL), 4050);
+    ck_assert_double_eq(s_value(r, "client_write_rtt_exe_time_counter", NULL),
+                        90);
+    ck_assert_double_eq(s_value(r, "client_connect_counts_counter", NULL), 1);
+    ck_assert_double_eq(s_value(r, "client_close_exe_time_counter", NULL),
+                        3000);
+    s_hist(r, "client_connect_exe_time_histogram", 34, 0, 1);
+    s_hist(r, "client_read_exe_time_histogram", 34, 0, 2);
+    ck_assert_double_eq(s_counter("net_streams_unknown", NULL), 1);
 }
 END_TEST
 

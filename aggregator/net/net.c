@@ -356,16 +356,61 @@ static void s_peer(const wire_net_event_t *e, char *out, size_t size)
     snprintf(out, size, "%s:%u", ip, e->remote_port);
 }
 
-/* The connection's traffic for its current key. */
+static void s_uncount(net_counter_t *k, const net_counter_t *d)
+{
+    k->count -= d->count;
+    k->bytes -= d->bytes;
+    k->exe -= d->exe;
+}
+
+static void s_count(net_counter_t *k, uint64_t count, uint64_t bytes,
+                    uint64_t exe)
+{
+    k->count += count;
+    k->bytes += bytes;
+    k->exe += exe;
+}
+
+/* What c's ledger holds moves from traffic a to b. */
+static void s_ledger_move(const net_ledger_t *l, net_traffic_t *a,
+                          net_traffic_t *b)
+{
+    for (int k = 0; k < NET_C_COUNT; k++) {
+        s_uncount(&a->c[k], &l->c[k]);
+        s_count(&b->c[k], l->c[k].count, l->c[k].bytes, l->c[k].exe);
+    }
+    for (uint8_t i = 0; i < l->nhist; i++) {
+        a->h[l->hist[i].h][l->hist[i].bucket]--;
+        b->h[l->hist[i].h][l->hist[i].bucket]++;
+    }
+    a->bytes_out -= l->bytes_out;
+    a->bytes_in -= l->bytes_in;
+    a->rtt_us_sum -= l->rtt_us_sum;
+    a->rtt_n -= l->rtt_n;
+    b->bytes_out += l->bytes_out;
+    b->bytes_in += l->bytes_in;
+    b->rtt_us_sum += l->rtt_us_sum;
+    b->rtt_n += l->rtt_n;
+}
+
+/* The connection's traffic for its current key: when the key changes
+ * (its protocol found, TLS seen, its ends learned) what the connection
+ * counted in this interval follows it, while its ledger holds it. */
 static void s_retraffic(net_t *self, net_conn_t *c)
 {
     net_traffic_t *t = net_traffics_get(self->traffics, c->pid, c->role,
                                         c->peer_pid, c->peer, c->is_ssl,
                                         c->proto);
-    if (t == c->traffic)
+    net_traffic_t *old = c->traffic;
+    net_ledger_t *l = &c->ledger;
+    if (t == old)
         return;
-    if (c->traffic)
-        c->traffic->nconns--;
+    if (old && t && !l->over && l->gen == self->flush_gen)
+        s_ledger_move(l, old, t);
+    else if (old)
+        l->over = 1;   /* counted where it was: the ledger no longer says */
+    if (old)
+        old->nconns--;
     c->traffic = t;
     if (t)
         t->nconns++;
@@ -404,12 +449,45 @@ static void s_conn_facts(net_t *self, net_conn_t *c, const wire_net_event_t *e)
     s_retraffic(self, c);
 }
 
-static void s_count(net_counter_t *k, uint64_t count, uint64_t bytes,
-                    uint64_t exe)
+/* One L4 figure of c: counter k, and histogram h (-1 none) at value v
+ * (ns, or us for the RTT). Kept in c's ledger while it may turn TLS. */
+static void s_l4(net_t *self, net_conn_t *c, int k, uint64_t count,
+                 uint64_t bytes, uint64_t exe, int h, double v)
 {
-    k->count += count;
-    k->bytes += bytes;
-    k->exe += exe;
+    net_traffic_t *t = c->traffic;
+    net_ledger_t *l = &c->ledger;
+    if (!t)
+        return;
+    size_t b = h < 0 ? 0 : net_bucket(h == NET_H_WRITE_RTT ? net_l4_bounds_us
+                                                           : net_l4_bounds_ns,
+                                      NET_L4_BUCKETS, v);
+    s_count(&t->c[k], count, bytes, exe);
+    if (h >= 0)
+        t->h[h][b]++;
+    if (l->over)
+        return;
+    if (l->gen != self->flush_gen || (h >= 0 && l->nhist == NET_LEDGER_HIST)) {
+        l->over = 1;
+        return;
+    }
+    s_count(&l->c[k], count, bytes, exe);
+    if (h >= 0) {
+        l->hist[l->nhist].h = (uint8_t)h;
+        l->hist[l->nhist++].bucket = (uint8_t)b;
+    }
+}
+
+/* c turns out to be TLS: its traffic becomes the TLS one (s_retraffic
+ * moves what its handshake counted). */
+static void s_turn_tls(net_t *self, net_conn_t *c)
+{
+    c->is_ssl = 1;
+    /* the bytes so far were the handshake: the plaintext is detected anew */
+    if (!c->pst) {
+        c->detect = NET_CONN_DETECT_PENDING;
+        c->detect_tries = 0;
+    }
+    s_retraffic(self, c);
 }
 
 static void s_detect(net_t *self, net_conn_t *c, const wire_net_event_t *e)
@@ -435,41 +513,45 @@ static void s_detect(net_t *self, net_conn_t *c, const wire_net_event_t *e)
     }
 }
 
+/* On a TLS connection the collector reports both the ciphertext syscalls
+ * (is_ssl 0, no payload) and the plaintext SSL calls (is_ssl 1): layer 4
+ * counts the first, the protocol reads the second, so nothing counts
+ * twice. */
 static void s_data(net_t *self, net_conn_t *c, const wire_net_event_t *e)
 {
-    if (e->is_ssl && !c->is_ssl) {
-        c->is_ssl = 1;
-        s_retraffic(self, c);
-    }
-    if (c->detect == NET_CONN_DETECT_PENDING && e->ncaptured)
-        s_detect(self, c, e);
-    if (c->pst) {
-        (void)c->proto->feed(c->pst, e->dir, e->payload, e->ncaptured,
-                             e->ts_ns);
-        if (e->bytes > e->ncaptured)
-            (void)c->proto->skip(c->pst, e->dir, e->bytes - e->ncaptured,
+    if (!c->is_ssl || e->is_ssl) {
+        if (c->detect == NET_CONN_DETECT_PENDING && e->ncaptured)
+            s_detect(self, c, e);
+        if (c->pst) {
+            (void)c->proto->feed(c->pst, e->dir, e->payload, e->ncaptured,
                                  e->ts_ns);
+            if (e->bytes > e->ncaptured)
+                (void)c->proto->skip(c->pst, e->dir,
+                                     e->bytes - e->ncaptured, e->ts_ns);
+        }
     }
     net_traffic_t *t = c->traffic;
-    if (!t)
+    if (e->is_ssl || !t)
         return;
+    int ledger = !c->ledger.over && c->ledger.gen == self->flush_gen;
     if (e->dir == WIRE_NET_OUT) {
-        s_count(&t->c[NET_C_WRITE], 1, e->bytes, e->dur_ns);
-        t->h[NET_H_WRITE_EXE][net_bucket(net_l4_bounds_ns, NET_L4_BUCKETS,
-                                         (double)e->dur_ns)]++;
+        s_l4(self, c, NET_C_WRITE, 1, e->bytes, e->dur_ns, NET_H_WRITE_EXE,
+             (double)e->dur_ns);
         t->bytes_out += e->bytes;
+        c->ledger.bytes_out += ledger ? e->bytes : 0;
         if (e->rtt_us) {
-            s_count(&t->c[NET_C_WRITE_RTT], 1, 0, e->rtt_us);
-            t->h[NET_H_WRITE_RTT][net_bucket(net_l4_bounds_us, NET_L4_BUCKETS,
-                                             (double)e->rtt_us)]++;
+            s_l4(self, c, NET_C_WRITE_RTT, 1, 0, e->rtt_us, NET_H_WRITE_RTT,
+                 (double)e->rtt_us);
             t->rtt_us_sum += e->rtt_us;
             t->rtt_n++;
+            c->ledger.rtt_us_sum += ledger ? e->rtt_us : 0;
+            c->ledger.rtt_n += (uint64_t)ledger;
         }
     } else {
-        s_count(&t->c[NET_C_READ], 1, e->bytes, e->dur_ns);
-        t->h[NET_H_READ_EXE][net_bucket(net_l4_bounds_ns, NET_L4_BUCKETS,
-                                        (double)e->dur_ns)]++;
+        s_l4(self, c, NET_C_READ, 1, e->bytes, e->dur_ns, NET_H_READ_EXE,
+             (double)e->dur_ns);
         t->bytes_in += e->bytes;
+        c->ledger.bytes_in += ledger ? e->bytes : 0;
     }
 }
 
@@ -490,9 +572,12 @@ static void s_event(net_t *self, uint64_t node_hash, int64_t off,
             return;
         c->pid = e->pid;
         c->room = self;
+        c->ledger.gen = self->flush_gen;
     }
     c->wall_off_ns = off;
     s_conn_facts(self, c, e);
+    if (e->is_ssl && !c->is_ssl)
+        s_turn_tls(self, c);
     net_traffic_t *t = c->traffic;
     if (!t && e->kind != WIRE_NET_CLOSE) {
         stats_inc(self->c_traffic_full);
@@ -502,29 +587,23 @@ static void s_event(net_t *self, uint64_t node_hash, int64_t off,
     switch (e->kind) {
     case WIRE_NET_OPEN:
         /* as the reference: only a timed connect/accept counts */
-        if (!e->pre_existing && e->dur_ns) {
-            s_count(&t->c[NET_C_CONNECT], 1, 0, e->dur_ns);
-            t->h[NET_H_CONNECT_EXE][net_bucket(net_l4_bounds_ns,
-                                               NET_L4_BUCKETS,
-                                               (double)e->dur_ns)]++;
-        }
+        if (!e->pre_existing && e->dur_ns)
+            s_l4(self, c, NET_C_CONNECT, 1, 0, e->dur_ns, NET_H_CONNECT_EXE,
+                 (double)e->dur_ns);
         break;
     case WIRE_NET_DATA:
         s_data(self, c, e);
         break;
     case WIRE_NET_RETRANS:
-        s_count(&t->c[NET_C_RETRANSMIT], e->count, 0, 0);
+        s_l4(self, c, NET_C_RETRANSMIT, e->count, 0, 0, -1, 0);
         break;
     case WIRE_NET_DROP:
-        s_count(&t->c[NET_C_DROP], e->count, 0, 0);
+        s_l4(self, c, NET_C_DROP, e->count, 0, 0, -1, 0);
         break;
     case WIRE_NET_CLOSE:
-        if (t && e->dur_ns) {
-            s_count(&t->c[NET_C_CLOSE], 1, 0, e->dur_ns);
-            t->h[NET_H_CLOSE_EXE][net_bucket(net_l4_bounds_ns,
-                                             NET_L4_BUCKETS,
-                                             (double)e->dur_ns)]++;
-        }
+        if (e->dur_ns)
+            s_l4(self, c, NET_C_CLOSE, 1, 0, e->dur_ns, NET_H_CLOSE_EXE,
+                 (double)e->dur_ns);
         s_conn_close(self, c);
         break;
     default:
@@ -669,6 +748,7 @@ int net_flush(net_t *self, uint64_t now_ms)
     pthread_mutex_lock(&self->lock);
     s_sent_free(self);
     arena_reset(self->arena);
+    self->flush_gen++;   /* earlier ledgers are given up */
     net_rb_init(&b, self->arena);
     memset(&self->last, 0, sizeof self->last);
     size_t cur = 0;

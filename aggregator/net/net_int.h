@@ -168,6 +168,22 @@ const char *net_rb_name(net_report_builder_t *b, const char *fmt,
                         const char *a, const char *c);
 
 /* ------------------------------------------- connections (conns.c) */
+/* What a connection added to its traffic in this interval, so that it
+ * follows the connection when its traffic's key changes: its protocol is
+ * detected after its connect, its TLS after its handshake's syscalls.
+ * One connection stays one traffic. Kept for its first NET_LEDGER_HIST
+ * histogram entries of the interval (gen: the room's flush count); past
+ * them it is given up (over) and later moves leave the figures where they
+ * were counted. */
+#define NET_LEDGER_HIST 48   /* a TLS handshake: ~15 syscalls */
+typedef struct {
+    net_counter_t c[NET_C_COUNT];
+    struct { uint8_t h, bucket; } hist[NET_LEDGER_HIST];
+    uint8_t nhist, over;
+    uint32_t gen;
+    uint64_t bytes_out, bytes_in, rtt_us_sum, rtt_n;
+} net_ledger_t;
+
 struct net_conn {
     uint64_t node_hash, conn_id;       /* the key */
     uint32_t pid, peer_pid;
@@ -181,6 +197,7 @@ struct net_conn {
     const net_protocol_t *proto;
     void *pst;                 /* proto's state */
     net_traffic_t *traffic;
+    net_ledger_t ledger;       /* its first L4 figures, see net_ledger_t */
     net_t *room;
     net_conn_t *lru_prev, *lru_next; /* most recent first */
 };

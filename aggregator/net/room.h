@@ -39,6 +39,7 @@ struct net {
     wire_net_report_t last;
     net_sample_t **sent;
     size_t nsent;
+    uint32_t flush_gen;        /* flushes so far (net_ledger_t.gen) */
     /* the latest samples for the view (without bodies), a ring */
     net_sample_t view[NET_VIEW_SAMPLES];
     size_t nview, view_next;

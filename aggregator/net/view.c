@@ -31,6 +31,9 @@ static void s_edges(net_t *self, uint32_t pid, agg_buf_t *b)
     while ((t = net_traffics_next(self->traffics, &cur))) {
         if (pid && t->pid != pid)
             continue;
+        /* a key a connection left (its protocol or TLS found) holds nothing */
+        if (!t->nconns && !t->bytes_out && !t->bytes_in && !t->requests)
+            continue;
         agg_buf_printf(b, "%s{\"pid\":%u,\"side\":\"%s\",\"peer_pid\":%u,"
                           "\"peer\":",
                        first ? "" : ",", t->pid, net_role_name(t->role),

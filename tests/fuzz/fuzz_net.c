@@ -8,7 +8,9 @@
  * bytes (times 64) and that many payload bytes.
  *
  * Promises checked: a batch of well-formed events is always taken; every
- * report the room builds encodes (net.report's bounds hold); the local
+ * report the room builds encodes (net.report's bounds hold) and holds no
+ * wrapped-around figure (connections' figures move between traffics when
+ * their protocol or TLS is found); the local
  * view is a document; the room never holds more connections than its
  * bound. One room lives for the whole run, so state carries over inputs
  * as it does in a stage. */
@@ -63,6 +65,15 @@ static net_t *s_room(void)
 static void s_check_report(void)
 {
     const wire_net_report_t *r = net_last_report(s_net);
+    /* figures moved between traffics never go below zero (they would
+     * wrap to huge counts) */
+    for (uint32_t i = 0; i < r->nmeters; i++) {
+        if (!(r->meters[i].value >= 0 && r->meters[i].value < 1e15))
+            __builtin_trap();
+        for (uint32_t k = 0; k < r->meters[i].nbuckets; k++)
+            if (r->meters[i].counts[k] > (1ull << 40))
+                __builtin_trap();
+    }
     wire_net_report_t copy = *r;
     wire_buf_t buf;
     wire_header_set(&copy.hdr, "aggregator/fuzz", 1);
