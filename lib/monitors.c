@@ -2,6 +2,9 @@
 #include "monitors.h"
 
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "names.h"
 
@@ -61,4 +64,52 @@ int monitors_parse(const char *name)
     for (unsigned i = 0; i < MONITOR_COUNT; i++)
         names[i] = s_monitors[i].name;
     return names_index(names, MONITOR_COUNT, name, NAMES_EXACT);
+}
+
+/* A JSON string of s (policy URIs: text; control bytes are dropped). */
+static void s_json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            fputc('\\', f);
+        if ((unsigned char)*s >= 0x20)
+            fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+char *monitors_sampling_rules(const wire_cause_t *causes, uint32_t n)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    if (!f)
+        return NULL;
+    fputs("{\"networkSamplings\":[", f);
+    int rules = 0, global = 0;
+    for (uint32_t c = 0; c < n; c++) {
+        const monitor_desc_t *m = monitors_get(causes[c].type);
+        if (!m || m->cause != MONITOR_CAUSE_URI)
+            continue;
+        const char *re = causes[c].uri_regex, *path = causes[c].uri_path;
+        const char *uri = re && re[0] ? re : path && path[0] ? path : "";
+        if (!uri[0] && global++)
+            continue;                 /* one default rule */
+        fputs(rules++ ? ",{" : "{", f);
+        if (uri[0]) {
+            fputs("\"uriRegex\":", f);
+            s_json_str(f, uri);
+            fputc(',', f);
+        }
+        fputs("\"minDuration\":0,\"when4xx\":true,\"when5xx\":true,"
+              "\"settings\":{\"requireCompleteRequest\":true,"
+              "\"requireCompleteResponse\":true}}", f);
+    }
+    fputs("]}", f);
+    if (fclose(f) != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
 }

@@ -15,6 +15,8 @@
 
 #include <stdint.h>
 
+#include "wire.h"
+
 enum monitor_type {
     MONITOR_PROCESS_CPU = 0,            /* ProcessCPU: % of the whole host */
     MONITOR_PROCESS_THREAD_COUNT = 1,   /* ProcessThreadCount */
@@ -62,5 +64,13 @@ const monitor_desc_t *monitors_get(unsigned type);
 const char *monitors_name(unsigned type);
 /* The type of the monitor named exactly so, or -1. */
 int monitors_parse(const char *name);
+
+/* The sampling rules of the NETWORK task a trigger starts, as the
+ * reference agent writes them (ExtensionConfigJSON): one rule per URI
+ * cause (its regex or path as uriRegex; the default rule, without one, for
+ * causes on a process's global figures) with minDuration 0, when4xx and
+ * when5xx, requests and responses kept whole. Causes of other monitors
+ * add nothing. A malloc'ed JSON object, NULL when out of memory. */
+char *monitors_sampling_rules(const wire_cause_t *causes, uint32_t n);
 
 #endif

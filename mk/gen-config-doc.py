@@ -43,7 +43,9 @@ for k, t, d, a, h in entries:
     out.append(f"| `{k}` | {t.lower()} | `{d}` | {('`' + a + '`') if a else ''} | {h} |")
 out += ["", "## List-shaped keys", "",
         "- `policy.tasks[i]`: local fixed-time tasks, each with `pid` (or `pids: [..]`),",
-        "  `target` (`ON_CPU`/`OFF_CPU`), `duration` and an optional `id`.",
+        "  `target` (`ON_CPU`/`OFF_CPU`/`NETWORK`), `duration`, an optional `id` and,",
+        "  for `NETWORK`, an optional `extension_config` (the sampling rules as the",
+        "  OAP's ExtensionConfigJSON, docs/network.md).",
         "- `process_discovery.scanner.regex[i]`: process finders for the uplink (see",
         "  deploy/oap/ and `skyprof-uplink --help`).",
         "- `process_discovery.kubernetes.analyzers[i]`: how a pod's process becomes an",

@@ -1,6 +1,7 @@
 #include "continuous.h"
 
 #include <math.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,8 +15,12 @@ typedef struct {
     double threshold;
     uint32_t period;
     uint32_t count;
-    char uri_regex[128];
+    uint8_t uri_kind;                    /* HTTP monitors: enum s_uri_kind */
+    char uri[128];
 } cont_item_t;
+
+/* Which requests an HTTP policy item watches. */
+enum s_uri_kind { URI_GLOBAL = 0, URI_REGEX = 1, URI_PATH = 2 };
 
 typedef struct {
     char name[128];
@@ -25,15 +30,17 @@ typedef struct {
     uint32_t max_period;
 } cont_service_t;
 
-/* Per-process readings: one ring of one-second slots per monitor. */
+/* Per-process readings: one ring of one-second slots per policy item of
+ * its service (an HTTP item's value depends on its URIs). */
 typedef struct {
     uint32_t pid;
     char service[128];
     uint64_t last_seen_s;
-    uint32_t ring;                       /* slots per monitor */
-    double *values;                      /* [monitor][ring] */
+    uint32_t ring;                       /* slots per item */
+    size_t nitems;                       /* rings */
+    double *values;                      /* [item][ring] */
     uint64_t *stamps;                    /* second each slot holds, +1 */
-    double latest[MONITOR_COUNT];
+    double latest[CONT_MAX_ITEMS];
     uint64_t quiet_until_ms[WIRE_TARGET_MAX + 1];
 } cont_proc_t;
 
@@ -132,14 +139,56 @@ static int s_parse_item(const json_value_t *cfg, uint8_t target,
     item->threshold = threshold;
     item->period = (uint32_t)period;
     item->count = (uint32_t)count;
+    return 0;
+}
+
+/* An HTTP monitor's URIs (as the reference agent): each path of URIList
+ * is an item of its own, else URIRegex (POSIX extended) filters the
+ * requests, else the item watches all of them. Appends to out->items
+ * from base; -1 with why. */
+static int s_parse_uris(const json_value_t *cfg, const cont_item_t *base,
+                        cont_service_t *out, char *why, size_t whylen)
+{
     const json_value_t *re = json_get(cfg, "URIRegex");
     const json_value_t *list = json_get(cfg, "URIList");
-    if (re && re->type == JSON_STRING && re->str[0])
-        snprintf(item->uri_regex, sizeof item->uri_regex, "%s", re->str);
-    else if (list && list->type == JSON_ARRAY && list->n &&
-             list->items[0]->type == JSON_STRING)
-        snprintf(item->uri_regex, sizeof item->uri_regex, "%s",
-                 list->items[0]->str);
+    size_t nlist = list && list->type == JSON_ARRAY ? list->n : 0;
+    size_t nnew = nlist ? nlist : 1;
+    if (out->nitems + nnew > CONT_MAX_ITEMS) {
+        snprintf(why, whylen, "more than %d policies (URIs count)",
+                 CONT_MAX_ITEMS);
+        return -1;
+    }
+    for (size_t i = 0; i < nlist; i++) {
+        const json_value_t *u = list->items[i];
+        if (u->type != JSON_STRING || !u->str[0] ||
+            strlen(u->str) >= sizeof base->uri) {
+            snprintf(why, whylen, "URIList[%zu] must be a path of 1..%zu "
+                     "characters", i, sizeof base->uri - 1);
+            return -1;
+        }
+        cont_item_t *it = &out->items[out->nitems++];
+        *it = *base;
+        it->uri_kind = URI_PATH;
+        snprintf(it->uri, sizeof it->uri, "%s", u->str);
+    }
+    if (nlist)
+        return 0;
+    cont_item_t *it = &out->items[out->nitems];
+    *it = *base;
+    if (re && re->type == JSON_STRING && re->str[0]) {
+        regex_t rx;
+        if (strlen(re->str) >= sizeof it->uri ||
+            regcomp(&rx, re->str, REG_EXTENDED | REG_NOSUB) != 0) {
+            snprintf(why, whylen, "URIRegex is not a POSIX extended regular "
+                     "expression of at most %zu characters",
+                     sizeof it->uri - 1);
+            return -1;
+        }
+        regfree(&rx);
+        it->uri_kind = URI_REGEX;
+        snprintf(it->uri, sizeof it->uri, "%s", re->str);
+    }
+    out->nitems++;
     return 0;
 }
 
@@ -186,16 +235,22 @@ static int s_parse_service(const json_value_t *sv, cont_service_t *out,
                          out->name, CONT_MAX_ITEMS);
                 return -1;
             }
-            cont_item_t *item = &out->items[out->nitems];
-            if (s_parse_item(monitors->items[m], (uint8_t)target,
-                             (uint8_t)monitor, item, why, sizeof why)) {
+            cont_item_t item;
+            int bad = s_parse_item(monitors->items[m], (uint8_t)target,
+                                   (uint8_t)monitor, &item, why, sizeof why);
+            if (!bad && monitors_get((unsigned)monitor)->cause ==
+                            MONITOR_CAUSE_URI)
+                bad = s_parse_uris(monitors->items[m], &item, out, why,
+                                   sizeof why);
+            else if (!bad)
+                out->items[out->nitems++] = item;
+            if (bad) {
                 snprintf(err, errlen, "service %s, %s/%s: %s", out->name,
                          prof->keys[t], monitors->keys[m], why);
                 return -1;
             }
-            if (item->period > out->max_period)
-                out->max_period = item->period;
-            out->nitems++;
+            if (item.period > out->max_period)
+                out->max_period = item.period;
         }
     }
     return 0;
@@ -301,6 +356,7 @@ int continuous_apply_json(continuous_t *self, const char *json, size_t len,
         self->procs[i].values = NULL;
         self->procs[i].stamps = NULL;
         self->procs[i].ring = 0;
+        self->procs[i].nitems = 0;
     }
     rc = 0;
 cleanup:
@@ -333,6 +389,12 @@ int continuous_wants(const continuous_t *self, const char *service,
     return 0;
 }
 
+int continuous_wants_http(const continuous_t *self, const char *service)
+{
+    return continuous_wants(self, service, MONITOR_HTTP_ERROR_RATE) ||
+           continuous_wants(self, service, MONITOR_HTTP_AVG_RESPONSE_TIME);
+}
+
 /* ------------------------------------------------------------- readings */
 
 static cont_proc_t *s_proc(continuous_t *self, uint32_t pid)
@@ -348,46 +410,42 @@ static cont_proc_t *s_proc(continuous_t *self, uint32_t pid)
     return p;
 }
 
-void continuous_observe(continuous_t *self, uint64_t now_s,
-                        const cont_reading_t *readings, size_t n)
+/* The process's rings fit its service's policy (sized by its longest
+ * period and its item count); re-created, empty, when not. 0 or -1. */
+static int s_proc_rings(cont_proc_t *p, const cont_service_t *svc)
 {
-    for (size_t i = 0; i < n; i++) {
-        const cont_reading_t *r = &readings[i];
-        const cont_service_t *svc = s_find_service(self, r->service);
-        if (!svc || !svc->max_period)
-            continue;
-        cont_proc_t *p = s_proc(self, r->pid);
-        if (!p)
-            continue;
-        if (strcmp(p->service, r->service) != 0 || p->ring != svc->max_period) {
-            free(p->values);
-            free(p->stamps);
-            p->ring = svc->max_period;
-            p->values = calloc((size_t)p->ring * MONITOR_COUNT,
-                               sizeof *p->values);
-            p->stamps = calloc((size_t)p->ring * MONITOR_COUNT,
-                               sizeof *p->stamps);
-            snprintf(p->service, sizeof p->service, "%s", r->service);
-            if (!p->values || !p->stamps) {
-                free(p->values);
-                free(p->stamps);
-                p->values = NULL;
-                p->stamps = NULL;
-                p->ring = 0;
-                continue;
-            }
-        }
-        p->last_seen_s = now_s;
-        for (int m = 0; m < MONITOR_COUNT; m++) {
-            if (!r->has[m])
-                continue;
-            size_t slot = (size_t)m * p->ring + now_s % p->ring;
-            p->values[slot] = r->values[m];
-            p->stamps[slot] = now_s + 1;
-            p->latest[m] = r->values[m];
-        }
-    }
-    /* Forget processes that have not been seen for the longest period. */
+    if (!strcmp(p->service, svc->name) && p->ring == svc->max_period &&
+        p->nitems == svc->nitems && p->values)
+        return 0;
+    free(p->values);
+    free(p->stamps);
+    p->ring = svc->max_period;
+    p->nitems = svc->nitems;
+    p->values = calloc((size_t)p->ring * p->nitems, sizeof *p->values);
+    p->stamps = calloc((size_t)p->ring * p->nitems, sizeof *p->stamps);
+    snprintf(p->service, sizeof p->service, "%s", svc->name);
+    if (p->values && p->stamps)
+        return 0;
+    free(p->values);
+    free(p->stamps);
+    p->values = NULL;
+    p->stamps = NULL;
+    p->ring = 0;
+    p->nitems = 0;
+    return -1;
+}
+
+static void s_record(cont_proc_t *p, size_t item, uint64_t sec, double v)
+{
+    size_t slot = item * p->ring + sec % p->ring;
+    p->values[slot] = v;
+    p->stamps[slot] = sec + 1;
+    p->latest[item] = v;
+}
+
+/* Forgets processes that have not been seen for the longest period. */
+static void s_forget_old(continuous_t *self, uint64_t now_s)
+{
     for (size_t i = 0; i < self->nprocs;) {
         if (now_s > self->procs[i].last_seen_s + CONT_MAX_PERIOD) {
             s_proc_free(&self->procs[i]);
@@ -399,14 +457,103 @@ void continuous_observe(continuous_t *self, uint64_t now_s,
     }
 }
 
+void continuous_observe(continuous_t *self, uint64_t now_s,
+                        const cont_reading_t *readings, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const cont_reading_t *r = &readings[i];
+        const cont_service_t *svc = s_find_service(self, r->service);
+        if (!svc || !svc->max_period)
+            continue;
+        cont_proc_t *p = s_proc(self, r->pid);
+        if (!p || s_proc_rings(p, svc) != 0)
+            continue;
+        p->last_seen_s = now_s;
+        for (size_t k = 0; k < svc->nitems; k++) {
+            uint8_t m = svc->items[k].monitor;
+            if (m < MONITOR_COUNT && r->has[m])
+                s_record(p, k, now_s, r->values[m]);
+        }
+    }
+    s_forget_old(self, now_s);
+}
+
+/* Whether a request to uri counts for the item (rx: its compiled
+ * URIRegex). */
+static int s_uri_matches(const cont_item_t *it, const regex_t *rx,
+                         const char *uri)
+{
+    if (it->uri_kind == URI_PATH)
+        return strcmp(it->uri, uri) == 0;
+    if (it->uri_kind == URI_REGEX)
+        return regexec(rx, uri, 0, NULL, 0) == 0;
+    return 1;
+}
+
+size_t continuous_observe_http(continuous_t *self, uint32_t pid,
+                               const char *service, uint64_t from_s,
+                               uint64_t to_s, const cont_http_t *rows,
+                               size_t n, cont_http_value_t *out, size_t max)
+{
+    size_t nout = 0;
+    const cont_service_t *svc = s_find_service(self, service);
+    if (!svc || !svc->max_period || to_s <= from_s ||
+        !continuous_wants_http(self, service))
+        return 0;
+    cont_proc_t *p = s_proc(self, pid);
+    if (!p || s_proc_rings(p, svc) != 0)
+        return 0;
+    p->last_seen_s = to_s;
+    if (to_s - from_s > p->ring)
+        from_s = to_s - p->ring;
+    for (size_t k = 0; k < svc->nitems; k++) {
+        const cont_item_t *it = &svc->items[k];
+        if (monitors_get(it->monitor)->cause != MONITOR_CAUSE_URI)
+            continue;
+        regex_t rx;
+        if (it->uri_kind == URI_REGEX &&
+            regcomp(&rx, it->uri, REG_EXTENDED | REG_NOSUB) != 0)
+            continue;              /* checked when the policy came */
+        uint64_t requests = 0, errors = 0;
+        double ms = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (!rows[i].uri || !s_uri_matches(it, &rx, rows[i].uri))
+                continue;
+            requests += rows[i].requests;
+            errors += rows[i].errors;
+            ms += rows[i].duration_ms_sum;
+        }
+        if (it->uri_kind == URI_REGEX)
+            regfree(&rx);
+        if (!requests)
+            continue;
+        double v = it->monitor == MONITOR_HTTP_ERROR_RATE
+                       ? 100.0 * (double)errors / (double)requests
+                       : ms / (double)requests;
+        for (uint64_t sec = from_s + 1; sec <= to_s; sec++)
+            s_record(p, k, sec, v);
+        const char *uri = it->uri_kind == URI_GLOBAL ? "global" : it->uri;
+        int dup = 0;
+        for (size_t o = 0; o < nout && !dup; o++)
+            dup = out[o].monitor == it->monitor && !strcmp(out[o].uri, uri);
+        if (dup || nout == max)
+            continue;
+        out[nout].monitor = it->monitor;
+        snprintf(out[nout].uri, sizeof out[nout].uri, "%s", uri);
+        out[nout].value = v;
+        nout++;
+    }
+    return nout;
+}
+
 /* Slots among the last `period` seconds whose value reached threshold. */
-static uint32_t s_reached(const cont_proc_t *p, const cont_item_t *it,
-                          uint64_t now_s)
+static uint32_t s_reached(const cont_proc_t *p, size_t item,
+                          const cont_item_t *it, uint64_t now_s)
 {
     uint32_t reached = 0;
     for (uint32_t k = 0; k < it->period && k <= now_s; k++) {
         uint64_t sec = now_s - k;
-        size_t slot = (size_t)it->monitor * p->ring + sec % p->ring;
+        size_t slot = item * p->ring + sec % p->ring;
         if (p->stamps[slot] == sec + 1 && p->values[slot] >= it->threshold)
             reached++;
     }
@@ -421,7 +568,7 @@ size_t continuous_check(continuous_t *self, uint64_t now_ms,
     for (size_t i = 0; i < self->nprocs && n < max; i++) {
         cont_proc_t *p = &self->procs[i];
         const cont_service_t *svc = s_find_service(self, p->service);
-        if (!svc || !p->ring)
+        if (!svc || !p->ring || p->nitems != svc->nitems)
             continue;
         for (uint8_t target = 0; target <= WIRE_TARGET_MAX && n < max;
              target++) {
@@ -432,14 +579,17 @@ size_t continuous_check(continuous_t *self, uint64_t now_ms,
             for (size_t k = 0; k < svc->nitems; k++) {
                 const cont_item_t *it = &svc->items[k];
                 if (it->target != target || it->period > p->ring ||
-                    s_reached(p, it, now_s) < it->count ||
+                    s_reached(p, k, it, now_s) < it->count ||
                     t->ncauses == MONITOR_COUNT)
                     continue;
                 cont_cause_t *c = &t->causes[t->ncauses++];
                 c->monitor = it->monitor;
                 c->threshold = it->threshold;
-                c->current = p->latest[it->monitor];
-                snprintf(c->uri_regex, sizeof c->uri_regex, "%s", it->uri_regex);
+                c->current = p->latest[k];
+                snprintf(c->uri_regex, sizeof c->uri_regex, "%s",
+                         it->uri_kind == URI_REGEX ? it->uri : "");
+                snprintf(c->uri_path, sizeof c->uri_path, "%s",
+                         it->uri_kind == URI_PATH ? it->uri : "");
             }
             if (!t->ncauses)
                 continue;

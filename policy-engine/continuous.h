@@ -45,8 +45,27 @@ typedef struct {
     uint8_t monitor;            /* enum monitor_type = cause type */
     double threshold;
     double current;             /* the latest value */
-    char uri_regex[128];        /* HTTP causes: "" when not URI-scoped */
+    /* HTTP causes: the policy's URIRegex, or one path of its URIList;
+     * both "" for the process's global figures. */
+    char uri_regex[128];
+    char uri_path[128];
 } cont_cause_t;
+
+/* One process's HTTP figures for one URI (query stripped) over an
+ * interval, from the network room's net.report (wire_net_http_t). */
+typedef struct {
+    const char *uri;
+    uint64_t requests;
+    uint64_t errors;            /* status >= 500 */
+    double duration_ms_sum;
+} cont_http_t;
+
+/* A value an HTTP monitor took for a process: its meter. */
+typedef struct {
+    uint8_t monitor;            /* MONITOR_HTTP_ERROR_RATE or _AVG_... */
+    char uri[128];              /* the path, the regex, or "global" */
+    double value;
+} cont_http_value_t;
 
 typedef struct {
     uint32_t pid;
@@ -78,9 +97,27 @@ int continuous_wants(const continuous_t *self, const char *service,
                      enum monitor_type monitor);
 
 /* Records readings for second now_s (wall clock seconds). Processes not
- * seen for CONT_MAX_PERIOD seconds are forgotten. */
+ * seen for CONT_MAX_PERIOD seconds are forgotten. HTTP monitors are not
+ * read here (continuous_observe_http). */
 void continuous_observe(continuous_t *self, uint64_t now_s,
                         const cont_reading_t *readings, size_t n);
+
+/* Records the HTTP figures of one process over the seconds (from_s, to_s]
+ * (one network report interval): each HTTP policy item of its service
+ * (URIList path, URIRegex or global) takes the error rate (percent of
+ * requests with status >= 500) or the average response time (ms) of the
+ * requests its URIs saw, in every second of the interval; an item whose
+ * URIs saw no request records nothing. The values taken are written to
+ * out (at most max, one per monitor and URI) for the meters; returns
+ * their count. */
+size_t continuous_observe_http(continuous_t *self, uint32_t pid,
+                               const char *service, uint64_t from_s,
+                               uint64_t to_s, const cont_http_t *rows,
+                               size_t n, cont_http_value_t *out, size_t max);
+
+/* Whether any policy of the service uses an HTTP monitor: its processes
+ * need network capture. */
+int continuous_wants_http(const continuous_t *self, const char *service);
 
 /* Checks every policy against the slots; returns the number of triggers
  * written to out (at most max), and starts their silence. */

@@ -96,6 +96,16 @@ policy_engine_offer(policy_engine_t *self, const wire_task_t *t)
 }
 
 int
+policy_engine_cancel(policy_engine_t *self, const char *task_id)
+{
+    if (taskset_cancel(self->tasks, task_id) != 0)
+        return -1;
+    stats_inc(self->ended);
+    log_info("task %s withdrawn", task_id);
+    return 0;
+}
+
+int
 policy_engine_on_msg(void *arg, const msg_decoded_t *m)
 {
     policy_engine_t *self = arg;

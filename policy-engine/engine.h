@@ -25,6 +25,11 @@ void policy_engine_destroy(policy_engine_t **self_p);
  * set. Published by the next policy_engine_publish_changes(). */
 void policy_engine_offer(policy_engine_t *self, const wire_task_t *task);
 
+/* Ends a task by id (a source withdrawing what it offered). 0 when it
+ * was in the set, -1 when not. Published by the next
+ * policy_engine_publish_changes(). */
+int policy_engine_cancel(policy_engine_t *self, const char *task_id);
+
 /* The bus handler for task.request (offers every task) and proc.events
  * (an exited process ends the tasks it was the last process of). 0. */
 int policy_engine_on_msg(void *self, const msg_decoded_t *m);

@@ -28,9 +28,12 @@ static const stage_desc_t s_desc = {
         "  policy:\n"
         "    tasks:\n"
         "      - pid: 1234          # or a list: pids: [1, 2]\n"
-        "        target: ON_CPU     # ON_CPU or OFF_CPU\n"
+        "        target: ON_CPU     # ON_CPU, OFF_CPU or NETWORK\n"
         "        duration: 60s\n"
-        "        id: my-task        # optional",
+        "        id: my-task        # optional\n"
+        "        # NETWORK only, optional: the sampling rules, as the OAP's\n"
+        "        # ExtensionConfigJSON (docs/network.md)\n"
+        "        extension_config: '{\"networkSamplings\":[{\"minDuration\":100}]}'",
 };
 
 static int s_on_bus(loop_t *loop, void *socket, void *arg)
@@ -109,8 +112,8 @@ static int s_load_local_tasks(const config_t *cfg, policy_engine_t *engine)
         const char *target_s = config_raw(cfg, key);
         int target = s_parse_target(target_s);
         if (target < 0) {
-            log_error("config key %s = '%s': want ON_CPU or OFF_CPU", key,
-                      target_s);
+            log_error("config key %s = '%s': want ON_CPU, OFF_CPU or "
+                      "NETWORK", key, target_s);
             return -1;
         }
         snprintf(key, sizeof key, "policy.tasks[%zu].duration", i);
@@ -118,6 +121,14 @@ static int s_load_local_tasks(const config_t *cfg, policy_engine_t *engine)
         if (!dur_s || config_parse_duration_ns(dur_s, &dur_ns) || !dur_ns) {
             log_error("config key %s = '%s': want a duration such as 60s",
                       key, dur_s ? dur_s : "");
+            return -1;
+        }
+        snprintf(key, sizeof key, "policy.tasks[%zu].extension_config", i);
+        const char *ext = config_raw(cfg, key);
+        if (ext && *ext && (target != WIRE_TARGET_NETWORK || ext[0] != '{' ||
+                            strlen(ext) > WIRE_MAX_LONG_STR)) {
+            log_error("config key %s: a JSON object, for NETWORK tasks only",
+                      key);
             return -1;
         }
         snprintf(key, sizeof key, "policy.tasks[%zu].id", i);
@@ -133,7 +144,7 @@ static int s_load_local_tasks(const config_t *cfg, policy_engine_t *engine)
             .duration_ms = dur_ns / 1000000,
             .npids = npids,
             .pids = pids,
-            .extension_json = "",
+            .extension_json = ext ? ext : "",
         };
         policy_engine_offer(engine, &t);
     }
@@ -167,6 +178,9 @@ int main(int argc, char **argv)
             cfg, "profiling.continuous.trigger.execute_duration"),
         .silence_ms = config_duration_ms(
             cfg, "profiling.continuous.trigger.silence_duration"),
+        /* The seconds a net.report's HTTP figures cover. */
+        .net_interval_ms = config_duration_ms(
+            cfg, "profiling.task.network.report_interval"),
     };
     self.watch = watch_new(&wo);
     if (!self.watch)
@@ -186,7 +200,8 @@ int main(int argc, char **argv)
     if (bus_on(bus, MSG_TASK_REQUEST, policy_engine_on_msg, self.engine) ||
         bus_on(bus, MSG_PROC_EVENTS, policy_engine_on_msg, self.engine) ||
         bus_on(bus, MSG_POLICY_UPDATE, watch_on_msg, self.watch) ||
-        bus_on(bus, MSG_PROC_IDS, watch_on_msg, self.watch))
+        bus_on(bus, MSG_PROC_IDS, watch_on_msg, self.watch) ||
+        bus_on(bus, MSG_NET_REPORT, watch_on_msg, self.watch))
         goto cleanup;
     loop_t *loop = self.stage->loop;
     uint64_t fetch_ms =

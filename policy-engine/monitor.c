@@ -59,11 +59,13 @@ static cpu_prev_t *s_prev(monitor_t *self, uint32_t pid)
     return p;
 }
 
-/* Whether the service's policy uses a monitor skyprof measures. */
+/* Whether the service has a policy on a monitor skyprof measures: read
+ * here from /proc, or HTTP ones from net.report (the watch also needs
+ * those processes, to ask for their network capture). */
 static int s_wanted(const continuous_t *cont, const char *service)
 {
     for (unsigned k = 0; k < MONITOR_COUNT; k++)
-        if (monitors_get(k)->read && continuous_wants(cont, service, k))
+        if (continuous_wants(cont, service, k))
             return 1;
     return 0;
 }

@@ -74,6 +74,30 @@ fail:
     return -1;
 }
 
+/* A NETWORK task re-sent (the OAP's "keep": same start, a longer
+ * FixedTriggerDuration, an empty ExtensionConfigJSON). This is the one
+ * place of both rules: an empty extension keeps the sampling rules in
+ * force (the network room reads extension_json from ctl.tasks), and the
+ * window never shrinks. -1 when out of memory. */
+static int s_network_resend(task_entry_t *fresh, const task_entry_t *old)
+{
+    if (fresh->w.target != WIRE_TARGET_NETWORK ||
+        old->w.target != WIRE_TARGET_NETWORK)
+        return 0;
+    if (!fresh->extension_json[0] && old->extension_json[0]) {
+        char *kept = strdup(old->extension_json);
+        if (!kept)
+            return -1;
+        free(fresh->extension_json);
+        fresh->extension_json = kept;
+        fresh->w.extension_json = kept;
+    }
+    uint64_t old_end = old->w.start_ms + old->w.duration_ms;
+    if (fresh->w.start_ms + fresh->w.duration_ms < old_end)
+        fresh->w.duration_ms = old_end - fresh->w.start_ms;
+    return 0;
+}
+
 taskset_t *taskset_new(void) { return calloc(1, sizeof(taskset_t)); }
 
 void taskset_destroy(taskset_t **self_p)
@@ -112,12 +136,18 @@ enum taskset_offer_result taskset_offer(taskset_t *self, const wire_task_t *task
     if (!task->task_id || !task->task_id[0] || task->npids == 0 ||
         task->duration_ms == 0 || task->target > WIRE_TARGET_MAX)
         return TASKS_INVALID;
-    uint64_t start = task->start_ms ? task->start_ms : now_ms;
-    if (start + task->duration_ms <= now_ms)
-        return TASKS_EXPIRED;
-
     size_t idx;
     task_entry_t *old = s_find(self, task->task_id, &idx);
+    uint64_t start = task->start_ms ? task->start_ms : now_ms;
+    uint64_t end = start + task->duration_ms;
+    /* A re-sent NETWORK task keeps at least its window (s_network_resend). */
+    if (old && task->target == WIRE_TARGET_NETWORK &&
+        old->w.target == WIRE_TARGET_NETWORK &&
+        old->w.start_ms + old->w.duration_ms > end)
+        end = old->w.start_ms + old->w.duration_ms;
+    if (end <= now_ms)
+        return TASKS_EXPIRED;
+
     if (old) {
         uint64_t update = task->update_ms ? task->update_ms : now_ms;
         if (update == old->w.update_ms)
@@ -127,6 +157,10 @@ enum taskset_offer_result taskset_offer(taskset_t *self, const wire_task_t *task
         task_entry_t fresh;
         if (s_entry_copy(&fresh, task, now_ms) != 0)
             return TASKS_FULL;
+        if (s_network_resend(&fresh, old) != 0) {
+            s_entry_free(&fresh);
+            return TASKS_FULL;
+        }
         s_entry_free(old);
         *old = fresh;
         s_rebuild_view(self);

@@ -10,6 +10,7 @@
 #include "monitor.h"
 #include "monitors.h"
 #include "names.h"
+#include "procfacts.h"
 
 /* Per-process meters (<meter_prefix>_<monitor>) kept on /metrics while the
  * process is monitored. */
@@ -18,6 +19,19 @@ typedef struct {
     stats_metric_t *gauges[MONITOR_COUNT];
     uint64_t round;
 } meter_set_t;
+
+/* An HTTP monitor's value on /metrics: one gauge per process, monitor and
+ * URI, dropped when no report refreshed it for WATCH_HTTP_STALE_MS. */
+typedef struct {
+    uint32_t pid;
+    uint8_t monitor;
+    char uri[128];
+    stats_metric_t *gauge;
+    uint64_t at_ms;
+} http_gauge_t;
+
+#define WATCH_HTTP_GAUGES   4096
+#define WATCH_HTTP_STALE_MS 60000
 
 /* The uplink's view of a process (proc.ids), for service membership. */
 typedef struct {
@@ -39,6 +53,12 @@ struct watch {
     log_ratelimit_t rl;
     stats_metric_t *triggers;
     stats_metric_t *policy_errors;
+    stats_metric_t *http_reports;
+    http_gauge_t *http_gauges;       /* WATCH_HTTP_GAUGES */
+    size_t nhttp_gauges;
+    uint32_t *capture;               /* pids of the capture task, sorted */
+    size_t ncapture;
+    uint64_t capture_renew_ms;       /* wall clock: offer it again */
 };
 
 watch_t *
@@ -58,8 +78,9 @@ watch_new(const watch_options_t *opts)
     self->readings = calloc(CONT_MAX_PROCS, sizeof *self->readings);
     self->meters = calloc(CONT_MAX_PROCS, sizeof *self->meters);
     self->entities = calloc(CONT_MAX_PROCS, sizeof *self->entities);
+    self->http_gauges = calloc(WATCH_HTTP_GAUGES, sizeof *self->http_gauges);
     if (!self->cont || !self->monitor || !self->readings || !self->meters ||
-        !self->entities) {
+        !self->entities || !self->http_gauges) {
         watch_destroy(&self);
         return NULL;
     }
@@ -68,6 +89,10 @@ watch_new(const watch_options_t *opts)
     self->policy_errors = stats_counter(opts->stats,
                                         "continuous_policy_errors_total", "",
                                         "policy documents rejected");
+    self->http_reports = stats_counter(opts->stats,
+                                       "continuous_http_figures_total", "",
+                                       "per-process HTTP figures read from "
+                                       "net.report for HTTP monitors");
     return self;
 }
 
@@ -82,6 +107,8 @@ watch_destroy(watch_t **self_p)
     free(self->readings);
     free(self->meters);
     free(self->entities);
+    free(self->capture);
+    free(self->http_gauges);
     free(self);
     *self_p = NULL;
 }
@@ -128,6 +155,169 @@ s_on_proc_ids(watch_t *self, const wire_proc_ids_t *m)
     self->nentities = n;
 }
 
+static const entity_t *
+s_entity(const watch_t *self, uint32_t pid)
+{
+    for (size_t i = 0; i < self->nentities; i++)
+        if (self->entities[i].pid == pid)
+            return &self->entities[i];
+    return NULL;
+}
+
+static int
+s_cmp_http_pid(const void *a, const void *b, void *arg)
+{
+    const wire_net_http_t *rows = arg;
+    uint32_t x = rows[*(const uint32_t *)a].pid;
+    uint32_t y = rows[*(const uint32_t *)b].pid;
+    return (x > y) - (x < y);
+}
+
+/* Sets the /metrics gauge of an HTTP monitor's value (created on first
+ * use; none past WATCH_HTTP_GAUGES). */
+static void
+s_http_gauge(watch_t *self, uint32_t pid, const char *comm,
+             const char *layer, const cont_http_value_t *v, uint64_t now)
+{
+    http_gauge_t *g = NULL;
+    for (size_t i = 0; i < self->nhttp_gauges && !g; i++)
+        if (self->http_gauges[i].pid == pid &&
+            self->http_gauges[i].monitor == v->monitor &&
+            !strcmp(self->http_gauges[i].uri, v->uri))
+            g = &self->http_gauges[i];
+    if (!g && self->nhttp_gauges < WATCH_HTTP_GAUGES) {
+        char metric[128], labels[512];
+        snprintf(metric, sizeof metric, "%s_%s", self->o.meter_prefix,
+                 monitors_get(v->monitor)->meter);
+        /* Label values are escaped as Prometheus wants: a URI may hold a
+         * quote or a backslash. */
+        char uri[260];
+        size_t k = 0;
+        for (const char *c = v->uri; *c && k + 2 < sizeof uri; c++) {
+            if (*c == '"' || *c == '\\')
+                uri[k++] = '\\';
+            uri[k++] = *c == '\n' ? ' ' : *c;
+        }
+        uri[k] = '\0';
+        snprintf(labels, sizeof labels,
+                 "process_name=\"%s\",layer=\"%s\",pid=\"%u\",uri=\"%s\"",
+                 comm, layer, pid, uri);
+        g = &self->http_gauges[self->nhttp_gauges++];
+        *g = (http_gauge_t){ .pid = pid, .monitor = v->monitor };
+        snprintf(g->uri, sizeof g->uri, "%s", v->uri);
+        g->gauge = stats_gauge(self->o.stats, metric, labels,
+                               "continuous-profiling monitor value");
+    }
+    if (!g)
+        return;
+    stats_set(g->gauge, v->value);
+    g->at_ms = now;
+}
+
+/* Gauges of processes no report mentioned for a while go away. */
+static void
+s_http_gauges_expire(watch_t *self, uint64_t now)
+{
+    for (size_t i = 0; i < self->nhttp_gauges;) {
+        if (now - self->http_gauges[i].at_ms < WATCH_HTTP_STALE_MS) {
+            i++;
+            continue;
+        }
+        stats_remove(self->o.stats, self->http_gauges[i].gauge);
+        self->http_gauges[i] = self->http_gauges[--self->nhttp_gauges];
+    }
+}
+
+/* The HTTP figures of one process: its monitors' slots and meters (added
+ * to ms, *nms of them, at most cap). */
+static void
+s_http_process(watch_t *self, const wire_net_report_t *m,
+               const uint32_t *idx, size_t n, wire_meter_t *ms,
+               char (*names)[96], size_t *nms, size_t cap)
+{
+    uint32_t pid = m->http[idx[0]].pid;
+    const entity_t *ent = s_entity(self, pid);
+    char comm[128];
+    if (procfacts_comm("/proc", pid, comm, sizeof comm) != 0)
+        snprintf(comm, sizeof comm, "%u", pid);
+    const char *service = ent ? ent->service : comm;
+    if (!continuous_wants_http(self->cont, service))
+        return;
+    cont_http_t *rows = calloc(n, sizeof *rows);
+    cont_http_value_t vals[CONT_MAX_ITEMS];
+    if (!rows)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        const wire_net_http_t *h = &m->http[idx[i]];
+        rows[i] = (cont_http_t){ h->uri, h->requests, h->errors,
+                                 h->duration_ms_sum };
+    }
+    uint64_t to_s = m->ts_ms / 1000;
+    uint64_t span = self->o.net_interval_ms / 1000;
+    uint64_t from_s = to_s > (span ? span : 1) ? to_s - (span ? span : 1) : 0;
+    size_t nv = continuous_observe_http(self->cont, pid, service, from_s,
+                                        to_s, rows, n, vals, CONT_MAX_ITEMS);
+    free(rows);
+    stats_inc(self->http_reports);
+    const char *layer = ent && ent->layer[0] ? ent->layer : "OS_LINUX";
+    for (size_t v = 0; v < nv; v++)
+        s_http_gauge(self, pid, comm, layer, &vals[v], now_wall_ms());
+    for (size_t v = 0; v < nv && *nms < cap; v++) {
+        size_t k = (*nms)++;
+        snprintf(names[k], sizeof names[k], "%s_%s", self->o.meter_prefix,
+                 monitors_get(vals[v].monitor)->meter);
+        ms[k] = (wire_meter_t){ .name = names[k], .value = vals[v].value,
+                                .pid = pid };
+        /* Strings live until the report's meters are sent. */
+        ms[k].uri = strdup(vals[v].uri);
+        ms[k].process_name = strdup(comm);
+        ms[k].layer = layer;
+    }
+}
+
+/* net.report: every process's HTTP figures (rows grouped by pid) feed
+ * its HTTP monitors; with an OAP their values go out as meters. */
+static void
+s_on_net_report(watch_t *self, const wire_net_report_t *m)
+{
+    if (!m->nhttp || !continuous_service_count(self->cont))
+        return;
+    size_t cap = (size_t)m->nhttp * 2;
+    if (cap > WIRE_MAX_METRICS)
+        cap = WIRE_MAX_METRICS;
+    uint32_t *idx = calloc(m->nhttp, sizeof *idx);
+    wire_meter_t *ms = calloc(cap, sizeof *ms);
+    char (*names)[96] = calloc(cap, sizeof *names);
+    size_t nms = 0;
+    if (!idx || !ms || !names)
+        goto cleanup;
+    for (uint32_t i = 0; i < m->nhttp; i++)
+        idx[i] = i;
+    qsort_r(idx, m->nhttp, sizeof *idx, s_cmp_http_pid,
+            (void *)m->http);
+    for (uint32_t i = 0; i < m->nhttp;) {
+        uint32_t j = i;
+        while (j < m->nhttp && m->http[idx[j]].pid == m->http[idx[i]].pid)
+            j++;
+        s_http_process(self, m, idx + i, j - i, ms, names, &nms, cap);
+        i = j;
+    }
+    s_http_gauges_expire(self, now_wall_ms());
+    if (self->o.oap_mode && nms) {
+        wire_meters_t msg = { .ts_ms = m->ts_ms, .nmeters = (uint32_t)nms,
+                              .meters = ms };
+        bus_send(self->o.bus, MSG_METERS, &msg);
+    }
+cleanup:
+    for (size_t k = 0; ms && k < nms; k++) {
+        free((char *)ms[k].uri);
+        free((char *)ms[k].process_name);
+    }
+    free(idx);
+    free(ms);
+    free(names);
+}
+
 int
 watch_on_msg(void *arg, const msg_decoded_t *m)
 {
@@ -136,6 +326,8 @@ watch_on_msg(void *arg, const msg_decoded_t *m)
         s_on_policy_update(self, m->body);
     else if (m->id == MSG_PROC_IDS)
         s_on_proc_ids(self, m->body);
+    else if (m->id == MSG_NET_REPORT)
+        s_on_net_report(self, m->body);
     return 0;
 }
 
@@ -213,6 +405,57 @@ cleanup:
     free(names);
 }
 
+static int
+s_cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The capture task of the HTTP monitors: the processes (of this fetch's
+ * readings) whose service has an HTTP policy. Offered again when that set
+ * changes or half its window passed; withdrawn when no process needs it. */
+static void
+s_update_capture(watch_t *self, size_t n)
+{
+    uint32_t *pids = calloc(n ? n : 1, sizeof *pids);
+    size_t k = 0;
+    if (!pids)
+        return;
+    for (size_t i = 0; i < n && k < WIRE_MAX_PIDS; i++)
+        if (continuous_wants_http(self->cont, self->readings[i].service))
+            pids[k++] = self->readings[i].r.pid;
+    qsort(pids, k, sizeof *pids, s_cmp_u32);
+    uint64_t now = now_wall_ms();
+    bool same = k == self->ncapture &&
+                (!k || !memcmp(pids, self->capture, k * sizeof *pids));
+    if (same && (!k || now < self->capture_renew_ms)) {
+        free(pids);
+        return;
+    }
+    if (!k) {
+        policy_engine_cancel(self->o.engine, WATCH_CAPTURE_TASK);
+    } else {
+        wire_task_t task = {
+            .task_id = WATCH_CAPTURE_TASK,
+            .target = WIRE_TARGET_NETWORK,
+            .trigger = WIRE_TRIGGER_CONTINUOUS,
+            .source = WIRE_SRC_POLICY,
+            .start_ms = now,
+            .duration_ms = WATCH_CAPTURE_MS,
+            .update_ms = now,
+            .npids = (uint32_t)k,
+            .pids = pids,
+            .extension_json = "",
+        };
+        policy_engine_offer(self->o.engine, &task);
+        self->capture_renew_ms = now + WATCH_CAPTURE_MS / 2;
+    }
+    free(self->capture);
+    self->capture = pids;
+    self->ncapture = k;
+}
+
 void
 watch_fetch(watch_t *self)
 {
@@ -236,6 +479,8 @@ watch_fetch(watch_t *self)
     continuous_observe(self->cont, now_wall_ms() / 1000, rs, n);
     s_publish_meters(self, rs, n);
     free(rs);
+    s_update_capture(self, n);
+    s_http_gauges_expire(self, now_wall_ms());
     /* Meters of processes no longer monitored go away. */
     for (size_t i = 0; i < self->nmeters;) {
         meter_set_t *m = &self->meters[i];
@@ -254,15 +499,21 @@ watch_fetch(watch_t *self)
 /* With an OAP, the uplink reports the trigger and brings back the task the
  * OAP names (through task.request). */
 static void
-s_publish_trigger(watch_t *self, const cont_trigger_t *t)
+s_wire_causes(const cont_trigger_t *t, wire_cause_t *causes)
 {
-    wire_cause_t causes[MONITOR_COUNT];
     for (uint32_t c = 0; c < t->ncauses; c++)
         causes[c] = (wire_cause_t){.type = t->causes[c].monitor,
                                    .threshold = t->causes[c].threshold,
                                    .current = t->causes[c].current,
                                    .uri_regex = t->causes[c].uri_regex,
-                                   .uri_path = ""};
+                                   .uri_path = t->causes[c].uri_path};
+}
+
+static void
+s_publish_trigger(watch_t *self, const cont_trigger_t *t)
+{
+    wire_cause_t causes[MONITOR_COUNT];
+    s_wire_causes(t, causes);
     wire_trigger_t msg = {.pid = t->pid, .target = t->target,
                           .duration_ms = t->duration_ms, .service = t->service,
                           .ncauses = t->ncauses, .causes = causes};
@@ -300,6 +551,12 @@ watch_check(watch_t *self)
         char id[96];
         snprintf(id, sizeof id, "continuous-%u-%u-%llu", t->pid, t->target,
                  (unsigned long long)now);
+        /* A NETWORK task samples what fired. */
+        wire_cause_t wcauses[MONITOR_COUNT];
+        s_wire_causes(t, wcauses);
+        char *rules = t->target == WIRE_TARGET_NETWORK
+                          ? monitors_sampling_rules(wcauses, t->ncauses)
+                          : NULL;
         wire_task_t task = {
             .task_id = id,
             .target = t->target,
@@ -310,8 +567,9 @@ watch_check(watch_t *self)
             .update_ms = now,
             .npids = 1,
             .pids = &t->pid,
-            .extension_json = "",
+            .extension_json = rules ? rules : "",
         };
         policy_engine_offer(self->o.engine, &task);
+        free(rules);
     }
 }

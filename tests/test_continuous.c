@@ -243,6 +243,112 @@ START_TEST(full_table_refuses_the_whole_document)
 }
 END_TEST
 
+/* HTTP monitors read the network room's per-URI figures: each URIList
+ * path is a window of its own, URIRegex filters, no URI = global; an
+ * interval's value fills each of its seconds; causes carry the URI;
+ * the values come back for the meters; a bad regex is refused. */
+static const char *s_http_policy =
+    "[{\"ServiceName\":\"web\",\"UUID\":\"h1\",\"Profiling\":{\"NETWORK\":{"
+    "\"HTTP_ERROR_RATE\":{\"Threshold\":\"10\",\"Period\":6,\"Count\":4,"
+    "\"URIList\":[\"/a\",\"/b\"]},"
+    "\"HTTP_AVG_RESPONSE_TIME\":{\"Threshold\":\"100\",\"Period\":6,"
+    "\"Count\":4,\"URIRegex\":\"^/api/\"}}}},"
+    "{\"ServiceName\":\"all\",\"UUID\":\"h2\",\"Profiling\":{\"NETWORK\":{"
+    "\"HTTP_ERROR_RATE\":{\"Threshold\":\"50\",\"Period\":4,\"Count\":2}}}}]";
+
+static const cont_http_value_t *
+s_value(const cont_http_value_t *v, size_t n, int monitor, const char *uri)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i].monitor == monitor && !strcmp(v[i].uri, uri))
+            return &v[i];
+    return NULL;
+}
+
+START_TEST(http_monitors_per_uri_regex_and_global)
+{
+    continuous_options_t o = {.execute_ms = 60000, .silence_ms = 60000};
+    continuous_t *c = continuous_new(&o);
+    char err[256];
+    ck_assert_msg(continuous_apply_json(c, s_http_policy,
+                                        strlen(s_http_policy), err,
+                                        sizeof err) == 0, "%s", err);
+    ck_assert(continuous_wants_http(c, "web"));
+    ck_assert(continuous_wants_http(c, "all"));
+    ck_assert(!continuous_wants_http(c, "other"));
+    cont_http_t rows[] = {
+        {"/a", 10, 5, 100},          /* 50 % errors */
+        {"/b", 10, 0, 100},
+        {"/api/x", 2, 0, 300},       /* 150 ms on average */
+        {"/api/y", 2, 2, 100},       /* with x: 100 ms on average */
+        {"/other", 4, 4, 4000},
+    };
+    cont_http_value_t v[16];
+    uint64_t base = 1700000000;
+    /* First report: two seconds of one interval. */
+    size_t nv = continuous_observe_http(c, 7, "web", base, base + 2, rows, 3,
+                                        v, 16);
+    ck_assert_uint_eq(nv, 3);
+    ck_assert_double_eq(s_value(v, nv, MONITOR_HTTP_ERROR_RATE, "/a")->value,
+                        50);
+    ck_assert_double_eq(s_value(v, nv, MONITOR_HTTP_ERROR_RATE, "/b")->value,
+                        0);
+    ck_assert_double_eq(
+        s_value(v, nv, MONITOR_HTTP_AVG_RESPONSE_TIME, "^/api/")->value, 150);
+    cont_trigger_t t[4];
+    ck_assert_uint_eq(continuous_check(c, (base + 2) * 1000, t, 4), 0);
+    /* The next interval: four seconds reached, /a and the regex fire. */
+    nv = continuous_observe_http(c, 7, "web", base + 2, base + 4, rows, 4, v,
+                                 16);
+    ck_assert_double_eq(
+        s_value(v, nv, MONITOR_HTTP_AVG_RESPONSE_TIME, "^/api/")->value, 100);
+    ck_assert_uint_eq(continuous_check(c, (base + 4) * 1000, t, 4), 1);
+    ck_assert_uint_eq(t[0].pid, 7);
+    ck_assert_uint_eq(t[0].target, WIRE_TARGET_NETWORK);
+    ck_assert_uint_eq(t[0].ncauses, 2);
+    for (uint32_t i = 0; i < 2; i++) {
+        const cont_cause_t *cc = &t[0].causes[i];
+        if (cc->monitor == MONITOR_HTTP_ERROR_RATE) {
+            ck_assert_str_eq(cc->uri_path, "/a");
+            ck_assert_str_eq(cc->uri_regex, "");
+            ck_assert_double_eq(cc->current, 50);
+        } else {
+            ck_assert_uint_eq(cc->monitor, MONITOR_HTTP_AVG_RESPONSE_TIME);
+            ck_assert_str_eq(cc->uri_regex, "^/api/");
+            ck_assert_str_eq(cc->uri_path, "");
+            ck_assert_double_eq(cc->current, 100);
+        }
+    }
+    /* Global: every URI of the process counts; no request, no value. */
+    nv = continuous_observe_http(c, 8, "all", base, base + 2, rows, 5, v, 16);
+    ck_assert_uint_eq(nv, 1);
+    ck_assert_str_eq(v[0].uri, "global");
+    ck_assert_double_eq(v[0].value, 100.0 * 11 / 28);
+    ck_assert_uint_eq(continuous_observe_http(c, 8, "all", base + 2,
+                                              base + 4, rows + 4, 0, v, 16),
+                      0);
+    ck_assert_uint_eq(continuous_check(c, (base + 4) * 1000, t, 4), 0);
+    nv = continuous_observe_http(c, 8, "all", base + 4, base + 6, rows + 4, 1,
+                                 v, 16);
+    ck_assert_double_eq(v[0].value, 100);
+    ck_assert_uint_eq(continuous_check(c, (base + 6) * 1000, t, 4), 1);
+    ck_assert_uint_eq(t[0].pid, 8);
+    ck_assert_str_eq(t[0].causes[0].uri_path, "");
+    ck_assert_str_eq(t[0].causes[0].uri_regex, "");
+
+    /* A regex POSIX cannot compile: the document is refused. */
+    const char *bad =
+        "[{\"ServiceName\":\"web\",\"UUID\":\"h3\",\"Profiling\":{\"NETWORK\":"
+        "{\"HTTP_ERROR_RATE\":{\"Threshold\":\"1\",\"Period\":2,\"Count\":1,"
+        "\"URIRegex\":\"(unclosed\"}}}}]";
+    ck_assert_int_eq(continuous_apply_json(c, bad, strlen(bad), err,
+                                           sizeof err), -1);
+    ck_assert_msg(strstr(err, "URIRegex"), "reason: %s", err);
+    ck_assert_str_eq(continuous_service_uuid(c, "web"), "h1");
+    continuous_destroy(&c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("continuous");
@@ -252,6 +358,7 @@ int main(void)
     tcase_add_test(tc, resent_policy_keeps_the_slots);
     tcase_add_test(tc, bad_documents_keep_the_previous_policy);
     tcase_add_test(tc, full_table_refuses_the_whole_document);
+    tcase_add_test(tc, http_monitors_per_uri_regex_and_global);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

@@ -2,7 +2,10 @@
  * ours crosses a PROCESS_CPU policy and an on-CPU task for it starts within
  * Period + check interval, its profile holds the burner's function, the
  * silence keeps it to one trigger, and a sleeping process under a policy of
- * its own never fires. The meters reach /metrics. */
+ * its own never fires. The meters reach /metrics. An HTTP_AVG_RESPONSE_TIME
+ * policy on our HTTP server (tests/progs/httpload) has its traffic
+ * captured before anything fired, and its slow endpoint starts a NETWORK
+ * task. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,13 +138,86 @@ START_TEST(cpu_policy_triggers_one_task_with_the_burner)
 }
 END_TEST
 
+static int s_file_has(void *arg)
+{
+    const char *const *pf = arg;
+    char *text = tu_read_file(pf[0], NULL);
+    int found = text && strstr(text, pf[1]);
+    free(text);
+    return found;
+}
+
+START_TEST(http_policy_starts_a_network_task)
+{
+    th_launch_start(&L,
+        "profiling:\n  flush_interval: 1s\n"
+        "  task:\n    network:\n      report_interval: 1s\n"
+        "  continuous:\n    fetch_interval: 1s\n    check_interval: 1s\n"
+        "    trigger:\n      execute_duration: 30s\n      silence_duration: 10m\n"
+        "policy:\n  continuous_policies: '["
+        "{\"ServiceName\":\"httpload\",\"UUID\":\"h1\",\"Profiling\":"
+        "{\"NETWORK\":{\"HTTP_AVG_RESPONSE_TIME\":{\"Threshold\":\"200\","
+        "\"Period\":4,\"Count\":2,\"URIRegex\":\"^/slow\"}}}}]'\n",
+        NULL);
+    char slog[700];
+    snprintf(slog, sizeof slog, "%s/server.log", L.dir);
+    char *srv_argv[] = {(char *)tu_build_path("tests/progs/httpload"),
+                        "server", "0", NULL};
+    pid_t srv = tu_spawn(srv_argv, slog);
+    ck_assert_int_gt(srv, 0);
+    const char *pf[] = {slog, "port "};
+    ck_assert(tu_wait_until(s_file_has, pf, 10000));
+    char *text = tu_read_file(slog, NULL);
+    char port[16];
+    snprintf(port, sizeof port, "%d", atoi(strstr(text, "port ") + 5));
+    free(text);
+
+    /* Slow requests (300 ms) until the policy fires. */
+    task_probe_t probe;
+    snprintf(probe.needle, sizeof probe.needle, "continuous-%d-2-", (int)srv);
+    char *cl_argv[] = {(char *)tu_build_path("tests/progs/httpload"),
+                       "client", port, "--rounds", "3", "/slow?ms=300",
+                       "/ok", NULL};
+    int fired = 0;
+    for (int i = 0; i < 40 && !fired; i++) {
+        pid_t cl = tu_spawn(cl_argv, NULL);
+        int st;
+        waitpid(cl, &st, 0);
+        fired = s_task_listed(&probe);
+    }
+    ck_assert_msg(fired, "no NETWORK task for the server; see %s", L.log);
+
+    /* The monitor's value, for the regex's URIs only (the fast /ok
+     * requests are not in it). */
+    char *metrics = s_get("/metrics");
+    ck_assert_ptr_nonnull(metrics);
+    char label[96];
+    snprintf(label, sizeof label, "pid=\"%d\",uri=\"^/slow\"", (int)srv);
+    double avg = th_metric_sum(
+        metrics, "skyprof_policy_rover_con_p_http_avg_response_time", label);
+    ck_assert_msg(avg >= 290 && avg < 1000, "avg %.1f ms", avg);
+    free(metrics);
+    /* The capture task of the policy engine was there first. */
+    char *tasks = s_get("/api/tasks");
+    ck_assert_ptr_nonnull(tasks);
+    ck_assert_ptr_nonnull(strstr(tasks, "policy-http-capture"));
+    free(tasks);
+    kill(srv, SIGTERM);
+    waitpid(srv, NULL, 0);
+    th_launch_stop(&L);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("continuous_e2e");
     TCase *tc = tcase_create("bpf");
     tcase_set_timeout(tc, 180);
     if (tu_require_bpf("continuous end to end"))
+    {
         tcase_add_test(tc, cpu_policy_triggers_one_task_with_the_burner);
+        tcase_add_test(tc, http_policy_starts_a_network_task);
+    }
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

@@ -3,6 +3,8 @@
  * reader computes what the policy engine reported before the registry. */
 #include <ctype.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "Continuous.pb-c.h"
@@ -121,6 +123,37 @@ START_TEST(test_readers)
 }
 END_TEST
 
+/* The rules of a NETWORK task a trigger starts: one per URI cause, the
+ * default rule once for global causes, nothing from other monitors. */
+START_TEST(test_sampling_rules)
+{
+    wire_cause_t causes[] = {
+        {.type = MONITOR_PROCESS_CPU, .uri_regex = "", .uri_path = ""},
+        {.type = MONITOR_HTTP_ERROR_RATE, .uri_regex = "", .uri_path = "/a\"b"},
+        {.type = MONITOR_HTTP_AVG_RESPONSE_TIME, .uri_regex = "^/x",
+         .uri_path = ""},
+        {.type = MONITOR_HTTP_ERROR_RATE, .uri_regex = "", .uri_path = ""},
+        {.type = MONITOR_HTTP_AVG_RESPONSE_TIME, .uri_regex = "",
+         .uri_path = ""},
+    };
+    const char *rule = "\"minDuration\":0,\"when4xx\":true,"
+                       "\"when5xx\":true,\"settings\":{"
+                       "\"requireCompleteRequest\":true,"
+                       "\"requireCompleteResponse\":true}}";
+    char want[1024];
+    snprintf(want, sizeof want, "{\"networkSamplings\":["
+             "{\"uriRegex\":\"/a\\\"b\",%s,{\"uriRegex\":\"^/x\",%s,{%s]}",
+             rule, rule, rule);
+    char *got = monitors_sampling_rules(causes, 5);
+    ck_assert_ptr_nonnull(got);
+    ck_assert_str_eq(got, want);
+    free(got);
+    got = monitors_sampling_rules(causes, 1);
+    ck_assert_str_eq(got, "{\"networkSamplings\":[]}");
+    free(got);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -131,6 +164,7 @@ main(void)
     tcase_add_test(tc, test_numbers_are_the_oaps);
     tcase_add_test(tc, test_trigger_carries_every_monitor);
     tcase_add_test(tc, test_readers);
+    tcase_add_test(tc, test_sampling_rules);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

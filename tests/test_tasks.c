@@ -119,6 +119,64 @@ START_TEST(prune_and_cancel_and_bound)
 }
 END_TEST
 
+/* The OAP's keep of a NETWORK task: the same task re-sent with a longer
+ * duration and an empty ExtensionConfigJSON extends the window and keeps
+ * the sampling rules; a re-send that would shorten it does not; new rules
+ * replace the old ones; other targets take the re-sent task as it is. */
+START_TEST(network_resend_extends_and_keeps_rules)
+{
+    static const uint32_t pids[] = {100, 200, 300};
+    const char *rules = "{\"networkSamplings\":[{\"minDuration\":10}]}";
+    taskset_t *t = taskset_new();
+    wire_task_t n = {.task_id = "net", .target = WIRE_TARGET_NETWORK,
+                     .source = WIRE_SRC_OAP, .start_ms = 1000,
+                     .duration_ms = 600000, .update_ms = 1, .npids = 3,
+                     .pids = pids, .extension_json = rules};
+    ck_assert_int_eq(taskset_offer(t, &n, 2000), TASKS_ADDED);
+    wire_task_t keep = n;
+    keep.duration_ms = 1200000;
+    keep.update_ms = 2;
+    keep.extension_json = "";
+    ck_assert_int_eq(taskset_offer(t, &keep, 550000), TASKS_REPLACED);
+    const wire_task_t *snap;
+    ck_assert_uint_eq(taskset_snapshot(t, &snap), 1);
+    ck_assert_uint_eq(snap[0].npids, 3);
+    ck_assert_uint_eq(snap[0].start_ms + snap[0].duration_ms, 1201000);
+    ck_assert_str_eq(snap[0].extension_json, rules);
+    /* Past the first window, the task is still there. */
+    ck_assert_uint_eq(taskset_expire(t, 700000), 0);
+
+    /* A re-send with the first duration does not shorten it. */
+    wire_task_t shorter = keep;
+    shorter.duration_ms = 600000;
+    shorter.update_ms = 3;
+    ck_assert_int_eq(taskset_offer(t, &shorter, 700001), TASKS_REPLACED);
+    ck_assert_uint_eq(taskset_snapshot(t, &snap), 1);
+    ck_assert_uint_eq(snap[0].start_ms + snap[0].duration_ms, 1201000);
+    ck_assert_str_eq(snap[0].extension_json, rules);
+
+    /* New rules replace the old. */
+    wire_task_t other = keep;
+    other.update_ms = 4;
+    other.extension_json = "{\"networkSamplings\":[]}";
+    ck_assert_int_eq(taskset_offer(t, &other, 700002), TASKS_REPLACED);
+    ck_assert_uint_eq(taskset_snapshot(t, &snap), 1);
+    ck_assert_str_eq(snap[0].extension_json, "{\"networkSamplings\":[]}");
+    ck_assert_uint_eq(taskset_expire(t, 1201000), 1);
+
+    /* ON_CPU: the replacement is taken as it is. */
+    wire_task_t a = s_task("a", 1000, 60000, 5, 1);
+    a.extension_json = "{}";
+    ck_assert_int_eq(taskset_offer(t, &a, 2000), TASKS_ADDED);
+    wire_task_t a2 = s_task("a", 1000, 30000, 6, 1);
+    ck_assert_int_eq(taskset_offer(t, &a2, 2000), TASKS_REPLACED);
+    ck_assert_uint_eq(taskset_snapshot(t, &snap), 1);
+    ck_assert_uint_eq(snap[0].duration_ms, 30000);
+    ck_assert_str_eq(snap[0].extension_json, "");
+    taskset_destroy(&t);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("tasks");
@@ -127,6 +185,7 @@ int main(void)
     tcase_add_test(tc, expired_and_future_and_invalid);
     tcase_add_test(tc, process_exit_ends_its_part);
     tcase_add_test(tc, prune_and_cancel_and_bound);
+    tcase_add_test(tc, network_resend_extends_and_keeps_rules);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

@@ -22,6 +22,8 @@
 #include "Meter.pb-c.h"
 #include "Process.pb-c.h"
 #include "Profiling.pb-c.h"
+#include "Logging.pb-c.h"
+#include "SpanAttachedEvent.pb-c.h"
 #include "bus.h"
 #include "log.h"
 #include "stats.h"
@@ -29,6 +31,7 @@
 #include "uplink/commands.h"
 #include "uplink/contproto.h"
 #include "uplink/databuf.h"
+#include "uplink/netproto.h"
 #include "uplink/finder.h"
 #include "uplink/policybook.h"
 #include "uplink/profdata.h"
@@ -870,7 +873,8 @@ START_TEST(test_commands_parse)
     ck_assert_uint_eq(t->start_ms, 400);
     ck_assert_uint_eq(t->duration_ms, 30000);
     ck_assert_uint_eq(t->update_ms, 600);
-    ck_assert_str_eq(t->extension_json, "");
+    /* The newer command's extension. */
+    ck_assert_str_eq(t->extension_json, "{\"a\":1}");
     ck_assert_uint_eq(t->npids, 3);
     ck_assert_uint_eq(t->pids[0], 10);
     ck_assert_uint_eq(t->pids[1], 11);
@@ -886,6 +890,48 @@ START_TEST(test_commands_parse)
     ck_assert_int_eq(commands_parse_tasks(NULL, 0, arena, s_fake_pid_of,
                                           NULL, &ct, &rl), 0);
     ck_assert_uint_eq(ct.ntasks, 0);
+    arena_destroy(&arena);
+}
+END_TEST
+
+/* A NETWORK task as the OAP writes it for a service instance: one command
+ * naming all its processes, a 600 s window, sampling rules in camelCase;
+ * its keep re-sends it with a longer duration and an empty extension. */
+START_TEST(test_commands_network)
+{
+    const char *rules = "{\"networkSamplings\":[{\"uriRegex\":\"/api.*\","
+                        "\"minDuration\":100,\"when5xx\":true}]}";
+    cmd_spec_t specs[] = {
+        { "EBPFProfilingTaskQuery",
+          { "SerialNumber", "9", "TaskId", "net-1", "ProcessId",
+            "proc-10,proc-11,proc-12", "TaskUpdateTime", "1000",
+            "TriggerType", "FIXED_TIME", "TargetType", "NETWORK",
+            "TaskStartTime", "900", "FixedTriggerDuration", "600",
+            "ExtensionConfigJSON", rules, NULL } },
+        { "EBPFProfilingTaskQuery",
+          { "TaskId", "net-2", "ProcessId", "proc-13", "TaskUpdateTime",
+            "2000", "TriggerType", "FIXED_TIME", "TargetType", "NETWORK",
+            "TaskStartTime", "900", "FixedTriggerDuration", "1200",
+            "ExtensionConfigJSON", "", NULL } },
+    };
+    size_t len;
+    uint8_t *raw = s_commands(specs, 2, &len);
+    arena_t *arena = arena_new(0);
+    log_ratelimit_t rl = LOG_RATELIMIT_INIT(100, 1000);
+    commands_tasks_t ct;
+    ck_assert_int_eq(commands_parse_tasks(raw, len, arena, s_fake_pid_of,
+                                          NULL, &ct, &rl), 0);
+    free(raw);
+    ck_assert_uint_eq(ct.invalid, 0);
+    ck_assert_uint_eq(ct.ntasks, 2);
+    ck_assert_str_eq(ct.tasks[0].task_id, "net-1");
+    ck_assert_uint_eq(ct.tasks[0].target, WIRE_TARGET_NETWORK);
+    ck_assert_uint_eq(ct.tasks[0].npids, 3);
+    ck_assert_uint_eq(ct.tasks[0].pids[2], 12);
+    ck_assert_uint_eq(ct.tasks[0].duration_ms, 600000);
+    ck_assert_str_eq(ct.tasks[0].extension_json, rules);
+    ck_assert_uint_eq(ct.tasks[1].duration_ms, 1200000);
+    ck_assert_str_eq(ct.tasks[1].extension_json, "");
     arena_destroy(&arena);
 }
 END_TEST
@@ -2499,6 +2545,12 @@ START_TEST(test_trigger_report_to_task)
     ck_assert_ptr_nonnull(t->process_ids);
     snprintf(want, sizeof want, "proc-%u", pid);
     ck_assert_str_eq(t->process_ids[0], want);
+    /* It samples the URI that fired, as the reference agent's task. */
+    ck_assert_str_eq(t->extension_json,
+                     "{\"networkSamplings\":[{\"uriRegex\":\"/api.*\","
+                     "\"minDuration\":0,\"when4xx\":true,\"when5xx\":true,"
+                     "\"settings\":{\"requireCompleteRequest\":true,"
+                     "\"requireCompleteResponse\":true}}]}");
     ck_assert(s_metric(&e, "triggers_reported", NULL) == 1);
 
     /* An on-CPU trigger: its own target and duration. */
@@ -2956,6 +3008,377 @@ START_TEST(test_continuous_stage_with_broker)
 }
 END_TEST
 
+/* ------------------------------------------------- network profiling */
+/* A message of the table as a stage would publish it, into the uplink. */
+static int
+s_handle_msg(env_t *e, msg_id_t id, const char *topic, void *body)
+{
+    static uint64_t seq;
+    wire_buf_t buf;
+    wire_buf_init(&buf);
+    ck_assert_int_eq(msg_encode(id, body, "stage/test", ++seq, &buf), 0);
+    int rc = uplink_handle(e->up, topic, buf.data, buf.len, e->now);
+    wire_buf_release(&buf);
+    return rc;
+}
+
+static void
+s_handle_tasks(env_t *e, const wire_task_t *tasks, uint32_t n)
+{
+    static uint64_t generation;
+    wire_task_set_t set = { .generation = ++generation, .ntasks = n,
+                            .tasks = tasks };
+    ck_assert_int_eq(s_handle_msg(e, MSG_CTL_TASKS, TOPIC_CTL_TASKS, &set),
+                     0);
+}
+
+static void
+s_handle_net_report(env_t *e, const wire_net_report_t *r)
+{
+    wire_net_report_t m = *r;
+    ck_assert_int_eq(s_handle_msg(e, MSG_NET_REPORT, TOPIC_NET_REPORT, &m),
+                     0);
+}
+
+/* "name=value,name=value" of a meter's labels, in their order. */
+static void
+s_labels_text(Skywalking__V3__Label **labels, size_t n, char *out,
+              size_t size)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n && used < size; i++)
+        used += (size_t)snprintf(out + used, size - used, "%s%s=%s",
+                                 i ? "," : "", labels[i]->name,
+                                 labels[i]->value);
+}
+
+static const char *
+s_tag(Skywalking__V3__KeyStringValuePair **kv, size_t n, const char *key)
+{
+    return s_prop(kv, n, key);
+}
+
+/* NETWORK tasks in ctl.tasks choose whose network data goes out; a
+ * net.report becomes collectBatch meters (prefix, the OAP's process ids,
+ * the peer as process id / local / address, histograms), sampled-request
+ * logs and span events, each decoded here; the policy engine's own
+ * capture task (source POLICY) is not reported. */
+START_TEST(test_net_report_to_oap)
+{
+    if (!s_python_grpc_ok("test_net_report_to_oap"))
+        return;
+    env_t e;
+    s_env_start(&e, NULL, NULL, 4u << 20);
+    s_tick(e.up, e.now);
+    uint32_t p0 = (uint32_t)e.procs.pids[0], p1 = (uint32_t)e.procs.pids[1];
+    uint32_t p2 = (uint32_t)e.procs.pids[2];
+    char id0[32], id1[32];
+    snprintf(id0, sizeof id0, "proc-%u", p0);
+    snprintf(id1, sizeof id1, "proc-%u", p1);
+    ck_assert_str_eq(uplink_process_id(e.up, p0), id0);
+
+    uint32_t oap_pids[] = { p0, p1 };
+    wire_task_t tasks[] = {
+        { .task_id = "net-1", .target = WIRE_TARGET_NETWORK,
+          .source = WIRE_SRC_OAP, .duration_ms = 600000, .npids = 2,
+          .pids = oap_pids, .extension_json = "" },
+        { .task_id = "http-watch", .target = WIRE_TARGET_NETWORK,
+          .trigger = WIRE_TRIGGER_CONTINUOUS, .source = WIRE_SRC_POLICY,
+          .duration_ms = 600000, .npids = 1, .pids = &p2,
+          .extension_json = "" },
+    };
+    s_handle_tasks(&e, tasks, 2);
+
+    wire_label_t l_client[] = { { "side", "client" }, { "protocol", "http" },
+                                { "is_ssl", "false" } };
+    wire_label_t l_server[] = { { "side", "server" }, { "protocol", "http" },
+                                { "is_ssl", "true" }, { "code", "500" } };
+    double bounds[] = { 0, 50, 100 };
+    uint64_t counts[] = { 1, 2, 3 };
+    wire_net_meter_t meters[] = {
+        { .name = "http1_request_counter", .pid = p0,
+          .role = WIRE_NET_ROLE_CLIENT, .peer_pid = p1, .peer_address = "",
+          .nlabels = 3, .labels = l_client, .value = 5 },
+        { .name = "http1_client_duration_histogram", .pid = p0,
+          .role = WIRE_NET_ROLE_CLIENT, .peer_address = "10.1.2.3:80",
+          .nlabels = 3, .labels = l_client, .nbuckets = 3,
+          .bounds = bounds, .counts = counts },
+        { .name = "http1_response_status_counter", .pid = p1,
+          .role = WIRE_NET_ROLE_SERVER, .peer_address = "127.0.0.1:40000",
+          .nlabels = 4, .labels = l_server, .value = 2 },
+        { .name = "http1_request_counter", .pid = p2,
+          .role = WIRE_NET_ROLE_SERVER, .peer_address = "10.0.0.9:1",
+          .nlabels = 3, .labels = l_client, .value = 9 },
+    };
+    static const uint8_t req[] = "GET /api/x HTTP/1.1\r\nsw8: 1-x\r\n\r\n";
+    static const uint8_t resp[] = "HTTP/1.1 500 Oops\r\n\r\nbad \xff byte";
+    wire_net_sample_t samples[] = {
+        { .pid = p1, .role = WIRE_NET_ROLE_SERVER, .peer_pid = p0,
+          .peer_address = "", .is_ssl = 1, .method = "GET",
+          .uri = "/api/\"x\"", .status = 500, .reason = "status_5xx",
+          .start_ms = 1700000000100u, .end_ms = 1700000000350u,
+          .trace_provider = "skywalking", .trace_id = "trace-1",
+          .segment_id = "seg-1", .span_id = "3",
+          .req_len = sizeof req - 1, .resp_len = sizeof resp - 1,
+          .req = req, .resp = resp },
+        { .pid = p0, .role = WIRE_NET_ROLE_CLIENT, .peer_address = "8.8.8.8:80",
+          .method = "GET", .uri = "/slow", .status = 200, .reason = "slow",
+          .start_ms = 1700000000000u, .end_ms = 1700000001000u,
+          .trace_provider = "zipkin", .trace_id = "b3-trace",
+          .segment_id = "", .span_id = "b3-span" },
+        { .pid = p2, .role = WIRE_NET_ROLE_SERVER, .peer_address = "",
+          .method = "GET", .uri = "/hidden", .status = 500,
+          .reason = "status_5xx",
+          .trace_provider = "skywalking", .trace_id = "t", .segment_id = "",
+          .span_id = "", .req_len = 3, .req = req },
+    };
+    wire_net_report_t r = { .ts_ms = 1700000002000u, .nmeters = 4,
+                            .meters = meters, .nsamples = 3,
+                            .samples = samples };
+    s_handle_net_report(&e, &r);
+    ck_assert(s_metric(&e, "net_meters_sent", NULL) == 3);
+    ck_assert(s_metric(&e, "net_logs_sent", NULL) == 2);
+    ck_assert(s_metric(&e, "net_events_sent", NULL) == 2);
+    ck_assert(s_metric(&e, "net_dropped", "reason=\"unknown_process\"") == 2);
+    ck_assert(s_metric(&e, "calls", "method=\"LogReportService.collect\","
+                       "status=\"OK\"") == 1);
+
+    /* Meters: one collection (the three processes share service and
+     * instance). */
+    char **names;
+    size_t n = s_requests(&e.fake, "collectBatch", &names);
+    ck_assert_uint_eq(n, 1);
+    size_t len;
+    uint8_t *raw = (uint8_t *)tu_read_file(names[0], &len);
+    s_free_names(names, n);
+    Skywalking__V3__MeterDataCollection *col =
+        skywalking__v3__meter_data_collection__unpack(NULL, len, raw);
+    free(raw);
+    ck_assert_ptr_nonnull(col);
+    ck_assert_uint_eq(col->n_meterdata, 3);
+    ck_assert_str_eq(col->meterdata[0]->service, "svc-test");
+    ck_assert_int_eq(col->meterdata[0]->timestamp, 1700000002000);
+    char want[512], got[512];
+    int seen = 0;
+    for (size_t k = 0; k < col->n_meterdata; k++) {
+        const Skywalking__V3__MeterData *d = col->meterdata[k];
+        if (d->metric_case == SKYWALKING__V3__METER_DATA__METRIC_HISTOGRAM) {
+            const Skywalking__V3__MeterHistogram *h = d->histogram;
+            ck_assert_str_eq(h->name, "rover_net_p_http1_client_duration_histogram");
+            s_labels_text(h->labels, h->n_labels, got, sizeof got);
+            snprintf(want, sizeof want, "client_process_id=%s,"
+                     "server_address=10.1.2.3:80,side=client,protocol=http,"
+                     "is_ssl=false", id0);
+            ck_assert_str_eq(got, want);
+            ck_assert_uint_eq(h->n_values, 3);
+            for (size_t b = 0; b < 3; b++) {
+                ck_assert(h->values[b]->bucket == bounds[b]);
+                ck_assert_int_eq(h->values[b]->count, (int64_t)counts[b]);
+            }
+            seen |= 1;
+            continue;
+        }
+        const Skywalking__V3__MeterSingleValue *v = d->singlevalue;
+        s_labels_text(v->labels, v->n_labels, got, sizeof got);
+        if (!strcmp(v->name, "rover_net_p_http1_request_counter")) {
+            /* The peer is a process of the same instance: by its id. */
+            snprintf(want, sizeof want, "client_process_id=%s,"
+                     "server_process_id=%s,side=client,protocol=http,"
+                     "is_ssl=false", id0, id1);
+            ck_assert_str_eq(got, want);
+            ck_assert(v->value == 5);
+            seen |= 2;
+        } else {
+            ck_assert_str_eq(v->name,
+                             "rover_net_p_http1_response_status_counter");
+            snprintf(want, sizeof want, "server_process_id=%s,"
+                     "client_local=true,side=server,protocol=http,"
+                     "is_ssl=true,code=500", id1);
+            ck_assert_str_eq(got, want);
+            ck_assert(v->value == 2);
+            seen |= 4;
+        }
+    }
+    ck_assert_int_eq(seen, 7);
+    skywalking__v3__meter_data_collection__free_unpacked(col, NULL);
+
+    /* Logs: the sampled requests of reported processes. */
+    n = s_requests(&e.fake, "LogReportService.collect", &names);
+    ck_assert_uint_eq(n, 2);
+    raw = (uint8_t *)tu_read_file(names[0], &len);
+    Skywalking__V3__LogData *log =
+        skywalking__v3__log_data__unpack(NULL, len, raw);
+    free(raw);
+    ck_assert_ptr_nonnull(log);
+    ck_assert_str_eq(log->service, "svc-test");
+    ck_assert_str_eq(log->layer, "OS_LINUX");
+    ck_assert_int_eq(log->timestamp, 1700000002000);
+    ck_assert_str_eq(log->tracecontext->traceid, "trace-1");
+    ck_assert_uint_eq(log->tags->n_data, 1);
+    ck_assert_str_eq(log->tags->data[0]->key, "LOG_KIND");
+    ck_assert_str_eq(log->tags->data[0]->value, "NET_PROFILING_SAMPLED_TRACE");
+    ck_assert_str_eq(log->body->type, "json");
+    ck_assert_int_eq(log->body->content_case,
+                     SKYWALKING__V3__LOG_DATA_BODY__CONTENT_JSON);
+    snprintf(want, sizeof want,
+             "{\"uri\":\"/api/\\\"x\\\"\",\"reason\":\"status_5xx\",\"latency\":250,"
+             "\"trace_provider\":\"skywalking\",\"client_process\":"
+             "{\"process_id\":\"%s\",\"local\":false,\"address\":\"\"},"
+             "\"server_process\":{\"process_id\":\"%s\",\"local\":false,"
+             "\"address\":\"\"},\"detect_point\":\"server\","
+             "\"component\":\"http\",\"ssl\":true,\"status\":500}", id0, id1);
+    ck_assert_str_eq(log->body->json->json, want);
+    skywalking__v3__log_data__free_unpacked(log, NULL);
+    raw = (uint8_t *)tu_read_file(names[1], &len);
+    log = skywalking__v3__log_data__unpack(NULL, len, raw);
+    free(raw);
+    ck_assert_ptr_nonnull(log);
+    snprintf(want, sizeof want,
+             "{\"uri\":\"/slow\",\"reason\":\"slow\",\"latency\":1000,"
+             "\"trace_provider\":\"zipkin\",\"client_process\":"
+             "{\"process_id\":\"%s\",\"local\":false,\"address\":\"\"},"
+             "\"server_process\":{\"process_id\":\"\",\"local\":false,"
+             "\"address\":\"8.8.8.8:80\"},\"detect_point\":\"client\","
+             "\"component\":\"http\",\"ssl\":false,\"status\":200}", id0);
+    ck_assert_str_eq(log->body->json->json, want);
+    skywalking__v3__log_data__free_unpacked(log, NULL);
+    s_free_names(names, n);
+
+    /* Span events: request and response of the sample that kept bytes. */
+    n = s_requests(&e.fake, "SpanAttachedEventReportService.collect", &names);
+    ck_assert_uint_eq(n, 2);
+    for (size_t i = 0; i < n; i++) {
+        raw = (uint8_t *)tu_read_file(names[i], &len);
+        Skywalking__V3__SpanAttachedEvent *ev =
+            skywalking__v3__span_attached_event__unpack(NULL, len, raw);
+        free(raw);
+        ck_assert_ptr_nonnull(ev);
+        ck_assert_str_eq(ev->event, i ? "HTTP Response Sampling"
+                                      : "HTTP Request Sampling");
+        ck_assert_int_eq(ev->starttime->seconds, 1700000000);
+        ck_assert_int_eq(ev->starttime->nanos, 100000000);
+        ck_assert_int_eq(ev->endtime->nanos, 350000000);
+        ck_assert_int_eq(ev->tracecontext->type,
+                         SKYWALKING__V3__SPAN_ATTACHED_EVENT__SPAN_REFERENCE_TYPE__SKYWALKING);
+        ck_assert_str_eq(ev->tracecontext->traceid, "trace-1");
+        ck_assert_str_eq(ev->tracecontext->tracesegmentid, "seg-1");
+        ck_assert_str_eq(ev->tracecontext->spanid, "3");
+        Skywalking__V3__KeyStringValuePair **t = ev->tags;
+        size_t nt = ev->n_tags;
+        ck_assert_str_eq(s_tag(t, nt, "data_type"), i ? "response" : "request");
+        /* A server receives the request and sends the response. */
+        ck_assert_str_eq(s_tag(t, nt, "data_direction"),
+                         i ? "outbound" : "inbound");
+        ck_assert_str_eq(s_tag(t, nt, "connection_role"), "server");
+        ck_assert_str_eq(s_tag(t, nt, "service_name"), "svc-test");
+        snprintf(want, sizeof want, "test_uplink-%u", p1);
+        ck_assert_str_eq(s_tag(t, nt, "process_name"), want);
+        if (!i) {
+            ck_assert_str_eq(s_tag(t, nt, "data_content"), (const char *)req);
+            ck_assert_str_eq(s_tag(t, nt, "data_size"), "33B");
+        } else {
+            /* Not UTF-8: replaced, so the OAP can parse the string. */
+            ck_assert_str_eq(s_tag(t, nt, "data_content"),
+                             "HTTP/1.1 500 Oops\r\n\r\nbad \xEF\xBF\xBD byte");
+        }
+        skywalking__v3__span_attached_event__free_unpacked(ev, NULL);
+    }
+    s_free_names(names, n);
+
+    /* The task ends: nothing of those processes goes out any more. */
+    s_handle_tasks(&e, tasks + 1, 1);
+    s_handle_net_report(&e, &r);
+    ck_assert(s_metric(&e, "net_meters_sent", NULL) == 3);
+    ck_assert(s_metric(&e, "net_dropped", "reason=\"unknown_process\"") == 9);
+
+    /* The OAP down: counted, no buffering. */
+    s_handle_tasks(&e, tasks, 2);
+    s_set_status(&e.fake, "collectBatch", "UNAVAILABLE");
+    s_handle_net_report(&e, &r);
+    ck_assert(s_metric(&e, "net_dropped", "reason=\"oap_down\"") >= 3);
+    s_set_status(&e.fake, "collectBatch", NULL);
+
+    /* Malformed net.report: refused, survived. */
+    ck_assert_int_eq(uplink_handle(e.up, TOPIC_NET_REPORT, "\xc1", 1, e.now),
+                     -1);
+    s_env_stop(&e);
+}
+END_TEST
+
+/* The shapes on their own: sizes as the reference agent writes them, a
+ * histogram, a peer on loopback. */
+START_TEST(test_netproto_shapes)
+{
+    proc_entity_t ent = { "OS_LINUX", "svc", "inst", "proc", NULL, 0 };
+    netproto_proc_t local = { "id-1", &ent };
+    wire_label_t labels[] = { { "side", "server" } };
+    wire_net_meter_t m = { .name = "server_write_bytes_counter", .pid = 1,
+                           .role = WIRE_NET_ROLE_SERVER,
+                           .peer_address = "10.0.0.1:9", .nlabels = 1,
+                           .labels = labels, .value = 4096 };
+    netproto_meter_t nm = { &m, NULL };
+    uint8_t *buf = NULL;
+    size_t cap = 0, len = 0;
+    ck_assert_int_eq(netproto_encode_meters(&nm, &local, 1, "pfx", 42, &buf,
+                                            &cap, &len), 0);
+    Skywalking__V3__MeterDataCollection *col =
+        skywalking__v3__meter_data_collection__unpack(NULL, len, buf);
+    ck_assert_ptr_nonnull(col);
+    const Skywalking__V3__MeterSingleValue *v = col->meterdata[0]->singlevalue;
+    ck_assert_str_eq(v->name, "pfx_server_write_bytes_counter");
+    char got[256];
+    s_labels_text(v->labels, v->n_labels, got, sizeof got);
+    ck_assert_str_eq(got, "server_process_id=id-1,client_address=10.0.0.1:9,"
+                          "side=server");
+    ck_assert_str_eq(col->meterdata[0]->serviceinstance, "inst");
+    skywalking__v3__meter_data_collection__free_unpacked(col, NULL);
+    /* Loopback (IPv6 without brackets, as the room writes it) and Unix
+     * sockets are local; an address merely starting like ::1 is not. */
+    static const struct { const char *addr, *want; } peers[] = {
+        { "::1:8080", "client_local=true" },
+        { "unix", "client_local=true" },
+        { "::1a:2:80", "client_address=::1a:2:80" },
+        { "127.0.0.53:53", "client_local=true" },
+    };
+    for (size_t i = 0; i < sizeof peers / sizeof peers[0]; i++) {
+        m.peer_address = peers[i].addr;
+        ck_assert_int_eq(netproto_encode_meters(&nm, &local, 1, "pfx", 42,
+                                                &buf, &cap, &len), 0);
+        col = skywalking__v3__meter_data_collection__unpack(NULL, len, buf);
+        ck_assert_ptr_nonnull(col);
+        v = col->meterdata[0]->singlevalue;
+        snprintf(got, sizeof got, "%s=%s", v->labels[1]->name,
+                 v->labels[1]->value);
+        ck_assert_str_eq(got, peers[i].want);
+        skywalking__v3__meter_data_collection__free_unpacked(col, NULL);
+    }
+
+    /* A request of 1536 bytes is "1.5KiB"; no bytes kept: no event. */
+    uint8_t *big = malloc(1536);
+    memset(big, 'a', 1536);
+    wire_net_sample_t s = { .role = WIRE_NET_ROLE_CLIENT, .uri = "/",
+                            .reason = "slow", .trace_provider = "w3c",
+                            .trace_id = "t", .segment_id = "", .span_id = "",
+                            .req_len = 1536, .req = big, .peer_address = "" };
+    ck_assert_int_eq(netproto_encode_event(&s, &local, true, &buf, &cap,
+                                           &len), 1);
+    ck_assert_int_eq(netproto_encode_event(&s, &local, false, &buf, &cap,
+                                           &len), 0);
+    Skywalking__V3__SpanAttachedEvent *ev =
+        skywalking__v3__span_attached_event__unpack(NULL, len, buf);
+    ck_assert_ptr_nonnull(ev);
+    ck_assert_str_eq(s_tag(ev->tags, ev->n_tags, "data_size"), "1.5KiB");
+    ck_assert_str_eq(s_tag(ev->tags, ev->n_tags, "data_direction"),
+                     "outbound");
+    ck_assert_int_eq(ev->tracecontext->type,
+                     SKYWALKING__V3__SPAN_ATTACHED_EVENT__SPAN_REFERENCE_TYPE__ZIPKIN);
+    skywalking__v3__span_attached_event__free_unpacked(ev, NULL);
+    free(big);
+    free(buf);
+}
+END_TEST
+
 static Suite *
 s_suite(void)
 {
@@ -2966,6 +3389,7 @@ s_suite(void)
     tcase_add_test(units, test_databuf_drops_oldest);
     tcase_add_test(units, test_profdata_shapes);
     tcase_add_test(units, test_commands_parse);
+    tcase_add_test(units, test_commands_network);
     tcase_add_test(units, test_idle_without_oap);
     suite_add_tcase(s, units);
     TCase *oap = tcase_create("oap");
@@ -2992,6 +3416,11 @@ s_suite(void)
     tcase_add_test(cont, test_meters_collect_batch);
     tcase_add_test(cont, test_continuous_stage_with_broker);
     suite_add_tcase(s, cont);
+    TCase *net = tcase_create("network");
+    tcase_set_timeout(net, 300);
+    tcase_add_test(net, test_netproto_shapes);
+    tcase_add_test(net, test_net_report_to_oap);
+    suite_add_tcase(s, net);
     return s;
 }
 

@@ -178,8 +178,14 @@ commands_parse_tasks(const uint8_t *reply, size_t len, arena_t *arena,
                 rc = -1;
                 goto cleanup;
             }
-        } else if (parsed.update_ms > t->task.update_ms) {
+        } else if (parsed.update_ms >= t->task.update_ms) {
             t->task.update_ms = parsed.update_ms;
+            /* The newest command's rules win; an empty one keeps them
+             * (as the task table does for a re-sent NETWORK task). */
+            if (*ext && !(t->task.extension_json = arena_strdup(arena, ext))) {
+                rc = -1;
+                goto cleanup;
+            }
         }
         /* Walk the comma-separated ids without copying the whole list. */
         bool unmapped = false;

@@ -15,8 +15,9 @@
 #define CMD_POLICY_QUERY "ContinuousProfilingPolicyQuery"
 #define CMD_REPORT_TASK  "ContinuousProfilingReportTask"
 
-static int
-s_pack(const ProtobufCMessage *msg, uint8_t **buf, size_t *cap, size_t *len)
+int
+contproto_pack(const ProtobufCMessage *msg, uint8_t **buf, size_t *cap,
+               size_t *len)
 {
     size_t need = protobuf_c_message_get_packed_size(msg);
     /* +1: an empty message packs to nothing, but callers still get a
@@ -59,7 +60,7 @@ contproto_encode_policy_query(const char *const *services,
         SKYWALKING__V3__CONTINUOUS_PROFILING_POLICY_QUERY__INIT;
     q.n_policies = n;
     q.policies = pitems;
-    rc = s_pack(&q.base, buf, cap, len);
+    rc = contproto_pack(&q.base, buf, cap, len);
 cleanup:
     free(items);
     free(pitems);
@@ -198,7 +199,7 @@ contproto_encode_report(const wire_trigger_t *t, const proc_entity_t *entity,
         rep.network = &net;
         break;
     }
-    rc = s_pack(&rep.base, buf, cap, len);
+    rc = contproto_pack(&rep.base, buf, cap, len);
 cleanup:
     free(causes);
     free(pcauses);
@@ -283,7 +284,7 @@ contproto_encode_meters(const contproto_meter_t *meters, size_t n,
         SKYWALKING__V3__METER_DATA_COLLECTION__INIT;
     col.n_meterdata = n;
     col.meterdata = pdata;
-    rc = s_pack(&col.base, buf, cap, len);
+    rc = contproto_pack(&col.base, buf, cap, len);
 cleanup:
     free(data);
     free(pdata);

@@ -19,8 +19,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <protobuf-c/protobuf-c.h>
+
 #include "finder.h"
 #include "wire.h"
+
+/* Packs msg into *buf, grown with realloc as needed (the uplink's
+ * encoders all pack this way). 0, or -1 when memory ran out. */
+int contproto_pack(const ProtobufCMessage *msg, uint8_t **buf, size_t *cap,
+                   size_t *len);
 
 int contproto_encode_policy_query(const char *const *services,
                                   const char *const *uuids, size_t n,

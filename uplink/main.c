@@ -142,6 +142,7 @@ main(int argc, char **argv)
             bus_on(bus, MSG_CTL_TASKS, s_on_msg, &self) != 0 ||
             bus_on(bus, MSG_TRIGGER, s_on_msg, &self) != 0 ||
             bus_on(bus, MSG_METERS, s_on_msg, &self) != 0 ||
+            bus_on(bus, MSG_NET_REPORT, s_on_msg, &self) != 0 ||
             loop_add_socket(self.stage->loop,
                             bus_sub_socket(self.stage->bus), s_on_bus,
                             &self) != 0 ||

@@ -62,6 +62,15 @@ s_metrics(uplink_t *self)
     self->m_meters_sent = stats_counter(st, "meters_sent", NULL,
                                         "continuous-profiling meter values "
                                         "sent with collectBatch");
+    self->m_net_meters = stats_counter(st, "net_meters_sent", NULL,
+                                       "network profiling meters sent with "
+                                       "collectBatch");
+    self->m_net_logs = stats_counter(st, "net_logs_sent", NULL,
+                                     "sampled requests sent to "
+                                     "LogReportService");
+    self->m_net_events = stats_counter(st, "net_events_sent", NULL,
+                                       "sampled request/response events sent "
+                                       "to SpanAttachedEventReportService");
     self->m_proc_ids = stats_counter(st, "proc_ids_published", NULL,
                                      "process entity states published on "
                                      "proc.ids");
@@ -74,7 +83,38 @@ s_metrics(uplink_t *self)
         "until the API names it)");
 }
 
-/* Counted drops of continuous-profiling input, by what went wrong. */
+static int
+s_cmp_entity(const void *a, const void *b, void *arg)
+{
+    const proc_entry_t **entry = arg;
+    uint32_t ia = *(const uint32_t *)a, ib = *(const uint32_t *)b;
+    const proc_entity_t *ea = &entry[ia]->entity, *eb = &entry[ib]->entity;
+    int c = strcmp(ea->service, eb->service);
+    if (!c)
+        c = strcmp(ea->instance, eb->instance);
+    return c ? c : (ia > ib) - (ia < ib);
+}
+
+void
+uplink_sort_by_entity(uint32_t *order, size_t n, const proc_entry_t **entry)
+{
+    qsort_r(order, n, sizeof *order, s_cmp_entity, entry);
+}
+
+size_t
+uplink_entity_run(const uint32_t *order, size_t at, size_t n,
+                  const proc_entry_t **entry)
+{
+    const proc_entity_t *first = &entry[order[at]]->entity;
+    size_t k = at;
+    while (k < n && !strcmp(entry[order[k]]->entity.service, first->service) &&
+           !strcmp(entry[order[k]]->entity.instance, first->instance))
+        k++;
+    return k - at;
+}
+
+/* Counted drops of input (continuous profiling, network data), by what
+ * went wrong. */
 void
 uplink_count_drop(uplink_t *self, const char *what, const char *reason,
                   uint64_t n)
@@ -82,7 +122,7 @@ uplink_count_drop(uplink_t *self, const char *what, const char *reason,
     char labels[64];
     snprintf(labels, sizeof labels, "reason=\"%s\"", reason);
     stats_add(stats_counter(self->stats, what, labels,
-                            "continuous-profiling input dropped, by reason"),
+                            "input dropped, by reason"),
               n);
 }
 
@@ -111,7 +151,11 @@ uplink_new(const uplink_options_t *opts, finder_set_t *finders,
     o->agent_id = s_keep(self, 5, opts->agent_id);
     o->node_name = s_keep(self, 6, opts->node_name && *opts->node_name
                                        ? opts->node_name : "");
-    for (size_t i = 0; i <= 6; i++)
+    o->net_meter_prefix = s_keep(self, 7, opts->net_meter_prefix &&
+                                              *opts->net_meter_prefix
+                                              ? opts->net_meter_prefix
+                                              : "rover_net_p");
+    for (size_t i = 0; i <= 7; i++)
         if (!self->strings[i])
             goto fail;
     if (!o->report_period)
@@ -187,6 +231,7 @@ uplink_destroy(uplink_t **self_p)
     finder_set_destroy(&self->finders);
     free(self->enc);
     free(self->msg);
+    free(self->net_pids);
     for (size_t i = 0; i < sizeof self->strings / sizeof self->strings[0];
          i++)
         free(self->strings[i]);
@@ -240,10 +285,29 @@ uplink_flush_now(uplink_t *self)
 
 /* ---------------------------------------------------- call accounting */
 
+/* A method's name in counters and logs: its last part, or
+ * "<Service>.collect" for the services whose method is just "collect"
+ * (logs, span events), so their calls are told apart (the fake OAP files
+ * them the same way). */
+static const char *
+s_method_name(const char *method, char *buf, size_t size)
+{
+    const char *name = strrchr(method, '/') + 1;
+    if (strcmp(name, "collect") != 0)
+        return name;
+    const char *svc = method + 1;
+    const char *dot = memrchr(svc, '.', (size_t)(name - 1 - svc));
+    if (dot)
+        svc = dot + 1;
+    snprintf(buf, size, "%.*s.collect", (int)(name - 1 - svc), svc);
+    return buf;
+}
+
 uplink_call_t
 uplink_account(uplink_t *self, const char *method, const oap_result_t *r)
 {
-    const char *shortname = strrchr(method, '/') + 1;
+    char namebuf[96];
+    const char *shortname = s_method_name(method, namebuf, sizeof namebuf);
     char labels[160];
     snprintf(labels, sizeof labels, "method=\"%s\",status=\"%s\"", shortname,
              oap_status_name(r->status));
@@ -351,12 +415,16 @@ uplink_on_msg(uplink_t *self, const msg_decoded_t *m, uint64_t now_ms)
         break;
     case MSG_CTL_TASKS:
         uplink_continuous_watch_engine(self, m->hdr);
+        uplink_net_take_tasks(self, m->body);
         break;
     case MSG_TRIGGER:
         uplink_continuous_take_trigger(self, m->body);
         break;
     case MSG_METERS:
         uplink_continuous_take_meters(self, m->body);
+        break;
+    case MSG_NET_REPORT:
+        uplink_net_take_report(self, m->body);
         break;
     default:
         break;

@@ -61,6 +61,9 @@ typedef struct {
      * uplink_new was called. */
     k8s_disc_t *k8s;
     const char *node_name;         /* for "k8s.containers" */
+    /* profiling.task.network.meter_prefix: network meters are named
+     * <prefix>_<name> (default rover_net_p). */
+    const char *net_meter_prefix;
 
     uplink_publish_fn publish;
     void *cb_arg;
@@ -85,8 +88,10 @@ bool uplink_active(const uplink_t *self);
 
 /* The bus's handler for what the uplink receives, decoded: "proc.events",
  * "agg.profile", "ctl.tasks" (watched to see the policy engine restart),
- * "trigger.report" (reported at once with reportProfilingTask) or
- * "metric.continuous" (sent at once with collectBatch). Returns 0. */
+ * "trigger.report" (reported at once with reportProfilingTask),
+ * "metric.continuous" (sent at once with collectBatch) or "net.report"
+ * (network meters, sampled requests: sent at once, uplink_net.c).
+ * Returns 0. */
 int uplink_on_msg(uplink_t *self, const msg_decoded_t *m, uint64_t now_ms);
 /* The same for a payload from elsewhere (tests): decodes it by its topic
  * (lib/msg.h). Returns 0, or -1 when the payload was malformed (logged). */

@@ -10,6 +10,7 @@
 
 #include "contproto.h"
 #include "hash.h"
+#include "monitors.h"
 
 /* One ServiceWithPolicyJSON document from queryPolicies: checked for the
  * shape we rely on, passed through unchanged on policy.update, and only
@@ -164,6 +165,11 @@ uplink_continuous_take_trigger(uplink_t *self, const wire_trigger_t *t)
     }
     uint64_t now_wall = now_wall_ms();
     const char *process_id = e->process_id;
+    /* As the reference agent: the NETWORK task a trigger starts samples
+     * the URIs that fired (the OAP's reply names only the task). */
+    char *rules = t->target == WIRE_TARGET_NETWORK
+                      ? monitors_sampling_rules(t->causes, t->ncauses)
+                      : NULL;
     wire_task_t task = {
         .task_id = task_id,
         .target = t->target,
@@ -175,9 +181,11 @@ uplink_continuous_take_trigger(uplink_t *self, const wire_trigger_t *t)
         .npids = 1,
         .pids = &t->pid,
         .process_ids = &process_id,
-        .extension_json = "",
+        .extension_json = rules ? rules : "",
     };
-    if (uplink_tasks_publish(self, &task, 1) != 0) {
+    int rc = uplink_tasks_publish(self, &task, 1);
+    free(rules);
+    if (rc != 0) {
         uplink_count_drop(self, "triggers_dropped", "bus", 1);
         return;
     }
@@ -198,32 +206,16 @@ typedef struct {
 } s_meter_stream_t;
 
 static int
-s_cmp_meter(const void *a, const void *b, void *arg)
-{
-    const s_meter_stream_t *st = arg;
-    uint32_t ia = *(const uint32_t *)a, ib = *(const uint32_t *)b;
-    const proc_entity_t *ea = &st->entry[ia]->entity;
-    const proc_entity_t *eb = &st->entry[ib]->entity;
-    int c = strcmp(ea->service, eb->service);
-    if (!c)
-        c = strcmp(ea->instance, eb->instance);
-    return c ? c : (ia > ib) - (ia < ib);
-}
-
-static int
 s_next_meters(void *arg, const void **data, size_t *len)
 {
     s_meter_stream_t *st = arg;
     if (st->at >= st->n)
         return 0;
     const proc_entity_t *first = &st->entry[st->order[st->at]]->entity;
-    size_t k = 0;
-    for (; st->at < st->n; st->at++, k++) {
+    size_t k = 0, run = uplink_entity_run(st->order, st->at, st->n, st->entry);
+    for (; k < run; st->at++, k++) {
         uint32_t i = st->order[st->at];
         const proc_entity_t *en = &st->entry[i]->entity;
-        if (strcmp(en->service, first->service) ||
-            strcmp(en->instance, first->instance))
-            break;
         const wire_meter_t *x = &st->m->meters[i];
         /* The OAP attaches the meters to its process entity by name and
          * layer: use the names it was told in reportProcesses. */
@@ -277,7 +269,7 @@ uplink_continuous_take_meters(uplink_t *self, const wire_meters_t *m)
     }
     if (!st.n)
         goto cleanup;
-    qsort_r(st.order, st.n, sizeof *st.order, s_cmp_meter, &st);
+    uplink_sort_by_entity(st.order, st.n, st.entry);
     oap_result_t r;
     oap_conn_stream(self->conn, M_METERS, s_next_meters, &st, &r);
     uplink_call_t outcome = uplink_account(self, M_METERS, &r);

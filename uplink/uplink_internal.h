@@ -23,6 +23,8 @@
 #define M_POLICIES  "/skywalking.v3.ContinuousProfilingService/queryPolicies"
 #define M_TRIGGER   "/skywalking.v3.ContinuousProfilingService/reportProfilingTask"
 #define M_METERS    "/skywalking.v3.MeterReportService/collectBatch"
+#define M_NET_LOGS  "/skywalking.v3.LogReportService/collect"
+#define M_NET_EVENTS "/skywalking.v3.SpanAttachedEventReportService/collect"
 
 /* Processes per reportProcesses/keepAlive call: keeps each request far
  * below the OAP's 4 MiB message limit on hosts with thousands of them. */
@@ -93,12 +95,16 @@ struct uplink {
     char engine_sender[64];        /* policy engine seen on ctl.tasks */
     uint64_t engine_seq;
     log_ratelimit_t rl_input, rl_oap;
+    uint32_t *net_pids;            /* sorted: pids of reported NETWORK
+                                      tasks (ctl.tasks) */
+    size_t net_npids;
 
     stats_metric_t *m_bytes, *m_messages, *m_buffer_bytes, *m_buffer_dropped,
         *m_reconnects, *m_reported, *m_tasks, *m_cmd_invalid,
         *m_replies_invalid, *m_procs_dropped, *m_no_process, *m_processes,
         *m_connected, *m_tasks_unmapped, *m_policies, *m_triggers,
-        *m_meters_sent, *m_proc_ids;
+        *m_meters_sent, *m_proc_ids, *m_net_meters, *m_net_logs,
+        *m_net_events;
 };
 
 /* uplink.c: call accounting shared by every protocol. */
@@ -115,6 +121,15 @@ uplink_call_t uplink_account(uplink_t *self, const char *method,
 bool uplink_may_call(const uplink_t *self);
 /* Packs msg into self->enc; its length, 0 when out of memory. */
 size_t uplink_pack(uplink_t *self, const ProtobufCMessage *msg);
+/* Data per process goes to the OAP in one collection per entity (the OAP
+ * takes service and instance from a collection's first element): sorts
+ * order[0..n) (indices into entry) by entry's service and instance, then
+ * index, so each entity is one run. */
+void uplink_sort_by_entity(uint32_t *order, size_t n,
+                           const proc_entry_t **entry);
+/* How many of order[at..n) belong to the entity of order[at]. */
+size_t uplink_entity_run(const uint32_t *order, size_t at, size_t n,
+                         const proc_entry_t **entry);
 /* Counted drops of continuous-profiling input, by what went wrong. */
 void uplink_count_drop(uplink_t *self, const char *what,
                        const char *reason, uint64_t n);
@@ -147,5 +162,11 @@ void uplink_continuous_take_meters(uplink_t *self, const wire_meters_t *m);
 void uplink_continuous_watch_engine(uplink_t *self,
                                     const wire_header_t *hdr);
 void uplink_continuous_publish_proc_ids(uplink_t *self, bool force);
+
+/* uplink_net.c */
+/* ctl.tasks: which pids' network data goes to the OAP. */
+void uplink_net_take_tasks(uplink_t *self, const wire_task_set_t *set);
+/* net.report: meters, sampled-request logs and span events. */
+void uplink_net_take_report(uplink_t *self, const wire_net_report_t *r);
 
 #endif

@@ -23,6 +23,7 @@ uplink_options_defaults(uplink_options_t *o)
     o->auth_backoff_ms = 300000;
     o->agent_id = "";
     o->proc_stale_ms = 30000;
+    o->net_meter_prefix = "rover_net_p";
 }
 
 static const char *
@@ -82,6 +83,8 @@ uplink_options_from_config(uplink_options_t *o, finder_set_t *finders,
     o->check_ms = config_duration_ms(cfg, "profiling.check_interval");
     o->flush_ms = config_duration_ms(cfg, "profiling.flush_interval");
     o->agent_id = config_str(cfg, "uplink.agent_id");
+    o->net_meter_prefix = config_str(cfg,
+                                     "profiling.task.network.meter_prefix");
     /* Three republications of the collector, so one lost message does
      * not make a live process look gone. */
     o->proc_stale_ms = 3 * config_duration_ms(

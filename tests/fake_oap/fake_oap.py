@@ -11,6 +11,10 @@ C tests decode them with protobuf-c and assert on the content.
 DIR/port               the port actually bound (written at start)
 DIR/ready              written once serving
 DIR/req/<Method>/<stamp>-<call>-<msg>.bin   every request message
+                       (<Method> is the method's name, except for the
+                       services whose method is just "collect":
+                       LogReportService.collect,
+                       SpanAttachedEventReportService.collect, ...)
 DIR/reply/<Method>.once.bin   reply for the next call only (then removed)
 DIR/reply/<Method>.bin        reply for every call (default: empty
                               Commands, which is zero bytes)
@@ -198,10 +202,14 @@ class Fake(grpc.GenericRpcHandler):
         return handle
 
     def service(self, details):
-        method = details.method.rsplit("/", 1)[-1]
+        # "/skywalking.v3.LogReportService/collect"
+        service, method = details.method.lstrip("/").rsplit("/", 1)
+        name = method
+        if method == "collect":
+            name = service.rsplit(".", 1)[-1] + ".collect"
         if method in STREAMING:
-            return grpc.stream_unary_rpc_method_handler(self.stream(method))
-        return grpc.unary_unary_rpc_method_handler(self.unary(method))
+            return grpc.stream_unary_rpc_method_handler(self.stream(name))
+        return grpc.unary_unary_rpc_method_handler(self.unary(name))
 
 
 def main():

@@ -2,7 +2,8 @@
  * as the OAP or a local file hands it over. Each input is applied to an
  * engine that already holds policies; the header's promise is checked:
  * a rejected document changes nothing, whichever check rejects it. An
- * accepted one is then exercised with readings and a check. */
+ * accepted one is then exercised with readings, HTTP figures (URIList,
+ * URIRegex and global items) and a check. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -43,8 +44,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
              .has = {1, 1, 1, 1, 1}},
         };
         cont_trigger_t t[8];
-        for (uint64_t s = 1000; s < 1006; s++)
+        cont_http_t http[] = {
+            {"/a", 10, 5, 300}, {"/api/x", 4, 0, 900}, {"", 1, 1, 1},
+            {"/\xff\xfe", 2, 2, 2},
+        };
+        cont_http_value_t v[16];
+        for (uint64_t s = 1000; s < 1006; s++) {
             continuous_observe(c, s, r, 2);
+            (void)continuous_observe_http(c, 10, "svc-a", s - 1, s, http, 4,
+                                          v, 16);
+            (void)continuous_observe_http(c, 12, "svc-c", s - 2, s, http, 4,
+                                          v, 16);
+        }
         (void)continuous_check(c, 1006 * 1000, t, 8);
     }
     continuous_destroy(&c);
