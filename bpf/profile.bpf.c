@@ -30,6 +30,7 @@
 #include <bpf/bpf_tracing.h>
 
 #include "profile.h"
+#include "unwind.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -116,23 +117,59 @@ struct {
     __type(value, struct sky_scratch);
 } scratch SEC(".maps");
 
-static __always_inline void s_count(__u32 idx)
+static __always_inline void s_add(__u32 idx, __u64 n)
 {
     __u64 *c = bpf_map_lookup_elem(&counters, &idx);
 
     if (c)
-        *c += 1;
+        *c += n;
+}
+
+static __always_inline void s_count(__u32 idx)
+{
+    s_add(idx, 1);
 }
 
 /* The user stack of the current task, leaf first, into out; bytes
  * written or a negative error. The ONE place user stacks are collected:
- * uregs are the task's user registers (what an unwinder starts from),
- * whatever trigger interrupted it. */
+ * uregs are the task's user registers, whatever trigger interrupted it.
+ * With the unwind tables (bpf/unwind.bpf.h) when the process has them,
+ * else frame pointers through bpf_get_stack. */
 static __always_inline long collect_user_stack(void *ctx,
                                                struct pt_regs *uregs,
-                                               __u64 *out, __u32 max_bytes)
+                                               __u64 *out, __u32 *flags)
 {
-    return bpf_get_stack(ctx, out, max_bytes, BPF_F_USER_STACK);
+    struct sky_unw_frames *fr;
+    struct sky_unw_walk *w;
+    __u32 n;
+
+    fr = sky_unwind_user(uregs, bpf_get_current_pid_tgid() >> 32);
+    if (!fr) {
+        if (unw_enabled)
+            s_count(SKY_CNT_UNW_FP_WALKS);
+        return bpf_get_stack(ctx, out, SKY_MAX_FRAMES * 8, BPF_F_USER_STACK);
+    }
+    w = &fr->w;
+    s_count(SKY_CNT_UNW_WALKS);
+    s_add(SKY_CNT_UNW_FRAMES_CFI, w->cfi);
+    s_add(SKY_CNT_UNW_FRAMES_FP, w->fp);
+    s_add(SKY_CNT_UNW_TABLE_MISS, w->miss);
+    *flags |= SKY_F_DWARF;
+    if (w->end == SKY_UNW_END_BAD) {
+        s_count(SKY_CNT_UNW_TRUNCATED);
+        *flags |= SKY_F_TRUNCATED;
+    } else if (w->end == SKY_UNW_END_DEEP) {
+        s_count(SKY_CNT_UNW_DEEP);
+        *flags |= SKY_F_TRUNCATED;
+    }
+    n = w->n;
+    if (n > SKY_MAX_FRAMES)
+        n = SKY_MAX_FRAMES;
+    if (n == 0)
+        return 0;
+    if (bpf_probe_read_kernel(out, n * 8, fr->pc) != 0)
+        return -1;
+    return n * 8;
 }
 
 /* Decides whether this tick or perf event of current is kept: the flags
@@ -209,8 +246,7 @@ static __always_inline int s_sample(void *ctx, __u32 flags, __u64 weight,
             }
     }
 
-    ubytes = collect_user_stack(ctx, uregs, &frames[nk],
-                                SKY_MAX_FRAMES * 8);
+    ubytes = collect_user_stack(ctx, uregs, &frames[nk], &flags);
     if (ubytes < 0) {
         flags |= SKY_F_USTACK_ERR;
         ubytes = 0;
