@@ -281,40 +281,53 @@ static long sky_unw_step(__u32 i, void *arg)
     return 0;
 }
 
-/* Walks the user stack of current (tgid) from its user registers.
- * Returns the walk (frames in pc[0, w.n), tallies, why it ended), or NULL
- * when this process has no mapping table (the caller takes the stack
- * some other way). */
-static __always_inline struct sky_unw_frames *
-sky_unwind_user(struct pt_regs *uregs, __u32 tgid)
+/* The walk from the given user registers of process tgid, into
+ * unw_frames (frames in pc[0, w.n), tallies, why it ended). Returns the
+ * frame count, or -1 when this process has no mapping table (the caller
+ * takes the stack some other way). A global function: the verifier
+ * checks it once, not once per state of each caller (the tick program
+ * reaches it in two dozen states, which blew the 1 M instruction budget). */
+__noinline int sky_unwind_walk(__u64 pc, __u64 sp, __u64 bp, __u32 tgid)
 {
     __u32 zero = 0, *slot;
     struct sky_unw_frames *out;
     struct sky_unw_walk *w;
-    __u64 cs;
 
-    if (!unw_enabled || !uregs)
-        return NULL;
     slot = bpf_map_lookup_elem(&unw_pids, &tgid);
     out = bpf_map_lookup_elem(&unw_frames, &zero);
     if (!slot || !out)
-        return NULL;
+        return -1;
     w = &out->w;
     __builtin_memset(w, 0, sizeof(*w));
-    cs = BPF_CORE_READ(uregs, cs);
-    if ((cs & 3) != 3)           /* no user context (kernel thread) */
-        return out;
     w->slot = *slot;
-    w->pc = BPF_CORE_READ(uregs, ip);
-    w->sp = BPF_CORE_READ(uregs, sp);
-    w->bp = BPF_CORE_READ(uregs, bp);
+    w->pc = pc;
+    w->sp = sp;
+    w->bp = bp;
     w->bp_ok = 1;
     /* One more iteration than frames: it tells a deeper stack (a valid
      * pc past the limit) from one that ends there. */
     bpf_loop(unw_max_frames + 1, sky_unw_step, NULL, 0);
     if (w->n > unw_max_frames)
         w->n = unw_max_frames;
-    return out;
+    return (int)w->n;
+}
+
+/* The walk of current's user stack from its user registers (the task's
+ * pt_regs), NULL when it was not walked: walker off, no user context
+ * (kernel thread), or no mapping table for the process. */
+static __always_inline struct sky_unw_frames *
+sky_unwind_user(struct pt_regs *uregs, __u32 tgid)
+{
+    __u32 zero = 0;
+
+    if (!unw_enabled || !uregs)
+        return NULL;
+    if ((BPF_CORE_READ(uregs, cs) & 3) != 3)
+        return NULL;
+    if (sky_unwind_walk(BPF_CORE_READ(uregs, ip), BPF_CORE_READ(uregs, sp),
+                        BPF_CORE_READ(uregs, bp), tgid) < 0)
+        return NULL;
+    return bpf_map_lookup_elem(&unw_frames, &zero);
 }
 
 #endif
