@@ -117,6 +117,34 @@ struct sky_unw_proc {
     struct sky_unw_map maps[SKY_UNW_MAPS_MAX];
 };
 
+/* Why a walk ended (sky_unw_walk.end). */
+#define SKY_UNW_END_NONE  0  /* still going */
+#define SKY_UNW_END_ROOT  1  /* the thread's first frame: a clean end */
+#define SKY_UNW_END_BAD   2  /* bad address or unreadable frame */
+#define SKY_UNW_END_DEEP  3  /* a valid frame past unw_max_frames */
+
+/* The walk's registers and tallies. */
+struct sky_unw_walk {
+    __u64 pc, sp, bp;
+    __u32 slot;
+    __u32 n;           /* frames written to unw_frames */
+    __u32 end;         /* SKY_UNW_END_* */
+    __u32 pc_is_ra;    /* pc is a return address: look up pc - 1 */
+    __u32 bp_ok;       /* bp holds this frame's RBP */
+    __u32 cfi, fp, miss;
+};
+
+/* The walk in progress: its frames, leaf first, and its state (also the
+ * value of the off-CPU walked-stack maps). Kept in a per-CPU map, not on
+ * the stack: the verifier tracks stack values from one
+ * bpf_loop iteration to the next and would check the step once per depth
+ * (past its 1 M instruction budget); map values it does not track, so it
+ * checks the step once. */
+struct sky_unw_frames {
+    __u64 pc[SKY_MAX_FRAMES + 1];   /* a power of two: indices are masked */
+    struct sky_unw_walk w;
+};
+
 /* sky_proc_event.type */
 #define SKY_EV_FORK 1
 #define SKY_EV_EXEC 2

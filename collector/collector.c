@@ -772,6 +772,7 @@ collector_t *collector_new(const collector_options_t *opts, loop_t *loop,
         }
         proctab_hooks_t hooks = { s_unwind_maps_changed, s_unwind_gone, self };
         proctab_set_hooks(self->procs, &hooks);
+        offcpu_set_unwinder(self->offcpu, &umaps, opts->unwind_max_frames);
     }
     s_set(self, M_UNWINDER_DWARF, self->unwinder != NULL);
     /* Probes first, scan second: a process started in between is seen by

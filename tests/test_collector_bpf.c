@@ -282,6 +282,7 @@ typedef struct {
     uint64_t deadline_ms;
     int tasks_applied;
     int use_task;
+    uint8_t task_target;    /* enum wire_target (0: ON_CPU) */
     uint64_t child_cpu_ns;  /* CPU time the finished workloads used */
     uint64_t batches_before_final_drain;
     size_t samples_before_final_drain; /* cap->nsamples then */
@@ -292,7 +293,7 @@ static void s_apply_task(driver_t *d, pid_t pid)
 {
     uint32_t pids[1] = { (uint32_t)pid };
     wire_task_t task = { .task_id = d->cap->task_id,
-                         .target = WIRE_TARGET_ON_CPU,
+                         .target = d->task_target,
                          .start_ms = 0, .duration_ms = 60000,
                          .npids = 1, .pids = pids };
     wire_task_set_t set = { .generation = 1, .ntasks = 1, .tasks = &task };
@@ -1394,8 +1395,23 @@ static const char *s_unwt_prog =
     "__attribute__((noinline)) void *unwt_thread_main(void *arg) {\n"
     "    int n = 0; while (unwt_now() < unwt_end) unwt_a(n++ & 255);\n"
     "    return arg;\n}\n"
+    "static int unwt_pipe[2];\n"
+    "__attribute__((noinline)) int unwt_reader(int fd) {\n"
+    "    char c; long n = read(fd, &c, 1); unwt_sink += (unsigned long)n;\n"
+    "    return n == 1;\n}\n"
+    "__attribute__((noinline)) void *unwt_writer(void *arg) {\n"
+    "    while (unwt_now() < unwt_end) { usleep(5000);\n"
+    "        if (write(unwt_pipe[1], \"x\", 1) != 1) break; }\n"
+    "    close(unwt_pipe[1]); return arg;\n}\n"
     "int main(int argc, char **argv) {\n"
     "    double secs = argc > 1 ? atof(argv[1]) : 2; pthread_t t;\n"
+    "    if (argc > 2) { /* off-CPU: main blocks in libc's read */\n"
+    "        unwt_end = unwt_now() + secs;\n"
+    "        if (pipe(unwt_pipe) != 0) return 1;\n"
+    "        pthread_create(&t, NULL, unwt_writer, NULL);\n"
+    "        while (unwt_reader(unwt_pipe[0])) unwt_sink++;\n"
+    "        pthread_join(t, NULL); _exit(0);\n"
+    "    }\n"
     "    usleep(300000); /* the collector reads the mappings meanwhile */\n"
     "    unwt_end = unwt_now() + secs;\n"
     "    pthread_create(&t, NULL, unwt_thread_main, NULL);\n"
@@ -1542,9 +1558,83 @@ static void s_unwind_case(const char *cc)
     free(dir);
 }
 
+/* Off-CPU: main -> unwt_reader -> libc's read, a frameless wrapper that
+ * frame pointers skip (read <- main); the walker keeps unwt_reader. */
+static void s_unwind_offcpu_case(const char *cc)
+{
+    char *dir = tu_mkdtemp();
+    char exe[1024], lib[1024];
+    capture_t cap = { 0 };
+    collector_options_t opts;
+    collector_info_t info;
+    range_t fmain, reader;
+
+    ck_assert_ptr_nonnull(dir);
+    ck_assert_int_eq(s_build_unwt(cc, dir, exe, sizeof(exe), lib,
+                                  sizeof(lib)), 0);
+    ck_assert_int_eq(s_function_range(exe, "main", &fmain), 0);
+    ck_assert_int_eq(s_function_range(exe, "unwt_reader", &reader), 0);
+    loop_t *loop = loop_new();
+    collector_options_default(&opts);
+    opts.host_wide = false;     /* off-CPU samples only */
+    opts.drain_interval_ms = 100;
+    opts.offcpu_sample_every = 1;
+    collector_t *col = s_start(loop, &cap, &opts, NULL);
+    collector_info(col, &info);
+    if (!info.unwind_dwarf) {
+        tu_skip("collector_bpf_unwind_offcpu", "the .eh_frame walker did "
+                "not load here (frame pointers only)");
+        s_finish(&col, &loop, &cap);
+        tu_rmtree(dir);
+        free(dir);
+        return;
+    }
+    char *argv[] = { exe, "1.5", "read", NULL };
+    driver_t d = { .cap = &cap, .col = col, .argv = argv, .runs = 1,
+                   .linger_ms = 300, .use_task = 1,
+                   .task_target = WIRE_TARGET_OFF_CPU };
+    s_run(&d, loop, 30000);
+    uint32_t exe_id = s_object_id_by_file(&cap, exe);
+    uint32_t libc_id = s_object_id_by_suffix(&cap, "/libc.so.6");
+    uint64_t in_main = 0, in_reader = 0, reader_rooted = 0, read_leaf = 0;
+    for (size_t i = 0; i < cap.nsamples; i++) {
+        const cap_sample_t *s = &cap.samples[i];
+        int m = s_has_frame_in(s, exe_id, &fmain);
+        int r = s_has_frame_in(s, exe_id, &reader);
+        in_main += m ? s->weight_ns : 0;
+        in_reader += r ? s->weight_ns : 0;
+        reader_rooted += r && m ? s->weight_ns : 0;
+        /* The leaf is in libc (the read wrapper), its caller ours. */
+        if (r && s->nu >= 2 && s->uobj[0] == libc_id)
+            read_leaf += s->weight_ns;
+        if (getenv("SKYPROF_TEST_DUMP")) {
+            printf("%s off-CPU %" PRIu64 " ns:", cc, s->weight_ns);
+            for (uint32_t f = 0; f < s->nu; f++)
+                printf(" %u+0x%" PRIx64, s->uobj[f], s->uoff[f]);
+            printf("\n");
+        }
+    }
+    printf("unwind off-CPU %s: %zu stacks; under main %.3f s, of which in "
+           "unwt_reader %.1f%% (leaf in libc %.1f%%)\n", cc, cap.nsamples,
+           (double)in_main / 1e9,
+           100.0 * (double)in_reader / (double)(in_main ? in_main : 1),
+           100.0 * (double)read_leaf / (double)(in_reader ? in_reader : 1));
+    fflush(stdout);
+    ck_assert_uint_ne(exe_id, WIRE_NO_OBJECT);
+    ck_assert_uint_gt(in_reader, 0);
+    ck_assert_uint_eq(reader_rooted, in_reader);
+    /* main only blocks in unwt_reader's read (and the final join). */
+    ck_assert_uint_ge(in_reader * 10, in_main * 8);
+    ck_assert_uint_ge(read_leaf * 10, in_reader * 9);
+    s_finish(&col, &loop, &cap);
+    tu_rmtree(dir);
+    free(dir);
+}
+
 START_TEST(test_unwind_no_frame_pointers)
 {
     s_unwind_case("gcc");
+    s_unwind_offcpu_case("gcc");
     if (system("clang --version >/dev/null 2>&1") == 0)
         s_unwind_case("clang");
     else
