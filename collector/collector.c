@@ -28,6 +28,11 @@
 #define COLLECTOR_RESCAN_IDLE_MS 1000
 #define COLLECTOR_EVENTS_PER_MSG 256
 #define COLLECTOR_MAX_SAMPLE_TASKS 64
+/* Time per slice spent building unwind tables (collector/unwinder.h): at
+ * every drain, and after the post-exec rescans. The loop does nothing
+ * else meanwhile, so slices stay well under a short process's life. */
+#define COLLECTOR_UNWIND_DRAIN_BUDGET_NS  (20ull * 1000000ull)
+#define COLLECTOR_UNWIND_RESCAN_BUDGET_NS (5ull * 1000000ull)
 
 enum {
     M_SAMPLES_RECEIVED, M_SAMPLES_INVALID, M_SAMPLES_DROPPED_KERNEL,
@@ -45,7 +50,8 @@ enum {
     M_UNW_TABLES_BUILT, M_UNW_TABLES_EVICTED, M_UNW_TABLES_REFUSED,
     M_UNW_ROWS_UNENCODABLE, M_UNW_CFI_ERRORS, M_UNW_PROCS_REFUSED,
     M_UNW_MAPS_CUT, M_UNW_UPDATE_ERRORS, M_UNW_BUILD_NS, M_UNW_TABLES,
-    M_UNW_ROWS, M_UNW_PROCS, M_UNW_BYTES, M_UNW_BYTES_RESERVED, M_COUNT
+    M_UNW_TABLES_PENDING, M_UNW_ROWS, M_UNW_PROCS, M_UNW_BYTES,
+    M_UNW_BYTES_RESERVED, M_COUNT
 };
 
 static const struct {
@@ -100,6 +106,7 @@ static const struct {
     [M_UNW_UPDATE_ERRORS] = { "unwind_update_errors", 0, "unwinder BPF map updates that failed" },
     [M_UNW_BUILD_NS] = { "unwind_build_ns", 0, "time spent building and loading unwind tables" },
     [M_UNW_TABLES] = { "unwind_tables", 1, "unwind tables loaded in the kernel" },
+    [M_UNW_TABLES_PENDING] = { "unwind_tables_pending", 1, "objects whose unwind table is still to be built (frame pointers meanwhile)" },
     [M_UNW_ROWS] = { "unwind_rows", 1, "unwind table rows loaded in the kernel" },
     [M_UNW_PROCS] = { "unwind_procs", 1, "processes with a mapping table in the kernel" },
     [M_UNW_BYTES] = { "unwind_bytes", 1, "kernel memory the unwinder uses (rows, tables, process entries)" },
@@ -214,6 +221,7 @@ static void s_sync_stats(collector_t *self)
         s_sync_counter(self, M_UNW_UPDATE_ERRORS, us.update_errors);
         s_sync_counter(self, M_UNW_BUILD_NS, us.build_ns);
         s_set(self, M_UNW_TABLES, us.tables);
+        s_set(self, M_UNW_TABLES_PENDING, us.tables_pending);
         s_set(self, M_UNW_ROWS, us.rows);
         s_set(self, M_UNW_PROCS, us.procs);
         s_set(self, M_UNW_BYTES, us.bytes);
@@ -510,6 +518,23 @@ static int s_emit_batch(void *arg, const char *topic, wire_raw_batch_t *batch)
  * passed, or when a batch is full. Publishing less often than draining
  * sends fewer, larger messages: every message costs a wakeup in the
  * broker and in each consumer, which dominates the pipeline's idle cost. */
+static void s_unwind_resync(void *arg, uint32_t pid)
+{
+    collector_t *self = arg;
+    proc_t *proc = proctab_find(self->procs, pid);
+
+    if (proc)
+        unwinder_sync(self->unwinder, proc);
+    else
+        unwinder_forget(self->unwinder, pid);
+}
+
+static void s_unwind_work(collector_t *self, uint64_t budget_ns)
+{
+    if (self->unwinder)
+        unwinder_work(self->unwinder, budget_ns, s_unwind_resync, self);
+}
+
 static int s_drain(collector_t *self, bool publish_now)
 {
     batcher_flush_stats_t fs = { 0 };
@@ -540,6 +565,7 @@ static int s_drain(collector_t *self, bool publish_now)
     }
     /* Execs handled just now scheduled rescans: time them. */
     s_arm_rescans(self);
+    s_unwind_work(self, COLLECTOR_UNWIND_DRAIN_BUDGET_NS);
     return 0;
 }
 
@@ -561,7 +587,11 @@ static int s_samples_ready(loop_t *loop, int fd, void *arg)
 
 static int s_rescan_timer(loop_t *loop, void *arg)
 {
-    s_arm_rescans(arg);
+    collector_t *self = arg;
+
+    s_arm_rescans(self);
+    /* Right after an exec: the new objects' tables, in a short slice. */
+    s_unwind_work(self, COLLECTOR_UNWIND_RESCAN_BUDGET_NS);
     return 0;
 }
 

@@ -14,6 +14,10 @@
 #include "log.h"
 #include "wire.h"
 
+/* An evicted table is built again for a process that maps it only this
+ * long after (see s_evict_one). */
+#define UNWINDER_REBUILD_AFTER_NS (10ull * 1000000000ull)
+
 /* Executable PT_LOAD segments remembered per object, for load biases. */
 #define UNWINDER_SEGS_MAX 4
 
@@ -23,6 +27,13 @@ typedef struct utable {
     uint8_t id[ELFID_BUILD_ID_MAX];
     uint64_t dev, ino;
     int loaded;                   /* rows are in the kernel under slot */
+    int pending;                  /* queued for unwinder_work */
+    uint64_t evicted_ns;          /* when its rows were evicted, 0: never */
+    /* where to read the file: a process mapping it (for pending builds) */
+    uint32_t src_pid;
+    uint64_t src_start, src_end;
+    char *src_path;
+    struct utable *qprev, *qnext; /* build queue */
     uint32_t slot, gen;
     uint32_t first, count;        /* run in unw_rows */
     uint32_t nsegs;
@@ -36,6 +47,7 @@ typedef struct {
     uint32_t pid;
     uint32_t slot;
     uint64_t hash;                /* of the entry last written */
+    int waiting;                  /* names a table still being built */
 } uproc_t;
 
 typedef struct {
@@ -47,6 +59,9 @@ struct unwinder {
     unwind_limits_t limits;
     hashmap_t *tables;            /* utable_t by key */
     utable_t *lru_head, *lru_tail;
+    utable_t *queue_head, *queue_tail; /* tables to build, most recently
+                                          wanted first */
+    uint32_t queued;
     uint32_t *slot_gen;           /* per table slot */
     uint32_t *free_slots;         /* table slots not in use */
     uint32_t nfree_slots;
@@ -240,16 +255,20 @@ static void s_drop(unwinder_t *self, utable_t *t)
     s_unload(self, t);
     s_lru_unlink(self, t);
     hashmap_remove(self->tables, s_key_hash(&key), &key);
+    free(t->src_path);
     free(t);
 }
 
 /* Evicts the least recently used loaded table other than keep. 0, or -1
- * when there is none. */
+ * when there is none. The entry stays, marked, so that processes synced
+ * again do not queue it at once: with more objects in use than room,
+ * rebuilding on every sync would only evict another table. */
 static int s_evict_one(unwinder_t *self, const utable_t *keep)
 {
     for (utable_t *t = self->lru_tail; t; t = t->prev)
         if (t->loaded && t != keep) {
-            s_drop(self, t);
+            s_unload(self, t);
+            t->evicted_ns = s_now_ns();
             self->stats.tables_evicted++;
             return 0;
         }
@@ -264,6 +283,7 @@ static int s_read_segments(int fd, utable_t *t)
 {
     Elf64_Ehdr eh;
 
+    t->nsegs = 0;
     if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh) ||
         memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
         eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_machine != EM_X86_64 ||
@@ -335,15 +355,15 @@ cleanup:
 }
 
 /* Builds the object's table and loads it. The entry stays (unloaded) when
- * it cannot be: the object is not retried until it is evicted. */
-static void s_build(unwinder_t *self, utable_t *t, const proc_t *proc,
-                    const mapping_t *m)
+ * it cannot be: the object is not retried until it leaves the cache. */
+static void s_build(unwinder_t *self, utable_t *t)
 {
     uint64_t t0 = s_now_ns();
     unwind_table_t *table = NULL;
     struct sky_unw_row *packed = NULL;
     const unwind_row_t *rows;
-    int fd = objreg_open_file(proc->pid, m->obj->path, m->start, m->end);
+    const char *path = t->src_path ? t->src_path : "";
+    int fd = objreg_open_file(t->src_pid, path, t->src_start, t->src_end);
 
     if (fd < 0 || s_read_segments(fd, t) < 0)
         goto refused;
@@ -390,12 +410,11 @@ static void s_build(unwinder_t *self, utable_t *t, const proc_t *proc,
     self->stats.tables_built++;
     self->stats.tables++;
     self->stats.rows += count;
-    log_debug("unwind table of %s: %u rows (slot %u)", m->obj->path, count,
-              t->slot);
+    log_debug("unwind table of %s: %u rows (slot %u)", path, count, t->slot);
     goto cleanup;
 refused:
     self->stats.tables_refused++;
-    log_debug("no unwind table for %s", m->obj->path);
+    log_debug("no unwind table for %s", path);
 cleanup:
     if (fd >= 0)
         close(fd);
@@ -404,7 +423,56 @@ cleanup:
     self->stats.build_ns += s_now_ns() - t0;
 }
 
-/* The table entry of a file object, built on first sight. */
+/* Where a build reads the object: this process's mapping of it. */
+static int s_set_source(utable_t *t, const proc_t *proc, const mapping_t *m)
+{
+    char *path = strdup(m->obj->path ? m->obj->path : "");
+
+    if (!path)
+        return -1;
+    free(t->src_path);
+    t->src_path = path;
+    t->src_pid = proc->pid;
+    t->src_start = m->start;
+    t->src_end = m->end;
+    return 0;
+}
+
+static void s_dequeue(unwinder_t *self, utable_t *t)
+{
+    if (t->qprev)
+        t->qprev->qnext = t->qnext;
+    else
+        self->queue_head = t->qnext;
+    if (t->qnext)
+        t->qnext->qprev = t->qprev;
+    else
+        self->queue_tail = t->qprev;
+    t->qprev = t->qnext = NULL;
+    t->pending = 0;
+    self->queued--;
+}
+
+/* Queues a build, or moves a queued one, to the front: what a process
+ * just exec'd or just sampled needs goes before a backlog (the objects of
+ * every process found at start). */
+static void s_enqueue(unwinder_t *self, utable_t *t)
+{
+    if (t->pending)
+        s_dequeue(self, t);
+    t->pending = 1;
+    t->qprev = NULL;
+    t->qnext = self->queue_head;
+    if (self->queue_head)
+        self->queue_head->qprev = t;
+    else
+        self->queue_tail = t;
+    self->queue_head = t;
+    self->queued++;
+}
+
+/* The table entry of a file object; on first sight queued for
+ * unwinder_work (the mapping has no table until then). */
 static utable_t *s_table_for(unwinder_t *self, const proc_t *proc,
                              const mapping_t *m)
 {
@@ -414,12 +482,24 @@ static utable_t *s_table_for(unwinder_t *self, const proc_t *proc,
     uint64_t h = s_key_hash(&key);
     utable_t *t = hashmap_find(self->tables, h, &key);
 
+    if (t && t->pending && self->queue_head != t)
+        s_enqueue(self, t);
+    if (t && !t->loaded && !t->pending && t->evicted_ns &&
+        s_now_ns() - t->evicted_ns >= UNWINDER_REBUILD_AFTER_NS) {
+        s_set_source(t, proc, m);
+        s_enqueue(self, t);
+    }
     if (!t) {
         /* Objects without a table are remembered too (not retried on
          * every rescan), but not without bound. */
-        while (hashmap_size(self->tables) >= 4 * (size_t)self->maps.max_tables &&
-               self->lru_tail)
-            s_drop(self, self->lru_tail);
+        for (utable_t *old = self->lru_tail;
+             old && hashmap_size(self->tables) >=
+                        4 * (size_t)self->maps.max_tables;) {
+            utable_t *prev = old->prev;
+            if (!old->pending)
+                s_drop(self, old);
+            old = prev;
+        }
         t = calloc(1, sizeof(*t));
         if (!t)
             return NULL;
@@ -427,11 +507,13 @@ static utable_t *s_table_for(unwinder_t *self, const proc_t *proc,
         memcpy(t->id, obj->build_id, obj->build_id_len);
         t->dev = obj->dev;
         t->ino = obj->ino;
-        if (hashmap_insert(self->tables, h, t) < 0) {
+        if (s_set_source(t, proc, m) < 0 ||
+            hashmap_insert(self->tables, h, t) < 0) {
+            free(t->src_path);
             free(t);
             return NULL;
         }
-        s_build(self, t, proc, m);
+        s_enqueue(self, t);
     }
     s_lru_touch(self, t);
     return t;
@@ -439,8 +521,9 @@ static utable_t *s_table_for(unwinder_t *self, const proc_t *proc,
 
 /* ------------------------------------------------------------- procs */
 
-static void s_fill_map(unwinder_t *self, const proc_t *proc,
-                       const mapping_t *m, struct sky_unw_map *out)
+/* One kernel mapping entry; 1 when its table is still to be built. */
+static int s_fill_map(unwinder_t *self, const proc_t *proc,
+                      const mapping_t *m, struct sky_unw_map *out)
 {
     out->start = m->start;
     out->end = m->end;
@@ -449,10 +532,10 @@ static void s_fill_map(unwinder_t *self, const proc_t *proc,
     out->gen = 0;
     if (!m->obj || (m->obj->type != WIRE_OBJ_EXE &&
                     m->obj->type != WIRE_OBJ_LIB))
-        return;                  /* vdso, JIT, anonymous: frame pointers */
+        return 0;                /* vdso, JIT, anonymous: frame pointers */
     utable_t *t = s_table_for(self, proc, m);
     if (!t || !t->loaded)
-        return;
+        return t && t->pending;
     for (uint32_t i = 0; i < t->nsegs; i++)
         if (m->pgoff >= t->segs[i].off &&
             m->pgoff < t->segs[i].off + t->segs[i].filesz) {
@@ -460,8 +543,9 @@ static void s_fill_map(unwinder_t *self, const proc_t *proc,
                         t->segs[i].vaddr;
             out->table = t->slot;
             out->gen = t->gen;
-            return;
+            return 0;
         }
+    return 0;
 }
 
 int unwinder_sync(unwinder_t *self, const proc_t *proc)
@@ -499,8 +583,9 @@ int unwinder_sync(unwinder_t *self, const proc_t *proc)
     }
     memset(e, 0, sizeof(*e));
     e->nmaps = n;
+    p->waiting = 0;
     for (uint32_t i = 0; i < n; i++)
-        s_fill_map(self, proc, &proc->maps[i], &e->maps[i]);
+        p->waiting |= s_fill_map(self, proc, &proc->maps[i], &e->maps[i]);
     uint64_t h = hash_bytes64(e, sizeof(*e), 1);
     /* The rescans after exec mostly find what is loaded already. */
     if (h == p->hash) {
@@ -519,6 +604,38 @@ int unwinder_sync(unwinder_t *self, const proc_t *proc)
     rc = 0;
 cleanup:
     return rc;
+}
+
+int unwinder_work(unwinder_t *self, uint64_t budget_ns,
+                  unwinder_resync_fn resync, void *arg)
+{
+    uint64_t t0 = s_now_ns();
+    uint32_t built = 0, *pids = NULL;
+    size_t npids = 0, cursor = 0;
+    uproc_t *p;
+
+    /* At least one table per call: a table is built whole. */
+    while (self->queue_head && (built == 0 || s_now_ns() - t0 < budget_ns)) {
+        utable_t *t = self->queue_head;
+        s_dequeue(self, t);
+        s_build(self, t);
+        built++;
+    }
+    if (built == 0 || !resync)
+        goto cleanup;
+    /* The processes that waited for these tables: listed first, since a
+     * resync may add or remove entries. */
+    pids = malloc(hashmap_size(self->procs) * sizeof(*pids) + 1);
+    if (!pids)
+        goto cleanup;
+    while ((p = hashmap_next(self->procs, &cursor)))
+        if (p->waiting)
+            pids[npids++] = p->pid;
+    for (size_t i = 0; i < npids; i++)
+        resync(arg, pids[i]);
+cleanup:
+    free(pids);
+    return self->queue_head != NULL;
 }
 
 void unwinder_forget(unwinder_t *self, uint32_t pid)
@@ -584,8 +701,10 @@ void unwinder_destroy(unwinder_t **self_p)
     unwinder_t *self = *self_p;
     size_t cursor = 0;
     void *item;
-    while (self->tables && (item = hashmap_next(self->tables, &cursor)))
+    while (self->tables && (item = hashmap_next(self->tables, &cursor))) {
+        free(((utable_t *)item)->src_path);
         free(item);
+    }
     cursor = 0;
     while (self->procs && (item = hashmap_next(self->procs, &cursor)))
         free(item);
@@ -602,6 +721,7 @@ void unwinder_destroy(unwinder_t **self_p)
 void unwinder_stats(const unwinder_t *self, unwinder_stats_t *out)
 {
     *out = self->stats;
+    out->tables_pending = self->queued;
     out->bytes = out->rows * sizeof(struct sky_unw_row) +
                  out->tables * sizeof(struct sky_unw_table) +
                  out->procs * (sizeof(struct sky_unw_proc) + 8);
