@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,6 +21,8 @@
 
 /* Executable PT_LOAD segments remembered per object, for load biases. */
 #define UNWINDER_SEGS_MAX 4
+/* A vdso image is a few pages; anything bigger is not one. */
+#define UNWINDER_VDSO_MAX (1u << 20)
 
 typedef struct utable {
     /* key: build-id when the object has one, else dev+inode */
@@ -28,6 +31,9 @@ typedef struct utable {
     uint64_t dev, ino;
     int loaded;                   /* rows are in the kernel under slot */
     int pending;                  /* queued for unwinder_work */
+    int vdso;                     /* the vdso: built from our own image */
+    int no_source;                /* the process named to read it from was
+                                     gone: the next one that maps it is */
     uint64_t evicted_ns;          /* when its rows were evicted, 0: never */
     /* where to read the file: a process mapping it (for pending builds) */
     uint32_t src_pid;
@@ -277,14 +283,31 @@ static int s_evict_one(unwinder_t *self, const utable_t *keep)
 
 /* ------------------------------------------------------------- build */
 
-/* The executable PT_LOAD segments of the file (for load biases). 0, or
+/* An object's bytes: a file, or the vdso's image in our own memory. */
+typedef struct {
+    int fd;                       /* -1: mem */
+    const uint8_t *mem;
+    size_t size;
+} source_t;
+
+static int s_read_at(const source_t *src, void *buf, size_t n, uint64_t off)
+{
+    if (src->fd >= 0)
+        return pread(src->fd, buf, n, (off_t)off) == (ssize_t)n ? 0 : -1;
+    if (off > src->size || n > src->size - off)
+        return -1;
+    memcpy(buf, src->mem + off, n);
+    return 0;
+}
+
+/* The executable PT_LOAD segments of the object (for load biases). 0, or
  * -1 when it is not an x86-64 ELF64 file. */
-static int s_read_segments(int fd, utable_t *t)
+static int s_read_segments(const source_t *src, utable_t *t)
 {
     Elf64_Ehdr eh;
 
     t->nsegs = 0;
-    if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh) ||
+    if (s_read_at(src, &eh, sizeof(eh), 0) < 0 ||
         memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
         eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_machine != EM_X86_64 ||
         eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum > 256)
@@ -292,8 +315,7 @@ static int s_read_segments(int fd, utable_t *t)
     for (uint32_t i = 0; i < eh.e_phnum && t->nsegs < UNWINDER_SEGS_MAX;
          i++) {
         Elf64_Phdr ph;
-        if (pread(fd, &ph, sizeof(ph), (off_t)(eh.e_phoff + i * sizeof(ph))) !=
-            (ssize_t)sizeof(ph))
+        if (s_read_at(src, &ph, sizeof(ph), eh.e_phoff + i * sizeof(ph)) < 0)
             return -1;
         if (ph.p_type != PT_LOAD || !(ph.p_flags & PF_X))
             continue;
@@ -303,6 +325,26 @@ static int s_read_segments(int fd, utable_t *t)
         t->nsegs++;
     }
     return t->nsegs ? 0 : -1;
+}
+
+/* Our own vdso, which is every 64-bit process's on this kernel: its image
+ * (headers, code, .eh_frame, section headers) is readable where the aux
+ * vector says. 0, or -1 when there is none. */
+static int s_vdso_source(source_t *src)
+{
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)getauxval(AT_SYSINFO_EHDR);
+    uint64_t end;
+
+    if (!eh || memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 ||
+        eh->e_ident[EI_CLASS] != ELFCLASS64)
+        return -1;
+    end = eh->e_shoff + (uint64_t)eh->e_shnum * eh->e_shentsize;
+    if (end > UNWINDER_VDSO_MAX)
+        return -1;
+    src->fd = -1;
+    src->mem = (const uint8_t *)eh;
+    src->size = end;
+    return 0;
 }
 
 /* Rows into the kernel's form, consecutive equal ones merged. The count,
@@ -363,11 +405,26 @@ static void s_build(unwinder_t *self, utable_t *t)
     struct sky_unw_row *packed = NULL;
     const unwind_row_t *rows;
     const char *path = t->src_path ? t->src_path : "";
-    int fd = objreg_open_file(t->src_pid, path, t->src_start, t->src_end);
+    source_t src = { .fd = -1 };
+    int fd = -1;
 
-    if (fd < 0 || s_read_segments(fd, t) < 0)
+    if (t->vdso) {
+        if (s_vdso_source(&src) < 0)
+            goto refused;
+    } else {
+        fd = objreg_open_file(t->src_pid, path, t->src_start, t->src_end);
+        src.fd = fd;
+        if (fd < 0) {
+            /* Not the object's fault: a short process queued it and is
+             * gone. Not counted; the next process mapping it queues it. */
+            t->no_source = 1;
+            goto cleanup;
+        }
+    }
+    if (s_read_segments(&src, t) < 0)
         goto refused;
-    table = unwind_table_new_fd(fd, &self->limits);
+    table = fd >= 0 ? unwind_table_new_fd(fd, &self->limits)
+                    : unwind_table_new_mem(src.mem, src.size, &self->limits);
     if (!table)
         goto refused;
     unwind_summary_t sum;
@@ -477,13 +534,20 @@ static utable_t *s_table_for(unwinder_t *self, const proc_t *proc,
                              const mapping_t *m)
 {
     const object_t *obj = m->obj;
-    ukey_t key = { .id_len = obj->build_id_len, .id = obj->build_id,
-                   .dev = obj->dev, .ino = obj->ino };
+    int vdso = obj->type == WIRE_OBJ_VDSO;
+    /* The vdso has no file: dev and inode 0, which no file has. */
+    ukey_t key = { .id_len = vdso ? 0 : obj->build_id_len,
+                   .id = obj->build_id, .dev = vdso ? 0 : obj->dev,
+                   .ino = vdso ? 0 : obj->ino };
     uint64_t h = s_key_hash(&key);
     utable_t *t = hashmap_find(self->tables, h, &key);
 
     if (t && t->pending && self->queue_head != t)
         s_enqueue(self, t);
+    if (t && t->no_source && !t->pending && s_set_source(t, proc, m) == 0) {
+        t->no_source = 0;
+        s_enqueue(self, t);
+    }
     if (t && !t->loaded && !t->pending && t->evicted_ns &&
         s_now_ns() - t->evicted_ns >= UNWINDER_REBUILD_AFTER_NS) {
         s_set_source(t, proc, m);
@@ -503,10 +567,11 @@ static utable_t *s_table_for(unwinder_t *self, const proc_t *proc,
         t = calloc(1, sizeof(*t));
         if (!t)
             return NULL;
-        t->id_len = obj->build_id_len;
-        memcpy(t->id, obj->build_id, obj->build_id_len);
-        t->dev = obj->dev;
-        t->ino = obj->ino;
+        t->id_len = key.id_len;
+        memcpy(t->id, obj->build_id, key.id_len);
+        t->dev = key.dev;
+        t->ino = key.ino;
+        t->vdso = vdso;
         if (s_set_source(t, proc, m) < 0 ||
             hashmap_insert(self->tables, h, t) < 0) {
             free(t->src_path);
@@ -531,8 +596,9 @@ static int s_fill_map(unwinder_t *self, const proc_t *proc,
     out->table = 0;
     out->gen = 0;
     if (!m->obj || (m->obj->type != WIRE_OBJ_EXE &&
-                    m->obj->type != WIRE_OBJ_LIB))
-        return 0;                /* vdso, JIT, anonymous: frame pointers */
+                    m->obj->type != WIRE_OBJ_LIB &&
+                    m->obj->type != WIRE_OBJ_VDSO))
+        return 0;                /* JIT, anonymous: frame pointers */
     utable_t *t = s_table_for(self, proc, m);
     if (!t || !t->loaded)
         return t && t->pending;
@@ -584,7 +650,9 @@ int unwinder_sync(unwinder_t *self, const proc_t *proc)
     memset(e, 0, sizeof(*e));
     e->nmaps = n;
     p->waiting = 0;
-    for (uint32_t i = 0; i < n; i++)
+    /* Last mapping first: each pending object moves to the queue's front,
+     * so the executable's (the first mapping) is built first. */
+    for (uint32_t i = n; i-- > 0;)
         p->waiting |= s_fill_map(self, proc, &proc->maps[i], &e->maps[i]);
     uint64_t h = hash_bytes64(e, sizeof(*e), 1);
     /* The rescans after exec mostly find what is loaded already. */
