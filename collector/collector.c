@@ -28,9 +28,9 @@
 #define COLLECTOR_RESCAN_IDLE_MS 1000
 #define COLLECTOR_EVENTS_PER_MSG 256
 #define COLLECTOR_MAX_SAMPLE_TASKS 64
-/* Time per slice spent building unwind tables (collector/unwinder.h): at
- * every drain, and after the post-exec rescans. The loop does nothing
- * else meanwhile, so slices stay well under a short process's life. */
+/* Time per call spent loading finished unwind tables into the kernel
+ * (collector/unwinder.h; the building itself is on the unwinder's
+ * thread): a table is a few ms of map writes at most. */
 #define COLLECTOR_UNWIND_DRAIN_BUDGET_NS  (20ull * 1000000ull)
 #define COLLECTOR_UNWIND_RESCAN_BUDGET_NS (5ull * 1000000ull)
 
@@ -420,9 +420,14 @@ static int s_on_sample(void *ctx, void *data, size_t size)
     proc_t *proc = proctab_get(self->procs, s->tgid, comm);
     for (uint32_t i = 0; i < s->nu; i++) {
         uint64_t addr = s->frames[s->nk + i];
-        object_t *obj = proc ? proctab_resolve(self->procs, proc, addr,
-                                               &uframes[i].offset)
-                             : NULL;
+        /* The leaf is the interrupted pc: a miss there is a new mapping
+         * (dlopen), re-read at once. */
+        object_t *obj =
+            !proc ? NULL
+            : i == 0 ? proctab_resolve_pc(self->procs, proc, addr,
+                                          &uframes[i].offset)
+                     : proctab_resolve(self->procs, proc, addr,
+                                       &uframes[i].offset);
         if (obj && batcher_note_object(self->batcher, obj) == 0) {
             uframes[i].object = obj->id;
         } else {
@@ -725,6 +730,12 @@ static void s_scan_proc(collector_t *self)
     s_flush_events(self);
 }
 
+static int s_unwind_ready(loop_t *loop, int fd, void *arg)
+{
+    s_unwind_work(arg, COLLECTOR_UNWIND_DRAIN_BUDGET_NS);
+    return 0;
+}
+
 /* proctab hooks: the kernel's mapping tables follow the process table. */
 static void s_unwind_maps_changed(void *arg, const proc_t *proc)
 {
@@ -798,6 +809,11 @@ collector_t *collector_new(const collector_options_t *opts, loop_t *loop,
         self->unwinder = unwinder_new(&umaps, NULL);
         if (!self->unwinder) {
             snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        if (loop_add_fd(loop, unwinder_fd(self->unwinder), s_unwind_ready,
+                        self) < 0) {
+            snprintf(err, errlen, "cannot register the unwinder with the loop");
             goto fail;
         }
         proctab_hooks_t hooks = { s_unwind_maps_changed, s_unwind_gone, self };
@@ -876,6 +892,8 @@ void collector_destroy(collector_t **self_p)
     offcpu_destroy(&self->offcpu);
     if (self->procs)
         proctab_set_hooks(self->procs, NULL);
+    if (self->unwinder)
+        loop_remove_fd(self->loop, unwinder_fd(self->unwinder));
     unwinder_destroy(&self->unwinder);
     probes_destroy(&self->probes);
     batcher_destroy(&self->batcher);

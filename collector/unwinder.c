@@ -6,8 +6,10 @@
 #include <elf.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,6 +36,7 @@ typedef struct utable {
     int vdso;                     /* the vdso: built from our own image */
     int no_source;                /* the process named to read it from was
                                      gone: the next one that maps it is */
+    int building;                 /* with the worker (not in the queue) */
     uint64_t evicted_ns;          /* when its rows were evicted, 0: never */
     /* where to read the file: a process mapping it (for pending builds) */
     uint32_t src_pid;
@@ -68,6 +71,15 @@ struct unwinder {
     utable_t *queue_head, *queue_tail; /* tables to build, most recently
                                           wanted first */
     uint32_t queued;
+    /* the build worker: one job in flight */
+    pthread_t thread;
+    int thread_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop;                     /* under mu */
+    struct job *job_in, *job_out; /* under mu */
+    utable_t *building;           /* the entry job_in/job_out is for */
+    int efd;                      /* eventfd: a build finished */
     uint32_t *slot_gen;           /* per table slot */
     uint32_t *free_slots;         /* table slots not in use */
     uint32_t nfree_slots;
@@ -349,8 +361,8 @@ static int s_vdso_source(source_t *src)
 
 /* Rows into the kernel's form, consecutive equal ones merged. The count,
  * or -1 when the object cannot be expressed (code above 4 GiB). */
-static long s_pack(unwinder_t *self, const unwind_row_t *rows, size_t n,
-                   struct sky_unw_row *out)
+static long s_pack(const unwind_row_t *rows, size_t n, struct sky_unw_row *out,
+                   uint64_t *unencodable)
 {
     size_t k = 0;
 
@@ -360,7 +372,7 @@ static long s_pack(unwinder_t *self, const unwind_row_t *rows, size_t n,
         if (rc < 0)
             return -1;
         if (rc > 0)
-            self->stats.rows_unencodable++;
+            (*unencodable)++;
         if (k && memcmp(&out[k - 1].cfa_off8, &r.cfa_off8, 4) == 0)
             continue;
         out[k++] = r;
@@ -396,52 +408,135 @@ cleanup:
     return rc;
 }
 
-/* Builds the object's table and loads it. The entry stays (unloaded) when
- * it cannot be: the object is not retried until it leaves the cache. */
-static void s_build(unwinder_t *self, utable_t *t)
+/* ------------------------------------------------------------- worker */
+
+/* One build, handed to the worker thread and back. The worker touches
+ * nothing else: the entry it is for may change meanwhile. */
+typedef struct job {
+    /* in */
+    int vdso;
+    uint32_t pid;
+    uint64_t start, end;
+    char *path;
+    unwind_limits_t limits;
+    uint32_t max_rows;
+    /* out */
+    int status;                   /* JOB_* */
+    struct sky_unw_row *rows;
+    uint32_t count;
+    utable_t segs;                /* only nsegs and segs are used */
+    uint64_t cfi_errors, unencodable, build_ns;
+} job_t;
+
+enum { JOB_OK = 0, JOB_REFUSED = -1, JOB_NO_SOURCE = 1 };
+
+static void s_job_free(job_t **job_p)
+{
+    if (!*job_p)
+        return;
+    free((*job_p)->path);
+    free((*job_p)->rows);
+    free(*job_p);
+    *job_p = NULL;
+}
+
+/* Reads and packs the object's table (the slow part: a libc is a few
+ * ms, a libLLVM tens). Runs on the worker thread. */
+static void s_job_run(job_t *job)
 {
     uint64_t t0 = s_now_ns();
     unwind_table_t *table = NULL;
-    struct sky_unw_row *packed = NULL;
     const unwind_row_t *rows;
-    const char *path = t->src_path ? t->src_path : "";
     source_t src = { .fd = -1 };
     int fd = -1;
 
-    if (t->vdso) {
+    job->status = JOB_REFUSED;
+    if (job->vdso) {
         if (s_vdso_source(&src) < 0)
-            goto refused;
+            goto cleanup;
     } else {
-        fd = objreg_open_file(t->src_pid, path, t->src_start, t->src_end);
+        fd = objreg_open_file(job->pid, job->path, job->start, job->end);
         src.fd = fd;
         if (fd < 0) {
             /* Not the object's fault: a short process queued it and is
-             * gone. Not counted; the next process mapping it queues it. */
-            t->no_source = 1;
+             * gone. The next process mapping it queues it again. */
+            job->status = JOB_NO_SOURCE;
             goto cleanup;
         }
     }
-    if (s_read_segments(&src, t) < 0)
-        goto refused;
-    table = fd >= 0 ? unwind_table_new_fd(fd, &self->limits)
-                    : unwind_table_new_mem(src.mem, src.size, &self->limits);
+    if (s_read_segments(&src, &job->segs) < 0)
+        goto cleanup;
+    table = fd >= 0 ? unwind_table_new_fd(fd, &job->limits)
+                    : unwind_table_new_mem(src.mem, src.size, &job->limits);
     if (!table)
-        goto refused;
+        goto cleanup;
     unwind_summary_t sum;
     unwind_table_summary(table, &sum);
     for (int e = 0; e < UNWIND_ERR_COUNT; e++)
         if (e != UNWIND_ERR_NO_CFI)
-            self->stats.cfi_errors += sum.errors[e];
+            job->cfi_errors += sum.errors[e];
     size_t n = unwind_table_rows(table, &rows);
-    if (n == 0 || n > self->maps.max_rows)
-        goto refused;
-    packed = malloc(n * sizeof(*packed));
-    if (!packed)
-        goto refused;
-    long k = s_pack(self, rows, n, packed);
+    if (n == 0 || n > job->max_rows)
+        goto cleanup;
+    job->rows = malloc(n * sizeof(*job->rows));
+    if (!job->rows)
+        goto cleanup;
+    long k = s_pack(rows, n, job->rows, &job->unencodable);
     if (k <= 0)
+        goto cleanup;
+    job->count = (uint32_t)k;
+    job->status = JOB_OK;
+cleanup:
+    if (fd >= 0)
+        close(fd);
+    unwind_table_destroy(&table);
+    job->build_ns = s_now_ns() - t0;
+}
+
+static void *s_worker(void *arg)
+{
+    unwinder_t *self = arg;
+    uint64_t one = 1;
+
+    pthread_mutex_lock(&self->mu);
+    for (;;) {
+        while (!self->stop && !self->job_in)
+            pthread_cond_wait(&self->cv, &self->mu);
+        if (self->stop)
+            break;
+        job_t *job = self->job_in;
+        self->job_in = NULL;
+        pthread_mutex_unlock(&self->mu);
+        s_job_run(job);
+        pthread_mutex_lock(&self->mu);
+        self->job_out = job;
+        if (write(self->efd, &one, sizeof(one)) < 0) {
+            /* The counter cannot overflow at one write per build; the
+             * next unwinder_work call finds the result anyway. */
+        }
+    }
+    pthread_mutex_unlock(&self->mu);
+    return NULL;
+}
+
+/* Loads a finished build into the kernel (main thread). */
+static void s_job_finish(unwinder_t *self, utable_t *t, job_t *job)
+{
+    const char *path = t->src_path ? t->src_path : "";
+    uint32_t count = job->count, first;
+
+    t->building = 0;
+    self->stats.cfi_errors += job->cfi_errors;
+    self->stats.rows_unencodable += job->unencodable;
+    self->stats.build_ns += job->build_ns;
+    if (job->status == JOB_NO_SOURCE) {
+        t->no_source = 1;
+        return;
+    }
+    if (job->status != JOB_OK)
         goto refused;
-    uint32_t count = (uint32_t)k, first;
+    t->nsegs = job->segs.nsegs;
+    memcpy(t->segs, job->segs.segs, sizeof(t->segs));
     while ((first = s_rows_alloc(self, count)) == UINT32_MAX ||
            self->nfree_slots == 0) {
         if (first != UINT32_MAX)
@@ -455,7 +550,7 @@ static void s_build(unwinder_t *self, utable_t *t)
     t->count = count;
     struct sky_unw_table val = { .first = first, .count = count,
                                  .gen = t->gen };
-    if (s_write_rows(self, first, packed, count) < 0 ||
+    if (s_write_rows(self, first, job->rows, count) < 0 ||
         bpf_map_update_elem(self->maps.tables_fd, &t->slot, &val,
                             BPF_ANY) != 0) {
         self->stats.update_errors++;
@@ -468,16 +563,10 @@ static void s_build(unwinder_t *self, utable_t *t)
     self->stats.tables++;
     self->stats.rows += count;
     log_debug("unwind table of %s: %u rows (slot %u)", path, count, t->slot);
-    goto cleanup;
+    return;
 refused:
     self->stats.tables_refused++;
     log_debug("no unwind table for %s", path);
-cleanup:
-    if (fd >= 0)
-        close(fd);
-    unwind_table_destroy(&table);
-    free(packed);
-    self->stats.build_ns += s_now_ns() - t0;
 }
 
 /* Where a build reads the object: this process's mapping of it. */
@@ -542,13 +631,14 @@ static utable_t *s_table_for(unwinder_t *self, const proc_t *proc,
     uint64_t h = s_key_hash(&key);
     utable_t *t = hashmap_find(self->tables, h, &key);
 
-    if (t && t->pending && self->queue_head != t)
+    if (t && t->pending && !t->building && self->queue_head != t)
         s_enqueue(self, t);
-    if (t && t->no_source && !t->pending && s_set_source(t, proc, m) == 0) {
+    if (t && t->no_source && !t->pending && !t->building &&
+        s_set_source(t, proc, m) == 0) {
         t->no_source = 0;
         s_enqueue(self, t);
     }
-    if (t && !t->loaded && !t->pending && t->evicted_ns &&
+    if (t && !t->loaded && !t->pending && !t->building && t->evicted_ns &&
         s_now_ns() - t->evicted_ns >= UNWINDER_REBUILD_AFTER_NS) {
         s_set_source(t, proc, m);
         s_enqueue(self, t);
@@ -560,7 +650,7 @@ static utable_t *s_table_for(unwinder_t *self, const proc_t *proc,
              old && hashmap_size(self->tables) >=
                         4 * (size_t)self->maps.max_tables;) {
             utable_t *prev = old->prev;
-            if (!old->pending)
+            if (!old->pending && !old->building)
                 s_drop(self, old);
             old = prev;
         }
@@ -585,6 +675,8 @@ static utable_t *s_table_for(unwinder_t *self, const proc_t *proc,
 }
 
 /* ------------------------------------------------------------- procs */
+
+static void s_feed(unwinder_t *self);
 
 /* One kernel mapping entry; 1 when its table is still to be built. */
 static int s_fill_map(unwinder_t *self, const proc_t *proc,
@@ -671,25 +763,77 @@ int unwinder_sync(unwinder_t *self, const proc_t *proc)
     p->hash = h;
     rc = 0;
 cleanup:
+    /* New objects: the worker starts on them now. */
+    s_feed(self);
     return rc;
+}
+
+/* Gives the worker the front of the queue when it is idle. */
+static void s_feed(unwinder_t *self)
+{
+    utable_t *t = self->queue_head;
+    job_t *job;
+
+    if (self->building || !t)
+        return;
+    job = calloc(1, sizeof(*job));
+    if (!job)
+        return;
+    job->vdso = t->vdso;
+    job->pid = t->src_pid;
+    job->start = t->src_start;
+    job->end = t->src_end;
+    job->path = strdup(t->src_path ? t->src_path : "");
+    job->limits = self->limits;
+    job->max_rows = self->maps.max_rows;
+    if (!job->path) {
+        s_job_free(&job);
+        return;
+    }
+    s_dequeue(self, t);
+    t->building = 1;
+    self->building = t;
+    pthread_mutex_lock(&self->mu);
+    self->job_in = job;
+    pthread_cond_signal(&self->cv);
+    pthread_mutex_unlock(&self->mu);
+}
+
+int unwinder_fd(const unwinder_t *self)
+{
+    return self->efd;
 }
 
 int unwinder_work(unwinder_t *self, uint64_t budget_ns,
                   unwinder_resync_fn resync, void *arg)
 {
-    uint64_t t0 = s_now_ns();
-    uint32_t built = 0, *pids = NULL;
+    uint64_t t0 = s_now_ns(), count;
+    uint32_t done = 0, *pids = NULL;
     size_t npids = 0, cursor = 0;
     uproc_t *p;
 
-    /* At least one table per call: a table is built whole. */
-    while (self->queue_head && (built == 0 || s_now_ns() - t0 < budget_ns)) {
-        utable_t *t = self->queue_head;
-        s_dequeue(self, t);
-        s_build(self, t);
-        built++;
+    if (read(self->efd, &count, sizeof(count)) < 0) {
+        /* Nothing signalled (EAGAIN): a result may still be there. */
     }
-    if (built == 0 || !resync)
+    /* One build is in flight at a time; each result starts the next. */
+    for (;;) {
+        pthread_mutex_lock(&self->mu);
+        job_t *job = self->job_out;
+        self->job_out = NULL;
+        pthread_mutex_unlock(&self->mu);
+        if (!job)
+            break;
+        if (self->building)
+            s_job_finish(self, self->building, job);
+        self->building = NULL;
+        s_job_free(&job);
+        done++;
+        s_feed(self);
+        if (s_now_ns() - t0 >= budget_ns)
+            break;
+    }
+    s_feed(self);
+    if (done == 0 || !resync)
         goto cleanup;
     /* The processes that waited for these tables: listed first, since a
      * resync may add or remove entries. */
@@ -703,7 +847,7 @@ int unwinder_work(unwinder_t *self, uint64_t budget_ns,
         resync(arg, pids[i]);
 cleanup:
     free(pids);
-    return self->queue_head != NULL;
+    return self->queue_head != NULL || self->building != NULL;
 }
 
 void unwinder_forget(unwinder_t *self, uint32_t pid)
@@ -733,6 +877,9 @@ unwinder_t *unwinder_new(const unwinder_maps_t *maps,
     /* A table the row array cannot hold is refused anyway. */
     if (!self->limits.max_rows || self->limits.max_rows > maps->max_rows)
         self->limits.max_rows = maps->max_rows;
+    self->efd = -1;
+    pthread_mutex_init(&self->mu, NULL);
+    pthread_cond_init(&self->cv, NULL);
     self->tables = hashmap_new(s_key_match);
     self->procs = hashmap_new(s_pid_match);
     self->slot_gen = calloc(maps->max_tables ? maps->max_tables : 1,
@@ -742,11 +889,15 @@ unwinder_t *unwinder_new(const unwinder_maps_t *maps,
     self->free_rows = calloc((size_t)maps->max_tables + 2, sizeof(range_t));
     self->free_pslots = calloc(maps->max_procs ? maps->max_procs : 1,
                                sizeof(uint32_t));
+    self->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (!self->tables || !self->procs || !self->slot_gen ||
-        !self->free_slots || !self->free_rows || !self->free_pslots) {
+        !self->free_slots || !self->free_rows || !self->free_pslots ||
+        self->efd < 0 ||
+        pthread_create(&self->thread, NULL, s_worker, self) != 0) {
         unwinder_destroy(&self);
         return NULL;
     }
+    self->thread_started = 1;
     /* Slot 0 of the tables means "no table"; slots are handed out lowest
      * first. */
     for (uint32_t s = maps->max_tables; s > 1; s--)
@@ -769,6 +920,19 @@ void unwinder_destroy(unwinder_t **self_p)
     unwinder_t *self = *self_p;
     size_t cursor = 0;
     void *item;
+    if (self->thread_started) {
+        pthread_mutex_lock(&self->mu);
+        self->stop = 1;
+        pthread_cond_signal(&self->cv);
+        pthread_mutex_unlock(&self->mu);
+        pthread_join(self->thread, NULL);
+    }
+    s_job_free(&self->job_in);
+    s_job_free(&self->job_out);
+    if (self->efd >= 0)
+        close(self->efd);
+    pthread_mutex_destroy(&self->mu);
+    pthread_cond_destroy(&self->cv);
     while (self->tables && (item = hashmap_next(self->tables, &cursor))) {
         free(((utable_t *)item)->src_path);
         free(item);

@@ -71,16 +71,20 @@ void unwinder_destroy(unwinder_t **self_p);
  * them. 0, or -1 when the process is left to frame pointers. */
 int unwinder_sync(unwinder_t *self, const proc_t *proc);
 
-/* Builds queued tables for about budget_ns (at least one: a table is
- * built whole), then calls resync for every process whose entry waited
- * for one (which calls unwinder_sync again). Building is the slow part
- * (a libc is a few ms, a libLLVM tens), so it runs in slices from the
- * collector's timers instead of in the middle of reading a new
- * process's mappings, which a 40 ms process would not survive. Returns
- * 1 while tables remain queued. */
+/* Tables are built by a worker thread, one at a time, the most recently
+ * wanted first (the objects of a process just exec'd before a backlog):
+ * building is the slow part (a libc is a few ms, a libLLVM tens) and must
+ * not hold up the loop, which reads new processes' mappings while they
+ * live. unwinder_fd becomes readable when a build finished; then
+ * unwinder_work loads finished builds into the kernel (for about
+ * budget_ns at most), starts the next, and calls resync for every
+ * process whose entry waited for a table (resync calls unwinder_sync).
+ * Returns 1 while builds are queued or running. */
 typedef void (*unwinder_resync_fn)(void *arg, uint32_t pid);
+int unwinder_fd(const unwinder_t *self);
 int unwinder_work(unwinder_t *self, uint64_t budget_ns,
                   unwinder_resync_fn resync, void *arg);
+
 /* Removes the process's entry (exit); unknown pids are ignored. */
 void unwinder_forget(unwinder_t *self, uint32_t pid);
 
