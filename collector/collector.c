@@ -45,7 +45,7 @@ enum {
     M_OFFCPU_STACKS_LOST, M_OFFCPU_PIDS, M_OFFCPU_ATTACHED,
     M_OFFCPU_UNSAMPLED, M_SAMPLER_TICK, M_SAMPLER_PERF_EVENTS,
     M_SAMPLER_HOST_PERIOD,
-    M_UNWINDER_DWARF, M_UNW_WALKS, M_UNW_FP_WALKS, M_UNW_FRAMES_CFI,
+    M_USER_FRAMES_CUT, M_UNWINDER_DWARF, M_UNW_WALKS, M_UNW_FP_WALKS, M_UNW_FRAMES_CFI,
     M_UNW_FRAMES_FP, M_UNW_TRUNCATED, M_UNW_DEEP, M_UNW_TABLE_MISSES,
     M_UNW_TABLES_BUILT, M_UNW_TABLES_EVICTED, M_UNW_TABLES_REFUSED,
     M_UNW_ROWS_UNENCODABLE, M_UNW_CFI_ERRORS, M_UNW_PROCS_REFUSED,
@@ -88,6 +88,7 @@ static const struct {
     [M_SAMPLER_TICK] = { "sampler_tick", 1, "1: on-CPU samples are taken on the scheduler tick; 0: on perf events of our own" },
     [M_SAMPLER_PERF_EVENTS] = { "sampler_perf_events", 1, "CPU-clock perf events attached now" },
     [M_SAMPLER_HOST_PERIOD] = { "sampler_host_period_ns", 1, "period of host-wide samples (ns of CPU each stands for)" },
+    [M_USER_FRAMES_CUT] = { "user_frames_cut", 0, "user frames dropped from the first (non-leaf) address no mapping covers on: junk of frame-pointer walks, never published" },
     [M_UNWINDER_DWARF] = { "unwind_dwarf_active", 1, "1: user stacks are walked in the kernel with .eh_frame tables; 0: frame pointers (unwinder=fp, or the walker did not load)" },
     [M_UNW_WALKS] = { "unwind_walks", 0, "user stacks walked with the unwind tables" },
     [M_UNW_FP_WALKS] = { "unwind_fp_walks", 0, "user stacks taken with frame pointers: the process had no mapping table (yet)" },
@@ -394,6 +395,43 @@ static int s_events_ready(loop_t *loop, int fd, void *arg)
 
 /* ------------------------------------------------------------- samples */
 
+/* User addresses (leaf first) to (object, offset) frames for the batcher;
+ * returns how many are kept. A frame no mapping covers is junk of a
+ * frame-pointer walk (a table walk never yields one): the stack is cut
+ * there and keeps its valid frames, never an "[unknown] 0x..." frame per
+ * address. Not the leaf, the interrupted pc itself: a miss there is a
+ * new mapping (dlopen), which is re-read at once. */
+static uint32_t s_resolve_user(collector_t *self, proc_t *proc,
+                               const uint64_t *addrs, uint32_t n,
+                               wire_uframe_t *uframes)
+{
+    uint32_t kept = n;
+
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t addr = addrs[i];
+        object_t *obj =
+            !proc ? NULL
+            : i == 0 ? proctab_resolve_pc(self->procs, proc, addr,
+                                          &uframes[i].offset)
+                     : proctab_resolve(self->procs, proc, addr,
+                                       &uframes[i].offset);
+        if (!obj && proc && i > 0) {
+            kept = i;
+            s_add(self, M_USER_FRAMES_CUT, n - i);
+            break;
+        }
+        if (obj && batcher_note_object(self->batcher, obj) == 0) {
+            uframes[i].object = obj->id;
+        } else {
+            uframes[i].object = WIRE_NO_OBJECT;
+            uframes[i].offset = addr;
+        }
+    }
+    if (proc)
+        batcher_note_proc(self->batcher, proc);
+    return kept;
+}
+
 static int s_on_sample(void *ctx, void *data, size_t size)
 {
     collector_t *self = ctx;
@@ -418,25 +456,9 @@ static int s_on_sample(void *ctx, void *data, size_t size)
         self->exec_pid = 0;
     }
     proc_t *proc = proctab_get(self->procs, s->tgid, comm);
-    for (uint32_t i = 0; i < s->nu; i++) {
-        uint64_t addr = s->frames[s->nk + i];
-        /* The leaf is the interrupted pc: a miss there is a new mapping
-         * (dlopen), re-read at once. */
-        object_t *obj =
-            !proc ? NULL
-            : i == 0 ? proctab_resolve_pc(self->procs, proc, addr,
-                                          &uframes[i].offset)
-                     : proctab_resolve(self->procs, proc, addr,
-                                       &uframes[i].offset);
-        if (obj && batcher_note_object(self->batcher, obj) == 0) {
-            uframes[i].object = obj->id;
-        } else {
-            uframes[i].object = WIRE_NO_OBJECT;
-            uframes[i].offset = addr;
-        }
-    }
-    if (proc)
-        batcher_note_proc(self->batcher, proc);
+    uint32_t nu = s_resolve_user(self, proc,
+                                 (const uint64_t *)&s->frames[s->nk], s->nu,
+                                 uframes);
     uint32_t ntasks = 0;
     if (s->flags & SKY_F_TASK)
         ntasks = activetasks_for_pid(self->tasks, s->tgid, task_ids,
@@ -449,7 +471,7 @@ static int s_on_sample(void *ctx, void *data, size_t size)
         .ts_ns = s->ts_ns + (uint64_t)self->mono_to_real_ns,
         .comm = comm,
         .nk = s->nk,
-        .nu = s->nu,
+        .nu = nu,
         .kframes = (const uint64_t *)s->frames,
         .uframes = uframes,
         .ntasks = ntasks,
@@ -473,20 +495,7 @@ static void s_on_offcpu(void *arg, const offcpu_sample_t *s)
     uint32_t nk = s->nk < SKY_MAX_FRAMES ? s->nk : SKY_MAX_FRAMES;
 
     proc_t *proc = proctab_get(self->procs, s->pid, s->comm);
-    for (uint32_t i = 0; i < nu; i++) {
-        uint64_t addr = s->uaddrs[i];
-        object_t *obj = proc ? proctab_resolve(self->procs, proc, addr,
-                                               &uframes[i].offset)
-                             : NULL;
-        if (obj && batcher_note_object(self->batcher, obj) == 0) {
-            uframes[i].object = obj->id;
-        } else {
-            uframes[i].object = WIRE_NO_OBJECT;
-            uframes[i].offset = addr;
-        }
-    }
-    if (proc)
-        batcher_note_proc(self->batcher, proc);
+    nu = s_resolve_user(self, proc, s->uaddrs, nu, uframes);
     batcher_sample_t bs = {
         .pid = s->pid,
         .tid = s->tid,

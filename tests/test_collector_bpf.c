@@ -1456,6 +1456,24 @@ static uint32_t s_object_id_by_suffix(const capture_t *cap, const char *suffix)
     return WIRE_NO_OBJECT;
 }
 
+/* A collector with the walker, or NULL (skipped, everything freed) where
+ * the walker does not load. */
+static collector_t *s_unwind_start(const char *what, collector_options_t *opts,
+                                   capture_t *cap, loop_t **loop)
+{
+    collector_info_t info;
+
+    *loop = loop_new();
+    collector_t *col = s_start(*loop, cap, opts, NULL);
+    collector_info(col, &info);
+    if (info.unwind_dwarf)
+        return col;
+    tu_skip(what, "the .eh_frame walker did not load here (frame pointers "
+            "only)");
+    s_finish(&col, loop, cap);
+    return NULL;
+}
+
 static void s_unwind_case(const char *cc)
 {
     char *dir = tu_mkdtemp();
@@ -1477,17 +1495,14 @@ static void s_unwind_case(const char *cc)
     ck_assert_int_eq(s_function_range(lib, "unwt_lib_mid", &lib_mid), 0);
     ck_assert_int_eq(s_function_range(lib, "unwt_lib_spin", &lib_spin), 0);
 
-    loop_t *loop = loop_new();
+    loop_t *loop = NULL;
     collector_options_default(&opts);
     opts.period_ns = PERIOD_NS;
     opts.host_every = 1;
     opts.drain_interval_ms = 100;
-    collector_t *col = s_start(loop, &cap, &opts, NULL);
-    collector_info(col, &info);
-    if (!info.unwind_dwarf) {
-        tu_skip("collector_bpf_unwind", "the .eh_frame walker did not load "
-                "here (frame pointers only)");
-        s_finish(&col, &loop, &cap);
+    collector_t *col = s_unwind_start("collector_bpf_unwind", &opts, &cap,
+                                      &loop);
+    if (!col) {
         tu_rmtree(dir);
         free(dir);
         return;
@@ -1578,7 +1593,6 @@ static void s_unwind_offcpu_case(const char *cc)
     char exe[1024], lib[1024];
     capture_t cap = { 0 };
     collector_options_t opts;
-    collector_info_t info;
     range_t fmain, reader;
 
     ck_assert_ptr_nonnull(dir);
@@ -1586,17 +1600,14 @@ static void s_unwind_offcpu_case(const char *cc)
                                   sizeof(lib)), 0);
     ck_assert_int_eq(s_function_range(exe, "main", &fmain), 0);
     ck_assert_int_eq(s_function_range(exe, "unwt_reader", &reader), 0);
-    loop_t *loop = loop_new();
+    loop_t *loop = NULL;
     collector_options_default(&opts);
     opts.host_wide = false;     /* off-CPU samples only */
     opts.drain_interval_ms = 100;
     opts.offcpu_sample_every = 1;
-    collector_t *col = s_start(loop, &cap, &opts, NULL);
-    collector_info(col, &info);
-    if (!info.unwind_dwarf) {
-        tu_skip("collector_bpf_unwind_offcpu", "the .eh_frame walker did "
-                "not load here (frame pointers only)");
-        s_finish(&col, &loop, &cap);
+    collector_t *col = s_unwind_start("collector_bpf_unwind_offcpu", &opts,
+                                      &cap, &loop);
+    if (!col) {
         tu_rmtree(dir);
         free(dir);
         return;
