@@ -71,6 +71,19 @@ static __always_inline __u64 sky_unw_below(__u64 a, __u64 b)
     return ((~a & b) | ((~a | b) & d)) >> 63;
 }
 
+/* Entry i of the table's page index (see struct sky_unw_table), or
+ * fallback when it cannot be read. */
+static __always_inline __u32 sky_unw_index(const struct sky_unw_table *t,
+                                           __u32 i, __u32 fallback)
+{
+    __u32 at = t->first + t->count + i / 2;
+    struct sky_unw_row *r = bpf_map_lookup_elem(&unw_rows, &at);
+
+    if (!r)
+        return fallback;
+    return (i & 1) ? *(__u32 *)((__u8 *)r + 4) : r->pc;
+}
+
 /* The row of the table covering the link-time pc rel, NULL if none:
  * the last row whose pc <= rel. */
 static __always_inline struct sky_unw_row *
@@ -81,9 +94,24 @@ sky_unw_find_row(const struct sky_unw_table *t, __u64 rel)
 
     if (len == 0)
         return NULL;
+    /* The page index narrows the search to the rows of rel's page (the
+     * row covering its start up to the one covering the next's). */
+    if (t->nidx && rel >= t->min_pc) {
+        __u64 page = (rel - t->min_pc) >> (t->shift & 31);
+        if (page < t->nidx) {
+            __u32 lo = sky_unw_index(t, (__u32)page, 0);
+            __u32 hi = page + 1 < t->nidx
+                           ? sky_unw_index(t, (__u32)page + 1, len - 1) + 1
+                           : len;
+            if (lo < hi && hi <= len) {
+                base = t->first + lo;
+                len = hi - lo;
+            }
+        }
+    }
     /* 24 halvings cover 16 M rows, more than unw_rows can hold; a table
-     * needs log2(rows) (libc: 15). One way out per halving keeps the
-     * verifier's work linear. */
+     * needs log2(rows) (libc: 15), with the index one or two. One way
+     * out per halving keeps the verifier's work linear. */
     for (int k = 0; k < 24 && len > 1; k++) {
         __u32 half = len >> 1;
         __u32 mid = base + half;
