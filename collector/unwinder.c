@@ -742,7 +742,7 @@ static int s_fill_map(unwinder_t *self, const proc_t *proc,
         return 0;                /* JIT, anonymous: frame pointers */
     utable_t *t = s_table_for(self, proc, m);
     if (!t || !t->loaded)
-        return t && t->pending;
+        return t && (t->pending || t->building);
     for (uint32_t i = 0; i < t->nsegs; i++)
         if (m->pgoff >= t->segs[i].off &&
             m->pgoff < t->segs[i].off + t->segs[i].filesz) {
