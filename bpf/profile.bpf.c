@@ -130,6 +130,34 @@ static __always_inline void s_count(__u32 idx)
     s_add(idx, 1);
 }
 
+/* Processes told to re-read their mappings (SKY_EV_MAPS): tgid -> when,
+ * so a process running in a new library asks at most every 50 ms. */
+#define SKY_MAPS_EVERY_NS 50000000ull
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 4096);
+    __type(key, __u32);
+    __type(value, __u64);
+} maps_asked SEC(".maps");
+
+static __always_inline void s_emit(__u32 type, __u32 pid, __u32 ppid,
+                                   __u32 flags);
+
+/* The walk met a leaf in no mapping it knows: code mapped since the
+ * collector last read the process's mappings (dlopen, a JIT region).
+ * Waking the collector now rather than at its next drain gets the
+ * library's table in before most of its samples. */
+static __always_inline void s_ask_maps(__u32 tgid)
+{
+    __u64 now = bpf_ktime_get_ns(), *last = bpf_map_lookup_elem(&maps_asked,
+                                                               &tgid);
+
+    if (last && now - *last < SKY_MAPS_EVERY_NS)
+        return;
+    bpf_map_update_elem(&maps_asked, &tgid, &now, BPF_ANY);
+    s_emit(SKY_EV_MAPS, tgid, 0, 0);
+}
+
 /* The user stack of the current task, leaf first, into ustack; bytes
  * written or a negative error. The ONE place user stacks are collected:
  * uregs are the task's user registers, whatever trigger interrupted it.
@@ -154,6 +182,8 @@ static __always_inline long collect_user_stack(void *ctx,
                              BPF_F_USER_STACK);
     }
     w = &fr->w;
+    if (w->leaf_unmapped)
+        s_ask_maps(bpf_get_current_pid_tgid() >> 32);
     s_count(SKY_CNT_UNW_WALKS);
     s_add(SKY_CNT_UNW_FRAMES_CFI, w->cfi);
     s_add(SKY_CNT_UNW_FRAMES_FP, w->fp);

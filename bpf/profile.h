@@ -140,6 +140,9 @@ struct sky_unw_walk {
     __u32 pc_is_ra;    /* pc is a return address: look up pc - 1 */
     __u32 bp_ok;       /* bp holds this frame's RBP */
     __u32 cfi, fp, miss;
+    __u32 leaf_unmapped;   /* the leaf is in no known mapping: the
+                              process mapped code since (dlopen) */
+    __u32 pad;
 };
 
 /* The walk in progress: its frames, leaf first, and its state (also the
@@ -157,6 +160,8 @@ struct sky_unw_frames {
 #define SKY_EV_FORK 1
 #define SKY_EV_EXEC 2
 #define SKY_EV_EXIT 3
+#define SKY_EV_MAPS 4     /* a sample's leaf is in no mapping the walker
+                             knows: re-read the mappings (not published) */
 
 /* sky_proc_event.flags */
 #define SKY_EVF_MAYBE_THREAD 0x1u /* tracepoint fallback: the fork may be a

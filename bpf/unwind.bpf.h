@@ -306,6 +306,8 @@ static long sky_unw_step(__u32 i, void *arg)
         w->end = SKY_UNW_END_BAD;
         return 1;
     }
+    if (!m)
+        w->leaf_unmapped = 1;
     out->pc[w->n & SKY_MAX_FRAMES] = w->pc;
     w->n++;
     if (w->n > unw_max_frames) {  /* the extra iteration: deeper */

@@ -377,6 +377,13 @@ static int s_on_event(void *ctx, void *data, size_t size)
         s_queue_event(self, WIRE_PROC_EXIT, proc, 0, ts);
         break;
     }
+    case SKY_EV_MAPS:
+        /* The walker met code in no mapping it knows (dlopen): read the
+         * mappings now, which gives the new library its table. */
+        proc = proctab_find(self->procs, ev->pid);
+        if (proc && !proc->exited_ms)
+            proctab_load_maps(self->procs, proc);
+        break;
     default:
         log_warn_rl(&self->bad_sample_rl, "unknown process event type %u",
                     ev->type);

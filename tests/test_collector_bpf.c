@@ -1662,10 +1662,10 @@ static void s_unwind_dlopen_case(const char *cc)
     fflush(stdout);
     ck_assert_uint_ne(plug_id, WIRE_NO_OBJECT);
     ck_assert_uint_gt(in_plugin, 20);
-    /* The samples of about the first drain interval (100 ms of 1.5 s)
-     * after the dlopen precede the table: the collector learns of the new
-     * mapping from them (measured: 93-94 %). */
-    ck_assert_uint_ge(rooted * 100, in_plugin * 88);
+    /* The first samples after the dlopen precede the table: the walker
+     * asks the collector to re-read the mappings when it meets the new
+     * library (measured: 99.3 %; 93-96 % when it waited for the drain). */
+    ck_assert_uint_ge(rooted * 100, in_plugin * 95);
     s_finish(&col, &loop, &cap);
     tu_rmtree(dir);
     free(dir);
