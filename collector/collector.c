@@ -16,6 +16,7 @@
 #include "collector/probes.h"
 #include "collector/proctab.h"
 #include "collector/symcheck.h"
+#include "collector/unwinder.h"
 #include "collector/active_tasks.h"
 #include "log.h"
 #include "procfacts.h"
@@ -28,6 +29,11 @@
 #define COLLECTOR_RESCAN_IDLE_MS 1000
 #define COLLECTOR_EVENTS_PER_MSG 256
 #define COLLECTOR_MAX_SAMPLE_TASKS 64
+/* Time per call spent loading finished unwind tables into the kernel
+ * (collector/unwinder.h; the building itself is on the unwinder's
+ * thread): a table is a few ms of map writes at most. */
+#define COLLECTOR_UNWIND_DRAIN_BUDGET_NS  (20ull * 1000000ull)
+#define COLLECTOR_UNWIND_RESCAN_BUDGET_NS (5ull * 1000000ull)
 
 enum {
     M_SAMPLES_RECEIVED, M_SAMPLES_INVALID, M_SAMPLES_DROPPED_KERNEL,
@@ -44,7 +50,14 @@ enum {
     M_NET_TRUNCATED, M_NET_LOST_KERNEL, M_NET_LOST_USER, M_NET_PUBLISHED,
     M_NET_BATCHES, M_NET_INVALID, M_NET_ATTACH_ERRORS, M_NET_HOOK_LOSSES,
     M_NET_MMSG, M_NET_PEERS, M_NET_TLS_LIBS, M_NET_TLS_UNTIED,
-    M_NET_PUBLISH_ERRORS, M_COUNT
+    M_NET_PUBLISH_ERRORS,
+    M_USER_FRAMES_CUT, M_UNWINDER_DWARF, M_UNW_WALKS, M_UNW_FP_WALKS, M_UNW_FRAMES_CFI,
+    M_UNW_FRAMES_FP, M_UNW_TRUNCATED, M_UNW_DEEP, M_UNW_TABLE_MISSES,
+    M_UNW_TABLES_BUILT, M_UNW_TABLES_EVICTED, M_UNW_TABLES_REFUSED,
+    M_UNW_ROWS_UNENCODABLE, M_UNW_CFI_ERRORS, M_UNW_PROCS_REFUSED,
+    M_UNW_MAPS_CUT, M_UNW_UPDATE_ERRORS, M_UNW_BUILD_NS, M_UNW_TABLES,
+    M_UNW_TABLES_PENDING, M_UNW_ROWS, M_UNW_PROCS, M_UNW_BYTES,
+    M_UNW_BYTES_RESERVED, M_COUNT
 };
 
 static const struct {
@@ -98,6 +111,30 @@ static const struct {
     [M_NET_TLS_LIBS] = { "net_tls_libraries", 1, "(traced process, libssl) pairs with TLS uprobes attached" },
     [M_NET_TLS_UNTIED] = { "net_tls_untied", 0, "TLS library calls on no known socket (plaintext not kept)" },
     [M_NET_PUBLISH_ERRORS] = { "net_publish_errors", 0, "net.events batches that could not be published (their events are lost)" },
+    [M_USER_FRAMES_CUT] = { "user_frames_cut", 0, "user frames dropped from the first (non-leaf) address no mapping covers on: junk of frame-pointer walks, never published" },
+    [M_UNWINDER_DWARF] = { "unwind_dwarf_active", 1, "1: user stacks are walked in the kernel with .eh_frame tables; 0: frame pointers (unwinder=fp, or the walker did not load)" },
+    [M_UNW_WALKS] = { "unwind_walks", 0, "user stacks walked with the unwind tables" },
+    [M_UNW_FP_WALKS] = { "unwind_fp_walks", 0, "user stacks taken with frame pointers: the process had no mapping table (yet)" },
+    [M_UNW_FRAMES_CFI] = { "unwind_frames_dwarf", 0, "user frames found through an unwind table row" },
+    [M_UNW_FRAMES_FP] = { "unwind_frames_fp", 0, "user frames found through frame pointers inside a table walk (JIT, anonymous code, vdso)" },
+    [M_UNW_TRUNCATED] = { "unwind_truncated", 0, "walks ended at a return address outside every executable mapping or an unreadable frame (the valid frames are kept)" },
+    [M_UNW_DEEP] = { "unwind_deep", 0, "walks cut at collector.unwind_max_frames" },
+    [M_UNW_TABLE_MISSES] = { "unwind_table_misses", 0, "frames whose object's table was evicted (frame pointers used)" },
+    [M_UNW_TABLES_BUILT] = { "unwind_tables_built", 0, "unwind tables built and loaded into the kernel" },
+    [M_UNW_TABLES_EVICTED] = { "unwind_tables_evicted", 0, "unwind tables evicted to make room (least recently used)" },
+    [M_UNW_TABLES_REFUSED] = { "unwind_tables_refused", 0, "objects left without a table (no CFI, unreadable, too big, code above 4 GiB)" },
+    [M_UNW_ROWS_UNENCODABLE] = { "unwind_rows_unencodable", 0, "unwind rows whose offsets do not fit the kernel's 8-byte row" },
+    [M_UNW_CFI_ERRORS] = { "unwind_cfi_errors", 0, "errors in .eh_frame/.debug_frame (lib/unwind_table reasons, summed)" },
+    [M_UNW_PROCS_REFUSED] = { "unwind_procs_refused", 0, "processes left to frame pointers: collector.unwind_procs is full" },
+    [M_UNW_MAPS_CUT] = { "unwind_maps_cut", 0, "processes with more executable mappings than the kernel entry holds" },
+    [M_UNW_UPDATE_ERRORS] = { "unwind_update_errors", 0, "unwinder BPF map updates that failed" },
+    [M_UNW_BUILD_NS] = { "unwind_build_ns", 0, "time spent building and loading unwind tables" },
+    [M_UNW_TABLES] = { "unwind_tables", 1, "unwind tables loaded in the kernel" },
+    [M_UNW_TABLES_PENDING] = { "unwind_tables_pending", 1, "objects whose unwind table is still to be built (frame pointers meanwhile)" },
+    [M_UNW_ROWS] = { "unwind_rows", 1, "unwind table rows loaded in the kernel" },
+    [M_UNW_PROCS] = { "unwind_procs", 1, "processes with a mapping table in the kernel" },
+    [M_UNW_BYTES] = { "unwind_bytes", 1, "kernel memory the unwinder uses (rows, tables, process entries)" },
+    [M_UNW_BYTES_RESERVED] = { "unwind_bytes_reserved", 1, "kernel memory the unwinder's maps reserve" },
 };
 
 struct collector {
@@ -111,6 +148,7 @@ struct collector {
     activetasks_t *tasks;
     offcpu_t *offcpu;            /* loaded only while OFF_CPU tasks run */
     netcap_t *netcap;            /* loaded only while NETWORK tasks run */
+    unwinder_t *unwinder;        /* NULL: user stacks by frame pointers */
     stats_metric_t *metrics[M_COUNT];
     uint64_t values[M_COUNT];    /* mirrors, also without a stats registry */
     int drain_timer, housekeep_timer, rescan_timer, republish_timer;
@@ -209,6 +247,40 @@ static void s_sync_stats(collector_t *self)
     if (self->probes)
         s_set(self, M_SAMPLER_PERF_EVENTS,
               probes_perf_events(self->probes));
+    if (self->unwinder) {
+        static const struct {
+            int m;
+            uint32_t idx;
+        } kernel[] = {
+            { M_UNW_WALKS, SKY_CNT_UNW_WALKS },
+            { M_UNW_FP_WALKS, SKY_CNT_UNW_FP_WALKS },
+            { M_UNW_FRAMES_CFI, SKY_CNT_UNW_FRAMES_CFI },
+            { M_UNW_FRAMES_FP, SKY_CNT_UNW_FRAMES_FP },
+            { M_UNW_TRUNCATED, SKY_CNT_UNW_TRUNCATED },
+            { M_UNW_DEEP, SKY_CNT_UNW_DEEP },
+            { M_UNW_TABLE_MISSES, SKY_CNT_UNW_TABLE_MISS },
+        };
+        for (size_t i = 0; i < sizeof(kernel) / sizeof(kernel[0]); i++)
+            s_sync_counter(self, kernel[i].m,
+                           probes_counter(self->probes, kernel[i].idx));
+        unwinder_stats_t us;
+        unwinder_stats(self->unwinder, &us);
+        s_sync_counter(self, M_UNW_TABLES_BUILT, us.tables_built);
+        s_sync_counter(self, M_UNW_TABLES_EVICTED, us.tables_evicted);
+        s_sync_counter(self, M_UNW_TABLES_REFUSED, us.tables_refused);
+        s_sync_counter(self, M_UNW_ROWS_UNENCODABLE, us.rows_unencodable);
+        s_sync_counter(self, M_UNW_CFI_ERRORS, us.cfi_errors);
+        s_sync_counter(self, M_UNW_PROCS_REFUSED, us.procs_refused);
+        s_sync_counter(self, M_UNW_MAPS_CUT, us.maps_cut);
+        s_sync_counter(self, M_UNW_UPDATE_ERRORS, us.update_errors);
+        s_sync_counter(self, M_UNW_BUILD_NS, us.build_ns);
+        s_set(self, M_UNW_TABLES, us.tables);
+        s_set(self, M_UNW_TABLES_PENDING, us.tables_pending);
+        s_set(self, M_UNW_ROWS, us.rows);
+        s_set(self, M_UNW_PROCS, us.procs);
+        s_set(self, M_UNW_BYTES, us.bytes);
+        s_set(self, M_UNW_BYTES_RESERVED, us.bytes_reserved);
+    }
 }
 
 static void s_update_clock_offset(collector_t *self)
@@ -323,6 +395,10 @@ static int s_on_event(void *ctx, void *data, size_t size)
             s_queue_event(self, WIRE_PROC_START, proc, ev->ppid, ts);
         break;
     case SKY_EV_EXEC:
+        /* The kernel dropped the process's mapping table at exec; the
+         * next sync writes the new image's from scratch. */
+        if (self->unwinder)
+            unwinder_forget(self->unwinder, ev->pid);
         /* Samples still in the ring mostly predate the exec: resolve them
          * against the old mappings first. The first sample of this pid
          * stamped after the exec applies it (s_on_sample), so later ones
@@ -354,6 +430,13 @@ static int s_on_event(void *ctx, void *data, size_t size)
         s_queue_event(self, WIRE_PROC_EXIT, proc, 0, ts);
         break;
     }
+    case SKY_EV_MAPS:
+        /* The walker met code in no mapping it knows (dlopen): read the
+         * mappings now, which gives the new library its table. */
+        proc = proctab_find(self->procs, ev->pid);
+        if (proc && !proc->exited_ms)
+            proctab_load_maps(self->procs, proc);
+        break;
     default:
         log_warn_rl(&self->bad_sample_rl, "unknown process event type %u",
                     ev->type);
@@ -375,6 +458,43 @@ static int s_events_ready(loop_t *loop, int fd, void *arg)
 }
 
 /* ------------------------------------------------------------- samples */
+
+/* User addresses (leaf first) to (object, offset) frames for the batcher;
+ * returns how many are kept. A frame no mapping covers is junk of a
+ * frame-pointer walk (a table walk never yields one): the stack is cut
+ * there and keeps its valid frames, never an "[unknown] 0x..." frame per
+ * address. Not the leaf, the interrupted pc itself: a miss there is a
+ * new mapping (dlopen), which is re-read at once. */
+static uint32_t s_resolve_user(collector_t *self, proc_t *proc,
+                               const uint64_t *addrs, uint32_t n,
+                               wire_uframe_t *uframes)
+{
+    uint32_t kept = n;
+
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t addr = addrs[i];
+        object_t *obj =
+            !proc ? NULL
+            : i == 0 ? proctab_resolve_pc(self->procs, proc, addr,
+                                          &uframes[i].offset)
+                     : proctab_resolve(self->procs, proc, addr,
+                                       &uframes[i].offset);
+        if (!obj && proc && i > 0) {
+            kept = i;
+            s_add(self, M_USER_FRAMES_CUT, n - i);
+            break;
+        }
+        if (obj && batcher_note_object(self->batcher, obj) == 0) {
+            uframes[i].object = obj->id;
+        } else {
+            uframes[i].object = WIRE_NO_OBJECT;
+            uframes[i].offset = addr;
+        }
+    }
+    if (proc)
+        batcher_note_proc(self->batcher, proc);
+    return kept;
+}
 
 static int s_on_sample(void *ctx, void *data, size_t size)
 {
@@ -400,20 +520,9 @@ static int s_on_sample(void *ctx, void *data, size_t size)
         self->exec_pid = 0;
     }
     proc_t *proc = proctab_get(self->procs, s->tgid, comm);
-    for (uint32_t i = 0; i < s->nu; i++) {
-        uint64_t addr = s->frames[s->nk + i];
-        object_t *obj = proc ? proctab_resolve(self->procs, proc, addr,
-                                               &uframes[i].offset)
-                             : NULL;
-        if (obj && batcher_note_object(self->batcher, obj) == 0) {
-            uframes[i].object = obj->id;
-        } else {
-            uframes[i].object = WIRE_NO_OBJECT;
-            uframes[i].offset = addr;
-        }
-    }
-    if (proc)
-        batcher_note_proc(self->batcher, proc);
+    uint32_t nu = s_resolve_user(self, proc,
+                                 (const uint64_t *)&s->frames[s->nk], s->nu,
+                                 uframes);
     uint32_t ntasks = 0;
     if (s->flags & SKY_F_TASK)
         ntasks = activetasks_for_pid(self->tasks, s->tgid, task_ids,
@@ -426,7 +535,7 @@ static int s_on_sample(void *ctx, void *data, size_t size)
         .ts_ns = s->ts_ns + (uint64_t)self->mono_to_real_ns,
         .comm = comm,
         .nk = s->nk,
-        .nu = s->nu,
+        .nu = nu,
         .kframes = (const uint64_t *)s->frames,
         .uframes = uframes,
         .ntasks = ntasks,
@@ -450,20 +559,7 @@ static void s_on_offcpu(void *arg, const offcpu_sample_t *s)
     uint32_t nk = s->nk < SKY_MAX_FRAMES ? s->nk : SKY_MAX_FRAMES;
 
     proc_t *proc = proctab_get(self->procs, s->pid, s->comm);
-    for (uint32_t i = 0; i < nu; i++) {
-        uint64_t addr = s->uaddrs[i];
-        object_t *obj = proc ? proctab_resolve(self->procs, proc, addr,
-                                               &uframes[i].offset)
-                             : NULL;
-        if (obj && batcher_note_object(self->batcher, obj) == 0) {
-            uframes[i].object = obj->id;
-        } else {
-            uframes[i].object = WIRE_NO_OBJECT;
-            uframes[i].offset = addr;
-        }
-    }
-    if (proc)
-        batcher_note_proc(self->batcher, proc);
+    nu = s_resolve_user(self, proc, s->uaddrs, nu, uframes);
     batcher_sample_t bs = {
         .pid = s->pid,
         .tid = s->tid,
@@ -509,6 +605,23 @@ static int s_emit_batch(void *arg, const char *topic, wire_raw_batch_t *batch)
  * passed, or when a batch is full. Publishing less often than draining
  * sends fewer, larger messages: every message costs a wakeup in the
  * broker and in each consumer, which dominates the pipeline's idle cost. */
+static void s_unwind_resync(void *arg, uint32_t pid)
+{
+    collector_t *self = arg;
+    proc_t *proc = proctab_find(self->procs, pid);
+
+    if (proc)
+        unwinder_sync(self->unwinder, proc);
+    else
+        unwinder_forget(self->unwinder, pid);
+}
+
+static void s_unwind_work(collector_t *self, uint64_t budget_ns)
+{
+    if (self->unwinder)
+        unwinder_work(self->unwinder, budget_ns, s_unwind_resync, self);
+}
+
 static int s_drain(collector_t *self, bool publish_now)
 {
     batcher_flush_stats_t fs = { 0 };
@@ -541,6 +654,7 @@ static int s_drain(collector_t *self, bool publish_now)
     }
     /* Execs handled just now scheduled rescans: time them. */
     s_arm_rescans(self);
+    s_unwind_work(self, COLLECTOR_UNWIND_DRAIN_BUDGET_NS);
     return 0;
 }
 
@@ -562,7 +676,11 @@ static int s_samples_ready(loop_t *loop, int fd, void *arg)
 
 static int s_rescan_timer(loop_t *loop, void *arg)
 {
-    s_arm_rescans(arg);
+    collector_t *self = arg;
+
+    s_arm_rescans(self);
+    /* Right after an exec: load the tables the worker finished. */
+    s_unwind_work(self, COLLECTOR_UNWIND_RESCAN_BUDGET_NS);
     return 0;
 }
 
@@ -681,7 +799,9 @@ static int s_republish(loop_t *loop, void *arg)
 
 /* ----------------------------------------------------------- lifecycle */
 
-/* One running process: an entry and a start event. */
+/* One running process: an entry and a start event (and, with the
+ * unwinder, its mappings now, so its first samples are walked with the
+ * tables). */
 static int s_scan_one(void *arg, uint32_t pid)
 {
     collector_t *self = arg;
@@ -690,6 +810,8 @@ static int s_scan_one(void *arg, uint32_t pid)
 
     if (!proc || proc->exited_ms)
         return 0;
+    if (self->unwinder && !proc->maps_loaded)
+        proctab_load_maps(self->procs, proc);
     procfacts_stat(NULL, pid, &st);
     s_queue_event(self, WIRE_PROC_START, proc, st.ppid,
                   now_wall_ms() * 1000000ull);
@@ -703,6 +825,27 @@ static void s_scan_proc(collector_t *self)
     if (procfacts_each_pid(NULL, s_scan_one, self) == 0)
         log_warn("cannot list /proc: %s", strerror(errno));
     s_flush_events(self);
+}
+
+static int s_unwind_ready(loop_t *loop, int fd, void *arg)
+{
+    s_unwind_work(arg, COLLECTOR_UNWIND_DRAIN_BUDGET_NS);
+    return 0;
+}
+
+/* proctab hooks: the kernel's mapping tables follow the process table. */
+static void s_unwind_maps_changed(void *arg, const proc_t *proc)
+{
+    collector_t *self = arg;
+
+    unwinder_sync(self->unwinder, proc);
+}
+
+static void s_unwind_gone(void *arg, uint32_t pid)
+{
+    collector_t *self = arg;
+
+    unwinder_forget(self->unwinder, pid);
 }
 
 collector_t *collector_new(const collector_options_t *opts, loop_t *loop,
@@ -764,6 +907,23 @@ collector_t *collector_new(const collector_options_t *opts, loop_t *loop,
                               errlen);
     if (!self->probes)
         goto fail;
+    unwinder_maps_t umaps;
+    if (probes_unwind_maps(self->probes, opts, &umaps) == 0) {
+        self->unwinder = unwinder_new(&umaps, NULL);
+        if (!self->unwinder) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        if (loop_add_fd(loop, unwinder_fd(self->unwinder), s_unwind_ready,
+                        self) < 0) {
+            snprintf(err, errlen, "cannot register the unwinder with the loop");
+            goto fail;
+        }
+        proctab_hooks_t hooks = { s_unwind_maps_changed, s_unwind_gone, self };
+        proctab_set_hooks(self->procs, &hooks);
+        offcpu_set_unwinder(self->offcpu, &umaps, opts->unwind_max_frames);
+    }
+    s_set(self, M_UNWINDER_DWARF, self->unwinder != NULL);
     /* Probes first, scan second: a process started in between is seen by
      * the exec/fork probes, not missed. */
     if (opts->scan_proc)
@@ -834,6 +994,11 @@ void collector_destroy(collector_t **self_p)
         loop_remove_timer(self->loop, self->republish_timer);
     offcpu_destroy(&self->offcpu);
     netcap_destroy(&self->netcap);
+    if (self->procs)
+        proctab_set_hooks(self->procs, NULL);
+    if (self->unwinder)
+        loop_remove_fd(self->loop, unwinder_fd(self->unwinder));
+    unwinder_destroy(&self->unwinder);
     probes_destroy(&self->probes);
     batcher_destroy(&self->batcher);
     /* The process table holds references into the object registry. */
@@ -878,6 +1043,14 @@ void collector_info(const collector_t *self, collector_info_t *out)
     out->sampler = probes_sampler(self->probes);
     out->perf_events = probes_perf_events(self->probes);
     out->ncpus = probes_ncpus(self->probes);
+    out->unwind_dwarf = self->unwinder != NULL;
+    out->unwind_walks = self->values[M_UNW_WALKS];
+    out->unwind_fp_walks = self->values[M_UNW_FP_WALKS];
+    out->unwind_frames_dwarf = self->values[M_UNW_FRAMES_CFI];
+    out->unwind_frames_fp = self->values[M_UNW_FRAMES_FP];
+    out->unwind_truncated = self->values[M_UNW_TRUNCATED];
+    out->unwind_deep = self->values[M_UNW_DEEP];
+    out->unwind_tables_built = self->values[M_UNW_TABLES_BUILT];
 }
 
 int collector_has_process(const collector_t *self, uint32_t pid)

@@ -34,6 +34,7 @@ struct proctab {
     proc_t *exit_head, *exit_tail;   /* exited, oldest first */
     proc_t *rescan_head;
     proctab_stats_t stats;
+    proctab_hooks_t hooks;
 };
 
 static int s_pid_match(const void *item, const void *key)
@@ -62,6 +63,26 @@ proctab_t *proctab_new(objreg_t *objects, size_t max_procs,
     self->max_procs = max_procs ? max_procs : 32768;
     self->grace_ms = grace_ms;
     return self;
+}
+
+void proctab_set_hooks(proctab_t *self, const proctab_hooks_t *hooks)
+{
+    if (hooks)
+        self->hooks = *hooks;
+    else
+        memset(&self->hooks, 0, sizeof(self->hooks));
+}
+
+static void s_maps_changed(proctab_t *self, const proc_t *proc)
+{
+    if (self->hooks.maps_changed)
+        self->hooks.maps_changed(self->hooks.arg, proc);
+}
+
+static void s_gone(proctab_t *self, uint32_t pid)
+{
+    if (self->hooks.gone)
+        self->hooks.gone(self->hooks.arg, pid);
 }
 
 static void s_drop_maps(proctab_t *self, proc_t *proc)
@@ -109,6 +130,7 @@ static void s_rescan_list_remove(proctab_t *self, proc_t *proc)
 /* Removes the entry from every index and frees it. */
 static void s_proc_free(proctab_t *self, proc_t *proc)
 {
+    s_gone(self, proc->pid);
     hashmap_remove(self->by_pid, s_pid_hash(proc->pid), &proc->pid);
     if (proc->exited_ms)
         s_exit_list_remove(self, proc);
@@ -144,6 +166,7 @@ static void s_mark_exited(proctab_t *self, proc_t *proc, uint64_t now_ms)
     if (proc->exited_ms)
         return;
     proc->exited_ms = now_ms ? now_ms : 1;
+    s_gone(self, proc->pid);
     proc->exit_next = NULL;
     if (self->exit_tail)
         self->exit_tail->exit_next = proc;
@@ -244,6 +267,7 @@ proc_t *proctab_on_fork(proctab_t *self, uint32_t pid, uint32_t ppid,
             for (uint32_t i = 0; i < proc->nmaps; i++)
                 objreg_ref(proc->maps[i].obj);
             proc->maps_loaded = true;
+            s_maps_changed(self, proc);
         }
     }
     return proc;
@@ -439,6 +463,7 @@ int proctab_load_maps(proctab_t *self, proc_t *proc)
     proc->nmaps = nmaps;
     proc->maps_loaded = true;
     maps = NULL;
+    s_maps_changed(self, proc);
     rc = 0;
 cleanup:
     if (f)
@@ -465,8 +490,8 @@ static const mapping_t *s_lookup(const proc_t *proc, uint64_t addr)
     return NULL;
 }
 
-object_t *proctab_resolve(proctab_t *self, proc_t *proc, uint64_t addr,
-                          uint64_t *offset)
+static object_t *s_resolve(proctab_t *self, proc_t *proc, uint64_t addr,
+                           uint64_t *offset, bool executed)
 {
     const mapping_t *m;
 
@@ -477,9 +502,16 @@ object_t *proctab_resolve(proctab_t *self, proc_t *proc, uint64_t addr,
     if (!m && !proc->exited_ms) {
         /* A library loaded since the last read (dlopen), or a junk frame
          * from a frame-pointer walk. Re-read, backing off when re-reading
-         * does not help, so junk frames cost little. */
+         * does not help, so junk frames cost little. A pc the CPU was
+         * executing is no junk: re-read at once, at most every minimum
+         * backoff, so a dlopen'd library (and its unwind table) is known
+         * within a drain of its first sample. */
         uint64_t now = now_mono_ms();
-        if (now >= proc->next_refresh_ms) {
+        if (executed && now >= proc->next_pc_refresh_ms) {
+            proctab_load_maps(self, proc);
+            m = s_lookup(proc, addr);
+            proc->next_pc_refresh_ms = now + PROCTAB_MISS_BACKOFF_MIN_MS;
+        } else if (now >= proc->next_refresh_ms) {
             proctab_load_maps(self, proc);
             m = s_lookup(proc, addr);
             if (m)
@@ -498,6 +530,18 @@ object_t *proctab_resolve(proctab_t *self, proc_t *proc, uint64_t addr,
     else
         *offset = addr - m->start + m->pgoff;
     return m->obj;
+}
+
+object_t *proctab_resolve(proctab_t *self, proc_t *proc, uint64_t addr,
+                          uint64_t *offset)
+{
+    return s_resolve(self, proc, addr, offset, false);
+}
+
+object_t *proctab_resolve_pc(proctab_t *self, proc_t *proc, uint64_t addr,
+                             uint64_t *offset)
+{
+    return s_resolve(self, proc, addr, offset, true);
 }
 
 uint64_t proctab_run_rescans(proctab_t *self, uint64_t now_ms)

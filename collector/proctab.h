@@ -36,6 +36,7 @@ typedef struct proc {
     uint32_t nmaps;
     bool maps_loaded;
     uint64_t next_refresh_ms; /* earliest re-read after a miss */
+    uint64_t next_pc_refresh_ms; /* ... after a miss of an executed pc */
     uint32_t refresh_backoff_ms;
     uint64_t exited_ms;       /* 0 while alive */
     uint32_t rescans_left;
@@ -69,6 +70,16 @@ proctab_t *proctab_new(objreg_t *objects, size_t max_procs,
                        uint64_t grace_ms);
 void proctab_destroy(proctab_t **self_p);
 
+/* Who else follows the mappings (the unwinder's BPF tables): told when a
+ * process's mapping list was (re)read or inherited at fork, and when a
+ * process exited or left the table. Either may be NULL. */
+typedef struct {
+    void (*maps_changed)(void *arg, const proc_t *proc);
+    void (*gone)(void *arg, uint32_t pid);
+    void *arg;
+} proctab_hooks_t;
+void proctab_set_hooks(proctab_t *self, const proctab_hooks_t *hooks);
+
 proc_t *proctab_find(proctab_t *self, uint32_t pid);
 /* Finds or creates the entry (reading comm, nspid, container id from
  * /proc). A pid without /proc entry is created as already exited, with
@@ -90,6 +101,12 @@ int proctab_load_maps(proctab_t *self, proc_t *proc);
  * with *offset = addr when no mapping covers it. */
 object_t *proctab_resolve(proctab_t *self, proc_t *proc, uint64_t addr,
                           uint64_t *offset);
+
+/* The same for a pc the CPU was executing (a sample's leaf): a miss is
+ * a new mapping, never junk, and re-reads the mappings without backoff
+ * (at most every 50 ms). */
+object_t *proctab_resolve_pc(proctab_t *self, proc_t *proc, uint64_t addr,
+                             uint64_t *offset);
 
 /* Runs the post-exec rescans that are due; returns ms until the next one,
  * or UINT64_MAX when none is pending. */

@@ -114,6 +114,16 @@ CFG("collector.net_capture_bytes", SIZE, "1024", NULL,
     "network capture: payload prefix kept per read/write of a traced socket (0..4096 bytes; the rest is counted, not kept)")
 CFG("collector.net_ringbuf_size", SIZE, "8MB", NULL,
     "network capture: BPF ring buffer size for socket events (power of two); loaded only while a NETWORK task runs")
+CFG("collector.unwinder", STR, "auto", NULL,
+    "user stacks: auto (.eh_frame tables walked in the kernel where the walker loads, else frame pointers), dwarf (fail if the walker does not load), or fp (frame pointers only)")
+CFG("collector.unwind_rows", INT, "4194304", NULL,
+    "unwind table rows the kernel holds for all objects (8 bytes each); the least recently used tables are evicted when full")
+CFG("collector.unwind_tables", INT, "4096", NULL,
+    "objects whose unwind tables the kernel holds at once")
+CFG("collector.unwind_procs", INT, "4096", NULL,
+    "processes with a mapping table in the kernel (about 4 KiB each); the others are walked with frame pointers")
+CFG("collector.unwind_max_frames", INT, "127", NULL,
+    "deepest user stack walked (1..127); deeper stacks are cut and marked truncated")
 CFG("collector.ringbuf_size", SIZE, "2MB", NULL,
     "BPF ring buffer size for samples (power of two)")
 CFG("collector.drain_interval", DURATION, "250ms", NULL,
