@@ -57,6 +57,7 @@
 #include <bpf/bpf_tracing.h>
 
 #include "profile.h"
+#include "unwind.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -69,6 +70,11 @@ const volatile __u32 count_preempted = 0;
 const volatile __u32 sample_every = 1;     /* 1: record every period */
 const volatile __u64 long_ns = 1000000;    /* see above */
 const volatile __u32 prev_state_arg = 0;   /* sched_switch has prev_state */
+/* User stacks walked with the unwind tables (unw_enabled, the maps shared
+ * with the on-CPU program) get ids in [wstack_base, 2 * wstack_base): the
+ * stack maps' bucket count is wstack_base, so the ids of both kinds never
+ * meet and user space tells them apart by range. */
+const volatile __u32 wstack_base = 16384;
 
 /* The stack map generation new switch-outs use (0 or 1); written by user
  * space through the mmap'ed .bss. */
@@ -125,6 +131,22 @@ struct {
     __uint(value_size, SKY_MAX_FRAMES * sizeof(__u64));
 } off_stacks1 SEC(".maps");
 
+/* Walked user stacks, one map per generation like the stack maps:
+ * id -> the walk (frames pc[0, w.n)). */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 8192);    /* resized by user space before load */
+    __type(key, __u32);
+    __type(value, struct sky_unw_frames);
+} off_wstacks0 SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 8192);
+    __type(key, __u32);
+    __type(value, struct sky_unw_frames);
+} off_wstacks1 SEC(".maps");
+
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
     __uint(max_entries, SKY_OFF_CNT_MAX);
@@ -165,6 +187,43 @@ static __always_inline __u32 s_task_state(struct task_struct *t)
     return (__u32)BPF_CORE_READ((struct task_struct___pre514 *)t, state);
 }
 
+/* Stores the walk just made (unw_frames) in generation gen under an id
+ * from the hash of its frames: the id, or SKY_OFF_NO_STACK when another
+ * stack holds that id or the map is full (like bpf_get_stackid without
+ * BPF_F_REUSE_STACKID, which would overwrite a stack a sleeping thread
+ * still refers to). A global function: checked once by the verifier. */
+__noinline int sky_off_store_walk(__u32 gen)
+{
+    __u32 zero = 0, id, n;
+    __u64 h = 0x9e3779b97f4a7c15ull;
+    struct sky_unw_frames *fr = bpf_map_lookup_elem(&unw_frames, &zero);
+    struct sky_unw_frames *old;
+    void *map = gen ? (void *)&off_wstacks1 : (void *)&off_wstacks0;
+    long rc;
+
+    if (!fr || wstack_base == 0)
+        return SKY_OFF_NO_STACK;
+    n = fr->w.n;
+    for (__u32 i = 0; i < SKY_MAX_FRAMES && i < n; i++) {
+        h ^= fr->pc[i];
+        h *= 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    id = wstack_base + ((__u32)h & (wstack_base - 1));
+    rc = bpf_map_update_elem(map, &id, fr, BPF_NOEXIST);
+    if (rc == 0)
+        return (int)id;
+    if (rc != -SKY_EEXIST)
+        return SKY_OFF_NO_STACK;
+    old = bpf_map_lookup_elem(map, &id);
+    if (!old || old->w.n != n)
+        return SKY_OFF_NO_STACK;
+    for (__u32 i = 0; i < SKY_MAX_FRAMES && i < n; i++)
+        if (old->pc[i] != fr->pc[i])
+            return SKY_OFF_NO_STACK;
+    return (int)id;
+}
+
 /* Stack ids of current in generation gen; SKY_OFF_NO_STACK when the
  * capture failed (hash collision without BPF_F_REUSE_STACKID, which would
  * overwrite a stack a sleeping thread still refers to, or a full map). */
@@ -185,6 +244,20 @@ static __always_inline void s_capture(void *ctx, __u32 gen, __u32 task_flags,
     if (task_flags & SKY_PF_KTHREAD) {
         *ustack = SKY_OFF_NO_STACK;
         return;
+    }
+    /* With the unwind tables where the process has them (see
+     * bpf/unwind.bpf.h), else frame pointers. */
+    if (unw_enabled) {
+        struct task_struct *task = bpf_get_current_task_btf();
+        struct pt_regs *uregs = (struct pt_regs *)bpf_task_pt_regs(task);
+
+        if (sky_unwind_user(uregs, bpf_get_current_pid_tgid() >> 32)) {
+            id = sky_off_store_walk(gen);
+            if (id < 0)
+                s_count(SKY_OFF_CNT_USTACK_LOST);
+            *ustack = (__s32)id;
+            return;
+        }
     }
     if (gen)
         id = bpf_get_stackid(ctx, &off_stacks1, BPF_F_USER_STACK);

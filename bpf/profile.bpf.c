@@ -30,6 +30,7 @@
 #include <bpf/bpf_tracing.h>
 
 #include "profile.h"
+#include "unwind.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -116,23 +117,56 @@ struct {
     __type(value, struct sky_scratch);
 } scratch SEC(".maps");
 
-static __always_inline void s_count(__u32 idx)
+static __always_inline void s_add(__u32 idx, __u64 n)
 {
     __u64 *c = bpf_map_lookup_elem(&counters, &idx);
 
     if (c)
-        *c += 1;
+        *c += n;
 }
 
-/* The user stack of the current task, leaf first, into out; bytes
+static __always_inline void s_count(__u32 idx)
+{
+    s_add(idx, 1);
+}
+
+/* The user stack of the current task, leaf first, into ustack; bytes
  * written or a negative error. The ONE place user stacks are collected:
- * uregs are the task's user registers (what an unwinder starts from),
- * whatever trigger interrupted it. */
+ * uregs are the task's user registers, whatever trigger interrupted it.
+ * With the unwind tables (bpf/unwind.bpf.h) when the process has them,
+ * else frame pointers through bpf_get_stack. Taken before the kernel
+ * stack, into the walker's per-CPU buffer, and copied behind the kernel
+ * frames in one helper call: the code after the kernel stack's irq cut
+ * is checked once per outcome of the cut, so it must stay short. */
 static __always_inline long collect_user_stack(void *ctx,
                                                struct pt_regs *uregs,
-                                               __u64 *out, __u32 max_bytes)
+                                               struct sky_unw_frames *ustack,
+                                               __u32 *flags)
 {
-    return bpf_get_stack(ctx, out, max_bytes, BPF_F_USER_STACK);
+    struct sky_unw_frames *fr;
+    struct sky_unw_walk *w;
+
+    fr = sky_unwind_user(uregs, bpf_get_current_pid_tgid() >> 32);
+    if (!fr) {
+        if (unw_enabled)
+            s_count(SKY_CNT_UNW_FP_WALKS);
+        return bpf_get_stack(ctx, ustack->pc, SKY_MAX_FRAMES * 8,
+                             BPF_F_USER_STACK);
+    }
+    w = &fr->w;
+    s_count(SKY_CNT_UNW_WALKS);
+    s_add(SKY_CNT_UNW_FRAMES_CFI, w->cfi);
+    s_add(SKY_CNT_UNW_FRAMES_FP, w->fp);
+    s_add(SKY_CNT_UNW_TABLE_MISS, w->miss);
+    *flags |= SKY_F_DWARF;
+    if (w->end == SKY_UNW_END_BAD) {
+        s_count(SKY_CNT_UNW_TRUNCATED);
+        *flags |= SKY_F_TRUNCATED;
+    } else if (w->end == SKY_UNW_END_DEEP) {
+        s_count(SKY_CNT_UNW_DEEP);
+        *flags |= SKY_F_TRUNCATED;
+    }
+    return (long)w->n * 8;
 }
 
 /* Decides whether this tick or perf event of current is kept: the flags
@@ -179,6 +213,7 @@ static __always_inline int s_sample(void *ctx, __u32 flags, __u64 weight,
     struct task_struct *task = bpf_get_current_task_btf();
     struct pt_regs *uregs = (struct pt_regs *)bpf_task_pt_regs(task);
     __u32 zero = 0, skip = 0;
+    struct sky_unw_frames *ustack;
     struct sky_scratch *sc;
     struct sky_sample *s;
     __u64 *frames;
@@ -187,9 +222,19 @@ static __always_inline int s_sample(void *ctx, __u32 flags, __u64 weight,
     __u64 size, wflags;
 
     sc = bpf_map_lookup_elem(&scratch, &zero);
-    if (!sc)
+    ustack = bpf_map_lookup_elem(&unw_frames, &zero);
+    if (!sc || !ustack)
         return 0;
     frames = &sc->words[SKY_FRAMES_AT];
+
+    ubytes = collect_user_stack(ctx, uregs, ustack, &flags);
+    if (ubytes < 0) {
+        flags |= SKY_F_USTACK_ERR;
+        ubytes = 0;
+    }
+    nu = (__u32)ubytes / 8;
+    if (nu > SKY_MAX_FRAMES)
+        nu = SKY_MAX_FRAMES;
 
     if (!in_user) {
         kbytes = bpf_get_stack(ctx, frames, SKY_MAX_FRAMES * 8, 0);
@@ -209,15 +254,10 @@ static __always_inline int s_sample(void *ctx, __u32 flags, __u64 weight,
             }
     }
 
-    ubytes = collect_user_stack(ctx, uregs, &frames[nk],
-                                SKY_MAX_FRAMES * 8);
-    if (ubytes < 0) {
+    if (nu && bpf_probe_read_kernel(&frames[nk], nu * 8, ustack->pc) != 0) {
         flags |= SKY_F_USTACK_ERR;
-        ubytes = 0;
+        nu = 0;
     }
-    nu = (__u32)ubytes / 8;
-    if (nu > SKY_MAX_FRAMES)
-        nu = SKY_MAX_FRAMES;
 
     /* The header goes right before the first kept kernel frame. */
     if (skip >= SKY_IRQ_FRAMES_MAX || skip > nk)

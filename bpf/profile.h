@@ -19,6 +19,11 @@
 #define SKY_F_HOST       0x2u  /* kept by the decimated host-wide sampler */
 #define SKY_F_KSTACK_ERR 0x4u  /* bpf_get_stack failed for the kernel part */
 #define SKY_F_USTACK_ERR 0x8u  /* ... for the user part */
+#define SKY_F_TRUNCATED  0x10u /* the user walk stopped early: a return
+                                  address outside every executable mapping,
+                                  an unreadable frame, or max depth */
+#define SKY_F_DWARF      0x20u /* the user stack was walked with the
+                                  unwind tables (else frame pointers) */
 
 /* Values of the task pid map (tgid -> flags). */
 #define SKY_PID_ON_CPU 0x1u
@@ -27,7 +32,19 @@
 #define SKY_CNT_RING_FULL   0   /* samples lost: sample ring full */
 #define SKY_CNT_EVENTS_LOST 1   /* process events lost: event ring full */
 #define SKY_CNT_SAMPLES     2   /* samples written */
-#define SKY_CNT_MAX         3
+/* The .eh_frame walker (bpf/unwind.bpf.h); see docs/unwinding.md. */
+#define SKY_CNT_UNW_WALKS       3  /* user stacks walked with the tables */
+#define SKY_CNT_UNW_FP_WALKS    4  /* user stacks left to bpf_get_stack
+                                      (process without mapping table) */
+#define SKY_CNT_UNW_FRAMES_CFI  5  /* frames found through a table row */
+#define SKY_CNT_UNW_FRAMES_FP   6  /* frames found through frame pointers
+                                      (object without table: JIT, anon) */
+#define SKY_CNT_UNW_TRUNCATED   7  /* walks ended at a bad return address or
+                                      an unreadable frame */
+#define SKY_CNT_UNW_DEEP        8  /* walks cut at the depth limit */
+#define SKY_CNT_UNW_TABLE_MISS  9  /* frames whose object's table is not (or
+                                      no longer) loaded: frame pointers */
+#define SKY_CNT_MAX         10
 
 /* One on-CPU sample. Variable length: nk kernel frames then nu user frames
  * follow the header, leaf first, so short stacks use little ring space. */
@@ -42,6 +59,90 @@ struct sky_sample {
     __u32 nu;
     __u64 comm[SKY_COMM_WORDS];
     __u64 frames[];   /* nk kernel addresses, then nu user addresses */
+};
+
+/* ------------------------------------------------- .eh_frame unwinder */
+/* Maps written by collector/unwinder.c, read by bpf/unwind.bpf.h.
+ *
+ * unw_rows: one array of rows for every loaded object; an object's table
+ * is the contiguous run [first, first + count), sorted by pc. 8 bytes:
+ * pc is the object's link-time address (objects whose code lies above
+ * 4 GiB get no table), offsets are in units of 8 bytes. */
+struct sky_unw_row {
+    __u32 pc;
+    __u16 cfa_off8;   /* two's complement __s16: CFA offset / 8 */
+    __u8 rbp_off8;    /* two's complement __s8: RBP offset / 8, or the
+                         PLT (RIP & 15) threshold */
+    __u8 kinds;       /* cfa kind (low nibble) | rbp kind << 4 */
+};
+
+/* CFA and RBP rule kinds (the values of lib/unwind_table.h). */
+#define SKY_UNW_CFA_NONE   0
+#define SKY_UNW_CFA_RSP    1
+#define SKY_UNW_CFA_RBP    2
+#define SKY_UNW_CFA_PLT    3
+#define SKY_UNW_CFA_SIGNAL 4
+#define SKY_UNW_RBP_SAME    0
+#define SKY_UNW_RBP_AT_CFA  1
+#define SKY_UNW_RBP_AT_RSP  2
+#define SKY_UNW_RBP_UNKNOWN 3
+
+/* unw_tables: slot -> where the object's rows are. gen changes whenever
+ * the slot is given to another object, so a mapping that still names an
+ * evicted table misses (frame pointers, counted) instead of using
+ * another object's rows. */
+struct sky_unw_table {
+    __u32 first;
+    __u32 count;
+    __u32 gen;
+    __u32 pad;
+};
+
+/* One executable mapping of a process: link-time pc = pc - bias.
+ * table 0: no table (JIT, anonymous code, not loaded): frame pointers. */
+struct sky_unw_map {
+    __u64 start;
+    __u64 end;
+    __u64 bias;
+    __u32 table;
+    __u32 gen;
+};
+
+/* Executable mappings of one process, sorted by start (unw_procs, an
+ * array indexed by the slot unw_pids gives for a tgid). */
+#define SKY_UNW_MAPS_MAX 128
+struct sky_unw_proc {
+    __u32 nmaps;
+    __u32 pad;
+    struct sky_unw_map maps[SKY_UNW_MAPS_MAX];
+};
+
+/* Why a walk ended (sky_unw_walk.end). */
+#define SKY_UNW_END_NONE  0  /* still going */
+#define SKY_UNW_END_ROOT  1  /* the thread's first frame: a clean end */
+#define SKY_UNW_END_BAD   2  /* bad address or unreadable frame */
+#define SKY_UNW_END_DEEP  3  /* a valid frame past unw_max_frames */
+
+/* The walk's registers and tallies. */
+struct sky_unw_walk {
+    __u64 pc, sp, bp;
+    __u32 slot;
+    __u32 n;           /* frames written to unw_frames */
+    __u32 end;         /* SKY_UNW_END_* */
+    __u32 pc_is_ra;    /* pc is a return address: look up pc - 1 */
+    __u32 bp_ok;       /* bp holds this frame's RBP */
+    __u32 cfi, fp, miss;
+};
+
+/* The walk in progress: its frames, leaf first, and its state (also the
+ * value of the off-CPU walked-stack maps). Kept in a per-CPU map, not on
+ * the stack: the verifier tracks stack values from one
+ * bpf_loop iteration to the next and would check the step once per depth
+ * (past its 1 M instruction budget); map values it does not track, so it
+ * checks the step once. */
+struct sky_unw_frames {
+    __u64 pc[SKY_MAX_FRAMES + 1];   /* a power of two: indices are masked */
+    struct sky_unw_walk w;
 };
 
 /* sky_proc_event.type */

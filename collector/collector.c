@@ -15,6 +15,7 @@
 #include "collector/probes.h"
 #include "collector/proctab.h"
 #include "collector/symcheck.h"
+#include "collector/unwinder.h"
 #include "collector/active_tasks.h"
 #include "log.h"
 #include "procfacts.h"
@@ -38,7 +39,13 @@ enum {
     M_OFFCPU_SWITCHES, M_OFFCPU_SAMPLES, M_OFFCPU_DROPPED_KERNEL,
     M_OFFCPU_STACKS_LOST, M_OFFCPU_PIDS, M_OFFCPU_ATTACHED,
     M_OFFCPU_UNSAMPLED, M_SAMPLER_TICK, M_SAMPLER_PERF_EVENTS,
-    M_SAMPLER_HOST_PERIOD, M_COUNT
+    M_SAMPLER_HOST_PERIOD,
+    M_UNWINDER_DWARF, M_UNW_WALKS, M_UNW_FP_WALKS, M_UNW_FRAMES_CFI,
+    M_UNW_FRAMES_FP, M_UNW_TRUNCATED, M_UNW_DEEP, M_UNW_TABLE_MISSES,
+    M_UNW_TABLES_BUILT, M_UNW_TABLES_EVICTED, M_UNW_TABLES_REFUSED,
+    M_UNW_ROWS_UNENCODABLE, M_UNW_CFI_ERRORS, M_UNW_PROCS_REFUSED,
+    M_UNW_MAPS_CUT, M_UNW_UPDATE_ERRORS, M_UNW_BUILD_NS, M_UNW_TABLES,
+    M_UNW_ROWS, M_UNW_PROCS, M_UNW_BYTES, M_UNW_BYTES_RESERVED, M_COUNT
 };
 
 static const struct {
@@ -75,6 +82,28 @@ static const struct {
     [M_SAMPLER_TICK] = { "sampler_tick", 1, "1: on-CPU samples are taken on the scheduler tick; 0: on perf events of our own" },
     [M_SAMPLER_PERF_EVENTS] = { "sampler_perf_events", 1, "CPU-clock perf events attached now" },
     [M_SAMPLER_HOST_PERIOD] = { "sampler_host_period_ns", 1, "period of host-wide samples (ns of CPU each stands for)" },
+    [M_UNWINDER_DWARF] = { "unwind_dwarf_active", 1, "1: user stacks are walked in the kernel with .eh_frame tables; 0: frame pointers (unwinder=fp, or the walker did not load)" },
+    [M_UNW_WALKS] = { "unwind_walks", 0, "user stacks walked with the unwind tables" },
+    [M_UNW_FP_WALKS] = { "unwind_fp_walks", 0, "user stacks taken with frame pointers: the process had no mapping table (yet)" },
+    [M_UNW_FRAMES_CFI] = { "unwind_frames_dwarf", 0, "user frames found through an unwind table row" },
+    [M_UNW_FRAMES_FP] = { "unwind_frames_fp", 0, "user frames found through frame pointers inside a table walk (JIT, anonymous code, vdso)" },
+    [M_UNW_TRUNCATED] = { "unwind_truncated", 0, "walks ended at a return address outside every executable mapping or an unreadable frame (the valid frames are kept)" },
+    [M_UNW_DEEP] = { "unwind_deep", 0, "walks cut at collector.unwind_max_frames" },
+    [M_UNW_TABLE_MISSES] = { "unwind_table_misses", 0, "frames whose object's table was evicted (frame pointers used)" },
+    [M_UNW_TABLES_BUILT] = { "unwind_tables_built", 0, "unwind tables built and loaded into the kernel" },
+    [M_UNW_TABLES_EVICTED] = { "unwind_tables_evicted", 0, "unwind tables evicted to make room (least recently used)" },
+    [M_UNW_TABLES_REFUSED] = { "unwind_tables_refused", 0, "objects left without a table (no CFI, unreadable, too big, code above 4 GiB)" },
+    [M_UNW_ROWS_UNENCODABLE] = { "unwind_rows_unencodable", 0, "unwind rows whose offsets do not fit the kernel's 8-byte row" },
+    [M_UNW_CFI_ERRORS] = { "unwind_cfi_errors", 0, "errors in .eh_frame/.debug_frame (lib/unwind_table reasons, summed)" },
+    [M_UNW_PROCS_REFUSED] = { "unwind_procs_refused", 0, "processes left to frame pointers: collector.unwind_procs is full" },
+    [M_UNW_MAPS_CUT] = { "unwind_maps_cut", 0, "processes with more executable mappings than the kernel entry holds" },
+    [M_UNW_UPDATE_ERRORS] = { "unwind_update_errors", 0, "unwinder BPF map updates that failed" },
+    [M_UNW_BUILD_NS] = { "unwind_build_ns", 0, "time spent building and loading unwind tables" },
+    [M_UNW_TABLES] = { "unwind_tables", 1, "unwind tables loaded in the kernel" },
+    [M_UNW_ROWS] = { "unwind_rows", 1, "unwind table rows loaded in the kernel" },
+    [M_UNW_PROCS] = { "unwind_procs", 1, "processes with a mapping table in the kernel" },
+    [M_UNW_BYTES] = { "unwind_bytes", 1, "kernel memory the unwinder uses (rows, tables, process entries)" },
+    [M_UNW_BYTES_RESERVED] = { "unwind_bytes_reserved", 1, "kernel memory the unwinder's maps reserve" },
 };
 
 struct collector {
@@ -87,6 +116,7 @@ struct collector {
     batcher_t *batcher;
     activetasks_t *tasks;
     offcpu_t *offcpu;            /* loaded only while OFF_CPU tasks run */
+    unwinder_t *unwinder;        /* NULL: user stacks by frame pointers */
     stats_metric_t *metrics[M_COUNT];
     uint64_t values[M_COUNT];    /* mirrors, also without a stats registry */
     int drain_timer, housekeep_timer, rescan_timer, republish_timer;
@@ -156,6 +186,39 @@ static void s_sync_stats(collector_t *self)
     if (self->probes)
         s_set(self, M_SAMPLER_PERF_EVENTS,
               probes_perf_events(self->probes));
+    if (self->unwinder) {
+        static const struct {
+            int m;
+            uint32_t idx;
+        } kernel[] = {
+            { M_UNW_WALKS, SKY_CNT_UNW_WALKS },
+            { M_UNW_FP_WALKS, SKY_CNT_UNW_FP_WALKS },
+            { M_UNW_FRAMES_CFI, SKY_CNT_UNW_FRAMES_CFI },
+            { M_UNW_FRAMES_FP, SKY_CNT_UNW_FRAMES_FP },
+            { M_UNW_TRUNCATED, SKY_CNT_UNW_TRUNCATED },
+            { M_UNW_DEEP, SKY_CNT_UNW_DEEP },
+            { M_UNW_TABLE_MISSES, SKY_CNT_UNW_TABLE_MISS },
+        };
+        for (size_t i = 0; i < sizeof(kernel) / sizeof(kernel[0]); i++)
+            s_sync_counter(self, kernel[i].m,
+                           probes_counter(self->probes, kernel[i].idx));
+        unwinder_stats_t us;
+        unwinder_stats(self->unwinder, &us);
+        s_sync_counter(self, M_UNW_TABLES_BUILT, us.tables_built);
+        s_sync_counter(self, M_UNW_TABLES_EVICTED, us.tables_evicted);
+        s_sync_counter(self, M_UNW_TABLES_REFUSED, us.tables_refused);
+        s_sync_counter(self, M_UNW_ROWS_UNENCODABLE, us.rows_unencodable);
+        s_sync_counter(self, M_UNW_CFI_ERRORS, us.cfi_errors);
+        s_sync_counter(self, M_UNW_PROCS_REFUSED, us.procs_refused);
+        s_sync_counter(self, M_UNW_MAPS_CUT, us.maps_cut);
+        s_sync_counter(self, M_UNW_UPDATE_ERRORS, us.update_errors);
+        s_sync_counter(self, M_UNW_BUILD_NS, us.build_ns);
+        s_set(self, M_UNW_TABLES, us.tables);
+        s_set(self, M_UNW_ROWS, us.rows);
+        s_set(self, M_UNW_PROCS, us.procs);
+        s_set(self, M_UNW_BYTES, us.bytes);
+        s_set(self, M_UNW_BYTES_RESERVED, us.bytes_reserved);
+    }
 }
 
 static void s_update_clock_offset(collector_t *self)
@@ -604,7 +667,9 @@ static int s_republish(loop_t *loop, void *arg)
 
 /* ----------------------------------------------------------- lifecycle */
 
-/* One running process: an entry and a start event. */
+/* One running process: an entry and a start event (and, with the
+ * unwinder, its mappings now, so its first samples are walked with the
+ * tables). */
 static int s_scan_one(void *arg, uint32_t pid)
 {
     collector_t *self = arg;
@@ -613,6 +678,8 @@ static int s_scan_one(void *arg, uint32_t pid)
 
     if (!proc || proc->exited_ms)
         return 0;
+    if (self->unwinder && !proc->maps_loaded)
+        proctab_load_maps(self->procs, proc);
     procfacts_stat(NULL, pid, &st);
     s_queue_event(self, WIRE_PROC_START, proc, st.ppid,
                   now_wall_ms() * 1000000ull);
@@ -626,6 +693,21 @@ static void s_scan_proc(collector_t *self)
     if (procfacts_each_pid(NULL, s_scan_one, self) == 0)
         log_warn("cannot list /proc: %s", strerror(errno));
     s_flush_events(self);
+}
+
+/* proctab hooks: the kernel's mapping tables follow the process table. */
+static void s_unwind_maps_changed(void *arg, const proc_t *proc)
+{
+    collector_t *self = arg;
+
+    unwinder_sync(self->unwinder, proc);
+}
+
+static void s_unwind_gone(void *arg, uint32_t pid)
+{
+    collector_t *self = arg;
+
+    unwinder_forget(self->unwinder, pid);
 }
 
 collector_t *collector_new(const collector_options_t *opts, loop_t *loop,
@@ -681,6 +763,18 @@ collector_t *collector_new(const collector_options_t *opts, loop_t *loop,
                               errlen);
     if (!self->probes)
         goto fail;
+    unwinder_maps_t umaps;
+    if (probes_unwind_maps(self->probes, opts, &umaps) == 0) {
+        self->unwinder = unwinder_new(&umaps, NULL);
+        if (!self->unwinder) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        proctab_hooks_t hooks = { s_unwind_maps_changed, s_unwind_gone, self };
+        proctab_set_hooks(self->procs, &hooks);
+        offcpu_set_unwinder(self->offcpu, &umaps, opts->unwind_max_frames);
+    }
+    s_set(self, M_UNWINDER_DWARF, self->unwinder != NULL);
     /* Probes first, scan second: a process started in between is seen by
      * the exec/fork probes, not missed. */
     if (opts->scan_proc)
@@ -750,6 +844,9 @@ void collector_destroy(collector_t **self_p)
     if (self->republish_timer >= 0)
         loop_remove_timer(self->loop, self->republish_timer);
     offcpu_destroy(&self->offcpu);
+    if (self->procs)
+        proctab_set_hooks(self->procs, NULL);
+    unwinder_destroy(&self->unwinder);
     probes_destroy(&self->probes);
     batcher_destroy(&self->batcher);
     /* The process table holds references into the object registry. */
@@ -791,6 +888,14 @@ void collector_info(const collector_t *self, collector_info_t *out)
     out->sampler = probes_sampler(self->probes);
     out->perf_events = probes_perf_events(self->probes);
     out->ncpus = probes_ncpus(self->probes);
+    out->unwind_dwarf = self->unwinder != NULL;
+    out->unwind_walks = self->values[M_UNW_WALKS];
+    out->unwind_fp_walks = self->values[M_UNW_FP_WALKS];
+    out->unwind_frames_dwarf = self->values[M_UNW_FRAMES_CFI];
+    out->unwind_frames_fp = self->values[M_UNW_FRAMES_FP];
+    out->unwind_truncated = self->values[M_UNW_TRUNCATED];
+    out->unwind_deep = self->values[M_UNW_DEEP];
+    out->unwind_tables_built = self->values[M_UNW_TABLES_BUILT];
 }
 
 int collector_has_process(const collector_t *self, uint32_t pid)

@@ -79,6 +79,12 @@ typedef struct {
     int sampler;                 /* enum collector_sampler */
     int perf_events;             /* CPU-clock perf events attached now */
     int ncpus;
+    int unwind_dwarf;            /* 1: the .eh_frame walker is in use */
+    uint64_t unwind_walks;       /* user stacks walked with the tables */
+    uint64_t unwind_fp_walks;    /* ... left to frame pointers */
+    uint64_t unwind_frames_dwarf, unwind_frames_fp;
+    uint64_t unwind_truncated, unwind_deep;
+    uint64_t unwind_tables_built;
 } collector_info_t;
 
 void collector_info(const collector_t *self, collector_info_t *out);

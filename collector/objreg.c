@@ -157,11 +157,10 @@ static int s_add_alias(objreg_t *self, object_t *obj, uint64_t dev,
     return 0;
 }
 
-static int s_read_build_id(uint32_t pid, const char *path, uint64_t start,
-                           uint64_t end, uint8_t out[ELFID_BUILD_ID_MAX])
+int objreg_open_file(uint32_t pid, const char *path, uint64_t start,
+                     uint64_t end)
 {
     char buf[128];
-    int n = -1;
 
     /* map_files reaches the very file mapped, even when it was deleted or
      * lives in another mount namespace: a link the kernel resolves, which
@@ -170,8 +169,17 @@ static int s_read_build_id(uint32_t pid, const char *path, uint64_t start,
     snprintf(buf, sizeof(buf), "/proc/%u/map_files/%" PRIx64 "-%" PRIx64,
              pid, start, end);
     int fd = safe_open_proc_link(buf, 0, NULL);
-    if (fd < 0 && path[0] == '/')
+    if (fd < 0 && path && path[0] == '/')
         fd = safe_open_pid(pid, path, 0, NULL);
+    return fd;
+}
+
+static int s_read_build_id(uint32_t pid, const char *path, uint64_t start,
+                           uint64_t end, uint8_t out[ELFID_BUILD_ID_MAX])
+{
+    int n = -1;
+    int fd = objreg_open_file(pid, path, start, end);
+
     if (fd >= 0) {
         n = elfid_build_id_fd(fd, out);
         close(fd);

@@ -49,6 +49,12 @@ object_t *objreg_get_file(objreg_t *self, uint32_t pid, uint64_t dev,
 object_t *objreg_get_special(objreg_t *self, uint32_t pid, uint8_t type,
                               const char *path);
 
+/* Opens (read-only) the file `pid` maps at [start, end): through
+ * /proc/PID/map_files, else `path` resolved inside the process's root.
+ * The fd, or -1. */
+int objreg_open_file(uint32_t pid, const char *path, uint64_t start,
+                     uint64_t end);
+
 void objreg_ref(object_t *obj);
 /* Drops a reference and frees the object with its last; clears *obj_p. */
 void objreg_unref(objreg_t *self, object_t **obj_p);

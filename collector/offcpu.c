@@ -47,7 +47,12 @@ struct offcpu {
      * above the tracing frames (or finish_task_switch) that took them */
     uint64_t sched_start, sched_end;
     bool sched_looked_up;
-    uint32_t nbits;            /* stack ids are < nbits (bucket count) */
+    uint32_t nbits;            /* stack-map ids are < nbits (bucket count) */
+    uint32_t nids;             /* all ids are < nids: walked user stacks
+                                  (off_wstacks*) take [nbits, 2 nbits) */
+    unwinder_maps_t unwind;    /* the on-CPU program's walker maps */
+    uint32_t unwind_max_frames;
+    bool unwind_on;
     uint64_t *pending[2];      /* ids consumed, not yet deleted */
     uint64_t *refs;            /* ids a sleeping thread still holds */
     uint32_t refs_gen;         /* the generation refs is about */
@@ -134,13 +139,14 @@ offcpu_t *offcpu_new(const offcpu_options_t *opts, offcpu_sample_fn on_sample,
      * counted). One element more than a power of two doubles the buckets,
      * halving those collisions, for 8 bytes a bucket. */
     self->nbits = s_pow2(self->opts.stack_entries + 1);
-    size_t words = (self->nbits + 63) / 64;
+    self->nids = 2 * self->nbits;
+    size_t words = (self->nids + 63) / 64;
     self->pending[0] = calloc(words, sizeof(uint64_t));
     self->pending[1] = calloc(words, sizeof(uint64_t));
     self->refs = calloc(words, sizeof(uint64_t));
-    self->cache[0] = calloc(self->nbits, sizeof(stack_copy_t *));
-    self->cache[1] = calloc(self->nbits, sizeof(stack_copy_t *));
-    self->touched = calloc(2 * (size_t)self->nbits, sizeof(uint32_t));
+    self->cache[0] = calloc(self->nids, sizeof(stack_copy_t *));
+    self->cache[1] = calloc(self->nids, sizeof(stack_copy_t *));
+    self->touched = calloc(2 * (size_t)self->nids, sizeof(uint32_t));
     self->keys = calloc(OFFCPU_BATCH, sizeof(*self->keys));
     self->vals = calloc(OFFCPU_BATCH, sizeof(*self->vals));
     self->start_keys = calloc(OFFCPU_BATCH, sizeof(*self->start_keys));
@@ -196,7 +202,7 @@ static void s_unload(offcpu_t *self)
             self->base[i] += s_kernel_counter(self, i);
     offcpu_bpf__destroy(self->skel);
     self->skel = NULL;
-    size_t words = (self->nbits + 63) / 64;
+    size_t words = (self->nids + 63) / 64;
     memset(self->pending[0], 0, words * sizeof(uint64_t));
     memset(self->pending[1], 0, words * sizeof(uint64_t));
     s_clear_cache(self);
@@ -286,6 +292,36 @@ static bool s_sched_switch_has_prev_state(void)
     return yes;
 }
 
+/* Points the skeleton's walker maps at the on-CPU program's. 0 or the
+ * libbpf error. */
+static int s_share_unwind_maps(offcpu_t *self, struct offcpu_bpf *skel)
+{
+    struct bpf_map *maps[] = { skel->maps.unw_pids, skel->maps.unw_procs,
+                               skel->maps.unw_tables, skel->maps.unw_rows };
+    int fds[] = { self->unwind.pids_fd, self->unwind.procs_fd,
+                  self->unwind.tables_fd, self->unwind.rows_fd };
+    int rc = 0;
+
+    for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+        if (self->unwind_on)
+            rc = bpf_map__reuse_fd(maps[i], fds[i]);
+        else
+            rc = bpf_map__set_max_entries(maps[i], 1);
+        if (rc != 0)
+            break;
+    }
+    return rc;
+}
+
+void offcpu_set_unwinder(offcpu_t *self, const unwinder_maps_t *maps,
+                         uint32_t max_frames)
+{
+    self->unwind_on = maps != NULL;
+    if (maps)
+        self->unwind = *maps;
+    self->unwind_max_frames = max_frames ? max_frames : SKY_MAX_FRAMES;
+}
+
 static int s_try_flavour(offcpu_t *self, int flavour, char *why, size_t wlen)
 {
     struct offcpu_bpf *skel = offcpu_bpf__open();
@@ -301,8 +337,24 @@ static int s_try_flavour(offcpu_t *self, int flavour, char *why, size_t wlen)
     skel->rodata->long_ns = self->opts.long_ns;
     skel->rodata->prev_state_arg = flavour == OFFCPU_TP_BTF &&
                                    s_sched_switch_has_prev_state();
-    rc = bpf_map__set_max_entries(skel->maps.off_start,
-                                  self->opts.start_entries);
+    /* The walker's maps are the on-CPU program's (filled by the
+     * collector's unwinder); without them its code is pruned and the
+     * walked-stack maps shrink to one entry. */
+    skel->rodata->unw_enabled = self->unwind_on ? 1 : 0;
+    skel->rodata->unw_max_frames = self->unwind_max_frames;
+    skel->rodata->wstack_base = self->nbits;
+    rc = s_share_unwind_maps(self, skel);
+    if (rc == 0)
+        rc = bpf_map__set_max_entries(skel->maps.off_start,
+                                      self->opts.start_entries);
+    if (rc == 0)
+        rc = bpf_map__set_max_entries(skel->maps.off_wstacks0,
+                                      self->unwind_on
+                                          ? self->opts.stack_entries + 1 : 1);
+    if (rc == 0)
+        rc = bpf_map__set_max_entries(skel->maps.off_wstacks1,
+                                      self->unwind_on
+                                          ? self->opts.stack_entries + 1 : 1);
     if (rc == 0)
         rc = bpf_map__set_max_entries(skel->maps.off_agg,
                                       self->opts.agg_entries);
@@ -398,7 +450,7 @@ static const stack_copy_t *s_stack(offcpu_t *self, uint32_t gen, int32_t id)
 
     if (id < 0)
         return NULL;
-    if ((uint32_t)id >= self->nbits) {
+    if ((uint32_t)id >= self->nids) {
         self->stacks_missing++;
         return NULL;
     }
@@ -408,17 +460,31 @@ static const stack_copy_t *s_stack(offcpu_t *self, uint32_t gen, int32_t id)
     copy = malloc(sizeof(*copy));
     if (!copy)
         return NULL;
-    fd = bpf_map__fd(gen ? self->skel->maps.off_stacks1
-                         : self->skel->maps.off_stacks0);
-    if (bpf_map_lookup_elem(fd, &id, copy->frames) != 0) {
-        self->stacks_missing++;
-        free(copy);
-        return NULL;
+    if ((uint32_t)id >= self->nbits) {
+        /* A user stack the walker stored. */
+        struct sky_unw_frames walk;
+        fd = bpf_map__fd(gen ? self->skel->maps.off_wstacks1
+                             : self->skel->maps.off_wstacks0);
+        if (bpf_map_lookup_elem(fd, &id, &walk) != 0) {
+            self->stacks_missing++;
+            free(copy);
+            return NULL;
+        }
+        copy->n = walk.w.n < SKY_MAX_FRAMES ? walk.w.n : SKY_MAX_FRAMES;
+        memcpy(copy->frames, walk.pc, copy->n * sizeof(uint64_t));
+    } else {
+        fd = bpf_map__fd(gen ? self->skel->maps.off_stacks1
+                             : self->skel->maps.off_stacks0);
+        if (bpf_map_lookup_elem(fd, &id, copy->frames) != 0) {
+            self->stacks_missing++;
+            free(copy);
+            return NULL;
+        }
+        /* The kernel zero-fills past the end of the trace. */
+        copy->n = 0;
+        while (copy->n < SKY_MAX_FRAMES && copy->frames[copy->n])
+            copy->n++;
     }
-    /* The kernel zero-fills past the end of the trace. */
-    copy->n = 0;
-    while (copy->n < SKY_MAX_FRAMES && copy->frames[copy->n])
-        copy->n++;
     *slot = copy;
     self->touched[self->ntouched++] = gen << 31 | (uint32_t)id;
     s_bit_set(self->pending[gen], (uint32_t)id);
@@ -539,9 +605,9 @@ static void s_start_chunk(offcpu_t *self, const void *keys, const void *vals,
     for (uint32_t i = 0; i < n; i++) {
         if ((st[i].gen & 1) != self->refs_gen)
             continue;
-        if (st[i].kstack >= 0 && (uint32_t)st[i].kstack < self->nbits)
+        if (st[i].kstack >= 0 && (uint32_t)st[i].kstack < self->nids)
             s_bit_set(self->refs, (uint32_t)st[i].kstack);
-        if (st[i].ustack >= 0 && (uint32_t)st[i].ustack < self->nbits)
+        if (st[i].ustack >= 0 && (uint32_t)st[i].ustack < self->nids)
             s_bit_set(self->refs, (uint32_t)st[i].ustack);
     }
 }
@@ -552,14 +618,16 @@ static void s_retire(offcpu_t *self, uint32_t gen)
 {
     int fd = bpf_map__fd(gen ? self->skel->maps.off_stacks1
                              : self->skel->maps.off_stacks0);
-    size_t words = (self->nbits + 63) / 64;
+    int wfd = bpf_map__fd(gen ? self->skel->maps.off_wstacks1
+                              : self->skel->maps.off_wstacks0);
+    size_t words = (self->nids + 63) / 64;
 
     for (size_t w = 0; w < words; w++) {
         uint64_t bits = self->pending[gen][w] & ~self->refs[w];
         while (bits) {
             uint32_t id = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(bits));
             bits &= bits - 1;
-            if (bpf_map_delete_elem(fd, &id) == 0)
+            if (bpf_map_delete_elem(id < self->nbits ? fd : wfd, &id) == 0)
                 self->stacks_deleted++;
         }
         self->pending[gen][w] &= self->refs[w];
@@ -580,7 +648,7 @@ int offcpu_drain(offcpu_t *self)
      * does not see is listed here. */
     retire = now_mono_ns() - self->flip_ns >= OFFCPU_FLIP_GRACE_NS;
     if (retire) {
-        memset(self->refs, 0, (self->nbits + 63) / 64 * sizeof(uint64_t));
+        memset(self->refs, 0, (self->nids + 63) / 64 * sizeof(uint64_t));
         self->refs_gen = idle;
         if (s_walk(self, bpf_map__fd(self->skel->maps.off_start), false,
                    self->start_keys, self->start_vals,
@@ -741,9 +809,11 @@ size_t offcpu_stack_entries(const offcpu_t *self)
 
     if (!self->skel)
         return 0;
-    int fds[2] = { bpf_map__fd(self->skel->maps.off_stacks0),
-                   bpf_map__fd(self->skel->maps.off_stacks1) };
-    for (int i = 0; i < 2; i++) {
+    int fds[4] = { bpf_map__fd(self->skel->maps.off_stacks0),
+                   bpf_map__fd(self->skel->maps.off_stacks1),
+                   bpf_map__fd(self->skel->maps.off_wstacks0),
+                   bpf_map__fd(self->skel->maps.off_wstacks1) };
+    for (int i = 0; i < 4; i++) {
         uint32_t key, next;
         bool first = true;
         while (bpf_map_get_next_key(fds[i], first ? NULL : &key, &next) == 0) {

@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "collector/unwinder.h"
+
 typedef struct offcpu offcpu_t;
 
 enum offcpu_flavour {
@@ -76,6 +78,11 @@ void offcpu_destroy(offcpu_t **self_p);
  * (through the callback) and unloads them. 0 ok, -1 when the programs
  * could not be attached (logged; retried at the next change of the set)
  * or some pid could not be added. */
+/* User stacks with the on-CPU program's .eh_frame walker (its maps,
+ * shared) from the next load on; NULL: frame pointers. */
+void offcpu_set_unwinder(offcpu_t *self, const unwinder_maps_t *maps,
+                         uint32_t max_frames);
+
 int offcpu_set_pids(offcpu_t *self, const uint32_t *pids, size_t n);
 
 /* Hands every aggregate collected so far to the callback, deletes it in

@@ -2,6 +2,7 @@
 #include "collector/options.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,6 +26,11 @@ void collector_options_default(collector_options_t *opts)
         .sampler = COLLECTOR_SAMPLER_AUTO,
         .offcpu_sample_every = 32,
         .offcpu_long_ns = 1000000,
+        .unwinder = COLLECTOR_UNWINDER_AUTO,
+        .unwind_rows = 2097152,
+        .unwind_tables = 4096,
+        .unwind_procs = 4096,
+        .unwind_max_frames = 127,
         .ringbuf_size = 2u << 20,
         .drain_interval_ms = 250,
         .publish_interval_ms = 1000,
@@ -57,6 +63,32 @@ const char *collector_sampler_name(int sampler)
     default: return "auto";
     }
 }
+
+int collector_unwinder_parse(const char *name)
+{
+    if (!name || strcmp(name, "auto") == 0)
+        return COLLECTOR_UNWINDER_AUTO;
+    if (strcmp(name, "dwarf") == 0)
+        return COLLECTOR_UNWINDER_DWARF;
+    if (strcmp(name, "fp") == 0)
+        return COLLECTOR_UNWINDER_FP;
+    return -1;
+}
+
+const char *collector_unwinder_name(int unwinder)
+{
+    switch (unwinder) {
+    case COLLECTOR_UNWINDER_DWARF: return "dwarf";
+    case COLLECTOR_UNWINDER_FP: return "fp";
+    default: return "auto";
+    }
+}
+
+/* Ranges of the unwinder's sizes: the maps must load (the row array is
+ * one allocation, 8 bytes a row) and a slot index must fit 32 bits. */
+#define COLLECTOR_UNWIND_ROWS_MAX (64u << 20)
+#define COLLECTOR_UNWIND_TABLES_MAX (1u << 20)
+#define COLLECTOR_UNWIND_PROCS_MAX (1u << 18)
 
 int collector_options_validate(const collector_options_t *o, char *err,
                                size_t errlen)
@@ -128,6 +160,36 @@ int collector_options_validate(const collector_options_t *o, char *err,
                  "ns is out of range (1us..60s)", o->offcpu_long_ns);
         return -1;
     }
+    if (o->unwinder < COLLECTOR_UNWINDER_AUTO ||
+        o->unwinder > COLLECTOR_UNWINDER_FP) {
+        snprintf(err, errlen, "collector.unwinder %d is unknown", o->unwinder);
+        return -1;
+    }
+    if (o->unwind_rows < 1024 || o->unwind_rows > COLLECTOR_UNWIND_ROWS_MAX) {
+        snprintf(err, errlen,
+                 "collector.unwind_rows: %u is out of range (1024..%u)",
+                 o->unwind_rows, COLLECTOR_UNWIND_ROWS_MAX);
+        return -1;
+    }
+    if (o->unwind_tables < 2 ||
+        o->unwind_tables > COLLECTOR_UNWIND_TABLES_MAX) {
+        snprintf(err, errlen,
+                 "collector.unwind_tables: %u is out of range (2..%u)",
+                 o->unwind_tables, COLLECTOR_UNWIND_TABLES_MAX);
+        return -1;
+    }
+    if (o->unwind_procs < 1 || o->unwind_procs > COLLECTOR_UNWIND_PROCS_MAX) {
+        snprintf(err, errlen,
+                 "collector.unwind_procs: %u is out of range (1..%u)",
+                 o->unwind_procs, COLLECTOR_UNWIND_PROCS_MAX);
+        return -1;
+    }
+    if (o->unwind_max_frames < 1 || o->unwind_max_frames > 127) {
+        snprintf(err, errlen,
+                 "collector.unwind_max_frames: %u is out of range (1..127)",
+                 o->unwind_max_frames);
+        return -1;
+    }
     if (o->probe_flavour < COLLECTOR_PROBE_AUTO ||
         o->probe_flavour > COLLECTOR_PROBE_TRACEPOINT) {
         snprintf(err, errlen, "probe flavour %d is unknown",
@@ -154,6 +216,36 @@ int collector_options_from_config(const config_t *cfg,
                  "collector.sampler: '%s' is not auto, tick or perf_event",
                  sampler);
         return -1;
+    }
+    const char *unwinder = config_str(cfg, "collector.unwinder");
+    o->unwinder = collector_unwinder_parse(unwinder);
+    if (o->unwinder < 0) {
+        snprintf(err, errlen,
+                 "collector.unwinder: '%s' is not auto, dwarf or fp",
+                 unwinder);
+        return -1;
+    }
+    static const struct {
+        const char *key;
+        size_t at;
+    } sizes[] = {
+        { "collector.unwind_rows",
+          offsetof(collector_options_t, unwind_rows) },
+        { "collector.unwind_tables",
+          offsetof(collector_options_t, unwind_tables) },
+        { "collector.unwind_procs",
+          offsetof(collector_options_t, unwind_procs) },
+        { "collector.unwind_max_frames",
+          offsetof(collector_options_t, unwind_max_frames) },
+    };
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        int64_t v = config_int(cfg, sizes[i].key);
+        if (v < 0 || v > UINT32_MAX) {
+            snprintf(err, errlen, "%s: %" PRId64 " is out of range",
+                     sizes[i].key, v);
+            return -1;
+        }
+        *(uint32_t *)((char *)o + sizes[i].at) = (uint32_t)v;
     }
     int64_t every = config_int(cfg, "collector.offcpu_sample_every");
     if (every < 1 || every > 1000000) {

@@ -26,6 +26,13 @@ enum collector_sampler {
     COLLECTOR_SAMPLER_PERF_EVENT = 2,
 };
 
+/* How user stacks are walked (collector.unwinder). */
+enum collector_unwinder {
+    COLLECTOR_UNWINDER_AUTO = 0,  /* the tables where the walker loads */
+    COLLECTOR_UNWINDER_DWARF = 1, /* the tables, or fail */
+    COLLECTOR_UNWINDER_FP = 2,    /* frame pointers (bpf_get_stack) */
+};
+
 typedef struct {
     bool active;                 /* profiling.active */
     uint64_t period_ns;          /* profiling.task.on_cpu.dump_period */
@@ -35,6 +42,11 @@ typedef struct {
     int sampler;                 /* enum collector_sampler */
     uint32_t offcpu_sample_every; /* collector.offcpu_sample_every */
     uint64_t offcpu_long_ns;     /* collector.offcpu_long_period */
+    int unwinder;                /* enum collector_unwinder */
+    uint32_t unwind_rows;        /* collector.unwind_rows */
+    uint32_t unwind_tables;      /* collector.unwind_tables */
+    uint32_t unwind_procs;       /* collector.unwind_procs */
+    uint32_t unwind_max_frames;  /* collector.unwind_max_frames */
     uint64_t ringbuf_size;       /* bytes, power of two */
     uint64_t drain_interval_ms;
     uint64_t publish_interval_ms; /* 0: publish at every drain */
@@ -54,6 +66,10 @@ typedef struct {
 /* "auto", "tick", "perf_event"; -1 for anything else. */
 int collector_sampler_parse(const char *name);
 const char *collector_sampler_name(int sampler);
+
+/* "auto", "dwarf", "fp"; -1 for anything else. */
+int collector_unwinder_parse(const char *name);
+const char *collector_unwinder_name(int unwinder);
 
 /* Defaults equal to the configuration defaults. */
 void collector_options_default(collector_options_t *opts);

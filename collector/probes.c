@@ -45,6 +45,7 @@ struct probes {
     uint32_t *pids;              /* what the task pid map holds, sorted */
     size_t npids;
     int ncpus_possible;
+    int unwind;                  /* 1: the .eh_frame walker is loaded */
 };
 
 /* libbpf talks a lot while we probe flavours; keep its last warning for
@@ -102,7 +103,8 @@ static void s_select_flavour(struct profile_bpf *skel, int flavour)
  * flavour. NULL (with errno kept) when this flavour does not work here. */
 static struct profile_bpf *s_try_flavour(const collector_options_t *opts,
                                          const probes_t *self, int flavour,
-                                         uint64_t tick_fn, int *error)
+                                         uint64_t tick_fn, int unwind,
+                                         int *error)
 {
     struct profile_bpf *skel = profile_bpf__open();
     int rc;
@@ -126,8 +128,23 @@ static struct profile_bpf *s_try_flavour(const collector_options_t *opts,
     /* Wake user space early only when a quarter of the ring is used: the
      * timer drain normally empties it long before. */
     skel->rodata->wakeup_bytes = opts->ringbuf_size / 4;
+    /* Without the walker its maps shrink to one entry each. */
+    skel->rodata->unw_enabled = unwind ? 1 : 0;
+    skel->rodata->unw_max_frames = opts->unwind_max_frames;
     rc = bpf_map__set_max_entries(skel->maps.samples,
                                   (uint32_t)opts->ringbuf_size);
+    if (rc == 0)
+        rc = bpf_map__set_max_entries(skel->maps.unw_rows,
+                                      unwind ? opts->unwind_rows : 1);
+    if (rc == 0)
+        rc = bpf_map__set_max_entries(skel->maps.unw_tables,
+                                      unwind ? opts->unwind_tables : 1);
+    if (rc == 0)
+        rc = bpf_map__set_max_entries(skel->maps.unw_procs,
+                                      unwind ? opts->unwind_procs : 1);
+    if (rc == 0)
+        rc = bpf_map__set_max_entries(skel->maps.unw_pids,
+                                      unwind ? opts->unwind_procs : 1);
     if (rc == 0) {
         s_select_flavour(skel, flavour);
         bpf_program__set_autoload(skel->progs.sky_on_tick, tick_fn != 0);
@@ -434,6 +451,7 @@ probes_t *probes_new(const collector_options_t *opts,
     self->host_every = opts->host_every;
     uint64_t tick_fn = 0;
     const char *why_not_tick = "collector.sampler is perf_event";
+    char unwind_why[320] = "collector.unwinder is fp";
     if (opts->active && opts->sampler != COLLECTOR_SAMPLER_PERF_EVENT &&
         s_plan_tick(self, opts, &tick_fn, &why_not_tick) < 0 &&
         opts->sampler == COLLECTOR_SAMPLER_TICK) {
@@ -449,7 +467,23 @@ probes_t *probes_new(const collector_options_t *opts,
                 opts->probe_flavour != order[i])
                 continue;
             s_libbpf_last[0] = '\0';
-            self->skel = s_try_flavour(opts, self, order[i], fn, &error);
+            /* The walker first; where it does not load, frame pointers
+             * (collector.unwinder auto) with the reason logged. */
+            if (opts->unwinder != COLLECTOR_UNWINDER_FP) {
+                self->skel = s_try_flavour(opts, self, order[i], fn, 1,
+                                           &error);
+                self->unwind = self->skel != NULL;
+                if (!self->skel)
+                    snprintf(unwind_why, sizeof(unwind_why), "%s%s%s",
+                             strerror(error),
+                             s_libbpf_last[0] ? "; libbpf: " : "",
+                             s_libbpf_last);
+            }
+            if (!self->skel && opts->unwinder != COLLECTOR_UNWINDER_DWARF) {
+                s_libbpf_last[0] = '\0';
+                self->skel = s_try_flavour(opts, self, order[i], fn, 0,
+                                           &error);
+            }
             if (self->skel) {
                 self->flavour = order[i];
                 break;
@@ -485,6 +519,14 @@ probes_t *probes_new(const collector_options_t *opts,
         goto fail;
     }
     self->ncpus_online = s_count_online_cpus();
+    if (self->unwind)
+        log_info("user stacks: .eh_frame tables walked in the kernel (up to "
+                 "%u frames; %u rows, %u tables, %u processes)",
+                 opts->unwind_max_frames, opts->unwind_rows,
+                 opts->unwind_tables, opts->unwind_procs);
+    else
+        log_info("user stacks: frame pointers (unwinder=\"fp\"): %s",
+                 unwind_why);
     if (!opts->active)
         log_info("on-CPU sampling off (profiling.active is false)");
     else if (self->sampler == COLLECTOR_SAMPLER_TICK)
@@ -668,6 +710,23 @@ int probes_sampler(const probes_t *self)
 int probes_perf_events(const probes_t *self)
 {
     return self->nperf;
+}
+
+int probes_unwind_maps(const probes_t *self, const collector_options_t *opts,
+                       unwinder_maps_t *out)
+{
+    if (!self->unwind)
+        return -1;
+    *out = (unwinder_maps_t){
+        .pids_fd = bpf_map__fd(self->skel->maps.unw_pids),
+        .procs_fd = bpf_map__fd(self->skel->maps.unw_procs),
+        .tables_fd = bpf_map__fd(self->skel->maps.unw_tables),
+        .rows_fd = bpf_map__fd(self->skel->maps.unw_rows),
+        .max_procs = opts->unwind_procs,
+        .max_tables = opts->unwind_tables,
+        .max_rows = opts->unwind_rows,
+    };
+    return 0;
 }
 
 uint64_t probes_host_period_ns(const probes_t *self)

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "collector/options.h"
+#include "collector/unwinder.h"
 
 typedef struct probes probes_t;
 
@@ -44,6 +45,12 @@ int probes_sampler(const probes_t *self);
 int probes_perf_events(const probes_t *self);
 /* The period host-wide samples are taken at (what each one weighs). */
 uint64_t probes_host_period_ns(const probes_t *self);
+
+/* The maps of the .eh_frame walker when it loaded (0), -1 when user
+ * stacks are taken with frame pointers (collector.unwinder fp, or the
+ * walker did not load: logged at start). */
+int probes_unwind_maps(const probes_t *self, const collector_options_t *opts,
+                       unwinder_maps_t *out);
 
 /* The probe flavour that loaded, and how many CPUs are sampled. */
 int probes_flavour(const probes_t *self);

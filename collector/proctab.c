@@ -34,6 +34,7 @@ struct proctab {
     proc_t *exit_head, *exit_tail;   /* exited, oldest first */
     proc_t *rescan_head;
     proctab_stats_t stats;
+    proctab_hooks_t hooks;
 };
 
 static int s_pid_match(const void *item, const void *key)
@@ -62,6 +63,26 @@ proctab_t *proctab_new(objreg_t *objects, size_t max_procs,
     self->max_procs = max_procs ? max_procs : 32768;
     self->grace_ms = grace_ms;
     return self;
+}
+
+void proctab_set_hooks(proctab_t *self, const proctab_hooks_t *hooks)
+{
+    if (hooks)
+        self->hooks = *hooks;
+    else
+        memset(&self->hooks, 0, sizeof(self->hooks));
+}
+
+static void s_maps_changed(proctab_t *self, const proc_t *proc)
+{
+    if (self->hooks.maps_changed)
+        self->hooks.maps_changed(self->hooks.arg, proc);
+}
+
+static void s_gone(proctab_t *self, uint32_t pid)
+{
+    if (self->hooks.gone)
+        self->hooks.gone(self->hooks.arg, pid);
 }
 
 static void s_drop_maps(proctab_t *self, proc_t *proc)
@@ -109,6 +130,7 @@ static void s_rescan_list_remove(proctab_t *self, proc_t *proc)
 /* Removes the entry from every index and frees it. */
 static void s_proc_free(proctab_t *self, proc_t *proc)
 {
+    s_gone(self, proc->pid);
     hashmap_remove(self->by_pid, s_pid_hash(proc->pid), &proc->pid);
     if (proc->exited_ms)
         s_exit_list_remove(self, proc);
@@ -144,6 +166,7 @@ static void s_mark_exited(proctab_t *self, proc_t *proc, uint64_t now_ms)
     if (proc->exited_ms)
         return;
     proc->exited_ms = now_ms ? now_ms : 1;
+    s_gone(self, proc->pid);
     proc->exit_next = NULL;
     if (self->exit_tail)
         self->exit_tail->exit_next = proc;
@@ -244,6 +267,7 @@ proc_t *proctab_on_fork(proctab_t *self, uint32_t pid, uint32_t ppid,
             for (uint32_t i = 0; i < proc->nmaps; i++)
                 objreg_ref(proc->maps[i].obj);
             proc->maps_loaded = true;
+            s_maps_changed(self, proc);
         }
     }
     return proc;
@@ -439,6 +463,7 @@ int proctab_load_maps(proctab_t *self, proc_t *proc)
     proc->nmaps = nmaps;
     proc->maps_loaded = true;
     maps = NULL;
+    s_maps_changed(self, proc);
     rc = 0;
 cleanup:
     if (f)

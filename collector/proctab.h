@@ -69,6 +69,16 @@ proctab_t *proctab_new(objreg_t *objects, size_t max_procs,
                        uint64_t grace_ms);
 void proctab_destroy(proctab_t **self_p);
 
+/* Who else follows the mappings (the unwinder's BPF tables): told when a
+ * process's mapping list was (re)read or inherited at fork, and when a
+ * process exited or left the table. Either may be NULL. */
+typedef struct {
+    void (*maps_changed)(void *arg, const proc_t *proc);
+    void (*gone)(void *arg, uint32_t pid);
+    void *arg;
+} proctab_hooks_t;
+void proctab_set_hooks(proctab_t *self, const proctab_hooks_t *hooks);
+
 proc_t *proctab_find(proctab_t *self, uint32_t pid);
 /* Finds or creates the entry (reading comm, nspid, container id from
  * /proc). A pid without /proc entry is created as already exited, with

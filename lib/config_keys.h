@@ -96,6 +96,16 @@ CFG("collector.offcpu_sample_every", INT, "32", NULL,
     "off-CPU: stacks for 1 in N short blocking periods, each standing for N (1 = every period)")
 CFG("collector.offcpu_long_period", DURATION, "1ms", NULL,
     "off-CPU: a thread's period after one at least this long is always recorded")
+CFG("collector.unwinder", STR, "auto", NULL,
+    "user stacks: auto (.eh_frame tables walked in the kernel where the walker loads, else frame pointers), dwarf (fail if the walker does not load), or fp (frame pointers only)")
+CFG("collector.unwind_rows", INT, "2097152", NULL,
+    "unwind table rows the kernel holds for all objects (8 bytes each); the least recently used tables are evicted when full")
+CFG("collector.unwind_tables", INT, "4096", NULL,
+    "objects whose unwind tables the kernel holds at once")
+CFG("collector.unwind_procs", INT, "4096", NULL,
+    "processes with a mapping table in the kernel (about 4 KiB each); the others are walked with frame pointers")
+CFG("collector.unwind_max_frames", INT, "127", NULL,
+    "deepest user stack walked (1..127); deeper stacks are cut and marked truncated")
 CFG("collector.ringbuf_size", SIZE, "2MB", NULL,
     "BPF ring buffer size for samples (power of two)")
 CFG("collector.drain_interval", DURATION, "250ms", NULL,

@@ -282,6 +282,7 @@ typedef struct {
     uint64_t deadline_ms;
     int tasks_applied;
     int use_task;
+    uint8_t task_target;    /* enum wire_target (0: ON_CPU) */
     uint64_t child_cpu_ns;  /* CPU time the finished workloads used */
     uint64_t batches_before_final_drain;
     size_t samples_before_final_drain; /* cap->nsamples then */
@@ -292,7 +293,7 @@ static void s_apply_task(driver_t *d, pid_t pid)
 {
     uint32_t pids[1] = { (uint32_t)pid };
     wire_task_t task = { .task_id = d->cap->task_id,
-                         .target = WIRE_TARGET_ON_CPU,
+                         .target = d->task_target,
                          .start_ms = 0, .duration_ms = 60000,
                          .npids = 1, .pids = pids };
     wire_task_set_t set = { .generation = 1, .ntasks = 1, .tasks = &task };
@@ -1357,6 +1358,290 @@ START_TEST(test_bad_options)
 }
 END_TEST
 
+/* ------------------------------------------- .eh_frame unwinding */
+
+/* A program built here without frame pointers, as distributions build:
+ * main (and a thread) -> unwt_a -> unwt_b -> libunwt.so's unwt_lib_mid,
+ * which spins in unwt_lib_spin and calls back into the program's unwt_cb
+ * -> unwt_sort -> libc's qsort -> unwt_cmp. Sibling calls are kept as
+ * calls so every function of the path is a frame. */
+static const char *s_unwt_lib =
+    "volatile unsigned long unwt_lib_sink;\n"
+    "__attribute__((noinline)) void unwt_lib_spin(int n) {\n"
+    "    for (int i = 0; i < n * 2000; i++) unwt_lib_sink += (unsigned)i * 7u;\n"
+    "}\n"
+    "__attribute__((noinline)) void unwt_lib_mid(void (*cb)(int), int n) {\n"
+    "    unwt_lib_spin(n); cb(n); unwt_lib_sink++;\n"
+    "}\n";
+
+static const char *s_unwt_prog =
+    "#include <pthread.h>\n#include <stdlib.h>\n#include <time.h>\n"
+    "#include <unistd.h>\n"
+    "extern void unwt_lib_mid(void (*cb)(int), int n);\n"
+    "volatile unsigned long unwt_sink;\nstatic double unwt_end;\n"
+    "static double unwt_now(void) { struct timespec t;\n"
+    "    clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec / 1e9; }\n"
+    "__attribute__((noinline)) int unwt_cmp(const void *a, const void *b) {\n"
+    "    int x = *(const int *)a, y = *(const int *)b;\n"
+    "    for (int i = 0; i < 40; i++) unwt_sink += (unsigned)(x ^ i);\n"
+    "    return (x > y) - (x < y);\n}\n"
+    "__attribute__((noinline)) void unwt_sort(int n) {\n"
+    "    int v[512]; unsigned s = (unsigned)n * 2654435761u;\n"
+    "    for (int i = 0; i < 512; i++) { s = s * 1103515245u + 12345u; v[i] = (int)(s >> 8); }\n"
+    "    qsort(v, 512, sizeof(int), unwt_cmp); unwt_sink += (unsigned)v[0];\n}\n"
+    "__attribute__((noinline)) void unwt_cb(int n) { unwt_sort(n); unwt_sink++; }\n"
+    "__attribute__((noinline)) void unwt_b(int n) { unwt_lib_mid(unwt_cb, n); unwt_sink++; }\n"
+    "__attribute__((noinline)) void unwt_a(int n) { unwt_b(n + 1); unwt_sink++; }\n"
+    "__attribute__((noinline)) void *unwt_thread_main(void *arg) {\n"
+    "    int n = 0; while (unwt_now() < unwt_end) unwt_a(n++ & 255);\n"
+    "    return arg;\n}\n"
+    "static int unwt_pipe[2];\n"
+    "__attribute__((noinline)) int unwt_reader(int fd) {\n"
+    "    char c; long n = read(fd, &c, 1); unwt_sink += (unsigned long)n;\n"
+    "    return n == 1;\n}\n"
+    "__attribute__((noinline)) void *unwt_writer(void *arg) {\n"
+    "    while (unwt_now() < unwt_end) { usleep(5000);\n"
+    "        if (write(unwt_pipe[1], \"x\", 1) != 1) break; }\n"
+    "    close(unwt_pipe[1]); return arg;\n}\n"
+    "int main(int argc, char **argv) {\n"
+    "    double secs = argc > 1 ? atof(argv[1]) : 2; pthread_t t;\n"
+    "    if (argc > 2) { /* off-CPU: main blocks in libc's read */\n"
+    "        unwt_end = unwt_now() + secs;\n"
+    "        if (pipe(unwt_pipe) != 0) return 1;\n"
+    "        pthread_create(&t, NULL, unwt_writer, NULL);\n"
+    "        while (unwt_reader(unwt_pipe[0])) unwt_sink++;\n"
+    "        pthread_join(t, NULL); _exit(0);\n"
+    "    }\n"
+    "    usleep(300000); /* the collector reads the mappings meanwhile */\n"
+    "    unwt_end = unwt_now() + secs;\n"
+    "    pthread_create(&t, NULL, unwt_thread_main, NULL);\n"
+    "    int n = 0; while (unwt_now() < unwt_end) unwt_a(n++ & 255);\n"
+    "    pthread_join(t, NULL);\n"
+    "    _exit(0); /* not through exit(): every sample stays under main */\n"
+    "}\n";
+
+/* Builds the pair with cc in dir. 0, or -1 when the compiler fails. */
+static int s_build_unwt(const char *cc, const char *dir, char *exe,
+                        size_t exe_size, char *lib, size_t lib_size)
+{
+    char src[1024], cmd[4096];
+    const char *flags = "-O2 -g -fomit-frame-pointer "
+                        "-fno-optimize-sibling-calls";
+
+    snprintf(src, sizeof(src), "%s/libunwt.c", dir);
+    tu_write_file(src, s_unwt_lib);
+    snprintf(src, sizeof(src), "%s/unwt.c", dir);
+    tu_write_file(src, s_unwt_prog);
+    snprintf(lib, lib_size, "%s/libunwt.so", dir);
+    snprintf(exe, exe_size, "%s/unwt_%s", dir, cc);
+    snprintf(cmd, sizeof(cmd),
+             "%s %s -shared -fPIC -o %s %s/libunwt.c && "
+             "%s %s -o %s %s/unwt.c -L%s -lunwt -Wl,-rpath,%s -pthread",
+             cc, flags, lib, dir, cc, flags, exe, dir, dir, dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* The object named by a path ending in suffix (libc: whatever its path). */
+static uint32_t s_object_id_by_suffix(const capture_t *cap, const char *suffix)
+{
+    size_t n = strlen(suffix);
+    for (int i = 0; i < cap->nobjects; i++) {
+        size_t len = strlen(cap->objects[i].path);
+        if (len >= n && strcmp(cap->objects[i].path + len - n, suffix) == 0)
+            return cap->objects[i].id;
+    }
+    return WIRE_NO_OBJECT;
+}
+
+static void s_unwind_case(const char *cc)
+{
+    char *dir = tu_mkdtemp();
+    char exe[1024], lib[1024];
+    capture_t cap = { 0 };
+    collector_options_t opts;
+    collector_info_t info;
+    enum { MAIN, THREAD, A, B, CB, SORT, CMP, NEXE };
+    static const char *const exe_fns[NEXE] = {
+        "main", "unwt_thread_main", "unwt_a", "unwt_b", "unwt_cb",
+        "unwt_sort", "unwt_cmp" };
+    range_t r[NEXE], lib_mid, lib_spin;
+
+    ck_assert_ptr_nonnull(dir);
+    ck_assert_int_eq(s_build_unwt(cc, dir, exe, sizeof(exe), lib,
+                                  sizeof(lib)), 0);
+    for (int i = 0; i < NEXE; i++)
+        ck_assert_int_eq(s_function_range(exe, exe_fns[i], &r[i]), 0);
+    ck_assert_int_eq(s_function_range(lib, "unwt_lib_mid", &lib_mid), 0);
+    ck_assert_int_eq(s_function_range(lib, "unwt_lib_spin", &lib_spin), 0);
+
+    loop_t *loop = loop_new();
+    collector_options_default(&opts);
+    opts.period_ns = PERIOD_NS;
+    opts.host_every = 1;
+    opts.drain_interval_ms = 100;
+    collector_t *col = s_start(loop, &cap, &opts, NULL);
+    collector_info(col, &info);
+    if (!info.unwind_dwarf) {
+        tu_skip("collector_bpf_unwind", "the .eh_frame walker did not load "
+                "here (frame pointers only)");
+        s_finish(&col, &loop, &cap);
+        tu_rmtree(dir);
+        free(dir);
+        return;
+    }
+    char *argv[] = { exe, "2", NULL };
+    driver_t d = { .cap = &cap, .col = col, .argv = argv, .runs = 1,
+                   .linger_ms = 300, .use_task = 1 };
+    s_run(&d, loop, 30000);
+    collector_info(col, &info);
+
+    uint32_t exe_id = s_object_id_by_file(&cap, exe);
+    uint32_t lib_id = s_object_id_by_file(&cap, lib);
+    uint32_t libc_id = s_object_id_by_suffix(&cap, "/libc.so.6");
+    ck_assert_uint_ne(exe_id, WIRE_NO_OBJECT);
+    ck_assert_uint_ne(lib_id, WIRE_NO_OBJECT);
+    uint64_t total = 0, rooted = 0, cmp = 0, cmp_path = 0, spin = 0,
+             spin_path = 0, thread = 0;
+    for (size_t i = 0; i < cap.nsamples; i++) {
+        const cap_sample_t *s = &cap.samples[i];
+        int in[NEXE], libc = 0;
+        for (int k = 0; k < NEXE; k++)
+            in[k] = s_has_frame_in(s, exe_id, &r[k]);
+        for (uint32_t f = 0; f < s->nu; f++)
+            libc |= s->uobj[f] == libc_id;
+        int mid = s_has_frame_in(s, lib_id, &lib_mid);
+        int common = in[A] && in[B] && mid && (in[MAIN] || in[THREAD]);
+        total += s->count;
+        rooted += (in[MAIN] || in[THREAD]) ? s->count : 0;
+        thread += in[THREAD] ? s->count : 0;
+        if (in[CMP]) {
+            cmp += s->count;
+            if (common && in[CB] && in[SORT] && libc)
+                cmp_path += s->count;
+        }
+        if (s_has_frame_in(s, lib_id, &lib_spin)) {
+            spin += s->count;
+            if (common)
+                spin_path += s->count;
+        }
+        if (getenv("SKYPROF_TEST_DUMP") ||
+            (!(in[MAIN] || in[THREAD]) && rooted * 100 < total * 99)) {
+            printf("%s unrooted? count %" PRIu64 ":", cc, s->count);
+            for (uint32_t f = 0; f < s->nu; f++)
+                printf(" %u+0x%" PRIx64, s->uobj[f], s->uoff[f]);
+            printf("\n");
+        }
+    }
+    printf("unwind %s: %" PRIu64 " samples, %.1f%% reach main or the thread "
+           "(thread %" PRIu64 "); qsort callback %" PRIu64 " (full path %.1f%%)"
+           ", library leaf %" PRIu64 " (full path %.1f%%); walks %" PRIu64
+           " fp walks %" PRIu64 " frames dwarf %" PRIu64 " fp %" PRIu64
+           " truncated %" PRIu64 " tables %" PRIu64 "\n", cc, total,
+           100.0 * (double)rooted / (double)(total ? total : 1), thread, cmp,
+           100.0 * (double)cmp_path / (double)(cmp ? cmp : 1), spin,
+           100.0 * (double)spin_path / (double)(spin ? spin : 1),
+           info.unwind_walks, info.unwind_fp_walks, info.unwind_frames_dwarf,
+           info.unwind_frames_fp, info.unwind_truncated,
+           info.unwind_tables_built);
+    fflush(stdout);
+    ck_assert_uint_ge(total, 50);
+    ck_assert_uint_ge(rooted * 100, total * 99);
+    ck_assert_uint_gt(thread, 0);
+    ck_assert_uint_gt(cmp, 0);
+    ck_assert_uint_gt(spin, 0);
+    ck_assert_uint_ge(cmp_path * 100, cmp * 99);
+    ck_assert_uint_ge(spin_path * 100, spin * 99);
+    ck_assert_uint_gt(info.unwind_frames_dwarf, 0);
+    ck_assert_uint_gt(info.unwind_tables_built, 0);
+    s_finish(&col, &loop, &cap);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* Off-CPU: main -> unwt_reader -> libc's read, a frameless wrapper that
+ * frame pointers skip (read <- main); the walker keeps unwt_reader. */
+static void s_unwind_offcpu_case(const char *cc)
+{
+    char *dir = tu_mkdtemp();
+    char exe[1024], lib[1024];
+    capture_t cap = { 0 };
+    collector_options_t opts;
+    collector_info_t info;
+    range_t fmain, reader;
+
+    ck_assert_ptr_nonnull(dir);
+    ck_assert_int_eq(s_build_unwt(cc, dir, exe, sizeof(exe), lib,
+                                  sizeof(lib)), 0);
+    ck_assert_int_eq(s_function_range(exe, "main", &fmain), 0);
+    ck_assert_int_eq(s_function_range(exe, "unwt_reader", &reader), 0);
+    loop_t *loop = loop_new();
+    collector_options_default(&opts);
+    opts.host_wide = false;     /* off-CPU samples only */
+    opts.drain_interval_ms = 100;
+    opts.offcpu_sample_every = 1;
+    collector_t *col = s_start(loop, &cap, &opts, NULL);
+    collector_info(col, &info);
+    if (!info.unwind_dwarf) {
+        tu_skip("collector_bpf_unwind_offcpu", "the .eh_frame walker did "
+                "not load here (frame pointers only)");
+        s_finish(&col, &loop, &cap);
+        tu_rmtree(dir);
+        free(dir);
+        return;
+    }
+    char *argv[] = { exe, "1.5", "read", NULL };
+    driver_t d = { .cap = &cap, .col = col, .argv = argv, .runs = 1,
+                   .linger_ms = 300, .use_task = 1,
+                   .task_target = WIRE_TARGET_OFF_CPU };
+    s_run(&d, loop, 30000);
+    uint32_t exe_id = s_object_id_by_file(&cap, exe);
+    uint32_t libc_id = s_object_id_by_suffix(&cap, "/libc.so.6");
+    uint64_t in_main = 0, in_reader = 0, reader_rooted = 0, read_leaf = 0;
+    for (size_t i = 0; i < cap.nsamples; i++) {
+        const cap_sample_t *s = &cap.samples[i];
+        int m = s_has_frame_in(s, exe_id, &fmain);
+        int r = s_has_frame_in(s, exe_id, &reader);
+        in_main += m ? s->weight_ns : 0;
+        in_reader += r ? s->weight_ns : 0;
+        reader_rooted += r && m ? s->weight_ns : 0;
+        /* The leaf is in libc (the read wrapper), its caller ours. */
+        if (r && s->nu >= 2 && s->uobj[0] == libc_id)
+            read_leaf += s->weight_ns;
+        if (getenv("SKYPROF_TEST_DUMP")) {
+            printf("%s off-CPU %" PRIu64 " ns:", cc, s->weight_ns);
+            for (uint32_t f = 0; f < s->nu; f++)
+                printf(" %u+0x%" PRIx64, s->uobj[f], s->uoff[f]);
+            printf("\n");
+        }
+    }
+    printf("unwind off-CPU %s: %zu stacks; under main %.3f s, of which in "
+           "unwt_reader %.1f%% (leaf in libc %.1f%%)\n", cc, cap.nsamples,
+           (double)in_main / 1e9,
+           100.0 * (double)in_reader / (double)(in_main ? in_main : 1),
+           100.0 * (double)read_leaf / (double)(in_reader ? in_reader : 1));
+    fflush(stdout);
+    ck_assert_uint_ne(exe_id, WIRE_NO_OBJECT);
+    ck_assert_uint_gt(in_reader, 0);
+    ck_assert_uint_eq(reader_rooted, in_reader);
+    /* main only blocks in unwt_reader's read (and the final join). */
+    ck_assert_uint_ge(in_reader * 10, in_main * 8);
+    ck_assert_uint_ge(read_leaf * 10, in_reader * 9);
+    s_finish(&col, &loop, &cap);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+START_TEST(test_unwind_no_frame_pointers)
+{
+    s_unwind_case("gcc");
+    s_unwind_offcpu_case("gcc");
+    if (system("clang --version >/dev/null 2>&1") == 0)
+        s_unwind_case("clang");
+    else
+        tu_skip("collector_bpf_unwind_clang", "clang is not installed");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("collector_bpf");
@@ -1369,6 +1654,7 @@ int main(void)
         tu_require_tool("collector_bpf", "nm") &&
         tu_require_tool("collector_bpf", "readelf")) {
         tcase_add_test(tc, test_cpu_workload);
+        tcase_add_test(tc, test_unwind_no_frame_pointers);
         tcase_add_test(tc, test_tick_cpu_workload);
         tcase_add_test(tc, test_tick_idle_cpus_give_none);
         tcase_add_test(tc, test_sampler_choice);

@@ -1,0 +1,307 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* The in-kernel .eh_frame unwinder shared by the BPF programs that take
+ * user stacks (bpf/profile.bpf.c: both on-CPU samplers; bpf/offcpu.bpf.c:
+ * switch-out). Included once per program file after vmlinux.h and
+ * profile.h; the maps are filled by collector/unwinder.c (the off-CPU
+ * skeleton reuses the profile skeleton's map fds).
+ *
+ * One frame per bpf_loop iteration (so the verifier checks the step once,
+ * whatever the depth): find the mapping of pc in the process's sorted
+ * mapping list, binary-search its object's rows for the link-time pc
+ * (pc - 1 for return addresses: a call may be the last instruction of a
+ * function), compute the CFA from RSP or RBP (or the PLT and signal-frame
+ * rules), read the return address at CFA-8 and the saved RBP, go on.
+ * Objects without a table fall back to frame pointers for that one frame.
+ * A pc in no executable mapping ends the walk with what was found and
+ * SKY_F_TRUNCATED: never a garbage frame. The layout of the maps is in
+ * bpf/profile.h; docs/unwinding.md tells the whole story. */
+#ifndef SKYPROF_BPF_UNWIND_H
+#define SKYPROF_BPF_UNWIND_H
+
+/* Set by user space between open and load. 0: the walker is compiled in
+ * but never runs (the fallback to frame pointers; the verifier prunes it). */
+const volatile __u32 unw_enabled = 0;
+const volatile __u32 unw_max_frames = SKY_MAX_FRAMES;
+
+/* tgid -> slot of unw_procs (sizes set by user space before load). */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 1024);
+    __type(key, __u32);
+    __type(value, __u32);
+} unw_pids SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1024);
+    __type(key, __u32);
+    __type(value, struct sky_unw_proc);
+} unw_procs SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 4096);
+    __type(key, __u32);
+    __type(value, struct sky_unw_table);
+} unw_tables SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1 << 21);
+    __type(key, __u32);
+    __type(value, struct sky_unw_row);
+} unw_rows SEC(".maps");
+
+/* The walk in progress (struct sky_unw_frames, bpf/profile.h), per CPU. */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct sky_unw_frames);
+} unw_frames SEC(".maps");
+
+/* 1 when a < b (unsigned), computed without a branch: the verifier
+ * walks a branchy binary search once per outcome of every halving, which
+ * blows its 1 M instruction budget; this way each halving is one path. */
+static __always_inline __u64 sky_unw_below(__u64 a, __u64 b)
+{
+    __u64 d = a - b;
+
+    barrier_var(d);
+    return ((~a & b) | ((~a | b) & d)) >> 63;
+}
+
+/* The row of the table covering the link-time pc rel, NULL if none:
+ * the last row whose pc <= rel. */
+static __always_inline struct sky_unw_row *
+sky_unw_find_row(const struct sky_unw_table *t, __u64 rel)
+{
+    __u32 base = t->first, len = t->count;
+    struct sky_unw_row *r;
+
+    if (len == 0)
+        return NULL;
+    /* 24 halvings cover 16 M rows, more than unw_rows can hold. */
+    for (int k = 0; k < 24; k++) {
+        __u32 half = len >> 1;
+        __u32 mid = base + half;
+        r = bpf_map_lookup_elem(&unw_rows, &mid);
+        if (!r)
+            return NULL;
+        __u64 take = sky_unw_below(rel, r->pc) ^ 1;   /* r->pc <= rel */
+        base += half & (__u32)-take;
+        len -= half;
+    }
+    r = bpf_map_lookup_elem(&unw_rows, &base);
+    return r && r->pc <= rel ? r : NULL;
+}
+
+/* The mapping covering pc, NULL if none. */
+static __always_inline struct sky_unw_map *
+sky_unw_find_map(struct sky_unw_proc *proc, __u64 pc)
+{
+    __u32 base = 0, len = proc->nmaps;
+    struct sky_unw_map *m;
+
+    if (len == 0)
+        return NULL;
+    if (len > SKY_UNW_MAPS_MAX)
+        len = SKY_UNW_MAPS_MAX;
+    for (int k = 0; k < 8; k++) {       /* 2^7 = SKY_UNW_MAPS_MAX */
+        __u32 half = len >> 1;
+        __u64 start = proc->maps[(base + half) & (SKY_UNW_MAPS_MAX - 1)].start;
+        __u64 take = sky_unw_below(pc, start) ^ 1;     /* start <= pc */
+        base += half & (__u32)-take;
+        len -= half;
+    }
+    m = &proc->maps[base & (SKY_UNW_MAPS_MAX - 1)];
+    return m->start <= pc && pc < m->end ? m : NULL;
+}
+
+/* One step by frame pointers: RBP points at the saved RBP, the return
+ * address above it. 0, or -1 when the chain cannot be followed. */
+static __always_inline int sky_unw_fp_step(struct sky_unw_walk *w)
+{
+    __u64 fr[2];
+
+    if (!w->bp_ok || w->bp == 0 || w->bp < w->sp)
+        return -1;
+    if (bpf_probe_read_user(fr, sizeof(fr), (void *)w->bp) != 0)
+        return -1;
+    w->sp = w->bp + 16;
+    w->bp = fr[0];
+    w->pc = fr[1];
+    w->pc_is_ra = 1;
+    w->fp++;
+    return 0;
+}
+
+/* One step by the row: 0, 1 at the thread's root, -1 when it fails. */
+static __always_inline int sky_unw_cfi_step(struct sky_unw_walk *w,
+                                            const struct sky_unw_row *row)
+{
+    __u32 kind = row->kinds & 15, rbp_kind = row->kinds >> 4;
+    __s64 cfa_off = (__s64)(__s16)row->cfa_off8 * 8;
+    __s64 rbp_off = (__s64)(__s8)row->rbp_off8 * 8;
+    __u64 cfa, ra, regs[2];
+
+    switch (kind) {
+    case SKY_UNW_CFA_RSP:
+        cfa = w->sp + cfa_off;
+        break;
+    case SKY_UNW_CFA_RBP:
+        if (!w->bp_ok)
+            return -1;
+        cfa = w->bp + cfa_off;
+        break;
+    case SKY_UNW_CFA_PLT:
+        cfa = w->sp + cfa_off + ((w->pc & 15) >= row->rbp_off8 ? 8 : 0);
+        break;
+    case SKY_UNW_CFA_SIGNAL:
+        /* The kernel's ucontext is at RSP: the interrupted RSP and RIP
+         * (not a return address) and RBP are in its sigcontext. */
+        if (bpf_probe_read_user(regs, sizeof(regs),
+                                (void *)(w->sp + cfa_off)) != 0)
+            return -1;
+        if (bpf_probe_read_user(&w->bp, sizeof(w->bp),
+                                (void *)(w->sp + rbp_off)) != 0)
+            w->bp_ok = 0;
+        else
+            w->bp_ok = 1;
+        w->sp = regs[0];
+        w->pc = regs[1];
+        w->pc_is_ra = 0;
+        w->cfi++;
+        return 0;
+    default:
+        return 1;   /* no rule: the outermost frame (_start, clone) */
+    }
+    /* The caller's frame lies above this one. */
+    if (cfa <= w->sp)
+        return -1;
+    if (bpf_probe_read_user(&ra, sizeof(ra), (void *)(cfa - 8)) != 0)
+        return -1;
+    if (rbp_kind == SKY_UNW_RBP_AT_CFA) {
+        if (bpf_probe_read_user(&w->bp, sizeof(w->bp),
+                                (void *)(cfa + rbp_off)) != 0)
+            w->bp_ok = 0;
+        else
+            w->bp_ok = 1;
+    } else if (rbp_kind != SKY_UNW_RBP_SAME) {
+        w->bp_ok = 0;
+    }
+    w->sp = cfa;
+    w->pc = ra;
+    w->pc_is_ra = 1;
+    w->cfi++;
+    return 0;
+}
+
+static long sky_unw_step(__u32 i, void *arg)
+{
+    __u32 zero = 0;
+    struct sky_unw_frames *out = bpf_map_lookup_elem(&unw_frames, &zero);
+    struct sky_unw_proc *proc;
+    struct sky_unw_walk *w;
+    struct sky_unw_map *m;
+    int rc = -1;
+
+    if (!out)
+        return 1;
+    w = &out->w;
+    proc = bpf_map_lookup_elem(&unw_procs, &w->slot);
+    if (!proc) {
+        w->end = SKY_UNW_END_BAD;
+        return 1;
+    }
+    if (w->pc < 4096) {          /* a chain's 0 terminator */
+        w->end = SKY_UNW_END_ROOT;
+        return 1;
+    }
+    m = sky_unw_find_map(proc, w->pc);
+    /* The leaf is the interrupted pc itself, never garbage; any other pc
+     * must lie in an executable mapping to be a frame. */
+    if (!m && i > 0) {
+        w->end = SKY_UNW_END_BAD;
+        return 1;
+    }
+    out->pc[w->n & SKY_MAX_FRAMES] = w->pc;
+    w->n++;
+    if (w->n > unw_max_frames) {  /* the extra iteration: deeper */
+        w->end = SKY_UNW_END_DEEP;
+        return 1;
+    }
+    if (m && m->table) {
+        struct sky_unw_table *t = bpf_map_lookup_elem(&unw_tables, &m->table);
+        __u64 rel = w->pc - w->pc_is_ra - m->bias;
+        if (t && t->gen == m->gen && rel < (1ull << 32)) {
+            struct sky_unw_row *row = sky_unw_find_row(t, rel);
+            rc = row ? sky_unw_cfi_step(w, row) : 1;
+            if (rc == 1) {
+                w->end = SKY_UNW_END_ROOT;
+                return 1;
+            }
+        } else {
+            w->miss++;
+            rc = sky_unw_fp_step(w);
+        }
+    } else {
+        rc = sky_unw_fp_step(w);
+    }
+    if (rc != 0) {
+        w->end = SKY_UNW_END_BAD;
+        return 1;
+    }
+    return 0;
+}
+
+/* The walk from the given user registers of process tgid, into
+ * unw_frames (frames in pc[0, w.n), tallies, why it ended). Returns the
+ * frame count, or -1 when this process has no mapping table (the caller
+ * takes the stack some other way). A global function: the verifier
+ * checks it once, not once per state of each caller (the tick program
+ * reaches it in two dozen states, which blew the 1 M instruction budget). */
+__noinline int sky_unwind_walk(__u64 pc, __u64 sp, __u64 bp, __u32 tgid)
+{
+    __u32 zero = 0, *slot;
+    struct sky_unw_frames *out;
+    struct sky_unw_walk *w;
+
+    slot = bpf_map_lookup_elem(&unw_pids, &tgid);
+    out = bpf_map_lookup_elem(&unw_frames, &zero);
+    if (!slot || !out)
+        return -1;
+    w = &out->w;
+    __builtin_memset(w, 0, sizeof(*w));
+    w->slot = *slot;
+    w->pc = pc;
+    w->sp = sp;
+    w->bp = bp;
+    w->bp_ok = 1;
+    /* One more iteration than frames: it tells a deeper stack (a valid
+     * pc past the limit) from one that ends there. */
+    bpf_loop(unw_max_frames + 1, sky_unw_step, NULL, 0);
+    if (w->n > unw_max_frames)
+        w->n = unw_max_frames;
+    return (int)w->n;
+}
+
+/* The walk of current's user stack from its user registers (the task's
+ * pt_regs), NULL when it was not walked: walker off, no user context
+ * (kernel thread), or no mapping table for the process. */
+static __always_inline struct sky_unw_frames *
+sky_unwind_user(struct pt_regs *uregs, __u32 tgid)
+{
+    __u32 zero = 0;
+
+    if (!unw_enabled || !uregs)
+        return NULL;
+    if ((BPF_CORE_READ(uregs, cs) & 3) != 3)
+        return NULL;
+    if (sky_unwind_walk(BPF_CORE_READ(uregs, ip), BPF_CORE_READ(uregs, sp),
+                        BPF_CORE_READ(uregs, bp), tgid) < 0)
+        return NULL;
+    return bpf_map_lookup_elem(&unw_frames, &zero);
+}
+
+#endif

@@ -1,0 +1,81 @@
+/* The user-space half of the in-kernel .eh_frame unwinder (issue 15):
+ * keeps the BPF maps bpf/unwind.bpf.h walks in step with the process
+ * table.
+ *
+ * - Tables: the unwind table of every executable object a followed
+ *   process maps (lib/unwind_table.h), built once per object, keyed like
+ *   objreg keys objects (build-id, else dev+inode) and shared by every
+ *   process that maps it, packed to 8-byte rows (bpf/profile.h) into one
+ *   BPF array as a contiguous run. The array and the table slots have
+ *   fixed sizes; when either is full the least recently used tables are
+ *   evicted (counted) and the mappings that still name them miss in the
+ *   kernel (frame pointers, counted there).
+ * - Processes: per process, its executable mappings (start, end, load
+ *   bias, table slot) sorted for the kernel's binary search, rewritten
+ *   whenever proctab re-reads them (exec, the post-exec rescans, a miss)
+ *   and removed when the process exits. A process without an entry is
+ *   walked with frame pointers (bpf_get_stack).
+ *
+ * Everything here runs on the collector's loop; nothing blocks on the
+ * kernel but the map updates. See docs/unwinding.md. */
+#ifndef SKYPROF_COLLECTOR_UNWINDER_H
+#define SKYPROF_COLLECTOR_UNWINDER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bpf/profile.h"
+#include "collector/proctab.h"
+#include "unwind_table.h"
+
+typedef struct unwinder unwinder_t;
+
+/* The maps of the loaded program (fds stay the caller's) and their sizes
+ * (max_entries as loaded). */
+typedef struct {
+    int pids_fd, procs_fd, tables_fd, rows_fd;
+    uint32_t max_procs, max_tables, max_rows;
+} unwinder_maps_t;
+
+typedef struct {
+    uint64_t tables_built;      /* objects whose table was built */
+    uint64_t tables_evicted;    /* tables dropped to make room (LRU) */
+    uint64_t tables_refused;    /* too big for the row array, code above
+                                   4 GiB, or the file could not be read */
+    uint64_t rows_unencodable;  /* rows whose offsets do not fit 8 bytes
+                                   (left as "no rule") */
+    uint64_t cfi_errors;        /* lib/unwind_table errors, summed */
+    uint64_t procs_refused;     /* processes left to frame pointers: no
+                                   free process slot */
+    uint64_t maps_cut;          /* processes with more executable
+                                   mappings than SKY_UNW_MAPS_MAX */
+    uint64_t update_errors;     /* BPF map updates that failed */
+    uint64_t build_ns;          /* time spent building and loading tables */
+    /* gauges */
+    uint64_t tables;            /* tables loaded now */
+    uint64_t rows;              /* rows loaded now */
+    uint64_t procs;             /* processes with a mapping table now */
+    uint64_t bytes;             /* kernel memory in use: rows, tables,
+                                   process entries */
+    uint64_t bytes_reserved;    /* kernel memory the maps reserve */
+} unwinder_stats_t;
+
+/* NULL when out of memory. */
+unwinder_t *unwinder_new(const unwinder_maps_t *maps,
+                         const unwind_limits_t *limits);
+void unwinder_destroy(unwinder_t **self_p);
+
+/* Writes the process's mapping table (building the tables of objects not
+ * seen yet). 0, or -1 when the process is left to frame pointers. */
+int unwinder_sync(unwinder_t *self, const proc_t *proc);
+/* Removes the process's entry (exit); unknown pids are ignored. */
+void unwinder_forget(unwinder_t *self, uint32_t pid);
+
+void unwinder_stats(const unwinder_t *self, unwinder_stats_t *out);
+
+/* Packs one lib/unwind_table row into the kernel's 8-byte row. 0, or -1
+ * when it does not fit (pc at or above 4 GiB); offsets that do not fit
+ * make a "no rule" row and return 1. */
+int unwinder_pack_row(const unwind_row_t *in, struct sky_unw_row *out);
+
+#endif
