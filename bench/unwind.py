@@ -220,6 +220,10 @@ def compare_run(exe, inp):
         theirs = profile(perf_stacks(data))
         return {"seconds": seconds, "pid": pid,
                 "dwarf_active": metrics.get(ACTIVE_METRIC, 0),
+                # the collector's own unwinder counters (tables, BPF bytes)
+                "collector": {k: v for k, v in metrics.items()
+                              if k.startswith("skyprof_collector_unwind")
+                              and "/" not in k},
                 "skyprof": {k: ours[k] for k in ("samples", "rooted",
                                                  "mean_depth")},
                 "perf": {k: theirs[k] for k in ("samples", "rooted",
@@ -275,6 +279,8 @@ def main():
         print("unwind table %-45s %8.1f ms %8.1f KiB (%d rows) from a "
               "%.1f MiB file" % (o["object"], o["ms"], o["bytes"] / 1024,
                                  o["rows"], o["file_bytes"] / 2**20))
+    for k, v in sorted(result["collector"].items()):
+        print("unwind collector %s %g" % (k, v))
     h = result["host"]
     if h:
         print("unwind tables of the host: %d processes, %d objects, "
