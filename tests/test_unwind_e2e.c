@@ -372,14 +372,15 @@ static void s_dlopen_figures(figures_t *fs, const folded_t *f)
 }
 
 /* Off CPU, time rather than samples: the reader's time in the kernel's
- * pipe_read must keep uw_read_byte, the writer's nanosleep uw_writer_pause. */
+ * vfs_read (pipe_read or anon_pipe_read below it, by kernel version) must
+ * keep uw_read_byte, the writer's nanosleep uw_writer_pause. */
 static void s_offcpu_figures(figures_t *fs, const folded_t *f)
 {
     double n = 0;
     s_root_figures(fs, f, "offcpu: rooted share (of time)",
                    "offcpu: us off CPU", "offcpu: garbage roots", 1000);
-    s_figure(fs, "offcpu: pipe_read time under uw_reader->uw_read_byte",
-             s_share_of(f, "[k] pipe_read", SEQ_READ, N(SEQ_READ), &n),
+    s_figure(fs, "offcpu: vfs_read time under uw_reader->uw_read_byte",
+             s_share_of(f, "[k] vfs_read", SEQ_READ, N(SEQ_READ), &n),
              MIN_ROOTED, 1);
     s_figure(fs, "offcpu: nanosleep time under uw_writer_pause",
              s_share_of(f, "[k] do_nanosleep", SEQ_PAUSE, N(SEQ_PAUSE), &n),
@@ -428,7 +429,7 @@ START_TEST(test_unwind_without_frame_pointers)
     s_folded_release(&f);
     char q[200];
     snprintf(q, sizeof q, "task_id=%s&event=off-cpu&unit=us", off_task);
-    s_fetch(&f, q, "pipe_read");
+    s_fetch(&f, q, "vfs_read");
     s_offcpu_figures(&fs, &f);
     s_folded_release(&f);
     roots_t sr = { 0, 0, 0 };
