@@ -37,11 +37,11 @@
 /* Share of samples that must reach the thread root (the goal). */
 #define MIN_ROOTED 0.99
 /* Designed shares of the cpu mode's paths, give or take TOLERANCE. */
-#define TOLERANCE 0.12
-/* Samples a mode must at least give: 6 s of five busy processes sharing
- * two CPUs with whatever else runs leave each 60-250 at 100 Hz. */
-#define MIN_SAMPLES 40
-#define RUN_SECONDS "6"
+#define TOLERANCE 0.15
+/* Samples a mode must at least give: 8 s of five busy processes sharing
+ * two CPUs with whatever else runs leave each 50-300 at 100 Hz. */
+#define MIN_SAMPLES 30
+#define RUN_SECONDS "8"
 #define SHORT_RUNS 15
 
 static th_launch_t R;
@@ -152,6 +152,25 @@ typedef struct {
     double total, rooted, garbage;
 } roots_t;
 
+/* The biggest stacks that miss the root and every one with a garbage
+ * root, for whoever reads a failure. */
+static void s_print_unrooted(const char *what, const folded_t *f)
+{
+    int shown = 0;
+    for (size_t i = 0; i < f->count && shown < 4; i++) {
+        const ustack_t *s = &f->stacks[i];
+        int garbage = s_garbage_root(s);
+        if (!garbage && (s_rooted(s) || s->value < f->total / 50))
+            continue;
+        fprintf(stderr, "  %s %s (%.0f):", what,
+                garbage ? "garbage root" : "unrooted", s->value);
+        for (int k = 0; k < s->n && k < 8; k++)
+            fprintf(stderr, "%s%s", k ? ";" : " ", s->frame[k]);
+        fprintf(stderr, "%s\n", s->n > 8 ? ";..." : "");
+        shown++;
+    }
+}
+
 static roots_t s_roots(const folded_t *f)
 {
     roots_t r = { f->total, 0, 0 };
@@ -244,6 +263,19 @@ static double s_metric(const char *family)
     return v;
 }
 
+/* The collector's unwind counters, printed beside the figures. */
+static void s_print_unwind_metrics(void)
+{
+    int status = 0;
+    char *text = th_api(&R, "GET", "/metrics", NULL, &status);
+    char *save = NULL;
+    for (char *line = text ? strtok_r(text, "\n", &save) : NULL; line;
+         line = strtok_r(NULL, "\n", &save))
+        if (strncmp(line, "skyprof_collector_unwind", 24) == 0)
+            fprintf(stderr, "  %s\n", line);
+    free(text);
+}
+
 /* ------------------------------------------------------------ checks */
 
 /* What one run measured: every figure is printed before any is asserted,
@@ -274,6 +306,7 @@ static void s_root_figures(figures_t *fs, const folded_t *f,
                            const char *garbage_what, double min_samples)
 {
     roots_t r = s_roots(f);
+    s_print_unrooted(rooted_what, f);
     s_figure(fs, samples_what, r.total, min_samples, 1e12);
     s_figure(fs, rooted_what, r.total > 0 ? r.rooted / r.total : 0,
              MIN_ROOTED, 1);
@@ -345,9 +378,11 @@ static void s_cpu_figures(figures_t *fs, const folded_t *f)
     s_figure(fs, "cpu: uw_tiny_mid samples under uw_run_cpu->uw_tight_c",
              s_share_of(f, "uw_tiny_mid", SEQ_C_LEAF, N(SEQ_C_LEAF), &n),
              MIN_ROOTED, 1);
-    s_figure(fs, "cpu: uw_tiny_leaf samples under main->uw_run_cpu",
-             s_share_of(f, "uw_tiny_leaf", SEQ_CPU, N(SEQ_CPU), &n),
-             n > 0 ? MIN_ROOTED : 0, 1);
+    /* uw_tiny_leaf is a few instructions: it may get no sample at all. */
+    double leaf = s_share_of(f, "uw_tiny_leaf", SEQ_CPU, N(SEQ_CPU), &n);
+    if (n > 0)
+        s_figure(fs, "cpu: uw_tiny_leaf samples under main->uw_run_cpu",
+                 leaf, MIN_ROOTED, 1);
 }
 
 static void s_signal_figures(figures_t *fs, const folded_t *f)
@@ -459,6 +494,7 @@ START_TEST(test_unwind_without_frame_pointers)
     s_figure(&fs, "short: garbage roots", sr.garbage, 0, 0);
 
     double active = s_metric(UNWIND_ACTIVE_METRIC);
+    s_print_unwind_metrics();
     int bad = 0;
     for (int i = 0; i < fs.n; i++) {
         const figure_t *x = &fs.f[i];
