@@ -204,34 +204,20 @@ static double s_share_of(const folded_t *f, const char *where,
 
 /* --------------------------------------------------------- the API */
 
-typedef struct {
-    const char *path;
-    const char *needle;
-    char *body;
-} probe_t;
-
-static int s_probe(void *arg)
-{
-    probe_t *p = arg;
-    int status = 0;
-    free(p->body);
-    p->body = th_api(&R, "GET", p->path, NULL, &status);
-    return p->body && status == 200 && strstr(p->body, p->needle);
-}
-
 /* The folded stacks at `query` once they mention needle (the collector's
- * publish and the aggregator's flush take a few seconds); NULL body
- * parsed as empty when they never do. */
+ * publish and the aggregator's flush take a few seconds); parsed as they
+ * are when they never do. */
 static void s_fetch(folded_t *f, const char *query, const char *needle)
 {
     char path[300];
+    int found = 0;
     snprintf(path, sizeof path, "/api/folded?%s", query);
-    probe_t p = { .path = path, .needle = needle };
-    if (!tu_wait_until(s_probe, &p, 15000))
+    char *body = th_api_wait(&R, path, needle, 15000, &found);
+    if (!found)
         fprintf(stderr, "%s: no %s yet: %.400s\n", path, needle,
-                p.body ? p.body : "(none)");
-    s_folded_parse(f, p.body);
-    free(p.body);
+                body ? body : "(none)");
+    s_folded_parse(f, body);
+    free(body);
 }
 
 static void s_fetch_pid(folded_t *f, pid_t pid, const char *needle)
@@ -483,6 +469,7 @@ START_TEST(test_unwind_without_frame_pointers)
         snprintf(q, sizeof q, "pid=%d&event=on-cpu&unit=count", (int)shorts[i]);
         s_fetch(&f, q, "unwind_work");
         roots_t r = s_roots(&f);
+        s_print_unrooted("short", &f);
         sr.total += r.total;
         sr.rooted += r.rooted;
         sr.garbage += r.garbage;
