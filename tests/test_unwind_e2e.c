@@ -3,7 +3,8 @@
  * pointers by gcc and by clang (tests/progs/unwind/README.md), in every
  * mode at once, and the folded stacks the API returns must be whole:
  *
- * - >= 99 % of the samples of every mode reach main or start_thread, and
+ * - >= 99 % of the samples of every mode reach main or start_thread (or
+ *   are otherwise whole: see s_rooted), and
  *   no stack's outermost frame is an unresolved address;
  * - cpu: the three paths hold their designed inclusive shares, qsort's
  *   callback is under uw_sort_b (a walk through libc), and the samples in
@@ -134,10 +135,16 @@ static int s_has(const ustack_t *s, const char *frame)
 }
 
 /* A stack reaches its thread's root when main or start_thread is on it
- * (libc's frames below main, down to _start, may follow). */
+ * (libc's frames below main, down to _start, may follow). A process's
+ * life has three more whole stacks with neither: the dynamic loader
+ * before main (_dl_start), the kernel alone once the last user code ran
+ * (exit_group) and execve, sampled in the kernel after the old image is
+ * gone and before the new one runs (nothing of a user stack to walk). */
 static int s_rooted(const ustack_t *s)
 {
-    return s_has(s, "main") || s_has(s, "start_thread");
+    return s_has(s, "main") || s_has(s, "start_thread") ||
+           s_has(s, "_dl_start") || strncmp(s->frame[0], "[k] ", 4) == 0 ||
+           strcmp(s->frame[0], "execve") == 0;
 }
 
 /* An outermost frame the symbolizer could not name: what a walk that
