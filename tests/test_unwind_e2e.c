@@ -134,17 +134,27 @@ static int s_has(const ustack_t *s, const char *frame)
     return s_has_seq(s, &frame, 1);
 }
 
+/* A sample taken in execve once the old image is gone: its user frames
+ * belong to the program that called execve (here the test's forked
+ * child) and nothing of them can be read any more. */
+static int s_in_exec(const ustack_t *s)
+{
+    return s_has(s, "[k] __x64_sys_execve");
+}
+
 /* A stack reaches its thread's root when main or start_thread is on it
  * (libc's frames below main, down to _start, may follow). A process's
- * life has three more whole stacks with neither: the dynamic loader
- * before main (_dl_start), the kernel alone once the last user code ran
- * (exit_group) and execve, sampled in the kernel after the old image is
- * gone and before the new one runs (nothing of a user stack to walk). */
+ * life has more whole stacks with neither: the dynamic loader before
+ * main (_dl_start), the kernel alone once the last user code ran
+ * (exit_group), execve (above), and the crt files' _init and _fini,
+ * which have no call-frame information at all (perf stops there too). */
 static int s_rooted(const ustack_t *s)
 {
+    const char *root = s->frame[0];
     return s_has(s, "main") || s_has(s, "start_thread") ||
-           s_has(s, "_dl_start") || strncmp(s->frame[0], "[k] ", 4) == 0 ||
-           strcmp(s->frame[0], "execve") == 0;
+           s_has(s, "_dl_start") || strncmp(root, "[k] ", 4) == 0 ||
+           s_in_exec(s) || strcmp(root, "_init") == 0 ||
+           strcmp(root, "_fini") == 0;
 }
 
 /* An outermost frame the symbolizer could not name: what a walk that
@@ -152,7 +162,8 @@ static int s_rooted(const ustack_t *s)
 static int s_garbage_root(const ustack_t *s)
 {
     const char *root = s->frame[0];
-    return strncmp(root, "[unknown]", 9) == 0 || strncmp(root, "0x", 2) == 0;
+    return !s_in_exec(s) &&
+           (strncmp(root, "[unknown]", 9) == 0 || strncmp(root, "0x", 2) == 0);
 }
 
 typedef struct {
