@@ -210,6 +210,10 @@ __noinline int sky_off_store_walk(__u32 gen)
         h ^= h >> 32;
     }
     id = wstack_base + ((__u32)h & (wstack_base - 1));
+    /* Read n again: the loop above left the verifier a different range
+     * for it at each of its exits, and the loop below would be checked
+     * once per range. */
+    n = *(volatile __u32 *)&fr->w.n;
     rc = bpf_map_update_elem(map, &id, fr, BPF_NOEXIST);
     if (rc == 0)
         return (int)id;

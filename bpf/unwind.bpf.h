@@ -47,7 +47,7 @@ struct {
 
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
-    __uint(max_entries, 1 << 21);
+    __uint(max_entries, 1 << 22);
     __type(key, __u32);
     __type(value, struct sky_unw_row);
 } unw_rows SEC(".maps");

@@ -28,6 +28,11 @@
 #define COLLECTOR_RESCAN_IDLE_MS 1000
 #define COLLECTOR_EVENTS_PER_MSG 256
 #define COLLECTOR_MAX_SAMPLE_TASKS 64
+/* Time per call spent loading finished unwind tables into the kernel
+ * (collector/unwinder.h; the building itself is on the unwinder's
+ * thread): a table is a few ms of map writes at most. */
+#define COLLECTOR_UNWIND_DRAIN_BUDGET_NS  (20ull * 1000000ull)
+#define COLLECTOR_UNWIND_RESCAN_BUDGET_NS (5ull * 1000000ull)
 
 enum {
     M_SAMPLES_RECEIVED, M_SAMPLES_INVALID, M_SAMPLES_DROPPED_KERNEL,
@@ -40,12 +45,13 @@ enum {
     M_OFFCPU_STACKS_LOST, M_OFFCPU_PIDS, M_OFFCPU_ATTACHED,
     M_OFFCPU_UNSAMPLED, M_SAMPLER_TICK, M_SAMPLER_PERF_EVENTS,
     M_SAMPLER_HOST_PERIOD,
-    M_UNWINDER_DWARF, M_UNW_WALKS, M_UNW_FP_WALKS, M_UNW_FRAMES_CFI,
+    M_USER_FRAMES_CUT, M_UNWINDER_DWARF, M_UNW_WALKS, M_UNW_FP_WALKS, M_UNW_FRAMES_CFI,
     M_UNW_FRAMES_FP, M_UNW_TRUNCATED, M_UNW_DEEP, M_UNW_TABLE_MISSES,
     M_UNW_TABLES_BUILT, M_UNW_TABLES_EVICTED, M_UNW_TABLES_REFUSED,
     M_UNW_ROWS_UNENCODABLE, M_UNW_CFI_ERRORS, M_UNW_PROCS_REFUSED,
     M_UNW_MAPS_CUT, M_UNW_UPDATE_ERRORS, M_UNW_BUILD_NS, M_UNW_TABLES,
-    M_UNW_ROWS, M_UNW_PROCS, M_UNW_BYTES, M_UNW_BYTES_RESERVED, M_COUNT
+    M_UNW_TABLES_PENDING, M_UNW_ROWS, M_UNW_PROCS, M_UNW_BYTES,
+    M_UNW_BYTES_RESERVED, M_COUNT
 };
 
 static const struct {
@@ -82,6 +88,7 @@ static const struct {
     [M_SAMPLER_TICK] = { "sampler_tick", 1, "1: on-CPU samples are taken on the scheduler tick; 0: on perf events of our own" },
     [M_SAMPLER_PERF_EVENTS] = { "sampler_perf_events", 1, "CPU-clock perf events attached now" },
     [M_SAMPLER_HOST_PERIOD] = { "sampler_host_period_ns", 1, "period of host-wide samples (ns of CPU each stands for)" },
+    [M_USER_FRAMES_CUT] = { "user_frames_cut", 0, "user frames dropped from the first (non-leaf) address no mapping covers on: junk of frame-pointer walks, never published" },
     [M_UNWINDER_DWARF] = { "unwind_dwarf_active", 1, "1: user stacks are walked in the kernel with .eh_frame tables; 0: frame pointers (unwinder=fp, or the walker did not load)" },
     [M_UNW_WALKS] = { "unwind_walks", 0, "user stacks walked with the unwind tables" },
     [M_UNW_FP_WALKS] = { "unwind_fp_walks", 0, "user stacks taken with frame pointers: the process had no mapping table (yet)" },
@@ -100,6 +107,7 @@ static const struct {
     [M_UNW_UPDATE_ERRORS] = { "unwind_update_errors", 0, "unwinder BPF map updates that failed" },
     [M_UNW_BUILD_NS] = { "unwind_build_ns", 0, "time spent building and loading unwind tables" },
     [M_UNW_TABLES] = { "unwind_tables", 1, "unwind tables loaded in the kernel" },
+    [M_UNW_TABLES_PENDING] = { "unwind_tables_pending", 1, "objects whose unwind table is still to be built (frame pointers meanwhile)" },
     [M_UNW_ROWS] = { "unwind_rows", 1, "unwind table rows loaded in the kernel" },
     [M_UNW_PROCS] = { "unwind_procs", 1, "processes with a mapping table in the kernel" },
     [M_UNW_BYTES] = { "unwind_bytes", 1, "kernel memory the unwinder uses (rows, tables, process entries)" },
@@ -214,6 +222,7 @@ static void s_sync_stats(collector_t *self)
         s_sync_counter(self, M_UNW_UPDATE_ERRORS, us.update_errors);
         s_sync_counter(self, M_UNW_BUILD_NS, us.build_ns);
         s_set(self, M_UNW_TABLES, us.tables);
+        s_set(self, M_UNW_TABLES_PENDING, us.tables_pending);
         s_set(self, M_UNW_ROWS, us.rows);
         s_set(self, M_UNW_PROCS, us.procs);
         s_set(self, M_UNW_BYTES, us.bytes);
@@ -386,6 +395,43 @@ static int s_events_ready(loop_t *loop, int fd, void *arg)
 
 /* ------------------------------------------------------------- samples */
 
+/* User addresses (leaf first) to (object, offset) frames for the batcher;
+ * returns how many are kept. A frame no mapping covers is junk of a
+ * frame-pointer walk (a table walk never yields one): the stack is cut
+ * there and keeps its valid frames, never an "[unknown] 0x..." frame per
+ * address. Not the leaf, the interrupted pc itself: a miss there is a
+ * new mapping (dlopen), which is re-read at once. */
+static uint32_t s_resolve_user(collector_t *self, proc_t *proc,
+                               const uint64_t *addrs, uint32_t n,
+                               wire_uframe_t *uframes)
+{
+    uint32_t kept = n;
+
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t addr = addrs[i];
+        object_t *obj =
+            !proc ? NULL
+            : i == 0 ? proctab_resolve_pc(self->procs, proc, addr,
+                                          &uframes[i].offset)
+                     : proctab_resolve(self->procs, proc, addr,
+                                       &uframes[i].offset);
+        if (!obj && proc && i > 0) {
+            kept = i;
+            s_add(self, M_USER_FRAMES_CUT, n - i);
+            break;
+        }
+        if (obj && batcher_note_object(self->batcher, obj) == 0) {
+            uframes[i].object = obj->id;
+        } else {
+            uframes[i].object = WIRE_NO_OBJECT;
+            uframes[i].offset = addr;
+        }
+    }
+    if (proc)
+        batcher_note_proc(self->batcher, proc);
+    return kept;
+}
+
 static int s_on_sample(void *ctx, void *data, size_t size)
 {
     collector_t *self = ctx;
@@ -410,20 +456,9 @@ static int s_on_sample(void *ctx, void *data, size_t size)
         self->exec_pid = 0;
     }
     proc_t *proc = proctab_get(self->procs, s->tgid, comm);
-    for (uint32_t i = 0; i < s->nu; i++) {
-        uint64_t addr = s->frames[s->nk + i];
-        object_t *obj = proc ? proctab_resolve(self->procs, proc, addr,
-                                               &uframes[i].offset)
-                             : NULL;
-        if (obj && batcher_note_object(self->batcher, obj) == 0) {
-            uframes[i].object = obj->id;
-        } else {
-            uframes[i].object = WIRE_NO_OBJECT;
-            uframes[i].offset = addr;
-        }
-    }
-    if (proc)
-        batcher_note_proc(self->batcher, proc);
+    uint32_t nu = s_resolve_user(self, proc,
+                                 (const uint64_t *)&s->frames[s->nk], s->nu,
+                                 uframes);
     uint32_t ntasks = 0;
     if (s->flags & SKY_F_TASK)
         ntasks = activetasks_for_pid(self->tasks, s->tgid, task_ids,
@@ -436,7 +471,7 @@ static int s_on_sample(void *ctx, void *data, size_t size)
         .ts_ns = s->ts_ns + (uint64_t)self->mono_to_real_ns,
         .comm = comm,
         .nk = s->nk,
-        .nu = s->nu,
+        .nu = nu,
         .kframes = (const uint64_t *)s->frames,
         .uframes = uframes,
         .ntasks = ntasks,
@@ -460,20 +495,7 @@ static void s_on_offcpu(void *arg, const offcpu_sample_t *s)
     uint32_t nk = s->nk < SKY_MAX_FRAMES ? s->nk : SKY_MAX_FRAMES;
 
     proc_t *proc = proctab_get(self->procs, s->pid, s->comm);
-    for (uint32_t i = 0; i < nu; i++) {
-        uint64_t addr = s->uaddrs[i];
-        object_t *obj = proc ? proctab_resolve(self->procs, proc, addr,
-                                               &uframes[i].offset)
-                             : NULL;
-        if (obj && batcher_note_object(self->batcher, obj) == 0) {
-            uframes[i].object = obj->id;
-        } else {
-            uframes[i].object = WIRE_NO_OBJECT;
-            uframes[i].offset = addr;
-        }
-    }
-    if (proc)
-        batcher_note_proc(self->batcher, proc);
+    nu = s_resolve_user(self, proc, s->uaddrs, nu, uframes);
     batcher_sample_t bs = {
         .pid = s->pid,
         .tid = s->tid,
@@ -510,6 +532,23 @@ static int s_emit_batch(void *arg, const char *topic, wire_raw_batch_t *batch)
  * passed, or when a batch is full. Publishing less often than draining
  * sends fewer, larger messages: every message costs a wakeup in the
  * broker and in each consumer, which dominates the pipeline's idle cost. */
+static void s_unwind_resync(void *arg, uint32_t pid)
+{
+    collector_t *self = arg;
+    proc_t *proc = proctab_find(self->procs, pid);
+
+    if (proc)
+        unwinder_sync(self->unwinder, proc);
+    else
+        unwinder_forget(self->unwinder, pid);
+}
+
+static void s_unwind_work(collector_t *self, uint64_t budget_ns)
+{
+    if (self->unwinder)
+        unwinder_work(self->unwinder, budget_ns, s_unwind_resync, self);
+}
+
 static int s_drain(collector_t *self, bool publish_now)
 {
     batcher_flush_stats_t fs = { 0 };
@@ -540,6 +579,7 @@ static int s_drain(collector_t *self, bool publish_now)
     }
     /* Execs handled just now scheduled rescans: time them. */
     s_arm_rescans(self);
+    s_unwind_work(self, COLLECTOR_UNWIND_DRAIN_BUDGET_NS);
     return 0;
 }
 
@@ -561,7 +601,11 @@ static int s_samples_ready(loop_t *loop, int fd, void *arg)
 
 static int s_rescan_timer(loop_t *loop, void *arg)
 {
-    s_arm_rescans(arg);
+    collector_t *self = arg;
+
+    s_arm_rescans(self);
+    /* Right after an exec: the new objects' tables, in a short slice. */
+    s_unwind_work(self, COLLECTOR_UNWIND_RESCAN_BUDGET_NS);
     return 0;
 }
 
@@ -695,6 +739,12 @@ static void s_scan_proc(collector_t *self)
     s_flush_events(self);
 }
 
+static int s_unwind_ready(loop_t *loop, int fd, void *arg)
+{
+    s_unwind_work(arg, COLLECTOR_UNWIND_DRAIN_BUDGET_NS);
+    return 0;
+}
+
 /* proctab hooks: the kernel's mapping tables follow the process table. */
 static void s_unwind_maps_changed(void *arg, const proc_t *proc)
 {
@@ -768,6 +818,11 @@ collector_t *collector_new(const collector_options_t *opts, loop_t *loop,
         self->unwinder = unwinder_new(&umaps, NULL);
         if (!self->unwinder) {
             snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        if (loop_add_fd(loop, unwinder_fd(self->unwinder), s_unwind_ready,
+                        self) < 0) {
+            snprintf(err, errlen, "cannot register the unwinder with the loop");
             goto fail;
         }
         proctab_hooks_t hooks = { s_unwind_maps_changed, s_unwind_gone, self };
@@ -846,6 +901,8 @@ void collector_destroy(collector_t **self_p)
     offcpu_destroy(&self->offcpu);
     if (self->procs)
         proctab_set_hooks(self->procs, NULL);
+    if (self->unwinder)
+        loop_remove_fd(self->loop, unwinder_fd(self->unwinder));
     unwinder_destroy(&self->unwinder);
     probes_destroy(&self->probes);
     batcher_destroy(&self->batcher);

@@ -27,7 +27,7 @@ void collector_options_default(collector_options_t *opts)
         .offcpu_sample_every = 32,
         .offcpu_long_ns = 1000000,
         .unwinder = COLLECTOR_UNWINDER_AUTO,
-        .unwind_rows = 2097152,
+        .unwind_rows = 4194304,
         .unwind_tables = 4096,
         .unwind_procs = 4096,
         .unwind_max_frames = 127,

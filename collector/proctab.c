@@ -490,8 +490,8 @@ static const mapping_t *s_lookup(const proc_t *proc, uint64_t addr)
     return NULL;
 }
 
-object_t *proctab_resolve(proctab_t *self, proc_t *proc, uint64_t addr,
-                          uint64_t *offset)
+static object_t *s_resolve(proctab_t *self, proc_t *proc, uint64_t addr,
+                           uint64_t *offset, bool executed)
 {
     const mapping_t *m;
 
@@ -502,9 +502,16 @@ object_t *proctab_resolve(proctab_t *self, proc_t *proc, uint64_t addr,
     if (!m && !proc->exited_ms) {
         /* A library loaded since the last read (dlopen), or a junk frame
          * from a frame-pointer walk. Re-read, backing off when re-reading
-         * does not help, so junk frames cost little. */
+         * does not help, so junk frames cost little. A pc the CPU was
+         * executing is no junk: re-read at once, at most every minimum
+         * backoff, so a dlopen'd library (and its unwind table) is known
+         * within a drain of its first sample. */
         uint64_t now = now_mono_ms();
-        if (now >= proc->next_refresh_ms) {
+        if (executed && now >= proc->next_pc_refresh_ms) {
+            proctab_load_maps(self, proc);
+            m = s_lookup(proc, addr);
+            proc->next_pc_refresh_ms = now + PROCTAB_MISS_BACKOFF_MIN_MS;
+        } else if (now >= proc->next_refresh_ms) {
             proctab_load_maps(self, proc);
             m = s_lookup(proc, addr);
             if (m)
@@ -523,6 +530,18 @@ object_t *proctab_resolve(proctab_t *self, proc_t *proc, uint64_t addr,
     else
         *offset = addr - m->start + m->pgoff;
     return m->obj;
+}
+
+object_t *proctab_resolve(proctab_t *self, proc_t *proc, uint64_t addr,
+                          uint64_t *offset)
+{
+    return s_resolve(self, proc, addr, offset, false);
+}
+
+object_t *proctab_resolve_pc(proctab_t *self, proc_t *proc, uint64_t addr,
+                             uint64_t *offset)
+{
+    return s_resolve(self, proc, addr, offset, true);
 }
 
 uint64_t proctab_run_rescans(proctab_t *self, uint64_t now_ms)

@@ -36,6 +36,7 @@ typedef struct proc {
     uint32_t nmaps;
     bool maps_loaded;
     uint64_t next_refresh_ms; /* earliest re-read after a miss */
+    uint64_t next_pc_refresh_ms; /* ... after a miss of an executed pc */
     uint32_t refresh_backoff_ms;
     uint64_t exited_ms;       /* 0 while alive */
     uint32_t rescans_left;
@@ -100,6 +101,12 @@ int proctab_load_maps(proctab_t *self, proc_t *proc);
  * with *offset = addr when no mapping covers it. */
 object_t *proctab_resolve(proctab_t *self, proc_t *proc, uint64_t addr,
                           uint64_t *offset);
+
+/* The same for a pc the CPU was executing (a sample's leaf): a miss is
+ * a new mapping, never junk, and re-reads the mappings without backoff
+ * (at most every 50 ms). */
+object_t *proctab_resolve_pc(proctab_t *self, proc_t *proc, uint64_t addr,
+                             uint64_t *offset);
 
 /* Runs the post-exec rescans that are due; returns ms until the next one,
  * or UINT64_MAX when none is pending. */

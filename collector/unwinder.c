@@ -6,7 +6,10 @@
 #include <elf.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
+#include <sys/auxv.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -14,8 +17,14 @@
 #include "log.h"
 #include "wire.h"
 
+/* An evicted table is built again for a process that maps it only this
+ * long after (see s_evict_one). */
+#define UNWINDER_REBUILD_AFTER_NS (10ull * 1000000000ull)
+
 /* Executable PT_LOAD segments remembered per object, for load biases. */
 #define UNWINDER_SEGS_MAX 4
+/* A vdso image is a few pages; anything bigger is not one. */
+#define UNWINDER_VDSO_MAX (1u << 20)
 
 typedef struct utable {
     /* key: build-id when the object has one, else dev+inode */
@@ -23,6 +32,17 @@ typedef struct utable {
     uint8_t id[ELFID_BUILD_ID_MAX];
     uint64_t dev, ino;
     int loaded;                   /* rows are in the kernel under slot */
+    int pending;                  /* queued for unwinder_work */
+    int vdso;                     /* the vdso: built from our own image */
+    int no_source;                /* the process named to read it from was
+                                     gone: the next one that maps it is */
+    int building;                 /* with the worker (not in the queue) */
+    uint64_t evicted_ns;          /* when its rows were evicted, 0: never */
+    /* where to read the file: a process mapping it (for pending builds) */
+    uint32_t src_pid;
+    uint64_t src_start, src_end;
+    char *src_path;
+    struct utable *qprev, *qnext; /* build queue */
     uint32_t slot, gen;
     uint32_t first, count;        /* run in unw_rows */
     uint32_t nsegs;
@@ -36,6 +56,7 @@ typedef struct {
     uint32_t pid;
     uint32_t slot;
     uint64_t hash;                /* of the entry last written */
+    int waiting;                  /* names a table still being built */
 } uproc_t;
 
 typedef struct {
@@ -47,6 +68,18 @@ struct unwinder {
     unwind_limits_t limits;
     hashmap_t *tables;            /* utable_t by key */
     utable_t *lru_head, *lru_tail;
+    utable_t *queue_head, *queue_tail; /* tables to build, most recently
+                                          wanted first */
+    uint32_t queued;
+    /* the build worker: one job in flight */
+    pthread_t thread;
+    int thread_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop;                     /* under mu */
+    struct job *job_in, *job_out; /* under mu */
+    utable_t *building;           /* the entry job_in/job_out is for */
+    int efd;                      /* eventfd: a build finished */
     uint32_t *slot_gen;           /* per table slot */
     uint32_t *free_slots;         /* table slots not in use */
     uint32_t nfree_slots;
@@ -240,16 +273,20 @@ static void s_drop(unwinder_t *self, utable_t *t)
     s_unload(self, t);
     s_lru_unlink(self, t);
     hashmap_remove(self->tables, s_key_hash(&key), &key);
+    free(t->src_path);
     free(t);
 }
 
 /* Evicts the least recently used loaded table other than keep. 0, or -1
- * when there is none. */
+ * when there is none. The entry stays, marked, so that processes synced
+ * again do not queue it at once: with more objects in use than room,
+ * rebuilding on every sync would only evict another table. */
 static int s_evict_one(unwinder_t *self, const utable_t *keep)
 {
     for (utable_t *t = self->lru_tail; t; t = t->prev)
         if (t->loaded && t != keep) {
-            s_drop(self, t);
+            s_unload(self, t);
+            t->evicted_ns = s_now_ns();
             self->stats.tables_evicted++;
             return 0;
         }
@@ -258,13 +295,31 @@ static int s_evict_one(unwinder_t *self, const utable_t *keep)
 
 /* ------------------------------------------------------------- build */
 
-/* The executable PT_LOAD segments of the file (for load biases). 0, or
+/* An object's bytes: a file, or the vdso's image in our own memory. */
+typedef struct {
+    int fd;                       /* -1: mem */
+    const uint8_t *mem;
+    size_t size;
+} source_t;
+
+static int s_read_at(const source_t *src, void *buf, size_t n, uint64_t off)
+{
+    if (src->fd >= 0)
+        return pread(src->fd, buf, n, (off_t)off) == (ssize_t)n ? 0 : -1;
+    if (off > src->size || n > src->size - off)
+        return -1;
+    memcpy(buf, src->mem + off, n);
+    return 0;
+}
+
+/* The executable PT_LOAD segments of the object (for load biases). 0, or
  * -1 when it is not an x86-64 ELF64 file. */
-static int s_read_segments(int fd, utable_t *t)
+static int s_read_segments(const source_t *src, utable_t *t)
 {
     Elf64_Ehdr eh;
 
-    if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh) ||
+    t->nsegs = 0;
+    if (s_read_at(src, &eh, sizeof(eh), 0) < 0 ||
         memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
         eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_machine != EM_X86_64 ||
         eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum > 256)
@@ -272,8 +327,7 @@ static int s_read_segments(int fd, utable_t *t)
     for (uint32_t i = 0; i < eh.e_phnum && t->nsegs < UNWINDER_SEGS_MAX;
          i++) {
         Elf64_Phdr ph;
-        if (pread(fd, &ph, sizeof(ph), (off_t)(eh.e_phoff + i * sizeof(ph))) !=
-            (ssize_t)sizeof(ph))
+        if (s_read_at(src, &ph, sizeof(ph), eh.e_phoff + i * sizeof(ph)) < 0)
             return -1;
         if (ph.p_type != PT_LOAD || !(ph.p_flags & PF_X))
             continue;
@@ -285,10 +339,30 @@ static int s_read_segments(int fd, utable_t *t)
     return t->nsegs ? 0 : -1;
 }
 
+/* Our own vdso, which is every 64-bit process's on this kernel: its image
+ * (headers, code, .eh_frame, section headers) is readable where the aux
+ * vector says. 0, or -1 when there is none. */
+static int s_vdso_source(source_t *src)
+{
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)getauxval(AT_SYSINFO_EHDR);
+    uint64_t end;
+
+    if (!eh || memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 ||
+        eh->e_ident[EI_CLASS] != ELFCLASS64)
+        return -1;
+    end = eh->e_shoff + (uint64_t)eh->e_shnum * eh->e_shentsize;
+    if (end > UNWINDER_VDSO_MAX)
+        return -1;
+    src->fd = -1;
+    src->mem = (const uint8_t *)eh;
+    src->size = end;
+    return 0;
+}
+
 /* Rows into the kernel's form, consecutive equal ones merged. The count,
  * or -1 when the object cannot be expressed (code above 4 GiB). */
-static long s_pack(unwinder_t *self, const unwind_row_t *rows, size_t n,
-                   struct sky_unw_row *out)
+static long s_pack(const unwind_row_t *rows, size_t n, struct sky_unw_row *out,
+                   uint64_t *unencodable)
 {
     size_t k = 0;
 
@@ -298,7 +372,7 @@ static long s_pack(unwinder_t *self, const unwind_row_t *rows, size_t n,
         if (rc < 0)
             return -1;
         if (rc > 0)
-            self->stats.rows_unencodable++;
+            (*unencodable)++;
         if (k && memcmp(&out[k - 1].cfa_off8, &r.cfa_off8, 4) == 0)
             continue;
         out[k++] = r;
@@ -334,37 +408,135 @@ cleanup:
     return rc;
 }
 
-/* Builds the object's table and loads it. The entry stays (unloaded) when
- * it cannot be: the object is not retried until it is evicted. */
-static void s_build(unwinder_t *self, utable_t *t, const proc_t *proc,
-                    const mapping_t *m)
+/* ------------------------------------------------------------- worker */
+
+/* One build, handed to the worker thread and back. The worker touches
+ * nothing else: the entry it is for may change meanwhile. */
+typedef struct job {
+    /* in */
+    int vdso;
+    uint32_t pid;
+    uint64_t start, end;
+    char *path;
+    unwind_limits_t limits;
+    uint32_t max_rows;
+    /* out */
+    int status;                   /* JOB_* */
+    struct sky_unw_row *rows;
+    uint32_t count;
+    utable_t segs;                /* only nsegs and segs are used */
+    uint64_t cfi_errors, unencodable, build_ns;
+} job_t;
+
+enum { JOB_OK = 0, JOB_REFUSED = -1, JOB_NO_SOURCE = 1 };
+
+static void s_job_free(job_t **job_p)
+{
+    if (!*job_p)
+        return;
+    free((*job_p)->path);
+    free((*job_p)->rows);
+    free(*job_p);
+    *job_p = NULL;
+}
+
+/* Reads and packs the object's table (the slow part: a libc is a few
+ * ms, a libLLVM tens). Runs on the worker thread. */
+static void s_job_run(job_t *job)
 {
     uint64_t t0 = s_now_ns();
     unwind_table_t *table = NULL;
-    struct sky_unw_row *packed = NULL;
     const unwind_row_t *rows;
-    int fd = objreg_open_file(proc->pid, m->obj->path, m->start, m->end);
+    source_t src = { .fd = -1 };
+    int fd = -1;
 
-    if (fd < 0 || s_read_segments(fd, t) < 0)
-        goto refused;
-    table = unwind_table_new_fd(fd, &self->limits);
+    job->status = JOB_REFUSED;
+    if (job->vdso) {
+        if (s_vdso_source(&src) < 0)
+            goto cleanup;
+    } else {
+        fd = objreg_open_file(job->pid, job->path, job->start, job->end);
+        src.fd = fd;
+        if (fd < 0) {
+            /* Not the object's fault: a short process queued it and is
+             * gone. The next process mapping it queues it again. */
+            job->status = JOB_NO_SOURCE;
+            goto cleanup;
+        }
+    }
+    if (s_read_segments(&src, &job->segs) < 0)
+        goto cleanup;
+    table = fd >= 0 ? unwind_table_new_fd(fd, &job->limits)
+                    : unwind_table_new_mem(src.mem, src.size, &job->limits);
     if (!table)
-        goto refused;
+        goto cleanup;
     unwind_summary_t sum;
     unwind_table_summary(table, &sum);
     for (int e = 0; e < UNWIND_ERR_COUNT; e++)
         if (e != UNWIND_ERR_NO_CFI)
-            self->stats.cfi_errors += sum.errors[e];
+            job->cfi_errors += sum.errors[e];
     size_t n = unwind_table_rows(table, &rows);
-    if (n == 0 || n > self->maps.max_rows)
-        goto refused;
-    packed = malloc(n * sizeof(*packed));
-    if (!packed)
-        goto refused;
-    long k = s_pack(self, rows, n, packed);
+    if (n == 0 || n > job->max_rows)
+        goto cleanup;
+    job->rows = malloc(n * sizeof(*job->rows));
+    if (!job->rows)
+        goto cleanup;
+    long k = s_pack(rows, n, job->rows, &job->unencodable);
     if (k <= 0)
+        goto cleanup;
+    job->count = (uint32_t)k;
+    job->status = JOB_OK;
+cleanup:
+    if (fd >= 0)
+        close(fd);
+    unwind_table_destroy(&table);
+    job->build_ns = s_now_ns() - t0;
+}
+
+static void *s_worker(void *arg)
+{
+    unwinder_t *self = arg;
+    uint64_t one = 1;
+
+    pthread_mutex_lock(&self->mu);
+    for (;;) {
+        while (!self->stop && !self->job_in)
+            pthread_cond_wait(&self->cv, &self->mu);
+        if (self->stop)
+            break;
+        job_t *job = self->job_in;
+        self->job_in = NULL;
+        pthread_mutex_unlock(&self->mu);
+        s_job_run(job);
+        pthread_mutex_lock(&self->mu);
+        self->job_out = job;
+        if (write(self->efd, &one, sizeof(one)) < 0) {
+            /* The counter cannot overflow at one write per build; the
+             * next unwinder_work call finds the result anyway. */
+        }
+    }
+    pthread_mutex_unlock(&self->mu);
+    return NULL;
+}
+
+/* Loads a finished build into the kernel (main thread). */
+static void s_job_finish(unwinder_t *self, utable_t *t, job_t *job)
+{
+    const char *path = t->src_path ? t->src_path : "";
+    uint32_t count = job->count, first;
+
+    t->building = 0;
+    self->stats.cfi_errors += job->cfi_errors;
+    self->stats.rows_unencodable += job->unencodable;
+    self->stats.build_ns += job->build_ns;
+    if (job->status == JOB_NO_SOURCE) {
+        t->no_source = 1;
+        return;
+    }
+    if (job->status != JOB_OK)
         goto refused;
-    uint32_t count = (uint32_t)k, first;
+    t->nsegs = job->segs.nsegs;
+    memcpy(t->segs, job->segs.segs, sizeof(t->segs));
     while ((first = s_rows_alloc(self, count)) == UINT32_MAX ||
            self->nfree_slots == 0) {
         if (first != UINT32_MAX)
@@ -378,7 +550,7 @@ static void s_build(unwinder_t *self, utable_t *t, const proc_t *proc,
     t->count = count;
     struct sky_unw_table val = { .first = first, .count = count,
                                  .gen = t->gen };
-    if (s_write_rows(self, first, packed, count) < 0 ||
+    if (s_write_rows(self, first, job->rows, count) < 0 ||
         bpf_map_update_elem(self->maps.tables_fd, &t->slot, &val,
                             BPF_ANY) != 0) {
         self->stats.update_errors++;
@@ -390,48 +562,113 @@ static void s_build(unwinder_t *self, utable_t *t, const proc_t *proc,
     self->stats.tables_built++;
     self->stats.tables++;
     self->stats.rows += count;
-    log_debug("unwind table of %s: %u rows (slot %u)", m->obj->path, count,
-              t->slot);
-    goto cleanup;
+    log_debug("unwind table of %s: %u rows (slot %u)", path, count, t->slot);
+    return;
 refused:
     self->stats.tables_refused++;
-    log_debug("no unwind table for %s", m->obj->path);
-cleanup:
-    if (fd >= 0)
-        close(fd);
-    unwind_table_destroy(&table);
-    free(packed);
-    self->stats.build_ns += s_now_ns() - t0;
+    log_debug("no unwind table for %s", path);
 }
 
-/* The table entry of a file object, built on first sight. */
+/* Where a build reads the object: this process's mapping of it. */
+static int s_set_source(utable_t *t, const proc_t *proc, const mapping_t *m)
+{
+    char *path = strdup(m->obj->path ? m->obj->path : "");
+
+    if (!path)
+        return -1;
+    free(t->src_path);
+    t->src_path = path;
+    t->src_pid = proc->pid;
+    t->src_start = m->start;
+    t->src_end = m->end;
+    return 0;
+}
+
+static void s_dequeue(unwinder_t *self, utable_t *t)
+{
+    if (t->qprev)
+        t->qprev->qnext = t->qnext;
+    else
+        self->queue_head = t->qnext;
+    if (t->qnext)
+        t->qnext->qprev = t->qprev;
+    else
+        self->queue_tail = t->qprev;
+    t->qprev = t->qnext = NULL;
+    t->pending = 0;
+    self->queued--;
+}
+
+/* Queues a build, or moves a queued one, to the front: what a process
+ * just exec'd or just sampled needs goes before a backlog (the objects of
+ * every process found at start). */
+static void s_enqueue(unwinder_t *self, utable_t *t)
+{
+    if (t->pending)
+        s_dequeue(self, t);
+    t->pending = 1;
+    t->qprev = NULL;
+    t->qnext = self->queue_head;
+    if (self->queue_head)
+        self->queue_head->qprev = t;
+    else
+        self->queue_tail = t;
+    self->queue_head = t;
+    self->queued++;
+}
+
+/* The table entry of a file object; on first sight queued for
+ * unwinder_work (the mapping has no table until then). */
 static utable_t *s_table_for(unwinder_t *self, const proc_t *proc,
                              const mapping_t *m)
 {
     const object_t *obj = m->obj;
-    ukey_t key = { .id_len = obj->build_id_len, .id = obj->build_id,
-                   .dev = obj->dev, .ino = obj->ino };
+    int vdso = obj->type == WIRE_OBJ_VDSO;
+    /* The vdso has no file: dev and inode 0, which no file has. */
+    ukey_t key = { .id_len = vdso ? 0 : obj->build_id_len,
+                   .id = obj->build_id, .dev = vdso ? 0 : obj->dev,
+                   .ino = vdso ? 0 : obj->ino };
     uint64_t h = s_key_hash(&key);
     utable_t *t = hashmap_find(self->tables, h, &key);
 
+    if (t && t->pending && !t->building && self->queue_head != t)
+        s_enqueue(self, t);
+    if (t && t->no_source && !t->pending && !t->building &&
+        s_set_source(t, proc, m) == 0) {
+        t->no_source = 0;
+        s_enqueue(self, t);
+    }
+    if (t && !t->loaded && !t->pending && !t->building && t->evicted_ns &&
+        s_now_ns() - t->evicted_ns >= UNWINDER_REBUILD_AFTER_NS) {
+        s_set_source(t, proc, m);
+        s_enqueue(self, t);
+    }
     if (!t) {
         /* Objects without a table are remembered too (not retried on
          * every rescan), but not without bound. */
-        while (hashmap_size(self->tables) >= 4 * (size_t)self->maps.max_tables &&
-               self->lru_tail)
-            s_drop(self, self->lru_tail);
+        for (utable_t *old = self->lru_tail;
+             old && hashmap_size(self->tables) >=
+                        4 * (size_t)self->maps.max_tables;) {
+            utable_t *prev = old->prev;
+            if (!old->pending && !old->building)
+                s_drop(self, old);
+            old = prev;
+        }
         t = calloc(1, sizeof(*t));
         if (!t)
             return NULL;
-        t->id_len = obj->build_id_len;
-        memcpy(t->id, obj->build_id, obj->build_id_len);
-        t->dev = obj->dev;
-        t->ino = obj->ino;
-        if (hashmap_insert(self->tables, h, t) < 0) {
+        t->id_len = key.id_len;
+        memcpy(t->id, obj->build_id, key.id_len);
+        t->dev = key.dev;
+        t->ino = key.ino;
+        t->vdso = vdso;
+        if (s_set_source(t, proc, m) < 0 ||
+            hashmap_insert(self->tables, h, t) < 0) {
+            free(t->src_path);
             free(t);
             return NULL;
         }
-        s_build(self, t, proc, m);
+        s_enqueue(self, t);
     }
     s_lru_touch(self, t);
     return t;
@@ -439,8 +676,11 @@ static utable_t *s_table_for(unwinder_t *self, const proc_t *proc,
 
 /* ------------------------------------------------------------- procs */
 
-static void s_fill_map(unwinder_t *self, const proc_t *proc,
-                       const mapping_t *m, struct sky_unw_map *out)
+static void s_feed(unwinder_t *self);
+
+/* One kernel mapping entry; 1 when its table is still to be built. */
+static int s_fill_map(unwinder_t *self, const proc_t *proc,
+                      const mapping_t *m, struct sky_unw_map *out)
 {
     out->start = m->start;
     out->end = m->end;
@@ -448,11 +688,12 @@ static void s_fill_map(unwinder_t *self, const proc_t *proc,
     out->table = 0;
     out->gen = 0;
     if (!m->obj || (m->obj->type != WIRE_OBJ_EXE &&
-                    m->obj->type != WIRE_OBJ_LIB))
-        return;                  /* vdso, JIT, anonymous: frame pointers */
+                    m->obj->type != WIRE_OBJ_LIB &&
+                    m->obj->type != WIRE_OBJ_VDSO))
+        return 0;                /* JIT, anonymous: frame pointers */
     utable_t *t = s_table_for(self, proc, m);
     if (!t || !t->loaded)
-        return;
+        return t && t->pending;
     for (uint32_t i = 0; i < t->nsegs; i++)
         if (m->pgoff >= t->segs[i].off &&
             m->pgoff < t->segs[i].off + t->segs[i].filesz) {
@@ -460,8 +701,9 @@ static void s_fill_map(unwinder_t *self, const proc_t *proc,
                         t->segs[i].vaddr;
             out->table = t->slot;
             out->gen = t->gen;
-            return;
+            return 0;
         }
+    return 0;
 }
 
 int unwinder_sync(unwinder_t *self, const proc_t *proc)
@@ -499,8 +741,11 @@ int unwinder_sync(unwinder_t *self, const proc_t *proc)
     }
     memset(e, 0, sizeof(*e));
     e->nmaps = n;
-    for (uint32_t i = 0; i < n; i++)
-        s_fill_map(self, proc, &proc->maps[i], &e->maps[i]);
+    p->waiting = 0;
+    /* Last mapping first: each pending object moves to the queue's front,
+     * so the executable's (the first mapping) is built first. */
+    for (uint32_t i = n; i-- > 0;)
+        p->waiting |= s_fill_map(self, proc, &proc->maps[i], &e->maps[i]);
     uint64_t h = hash_bytes64(e, sizeof(*e), 1);
     /* The rescans after exec mostly find what is loaded already. */
     if (h == p->hash) {
@@ -518,7 +763,91 @@ int unwinder_sync(unwinder_t *self, const proc_t *proc)
     p->hash = h;
     rc = 0;
 cleanup:
+    /* New objects: the worker starts on them now. */
+    s_feed(self);
     return rc;
+}
+
+/* Gives the worker the front of the queue when it is idle. */
+static void s_feed(unwinder_t *self)
+{
+    utable_t *t = self->queue_head;
+    job_t *job;
+
+    if (self->building || !t)
+        return;
+    job = calloc(1, sizeof(*job));
+    if (!job)
+        return;
+    job->vdso = t->vdso;
+    job->pid = t->src_pid;
+    job->start = t->src_start;
+    job->end = t->src_end;
+    job->path = strdup(t->src_path ? t->src_path : "");
+    job->limits = self->limits;
+    job->max_rows = self->maps.max_rows;
+    if (!job->path) {
+        s_job_free(&job);
+        return;
+    }
+    s_dequeue(self, t);
+    t->building = 1;
+    self->building = t;
+    pthread_mutex_lock(&self->mu);
+    self->job_in = job;
+    pthread_cond_signal(&self->cv);
+    pthread_mutex_unlock(&self->mu);
+}
+
+int unwinder_fd(const unwinder_t *self)
+{
+    return self->efd;
+}
+
+int unwinder_work(unwinder_t *self, uint64_t budget_ns,
+                  unwinder_resync_fn resync, void *arg)
+{
+    uint64_t t0 = s_now_ns(), count;
+    uint32_t done = 0, *pids = NULL;
+    size_t npids = 0, cursor = 0;
+    uproc_t *p;
+
+    if (read(self->efd, &count, sizeof(count)) < 0) {
+        /* Nothing signalled (EAGAIN): a result may still be there. */
+    }
+    /* One build is in flight at a time; each result starts the next. */
+    for (;;) {
+        pthread_mutex_lock(&self->mu);
+        job_t *job = self->job_out;
+        self->job_out = NULL;
+        pthread_mutex_unlock(&self->mu);
+        if (!job)
+            break;
+        if (self->building)
+            s_job_finish(self, self->building, job);
+        self->building = NULL;
+        s_job_free(&job);
+        done++;
+        s_feed(self);
+        if (s_now_ns() - t0 >= budget_ns)
+            break;
+    }
+    s_feed(self);
+    if (done == 0 || !resync)
+        goto cleanup;
+    /* The processes that waited for these tables: listed first, since a
+     * resync may add or remove entries. */
+    pids = malloc(hashmap_size(self->procs) * sizeof(*pids) + 1);
+    if (!pids)
+        goto cleanup;
+    while ((p = hashmap_next(self->procs, &cursor)))
+        if (p->waiting)
+            pids[npids++] = p->pid;
+    for (size_t i = 0; i < npids; i++)
+        resync(arg, pids[i]);
+cleanup:
+    free(pids);
+    return self->queue_head != NULL || self->building != NULL;
 }
 
 void unwinder_forget(unwinder_t *self, uint32_t pid)
@@ -548,6 +877,9 @@ unwinder_t *unwinder_new(const unwinder_maps_t *maps,
     /* A table the row array cannot hold is refused anyway. */
     if (!self->limits.max_rows || self->limits.max_rows > maps->max_rows)
         self->limits.max_rows = maps->max_rows;
+    self->efd = -1;
+    pthread_mutex_init(&self->mu, NULL);
+    pthread_cond_init(&self->cv, NULL);
     self->tables = hashmap_new(s_key_match);
     self->procs = hashmap_new(s_pid_match);
     self->slot_gen = calloc(maps->max_tables ? maps->max_tables : 1,
@@ -557,11 +889,15 @@ unwinder_t *unwinder_new(const unwinder_maps_t *maps,
     self->free_rows = calloc((size_t)maps->max_tables + 2, sizeof(range_t));
     self->free_pslots = calloc(maps->max_procs ? maps->max_procs : 1,
                                sizeof(uint32_t));
+    self->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (!self->tables || !self->procs || !self->slot_gen ||
-        !self->free_slots || !self->free_rows || !self->free_pslots) {
+        !self->free_slots || !self->free_rows || !self->free_pslots ||
+        self->efd < 0 ||
+        pthread_create(&self->thread, NULL, s_worker, self) != 0) {
         unwinder_destroy(&self);
         return NULL;
     }
+    self->thread_started = 1;
     /* Slot 0 of the tables means "no table"; slots are handed out lowest
      * first. */
     for (uint32_t s = maps->max_tables; s > 1; s--)
@@ -584,8 +920,23 @@ void unwinder_destroy(unwinder_t **self_p)
     unwinder_t *self = *self_p;
     size_t cursor = 0;
     void *item;
-    while (self->tables && (item = hashmap_next(self->tables, &cursor)))
+    if (self->thread_started) {
+        pthread_mutex_lock(&self->mu);
+        self->stop = 1;
+        pthread_cond_signal(&self->cv);
+        pthread_mutex_unlock(&self->mu);
+        pthread_join(self->thread, NULL);
+    }
+    s_job_free(&self->job_in);
+    s_job_free(&self->job_out);
+    if (self->efd >= 0)
+        close(self->efd);
+    pthread_mutex_destroy(&self->mu);
+    pthread_cond_destroy(&self->cv);
+    while (self->tables && (item = hashmap_next(self->tables, &cursor))) {
+        free(((utable_t *)item)->src_path);
         free(item);
+    }
     cursor = 0;
     while (self->procs && (item = hashmap_next(self->procs, &cursor)))
         free(item);
@@ -602,6 +953,7 @@ void unwinder_destroy(unwinder_t **self_p)
 void unwinder_stats(const unwinder_t *self, unwinder_stats_t *out)
 {
     *out = self->stats;
+    out->tables_pending = self->queued;
     out->bytes = out->rows * sizeof(struct sky_unw_row) +
                  out->tables * sizeof(struct sky_unw_table) +
                  out->procs * (sizeof(struct sky_unw_proc) + 8);

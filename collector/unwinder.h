@@ -53,6 +53,7 @@ typedef struct {
     uint64_t build_ns;          /* time spent building and loading tables */
     /* gauges */
     uint64_t tables;            /* tables loaded now */
+    uint64_t tables_pending;    /* objects waiting for their table */
     uint64_t rows;              /* rows loaded now */
     uint64_t procs;             /* processes with a mapping table now */
     uint64_t bytes;             /* kernel memory in use: rows, tables,
@@ -65,9 +66,25 @@ unwinder_t *unwinder_new(const unwinder_maps_t *maps,
                          const unwind_limits_t *limits);
 void unwinder_destroy(unwinder_t **self_p);
 
-/* Writes the process's mapping table (building the tables of objects not
- * seen yet). 0, or -1 when the process is left to frame pointers. */
+/* Writes the process's mapping table. Objects not seen yet are queued
+ * for unwinder_work and have no table (frame pointers) until it built
+ * them. 0, or -1 when the process is left to frame pointers. */
 int unwinder_sync(unwinder_t *self, const proc_t *proc);
+
+/* Tables are built by a worker thread, one at a time, the most recently
+ * wanted first (the objects of a process just exec'd before a backlog):
+ * building is the slow part (a libc is a few ms, a libLLVM tens) and must
+ * not hold up the loop, which reads new processes' mappings while they
+ * live. unwinder_fd becomes readable when a build finished; then
+ * unwinder_work loads finished builds into the kernel (for about
+ * budget_ns at most), starts the next, and calls resync for every
+ * process whose entry waited for a table (resync calls unwinder_sync).
+ * Returns 1 while builds are queued or running. */
+typedef void (*unwinder_resync_fn)(void *arg, uint32_t pid);
+int unwinder_fd(const unwinder_t *self);
+int unwinder_work(unwinder_t *self, uint64_t budget_ns,
+                  unwinder_resync_fn resync, void *arg);
+
 /* Removes the process's entry (exit); unknown pids are ignored. */
 void unwinder_forget(unwinder_t *self, uint32_t pid);
 

@@ -98,7 +98,7 @@ CFG("collector.offcpu_long_period", DURATION, "1ms", NULL,
     "off-CPU: a thread's period after one at least this long is always recorded")
 CFG("collector.unwinder", STR, "auto", NULL,
     "user stacks: auto (.eh_frame tables walked in the kernel where the walker loads, else frame pointers), dwarf (fail if the walker does not load), or fp (frame pointers only)")
-CFG("collector.unwind_rows", INT, "2097152", NULL,
+CFG("collector.unwind_rows", INT, "4194304", NULL,
     "unwind table rows the kernel holds for all objects (8 bytes each); the least recently used tables are evicted when full")
 CFG("collector.unwind_tables", INT, "4096", NULL,
     "objects whose unwind tables the kernel holds at once")

@@ -1,0 +1,326 @@
+/* collector/unwinder: the 8-byte kernel row (every kind, offsets that do
+ * not fit), and with real BPF maps (root): the mapping table written for
+ * this very process (its executable's rows in the kernel equal
+ * lib/unwind_table's for the same pc, shared objects under one table),
+ * eviction when the row array is too small for every object (counted,
+ * bounded), and the entry gone when the process is forgotten. */
+#include <bpf/bpf.h>
+#include <check.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "collector/objreg.h"
+#include "collector/proctab.h"
+#include "collector/unwinder.h"
+#include "log.h"
+#include "safe_open.h"
+#include "testutil.h"
+#include "unwind_table.h"
+
+/* ------------------------------------------------------------- rows */
+
+static struct sky_unw_row s_pack(uint64_t pc, int32_t cfa_off,
+                                 int16_t rbp_off, uint8_t cfa_kind,
+                                 uint8_t rbp_kind, int want_rc)
+{
+    unwind_row_t in = { .pc = pc, .cfa_off = cfa_off, .rbp_off = rbp_off,
+                        .cfa_kind = cfa_kind, .rbp_kind = rbp_kind };
+    struct sky_unw_row out;
+
+    ck_assert_int_eq(unwinder_pack_row(&in, &out), want_rc);
+    return out;
+}
+
+START_TEST(test_pack_rows)
+{
+    struct sky_unw_row r;
+
+    ck_assert_uint_eq(sizeof(struct sky_unw_row), 8);
+    /* Function entry: CFA = RSP + 8, RBP untouched. */
+    r = s_pack(0x1130, 8, 0, UNWIND_CFA_RSP, UNWIND_RBP_SAME, 0);
+    ck_assert_uint_eq(r.pc, 0x1130);
+    ck_assert_int_eq((int16_t)r.cfa_off8, 1);
+    ck_assert_uint_eq(r.kinds, SKY_UNW_CFA_RSP | SKY_UNW_RBP_SAME << 4);
+    /* Frame-pointer body: CFA = RBP + 16, RBP saved at CFA - 16. */
+    r = s_pack(0x1134, 16, -16, UNWIND_CFA_RBP, UNWIND_RBP_AT_CFA, 0);
+    ck_assert_int_eq((int16_t)r.cfa_off8, 2);
+    ck_assert_int_eq((int8_t)r.rbp_off8, -2);
+    ck_assert_uint_eq(r.kinds, SKY_UNW_CFA_RBP | SKY_UNW_RBP_AT_CFA << 4);
+    /* PLT: the (RIP & 15) threshold is kept as is. */
+    r = s_pack(0x1020, 8, 11, UNWIND_CFA_PLT, UNWIND_RBP_SAME, 0);
+    ck_assert_uint_eq(r.rbp_off8, 11);
+    ck_assert_uint_eq(r.kinds & 15, SKY_UNW_CFA_PLT);
+    /* Signal trampoline: caller's RSP at RSP+160, RBP at RSP+120. */
+    r = s_pack(0x42000, 160, 120, UNWIND_CFA_SIGNAL, UNWIND_RBP_AT_RSP, 0);
+    ck_assert_int_eq((int16_t)r.cfa_off8, 20);
+    ck_assert_int_eq((int8_t)r.rbp_off8, 15);
+    /* A big frame: 200 KiB of locals still fits 16 bits of eighths. */
+    r = s_pack(0x2000, 200 * 1024 + 8, -16, UNWIND_CFA_RSP,
+               UNWIND_RBP_AT_CFA, 0);
+    ck_assert_int_eq((int16_t)r.cfa_off8, (200 * 1024 + 8) / 8);
+    /* No rule stays no rule (the end of a function). */
+    r = s_pack(0x3000, 0, 0, UNWIND_CFA_NONE, UNWIND_RBP_SAME, 0);
+    ck_assert_uint_eq(r.kinds, 0);
+    /* What does not fit: an offset not a multiple of 8, a CFA too far,
+     * an RBP slot too far (the CFA stays, the RBP is lost), a PLT
+     * threshold out of range, code above 4 GiB. */
+    r = s_pack(0x4000, 12, 0, UNWIND_CFA_RSP, UNWIND_RBP_SAME, 1);
+    ck_assert_uint_eq(r.kinds, 0);
+    r = s_pack(0x4000, 8 * 40000, 0, UNWIND_CFA_RSP, UNWIND_RBP_SAME, 1);
+    ck_assert_uint_eq(r.kinds, 0);
+    r = s_pack(0x4000, 16, -2048, UNWIND_CFA_RSP, UNWIND_RBP_AT_CFA, 1);
+    ck_assert_uint_eq(r.kinds, SKY_UNW_CFA_RSP | SKY_UNW_RBP_UNKNOWN << 4);
+    r = s_pack(0x4000, 8, 16, UNWIND_CFA_PLT, UNWIND_RBP_SAME, 1);
+    s_pack(0x100000000ull, 8, 0, UNWIND_CFA_RSP, UNWIND_RBP_SAME, -1);
+}
+END_TEST
+
+/* ------------------------------------------------------- with BPF maps */
+
+typedef struct {
+    int pids, procs, tables, rows;
+} maps_t;
+
+static maps_t s_maps(uint32_t max_procs, uint32_t max_tables,
+                     uint32_t max_rows)
+{
+    maps_t m;
+
+    m.pids = bpf_map_create(BPF_MAP_TYPE_HASH, "t_unw_pids", 4, 4, max_procs,
+                            NULL);
+    m.procs = bpf_map_create(BPF_MAP_TYPE_ARRAY, "t_unw_procs", 4,
+                             sizeof(struct sky_unw_proc), max_procs, NULL);
+    m.tables = bpf_map_create(BPF_MAP_TYPE_ARRAY, "t_unw_tables", 4,
+                              sizeof(struct sky_unw_table), max_tables, NULL);
+    m.rows = bpf_map_create(BPF_MAP_TYPE_ARRAY, "t_unw_rows", 4,
+                            sizeof(struct sky_unw_row), max_rows, NULL);
+    ck_assert_int_ge(m.pids, 0);
+    ck_assert_int_ge(m.procs, 0);
+    ck_assert_int_ge(m.tables, 0);
+    ck_assert_int_ge(m.rows, 0);
+    return m;
+}
+
+static void s_close(maps_t *m)
+{
+    close(m->pids);
+    close(m->procs);
+    close(m->tables);
+    close(m->rows);
+}
+
+static void s_sync_hook(void *arg, const proc_t *proc)
+{
+    unwinder_sync(arg, proc);
+}
+
+static void s_gone_hook(void *arg, uint32_t pid)
+{
+    unwinder_forget(arg, pid);
+}
+
+typedef struct fixture {
+    maps_t m;
+    unwinder_t *unw;
+    objreg_t *objects;
+    proctab_t *procs;
+    proc_t *self;
+} fixture_t;
+
+static void s_resync(void *arg, uint32_t pid)
+{
+    fixture_t *f = arg;
+    proc_t *proc = proctab_find(f->procs, pid);
+
+    ck_assert_ptr_nonnull(proc);
+    unwinder_sync(f->unw, proc);
+}
+
+static void s_setup(fixture_t *f, uint32_t max_tables, uint32_t max_rows)
+{
+    f->m = s_maps(16, max_tables, max_rows);
+    unwinder_maps_t um = { .pids_fd = f->m.pids, .procs_fd = f->m.procs,
+                           .tables_fd = f->m.tables, .rows_fd = f->m.rows,
+                           .max_procs = 16, .max_tables = max_tables,
+                           .max_rows = max_rows };
+    f->unw = unwinder_new(&um, NULL);
+    ck_assert_ptr_nonnull(f->unw);
+    f->objects = objreg_new();
+    f->procs = proctab_new(f->objects, 64, 1000);
+    ck_assert_ptr_nonnull(f->procs);
+    proctab_hooks_t hooks = { s_sync_hook, s_gone_hook, f->unw };
+    proctab_set_hooks(f->procs, &hooks);
+    f->self = proctab_get(f->procs, (uint32_t)getpid(), NULL);
+    ck_assert_ptr_nonnull(f->self);
+    ck_assert_int_eq(proctab_load_maps(f->procs, f->self), 0);
+    /* The worker builds the tables one by one; the results are loaded
+     * when the fd says so. */
+    unwinder_stats_t st;
+    unwinder_stats(f->unw, &st);
+    ck_assert_uint_eq(st.tables_built, 0);
+    struct pollfd pfd = { .fd = unwinder_fd(f->unw), .events = POLLIN };
+    uint64_t deadline = tu_now_ms() + 50000;
+    while (unwinder_work(f->unw, UINT64_MAX, s_resync, f)) {
+        ck_assert_uint_lt(tu_now_ms(), deadline);
+        poll(&pfd, 1, 100);
+    }
+    unwinder_stats(f->unw, &st);
+    ck_assert_uint_eq(st.tables_pending, 0);
+}
+
+static void s_teardown(fixture_t *f)
+{
+    proctab_destroy(&f->procs);
+    objreg_destroy(&f->objects);
+    unwinder_destroy(&f->unw);
+    ck_assert_ptr_null(f->unw);
+    unwinder_destroy(&f->unw);   /* NULL-safe */
+    s_close(&f->m);
+}
+
+/* The kernel row covering the runtime address addr of this process, as
+ * the BPF walker would find it (mapping, table, binary search). */
+static int s_kernel_row(const fixture_t *f, uint64_t addr,
+                        struct sky_unw_row *out, uint64_t *rel)
+{
+    uint32_t pid = (uint32_t)getpid(), slot;
+    static struct sky_unw_proc e;
+    struct sky_unw_table t;
+
+    if (bpf_map_lookup_elem(f->m.pids, &pid, &slot) != 0 ||
+        bpf_map_lookup_elem(f->m.procs, &slot, &e) != 0)
+        return -1;
+    for (uint32_t i = 0; i < e.nmaps; i++) {
+        const struct sky_unw_map *m = &e.maps[i];
+        if (addr < m->start || addr >= m->end)
+            continue;
+        if (!m->table ||
+            bpf_map_lookup_elem(f->m.tables, &m->table, &t) != 0 ||
+            t.gen != m->gen)
+            return -1;
+        *rel = addr - m->bias;
+        uint32_t lo = t.first, hi = t.first + t.count;
+        int found = -1;
+        while (lo < hi) {
+            uint32_t mid = lo + (hi - lo) / 2;
+            struct sky_unw_row r;
+            ck_assert_int_eq(bpf_map_lookup_elem(f->m.rows, &mid, &r), 0);
+            if (r.pc <= *rel) {
+                *out = r;
+                found = 0;
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        return found;
+    }
+    return -1;
+}
+
+static int s_function_in_test(int x)
+{
+    return x * 3 + 1;
+}
+
+START_TEST(test_tables_of_this_process)
+{
+    fixture_t f;
+    unwinder_stats_t st;
+
+    s_setup(&f, 64, 1u << 20);
+    unwinder_stats(f.unw, &st);
+    ck_assert_uint_eq(st.procs, 1);
+    ck_assert_uint_ge(st.tables_built, 2);   /* this test, libc, ... */
+    ck_assert_uint_eq(st.tables, st.tables_built);
+    ck_assert_uint_gt(st.rows, 1000);
+    ck_assert_uint_eq(st.bytes, st.rows * 8 + st.tables * 16 +
+                                    st.procs * (sizeof(struct sky_unw_proc) +
+                                                8));
+    ck_assert_uint_ge(st.bytes_reserved, (1u << 20) * 8);
+
+    /* The row the kernel would use for a function of ours is the row
+     * lib/unwind_table gives for the same link-time pc. */
+    uint64_t addr = (uint64_t)(uintptr_t)&s_function_in_test, rel = 0;
+    struct sky_unw_row kr, want;
+    ck_assert_int_eq(s_kernel_row(&f, addr, &kr, &rel), 0);
+    int fd = safe_open_proc_link("/proc/self/exe", 0, NULL);
+    ck_assert_int_ge(fd, 0);
+    unwind_table_t *table = unwind_table_new_fd(fd, NULL);
+    close(fd);
+    ck_assert_ptr_nonnull(table);
+    const unwind_row_t *row = unwind_table_lookup(table, rel);
+    ck_assert_ptr_nonnull(row);
+    ck_assert_int_eq(unwinder_pack_row(row, &want), 0);
+    ck_assert_uint_eq(kr.kinds, want.kinds);
+    ck_assert_uint_eq(kr.cfa_off8, want.cfa_off8);
+    ck_assert_uint_eq(kr.rbp_off8, want.rbp_off8);
+    /* At a function's entry the CFA is RSP + 8. */
+    ck_assert_uint_eq(kr.kinds & 15, SKY_UNW_CFA_RSP);
+    unwind_table_destroy(&table);
+    /* A libc function resolves too (a table shared by every process). */
+    ck_assert_int_eq(s_kernel_row(&f, (uint64_t)(uintptr_t)&qsort, &kr,
+                                  &rel), 0);
+
+    /* Re-reading the same mappings rewrites nothing and builds nothing. */
+    ck_assert_int_eq(proctab_load_maps(f.procs, f.self), 0);
+    unwinder_stats_t again;
+    unwinder_stats(f.unw, &again);
+    ck_assert_uint_eq(again.tables_built, st.tables_built);
+    ck_assert_uint_eq(again.update_errors, 0);
+
+    /* Exit: the pid leaves the kernel's table. */
+    proctab_on_exit(f.procs, (uint32_t)getpid());
+    uint32_t pid = (uint32_t)getpid(), slot;
+    ck_assert_int_ne(bpf_map_lookup_elem(f.m.pids, &pid, &slot), 0);
+    unwinder_stats(f.unw, &again);
+    ck_assert_uint_eq(again.procs, 0);
+    s_teardown(&f);
+}
+END_TEST
+
+START_TEST(test_eviction_is_bounded_and_counted)
+{
+    fixture_t f;
+    unwinder_stats_t st;
+
+    /* Room for libc's ~28 K rows but not for every object this process
+     * maps: older tables are evicted, the rows never exceed the array. */
+    s_setup(&f, 64, 40000);
+    unwinder_stats(f.unw, &st);
+    printf("eviction: %lu tables built, %lu evicted, %lu refused, %lu "
+           "loaded with %lu rows\n", (unsigned long)st.tables_built,
+           (unsigned long)st.tables_evicted, (unsigned long)st.tables_refused,
+           (unsigned long)st.tables, (unsigned long)st.rows);
+    ck_assert_uint_le(st.rows, 40000);
+    ck_assert_uint_gt(st.tables_evicted + st.tables_refused, 0);
+    ck_assert_uint_eq(st.update_errors, 0);
+    s_teardown(&f);
+
+    /* Two table slots (slot 0 means none): one table at a time. */
+    s_setup(&f, 2, 1u << 20);
+    unwinder_stats(f.unw, &st);
+    ck_assert_uint_eq(st.tables, 1);
+    ck_assert_uint_ge(st.tables_evicted, 1);
+    s_teardown(&f);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("unwinder");
+    TCase *tc = tcase_create("unwinder");
+
+    log_init("test", LOG_LVL_WARN);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_pack_rows);
+    if (tu_require_bpf("unwinder")) {
+        tcase_add_test(tc, test_tables_of_this_process);
+        tcase_add_test(tc, test_eviction_is_bounded_and_counted);
+    }
+    suite_add_tcase(s, tc);
+    return tu_run(s);
+}
