@@ -81,8 +81,10 @@ sky_unw_find_row(const struct sky_unw_table *t, __u64 rel)
 
     if (len == 0)
         return NULL;
-    /* 24 halvings cover 16 M rows, more than unw_rows can hold. */
-    for (int k = 0; k < 24; k++) {
+    /* 24 halvings cover 16 M rows, more than unw_rows can hold; a table
+     * needs log2(rows) (libc: 15). One way out per halving keeps the
+     * verifier's work linear. */
+    for (int k = 0; k < 24 && len > 1; k++) {
         __u32 half = len >> 1;
         __u32 mid = base + half;
         r = bpf_map_lookup_elem(&unw_rows, &mid);
@@ -107,7 +109,7 @@ sky_unw_find_map(struct sky_unw_proc *proc, __u64 pc)
         return NULL;
     if (len > SKY_UNW_MAPS_MAX)
         len = SKY_UNW_MAPS_MAX;
-    for (int k = 0; k < 8; k++) {       /* 2^7 = SKY_UNW_MAPS_MAX */
+    for (int k = 0; k < 8 && len > 1; k++) { /* 2^7 = SKY_UNW_MAPS_MAX */
         __u32 half = len >> 1;
         __u64 start = proc->maps[(base + half) & (SKY_UNW_MAPS_MAX - 1)].start;
         __u64 take = sky_unw_below(pc, start) ^ 1;     /* start <= pc */
