@@ -144,15 +144,15 @@ static int s_in_exec(const ustack_t *s)
 
 /* A stack reaches its thread's root when main or start_thread is on it
  * (libc's frames below main, down to _start, may follow). A process's
- * life has more whole stacks with neither: the dynamic loader before
- * main (_dl_start), the kernel alone once the last user code ran
+ * life has more whole stacks with neither: exit() once main returned
+ * (under _start), the dynamic loader before main (_dl_start), the kernel alone once the last user code ran
  * (exit_group), execve (above), and the crt files' _init and _fini,
  * which have no call-frame information at all (perf stops there too). */
 static int s_rooted(const ustack_t *s)
 {
     const char *root = s->frame[0];
     return s_has(s, "main") || s_has(s, "start_thread") ||
-           s_has(s, "_dl_start") || strncmp(root, "[k] ", 4) == 0 ||
+           s_has(s, "_start") || s_has(s, "_dl_start") || strncmp(root, "[k] ", 4) == 0 ||
            s_in_exec(s) || strcmp(root, "_init") == 0 ||
            strcmp(root, "_fini") == 0;
 }
