@@ -381,7 +381,14 @@ static __always_inline void s_on_exit(void)
  * process. */
 static __always_inline void s_on_exec(void)
 {
-    s_emit(SKY_EV_EXEC, bpf_get_current_pid_tgid() >> 32, 0, 0);
+    __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+    /* The mapping table describes the old image: walking the new one with
+     * it could take junk for frames. Frame pointers until user space has
+     * read the new mappings. */
+    if (unw_enabled)
+        bpf_map_delete_elem(&unw_pids, &tgid);
+    s_emit(SKY_EV_EXEC, tgid, 0, 0);
 }
 
 static __always_inline void s_on_fork(struct task_struct *parent,

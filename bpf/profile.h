@@ -90,12 +90,20 @@ struct sky_unw_row {
 /* unw_tables: slot -> where the object's rows are. gen changes whenever
  * the slot is given to another object, so a mapping that still names an
  * evicted table misses (frame pointers, counted) instead of using
- * another object's rows. */
+ * another object's rows.
+ *
+ * Page index: the code from min_pc on is cut into pages of 2^shift
+ * bytes; nidx __u32 entries stored right after the rows (two per row
+ * slot, in the row's two 32-bit halves) give for each page the row (from
+ * first) covering its start, so a lookup searches only the rows between
+ * two entries. nidx 0: no index, the whole table is searched. */
 struct sky_unw_table {
     __u32 first;
-    __u32 count;
+    __u32 count;      /* rows (the index follows them) */
     __u32 gen;
-    __u32 pad;
+    __u32 nidx;
+    __u32 min_pc;
+    __u32 shift;
 };
 
 /* One executable mapping of a process: link-time pc = pc - bias.

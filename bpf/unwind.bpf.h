@@ -71,6 +71,19 @@ static __always_inline __u64 sky_unw_below(__u64 a, __u64 b)
     return ((~a & b) | ((~a | b) & d)) >> 63;
 }
 
+/* Entry i of the table's page index (see struct sky_unw_table), or
+ * fallback when it cannot be read. */
+static __always_inline __u32 sky_unw_index(const struct sky_unw_table *t,
+                                           __u32 i, __u32 fallback)
+{
+    __u32 at = t->first + t->count + i / 2;
+    struct sky_unw_row *r = bpf_map_lookup_elem(&unw_rows, &at);
+
+    if (!r)
+        return fallback;
+    return (i & 1) ? *(__u32 *)((__u8 *)r + 4) : r->pc;
+}
+
 /* The row of the table covering the link-time pc rel, NULL if none:
  * the last row whose pc <= rel. */
 static __always_inline struct sky_unw_row *
@@ -81,9 +94,24 @@ sky_unw_find_row(const struct sky_unw_table *t, __u64 rel)
 
     if (len == 0)
         return NULL;
+    /* The page index narrows the search to the rows of rel's page (the
+     * row covering its start up to the one covering the next's). */
+    if (t->nidx && rel >= t->min_pc) {
+        __u64 page = (rel - t->min_pc) >> (t->shift & 31);
+        if (page < t->nidx) {
+            __u32 lo = sky_unw_index(t, (__u32)page, 0);
+            __u32 hi = page + 1 < t->nidx
+                           ? sky_unw_index(t, (__u32)page + 1, len - 1) + 1
+                           : len;
+            if (lo < hi && hi <= len) {
+                base = t->first + lo;
+                len = hi - lo;
+            }
+        }
+    }
     /* 24 halvings cover 16 M rows, more than unw_rows can hold; a table
-     * needs log2(rows) (libc: 15). One way out per halving keeps the
-     * verifier's work linear. */
+     * needs log2(rows) (libc: 15), with the index one or two. One way
+     * out per halving keeps the verifier's work linear. */
     for (int k = 0; k < 24 && len > 1; k++) {
         __u32 half = len >> 1;
         __u32 mid = base + half;
@@ -120,6 +148,65 @@ sky_unw_find_map(struct sky_unw_proc *proc, __u64 pc)
     return m->start <= pc && pc < m->end ? m : NULL;
 }
 
+/* A copy of the user stack from the last address read to the end of its
+ * page: bpf_probe_read_user costs about the same for 8 bytes as for a
+ * page (~100 ns here, most of a frame's cost when called per value), and
+ * a walk reads upwards through the stack, so most reads hit the copy.
+ * Per CPU; emptied at the start of each walk. */
+#define SKY_UNW_WIN 4096            /* the page size of x86-64 */
+struct sky_unw_win {
+    __u64 base, len;
+    __u8 data[SKY_UNW_WIN];
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct sky_unw_win);
+} unw_win SEC(".maps");
+
+/* The user word at addr: 0, or -1 when it cannot be read. The copy is
+ * refilled from addr to the end of addr's page, which is mapped when
+ * addr is (reading past it could fault on the stack's top). */
+static __always_inline int sky_unw_read(__u64 addr, __u64 *out)
+{
+    __u32 zero = 0;
+    struct sky_unw_win *win = bpf_map_lookup_elem(&unw_win, &zero);
+    __u64 off, len;
+
+    if (!win)
+        return -1;
+    if (addr & 7)   /* stacks hold aligned words; anything else directly */
+        return bpf_probe_read_user(out, sizeof(*out), (void *)addr) ? -1 : 0;
+    off = addr - win->base;
+    if (addr >= win->base && off < win->len && win->len - off >= 8) {
+        *out = *(__u64 *)&win->data[off & (SKY_UNW_WIN - 8)];
+        return 0;
+    }
+    len = SKY_UNW_WIN - (addr & (SKY_UNW_WIN - 1));
+    if (len > SKY_UNW_WIN)
+        return -1;
+    if (bpf_probe_read_user(win->data, len, (void *)addr) != 0) {
+        win->len = 0;
+        return -1;
+    }
+    win->base = addr;
+    win->len = len;
+    *out = *(__u64 *)&win->data[0];
+    return 0;
+}
+
+/* Empties the copy: the stack changed since the last walk. */
+static __always_inline void sky_unw_read_reset(void)
+{
+    __u32 zero = 0;
+    struct sky_unw_win *win = bpf_map_lookup_elem(&unw_win, &zero);
+
+    if (win)
+        win->len = 0;
+}
+
 /* One step by frame pointers: RBP points at the saved RBP, the return
  * address above it. 0, or -1 when the chain cannot be followed. */
 static __always_inline int sky_unw_fp_step(struct sky_unw_walk *w)
@@ -128,7 +215,7 @@ static __always_inline int sky_unw_fp_step(struct sky_unw_walk *w)
 
     if (!w->bp_ok || w->bp == 0 || w->bp < w->sp)
         return -1;
-    if (bpf_probe_read_user(fr, sizeof(fr), (void *)w->bp) != 0)
+    if (sky_unw_read(w->bp, &fr[0]) < 0 || sky_unw_read(w->bp + 8, &fr[1]) < 0)
         return -1;
     w->sp = w->bp + 16;
     w->bp = fr[0];
@@ -162,14 +249,10 @@ static __always_inline int sky_unw_cfi_step(struct sky_unw_walk *w,
     case SKY_UNW_CFA_SIGNAL:
         /* The kernel's ucontext is at RSP: the interrupted RSP and RIP
          * (not a return address) and RBP are in its sigcontext. */
-        if (bpf_probe_read_user(regs, sizeof(regs),
-                                (void *)(w->sp + cfa_off)) != 0)
+        if (sky_unw_read(w->sp + cfa_off, &regs[0]) < 0 ||
+            sky_unw_read(w->sp + cfa_off + 8, &regs[1]) < 0)
             return -1;
-        if (bpf_probe_read_user(&w->bp, sizeof(w->bp),
-                                (void *)(w->sp + rbp_off)) != 0)
-            w->bp_ok = 0;
-        else
-            w->bp_ok = 1;
+        w->bp_ok = sky_unw_read(w->sp + rbp_off, &w->bp) == 0;
         w->sp = regs[0];
         w->pc = regs[1];
         w->pc_is_ra = 0;
@@ -181,14 +264,10 @@ static __always_inline int sky_unw_cfi_step(struct sky_unw_walk *w,
     /* The caller's frame lies above this one. */
     if (cfa <= w->sp)
         return -1;
-    if (bpf_probe_read_user(&ra, sizeof(ra), (void *)(cfa - 8)) != 0)
+    if (sky_unw_read(cfa - 8, &ra) < 0)
         return -1;
     if (rbp_kind == SKY_UNW_RBP_AT_CFA) {
-        if (bpf_probe_read_user(&w->bp, sizeof(w->bp),
-                                (void *)(cfa + rbp_off)) != 0)
-            w->bp_ok = 0;
-        else
-            w->bp_ok = 1;
+        w->bp_ok = sky_unw_read(cfa + rbp_off, &w->bp) == 0;
     } else if (rbp_kind != SKY_UNW_RBP_SAME) {
         w->bp_ok = 0;
     }
@@ -280,6 +359,7 @@ __noinline int sky_unwind_walk(__u64 pc, __u64 sp, __u64 bp, __u32 tgid)
     w->sp = sp;
     w->bp = bp;
     w->bp_ok = 1;
+    sky_unw_read_reset();
     /* One more iteration than frames: it tells a deeper stack (a valid
      * pc past the limit) from one that ends there. */
     bpf_loop(unw_max_frames + 1, sky_unw_step, NULL, 0);

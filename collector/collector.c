@@ -342,6 +342,10 @@ static int s_on_event(void *ctx, void *data, size_t size)
             s_queue_event(self, WIRE_PROC_START, proc, ev->ppid, ts);
         break;
     case SKY_EV_EXEC:
+        /* The kernel dropped the process's mapping table at exec; the
+         * next sync writes the new image's from scratch. */
+        if (self->unwinder)
+            unwinder_forget(self->unwinder, ev->pid);
         /* Samples still in the ring mostly predate the exec: resolve them
          * against the old mappings first. The first sample of this pid
          * stamped after the exec applies it (s_on_sample), so later ones

@@ -422,8 +422,10 @@ typedef struct job {
     uint32_t max_rows;
     /* out */
     int status;                   /* JOB_* */
-    struct sky_unw_row *rows;
-    uint32_t count;
+    struct sky_unw_row *rows;     /* the rows, then the page index */
+    uint32_t count;               /* rows */
+    uint32_t total;               /* row slots with the index */
+    uint32_t nidx, min_pc, shift; /* the index (struct sky_unw_table) */
     utable_t segs;                /* only nsegs and segs are used */
     uint64_t cfi_errors, unencodable, build_ns;
 } job_t;
@@ -438,6 +440,38 @@ static void s_job_free(job_t **job_p)
     free((*job_p)->rows);
     free(*job_p);
     *job_p = NULL;
+}
+
+/* The page index behind the job's rows (see struct sky_unw_table): pages
+ * as small as keep the index at most half as many entries as rows (a
+ * quarter of their bytes), so a lookup searches a couple of rows. Small
+ * tables get none. */
+static void s_index(job_t *job)
+{
+    struct sky_unw_row *rows = job->rows;
+    uint32_t k = job->count, shift = 4, j = 0;
+    uint64_t span;
+
+    job->total = k;
+    job->nidx = 0;
+    if (k < 16)
+        return;
+    span = (uint64_t)rows[k - 1].pc - rows[0].pc + 1;
+    while (shift < 31 && (span >> shift) + 1 > k / 2)
+        shift++;
+    uint32_t npages = (uint32_t)(span >> shift) + 1;
+    if (npages > k / 2 + 1)
+        return;
+    for (uint32_t p = 0; p < npages; p++) {
+        uint64_t start = (uint64_t)rows[0].pc + ((uint64_t)p << shift);
+        while (j + 1 < k && rows[j + 1].pc <= start)
+            j++;
+        memcpy((uint8_t *)&rows[k + p / 2] + 4 * (p & 1), &j, sizeof(j));
+    }
+    job->nidx = npages;
+    job->min_pc = rows[0].pc;
+    job->shift = shift;
+    job->total = k + (npages + 1) / 2;
 }
 
 /* Reads and packs the object's table (the slow part: a libc is a few
@@ -478,13 +512,15 @@ static void s_job_run(job_t *job)
     size_t n = unwind_table_rows(table, &rows);
     if (n == 0 || n > job->max_rows)
         goto cleanup;
-    job->rows = malloc(n * sizeof(*job->rows));
+    /* Room for the page index: at most a quarter more. */
+    job->rows = malloc((n + n / 4 + 2) * sizeof(*job->rows));
     if (!job->rows)
         goto cleanup;
     long k = s_pack(rows, n, job->rows, &job->unencodable);
     if (k <= 0)
         goto cleanup;
     job->count = (uint32_t)k;
+    s_index(job);
     job->status = JOB_OK;
 cleanup:
     if (fd >= 0)
@@ -523,7 +559,7 @@ static void *s_worker(void *arg)
 static void s_job_finish(unwinder_t *self, utable_t *t, job_t *job)
 {
     const char *path = t->src_path ? t->src_path : "";
-    uint32_t count = job->count, first;
+    uint32_t count = job->total, first;
 
     t->building = 0;
     self->stats.cfi_errors += job->cfi_errors;
@@ -548,8 +584,10 @@ static void s_job_finish(unwinder_t *self, utable_t *t, job_t *job)
     t->gen = ++self->slot_gen[t->slot];
     t->first = first;
     t->count = count;
-    struct sky_unw_table val = { .first = first, .count = count,
-                                 .gen = t->gen };
+    struct sky_unw_table val = { .first = first, .count = job->count,
+                                 .gen = t->gen, .nidx = job->nidx,
+                                 .min_pc = job->min_pc,
+                                 .shift = job->shift };
     if (s_write_rows(self, first, job->rows, count) < 0 ||
         bpf_map_update_elem(self->maps.tables_fd, &t->slot, &val,
                             BPF_ANY) != 0) {

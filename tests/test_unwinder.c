@@ -181,14 +181,65 @@ static void s_teardown(fixture_t *f)
     s_close(&f->m);
 }
 
-/* The kernel row covering the runtime address addr of this process, as
- * the BPF walker would find it (mapping, table, binary search). */
-static int s_kernel_row(const fixture_t *f, uint64_t addr,
-                        struct sky_unw_row *out, uint64_t *rel)
+static struct sky_unw_row s_row_at(const fixture_t *f, uint32_t i)
+{
+    struct sky_unw_row r;
+
+    ck_assert_int_eq(bpf_map_lookup_elem(f->m.rows, &i, &r), 0);
+    return r;
+}
+
+/* The last row of [lo, hi) whose pc <= rel, -1 if none. */
+static int64_t s_search(const fixture_t *f, uint32_t lo, uint32_t hi,
+                        uint64_t rel)
+{
+    int64_t found = -1;
+
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (s_row_at(f, mid).pc <= rel) {
+            found = mid;
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return found;
+}
+
+/* The row for rel through the page index, as bpf/unwind.bpf.h finds it
+ * (entries in the 32-bit halves of the row slots after the rows). */
+static int64_t s_search_indexed(const fixture_t *f,
+                                const struct sky_unw_table *t, uint64_t rel)
+{
+    uint32_t lo = 0, hi = t->count;
+
+    if (t->nidx && rel >= t->min_pc) {
+        uint64_t page = (rel - t->min_pc) >> t->shift;
+        if (page < t->nidx) {
+            uint32_t e[2];
+            struct sky_unw_row r = s_row_at(f, t->first + t->count +
+                                                   (uint32_t)page / 2);
+            memcpy(e, &r, sizeof(e));
+            lo = e[page & 1];
+            if (page + 1 < t->nidx) {
+                r = s_row_at(f, t->first + t->count +
+                                    (uint32_t)(page + 1) / 2);
+                memcpy(e, &r, sizeof(e));
+                hi = e[(page + 1) & 1] + 1;
+            }
+        }
+    }
+    return s_search(f, t->first + lo, t->first + hi, rel);
+}
+
+/* The kernel table and bias for the runtime address addr of this
+ * process, as the BPF walker would find them. 0 or -1. */
+static int s_kernel_table(const fixture_t *f, uint64_t addr,
+                          struct sky_unw_table *t, uint64_t *bias)
 {
     uint32_t pid = (uint32_t)getpid(), slot;
     static struct sky_unw_proc e;
-    struct sky_unw_table t;
 
     if (bpf_map_lookup_elem(f->m.pids, &pid, &slot) != 0 ||
         bpf_map_lookup_elem(f->m.procs, &slot, &e) != 0)
@@ -198,27 +249,30 @@ static int s_kernel_row(const fixture_t *f, uint64_t addr,
         if (addr < m->start || addr >= m->end)
             continue;
         if (!m->table ||
-            bpf_map_lookup_elem(f->m.tables, &m->table, &t) != 0 ||
-            t.gen != m->gen)
+            bpf_map_lookup_elem(f->m.tables, &m->table, t) != 0 ||
+            t->gen != m->gen)
             return -1;
-        *rel = addr - m->bias;
-        uint32_t lo = t.first, hi = t.first + t.count;
-        int found = -1;
-        while (lo < hi) {
-            uint32_t mid = lo + (hi - lo) / 2;
-            struct sky_unw_row r;
-            ck_assert_int_eq(bpf_map_lookup_elem(f->m.rows, &mid, &r), 0);
-            if (r.pc <= *rel) {
-                *out = r;
-                found = 0;
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        return found;
+        *bias = m->bias;
+        return 0;
     }
     return -1;
+}
+
+/* The kernel row covering the runtime address addr of this process. */
+static int s_kernel_row(const fixture_t *f, uint64_t addr,
+                        struct sky_unw_row *out, uint64_t *rel)
+{
+    struct sky_unw_table t;
+    uint64_t bias;
+
+    if (s_kernel_table(f, addr, &t, &bias) < 0)
+        return -1;
+    *rel = addr - bias;
+    int64_t i = s_search_indexed(f, &t, *rel);
+    if (i < 0)
+        return -1;
+    *out = s_row_at(f, (uint32_t)i);
+    return 0;
 }
 
 static int s_function_in_test(int x)
@@ -237,7 +291,8 @@ START_TEST(test_tables_of_this_process)
     ck_assert_uint_ge(st.tables_built, 2);   /* this test, libc, ... */
     ck_assert_uint_eq(st.tables, st.tables_built);
     ck_assert_uint_gt(st.rows, 1000);
-    ck_assert_uint_eq(st.bytes, st.rows * 8 + st.tables * 16 +
+    ck_assert_uint_eq(st.bytes, st.rows * 8 +
+                                    st.tables * sizeof(struct sky_unw_table) +
                                     st.procs * (sizeof(struct sky_unw_proc) +
                                                 8));
     ck_assert_uint_ge(st.bytes_reserved, (1u << 20) * 8);
@@ -264,6 +319,22 @@ START_TEST(test_tables_of_this_process)
     /* A libc function resolves too (a table shared by every process). */
     ck_assert_int_eq(s_kernel_row(&f, (uint64_t)(uintptr_t)&qsort, &kr,
                                   &rel), 0);
+    /* libc's page index gives the row a full search gives, for every
+     * row's first pc, the byte before it and a few after. */
+    struct sky_unw_table lt;
+    uint64_t bias;
+    ck_assert_int_eq(s_kernel_table(&f, (uint64_t)(uintptr_t)&qsort, &lt,
+                                    &bias), 0);
+    ck_assert_uint_gt(lt.nidx, 0);
+    for (uint32_t i = 0; i < lt.count; i += 7) {
+        uint64_t pc = s_row_at(&f, lt.first + i).pc;
+        const uint64_t around[3] = { pc - 1, pc, pc + 4 };
+        for (int d = 0; d < 3; d++) {
+            uint64_t at = around[d];
+            ck_assert_int_eq(s_search_indexed(&f, &lt, at),
+                             s_search(&f, lt.first, lt.first + lt.count, at));
+        }
+    }
 
     /* Re-reading the same mappings rewrites nothing and builds nothing. */
     ck_assert_int_eq(proctab_load_maps(f.procs, f.self), 0);
