@@ -239,24 +239,34 @@ UW_NOINLINE int uw_run_threads(double seconds)
 }
 
 /* ------------------------------------------------------------ dlopen */
-UW_NOINLINE int uw_run_dlopen(double seconds)
+/* The plugin's path beside the executable, computed in a frame of its
+ * own: PATH_MAX buffers in uw_run_dlopen's frame would put main more
+ * than 8 KiB up the stack, past what perf --call-graph dwarf copies. */
+UW_NOINLINE void *uw_open_plugin(void)
 {
     char exe[PATH_MAX], lib[PATH_MAX + 32];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+
+    if (n <= 0)
+        return NULL;
+    exe[n] = '\0';
+    snprintf(lib, sizeof lib, "%s/libuwplugin.so", dirname(exe));
+    void *h = dlopen(lib, RTLD_NOW);
+    if (!h)
+        fprintf(stderr, "unwind_work: %s\n", dlerror());
+    return h;
+}
+
+UW_NOINLINE int uw_run_dlopen(double seconds)
+{
     struct timespec pause = { 0, 200000000 };
     int rc = -1;
 
-    if (n <= 0)
-        return -1;
-    exe[n] = '\0';
-    snprintf(lib, sizeof lib, "%s/libuwplugin.so", dirname(exe));
     /* Loaded well after exec: the unwinder must pick up a new mapping. */
     nanosleep(&pause, NULL);
-    void *h = dlopen(lib, RTLD_NOW);
-    if (!h) {
-        fprintf(stderr, "unwind_work: %s\n", dlerror());
+    void *h = uw_open_plugin();
+    if (!h)
         return -1;
-    }
     uint64_t (*entry)(uint64_t) = (uint64_t (*)(uint64_t))dlsym(h, "uwplug_entry");
     if (entry) {
         uint64_t end = uw_clock_ns(CLOCK_MONOTONIC) + (uint64_t)(seconds * 1e9);
