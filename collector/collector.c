@@ -608,7 +608,7 @@ static int s_rescan_timer(loop_t *loop, void *arg)
     collector_t *self = arg;
 
     s_arm_rescans(self);
-    /* Right after an exec: the new objects' tables, in a short slice. */
+    /* Right after an exec: load the tables the worker finished. */
     s_unwind_work(self, COLLECTOR_UNWIND_RESCAN_BUDGET_NS);
     return 0;
 }

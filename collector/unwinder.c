@@ -9,6 +9,8 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,6 +25,8 @@
 
 /* Executable PT_LOAD segments remembered per object, for load biases. */
 #define UNWINDER_SEGS_MAX 4
+/* The build worker's nice value (see s_worker). */
+#define UNWINDER_WORKER_NICE 10
 /* A vdso image is a few pages; anything bigger is not one. */
 #define UNWINDER_VDSO_MAX (1u << 20)
 
@@ -533,6 +537,13 @@ static void *s_worker(void *arg)
 {
     unwinder_t *self = arg;
     uint64_t one = 1;
+
+    /* Building tables is background work: it yields to the processes
+     * being profiled (and to the loop) when CPUs are short. Best effort. */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid),
+                    UNWINDER_WORKER_NICE) != 0) {
+        /* Not permitted: the worker runs at the collector's priority. */
+    }
 
     pthread_mutex_lock(&self->mu);
     for (;;) {
