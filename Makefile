@@ -102,6 +102,11 @@ PROGS         := $(patsubst tests/progs/%.c,$(BUILD)/tests/progs/%,$(PROG_SRCS))
 # Extra libraries of one test program (the system OpenSSL for httpload).
 PROG_LDLIBS_httpload := -lssl -lcrypto
 PROG_CFLAGS   := -O1 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -fno-inline -Wall
+# The unwinder's workloads (tests/progs/unwind/README.md): built the way
+# distributions build software, no frame pointers, once per compiler.
+UW_COMPILERS  := gcc $(CLANG)
+UW_CFLAGS     := -O2 -g -fomit-frame-pointer -Wall
+UW_OUT        := $(foreach c,$(UW_COMPILERS),$(addprefix $(BUILD)/tests/progs/unwind/$(notdir $(c))/,unwind_work libuwchain.so libuwplugin.so))
 
 .PHONY: all deps run test check bench install clean images help fuzz fuzzers fuzz-build
 all: $(EXES) $(BPF_OBJS)
@@ -177,6 +182,18 @@ $(BUILD)/tests/progs/%: tests/progs/%.c $(PROG_LIBS)
 		$(patsubst $(BUILD)/tests/progs/lib%.so,-l%,$(PROG_LIBS)) \
 		-Wl,-rpath,'$$ORIGIN' $(PROG_LDLIBS_$*) -lpthread -lm
 
+define unwind_prog_rules
+$(BUILD)/tests/progs/unwind/$(notdir $(1))/lib%.so: tests/progs/unwind/lib%.c
+	$$(call msg,CC,$$@)
+	$$(Q)mkdir -p $$(@D)
+	$$(Q)$(1) $$(UW_CFLAGS) -shared -fPIC -Wl,--build-id -o $$@ $$<
+$(BUILD)/tests/progs/unwind/$(notdir $(1))/unwind_work: tests/progs/unwind/unwind_work.c $(BUILD)/tests/progs/unwind/$(notdir $(1))/libuwchain.so
+	$$(call msg,CC,$$@)
+	$$(Q)$(1) $$(UW_CFLAGS) -Wl,--build-id -o $$@ $$< -L$$(@D) -luwchain \
+		-Wl,-rpath,'$$$$ORIGIN' -lpthread -ldl
+endef
+$(foreach c,$(UW_COMPILERS),$(eval $(call unwind_prog_rules,$(c))))
+
 $(BUILD)/obj/tests/%.o: tests/%.c | $(GENERATED)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
@@ -187,7 +204,7 @@ $(BUILD)/tests/test_%: $(BUILD)/obj/tests/test_%.o $(TEST_COMMON_OBJS) $(ARCHIVE
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(TEST_COMMON_OBJS) $(LINK_ARCHIVES) $(CHECK_LIBS) $(LDLIBS)
 
-tests: $(EXES) $(BPF_OBJS) $(TEST_EXES) $(PROGS) $(PROG_LIBS)
+tests: $(EXES) $(BPF_OBJS) $(TEST_EXES) $(PROGS) $(PROG_LIBS) $(UW_OUT)
 
 # -------------------------------------------------------------- fuzzing
 # Every tests/fuzz/fuzz_<name>.c is one libFuzzer harness linking the

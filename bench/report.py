@@ -199,6 +199,42 @@ def leafshare_rows(ls):
     return rows
 
 
+def unwind_rows(uw):
+    """Benchmark 7 (bench/unwind.py): whole stacks of a Debian-built
+    program against perf's DWARF unwinding, and what the tables cost."""
+    sk, pf = uw["skyprof"], uw["perf"]
+    worst = {kind: max((abs(a - b) for _, a, b in uw[kind]), default=0)
+             for kind in ("self", "inclusive")}
+    rows = [("7 stacks reaching main/start_thread, %s (%s)"
+             % (uw["program"], "DWARF walker" if uw.get("dwarf_active")
+                else "frame pointers"),
+             "%.1f%% (mean depth %.1f)" % (100 * sk["rooted"],
+                                           sk["mean_depth"]),
+             "perf --call-graph dwarf %.1f%% (%.1f)" % (100 * pf["rooted"],
+                                                        pf["mean_depth"]),
+             "", "≥ 99%", verdict(sk["rooted"] >= 0.99))]
+    for kind in ("self", "inclusive"):
+        rows.append(("7 top-10 %s shares, largest difference to perf"
+                     % kind, "%.1f points" % (100 * worst[kind]), "",
+                     ", ".join("%s %.1f/%.1f" % (k, 100 * a, 100 * b)
+                               for k, a, b in uw[kind][:3]),
+                     "≤ 2 points", verdict(worst[kind] <= 0.02)))
+    for o in uw.get("objects", []):
+        rows.append(("7 unwind table of %s (%.0f MiB file)"
+                     % (os.path.basename(o["object"]),
+                        o["file_bytes"] / 2**20),
+                     "%.1f ms, %.0f KiB" % (o["ms"], o["bytes"] / 1024), "",
+                     "%d rows" % o["rows"], "< 1 s",
+                     verdict(o["ms"] < 1000)))
+    h = uw.get("host")
+    if h:
+        rows.append(("7 unwind tables of every object the host's %d "
+                     "processes map" % h["processes"],
+                     "%.1f MiB, %.0f ms" % (h["bytes"] / 2**20, h["ms"]),
+                     "", "%d objects" % h["objects"], "reported", ""))
+    return rows
+
+
 def main():
     rows = []
     ov = load("overhead")
@@ -273,6 +309,9 @@ def main():
     ls = load("leafshare")
     if ls:
         rows.extend(leafshare_rows(ls))
+    uw = load("unwind")
+    if uw:
+        rows.extend(unwind_rows(uw))
     la = load("latency")
     if la:
         rows.append(("5 latency kernel sample → HTTP API, flush %s, %d "

@@ -4,11 +4,13 @@
 # to build/bench/results/benchmarks.md (docs/benchmarks.md records a run).
 #
 #   sh bench/run.sh [PART...]   parts: overhead agentcost throughput
-#                               symbols latency leafshare netcost (default: all,
-#                               ~10 minutes)
+#                               symbols latency leafshare netcost unwind
+#                               (default: all, ~13 minutes)
 #
 # Needs root (BPF, perf -a, bpftrace) and the peers from mk/deps.sh:
-# linux-perf, bpftrace, hyperfine, llvm, binutils, elfutils. Knobs are
+# linux-perf, bpftrace, hyperfine, llvm, binutils, elfutils; `unwind`
+# fetches Debian's zstd source package once (apt-get source, cached under
+# $BUILD/bench/src) and needs dpkg-dev. Knobs are
 # environment variables read by the bench/*.py scripts (BENCH_*).
 set -eu
 BUILD=${SKYPROF_BUILD:-build}
@@ -34,8 +36,9 @@ gcc $CFLAGS -O2 $(pkg-config --cflags libzmq msgpack libelf) -o "$OUT/rawpub" \
     bench/rawpub.c "$BUILD/lib/liblib.a" $(pkg-config --libs libzmq msgpack libelf) -lm
 gcc $CFLAGS -O2 -o "$OUT/symbench" bench/symbench.c "$BUILD/lib/libsymbolizer.a" \
     "$BUILD/lib/liblib.a" $(pkg-config --libs libelf zlib) -liberty -lm
+gcc $CFLAGS -O2 -o "$OUT/unwindbench" bench/unwindbench.c "$BUILD/lib/liblib.a"
 
-[ $# -gt 0 ] || set -- overhead agentcost throughput symbols latency leafshare netcost
+[ $# -gt 0 ] || set -- overhead agentcost throughput symbols latency leafshare netcost unwind
 # Only the parts run now lose their previous results: the report still
 # shows the others' latest figures.
 for part in "$@"; do rm -f "$BENCH_RESULTS/$part.json"; done

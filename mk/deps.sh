@@ -9,7 +9,7 @@ libbpf-dev libelf-dev libzmq3-dev libmsgpack-dev
 libprotobuf-c-dev protobuf-c-compiler libgrpc-dev libcurl4-openssl-dev
 libssl-dev libyaml-dev libmicrohttpd-dev libsqlite3-dev libiberty-dev zlib1g-dev
 check libsubunit-dev
-elfutils binutils procps curl python3 python3-grpcio hyperfine bpftrace
+elfutils binutils procps curl python3 python3-grpcio hyperfine bpftrace dpkg-dev
 chromium
 podman podman-compose runc netavark aardvark-dns catatonit iptables python3-yaml
 "

@@ -223,6 +223,32 @@ char *th_api(const th_launch_t *l, const char *method, const char *path,
     return tu_http(method, "127.0.0.1", l->port, path, body, status, NULL);
 }
 
+typedef struct {
+    const th_launch_t *l;
+    const char *path;
+    const char *needle;
+    char *body;
+} s_wait_t;
+
+static int s_api_has(void *arg)
+{
+    s_wait_t *w = arg;
+    int status = 0;
+    free(w->body);
+    w->body = th_api(w->l, "GET", w->path, NULL, &status);
+    return w->body && status == 200 && strstr(w->body, w->needle);
+}
+
+char *th_api_wait(const th_launch_t *l, const char *path, const char *needle,
+                  int timeout_ms, int *found)
+{
+    s_wait_t w = { .l = l, .path = path, .needle = needle };
+    int ok = tu_wait_until(s_api_has, &w, timeout_ms);
+    if (found)
+        *found = ok;
+    return w.body;
+}
+
 void th_api_create_task(const th_launch_t *l, int pid, const char *target,
                         int duration_s, char *id, size_t len)
 {

@@ -55,6 +55,12 @@ void th_launch_stop(th_launch_t *l);
 /* HTTP to the pipeline's API; the body is malloc'ed, NULL on failure. */
 char *th_api(const th_launch_t *l, const char *method, const char *path,
              const char *body, int *status);
+/* GET path until the body holds needle or timeout_ms passed (windows
+ * reach the API a flush or two after the samples); the last body either
+ * way, malloc'ed or NULL, and in *found (may be NULL) whether it held
+ * needle. */
+char *th_api_wait(const th_launch_t *l, const char *path, const char *needle,
+                  int timeout_ms, int *found);
 /* POST /api/tasks for pid; writes the task id. */
 void th_api_create_task(const th_launch_t *l, int pid, const char *target,
                         int duration_s, char *id, size_t len);

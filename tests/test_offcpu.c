@@ -684,34 +684,18 @@ static sums_t s_sums(const char *folded)
     return s;
 }
 
-typedef struct {
-    const char *path;
-    const char *needle;
-    char *body;
-} probe_t;
-
-static int s_has(void *arg)
-{
-    probe_t *p = arg;
-    int status = 0;
-
-    free(p->body);
-    p->body = s_get(p->path, &status);
-    return p->body && status == 200 && strstr(p->body, p->needle);
-}
-
 static sums_t s_folded(const char *task_id, const char *query,
                        const char *needle)
 {
     char path[256];
-    probe_t p = { .path = path, .needle = needle };
+    int found = 0;
 
     snprintf(path, sizeof path, "/api/folded?task_id=%s%s", task_id, query);
-    ck_assert_msg(tu_wait_until(s_has, &p, 15000),
-                  "%s has no %s: %s (log %s)", path, needle,
-                  p.body ? p.body : "(none)", P.log);
-    sums_t s = s_sums(p.body);
-    free(p.body);
+    char *body = th_api_wait(&P, path, needle, 15000, &found);
+    ck_assert_msg(found, "%s has no %s: %s (log %s)", path, needle,
+                  body ? body : "(none)", P.log);
+    sums_t s = s_sums(body);
+    free(body);
     return s;
 }
 

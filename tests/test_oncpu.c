@@ -59,21 +59,6 @@ static shares_t s_shares(const char *folded)
     return s;
 }
 
-typedef struct {
-    const char *path;
-    const char *needle;
-    char *body;
-} probe_t;
-
-static int s_has(void *arg)
-{
-    probe_t *p = arg;
-    int status = 0;
-    free(p->body);
-    p->body = s_get(p->path, &status);
-    return p->body && status == 200 && strstr(p->body, p->needle);
-}
-
 START_TEST(workload_paths_and_shares_through_a_task)
 {
     th_launch_start(&R, s_yaml, NULL);
@@ -94,13 +79,15 @@ START_TEST(workload_paths_and_shares_through_a_task)
     /* The task's profile holds the known paths in their shares. */
     char path[256];
     snprintf(path, sizeof path, "/api/folded?task_id=%s", task_id);
-    probe_t p = {.path = path, .needle = "sky_alpha_leaf"};
-    ck_assert_msg(tu_wait_until(s_has, &p, 15000),
-                  "task %s has no workload frames: %s (log %s)", task_id,
-                  p.body ? p.body : "", R.log);
+    int found = 0;
+    char *body = th_api_wait(&R, path, "sky_alpha_leaf", 15000, &found);
+    ck_assert_msg(found, "task %s has no workload frames: %s (log %s)",
+                  task_id, body ? body : "", R.log);
+    free(body);
     sleep(2); /* the last flush windows */
-    ck_assert(s_has(&p));
-    shares_t s = s_shares(p.body);
+    body = th_api_wait(&R, path, "sky_alpha_leaf", 0, &found);
+    ck_assert(found);
+    shares_t s = s_shares(body);
     fprintf(stderr, "task %s: %.0f samples, alpha %.2f beta %.2f kernel %.2f\n",
             task_id, s.total, s.alpha / s.total, s.beta / s.total,
             s.kernel_under_user / s.total);
@@ -112,7 +99,7 @@ START_TEST(workload_paths_and_shares_through_a_task)
     ck_assert_double_ge(s.beta / s.total, 0.18);
     ck_assert_double_le(s.beta / s.total, 0.42);
     ck_assert_double_gt(s.kernel_under_user, 0);
-    free(p.body);
+    free(body);
 
     /* The same process in the DeepFlow view, and the host-wide Total. */
     resp = th_api(&R, "POST", "/v1/profile/ProfileTracing",
@@ -151,14 +138,14 @@ START_TEST(short_lived_process_is_symbolized)
         waitpid(pid, &st, 0);
         ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     }
-    probe_t p = {.path = "/api/folded?app_service=short_lived",
-                 .needle = "sky_short_lived_spin"};
-    int ok = tu_wait_until(s_has, &p, 15000);
-    ck_assert_msg(ok, "short_lived never symbolized: %s (log %s)",
-                  p.body ? p.body : "(none)", R.log);
+    int found = 0;
+    char *body = th_api_wait(&R, "/api/folded?app_service=short_lived",
+                             "sky_short_lived_spin", 15000, &found);
+    ck_assert_msg(found, "short_lived never symbolized: %s (log %s)",
+                  body ? body : "(none)", R.log);
     /* No unresolved frame of its own executable. */
-    ck_assert_ptr_null(strstr(p.body, "short_lived+0x"));
-    free(p.body);
+    ck_assert_ptr_null(strstr(body, "short_lived+0x"));
+    free(body);
     th_launch_stop(&R);
 }
 END_TEST

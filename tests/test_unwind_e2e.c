@@ -1,0 +1,540 @@
+/* The user-stack unwinder end to end with real BPF (issue 15): the
+ * pipeline profiles tests/progs/unwind/unwind_work, built without frame
+ * pointers by gcc and by clang (tests/progs/unwind/README.md), in every
+ * mode at once, and the folded stacks the API returns must be whole:
+ *
+ * - >= 99 % of the samples of every mode reach main or start_thread (or
+ *   are otherwise whole: see s_rooted), and
+ *   no stack's outermost frame is an unresolved address;
+ * - cpu: the three paths hold their designed inclusive shares, qsort's
+ *   callback is under uw_sort_b (a walk through libc), and the samples in
+ *   the tiny functions (many in prologues and epilogues) sit under
+ *   uw_run_cpu -> uw_tight_c;
+ * - signal: the handler's samples continue through the signal frame into
+ *   the interrupted uw_signal_spin;
+ * - threads: samples reach start_thread through uw_thread_main;
+ * - dlopen: a library loaded 200 ms after exec unwinds into its caller;
+ * - offcpu: blocked in libc's frameless read, the caller uw_read_byte is
+ *   on the stack (and uw_writer_pause above nanosleep);
+ * - short: processes living 40 ms get whole stacks too.
+ *
+ * Frame pointers cannot pass these (the walk stops at the first frameless
+ * function), so while the collector reports only the frame-pointer
+ * unwinder the test prints the figures it measured and SKIPs; once the
+ * collector reports its .eh_frame walker (UNWIND_ACTIVE_METRIC = 1) every
+ * figure is asserted. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "testutil.h"
+
+/* The collector's gauge: 1 while its .eh_frame walker is loaded. */
+#define UNWIND_ACTIVE_METRIC "skyprof_collector_unwind_dwarf_active"
+/* Share of samples that must reach the thread root (the issue's goal). */
+#define MIN_ROOTED 0.99
+/* Designed shares of the cpu mode's paths, give or take TOLERANCE. */
+#define TOLERANCE 0.15
+/* Samples a mode must at least give: 8 s of five busy processes sharing
+ * two CPUs with whatever else runs leave each 50-300 at 100 Hz. */
+#define MIN_SAMPLES 30
+#define RUN_SECONDS "8"
+#define SHORT_RUNS 15
+
+static th_launch_t R;
+
+static const char *s_yaml =
+    "profiling:\n  flush_interval: 1s\n"
+    "collector:\n  host_wide: true\n  host_period: 10ms\n"
+    "  drain_interval: 100ms\n";
+
+static const char *const s_compilers[] = { "gcc", "clang" };
+
+/* ------------------------------------------------------ folded stacks */
+
+#define MAX_FRAMES 160
+
+/* One folded line: its frames outermost first, without the process and
+ * thread layers ([p], [t]) and with the library marker "[l] " dropped,
+ * so a path reads the same whichever object a function lives in. */
+typedef struct {
+    const char *frame[MAX_FRAMES];
+    int n;
+    double value;
+} ustack_t;
+
+typedef struct {
+    char *text;          /* owns the frames' strings */
+    ustack_t *stacks;
+    size_t count;
+    double total;
+} folded_t;
+
+static void s_folded_parse(folded_t *f, const char *body)
+{
+    memset(f, 0, sizeof *f);
+    f->text = strdup(body ? body : "");
+    ck_assert_ptr_nonnull(f->text);
+    size_t cap = 1;
+    for (const char *p = f->text; *p; p++)
+        cap += *p == '\n';
+    f->stacks = calloc(cap, sizeof *f->stacks);
+    ck_assert_ptr_nonnull(f->stacks);
+    char *save = NULL;
+    for (char *line = strtok_r(f->text, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        char *sp = strrchr(line, ' ');
+        if (!sp)
+            continue;
+        ustack_t *s = &f->stacks[f->count];
+        s->value = strtod(sp + 1, NULL);
+        *sp = '\0';
+        char *fsave = NULL;
+        for (char *fr = strtok_r(line, ";", &fsave); fr && s->n < MAX_FRAMES;
+             fr = strtok_r(NULL, ";", &fsave)) {
+            if (strncmp(fr, "[p] ", 4) == 0 || strncmp(fr, "[t] ", 4) == 0)
+                continue;
+            if (strncmp(fr, "[l] ", 4) == 0)
+                fr += 4;
+            s->frame[s->n++] = fr;
+        }
+        if (s->n == 0)
+            continue;
+        f->total += s->value;
+        f->count++;
+    }
+}
+
+static void s_folded_release(folded_t *f)
+{
+    free(f->stacks);
+    free(f->text);
+    memset(f, 0, sizeof *f);
+}
+
+/* 1 when the stack holds seq[0..m) as consecutive frames. */
+static int s_has_seq(const ustack_t *s, const char *const *seq, int m)
+{
+    for (int i = 0; i + m <= s->n; i++) {
+        int j = 0;
+        while (j < m && strcmp(s->frame[i + j], seq[j]) == 0)
+            j++;
+        if (j == m)
+            return 1;
+    }
+    return 0;
+}
+
+static int s_has(const ustack_t *s, const char *frame)
+{
+    return s_has_seq(s, &frame, 1);
+}
+
+/* A sample taken in execve once the old image is gone: its user frames
+ * belong to the program that called execve (here the test's forked
+ * child) and nothing of them can be read any more. */
+static int s_in_exec(const ustack_t *s)
+{
+    return s_has(s, "[k] __x64_sys_execve");
+}
+
+/* A stack reaches its thread's root when main or start_thread is on it
+ * (libc's frames below main, down to _start, may follow). A process's
+ * life has more whole stacks with neither: exit() once main returned
+ * (under _start), the dynamic loader before main (_dl_start), the kernel alone once the last user code ran
+ * (exit_group), execve (above), and the crt files' _init and _fini,
+ * which have no call-frame information at all (perf stops there too). */
+static int s_rooted(const ustack_t *s)
+{
+    const char *root = s->frame[0];
+    return s_has(s, "main") || s_has(s, "start_thread") ||
+           s_has(s, "_start") || s_has(s, "_dl_start") || strncmp(root, "[k] ", 4) == 0 ||
+           s_in_exec(s) || strcmp(root, "_init") == 0 ||
+           strcmp(root, "_fini") == 0;
+}
+
+/* An outermost frame the symbolizer could not name: what a walk that
+ * wandered off the stack leaves behind. */
+static int s_garbage_root(const ustack_t *s)
+{
+    const char *root = s->frame[0];
+    return !s_in_exec(s) &&
+           (strncmp(root, "[unknown]", 9) == 0 || strncmp(root, "0x", 2) == 0);
+}
+
+typedef struct {
+    double total, rooted, garbage;
+} roots_t;
+
+/* The biggest stacks that miss the root and every one with a garbage
+ * root, for whoever reads a failure. */
+static void s_print_unrooted(const char *what, const folded_t *f)
+{
+    int shown = 0;
+    for (size_t i = 0; i < f->count && shown < 4; i++) {
+        const ustack_t *s = &f->stacks[i];
+        int garbage = s_garbage_root(s);
+        if (!garbage && (s_rooted(s) || s->value < f->total / 50))
+            continue;
+        fprintf(stderr, "  %s %s (%.0f):", what,
+                garbage ? "garbage root" : "unrooted", s->value);
+        for (int k = 0; k < s->n && k < 8; k++)
+            fprintf(stderr, "%s%s", k ? ";" : " ", s->frame[k]);
+        fprintf(stderr, "%s\n", s->n > 8 ? ";..." : "");
+        shown++;
+    }
+}
+
+static roots_t s_roots(const folded_t *f)
+{
+    roots_t r = { f->total, 0, 0 };
+    for (size_t i = 0; i < f->count; i++) {
+        if (s_rooted(&f->stacks[i]))
+            r.rooted += f->stacks[i].value;
+        if (s_garbage_root(&f->stacks[i]))
+            r.garbage += f->stacks[i].value;
+    }
+    return r;
+}
+
+/* Share of the samples holding `where` (NULL: all) that also hold the
+ * consecutive frames seq; the samples holding `where` in *n. */
+static double s_share_of(const folded_t *f, const char *where,
+                         const char *const *seq, int m, double *n)
+{
+    double in = 0, both = 0;
+    for (size_t i = 0; i < f->count; i++) {
+        const ustack_t *s = &f->stacks[i];
+        if (where && !s_has(s, where))
+            continue;
+        in += s->value;
+        if (s_has_seq(s, seq, m))
+            both += s->value;
+    }
+    if (n)
+        *n = in;
+    return in > 0 ? both / in : 0;
+}
+
+/* --------------------------------------------------------- the API */
+
+/* The folded stacks at `query` once they mention needle (the collector's
+ * publish and the aggregator's flush take a few seconds); parsed as they
+ * are when they never do. */
+static void s_fetch(folded_t *f, const char *query, const char *needle)
+{
+    char path[300];
+    int found = 0;
+    snprintf(path, sizeof path, "/api/folded?%s", query);
+    char *body = th_api_wait(&R, path, needle, 15000, &found);
+    if (!found)
+        fprintf(stderr, "%s: no %s yet: %.400s\n", path, needle,
+                body ? body : "(none)");
+    s_folded_parse(f, body);
+    free(body);
+}
+
+static void s_fetch_pid(folded_t *f, pid_t pid, const char *needle)
+{
+    char q[128];
+    snprintf(q, sizeof q, "pid=%d&event=on-cpu&unit=count", (int)pid);
+    s_fetch(f, q, needle);
+}
+
+/* Value of a metric family in the pipeline's /metrics summed over its
+ * label sets; -1 when the family is not exported at all. */
+static double s_metric(const char *family)
+{
+    int status = 0;
+    char *text = th_api(&R, "GET", "/metrics", NULL, &status);
+    double v = -1;
+    size_t flen = strlen(family);
+    for (const char *line = text; line && *line;) {
+        const char *eol = strchr(line, '\n');
+        if (strncmp(line, family, flen) == 0 &&
+            (line[flen] == '{' || line[flen] == ' ')) {
+            const char *num = line[flen] == '{' ? strchr(line, '}') : line + flen;
+            if (num && (!eol || num < eol))
+                v = (v < 0 ? 0 : v) + strtod(num + 1, NULL);
+        }
+        line = eol ? eol + 1 : NULL;
+    }
+    free(text);
+    return v;
+}
+
+/* The collector's unwind counters, printed beside the figures. */
+static void s_print_unwind_metrics(void)
+{
+    int status = 0;
+    char *text = th_api(&R, "GET", "/metrics", NULL, &status);
+    char *save = NULL;
+    for (char *line = text ? strtok_r(text, "\n", &save) : NULL; line;
+         line = strtok_r(NULL, "\n", &save))
+        if (strncmp(line, "skyprof_collector_unwind", 24) == 0)
+            fprintf(stderr, "  %s\n", line);
+    free(text);
+}
+
+/* ------------------------------------------------------------ checks */
+
+/* What one run measured: every figure is printed before any is asserted,
+ * so a failing run still shows the whole picture. */
+typedef struct {
+    const char *what;
+    double value;
+    double lo, hi;
+} figure_t;
+
+#define MAX_FIGURES 40
+
+typedef struct {
+    figure_t f[MAX_FIGURES];
+    int n;
+} figures_t;
+
+static void s_figure(figures_t *fs, const char *what, double value,
+                     double lo, double hi)
+{
+    ck_assert_int_lt(fs->n, MAX_FIGURES);
+    fs->f[fs->n++] = (figure_t){ what, value, lo, hi };
+}
+
+/* The figures every mode shares: samples, rooted share, garbage roots. */
+static void s_root_figures(figures_t *fs, const folded_t *f,
+                           const char *rooted_what, const char *samples_what,
+                           const char *garbage_what, double min_samples)
+{
+    roots_t r = s_roots(f);
+    s_print_unrooted(rooted_what, f);
+    s_figure(fs, samples_what, r.total, min_samples, 1e12);
+    s_figure(fs, rooted_what, r.total > 0 ? r.rooted / r.total : 0,
+             MIN_ROOTED, 1);
+    s_figure(fs, garbage_what, r.garbage, 0, 0);
+}
+
+static pid_t s_spawn(const char *compiler, const char *mode,
+                     const char *seconds)
+{
+    char rel[128];
+    snprintf(rel, sizeof rel, "tests/progs/unwind/%s/unwind_work", compiler);
+    char *argv[] = { (char *)tu_build_path(rel), (char *)mode,
+                     (char *)seconds, NULL };
+    pid_t pid = tu_spawn(argv, NULL);
+    ck_assert_int_gt(pid, 0);
+    return pid;
+}
+
+static void s_reap(pid_t pid, const char *mode)
+{
+    int st = 0;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+                  "unwind_work %s failed (status %d)", mode, st);
+}
+
+/* The cpu mode's three paths (their inclusive shares), and the whole
+ * chains their leaves must sit on. */
+static const char *const SEQ_A[] = { "uw_run_cpu", "uw_chain_a" };
+static const char *const SEQ_B[] = { "uw_run_cpu", "uw_sort_b" };
+static const char *const SEQ_C[] = { "uw_run_cpu", "uw_tight_c" };
+static const char *const SEQ_A_LEAF[] = { "uw_run_cpu", "uw_chain_a",
+                                          "uwlib_middle", "uwlib_leaf" };
+static const char *const SEQ_C_LEAF[] = { "uw_run_cpu", "uw_tight_c",
+                                          "uw_tiny_mid" };
+static const char *const SEQ_CPU[] = { "main", "uw_run_cpu" };
+static const char *const SEQ_SIG[] = { "uw_signal_spin" };
+static const char *const SEQ_HANDLER[] = { "uw_on_signal",
+                                           "uw_handler_work" };
+static const char *const SEQ_THREAD[] = { "uw_thread_main", "uw_chain_a",
+                                          "uwlib_middle", "uwlib_leaf" };
+static const char *const SEQ_START[] = { "start_thread" };
+static const char *const SEQ_PLUG[] = { "uw_run_dlopen", "uwplug_entry",
+                                        "uwplug_leaf" };
+static const char *const SEQ_READ[] = { "uw_reader", "uw_read_byte" };
+static const char *const SEQ_PAUSE[] = { "uw_writer_thread",
+                                         "uw_writer_pause" };
+#define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+static void s_cpu_figures(figures_t *fs, const folded_t *f)
+{
+    s_root_figures(fs, f, "cpu: rooted share", "cpu: samples",
+                   "cpu: garbage roots", MIN_SAMPLES);
+    double n = 0;
+    s_figure(fs, "cpu: path A share (uw_chain_a)",
+             s_share_of(f, NULL, SEQ_A, N(SEQ_A), NULL), 0.40 - TOLERANCE,
+             0.40 + TOLERANCE);
+    s_figure(fs, "cpu: path B share (uw_sort_b)",
+             s_share_of(f, NULL, SEQ_B, N(SEQ_B), NULL), 0.30 - TOLERANCE,
+             0.30 + TOLERANCE);
+    s_figure(fs, "cpu: path C share (uw_tight_c)",
+             s_share_of(f, NULL, SEQ_C, N(SEQ_C), NULL), 0.30 - TOLERANCE,
+             0.30 + TOLERANCE);
+    s_figure(fs, "cpu: uw_compare samples under uw_sort_b (through qsort)",
+             s_share_of(f, "uw_compare", SEQ_B, N(SEQ_B), &n), MIN_ROOTED, 1);
+    s_figure(fs, "cpu: uwlib_leaf samples under uw_chain_a->uwlib_middle",
+             s_share_of(f, "uwlib_leaf", SEQ_A_LEAF, N(SEQ_A_LEAF), &n),
+             MIN_ROOTED, 1);
+    s_figure(fs, "cpu: uw_tiny_mid samples under uw_run_cpu->uw_tight_c",
+             s_share_of(f, "uw_tiny_mid", SEQ_C_LEAF, N(SEQ_C_LEAF), &n),
+             MIN_ROOTED, 1);
+    /* uw_tiny_leaf is a few instructions: it may get no sample at all. */
+    double leaf = s_share_of(f, "uw_tiny_leaf", SEQ_CPU, N(SEQ_CPU), &n);
+    if (n > 0)
+        s_figure(fs, "cpu: uw_tiny_leaf samples under main->uw_run_cpu",
+                 leaf, MIN_ROOTED, 1);
+}
+
+static void s_signal_figures(figures_t *fs, const folded_t *f)
+{
+    s_root_figures(fs, f, "signal: rooted share", "signal: samples",
+                   "signal: garbage roots", MIN_SAMPLES);
+    double n = 0;
+    s_figure(fs, "signal: handler share",
+             s_share_of(f, NULL, SEQ_HANDLER, N(SEQ_HANDLER), NULL), 0.10, 1);
+    s_figure(fs, "signal: handler samples through the signal frame "
+                 "into uw_signal_spin",
+             s_share_of(f, "uw_handler_work", SEQ_SIG, N(SEQ_SIG), &n),
+             MIN_ROOTED, 1);
+}
+
+static void s_threads_figures(figures_t *fs, const folded_t *f)
+{
+    s_root_figures(fs, f, "threads: rooted share", "threads: samples",
+                   "threads: garbage roots", MIN_SAMPLES);
+    s_figure(fs, "threads: share under start_thread",
+             s_share_of(f, NULL, SEQ_START, N(SEQ_START), NULL), MIN_ROOTED, 1);
+    s_figure(fs, "threads: uwlib_leaf samples under uw_thread_main",
+             s_share_of(f, "uwlib_leaf", SEQ_THREAD, N(SEQ_THREAD), NULL),
+             MIN_ROOTED, 1);
+}
+
+static void s_dlopen_figures(figures_t *fs, const folded_t *f)
+{
+    s_root_figures(fs, f, "dlopen: rooted share", "dlopen: samples",
+                   "dlopen: garbage roots", MIN_SAMPLES);
+    s_figure(fs, "dlopen: share uw_run_dlopen->uwplug_entry->uwplug_leaf",
+             s_share_of(f, NULL, SEQ_PLUG, N(SEQ_PLUG), NULL), 0.5, 1);
+}
+
+/* Off CPU, time rather than samples: the reader's time in the kernel's
+ * vfs_read (pipe_read or anon_pipe_read below it, by kernel version) must
+ * keep uw_read_byte, the writer's nanosleep uw_writer_pause. */
+static void s_offcpu_figures(figures_t *fs, const folded_t *f)
+{
+    double n = 0;
+    s_root_figures(fs, f, "offcpu: rooted share (of time)",
+                   "offcpu: us off CPU", "offcpu: garbage roots", 1000);
+    s_figure(fs, "offcpu: vfs_read time under uw_reader->uw_read_byte",
+             s_share_of(f, "[k] vfs_read", SEQ_READ, N(SEQ_READ), &n),
+             MIN_ROOTED, 1);
+    s_figure(fs, "offcpu: nanosleep time under uw_writer_pause",
+             s_share_of(f, "[k] do_nanosleep", SEQ_PAUSE, N(SEQ_PAUSE), &n),
+             MIN_ROOTED, 1);
+}
+
+START_TEST(test_unwind_without_frame_pointers)
+{
+    const char *cc = s_compilers[_i];
+    figures_t fs = { .n = 0 };
+    folded_t f;
+
+    th_launch_start(&R, s_yaml, NULL);
+    sleep(2); /* the collector loads its programs */
+    pid_t cpu = s_spawn(cc, "cpu", RUN_SECONDS);
+    pid_t sig = s_spawn(cc, "signal", RUN_SECONDS);
+    pid_t thr = s_spawn(cc, "threads", RUN_SECONDS);
+    pid_t dl = s_spawn(cc, "dlopen", RUN_SECONDS);
+    pid_t off = s_spawn(cc, "offcpu", RUN_SECONDS);
+    char off_task[128];
+    th_api_create_task(&R, (int)off, "OFF_CPU", 30, off_task, sizeof off_task);
+    s_reap(cpu, "cpu");
+    s_reap(sig, "signal");
+    s_reap(thr, "threads");
+    s_reap(dl, "dlopen");
+    s_reap(off, "offcpu");
+    /* Processes of 40 ms, alone on the machine so they get their CPU. */
+    pid_t shorts[SHORT_RUNS];
+    for (int i = 0; i < SHORT_RUNS; i++) {
+        shorts[i] = s_spawn(cc, "short", "1");
+        s_reap(shorts[i], "short");
+    }
+    sleep(3); /* the last publish and flush */
+
+    s_fetch_pid(&f, cpu, "uw_tiny_mid");
+    s_cpu_figures(&fs, &f);
+    s_folded_release(&f);
+    s_fetch_pid(&f, sig, "uw_handler_work");
+    s_signal_figures(&fs, &f);
+    s_folded_release(&f);
+    s_fetch_pid(&f, thr, "uwlib_leaf");
+    s_threads_figures(&fs, &f);
+    s_folded_release(&f);
+    s_fetch_pid(&f, dl, "uwplug_leaf");
+    s_dlopen_figures(&fs, &f);
+    s_folded_release(&f);
+    char q[200];
+    snprintf(q, sizeof q, "task_id=%s&event=off-cpu&unit=us", off_task);
+    s_fetch(&f, q, "vfs_read");
+    s_offcpu_figures(&fs, &f);
+    s_folded_release(&f);
+    roots_t sr = { 0, 0, 0 };
+    for (int i = 0; i < SHORT_RUNS; i++) {
+        snprintf(q, sizeof q, "pid=%d&event=on-cpu&unit=count", (int)shorts[i]);
+        s_fetch(&f, q, "unwind_work");
+        roots_t r = s_roots(&f);
+        s_print_unrooted("short", &f);
+        sr.total += r.total;
+        sr.rooted += r.rooted;
+        sr.garbage += r.garbage;
+        s_folded_release(&f);
+    }
+    s_figure(&fs, "short: samples", sr.total, 10, 1e12);
+    s_figure(&fs, "short: rooted share", sr.total > 0 ? sr.rooted / sr.total : 0,
+             MIN_ROOTED, 1);
+    s_figure(&fs, "short: garbage roots", sr.garbage, 0, 0);
+
+    double active = s_metric(UNWIND_ACTIVE_METRIC);
+    s_print_unwind_metrics();
+    int bad = 0;
+    for (int i = 0; i < fs.n; i++) {
+        const figure_t *x = &fs.f[i];
+        int ok = x->value >= x->lo && x->value <= x->hi;
+        bad += !ok;
+        fprintf(stderr, "%s %-66s %10.3f  want [%g, %g]%s\n", cc, x->what,
+                x->value, x->lo, x->hi, ok ? "" : "  <-- off");
+    }
+    th_launch_stop(&R);
+    if (active != 1) {
+        char name[64];
+        snprintf(name, sizeof name, "unwind_e2e_%s", cc);
+        tu_skip(name, "the collector reports the frame-pointer unwinder only "
+                      "(%s %s); %d of %d figures off (above)",
+                UNWIND_ACTIVE_METRIC, active < 0 ? "not exported" : "= 0",
+                bad, fs.n);
+        return;
+    }
+    for (int i = 0; i < fs.n; i++) {
+        const figure_t *x = &fs.f[i];
+        ck_assert_msg(x->value >= x->lo && x->value <= x->hi,
+                      "%s: %s = %.3f, want [%g, %g]", cc, x->what, x->value,
+                      x->lo, x->hi);
+    }
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("unwind_e2e");
+    TCase *tc = tcase_create("bpf");
+    tcase_set_timeout(tc, 240);
+    if (tu_require_bpf("unwind end to end"))
+        tcase_add_loop_test(tc, test_unwind_without_frame_pointers, 0,
+                            (int)(sizeof s_compilers / sizeof s_compilers[0]));
+    suite_add_tcase(s, tc);
+    return tu_run(s);
+}
