@@ -4,7 +4,8 @@
 # to build/bench/results/benchmarks.md (docs/benchmarks.md records a run).
 #
 #   sh bench/run.sh [PART...]   parts: overhead agentcost throughput
-#                               symbols latency leafshare netcost (default: all,
+#                               symbols latency leafshare netcost
+#                               netthroughput (default: all,
 #                               ~10 minutes)
 #
 # Needs root (BPF, perf -a, bpftrace) and the peers from mk/deps.sh:
@@ -35,7 +36,8 @@ gcc $CFLAGS -O2 $(pkg-config --cflags libzmq msgpack libelf) -o "$OUT/rawpub" \
 gcc $CFLAGS -O2 -o "$OUT/symbench" bench/symbench.c "$BUILD/lib/libsymbolizer.a" \
     "$BUILD/lib/liblib.a" $(pkg-config --libs libelf zlib) -liberty -lm
 
-[ $# -gt 0 ] || set -- overhead agentcost throughput symbols latency leafshare netcost
+[ $# -gt 0 ] || set -- overhead agentcost throughput symbols latency leafshare netcost \
+    netthroughput
 # Only the parts run now lose their previous results: the report still
 # shows the others' latest figures.
 for part in "$@"; do rm -f "$BENCH_RESULTS/$part.json"; done

@@ -276,6 +276,20 @@ def churn_result(p):
     return int(fields.get("started", 0)), int(fields.get("failed", 0))
 
 
+def bounded_pipeline():
+    """A started pipeline whose history and symbol cache are bounded below
+    their defaults (SOAK_HISTORY, SOAK_SYM_CACHE): see phase_churn."""
+    bounds = {"SKYPROF_AGGREGATOR_HISTORY": ENV.get("SOAK_HISTORY", "1m"),
+              "SKYPROF_SYMBOLIZER_CACHE_SIZE": ENV.get("SOAK_SYM_CACHE",
+                                                       "8MB")}
+    ENV.update(bounds)
+    try:
+        return common.started(common.Skyprof(flush="1s"))
+    finally:
+        for k in bounds:
+            del ENV[k]
+
+
 def flat(start, end):
     return end <= start * (1 + RSS_GROWTH_SHARE) + RSS_GROWTH_SLACK
 
@@ -289,15 +303,7 @@ def phase_churn(result):
     # to symbolizer.cache_size. Smaller bounds than the defaults let both
     # reach their steady size within the warm-up, so growth after it is a
     # leak, not a cache filling.
-    bounds = {"SKYPROF_AGGREGATOR_HISTORY": ENV.get("SOAK_HISTORY", "1m"),
-              "SKYPROF_SYMBOLIZER_CACHE_SIZE": ENV.get("SOAK_SYM_CACHE",
-                                                       "8MB")}
-    ENV.update(bounds)
-    try:
-        sky = common.started(common.Skyprof(flush="1s"))
-    finally:
-        for k in bounds:
-            del ENV[k]
+    sky = bounded_pipeline()
     cpu = off = ch = None
     try:
         cpu, off = start_workloads(SECONDS + 120)
@@ -507,7 +513,9 @@ def phase_oapflap(result):
 def phase_net(result):
     common.log("== net: %d short connections/s for %ds (warm-up %ds)" %
                (NET_RATE, NET_SECONDS, NET_WARMUP))
-    sky = common.started(common.Skyprof(flush="1s"))
+    # Host-wide profiling runs too; its history is bounded as in the churn
+    # phase so that growth after the warm-up is the network's.
+    sky = bounded_pipeline()
     srv = None
     try:
         srv, port = netdrive.server()
@@ -526,7 +534,10 @@ def phase_net(result):
                 return
             state["next"] += 5.0
             now = {k: common.rss_bytes(p) for k, p in pids.items()}
-            series.append((round(t), now))
+            g = sky.metrics()
+            series.append((round(t), now,
+                           {k: g.get("skyprof_aggregator_" + k, 0) for k in
+                            ("net_connections", "net_memory_bytes")}))
             if state["warm"] is None and t >= NET_WARMUP:
                 state["warm"] = now
         drv = netdrive.Driver(port, NET_RATE, NET_SECONDS, short=True)
@@ -534,6 +545,14 @@ def phase_net(result):
         rss_end = {k: common.rss_bytes(p) for k, p in pids.items()}
         rss_warm = state["warm"] or rss_start
         counted, m = netdrive.settle(sky, srv.pid)
+        common.log("  network room: %d connections, %.1f MiB at the end of "
+                   "the load, %d connections, %.1f MiB drained" % (
+                       series[-1][2]["net_connections"] if series else 0,
+                       (series[-1][2]["net_memory_bytes"] if series else 0)
+                       / 2**20, m.get("skyprof_aggregator_net_connections",
+                                      0),
+                       m.get("skyprof_aggregator_net_memory_bytes", 0)
+                       / 2**20))
         rs = restarts(sky)
         lost = netdrive.losses(m)
         made = drv.made
