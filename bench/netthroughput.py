@@ -89,11 +89,16 @@ def main():
         if best:
             for k in pids:
                 out[k + "_us_per_request"] = best[k + "_us_per_request"]
-            # requests/s one core would sustain at that cost: capture and
-            # room are separate processes, the busier one is the limit
-            per = max(best["collector_us_per_request"],
-                      best["aggregator_us_per_request"], 1e-9)
-            out["one_core_rps_estimate"] = 1e6 / per
+                # The marginal cost: a stage's CPU also has a part per
+                # second of traffic (drains, peer lookups in /proc) that
+                # does not grow with the rate; the slope between the
+                # lowest and highest lossless steps is what one more
+                # request costs.
+                lo = min(ok, key=lambda s: s["made"])
+                if best["made"] > lo["made"]:
+                    out[k + "_marginal_us_per_request"] = max(
+                        0.0, (best[k + "_cpu_s"] - lo[k + "_cpu_s"]) /
+                        (best["made"] - lo["made"]) * 1e6)
         common.save("netthroughput", out)
         print("| asked req/s | made req/s | counted = made | losses | "
               "collector us/req | aggregator us/req |")
@@ -105,6 +110,10 @@ def main():
                    "no (%d of %d)" % (s["counted"], s["made"]),
                    s["lost"] or "none", s["collector_us_per_request"],
                    s["aggregator_us_per_request"]))
+        for k in pids:
+            if k + "_marginal_us_per_request" in out:
+                print("%s marginal CPU: %.2f us/request" %
+                      (k, out[k + "_marginal_us_per_request"]))
         print("highest lossless rate: %.0f req/s%s" %
               (out["best_lossless_rps"],
                " (the load generator's limit, not the pipeline's)"
