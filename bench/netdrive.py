@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import time
-import urllib.request
 
 import common
 
@@ -46,16 +45,6 @@ def server():
         p.wait()
         raise RuntimeError("httpload server did not start")
     return p, int(line[1])
-
-
-def network_task(sky, pid, duration):
-    body = json.dumps({"pid": pid, "target": "NETWORK",
-                       "duration": int(duration)}).encode()
-    req = urllib.request.Request(
-        "http://127.0.0.1:%d/api/tasks" % sky.port, data=body,
-        method="POST", headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=5) as r:
-        return r.status == 200
 
 
 def requests_counted(sky, pid):

@@ -42,7 +42,8 @@ def main():
     try:
         sky.wait_ready(samples=False)
         srv, port = netdrive.server()
-        netdrive.network_task(sky, srv.pid, len(RATES) * (STEP + 60) + 120)
+        common.post_task(sky, srv.pid, "NETWORK",
+                         len(RATES) * (STEP + 60) + 120)
         netdrive.wait_traced(sky, srv.pid, port)
         counted, m = netdrive.settle(sky, srv.pid)
         pids = {k: v for k, v in sky.stage_pids().items()

@@ -67,7 +67,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -143,14 +142,8 @@ def rss_by_stage(sky):
 
 
 def post_task(sky, pid, target, duration):
-    body = json.dumps({"pid": pid, "target": target,
-                       "duration": int(duration)}).encode()
-    req = urllib.request.Request(
-        "http://127.0.0.1:%d/api/tasks" % sky.port, data=body,
-        method="POST", headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(req, timeout=5) as r:
-            return r.status == 200
+        return common.post_task(sky, pid, target, duration)
     except Exception as e:  # noqa: BLE001
         common.log("  task %s: %s" % (target, e))
         return False
@@ -523,7 +516,7 @@ def phase_net(result):
     srv = None
     try:
         srv, port = netdrive.server()
-        check(netdrive.network_task(sky, srv.pid, NET_SECONDS + 120),
+        check(post_task(sky, srv.pid, "NETWORK", NET_SECONDS + 120),
               "NETWORK task accepted")
         warm = netdrive.wait_traced(sky, srv.pid, port)
         base, _ = netdrive.settle(sky, srv.pid)
