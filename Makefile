@@ -254,7 +254,8 @@ bench: deps
 	$(Q)sh bench/run.sh
 
 # Churn soak (tests/soak.py): long, needs root; SOAK_SECONDS, SOAK_RATE,
-# SOAK_PHASES, SOAK_FLAP_SECONDS tune it. Not part of `make test`.
+# SOAK_PHASES, SOAK_FLAP_SECONDS, SOAK_NET_RATE, SOAK_NET_SECONDS tune it
+# (SOAK_PHASES=net: the network soak alone). Not part of `make test`.
 .PHONY: soak
 soak: deps
 	$(Q)$(MAKE) --no-print-directory all tests

@@ -230,6 +230,18 @@ class Skyprof:
         subprocess.run(["rm", "-rf", self.dir])
 
 
+def post_task(sky, pid, target, duration):
+    """POST /api/tasks: a fixed-time task on one process; True when the
+    aggregator took it (an HTTP error raises)."""
+    body = json.dumps({"pid": pid, "target": target,
+                       "duration": int(duration)}).encode()
+    req = urllib.request.Request(
+        "http://127.0.0.1:%d/api/tasks" % sky.port, data=body,
+        method="POST", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return r.status == 200
+
+
 # ------------------------------------------------------------------ peers
 class Peer:
     """A peer profiler sampling the whole host at 99 Hz in the background."""

@@ -322,6 +322,17 @@ def main():
                                                     la["trials"])
                          if la.get("missed") else ""),
                      "(no peer serves an API)", "", "", ""))
+    nt = load("netthroughput")
+    if nt:
+        rows.append(("6 HTTP/1.1 keep-alive req/s through a traced server "
+                     "with zero loss (capture + network room)",
+                     "%.0f%s" % (nt["best_lossless_rps"],
+                                 " (load-bound)" if nt["limited_by_load"]
+                                 else ""),
+                     "(no peer parses HTTP)",
+                     "CPU/request: collector %.1f µs, aggregator %.1f µs"
+                     % (nt.get("collector_us_per_request", 0),
+                        nt.get("aggregator_us_per_request", 0)), "", ""))
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"],
                                 capture_output=True, text=True,

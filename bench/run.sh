@@ -4,8 +4,9 @@
 # to build/bench/results/benchmarks.md (docs/benchmarks.md records a run).
 #
 #   sh bench/run.sh [PART...]   parts: overhead agentcost throughput
-#                               symbols latency leafshare netcost unwind
-#                               (default: all, ~13 minutes)
+#                               symbols latency leafshare netcost
+#                               netthroughput unwind (default: all,
+#                               ~15 minutes)
 #
 # Needs root (BPF, perf -a, bpftrace) and the peers from mk/deps.sh:
 # linux-perf, bpftrace, hyperfine, llvm, binutils, elfutils; `unwind`
@@ -38,7 +39,8 @@ gcc $CFLAGS -O2 -o "$OUT/symbench" bench/symbench.c "$BUILD/lib/libsymbolizer.a"
     "$BUILD/lib/liblib.a" $(pkg-config --libs libelf zlib) -liberty -lm
 gcc $CFLAGS -O2 -o "$OUT/unwindbench" bench/unwindbench.c "$BUILD/lib/liblib.a"
 
-[ $# -gt 0 ] || set -- overhead agentcost throughput symbols latency leafshare netcost unwind
+[ $# -gt 0 ] || set -- overhead agentcost throughput symbols latency leafshare netcost \
+    netthroughput unwind
 # Only the parts run now lose their previous results: the report still
 # shows the others' latest figures.
 for part in "$@"; do rm -f "$BENCH_RESULTS/$part.json"; done

@@ -34,12 +34,28 @@ local launcher):
              again every SOAK_FLAP_PERIOD (10 s) for SOAK_FLAP_SECONDS
              (default 600): the uplink never restarts, its RSS stays flat,
              reconnects are counted.
+  net        a NETWORK task on a tests/progs/httpload server, driven by
+             httpload clients opening SOAK_NET_RATE short connections a
+             second (default 1000; one GET /ok each, so one accept, one
+             request, one close per connection) for SOAK_NET_SECONDS
+             (default 60). RSS of the collector and the aggregator must be
+             flat after SOAK_NET_WARMUP (default 35 s; the aggregator keeps
+             SOAK_NET_HISTORY, 30s, of profile windows), no stage may be
+             restarted, and every request must be accounted for: the
+             requests the clients made (client output) = the http1
+             requests the network room counted for the server
+             (GET /api/network endpoints) when no loss was counted, else
+             the difference must be explained by the counted losses
+             (collector net_lost_kernel/net_lost_user/net_publish_errors/
+             net_hook_losses, aggregator net_events_lost,
+             net_conn_evictions).
 
 In the churn phase the aggregator keeps SOAK_HISTORY (1m) of windows and
 the symbolizer caches SOAK_SYM_CACHE (8MB), so bounded memory is at its
 bound by the end of the warm-up. Each phase's launcher log (all stages'
 stderr) is kept next to the results as <results>.<phase>.log.
-SOAK_PHASES (default "churn broker diskfull oapflap") picks phases. Exit
+SOAK_PHASES (default "churn broker diskfull oapflap net") picks phases
+(`SOAK_PHASES=net make soak` runs the network soak alone). Exit
 status 0 only when every check of every phase held; the figures are printed
 and written as JSON to SOAK_RESULTS (default build/soak-results.json).
 Needs root (BPF, mounting the tmpfs).
@@ -51,12 +67,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 import common  # noqa: E402
+import netdrive  # noqa: E402
 
 BUILD = common.BUILD
 PROGS = os.path.join(BUILD, "tests", "progs")
@@ -68,7 +84,12 @@ WARMUP = float(ENV.get("SOAK_WARMUP", "60"))
 BURST = float(ENV.get("SOAK_BURST_SECONDS", "30"))
 FLAP_SECONDS = float(ENV.get("SOAK_FLAP_SECONDS", "600"))
 FLAP_PERIOD = float(ENV.get("SOAK_FLAP_PERIOD", "10"))
-PHASES = ENV.get("SOAK_PHASES", "churn broker diskfull oapflap").split()
+PHASES = ENV.get("SOAK_PHASES",
+                 "churn broker diskfull oapflap net").split()
+NET_RATE = int(ENV.get("SOAK_NET_RATE", "1000"))
+NET_SECONDS = float(ENV.get("SOAK_NET_SECONDS", "60"))
+NET_WARMUP = float(ENV.get("SOAK_NET_WARMUP", "35"))
+NET_HISTORY = ENV.get("SOAK_NET_HISTORY", "30s")
 RESULTS = ENV.get("SOAK_RESULTS", os.path.join(BUILD, "soak-results.json"))
 # RSS is flat when it grew after the warm-up by no more than this share
 # plus a few pages of allocator noise.
@@ -94,6 +115,7 @@ def keep_log(sky, phase):
     pipeline's directory goes away with it."""
     dest = "%s.%s.log" % (os.path.splitext(RESULTS)[0], phase)
     try:
+        os.makedirs(os.path.dirname(RESULTS) or ".", exist_ok=True)
         with open(sky.log.name) as src, open(dest, "w") as out:
             out.write(src.read())
     except OSError as e:
@@ -120,14 +142,8 @@ def rss_by_stage(sky):
 
 
 def post_task(sky, pid, target, duration):
-    body = json.dumps({"pid": pid, "target": target,
-                       "duration": int(duration)}).encode()
-    req = urllib.request.Request(
-        "http://127.0.0.1:%d/api/tasks" % sky.port, data=body,
-        method="POST", headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(req, timeout=5) as r:
-            return r.status == 200
+        return common.post_task(sky, pid, target, duration)
     except Exception as e:  # noqa: BLE001
         common.log("  task %s: %s" % (target, e))
         return False
@@ -255,6 +271,20 @@ def churn_result(p):
     return int(fields.get("started", 0)), int(fields.get("failed", 0))
 
 
+def bounded_pipeline(history):
+    """A started pipeline whose history and symbol cache are bounded below
+    their defaults (history, SOAK_SYM_CACHE): see phase_churn."""
+    bounds = {"SKYPROF_AGGREGATOR_HISTORY": history,
+              "SKYPROF_SYMBOLIZER_CACHE_SIZE": ENV.get("SOAK_SYM_CACHE",
+                                                       "8MB")}
+    ENV.update(bounds)
+    try:
+        return common.started(common.Skyprof(flush="1s"))
+    finally:
+        for k in bounds:
+            del ENV[k]
+
+
 def flat(start, end):
     return end <= start * (1 + RSS_GROWTH_SHARE) + RSS_GROWTH_SLACK
 
@@ -268,15 +298,7 @@ def phase_churn(result):
     # to symbolizer.cache_size. Smaller bounds than the defaults let both
     # reach their steady size within the warm-up, so growth after it is a
     # leak, not a cache filling.
-    bounds = {"SKYPROF_AGGREGATOR_HISTORY": ENV.get("SOAK_HISTORY", "1m"),
-              "SKYPROF_SYMBOLIZER_CACHE_SIZE": ENV.get("SOAK_SYM_CACHE",
-                                                       "8MB")}
-    ENV.update(bounds)
-    try:
-        sky = common.started(common.Skyprof(flush="1s"))
-    finally:
-        for k in bounds:
-            del ENV[k]
+    sky = bounded_pipeline(ENV.get("SOAK_HISTORY", "1m"))
     cpu = off = ch = None
     try:
         cpu, off = start_workloads(SECONDS + 120)
@@ -481,6 +503,101 @@ def phase_oapflap(result):
             keep_log(sky, "oapflap")
             sky.stop()
         subprocess.run(["rm", "-rf", oapdir])
+
+
+def phase_net(result):
+    common.log("== net: %d short connections/s for %ds (warm-up %ds)" %
+               (NET_RATE, NET_SECONDS, NET_WARMUP))
+    # Host-wide profiling runs too; its history is bounded as in the churn
+    # phase, below the warm-up, so that growth after the warm-up is the
+    # network's (with the default 1h the aggregator grows ~130 KiB/s here
+    # with profile windows, while the network room stays at ~80 KiB).
+    sky = bounded_pipeline(NET_HISTORY)
+    srv = None
+    try:
+        srv, port = netdrive.server()
+        check(post_task(sky, srv.pid, "NETWORK", NET_SECONDS + 120),
+              "NETWORK task accepted")
+        warm = netdrive.wait_traced(sky, srv.pid, port)
+        base, _ = netdrive.settle(sky, srv.pid)
+        pids = {k: v for k, v in sky.stage_pids().items()
+                if k in ("collector", "aggregator")}
+        rss_start = {k: common.rss_bytes(p) for k, p in pids.items()}
+        series = []
+        state = {"warm": None, "next": 5.0}
+
+        def sample(t):
+            if t < state["next"]:
+                return
+            state["next"] += 5.0
+            now = {k: common.rss_bytes(p) for k, p in pids.items()}
+            g = sky.metrics()
+            series.append((round(t), now,
+                           {k: g.get("skyprof_aggregator_" + k, 0) for k in
+                            ("net_connections", "net_memory_bytes")}))
+            if state["warm"] is None and t >= NET_WARMUP:
+                state["warm"] = now
+        drv = netdrive.Driver(port, NET_RATE, NET_SECONDS, short=True)
+        drv.run(sample)
+        rss_end = {k: common.rss_bytes(p) for k, p in pids.items()}
+        rss_warm = state["warm"] or rss_start
+        counted, m = netdrive.settle(sky, srv.pid)
+        common.log("  network room: %d connections, %.1f MiB at the end of "
+                   "the load, %d connections, %.1f MiB drained" % (
+                       series[-1][2]["net_connections"] if series else 0,
+                       (series[-1][2]["net_memory_bytes"] if series else 0)
+                       / 2**20, m.get("skyprof_aggregator_net_connections",
+                                      0),
+                       m.get("skyprof_aggregator_net_memory_bytes", 0)
+                       / 2**20))
+        rs = restarts(sky)
+        lost = netdrive.losses(m)
+        made = drv.made
+        got = (counted or 0) - (base or 0)
+        result.update(rate=made / max(drv.elapsed, 1e-9), made=made,
+                      warmup_requests=warm, counted=got,
+                      client_failures=drv.failed, ticks_skipped=drv.skipped,
+                      losses=lost, rss_start=rss_start, rss_warm=rss_warm,
+                      rss_end=rss_end, restarts=rs, rss_series=series,
+                      counters={k: m.get(k, 0)
+                                for k in netdrive.NOTE_COUNTERS},
+                      drops=drops(m))
+        common.log("  %d requests on as many connections in %.1f s "
+                   "(%.0f/s), %d client runs failed, %d ticks skipped" %
+                   (made, drv.elapsed, made / max(drv.elapsed, 1e-9),
+                    drv.failed, drv.skipped))
+        common.log("  network room counted %d http1 requests at the server"
+                   % got)
+        for name in sorted(rss_end):
+            common.log("  rss %-10s start %6.1f MiB  warm %6.1f MiB  end "
+                       "%6.1f MiB" % (name, rss_start[name] / 2**20,
+                                      rss_warm.get(name, 0) / 2**20,
+                                      rss_end[name] / 2**20))
+            check(flat(rss_warm.get(name, 0), rss_end[name]),
+                  "%s RSS flat after warm-up" % name)
+        room = [g["net_memory_bytes"] for t, _, g in series
+                if t >= NET_WARMUP]
+        check(not room or max(room) <= 2 * min(room) + (64 << 10),
+              "network room memory flat after warm-up (%s bytes)" %
+              (room and "%d..%d" % (min(room), max(room))))
+        check(all(v == 0 for v in rs.values()), "no stage restarted (%s)" %
+              rs)
+        check(made >= NET_RATE * NET_SECONDS * 0.9,
+              "clients made %d of %d requests" % (made,
+                                                  NET_RATE * NET_SECONDS))
+        check(drv.failed == 0, "no client run failed")
+        for k, v in lost.items():
+            common.log("  loss counter %s = %d" % (k, v))
+        if not any(lost.values()):
+            check(got == made, "requests made %d = counted by the network "
+                  "room %d (no loss counted)" % (made, got))
+        else:
+            check(got <= made, "requests counted %d <= made %d, the rest "
+                  "in the loss counters %s" % (got, made, lost))
+    finally:
+        stop([srv])
+        keep_log(sky, "net")
+        sky.stop()
 
 
 def main():
