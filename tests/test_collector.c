@@ -566,6 +566,58 @@ START_TEST(test_batcher_dedup_and_split)
 }
 END_TEST
 
+/* An object whose process changed while in a batch (the first one
+ * exited, another maps the file) goes out naming the live one, through
+ * whose root the symbolizer can still open it. */
+typedef struct {
+    uint32_t pid;
+    char path[64];
+    uint32_t nobjects;
+} object_capture_t;
+
+static int s_capture_object(void *arg, const char *topic,
+                            wire_raw_batch_t *batch)
+{
+    object_capture_t *oc = arg;
+
+    (void)topic;
+    oc->nobjects += batch->nobjects;
+    if (batch->nobjects > 0) {
+        oc->pid = batch->objects[0].pid;
+        snprintf(oc->path, sizeof(oc->path), "%s", batch->objects[0].path);
+    }
+    return 0;
+}
+
+START_TEST(test_batcher_object_process_follows)
+{
+    batcher_t *b = batcher_new(100, 0);
+    object_capture_t oc = { 0 };
+    proc_t proc = { .pid = 300 };
+    object_t obj = { .id = 9, .type = WIRE_OBJ_EXE, .path = "/opt/a/x",
+                     .pid = 300 };
+    wire_uframe_t uf[1] = { { 9, 0x1000 } };
+    batcher_sample_t s = { .pid = 300, .tid = 300, .nu = 1, .uframes = uf,
+                           .count = 1, .weight_ns = 1 };
+    batcher_flush_stats_t fs = { 0 };
+
+    ck_assert_int_eq(batcher_note_proc(b, &proc), 0);
+    ck_assert_int_eq(batcher_note_object(b, &obj), 0);
+    ck_assert_int_eq(batcher_add(b, &s), 0);
+    obj.pid = 301;              /* 300 exited; 301 maps the file */
+    obj.path = "/x";            /* as 301 sees it */
+    proc.pid = s.pid = s.tid = 301;
+    ck_assert_int_eq(batcher_note_proc(b, &proc), 0);
+    ck_assert_int_eq(batcher_note_object(b, &obj), 0);
+    ck_assert_int_eq(batcher_add(b, &s), 0);
+    batcher_flush(b, s_capture_object, &oc, &fs);
+    ck_assert_uint_ge(oc.nobjects, 1);
+    ck_assert_uint_eq(oc.pid, 301);
+    ck_assert_str_eq(oc.path, "/x");
+    batcher_destroy(&b);
+}
+END_TEST
+
 /* The batch's task table lists exactly the tasks its samples name. */
 typedef struct {
     int ok;
@@ -832,6 +884,7 @@ int main(void)
     tcase_add_test(tc, test_objects_identity);
     tcase_add_test(tc, test_batcher_dedup_and_split);
     tcase_add_test(tc, test_batcher_task_table);
+    tcase_add_test(tc, test_batcher_object_process_follows);
     tcase_add_test(tc, test_tasks_reconcile);
     tcase_add_test(tc, test_container_id);
     tcase_add_test(tc, test_options);
