@@ -10,9 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "arena.h"
@@ -359,25 +362,33 @@ START_TEST(test_proctab_grace_and_bound)
 }
 END_TEST
 
+/* The executable mapping of exe (ours, as we see its path) in pid. */
+static maps_line_t s_exe_mapping(pid_t pid, const char *exe)
+{
+    char path[64], line[8192];
+    maps_line_t ml = { 0 };
+    int found = 0;
+
+    snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    while (!found && fgets(line, sizeof(line), f))
+        found = proctab_parse_maps_line(line, &ml) == 0 && ml.exec &&
+                ml.path_len == strlen(exe) &&
+                strncmp(ml.path, exe, ml.path_len) == 0;
+    fclose(f);
+    ck_assert(found);
+    ml.path = NULL;             /* pointed into line */
+    return ml;
+}
+
 START_TEST(test_objects_identity)
 {
     objreg_t *objs = objreg_new();
     char exe[4096];
-    FILE *f = fopen("/proc/self/maps", "r");
-    char line[8192];
-    maps_line_t ml = { 0 };
-    int found = 0;
 
     ck_assert_int_eq(procfacts_exe(NULL, (uint32_t)getpid(), exe, sizeof(exe)), 0);
-    while (fgets(line, sizeof(line), f))
-        if (proctab_parse_maps_line(line, &ml) == 0 && ml.exec &&
-            ml.path_len == strlen(exe) &&
-            strncmp(ml.path, exe, ml.path_len) == 0) {
-            found = 1;
-            break;
-        }
-    fclose(f);
-    ck_assert(found);
+    maps_line_t ml = s_exe_mapping(getpid(), exe);
     object_t *a = objreg_get_file(objs, (uint32_t)getpid(), ml.dev, ml.ino,
                                    exe, ml.start, ml.end, WIRE_OBJ_EXE);
     object_t *b = objreg_get_file(objs, (uint32_t)getpid(), ml.dev, ml.ino,
@@ -417,6 +428,54 @@ START_TEST(test_objects_identity)
     objreg_unref(objs, &j2);
     ck_assert_uint_eq(objreg_count(objs), 0);
     objreg_destroy(&objs);
+}
+END_TEST
+
+/* A file mapped by a process in a container (here a chroot) is named
+ * with its oldest ancestor sharing that root, which outlives it; on our
+ * own root, with the process itself (test_objects_identity). */
+START_TEST(test_objects_named_by_container_ancestor)
+{
+    objreg_t *objs = objreg_new();
+    char exe[4096], *dir = tu_mkdtemp();
+    int fds[2];
+    pid_t child = 0;
+
+    ck_assert_int_eq(procfacts_exe(NULL, (uint32_t)getpid(), exe, sizeof(exe)), 0);
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t parent = fork();
+    ck_assert_int_ge(parent, 0);
+    if (parent == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (chroot(dir) != 0 || chdir("/") != 0)
+            _exit(1);
+        pid_t c = fork();
+        if (c == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            pause();
+            _exit(0);
+        }
+        if (write(fds[1], &c, sizeof(c)) != (ssize_t)sizeof(c))
+            _exit(1);
+        pause();
+        _exit(0);
+    }
+    ck_assert_int_eq(read(fds[0], &child, sizeof(child)), (ssize_t)sizeof(child));
+    ck_assert_int_gt(child, 0);
+    maps_line_t ml = s_exe_mapping(child, exe);
+    object_t *obj = objreg_get_file(objs, (uint32_t)child, ml.dev, ml.ino,
+                                    exe, ml.start, ml.end, WIRE_OBJ_EXE);
+    ck_assert_ptr_nonnull(obj);
+    ck_assert_uint_gt(obj->build_id_len, 0);   /* read through the child */
+    ck_assert_uint_eq(obj->pid, (uint32_t)parent);
+    objreg_unref(objs, &obj);
+    kill(parent, SIGKILL);
+    waitpid(parent, NULL, 0);
+    close(fds[0]);
+    close(fds[1]);
+    objreg_destroy(&objs);
+    tu_rmtree(dir);
+    free(dir);
 }
 END_TEST
 
@@ -882,6 +941,7 @@ int main(void)
     tcase_add_test(tc, test_resolve_special);
     tcase_add_test(tc, test_proctab_grace_and_bound);
     tcase_add_test(tc, test_objects_identity);
+    tcase_add_test(tc, test_objects_named_by_container_ancestor);
     tcase_add_test(tc, test_batcher_dedup_and_split);
     tcase_add_test(tc, test_batcher_task_table);
     tcase_add_test(tc, test_batcher_object_process_follows);

@@ -16,7 +16,11 @@
  * - dlopen: a library loaded 200 ms after exec unwinds into its caller;
  * - offcpu: blocked in libc's frameless read, the caller uw_read_byte is
  *   on the stack (and uw_writer_pause above nanosleep);
- * - short: processes living 40 ms get whole stacks too.
+ * - short: processes living 40 ms get whole stacks too;
+ * - container (its own tcase): cpu, dlopen and short in a container of
+ *   their own (new mount, pid and uts namespaces, a private root holding
+ *   copies of the program, its libraries, libc and ld.so): the same
+ *   figures, with symbols found in the container's root.
  *
  * Frame pointers cannot pass these (the walk stops at the first frameless
  * function), so while the collector reports only the frame-pointer
@@ -25,6 +29,7 @@
  * figure is asserted. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -32,6 +37,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -628,8 +634,11 @@ END_TEST
 
 static const char *const s_ctr_steps[] = {
     "make / a private mount", "bind-mount the root", "pivot_root",
-    "mount /proc",            "exec"
+    "mount /proc",            "exec", "a child of its pid 1"
 };
+/* How long a container's pid 1 of ours outlives its last child: past
+ * the symbolizing of that child's samples (a publish and a flush). */
+#define CTR_LINGER_S 4
 
 /* mkdir -p of dir. */
 static int s_mkdirs(const char *dir)
@@ -745,12 +754,84 @@ fail:
     return NULL;
 }
 
-/* unwind_work MODE SECONDS in a new container on root; mode NULL: set
- * the container up and exit 0 (the probe). The pid is the host's, the
- * process is 1 in its pid namespace. A raw clone() without a new stack
- * returns twice like fork(), with the namespaces in one step. */
+/* Sends pid (of the sender's namespace) as SCM_CREDENTIALS: the kernel
+ * gives the receiver the same process's pid in its own namespace. */
+static int s_send_pid(int fd, pid_t pid)
+{
+    struct ucred cred = { .pid = pid, .uid = getuid(), .gid = getgid() };
+    char byte = 'p';
+    struct iovec iov = { &byte, 1 };
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(struct ucred))];
+    } u;
+    memset(&u, 0, sizeof u);
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+                          .msg_control = u.buf,
+                          .msg_controllen = sizeof u.buf };
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_CREDENTIALS;
+    c->cmsg_len = CMSG_LEN(sizeof cred);
+    memcpy(CMSG_DATA(c), &cred, sizeof cred);
+    return sendmsg(fd, &msg, 0) == 1 ? 0 : -1;
+}
+
+/* The next pid s_send_pid sent on fd's peer (fd has SO_PASSCRED), in
+ * our namespace; -1 when none came within 20 s. */
+static pid_t s_recv_pid(int fd)
+{
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    char byte;
+    struct iovec iov = { &byte, 1 };
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(struct ucred))];
+    } u;
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+                          .msg_control = u.buf,
+                          .msg_controllen = sizeof u.buf };
+    struct ucred cred = { .pid = -1 };
+
+    if (poll(&pfd, 1, 20000) != 1 || recvmsg(fd, &msg, 0) != 1)
+        return -1;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS)
+            memcpy(&cred, CMSG_DATA(c), sizeof cred);
+    return cred.pid;
+}
+
+/* The container's pid 1 when it is not unwind_work itself: runs
+ * `unwind_work mode seconds` `runs` times, one after the other, tells
+ * report_fd each one's pid, and lives on CTR_LINGER_S seconds, as a
+ * container's shell or server outlives the processes it starts. */
+static void s_ctr_init(char *const argv[], int runs, int report_fd)
+{
+    int bad = 0;
+
+    for (int i = 0; i < runs; i++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            execv(argv[0], argv);
+            _exit(CTR_FAILED + 4);
+        }
+        int st = 0;
+        bad += pid < 0 || s_send_pid(report_fd, pid) < 0 ||
+               waitpid(pid, &st, 0) != pid || !WIFEXITED(st) ||
+               WEXITSTATUS(st) != 0;
+    }
+    sleep(CTR_LINGER_S);
+    _exit(bad ? CTR_FAILED + 5 : 0);
+}
+
+/* unwind_work MODE SECONDS in a new container on root, as its pid 1 or
+ * (runs > 0) that many times as children of a pid 1 of ours
+ * (s_ctr_init, reporting to report_fd); mode NULL: set the container up
+ * and exit 0 (the probe). The pid returned is the host's. A raw clone()
+ * without a new stack returns twice like fork(), with the namespaces in
+ * one step. */
 static pid_t s_ctr_spawn(const char *root, const char *mode,
-                         const char *seconds)
+                         const char *seconds, int runs, int report_fd)
 {
     char *argv[] = { CTR_DIR "/unwind_work", (char *)mode, (char *)seconds,
                      NULL };
@@ -779,6 +860,8 @@ static pid_t s_ctr_spawn(const char *root, const char *mode,
         _exit(CTR_FAILED + 3);
     if (!mode)
         _exit(0);
+    if (runs > 0)
+        s_ctr_init(argv, runs, report_fd);
     execv(argv[0], argv);
     _exit(CTR_FAILED + 4);
 }
@@ -787,7 +870,7 @@ static pid_t s_ctr_spawn(const char *root, const char *mode,
 static int s_ctr_probe(const char *root, char *why, size_t whylen)
 {
     int st = 0;
-    pid_t pid = s_ctr_spawn(root, NULL, NULL);
+    pid_t pid = s_ctr_spawn(root, NULL, NULL, 0, -1);
 
     if (pid < 0) {
         snprintf(why, whylen, "clone(CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWUTS): %s",
@@ -854,27 +937,34 @@ START_TEST(test_unwind_in_container)
     sleep(2); /* the collector loads its programs */
     /* First processes of 40 ms alone: gone before their samples reach
      * the symbolizer, and no other process maps the container's files
-     * yet, so their own frames stay unnamed (docs/unwinding.md,
-     * "Containers"). Not asserted; what they must not do is keep the
-     * files from being found for the processes that follow. */
+     * or shares its root, so their own frames stay unnamed
+     * (docs/unwinding.md, "Containers"). Not asserted; what they must not
+     * do is hide the files from the processes that follow. */
     for (int i = 0; i < CTR_ORPHAN_RUNS; i++) {
-        pid_t pid = s_ctr_spawn(root, "short", "1");
+        pid_t pid = s_ctr_spawn(root, "short", "1", 0, -1);
         ck_assert_int_gt(pid, 0);
         s_reap(pid, "short alone in a container");
     }
-    pid_t cpu = s_ctr_spawn(root, "cpu", RUN_SECONDS);
-    pid_t dl = s_ctr_spawn(root, "dlopen", RUN_SECONDS);
-    ck_assert_int_gt(cpu, 0);
-    ck_assert_int_gt(dl, 0);
-    /* Processes of 40 ms while those run (a container's worker processes
-     * come and go beside its long-lived ones). */
-    sleep(1);
+    /* Processes of 40 ms started one after the other by the container's
+     * long-lived pid 1: found in its root once they are gone. */
+    int sv[2], on = 1;
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv), 0);
+    ck_assert_int_eq(setsockopt(sv[0], SOL_SOCKET, SO_PASSCRED, &on,
+                                sizeof on), 0);
+    pid_t init = s_ctr_spawn(root, "short", "1", SHORT_RUNS, sv[1]);
+    ck_assert_int_gt(init, 0);
     pid_t shorts[SHORT_RUNS];
     for (int i = 0; i < SHORT_RUNS; i++) {
-        shorts[i] = s_ctr_spawn(root, "short", "1");
+        shorts[i] = s_recv_pid(sv[0]);
         ck_assert_int_gt(shorts[i], 0);
-        s_reap(shorts[i], "short in a container");
     }
+    s_reap(init, "a container's pid 1 starting short ones");
+    close(sv[0]);
+    close(sv[1]);
+    pid_t cpu = s_ctr_spawn(root, "cpu", RUN_SECONDS, 0, -1);
+    pid_t dl = s_ctr_spawn(root, "dlopen", RUN_SECONDS, 0, -1);
+    ck_assert_int_gt(cpu, 0);
+    ck_assert_int_gt(dl, 0);
     s_reap(cpu, "cpu in a container");
     s_reap(dl, "dlopen in a container");
     sleep(3); /* the last publish and flush */
