@@ -892,16 +892,36 @@ s_kill(pid_t pid)
     waitpid(pid, NULL, 0);
 }
 
+/* A PIE program built in a fresh directory, for the container tests:
+ * dir/prog, the root path dir/root, skyt_alpha and the build-id. */
+typedef struct {
+    char *dir;
+    char root[512], prog[512];
+    uint64_t alpha, asize;
+    uint8_t id[64];
+    size_t idlen;
+} ctr_prog_t;
+
+static void
+s_ctr_prog(ctr_prog_t *p)
+{
+    p->dir = tu_mkdtemp();
+    ck_assert_ptr_nonnull(p->dir);
+    snprintf(p->root, sizeof(p->root), "%s/root", p->dir);
+    snprintf(p->prog, sizeof(p->prog), "%s/prog", p->dir);
+    s_build_prog(p->dir, "prog", "-fPIE -pie");
+    p->alpha = s_func_offset(p->prog, "skyt_alpha", &p->asize);
+    p->idlen = s_build_id(p->prog, p->id);
+}
+
 START_TEST(test_container_root_confined)
 {
-    char *dir = tu_mkdtemp();
-    char root[512], host_prog[512], host_map[512];
-    snprintf(root, sizeof(root), "%s/root", dir);
-    snprintf(host_prog, sizeof(host_prog), "%s/prog", dir);
-    s_build_prog(dir, "prog", "-fPIE -pie");
-    uint64_t asize, alpha = s_func_offset(host_prog, "skyt_alpha", &asize);
-    uint8_t id[64];
-    size_t idlen = s_build_id(host_prog, id);
+    ctr_prog_t cp;
+    s_ctr_prog(&cp);
+    char *dir = cp.dir, *root = cp.root, *host_prog = cp.prog, host_map[512];
+    uint64_t asize = cp.asize, alpha = cp.alpha;
+    const uint8_t *id = cp.id;
+    size_t idlen = cp.idlen;
     /* Inside: a copy of the binary, a link to the host's copy (absolute,
      * the way an attacker writes it), a FIFO, perf maps: one genuine,
      * one a link to a host file. */
@@ -968,14 +988,12 @@ END_TEST
  * not after retry_ms; and no more than a few new roots per window. */
 START_TEST(test_missing_file_retried_in_new_root)
 {
-    char *dir = tu_mkdtemp();
-    char root[512], host_prog[512];
-    snprintf(root, sizeof(root), "%s/root", dir);
-    snprintf(host_prog, sizeof(host_prog), "%s/prog", dir);
-    s_build_prog(dir, "prog", "-fPIE -pie");
-    uint64_t asize, alpha = s_func_offset(host_prog, "skyt_alpha", &asize);
-    uint8_t id[64];
-    size_t idlen = s_build_id(host_prog, id);
+    ctr_prog_t cp;
+    s_ctr_prog(&cp);
+    char *dir = cp.dir, *root = cp.root, *host_prog = cp.prog;
+    uint64_t asize = cp.asize, alpha = cp.alpha;
+    const uint8_t *id = cp.id;
+    size_t idlen = cp.idlen;
     s_run("mkdir -p %s/ctr && cp %s %s/ctr/prog", root, host_prog, root);
 
     symbolizer_opts_t o;
