@@ -699,25 +699,25 @@ static char *s_ctr_root(const char *cc, char *why, size_t whylen)
     char *root = tu_mkdtemp();
     char src[1024], dst[256], line[1024], cmd[1200];
     FILE *ldd = NULL;
-    int copied = 0;
+    int copied = 0, ok = 0, status = -1;
 
     if (!root) {
         snprintf(why, whylen, "mkdtemp: %s", strerror(errno));
-        goto fail;
+        goto cleanup;
     }
     for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
         snprintf(src, sizeof src, "tests/progs/unwind/%s/%s", cc, own[i]);
         snprintf(dst, sizeof dst, CTR_DIR "/%s", own[i]);
         if (s_copy_into(root, tu_build_path(src), dst) < 0) {
             snprintf(why, whylen, "copy %s: %s", own[i], strerror(errno));
-            goto fail;
+            goto cleanup;
         }
     }
     snprintf(dst, sizeof dst, "%s/proc", root);
     snprintf(line, sizeof line, "%s/.oldroot", root);
     if (s_mkdirs(dst) < 0 || s_mkdirs(line) < 0) {
         snprintf(why, whylen, "mkdir in %s: %s", root, strerror(errno));
-        goto fail;
+        goto cleanup;
     }
     /* ldd lines: "libc.so.6 => /lib/.../libc.so.6 (0x...)" and
      * "/lib64/ld-linux-x86-64.so.2 (0x...)"; the vdso has no path. */
@@ -735,23 +735,28 @@ static char *s_ctr_root(const char *cc, char *why, size_t whylen)
             continue;            /* ours, in CTR_DIR already */
         if (s_copy_into(root, path, path) < 0) {
             snprintf(why, whylen, "copy %s: %s", path, strerror(errno));
-            goto fail;
+            goto cleanup;
         }
         copied++;
     }
-    if (!ldd || pclose(ldd) != 0 || copied < 2) {
-        ldd = NULL;
+    if (ldd)
+        status = pclose(ldd);
+    ldd = NULL;
+    if (status != 0 || copied < 2) {
         snprintf(why, whylen, "ldd did not list libc and ld.so (%d copied)",
                  copied);
-        goto fail;
+        goto cleanup;
     }
-    return root;
-fail:
+    ok = 1;
+cleanup:
     if (ldd)
         pclose(ldd);
-    tu_rmtree(root);
-    free(root);
-    return NULL;
+    if (!ok) {
+        tu_rmtree(root);
+        free(root);
+        root = NULL;
+    }
+    return root;
 }
 
 /* Sends pid (of the sender's namespace) as SCM_CREDENTIALS: the kernel
