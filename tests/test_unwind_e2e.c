@@ -617,8 +617,8 @@ END_TEST
 /* ------------------------------------------------------- containers */
 
 /* The workload in a container as a runtime makes one: new mount, pid and
- * uts namespaces, the root a directory of its own (pivot_root, the old
- * root detached) holding copies of unwind_work, its libraries and the
+ * uts namespaces, the root an overlay of its own (pivot_root, the old
+ * root detached) of a directory holding copies of unwind_work, its libraries and the
  * libc and ld.so they need. So the collector sees a host pid whose
  * /proc/PID/maps names the container's paths (CTR_DIR exists nowhere on
  * the host; libc's path names the host's libc, another inode with the same
@@ -633,7 +633,7 @@ END_TEST
 #define CTR_ORPHAN_RUNS 3
 
 static const char *const s_ctr_steps[] = {
-    "make / a private mount", "bind-mount the root", "pivot_root",
+    "make / a private mount", "mount the root", "pivot_root",
     "mount /proc",            "exec", "a child of its pid 1"
 };
 /* How long a container's pid 1 of ours outlives its last child: past
@@ -697,7 +697,7 @@ static char *s_ctr_root(const char *cc, char *why, size_t whylen)
     static const char *const own[] = { "unwind_work", "libuwchain.so",
                                        "libuwplugin.so" };
     char *root = tu_mkdtemp();
-    char src[1024], dst[256], line[1024], cmd[1200];
+    char src[1024], dst[700], line[1024], cmd[1200], lower[600];
     FILE *ldd = NULL;
     int copied = 0, ok = 0, status = -1;
 
@@ -705,23 +705,24 @@ static char *s_ctr_root(const char *cc, char *why, size_t whylen)
         snprintf(why, whylen, "mkdtemp: %s", strerror(errno));
         goto cleanup;
     }
+    snprintf(lower, sizeof lower, "%s/lower", root);
     for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
         snprintf(src, sizeof src, "tests/progs/unwind/%s/%s", cc, own[i]);
         snprintf(dst, sizeof dst, CTR_DIR "/%s", own[i]);
-        if (s_copy_into(root, tu_build_path(src), dst) < 0) {
+        if (s_copy_into(lower, tu_build_path(src), dst) < 0) {
             snprintf(why, whylen, "copy %s: %s", own[i], strerror(errno));
             goto cleanup;
         }
     }
-    snprintf(dst, sizeof dst, "%s/proc", root);
-    snprintf(line, sizeof line, "%s/.oldroot", root);
+    snprintf(dst, sizeof dst, "%s/proc", lower);
+    snprintf(line, sizeof line, "%s/.oldroot", lower);
     if (s_mkdirs(dst) < 0 || s_mkdirs(line) < 0) {
         snprintf(why, whylen, "mkdir in %s: %s", root, strerror(errno));
         goto cleanup;
     }
     /* ldd lines: "libc.so.6 => /lib/.../libc.so.6 (0x...)" and
      * "/lib64/ld-linux-x86-64.so.2 (0x...)"; the vdso has no path. */
-    snprintf(cmd, sizeof cmd, "ldd '%s/%s/unwind_work' 2>&1", root, CTR_DIR);
+    snprintf(cmd, sizeof cmd, "ldd '%s/%s/unwind_work' 2>&1", lower, CTR_DIR);
     ldd = popen(cmd, "r");
     while (ldd && fgets(line, sizeof line, ldd)) {
         char *arrow = strstr(line, "=> ");
@@ -733,7 +734,7 @@ static char *s_ctr_root(const char *cc, char *why, size_t whylen)
         const char *base = strrchr(path, '/') + 1;
         if (strncmp(base, "libuw", 5) == 0)
             continue;            /* ours, in CTR_DIR already */
-        if (s_copy_into(root, path, path) < 0) {
+        if (s_copy_into(lower, path, path) < 0) {
             snprintf(why, whylen, "copy %s: %s", path, strerror(errno));
             goto cleanup;
         }
@@ -757,6 +758,31 @@ cleanup:
         root = NULL;
     }
     return root;
+}
+
+/* Containers made so far: each gets its own overlay directories. */
+static int s_ctr_count;
+
+/* Mounts the n-th container's root and enters it (chdir): an overlay of
+ * root/lower as a container runtime makes one (its files get the
+ * overlay's device), a bind mount of it where overlayfs is missing. */
+static int s_ctr_mount_root(const char *root, int n)
+{
+    char lower[600], upper[600], work[600], merged[600], opts[2000];
+
+    snprintf(lower, sizeof lower, "%s/lower", root);
+    snprintf(upper, sizeof upper, "%s/upper%d", root, n);
+    snprintf(work, sizeof work, "%s/work%d", root, n);
+    snprintf(merged, sizeof merged, "%s/merged%d", root, n);
+    snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s", lower,
+             upper, work);
+    if (mkdir(upper, 0755) != 0 || mkdir(work, 0755) != 0 ||
+        mkdir(merged, 0755) != 0)
+        return -1;
+    if (mount("overlay", merged, "overlay", 0, opts) != 0 &&
+        mount(lower, merged, NULL, MS_BIND | MS_REC, NULL) != 0)
+        return -1;
+    return chdir(merged);
 }
 
 /* Sends pid (of the sender's namespace) as SCM_CREDENTIALS: the kernel
@@ -840,6 +866,7 @@ static pid_t s_ctr_spawn(const char *root, const char *mode,
 {
     char *argv[] = { CTR_DIR "/unwind_work", (char *)mode, (char *)seconds,
                      NULL };
+    int n = ++s_ctr_count;
     long pid = syscall(SYS_clone, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS |
                                       SIGCHLD, NULL, NULL, NULL, 0);
     if (pid != 0)
@@ -854,8 +881,7 @@ static pid_t s_ctr_spawn(const char *root, const char *mode,
     }
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
         _exit(CTR_FAILED);
-    if (mount(root, root, NULL, MS_BIND | MS_REC, NULL) != 0 ||
-        chdir(root) != 0)
+    if (s_ctr_mount_root(root, n) < 0)
         _exit(CTR_FAILED + 1);
     if (syscall(SYS_pivot_root, ".", ".oldroot") != 0 || chdir("/") != 0 ||
         umount2("/.oldroot", MNT_DETACH) != 0)
@@ -986,9 +1012,9 @@ START_TEST(test_unwind_in_container)
              s_unnamed_in_ctr(&f), 0, 0);
     s_folded_release(&f);
     s_short_figures(&fs, shorts, SHORT_RUNS, 1);
-    s_report(&fs, cc, name);
-    tu_rmtree(root);
+    tu_rmtree(root);     /* before s_report, whose assertions end the test */
     free(root);
+    s_report(&fs, cc, name);
 }
 END_TEST
 
