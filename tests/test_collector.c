@@ -29,6 +29,7 @@
 #include "collector/symcheck.h"
 #include "collector/active_tasks.h"
 #include "config.h"
+#include "harness.h"
 #include "testutil.h"
 #include "wire.h"
 
@@ -724,15 +725,6 @@ END_TEST
 
 /* --------------------------------------------------------------- tasks */
 
-static wire_task_set_t s_set(const char *sender, uint64_t seq, uint64_t gen,
-                             wire_task_t *tasks, uint32_t n)
-{
-    wire_task_set_t set = { .generation = gen, .ntasks = n, .tasks = tasks };
-    snprintf(set.hdr.sender, sizeof(set.hdr.sender), "%s", sender);
-    set.hdr.seq = seq;
-    return set;
-}
-
 START_TEST(test_tasks_reconcile)
 {
     activetasks_t *t = activetasks_new();
@@ -749,7 +741,7 @@ START_TEST(test_tasks_reconcile)
     const uint32_t *pids;
     const char *ids[8];
 
-    wire_task_set_t set = s_set("policy/x", 5, 3, tasks, 3);
+    wire_task_set_t set = th_task_set("policy/x", 5, 3, tasks, 3);
     ck_assert_int_eq(activetasks_apply(t, &set, 900), 0);
     ck_assert_int_eq(activetasks_refresh(t, 900), 1);
     /* Only B (as soon as received) is active; C is not on-CPU. */
@@ -767,7 +759,7 @@ START_TEST(test_tasks_reconcile)
 
     /* Republished later: B keeps its first-seen start, so it ends 2 s
      * after 900, not after the republication. */
-    set = s_set("policy/x", 6, 3, tasks, 3);
+    set = th_task_set("policy/x", 6, 3, tasks, 3);
     ck_assert_int_eq(activetasks_apply(t, &set, 1400), 0);
     activetasks_refresh(t, 1400);
     ck_assert_uint_eq(activetasks_active_pids(t, &pids), 3);
@@ -778,17 +770,17 @@ START_TEST(test_tasks_reconcile)
     ck_assert_uint_eq(activetasks_active_pids(t, &pids), 0);
 
     /* An older generation from the same publisher run is stale... */
-    set = s_set("policy/x", 7, 2, tasks, 1);
+    set = th_task_set("policy/x", 7, 2, tasks, 1);
     ck_assert_int_eq(activetasks_apply(t, &set, 1000), 1);
     ck_assert_uint_eq(activetasks_generation(t), 3);
     /* ...but after a publisher restart (sequence back to 1) it is not. */
-    set = s_set("policy/x", 1, 1, tasks, 1);
+    set = th_task_set("policy/x", 1, 1, tasks, 1);
     ck_assert_int_eq(activetasks_apply(t, &set, 1000), 0);
     ck_assert_uint_eq(activetasks_generation(t), 1);
     ck_assert_int_eq(activetasks_refresh(t, 1200), 1);
     ck_assert_uint_eq(activetasks_active_pids(t, &pids), 3);
     /* An empty set ends everything. */
-    set = s_set("policy/x", 2, 2, NULL, 0);
+    set = th_task_set("policy/x", 2, 2, NULL, 0);
     ck_assert_int_eq(activetasks_apply(t, &set, 1200), 0);
     ck_assert_int_eq(activetasks_refresh(t, 1200), 1);
     ck_assert_uint_eq(activetasks_active_pids(t, &pids), 0);
