@@ -17,7 +17,7 @@
  * - offcpu: blocked in libc's frameless read, the caller uw_read_byte is
  *   on the stack (and uw_writer_pause above nanosleep);
  * - short: processes living 40 ms get whole stacks too;
- * - container (its own tcase): cpu, dlopen and short in a container of
+ * - container (its own tcase): cpu, dlopen, threads and short in a container of
  *   their own (new mount, pid and uts namespaces, a private root holding
  *   copies of the program, its libraries, libc and ld.so): the same
  *   figures, with symbols found in the container's root.
@@ -994,10 +994,13 @@ START_TEST(test_unwind_in_container)
     close(sv[1]);
     pid_t cpu = s_ctr_spawn(root, "cpu", RUN_SECONDS, 0, -1);
     pid_t dl = s_ctr_spawn(root, "dlopen", RUN_SECONDS, 0, -1);
+    pid_t thr = s_ctr_spawn(root, "threads", RUN_SECONDS, 0, -1);
     ck_assert_int_gt(cpu, 0);
     ck_assert_int_gt(dl, 0);
+    ck_assert_int_gt(thr, 0);
     s_reap(cpu, "cpu in a container");
     s_reap(dl, "dlopen in a container");
+    s_reap(thr, "threads in a container");
     sleep(3); /* the last publish and flush */
 
     s_fetch_pid(&f, cpu, "uw_tiny_mid");
@@ -1009,6 +1012,11 @@ START_TEST(test_unwind_in_container)
     s_fetch_pid(&f, dl, "uwplug_leaf");
     s_dlopen_figures(&fs, &f);
     s_figure(&fs, "dlopen: samples with unnamed frames of " CTR_DIR,
+             s_unnamed_in_ctr(&f), 0, 0);
+    s_folded_release(&f);
+    s_fetch_pid(&f, thr, "uwlib_leaf");
+    s_threads_figures(&fs, &f);
+    s_figure(&fs, "threads: samples with unnamed frames of " CTR_DIR,
              s_unnamed_in_ctr(&f), 0, 0);
     s_folded_release(&f);
     s_short_figures(&fs, shorts, SHORT_RUNS, 1);
