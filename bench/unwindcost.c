@@ -149,14 +149,41 @@ __attribute__((noinline)) static int s_measure(job_t *job)
     return 0;
 }
 
-/* depth more frames, then the measurement. Not a tail call: each level
- * keeps a frame (the build has -fno-optimize-sibling-calls too). */
-__attribute__((noinline)) static int s_descend(job_t *job, unsigned depth)
-{
-    int rc = depth > 0 ? s_descend(job, depth - 1) : s_measure(job);
+/* The call chain: S_LINKS distinct functions, each its own rows in the
+ * table (a recursion would find the same row again and again, warmer
+ * than any real stack), each calling the one the depth left names. Not
+ * tail calls: each level keeps a frame (-fno-optimize-sibling-calls). */
+#define S_LINKS 64
+typedef int (*link_fn)(job_t *job, unsigned left);
+static const link_fn s_links[S_LINKS];
 
-    __asm__ volatile("" ::: "memory");
-    return rc;
+#define S_LINK(k)                                                          \
+    __attribute__((noinline)) static int s_link##k(job_t *job,             \
+                                                   unsigned left)          \
+    {                                                                      \
+        int rc = left > 0 ? s_links[(left - 1) % S_LINKS](job, left - 1)   \
+                          : s_measure(job);                                \
+        __asm__ volatile("" ::: "memory");                                 \
+        return rc;                                                         \
+    }
+#define S_LINK8(h)                                                         \
+    S_LINK(h##0) S_LINK(h##1) S_LINK(h##2) S_LINK(h##3) S_LINK(h##4)       \
+    S_LINK(h##5) S_LINK(h##6) S_LINK(h##7)
+S_LINK8(1) S_LINK8(2) S_LINK8(3) S_LINK8(4)
+S_LINK8(5) S_LINK8(6) S_LINK8(7) S_LINK8(8)
+#define S_REF8(h)                                                          \
+    s_link##h##0, s_link##h##1, s_link##h##2, s_link##h##3, s_link##h##4,  \
+    s_link##h##5, s_link##h##6, s_link##h##7
+static const link_fn s_links[S_LINKS] = {
+    S_REF8(1), S_REF8(2), S_REF8(3), S_REF8(4),
+    S_REF8(5), S_REF8(6), S_REF8(7), S_REF8(8)
+};
+
+/* depth more frames (at most S_LINKS distinct), then the measurement. */
+static int s_descend(job_t *job, unsigned depth)
+{
+    return depth > 0 ? s_links[(depth - 1) % S_LINKS](job, depth - 1)
+                     : s_measure(job);
 }
 
 static double s_median(double *v, unsigned n)

@@ -126,17 +126,22 @@ sky_unw_find_row(const struct sky_unw_table *t, __u64 rel)
     return r && r->pc <= rel ? r : NULL;
 }
 
-/* The mapping covering pc, NULL if none. */
+/* The mapping covering w->pc, NULL if none. The previous frame's
+ * mapping first: consecutive frames are mostly in the same object. */
 static __always_inline struct sky_unw_map *
-sky_unw_find_map(struct sky_unw_proc *proc, __u64 pc)
+sky_unw_find_map(struct sky_unw_proc *proc, struct sky_unw_walk *w)
 {
-    __u32 base = 0, len = proc->nmaps;
-    struct sky_unw_map *m;
+    __u32 base = w->map_i & (SKY_UNW_MAPS_MAX - 1), len = proc->nmaps;
+    __u64 pc = w->pc;
+    struct sky_unw_map *m = &proc->maps[base];
 
+    if (base < len && m->start <= pc && pc < m->end)
+        return m;
     if (len == 0)
         return NULL;
     if (len > SKY_UNW_MAPS_MAX)
         len = SKY_UNW_MAPS_MAX;
+    base = 0;
     for (int k = 0; k < 8 && len > 1; k++) { /* 2^7 = SKY_UNW_MAPS_MAX */
         __u32 half = len >> 1;
         __u64 start = proc->maps[(base + half) & (SKY_UNW_MAPS_MAX - 1)].start;
@@ -144,7 +149,9 @@ sky_unw_find_map(struct sky_unw_proc *proc, __u64 pc)
         base += half & (__u32)-take;
         len -= half;
     }
-    m = &proc->maps[base & (SKY_UNW_MAPS_MAX - 1)];
+    base &= SKY_UNW_MAPS_MAX - 1;
+    w->map_i = base;
+    m = &proc->maps[base];
     return m->start <= pc && pc < m->end ? m : NULL;
 }
 
@@ -299,7 +306,7 @@ static long sky_unw_step(__u32 i, void *arg)
         w->end = SKY_UNW_END_ROOT;
         return 1;
     }
-    m = sky_unw_find_map(proc, w->pc);
+    m = sky_unw_find_map(proc, w);
     /* The leaf is the interrupted pc itself, never garbage; any other pc
      * must lie in an executable mapping to be a frame. */
     if (!m && i > 0) {
@@ -380,10 +387,11 @@ sky_unwind_user(struct pt_regs *uregs, __u32 tgid)
 
     if (!unw_enabled || !uregs)
         return NULL;
-    if ((BPF_CORE_READ(uregs, cs) & 3) != 3)
+    /* uregs is the BTF pointer bpf_task_pt_regs gave: plain loads (the
+     * verifier guards them), not a bpf_probe_read_kernel call each. */
+    if ((uregs->cs & 3) != 3)
         return NULL;
-    if (sky_unwind_walk(BPF_CORE_READ(uregs, ip), BPF_CORE_READ(uregs, sp),
-                        BPF_CORE_READ(uregs, bp), tgid) < 0)
+    if (sky_unwind_walk(uregs->ip, uregs->sp, uregs->bp, tgid) < 0)
         return NULL;
     return bpf_map_lookup_elem(&unw_frames, &zero);
 }
