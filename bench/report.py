@@ -237,13 +237,16 @@ def unwind_rows(uw):
 
 def unwindcost_rows(uc):
     """Benchmark 7b (bench/unwindcost.py): the walk's BPF cost per sample
-    against frame pointers on the same stack, per depth."""
+    against frame pointers on the same stack, per depth, with warm and
+    with cold caches."""
     rows = []
     for d in uc["depths"]:
         rows.append((
-            "7 BPF cost per sample, %d user frames: .eh_frame walk vs frame "
-            "pointers on the same stack (median of %d rounds × %d takes, "
-            "warm caches)" % (d["frames"], uc["rounds"], uc["runs"]),
+            "7 BPF cost per sample, %d user frames, %s caches: .eh_frame "
+            "walk vs frame pointers on the same stack (median of %d rounds "
+            "× %d takes)" % (d["frames"], "cold" if d["cold"] else "warm",
+                            uc["rounds"],
+                            uc["cold_runs"] if d["cold"] else uc["runs"]),
             "%.2f µs" % (d["walk_ns"] / 1e3),
             "frame pointers %.2f µs (%d frames)" % (d["fp_ns"] / 1e3,
                                                    d["fp_frames"]),

@@ -16,7 +16,9 @@
  *   the samplers include, over the tables the driver loaded with
  *   collector/unwinder.c;
  * - UC_MODE_NONE: the timing alone (two clock reads and the loop step),
- *   what both figures carry. */
+ *   what both figures carry.
+ * With args->cold, each take follows a read of 4 MiB (outside the timed
+ * part), so it finds the caches as a sampler does after other work. */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
@@ -27,21 +29,43 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, UC_SWEEP_LINES);
+    __type(key, __u32);
+    __type(value, __u64[8]);          /* one cache line */
+} uc_sweep SEC(".maps");
+
 /* Results of the last run, read by the driver through the skeleton. */
 __u64 uc_ns[UC_RUNS_MAX];
 __s64 uc_frames;              /* frames of the last take, -1: failed */
 __u32 uc_end;                 /* the walk's SKY_UNW_END_* */
 __u32 uc_cfi, uc_fp;          /* the walk's frames by table, by FP */
 __u64 uc_pc[SKY_MAX_FRAMES];  /* the last take's frames, leaf first */
+__u64 uc_sink;                /* keeps the sweep's reads */
+
+static long s_sweep_line(__u32 i, void *arg)
+{
+    __u64 *line = bpf_map_lookup_elem(&uc_sweep, &i);
+
+    if (line)
+        *(__u64 *)arg += line[0];
+    return 0;
+}
 
 static long s_take(__u32 i, void *arg)
 {
-    __u32 mode = *(__u32 *)arg;
+    struct uc_args *a = arg;
+    __u32 mode = a->mode;
     struct task_struct *task = bpf_get_current_task_btf();
     struct sky_unw_frames *fr;
-    __u64 t0, t1;
+    __u64 t0, t1, sum = 0;
     long n = 0;
 
+    if (a->cold) {
+        bpf_loop(UC_SWEEP_LINES, s_sweep_line, &sum, 0);
+        uc_sink += sum;
+    }
     t0 = bpf_ktime_get_ns();
     if (mode == UC_MODE_FP) {
         n = bpf_get_task_stack(task, uc_pc, sizeof(uc_pc), BPF_F_USER_STACK);
@@ -60,12 +84,14 @@ static long s_take(__u32 i, void *arg)
 SEC("syscall")
 int uc_run(struct uc_args *args)
 {
-    __u32 zero = 0, mode = args->mode, runs = args->runs;
+    struct uc_args a = { .mode = args->mode, .runs = args->runs,
+                         .cold = args->cold };
+    __u32 zero = 0, mode = a.mode;
     struct sky_unw_frames *fr;
 
-    if (runs > UC_RUNS_MAX)
-        runs = UC_RUNS_MAX;
-    bpf_loop(runs, s_take, &mode, 0);
+    if (a.runs > UC_RUNS_MAX)
+        a.runs = UC_RUNS_MAX;
+    bpf_loop(a.runs, s_take, &a, 0);
     /* The walk's frames and tallies, for the driver's checks. */
     fr = bpf_map_lookup_elem(&unw_frames, &zero);
     if (mode == UC_MODE_WALK && fr) {

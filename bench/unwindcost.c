@@ -1,18 +1,20 @@
 /* unwindcost: the BPF cost per sample of the .eh_frame walk against the
  * frame-pointer walk, on the same stack, for bench/unwindcost.py.
  *
- *   unwindcost [ROUNDS [RUNS [FRAMES...]]]   (defaults 15 200 20 40)
+ *   unwindcost [ROUNDS [RUNS [COLD_RUNS [FRAMES...]]]]
+ *                                     (defaults 15 200 25 20 40)
  *
  * Loads bench/unwindcost.bpf.c (which includes bpf/unwind.bpf.h), gives
  * this process its unwind tables with collector/unwinder.c as the
  * collector does, then for each FRAMES descends a call chain until a
  * stack taken at its bottom has that many frames and there runs the
  * program ROUNDS times per way (interleaved: timing alone, frame
- * pointers, walker), each run taking the stack RUNS times. This file is
- * built with frame pointers, so both ways see the whole chain. One line
- * per FRAMES:
+ * pointers, walker), each run taking the stack RUNS times with warm
+ * caches, then again COLD_RUNS times each after a sweep of the caches.
+ * This file is built with frame pointers, so both ways see the whole
+ * chain. Two lines per FRAMES (cold=0, cold=1):
  *
- *   frames=<walker's frames> fp_frames=<frame pointers' frames>
+ *   cold=<0|1> frames=<walker's frames> fp_frames=<frame pointers' frames>
  *   same=<leading frames both found> end=<SKY_UNW_END_*> cfi=<frames
  *   by table> fp=<frames by frame pointers> none_ns=<median> fp_ns=<median>
  *   walk_ns=<median> fp_lo=.. fp_hi=.. walk_lo=.. walk_hi=..
@@ -48,7 +50,7 @@
 typedef struct {
     struct unwindcost_bpf *skel;
     int prog_fd;
-    unsigned rounds, runs;
+    unsigned rounds, runs, cold;
     unsigned frames_want;
     /* results at the bottom of the chain */
     double none[S_MAX_ROUNDS], fp[S_MAX_ROUNDS], walk[S_MAX_ROUNDS];
@@ -93,7 +95,8 @@ __attribute__((noinline)) static long s_sys_bpf(long cmd, void *attr,
 /* One run of the program in the given mode: 0, or -1. */
 __attribute__((noinline)) static int s_run(job_t *job, uint32_t mode)
 {
-    struct uc_args args = { .mode = mode, .runs = job->runs };
+    struct uc_args args = { .mode = mode, .runs = job->runs,
+                            .cold = job->cold };
     union bpf_attr attr;
 
     memset(&attr, 0, sizeof(attr));
@@ -264,11 +267,13 @@ int main(int argc, char **argv)
     log_init("unwindcost", LOG_LVL_WARN);
     memset(&job, 0, sizeof(job));
     job.rounds = argc > 1 ? (unsigned)atoi(argv[1]) : 15;
-    job.runs = argc > 2 ? (unsigned)atoi(argv[2]) : 200;
-    if (job.rounds < 1 || job.rounds > S_MAX_ROUNDS || job.runs < 1 ||
-        job.runs > UC_RUNS_MAX) {
+    unsigned warm_runs = argc > 2 ? (unsigned)atoi(argv[2]) : 200;
+    unsigned cold_runs = argc > 3 ? (unsigned)atoi(argv[3]) : 25;
+    if (job.rounds < 1 || job.rounds > S_MAX_ROUNDS || warm_runs < 1 ||
+        warm_runs > UC_RUNS_MAX || cold_runs < 1 || cold_runs > UC_RUNS_MAX) {
         fprintf(stderr, "usage: unwindcost [ROUNDS(1-%d) [RUNS(1-%d) "
-                "[FRAMES...]]]\n", S_MAX_ROUNDS, UC_RUNS_MAX);
+                "[COLD_RUNS(1-%d) [FRAMES...]]]]\n", S_MAX_ROUNDS,
+                UC_RUNS_MAX, UC_RUNS_MAX);
         goto cleanup;
     }
     skel = unwindcost_bpf__open();
@@ -297,37 +302,39 @@ int main(int argc, char **argv)
     if (s_load_tables(skel, &objects, &procs, &unw) < 0)
         goto cleanup;
 
-    int nwant = argc > 3 ? argc - 3 : 2;
-    for (int k = 0; k < nwant; k++) {
-        unsigned want = argc > 3 ? (unsigned)atoi(argv[3 + k]) : 20u * (k + 1);
+    int nwant = argc > 4 ? argc - 4 : 2;
+    for (int k = 0; k < nwant * 2; k++) {
+        unsigned want = argc > 4 ? (unsigned)atoi(argv[4 + k / 2])
+                                 : 20u * (k / 2 + 1);
         unsigned depth = 0;
         /* The frames below the chain (main, libc's start): one probe. */
         job_t probe = job;
         probe.rounds = 1;
         probe.runs = 1;
+        probe.cold = 0;
         if (s_descend(&probe, 0) < 0) {
             fprintf(stderr, "unwindcost: the program did not run\n");
             goto cleanup;
         }
         if (probe.walk_frames > 0 && (unsigned)probe.walk_frames < want)
             depth = want - (unsigned)probe.walk_frames;
+        job.cold = k & 1;
+        job.runs = job.cold ? cold_runs : warm_runs;
         if (s_descend(&job, depth) < 0) {
             fprintf(stderr, "unwindcost: the program did not run\n");
             goto cleanup;
         }
-        double fp_lo, fp_hi, walk_lo, walk_hi;
+        /* s_median sorts: the round medians' extremes are at the ends. */
         double none = s_median(job.none, job.rounds);
         double fp = s_median(job.fp, job.rounds);
-        fp_lo = job.fp[0];
-        fp_hi = job.fp[job.rounds - 1];
         double walk = s_median(job.walk, job.rounds);
-        walk_lo = job.walk[0];
-        walk_hi = job.walk[job.rounds - 1];
-        printf("frames=%ld fp_frames=%ld same=%u end=%u cfi=%u fp=%u "
-               "none_ns=%.0f fp_ns=%.0f walk_ns=%.0f fp_lo=%.0f fp_hi=%.0f "
-               "walk_lo=%.0f walk_hi=%.0f\n",
-               job.walk_frames, job.fp_frames, job.same, job.end, job.cfi,
-               job.fpn, none, fp, walk, fp_lo, fp_hi, walk_lo, walk_hi);
+        printf("cold=%u frames=%ld fp_frames=%ld same=%u end=%u cfi=%u "
+               "fp=%u none_ns=%.0f fp_ns=%.0f walk_ns=%.0f fp_lo=%.0f "
+               "fp_hi=%.0f walk_lo=%.0f walk_hi=%.0f\n",
+               job.cold, job.walk_frames, job.fp_frames, job.same, job.end,
+               job.cfi, job.fpn, none, fp, walk, job.fp[0],
+               job.fp[job.rounds - 1], job.walk[0],
+               job.walk[job.rounds - 1]);
         fflush(stdout);
     }
     rc = 0;

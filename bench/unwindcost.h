@@ -13,9 +13,15 @@
 #define UC_MODE_FP   1     /* bpf_get_task_stack, frame pointers */
 #define UC_MODE_WALK 2     /* the .eh_frame walker (bpf/unwind.bpf.h) */
 
+/* A cold take: before it, UC_SWEEP_LINES cache lines of a 4 MiB map
+ * are read, which leaves in the data caches little of what the last
+ * take used (a sampler fires after 10 ms of other work, not at once). */
+#define UC_SWEEP_LINES 65536
+
 struct uc_args {
     __u32 mode;            /* UC_MODE_* */
     __u32 runs;            /* stacks taken, at most UC_RUNS_MAX */
+    __u32 cold;            /* 1: sweep the caches before each take */
 };
 
 #endif
