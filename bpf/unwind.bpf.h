@@ -176,14 +176,11 @@ struct {
 /* The user word at addr: 0, or -1 when it cannot be read. The copy is
  * refilled from addr to the end of addr's page, which is mapped when
  * addr is (reading past it could fault on the stack's top). */
-static __always_inline int sky_unw_read(__u64 addr, __u64 *out)
+static __always_inline int sky_unw_read(struct sky_unw_win *win, __u64 addr,
+                                        __u64 *out)
 {
-    __u32 zero = 0;
-    struct sky_unw_win *win = bpf_map_lookup_elem(&unw_win, &zero);
     __u64 off, len;
 
-    if (!win)
-        return -1;
     if (addr & 7)   /* stacks hold aligned words; anything else directly */
         return bpf_probe_read_user(out, sizeof(*out), (void *)addr) ? -1 : 0;
     off = addr - win->base;
@@ -204,25 +201,18 @@ static __always_inline int sky_unw_read(__u64 addr, __u64 *out)
     return 0;
 }
 
-/* Empties the copy: the stack changed since the last walk. */
-static __always_inline void sky_unw_read_reset(void)
-{
-    __u32 zero = 0;
-    struct sky_unw_win *win = bpf_map_lookup_elem(&unw_win, &zero);
-
-    if (win)
-        win->len = 0;
-}
 
 /* One step by frame pointers: RBP points at the saved RBP, the return
  * address above it. 0, or -1 when the chain cannot be followed. */
-static __always_inline int sky_unw_fp_step(struct sky_unw_walk *w)
+static __always_inline int sky_unw_fp_step(struct sky_unw_walk *w,
+                                           struct sky_unw_win *win)
 {
     __u64 fr[2];
 
     if (!w->bp_ok || w->bp == 0 || w->bp < w->sp)
         return -1;
-    if (sky_unw_read(w->bp, &fr[0]) < 0 || sky_unw_read(w->bp + 8, &fr[1]) < 0)
+    if (sky_unw_read(win, w->bp, &fr[0]) < 0 ||
+        sky_unw_read(win, w->bp + 8, &fr[1]) < 0)
         return -1;
     w->sp = w->bp + 16;
     w->bp = fr[0];
@@ -234,6 +224,7 @@ static __always_inline int sky_unw_fp_step(struct sky_unw_walk *w)
 
 /* One step by the row: 0, 1 at the thread's root, -1 when it fails. */
 static __always_inline int sky_unw_cfi_step(struct sky_unw_walk *w,
+                                            struct sky_unw_win *win,
                                             const struct sky_unw_row *row)
 {
     __u32 kind = row->kinds & 15, rbp_kind = row->kinds >> 4;
@@ -256,10 +247,10 @@ static __always_inline int sky_unw_cfi_step(struct sky_unw_walk *w,
     case SKY_UNW_CFA_SIGNAL:
         /* The kernel's ucontext is at RSP: the interrupted RSP and RIP
          * (not a return address) and RBP are in its sigcontext. */
-        if (sky_unw_read(w->sp + cfa_off, &regs[0]) < 0 ||
-            sky_unw_read(w->sp + cfa_off + 8, &regs[1]) < 0)
+        if (sky_unw_read(win, w->sp + cfa_off, &regs[0]) < 0 ||
+            sky_unw_read(win, w->sp + cfa_off + 8, &regs[1]) < 0)
             return -1;
-        w->bp_ok = sky_unw_read(w->sp + rbp_off, &w->bp) == 0;
+        w->bp_ok = sky_unw_read(win, w->sp + rbp_off, &w->bp) == 0;
         w->sp = regs[0];
         w->pc = regs[1];
         w->pc_is_ra = 0;
@@ -271,10 +262,10 @@ static __always_inline int sky_unw_cfi_step(struct sky_unw_walk *w,
     /* The caller's frame lies above this one. */
     if (cfa <= w->sp)
         return -1;
-    if (sky_unw_read(cfa - 8, &ra) < 0)
+    if (sky_unw_read(win, cfa - 8, &ra) < 0)
         return -1;
     if (rbp_kind == SKY_UNW_RBP_AT_CFA) {
-        w->bp_ok = sky_unw_read(cfa + rbp_off, &w->bp) == 0;
+        w->bp_ok = sky_unw_read(win, cfa + rbp_off, &w->bp) == 0;
     } else if (rbp_kind != SKY_UNW_RBP_SAME) {
         w->bp_ok = 0;
     }
@@ -285,23 +276,26 @@ static __always_inline int sky_unw_cfi_step(struct sky_unw_walk *w,
     return 0;
 }
 
+/* What every step of a walk works on, looked up once per walk: the
+ * bpf_loop context, on sky_unwind_walk's stack. (Pointers that stay the
+ * same from step to step cost the verifier nothing; the registers,
+ * which change, live in the map value, see struct sky_unw_frames.) */
+struct sky_unw_ctx {
+    struct sky_unw_frames *out;
+    struct sky_unw_proc *proc;
+    struct sky_unw_win *win;
+};
+
 static long sky_unw_step(__u32 i, void *arg)
 {
-    __u32 zero = 0;
-    struct sky_unw_frames *out = bpf_map_lookup_elem(&unw_frames, &zero);
-    struct sky_unw_proc *proc;
-    struct sky_unw_walk *w;
+    struct sky_unw_ctx *c = arg;
+    struct sky_unw_frames *out = c->out;
+    struct sky_unw_proc *proc = c->proc;
+    struct sky_unw_win *win = c->win;
+    struct sky_unw_walk *w = &out->w;
     struct sky_unw_map *m;
     int rc = -1;
 
-    if (!out)
-        return 1;
-    w = &out->w;
-    proc = bpf_map_lookup_elem(&unw_procs, &w->slot);
-    if (!proc) {
-        w->end = SKY_UNW_END_BAD;
-        return 1;
-    }
     if (w->pc < 4096) {          /* a chain's 0 terminator */
         w->end = SKY_UNW_END_ROOT;
         return 1;
@@ -326,17 +320,17 @@ static long sky_unw_step(__u32 i, void *arg)
         __u64 rel = w->pc - w->pc_is_ra - m->bias;
         if (t && t->gen == m->gen && rel < (1ull << 32)) {
             struct sky_unw_row *row = sky_unw_find_row(t, rel);
-            rc = row ? sky_unw_cfi_step(w, row) : 1;
+            rc = row ? sky_unw_cfi_step(w, win, row) : 1;
             if (rc == 1) {
                 w->end = SKY_UNW_END_ROOT;
                 return 1;
             }
         } else {
             w->miss++;
-            rc = sky_unw_fp_step(w);
+            rc = sky_unw_fp_step(w, win);
         }
     } else {
-        rc = sky_unw_fp_step(w);
+        rc = sky_unw_fp_step(w, win);
     }
     if (rc != 0) {
         w->end = SKY_UNW_END_BAD;
@@ -354,24 +348,30 @@ static long sky_unw_step(__u32 i, void *arg)
 __noinline int sky_unwind_walk(__u64 pc, __u64 sp, __u64 bp, __u32 tgid)
 {
     __u32 zero = 0, *slot;
-    struct sky_unw_frames *out;
+    struct sky_unw_ctx c;
     struct sky_unw_walk *w;
 
     slot = bpf_map_lookup_elem(&unw_pids, &tgid);
-    out = bpf_map_lookup_elem(&unw_frames, &zero);
-    if (!slot || !out)
+    c.out = bpf_map_lookup_elem(&unw_frames, &zero);
+    c.win = bpf_map_lookup_elem(&unw_win, &zero);
+    if (!slot || !c.out || !c.win)
         return -1;
-    w = &out->w;
+    w = &c.out->w;
     __builtin_memset(w, 0, sizeof(*w));
     w->slot = *slot;
+    c.proc = bpf_map_lookup_elem(&unw_procs, &w->slot);
+    if (!c.proc) {
+        w->end = SKY_UNW_END_BAD;
+        return 0;
+    }
     w->pc = pc;
     w->sp = sp;
     w->bp = bp;
     w->bp_ok = 1;
-    sky_unw_read_reset();
+    c.win->len = 0;     /* the stack changed since the last walk */
     /* One more iteration than frames: it tells a deeper stack (a valid
      * pc past the limit) from one that ends there. */
-    bpf_loop(unw_max_frames + 1, sky_unw_step, NULL, 0);
+    bpf_loop(unw_max_frames + 1, sky_unw_step, &c, 0);
     if (w->n > unw_max_frames)
         w->n = unw_max_frames;
     return (int)w->n;
