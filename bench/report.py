@@ -235,6 +235,29 @@ def unwind_rows(uw):
     return rows
 
 
+def unwindcost_rows(uc):
+    """Benchmark 7b (bench/unwindcost.py): the walk's BPF cost per sample
+    against frame pointers on the same stack, per depth, with warm and
+    with cold caches."""
+    rows = []
+    for d in uc["depths"]:
+        rows.append((
+            "7 BPF cost per sample, %d user frames, %s caches: .eh_frame "
+            "walk vs frame pointers on the same stack (median of %d rounds "
+            "× %d takes)" % (d["frames"], "cold" if d["cold"] else "warm",
+                            uc["rounds"],
+                            uc["cold_runs"] if d["cold"] else uc["runs"]),
+            "%.2f µs" % (d["walk_ns"] / 1e3),
+            "frame pointers %.2f µs (%d frames)" % (d["fp_ns"] / 1e3,
+                                                   d["fp_frames"]),
+            "%+.2f µs = %.2f of the goal%s"
+            % (d["delta_ns"] / 1e3, d["delta_ns"] / uc["goal_ns"],
+               "" if d["complete"] else "; walk INCOMPLETE"),
+            "≤ +1 µs", verdict(d["complete"] and
+                               d["delta_ns"] <= uc["goal_ns"])))
+    return rows
+
+
 def main():
     rows = []
     ov = load("overhead")
@@ -312,6 +335,9 @@ def main():
     uw = load("unwind")
     if uw:
         rows.extend(unwind_rows(uw))
+    uc = load("unwindcost")
+    if uc:
+        rows.extend(unwindcost_rows(uc))
     la = load("latency")
     if la:
         rows.append(("5 latency kernel sample → HTTP API, flush %s, %d "

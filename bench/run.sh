@@ -5,8 +5,8 @@
 #
 #   sh bench/run.sh [PART...]   parts: overhead agentcost throughput
 #                               symbols latency leafshare netcost
-#                               netthroughput unwind (default: all,
-#                               ~15 minutes)
+#                               netthroughput unwind unwindcost
+#                               (default: all, ~15 minutes)
 #
 # Needs root (BPF, perf -a, bpftrace) and the peers from mk/deps.sh:
 # linux-perf, bpftrace, hyperfine, llvm, binutils, elfutils; `unwind`
@@ -38,9 +38,20 @@ gcc $CFLAGS -O2 $(pkg-config --cflags libzmq msgpack libelf) -o "$OUT/rawpub" \
 gcc $CFLAGS -O2 -o "$OUT/symbench" bench/symbench.c "$BUILD/lib/libsymbolizer.a" \
     "$BUILD/lib/liblib.a" $(pkg-config --libs libelf zlib) -liberty -lm
 gcc $CFLAGS -O2 -o "$OUT/unwindbench" bench/unwindbench.c "$BUILD/lib/liblib.a"
+# The walker's cost harness (bench/unwindcost.c): a BPF program that
+# includes bpf/unwind.bpf.h, its skeleton, and a driver with frame
+# pointers whose own stack both walks take.
+clang -g -O2 -target bpf -D__TARGET_ARCH_x86 -I"$BUILD/gen" -Ibpf -Ilib -Ibench \
+    -c bench/unwindcost.bpf.c -o "$OUT/unwindcost.bpf.o"
+bpftool gen skeleton "$OUT/unwindcost.bpf.o" name unwindcost_bpf > "$OUT/unwindcost.skel.h"
+gcc $CFLAGS -O1 -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer \
+    -fno-optimize-sibling-calls -I"$OUT" $(pkg-config --cflags libbpf) \
+    -o "$OUT/unwindcost" bench/unwindcost.c -Wl,--start-group \
+    "$BUILD/lib/libcollector.a" "$BUILD/lib/liblib.a" -Wl,--end-group \
+    $(pkg-config --libs libbpf libelf zlib) -lpthread -lm
 
 [ $# -gt 0 ] || set -- overhead agentcost throughput symbols latency leafshare netcost \
-    netthroughput unwind
+    netthroughput unwind unwindcost
 # Only the parts run now lose their previous results: the report still
 # shows the others' latest figures.
 for part in "$@"; do rm -f "$BENCH_RESULTS/$part.json"; done

@@ -142,7 +142,7 @@ struct sky_unw_walk {
     __u32 cfi, fp, miss;
     __u32 leaf_unmapped;   /* the leaf is in no known mapping: the
                               process mapped code since (dlopen) */
-    __u32 pad;
+    __u32 map_i;           /* the last mapping found (tried first) */
 };
 
 /* The walk in progress: its frames, leaf first, and its state (also the

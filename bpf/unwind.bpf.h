@@ -126,17 +126,22 @@ sky_unw_find_row(const struct sky_unw_table *t, __u64 rel)
     return r && r->pc <= rel ? r : NULL;
 }
 
-/* The mapping covering pc, NULL if none. */
+/* The mapping covering w->pc, NULL if none. The previous frame's
+ * mapping first: consecutive frames are mostly in the same object. */
 static __always_inline struct sky_unw_map *
-sky_unw_find_map(struct sky_unw_proc *proc, __u64 pc)
+sky_unw_find_map(struct sky_unw_proc *proc, struct sky_unw_walk *w)
 {
-    __u32 base = 0, len = proc->nmaps;
-    struct sky_unw_map *m;
+    __u32 base = w->map_i & (SKY_UNW_MAPS_MAX - 1), len = proc->nmaps;
+    __u64 pc = w->pc;
+    struct sky_unw_map *m = &proc->maps[base];
 
+    if (base < len && m->start <= pc && pc < m->end)
+        return m;
     if (len == 0)
         return NULL;
     if (len > SKY_UNW_MAPS_MAX)
         len = SKY_UNW_MAPS_MAX;
+    base = 0;
     for (int k = 0; k < 8 && len > 1; k++) { /* 2^7 = SKY_UNW_MAPS_MAX */
         __u32 half = len >> 1;
         __u64 start = proc->maps[(base + half) & (SKY_UNW_MAPS_MAX - 1)].start;
@@ -144,7 +149,9 @@ sky_unw_find_map(struct sky_unw_proc *proc, __u64 pc)
         base += half & (__u32)-take;
         len -= half;
     }
-    m = &proc->maps[base & (SKY_UNW_MAPS_MAX - 1)];
+    base &= SKY_UNW_MAPS_MAX - 1;
+    w->map_i = base;
+    m = &proc->maps[base];
     return m->start <= pc && pc < m->end ? m : NULL;
 }
 
@@ -169,14 +176,11 @@ struct {
 /* The user word at addr: 0, or -1 when it cannot be read. The copy is
  * refilled from addr to the end of addr's page, which is mapped when
  * addr is (reading past it could fault on the stack's top). */
-static __always_inline int sky_unw_read(__u64 addr, __u64 *out)
+static __always_inline int sky_unw_read(struct sky_unw_win *win, __u64 addr,
+                                        __u64 *out)
 {
-    __u32 zero = 0;
-    struct sky_unw_win *win = bpf_map_lookup_elem(&unw_win, &zero);
     __u64 off, len;
 
-    if (!win)
-        return -1;
     if (addr & 7)   /* stacks hold aligned words; anything else directly */
         return bpf_probe_read_user(out, sizeof(*out), (void *)addr) ? -1 : 0;
     off = addr - win->base;
@@ -197,25 +201,18 @@ static __always_inline int sky_unw_read(__u64 addr, __u64 *out)
     return 0;
 }
 
-/* Empties the copy: the stack changed since the last walk. */
-static __always_inline void sky_unw_read_reset(void)
-{
-    __u32 zero = 0;
-    struct sky_unw_win *win = bpf_map_lookup_elem(&unw_win, &zero);
-
-    if (win)
-        win->len = 0;
-}
 
 /* One step by frame pointers: RBP points at the saved RBP, the return
  * address above it. 0, or -1 when the chain cannot be followed. */
-static __always_inline int sky_unw_fp_step(struct sky_unw_walk *w)
+static __always_inline int sky_unw_fp_step(struct sky_unw_walk *w,
+                                           struct sky_unw_win *win)
 {
     __u64 fr[2];
 
     if (!w->bp_ok || w->bp == 0 || w->bp < w->sp)
         return -1;
-    if (sky_unw_read(w->bp, &fr[0]) < 0 || sky_unw_read(w->bp + 8, &fr[1]) < 0)
+    if (sky_unw_read(win, w->bp, &fr[0]) < 0 ||
+        sky_unw_read(win, w->bp + 8, &fr[1]) < 0)
         return -1;
     w->sp = w->bp + 16;
     w->bp = fr[0];
@@ -227,6 +224,7 @@ static __always_inline int sky_unw_fp_step(struct sky_unw_walk *w)
 
 /* One step by the row: 0, 1 at the thread's root, -1 when it fails. */
 static __always_inline int sky_unw_cfi_step(struct sky_unw_walk *w,
+                                            struct sky_unw_win *win,
                                             const struct sky_unw_row *row)
 {
     __u32 kind = row->kinds & 15, rbp_kind = row->kinds >> 4;
@@ -249,10 +247,10 @@ static __always_inline int sky_unw_cfi_step(struct sky_unw_walk *w,
     case SKY_UNW_CFA_SIGNAL:
         /* The kernel's ucontext is at RSP: the interrupted RSP and RIP
          * (not a return address) and RBP are in its sigcontext. */
-        if (sky_unw_read(w->sp + cfa_off, &regs[0]) < 0 ||
-            sky_unw_read(w->sp + cfa_off + 8, &regs[1]) < 0)
+        if (sky_unw_read(win, w->sp + cfa_off, &regs[0]) < 0 ||
+            sky_unw_read(win, w->sp + cfa_off + 8, &regs[1]) < 0)
             return -1;
-        w->bp_ok = sky_unw_read(w->sp + rbp_off, &w->bp) == 0;
+        w->bp_ok = sky_unw_read(win, w->sp + rbp_off, &w->bp) == 0;
         w->sp = regs[0];
         w->pc = regs[1];
         w->pc_is_ra = 0;
@@ -264,10 +262,10 @@ static __always_inline int sky_unw_cfi_step(struct sky_unw_walk *w,
     /* The caller's frame lies above this one. */
     if (cfa <= w->sp)
         return -1;
-    if (sky_unw_read(cfa - 8, &ra) < 0)
+    if (sky_unw_read(win, cfa - 8, &ra) < 0)
         return -1;
     if (rbp_kind == SKY_UNW_RBP_AT_CFA) {
-        w->bp_ok = sky_unw_read(cfa + rbp_off, &w->bp) == 0;
+        w->bp_ok = sky_unw_read(win, cfa + rbp_off, &w->bp) == 0;
     } else if (rbp_kind != SKY_UNW_RBP_SAME) {
         w->bp_ok = 0;
     }
@@ -278,28 +276,31 @@ static __always_inline int sky_unw_cfi_step(struct sky_unw_walk *w,
     return 0;
 }
 
+/* What every step of a walk works on, looked up once per walk: the
+ * bpf_loop context, on sky_unwind_walk's stack. (Pointers that stay the
+ * same from step to step cost the verifier nothing; the registers,
+ * which change, live in the map value, see struct sky_unw_frames.) */
+struct sky_unw_ctx {
+    struct sky_unw_frames *out;
+    struct sky_unw_proc *proc;
+    struct sky_unw_win *win;
+};
+
 static long sky_unw_step(__u32 i, void *arg)
 {
-    __u32 zero = 0;
-    struct sky_unw_frames *out = bpf_map_lookup_elem(&unw_frames, &zero);
-    struct sky_unw_proc *proc;
-    struct sky_unw_walk *w;
+    struct sky_unw_ctx *c = arg;
+    struct sky_unw_frames *out = c->out;
+    struct sky_unw_proc *proc = c->proc;
+    struct sky_unw_win *win = c->win;
+    struct sky_unw_walk *w = &out->w;
     struct sky_unw_map *m;
     int rc = -1;
 
-    if (!out)
-        return 1;
-    w = &out->w;
-    proc = bpf_map_lookup_elem(&unw_procs, &w->slot);
-    if (!proc) {
-        w->end = SKY_UNW_END_BAD;
-        return 1;
-    }
     if (w->pc < 4096) {          /* a chain's 0 terminator */
         w->end = SKY_UNW_END_ROOT;
         return 1;
     }
-    m = sky_unw_find_map(proc, w->pc);
+    m = sky_unw_find_map(proc, w);
     /* The leaf is the interrupted pc itself, never garbage; any other pc
      * must lie in an executable mapping to be a frame. */
     if (!m && i > 0) {
@@ -319,17 +320,17 @@ static long sky_unw_step(__u32 i, void *arg)
         __u64 rel = w->pc - w->pc_is_ra - m->bias;
         if (t && t->gen == m->gen && rel < (1ull << 32)) {
             struct sky_unw_row *row = sky_unw_find_row(t, rel);
-            rc = row ? sky_unw_cfi_step(w, row) : 1;
+            rc = row ? sky_unw_cfi_step(w, win, row) : 1;
             if (rc == 1) {
                 w->end = SKY_UNW_END_ROOT;
                 return 1;
             }
         } else {
             w->miss++;
-            rc = sky_unw_fp_step(w);
+            rc = sky_unw_fp_step(w, win);
         }
     } else {
-        rc = sky_unw_fp_step(w);
+        rc = sky_unw_fp_step(w, win);
     }
     if (rc != 0) {
         w->end = SKY_UNW_END_BAD;
@@ -347,24 +348,30 @@ static long sky_unw_step(__u32 i, void *arg)
 __noinline int sky_unwind_walk(__u64 pc, __u64 sp, __u64 bp, __u32 tgid)
 {
     __u32 zero = 0, *slot;
-    struct sky_unw_frames *out;
+    struct sky_unw_ctx c;
     struct sky_unw_walk *w;
 
     slot = bpf_map_lookup_elem(&unw_pids, &tgid);
-    out = bpf_map_lookup_elem(&unw_frames, &zero);
-    if (!slot || !out)
+    c.out = bpf_map_lookup_elem(&unw_frames, &zero);
+    c.win = bpf_map_lookup_elem(&unw_win, &zero);
+    if (!slot || !c.out || !c.win)
         return -1;
-    w = &out->w;
+    w = &c.out->w;
     __builtin_memset(w, 0, sizeof(*w));
     w->slot = *slot;
+    c.proc = bpf_map_lookup_elem(&unw_procs, &w->slot);
+    if (!c.proc) {
+        w->end = SKY_UNW_END_BAD;
+        return 0;
+    }
     w->pc = pc;
     w->sp = sp;
     w->bp = bp;
     w->bp_ok = 1;
-    sky_unw_read_reset();
+    c.win->len = 0;     /* the stack changed since the last walk */
     /* One more iteration than frames: it tells a deeper stack (a valid
      * pc past the limit) from one that ends there. */
-    bpf_loop(unw_max_frames + 1, sky_unw_step, NULL, 0);
+    bpf_loop(unw_max_frames + 1, sky_unw_step, &c, 0);
     if (w->n > unw_max_frames)
         w->n = unw_max_frames;
     return (int)w->n;
@@ -380,10 +387,11 @@ sky_unwind_user(struct pt_regs *uregs, __u32 tgid)
 
     if (!unw_enabled || !uregs)
         return NULL;
-    if ((BPF_CORE_READ(uregs, cs) & 3) != 3)
+    /* uregs is the BTF pointer bpf_task_pt_regs gave: plain loads (the
+     * verifier guards them), not a bpf_probe_read_kernel call each. */
+    if ((uregs->cs & 3) != 3)
         return NULL;
-    if (sky_unwind_walk(BPF_CORE_READ(uregs, ip), BPF_CORE_READ(uregs, sp),
-                        BPF_CORE_READ(uregs, bp), tgid) < 0)
+    if (sky_unwind_walk(uregs->ip, uregs->sp, uregs->bp, tgid) < 0)
         return NULL;
     return bpf_map_lookup_elem(&unw_frames, &zero);
 }
