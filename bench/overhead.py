@@ -50,8 +50,8 @@ import urllib.request
 import common
 
 CONFIGS = ("alone", "skyprof", "skyprof-perf", "skyprof-offcpu",
-           "skyprof-offcpu-all", "skyprof-offcpu-other", "perf", "bpftrace",
-           "perf-cpu0")
+           "skyprof-offcpu-all", "skyprof-offcpu-nostacks",
+           "skyprof-offcpu-other", "perf", "bpftrace", "perf-cpu0")
 # BENCH_CONFIGS="alone skyprof-offcpu" runs a subset ("alone" is always
 # run: every figure is against it).
 if os.environ.get("BENCH_CONFIGS"):
@@ -64,6 +64,9 @@ SYS_ITER = int(os.environ.get("BENCH_SYS_ITER", "500000"))
 SWITCH_ROUNDS = int(os.environ.get("BENCH_SWITCH_ROUNDS", "100000"))
 ROUNDS = int(os.environ.get("BENCH_OVERHEAD_ROUNDS", "3"))
 REPS = int(os.environ.get("BENCH_OVERHEAD_REPS", "3"))
+# BENCH_OVERHEAD_MODES="switch" measures only the context-switch-heavy
+# work (the off-CPU probe's case) and skips the gap detector.
+MODES = os.environ.get("BENCH_OVERHEAD_MODES", "gaps sys switch").split()
 # Interrupt gaps shorter than this are the profilers' (and the ticks');
 # longer ones are hypervisor steal.
 SHORT_NS = 1000000
@@ -259,6 +262,10 @@ def start_config(config, server, bystander):
     if config == "skyprof-offcpu-all":
         # every blocking period recorded with its stacks, as before
         return start_offcpu(server.pid, "  offcpu_sample_every: 1\n")
+    if config == "skyprof-offcpu-nostacks":
+        # no short period recorded: what the per-switch bookkeeping alone
+        # costs, without the stack walks
+        return start_offcpu(server.pid, "  offcpu_sample_every: 1000000\n")
     if config == "skyprof-offcpu-other":
         return start_offcpu(bystander.pid)
     if config == "perf-cpu0":
@@ -367,17 +374,12 @@ def measure_config(config, r, gaps, fixed, bpf, rate, loads, bystander):
         time.sleep(0.5)
         b0 = bpf_snapshot(prof)
         for _ in range(REPS):
-            s0, c0 = samples_per_cpu(prof), busy_per_cpu()
-            g = gap_run(server.run("gaps %d" % GAPS_MS))
-            s1, c1 = samples_per_cpu(prof), busy_per_cpu()
-            if s0 and s1:
-                rate[config].append(
-                    (s1[WORK_CPU] - s0[WORK_CPU],
-                     c1[WORK_CPU] - c0[WORK_CPU], g["wall_s"],
-                     sample_period_ns(prof)))
-            gaps[config].append(g)
+            if "gaps" in MODES:
+                measure_gaps(config, server, prof, gaps, rate)
             for mode, n in (("sys", SYS_ITER),
                             ("switch", SWITCH_ROUNDS)):
+                if mode not in MODES:
+                    continue
                 f = server.run("%s %d" % (mode, n))
                 fixed[(config, mode)].append(
                     (int(f["wall_ns"]) / 1e9, int(f["cpu_ns"]) / 1e9,
@@ -391,6 +393,19 @@ def measure_config(config, r, gaps, fixed, bpf, rate, loads, bystander):
         server.close()
         if prof:
             prof.stop()
+
+
+def measure_gaps(config, server, prof, gaps, rate):
+    """One run of the gap detector, with the samples skyprof took meanwhile
+    on the busy CPU."""
+    s0, c0 = samples_per_cpu(prof), busy_per_cpu()
+    g = gap_run(server.run("gaps %d" % GAPS_MS))
+    s1, c1 = samples_per_cpu(prof), busy_per_cpu()
+    if s0 and s1:
+        rate[config].append(
+            (s1[WORK_CPU] - s0[WORK_CPU], c1[WORK_CPU] - c0[WORK_CPU],
+             g["wall_s"], sample_period_ns(prof)))
+    gaps[config].append(g)
 
 
 def sample_period_ns(prof):
@@ -418,6 +433,12 @@ def summarize(gaps, fixed, bpf):
               "switch_rounds": SWITCH_ROUNDS, "gaps": {}, "fixed": {},
               "bpf": {}}
     alone = gaps["alone"]
+    if not alone:
+        # no gap runs (BENCH_OVERHEAD_MODES): no gap rows in the report
+        del result["gaps"]
+        summarize_fixed(result, fixed)
+        summarize_bpf(result, bpf)
+        return result
     a_short = [g["short_ns_per_s"] for g in alone]
     a_n = [g["short_n_per_s"] for g in alone]
     buckets = sorted({b for g in sum(gaps.values(), []) for b in g["hist_per_s"]})
@@ -483,8 +504,17 @@ def summarize(gaps, fixed, bpf):
         r["slowdown_diff"] = r["diff_extra_ns_per_s"] / 1e9
     # Noise of the difference of medians: spread of the runs alone.
     result["gaps_alone_short_ns_per_s_range"] = [min(a_short), max(a_short)]
+    summarize_fixed(result, fixed)
+    summarize_bpf(result, bpf)
+    return result
+
+
+def summarize_fixed(result, fixed):
+    """Min-of-N wall and CPU times of the fixed work against alone's."""
     for mode in ("sys", "switch"):
         a = fixed[("alone", mode)]
+        if not a:
+            continue
         a_wall_min = min(w for w, _, _ in a)
         a_cpu_min = min(c for _, c, _ in a)
         for config in CONFIGS:
@@ -505,6 +535,10 @@ def summarize(gaps, fixed, bpf):
                 "cpu_noise_floor": common.median([c for _, c, _ in a])
                 / a_cpu_min - 1,
                 "switches": common.median([s for _, _, s in runs])}
+
+
+def summarize_bpf(result, bpf):
+    """The profilers' BPF run time per run and per second."""
     for config, (ns, cnt, all_ns, all_cnt, secs, off_ns, off_cnt) in \
             bpf.items():
         if all_cnt:
@@ -518,21 +552,21 @@ def summarize(gaps, fixed, bpf):
                 "all_prog_ns_per_run": all_ns / all_cnt,
                 "all_runs_per_s": all_cnt / secs,
                 "all_progs_cpu_share": all_ns / 1e9 / secs / os.cpu_count()}
-    return result
 
 
 def show(result):
-    lo, hi = result["gaps_alone_short_ns_per_s_range"]
-    for k, v in result["gaps"].items():
+    lo, hi = result.get("gaps_alone_short_ns_per_s_range", (0, 0))
+    for k, v in result.get("gaps", {}).items():
         print("overhead %-14s slowdown (phase-locked, net of the floor "
               "alone %.1f µs/s) %+.3f%%; by difference of medians %+.3f%%"
               % (k, v["phase_floor_ns_per_s"] / 1e3, 100 * v["slowdown_phase"],
                  100 * v["slowdown_diff"]))
-    print("overhead gaps: CPU %d, %d runs of %d ms per config; alone, "
-          "interrupt gaps < 1 ms take %.0f-%.0f µs/s"
-          % (WORK_CPU, result["gaps"]["alone"]["runs"], GAPS_MS,
-             lo / 1e3, hi / 1e3))
-    for k, v in result["gaps"].items():
+    if "alone" in result.get("gaps", {}):
+        print("overhead gaps: CPU %d, %d runs of %d ms per config; alone, "
+              "interrupt gaps < 1 ms take %.0f-%.0f µs/s"
+              % (WORK_CPU, result["gaps"]["alone"]["runs"], GAPS_MS,
+                 lo / 1e3, hi / 1e3))
+    for k, v in result.get("gaps", {}).items():
         print("overhead gaps %-14s phase-locked at %.3f ms: %+6.1f gaps/s "
               "%+7.1f µs/s (%.1f-%.1f), gap %5.1f µs | diff of medians: "
               "%+6.1f gaps/s %+7.1f µs/s, median extra gap %.1f µs | "

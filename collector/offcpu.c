@@ -12,6 +12,7 @@
 #include "bpf/profile.h"
 #include "kallsyms.h"
 #include "log.h"
+#include "collector/pidset.h"
 #include "offcpu.skel.h"
 
 #define OFFCPU_DEFAULT_STACKS 8192
@@ -37,9 +38,7 @@ struct offcpu {
     struct offcpu_bpf *skel;
     struct bpf_link *link;
     int flavour;
-    uint32_t *pids;            /* what off_pids holds, sorted */
-    size_t npids;
-    uint64_t pid_bits[SKY_OFF_PID_WORDS]; /* built for off_pid_bits */
+    pidset_t *pids;            /* the targeted processes (off_pid_bits) */
     /* generations: gen is what new switch-outs use */
     uint32_t gen;
     uint64_t flip_ns;
@@ -151,7 +150,8 @@ offcpu_t *offcpu_new(const offcpu_options_t *opts, offcpu_sample_fn on_sample,
     self->vals = calloc(OFFCPU_BATCH, sizeof(*self->vals));
     self->start_keys = calloc(OFFCPU_BATCH, sizeof(*self->start_keys));
     self->start_vals = calloc(OFFCPU_BATCH, sizeof(*self->start_vals));
-    if (!self->pending[0] || !self->pending[1] || !self->refs ||
+    self->pids = pidset_new();
+    if (!self->pids || !self->pending[0] || !self->pending[1] || !self->refs ||
         !self->cache[0] || !self->cache[1] || !self->touched ||
         !self->keys || !self->vals || !self->start_keys ||
         !self->start_vals)
@@ -206,9 +206,7 @@ static void s_unload(offcpu_t *self)
     memset(self->pending[0], 0, words * sizeof(uint64_t));
     memset(self->pending[1], 0, words * sizeof(uint64_t));
     s_clear_cache(self);
-    free(self->pids);
-    self->pids = NULL;
-    self->npids = 0;
+    pidset_unbind(self->pids);
     self->gen = 0;
 }
 
@@ -217,7 +215,7 @@ void offcpu_destroy(offcpu_t **self_p)
     if (!self_p || !*self_p)
         return;
     offcpu_t *self = *self_p;
-    if (self->cache[0] && self->cache[1] && self->touched)
+    if (self->cache[0] && self->cache[1] && self->touched && self->pids)
         s_unload(self);
     free(self->pending[0]);
     free(self->pending[1]);
@@ -229,7 +227,7 @@ void offcpu_destroy(offcpu_t **self_p)
     free(self->vals);
     free(self->start_keys);
     free(self->start_vals);
-    free(self->pids);
+    pidset_destroy(&self->pids);
     free(self);
     *self_p = NULL;
 }
@@ -345,6 +343,12 @@ static int s_try_flavour(offcpu_t *self, int flavour, char *why, size_t wlen)
     skel->rodata->wstack_base = self->nbits;
     rc = s_share_unwind_maps(self, skel);
     if (rc == 0)
+        rc = pidset_size_bitmap(skel->maps.off_pid_bits);
+    /* A mode byte per tid below pid_max (else the map's default). */
+    if (rc == 0 && pidset_pid_max() > 0)
+        rc = bpf_map__set_max_entries(skel->maps.off_mode,
+                                      (pidset_pid_max() + 7) / 8);
+    if (rc == 0)
         rc = bpf_map__set_max_entries(skel->maps.off_start,
                                       self->opts.start_entries);
     if (rc == 0)
@@ -396,6 +400,9 @@ static int s_try_flavour(offcpu_t *self, int flavour, char *why, size_t wlen)
                        &self->sched_end) < 0)
         self->sched_start = self->sched_end = 0;
     self->sched_looked_up = true;
+    pidset_bind(self->pids, bpf_map__fd(skel->maps.off_pid_bits),
+                bpf_map__max_entries(skel->maps.off_pid_bits),
+                bpf_map__fd(skel->maps.off_pids));
     self->skel = skel;
     self->flavour = flavour;
     self->gen = 0;
@@ -674,43 +681,9 @@ int offcpu_drain(offcpu_t *self)
 
 /* -------------------------------------------------------------- pids */
 
-static int s_contains(const uint32_t *sorted, size_t n, uint32_t pid)
-{
-    size_t lo = 0, hi = n;
-
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (sorted[mid] == pid)
-            return 1;
-        if (sorted[mid] < pid)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return 0;
-}
-
-/* The probe's tgid filter bits for this set; see SKY_OFF_PID_BITS. The
- * words change one by one, so a pid that stays never reads as absent. */
-static void s_write_pid_bits(offcpu_t *self, const uint32_t *pids, size_t n)
-{
-    uint64_t *bits = self->pid_bits;
-    uint32_t zero = 0;
-
-    memset(self->pid_bits, 0, sizeof(self->pid_bits));
-    for (size_t i = 0; i < n; i++) {
-        uint32_t b = pids[i] & (SKY_OFF_PID_BITS - 1);
-        bits[b / 64] |= 1ull << (b % 64);
-    }
-    if (bpf_map_update_elem(bpf_map__fd(self->skel->maps.off_pid_bits),
-                            &zero, bits, BPF_ANY) != 0)
-        log_warn_rl(&self->rl, "off-CPU pid filter not updated: %s",
-                    strerror(errno));
-}
-
 /* Threads of processes no longer targeted leave the start map: the probe
  * does not look at them any more. */
-static void s_forget_threads(offcpu_t *self, const uint32_t *pids, size_t n)
+static void s_forget_threads(offcpu_t *self)
 {
     int fd = bpf_map__fd(self->skel->maps.off_start);
     uint32_t key, next;
@@ -719,7 +692,7 @@ static void s_forget_threads(offcpu_t *self, const uint32_t *pids, size_t n)
 
     while (bpf_map_get_next_key(fd, have_key ? &key : NULL, &next) == 0) {
         if (bpf_map_lookup_elem(fd, &next, &st) == 0 &&
-            !s_contains(pids, n, st.tgid) &&
+            !pidset_has(self->pids, st.tgid) &&
             bpf_map_delete_elem(fd, &next) == 0) {
             /* the walk restarts from the first key */
             have_key = false;
@@ -730,15 +703,20 @@ static void s_forget_threads(offcpu_t *self, const uint32_t *pids, size_t n)
     }
 }
 
+/* pidset_update's removed callback: some process left the set. */
+static void s_note_removed(void *arg, uint32_t pid)
+{
+    *(bool *)arg = true;
+}
+
 int offcpu_set_pids(offcpu_t *self, const uint32_t *pids, size_t n)
 {
-    uint32_t one = 1, *copy = NULL;
-    size_t failed = 0, removed = 0;
-    int first_errno = 0, fd;
+    bool removed = false;
+    int rc = 0;
 
     if (n == 0) {
         if (!self->skel)
-            return 0;
+            goto cleanup;
         /* Detach first: then nothing adds to the maps while the last
          * drain empties them. */
         bpf_link__destroy(self->link);
@@ -746,37 +724,21 @@ int offcpu_set_pids(offcpu_t *self, const uint32_t *pids, size_t n)
         offcpu_drain(self);
         s_unload(self);
         log_info("off-CPU probe detached: no off-CPU task is active");
-        return 0;
+        goto cleanup;
     }
-    if (!self->skel && s_load(self) < 0)
-        return -1;
-    copy = malloc(n * sizeof(*copy));
-    if (!copy)
-        return -1;
-    memcpy(copy, pids, n * sizeof(*copy));
-    fd = bpf_map__fd(self->skel->maps.off_pids);
-    for (size_t i = 0; i < n; i++)
-        if (!s_contains(self->pids, self->npids, pids[i]) &&
-            bpf_map_update_elem(fd, &pids[i], &one, BPF_ANY) != 0 &&
-            !failed++)
-            first_errno = errno;
-    /* Bits after the additions and before the removals: a set bit
-     * without its pid in off_pids only costs a lookup. */
-    s_write_pid_bits(self, pids, n);
-    for (size_t i = 0; i < self->npids; i++)
-        if (!s_contains(pids, n, self->pids[i])) {
-            bpf_map_delete_elem(fd, &self->pids[i]);
-            removed++;
-        }
+    if (!self->skel && s_load(self) < 0) {
+        rc = -1;
+        goto cleanup;
+    }
+    if (pidset_update(self->pids, pids, n, NULL, s_note_removed,
+                      &removed) != 0) {
+        log_warn("off-CPU pid filter not fully updated: %s", strerror(errno));
+        rc = -1;
+    }
     if (removed)
-        s_forget_threads(self, pids, n);
-    if (failed)
-        log_warn("%zu pid%s not added to the off-CPU filter: %s", failed,
-                 failed == 1 ? "" : "s", strerror(first_errno));
-    free(self->pids);
-    self->pids = copy;
-    self->npids = n;
-    return failed ? -1 : 0;
+        s_forget_threads(self);
+cleanup:
+    return rc;
 }
 
 /* ------------------------------------------------------------- stats */
@@ -799,7 +761,7 @@ void offcpu_stats(const offcpu_t *self, offcpu_stats_t *out)
         .stacks_deleted = self->stacks_deleted,
         .samples = self->samples,
         .attaches = self->attaches,
-        .npids = (uint32_t)self->npids,
+        .npids = (uint32_t)pidset_count(self->pids),
     };
 }
 
