@@ -34,6 +34,14 @@ Off-CPU: skyprof with only an OFF_CPU task on the workload process (its
 probe runs on sched_switch), measured on `workload switch` (two threads on
 one CPU handing a byte back and forth) and on `workload sys` (syscalls),
 by min-of-N wall and CPU time, with the noise floor of the runs alone.
+Configurations: the default task (`skyprof-offcpu`), every period with its
+stacks (`-all`), no period drawn at random (`-nostacks`: the per-switch
+bookkeeping without the stack walks), the task on a sleeping process
+(`-other`: the untraced path), and with BENCH_BEFORE_BUILD the default
+task with another build's skyprof (`-before`). BENCH_OVERHEAD_MODES=switch
+runs only that line; BENCH_BPF_STATS=0 leaves kernel.bpf_stats_enabled
+alone (its two clock reads per program run are then not in the timings,
+and there are no BPF figures).
 
 All configurations are interleaved in rounds; every profiler samples in
 the background, so start-up costs are not counted. One `workload serve`
@@ -51,12 +59,17 @@ import common
 
 CONFIGS = ("alone", "skyprof", "skyprof-perf", "skyprof-offcpu",
            "skyprof-offcpu-all", "skyprof-offcpu-nostacks",
+           "skyprof-offcpu-before",
            "skyprof-offcpu-other", "perf", "bpftrace", "perf-cpu0")
 # BENCH_CONFIGS="alone skyprof-offcpu" runs a subset ("alone" is always
 # run: every figure is against it).
 if os.environ.get("BENCH_CONFIGS"):
     CONFIGS = ("alone",) + tuple(c for c in CONFIGS if c != "alone" and
                                  c in os.environ["BENCH_CONFIGS"].split())
+# skyprof-offcpu-before: the off-CPU task with the skyprof of another build
+# directory (BENCH_BEFORE_BUILD, e.g. an earlier commit's), only with it.
+if not os.environ.get("BENCH_BEFORE_BUILD"):
+    CONFIGS = tuple(c for c in CONFIGS if c != "skyprof-offcpu-before")
 WORK_CPU = int(os.environ.get("BENCH_WORK_CPU", "1"))
 OTHER_CPU = 0 if WORK_CPU != 0 else 1
 GAPS_MS = int(os.environ.get("BENCH_GAPS_MS", "2000"))
@@ -243,6 +256,21 @@ def start_offcpu(pid, collector_extra=""):
         raise
 
 
+def start_before(pid):
+    """The default off-CPU task with another build of skyprof (an earlier
+    commit, BENCH_BEFORE_BUILD: its build directory), for a before/after
+    comparison in one run."""
+    before = os.environ.get("BENCH_BEFORE_BUILD")
+    if not before:
+        raise RuntimeError("skyprof-offcpu-before needs BENCH_BEFORE_BUILD")
+    saved = common.BUILD
+    common.BUILD = os.path.abspath(before)
+    try:
+        return start_offcpu(pid)
+    finally:
+        common.BUILD = saved
+
+
 class Bystander:
     """A process that sleeps: the target of an off-CPU task that leaves
     every switch of the workload untraced."""
@@ -268,6 +296,8 @@ def start_config(config, server, bystander):
         return start_offcpu(server.pid, "  offcpu_sample_every: 1000000\n")
     if config == "skyprof-offcpu-other":
         return start_offcpu(bystander.pid)
+    if config == "skyprof-offcpu-before":
+        return start_before(server.pid)
     if config == "perf-cpu0":
         return common.started(PerfOneCpu(OTHER_CPU))
     if config == "skyprof":
@@ -330,6 +360,12 @@ def busy_per_cpu():
 
 # ------------------------------------------------------------ measure
 def main():
+    # BENCH_BPF_STATS=0: the timings without the instrument (bpf_stats
+    # reads the clock twice per program run, which the off-CPU probe's
+    # context-switch-heavy line pays on every switch); no BPF figures.
+    if os.environ.get("BENCH_BPF_STATS", "1") == "0":
+        measure()
+        return
     with common.BpfStats():
         measure()
 

@@ -286,6 +286,32 @@ static __always_inline __u64 s_now(__u64 *now)
     return *now;
 }
 
+/* The scheduler's clock on this CPU as __schedule read it before the
+ * tracepoint (the clock of sched_info.last_arrival), from prev's runqueue,
+ * which is this CPU's; 0 where the kernel has no such link. */
+static __always_inline __u64 s_rq_clock(struct task_struct *prev)
+{
+    if (!bpf_core_field_exists(prev->se.cfs_rq) ||
+        !bpf_core_field_exists(prev->se.cfs_rq->rq))
+        return 0;
+    return prev->se.cfs_rq->rq->clock;
+}
+
+/* Whether next's time since its previous arrival on a CPU (its last run
+ * plus its sleep) is at least long_ns: then it switches rarely, and every
+ * period it has can be recorded for little. The kernel keeps that arrival
+ * (CONFIG_SCHED_INFO) until the switch this tracepoint announces. */
+static __always_inline int s_arrived_long_ago(struct task_struct *next,
+                                              __u64 rq_clock)
+{
+    __u64 last;
+
+    if (!bpf_core_field_exists(next->sched_info.last_arrival))
+        return 0;
+    last = next->sched_info.last_arrival;
+    return last && rq_clock > last && rq_clock - last >= long_ns;
+}
+
 /* The mode byte of thread tid, NULL past the map. */
 static __always_inline __u8 *s_mode(__u32 tid)
 {
@@ -353,9 +379,12 @@ static __always_inline void s_switch_out(void *ctx, struct task_struct *prev,
         *mode = m | SKY_OFF_MODE_RECORDING;
 }
 
-/* next comes back. capture: next is current (kprobe). */
+/* next comes back. capture: next is current (kprobe); rq_clock: the
+ * scheduler's clock while next's previous arrival is still readable
+ * (tp_btf), else 0. */
 static __always_inline void s_switch_in(void *ctx, struct task_struct *next,
-                                        __u32 tid, __u64 *now, int capture)
+                                        __u32 tid, __u64 *now, int capture,
+                                        __u64 rq_clock)
 {
     struct sky_off_start *st;
     struct sky_off_key key = {};
@@ -367,8 +396,13 @@ static __always_inline void s_switch_in(void *ctx, struct task_struct *next,
 
     if (mode) {
         m = *mode;
-        if (!(m & SKY_OFF_MODE_RECORDING))
+        if (!(m & SKY_OFF_MODE_RECORDING)) {
+            /* A period left out: only whether the thread went back to
+             * switching rarely. */
+            if (rq_clock && m && s_arrived_long_ago(next, rq_clock))
+                *mode = 0;
             return;
+        }
         m &= SKY_OFF_MODE_SHORT_RUN;
     }
     st = bpf_map_lookup_elem(&off_start, &tid);
@@ -439,7 +473,7 @@ int BPF_PROG(sky_off_switch, bool preempt, struct task_struct *prev,
                      prev_state_arg ? (__u32)ctx[3] : s_task_state_btf(prev),
                      preempt, &now, 1);
     if (s_targeted(next->tgid))
-        s_switch_in(ctx, next, next->pid, &now, 0);
+        s_switch_in(ctx, next, next->pid, &now, 0, s_rq_clock(prev));
     return 0;
 }
 
@@ -455,6 +489,6 @@ int BPF_KPROBE(sky_off_finish, struct task_struct *prev)
         s_switch_out(ctx, prev, prev_tgid, BPF_CORE_READ(prev, pid),
                      s_task_state(prev), false, &now, 0);
     if (s_targeted(BPF_CORE_READ(next, tgid)))
-        s_switch_in(ctx, next, BPF_CORE_READ(next, pid), &now, 1);
+        s_switch_in(ctx, next, BPF_CORE_READ(next, pid), &now, 1, 0);
     return 0;
 }

@@ -36,18 +36,20 @@ typedef struct {
     bool count_preempted;   /* also count runnable (preempted) waits */
     uint32_t stack_entries; /* stacks per generation map (0: 8192) */
     uint32_t agg_entries;   /* (thread, stack) pairs per drain (0: 16384) */
-    uint32_t start_entries; /* threads asleep at once (0: 32768) */
-    /* Stacks are taken for every period that follows a long one (at
-     * least long_ns) and for one in sample_every of the others, each
-     * recorded period then counting sample_every times (see
-     * bpf/offcpu.bpf.c). 1: every period; 0: the default. */
+    uint32_t start_entries; /* threads asleep in a recorded period at once
+                               (0: 32768) */
+    /* Every period of a thread is recorded (stacks, time) until it had
+     * 16 short ones in a row (shorter than long_ns), then one in
+     * sample_every, each counting sample_every times, until a recorded
+     * one is long again (see bpf/offcpu.bpf.c). 1: every period; 0: the
+     * default. */
     uint32_t sample_every;
     uint64_t long_ns;       /* 0: the default */
 } offcpu_options_t;
 
 /* Defaults of the two above: with them an OFF_CPU task costs a
  * context-switch-heavy program under 10 % (docs/benchmarks.md). */
-#define OFFCPU_DEFAULT_SAMPLE_EVERY 32u
+#define OFFCPU_DEFAULT_SAMPLE_EVERY 128u
 #define OFFCPU_DEFAULT_LONG_NS      1000000ull
 
 void offcpu_options_default(offcpu_options_t *opts);

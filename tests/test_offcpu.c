@@ -118,6 +118,8 @@ typedef struct {
     int nthreads;
     uint64_t other_pid_samples;
     uint64_t samples;
+    /* what began after this CLOCK_MONOTONIC time (0: not kept) */
+    uint64_t after_ns, count_after, ns_after;
 } capture_t;
 
 static const char *s_expected_leaf(const char *comm)
@@ -140,6 +142,10 @@ static void s_on_sample(void *arg, const offcpu_sample_t *s)
     if (s->pid != cap->pid) {
         cap->other_pid_samples++;
         return;
+    }
+    if (cap->after_ns && s->first_ns >= cap->after_ns) {
+        cap->count_after += s->count;
+        cap->ns_after += s->total_ns;
     }
     for (int i = 0; i < cap->nthreads; i++)
         if (cap->threads[i].tid == s->tid)
@@ -363,16 +369,19 @@ static uint64_t s_sum_ns(const capture_t *cap)
 }
 
 /* Runs offcpu_workload pingpong (the parent blocks about once per round)
- * under one probe; the parent's voluntary context switches (its rusage)
- * are what the probe should count. */
-static void s_pingpong(offcpu_t *off, capture_t *cap, long *nvcsw)
+ * under one probe, then the parent sleeps 50 ms `sleeps` times; the
+ * parent's voluntary context switches (its rusage) are what the probe
+ * should count. */
+static void s_pingpong(offcpu_t *off, capture_t *cap, const char *rounds,
+                       const char *sleeps, long *nvcsw)
 {
     const char *exe = tu_build_path("tests/progs/offcpu_workload");
     struct rusage ru;
     int status;
 
     /* 0.5 s asleep first: the probe is attached before the rounds. */
-    char *argv[] = { (char *)exe, "pingpong", "60000", "0.5", NULL };
+    char *argv[] = { (char *)exe, "pingpong", (char *)rounds, "0.5",
+                     (char *)sleeps, NULL };
     pid_t child = tu_spawn(argv, NULL);
     ck_assert_int_gt(child, 0);
     uint32_t pid = (uint32_t)child;
@@ -404,13 +413,13 @@ START_TEST(test_sampled_short_periods_stand_for_all)
     opts.sample_every = 1;
     offcpu_t *all = offcpu_new(&opts, s_on_sample, &exact);
     ck_assert_ptr_nonnull(all);
-    s_pingpong(all, &exact, &nv_exact);
+    s_pingpong(all, &exact, "60000", "0", &nv_exact);
     offcpu_stats(all, &st_exact);
     offcpu_destroy(&all);
     opts.sample_every = 8;
     offcpu_t *some = offcpu_new(&opts, s_on_sample, &sampled);
     ck_assert_ptr_nonnull(some);
-    s_pingpong(some, &sampled, &nv_sampled);
+    s_pingpong(some, &sampled, "60000", "0", &nv_sampled);
     offcpu_stats(some, &st_sampled);
     offcpu_destroy(&some);
 
@@ -451,6 +460,51 @@ START_TEST(test_sampled_short_periods_stand_for_all)
     ck_assert_double_lt(per_est, 2.0 * per_exact);
     ck_assert_uint_eq(exact.other_pid_samples + sampled.other_pid_samples,
                       0);
+}
+END_TEST
+
+/* A thread that switched fast and then sleeps long: once one of its
+ * sleeps is seen to be long (its previous arrival on a CPU long ago, read
+ * at switch-in even for a period sampling left out), its next periods are
+ * recorded whole. With practically nothing drawn at random, of the five
+ * 50 ms sleeps that follow the rounds the last four are recorded: the
+ * first is the one left out that told. */
+START_TEST(test_long_sleeps_after_short_waits_are_recorded)
+{
+    func_t funcs[3] = { { "sky_off_sleep", 0, 0 },
+                        { "sky_off_pipe_read", 0, 0 },
+                        { "sky_off_mutex_wait", 0, 0 } };
+    capture_t cap = { .funcs = funcs };
+    offcpu_options_t opts;
+    offcpu_stats_t st;
+    struct timespec t0;
+    long nvcsw;
+
+    offcpu_options_default(&opts);
+    opts.flavour = OFFCPU_TP_BTF;
+    opts.sample_every = 1000000;
+    offcpu_t *off = offcpu_new(&opts, s_on_sample, &cap);
+    ck_assert_ptr_nonnull(off);
+    /* Past the 0.5 s sleep before the rounds (and the 16 short periods
+     * recorded after it), well before the rounds end. */
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    cap.after_ns = (uint64_t)t0.tv_sec * 1000000000ull +
+                   (uint64_t)t0.tv_nsec + 600000000ull;
+    s_pingpong(off, &cap, "60000", "5", &nvcsw);
+    offcpu_stats(off, &st);
+    offcpu_destroy(&off);
+
+    fprintf(stderr, "short then long: after the rounds began %" PRIu64
+            " periods recorded, %.1f ms; %" PRIu64 " left out (%ld "
+            "voluntary switches)\n", cap.count_after,
+            (double)cap.ns_after / 1e6, st.unsampled, nvcsw);
+    ck_assert_uint_gt(st.unsampled, 20000);
+    /* 4 sleeps (and on a loaded machine runs of 16 short periods after a
+     * round that waited over long_ns for the CPU: those are short) */
+    ck_assert_uint_ge(cap.count_after, 4);
+    ck_assert_double_gt((double)cap.ns_after, 3.5 * 50e6);
+    ck_assert_double_lt((double)cap.ns_after, 5.5 * 50e6);
+    ck_assert_uint_eq(cap.other_pid_samples, 0);
 }
 END_TEST
 
@@ -822,6 +876,7 @@ int main(void)
                     "(no kprobe PMU, no kprobe_events)");
         tcase_add_test(probe, test_tiny_maps_count_drops);
         tcase_add_test(probe, test_sampled_short_periods_stand_for_all);
+        tcase_add_test(probe, test_long_sleeps_after_short_waits_are_recorded);
         tcase_add_test(probe, test_collector_follows_off_cpu_tasks);
     }
     if (tu_require_bpf("offcpu end to end"))
