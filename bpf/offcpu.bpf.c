@@ -19,10 +19,11 @@
  *    updates (tens of ns each). So only the periods that are recorded pay
  *    for them: every period of a thread until it had
  *    SKY_OFF_KEEP_AFTER_LONG short recorded ones in a row (a new thread,
- *    and one whose last recorded period was long, at least long_ns:
- *    threads that sleep long switch rarely and are recorded whole), then
- *    one in sample_every, drawn at random at switch-out, before the
- *    period's length is known. A recorded period stands for 1 / its
+ *    one whose last recorded period was long, at least long_ns, and one
+ *    that last arrived on a CPU at least long_ns before its wakeup, which
+ *    is read at every switch-in: threads that sleep long switch
+ *    rarely and are recorded whole), then one in sample_every, drawn at
+ *    random at switch-out, before the period's length is known. A recorded period stands for 1 / its
  *    probability of being recorded (its weight multiplies count and
  *    time), which keeps the totals unbiased whatever the past that chose
  *    the probability; the periods left out are counted
@@ -286,30 +287,20 @@ static __always_inline __u64 s_now(__u64 *now)
     return *now;
 }
 
-/* The scheduler's clock on this CPU as __schedule read it before the
- * tracepoint (the clock of sched_info.last_arrival), from prev's runqueue,
- * which is this CPU's; 0 where the kernel has no such link. */
-static __always_inline __u64 s_rq_clock(struct task_struct *prev)
+/* Whether next's time from its previous arrival on a CPU to its wakeup
+ * (its last run plus its sleep, not its wait for a CPU since) is at least
+ * long_ns: then it switches rarely, and every period it has can be
+ * recorded for little. The kernel keeps both times (CONFIG_SCHED_INFO,
+ * the scheduler's clock) until the switch this tracepoint announces. */
+static __always_inline int s_arrived_long_ago(struct task_struct *next)
 {
-    if (!bpf_core_field_exists(prev->se.cfs_rq) ||
-        !bpf_core_field_exists(prev->se.cfs_rq->rq))
-        return 0;
-    return prev->se.cfs_rq->rq->clock;
-}
+    __u64 arrived, queued;
 
-/* Whether next's time since its previous arrival on a CPU (its last run
- * plus its sleep) is at least long_ns: then it switches rarely, and every
- * period it has can be recorded for little. The kernel keeps that arrival
- * (CONFIG_SCHED_INFO) until the switch this tracepoint announces. */
-static __always_inline int s_arrived_long_ago(struct task_struct *next,
-                                              __u64 rq_clock)
-{
-    __u64 last;
-
-    if (!bpf_core_field_exists(next->sched_info.last_arrival))
+    if (!bpf_core_field_exists(next->sched_info.last_queued))
         return 0;
-    last = next->sched_info.last_arrival;
-    return last && rq_clock > last && rq_clock - last >= long_ns;
+    arrived = next->sched_info.last_arrival;
+    queued = next->sched_info.last_queued;
+    return arrived && queued > arrived && queued - arrived >= long_ns;
 }
 
 /* The mode byte of thread tid, NULL past the map. */
@@ -328,7 +319,9 @@ static __always_inline __u32 s_weight(__u32 short_run)
 {
     if (sample_every <= 1 || short_run < SKY_OFF_KEEP_AFTER_LONG)
         return 1;
-    if (bpf_get_prandom_u32() % sample_every == 0)
+    /* r < 2^32 / sample_every: the probability of r % sample_every == 0,
+     * without a division. */
+    if ((__u64)bpf_get_prandom_u32() * sample_every < (1ull << 32))
         return sample_every;
     return 0;
 }
@@ -379,12 +372,11 @@ static __always_inline void s_switch_out(void *ctx, struct task_struct *prev,
         *mode = m | SKY_OFF_MODE_RECORDING;
 }
 
-/* next comes back. capture: next is current (kprobe); rq_clock: the
- * scheduler's clock while next's previous arrival is still readable
- * (tp_btf), else 0. */
+/* next comes back. capture: next is current (kprobe); arrival: next's
+ * previous arrival and its wakeup are still readable (tp_btf). */
 static __always_inline void s_switch_in(void *ctx, struct task_struct *next,
                                         __u32 tid, __u64 *now, int capture,
-                                        __u64 rq_clock)
+                                        int arrival)
 {
     struct sky_off_start *st;
     struct sky_off_key key = {};
@@ -399,7 +391,7 @@ static __always_inline void s_switch_in(void *ctx, struct task_struct *next,
         if (!(m & SKY_OFF_MODE_RECORDING)) {
             /* A period left out: only whether the thread went back to
              * switching rarely. */
-            if (rq_clock && m && s_arrived_long_ago(next, rq_clock))
+            if (arrival && m && s_arrived_long_ago(next))
                 *mode = 0;
             return;
         }
@@ -473,7 +465,7 @@ int BPF_PROG(sky_off_switch, bool preempt, struct task_struct *prev,
                      prev_state_arg ? (__u32)ctx[3] : s_task_state_btf(prev),
                      preempt, &now, 1);
     if (s_targeted(next->tgid))
-        s_switch_in(ctx, next, next->pid, &now, 0, s_rq_clock(prev));
+        s_switch_in(ctx, next, next->pid, &now, 0, 1);
     return 0;
 }
 

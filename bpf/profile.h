@@ -197,8 +197,9 @@ struct sky_proc_event {
 
 /* Which periods are recorded (stacks and aggregation): every one of a
  * thread until it had SKY_OFF_KEEP_AFTER_LONG short recorded periods in
- * a row (a new thread, and one whose last recorded period was long, at
- * least long_ns: sleepers, I/O and lock waits switch rarely and are
+ * a row (a new thread, one whose last recorded period was long, at least
+ * long_ns, and one whose previous arrival on a CPU was at least long_ns
+ * before its wakeup: sleepers, I/O and lock waits switch rarely and are
  * recorded whole), then one in sample_every, drawn at switch-out, each
  * standing for sample_every. The thread's mode byte (off_mode) holds the
  * count of short ones in a row and whether a recorded period is in

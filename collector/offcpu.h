@@ -41,7 +41,8 @@ typedef struct {
     /* Every period of a thread is recorded (stacks, time) until it had
      * 16 short ones in a row (shorter than long_ns), then one in
      * sample_every, each counting sample_every times, until a recorded
-     * one is long again (see bpf/offcpu.bpf.c). 1: every period; 0: the
+     * one is long again or the thread last got a CPU long_ns before its
+     * wakeup (see bpf/offcpu.bpf.c). 1: every period; 0: the
      * default. */
     uint32_t sample_every;
     uint64_t long_ns;       /* 0: the default */

@@ -109,7 +109,7 @@ CFG("collector.sampler", STR, "auto", NULL,
 CFG("collector.offcpu_sample_every", INT, "128", NULL,
     "off-CPU: once a thread had 16 short recorded blocking periods in a row, stacks for 1 in N of its periods, each standing for N (1 = every period)")
 CFG("collector.offcpu_long_period", DURATION, "1ms", NULL,
-    "off-CPU: a recorded period at least this long puts its thread back to having every period recorded")
+    "off-CPU: a thread whose recorded period, or time from getting a CPU to its next wakeup, is at least this long has its next periods recorded whole")
 CFG("collector.net_capture_bytes", SIZE, "1024", NULL,
     "network capture: payload prefix kept per read/write of a traced socket (0..4096 bytes; the rest is counted, not kept)")
 CFG("collector.net_ringbuf_size", SIZE, "8MB", NULL,

@@ -464,8 +464,8 @@ START_TEST(test_sampled_short_periods_stand_for_all)
 END_TEST
 
 /* A thread that switched fast and then sleeps long: once one of its
- * sleeps is seen to be long (its previous arrival on a CPU long ago, read
- * at switch-in even for a period sampling left out), its next periods are
+ * sleeps is seen to be long (its previous arrival on a CPU long before its
+ * wakeup, read at switch-in even for a period sampling left out), its next periods are
  * recorded whole. With practically nothing drawn at random, of the five
  * 50 ms sleeps that follow the rounds the last four are recorded: the
  * first is the one left out that told. */
@@ -499,8 +499,8 @@ START_TEST(test_long_sleeps_after_short_waits_are_recorded)
             "voluntary switches)\n", cap.count_after,
             (double)cap.ns_after / 1e6, st.unsampled, nvcsw);
     ck_assert_uint_gt(st.unsampled, 20000);
-    /* 4 sleeps (and on a loaded machine runs of 16 short periods after a
-     * round that waited over long_ns for the CPU: those are short) */
+    /* 4 sleeps (and any run of 16 short periods after a round in which
+     * the parent ran or slept over long_ns: those are short) */
     ck_assert_uint_ge(cap.count_after, 4);
     ck_assert_double_gt((double)cap.ns_after, 3.5 * 50e6);
     ck_assert_double_lt((double)cap.ns_after, 5.5 * 50e6);
