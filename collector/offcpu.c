@@ -10,9 +10,9 @@
 #include <string.h>
 
 #include "bpf/profile.h"
+#include "collector/pidset.h"
 #include "kallsyms.h"
 #include "log.h"
-#include "collector/pidset.h"
 #include "offcpu.skel.h"
 
 #define OFFCPU_DEFAULT_STACKS 8192
@@ -323,6 +323,7 @@ void offcpu_set_unwinder(offcpu_t *self, const unwinder_maps_t *maps,
 static int s_try_flavour(offcpu_t *self, int flavour, char *why, size_t wlen)
 {
     struct offcpu_bpf *skel = offcpu_bpf__open();
+    uint32_t pid_max = pidset_pid_max();
     char sym[256];
     int rc;
 
@@ -345,9 +346,8 @@ static int s_try_flavour(offcpu_t *self, int flavour, char *why, size_t wlen)
     if (rc == 0)
         rc = pidset_size_bitmap(skel->maps.off_pid_bits);
     /* A mode byte per tid below pid_max (else the map's default). */
-    if (rc == 0 && pidset_pid_max() > 0)
-        rc = bpf_map__set_max_entries(skel->maps.off_mode,
-                                      (pidset_pid_max() + 7) / 8);
+    if (rc == 0 && pid_max > 0)
+        rc = bpf_map__set_max_entries(skel->maps.off_mode, (pid_max + 7) / 8);
     if (rc == 0)
         rc = bpf_map__set_max_entries(skel->maps.off_start,
                                       self->opts.start_entries);

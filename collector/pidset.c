@@ -137,15 +137,17 @@ int pidset_update(pidset_t *self, const uint32_t *pids, size_t n,
     int rc = 0, first_errno = 0;
 
     if (self->bits_fd < 0 || self->pids_fd < 0) {
-        errno = EBADF;
-        return -1;
+        first_errno = EBADF;
+        rc = -1;
+        goto cleanup;
     }
-    if (n) {
-        copy = malloc(n * sizeof(*copy));
-        if (!copy)
-            return -1;
+    if (n && !(copy = malloc(n * sizeof(*copy)))) {
+        first_errno = ENOMEM;
+        rc = -1;
+        goto cleanup;
+    }
+    if (n)
         memcpy(copy, pids, n * sizeof(*copy));
-    }
     for (size_t i = 0; i < n; i++)
         if (pids[i] >= limit && !s_contains(self->pids, self->n, pids[i]) &&
             bpf_map_update_elem(self->pids_fd, &pids[i], &one, BPF_ANY) != 0 &&
@@ -172,6 +174,7 @@ int pidset_update(pidset_t *self, const uint32_t *pids, size_t n,
     free(self->pids);
     self->pids = copy;
     self->n = n;
+cleanup:
     if (rc != 0)
         errno = first_errno;
     return rc;
