@@ -5,6 +5,8 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +27,13 @@
  * flip runs with preemption off and is done within microseconds. */
 #define OFFCPU_FLIP_GRACE_NS  (10ull * 1000000ull)
 
+/* What a load produced: the programs, attached. */
+typedef struct {
+    struct offcpu_bpf *skel;
+    struct bpf_link *link;
+    int flavour;
+} loaded_t;
+
 /* A stack read from a stack map during one drain. */
 typedef struct {
     uint32_t n;
@@ -39,6 +48,18 @@ struct offcpu {
     struct bpf_link *link;
     int flavour;
     pidset_t *pids;            /* the targeted processes (off_pid_bits) */
+    /* A load on the loader thread (opts.background_load): it fills staged
+     * and sets load_done; until the loop joins it (s_poll_load) the loop
+     * touches neither, and keeps the set asked for meanwhile in want. The
+     * thread writes the fields only the loaded programs' drains read
+     * (sched_*). */
+    pthread_t loader;
+    bool loading;
+    atomic_int load_done;
+    int staged_rc;
+    loaded_t staged;
+    uint32_t *want;
+    size_t nwant;
     /* generations: gen is what new switch-outs use */
     uint32_t gen;
     uint64_t flip_ns;
@@ -79,6 +100,7 @@ void offcpu_options_default(offcpu_options_t *opts)
         .start_entries = OFFCPU_DEFAULT_START,
         .sample_every = OFFCPU_DEFAULT_SAMPLE_EVERY,
         .long_ns = OFFCPU_DEFAULT_LONG_NS,
+        .background_load = true,
     };
 }
 
@@ -210,13 +232,17 @@ static void s_unload(offcpu_t *self)
     self->gen = 0;
 }
 
+static void s_finish_load(offcpu_t *self, bool wait);
+
 void offcpu_destroy(offcpu_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
     offcpu_t *self = *self_p;
+    s_finish_load(self, true);
     if (self->cache[0] && self->cache[1] && self->touched && self->pids)
         s_unload(self);
+    free(self->want);
     free(self->pending[0]);
     free(self->pending[1]);
     free(self->refs);
@@ -320,9 +346,11 @@ void offcpu_set_unwinder(offcpu_t *self, const unwinder_maps_t *maps,
     self->unwind_max_frames = max_frames ? max_frames : SKY_MAX_FRAMES;
 }
 
-static int s_try_flavour(offcpu_t *self, int flavour, char *why, size_t wlen)
+static int s_try_flavour(offcpu_t *self, int flavour, loaded_t *out,
+                         char *why, size_t wlen)
 {
     struct offcpu_bpf *skel = offcpu_bpf__open();
+    struct bpf_link *link = NULL;
     uint32_t pid_max = pidset_pid_max();
     char sym[256];
     int rc;
@@ -380,16 +408,16 @@ static int s_try_flavour(offcpu_t *self, int flavour, char *why, size_t wlen)
         goto fail;
     }
     if (flavour == OFFCPU_TP_BTF) {
-        self->link = bpf_program__attach(skel->progs.sky_off_switch);
+        link = bpf_program__attach(skel->progs.sky_off_switch);
     } else {
         if (s_find_finish_task_switch(sym, sizeof(sym)) < 0) {
             snprintf(why, wlen, "no finish_task_switch in /proc/kallsyms");
             goto fail;
         }
-        self->link = bpf_program__attach_kprobe(skel->progs.sky_off_finish,
-                                                false, sym);
+        link = bpf_program__attach_kprobe(skel->progs.sky_off_finish, false,
+                                          sym);
     }
-    if (!self->link) {
+    if (!link) {
         snprintf(why, wlen, "attach: %s", strerror(errno));
         goto fail;
     }
@@ -400,20 +428,16 @@ static int s_try_flavour(offcpu_t *self, int flavour, char *why, size_t wlen)
                        &self->sched_end) < 0)
         self->sched_start = self->sched_end = 0;
     self->sched_looked_up = true;
-    pidset_bind(self->pids, bpf_map__fd(skel->maps.off_pid_bits),
-                bpf_map__max_entries(skel->maps.off_pid_bits),
-                bpf_map__fd(skel->maps.off_pids));
-    self->skel = skel;
-    self->flavour = flavour;
-    self->gen = 0;
-    self->flip_ns = now_mono_ns();
+    *out = (loaded_t){ skel, link, flavour };
     return 0;
 fail:
     offcpu_bpf__destroy(skel);
     return -1;
 }
 
-static int s_load(offcpu_t *self)
+/* Loads and attaches the programs into out (the loop's state untouched:
+ * it may run on the loader thread). 0 or -1, logged. */
+static int s_load(offcpu_t *self, loaded_t *out)
 {
     static const int order[] = { OFFCPU_TP_BTF, OFFCPU_KPROBE };
     char why[2][256] = { "not tried", "not tried" };
@@ -422,8 +446,7 @@ static int s_load(offcpu_t *self)
         if (self->opts.flavour != OFFCPU_AUTO &&
             self->opts.flavour != order[i])
             continue;
-        if (s_try_flavour(self, order[i], why[i], sizeof(why[i])) == 0) {
-            self->attaches++;
+        if (s_try_flavour(self, order[i], out, why[i], sizeof(why[i])) == 0) {
             log_info("off-CPU probe attached (%s)",
                      offcpu_flavour_name(order[i]));
             return 0;
@@ -434,6 +457,87 @@ static int s_load(offcpu_t *self)
     log_warn("cannot attach the off-CPU probe: tp_btf: %s; kprobe: %s",
              why[0], why[1]);
     return -1;
+}
+
+/* The loop takes what a load produced. */
+static void s_adopt(offcpu_t *self, const loaded_t *l)
+{
+    pidset_bind(self->pids, bpf_map__fd(l->skel->maps.off_pid_bits),
+                bpf_map__max_entries(l->skel->maps.off_pid_bits),
+                bpf_map__fd(l->skel->maps.off_pids));
+    self->skel = l->skel;
+    self->link = l->link;
+    self->flavour = l->flavour;
+    self->gen = 0;
+    self->flip_ns = now_mono_ns();
+    self->attaches++;
+}
+
+static void *s_loader(void *arg)
+{
+    offcpu_t *self = arg;
+
+    self->staged_rc = s_load(self, &self->staged);
+    atomic_store(&self->load_done, 1);
+    return NULL;
+}
+
+/* Remembers the set asked for while a load runs. 0 or -1 (no memory). */
+static int s_want(offcpu_t *self, const uint32_t *pids, size_t n)
+{
+    uint32_t *copy = NULL;
+
+    if (n && !(copy = malloc(n * sizeof(*copy))))
+        return -1;
+    if (n)
+        memcpy(copy, pids, n * sizeof(*copy));
+    free(self->want);
+    self->want = copy;
+    self->nwant = n;
+    return 0;
+}
+
+/* A background load that is done (or any, with wait) is joined and its
+ * programs adopted; the set asked for meanwhile is then applied (an empty
+ * one unloads them again). */
+static void s_finish_load(offcpu_t *self, bool wait)
+{
+    uint32_t *want;
+    size_t n;
+
+    if (!self->loading || (!wait && !atomic_load(&self->load_done)))
+        return;
+    pthread_join(self->loader, NULL);
+    self->loading = false;
+    if (self->staged_rc != 0)
+        return;
+    s_adopt(self, &self->staged);
+    if (wait)
+        return;                /* destroy: the caller unloads */
+    want = self->want;
+    n = self->nwant;
+    self->want = NULL;
+    self->nwant = 0;
+    offcpu_set_pids(self, want, n);
+    free(want);
+}
+
+/* Starts loading the programs on the loader thread for the set pids. 0,
+ * or -1 (logged). */
+static int s_start_load(offcpu_t *self, const uint32_t *pids, size_t n)
+{
+    int rc;
+
+    if (s_want(self, pids, n) < 0)
+        return -1;
+    atomic_store(&self->load_done, 0);
+    rc = pthread_create(&self->loader, NULL, s_loader, self);
+    if (rc != 0) {
+        log_warn("cannot start the off-CPU probe's loader: %s", strerror(rc));
+        return -1;
+    }
+    self->loading = true;
+    return 0;
 }
 
 bool offcpu_attached(const offcpu_t *self)
@@ -647,6 +751,7 @@ int offcpu_drain(offcpu_t *self)
     uint32_t idle = self->gen ^ 1;
     bool retire;
 
+    s_finish_load(self, false);
     if (!self->skel)
         return 0;
     /* 1. Which stacks of the idle generation sleeping threads still hold.
@@ -712,8 +817,14 @@ static void s_note_removed(void *arg, uint32_t pid)
 int offcpu_set_pids(offcpu_t *self, const uint32_t *pids, size_t n)
 {
     bool removed = false;
+    loaded_t l;
     int rc = 0;
 
+    s_finish_load(self, false);
+    if (self->loading) {
+        rc = s_want(self, pids, n);
+        goto cleanup;
+    }
     if (n == 0) {
         if (!self->skel)
             goto cleanup;
@@ -726,9 +837,16 @@ int offcpu_set_pids(offcpu_t *self, const uint32_t *pids, size_t n)
         log_info("off-CPU probe detached: no off-CPU task is active");
         goto cleanup;
     }
-    if (!self->skel && s_load(self) < 0) {
-        rc = -1;
+    if (!self->skel && self->opts.background_load) {
+        rc = s_start_load(self, pids, n);
         goto cleanup;
+    }
+    if (!self->skel) {
+        if (s_load(self, &l) < 0) {
+            rc = -1;
+            goto cleanup;
+        }
+        s_adopt(self, &l);
     }
     if (pidset_update(self->pids, pids, n, NULL, s_note_removed,
                       &removed) != 0) {

@@ -46,6 +46,11 @@ typedef struct {
      * default. */
     uint32_t sample_every;
     uint64_t long_ns;       /* 0: the default */
+    /* Load (verify) and attach the programs on a thread of their own, so
+     * the caller's loop does not wait for it (default); the set then
+     * takes effect at the first offcpu_drain or offcpu_set_pids after
+     * the load. false: offcpu_set_pids loads before it returns. */
+    bool background_load;
 } offcpu_options_t;
 
 /* Defaults of the two above: with them an OFF_CPU task costs a
@@ -76,21 +81,23 @@ offcpu_t *offcpu_new(const offcpu_options_t *opts, offcpu_sample_fn on_sample,
 /* Detaches without draining. */
 void offcpu_destroy(offcpu_t **self_p);
 
-/* Makes the filter hold exactly these pids (sorted, unique). The first
- * pid loads and attaches the programs; an empty set drains what is left
- * (through the callback) and unloads them. 0 ok, -1 when the programs
- * could not be attached (logged; retried at the next change of the set)
- * or some pid could not be added. */
 /* User stacks with the on-CPU program's .eh_frame walker (its maps,
  * shared) from the next load on; NULL: frame pointers. */
 void offcpu_set_unwinder(offcpu_t *self, const unwinder_maps_t *maps,
                          uint32_t max_frames);
 
+/* Makes the filter hold exactly these pids (sorted, unique). The first
+ * pid loads and attaches the programs (in the background with
+ * background_load: the set applies once they are, see above); an empty
+ * set drains what is left (through the callback) and unloads them. 0 ok,
+ * -1 when the programs could not be attached (logged; retried at the next
+ * change of the set) or some pid could not be added. */
 int offcpu_set_pids(offcpu_t *self, const uint32_t *pids, size_t n);
 
-/* Hands every aggregate collected so far to the callback, deletes it in
- * the kernel and retires the stacks no longer referred to. Returns the
- * number of samples handed over, 0 when detached. */
+/* Adopts a background load that is done, then hands every aggregate
+ * collected so far to the callback, deletes it in the kernel and retires
+ * the stacks no longer referred to. Returns the number of samples handed
+ * over, 0 when detached. */
 int offcpu_drain(offcpu_t *self);
 
 bool offcpu_attached(const offcpu_t *self);
