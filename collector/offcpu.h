@@ -6,6 +6,9 @@
  * with the number of switches and the nanoseconds spent off CPU since the
  * last drain.
  *
+ * Loading is done on a thread of its own by default (background_load):
+ * the verifier's time is not the caller's loop's.
+ *
  * Flavours: tp_btf/sched_switch, else a kprobe on the finish_task_switch
  * symbol /proc/kallsyms has (finish_task_switch.isra.0 on this kernel).
  *
