@@ -135,10 +135,25 @@ void batcher_destroy(batcher_t **self_p)
 int batcher_note_object(batcher_t *self, const object_t *obj)
 {
     uint64_t h = hash_split64(obj->id);
+    object_entry_t *e = hashmap_find(self->objects, h, &obj->id);
 
-    if (hashmap_find(self->objects, h, &obj->id))
+    if (e) {
+        /* Its process (whose root the symbolizer opens it through,
+         * objreg.h) changed since it entered this batch: that one was gone
+         * when another mapped the file. Name the live one, or a process
+         * just started in a container is symbolized through the root of
+         * one that exited, where nothing is found. */
+        if (e->obj.pid != obj->pid) {
+            const char *path = arena_strndup(self->arena, obj->path,
+                                   strnlen(obj->path, WIRE_MAX_STR - 1));
+            if (!path)
+                return -1;
+            e->obj.pid = obj->pid;
+            e->obj.path = path;
+        }
         return 0;
-    object_entry_t *e = arena_calloc(self->arena, 1, sizeof(*e));
+    }
+    e = arena_calloc(self->arena, 1, sizeof(*e));
     if (!e)
         return -1;
     e->obj.id = obj->id;

@@ -7,12 +7,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "hashmap.h"
 #include "log.h"
+#include "procfacts.h"
 #include "safe_open.h"
 #include "wire.h"
+
+/* Ancestors looked at for one that shares a process's root (s_holder). */
+#define OBJREG_HOLDER_DEPTH 8
 
 struct objreg {
     hashmap_t *by_file;      /* (dev, ino) alias -> object */
@@ -187,15 +192,72 @@ static int s_read_build_id(uint32_t pid, const char *path, uint64_t start,
     return n < 0 ? 0 : n;
 }
 
+/* What makes a path name the same file for two processes: the same
+ * root directory in the same mount namespace. */
+typedef struct {
+    dev_t dev;
+    ino_t ino;
+    char mnt[48];              /* "mnt:[4026531841]" */
+} root_id_t;
+
+static int s_root_id(uint32_t pid, root_id_t *out)
+{
+    char link[64];
+    struct stat st;
+
+    snprintf(link, sizeof(link), "/proc/%u/root", pid);
+    if (stat(link, &st) != 0)
+        return -1;
+    snprintf(link, sizeof(link), "/proc/%u/ns/mnt", pid);
+    ssize_t n = readlink(link, out->mnt, sizeof(out->mnt) - 1);
+    if (n <= 0)
+        return -1;
+    out->mnt[n] = '\0';
+    out->dev = st.st_dev;
+    out->ino = st.st_ino;
+    return 0;
+}
+
+static int s_same_root(const root_id_t *a, const root_id_t *b)
+{
+    return a->dev == b->dev && a->ino == b->ino && strcmp(a->mnt, b->mnt) == 0;
+}
+
+/* The process to name with a file that pid maps: pid itself on our own
+ * root; in a container, its oldest ancestor with the same root (up to
+ * OBJREG_HOLDER_DEPTH up). A container's short-lived processes are
+ * mostly children of a long-lived one in it (a shell, a server, its init)
+ * whose root, where the path leads to the same file, outlives them:
+ * the symbolizer can then still open the file once they are gone. */
+static uint32_t s_holder(uint32_t pid)
+{
+    root_id_t mine, ours, up;
+    uint32_t holder = pid;
+    procfacts_stat_t st;
+
+    if (s_root_id(pid, &mine) < 0 || s_root_id((uint32_t)getpid(), &ours) < 0 ||
+        s_same_root(&mine, &ours))
+        return pid;
+    for (int i = 0; i < OBJREG_HOLDER_DEPTH; i++) {
+        if (procfacts_stat(NULL, holder, &st) < 0 || st.ppid <= 1 ||
+            s_root_id(st.ppid, &up) < 0 || !s_same_root(&mine, &up))
+            break;
+        holder = st.ppid;
+    }
+    return holder;
+}
+
 /* Objects name one process through whose /proc/PID/root the symbolizer
- * can reach the file. When that process is gone, a live one that maps the
- * object takes its place (path as this one sees it). */
+ * can reach the file (s_holder). When that process is gone, one for a
+ * live process that maps the object takes its place (path as this one
+ * sees it). */
 static void s_refresh_owner(object_t *obj, uint32_t pid, const char *path,
                             uint64_t dev, uint64_t ino)
 {
     if (obj->pid == pid || obj->pid == 0 ||
         kill((pid_t)obj->pid, 0) == 0 || errno == EPERM)
         return;
+    pid = s_holder(pid);
     char *copy = strdup(path);
     if (!copy)
         return;
@@ -246,7 +308,7 @@ object_t *objreg_get_file(objreg_t *self, uint32_t pid, uint64_t dev,
     fresh->type = type;
     fresh->dev = dev;
     fresh->ino = ino;
-    fresh->pid = pid;
+    fresh->pid = s_holder(pid);
     if (idlen > 0) {
         fresh->build_id_len = (uint8_t)idlen;
         memcpy(fresh->build_id, id, (size_t)idlen);

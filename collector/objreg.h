@@ -22,8 +22,10 @@ typedef struct object {
     uint8_t build_id_len;
     uint8_t build_id[ELFID_BUILD_ID_MAX];
     uint64_t dev, ino;       /* of the file `pid` maps */
-    uint32_t pid;            /* a process that maps it (for /proc/PID/root);
-                                replaced by a live one when it exits */
+    uint32_t pid;            /* a process whose /proc/PID/root reaches it:
+                                one that maps it or, in a container, its
+                                oldest ancestor there; replaced by a live
+                                one when it exits */
     char *path;              /* as that process sees it */
     uint32_t refs;
     /* registry bookkeeping */

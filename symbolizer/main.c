@@ -38,6 +38,7 @@ typedef struct {
     stats_metric_t *memo_bytes;
     stats_metric_t *memo_hits;
     stats_metric_t *objects_unreadable;
+    stats_metric_t *root_retries;
     stats_metric_t *objects_too_large;
     stats_metric_t *perfmaps_refused;
     stats_metric_t *debug_crc_skipped;
@@ -69,6 +70,8 @@ s_sync_stats(symbolizer_main_t *self)
     stats_add(self->cache_misses, now.cache_misses - self->last.cache_misses);
     stats_add(self->objects_unreadable,
               now.objects_unreadable - self->last.objects_unreadable);
+    stats_add(self->root_retries,
+              now.root_retries - self->last.root_retries);
     stats_add(self->objects_too_large,
               now.objects_too_large - self->last.objects_too_large);
     stats_add(self->perfmaps_refused,
@@ -179,6 +182,9 @@ s_metrics(symbolizer_main_t *self)
                                     "frame lookups answered by the memo");
     self->objects_unreadable = stats_counter(st, "objects_unreadable", "",
         "objects that could not be opened or verified");
+    self->root_retries = stats_counter(st, "root_retries", "",
+        "objects found in no process root so far, looked for at once in "
+        "the root of another process mapping them");
     self->objects_too_large = stats_counter(st, "objects_too_large", "",
         "symbol tables refused for not fitting symbolizer.cache_size");
     self->perfmaps_refused = stats_counter(st, "perfmaps_refused", "",

@@ -27,6 +27,9 @@
 #define SYM_PATH_MAX 4096
 /* Key: one kind byte + up to a pid and a path. */
 #define SYM_KEY_MAX (1 + 4 + SYM_PATH_MAX)
+/* Process roots a missing file is looked for in per retry window (see
+ * s_untried_root). */
+#define SYM_ROOTS_TRIED 8
 
 enum symobj_state {
     SYMOBJ_OK = 0,
@@ -34,12 +37,20 @@ enum symobj_state {
     SYMOBJ_TOO_LARGE = 2,    /* loaded, but bigger than the whole cache */
 };
 
+/* The process roots a missing file was looked for in, this window. */
+typedef struct {
+    uint8_t n;
+    uint32_t pids[SYM_ROOTS_TRIED];
+} roots_tried_t;
+
 /* What the cache holds per object. */
 typedef struct {
     uint8_t state;
     uint8_t obj_type;            /* enum wire_object_type */
     uint64_t serial;             /* frame memo key; never reused */
     uint64_t retry_at_ms;        /* for UNREADABLE and TOO_LARGE */
+    bool missing;                /* UNREADABLE: no root held the file */
+    roots_tried_t tried;         /* ... of these processes' */
     symtab_t *syms;              /* SYMOBJ_OK only */
     elf_load_t loads[ELFOBJ_MAX_LOADS];
     size_t nloads;
@@ -425,6 +436,7 @@ s_load_elf(symbolizer_t *self, const wire_object_t *obj)
     }
     if (!elf) {
         so->state = SYMOBJ_UNREADABLE;
+        so->missing = obj->type != WIRE_OBJ_VDSO;
         goto cleanup;
     }
     int rc = s_load_symbols(self, so, elf, obj, root_pid, path);
@@ -527,11 +539,32 @@ cleanup:
     return so;
 }
 
+/* A file found in no root of the processes named so far may be in this
+ * one's: the first process of a container is often gone before its
+ * samples arrive (its root with it), while the next one that maps the same
+ * file lives. So a negative entry of a missing file is retried at once
+ * for a process root not tried yet, up to SYM_ROOTS_TRIED per retry
+ * window (a failed look costs two openat calls, but it must not happen on
+ * every frame). */
+static bool
+s_untried_root(const symobj_t *so, const wire_object_t *obj, uint64_t now)
+{
+    if (so->state != SYMOBJ_UNREADABLE || !so->missing || obj->pid == 0 ||
+        so->tried.n >= SYM_ROOTS_TRIED || now >= so->retry_at_ms)
+        return false;
+    for (uint8_t i = 0; i < so->tried.n; i++)
+        if (so->tried.pids[i] == obj->pid)
+            return false;
+    return true;
+}
+
 /* Loads an object that missed the cache and inserts it (negative entries
- * too). Returns the entry or NULL when even that failed. */
+ * too). prev: the negative entry this load retries in a new root (its
+ * window and roots carry over), or NULL. Returns the entry or NULL when
+ * even that failed. */
 static objcache_entry_t *
 s_load(symbolizer_t *self, const wire_object_t *obj, uint32_t nspid,
-       const unsigned char *key, size_t keylen)
+       const unsigned char *key, size_t keylen, const symobj_t *prev)
 {
     objcache_entry_t *entry = NULL;
     uint64_t now = now_mono_ms();
@@ -557,6 +590,12 @@ s_load(symbolizer_t *self, const wire_object_t *obj, uint32_t nspid,
     else
         self->st.objects_unreadable++;
     so->retry_at_ms = now + self->opts.retry_ms;
+    if (so->missing && prev) {
+        so->retry_at_ms = prev->retry_at_ms;
+        so->tried = prev->tried;
+    }
+    if (so->missing && obj->pid && so->tried.n < SYM_ROOTS_TRIED)
+        so->tried.pids[so->tried.n++] = obj->pid;
     entry = objcache_insert(self->cache, key, keylen, so, s_symobj_bytes(so));
 cleanup:
     if (!entry)
@@ -662,9 +701,16 @@ s_resolve_user(symbolizer_t *self, const wire_object_t *obj, uint32_t nspid,
 
     size_t keylen = s_make_key(obj, key);
     objcache_entry_t *entry = s_find(self, key, keylen);
+    symobj_t prev = { .state = SYMOBJ_OK };   /* its window and roots */
+    bool retry_root = false;
     if (entry) {
         symobj_t *so = objcache_value(entry);
-        if (so->state != SYMOBJ_OK && now_mono_ms() >= so->retry_at_ms) {
+        uint64_t now = now_mono_ms();
+        retry_root = s_untried_root(so, obj, now);
+        if (so->state != SYMOBJ_OK &&
+            (retry_root || now >= so->retry_at_ms)) {
+            prev.retry_at_ms = so->retry_at_ms;
+            prev.tried = so->tried;
             objcache_remove(self->cache, entry);
             entry = NULL;
         } else {
@@ -673,7 +719,10 @@ s_resolve_user(symbolizer_t *self, const wire_object_t *obj, uint32_t nspid,
     }
     if (!entry) {
         self->st.cache_misses++;
-        entry = s_load(self, obj, nspid, key, keylen);
+        if (retry_root)
+            self->st.root_retries++;
+        entry = s_load(self, obj, nspid, key, keylen,
+                       retry_root ? &prev : NULL);
     }
     if (!entry || ((symobj_t *)objcache_value(entry))->state != SYMOBJ_OK)
         goto cleanup;

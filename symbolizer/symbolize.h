@@ -17,7 +17,8 @@
  *
  * Objects are cached by build-id (else device + inode), shared across
  * processes, in an LRU bounded by cache_size bytes; objects that cannot be
- * opened are remembered as such and retried after retry_ms. Resolved
+ * opened are remembered as such and retried after retry_ms, or at once
+ * for the root of a process not tried yet (a few per window). Resolved
  * ELF and kernel frames are memoized across calls (bounded by
  * cache_size / 4, on top of the cache; see framememo.h). Not
  * thread-safe: one symbolizer per thread. */
@@ -50,6 +51,8 @@ typedef struct {
     uint64_t cache_misses;       /* object had to be loaded */
     uint64_t cache_evictions;
     uint64_t objects_unreadable; /* loads that found no usable file */
+    uint64_t root_retries;       /* ... retried at once for another process
+                                    root (s_untried_root) */
     uint64_t objects_too_large;  /* symbol tables larger than the cache */
     uint64_t perfmaps_refused;   /* perf maps over perfmap_max_size or the
                                     cache (counted per version seen) */

@@ -155,6 +155,47 @@ void th_pub_workload_batch(th_pub_t *self, uint32_t pid, uint64_t count)
     wire_buf_release(&buf);
 }
 
+pid_t th_stage(const char *config, const char *log, const char *binary,
+               const char *instance)
+{
+    char exe[256];
+    snprintf(exe, sizeof exe, "bin/%s", binary);
+    char *argv[] = {(char *)tu_build_path(exe), "--config", (char *)config,
+                    "--instance", (char *)instance, NULL};
+    pid_t pid = tu_spawn(argv, log);
+    ck_assert_int_gt(pid, 0);
+    return pid;
+}
+
+void th_stop_stages(const pid_t *pids, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int st = tu_stop(pids[i], 10000);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+                      "stage %d exited with status %d", (int)pids[i], st);
+    }
+}
+
+char *th_get_ok(int port, const char *path)
+{
+    int status = 0;
+    char *body = tu_http("GET", "127.0.0.1", port, path, NULL, &status, NULL);
+    if (body && status != 200) {
+        free(body);
+        body = NULL;
+    }
+    return body;
+}
+
+wire_task_set_t th_task_set(const char *sender, uint64_t seq, uint64_t gen,
+                            wire_task_t *tasks, uint32_t n)
+{
+    wire_task_set_t set = {.generation = gen, .ntasks = n, .tasks = tasks};
+    snprintf(set.hdr.sender, sizeof(set.hdr.sender), "%s", sender);
+    set.hdr.seq = seq;
+    return set;
+}
+
 int th_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);

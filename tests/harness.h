@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "wire.h"
+
 /* File offset (+4, inside the function) of func in the ELF file at path;
  * 0 when not found. */
 uint64_t th_func_offset(const char *path, const char *func);
@@ -20,6 +22,25 @@ double th_metric_sum(const char *text, const char *family, const char *label);
 /* A loopback TCP port the kernel just handed out (and that is free again),
  * so tests running at the same time do not clash. */
 int th_free_port(void);
+
+/* One pipeline stage as a child process: build/bin/<binary> --config
+ * config --instance instance, its output appended to log. Fails the test
+ * when it cannot be started. */
+pid_t th_stage(const char *config, const char *log, const char *binary,
+               const char *instance);
+
+/* Stops the stages in the order given (SIGTERM, 10 s) and asserts each
+ * exited 0: a stage that crashes or hangs on shutdown fails the test. */
+void th_stop_stages(const pid_t *pids, size_t n);
+
+/* GET path from the API on 127.0.0.1:port: the body (malloc'ed) when the
+ * answer is 200, else NULL. */
+char *th_get_ok(int port, const char *path);
+
+/* A task set as the policy engine publishes it on ctl.tasks: tasks[0..n)
+ * at generation gen, the header's sender and seq set. */
+wire_task_set_t th_task_set(const char *sender, uint64_t seq, uint64_t gen,
+                            wire_task_t *tasks, uint32_t n);
 
 typedef struct th_pub th_pub_t;
 

@@ -35,17 +35,13 @@ static run_t R;
 
 static pid_t s_stage(const char *binary, const char *instance, int port)
 {
-    char exe[256], addr[64];
-    snprintf(exe, sizeof exe, "bin/%s", binary);
-    char *argv[] = {(char *)tu_build_path(exe), "--config", R.config,
-                    "--instance", (char *)instance, NULL};
+    char addr[64];
     if (port) {
         snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
         setenv("SKYPROF_AGGREGATOR_HTTP_ADDR", addr, 1);
     }
-    pid_t pid = tu_spawn(argv, R.log);
+    pid_t pid = th_stage(R.config, R.log, binary, instance);
     unsetenv("SKYPROF_AGGREGATOR_HTTP_ADDR");
-    ck_assert_int_gt(pid, 0);
     return pid;
 }
 
@@ -454,11 +450,8 @@ START_TEST(network_view_fans_out)
     free(whole);
 
     th_pub_destroy(&R.pub);
-    pid_t *pids[] = {&R.agg[1], &R.agg[0], &R.sym, &R.broker};
-    for (size_t i = 0; i < 4; i++) {
-        int st = tu_stop(*pids[i], 10000);
-        ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    }
+    pid_t pids[] = {R.agg[1], R.agg[0], R.sym, R.broker};
+    th_stop_stages(pids, 4);
     tu_rmtree(R.dir);
     free(R.dir);
 }

@@ -10,9 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "arena.h"
@@ -26,6 +29,7 @@
 #include "collector/symcheck.h"
 #include "collector/active_tasks.h"
 #include "config.h"
+#include "harness.h"
 #include "testutil.h"
 #include "wire.h"
 
@@ -359,25 +363,33 @@ START_TEST(test_proctab_grace_and_bound)
 }
 END_TEST
 
+/* The executable mapping of exe (ours, as we see its path) in pid. */
+static maps_line_t s_exe_mapping(pid_t pid, const char *exe)
+{
+    char path[64], line[8192];
+    maps_line_t ml = { 0 };
+    int found = 0;
+
+    snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    while (!found && fgets(line, sizeof(line), f))
+        found = proctab_parse_maps_line(line, &ml) == 0 && ml.exec &&
+                ml.path_len == strlen(exe) &&
+                strncmp(ml.path, exe, ml.path_len) == 0;
+    fclose(f);
+    ck_assert(found);
+    ml.path = NULL;             /* pointed into line */
+    return ml;
+}
+
 START_TEST(test_objects_identity)
 {
     objreg_t *objs = objreg_new();
     char exe[4096];
-    FILE *f = fopen("/proc/self/maps", "r");
-    char line[8192];
-    maps_line_t ml = { 0 };
-    int found = 0;
 
     ck_assert_int_eq(procfacts_exe(NULL, (uint32_t)getpid(), exe, sizeof(exe)), 0);
-    while (fgets(line, sizeof(line), f))
-        if (proctab_parse_maps_line(line, &ml) == 0 && ml.exec &&
-            ml.path_len == strlen(exe) &&
-            strncmp(ml.path, exe, ml.path_len) == 0) {
-            found = 1;
-            break;
-        }
-    fclose(f);
-    ck_assert(found);
+    maps_line_t ml = s_exe_mapping(getpid(), exe);
     object_t *a = objreg_get_file(objs, (uint32_t)getpid(), ml.dev, ml.ino,
                                    exe, ml.start, ml.end, WIRE_OBJ_EXE);
     object_t *b = objreg_get_file(objs, (uint32_t)getpid(), ml.dev, ml.ino,
@@ -417,6 +429,54 @@ START_TEST(test_objects_identity)
     objreg_unref(objs, &j2);
     ck_assert_uint_eq(objreg_count(objs), 0);
     objreg_destroy(&objs);
+}
+END_TEST
+
+/* A file mapped by a process in a container (here a chroot) is named
+ * with its oldest ancestor sharing that root, which outlives it; on our
+ * own root, with the process itself (test_objects_identity). */
+START_TEST(test_objects_named_by_container_ancestor)
+{
+    objreg_t *objs = objreg_new();
+    char exe[4096], *dir = tu_mkdtemp();
+    int fds[2];
+    pid_t child = 0;
+
+    ck_assert_int_eq(procfacts_exe(NULL, (uint32_t)getpid(), exe, sizeof(exe)), 0);
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t parent = fork();
+    ck_assert_int_ge(parent, 0);
+    if (parent == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (chroot(dir) != 0 || chdir("/") != 0)
+            _exit(1);
+        pid_t c = fork();
+        if (c == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            pause();
+            _exit(0);
+        }
+        if (write(fds[1], &c, sizeof(c)) != (ssize_t)sizeof(c))
+            _exit(1);
+        pause();
+        _exit(0);
+    }
+    ck_assert_int_eq(read(fds[0], &child, sizeof(child)), (ssize_t)sizeof(child));
+    ck_assert_int_gt(child, 0);
+    maps_line_t ml = s_exe_mapping(child, exe);
+    object_t *obj = objreg_get_file(objs, (uint32_t)child, ml.dev, ml.ino,
+                                    exe, ml.start, ml.end, WIRE_OBJ_EXE);
+    ck_assert_ptr_nonnull(obj);
+    ck_assert_uint_gt(obj->build_id_len, 0);   /* read through the child */
+    ck_assert_uint_eq(obj->pid, (uint32_t)parent);
+    objreg_unref(objs, &obj);
+    kill(parent, SIGKILL);
+    waitpid(parent, NULL, 0);
+    close(fds[0]);
+    close(fds[1]);
+    objreg_destroy(&objs);
+    tu_rmtree(dir);
+    free(dir);
 }
 END_TEST
 
@@ -566,6 +626,58 @@ START_TEST(test_batcher_dedup_and_split)
 }
 END_TEST
 
+/* An object whose process changed while in a batch (the first one
+ * exited, another maps the file) goes out naming the live one, through
+ * whose root the symbolizer can still open it. */
+typedef struct {
+    uint32_t pid;
+    char path[64];
+    uint32_t nobjects;
+} object_capture_t;
+
+static int s_capture_object(void *arg, const char *topic,
+                            wire_raw_batch_t *batch)
+{
+    object_capture_t *oc = arg;
+
+    (void)topic;
+    oc->nobjects += batch->nobjects;
+    if (batch->nobjects > 0) {
+        oc->pid = batch->objects[0].pid;
+        snprintf(oc->path, sizeof(oc->path), "%s", batch->objects[0].path);
+    }
+    return 0;
+}
+
+START_TEST(test_batcher_object_process_follows)
+{
+    batcher_t *b = batcher_new(100, 0);
+    object_capture_t oc = { 0 };
+    proc_t proc = { .pid = 300 };
+    object_t obj = { .id = 9, .type = WIRE_OBJ_EXE, .path = "/opt/a/x",
+                     .pid = 300 };
+    wire_uframe_t uf[1] = { { 9, 0x1000 } };
+    batcher_sample_t s = { .pid = 300, .tid = 300, .nu = 1, .uframes = uf,
+                           .count = 1, .weight_ns = 1 };
+    batcher_flush_stats_t fs = { 0 };
+
+    ck_assert_int_eq(batcher_note_proc(b, &proc), 0);
+    ck_assert_int_eq(batcher_note_object(b, &obj), 0);
+    ck_assert_int_eq(batcher_add(b, &s), 0);
+    obj.pid = 301;              /* 300 exited; 301 maps the file */
+    obj.path = "/x";            /* as 301 sees it */
+    proc.pid = s.pid = s.tid = 301;
+    ck_assert_int_eq(batcher_note_proc(b, &proc), 0);
+    ck_assert_int_eq(batcher_note_object(b, &obj), 0);
+    ck_assert_int_eq(batcher_add(b, &s), 0);
+    batcher_flush(b, s_capture_object, &oc, &fs);
+    ck_assert_uint_ge(oc.nobjects, 1);
+    ck_assert_uint_eq(oc.pid, 301);
+    ck_assert_str_eq(oc.path, "/x");
+    batcher_destroy(&b);
+}
+END_TEST
+
 /* The batch's task table lists exactly the tasks its samples name. */
 typedef struct {
     int ok;
@@ -613,15 +725,6 @@ END_TEST
 
 /* --------------------------------------------------------------- tasks */
 
-static wire_task_set_t s_set(const char *sender, uint64_t seq, uint64_t gen,
-                             wire_task_t *tasks, uint32_t n)
-{
-    wire_task_set_t set = { .generation = gen, .ntasks = n, .tasks = tasks };
-    snprintf(set.hdr.sender, sizeof(set.hdr.sender), "%s", sender);
-    set.hdr.seq = seq;
-    return set;
-}
-
 START_TEST(test_tasks_reconcile)
 {
     activetasks_t *t = activetasks_new();
@@ -638,7 +741,7 @@ START_TEST(test_tasks_reconcile)
     const uint32_t *pids;
     const char *ids[8];
 
-    wire_task_set_t set = s_set("policy/x", 5, 3, tasks, 3);
+    wire_task_set_t set = th_task_set("policy/x", 5, 3, tasks, 3);
     ck_assert_int_eq(activetasks_apply(t, &set, 900), 0);
     ck_assert_int_eq(activetasks_refresh(t, 900), 1);
     /* Only B (as soon as received) is active; C is not on-CPU. */
@@ -656,7 +759,7 @@ START_TEST(test_tasks_reconcile)
 
     /* Republished later: B keeps its first-seen start, so it ends 2 s
      * after 900, not after the republication. */
-    set = s_set("policy/x", 6, 3, tasks, 3);
+    set = th_task_set("policy/x", 6, 3, tasks, 3);
     ck_assert_int_eq(activetasks_apply(t, &set, 1400), 0);
     activetasks_refresh(t, 1400);
     ck_assert_uint_eq(activetasks_active_pids(t, &pids), 3);
@@ -667,17 +770,17 @@ START_TEST(test_tasks_reconcile)
     ck_assert_uint_eq(activetasks_active_pids(t, &pids), 0);
 
     /* An older generation from the same publisher run is stale... */
-    set = s_set("policy/x", 7, 2, tasks, 1);
+    set = th_task_set("policy/x", 7, 2, tasks, 1);
     ck_assert_int_eq(activetasks_apply(t, &set, 1000), 1);
     ck_assert_uint_eq(activetasks_generation(t), 3);
     /* ...but after a publisher restart (sequence back to 1) it is not. */
-    set = s_set("policy/x", 1, 1, tasks, 1);
+    set = th_task_set("policy/x", 1, 1, tasks, 1);
     ck_assert_int_eq(activetasks_apply(t, &set, 1000), 0);
     ck_assert_uint_eq(activetasks_generation(t), 1);
     ck_assert_int_eq(activetasks_refresh(t, 1200), 1);
     ck_assert_uint_eq(activetasks_active_pids(t, &pids), 3);
     /* An empty set ends everything. */
-    set = s_set("policy/x", 2, 2, NULL, 0);
+    set = th_task_set("policy/x", 2, 2, NULL, 0);
     ck_assert_int_eq(activetasks_apply(t, &set, 1200), 0);
     ck_assert_int_eq(activetasks_refresh(t, 1200), 1);
     ck_assert_uint_eq(activetasks_active_pids(t, &pids), 0);
@@ -830,8 +933,10 @@ int main(void)
     tcase_add_test(tc, test_resolve_special);
     tcase_add_test(tc, test_proctab_grace_and_bound);
     tcase_add_test(tc, test_objects_identity);
+    tcase_add_test(tc, test_objects_named_by_container_ancestor);
     tcase_add_test(tc, test_batcher_dedup_and_split);
     tcase_add_test(tc, test_batcher_task_table);
+    tcase_add_test(tc, test_batcher_object_process_follows);
     tcase_add_test(tc, test_tasks_reconcile);
     tcase_add_test(tc, test_container_id);
     tcase_add_test(tc, test_options);

@@ -21,29 +21,6 @@
 static char *s_dir, s_config[512], s_log[512];
 static int s_port;
 
-static pid_t s_stage(const char *binary, const char *instance)
-{
-    char exe[256];
-    snprintf(exe, sizeof exe, "bin/%s", binary);
-    char *argv[] = {(char *)tu_build_path(exe), "--config", s_config,
-                    "--instance", (char *)instance, NULL};
-    pid_t pid = tu_spawn(argv, s_log);
-    ck_assert_int_gt(pid, 0);
-    return pid;
-}
-
-static char *s_get(const char *path)
-{
-    int status = 0;
-    char *body = tu_http("GET", "127.0.0.1", s_port, path, NULL, &status,
-                         NULL);
-    if (body && status != 200) {
-        free(body);
-        body = NULL;
-    }
-    return body;
-}
-
 /* The httpload server (TLS when cert is set): its pid, and its port read
  * from its stdout. */
 static pid_t s_server(int *port, const char *cert, const char *key)
@@ -116,7 +93,7 @@ static int s_live(void *arg)
     usleep(300000);
     char path[64];
     snprintf(path, sizeof path, "/api/network?pid=%u", w->server);
-    char *b = s_get(path);
+    char *b = th_get_ok(s_port, path);
     int ok = b && strstr(b, "\"uri\":\"/warm\"");
     free(b);
     return ok;
@@ -150,7 +127,7 @@ static int s_counted(void *arg)
     long r = 0, e = 0;
     snprintf(path, sizeof path, "/api/network?pid=%u", d->server);
     free(d->view);
-    d->view = s_get(path);
+    d->view = th_get_ok(s_port, path);
     return d->view && s_row(d->view, "/slow", &r, &e) == 0 && r == 1 &&
            s_row(d->view, "/ok", &r, &e) == 0 && r == 13;
 }
@@ -183,9 +160,9 @@ static void s_run(int tls)
     fclose(f);
     int port = 0;
     pid_t server = s_server(&port, tls ? cert : NULL, key);
-    pid_t broker = s_stage("skyprof-broker", "b");
-    pid_t agg = s_stage("skyprof-aggregator", "a");
-    pid_t coll = s_stage("skyprof-collector", "c");
+    pid_t broker = th_stage(s_config, s_log, "skyprof-broker", "b");
+    pid_t agg = th_stage(s_config, s_log, "skyprof-aggregator", "a");
+    pid_t coll = th_stage(s_config, s_log, "skyprof-collector", "c");
     char ep[600];
     snprintf(ep, sizeof ep, "ipc://%s/run/bus-in", s_dir);
     th_pub_t *pub = th_pub_new(ep);
@@ -198,7 +175,7 @@ static void s_run(int tls)
     sleep(1);
     char path[64];
     snprintf(path, sizeof path, "/api/network?pid=%u", (uint32_t)server);
-    char *before = s_get(path);
+    char *before = th_get_ok(s_port, path);
     ck_assert_ptr_nonnull(before);
 
     /* 13 /ok (10 on one keep-alive connection, 3 on their own), 4 /error,
@@ -259,10 +236,7 @@ static void s_run(int tls)
     kill(server, SIGTERM);
     waitpid(server, NULL, 0);
     pid_t pids[] = {coll, agg, broker};
-    for (size_t i = 0; i < 3; i++) {
-        int st = tu_stop(pids[i], 10000);
-        ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    }
+    th_stop_stages(pids, 3);
     tu_rmtree(s_dir);
     free(s_dir);
 }

@@ -21,33 +21,10 @@
 static char *s_dir, s_config[512], s_log[512];
 static int s_port;
 
-static pid_t s_stage(const char *binary, const char *instance)
-{
-    char exe[256];
-    snprintf(exe, sizeof exe, "bin/%s", binary);
-    char *argv[] = {(char *)tu_build_path(exe), "--config", s_config,
-                    "--instance", (char *)instance, NULL};
-    pid_t pid = tu_spawn(argv, s_log);
-    ck_assert_int_gt(pid, 0);
-    return pid;
-}
-
-static char *s_get(const char *path)
-{
-    int status = 0;
-    char *body = tu_http("GET", "127.0.0.1", s_port, path, NULL, &status,
-                         NULL);
-    if (body && status != 200) {
-        free(body);
-        body = NULL;
-    }
-    return body;
-}
-
 static int s_api_up(void *arg)
 {
     (void)arg;
-    char *b = s_get("/healthz");
+    char *b = th_get_ok(s_port, "/healthz");
     free(b);
     return b != NULL;
 }
@@ -113,7 +90,7 @@ static int s_view_has_endpoint(void *arg)
     s_publish_tasks(pub);
     s_publish_exchange(pub, ++seq);
     usleep(200000);
-    char *b = s_get("/api/network?pid=4242");
+    char *b = th_get_ok(s_port, "/api/network?pid=4242");
     int ok = b && strstr(b, "\"uri\":\"/stage\"") &&
              strstr(b, "\"peer\":\"127.0.0.1:50000\"");
     free(b);
@@ -123,7 +100,7 @@ static int s_view_has_endpoint(void *arg)
 static int s_reported(void *arg)
 {
     (void)arg;
-    char *m = s_get("/metrics");
+    char *m = th_get_ok(s_port, "/metrics");
     double n = m ? th_metric_sum(m, "skyprof_aggregator_net_reports", NULL)
                  : 0;
     free(m);
@@ -147,8 +124,8 @@ static void s_run(int sharding)
             "  sharding: %s\n",
             s_dir, s_port, sharding ? "true" : "false");
     fclose(f);
-    pid_t broker = s_stage("skyprof-broker", "b");
-    pid_t agg = s_stage("skyprof-aggregator", "a");
+    pid_t broker = th_stage(s_config, s_log, "skyprof-broker", "b");
+    pid_t agg = th_stage(s_config, s_log, "skyprof-aggregator", "a");
     char ep[600];
     snprintf(ep, sizeof ep, "ipc://%s/run/bus-in", s_dir);
     th_pub_t *pub = th_pub_new(ep);
@@ -157,7 +134,7 @@ static void s_run(int sharding)
                   "the API never answered; see %s", s_log);
     ck_assert_msg(tu_wait_until(s_view_has_endpoint, pub, 20000),
                   "the exchange never reached the view; see %s", s_log);
-    char *b = s_get("/api/network?pid=4242");
+    char *b = th_get_ok(s_port, "/api/network?pid=4242");
     ck_assert_ptr_nonnull(strstr(b, "\"protocol\":\"http\""));
     ck_assert_ptr_nonnull(strstr(b, "\"error_rate\":1.0000"));
     free(b);
@@ -168,14 +145,14 @@ static void s_run(int sharding)
     char topic[32];
     wire_sharded_topic(topic, sizeof topic, TOPIC_NET_EVENTS,
                        wire_pid_bucket(PID));
-    char *m = s_get("/metrics");
+    char *m = th_get_ok(s_port, "/metrics");
     ck_assert_ptr_nonnull(m);
     double invalid = th_metric_sum(m, "skyprof_aggregator_invalid_messages",
                                    NULL);
     free(m);
     th_pub_send(pub, topic, "\x93\x01\x02", 3);
     sleep(1);
-    m = s_get("/metrics");
+    m = th_get_ok(s_port, "/metrics");
     ck_assert_ptr_nonnull(m);
     ck_assert_double_eq(th_metric_sum(m, "skyprof_aggregator_invalid_messages",
                                       NULL), invalid + 1);
@@ -187,10 +164,7 @@ static void s_run(int sharding)
 
     th_pub_destroy(&pub);
     pid_t pids[] = {agg, broker};
-    for (size_t i = 0; i < 2; i++) {
-        int st = tu_stop(pids[i], 10000);
-        ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    }
+    th_stop_stages(pids, 2);
     tu_rmtree(s_dir);
     free(s_dir);
 }

@@ -38,6 +38,7 @@
 #include "collector/netcap.h"
 #include "collector/netpeer.h"
 #include "log.h"
+#include "harness.h"
 #include "testutil.h"
 #include "wire.h"
 
@@ -477,15 +478,6 @@ static int s_col_events(void *arg, wire_proc_events_t *ev)
     return 0;
 }
 
-static wire_task_set_t s_task_set(uint64_t seq, wire_task_t *tasks,
-                                  uint32_t n)
-{
-    wire_task_set_t set = { .generation = seq, .ntasks = n, .tasks = tasks };
-    snprintf(set.hdr.sender, sizeof(set.hdr.sender), "policy/netcap-test");
-    set.hdr.seq = seq;
-    return set;
-}
-
 START_TEST(test_collector_network_task)
 {
     const char *exe = tu_build_path("tests/progs/httpload");
@@ -521,11 +513,11 @@ START_TEST(test_collector_network_task)
         { .task_id = "net-1", .target = WIRE_TARGET_NETWORK,
           .duration_ms = 60000, .npids = 1, .pids = &pid },
     };
-    wire_task_set_t set = s_task_set(1, tasks, 1);
+    wire_task_set_t set = th_task_set("policy/netcap-test", 1, 1, tasks, 1);
     ck_assert_int_eq(collector_apply_tasks(col, &set), 0);
     collector_info(col, &info);
     ck_assert_int_eq(info.net_attached, 0);
-    set = s_task_set(2, tasks, 2);
+    set = th_task_set("policy/netcap-test", 2, 2, tasks, 2);
     ck_assert_int_eq(collector_apply_tasks(col, &set), 0);
     collector_info(col, &info);
     ck_assert_int_eq(info.net_attached, 1);
@@ -539,7 +531,7 @@ START_TEST(test_collector_network_task)
     s_sleep_ms(100);
     collector_drain(col);
     /* The end of the task detaches; what was left is published. */
-    set = s_task_set(3, NULL, 0);
+    set = th_task_set("policy/netcap-test", 3, 3, NULL, 0);
     ck_assert_int_eq(collector_apply_tasks(col, &set), 0);
     collector_drain(col);
     collector_info(col, &info);

@@ -594,10 +594,7 @@ START_TEST(test_e2e_two_publishers_through_symbolizer)
 
     th_pub_destroy(&pub);
     pid_t pids[] = { sym, agg, broker };
-    for (size_t i = 0; i < 3; i++) {
-        int st = tu_stop(pids[i], 10000);
-        ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    }
+    th_stop_stages(pids, 3);
     tu_rmtree(e.dir);
     free(e.dir);
 }

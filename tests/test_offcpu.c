@@ -532,15 +532,6 @@ END_TEST
 
 /* ----------------------------------------------- tasks and collector */
 
-static wire_task_set_t s_task_set(uint64_t seq, wire_task_t *tasks,
-                                  uint32_t n)
-{
-    wire_task_set_t set = { .generation = seq, .ntasks = n, .tasks = tasks };
-    snprintf(set.hdr.sender, sizeof(set.hdr.sender), "policy/offcpu-test");
-    set.hdr.seq = seq;
-    return set;
-}
-
 START_TEST(test_tasks_by_target)
 {
     activetasks_t *t = activetasks_new();
@@ -558,7 +549,7 @@ START_TEST(test_tasks_by_target)
     const char *ids[4];
 
     ck_assert_ptr_nonnull(t);
-    wire_task_set_t set = s_task_set(1, tasks, 3);
+    wire_task_set_t set = th_task_set("policy/offcpu-test", 1, 1, tasks, 3);
     ck_assert_int_eq(activetasks_apply(t, &set, 1500), 0);
     /* The on-CPU and the network task have started. */
     ck_assert_int_eq(activetasks_refresh_targets(t, 1500),
@@ -671,14 +662,14 @@ START_TEST(test_collector_follows_off_cpu_tasks)
     /* An on-CPU task alone does not load the off-CPU probe. */
     wire_task_t on = { .task_id = "on-1", .target = WIRE_TARGET_ON_CPU,
                        .duration_ms = 60000, .npids = 1, .pids = &pid };
-    wire_task_set_t set = s_task_set(1, &on, 1);
+    wire_task_set_t set = th_task_set("policy/offcpu-test", 1, 1, &on, 1);
     ck_assert_int_eq(collector_apply_tasks(col, &set), 0);
     collector_info(col, &info);
     ck_assert_int_eq(info.offcpu_attached, 0);
 
     wire_task_t off = { .task_id = "off-1", .target = WIRE_TARGET_OFF_CPU,
                         .duration_ms = 60000, .npids = 1, .pids = &pid };
-    set = s_task_set(2, &off, 1);
+    set = th_task_set("policy/offcpu-test", 2, 2, &off, 1);
     ck_assert_int_eq(collector_apply_tasks(col, &set), 0);
     /* The programs load on a thread of their own; a drain adopts them. */
     for (int i = 0; i < 200; i++) {
@@ -698,7 +689,7 @@ START_TEST(test_collector_follows_off_cpu_tasks)
     }
     collector_drain(col);
     /* Ending the task detaches; the last aggregates were published. */
-    set = s_task_set(3, NULL, 0);
+    set = th_task_set("policy/offcpu-test", 3, 3, NULL, 0);
     ck_assert_int_eq(collector_apply_tasks(col, &set), 0);
     collector_drain(col);
     collector_info(col, &info);

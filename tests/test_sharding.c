@@ -24,17 +24,6 @@ typedef struct {
 
 static shard_run_t S;
 
-static pid_t s_stage(const char *binary, const char *instance)
-{
-    char exe[256];
-    snprintf(exe, sizeof exe, "bin/%s", binary);
-    char *argv[] = {(char *)tu_build_path(exe), "--config", S.config,
-                    "--instance", (char *)instance, NULL};
-    pid_t pid = tu_spawn(argv, S.log);
-    ck_assert_int_gt(pid, 0);
-    return pid;
-}
-
 static char *s_metrics(void)
 {
     int status = 0;
@@ -125,10 +114,10 @@ START_TEST(replicas_share_buckets_exactly_once)
             "aggregator:\n  http_addr: 127.0.0.1:%d\n  store_path: \"\"\n",
             S.dir, S.port);
     fclose(f);
-    S.broker = s_stage("skyprof-broker", "b");
-    S.agg = s_stage("skyprof-aggregator", "a");
-    S.sym1 = s_stage("skyprof-symbolizer", "s1");
-    S.sym2 = s_stage("skyprof-symbolizer", "s2");
+    S.broker = th_stage(S.config, S.log, "skyprof-broker", "b");
+    S.agg = th_stage(S.config, S.log, "skyprof-aggregator", "a");
+    S.sym1 = th_stage(S.config, S.log, "skyprof-symbolizer", "s1");
+    S.sym2 = th_stage(S.config, S.log, "skyprof-symbolizer", "s2");
     char ep[600];
     snprintf(ep, sizeof ep, "ipc://%s/run/bus-in", S.dir);
     S.pub = th_pub_new(ep);

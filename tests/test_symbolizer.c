@@ -892,16 +892,36 @@ s_kill(pid_t pid)
     waitpid(pid, NULL, 0);
 }
 
+/* A PIE program built in a fresh directory, for the container tests:
+ * dir/prog, the root path dir/root, skyt_alpha and the build-id. */
+typedef struct {
+    char *dir;
+    char root[512], prog[512];
+    uint64_t alpha, asize;
+    uint8_t id[64];
+    size_t idlen;
+} ctr_prog_t;
+
+static void
+s_ctr_prog(ctr_prog_t *p)
+{
+    p->dir = tu_mkdtemp();
+    ck_assert_ptr_nonnull(p->dir);
+    snprintf(p->root, sizeof(p->root), "%s/root", p->dir);
+    snprintf(p->prog, sizeof(p->prog), "%s/prog", p->dir);
+    s_build_prog(p->dir, "prog", "-fPIE -pie");
+    p->alpha = s_func_offset(p->prog, "skyt_alpha", &p->asize);
+    p->idlen = s_build_id(p->prog, p->id);
+}
+
 START_TEST(test_container_root_confined)
 {
-    char *dir = tu_mkdtemp();
-    char root[512], host_prog[512], host_map[512];
-    snprintf(root, sizeof(root), "%s/root", dir);
-    snprintf(host_prog, sizeof(host_prog), "%s/prog", dir);
-    s_build_prog(dir, "prog", "-fPIE -pie");
-    uint64_t asize, alpha = s_func_offset(host_prog, "skyt_alpha", &asize);
-    uint8_t id[64];
-    size_t idlen = s_build_id(host_prog, id);
+    ctr_prog_t cp;
+    s_ctr_prog(&cp);
+    char *dir = cp.dir, *root = cp.root, *host_prog = cp.prog, host_map[512];
+    uint64_t asize = cp.asize, alpha = cp.alpha;
+    const uint8_t *id = cp.id;
+    size_t idlen = cp.idlen;
     /* Inside: a copy of the binary, a link to the host's copy (absolute,
      * the way an attacker writes it), a FIFO, perf maps: one genuine,
      * one a link to a host file. */
@@ -957,6 +977,61 @@ START_TEST(test_container_root_confined)
     ck_assert_uint_eq(st.frames_resolved, 3);
     symbolizer_destroy(&s);
     s_kill(child);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* The first process of a container is gone before its samples are
+ * symbolized: its file is found in no root. The next process mapping the
+ * same file (same build-id, so the same cache key) is looked in at once,
+ * not after retry_ms; and no more than a few new roots per window. */
+START_TEST(test_missing_file_retried_in_new_root)
+{
+    ctr_prog_t cp;
+    s_ctr_prog(&cp);
+    char *dir = cp.dir, *root = cp.root, *host_prog = cp.prog;
+    uint64_t asize = cp.asize, alpha = cp.alpha;
+    const uint8_t *id = cp.id;
+    size_t idlen = cp.idlen;
+    s_run("mkdir -p %s/ctr && cp %s %s/ctr/prog", root, host_prog, root);
+
+    symbolizer_opts_t o;
+    symbolizer_opts_default(&o);
+    o.debug_dirs = "";
+    o.retry_ms = 3600 * 1000;   /* never within this test */
+    symbolizer_t *s = symbolizer_new(&o);
+    ck_assert_ptr_nonnull(s);
+    wire_object_t obj;
+    s_obj(&obj, WIRE_OBJ_EXE, "/ctr/prog");   /* no such path on the host */
+    memcpy(obj.build_id, id, idlen);
+    obj.build_id_len = (uint8_t)idlen;
+    obj.pid = 0x7ffffff0;                      /* gone */
+    s_expect_unknown(s, &obj, alpha);
+    s_expect_unknown(s, &obj, alpha + 1);      /* the same root: cached */
+    symbolizer_stats_t st;
+    symbolizer_get_stats(s, &st);
+    ck_assert_uint_eq(st.objects_unreadable, 1);
+
+    pid_t child = s_spawn_in_root(root);
+    obj.pid = (uint32_t)child;
+    s_expect(s, &obj, alpha, asize, "skyt_alpha", WIRE_FRAME_USER);
+    symbolizer_get_stats(s, &st);
+    ck_assert_uint_eq(st.root_retries, 1);
+    symbolizer_destroy(&s);
+    s_kill(child);
+
+    /* Roots that never hold it: SYM_ROOTS_TRIED (8) looks, then the
+     * entry waits for retry_ms whichever process names it. */
+    s = symbolizer_new(&o);
+    for (uint32_t i = 0; i < 20; i++) {
+        obj.pid = 0x7ffffff0 - i;
+        s_expect_unknown(s, &obj, alpha);
+    }
+    symbolizer_get_stats(s, &st);
+    ck_assert_uint_eq(st.objects_unreadable, 8);
+    ck_assert_uint_eq(st.root_retries, 7);
+    symbolizer_destroy(&s);
     tu_rmtree(dir);
     free(dir);
 }
@@ -1147,6 +1222,7 @@ main(void)
     tcase_add_test(tc, test_corrupted_elf);
     tcase_add_test(tc, test_negative_cache);
     tcase_add_test(tc, test_container_root_confined);
+    tcase_add_test(tc, test_missing_file_retried_in_new_root);
     tcase_add_test(tc, test_symtab_claim_refused_before_reading);
     tcase_add_test(tc, test_perf_map_bound);
     tcase_add_test(tc, test_debuglink_crc_bound);

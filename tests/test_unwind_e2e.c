@@ -16,17 +16,30 @@
  * - dlopen: a library loaded 200 ms after exec unwinds into its caller;
  * - offcpu: blocked in libc's frameless read, the caller uw_read_byte is
  *   on the stack (and uw_writer_pause above nanosleep);
- * - short: processes living 40 ms get whole stacks too.
+ * - short: processes living 40 ms get whole stacks too;
+ * - container (its own tcase): cpu, dlopen, threads and short in a container of
+ *   their own (new mount, pid and uts namespaces, a private root holding
+ *   copies of the program, its libraries, libc and ld.so): the same
+ *   figures, with symbols found in the container's root.
  *
  * Frame pointers cannot pass these (the walk stops at the first frameless
  * function), so while the collector reports only the frame-pointer
  * unwinder the test prints the figures it measured and SKIPs; once the
  * collector reports its .eh_frame walker (UNWIND_ACTIVE_METRIC = 1) every
  * figure is asserted. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -49,6 +62,9 @@
 #define MIN_SAMPLES 30
 #define RUN_SECONDS "8"
 #define SHORT_RUNS 15
+/* Where the container's own files are ("Containers" below): a path that
+ * exists nowhere on the host. */
+#define CTR_DIR "/opt/uwctr"
 
 static th_launch_t R;
 
@@ -175,21 +191,29 @@ typedef struct {
     double total, rooted, garbage;
 } roots_t;
 
+/* One stack's outermost frames, for whoever reads a failure. */
+static void s_print_stack(const char *what, const ustack_t *s)
+{
+    fprintf(stderr, "  %s (%.0f):", what, s->value);
+    for (int k = 0; k < s->n && k < 8; k++)
+        fprintf(stderr, "%s%s", k ? ";" : " ", s->frame[k]);
+    fprintf(stderr, "%s\n", s->n > 8 ? ";..." : "");
+}
+
 /* The biggest stacks that miss the root and every one with a garbage
- * root, for whoever reads a failure. */
+ * root. */
 static void s_print_unrooted(const char *what, const folded_t *f)
 {
     int shown = 0;
+    char label[128];
     for (size_t i = 0; i < f->count && shown < 4; i++) {
         const ustack_t *s = &f->stacks[i];
         int garbage = s_garbage_root(s);
         if (!garbage && (s_rooted(s) || s->value < f->total / 50))
             continue;
-        fprintf(stderr, "  %s %s (%.0f):", what,
-                garbage ? "garbage root" : "unrooted", s->value);
-        for (int k = 0; k < s->n && k < 8; k++)
-            fprintf(stderr, "%s%s", k ? ";" : " ", s->frame[k]);
-        fprintf(stderr, "%s\n", s->n > 8 ? ";..." : "");
+        snprintf(label, sizeof label, "%s %s", what,
+                 garbage ? "garbage root" : "unrooted");
+        s_print_stack(label, s);
         shown++;
     }
 }
@@ -290,7 +314,7 @@ static void s_print_unwind_metrics(void)
 /* What one run measured: every figure is printed before any is asserted,
  * so a failing run still shows the whole picture. */
 typedef struct {
-    const char *what;
+    char what[128];
     double value;
     double lo, hi;
 } figure_t;
@@ -300,13 +324,19 @@ typedef struct {
 typedef struct {
     figure_t f[MAX_FIGURES];
     int n;
+    const char *prefix;  /* before every name ("container " or "") */
 } figures_t;
 
 static void s_figure(figures_t *fs, const char *what, double value,
                      double lo, double hi)
 {
     ck_assert_int_lt(fs->n, MAX_FIGURES);
-    fs->f[fs->n++] = (figure_t){ what, value, lo, hi };
+    figure_t *x = &fs->f[fs->n++];
+    snprintf(x->what, sizeof x->what, "%s%s", fs->prefix ? fs->prefix : "",
+             what);
+    x->value = value;
+    x->lo = lo;
+    x->hi = hi;
 }
 
 /* The figures every mode shares: samples, rooted share, garbage roots. */
@@ -442,6 +472,96 @@ static void s_offcpu_figures(figures_t *fs, const folded_t *f)
              MIN_ROOTED, 1);
 }
 
+static int s_unnamed(const char *frame)
+{
+    return strncmp(frame, "[k] ", 4) != 0 &&
+           (strstr(frame, "+0x") || strncmp(frame, "[unknown]", 9) == 0 ||
+            strncmp(frame, "0x", 2) == 0);
+}
+
+/* Samples (their value) with an unnamed frame (path+0xOFFSET) of a file
+ * in CTR_DIR, which only the container's root holds: the symbolizer did
+ * not find it there. The innermost user frame does not count: a PLT stub
+ * has no symbol wherever its file is read. */
+static double s_unnamed_in_ctr(const folded_t *f)
+{
+    double bad = 0;
+    for (size_t i = 0; i < f->count; i++) {
+        const ustack_t *s = &f->stacks[i];
+        int leaf = s->n - 1;
+        while (leaf > 0 && strncmp(s->frame[leaf], "[k] ", 4) == 0)
+            leaf--;
+        for (int k = 0; k < leaf; k++)
+            if (s_unnamed(s->frame[k]) &&
+                strncmp(s->frame[k], CTR_DIR "/", sizeof CTR_DIR) == 0) {
+                s_print_stack("unnamed", s);
+                bad += s->value;
+                break;
+            }
+    }
+    return bad;
+}
+
+/* The short runs' samples together: whole stacks from the first sample
+ * of a 40 ms process on. */
+static void s_short_figures(figures_t *fs, const pid_t *pids, int n,
+                            int in_container)
+{
+    roots_t sr = { 0, 0, 0 };
+    double unnamed = 0;
+    folded_t f;
+    char q[128];
+
+    for (int i = 0; i < n; i++) {
+        snprintf(q, sizeof q, "pid=%d&event=on-cpu&unit=count", (int)pids[i]);
+        s_fetch(&f, q, "unwind_work");
+        roots_t r = s_roots(&f);
+        s_print_unrooted("short", &f);
+        sr.total += r.total;
+        sr.rooted += r.rooted;
+        sr.garbage += r.garbage;
+        unnamed += in_container ? s_unnamed_in_ctr(&f) : 0;
+        s_folded_release(&f);
+    }
+    s_figure(fs, "short: samples", sr.total, 10, 1e12);
+    s_figure(fs, "short: rooted share", sr.total > 0 ? sr.rooted / sr.total : 0,
+             MIN_ROOTED, 1);
+    s_figure(fs, "short: garbage roots", sr.garbage, 0, 0);
+    if (in_container)
+        s_figure(fs, "short: samples with unnamed frames of " CTR_DIR,
+                 unnamed, 0, 0);
+}
+
+/* Prints every figure, stops the pipeline, then asserts them all, or
+ * SKIPs while the collector reports the frame-pointer unwinder only. */
+static void s_report(const figures_t *fs, const char *cc, const char *name)
+{
+    double active = s_metric(UNWIND_ACTIVE_METRIC);
+    s_print_unwind_metrics();
+    int bad = 0;
+    for (int i = 0; i < fs->n; i++) {
+        const figure_t *x = &fs->f[i];
+        int ok = x->value >= x->lo && x->value <= x->hi;
+        bad += !ok;
+        fprintf(stderr, "%s %-66s %10.3f  want [%g, %g]%s\n", cc, x->what,
+                x->value, x->lo, x->hi, ok ? "" : "  <-- off");
+    }
+    th_launch_stop(&R);
+    if (active != 1) {
+        tu_skip(name, "the collector reports the frame-pointer unwinder only "
+                      "(%s %s); %d of %d figures off (above)",
+                UNWIND_ACTIVE_METRIC, active < 0 ? "not exported" : "= 0",
+                bad, fs->n);
+        return;
+    }
+    for (int i = 0; i < fs->n; i++) {
+        const figure_t *x = &fs->f[i];
+        ck_assert_msg(x->value >= x->lo && x->value <= x->hi,
+                      "%s: %s = %.3f, want [%g, %g]", cc, x->what, x->value,
+                      x->lo, x->hi);
+    }
+}
+
 START_TEST(test_unwind_without_frame_pointers)
 {
     const char *cc = s_compilers[_i];
@@ -487,48 +607,422 @@ START_TEST(test_unwind_without_frame_pointers)
     s_fetch(&f, q, "vfs_read");
     s_offcpu_figures(&fs, &f);
     s_folded_release(&f);
-    roots_t sr = { 0, 0, 0 };
-    for (int i = 0; i < SHORT_RUNS; i++) {
-        snprintf(q, sizeof q, "pid=%d&event=on-cpu&unit=count", (int)shorts[i]);
-        s_fetch(&f, q, "unwind_work");
-        roots_t r = s_roots(&f);
-        s_print_unrooted("short", &f);
-        sr.total += r.total;
-        sr.rooted += r.rooted;
-        sr.garbage += r.garbage;
-        s_folded_release(&f);
-    }
-    s_figure(&fs, "short: samples", sr.total, 10, 1e12);
-    s_figure(&fs, "short: rooted share", sr.total > 0 ? sr.rooted / sr.total : 0,
-             MIN_ROOTED, 1);
-    s_figure(&fs, "short: garbage roots", sr.garbage, 0, 0);
+    s_short_figures(&fs, shorts, SHORT_RUNS, 0);
 
-    double active = s_metric(UNWIND_ACTIVE_METRIC);
-    s_print_unwind_metrics();
-    int bad = 0;
-    for (int i = 0; i < fs.n; i++) {
-        const figure_t *x = &fs.f[i];
-        int ok = x->value >= x->lo && x->value <= x->hi;
-        bad += !ok;
-        fprintf(stderr, "%s %-66s %10.3f  want [%g, %g]%s\n", cc, x->what,
-                x->value, x->lo, x->hi, ok ? "" : "  <-- off");
+    char name[64];
+    snprintf(name, sizeof name, "unwind_e2e_%s", cc);
+    s_report(&fs, cc, name);
+}
+END_TEST
+/* ------------------------------------------------------- containers */
+
+/* The workload in a container as a runtime makes one: new mount, pid and
+ * uts namespaces, the root an overlay of its own (pivot_root, the old
+ * root detached) of a directory holding copies of unwind_work, its libraries and the
+ * libc and ld.so they need. So the collector sees a host pid whose
+ * /proc/PID/maps names the container's paths (CTR_DIR exists nowhere on
+ * the host; libc's path names the host's libc, another inode with the same
+ * build-id) and files whose device and inode no host file has: tables and
+ * symbols must come through the process (map_files, /proc/PID/root), and
+ * libc's are shared with the host's by build-id. Its files are in
+ * CTR_DIR (above). */
+/* Exit codes of a container child that failed to set itself up, from
+ * CTR_FAILED on, one per step of s_ctr_spawn (named in s_ctr_steps). */
+#define CTR_FAILED 120
+/* Short processes run before any other in the container. */
+#define CTR_ORPHAN_RUNS 3
+
+static const char *const s_ctr_steps[] = {
+    "make / a private mount", "mount the root", "pivot_root",
+    "mount /proc",            "exec", "a child of its pid 1"
+};
+/* How long a container's pid 1 of ours outlives its last child: past
+ * the symbolizing of that child's samples (a publish and a flush). */
+#define CTR_LINGER_S 4
+
+/* mkdir -p of dir. */
+static int s_mkdirs(const char *dir)
+{
+    char buf[1024];
+    int n = snprintf(buf, sizeof buf, "%s", dir);
+    if (n <= 0 || (size_t)n >= sizeof buf)
+        return -1;
+    for (char *p = buf + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return -1;
+        *p = c;
+        if (c == '\0')
+            return 0;
     }
-    th_launch_stop(&R);
-    if (active != 1) {
-        char name[64];
-        snprintf(name, sizeof name, "unwind_e2e_%s", cc);
-        tu_skip(name, "the collector reports the frame-pointer unwinder only "
-                      "(%s %s); %d of %d figures off (above)",
-                UNWIND_ACTIVE_METRIC, active < 0 ? "not exported" : "= 0",
-                bad, fs.n);
+}
+
+/* A copy of src (symlinks followed) at root + dst: a new inode. */
+static int s_copy_into(const char *root, const char *src, const char *dst)
+{
+    char path[1024], dir[1024], buf[65536];
+    int in = -1, out = -1, rc = -1;
+    ssize_t n = 0;
+
+    snprintf(path, sizeof path, "%s%s", root, dst);
+    snprintf(dir, sizeof dir, "%s", path);
+    *strrchr(dir, '/') = '\0';
+    if (s_mkdirs(dir) < 0)
+        goto cleanup;
+    in = open(src, O_RDONLY | O_CLOEXEC);
+    out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
+    if (in < 0 || out < 0)
+        goto cleanup;
+    while ((n = read(in, buf, sizeof buf)) > 0)
+        if (write(out, buf, (size_t)n) != n)
+            goto cleanup;
+    rc = n == 0 ? 0 : -1;
+cleanup:
+    if (in >= 0)
+        close(in);
+    if (out >= 0)
+        close(out);
+    return rc;
+}
+
+/* The container's root for cc's build: its own unwind_work,
+ * libuwchain.so and libuwplugin.so in CTR_DIR, and whatever else ldd
+ * says unwind_work loads (libc, ld.so) at the path it has on the host.
+ * NULL, with the reason in why, when it cannot be made. */
+static char *s_ctr_root(const char *cc, char *why, size_t whylen)
+{
+    static const char *const own[] = { "unwind_work", "libuwchain.so",
+                                       "libuwplugin.so" };
+    char *root = tu_mkdtemp();
+    char src[1024], dst[700], line[1024], cmd[1200], lower[600];
+    FILE *ldd = NULL;
+    int copied = 0, ok = 0, status = -1;
+
+    if (!root) {
+        snprintf(why, whylen, "mkdtemp: %s", strerror(errno));
+        goto cleanup;
+    }
+    snprintf(lower, sizeof lower, "%s/lower", root);
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
+        snprintf(src, sizeof src, "tests/progs/unwind/%s/%s", cc, own[i]);
+        snprintf(dst, sizeof dst, CTR_DIR "/%s", own[i]);
+        if (s_copy_into(lower, tu_build_path(src), dst) < 0) {
+            snprintf(why, whylen, "copy %s: %s", own[i], strerror(errno));
+            goto cleanup;
+        }
+    }
+    snprintf(dst, sizeof dst, "%s/proc", lower);
+    snprintf(line, sizeof line, "%s/.oldroot", lower);
+    if (s_mkdirs(dst) < 0 || s_mkdirs(line) < 0) {
+        snprintf(why, whylen, "mkdir in %s: %s", root, strerror(errno));
+        goto cleanup;
+    }
+    /* ldd lines: "libc.so.6 => /lib/.../libc.so.6 (0x...)" and
+     * "/lib64/ld-linux-x86-64.so.2 (0x...)"; the vdso has no path. */
+    snprintf(cmd, sizeof cmd, "ldd '%s/%s/unwind_work' 2>&1", lower, CTR_DIR);
+    ldd = popen(cmd, "r");
+    while (ldd && fgets(line, sizeof line, ldd)) {
+        char *arrow = strstr(line, "=> ");
+        char *path = arrow ? arrow + 3 : line + strspn(line, " \t");
+        char *end = strstr(path, " (");
+        if (path[0] != '/' || !end)
+            continue;
+        *end = '\0';
+        const char *base = strrchr(path, '/') + 1;
+        if (strncmp(base, "libuw", 5) == 0)
+            continue;            /* ours, in CTR_DIR already */
+        if (s_copy_into(lower, path, path) < 0) {
+            snprintf(why, whylen, "copy %s: %s", path, strerror(errno));
+            goto cleanup;
+        }
+        copied++;
+    }
+    if (ldd)
+        status = pclose(ldd);
+    ldd = NULL;
+    if (status != 0 || copied < 2) {
+        snprintf(why, whylen, "ldd did not list libc and ld.so (%d copied)",
+                 copied);
+        goto cleanup;
+    }
+    ok = 1;
+cleanup:
+    if (ldd)
+        pclose(ldd);
+    if (!ok) {
+        tu_rmtree(root);
+        free(root);
+        root = NULL;
+    }
+    return root;
+}
+
+/* Containers made so far: each gets its own overlay directories. */
+static int s_ctr_count;
+
+/* Mounts the n-th container's root and enters it (chdir): an overlay of
+ * root/lower as a container runtime makes one (its files get the
+ * overlay's device), a bind mount of it where overlayfs is missing. */
+static int s_ctr_mount_root(const char *root, int n)
+{
+    char lower[600], upper[600], work[600], merged[600], opts[2000];
+
+    snprintf(lower, sizeof lower, "%s/lower", root);
+    snprintf(upper, sizeof upper, "%s/upper%d", root, n);
+    snprintf(work, sizeof work, "%s/work%d", root, n);
+    snprintf(merged, sizeof merged, "%s/merged%d", root, n);
+    snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s", lower,
+             upper, work);
+    if (mkdir(upper, 0755) != 0 || mkdir(work, 0755) != 0 ||
+        mkdir(merged, 0755) != 0)
+        return -1;
+    if (mount("overlay", merged, "overlay", 0, opts) != 0 &&
+        mount(lower, merged, NULL, MS_BIND | MS_REC, NULL) != 0)
+        return -1;
+    return chdir(merged);
+}
+
+/* Sends pid (of the sender's namespace) as SCM_CREDENTIALS: the kernel
+ * gives the receiver the same process's pid in its own namespace. */
+static int s_send_pid(int fd, pid_t pid)
+{
+    struct ucred cred = { .pid = pid, .uid = getuid(), .gid = getgid() };
+    char byte = 'p';
+    struct iovec iov = { &byte, 1 };
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(struct ucred))];
+    } u;
+    memset(&u, 0, sizeof u);
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+                          .msg_control = u.buf,
+                          .msg_controllen = sizeof u.buf };
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_CREDENTIALS;
+    c->cmsg_len = CMSG_LEN(sizeof cred);
+    memcpy(CMSG_DATA(c), &cred, sizeof cred);
+    return sendmsg(fd, &msg, 0) == 1 ? 0 : -1;
+}
+
+/* The next pid s_send_pid sent on fd's peer (fd has SO_PASSCRED), in
+ * our namespace; -1 when none came within 20 s. */
+static pid_t s_recv_pid(int fd)
+{
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    char byte;
+    struct iovec iov = { &byte, 1 };
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(struct ucred))];
+    } u;
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+                          .msg_control = u.buf,
+                          .msg_controllen = sizeof u.buf };
+    struct ucred cred = { .pid = -1 };
+
+    if (poll(&pfd, 1, 20000) != 1 || recvmsg(fd, &msg, 0) != 1)
+        return -1;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS)
+            memcpy(&cred, CMSG_DATA(c), sizeof cred);
+    return cred.pid;
+}
+
+/* The container's pid 1 when it is not unwind_work itself: runs
+ * `unwind_work mode seconds` `runs` times, one after the other, tells
+ * report_fd each one's pid, and lives on CTR_LINGER_S seconds, as a
+ * container's shell or server outlives the processes it starts. */
+static void s_ctr_init(char *const argv[], int runs, int report_fd)
+{
+    int bad = 0;
+
+    for (int i = 0; i < runs; i++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            execv(argv[0], argv);
+            _exit(CTR_FAILED + 4);
+        }
+        int st = 0;
+        bad += pid < 0 || s_send_pid(report_fd, pid) < 0 ||
+               waitpid(pid, &st, 0) != pid || !WIFEXITED(st) ||
+               WEXITSTATUS(st) != 0;
+    }
+    sleep(CTR_LINGER_S);
+    _exit(bad ? CTR_FAILED + 5 : 0);
+}
+
+/* unwind_work MODE SECONDS in a new container on root, as its pid 1 or
+ * (runs > 0) that many times as children of a pid 1 of ours
+ * (s_ctr_init, reporting to report_fd); mode NULL: set the container up
+ * and exit 0 (the probe). The pid returned is the host's. A raw clone()
+ * without a new stack returns twice like fork(), with the namespaces in
+ * one step. */
+static pid_t s_ctr_spawn(const char *root, const char *mode,
+                         const char *seconds, int runs, int report_fd)
+{
+    char *argv[] = { CTR_DIR "/unwind_work", (char *)mode, (char *)seconds,
+                     NULL };
+    int n = ++s_ctr_count;
+    long pid = syscall(SYS_clone, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS |
+                                      SIGCHLD, NULL, NULL, NULL, 0);
+    if (pid != 0)
+        return (pid_t)pid;
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    /* Pid 1 of a namespace ignores SIGTERM: SIGKILL ends it with us. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (sethostname("uwctr", 5) != 0) {
+        /* The host name is decoration. */
+    }
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+        _exit(CTR_FAILED);
+    if (s_ctr_mount_root(root, n) < 0)
+        _exit(CTR_FAILED + 1);
+    if (syscall(SYS_pivot_root, ".", ".oldroot") != 0 || chdir("/") != 0 ||
+        umount2("/.oldroot", MNT_DETACH) != 0)
+        _exit(CTR_FAILED + 2);
+    if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              NULL) != 0)
+        _exit(CTR_FAILED + 3);
+    if (!mode)
+        _exit(0);
+    if (runs > 0)
+        s_ctr_init(argv, runs, report_fd);
+    execv(argv[0], argv);
+    _exit(CTR_FAILED + 4);
+}
+
+/* 0 when a container can be made here, else -1 and why. */
+static int s_ctr_probe(const char *root, char *why, size_t whylen)
+{
+    int st = 0;
+    pid_t pid = s_ctr_spawn(root, NULL, NULL, 0, -1);
+
+    if (pid < 0) {
+        snprintf(why, whylen, "clone(CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWUTS): %s",
+                 strerror(errno));
+        return -1;
+    }
+    if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) ||
+        WEXITSTATUS(st) != 0) {
+        int step = WIFEXITED(st) ? WEXITSTATUS(st) - CTR_FAILED : -1;
+        snprintf(why, whylen, "the container's set-up failed at: %s",
+                 step >= 0 && step < (int)(sizeof s_ctr_steps /
+                                           sizeof s_ctr_steps[0])
+                     ? s_ctr_steps[step]
+                     : "(killed)");
+        return -1;
+    }
+    return 0;
+}
+
+/* Share of the samples in uw_compare under uw_sort_b whose libc frames
+ * between the two (qsort's) all have names: libc's file in the container
+ * is another inode with the host libc's build-id, and both are one object
+ * to the collector and the symbolizer. */
+static void s_libc_named_figure(figures_t *fs, const folded_t *f)
+{
+    double in = 0, named = 0;
+    for (size_t i = 0; i < f->count; i++) {
+        const ustack_t *s = &f->stacks[i];
+        int sort = -1, cmp = -1;
+        for (int k = 0; k < s->n; k++) {
+            if (strcmp(s->frame[k], "uw_sort_b") == 0)
+                sort = k;
+            else if (strcmp(s->frame[k], "uw_compare") == 0 && sort >= 0)
+                cmp = k;
+        }
+        if (cmp < 0)
+            continue;
+        in += s->value;
+        int ok = cmp - sort > 1;
+        for (int k = sort + 1; k < cmp; k++)
+            ok = ok && !s_unnamed(s->frame[k]);
+        named += ok ? s->value : 0;
+    }
+    s_figure(fs, "cpu: uw_sort_b->uw_compare samples with named libc frames",
+             in > 0 ? named / in : 0, MIN_ROOTED, 1);
+}
+
+START_TEST(test_unwind_in_container)
+{
+    const char *cc = s_compilers[_i];
+    figures_t fs = { .n = 0, .prefix = "container " };
+    char name[64], why[300] = "";
+    folded_t f;
+
+    snprintf(name, sizeof name, "unwind_e2e_container_%s", cc);
+    char *root = s_ctr_root(cc, why, sizeof why);
+    if (!root || s_ctr_probe(root, why, sizeof why) < 0) {
+        tu_skip(name, "cannot make a container here: %s", why);
+        tu_rmtree(root);
+        free(root);
         return;
     }
-    for (int i = 0; i < fs.n; i++) {
-        const figure_t *x = &fs.f[i];
-        ck_assert_msg(x->value >= x->lo && x->value <= x->hi,
-                      "%s: %s = %.3f, want [%g, %g]", cc, x->what, x->value,
-                      x->lo, x->hi);
+    th_launch_start(&R, s_yaml, NULL);
+    sleep(2); /* the collector loads its programs */
+    /* First processes of 40 ms alone: gone before their samples reach
+     * the symbolizer, and no other process maps the container's files
+     * or shares its root, so their own frames stay unnamed
+     * (docs/unwinding.md, "Containers"). Not asserted; what they must not
+     * do is hide the files from the processes that follow. */
+    for (int i = 0; i < CTR_ORPHAN_RUNS; i++) {
+        pid_t pid = s_ctr_spawn(root, "short", "1", 0, -1);
+        ck_assert_int_gt(pid, 0);
+        s_reap(pid, "short alone in a container");
     }
+    /* Processes of 40 ms started one after the other by the container's
+     * long-lived pid 1: found in its root once they are gone. */
+    int sv[2], on = 1;
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv), 0);
+    ck_assert_int_eq(setsockopt(sv[0], SOL_SOCKET, SO_PASSCRED, &on,
+                                sizeof on), 0);
+    pid_t init = s_ctr_spawn(root, "short", "1", SHORT_RUNS, sv[1]);
+    ck_assert_int_gt(init, 0);
+    pid_t shorts[SHORT_RUNS];
+    for (int i = 0; i < SHORT_RUNS; i++) {
+        shorts[i] = s_recv_pid(sv[0]);
+        ck_assert_int_gt(shorts[i], 0);
+    }
+    s_reap(init, "a container's pid 1 starting short ones");
+    close(sv[0]);
+    close(sv[1]);
+    pid_t cpu = s_ctr_spawn(root, "cpu", RUN_SECONDS, 0, -1);
+    pid_t dl = s_ctr_spawn(root, "dlopen", RUN_SECONDS, 0, -1);
+    pid_t thr = s_ctr_spawn(root, "threads", RUN_SECONDS, 0, -1);
+    ck_assert_int_gt(cpu, 0);
+    ck_assert_int_gt(dl, 0);
+    ck_assert_int_gt(thr, 0);
+    s_reap(cpu, "cpu in a container");
+    s_reap(dl, "dlopen in a container");
+    s_reap(thr, "threads in a container");
+    sleep(3); /* the last publish and flush */
+
+    s_fetch_pid(&f, cpu, "uw_tiny_mid");
+    s_cpu_figures(&fs, &f);
+    s_libc_named_figure(&fs, &f);
+    s_figure(&fs, "cpu: samples with unnamed frames of " CTR_DIR,
+             s_unnamed_in_ctr(&f), 0, 0);
+    s_folded_release(&f);
+    s_fetch_pid(&f, dl, "uwplug_leaf");
+    s_dlopen_figures(&fs, &f);
+    s_figure(&fs, "dlopen: samples with unnamed frames of " CTR_DIR,
+             s_unnamed_in_ctr(&f), 0, 0);
+    s_folded_release(&f);
+    s_fetch_pid(&f, thr, "uwlib_leaf");
+    s_threads_figures(&fs, &f);
+    s_figure(&fs, "threads: samples with unnamed frames of " CTR_DIR,
+             s_unnamed_in_ctr(&f), 0, 0);
+    s_folded_release(&f);
+    s_short_figures(&fs, shorts, SHORT_RUNS, 1);
+    tu_rmtree(root);     /* before s_report, whose assertions end the test */
+    free(root);
+    s_report(&fs, cc, name);
 }
 END_TEST
 
@@ -536,10 +1030,15 @@ int main(void)
 {
     Suite *s = suite_create("unwind_e2e");
     TCase *tc = tcase_create("bpf");
+    TCase *ctr = tcase_create("container");
+    int ncc = (int)(sizeof s_compilers / sizeof s_compilers[0]);
     tcase_set_timeout(tc, 240);
-    if (tu_require_bpf("unwind end to end"))
-        tcase_add_loop_test(tc, test_unwind_without_frame_pointers, 0,
-                            (int)(sizeof s_compilers / sizeof s_compilers[0]));
+    tcase_set_timeout(ctr, 240);
+    if (tu_require_bpf("unwind end to end")) {
+        tcase_add_loop_test(tc, test_unwind_without_frame_pointers, 0, ncc);
+        tcase_add_loop_test(ctr, test_unwind_in_container, 0, ncc);
+    }
     suite_add_tcase(s, tc);
+    suite_add_tcase(s, ctr);
     return tu_run(s);
 }
