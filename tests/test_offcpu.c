@@ -98,6 +98,13 @@ static int s_resolve_funcs(pid_t pid, const char *exe, func_t *funcs, int n)
     return found == n ? 0 : -1;
 }
 
+/* The workload's blocking leaves, as capture_t.funcs holds them (sleep,
+ * pipe, mutex). */
+#define SKY_OFF_FUNCS                                                     \
+    { { "sky_off_sleep", 0, 0 },                                          \
+      { "sky_off_pipe_read", 0, 0 },                                      \
+      { "sky_off_mutex_wait", 0, 0 } }
+
 /* ------------------------------------------------------------ capture */
 
 #define MAX_THREADS 16
@@ -203,9 +210,7 @@ static uint64_t s_watch(offcpu_t *off, pid_t child, size_t *max_stacks)
 static void s_probe_flavour(int flavour)
 {
     const char *exe = tu_build_path("tests/progs/offcpu_workload");
-    func_t funcs[] = { { "sky_off_sleep", 0, 0 },
-                       { "sky_off_pipe_read", 0, 0 },
-                       { "sky_off_mutex_wait", 0, 0 } };
+    func_t funcs[3] = SKY_OFF_FUNCS;
     capture_t cap = { .funcs = funcs };
     offcpu_options_t opts;
     offcpu_stats_t st;
@@ -315,9 +320,7 @@ END_TEST
 START_TEST(test_tiny_maps_count_drops)
 {
     const char *exe = tu_build_path("tests/progs/offcpu_workload");
-    func_t funcs[3] = { { "sky_off_sleep", 0, 0 },
-                        { "sky_off_pipe_read", 0, 0 },
-                        { "sky_off_mutex_wait", 0, 0 } };
+    func_t funcs[3] = SKY_OFF_FUNCS;
     capture_t cap = { .funcs = funcs };
     offcpu_options_t opts;
     offcpu_stats_t st;
@@ -383,9 +386,10 @@ static void s_pingpong2(offcpu_t *off, capture_t *cap, offcpu_t *off2,
     struct rusage ru;
     int status;
 
-    /* 0.5 s asleep first: the probe is attached before the rounds. */
-    char *argv[] = { (char *)exe, "pingpong", (char *)rounds, "0.5",
-                     (char *)sleeps, NULL };
+    /* Asleep first: the probes are attached before the rounds (two loads
+     * take seconds on a loaded machine). */
+    char *argv[] = { (char *)exe, "pingpong", (char *)rounds,
+                     off2 ? "3" : "0.5", (char *)sleeps, NULL };
     pid_t child = tu_spawn(argv, NULL);
     ck_assert_int_gt(child, 0);
     uint32_t pid = (uint32_t)child;
@@ -418,9 +422,7 @@ static void s_pingpong(offcpu_t *off, capture_t *cap, const char *rounds,
 
 START_TEST(test_sampled_short_periods_stand_for_all)
 {
-    func_t funcs[3] = { { "sky_off_sleep", 0, 0 },
-                        { "sky_off_pipe_read", 0, 0 },
-                        { "sky_off_mutex_wait", 0, 0 } };
+    func_t funcs[3] = SKY_OFF_FUNCS;
     capture_t exact = { .funcs = funcs }, sampled = { .funcs = funcs };
     offcpu_options_t opts;
     offcpu_stats_t st_exact, st_sampled;
@@ -491,9 +493,7 @@ END_TEST
  * first is the one left out that told. */
 START_TEST(test_long_sleeps_after_short_waits_are_recorded)
 {
-    func_t funcs[3] = { { "sky_off_sleep", 0, 0 },
-                        { "sky_off_pipe_read", 0, 0 },
-                        { "sky_off_mutex_wait", 0, 0 } };
+    func_t funcs[3] = SKY_OFF_FUNCS;
     capture_t cap = { .funcs = funcs };
     offcpu_options_t opts;
     offcpu_stats_t st;
