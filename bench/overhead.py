@@ -34,6 +34,14 @@ Off-CPU: skyprof with only an OFF_CPU task on the workload process (its
 probe runs on sched_switch), measured on `workload switch` (two threads on
 one CPU handing a byte back and forth) and on `workload sys` (syscalls),
 by min-of-N wall and CPU time, with the noise floor of the runs alone.
+Configurations: the default task (`skyprof-offcpu`), every period with its
+stacks (`-all`), no period drawn at random (`-nostacks`: the per-switch
+bookkeeping without the stack walks), the task on a sleeping process
+(`-other`: the untraced path), and with BENCH_BEFORE_BUILD the default
+task with another build's skyprof (`-before`). BENCH_OVERHEAD_MODES=switch
+runs only that line; BENCH_BPF_STATS=0 leaves kernel.bpf_stats_enabled
+alone (its two clock reads per program run are then not in the timings,
+and there are no BPF figures).
 
 All configurations are interleaved in rounds; every profiler samples in
 the background, so start-up costs are not counted. One `workload serve`
@@ -50,13 +58,18 @@ import urllib.request
 import common
 
 CONFIGS = ("alone", "skyprof", "skyprof-perf", "skyprof-offcpu",
-           "skyprof-offcpu-all", "skyprof-offcpu-other", "perf", "bpftrace",
-           "perf-cpu0")
+           "skyprof-offcpu-all", "skyprof-offcpu-nostacks",
+           "skyprof-offcpu-before",
+           "skyprof-offcpu-other", "perf", "bpftrace", "perf-cpu0")
 # BENCH_CONFIGS="alone skyprof-offcpu" runs a subset ("alone" is always
 # run: every figure is against it).
 if os.environ.get("BENCH_CONFIGS"):
     CONFIGS = ("alone",) + tuple(c for c in CONFIGS if c != "alone" and
                                  c in os.environ["BENCH_CONFIGS"].split())
+# skyprof-offcpu-before: the off-CPU task with the skyprof of another build
+# directory (BENCH_BEFORE_BUILD, e.g. an earlier commit's), only with it.
+if not os.environ.get("BENCH_BEFORE_BUILD"):
+    CONFIGS = tuple(c for c in CONFIGS if c != "skyprof-offcpu-before")
 WORK_CPU = int(os.environ.get("BENCH_WORK_CPU", "1"))
 OTHER_CPU = 0 if WORK_CPU != 0 else 1
 GAPS_MS = int(os.environ.get("BENCH_GAPS_MS", "2000"))
@@ -64,6 +77,9 @@ SYS_ITER = int(os.environ.get("BENCH_SYS_ITER", "500000"))
 SWITCH_ROUNDS = int(os.environ.get("BENCH_SWITCH_ROUNDS", "100000"))
 ROUNDS = int(os.environ.get("BENCH_OVERHEAD_ROUNDS", "3"))
 REPS = int(os.environ.get("BENCH_OVERHEAD_REPS", "3"))
+# BENCH_OVERHEAD_MODES="switch" measures only the context-switch-heavy
+# work (the off-CPU probe's case) and skips the gap detector.
+MODES = os.environ.get("BENCH_OVERHEAD_MODES", "gaps sys switch").split()
 # Interrupt gaps shorter than this are the profilers' (and the ticks');
 # longer ones are hypervisor steal.
 SHORT_NS = 1000000
@@ -240,6 +256,21 @@ def start_offcpu(pid, collector_extra=""):
         raise
 
 
+def start_before(pid):
+    """The default off-CPU task with another build of skyprof (an earlier
+    commit, BENCH_BEFORE_BUILD: its build directory), for a before/after
+    comparison in one run."""
+    before = os.environ.get("BENCH_BEFORE_BUILD")
+    if not before:
+        raise RuntimeError("skyprof-offcpu-before needs BENCH_BEFORE_BUILD")
+    saved = common.BUILD
+    common.BUILD = os.path.abspath(before)
+    try:
+        return start_offcpu(pid)
+    finally:
+        common.BUILD = saved
+
+
 class Bystander:
     """A process that sleeps: the target of an off-CPU task that leaves
     every switch of the workload untraced."""
@@ -259,8 +290,14 @@ def start_config(config, server, bystander):
     if config == "skyprof-offcpu-all":
         # every blocking period recorded with its stacks, as before
         return start_offcpu(server.pid, "  offcpu_sample_every: 1\n")
+    if config == "skyprof-offcpu-nostacks":
+        # no short period recorded: what the per-switch bookkeeping alone
+        # costs, without the stack walks
+        return start_offcpu(server.pid, "  offcpu_sample_every: 1000000\n")
     if config == "skyprof-offcpu-other":
         return start_offcpu(bystander.pid)
+    if config == "skyprof-offcpu-before":
+        return start_before(server.pid)
     if config == "perf-cpu0":
         return common.started(PerfOneCpu(OTHER_CPU))
     if config == "skyprof":
@@ -323,6 +360,12 @@ def busy_per_cpu():
 
 # ------------------------------------------------------------ measure
 def main():
+    # BENCH_BPF_STATS=0: the timings without the instrument (bpf_stats
+    # reads the clock twice per program run, which the off-CPU probe's
+    # context-switch-heavy line pays on every switch); no BPF figures.
+    if os.environ.get("BENCH_BPF_STATS", "1") == "0":
+        measure()
+        return
     with common.BpfStats():
         measure()
 
@@ -367,17 +410,12 @@ def measure_config(config, r, gaps, fixed, bpf, rate, loads, bystander):
         time.sleep(0.5)
         b0 = bpf_snapshot(prof)
         for _ in range(REPS):
-            s0, c0 = samples_per_cpu(prof), busy_per_cpu()
-            g = gap_run(server.run("gaps %d" % GAPS_MS))
-            s1, c1 = samples_per_cpu(prof), busy_per_cpu()
-            if s0 and s1:
-                rate[config].append(
-                    (s1[WORK_CPU] - s0[WORK_CPU],
-                     c1[WORK_CPU] - c0[WORK_CPU], g["wall_s"],
-                     sample_period_ns(prof)))
-            gaps[config].append(g)
+            if "gaps" in MODES:
+                measure_gaps(config, server, prof, gaps, rate)
             for mode, n in (("sys", SYS_ITER),
                             ("switch", SWITCH_ROUNDS)):
+                if mode not in MODES:
+                    continue
                 f = server.run("%s %d" % (mode, n))
                 fixed[(config, mode)].append(
                     (int(f["wall_ns"]) / 1e9, int(f["cpu_ns"]) / 1e9,
@@ -391,6 +429,19 @@ def measure_config(config, r, gaps, fixed, bpf, rate, loads, bystander):
         server.close()
         if prof:
             prof.stop()
+
+
+def measure_gaps(config, server, prof, gaps, rate):
+    """One run of the gap detector, with the samples skyprof took meanwhile
+    on the busy CPU."""
+    s0, c0 = samples_per_cpu(prof), busy_per_cpu()
+    g = gap_run(server.run("gaps %d" % GAPS_MS))
+    s1, c1 = samples_per_cpu(prof), busy_per_cpu()
+    if s0 and s1:
+        rate[config].append(
+            (s1[WORK_CPU] - s0[WORK_CPU], c1[WORK_CPU] - c0[WORK_CPU],
+             g["wall_s"], sample_period_ns(prof)))
+    gaps[config].append(g)
 
 
 def sample_period_ns(prof):
@@ -418,6 +469,12 @@ def summarize(gaps, fixed, bpf):
               "switch_rounds": SWITCH_ROUNDS, "gaps": {}, "fixed": {},
               "bpf": {}}
     alone = gaps["alone"]
+    if not alone:
+        # no gap runs (BENCH_OVERHEAD_MODES): no gap rows in the report
+        del result["gaps"]
+        summarize_fixed(result, fixed)
+        summarize_bpf(result, bpf)
+        return result
     a_short = [g["short_ns_per_s"] for g in alone]
     a_n = [g["short_n_per_s"] for g in alone]
     buckets = sorted({b for g in sum(gaps.values(), []) for b in g["hist_per_s"]})
@@ -483,8 +540,17 @@ def summarize(gaps, fixed, bpf):
         r["slowdown_diff"] = r["diff_extra_ns_per_s"] / 1e9
     # Noise of the difference of medians: spread of the runs alone.
     result["gaps_alone_short_ns_per_s_range"] = [min(a_short), max(a_short)]
+    summarize_fixed(result, fixed)
+    summarize_bpf(result, bpf)
+    return result
+
+
+def summarize_fixed(result, fixed):
+    """Min-of-N wall and CPU times of the fixed work against alone's."""
     for mode in ("sys", "switch"):
         a = fixed[("alone", mode)]
+        if not a:
+            continue
         a_wall_min = min(w for w, _, _ in a)
         a_cpu_min = min(c for _, c, _ in a)
         for config in CONFIGS:
@@ -505,6 +571,10 @@ def summarize(gaps, fixed, bpf):
                 "cpu_noise_floor": common.median([c for _, c, _ in a])
                 / a_cpu_min - 1,
                 "switches": common.median([s for _, _, s in runs])}
+
+
+def summarize_bpf(result, bpf):
+    """The profilers' BPF run time per run and per second."""
     for config, (ns, cnt, all_ns, all_cnt, secs, off_ns, off_cnt) in \
             bpf.items():
         if all_cnt:
@@ -518,21 +588,21 @@ def summarize(gaps, fixed, bpf):
                 "all_prog_ns_per_run": all_ns / all_cnt,
                 "all_runs_per_s": all_cnt / secs,
                 "all_progs_cpu_share": all_ns / 1e9 / secs / os.cpu_count()}
-    return result
 
 
 def show(result):
-    lo, hi = result["gaps_alone_short_ns_per_s_range"]
-    for k, v in result["gaps"].items():
+    lo, hi = result.get("gaps_alone_short_ns_per_s_range", (0, 0))
+    for k, v in result.get("gaps", {}).items():
         print("overhead %-14s slowdown (phase-locked, net of the floor "
               "alone %.1f µs/s) %+.3f%%; by difference of medians %+.3f%%"
               % (k, v["phase_floor_ns_per_s"] / 1e3, 100 * v["slowdown_phase"],
                  100 * v["slowdown_diff"]))
-    print("overhead gaps: CPU %d, %d runs of %d ms per config; alone, "
-          "interrupt gaps < 1 ms take %.0f-%.0f µs/s"
-          % (WORK_CPU, result["gaps"]["alone"]["runs"], GAPS_MS,
-             lo / 1e3, hi / 1e3))
-    for k, v in result["gaps"].items():
+    if "alone" in result.get("gaps", {}):
+        print("overhead gaps: CPU %d, %d runs of %d ms per config; alone, "
+              "interrupt gaps < 1 ms take %.0f-%.0f µs/s"
+              % (WORK_CPU, result["gaps"]["alone"]["runs"], GAPS_MS,
+                 lo / 1e3, hi / 1e3))
+    for k, v in result.get("gaps", {}).items():
         print("overhead gaps %-14s phase-locked at %.3f ms: %+6.1f gaps/s "
               "%+7.1f µs/s (%.1f-%.1f), gap %5.1f µs | diff of medians: "
               "%+6.1f gaps/s %+7.1f µs/s, median extra gap %.1f µs | "

@@ -12,8 +12,8 @@
  * What untraced processes pay (these hooks run for every syscall of the
  * host while a NETWORK task is active):
  *  - sys_enter: one inlined array lookup of the syscall number (net_sysop:
- *    not a socket syscall -> return), then the pid bit (net_pid_bits, one
- *    inlined array element) -> return.
+ *    not a socket syscall -> return), then the pid bit (net_pid_bits,
+ *    bpf/pidset.bpf.h: an inlined array lookup) -> return.
  *  - sys_exit: the pid bit -> return. Traced processes then look their
  *    thread up in net_args (only present when sys_enter kept something).
  *  - inet_sock_set_state and tcp_retransmit_skb (TCP state changes and
@@ -42,6 +42,7 @@
 #include <bpf/bpf_tracing.h>
 
 #include "net.h"
+#include "pidset.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -65,23 +66,8 @@ const volatile __u64 wakeup_bytes = 1 << 20;   /* ring data that wakes */
  * ids go on from where a previous load of the program stopped. */
 __u64 next_conn_id;
 
-struct sky_net_pid_bits {
-    __u64 words[SKY_NET_PID_WORDS];
-};
-
-struct {
-    __uint(type, BPF_MAP_TYPE_ARRAY);
-    __uint(max_entries, 1);
-    __type(key, __u32);
-    __type(value, struct sky_net_pid_bits);
-} net_pid_bits SEC(".maps");
-
-struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
-    __uint(max_entries, 16384);
-    __type(key, __u32);
-    __type(value, __u32);
-} net_pids SEC(".maps");
+/* The processes of active NETWORK tasks, written by user space. */
+SKY_PIDSET_MAPS(net_pid_bits, net_pids);
 
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
@@ -157,12 +143,7 @@ static __always_inline void s_count(__u32 idx, __u64 n)
 
 static __always_inline int s_traced(__u32 tgid)
 {
-    __u32 zero = 0, bit = tgid & (SKY_NET_PID_BITS - 1);
-    struct sky_net_pid_bits *bits = bpf_map_lookup_elem(&net_pid_bits, &zero);
-
-    if (!bits || !((bits->words[bit / 64] >> (bit % 64)) & 1))
-        return 0;
-    return bpf_map_lookup_elem(&net_pids, &tgid) != NULL;
+    return sky_pidset_has(&net_pid_bits, &net_pids, tgid);
 }
 
 /* The socket behind fd of the current process, or NULL. */

@@ -11,11 +11,6 @@
 /* Largest payload prefix one event carries (WIRE_MAX_NET_PAYLOAD). */
 #define SKY_NET_MAX_PAYLOAD 4096u
 
-/* The filter of traced processes: a bit per tgid & (SKY_NET_PID_BITS - 1),
- * confirmed in net_pids (as bpf/offcpu.bpf.c does). */
-#define SKY_NET_PID_BITS  65536u
-#define SKY_NET_PID_WORDS (SKY_NET_PID_BITS / 64)
-
 /* Syscall number -> what it is to us (net_sysop, filled by user space
  * from <sys/syscall.h>, so the program holds no architecture's numbers).
  * 0: not ours. */

@@ -1,32 +1,35 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /* Off-CPU profiler of the skyprof collector.
  *
- * For threads of the processes in off_pids, every context switch that puts
- * the thread to sleep records when it left the CPU; when the thread is
- * switched back in, the time it spent off CPU is added to an in-kernel
- * aggregation keyed by (tgid, tid, kernel stack id, user stack id,
- * generation). Nothing goes through a ring. User space drains and deletes
+ * For threads of the targeted processes, a context switch that puts the
+ * thread to sleep records when it left the CPU (for the periods sampling
+ * keeps, below); when the thread is switched back in, the time it spent
+ * off CPU is added to an in-kernel aggregation keyed by (tgid, tid,
+ * kernel stack id, user stack id, generation). Nothing goes through a
+ * ring. User space drains and deletes
  * the aggregation every drain interval.
  *
  * Cost, which the probe pays on every context switch of the host while
  * any off-CPU task runs:
- *  - Threads of other processes: off_pid_bits, a bit per tgid hash in a
- *    one-element array (its lookup is inlined), is read for prev and next
- *    and the probe returns; no hash lookup, no clock read. A set bit is
- *    confirmed in off_pids.
- *  - Targeted threads: the two stack walks (bpf_get_stackid, kernel and
- *    user) are what costs, about 1.5 us per switch; the clock read and the
- *    start-map update are tens of ns. So the time of every blocking period
- *    is measured, but stacks are taken only for the periods that are
- *    recorded: all of them for SKY_OFF_KEEP_AFTER_LONG periods after a
- *    long one of the same thread (at least long_ns: a thread that just
- *    slept long is likely to again, and such threads switch rarely), and
- *    one in sample_every of the others,
- *    drawn at random at switch-out, before the period's length is known.
- *    A recorded period stands for 1 / its probability of being recorded
- *    (its weight multiplies count and time), which keeps the totals
- *    unbiased; the short periods left out are counted
- *    (SKY_OFF_CNT_UNSAMPLED). A thread's first period is always recorded.
+ *  - Threads of other processes: the tgid's bit in off_pid_bits (an exact
+ *    bitmap, bpf/pidset.bpf.h; its array lookup is inlined) is read for
+ *    prev and next and the probe returns; no hash lookup, no clock read.
+ *  - Targeted threads: what costs are the stack walks (kernel, and user
+ *    with the unwind tables: microseconds), then the clock read and hash
+ *    updates (tens of ns each). So only the periods that are recorded pay
+ *    for them: every period of a thread until it had
+ *    SKY_OFF_KEEP_AFTER_LONG short recorded ones in a row (a new thread,
+ *    one whose last recorded period was long, at least long_ns, and one
+ *    that last arrived on a CPU at least long_ns before its wakeup, which
+ *    is read at every switch-in: threads that sleep long switch
+ *    rarely and are recorded whole), then one in sample_every, drawn at
+ *    random at switch-out, before the period's length is known. A recorded period stands for 1 / its
+ *    probability of being recorded (its weight multiplies count and
+ *    time), which keeps the totals unbiased whatever the past that chose
+ *    the probability; the periods left out are counted
+ *    (SKY_OFF_CNT_UNSAMPLED) and cost the thread's mode byte (off_mode,
+ *    an inlined array lookup), a random draw and that counter at
+ *    switch-out and the mode byte at switch-in: no clock read, no hash.
  *    sample_every = 1 records every period.
  *
  * What is counted: a thread that blocks (its state is not TASK_RUNNING
@@ -41,7 +44,8 @@
  *
  * Two flavours, chosen by user space with bpf_program__set_autoload:
  *  - tp_btf/sched_switch (preferred): current is prev, so the stacks are
- *    captured at switch-out and stored with the start time.
+ *    captured at switch-out and stored with the start time (off_start,
+ *    for recorded periods only).
  *  - a kprobe on finish_task_switch (whatever /proc/kallsyms calls it,
  *    finish_task_switch.isra.0 here): current is next, so only the time
  *    is kept at switch-out and the stacks (unchanged while the thread was
@@ -56,6 +60,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
+#include "pidset.bpf.h"
 #include "profile.h"
 #include "unwind.bpf.h"
 
@@ -80,35 +85,30 @@ const volatile __u32 wstack_base = 16384;
  * space through the mmap'ed .bss. */
 __u32 off_gen = 0;
 
-/* Bit (tgid & (SKY_OFF_PID_BITS - 1)) is set for every tgid in off_pids;
- * written by user space. One array element: its lookup is inlined by the
- * verifier, so the test is a handful of instructions. */
-struct sky_off_pid_bits {
-    __u64 words[SKY_OFF_PID_WORDS];
-};
+/* The targeted processes (bpf/pidset.bpf.h), written by user space. */
+SKY_PIDSET_MAPS(off_pid_bits, off_pids);
 
-struct {
-    __uint(type, BPF_MAP_TYPE_ARRAY);
-    __uint(max_entries, 1);
-    __type(key, __u32);
-    __type(value, struct sky_off_pid_bits);
-} off_pid_bits SEC(".maps");
-
-/* tgid -> 1 for processes targeted by active off-CPU tasks. */
-struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
-    __uint(max_entries, 16384);
-    __type(key, __u32);
-    __type(value, __u32);
-} off_pids SEC(".maps");
-
-/* tid -> the switch-out of a sleeping thread of a targeted process. */
+/* tid -> the start of a recorded period of a sleeping thread (only those:
+ * the periods sampling leaves out touch no hash). */
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, 32768);   /* resized by user space before load */
     __type(key, __u32);
     __type(value, struct sky_off_start);
 } off_start SEC(".maps");
+
+/* A byte per tid, eight to a word (SKY_OFF_MODE_*): whether a recorded
+ * period of the thread is in progress, and how many short recorded ones
+ * it had in a row. An array: its lookup is inlined. Sized by user space
+ * to pid_max / 8 words; a tid past it has no byte (its periods are drawn,
+ * and its switch-ins look off_start up). A byte is only written by its
+ * own thread's switches, which the scheduler serializes. */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 8192);    /* resized by user space before load */
+    __type(key, __u32);
+    __type(value, __u64);
+} off_mode SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
@@ -274,12 +274,9 @@ static __always_inline void s_capture(void *ctx, __u32 gen, __u32 task_flags,
     *ustack = (__s32)id;
 }
 
-static __always_inline int s_pid_bit(const struct sky_off_pid_bits *bits,
-                                     __u32 tgid)
+static __always_inline int s_targeted(__u32 tgid)
 {
-    __u32 bit = tgid & (SKY_OFF_PID_BITS - 1);
-
-    return bits ? (bits->words[bit / 64] >> (bit % 64)) & 1 : 0;
+    return sky_pidset_has(&off_pid_bits, &off_pids, tgid);
 }
 
 /* The time of this switch, read once for both of its halves. */
@@ -290,88 +287,125 @@ static __always_inline __u64 s_now(__u64 *now)
     return *now;
 }
 
-/* Whether the period now beginning is recorded (stacks and aggregation),
- * and what it then stands for. */
-static __always_inline __u32 s_weight(const struct sky_off_start *st)
+/* Whether next's time from its previous arrival on a CPU to its wakeup
+ * (its last run plus its sleep, not its wait for a CPU since) is at least
+ * long_ns: then it switches rarely, and every period it has can be
+ * recorded for little. The kernel keeps both times (CONFIG_SCHED_INFO,
+ * the scheduler's clock) until the switch this tracepoint announces. */
+static __always_inline int s_arrived_long_ago(struct task_struct *next)
 {
-    if (sample_every <= 1 || st->keep)
+    __u64 arrived, queued;
+
+    if (!bpf_core_field_exists(next->sched_info.last_queued))
+        return 0;
+    arrived = next->sched_info.last_arrival;
+    queued = next->sched_info.last_queued;
+    return arrived && queued > arrived && queued - arrived >= long_ns;
+}
+
+/* The mode byte of thread tid, NULL past the map. */
+static __always_inline __u8 *s_mode(__u32 tid)
+{
+    __u32 word = tid / 8;
+    __u8 *w = bpf_map_lookup_elem(&off_mode, &word);
+
+    return w ? w + (tid % 8) : NULL;
+}
+
+/* Whether the period now beginning is recorded (stacks and aggregation),
+ * and what it then stands for: 1 / the probability it was recorded. The
+ * choice depends on the thread's past only, never on this period. */
+static __always_inline __u32 s_weight(__u32 short_run)
+{
+    if (sample_every <= 1 || short_run < SKY_OFF_KEEP_AFTER_LONG)
         return 1;
-    if (bpf_get_prandom_u32() % sample_every == 0)
+    /* r < 2^32 / sample_every: the probability of r % sample_every == 0,
+     * without a division. */
+    if ((__u64)bpf_get_prandom_u32() * sample_every < (1ull << 32))
         return sample_every;
     return 0;
 }
 
-/* A blocking period of prev begins. */
-static __always_inline void s_begin(void *ctx, struct task_struct *prev,
-                                    struct sky_off_start *st, __u32 weight,
-                                    __u64 *now, int capture)
-{
-    /* The time first: the capture below is time off CPU already. */
-    __u64 ts = s_now(now);
-
-    st->weight = weight;
-    st->kstack = SKY_OFF_NO_STACK;
-    st->ustack = SKY_OFF_NO_STACK;
-    if (capture && weight) {
-        st->gen = s_gen();
-        s_capture(ctx, st->gen, BPF_CORE_READ(prev, flags), &st->kstack,
-                  &st->ustack);
-    }
-    /* Last: ts_ns != 0 is what says the thread is asleep. */
-    st->ts_ns = ts;
-}
-
 /* prev (of process tgid) leaves the CPU. capture: prev is current
- * (tp_btf). */
+ * (tp_btf). A period left out costs the mode byte, a random draw and a
+ * counter: no clock, no hash. */
 static __always_inline void s_switch_out(void *ctx, struct task_struct *prev,
                                          __u32 tgid, __u32 tid, __u32 state,
                                          bool preempt, __u64 *now,
                                          int capture)
 {
-    struct sky_off_start *st, init = {};
+    struct sky_off_start st = {};
+    __u8 *mode = s_mode(tid);
+    __u8 m = mode ? *mode : SKY_OFF_KEEP_AFTER_LONG;
 
-    if (!bpf_map_lookup_elem(&off_pids, &tgid))
-        return;
     if (state & SKY_TASK_DEAD) {
-        /* Its last switch-out: the thread's entry goes with it. */
-        bpf_map_delete_elem(&off_start, &tid);
+        /* Its last switch-out: a thread that gets the tid next starts
+         * afresh. */
+        if (mode)
+            *mode = 0;
         return;
     }
     if ((preempt || state == 0) && !count_preempted) {
         s_count(SKY_OFF_CNT_PREEMPTED);
         return;
     }
-    st = bpf_map_lookup_elem(&off_start, &tid);
-    if (st) {
-        s_begin(ctx, prev, st, s_weight(st), now, capture);
+    st.weight = s_weight(m & SKY_OFF_MODE_SHORT_RUN);
+    if (!st.weight) {
+        s_count(SKY_OFF_CNT_UNSAMPLED);
         return;
     }
-    /* The thread's first period: always recorded. */
-    init.tgid = tgid;
-    s_begin(ctx, prev, &init, 1, now, capture);
-    if (bpf_map_update_elem(&off_start, &tid, &init, BPF_ANY) != 0)
+    /* The time first: the capture below is time off CPU already. */
+    st.ts_ns = s_now(now);
+    st.tgid = tgid;
+    st.kstack = SKY_OFF_NO_STACK;
+    st.ustack = SKY_OFF_NO_STACK;
+    if (capture) {
+        st.gen = s_gen();
+        s_capture(ctx, st.gen, BPF_CORE_READ(prev, flags), &st.kstack,
+                  &st.ustack);
+    }
+    if (bpf_map_update_elem(&off_start, &tid, &st, BPF_ANY) != 0) {
         s_count(SKY_OFF_CNT_START_FULL);
+        return;
+    }
+    if (mode)
+        *mode = m | SKY_OFF_MODE_RECORDING;
 }
 
-/* next comes back. capture: next is current (kprobe). */
+/* next comes back. capture: next is current (kprobe); arrival: next's
+ * previous arrival and its wakeup are still readable (tp_btf). */
 static __always_inline void s_switch_in(void *ctx, struct task_struct *next,
-                                        __u32 tid, __u64 *now, int capture)
+                                        __u32 tid, __u64 *now, int capture,
+                                        int arrival)
 {
     struct sky_off_start *st;
     struct sky_off_key key = {};
     struct sky_off_val *val;
+    __u8 *mode = s_mode(tid);
+    __u8 m = 0;
     __u64 delta;
     __u32 weight;
 
+    if (mode) {
+        m = *mode;
+        if (!(m & SKY_OFF_MODE_RECORDING)) {
+            /* A period left out: only whether the thread went back to
+             * switching rarely. */
+            if (arrival && m && s_arrived_long_ago(next))
+                *mode = 0;
+            return;
+        }
+        m &= SKY_OFF_MODE_SHORT_RUN;
+    }
     st = bpf_map_lookup_elem(&off_start, &tid);
-    if (!st || !st->ts_ns)
+    if (!st) {
+        /* Forgotten by user space (the process left the set meanwhile). */
+        if (mode)
+            *mode = m;
         return;
+    }
     delta = s_now(now) > st->ts_ns ? *now - st->ts_ns : 0;
     weight = st->weight;
-    if (!weight) {
-        s_count(SKY_OFF_CNT_UNSAMPLED);
-        goto done;
-    }
     key.tgid = st->tgid;
     key.tid = tid;
     key.kstack = st->kstack;
@@ -402,17 +436,16 @@ static __always_inline void s_switch_in(void *ctx, struct task_struct *next,
     } else {
         s_count(SKY_OFF_CNT_AGG_FULL);
     }
-done:
     /* After the aggregation update: user space relies on a stack id being
      * either still held here or already in off_agg. */
-    if (delta >= long_ns)
-        st->keep = SKY_OFF_KEEP_AFTER_LONG;
-    else if (st->keep)
-        st->keep--;
-    st->kstack = SKY_OFF_NO_STACK;
-    st->ustack = SKY_OFF_NO_STACK;
-    st->weight = 0;
-    st->ts_ns = 0;
+    bpf_map_delete_elem(&off_start, &tid);
+    if (mode) {
+        if (delta >= long_ns)
+            m = 0;
+        else if (m < SKY_OFF_KEEP_AFTER_LONG)
+            m++;
+        *mode = m;
+    }
 }
 
 /* prev and next are BTF pointers here: their fields are plain loads. The
@@ -424,16 +457,15 @@ SEC("tp_btf/sched_switch")
 int BPF_PROG(sky_off_switch, bool preempt, struct task_struct *prev,
              struct task_struct *next)
 {
-    __u32 prev_tgid = prev->tgid, next_tgid = next->tgid, zero = 0;
-    struct sky_off_pid_bits *bits = bpf_map_lookup_elem(&off_pid_bits, &zero);
+    __u32 prev_tgid = prev->tgid;
     __u64 now = 0;
 
-    if (s_pid_bit(bits, prev_tgid))
+    if (s_targeted(prev_tgid))
         s_switch_out(ctx, prev, prev_tgid, prev->pid,
                      prev_state_arg ? (__u32)ctx[3] : s_task_state_btf(prev),
                      preempt, &now, 1);
-    if (s_pid_bit(bits, next_tgid))
-        s_switch_in(ctx, next, next->pid, &now, 0);
+    if (s_targeted(next->tgid))
+        s_switch_in(ctx, next, next->pid, &now, 0, 1);
     return 0;
 }
 
@@ -442,14 +474,13 @@ SEC("kprobe")
 int BPF_KPROBE(sky_off_finish, struct task_struct *prev)
 {
     struct task_struct *next = (struct task_struct *)bpf_get_current_task();
-    __u32 prev_tgid = BPF_CORE_READ(prev, tgid), zero = 0;
-    struct sky_off_pid_bits *bits = bpf_map_lookup_elem(&off_pid_bits, &zero);
+    __u32 prev_tgid = BPF_CORE_READ(prev, tgid);
     __u64 now = 0;
 
-    if (s_pid_bit(bits, prev_tgid))
+    if (s_targeted(prev_tgid))
         s_switch_out(ctx, prev, prev_tgid, BPF_CORE_READ(prev, pid),
                      s_task_state(prev), false, &now, 0);
-    if (s_pid_bit(bits, BPF_CORE_READ(next, tgid)))
-        s_switch_in(ctx, next, BPF_CORE_READ(next, pid), &now, 1);
+    if (s_targeted(BPF_CORE_READ(next, tgid)))
+        s_switch_in(ctx, next, BPF_CORE_READ(next, pid), &now, 1, 0);
     return 0;
 }

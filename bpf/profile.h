@@ -195,36 +195,36 @@ struct sky_proc_event {
                                       (the sampled ones stand for them) */
 #define SKY_OFF_CNT_MAX          7
 
-/* A 2^16-bit filter of tgid & (SKY_OFF_PID_BITS - 1) over the targeted
- * processes (the off_pid_bits array), written by user space: a switch of
- * two threads whose bits are clear (nearly every switch of the host)
- * leaves the probe after two loads, before any hash lookup. */
-#define SKY_OFF_PID_BITS  65536u
-#define SKY_OFF_PID_WORDS (SKY_OFF_PID_BITS / 64)
-
-/* After a long period, a thread's next SKY_OFF_KEEP_AFTER_LONG periods
- * are recorded for sure (sky_off_start.keep counts them down): a thread
- * that alternates long sleeps with short waits has its long ones recorded
- * whole, not drawn 1 in N with a weight of N. */
+/* Which periods are recorded (stacks and aggregation): every one of a
+ * thread until it had SKY_OFF_KEEP_AFTER_LONG short recorded periods in
+ * a row (a new thread, one whose last recorded period was long, at least
+ * long_ns, and one whose previous arrival on a CPU was at least long_ns
+ * before its wakeup: sleepers, I/O and lock waits switch rarely and are
+ * recorded whole), then one in sample_every, drawn at switch-out, each
+ * standing for sample_every. The thread's mode byte (off_mode) holds the
+ * count of short ones in a row and whether a recorded period is in
+ * progress. */
 #define SKY_OFF_KEEP_AFTER_LONG 16u
+#define SKY_OFF_MODE_SHORT_RUN  0x7fu
+#define SKY_OFF_MODE_RECORDING  0x80u
 
 /* A stack id that names no stack (the capture failed). */
 #define SKY_OFF_NO_STACK (-1)
 
-/* A thread of a targeted process (start map, keyed by tid); the entry
- * lives from the thread's first blocking switch-out to its death (or the
- * end of the targeting). The stack ids are those captured at switch-out
+/* A recorded period in progress (start map, keyed by tid): from the
+ * thread's switch-out to its switch-in, which adds it to the aggregation
+ * and deletes it. The stack ids are those captured at switch-out
  * (tp_btf); the kprobe flavour captures at switch-in and leaves them
- * SKY_OFF_NO_STACK here. ts_ns is 0 while the thread is not asleep. */
+ * SKY_OFF_NO_STACK here. */
 struct sky_off_start {
-    __u64 ts_ns;      /* bpf_ktime_get_ns at switch-out, 0: not asleep */
+    __u64 ts_ns;      /* bpf_ktime_get_ns at switch-out */
     __s32 kstack;
     __s32 ustack;
     __u32 tgid;
     __u32 gen;        /* stack map generation the ids belong to */
     __u32 weight;     /* periods this one stands for (1 / probability it
-                         was recorded); 0: not recorded, time only */
-    __u32 keep;       /* periods still recorded for sure (see above) */
+                         was recorded) */
+    __u32 pad;
 };
 
 /* Aggregation key: one per (thread, stack, generation). */

@@ -14,11 +14,12 @@
 #include "arena.h"
 #include "bpf/net.h"
 #include "collector/netpeer.h"
+#include "collector/pidset.h"
 #include "collector/netssl.h"
 #include "log.h"
 #include "net.skel.h"
 
-#define NETCAP_MAX_PIDS 16384   /* net_pids entries */
+#define NETCAP_MAX_PIDS 16384   /* processes followed at once */
 /* Traced processes' mappings are read again this often for a libssl they
  * mapped since (exec, dlopen). */
 #define NETCAP_SSL_RESCAN_MS 2000
@@ -43,9 +44,7 @@ struct netcap {
     uint64_t peer_sweep_ms;    /* last netpeer_expire (monotonic) */
     uint64_t ssl_attach_errors; /* of earlier loads */
     int rb_fd;                 /* registered with the loop, or -1 */
-    uint32_t *pids;            /* what net_pids holds, sorted */
-    size_t npids;
-    uint64_t pid_bits[SKY_NET_PID_WORDS];
+    pidset_t *pids;            /* the traced processes (net_pid_bits) */
     uint64_t next_conn_id;     /* the last id issued, carried over reloads */
     /* events waiting for netcap_flush; payloads in the arena */
     wire_net_event_t *pending;
@@ -105,7 +104,9 @@ netcap_t *netcap_new(const netcap_options_t *opts, loop_t *loop,
     self->payloads = arena_new((size_t)opts->max_pending *
                                (opts->capture_bytes + 16) + (1u << 16));
     self->peers = netpeer_new(opts->max_conns, NULL);
-    if (!self->pending || !self->scatter || !self->payloads || !self->peers)
+    self->pids = pidset_new();
+    if (!self->pending || !self->scatter || !self->payloads || !self->peers ||
+        !self->pids)
         netcap_destroy(&self);
     return self;
 }
@@ -157,6 +158,7 @@ static void s_unload(netcap_t *self)
     }
     net_bpf__destroy(self->skel);
     self->skel = NULL;
+    pidset_unbind(self->pids);
 }
 
 /* Which syscalls are ours, by this architecture's numbers. */
@@ -210,6 +212,8 @@ static int s_load(netcap_t *self)
         rc = bpf_map__set_max_entries(skel->maps.net_conns,
                                       self->opts.max_conns);
     if (rc == 0)
+        rc = pidset_size_bitmap(skel->maps.net_pid_bits);
+    if (rc == 0)
         rc = net_bpf__load(skel);
     if (rc != 0) {
         log_warn("network capture: cannot load bpf/net.bpf.c: %s",
@@ -219,6 +223,9 @@ static int s_load(netcap_t *self)
         return -1;
     }
     self->skel = skel;
+    pidset_bind(self->pids, bpf_map__fd(skel->maps.net_pid_bits),
+                bpf_map__max_entries(skel->maps.net_pid_bits),
+                bpf_map__fd(skel->maps.net_pids));
     skel->bss->next_conn_id = self->next_conn_id;
     if (s_fill_sysops(self) < 0) {
         log_warn("network capture: cannot fill the syscall table");
@@ -296,18 +303,6 @@ static void s_scan_pid(netcap_t *self, uint32_t pid)
     bpf_link__destroy(link);
 }
 
-static int s_cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-    return x < y ? -1 : x > y;
-}
-
-static int s_contains(const uint32_t *sorted, size_t n, uint32_t pid)
-{
-    return n && bsearch(&pid, sorted, n, sizeof(*sorted), s_cmp_u32) != NULL;
-}
-
 /* Entries of threads that are gone (killed inside a call) leave the
  * per-thread maps. */
 static void s_sweep_threads(netcap_t *self, int fd)
@@ -349,7 +344,7 @@ static void s_sweep_conns(netcap_t *self)
             if (bpf_map_lookup_elem(fd, &key, &c) != 0)
                 continue;
             snprintf(path, sizeof(path), "/proc/%u", c.pid);
-            if (!s_contains(self->pids, self->npids, c.pid) ||
+            if (!pidset_has(self->pids, c.pid) ||
                 access(path, F_OK) != 0)
                 dead[n++] = key;
         }
@@ -358,11 +353,27 @@ static void s_sweep_conns(netcap_t *self)
     } while (n == 256);
 }
 
+/* pidset_update's callbacks. */
+static void s_pid_removed(void *arg, uint32_t pid)
+{
+    netcap_t *self = arg;
+
+    netssl_forget(self->ssl, pid);
+}
+
+/* After the filter: a socket opened meanwhile is seen by the probes or by
+ * the scan, and the scan skips what the probes recorded. */
+static void s_pid_added(void *arg, uint32_t pid)
+{
+    netcap_t *self = arg;
+
+    s_scan_pid(self, pid);
+    netssl_scan(self->ssl, pid);
+}
+
 int netcap_set_pids(netcap_t *self, const uint32_t *pids, size_t n)
 {
-    uint32_t one = 1, zero = 0;
-    uint32_t *copy = NULL;
-    int rc = 0, fd;
+    int rc = 0;
 
     if (n > NETCAP_MAX_PIDS) {
         log_warn("network capture: %zu processes, following the first %d", n,
@@ -376,46 +387,17 @@ int netcap_set_pids(netcap_t *self, const uint32_t *pids, size_t n)
             s_unload(self);
             log_info("network capture detached");
         }
-        free(self->pids);
-        self->pids = NULL;
-        self->npids = 0;
-        self->st.npids = 0;
-        return 0;
+        goto cleanup;
     }
-    if (!self->skel && s_load(self) < 0)
-        return -1;
-    copy = malloc(n * sizeof(*copy));
-    if (!copy)
-        return -1;
-    memcpy(copy, pids, n * sizeof(*copy));
-    fd = bpf_map__fd(self->skel->maps.net_pids);
-    memset(self->pid_bits, 0, sizeof(self->pid_bits));
-    for (size_t i = 0; i < n; i++) {
-        uint32_t bit = pids[i] & (SKY_NET_PID_BITS - 1);
-        self->pid_bits[bit / 64] |= 1ull << (bit % 64);
-        if (bpf_map_update_elem(fd, &pids[i], &one, BPF_ANY) != 0)
-            rc = -1;
-    }
-    for (size_t i = 0; i < self->npids; i++)
-        if (!s_contains(pids, n, self->pids[i])) {
-            bpf_map_delete_elem(fd, &self->pids[i]);
-            netssl_forget(self->ssl, self->pids[i]);
-        }
-    if (bpf_map_update_elem(bpf_map__fd(self->skel->maps.net_pid_bits), &zero,
-                            self->pid_bits, BPF_ANY) != 0)
+    if (!self->skel && s_load(self) < 0) {
         rc = -1;
-    /* After the filter: a socket opened meanwhile is seen by the probes
-     * or by the scan, and the scan skips what the probes recorded. */
-    for (size_t i = 0; i < n; i++)
-        if (!s_contains(self->pids, self->npids, pids[i])) {
-            s_scan_pid(self, pids[i]);
-            netssl_scan(self->ssl, pids[i]);
-        }
-    free(self->pids);
-    self->pids = copy;
-    self->npids = n;
-    self->st.npids = (uint32_t)n;
+        goto cleanup;
+    }
+    rc = pidset_update(self->pids, pids, n, s_pid_added, s_pid_removed,
+                       self);
     s_sweep_conns(self);
+cleanup:
+    self->st.npids = (uint32_t)pidset_count(self->pids);
     return rc;
 }
 
@@ -547,8 +529,9 @@ static void s_rescan_ssl(netcap_t *self)
     if (!self->ssl || now < self->ssl_scan_ms + NETCAP_SSL_RESCAN_MS)
         return;
     self->ssl_scan_ms = now;
-    for (size_t i = 0; i < self->npids; i++)
-        netssl_scan(self->ssl, self->pids[i]);
+    const uint32_t *pids = pidset_pids(self->pids);
+    for (size_t i = 0; i < pidset_count(self->pids); i++)
+        netssl_scan(self->ssl, pids[i]);
 }
 
 int netcap_flush(netcap_t *self)
@@ -660,7 +643,7 @@ void netcap_destroy(netcap_t **self_p)
         return;
     netcap_t *self = *self_p;
     s_unload(self);
-    free(self->pids);
+    pidset_destroy(&self->pids);
     free(self->pending);
     free(self->scatter);
     arena_destroy(&self->payloads);

@@ -5,11 +5,14 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bpf/profile.h"
+#include "collector/pidset.h"
 #include "kallsyms.h"
 #include "log.h"
 #include "offcpu.skel.h"
@@ -24,6 +27,13 @@
  * flip runs with preemption off and is done within microseconds. */
 #define OFFCPU_FLIP_GRACE_NS  (10ull * 1000000ull)
 
+/* What a load produced: the programs, attached. */
+typedef struct {
+    struct offcpu_bpf *skel;
+    struct bpf_link *link;
+    int flavour;
+} loaded_t;
+
 /* A stack read from a stack map during one drain. */
 typedef struct {
     uint32_t n;
@@ -37,9 +47,19 @@ struct offcpu {
     struct offcpu_bpf *skel;
     struct bpf_link *link;
     int flavour;
-    uint32_t *pids;            /* what off_pids holds, sorted */
-    size_t npids;
-    uint64_t pid_bits[SKY_OFF_PID_WORDS]; /* built for off_pid_bits */
+    pidset_t *pids;            /* the targeted processes (off_pid_bits) */
+    /* A load on the loader thread (opts.background_load): it fills staged
+     * and sets load_done; until the loop joins it (s_poll_load) the loop
+     * touches neither, and keeps the set asked for meanwhile in want. The
+     * thread writes the fields only the loaded programs' drains read
+     * (sched_*). */
+    pthread_t loader;
+    bool loading;
+    atomic_int load_done;
+    int staged_rc;
+    loaded_t staged;
+    uint32_t *want;
+    size_t nwant;
     /* generations: gen is what new switch-outs use */
     uint32_t gen;
     uint64_t flip_ns;
@@ -80,6 +100,7 @@ void offcpu_options_default(offcpu_options_t *opts)
         .start_entries = OFFCPU_DEFAULT_START,
         .sample_every = OFFCPU_DEFAULT_SAMPLE_EVERY,
         .long_ns = OFFCPU_DEFAULT_LONG_NS,
+        .background_load = true,
     };
 }
 
@@ -151,7 +172,8 @@ offcpu_t *offcpu_new(const offcpu_options_t *opts, offcpu_sample_fn on_sample,
     self->vals = calloc(OFFCPU_BATCH, sizeof(*self->vals));
     self->start_keys = calloc(OFFCPU_BATCH, sizeof(*self->start_keys));
     self->start_vals = calloc(OFFCPU_BATCH, sizeof(*self->start_vals));
-    if (!self->pending[0] || !self->pending[1] || !self->refs ||
+    self->pids = pidset_new();
+    if (!self->pids || !self->pending[0] || !self->pending[1] || !self->refs ||
         !self->cache[0] || !self->cache[1] || !self->touched ||
         !self->keys || !self->vals || !self->start_keys ||
         !self->start_vals)
@@ -206,19 +228,21 @@ static void s_unload(offcpu_t *self)
     memset(self->pending[0], 0, words * sizeof(uint64_t));
     memset(self->pending[1], 0, words * sizeof(uint64_t));
     s_clear_cache(self);
-    free(self->pids);
-    self->pids = NULL;
-    self->npids = 0;
+    pidset_unbind(self->pids);
     self->gen = 0;
 }
+
+static void s_finish_load(offcpu_t *self, bool wait);
 
 void offcpu_destroy(offcpu_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
     offcpu_t *self = *self_p;
-    if (self->cache[0] && self->cache[1] && self->touched)
+    s_finish_load(self, true);
+    if (self->cache[0] && self->cache[1] && self->touched && self->pids)
         s_unload(self);
+    free(self->want);
     free(self->pending[0]);
     free(self->pending[1]);
     free(self->refs);
@@ -229,7 +253,7 @@ void offcpu_destroy(offcpu_t **self_p)
     free(self->vals);
     free(self->start_keys);
     free(self->start_vals);
-    free(self->pids);
+    pidset_destroy(&self->pids);
     free(self);
     *self_p = NULL;
 }
@@ -322,9 +346,12 @@ void offcpu_set_unwinder(offcpu_t *self, const unwinder_maps_t *maps,
     self->unwind_max_frames = max_frames ? max_frames : SKY_MAX_FRAMES;
 }
 
-static int s_try_flavour(offcpu_t *self, int flavour, char *why, size_t wlen)
+static int s_try_flavour(offcpu_t *self, int flavour, loaded_t *out,
+                         char *why, size_t wlen)
 {
     struct offcpu_bpf *skel = offcpu_bpf__open();
+    struct bpf_link *link = NULL;
+    uint32_t pid_max = pidset_pid_max();
     char sym[256];
     int rc;
 
@@ -344,6 +371,11 @@ static int s_try_flavour(offcpu_t *self, int flavour, char *why, size_t wlen)
     skel->rodata->unw_max_frames = self->unwind_max_frames;
     skel->rodata->wstack_base = self->nbits;
     rc = s_share_unwind_maps(self, skel);
+    if (rc == 0)
+        rc = pidset_size_bitmap(skel->maps.off_pid_bits);
+    /* A mode byte per tid below pid_max (else the map's default). */
+    if (rc == 0 && pid_max > 0)
+        rc = bpf_map__set_max_entries(skel->maps.off_mode, (pid_max + 7) / 8);
     if (rc == 0)
         rc = bpf_map__set_max_entries(skel->maps.off_start,
                                       self->opts.start_entries);
@@ -376,16 +408,16 @@ static int s_try_flavour(offcpu_t *self, int flavour, char *why, size_t wlen)
         goto fail;
     }
     if (flavour == OFFCPU_TP_BTF) {
-        self->link = bpf_program__attach(skel->progs.sky_off_switch);
+        link = bpf_program__attach(skel->progs.sky_off_switch);
     } else {
         if (s_find_finish_task_switch(sym, sizeof(sym)) < 0) {
             snprintf(why, wlen, "no finish_task_switch in /proc/kallsyms");
             goto fail;
         }
-        self->link = bpf_program__attach_kprobe(skel->progs.sky_off_finish,
-                                                false, sym);
+        link = bpf_program__attach_kprobe(skel->progs.sky_off_finish, false,
+                                          sym);
     }
-    if (!self->link) {
+    if (!link) {
         snprintf(why, wlen, "attach: %s", strerror(errno));
         goto fail;
     }
@@ -396,17 +428,16 @@ static int s_try_flavour(offcpu_t *self, int flavour, char *why, size_t wlen)
                        &self->sched_end) < 0)
         self->sched_start = self->sched_end = 0;
     self->sched_looked_up = true;
-    self->skel = skel;
-    self->flavour = flavour;
-    self->gen = 0;
-    self->flip_ns = now_mono_ns();
+    *out = (loaded_t){ skel, link, flavour };
     return 0;
 fail:
     offcpu_bpf__destroy(skel);
     return -1;
 }
 
-static int s_load(offcpu_t *self)
+/* Loads and attaches the programs into out (the loop's state untouched:
+ * it may run on the loader thread). 0 or -1, logged. */
+static int s_load(offcpu_t *self, loaded_t *out)
 {
     static const int order[] = { OFFCPU_TP_BTF, OFFCPU_KPROBE };
     char why[2][256] = { "not tried", "not tried" };
@@ -415,8 +446,7 @@ static int s_load(offcpu_t *self)
         if (self->opts.flavour != OFFCPU_AUTO &&
             self->opts.flavour != order[i])
             continue;
-        if (s_try_flavour(self, order[i], why[i], sizeof(why[i])) == 0) {
-            self->attaches++;
+        if (s_try_flavour(self, order[i], out, why[i], sizeof(why[i])) == 0) {
             log_info("off-CPU probe attached (%s)",
                      offcpu_flavour_name(order[i]));
             return 0;
@@ -427,6 +457,87 @@ static int s_load(offcpu_t *self)
     log_warn("cannot attach the off-CPU probe: tp_btf: %s; kprobe: %s",
              why[0], why[1]);
     return -1;
+}
+
+/* The loop takes what a load produced. */
+static void s_adopt(offcpu_t *self, const loaded_t *l)
+{
+    pidset_bind(self->pids, bpf_map__fd(l->skel->maps.off_pid_bits),
+                bpf_map__max_entries(l->skel->maps.off_pid_bits),
+                bpf_map__fd(l->skel->maps.off_pids));
+    self->skel = l->skel;
+    self->link = l->link;
+    self->flavour = l->flavour;
+    self->gen = 0;
+    self->flip_ns = now_mono_ns();
+    self->attaches++;
+}
+
+static void *s_loader(void *arg)
+{
+    offcpu_t *self = arg;
+
+    self->staged_rc = s_load(self, &self->staged);
+    atomic_store(&self->load_done, 1);
+    return NULL;
+}
+
+/* Remembers the set asked for while a load runs. 0 or -1 (no memory). */
+static int s_want(offcpu_t *self, const uint32_t *pids, size_t n)
+{
+    uint32_t *copy = NULL;
+
+    if (n && !(copy = malloc(n * sizeof(*copy))))
+        return -1;
+    if (n)
+        memcpy(copy, pids, n * sizeof(*copy));
+    free(self->want);
+    self->want = copy;
+    self->nwant = n;
+    return 0;
+}
+
+/* A background load that is done (or any, with wait) is joined and its
+ * programs adopted; the set asked for meanwhile is then applied (an empty
+ * one unloads them again). */
+static void s_finish_load(offcpu_t *self, bool wait)
+{
+    uint32_t *want;
+    size_t n;
+
+    if (!self->loading || (!wait && !atomic_load(&self->load_done)))
+        return;
+    pthread_join(self->loader, NULL);
+    self->loading = false;
+    if (self->staged_rc != 0)
+        return;
+    s_adopt(self, &self->staged);
+    if (wait)
+        return;                /* destroy: the caller unloads */
+    want = self->want;
+    n = self->nwant;
+    self->want = NULL;
+    self->nwant = 0;
+    offcpu_set_pids(self, want, n);
+    free(want);
+}
+
+/* Starts loading the programs on the loader thread for the set pids. 0,
+ * or -1 (logged). */
+static int s_start_load(offcpu_t *self, const uint32_t *pids, size_t n)
+{
+    int rc;
+
+    if (s_want(self, pids, n) < 0)
+        return -1;
+    atomic_store(&self->load_done, 0);
+    rc = pthread_create(&self->loader, NULL, s_loader, self);
+    if (rc != 0) {
+        log_warn("cannot start the off-CPU probe's loader: %s", strerror(rc));
+        return -1;
+    }
+    self->loading = true;
+    return 0;
 }
 
 bool offcpu_attached(const offcpu_t *self)
@@ -640,6 +751,7 @@ int offcpu_drain(offcpu_t *self)
     uint32_t idle = self->gen ^ 1;
     bool retire;
 
+    s_finish_load(self, false);
     if (!self->skel)
         return 0;
     /* 1. Which stacks of the idle generation sleeping threads still hold.
@@ -674,43 +786,9 @@ int offcpu_drain(offcpu_t *self)
 
 /* -------------------------------------------------------------- pids */
 
-static int s_contains(const uint32_t *sorted, size_t n, uint32_t pid)
-{
-    size_t lo = 0, hi = n;
-
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (sorted[mid] == pid)
-            return 1;
-        if (sorted[mid] < pid)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return 0;
-}
-
-/* The probe's tgid filter bits for this set; see SKY_OFF_PID_BITS. The
- * words change one by one, so a pid that stays never reads as absent. */
-static void s_write_pid_bits(offcpu_t *self, const uint32_t *pids, size_t n)
-{
-    uint64_t *bits = self->pid_bits;
-    uint32_t zero = 0;
-
-    memset(self->pid_bits, 0, sizeof(self->pid_bits));
-    for (size_t i = 0; i < n; i++) {
-        uint32_t b = pids[i] & (SKY_OFF_PID_BITS - 1);
-        bits[b / 64] |= 1ull << (b % 64);
-    }
-    if (bpf_map_update_elem(bpf_map__fd(self->skel->maps.off_pid_bits),
-                            &zero, bits, BPF_ANY) != 0)
-        log_warn_rl(&self->rl, "off-CPU pid filter not updated: %s",
-                    strerror(errno));
-}
-
 /* Threads of processes no longer targeted leave the start map: the probe
  * does not look at them any more. */
-static void s_forget_threads(offcpu_t *self, const uint32_t *pids, size_t n)
+static void s_forget_threads(offcpu_t *self)
 {
     int fd = bpf_map__fd(self->skel->maps.off_start);
     uint32_t key, next;
@@ -719,7 +797,7 @@ static void s_forget_threads(offcpu_t *self, const uint32_t *pids, size_t n)
 
     while (bpf_map_get_next_key(fd, have_key ? &key : NULL, &next) == 0) {
         if (bpf_map_lookup_elem(fd, &next, &st) == 0 &&
-            !s_contains(pids, n, st.tgid) &&
+            !pidset_has(self->pids, st.tgid) &&
             bpf_map_delete_elem(fd, &next) == 0) {
             /* the walk restarts from the first key */
             have_key = false;
@@ -730,15 +808,26 @@ static void s_forget_threads(offcpu_t *self, const uint32_t *pids, size_t n)
     }
 }
 
+/* pidset_update's removed callback: some process left the set. */
+static void s_note_removed(void *arg, uint32_t pid)
+{
+    *(bool *)arg = true;
+}
+
 int offcpu_set_pids(offcpu_t *self, const uint32_t *pids, size_t n)
 {
-    uint32_t one = 1, *copy = NULL;
-    size_t failed = 0, removed = 0;
-    int first_errno = 0, fd;
+    bool removed = false;
+    loaded_t l;
+    int rc = 0;
 
+    s_finish_load(self, false);
+    if (self->loading) {
+        rc = s_want(self, pids, n);
+        goto cleanup;
+    }
     if (n == 0) {
         if (!self->skel)
-            return 0;
+            goto cleanup;
         /* Detach first: then nothing adds to the maps while the last
          * drain empties them. */
         bpf_link__destroy(self->link);
@@ -746,37 +835,28 @@ int offcpu_set_pids(offcpu_t *self, const uint32_t *pids, size_t n)
         offcpu_drain(self);
         s_unload(self);
         log_info("off-CPU probe detached: no off-CPU task is active");
-        return 0;
+        goto cleanup;
     }
-    if (!self->skel && s_load(self) < 0)
-        return -1;
-    copy = malloc(n * sizeof(*copy));
-    if (!copy)
-        return -1;
-    memcpy(copy, pids, n * sizeof(*copy));
-    fd = bpf_map__fd(self->skel->maps.off_pids);
-    for (size_t i = 0; i < n; i++)
-        if (!s_contains(self->pids, self->npids, pids[i]) &&
-            bpf_map_update_elem(fd, &pids[i], &one, BPF_ANY) != 0 &&
-            !failed++)
-            first_errno = errno;
-    /* Bits after the additions and before the removals: a set bit
-     * without its pid in off_pids only costs a lookup. */
-    s_write_pid_bits(self, pids, n);
-    for (size_t i = 0; i < self->npids; i++)
-        if (!s_contains(pids, n, self->pids[i])) {
-            bpf_map_delete_elem(fd, &self->pids[i]);
-            removed++;
+    if (!self->skel && self->opts.background_load) {
+        rc = s_start_load(self, pids, n);
+        goto cleanup;
+    }
+    if (!self->skel) {
+        if (s_load(self, &l) < 0) {
+            rc = -1;
+            goto cleanup;
         }
+        s_adopt(self, &l);
+    }
+    if (pidset_update(self->pids, pids, n, NULL, s_note_removed,
+                      &removed) != 0) {
+        log_warn("off-CPU pid filter not fully updated: %s", strerror(errno));
+        rc = -1;
+    }
     if (removed)
-        s_forget_threads(self, pids, n);
-    if (failed)
-        log_warn("%zu pid%s not added to the off-CPU filter: %s", failed,
-                 failed == 1 ? "" : "s", strerror(first_errno));
-    free(self->pids);
-    self->pids = copy;
-    self->npids = n;
-    return failed ? -1 : 0;
+        s_forget_threads(self);
+cleanup:
+    return rc;
 }
 
 /* ------------------------------------------------------------- stats */
@@ -799,7 +879,7 @@ void offcpu_stats(const offcpu_t *self, offcpu_stats_t *out)
         .stacks_deleted = self->stacks_deleted,
         .samples = self->samples,
         .attaches = self->attaches,
-        .npids = (uint32_t)self->npids,
+        .npids = (uint32_t)pidset_count(self->pids),
     };
 }
 

@@ -6,6 +6,9 @@
  * with the number of switches and the nanoseconds spent off CPU since the
  * last drain.
  *
+ * Loading is done on a thread of its own by default (background_load):
+ * the verifier's time is not the caller's loop's.
+ *
  * Flavours: tp_btf/sched_switch, else a kprobe on the finish_task_switch
  * symbol /proc/kallsyms has (finish_task_switch.isra.0 on this kernel).
  *
@@ -36,18 +39,26 @@ typedef struct {
     bool count_preempted;   /* also count runnable (preempted) waits */
     uint32_t stack_entries; /* stacks per generation map (0: 8192) */
     uint32_t agg_entries;   /* (thread, stack) pairs per drain (0: 16384) */
-    uint32_t start_entries; /* threads asleep at once (0: 32768) */
-    /* Stacks are taken for every period that follows a long one (at
-     * least long_ns) and for one in sample_every of the others, each
-     * recorded period then counting sample_every times (see
-     * bpf/offcpu.bpf.c). 1: every period; 0: the default. */
+    uint32_t start_entries; /* threads asleep in a recorded period at once
+                               (0: 32768) */
+    /* Every period of a thread is recorded (stacks, time) until it had
+     * 16 short ones in a row (shorter than long_ns), then one in
+     * sample_every, each counting sample_every times, until a recorded
+     * one is long again or the thread last got a CPU long_ns before its
+     * wakeup (see bpf/offcpu.bpf.c). 1: every period; 0: the
+     * default. */
     uint32_t sample_every;
     uint64_t long_ns;       /* 0: the default */
+    /* Load (verify) and attach the programs on a thread of their own, so
+     * the caller's loop does not wait for it (default); the set then
+     * takes effect at the first offcpu_drain or offcpu_set_pids after
+     * the load. false: offcpu_set_pids loads before it returns. */
+    bool background_load;
 } offcpu_options_t;
 
 /* Defaults of the two above: with them an OFF_CPU task costs a
  * context-switch-heavy program under 10 % (docs/benchmarks.md). */
-#define OFFCPU_DEFAULT_SAMPLE_EVERY 32u
+#define OFFCPU_DEFAULT_SAMPLE_EVERY 128u
 #define OFFCPU_DEFAULT_LONG_NS      1000000ull
 
 void offcpu_options_default(offcpu_options_t *opts);
@@ -73,21 +84,23 @@ offcpu_t *offcpu_new(const offcpu_options_t *opts, offcpu_sample_fn on_sample,
 /* Detaches without draining. */
 void offcpu_destroy(offcpu_t **self_p);
 
-/* Makes the filter hold exactly these pids (sorted, unique). The first
- * pid loads and attaches the programs; an empty set drains what is left
- * (through the callback) and unloads them. 0 ok, -1 when the programs
- * could not be attached (logged; retried at the next change of the set)
- * or some pid could not be added. */
 /* User stacks with the on-CPU program's .eh_frame walker (its maps,
  * shared) from the next load on; NULL: frame pointers. */
 void offcpu_set_unwinder(offcpu_t *self, const unwinder_maps_t *maps,
                          uint32_t max_frames);
 
+/* Makes the filter hold exactly these pids (sorted, unique). The first
+ * pid loads and attaches the programs (in the background with
+ * background_load: the set applies once they are, see above); an empty
+ * set drains what is left (through the callback) and unloads them. 0 ok,
+ * -1 when the programs could not be attached (logged; retried at the next
+ * change of the set) or some pid could not be added. */
 int offcpu_set_pids(offcpu_t *self, const uint32_t *pids, size_t n);
 
-/* Hands every aggregate collected so far to the callback, deletes it in
- * the kernel and retires the stacks no longer referred to. Returns the
- * number of samples handed over, 0 when detached. */
+/* Adopts a background load that is done, then hands every aggregate
+ * collected so far to the callback, deletes it in the kernel and retires
+ * the stacks no longer referred to. Returns the number of samples handed
+ * over, 0 when detached. */
 int offcpu_drain(offcpu_t *self);
 
 bool offcpu_attached(const offcpu_t *self);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "collector/offcpu.h"
 #include "wire.h"
 
 /* The kernel's hrtimer-based CPU clock cannot usefully fire faster than
@@ -24,8 +25,8 @@ void collector_options_default(collector_options_t *opts)
         .host_every = 2,
         .host_period_ns = 20000000,
         .sampler = COLLECTOR_SAMPLER_AUTO,
-        .offcpu_sample_every = 32,
-        .offcpu_long_ns = 1000000,
+        .offcpu_sample_every = OFFCPU_DEFAULT_SAMPLE_EVERY,
+        .offcpu_long_ns = OFFCPU_DEFAULT_LONG_NS,
         .net_capture_bytes = 1024,
         .net_ringbuf_size = 8u << 20,
         .unwinder = COLLECTOR_UNWINDER_AUTO,

@@ -106,10 +106,10 @@ CFG("collector.host_period", DURATION, "20ms", NULL,
     "sampling period of the host-wide view (rounded to a whole number of ticks, or of dump_period with perf_event)")
 CFG("collector.sampler", STR, "auto", NULL,
     "on-CPU trigger: auto (scheduler tick where the kernel allows, else perf_event), tick, or perf_event (a CPU-clock interrupt of our own)")
-CFG("collector.offcpu_sample_every", INT, "32", NULL,
-    "off-CPU: stacks for 1 in N short blocking periods, each standing for N (1 = every period)")
+CFG("collector.offcpu_sample_every", INT, "128", NULL,
+    "off-CPU: once a thread had 16 short recorded blocking periods in a row, stacks for 1 in N of its periods, each standing for N (1 = every period)")
 CFG("collector.offcpu_long_period", DURATION, "1ms", NULL,
-    "off-CPU: a thread's period after one at least this long is always recorded")
+    "off-CPU: a thread whose recorded period, or time from getting a CPU to its next wakeup, is at least this long has its next periods recorded whole")
 CFG("collector.net_capture_bytes", SIZE, "1024", NULL,
     "network capture: payload prefix kept per read/write of a traced socket (0..4096 bytes; the rest is counted, not kept)")
 CFG("collector.net_ringbuf_size", SIZE, "8MB", NULL,

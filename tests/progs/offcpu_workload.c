@@ -21,10 +21,11 @@
  * noinline sky_off_* functions: glibc is built without frame pointers, and
  * a leaf libc function would hide its caller from a frame-pointer unwinder.
  *
- * offcpu_workload pingpong ROUNDS [DELAY_S]: two processes bounce a byte
- * over a pair of pipes ROUNDS times (4 context switches per round) after
- * sleeping DELAY_S, and print the elapsed wall time; used to measure the
- * off-CPU probe's cost per context switch. */
+ * offcpu_workload pingpong ROUNDS [DELAY_S [SLEEPS]]: two processes bounce
+ * a byte over a pair of pipes ROUNDS times (4 context switches per round)
+ * after sleeping DELAY_S, and print the elapsed wall time; used to measure
+ * the off-CPU probe's cost per context switch. Then the parent sleeps
+ * 50 ms SLEEPS times: long periods after many short ones. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
@@ -260,7 +261,8 @@ static void sky_sleep_s(double seconds)
 
 /* Forks at once and prints both pids, so a profiler can be pointed at
  * both before the rounds start DELAY_S later. */
-static SKY_NOINLINE int sky_pingpong(long rounds, double delay_s)
+static SKY_NOINLINE int sky_pingpong(long rounds, double delay_s,
+                                     long sleeps)
 {
     int ab[2], ba[2];
     struct timespec t0, t1;
@@ -299,17 +301,20 @@ static SKY_NOINLINE int sky_pingpong(long rounds, double delay_s)
                      (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     printf("pingpong rounds=%ld elapsed_s=%.6f ns_per_round=%.1f\n", rounds,
            elapsed, elapsed * 1e9 / (double)rounds);
+    for (long i = 0; i < sleeps; i++)
+        sky_sleep_s(0.05);
     return 0;
 }
 
 int main(int argc, char **argv)
 {
     if (argc >= 3 && strcmp(argv[1], "pingpong") == 0)
-        return sky_pingpong(atol(argv[2]), argc > 3 ? atof(argv[3]) : 0);
+        return sky_pingpong(atol(argv[2]), argc > 3 ? atof(argv[3]) : 0,
+                            argc > 4 ? atol(argv[4]) : 0);
     double seconds = argc > 1 ? atof(argv[1]) : 5.0;
     if (seconds <= 0) {
         fprintf(stderr, "usage: offcpu_workload SECONDS | pingpong ROUNDS "
-                        "[DELAY_S]\n");
+                        "[DELAY_S [SLEEPS]]\n");
         return 2;
     }
     return s_run(seconds);
