@@ -45,8 +45,12 @@ struct {
     __type(value, struct sky_unw_table);
 } unw_tables SEC(".maps");
 
+/* Mmapable: the collector writes a table's rows with memcpy into a
+ * mapping of the array, not with a syscall per batch (a libLLVM's 1 M
+ * rows took ~0.1-0.8 s of syscalls); lookups are unchanged. */
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(map_flags, BPF_F_MMAPABLE);
     __uint(max_entries, 1 << 22);
     __type(key, __u32);
     __type(value, struct sky_unw_row);

@@ -57,7 +57,9 @@ enum {
     M_UNW_ROWS_UNENCODABLE, M_UNW_CFI_ERRORS, M_UNW_PROCS_REFUSED,
     M_UNW_MAPS_CUT, M_UNW_UPDATE_ERRORS, M_UNW_BUILD_NS, M_UNW_TABLES,
     M_UNW_TABLES_PENDING, M_UNW_ROWS, M_UNW_PROCS, M_UNW_BYTES,
-    M_UNW_BYTES_RESERVED, M_COUNT
+    M_UNW_BYTES_RESERVED,
+    M_UNW_ROWS_WRITTEN, M_UNW_ROWS_WRITE_NS, M_UNW_ROWS_MMAP,
+    M_UNW_ROWS_MMAP_ERRORS, M_UNW_MEMORY_TRIMS, M_COUNT
 };
 
 static const struct {
@@ -135,6 +137,11 @@ static const struct {
     [M_UNW_PROCS] = { "unwind_procs", 1, "processes with a mapping table in the kernel" },
     [M_UNW_BYTES] = { "unwind_bytes", 1, "kernel memory the unwinder uses (rows, tables, process entries)" },
     [M_UNW_BYTES_RESERVED] = { "unwind_bytes_reserved", 1, "kernel memory the unwinder's maps reserve" },
+    [M_UNW_ROWS_WRITTEN] = { "unwind_rows_written", 0, "unwind rows (and page index slots) written into the kernel" },
+    [M_UNW_ROWS_WRITE_NS] = { "unwind_rows_write_ns", 0, "time spent writing unwind rows into the kernel" },
+    [M_UNW_ROWS_MMAP] = { "unwind_rows_mmap", 1, "1: unwind rows are written through a mapping of unw_rows; 0: with bpf syscalls" },
+    [M_UNW_ROWS_MMAP_ERRORS] = { "unwind_rows_mmap_errors", 0, "row writes that could not map unw_rows (done with bpf syscalls)" },
+    [M_UNW_MEMORY_TRIMS] = { "unwind_memory_trims", 0, "heap trims (malloc_trim) after a batch of unwind table builds" },
 };
 
 struct collector {
@@ -280,6 +287,11 @@ static void s_sync_stats(collector_t *self)
         s_set(self, M_UNW_PROCS, us.procs);
         s_set(self, M_UNW_BYTES, us.bytes);
         s_set(self, M_UNW_BYTES_RESERVED, us.bytes_reserved);
+        s_sync_counter(self, M_UNW_ROWS_WRITTEN, us.rows_written);
+        s_sync_counter(self, M_UNW_ROWS_WRITE_NS, us.rows_write_ns);
+        s_sync_counter(self, M_UNW_ROWS_MMAP_ERRORS, us.rows_mmap_errors);
+        s_sync_counter(self, M_UNW_MEMORY_TRIMS, us.memory_trims);
+        s_set(self, M_UNW_ROWS_MMAP, us.rows_mmap);
     }
 }
 

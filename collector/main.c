@@ -2,6 +2,7 @@
  * samples into (object, offset) stacks and publishes them on the bus as
  * raw.stacks.BB batches, with process events on proc.events. Follows the
  * desired task set published on ctl.tasks. */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +116,10 @@ int main(int argc, char **argv)
     char err[512] = "";
     int exit_code = 1;
 
+    /* Big buffers (unwind table builds: tens of MiB for a libLLVM) are
+     * mmap'd and given back when freed, not kept in the heap; a fixed
+     * threshold also stops glibc from raising it after the first frees. */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     self.stage = stage_new(&desc, argc, argv, &exit_code);
     if (!self.stage)
         return exit_code;

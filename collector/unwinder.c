@@ -5,10 +5,12 @@
 #include <bpf/bpf.h>
 #include <elf.h>
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/eventfd.h>
@@ -92,6 +94,8 @@ struct unwinder {
     hashmap_t *procs;             /* uproc_t by pid */
     uint32_t *free_pslots;
     uint32_t nfree_pslots;
+    int rows_mmap_logged;         /* the fallback was logged */
+    int trim_due;                 /* builds finished since the last trim */
     struct sky_unw_proc entry;    /* scratch for unwinder_sync */
     unwinder_stats_t stats;
 };
@@ -384,14 +388,59 @@ static long s_pack(const unwind_row_t *rows, size_t n, struct sky_unw_row *out,
     return (long)k;
 }
 
-/* Writes rows [first, first + n) of unw_rows: in one batch where the
- * kernel can, else one by one. 0 or -1. */
+/* Writes rows [first, first + n) through a shared mapping of just the
+ * pages that hold them (unw_rows is BPF_F_MMAPABLE): a memcpy instead of
+ * syscalls. The window is unmapped at once: a mapping of the whole array
+ * would count its 32 MiB in the collector's RSS for as long as it lives.
+ * 0, or -1 when the array cannot be mapped. */
+static int s_write_rows_mmap(unwinder_t *self, uint32_t first,
+                             const struct sky_unw_row *rows, uint32_t n)
+{
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    uint64_t from = (uint64_t)first * sizeof(*rows);
+    uint64_t to = from + (uint64_t)n * sizeof(*rows);
+    uint64_t off = from & ~(page - 1);
+    size_t len = (size_t)(((to + page - 1) & ~(page - 1)) - off);
+    uint8_t *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED,
+                      self->maps.rows_fd, (off_t)off);
+
+    if (p == MAP_FAILED)
+        return -1;
+    memcpy(p + (from - off), rows, (size_t)n * sizeof(*rows));
+    munmap(p, len);
+    /* The rows must be visible before the slot naming them: the slot is
+     * published by a later syscall (bpf_map_update_elem on unw_tables),
+     * and x86-64 keeps stores in order; the fence says so explicitly. The
+     * BPF reader loads the slot, then rows at addresses computed from it. */
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    return 0;
+}
+
+/* Writes rows [first, first + n) of unw_rows: through a mapping, else (the
+ * array is not mmapable, mapping failed: counted, logged once) in one
+ * batch where the kernel can, else one by one. 0 or -1. */
 static int s_write_rows(unwinder_t *self, uint32_t first,
                         const struct sky_unw_row *rows, uint32_t n)
 {
-    uint32_t *keys = malloc((n ? n : 1) * sizeof(*keys));
+    uint64_t t0 = s_now_ns();
+    uint32_t *keys = NULL;
     int rc = -1;
 
+    if (n && s_write_rows_mmap(self, first, rows, n) == 0) {
+        self->stats.rows_mmap = 1;
+        rc = 0;
+        goto cleanup;
+    }
+    if (n) {
+        self->stats.rows_mmap = 0;
+        self->stats.rows_mmap_errors++;
+        if (!self->rows_mmap_logged) {
+            log_warn("unw_rows cannot be mapped (%s): unwind rows are "
+                     "written with bpf syscalls", strerror(errno));
+            self->rows_mmap_logged = 1;
+        }
+    }
+    keys = malloc((n ? n : 1) * sizeof(*keys));
     if (!keys)
         goto cleanup;
     for (uint32_t i = 0; i < n; i++)
@@ -409,7 +458,22 @@ static int s_write_rows(unwinder_t *self, uint32_t first,
     rc = 0;
 cleanup:
     free(keys);
+    if (rc == 0) {
+        self->stats.rows_written += n;
+        self->stats.rows_write_ns += s_now_ns() - t0;
+    }
     return rc;
+}
+
+/* Gives the heap glibc keeps after big builds back to the system, once a
+ * batch of builds is done (the queue empty). */
+static void s_trim(unwinder_t *self)
+{
+    if (!self->trim_due || self->queue_head || self->building)
+        return;
+    self->trim_due = 0;
+    malloc_trim(0);
+    self->stats.memory_trims++;
 }
 
 /* ------------------------------------------------------------- worker */
@@ -882,6 +946,8 @@ int unwinder_work(unwinder_t *self, uint64_t budget_ns,
             break;
     }
     s_feed(self);
+    self->trim_due |= done > 0;
+    s_trim(self);
     if (done == 0 || !resync)
         goto cleanup;
     /* The processes that waited for these tables: listed first, since a

@@ -51,6 +51,12 @@ typedef struct {
                                    mappings than SKY_UNW_MAPS_MAX */
     uint64_t update_errors;     /* BPF map updates that failed */
     uint64_t build_ns;          /* time spent building and loading tables */
+    uint64_t rows_written;      /* rows (and index slots) written to unw_rows */
+    uint64_t rows_write_ns;     /* time spent writing them */
+    uint64_t rows_mmap_errors;  /* unw_rows could not be mapped: rows went
+                                   through bpf syscalls (logged once) */
+    uint64_t memory_trims;      /* malloc_trim calls after a batch of builds */
+    uint64_t rows_mmap;         /* gauge, 1: the last write used the mapping */
     /* gauges */
     uint64_t tables;            /* tables loaded now */
     uint64_t tables_pending;    /* objects waiting for their table */
