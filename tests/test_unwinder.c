@@ -84,9 +84,15 @@ typedef struct {
     int pids, procs, tables, rows;
 } maps_t;
 
+/* 1: unw_rows is mmapable, as the collector loads it; 0: a plain array
+ * (the unwinder falls back to syscalls). */
+static int s_rows_mmapable = 1;
+
 static maps_t s_maps(uint32_t max_procs, uint32_t max_tables,
                      uint32_t max_rows)
 {
+    LIBBPF_OPTS(bpf_map_create_opts, ro,
+                .map_flags = s_rows_mmapable ? BPF_F_MMAPABLE : 0);
     maps_t m;
 
     m.pids = bpf_map_create(BPF_MAP_TYPE_HASH, "t_unw_pids", 4, 4, max_procs,
@@ -96,7 +102,7 @@ static maps_t s_maps(uint32_t max_procs, uint32_t max_tables,
     m.tables = bpf_map_create(BPF_MAP_TYPE_ARRAY, "t_unw_tables", 4,
                               sizeof(struct sky_unw_table), max_tables, NULL);
     m.rows = bpf_map_create(BPF_MAP_TYPE_ARRAY, "t_unw_rows", 4,
-                            sizeof(struct sky_unw_row), max_rows, NULL);
+                            sizeof(struct sky_unw_row), max_rows, &ro);
     ck_assert_int_ge(m.pids, 0);
     ck_assert_int_ge(m.procs, 0);
     ck_assert_int_ge(m.tables, 0);
@@ -296,6 +302,11 @@ START_TEST(test_tables_of_this_process)
                                     st.procs * (sizeof(struct sky_unw_proc) +
                                                 8));
     ck_assert_uint_ge(st.bytes_reserved, (1u << 20) * 8);
+    /* Every row went through the mapping (nothing was evicted). */
+    ck_assert_uint_eq(st.rows_mmap, 1);
+    ck_assert_uint_eq(st.rows_mmap_errors, 0);
+    ck_assert_uint_eq(st.rows_written, st.rows);
+    ck_assert_uint_ge(st.memory_trims, 1);
 
     /* The row the kernel would use for a function of ours is the row
      * lib/unwind_table gives for the same link-time pc. */
@@ -380,6 +391,90 @@ START_TEST(test_eviction_is_bounded_and_counted)
 }
 END_TEST
 
+/* Every row of the table covering addr, read back with
+ * bpf_map_lookup_elem, into out (count + index slots). */
+static uint32_t s_table_rows(const fixture_t *f, uint64_t addr,
+                             struct sky_unw_row **out,
+                             struct sky_unw_table *t)
+{
+    uint64_t bias;
+
+    ck_assert_int_eq(s_kernel_table(f, addr, t, &bias), 0);
+    uint32_t n = t->count + (t->nidx + 1) / 2;
+    *out = calloc(n, sizeof(**out));
+    ck_assert_ptr_nonnull(*out);
+    for (uint32_t i = 0; i < n; i++)
+        (*out)[i] = s_row_at(f, t->first + i);
+    return n;
+}
+
+/* Rows written through the mapping read back through the map exactly as
+ * the syscall path (a plain array, the fallback) writes them. */
+START_TEST(test_mmap_rows_equal_syscall_rows)
+{
+    fixture_t f;
+    unwinder_stats_t st;
+    struct sky_unw_row *a, *b;
+    struct sky_unw_table ta, tb;
+    uint64_t addr = (uint64_t)(uintptr_t)&qsort;
+
+    s_rows_mmapable = 1;
+    s_setup(&f, 64, 1u << 20);
+    unwinder_stats(f.unw, &st);
+    ck_assert_uint_eq(st.rows_mmap, 1);
+    uint32_t na = s_table_rows(&f, addr, &a, &ta);
+    s_teardown(&f);
+
+    s_rows_mmapable = 0;
+    s_setup(&f, 64, 1u << 20);
+    unwinder_stats(f.unw, &st);
+    ck_assert_uint_eq(st.rows_mmap, 0);
+    ck_assert_uint_ge(st.rows_mmap_errors, 1);
+    ck_assert_uint_eq(st.update_errors, 0);
+    uint32_t nb = s_table_rows(&f, addr, &b, &tb);
+    s_teardown(&f);
+    s_rows_mmapable = 1;
+
+    ck_assert_uint_gt(na, 1000);
+    ck_assert_uint_eq(na, nb);
+    ck_assert_uint_eq(ta.count, tb.count);
+    ck_assert_uint_eq(ta.nidx, tb.nidx);
+    ck_assert_int_eq(memcmp(a, b, na * sizeof(*a)), 0);
+    free(a);
+    free(b);
+}
+END_TEST
+
+/* With two table slots every table replaces the one before in the same
+ * rows: the survivor reads back right (its index agrees with a full
+ * search, its rows are sorted and its own). */
+START_TEST(test_replaced_table_reads_back)
+{
+    fixture_t f;
+    unwinder_stats_t st;
+
+    s_setup(&f, 2, 1u << 20);
+    unwinder_stats(f.unw, &st);
+    ck_assert_uint_ge(st.tables_evicted, 1);
+    ck_assert_uint_eq(st.rows_mmap, 1);
+    ck_assert_uint_ge(st.rows_written, st.rows);
+    struct sky_unw_table t;
+    ck_assert_int_eq(bpf_map_lookup_elem(f.m.tables, &(uint32_t){ 1 }, &t),
+                     0);
+    ck_assert_uint_eq(t.first, 0);
+    ck_assert_uint_eq(t.count + (t.nidx + 1) / 2, st.rows);
+    for (uint32_t i = 1; i < t.count; i++)
+        ck_assert_uint_lt(s_row_at(&f, t.first + i - 1).pc,
+                          s_row_at(&f, t.first + i).pc);
+    for (uint32_t i = 0; i < t.count; i++) {
+        uint64_t pc = s_row_at(&f, t.first + i).pc;
+        ck_assert_int_eq(s_search_indexed(&f, &t, pc),
+                         s_search(&f, t.first, t.first + t.count, pc));
+    }
+    s_teardown(&f);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("unwinder");
@@ -391,6 +486,8 @@ int main(void)
     if (tu_require_bpf("unwinder")) {
         tcase_add_test(tc, test_tables_of_this_process);
         tcase_add_test(tc, test_eviction_is_bounded_and_counted);
+        tcase_add_test(tc, test_mmap_rows_equal_syscall_rows);
+        tcase_add_test(tc, test_replaced_table_reads_back);
     }
     suite_add_tcase(s, tc);
     return tu_run(s);
