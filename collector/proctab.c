@@ -22,8 +22,10 @@
 
 /* Delays after exec at which the mappings are read again: ld.so maps the
  * libraries within a few ms of the exec event, and a process may be gone
- * before its samples are drained. */
-static const uint32_t s_rescan_delays_ms[] = { 5, 25, 100 };
+ * before its samples are drained.  The 1 and 2 ms reads put the loader's
+ * libraries in the unwinder's entry before most samples of a 40 ms process
+ * (issue 15: misses were frames whose object had no table yet). */
+static const uint32_t s_rescan_delays_ms[] = { 1, 2, 5, 25, 100 };
 #define PROCTAB_RESCANS (sizeof(s_rescan_delays_ms) / sizeof(s_rescan_delays_ms[0]))
 
 struct proctab {
