@@ -8,6 +8,14 @@ end. perf (`record -a -g -F 99`) and bpftrace (`profile:hz:99`) are
 measured the same way for comparison; perf's cost does not include the
 `perf report` it would need to show anything, bpftrace's includes its
 in-kernel aggregation only.
+
+skyprof runs twice in the same run (issue 15): "skyprof" is the default
+configuration (`collector.unwinder: auto`: user stacks walked in the
+kernel with .eh_frame tables; the gauge unwind_dwarf_active says whether
+the walker loaded), "skyprof-fp" sets `collector.unwinder: fp` (frame
+pointers only). With the walker the window starts once the tables of the
+processes found at start are built (unwind_tables_pending == 0), so it
+measures the steady state; the build itself is reported beside it.
 """
 import os
 import subprocess
@@ -17,7 +25,34 @@ import common
 
 SLEEPERS = int(os.environ.get("BENCH_SLEEPERS", "300"))
 WINDOW = float(os.environ.get("BENCH_COST_SECONDS", "20"))
-CONFIGS = ("skyprof", "perf", "bpftrace")
+CONFIGS = ("skyprof", "skyprof-fp", "perf", "bpftrace")
+SKYPROF_EXTRA = {"skyprof": "", "skyprof-fp": "  unwinder: fp\n"}
+UNWIND = "skyprof_collector_unwind_"
+# How long the walker may take to build the start-up tables.
+SETTLE_TIMEOUT = float(os.environ.get("BENCH_UNWIND_SETTLE_S", "120"))
+
+
+def start(config):
+    if config in SKYPROF_EXTRA:
+        return common.started(common.Skyprof(
+            collector_extra=SKYPROF_EXTRA[config]))
+    return common.start_profiler(config)
+
+
+def wait_tables(sky, timeout):
+    """Seconds until the collector has no unwind table left to build
+    (it reports at every stats interval); None without the walker."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        m = sky.metrics()
+        if m.get(UNWIND + "dwarf_active", 0) != 1:
+            if UNWIND + "dwarf_active" in m:
+                return None
+        elif m.get(UNWIND + "tables_pending", 1) == 0 and \
+                m.get(UNWIND + "procs", 0) > 0:
+            return time.time() - t0
+        time.sleep(0.5)
+    raise RuntimeError("unwind tables still pending after %.0f s" % timeout)
 
 
 def measure(prof):
@@ -62,12 +97,21 @@ def main():
         for config in CONFIGS:
             common.log("agentcost: %s, %d sleepers, %.0f s"
                        % (config, SLEEPERS, WINDOW))
-            prof = common.start_profiler(config)
+            prof = start(config)
             try:
+                settle = None
+                if isinstance(prof, common.Skyprof):
+                    settle = wait_tables(prof, SETTLE_TIMEOUT)
                 time.sleep(2)  # start-up scans are not the steady state
                 m = measure(prof)
                 if isinstance(prof, common.Skyprof):
                     met = prof.metrics()
+                    m["unwinder"] = "fp" if config == "skyprof-fp" else "auto"
+                    m["tables_settle_s"] = settle
+                    # What the walker keeps (tables, rows, kernel bytes)
+                    # and what it did in the window.
+                    m["unwind"] = {k[len(UNWIND):]: v for k, v in met.items()
+                                   if k.startswith(UNWIND) and "/" not in k}
                     m["collector_processes"] = met.get(
                         "skyprof_collector_processes", 0)
                     for key in ("skyprof_collector_samples_received",
@@ -90,7 +134,7 @@ def main():
         sleepers.wait()
     common.save("agentcost", result)
     for config, m in result["configs"].items():
-        print("agentcost %-9s cpu %.2f%% of one core  rss %.1f MiB  pss %.1f "
+        print("agentcost %-10s cpu %.2f%% of one core  rss %.1f MiB  pss %.1f "
               "MiB  (host: %.0f forks/s, load %.1f)%s"
               % (config, 100 * m["cpu_per_s"], m["rss_bytes"] / 2**20,
                  m["pss_bytes"] / 2**20,
@@ -101,6 +145,19 @@ def main():
         if counters:
             print("    " + " ".join("%s=%.0f" % kv
                                     for kv in sorted(counters.items())))
+        if "unwind" in m:
+            u = m["unwind"]
+            print("    unwinder %s: dwarf_active=%.0f tables=%.0f rows=%.0f "
+                  "bytes=%.1f MiB (reserved %.1f MiB) build %.0f ms, "
+                  "settled after %s; walks=%.0f fp_walks=%.0f"
+                  % (m["unwinder"], u.get("dwarf_active", 0),
+                     u.get("tables", 0), u.get("rows", 0),
+                     u.get("bytes", 0) / 2**20,
+                     u.get("bytes_reserved", 0) / 2**20,
+                     u.get("build_ns", 0) / 1e6,
+                     "—" if m["tables_settle_s"] is None
+                     else "%.1f s" % m["tables_settle_s"],
+                     u.get("walks", 0), u.get("fp_walks", 0)))
         for stage, rss in sorted(m["rss_per_stage"].items()):
             print("    %-10s cpu %.3f%%  rss %.1f MiB"
                   % (stage, 100 * m["cpu_per_stage"][stage], rss / 2**20))

@@ -258,6 +258,97 @@ def unwindcost_rows(uc):
     return rows
 
 
+def agentcost_rows(ac):
+    """Benchmark 2 (bench/agentcost.py): skyprof's CPU and RSS with the
+    .eh_frame walker (the default) and with frame pointers, same run."""
+    rows = []
+    cf = ac["configs"]
+    sk = cf.get("skyprof", {})
+    fp = cf.get("skyprof-fp")
+    peers = ", ".join("%s %.2f%%" % (k, 100 * cf[k]["cpu_per_s"])
+                      for k in ("perf", "bpftrace") if k in cf)
+
+    def stages(m, key, scale, fmt):
+        """The per-stage figures, largest first."""
+        return ", ".join(fmt % (k, v * scale) for k, v in sorted(
+            m.get(key, {}).items(), key=lambda kv: -kv[1]))
+
+    def walker(m):
+        u = m.get("unwind")
+        if not u:
+            return ""
+        if not u.get("dwarf_active"):
+            return "unwind_dwarf_active=0"
+        return "unwind_dwarf_active=1, %d tables, %.1f MiB kernel" % (
+            u.get("tables", 0), u.get("bytes", 0) / 2**20)
+    rows.append(("2 agent CPU, host-wide 100 Hz, %d sleepers + 1 busy "
+                 "process, host making %.0f processes/s (%% of one core); "
+                 "default unwinder (auto: .eh_frame walker)"
+                 % (ac["sleepers"], sk.get("host_forks_per_s", 0)),
+                 "%.2f%%" % (100 * sk.get("cpu_per_s", 0)), peers,
+                 "; ".join(x for x in (walker(sk), stages(
+                     sk, "cpu_per_stage", 100, "%s %.3f%%")) if x),
+                 "< 1%", verdict(sk.get("cpu_per_s", 1) < 0.01)))
+    if fp:
+        rows.append(("2 same, `collector.unwinder: fp` (frame pointers), "
+                     "same run",
+                     "%.2f%%" % (100 * fp["cpu_per_s"]), peers,
+                     "; ".join(x for x in (walker(fp), stages(
+                         fp, "cpu_per_stage", 100, "%s %.3f%%")) if x),
+                     "< 1%", verdict(fp["cpu_per_s"] < 0.01)))
+    peers = ", ".join("%s %.0f (%.0f) MiB"
+                      % (k, cf[k]["rss_bytes"] / 2**20,
+                         cf[k].get("pss_bytes", 0) / 2**20)
+                      for k in ("perf", "bpftrace") if k in cf)
+    for m, label in ((sk, "agent RSS summed over its processes (PSS: shared "
+                      "library pages counted once); walker"),
+                     (fp, "same, frame pointers")):
+        if not m:
+            continue
+        rows.append(("2 " + label,
+                     "%.0f (%.0f) MiB" % (m.get("rss_bytes", 0) / 2**20,
+                                          m.get("pss_bytes", 0) / 2**20),
+                     peers, stages(m, "rss_per_stage", 1 / 2**20,
+                                   "%s %.1f"),
+                     "< 64 MiB (on RSS)",
+                     verdict(m.get("rss_bytes", 1 << 40) < 64 << 20)))
+    return rows
+
+
+def unwindhost_rows(uh):
+    """Benchmark 7c (bench/unwindhost.py): the collector's unwind tables
+    for a host of a few hundred processes of different programs."""
+    rows = []
+    for config in ("auto", "fp"):
+        c = uh["configs"].get(config)
+        if not c:
+            continue
+        u = c["unwind"]
+        if config == "auto":
+            rows.append((
+                "7 unwind tables for %d processes of %d programs, host-wide "
+                "(%d processes in all): tables, rows, kernel memory "
+                "(reserved), build time, until none pending"
+                % (uh["started"], uh["programs"], u.get("procs", 0)),
+                "%d tables, %.2f M rows, %.1f MiB (%.0f MiB), %.0f ms build, "
+                "%.1f s" % (u.get("tables", 0), u.get("rows", 0) / 1e6,
+                            u.get("bytes", 0) / 2**20,
+                            u.get("bytes_reserved", 0) / 2**20,
+                            u.get("build_ns", 0) / 1e6, c["settle_s"]),
+                "unwindbench host: %d objects, %.2f M rows" % (
+                    uh.get("host", {}).get("objects", 0),
+                    uh.get("host", {}).get("rows", 0) / 1e6),
+                "refused %d, evicted %d, dwarf_active %d" % (
+                    u.get("tables_refused", 0), u.get("tables_evicted", 0),
+                    u.get("dwarf_active", 0)),
+                "reported", ""))
+        rows.append((
+            "7 same, collector RSS, %s" % (
+                "walker" if config == "auto" else "`collector.unwinder: fp`"),
+            "%.1f MiB" % (c["collector_rss_bytes"] / 2**20), "", "", "", ""))
+    return rows
+
+
 def main():
     rows = []
     ov = load("overhead")
@@ -265,25 +356,7 @@ def main():
         rows.extend(overhead_rows(ov))
     ac = load("agentcost")
     if ac:
-        cf = ac["configs"]
-        sk = cf.get("skyprof", {})
-        peers = ", ".join("%s %.2f%%" % (k, 100 * cf[k]["cpu_per_s"])
-                          for k in ("perf", "bpftrace") if k in cf)
-        rows.append(("2 agent CPU, host-wide 100 Hz, %d sleepers + 1 busy "
-                     "process, host making %.0f processes/s (%% of one core)"
-                     % (ac["sleepers"], sk.get("host_forks_per_s", 0)),
-                     "%.2f%%" % (100 * sk.get("cpu_per_s", 0)), peers,
-                     "", "< 1%", verdict(sk.get("cpu_per_s", 1) < 0.01)))
-        peers = ", ".join("%s %.0f (%.0f) MiB"
-                          % (k, cf[k]["rss_bytes"] / 2**20,
-                             cf[k].get("pss_bytes", 0) / 2**20)
-                          for k in ("perf", "bpftrace") if k in cf)
-        rows.append(("2 agent RSS summed over its processes (PSS: shared "
-                     "library pages counted once)",
-                     "%.0f (%.0f) MiB" % (sk.get("rss_bytes", 0) / 2**20,
-                                          sk.get("pss_bytes", 0) / 2**20),
-                     peers, "", "< 64 MiB (on RSS)",
-                     verdict(sk.get("rss_bytes", 1 << 40) < 64 << 20)))
+        rows.extend(agentcost_rows(ac))
     tp = load("throughput")
     if tp:
         extra = ""
@@ -335,6 +408,9 @@ def main():
     uw = load("unwind")
     if uw:
         rows.extend(unwind_rows(uw))
+    uh = load("unwindhost")
+    if uh:
+        rows.extend(unwindhost_rows(uh))
     uc = load("unwindcost")
     if uc:
         rows.extend(unwindcost_rows(uc))

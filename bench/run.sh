@@ -6,7 +6,7 @@
 #   sh bench/run.sh [PART...]   parts: overhead agentcost throughput
 #                               symbols latency leafshare netcost
 #                               netthroughput unwind unwindcost
-#                               (default: all, ~15 minutes)
+#                               unwindhost (default: all, ~17 minutes)
 #
 # Needs root (BPF, perf -a, bpftrace) and the peers from mk/deps.sh:
 # linux-perf, bpftrace, hyperfine, llvm, binutils, elfutils; `unwind`
@@ -51,7 +51,7 @@ gcc $CFLAGS -O1 -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer \
     $(pkg-config --libs libbpf libelf zlib) -lpthread -lm
 
 [ $# -gt 0 ] || set -- overhead agentcost throughput symbols latency leafshare netcost \
-    netthroughput unwind unwindcost
+    netthroughput unwind unwindcost unwindhost
 # Only the parts run now lose their previous results: the report still
 # shows the others' latest figures.
 for part in "$@"; do rm -f "$BENCH_RESULTS/$part.json"; done
