@@ -316,6 +316,86 @@ cleanup:
     return total;
 }
 
+/* The object's DT_SONAME, or NULL (executables have none); bounded by the
+ * section, like every read here. */
+static const char *
+s_soname(const elfobj_t *self)
+{
+    Elf_Scn *scn = NULL;
+    while ((scn = elf_nextscn(self->elf, scn))) {
+        GElf_Shdr shdr;
+        if (!gelf_getshdr(scn, &shdr) || shdr.sh_type != SHT_DYNAMIC ||
+            shdr.sh_entsize == 0)
+            continue;
+        Elf_Data *data = elf_getdata(scn, NULL);
+        size_t n = data ? data->d_size / shdr.sh_entsize : 0;
+        for (size_t i = 0; i < n; i++) {
+            GElf_Dyn dyn;
+            if (!gelf_getdyn(data, (int)i, &dyn) || dyn.d_tag == DT_NULL)
+                break;
+            if (dyn.d_tag == DT_SONAME)
+                return elf_strptr(self->elf, shdr.sh_link,
+                                  (size_t)dyn.d_un.d_val);
+        }
+        return NULL;
+    }
+    return NULL;
+}
+
+/* A program's entry: an executable (ET_EXEC, or PT_INTERP without a
+ * soname: libc.so.6 has an interpreter too, being runnable) or the
+ * dynamic loader (glibc's ld-linux-*.so.*, musl's ld-musl-*.so.1). */
+static bool
+s_entry_is_process_root(const elfobj_t *self, const GElf_Ehdr *ehdr)
+{
+    if (ehdr->e_type == ET_EXEC)
+        return true;
+    const char *soname = s_soname(self);
+    if (soname)
+        return strncmp(soname, "ld-", 3) == 0;
+    size_t nph = 0;
+    if (elf_getphdrnum(self->elf, &nph) != 0)
+        return false;
+    for (size_t i = 0; i < nph; i++) {
+        GElf_Phdr phdr;
+        if (gelf_getphdr(self->elf, (int)i, &phdr) && phdr.p_type == PT_INTERP)
+            return true;
+    }
+    return false;
+}
+
+int
+elfobj_add_entry_label(const elfobj_t *self, symtab_t *tab)
+{
+    GElf_Ehdr ehdr;
+    if (!gelf_getehdr(self->elf, &ehdr) || ehdr.e_entry == 0)
+        return 0;
+    if (!s_entry_is_process_root(self, &ehdr))
+        return 0;
+    /* Only inside the section holding the entry, and at most
+     * ELFOBJ_ENTRY_LABEL_MAX bytes: past the entry code, in a stripped
+     * file, an address is better left unnamed than misnamed. */
+    uint64_t limit = 0;
+    Elf_Scn *scn = NULL;
+    while ((scn = elf_nextscn(self->elf, scn))) {
+        GElf_Shdr shdr;
+        if (gelf_getshdr(scn, &shdr) && (shdr.sh_flags & SHF_EXECINSTR) &&
+            ehdr.e_entry >= shdr.sh_addr &&
+            ehdr.e_entry - shdr.sh_addr < shdr.sh_size) {
+            limit = shdr.sh_addr + shdr.sh_size;
+            break;
+        }
+    }
+    if (limit == 0)
+        return 0;
+    if (limit - ehdr.e_entry > ELFOBJ_ENTRY_LABEL_MAX)
+        limit = ehdr.e_entry + ELFOBJ_ENTRY_LABEL_MAX;
+    /* Unsized and of the lowest rank: any real symbol at the entry wins,
+     * and the next symbol after it ends the label (lib symtab rules). */
+    return symtab_add(tab, ehdr.e_entry, 0, limit, "_start", 6,
+                      SYMTAB_RANK_LOCAL) < 0 ? -1 : 1;
+}
+
 int
 elf_offset_to_vaddr(const elf_load_t *loads, size_t nloads, uint64_t offset,
                     uint64_t *vaddr)

@@ -57,6 +57,20 @@ int elfobj_has_full_symtab(const elfobj_t *self, uint64_t max_bytes);
 long elfobj_add_symbols(const elfobj_t *self, symtab_t *tab,
                         uint64_t max_bytes);
 
+/* How far past the entry point the entry label reaches at most: glibc's
+ * _start is 0x26 bytes on x86-64, the loader's RTLD_START (_start and
+ * _dl_start_user, no symbol and no CFI in Debian's ld.so) 0x3d. */
+#define ELFOBJ_ENTRY_LABEL_MAX 64
+
+/* Names a program's entry code `_start` when no symbol does: in a
+ * executable (ET_EXEC, or PT_INTERP without DT_SONAME) and in the
+ * dynamic loader (DT_SONAME "ld-..."), whose entry is the root of every
+ * stack taken before main. Not in other libraries (libc.so.6 has
+ * PT_INTERP and an entry that prints its version: it is no process
+ * root). 1 when added, 0 when
+ * not, -1 on allocation failure. */
+int elfobj_add_entry_label(const elfobj_t *self, symtab_t *tab);
+
 /* File offset -> virtual address through the PT_LOAD segments; 0 and the
  * address in *vaddr, -1 when no segment holds the offset. */
 int elf_offset_to_vaddr(const elf_load_t *loads, size_t nloads,

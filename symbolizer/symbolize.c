@@ -378,6 +378,9 @@ s_load_symbols(symbolizer_t *self, symobj_t *so, elfobj_t *elf,
         rc = (int)added;
         goto cleanup;
     }
+    if (obj->type != WIRE_OBJ_VDSO &&
+        elfobj_add_entry_label(elf, so->syms) < 0)
+        goto cleanup;
     if (symtab_finish(so->syms, 0) < 0)
         goto cleanup;
     if (symtab_count(so->syms) == 0)

@@ -328,6 +328,71 @@ START_TEST(test_stripped_with_debuglink)
 }
 END_TEST
 
+/* The file offset of the ELF entry point (e_entry) of path. */
+static uint64_t
+s_entry_offset(const char *path)
+{
+    elf_version(EV_CURRENT);
+    int fd = open(path, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    Elf *elf = elf_begin(fd, ELF_C_READ, NULL);
+    ck_assert_ptr_nonnull(elf);
+    GElf_Ehdr eh;
+    ck_assert_ptr_nonnull(gelf_getehdr(elf, &eh));
+    uint64_t off = UINT64_MAX;
+    size_t nph = 0;
+    elf_getphdrnum(elf, &nph);
+    for (size_t j = 0; j < nph; j++) {
+        GElf_Phdr ph;
+        if (gelf_getphdr(elf, (int)j, &ph) && ph.p_type == PT_LOAD &&
+            eh.e_entry >= ph.p_vaddr && eh.e_entry < ph.p_vaddr + ph.p_filesz)
+            off = eh.e_entry - ph.p_vaddr + ph.p_offset;
+    }
+    elf_end(elf);
+    close(fd);
+    ck_assert_msg(off != UINT64_MAX, "%s: entry in no segment", path);
+    return off;
+}
+
+/* A stack taken before main ends in the program's or the loader's entry
+ * code, which stripped files (and Debian's ld.so) do not name: it is
+ * called _start there, and only there (not in other libraries, and not
+ * past the entry code). */
+START_TEST(test_entry_point_named)
+{
+    char *dir = tu_mkdtemp();
+    char path[512];
+    snprintf(path, sizeof(path), "%s/prog", dir);
+    s_build_prog(dir, "prog", "-fPIE -pie");
+    s_run("strip --strip-all %s", path);
+    symbolizer_t *s = s_new(NULL, 0);
+    const char *name;
+    uint8_t type;
+    wire_object_t obj;
+    s_obj(&obj, WIRE_OBJ_EXE, path);
+    uint64_t entry = s_entry_offset(path);
+    s_expect(s, &obj, entry, 0, "_start", WIRE_FRAME_USER);
+    s_expect(s, &obj, entry + 0x10, 0, "_start", WIRE_FRAME_USER);
+    symbolizer_resolve_user(s, &obj, 0, entry + 64, &name, &type);
+    ck_assert_str_ne(name, "_start");
+
+    char ld[PATH_MAX], libc[PATH_MAX];
+    ck_assert_ptr_nonnull(realpath("/lib64/ld-linux-x86-64.so.2", ld));
+    s_obj(&obj, WIRE_OBJ_LIB, ld);
+    entry = s_entry_offset(ld);
+    /* The return address after RTLD_START's call of _dl_start. */
+    s_expect(s, &obj, entry + 8, 0, "_start", WIRE_FRAME_LIB);
+
+    ck_assert_ptr_nonnull(realpath("/lib/x86_64-linux-gnu/libc.so.6", libc));
+    s_obj(&obj, WIRE_OBJ_LIB, libc);
+    symbolizer_resolve_user(s, &obj, 0, s_entry_offset(libc), &name, &type);
+    ck_assert_str_ne(name, "_start");
+    symbolizer_destroy(&s);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(test_debug_file_by_build_id)
 {
     char *dir = tu_mkdtemp();
@@ -1203,6 +1268,7 @@ main(void)
     tcase_add_test(tc, test_shared_library);
     tcase_add_test(tc, test_stripped_with_debuglink);
     tcase_add_test(tc, test_debug_file_by_build_id);
+    tcase_add_test(tc, test_entry_point_named);
     tcase_add_test(tc, test_perf_map);
     tcase_add_test(tc, test_demangle_names);
     if (tu_require_tool("test_cxx_library_demangled", "g++"))
