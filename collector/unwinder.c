@@ -5,6 +5,7 @@
 #include <bpf/bpf.h>
 #include <elf.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <malloc.h>
 #include <stdlib.h>
 #include <pthread.h>
@@ -95,6 +96,7 @@ struct unwinder {
     uint32_t *free_pslots;
     uint32_t nfree_pslots;
     int rows_mmap_logged;         /* the fallback was logged */
+    log_ratelimit_t evict_rl;     /* "maps too small" warnings */
     int trim_due;                 /* builds finished since the last trim */
     struct sky_unw_proc entry;    /* scratch for unwinder_sync */
     unwinder_stats_t stats;
@@ -652,6 +654,16 @@ static void s_job_finish(unwinder_t *self, utable_t *t, job_t *job)
            self->nfree_slots == 0) {
         if (first != UINT32_MAX)
             s_rows_free(self, first, count);
+        /* Eviction is designed for, but a host whose working set does not
+         * fit walks some frames by frame pointers: say which knob. */
+        log_warn_rl(&self->evict_rl,
+                    "unwind maps full (%" PRIu64 " of %u rows, %u of %u "
+                    "tables in use): evicting the least recently used "
+                    "table for %s (%u rows); raise collector.unwind_rows "
+                    "or collector.unwind_tables if this repeats",
+                    self->stats.rows, self->maps.max_rows,
+                    self->maps.max_tables - self->nfree_slots,
+                    self->maps.max_tables, path, count);
         if (s_evict_one(self, t) < 0)
             goto refused;
     }
@@ -987,6 +999,7 @@ unwinder_t *unwinder_new(const unwinder_maps_t *maps,
     if (!self)
         return NULL;
     self->maps = *maps;
+    self->evict_rl = (log_ratelimit_t)LOG_RATELIMIT_INIT(1, 60000);
     if (limits)
         self->limits = *limits;
     /* A table the row array cannot hold is refused anyway. */
