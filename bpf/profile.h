@@ -73,7 +73,7 @@ struct sky_unw_row {
     __u16 cfa_off8;   /* two's complement __s16: CFA offset / 8 */
     __u8 rbp_off8;    /* two's complement __s8: RBP offset / 8, or the
                          PLT (RIP & 15) threshold */
-    __u8 kinds;       /* cfa kind (low nibble) | rbp kind << 4 */
+    __u8 kinds;       /* cfa kind (bits 0-2) | rbp kind << 3 | rbx rule << 5 */
 };
 
 /* CFA and RBP rule kinds (the values of lib/unwind_table.h). */
@@ -82,10 +82,15 @@ struct sky_unw_row {
 #define SKY_UNW_CFA_RBP    2
 #define SKY_UNW_CFA_PLT    3
 #define SKY_UNW_CFA_SIGNAL 4
+#define SKY_UNW_CFA_RBX    5
 #define SKY_UNW_RBP_SAME    0
 #define SKY_UNW_RBP_AT_CFA  1
 #define SKY_UNW_RBP_AT_RSP  2
 #define SKY_UNW_RBP_UNKNOWN 3
+/* RBX rules: 0 not saved, 1..6 at CFA - 8 * (rule + 1), 7 lost. */
+#define SKY_UNW_RBX_SAME    0
+#define SKY_UNW_RBX_UNKNOWN 7
+#define SKY_UNW_KINDS(cfa, rbp, rbx) ((cfa) | (rbp) << 3 | (rbx) << 5)
 
 /* unw_tables: slot -> where the object's rows are. gen changes whenever
  * the slot is given to another object, so a mapping that still names an
@@ -133,12 +138,13 @@ struct sky_unw_proc {
 
 /* The walk's registers and tallies. */
 struct sky_unw_walk {
-    __u64 pc, sp, bp;
+    __u64 pc, sp, bp, bx;
     __u32 slot;
     __u32 n;           /* frames written to unw_frames */
     __u32 end;         /* SKY_UNW_END_* */
     __u32 pc_is_ra;    /* pc is a return address: look up pc - 1 */
     __u32 bp_ok;       /* bp holds this frame's RBP */
+    __u32 bx_ok;       /* bx holds this frame's RBX */
     __u32 cfi, fp, miss;
     __u32 leaf_unmapped;   /* the leaf is in no known mapping: the
                               process mapped code since (dlopen) */

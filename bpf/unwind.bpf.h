@@ -220,6 +220,7 @@ static __always_inline int sky_unw_fp_step(struct sky_unw_walk *w,
         return -1;
     w->sp = w->bp + 16;
     w->bp = fr[0];
+    w->bx_ok = 0;   /* where a function without CFI kept RBX is unknown */
     w->pc = fr[1];
     w->pc_is_ra = 1;
     w->fp++;
@@ -231,7 +232,8 @@ static __always_inline int sky_unw_cfi_step(struct sky_unw_walk *w,
                                             struct sky_unw_win *win,
                                             const struct sky_unw_row *row)
 {
-    __u32 kind = row->kinds & 15, rbp_kind = row->kinds >> 4;
+    __u32 kind = row->kinds & 7, rbp_kind = (row->kinds >> 3) & 3;
+    __u32 rbx_rule = row->kinds >> 5;
     __s64 cfa_off = (__s64)(__s16)row->cfa_off8 * 8;
     __s64 rbp_off = (__s64)(__s8)row->rbp_off8 * 8;
     __u64 cfa, ra, regs[2];
@@ -245,6 +247,11 @@ static __always_inline int sky_unw_cfi_step(struct sky_unw_walk *w,
             return -1;
         cfa = w->bp + cfa_off;
         break;
+    case SKY_UNW_CFA_RBX:
+        if (!w->bx_ok)
+            return -1;
+        cfa = w->bx + cfa_off;
+        break;
     case SKY_UNW_CFA_PLT:
         cfa = w->sp + cfa_off + ((w->pc & 15) >= row->rbp_off8 ? 8 : 0);
         break;
@@ -255,6 +262,8 @@ static __always_inline int sky_unw_cfi_step(struct sky_unw_walk *w,
             sky_unw_read(win, w->sp + cfa_off + 8, &regs[1]) < 0)
             return -1;
         w->bp_ok = sky_unw_read(win, w->sp + rbp_off, &w->bp) == 0;
+        /* struct sigcontext_64: rbx follows rbp */
+        w->bx_ok = sky_unw_read(win, w->sp + rbp_off + 8, &w->bx) == 0;
         w->sp = regs[0];
         w->pc = regs[1];
         w->pc_is_ra = 0;
@@ -273,6 +282,10 @@ static __always_inline int sky_unw_cfi_step(struct sky_unw_walk *w,
     } else if (rbp_kind != SKY_UNW_RBP_SAME) {
         w->bp_ok = 0;
     }
+    if (rbx_rule == SKY_UNW_RBX_UNKNOWN)
+        w->bx_ok = 0;
+    else if (rbx_rule != SKY_UNW_RBX_SAME)
+        w->bx_ok = sky_unw_read(win, cfa - 8 * (rbx_rule + 1), &w->bx) == 0;
     w->sp = cfa;
     w->pc = ra;
     w->pc_is_ra = 1;
@@ -349,7 +362,8 @@ static long sky_unw_step(__u32 i, void *arg)
  * takes the stack some other way). A global function: the verifier
  * checks it once, not once per state of each caller (the tick program
  * reaches it in two dozen states, which blew the 1 M instruction budget). */
-__noinline int sky_unwind_walk(__u64 pc, __u64 sp, __u64 bp, __u32 tgid)
+__noinline int sky_unwind_walk(__u64 pc, __u64 sp, __u64 bp, __u64 bx,
+                               __u32 tgid)
 {
     __u32 zero = 0, *slot;
     struct sky_unw_ctx c;
@@ -372,6 +386,8 @@ __noinline int sky_unwind_walk(__u64 pc, __u64 sp, __u64 bp, __u32 tgid)
     w->sp = sp;
     w->bp = bp;
     w->bp_ok = 1;
+    w->bx = bx;
+    w->bx_ok = 1;
     c.win->len = 0;     /* the stack changed since the last walk */
     /* One more iteration than frames: it tells a deeper stack (a valid
      * pc past the limit) from one that ends there. */
@@ -395,7 +411,7 @@ sky_unwind_user(struct pt_regs *uregs, __u32 tgid)
      * verifier guards them), not a bpf_probe_read_kernel call each. */
     if ((uregs->cs & 3) != 3)
         return NULL;
-    if (sky_unwind_walk(uregs->ip, uregs->sp, uregs->bp, tgid) < 0)
+    if (sky_unwind_walk(uregs->ip, uregs->sp, uregs->bp, uregs->bx, tgid) < 0)
         return NULL;
     return bpf_map_lookup_elem(&unw_frames, &zero);
 }

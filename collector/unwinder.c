@@ -177,7 +177,8 @@ int unwinder_pack_row(const unwind_row_t *in, struct sky_unw_row *out)
     }
     out->cfa_off8 = (uint16_t)(int16_t)cfa8;
     out->rbp_off8 = (uint8_t)(int8_t)rbp8;
-    out->kinds = (uint8_t)((in->cfa_kind & 15) | (rbp_kind << 4));
+    out->kinds = (uint8_t)SKY_UNW_KINDS(in->cfa_kind & 7, rbp_kind & 3,
+                                        in->rbx_rule & 7);
     return rc;
 }
 

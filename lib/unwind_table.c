@@ -19,6 +19,7 @@
 #define CIE_CACHE           16      /* direct-mapped parsed CIEs */
 
 /* DWARF register numbers of x86-64. */
+#define REG_RBX 3
 #define REG_RBP 6
 #define REG_RSP 7
 #define REG_RA  16
@@ -172,8 +173,8 @@ typedef struct {
     uint8_t cfa_reg;
     int64_t cfa_off;
     int64_t plt_threshold;
-    uint8_t rbp_rule, ra_rule;
-    int64_t rbp_off, ra_off;
+    uint8_t rbp_rule, ra_rule, rbx_rule;
+    int64_t rbp_off, ra_off, rbx_off;
 } s_state_t;
 
 typedef struct {
@@ -233,6 +234,7 @@ static unwind_row_t s_row_of(unwind_table_t *self, const s_state_t *st,
     switch (st->cfa_kind) {
     case UNWIND_CFA_RSP:
     case UNWIND_CFA_RBP:
+    case UNWIND_CFA_RBX:
         ok = st->ra_rule == R_AT_CFA && st->ra_off == -8 &&
              st->cfa_off >= INT32_MIN && st->cfa_off <= INT32_MAX;
         break;
@@ -257,6 +259,13 @@ static unwind_row_t s_row_of(unwind_table_t *self, const s_state_t *st,
     }
     r.cfa_kind = st->cfa_kind;
     r.cfa_off = (int32_t)st->cfa_off;
+    r.rbx_rule = UNWIND_RBX_UNKNOWN;
+    if (st->rbx_rule == R_SAME)
+        r.rbx_rule = UNWIND_RBX_SAME;
+    else if (st->rbx_rule == R_AT_CFA && st->rbx_off % 8 == 0 &&
+             st->rbx_off <= -16 &&
+             st->rbx_off >= -8 * (UNWIND_RBX_SLOT_MAX + 1))
+        r.rbx_rule = (uint8_t)(-st->rbx_off / 8 - 1);
     if (st->cfa_kind == UNWIND_CFA_PLT) {
         r.rbp_off = (int16_t)st->plt_threshold;
         return r;
@@ -476,7 +485,8 @@ static int s_run(unwind_table_t *self, const s_cie_t *cie, s_cur_t *c,
         switch (act) {
         case A_DEF_CFA:
             st->cfa_kind = reg == REG_RSP ? UNWIND_CFA_RSP
-                     : reg == REG_RBP ? UNWIND_CFA_RBP : UNWIND_CFA_NONE;
+                     : reg == REG_RBP ? UNWIND_CFA_RBP
+                     : reg == REG_RBX ? UNWIND_CFA_RBX : UNWIND_CFA_NONE;
             if (st->cfa_kind == UNWIND_CFA_NONE && !reg_counted) {
                 s_count(self, UNWIND_ERR_REGISTER);
                 reg_counted = 1;
@@ -489,6 +499,9 @@ static int s_run(unwind_table_t *self, const s_cie_t *cie, s_cur_t *c,
             } else if (initial && reg == REG_RA) {
                 st->ra_rule = initial->ra_rule;
                 st->ra_off = initial->ra_off;
+            } else if (initial && reg == REG_RBX) {
+                st->rbx_rule = initial->rbx_rule;
+                st->rbx_off = initial->rbx_off;
             }
             break;
         case A_RULE:
@@ -498,6 +511,9 @@ static int s_run(unwind_table_t *self, const s_cie_t *cie, s_cur_t *c,
             } else if (reg == REG_RA) {
                 st->ra_rule = (uint8_t)rule;
                 st->ra_off = off;
+            } else if (reg == REG_RBX) {
+                st->rbx_rule = (uint8_t)rule;
+                st->rbx_off = off;
             }
             break;
         case A_ADVANCE:

@@ -35,7 +35,13 @@ typedef enum {
     UNWIND_CFA_SIGNAL,     /* signal trampoline: RSP points at the kernel's
                               ucontext; the caller's RSP is saved at
                               RSP + cfa_off, its RIP at RSP + cfa_off + 8
-                              and its RBP at RSP + rbp_off */
+                              and its RBP at RSP + rbp_off (its RBX right
+                              above, as struct sigcontext lays them out) */
+    UNWIND_CFA_RBX,        /* CFA = RBX + cfa_off: code that realigns its
+                              stack and keeps the old RSP in RBX (ld.so's
+                              lazy-binding trampoline
+                              _dl_runtime_resolve_xsavec, under every
+                              first call of a lazily bound function) */
 } unwind_cfa_kind_t;
 
 /* Where the caller's RBP is. */
@@ -47,6 +53,14 @@ typedef enum {
                               lost, so an RBP-based CFA above fails */
 } unwind_rbp_kind_t;
 
+/* Where the caller's RBX is, tracked only so that an RBX-based CFA
+ * further up can be followed: 0 not saved (RBX still holds the caller's),
+ * 1..6 saved at CFA - 8 * (rule + 1), i.e. CFA-16 .. CFA-56, where the
+ * prologue pushes of gcc and clang put it; anything else is lost. */
+#define UNWIND_RBX_SAME     0
+#define UNWIND_RBX_SLOT_MAX 6
+#define UNWIND_RBX_UNKNOWN  7
+
 /* One row: valid from pc up to the next row's pc. The return address is
  * always at CFA - 8 (rows whose CFI says otherwise become NONE and are
  * counted), except for SIGNAL rows as described above. 16 bytes. */
@@ -55,7 +69,8 @@ typedef struct {
     int32_t cfa_off;
     int16_t rbp_off;       /* for PLT rows: the (RIP & 15) threshold */
     uint8_t cfa_kind;      /* unwind_cfa_kind_t */
-    uint8_t rbp_kind;      /* unwind_rbp_kind_t */
+    uint8_t rbp_kind : 4;  /* unwind_rbp_kind_t */
+    uint8_t rbx_rule : 4;  /* UNWIND_RBX_* */
 } unwind_row_t;
 
 /* Why CFI (or a part of it) was not used. Each is counted; an error in an
@@ -71,7 +86,7 @@ typedef enum {
     UNWIND_ERR_ENCODING,       /* unsupported pointer encoding/augmentation */
     UNWIND_ERR_OPCODE,         /* unknown DW_CFA opcode */
     UNWIND_ERR_EXPRESSION,     /* a DWARF expression of another shape */
-    UNWIND_ERR_REGISTER,       /* CFA on a register other than RSP/RBP, an
+    UNWIND_ERR_REGISTER,       /* CFA on a register other than RSP/RBP/RBX, an
                                   offset out of range, or RA not at CFA-8 */
     UNWIND_ERR_STATE,          /* remember/restore_state too deep or
                                   unbalanced; location going backwards */

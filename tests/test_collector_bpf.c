@@ -1743,6 +1743,112 @@ static void s_unwind_offcpu_case(const char *cc)
     free(dir);
 }
 
+/* A program whose every call of clock_gettime() goes through ld.so's
+ * lazy-binding trampoline: LD_BIND_NOT keeps the GOT unresolved, so the
+ * CPU time is
+ * _dl_fixup's symbol lookups under _dl_runtime_resolve_xsavec, whose
+ * CFA is on RBX (it realigns the stack for xsave). */
+static const char *s_lazy_prog =
+    "#include <stdlib.h>\n"
+    "#include <time.h>\n"
+    "__attribute__((noinline)) double lz_calls(long n)\n"
+    "{ struct timespec t = { 0, 0 }; for (long i = 0; i < n; i++)\n"
+    "    clock_gettime(CLOCK_MONOTONIC, &t);\n"
+    "  return (double)t.tv_sec + t.tv_nsec / 1e9; }\n"
+    "__attribute__((noinline)) double lz_outer(long n)\n"
+    "{ return lz_calls(n) + 1; }\n"
+    "int main(int argc, char **argv)\n"
+    "{ double secs = argc > 1 ? atof(argv[1]) : 1;\n"
+    "  double t0 = lz_outer(1);\n"
+    "  while (lz_outer(1000) - t0 < secs) ;\n"
+    "  return 0; }\n";
+
+/* Samples inside the dynamic loader's symbol lookup under the lazy-binding
+ * trampoline reach main: the walk follows RBX through the frames above
+ * the trampoline (each row says where its function saved RBX). */
+static void s_unwind_lazy_case(const char *cc)
+{
+    char *dir = tu_mkdtemp();
+    char src[1024], exe[1024], cmd[4096];
+    capture_t cap = { 0 };
+    collector_options_t opts;
+    range_t fmain, calls;
+
+    ck_assert_ptr_nonnull(dir);
+    snprintf(src, sizeof(src), "%s/lazy.c", dir);
+    tu_write_file(src, s_lazy_prog);
+    snprintf(exe, sizeof(exe), "%s/lazy_%s", dir, cc);
+    snprintf(cmd, sizeof(cmd), "%s -O2 -g -fomit-frame-pointer -fno-builtin "
+             "-Wl,-z,lazy -o %s %s", cc, exe, src);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(s_function_range(exe, "main", &fmain), 0);
+    ck_assert_int_eq(s_function_range(exe, "lz_calls", &calls), 0);
+    loop_t *loop = NULL;
+    collector_options_default(&opts);
+    opts.period_ns = PERIOD_NS;
+    opts.host_every = 1;
+    opts.drain_interval_ms = 100;
+    collector_t *col = s_unwind_start("collector_bpf_unwind_lazy", &opts,
+                                      &cap, &loop);
+    if (!col) {
+        tu_rmtree(dir);
+        free(dir);
+        return;
+    }
+    char *argv[] = { exe, "2", NULL };
+    driver_t d = { .cap = &cap, .col = col, .argv = argv, .runs = 1,
+                   .linger_ms = 300, .use_task = 1 };
+    setenv("LD_BIND_NOT", "1", 1);
+    s_run(&d, loop, 30000);
+    unsetenv("LD_BIND_NOT");
+    uint32_t exe_id = s_object_id_by_file(&cap, exe);
+    uint32_t ld_id = s_object_id_by_suffix(&cap, "/ld-linux-x86-64.so.2");
+    const char *comm = strrchr(exe, '/') + 1;
+    uint64_t in_ld = 0, rooted = 0, under_calls = 0, shown = 0;
+    for (size_t i = 0; i < cap.nsamples; i++) {
+        const cap_sample_t *s = &cap.samples[i];
+        int ld = 0;
+        if (strncmp(s->comm, comm, 15) != 0)
+            continue;
+        for (uint32_t f = 0; f < s->nu; f++)
+            ld |= s->uobj[f] == ld_id;
+        /* A leaf in the loader: the lookups (or its start-up) */
+        if (!ld || s->nu == 0 || s->uobj[0] != ld_id)
+            continue;
+        int m = s_has_frame_in(s, exe_id, &fmain);
+        in_ld += s->count;
+        rooted += m ? s->count : 0;
+        under_calls += m && s_has_frame_in(s, exe_id, &calls) ? s->count : 0;
+        if (getenv("SKYPROF_TEST_DUMP") || (!m && shown++ < 5)) {
+            printf("%s lazy %s %" PRIu64 ":", cc, m ? "rooted" : "unrooted",
+                   s->count);
+            for (uint32_t f = 0; f < s->nu; f++)
+                printf(" %u+0x%" PRIx64, s->uobj[f], s->uoff[f]);
+            printf("\n");
+        }
+    }
+    printf("unwind lazy binding %s: %" PRIu64 " samples in ld.so, %.1f%% "
+           "reach main, %.1f%% through lz_calls\n", cc, in_ld,
+           100.0 * (double)rooted / (double)(in_ld ? in_ld : 1),
+           100.0 * (double)under_calls / (double)(in_ld ? in_ld : 1));
+    fflush(stdout);
+    ck_assert_uint_ne(exe_id, WIRE_NO_OBJECT);
+    ck_assert_uint_ne(ld_id, WIRE_NO_OBJECT);
+    ck_assert_uint_ge(in_ld, 30);
+    /* The loader's own start-up (before main) is a sample or two. */
+    ck_assert_uint_ge(rooted * 100, in_ld * 95);
+    ck_assert_uint_ge(under_calls * 100, in_ld * 95);
+    s_finish(&col, &loop, &cap);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+START_TEST(test_unwind_lazy_binding)
+{
+    s_unwind_lazy_case("gcc");
+}
+END_TEST
+
 START_TEST(test_unwind_no_frame_pointers)
 {
     s_unwind_case("gcc");
@@ -1768,6 +1874,7 @@ int main(void)
         tu_require_tool("collector_bpf", "readelf")) {
         tcase_add_test(tc, test_cpu_workload);
         tcase_add_test(tc, test_unwind_no_frame_pointers);
+        tcase_add_test(tc, test_unwind_lazy_binding);
         tcase_add_test(tc, test_tick_cpu_workload);
         tcase_add_test(tc, test_tick_idle_cpus_give_none);
         tcase_add_test(tc, test_sampler_choice);

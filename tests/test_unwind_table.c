@@ -710,6 +710,28 @@ START_TEST(test_synthetic_rules)
     s_expect(t, FN_PC, UNWIND_CFA_SIGNAL, 160, UNWIND_RBP_AT_RSP, 120);
     unwind_table_destroy(&t);
 
+    /* ld.so's _dl_runtime_resolve_xsavec: entered with the PLT's two
+       pushes (CFA rsp+24), push rbx (rbx at CFA-32), then CFA on rbx
+       while rsp is realigned; a later push rbx at CFA-64 is out of the
+       encodable slots (lost) */
+    static const uint8_t rbx[] = {
+        0x0e, 24, 0x41, 0x0e, 32, 0x83, 4,
+        0x43, 0x0d, 3,
+        0x48, 0x83, 8,
+    };
+    t = s_synthetic(rbx, sizeof rbx, &sum);
+    ck_assert_uint_eq(sum.errors[UNWIND_ERR_REGISTER], 0);
+    s_expect(t, FN_PC, UNWIND_CFA_RSP, 24, UNWIND_RBP_SAME, 0);
+    ck_assert_uint_eq(unwind_table_lookup(t, FN_PC)->rbx_rule,
+                      UNWIND_RBX_SAME);
+    s_expect(t, FN_PC + 1, UNWIND_CFA_RSP, 32, UNWIND_RBP_SAME, 0);
+    ck_assert_uint_eq(unwind_table_lookup(t, FN_PC + 1)->rbx_rule, 3);
+    s_expect(t, FN_PC + 4, UNWIND_CFA_RBX, 32, UNWIND_RBP_SAME, 0);
+    ck_assert_uint_eq(unwind_table_lookup(t, FN_PC + 4)->rbx_rule, 3);
+    ck_assert_uint_eq(unwind_table_lookup(t, FN_PC + 12)->rbx_rule,
+                      UNWIND_RBX_UNKNOWN);
+    unwind_table_destroy(&t);
+
     /* a CFA on r10 (as in glibc's setcontext): no row, counted */
     static const uint8_t r10[] = { 0x41, 0x0c, 10, 0 };
     t = s_synthetic(r10, sizeof r10, &sum);

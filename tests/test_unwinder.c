@@ -43,20 +43,31 @@ START_TEST(test_pack_rows)
     r = s_pack(0x1130, 8, 0, UNWIND_CFA_RSP, UNWIND_RBP_SAME, 0);
     ck_assert_uint_eq(r.pc, 0x1130);
     ck_assert_int_eq((int16_t)r.cfa_off8, 1);
-    ck_assert_uint_eq(r.kinds, SKY_UNW_CFA_RSP | SKY_UNW_RBP_SAME << 4);
+    ck_assert_uint_eq(r.kinds, SKY_UNW_KINDS(SKY_UNW_CFA_RSP, SKY_UNW_RBP_SAME, 0));
     /* Frame-pointer body: CFA = RBP + 16, RBP saved at CFA - 16. */
     r = s_pack(0x1134, 16, -16, UNWIND_CFA_RBP, UNWIND_RBP_AT_CFA, 0);
     ck_assert_int_eq((int16_t)r.cfa_off8, 2);
     ck_assert_int_eq((int8_t)r.rbp_off8, -2);
-    ck_assert_uint_eq(r.kinds, SKY_UNW_CFA_RBP | SKY_UNW_RBP_AT_CFA << 4);
+    ck_assert_uint_eq(r.kinds, SKY_UNW_KINDS(SKY_UNW_CFA_RBP, SKY_UNW_RBP_AT_CFA, 0));
     /* PLT: the (RIP & 15) threshold is kept as is. */
     r = s_pack(0x1020, 8, 11, UNWIND_CFA_PLT, UNWIND_RBP_SAME, 0);
     ck_assert_uint_eq(r.rbp_off8, 11);
-    ck_assert_uint_eq(r.kinds & 15, SKY_UNW_CFA_PLT);
+    ck_assert_uint_eq(r.kinds & 7, SKY_UNW_CFA_PLT);
     /* Signal trampoline: caller's RSP at RSP+160, RBP at RSP+120. */
     r = s_pack(0x42000, 160, 120, UNWIND_CFA_SIGNAL, UNWIND_RBP_AT_RSP, 0);
     ck_assert_int_eq((int16_t)r.cfa_off8, 20);
     ck_assert_int_eq((int8_t)r.rbp_off8, 15);
+    /* ld.so's lazy-binding trampoline: CFA = RBX + 24; a prologue that
+     * pushed RBX third (at CFA - 32): rule 3. */
+    unwind_row_t in = { .pc = 0x5000, .cfa_off = 24,
+                        .cfa_kind = UNWIND_CFA_RBX, .rbx_rule = 3 };
+    ck_assert_int_eq(unwinder_pack_row(&in, &r), 0);
+    ck_assert_int_eq((int16_t)r.cfa_off8, 3);
+    ck_assert_uint_eq(r.kinds,
+                      SKY_UNW_KINDS(SKY_UNW_CFA_RBX, SKY_UNW_RBP_SAME, 3));
+    in.rbx_rule = UNWIND_RBX_UNKNOWN;
+    ck_assert_int_eq(unwinder_pack_row(&in, &r), 0);
+    ck_assert_uint_eq(r.kinds >> 5, SKY_UNW_RBX_UNKNOWN);
     /* A big frame: 200 KiB of locals still fits 16 bits of eighths. */
     r = s_pack(0x2000, 200 * 1024 + 8, -16, UNWIND_CFA_RSP,
                UNWIND_RBP_AT_CFA, 0);
@@ -72,7 +83,7 @@ START_TEST(test_pack_rows)
     r = s_pack(0x4000, 8 * 40000, 0, UNWIND_CFA_RSP, UNWIND_RBP_SAME, 1);
     ck_assert_uint_eq(r.kinds, 0);
     r = s_pack(0x4000, 16, -2048, UNWIND_CFA_RSP, UNWIND_RBP_AT_CFA, 1);
-    ck_assert_uint_eq(r.kinds, SKY_UNW_CFA_RSP | SKY_UNW_RBP_UNKNOWN << 4);
+    ck_assert_uint_eq(r.kinds, SKY_UNW_KINDS(SKY_UNW_CFA_RSP, SKY_UNW_RBP_UNKNOWN, 0));
     r = s_pack(0x4000, 8, 16, UNWIND_CFA_PLT, UNWIND_RBP_SAME, 1);
     s_pack(0x100000000ull, 8, 0, UNWIND_CFA_RSP, UNWIND_RBP_SAME, -1);
 }
@@ -325,7 +336,7 @@ START_TEST(test_tables_of_this_process)
     ck_assert_uint_eq(kr.cfa_off8, want.cfa_off8);
     ck_assert_uint_eq(kr.rbp_off8, want.rbp_off8);
     /* At a function's entry the CFA is RSP + 8. */
-    ck_assert_uint_eq(kr.kinds & 15, SKY_UNW_CFA_RSP);
+    ck_assert_uint_eq(kr.kinds & 7, SKY_UNW_CFA_RSP);
     unwind_table_destroy(&table);
     /* A libc function resolves too (a table shared by every process). */
     ck_assert_int_eq(s_kernel_row(&f, (uint64_t)(uintptr_t)&qsort, &kr,
