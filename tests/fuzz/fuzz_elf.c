@@ -47,6 +47,7 @@ s_exercise(elfobj_t *obj)
     if (!tab)
         return;
     if (elfobj_add_symbols(obj, tab, FUZZ_MAX_TABLE) >= 0 &&
+        elfobj_add_entry_label(obj, tab) >= 0 &&
         symtab_finish(tab, 0) == 0) {
         for (size_t i = 0; i < nloads; i++) {
             uint64_t vaddr;
