@@ -1501,12 +1501,25 @@ static collector_t *s_unwind_start(const char *what, collector_options_t *opts,
     return NULL;
 }
 
+/* s_unwind_start with host-wide sampling at PERIOD_NS, drained every
+ * 100 ms: what the on-CPU walker cases share. */
+static collector_t *s_unwind_sampling_start(const char *what, capture_t *cap,
+                                            loop_t **loop)
+{
+    collector_options_t opts;
+
+    collector_options_default(&opts);
+    opts.period_ns = PERIOD_NS;
+    opts.host_every = 1;
+    opts.drain_interval_ms = 100;
+    return s_unwind_start(what, &opts, cap, loop);
+}
+
 static void s_unwind_case(const char *cc)
 {
     char *dir = tu_mkdtemp();
     char exe[1024], lib[1024];
     capture_t cap = { 0 };
-    collector_options_t opts;
     collector_info_t info;
     enum { MAIN, THREAD, A, B, CB, SORT, CMP, NEXE };
     static const char *const exe_fns[NEXE] = {
@@ -1523,12 +1536,7 @@ static void s_unwind_case(const char *cc)
     ck_assert_int_eq(s_function_range(lib, "unwt_lib_spin", &lib_spin), 0);
 
     loop_t *loop = NULL;
-    collector_options_default(&opts);
-    opts.period_ns = PERIOD_NS;
-    opts.host_every = 1;
-    opts.drain_interval_ms = 100;
-    collector_t *col = s_unwind_start("collector_bpf_unwind", &opts, &cap,
-                                      &loop);
+    collector_t *col = s_unwind_sampling_start("collector_bpf_unwind", &cap, &loop);
     if (!col) {
         tu_rmtree(dir);
         free(dir);
@@ -1620,7 +1628,6 @@ static void s_unwind_dlopen_case(const char *cc)
     char *dir = tu_mkdtemp();
     char exe[1024], lib[1024], plugin[1200];
     capture_t cap = { 0 };
-    collector_options_t opts;
     range_t fmain, call, spin;
 
     ck_assert_ptr_nonnull(dir);
@@ -1631,12 +1638,7 @@ static void s_unwind_dlopen_case(const char *cc)
     ck_assert_int_eq(s_function_range(exe, "unwt_dl_call", &call), 0);
     ck_assert_int_eq(s_function_range(plugin, "unwt_plug_spin", &spin), 0);
     loop_t *loop = NULL;
-    collector_options_default(&opts);
-    opts.period_ns = PERIOD_NS;
-    opts.host_every = 1;
-    opts.drain_interval_ms = 100;
-    collector_t *col = s_unwind_start("collector_bpf_unwind_dlopen", &opts,
-                                      &cap, &loop);
+    collector_t *col = s_unwind_sampling_start("collector_bpf_unwind_dlopen", &cap, &loop);
     if (!col) {
         tu_rmtree(dir);
         free(dir);
@@ -1771,7 +1773,6 @@ static void s_unwind_lazy_case(const char *cc)
     char *dir = tu_mkdtemp();
     char src[1024], exe[1024], cmd[4096];
     capture_t cap = { 0 };
-    collector_options_t opts;
     range_t fmain, calls;
 
     ck_assert_ptr_nonnull(dir);
@@ -1784,12 +1785,7 @@ static void s_unwind_lazy_case(const char *cc)
     ck_assert_int_eq(s_function_range(exe, "main", &fmain), 0);
     ck_assert_int_eq(s_function_range(exe, "lz_calls", &calls), 0);
     loop_t *loop = NULL;
-    collector_options_default(&opts);
-    opts.period_ns = PERIOD_NS;
-    opts.host_every = 1;
-    opts.drain_interval_ms = 100;
-    collector_t *col = s_unwind_start("collector_bpf_unwind_lazy", &opts,
-                                      &cap, &loop);
+    collector_t *col = s_unwind_sampling_start("collector_bpf_unwind_lazy", &cap, &loop);
     if (!col) {
         tu_rmtree(dir);
         free(dir);
