@@ -163,18 +163,32 @@ static int s_in_exec(const ustack_t *s)
     return s_has(s, "[k] __x64_sys_execve");
 }
 
+/* A sample taken in the exiting process's do_exit once exit_mm cleared
+ * current->mm (the address space is being torn down, __mmput, or gone:
+ * exit_notify and after): no user memory is left to read, so no unwinder
+ * can go past the interrupted pc, _exit. Before exit_mm the walk from
+ * _exit goes on to _start, so such a stack is whole anyway. */
+static int s_in_exit_teardown(const ustack_t *s)
+{
+    return s_has(s, "[k] __mmput") || s_has(s, "[k] exit_mmap") ||
+           (s_has(s, "[k] do_exit") && strcmp(s->frame[0], "_exit") == 0 &&
+            s->n > 1 && strncmp(s->frame[1], "[k] ", 4) == 0);
+}
+
 /* A stack reaches its thread's root when main or start_thread is on it
  * (libc's frames below main, down to _start, may follow). A process's
  * life has more whole stacks with neither: exit() once main returned
  * (under _start), the dynamic loader before main (_dl_start), the kernel alone once the last user code ran
- * (exit_group), execve (above), and the crt files' _init and _fini,
+ * (exit_group), execve and the address space's teardown at exit (above),
+ * and the crt files' _init and _fini,
  * which have no call-frame information at all (perf stops there too). */
 static int s_rooted(const ustack_t *s)
 {
     const char *root = s->frame[0];
     return s_has(s, "main") || s_has(s, "start_thread") ||
            s_has(s, "_start") || s_has(s, "_dl_start") || strncmp(root, "[k] ", 4) == 0 ||
-           s_in_exec(s) || strcmp(root, "_init") == 0 ||
+           s_in_exec(s) || s_in_exit_teardown(s) ||
+           strcmp(root, "_init") == 0 ||
            strcmp(root, "_fini") == 0;
 }
 
