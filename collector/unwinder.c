@@ -30,6 +30,10 @@
 #define UNWINDER_SEGS_MAX 4
 /* The build worker's nice value (see s_worker). */
 #define UNWINDER_WORKER_NICE 10
+/* Objects whose executable mapping is at most this big get their table
+ * built on the caller's thread (the loop) at first sight instead of by
+ * the worker (see s_build_inline). */
+#define UNWINDER_INLINE_MAX (256u << 10)
 /* A vdso image is a few pages; anything bigger is not one. */
 #define UNWINDER_VDSO_MAX (1u << 20)
 
@@ -743,8 +747,32 @@ static void s_enqueue(unwinder_t *self, utable_t *t)
     self->queued++;
 }
 
-/* The table entry of a file object; on first sight queued for
- * unwinder_work (the mapping has no table until then). */
+static job_t *s_job_for(unwinder_t *self, const utable_t *t);
+
+/* Builds a small object's table at once, on the loop: a new small
+ * program's table is in its process's first entry, written at the exec
+ * event, rather than after the worker (at nice 10, behind any backlog,
+ * starved on a busy host: 80-100 ms measured) got to it and the loop
+ * loaded it. A small table is well under a millisecond of work. */
+static void s_build_inline(unwinder_t *self, utable_t *t)
+{
+    job_t *job = s_job_for(self, t);
+
+    if (!job) {
+        s_enqueue(self, t);
+        return;
+    }
+    if (t->pending)
+        s_dequeue(self, t);
+    s_job_run(job);
+    s_job_finish(self, t, job);
+    s_job_free(&job);
+    self->stats.tables_inline++;
+}
+
+/* The table entry of a file object; on first sight built at once when
+ * small, else queued for unwinder_work (the mapping has no table until
+ * then). */
 static utable_t *s_table_for(unwinder_t *self, const proc_t *proc,
                              const mapping_t *m)
 {
@@ -759,10 +787,14 @@ static utable_t *s_table_for(unwinder_t *self, const proc_t *proc,
 
     if (t && t->pending && !t->building && self->queue_head != t)
         s_enqueue(self, t);
+    int small = m->end - m->start <= UNWINDER_INLINE_MAX;
     if (t && t->no_source && !t->pending && !t->building &&
         s_set_source(t, proc, m) == 0) {
         t->no_source = 0;
-        s_enqueue(self, t);
+        if (small)
+            s_build_inline(self, t);
+        else
+            s_enqueue(self, t);
     }
     if (t && !t->loaded && !t->pending && !t->building && t->evicted_ns &&
         s_now_ns() - t->evicted_ns >= UNWINDER_REBUILD_AFTER_NS) {
@@ -794,7 +826,10 @@ static utable_t *s_table_for(unwinder_t *self, const proc_t *proc,
             free(t);
             return NULL;
         }
-        s_enqueue(self, t);
+        if (small)
+            s_build_inline(self, t);
+        else
+            s_enqueue(self, t);
     }
     s_lru_touch(self, t);
     return t;
@@ -894,6 +929,25 @@ cleanup:
     return rc;
 }
 
+/* A build of t's object from its source; NULL when out of memory. */
+static job_t *s_job_for(unwinder_t *self, const utable_t *t)
+{
+    job_t *job = calloc(1, sizeof(*job));
+
+    if (!job)
+        return NULL;
+    job->vdso = t->vdso;
+    job->pid = t->src_pid;
+    job->start = t->src_start;
+    job->end = t->src_end;
+    job->path = strdup(t->src_path ? t->src_path : "");
+    job->limits = self->limits;
+    job->max_rows = self->maps.max_rows;
+    if (!job->path)
+        s_job_free(&job);
+    return job;
+}
+
 /* Gives the worker the front of the queue when it is idle. */
 static void s_feed(unwinder_t *self)
 {
@@ -902,20 +956,9 @@ static void s_feed(unwinder_t *self)
 
     if (self->building || !t)
         return;
-    job = calloc(1, sizeof(*job));
+    job = s_job_for(self, t);
     if (!job)
         return;
-    job->vdso = t->vdso;
-    job->pid = t->src_pid;
-    job->start = t->src_start;
-    job->end = t->src_end;
-    job->path = strdup(t->src_path ? t->src_path : "");
-    job->limits = self->limits;
-    job->max_rows = self->maps.max_rows;
-    if (!job->path) {
-        s_job_free(&job);
-        return;
-    }
     s_dequeue(self, t);
     t->building = 1;
     self->building = t;
@@ -978,6 +1021,13 @@ cleanup:
     return self->queue_head != NULL || self->building != NULL;
 }
 
+int unwinder_complete(const unwinder_t *self, uint32_t pid)
+{
+    const uproc_t *p = hashmap_find(self->procs, hash_split64(pid), &pid);
+
+    return p && p->hash && !p->waiting;
+}
+
 void unwinder_forget(unwinder_t *self, uint32_t pid)
 {
     uproc_t *p = hashmap_remove(self->procs, hash_split64(pid), &pid);
@@ -988,6 +1038,14 @@ void unwinder_forget(unwinder_t *self, uint32_t pid)
     self->free_pslots[self->nfree_pslots++] = p->slot;
     self->stats.procs--;
     free(p);
+}
+
+void unwinder_forget_pid(unwinder_t *self, uint32_t pid)
+{
+    if (hashmap_find(self->procs, hash_split64(pid), &pid))
+        unwinder_forget(self, pid);
+    else
+        bpf_map_delete_elem(self->maps.pids_fd, &pid);
 }
 
 /* ------------------------------------------------------------- life */
