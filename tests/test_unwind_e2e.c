@@ -55,6 +55,19 @@
  * the level reached and prints every figure against the goal. Raise it to
  * 0.99 when that latency is fixed. */
 #define MIN_ROOTED 0.80
+/* The same for the 40 ms processes (SHORT_RUNS of them, ~55 samples in
+ * all: one sample is 0.018). Their first milliseconds are walked with
+ * frame pointers until the collector has handled the exec event and
+ * written the new image's entry (exec drops the old one): 0.1-0.5 ms
+ * typically, but as long as the collector's thread waits for a CPU
+ * (unwind_exec_lag_ns; its schedstat run delay accounted for all of it).
+ * Measured 2026-12-06 (2 vCPUs shared with other test pipelines and
+ * fuzzers, load 2.4-6): 0.91-1.00 on the host, 0.73-1.00 in a container
+ * (0.73 and 0.82 in runs where the collector waited 170-570 ms for a
+ * CPU; the quiet machine of 2026-12-05 gave 0.93-0.98 before the fork
+ * and exit fixes). The goal 0.99 is one lost sample in the whole run:
+ * held where it can be, not asserted. */
+#define MIN_ROOTED_SHORT 0.85
 /* Designed shares of the cpu mode's paths, give or take TOLERANCE. */
 #define TOLERANCE 0.15
 /* Samples a mode must at least give: 8 s of five busy processes sharing
@@ -539,7 +552,7 @@ static void s_short_figures(figures_t *fs, const pid_t *pids, int n,
     }
     s_figure(fs, "short: samples", sr.total, 10, 1e12);
     s_figure(fs, "short: rooted share", sr.total > 0 ? sr.rooted / sr.total : 0,
-             MIN_ROOTED, 1);
+             MIN_ROOTED_SHORT, 1);
     s_figure(fs, "short: garbage roots", sr.garbage, 0, 0);
     if (in_container)
         s_figure(fs, "short: samples with unnamed frames of " CTR_DIR,
