@@ -911,7 +911,15 @@ static void s_scan_proc(collector_t *self)
 
 static int s_unwind_ready(loop_t *loop, int fd, void *arg)
 {
-    s_unwind_work(arg, COLLECTOR_UNWIND_DRAIN_BUDGET_NS);
+    collector_t *self = arg;
+
+    /* Process events first: loading a big table into the kernel holds the
+     * loop for 5-50 ms, and a process that exec'd meanwhile should get its
+     * entry before that, not after. */
+    s_update_clock_offset(self);
+    probes_consume_events(self->probes);
+    s_arm_rescans(self);
+    s_unwind_work(self, COLLECTOR_UNWIND_DRAIN_BUDGET_NS);
     return 0;
 }
 
