@@ -32,7 +32,7 @@
 #define UNWINDER_WORKER_NICE 10
 /* Objects whose executable mapping is at most this big get their table
  * built on the caller's thread (the loop) at first sight instead of by
- * the worker (see s_build_inline). */
+ * the worker, while the maps have room (see s_build_inline). */
 #define UNWINDER_INLINE_MAX (256u << 10)
 /* A vdso image is a few pages; anything bigger is not one. */
 #define UNWINDER_VDSO_MAX (1u << 20)
@@ -749,6 +749,21 @@ static void s_enqueue(unwinder_t *self, utable_t *t)
 
 static job_t *s_job_for(unwinder_t *self, const utable_t *t);
 
+/* Whether a small table fits without evicting: a free slot and a free run
+ * of rows as long as a 256 KiB mapping's table can be (code compilers
+ * emit gives a row per 50-60 bytes; 16 is a generous bound). When the
+ * maps are full, builds go through the worker as any other: evicting on
+ * the loop at every sync would only make tables evict each other. */
+static int s_room_inline(const unwinder_t *self)
+{
+    if (self->nfree_slots == 0)
+        return 0;
+    for (uint32_t i = 0; i < self->nfree_rows; i++)
+        if (self->free_rows[i].len >= UNWINDER_INLINE_MAX / 16)
+            return 1;
+    return 0;
+}
+
 /* Builds a small object's table at once, on the loop: a new small
  * program's table is in its process's first entry, written at the exec
  * event, rather than after the worker (at nice 10, behind any backlog,
@@ -787,7 +802,8 @@ static utable_t *s_table_for(unwinder_t *self, const proc_t *proc,
 
     if (t && t->pending && !t->building && self->queue_head != t)
         s_enqueue(self, t);
-    int small = m->end - m->start <= UNWINDER_INLINE_MAX;
+    int small = m->end - m->start <= UNWINDER_INLINE_MAX &&
+                s_room_inline(self);
     if (t && t->no_source && !t->pending && !t->building &&
         s_set_source(t, proc, m) == 0) {
         t->no_source = 0;
