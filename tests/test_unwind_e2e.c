@@ -62,11 +62,13 @@
  * typically, but as long as the collector's thread waits for a CPU
  * (unwind_exec_lag_ns; its schedstat run delay accounted for all of it).
  * Measured 2026-12-06 (2 vCPUs shared with other test pipelines and
- * fuzzers, load 2.4-6): 0.91-1.00 on the host, 0.73-1.00 in a container
- * (0.73 and 0.82 in runs where the collector waited 170-570 ms for a
- * CPU; the quiet machine of 2026-12-05 gave 0.93-0.98 before the fork
- * and exit fixes). The goal 0.99 is one lost sample in the whole run:
- * held where it can be, not asserted. */
+ * fuzzers): at load 2.4-6, 0.91-1.00 on the host and 0.73-1.00 in a
+ * container (0.73 and 0.82 in runs where the collector waited 170-570 ms
+ * for a CPU); at load 6-10, 0.87-1.00 and 0.71-1.00, failing this bound
+ * (and the garbage roots: processes gone before their exec event was
+ * handled). The quiet machine of 2026-12-05 gave 0.93-0.98 before the
+ * fork and exit fixes. The goal 0.99 is one lost sample in the whole
+ * run: held where it can be, not asserted. */
 #define MIN_ROOTED_SHORT 0.85
 /* Designed shares of the cpu mode's paths, give or take TOLERANCE. */
 #define TOLERANCE 0.15
