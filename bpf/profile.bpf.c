@@ -421,15 +421,43 @@ static __always_inline void s_on_exec(void)
     s_emit(SKY_EV_EXEC, tgid, 0, 0);
 }
 
+/* A forked child runs in a copy of its parent's address space: until the
+ * collector gives it an entry of its own (at the fork event), the child
+ * is walked with its parent's, so its samples before that (the child's
+ * code up to exec, often all of a short one's life before exec) are
+ * whole stacks. The parent's process slot is shared, not copied (an
+ * entry is 4 KiB; a hash update is cheap here). It cannot be handed to
+ * another process while the child uses it: the collector handles the
+ * fork event (which rewrites or removes the child's pid) before the
+ * parent's exit event (which frees the slot); exec and exit drop the
+ * child's pid too. A parent without an entry leaves none for the child
+ * (a pid's stale entry is removed). */
+static __always_inline void s_unw_inherit(__u32 parent, __u32 child)
+{
+    __u32 *slot, s;
+
+    if (!unw_enabled)
+        return;
+    slot = bpf_map_lookup_elem(&unw_pids, &parent);
+    if (!slot) {
+        bpf_map_delete_elem(&unw_pids, &child);
+        return;
+    }
+    s = *slot;
+    bpf_map_update_elem(&unw_pids, &child, &s, BPF_ANY);
+}
+
 static __always_inline void s_on_fork(struct task_struct *parent,
                                       struct task_struct *child)
 {
     __u32 pid = BPF_CORE_READ(child, pid);
     __u32 tgid = BPF_CORE_READ(child, tgid);
+    __u32 ptgid = BPF_CORE_READ(parent, tgid);
 
     if (pid != tgid) /* a new thread, not a new process */
         return;
-    s_emit(SKY_EV_FORK, tgid, BPF_CORE_READ(parent, tgid), 0);
+    s_unw_inherit(ptgid, tgid);
+    s_emit(SKY_EV_FORK, tgid, ptgid, 0);
 }
 
 /* Flavour 1: BTF-enabled tracepoints (5.5+). */
@@ -481,7 +509,9 @@ int BPF_PROG(sky_fork_raw, struct task_struct *parent,
 }
 
 /* Flavour 3: classic tracepoints. The fork tracepoint fires for threads
- * too and does not say which it was, so user space checks. */
+ * too and does not say which it was, so user space checks; nor does the
+ * child inherit its parent's unwinder entry here (every new thread's id
+ * would take a pid entry). */
 SEC("tp/sched/sched_process_exec")
 int sky_exec_tp(struct trace_event_raw_sched_process_exec *ctx)
 {

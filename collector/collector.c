@@ -59,7 +59,10 @@ enum {
     M_UNW_TABLES_PENDING, M_UNW_ROWS, M_UNW_PROCS, M_UNW_BYTES,
     M_UNW_BYTES_RESERVED,
     M_UNW_ROWS_WRITTEN, M_UNW_ROWS_WRITE_NS, M_UNW_ROWS_MMAP,
-    M_UNW_ROWS_MMAP_ERRORS, M_UNW_MEMORY_TRIMS, M_COUNT
+    M_UNW_ROWS_MMAP_ERRORS, M_UNW_MEMORY_TRIMS,
+    M_UNW_TABLES_INLINE, M_UNW_EXECS, M_UNW_EXEC_LAG_NS, M_UNW_EXEC_DRAIN_NS,
+    M_UNW_EXEC_READY, M_UNW_EXEC_READY_NS, M_UNW_EXEC_READY_1MS, M_UNW_EXEC_READY_10MS,
+    M_UNW_SAMPLES_UNREADY, M_COUNT
 };
 
 static const struct {
@@ -142,6 +145,15 @@ static const struct {
     [M_UNW_ROWS_MMAP] = { "unwind_rows_mmap", 1, "1: unwind rows are written through a mapping of unw_rows; 0: with bpf syscalls" },
     [M_UNW_ROWS_MMAP_ERRORS] = { "unwind_rows_mmap_errors", 0, "row writes that could not map unw_rows (done with bpf syscalls)" },
     [M_UNW_MEMORY_TRIMS] = { "unwind_memory_trims", 0, "heap trims (malloc_trim) after a batch of unwind table builds" },
+    [M_UNW_TABLES_INLINE] = { "unwind_tables_inline", 0, "unwind tables of small objects built on the collector's loop at first sight (of unwind_tables_built)" },
+    [M_UNW_EXECS] = { "unwind_execs", 0, "exec events handled with the unwinder (each drops the process's kernel entry)" },
+    [M_UNW_EXEC_LAG_NS] = { "unwind_exec_lag_ns", 0, "time from the execs to the collector handling their events (ns, summed)" },
+    [M_UNW_EXEC_DRAIN_NS] = { "unwind_exec_drain_ns", 0, "time spent at exec events resolving the samples taken before them (ns, summed)" },
+    [M_UNW_EXEC_READY] = { "unwind_exec_ready", 0, "execs whose process got a complete kernel entry (every table it maps that can be built)" },
+    [M_UNW_EXEC_READY_NS] = { "unwind_exec_ready_ns", 0, "time from the execs to their complete kernel entry (ns, summed over unwind_exec_ready)" },
+    [M_UNW_EXEC_READY_1MS] = { "unwind_exec_ready_over_1ms", 0, "execs whose complete kernel entry came more than 1 ms after the exec" },
+    [M_UNW_EXEC_READY_10MS] = { "unwind_exec_ready_over_10ms", 0, "execs whose complete kernel entry came more than 10 ms after the exec" },
+    [M_UNW_SAMPLES_UNREADY] = { "unwind_samples_unready", 0, "samples taken after an exec before the process's kernel entry was complete (frame pointers for some or all frames)" },
 };
 
 struct collector {
@@ -273,6 +285,7 @@ static void s_sync_stats(collector_t *self)
         unwinder_stats_t us;
         unwinder_stats(self->unwinder, &us);
         s_sync_counter(self, M_UNW_TABLES_BUILT, us.tables_built);
+        s_sync_counter(self, M_UNW_TABLES_INLINE, us.tables_inline);
         s_sync_counter(self, M_UNW_TABLES_EVICTED, us.tables_evicted);
         s_sync_counter(self, M_UNW_TABLES_REFUSED, us.tables_refused);
         s_sync_counter(self, M_UNW_ROWS_UNENCODABLE, us.rows_unencodable);
@@ -379,12 +392,46 @@ static void s_arm_rescans(collector_t *self)
                                                : (next ? next : 1));
 }
 
+/* After the process's kernel entry may have changed: the first time it
+ * is complete after an exec, how long that took (the readiness counters;
+ * samples taken before it are counted in s_on_sample). */
+static void s_unwind_note_ready(collector_t *self, proc_t *proc)
+{
+    if (!self->unwinder || !proc || !proc->unw_exec_ns ||
+        proc->unw_ready_ns || !unwinder_complete(self->unwinder, proc->pid))
+        return;
+    uint64_t now = now_mono_ns();
+    uint64_t took = now > proc->unw_exec_ns ? now - proc->unw_exec_ns : 0;
+    proc->unw_ready_ns = now;
+    s_add(self, M_UNW_EXEC_READY, 1);
+    s_add(self, M_UNW_EXEC_READY_NS, took);
+    if (took > 1000000ull)
+        s_add(self, M_UNW_EXEC_READY_1MS, 1);
+    if (took > 10000000ull)
+        s_add(self, M_UNW_EXEC_READY_10MS, 1);
+}
+
+/* The process exec'd at exec_ns (kernel stamp): its new image replaces
+ * the old in the table (which writes its kernel entry). */
+static void s_apply_exec(collector_t *self, uint32_t pid, const char *comm,
+                         uint64_t exec_ns)
+{
+    proc_t *proc = proctab_on_exec(self->procs, pid, comm);
+
+    if (!proc)
+        return;
+    proc->unw_exec_ns = exec_ns;
+    proc->unw_ready_ns = 0;
+    s_unwind_note_ready(self, proc);
+}
+
 static int s_on_event(void *ctx, void *data, size_t size)
 {
     collector_t *self = ctx;
     const struct sky_proc_event *ev = data;
     char comm[17];
     proc_t *proc;
+    uint64_t t0;
 
     if (size < sizeof(*ev) || ev->pid == 0) {
         log_warn_rl(&self->bad_sample_rl, "malformed process event (%zu bytes)",
@@ -403,14 +450,25 @@ static int s_on_event(void *ctx, void *data, size_t size)
                 return 0;   /* a thread */
         }
         proc = proctab_on_fork(self->procs, ev->pid, ev->ppid, comm);
+        /* The kernel walks the child with its parent's entry until it has
+         * its own (the fork hook); with no mappings to give it one now,
+         * that borrowed entry goes: the parent's slot must not outlive
+         * the parent under the child's pid. */
+        if (self->unwinder && (!proc || !proc->maps_loaded))
+            unwinder_forget_pid(self->unwinder, ev->pid);
         if (proc)
             s_queue_event(self, WIRE_PROC_START, proc, ev->ppid, ts);
         break;
     case SKY_EV_EXEC:
         /* The kernel dropped the process's mapping table at exec; the
          * next sync writes the new image's from scratch. */
-        if (self->unwinder)
+        t0 = now_mono_ns();
+        if (self->unwinder) {
             unwinder_forget(self->unwinder, ev->pid);
+            s_add(self, M_UNW_EXECS, 1);
+            s_add(self, M_UNW_EXEC_LAG_NS,
+                  t0 > ev->ts_ns ? t0 - ev->ts_ns : 0);
+        }
         /* Samples still in the ring mostly predate the exec: resolve them
          * against the old mappings first. The first sample of this pid
          * stamped after the exec applies it (s_on_sample), so later ones
@@ -419,8 +477,10 @@ static int s_on_event(void *ctx, void *data, size_t size)
         self->exec_ts = ev->ts_ns;
         snprintf(self->exec_comm, sizeof(self->exec_comm), "%s", comm);
         probes_consume_samples(self->probes);
+        if (self->unwinder)
+            s_add(self, M_UNW_EXEC_DRAIN_NS, now_mono_ns() - t0);
         if (self->exec_pid == ev->pid)
-            proctab_on_exec(self->procs, ev->pid, comm);
+            s_apply_exec(self, ev->pid, comm, ev->ts_ns);
         self->exec_pid = 0;
         proc = proctab_find(self->procs, ev->pid);
         if (proc) {
@@ -439,6 +499,10 @@ static int s_on_event(void *ctx, void *data, size_t size)
             proc = &unknown;
         }
         proctab_on_exit(self->procs, ev->pid);
+        /* Also a child the fork hook pointed at its parent's entry and
+         * that we never tracked. */
+        if (self->unwinder)
+            unwinder_forget_pid(self->unwinder, ev->pid);
         s_queue_event(self, WIRE_PROC_EXIT, proc, 0, ts);
         break;
     }
@@ -528,10 +592,14 @@ static int s_on_sample(void *ctx, void *data, size_t size)
     memcpy(comm, s->comm, 16);
     comm[16] = '\0';
     if (self->exec_pid == s->tgid && s->ts_ns >= self->exec_ts) {
-        proctab_on_exec(self->procs, s->tgid, self->exec_comm);
+        s_apply_exec(self, s->tgid, self->exec_comm, self->exec_ts);
         self->exec_pid = 0;
     }
     proc_t *proc = proctab_get(self->procs, s->tgid, comm);
+    if (self->unwinder && proc && proc->unw_exec_ns &&
+        s->ts_ns >= proc->unw_exec_ns &&
+        (!proc->unw_ready_ns || s->ts_ns < proc->unw_ready_ns))
+        s_add(self, M_UNW_SAMPLES_UNREADY, 1);
     uint32_t nu = s_resolve_user(self, proc,
                                  (const uint64_t *)&s->frames[s->nk], s->nu,
                                  uframes);
@@ -622,10 +690,12 @@ static void s_unwind_resync(void *arg, uint32_t pid)
     collector_t *self = arg;
     proc_t *proc = proctab_find(self->procs, pid);
 
-    if (proc)
+    if (proc) {
         unwinder_sync(self->unwinder, proc);
-    else
+        s_unwind_note_ready(self, proc);
+    } else {
         unwinder_forget(self->unwinder, pid);
+    }
 }
 
 static void s_unwind_work(collector_t *self, uint64_t budget_ns)
@@ -841,7 +911,15 @@ static void s_scan_proc(collector_t *self)
 
 static int s_unwind_ready(loop_t *loop, int fd, void *arg)
 {
-    s_unwind_work(arg, COLLECTOR_UNWIND_DRAIN_BUDGET_NS);
+    collector_t *self = arg;
+
+    /* Process events first: loading a big table into the kernel holds the
+     * loop for 5-50 ms, and a process that exec'd meanwhile should get its
+     * entry before that, not after. */
+    s_update_clock_offset(self);
+    probes_consume_events(self->probes);
+    s_arm_rescans(self);
+    s_unwind_work(self, COLLECTOR_UNWIND_DRAIN_BUDGET_NS);
     return 0;
 }
 
@@ -851,6 +929,7 @@ static void s_unwind_maps_changed(void *arg, const proc_t *proc)
     collector_t *self = arg;
 
     unwinder_sync(self->unwinder, proc);
+    s_unwind_note_ready(self, proctab_find(self->procs, proc->pid));
 }
 
 static void s_unwind_gone(void *arg, uint32_t pid)

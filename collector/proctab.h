@@ -41,6 +41,10 @@ typedef struct proc {
     uint64_t exited_ms;       /* 0 while alive */
     uint32_t rescans_left;
     uint64_t next_rescan_ms;
+    /* the unwinder's readiness (collector.c): the last exec's kernel
+     * stamp (CLOCK_MONOTONIC ns, 0: none seen) and when the process's
+     * kernel entry was first complete after it (0: not yet) */
+    uint64_t unw_exec_ns, unw_ready_ns;
     /* table bookkeeping */
     struct proc *exit_next;   /* exited processes, oldest first */
     struct proc *rescan_next; /* processes with rescans due */

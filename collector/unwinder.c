@@ -30,6 +30,10 @@
 #define UNWINDER_SEGS_MAX 4
 /* The build worker's nice value (see s_worker). */
 #define UNWINDER_WORKER_NICE 10
+/* Objects whose executable mapping is at most this big get their table
+ * built on the caller's thread (the loop) at first sight instead of by
+ * the worker, while the maps have room (see s_build_inline). */
+#define UNWINDER_INLINE_MAX (256u << 10)
 /* A vdso image is a few pages; anything bigger is not one. */
 #define UNWINDER_VDSO_MAX (1u << 20)
 
@@ -743,8 +747,47 @@ static void s_enqueue(unwinder_t *self, utable_t *t)
     self->queued++;
 }
 
-/* The table entry of a file object; on first sight queued for
- * unwinder_work (the mapping has no table until then). */
+static job_t *s_job_for(unwinder_t *self, const utable_t *t);
+
+/* Whether a small table fits without evicting: a free slot and a free run
+ * of rows as long as a 256 KiB mapping's table can be (code compilers
+ * emit gives a row per 50-60 bytes; 16 is a generous bound). When the
+ * maps are full, builds go through the worker as any other: evicting on
+ * the loop at every sync would only make tables evict each other. */
+static int s_room_inline(const unwinder_t *self)
+{
+    if (self->nfree_slots == 0)
+        return 0;
+    for (uint32_t i = 0; i < self->nfree_rows; i++)
+        if (self->free_rows[i].len >= UNWINDER_INLINE_MAX / 16)
+            return 1;
+    return 0;
+}
+
+/* Builds a small object's table at once, on the loop: a new small
+ * program's table is in its process's first entry, written at the exec
+ * event, rather than after the worker (at nice 10, behind any backlog,
+ * starved on a busy host: 80-100 ms measured) got to it and the loop
+ * loaded it. A small table is well under a millisecond of work. */
+static void s_build_inline(unwinder_t *self, utable_t *t)
+{
+    job_t *job = s_job_for(self, t);
+
+    if (!job) {
+        s_enqueue(self, t);
+        return;
+    }
+    if (t->pending)
+        s_dequeue(self, t);
+    s_job_run(job);
+    s_job_finish(self, t, job);
+    s_job_free(&job);
+    self->stats.tables_inline++;
+}
+
+/* The table entry of a file object; on first sight built at once when
+ * small, else queued for unwinder_work (the mapping has no table until
+ * then). */
 static utable_t *s_table_for(unwinder_t *self, const proc_t *proc,
                              const mapping_t *m)
 {
@@ -759,10 +802,15 @@ static utable_t *s_table_for(unwinder_t *self, const proc_t *proc,
 
     if (t && t->pending && !t->building && self->queue_head != t)
         s_enqueue(self, t);
+    int small = m->end - m->start <= UNWINDER_INLINE_MAX &&
+                s_room_inline(self);
     if (t && t->no_source && !t->pending && !t->building &&
         s_set_source(t, proc, m) == 0) {
         t->no_source = 0;
-        s_enqueue(self, t);
+        if (small)
+            s_build_inline(self, t);
+        else
+            s_enqueue(self, t);
     }
     if (t && !t->loaded && !t->pending && !t->building && t->evicted_ns &&
         s_now_ns() - t->evicted_ns >= UNWINDER_REBUILD_AFTER_NS) {
@@ -794,7 +842,10 @@ static utable_t *s_table_for(unwinder_t *self, const proc_t *proc,
             free(t);
             return NULL;
         }
-        s_enqueue(self, t);
+        if (small)
+            s_build_inline(self, t);
+        else
+            s_enqueue(self, t);
     }
     s_lru_touch(self, t);
     return t;
@@ -894,6 +945,25 @@ cleanup:
     return rc;
 }
 
+/* A build of t's object from its source; NULL when out of memory. */
+static job_t *s_job_for(unwinder_t *self, const utable_t *t)
+{
+    job_t *job = calloc(1, sizeof(*job));
+
+    if (!job)
+        return NULL;
+    job->vdso = t->vdso;
+    job->pid = t->src_pid;
+    job->start = t->src_start;
+    job->end = t->src_end;
+    job->path = strdup(t->src_path ? t->src_path : "");
+    job->limits = self->limits;
+    job->max_rows = self->maps.max_rows;
+    if (!job->path)
+        s_job_free(&job);
+    return job;
+}
+
 /* Gives the worker the front of the queue when it is idle. */
 static void s_feed(unwinder_t *self)
 {
@@ -902,20 +972,9 @@ static void s_feed(unwinder_t *self)
 
     if (self->building || !t)
         return;
-    job = calloc(1, sizeof(*job));
+    job = s_job_for(self, t);
     if (!job)
         return;
-    job->vdso = t->vdso;
-    job->pid = t->src_pid;
-    job->start = t->src_start;
-    job->end = t->src_end;
-    job->path = strdup(t->src_path ? t->src_path : "");
-    job->limits = self->limits;
-    job->max_rows = self->maps.max_rows;
-    if (!job->path) {
-        s_job_free(&job);
-        return;
-    }
     s_dequeue(self, t);
     t->building = 1;
     self->building = t;
@@ -978,6 +1037,13 @@ cleanup:
     return self->queue_head != NULL || self->building != NULL;
 }
 
+int unwinder_complete(const unwinder_t *self, uint32_t pid)
+{
+    const uproc_t *p = hashmap_find(self->procs, hash_split64(pid), &pid);
+
+    return p && p->hash && !p->waiting;
+}
+
 void unwinder_forget(unwinder_t *self, uint32_t pid)
 {
     uproc_t *p = hashmap_remove(self->procs, hash_split64(pid), &pid);
@@ -988,6 +1054,14 @@ void unwinder_forget(unwinder_t *self, uint32_t pid)
     self->free_pslots[self->nfree_pslots++] = p->slot;
     self->stats.procs--;
     free(p);
+}
+
+void unwinder_forget_pid(unwinder_t *self, uint32_t pid)
+{
+    if (hashmap_find(self->procs, hash_split64(pid), &pid))
+        unwinder_forget(self, pid);
+    else
+        bpf_map_delete_elem(self->maps.pids_fd, &pid);
 }
 
 /* ------------------------------------------------------------- life */

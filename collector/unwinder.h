@@ -39,6 +39,8 @@ typedef struct {
 
 typedef struct {
     uint64_t tables_built;      /* objects whose table was built */
+    uint64_t tables_inline;     /* ... of them built on the loop at first
+                                   sight (small objects, no worker wait) */
     uint64_t tables_evicted;    /* tables dropped to make room (LRU) */
     uint64_t tables_refused;    /* too big for the row array, code above
                                    4 GiB, or the file could not be read */
@@ -91,8 +93,18 @@ int unwinder_fd(const unwinder_t *self);
 int unwinder_work(unwinder_t *self, uint64_t budget_ns,
                   unwinder_resync_fn resync, void *arg);
 
+/* 1 when the process's entry is in the kernel and names the table of
+ * every file mapping it holds that will get one (none still queued or
+ * being built): the readiness the collector measures after exec. */
+int unwinder_complete(const unwinder_t *self, uint32_t pid);
+
 /* Removes the process's entry (exit); unknown pids are ignored. */
 void unwinder_forget(unwinder_t *self, uint32_t pid);
+
+/* The same, and for a pid without an entry of ours its kernel pid too:
+ * the BPF fork hook points a new child at its parent's entry until the
+ * collector writes the child's own (bpf/profile.bpf.c, s_unw_inherit). */
+void unwinder_forget_pid(unwinder_t *self, uint32_t pid);
 
 void unwinder_stats(const unwinder_t *self, unwinder_stats_t *out);
 

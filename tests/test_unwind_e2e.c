@@ -55,6 +55,21 @@
  * the level reached and prints every figure against the goal. Raise it to
  * 0.99 when that latency is fixed. */
 #define MIN_ROOTED 0.80
+/* The same for the 40 ms processes (SHORT_RUNS of them, ~55 samples in
+ * all: one sample is 0.018). Their first milliseconds are walked with
+ * frame pointers until the collector has handled the exec event and
+ * written the new image's entry (exec drops the old one): 0.1-0.5 ms
+ * typically, but as long as the collector's thread waits for a CPU
+ * (unwind_exec_lag_ns; its schedstat run delay accounted for all of it).
+ * Measured 2026-12-06 (2 vCPUs shared with other test pipelines and
+ * fuzzers): at load 2.4-6, 0.91-1.00 on the host and 0.73-1.00 in a
+ * container (0.73 and 0.82 in runs where the collector waited 170-570 ms
+ * for a CPU); at load 6-10, 0.87-1.00 and 0.71-1.00, failing this bound
+ * (and the garbage roots: processes gone before their exec event was
+ * handled). The quiet machine of 2026-12-05 gave 0.93-0.98 before the
+ * fork and exit fixes. The goal 0.99 is one lost sample in the whole
+ * run: held where it can be, not asserted. */
+#define MIN_ROOTED_SHORT 0.85
 /* Designed shares of the cpu mode's paths, give or take TOLERANCE. */
 #define TOLERANCE 0.15
 /* Samples a mode must at least give: 8 s of five busy processes sharing
@@ -163,18 +178,32 @@ static int s_in_exec(const ustack_t *s)
     return s_has(s, "[k] __x64_sys_execve");
 }
 
+/* A sample taken in the exiting process's do_exit once exit_mm cleared
+ * current->mm (the address space is being torn down, __mmput, or gone:
+ * exit_notify and after): no user memory is left to read, so no unwinder
+ * can go past the interrupted pc, _exit. Before exit_mm the walk from
+ * _exit goes on to _start, so such a stack is whole anyway. */
+static int s_in_exit_teardown(const ustack_t *s)
+{
+    return s_has(s, "[k] __mmput") || s_has(s, "[k] exit_mmap") ||
+           (s_has(s, "[k] do_exit") && strcmp(s->frame[0], "_exit") == 0 &&
+            s->n > 1 && strncmp(s->frame[1], "[k] ", 4) == 0);
+}
+
 /* A stack reaches its thread's root when main or start_thread is on it
  * (libc's frames below main, down to _start, may follow). A process's
  * life has more whole stacks with neither: exit() once main returned
  * (under _start), the dynamic loader before main (_dl_start), the kernel alone once the last user code ran
- * (exit_group), execve (above), and the crt files' _init and _fini,
+ * (exit_group), execve and the address space's teardown at exit (above),
+ * and the crt files' _init and _fini,
  * which have no call-frame information at all (perf stops there too). */
 static int s_rooted(const ustack_t *s)
 {
     const char *root = s->frame[0];
     return s_has(s, "main") || s_has(s, "start_thread") ||
            s_has(s, "_start") || s_has(s, "_dl_start") || strncmp(root, "[k] ", 4) == 0 ||
-           s_in_exec(s) || strcmp(root, "_init") == 0 ||
+           s_in_exec(s) || s_in_exit_teardown(s) ||
+           strcmp(root, "_init") == 0 ||
            strcmp(root, "_fini") == 0;
 }
 
@@ -525,7 +554,7 @@ static void s_short_figures(figures_t *fs, const pid_t *pids, int n,
     }
     s_figure(fs, "short: samples", sr.total, 10, 1e12);
     s_figure(fs, "short: rooted share", sr.total > 0 ? sr.rooted / sr.total : 0,
-             MIN_ROOTED, 1);
+             MIN_ROOTED_SHORT, 1);
     s_figure(fs, "short: garbage roots", sr.garbage, 0, 0);
     if (in_container)
         s_figure(fs, "short: samples with unnamed frames of " CTR_DIR,
