@@ -73,9 +73,9 @@ if [ -n "$FUZZ_BUILD" ]; then
         done
     fi
     if [ "$run_fuzz" -eq 1 ]; then
-        printf '== fuzz (%ss each)\n' "${FUZZ_CHECK_SECONDS:-4}"
+        printf '== fuzz (%ss each)\n' "${FUZZ_CHECK_SECONDS:-2}"
         # shellcheck disable=SC2086
-        sh tests/fuzz/run.sh "$FUZZ_BUILD" "${FUZZ_CHECK_SECONDS:-4}" check \
+        sh tests/fuzz/run.sh "$FUZZ_BUILD" "${FUZZ_CHECK_SECONDS:-2}" check \
             $fuzz_names >"$logdir/fuzz.log" 2>&1
         sed 's/^/   /' "$logdir/fuzz.log"
         p=$(grep -c '^PASS: ' "$logdir/fuzz.log")
