@@ -207,12 +207,17 @@ static int s_rooted(const ustack_t *s)
            strcmp(root, "_fini") == 0;
 }
 
-/* An outermost frame the symbolizer could not name: what a walk that
- * wandered off the stack leaves behind. */
+/* An outermost frame the symbolizer could not name under at least one
+ * more user frame: what a walk that wandered off the stack leaves behind.
+ * A lone unnamed user frame is no walk at all but the interrupted pc of a
+ * process whose mappings the collector had not read (it exited, or mapped
+ * code, before its event was handled): it counts against the rooted
+ * share, not as garbage. */
 static int s_garbage_root(const ustack_t *s)
 {
     const char *root = s->frame[0];
-    return !s_in_exec(s) &&
+    int walked = s->n > 1 && strncmp(s->frame[1], "[k] ", 4) != 0;
+    return walked && !s_in_exec(s) &&
            (strncmp(root, "[unknown]", 9) == 0 || strncmp(root, "0x", 2) == 0);
 }
 
