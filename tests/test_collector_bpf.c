@@ -1515,6 +1515,20 @@ static collector_t *s_unwind_sampling_start(const char *what, capture_t *cap,
     return s_unwind_start(what, &opts, cap, loop);
 }
 
+/* One run of argv (its task on it) under s_unwind_sampling_start's
+ * collector; NULL when the walker did not load (skipped). */
+static collector_t *s_unwind_run(const char *what, char *const *argv,
+                                 capture_t *cap, loop_t **loop)
+{
+    collector_t *col = s_unwind_sampling_start(what, cap, loop);
+    if (!col)
+        return NULL;
+    driver_t d = { .cap = cap, .col = col, .argv = argv, .runs = 1,
+                   .linger_ms = 300, .use_task = 1 };
+    s_run(&d, *loop, 30000);
+    return col;
+}
+
 static void s_unwind_case(const char *cc)
 {
     char *dir = tu_mkdtemp();
@@ -1536,16 +1550,13 @@ static void s_unwind_case(const char *cc)
     ck_assert_int_eq(s_function_range(lib, "unwt_lib_spin", &lib_spin), 0);
 
     loop_t *loop = NULL;
-    collector_t *col = s_unwind_sampling_start("collector_bpf_unwind", &cap, &loop);
+    char *argv[] = { exe, "2", NULL };
+    collector_t *col = s_unwind_run("collector_bpf_unwind", argv, &cap, &loop);
     if (!col) {
         tu_rmtree(dir);
         free(dir);
         return;
     }
-    char *argv[] = { exe, "2", NULL };
-    driver_t d = { .cap = &cap, .col = col, .argv = argv, .runs = 1,
-                   .linger_ms = 300, .use_task = 1 };
-    s_run(&d, loop, 30000);
     collector_info(col, &info);
 
     uint32_t exe_id = s_object_id_by_file(&cap, exe);
@@ -1638,16 +1649,14 @@ static void s_unwind_dlopen_case(const char *cc)
     ck_assert_int_eq(s_function_range(exe, "unwt_dl_call", &call), 0);
     ck_assert_int_eq(s_function_range(plugin, "unwt_plug_spin", &spin), 0);
     loop_t *loop = NULL;
-    collector_t *col = s_unwind_sampling_start("collector_bpf_unwind_dlopen", &cap, &loop);
+    char *argv[] = { exe, "1.5", "dlopen", plugin, NULL };
+    collector_t *col = s_unwind_run("collector_bpf_unwind_dlopen", argv, &cap,
+                                    &loop);
     if (!col) {
         tu_rmtree(dir);
         free(dir);
         return;
     }
-    char *argv[] = { exe, "1.5", "dlopen", plugin, NULL };
-    driver_t d = { .cap = &cap, .col = col, .argv = argv, .runs = 1,
-                   .linger_ms = 300, .use_task = 1 };
-    s_run(&d, loop, 30000);
     uint32_t exe_id = s_object_id_by_file(&cap, exe);
     uint32_t plug_id = s_object_id_by_file(&cap, plugin);
     uint64_t in_plugin = 0, rooted = 0;
@@ -1785,18 +1794,16 @@ static void s_unwind_lazy_case(const char *cc)
     ck_assert_int_eq(s_function_range(exe, "main", &fmain), 0);
     ck_assert_int_eq(s_function_range(exe, "lz_calls", &calls), 0);
     loop_t *loop = NULL;
-    collector_t *col = s_unwind_sampling_start("collector_bpf_unwind_lazy", &cap, &loop);
+    char *argv[] = { exe, "2", NULL };
+    setenv("LD_BIND_NOT", "1", 1);   /* for the workload exec'd by the run */
+    collector_t *col = s_unwind_run("collector_bpf_unwind_lazy", argv, &cap,
+                                    &loop);
+    unsetenv("LD_BIND_NOT");
     if (!col) {
         tu_rmtree(dir);
         free(dir);
         return;
     }
-    char *argv[] = { exe, "2", NULL };
-    driver_t d = { .cap = &cap, .col = col, .argv = argv, .runs = 1,
-                   .linger_ms = 300, .use_task = 1 };
-    setenv("LD_BIND_NOT", "1", 1);
-    s_run(&d, loop, 30000);
-    unsetenv("LD_BIND_NOT");
     uint32_t exe_id = s_object_id_by_file(&cap, exe);
     uint32_t ld_id = s_object_id_by_suffix(&cap, "/ld-linux-x86-64.so.2");
     const char *comm = strrchr(exe, '/') + 1;
