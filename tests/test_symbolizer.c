@@ -43,6 +43,24 @@ s_run(const char *fmt, ...)
     ck_assert_msg(rc == 0, "command failed (%d): %s", rc, cmd);
 }
 
+/* The file offset of a link-time address, through the PT_LOAD segment
+ * holding it: 0, or -1 when none does. */
+static int
+s_vaddr_offset(Elf *elf, uint64_t vaddr, uint64_t *off)
+{
+    size_t nph = 0;
+    elf_getphdrnum(elf, &nph);
+    for (size_t j = 0; j < nph; j++) {
+        GElf_Phdr ph;
+        if (gelf_getphdr(elf, (int)j, &ph) && ph.p_type == PT_LOAD &&
+            vaddr >= ph.p_vaddr && vaddr < ph.p_vaddr + ph.p_filesz) {
+            *off = vaddr - ph.p_vaddr + ph.p_offset;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 /* Independent reference: the file offset of a function, from its symbol
  * value and the PT_LOAD segment holding it. */
 static int
@@ -61,17 +79,9 @@ s_elf_func_offset(Elf *elf, const char *name, uint64_t *off, uint64_t *size)
             const char *n = elf_strptr(elf, sh.sh_link, sym.st_name);
             if (!n || strcmp(n, name) != 0 || sym.st_value == 0)
                 continue;
-            size_t nph;
-            elf_getphdrnum(elf, &nph);
-            for (size_t j = 0; j < nph; j++) {
-                GElf_Phdr ph;
-                gelf_getphdr(elf, (int)j, &ph);
-                if (ph.p_type == PT_LOAD && sym.st_value >= ph.p_vaddr &&
-                    sym.st_value < ph.p_vaddr + ph.p_filesz) {
-                    *off = sym.st_value - ph.p_vaddr + ph.p_offset;
-                    *size = sym.st_size;
-                    return 0;
-                }
+            if (s_vaddr_offset(elf, sym.st_value, off) == 0) {
+                *size = sym.st_size;
+                return 0;
             }
         }
     }
@@ -339,18 +349,11 @@ s_entry_offset(const char *path)
     ck_assert_ptr_nonnull(elf);
     GElf_Ehdr eh;
     ck_assert_ptr_nonnull(gelf_getehdr(elf, &eh));
-    uint64_t off = UINT64_MAX;
-    size_t nph = 0;
-    elf_getphdrnum(elf, &nph);
-    for (size_t j = 0; j < nph; j++) {
-        GElf_Phdr ph;
-        if (gelf_getphdr(elf, (int)j, &ph) && ph.p_type == PT_LOAD &&
-            eh.e_entry >= ph.p_vaddr && eh.e_entry < ph.p_vaddr + ph.p_filesz)
-            off = eh.e_entry - ph.p_vaddr + ph.p_offset;
-    }
+    uint64_t off = 0;
+    int rc = s_vaddr_offset(elf, eh.e_entry, &off);
     elf_end(elf);
     close(fd);
-    ck_assert_msg(off != UINT64_MAX, "%s: entry in no segment", path);
+    ck_assert_msg(rc == 0, "%s: entry in no segment", path);
     return off;
 }
 
