@@ -301,6 +301,20 @@ static void s_fetch(folded_t *f, const char *query, const char *needle)
     free(body);
 }
 
+/* The folded stacks of query as the API has them now (a process of
+ * 40 ms may have left no sample at all: waiting for one would be
+ * waiting for nothing). */
+static void s_fetch_now(folded_t *f, const char *query)
+{
+    char path[300];
+    int status = 0;
+    snprintf(path, sizeof path, "/api/folded?%s", query);
+    char *body = th_api(&R, "GET", path, NULL, &status);
+    ck_assert_msg(body && status == 200, "GET %s: status %d", path, status);
+    s_folded_parse(f, body);
+    free(body);
+}
+
 static void s_fetch_pid(folded_t *f, pid_t pid, const char *needle)
 {
     char q[128];
@@ -328,6 +342,23 @@ static double s_metric(const char *family)
     }
     free(text);
     return v;
+}
+
+static int s_collector_ready(void *arg)
+{
+    (void)arg;
+    return s_metric("skyprof_collector_samples_received") > 0 &&
+           s_metric(UNWIND_ACTIVE_METRIC) >= 0 &&
+           s_metric("skyprof_collector_unwind_tables_pending") == 0;
+}
+
+/* Until the collector samples (its programs load on a thread of their
+ * own) and has built the tables of the processes already running; a
+ * workload started earlier would lose its first samples. */
+static void s_wait_collector_ready(void)
+{
+    ck_assert_msg(tu_wait_until(s_collector_ready, NULL, 20000),
+                  "the collector took no sample in 20 s; see %s", R.log);
 }
 
 /* The collector's unwind counters, printed beside the figures. */
@@ -537,7 +568,8 @@ static double s_unnamed_in_ctr(const folded_t *f)
 }
 
 /* The short runs' samples together: whole stacks from the first sample
- * of a 40 ms process on. */
+ * of a 40 ms process on. Fetched as they are: the caller waited for the
+ * last flush. */
 static void s_short_figures(figures_t *fs, const pid_t *pids, int n,
                             int in_container)
 {
@@ -548,7 +580,7 @@ static void s_short_figures(figures_t *fs, const pid_t *pids, int n,
 
     for (int i = 0; i < n; i++) {
         snprintf(q, sizeof q, "pid=%d&event=on-cpu&unit=count", (int)pids[i]);
-        s_fetch(&f, q, "unwind_work");
+        s_fetch_now(&f, q);
         roots_t r = s_roots(&f);
         s_print_unrooted("short", &f);
         sr.total += r.total;
@@ -603,7 +635,7 @@ START_TEST(test_unwind_without_frame_pointers)
     folded_t f;
 
     th_launch_start(&R, s_yaml, NULL);
-    sleep(2); /* the collector loads its programs */
+    s_wait_collector_ready();
     pid_t cpu = s_spawn(cc, "cpu", RUN_SECONDS);
     pid_t sig = s_spawn(cc, "signal", RUN_SECONDS);
     pid_t thr = s_spawn(cc, "threads", RUN_SECONDS);
@@ -622,7 +654,10 @@ START_TEST(test_unwind_without_frame_pointers)
         shorts[i] = s_spawn(cc, "short", "1");
         s_reap(shorts[i], "short");
     }
-    sleep(3); /* the last publish and flush */
+    /* Samples travel in order and a flush stores all the aggregator
+     * holds: once the last process's samples are in, so are all before. */
+    s_fetch_pid(&f, shorts[SHORT_RUNS - 1], "unwind_work");
+    s_folded_release(&f);
 
     s_fetch_pid(&f, cpu, "uw_tiny_mid");
     s_cpu_figures(&fs, &f);
@@ -868,8 +903,9 @@ static pid_t s_recv_pid(int fd)
 
 /* The container's pid 1 when it is not unwind_work itself: runs
  * `unwind_work mode seconds` `runs` times, one after the other, tells
- * report_fd each one's pid, and lives on CTR_LINGER_S seconds, as a
- * container's shell or server outlives the processes it starts. */
+ * report_fd each one's pid once it has exited (a zombie still has its
+ * pid, which SCM_CREDENTIALS needs), and lives on CTR_LINGER_S seconds,
+ * as a container's shell or server outlives the processes it starts. */
 static void s_ctr_init(char *const argv[], int runs, int report_fd)
 {
     int bad = 0;
@@ -881,7 +917,10 @@ static void s_ctr_init(char *const argv[], int runs, int report_fd)
             _exit(CTR_FAILED + 4);
         }
         int st = 0;
-        bad += pid < 0 || s_send_pid(report_fd, pid) < 0 ||
+        siginfo_t info;
+        bad += pid < 0 ||
+               waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT) != 0 ||
+               s_send_pid(report_fd, pid) < 0 ||
                waitpid(pid, &st, 0) != pid || !WIFEXITED(st) ||
                WEXITSTATUS(st) != 0;
     }
@@ -999,7 +1038,7 @@ START_TEST(test_unwind_in_container)
         return;
     }
     th_launch_start(&R, s_yaml, NULL);
-    sleep(2); /* the collector loads its programs */
+    s_wait_collector_ready();
     /* First processes of 40 ms alone: gone before their samples reach
      * the symbolizer, and no other process maps the container's files
      * or shares its root, so their own frames stay unnamed
@@ -1023,15 +1062,17 @@ START_TEST(test_unwind_in_container)
         shorts[i] = s_recv_pid(sv[0]);
         ck_assert_int_gt(shorts[i], 0);
     }
-    s_reap(init, "a container's pid 1 starting short ones");
     close(sv[0]);
     close(sv[1]);
+    /* The short ones have exited (their pids come after); their pid 1
+     * lingers while the next workloads run. */
     pid_t cpu = s_ctr_spawn(root, "cpu", RUN_SECONDS, 0, -1);
     pid_t dl = s_ctr_spawn(root, "dlopen", RUN_SECONDS, 0, -1);
     pid_t thr = s_ctr_spawn(root, "threads", RUN_SECONDS, 0, -1);
     ck_assert_int_gt(cpu, 0);
     ck_assert_int_gt(dl, 0);
     ck_assert_int_gt(thr, 0);
+    s_reap(init, "a container's pid 1 starting short ones");
     s_reap(cpu, "cpu in a container");
     s_reap(dl, "dlopen in a container");
     s_reap(thr, "threads in a container");
