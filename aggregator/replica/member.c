@@ -232,13 +232,20 @@ agg_member_fanout(agg_member_t *self)
 
 /* A leaving replica gives every bucket up: it tells its peers, keeps
  * counting through the grace period while they subscribe, then releases
- * each bucket with its marks. Bounded by the grace period plus a second. */
+ * each bucket with its marks. Bounded by the grace period plus a second;
+ * a replica with no peer has no one to wait for (a container stop's
+ * timeout, often 2 s, would otherwise kill it in the wait). */
 void
 agg_member_leave(agg_member_t *self)
 {
     if (!self || !self->shard)
         return;
     s_announce(self, 1);
+    if (shard_peer_count(self->shard) == 0) {
+        log_info("no peer replica: no bucket to hand over");
+        shard_destroy(&self->shard);
+        return;
+    }
     agg_handover_leave(self->handover, now_mono_ms());
     shard_destroy(&self->shard);          /* the leaving hello */
     uint64_t deadline = now_mono_ms() + AGG_HANDOVER_GRACE_MS + 1000;
