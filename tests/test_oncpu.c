@@ -62,8 +62,7 @@ static shares_t s_shares(const char *folded)
 START_TEST(workload_paths_and_shares_through_a_task)
 {
     th_launch_start(&R, s_yaml, NULL);
-    /* Let the collector load its programs. */
-    sleep(2);
+    th_wait_collector(R.log, 1, 20000);
     char *wl_argv[] = {(char *)tu_build_path("tests/progs/cpu_workload"), "6",
                        NULL};
     pid_t wl = tu_spawn(wl_argv, NULL);
@@ -127,7 +126,7 @@ END_TEST
 START_TEST(short_lived_process_is_symbolized)
 {
     th_launch_start(&R, s_yaml, NULL);
-    sleep(2);
+    th_wait_collector(R.log, 1, 20000);
     /* Host-wide sampling at 20 ms sees a 40 ms process a couple of times;
      * run it a few times so the test does not depend on luck. */
     for (int i = 0; i < 15; i++) {
@@ -184,17 +183,34 @@ static double s_task_samples(const char *task_id)
     return total;
 }
 
+/* The task's samples exceed want: polled with a deadline where a fixed
+ * sleep was, so a count reached early ends the wait early and the bound
+ * is the same. */
+typedef struct {
+    const char *task_id;
+    double want, got;
+} s_samples_t;
+
+static int s_samples_over(void *arg)
+{
+    s_samples_t *w = arg;
+    w->got = s_task_samples(w->task_id);
+    return w->got > w->want;
+}
+
 START_TEST(collector_killed_mid_task_converges)
 {
     th_launch_start(&R, s_yaml, NULL);
-    sleep(2);
+    th_wait_collector(R.log, 1, 20000);
     char *wl_argv[] = {(char *)tu_build_path("tests/progs/cpu_workload"), "16",
                        NULL};
     pid_t wl = tu_spawn(wl_argv, NULL);
     char task_id[128];
     th_api_create_task(&R, (int)wl, "ON_CPU", 60, task_id, sizeof task_id);
-    sleep(4);
-    double before = s_task_samples(task_id);
+    /* The task is sampled: its first samples reached the aggregator. */
+    s_samples_t w = {task_id, 0, 0};
+    tu_wait_until(s_samples_over, &w, 4000);
+    double before = w.got;
     ck_assert_double_gt(before, 0);
 
     /* Kill the collector outright; the launcher restarts it, and the new
@@ -209,8 +225,9 @@ START_TEST(collector_killed_mid_task_converges)
         col2 = s_stage_pid("collector", &restarts);
     }
     ck_assert_msg(col2 > 0 && col2 != col, "collector not restarted; %s", R.log);
-    sleep(6);
-    double after = s_task_samples(task_id);
+    w.want = before + 100;
+    tu_wait_until(s_samples_over, &w, 6000);
+    double after = w.got;
     fprintf(stderr, "task samples: %.0f before the kill, %.0f after\n", before,
             after);
     /* At 9 ms a busy process gives ~100 samples/s: the task kept being
