@@ -238,9 +238,12 @@ fuzz: deps
 # `make test` builds a sanitizer tree of its own so the normal build stays
 # fast, then runs every test binary against it; the fuzz tree's harnesses
 # run over their corpora plus a few seconds of fuzzing each.
+# A plain `make test` (.ci/run) builds both trees with a job per CPU (it
+# compiled one file at a time); a -j given to make (-j1 too) wins.
+TEST_JOBS = $(if $(filter -j%,$(MAKEFLAGS)),,-j$(shell nproc))
 test: deps
-	$(Q)$(MAKE) --no-print-directory BUILD=build/san SAN=1 OPT=-O1 tests
-	$(Q)$(MAKE) --no-print-directory FUZZ_GEN=build/san/gen fuzz-build
+	$(Q)$(MAKE) --no-print-directory $(TEST_JOBS) BUILD=build/san SAN=1 OPT=-O1 tests
+	$(Q)$(MAKE) --no-print-directory $(TEST_JOBS) FUZZ_GEN=build/san/gen fuzz-build
 	$(Q)SKYPROF_BUILD=build/san SKYPROF_FUZZ_BUILD=$(FUZZ_BUILD) sh tests/run-tests.sh
 
 check: test

@@ -258,6 +258,42 @@ void th_launch_stop(th_launch_t *l)
     memset(l, 0, sizeof *l);
 }
 
+int th_collectors_ready(const char *log)
+{
+    char *text = tu_read_file(log, NULL);
+    int n = 0;
+    for (char *line = text; line && *line;) {
+        char *eol = strchr(line, '\n');
+        if (eol)
+            *eol = '\0';
+        char *c = strstr(line, " collector[");
+        if (c && (strstr(c, "]: sampling ") ||
+                  strstr(c, "]: profiling.active is false")))
+            n++;
+        line = eol ? eol + 1 : NULL;
+    }
+    free(text);
+    return n;
+}
+
+typedef struct {
+    const char *log;
+    int n;
+} s_ready_t;
+
+static int s_collectors_ready(void *arg)
+{
+    const s_ready_t *r = arg;
+    return th_collectors_ready(r->log) >= r->n;
+}
+
+void th_wait_collector(const char *log, int n, int timeout_ms)
+{
+    s_ready_t r = {log, n};
+    ck_assert_msg(tu_wait_until(s_collectors_ready, &r, timeout_ms),
+                  "the collector never started sampling; see %s", log);
+}
+
 char *th_api(const th_launch_t *l, const char *method, const char *path,
              const char *body, int *status)
 {

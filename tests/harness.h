@@ -73,6 +73,15 @@ void th_launch_start(th_launch_t *l, const char *yaml_body,
 /* Stops the launcher, asserts it exited 0, removes the directory. */
 void th_launch_stop(th_launch_t *l);
 
+/* How many collectors logged to log that they sample: their BPF programs
+ * are loaded and attached (the "sampling ..." line, or "profiling.active is
+ * false" when they do not sample). */
+int th_collectors_ready(const char *log);
+/* Waits until th_collectors_ready(log) >= n, instead of guessing how long
+ * loading the programs takes (seconds on a loaded machine, sanitizers on);
+ * fails the test after timeout_ms. */
+void th_wait_collector(const char *log, int n, int timeout_ms);
+
 /* HTTP to the pipeline's API; the body is malloc'ed, NULL on failure. */
 char *th_api(const th_launch_t *l, const char *method, const char *path,
              const char *body, int *status);

@@ -63,7 +63,7 @@ START_TEST(cpu_policy_triggers_one_task_with_the_burner)
         "{\"ServiceName\":\"sleep\",\"UUID\":\"u2\",\"Profiling\":"
         "{\"ON_CPU\":{\"PROCESS_CPU\":{\"Threshold\":\"20\",\"Period\":3,\"Count\":2}}}}]'\n",
         NULL);
-    sleep(2);
+    th_wait_collector(L.log, 1, 20000);
 
     char *sl_argv[] = {"/bin/sleep", "14", NULL};
     pid_t sleeper = tu_spawn(sl_argv, NULL);

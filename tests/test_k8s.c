@@ -28,6 +28,7 @@
 #include "procfacts.h"
 #include "procfeed.h"
 #include "config.h"
+#include "harness.h"
 #include "json.h"
 #include "log.h"
 #include "stats.h"
@@ -1558,7 +1559,7 @@ START_TEST(test_pipeline_task_in_container)
               "\"spec\":{\"selector\":{\"app\":\"burner\"}}}}");
     s_put_pod(&e, "shop", "burner-1", NODE, "\"app\":\"burner\"", "cpu", id);
 
-    s_api_port = 20000 + (int)((getpid() + 4242) % 20000);
+    s_api_port = th_free_port(); /* other tests may run at the same time */
     char config[700], log[700];
     snprintf(config, sizeof config, "%s/skyprof.yaml", e.oap.dir);
     snprintf(log, sizeof log, "%s/run.log", e.oap.dir);

@@ -107,6 +107,15 @@ static int s_reported(void *arg)
     return n > 0;
 }
 
+static int s_invalid_reached(void *arg)
+{
+    char *m = th_get_ok(s_port, "/metrics");
+    double n = m ? th_metric_sum(m, "skyprof_aggregator_invalid_messages",
+                                 NULL) : 0;
+    free(m);
+    return n >= *(double *)arg;
+}
+
 /* sharding: the replica takes net.events.BB through its shard (one
  * replica owns every bucket once it has announced itself). */
 static void s_run(int sharding)
@@ -151,7 +160,9 @@ static void s_run(int sharding)
                                    NULL);
     free(m);
     th_pub_send(pub, topic, "\x93\x01\x02", 3);
-    sleep(1);
+    /* counted: polled for up to the second this slept */
+    double want = invalid + 1;
+    tu_wait_until(s_invalid_reached, &want, 1000);
     m = th_get_ok(s_port, "/metrics");
     ck_assert_ptr_nonnull(m);
     ck_assert_double_eq(th_metric_sum(m, "skyprof_aggregator_invalid_messages",

@@ -362,6 +362,18 @@ static void s_find_meter(const Skywalking__V3__MeterData *md, void *arg)
         *found = 1;
 }
 
+/* What collectProfilingData carried for d->task_id so far, summed anew;
+ * 1 once it holds a message with the burner's stacks. */
+static int s_cont_data(void *arg)
+{
+    data_sum_t *d = arg;
+    const char *task_id = d->task_id;
+    memset(d, 0, sizeof *d);
+    d->task_id = task_id;
+    s_each_request("collectProfilingData", s_sum_data, d);
+    return d->messages > 0 && d->has_alpha;
+}
+
 START_TEST(oap_policy_triggers_reported_task_and_data)
 {
     s_start(NULL);
@@ -387,9 +399,9 @@ START_TEST(oap_policy_triggers_reported_task_and_data)
     ck_assert_double_gt(r.current, 20);
     int st;
     ck_assert_int_eq(waitpid(wl, &st, 0), wl);
-    sleep(3);
+    /* The task's data: polled for up to the 3 s this waited. */
     data_sum_t d = {.task_id = "oap-cont-1"};
-    s_each_request("collectProfilingData", s_sum_data, &d);
+    tu_wait_until(s_cont_data, &d, 3000);
     ck_assert_msg(d.messages > 0 && d.has_alpha,
                   "the OAP's continuous task sent no burner stacks; see %s",
                   C.log);

@@ -805,7 +805,7 @@ START_TEST(test_pipeline_off_and_on_cpu)
     char off_id[64], on_id[64];
 
     th_launch_start(&P, s_pipeline_yaml, NULL);
-    sleep(2);   /* the collector loads its programs */
+    th_wait_collector(P.log, 1, 20000);
     char *argv[] = { (char *)tu_build_path("tests/progs/offcpu_workload"),
                      "8", NULL };
     pid_t wl = tu_spawn(argv, NULL);

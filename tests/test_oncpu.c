@@ -61,9 +61,6 @@ static shares_t s_shares(const char *folded)
 
 START_TEST(workload_paths_and_shares_through_a_task)
 {
-    th_launch_start(&R, s_yaml, NULL);
-    /* Let the collector load its programs. */
-    sleep(2);
     char *wl_argv[] = {(char *)tu_build_path("tests/progs/cpu_workload"), "6",
                        NULL};
     pid_t wl = tu_spawn(wl_argv, NULL);
@@ -120,14 +117,11 @@ START_TEST(workload_paths_and_shares_through_a_task)
     ck_assert_ptr_nonnull(strstr(resp, "\"[p] cpu_workload\""));
     ck_assert_ptr_nonnull(strstr(resp, "\"[t] cpu_workload\""));
     free(resp);
-    th_launch_stop(&R);
 }
 END_TEST
 
 START_TEST(short_lived_process_is_symbolized)
 {
-    th_launch_start(&R, s_yaml, NULL);
-    sleep(2);
     /* Host-wide sampling at 20 ms sees a 40 ms process a couple of times;
      * run it a few times so the test does not depend on luck. */
     for (int i = 0; i < 15; i++) {
@@ -146,7 +140,6 @@ START_TEST(short_lived_process_is_symbolized)
     /* No unresolved frame of its own executable. */
     ck_assert_ptr_null(strstr(body, "short_lived+0x"));
     free(body);
-    th_launch_stop(&R);
 }
 END_TEST
 
@@ -184,17 +177,32 @@ static double s_task_samples(const char *task_id)
     return total;
 }
 
+/* The task's samples exceed want: polled with a deadline where a fixed
+ * sleep was, so a count reached early ends the wait early and the bound
+ * is the same. */
+typedef struct {
+    const char *task_id;
+    double want, got;
+} s_samples_t;
+
+static int s_samples_over(void *arg)
+{
+    s_samples_t *w = arg;
+    w->got = s_task_samples(w->task_id);
+    return w->got > w->want;
+}
+
 START_TEST(collector_killed_mid_task_converges)
 {
-    th_launch_start(&R, s_yaml, NULL);
-    sleep(2);
     char *wl_argv[] = {(char *)tu_build_path("tests/progs/cpu_workload"), "16",
                        NULL};
     pid_t wl = tu_spawn(wl_argv, NULL);
     char task_id[128];
     th_api_create_task(&R, (int)wl, "ON_CPU", 60, task_id, sizeof task_id);
-    sleep(4);
-    double before = s_task_samples(task_id);
+    /* The task is sampled: its first samples reached the aggregator. */
+    s_samples_t w = {task_id, 0, 0};
+    tu_wait_until(s_samples_over, &w, 4000);
+    double before = w.got;
     ck_assert_double_gt(before, 0);
 
     /* Kill the collector outright; the launcher restarts it, and the new
@@ -209,8 +217,9 @@ START_TEST(collector_killed_mid_task_converges)
         col2 = s_stage_pid("collector", &restarts);
     }
     ck_assert_msg(col2 > 0 && col2 != col, "collector not restarted; %s", R.log);
-    sleep(6);
-    double after = s_task_samples(task_id);
+    w.want = before + 100;
+    tu_wait_until(s_samples_over, &w, 6000);
+    double after = w.got;
     fprintf(stderr, "task samples: %.0f before the kill, %.0f after\n", before,
             after);
     /* At 9 ms a busy process gives ~100 samples/s: the task kept being
@@ -218,9 +227,23 @@ START_TEST(collector_killed_mid_task_converges)
     ck_assert_double_gt(after, before + 100);
     kill(wl, SIGTERM);
     waitpid(wl, NULL, 0);
-    th_launch_stop(&R);
 }
 END_TEST
+
+/* One pipeline for the three cases (each asks about its own task or
+ * process, so they do not see each other's data), started and stopped in
+ * the test runner's process: a start, the collector's load and a stop per
+ * case took ~4 s each. The collector-killing case comes last. */
+static void s_pipeline_up(void)
+{
+    th_launch_start(&R, s_yaml, NULL);
+    th_wait_collector(R.log, 1, 20000);
+}
+
+static void s_pipeline_down(void)
+{
+    th_launch_stop(&R);
+}
 
 int main(void)
 {
@@ -228,6 +251,7 @@ int main(void)
     TCase *tc = tcase_create("bpf");
     tcase_set_timeout(tc, 180);
     if (tu_require_bpf("oncpu end to end")) {
+        tcase_add_unchecked_fixture(tc, s_pipeline_up, s_pipeline_down);
         tcase_add_test(tc, workload_paths_and_shares_through_a_task);
         tcase_add_test(tc, short_lived_process_is_symbolized);
         tcase_add_test(tc, collector_killed_mid_task_converges);

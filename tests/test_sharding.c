@@ -102,7 +102,7 @@ static void s_send(uint32_t first, uint32_t n, int rounds)
 START_TEST(replicas_share_buckets_exactly_once)
 {
     S.dir = tu_mkdtemp();
-    S.port = 20000 + (int)((getpid() + 3333) % 20000);
+    S.port = th_free_port(); /* other tests may run at the same time */
     snprintf(S.config, sizeof S.config, "%s/skyprof.yaml", S.dir);
     snprintf(S.log, sizeof S.log, "%s/run.log", S.dir);
     FILE *f = fopen(S.config, "w");
