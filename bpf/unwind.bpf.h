@@ -337,7 +337,7 @@ static __always_inline int sky_unw_cfi_step(struct sky_unw_walk *w,
  * program fails (-EBUSY, measured on 6.18; so does the vma iterator
  * kfunc, in every one of these programs). So one lookup per walk, for
  * its first frame in no recorded mapping; the record fills over the
- * process's samples, and exec seeds it (the executable and ld.so) from
+ * process's samples, and exec seeds it (the executable, ld.so, the vdso) from
  * process context, where lookups are not limited. */
 #define SKY_VM_EXEC 0x4ull   /* VM_EXEC of include/linux/mm.h */
 
@@ -433,16 +433,57 @@ static long sky_unw_vma_cb(struct task_struct *task,
     return 0;
 }
 
-/* Records the mapping of current covering pc; SKY_UNW_VR_*. */
-static __always_inline __u32 sky_unw_vma_find(struct sky_unw_vmas *v,
-                                              __u64 pc)
+/* Records the mapping of current covering pc; SKY_UNW_VR_*. A global
+ * function, as the two below: the verifier checks it once, not once per
+ * state of the walk's step (inlined, the step's check grew tenfold,
+ * 76 K to 744 K instructions of the 1 M budget, and took seconds). */
+__noinline __u32 sky_unw_vma_find(struct sky_unw_vmas *v, __u64 pc)
 {
     struct sky_unw_vctx vc = { .v = v, .result = SKY_UNW_VR_NONE };
 
+    if (!v)
+        return SKY_UNW_VR_NONE;
     if (bpf_find_vma(bpf_get_current_task_btf(), pc, sky_unw_vma_cb, &vc,
                      0) != 0)
         return SKY_UNW_VR_NONE;
     return vc.result;
+}
+
+/* Mapping i of the record with its file's current table (tables come
+ * and go while a process waits for its entry). */
+__noinline int sky_unw_vma_refresh(struct sky_unw_vmas *v, __u32 i)
+{
+    if (!v)
+        return 0;
+    i &= SKY_UNW_VMAS_MAX - 1;
+    return sky_unw_vma_table(&v->proc.maps[i], &v->vma[i]);
+}
+
+/* One step's use of the record: the mapping of w->pc, looked up (once
+ * per walk) when the record has none. m: what the record gave. */
+static __always_inline struct sky_unw_map *
+sky_unw_vma_step(struct sky_unw_vmas *v, struct sky_unw_proc *proc,
+                 struct sky_unw_walk *w, struct sky_unw_map *m)
+{
+    __u32 r;
+
+    if (m) {
+        sky_unw_vma_refresh(v, w->map_i);
+        return m;
+    }
+    if (!w->vma_budget)
+        return NULL;
+    r = sky_unw_vma_find(v, w->pc);
+    w->vma_budget--;
+    w->vma_lookups++;
+    if (r == SKY_UNW_VR_TABLE)
+        w->vma_tables++;
+    else if (r == SKY_UNW_VR_NOTABLE)
+        w->vma_misses++;
+    else
+        w->vma_failed++;
+    w->map_i = 0;
+    return sky_unw_find_map(proc, w);
 }
 
 /* The record of tgid, created empty when missing; NULL when it cannot
@@ -461,8 +502,8 @@ static __always_inline struct sky_unw_vmas *sky_unw_vmas_get(__u32 tgid)
 }
 
 /* At exec (process context, current is the process): a fresh record
- * holding the new image's executable and ld.so (the entry point the
- * registers hold: ld.so's for a dynamic program). The libraries ld.so
+ * holding the new image's executable, ld.so (the entry point the
+ * registers hold: ld.so's for a dynamic program) and vdso. The libraries ld.so
  * maps afterwards are found by the walks. */
 static __always_inline void sky_unw_vmas_exec(__u32 tgid)
 {
@@ -481,6 +522,8 @@ static __always_inline void sky_unw_vmas_exec(__u32 tgid)
     if (regs)
         sky_unw_vma_find(v, BPF_CORE_READ(regs, ip));
     sky_unw_vma_find(v, BPF_CORE_READ(task, mm, start_code));
+    /* clock_gettime runs in the vdso: a leaf there needs it and libc */
+    sky_unw_vma_find(v, (__u64)BPF_CORE_READ(task, mm, context.vdso));
 }
 
 /* At fork: the child's pid may have been another process's. */
@@ -516,25 +559,8 @@ static long sky_unw_step(__u32 i, void *arg)
         return 1;
     }
     m = sky_unw_find_map(proc, w);
-    if (unw_vmas_on && c->vmas) {
-        if (!m && w->vma_budget) {
-            __u32 r = sky_unw_vma_find(c->vmas, w->pc);
-            w->vma_budget--;
-            w->vma_lookups++;
-            if (r == SKY_UNW_VR_TABLE)
-                w->vma_tables++;
-            else if (r == SKY_UNW_VR_NOTABLE)
-                w->vma_misses++;
-            else
-                w->vma_failed++;
-            w->map_i = 0;
-            m = sky_unw_find_map(proc, w);
-        } else if (m) {
-            /* Tables come and go: the file's current one, each frame. */
-            sky_unw_vma_table(m, &c->vmas->vma[w->map_i &
-                                                (SKY_UNW_VMAS_MAX - 1)]);
-        }
-    }
+    if (unw_vmas_on && c->vmas)
+        m = sky_unw_vma_step(c->vmas, proc, w, m);
     /* The leaf is the interrupted pc itself, never garbage; any other pc
      * must lie in an executable mapping to be a frame. */
     if (!m && i > 0) {

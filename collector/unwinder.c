@@ -1232,7 +1232,7 @@ void unwinder_destroy(unwinder_t **self_p)
 }
 
 int unwinder_recorded(const unwinder_t *self, uint32_t pid,
-                      unwinder_vma_t *out, size_t max)
+                      proctab_vma_t *out, size_t max)
 {
     struct sky_unw_vmas *v = NULL;
     int n = -1;

@@ -117,12 +117,8 @@ void unwinder_forget_pid(unwinder_t *self, uint32_t pid);
  * pid's unw_vmas record: bpf/unwind.bpf.h), sorted by start, dev as in
  * /proc/PID/maps (makedev): the view of a process gone before its
  * mappings were read. The count (up to max), or -1 when there is none. */
-typedef struct {
-    uint64_t start, end, pgoff, dev, ino;
-    uint32_t kind;              /* SKY_UNW_VMA_* */
-} unwinder_vma_t;
 int unwinder_recorded(const unwinder_t *self, uint32_t pid,
-                      unwinder_vma_t *out, size_t max);
+                      proctab_vma_t *out, size_t max);
 
 void unwinder_stats(const unwinder_t *self, unwinder_stats_t *out);
 

@@ -168,7 +168,7 @@ static void s_setup(fixture_t *f, uint32_t max_tables, uint32_t max_rows)
     f->objects = objreg_new();
     f->procs = proctab_new(f->objects, 64, 1000);
     ck_assert_ptr_nonnull(f->procs);
-    proctab_hooks_t hooks = { s_sync_hook, s_gone_hook, f->unw };
+    proctab_hooks_t hooks = { s_sync_hook, s_gone_hook, f->unw, NULL };
     proctab_set_hooks(f->procs, &hooks);
     f->self = proctab_get(f->procs, (uint32_t)getpid(), NULL);
     ck_assert_ptr_nonnull(f->self);
