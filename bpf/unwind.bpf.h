@@ -441,7 +441,10 @@ __noinline __u32 sky_unw_vma_find(struct sky_unw_vmas *v, __u64 pc)
 {
     struct sky_unw_vctx vc = { .v = v, .result = SKY_UNW_VR_NONE };
 
-    if (!v)
+    /* Off: pruned, so that programs whose type has no bpf_find_vma (the
+     * benchmark's syscall program) still load; a global function is
+     * checked whether or not anything calls it. */
+    if (!unw_enabled || !unw_vmas_on || !v)
         return SKY_UNW_VR_NONE;
     if (bpf_find_vma(bpf_get_current_task_btf(), pc, sky_unw_vma_cb, &vc,
                      0) != 0)
@@ -453,7 +456,7 @@ __noinline __u32 sky_unw_vma_find(struct sky_unw_vmas *v, __u64 pc)
  * and go while a process waits for its entry). */
 __noinline int sky_unw_vma_refresh(struct sky_unw_vmas *v, __u32 i)
 {
-    if (!v)
+    if (!unw_enabled || !unw_vmas_on || !v)
         return 0;
     i &= SKY_UNW_VMAS_MAX - 1;
     return sky_unw_vma_table(&v->proc.maps[i], &v->vma[i]);
