@@ -409,7 +409,7 @@ static long sky_unw_vma_cb(struct task_struct *task,
     if (n >= SKY_UNW_VMAS_MAX)
         return 0;
     /* Insertion from the end; a mapping known already is not doubled
-     * (exec's two seeds can be one mapping: a static program). */
+     * (exec's seeds can be one mapping: a static program). */
     i = n;
     for (int k = 0; k < SKY_UNW_VMAS_MAX; k++) {
         struct sky_unw_map *prev;
