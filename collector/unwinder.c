@@ -1189,7 +1189,10 @@ unwinder_t *unwinder_new(const unwinder_maps_t *maps,
     self->stats.bytes_reserved =
         (uint64_t)maps->max_rows * sizeof(struct sky_unw_row) +
         (uint64_t)maps->max_tables * sizeof(struct sky_unw_table) +
-        (uint64_t)maps->max_procs * (sizeof(struct sky_unw_proc) + 8);
+        (uint64_t)maps->max_procs * (sizeof(struct sky_unw_proc) + 8) +
+        (uint64_t)maps->max_files * (sizeof(struct sky_unw_file_key) +
+                                     sizeof(struct sky_unw_file)) +
+        (uint64_t)maps->max_vmas * (sizeof(struct sky_unw_vmas) + 4);
     return self;
 }
 

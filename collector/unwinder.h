@@ -38,7 +38,7 @@ typedef struct {
      * files_fd -1 when the walker cannot look mappings up itself */
     int files_fd, vmas_fd, vzero_fd;
     int vmas_on;
-    uint32_t max_procs, max_tables, max_rows, max_files;
+    uint32_t max_procs, max_tables, max_rows, max_files, max_vmas;
 } unwinder_maps_t;
 
 typedef struct {
