@@ -188,6 +188,13 @@ static __always_inline long collect_user_stack(void *ctx,
     s_add(SKY_CNT_UNW_FRAMES_CFI, w->cfi);
     s_add(SKY_CNT_UNW_FRAMES_FP, w->fp);
     s_add(SKY_CNT_UNW_TABLE_MISS, w->miss);
+    if (w->unready) {
+        s_count(SKY_CNT_UNW_UNREADY);
+        s_add(SKY_CNT_UNW_VMA_LOOKUPS, w->vma_lookups);
+        s_add(SKY_CNT_UNW_VMA_TABLES, w->vma_tables);
+        s_add(SKY_CNT_UNW_VMA_MISSES, w->vma_misses);
+        s_add(SKY_CNT_UNW_VMA_FAILED, w->vma_failed);
+    }
     *flags |= SKY_F_DWARF;
     if (w->end == SKY_UNW_END_BAD) {
         s_count(SKY_CNT_UNW_TRUNCATED);
@@ -418,6 +425,9 @@ static __always_inline void s_on_exec(void)
      * read the new mappings. */
     if (unw_enabled)
         bpf_map_delete_elem(&unw_pids, &tgid);
+    /* ... and its walks meanwhile use the mappings they find, starting
+     * with the executable and ld.so (bpf/unwind.bpf.h). */
+    sky_unw_vmas_exec(tgid);
     s_emit(SKY_EV_EXEC, tgid, 0, 0);
 }
 
@@ -438,6 +448,7 @@ static __always_inline void s_unw_inherit(__u32 parent, __u32 child)
 
     if (!unw_enabled)
         return;
+    sky_unw_vmas_fork(child);
     slot = bpf_map_lookup_elem(&unw_pids, &parent);
     if (!slot) {
         bpf_map_delete_elem(&unw_pids, &child);
@@ -529,6 +540,8 @@ int sky_exit_tp(struct trace_event_raw_sched_process_template *ctx)
 SEC("tp/sched/sched_process_fork")
 int sky_fork_tp(struct trace_event_raw_sched_process_fork *ctx)
 {
+    /* A thread's id has no record to lose: dropping it is harmless. */
+    sky_unw_vmas_fork((__u32)ctx->child_pid);
     s_emit(SKY_EV_FORK, (__u32)ctx->child_pid,
            bpf_get_current_pid_tgid() >> 32, SKY_EVF_MAYBE_THREAD);
     return 0;

@@ -44,7 +44,19 @@
 #define SKY_CNT_UNW_DEEP        8  /* walks cut at the depth limit */
 #define SKY_CNT_UNW_TABLE_MISS  9  /* frames whose object's table is not (or
                                       no longer) loaded: frame pointers */
-#define SKY_CNT_MAX         10
+/* Walks of a process without entry (not read by the collector yet: a
+ * process just exec'd), through the mappings the walk finds itself with
+ * bpf_find_vma (bpf/unwind.bpf.h, "unready"); on-CPU samples only. */
+#define SKY_CNT_UNW_UNREADY     10 /* such walks */
+#define SKY_CNT_UNW_VMA_LOOKUPS 11 /* bpf_find_vma calls made by them */
+#define SKY_CNT_UNW_VMA_TABLES  12 /* ... that found a mapping whose file
+                                      has a table (unw_files) */
+#define SKY_CNT_UNW_VMA_MISSES  13 /* ... that found a mapping whose file
+                                      has none (frame pointers there) */
+#define SKY_CNT_UNW_VMA_FAILED  14 /* ... refused (mmap_lock busy, one
+                                      lookup per interrupt), no mapping,
+                                      not executable, or the record full */
+#define SKY_CNT_MAX         15
 
 /* One on-CPU sample. Variable length: nk kernel frames then nu user frames
  * follow the header, leaf first, so short stacks use little ring space. */
@@ -130,6 +142,48 @@ struct sky_unw_proc {
     struct sky_unw_map maps[SKY_UNW_MAPS_MAX];
 };
 
+/* unw_files: a file's identity as the kernel sees it (the inode of the
+ * mapping's vm_file: s_dev in the kernel's encoding, MAJOR << 20 | MINOR,
+ * and i_ino; dev 0 ino 0 is the vdso) -> its table and how a mapping of
+ * it turns a pc into the table's link-time pc: for the executable
+ * PT_LOAD segment holding the mapping's file offset pgoff (off <= pgoff
+ * < end), bias = start - pgoff + delta, delta = p_offset - p_vaddr
+ * (mod 2^64). Written by the collector next to the tables. */
+#define SKY_UNW_FILE_SEGS 4
+struct sky_unw_file_key {
+    __u64 dev;
+    __u64 ino;
+};
+struct sky_unw_file {
+    __u32 table;
+    __u32 gen;
+    __u32 nsegs;
+    __u32 pad;
+    struct {
+        __u64 off, end, delta;
+    } segs[SKY_UNW_FILE_SEGS];
+};
+
+/* unw_vmas: tgid -> the executable mappings walks of a process without
+ * entry found (bpf_find_vma), sorted by start: proc.maps[i] is what the
+ * walker uses, vma[i] where it comes from, for the collector to resolve
+ * the samples of a process gone before it read /proc/PID/maps. */
+#define SKY_UNW_VMAS_MAX 16
+#define SKY_UNW_VMA_ANON 0  /* no file: frame pointers */
+#define SKY_UNW_VMA_FILE 1
+#define SKY_UNW_VMA_VDSO 2
+struct sky_unw_vma {
+    __u64 pgoff;      /* file offset of start, in bytes */
+    __u64 dev;        /* as in sky_unw_file_key */
+    __u64 ino;
+    __u32 kind;       /* SKY_UNW_VMA_* */
+    __u32 pad;
+};
+struct sky_unw_vmas {
+    struct sky_unw_proc proc;     /* nmaps <= SKY_UNW_VMAS_MAX */
+    struct sky_unw_vma vma[SKY_UNW_VMAS_MAX];
+};
+
 /* Why a walk ended (sky_unw_walk.end). */
 #define SKY_UNW_END_NONE  0  /* still going */
 #define SKY_UNW_END_ROOT  1  /* the thread's first frame: a clean end */
@@ -149,6 +203,11 @@ struct sky_unw_walk {
     __u32 leaf_unmapped;   /* the leaf is in no known mapping: the
                               process mapped code since (dlopen) */
     __u32 map_i;           /* the last mapping found (tried first) */
+    __u32 unready;         /* the process has no entry: mappings from
+                              its unw_vmas record and bpf_find_vma */
+    __u32 vma_budget;      /* bpf_find_vma calls this walk may still make */
+    __u32 vma_lookups, vma_tables, vma_misses, vma_failed;
+    __u32 pad;
 };
 
 /* The walk in progress: its frames, leaf first, and its state (also the

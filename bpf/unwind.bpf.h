@@ -22,6 +22,10 @@
  * but never runs (the fallback to frame pointers; the verifier prunes it). */
 const volatile __u32 unw_enabled = 0;
 const volatile __u32 unw_max_frames = SKY_MAX_FRAMES;
+/* 1: a process without entry is walked through mappings the walk finds
+ * with bpf_find_vma (below, "unready"); 0: left to the caller (frame
+ * pointers), and the code is pruned (kernels without bpf_find_vma). */
+const volatile __u32 unw_vmas_on = 0;
 
 /* tgid -> slot of unw_procs (sizes set by user space before load). */
 struct {
@@ -55,6 +59,34 @@ struct {
     __type(key, __u32);
     __type(value, struct sky_unw_row);
 } unw_rows SEC(".maps");
+
+/* (dev, inode) of a file -> its table (struct sky_unw_file), for
+ * processes without entry; sized by user space. */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 1024);
+    __type(key, struct sky_unw_file_key);
+    __type(value, struct sky_unw_file);
+} unw_files SEC(".maps");
+
+/* tgid -> the mappings walks of that process found themselves while it
+ * had no entry (struct sky_unw_vmas). LRU: a record is dropped at the
+ * process's next exec or fork of its pid, else when room is needed; the
+ * collector reads it for a process gone before it read its mappings. */
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 256);
+    __type(key, __u32);
+    __type(value, struct sky_unw_vmas);
+} unw_vmas SEC(".maps");
+
+/* An empty record to create unw_vmas entries from (never written). */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct sky_unw_vmas);
+} unw_vmas_zero SEC(".maps");
 
 /* The walk in progress (struct sky_unw_frames, bpf/profile.h), per CPU. */
 struct {
@@ -293,6 +325,221 @@ static __always_inline int sky_unw_cfi_step(struct sky_unw_walk *w,
     return 0;
 }
 
+/* ----------------------------------------- processes without entry
+ * After exec the process's entry is gone (it described the old image)
+ * until the collector has read /proc/PID/maps, which a loaded host
+ * delays past the life of a short process. Meanwhile its walks use the
+ * process's unw_vmas record: mappings found by bpf_find_vma, each turned
+ * into a walker mapping through unw_files (the file's table, by inode).
+ * bpf_find_vma takes mmap_lock by trylock and, with interrupts off (the
+ * tick, perf_event and sched_switch programs), hands the unlock to an
+ * irq_work that runs only after the program: a second call in the same
+ * program fails (-EBUSY, measured on 6.18; so does the vma iterator
+ * kfunc, in every one of these programs). So one lookup per walk, for
+ * its first frame in no recorded mapping; the record fills over the
+ * process's samples, and exec seeds it (the executable, ld.so, the vdso) from
+ * process context, where lookups are not limited. */
+#define SKY_VM_EXEC 0x4ull   /* VM_EXEC of include/linux/mm.h */
+
+struct sky_unw_vctx {
+    struct sky_unw_vmas *v;
+    __u32 result;            /* SKY_UNW_VR_* */
+};
+#define SKY_UNW_VR_NONE    0 /* no mapping, or bpf_find_vma refused */
+#define SKY_UNW_VR_TABLE   1 /* recorded; its file has a table */
+#define SKY_UNW_VR_NOTABLE 2 /* recorded; no table (frame pointers) */
+#define SKY_UNW_VR_SKIP    3 /* not executable, known already, or full */
+
+/* Fills m's table, generation and bias from unw_files for the mapping
+ * rec describes; no table (0) when its file has none. 1 with a table. */
+static __always_inline int sky_unw_vma_table(struct sky_unw_map *m,
+                                             const struct sky_unw_vma *rec)
+{
+    struct sky_unw_file_key k = { .dev = rec->dev, .ino = rec->ino };
+    struct sky_unw_file *f;
+
+    m->table = 0;
+    m->gen = 0;
+    m->bias = 0;
+    if (rec->kind == SKY_UNW_VMA_ANON)
+        return 0;
+    f = bpf_map_lookup_elem(&unw_files, &k);
+    if (!f)
+        return 0;
+    for (int i = 0; i < SKY_UNW_FILE_SEGS; i++) {
+        if (i >= f->nsegs)
+            break;
+        if (rec->pgoff >= f->segs[i].off && rec->pgoff < f->segs[i].end) {
+            m->bias = m->start - rec->pgoff + f->segs[i].delta;
+            m->table = f->table;
+            m->gen = f->gen;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* bpf_find_vma's callback: records the mapping in the process's record,
+ * kept sorted by start. */
+static long sky_unw_vma_cb(struct task_struct *task,
+                           struct vm_area_struct *vma, void *arg)
+{
+    struct sky_unw_vctx *vc = arg;
+    struct sky_unw_vmas *v = vc->v;
+    struct sky_unw_vma rec = {};
+    struct sky_unw_map m = {};
+    struct file *file;
+    __u32 n, i;
+
+    vc->result = SKY_UNW_VR_SKIP;
+    if (!v || !(BPF_CORE_READ(vma, vm_flags) & SKY_VM_EXEC))
+        return 0;
+    m.start = BPF_CORE_READ(vma, vm_start);
+    m.end = BPF_CORE_READ(vma, vm_end);
+    rec.pgoff = BPF_CORE_READ(vma, vm_pgoff) << 12;
+    file = BPF_CORE_READ(vma, vm_file);
+    if (file) {
+        rec.kind = SKY_UNW_VMA_FILE;
+        rec.dev = BPF_CORE_READ(file, f_inode, i_sb, s_dev);
+        rec.ino = BPF_CORE_READ(file, f_inode, i_ino);
+    } else if (m.start == (__u64)BPF_CORE_READ(vma, vm_mm, context.vdso)) {
+        rec.kind = SKY_UNW_VMA_VDSO;   /* key 0, 0 */
+    }
+    n = v->proc.nmaps;
+    if (n >= SKY_UNW_VMAS_MAX)
+        return 0;
+    /* Insertion from the end; a mapping known already is not doubled
+     * (exec's seeds can be one mapping: a static program). */
+    i = n;
+    for (int k = 0; k < SKY_UNW_VMAS_MAX; k++) {
+        struct sky_unw_map *prev;
+        if (i == 0)
+            break;
+        prev = &v->proc.maps[(i - 1) & (SKY_UNW_VMAS_MAX - 1)];
+        if (prev->start == m.start)
+            return 0;
+        if (prev->start < m.start)
+            break;
+        v->proc.maps[i & (SKY_UNW_VMAS_MAX - 1)] = *prev;
+        v->vma[i & (SKY_UNW_VMAS_MAX - 1)] =
+            v->vma[(i - 1) & (SKY_UNW_VMAS_MAX - 1)];
+        i--;
+    }
+    vc->result = sky_unw_vma_table(&m, &rec) ? SKY_UNW_VR_TABLE
+                                             : SKY_UNW_VR_NOTABLE;
+    v->proc.maps[i & (SKY_UNW_VMAS_MAX - 1)] = m;
+    v->vma[i & (SKY_UNW_VMAS_MAX - 1)] = rec;
+    v->proc.nmaps = n + 1;
+    return 0;
+}
+
+/* Records the mapping of current covering pc; SKY_UNW_VR_*. A global
+ * function, as the two below: the verifier checks it once, not once per
+ * state of the walk's step (inlined, the step's check grew tenfold,
+ * 76 K to 744 K instructions of the 1 M budget, and took seconds). */
+__noinline __u32 sky_unw_vma_find(struct sky_unw_vmas *v, __u64 pc)
+{
+    struct sky_unw_vctx vc = { .v = v, .result = SKY_UNW_VR_NONE };
+
+    /* Off: pruned, so that programs whose type has no bpf_find_vma (the
+     * benchmark's syscall program) still load; a global function is
+     * checked whether or not anything calls it. */
+    if (!unw_enabled || !unw_vmas_on || !v)
+        return SKY_UNW_VR_NONE;
+    if (bpf_find_vma(bpf_get_current_task_btf(), pc, sky_unw_vma_cb, &vc,
+                     0) != 0)
+        return SKY_UNW_VR_NONE;
+    return vc.result;
+}
+
+/* Mapping i of the record with its file's current table (tables come
+ * and go while a process waits for its entry). */
+__noinline int sky_unw_vma_refresh(struct sky_unw_vmas *v, __u32 i)
+{
+    if (!unw_enabled || !unw_vmas_on || !v)
+        return 0;
+    i &= SKY_UNW_VMAS_MAX - 1;
+    return sky_unw_vma_table(&v->proc.maps[i], &v->vma[i]);
+}
+
+/* One step's use of the record: 1 when w->pc lies in a mapping of the
+ * record, then at w->map_i (with its file's current table), looked up
+ * there (once per walk) when it does not yet. have: the step found it.
+ * Global, as the two above: inlined, even pruned, this tripled the
+ * verifier's work on the step. */
+__noinline int sky_unw_vma_step(struct sky_unw_vmas *v,
+                                struct sky_unw_walk *w, int have)
+{
+    __u32 r;
+
+    if (!unw_enabled || !unw_vmas_on || !v || !w)
+        return have;
+    if (have) {
+        sky_unw_vma_refresh(v, w->map_i);
+        return 1;
+    }
+    if (!w->vma_budget)
+        return 0;
+    r = sky_unw_vma_find(v, w->pc);
+    w->vma_budget--;
+    w->vma_lookups++;
+    if (r == SKY_UNW_VR_TABLE)
+        w->vma_tables++;
+    else if (r == SKY_UNW_VR_NOTABLE)
+        w->vma_misses++;
+    else
+        w->vma_failed++;
+    w->map_i = 0;
+    return sky_unw_find_map(&v->proc, w) != NULL;
+}
+
+/* The record of tgid, created empty when missing; NULL when it cannot
+ * be (the LRU map is busy). */
+static __always_inline struct sky_unw_vmas *sky_unw_vmas_get(__u32 tgid)
+{
+    struct sky_unw_vmas *v = bpf_map_lookup_elem(&unw_vmas, &tgid);
+    __u32 zero = 0;
+
+    if (v)
+        return v;
+    v = bpf_map_lookup_elem(&unw_vmas_zero, &zero);
+    if (!v || bpf_map_update_elem(&unw_vmas, &tgid, v, BPF_NOEXIST) != 0)
+        return NULL;
+    return bpf_map_lookup_elem(&unw_vmas, &tgid);
+}
+
+/* At exec (process context, current is the process): a fresh record
+ * holding the new image's executable, ld.so (the entry point the
+ * registers hold: ld.so's for a dynamic program) and vdso. The libraries ld.so
+ * maps afterwards are found by the walks. */
+static __always_inline void sky_unw_vmas_exec(__u32 tgid)
+{
+    struct task_struct *task;
+    struct sky_unw_vmas *v;
+    struct pt_regs *regs;
+
+    if (!unw_enabled || !unw_vmas_on)
+        return;
+    bpf_map_delete_elem(&unw_vmas, &tgid);
+    v = sky_unw_vmas_get(tgid);
+    if (!v)
+        return;
+    task = bpf_get_current_task_btf();
+    regs = (struct pt_regs *)bpf_task_pt_regs(task);
+    if (regs)
+        sky_unw_vma_find(v, BPF_CORE_READ(regs, ip));
+    sky_unw_vma_find(v, BPF_CORE_READ(task, mm, start_code));
+    /* clock_gettime runs in the vdso: a leaf there needs it and libc */
+    sky_unw_vma_find(v, (__u64)BPF_CORE_READ(task, mm, context.vdso));
+}
+
+/* At fork: the child's pid may have been another process's. */
+static __always_inline void sky_unw_vmas_fork(__u32 tgid)
+{
+    if (unw_enabled && unw_vmas_on)
+        bpf_map_delete_elem(&unw_vmas, &tgid);
+}
+
 /* What every step of a walk works on, looked up once per walk: the
  * bpf_loop context, on sky_unwind_walk's stack. (Pointers that stay the
  * same from step to step cost the verifier nothing; the registers,
@@ -301,6 +548,7 @@ struct sky_unw_ctx {
     struct sky_unw_frames *out;
     struct sky_unw_proc *proc;
     struct sky_unw_win *win;
+    struct sky_unw_vmas *vmas;   /* unready: proc is &vmas->proc */
 };
 
 static long sky_unw_step(__u32 i, void *arg)
@@ -318,6 +566,9 @@ static long sky_unw_step(__u32 i, void *arg)
         return 1;
     }
     m = sky_unw_find_map(proc, w);
+    if (unw_vmas_on && c->vmas)
+        m = sky_unw_vma_step(c->vmas, w, m != NULL)
+                ? &proc->maps[w->map_i & (SKY_UNW_MAPS_MAX - 1)] : NULL;
     /* The leaf is the interrupted pc itself, never garbage; any other pc
      * must lie in an executable mapping to be a frame. */
     if (!m && i > 0) {
@@ -372,12 +623,26 @@ __noinline int sky_unwind_walk(__u64 pc, __u64 sp, __u64 bp, __u64 bx,
     slot = bpf_map_lookup_elem(&unw_pids, &tgid);
     c.out = bpf_map_lookup_elem(&unw_frames, &zero);
     c.win = bpf_map_lookup_elem(&unw_win, &zero);
-    if (!slot || !c.out || !c.win)
+    c.vmas = NULL;
+    if (!c.out || !c.win)
         return -1;
+    if (!slot) {
+        if (!unw_vmas_on)
+            return -1;
+        c.vmas = sky_unw_vmas_get(tgid);
+        if (!c.vmas)
+            return -1;
+    }
     w = &c.out->w;
     __builtin_memset(w, 0, sizeof(*w));
-    w->slot = *slot;
-    c.proc = bpf_map_lookup_elem(&unw_procs, &w->slot);
+    if (c.vmas) {
+        c.proc = &c.vmas->proc;
+        w->unready = 1;
+        w->vma_budget = 1;
+    } else {
+        w->slot = *slot;
+        c.proc = bpf_map_lookup_elem(&unw_procs, &w->slot);
+    }
     if (!c.proc) {
         w->end = SKY_UNW_END_BAD;
         return 0;

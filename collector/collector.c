@@ -62,7 +62,9 @@ enum {
     M_UNW_ROWS_MMAP_ERRORS, M_UNW_MEMORY_TRIMS,
     M_UNW_TABLES_INLINE, M_UNW_EXECS, M_UNW_EXEC_LAG_NS, M_UNW_EXEC_DRAIN_NS,
     M_UNW_EXEC_READY, M_UNW_EXEC_READY_NS, M_UNW_EXEC_READY_1MS, M_UNW_EXEC_READY_10MS,
-    M_UNW_SAMPLES_UNREADY, M_COUNT
+    M_UNW_SAMPLES_UNREADY, M_UNW_UNREADY_WALKS, M_UNW_VMA_LOOKUPS,
+    M_UNW_VMA_TABLES, M_UNW_VMA_MISSES, M_UNW_VMA_FAILED, M_UNW_FILES,
+    M_UNW_FILES_REFUSED, M_MAPS_RECORDED, M_COUNT
 };
 
 static const struct {
@@ -153,6 +155,14 @@ static const struct {
     [M_UNW_EXEC_READY_NS] = { "unwind_exec_ready_ns", 0, "time from the execs to their complete kernel entry (ns, summed over unwind_exec_ready)" },
     [M_UNW_EXEC_READY_1MS] = { "unwind_exec_ready_over_1ms", 0, "execs whose complete kernel entry came more than 1 ms after the exec" },
     [M_UNW_EXEC_READY_10MS] = { "unwind_exec_ready_over_10ms", 0, "execs whose complete kernel entry came more than 10 ms after the exec" },
+    [M_UNW_UNREADY_WALKS] = { "unwind_unready_walks", 0, "on-CPU walks of processes without kernel entry (not read yet) through the mappings the walker finds itself (bpf_find_vma)" },
+    [M_UNW_VMA_LOOKUPS] = { "unwind_vma_lookups", 0, "bpf_find_vma lookups of those walks (at most one per walk)" },
+    [M_UNW_VMA_TABLES] = { "unwind_vma_tables", 0, "lookups that found a mapping whose file has a table" },
+    [M_UNW_VMA_MISSES] = { "unwind_vma_misses", 0, "lookups that found a mapping whose file has no table (frame pointers there)" },
+    [M_UNW_VMA_FAILED] = { "unwind_vma_failed", 0, "lookups refused (mmap_lock busy), without executable mapping, or with the process's record full" },
+    [M_UNW_FILES] = { "unwind_files", 1, "files (dev, inode) naming a loaded table for those walks" },
+    [M_UNW_FILES_REFUSED] = { "unwind_files_refused", 0, "files not named for lack of room (unw_files, 2 x collector.unwind_tables)" },
+    [M_MAPS_RECORDED] = { "maps_recorded", 0, "processes gone before their mappings were read, resolved with the walker's record of them" },
     [M_UNW_SAMPLES_UNREADY] = { "unwind_samples_unready", 0, "samples taken after an exec before the process's kernel entry was complete (frame pointers for some or all frames)" },
 };
 
@@ -246,6 +256,7 @@ static void s_sync_stats(collector_t *self)
     proctab_stats(self->procs, &ps);
     s_sync_counter(self, M_MAPS_REFRESHES, ps.maps_refreshes);
     s_sync_counter(self, M_ADDR_UNMAPPED, ps.addresses_unmapped);
+    s_sync_counter(self, M_MAPS_RECORDED, ps.maps_recorded);
     s_sync_counter(self, M_SAMPLES_DROPPED_KERNEL,
                    probes_counter(self->probes, SKY_CNT_RING_FULL));
     s_sync_counter(self, M_EVENTS_LOST_KERNEL,
@@ -278,6 +289,11 @@ static void s_sync_stats(collector_t *self)
             { M_UNW_TRUNCATED, SKY_CNT_UNW_TRUNCATED },
             { M_UNW_DEEP, SKY_CNT_UNW_DEEP },
             { M_UNW_TABLE_MISSES, SKY_CNT_UNW_TABLE_MISS },
+            { M_UNW_UNREADY_WALKS, SKY_CNT_UNW_UNREADY },
+            { M_UNW_VMA_LOOKUPS, SKY_CNT_UNW_VMA_LOOKUPS },
+            { M_UNW_VMA_TABLES, SKY_CNT_UNW_VMA_TABLES },
+            { M_UNW_VMA_MISSES, SKY_CNT_UNW_VMA_MISSES },
+            { M_UNW_VMA_FAILED, SKY_CNT_UNW_VMA_FAILED },
         };
         for (size_t i = 0; i < sizeof(kernel) / sizeof(kernel[0]); i++)
             s_sync_counter(self, kernel[i].m,
@@ -305,6 +321,8 @@ static void s_sync_stats(collector_t *self)
         s_sync_counter(self, M_UNW_ROWS_MMAP_ERRORS, us.rows_mmap_errors);
         s_sync_counter(self, M_UNW_MEMORY_TRIMS, us.memory_trims);
         s_set(self, M_UNW_ROWS_MMAP, us.rows_mmap);
+        s_set(self, M_UNW_FILES, us.files);
+        s_sync_counter(self, M_UNW_FILES_REFUSED, us.files_refused);
     }
 }
 
@@ -939,6 +957,14 @@ static void s_unwind_gone(void *arg, uint32_t pid)
     unwinder_forget(self->unwinder, pid);
 }
 
+static int s_unwind_recorded(void *arg, uint32_t pid, proctab_vma_t *out,
+                             size_t max)
+{
+    collector_t *self = arg;
+
+    return unwinder_recorded(self->unwinder, pid, out, max);
+}
+
 collector_t *collector_new(const collector_options_t *opts, loop_t *loop,
                            stats_t *stats, const collector_sink_t *sink,
                            char *err, size_t errlen)
@@ -1010,7 +1036,8 @@ collector_t *collector_new(const collector_options_t *opts, loop_t *loop,
             snprintf(err, errlen, "cannot register the unwinder with the loop");
             goto fail;
         }
-        proctab_hooks_t hooks = { s_unwind_maps_changed, s_unwind_gone, self };
+        proctab_hooks_t hooks = { s_unwind_maps_changed, s_unwind_gone, self,
+                                  s_unwind_recorded };
         proctab_set_hooks(self->procs, &hooks);
         offcpu_set_unwinder(self->offcpu, &umaps, opts->unwind_max_frames);
     }

@@ -329,6 +329,16 @@ fail:
     return NULL;
 }
 
+object_t *objreg_find_file(objreg_t *self, uint64_t dev, uint64_t ino)
+{
+    file_key_t fk = { dev, ino };
+    object_t *obj = hashmap_find(self->by_file, s_file_hash(dev, ino), &fk);
+
+    if (obj)
+        obj->refs++;
+    return obj;
+}
+
 object_t *objreg_get_special(objreg_t *self, uint32_t pid, uint8_t type,
                               const char *path)
 {

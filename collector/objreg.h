@@ -46,6 +46,11 @@ object_t *objreg_get_file(objreg_t *self, uint32_t pid, uint64_t dev,
                            uint64_t ino, const char *path, uint64_t start,
                            uint64_t end, uint8_t type);
 
+/* The object some mapping already registered under the file (dev, ino),
+ * with a reference taken; NULL when no mapping known has that file. For
+ * a process gone before its mappings could be read. */
+object_t *objreg_find_file(objreg_t *self, uint64_t dev, uint64_t ino);
+
 /* The vdso (one object for the host) or a process's JIT or anonymous code
  * (one object per process: frames keep their raw address as offset). */
 object_t *objreg_get_special(objreg_t *self, uint32_t pid, uint8_t type,

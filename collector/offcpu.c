@@ -321,16 +321,22 @@ static bool s_sched_switch_has_prev_state(void)
 static int s_share_unwind_maps(offcpu_t *self, struct offcpu_bpf *skel)
 {
     struct bpf_map *maps[] = { skel->maps.unw_pids, skel->maps.unw_procs,
-                               skel->maps.unw_tables, skel->maps.unw_rows };
+                               skel->maps.unw_tables, skel->maps.unw_rows,
+                               skel->maps.unw_files, skel->maps.unw_vmas,
+                               skel->maps.unw_vmas_zero };
     int fds[] = { self->unwind.pids_fd, self->unwind.procs_fd,
-                  self->unwind.tables_fd, self->unwind.rows_fd };
+                  self->unwind.tables_fd, self->unwind.rows_fd,
+                  self->unwind.files_fd, self->unwind.vmas_fd,
+                  self->unwind.vzero_fd };
     int rc = 0;
 
     for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
-        if (self->unwind_on)
+        if (self->unwind_on && fds[i] >= 0)
             rc = bpf_map__reuse_fd(maps[i], fds[i]);
         else
-            rc = bpf_map__set_max_entries(maps[i], 1);
+            rc = bpf_map__set_max_entries(maps[i],
+                                          maps[i] == skel->maps.unw_vmas ? 8
+                                                                         : 1);
         if (rc != 0)
             break;
     }
@@ -368,6 +374,7 @@ static int s_try_flavour(offcpu_t *self, int flavour, loaded_t *out,
      * collector's unwinder); without them its code is pruned and the
      * walked-stack maps shrink to one entry. */
     skel->rodata->unw_enabled = self->unwind_on ? 1 : 0;
+    skel->rodata->unw_vmas_on = self->unwind_on && self->unwind.vmas_on;
     skel->rodata->unw_max_frames = self->unwind_max_frames;
     skel->rodata->wstack_base = self->nbits;
     rc = s_share_unwind_maps(self, skel);

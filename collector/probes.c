@@ -45,7 +45,9 @@ struct probes {
     uint32_t *pids;              /* what the task pid map holds, sorted */
     size_t npids;
     int ncpus_possible;
-    int unwind;                  /* 1: the .eh_frame walker is loaded */
+    int unwind;                  /* 1: the .eh_frame walker is loaded;
+                                    2: with bpf_find_vma for processes
+                                    without entry (unwind.bpf.h) */
 };
 
 /* libbpf talks a lot while we probe flavours; keep its last warning for
@@ -99,6 +101,10 @@ static void s_select_flavour(struct profile_bpf *skel, int flavour)
     }
 }
 
+/* Records of processes without entry (unw_vmas): processes exec'd and not
+ * read yet at one time; 4.6 KiB each. */
+#define PROBES_UNW_VMAS 512
+
 /* Opens, configures, loads and attaches the process-event probes of one
  * flavour. NULL (with errno kept) when this flavour does not work here. */
 static struct profile_bpf *s_try_flavour(const collector_options_t *opts,
@@ -130,6 +136,7 @@ static struct profile_bpf *s_try_flavour(const collector_options_t *opts,
     skel->rodata->wakeup_bytes = opts->ringbuf_size / 4;
     /* Without the walker its maps shrink to one entry each. */
     skel->rodata->unw_enabled = unwind ? 1 : 0;
+    skel->rodata->unw_vmas_on = unwind == 2 ? 1 : 0;
     skel->rodata->unw_max_frames = opts->unwind_max_frames;
     rc = bpf_map__set_max_entries(skel->maps.samples,
                                   (uint32_t)opts->ringbuf_size);
@@ -145,6 +152,14 @@ static struct profile_bpf *s_try_flavour(const collector_options_t *opts,
     if (rc == 0)
         rc = bpf_map__set_max_entries(skel->maps.unw_pids,
                                       unwind ? opts->unwind_procs : 1);
+    /* A table's file can have several inodes (copies in containers). */
+    if (rc == 0)
+        rc = bpf_map__set_max_entries(skel->maps.unw_files,
+                                      unwind == 2 ? 2 * opts->unwind_tables
+                                                  : 1);
+    if (rc == 0)
+        rc = bpf_map__set_max_entries(skel->maps.unw_vmas,
+                                      unwind == 2 ? PROBES_UNW_VMAS : 8);
     if (rc == 0) {
         s_select_flavour(skel, flavour);
         bpf_program__set_autoload(skel->progs.sky_on_tick, tick_fn != 0);
@@ -470,9 +485,17 @@ probes_t *probes_new(const collector_options_t *opts,
             /* The walker first; where it does not load, frame pointers
              * (collector.unwinder auto) with the reason logged. */
             if (opts->unwinder != COLLECTOR_UNWINDER_FP) {
-                self->skel = s_try_flavour(opts, self, order[i], fn, 1,
+                /* With bpf_find_vma for processes not read yet (5.17+),
+                 * else without. */
+                self->skel = s_try_flavour(opts, self, order[i], fn, 2,
                                            &error);
-                self->unwind = self->skel != NULL;
+                self->unwind = self->skel ? 2 : 0;
+                if (!self->skel) {
+                    s_libbpf_last[0] = '\0';
+                    self->skel = s_try_flavour(opts, self, order[i], fn, 1,
+                                               &error);
+                    self->unwind = self->skel != NULL;
+                }
                 if (!self->skel)
                     snprintf(unwind_why, sizeof(unwind_why), "%s%s%s",
                              strerror(error),
@@ -521,9 +544,11 @@ probes_t *probes_new(const collector_options_t *opts,
     self->ncpus_online = s_count_online_cpus();
     if (self->unwind)
         log_info("user stacks: .eh_frame tables walked in the kernel (up to "
-                 "%u frames; %u rows, %u tables, %u processes)",
+                 "%u frames; %u rows, %u tables, %u processes)%s",
                  opts->unwind_max_frames, opts->unwind_rows,
-                 opts->unwind_tables, opts->unwind_procs);
+                 opts->unwind_tables, opts->unwind_procs,
+                 self->unwind == 2 ? "" : "; processes not read yet: frame "
+                                          "pointers (no bpf_find_vma)");
     else
         log_info("user stacks: frame pointers (unwinder=\"fp\"): %s",
                  unwind_why);
@@ -722,6 +747,13 @@ int probes_unwind_maps(const probes_t *self, const collector_options_t *opts,
         .procs_fd = bpf_map__fd(self->skel->maps.unw_procs),
         .tables_fd = bpf_map__fd(self->skel->maps.unw_tables),
         .rows_fd = bpf_map__fd(self->skel->maps.unw_rows),
+        .files_fd = self->unwind == 2
+                        ? bpf_map__fd(self->skel->maps.unw_files) : -1,
+        .vmas_fd = bpf_map__fd(self->skel->maps.unw_vmas),
+        .vzero_fd = bpf_map__fd(self->skel->maps.unw_vmas_zero),
+        .vmas_on = self->unwind == 2,
+        .max_files = self->unwind == 2 ? 2 * opts->unwind_tables : 0,
+        .max_vmas = self->unwind == 2 ? PROBES_UNW_VMAS : 0,
         .max_procs = opts->unwind_procs,
         .max_tables = opts->unwind_tables,
         .max_rows = opts->unwind_rows,

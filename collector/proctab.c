@@ -311,6 +311,7 @@ proc_t *proctab_on_exec(proctab_t *self, uint32_t pid, const char *comm)
         s_schedule_rescans(self, proc, now_mono_ms());
     proc->refresh_backoff_ms = PROCTAB_MISS_BACKOFF_MIN_MS;
     proc->next_refresh_ms = 0;
+    proc->recorded_tried = false;
     return proc;
 }
 
@@ -475,6 +476,54 @@ cleanup:
     return rc;
 }
 
+/* A process gone before its mappings were read (a short one while the
+ * collector waited for a CPU): its mappings as the BPF walks of its
+ * samples found them, each object known by (dev, inode) from another
+ * process that mapped the same file (the program's earlier runs, libc).
+ * Asked once per exec; files nobody else mapped stay unresolved. */
+static void s_load_recorded(proctab_t *self, proc_t *proc)
+{
+    proctab_vma_t v[PROCTAB_VMAS_MAX];
+    mapping_t *maps = NULL;
+    uint32_t nmaps = 0;
+    int n;
+
+    proc->recorded_tried = true;
+    if (!self->hooks.recorded)
+        return;
+    n = self->hooks.recorded(self->hooks.arg, proc->pid, v, PROCTAB_VMAS_MAX);
+    if (n <= 0)
+        return;
+    maps = calloc((size_t)n, sizeof(*maps));
+    if (!maps)
+        return;
+    for (int i = 0; i < n; i++) {
+        object_t *obj = NULL;
+        if (v[i].kind == 1)
+            obj = objreg_find_file(self->objects, v[i].dev, v[i].ino);
+        else if (v[i].kind == 2)
+            obj = objreg_get_special(self->objects, proc->pid, WIRE_OBJ_VDSO,
+                                     "[vdso]");
+        if (!obj)
+            continue;
+        maps[nmaps].start = v[i].start;
+        maps[nmaps].end = v[i].end;
+        maps[nmaps].pgoff = v[i].pgoff;
+        maps[nmaps].obj = obj;
+        nmaps++;
+    }
+    if (nmaps == 0) {
+        free(maps);
+        return;
+    }
+    /* Not told to the unwinder: the process is gone. */
+    s_drop_maps(self, proc);
+    proc->maps = maps;
+    proc->nmaps = nmaps;
+    proc->maps_loaded = true;
+    self->stats.maps_recorded++;
+}
+
 static const mapping_t *s_lookup(const proc_t *proc, uint64_t addr)
 {
     uint32_t lo = 0, hi = proc->nmaps;
@@ -500,6 +549,8 @@ static object_t *s_resolve(proctab_t *self, proc_t *proc, uint64_t addr,
     *offset = addr;
     if (!proc->maps_loaded && !proc->exited_ms)
         proctab_load_maps(self, proc);
+    if (!proc->maps_loaded && !proc->recorded_tried)
+        s_load_recorded(self, proc);
     m = s_lookup(proc, addr);
     if (!m && !proc->exited_ms) {
         /* A library loaded since the last read (dlopen), or a junk frame

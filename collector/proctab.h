@@ -45,6 +45,8 @@ typedef struct proc {
      * stamp (CLOCK_MONOTONIC ns, 0: none seen) and when the process's
      * kernel entry was first complete after it (0: not yet) */
     uint64_t unw_exec_ns, unw_ready_ns;
+    bool recorded_tried;      /* the BPF record of its mappings was asked
+                                 for (since the last exec) */
     /* table bookkeeping */
     struct proc *exit_next;   /* exited processes, oldest first */
     struct proc *rescan_next; /* processes with rescans due */
@@ -68,19 +70,34 @@ typedef struct {
     uint64_t maps_refreshes;      /* /proc/PID/maps reads */
     uint64_t addresses_unmapped;  /* user addresses no mapping covers */
     uint64_t procs_refused;       /* table full of live processes */
+    uint64_t maps_recorded;       /* processes gone before their mappings
+                                     were read, resolved with the
+                                     kernel's record of them instead */
 } proctab_stats_t;
 
 proctab_t *proctab_new(objreg_t *objects, size_t max_procs,
                        uint64_t grace_ms);
 void proctab_destroy(proctab_t **self_p);
 
+/* An executable mapping the BPF walker found itself (bpf/unwind.bpf.h,
+ * unw_vmas) for a process whose /proc/PID/maps was not read. */
+typedef struct {
+    uint64_t start, end, pgoff;
+    uint64_t dev, ino;        /* makedev(major, minor) like st_dev */
+    uint32_t kind;            /* SKY_UNW_VMA_*: 0 anonymous, 1 file, 2 vdso */
+} proctab_vma_t;
+#define PROCTAB_VMAS_MAX 16
+
 /* Who else follows the mappings (the unwinder's BPF tables): told when a
  * process's mapping list was (re)read or inherited at fork, and when a
- * process exited or left the table. Either may be NULL. */
+ * process exited or left the table; asked (recorded) for the mappings
+ * the kernel recorded for a process whose mappings could not be read
+ * (gone first): their count, or -1. Any may be NULL. */
 typedef struct {
     void (*maps_changed)(void *arg, const proc_t *proc);
     void (*gone)(void *arg, uint32_t pid);
     void *arg;
+    int (*recorded)(void *arg, uint32_t pid, proctab_vma_t *out, size_t max);
 } proctab_hooks_t;
 void proctab_set_hooks(proctab_t *self, const proctab_hooks_t *hooks);
 

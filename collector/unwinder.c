@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -60,6 +61,9 @@ typedef struct utable {
     struct {
         uint64_t off, vaddr, filesz;
     } segs[UNWINDER_SEGS_MAX];
+    /* the unw_files keys (kernel dev, inode) naming this loaded table */
+    uint64_t (*fkeys)[2];
+    uint32_t nfkeys;
     struct utable *prev, *next;   /* LRU list, most recent first */
 } utable_t;
 
@@ -264,6 +268,68 @@ static void s_lru_touch(unwinder_t *self, utable_t *t)
         self->lru_tail = t;
 }
 
+/* --------------------------------------------------------- unw_files */
+
+static int s_files_on(const unwinder_t *self)
+{
+    return self->maps.vmas_on && self->maps.files_fd >= 0;
+}
+
+/* A file's identity as bpf/unwind.bpf.h reads it from the inode: the
+ * kernel's dev_t (MAJOR << 20 | MINOR), not glibc's st_dev. */
+static uint64_t s_kernel_dev(uint64_t dev)
+{
+    return ((uint64_t)major(dev) << 20) | (minor(dev) & 0xfffff);
+}
+
+/* Names t's table under the file (dev, ino) (user-space dev; the vdso is
+ * 0, 0) in unw_files, once per loaded table: walks of processes without
+ * entry find the table by the inode of the mapping they meet. */
+static void s_file_publish(unwinder_t *self, utable_t *t, uint64_t dev,
+                           uint64_t ino)
+{
+    uint64_t kdev = t->vdso ? 0 : s_kernel_dev(dev);
+    struct sky_unw_file_key key = { .dev = kdev, .ino = t->vdso ? 0 : ino };
+    struct sky_unw_file val = { .table = t->slot, .gen = t->gen };
+
+    for (uint32_t i = 0; i < t->nfkeys; i++)
+        if (t->fkeys[i][0] == key.dev && t->fkeys[i][1] == key.ino)
+            return;
+    uint64_t (*grown)[2] = realloc(t->fkeys,
+                                   (t->nfkeys + 1) * sizeof(*t->fkeys));
+    if (!grown)
+        return;
+    t->fkeys = grown;
+    for (uint32_t i = 0; i < t->nsegs && i < SKY_UNW_FILE_SEGS; i++) {
+        val.segs[i].off = t->segs[i].off;
+        val.segs[i].end = t->segs[i].off + t->segs[i].filesz;
+        val.segs[i].delta = t->segs[i].off - t->segs[i].vaddr;
+        val.nsegs = i + 1;
+    }
+    if (bpf_map_update_elem(self->maps.files_fd, &key, &val, BPF_ANY) != 0) {
+        self->stats.files_refused++;   /* full: frame pointers there */
+        return;
+    }
+    t->fkeys[t->nfkeys][0] = key.dev;
+    t->fkeys[t->nfkeys][1] = key.ino;
+    t->nfkeys++;
+    self->stats.files++;
+}
+
+/* Every file name of t goes with its rows (unload, drop). */
+static void s_files_unpublish(unwinder_t *self, utable_t *t)
+{
+    for (uint32_t i = 0; i < t->nfkeys; i++) {
+        struct sky_unw_file_key key = { .dev = t->fkeys[i][0],
+                                        .ino = t->fkeys[i][1] };
+        bpf_map_delete_elem(self->maps.files_fd, &key);
+        self->stats.files--;
+    }
+    free(t->fkeys);
+    t->fkeys = NULL;
+    t->nfkeys = 0;
+}
+
 /* Takes a table's rows and slot back; the kernel notices through the
  * slot's generation. */
 static void s_unload(unwinder_t *self, utable_t *t)
@@ -272,6 +338,9 @@ static void s_unload(unwinder_t *self, utable_t *t)
         return;
     struct sky_unw_table none = { 0 };
     bpf_map_update_elem(self->maps.tables_fd, &t->slot, &none, BPF_ANY);
+    /* After the slot: a walk between the two sees a stale generation
+     * (a counted miss), never another object's rows. */
+    s_files_unpublish(self, t);
     s_rows_free(self, t->first, t->count);
     self->free_slots[self->nfree_slots++] = t->slot;
     self->stats.tables--;
@@ -288,6 +357,7 @@ static void s_drop(unwinder_t *self, utable_t *t)
     s_unload(self, t);
     s_lru_unlink(self, t);
     hashmap_remove(self->tables, s_key_hash(&key), &key);
+    free(t->fkeys);
     free(t->src_path);
     free(t);
 }
@@ -878,6 +948,13 @@ static int s_fill_map(unwinder_t *self, const proc_t *proc,
                         t->segs[i].vaddr;
             out->table = t->slot;
             out->gen = t->gen;
+            if (s_files_on(self)) {
+                if (t->vdso || m->obj->naliases == 0)
+                    s_file_publish(self, t, m->obj->dev, m->obj->ino);
+                for (uint32_t a = 0; a < m->obj->naliases; a++)
+                    s_file_publish(self, t, m->obj->aliases[a][0],
+                                   m->obj->aliases[a][1]);
+            }
             return 0;
         }
     return 0;
@@ -1112,7 +1189,10 @@ unwinder_t *unwinder_new(const unwinder_maps_t *maps,
     self->stats.bytes_reserved =
         (uint64_t)maps->max_rows * sizeof(struct sky_unw_row) +
         (uint64_t)maps->max_tables * sizeof(struct sky_unw_table) +
-        (uint64_t)maps->max_procs * (sizeof(struct sky_unw_proc) + 8);
+        (uint64_t)maps->max_procs * (sizeof(struct sky_unw_proc) + 8) +
+        (uint64_t)maps->max_files * (sizeof(struct sky_unw_file_key) +
+                                     sizeof(struct sky_unw_file)) +
+        (uint64_t)maps->max_vmas * (sizeof(struct sky_unw_vmas) + 4);
     return self;
 }
 
@@ -1138,6 +1218,7 @@ void unwinder_destroy(unwinder_t **self_p)
     pthread_cond_destroy(&self->cv);
     while (self->tables && (item = hashmap_next(self->tables, &cursor))) {
         free(((utable_t *)item)->src_path);
+        free(((utable_t *)item)->fkeys);
         free(item);
     }
     cursor = 0;
@@ -1151,6 +1232,36 @@ void unwinder_destroy(unwinder_t **self_p)
     free(self->free_pslots);
     free(self);
     *self_p = NULL;
+}
+
+int unwinder_recorded(const unwinder_t *self, uint32_t pid,
+                      proctab_vma_t *out, size_t max)
+{
+    struct sky_unw_vmas *v = NULL;
+    int n = -1;
+
+    if (!self->maps.vmas_on || self->maps.vmas_fd < 0)
+        return -1;
+    v = malloc(sizeof(*v));
+    if (!v || bpf_map_lookup_elem(self->maps.vmas_fd, &pid, v) != 0)
+        goto cleanup;
+    n = 0;
+    for (uint32_t i = 0; i < v->proc.nmaps && i < SKY_UNW_VMAS_MAX &&
+                         (size_t)n < max; i++) {
+        const struct sky_unw_vma *r = &v->vma[i];
+        out[n].start = v->proc.maps[i].start;
+        out[n].end = v->proc.maps[i].end;
+        out[n].pgoff = r->pgoff;
+        /* back to glibc's st_dev, as /proc/PID/maps gives it */
+        out[n].dev = makedev((unsigned)(r->dev >> 20),
+                             (unsigned)(r->dev & 0xfffff));
+        out[n].ino = r->ino;
+        out[n].kind = r->kind;
+        n++;
+    }
+cleanup:
+    free(v);
+    return n;
 }
 
 void unwinder_stats(const unwinder_t *self, unwinder_stats_t *out)

@@ -34,7 +34,11 @@ typedef struct unwinder unwinder_t;
  * (max_entries as loaded). */
 typedef struct {
     int pids_fd, procs_fd, tables_fd, rows_fd;
-    uint32_t max_procs, max_tables, max_rows;
+    /* processes without entry (bpf/unwind.bpf.h, unw_files, unw_vmas):
+     * files_fd -1 when the walker cannot look mappings up itself */
+    int files_fd, vmas_fd, vzero_fd;
+    int vmas_on;
+    uint32_t max_procs, max_tables, max_rows, max_files, max_vmas;
 } unwinder_maps_t;
 
 typedef struct {
@@ -59,6 +63,9 @@ typedef struct {
                                    through bpf syscalls (logged once) */
     uint64_t memory_trims;      /* malloc_trim calls after a batch of builds */
     uint64_t rows_mmap;         /* gauge, 1: the last write used the mapping */
+    uint64_t files_refused;     /* unw_files full: a file's table not
+                                   named for processes without entry */
+    uint64_t files;             /* gauge: unw_files entries */
     /* gauges */
     uint64_t tables;            /* tables loaded now */
     uint64_t tables_pending;    /* objects waiting for their table */
@@ -105,6 +112,13 @@ void unwinder_forget(unwinder_t *self, uint32_t pid);
  * the BPF fork hook points a new child at its parent's entry until the
  * collector writes the child's own (bpf/profile.bpf.c, s_unw_inherit). */
 void unwinder_forget_pid(unwinder_t *self, uint32_t pid);
+
+/* The mappings the BPF walks recorded for a process without entry (the
+ * pid's unw_vmas record: bpf/unwind.bpf.h), sorted by start, dev as in
+ * /proc/PID/maps (makedev): the view of a process gone before its
+ * mappings were read. The count (up to max), or -1 when there is none. */
+int unwinder_recorded(const unwinder_t *self, uint32_t pid,
+                      proctab_vma_t *out, size_t max);
 
 void unwinder_stats(const unwinder_t *self, unwinder_stats_t *out);
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "collector/objreg.h"
@@ -92,7 +93,7 @@ END_TEST
 /* ------------------------------------------------------- with BPF maps */
 
 typedef struct {
-    int pids, procs, tables, rows;
+    int pids, procs, tables, rows, files;
 } maps_t;
 
 /* 1: unw_rows is mmapable, as the collector loads it; 0: a plain array
@@ -118,6 +119,11 @@ static maps_t s_maps(uint32_t max_procs, uint32_t max_tables,
     ck_assert_int_ge(m.procs, 0);
     ck_assert_int_ge(m.tables, 0);
     ck_assert_int_ge(m.rows, 0);
+    m.files = bpf_map_create(BPF_MAP_TYPE_HASH, "t_unw_files",
+                             sizeof(struct sky_unw_file_key),
+                             sizeof(struct sky_unw_file), 2 * max_tables,
+                             NULL);
+    ck_assert_int_ge(m.files, 0);
     return m;
 }
 
@@ -127,6 +133,7 @@ static void s_close(maps_t *m)
     close(m->procs);
     close(m->tables);
     close(m->rows);
+    close(m->files);
 }
 
 static void s_sync_hook(void *arg, const proc_t *proc)
@@ -161,6 +168,9 @@ static void s_setup(fixture_t *f, uint32_t max_tables, uint32_t max_rows)
     f->m = s_maps(16, max_tables, max_rows);
     unwinder_maps_t um = { .pids_fd = f->m.pids, .procs_fd = f->m.procs,
                            .tables_fd = f->m.tables, .rows_fd = f->m.rows,
+                           .files_fd = f->m.files, .vmas_fd = -1,
+                           .vzero_fd = -1, .vmas_on = 1,
+                           .max_files = 2 * max_tables,
                            .max_procs = 16, .max_tables = max_tables,
                            .max_rows = max_rows };
     f->unw = unwinder_new(&um, NULL);
@@ -168,7 +178,7 @@ static void s_setup(fixture_t *f, uint32_t max_tables, uint32_t max_rows)
     f->objects = objreg_new();
     f->procs = proctab_new(f->objects, 64, 1000);
     ck_assert_ptr_nonnull(f->procs);
-    proctab_hooks_t hooks = { s_sync_hook, s_gone_hook, f->unw };
+    proctab_hooks_t hooks = { s_sync_hook, s_gone_hook, f->unw, NULL };
     proctab_set_hooks(f->procs, &hooks);
     f->self = proctab_get(f->procs, (uint32_t)getpid(), NULL);
     ck_assert_ptr_nonnull(f->self);
@@ -404,6 +414,80 @@ START_TEST(test_eviction_is_bounded_and_counted)
 }
 END_TEST
 
+/* Every unw_files entry names a loaded table by its current generation:
+ * a walk of a process without entry never reads an evicted table's
+ * rows through it (an entry would otherwise outlive its table: counted
+ * misses at best). With n set, the entries are counted. */
+static void s_files_name_loaded_tables(const fixture_t *f, uint32_t *n)
+{
+    struct sky_unw_file_key key, next;
+    struct sky_unw_file val;
+    struct sky_unw_table t;
+    void *prev = NULL;
+
+    *n = 0;
+    while (bpf_map_get_next_key(f->m.files, prev, &next) == 0) {
+        ck_assert_int_eq(bpf_map_lookup_elem(f->m.files, &next, &val), 0);
+        ck_assert_int_eq(bpf_map_lookup_elem(f->m.tables, &val.table, &t), 0);
+        ck_assert_uint_ne(val.table, 0);
+        ck_assert_uint_eq(val.gen, t.gen);
+        ck_assert_uint_gt(val.nsegs, 0);
+        (*n)++;
+        key = next;
+        prev = &key;
+    }
+}
+
+/* The table of this process's libc, found by its file as the walker of a
+ * process without entry finds it (inode -> unw_files -> bias from the
+ * segment), equals the one its process entry names; evicting tables
+ * takes their files out. */
+START_TEST(test_files_follow_tables)
+{
+    fixture_t f;
+    unwinder_stats_t st;
+    struct sky_unw_table t;
+    uint64_t bias, addr = (uint64_t)(uintptr_t)&snprintf;
+    uint32_t n;
+
+    s_setup(&f, 4096, 1u << 22);
+    ck_assert_int_eq(s_kernel_table(&f, addr, &t, &bias), 0);
+    const mapping_t *m = NULL;
+    for (uint32_t i = 0; i < f.self->nmaps; i++)
+        if (addr >= f.self->maps[i].start && addr < f.self->maps[i].end)
+            m = &f.self->maps[i];
+    ck_assert_ptr_nonnull(m);
+    struct sky_unw_file_key key = {
+        .dev = ((uint64_t)major(m->obj->dev) << 20) | minor(m->obj->dev),
+        .ino = m->obj->ino
+    };
+    struct sky_unw_file val;
+    ck_assert_int_eq(bpf_map_lookup_elem(f.m.files, &key, &val), 0);
+    ck_assert_uint_eq(val.gen, t.gen);
+    int found = 0;
+    for (uint32_t i = 0; i < val.nsegs && i < SKY_UNW_FILE_SEGS; i++)
+        if (m->pgoff >= val.segs[i].off && m->pgoff < val.segs[i].end) {
+            ck_assert_uint_eq(m->start - m->pgoff + val.segs[i].delta, bias);
+            found = 1;
+        }
+    ck_assert_int_eq(found, 1);
+    s_files_name_loaded_tables(&f, &n);
+    unwinder_stats(f.unw, &st);
+    ck_assert_uint_eq(n, st.files);
+    ck_assert_uint_gt(n, 0);
+    s_teardown(&f);
+
+    /* One table slot: every table but the last was evicted. */
+    s_setup(&f, 2, 1u << 20);
+    s_files_name_loaded_tables(&f, &n);
+    unwinder_stats(f.unw, &st);
+    ck_assert_uint_ge(st.tables_evicted, 1);
+    ck_assert_uint_eq(n, st.files);
+    ck_assert_uint_le(n, f.self->nmaps);
+    s_teardown(&f);
+}
+END_TEST
+
 /* Every row of the table covering addr, read back with
  * bpf_map_lookup_elem, into out (count + index slots). */
 static uint32_t s_table_rows(const fixture_t *f, uint64_t addr,
@@ -501,6 +585,7 @@ int main(void)
         tcase_add_test(tc, test_eviction_is_bounded_and_counted);
         tcase_add_test(tc, test_mmap_rows_equal_syscall_rows);
         tcase_add_test(tc, test_replaced_table_reads_back);
+        tcase_add_test(tc, test_files_follow_tables);
     }
     suite_add_tcase(s, tc);
     return tu_run(s);
