@@ -1159,9 +1159,7 @@ START_TEST(test_unwind_short_collector_stopped)
     folded_t f;
 
     th_launch_start(&R, s_yaml, NULL);
-    /* The collector's programs load in a second or more on a busy host. */
-    for (int i = 0; i < 300 && s_metric(UNWIND_ACTIVE_METRIC) != 1; i++)
-        usleep(100 * 1000);
+    s_wait_collector_ready();
     pid_t first = s_spawn(cc, "short", "1");
     s_reap(first, "short (collector running)");
     /* Its samples named: the collector has seen the program's file. */
@@ -1176,16 +1174,18 @@ START_TEST(test_unwind_short_collector_stopped)
         s_reap(shorts[i], "short (collector stopped)");
     }
     ck_assert_int_eq(kill(coll, SIGCONT), 0);
-    sleep(3); /* the drain, the last publish and flush */
+    /* The drain, the last publish and flush: in order, as on the host. */
+    s_fetch_pid(&f, shorts[SHORT_RUNS - 1], "uw_short_spin");
+    s_folded_release(&f);
 
     double before_exec = 0;
     for (int i = 0; i < SHORT_RUNS; i++) {
         char path[160];
-        int found = 0;
+        int status = 0;
         snprintf(path, sizeof path,
                  "/api/folded?pid=%d&event=on-cpu&unit=count", (int)shorts[i]);
-        char *body = th_api_wait(&R, path, "uw_short_spin", 15000, &found);
-        ck_assert_ptr_nonnull(body);
+        char *body = th_api(&R, "GET", path, NULL, &status);
+        ck_assert_msg(body && status == 200, "GET %s: status %d", path, status);
         /* Only the program's own samples: the forked child's before its
          * exec (thread still named after this test) run this test's code,
          * and the collector, woken, may drain them before it handles the
