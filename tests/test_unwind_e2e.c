@@ -1149,6 +1149,19 @@ static pid_t s_collector_pid(pid_t launcher)
  * samples from its record (docs/unwinding.md, "Processes not read
  * yet"). One run first, with the collector running, so the program's
  * file and table are known, as for any program run repeatedly. */
+typedef struct {
+    double walks0;
+} lag_wait_t;
+
+/* The collector's counters reach /metrics on its own schedule, after
+ * the samples they count may already be in the API. */
+static int s_lag_counted(void *arg)
+{
+    const lag_wait_t *w = arg;
+    return s_metric("skyprof_collector_unwind_unready_walks") - w->walks0 >= 10
+           && s_metric("skyprof_collector_maps_recorded") >= 1;
+}
+
 START_TEST(test_unwind_short_collector_stopped)
 {
     const char *cc = s_compilers[_i];
@@ -1167,7 +1180,8 @@ START_TEST(test_unwind_short_collector_stopped)
     s_folded_release(&f);
     pid_t coll = s_collector_pid(R.launcher);
     ck_assert_int_gt(coll, 0);
-    double walks0 = s_metric("skyprof_collector_unwind_unready_walks");
+    lag_wait_t lw = {
+        .walks0 = s_metric("skyprof_collector_unwind_unready_walks") };
     ck_assert_int_eq(kill(coll, SIGSTOP), 0);
     for (int i = 0; i < SHORT_RUNS; i++) {
         shorts[i] = s_spawn(cc, "short", "1");
@@ -1177,6 +1191,9 @@ START_TEST(test_unwind_short_collector_stopped)
     /* The drain, the last publish and flush: in order, as on the host. */
     s_fetch_pid(&f, shorts[SHORT_RUNS - 1], "uw_short_spin");
     s_folded_release(&f);
+    if (!tu_wait_until(s_lag_counted, &lw, 10000))
+        fprintf(stderr, "%s lagging short: counters still short after 10 s\n",
+                cc);
 
     double before_exec = 0;
     for (int i = 0; i < SHORT_RUNS; i++) {
@@ -1227,7 +1244,7 @@ START_TEST(test_unwind_short_collector_stopped)
              sr.total > 0 ? named / sr.total : 0, MIN_ROOTED_LAGGING, 1);
     s_figure(&fs, "lagging short: garbage roots", sr.garbage, 0, 0);
     s_figure(&fs, "lagging short: walks without entry (counter)",
-             s_metric("skyprof_collector_unwind_unready_walks") - walks0, 10,
+             s_metric("skyprof_collector_unwind_unready_walks") - lw.walks0, 10,
              1e12);
     s_figure(&fs, "lagging short: lookups that found a table (counter)",
              s_metric("skyprof_collector_unwind_vma_tables"), 1, 1e12);
