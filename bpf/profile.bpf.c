@@ -141,7 +141,7 @@ struct {
 } maps_asked SEC(".maps");
 
 static __always_inline void s_emit(__u32 type, __u32 pid, __u32 ppid,
-                                   __u32 flags);
+                                   __u32 flags, const char *kpath);
 
 /* The walk met a leaf in no mapping it knows: code mapped since the
  * collector last read the process's mappings (dlopen, a JIT region).
@@ -155,7 +155,7 @@ static __always_inline void s_ask_maps(__u32 tgid)
     if (last && now - *last < SKY_MAPS_EVERY_NS)
         return;
     bpf_map_update_elem(&maps_asked, &tgid, &now, BPF_ANY);
-    s_emit(SKY_EV_MAPS, tgid, 0, 0);
+    s_emit(SKY_EV_MAPS, tgid, 0, 0, NULL);
 }
 
 /* The user stack of the current task, leaf first, into ustack; bytes
@@ -381,7 +381,7 @@ int BPF_PROG(sky_on_tick, struct hrtimer *timer, ktime_t *now)
 /* ------------------------------------------------------ process events */
 
 static __always_inline void s_emit(__u32 type, __u32 pid, __u32 ppid,
-                                   __u32 flags)
+                                   __u32 flags, const char *kpath)
 {
     struct sky_proc_event *e;
 
@@ -398,6 +398,9 @@ static __always_inline void s_emit(__u32 type, __u32 pid, __u32 ppid,
     /* exec sets the new comm before the tracepoint; a forked child still
      * carries its parent's comm, which is current's. */
     bpf_get_current_comm(e->comm, sizeof(e->comm));
+    e->path[0] = 0;
+    if (kpath && bpf_probe_read_kernel_str(e->path, sizeof(e->path), kpath) < 0)
+        e->path[0] = 0;
     bpf_ringbuf_submit(e, 0);
 }
 
@@ -411,12 +414,13 @@ static __always_inline void s_on_exit(void)
 
     if (live != 0)
         return;
-    s_emit(SKY_EV_EXIT, bpf_get_current_pid_tgid() >> 32, 0, 0);
+    s_emit(SKY_EV_EXIT, bpf_get_current_pid_tgid() >> 32, 0, 0, NULL);
 }
 
 /* exec: de_thread has made the caller the leader, so current's tgid is the
- * process. */
-static __always_inline void s_on_exec(void)
+ * process. kpath: the file name execve was given (kernel memory), or NULL
+ * where the flavour does not have it. */
+static __always_inline void s_on_exec(const char *kpath)
 {
     __u32 tgid = bpf_get_current_pid_tgid() >> 32;
 
@@ -428,7 +432,7 @@ static __always_inline void s_on_exec(void)
     /* ... and its walks meanwhile use the mappings they find, starting
      * with the executable and ld.so (bpf/unwind.bpf.h). */
     sky_unw_vmas_exec(tgid);
-    s_emit(SKY_EV_EXEC, tgid, 0, 0);
+    s_emit(SKY_EV_EXEC, tgid, 0, 0, kpath);
 }
 
 /* A forked child runs in a copy of its parent's address space: until the
@@ -468,7 +472,7 @@ static __always_inline void s_on_fork(struct task_struct *parent,
     if (pid != tgid) /* a new thread, not a new process */
         return;
     s_unw_inherit(ptgid, tgid);
-    s_emit(SKY_EV_FORK, tgid, ptgid, 0);
+    s_emit(SKY_EV_FORK, tgid, ptgid, 0, NULL);
 }
 
 /* Flavour 1: BTF-enabled tracepoints (5.5+). */
@@ -476,7 +480,7 @@ SEC("tp_btf/sched_process_exec")
 int BPF_PROG(sky_exec_btf, struct task_struct *p, pid_t old_pid,
              struct linux_binprm *bprm)
 {
-    s_on_exec();
+    s_on_exec(BPF_CORE_READ(bprm, filename));
     return 0;
 }
 
@@ -500,7 +504,7 @@ SEC("raw_tp/sched_process_exec")
 int BPF_PROG(sky_exec_raw, struct task_struct *p, pid_t old_pid,
              struct linux_binprm *bprm)
 {
-    s_on_exec();
+    s_on_exec(BPF_CORE_READ(bprm, filename));
     return 0;
 }
 
@@ -526,7 +530,7 @@ int BPF_PROG(sky_fork_raw, struct task_struct *parent,
 SEC("tp/sched/sched_process_exec")
 int sky_exec_tp(struct trace_event_raw_sched_process_exec *ctx)
 {
-    s_on_exec();
+    s_on_exec(NULL);
     return 0;
 }
 
@@ -543,6 +547,6 @@ int sky_fork_tp(struct trace_event_raw_sched_process_fork *ctx)
     /* A thread's id has no record to lose: dropping it is harmless. */
     sky_unw_vmas_fork((__u32)ctx->child_pid);
     s_emit(SKY_EV_FORK, (__u32)ctx->child_pid,
-           bpf_get_current_pid_tgid() >> 32, SKY_EVF_MAYBE_THREAD);
+           bpf_get_current_pid_tgid() >> 32, SKY_EVF_MAYBE_THREAD, NULL);
     return 0;
 }

@@ -13,6 +13,7 @@
 /* perf_event_max_stack defaults to 127; deeper stacks are cut there. */
 #define SKY_MAX_FRAMES 127
 #define SKY_COMM_WORDS 2 /* 16 bytes of comm, TASK_COMM_LEN */
+#define SKY_EXEC_PATH_WORDS 32 /* 256 bytes of an exec's file name */
 
 /* sky_sample.flags */
 #define SKY_F_TASK       0x1u  /* the process is a target of an active task */
@@ -239,6 +240,10 @@ struct sky_proc_event {
     __u32 ppid;       /* parent tgid (fork), else 0 */
     __u32 flags;
     __u64 comm[SKY_COMM_WORDS];
+    /* exec: the file name execve was given (as given: absolute, relative
+     * or /dev/fd/N), cut at SKY_EXEC_PATH_WORDS * 8 - 1 bytes; else "".
+     * Names the executable of a process gone before its maps were read. */
+    __u64 path[SKY_EXEC_PATH_WORDS];
 };
 
 /* ------------------------------------------------------------ off-CPU */

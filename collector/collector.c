@@ -195,6 +195,7 @@ struct collector {
     uint32_t exec_pid;
     uint64_t exec_ts;
     char exec_comm[17];
+    char exec_path[SKY_EXEC_PATH_WORDS * 8];
 };
 
 /* ------------------------------------------------------------ counters */
@@ -432,9 +433,9 @@ static void s_unwind_note_ready(collector_t *self, proc_t *proc)
 /* The process exec'd at exec_ns (kernel stamp): its new image replaces
  * the old in the table (which writes its kernel entry). */
 static void s_apply_exec(collector_t *self, uint32_t pid, const char *comm,
-                         uint64_t exec_ns)
+                         const char *path, uint64_t exec_ns)
 {
-    proc_t *proc = proctab_on_exec(self->procs, pid, comm);
+    proc_t *proc = proctab_on_exec(self->procs, pid, comm, path);
 
     if (!proc)
         return;
@@ -494,11 +495,13 @@ static int s_on_event(void *ctx, void *data, size_t size)
         self->exec_pid = ev->pid;
         self->exec_ts = ev->ts_ns;
         snprintf(self->exec_comm, sizeof(self->exec_comm), "%s", comm);
+        memcpy(self->exec_path, ev->path, sizeof(self->exec_path) - 1);
+        self->exec_path[sizeof(self->exec_path) - 1] = '\0';
         probes_consume_samples(self->probes);
         if (self->unwinder)
             s_add(self, M_UNW_EXEC_DRAIN_NS, now_mono_ns() - t0);
         if (self->exec_pid == ev->pid)
-            s_apply_exec(self, ev->pid, comm, ev->ts_ns);
+            s_apply_exec(self, ev->pid, comm, self->exec_path, ev->ts_ns);
         self->exec_pid = 0;
         proc = proctab_find(self->procs, ev->pid);
         if (proc) {
@@ -610,7 +613,8 @@ static int s_on_sample(void *ctx, void *data, size_t size)
     memcpy(comm, s->comm, 16);
     comm[16] = '\0';
     if (self->exec_pid == s->tgid && s->ts_ns >= self->exec_ts) {
-        s_apply_exec(self, s->tgid, self->exec_comm, self->exec_ts);
+        s_apply_exec(self, s->tgid, self->exec_comm, self->exec_path,
+                     self->exec_ts);
         self->exec_pid = 0;
     }
     proc_t *proc = proctab_get(self->procs, s->tgid, comm);

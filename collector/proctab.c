@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +139,7 @@ static void s_proc_free(proctab_t *self, proc_t *proc)
         s_exit_list_remove(self, proc);
     s_rescan_list_remove(self, proc);
     s_drop_maps(self, proc);
+    free(proc->exec_path);
     free(proc);
 }
 
@@ -255,6 +257,7 @@ proc_t *proctab_on_fork(proctab_t *self, uint32_t pid, uint32_t ppid,
     proc_t *proc = s_create(self, pid);
     if (!proc)
         return NULL;
+    proc->ppid = ppid;
     snprintf(proc->comm, sizeof(proc->comm), "%s", comm ? comm : "");
     s_read_identity(proc);
     /* The child starts with a copy of its parent's address space: share
@@ -287,7 +290,39 @@ static void s_schedule_rescans(proctab_t *self, proc_t *proc,
     }
 }
 
-proc_t *proctab_on_exec(proctab_t *self, uint32_t pid, const char *comm)
+/* The exec's file name made absolute (malloc'ed), or NULL. A relative
+ * one is relative to the working directory of the exec: the process's
+ * own while it lives, else its parent's, which it inherited unless it
+ * moved (s_recorded_exe checks (dev, inode) before it trusts the guess).
+ * A failed allocation only loses the hint. */
+static char *s_exec_path(const proc_t *proc, const char *path)
+{
+    const uint32_t whose[2] = { proc->pid, proc->ppid };
+    char link[64], cwd[PATH_MAX];
+
+    if (!path || !path[0])
+        return NULL;
+    if (path[0] == '/')
+        return strdup(path);
+    for (int i = 0; i < 2; i++) {
+        if (whose[i] == 0)
+            continue;
+        snprintf(link, sizeof(link), "/proc/%u/cwd", whose[i]);
+        ssize_t n = readlink(link, cwd, sizeof(cwd) - 1);
+        if (n <= 0)
+            continue;
+        cwd[n] = '\0';
+        size_t len = (size_t)n + 1 + strlen(path) + 1;
+        char *abs = malloc(len);
+        if (abs)
+            snprintf(abs, len, "%s/%s", cwd, path);
+        return abs;
+    }
+    return NULL;
+}
+
+proc_t *proctab_on_exec(proctab_t *self, uint32_t pid, const char *comm,
+                        const char *exe_path)
 {
     proc_t *proc = proctab_find(self, pid);
 
@@ -302,6 +337,8 @@ proc_t *proctab_on_exec(proctab_t *self, uint32_t pid, const char *comm)
     }
     if (comm && comm[0])
         snprintf(proc->comm, sizeof(proc->comm), "%s", comm);
+    free(proc->exec_path);
+    proc->exec_path = s_exec_path(proc, exe_path);
     /* exec replaced the whole address space. Re-read rather than drop
      * first: a sample may already have loaded the new image, and its
      * objects must keep their ids across the swap. */
@@ -481,6 +518,25 @@ cleanup:
  * samples found them, each object known by (dev, inode) from another
  * process that mapped the same file (the program's earlier runs, libc).
  * Asked once per exec; files nobody else mapped stay unresolved. */
+/* The executable of a process gone before anyone read its mappings,
+ * known to no one by (dev, inode) (its first run): the exec's file name,
+ * if that path names the very file the kernel recorded (in this mount
+ * namespace: a container's path names another file or none). */
+static object_t *s_recorded_exe(proctab_t *self, const proc_t *proc,
+                                const proctab_vma_t *v)
+{
+    struct stat st;
+
+    if (!proc->exec_path || stat(proc->exec_path, &st) != 0 ||
+        (uint64_t)st.st_dev != v->dev || (uint64_t)st.st_ino != v->ino)
+        return NULL;
+    /* Reached through our own root, where the path was checked: the
+     * process is gone, so the object's owner (through whose root readers
+     * open it) is this process until a live one maps the file. */
+    return objreg_get_file(self->objects, (uint32_t)getpid(), v->dev, v->ino,
+                           proc->exec_path, v->start, v->end, WIRE_OBJ_EXE);
+}
+
 static void s_load_recorded(proctab_t *self, proc_t *proc)
 {
     proctab_vma_t v[PROCTAB_VMAS_MAX];
@@ -501,6 +557,8 @@ static void s_load_recorded(proctab_t *self, proc_t *proc)
         object_t *obj = NULL;
         if (v[i].kind == 1)
             obj = objreg_find_file(self->objects, v[i].dev, v[i].ino);
+        if (!obj && v[i].kind == 1)
+            obj = s_recorded_exe(self, proc, &v[i]);
         else if (v[i].kind == 2)
             obj = objreg_get_special(self->objects, proc->pid, WIRE_OBJ_VDSO,
                                      "[vdso]");

@@ -47,6 +47,9 @@ typedef struct proc {
     uint64_t unw_exec_ns, unw_ready_ns;
     bool recorded_tried;      /* the BPF record of its mappings was asked
                                  for (since the last exec) */
+    char *exec_path;          /* the last exec's file name made absolute,
+                                 or NULL */
+    uint32_t ppid;            /* the parent at fork, 0 when not seen */
     /* table bookkeeping */
     struct proc *exit_next;   /* exited processes, oldest first */
     struct proc *rescan_next; /* processes with rescans due */
@@ -111,7 +114,11 @@ proc_t *proctab_get(proctab_t *self, uint32_t pid, const char *comm_hint);
 /* Process events. */
 proc_t *proctab_on_fork(proctab_t *self, uint32_t pid, uint32_t ppid,
                         const char *comm);
-proc_t *proctab_on_exec(proctab_t *self, uint32_t pid, const char *comm);
+/* exe_path: the file name the exec was given (the event's), or NULL/"";
+ * kept to name the executable should the process be gone before its
+ * mappings are read. */
+proc_t *proctab_on_exec(proctab_t *self, uint32_t pid, const char *comm,
+                        const char *exe_path);
 void proctab_on_exit(proctab_t *self, uint32_t pid);
 
 /* (Re)reads the process's executable mappings. 0 ok, -1 gone. */

@@ -1122,6 +1122,86 @@ START_TEST(test_publish_interval)
 }
 END_TEST
 
+static int s_stop_loop(loop_t *loop, void *arg)
+{
+    (void)arg;
+    loop_stop(loop);
+    return 0;
+}
+
+/* Runs of a program nobody mapped before, each gone before the collector
+ * handles its exec (the loop does not run while they live, as a collector
+ * waiting for a CPU on a loaded host): their samples still resolve into
+ * the executable, through the walker's record of the mappings and the
+ * file name the exec event carries. */
+START_TEST(test_gone_before_exec_handled)
+{
+    char exe[1024];
+    range_t spin;
+    capture_t cap = { 0 };
+    collector_options_t opts;
+    collector_info_t info;
+    enum { RUNS = 3 };
+    pid_t pids[RUNS];
+
+    snprintf(exe, sizeof(exe), "%s", tu_build_path("tests/progs/short_lived"));
+    ck_assert_int_eq(s_function_range(exe, "sky_short_lived_spin", &spin), 0);
+    loop_t *loop = loop_new();
+    collector_options_default(&opts);
+    opts.period_ns = PERIOD_NS / 2;
+    opts.host_every = 1;
+    opts.sampler = COLLECTOR_SAMPLER_PERF_EVENT;
+    opts.drain_interval_ms = 100;
+    opts.scan_proc = false;
+    collector_t *col = s_start(loop, &cap, &opts, NULL);
+    collector_info(col, &info);
+    if (!info.unwind_dwarf) {
+        tu_skip("collector_bpf_gone_before_exec", "the .eh_frame walker did "
+                "not load here (it keeps the mappings record)");
+        s_finish(&col, &loop, &cap);
+        return;
+    }
+    /* A second of loop first: the sampler attaches from the loop. */
+    int warm = loop_add_timer(loop, 1000, s_stop_loop, NULL);
+    ck_assert_int_ge(warm, 0);
+    ck_assert_int_eq(loop_run(loop), 0);
+    loop_remove_timer(loop, warm);
+    for (int i = 0; i < RUNS; i++) {
+        char *argv[] = { exe, NULL };
+        int st = 0;
+        pids[i] = tu_spawn(argv, NULL);
+        ck_assert_int_gt(pids[i], 0);
+        cap.pids[cap.npids++] = (uint32_t)pids[i];
+        ck_assert_int_eq(waitpid(pids[i], &st, 0), pids[i]);
+    }
+    ck_assert_int_ge(loop_add_timer(loop, 1500, s_stop_loop, NULL), 0);
+    ck_assert_int_eq(loop_run(loop), 0);
+    collector_drain(col);
+    uint32_t obj = s_object_id_by_file(&cap, exe);
+    int sampled = 0, resolved = 0;
+    for (int p = 0; p < RUNS; p++) {
+        uint64_t mine = 0, in_spin = 0;
+        for (size_t i = 0; i < cap.nsamples; i++) {
+            const cap_sample_t *s = &cap.samples[i];
+            if (s->pid != (uint32_t)pids[p] || s->nu == 0)
+                continue;
+            mine += s->count;
+            in_spin += obj != WIRE_NO_OBJECT && s_has_frame_in(s, obj, &spin)
+                           ? s->count : 0;
+        }
+        printf("gone before its exec was handled: pid %d, %" PRIu64
+               " samples with user frames, %" PRIu64 " in sky_short_lived_spin\n",
+               (int)pids[p], mine, in_spin);
+        sampled += mine > 0;
+        resolved += in_spin > 0;
+    }
+    fflush(stdout);
+    ck_assert_int_ge(sampled, RUNS - 1);
+    ck_assert_int_eq(resolved, sampled);
+    s_finish(&col, &loop, &cap);
+}
+END_TEST
+
 /* A thousand short processes: every one produces its events, and the
  * table shrinks back once the grace period is over. */
 #define STORM_PROCS 1000
@@ -1896,6 +1976,7 @@ int main(void)
         tcase_add_test(tc, test_tick_idle_cpus_give_none);
         tcase_add_test(tc, test_sampler_choice);
         tcase_add_test(tc, test_short_lived);
+        tcase_add_test(tc, test_gone_before_exec_handled);
         tcase_add_test(tc, test_host_decimation);
         tcase_add_test(tc, test_fill_threshold_wakeup);
         tcase_add_test(tc, test_publish_interval);
