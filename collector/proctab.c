@@ -153,6 +153,7 @@ void proctab_destroy(proctab_t **self_p)
     /* Free without touching the map while walking it. */
     while ((proc = hashmap_next(self->by_pid, &cursor))) {
         s_drop_maps(self, proc);
+        free(proc->exec_path);
         free(proc);
     }
     hashmap_destroy(&self->by_pid);
