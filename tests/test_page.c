@@ -102,6 +102,9 @@ typedef struct {
     int network_hits;
     long long last_start, last_end;
     char last_event[32];
+    /* /api/processes asked for off-CPU over an hour: the clicks' requests
+     * may arrive in either order, so "last" cannot tell */
+    int off_cpu_hour_hits;
     char svg_query[256];
     char posted[1024];
 } s_server_t;
@@ -189,6 +192,8 @@ s_handler(void *cls, struct MHD_Connection *conn, const char *url,
             conn, MHD_GET_ARGUMENT_KIND, "event");
         snprintf(s_srv.last_event, sizeof(s_srv.last_event), "%s",
                  ev ? ev : "");
+        s_srv.off_cpu_hour_hits += ev && strcmp(ev, "off-cpu") == 0 &&
+                                   s_srv.last_end - s_srv.last_start == 3600;
         rc = s_reply(conn, 200, "application/json",
                      s_srv.plain_arrays ? s_processes_array
                                         : s_processes_wrapped);
@@ -489,8 +494,7 @@ START_TEST(page_range_and_event_controls)
     char *dom = s_dump_dom("/controls");
     pthread_mutex_lock(&s_srv.lock);
     ck_assert_int_ge(s_srv.processes_hits, 2);
-    ck_assert_int_eq(s_srv.last_end - s_srv.last_start, 3600);
-    ck_assert_str_eq(s_srv.last_event, "off-cpu");
+    ck_assert_int_ge(s_srv.off_cpu_hour_hits, 1);
     pthread_mutex_unlock(&s_srv.lock);
     ck_assert_ptr_nonnull(strstr(dom, "&amp;event=off-cpu"));
     ck_assert_ptr_null(strstr(dom, "&amp;event=on-cpu"));
