@@ -130,6 +130,15 @@ static void s_rescan_list_remove(proctab_t *self, proc_t *proc)
     proc->on_rescan_list = false;
 }
 
+/* Frees what the entry owns, and the entry; the indexes are the
+ * caller's. */
+static void s_proc_release(proctab_t *self, proc_t *proc)
+{
+    s_drop_maps(self, proc);
+    free(proc->exec_path);
+    free(proc);
+}
+
 /* Removes the entry from every index and frees it. */
 static void s_proc_free(proctab_t *self, proc_t *proc)
 {
@@ -138,9 +147,7 @@ static void s_proc_free(proctab_t *self, proc_t *proc)
     if (proc->exited_ms)
         s_exit_list_remove(self, proc);
     s_rescan_list_remove(self, proc);
-    s_drop_maps(self, proc);
-    free(proc->exec_path);
-    free(proc);
+    s_proc_release(self, proc);
 }
 
 void proctab_destroy(proctab_t **self_p)
@@ -151,11 +158,8 @@ void proctab_destroy(proctab_t **self_p)
     size_t cursor = 0;
     proc_t *proc;
     /* Free without touching the map while walking it. */
-    while ((proc = hashmap_next(self->by_pid, &cursor))) {
-        s_drop_maps(self, proc);
-        free(proc->exec_path);
-        free(proc);
-    }
+    while ((proc = hashmap_next(self->by_pid, &cursor)))
+        s_proc_release(self, proc);
     hashmap_destroy(&self->by_pid);
     free(self);
     *self_p = NULL;
@@ -514,11 +518,6 @@ cleanup:
     return rc;
 }
 
-/* A process gone before its mappings were read (a short one while the
- * collector waited for a CPU): its mappings as the BPF walks of its
- * samples found them, each object known by (dev, inode) from another
- * process that mapped the same file (the program's earlier runs, libc).
- * Asked once per exec; files nobody else mapped stay unresolved. */
 /* The executable of a process gone before anyone read its mappings,
  * known to no one by (dev, inode) (its first run): the exec's file name,
  * if that path names the very file the kernel recorded (in this mount
@@ -538,6 +537,12 @@ static object_t *s_recorded_exe(proctab_t *self, const proc_t *proc,
                            proc->exec_path, v->start, v->end, WIRE_OBJ_EXE);
 }
 
+/* A process gone before its mappings were read (a short one while the
+ * collector waited for a CPU): its mappings as the BPF walks of its
+ * samples found them, each object known by (dev, inode) from another
+ * process that mapped the same file (the program's earlier runs, libc),
+ * or, for the executable, by the exec's file name. Asked once per exec;
+ * other files nobody else mapped stay unresolved. */
 static void s_load_recorded(proctab_t *self, proc_t *proc)
 {
     proctab_vma_t v[PROCTAB_VMAS_MAX];
@@ -556,13 +561,14 @@ static void s_load_recorded(proctab_t *self, proc_t *proc)
         return;
     for (int i = 0; i < n; i++) {
         object_t *obj = NULL;
-        if (v[i].kind == 1)
+        if (v[i].kind == 1) {
             obj = objreg_find_file(self->objects, v[i].dev, v[i].ino);
-        if (!obj && v[i].kind == 1)
-            obj = s_recorded_exe(self, proc, &v[i]);
-        else if (v[i].kind == 2)
+            if (!obj)
+                obj = s_recorded_exe(self, proc, &v[i]);
+        } else if (v[i].kind == 2) {
             obj = objreg_get_special(self->objects, proc->pid, WIRE_OBJ_VDSO,
                                      "[vdso]");
+        }
         if (!obj)
             continue;
         maps[nmaps].start = v[i].start;
