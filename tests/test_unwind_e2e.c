@@ -305,18 +305,18 @@ static void s_fetch(folded_t *f, const char *query, const char *needle)
     free(body);
 }
 
-/* The folded stacks of query as the API has them now (a process of
- * 40 ms may have left no sample at all: waiting for one would be
- * waiting for nothing). */
-static void s_fetch_now(folded_t *f, const char *query)
+/* The folded text of a process's on-CPU samples as the API has it now
+ * (a process of 40 ms may have left no sample at all: waiting for one
+ * would be waiting for nothing); malloc'ed. */
+static char *s_pid_folded_now(pid_t pid)
 {
-    char path[300];
+    char path[160];
     int status = 0;
-    snprintf(path, sizeof path, "/api/folded?%s", query);
+    snprintf(path, sizeof path, "/api/folded?pid=%d&event=on-cpu&unit=count",
+             (int)pid);
     char *body = th_api(&R, "GET", path, NULL, &status);
     ck_assert_msg(body && status == 200, "GET %s: status %d", path, status);
-    s_folded_parse(f, body);
-    free(body);
+    return body;
 }
 
 static void s_fetch_pid(folded_t *f, pid_t pid, const char *needle)
@@ -348,12 +348,10 @@ static double s_metric(const char *family)
     return v;
 }
 
-static int s_collector_ready(void *arg)
+static int s_tables_built(void *arg)
 {
     (void)arg;
-    return s_metric("skyprof_collector_samples_received") > 0 &&
-           s_metric(UNWIND_ACTIVE_METRIC) >= 0 &&
-           s_metric("skyprof_collector_unwind_tables_pending") == 0;
+    return s_metric("skyprof_collector_unwind_tables_pending") == 0;
 }
 
 /* Until the collector samples (its programs load on a thread of their
@@ -361,8 +359,10 @@ static int s_collector_ready(void *arg)
  * workload started earlier would lose its first samples. */
 static void s_wait_collector_ready(void)
 {
-    ck_assert_msg(tu_wait_until(s_collector_ready, NULL, 20000),
-                  "the collector took no sample in 20 s; see %s", R.log);
+    th_wait_collector(R.log, 1, 20000);
+    ck_assert_msg(tu_wait_until(s_tables_built, NULL, 20000),
+                  "the collector's tables still pending after 20 s; see %s",
+                  R.log);
 }
 
 /* The collector's unwind counters, printed beside the figures. */
@@ -580,11 +580,11 @@ static void s_short_figures(figures_t *fs, const pid_t *pids, int n,
     roots_t sr = { 0, 0, 0 };
     double unnamed = 0;
     folded_t f;
-    char q[128];
 
     for (int i = 0; i < n; i++) {
-        snprintf(q, sizeof q, "pid=%d&event=on-cpu&unit=count", (int)pids[i]);
-        s_fetch_now(&f, q);
+        char *body = s_pid_folded_now(pids[i]);
+        s_folded_parse(&f, body);
+        free(body);
         roots_t r = s_roots(&f);
         s_print_unrooted("short", &f);
         sr.total += r.total;
@@ -1197,12 +1197,7 @@ START_TEST(test_unwind_short_collector_stopped)
 
     double before_exec = 0;
     for (int i = 0; i < SHORT_RUNS; i++) {
-        char path[160];
-        int status = 0;
-        snprintf(path, sizeof path,
-                 "/api/folded?pid=%d&event=on-cpu&unit=count", (int)shorts[i]);
-        char *body = th_api(&R, "GET", path, NULL, &status);
-        ck_assert_msg(body && status == 200, "GET %s: status %d", path, status);
+        char *body = s_pid_folded_now(shorts[i]);
         /* Only the program's own samples: the forked child's before its
          * exec (thread still named after this test) run this test's code,
          * and the collector, woken, may drain them before it handles the
