@@ -348,10 +348,14 @@ static double s_metric(const char *family)
     return v;
 }
 
+/* A sample counted means the collector's counters were published since
+ * it began sampling, so "pending 0" is not a snapshot from before its
+ * first scan of the running processes. */
 static int s_tables_built(void *arg)
 {
     (void)arg;
-    return s_metric("skyprof_collector_unwind_tables_pending") == 0;
+    return s_metric("skyprof_collector_samples_received") > 0 &&
+           s_metric("skyprof_collector_unwind_tables_pending") == 0;
 }
 
 /* Until the collector samples (its programs load on a thread of their
