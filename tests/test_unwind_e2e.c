@@ -268,6 +268,16 @@ static roots_t s_roots(const folded_t *f)
     return r;
 }
 
+/* Adds one process's roots to sum, printing its unrooted stacks as what. */
+static void s_roots_add(roots_t *sum, const char *what, const folded_t *f)
+{
+    roots_t r = s_roots(f);
+    s_print_unrooted(what, f);
+    sum->total += r.total;
+    sum->rooted += r.rooted;
+    sum->garbage += r.garbage;
+}
+
 /* Share of the samples holding `where` (NULL: all) that also hold the
  * consecutive frames seq; the samples holding `where` in *n. */
 static double s_share_of(const folded_t *f, const char *where,
@@ -589,11 +599,7 @@ static void s_short_figures(figures_t *fs, const pid_t *pids, int n,
         char *body = s_pid_folded_now(pids[i]);
         s_folded_parse(&f, body);
         free(body);
-        roots_t r = s_roots(&f);
-        s_print_unrooted("short", &f);
-        sr.total += r.total;
-        sr.rooted += r.rooted;
-        sr.garbage += r.garbage;
+        s_roots_add(&sr, "short", &f);
         unnamed += in_container ? s_unnamed_in_ctr(&f) : 0;
         s_folded_release(&f);
     }
@@ -1220,11 +1226,7 @@ START_TEST(test_unwind_short_collector_stopped)
         s_folded_parse(&f, keep);
         free(keep);
         free(body);
-        roots_t r = s_roots(&f);
-        s_print_unrooted("lagging short", &f);
-        sr.total += r.total;
-        sr.rooted += r.rooted;
-        sr.garbage += r.garbage;
+        s_roots_add(&sr, "lagging short", &f);
         for (size_t k = 0; k < f.count; k++) {
             const ustack_t *st = &f.stacks[k];
             int bad = 0;
