@@ -428,6 +428,7 @@ int proctab_load_maps(proctab_t *self, proc_t *proc)
     uint32_t nmaps = 0, cap = 0;
     int perf_map_state = 0; /* 0 unknown, 1 present, -1 absent */
     char perf_map[64] = "";
+    bool any_line = false;
     int rc = -1;
     FILE *f;
 
@@ -441,6 +442,7 @@ int proctab_load_maps(proctab_t *self, proc_t *proc)
     while (getline(&line, &line_cap, f) > 0) {
         maps_line_t ml;
         object_t *obj = NULL;
+        any_line = true;
         if (proctab_parse_maps_line(line, &ml) < 0 || !ml.exec)
             continue;
         if (nmaps >= PROCTAB_MAX_MAPS)
@@ -491,6 +493,12 @@ int proctab_load_maps(proctab_t *self, proc_t *proc)
         maps[nmaps].obj = obj;
         nmaps++;
     }
+    /* No mapping at all (not even the stack): a zombie, whose maps file
+     * still opens until its parent reaps it, or a kernel thread. Keep
+     * what was read while it lived: an empty table would hide it from
+     * the walker's record of it and leave its samples unresolved. */
+    if (!any_line)
+        goto cleanup;
     /* The kernel lists mappings in address order; binary search relies
      * on it, so refuse anything else rather than mis-resolve. */
     for (uint32_t i = 1; i < nmaps; i++) {

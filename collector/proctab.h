@@ -121,7 +121,8 @@ proc_t *proctab_on_exec(proctab_t *self, uint32_t pid, const char *comm,
                         const char *exe_path);
 void proctab_on_exit(proctab_t *self, uint32_t pid);
 
-/* (Re)reads the process's executable mappings. 0 ok, -1 gone. */
+/* (Re)reads the process's executable mappings. 0 ok, -1 gone (also a
+ * zombie, whose maps file reads empty; the entry keeps what it had). */
 int proctab_load_maps(proctab_t *self, proc_t *proc);
 
 /* Resolves one user address. Returns the object with *offset set to the

@@ -267,6 +267,54 @@ START_TEST(test_resolve_self)
 }
 END_TEST
 
+/* A zombie's maps file still opens (until its parent reaps it) and reads
+ * empty: re-reading it must not wipe the mappings read while it lived
+ * (a rescan or a miss re-read after the exit, before the exit event), and
+ * an exec handled only now must leave no empty table that would hide the
+ * walker's record of the process. */
+START_TEST(test_zombie_keeps_maps)
+{
+    objreg_t *objs = objreg_new();
+    proctab_t *pt = proctab_new(objs, 16, 1000);
+    int gate[2];
+    uint64_t off;
+    siginfo_t si;
+
+    ck_assert_int_eq(pipe(gate), 0);
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        char c;
+        close(gate[1]);
+        _exit(read(gate[0], &c, 1) < 0 ? 1 : 0);
+    }
+    close(gate[0]);
+    proc_t *proc = proctab_get(pt, (uint32_t)child, NULL);
+    ck_assert_ptr_nonnull(proc);
+    ck_assert_int_eq(proctab_load_maps(pt, proc), 0);
+    uint32_t nmaps = proc->nmaps;
+    ck_assert_uint_gt(nmaps, 1);
+    const uint64_t fn = (uint64_t)(uintptr_t)s_probe_function;
+    object_t *exe = proctab_resolve(pt, proc, fn, &off);
+    ck_assert_ptr_nonnull(exe);
+
+    close(gate[1]);   /* the child exits; WNOWAIT leaves it a zombie */
+    memset(&si, 0, sizeof(si));
+    ck_assert_int_eq(waitid(P_PID, (id_t)child, &si, WEXITED | WNOWAIT), 0);
+    ck_assert_int_eq(si.si_pid, child);
+    ck_assert_int_eq(proctab_load_maps(pt, proc), -1);
+    ck_assert_uint_eq(proc->nmaps, nmaps);
+    ck_assert_ptr_eq(proctab_resolve(pt, proc, fn, &off), exe);
+    ck_assert_ptr_nonnull(proctab_on_exec(pt, (uint32_t)child, "zombie", NULL));
+    ck_assert(!proc->maps_loaded);
+    ck_assert_uint_eq(proc->nmaps, 0);
+
+    ck_assert_int_eq(waitpid(child, NULL, 0), child);
+    proctab_destroy(&pt);
+    objreg_destroy(&objs);
+}
+END_TEST
+
 /* Anonymous executable memory is JIT code when the process has a perf map,
  * else anonymous; the vdso is its own object. Frames there keep their raw
  * address (JIT, anon) or their offset in the vdso image. */
@@ -929,6 +977,7 @@ int main(void)
     tcase_add_test(tc, test_buildid_matches_readelf);
     tcase_add_test(tc, test_maps_parse);
     tcase_add_test(tc, test_resolve_self);
+    tcase_add_test(tc, test_zombie_keeps_maps);
     tcase_add_test(tc, test_symcheck);
     tcase_add_test(tc, test_resolve_special);
     tcase_add_test(tc, test_proctab_grace_and_bound);
