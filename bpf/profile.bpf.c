@@ -383,9 +383,16 @@ int BPF_PROG(sky_on_tick, struct hrtimer *timer, ktime_t *now)
 static __always_inline void s_emit(__u32 type, __u32 pid, __u32 ppid,
                                    __u32 flags, const char *kpath)
 {
+    struct sky_proc_exec_event *x = NULL;
     struct sky_proc_event *e;
 
-    e = bpf_ringbuf_reserve(&proc_events, sizeof(*e), 0);
+    /* Two reservations of constant size: the verifier wants one per call. */
+    if (kpath) {
+        x = bpf_ringbuf_reserve(&proc_events, sizeof(*x), 0);
+        e = x ? &x->ev : NULL;
+    } else {
+        e = bpf_ringbuf_reserve(&proc_events, sizeof(*e), 0);
+    }
     if (!e) {
         s_count(SKY_CNT_EVENTS_LOST);
         return;
@@ -398,9 +405,8 @@ static __always_inline void s_emit(__u32 type, __u32 pid, __u32 ppid,
     /* exec sets the new comm before the tracepoint; a forked child still
      * carries its parent's comm, which is current's. */
     bpf_get_current_comm(e->comm, sizeof(e->comm));
-    e->path[0] = 0;
-    if (kpath && bpf_probe_read_kernel_str(e->path, sizeof(e->path), kpath) < 0)
-        e->path[0] = 0;
+    if (x && bpf_probe_read_kernel_str(x->path, sizeof(x->path), kpath) < 0)
+        x->path[0] = 0;
     bpf_ringbuf_submit(e, 0);
 }
 

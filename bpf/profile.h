@@ -240,9 +240,15 @@ struct sky_proc_event {
     __u32 ppid;       /* parent tgid (fork), else 0 */
     __u32 flags;
     __u64 comm[SKY_COMM_WORDS];
-    /* exec: the file name execve was given (as given: absolute, relative
-     * or /dev/fd/N), cut at SKY_EXEC_PATH_WORDS * 8 - 1 bytes; else "".
-     * Names the executable of a process gone before its maps were read. */
+};
+
+/* An exec event of a flavour that knows the file name execve was given
+ * (as given: absolute, relative or /dev/fd/N), cut at
+ * SKY_EXEC_PATH_WORDS * 8 - 1 bytes. It names the executable of a process
+ * gone before its maps were read. Only these records carry it: fork, exit
+ * and maps events (most of the ring) stay 40 bytes, not 296. */
+struct sky_proc_exec_event {
+    struct sky_proc_event ev;
     __u64 path[SKY_EXEC_PATH_WORDS];
 };
 

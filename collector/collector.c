@@ -444,6 +444,19 @@ static void s_apply_exec(collector_t *self, uint32_t pid, const char *comm,
     s_unwind_note_ready(self, proc);
 }
 
+/* The file name an exec record carries, into self->exec_path; "" when
+ * the record is the short one (a flavour that does not know it). */
+static void s_exec_path_of(collector_t *self, const void *data, size_t size)
+{
+    const struct sky_proc_exec_event *x = data;
+
+    self->exec_path[0] = '\0';
+    if (size >= sizeof(*x)) {
+        memcpy(self->exec_path, x->path, sizeof(self->exec_path) - 1);
+        self->exec_path[sizeof(self->exec_path) - 1] = '\0';
+    }
+}
+
 static int s_on_event(void *ctx, void *data, size_t size)
 {
     collector_t *self = ctx;
@@ -495,8 +508,7 @@ static int s_on_event(void *ctx, void *data, size_t size)
         self->exec_pid = ev->pid;
         self->exec_ts = ev->ts_ns;
         snprintf(self->exec_comm, sizeof(self->exec_comm), "%s", comm);
-        memcpy(self->exec_path, ev->path, sizeof(self->exec_path) - 1);
-        self->exec_path[sizeof(self->exec_path) - 1] = '\0';
+        s_exec_path_of(self, data, size);
         probes_consume_samples(self->probes);
         if (self->unwinder)
             s_add(self, M_UNW_EXEC_DRAIN_NS, now_mono_ns() - t0);
