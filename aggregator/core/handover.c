@@ -405,8 +405,13 @@ agg_handover_set_peers(agg_handover_t *self, const char *const *names,
         if (slot < 0) {
             /* Its answers cannot be told apart: only a release or the
              * timeout may end a park while it may count. */
-            if (now_ms + keep > self->untracked_until)
+            if (now_ms >= self->untracked_until) {
                 stats_inc(self->m_peers_full);
+                log_warn_rl(&self->rl, "handover: more than %d peers (or "
+                            "a name past %d bytes): parks wait for a "
+                            "release or the timeout", AGG_HANDOVER_PEERS,
+                            WIRE_MAX_AGG_INSTANCE);
+            }
             self->untracked_until = now_ms + keep;
             continue;
         }
