@@ -44,6 +44,9 @@ MSG(AGG_CLAIM, TOPIC_AGG_CLAIM, EXACT, wire_agg_release_t, agg_release,
     "agg release (no marks)", "aggregator replicas", "aggregator replicas")
 MSG(AGG_RELEASE, TOPIC_AGG_RELEASE, EXACT, wire_agg_release_t, agg_release,
     "agg release", "aggregator replicas", "aggregator replicas")
+MSG(AGG_IDLE, TOPIC_AGG_IDLE, EXACT, wire_agg_idle_t, agg_idle,
+    "agg idle (the answer to a claim of a bucket not counted)",
+    "aggregator replicas", "aggregator replicas")
 MSG(PROC_IDS, TOPIC_PROC_IDS, EXACT, wire_proc_ids_t, proc_ids,
     "process entities", "uplink", "policy")
 MSG(K8S_CONTAINERS, TOPIC_K8S_CONTAINERS, EXACT, wire_k8s_containers_t,

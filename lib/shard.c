@@ -295,3 +295,11 @@ size_t shard_owned_count(const shard_t *self)
 }
 
 size_t shard_peer_count(const shard_t *self) { return self->npeers; }
+
+size_t shard_peer_names(const shard_t *self, const char **out, size_t max)
+{
+    size_t n = 0;
+    for (; n < self->npeers && n < max; n++)
+        out[n] = self->peers[n].instance;
+    return n;
+}

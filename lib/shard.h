@@ -48,6 +48,9 @@ void shard_on_change(shard_t *self, void (*fn)(void *arg), void *arg);
 int shard_owns(const shard_t *self, uint32_t bucket);
 size_t shard_owned_count(const shard_t *self);
 size_t shard_peer_count(const shard_t *self);
+/* Points out[] at the names of up to max live peers (valid until the
+ * next hello or timer); returns how many. */
+size_t shard_peer_names(const shard_t *self, const char **out, size_t max);
 
 /* The pure assignment rule, exposed for tests: the owner of bucket among
  * n instance names. */

@@ -1445,6 +1445,37 @@ int wire_decode_agg_release(const void *data, size_t len, arena_t *arena,
     return s_finish(&r);
 }
 
+int wire_encode_agg_idle(const wire_agg_idle_t *m, wire_buf_t *out)
+{
+    wr_t w;
+    s_writer_init(&w, out);
+    if (!m->instance || !m->instance[0] ||
+        !s_strlen_ok(m->instance, WIRE_MAX_AGG_INSTANCE) ||
+        m->bucket >= WIRE_BUCKETS)
+        return -1;
+    s_w_header(&w, &m->hdr, 2);
+    s_w_str(&w, m->instance);
+    s_w_u64(&w, m->bucket);
+    return s_writer_done(&w, 1);
+}
+
+int wire_decode_agg_idle(const void *data, size_t len, arena_t *arena,
+                         wire_agg_idle_t *m, char *err, size_t errlen)
+{
+    rd_t r;
+    memset(m, 0, sizeof *m);
+    if (s_reader_init(&r, data, len, arena, err, errlen) ||
+        s_header(&r, &m->hdr, 2))
+        return -1;
+    r.field = "agg idle";
+    if (s_str(&r, &m->instance, WIRE_MAX_AGG_INSTANCE) ||
+        s_u32(&r, &m->bucket, WIRE_BUCKETS - 1))
+        return -1;
+    if (!m->instance[0])
+        return s_fail(&r, "empty instance");
+    return s_finish(&r);
+}
+
 /* ====================================================== process entities */
 
 int wire_encode_proc_ids(const wire_proc_ids_t *m, wire_buf_t *out)

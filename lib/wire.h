@@ -59,6 +59,7 @@
 #define TOPIC_AGG_PEER       "ctl.agg.peer"    /* where a replica's API is */
 #define TOPIC_AGG_CLAIM      "ctl.agg.claim"   /* "I own and hear bucket B" */
 #define TOPIC_AGG_RELEASE    "ctl.agg.release" /* "I stopped counting B at" */
+#define TOPIC_AGG_IDLE       "ctl.agg.idle"    /* "I do not count B" */
 #define TOPIC_POLICY_UPDATE  "policy.update" /* OAP policies for policy-engine */
 #define TOPIC_TRIGGER        "trigger.report"/* continuous trigger for uplink */
 #define TOPIC_METERS         "metric.continuous" /* monitor meters for uplink */
@@ -348,6 +349,14 @@ typedef struct {
     const wire_agg_mark_t *marks;
 } wire_agg_release_t;
 
+/* The answer to a claim from a replica that does not count the bucket
+ * (and so has nothing to release). */
+typedef struct {
+    wire_header_t hdr;
+    const char *instance;  /* the replica that answers */
+    uint32_t bucket;       /* < WIRE_BUCKETS */
+} wire_agg_idle_t;
+
 /* ------------------------------------------- process entities (uplink) */
 /* Full state of the processes the uplink reported to the OAP, republished
  * periodically on "proc.ids": the OAP process id and entity of each pid. */
@@ -604,6 +613,9 @@ int wire_decode_agg_peer(const void *data, size_t len, arena_t *arena,
 int wire_encode_agg_release(const wire_agg_release_t *m, wire_buf_t *out);
 int wire_decode_agg_release(const void *data, size_t len, arena_t *arena,
                             wire_agg_release_t *m, char *err, size_t errlen);
+int wire_encode_agg_idle(const wire_agg_idle_t *m, wire_buf_t *out);
+int wire_decode_agg_idle(const void *data, size_t len, arena_t *arena,
+                         wire_agg_idle_t *m, char *err, size_t errlen);
 
 int wire_encode_proc_ids(const wire_proc_ids_t *m, wire_buf_t *out);
 int wire_decode_proc_ids(const void *data, size_t len, arena_t *arena,

@@ -62,6 +62,11 @@ static void *s_body(msg_id_t id, arena_t *arena)
         m->instance = "t";
         break;
     }
+    case MSG_AGG_IDLE: {
+        wire_agg_idle_t *m = body;
+        m->instance = "t";
+        break;
+    }
     case MSG_K8S_CONTAINERS: {
         wire_k8s_containers_t *m = body;
         m->node = "n";
@@ -321,7 +326,8 @@ START_TEST(malformed_payload_of_every_type_counted_once)
         ck_assert_int_eq(seen.invalid[i], 4);
     }
     /* Counted once per message, under each topic class (two types share
-     * none: ctl.agg.claim and ctl.agg.release are separate classes). */
+     * none: ctl.agg.claim, ctl.agg.release and ctl.agg.idle are separate
+     * classes). */
     for (int i = 0; i < MSG_COUNT; i++) {
         s_class((msg_id_t)i, cls, sizeof cls);
         ck_assert_msg(s_counter(&r, "bus_invalid_total", cls) == 4,

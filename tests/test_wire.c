@@ -1041,6 +1041,95 @@ START_TEST(agg_control_messages)
 }
 END_TEST
 
+/* The idle answer to a claim: a round trip, then what a replica must
+ * refuse (a claim's or release's body, a bucket out of range, an empty
+ * instance, trailing fields). */
+START_TEST(agg_idle_answers)
+{
+    wire_agg_idle_t m = {.instance = "a2", .bucket = 63}, mo;
+    s_buf.len = 0;
+    ck_assert_int_eq(wire_encode_agg_idle(&m, &s_buf), 0);
+    ck_assert_int_eq(wire_decode_agg_idle(s_buf.data, s_buf.len, s_arena, &mo,
+                                          s_err, sizeof s_err), 0);
+    ck_assert_str_eq(mo.instance, "a2");
+    ck_assert_uint_eq(mo.bucket, 63);
+    for (size_t cut = 0; cut < s_buf.len; cut++)
+        ck_assert_int_eq(wire_decode_agg_idle(s_buf.data, cut, s_arena, &mo,
+                                              s_err, sizeof s_err), -1);
+    /* An idle answer is not a claim, and a claim is not an idle answer. */
+    wire_agg_release_t ro;
+    ck_assert_int_eq(wire_decode_agg_release(s_buf.data, s_buf.len, s_arena,
+                                             &ro, s_err, sizeof s_err), -1);
+    wire_agg_release_t claim = {.instance = "a2", .bucket = 3};
+    s_buf.len = 0;
+    ck_assert_int_eq(wire_encode_agg_release(&claim, &s_buf), 0);
+    ck_assert_int_eq(wire_decode_agg_idle(s_buf.data, s_buf.len, s_arena, &mo,
+                                          s_err, sizeof s_err), -1);
+
+    /* The encoder refuses what the decoder would. */
+    m.bucket = WIRE_BUCKETS;
+    ck_assert_int_eq(wire_encode_agg_idle(&m, &s_buf), -1);
+    m.bucket = 1;
+    m.instance = "";
+    ck_assert_int_eq(wire_encode_agg_idle(&m, &s_buf), -1);
+    m.instance = NULL;
+    ck_assert_int_eq(wire_encode_agg_idle(&m, &s_buf), -1);
+
+    /* Bucket out of range on the wire. */
+    s_pk_begin();
+    s_pk_header(6, 1);
+    msgpack_pack_str(&s_pk, 2);
+    msgpack_pack_str_body(&s_pk, "a3", 2);
+    msgpack_pack_uint64(&s_pk, WIRE_BUCKETS);
+    ck_assert_int_eq(wire_decode_agg_idle(s_sb.data, s_sb.size, s_arena, &mo,
+                                          s_err, sizeof s_err), -1);
+    msgpack_sbuffer_destroy(&s_sb);
+
+    /* An empty instance. */
+    s_pk_begin();
+    s_pk_header(6, 1);
+    msgpack_pack_str(&s_pk, 0);
+    msgpack_pack_str_body(&s_pk, "", 0);
+    msgpack_pack_uint64(&s_pk, 2);
+    ck_assert_int_eq(wire_decode_agg_idle(s_sb.data, s_sb.size, s_arena, &mo,
+                                          s_err, sizeof s_err), -1);
+    msgpack_sbuffer_destroy(&s_sb);
+
+    /* A bucket that is not a number. */
+    s_pk_begin();
+    s_pk_header(6, 1);
+    msgpack_pack_str(&s_pk, 2);
+    msgpack_pack_str_body(&s_pk, "a3", 2);
+    msgpack_pack_str(&s_pk, 1);
+    msgpack_pack_str_body(&s_pk, "2", 1);
+    ck_assert_int_eq(wire_decode_agg_idle(s_sb.data, s_sb.size, s_arena, &mo,
+                                          s_err, sizeof s_err), -1);
+    msgpack_sbuffer_destroy(&s_sb);
+
+    /* One field too many. */
+    s_pk_begin();
+    s_pk_header(7, 1);
+    msgpack_pack_str(&s_pk, 2);
+    msgpack_pack_str_body(&s_pk, "a3", 2);
+    msgpack_pack_uint64(&s_pk, 2);
+    msgpack_pack_uint64(&s_pk, 0);
+    ck_assert_int_eq(wire_decode_agg_idle(s_sb.data, s_sb.size, s_arena, &mo,
+                                          s_err, sizeof s_err), -1);
+    msgpack_sbuffer_destroy(&s_sb);
+
+    /* The same, well formed, decodes (the helpers build a valid header). */
+    s_pk_begin();
+    s_pk_header(6, 1);
+    msgpack_pack_str(&s_pk, 2);
+    msgpack_pack_str_body(&s_pk, "a3", 2);
+    msgpack_pack_uint64(&s_pk, 2);
+    ck_assert_int_eq(wire_decode_agg_idle(s_sb.data, s_sb.size, s_arena, &mo,
+                                          s_err, sizeof s_err), 0);
+    ck_assert_uint_eq(mo.bucket, 2);
+    msgpack_sbuffer_destroy(&s_sb);
+}
+END_TEST
+
 START_TEST(pid_buckets_spread_and_topics)
 {
     int seen[WIRE_BUCKETS] = {0};
@@ -1246,6 +1335,7 @@ int main(void)
     tcase_add_test(tc, net_batch_encoder_refuses_bounds);
     tcase_add_test(tc, net_batch_rejects_malformed);
     tcase_add_test(tc, agg_control_messages);
+    tcase_add_test(tc, agg_idle_answers);
     tcase_add_test(tc, continuous_messages_round_trip);
     tcase_add_test(tc, arena_limit_bounds_decoding);
     tcase_add_test(tc, pid_buckets_spread_and_topics);

@@ -9,6 +9,9 @@
 
 enum mode { M_IDLE, M_PARKING, M_COUNTING };
 
+/* One bit per peer slot in bucket_t.idle_heard. */
+_Static_assert(AGG_HANDOVER_PEERS <= 64, "idle_heard is a 64-bit mask");
+
 typedef struct {
     char sender[64];
     uint64_t hash;
@@ -29,20 +32,32 @@ typedef struct {
     uint64_t grace_until;     /* lost while counting: release then */
     uint64_t park_until;
     uint64_t next_claim;      /* PARKING: when to claim again */
+    uint64_t idle_heard;      /* PARKING: peers (bit = slot) that said idle */
     mark_t *marks;
     uint32_t nmarks, cap;
     parked_t *head, *tail;
 } bucket_t;
 
+/* A peer that may be counting what we claim: in the shard view, or left
+ * it lately (a leaving replica still counts through its grace). */
+typedef struct {
+    char name[WIRE_MAX_AGG_INSTANCE + 1];
+    int used, in_view, seen;
+    uint64_t left_ms;
+} peer_t;
+
 struct agg_handover {
     agg_handover_opts_t o;
     bucket_t b[WIRE_BUCKETS];
+    peer_t peers[AGG_HANDOVER_PEERS];
+    uint64_t untracked_until; /* a peer was left out: no idle ends before */
     size_t parked_bytes;
     log_ratelimit_t rl;
     stats_metric_t *m_owned, *m_waiting, *m_parked, *m_replayed,
         *m_park_dropped, *m_not_owned, *m_below_mark, *m_rel_sent,
         *m_rel_applied, *m_rel_ignored, *m_timeouts, *m_marks_full,
-        *m_claims_sent, *m_claims_heard;
+        *m_claims_sent, *m_claims_heard, *m_idle_sent, *m_idle_heard,
+        *m_idle_ignored, *m_idle_ends, *m_peers_full;
 };
 
 agg_handover_t *
@@ -98,6 +113,23 @@ agg_handover_new(const agg_handover_opts_t *opts)
     self->m_marks_full = stats_counter(st, "handover_marks_full", NULL,
                                        "origin senders past the per-bucket "
                                        "bound, left out of releases");
+    self->m_idle_sent = stats_counter(st, "idle_answers_sent", NULL,
+                                      "claims answered idle: the bucket "
+                                      "is not counted here");
+    self->m_idle_heard = stats_counter(st, "idle_answers_heard", NULL,
+                                       "idle answers to our claims of a "
+                                       "parked bucket");
+    self->m_idle_ignored = stats_counter(st, "idle_answers_ignored", NULL,
+                                         "idle answers for buckets not "
+                                         "parked here or from replicas not "
+                                         "in the view");
+    self->m_idle_ends = stats_counter(st, "handover_idle_ends", NULL,
+                                      "parks ended because every peer "
+                                      "answered idle (nobody counted the "
+                                      "bucket)");
+    self->m_peers_full = stats_counter(st, "handover_peers_full", NULL,
+                                       "peers past the bound: parks wait "
+                                       "for a release or the timeout");
     return self;
 }
 
@@ -167,6 +199,7 @@ static void
 s_unpark(agg_handover_t *self, bucket_t *b)
 {
     b->mode = M_COUNTING;
+    b->idle_heard = 0;
     parked_t *p = b->head;
     b->head = b->tail = NULL;
     while (p) {
@@ -205,6 +238,7 @@ agg_handover_set_owned(agg_handover_t *self, uint32_t bucket, int owned,
         if (expect_release) {
             b->mode = M_PARKING;
             b->park_until = now_ms + self->o.park_ms;
+            b->idle_heard = 0;
             s_claim(self, bucket, now_ms);
         } else {
             b->mode = M_COUNTING;
@@ -310,14 +344,138 @@ agg_handover_on_claim(agg_handover_t *self, uint32_t bucket, uint64_t now_ms)
     if (bucket >= WIRE_BUCKETS)
         return;
     bucket_t *b = &self->b[bucket];
+    /* Nothing counted here, nothing to release: say so, so the claimant
+     * need not wait for the timeout. */
+    if (b->mode == M_IDLE) {
+        stats_inc(self->m_idle_sent);
+        if (self->o.idle)
+            self->o.idle(self->o.arg, bucket);
+        return;
+    }
     /* While we think we own it the views differ for a moment: the claim
-     * repeats once ours catches up. */
-    if (b->mode == M_IDLE || b->owned)
+     * repeats once ours catches up. A bucket parked but lost is counted
+     * and released when its grace ends, like one counted. */
+    if (b->owned)
         return;
     uint64_t soon = now_ms + AGG_HANDOVER_SETTLE_MS;
     if (soon < b->grace_until) {
         b->grace_until = soon;
         stats_inc(self->m_claims_heard);
+    }
+}
+
+static int
+s_peer_slot(const agg_handover_t *self, const char *name)
+{
+    for (int i = 0; i < AGG_HANDOVER_PEERS; i++)
+        if (self->peers[i].used && strcmp(self->peers[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+/* A slot taken or freed: no answer heard from whoever held it counts. */
+static void
+s_forget_slot(agg_handover_t *self, int slot)
+{
+    for (uint32_t i = 0; i < WIRE_BUCKETS; i++)
+        self->b[i].idle_heard &= ~(1ull << slot);
+}
+
+void
+agg_handover_set_peers(agg_handover_t *self, const char *const *names,
+                       size_t n, uint64_t now_ms)
+{
+    uint64_t keep = self->o.grace_ms + AGG_HANDOVER_LEAVE_MS;
+    for (int i = 0; i < AGG_HANDOVER_PEERS; i++)
+        self->peers[i].seen = 0;
+    for (size_t k = 0; k < n; k++) {
+        int slot = -1;
+        if (strlen(names[k]) <= WIRE_MAX_AGG_INSTANCE) {
+            slot = s_peer_slot(self, names[k]);
+            for (int i = 0; slot < 0 && i < AGG_HANDOVER_PEERS; i++)
+                if (!self->peers[i].used) {
+                    peer_t *p = &self->peers[i];
+                    memset(p, 0, sizeof(*p));
+                    p->used = 1;
+                    snprintf(p->name, sizeof(p->name), "%s", names[k]);
+                    s_forget_slot(self, i);
+                    slot = i;
+                }
+        }
+        if (slot < 0) {
+            /* Its answers cannot be told apart: only a release or the
+             * timeout may end a park while it may count. */
+            if (now_ms >= self->untracked_until) {
+                stats_inc(self->m_peers_full);
+                log_warn_rl(&self->rl, "handover: more than %d peers (or "
+                            "a name past %d bytes): parks wait for a "
+                            "release or the timeout", AGG_HANDOVER_PEERS,
+                            WIRE_MAX_AGG_INSTANCE);
+            }
+            self->untracked_until = now_ms + keep;
+            continue;
+        }
+        self->peers[slot].seen = 1;
+    }
+    for (int i = 0; i < AGG_HANDOVER_PEERS; i++) {
+        peer_t *p = &self->peers[i];
+        if (!p->used)
+            continue;
+        if (p->seen) {
+            p->in_view = 1;
+        } else if (p->in_view) {
+            p->in_view = 0;
+            p->left_ms = now_ms;
+        } else if (now_ms - p->left_ms >= keep) {
+            p->used = 0;
+            s_forget_slot(self, i);
+        }
+    }
+}
+
+/* Every peer that may count bucket said it does not, since the park
+ * began. No peer known: no answer proves anything, wait as before. */
+static int
+s_all_idle(const agg_handover_t *self, const bucket_t *b, uint64_t now_ms)
+{
+    if (now_ms < self->untracked_until)
+        return 0;
+    int n = 0;
+    for (int i = 0; i < AGG_HANDOVER_PEERS; i++) {
+        if (!self->peers[i].used)
+            continue;
+        if (!(b->idle_heard & (1ull << i)))
+            return 0;
+        n++;
+    }
+    return n > 0;
+}
+
+static void
+s_idle_end(agg_handover_t *self, uint32_t bucket)
+{
+    stats_inc(self->m_idle_ends);
+    log_info("handover: no peer counts bucket %u; counting what was parked",
+             bucket);
+    s_unpark(self, &self->b[bucket]);
+}
+
+void
+agg_handover_on_idle(agg_handover_t *self, uint32_t bucket,
+                     const char *instance, uint64_t now_ms)
+{
+    int slot = instance ? s_peer_slot(self, instance) : -1;
+    if (bucket >= WIRE_BUCKETS || slot < 0
+        || self->b[bucket].mode != M_PARKING || !self->b[bucket].owned) {
+        stats_inc(self->m_idle_ignored);
+        return;
+    }
+    bucket_t *b = &self->b[bucket];
+    b->idle_heard |= 1ull << slot;
+    stats_inc(self->m_idle_heard);
+    if (s_all_idle(self, b, now_ms)) {
+        s_idle_end(self, bucket);
+        s_gauges(self);
     }
 }
 
@@ -352,6 +510,10 @@ agg_handover_tick(agg_handover_t *self, uint64_t now_ms)
     for (uint32_t i = 0; i < WIRE_BUCKETS; i++) {
         bucket_t *b = &self->b[i];
         int grace_over = !b->owned && now_ms >= b->grace_until;
+        /* The peers that had not answered may have left for good. */
+        if (b->mode == M_PARKING && b->owned && b->idle_heard
+            && s_all_idle(self, b, now_ms))
+            s_idle_end(self, i);
         if (b->mode == M_PARKING && (now_ms >= b->park_until || grace_over)) {
             stats_inc(self->m_timeouts);
             log_info("handover: no release for bucket %u; counting what "

@@ -15,6 +15,17 @@
  * anyway. No release within the park timeout (the old owner died, or
  * there was none): everything parked is counted.
  *
+ * A replica that hears a claim of a bucket it does not count answers
+ * "idle" (nothing to release). The claimant also stops parking once every
+ * peer that may be counting the bucket has answered idle since the park
+ * began: the peers of its shard view, and those that left it within the
+ * longest grace plus the leaving margin (a replica that leaves keeps
+ * counting its buckets through its grace, and releases them, after it has
+ * left the view). One idle answer is not enough while another peer may
+ * still release: counting the parked batches then would count twice.
+ * Replicas that start together (nobody counted anything yet) so start at
+ * once instead of after the park timeout.
+ *
  * Origin seqs of one (collector, bucket) grow in publication order and one
  * symbolizer keeps that order, which is what makes one mark per sender
  * enough. Batches without an origin are counted by ownership alone.
@@ -33,6 +44,11 @@
 #define AGG_HANDOVER_CLAIM_MS 1000      /* claims repeat while parked */
 #define AGG_HANDOVER_PARK_MS 10000
 #define AGG_HANDOVER_PARK_BYTES (64u << 20)
+/* A peer that left the view is still asked for this long past the grace:
+ * a leaving replica counts through its grace, then up to a second more. */
+#define AGG_HANDOVER_LEAVE_MS 2000
+/* Peers, in view or recently left, that idle answers are kept for. */
+#define AGG_HANDOVER_PEERS 64
 
 enum agg_admit { AGG_ADMIT_COUNT, AGG_ADMIT_PARKED, AGG_ADMIT_SKIP };
 
@@ -41,6 +57,8 @@ typedef void (*agg_replay_fn)(void *arg, const char *topic, const void *data,
                               size_t len);
 /* Publishes a claim of a bucket. */
 typedef void (*agg_claim_fn)(void *arg, uint32_t bucket);
+/* Publishes the idle answer to a claim of a bucket not counted here. */
+typedef void (*agg_idle_fn)(void *arg, uint32_t bucket);
 /* Publishes the release of a bucket. */
 typedef void (*agg_release_fn)(void *arg, uint32_t bucket,
                                const wire_agg_mark_t *marks, uint32_t nmarks);
@@ -53,6 +71,7 @@ typedef struct {
     agg_replay_fn replay;
     agg_release_fn release;
     agg_claim_fn claim;
+    agg_idle_fn idle;
     void *arg;
 } agg_handover_opts_t;
 
@@ -76,9 +95,18 @@ void agg_handover_counted(agg_handover_t *self, uint32_t bucket,
                           const char *origin_sender, uint64_t origin_seq);
 /* Another replica's release (own releases must be filtered by caller). */
 void agg_handover_on_release(agg_handover_t *self, const wire_agg_release_t *m);
-/* Another replica claimed bucket: if we still count it, release soon. */
+/* Another replica claimed bucket: if we still count it, release soon; if
+ * we do not count it, answer idle. */
 void agg_handover_on_claim(agg_handover_t *self, uint32_t bucket,
                            uint64_t now_ms);
+/* The peers of the shard view now (not us). One that leaves it is still
+ * waited for during the grace (grace_ms) plus AGG_HANDOVER_LEAVE_MS. */
+void agg_handover_set_peers(agg_handover_t *self, const char *const *names,
+                            size_t n, uint64_t now_ms);
+/* Another replica's idle answer (own answers must be filtered by caller):
+ * ends the park of bucket once every peer has answered so. */
+void agg_handover_on_idle(agg_handover_t *self, uint32_t bucket,
+                          const char *instance, uint64_t now_ms);
 /* Ends grace periods (publishing releases) and park timeouts. */
 void agg_handover_tick(agg_handover_t *self, uint64_t now_ms);
 /* Every bucket is being given up: the replica leaves. */

@@ -41,6 +41,10 @@ agg_member_sync(agg_member_t *self)
     uint64_t now = now_mono_ms();
     int expect = shard_peer_count(self->shard) > 0
                  || agg_replicas_ever_seen(self->replicas);
+    /* Whose idle answers may end a park: known before any park begins. */
+    const char *peers[AGG_HANDOVER_PEERS];
+    size_t npeers = shard_peer_names(self->shard, peers, AGG_HANDOVER_PEERS);
+    agg_handover_set_peers(self->handover, peers, npeers, now);
     for (uint32_t b = 0; b < WIRE_BUCKETS; b++)
         agg_handover_set_owned(self->handover, b, shard_owns(self->shard, b),
                                expect, now);
@@ -74,6 +78,15 @@ s_publish_claim(void *arg, uint32_t bucket)
     wire_agg_release_t m = { .instance = self->stage->instance,
                             .bucket = bucket };
     bus_send(self->stage->bus, MSG_AGG_CLAIM, &m);
+}
+
+static void
+s_publish_idle(void *arg, uint32_t bucket)
+{
+    agg_member_t *self = arg;
+    wire_agg_idle_t m = { .instance = self->stage->instance,
+                         .bucket = bucket };
+    bus_send(self->stage->bus, MSG_AGG_IDLE, &m);
 }
 
 static void
@@ -113,6 +126,19 @@ s_on_handover(void *arg, const msg_decoded_t *msg)
         agg_handover_on_claim(self->handover, m->bucket, now_mono_ms());
     else
         agg_handover_on_release(self->handover, m);
+    return 0;
+}
+
+/* ctl.agg.idle: a peer does not count a bucket we claimed. */
+static int
+s_on_idle(void *arg, const msg_decoded_t *msg)
+{
+    agg_member_t *self = arg;
+    const wire_agg_idle_t *m = msg->body;
+    if (strcmp(m->instance, self->stage->instance) == 0)
+        return 0;
+    agg_handover_on_idle(self->handover, m->bucket, m->instance,
+                         now_mono_ms());
     return 0;
 }
 
@@ -156,7 +182,8 @@ agg_member_new(const agg_member_opts_t *o)
     agg_handover_opts_t ho = { .stats = self->stage->stats,
                                .replay = s_replay,
                                .release = s_publish_release,
-                               .claim = s_publish_claim, .arg = self };
+                               .claim = s_publish_claim,
+                               .idle = s_publish_idle, .arg = self };
     self->handover = agg_handover_new(&ho);
     self->replicas = agg_replicas_new(self->stage->instance, o->history_ms);
     if (!self->handover || !self->replicas) {
@@ -181,7 +208,8 @@ agg_member_new(const agg_member_opts_t *o)
     bus_t *bus = self->stage->bus;
     if (bus_on(bus, MSG_AGG_PEER, s_on_peer, self) < 0
         || bus_on(bus, MSG_AGG_CLAIM, s_on_handover, self) < 0
-        || bus_on(bus, MSG_AGG_RELEASE, s_on_handover, self) < 0) {
+        || bus_on(bus, MSG_AGG_RELEASE, s_on_handover, self) < 0
+        || bus_on(bus, MSG_AGG_IDLE, s_on_idle, self) < 0) {
         log_error("cannot subscribe to %s*", TOPIC_AGG_CTL);
         goto fail;
     }

@@ -111,9 +111,9 @@ int agg_fanout_parse_query(const char *(*arg)(void *, const char *),
 /* -------------------------------------------------------------- member.c
  * This replica as a member of the group (aggregator.sharding): the pid
  * buckets it owns (lib/shard.c) and their exact hand-over (core's
- * handover.h) over ctl.agg.claim and ctl.agg.release, the roster of the
- * other replicas heard on ctl.agg.peer and its own announcement there,
- * and the fan-out its HTTP API answers through. Loop thread, but for the
+ * handover.h) over ctl.agg.claim, ctl.agg.release and ctl.agg.idle, the
+ * roster of the other replicas heard on ctl.agg.peer and its own
+ * announcement there, and the fan-out its HTTP API answers through. Loop thread, but for the
  * fan-out, which the HTTP threads use. */
 
 typedef struct agg_member agg_member_t;
